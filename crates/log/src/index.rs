@@ -1,0 +1,203 @@
+//! Sparse per-segment indexes: the offset index (relative offset → byte
+//! position) and the time index (max timestamp so far → relative offset).
+//! Both live in memory while the segment is open and are written whole to
+//! `.index` / `.timeindex` files when the segment is sealed or the log closes.
+//! The files are a cache of what a scan of the segment would find: a missing or
+//! damaged file is rebuilt, never trusted blindly.
+//!
+//! ```text
+//! .index      entry = relative offset u32 BE | position u32 BE          (8 bytes)
+//! .timeindex  entry = timestamp ms i64 BE   | relative offset u32 BE   (12 bytes)
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+/// Offset index entry: the batch whose base offset is `segment base +
+/// relative_offset` starts at byte `position` of the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+/// Time index entry: up to and including the batch at `relative_offset`, the
+/// largest timestamp seen in the segment is `timestamp_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    pub timestamp_ms: i64,
+    pub relative_offset: u32,
+}
+
+/// Both sparse indexes of one segment.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SegmentIndex {
+    pub offsets: Vec<OffsetEntry>,
+    pub times: Vec<TimeEntry>,
+}
+
+impl SegmentIndex {
+    /// The last entry at or before `relative_offset`, or the segment start.
+    pub fn position_floor(&self, relative_offset: u32) -> OffsetEntry {
+        let after = self.offsets.partition_point(|entry| entry.relative_offset <= relative_offset);
+        match after {
+            0 => OffsetEntry {
+                relative_offset: 0,
+                position: 0,
+            },
+            n => self.offsets[n - 1],
+        }
+    }
+
+    /// The relative offset to start scanning from to find the first batch
+    /// whose max timestamp is at least `timestamp_ms`: every batch before the
+    /// returned one has a smaller max timestamp.
+    pub fn scan_start_for_timestamp(&self, timestamp_ms: i64) -> u32 {
+        let below = self.times.partition_point(|entry| entry.timestamp_ms < timestamp_ms);
+        match below {
+            0 => 0,
+            n => self.times[n - 1].relative_offset,
+        }
+    }
+
+    /// Writes both index files atomically (temp file, fsync, rename).
+    pub fn write_files(&self, offset_path: &Path, time_path: &Path) -> std::io::Result<()> {
+        let mut offsets = Vec::with_capacity(self.offsets.len() * 8);
+        for entry in &self.offsets {
+            offsets.extend_from_slice(&entry.relative_offset.to_be_bytes());
+            offsets.extend_from_slice(&entry.position.to_be_bytes());
+        }
+        let mut times = Vec::with_capacity(self.times.len() * 12);
+        for entry in &self.times {
+            times.extend_from_slice(&entry.timestamp_ms.to_be_bytes());
+            times.extend_from_slice(&entry.relative_offset.to_be_bytes());
+        }
+        write_atomically(offset_path, &offsets)?;
+        write_atomically(time_path, &times)
+    }
+
+    /// Reads both index files and checks them against what is known of the
+    /// segment: entries strictly increasing, positions inside the file,
+    /// relative offsets inside the segment. Any doubt gives `None`, and the
+    /// caller rebuilds the index by scanning.
+    pub fn read_files(offset_path: &Path, time_path: &Path, segment_bytes: u64, offset_span: u64) -> Option<SegmentIndex> {
+        let offset_bytes = fs::read(offset_path).ok()?;
+        let time_bytes = fs::read(time_path).ok()?;
+        if offset_bytes.len() % 8 != 0 || time_bytes.len() % 12 != 0 {
+            return None;
+        }
+        let offsets: Vec<OffsetEntry> = offset_bytes
+            .chunks_exact(8)
+            .map(|chunk| OffsetEntry {
+                relative_offset: u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+                position: u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]),
+            })
+            .collect();
+        let times: Vec<TimeEntry> = time_bytes
+            .chunks_exact(12)
+            .map(|chunk| TimeEntry {
+                timestamp_ms: i64::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]),
+                relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
+            })
+            .collect();
+        let offsets_ok = offsets
+            .windows(2)
+            .all(|pair| pair[0].relative_offset < pair[1].relative_offset && pair[0].position < pair[1].position)
+            && offsets
+                .iter()
+                .all(|entry| u64::from(entry.position) < segment_bytes && u64::from(entry.relative_offset) < offset_span);
+        let times_ok = times
+            .windows(2)
+            .all(|pair| pair[0].timestamp_ms <= pair[1].timestamp_ms && pair[0].relative_offset <= pair[1].relative_offset)
+            && times.iter().all(|entry| u64::from(entry.relative_offset) < offset_span);
+        // A sealed non-empty segment always has a time entry for its max timestamp.
+        let complete = segment_bytes == 0 || !times.is_empty();
+        (offsets_ok && times_ok && complete).then_some(SegmentIndex { offsets, times })
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the
+/// new contents, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+    }
+    fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries (created, renamed or removed files) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index() -> SegmentIndex {
+        SegmentIndex {
+            offsets: vec![
+                OffsetEntry {
+                    relative_offset: 10,
+                    position: 4200,
+                },
+                OffsetEntry {
+                    relative_offset: 25,
+                    position: 9000,
+                },
+            ],
+            times: vec![
+                TimeEntry {
+                    timestamp_ms: 100,
+                    relative_offset: 0,
+                },
+                TimeEntry {
+                    timestamp_ms: 250,
+                    relative_offset: 10,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn floor_lookup_finds_the_entry_at_or_before() {
+        let index = index();
+        assert_eq!(index.position_floor(3).position, 0);
+        assert_eq!(index.position_floor(10).position, 4200);
+        assert_eq!(index.position_floor(24).position, 4200);
+        assert_eq!(index.position_floor(99).position, 9000);
+    }
+
+    #[test]
+    fn time_lookup_starts_before_the_first_later_timestamp() {
+        let index = index();
+        assert_eq!(index.scan_start_for_timestamp(50), 0);
+        assert_eq!(index.scan_start_for_timestamp(100), 0);
+        assert_eq!(index.scan_start_for_timestamp(101), 0);
+        assert_eq!(index.scan_start_for_timestamp(251), 10);
+    }
+
+    #[test]
+    fn files_round_trip_and_damage_is_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (offsets, times) = (dir.path().join("0.index"), dir.path().join("0.timeindex"));
+        index().write_files(&offsets, &times).expect("write");
+        assert_eq!(SegmentIndex::read_files(&offsets, &times, 10_000, 30), Some(index()));
+        // A position past the end of the segment file is damage.
+        assert_eq!(SegmentIndex::read_files(&offsets, &times, 5_000, 30), None);
+        // A torn file is damage.
+        let bytes = fs::read(&offsets).expect("read");
+        fs::write(&offsets, &bytes[..bytes.len() - 3]).expect("write");
+        assert_eq!(SegmentIndex::read_files(&offsets, &times, 10_000, 30), None);
+        fs::remove_file(&offsets).expect("remove");
+        assert_eq!(SegmentIndex::read_files(&offsets, &times, 10_000, 30), None);
+    }
+}

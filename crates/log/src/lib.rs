@@ -1,0 +1,31 @@
+//! Conveyor's partition log: append-only segments of Kafka RecordBatch v2
+//! bytes with sparse offset and time indexes, group-committed durability,
+//! size/age rolling, retention and crash recovery. Knows batches, offsets and
+//! files; nothing about topics, queues, consumers or wire protocols.
+//!
+//! ```no_run
+//! use conveyor_log::{Log, LogConfig, record::{BatchBuilder, Record}};
+//! let log = Log::open("/tmp/example-log", LogConfig::default())?;
+//! let mut batch = BatchBuilder::new(1_700_000_000_000);
+//! batch.push(Record::new(None, Some(b"hello".to_vec())));
+//! let appended = log.append(batch.build()).wait()?;
+//! let read = log.read(appended.base_offset, 1 << 20, true)?;
+//! assert!(!read.bytes.is_empty());
+//! log.close()?;
+//! # Ok::<(), conveyor_log::LogError>(())
+//! ```
+
+pub mod batch;
+pub mod clock;
+mod config;
+mod error;
+pub mod index;
+mod log;
+pub mod record;
+pub mod retention;
+mod segment;
+mod writer;
+
+pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
+pub use error::{LogError, Result};
+pub use log::{AppendInfo, Appending, Log, ReadOutcome};

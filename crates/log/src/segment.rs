@@ -1,0 +1,404 @@
+//! One segment: a `.log` file of concatenated batches starting at a base
+//! offset, its sparse indexes, and the committed bounds readers may see.
+//! Shared between the writer (which appends and moves the bounds) and readers
+//! (which read committed bytes with positional reads and never take a lock the
+//! writer holds for more than an index push).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+
+use crate::batch::{self, BatchHeader, FramingError, HEADER_BYTES};
+use crate::error::{LogError, Result};
+use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
+
+/// Segment file names are the base offset, zero-padded to 20 digits.
+pub fn file_stem(base_offset: u64) -> String {
+    format!("{base_offset:020}")
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: u64,
+    pub path: PathBuf,
+    file: File,
+    /// Bytes readers may read; moved by the writer after a write (and its
+    /// fsync, under `always`). Release/Acquire pairs with the readers.
+    committed_bytes: AtomicU64,
+    /// Offset after the last committed batch.
+    next_offset: AtomicU64,
+    /// Largest batch max-timestamp committed; `i64::MIN` when empty.
+    max_timestamp_ms: AtomicI64,
+    index: RwLock<SegmentIndex>,
+}
+
+impl Segment {
+    pub fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
+        dir.join(format!("{}.log", file_stem(base_offset)))
+    }
+
+    pub fn index_paths(&self) -> (PathBuf, PathBuf) {
+        (self.path.with_extension("index"), self.path.with_extension("timeindex"))
+    }
+
+    /// Creates an empty segment file (failing if one exists).
+    pub fn create(dir: &Path, base_offset: u64) -> Result<Segment> {
+        let path = Segment::log_path(dir, base_offset);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|error| LogError::io(&path, error))?;
+        Ok(Segment::from_parts(
+            base_offset,
+            path,
+            file,
+            0,
+            base_offset,
+            i64::MIN,
+            SegmentIndex::default(),
+        ))
+    }
+
+    /// Opens an existing segment file without looking at its contents.
+    pub fn open_file(path: &Path) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|error| LogError::io(path, error))
+    }
+
+    pub fn from_parts(
+        base_offset: u64,
+        path: PathBuf,
+        file: File,
+        committed_bytes: u64,
+        next_offset: u64,
+        max_timestamp_ms: i64,
+        index: SegmentIndex,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            path,
+            file,
+            committed_bytes: AtomicU64::new(committed_bytes),
+            next_offset: AtomicU64::new(next_offset),
+            max_timestamp_ms: AtomicI64::new(max_timestamp_ms),
+            index: RwLock::new(index),
+        }
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn committed_bytes(&self) -> u64 {
+        self.committed_bytes.load(Ordering::Acquire)
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms.load(Ordering::Acquire)
+    }
+
+    /// Publishes newly written bytes to readers. Only the writer calls this.
+    pub fn commit(&self, committed_bytes: u64, next_offset: u64, max_timestamp_ms: i64) {
+        self.max_timestamp_ms.fetch_max(max_timestamp_ms, Ordering::AcqRel);
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.committed_bytes.store(committed_bytes, Ordering::Release);
+    }
+
+    pub fn push_index(&self, offset: Option<OffsetEntry>, time: Option<TimeEntry>) {
+        if offset.is_none() && time.is_none() {
+            return;
+        }
+        let mut index = self.index.write();
+        index.offsets.extend(offset);
+        index.times.extend(time);
+    }
+
+    pub fn index_snapshot(&self) -> SegmentIndex {
+        self.index.read().clone()
+    }
+
+    pub fn write_index_files(&self) -> std::io::Result<()> {
+        let (offsets, times) = self.index_paths();
+        self.index.read().write_files(&offsets, &times)
+    }
+
+    fn relative(&self, offset: u64) -> u32 {
+        u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX)
+    }
+
+    /// Reads the header of the batch at `position`, if a whole header is committed there.
+    fn header_at(&self, position: u64, limit: u64) -> Result<Option<BatchHeader>> {
+        if position + HEADER_BYTES as u64 > limit {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; HEADER_BYTES];
+        self.file
+            .read_exact_at(&mut bytes, position)
+            .map_err(|error| LogError::io(&self.path, error))?;
+        Ok(BatchHeader::parse(&bytes))
+    }
+
+    /// Position and header of the committed batch containing `offset`.
+    pub fn find(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
+        let limit = self.committed_bytes();
+        let mut position = u64::from(self.index.read().position_floor(self.relative(offset)).position);
+        while let Some(header) = self.header_at(position, limit)? {
+            if header.last_offset() as u64 >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole committed batches starting with the one containing `offset`,
+    /// up to `max_bytes`; the first batch is returned whole even when larger
+    /// if `min_one` is set.
+    pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+        let Some((position, first)) = self.find(offset)? else {
+            return Ok(Bytes::new());
+        };
+        let limit = self.committed_bytes();
+        let available = (limit - position) as usize;
+        let first_bytes = first.total_bytes();
+        let wanted = if first_bytes > max_bytes {
+            if !min_one {
+                return Ok(Bytes::new());
+            }
+            first_bytes
+        } else {
+            max_bytes.min(available)
+        };
+        let mut buffer = BytesMut::zeroed(wanted);
+        self.file
+            .read_exact_at(&mut buffer, position)
+            .map_err(|error| LogError::io(&self.path, error))?;
+        let whole = batch::whole_batches_len(&buffer);
+        buffer.truncate(whole);
+        Ok(buffer.freeze())
+    }
+
+    /// Offset and timestamp of the first record whose timestamp is at least
+    /// `timestamp_ms`, found through the time index and batch headers; for an
+    /// uncompressed batch the records are decoded to find the exact record.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, i64)>> {
+        if self.max_timestamp_ms() < timestamp_ms {
+            return Ok(None);
+        }
+        let start = self.index.read().scan_start_for_timestamp(timestamp_ms);
+        let Some((mut position, _)) = self.find(self.base_offset + u64::from(start))? else {
+            return Ok(None);
+        };
+        let limit = self.committed_bytes();
+        while let Some(header) = self.header_at(position, limit)? {
+            if header.max_timestamp >= timestamp_ms {
+                if header.compression() == 0 {
+                    let mut bytes = vec![0u8; header.total_bytes()];
+                    self.file
+                        .read_exact_at(&mut bytes, position)
+                        .map_err(|error| LogError::io(&self.path, error))?;
+                    if let Ok(records) = crate::record::decode_records(&bytes) {
+                        let hit = records.iter().find_map(|record| match (record.offset, record.timestamp_ms) {
+                            (Some(offset), Some(timestamp)) if timestamp >= timestamp_ms => Some((offset as u64, timestamp)),
+                            _ => None,
+                        });
+                        if hit.is_some() {
+                            return Ok(hit);
+                        }
+                    }
+                }
+                return Ok(Some((header.base_offset as u64, header.max_timestamp)));
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+}
+
+/// What a scan of a segment file found.
+#[derive(Debug)]
+pub struct Scan {
+    /// Bytes of valid, contiguous batches from the start of the file.
+    pub valid_bytes: u64,
+    pub next_offset: u64,
+    pub max_timestamp_ms: i64,
+    pub index: SegmentIndex,
+    /// Where and why the scan stopped before the end of the file.
+    pub stopped: Option<(u64, FramingError)>,
+}
+
+/// Scans a segment file from the start, checking each batch's framing, CRC and
+/// offset continuity, and rebuilding the sparse indexes on the way. Stops at
+/// the first batch that fails; everything before it is sound.
+pub fn scan(file: &File, path: &Path, base_offset: u64, index_interval_bytes: u32) -> Result<Scan> {
+    scan_from(file, path, base_offset, index_interval_bytes, None)
+}
+
+/// Like [`scan`], but when given a trusted index (after a clean shutdown)
+/// starts at its last offset entry instead of the start of the file.
+pub fn scan_from(file: &File, path: &Path, base_offset: u64, index_interval_bytes: u32, trusted: Option<SegmentIndex>) -> Result<Scan> {
+    let file_bytes = file.metadata().map_err(|error| LogError::io(path, error))?.len();
+    let (mut builder, mut position, mut next_offset, mut max_timestamp_ms) = match trusted {
+        Some(index) => {
+            let last = index.offsets.last().copied().unwrap_or(OffsetEntry {
+                relative_offset: 0,
+                position: 0,
+            });
+            let max_timestamp_ms = index.times.last().map(|entry| entry.timestamp_ms).unwrap_or(i64::MIN);
+            (
+                IndexBuilder::resume(index_interval_bytes, index, max_timestamp_ms),
+                u64::from(last.position),
+                base_offset + u64::from(last.relative_offset),
+                max_timestamp_ms,
+            )
+        }
+        None => (IndexBuilder::new(index_interval_bytes), 0, base_offset, i64::MIN),
+    };
+    let mut buffer = Vec::new();
+    let mut stopped = None;
+    while position < file_bytes {
+        let available = (file_bytes - position) as usize;
+        let mut head = [0u8; HEADER_BYTES];
+        if available < HEADER_BYTES {
+            stopped = Some((
+                position,
+                FramingError::Truncated {
+                    needed: HEADER_BYTES,
+                    available,
+                },
+            ));
+            break;
+        }
+        file.read_exact_at(&mut head, position).map_err(|error| LogError::io(path, error))?;
+        let header = BatchHeader::parse(&head).ok_or(FramingError::Truncated {
+            needed: HEADER_BYTES,
+            available,
+        });
+        let checked = header.and_then(|header| header.check_framing(available).map(|()| header));
+        let header = match checked {
+            Ok(header) => header,
+            Err(reason) => {
+                stopped = Some((position, reason));
+                break;
+            }
+        };
+        buffer.resize(header.total_bytes(), 0);
+        file.read_exact_at(&mut buffer, position)
+            .map_err(|error| LogError::io(path, error))?;
+        if let Err(reason) = batch::verify_crc(&buffer, &header) {
+            stopped = Some((position, reason));
+            break;
+        }
+        if header.base_offset < 0 || header.base_offset as u64 != next_offset {
+            stopped = Some((position, FramingError::OffsetDelta(-1)));
+            break;
+        }
+        builder.add(base_offset, position, &header);
+        max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp);
+        next_offset = header.last_offset() as u64 + 1;
+        position += header.total_bytes() as u64;
+    }
+    Ok(Scan {
+        valid_bytes: position,
+        next_offset,
+        max_timestamp_ms,
+        index: builder.finish(),
+        stopped,
+    })
+}
+
+/// Decides which batches get index entries, shared by the writer and the
+/// recovery scan so both build identical indexes.
+#[derive(Debug, Clone)]
+pub struct IndexBuilder {
+    interval_bytes: u64,
+    bytes_since_offset_entry: u64,
+    bytes_since_time_entry: u64,
+    max_timestamp_ms: i64,
+    /// A time entry not yet recorded because the interval has not passed.
+    pending_time: Option<TimeEntry>,
+    index: SegmentIndex,
+}
+
+impl IndexBuilder {
+    pub fn new(interval_bytes: u32) -> IndexBuilder {
+        IndexBuilder {
+            interval_bytes: u64::from(interval_bytes.max(1)),
+            bytes_since_offset_entry: u64::MAX,
+            bytes_since_time_entry: u64::MAX,
+            max_timestamp_ms: i64::MIN,
+            pending_time: None,
+            index: SegmentIndex::default(),
+        }
+    }
+
+    /// Resumes after a recovered index (the writer continues a segment).
+    pub fn resume(interval_bytes: u32, index: SegmentIndex, max_timestamp_ms: i64) -> IndexBuilder {
+        let mut builder = IndexBuilder::new(interval_bytes);
+        builder.bytes_since_offset_entry = 0;
+        builder.bytes_since_time_entry = 0;
+        builder.max_timestamp_ms = max_timestamp_ms;
+        builder.index = index;
+        builder
+    }
+
+    /// Accounts for a batch at `position`; returns the entries it produced.
+    pub fn add(&mut self, segment_base: u64, position: u64, header: &BatchHeader) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        let relative_offset = (header.base_offset as u64 - segment_base) as u32;
+        let mut offset_entry = None;
+        if self.bytes_since_offset_entry >= self.interval_bytes {
+            let entry = OffsetEntry {
+                relative_offset,
+                position: position as u32,
+            };
+            self.index.offsets.push(entry);
+            offset_entry = Some(entry);
+            self.bytes_since_offset_entry = 0;
+        }
+        self.bytes_since_offset_entry = self.bytes_since_offset_entry.saturating_add(header.total_bytes() as u64);
+        let mut time_entry = None;
+        if header.max_timestamp > self.max_timestamp_ms {
+            self.max_timestamp_ms = header.max_timestamp;
+            let entry = TimeEntry {
+                timestamp_ms: header.max_timestamp,
+                relative_offset,
+            };
+            if self.bytes_since_time_entry >= self.interval_bytes {
+                self.index.times.push(entry);
+                time_entry = Some(entry);
+                self.bytes_since_time_entry = 0;
+                self.pending_time = None;
+            } else {
+                self.pending_time = Some(entry);
+            }
+        }
+        self.bytes_since_time_entry = self.bytes_since_time_entry.saturating_add(header.total_bytes() as u64);
+        (offset_entry, time_entry)
+    }
+
+    /// Records the pending max-timestamp entry, so the time index's last
+    /// entry is the segment's max timestamp. Called when sealing.
+    pub fn seal(&mut self) -> Option<TimeEntry> {
+        let entry = self.pending_time.take()?;
+        self.index.times.push(entry);
+        Some(entry)
+    }
+
+    pub fn finish(mut self) -> SegmentIndex {
+        self.seal();
+        self.index
+    }
+}

@@ -1,0 +1,418 @@
+//! The single writer of one log: a thread that owns the active segment,
+//! assigns offsets, writes, fsyncs per the durability policy, rolls segments,
+//! applies retention and publishes the high watermark.
+//!
+//! Group commit: the thread takes every append already queued, copies them
+//! into one buffer, does one write and (under `always`) one `fdatasync`, then
+//! acknowledges them all. Readers never wait for this thread: they see bytes
+//! only once [`Segment::commit`] publishes them.
+//!
+//! A failed write or fsync poisons the log: the page cache may or may not hold
+//! the data, so nothing more is acknowledged until the log is reopened and
+//! recovered from what is really on disk.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use crate::batch::{self, BatchHeader};
+use crate::clock::Clock;
+use crate::config::{Durability, LogConfig};
+use crate::error::{LogError, Result};
+use crate::index::sync_dir;
+use crate::log::{AppendInfo, CLEAN_SHUTDOWN_FILE, LogView, Shared};
+use crate::retention::{self, SegmentStats};
+use crate::segment::{IndexBuilder, Segment};
+
+/// Requests to the writer thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Append {
+        batches: Bytes,
+        headers: Vec<BatchHeader>,
+        reply: oneshot::Sender<Result<AppendInfo>>,
+    },
+    Roll {
+        reply: mpsc::SyncSender<Result<()>>,
+    },
+    Retention {
+        reply: mpsc::SyncSender<Result<usize>>,
+    },
+    SetConfig {
+        config: LogConfig,
+        reply: mpsc::SyncSender<()>,
+    },
+    Sync {
+        reply: mpsc::SyncSender<Result<()>>,
+    },
+    Close {
+        reply: mpsc::SyncSender<Result<()>>,
+    },
+}
+
+/// Appends written into `buffer` but not yet acknowledged.
+#[derive(Debug)]
+struct Pending {
+    reply: oneshot::Sender<Result<AppendInfo>>,
+    info: AppendInfo,
+}
+
+/// Positions are u32 in the offset index, so a segment stays below 2 GiB.
+const SEGMENT_BYTES_CEILING: u64 = i32::MAX as u64;
+/// Flush a group once this much is buffered, even if more appends are queued.
+const GROUP_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    config: LogConfig,
+    clock: Arc<dyn Clock>,
+    segments: Vec<Arc<Segment>>,
+    /// Bytes written to the active segment file (committed or not).
+    active_bytes: u64,
+    /// Offset the next appended record gets.
+    next_offset: u64,
+    /// Max timestamp of batches in `buffer`.
+    buffered_max_timestamp_ms: i64,
+    index: IndexBuilder,
+    active_created_ms: i64,
+    buffer: Vec<u8>,
+    pending: Vec<Pending>,
+    /// Written but not fsynced (only under `interval` and `never`).
+    dirty: bool,
+    last_sync: Instant,
+    last_retention_check: Instant,
+    poisoned: Option<String>,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, config: LogConfig, clock: Arc<dyn Clock>, segments: Vec<Arc<Segment>>) -> Result<Writer> {
+        let active = segments.last().ok_or_else(|| LogError::Closed(shared.dir.clone()))?;
+        let index = IndexBuilder::resume(config.index_interval_bytes, active.index_snapshot(), active.max_timestamp_ms());
+        let now_ms = clock.now_ms();
+        Ok(Writer {
+            active_bytes: active.committed_bytes(),
+            next_offset: active.next_offset(),
+            buffered_max_timestamp_ms: i64::MIN,
+            index,
+            active_created_ms: now_ms,
+            shared,
+            config,
+            clock,
+            segments,
+            buffer: Vec::new(),
+            pending: Vec::new(),
+            dirty: false,
+            last_sync: Instant::now(),
+            last_retention_check: Instant::now(),
+            poisoned: None,
+        })
+    }
+
+    fn active(&self) -> &Arc<Segment> {
+        // `segments` is never empty: retention keeps the active segment.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
+        loop {
+            let command = match commands.recv_timeout(self.next_wakeup()) {
+                Ok(command) => Some(command),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(command) = command {
+                if self.handle(command) {
+                    return;
+                }
+                // Group commit: take whatever else is already queued.
+                while self.buffer.len() < GROUP_BYTES_MAX {
+                    let Ok(command) = commands.try_recv() else { break };
+                    if self.handle(command) {
+                        return;
+                    }
+                }
+            }
+            self.flush();
+            self.tick();
+        }
+        // Every handle is gone: close as if asked to.
+        let _ = self.close();
+    }
+
+    fn next_wakeup(&self) -> Duration {
+        let retention_in =
+            Duration::from_millis(self.config.retention_check_interval_ms).saturating_sub(self.last_retention_check.elapsed());
+        match (self.config.durability, self.dirty) {
+            (Durability::Interval(interval), true) => interval.saturating_sub(self.last_sync.elapsed()).min(retention_in),
+            _ => retention_in,
+        }
+        .max(Duration::from_millis(1))
+    }
+
+    /// Handles one command; returns true when the writer must stop.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Append { batches, headers, reply } => self.on_append(&batches, &headers, reply),
+            Command::Roll { reply } => {
+                self.flush();
+                let result = self.roll_if_nonempty();
+                let _ = reply.send(result);
+            }
+            Command::Retention { reply } => {
+                self.flush();
+                let _ = reply.send(self.enforce_retention());
+            }
+            Command::SetConfig { config, reply } => {
+                self.config = config;
+                let _ = reply.send(());
+            }
+            Command::Sync { reply } => {
+                self.flush();
+                let result = self.check_poison().and_then(|()| self.sync());
+                let _ = reply.send(result);
+            }
+            Command::Close { reply } => {
+                let _ = reply.send(self.close());
+                return true;
+            }
+        }
+        false
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(LogError::Poisoned {
+                dir: self.shared.dir.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, what: &str, cause: &std::io::Error) {
+        let reason = format!("{what} failed: {cause}");
+        error!(log = %self.shared.dir.display(), %reason, "poisoning the log: no further appends are acknowledged");
+        self.poisoned = Some(reason);
+    }
+
+    fn on_append(&mut self, batches: &[u8], headers: &[BatchHeader], reply: oneshot::Sender<Result<AppendInfo>>) {
+        if let Err(error) = self.check_poison() {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let incoming = batches.len() as u64;
+        let written = self.active_bytes + self.buffer.len() as u64;
+        let segment_limit = self.config.segment_bytes.clamp(1, SEGMENT_BYTES_CEILING);
+        let span = self.next_offset - self.active().base_offset;
+        let full = written + incoming > segment_limit || span > u64::from(u32::MAX / 2);
+        let old = self.clock.now_ms().saturating_sub(self.active_created_ms) >= self.config.segment_ms;
+        if written > 0 && (full || old) {
+            self.flush();
+            if let Err(error) = self.roll_if_nonempty() {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        }
+        let base_offset = self.next_offset;
+        let segment_base = self.active().base_offset;
+        let mut position = self.buffer.len();
+        self.buffer.extend_from_slice(batches);
+        for header in headers {
+            let mut header = *header;
+            header.base_offset = self.next_offset as i64;
+            batch::set_base_offset(&mut self.buffer[position..], header.base_offset);
+            let (offset_entry, time_entry) = self.index.add(segment_base, self.active_bytes + position as u64, &header);
+            self.active().push_index(offset_entry, time_entry);
+            self.buffered_max_timestamp_ms = self.buffered_max_timestamp_ms.max(header.max_timestamp);
+            self.next_offset += header.offset_count();
+            position += header.total_bytes();
+        }
+        self.pending.push(Pending {
+            reply,
+            info: AppendInfo {
+                base_offset,
+                last_offset: self.next_offset - 1,
+                log_start_offset: 0,
+            },
+        });
+    }
+
+    /// Writes the buffered group, syncs it under `always`, publishes it to
+    /// readers and acknowledges it.
+    fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let active = Arc::clone(self.active());
+        let mut result = active
+            .file()
+            .write_all_at(&self.buffer, self.active_bytes)
+            .map_err(|error| ("write", error));
+        if result.is_ok() && self.config.durability == Durability::Always {
+            result = active.file().sync_data().map_err(|error| ("fdatasync", error));
+            self.last_sync = Instant::now();
+        }
+        if let Err((what, cause)) = result {
+            self.poison(what, &cause);
+            for pending in std::mem::take(&mut self.pending) {
+                let _ = pending.reply.send(self.check_poison().map(|()| pending.info));
+            }
+            self.buffer.clear();
+            return;
+        }
+        self.active_bytes += self.buffer.len() as u64;
+        self.buffer.clear();
+        if self.config.durability != Durability::Always {
+            self.dirty = true;
+        }
+        active.commit(self.active_bytes, self.next_offset, self.buffered_max_timestamp_ms);
+        self.buffered_max_timestamp_ms = i64::MIN;
+        self.shared.high_watermark.send_replace(self.next_offset);
+        let log_start_offset = self.segments[0].base_offset;
+        for mut pending in self.pending.drain(..) {
+            pending.info.log_start_offset = log_start_offset;
+            let _ = pending.reply.send(Ok(pending.info));
+        }
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let active = Arc::clone(self.active());
+        match active.file().sync_data() {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_sync = Instant::now();
+                Ok(())
+            }
+            Err(cause) => {
+                self.poison("fdatasync", &cause);
+                self.check_poison()
+            }
+        }
+    }
+
+    /// Periodic work: the `interval` policy's fsync and retention.
+    fn tick(&mut self) {
+        if let Durability::Interval(interval) = self.config.durability
+            && self.dirty
+            && self.last_sync.elapsed() >= interval
+            && self.poisoned.is_none()
+        {
+            let _ = self.sync();
+        }
+        if self.last_retention_check.elapsed() >= Duration::from_millis(self.config.retention_check_interval_ms)
+            && let Err(error) = self.enforce_retention()
+        {
+            error!(log = %self.shared.dir.display(), %error, "retention failed");
+        }
+    }
+
+    /// Seals the active segment (fsync, final time-index entry, index files)
+    /// and starts a new one at the next offset.
+    fn roll_if_nonempty(&mut self) -> Result<()> {
+        self.check_poison()?;
+        if self.active_bytes == 0 {
+            return Ok(());
+        }
+        let active = Arc::clone(self.active());
+        if let Err(cause) = active.file().sync_data() {
+            self.poison("fdatasync before roll", &cause);
+            return self.check_poison();
+        }
+        active.push_index(None, self.index.seal());
+        if let Err(cause) = active.write_index_files() {
+            // The index is a cache; recovery rebuilds it. Keep going.
+            error!(segment = %active.path.display(), %cause, "could not write the sealed segment's index");
+        }
+        let dir = self.shared.dir.clone();
+        let segment = match Segment::create(&dir, self.next_offset).and_then(|segment| {
+            sync_dir(&dir).map_err(|error| LogError::io(&dir, error))?;
+            Ok(segment)
+        }) {
+            Ok(segment) => segment,
+            Err(LogError::Io { source, .. }) => {
+                self.poison("creating a segment", &source);
+                return self.check_poison();
+            }
+            Err(other) => return Err(other),
+        };
+        self.segments.push(Arc::new(segment));
+        self.active_bytes = 0;
+        self.dirty = false;
+        self.index = IndexBuilder::new(self.config.index_interval_bytes);
+        self.active_created_ms = self.clock.now_ms();
+        self.publish_view();
+        Ok(())
+    }
+
+    fn publish_view(&self) {
+        self.shared.view.store(Arc::new(LogView {
+            segments: self.segments.clone(),
+        }));
+    }
+
+    fn enforce_retention(&mut self) -> Result<usize> {
+        self.last_retention_check = Instant::now();
+        let stats: Vec<SegmentStats> = self
+            .segments
+            .iter()
+            .map(|segment| SegmentStats {
+                bytes: segment.committed_bytes(),
+                max_timestamp_ms: segment.max_timestamp_ms(),
+            })
+            .collect();
+        let count = retention::segments_to_delete(&stats, &self.config, self.clock.now_ms());
+        if count == 0 {
+            return Ok(0);
+        }
+        let removed: Vec<Arc<Segment>> = self.segments.drain(..count).collect();
+        // Readers holding the old view keep their open file handles; unlinking
+        // only removes the names.
+        self.publish_view();
+        for segment in &removed {
+            let (offset_index, time_index) = segment.index_paths();
+            for path in [&segment.path, &offset_index, &time_index] {
+                remove_if_present(path)?;
+            }
+        }
+        sync_dir(&self.shared.dir).map_err(|error| LogError::io(&self.shared.dir, error))?;
+        info!(
+            log = %self.shared.dir.display(),
+            segments = count,
+            log_start_offset = self.segments[0].base_offset,
+            "retention deleted segments"
+        );
+        Ok(count)
+    }
+
+    /// Flushes and fsyncs everything, writes the active segment's indexes and
+    /// leaves the clean-shutdown marker that lets the next open trust them.
+    fn close(&mut self) -> Result<()> {
+        self.flush();
+        self.check_poison()?;
+        let active = Arc::clone(self.active());
+        active.file().sync_data().map_err(|error| LogError::io(&active.path, error))?;
+        active.push_index(None, self.index.seal());
+        active.write_index_files().map_err(|error| LogError::io(&active.path, error))?;
+        let marker = self.shared.dir.join(CLEAN_SHUTDOWN_FILE);
+        crate::index::write_atomically(&marker, b"").map_err(|error| LogError::io(&marker, error))?;
+        Ok(())
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(LogError::io(path, error)),
+    }
+}

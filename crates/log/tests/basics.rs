@@ -1,0 +1,96 @@
+//! Scenario tests of the log's public API: append, read, roll, reopen.
+
+use conveyor_log::record::{BatchBuilder, Record, decode_records};
+use conveyor_log::{Log, LogConfig, LogError};
+
+fn batch(values: &[&str], timestamp_ms: i64) -> bytes::Bytes {
+    let mut builder = BatchBuilder::new(timestamp_ms);
+    for value in values {
+        builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
+    }
+    builder.build()
+}
+
+fn values(bytes: &[u8]) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let header = conveyor_log::batch::check_batch(&bytes[position..]).expect("valid batch");
+        let end = position + header.total_bytes();
+        for record in decode_records(&bytes[position..end]).expect("records") {
+            out.push((
+                record.offset.expect("offset") as u64,
+                String::from_utf8(record.value.expect("value")).expect("utf8"),
+            ));
+        }
+        position = end;
+    }
+    out
+}
+
+#[test]
+fn appended_batches_get_consecutive_offsets_and_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let first = log.append(batch(&["a", "b", "c"], 1000)).wait().expect("append");
+    let second = log.append(batch(&["d"], 1001)).wait().expect("append");
+    assert_eq!((first.base_offset, first.last_offset), (0, 2));
+    assert_eq!((second.base_offset, second.last_offset), (3, 3));
+    assert_eq!(log.high_watermark(), 4);
+    let read = log.read(1, 1 << 20, true).expect("read");
+    assert_eq!(
+        values(&read.bytes),
+        vec![(0, "a".into()), (1, "b".into()), (2, "c".into()), (3, "d".into())]
+    );
+    let read = log.read(3, 1 << 20, true).expect("read");
+    assert_eq!(values(&read.bytes), vec![(3, "d".into())]);
+    assert!(log.read(4, 1 << 20, true).expect("read at end").bytes.is_empty());
+    assert!(matches!(log.read(5, 1 << 20, true), Err(LogError::OffsetOutOfRange { .. })));
+    log.close().expect("close");
+}
+
+#[test]
+fn offsets_continue_after_reopen_and_roll() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    {
+        let log = Log::open(dir.path(), config.clone()).expect("open");
+        for index in 0..20 {
+            log.append(batch(&[&format!("value-{index}")], 1000 + index))
+                .wait()
+                .expect("append");
+        }
+        assert!(log.segment_count() > 3, "rolled by size: {}", log.segment_count());
+        log.close().expect("close");
+    }
+    let log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(log.high_watermark(), 20);
+    let next = log.append(batch(&["after"], 5000)).wait().expect("append");
+    assert_eq!(next.base_offset, 20);
+    for offset in 0..20u64 {
+        let read = log.read(offset, 1, true).expect("read");
+        assert_eq!(values(&read.bytes)[0], (offset, format!("value-{offset}")));
+    }
+    assert_eq!(log.offset_for_timestamp(1005).expect("lookup"), Some((5, 1005)));
+    assert_eq!(log.offset_for_timestamp(4000).expect("lookup"), Some((20, 5000)));
+    assert_eq!(log.offset_for_timestamp(6000).expect("lookup"), None);
+}
+
+#[test]
+fn invalid_batches_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let mut bad = batch(&["x"], 1).to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(log.append(bad.into()).wait(), Err(LogError::InvalidBatch { .. })));
+    assert!(matches!(
+        log.append(bytes::Bytes::from_static(b"nonsense")).wait(),
+        Err(LogError::InvalidBatch { .. })
+    ));
+    assert_eq!(log.high_watermark(), 0);
+    assert_eq!(log.append(batch(&["ok"], 1)).wait().expect("append").base_offset, 0);
+}
