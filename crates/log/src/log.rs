@@ -73,11 +73,31 @@ pub(crate) struct Shared {
 }
 
 /// A handle to one open partition log. Cheap to clone; every clone talks to
-/// the same writer thread.
+/// the same writer thread. Dropping the last clone closes the log (and waits
+/// for its writer), as [`Log::close`] does.
 #[derive(Debug, Clone)]
 pub struct Log {
+    inner: Arc<Handle>,
+}
+
+#[derive(Debug)]
+struct Handle {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Wait for the writer so that a reopen right after the drop never races
+        // the old writer's final flush.
+        let (reply, receiver) = mpsc::sync_channel(1);
+        if self.commands.send(Command::Close { reply }).is_ok() {
+            let _ = receiver.recv();
+        }
+        if let Some(thread) = self.shared.writer_thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Log {
@@ -115,11 +135,13 @@ impl Log {
             .spawn(move || writer.run(receiver))
             .map_err(|error| LogError::io(&dir, error))?;
         *shared.writer_thread.lock() = Some(thread);
-        Ok(Log { shared, commands })
+        Ok(Log {
+            inner: Arc::new(Handle { shared, commands }),
+        })
     }
 
     pub fn dir(&self) -> &Path {
-        &self.shared.dir
+        &self.inner.shared.dir
     }
 
     /// Validates `batches` (one or more concatenated RecordBatch v2 batches:
@@ -132,12 +154,12 @@ impl Log {
             Err(error) => return Appending::Ready(Some(Err(error))),
         };
         let (reply, receiver) = oneshot::channel();
-        if self.commands.send(Command::Append { batches, headers, reply }).is_err() {
-            return Appending::Ready(Some(Err(LogError::Closed(self.shared.dir.clone()))));
+        if self.inner.commands.send(Command::Append { batches, headers, reply }).is_err() {
+            return Appending::Ready(Some(Err(LogError::Closed(self.inner.shared.dir.clone()))));
         }
         Appending::Waiting {
             receiver,
-            dir: self.shared.dir.clone(),
+            dir: self.inner.shared.dir.clone(),
         }
     }
 
@@ -146,7 +168,7 @@ impl Log {
     /// KIP-74 rule). Reads never wait for or block the writer.
     pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<ReadOutcome> {
         let high_watermark = self.high_watermark();
-        let view = self.shared.view.load();
+        let view = self.inner.shared.view.load();
         let log_start_offset = view.start_offset();
         if offset < log_start_offset || offset > high_watermark {
             return Err(LogError::OffsetOutOfRange {
@@ -181,7 +203,7 @@ impl Log {
     /// after `timestamp_ms` (Kafka's ListOffsets by time), or `None` when
     /// every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, i64)>> {
-        let view = self.shared.view.load();
+        let view = self.inner.shared.view.load();
         for segment in view.segments.iter() {
             if let Some(found) = segment.offset_for_timestamp(timestamp_ms)? {
                 return Ok(Some(found));
@@ -192,22 +214,23 @@ impl Log {
 
     /// Offset after the last committed record: what consumers can read up to.
     pub fn high_watermark(&self) -> u64 {
-        *self.shared.high_watermark.borrow()
+        *self.inner.shared.high_watermark.borrow()
     }
 
     /// A receiver that changes whenever the high watermark moves; long-polling
     /// consumers park on it.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.high_watermark.subscribe()
+        self.inner.shared.high_watermark.subscribe()
     }
 
     pub fn start_offset(&self) -> u64 {
-        self.shared.view.load().start_offset()
+        self.inner.shared.view.load().start_offset()
     }
 
     /// Committed bytes across all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.shared
+        self.inner
+            .shared
             .view
             .load()
             .segments
@@ -217,12 +240,19 @@ impl Log {
     }
 
     pub fn segment_count(&self) -> usize {
-        self.shared.view.load().segments.len()
+        self.inner.shared.view.load().segments.len()
     }
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        self.shared.view.load().segments.iter().map(|segment| segment.base_offset).collect()
+        self.inner
+            .shared
+            .view
+            .load()
+            .segments
+            .iter()
+            .map(|segment| segment.base_offset)
+            .collect()
     }
 
     /// Sends a control command and blocks for its reply. Control commands are
@@ -230,8 +260,8 @@ impl Log {
     /// `spawn_blocking` like any other file operation.
     fn request<T>(&self, make: impl FnOnce(mpsc::SyncSender<T>) -> Command) -> Result<T> {
         let (reply, receiver) = mpsc::sync_channel(1);
-        let closed = || LogError::Closed(self.shared.dir.clone());
-        self.commands.send(make(reply)).map_err(|_| closed())?;
+        let closed = || LogError::Closed(self.inner.shared.dir.clone());
+        self.inner.commands.send(make(reply)).map_err(|_| closed())?;
         receiver.recv().map_err(|_| closed())
     }
 
@@ -259,7 +289,7 @@ impl Log {
     /// writer. Appends after this fail with [`LogError::Closed`]. Blocking.
     pub fn close(&self) -> Result<()> {
         let result = self.request(|reply| Command::Close { reply });
-        if let Some(thread) = self.shared.writer_thread.lock().take() {
+        if let Some(thread) = self.inner.shared.writer_thread.lock().take() {
             let _ = thread.join();
         }
         match result {
@@ -273,8 +303,8 @@ impl Log {
     /// Closes the log and removes its directory with every segment.
     pub fn delete(self) -> Result<()> {
         self.close()?;
-        fs::remove_dir_all(&self.shared.dir).map_err(|error| LogError::io(&self.shared.dir, error))?;
-        if let Some(parent) = self.shared.dir.parent() {
+        fs::remove_dir_all(&self.inner.shared.dir).map_err(|error| LogError::io(&self.inner.shared.dir, error))?;
+        if let Some(parent) = self.inner.shared.dir.parent() {
             let _ = sync_dir(parent);
         }
         Ok(())
