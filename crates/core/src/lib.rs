@@ -1,1 +1,15 @@
-//! placeholder
+//! Conveyor's core: what exists (the metadata catalog) and the operations
+//! every front door calls — topics and their partitions today; queues,
+//! consumer groups and exchanges as their issues land. Knows no wire format.
+
+pub mod broker;
+pub mod catalog;
+mod error;
+pub mod topic;
+pub mod topic_config;
+pub mod topic_name;
+
+pub use broker::{Broker, BrokerConfig};
+pub use error::{CoreError, Result};
+pub use topic::Topic;
+pub use topic_config::{TopicConfig, TopicDefaults};

@@ -1,0 +1,505 @@
+//! The broker's core state: the data directory (held with a lock file), the
+//! metadata catalog and the open topics. Front doors call these operations;
+//! none of them knows a wire format.
+//!
+//! Lock order: the catalog mutex (async, held across a durable append) is
+//! taken before the topics map's lock, and the topics lock is never held
+//! across an await.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use conveyor_log::clock::{Clock, system_clock};
+use conveyor_log::{Log, LogConfig};
+use parking_lot::RwLock;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::catalog::{Catalog, Event};
+use crate::error::{CoreError, Result};
+use crate::topic::Topic;
+use crate::topic_config::{TopicConfig, TopicDefaults};
+use crate::topic_name::validate_topic_name;
+
+/// Most partitions one topic may have; bounds what one request can create.
+pub const PARTITIONS_MAX: u32 = 10_000;
+const LOCK_FILE: &str = ".lock";
+
+/// Settings of the core, filled by the binary from flags, env and TOML.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    /// Create a topic when a client produces to or asks metadata of an unknown one (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of a topic created without a count (Kafka's `num.partitions`).
+    pub default_partitions: u32,
+    pub topic_defaults: TopicDefaults,
+}
+
+impl BrokerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> BrokerConfig {
+        BrokerConfig {
+            data_dir: data_dir.into(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            topic_defaults: TopicDefaults::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+    clock: Arc<dyn Clock>,
+    /// Held (locked) for the broker's lifetime; the OS releases it if the process dies.
+    _lock: File,
+    catalog: tokio::sync::Mutex<Catalog>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+}
+
+impl Broker {
+    /// Opens the data directory: takes its lock, loads the catalog, opens and
+    /// recovers every partition log, removes data of deleted topics. Blocking.
+    pub fn open(config: BrokerConfig) -> Result<Broker> {
+        Broker::open_with_clock(config, system_clock())
+    }
+
+    pub fn open_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker> {
+        let data_dir = &config.data_dir;
+        fs::create_dir_all(data_dir).map_err(|error| CoreError::io(data_dir, error))?;
+        let lock = lock_data_dir(data_dir)?;
+        let catalog = Catalog::open(&data_dir.join("meta"))?;
+        let topics_dir = data_dir.join("topics");
+        fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
+        let mut topics = BTreeMap::new();
+        for record in catalog.state().topics.values() {
+            let config_of_topic = TopicConfig::new(record.configs.clone())?;
+            let log_config = config_of_topic.log_config(&config.topic_defaults);
+            let dir = topics_dir.join(record.id.to_string());
+            let logs = open_partitions(&dir, 0..record.partitions, &log_config, &clock)?;
+            let topic = Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic);
+            topics.insert(record.name.clone(), Arc::new(topic));
+        }
+        remove_orphans(&topics_dir, &topics.values().map(|topic| topic.id.to_string()).collect());
+        info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
+        Ok(Broker {
+            config,
+            clock,
+            _lock: lock,
+            catalog: tokio::sync::Mutex::new(catalog),
+            topics: RwLock::new(topics),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// Every topic, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().values().find(|topic| topic.id == id).cloned()
+    }
+
+    /// The log of one partition.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Log> {
+        let found = self.topic(topic).ok_or_else(|| CoreError::UnknownTopic(topic.to_owned()))?;
+        found.partition(partition).ok_or_else(|| CoreError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        })
+    }
+
+    /// Checks a create request without creating anything (CreateTopics'
+    /// `validate_only`).
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(u32, TopicConfig)> {
+        validate_topic_name(name)?;
+        let partitions = partitions.unwrap_or(self.config.default_partitions);
+        if partitions == 0 || partitions > PARTITIONS_MAX {
+            return Err(CoreError::InvalidPartitions(format!(
+                "{partitions} (must be between 1 and {PARTITIONS_MAX})"
+            )));
+        }
+        let config = TopicConfig::new(configs.clone())?;
+        if self.topic(name).is_some() {
+            return Err(CoreError::TopicExists(name.to_owned()));
+        }
+        Ok((partitions, config))
+    }
+
+    /// Creates a topic with `partitions` partitions (the broker default when
+    /// `None`) and explicit configs. Durable when it returns.
+    pub async fn create_topic(&self, name: &str, partitions: Option<u32>, configs: BTreeMap<String, String>) -> Result<Arc<Topic>> {
+        let mut catalog = self.catalog.lock().await;
+        let (partitions, config) = self.validate_new_topic(name, partitions, &configs)?;
+        let id = Uuid::new_v4();
+        let dir = self.config.data_dir.join("topics").join(id.to_string());
+        let log_config = config.log_config(&self.config.topic_defaults);
+        let logs = {
+            let (dir, clock) = (dir.clone(), Arc::clone(&self.clock));
+            blocking(move || open_partitions(&dir, 0..partitions, &log_config, &clock)).await?
+        };
+        let event = Event::TopicCreated {
+            id,
+            name: name.to_owned(),
+            partitions,
+            configs,
+            created_ms: self.clock.now_ms(),
+        };
+        if let Err(error) = catalog.append(event, self.clock.now_ms()).await {
+            // Not recorded, so not created: remove what was opened.
+            let _ = blocking(move || {
+                drop(logs);
+                fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+            })
+            .await;
+            return Err(error);
+        }
+        let topic = Arc::new(Topic::new(id, name.to_owned(), dir, logs, config));
+        self.topics.write().insert(name.to_owned(), Arc::clone(&topic));
+        info!(topic = name, partitions, %id, "topic created");
+        Ok(topic)
+    }
+
+    /// The topic, created with defaults if it does not exist and the broker
+    /// auto-creates topics. `None` when it does not exist and may not be created.
+    pub async fn topic_or_auto_create(&self, name: &str) -> Result<Option<Arc<Topic>>> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(Some(topic));
+        }
+        if !self.config.auto_create_topics {
+            return Ok(None);
+        }
+        match self.create_topic(name, None, BTreeMap::new()).await {
+            Ok(topic) => Ok(Some(topic)),
+            // Another request created it first.
+            Err(CoreError::TopicExists(_)) => Ok(self.topic(name)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Deletes a topic and all its data. Durable when it returns.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        catalog
+            .append(
+                Event::TopicDeleted {
+                    id: topic.id,
+                    name: name.to_owned(),
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        self.topics.write().remove(name);
+        info!(topic = name, id = %topic.id, "topic deleted");
+        // The deletion is recorded; if removing the files fails or the process
+        // dies first, the next start removes them as orphans.
+        blocking(move || {
+            let dir = topic.dir().to_owned();
+            for log in topic.partitions() {
+                let _ = log.close();
+            }
+            drop(topic);
+            fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+        })
+        .await
+    }
+
+    /// Grows a topic to `total` partitions (never shrinks, like Kafka).
+    pub async fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(CoreError::InvalidPartitions(format!(
+                "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
+            )));
+        }
+        if total > PARTITIONS_MAX {
+            return Err(CoreError::InvalidPartitions(format!("{total} (at most {PARTITIONS_MAX})")));
+        }
+        let log_config = topic.config().log_config(&self.config.topic_defaults);
+        let logs = {
+            let (dir, clock) = (topic.dir().to_owned(), Arc::clone(&self.clock));
+            blocking(move || open_partitions(&dir, current..total, &log_config, &clock)).await?
+        };
+        catalog
+            .append(
+                Event::PartitionsCreated {
+                    id: topic.id,
+                    name: name.to_owned(),
+                    partitions: total,
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        topic.add_partitions(logs);
+        info!(topic = name, from = current, to = total, "partitions created");
+        Ok(())
+    }
+
+    /// Applies config changes to a topic (`Some` sets, `None` resets to the
+    /// default) and reconfigures its logs. With `replace`, keys not named are
+    /// reset too (Kafka's non-incremental AlterConfigs).
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<TopicConfig> {
+        let mut catalog = self.catalog.lock().await;
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let base = if replace { TopicConfig::default() } else { topic.config() };
+        let config = base.with_changes(&changes)?;
+        if validate_only {
+            return Ok(config);
+        }
+        catalog
+            .append(
+                Event::TopicConfigsSet {
+                    id: topic.id,
+                    name: name.to_owned(),
+                    configs: config.overrides().clone(),
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        topic.set_config(config.clone());
+        let log_config = config.log_config(&self.config.topic_defaults);
+        let logs = topic.partitions();
+        blocking(move || {
+            for log in logs {
+                log.set_config(log_config.clone())?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(config)
+    }
+
+    /// Closes every log and the catalog: everything acknowledged is on disk
+    /// and the next open needs no recovery. Blocking.
+    pub fn close(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut first_error = None;
+        for topic in topics {
+            for log in topic.partitions() {
+                if let Err(error) = log.close() {
+                    warn!(topic = topic.name, %error, "closing a partition log failed");
+                    first_error.get_or_insert(CoreError::from(error));
+                }
+            }
+        }
+        // try_lock: close() runs after the front doors stopped, so nobody holds it.
+        match self.catalog.try_lock() {
+            Ok(mut catalog) => catalog.close()?,
+            Err(_) => warn!("metadata catalog busy at close; it will replay its log on the next start"),
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs blocking file work off the async reactor.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| CoreError::Catalog(format!("blocking task failed: {error}")))?
+}
+
+fn open_partitions(topic_dir: &Path, partitions: std::ops::Range<u32>, config: &LogConfig, clock: &Arc<dyn Clock>) -> Result<Vec<Log>> {
+    partitions
+        .map(|partition| {
+            Log::open_with_clock(Topic::partition_dir(topic_dir, partition), config.clone(), Arc::clone(clock)).map_err(CoreError::from)
+        })
+        .collect()
+}
+
+/// Takes the data directory's lock file, or explains who holds it.
+fn lock_data_dir(data_dir: &Path) -> Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|error| CoreError::io(&path, error))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(CoreError::DataDirLocked {
+                path: data_dir.to_owned(),
+                holder,
+            });
+        }
+        Err(fs::TryLockError::Error(error)) => return Err(CoreError::io(&path, error)),
+    }
+    // Record who holds it, for the message a second broker prints.
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    written.map_err(|error| CoreError::io(&path, error))?;
+    Ok(file)
+}
+
+/// Removes topic directories the catalog does not know: topics deleted (or
+/// half-created) when the process died before their files were removed.
+fn remove_orphans(topics_dir: &Path, known: &HashSet<String>) {
+    let Ok(entries) = fs::read_dir(topics_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !known.contains(&name) {
+            let path = entry.path();
+            match fs::remove_dir_all(&path) {
+                Ok(()) => info!(dir = %path.display(), "removed the data of a deleted topic"),
+                Err(error) => warn!(dir = %path.display(), %error, "could not remove the data of a deleted topic"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_log::record::{BatchBuilder, Record};
+
+    fn open(dir: &Path) -> Broker {
+        Broker::open(BrokerConfig::new(dir)).expect("open broker")
+    }
+
+    fn one_record(value: &str) -> bytes::Bytes {
+        let mut builder = BatchBuilder::new(1);
+        builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
+        builder.build()
+    }
+
+    #[tokio::test]
+    async fn topics_and_their_data_survive_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        let topic = broker
+            .create_topic("orders", Some(3), BTreeMap::from([("retention.ms".into(), "60000".into())]))
+            .await
+            .expect("create");
+        topic
+            .partition(2)
+            .expect("partition")
+            .append(one_record("hello"))
+            .await
+            .expect("append");
+        let id = topic.id;
+        drop(topic);
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let broker = open(dir.path());
+        let topic = broker.topic("orders").expect("still there");
+        assert_eq!((topic.id, topic.partition_count()), (id, 3));
+        assert_eq!(topic.partition(2).expect("partition").high_watermark(), 1);
+        assert_eq!(topic.config().overrides().get("retention.ms").map(String::as_str), Some("60000"));
+    }
+
+    #[tokio::test]
+    async fn invalid_requests_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        assert!(matches!(
+            broker.create_topic("bad name", None, BTreeMap::new()).await,
+            Err(CoreError::InvalidTopicName(_))
+        ));
+        assert!(matches!(
+            broker.create_topic("t", Some(0), BTreeMap::new()).await,
+            Err(CoreError::InvalidPartitions(_))
+        ));
+        let bad_config = BTreeMap::from([("retention.ms".into(), "x".into())]);
+        assert!(matches!(
+            broker.create_topic("t", None, bad_config).await,
+            Err(CoreError::InvalidConfig(_))
+        ));
+        broker.create_topic("t", None, BTreeMap::new()).await.expect("create");
+        assert!(matches!(
+            broker.create_topic("t", None, BTreeMap::new()).await,
+            Err(CoreError::TopicExists(_))
+        ));
+        assert!(matches!(
+            broker.create_partitions("t", 1).await,
+            Err(CoreError::InvalidPartitions(_))
+        ));
+        assert!(matches!(broker.delete_topic("missing").await, Err(CoreError::UnknownTopic(_))));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_topic_removes_its_data_and_the_name_can_be_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        let topic = broker.create_topic("t", Some(2), BTreeMap::new()).await.expect("create");
+        topic.partition(0).expect("p0").append(one_record("old")).await.expect("append");
+        let old_dir = topic.dir().to_owned();
+        drop(topic);
+        broker.delete_topic("t").await.expect("delete");
+        assert!(!old_dir.exists());
+        let again = broker.create_topic("t", Some(1), BTreeMap::new()).await.expect("recreate");
+        assert_eq!(again.partition(0).expect("p0").high_watermark(), 0);
+    }
+
+    #[tokio::test]
+    async fn partitions_grow_and_configs_change_durably() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        broker.create_topic("t", Some(1), BTreeMap::new()).await.expect("create");
+        broker.create_partitions("t", 4).await.expect("grow");
+        let changes = BTreeMap::from([("segment.bytes".to_owned(), Some("100000".to_owned()))]);
+        broker.alter_topic_config("t", changes, false, false).await.expect("alter");
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let broker = open(dir.path());
+        let topic = broker.topic("t").expect("exists");
+        assert_eq!(topic.partition_count(), 4);
+        assert_eq!(topic.config().overrides().get("segment.bytes").map(String::as_str), Some("100000"));
+    }
+
+    #[test]
+    fn a_second_broker_on_the_same_data_dir_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = open(dir.path());
+        let second = Broker::open(BrokerConfig::new(dir.path()));
+        match second {
+            Err(CoreError::DataDirLocked { holder, .. }) => assert!(holder.contains(&std::process::id().to_string())),
+            other => panic!("expected DataDirLocked, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The metadata catalog: every change to what exists (topics now; queues,
+//! exchanges and bindings later) is an event appended to a log of its own,
+//! and the catalog's state is the replay of those events on top of the latest
+//! snapshot. Knows events and their replay; nothing about partitions' data.
+//!
+//! Layout under `<data>/meta/`: `log/` is a partition log whose records' values
+//! are JSON events; `snapshot.json` holds the state up to an offset of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use conveyor_log::record::{BatchBuilder, Record, decode_records};
+use conveyor_log::{Durability, Log, LogConfig};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+use uuid::Uuid;
+
+use crate::error::{CoreError, Result};
+
+/// Take a snapshot after this many events, so a restart replays at most that many.
+const EVENTS_PER_SNAPSHOT: u64 = 1000;
+
+/// One change to the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    TopicCreated {
+        id: Uuid,
+        name: String,
+        partitions: u32,
+        configs: BTreeMap<String, String>,
+        created_ms: i64,
+    },
+    TopicDeleted {
+        id: Uuid,
+        name: String,
+    },
+    /// The topic now has `partitions` partitions (only ever more).
+    PartitionsCreated {
+        id: Uuid,
+        name: String,
+        partitions: u32,
+    },
+    /// The topic's explicit configs are now exactly `configs`.
+    TopicConfigsSet {
+        id: Uuid,
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+}
+
+/// A topic as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: u32,
+    pub configs: BTreeMap<String, String>,
+    pub created_ms: i64,
+}
+
+/// What exists: the replay of every event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogState {
+    pub topics: BTreeMap<String, TopicRecord>,
+}
+
+impl CatalogState {
+    /// Applies one event. Events are validated before they are appended, so
+    /// applying never fails; an event about something absent is a no-op.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::TopicCreated {
+                id,
+                name,
+                partitions,
+                configs,
+                created_ms,
+            } => {
+                self.topics.insert(
+                    name.clone(),
+                    TopicRecord {
+                        id: *id,
+                        name: name.clone(),
+                        partitions: *partitions,
+                        configs: configs.clone(),
+                        created_ms: *created_ms,
+                    },
+                );
+            }
+            Event::TopicDeleted { id, name } => {
+                if self.topics.get(name).is_some_and(|topic| topic.id == *id) {
+                    self.topics.remove(name);
+                }
+            }
+            Event::PartitionsCreated { id, name, partitions } => {
+                if let Some(topic) = self.topics.get_mut(name).filter(|topic| topic.id == *id) {
+                    topic.partitions = topic.partitions.max(*partitions);
+                }
+            }
+            Event::TopicConfigsSet { id, name, configs } => {
+                if let Some(topic) = self.topics.get_mut(name).filter(|topic| topic.id == *id) {
+                    topic.configs = configs.clone();
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    /// The state includes every event before this offset of the metadata log.
+    offset: u64,
+    state: CatalogState,
+}
+
+/// The catalog: its state and the log it is replayed from.
+#[derive(Debug)]
+pub struct Catalog {
+    log: Log,
+    snapshot_path: PathBuf,
+    state: CatalogState,
+    events_since_snapshot: u64,
+}
+
+impl Catalog {
+    /// Opens (or creates) the catalog under `meta_dir`: loads the snapshot and
+    /// replays the events after it. Blocking.
+    pub fn open(meta_dir: &Path) -> Result<Catalog> {
+        std::fs::create_dir_all(meta_dir).map_err(|error| CoreError::io(meta_dir, error))?;
+        let config = LogConfig {
+            // Metadata is never lost to retention: the snapshot is what bounds replay.
+            retention_ms: None,
+            retention_bytes: None,
+            segment_bytes: 64 * 1024 * 1024,
+            durability: Durability::Always,
+            ..LogConfig::default()
+        };
+        let log = Log::open(meta_dir.join("log"), config)?;
+        let snapshot_path = meta_dir.join("snapshot.json");
+        let (mut offset, mut state) = match std::fs::read(&snapshot_path) {
+            Ok(bytes) => {
+                let snapshot: Snapshot = serde_json::from_slice(&bytes)
+                    .map_err(|error| CoreError::Catalog(format!("snapshot {}: {error}", snapshot_path.display())))?;
+                (snapshot.offset, snapshot.state)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (log.start_offset(), CatalogState::default()),
+            Err(error) => return Err(CoreError::io(&snapshot_path, error)),
+        };
+        let mut replayed = 0u64;
+        while offset < log.high_watermark() {
+            let read = log.read(offset, 1 << 20, true)?;
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut position = 0;
+            while position < read.bytes.len() {
+                let header =
+                    conveyor_log::batch::check_batch(&read.bytes[position..]).map_err(|error| CoreError::Catalog(error.to_string()))?;
+                let end = position + header.total_bytes();
+                for record in decode_records(&read.bytes[position..end]).map_err(|error| CoreError::Catalog(error.to_string()))? {
+                    let record_offset = record.offset.unwrap_or_default() as u64;
+                    if record_offset < offset {
+                        continue;
+                    }
+                    let value = record.value.unwrap_or_default();
+                    let event: Event = serde_json::from_slice(&value)
+                        .map_err(|error| CoreError::Catalog(format!("metadata event at offset {record_offset}: {error}")))?;
+                    state.apply(&event);
+                    replayed += 1;
+                    offset = record_offset + 1;
+                }
+                position = end;
+            }
+        }
+        info!(topics = state.topics.len(), replayed, "metadata catalog loaded");
+        Ok(Catalog {
+            log,
+            snapshot_path,
+            state,
+            events_since_snapshot: replayed,
+        })
+    }
+
+    pub fn state(&self) -> &CatalogState {
+        &self.state
+    }
+
+    /// Appends `event` durably, then applies it. When this returns `Ok` the
+    /// change survives a crash.
+    pub async fn append(&mut self, event: Event, now_ms: i64) -> Result<()> {
+        let value = serde_json::to_vec(&event).map_err(|error| CoreError::Catalog(error.to_string()))?;
+        let mut builder = BatchBuilder::new(now_ms);
+        builder.push(Record::new(None, Some(value)));
+        self.log.append(builder.build()).await?;
+        self.state.apply(&event);
+        self.events_since_snapshot += 1;
+        if self.events_since_snapshot >= EVENTS_PER_SNAPSHOT {
+            self.write_snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the state as of the log's end, atomically.
+    fn write_snapshot(&mut self) -> Result<()> {
+        let snapshot = Snapshot {
+            offset: self.log.high_watermark(),
+            state: self.state.clone(),
+        };
+        let bytes = Bytes::from(serde_json::to_vec(&snapshot).map_err(|error| CoreError::Catalog(error.to_string()))?);
+        conveyor_log::index::write_atomically(&self.snapshot_path, &bytes).map_err(|error| CoreError::io(&self.snapshot_path, error))?;
+        self.events_since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Snapshots and closes the metadata log. Blocking.
+    pub fn close(&mut self) -> Result<()> {
+        if self.events_since_snapshot > 0 {
+            self.write_snapshot()?;
+        }
+        self.log.close()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(name: &str) -> Event {
+        Event::TopicCreated {
+            id: Uuid::new_v4(),
+            name: name.to_owned(),
+            partitions: 3,
+            configs: BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())]),
+            created_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_survive_reopen_with_and_without_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deleted = created("gone");
+        let Event::TopicCreated { id: gone_id, .. } = deleted else {
+            unreachable!()
+        };
+        {
+            let mut catalog = Catalog::open(dir.path()).expect("open");
+            catalog.append(created("orders"), 1).await.expect("append");
+            catalog.append(deleted.clone(), 2).await.expect("append");
+            catalog
+                .append(
+                    Event::TopicDeleted {
+                        id: gone_id,
+                        name: "gone".into(),
+                    },
+                    3,
+                )
+                .await
+                .expect("append");
+            // Dropped without close(): no snapshot, so the reopen replays the log.
+        }
+        let mut catalog = tokio::task::spawn_blocking({
+            let path = dir.path().to_owned();
+            move || Catalog::open(&path)
+        })
+        .await
+        .expect("join")
+        .expect("reopen");
+        assert_eq!(catalog.state().topics.keys().collect::<Vec<_>>(), vec!["orders"]);
+        assert_eq!(catalog.state().topics["orders"].partitions, 3);
+        catalog.append(created("later"), 4).await.expect("append");
+        let path = dir.path().to_owned();
+        let reopened = tokio::task::spawn_blocking(move || {
+            catalog.close().expect("close");
+            Catalog::open(&path).expect("reopen after snapshot")
+        })
+        .await
+        .expect("join");
+        assert_eq!(reopened.state().topics.keys().collect::<Vec<_>>(), vec!["later", "orders"]);
+    }
+
+    #[test]
+    fn events_about_other_incarnations_are_ignored() {
+        let mut state = CatalogState::default();
+        state.apply(&created("orders"));
+        let stale = Event::TopicDeleted {
+            id: Uuid::new_v4(),
+            name: "orders".into(),
+        };
+        state.apply(&stale);
+        assert!(state.topics.contains_key("orders"));
+    }
+}

@@ -1,0 +1,47 @@
+//! The core's error type. No wire codes here: each front door maps these
+//! variants onto its protocol's errors in one table.
+
+use std::path::PathBuf;
+
+use conveyor_log::LogError;
+
+use crate::topic_config::ConfigError;
+use crate::topic_name::TopicNameError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("data directory {path} is in use by another conveyor process{holder}; stop it or choose another --data-dir")]
+    DataDirLocked { path: PathBuf, holder: String },
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("topic {topic:?} has no partition {partition}")]
+    UnknownPartition { topic: String, partition: u32 },
+    #[error(transparent)]
+    InvalidTopicName(#[from] TopicNameError),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metadata catalog: {0}")]
+    Catalog(String),
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+impl CoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> CoreError {
+        CoreError::Io { path: path.into(), source }
+    }
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,66 @@
+//! A topic at run time: its id, its partitions' open logs and its config.
+//! The catalog says what topics exist; this holds what they need while open.
+
+use std::path::{Path, PathBuf};
+
+use conveyor_log::Log;
+use parking_lot::RwLock;
+use uuid::Uuid;
+
+use crate::topic_config::TopicConfig;
+
+#[derive(Debug)]
+pub struct Topic {
+    pub id: Uuid,
+    pub name: String,
+    dir: PathBuf,
+    /// Index = partition number. Only ever grows (CreatePartitions).
+    partitions: RwLock<Vec<Log>>,
+    config: RwLock<TopicConfig>,
+}
+
+impl Topic {
+    pub(crate) fn new(id: Uuid, name: String, dir: PathBuf, partitions: Vec<Log>, config: TopicConfig) -> Topic {
+        Topic {
+            id,
+            name,
+            dir,
+            partitions: RwLock::new(partitions),
+            config: RwLock::new(config),
+        }
+    }
+
+    /// The directory holding one sub-directory per partition.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn partition(&self, partition: u32) -> Option<Log> {
+        self.partitions.read().get(partition as usize).cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<Log> {
+        self.partitions.read().clone()
+    }
+
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.read().len() as u32
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.config.read().clone()
+    }
+
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        *self.config.write() = config;
+    }
+
+    pub(crate) fn add_partitions(&self, logs: Vec<Log>) {
+        self.partitions.write().extend(logs);
+    }
+
+    /// Where partition `partition` of the topic with id `id` lives.
+    pub(crate) fn partition_dir(topic_dir: &Path, partition: u32) -> PathBuf {
+        topic_dir.join(partition.to_string())
+    }
+}

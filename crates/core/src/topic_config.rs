@@ -1,0 +1,329 @@
+//! Topic configuration: the Kafka config names Conveyor understands, their
+//! validation, and how they map onto the log's settings. Explicitly set keys
+//! are stored; everything else comes from the broker's defaults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use conveyor_log::{Durability, LogConfig};
+
+/// Kafka's default `max.message.bytes` (1 MiB plus batch overhead).
+pub const MAX_MESSAGE_BYTES_DEFAULT: u64 = 1_048_588;
+
+/// The config keys a topic accepts.
+pub mod keys {
+    pub const RETENTION_MS: &str = "retention.ms";
+    pub const RETENTION_BYTES: &str = "retention.bytes";
+    pub const SEGMENT_BYTES: &str = "segment.bytes";
+    pub const SEGMENT_MS: &str = "segment.ms";
+    pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+    pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+    pub const CLEANUP_POLICY: &str = "cleanup.policy";
+    pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+    /// Conveyor's own: `always`, `interval:<ms>` or `never` (see the log's `Durability`).
+    pub const DURABILITY: &str = "durability";
+}
+
+/// Every key a topic accepts, in the order DescribeConfigs lists them.
+pub const SUPPORTED_KEYS: &[&str] = &[
+    keys::CLEANUP_POLICY,
+    keys::DURABILITY,
+    keys::INDEX_INTERVAL_BYTES,
+    keys::MAX_MESSAGE_BYTES,
+    keys::MESSAGE_TIMESTAMP_TYPE,
+    keys::RETENTION_BYTES,
+    keys::RETENTION_MS,
+    keys::SEGMENT_BYTES,
+    keys::SEGMENT_MS,
+];
+
+/// A config key or value a topic cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown topic config {0:?}")]
+    UnknownKey(String),
+    #[error("invalid value {value:?} for config {key}: {reason}")]
+    InvalidValue { key: String, value: String, reason: String },
+}
+
+/// Broker-wide defaults that topics inherit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDefaults {
+    pub log: LogConfig,
+    pub max_message_bytes: u64,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> TopicDefaults {
+        TopicDefaults {
+            log: LogConfig::default(),
+            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// One effective config value, as DescribeConfigs and the admin API show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    /// True when the value comes from the broker's defaults, not the topic.
+    pub is_default: bool,
+}
+
+/// Whether record timestamps are the producer's or the broker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// The explicitly set configs of one topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// Validates every entry; the first bad one is the error.
+    pub fn new(overrides: BTreeMap<String, String>) -> Result<TopicConfig, ConfigError> {
+        for (key, value) in &overrides {
+            validate(key, value)?;
+        }
+        Ok(TopicConfig { overrides })
+    }
+
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+
+    /// A copy with `changes` applied: `Some` sets a key, `None` removes it
+    /// (back to the default).
+    pub fn with_changes(&self, changes: &BTreeMap<String, Option<String>>) -> Result<TopicConfig, ConfigError> {
+        let mut overrides = self.overrides.clone();
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    validate(key, value)?;
+                    overrides.insert(key.clone(), value.clone());
+                }
+                None => {
+                    if !SUPPORTED_KEYS.contains(&key.as_str()) {
+                        return Err(ConfigError::UnknownKey(key.clone()));
+                    }
+                    overrides.remove(key);
+                }
+            }
+        }
+        Ok(TopicConfig { overrides })
+    }
+
+    /// The log settings of this topic's partitions.
+    pub fn log_config(&self, defaults: &TopicDefaults) -> LogConfig {
+        let mut log = defaults.log.clone();
+        if let Some(value) = self.get_i64(keys::RETENTION_MS) {
+            log.retention_ms = (value >= 0).then_some(value);
+        }
+        if let Some(value) = self.get_i64(keys::RETENTION_BYTES) {
+            log.retention_bytes = u64::try_from(value).ok();
+        }
+        if let Some(value) = self.get_i64(keys::SEGMENT_BYTES) {
+            log.segment_bytes = value.max(1) as u64;
+        }
+        if let Some(value) = self.get_i64(keys::SEGMENT_MS) {
+            log.segment_ms = value;
+        }
+        if let Some(value) = self.get_i64(keys::INDEX_INTERVAL_BYTES) {
+            log.index_interval_bytes = value.clamp(1, i64::from(u32::MAX)) as u32;
+        }
+        if let Some(durability) = self.overrides.get(keys::DURABILITY).and_then(|value| value.parse().ok()) {
+            log.durability = durability;
+        }
+        log
+    }
+
+    pub fn max_message_bytes(&self, defaults: &TopicDefaults) -> u64 {
+        self.get_i64(keys::MAX_MESSAGE_BYTES)
+            .map(|value| value as u64)
+            .unwrap_or(defaults.max_message_bytes)
+    }
+
+    pub fn timestamp_type(&self) -> TimestampType {
+        match self.overrides.get(keys::MESSAGE_TIMESTAMP_TYPE).map(String::as_str) {
+            Some("LogAppendTime") => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        }
+    }
+
+    /// Every supported key with its effective value.
+    pub fn entries(&self, defaults: &TopicDefaults) -> Vec<ConfigEntry> {
+        let log = self.log_config(defaults);
+        SUPPORTED_KEYS
+            .iter()
+            .map(|&name| {
+                let value = match name {
+                    keys::RETENTION_MS => log.retention_ms.unwrap_or(-1).to_string(),
+                    keys::RETENTION_BYTES => log.retention_bytes.map(|bytes| bytes as i64).unwrap_or(-1).to_string(),
+                    keys::SEGMENT_BYTES => log.segment_bytes.to_string(),
+                    keys::SEGMENT_MS => log.segment_ms.to_string(),
+                    keys::INDEX_INTERVAL_BYTES => log.index_interval_bytes.to_string(),
+                    keys::DURABILITY => log.durability.to_string(),
+                    keys::MAX_MESSAGE_BYTES => self.max_message_bytes(defaults).to_string(),
+                    keys::CLEANUP_POLICY => "delete".to_owned(),
+                    keys::MESSAGE_TIMESTAMP_TYPE => match self.timestamp_type() {
+                        TimestampType::CreateTime => "CreateTime".to_owned(),
+                        TimestampType::LogAppendTime => "LogAppendTime".to_owned(),
+                    },
+                    _ => String::new(),
+                };
+                ConfigEntry {
+                    name,
+                    value,
+                    is_default: !self.overrides.contains_key(name),
+                }
+            })
+            .collect()
+    }
+
+    fn get_i64(&self, key: &str) -> Option<i64> {
+        self.overrides.get(key).and_then(|value| value.trim().parse().ok())
+    }
+}
+
+fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let integer = || value.trim().parse::<i64>().map_err(|_| invalid("not an integer"));
+    match key {
+        keys::RETENTION_MS | keys::RETENTION_BYTES => {
+            if integer()? < -1 {
+                return Err(invalid("must be -1 (unlimited) or at least 0"));
+            }
+        }
+        keys::SEGMENT_BYTES => {
+            // Kafka's floor (a v0 record's overhead); the log caps segments at 2 GiB.
+            let bytes = integer()?;
+            if !(14..=i64::from(i32::MAX)).contains(&bytes) {
+                return Err(invalid("must be between 14 and 2147483647"));
+            }
+        }
+        keys::SEGMENT_MS => {
+            if integer()? < 1 {
+                return Err(invalid("must be at least 1"));
+            }
+        }
+        keys::INDEX_INTERVAL_BYTES | keys::MAX_MESSAGE_BYTES => {
+            if !(0..=i64::from(i32::MAX)).contains(&integer()?) {
+                return Err(invalid("must be between 0 and 2147483647"));
+            }
+        }
+        keys::CLEANUP_POLICY => {
+            if value != "delete" {
+                return Err(invalid("only \"delete\" is supported (compaction is not implemented yet)"));
+            }
+        }
+        keys::MESSAGE_TIMESTAMP_TYPE => {
+            if value != "CreateTime" && value != "LogAppendTime" {
+                return Err(invalid("must be CreateTime or LogAppendTime"));
+            }
+        }
+        keys::DURABILITY => {
+            value.parse::<Durability>().map_err(|error| invalid(&error.to_string()))?;
+        }
+        _ => return Err(ConfigError::UnknownKey(key.to_owned())),
+    }
+    Ok(())
+}
+
+/// Parses a `durability` value for callers outside the catalog (the binary's flags).
+pub fn parse_durability(value: &str) -> Result<Durability, ConfigError> {
+    value
+        .parse()
+        .map_err(|error: conveyor_log::DurabilityParseError| ConfigError::InvalidValue {
+            key: keys::DURABILITY.to_owned(),
+            value: value.to_owned(),
+            reason: error.to_string(),
+        })
+}
+
+/// Interval durability of `ms` milliseconds.
+pub fn interval(ms: u64) -> Durability {
+    Durability::Interval(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<TopicConfig, ConfigError> {
+        TopicConfig::new(pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect())
+    }
+
+    #[test]
+    fn kafka_configs_map_onto_the_log() {
+        let topic = config(&[
+            ("retention.ms", "60000"),
+            ("retention.bytes", "1048576"),
+            ("segment.bytes", "65536"),
+            ("durability", "interval:50"),
+        ])
+        .expect("valid");
+        let log = topic.log_config(&TopicDefaults::default());
+        assert_eq!(log.retention_ms, Some(60_000));
+        assert_eq!(log.retention_bytes, Some(1_048_576));
+        assert_eq!(log.segment_bytes, 65_536);
+        assert_eq!(log.durability, interval(50));
+    }
+
+    #[test]
+    fn minus_one_means_unlimited_retention() {
+        let log = config(&[("retention.ms", "-1")])
+            .expect("valid")
+            .log_config(&TopicDefaults::default());
+        assert_eq!(log.retention_ms, None);
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_refused() {
+        assert_eq!(config(&[("no.such.key", "1")]), Err(ConfigError::UnknownKey("no.such.key".into())));
+        for (key, value) in [
+            ("retention.ms", "soon"),
+            ("retention.ms", "-2"),
+            ("segment.bytes", "1"),
+            ("cleanup.policy", "compact"),
+            ("durability", "maybe"),
+            ("message.timestamp.type", "Whenever"),
+        ] {
+            assert!(
+                matches!(config(&[(key, value)]), Err(ConfigError::InvalidValue { .. })),
+                "{key}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn entries_show_defaults_and_overrides() {
+        let topic = config(&[("retention.ms", "1000")]).expect("valid");
+        let entries = topic.entries(&TopicDefaults::default());
+        let retention = entries.iter().find(|entry| entry.name == "retention.ms").expect("listed");
+        assert_eq!((retention.value.as_str(), retention.is_default), ("1000", false));
+        let durability = entries.iter().find(|entry| entry.name == "durability").expect("listed");
+        assert_eq!((durability.value.as_str(), durability.is_default), ("always", true));
+        assert_eq!(entries.len(), SUPPORTED_KEYS.len());
+    }
+
+    #[test]
+    fn changes_set_and_reset_keys() {
+        let topic = config(&[("retention.ms", "1000")]).expect("valid");
+        let changes = BTreeMap::from([
+            ("retention.ms".to_owned(), None),
+            ("segment.ms".to_owned(), Some("5000".to_owned())),
+        ]);
+        let changed = topic.with_changes(&changes).expect("valid");
+        assert_eq!(changed.overrides().len(), 1);
+        assert_eq!(changed.overrides().get("segment.ms").map(String::as_str), Some("5000"));
+    }
+}
