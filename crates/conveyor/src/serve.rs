@@ -1,0 +1,123 @@
+//! `conveyor serve`: opens the broker's state, binds the listeners, reports
+//! readiness, and on SIGTERM/SIGINT stops accepting, lets in-flight requests
+//! finish, flushes and fsyncs every log, and exits 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use conveyor_core::Broker;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::settings::{LogFormat, ServeArgs, Settings};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
+    init_tracing(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("conveyor").build().context("starting the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVEYOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Shared with the HTTP handlers.
+#[derive(Debug)]
+struct AppState {
+    ready: AtomicBool,
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let broker_config = settings.broker.clone();
+    let data_dir = broker_config.data_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
+        .await
+        .context("opening the broker's state")?
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    let broker = Arc::new(broker);
+
+    let state = Arc::new(AppState {
+        ready: AtomicBool::new(false),
+    });
+    let http = TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP listener on {}", settings.http_addr))?;
+    let http_addr = http.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = Router::new().route("/health", get(health)).with_state(Arc::clone(&state));
+    let mut http_task = tokio::spawn({
+        let mut shutdown = shutdown_rx.clone();
+        async move {
+            axum::serve(http, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                })
+                .await
+        }
+    });
+
+    // Every listener is bound: report readiness.
+    state.ready.store(true, Ordering::SeqCst);
+    announce(&settings, http_addr);
+
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = terminate.recv() => info!("SIGTERM received; shutting down"),
+        _ = interrupt.recv() => info!("SIGINT received; shutting down"),
+        result = &mut http_task => {
+            // The HTTP server only ends on its own if it failed.
+            result.context("HTTP listener task")?.context("HTTP listener")?;
+        }
+    }
+    state.ready.store(false, Ordering::SeqCst);
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut http_task).await.is_err() {
+        warn!("in-flight HTTP requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
+        http_task.abort();
+    }
+    tokio::task::spawn_blocking(move || broker.close())
+        .await
+        .context("closing the broker")?
+        .context("flushing and closing the logs")?;
+    info!("shutdown complete: every log flushed and fsynced");
+    Ok(())
+}
+
+/// One line on stdout that people and test harnesses can read.
+fn announce(settings: &Settings, http_addr: SocketAddr) {
+    info!(%http_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+    println!(
+        "conveyor {} ready: http {} (GET /health), data in {}",
+        env!("CARGO_PKG_VERSION"),
+        http_addr,
+        settings.broker.data_dir.display()
+    );
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+    }
+}

@@ -1,0 +1,195 @@
+//! Where the broker's settings come from and which wins: command-line flags,
+//! then `CONVEYOR_*` environment variables (both through clap), then the TOML
+//! file given by `--config`, then the defaults of `DESIGN.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use conveyor_core::topic_config::parse_durability;
+use conveyor_core::{BrokerConfig, TopicDefaults};
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
+pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
+pub const DEFAULT_AMQP_ADDR: &str = "127.0.0.1:5672";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `conveyor serve`. Every flag also reads a `CONVEYOR_*` variable.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with settings (flags and environment variables override it).
+    #[arg(long, env = "CONVEYOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory holding all data [default: ./conveyor-data].
+    #[arg(long, env = "CONVEYOR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka protocol listener [default: 127.0.0.1:9092].
+    #[arg(long, env = "CONVEYOR_KAFKA_ADDR", value_name = "ADDR")]
+    pub kafka_addr: Option<SocketAddr>,
+    /// AMQP 0-9-1 listener [default: 127.0.0.1:5672].
+    #[arg(long, env = "CONVEYOR_AMQP_ADDR", value_name = "ADDR")]
+    pub amqp_addr: Option<SocketAddr>,
+    /// HTTP listener: /health, later the SQS API, admin API and console [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONVEYOR_HTTP_ADDR", value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Log line format [default: text].
+    #[arg(long, env = "CONVEYOR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Durability of topics that do not set their own: always, interval:<ms> or never [default: always].
+    #[arg(long, env = "CONVEYOR_DURABILITY", value_name = "POLICY")]
+    pub durability: Option<String>,
+}
+
+/// The TOML file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub data_dir: Option<PathBuf>,
+    pub kafka_addr: Option<SocketAddr>,
+    pub amqp_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub topics: TopicFileSettings,
+}
+
+/// `[topics]`: broker-wide topic defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicFileSettings {
+    /// Kafka's `auto.create.topics.enable`.
+    pub auto_create: Option<bool>,
+    /// Kafka's `num.partitions`.
+    pub default_partitions: Option<u32>,
+    pub durability: Option<String>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub segment_bytes: Option<u64>,
+}
+
+/// The resolved settings of one `serve`.
+#[derive(Debug, Clone)]
+#[allow(dead_code, reason = "kafka_addr and amqp_addr are bound once their front doors land")]
+pub struct Settings {
+    pub kafka_addr: SocketAddr,
+    pub amqp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub log_format: LogFormat,
+    pub broker: BrokerConfig,
+}
+
+impl Settings {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let default_addr = |text: &str| text.parse::<SocketAddr>().context("built-in default address");
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let mut topic_defaults = TopicDefaults::default();
+        if let Some(text) = args.durability.as_deref().or(file.topics.durability.as_deref()) {
+            topic_defaults.log.durability = parse_durability(text)?;
+        }
+        if let Some(ms) = file.topics.retention_ms {
+            topic_defaults.log.retention_ms = (ms >= 0).then_some(ms);
+        }
+        if let Some(bytes) = file.topics.retention_bytes {
+            topic_defaults.log.retention_bytes = u64::try_from(bytes).ok();
+        }
+        if let Some(bytes) = file.topics.segment_bytes {
+            topic_defaults.log.segment_bytes = bytes;
+        }
+        let default_partitions = file.topics.default_partitions.unwrap_or(1);
+        if default_partitions == 0 {
+            bail!("topics.default_partitions must be at least 1");
+        }
+        Ok(Settings {
+            kafka_addr: args.kafka_addr.or(file.kafka_addr).map_or_else(|| default_addr(DEFAULT_KAFKA_ADDR), Ok)?,
+            amqp_addr: args.amqp_addr.or(file.amqp_addr).map_or_else(|| default_addr(DEFAULT_AMQP_ADDR), Ok)?,
+            http_addr: args.http_addr.or(file.http_addr).map_or_else(|| default_addr(DEFAULT_HTTP_ADDR), Ok)?,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            broker: BrokerConfig {
+                data_dir,
+                auto_create_topics: file.topics.auto_create.unwrap_or(true),
+                default_partitions,
+                topic_defaults,
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_log::Durability;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let settings = Settings::resolve(&ServeArgs::default()).expect("defaults");
+        assert_eq!(settings.kafka_addr.to_string(), DEFAULT_KAFKA_ADDR);
+        assert_eq!(settings.amqp_addr.to_string(), DEFAULT_AMQP_ADDR);
+        assert_eq!(settings.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(settings.broker.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(settings.broker.topic_defaults.log.durability, Durability::Always);
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            http_addr: Some("127.0.0.1:3333".parse().expect("addr")),
+            ..ServeArgs::default()
+        };
+        let settings = Settings::resolve(&args).expect("resolve");
+        assert_eq!(settings.http_addr.to_string(), "127.0.0.1:3333");
+        assert_eq!(settings.kafka_addr.to_string(), "127.0.0.1:2222");
+        assert_eq!(settings.broker.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(settings.broker.default_partitions, 3);
+        assert_eq!(settings.broker.topic_defaults.log.durability, Durability::Never);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "data_dirr = \"typo\"\n").expect("write");
+        let error = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect_err("typo refused");
+        assert!(format!("{error:#}").contains("data_dirr"), "{error:#}");
+        std::fs::write(&path, "[topics]\ndurability = \"sometimes\"\n").expect("write");
+        assert!(
+            Settings::resolve(&ServeArgs {
+                config: Some(path),
+                ..ServeArgs::default()
+            })
+            .is_err()
+        );
+    }
+}
