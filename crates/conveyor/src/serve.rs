@@ -26,7 +26,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_tracing(settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("conveyor").build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("conveyor")
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(serve(settings))
 }
 

@@ -97,7 +97,11 @@ impl Settings {
             None => FileSettings::default(),
         };
         let default_addr = |text: &str| text.parse::<SocketAddr>().context("built-in default address");
-        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let mut topic_defaults = TopicDefaults::default();
         if let Some(text) = args.durability.as_deref().or(file.topics.durability.as_deref()) {
             topic_defaults.log.durability = parse_durability(text)?;
@@ -116,9 +120,18 @@ impl Settings {
             bail!("topics.default_partitions must be at least 1");
         }
         Ok(Settings {
-            kafka_addr: args.kafka_addr.or(file.kafka_addr).map_or_else(|| default_addr(DEFAULT_KAFKA_ADDR), Ok)?,
-            amqp_addr: args.amqp_addr.or(file.amqp_addr).map_or_else(|| default_addr(DEFAULT_AMQP_ADDR), Ok)?,
-            http_addr: args.http_addr.or(file.http_addr).map_or_else(|| default_addr(DEFAULT_HTTP_ADDR), Ok)?,
+            kafka_addr: args
+                .kafka_addr
+                .or(file.kafka_addr)
+                .map_or_else(|| default_addr(DEFAULT_KAFKA_ADDR), Ok)?,
+            amqp_addr: args
+                .amqp_addr
+                .or(file.amqp_addr)
+                .map_or_else(|| default_addr(DEFAULT_AMQP_ADDR), Ok)?,
+            http_addr: args
+                .http_addr
+                .or(file.http_addr)
+                .map_or_else(|| default_addr(DEFAULT_HTTP_ADDR), Ok)?,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             broker: BrokerConfig {
                 data_dir,

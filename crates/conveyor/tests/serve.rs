@@ -54,7 +54,14 @@ fn environment_variables_and_the_config_file_are_honoured() {
     // The harness always passes --data-dir, so the file's data_dir is checked
     // with a plain run and the variables through settings the harness leaves alone.
     let config = dir.path().join("conveyor.toml");
-    std::fs::write(&config, format!("data_dir = {:?}\n[topics]\ndurability = \"never\"\n", from_file.display().to_string())).expect("write config");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[topics]\ndurability = \"never\"\n",
+            from_file.display().to_string()
+        ),
+    )
+    .expect("write config");
     let output = Command::new(binary())
         .args(["serve", "--http-addr", "127.0.0.1:0"])
         .env("CONVEYOR_CONFIG", &config)
@@ -71,7 +78,10 @@ fn environment_variables_and_the_config_file_are_honoured() {
         .expect("spawn");
     let ready = support::forward_lines(child.stdout.take().expect("stdout"));
     let line = ready.recv_timeout(support::START_TIMEOUT).expect("ready line");
-    assert!(line.contains(&from_file.display().to_string()), "serves the file's data_dir: {line}");
+    assert!(
+        line.contains(&from_file.display().to_string()),
+        "serves the file's data_dir: {line}"
+    );
     assert!(from_file.join("meta").exists(), "data written where the file said");
     support::send_signal(child.id() as i32, libc::SIGTERM);
     assert!(support::wait_bounded(&mut child, support::STOP_TIMEOUT).expect("exits").success());
@@ -81,10 +91,21 @@ fn environment_variables_and_the_config_file_are_honoured() {
 fn version_and_help_describe_the_binary() {
     let output = Command::new(binary()).arg("--version").output().expect("run");
     assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("conveyor {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("conveyor {}", env!("CARGO_PKG_VERSION"))
+    );
     let output = Command::new(binary()).args(["serve", "--help"]).output().expect("run");
     let help = String::from_utf8_lossy(&output.stdout);
-    for needle in ["--data-dir", "--kafka-addr", "--amqp-addr", "--http-addr", "--config", "CONVEYOR_DATA_DIR", "Examples:"] {
+    for needle in [
+        "--data-dir",
+        "--kafka-addr",
+        "--amqp-addr",
+        "--http-addr",
+        "--config",
+        "CONVEYOR_DATA_DIR",
+        "Examples:",
+    ] {
         assert!(help.contains(needle), "help lacks {needle}: {help}");
     }
 }

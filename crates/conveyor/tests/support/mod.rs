@@ -39,7 +39,14 @@ impl Server {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--amqp-addr", "127.0.0.1:0"])
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--kafka-addr",
+                "127.0.0.1:0",
+                "--amqp-addr",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -67,7 +74,10 @@ impl Server {
                     let _ = child.kill();
                     let _ = child.wait();
                     let logs: Vec<String> = stderr.try_iter().collect();
-                    panic!("conveyor did not report ready within {START_TIMEOUT:?}; stderr:\n{}", logs.join("\n"));
+                    panic!(
+                        "conveyor did not report ready within {START_TIMEOUT:?}; stderr:\n{}",
+                        logs.join("\n")
+                    );
                 }
             }
         };
@@ -162,7 +172,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
-    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("status code");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status code");
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
 }
