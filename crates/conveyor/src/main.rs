@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Huge reservations from hostile length fields must not abort the broker
+/// (see the `conveyor-alloc` crate).
+#[global_allocator]
+static ALLOCATOR: conveyor_alloc::LazyHugeAllocator = conveyor_alloc::LazyHugeAllocator;
+
 const EXAMPLES: &str = "\
 Examples:
   conveyor serve

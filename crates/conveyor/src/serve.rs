@@ -65,6 +65,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP listener on {}", settings.http_addr))?;
     let http_addr = http.local_addr()?;
+    let kafka = TcpListener::bind(settings.kafka_addr)
+        .await
+        .with_context(|| format!("binding the Kafka listener on {}", settings.kafka_addr))?;
+    let kafka_addr = kafka.local_addr()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Router::new().route("/health", get(health)).with_state(Arc::clone(&state));
@@ -79,9 +83,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     });
 
+    let kafka_context = Arc::new(conveyor_kafka::Context {
+        broker: Arc::clone(&broker),
+        config: conveyor_kafka::KafkaConfig::default(),
+    });
+    let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
+
     // Every listener is bound: report readiness.
     state.ready.store(true, Ordering::SeqCst);
-    announce(&settings, http_addr);
+    announce(&settings, http_addr, kafka_addr);
 
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -99,6 +109,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         warn!("in-flight HTTP requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
         http_task.abort();
     }
+    // The Kafka listener bounds its own drain.
+    let _ = kafka_task.await;
     tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("closing the broker")?
@@ -108,12 +120,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// One line on stdout that people and test harnesses can read.
-fn announce(settings: &Settings, http_addr: SocketAddr) {
-    info!(%http_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr) {
+    info!(%http_addr, %kafka_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
     println!(
-        "conveyor {} ready: http {} (GET /health), data in {}",
+        "conveyor {} ready: http {} kafka {} (GET /health), data in {}",
         env!("CARGO_PKG_VERSION"),
         http_addr,
+        kafka_addr,
         settings.broker.data_dir.display()
     );
 }

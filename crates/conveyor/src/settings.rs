@@ -81,7 +81,7 @@ pub struct TopicFileSettings {
 
 /// The resolved settings of one `serve`.
 #[derive(Debug, Clone)]
-#[allow(dead_code, reason = "kafka_addr and amqp_addr are bound once their front doors land")]
+#[allow(dead_code, reason = "amqp_addr is bound once the AMQP front door lands")]
 pub struct Settings {
     pub kafka_addr: SocketAddr,
     pub amqp_addr: SocketAddr,

@@ -58,6 +58,7 @@ pub struct Broker {
     _lock: File,
     catalog: tokio::sync::Mutex<Catalog>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    cluster_id: String,
 }
 
 impl Broker {
@@ -72,6 +73,7 @@ impl Broker {
         fs::create_dir_all(data_dir).map_err(|error| CoreError::io(data_dir, error))?;
         let lock = lock_data_dir(data_dir)?;
         let catalog = Catalog::open(&data_dir.join("meta"))?;
+        let cluster_id = load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let topics_dir = data_dir.join("topics");
         fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
         let mut topics = BTreeMap::new();
@@ -91,11 +93,17 @@ impl Broker {
             _lock: lock,
             catalog: tokio::sync::Mutex::new(catalog),
             topics: RwLock::new(topics),
+            cluster_id,
         })
     }
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// This data directory's cluster id (Kafka clients show and compare it).
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -333,6 +341,24 @@ fn open_partitions(topic_dir: &Path, partitions: std::ops::Range<u32>, config: &
             Log::open_with_clock(Topic::partition_dir(topic_dir, partition), config.clone(), Arc::clone(clock)).map_err(CoreError::from)
         })
         .collect()
+}
+
+/// Reads the cluster id, or creates one (a UUID in Kafka's 22-character
+/// URL-safe base64 form) the first time.
+fn load_cluster_id(path: &Path) -> Result<String> {
+    match fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(CoreError::io(path, error)),
+    }
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let value = Uuid::new_v4().as_u128();
+    let id: String = (0..22)
+        .map(|index| ALPHABET[((value >> (index * 6)) & 63) as usize] as char)
+        .collect();
+    conveyor_log::index::write_atomically(path, id.as_bytes()).map_err(|error| CoreError::io(path, error))?;
+    Ok(id)
 }
 
 /// Takes the data directory's lock file, or explains who holds it.

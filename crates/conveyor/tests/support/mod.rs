@@ -22,6 +22,7 @@ pub fn binary() -> PathBuf {
 pub struct Server {
     child: Child,
     pub http_addr: SocketAddr,
+    pub kafka_addr: SocketAddr,
     pub data_dir: PathBuf,
     stderr: mpsc::Receiver<String>,
 }
@@ -62,12 +63,12 @@ impl Server {
         });
         let stderr = forward_lines(stderr);
         let deadline = Instant::now() + START_TIMEOUT;
-        let http_addr = loop {
+        let (http_addr, kafka_addr) = loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match ready_rx.recv_timeout(remaining) {
                 Ok(line) => {
-                    if let Some(addr) = parse_ready(&line) {
-                        break addr;
+                    if let (Some(http), Some(kafka)) = (address_after(&line, " http "), address_after(&line, " kafka ")) {
+                        break (http, kafka);
                     }
                 }
                 Err(_) => {
@@ -84,6 +85,7 @@ impl Server {
         Server {
             child,
             http_addr,
+            kafka_addr,
             data_dir: data_dir.to_owned(),
             stderr,
         }
@@ -129,9 +131,12 @@ impl Drop for Server {
     }
 }
 
-fn parse_ready(line: &str) -> Option<SocketAddr> {
-    let rest = line.split(" ready: http ").nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
+/// The address after `label` in the broker's ready line.
+fn address_after(line: &str, label: &str) -> Option<SocketAddr> {
+    if !line.contains(" ready:") {
+        return None;
+    }
+    line.split(label).nth(1)?.split_whitespace().next()?.parse().ok()
 }
 
 pub fn forward_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
@@ -179,4 +184,97 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .expect("status code");
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// How long one client script may run.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The Python interpreter with the pinned client libraries (installed by
+/// `scripts/test` into `.venv`).
+fn python() -> PathBuf {
+    let path = std::env::var_os("CONVEYOR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} not found: run ./scripts/test, which installs the Python client libraries the interop tests use",
+        path.display()
+    );
+    path
+}
+
+fn node_modules() -> PathBuf {
+    let path = std::env::var_os("CONVEYOR_TEST_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/interop/js/node_modules"));
+    assert!(
+        path.exists(),
+        "{} not found: run ./scripts/test, which installs the Node.js client libraries the interop tests use",
+        path.display()
+    );
+    path
+}
+
+/// What a client script printed.
+#[derive(Debug)]
+pub struct ScriptOutput {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `tests/interop/<script>` (Python or Node.js, by extension) against
+/// `server` and asserts it exits 0 within [`SCRIPT_TIMEOUT`]. The script gets
+/// the broker's addresses in `CONVEYOR_KAFKA`, `CONVEYOR_HTTP`.
+pub fn run_script(server: &Server, script: &str, args: &[&str]) -> ScriptOutput {
+    let path = repo_root().join("tests/interop").join(script);
+    let mut command = if script.ends_with(".py") {
+        Command::new(python())
+    } else {
+        let mut command = Command::new("node");
+        command.env("NODE_PATH", node_modules());
+        command
+    };
+    command
+        .arg(&path)
+        .args(args)
+        .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
+        .env("CONVEYOR_HTTP", server.http_addr.to_string())
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap_or_else(|error| panic!("starting {script}: {error}"));
+    let stdout = forward_lines(child.stdout.take().expect("stdout"));
+    let stderr = forward_lines(child.stderr.take().expect("stderr"));
+    let status = wait_bounded(&mut child, SCRIPT_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The reader threads end when the pipes close.
+    let output = ScriptOutput {
+        stdout: stdout.iter().collect::<Vec<_>>().join("\n"),
+        stderr: stderr.iter().collect::<Vec<_>>().join("\n"),
+    };
+    match status {
+        Some(status) if status.success() => output,
+        Some(status) => panic!(
+            "{script} failed ({status})\n--- stdout\n{}\n--- stderr\n{}\n--- broker log\n{}",
+            output.stdout,
+            output.stderr,
+            server.logs().join("\n")
+        ),
+        None => panic!(
+            "{script} did not finish within {SCRIPT_TIMEOUT:?}\n--- stdout\n{}\n--- stderr\n{}",
+            output.stdout, output.stderr
+        ),
+    }
 }

@@ -1,0 +1,31 @@
+//! Real Kafka clients (kafka-python, confluent-kafka/librdkafka, kafkajs)
+//! against a real `conveyor serve`. Each scenario is a script under
+//! `tests/interop/kafka/` that asserts and exits non-zero on failure.
+
+mod support;
+
+use support::{Server, run_script};
+
+fn server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    (dir, server)
+}
+
+#[test]
+fn kafka_python_keyed_messages_keep_their_order_within_a_partition() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/keyed_order_kafka_python.py", &[]);
+}
+
+#[test]
+fn librdkafka_round_trips_every_codec_headers_and_a_900_kb_message() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/codecs_confluent.py", &[]);
+}
+
+#[test]
+fn kafkajs_produces_and_administers_topics() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/produce_kafkajs.js", &[]);
+}

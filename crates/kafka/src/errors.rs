@@ -1,0 +1,28 @@
+//! The one table that maps core and log errors onto Kafka error codes.
+
+use conveyor_core::CoreError;
+use conveyor_log::LogError;
+use kafka_protocol::ResponseError;
+
+pub fn core_error(error: &CoreError) -> ResponseError {
+    match error {
+        CoreError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        CoreError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
+        CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        CoreError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        CoreError::Log(error) => log_error(error),
+        // Retriable: the client refreshes metadata and tries again after the restart.
+        CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        CoreError::DataDirLocked { .. } | CoreError::Io { .. } | CoreError::Catalog(_) => ResponseError::UnknownServerError,
+    }
+}
+
+pub fn log_error(error: &LogError) -> ResponseError {
+    match error {
+        LogError::InvalidBatch { .. } => ResponseError::CorruptMessage,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::Poisoned { .. } | LogError::Io { .. } => ResponseError::KafkaStorageError,
+        LogError::Closed(_) => ResponseError::NotLeaderOrFollower,
+    }
+}

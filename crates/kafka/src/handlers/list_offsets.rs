@@ -1,0 +1,76 @@
+//! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a
+//! timestamp. Latest is the high watermark: the last record's offset + 1.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::{Context, errors};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let mut lookups = Vec::new();
+    for topic in &request.topics {
+        let found = context.broker.topic(&topic.name);
+        for partition in &topic.partitions {
+            let log = found.as_ref().and_then(|topic| {
+                u32::try_from(partition.partition_index)
+                    .ok()
+                    .and_then(|index| topic.partition(index))
+            });
+            lookups.push((log, partition.timestamp));
+        }
+    }
+    // Timestamp look-ups read segment files: keep them off the reactor.
+    let results = tokio::task::spawn_blocking(move || {
+        lookups
+            .into_iter()
+            .map(|(log, timestamp)| {
+                let log = log.ok_or(ResponseError::UnknownTopicOrPartition)?;
+                match timestamp {
+                    LATEST => Ok((log.high_watermark() as i64, -1)),
+                    EARLIEST => Ok((log.start_offset() as i64, -1)),
+                    timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
+                        Ok(Some((offset, found))) => Ok((offset as i64, found)),
+                        Ok(None) => Ok((-1, -1)),
+                        Err(error) => Err(errors::log_error(&error)),
+                    },
+                    _ => Err(ResponseError::InvalidRequest),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut results = results.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let mut response = ListOffsetsPartitionResponse::default().with_partition_index(partition.partition_index);
+                    match results.next().unwrap_or(Err(ResponseError::UnknownServerError)) {
+                        Ok((offset, timestamp)) => {
+                            response.offset = offset;
+                            response.timestamp = timestamp;
+                            if version >= 4 {
+                                response.leader_epoch = 0;
+                            }
+                        }
+                        Err(error) => response.error_code = error.code(),
+                    }
+                    response
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,113 @@
+//! Metadata: the one broker, and every requested topic with its partitions
+//! (this broker leads them all). Unknown topics are auto-created when both the
+//! client and the broker allow it.
+
+use std::sync::Arc;
+
+use conveyor_core::Topic;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::connection::ConnectionInfo;
+use crate::{Context, errors};
+
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let node_id = context.config.node_id;
+    let (host, port) = advertised(context, connection);
+    let mut response = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node_id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port),
+        ])
+        .with_controller_id(BrokerId(node_id));
+    if version >= 2 {
+        response.cluster_id = Some(StrBytes::from_string(context.broker.cluster_id().to_owned()));
+    }
+    // v0: an empty list means every topic; v1+: null means every topic.
+    let all = match &request.topics {
+        None => true,
+        Some(topics) => version == 0 && topics.is_empty(),
+    };
+    let auto_create = version < 4 || request.allow_auto_topic_creation;
+    let mut topics = Vec::new();
+    if all {
+        for topic in context.broker.topics() {
+            topics.push(describe(&topic, node_id, version));
+        }
+    } else {
+        for requested in request.topics.unwrap_or_default() {
+            let entry = match requested.name {
+                Some(name) => by_name(context, name, auto_create, node_id, version).await,
+                None => match context.broker.topic_by_id(requested.topic_id) {
+                    Some(topic) => describe(&topic, node_id, version),
+                    None => MetadataResponseTopic::default()
+                        .with_topic_id(requested.topic_id)
+                        .with_error_code(ResponseError::UnknownTopicId.code()),
+                },
+            };
+            topics.push(entry);
+        }
+    }
+    for topic in &mut topics {
+        if version >= 8 && request.include_topic_authorized_operations {
+            // No ACLs yet: every operation is allowed (bits 2..=12, READ through DESCRIBE_CONFIGS and friends).
+            topic.topic_authorized_operations = 0b1_1111_1111_1100;
+        }
+        if version < 10 {
+            topic.topic_id = uuid::Uuid::nil();
+        }
+    }
+    response.topics = topics;
+    response
+}
+
+async fn by_name(context: &Context, name: TopicName, auto_create: bool, node_id: i32, version: i16) -> MetadataResponseTopic {
+    let text = name.0.to_string();
+    let outcome = if auto_create {
+        context.broker.topic_or_auto_create(&text).await
+    } else {
+        Ok(context.broker.topic(&text))
+    };
+    match outcome {
+        Ok(Some(topic)) => describe(&topic, node_id, version),
+        Ok(None) => MetadataResponseTopic::default()
+            .with_name(Some(name))
+            .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+        Err(error) => MetadataResponseTopic::default()
+            .with_name(Some(name))
+            .with_error_code(errors::core_error(&error).code()),
+    }
+}
+
+fn describe(topic: &Arc<Topic>, node_id: i32, version: i16) -> MetadataResponseTopic {
+    let partitions = (0..topic.partition_count())
+        .map(|index| {
+            let mut partition = MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(node_id))
+                .with_replica_nodes(vec![BrokerId(node_id)])
+                .with_isr_nodes(vec![BrokerId(node_id)]);
+            if version >= 7 {
+                partition.leader_epoch = 0;
+            }
+            partition
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}
+
+/// The host and port clients should use: the configured advertised address,
+/// else the address this client reached us on.
+pub fn advertised(context: &Context, connection: &ConnectionInfo) -> (String, i32) {
+    match &context.config.advertised_addr {
+        Some((host, port)) => (host.clone(), i32::from(*port)),
+        None => (connection.local.ip().to_string(), i32::from(connection.local.port())),
+    }
+}

@@ -1,0 +1,92 @@
+//! Request dispatch: decodes each request body into its `kafka-protocol`
+//! type, runs its handler and encodes the reply. One module per API family.
+
+mod api_versions;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+use crate::Context;
+use crate::connection::{ConnectionInfo, Reply};
+use crate::frame::{self, FrameError, Request};
+
+/// Starts handling `request`. Order-sensitive work (appends) happens before
+/// this returns; the returned future computes the reply.
+pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, request: Request) -> Result<Reply, FrameError> {
+    let (api, version, correlation_id) = (request.api, request.version, request.header.correlation_id);
+    let context = Arc::clone(context);
+    let connection = Arc::clone(connection);
+    match api {
+        ApiKey::ApiVersions => {
+            // An unsupported version is answered in the v0 shape (see `api_versions`).
+            let reply_version = if crate::versions::is_supported(api, version) { version } else { 0 };
+            Ok(reply(
+                api,
+                reply_version,
+                correlation_id,
+                async move { api_versions::handle(version) },
+            ))
+        }
+        ApiKey::Metadata => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                metadata::handle(&context, &connection, body, version).await
+            }))
+        }
+        ApiKey::Produce => {
+            let body = frame::decode_body(&request)?;
+            Ok(produce::start(&context, body, version, correlation_id))
+        }
+        ApiKey::Fetch => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                fetch::handle(&context, body, version).await
+            }))
+        }
+        ApiKey::ListOffsets => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                list_offsets::handle(&context, body, version).await
+            }))
+        }
+        ApiKey::CreateTopics => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                topics::create(&context, body, version).await
+            }))
+        }
+        ApiKey::DeleteTopics => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                topics::delete(&context, body, version).await
+            }))
+        }
+        // `parse_request` refuses APIs missing from the versions table.
+        other => Err(FrameError::UnsupportedVersion { api: other, version }),
+    }
+}
+
+/// Wraps a handler's future into a reply that encodes its response.
+fn reply<T, F>(api: ApiKey, version: i16, correlation_id: i32, response: F) -> Reply
+where
+    T: Encodable + Send,
+    F: Future<Output = T> + Send + 'static,
+{
+    Box::pin(async move {
+        let body = response.await;
+        frame::encode_response(api, version, correlation_id, &body).map(Some)
+    })
+}
+
+/// Error message text for a response's nullable error message field.
+fn message(text: impl ToString) -> Option<StrBytes> {
+    Some(StrBytes::from_string(text.to_string()))
+}

@@ -1,0 +1,195 @@
+//! Produce: checks each partition's batches (size limit here, framing and
+//! CRC-32C in the log) and appends them as received. Appends to existing
+//! topics are queued before `start` returns, so pipelined requests on one
+//! connection land in order; the reply waits for the acknowledgements (durable
+//! under the topic's policy for acks=1 and acks=all alike — there are no
+//! followers to wait for).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use conveyor_core::{CoreError, Topic};
+use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
+use conveyor_log::{AppendInfo, Appending};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::message;
+use crate::connection::Reply;
+use crate::{Context, errors, frame};
+
+/// The outcome of one partition, known or pending.
+enum Outcome {
+    Appending(Appending),
+    /// The topic must be auto-created first; the bytes wait for it.
+    AfterCreate(Bytes),
+    Failed(ResponseError, Option<String>),
+}
+
+struct PartitionWork {
+    index: i32,
+    outcome: Outcome,
+}
+
+struct TopicWork {
+    name: TopicName,
+    topic_id: uuid::Uuid,
+    partitions: Vec<PartitionWork>,
+}
+
+pub fn start(context: &Arc<Context>, request: ProduceRequest, version: i16, correlation_id: i32) -> Reply {
+    let acks = request.acks;
+    let mut work = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let (topic, name) = if version >= 13 {
+            let topic = context.broker.topic_by_id(topic_data.topic_id);
+            let name = topic
+                .as_ref()
+                .map(|topic| TopicName(StrBytes::from_string(topic.name.clone())))
+                .unwrap_or_default();
+            (topic, name)
+        } else {
+            (context.broker.topic(&topic_data.name.0), topic_data.name.clone())
+        };
+        let partitions = topic_data
+            .partition_data
+            .into_iter()
+            .map(|data| PartitionWork {
+                index: data.index,
+                outcome: if !(-1..=1).contains(&acks) {
+                    Outcome::Failed(
+                        ResponseError::InvalidRequiredAcks,
+                        Some(format!("acks must be 0, 1 or -1, not {acks}")),
+                    )
+                } else {
+                    plan(context, topic.as_ref(), version, data.index, data.records)
+                },
+            })
+            .collect();
+        work.push(TopicWork {
+            name,
+            topic_id: topic_data.topic_id,
+            partitions,
+        });
+    }
+    let context = Arc::clone(context);
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(work.len());
+        for topic in work {
+            let mut partition_responses = Vec::with_capacity(topic.partitions.len());
+            for partition in topic.partitions {
+                let result = finish(&context, &topic.name, partition.index, partition.outcome).await;
+                partition_responses.push(partition_response(partition.index, result, version));
+            }
+            let mut response = TopicProduceResponse::default().with_partition_responses(partition_responses);
+            if version >= 13 {
+                response.topic_id = topic.topic_id;
+            } else {
+                response.name = topic.name;
+            }
+            responses.push(response);
+        }
+        if acks == 0 {
+            // Kafka sends no reply at all to acks=0.
+            return Ok(None);
+        }
+        frame::encode_response(
+            ApiKey::Produce,
+            version,
+            correlation_id,
+            &ProduceResponse::default().with_responses(responses),
+        )
+        .map(Some)
+    })
+}
+
+fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32, records: Option<Bytes>) -> Outcome {
+    let Some(records) = records.filter(|records| !records.is_empty()) else {
+        return Outcome::Failed(ResponseError::CorruptMessage, Some("the request carries no record batch".into()));
+    };
+    let Some(topic) = topic else {
+        if version >= 13 {
+            return Outcome::Failed(ResponseError::UnknownTopicId, None);
+        }
+        return match context.broker.config().auto_create_topics {
+            true => Outcome::AfterCreate(records),
+            false => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
+        };
+    };
+    if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
+        return Outcome::Failed(code, Some(text));
+    }
+    match u32::try_from(index).ok().and_then(|index| topic.partition(index)) {
+        Some(log) => Outcome::Appending(log.append(records)),
+        None => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
+    }
+}
+
+/// Kafka's `max.message.bytes` applies to each batch (its size on disk).
+fn check_sizes(records: &[u8], max_message_bytes: u64) -> Result<(), (ResponseError, String)> {
+    let mut position = 0;
+    while let Some(header) = BatchHeader::parse(&records[position..]) {
+        let size = LOG_OVERHEAD as u64 + header.batch_length.max(0) as u64;
+        if size > max_message_bytes {
+            return Err((
+                ResponseError::MessageTooLarge,
+                format!("a record batch of {size} bytes exceeds max.message.bytes ({max_message_bytes})"),
+            ));
+        }
+        if header.is_transactional() {
+            return Err((ResponseError::InvalidRecord, "transactional batches are not supported yet".into()));
+        }
+        position += size as usize;
+        if position >= records.len() {
+            break;
+        }
+    }
+    // Framing problems are the log's to report (CORRUPT_MESSAGE).
+    Ok(())
+}
+
+async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcome) -> Result<AppendInfo, (ResponseError, Option<String>)> {
+    let appending = match outcome {
+        Outcome::Appending(appending) => appending,
+        Outcome::Failed(code, text) => return Err((code, text)),
+        Outcome::AfterCreate(records) => {
+            let topic = match context.broker.topic_or_auto_create(&name.0).await {
+                Ok(Some(topic)) => topic,
+                Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None)),
+                Err(error) => return Err((errors::core_error(&error), Some(error.to_string()))),
+            };
+            if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
+                return Err((code, Some(text)));
+            }
+            match u32::try_from(index).ok().and_then(|index| topic.partition(index)) {
+                Some(log) => log.append(records),
+                None => return Err((ResponseError::UnknownTopicOrPartition, None)),
+            }
+        }
+    };
+    appending.await.map_err(|error| {
+        let core = CoreError::from(error);
+        (errors::core_error(&core), Some(core.to_string()))
+    })
+}
+
+fn partition_response(index: i32, result: Result<AppendInfo, (ResponseError, Option<String>)>, version: i16) -> PartitionProduceResponse {
+    let mut response = PartitionProduceResponse::default().with_index(index);
+    match result {
+        Ok(info) => {
+            response.base_offset = info.base_offset as i64;
+            if version >= 5 {
+                response.log_start_offset = info.log_start_offset as i64;
+            }
+        }
+        Err((code, text)) => {
+            response.error_code = code.code();
+            if version >= 8 {
+                response.error_message = text.and_then(message);
+            }
+        }
+    }
+    response
+}

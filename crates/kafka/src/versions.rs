@@ -1,0 +1,56 @@
+//! The Kafka APIs Conveyor serves and the version range of each, advertised
+//! through ApiVersions. One table: a version is listed only if every field it
+//! adds is handled, because librdkafka uses whatever the broker advertises.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, min version, max version) for every API this broker implements.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+/// The supported version range of `api`, if it is served at all.
+pub fn range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|(key, _, _)| *key == api).map(|(_, min, max)| (*min, *max))
+}
+
+pub fn is_supported(api: ApiKey, version: i16) -> bool {
+    range(api).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_one_the_codec_can_decode() {
+        for (api, min, max) in SUPPORTED {
+            let codec = api.valid_versions();
+            assert!(
+                codec.min <= *min && *max <= codec.max,
+                "{api:?} {min}..={max} outside the codec's {codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn kafkajs_maxima_have_a_supported_version_at_or_below_them() {
+        // kafkajs 2.2 speaks only these versions at most.
+        for (api, kafkajs_max) in [
+            (ApiKey::Produce, 7),
+            (ApiKey::Fetch, 11),
+            (ApiKey::Metadata, 6),
+            (ApiKey::ListOffsets, 3),
+            (ApiKey::ApiVersions, 2),
+        ] {
+            let (min, _) = range(api).expect("supported");
+            assert!(min <= kafkajs_max, "{api:?}");
+        }
+    }
+}
