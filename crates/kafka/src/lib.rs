@@ -3,6 +3,7 @@
 //! No business logic here: topics, logs and (later) groups live in the core;
 //! this crate only translates. To the clients it looks like a one-node cluster.
 
+pub mod client;
 mod connection;
 mod errors;
 pub mod frame;
@@ -75,7 +76,14 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(error) = joined
+                    && error.is_panic()
+                {
+                    // A bug, not bad input: bad input closes the connection without panicking.
+                    tracing::error!(%error, "a Kafka connection task panicked");
+                }
+            }
         }
     }
     drop(listener);
