@@ -1,6 +1,7 @@
 //! The `conveyor` binary: parses the command line, then runs the broker
 //! (`serve`) or a client-side tool. The only crate that sees every other.
 
+mod bench;
 mod serve;
 mod settings;
 
@@ -36,12 +37,16 @@ enum Command {
     /// Run the broker until SIGTERM or SIGINT.
     #[command(after_help = EXAMPLES)]
     Serve(settings::ServeArgs),
+    /// Measure a broker (Conveyor or any other speaking the protocol).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::Bench(command) => bench::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,522 @@
+//! `conveyor bench kafka`: produce throughput, consume throughput and
+//! end-to-end latency at a fixed rate, against any Kafka-protocol broker.
+//!
+//! Producers send uncompressed batches of `--batch` records over their own
+//! connections with up to `--in-flight` requests pipelined, round-robin over
+//! the partitions. Consumers fetch with their own connections. Each record's
+//! value starts with the time it was sent (ns since the bench started), so the
+//! consumer side measures end-to-end latency in the same process and clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use conveyor_kafka::client::Client;
+use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
+use conveyor_log::record::{BatchBuilder, Record, decode_records};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::report::{self, Phase, latency_histogram};
+
+const PRODUCE_VERSION: i16 = 7;
+const FETCH_VERSION: i16 = 11;
+const METADATA_VERSION: i16 = 9;
+const LIST_OFFSETS_VERSION: i16 = 3;
+const CREATE_TOPICS_VERSION: i16 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Acks {
+    /// acks=0: no reply.
+    #[value(name = "0")]
+    None,
+    /// acks=1.
+    #[value(name = "1")]
+    Leader,
+    /// acks=all (-1).
+    All,
+}
+
+impl Acks {
+    fn code(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaBenchArgs {
+    /// Bootstrap broker (host:port); any Kafka-protocol broker works.
+    #[arg(long, default_value = "127.0.0.1:9092", env = "CONVEYOR_BENCH_KAFKA")]
+    pub brokers: String,
+    /// Topic to use; created if missing. Default: a fresh topic per run.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Partitions of a topic the bench creates.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    /// Messages to produce in the throughput phase.
+    #[arg(long, default_value_t = 200_000)]
+    pub messages: u64,
+    /// Size of each message value in bytes (at least 8).
+    #[arg(long, default_value_t = 1024)]
+    pub message_bytes: usize,
+    /// Records per produce batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Producer connections.
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Consumer connections in the consume phase.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Produce requests in flight per producer connection.
+    #[arg(long, default_value_t = 5)]
+    pub in_flight: usize,
+    #[arg(long, value_enum, default_value = "all")]
+    pub acks: Acks,
+    /// Messages per second in the latency phase (0 skips it).
+    #[arg(long, default_value_t = 5000)]
+    pub latency_rate: u64,
+    /// Length of the latency phase in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub latency_seconds: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Where partitions live: this bench talks to the bootstrap broker only,
+/// which is every partition's leader on a one-node cluster.
+struct Target {
+    brokers: String,
+    topic: String,
+    partitions: u32,
+}
+
+pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
+    if args.message_bytes < 8 {
+        bail!("--message-bytes must be at least 8 (the send timestamp)");
+    }
+    if args.batch == 0 || args.producers == 0 || args.consumers == 0 || args.in_flight == 0 {
+        bail!("--batch, --producers, --consumers and --in-flight must be at least 1");
+    }
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("conveyor-bench-{}-{}", std::process::id(), crate::bench::unique_suffix()));
+    let target = Arc::new(prepare(&args.brokers, &topic, args.partitions).await?);
+    let epoch = Instant::now();
+    let mut phases = Vec::new();
+
+    let start_offsets = end_offsets(&target).await?;
+    let produced = produce_phase(&target, args, epoch).await?;
+    phases.push(produced);
+
+    let consumed = consume_phase(&target, args, &start_offsets).await?;
+    phases.push(consumed);
+
+    if args.latency_rate > 0 && args.latency_seconds > 0 {
+        phases.push(latency_phase(&target, args, epoch).await?);
+    }
+    report::print(
+        &format!(
+            "conveyor bench kafka: {} msgs of {} B, batches of {}, {} producer(s), {} consumer(s), acks={}, {} partition(s), broker {}",
+            args.messages,
+            args.message_bytes,
+            args.batch,
+            args.producers,
+            args.consumers,
+            args.acks.code(),
+            target.partitions,
+            args.brokers
+        ),
+        &phases,
+        args.json,
+    );
+    Ok(())
+}
+
+async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<Target> {
+    let mut client = Client::connect(brokers).await.with_context(|| format!("connecting to {brokers}"))?;
+    let name = TopicName(StrBytes::from_string(topic.to_owned()));
+    let create = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
+        CreatableTopic::default()
+            .with_name(name.clone())
+            .with_num_partitions(partitions as i32)
+            .with_replication_factor(1),
+    ]);
+    let created = client.send(&create, CREATE_TOPICS_VERSION).await?;
+    if let Some(result) = created.topics.first()
+        && result.error_code != 0
+        && result.error_code != ResponseError::TopicAlreadyExists.code()
+    {
+        bail!("creating topic {topic}: error code {}", result.error_code);
+    }
+    // Wait (bounded) until metadata shows the partitions with leaders.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metadata = client
+            .send(
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name.clone()))])),
+                METADATA_VERSION,
+            )
+            .await?;
+        if let Some(found) = metadata.topics.first()
+            && found.error_code == 0
+            && !found.partitions.is_empty()
+            && found.partitions.iter().all(|partition| partition.leader_id.0 >= 0)
+        {
+            return Ok(Target {
+                brokers: brokers.to_owned(),
+                topic: topic.to_owned(),
+                partitions: found.partitions.len() as u32,
+            });
+        }
+        if Instant::now() >= deadline {
+            bail!("topic {topic} has no leaders after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn topic_name(target: &Target) -> TopicName {
+    TopicName(StrBytes::from_string(target.topic.clone()))
+}
+
+/// The latest offset of every partition.
+async fn end_offsets(target: &Target) -> anyhow::Result<Vec<i64>> {
+    let mut client = Client::connect(&target.brokers).await?;
+    let partitions = (0..target.partitions as i32)
+        .map(|index| ListOffsetsPartition::default().with_partition_index(index).with_timestamp(-1))
+        .collect();
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name(target))
+                .with_partitions(partitions),
+        ]);
+    let reply = client.send(&request, LIST_OFFSETS_VERSION).await?;
+    let mut offsets = vec![0; target.partitions as usize];
+    for partition in reply.topics.iter().flat_map(|topic| &topic.partitions) {
+        if partition.error_code != 0 {
+            bail!(
+                "ListOffsets partition {}: error {}",
+                partition.partition_index,
+                partition.error_code
+            );
+        }
+        if let Some(slot) = offsets.get_mut(partition.partition_index as usize) {
+            *slot = partition.offset;
+        }
+    }
+    Ok(offsets)
+}
+
+/// A batch of `count` records whose values start with the send time.
+fn batch(count: usize, message_bytes: usize, epoch: Instant) -> Bytes {
+    let mut builder = BatchBuilder::new(crate::bench::now_ms());
+    let sent_ns = epoch.elapsed().as_nanos() as u64;
+    for _ in 0..count {
+        let mut value = vec![b'x'; message_bytes];
+        value[..8].copy_from_slice(&sent_ns.to_be_bytes());
+        builder.push(Record::new(None, Some(value)));
+    }
+    builder.build()
+}
+
+fn produce_request(target: &Target, partition: u32, acks: Acks, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks.code())
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(target)).with_partition_data(
+            vec![PartitionProduceData::default().with_index(partition as i32).with_records(Some(records))],
+        )])
+}
+
+fn check_produced(reply: &ProduceResponse) -> anyhow::Result<()> {
+    for partition in reply.responses.iter().flat_map(|topic| &topic.partition_responses) {
+        if partition.error_code != 0 {
+            return Err(anyhow!(
+                "produce to partition {} failed with error code {}",
+                partition.index,
+                partition.error_code
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn progress(args: &KafkaBenchArgs, total: u64, label: &str) -> ProgressBar {
+    if args.quiet || args.json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} msgs {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_owned());
+    bar
+}
+
+async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {
+    let batches_total = args.messages.div_ceil(args.batch as u64);
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let bar = progress(args, args.messages, "produce");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.producers {
+        let (target, next_batch, bar) = (Arc::clone(target), Arc::clone(&next_batch), bar.clone());
+        let (acks, batch_size, message_bytes, in_flight, messages) =
+            (args.acks, args.batch, args.message_bytes, args.in_flight, args.messages);
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&target.brokers).await?;
+            let mut pending = std::collections::VecDeque::new();
+            let mut sent = 0u64;
+            loop {
+                let index = next_batch.fetch_add(1, Ordering::Relaxed);
+                if index >= batches_total {
+                    break;
+                }
+                let count = (messages - index * batch_size as u64).min(batch_size as u64) as usize;
+                let partition = (index % u64::from(target.partitions)) as u32;
+                let request = produce_request(&target, partition, acks, batch(count, message_bytes, epoch));
+                let correlation_id = client.write(&request, PRODUCE_VERSION).await?;
+                if acks != Acks::None {
+                    pending.push_back((correlation_id, count));
+                    if pending.len() >= in_flight
+                        && let Some((correlation_id, count)) = pending.pop_front()
+                    {
+                        check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
+                        bar.inc(count as u64);
+                    }
+                } else {
+                    bar.inc(count as u64);
+                }
+                sent += count as u64;
+            }
+            while let Some((correlation_id, count)) = pending.pop_front() {
+                check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
+                bar.inc(count as u64);
+            }
+            anyhow::Ok(sent)
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        sent += task.await??;
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok(Phase::new("produce", sent, sent * args.message_bytes as u64, elapsed))
+}
+
+/// Reads back everything produced, from `start_offsets`, with `--consumers`
+/// connections splitting the partitions.
+async fn consume_phase(target: &Arc<Target>, args: &KafkaBenchArgs, start_offsets: &[i64]) -> anyhow::Result<Phase> {
+    let end = end_offsets(target).await?;
+    let total: u64 = end.iter().zip(start_offsets).map(|(end, start)| (end - start).max(0) as u64).sum();
+    let bar = progress(args, total, "consume");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for consumer in 0..args.consumers {
+        let owned: Vec<u32> = (0..target.partitions)
+            .filter(|partition| *partition as usize % args.consumers == consumer)
+            .collect();
+        if owned.is_empty() {
+            continue;
+        }
+        let (target, bar) = (Arc::clone(target), bar.clone());
+        let positions: Vec<(u32, i64, i64)> = owned.iter().map(|&p| (p, start_offsets[p as usize], end[p as usize])).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&target.brokers).await?;
+            let mut positions = positions;
+            let (mut messages, mut bytes) = (0u64, 0u64);
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while positions.iter().any(|(_, position, end)| position < end) {
+                if Instant::now() >= deadline {
+                    bail!("consume phase did not finish within 10 minutes");
+                }
+                let partitions = positions
+                    .iter()
+                    .filter(|(_, position, end)| position < end)
+                    .map(|(partition, position, _)| {
+                        FetchPartition::default()
+                            .with_partition(*partition as i32)
+                            .with_fetch_offset(*position)
+                            .with_partition_max_bytes(16 << 20)
+                    })
+                    .collect();
+                let request = FetchRequest::default()
+                    .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(64 << 20)
+                    .with_topics(vec![
+                        FetchTopic::default().with_topic(topic_name(&target)).with_partitions(partitions),
+                    ]);
+                let reply = client.send(&request, FETCH_VERSION).await?;
+                for partition in reply.responses.iter().flat_map(|topic| &topic.partitions) {
+                    if partition.error_code != 0 {
+                        bail!("fetch partition {}: error code {}", partition.partition_index, partition.error_code);
+                    }
+                    let records = partition.records.clone().unwrap_or_default();
+                    let (count, last, size) = walk_batches(&records);
+                    if let Some(slot) = positions.iter_mut().find(|(p, _, _)| *p as i32 == partition.partition_index)
+                        && let Some(last) = last
+                    {
+                        let from = slot.1;
+                        slot.1 = last + 1;
+                        let counted = count.min((slot.1 - from).max(0) as u64);
+                        messages += counted;
+                        bytes += size;
+                        bar.inc(counted);
+                    }
+                }
+            }
+            anyhow::Ok((messages, bytes))
+        }));
+    }
+    let (mut messages, mut bytes) = (0, 0);
+    for task in tasks {
+        let (m, b) = task.await??;
+        messages += m;
+        bytes += b;
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    // MB/s counts payload bytes, like the produce phase; the batch framing
+    // read on top of it is reported separately.
+    let mut phase = Phase::new("consume", messages, messages * args.message_bytes as u64, elapsed);
+    phase.wire_bytes = Some(bytes);
+    Ok(phase)
+}
+
+/// Records, last offset and bytes of the whole batches in a fetch reply.
+fn walk_batches(records: &[u8]) -> (u64, Option<i64>, u64) {
+    let (mut count, mut last, mut position) = (0u64, None, 0usize);
+    while let Some(header) = BatchHeader::parse(&records[position..]) {
+        let size = LOG_OVERHEAD + header.batch_length.max(0) as usize;
+        if position + size > records.len() {
+            break;
+        }
+        count += header.records_count.max(0) as u64;
+        last = Some(header.last_offset());
+        position += size;
+    }
+    (count, last, position as u64)
+}
+
+/// A producer at a fixed rate and a long-polling consumer on one partition;
+/// measures send-to-receive time of every record.
+async fn latency_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {
+    let start = end_offsets(target).await?;
+    let total = args.latency_rate * args.latency_seconds;
+    let bar = progress(args, total, "latency");
+    let consumer = {
+        let (target, bar) = (Arc::clone(target), bar.clone());
+        let mut position = start[0];
+        tokio::spawn(async move {
+            let mut client = Client::connect(&target.brokers).await?;
+            let mut histogram: Histogram<u64> = latency_histogram();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while histogram.len() < total {
+                if Instant::now() >= deadline {
+                    bail!("latency phase consumer saw {} of {total} records within 120 s", histogram.len());
+                }
+                let request = FetchRequest::default()
+                    .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(8 << 20)
+                    .with_topics(vec![FetchTopic::default().with_topic(topic_name(&target)).with_partitions(vec![
+                        FetchPartition::default().with_partition(0).with_fetch_offset(position).with_partition_max_bytes(8 << 20),
+                    ])]);
+                let reply = client.send(&request, FETCH_VERSION).await?;
+                let received_ns = epoch.elapsed().as_nanos() as u64;
+                for partition in reply.responses.iter().flat_map(|topic| &topic.partitions) {
+                    let records = partition.records.clone().unwrap_or_default();
+                    let mut at = 0;
+                    while let Some(header) = BatchHeader::parse(&records[at..]) {
+                        let size = LOG_OVERHEAD + header.batch_length.max(0) as usize;
+                        if at + size > records.len() {
+                            break;
+                        }
+                        for record in decode_records(&records[at..at + size]).map_err(|error| anyhow!("{error}"))? {
+                            let offset = record.offset.unwrap_or_default();
+                            if offset < position {
+                                continue;
+                            }
+                            let value = record.value.unwrap_or_default();
+                            if value.len() >= 8 {
+                                let sent_ns = u64::from_be_bytes(value[..8].try_into().unwrap_or_default());
+                                let micros = received_ns.saturating_sub(sent_ns) / 1000;
+                                let _ = histogram.record(micros.max(1));
+                            }
+                            position = offset + 1;
+                            bar.inc(1);
+                        }
+                        at += size;
+                    }
+                }
+            }
+            anyhow::Ok(histogram)
+        })
+    };
+    let started = Instant::now();
+    let mut client = Client::connect(&target.brokers).await?;
+    let interval = Duration::from_secs_f64(1.0 / args.latency_rate as f64);
+    let mut next = tokio::time::Instant::now();
+    // Pipelined so that the send rate holds while acknowledgements (fsyncs) are pending.
+    let window = args.in_flight.max(64);
+    let mut pending = std::collections::VecDeque::with_capacity(window);
+    for _ in 0..total {
+        tokio::time::sleep_until(next).await;
+        next += interval;
+        let request = produce_request(target, 0, args.acks, batch(1, args.message_bytes, epoch));
+        let correlation_id = client.write(&request, PRODUCE_VERSION).await?;
+        if args.acks != Acks::None {
+            pending.push_back(correlation_id);
+            if pending.len() >= window
+                && let Some(correlation_id) = pending.pop_front()
+            {
+                check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
+            }
+        }
+    }
+    while let Some(correlation_id) = pending.pop_front() {
+        check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
+    }
+    let histogram = consumer.await??;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok(Phase::new(
+        &format!("e2e @ {}/s", args.latency_rate),
+        total,
+        total * args.message_bytes as u64,
+        elapsed,
+    )
+    .with_latency(&histogram))
+}

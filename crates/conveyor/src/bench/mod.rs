@@ -1,0 +1,34 @@
+//! `conveyor bench …`: load generators that talk to any broker speaking the
+//! protocol, so Conveyor can be compared with Kafka, RabbitMQ or SQS on the
+//! same machine with the same client.
+
+pub mod kafka;
+pub mod report;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Kafka producer and consumer throughput and end-to-end latency against any Kafka-protocol broker.
+    Kafka(kafka::KafkaBenchArgs),
+}
+
+pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match command {
+        BenchCommand::Kafka(args) => runtime.block_on(kafka::run(args)),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A short suffix that differs between runs, for resource names.
+pub fn unique_suffix() -> String {
+    format!("{:x}", now_ms())
+}

@@ -1,0 +1,97 @@
+//! Throughput and latency summaries printed by the benchmarks: one format for
+//! every protocol, readable by people and, with `--json`, by scripts.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// One measured phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    pub megabytes_per_second: f64,
+    /// Bytes read or written including protocol framing, where measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<Latency>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub samples: u64,
+}
+
+impl Phase {
+    pub fn new(name: &str, messages: u64, bytes: u64, elapsed: Duration) -> Phase {
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        Phase {
+            name: name.to_owned(),
+            messages,
+            bytes,
+            seconds,
+            messages_per_second: messages as f64 / seconds,
+            megabytes_per_second: bytes as f64 / seconds / 1_000_000.0,
+            wire_bytes: None,
+            latency_ms: None,
+        }
+    }
+
+    pub fn with_latency(mut self, histogram: &Histogram<u64>) -> Phase {
+        if !histogram.is_empty() {
+            let ms = |micros: u64| micros as f64 / 1000.0;
+            self.latency_ms = Some(Latency {
+                p50: ms(histogram.value_at_quantile(0.50)),
+                p99: ms(histogram.value_at_quantile(0.99)),
+                p999: ms(histogram.value_at_quantile(0.999)),
+                max: ms(histogram.max()),
+                samples: histogram.len(),
+            });
+        }
+        self
+    }
+}
+
+/// A histogram of microseconds from 1 µs to 60 s with 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant, valid histogram bounds")
+}
+
+pub fn print(title: &str, phases: &[Phase], json: bool) {
+    if json {
+        match serde_json::to_string_pretty(phases) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("could not render JSON: {error}"),
+        }
+        return;
+    }
+    println!("\n{title}");
+    println!(
+        "{:<22} {:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "phase", "msgs/s", "MB/s", "messages", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    for phase in phases {
+        let latency = |value: Option<f64>| value.map(|ms| format!("{ms:.2}")).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<22} {:>12.0} {:>12.1} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            phase.name,
+            phase.messages_per_second,
+            phase.megabytes_per_second,
+            phase.messages,
+            latency(phase.latency_ms.map(|l| l.p50)),
+            latency(phase.latency_ms.map(|l| l.p99)),
+            latency(phase.latency_ms.map(|l| l.p999)),
+            latency(phase.latency_ms.map(|l| l.max)),
+        );
+    }
+}
