@@ -4,15 +4,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use conveyor_core::Broker;
+use conveyor_http::HttpState;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -43,12 +39,6 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Shared with the HTTP handlers.
-#[derive(Debug)]
-struct AppState {
-    ready: AtomicBool,
-}
-
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let broker_config = settings.broker.clone();
     let data_dir = broker_config.data_dir.clone();
@@ -58,9 +48,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
 
-    let state = Arc::new(AppState {
-        ready: AtomicBool::new(false),
-    });
+    let state = HttpState::new(Arc::clone(&broker));
     let http = TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("binding the HTTP listener on {}", settings.http_addr))?;
@@ -71,7 +59,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let kafka_addr = kafka.local_addr()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let app = Router::new().route("/health", get(health)).with_state(Arc::clone(&state));
+    let app = conveyor_http::router(Arc::clone(&state));
     let mut http_task = tokio::spawn({
         let mut shutdown = shutdown_rx.clone();
         async move {
@@ -90,7 +78,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
 
     // Every listener is bound: report readiness.
-    state.ready.store(true, Ordering::SeqCst);
+    state.set_ready(true);
     announce(&settings, http_addr, kafka_addr);
 
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -103,7 +91,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             result.context("HTTP listener task")?.context("HTTP listener")?;
         }
     }
-    state.ready.store(false, Ordering::SeqCst);
+    state.set_ready(false);
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut http_task).await.is_err() {
         warn!("in-flight HTTP requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
@@ -129,12 +117,4 @@ fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr) 
         kafka_addr,
         settings.broker.data_dir.display()
     );
-}
-
-async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
-    }
 }

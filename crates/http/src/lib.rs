@@ -1,0 +1,48 @@
+//! Conveyor's HTTP front door, served by axum on the HTTP listener: `/health`
+//! today; the SQS-compatible API, the REST admin API under `/api/v1`,
+//! Prometheus `/metrics` and the web console join it as they land. Like every
+//! front door it only translates: state and rules live in the core.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use conveyor_core::Broker;
+
+/// What the HTTP handlers share.
+#[derive(Debug)]
+pub struct HttpState {
+    pub broker: Arc<Broker>,
+    /// True once every listener of the process is up, false again while stopping.
+    pub ready: AtomicBool,
+}
+
+impl HttpState {
+    pub fn new(broker: Arc<Broker>) -> Arc<HttpState> {
+        Arc::new(HttpState {
+            broker,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+}
+
+/// Every HTTP route of the broker.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new().route("/health", get(health)).with_state(state)
+}
+
+/// 200 once every listener is up; 503 while starting or stopping.
+async fn health(State(state): State<Arc<HttpState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+    }
+}
