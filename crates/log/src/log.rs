@@ -167,12 +167,17 @@ impl Log {
             .segments
             .partition_point(|segment| segment.base_offset <= offset)
             .saturating_sub(1);
+        // Only a segment that holds nothing at or after `offset` (the sound
+        // prefix of a damaged sealed segment) sends the read on to the next
+        // one. A segment that holds the offset answers alone, even with nothing
+        // when its first batch exceeds `max_bytes` without `min_one`: moving
+        // on would serve a later batch that does not contain `offset`.
         for segment in &view.segments[first..] {
-            let bytes = segment.read(offset.max(segment.base_offset), max_bytes, min_one)?;
-            if !bytes.is_empty() {
-                outcome.bytes = bytes;
-                break;
+            if segment.next_offset() <= offset {
+                continue;
             }
+            outcome.bytes = segment.read(offset.max(segment.base_offset), max_bytes, min_one)?;
+            break;
         }
         Ok(outcome)
     }
