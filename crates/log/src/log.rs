@@ -423,7 +423,16 @@ fn open_active(file: fs::File, path: PathBuf, base_offset: u64, config: &LogConf
             )
         })
         .flatten();
-    let scan = segment::scan_from(&file, &path, base_offset, config.index_interval_bytes, trusted)?;
+    let was_trusted = trusted.is_some();
+    let mut scan = segment::scan_from(&file, &path, base_offset, config.index_interval_bytes, trusted)?;
+    if was_trusted && (scan.stopped.is_some() || index_reaches_past(&scan.index, scan.next_offset - base_offset)) {
+        // The segment lost batches after the clean shutdown (media damage, or
+        // a file cut by hand), so the trusted index still describes them: its
+        // time entries and max timestamp would point time lookups past the
+        // batches appended in their place. Rebuild it from the sound bytes.
+        warn!(segment = %path.display(), "the active segment changed after its clean shutdown; rebuilding its index by a full scan");
+        scan = segment::scan(&file, &path, base_offset, config.index_interval_bytes)?;
+    }
     if let Some((position, reason)) = &scan.stopped {
         warn!(
             segment = %path.display(),
@@ -447,4 +456,14 @@ fn open_active(file: fs::File, path: PathBuf, base_offset: u64, config: &LogConf
         scan.max_timestamp_ms,
         scan.index,
     ))
+}
+
+/// Whether `index` has an entry for a relative offset at or past `offset_span`,
+/// that is, for a batch the segment no longer holds.
+fn index_reaches_past(index: &SegmentIndex, offset_span: u64) -> bool {
+    let offsets = index.offsets.iter().map(|entry| entry.relative_offset);
+    let times = index.times.iter().map(|entry| entry.relative_offset);
+    offsets
+        .chain(times)
+        .any(|relative_offset| u64::from(relative_offset) >= offset_span)
 }
