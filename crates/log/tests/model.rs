@@ -314,7 +314,11 @@ impl Harness {
                 self.model.config.retention_ms = *retention_ms;
                 self.model.config.retention_bytes = *retention_bytes;
                 self.log.set_config(self.model.config.clone()).expect("set config");
+                let before = self.log.segment_base_offsets();
                 let deleted = self.log.enforce_retention().expect("retention");
+                let after = self.log.segment_base_offsets();
+                prop_assert!(deleted < before.len(), "retention never deletes the active segment");
+                prop_assert_eq!(&before[deleted..], &after[..], "retention deletes a prefix of whole segments");
                 prop_assert_eq!(
                     deleted,
                     self.model.enforce_retention(self.now_ms()),
