@@ -189,12 +189,17 @@ impl Log {
             .segments
             .partition_point(|segment| segment.base_offset <= offset)
             .saturating_sub(1);
+        // Only a segment that holds nothing at or after `offset` (the sound
+        // prefix of a damaged sealed segment) sends the read on to the next
+        // one. A segment that holds the offset answers alone, even with nothing
+        // when its first batch exceeds `max_bytes` without `min_one`: moving
+        // on would serve a later batch that does not contain `offset`.
         for segment in &view.segments[first..] {
-            let bytes = segment.read(offset.max(segment.base_offset), max_bytes, min_one)?;
-            if !bytes.is_empty() {
-                outcome.bytes = bytes;
-                break;
+            if segment.next_offset() <= offset {
+                continue;
             }
+            outcome.bytes = segment.read(offset.max(segment.base_offset), max_bytes, min_one)?;
+            break;
         }
         Ok(outcome)
     }
@@ -448,7 +453,16 @@ fn open_active(file: fs::File, path: PathBuf, base_offset: u64, config: &LogConf
             )
         })
         .flatten();
-    let scan = segment::scan_from(&file, &path, base_offset, config.index_interval_bytes, trusted)?;
+    let was_trusted = trusted.is_some();
+    let mut scan = segment::scan_from(&file, &path, base_offset, config.index_interval_bytes, trusted)?;
+    if was_trusted && (scan.stopped.is_some() || index_reaches_past(&scan.index, scan.next_offset - base_offset)) {
+        // The segment lost batches after the clean shutdown (media damage, or
+        // a file cut by hand), so the trusted index still describes them: its
+        // time entries and max timestamp would point time lookups past the
+        // batches appended in their place. Rebuild it from the sound bytes.
+        warn!(segment = %path.display(), "the active segment changed after its clean shutdown; rebuilding its index by a full scan");
+        scan = segment::scan(&file, &path, base_offset, config.index_interval_bytes)?;
+    }
     if let Some((position, reason)) = &scan.stopped {
         warn!(
             segment = %path.display(),
@@ -472,4 +486,14 @@ fn open_active(file: fs::File, path: PathBuf, base_offset: u64, config: &LogConf
         scan.max_timestamp_ms,
         scan.index,
     ))
+}
+
+/// Whether `index` has an entry for a relative offset at or past `offset_span`,
+/// that is, for a batch the segment no longer holds.
+fn index_reaches_past(index: &SegmentIndex, offset_span: u64) -> bool {
+    let offsets = index.offsets.iter().map(|entry| entry.relative_offset);
+    let times = index.times.iter().map(|entry| entry.relative_offset);
+    offsets
+        .chain(times)
+        .any(|relative_offset| u64::from(relative_offset) >= offset_span)
 }

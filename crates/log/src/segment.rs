@@ -7,10 +7,11 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
+use tracing::warn;
 
 use crate::batch::{self, BatchHeader, FramingError, HEADER_BYTES};
 use crate::error::{LogError, Result};
@@ -34,6 +35,9 @@ pub struct Segment {
     /// Largest batch max-timestamp committed; `i64::MIN` when empty.
     max_timestamp_ms: AtomicI64,
     index: RwLock<SegmentIndex>,
+    /// Set once a damaged offset-index entry has been reported, so a damaged
+    /// index warns once rather than on every read.
+    index_damage_reported: AtomicBool,
 }
 
 impl Segment {
@@ -91,6 +95,7 @@ impl Segment {
             next_offset: AtomicU64::new(next_offset),
             max_timestamp_ms: AtomicI64::new(max_timestamp_ms),
             index: RwLock::new(index),
+            index_damage_reported: AtomicBool::new(false),
         }
     }
 
@@ -151,11 +156,44 @@ impl Segment {
         Ok(BatchHeader::parse(&bytes))
     }
 
+    /// Reads the header of the batch at `position` and checks its framing
+    /// against the committed bytes. Committed batches were checked on append
+    /// or recovery, so a header that fails is damage (or a position that is not
+    /// a batch start); nothing at or past it is served, and its length is never
+    /// used to size a read.
+    fn sound_header_at(&self, position: u64, limit: u64) -> Result<Option<BatchHeader>> {
+        let Some(header) = self.header_at(position, limit)? else {
+            return Ok(None);
+        };
+        Ok(header.check_framing((limit - position) as usize).is_ok().then_some(header))
+    }
+
     /// Position and header of the committed batch containing `offset`.
     pub fn find(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
         let limit = self.committed_bytes();
-        let mut position = u64::from(self.index.read().position_floor(self.relative(offset)).position);
-        while let Some(header) = self.header_at(position, limit)? {
+        let entry = self.index.read().position_floor(self.relative(offset));
+        let mut position = u64::from(entry.position);
+        if position != 0 {
+            // The index is a cache read back from disk, checked there only for
+            // order and bounds. An entry that does not lead to the batch it
+            // names is not followed: the walk starts at the segment's start.
+            let named = self.base_offset + u64::from(entry.relative_offset);
+            if position >= limit {
+                // The writer indexes a batch before committing it; the batch
+                // holding `offset` is at or after this one, so not committed yet.
+                return Ok(None);
+            }
+            let leads_to_named = self
+                .sound_header_at(position, limit)?
+                .is_some_and(|header| header.base_offset >= 0 && header.base_offset as u64 == named);
+            if !leads_to_named {
+                if !self.index_damage_reported.swap(true, Ordering::Relaxed) {
+                    warn!(segment = %self.path.display(), offset = named, position, "offset index entry does not point at its batch; scanning the segment instead");
+                }
+                position = 0;
+            }
+        }
+        while let Some(header) = self.sound_header_at(position, limit)? {
             if header.last_offset() as u64 >= offset {
                 return Ok(Some((position, header)));
             }
@@ -203,7 +241,7 @@ impl Segment {
             return Ok(None);
         };
         let limit = self.committed_bytes();
-        while let Some(header) = self.header_at(position, limit)? {
+        while let Some(header) = self.sound_header_at(position, limit)? {
             if header.max_timestamp >= timestamp_ms {
                 if header.compression() == 0 {
                     let mut bytes = vec![0u8; header.total_bytes()];

@@ -94,3 +94,21 @@ fn invalid_batches_are_refused_and_nothing_is_written() {
     assert_eq!(log.high_watermark(), 0);
     assert_eq!(log.append(batch(&["ok"], 1)).wait().expect("append").base_offset, 0);
 }
+
+#[test]
+fn read_of_a_batch_larger_than_max_bytes_without_min_one_serves_nothing() {
+    // Found by the model test: the read used to move on to the next segment
+    // and serve its first batch, which does not contain the offset asked for.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    let big = log
+        .append(batch(&["a value longer than the read allows"], 1))
+        .wait()
+        .expect("append");
+    log.roll().expect("roll");
+    log.append(batch(&["b"], 2)).wait().expect("append");
+    let read = log.read(big.base_offset, 80, false).expect("read");
+    assert!(read.bytes.is_empty(), "served {:?}", values(&read.bytes));
+    let read = log.read(big.base_offset, 80, true).expect("read");
+    assert_eq!(values(&read.bytes), vec![(0, "a value longer than the read allows".into())]);
+}

@@ -1,0 +1,60 @@
+//! Batch checking and record decoding on arbitrary bytes: what a Kafka
+//! produce request hands the log. Each input is checked as it is and again
+//! with every batch's CRC-32C resealed, so mutations get past the checksum to
+//! the framing and record decoding behind it. Nothing may panic, and the
+//! checks must agree with each other about what they accept.
+
+#![no_main]
+
+use conveyor_log::batch::{BatchHeader, HEADER_BYTES, check_batch, check_batches, compute_crc, whole_batches_len};
+use conveyor_log::record::{RecordError, decode_records};
+use libfuzzer_sys::fuzz_target;
+
+/// Rewrites the CRC of each batch the length fields delimit.
+fn reseal(bytes: &mut [u8]) {
+    let mut position = 0;
+    while let Some(header) = BatchHeader::parse(&bytes[position..]) {
+        let end = position + header.total_bytes();
+        if header.total_bytes() < HEADER_BYTES || end > bytes.len() {
+            break;
+        }
+        let crc = compute_crc(&bytes[position..end]);
+        bytes[position + 17..position + 21].copy_from_slice(&crc.to_be_bytes());
+        position = end;
+    }
+}
+
+fn check(data: &[u8]) {
+    let _ = decode_records(data);
+    let Ok(headers) = check_batches(data) else {
+        return;
+    };
+    // Accepted input is whole batches, nothing else.
+    assert_eq!(whole_batches_len(data), data.len());
+    let mut position = 0;
+    for header in headers {
+        let batch = &data[position..position + header.total_bytes()];
+        assert_eq!(check_batch(batch), Ok(header));
+        match decode_records(batch) {
+            Ok(records) => {
+                assert_eq!(records.len(), header.records_count as usize);
+                assert!(
+                    records
+                        .iter()
+                        .all(|record| record.offset.is_some() && record.timestamp_ms.is_some())
+                );
+            }
+            Err(RecordError::Compressed(codec)) => assert_ne!(codec, 0),
+            Err(RecordError::Malformed(_)) => {}
+            Err(RecordError::Framing(error)) => panic!("check_batch accepted what decode_records rejects: {error}"),
+        }
+        position += header.total_bytes();
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    let mut resealed = data.to_vec();
+    reseal(&mut resealed);
+    check(&resealed);
+});
