@@ -97,6 +97,18 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
     }
 }
 
+/// Handles one request frame (without its size prefix) as a connection
+/// would, and returns the reply frame. For fuzzing the request path without
+/// sockets; `Err` is what would close the connection.
+#[doc(hidden)]
+pub async fn handle_frame(context: &Arc<Context>, frame: bytes::Bytes) -> Result<Option<bytes::Bytes>, String> {
+    let local: SocketAddr = ([127, 0, 0, 1], 9092).into();
+    let connection = Arc::new(connection::ConnectionInfo { local });
+    let request = frame::parse_request(frame).map_err(|error| error.to_string())?;
+    let reply = handlers::dispatch(context, &connection, request).map_err(|error| error.to_string())?;
+    reply.await
+}
+
 /// Resolves once `shutdown` turns true (or its sender is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send: drop it here, not in the caller's select.
