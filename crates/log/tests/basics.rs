@@ -94,3 +94,52 @@ fn invalid_batches_are_refused_and_nothing_is_written() {
     assert_eq!(log.high_watermark(), 0);
     assert_eq!(log.append(batch(&["ok"], 1)).wait().expect("append").base_offset, 0);
 }
+
+#[test]
+fn every_offset_is_found_when_the_walk_from_the_index_spans_many_header_blocks() {
+    // No offset index entry after the first batch: every lookup walks the
+    // headers from the start of the segment, across several read blocks.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        index_interval_bytes: u32::MAX,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), config).expect("open");
+    let count = 600u64;
+    for index in 0..count {
+        log.append(batch(&[&format!("v{index}")], 1000)).wait().expect("append");
+    }
+    assert!(log.size_bytes() > 4 * 8192, "spans several blocks: {}", log.size_bytes());
+    for offset in 0..count {
+        let read = log.read(offset, 1, true).expect("read");
+        assert_eq!(values(&read.bytes), vec![(offset, format!("v{offset}"))]);
+        let read = log.read(offset, 1 << 20, true).expect("read");
+        assert_eq!(values(&read.bytes).len() as u64, count - offset);
+    }
+}
+
+#[test]
+fn reads_cut_by_max_bytes_end_at_the_last_whole_batch() {
+    // A dense offset index: the trim to whole batches starts from an index
+    // entry inside the read rather than from its first batch.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        index_interval_bytes: 200,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), config).expect("open");
+    let one = batch(&["same-size"], 1000);
+    let size = one.len();
+    for _ in 0..200 {
+        log.append(one.clone()).wait().expect("append");
+    }
+    for start in [0u64, 1, 17, 150] {
+        for max_bytes in [1, size - 1, size, size + 1, 5 * size + 7, 64 * size - 1, 1 << 20] {
+            let read = log.read(start, max_bytes, true).expect("read");
+            let fits = (max_bytes / size).max(1).min(200 - start as usize);
+            assert_eq!(read.bytes.len(), fits * size, "start {start}, max_bytes {max_bytes}");
+            let offsets: Vec<u64> = values(&read.bytes).into_iter().map(|(offset, _)| offset).collect();
+            assert_eq!(offsets, (start..start + fits as u64).collect::<Vec<_>>());
+        }
+    }
+}
