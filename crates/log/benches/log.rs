@@ -15,11 +15,11 @@
 //! size, records per batch, concurrent appenders) and `read/1KiB/b100`.
 //!
 //! Why ratios: the machine is shared and its disk's speed drifts by ±25% from
-//! minute to minute, so an absolute MB/s says little. Every append
-//! configuration is bracketed by two runs of its baseline (baseline,
-//! configuration, baseline, next configuration, baseline, ...) and compared
-//! with their mean; read passes alternate with baseline passes (tens of
-//! milliseconds each) and are compared with their sum:
+//! minute to minute (and page-cache writes from one second to the next), so
+//! an absolute MB/s says little. Each configuration alternates with its
+//! baseline in short slices (appends: five slices of 0.3 s between six
+//! baseline slices of 0.17 s; reads: whole passes of tens of milliseconds)
+//! and is compared with the baseline's total over its slices:
 //!
 //! | compared with | baseline |
 //! |---|---|
@@ -30,10 +30,11 @@
 //! MB/s counts the bytes that reach the file (batch headers and record framing
 //! included), since that is what the baselines write; records/s counts
 //! records. Each configuration appends to a fresh log for at most
-//! `CONVEYOR_BENCH_SECONDS` (1.5 s) or `CONVEYOR_BENCH_BYTES_MAX` (768 MiB),
+//! `CONVEYOR_BENCH_SECONDS` (1.5 s) or `CONVEYOR_BENCH_MIB_MAX` (768 MiB),
 //! whichever comes first; the byte cap keeps a segment roll (which fsyncs the
 //! sealed segment) and the kernel's dirty-page throttling out of the window,
-//! for the log and the baselines alike. Data goes to
+//! for the log and the baselines alike. Under `interval` each slice ends with
+//! the fsync the policy owes for it. Data goes to
 //! `CONVEYOR_BENCH_DIR` (default: the workspace's `target/bench-log`, which is
 //! on the repository's disk, unlike a tmpfs `/tmp`) and is deleted afterwards.
 
@@ -96,12 +97,16 @@ fn main() {
         }
         let baseline = policy.baseline();
         print_group_header(&format!("append, durability {}", policy.durability()), baseline);
-        let names: Vec<String> = configs.iter().map(AppendConfig::name).collect();
-        results.extend(run_bracketed(
-            &names,
-            || measure_write_baseline(&settings, baseline == Baseline::SyncedWrites),
-            |index| measure_appends(&settings, &configs[index]),
-        ));
+        for config in &configs {
+            let (measured, baseline) = measure_appends(&settings, config, baseline == Baseline::SyncedWrites);
+            let row = Row {
+                name: config.name(),
+                measured,
+                baseline_mb_per_s: baseline.mb_per_s(),
+            };
+            print_row(&row);
+            results.push(row);
+        }
     }
 
     let reads: Vec<Shape> = RECORD_BYTES
@@ -338,27 +343,6 @@ impl Row {
     }
 }
 
-/// Runs `baseline, config 0, baseline, config 1, ..., baseline` and compares
-/// each configuration with the mean of the two baselines around it, so that
-/// drift of the disk or of the neighbours' load during the run cancels out.
-fn run_bracketed(names: &[String], mut baseline: impl FnMut() -> Measured, mut config: impl FnMut(usize) -> Measured) -> Vec<Row> {
-    let mut before = baseline().mb_per_s();
-    let mut rows = Vec::new();
-    for (index, name) in names.iter().enumerate() {
-        let measured = config(index);
-        let after = baseline().mb_per_s();
-        let row = Row {
-            name: name.clone(),
-            measured,
-            baseline_mb_per_s: (before + after) / 2.0,
-        };
-        print_row(&row);
-        rows.push(row);
-        before = after;
-    }
-    rows
-}
-
 fn chunk() -> Vec<u8> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     (0..CHUNK_BYTES)
@@ -371,28 +355,19 @@ fn chunk() -> Vec<u8> {
         .collect()
 }
 
-/// Sequential 1 MiB writes to a new file, each followed by `fdatasync` if
-/// `sync`; the file is deleted (unsynced pages are dropped, not written back).
-fn measure_write_baseline(settings: &Settings, sync: bool) -> Measured {
-    let path = settings.dir.join("baseline-write");
-    let chunk = chunk();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .expect("create the baseline file");
+/// Sequential 1 MiB writes at the end of `file`, each followed by
+/// `fdatasync` if `sync`, for `duration` or `bytes_max`.
+fn write_baseline_slice(file: &mut File, chunk: &[u8], sync: bool, duration: Duration, bytes_max: u64) -> Measured {
     let mut measured = Measured::default();
     let start = Instant::now();
-    while start.elapsed() < settings.baseline_duration && measured.bytes < settings.bytes_max {
-        file.write_all(&chunk).expect("baseline write");
+    while start.elapsed() < duration && measured.bytes < bytes_max {
+        file.write_all(chunk).expect("baseline write");
         if sync {
             file.sync_data().expect("baseline fdatasync");
         }
         measured.bytes += chunk.len() as u64;
     }
     measured.elapsed = start.elapsed();
-    drop(file);
-    fs::remove_file(&path).expect("remove the baseline file");
     measured
 }
 
@@ -423,10 +398,21 @@ fn read_baseline_pass(file: &File, buffer: &mut [u8]) -> u64 {
     length
 }
 
-/// `appenders` threads append the same batch to a fresh log, each waiting for
-/// its acknowledgement before sending the next, until the time or byte budget
-/// is spent.
-fn measure_appends(settings: &Settings, config: &AppendConfig) -> Measured {
+/// How many slices an append configuration and its baseline are cut into.
+const SLICES: u32 = 5;
+
+/// Measures one append configuration and its baseline in alternating slices:
+/// baseline, appends, baseline, appends, ..., baseline, each slice a fifth of
+/// the budget (the baseline gets one slice more, so that it surrounds the
+/// appends). Page-cache write speed on this machine swings between 0.5 and
+/// 4 GB/s from one second to the next (`dd`, run back to back), so runs of a
+/// second each, even bracketed, compared unlike conditions; slices of a few
+/// hundred milliseconds expose both sides to the same ones.
+///
+/// In an append slice `appenders` threads append the same batch to one log,
+/// each waiting for its acknowledgement before sending the next. The log stays
+/// open across slices; its byte budget is shared out between them.
+fn measure_appends(settings: &Settings, config: &AppendConfig, sync_baseline: bool) -> (Measured, Measured) {
     let dir = settings.dir.join("append");
     let log = Log::open(
         &dir,
@@ -437,25 +423,61 @@ fn measure_appends(settings: &Settings, config: &AppendConfig) -> Measured {
     )
     .expect("open the log");
     let batch = config.shape.batch();
+    // Like the log's segment, the baseline's file is new at the start of the
+    // configuration and grows slice after slice.
+    let baseline_path = settings.dir.join("baseline-write");
+    let mut baseline_file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&baseline_path)
+        .expect("create the baseline file");
+    let chunk = chunk();
+    let bytes_per_slice = settings.bytes_max / u64::from(SLICES);
+    let baseline_slice = settings.baseline_duration / (SLICES + 1);
+    let mut baseline = Measured::default();
+    let mut measured = Measured::default();
+    for slice in 0..=SLICES {
+        let part = write_baseline_slice(&mut baseline_file, &chunk, sync_baseline, baseline_slice, bytes_per_slice);
+        baseline.bytes += part.bytes;
+        baseline.elapsed += part.elapsed;
+        if slice == SLICES {
+            break;
+        }
+        let part = append_slice(settings, config, &log, &batch, bytes_per_slice);
+        measured.bytes += part.bytes;
+        measured.records += part.records;
+        measured.elapsed += part.elapsed;
+        measured.latencies.extend(part.latencies);
+    }
+    measured.latencies.sort_unstable();
+    discard_log(log, &dir);
+    // Unlinking a file nobody has open drops its unsynced pages unwritten.
+    drop(baseline_file);
+    fs::remove_file(&baseline_path).expect("remove the baseline file");
+    (measured, baseline)
+}
+
+fn append_slice(settings: &Settings, config: &AppendConfig, log: &Log, batch: &Bytes, bytes_max: u64) -> Measured {
     let batch_bytes = batch.len() as u64;
     let stop = AtomicBool::new(false);
     let appended = AtomicU64::new(0);
     let latencies = Mutex::new(Vec::new());
     let barrier = Barrier::new(config.appenders + 1);
+    let duration = settings.duration / SLICES;
     let mut start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..config.appenders {
             scope.spawn(|| {
-                let mut mine = Vec::with_capacity(1 << 16);
+                let mut mine = Vec::with_capacity(1 << 14);
                 barrier.wait();
-                let deadline = Instant::now() + settings.duration;
+                let deadline = Instant::now() + duration;
                 while !stop.load(Ordering::Relaxed) {
                     let sent = Instant::now();
                     log.append(batch.clone()).wait().expect("append");
                     let acknowledged = Instant::now();
                     mine.push(acknowledged - sent);
                     let total = appended.fetch_add(batch_bytes, Ordering::Relaxed) + batch_bytes;
-                    if acknowledged >= deadline || total + batch_bytes > settings.bytes_max {
+                    if acknowledged >= deadline || total + batch_bytes > bytes_max {
                         stop.store(true, Ordering::Relaxed);
                     }
                 }
@@ -465,11 +487,14 @@ fn measure_appends(settings: &Settings, config: &AppendConfig) -> Measured {
         barrier.wait();
         start = Instant::now();
     });
+    if config.policy == Policy::Interval {
+        // The fsync the policy owes for this slice's appends is part of its
+        // cost; without this it would land in the next baseline slice.
+        log.sync().expect("sync");
+    }
     let elapsed = start.elapsed();
-    let mut latencies = latencies.into_inner().expect("latencies");
-    latencies.sort_unstable();
+    let latencies = latencies.into_inner().expect("latencies");
     let appends = latencies.len() as u64;
-    discard_log(log, &dir);
     Measured {
         bytes: appends * batch_bytes,
         records: appends * config.shape.batch_records as u64,
@@ -595,7 +620,7 @@ fn print_environment(settings: &Settings) {
     println!("machine: {cores} cores, Linux {}", kernel.trim());
     println!("data:    {} ({})", dir.display(), describe_mount(&dir));
     println!(
-        "budget:  appends {:.1} s or {} MiB per configuration, bracketed by baseline runs of {:.1} s; reads alternate with their baseline pass by pass",
+        "budget:  appends {:.1} s or {} MiB per configuration and {:.1} s of baseline, in alternating slices; reads alternate with their baseline pass by pass",
         settings.duration.as_secs_f64(),
         settings.bytes_max / MIB,
         settings.baseline_duration.as_secs_f64()
