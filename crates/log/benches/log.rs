@@ -4,7 +4,7 @@
 //! run on the same disk.
 //!
 //! ```text
-//! cargo bench -p conveyor-log                      # everything (a few minutes)
+//! cargo bench -p conveyor-log                      # everything (about 1.5 minutes)
 //! cargo bench -p conveyor-log -- always            # one durability policy
 //! cargo bench -p conveyor-log -- always/1KiB/b100/c16 never/c16 read
 //! ```
