@@ -233,17 +233,42 @@ pub fn set_partition_leader_epoch(bytes: &mut [u8], epoch: i32) {
 }
 
 /// Walks the complete batches at the start of `bytes`, stopping at the first
-/// incomplete one. Used by readers to trim a read to whole batches; framing is
-/// checked, the CRC is not (it was checked on append and on recovery).
+/// incomplete one. Used by readers to trim a read to whole batches.
+///
+/// Only the magic byte and the length are looked at (the length must be one a
+/// valid batch can have and must fit in `bytes`): every batch in a segment was
+/// fully checked on append or on recovery, and this is on the read path, where
+/// parsing and checking all 61 header bytes of each batch cost about 8% of a
+/// 1 MiB read of 100-byte batches (`perf`). A corrupt length still stops the
+/// walk, so a read never returns a partial batch.
 pub fn whole_batches_len(bytes: &[u8]) -> usize {
-    let mut position = 0;
-    while let Some(header) = BatchHeader::parse(&bytes[position..]) {
-        if header.check_framing(bytes.len() - position).is_err() {
+    whole_batches_len_from(bytes, 0)
+}
+
+/// Like [`whole_batches_len`], for `bytes` known to hold whole batches up to
+/// `start`, where a batch begins: walks from there.
+pub fn whole_batches_len_from(bytes: &[u8], start: usize) -> usize {
+    let mut position = start;
+    while let Some(header) = bytes.get(position..position + HEADER_BYTES) {
+        if !plausible_header(header) {
             break;
         }
-        position += header.total_bytes();
+        let total = LOG_OVERHEAD + i32::from_be_bytes(array(header, 8)) as usize;
+        if total > bytes.len() - position {
+            break;
+        }
+        position += total;
     }
     position
+}
+
+/// Whether `header` (at least [`HEADER_BYTES`] long) has the magic byte and a
+/// length a batch can have.
+pub fn plausible_header(header: &[u8]) -> bool {
+    let batch_length = i32::from_be_bytes(array(header, 8));
+    header[16] as i8 == MAGIC_V2
+        && batch_length >= (HEADER_BYTES - LOG_OVERHEAD) as i32
+        && LOG_OVERHEAD + batch_length as usize <= BATCH_BYTES_MAX
 }
 
 #[cfg(test)]
@@ -320,5 +345,21 @@ mod tests {
         let mut bytes = one.clone();
         bytes.extend_from_slice(&one[..one.len() - 3]);
         assert_eq!(whole_batches_len(&bytes), one.len());
+    }
+
+    #[test]
+    fn whole_batches_len_stops_at_a_corrupt_length_or_magic() {
+        let one = sample();
+        let mut bytes = one.clone();
+        bytes.extend_from_slice(&one);
+        assert_eq!(whole_batches_len(&bytes), 2 * one.len());
+        let mut bad_magic = bytes.clone();
+        bad_magic[one.len() + 16] = 1;
+        assert_eq!(whole_batches_len(&bad_magic), one.len());
+        for length in [-1i32, 0, (HEADER_BYTES - LOG_OVERHEAD) as i32 - 1, i32::MAX] {
+            let mut bad_length = bytes.clone();
+            bad_length[one.len() + 8..one.len() + 12].copy_from_slice(&length.to_be_bytes());
+            assert_eq!(whole_batches_len(&bad_length), one.len(), "length {length}");
+        }
     }
 }

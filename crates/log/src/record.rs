@@ -100,7 +100,13 @@ impl BatchBuilder {
     /// An empty builder yields a batch with no records, which logs refuse.
     pub fn build(&self) -> Bytes {
         let mut body = BytesMut::new();
-        let mut max_timestamp = self.base_timestamp_ms;
+        // The max timestamp is that of a record in the batch (Kafka's rule), not
+        // the base timestamp, unless the batch is empty.
+        let mut max_timestamp = if self.records.is_empty() {
+            self.base_timestamp_ms
+        } else {
+            i64::MIN
+        };
         for (index, record) in self.records.iter().enumerate() {
             let timestamp = record.timestamp_ms.unwrap_or(self.base_timestamp_ms);
             max_timestamp = max_timestamp.max(timestamp);
