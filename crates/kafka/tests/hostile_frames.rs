@@ -221,6 +221,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 fn apply(frame: &mut Vec<u8>, mutation: &Mutation) {
+    if frame.is_empty() && !matches!(mutation, Mutation::Extend(_)) {
+        // Positions index into the frame; an earlier truncation may have emptied it.
+        return;
+    }
     match mutation {
         Mutation::Flip { at, mask } => {
             let at = at.index(frame.len());
