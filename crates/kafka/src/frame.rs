@@ -67,11 +67,23 @@ pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin), max_bytes: usize)
             max: max_bytes,
         });
     }
-    let mut buffer = BytesMut::zeroed(size);
-    reader
-        .read_exact(&mut buffer)
-        .await
-        .map_err(|error| FrameError::Io(error.to_string()))?;
+    // Read into spare capacity instead of a zeroed buffer: for large produce
+    // requests and fetch replies the memset cost as much as the copy. `take`
+    // keeps the read from running into the next frame.
+    let mut buffer = BytesMut::with_capacity(size);
+    let mut limited = reader.take(size as u64);
+    while buffer.len() < size {
+        let read = limited
+            .read_buf(&mut buffer)
+            .await
+            .map_err(|error| FrameError::Io(error.to_string()))?;
+        if read == 0 {
+            return Err(FrameError::Io(format!(
+                "connection closed after {} of {size} frame bytes",
+                buffer.len()
+            )));
+        }
+    }
     Ok(buffer.freeze())
 }
 
@@ -127,12 +139,14 @@ pub fn parse_request(frame: Bytes) -> Result<Request, FrameError> {
 
 /// Encodes a response frame (size, header, body) for `request`.
 pub fn encode_response(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Result<Bytes, String> {
-    let mut buffer = BytesMut::with_capacity(256);
+    // Sized up front: a fetch reply carries megabytes of records, and growing
+    // the buffer by doubling would copy them several times.
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api.response_header_version(version);
+    let size = header.compute_size(header_version).unwrap_or(0) + body.compute_size(version).unwrap_or(0);
+    let mut buffer = BytesMut::with_capacity(4 + size);
     buffer.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buffer, api.response_header_version(version))
-        .map_err(|error| error.to_string())?;
+    header.encode(&mut buffer, header_version).map_err(|error| error.to_string())?;
     body.encode(&mut buffer, version).map_err(|error| error.to_string())?;
     let size = (buffer.len() - 4) as i32;
     buffer[0..4].copy_from_slice(&size.to_be_bytes());
