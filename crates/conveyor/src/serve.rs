@@ -76,6 +76,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         config: conveyor_kafka::KafkaConfig::default(),
     });
     let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
+    // Session timeouts and delayed rebalances of consumer groups.
+    tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
 
     // Every listener is bound: report readiness.
     state.set_ready(true);

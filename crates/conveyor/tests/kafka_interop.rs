@@ -29,3 +29,15 @@ fn kafkajs_produces_and_administers_topics() {
     let (_dir, server) = server();
     run_script(&server, "kafka/produce_kafkajs.js", &[]);
 }
+
+#[test]
+fn kafkajs_seed_snippet_produces_and_its_group_consumer_receives() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/seed_kafkajs.js", &[]);
+}
+
+#[test]
+fn kafka_python_groups_split_partitions_resume_after_commits_and_report_lag() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/groups_kafka_python.py", &[]);
+}

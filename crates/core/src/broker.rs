@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, Event};
 use crate::error::{CoreError, Result};
+use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
@@ -59,6 +60,7 @@ pub struct Broker {
     catalog: tokio::sync::Mutex<Catalog>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     cluster_id: String,
+    groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
@@ -74,6 +76,8 @@ impl Broker {
         let lock = lock_data_dir(data_dir)?;
         let catalog = Catalog::open(&data_dir.join("meta"))?;
         let cluster_id = load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
+        let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
+        let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), GroupConfig::default()));
         let topics_dir = data_dir.join("topics");
         fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
         let mut topics = BTreeMap::new();
@@ -94,6 +98,7 @@ impl Broker {
             catalog: tokio::sync::Mutex::new(catalog),
             topics: RwLock::new(topics),
             cluster_id,
+            groups,
         })
     }
 
@@ -104,6 +109,11 @@ impl Broker {
     /// This data directory's cluster id (Kafka clients show and compare it).
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// The consumer group coordinator (membership and committed offsets).
+    pub fn groups(&self) -> &Arc<GroupCoordinator> {
+        &self.groups
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -318,6 +328,11 @@ impl Broker {
                     first_error.get_or_insert(CoreError::from(error));
                 }
             }
+        }
+        self.groups.shutdown();
+        if let Err(error) = self.groups.offsets().close() {
+            warn!(%error, "closing the consumer offsets log failed");
+            first_error.get_or_insert(error);
         }
         // try_lock: close() runs after the front doors stopped, so nobody holds it.
         match self.catalog.try_lock() {

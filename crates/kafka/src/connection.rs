@@ -27,13 +27,14 @@ pub type Reply = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Se
 /// What handlers know about the connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
+    pub peer: SocketAddr,
     /// The address the client connected to; advertised back in metadata.
     pub local: SocketAddr,
 }
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     let Ok(local) = stream.local_addr() else { return };
-    let connection = Arc::new(ConnectionInfo { local });
+    let connection = Arc::new(ConnectionInfo { peer, local });
     debug!(%peer, "Kafka connection opened");
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);

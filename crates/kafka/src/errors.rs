@@ -1,6 +1,7 @@
 //! The one table that maps core and log errors onto Kafka error codes.
 
 use conveyor_core::CoreError;
+use conveyor_core::group::GroupError;
 use conveyor_log::LogError;
 use kafka_protocol::ResponseError;
 
@@ -24,5 +25,24 @@ pub fn log_error(error: &LogError) -> ResponseError {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Poisoned { .. } | LogError::Io { .. } => ResponseError::KafkaStorageError,
         LogError::Closed(_) => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+pub fn group_error(error: &GroupError) -> ResponseError {
+    match error {
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
+        GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+        GroupError::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::OffsetMetadataTooLarge(_) => ResponseError::OffsetMetadataTooLarge,
+        GroupError::GroupSubscribedToTopic(_) => ResponseError::GroupSubscribedToTopic,
+        // Retriable: clients look the coordinator up again and retry.
+        GroupError::CoordinatorNotAvailable | GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }

@@ -103,7 +103,7 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
 #[doc(hidden)]
 pub async fn handle_frame(context: &Arc<Context>, frame: bytes::Bytes) -> Result<Option<bytes::Bytes>, String> {
     let local: SocketAddr = ([127, 0, 0, 1], 9092).into();
-    let connection = Arc::new(connection::ConnectionInfo { local });
+    let connection = Arc::new(connection::ConnectionInfo { peer: local, local });
     let request = frame::parse_request(frame).map_err(|error| error.to_string())?;
     let reply = handlers::dispatch(context, &connection, request).map_err(|error| error.to_string())?;
     reply.await

@@ -13,6 +13,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported version range of `api`, if it is served at all.
@@ -48,6 +59,12 @@ mod tests {
             (ApiKey::Metadata, 6),
             (ApiKey::ListOffsets, 3),
             (ApiKey::ApiVersions, 2),
+            (ApiKey::OffsetCommit, 5),
+            (ApiKey::OffsetFetch, 4),
+            (ApiKey::FindCoordinator, 2),
+            (ApiKey::JoinGroup, 5),
+            (ApiKey::SyncGroup, 3),
+            (ApiKey::Heartbeat, 3),
         ] {
             let (min, _) = range(api).expect("supported");
             assert!(min <= kafkajs_max, "{api:?}");

@@ -3,8 +3,10 @@
 
 mod api_versions;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod topics;
 
@@ -68,6 +70,88 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             Ok(reply(api, version, correlation_id, async move {
                 topics::delete(&context, body, version).await
             }))
+        }
+        ApiKey::FindCoordinator => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                groups::find_coordinator(&context, &connection, body, version)
+            }))
+        }
+        ApiKey::JoinGroup => {
+            let body = frame::decode_body(&request)?;
+            let client_id = request.header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+            Ok(reply(api, version, correlation_id, async move {
+                groups::join(&context, &connection, client_id, body, version).await
+            }))
+        }
+        ApiKey::SyncGroup => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                groups::sync(&context, body, version).await
+            }))
+        }
+        ApiKey::Heartbeat => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(
+                api,
+                version,
+                correlation_id,
+                async move { groups::heartbeat(&context, body) },
+            ))
+        }
+        ApiKey::LeaveGroup => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                groups::leave(&context, body, version)
+            }))
+        }
+        ApiKey::DescribeGroups => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                groups::describe(&context, body, version)
+            }))
+        }
+        ApiKey::ListGroups => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(
+                api,
+                version,
+                correlation_id,
+                async move { groups::list(&context, body, version) },
+            ))
+        }
+        ApiKey::DeleteGroups => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(
+                api,
+                version,
+                correlation_id,
+                async move { groups::delete(&context, body).await },
+            ))
+        }
+        ApiKey::OffsetCommit => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(
+                api,
+                version,
+                correlation_id,
+                async move { offsets::commit(&context, body).await },
+            ))
+        }
+        ApiKey::OffsetFetch => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                offsets::fetch(&context, body, version)
+            }))
+        }
+        ApiKey::OffsetDelete => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(
+                api,
+                version,
+                correlation_id,
+                async move { offsets::delete(&context, body).await },
+            ))
         }
         // `parse_request` refuses APIs missing from the versions table.
         other => Err(FrameError::UnsupportedVersion { api: other, version }),

@@ -1,0 +1,325 @@
+//! Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup, DescribeGroups, ListGroups, DeleteGroups. Membership lives in
+//! the core's `GroupCoordinator`; this module translates fields and errors.
+
+use bytes::Bytes;
+use conveyor_core::group::{GroupError, GroupState, JoinRequest};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::metadata::advertised;
+use crate::Context;
+use crate::connection::ConnectionInfo;
+use crate::errors::group_error;
+
+/// Kafka's "authorized operations were not requested".
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// All group operations (READ, DESCRIBE, DELETE): there are no ACLs yet.
+const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+fn text(value: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(value.into())
+}
+
+pub fn find_coordinator(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let (host, port) = advertised(context, connection);
+    let node_id = BrokerId(context.config.node_id);
+    let mut response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        // Batched: one coordinator per key. This broker coordinates everything.
+        response.coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node_id)
+                    .with_host(text(host.clone()))
+                    .with_port(port)
+            })
+            .collect();
+    } else {
+        response.node_id = node_id;
+        response.host = text(host);
+        response.port = port;
+    }
+    response
+}
+
+pub async fn join(
+    context: &Context,
+    connection: &ConnectionInfo,
+    client_id: String,
+    request: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let session_timeout_ms = request.session_timeout_ms;
+    let join = JoinRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
+        client_id,
+        client_host: format!("/{}", connection.peer.ip()),
+        session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|protocol| (protocol.name.to_string(), protocol.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let mut response = JoinGroupResponse::default().with_generation_id(-1);
+    if version < 7 {
+        // Non-nullable before v7.
+        response.protocol_name = Some(StrBytes::default());
+    }
+    match context.broker.groups().join(join).await {
+        Ok(result) => {
+            response.generation_id = result.generation_id;
+            response.protocol_name = Some(text(result.protocol_name));
+            if version >= 7 {
+                response.protocol_type = Some(text(result.protocol_type));
+            }
+            response.leader = text(result.leader_id);
+            response.member_id = text(result.member_id);
+            response.members = result
+                .members
+                .into_iter()
+                .map(|(member_id, instance_id, metadata)| {
+                    let mut member = JoinGroupResponseMember::default()
+                        .with_member_id(text(member_id))
+                        .with_metadata(metadata);
+                    if version >= 5 {
+                        member.group_instance_id = instance_id.map(text);
+                    }
+                    member
+                })
+                .collect();
+        }
+        Err(error) => {
+            response.error_code = group_error(&error).code();
+            if let GroupError::MemberIdRequired(member_id) = error {
+                response.member_id = text(member_id);
+            } else {
+                response.member_id = request.member_id;
+            }
+        }
+    }
+    response
+}
+
+pub async fn sync(context: &Context, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let assignments = request
+        .assignments
+        .iter()
+        .map(|assignment| (assignment.member_id.to_string(), assignment.assignment.clone()))
+        .collect();
+    let outcome = context
+        .broker
+        .groups()
+        .sync(
+            &request.group_id.0,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+            assignments,
+        )
+        .await;
+    let mut response = SyncGroupResponse::default();
+    match outcome {
+        Ok(assignment) => {
+            response.assignment = assignment;
+            if version >= 5 {
+                let description = context.broker.groups().describe(&request.group_id.0);
+                response.protocol_type = Some(text(description.protocol_type));
+                response.protocol_name = Some(text(description.protocol_name));
+            }
+        }
+        Err(error) => {
+            response.error_code = group_error(&error).code();
+            response.assignment = Bytes::new();
+        }
+    }
+    response
+}
+
+pub fn heartbeat(context: &Context, request: HeartbeatRequest) -> HeartbeatResponse {
+    let outcome = context.broker.groups().heartbeat(
+        &request.group_id.0,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(outcome.err().map_or(0, |error| group_error(&error).code()))
+}
+
+pub fn leave(context: &Context, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|member| {
+                (
+                    member.member_id.to_string(),
+                    member.group_instance_id.as_ref().map(|id| id.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    let mut response = LeaveGroupResponse::default();
+    match context.broker.groups().leave(&request.group_id.0, &members) {
+        Ok(results) if version >= 3 => {
+            response.members = members
+                .into_iter()
+                .zip(results)
+                .map(|((member_id, instance_id), result)| {
+                    MemberResponse::default()
+                        .with_member_id(text(member_id))
+                        .with_group_instance_id(instance_id.map(text))
+                        .with_error_code(result.err().map_or(0, |error| group_error(&error).code()))
+                })
+                .collect();
+        }
+        Ok(results) => {
+            response.error_code = results
+                .into_iter()
+                .find_map(Result::err)
+                .map_or(0, |error| group_error(&error).code());
+        }
+        Err(error) => response.error_code = group_error(&error).code(),
+    }
+    response
+}
+
+pub fn describe(context: &Context, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let description = context.broker.groups().describe(&group_id.0);
+            let members = description
+                .members
+                .into_iter()
+                .map(|member| {
+                    let mut described = DescribedGroupMember::default()
+                        .with_member_id(text(member.member_id))
+                        .with_client_id(text(member.client_id))
+                        .with_client_host(text(member.client_host))
+                        .with_member_metadata(member.metadata)
+                        .with_member_assignment(member.assignment);
+                    if version >= 4 {
+                        described.group_instance_id = member.group_instance_id.map(text);
+                    }
+                    described
+                })
+                .collect();
+            let mut described = DescribedGroup::default()
+                .with_group_id(group_id)
+                .with_group_state(text(description.state.name()))
+                .with_protocol_type(text(description.protocol_type))
+                .with_protocol_data(text(description.protocol_name))
+                .with_members(members);
+            if version >= 3 {
+                described.authorized_operations = if request.include_authorized_operations {
+                    GROUP_OPERATIONS_ALL
+                } else {
+                    AUTHORIZED_OPERATIONS_OMITTED
+                };
+            }
+            described
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub fn list(context: &Context, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    let states: Vec<String> = request.states_filter.iter().map(|state| state.to_lowercase()).collect();
+    let types: Vec<String> = request.types_filter.iter().map(|kind| kind.to_lowercase()).collect();
+    let groups = context
+        .broker
+        .groups()
+        .list()
+        .into_iter()
+        .filter(|group| group.state != GroupState::Dead)
+        .filter(|group| states.is_empty() || states.contains(&group.state.name().to_lowercase()))
+        // Every group here speaks the classic protocol.
+        .filter(|_| types.is_empty() || types.iter().any(|kind| kind == "classic"))
+        .map(|group| {
+            let mut listed = ListedGroup::default()
+                .with_group_id(GroupId(text(group.group_id)))
+                .with_protocol_type(text(group.protocol_type));
+            if version >= 4 {
+                listed.group_state = text(group.state.name());
+            }
+            if version >= 5 {
+                listed.group_type = text("classic");
+            }
+            listed
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub async fn delete(context: &Context, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let outcome = context.broker.groups().delete_group(&group_id.0).await;
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(outcome.err().map_or(0, |error| group_error(&error).code())),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+/// The topics a consumer-protocol member subscribes to, from its
+/// ConsumerProtocolSubscription metadata (version i16, then an array of
+/// strings). Unparseable metadata subscribes to nothing.
+pub fn subscribed_topics(metadata: &[Bytes]) -> Vec<String> {
+    let mut topics = Vec::new();
+    for bytes in metadata {
+        let mut rest: &[u8] = bytes;
+        let mut take = |count: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(count)?;
+            rest = tail;
+            Some(head)
+        };
+        let parsed = (|| {
+            take(2)?;
+            let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+            let mut names = Vec::new();
+            for _ in 0..count.max(0) {
+                let length = i16::from_be_bytes(take(2)?.try_into().ok()?);
+                names.push(String::from_utf8(take(usize::try_from(length).ok()?)?.to_vec()).ok()?);
+            }
+            Some(names)
+        })();
+        topics.extend(parsed.unwrap_or_default());
+    }
+    topics
+}

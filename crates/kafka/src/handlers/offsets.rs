@@ -1,0 +1,226 @@
+//! OffsetCommit, OffsetFetch and OffsetDelete: committed offsets of consumer
+//! groups, stored durably by the core's group coordinator.
+
+use conveyor_core::group::OffsetCommit;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::groups::subscribed_topics;
+use crate::Context;
+use crate::errors::group_error;
+
+pub async fn commit(context: &Context, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let generation = request.generation_id_or_member_epoch;
+    // Generation -1 with no member: a commit from outside the group protocol
+    // (kafka-python's or an admin's manual commit), allowed for empty groups.
+    let member = (generation >= 0 || !request.member_id.is_empty())
+        .then(|| (request.member_id.as_str(), request.group_instance_id.as_deref(), generation));
+    // Which partitions exist decides each partition's error before anything is stored.
+    let mut commits = Vec::new();
+    let mut slots = Vec::new();
+    for topic in &request.topics {
+        let known = context.broker.topic(&topic.name);
+        for partition in &topic.partitions {
+            let exists = known
+                .as_ref()
+                .is_some_and(|found| u32::try_from(partition.partition_index).is_ok_and(|index| index < found.partition_count()));
+            if exists {
+                commits.push(OffsetCommit {
+                    topic: topic.name.0.to_string(),
+                    partition: partition.partition_index as u32,
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata: partition.committed_metadata.as_ref().map(|metadata| metadata.to_string()),
+                });
+            }
+            slots.push(exists);
+        }
+    }
+    let outcome = context.broker.groups().commit_offsets(&request.group_id.0, member, commits).await;
+    let mut stored = match &outcome {
+        Ok(results) => results
+            .iter()
+            .map(|result| result.as_ref().err().map_or(0, |error| group_error(error).code()))
+            .collect::<Vec<_>>()
+            .into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    let whole_request_error = outcome.as_ref().err().map(|error| group_error(error).code());
+    let mut slots = slots.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let exists = slots.next().unwrap_or(false);
+                    let error_code = match (whole_request_error, exists) {
+                        (Some(code), _) => code,
+                        (None, false) => ResponseError::UnknownTopicOrPartition.code(),
+                        (None, true) => stored.next().unwrap_or(0),
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(partition.partition_index)
+                        .with_error_code(error_code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One fetched partition: (index, offset, leader epoch, metadata).
+type Fetched = (i32, i64, i32, String);
+
+/// Committed offsets of `group` for `topics` (`None`: every committed partition).
+fn fetch_group(context: &Context, group: &str, topics: Option<Vec<(TopicName, Vec<i32>)>>) -> Vec<(TopicName, Vec<Fetched>)> {
+    let store = context.broker.groups().offsets();
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let fetched = partitions
+                    .into_iter()
+                    .map(
+                        |index| match u32::try_from(index).ok().and_then(|partition| store.get(group, &name.0, partition)) {
+                            Some(committed) => (index, committed.offset, committed.leader_epoch, committed.metadata),
+                            None => (index, -1, -1, String::new()),
+                        },
+                    )
+                    .collect();
+                (name, fetched)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: Vec<(TopicName, Vec<Fetched>)> = Vec::new();
+            for (topic, partition, committed) in store.of_group(group) {
+                let entry = (partition as i32, committed.offset, committed.leader_epoch, committed.metadata);
+                match by_topic.last_mut() {
+                    Some((name, partitions)) if *name.0 == *topic => partitions.push(entry),
+                    _ => by_topic.push((TopicName(StrBytes::from_string(topic)), vec![entry])),
+                }
+            }
+            by_topic
+        }
+    }
+}
+
+pub fn fetch(context: &Context, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    if version >= 8 {
+        response.groups = request
+            .groups
+            .into_iter()
+            .map(|group| {
+                let topics = group
+                    .topics
+                    .map(|topics| topics.into_iter().map(|topic| (topic.name, topic.partition_indexes)).collect());
+                let fetched = fetch_group(context, &group.group_id.0, topics);
+                let topics = fetched
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        let partitions = partitions
+                            .into_iter()
+                            .map(|(index, offset, epoch, metadata)| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(StrBytes::from_string(metadata)))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return response;
+    }
+    // v1 lists topics explicitly; from v2 a null list means "all".
+    let topics = request
+        .topics
+        .map(|topics| topics.into_iter().map(|topic| (topic.name, topic.partition_indexes)).collect());
+    response.topics = fetch_group(context, &request.group_id.0, topics)
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, offset, epoch, metadata)| {
+                    let mut partition = OffsetFetchResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(StrBytes::from_string(metadata)));
+                    if version >= 5 {
+                        partition.committed_leader_epoch = epoch;
+                    }
+                    partition
+                })
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
+        })
+        .collect();
+    response
+}
+
+pub async fn delete(context: &Context, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, u32)> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|partition| (topic.name.0.to_string(), partition.partition_index.max(0) as u32))
+        })
+        .collect();
+    let mut response = OffsetDeleteResponse::default();
+    match context
+        .broker
+        .groups()
+        .delete_offsets(&request.group_id.0, partitions, subscribed_topics)
+        .await
+    {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            response.topics = request
+                .topics
+                .into_iter()
+                .map(|topic| {
+                    let partitions = topic
+                        .partitions
+                        .iter()
+                        .map(|partition| {
+                            let code = results.next().and_then(Result::err).map_or(0, |error| group_error(&error).code());
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(partition.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(topic.name)
+                        .with_partitions(partitions)
+                })
+                .collect();
+        }
+        Err(error) => response.error_code = group_error(&error).code(),
+    }
+    response
+}
