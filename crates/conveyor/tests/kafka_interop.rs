@@ -41,3 +41,41 @@ fn kafka_python_groups_split_partitions_resume_after_commits_and_report_lag() {
     let (_dir, server) = server();
     run_script(&server, "kafka/groups_kafka_python.py", &[]);
 }
+
+#[test]
+fn librdkafka_groups_split_describe_and_survive_a_killed_member() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/groups_confluent.py", &[]);
+}
+
+#[test]
+fn a_group_consumer_resumes_from_committed_offsets_after_the_broker_restarts_under_it() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kafka = format!("127.0.0.1:{}", support::free_port());
+    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    let mut client = support::spawn_script(&server, "kafka/restart_resume_kafka_python.py", &[]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let committed = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(
+        committed.starts_with("committed"),
+        "expected the script to commit first, got {committed:?}"
+    );
+    assert!(server.terminate().0.success(), "SIGTERM exits 0");
+    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
+    let status = support::wait_bounded(&mut client, support::SCRIPT_TIMEOUT);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let errors: Vec<String> = support::forward_lines(client.stderr.take().expect("stderr")).iter().collect();
+    if status.is_none() {
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "script failed: {status:?}\nstdout: {rest:?}\nstderr:\n{}",
+        errors.join("\n")
+    );
+    assert_eq!(rest.last().map(String::as_str), Some("ok"));
+}

@@ -36,18 +36,14 @@ impl Server {
 
     pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(binary());
+        command.arg("serve").arg("--data-dir").arg(data_dir);
+        // Every listener on a free loopback port unless the caller fixes it.
+        for flag in ["--http-addr", "--kafka-addr", "--amqp-addr"] {
+            if !args.contains(&flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
         command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--http-addr",
-                "127.0.0.1:0",
-                "--kafka-addr",
-                "127.0.0.1:0",
-                "--amqp-addr",
-                "127.0.0.1:0",
-            ])
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -277,4 +273,38 @@ pub fn run_script(server: &Server, script: &str, args: &[&str]) -> ScriptOutput 
             output.stdout, output.stderr
         ),
     }
+}
+
+/// A loopback port that was free a moment ago (for tests that restart a
+/// broker and need clients to find it on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts a client script that the test talks to over stdin/stdout.
+pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
+    let path = repo_root().join("tests/interop").join(script);
+    let mut command = if script.ends_with(".py") {
+        Command::new(python())
+    } else {
+        let mut command = Command::new("node");
+        command.env("NODE_PATH", node_modules());
+        command
+    };
+    command
+        .arg(&path)
+        .args(args)
+        .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
+        .env("CONVEYOR_HTTP", server.http_addr.to_string())
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {script}: {error}"))
 }
