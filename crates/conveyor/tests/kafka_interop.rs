@@ -79,3 +79,15 @@ fn a_group_consumer_resumes_from_committed_offsets_after_the_broker_restarts_und
     );
     assert_eq!(rest.last().map(String::as_str), Some("ok"));
 }
+
+#[test]
+fn kafka_python_seed_snippet_publishes_and_processes_order_events() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/seed_kafka_python.py", &[]);
+}
+
+#[test]
+fn idempotent_producers_of_librdkafka_and_kafka_python_write_each_message_once_in_order() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/idempotent_producers.py", &[]);
+}

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::catalog::{Catalog, Event};
 use crate::error::{CoreError, Result};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
+use crate::producer::Partition;
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
@@ -61,7 +62,12 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     cluster_id: String,
     groups: Arc<GroupCoordinator>,
+    /// (next id to hand out, first id not reserved yet).
+    producer_ids: parking_lot::Mutex<(i64, i64)>,
 }
+
+/// Producer ids are reserved in the catalog this many at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     /// Opens the data directory: takes its lock, loads the catalog, opens and
@@ -90,6 +96,8 @@ impl Broker {
             topics.insert(record.name.clone(), Arc::new(topic));
         }
         remove_orphans(&topics_dir, &topics.values().map(|topic| topic.id.to_string()).collect());
+        // Start above everything reserved before: ids handed out before a crash are never reused.
+        let reserved = catalog.state().producer_ids_reserved;
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
         Ok(Broker {
             config,
@@ -99,6 +107,7 @@ impl Broker {
             topics: RwLock::new(topics),
             cluster_id,
             groups,
+            producer_ids: parking_lot::Mutex::new((reserved, reserved)),
         })
     }
 
@@ -316,6 +325,31 @@ impl Broker {
         Ok(config)
     }
 
+    /// A producer id never handed out before (Kafka's InitProducerId).
+    /// Reserves a block in the catalog when the current one is used up.
+    pub async fn allocate_producer_id(&self) -> Result<i64> {
+        loop {
+            {
+                let mut ids = self.producer_ids.lock();
+                if ids.0 < ids.1 {
+                    ids.0 += 1;
+                    return Ok(ids.0 - 1);
+                }
+            }
+            // Reserve the next block durably before handing any of it out.
+            let mut catalog = self.catalog.lock().await;
+            let exhausted = {
+                let ids = self.producer_ids.lock();
+                (ids.0 >= ids.1).then_some(ids.1)
+            };
+            if let Some(limit) = exhausted {
+                let up_to = limit + PRODUCER_ID_BLOCK;
+                catalog.append(Event::ProducerIdsReserved { up_to }, self.clock.now_ms()).await?;
+                self.producer_ids.lock().1 = up_to;
+            }
+        }
+    }
+
     /// Closes every log and the catalog: everything acknowledged is on disk
     /// and the next open needs no recovery. Blocking.
     pub fn close(&self) -> Result<()> {
@@ -350,10 +384,16 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
         .map_err(|error| CoreError::Catalog(format!("blocking task failed: {error}")))?
 }
 
-fn open_partitions(topic_dir: &Path, partitions: std::ops::Range<u32>, config: &LogConfig, clock: &Arc<dyn Clock>) -> Result<Vec<Log>> {
+fn open_partitions(
+    topic_dir: &Path,
+    partitions: std::ops::Range<u32>,
+    config: &LogConfig,
+    clock: &Arc<dyn Clock>,
+) -> Result<Vec<Partition>> {
     partitions
         .map(|partition| {
-            Log::open_with_clock(Topic::partition_dir(topic_dir, partition), config.clone(), Arc::clone(clock)).map_err(CoreError::from)
+            let log = Log::open_with_clock(Topic::partition_dir(topic_dir, partition), config.clone(), Arc::clone(clock))?;
+            Partition::new(log)
         })
         .collect()
 }
@@ -531,6 +571,19 @@ mod tests {
         let topic = broker.topic("t").expect("exists");
         assert_eq!(topic.partition_count(), 4);
         assert_eq!(topic.config().overrides().get("segment.bytes").map(String::as_str), Some("100000"));
+    }
+
+    #[tokio::test]
+    async fn producer_ids_are_never_handed_out_twice_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        let first = broker.allocate_producer_id().await.expect("id");
+        let second = broker.allocate_producer_id().await.expect("id");
+        assert_ne!(first, second);
+        drop(broker);
+        let broker = open(dir.path());
+        let after_restart = broker.allocate_producer_id().await.expect("id");
+        assert!(after_restart > second, "{after_restart} <= {second}");
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub enum Event {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// Producer ids below `up_to` are handed out (or reserved to be): none is
+    /// ever given twice, across restarts.
+    ProducerIdsReserved {
+        up_to: i64,
+    },
 }
 
 /// A topic as the catalog records it.
@@ -64,6 +69,9 @@ pub struct TopicRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogState {
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Every producer id below this has been reserved.
+    #[serde(default)]
+    pub producer_ids_reserved: i64,
 }
 
 impl CatalogState {
@@ -103,6 +111,9 @@ impl CatalogState {
                 if let Some(topic) = self.topics.get_mut(name).filter(|topic| topic.id == *id) {
                     topic.configs = configs.clone();
                 }
+            }
+            Event::ProducerIdsReserved { up_to } => {
+                self.producer_ids_reserved = self.producer_ids_reserved.max(*up_to);
             }
         }
     }

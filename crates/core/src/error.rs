@@ -36,6 +36,14 @@ pub enum CoreError {
     Catalog(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("producer {producer_id}: expected sequence {expected}, received {received}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, received: i32 },
+    #[error("producer {producer_id}: epoch {epoch} is older than the current {current}")]
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("a retry of a batch whose append is still in progress")]
+    DuplicateSequence,
+    #[error("transactions are not supported yet")]
+    TransactionsUnsupported,
 }
 
 impl CoreError {

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod catalog;
 mod error;
 pub mod group;
+pub mod producer;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_name;

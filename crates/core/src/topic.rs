@@ -7,6 +7,7 @@ use conveyor_log::Log;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use crate::producer::Partition;
 use crate::topic_config::TopicConfig;
 
 #[derive(Debug)]
@@ -15,12 +16,12 @@ pub struct Topic {
     pub name: String,
     dir: PathBuf,
     /// Index = partition number. Only ever grows (CreatePartitions).
-    partitions: RwLock<Vec<Log>>,
+    partitions: RwLock<Vec<Partition>>,
     config: RwLock<TopicConfig>,
 }
 
 impl Topic {
-    pub(crate) fn new(id: Uuid, name: String, dir: PathBuf, partitions: Vec<Log>, config: TopicConfig) -> Topic {
+    pub(crate) fn new(id: Uuid, name: String, dir: PathBuf, partitions: Vec<Partition>, config: TopicConfig) -> Topic {
         Topic {
             id,
             name,
@@ -35,12 +36,18 @@ impl Topic {
         &self.dir
     }
 
+    /// The log of one partition (for reads and plain appends).
     pub fn partition(&self, partition: u32) -> Option<Log> {
+        self.partitions.read().get(partition as usize).map(|handle| handle.log.clone())
+    }
+
+    /// One partition with its producer state (for produce requests).
+    pub fn partition_handle(&self, partition: u32) -> Option<Partition> {
         self.partitions.read().get(partition as usize).cloned()
     }
 
     pub fn partitions(&self) -> Vec<Log> {
-        self.partitions.read().clone()
+        self.partitions.read().iter().map(|handle| handle.log.clone()).collect()
     }
 
     pub fn partition_count(&self) -> u32 {
@@ -55,8 +62,8 @@ impl Topic {
         *self.config.write() = config;
     }
 
-    pub(crate) fn add_partitions(&self, logs: Vec<Log>) {
-        self.partitions.write().extend(logs);
+    pub(crate) fn add_partitions(&self, partitions: Vec<Partition>) {
+        self.partitions.write().extend(partitions);
     }
 
     /// Where partition `partition` of the topic with id `id` lives.

@@ -16,6 +16,11 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Retriable: the client refreshes metadata and tries again after the restart.
         CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         CoreError::DataDirLocked { .. } | CoreError::Io { .. } | CoreError::Catalog(_) => ResponseError::UnknownServerError,
+        CoreError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        CoreError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        // Clients treat it as success: the original append is in progress.
+        CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
+        CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
     }
 }
 

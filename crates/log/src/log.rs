@@ -248,6 +248,16 @@ impl Log {
         self.inner.shared.view.load().segments.len()
     }
 
+    /// Headers of the batches in about the last `max_bytes` of the active
+    /// segment, oldest first (producer state is rebuilt from them on start).
+    pub fn tail_batch_headers(&self, max_bytes: u64) -> Result<Vec<crate::batch::BatchHeader>> {
+        let view = self.inner.shared.view.load();
+        match view.segments.last() {
+            Some(segment) => segment.tail_headers(max_bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.inner

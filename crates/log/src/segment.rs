@@ -168,6 +168,27 @@ impl Segment {
         Ok(header.check_framing((limit - position) as usize).is_ok().then_some(header))
     }
 
+    /// Headers of the committed batches in roughly the last `max_bytes` of
+    /// the segment, in order: the walk starts at the first indexed batch at
+    /// or after that point (the start of the segment if none).
+    pub fn tail_headers(&self, max_bytes: u64) -> Result<Vec<BatchHeader>> {
+        let limit = self.committed_bytes();
+        let from = limit.saturating_sub(max_bytes);
+        let mut position = if from == 0 {
+            0
+        } else {
+            let index = self.index.read();
+            let at = index.offsets.partition_point(|entry| u64::from(entry.position) < from);
+            index.offsets.get(at).map_or(0, |entry| u64::from(entry.position))
+        };
+        let mut headers = Vec::new();
+        while let Some(header) = self.sound_header_at(position, limit)? {
+            position += header.total_bytes() as u64;
+            headers.push(header);
+        }
+        Ok(headers)
+    }
+
     /// Position and header of the committed batch containing `offset`.
     ///
     /// Walks batch headers from the offset index's floor entry. The headers

@@ -8,6 +8,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod producers;
 mod topics;
 
 use std::future::Future;
@@ -152,6 +153,18 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 correlation_id,
                 async move { offsets::delete(&context, body).await },
             ))
+        }
+        ApiKey::InitProducerId => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                producers::init_producer_id(&context, body).await
+            }))
+        }
+        ApiKey::DescribeProducers => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                producers::describe_producers(&context, body)
+            }))
         }
         // `parse_request` refuses APIs missing from the versions table.
         other => Err(FrameError::UnsupportedVersion { api: other, version }),

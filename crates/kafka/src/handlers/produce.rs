@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use conveyor_core::producer::PendingAppend;
 use conveyor_core::{CoreError, Topic};
+use conveyor_log::AppendInfo;
 use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
-use conveyor_log::{AppendInfo, Appending};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
@@ -22,7 +23,7 @@ use crate::{Context, errors, frame};
 
 /// The outcome of one partition, known or pending.
 enum Outcome {
-    Appending(Appending),
+    Appending(PendingAppend),
     /// The topic must be auto-created first; the bytes wait for it.
     AfterCreate(Bytes),
     Failed(ResponseError, Option<String>),
@@ -121,8 +122,8 @@ fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32,
     if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
         return Outcome::Failed(code, Some(text));
     }
-    match u32::try_from(index).ok().and_then(|index| topic.partition(index)) {
-        Some(log) => Outcome::Appending(log.append(records)),
+    match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
+        Some(partition) => Outcome::Appending(partition.append(records)),
         None => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
     }
 }
@@ -163,16 +164,15 @@ async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcom
             if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
                 return Err((code, Some(text)));
             }
-            match u32::try_from(index).ok().and_then(|index| topic.partition(index)) {
-                Some(log) => log.append(records),
+            match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
+                Some(partition) => partition.append(records),
                 None => return Err((ResponseError::UnknownTopicOrPartition, None)),
             }
         }
     };
-    appending.await.map_err(|error| {
-        let core = CoreError::from(error);
-        (errors::core_error(&core), Some(core.to_string()))
-    })
+    appending
+        .await
+        .map_err(|error: CoreError| (errors::core_error(&error), Some(error.to_string())))
 }
 
 fn partition_response(index: i32, result: Result<AppendInfo, (ResponseError, Option<String>)>, version: i16) -> PartitionProduceResponse {

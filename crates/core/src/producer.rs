@@ -1,0 +1,354 @@
+//! Idempotent producers: per partition, the last five batches of each
+//! producer id (sequence ranges and the offsets they got), so a retried batch
+//! is answered with its original offsets instead of being written twice, and
+//! a gap in sequences is refused (Kafka's `ProducerStateManager` rules).
+//!
+//! Atomicity: the sequence check and the enqueue of the append happen under
+//! the partition's producer-state mutex. `Log::append` enqueues synchronously
+//! and the writer assigns offsets in enqueue order, so two batches of one
+//! producer can never be checked in one order and written in the other. The
+//! offsets of an accepted batch are filled in when its append is acknowledged;
+//! until then a retry of it is answered DUPLICATE_SEQUENCE_NUMBER (which
+//! clients treat as success).
+//!
+//! State is rebuilt on start from the headers of the tail of the active
+//! segment; a producer silent for longer than that starts afresh (its next
+//! batch is accepted whatever its sequence), as Kafka does once the state of
+//! an expired producer is gone.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use conveyor_log::batch::BatchHeader;
+use conveyor_log::{AppendInfo, Log};
+use parking_lot::Mutex;
+
+use crate::error::{CoreError, Result};
+
+/// Batches remembered per producer (Kafka's `max.in.flight` bound for idempotence).
+const BATCHES_REMEMBERED: usize = 5;
+/// How much of the active segment's tail is scanned to rebuild producer state.
+pub const REBUILD_SCAN_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchMeta {
+    first_sequence: i32,
+    last_sequence: i32,
+    /// Filled once the append is acknowledged.
+    offsets: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+}
+
+/// What the check decided for one batch.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Append,
+    /// A retry of a remembered batch: its offsets, if already known.
+    Duplicate(Option<(u64, u64)>),
+}
+
+/// Producer state of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerState {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
+fn last_sequence(header: &BatchHeader) -> i32 {
+    let last = i64::from(header.base_sequence) + i64::from(header.last_offset_delta);
+    if last > i64::from(i32::MAX) {
+        (last - i64::from(i32::MAX) - 1) as i32
+    } else {
+        last as i32
+    }
+}
+
+fn next_sequence(sequence: i32) -> i32 {
+    if sequence == i32::MAX { 0 } else { sequence + 1 }
+}
+
+impl ProducerState {
+    /// Rebuilds state from batch headers in log order.
+    pub fn rebuild(headers: &[BatchHeader]) -> ProducerState {
+        let mut state = ProducerState::default();
+        for header in headers.iter().filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) {
+            let entry = state.producers.entry(header.producer_id).or_default();
+            if header.producer_epoch != entry.epoch {
+                entry.epoch = header.producer_epoch;
+                entry.batches.clear();
+            }
+            entry.record(BatchMeta {
+                first_sequence: header.base_sequence,
+                last_sequence: last_sequence(header),
+                offsets: Some((header.base_offset as u64, header.last_offset() as u64)),
+            });
+        }
+        state
+    }
+
+    fn check(&mut self, header: &BatchHeader) -> Result<Verdict> {
+        let first_sequence = header.base_sequence;
+        let Some(entry) = self.producers.get_mut(&header.producer_id) else {
+            // New producer, or one whose state has expired: accept.
+            return Ok(Verdict::Append);
+        };
+        if header.producer_epoch < entry.epoch {
+            return Err(CoreError::InvalidProducerEpoch {
+                producer_id: header.producer_id,
+                epoch: header.producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        if header.producer_epoch > entry.epoch {
+            // A bumped epoch restarts sequences at 0.
+            if first_sequence != 0 {
+                return Err(CoreError::OutOfOrderSequence {
+                    producer_id: header.producer_id,
+                    expected: 0,
+                    received: first_sequence,
+                });
+            }
+            return Ok(Verdict::Append);
+        }
+        let last = last_sequence(header);
+        if let Some(known) = entry
+            .batches
+            .iter()
+            .find(|batch| batch.first_sequence == first_sequence && batch.last_sequence == last)
+        {
+            return Ok(Verdict::Duplicate(known.offsets));
+        }
+        match entry.batches.back() {
+            Some(previous) if first_sequence != next_sequence(previous.last_sequence) => Err(CoreError::OutOfOrderSequence {
+                producer_id: header.producer_id,
+                expected: next_sequence(previous.last_sequence),
+                received: first_sequence,
+            }),
+            _ => Ok(Verdict::Append),
+        }
+    }
+
+    fn accept(&mut self, header: &BatchHeader) {
+        let entry = self.producers.entry(header.producer_id).or_default();
+        if header.producer_epoch != entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.record(BatchMeta {
+            first_sequence: header.base_sequence,
+            last_sequence: last_sequence(header),
+            offsets: None,
+        });
+    }
+
+    fn settle(&mut self, header: &BatchHeader, outcome: Option<(u64, u64)>) {
+        let Some(entry) = self.producers.get_mut(&header.producer_id) else {
+            return;
+        };
+        let last = last_sequence(header);
+        let position = entry
+            .batches
+            .iter()
+            .position(|batch| batch.first_sequence == header.base_sequence && batch.last_sequence == last);
+        match (position, outcome) {
+            (Some(at), Some(offsets)) => entry.batches[at].offsets = Some(offsets),
+            // Not written: forget it, so the producer's retry is accepted.
+            (Some(at), None) => {
+                entry.batches.remove(at);
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// Producers and their last sequence, for DescribeProducers:
+    /// (producer id, epoch, last sequence, last offset).
+    pub fn describe(&self) -> Vec<(i64, i16, i32, i64)> {
+        let mut out: Vec<_> = self
+            .producers
+            .iter()
+            .filter_map(|(id, entry)| {
+                let last = entry.batches.back()?;
+                Some((
+                    *id,
+                    entry.epoch,
+                    last.last_sequence,
+                    last.offsets.map_or(-1, |(_, last)| last as i64),
+                ))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+impl ProducerEntry {
+    fn record(&mut self, batch: BatchMeta) {
+        if self.batches.len() == BATCHES_REMEMBERED {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+    }
+}
+
+/// One partition: its log and its producers.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    pub log: Log,
+    producers: Arc<Mutex<ProducerState>>,
+}
+
+/// An append in flight.
+pub type PendingAppend = Pin<Box<dyn Future<Output = Result<AppendInfo>> + Send>>;
+
+impl Partition {
+    /// Opens the partition's producer state from its log's tail. Blocking.
+    pub fn new(log: Log) -> Result<Partition> {
+        let headers = log.tail_batch_headers(REBUILD_SCAN_BYTES)?;
+        Ok(Partition {
+            log,
+            producers: Arc::new(Mutex::new(ProducerState::rebuild(&headers))),
+        })
+    }
+
+    /// Appends batches, applying idempotent-producer rules when the batch
+    /// carries a producer id. The check and the enqueue happen before this
+    /// returns; the future resolves when the append is acknowledged.
+    pub fn append(&self, batches: Bytes) -> PendingAppend {
+        let header = BatchHeader::parse(&batches);
+        let Some(header) = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) else {
+            let appending = self.log.append(batches);
+            return Box::pin(async move { appending.await.map_err(CoreError::from) });
+        };
+        let appending = {
+            let mut state = self.producers.lock();
+            match state.check(&header) {
+                Err(error) => return Box::pin(async move { Err(error) }),
+                Ok(Verdict::Duplicate(Some((base_offset, last_offset)))) => {
+                    let log_start_offset = self.log.start_offset();
+                    return Box::pin(async move {
+                        Ok(AppendInfo {
+                            base_offset,
+                            last_offset,
+                            log_start_offset,
+                        })
+                    });
+                }
+                Ok(Verdict::Duplicate(None)) => return Box::pin(async move { Err(CoreError::DuplicateSequence) }),
+                Ok(Verdict::Append) => {
+                    // Accepted before the enqueue, under the lock: log order is check order.
+                    state.accept(&header);
+                    self.log.append(batches)
+                }
+            }
+        };
+        let producers = Arc::clone(&self.producers);
+        Box::pin(async move {
+            let outcome = appending.await;
+            let offsets = outcome.as_ref().ok().map(|info| (info.base_offset, info.last_offset));
+            producers.lock().settle(&header, offsets);
+            outcome.map_err(CoreError::from)
+        })
+    }
+
+    /// Active idempotent producers of this partition.
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
+        self.producers.lock().describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_log::LogConfig;
+    use conveyor_log::record::{BatchBuilder, Record};
+
+    fn batch(producer_id: i64, epoch: i16, sequence: i32, records: usize) -> Bytes {
+        let mut builder = BatchBuilder::new(1_700_000_000_000).producer(producer_id, epoch, sequence);
+        for index in 0..records {
+            builder.push(Record::new(None, Some(format!("v{index}").into_bytes())));
+        }
+        builder.build()
+    }
+
+    fn partition(dir: &std::path::Path) -> Partition {
+        Partition::new(Log::open(dir, LogConfig::default()).expect("log")).expect("partition")
+    }
+
+    #[tokio::test]
+    async fn a_retried_batch_gets_its_original_offsets_and_is_not_written_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        let first = partition.append(batch(7, 0, 0, 3)).await.expect("append");
+        let second = partition.append(batch(7, 0, 3, 2)).await.expect("append");
+        assert_eq!((second.base_offset, second.last_offset), (3, 4));
+        let retry = partition.append(batch(7, 0, 0, 3)).await.expect("duplicate answered");
+        assert_eq!((retry.base_offset, retry.last_offset), (first.base_offset, first.last_offset));
+        assert_eq!(partition.log.high_watermark(), 5, "nothing written twice");
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_out_of_order_and_a_stale_epoch_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        partition.append(batch(7, 1, 0, 2)).await.expect("append");
+        assert!(matches!(
+            partition.append(batch(7, 1, 5, 1)).await,
+            Err(CoreError::OutOfOrderSequence {
+                expected: 2,
+                received: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            partition.append(batch(7, 0, 2, 1)).await,
+            Err(CoreError::InvalidProducerEpoch { .. })
+        ));
+        // A bumped epoch starts over at sequence 0.
+        assert!(matches!(
+            partition.append(batch(7, 2, 9, 1)).await,
+            Err(CoreError::OutOfOrderSequence { .. })
+        ));
+        partition.append(batch(7, 2, 0, 1)).await.expect("new epoch from 0");
+        assert_eq!(partition.log.high_watermark(), 3);
+    }
+
+    #[tokio::test]
+    async fn state_is_rebuilt_from_the_log_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let partition = partition(dir.path());
+            partition.append(batch(7, 0, 0, 3)).await.expect("append");
+            partition.append(batch(7, 0, 3, 1)).await.expect("append");
+            let log = partition.log.clone();
+            drop(partition);
+            tokio::task::spawn_blocking(move || log.close())
+                .await
+                .expect("join")
+                .expect("close");
+        }
+        let path = dir.path().to_owned();
+        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let retry = partition.append(batch(7, 0, 3, 1)).await.expect("duplicate after restart");
+        assert_eq!(retry.base_offset, 3);
+        assert!(matches!(
+            partition.append(batch(7, 0, 9, 1)).await,
+            Err(CoreError::OutOfOrderSequence { expected: 4, .. })
+        ));
+        assert_eq!(partition.producers(), vec![(7, 0, 3, 3)]);
+    }
+
+    #[test]
+    fn sequences_wrap_like_kafkas() {
+        let header = BatchHeader::parse(&batch(1, 0, i32::MAX, 2)).expect("header");
+        assert_eq!(last_sequence(&header), 0);
+        assert_eq!(next_sequence(i32::MAX), 0);
+    }
+}

@@ -1,0 +1,71 @@
+//! InitProducerId and DescribeProducers: idempotent producers get ids that
+//! are never reused; transactional ids are refused until transactions exist.
+
+use conveyor_core::CoreError;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+
+use crate::{Context, errors};
+
+pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.as_ref().is_some_and(|id| id.0.is_empty()) {
+        // Kafka's answer to an empty transactional id.
+        return response.with_error_code(ResponseError::InvalidRequest.code());
+    }
+    if request.transactional_id.is_some() {
+        tracing::info!(transactional_id = ?request.transactional_id, "refusing InitProducerId: transactions are not supported yet");
+        return response.with_error_code(errors::core_error(&CoreError::TransactionsUnsupported).code());
+    }
+    // Like Kafka for idempotent (non-transactional) producers: always a fresh id, epoch 0.
+    match context.broker.allocate_producer_id().await {
+        Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(error) => response.with_error_code(errors::core_error(&error).code()),
+    }
+}
+
+pub fn describe_producers(context: &Context, request: DescribeProducersRequest) -> DescribeProducersResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let found = context.broker.topic(&topic.name);
+            let partitions = topic
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let handle = found
+                        .as_ref()
+                        .and_then(|found| u32::try_from(index).ok().and_then(|index| found.partition_handle(index)));
+                    match handle {
+                        None => PartitionResponse::default()
+                            .with_partition_index(index)
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                        Some(partition) => PartitionResponse::default().with_partition_index(index).with_active_producers(
+                            partition
+                                .producers()
+                                .into_iter()
+                                .map(|(producer_id, epoch, last_sequence, _last_offset)| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(producer_id))
+                                        .with_producer_epoch(i32::from(epoch))
+                                        .with_last_sequence(last_sequence)
+                                        .with_last_timestamp(-1)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(-1)
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            TopicResponse::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
