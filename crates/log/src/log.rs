@@ -54,13 +54,23 @@ pub struct ReadOutcome {
 #[derive(Debug)]
 pub(crate) struct LogView {
     pub segments: Vec<Arc<Segment>>,
+    /// A start offset moved inside the first segment by `truncate_prefix`
+    /// (Kafka's DeleteRecords); 0 when only whole segments were removed.
+    pub start_floor: u64,
 }
 
 impl LogView {
     pub fn start_offset(&self) -> u64 {
-        self.segments.first().map(|segment| segment.base_offset).unwrap_or(0)
+        self.segments
+            .first()
+            .map(|segment| segment.base_offset)
+            .unwrap_or(0)
+            .max(self.start_floor)
     }
 }
+
+/// The file holding the start offset set by `truncate_prefix`.
+pub(crate) const START_OFFSET_FILE: &str = "log-start-offset";
 
 /// State shared by every handle of one log and its writer thread.
 #[derive(Debug)]
@@ -112,19 +122,24 @@ impl Log {
     pub fn open_with_clock(dir: impl Into<PathBuf>, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|error| LogError::io(&dir, error))?;
-        let segments = recover(&dir, &config)?;
+        let start_floor = read_start_floor(&dir)?;
+        let segments = recover(&dir, &config, start_floor)?;
         let next_offset = segments.last().map(|segment| segment.next_offset()).unwrap_or(0);
+        // A tail lost under a relaxed durability policy can leave the log
+        // shorter than its persisted start; the start never passes the end.
+        let start_floor = start_floor.min(next_offset);
         let (high_watermark, _) = watch::channel(next_offset);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             view: ArcSwap::from_pointee(LogView {
                 segments: segments.clone(),
+                start_floor,
             }),
             high_watermark,
             writer_thread: Mutex::new(None),
         });
         let (commands, receiver) = mpsc::channel();
-        let writer = Writer::new(Arc::clone(&shared), config, clock, segments)?;
+        let writer = Writer::new(Arc::clone(&shared), config, clock, segments, start_floor)?;
         let name = format!(
             "log-writer-{}",
             dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
@@ -209,9 +224,11 @@ impl Log {
     /// every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, i64)>> {
         let view = self.inner.shared.view.load();
+        let start = view.start_offset();
         for segment in view.segments.iter() {
-            if let Some(found) = segment.offset_for_timestamp(timestamp_ms)? {
-                return Ok(Some(found));
+            if let Some((offset, timestamp)) = segment.offset_for_timestamp(timestamp_ms)? {
+                // Offsets below a `truncate_prefix` start are gone.
+                return Ok(Some((offset.max(start), timestamp)));
             }
         }
         Ok(None)
@@ -283,6 +300,14 @@ impl Log {
     /// Seals the active segment and starts a new one (if the active one holds anything).
     pub fn roll(&self) -> Result<()> {
         self.request(|reply| Command::Roll { reply })?
+    }
+
+    /// Moves the log start offset up to `offset` (Kafka's DeleteRecords):
+    /// reads below it fail from now on, the new start survives restarts, and
+    /// segments wholly below it are deleted. `offset` may not pass the high
+    /// watermark. Returns the new start offset.
+    pub fn truncate_prefix(&self, offset: u64) -> Result<u64> {
+        self.request(|reply| Command::TruncatePrefix { offset, reply })?
     }
 
     /// Applies retention now, with the log's clock; returns how many segments were deleted.
@@ -362,10 +387,25 @@ impl Future for Appending {
     }
 }
 
+/// The start offset `truncate_prefix` persisted, or 0.
+fn read_start_floor(dir: &Path) -> Result<u64> {
+    let path = dir.join(START_OFFSET_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            LogError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an offset: {:?}", text.trim())),
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(LogError::io(&path, error)),
+    }
+}
+
 /// Opens every segment in `dir`: sealed segments trust their index files if
 /// they pass checks (else rebuild them by scanning); the last segment is
 /// always scanned and truncated after its last sound batch.
-fn recover(dir: &Path, config: &LogConfig) -> Result<Vec<Arc<Segment>>> {
+fn recover(dir: &Path, config: &LogConfig, start_floor: u64) -> Result<Vec<Arc<Segment>>> {
     let mut base_offsets = Vec::new();
     let entries = fs::read_dir(dir).map_err(|error| LogError::io(dir, error))?;
     for entry in entries {
@@ -399,7 +439,7 @@ fn recover(dir: &Path, config: &LogConfig) -> Result<Vec<Arc<Segment>>> {
         segments.push(Arc::new(segment));
     }
     if segments.is_empty() {
-        segments.push(Arc::new(Segment::create(dir, 0)?));
+        segments.push(Arc::new(Segment::create(dir, start_floor)?));
     }
     if clean {
         // From here on the active segment changes again; a crash must not find the marker.

@@ -46,6 +46,10 @@ pub(crate) enum Command {
     Retention {
         reply: mpsc::SyncSender<Result<usize>>,
     },
+    TruncatePrefix {
+        offset: u64,
+        reply: mpsc::SyncSender<Result<u64>>,
+    },
     SetConfig {
         config: LogConfig,
         reply: mpsc::SyncSender<()>,
@@ -112,10 +116,18 @@ pub(crate) struct Writer {
     last_sync: Instant,
     last_retention_check: Instant,
     poisoned: Option<String>,
+    /// The start offset set by `truncate_prefix` (see `LogView::start_floor`).
+    start_floor: u64,
 }
 
 impl Writer {
-    pub fn new(shared: Arc<Shared>, config: LogConfig, clock: Arc<dyn Clock>, segments: Vec<Arc<Segment>>) -> Result<Writer> {
+    pub fn new(
+        shared: Arc<Shared>,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        segments: Vec<Arc<Segment>>,
+        start_floor: u64,
+    ) -> Result<Writer> {
         let active = segments.last().ok_or_else(|| LogError::Closed(shared.dir.clone()))?;
         // An empty segment starts a fresh index (its first batch gets an entry,
         // as a rebuild scan would give it); a recovered one continues its own.
@@ -143,6 +155,7 @@ impl Writer {
             last_sync: Instant::now(),
             last_retention_check: Instant::now(),
             poisoned: None,
+            start_floor,
         })
     }
 
@@ -199,6 +212,10 @@ impl Writer {
             Command::Retention { reply } => {
                 self.flush();
                 let _ = reply.send(self.enforce_retention());
+            }
+            Command::TruncatePrefix { offset, reply } => {
+                self.flush();
+                let _ = reply.send(self.truncate_prefix(offset));
             }
             Command::SetConfig { config, reply } => {
                 self.config = config;
@@ -333,7 +350,7 @@ impl Writer {
         active.commit(self.active_bytes, self.next_offset, self.buffered_max_timestamp_ms);
         self.buffered_max_timestamp_ms = i64::MIN;
         self.shared.high_watermark.send_replace(self.next_offset);
-        let log_start_offset = self.segments[0].base_offset;
+        let log_start_offset = self.start_offset();
         for mut pending in self.pending.drain(..) {
             pending.info.log_start_offset = log_start_offset;
             let _ = pending.reply.send(Ok(pending.info));
@@ -426,7 +443,52 @@ impl Writer {
     fn publish_view(&self) {
         self.shared.view.store(Arc::new(LogView {
             segments: self.segments.clone(),
+            start_floor: self.start_floor,
         }));
+    }
+
+    fn start_offset(&self) -> u64 {
+        self.segments[0].base_offset.max(self.start_floor)
+    }
+
+    /// Persists a new start offset, then deletes the sealed segments wholly
+    /// below it. The checkpoint is written first: a crash in between leaves
+    /// segments that the next open hides behind the persisted start.
+    fn truncate_prefix(&mut self, offset: u64) -> Result<u64> {
+        self.check_poison()?;
+        if offset > self.next_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.start_offset(),
+                end: self.next_offset,
+            });
+        }
+        if offset <= self.start_offset() {
+            return Ok(self.start_offset());
+        }
+        let path = self.shared.dir.join(crate::log::START_OFFSET_FILE);
+        crate::index::write_atomically(&path, offset.to_string().as_bytes()).map_err(|error| LogError::io(&path, error))?;
+        self.start_floor = offset;
+        // Segment i is wholly below `offset` when the next one starts at or before it.
+        let below = self.segments.windows(2).take_while(|pair| pair[1].base_offset <= offset).count();
+        let removed: Vec<Arc<Segment>> = self.segments.drain(..below).collect();
+        self.publish_view();
+        self.remove_segment_files(&removed)?;
+        info!(log = %self.shared.dir.display(), log_start_offset = offset, segments = removed.len(), "log start offset moved");
+        Ok(offset)
+    }
+
+    fn remove_segment_files(&self, removed: &[Arc<Segment>]) -> Result<()> {
+        for segment in removed {
+            let (offset_index, time_index) = segment.index_paths();
+            for path in [&segment.path, &offset_index, &time_index] {
+                remove_if_present(path)?;
+            }
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.shared.dir).map_err(|error| LogError::io(&self.shared.dir, error))?;
+        }
+        Ok(())
     }
 
     fn enforce_retention(&mut self) -> Result<usize> {
@@ -447,17 +509,11 @@ impl Writer {
         // Readers holding the old view keep their open file handles; unlinking
         // only removes the names.
         self.publish_view();
-        for segment in &removed {
-            let (offset_index, time_index) = segment.index_paths();
-            for path in [&segment.path, &offset_index, &time_index] {
-                remove_if_present(path)?;
-            }
-        }
-        sync_dir(&self.shared.dir).map_err(|error| LogError::io(&self.shared.dir, error))?;
+        self.remove_segment_files(&removed)?;
         info!(
             log = %self.shared.dir.display(),
             segments = count,
-            log_start_offset = self.segments[0].base_offset,
+            log_start_offset = self.start_offset(),
             "retention deleted segments"
         );
         Ok(count)

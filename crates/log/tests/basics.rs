@@ -203,3 +203,45 @@ fn large_and_small_batches_mixed_in_one_append_are_stored_in_order() {
     }
     assert_eq!(read_back, expected);
 }
+
+#[test]
+fn truncate_prefix_hides_earlier_offsets_deletes_whole_segments_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let segments_before;
+    {
+        let log = Log::open(dir.path(), config.clone()).expect("open");
+        for index in 0..20 {
+            log.append(batch(&[&format!("value-{index}")], 1000 + index))
+                .wait()
+                .expect("append");
+        }
+        segments_before = log.segment_count();
+        assert_eq!(log.truncate_prefix(7).expect("truncate"), 7);
+        assert_eq!(log.start_offset(), 7);
+        assert!(log.segment_count() < segments_before, "segments wholly below 7 are deleted");
+        assert!(matches!(
+            log.read(6, 1 << 20, true),
+            Err(LogError::OffsetOutOfRange { start: 7, .. })
+        ));
+        assert_eq!(values(&log.read(7, 1, true).expect("read").bytes)[0], (7, "value-7".into()));
+        // Moving backwards is a no-op; past the end is refused.
+        assert_eq!(log.truncate_prefix(3).expect("no-op"), 7);
+        assert!(matches!(log.truncate_prefix(21), Err(LogError::OffsetOutOfRange { .. })));
+        let appended = log.append(batch(&["after"], 5000)).wait().expect("append");
+        assert_eq!(appended.log_start_offset, 7);
+        log.close().expect("close");
+    }
+    let log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(log.start_offset(), 7);
+    assert_eq!(log.high_watermark(), 21);
+    assert!(matches!(log.read(6, 1 << 20, true), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(values(&log.read(7, 1, true).expect("read").bytes)[0], (7, "value-7".into()));
+    // Truncating to the end leaves an empty, still appendable log.
+    assert_eq!(log.truncate_prefix(21).expect("truncate to end"), 21);
+    assert!(log.read(21, 1 << 20, true).expect("read at end").bytes.is_empty());
+    assert_eq!(log.append(batch(&["more"], 6000)).wait().expect("append").base_offset, 21);
+}

@@ -249,8 +249,10 @@ impl Group {
     /// The protocol every member supports with the most votes (each member
     /// votes for its most preferred protocol among the common ones).
     fn select_protocol(&self) -> Option<String> {
+        let mut in_join_order: Vec<&Member> = self.members.values().collect();
+        in_join_order.sort_by_key(|member| member.join_order);
         let mut common: Option<Vec<String>> = None;
-        for member in self.members.values() {
+        for member in &in_join_order {
             let names: Vec<String> = member.protocols.iter().map(|(name, _)| name.clone()).collect();
             common = Some(match common {
                 None => names,
@@ -264,7 +266,7 @@ impl Group {
                 *votes.entry(name).or_default() += 1;
             }
         }
-        // Most votes; ties go to the first common protocol in the members' order.
+        // Most votes; ties go to the earliest member's preference.
         common
             .iter()
             .max_by_key(|name| {
