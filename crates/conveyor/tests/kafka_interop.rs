@@ -91,3 +91,15 @@ fn idempotent_producers_of_librdkafka_and_kafka_python_write_each_message_once_i
     let (_dir, server) = server();
     run_script(&server, "kafka/idempotent_producers.py", &[]);
 }
+
+#[test]
+fn kafka_python_admin_alters_configs_adds_partitions_deletes_records_and_describes_the_cluster() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/admin_kafka_python.py", &[]);
+}
+
+#[test]
+fn librdkafka_admin_alters_configs_adds_partitions_deletes_records_and_lists_offsets() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/admin_confluent.py", &[]);
+}

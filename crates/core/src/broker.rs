@@ -255,16 +255,8 @@ impl Broker {
     /// Grows a topic to `total` partitions (never shrinks, like Kafka).
     pub async fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
         let mut catalog = self.catalog.lock().await;
-        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let topic = self.validate_partition_count(name, total)?;
         let current = topic.partition_count();
-        if total <= current {
-            return Err(CoreError::InvalidPartitions(format!(
-                "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
-            )));
-        }
-        if total > PARTITIONS_MAX {
-            return Err(CoreError::InvalidPartitions(format!("{total} (at most {PARTITIONS_MAX})")));
-        }
         let log_config = topic.config().log_config(&self.config.topic_defaults);
         let logs = {
             let (dir, clock) = (topic.dir().to_owned(), Arc::clone(&self.clock));
@@ -283,6 +275,21 @@ impl Broker {
         topic.add_partitions(logs);
         info!(topic = name, from = current, to = total, "partitions created");
         Ok(())
+    }
+
+    /// The topic, if it exists and may grow to `total` partitions.
+    pub fn validate_partition_count(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(CoreError::InvalidPartitions(format!(
+                "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
+            )));
+        }
+        if total > PARTITIONS_MAX {
+            return Err(CoreError::InvalidPartitions(format!("{total} (at most {PARTITIONS_MAX})")));
+        }
+        Ok(topic)
     }
 
     /// Applies config changes to a topic (`Some` sets, `None` resets to the

@@ -22,8 +22,6 @@ use crate::Context;
 use crate::connection::ConnectionInfo;
 use crate::errors::group_error;
 
-/// Kafka's "authorized operations were not requested".
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 /// All group operations (READ, DESCRIBE, DELETE): there are no ACLs yet.
 const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
@@ -247,7 +245,7 @@ pub fn describe(context: &Context, request: DescribeGroupsRequest, version: i16)
                 described.authorized_operations = if request.include_authorized_operations {
                     GROUP_OPERATIONS_ALL
                 } else {
-                    AUTHORIZED_OPERATIONS_OMITTED
+                    super::AUTHORIZED_OPERATIONS_OMITTED
                 };
             }
             described

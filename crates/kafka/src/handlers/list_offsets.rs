@@ -13,13 +13,8 @@ const EARLIEST: i64 = -2;
 pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut lookups = Vec::new();
     for topic in &request.topics {
-        let found = context.broker.topic(&topic.name);
         for partition in &topic.partitions {
-            let log = found.as_ref().and_then(|topic| {
-                u32::try_from(partition.partition_index)
-                    .ok()
-                    .and_then(|index| topic.partition(index))
-            });
+            let log = super::records::partition_log(context, &topic.name, partition.partition_index);
             lookups.push((log, partition.timestamp));
         }
     }
@@ -59,7 +54,7 @@ pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16
                             response.offset = offset;
                             response.timestamp = timestamp;
                             if version >= 4 {
-                                response.leader_epoch = 0;
+                                response.leader_epoch = super::records::LEADER_EPOCH;
                             }
                         }
                         Err(error) => response.error_code = error.code(),

@@ -1,13 +1,14 @@
-//! Metadata: the one broker, and every requested topic with its partitions
-//! (this broker leads them all). Unknown topics are auto-created when both the
-//! client and the broker allow it.
+//! Metadata and DescribeCluster: the one broker, and every requested topic
+//! with its partitions (this broker leads them all). Unknown topics are
+//! auto-created when both the client and the broker allow it.
 
 use std::sync::Arc;
 
 use conveyor_core::Topic;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::ConnectionInfo;
@@ -54,14 +55,42 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
     }
     for topic in &mut topics {
         if version >= 8 && request.include_topic_authorized_operations {
-            // No ACLs yet: every operation is allowed (bits 2..=12, READ through DESCRIBE_CONFIGS and friends).
-            topic.topic_authorized_operations = 0b1_1111_1111_1100;
+            topic.topic_authorized_operations = super::ALL_OPERATIONS;
         }
         if version < 10 {
             topic.topic_id = uuid::Uuid::nil();
         }
     }
     response.topics = topics;
+    response
+}
+
+/// Endpoint type 1: brokers (2, controllers, is for KRaft controllers only).
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub fn describe_cluster(context: &Context, connection: &ConnectionInfo, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let node_id = context.config.node_id;
+    let (host, port) = advertised(context, connection);
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(context.broker.cluster_id().to_owned()))
+        .with_controller_id(BrokerId(node_id))
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            super::ALL_OPERATIONS
+        } else {
+            super::AUTHORIZED_OPERATIONS_OMITTED
+        });
+    if request.endpoint_type != ENDPOINT_BROKERS {
+        response.error_code = ResponseError::UnsupportedEndpointType.code();
+        response.error_message = super::message("this node is a broker; it has no controller endpoints");
+        return response;
+    }
+    response.brokers = vec![
+        DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(node_id))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port),
+    ];
     response
 }
 
@@ -92,7 +121,7 @@ fn describe(topic: &Arc<Topic>, node_id: i32, version: i16) -> MetadataResponseT
                 .with_replica_nodes(vec![BrokerId(node_id)])
                 .with_isr_nodes(vec![BrokerId(node_id)]);
             if version >= 7 {
-                partition.leader_epoch = 0;
+                partition.leader_epoch = super::records::LEADER_EPOCH;
             }
             partition
         })

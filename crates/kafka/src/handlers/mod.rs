@@ -2,6 +2,7 @@
 //! type, runs its handler and encodes the reply. One module per API family.
 
 mod api_versions;
+mod configs;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -9,6 +10,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producers;
+mod records;
 mod topics;
 
 use std::future::Future;
@@ -166,6 +168,51 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 producers::describe_producers(&context, body)
             }))
         }
+        ApiKey::CreatePartitions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                topics::create_partitions(&context, body).await
+            }))
+        }
+        ApiKey::DescribeConfigs => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                configs::describe(&context, body, version)
+            }))
+        }
+        ApiKey::AlterConfigs => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(
+                api,
+                version,
+                correlation_id,
+                async move { configs::alter(&context, body).await },
+            ))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                configs::incremental_alter(&context, body).await
+            }))
+        }
+        ApiKey::DeleteRecords => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                records::delete_records(&context, body).await
+            }))
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                records::offset_for_leader_epoch(&context, body)
+            }))
+        }
+        ApiKey::DescribeCluster => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                metadata::describe_cluster(&context, &connection, body)
+            }))
+        }
         // `parse_request` refuses APIs missing from the versions table.
         other => Err(FrameError::UnsupportedVersion { api: other, version }),
     }
@@ -182,6 +229,12 @@ where
         frame::encode_response(api, version, correlation_id, &body).map(Some)
     })
 }
+
+/// Kafka's "authorized operations were not requested".
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// Every operation allowed (there are no ACLs yet): bits 2..=12, READ
+/// through IDEMPOTENT_WRITE.
+const ALL_OPERATIONS: i32 = 0b1_1111_1111_1100;
 
 /// Error message text for a response's nullable error message field.
 fn message(text: impl ToString) -> Option<StrBytes> {

@@ -1,21 +1,22 @@
-//! CreateTopics and DeleteTopics. A one-node cluster: replication factor 1
+//! CreateTopics, DeleteTopics and CreatePartitions. A one-node cluster: replication factor 1
 //! (or -1, "the default") is the only one that can be honoured.
 
 use std::collections::BTreeMap;
 
 use conveyor_core::CoreError;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
+use super::configs::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::message;
 use crate::{Context, errors};
-
-/// DescribeConfigs' source codes (also used in CreateTopics v5+ replies).
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn create(context: &Context, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let node_id = context.config.node_id;
@@ -146,4 +147,45 @@ pub async fn delete(context: &Context, request: DeleteTopicsRequest, version: i1
         responses.push(result);
     }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(context: &Context, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let node_id = context.config.node_id;
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let outcome = async {
+            let total = u32::try_from(topic.count)
+                .map_err(|_| (ResponseError::InvalidPartitions, "the partition count must be positive".to_owned()))?;
+            let map = |error: CoreError| (errors::core_error(&error), error.to_string());
+            let existing = context.broker.validate_partition_count(&name, total).map_err(map)?;
+            if let Some(assignments) = &topic.assignments {
+                let added = (total - existing.partition_count()) as usize;
+                if assignments.len() != added {
+                    return Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("{} assignments given for {added} new partitions", assignments.len()),
+                    ));
+                }
+                if assignments
+                    .iter()
+                    .any(|assignment| assignment.broker_ids.iter().any(|broker| broker.0 != node_id))
+                {
+                    return Err((ResponseError::InvalidReplicaAssignment, format!("the only broker is {node_id}")));
+                }
+            }
+            if request.validate_only {
+                return Ok(());
+            }
+            context.broker.create_partitions(&name, total).await.map_err(map)
+        }
+        .await;
+        let mut result = CreatePartitionsTopicResult::default().with_name(topic.name);
+        if let Err((code, text)) = outcome {
+            result.error_code = code.code();
+            result.error_message = message(text);
+        }
+        results.push(result);
+    }
+    CreatePartitionsResponse::default().with_results(results)
 }
