@@ -238,6 +238,8 @@ impl Partition {
                             base_offset,
                             last_offset,
                             log_start_offset,
+                            // Kafka answers a duplicate without the original's append time too.
+                            log_append_time_ms: None,
                         })
                     });
                 }

@@ -139,6 +139,7 @@ impl TopicConfig {
         if let Some(durability) = self.overrides.get(keys::DURABILITY).and_then(|value| value.parse().ok()) {
             log.durability = durability;
         }
+        log.log_append_time = self.timestamp_type() == TimestampType::LogAppendTime;
         log
     }
 

@@ -232,6 +232,18 @@ pub fn set_partition_leader_epoch(bytes: &mut [u8], epoch: i32) {
     bytes[12..16].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Marks the batch at `bytes[0]` as timestamped by the broker (Kafka's
+/// LogAppendTime): sets the timestamp-type attribute and the max timestamp,
+/// which consumers then use for every record, and recomputes the CRC-32C.
+pub fn set_log_append_time(bytes: &mut [u8], header: &mut BatchHeader, now_ms: i64) {
+    header.attributes |= attributes::TIMESTAMP_LOG_APPEND_TIME;
+    header.max_timestamp = now_ms;
+    bytes[21..23].copy_from_slice(&header.attributes.to_be_bytes());
+    bytes[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    header.crc = compute_crc(&bytes[..header.total_bytes()]);
+    bytes[17..21].copy_from_slice(&header.crc.to_be_bytes());
+}
+
 /// Walks the complete batches at the start of `bytes`, stopping at the first
 /// incomplete one. Used by readers to trim a read to whole batches.
 ///

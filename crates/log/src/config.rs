@@ -73,6 +73,10 @@ pub struct LogConfig {
     /// Add an offset-index entry after at least this many bytes (`index.interval.bytes`).
     pub index_interval_bytes: u32,
     pub durability: Durability,
+    /// Stamp every batch with the append time (Kafka's
+    /// `message.timestamp.type=LogAppendTime`) instead of keeping the
+    /// producer's timestamps; the time index then follows append time.
+    pub log_append_time: bool,
     /// How often the writer checks retention on its own.
     pub retention_check_interval_ms: u64,
 }
@@ -88,6 +92,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             index_interval_bytes: 4096,
             durability: Durability::Always,
+            log_append_time: false,
             retention_check_interval_ms: 30_000,
         }
     }

@@ -38,6 +38,9 @@ pub struct AppendInfo {
     pub last_offset: u64,
     /// The log's start offset when the append was acknowledged.
     pub log_start_offset: u64,
+    /// The broker time stamped on the batches when the log keeps
+    /// LogAppendTime (see `LogConfig::log_append_time`).
+    pub log_append_time_ms: Option<i64>,
 }
 
 /// The result of a read.

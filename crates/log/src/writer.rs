@@ -270,13 +270,20 @@ impl Writer {
         }
         let base_offset = self.next_offset;
         let segment_base = self.active().base_offset;
+        let append_time = self.config.log_append_time.then(|| self.clock.now_ms());
         let mut at = 0;
         for header in headers {
             let mut header = *header;
             header.base_offset = self.next_offset as i64;
             let total = header.total_bytes();
             let start = self.buffer.len();
-            if total >= SHARED_BATCH_BYTES_MIN {
+            if let Some(now_ms) = append_time {
+                // Rewritten in place in the group buffer: a copy either way.
+                self.buffer.extend_from_slice(&batches[at..at + total]);
+                batch::set_base_offset(&mut self.buffer[start..], header.base_offset);
+                batch::set_log_append_time(&mut self.buffer[start..], &mut header, now_ms);
+                self.push_buffered(start);
+            } else if total >= SHARED_BATCH_BYTES_MIN {
                 self.buffer.extend_from_slice(&header.base_offset.to_be_bytes());
                 self.push_buffered(start);
                 self.pieces.push(Piece::Shared(batches.slice(at + 8..at + total)));
@@ -299,6 +306,7 @@ impl Writer {
                 base_offset,
                 last_offset: self.next_offset - 1,
                 log_start_offset: 0,
+                log_append_time_ms: append_time,
             },
         });
     }

@@ -245,3 +245,28 @@ fn truncate_prefix_hides_earlier_offsets_deletes_whole_segments_and_survives_reo
     assert!(log.read(21, 1 << 20, true).expect("read at end").bytes.is_empty());
     assert_eq!(log.append(batch(&["more"], 6000)).wait().expect("append").base_offset, 21);
 }
+
+#[test]
+fn log_append_time_stamps_batches_with_the_clock_and_keeps_them_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = conveyor_log::clock::ManualClock::new(50_000);
+    let config = LogConfig {
+        log_append_time: true,
+        ..LogConfig::default()
+    };
+    let log = Log::open_with_clock(dir.path(), config, clock.clone()).expect("open");
+    let info = log.append(batch(&["a", "b"], 1000)).wait().expect("append");
+    assert_eq!(info.log_append_time_ms, Some(50_000));
+    let read = log.read(0, 1 << 20, true).expect("read");
+    // The rewritten batch passes the CRC check and says whose time it carries.
+    let header = conveyor_log::batch::check_batch(&read.bytes).expect("valid batch");
+    assert_eq!(header.max_timestamp, 50_000);
+    assert_ne!(header.attributes & conveyor_log::batch::attributes::TIMESTAMP_LOG_APPEND_TIME, 0);
+    assert_eq!(values(&read.bytes), vec![(0, "a".into()), (1, "b".into())]);
+    // The time index follows append time, not the producer's timestamps.
+    assert_eq!(log.offset_for_timestamp(2000).expect("lookup"), Some((0, 50_000)));
+    drop(log);
+    let plain = Log::open(dir.path(), LogConfig::default()).expect("reopen without it");
+    let info = plain.append(batch(&["c"], 1000)).wait().expect("append");
+    assert_eq!(info.log_append_time_ms, None);
+}

@@ -1,7 +1,9 @@
 """confluent-kafka (librdkafka) AdminClient: describe and incrementally alter
 topic configs, add partitions, delete records, list offsets, describe the
-cluster and topics."""
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+cluster and topics; LogAppendTime topics stamp the broker's time."""
+import time
+
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
                                    NewPartitions, NewTopic, OffsetSpec, ResourceType)
 from confluent_kafka import TopicCollection
@@ -75,6 +77,28 @@ for _ in range(100):
         values.append(message.value())
 consumer.close()
 check(values == [b"v2", b"v3", b"v4", b"v5"], f"read after delete_records: {values}")
+
+# LogAppendTime: the broker's clock replaces the producer's timestamp.
+change = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+    ConfigEntry("message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET)])
+admin.incremental_alter_configs([change])[change].result(timeout=30)
+before_ms = int(time.time() * 1000)
+producer.produce(topic, b"stamped", partition=0, timestamp=1000)
+check(producer.flush(30) == 0, "produce did not finish")
+consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("rdk-admin-stamps"),
+                     "auto.offset.reset": "earliest"})
+consumer.assign([TopicPartition(topic, 0)])
+stamped = None
+for _ in range(100):
+    message = consumer.poll(1.0)
+    if message is not None and message.error() is None:
+        stamped = message
+        break
+consumer.close()
+check(stamped is not None and stamped.value() == b"stamped", "the LogAppendTime record was not read")
+kind, timestamp = stamped.timestamp()
+check(kind == TIMESTAMP_LOG_APPEND_TIME and timestamp >= before_ms - 1000,
+      f"timestamp {(kind, timestamp)}, produced at {before_ms}")
 
 cluster = admin.describe_cluster().result(timeout=30)
 check([node.id for node in cluster.nodes] == [1] and cluster.controller.id == 1, f"cluster: {cluster}")

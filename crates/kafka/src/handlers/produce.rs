@@ -183,6 +183,9 @@ fn partition_response(index: i32, result: Result<AppendInfo, (ResponseError, Opt
             if version >= 5 {
                 response.log_start_offset = info.log_start_offset as i64;
             }
+            if version >= 2 {
+                response.log_append_time_ms = info.log_append_time_ms.unwrap_or(-1);
+            }
         }
         Err((code, text)) => {
             response.error_code = code.code();
