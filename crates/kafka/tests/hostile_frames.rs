@@ -14,12 +14,17 @@ use conveyor_kafka::client::{Client, encode_request};
 use conveyor_kafka::{Context, KafkaConfig};
 use conveyor_log::record::{BatchBuilder, Record};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName,
+    ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeClusterRequest, DescribeConfigsRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use proptest::prelude::*;
@@ -173,6 +178,43 @@ fn real_frames() -> Vec<Vec<u8>> {
                 .with_replication_factor(1),
         ]);
     push(encode_request(&create, 5, 6, &client_id));
+    let describe = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("target")),
+    ]);
+    push(encode_request(&describe, 4, 7, &client_id));
+    let alter = IncrementalAlterConfigsRequest::default()
+        .with_validate_only(true)
+        .with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("target"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("retention.ms"))
+                        .with_value(Some(StrBytes::from_static_str("1000"))),
+                ]),
+        ]);
+    push(encode_request(&alter, 1, 8, &client_id));
+    let delete = DeleteRecordsRequest::default().with_topics(vec![
+        DeleteRecordsTopic::default()
+            .with_name(name("target"))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(1).with_offset(0)]),
+    ]);
+    push(encode_request(&delete, 2, 10, &client_id));
+    let epochs = OffsetForLeaderEpochRequest::default().with_topics(vec![
+        OffsetForLeaderTopic::default()
+            .with_topic(name("target"))
+            .with_partitions(vec![OffsetForLeaderPartition::default().with_partition(0).with_leader_epoch(0)]),
+    ]);
+    push(encode_request(&epochs, 4, 11, &client_id));
+    push(encode_request(
+        &DescribeClusterRequest::default().with_endpoint_type(1),
+        1,
+        12,
+        &client_id,
+    ));
     frames
 }
 

@@ -97,6 +97,11 @@ pub struct KafkaBenchArgs {
     /// Length of the latency phase in seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// Measure the disk's raw baseline (1 MiB write + fdatasync) in this
+    /// directory right before and after the produce phase, and give produce
+    /// MB/s as a ratio of it. Use a directory on the broker's data disk.
+    #[arg(long)]
+    pub baseline_dir: Option<std::path::PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -129,7 +134,14 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     let mut phases = Vec::new();
 
     let start_offsets = end_offsets(&target).await?;
-    let produced = produce_phase(&target, args, epoch).await?;
+    let before = baseline(args).await?;
+    let mut produced = produce_phase(&target, args, epoch).await?;
+    let after = baseline(args).await?;
+    if let (Some(before), Some(after)) = (before, after) {
+        let disk = crate::bench::disk::combine(before, after);
+        produced.ratio_to_baseline = Some(produced.megabytes_per_second / disk.megabytes_per_second.max(1e-9));
+        phases.push(disk);
+    }
     phases.push(produced);
 
     let consumed = consume_phase(&target, args, &start_offsets).await?;
@@ -154,6 +166,17 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
         args.json,
     );
     Ok(())
+}
+
+/// The disk baseline, when `--baseline-dir` asks for it: 1.5 s or 512 MiB.
+async fn baseline(args: &KafkaBenchArgs) -> anyhow::Result<Option<Phase>> {
+    let Some(dir) = args.baseline_dir.clone() else { return Ok(None) };
+    let phase = tokio::task::spawn_blocking(move || {
+        crate::bench::disk::fdatasync_baseline(&dir, std::time::Duration::from_millis(1500), 512 << 20)
+            .with_context(|| format!("disk baseline in {}", dir.display()))
+    })
+    .await??;
+    Ok(Some(phase))
 }
 
 async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<Target> {

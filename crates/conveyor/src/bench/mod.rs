@@ -2,6 +2,7 @@
 //! protocol, so Conveyor can be compared with Kafka, RabbitMQ or SQS on the
 //! same machine with the same client.
 
+pub mod disk;
 pub mod kafka;
 pub mod report;
 

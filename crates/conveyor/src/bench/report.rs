@@ -20,6 +20,9 @@ pub struct Phase {
     pub wire_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latency>,
+    /// MB/s over a raw baseline's MB/s measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_baseline: Option<f64>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -44,6 +47,7 @@ impl Phase {
             megabytes_per_second: bytes as f64 / seconds / 1_000_000.0,
             wire_bytes: None,
             latency_ms: None,
+            ratio_to_baseline: None,
         }
     }
 
@@ -93,5 +97,10 @@ pub fn print(title: &str, phases: &[Phase], json: bool) {
             latency(phase.latency_ms.map(|l| l.p999)),
             latency(phase.latency_ms.map(|l| l.max)),
         );
+    }
+    for phase in phases {
+        if let Some(ratio) = phase.ratio_to_baseline {
+            println!("{} MB/s is {ratio:.2} × the disk baseline measured in the same run", phase.name);
+        }
     }
 }
