@@ -4,10 +4,11 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::report::Phase;
+use super::report::{Phase, latency_histogram};
 
 const CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -28,6 +29,46 @@ pub fn fdatasync_baseline(dir: &Path, duration: Duration, bytes_max: u64) -> std
             chunks += 1;
         }
         Ok(Phase::new("disk: 1 MiB write+fdatasync", chunks, written, started.elapsed()))
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// The latency floor of a durable broker on this disk: `rate` messages of
+/// `message_bytes` per second for `seconds`, appended by one writer that
+/// group-commits whatever is due (one `pwrite` and one `fdatasync`), as the
+/// log's writer does. A message's latency is from when it was due to when
+/// its `fdatasync` returned, so disk stalls count for every message queued
+/// behind them. Blocking.
+pub fn paced_fdatasync_baseline(dir: &Path, rate: u64, seconds: u64, message_bytes: usize) -> std::io::Result<Phase> {
+    let path = dir.join(format!(".conveyor-bench-paced-{}", std::process::id()));
+    let result = (|| {
+        let file = OpenOptions::new().create_new(true).write(true).open(&path)?;
+        let total = rate * seconds;
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+        let mut histogram = latency_histogram();
+        let chunk = vec![0x5a_u8; message_bytes * 1024];
+        let (mut written, mut position) = (0u64, 0u64);
+        let started = Instant::now();
+        // Bounded: every pass either writes at least one due message or sleeps until one is due.
+        while written < total {
+            let due = ((started.elapsed().as_secs_f64() / interval.as_secs_f64()) as u64 + 1).min(total);
+            if due <= written {
+                std::thread::sleep((started + interval.mul_f64(written as f64)).saturating_duration_since(Instant::now()));
+                continue;
+            }
+            let count = ((due - written) as usize).min(1024);
+            file.write_all_at(&chunk[..count * message_bytes], position)?;
+            file.sync_data()?;
+            let done = started.elapsed();
+            for index in written..written + count as u64 {
+                let late = done.saturating_sub(interval.mul_f64(index as f64));
+                let _ = histogram.record((late.as_micros() as u64).max(1));
+            }
+            position += (count * message_bytes) as u64;
+            written += count as u64;
+        }
+        Ok(Phase::new(&format!("disk: paced @ {rate}/s"), total, position, started.elapsed()).with_latency(&histogram))
     })();
     let _ = std::fs::remove_file(&path);
     result

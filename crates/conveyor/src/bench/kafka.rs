@@ -148,7 +148,19 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     phases.push(consumed);
 
     if args.latency_rate > 0 && args.latency_seconds > 0 {
-        phases.push(latency_phase(&target, args, epoch).await?);
+        let mut latency = latency_phase(&target, args, epoch).await?;
+        if let Some(dir) = args.baseline_dir.clone() {
+            let (rate, seconds, message_bytes) = (args.latency_rate, args.latency_seconds, args.message_bytes);
+            let disk =
+                tokio::task::spawn_blocking(move || crate::bench::disk::paced_fdatasync_baseline(&dir, rate, seconds, message_bytes))
+                    .await?
+                    .context("paced disk baseline")?;
+            if let (Some(ours), Some(floor)) = (latency.latency_ms, disk.latency_ms) {
+                latency.p99_ratio_to_baseline = Some(ours.p99 / floor.p99.max(1e-3));
+            }
+            phases.push(disk);
+        }
+        phases.push(latency);
     }
     report::print(
         &format!(

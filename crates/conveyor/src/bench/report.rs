@@ -23,6 +23,9 @@ pub struct Phase {
     /// MB/s over a raw baseline's MB/s measured in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_baseline: Option<f64>,
+    /// p99 latency over a raw baseline's p99 measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ratio_to_baseline: Option<f64>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -48,6 +51,7 @@ impl Phase {
             wire_bytes: None,
             latency_ms: None,
             ratio_to_baseline: None,
+            p99_ratio_to_baseline: None,
         }
     }
 
@@ -101,6 +105,12 @@ pub fn print(title: &str, phases: &[Phase], json: bool) {
     for phase in phases {
         if let Some(ratio) = phase.ratio_to_baseline {
             println!("{} MB/s is {ratio:.2} × the disk baseline measured in the same run", phase.name);
+        }
+        if let Some(ratio) = phase.p99_ratio_to_baseline {
+            println!(
+                "{} p99 is {ratio:.2} × the paced disk baseline's p99 measured in the same run",
+                phase.name
+            );
         }
     }
 }
