@@ -11,35 +11,29 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
 pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    let mut lookups = Vec::new();
-    for topic in &request.topics {
-        for partition in &topic.partitions {
-            let log = super::records::partition_log(context, &topic.name, partition.partition_index);
-            lookups.push((log, partition.timestamp));
-        }
-    }
-    // Timestamp look-ups read segment files: keep them off the reactor.
-    let results = tokio::task::spawn_blocking(move || {
-        lookups
-            .into_iter()
-            .map(|(log, timestamp)| {
-                let log = log.ok_or(ResponseError::UnknownTopicOrPartition)?;
-                match timestamp {
-                    LATEST => Ok((log.high_watermark() as i64, -1)),
-                    EARLIEST => Ok((log.start_offset() as i64, -1)),
-                    timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
-                        Ok(Some((offset, found))) => Ok((offset as i64, found)),
-                        Ok(None) => Ok((-1, -1)),
-                        Err(error) => Err(errors::log_error(&error)),
-                    },
-                    _ => Err(ResponseError::InvalidRequest),
-                }
+    let requests = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|partition| {
+                (
+                    super::records::partition_log(context, &topic.name, partition.partition_index),
+                    partition.timestamp,
+                )
             })
-            .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut results = super::records::on_partitions(requests, |log, timestamp| match timestamp {
+        LATEST => Ok((log.high_watermark() as i64, -1)),
+        EARLIEST => Ok((log.start_offset() as i64, -1)),
+        timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
+            Ok(Some((offset, found))) => Ok((offset as i64, found)),
+            Ok(None) => Ok((-1, -1)),
+            Err(error) => Err(errors::log_error(&error)),
+        },
+        _ => Err(ResponseError::InvalidRequest),
     })
-    .await
-    .unwrap_or_default();
-    let mut results = results.into_iter();
+    .await;
     let topics = request
         .topics
         .into_iter()

@@ -21,29 +21,48 @@ pub fn partition_log(context: &Context, name: &str, index: i32) -> Option<Log> {
     topic.partition(u32::try_from(index).ok()?)
 }
 
-pub async fn delete_records(context: &Context, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let mut work = Vec::new();
-    for topic in &request.topics {
-        for partition in &topic.partitions {
-            work.push((partition_log(context, &topic.name, partition.partition_index), partition.offset));
-        }
-    }
-    // Truncation waits for the partition's writer thread and unlinks files.
-    let outcomes = tokio::task::spawn_blocking(move || {
-        work.into_iter()
-            .map(|(log, offset)| {
-                let log = log.ok_or(ResponseError::UnknownTopicOrPartition)?;
-                let target = match offset {
-                    HIGH_WATERMARK => log.high_watermark(),
-                    offset => u64::try_from(offset).map_err(|_| ResponseError::OffsetOutOfRange)?,
-                };
-                log.truncate_prefix(target).map_err(|error| errors::log_error(&error))
-            })
+/// Runs `work` on each requested partition's log, in request order, in one
+/// blocking task (look-ups read segment files, truncation unlinks them); a
+/// partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION.
+pub async fn on_partitions<P, T>(
+    requests: Vec<(Option<Log>, P)>,
+    work: impl Fn(Log, P) -> Result<T, ResponseError> + Send + 'static,
+) -> std::vec::IntoIter<Result<T, ResponseError>>
+where
+    P: Send + 'static,
+    T: Send + 'static,
+{
+    let count = requests.len();
+    let results = tokio::task::spawn_blocking(move || {
+        requests
+            .into_iter()
+            .map(|(log, parameter)| work(log.ok_or(ResponseError::UnknownTopicOrPartition)?, parameter))
             .collect::<Vec<_>>()
     })
     .await
-    .unwrap_or_default();
-    let mut outcomes = outcomes.into_iter();
+    .unwrap_or_else(|_| (0..count).map(|_| Err(ResponseError::UnknownServerError)).collect());
+    results.into_iter()
+}
+
+pub async fn delete_records(context: &Context, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let requests = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|partition| (partition_log(context, &topic.name, partition.partition_index), partition.offset))
+        })
+        .collect();
+    let mut outcomes = on_partitions(requests, |log, offset| {
+        let target = match offset {
+            HIGH_WATERMARK => log.high_watermark(),
+            offset => u64::try_from(offset).map_err(|_| ResponseError::OffsetOutOfRange)?,
+        };
+        log.truncate_prefix(target).map_err(|error| errors::log_error(&error))
+    })
+    .await;
     let topics = request
         .topics
         .into_iter()
