@@ -1,0 +1,415 @@
+//! One queue: its message log (`<dir>/messages/`) and its journaled share
+//! cursor (`<dir>/cursor/`). Publishes append records; acquisitions read them
+//! back with their delivery counts. Knows records and delivery state, no
+//! protocol: AMQP, SQS and Kafka share groups translate to it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use conveyor_log::clock::Clock;
+use conveyor_log::record::{BatchBuilder, Record};
+use conveyor_log::{Appending, Log, LogConfig};
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use super::QueueError;
+use super::journal::{CursorJournal, decode_batches};
+use super::share_cursor::{Archived, ConsumerId, ShareCursor, ShareCursorConfig};
+
+/// Settings of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The message log's settings; its durability applies to the cursor
+    /// journal too. Retention (SQS's message retention period) removes
+    /// messages whatever their state.
+    pub log: LogConfig,
+    pub cursor: ShareCursorConfig,
+    /// Write a cursor snapshot (and drop the journal it covers) after this
+    /// many journal records, so replay stays bounded.
+    pub snapshot_every_records: u64,
+    /// Bytes read from the message log per read while fetching acquired records.
+    pub read_bytes_max: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            log: LogConfig {
+                // A queue keeps a message until it is settled.
+                retention_ms: None,
+                retention_bytes: None,
+                ..LogConfig::default()
+            },
+            cursor: ShareCursorConfig::default(),
+            snapshot_every_records: 10_000,
+            read_bytes_max: 1 << 20,
+        }
+    }
+}
+
+/// One message handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub offset: u64,
+    /// 1 on the first delivery.
+    pub delivery_count: u32,
+    pub record: Record,
+}
+
+impl Delivery {
+    /// AMQP's `redelivered` flag: delivered (possibly to someone else) before.
+    pub fn redelivered(&self) -> bool {
+        self.delivery_count > 1
+    }
+}
+
+/// What one [`Queue::acquire`] returned.
+#[derive(Debug)]
+pub struct Deliveries {
+    /// Acquired by the consumer, lowest offset first.
+    pub messages: Vec<Delivery>,
+    /// Archived because they reached the delivery limit: the caller
+    /// dead-letters them. Never delivered again.
+    pub dead_letters: Vec<Delivery>,
+    /// Resolves when the delivery counts are durable. A caller that needs
+    /// the delivery limit to hold across a crash waits for it before handing
+    /// the messages out.
+    pub durable: Durable,
+}
+
+/// A pending journal append: a future, or [`Durable::wait`] from blocking code.
+#[derive(Debug)]
+pub struct Durable(DurableInner);
+
+#[derive(Debug)]
+enum DurableInner {
+    Done,
+    Pending(Appending),
+    Failed(Option<QueueError>),
+}
+
+impl Durable {
+    fn from_append(result: Result<Option<Appending>, QueueError>) -> Durable {
+        match result {
+            Ok(None) => Durable(DurableInner::Done),
+            Ok(Some(appending)) => Durable(DurableInner::Pending(appending)),
+            Err(error) => Durable(DurableInner::Failed(Some(error))),
+        }
+    }
+
+    /// Blocks until the change is durable. Not from an async context.
+    pub fn wait(self) -> Result<(), QueueError> {
+        match self.0 {
+            DurableInner::Done => Ok(()),
+            DurableInner::Pending(appending) => appending.wait().map(|_| ()).map_err(QueueError::from),
+            DurableInner::Failed(error) => Err(error.unwrap_or(QueueError::Closed)),
+        }
+    }
+}
+
+impl Future for Durable {
+    type Output = Result<(), QueueError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            DurableInner::Done => Poll::Ready(Ok(())),
+            DurableInner::Pending(appending) => Pin::new(appending)
+                .poll(cx)
+                .map(|result| result.map(|_| ()).map_err(QueueError::from)),
+            DurableInner::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(QueueError::Closed))),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    cursor: ShareCursor,
+    records_since_snapshot: u64,
+}
+
+/// A queue: a message log plus a journaled share cursor. Methods are
+/// blocking (they read the log); a front door calls them off the reactor.
+#[derive(Debug)]
+pub struct Queue {
+    dir: PathBuf,
+    config: QueueConfig,
+    messages: Log,
+    journal: CursorJournal,
+    clock: Arc<dyn Clock>,
+    /// Taken while the cursor changes and its events are enqueued on the
+    /// journal, so the journal's order is the cursor's. Never held while
+    /// reading messages or waiting for an append. Lock order: `snapshot`
+    /// before `state`.
+    state: Mutex<State>,
+    /// Serializes snapshots so that a later one never loses to an earlier one.
+    snapshot: Mutex<()>,
+}
+
+impl Queue {
+    /// Opens (or creates) the queue in `dir`, recovering both logs and
+    /// replaying the cursor: acknowledged and archived messages stay so;
+    /// messages that were acquired are available again with their delivery
+    /// counts. Blocking.
+    pub fn open(dir: impl Into<PathBuf>, config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Queue, QueueError> {
+        let dir = dir.into();
+        let messages = Log::open_with_clock(dir.join("messages"), config.log.clone(), Arc::clone(&clock))?;
+        let (journal, mut image, replayed) = CursorJournal::open(&dir.join("cursor"), config.log.durability, Arc::clone(&clock))?;
+        let end = messages.high_watermark();
+        // A journal ahead of the messages (a tail lost under a weaker
+        // durability policy) must not settle messages published later at the
+        // same offsets.
+        image.entries.retain(|offset, _| *offset < end);
+        image.start = image.start.min(end).max(messages.start_offset());
+        let mut cursor = ShareCursor::restore(config.cursor, image);
+        cursor.set_end(end);
+        info!(
+            queue = %dir.display(),
+            start = cursor.start(),
+            end,
+            replayed,
+            "queue opened"
+        );
+        Ok(Queue {
+            dir,
+            config,
+            messages,
+            journal,
+            clock,
+            state: Mutex::new(State {
+                cursor,
+                records_since_snapshot: replayed,
+            }),
+            snapshot: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `records` as one batch; the future resolves with their offsets
+    /// once durable. Consumers see them after that.
+    pub fn publish(&self, records: Vec<Record>) -> Appending {
+        let mut builder = BatchBuilder::new(self.clock.now_ms());
+        for record in records {
+            builder.push(record);
+        }
+        self.messages.append(builder.build())
+    }
+
+    /// Hands `consumer` up to `max_messages` available messages, lowest
+    /// offset first, locked for `lock_ms`. Messages past the delivery limit
+    /// come back in `dead_letters` instead.
+    pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
+        let now_ms = self.clock.now_ms();
+        let (acquisition, durable) = {
+            let mut state = self.state.lock();
+            state.cursor.truncate_to(self.messages.start_offset());
+            state.cursor.set_end(self.messages.high_watermark());
+            let acquisition = state.cursor.acquire(consumer, max_messages, lock_ms, now_ms);
+            let durable = self.enqueue_events(&mut state);
+            (acquisition, durable)
+        };
+        let mut wanted: Vec<u64> = acquisition.acquired.iter().map(|acquired| acquired.offset).collect();
+        wanted.extend(acquisition.archived.iter().map(|archived| archived.offset));
+        wanted.sort_unstable();
+        let mut records = self.read_records(&wanted)?;
+        let mut messages = Vec::with_capacity(acquisition.acquired.len());
+        let mut unreadable = Vec::new();
+        for acquired in acquisition.acquired {
+            match records.remove(&acquired.offset) {
+                Some(record) => messages.push(Delivery {
+                    offset: acquired.offset,
+                    delivery_count: acquired.delivery_count,
+                    record,
+                }),
+                None => unreadable.push(acquired.offset),
+            }
+        }
+        let dead_letters = acquisition
+            .archived
+            .iter()
+            .filter_map(|archived| {
+                records.remove(&archived.offset).map(|record| Delivery {
+                    offset: archived.offset,
+                    delivery_count: archived.delivery_count,
+                    record,
+                })
+            })
+            .collect();
+        let durable = if unreadable.is_empty() {
+            durable
+        } else {
+            // A message the log cannot give back (removed by retention
+            // meanwhile, or not a record the broker wrote) would otherwise be
+            // acquired and redelivered forever. It is archived instead.
+            warn!(queue = %self.dir.display(), ?unreadable, "archiving messages that cannot be read");
+            let mut state = self.state.lock();
+            for &offset in &unreadable {
+                let _ = state.cursor.reject(consumer, offset);
+            }
+            let later = self.enqueue_events(&mut state);
+            drop(state);
+            // Journal appends complete in order: the later one covers both.
+            drop(durable);
+            later
+        };
+        self.maybe_snapshot();
+        Ok(Deliveries {
+            messages,
+            dead_letters,
+            durable,
+        })
+    }
+
+    /// The consumer is done with the message; it is never delivered again.
+    pub fn ack(&self, consumer: ConsumerId, offset: u64) -> Result<Durable, QueueError> {
+        let durable = {
+            let mut state = self.state.lock();
+            state.cursor.ack(consumer, offset)?;
+            self.enqueue_events(&mut state)
+        };
+        self.maybe_snapshot();
+        Ok(durable)
+    }
+
+    /// The consumer gives the message back, to be delivered again no sooner
+    /// than `delay_ms` from now. Not journaled: after a crash the message is
+    /// available again at once.
+    pub fn release(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.release(consumer, offset, delay_ms, now_ms)?;
+        Ok(())
+    }
+
+    /// The consumer refuses the message for good: archived; the caller
+    /// dead-letters it (it has the record from the acquisition).
+    pub fn reject(&self, consumer: ConsumerId, offset: u64) -> Result<(Archived, Durable), QueueError> {
+        let result = {
+            let mut state = self.state.lock();
+            let archived = state.cursor.reject(consumer, offset)?;
+            (archived, self.enqueue_events(&mut state))
+        };
+        self.maybe_snapshot();
+        Ok(result)
+    }
+
+    /// Moves the consumer's lock deadline to `lock_ms` from now.
+    pub fn renew(&self, consumer: ConsumerId, offset: u64, lock_ms: i64) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.renew(consumer, offset, lock_ms, now_ms)?;
+        Ok(())
+    }
+
+    /// The consumer went away: its messages are available again.
+    pub fn release_all(&self, consumer: ConsumerId) -> Vec<u64> {
+        self.state.lock().cursor.release_all(consumer)
+    }
+
+    /// Ends the locks whose deadline has passed; returns their offsets.
+    pub fn expire_locks(&self) -> Vec<u64> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.expire_locks(now_ms)
+    }
+
+    /// When [`Queue::expire_locks`] next has something to do.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.state.lock().cursor.next_deadline_ms()
+    }
+
+    /// Every offset below is acknowledged or archived.
+    pub fn settled_below(&self) -> u64 {
+        self.state.lock().cursor.start()
+    }
+
+    /// Messages acquired by some consumer right now.
+    pub fn acquired_count(&self) -> usize {
+        self.state.lock().cursor.acquired_count()
+    }
+
+    /// The message log's high watermark.
+    pub fn end(&self) -> u64 {
+        self.messages.high_watermark()
+    }
+
+    /// A receiver that changes when messages are published; waiting consumers park on it.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.messages.subscribe()
+    }
+
+    /// Writes a cursor snapshot and closes both logs. Blocking.
+    pub fn close(&self) -> Result<(), QueueError> {
+        self.write_snapshot()?;
+        self.journal.close()?;
+        self.messages.close()?;
+        Ok(())
+    }
+
+    /// Enqueues the cursor's pending events on the journal. Called with the
+    /// state lock held, which makes the journal's order the cursor's.
+    fn enqueue_events(&self, state: &mut State) -> Durable {
+        let events = state.cursor.take_events();
+        state.records_since_snapshot += events.len() as u64;
+        Durable::from_append(self.journal.append(&events))
+    }
+
+    fn maybe_snapshot(&self) {
+        if self.state.lock().records_since_snapshot < self.config.snapshot_every_records {
+            return;
+        }
+        if let Err(error) = self.write_snapshot() {
+            // Replay from the previous snapshot still works, only slower.
+            warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot");
+        }
+    }
+
+    fn write_snapshot(&self) -> Result<(), QueueError> {
+        let _snapshot = self.snapshot.lock();
+        let (image, journal_offset) = {
+            let mut state = self.state.lock();
+            state.records_since_snapshot = 0;
+            // The image reflects every event enqueued so far, a superset of
+            // the committed journal below its end; replaying a record the
+            // image already reflects changes nothing.
+            (state.cursor.image(), self.journal.end())
+        };
+        self.journal.write_snapshot(&image, journal_offset)
+    }
+
+    /// The records at `offsets` (ascending) that the log still holds.
+    fn read_records(&self, offsets: &[u64]) -> Result<std::collections::HashMap<u64, Record>, QueueError> {
+        let mut found = std::collections::HashMap::with_capacity(offsets.len());
+        let mut next = 0;
+        // Each step settles at least `offsets[next]`, found or not.
+        for _ in 0..offsets.len() {
+            let Some(&offset) = offsets.get(next) else {
+                break;
+            };
+            let records = match self.messages.read(offset, self.config.read_bytes_max, true) {
+                Ok(read) => decode_batches(&read.bytes).unwrap_or_else(|reason| {
+                    warn!(queue = %self.dir.display(), offset, %reason, "undecodable message batch");
+                    Vec::new()
+                }),
+                // Removed by retention since the cursor looked.
+                Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            for record in records {
+                let Some(record_offset) = record.offset.and_then(|offset| u64::try_from(offset).ok()) else {
+                    continue;
+                };
+                if offsets.binary_search(&record_offset).is_ok() {
+                    found.insert(record_offset, record);
+                }
+            }
+            next += 1;
+            while offsets.get(next).is_some_and(|offset| found.contains_key(offset)) {
+                next += 1;
+            }
+        }
+        Ok(found)
+    }
+}
