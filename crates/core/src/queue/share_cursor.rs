@@ -513,3 +513,514 @@ impl ShareCursor {
         self.end = self.end.max(self.start);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: ConsumerId = ConsumerId(1);
+    const BOB: ConsumerId = ConsumerId(2);
+
+    fn cursor_with(end: u64, delivery_limit: Option<u32>) -> ShareCursor {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            delivery_limit,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(end);
+        cursor
+    }
+
+    fn offsets(acquisition: &Acquisition) -> Vec<u64> {
+        acquisition.acquired.iter().map(|acquired| acquired.offset).collect()
+    }
+
+    #[test]
+    fn acquire_hands_out_lowest_offsets_once_and_only_below_the_end() {
+        let mut cursor = cursor_with(5, None);
+        let first = cursor.acquire(ALICE, 3, 1_000, 0);
+        assert_eq!(offsets(&first), vec![0, 1, 2]);
+        assert!(first.acquired.iter().all(|acquired| acquired.delivery_count == 1));
+        let second = cursor.acquire(BOB, 10, 1_000, 0);
+        assert_eq!(offsets(&second), vec![3, 4], "held messages are not handed out twice");
+        assert!(cursor.acquire(BOB, 10, 1_000, 0).acquired.is_empty(), "nothing past the end");
+        cursor.set_end(6);
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![5]);
+        assert_eq!(cursor.holder(1), Some((ALICE, 1_000)));
+        assert_eq!(cursor.acquired_count(), 6);
+    }
+
+    #[test]
+    fn acked_messages_are_never_delivered_again_and_start_advances_past_the_settled_prefix() {
+        let mut cursor = cursor_with(4, None);
+        cursor.acquire(ALICE, 4, 1_000, 0);
+        cursor.ack(ALICE, 1).expect("ack 1");
+        assert_eq!(cursor.start(), 0, "offset 0 is still in flight");
+        cursor.ack(ALICE, 0).expect("ack 0");
+        assert_eq!(cursor.start(), 2, "0 and 1 are settled");
+        cursor.reject(ALICE, 2).expect("reject 2");
+        assert_eq!(cursor.start(), 3, "archived counts as settled");
+        // Even after every lock expires, settled messages stay settled.
+        cursor.expire_locks(5_000);
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 5_000)), vec![3]);
+        assert_eq!(cursor.image().entries.len(), 1, "only the unsettled window is kept");
+    }
+
+    #[test]
+    fn released_message_comes_back_first_with_its_delivery_count() {
+        let mut cursor = cursor_with(3, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        cursor.release(ALICE, 0, 0, 10).expect("release");
+        let again = cursor.acquire(BOB, 2, 1_000, 10);
+        assert_eq!(
+            again.acquired,
+            vec![
+                Acquired {
+                    offset: 0,
+                    delivery_count: 2
+                },
+                Acquired {
+                    offset: 2,
+                    delivery_count: 1
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn release_with_delay_holds_the_message_back_until_the_delay_passes() {
+        let mut cursor = cursor_with(1, None);
+        cursor.acquire(ALICE, 1, 1_000, 0);
+        cursor.release(ALICE, 0, 500, 100).expect("release");
+        assert!(cursor.acquire(BOB, 1, 1_000, 599).acquired.is_empty(), "not before 600");
+        assert_eq!(cursor.next_deadline_ms(), Some(600));
+        let again = cursor.acquire(BOB, 1, 1_000, 600);
+        assert_eq!(
+            again.acquired,
+            vec![Acquired {
+                offset: 0,
+                delivery_count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn expired_lock_makes_the_message_available_to_another_consumer() {
+        let mut cursor = cursor_with(2, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        assert!(cursor.expire_locks(999).is_empty());
+        assert_eq!(cursor.next_deadline_ms(), Some(1_000));
+        assert_eq!(cursor.expire_locks(1_000), vec![0, 1]);
+        assert_eq!(
+            cursor.ack(ALICE, 0),
+            Err(CursorError::NotAcquired { offset: 0 }),
+            "the lock is gone"
+        );
+        let again = cursor.acquire(BOB, 1, 1_000, 1_000);
+        assert_eq!(
+            again.acquired,
+            vec![Acquired {
+                offset: 0,
+                delivery_count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn acquire_expires_locks_itself() {
+        let mut cursor = cursor_with(1, None);
+        cursor.acquire(ALICE, 1, 100, 0);
+        assert_eq!(offsets(&cursor.acquire(BOB, 1, 100, 100)), vec![0]);
+        assert_eq!(cursor.holder(0), Some((BOB, 200)));
+    }
+
+    #[test]
+    fn renew_moves_the_lock_deadline() {
+        let mut cursor = cursor_with(1, None);
+        cursor.acquire(ALICE, 1, 100, 0);
+        cursor.renew(ALICE, 0, 1_000, 50).expect("renew");
+        assert!(cursor.expire_locks(500).is_empty());
+        assert_eq!(cursor.expire_locks(1_050), vec![0]);
+        assert_eq!(cursor.renew(BOB, 0, 10, 0), Err(CursorError::NotAcquired { offset: 0 }));
+    }
+
+    #[test]
+    fn delivery_limit_archives_the_message_instead_of_delivering_it_again() {
+        let mut cursor = cursor_with(2, Some(2));
+        for now_ms in [0, 100] {
+            let acquisition = cursor.acquire(ALICE, 1, 100, now_ms);
+            assert_eq!(offsets(&acquisition), vec![0]);
+        }
+        let third = cursor.acquire(ALICE, 1, 100, 200);
+        assert_eq!(
+            third.archived,
+            vec![Archived {
+                offset: 0,
+                delivery_count: 2
+            }]
+        );
+        assert_eq!(offsets(&third), vec![1], "the next message is delivered in its place");
+        assert_eq!(cursor.start(), 1);
+        assert!(
+            cursor.take_events().contains(&JournalEvent::Archived {
+                offset: 0,
+                delivery_count: 2
+            }),
+            "archiving is journaled"
+        );
+    }
+
+    #[test]
+    fn release_all_returns_every_message_of_the_departed_consumer_only() {
+        let mut cursor = cursor_with(4, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        cursor.acquire(BOB, 2, 1_000, 0);
+        cursor.ack(ALICE, 0).expect("ack");
+        assert_eq!(cursor.release_all(ALICE), vec![1]);
+        assert!(cursor.release_all(ALICE).is_empty());
+        assert_eq!(cursor.holder(2), Some((BOB, 1_000)));
+        let again = cursor.acquire(BOB, 5, 1_000, 0);
+        assert_eq!(
+            again.acquired,
+            vec![Acquired {
+                offset: 1,
+                delivery_count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn settling_someone_elses_or_an_unknown_message_is_an_error_and_changes_nothing() {
+        let mut cursor = cursor_with(3, None);
+        cursor.acquire(ALICE, 1, 1_000, 0);
+        assert_eq!(cursor.ack(BOB, 0), Err(CursorError::NotHolder { offset: 0, consumer: BOB }));
+        assert_eq!(cursor.reject(BOB, 0), Err(CursorError::NotHolder { offset: 0, consumer: BOB }));
+        assert_eq!(
+            cursor.release(BOB, 0, 0, 0),
+            Err(CursorError::NotHolder { offset: 0, consumer: BOB })
+        );
+        assert_eq!(
+            cursor.ack(ALICE, 1),
+            Err(CursorError::UnknownOffset { offset: 1 }),
+            "never delivered"
+        );
+        assert_eq!(
+            cursor.ack(ALICE, 99),
+            Err(CursorError::UnknownOffset { offset: 99 }),
+            "past the end"
+        );
+        cursor.ack(ALICE, 0).expect("the holder may ack");
+        assert_eq!(
+            cursor.ack(ALICE, 0),
+            Err(CursorError::UnknownOffset { offset: 0 }),
+            "below the start"
+        );
+        assert_eq!(
+            cursor.take_events(),
+            vec![
+                JournalEvent::Delivered {
+                    offset: 0,
+                    delivery_count: 1
+                },
+                JournalEvent::Acknowledged { offset: 0 }
+            ]
+        );
+    }
+
+    #[test]
+    fn in_flight_window_bounds_new_deliveries_until_the_head_settles() {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            delivery_limit: None,
+            in_flight_max: 2,
+        });
+        cursor.set_end(10);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![0, 1]);
+        cursor.ack(ALICE, 1).expect("ack");
+        assert!(
+            cursor.acquire(ALICE, 10, 1_000, 0).acquired.is_empty(),
+            "offset 0 still holds the window"
+        );
+        cursor.ack(ALICE, 0).expect("ack");
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![2, 3]);
+    }
+
+    #[test]
+    fn restore_makes_acquired_messages_available_with_their_counts_and_keeps_settled_ones() {
+        let mut cursor = cursor_with(4, None);
+        cursor.acquire(ALICE, 4, 1_000, 0);
+        cursor.ack(ALICE, 1).expect("ack");
+        cursor.reject(ALICE, 2).expect("reject");
+        cursor.release(ALICE, 3, 60_000, 0).expect("release");
+        let mut replayed = CursorImage::default();
+        for event in cursor.take_events() {
+            replayed.apply(event);
+        }
+        let mut restored = ShareCursor::restore(cursor.config(), replayed);
+        assert_eq!(restored.image(), cursor.image());
+        restored.set_end(5);
+        let again = restored.acquire(BOB, 10, 1_000, 0);
+        assert_eq!(
+            again.acquired,
+            vec![
+                Acquired {
+                    offset: 0,
+                    delivery_count: 2
+                },
+                Acquired {
+                    offset: 3,
+                    delivery_count: 2
+                },
+                Acquired {
+                    offset: 4,
+                    delivery_count: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn truncate_to_forgets_messages_the_log_no_longer_holds() {
+        let mut cursor = cursor_with(5, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        cursor.truncate_to(3);
+        assert_eq!(cursor.start(), 3);
+        assert_eq!(cursor.acquired_count(), 0);
+        assert_eq!(cursor.ack(ALICE, 0), Err(CursorError::UnknownOffset { offset: 0 }));
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![3, 4]);
+    }
+
+    mod model {
+        //! The cursor against a reference model that keeps one state per
+        //! offset of the whole log and finds everything by scanning.
+
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum ModelState {
+            Available { not_before_ms: i64 },
+            Acquired { consumer: ConsumerId, deadline_ms: i64 },
+            Acknowledged,
+            Archived,
+        }
+
+        #[derive(Debug, Default)]
+        struct Model {
+            states: Vec<(ModelState, u32)>,
+            delivery_limit: Option<u32>,
+            in_flight_max: u64,
+        }
+
+        impl Model {
+            fn start(&self) -> u64 {
+                self.states
+                    .iter()
+                    .position(|(state, _)| !matches!(state, ModelState::Acknowledged | ModelState::Archived))
+                    .unwrap_or(self.states.len()) as u64
+            }
+
+            fn expire(&mut self, now_ms: i64) -> Vec<u64> {
+                let mut expired = Vec::new();
+                for (offset, (state, _)) in self.states.iter_mut().enumerate() {
+                    if let ModelState::Acquired { deadline_ms, .. } = *state
+                        && deadline_ms <= now_ms
+                    {
+                        *state = ModelState::Available { not_before_ms: i64::MIN };
+                        expired.push(offset as u64);
+                    }
+                }
+                expired
+            }
+
+            fn acquire(&mut self, consumer: ConsumerId, max: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+                self.expire(now_ms);
+                let start = self.start();
+                let mut acquisition = Acquisition::default();
+                for offset in 0..self.states.len() {
+                    if acquisition.acquired.len() >= max {
+                        break;
+                    }
+                    let (state, count) = self.states[offset];
+                    let ModelState::Available { not_before_ms } = state else {
+                        continue;
+                    };
+                    if not_before_ms > now_ms {
+                        continue;
+                    }
+                    if count == 0 && offset as u64 - start >= self.in_flight_max {
+                        continue;
+                    }
+                    let offset_u64 = offset as u64;
+                    if self.delivery_limit.is_some_and(|limit| count + 1 > limit.max(1)) {
+                        self.states[offset].0 = ModelState::Archived;
+                        acquisition.archived.push(Archived {
+                            offset: offset_u64,
+                            delivery_count: count,
+                        });
+                        continue;
+                    }
+                    self.states[offset] = (
+                        ModelState::Acquired {
+                            consumer,
+                            deadline_ms: now_ms + lock_ms,
+                        },
+                        count + 1,
+                    );
+                    acquisition.acquired.push(Acquired {
+                        offset: offset_u64,
+                        delivery_count: count + 1,
+                    });
+                }
+                acquisition
+            }
+
+            fn held(&self, consumer: ConsumerId, offset: u64) -> Result<u32, CursorError> {
+                let Some((state, count)) = self.states.get(offset as usize).copied() else {
+                    return Err(CursorError::UnknownOffset { offset });
+                };
+                if offset < self.start() || count == 0 {
+                    return Err(CursorError::UnknownOffset { offset });
+                }
+                match state {
+                    ModelState::Acquired { consumer: holder, .. } if holder == consumer => Ok(count),
+                    ModelState::Acquired { .. } => Err(CursorError::NotHolder { offset, consumer }),
+                    _ => Err(CursorError::NotAcquired { offset }),
+                }
+            }
+
+            fn set(&mut self, consumer: ConsumerId, offset: u64, state: ModelState) -> Result<u32, CursorError> {
+                let count = self.held(consumer, offset)?;
+                self.states[offset as usize].0 = state;
+                Ok(count)
+            }
+
+            fn restart(&mut self) {
+                for (state, _) in &mut self.states {
+                    if matches!(state, ModelState::Acquired { .. } | ModelState::Available { .. }) {
+                        *state = ModelState::Available { not_before_ms: i64::MIN };
+                    }
+                }
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Publish(u64),
+            Acquire { consumer: u64, max: usize, lock_ms: i64 },
+            Ack { consumer: u64, offset: u64 },
+            Release { consumer: u64, offset: u64, delay_ms: i64 },
+            Reject { consumer: u64, offset: u64 },
+            Renew { consumer: u64, offset: u64, lock_ms: i64 },
+            ReleaseAll { consumer: u64 },
+            Expire,
+            Tick(i64),
+            Restart,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let consumer = 0u64..3;
+            let offset = 0u64..24;
+            prop_oneof![
+                2 => (0u64..4).prop_map(Op::Publish),
+                4 => (consumer.clone(), 0usize..4, 1i64..100).prop_map(|(consumer, max, lock_ms)| Op::Acquire { consumer, max, lock_ms }),
+                4 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
+                2 => (consumer.clone(), offset.clone(), 0i64..50).prop_map(|(consumer, offset, delay_ms)| Op::Release { consumer, offset, delay_ms }),
+                1 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Reject { consumer, offset }),
+                1 => (consumer.clone(), offset, 0i64..100).prop_map(|(consumer, offset, lock_ms)| Op::Renew { consumer, offset, lock_ms }),
+                1 => consumer.prop_map(|consumer| Op::ReleaseAll { consumer }),
+                1 => Just(Op::Expire),
+                2 => (0i64..60).prop_map(Op::Tick),
+                1 => Just(Op::Restart),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn cursor_matches_the_reference_model(
+                ops in proptest::collection::vec(op(), 1..80),
+                delivery_limit in proptest::option::of(1u32..4),
+                in_flight_max in 1u64..30,
+            ) {
+                let config = ShareCursorConfig { delivery_limit, in_flight_max };
+                let mut cursor = ShareCursor::new(config);
+                let mut model = Model { delivery_limit, in_flight_max, ..Model::default() };
+                // What the journal would hold: every event since the beginning.
+                let mut replayed = CursorImage::default();
+                let mut now_ms = 0i64;
+                for op in ops {
+                    match op {
+                        Op::Publish(count) => {
+                            model.states.extend((0..count).map(|_| (ModelState::Available { not_before_ms: i64::MIN }, 0)));
+                            cursor.set_end(model.states.len() as u64);
+                        }
+                        Op::Acquire { consumer, max, lock_ms } => {
+                            let got = cursor.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
+                            let want = model.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Ack { consumer, offset } => {
+                            let got = cursor.ack(ConsumerId(consumer), offset);
+                            let want = model.set(ConsumerId(consumer), offset, ModelState::Acknowledged).map(|_| ());
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Release { consumer, offset, delay_ms } => {
+                            let got = cursor.release(ConsumerId(consumer), offset, delay_ms, now_ms);
+                            let not_before_ms = if delay_ms > 0 { now_ms + delay_ms } else { i64::MIN };
+                            let want = model.set(ConsumerId(consumer), offset, ModelState::Available { not_before_ms }).map(|_| ());
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Reject { consumer, offset } => {
+                            let got = cursor.reject(ConsumerId(consumer), offset);
+                            let want = model
+                                .set(ConsumerId(consumer), offset, ModelState::Archived)
+                                .map(|delivery_count| Archived { offset, delivery_count });
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Renew { consumer, offset, lock_ms } => {
+                            let got = cursor.renew(ConsumerId(consumer), offset, lock_ms, now_ms);
+                            let want = model
+                                .set(ConsumerId(consumer), offset, ModelState::Acquired { consumer: ConsumerId(consumer), deadline_ms: now_ms + lock_ms })
+                                .map(|_| ());
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::ReleaseAll { consumer } => {
+                            let got = cursor.release_all(ConsumerId(consumer));
+                            let mut want = Vec::new();
+                            for (offset, (state, _)) in model.states.iter_mut().enumerate() {
+                                if matches!(*state, ModelState::Acquired { consumer: holder, .. } if holder == ConsumerId(consumer)) {
+                                    *state = ModelState::Available { not_before_ms: i64::MIN };
+                                    want.push(offset as u64);
+                                }
+                            }
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Expire => {
+                            let mut got = cursor.expire_locks(now_ms);
+                            got.sort_unstable();
+                            prop_assert_eq!(got, model.expire(now_ms));
+                        }
+                        Op::Tick(delta_ms) => now_ms += delta_ms,
+                        Op::Restart => {
+                            for event in cursor.take_events() {
+                                replayed.apply(event);
+                            }
+                            cursor = ShareCursor::restore(config, replayed.clone());
+                            cursor.set_end(model.states.len() as u64);
+                            model.restart();
+                        }
+                    }
+                    prop_assert_eq!(cursor.start(), model.start());
+                    for (offset, (_, count)) in model.states.iter().enumerate().skip(model.start() as usize) {
+                        prop_assert_eq!(cursor.delivery_count(offset as u64), *count, "offset {}", offset);
+                    }
+                    // Replaying the journal rebuilds exactly the durable state.
+                    for event in cursor.take_events() {
+                        replayed.apply(event);
+                    }
+                    prop_assert_eq!(ShareCursor::restore(config, replayed.clone()).image(), cursor.image());
+                }
+            }
+        }
+    }
+}
