@@ -376,7 +376,14 @@ impl Queue {
             // image already reflects changes nothing.
             (state.cursor.image(), self.journal.end())
         };
-        self.journal.write_snapshot(&image, journal_offset)
+        self.journal.write_snapshot(&image, journal_offset)?;
+        // The snapshot is durable and says everything below its start is
+        // settled, so the messages there are never read again: drop them
+        // (whole segments go; the log's start offset moves).
+        if image.start > self.messages.start_offset() {
+            self.messages.truncate_prefix(image.start.min(self.messages.high_watermark()))?;
+        }
+        Ok(())
     }
 
     /// The records at `offsets` (ascending) that the log still holds.
@@ -411,5 +418,240 @@ impl Queue {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_log::clock::ManualClock;
+
+    use crate::queue::CursorError;
+
+    const ALICE: ConsumerId = ConsumerId(1);
+    const BOB: ConsumerId = ConsumerId(2);
+
+    fn message(index: u64) -> Record {
+        Record::new(None, Some(format!("message {index}").into_bytes()))
+    }
+
+    fn open(dir: &Path, config: QueueConfig, clock: &Arc<ManualClock>) -> Queue {
+        let clock: Arc<dyn Clock> = Arc::clone(clock) as Arc<dyn Clock>;
+        Queue::open(dir, config, clock).expect("open queue")
+    }
+
+    fn publish(queue: &Queue, count: u64) {
+        queue.publish((0..count).map(message).collect()).wait().expect("publish");
+    }
+
+    fn summary(deliveries: &[Delivery]) -> Vec<(u64, u32, Vec<u8>)> {
+        deliveries
+            .iter()
+            .map(|delivery| {
+                (
+                    delivery.offset,
+                    delivery.delivery_count,
+                    delivery.record.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Copies a directory tree as a crash would leave it: whatever is on
+    /// disk now, without the clean-shutdown markers a close writes.
+    fn copy_tree(from: &Path, to: &Path, depth_max: u32) {
+        assert!(depth_max > 0, "directory tree deeper than expected");
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("dir entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("file type").is_dir() {
+                copy_tree(&entry.path(), &target, depth_max - 1);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+        }
+    }
+
+    #[test]
+    fn published_messages_are_delivered_in_order_with_their_records_and_acks_settle_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 3);
+        let deliveries = queue.acquire(ALICE, 2, 30_000).expect("acquire");
+        assert_eq!(
+            summary(&deliveries.messages),
+            vec![(0, 1, b"message 0".to_vec()), (1, 1, b"message 1".to_vec())]
+        );
+        assert!(!deliveries.messages[0].redelivered());
+        deliveries.durable.wait().expect("delivery counts durable");
+        queue.ack(ALICE, 0).expect("ack").wait().expect("ack durable");
+        assert!(matches!(
+            queue.ack(BOB, 1),
+            Err(QueueError::Cursor(CursorError::NotHolder { offset: 1, .. }))
+        ));
+        assert_eq!(queue.settled_below(), 1);
+        let rest = queue.acquire(BOB, 10, 30_000).expect("acquire");
+        assert_eq!(summary(&rest.messages), vec![(2, 1, b"message 2".to_vec())]);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn unacked_message_is_redelivered_after_its_lock_expires_and_after_a_delayed_release() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 1);
+        assert_eq!(queue.acquire(ALICE, 1, 1_000).expect("acquire").messages.len(), 1);
+        assert!(queue.acquire(BOB, 1, 1_000).expect("acquire").messages.is_empty());
+        clock.set_ms(1_000);
+        let again = queue.acquire(BOB, 1, 1_000).expect("acquire");
+        assert_eq!(summary(&again.messages), vec![(0, 2, b"message 0".to_vec())]);
+        assert!(again.messages[0].redelivered());
+        queue.release(BOB, 0, 5_000).expect("release");
+        assert!(
+            queue.acquire(ALICE, 1, 1_000).expect("acquire").messages.is_empty(),
+            "retry is delayed"
+        );
+        clock.set_ms(6_000);
+        assert_eq!(queue.acquire(ALICE, 1, 1_000).expect("acquire").messages[0].delivery_count, 3);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn message_past_the_delivery_limit_is_handed_back_for_dead_lettering_even_across_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                delivery_limit: Some(2),
+                ..ShareCursorConfig::default()
+            },
+            ..QueueConfig::default()
+        };
+        {
+            let queue = open(dir.path(), config.clone(), &clock);
+            publish(&queue, 2);
+            for _ in 0..2 {
+                let deliveries = queue.acquire(ALICE, 1, 1_000).expect("acquire");
+                assert_eq!(deliveries.messages[0].offset, 0);
+                deliveries.durable.wait().expect("durable");
+                queue.release(ALICE, 0, 0).expect("release");
+            }
+            // No close: the delivery counts come from the journal alone.
+        }
+        let queue = open(dir.path(), config, &clock);
+        let deliveries = queue.acquire(ALICE, 1, 1_000).expect("acquire");
+        assert_eq!(summary(&deliveries.dead_letters), vec![(0, 2, b"message 0".to_vec())]);
+        assert_eq!(summary(&deliveries.messages), vec![(1, 1, b"message 1".to_vec())]);
+        deliveries.durable.wait().expect("durable");
+        queue.close().expect("close");
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        assert_eq!(queue.settled_below(), 1, "the archived message stays archived");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn after_a_crash_acked_messages_are_never_delivered_again_and_unacked_ones_return_with_their_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let crashed = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 6);
+        let first = queue.acquire(ALICE, 4, 60_000).expect("acquire");
+        first.durable.wait().expect("durable");
+        // 0 and 2 acked, 1 released and acquired again by Bob, 3 still held by
+        // Alice, 4 and 5 never delivered.
+        queue.ack(ALICE, 0).expect("ack").wait().expect("durable");
+        queue.ack(ALICE, 2).expect("ack").wait().expect("durable");
+        queue.release(ALICE, 1, 0).expect("release");
+        let second = queue.acquire(BOB, 1, 60_000).expect("acquire");
+        assert_eq!(summary(&second.messages), vec![(1, 2, b"message 1".to_vec())]);
+        second.durable.wait().expect("durable");
+
+        copy_tree(dir.path(), crashed.path(), 4);
+        let recovered = open(crashed.path(), QueueConfig::default(), &clock);
+        assert_eq!(recovered.settled_below(), 1);
+        let redelivered = recovered.acquire(BOB, 10, 60_000).expect("acquire");
+        assert_eq!(
+            summary(&redelivered.messages),
+            vec![
+                (1, 3, b"message 1".to_vec()),
+                (3, 2, b"message 3".to_vec()),
+                (4, 1, b"message 4".to_vec()),
+                (5, 1, b"message 5".to_vec()),
+            ]
+        );
+        recovered.close().expect("close");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn cursor_survives_a_restart_from_a_snapshot_plus_the_journal_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            snapshot_every_records: 4,
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config.clone(), &clock);
+        publish(&queue, 20);
+        for round in 0..5u64 {
+            let deliveries = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+            deliveries.durable.wait().expect("durable");
+            // Ack the first of each pair; the second stays in flight.
+            queue.ack(ALICE, round * 2).expect("ack").wait().expect("durable");
+        }
+        assert!(dir.path().join("cursor/snapshot.json").exists());
+        drop(queue);
+        let queue = open(dir.path(), config, &clock);
+        let deliveries = queue.acquire(BOB, 100, 60_000).expect("acquire");
+        let got: Vec<(u64, u32)> = deliveries
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        let mut want: Vec<(u64, u32)> = (0..5).map(|round| (round * 2 + 1, 2)).collect();
+        want.extend((10..20).map(|offset| (offset, 1)));
+        assert_eq!(got, want);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn settled_prefix_of_the_message_log_is_dropped_when_a_snapshot_covers_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            // About one batch per segment, so settled segments can go.
+            log: LogConfig {
+                segment_bytes: 128,
+                ..QueueConfig::default().log
+            },
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config.clone(), &clock);
+        for _ in 0..8 {
+            publish(&queue, 1);
+        }
+        let deliveries = queue.acquire(ALICE, 8, 60_000).expect("acquire");
+        assert_eq!(deliveries.messages.len(), 8);
+        for offset in [0, 1, 2, 3, 5] {
+            queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
+        }
+        queue.close().expect("close");
+        let messages = Log::open(dir.path().join("messages"), config.log.clone()).expect("open messages");
+        assert_eq!(messages.start_offset(), 4, "offsets below the first unsettled one are gone");
+        assert!(messages.segment_count() < 8, "{} segments", messages.segment_count());
+        messages.close().expect("close");
+        let queue = open(dir.path(), config, &clock);
+        let again = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        let got: Vec<(u64, u32)> = again
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        assert_eq!(got, vec![(4, 2), (6, 2), (7, 2)]);
+        queue.close().expect("close");
     }
 }
