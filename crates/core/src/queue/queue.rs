@@ -330,6 +330,13 @@ impl Queue {
         self.state.lock().cursor.acquired_count()
     }
 
+    /// Messages neither settled nor acquired (SQS's ApproximateNumberOfMessages).
+    pub fn available_count(&self) -> u64 {
+        let mut state = self.state.lock();
+        state.cursor.set_end(self.messages.high_watermark());
+        state.cursor.available_count()
+    }
+
     /// The message log's high watermark.
     pub fn end(&self) -> u64 {
         self.messages.high_watermark()
@@ -652,6 +659,80 @@ mod tests {
             .map(|delivery| (delivery.offset, delivery.delivery_count))
             .collect();
         assert_eq!(got, vec![(4, 2), (6, 2), (7, 2)]);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn queue_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Queue>();
+        assert_send_sync::<Durable>();
+    }
+
+    #[test]
+    fn concurrent_consumers_lose_no_durable_ack_across_a_crash() {
+        const THREADS: u64 = 4;
+        const MESSAGES: u64 = 120;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let crashed = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            snapshot_every_records: 40,
+            ..QueueConfig::default()
+        };
+        let queue = Arc::new(open(dir.path(), config.clone(), &clock));
+        for batch in 0..MESSAGES / 10 {
+            queue
+                .publish((0..10).map(|index| message(batch * 10 + index)).collect())
+                .wait()
+                .expect("publish");
+        }
+        let acked = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let queue = Arc::clone(&queue);
+                let acked = Arc::clone(&acked);
+                std::thread::spawn(move || {
+                    // Every round takes at least one message or stops.
+                    for _ in 0..MESSAGES {
+                        let deliveries = queue.acquire(ConsumerId(thread), 3, 600_000).expect("acquire");
+                        if deliveries.messages.is_empty() {
+                            break;
+                        }
+                        deliveries.durable.wait().expect("durable");
+                        for delivery in deliveries.messages {
+                            assert_eq!(delivery.record.value, message(delivery.offset).value, "the record at its offset");
+                            // Every third message stays in flight when the broker dies.
+                            if delivery.offset % 3 != 0 {
+                                queue
+                                    .ack(ConsumerId(thread), delivery.offset)
+                                    .expect("ack")
+                                    .wait()
+                                    .expect("durable");
+                                acked.lock().insert(delivery.offset);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("consumer thread");
+        }
+        assert_eq!(acked.lock().len() as u64, MESSAGES - MESSAGES / 3);
+
+        copy_tree(dir.path(), crashed.path(), 4);
+        let recovered = open(crashed.path(), config, &clock);
+        assert_eq!(recovered.available_count(), MESSAGES / 3);
+        let again = recovered.acquire(BOB, MESSAGES as usize, 600_000).expect("acquire");
+        let got: Vec<(u64, u32)> = again
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        let want: Vec<(u64, u32)> = (0..MESSAGES).filter(|offset| offset % 3 == 0).map(|offset| (offset, 2)).collect();
+        assert_eq!(got, want, "exactly the unacked messages come back, each delivered once before");
+        recovered.close().expect("close");
         queue.close().expect("close");
     }
 }

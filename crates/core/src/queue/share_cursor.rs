@@ -272,12 +272,17 @@ impl ShareCursor {
         self.locks.len()
     }
 
-    /// Messages that can be acquired now or after a delay (not counting
-    /// never-delivered ones above the in-flight window).
+    /// Messages neither settled nor acquired: deliverable now, after a
+    /// delayed retry, or once the in-flight window lets them through (SQS's
+    /// ApproximateNumberOfMessages).
     pub fn available_count(&self) -> u64 {
-        let never_delivered = self.end.saturating_sub(self.fresh);
-        let below_fresh = self.entries.range(self.fresh..).count() as u64;
-        (self.ready.len() + self.delayed.len()) as u64 + never_delivered.saturating_sub(below_fresh)
+        // Offsets at or above `fresh` were never delivered unless they have
+        // an entry (possible after a restore); those with one are counted by
+        // the indexes or are settled.
+        let end = self.end.max(self.fresh);
+        let never_delivered = end - self.fresh;
+        let with_entry = self.entries.range(self.fresh..end).count() as u64;
+        (self.ready.len() + self.delayed.len()) as u64 + never_delivered.saturating_sub(with_entry)
     }
 
     /// The changes since the last call, oldest first, for the journal.
@@ -347,6 +352,8 @@ impl ShareCursor {
     }
 
     /// The consumer is done with the message: it is never delivered again.
+    /// A lock past its deadline still counts until `expire_locks` or the
+    /// next `acquire` ends it.
     pub fn ack(&mut self, consumer: ConsumerId, offset: u64) -> Result<(), CursorError> {
         let delivery_count = self.held_by(consumer, offset)?;
         self.set_state(offset, State::Acknowledged, delivery_count);
@@ -1011,6 +1018,10 @@ mod tests {
                         }
                     }
                     prop_assert_eq!(cursor.start(), model.start());
+                    let available = model.states.iter().filter(|(state, _)| matches!(state, ModelState::Available { .. })).count() as u64;
+                    prop_assert_eq!(cursor.available_count(), available);
+                    let acquired = model.states.iter().filter(|(state, _)| matches!(state, ModelState::Acquired { .. })).count();
+                    prop_assert_eq!(cursor.acquired_count(), acquired);
                     for (offset, (_, count)) in model.states.iter().enumerate().skip(model.start() as usize) {
                         prop_assert_eq!(cursor.delivery_count(offset as u64), *count, "offset {}", offset);
                     }
