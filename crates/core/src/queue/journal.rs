@@ -119,6 +119,15 @@ impl CursorJournal {
             }
         }
         let journal = CursorJournal { log, snapshot_path, clock };
+        if offset > end {
+            // The snapshot covers journal records that are gone (a tail lost
+            // under a durability policy weaker than `always`). New records
+            // would get offsets below the snapshot's and be skipped by the
+            // next replay, so the snapshot is moved back to the journal's end
+            // first.
+            tracing::warn!(journal = %journal.log.dir().display(), snapshot_offset = offset, end, "cursor snapshot is ahead of its journal; rewriting it");
+            journal.write_snapshot(&image, end)?;
+        }
         Ok((journal, image, replayed))
     }
 

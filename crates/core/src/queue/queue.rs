@@ -735,4 +735,26 @@ mod tests {
         recovered.close().expect("close");
         queue.close().expect("close");
     }
+
+    #[test]
+    fn acks_after_a_lost_journal_tail_are_not_hidden_behind_an_older_snapshot_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 4);
+        queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        queue.ack(ALICE, 0).expect("ack").wait().expect("durable");
+        queue.close().expect("close");
+        // The journal's records vanish (as its tail can under `never`), so
+        // the snapshot now says it covers offsets the journal no longer has.
+        std::fs::remove_dir_all(dir.path().join("cursor/log")).expect("remove journal");
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        let deliveries = queue.acquire(ALICE, 1, 60_000).expect("acquire");
+        assert_eq!(summary(&deliveries.messages), vec![(1, 2, b"message 1".to_vec())]);
+        queue.ack(ALICE, 1).expect("ack").wait().expect("durable");
+        drop(queue);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        assert_eq!(queue.settled_below(), 2, "the ack written after the loss is replayed");
+        queue.close().expect("close");
+    }
 }
