@@ -161,7 +161,9 @@ impl Queue {
         // A journal ahead of the messages (a tail lost under a weaker
         // durability policy) must not settle messages published later at the
         // same offsets.
+        let entries_before = image.entries.len();
         image.entries.retain(|offset, _| *offset < end);
+        let ahead_of_messages = image.entries.len() != entries_before || image.start > end;
         image.start = image.start.min(end).max(messages.start_offset());
         let mut cursor = ShareCursor::restore(config.cursor, image);
         cursor.set_end(end);
@@ -172,7 +174,7 @@ impl Queue {
             replayed,
             "queue opened"
         );
-        Ok(Queue {
+        let queue = Queue {
             dir,
             config,
             messages,
@@ -183,7 +185,15 @@ impl Queue {
                 records_since_snapshot: replayed,
             }),
             snapshot: Mutex::new(()),
-        })
+        };
+        if ahead_of_messages {
+            // The journal's events for the lost offsets would otherwise be
+            // replayed again at the next open, onto new messages. A snapshot
+            // of the trimmed state covers (and hides) them.
+            warn!(queue = %queue.dir.display(), end, "cursor state past the end of the message log discarded");
+            queue.write_snapshot()?;
+        }
+        Ok(queue)
     }
 
     pub fn dir(&self) -> &Path {
@@ -755,6 +765,38 @@ mod tests {
         drop(queue);
         let queue = open(dir.path(), QueueConfig::default(), &clock);
         assert_eq!(queue.settled_below(), 2, "the ack written after the loss is replayed");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn a_lost_message_tail_does_not_settle_the_messages_later_published_at_its_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            publish(&queue, 4);
+            queue.acquire(ALICE, 4, 60_000).expect("acquire");
+            for offset in 0..4 {
+                queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
+            }
+            // Dropped without a snapshot: the acks live in the journal only.
+        }
+        // The messages vanish (as an unsynced tail can under `never`) while
+        // the journal keeps its acks for offsets 0..4.
+        std::fs::remove_dir_all(dir.path().join("messages")).expect("remove messages");
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            assert_eq!(queue.settled_below(), 0);
+            publish(&queue, 3);
+        }
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        let deliveries = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        let got: Vec<(u64, u32)> = deliveries
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        assert_eq!(got, vec![(0, 1), (1, 1), (2, 1)], "the new messages are new");
         queue.close().expect("close");
     }
 }
