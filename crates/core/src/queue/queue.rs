@@ -799,4 +799,158 @@ mod tests {
         assert_eq!(got, vec![(0, 1), (1, 1), (2, 1)], "the new messages are new");
         queue.close().expect("close");
     }
+
+    mod crash_model {
+        //! The queue against a whole-log model through random operations,
+        //! crashes (the directory copied as it is on disk) and clean
+        //! restarts, with snapshots and message-log trimming at random
+        //! intervals.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Held {
+            Available,
+            Acquired(ConsumerId),
+            Settled,
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Publish(u64),
+            Acquire { consumer: u64, max: usize },
+            Ack { consumer: u64, offset: u64 },
+            Release { consumer: u64, offset: u64 },
+            Reject { consumer: u64, offset: u64 },
+            ReleaseAll { consumer: u64 },
+            Crash,
+            Restart,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                2 => (1u64..4).prop_map(Op::Publish),
+                3 => (0u64..2, 0usize..4).prop_map(|(consumer, max)| Op::Acquire { consumer, max }),
+                3 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
+                1 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Release { consumer, offset }),
+                1 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Reject { consumer, offset }),
+                1 => (0u64..2).prop_map(|consumer| Op::ReleaseAll { consumer }),
+                1 => Just(Op::Crash),
+                1 => Just(Op::Restart),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn queue_after_crashes_and_restarts_matches_the_model(
+                ops in proptest::collection::vec(op(), 1..40),
+                snapshot_every_records in 1u64..8,
+                delivery_limit in proptest::option::of(1u32..3),
+            ) {
+                let clock = ManualClock::new(0);
+                let config = QueueConfig {
+                    log: LogConfig { segment_bytes: 128, ..QueueConfig::default().log },
+                    cursor: ShareCursorConfig { delivery_limit, ..ShareCursorConfig::default() },
+                    snapshot_every_records,
+                    ..QueueConfig::default()
+                };
+                let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
+                let mut queue = Some(open(dirs[0].path(), config.clone(), &clock));
+                let mut model: Vec<(Held, u32)> = Vec::new();
+                for op in ops {
+                    let Some(current) = queue.as_ref() else { break };
+                    match op {
+                        Op::Publish(count) => {
+                            let first = model.len() as u64;
+                            current.publish((first..first + count).map(message).collect()).wait().expect("publish");
+                            model.extend((0..count).map(|_| (Held::Available, 0)));
+                        }
+                        Op::Acquire { consumer, max } => {
+                            let deliveries = current.acquire(ConsumerId(consumer), max, 600_000).expect("acquire");
+                            deliveries.durable.wait().expect("durable");
+                            let mut want = Vec::new();
+                            let mut want_dead = Vec::new();
+                            for (offset, (held, count)) in model.iter_mut().enumerate() {
+                                if want.len() >= max {
+                                    break;
+                                }
+                                if *held != Held::Available {
+                                    continue;
+                                }
+                                if delivery_limit.is_some_and(|limit| *count + 1 > limit) {
+                                    *held = Held::Settled;
+                                    want_dead.push((offset as u64, *count));
+                                    continue;
+                                }
+                                *held = Held::Acquired(ConsumerId(consumer));
+                                *count += 1;
+                                want.push((offset as u64, *count));
+                            }
+                            for delivery in deliveries.messages.iter().chain(&deliveries.dead_letters) {
+                                prop_assert_eq!(&delivery.record.value, &message(delivery.offset).value);
+                            }
+                            let got: Vec<(u64, u32)> = deliveries.messages.iter().map(|d| (d.offset, d.delivery_count)).collect();
+                            let got_dead: Vec<(u64, u32)> = deliveries.dead_letters.iter().map(|d| (d.offset, d.delivery_count)).collect();
+                            prop_assert_eq!(got, want);
+                            prop_assert_eq!(got_dead, want_dead);
+                        }
+                        Op::Ack { consumer, offset } | Op::Reject { consumer, offset } | Op::Release { consumer, offset } => {
+                            let holds = model.get(offset as usize).is_some_and(|(held, _)| *held == Held::Acquired(ConsumerId(consumer)));
+                            let ok = match op {
+                                Op::Ack { .. } => current.ack(ConsumerId(consumer), offset).map(|durable| durable.wait().expect("durable")).is_ok(),
+                                Op::Reject { .. } => current.reject(ConsumerId(consumer), offset).map(|(_, durable)| durable.wait().expect("durable")).is_ok(),
+                                _ => current.release(ConsumerId(consumer), offset, 0).is_ok(),
+                            };
+                            prop_assert_eq!(ok, holds, "{:?}", op);
+                            if holds {
+                                model[offset as usize].0 = if matches!(op, Op::Release { .. }) { Held::Available } else { Held::Settled };
+                            }
+                        }
+                        Op::ReleaseAll { consumer } => {
+                            let mut want = Vec::new();
+                            for (offset, (held, _)) in model.iter_mut().enumerate() {
+                                if *held == Held::Acquired(ConsumerId(consumer)) {
+                                    *held = Held::Available;
+                                    want.push(offset as u64);
+                                }
+                            }
+                            prop_assert_eq!(current.release_all(ConsumerId(consumer)), want);
+                        }
+                        Op::Crash | Op::Restart => {
+                            let from = dirs.last().expect("a directory").path().to_owned();
+                            let previous = queue.take().expect("open queue");
+                            let to = if matches!(op, Op::Crash) {
+                                let crashed = tempfile::tempdir().expect("tempdir");
+                                copy_tree(&from, crashed.path(), 4);
+                                let to = crashed.path().to_owned();
+                                dirs.push(crashed);
+                                drop(previous);
+                                to
+                            } else {
+                                previous.close().expect("close");
+                                from
+                            };
+                            queue = Some(open(&to, config.clone(), &clock));
+                            for (held, _) in &mut model {
+                                if matches!(held, Held::Acquired(_)) {
+                                    *held = Held::Available;
+                                }
+                            }
+                        }
+                    }
+                    let Some(current) = queue.as_ref() else { break };
+                    let start = model.iter().position(|(held, _)| *held != Held::Settled).unwrap_or(model.len()) as u64;
+                    prop_assert_eq!(current.settled_below(), start);
+                    let available = model.iter().filter(|(held, _)| *held == Held::Available).count() as u64;
+                    prop_assert_eq!(current.available_count(), available);
+                }
+                if let Some(current) = queue {
+                    current.close().expect("close");
+                }
+            }
+        }
+    }
 }
