@@ -357,9 +357,12 @@ impl Queue {
         self.messages.subscribe()
     }
 
-    /// Writes a cursor snapshot and closes both logs. Blocking.
+    /// Writes a cursor snapshot (if anything changed since the last one)
+    /// and closes both logs. Blocking; a second call does nothing more.
     pub fn close(&self) -> Result<(), QueueError> {
-        self.write_snapshot()?;
+        if self.state.lock().records_since_snapshot > 0 {
+            self.write_snapshot()?;
+        }
         self.journal.close()?;
         self.messages.close()?;
         Ok(())
@@ -657,6 +660,7 @@ mod tests {
             queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
         }
         queue.close().expect("close");
+        queue.close().expect("closing twice is harmless");
         let messages = Log::open(dir.path().join("messages"), config.log.clone()).expect("open messages");
         assert_eq!(messages.start_offset(), 4, "offsets below the first unsettled one are gone");
         assert!(messages.segment_count() < 8, "{} segments", messages.segment_count());
