@@ -7,6 +7,7 @@ pub mod catalog;
 mod error;
 pub mod group;
 pub mod producer;
+pub mod queue;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_name;

@@ -1,0 +1,38 @@
+//! Queues: one message log plus a share cursor, the delivery state that AMQP
+//! queues, SQS queues and Kafka share groups (KIP-932) all need — available,
+//! acquired by a consumer until a deadline, acknowledged, archived (dead) —
+//! with delivery counts that survive restarts. `share_cursor.rs` is the pure
+//! state machine, `journal.rs` its durability, `queue.rs` the two logs
+//! together. No wire protocol and no broker wiring here.
+
+mod journal;
+#[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
+mod queue;
+mod share_cursor;
+
+use std::path::PathBuf;
+
+pub use queue::{Deliveries, Delivery, Durable, Queue, QueueConfig};
+pub use share_cursor::{
+    Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, JournalEvent, ShareCursor, ShareCursorConfig,
+};
+
+/// Why a queue operation failed. A [`CursorError`] fails only that request;
+/// a log error may mean the queue is poisoned until reopened.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error(transparent)]
+    Log(#[from] conveyor_log::LogError),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cursor journal {path}: {reason}")]
+    Journal { path: PathBuf, reason: String },
+    #[error("the queue is closed")]
+    Closed,
+}

@@ -1,0 +1,960 @@
+//! One queue: its message log (`<dir>/messages/`) and its journaled share
+//! cursor (`<dir>/cursor/`). Publishes append records; acquisitions read them
+//! back with their delivery counts. Knows records and delivery state, no
+//! protocol: AMQP, SQS and Kafka share groups translate to it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use conveyor_log::clock::Clock;
+use conveyor_log::record::{BatchBuilder, Record};
+use conveyor_log::{Appending, Log, LogConfig};
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use super::QueueError;
+use super::journal::{CursorJournal, decode_batches};
+use super::share_cursor::{Archived, ConsumerId, ShareCursor, ShareCursorConfig};
+
+/// Settings of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The message log's settings; its durability applies to the cursor
+    /// journal too. Retention (SQS's message retention period) removes
+    /// messages whatever their state.
+    pub log: LogConfig,
+    pub cursor: ShareCursorConfig,
+    /// Write a cursor snapshot (and drop the journal it covers) after this
+    /// many journal records, so replay stays bounded.
+    pub snapshot_every_records: u64,
+    /// Bytes read from the message log per read while fetching acquired records.
+    pub read_bytes_max: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            log: LogConfig {
+                // A queue keeps a message until it is settled.
+                retention_ms: None,
+                retention_bytes: None,
+                ..LogConfig::default()
+            },
+            cursor: ShareCursorConfig::default(),
+            snapshot_every_records: 10_000,
+            read_bytes_max: 1 << 20,
+        }
+    }
+}
+
+/// One message handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub offset: u64,
+    /// 1 on the first delivery.
+    pub delivery_count: u32,
+    pub record: Record,
+}
+
+impl Delivery {
+    /// AMQP's `redelivered` flag: delivered (possibly to someone else) before.
+    pub fn redelivered(&self) -> bool {
+        self.delivery_count > 1
+    }
+}
+
+/// What one [`Queue::acquire`] returned.
+#[derive(Debug)]
+pub struct Deliveries {
+    /// Acquired by the consumer, lowest offset first.
+    pub messages: Vec<Delivery>,
+    /// Archived because they reached the delivery limit: the caller
+    /// dead-letters them. Never delivered again.
+    pub dead_letters: Vec<Delivery>,
+    /// Resolves when the delivery counts are durable. A caller that needs
+    /// the delivery limit to hold across a crash waits for it before handing
+    /// the messages out.
+    pub durable: Durable,
+}
+
+/// A pending journal append: a future, or [`Durable::wait`] from blocking code.
+#[derive(Debug)]
+pub struct Durable(DurableInner);
+
+#[derive(Debug)]
+enum DurableInner {
+    Done,
+    Pending(Appending),
+    Failed(Option<QueueError>),
+}
+
+impl Durable {
+    fn from_append(result: Result<Option<Appending>, QueueError>) -> Durable {
+        match result {
+            Ok(None) => Durable(DurableInner::Done),
+            Ok(Some(appending)) => Durable(DurableInner::Pending(appending)),
+            Err(error) => Durable(DurableInner::Failed(Some(error))),
+        }
+    }
+
+    /// Blocks until the change is durable. Not from an async context.
+    pub fn wait(self) -> Result<(), QueueError> {
+        match self.0 {
+            DurableInner::Done => Ok(()),
+            DurableInner::Pending(appending) => appending.wait().map(|_| ()).map_err(QueueError::from),
+            DurableInner::Failed(error) => Err(error.unwrap_or(QueueError::Closed)),
+        }
+    }
+}
+
+impl Future for Durable {
+    type Output = Result<(), QueueError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            DurableInner::Done => Poll::Ready(Ok(())),
+            DurableInner::Pending(appending) => Pin::new(appending)
+                .poll(cx)
+                .map(|result| result.map(|_| ()).map_err(QueueError::from)),
+            DurableInner::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(QueueError::Closed))),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    cursor: ShareCursor,
+    records_since_snapshot: u64,
+}
+
+/// A queue: a message log plus a journaled share cursor. Methods are
+/// blocking (they read the log); a front door calls them off the reactor.
+#[derive(Debug)]
+pub struct Queue {
+    dir: PathBuf,
+    config: QueueConfig,
+    messages: Log,
+    journal: CursorJournal,
+    clock: Arc<dyn Clock>,
+    /// Taken while the cursor changes and its events are enqueued on the
+    /// journal, so the journal's order is the cursor's. Never held while
+    /// reading messages or waiting for an append. Lock order: `snapshot`
+    /// before `state`.
+    state: Mutex<State>,
+    /// Serializes snapshots so that a later one never loses to an earlier one.
+    snapshot: Mutex<()>,
+}
+
+impl Queue {
+    /// Opens (or creates) the queue in `dir`, recovering both logs and
+    /// replaying the cursor: acknowledged and archived messages stay so;
+    /// messages that were acquired are available again with their delivery
+    /// counts. Blocking.
+    pub fn open(dir: impl Into<PathBuf>, config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Queue, QueueError> {
+        let dir = dir.into();
+        let messages = Log::open_with_clock(dir.join("messages"), config.log.clone(), Arc::clone(&clock))?;
+        let (journal, mut image, replayed) = CursorJournal::open(&dir.join("cursor"), config.log.durability, Arc::clone(&clock))?;
+        let end = messages.high_watermark();
+        // A journal ahead of the messages (a tail lost under a weaker
+        // durability policy) must not settle messages published later at the
+        // same offsets.
+        let entries_before = image.entries.len();
+        image.entries.retain(|offset, _| *offset < end);
+        let ahead_of_messages = image.entries.len() != entries_before || image.start > end;
+        image.start = image.start.min(end).max(messages.start_offset());
+        let mut cursor = ShareCursor::restore(config.cursor, image);
+        cursor.set_end(end);
+        info!(
+            queue = %dir.display(),
+            start = cursor.start(),
+            end,
+            replayed,
+            "queue opened"
+        );
+        let queue = Queue {
+            dir,
+            config,
+            messages,
+            journal,
+            clock,
+            state: Mutex::new(State {
+                cursor,
+                records_since_snapshot: replayed,
+            }),
+            snapshot: Mutex::new(()),
+        };
+        if ahead_of_messages {
+            // The journal's events for the lost offsets would otherwise be
+            // replayed again at the next open, onto new messages. A snapshot
+            // of the trimmed state covers (and hides) them.
+            warn!(queue = %queue.dir.display(), end, "cursor state past the end of the message log discarded");
+            queue.write_snapshot()?;
+        }
+        Ok(queue)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `records` as one batch; the future resolves with their offsets
+    /// once durable. Consumers see them after that.
+    pub fn publish(&self, records: Vec<Record>) -> Appending {
+        let mut builder = BatchBuilder::new(self.clock.now_ms());
+        for record in records {
+            builder.push(record);
+        }
+        self.messages.append(builder.build())
+    }
+
+    /// Hands `consumer` up to `max_messages` available messages, lowest
+    /// offset first, locked for `lock_ms`. Messages past the delivery limit
+    /// come back in `dead_letters` instead.
+    pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
+        let now_ms = self.clock.now_ms();
+        let (acquisition, durable) = {
+            let mut state = self.state.lock();
+            state.cursor.truncate_to(self.messages.start_offset());
+            state.cursor.set_end(self.messages.high_watermark());
+            let acquisition = state.cursor.acquire(consumer, max_messages, lock_ms, now_ms);
+            let durable = self.enqueue_events(&mut state);
+            (acquisition, durable)
+        };
+        let mut wanted: Vec<u64> = acquisition.acquired.iter().map(|acquired| acquired.offset).collect();
+        wanted.extend(acquisition.archived.iter().map(|archived| archived.offset));
+        wanted.sort_unstable();
+        let mut records = self.read_records(&wanted)?;
+        let mut messages = Vec::with_capacity(acquisition.acquired.len());
+        let mut unreadable = Vec::new();
+        for acquired in acquisition.acquired {
+            match records.remove(&acquired.offset) {
+                Some(record) => messages.push(Delivery {
+                    offset: acquired.offset,
+                    delivery_count: acquired.delivery_count,
+                    record,
+                }),
+                None => unreadable.push(acquired.offset),
+            }
+        }
+        let dead_letters = acquisition
+            .archived
+            .iter()
+            .filter_map(|archived| {
+                records.remove(&archived.offset).map(|record| Delivery {
+                    offset: archived.offset,
+                    delivery_count: archived.delivery_count,
+                    record,
+                })
+            })
+            .collect();
+        let durable = if unreadable.is_empty() {
+            durable
+        } else {
+            // A message the log cannot give back (removed by retention
+            // meanwhile, or not a record the broker wrote) would otherwise be
+            // acquired and redelivered forever. It is archived instead.
+            warn!(queue = %self.dir.display(), ?unreadable, "archiving messages that cannot be read");
+            let mut state = self.state.lock();
+            for &offset in &unreadable {
+                let _ = state.cursor.reject(consumer, offset);
+            }
+            let later = self.enqueue_events(&mut state);
+            drop(state);
+            // Journal appends complete in order: the later one covers both.
+            drop(durable);
+            later
+        };
+        self.maybe_snapshot();
+        Ok(Deliveries {
+            messages,
+            dead_letters,
+            durable,
+        })
+    }
+
+    /// The consumer is done with the message; it is never delivered again.
+    pub fn ack(&self, consumer: ConsumerId, offset: u64) -> Result<Durable, QueueError> {
+        let durable = {
+            let mut state = self.state.lock();
+            state.cursor.ack(consumer, offset)?;
+            self.enqueue_events(&mut state)
+        };
+        self.maybe_snapshot();
+        Ok(durable)
+    }
+
+    /// The consumer gives the message back, to be delivered again no sooner
+    /// than `delay_ms` from now. Not journaled: after a crash the message is
+    /// available again at once.
+    pub fn release(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.release(consumer, offset, delay_ms, now_ms)?;
+        Ok(())
+    }
+
+    /// The consumer refuses the message for good: archived; the caller
+    /// dead-letters it (it has the record from the acquisition).
+    pub fn reject(&self, consumer: ConsumerId, offset: u64) -> Result<(Archived, Durable), QueueError> {
+        let result = {
+            let mut state = self.state.lock();
+            let archived = state.cursor.reject(consumer, offset)?;
+            (archived, self.enqueue_events(&mut state))
+        };
+        self.maybe_snapshot();
+        Ok(result)
+    }
+
+    /// Moves the consumer's lock deadline to `lock_ms` from now.
+    pub fn renew(&self, consumer: ConsumerId, offset: u64, lock_ms: i64) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.renew(consumer, offset, lock_ms, now_ms)?;
+        Ok(())
+    }
+
+    /// The consumer went away: its messages are available again.
+    pub fn release_all(&self, consumer: ConsumerId) -> Vec<u64> {
+        self.state.lock().cursor.release_all(consumer)
+    }
+
+    /// Ends the locks whose deadline has passed; returns their offsets.
+    pub fn expire_locks(&self) -> Vec<u64> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.expire_locks(now_ms)
+    }
+
+    /// When [`Queue::expire_locks`] next has something to do.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.state.lock().cursor.next_deadline_ms()
+    }
+
+    /// Every offset below is acknowledged or archived.
+    pub fn settled_below(&self) -> u64 {
+        self.state.lock().cursor.start()
+    }
+
+    /// Messages acquired by some consumer right now.
+    pub fn acquired_count(&self) -> usize {
+        self.state.lock().cursor.acquired_count()
+    }
+
+    /// Messages neither settled nor acquired (SQS's ApproximateNumberOfMessages).
+    pub fn available_count(&self) -> u64 {
+        let mut state = self.state.lock();
+        state.cursor.set_end(self.messages.high_watermark());
+        state.cursor.available_count()
+    }
+
+    /// The message log's high watermark.
+    pub fn end(&self) -> u64 {
+        self.messages.high_watermark()
+    }
+
+    /// A receiver that changes when messages are published; waiting consumers park on it.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.messages.subscribe()
+    }
+
+    /// Writes a cursor snapshot (if anything changed since the last one)
+    /// and closes both logs. Blocking; a second call does nothing more.
+    pub fn close(&self) -> Result<(), QueueError> {
+        if self.state.lock().records_since_snapshot > 0 {
+            self.write_snapshot()?;
+        }
+        self.journal.close()?;
+        self.messages.close()?;
+        Ok(())
+    }
+
+    /// Enqueues the cursor's pending events on the journal. Called with the
+    /// state lock held, which makes the journal's order the cursor's.
+    fn enqueue_events(&self, state: &mut State) -> Durable {
+        let events = state.cursor.take_events();
+        state.records_since_snapshot += events.len() as u64;
+        Durable::from_append(self.journal.append(&events))
+    }
+
+    fn maybe_snapshot(&self) {
+        if self.state.lock().records_since_snapshot < self.config.snapshot_every_records {
+            return;
+        }
+        if let Err(error) = self.write_snapshot() {
+            // Replay from the previous snapshot still works, only slower.
+            warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot");
+        }
+    }
+
+    fn write_snapshot(&self) -> Result<(), QueueError> {
+        let _snapshot = self.snapshot.lock();
+        let (image, journal_offset) = {
+            let mut state = self.state.lock();
+            state.records_since_snapshot = 0;
+            // The image reflects every event enqueued so far, a superset of
+            // the committed journal below its end; replaying a record the
+            // image already reflects changes nothing.
+            (state.cursor.image(), self.journal.end())
+        };
+        self.journal.write_snapshot(&image, journal_offset)?;
+        // The snapshot is durable and says everything below its start is
+        // settled, so the messages there are never read again: drop them
+        // (whole segments go; the log's start offset moves).
+        if image.start > self.messages.start_offset() {
+            self.messages.truncate_prefix(image.start.min(self.messages.high_watermark()))?;
+        }
+        Ok(())
+    }
+
+    /// The records at `offsets` (ascending) that the log still holds.
+    fn read_records(&self, offsets: &[u64]) -> Result<std::collections::HashMap<u64, Record>, QueueError> {
+        let mut found = std::collections::HashMap::with_capacity(offsets.len());
+        let mut next = 0;
+        // Each step settles at least `offsets[next]`, found or not.
+        for _ in 0..offsets.len() {
+            let Some(&offset) = offsets.get(next) else {
+                break;
+            };
+            let records = match self.messages.read(offset, self.config.read_bytes_max, true) {
+                Ok(read) => decode_batches(&read.bytes).unwrap_or_else(|reason| {
+                    warn!(queue = %self.dir.display(), offset, %reason, "undecodable message batch");
+                    Vec::new()
+                }),
+                // Removed by retention since the cursor looked.
+                Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            for record in records {
+                let Some(record_offset) = record.offset.and_then(|offset| u64::try_from(offset).ok()) else {
+                    continue;
+                };
+                if offsets.binary_search(&record_offset).is_ok() {
+                    found.insert(record_offset, record);
+                }
+            }
+            next += 1;
+            while offsets.get(next).is_some_and(|offset| found.contains_key(offset)) {
+                next += 1;
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_log::clock::ManualClock;
+
+    use crate::queue::CursorError;
+
+    const ALICE: ConsumerId = ConsumerId(1);
+    const BOB: ConsumerId = ConsumerId(2);
+
+    fn message(index: u64) -> Record {
+        Record::new(None, Some(format!("message {index}").into_bytes()))
+    }
+
+    fn open(dir: &Path, config: QueueConfig, clock: &Arc<ManualClock>) -> Queue {
+        let clock: Arc<dyn Clock> = Arc::clone(clock) as Arc<dyn Clock>;
+        Queue::open(dir, config, clock).expect("open queue")
+    }
+
+    fn publish(queue: &Queue, count: u64) {
+        queue.publish((0..count).map(message).collect()).wait().expect("publish");
+    }
+
+    fn summary(deliveries: &[Delivery]) -> Vec<(u64, u32, Vec<u8>)> {
+        deliveries
+            .iter()
+            .map(|delivery| {
+                (
+                    delivery.offset,
+                    delivery.delivery_count,
+                    delivery.record.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Copies a directory tree as a crash would leave it: whatever is on
+    /// disk now, without the clean-shutdown markers a close writes.
+    fn copy_tree(from: &Path, to: &Path, depth_max: u32) {
+        assert!(depth_max > 0, "directory tree deeper than expected");
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("dir entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("file type").is_dir() {
+                copy_tree(&entry.path(), &target, depth_max - 1);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+        }
+    }
+
+    #[test]
+    fn published_messages_are_delivered_in_order_with_their_records_and_acks_settle_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 3);
+        let deliveries = queue.acquire(ALICE, 2, 30_000).expect("acquire");
+        assert_eq!(
+            summary(&deliveries.messages),
+            vec![(0, 1, b"message 0".to_vec()), (1, 1, b"message 1".to_vec())]
+        );
+        assert!(!deliveries.messages[0].redelivered());
+        deliveries.durable.wait().expect("delivery counts durable");
+        queue.ack(ALICE, 0).expect("ack").wait().expect("ack durable");
+        assert!(matches!(
+            queue.ack(BOB, 1),
+            Err(QueueError::Cursor(CursorError::NotHolder { offset: 1, .. }))
+        ));
+        assert_eq!(queue.settled_below(), 1);
+        let rest = queue.acquire(BOB, 10, 30_000).expect("acquire");
+        assert_eq!(summary(&rest.messages), vec![(2, 1, b"message 2".to_vec())]);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn unacked_message_is_redelivered_after_its_lock_expires_and_after_a_delayed_release() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 1);
+        assert_eq!(queue.acquire(ALICE, 1, 1_000).expect("acquire").messages.len(), 1);
+        assert!(queue.acquire(BOB, 1, 1_000).expect("acquire").messages.is_empty());
+        clock.set_ms(1_000);
+        let again = queue.acquire(BOB, 1, 1_000).expect("acquire");
+        assert_eq!(summary(&again.messages), vec![(0, 2, b"message 0".to_vec())]);
+        assert!(again.messages[0].redelivered());
+        queue.release(BOB, 0, 5_000).expect("release");
+        assert!(
+            queue.acquire(ALICE, 1, 1_000).expect("acquire").messages.is_empty(),
+            "retry is delayed"
+        );
+        clock.set_ms(6_000);
+        assert_eq!(queue.acquire(ALICE, 1, 1_000).expect("acquire").messages[0].delivery_count, 3);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn message_past_the_delivery_limit_is_handed_back_for_dead_lettering_even_across_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                delivery_limit: Some(2),
+                ..ShareCursorConfig::default()
+            },
+            ..QueueConfig::default()
+        };
+        {
+            let queue = open(dir.path(), config.clone(), &clock);
+            publish(&queue, 2);
+            for _ in 0..2 {
+                let deliveries = queue.acquire(ALICE, 1, 1_000).expect("acquire");
+                assert_eq!(deliveries.messages[0].offset, 0);
+                deliveries.durable.wait().expect("durable");
+                queue.release(ALICE, 0, 0).expect("release");
+            }
+            // No close: the delivery counts come from the journal alone.
+        }
+        let queue = open(dir.path(), config, &clock);
+        let deliveries = queue.acquire(ALICE, 1, 1_000).expect("acquire");
+        assert_eq!(summary(&deliveries.dead_letters), vec![(0, 2, b"message 0".to_vec())]);
+        assert_eq!(summary(&deliveries.messages), vec![(1, 1, b"message 1".to_vec())]);
+        deliveries.durable.wait().expect("durable");
+        queue.close().expect("close");
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        assert_eq!(queue.settled_below(), 1, "the archived message stays archived");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn after_a_crash_acked_messages_are_never_delivered_again_and_unacked_ones_return_with_their_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let crashed = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 6);
+        let first = queue.acquire(ALICE, 4, 60_000).expect("acquire");
+        first.durable.wait().expect("durable");
+        // 0 and 2 acked, 1 released and acquired again by Bob, 3 still held by
+        // Alice, 4 and 5 never delivered.
+        queue.ack(ALICE, 0).expect("ack").wait().expect("durable");
+        queue.ack(ALICE, 2).expect("ack").wait().expect("durable");
+        queue.release(ALICE, 1, 0).expect("release");
+        let second = queue.acquire(BOB, 1, 60_000).expect("acquire");
+        assert_eq!(summary(&second.messages), vec![(1, 2, b"message 1".to_vec())]);
+        second.durable.wait().expect("durable");
+
+        copy_tree(dir.path(), crashed.path(), 4);
+        let recovered = open(crashed.path(), QueueConfig::default(), &clock);
+        assert_eq!(recovered.settled_below(), 1);
+        let redelivered = recovered.acquire(BOB, 10, 60_000).expect("acquire");
+        assert_eq!(
+            summary(&redelivered.messages),
+            vec![
+                (1, 3, b"message 1".to_vec()),
+                (3, 2, b"message 3".to_vec()),
+                (4, 1, b"message 4".to_vec()),
+                (5, 1, b"message 5".to_vec()),
+            ]
+        );
+        recovered.close().expect("close");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn cursor_survives_a_restart_from_a_snapshot_plus_the_journal_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            snapshot_every_records: 4,
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config.clone(), &clock);
+        publish(&queue, 20);
+        for round in 0..5u64 {
+            let deliveries = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+            deliveries.durable.wait().expect("durable");
+            // Ack the first of each pair; the second stays in flight.
+            queue.ack(ALICE, round * 2).expect("ack").wait().expect("durable");
+        }
+        assert!(dir.path().join("cursor/snapshot.json").exists());
+        drop(queue);
+        let queue = open(dir.path(), config, &clock);
+        let deliveries = queue.acquire(BOB, 100, 60_000).expect("acquire");
+        let got: Vec<(u64, u32)> = deliveries
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        let mut want: Vec<(u64, u32)> = (0..5).map(|round| (round * 2 + 1, 2)).collect();
+        want.extend((10..20).map(|offset| (offset, 1)));
+        assert_eq!(got, want);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn settled_prefix_of_the_message_log_is_dropped_when_a_snapshot_covers_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            // About one batch per segment, so settled segments can go.
+            log: LogConfig {
+                segment_bytes: 128,
+                ..QueueConfig::default().log
+            },
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config.clone(), &clock);
+        for _ in 0..8 {
+            publish(&queue, 1);
+        }
+        let deliveries = queue.acquire(ALICE, 8, 60_000).expect("acquire");
+        assert_eq!(deliveries.messages.len(), 8);
+        for offset in [0, 1, 2, 3, 5] {
+            queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
+        }
+        queue.close().expect("close");
+        queue.close().expect("closing twice is harmless");
+        let messages = Log::open(dir.path().join("messages"), config.log.clone()).expect("open messages");
+        assert_eq!(messages.start_offset(), 4, "offsets below the first unsettled one are gone");
+        assert!(messages.segment_count() < 8, "{} segments", messages.segment_count());
+        messages.close().expect("close");
+        let queue = open(dir.path(), config, &clock);
+        let again = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        let got: Vec<(u64, u32)> = again
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        assert_eq!(got, vec![(4, 2), (6, 2), (7, 2)]);
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn queue_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Queue>();
+        assert_send_sync::<Durable>();
+    }
+
+    #[test]
+    fn concurrent_consumers_lose_no_durable_ack_across_a_crash() {
+        const THREADS: u64 = 4;
+        const MESSAGES: u64 = 120;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let crashed = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            snapshot_every_records: 40,
+            ..QueueConfig::default()
+        };
+        let queue = Arc::new(open(dir.path(), config.clone(), &clock));
+        for batch in 0..MESSAGES / 10 {
+            queue
+                .publish((0..10).map(|index| message(batch * 10 + index)).collect())
+                .wait()
+                .expect("publish");
+        }
+        let acked = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let queue = Arc::clone(&queue);
+                let acked = Arc::clone(&acked);
+                std::thread::spawn(move || {
+                    // Every round takes at least one message or stops.
+                    for _ in 0..MESSAGES {
+                        let deliveries = queue.acquire(ConsumerId(thread), 3, 600_000).expect("acquire");
+                        if deliveries.messages.is_empty() {
+                            break;
+                        }
+                        deliveries.durable.wait().expect("durable");
+                        for delivery in deliveries.messages {
+                            assert_eq!(delivery.record.value, message(delivery.offset).value, "the record at its offset");
+                            // Every third message stays in flight when the broker dies.
+                            if delivery.offset % 3 != 0 {
+                                queue
+                                    .ack(ConsumerId(thread), delivery.offset)
+                                    .expect("ack")
+                                    .wait()
+                                    .expect("durable");
+                                acked.lock().insert(delivery.offset);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("consumer thread");
+        }
+        assert_eq!(acked.lock().len() as u64, MESSAGES - MESSAGES / 3);
+
+        copy_tree(dir.path(), crashed.path(), 4);
+        let recovered = open(crashed.path(), config, &clock);
+        assert_eq!(recovered.available_count(), MESSAGES / 3);
+        let again = recovered.acquire(BOB, MESSAGES as usize, 600_000).expect("acquire");
+        let got: Vec<(u64, u32)> = again
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        let want: Vec<(u64, u32)> = (0..MESSAGES).filter(|offset| offset % 3 == 0).map(|offset| (offset, 2)).collect();
+        assert_eq!(got, want, "exactly the unacked messages come back, each delivered once before");
+        recovered.close().expect("close");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn acks_after_a_lost_journal_tail_are_not_hidden_behind_an_older_snapshot_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 4);
+        queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        queue.ack(ALICE, 0).expect("ack").wait().expect("durable");
+        queue.close().expect("close");
+        // The journal's records vanish (as its tail can under `never`), so
+        // the snapshot now says it covers offsets the journal no longer has.
+        std::fs::remove_dir_all(dir.path().join("cursor/log")).expect("remove journal");
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        let deliveries = queue.acquire(ALICE, 1, 60_000).expect("acquire");
+        assert_eq!(summary(&deliveries.messages), vec![(1, 2, b"message 1".to_vec())]);
+        queue.ack(ALICE, 1).expect("ack").wait().expect("durable");
+        drop(queue);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        assert_eq!(queue.settled_below(), 2, "the ack written after the loss is replayed");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn a_lost_message_tail_does_not_settle_the_messages_later_published_at_its_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            publish(&queue, 4);
+            queue.acquire(ALICE, 4, 60_000).expect("acquire");
+            for offset in 0..4 {
+                queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
+            }
+            // Dropped without a snapshot: the acks live in the journal only.
+        }
+        // The messages vanish (as an unsynced tail can under `never`) while
+        // the journal keeps its acks for offsets 0..4.
+        std::fs::remove_dir_all(dir.path().join("messages")).expect("remove messages");
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            assert_eq!(queue.settled_below(), 0);
+            publish(&queue, 3);
+        }
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        let deliveries = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        let got: Vec<(u64, u32)> = deliveries
+            .messages
+            .iter()
+            .map(|delivery| (delivery.offset, delivery.delivery_count))
+            .collect();
+        assert_eq!(got, vec![(0, 1), (1, 1), (2, 1)], "the new messages are new");
+        queue.close().expect("close");
+    }
+
+    mod crash_model {
+        //! The queue against a whole-log model through random operations,
+        //! crashes (the directory copied as it is on disk) and clean
+        //! restarts, with snapshots and message-log trimming at random
+        //! intervals.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Held {
+            Available,
+            Acquired(ConsumerId),
+            Settled,
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Publish(u64),
+            Acquire { consumer: u64, max: usize },
+            Ack { consumer: u64, offset: u64 },
+            Release { consumer: u64, offset: u64 },
+            Reject { consumer: u64, offset: u64 },
+            ReleaseAll { consumer: u64 },
+            Crash,
+            Restart,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                2 => (1u64..4).prop_map(Op::Publish),
+                3 => (0u64..2, 0usize..4).prop_map(|(consumer, max)| Op::Acquire { consumer, max }),
+                3 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
+                1 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Release { consumer, offset }),
+                1 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Reject { consumer, offset }),
+                1 => (0u64..2).prop_map(|consumer| Op::ReleaseAll { consumer }),
+                1 => Just(Op::Crash),
+                1 => Just(Op::Restart),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn queue_after_crashes_and_restarts_matches_the_model(
+                ops in proptest::collection::vec(op(), 1..40),
+                snapshot_every_records in 1u64..8,
+                delivery_limit in proptest::option::of(1u32..3),
+            ) {
+                let clock = ManualClock::new(0);
+                let config = QueueConfig {
+                    log: LogConfig { segment_bytes: 128, ..QueueConfig::default().log },
+                    cursor: ShareCursorConfig { delivery_limit, ..ShareCursorConfig::default() },
+                    snapshot_every_records,
+                    ..QueueConfig::default()
+                };
+                let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
+                let mut queue = Some(open(dirs[0].path(), config.clone(), &clock));
+                let mut model: Vec<(Held, u32)> = Vec::new();
+                for op in ops {
+                    let Some(current) = queue.as_ref() else { break };
+                    match op {
+                        Op::Publish(count) => {
+                            let first = model.len() as u64;
+                            current.publish((first..first + count).map(message).collect()).wait().expect("publish");
+                            model.extend((0..count).map(|_| (Held::Available, 0)));
+                        }
+                        Op::Acquire { consumer, max } => {
+                            let deliveries = current.acquire(ConsumerId(consumer), max, 600_000).expect("acquire");
+                            deliveries.durable.wait().expect("durable");
+                            let mut want = Vec::new();
+                            let mut want_dead = Vec::new();
+                            for (offset, (held, count)) in model.iter_mut().enumerate() {
+                                if want.len() >= max {
+                                    break;
+                                }
+                                if *held != Held::Available {
+                                    continue;
+                                }
+                                if delivery_limit.is_some_and(|limit| *count + 1 > limit) {
+                                    *held = Held::Settled;
+                                    want_dead.push((offset as u64, *count));
+                                    continue;
+                                }
+                                *held = Held::Acquired(ConsumerId(consumer));
+                                *count += 1;
+                                want.push((offset as u64, *count));
+                            }
+                            for delivery in deliveries.messages.iter().chain(&deliveries.dead_letters) {
+                                prop_assert_eq!(&delivery.record.value, &message(delivery.offset).value);
+                            }
+                            let got: Vec<(u64, u32)> = deliveries.messages.iter().map(|d| (d.offset, d.delivery_count)).collect();
+                            let got_dead: Vec<(u64, u32)> = deliveries.dead_letters.iter().map(|d| (d.offset, d.delivery_count)).collect();
+                            prop_assert_eq!(got, want);
+                            prop_assert_eq!(got_dead, want_dead);
+                        }
+                        Op::Ack { consumer, offset } | Op::Reject { consumer, offset } | Op::Release { consumer, offset } => {
+                            let holds = model.get(offset as usize).is_some_and(|(held, _)| *held == Held::Acquired(ConsumerId(consumer)));
+                            let ok = match op {
+                                Op::Ack { .. } => current.ack(ConsumerId(consumer), offset).map(|durable| durable.wait().expect("durable")).is_ok(),
+                                Op::Reject { .. } => current.reject(ConsumerId(consumer), offset).map(|(_, durable)| durable.wait().expect("durable")).is_ok(),
+                                _ => current.release(ConsumerId(consumer), offset, 0).is_ok(),
+                            };
+                            prop_assert_eq!(ok, holds, "{:?}", op);
+                            if holds {
+                                model[offset as usize].0 = if matches!(op, Op::Release { .. }) { Held::Available } else { Held::Settled };
+                            }
+                        }
+                        Op::ReleaseAll { consumer } => {
+                            let mut want = Vec::new();
+                            for (offset, (held, _)) in model.iter_mut().enumerate() {
+                                if *held == Held::Acquired(ConsumerId(consumer)) {
+                                    *held = Held::Available;
+                                    want.push(offset as u64);
+                                }
+                            }
+                            prop_assert_eq!(current.release_all(ConsumerId(consumer)), want);
+                        }
+                        Op::Crash | Op::Restart => {
+                            let from = dirs.last().expect("a directory").path().to_owned();
+                            let previous = queue.take().expect("open queue");
+                            let to = if matches!(op, Op::Crash) {
+                                let crashed = tempfile::tempdir().expect("tempdir");
+                                copy_tree(&from, crashed.path(), 4);
+                                let to = crashed.path().to_owned();
+                                dirs.push(crashed);
+                                drop(previous);
+                                to
+                            } else {
+                                previous.close().expect("close");
+                                from
+                            };
+                            queue = Some(open(&to, config.clone(), &clock));
+                            for (held, _) in &mut model {
+                                if matches!(held, Held::Acquired(_)) {
+                                    *held = Held::Available;
+                                }
+                            }
+                        }
+                    }
+                    let Some(current) = queue.as_ref() else { break };
+                    let start = model.iter().position(|(held, _)| *held != Held::Settled).unwrap_or(model.len()) as u64;
+                    prop_assert_eq!(current.settled_below(), start);
+                    let available = model.iter().filter(|(held, _)| *held == Held::Available).count() as u64;
+                    prop_assert_eq!(current.available_count(), available);
+                }
+                if let Some(current) = queue {
+                    current.close().expect("close");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1037 @@
+//! The share cursor: the delivery state of every message of one queue's log
+//! (Kafka KIP-932's share-partition states: available → acquired →
+//! acknowledged | archived), delivery counts and acquisition locks. A pure,
+//! synchronous state machine: no I/O, time passed in as `now_ms`. It records
+//! the changes that must survive a crash as [`JournalEvent`]s for the caller
+//! to persist; it knows nothing of files, records or protocols.
+//!
+//! State is kept for the unsettled window only: everything below `start` is
+//! acknowledged or archived and forgotten, offsets at or above `fresh` that
+//! have no entry were never delivered, and only offsets with an entry in
+//! `entries` have a state other than "available, never delivered".
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// Who holds an acquisition: an AMQP consumer (channel + consumer tag), an
+/// SQS receive, a Kafka share-group member. The front door picks the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConsumerId(pub u64);
+
+/// Settings of one share cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareCursorConfig {
+    /// A message is delivered at most this many times; the acquisition that
+    /// would exceed it archives the message instead (dead-lettering). `None`
+    /// redelivers forever. A limit of 0 is treated as 1.
+    pub delivery_limit: Option<u32>,
+    /// At most this many offsets between the start and the newest delivered
+    /// offset (KIP-932's `group.share.partition.max.record.locks`): bounds the
+    /// cursor's memory when a message at the head is never settled.
+    pub in_flight_max: u64,
+}
+
+impl Default for ShareCursorConfig {
+    fn default() -> ShareCursorConfig {
+        ShareCursorConfig {
+            delivery_limit: None,
+            in_flight_max: 100_000,
+        }
+    }
+}
+
+/// One message handed to a consumer by [`ShareCursor::acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acquired {
+    pub offset: u64,
+    /// Deliveries so far, this one included: 1 on the first delivery, so
+    /// `delivery_count > 1` is AMQP's `redelivered` flag.
+    pub delivery_count: u32,
+}
+
+/// A message archived (dead): rejected by its consumer or past the delivery
+/// limit. The caller dead-letters it if the queue says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Archived {
+    pub offset: u64,
+    pub delivery_count: u32,
+}
+
+/// What one [`ShareCursor::acquire`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acquisition {
+    /// Handed to the consumer, lowest offset first.
+    pub acquired: Vec<Acquired>,
+    /// Archived instead of delivered because the delivery limit was reached.
+    pub archived: Vec<Archived>,
+}
+
+/// A request the cursor refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("offset {offset} is not a message of this queue awaiting settlement")]
+    UnknownOffset { offset: u64 },
+    #[error("offset {offset} is not acquired")]
+    NotAcquired { offset: u64 },
+    #[error("offset {offset} is not held by consumer {}", consumer.0)]
+    NotHolder { offset: u64, consumer: ConsumerId },
+}
+
+/// A state change that must survive a crash, in the order it happened.
+/// Releases, renewals and lock expiries are not among them: after a restart
+/// every acquired message is available again anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JournalEvent {
+    /// The message was acquired; it has now been delivered `delivery_count` times.
+    Delivered {
+        offset: u64,
+        delivery_count: u32,
+    },
+    Acknowledged {
+        offset: u64,
+    },
+    Archived {
+        offset: u64,
+        delivery_count: u32,
+    },
+}
+
+/// How a message's state survives a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurableState {
+    /// Delivered before (acquired or released when saved): available again.
+    Available,
+    Acknowledged,
+    Archived,
+}
+
+/// The durable part of a cursor: what a snapshot holds and replay rebuilds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorImage {
+    /// Every offset below is acknowledged or archived.
+    pub start: u64,
+    /// Offsets at or above `start` with a delivery count or a final state.
+    pub entries: BTreeMap<u64, (DurableState, u32)>,
+}
+
+impl CursorImage {
+    /// Applies one replayed event. Events below the start are already settled.
+    pub fn apply(&mut self, event: JournalEvent) {
+        let (offset, state, count) = match event {
+            JournalEvent::Delivered { offset, delivery_count } => (offset, DurableState::Available, Some(delivery_count)),
+            JournalEvent::Acknowledged { offset } => (offset, DurableState::Acknowledged, None),
+            JournalEvent::Archived { offset, delivery_count } => (offset, DurableState::Archived, Some(delivery_count)),
+        };
+        if offset < self.start {
+            return;
+        }
+        let entry = self.entries.entry(offset).or_insert((DurableState::Available, 0));
+        // A settled message stays settled whatever a stale event says.
+        if entry.0 == DurableState::Available {
+            entry.0 = state;
+        }
+        if let Some(count) = count {
+            entry.1 = entry.1.max(count);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Deliverable, but not before `not_before_ms` (a delayed retry).
+    Available {
+        not_before_ms: i64,
+    },
+    Acquired {
+        consumer: ConsumerId,
+        deadline_ms: i64,
+    },
+    Acknowledged,
+    Archived,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    state: State,
+    delivery_count: u32,
+}
+
+/// The delivery state of one queue. See the module documentation.
+#[derive(Debug)]
+pub struct ShareCursor {
+    config: ShareCursorConfig,
+    /// Everything below is acknowledged or archived.
+    start: u64,
+    /// The log's high watermark: offsets at or above do not exist yet.
+    end: u64,
+    /// Offsets at or above without an entry were never delivered.
+    fresh: u64,
+    entries: BTreeMap<u64, Entry>,
+    /// Indexes over `entries`, kept in step by `set_state`: available entries
+    /// deliverable now, available entries delayed (by not-before time), and
+    /// acquisitions by deadline and by consumer.
+    ready: BTreeSet<u64>,
+    delayed: BTreeSet<(i64, u64)>,
+    locks: BTreeSet<(i64, u64)>,
+    held: HashMap<ConsumerId, BTreeSet<u64>>,
+    /// Changes not yet taken by the journal.
+    events: Vec<JournalEvent>,
+}
+
+impl ShareCursor {
+    /// An empty cursor at offset 0.
+    pub fn new(config: ShareCursorConfig) -> ShareCursor {
+        ShareCursor::restore(config, CursorImage::default())
+    }
+
+    /// Rebuilds a cursor from its durable image: acknowledged and archived
+    /// messages stay so; every other message with a delivery count is
+    /// available again and keeps its count.
+    pub fn restore(config: ShareCursorConfig, image: CursorImage) -> ShareCursor {
+        let mut cursor = ShareCursor {
+            config,
+            start: image.start,
+            end: image.start,
+            fresh: image.start,
+            entries: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            delayed: BTreeSet::new(),
+            locks: BTreeSet::new(),
+            held: HashMap::new(),
+            events: Vec::new(),
+        };
+        for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
+            let state = match state {
+                DurableState::Available => State::Available { not_before_ms: i64::MIN },
+                DurableState::Acknowledged => State::Acknowledged,
+                DurableState::Archived => State::Archived,
+            };
+            cursor.set_state(*offset, state, *delivery_count);
+        }
+        cursor.advance_start();
+        cursor
+    }
+
+    /// The durable part of the state, for a snapshot.
+    pub fn image(&self) -> CursorImage {
+        CursorImage {
+            start: self.start,
+            entries: self
+                .entries
+                .iter()
+                .map(|(offset, entry)| {
+                    let state = match entry.state {
+                        State::Available { .. } | State::Acquired { .. } => DurableState::Available,
+                        State::Acknowledged => DurableState::Acknowledged,
+                        State::Archived => DurableState::Archived,
+                    };
+                    (*offset, (state, entry.delivery_count))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn config(&self) -> ShareCursorConfig {
+        self.config
+    }
+
+    /// Every offset below is acknowledged or archived.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Tells the cursor the log's high watermark. It never moves back.
+    pub fn set_end(&mut self, end: u64) {
+        self.end = self.end.max(end);
+    }
+
+    /// Forgets everything below `offset` because the log no longer holds it
+    /// (retention removed it). Acquisitions below it end without an event.
+    pub fn truncate_to(&mut self, offset: u64) {
+        if offset <= self.start {
+            return;
+        }
+        let below: Vec<u64> = self.entries.range(..offset).map(|(offset, _)| *offset).collect();
+        for gone in below {
+            self.remove_entry(gone);
+        }
+        self.start = offset;
+        self.end = self.end.max(offset);
+        self.advance_start();
+    }
+
+    /// Messages currently acquired by anyone.
+    pub fn acquired_count(&self) -> usize {
+        self.locks.len()
+    }
+
+    /// Messages neither settled nor acquired: deliverable now, after a
+    /// delayed retry, or once the in-flight window lets them through (SQS's
+    /// ApproximateNumberOfMessages).
+    pub fn available_count(&self) -> u64 {
+        // Offsets at or above `fresh` were never delivered unless they have
+        // an entry (possible after a restore); those with one are counted by
+        // the indexes or are settled.
+        let end = self.end.max(self.fresh);
+        let never_delivered = end - self.fresh;
+        let with_entry = self.entries.range(self.fresh..end).count() as u64;
+        (self.ready.len() + self.delayed.len()) as u64 + never_delivered.saturating_sub(with_entry)
+    }
+
+    /// The changes since the last call, oldest first, for the journal.
+    pub fn take_events(&mut self) -> Vec<JournalEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Hands `consumer` up to `max_messages` of the lowest available offsets
+    /// below the end, locked until `now_ms + lock_ms`, each with its delivery
+    /// count incremented. Expired locks and elapsed delays are applied first.
+    /// A message whose count would pass the delivery limit is archived and
+    /// reported instead of delivered.
+    pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+        self.expire_locks(now_ms);
+        let mut acquisition = Acquisition::default();
+        let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
+        // Each pass takes one ready offset or one fresh offset, so this bounds the loop.
+        let passes_max = self.ready.len().saturating_add(max_messages);
+        for _ in 0..passes_max {
+            if acquisition.acquired.len() >= max_messages {
+                break;
+            }
+            let ready = self.ready.first().copied();
+            let fresh = self.next_fresh();
+            let offset = match (ready, fresh) {
+                (Some(ready), Some(fresh)) => ready.min(fresh),
+                (Some(offset), None) | (None, Some(offset)) => offset,
+                (None, None) => break,
+            };
+            let delivery_count = self
+                .entries
+                .get(&offset)
+                .map(|entry| entry.delivery_count)
+                .unwrap_or(0)
+                .saturating_add(1);
+            if fresh == Some(offset) {
+                self.fresh = offset + 1;
+            }
+            if self.config.delivery_limit.is_some_and(|limit| delivery_count > limit.max(1)) {
+                let delivery_count = delivery_count - 1;
+                self.set_state(offset, State::Archived, delivery_count);
+                self.events.push(JournalEvent::Archived { offset, delivery_count });
+                acquisition.archived.push(Archived { offset, delivery_count });
+                continue;
+            }
+            self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
+            self.events.push(JournalEvent::Delivered { offset, delivery_count });
+            acquisition.acquired.push(Acquired { offset, delivery_count });
+        }
+        self.advance_start();
+        acquisition
+    }
+
+    /// The lowest never-delivered offset that may be delivered now, if any.
+    fn next_fresh(&mut self) -> Option<u64> {
+        // After a restore, entries may sit above `fresh`; skip them (bounded by their number).
+        let skips_max = self.entries.len() + 1;
+        for _ in 0..skips_max {
+            if !self.entries.contains_key(&self.fresh) {
+                break;
+            }
+            self.fresh += 1;
+        }
+        self.fresh = self.fresh.max(self.start);
+        let window_full = self.fresh.saturating_sub(self.start) >= self.config.in_flight_max;
+        (self.fresh < self.end && !window_full && !self.entries.contains_key(&self.fresh)).then_some(self.fresh)
+    }
+
+    /// The consumer is done with the message: it is never delivered again.
+    /// A lock past its deadline still counts until `expire_locks` or the
+    /// next `acquire` ends it.
+    pub fn ack(&mut self, consumer: ConsumerId, offset: u64) -> Result<(), CursorError> {
+        let delivery_count = self.held_by(consumer, offset)?;
+        self.set_state(offset, State::Acknowledged, delivery_count);
+        self.events.push(JournalEvent::Acknowledged { offset });
+        self.advance_start();
+        Ok(())
+    }
+
+    /// The consumer gives the message back: available again, but not before
+    /// `now_ms + delay_ms` (a delayed retry). The delivery count stays.
+    pub fn release(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
+        let delivery_count = self.held_by(consumer, offset)?;
+        let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
+        self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        Ok(())
+    }
+
+    /// The consumer refuses the message for good: archived, never delivered
+    /// again; the caller dead-letters it.
+    pub fn reject(&mut self, consumer: ConsumerId, offset: u64) -> Result<Archived, CursorError> {
+        let delivery_count = self.held_by(consumer, offset)?;
+        self.set_state(offset, State::Archived, delivery_count);
+        self.events.push(JournalEvent::Archived { offset, delivery_count });
+        self.advance_start();
+        Ok(Archived { offset, delivery_count })
+    }
+
+    /// Extends (or shortens) the consumer's lock to `now_ms + lock_ms`
+    /// (SQS ChangeMessageVisibility).
+    pub fn renew(&mut self, consumer: ConsumerId, offset: u64, lock_ms: i64, now_ms: i64) -> Result<(), CursorError> {
+        let delivery_count = self.held_by(consumer, offset)?;
+        let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
+        self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
+        Ok(())
+    }
+
+    /// The consumer went away: every message it holds is available again at
+    /// once, lowest first. Returns their offsets.
+    pub fn release_all(&mut self, consumer: ConsumerId) -> Vec<u64> {
+        let offsets: Vec<u64> = self
+            .held
+            .get(&consumer)
+            .map(|held| held.iter().copied().collect())
+            .unwrap_or_default();
+        for &offset in &offsets {
+            if let Some(entry) = self.entries.get(&offset).copied() {
+                self.set_state(offset, State::Available { not_before_ms: i64::MIN }, entry.delivery_count);
+            }
+        }
+        offsets
+    }
+
+    /// Ends every lock whose deadline is at or before `now_ms`: those
+    /// messages are available again. Returns their offsets.
+    pub fn expire_locks(&mut self, now_ms: i64) -> Vec<u64> {
+        let expired: Vec<u64> = self.locks.range(..=(now_ms, u64::MAX)).map(|(_, offset)| *offset).collect();
+        for &offset in &expired {
+            if let Some(entry) = self.entries.get(&offset).copied() {
+                self.set_state(offset, State::Available { not_before_ms: i64::MIN }, entry.delivery_count);
+            }
+        }
+        let due: Vec<(i64, u64)> = self.delayed.range(..=(now_ms, u64::MAX)).copied().collect();
+        for (not_before_ms, offset) in due {
+            self.delayed.remove(&(not_before_ms, offset));
+            self.ready.insert(offset);
+        }
+        expired
+    }
+
+    /// The earliest lock deadline or retry time, so a timer knows when to call
+    /// [`ShareCursor::expire_locks`] next.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let lock = self.locks.first().map(|(deadline_ms, _)| *deadline_ms);
+        let retry = self.delayed.first().map(|(not_before_ms, _)| *not_before_ms);
+        lock.into_iter().chain(retry).min()
+    }
+
+    /// Who holds `offset` and until when, if it is acquired.
+    pub fn holder(&self, offset: u64) -> Option<(ConsumerId, i64)> {
+        match self.entries.get(&offset)?.state {
+            State::Acquired { consumer, deadline_ms } => Some((consumer, deadline_ms)),
+            _ => None,
+        }
+    }
+
+    /// The delivery count of `offset` (0 if never delivered or already forgotten).
+    pub fn delivery_count(&self, offset: u64) -> u32 {
+        self.entries.get(&offset).map(|entry| entry.delivery_count).unwrap_or(0)
+    }
+
+    /// The delivery count of `offset` if `consumer` holds it.
+    fn held_by(&self, consumer: ConsumerId, offset: u64) -> Result<u32, CursorError> {
+        let Some(entry) = self.entries.get(&offset) else {
+            return Err(CursorError::UnknownOffset { offset });
+        };
+        match entry.state {
+            State::Acquired { consumer: holder, .. } if holder == consumer => Ok(entry.delivery_count),
+            State::Acquired { .. } => Err(CursorError::NotHolder { offset, consumer }),
+            _ => Err(CursorError::NotAcquired { offset }),
+        }
+    }
+
+    /// Sets an entry's state and keeps every index in step. The only writer
+    /// of `entries` besides `remove_entry`.
+    fn set_state(&mut self, offset: u64, state: State, delivery_count: u32) {
+        self.unindex(offset);
+        match state {
+            State::Available { not_before_ms } if not_before_ms == i64::MIN => {
+                self.ready.insert(offset);
+            }
+            State::Available { not_before_ms } => {
+                self.delayed.insert((not_before_ms, offset));
+            }
+            State::Acquired { consumer, deadline_ms } => {
+                self.locks.insert((deadline_ms, offset));
+                self.held.entry(consumer).or_default().insert(offset);
+            }
+            State::Acknowledged | State::Archived => {}
+        }
+        self.entries.insert(offset, Entry { state, delivery_count });
+    }
+
+    fn remove_entry(&mut self, offset: u64) {
+        self.unindex(offset);
+        self.entries.remove(&offset);
+    }
+
+    fn unindex(&mut self, offset: u64) {
+        let Some(entry) = self.entries.get(&offset) else {
+            return;
+        };
+        match entry.state {
+            State::Available { not_before_ms } => {
+                self.ready.remove(&offset);
+                self.delayed.remove(&(not_before_ms, offset));
+            }
+            State::Acquired { consumer, deadline_ms } => {
+                self.locks.remove(&(deadline_ms, offset));
+                if let Some(held) = self.held.get_mut(&consumer) {
+                    held.remove(&offset);
+                    if held.is_empty() {
+                        self.held.remove(&consumer);
+                    }
+                }
+            }
+            State::Acknowledged | State::Archived => {}
+        }
+    }
+
+    /// Moves the start past the settled prefix and forgets it.
+    fn advance_start(&mut self) {
+        let steps_max = self.entries.len();
+        for _ in 0..steps_max {
+            let Some((&offset, entry)) = self.entries.first_key_value() else {
+                break;
+            };
+            if offset != self.start || !matches!(entry.state, State::Acknowledged | State::Archived) {
+                break;
+            }
+            self.entries.remove(&offset);
+            self.start += 1;
+        }
+        self.fresh = self.fresh.max(self.start);
+        self.end = self.end.max(self.start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: ConsumerId = ConsumerId(1);
+    const BOB: ConsumerId = ConsumerId(2);
+
+    fn cursor_with(end: u64, delivery_limit: Option<u32>) -> ShareCursor {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            delivery_limit,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(end);
+        cursor
+    }
+
+    fn offsets(acquisition: &Acquisition) -> Vec<u64> {
+        acquisition.acquired.iter().map(|acquired| acquired.offset).collect()
+    }
+
+    #[test]
+    fn acquire_hands_out_lowest_offsets_once_and_only_below_the_end() {
+        let mut cursor = cursor_with(5, None);
+        let first = cursor.acquire(ALICE, 3, 1_000, 0);
+        assert_eq!(offsets(&first), vec![0, 1, 2]);
+        assert!(first.acquired.iter().all(|acquired| acquired.delivery_count == 1));
+        let second = cursor.acquire(BOB, 10, 1_000, 0);
+        assert_eq!(offsets(&second), vec![3, 4], "held messages are not handed out twice");
+        assert!(cursor.acquire(BOB, 10, 1_000, 0).acquired.is_empty(), "nothing past the end");
+        cursor.set_end(6);
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![5]);
+        assert_eq!(cursor.holder(1), Some((ALICE, 1_000)));
+        assert_eq!(cursor.acquired_count(), 6);
+    }
+
+    #[test]
+    fn acked_messages_are_never_delivered_again_and_start_advances_past_the_settled_prefix() {
+        let mut cursor = cursor_with(4, None);
+        cursor.acquire(ALICE, 4, 1_000, 0);
+        cursor.ack(ALICE, 1).expect("ack 1");
+        assert_eq!(cursor.start(), 0, "offset 0 is still in flight");
+        cursor.ack(ALICE, 0).expect("ack 0");
+        assert_eq!(cursor.start(), 2, "0 and 1 are settled");
+        cursor.reject(ALICE, 2).expect("reject 2");
+        assert_eq!(cursor.start(), 3, "archived counts as settled");
+        // Even after every lock expires, settled messages stay settled.
+        cursor.expire_locks(5_000);
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 5_000)), vec![3]);
+        assert_eq!(cursor.image().entries.len(), 1, "only the unsettled window is kept");
+    }
+
+    #[test]
+    fn released_message_comes_back_first_with_its_delivery_count() {
+        let mut cursor = cursor_with(3, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        cursor.release(ALICE, 0, 0, 10).expect("release");
+        let again = cursor.acquire(BOB, 2, 1_000, 10);
+        assert_eq!(
+            again.acquired,
+            vec![
+                Acquired {
+                    offset: 0,
+                    delivery_count: 2
+                },
+                Acquired {
+                    offset: 2,
+                    delivery_count: 1
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn release_with_delay_holds_the_message_back_until_the_delay_passes() {
+        let mut cursor = cursor_with(1, None);
+        cursor.acquire(ALICE, 1, 1_000, 0);
+        cursor.release(ALICE, 0, 500, 100).expect("release");
+        assert!(cursor.acquire(BOB, 1, 1_000, 599).acquired.is_empty(), "not before 600");
+        assert_eq!(cursor.next_deadline_ms(), Some(600));
+        let again = cursor.acquire(BOB, 1, 1_000, 600);
+        assert_eq!(
+            again.acquired,
+            vec![Acquired {
+                offset: 0,
+                delivery_count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn expired_lock_makes_the_message_available_to_another_consumer() {
+        let mut cursor = cursor_with(2, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        assert!(cursor.expire_locks(999).is_empty());
+        assert_eq!(cursor.next_deadline_ms(), Some(1_000));
+        assert_eq!(cursor.expire_locks(1_000), vec![0, 1]);
+        assert_eq!(
+            cursor.ack(ALICE, 0),
+            Err(CursorError::NotAcquired { offset: 0 }),
+            "the lock is gone"
+        );
+        let again = cursor.acquire(BOB, 1, 1_000, 1_000);
+        assert_eq!(
+            again.acquired,
+            vec![Acquired {
+                offset: 0,
+                delivery_count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn acquire_expires_locks_itself() {
+        let mut cursor = cursor_with(1, None);
+        cursor.acquire(ALICE, 1, 100, 0);
+        assert_eq!(offsets(&cursor.acquire(BOB, 1, 100, 100)), vec![0]);
+        assert_eq!(cursor.holder(0), Some((BOB, 200)));
+    }
+
+    #[test]
+    fn renew_moves_the_lock_deadline() {
+        let mut cursor = cursor_with(1, None);
+        cursor.acquire(ALICE, 1, 100, 0);
+        cursor.renew(ALICE, 0, 1_000, 50).expect("renew");
+        assert!(cursor.expire_locks(500).is_empty());
+        assert_eq!(cursor.expire_locks(1_050), vec![0]);
+        assert_eq!(cursor.renew(BOB, 0, 10, 0), Err(CursorError::NotAcquired { offset: 0 }));
+    }
+
+    #[test]
+    fn delivery_limit_archives_the_message_instead_of_delivering_it_again() {
+        let mut cursor = cursor_with(2, Some(2));
+        for now_ms in [0, 100] {
+            let acquisition = cursor.acquire(ALICE, 1, 100, now_ms);
+            assert_eq!(offsets(&acquisition), vec![0]);
+        }
+        let third = cursor.acquire(ALICE, 1, 100, 200);
+        assert_eq!(
+            third.archived,
+            vec![Archived {
+                offset: 0,
+                delivery_count: 2
+            }]
+        );
+        assert_eq!(offsets(&third), vec![1], "the next message is delivered in its place");
+        assert_eq!(cursor.start(), 1);
+        assert!(
+            cursor.take_events().contains(&JournalEvent::Archived {
+                offset: 0,
+                delivery_count: 2
+            }),
+            "archiving is journaled"
+        );
+    }
+
+    #[test]
+    fn release_all_returns_every_message_of_the_departed_consumer_only() {
+        let mut cursor = cursor_with(4, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        cursor.acquire(BOB, 2, 1_000, 0);
+        cursor.ack(ALICE, 0).expect("ack");
+        assert_eq!(cursor.release_all(ALICE), vec![1]);
+        assert!(cursor.release_all(ALICE).is_empty());
+        assert_eq!(cursor.holder(2), Some((BOB, 1_000)));
+        let again = cursor.acquire(BOB, 5, 1_000, 0);
+        assert_eq!(
+            again.acquired,
+            vec![Acquired {
+                offset: 1,
+                delivery_count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn settling_someone_elses_or_an_unknown_message_is_an_error_and_changes_nothing() {
+        let mut cursor = cursor_with(3, None);
+        cursor.acquire(ALICE, 1, 1_000, 0);
+        assert_eq!(cursor.ack(BOB, 0), Err(CursorError::NotHolder { offset: 0, consumer: BOB }));
+        assert_eq!(cursor.reject(BOB, 0), Err(CursorError::NotHolder { offset: 0, consumer: BOB }));
+        assert_eq!(
+            cursor.release(BOB, 0, 0, 0),
+            Err(CursorError::NotHolder { offset: 0, consumer: BOB })
+        );
+        assert_eq!(
+            cursor.ack(ALICE, 1),
+            Err(CursorError::UnknownOffset { offset: 1 }),
+            "never delivered"
+        );
+        assert_eq!(
+            cursor.ack(ALICE, 99),
+            Err(CursorError::UnknownOffset { offset: 99 }),
+            "past the end"
+        );
+        cursor.ack(ALICE, 0).expect("the holder may ack");
+        assert_eq!(
+            cursor.ack(ALICE, 0),
+            Err(CursorError::UnknownOffset { offset: 0 }),
+            "below the start"
+        );
+        assert_eq!(
+            cursor.take_events(),
+            vec![
+                JournalEvent::Delivered {
+                    offset: 0,
+                    delivery_count: 1
+                },
+                JournalEvent::Acknowledged { offset: 0 }
+            ]
+        );
+    }
+
+    #[test]
+    fn in_flight_window_bounds_new_deliveries_until_the_head_settles() {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            delivery_limit: None,
+            in_flight_max: 2,
+        });
+        cursor.set_end(10);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![0, 1]);
+        cursor.ack(ALICE, 1).expect("ack");
+        assert!(
+            cursor.acquire(ALICE, 10, 1_000, 0).acquired.is_empty(),
+            "offset 0 still holds the window"
+        );
+        cursor.ack(ALICE, 0).expect("ack");
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![2, 3]);
+    }
+
+    #[test]
+    fn restore_makes_acquired_messages_available_with_their_counts_and_keeps_settled_ones() {
+        let mut cursor = cursor_with(4, None);
+        cursor.acquire(ALICE, 4, 1_000, 0);
+        cursor.ack(ALICE, 1).expect("ack");
+        cursor.reject(ALICE, 2).expect("reject");
+        cursor.release(ALICE, 3, 60_000, 0).expect("release");
+        let mut replayed = CursorImage::default();
+        for event in cursor.take_events() {
+            replayed.apply(event);
+        }
+        let mut restored = ShareCursor::restore(cursor.config(), replayed);
+        assert_eq!(restored.image(), cursor.image());
+        restored.set_end(5);
+        let again = restored.acquire(BOB, 10, 1_000, 0);
+        assert_eq!(
+            again.acquired,
+            vec![
+                Acquired {
+                    offset: 0,
+                    delivery_count: 2
+                },
+                Acquired {
+                    offset: 3,
+                    delivery_count: 2
+                },
+                Acquired {
+                    offset: 4,
+                    delivery_count: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn truncate_to_forgets_messages_the_log_no_longer_holds() {
+        let mut cursor = cursor_with(5, None);
+        cursor.acquire(ALICE, 2, 1_000, 0);
+        cursor.truncate_to(3);
+        assert_eq!(cursor.start(), 3);
+        assert_eq!(cursor.acquired_count(), 0);
+        assert_eq!(cursor.ack(ALICE, 0), Err(CursorError::UnknownOffset { offset: 0 }));
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![3, 4]);
+    }
+
+    mod model {
+        //! The cursor against a reference model that keeps one state per
+        //! offset of the whole log and finds everything by scanning.
+
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum ModelState {
+            Available { not_before_ms: i64 },
+            Acquired { consumer: ConsumerId, deadline_ms: i64 },
+            Acknowledged,
+            Archived,
+        }
+
+        #[derive(Debug, Default)]
+        struct Model {
+            states: Vec<(ModelState, u32)>,
+            delivery_limit: Option<u32>,
+            in_flight_max: u64,
+        }
+
+        impl Model {
+            fn start(&self) -> u64 {
+                self.states
+                    .iter()
+                    .position(|(state, _)| !matches!(state, ModelState::Acknowledged | ModelState::Archived))
+                    .unwrap_or(self.states.len()) as u64
+            }
+
+            fn expire(&mut self, now_ms: i64) -> Vec<u64> {
+                let mut expired = Vec::new();
+                for (offset, (state, _)) in self.states.iter_mut().enumerate() {
+                    if let ModelState::Acquired { deadline_ms, .. } = *state
+                        && deadline_ms <= now_ms
+                    {
+                        *state = ModelState::Available { not_before_ms: i64::MIN };
+                        expired.push(offset as u64);
+                    }
+                }
+                expired
+            }
+
+            fn acquire(&mut self, consumer: ConsumerId, max: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+                self.expire(now_ms);
+                let start = self.start();
+                let mut acquisition = Acquisition::default();
+                for offset in 0..self.states.len() {
+                    if acquisition.acquired.len() >= max {
+                        break;
+                    }
+                    let (state, count) = self.states[offset];
+                    let ModelState::Available { not_before_ms } = state else {
+                        continue;
+                    };
+                    if not_before_ms > now_ms {
+                        continue;
+                    }
+                    if count == 0 && offset as u64 - start >= self.in_flight_max {
+                        continue;
+                    }
+                    let offset_u64 = offset as u64;
+                    if self.delivery_limit.is_some_and(|limit| count + 1 > limit.max(1)) {
+                        self.states[offset].0 = ModelState::Archived;
+                        acquisition.archived.push(Archived {
+                            offset: offset_u64,
+                            delivery_count: count,
+                        });
+                        continue;
+                    }
+                    self.states[offset] = (
+                        ModelState::Acquired {
+                            consumer,
+                            deadline_ms: now_ms + lock_ms,
+                        },
+                        count + 1,
+                    );
+                    acquisition.acquired.push(Acquired {
+                        offset: offset_u64,
+                        delivery_count: count + 1,
+                    });
+                }
+                acquisition
+            }
+
+            fn held(&self, consumer: ConsumerId, offset: u64) -> Result<u32, CursorError> {
+                let Some((state, count)) = self.states.get(offset as usize).copied() else {
+                    return Err(CursorError::UnknownOffset { offset });
+                };
+                if offset < self.start() || count == 0 {
+                    return Err(CursorError::UnknownOffset { offset });
+                }
+                match state {
+                    ModelState::Acquired { consumer: holder, .. } if holder == consumer => Ok(count),
+                    ModelState::Acquired { .. } => Err(CursorError::NotHolder { offset, consumer }),
+                    _ => Err(CursorError::NotAcquired { offset }),
+                }
+            }
+
+            fn set(&mut self, consumer: ConsumerId, offset: u64, state: ModelState) -> Result<u32, CursorError> {
+                let count = self.held(consumer, offset)?;
+                self.states[offset as usize].0 = state;
+                Ok(count)
+            }
+
+            fn restart(&mut self) {
+                for (state, _) in &mut self.states {
+                    if matches!(state, ModelState::Acquired { .. } | ModelState::Available { .. }) {
+                        *state = ModelState::Available { not_before_ms: i64::MIN };
+                    }
+                }
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Publish(u64),
+            Acquire { consumer: u64, max: usize, lock_ms: i64 },
+            Ack { consumer: u64, offset: u64 },
+            Release { consumer: u64, offset: u64, delay_ms: i64 },
+            Reject { consumer: u64, offset: u64 },
+            Renew { consumer: u64, offset: u64, lock_ms: i64 },
+            ReleaseAll { consumer: u64 },
+            Expire,
+            Tick(i64),
+            Restart,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let consumer = 0u64..3;
+            let offset = 0u64..24;
+            prop_oneof![
+                2 => (0u64..4).prop_map(Op::Publish),
+                4 => (consumer.clone(), 0usize..4, 1i64..100).prop_map(|(consumer, max, lock_ms)| Op::Acquire { consumer, max, lock_ms }),
+                4 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
+                2 => (consumer.clone(), offset.clone(), 0i64..50).prop_map(|(consumer, offset, delay_ms)| Op::Release { consumer, offset, delay_ms }),
+                1 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Reject { consumer, offset }),
+                1 => (consumer.clone(), offset, 0i64..100).prop_map(|(consumer, offset, lock_ms)| Op::Renew { consumer, offset, lock_ms }),
+                1 => consumer.prop_map(|consumer| Op::ReleaseAll { consumer }),
+                1 => Just(Op::Expire),
+                2 => (0i64..60).prop_map(Op::Tick),
+                1 => Just(Op::Restart),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn cursor_matches_the_reference_model(
+                ops in proptest::collection::vec(op(), 1..80),
+                delivery_limit in proptest::option::of(1u32..4),
+                in_flight_max in 1u64..30,
+            ) {
+                let config = ShareCursorConfig { delivery_limit, in_flight_max };
+                let mut cursor = ShareCursor::new(config);
+                let mut model = Model { delivery_limit, in_flight_max, ..Model::default() };
+                // What the journal would hold: every event since the beginning.
+                let mut replayed = CursorImage::default();
+                let mut now_ms = 0i64;
+                for op in ops {
+                    match op {
+                        Op::Publish(count) => {
+                            model.states.extend((0..count).map(|_| (ModelState::Available { not_before_ms: i64::MIN }, 0)));
+                            cursor.set_end(model.states.len() as u64);
+                        }
+                        Op::Acquire { consumer, max, lock_ms } => {
+                            let got = cursor.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
+                            let want = model.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Ack { consumer, offset } => {
+                            let got = cursor.ack(ConsumerId(consumer), offset);
+                            let want = model.set(ConsumerId(consumer), offset, ModelState::Acknowledged).map(|_| ());
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Release { consumer, offset, delay_ms } => {
+                            let got = cursor.release(ConsumerId(consumer), offset, delay_ms, now_ms);
+                            let not_before_ms = if delay_ms > 0 { now_ms + delay_ms } else { i64::MIN };
+                            let want = model.set(ConsumerId(consumer), offset, ModelState::Available { not_before_ms }).map(|_| ());
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Reject { consumer, offset } => {
+                            let got = cursor.reject(ConsumerId(consumer), offset);
+                            let want = model
+                                .set(ConsumerId(consumer), offset, ModelState::Archived)
+                                .map(|delivery_count| Archived { offset, delivery_count });
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Renew { consumer, offset, lock_ms } => {
+                            let got = cursor.renew(ConsumerId(consumer), offset, lock_ms, now_ms);
+                            let want = model
+                                .set(ConsumerId(consumer), offset, ModelState::Acquired { consumer: ConsumerId(consumer), deadline_ms: now_ms + lock_ms })
+                                .map(|_| ());
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::ReleaseAll { consumer } => {
+                            let got = cursor.release_all(ConsumerId(consumer));
+                            let mut want = Vec::new();
+                            for (offset, (state, _)) in model.states.iter_mut().enumerate() {
+                                if matches!(*state, ModelState::Acquired { consumer: holder, .. } if holder == ConsumerId(consumer)) {
+                                    *state = ModelState::Available { not_before_ms: i64::MIN };
+                                    want.push(offset as u64);
+                                }
+                            }
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::Expire => {
+                            let mut got = cursor.expire_locks(now_ms);
+                            got.sort_unstable();
+                            prop_assert_eq!(got, model.expire(now_ms));
+                        }
+                        Op::Tick(delta_ms) => now_ms += delta_ms,
+                        Op::Restart => {
+                            for event in cursor.take_events() {
+                                replayed.apply(event);
+                            }
+                            cursor = ShareCursor::restore(config, replayed.clone());
+                            cursor.set_end(model.states.len() as u64);
+                            model.restart();
+                        }
+                    }
+                    prop_assert_eq!(cursor.start(), model.start());
+                    let available = model.states.iter().filter(|(state, _)| matches!(state, ModelState::Available { .. })).count() as u64;
+                    prop_assert_eq!(cursor.available_count(), available);
+                    let acquired = model.states.iter().filter(|(state, _)| matches!(state, ModelState::Acquired { .. })).count();
+                    prop_assert_eq!(cursor.acquired_count(), acquired);
+                    for (offset, (_, count)) in model.states.iter().enumerate().skip(model.start() as usize) {
+                        prop_assert_eq!(cursor.delivery_count(offset as u64), *count, "offset {}", offset);
+                    }
+                    // Replaying the journal rebuilds exactly the durable state.
+                    for event in cursor.take_events() {
+                        replayed.apply(event);
+                    }
+                    prop_assert_eq!(ShareCursor::restore(config, replayed.clone()).image(), cursor.image());
+                }
+            }
+        }
+    }
+}
