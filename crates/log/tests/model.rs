@@ -83,6 +83,7 @@ fn arb_config() -> impl Strategy<Value = LogConfig> {
             retention_bytes: None,
             index_interval_bytes,
             durability,
+            log_append_time: false,
             // The writer also enforces retention on its own every interval of
             // real time; an hour keeps that out of the test, which enforces it
             // explicitly with the manual clock.
