@@ -57,6 +57,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the Kafka listener on {}", settings.kafka_addr))?;
     let kafka_addr = kafka.local_addr()?;
+    let amqp = TcpListener::bind(settings.amqp_addr)
+        .await
+        .with_context(|| format!("binding the AMQP listener on {}", settings.amqp_addr))?;
+    let amqp_addr = amqp.local_addr()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = conveyor_http::router(Arc::clone(&state));
@@ -76,12 +80,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         config: conveyor_kafka::KafkaConfig::default(),
     });
     let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
+    let amqp_context = Arc::new(conveyor_amqp::Context::new(
+        Arc::clone(&broker),
+        conveyor_amqp::AmqpConfig::default(),
+    ));
+    let amqp_task = tokio::spawn(conveyor_amqp::serve(amqp, amqp_context, shutdown_rx.clone()));
     // Session timeouts and delayed rebalances of consumer groups.
     tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
 
     // Every listener is bound: report readiness.
     state.set_ready(true);
-    announce(&settings, http_addr, kafka_addr);
+    announce(&settings, http_addr, kafka_addr, amqp_addr);
 
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -99,8 +108,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         warn!("in-flight HTTP requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
         http_task.abort();
     }
-    // The Kafka listener bounds its own drain.
+    // The Kafka and AMQP listeners bound their own drains.
     let _ = kafka_task.await;
+    let _ = amqp_task.await;
     tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("closing the broker")?
@@ -110,13 +120,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// One line on stdout that people and test harnesses can read.
-fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr) {
-    info!(%http_addr, %kafka_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr, amqp_addr: SocketAddr) {
+    info!(%http_addr, %kafka_addr, %amqp_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
     println!(
-        "conveyor {} ready: http {} kafka {} (GET /health), data in {}",
+        "conveyor {} ready: http {} kafka {} amqp {} (GET /health), data in {}",
         env!("CARGO_PKG_VERSION"),
         http_addr,
         kafka_addr,
+        amqp_addr,
         settings.broker.data_dir.display()
     );
 }

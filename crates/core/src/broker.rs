@@ -13,15 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use conveyor_log::clock::{Clock, system_clock};
-use conveyor_log::{Log, LogConfig};
+use conveyor_log::{Durability, Log, LogConfig};
 use parking_lot::RwLock;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, Event};
+use crate::catalog::{Catalog, Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::producer::Partition;
+use crate::queue::{DeclaredQueue, Queue, QueueConfig};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
@@ -64,6 +65,7 @@ pub struct Broker {
     groups: Arc<GroupCoordinator>,
     /// (next id to hand out, first id not reserved yet).
     producer_ids: parking_lot::Mutex<(i64, i64)>,
+    queues: RwLock<BTreeMap<String, Arc<DeclaredQueue>>>,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -96,6 +98,7 @@ impl Broker {
             topics.insert(record.name.clone(), Arc::new(topic));
         }
         remove_orphans(&topics_dir, &topics.values().map(|topic| topic.id.to_string()).collect());
+        let queues = open_queues(data_dir, &catalog, &config, &clock)?;
         // Start above everything reserved before: ids handed out before a crash are never reused.
         let reserved = catalog.state().producer_ids_reserved;
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
@@ -108,6 +111,7 @@ impl Broker {
             cluster_id,
             groups,
             producer_ids: parking_lot::Mutex::new((reserved, reserved)),
+            queues: RwLock::new(queues),
         })
     }
 
@@ -332,6 +336,100 @@ impl Broker {
         Ok(config)
     }
 
+    pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<DeclaredQueue>> {
+        self.queues.read().values().cloned().collect()
+    }
+
+    /// Declares a queue: creates it, or returns the existing one if it was
+    /// declared the same way (`false` then). Durable queues are recorded in
+    /// the catalog (durable when this returns) and reopened after a restart;
+    /// transient ones are not, and their data is removed on the next start.
+    pub async fn declare_queue(&self, name: &str, definition: QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
+        let mut catalog = self.catalog.lock().await;
+        if let Some(existing) = self.queue(name) {
+            if existing.definition != definition {
+                let reason = if existing.definition.durable != definition.durable {
+                    format!("durable is {}, not {}", existing.definition.durable, definition.durable)
+                } else if existing.definition.auto_delete != definition.auto_delete {
+                    format!("auto_delete is {}, not {}", existing.definition.auto_delete, definition.auto_delete)
+                } else {
+                    format!("arguments are {:?}, not {:?}", existing.definition.arguments, definition.arguments)
+                };
+                return Err(CoreError::QueueMismatch {
+                    name: name.to_owned(),
+                    reason,
+                });
+            }
+            return Ok((existing, false));
+        }
+        let id = Uuid::new_v4();
+        let dir = queue_dir(&self.config.data_dir, id, definition.durable);
+        let config = queue_config(&self.config, &definition);
+        let queue = {
+            let (dir, clock) = (dir.clone(), Arc::clone(&self.clock));
+            blocking(move || Queue::open(dir, config, clock).map_err(CoreError::from)).await?
+        };
+        if definition.durable {
+            let event = Event::QueueDeclared {
+                id,
+                name: name.to_owned(),
+                definition: definition.clone(),
+                created_ms: self.clock.now_ms(),
+            };
+            if let Err(error) = catalog.append(event, self.clock.now_ms()).await {
+                let _ = blocking(move || {
+                    let _ = queue.close();
+                    fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+                })
+                .await;
+                return Err(error);
+            }
+        }
+        let declared = Arc::new(DeclaredQueue::new(id, name.to_owned(), definition, queue));
+        self.queues.write().insert(name.to_owned(), Arc::clone(&declared));
+        info!(queue = name, durable = declared.definition.durable, %id, "queue declared");
+        Ok((declared, true))
+    }
+
+    /// Deletes a queue and its messages (with `if_empty`, only when nothing
+    /// is available or held). Returns how many messages it held.
+    pub async fn delete_queue(&self, name: &str, if_empty: bool) -> Result<u64> {
+        let mut catalog = self.catalog.lock().await;
+        let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
+        let held = declared.queue.available_count() + declared.queue.acquired_count() as u64;
+        if if_empty && held > 0 {
+            return Err(CoreError::QueueInUse {
+                name: name.to_owned(),
+                reason: format!("holds {held} messages"),
+            });
+        }
+        if declared.definition.durable {
+            catalog
+                .append(
+                    Event::QueueDeleted {
+                        id: declared.id,
+                        name: name.to_owned(),
+                    },
+                    self.clock.now_ms(),
+                )
+                .await?;
+        }
+        self.queues.write().remove(name);
+        declared.notify_available();
+        let dir = declared.queue.dir().to_owned();
+        blocking(move || {
+            let _ = declared.queue.close();
+            fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+        })
+        .await?;
+        info!(queue = name, "queue deleted");
+        Ok(held)
+    }
+
     /// A producer id never handed out before (Kafka's InitProducerId).
     /// Reserves a block in the catalog when the current one is used up.
     pub async fn allocate_producer_id(&self) -> Result<i64> {
@@ -370,6 +468,12 @@ impl Broker {
                 }
             }
         }
+        for declared in self.queues() {
+            if let Err(error) = declared.queue.close() {
+                warn!(queue = declared.name, %error, "closing a queue failed");
+                first_error.get_or_insert(CoreError::from(error));
+            }
+        }
         self.groups.shutdown();
         if let Err(error) = self.groups.offsets().close() {
             warn!(%error, "closing the consumer offsets log failed");
@@ -403,6 +507,57 @@ fn open_partitions(
             Partition::new(log)
         })
         .collect()
+}
+
+/// Durable queues live under `queues/`, transient ones under
+/// `queues-transient/`, which every start empties.
+fn queue_dir(data_dir: &Path, id: Uuid, durable: bool) -> PathBuf {
+    data_dir
+        .join(if durable { "queues" } else { "queues-transient" })
+        .join(id.to_string())
+}
+
+/// A queue's settings: the broker's log defaults (without retention: a
+/// queue keeps a message until it is settled); transient queues never fsync.
+fn queue_config(config: &BrokerConfig, definition: &QueueDefinition) -> QueueConfig {
+    let mut queue = QueueConfig::default();
+    queue.log.durability = if definition.durable {
+        config.topic_defaults.log.durability
+    } else {
+        Durability::Never
+    };
+    queue
+}
+
+/// Reopens every durable queue the catalog holds; removes transient queues
+/// and the data of deleted ones. Blocking.
+fn open_queues(
+    data_dir: &Path,
+    catalog: &Catalog,
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+) -> Result<BTreeMap<String, Arc<DeclaredQueue>>> {
+    let transient = data_dir.join("queues-transient");
+    if transient.exists() {
+        fs::remove_dir_all(&transient).map_err(|error| CoreError::io(&transient, error))?;
+    }
+    let queues_dir = data_dir.join("queues");
+    fs::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
+    let mut queues = BTreeMap::new();
+    for record in catalog.state().queues.values() {
+        let queue = Queue::open(
+            queue_dir(data_dir, record.id, true),
+            queue_config(config, &record.definition),
+            Arc::clone(clock),
+        )?;
+        let declared = DeclaredQueue::new(record.id, record.name.clone(), record.definition.clone(), queue);
+        queues.insert(record.name.clone(), Arc::new(declared));
+    }
+    remove_orphans(
+        &queues_dir,
+        &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),
+    );
+    Ok(queues)
 }
 
 /// Reads the cluster id, or creates one (a UUID in Kafka's 22-character
@@ -470,8 +625,8 @@ fn remove_orphans(topics_dir: &Path, known: &HashSet<String>) {
         if !known.contains(&name) {
             let path = entry.path();
             match fs::remove_dir_all(&path) {
-                Ok(()) => info!(dir = %path.display(), "removed the data of a deleted topic"),
-                Err(error) => warn!(dir = %path.display(), %error, "could not remove the data of a deleted topic"),
+                Ok(()) => info!(dir = %path.display(), "removed the data of a deleted topic or queue"),
+                Err(error) => warn!(dir = %path.display(), %error, "could not remove the data of a deleted topic or queue"),
             }
         }
     }

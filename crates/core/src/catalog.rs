@@ -1,4 +1,4 @@
-//! The metadata catalog: every change to what exists (topics now; queues,
+//! The metadata catalog: every change to what exists (topics and queues now;
 //! exchanges and bindings later) is an event appended to a log of its own,
 //! and the catalog's state is the replay of those events on top of the latest
 //! snapshot. Knows events and their replay; nothing about partitions' data.
@@ -53,6 +53,37 @@ pub enum Event {
     ProducerIdsReserved {
         up_to: i64,
     },
+    /// A durable queue (transient queues are never recorded: they do not
+    /// survive a restart).
+    QueueDeclared {
+        id: Uuid,
+        name: String,
+        definition: QueueDefinition,
+        created_ms: i64,
+    },
+    QueueDeleted {
+        id: Uuid,
+        name: String,
+    },
+}
+
+/// How a queue was declared: its flags and arguments (AMQP's `x-…`
+/// arguments, SQS attributes), kept as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDefinition {
+    pub durable: bool,
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub arguments: BTreeMap<String, String>,
+}
+
+/// A durable queue as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub definition: QueueDefinition,
+    pub created_ms: i64,
 }
 
 /// A topic as the catalog records it.
@@ -72,6 +103,8 @@ pub struct CatalogState {
     /// Every producer id below this has been reserved.
     #[serde(default)]
     pub producer_ids_reserved: i64,
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueRecord>,
 }
 
 impl CatalogState {
@@ -114,6 +147,27 @@ impl CatalogState {
             }
             Event::ProducerIdsReserved { up_to } => {
                 self.producer_ids_reserved = self.producer_ids_reserved.max(*up_to);
+            }
+            Event::QueueDeclared {
+                id,
+                name,
+                definition,
+                created_ms,
+            } => {
+                self.queues.insert(
+                    name.clone(),
+                    QueueRecord {
+                        id: *id,
+                        name: name.clone(),
+                        definition: definition.clone(),
+                        created_ms: *created_ms,
+                    },
+                );
+            }
+            Event::QueueDeleted { id, name } => {
+                if self.queues.get(name).is_some_and(|queue| queue.id == *id) {
+                    self.queues.remove(name);
+                }
             }
         }
     }

@@ -44,6 +44,14 @@ pub enum CoreError {
     DuplicateSequence,
     #[error("transactions are not supported yet")]
     TransactionsUnsupported,
+    #[error("no queue {0:?}")]
+    UnknownQueue(String),
+    #[error("queue {name:?} exists with different settings: {reason}")]
+    QueueMismatch { name: String, reason: String },
+    #[error("queue {name:?} {reason}")]
+    QueueInUse { name: String, reason: String },
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
 }
 
 impl CoreError {

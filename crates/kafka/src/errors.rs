@@ -21,6 +21,10 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Clients treat it as success: the original append is in progress.
         CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
         CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
+        // Queues are not reachable through the Kafka API.
+        CoreError::UnknownQueue(_) | CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } | CoreError::Queue(_) => {
+            ResponseError::UnknownServerError
+        }
     }
 }
 

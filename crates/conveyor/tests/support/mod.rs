@@ -23,6 +23,7 @@ pub struct Server {
     child: Child,
     pub http_addr: SocketAddr,
     pub kafka_addr: SocketAddr,
+    pub amqp_addr: SocketAddr,
     pub data_dir: PathBuf,
     stderr: mpsc::Receiver<String>,
 }
@@ -59,12 +60,16 @@ impl Server {
         });
         let stderr = forward_lines(stderr);
         let deadline = Instant::now() + START_TIMEOUT;
-        let (http_addr, kafka_addr) = loop {
+        let (http_addr, kafka_addr, amqp_addr) = loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match ready_rx.recv_timeout(remaining) {
                 Ok(line) => {
-                    if let (Some(http), Some(kafka)) = (address_after(&line, " http "), address_after(&line, " kafka ")) {
-                        break (http, kafka);
+                    if let (Some(http), Some(kafka), Some(amqp)) = (
+                        address_after(&line, " http "),
+                        address_after(&line, " kafka "),
+                        address_after(&line, " amqp "),
+                    ) {
+                        break (http, kafka, amqp);
                     }
                 }
                 Err(_) => {
@@ -82,6 +87,7 @@ impl Server {
             child,
             http_addr,
             kafka_addr,
+            amqp_addr,
             data_dir: data_dir.to_owned(),
             stderr,
         }
@@ -228,7 +234,7 @@ pub struct ScriptOutput {
 
 /// Runs `tests/interop/<script>` (Python or Node.js, by extension) against
 /// `server` and asserts it exits 0 within [`SCRIPT_TIMEOUT`]. The script gets
-/// the broker's addresses in `CONVEYOR_KAFKA`, `CONVEYOR_HTTP`.
+/// the broker's addresses in `CONVEYOR_KAFKA`, `CONVEYOR_AMQP` (an amqp:// URL), `CONVEYOR_HTTP`.
 pub fn run_script(server: &Server, script: &str, args: &[&str]) -> ScriptOutput {
     let path = repo_root().join("tests/interop").join(script);
     let mut command = if script.ends_with(".py") {
@@ -242,6 +248,7 @@ pub fn run_script(server: &Server, script: &str, args: &[&str]) -> ScriptOutput 
         .arg(&path)
         .args(args)
         .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
+        .env("CONVEYOR_AMQP", format!("amqp://{}", server.amqp_addr))
         .env("CONVEYOR_HTTP", server.http_addr.to_string())
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
         .env("PYTHONUNBUFFERED", "1")
@@ -299,6 +306,7 @@ pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
         .arg(&path)
         .args(args)
         .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
+        .env("CONVEYOR_AMQP", format!("amqp://{}", server.amqp_addr))
         .env("CONVEYOR_HTTP", server.http_addr.to_string())
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
         .env("PYTHONUNBUFFERED", "1")

@@ -5,6 +5,7 @@
 //! state machine, `journal.rs` its durability, `queue.rs` the two logs
 //! together. No wire protocol and no broker wiring here.
 
+mod declared;
 mod journal;
 #[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
 mod queue;
@@ -12,6 +13,7 @@ mod share_cursor;
 
 use std::path::PathBuf;
 
+pub use declared::DeclaredQueue;
 pub use queue::{Deliveries, Delivery, Durable, Queue, QueueConfig};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, JournalEvent, ShareCursor, ShareCursorConfig,

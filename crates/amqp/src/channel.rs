@@ -1,0 +1,748 @@
+//! One AMQP channel: content reassembly for publishes, publisher confirms,
+//! consumers with their prefetch windows, deliveries and their acks. The
+//! queue's own delivery state is the core's; a channel only remembers which
+//! delivery tag stands for which (queue, consumer, offset).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, queue};
+use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
+use bytes::Bytes;
+use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable};
+use conveyor_log::Appending;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, warn};
+
+use crate::Context;
+use crate::frame;
+use crate::message::Message;
+use crate::reply::{self, Exception, short};
+
+/// AMQP has no visibility timeout: a delivery is held until acked or the
+/// channel closes. This bounds how long a consumer that never acks can hold
+/// one (RabbitMQ's `consumer_timeout` default is 30 minutes).
+const DELIVERY_LOCK_MS: i64 = 30 * 60 * 1000;
+/// Messages acquired per round when the window allows more.
+const ACQUIRE_BATCH: usize = 256;
+/// Frames to the client wait in this many slots before senders slow down.
+pub const OUTBOX_FRAMES: usize = 1024;
+
+/// Frames on their way to the connection's writer.
+pub type Outbox = mpsc::Sender<Bytes>;
+
+/// State a channel shares with its consumers' delivery tasks.
+#[derive(Debug)]
+struct Shared {
+    id: u16,
+    out: Outbox,
+    frame_max: usize,
+    next_tag: AtomicU64,
+    unacked: Mutex<BTreeMap<u64, Unacked>>,
+    /// Woken when an ack, nack or reject frees room in a prefetch window.
+    room: Notify,
+}
+
+#[derive(Debug)]
+struct Unacked {
+    queue: Arc<DeclaredQueue>,
+    consumer: ConsumerId,
+    offset: u64,
+    /// The consumer whose window the delivery counts in (none for basic.get).
+    window: Option<Arc<Window>>,
+}
+
+/// A consumer's prefetch window and cancellation flag.
+#[derive(Debug)]
+struct Window {
+    in_flight: AtomicUsize,
+    cancelled: AtomicBool,
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct Consumer {
+    queue: Arc<DeclaredQueue>,
+    id: ConsumerId,
+    window: Arc<Window>,
+}
+
+/// A publish waiting for its content header and body.
+#[derive(Debug)]
+struct Publishing {
+    exchange: String,
+    routing_key: String,
+    mandatory: bool,
+    properties: Option<BasicProperties>,
+    body_size: u64,
+    body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    shared: Arc<Shared>,
+    publishing: Option<Publishing>,
+    /// Publisher confirms: the next sequence number and the task that sends
+    /// confirms in order as appends become durable.
+    confirms: Option<(u64, mpsc::UnboundedSender<(u64, Confirm)>)>,
+    consumers: HashMap<String, Consumer>,
+    prefetch_count: usize,
+    next_consumer_tag: u64,
+    /// After a channel exception: frames are ignored until close-ok.
+    pub closing: bool,
+    /// Journal appends of acks not yet known durable. Every synchronous
+    /// method waits for them first, so a client that acks and then makes
+    /// any round trip on the channel knows its acks survive a crash.
+    /// One per queue: a queue's journal appends complete in order, so the
+    /// latest stands for every earlier one.
+    pending_acks: HashMap<uuid::Uuid, Durable>,
+}
+
+/// What a publisher confirm waits for.
+#[derive(Debug)]
+enum Confirm {
+    Durable(Appending),
+    /// Unroutable or dropped: confirmed at once, as RabbitMQ does.
+    Now,
+}
+
+impl Channel {
+    pub fn new(id: u16, out: Outbox, frame_max: usize) -> Channel {
+        Channel {
+            shared: Arc::new(Shared {
+                id,
+                out,
+                frame_max,
+                next_tag: AtomicU64::new(1),
+                unacked: Mutex::new(BTreeMap::new()),
+                room: Notify::new(),
+            }),
+            publishing: None,
+            confirms: None,
+            consumers: HashMap::new(),
+            prefetch_count: 0,
+            next_consumer_tag: 1,
+            closing: false,
+            pending_acks: HashMap::new(),
+        }
+    }
+
+    fn id(&self) -> u16 {
+        self.shared.id
+    }
+
+    async fn send(&self, frames: &[AMQPFrame]) {
+        let _ = self.shared.out.send(frame::encode(frames)).await;
+    }
+
+    async fn reply(&self, method: AMQPClass) {
+        self.send(&[AMQPFrame::Method(self.id(), method)]).await;
+    }
+
+    /// Handles one method on this channel. An `Err` is a channel exception
+    /// (the caller closes the channel); connection-level errors are the
+    /// caller's to detect.
+    pub async fn method(&mut self, context: &Context, connection_id: u64, method: AMQPClass) -> Result<(), Exception> {
+        if self.publishing.is_some() {
+            return Err(Exception::new(reply::UNEXPECTED_FRAME, "expected content header or body").on(&method));
+        }
+        let on = method.clone();
+        let fail = |exception: Exception| exception.on(&on);
+        let asynchronous = matches!(
+            method,
+            AMQPClass::Basic(
+                basic::AMQPMethod::Publish(_)
+                    | basic::AMQPMethod::Ack(_)
+                    | basic::AMQPMethod::Nack(_)
+                    | basic::AMQPMethod::Reject(_)
+                    | basic::AMQPMethod::RecoverAsync(_)
+            )
+        );
+        if !asynchronous {
+            for (_, durable) in self.pending_acks.drain() {
+                if let Err(error) = durable.await {
+                    warn!(%error, "an acknowledgement could not be stored");
+                }
+            }
+        }
+        match method {
+            AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => {
+                self.reply(AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk {
+                    active: flow.active,
+                })))
+                .await;
+            }
+            AMQPClass::Queue(queue::AMQPMethod::Declare(declare)) => {
+                self.declare_queue(context, connection_id, declare).await.map_err(fail)?;
+            }
+            AMQPClass::Queue(queue::AMQPMethod::Delete(delete)) => {
+                check_access(context, connection_id, delete.queue.as_str()).map_err(fail)?;
+                let count = context
+                    .broker
+                    .delete_queue(delete.queue.as_str(), delete.if_empty)
+                    .await
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                context.exclusive_owners.lock().remove(delete.queue.as_str());
+                if !delete.nowait {
+                    self.reply(AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                        message_count: count.min(u64::from(u32::MAX)) as LongUInt,
+                    })))
+                    .await;
+                }
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Qos(qos)) => {
+                self.prefetch_count = usize::from(qos.prefetch_count);
+                self.reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))).await;
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
+                if !publish.exchange.as_str().is_empty() {
+                    return Err(fail(Exception::new(
+                        reply::NOT_FOUND,
+                        format!("no exchange '{}' in vhost '/'", publish.exchange.as_str()),
+                    )));
+                }
+                self.publishing = Some(Publishing {
+                    exchange: publish.exchange.to_string(),
+                    routing_key: publish.routing_key.to_string(),
+                    mandatory: publish.mandatory,
+                    properties: None,
+                    body_size: 0,
+                    body: Vec::new(),
+                });
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Consume(consume)) => {
+                self.consume(context, connection_id, consume).await.map_err(fail)?;
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)) => {
+                if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str()) {
+                    consumer.window.cancelled.store(true, Ordering::SeqCst);
+                    consumer.window.wake.notify_one();
+                }
+                if !cancel.nowait {
+                    self.reply(AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
+                        consumer_tag: cancel.consumer_tag,
+                    })))
+                    .await;
+                }
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Get(get)) => {
+                self.get(context, connection_id, get).await.map_err(fail)?;
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Ack(ack)) => {
+                for unacked in self.take_unacked(ack.delivery_tag, ack.multiple).map_err(fail)? {
+                    match unacked.queue.queue.ack(unacked.consumer, unacked.offset) {
+                        Ok(durable) => {
+                            self.pending_acks.insert(unacked.queue.id, durable);
+                        }
+                        Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
+                    }
+                }
+                self.shared.room.notify_waiters();
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Nack(nack)) => {
+                let unacked = self.take_unacked(nack.delivery_tag, nack.multiple).map_err(fail)?;
+                settle_refused(unacked, nack.requeue);
+                self.shared.room.notify_waiters();
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Reject(reject)) => {
+                let unacked = self.take_unacked(reject.delivery_tag, false).map_err(fail)?;
+                settle_refused(unacked, reject.requeue);
+                self.shared.room.notify_waiters();
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Recover(_)) => {
+                self.release_unacked();
+                self.reply(AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})))
+                    .await;
+            }
+            AMQPClass::Basic(basic::AMQPMethod::RecoverAsync(_)) => self.release_unacked(),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => {
+                if self.confirms.is_none() {
+                    let (sender, receiver) = mpsc::unbounded_channel();
+                    tokio::spawn(send_confirms(Arc::clone(&self.shared), receiver));
+                    self.confirms = Some((1, sender));
+                }
+                if !select.nowait {
+                    self.reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})))
+                        .await;
+                }
+            }
+            other => {
+                return Err(fail(Exception::new(
+                    reply::NOT_IMPLEMENTED,
+                    format!("{other:?} is not implemented yet").chars().take(120).collect::<String>(),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A content header: the publish's properties and body size.
+    pub async fn content_header(&mut self, context: &Context, header: AMQPContentHeader) -> Result<(), Exception> {
+        let Some(publishing) = self.publishing.as_mut().filter(|publishing| publishing.properties.is_none()) else {
+            return Err(Exception::new(reply::UNEXPECTED_FRAME, "content header without a publish"));
+        };
+        if header.body_size > context.config.message_bytes_max {
+            self.publishing = None;
+            return Err(Exception::new(
+                reply::PRECONDITION_FAILED,
+                format!(
+                    "message size {} is larger than the configured maximum {}",
+                    header.body_size, context.config.message_bytes_max
+                ),
+            ));
+        }
+        publishing.properties = Some(header.properties);
+        publishing.body_size = header.body_size;
+        if header.body_size == 0 {
+            self.finish_publish(context).await;
+        }
+        Ok(())
+    }
+
+    /// A body frame of the publish in progress.
+    pub async fn content_body(&mut self, context: &Context, body: Vec<u8>) -> Result<(), Exception> {
+        let Some(publishing) = self.publishing.as_mut().filter(|publishing| publishing.properties.is_some()) else {
+            return Err(Exception::new(reply::UNEXPECTED_FRAME, "content body without a content header"));
+        };
+        if publishing.body.len() as u64 + body.len() as u64 > publishing.body_size {
+            return Err(Exception::new(reply::FRAME_ERROR, "content body larger than the header said"));
+        }
+        if publishing.body.is_empty() {
+            publishing.body = body;
+        } else {
+            publishing.body.extend_from_slice(&body);
+        }
+        if publishing.body.len() as u64 == publishing.body_size {
+            self.finish_publish(context).await;
+        }
+        Ok(())
+    }
+
+    async fn finish_publish(&mut self, context: &Context) {
+        let Some(publishing) = self.publishing.take() else { return };
+        let message = Message {
+            exchange: publishing.exchange,
+            routing_key: publishing.routing_key,
+            properties: publishing.properties.unwrap_or_default(),
+            body: publishing.body,
+        };
+        let confirm = match context.broker.queue(&message.routing_key) {
+            Some(target) => Confirm::Durable(target.queue.publish(vec![message.clone().into_record()])),
+            None => {
+                if publishing.mandatory {
+                    let method = basic::AMQPMethod::Return(basic::Return {
+                        reply_code: reply::NO_ROUTE,
+                        reply_text: short("NO_ROUTE"),
+                        exchange: short(message.exchange.clone()),
+                        routing_key: short(message.routing_key.clone()),
+                    });
+                    self.send(&content_frames(&self.shared, method, &message)).await;
+                }
+                Confirm::Now
+            }
+        };
+        if let Some((next, sender)) = self.confirms.as_mut() {
+            let _ = sender.send((*next, confirm));
+            *next += 1;
+        }
+    }
+
+    async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
+        let mut name = declare.queue.to_string();
+        if declare.passive {
+            let declared = context
+                .broker
+                .queue(&name)
+                .ok_or_else(|| Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'")))?;
+            check_access(context, connection_id, &name)?;
+            return self.declare_ok(&declared, declare.nowait).await;
+        }
+        if name.is_empty() {
+            name = format!("amq.gen-{}", uuid::Uuid::new_v4().simple());
+        } else if name.starts_with("amq.") {
+            return Err(Exception::new(
+                reply::ACCESS_REFUSED,
+                format!("queue name '{name}' contains reserved prefix 'amq.*'"),
+            ));
+        }
+        check_access(context, connection_id, &name)?;
+        let definition = QueueDefinition {
+            durable: declare.durable,
+            auto_delete: declare.auto_delete,
+            arguments: arguments(&declare.arguments),
+        };
+        let (declared, _created) = context
+            .broker
+            .declare_queue(&name, definition)
+            .await
+            .map_err(|error| reply::core_exception(&error))?;
+        if declare.exclusive {
+            context.exclusive_owners.lock().entry(name).or_insert(connection_id);
+        }
+        self.declare_ok(&declared, declare.nowait).await
+    }
+
+    async fn declare_ok(&self, declared: &DeclaredQueue, nowait: bool) -> Result<(), Exception> {
+        if !nowait {
+            self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                queue: short(declared.name.clone()),
+                message_count: declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt,
+                consumer_count: 0,
+            })))
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn consume(&mut self, context: &Context, connection_id: u64, consume: basic::Consume) -> Result<(), Exception> {
+        let name = consume.queue.to_string();
+        let declared = context
+            .broker
+            .queue(&name)
+            .ok_or_else(|| Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'")))?;
+        check_access(context, connection_id, &name)?;
+        let tag = if consume.consumer_tag.as_str().is_empty() {
+            let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
+            self.next_consumer_tag += 1;
+            tag
+        } else {
+            consume.consumer_tag.to_string()
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        if !consume.nowait {
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: short(tag.clone()),
+            })))
+            .await;
+        }
+        let consumer = Consumer {
+            id: declared.new_consumer(),
+            queue: declared,
+            window: Arc::new(Window {
+                in_flight: AtomicUsize::new(0),
+                cancelled: AtomicBool::new(false),
+                wake: Notify::new(),
+            }),
+        };
+        tokio::spawn(deliver(
+            Arc::clone(&self.shared),
+            Arc::clone(&consumer.queue),
+            consumer.id,
+            Arc::clone(&consumer.window),
+            tag.clone(),
+            self.prefetch_count,
+            consume.no_ack,
+        ));
+        self.consumers.insert(tag, consumer);
+        Ok(())
+    }
+
+    async fn get(&mut self, context: &Context, connection_id: u64, get: basic::Get) -> Result<(), Exception> {
+        let name = get.queue.to_string();
+        let declared = context
+            .broker
+            .queue(&name)
+            .ok_or_else(|| Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'")))?;
+        check_access(context, connection_id, &name)?;
+        let consumer = declared.new_consumer();
+        let acquiring = Arc::clone(&declared);
+        let deliveries = tokio::task::spawn_blocking(move || acquiring.queue.acquire(consumer, 1, DELIVERY_LOCK_MS))
+            .await
+            .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
+            .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
+        let Some(delivery) = deliveries.messages.into_iter().next() else {
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))).await;
+            return Ok(());
+        };
+        let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
+        if get.no_ack {
+            let _ = declared.queue.ack(consumer, delivery.offset);
+        } else {
+            self.shared.unacked.lock().insert(
+                tag,
+                Unacked {
+                    queue: Arc::clone(&declared),
+                    consumer,
+                    offset: delivery.offset,
+                    window: None,
+                },
+            );
+        }
+        let redelivered = delivery.redelivered();
+        let message = Message::from_record(delivery.record);
+        let remaining = declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt;
+        let method = basic::AMQPMethod::GetOk(basic::GetOk {
+            delivery_tag: tag,
+            redelivered,
+            exchange: short(message.exchange.clone()),
+            routing_key: short(message.routing_key.clone()),
+            message_count: remaining,
+        });
+        self.send(&content_frames(&self.shared, method, &message)).await;
+        Ok(())
+    }
+
+    /// Removes the deliveries an ack, nack or reject names.
+    fn take_unacked(&self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, Exception> {
+        let mut unacked = self.shared.unacked.lock();
+        let taken: Vec<Unacked> = if multiple {
+            // Tag 0 with `multiple` means everything outstanding.
+            let up_to = if tag == 0 { u64::MAX } else { tag };
+            let tags: Vec<u64> = unacked.range(..=up_to).map(|(tag, _)| *tag).collect();
+            tags.into_iter().filter_map(|tag| unacked.remove(&tag)).collect()
+        } else {
+            match unacked.remove(&tag) {
+                Some(one) => vec![one],
+                None => return Err(Exception::new(reply::PRECONDITION_FAILED, format!("unknown delivery tag {tag}"))),
+            }
+        };
+        for one in &taken {
+            if let Some(window) = &one.window {
+                window.in_flight.fetch_sub(1, Ordering::SeqCst);
+                window.wake.notify_one();
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Gives every unacknowledged delivery back to its queue (redelivered
+    /// next time): basic.recover, channel close, connection loss.
+    fn release_unacked(&self) {
+        let unacked = std::mem::take(&mut *self.shared.unacked.lock());
+        for one in unacked.values() {
+            if let Some(window) = &one.window {
+                window.in_flight.fetch_sub(1, Ordering::SeqCst);
+                window.wake.notify_one();
+            }
+        }
+        settle_refused(unacked.into_values().collect(), true);
+    }
+
+    /// Ends the channel: consumers stop, unacked deliveries go back to their queues.
+    pub fn close(&mut self) {
+        self.release_unacked();
+        for (_, consumer) in self.consumers.drain() {
+            consumer.window.cancelled.store(true, Ordering::SeqCst);
+            consumer.window.wake.notify_one();
+            // Whatever the delivery task acquired but had not sent yet.
+            consumer.queue.queue.release_all(consumer.id);
+            consumer.queue.notify_available();
+        }
+        self.confirms = None;
+        self.publishing = None;
+    }
+}
+
+/// Nack/reject: back to the queue (`requeue`) or settled for good. Dead-lettering comes with exchanges.
+fn settle_refused(unacked: Vec<Unacked>, requeue: bool) {
+    for one in unacked {
+        let result = if requeue {
+            one.queue.queue.release(one.consumer, one.offset, 0).map(|_| ())
+        } else {
+            one.queue.queue.reject(one.consumer, one.offset).map(|_| ())
+        };
+        if let Err(error) = result {
+            debug!(%error, "settling a delivery the queue no longer holds for this consumer");
+        }
+        one.queue.notify_available();
+    }
+}
+
+/// Exclusive queues belong to the connection that declared them.
+fn check_access(context: &Context, connection_id: u64, name: &str) -> Result<(), Exception> {
+    match context.exclusive_owners.lock().get(name) {
+        Some(owner) if *owner != connection_id => Err(Exception::new(
+            reply::RESOURCE_LOCKED,
+            format!("cannot obtain exclusive access to locked queue '{name}' in vhost '/'"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Queue arguments kept as text, so a redeclaration compares them.
+fn arguments(table: &FieldTable) -> BTreeMap<String, String> {
+    table
+        .inner()
+        .iter()
+        .map(|(key, value)| (key.to_string(), argument_text(value)))
+        .collect()
+}
+
+fn argument_text(value: &AMQPValue) -> String {
+    match value {
+        AMQPValue::LongString(text) => String::from_utf8_lossy(text.as_bytes()).into_owned(),
+        AMQPValue::ShortString(text) => text.to_string(),
+        AMQPValue::Boolean(value) => value.to_string(),
+        AMQPValue::ShortShortInt(value) => value.to_string(),
+        AMQPValue::ShortShortUInt(value) => value.to_string(),
+        AMQPValue::ShortInt(value) => value.to_string(),
+        AMQPValue::ShortUInt(value) => value.to_string(),
+        AMQPValue::LongInt(value) => value.to_string(),
+        AMQPValue::LongUInt(value) => value.to_string(),
+        AMQPValue::LongLongInt(value) => value.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A method that carries content, its content header and its body frames
+/// (at most `frame_max` bytes each, 8 of them framing), sent as one piece so
+/// that nothing else on the channel comes between them.
+fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message) -> Vec<AMQPFrame> {
+    let mut frames = vec![
+        AMQPFrame::Method(shared.id, AMQPClass::Basic(method)),
+        AMQPFrame::Header(
+            shared.id,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: message.body.len() as u64,
+                properties: message.properties.clone(),
+            },
+        ),
+    ];
+    let chunk = shared.frame_max.saturating_sub(8).max(1);
+    frames.extend(message.body.chunks(chunk).map(|piece| AMQPFrame::Body(shared.id, piece.to_vec())));
+    frames
+}
+
+/// Sends confirms in publish order as each append becomes durable.
+async fn send_confirms(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<(u64, Confirm)>) {
+    while let Some((sequence, confirm)) = pending.recv().await {
+        let durable = match confirm {
+            Confirm::Now => true,
+            Confirm::Durable(appending) => match appending.await {
+                Ok(_) => true,
+                Err(error) => {
+                    warn!(%error, "a published message could not be stored");
+                    false
+                }
+            },
+        };
+        let method = if durable {
+            basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: sequence,
+                multiple: false,
+            })
+        } else {
+            basic::AMQPMethod::Nack(basic::Nack {
+                delivery_tag: sequence,
+                multiple: false,
+                requeue: false,
+            })
+        };
+        if shared
+            .out
+            .send(frame::encode(&[AMQPFrame::Method(shared.id, AMQPClass::Basic(method))]))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A consumer's delivery loop: acquires what its prefetch window allows and
+/// sends it; parks until messages arrive, room frees up or it is cancelled.
+async fn deliver(
+    shared: Arc<Shared>,
+    declared: Arc<DeclaredQueue>,
+    consumer: ConsumerId,
+    window: Arc<Window>,
+    tag: String,
+    prefetch: usize,
+    no_ack: bool,
+) {
+    let mut high_watermark = declared.queue.subscribe();
+    loop {
+        // Interest first, then the check: nothing that happens in between is missed.
+        let available = declared.available();
+        tokio::pin!(available);
+        available.as_mut().enable();
+        let woken = window.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        high_watermark.borrow_and_update();
+        if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
+            return;
+        }
+        let in_flight = window.in_flight.load(Ordering::SeqCst);
+        let room = if no_ack || prefetch == 0 {
+            ACQUIRE_BATCH
+        } else {
+            prefetch.saturating_sub(in_flight).min(ACQUIRE_BATCH)
+        };
+        if room > 0 {
+            let acquiring = Arc::clone(&declared);
+            let acquired = tokio::task::spawn_blocking(move || acquiring.queue.acquire(consumer, room, DELIVERY_LOCK_MS)).await;
+            let deliveries = match acquired {
+                Ok(Ok(deliveries)) => deliveries,
+                Ok(Err(error)) => {
+                    warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
+                    return;
+                }
+                Err(_) => return,
+            };
+            if !deliveries.messages.is_empty() {
+                if window.cancelled.load(Ordering::SeqCst) {
+                    declared.queue.release_all(consumer);
+                    declared.notify_available();
+                    return;
+                }
+                for delivery in deliveries.messages {
+                    send_delivery(&shared, &declared, consumer, &window, &tag, no_ack, delivery).await;
+                }
+                continue;
+            }
+        }
+        tokio::select! {
+            () = &mut available => {}
+            () = &mut woken => {}
+            changed = high_watermark.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn send_delivery(
+    shared: &Shared,
+    declared: &Arc<DeclaredQueue>,
+    consumer: ConsumerId,
+    window: &Arc<Window>,
+    tag: &str,
+    no_ack: bool,
+    delivery: Delivery,
+) {
+    let delivery_tag = shared.next_tag.fetch_add(1, Ordering::Relaxed);
+    if no_ack {
+        let _ = declared.queue.ack(consumer, delivery.offset);
+    } else {
+        window.in_flight.fetch_add(1, Ordering::SeqCst);
+        shared.unacked.lock().insert(
+            delivery_tag,
+            Unacked {
+                queue: Arc::clone(declared),
+                consumer,
+                offset: delivery.offset,
+                window: Some(Arc::clone(window)),
+            },
+        );
+    }
+    let redelivered = delivery.redelivered();
+    let message = Message::from_record(delivery.record);
+    let method = basic::AMQPMethod::Deliver(basic::Deliver {
+        consumer_tag: short(tag.to_owned()),
+        delivery_tag,
+        redelivered,
+        exchange: short(message.exchange.clone()),
+        routing_key: short(message.routing_key.clone()),
+    });
+    let _ = shared.out.send(frame::encode(&content_frames(shared, method, &message))).await;
+}

@@ -1,0 +1,456 @@
+//! One AMQP connection: the protocol header, start/tune/open, then frames
+//! dispatched to channels. A writer task owns the socket's write half and
+//! sends heartbeats when the connection is otherwise idle. A channel
+//! exception closes that channel; a connection exception (bad frame, frame
+//! on an unopened channel, failed login) closes the connection — after
+//! telling the client why — and nothing else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info};
+
+use crate::channel::{Channel, OUTBOX_FRAMES, Outbox};
+use crate::frame::{self, FrameError};
+use crate::reply::{self, Exception, short};
+use crate::{AmqpConfig, Context};
+
+/// Frames before tune-ok are small; this bounds them.
+const HANDSHAKE_FRAME_MAX: usize = 64 * 1024;
+/// How long the handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection waits for the client's close-ok.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn run(stream: TcpStream, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let connection_id = context.next_connection.fetch_add(1, Ordering::Relaxed);
+    debug!(%peer, connection_id, "AMQP connection opened");
+    let (read_half, mut write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    match frame::read_protocol_header(&mut reader).await {
+        Ok(Ok(())) => {}
+        Ok(Err(header)) => {
+            // The spec's answer to a protocol it does not speak: our header, then close.
+            debug!(%peer, ?header, "not an AMQP 0-9-1 protocol header");
+            let _ = write_half.write_all(&frame::PROTOCOL_HEADER).await;
+            return;
+        }
+        Err(_) => return,
+    }
+    let (out, outbox) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
+    let (heartbeat_tx, heartbeat_rx) = watch::channel(0u16);
+    let writer = tokio::spawn(write_frames(write_half, outbox, heartbeat_rx));
+    let mut connection = Connection {
+        context: Arc::clone(&context),
+        id: connection_id,
+        peer,
+        out: out.clone(),
+        channels: HashMap::new(),
+        frame_max: HANDSHAKE_FRAME_MAX,
+        channel_max: context.config.channel_max,
+    };
+    let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.handshake(&mut reader)).await {
+        Ok(Ok(heartbeat_s)) => {
+            let _ = heartbeat_tx.send(heartbeat_s);
+            connection.serve(&mut reader, heartbeat_s, &mut shutdown).await
+        }
+        Ok(Err(end)) => end,
+        Err(_) => End::Exception(Exception::new(reply::CONNECTION_FORCED, "handshake timed out")),
+    };
+    connection.finish(outcome, &mut reader).await;
+    drop(connection);
+    drop(out);
+    let _ = writer.await;
+    debug!(%peer, connection_id, "AMQP connection closed");
+}
+
+/// How a connection ends.
+enum End {
+    /// The client closed (connection.close) or went away.
+    Client,
+    /// We close with this exception and wait for close-ok.
+    Exception(Exception),
+    /// Unreadable input: logged, the socket closed.
+    Broken(FrameError),
+}
+
+struct Connection {
+    context: Arc<Context>,
+    id: u64,
+    peer: SocketAddr,
+    out: Outbox,
+    channels: HashMap<u16, Channel>,
+    frame_max: usize,
+    channel_max: u16,
+}
+
+impl Connection {
+    async fn send(&self, frames: &[AMQPFrame]) {
+        let _ = self.out.send(frame::encode(frames)).await;
+    }
+
+    async fn send_method(&self, channel_id: u16, method: AMQPClass) {
+        self.send(&[AMQPFrame::Method(channel_id, method)]).await;
+    }
+
+    /// start / start-ok / tune / tune-ok / open / open-ok. Returns the
+    /// negotiated heartbeat interval.
+    async fn handshake<R: tokio::io::AsyncRead + Unpin>(&mut self, reader: &mut R) -> Result<u16, End> {
+        let config = &self.context.config;
+        self.send_method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
+                version_major: ProtocolVersion::amqp_0_9_1().major,
+                version_minor: ProtocolVersion::amqp_0_9_1().minor,
+                server_properties: server_properties(),
+                mechanisms: LongString::from("PLAIN AMQPLAIN"),
+                locales: LongString::from("en_US"),
+            })),
+        )
+        .await;
+        let start_ok = match self.expect_method(reader).await? {
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)) => start_ok,
+            other => {
+                return Err(End::Exception(
+                    Exception::new(reply::COMMAND_INVALID, "expected connection.start-ok").on(&other),
+                ));
+            }
+        };
+        let credentials = match start_ok.mechanism.as_str() {
+            "PLAIN" => plain_credentials(start_ok.response.as_bytes()),
+            "AMQPLAIN" => amqplain_credentials(start_ok.response.as_bytes()),
+            _ => None,
+        };
+        if !self.authenticated(config, credentials) {
+            let exception = Exception::new(
+                reply::ACCESS_REFUSED,
+                format!(
+                    "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                    start_ok.mechanism.as_str()
+                ),
+            );
+            info!(peer = %self.peer, "AMQP login refused");
+            return Err(End::Exception(exception));
+        }
+        self.send_method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
+                channel_max: config.channel_max,
+                frame_max: config.frame_max,
+                heartbeat: config.heartbeat_s,
+            })),
+        )
+        .await;
+        let tune_ok = match self.expect_method(reader).await? {
+            AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)) => tune_ok,
+            other => {
+                return Err(End::Exception(
+                    Exception::new(reply::COMMAND_INVALID, "expected connection.tune-ok").on(&other),
+                ));
+            }
+        };
+        // 0 means "no limit" from the client: ours applies.
+        let frame_max = match tune_ok.frame_max {
+            0 => config.frame_max,
+            asked => asked.min(config.frame_max),
+        };
+        if frame_max < 4096 {
+            return Err(End::Exception(Exception::new(
+                reply::NOT_ALLOWED,
+                format!("frame_max {frame_max} is below the minimum 4096"),
+            )));
+        }
+        self.frame_max = frame_max as usize;
+        if tune_ok.channel_max != 0 {
+            self.channel_max = tune_ok.channel_max.min(config.channel_max);
+        }
+        let open = match self.expect_method(reader).await? {
+            AMQPClass::Connection(connection::AMQPMethod::Open(open)) => open,
+            other => {
+                return Err(End::Exception(
+                    Exception::new(reply::COMMAND_INVALID, "expected connection.open").on(&other),
+                ));
+            }
+        };
+        if open.virtual_host.as_str() != "/" {
+            return Err(End::Exception(Exception::new(
+                reply::NOT_ALLOWED,
+                format!("vhost '{}' not found", open.virtual_host.as_str()),
+            )));
+        }
+        self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
+            .await;
+        Ok(tune_ok.heartbeat)
+    }
+
+    /// The default guest/guest is for loopback clients only, as in RabbitMQ.
+    fn authenticated(&self, config: &AmqpConfig, credentials: Option<(String, String)>) -> bool {
+        let Some((user, password)) = credentials else { return false };
+        if let Some(expected) = config.users.get(&user) {
+            return *expected == password;
+        }
+        user == "guest" && password == "guest" && self.peer.ip().is_loopback()
+    }
+
+    async fn expect_method<R: tokio::io::AsyncRead + Unpin>(&self, reader: &mut R) -> Result<AMQPClass, End> {
+        match frame::read_frame(reader, self.frame_max).await {
+            Ok(AMQPFrame::Method(0, method)) => Ok(method),
+            Ok(_) => Err(End::Exception(Exception::new(
+                reply::UNEXPECTED_FRAME,
+                "expected a method on channel 0",
+            ))),
+            Err(FrameError::Closed) => Err(End::Client),
+            Err(error) => Err(End::Broken(error)),
+        }
+    }
+
+    async fn serve<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        heartbeat_s: u16,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        // A peer silent for two heartbeat intervals is gone (the spec's rule).
+        let silence_max = (heartbeat_s > 0).then(|| Duration::from_secs(u64::from(heartbeat_s) * 2));
+        loop {
+            let read = async {
+                match silence_max {
+                    Some(limit) => tokio::time::timeout(limit, frame::read_frame(reader, self.frame_max))
+                        .await
+                        .unwrap_or(Err(FrameError::Closed)),
+                    None => frame::read_frame(reader, self.frame_max).await,
+                }
+            };
+            let frame = tokio::select! {
+                frame = read => frame,
+                _ = shutdown.changed() => {
+                    return End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown"));
+                }
+            };
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(FrameError::Closed) => return End::Client,
+                Err(error @ FrameError::TooLarge { .. }) => {
+                    return End::Exception(Exception::new(reply::FRAME_ERROR, error.to_string()));
+                }
+                Err(error) => return End::Broken(error),
+            };
+            if let Some(end) = self.dispatch(frame).await {
+                return end;
+            }
+        }
+    }
+
+    /// Handles one frame; `Some` ends the connection.
+    async fn dispatch(&mut self, frame: AMQPFrame) -> Option<End> {
+        tracing::trace!(peer = %self.peer, %frame, "frame received");
+        match frame {
+            AMQPFrame::Heartbeat => None,
+            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
+                debug!(peer = %self.peer, code = close.reply_code, text = close.reply_text.as_str(), "client closed the connection");
+                self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})))
+                    .await;
+                Some(End::Client)
+            }
+            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => Some(End::Client),
+            AMQPFrame::Method(0, other) => Some(End::Exception(
+                Exception::new(reply::COMMAND_INVALID, "unexpected method on channel 0").on(&other),
+            )),
+            AMQPFrame::Method(id, AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
+                if self.channels.contains_key(&id) {
+                    return Some(End::Exception(Exception::new(
+                        reply::CHANNEL_ERROR,
+                        format!("second 'channel.open' seen on channel {id}"),
+                    )));
+                }
+                if id > self.channel_max {
+                    return Some(End::Exception(Exception::new(
+                        reply::CHANNEL_ERROR,
+                        format!("channel {id} is above channel_max {}", self.channel_max),
+                    )));
+                }
+                self.channels.insert(id, Channel::new(id, self.out.clone(), self.frame_max));
+                self.send_method(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})))
+                    .await;
+                None
+            }
+            AMQPFrame::Method(id, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
+                if let Some(mut channel) = self.channels.remove(&id) {
+                    channel.close();
+                }
+                self.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})))
+                    .await;
+                None
+            }
+            AMQPFrame::Method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
+                // Our channel.close was acknowledged: the channel id is free again.
+                if let Some(mut channel) = self.channels.remove(&id) {
+                    channel.close();
+                }
+                None
+            }
+            frame => {
+                let id = frame.channel_id();
+                let context = Arc::clone(&self.context);
+                let connection_id = self.id;
+                let Some(channel) = self.channels.get_mut(&id) else {
+                    return Some(End::Exception(Exception::new(
+                        reply::CHANNEL_ERROR,
+                        format!("expected 'channel.open' on channel {id}"),
+                    )));
+                };
+                if channel.closing {
+                    // Everything but close-ok is dropped after a channel exception.
+                    return None;
+                }
+                let result = match frame {
+                    AMQPFrame::Method(_, method) => channel.method(&context, connection_id, method).await,
+                    AMQPFrame::Header(_, header) => channel.content_header(&context, header).await,
+                    AMQPFrame::Body(_, body) => channel.content_body(&context, body).await,
+                    _ => Err(Exception::new(reply::UNEXPECTED_FRAME, "unexpected frame")),
+                };
+                if let Err(exception) = result {
+                    // Content and framing errors are connection errors; the rest close the channel.
+                    if matches!(exception.code, reply::UNEXPECTED_FRAME | reply::FRAME_ERROR) {
+                        return Some(End::Exception(exception));
+                    }
+                    debug!(peer = %self.peer, channel = id, code = exception.code, text = exception.text, "channel exception");
+                    channel.close();
+                    channel.closing = true;
+                    self.send(&[exception.channel_close(id)]).await;
+                }
+                None
+            }
+        }
+    }
+
+    /// Ends the connection: tells the client why if it was us, releases every
+    /// channel's deliveries, deletes exclusive queues.
+    async fn finish<R: tokio::io::AsyncRead + Unpin>(&mut self, end: End, reader: &mut R) {
+        match end {
+            End::Client => {}
+            End::Broken(error) => info!(peer = %self.peer, %error, "closing an AMQP connection: unreadable input"),
+            End::Exception(exception) => {
+                info!(peer = %self.peer, code = exception.code, text = exception.text, "closing an AMQP connection");
+                self.send(&[exception.connection_close()]).await;
+                // Wait (bounded) for close-ok; anything else the client sends meanwhile is dropped.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                    for _ in 0..1000 {
+                        match frame::read_frame(reader, self.frame_max).await {
+                            Ok(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+        for (_, mut channel) in self.channels.drain() {
+            channel.close();
+        }
+        let exclusive: Vec<String> = {
+            let mut owners = self.context.exclusive_owners.lock();
+            let mine: Vec<String> = owners
+                .iter()
+                .filter(|(_, owner)| **owner == self.id)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in &mine {
+                owners.remove(name);
+            }
+            mine
+        };
+        for name in exclusive {
+            if let Err(error) = self.context.broker.delete_queue(&name, false).await {
+                debug!(queue = name, %error, "deleting an exclusive queue");
+            }
+        }
+    }
+}
+
+/// Writes outgoing frames; sends a heartbeat after a quiet half-interval.
+async fn write_frames(mut writer: tokio::net::tcp::OwnedWriteHalf, mut outbox: mpsc::Receiver<Bytes>, heartbeat: watch::Receiver<u16>) {
+    let heartbeat_frame = frame::encode(&[AMQPFrame::Heartbeat]);
+    loop {
+        let interval_s = *heartbeat.borrow();
+        let next = if interval_s == 0 {
+            outbox.recv().await
+        } else {
+            match tokio::time::timeout(Duration::from_millis(u64::from(interval_s) * 500), outbox.recv()).await {
+                Ok(next) => next,
+                Err(_) => Some(heartbeat_frame.clone()),
+            }
+        };
+        let Some(bytes) = next else { break };
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// What RabbitMQ clients look for before using an extension.
+fn server_properties() -> FieldTable {
+    let mut capabilities = FieldTable::default();
+    for name in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "authentication_failure_close",
+        "per_consumer_qos",
+    ] {
+        capabilities.insert(short(name), AMQPValue::Boolean(true));
+    }
+    let mut properties = FieldTable::default();
+    properties.insert(short("product"), AMQPValue::LongString(LongString::from("Conveyor")));
+    properties.insert(short("version"), AMQPValue::LongString(LongString::from(env!("CARGO_PKG_VERSION"))));
+    properties.insert(short("platform"), AMQPValue::LongString(LongString::from("Rust")));
+    properties.insert(short("capabilities"), AMQPValue::FieldTable(capabilities));
+    properties
+}
+
+/// PLAIN: "\0user\0password".
+fn plain_credentials(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|byte| *byte == 0);
+    let _authzid = parts.next()?;
+    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((user, password))
+}
+
+/// AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD.
+fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = Vec::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&u32::try_from(response.len()).ok()?.to_be_bytes());
+    framed.extend_from_slice(response);
+    let (_, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
+    let text = |key: &str| match table.inner().get(key) {
+        Some(AMQPValue::LongString(value)) => String::from_utf8(value.as_bytes().to_vec()).ok(),
+        Some(AMQPValue::ShortString(value)) => Some(value.to_string()),
+        _ => None,
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_credentials_split_on_nul() {
+        assert_eq!(plain_credentials(b"\0guest\0guest"), Some(("guest".into(), "guest".into())));
+        assert_eq!(plain_credentials(b"guest"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! AMQP 0-9-1 framing: reads one frame at a time with its size checked
+//! against the negotiated `frame_max` before anything is buffered, decodes it
+//! with `amq-protocol`, and encodes outgoing frames.
+
+use amq_protocol::frame::{AMQPFrame, WriteContext, gen_frame, parse_frame};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Frame type (1) + channel (2) + payload size (4).
+const FRAME_HEADER_BYTES: usize = 7;
+const FRAME_END: u8 = 0xCE;
+/// "AMQP" 0 0 9 1.
+pub const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {size} bytes exceeds frame_max {frame_max}")]
+    TooLarge { size: usize, frame_max: usize },
+    #[error("frame does not end with 0xCE")]
+    BadFrameEnd,
+    #[error("undecodable frame: {0}")]
+    Malformed(String),
+}
+
+/// Reads the 8-byte protocol header a client opens with; `Err(bytes)` when it
+/// is something else (the server answers with its own header and closes).
+pub async fn read_protocol_header<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Result<(), [u8; 8]>, FrameError> {
+    let mut header = [0u8; 8];
+    read_exact(reader, &mut header).await?;
+    Ok(if header == PROTOCOL_HEADER { Ok(()) } else { Err(header) })
+}
+
+/// Reads and decodes one frame, refusing one larger than `frame_max` (the
+/// whole frame, header and end octet included, as the spec counts it).
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_max: usize) -> Result<AMQPFrame, FrameError> {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    read_exact(reader, &mut header).await?;
+    let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
+    let total = FRAME_HEADER_BYTES + size + 1;
+    if total > frame_max {
+        return Err(FrameError::TooLarge { size: total, frame_max });
+    }
+    let mut frame = Vec::with_capacity(total);
+    frame.extend_from_slice(&header);
+    frame.resize(total, 0);
+    read_exact(reader, &mut frame[FRAME_HEADER_BYTES..]).await?;
+    if frame[total - 1] != FRAME_END {
+        return Err(FrameError::BadFrameEnd);
+    }
+    decode(&frame)
+}
+
+/// Decodes one complete frame.
+pub fn decode(frame: &[u8]) -> Result<AMQPFrame, FrameError> {
+    match parse_frame(frame) {
+        Ok(([], frame)) => Ok(frame),
+        Ok(_) => Err(FrameError::Malformed("trailing bytes".into())),
+        Err(error) => Err(FrameError::Malformed(format!("{error:?}").chars().take(200).collect())),
+    }
+}
+
+async fn read_exact<R: AsyncRead + Unpin>(reader: &mut R, buffer: &mut [u8]) -> Result<(), FrameError> {
+    match reader.read_exact(buffer).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Closed),
+        Err(error) => Err(FrameError::Io(error)),
+    }
+}
+
+/// Encodes frames back to back into one buffer.
+pub fn encode(frames: &[AMQPFrame]) -> Bytes {
+    let mut buffer = Vec::new();
+    for frame in frames {
+        match gen_frame(frame)(WriteContext::from(Vec::new())) {
+            Ok(context) => buffer.extend_from_slice(&context.write),
+            // Only our own frames are encoded: a failure is a bug, logged.
+            Err(error) => tracing::error!(?error, %frame, "could not encode an AMQP frame"),
+        }
+    }
+    Bytes::from(buffer)
+}

@@ -1,0 +1,112 @@
+//! The AMQP 0-9-1 front door: RabbitMQ clients (amqplib, pika, lapin) talk
+//! to Conveyor's queues. Frames are decoded with `amq-protocol`; connections
+//! and channels are state machines in `connection.rs` and `channel.rs`; the
+//! queues themselves live in the core. No delivery logic here beyond the
+//! protocol's: acquisition, acks and redelivery are the core queue's.
+
+mod channel;
+mod connection;
+pub mod frame;
+pub mod message;
+mod reply;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_core::Broker;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// Settings of the AMQP listener.
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    /// Largest frame accepted and offered in connection.tune (RabbitMQ's default).
+    pub frame_max: u32,
+    pub channel_max: u16,
+    /// Heartbeat interval offered, in seconds (0: none).
+    pub heartbeat_s: u16,
+    /// Largest message body accepted (RabbitMQ's `max_message_size` default).
+    pub message_bytes_max: u64,
+    /// Users other than the default `guest`/`guest` (which only loopback clients may use).
+    pub users: HashMap<String, String>,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> AmqpConfig {
+        AmqpConfig {
+            frame_max: 131_072,
+            channel_max: 2047,
+            heartbeat_s: 60,
+            message_bytes_max: 128 * 1024 * 1024,
+            users: HashMap::new(),
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct Context {
+    pub broker: Arc<Broker>,
+    pub config: AmqpConfig,
+    /// Exclusive queues and the connection that owns each.
+    exclusive_owners: parking_lot::Mutex<HashMap<String, u64>>,
+    next_connection: std::sync::atomic::AtomicU64,
+}
+
+impl Context {
+    pub fn new(broker: Arc<Broker>, config: AmqpConfig) -> Context {
+        Context {
+            broker,
+            config,
+            exclusive_owners: parking_lot::Mutex::new(HashMap::new()),
+            next_connection: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+}
+
+/// How long connections get to finish after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts AMQP connections until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    info!(addr = ?local, "AMQP listener up");
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection::run(stream, peer, Arc::clone(&context), shutdown.clone()));
+                }
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    warn!(%error, "accepting an AMQP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(error) = joined
+                    && error.is_panic()
+                {
+                    tracing::error!(%error, "an AMQP connection task panicked");
+                }
+            }
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        warn!("AMQP connections still open after the drain timeout; closing them");
+        connections.shutdown().await;
+    }
+}

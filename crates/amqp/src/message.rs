@@ -1,0 +1,87 @@
+//! How an AMQP message becomes a record and back — the one place that
+//! mapping lives:
+//!
+//! | AMQP | record |
+//! |---|---|
+//! | body | value |
+//! | routing key | key |
+//! | exchange published to | header `amqp.exchange` |
+//! | content properties (content type, headers, delivery mode, …) | header `amqp.properties`: the properties as encoded on the wire |
+
+use amq_protocol::frame::WriteContext;
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::protocol::basic::{gen_properties, parse_properties};
+use conveyor_log::record::Record;
+
+pub const EXCHANGE_HEADER: &str = "amqp.exchange";
+pub const PROPERTIES_HEADER: &str = "amqp.properties";
+
+/// A message as published.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub exchange: String,
+    pub routing_key: String,
+    pub properties: BasicProperties,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    pub fn into_record(self) -> Record {
+        let properties = gen_properties(&self.properties)(WriteContext::from(Vec::new()))
+            .map(|context| context.write)
+            .unwrap_or_default();
+        Record::new(Some(self.routing_key.into_bytes()), Some(self.body))
+            .with_header(EXCHANGE_HEADER, Some(self.exchange.into_bytes()))
+            .with_header(PROPERTIES_HEADER, Some(properties))
+    }
+
+    /// The message a record holds. Records written by other front doors (a
+    /// Kafka producer) have no AMQP headers: they get empty properties.
+    pub fn from_record(record: Record) -> Message {
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|header| header.key == name)
+                .and_then(|header| header.value.clone())
+        };
+        let exchange = header(EXCHANGE_HEADER)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let properties = header(PROPERTIES_HEADER)
+            .and_then(|bytes| parse_properties(bytes.as_slice()).ok().map(|(_, properties)| properties))
+            .unwrap_or_default();
+        Message {
+            exchange,
+            routing_key: record.key.map(|key| String::from_utf8_lossy(&key).into_owned()).unwrap_or_default(),
+            properties,
+            body: record.value.unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
+
+    #[test]
+    fn a_message_survives_the_round_trip_through_a_record() {
+        let mut headers = FieldTable::default();
+        headers.insert(ShortString::from("x-trace"), AMQPValue::LongInt(7));
+        let message = Message {
+            exchange: "orders".into(),
+            routing_key: "order.placed".into(),
+            properties: BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type(ShortString::from("application/json"))
+                .with_headers(headers),
+            body: b"{}".to_vec(),
+        };
+        let back = Message::from_record(message.clone().into_record());
+        assert_eq!(back.exchange, "orders");
+        assert_eq!(back.routing_key, "order.placed");
+        assert_eq!(back.body, b"{}");
+        assert_eq!(back.properties, message.properties);
+    }
+}

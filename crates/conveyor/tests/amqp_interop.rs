@@ -1,0 +1,35 @@
+//! AMQP 0-9-1 interop: real RabbitMQ client libraries (amqplib, pika)
+//! against a spawned `conveyor serve`.
+
+mod support;
+
+use support::{Server, run_script};
+
+fn server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    (dir, server)
+}
+
+#[test]
+fn amqplib_seed_snippet_sends_to_the_tasks_queue_and_its_consumer_acks() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/seed_amqplib_tasks.js", &[]);
+}
+
+#[test]
+fn pika_work_queue_prefetch_competing_consumers_requeue_reject_and_confirms() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/work_queue_pika.py", &[]);
+}
+
+#[test]
+fn a_durable_queue_keeps_every_confirmed_message_and_every_ack_across_a_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue = format!("durable-{}", std::process::id());
+    let mut server = Server::start(dir.path());
+    run_script(&server, "amqp/durable_pika.py", &["publish", &queue]);
+    server.kill();
+    let server = Server::start(dir.path());
+    run_script(&server, "amqp/durable_pika.py", &["verify", &queue]);
+}

@@ -1,0 +1,52 @@
+//! A queue as the broker holds it: its name and definition, the open
+//! [`Queue`], and what consumers waiting for messages park on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{ConsumerId, Queue};
+use crate::catalog::QueueDefinition;
+
+#[derive(Debug)]
+pub struct DeclaredQueue {
+    pub id: Uuid,
+    pub name: String,
+    pub definition: QueueDefinition,
+    pub queue: Queue,
+    /// Notified whenever messages may have become available without the
+    /// log growing: a release, a consumer leaving, an expired lock.
+    available: Notify,
+    next_consumer: AtomicU64,
+}
+
+impl DeclaredQueue {
+    pub fn new(id: Uuid, name: String, definition: QueueDefinition, queue: Queue) -> DeclaredQueue {
+        DeclaredQueue {
+            id,
+            name,
+            definition,
+            queue,
+            available: Notify::new(),
+            next_consumer: AtomicU64::new(1),
+        }
+    }
+
+    /// A consumer id not handed out before on this queue (in this process;
+    /// holdings do not survive a restart, so neither need ids).
+    pub fn new_consumer(&self) -> ConsumerId {
+        ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Wakes consumers parked in [`DeclaredQueue::changed`].
+    pub fn notify_available(&self) {
+        self.available.notify_waiters();
+    }
+
+    /// Resolves when messages may have become available: published (the log
+    /// grew) or given back. Register interest before checking the queue.
+    pub fn available(&self) -> tokio::sync::futures::Notified<'_> {
+        self.available.notified()
+    }
+}
