@@ -567,3 +567,418 @@ fn check_length(what: &'static str, value: &str, max: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::HeaderValue;
+
+    fn queue(name: &str) -> Destination {
+        Destination::Queue(name.to_owned())
+    }
+
+    fn exchange_to(name: &str) -> Destination {
+        Destination::Exchange(name.to_owned())
+    }
+
+    fn route(router: &Router, exchange: &str, key: &str) -> Vec<String> {
+        let result = router.route(exchange, key, &FieldTable::new()).expect("route");
+        result.queues.into_iter().collect()
+    }
+
+    fn declared(kind: ExchangeKind, names: &[&str]) -> Router {
+        let mut router = Router::new();
+        for name in names {
+            router.declare_exchange(Exchange::new(*name, kind)).expect("declare");
+        }
+        router
+    }
+
+    fn bind(router: &mut Router, source: &str, destination: Destination, key: &str) {
+        router.bind(source, Binding::new(destination, key)).expect("bind");
+    }
+
+    #[test]
+    fn default_exchange_routes_to_the_queue_named_by_the_key() {
+        let router = Router::new();
+        assert_eq!(route(&router, "", "orders"), ["orders"]);
+        assert!(route(&router, "", "").is_empty());
+        assert_eq!(router.definitions(), Definitions::default(), "the rule stores no bindings");
+    }
+
+    #[test]
+    fn default_exchange_cannot_be_bound_to_or_from() {
+        let mut router = declared(ExchangeKind::Direct, &["x"]);
+        assert_eq!(
+            router.bind("", Binding::new(queue("q"), "k")),
+            Err(ExchangeError::DefaultExchangeBinding)
+        );
+        assert_eq!(
+            router.bind("x", Binding::new(exchange_to(""), "k")),
+            Err(ExchangeError::DefaultExchangeBinding)
+        );
+    }
+
+    #[test]
+    fn predeclared_exchanges_exist_and_cannot_be_deleted() {
+        let mut router = Router::new();
+        for (name, kind) in PREDECLARED {
+            assert_eq!(router.exchange(name).map(|e| e.kind), Some(kind), "{name}");
+            assert_eq!(
+                router.delete_exchange(name, false),
+                Err(ExchangeError::Predeclared(name.to_owned()))
+            );
+        }
+        let topic = Exchange::new("amq.topic", ExchangeKind::Topic);
+        assert_eq!(
+            router.declare_exchange(topic),
+            Err(ExchangeError::ReservedName("amq.topic".to_owned()))
+        );
+        assert_eq!(
+            router.declare_exchange(Exchange::new("amq.mine", ExchangeKind::Direct)),
+            Err(ExchangeError::ReservedName("amq.mine".to_owned()))
+        );
+    }
+
+    #[test]
+    fn redeclaring_an_exchange_with_a_different_kind_is_refused() {
+        let mut router = Router::new();
+        assert_eq!(router.declare_exchange(Exchange::new("events", ExchangeKind::Topic)), Ok(true));
+        assert_eq!(router.declare_exchange(Exchange::new("events", ExchangeKind::Topic)), Ok(false));
+        assert_eq!(
+            router.declare_exchange(Exchange::new("events", ExchangeKind::Fanout)),
+            Err(ExchangeError::Inequivalent {
+                exchange: "events".to_owned(),
+                field: "type"
+            })
+        );
+        let mut transient = Exchange::new("events", ExchangeKind::Topic);
+        transient.durable = false;
+        assert!(matches!(
+            router.declare_exchange(transient),
+            Err(ExchangeError::Inequivalent { field: "durable", .. })
+        ));
+    }
+
+    #[test]
+    fn routing_through_an_unknown_exchange_fails() {
+        let mut router = Router::new();
+        assert_eq!(
+            router.route("nope", "k", &FieldTable::new()),
+            Err(ExchangeError::UnknownExchange("nope".to_owned()))
+        );
+        assert_eq!(
+            router.bind("nope", Binding::new(queue("q"), "k")),
+            Err(ExchangeError::UnknownExchange("nope".to_owned()))
+        );
+        assert_eq!(
+            router.bind("amq.direct", Binding::new(exchange_to("nope"), "k")),
+            Err(ExchangeError::UnknownExchange("nope".to_owned()))
+        );
+    }
+
+    #[test]
+    fn direct_exchange_routes_by_exact_key() {
+        let mut router = Router::new();
+        bind(&mut router, "amq.direct", queue("payments"), "payment");
+        bind(&mut router, "amq.direct", queue("audit"), "payment");
+        bind(&mut router, "amq.direct", queue("emails"), "email");
+        assert_eq!(route(&router, "amq.direct", "payment"), ["audit", "payments"]);
+        assert_eq!(route(&router, "amq.direct", "email"), ["emails"]);
+        assert!(route(&router, "amq.direct", "payment.eu").is_empty());
+    }
+
+    #[test]
+    fn fanout_exchange_routes_to_every_binding_whatever_the_key() {
+        let mut router = Router::new();
+        bind(&mut router, "amq.fanout", queue("a"), "");
+        bind(&mut router, "amq.fanout", queue("b"), "ignored");
+        bind(&mut router, "amq.fanout", queue("b"), "also-ignored");
+        assert_eq!(route(&router, "amq.fanout", "anything"), ["a", "b"]);
+        router.unbind("amq.fanout", &Binding::new(queue("b"), "ignored")).expect("unbind");
+        assert_eq!(route(&router, "amq.fanout", "x"), ["a", "b"], "b is still bound by its other key");
+    }
+
+    #[test]
+    fn topic_exchange_routes_the_seed_patterns_to_queues_and_kafka_topics() {
+        let mut router = Router::new();
+        bind(&mut router, "amq.topic", queue("orders"), "order.*");
+        bind(&mut router, "amq.topic", queue("shipping"), "#.shipped");
+        bind(&mut router, "amq.topic", Destination::Topic("order-events".to_owned()), "order.#");
+        let shipped = router.route("amq.topic", "order.shipped", &FieldTable::new()).expect("route");
+        assert_eq!(shipped.queues, BTreeSet::from(["orders".to_owned(), "shipping".to_owned()]));
+        assert_eq!(shipped.topics, BTreeSet::from(["order-events".to_owned()]));
+        assert_eq!(route(&router, "amq.topic", "order.placed"), ["orders"]);
+        assert_eq!(route(&router, "amq.topic", "parcel.eu.shipped"), ["shipping"]);
+        assert!(
+            router
+                .route("amq.topic", "user.registered", &FieldTable::new())
+                .expect("route")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn binding_the_same_binding_twice_is_one_binding() {
+        let mut router = Router::new();
+        let binding = Binding::new(queue("q"), "order.*");
+        assert_eq!(router.bind("amq.topic", binding.clone()), Ok(true));
+        assert_eq!(router.bind("amq.topic", binding.clone()), Ok(false));
+        assert_eq!(router.bindings("amq.topic").expect("bindings"), std::slice::from_ref(&binding));
+        assert_eq!(router.unbind("amq.topic", &binding).expect("unbind").bindings.len(), 1);
+        assert!(route(&router, "amq.topic", "order.placed").is_empty());
+        assert!(
+            router
+                .unbind("amq.topic", &binding)
+                .expect("unbind of a missing binding")
+                .bindings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bindings_that_differ_only_in_arguments_are_distinct() {
+        let mut router = Router::new();
+        let plain = Binding::new(queue("q"), "k");
+        let with_arguments = plain
+            .clone()
+            .with_arguments(FieldTable::from([("x-note".to_owned(), HeaderValue::I32(1))]));
+        assert_eq!(router.bind("amq.direct", plain.clone()), Ok(true));
+        assert_eq!(router.bind("amq.direct", with_arguments.clone()), Ok(true));
+        router.unbind("amq.direct", &plain).expect("unbind");
+        assert_eq!(route(&router, "amq.direct", "k"), ["q"], "the binding with arguments still routes");
+        router.unbind("amq.direct", &with_arguments).expect("unbind");
+        assert!(route(&router, "amq.direct", "k").is_empty());
+    }
+
+    #[test]
+    fn headers_exchange_routes_by_arguments_and_refuses_a_bad_x_match() {
+        let mut router = Router::new();
+        let pdf = FieldTable::from([("format".to_owned(), HeaderValue::from("pdf"))]);
+        let any = FieldTable::from([
+            ("x-match".to_owned(), HeaderValue::from("any")),
+            ("format".to_owned(), HeaderValue::from("zip")),
+            ("priority".to_owned(), HeaderValue::I8(1)),
+        ]);
+        router
+            .bind("amq.headers", Binding::new(queue("pdfs"), "").with_arguments(pdf))
+            .expect("bind");
+        router
+            .bind("amq.match", Binding::new(queue("any"), "").with_arguments(any))
+            .expect("bind");
+        let headers = FieldTable::from([
+            ("format".to_owned(), HeaderValue::from("pdf")),
+            ("priority".to_owned(), HeaderValue::I64(1)),
+        ]);
+        let pdfs = router.route("amq.headers", "ignored", &headers).expect("route");
+        assert_eq!(pdfs.queues, BTreeSet::from(["pdfs".to_owned()]));
+        let any = router.route("amq.match", "", &headers).expect("route");
+        assert_eq!(any.queues, BTreeSet::from(["any".to_owned()]));
+
+        let bad = FieldTable::from([("x-match".to_owned(), HeaderValue::from("most"))]);
+        assert!(matches!(
+            router.bind("amq.headers", Binding::new(queue("q"), "").with_arguments(bad)),
+            Err(ExchangeError::InvalidArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn exchange_to_exchange_bindings_are_followed_transitively() {
+        let mut router = declared(ExchangeKind::Topic, &["a", "b", "c"]);
+        bind(&mut router, "a", exchange_to("b"), "order.#");
+        bind(&mut router, "b", exchange_to("c"), "*.shipped");
+        bind(&mut router, "b", queue("from-b"), "#");
+        bind(&mut router, "c", queue("from-c"), "#");
+        assert_eq!(route(&router, "a", "order.shipped"), ["from-b", "from-c"]);
+        assert_eq!(route(&router, "a", "order.placed"), ["from-b"]);
+        assert!(route(&router, "a", "user.shipped").is_empty());
+    }
+
+    #[test]
+    fn exchange_to_exchange_cycles_terminate() {
+        let mut router = declared(ExchangeKind::Fanout, &["a", "b", "c"]);
+        bind(&mut router, "a", exchange_to("b"), "");
+        bind(&mut router, "b", exchange_to("c"), "");
+        bind(&mut router, "c", exchange_to("a"), "");
+        bind(&mut router, "c", exchange_to("c"), "");
+        bind(&mut router, "b", queue("q"), "");
+        assert_eq!(route(&router, "a", "k"), ["q"]);
+        assert_eq!(route(&router, "c", "k"), ["q"]);
+    }
+
+    #[test]
+    fn alternate_exchange_gets_unroutable_messages() {
+        let mut router = Router::new();
+        let mut orders = Exchange::new("orders", ExchangeKind::Direct);
+        orders.alternate_exchange = Some("unroutable".to_owned());
+        router.declare_exchange(orders).expect("declare");
+        router
+            .declare_exchange(Exchange::new("unroutable", ExchangeKind::Fanout))
+            .expect("declare");
+        bind(&mut router, "orders", queue("placed"), "placed");
+        bind(&mut router, "unroutable", queue("lost-and-found"), "");
+        assert_eq!(
+            route(&router, "orders", "placed"),
+            ["placed"],
+            "a routed message skips the alternate"
+        );
+        assert_eq!(route(&router, "orders", "cancelled"), ["lost-and-found"]);
+    }
+
+    #[test]
+    fn alternate_exchange_is_not_used_when_a_binding_to_an_exchange_matched() {
+        // RabbitMQ asks an exchange's alternate only when its own bindings
+        // match nothing; the exchange it forwards to has its own alternate.
+        let mut router = declared(ExchangeKind::Fanout, &["empty", "backup-of-empty", "backup"]);
+        let mut front = Exchange::new("front", ExchangeKind::Direct);
+        front.alternate_exchange = Some("backup".to_owned());
+        router.declare_exchange(front).expect("declare");
+        bind(&mut router, "front", exchange_to("empty"), "k");
+        bind(&mut router, "backup", queue("front-backup"), "");
+        assert!(route(&router, "front", "k").is_empty());
+        assert_eq!(route(&router, "front", "other"), ["front-backup"]);
+    }
+
+    #[test]
+    fn alternate_exchange_chains_are_followed_and_loops_terminate() {
+        let mut router = Router::new();
+        for (name, alternate) in [("a", "b"), ("b", "c"), ("c", "a")] {
+            let mut exchange = Exchange::new(name, ExchangeKind::Direct);
+            exchange.alternate_exchange = Some(alternate.to_owned());
+            router.declare_exchange(exchange).expect("declare");
+        }
+        assert!(route(&router, "a", "k").is_empty(), "a loop of alternates routes nowhere, and ends");
+        bind(&mut router, "c", queue("last-resort"), "k");
+        assert_eq!(route(&router, "a", "k"), ["last-resort"]);
+        let mut dangling = Exchange::new("d", ExchangeKind::Direct);
+        dangling.alternate_exchange = Some("missing".to_owned());
+        router.declare_exchange(dangling).expect("declare");
+        assert!(route(&router, "d", "k").is_empty(), "a missing alternate is skipped");
+    }
+
+    #[test]
+    fn internal_exchange_refuses_publishes_but_routes_from_other_exchanges() {
+        let mut router = Router::new();
+        let mut internal = Exchange::new("internal", ExchangeKind::Fanout);
+        internal.internal = true;
+        router.declare_exchange(internal).expect("declare");
+        bind(&mut router, "internal", queue("q"), "");
+        bind(&mut router, "amq.fanout", exchange_to("internal"), "");
+        assert_eq!(
+            router.route("internal", "k", &FieldTable::new()),
+            Err(ExchangeError::Internal("internal".to_owned()))
+        );
+        assert_eq!(route(&router, "amq.fanout", "k"), ["q"]);
+    }
+
+    #[test]
+    fn delete_if_unused_is_refused_while_the_exchange_has_bindings() {
+        let mut router = declared(ExchangeKind::Direct, &["x"]);
+        bind(&mut router, "x", queue("q"), "k");
+        assert_eq!(router.delete_exchange("x", true), Err(ExchangeError::InUse("x".to_owned())));
+        let removal = router.delete_exchange("x", false).expect("delete").expect("existed");
+        assert_eq!(removal.bindings.len(), 1);
+        assert_eq!(router.delete_exchange("x", false), Ok(None));
+        assert!(router.exchange("x").is_none());
+    }
+
+    #[test]
+    fn deleting_an_exchange_removes_bindings_to_and_from_it() {
+        let mut router = declared(ExchangeKind::Fanout, &["up", "middle"]);
+        bind(&mut router, "up", exchange_to("middle"), "");
+        bind(&mut router, "middle", queue("q"), "");
+        let removal = router.delete_exchange("middle", false).expect("delete").expect("existed");
+        let sources: Vec<&str> = removal.bindings.iter().map(|b| b.source.as_str()).collect();
+        assert_eq!(sources, ["middle", "up"]);
+        assert!(router.bindings("up").expect("bindings").is_empty());
+        router
+            .declare_exchange(Exchange::new("middle", ExchangeKind::Fanout))
+            .expect("redeclare");
+        assert!(route(&router, "up", "k").is_empty(), "a new exchange of the same name is not bound");
+    }
+
+    #[test]
+    fn deleting_a_queue_removes_its_bindings_and_reports_unused_auto_delete_exchanges() {
+        let mut router = declared(ExchangeKind::Direct, &["keeps"]);
+        let mut temporary = Exchange::new("temporary", ExchangeKind::Direct);
+        temporary.auto_delete = true;
+        router.declare_exchange(temporary).expect("declare");
+        bind(&mut router, "temporary", queue("q"), "a");
+        bind(&mut router, "temporary", queue("q"), "b");
+        bind(&mut router, "keeps", queue("q"), "a");
+        bind(&mut router, "amq.topic", queue("q"), "#");
+        bind(&mut router, "amq.topic", queue("other"), "#");
+        let removal = router.remove_queue("q");
+        assert_eq!(removal.bindings.len(), 4);
+        assert_eq!(removal.unused_auto_delete, BTreeSet::from(["temporary".to_owned()]));
+        assert_eq!(route(&router, "amq.topic", "x"), ["other"]);
+        assert!(route(&router, "keeps", "a").is_empty());
+        assert_eq!(router.remove_queue("q"), Removal::default());
+    }
+
+    #[test]
+    fn unbinding_the_last_binding_reports_an_auto_delete_exchange() {
+        let mut router = Router::new();
+        let mut temporary = Exchange::new("temporary", ExchangeKind::Topic);
+        temporary.auto_delete = true;
+        router.declare_exchange(temporary).expect("declare");
+        bind(&mut router, "temporary", queue("a"), "#");
+        bind(&mut router, "temporary", Destination::Topic("t".to_owned()), "#");
+        let first = router.unbind("temporary", &Binding::new(queue("a"), "#")).expect("unbind");
+        assert!(first.unused_auto_delete.is_empty());
+        let last = router.remove_topic("t");
+        assert_eq!(last.unused_auto_delete, BTreeSet::from(["temporary".to_owned()]));
+    }
+
+    #[test]
+    fn definitions_survive_a_serde_round_trip() {
+        let mut router = Router::new();
+        let mut events = Exchange::new("events", ExchangeKind::Topic);
+        events.alternate_exchange = Some("amq.fanout".to_owned());
+        router.declare_exchange(events).expect("declare");
+        router
+            .declare_exchange(Exchange::new("by-header", ExchangeKind::Headers))
+            .expect("declare");
+        bind(&mut router, "events", queue("orders"), "order.*");
+        bind(&mut router, "amq.direct", exchange_to("events"), "order.placed");
+        bind(&mut router, "amq.fanout", Destination::Topic("all".to_owned()), "");
+        let arguments = FieldTable::from([
+            ("x-match".to_owned(), HeaderValue::from("any")),
+            (
+                "nested".to_owned(),
+                HeaderValue::Array(vec![HeaderValue::F64(1.5), HeaderValue::Void]),
+            ),
+        ]);
+        router
+            .bind("by-header", Binding::new(queue("h"), "").with_arguments(arguments))
+            .expect("bind");
+
+        let definitions = router.definitions();
+        let json = serde_json::to_string(&definitions).expect("serialize");
+        let decoded: Definitions = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(decoded, definitions);
+        let rebuilt = Router::from_definitions(&decoded).expect("rebuild");
+        assert_eq!(rebuilt.definitions(), definitions);
+        assert_eq!(route(&rebuilt, "amq.direct", "order.placed"), ["orders"]);
+        let unroutable = rebuilt.route("events", "user.registered", &FieldTable::new()).expect("route");
+        assert_eq!(
+            unroutable.topics,
+            BTreeSet::from(["all".to_owned()]),
+            "the alternate exchange survives"
+        );
+    }
+
+    #[test]
+    fn keys_and_names_longer_than_a_short_string_are_refused() {
+        let mut router = Router::new();
+        let long = "k".repeat(KEY_BYTES_MAX + 1);
+        assert!(matches!(
+            router.bind("amq.topic", Binding::new(queue("q"), long.clone())),
+            Err(ExchangeError::TooLong { .. })
+        ));
+        assert!(matches!(
+            router.declare_exchange(Exchange::new(long, ExchangeKind::Direct)),
+            Err(ExchangeError::TooLong { .. })
+        ));
+    }
+}
