@@ -30,12 +30,11 @@ impl XMatch {
         let Some(value) = arguments.get(X_MATCH) else {
             return Ok(XMatch::All);
         };
-        let text = match value {
-            HeaderValue::String(s) => s.as_str(),
-            HeaderValue::Bytes(b) => std::str::from_utf8(b).unwrap_or(""),
-            other => return Err(format!("x-match must be a string, not {other:?}")),
+        // RabbitMQ accepts a long string only, not a byte array.
+        let HeaderValue::String(text) = value else {
+            return Err(format!("x-match must be a string, not {value:?}"));
         };
-        match text {
+        match text.as_str() {
             "all" => Ok(XMatch::All),
             "any" => Ok(XMatch::Any),
             "all-with-x" => Ok(XMatch::AllWithX),
@@ -146,5 +145,6 @@ mod tests {
         assert_eq!(XMatch::of(&table(&[("x-match", "any-with-x".into())])), Ok(XMatch::AnyWithX));
         assert!(XMatch::of(&table(&[("x-match", "some".into())])).is_err());
         assert!(XMatch::of(&table(&[("x-match", HeaderValue::Bool(true))])).is_err());
+        assert!(XMatch::of(&table(&[("x-match", HeaderValue::Bytes(b"all".to_vec()))])).is_err());
     }
 }

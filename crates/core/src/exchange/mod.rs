@@ -14,6 +14,8 @@ mod exchange;
 mod header_value;
 mod headers_match;
 mod router;
+#[cfg(test)]
+mod router_model;
 mod topic_trie;
 
 pub use binding::{Binding, Destination};

@@ -159,21 +159,22 @@ impl TopicTrie {
     }
 }
 
+/// The reference matcher for tests: RabbitMQ's rules as a direct recursion
+/// over words (exponential in `#`s, fine for short test patterns).
+#[cfg(test)]
+pub(crate) fn naive_matches(pattern: &[&str], key: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => key.is_empty(),
+        Some((&"#", rest)) => (0..=key.len()).any(|skip| naive_matches(rest, &key[skip..])),
+        Some((&"*", rest)) => !key.is_empty() && naive_matches(rest, &key[1..]),
+        Some((word, rest)) => key.first() == Some(word) && naive_matches(rest, &key[1..]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    /// The reference matcher: RabbitMQ's rules as a direct recursion over
-    /// words (exponential in `#`s, fine for tests).
-    pub(crate) fn naive_matches(pattern: &[&str], key: &[&str]) -> bool {
-        match pattern.split_first() {
-            None => key.is_empty(),
-            Some((&"#", rest)) => (0..=key.len()).any(|skip| naive_matches(rest, &key[skip..])),
-            Some((&"*", rest)) => !key.is_empty() && naive_matches(rest, &key[1..]),
-            Some((word, rest)) => key.first() == Some(word) && naive_matches(rest, &key[1..]),
-        }
-    }
 
     fn queue(name: &str) -> Destination {
         Destination::Queue(name.to_owned())
