@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod catalog;
 mod error;
+pub mod exchange;
 pub mod group;
 pub mod producer;
 pub mod queue;
