@@ -4,23 +4,25 @@
 //! delivery tag stands for which (queue, consumer, offset).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, queue};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
 use bytes::Bytes;
 use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable};
-use conveyor_log::Appending;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::Context;
 use crate::frame;
-use crate::message::Message;
+use crate::message::{Message, header_table};
 use crate::reply::{self, Exception, short};
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
@@ -86,9 +88,16 @@ struct Publishing {
 pub struct Channel {
     shared: Arc<Shared>,
     publishing: Option<Publishing>,
-    /// Publisher confirms: the next sequence number and the task that sends
-    /// confirms in order as appends become durable.
-    confirms: Option<(u64, mpsc::UnboundedSender<(u64, Confirm)>)>,
+    /// Publishes on their way to storage, awaited in order by the channel's
+    /// store task, which sends publisher confirms when they are on.
+    stores: mpsc::UnboundedSender<(Option<u64>, Confirm)>,
+    /// Publishes handed to the store task, and how many it has seen stored:
+    /// synchronous methods wait until they are equal, so a publish is
+    /// visible to everything the client does after it on the channel.
+    published: u64,
+    stored: watch::Receiver<u64>,
+    /// With publisher confirms on: the next confirm sequence number.
+    confirm_next: Option<u64>,
     consumers: HashMap<String, Consumer>,
     prefetch_count: usize,
     next_consumer_tag: u64,
@@ -102,27 +111,37 @@ pub struct Channel {
     pending_acks: HashMap<uuid::Uuid, Durable>,
 }
 
+/// One append of a published message (to a queue's or a topic's log).
+type Stored = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// What a publisher confirm waits for.
-#[derive(Debug)]
 enum Confirm {
-    Durable(Appending),
-    /// Unroutable or dropped: confirmed at once, as RabbitMQ does.
+    /// Every queue and topic the message was routed to.
+    Durable(Vec<Stored>),
+    /// Unroutable: confirmed at once, as RabbitMQ does.
     Now,
 }
 
 impl Channel {
     pub fn new(id: u16, out: Outbox, frame_max: usize) -> Channel {
+        let shared = Arc::new(Shared {
+            id,
+            out,
+            frame_max,
+            next_tag: AtomicU64::new(1),
+            unacked: Mutex::new(BTreeMap::new()),
+            room: Notify::new(),
+        });
+        let (stores, pending) = mpsc::unbounded_channel();
+        let (stored_tx, stored) = watch::channel(0);
+        tokio::spawn(store_publishes(Arc::clone(&shared), pending, stored_tx));
         Channel {
-            shared: Arc::new(Shared {
-                id,
-                out,
-                frame_max,
-                next_tag: AtomicU64::new(1),
-                unacked: Mutex::new(BTreeMap::new()),
-                room: Notify::new(),
-            }),
+            shared,
             publishing: None,
-            confirms: None,
+            stores,
+            published: 0,
+            stored,
+            confirm_next: None,
             consumers: HashMap::new(),
             prefetch_count: 0,
             next_consumer_tag: 1,
@@ -163,6 +182,8 @@ impl Channel {
             )
         );
         if !asynchronous {
+            let published = self.published;
+            let _ = self.stored.wait_for(|stored| *stored >= published).await;
             for (_, durable) in self.pending_acks.drain() {
                 if let Err(error) = durable.await {
                     warn!(%error, "an acknowledgement could not be stored");
@@ -194,16 +215,116 @@ impl Channel {
                     .await;
                 }
             }
+            AMQPClass::Exchange(exchange::AMQPMethod::Declare(declare)) => {
+                let name = declare.exchange.to_string();
+                if declare.passive {
+                    context.broker.exchange(&name).ok_or_else(|| fail(reply::no_exchange(&name)))?;
+                } else {
+                    let kind: ExchangeKind = declare
+                        .kind
+                        .as_str()
+                        .parse()
+                        .map_err(|error: conveyor_core::exchange::ExchangeError| {
+                            fail(Exception::new(reply::COMMAND_INVALID, error.to_string()))
+                        })?;
+                    let alternate = match declare.arguments.inner().get("alternate-exchange") {
+                        Some(AMQPValue::LongString(name)) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
+                        Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
+                        _ => None,
+                    };
+                    let mut definition = Exchange::new(name, kind);
+                    definition.durable = declare.durable;
+                    definition.auto_delete = declare.auto_delete;
+                    definition.internal = declare.internal;
+                    definition.alternate_exchange = alternate;
+                    context
+                        .broker
+                        .declare_exchange(definition)
+                        .await
+                        .map_err(|error| fail(reply::core_exception(&error)))?;
+                }
+                if !declare.nowait {
+                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})))
+                        .await;
+                }
+            }
+            AMQPClass::Exchange(exchange::AMQPMethod::Delete(delete)) => {
+                context
+                    .broker
+                    .delete_exchange(delete.exchange.as_str(), delete.if_unused)
+                    .await
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                if !delete.nowait {
+                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})))
+                        .await;
+                }
+            }
+            AMQPClass::Exchange(exchange::AMQPMethod::Bind(bind)) => {
+                let binding = Binding::new(Destination::Exchange(bind.destination.to_string()), bind.routing_key.to_string())
+                    .with_arguments(header_table(&bind.arguments));
+                context
+                    .broker
+                    .bind(bind.source.as_str(), binding)
+                    .await
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                if !bind.nowait {
+                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})))
+                        .await;
+                }
+            }
+            AMQPClass::Exchange(exchange::AMQPMethod::Unbind(unbind)) => {
+                let binding = Binding::new(
+                    Destination::Exchange(unbind.destination.to_string()),
+                    unbind.routing_key.to_string(),
+                )
+                .with_arguments(header_table(&unbind.arguments));
+                context
+                    .broker
+                    .unbind(unbind.source.as_str(), binding)
+                    .await
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                if !unbind.nowait {
+                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})))
+                        .await;
+                }
+            }
+            AMQPClass::Queue(queue::AMQPMethod::Bind(bind)) => {
+                check_access(context, connection_id, bind.queue.as_str()).map_err(fail)?;
+                let binding = Binding::new(binding_destination(context, bind.queue.as_str()), bind.routing_key.to_string())
+                    .with_arguments(header_table(&bind.arguments));
+                context
+                    .broker
+                    .bind(bind.exchange.as_str(), binding)
+                    .await
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                if !bind.nowait {
+                    self.reply(AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {}))).await;
+                }
+            }
+            AMQPClass::Queue(queue::AMQPMethod::Unbind(unbind)) => {
+                let binding = Binding::new(binding_destination(context, unbind.queue.as_str()), unbind.routing_key.to_string())
+                    .with_arguments(header_table(&unbind.arguments));
+                context
+                    .broker
+                    .unbind(unbind.exchange.as_str(), binding)
+                    .await
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                self.reply(AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {}))).await;
+            }
             AMQPClass::Basic(basic::AMQPMethod::Qos(qos)) => {
                 self.prefetch_count = usize::from(qos.prefetch_count);
                 self.reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))).await;
             }
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
-                if !publish.exchange.as_str().is_empty() {
-                    return Err(fail(Exception::new(
-                        reply::NOT_FOUND,
-                        format!("no exchange '{}' in vhost '/'", publish.exchange.as_str()),
-                    )));
+                match context.broker.exchange(publish.exchange.as_str()) {
+                    None => return Err(fail(reply::no_exchange(publish.exchange.as_str()))),
+                    Some(exchange) if exchange.internal => {
+                        return Err(fail(Exception::new(
+                            reply::ACCESS_REFUSED,
+                            format!("cannot publish to internal exchange '{}' in vhost '/'", exchange.name),
+                        )));
+                    }
+                    Some(_) => {}
                 }
                 self.publishing = Some(Publishing {
                     exchange: publish.exchange.to_string(),
@@ -260,10 +381,8 @@ impl Channel {
             }
             AMQPClass::Basic(basic::AMQPMethod::RecoverAsync(_)) => self.release_unacked(),
             AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => {
-                if self.confirms.is_none() {
-                    let (sender, receiver) = mpsc::unbounded_channel();
-                    tokio::spawn(send_confirms(Arc::clone(&self.shared), receiver));
-                    self.confirms = Some((1, sender));
+                if self.confirm_next.is_none() {
+                    self.confirm_next = Some(1);
                 }
                 if !select.nowait {
                     self.reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})))
@@ -330,25 +449,47 @@ impl Channel {
             properties: publishing.properties.unwrap_or_default(),
             body: publishing.body,
         };
-        let confirm = match context.broker.queue(&message.routing_key) {
-            Some(target) => Confirm::Durable(target.queue.publish(vec![message.clone().into_record()])),
-            None => {
-                if publishing.mandatory {
-                    let method = basic::AMQPMethod::Return(basic::Return {
-                        reply_code: reply::NO_ROUTE,
-                        reply_text: short("NO_ROUTE"),
-                        exchange: short(message.exchange.clone()),
-                        routing_key: short(message.routing_key.clone()),
-                    });
-                    self.send(&content_frames(&self.shared, method, &message)).await;
-                }
-                Confirm::Now
+        let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
+        let routed = context
+            .broker
+            .route(&message.exchange, &message.routing_key, &headers)
+            .unwrap_or_default();
+        let confirm = if routed.is_empty() {
+            if publishing.mandatory {
+                let method = basic::AMQPMethod::Return(basic::Return {
+                    reply_code: reply::NO_ROUTE,
+                    reply_text: short("NO_ROUTE"),
+                    exchange: short(message.exchange.clone()),
+                    routing_key: short(message.routing_key.clone()),
+                });
+                self.send(&content_frames(&self.shared, method, &message)).await;
             }
+            Confirm::Now
+        } else {
+            let record = message.into_record();
+            let mut appends: Vec<Stored> = Vec::with_capacity(routed.queues.len() + routed.topics.len());
+            for name in &routed.queues {
+                if let Some(target) = context.broker.queue(name) {
+                    let appending = target.queue.publish(vec![record.clone()]);
+                    appends.push(Box::pin(
+                        async move { appending.await.map(drop).map_err(|error| error.to_string()) },
+                    ));
+                }
+            }
+            for name in &routed.topics {
+                match context.broker.publish_to_topic(name, record.clone()) {
+                    Ok(pending) => appends.push(Box::pin(async move { pending.await.map(drop).map_err(|error| error.to_string()) })),
+                    Err(error) => appends.push(Box::pin(std::future::ready(Err(error.to_string())))),
+                }
+            }
+            Confirm::Durable(appends)
         };
-        if let Some((next, sender)) = self.confirms.as_mut() {
-            let _ = sender.send((*next, confirm));
+        let confirm_tag = self.confirm_next;
+        if let Some(next) = self.confirm_next.as_mut() {
             *next += 1;
         }
+        self.published += 1;
+        let _ = self.stores.send((confirm_tag, confirm));
     }
 
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
@@ -534,7 +675,6 @@ impl Channel {
             consumer.queue.queue.release_all(consumer.id);
             consumer.queue.notify_available();
         }
-        self.confirms = None;
         self.publishing = None;
     }
 }
@@ -551,6 +691,16 @@ fn settle_refused(unacked: Vec<Unacked>, requeue: bool) {
             debug!(%error, "settling a delivery the queue no longer holds for this consumer");
         }
         one.queue.notify_available();
+    }
+}
+
+/// What `queue.bind` names: a queue, or else a Kafka topic of that name (so
+/// AMQP-published messages can be read by Kafka consumers).
+fn binding_destination(context: &Context, name: &str) -> Destination {
+    if context.broker.queue(name).is_none() && context.broker.topic(name).is_some() {
+        Destination::Topic(name.to_owned())
+    } else {
+        Destination::Queue(name.to_owned())
     }
 }
 
@@ -610,27 +760,35 @@ fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message)
     frames
 }
 
-/// Sends confirms in publish order as each append becomes durable.
-async fn send_confirms(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<(u64, Confirm)>) {
-    while let Some((sequence, confirm)) = pending.recv().await {
+/// Awaits each publish's appends in order; sends its confirm when the
+/// channel is in confirm mode; counts it stored.
+async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<(Option<u64>, Confirm)>, stored: watch::Sender<u64>) {
+    let mut count = 0u64;
+    while let Some((confirm_tag, confirm)) = pending.recv().await {
         let durable = match confirm {
             Confirm::Now => true,
-            Confirm::Durable(appending) => match appending.await {
-                Ok(_) => true,
-                Err(error) => {
-                    warn!(%error, "a published message could not be stored");
-                    false
+            Confirm::Durable(appends) => {
+                let mut all = true;
+                for append in appends {
+                    if let Err(error) = append.await {
+                        warn!(%error, "a published message could not be stored");
+                        all = false;
+                    }
                 }
-            },
+                all
+            }
         };
+        count += 1;
+        stored.send_replace(count);
+        let Some(delivery_tag) = confirm_tag else { continue };
         let method = if durable {
             basic::AMQPMethod::Ack(basic::Ack {
-                delivery_tag: sequence,
+                delivery_tag,
                 multiple: false,
             })
         } else {
             basic::AMQPMethod::Nack(basic::Nack {
-                delivery_tag: sequence,
+                delivery_tag,
                 multiple: false,
                 requeue: false,
             })

@@ -7,10 +7,14 @@
 //! | routing key | key |
 //! | exchange published to | header `amqp.exchange` |
 //! | content properties (content type, headers, delivery mode, …) | header `amqp.properties`: the properties as encoded on the wire |
+//!
+//! Also here: AMQP field tables as the core's exchanges see them.
 
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::protocol::basic::{gen_properties, parse_properties};
+use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable};
+use conveyor_core::exchange::{FieldTable, HeaderValue};
 use conveyor_log::record::Record;
 
 pub const EXCHANGE_HEADER: &str = "amqp.exchange";
@@ -57,6 +61,44 @@ impl Message {
             properties,
             body: record.value.unwrap_or_default(),
         }
+    }
+}
+
+/// A field table as the core's exchanges see it (headers routing, binding arguments).
+pub fn header_table(table: &AmqpTable) -> FieldTable {
+    table
+        .inner()
+        .iter()
+        .map(|(key, value)| (key.to_string(), header_value(value)))
+        .collect()
+}
+
+fn header_value(value: &AMQPValue) -> HeaderValue {
+    match value {
+        AMQPValue::Boolean(value) => HeaderValue::Bool(*value),
+        AMQPValue::ShortShortInt(value) => HeaderValue::I8(*value),
+        AMQPValue::ShortShortUInt(value) => HeaderValue::U8(*value),
+        AMQPValue::ShortInt(value) => HeaderValue::I16(*value),
+        AMQPValue::ShortUInt(value) => HeaderValue::U16(*value),
+        AMQPValue::LongInt(value) => HeaderValue::I32(*value),
+        AMQPValue::LongUInt(value) => HeaderValue::U32(*value),
+        AMQPValue::LongLongInt(value) => HeaderValue::I64(*value),
+        AMQPValue::Float(value) => HeaderValue::F32(*value),
+        AMQPValue::Double(value) => HeaderValue::F64(*value),
+        AMQPValue::DecimalValue(decimal) => HeaderValue::Decimal {
+            scale: decimal.scale,
+            value: decimal.value,
+        },
+        AMQPValue::ShortString(text) => HeaderValue::String(text.to_string()),
+        AMQPValue::LongString(bytes) => match std::str::from_utf8(bytes.as_bytes()) {
+            Ok(text) => HeaderValue::String(text.to_owned()),
+            Err(_) => HeaderValue::Bytes(bytes.as_bytes().to_vec()),
+        },
+        AMQPValue::ByteArray(bytes) => HeaderValue::Bytes(bytes.as_slice().to_vec()),
+        AMQPValue::FieldArray(array) => HeaderValue::Array(array.as_slice().iter().map(header_value).collect()),
+        AMQPValue::Timestamp(seconds) => HeaderValue::Timestamp(*seconds),
+        AMQPValue::FieldTable(table) => HeaderValue::Table(header_table(table)),
+        AMQPValue::Void => HeaderValue::Void,
     }
 }
 

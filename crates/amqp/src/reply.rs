@@ -5,6 +5,7 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{AMQPClass, channel, connection};
 use amq_protocol::types::ShortString;
 use conveyor_core::CoreError;
+use conveyor_core::exchange::ExchangeError;
 
 pub const REPLY_SUCCESS: u16 = 200;
 pub const CONTENT_TOO_LARGE: u16 = 311;
@@ -117,10 +118,25 @@ pub fn short(text: impl Into<String>) -> ShortString {
 /// The channel exception a core error becomes.
 pub fn core_exception(error: &CoreError) -> Exception {
     let code = match error {
-        CoreError::UnknownQueue(_) => NOT_FOUND,
+        CoreError::UnknownQueue(_) | CoreError::UnknownTopic(_) => NOT_FOUND,
+        CoreError::Exchange(error) => match error {
+            ExchangeError::UnknownExchange(_) => NOT_FOUND,
+            ExchangeError::ReservedName(_) | ExchangeError::Predeclared(_) | ExchangeError::Internal(_) => ACCESS_REFUSED,
+            ExchangeError::UnknownKind(_) => COMMAND_INVALID,
+            ExchangeError::Inequivalent { .. }
+            | ExchangeError::InUse(_)
+            | ExchangeError::InvalidArgument { .. }
+            | ExchangeError::DefaultExchangeBinding
+            | ExchangeError::TooLong { .. } => PRECONDITION_FAILED,
+        },
         CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } => PRECONDITION_FAILED,
         CoreError::ShuttingDown => CONNECTION_FORCED,
         _ => INTERNAL_ERROR,
     };
     Exception::new(code, error.to_string())
+}
+
+/// "no exchange 'x' in vhost '/'", RabbitMQ's wording.
+pub fn no_exchange(name: &str) -> Exception {
+    Exception::new(NOT_FOUND, format!("no exchange '{name}' in vhost '/'"))
 }

@@ -33,3 +33,15 @@ fn a_durable_queue_keeps_every_confirmed_message_and_every_ack_across_a_sigkill(
     let server = Server::start(dir.path());
     run_script(&server, "amqp/durable_pika.py", &["verify", &queue]);
 }
+
+#[test]
+fn amqplib_seed_fanout_reaches_both_services() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/seed_amqplib_fanout.js", &[]);
+}
+
+#[test]
+fn pika_routes_through_direct_topic_headers_exchange_bindings_alternate_exchanges_and_into_kafka() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/routing_pika.py", &[&server.kafka_addr.to_string()]);
+}

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use conveyor_log::clock::{Clock, system_clock};
+use conveyor_log::record::{BatchBuilder, Record};
 use conveyor_log::{Durability, Log, LogConfig};
 use parking_lot::RwLock;
 use tracing::{info, warn};
@@ -20,8 +21,10 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, Event, QueueDefinition};
 use crate::error::{CoreError, Result};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
-use crate::producer::Partition;
+use crate::partitioner;
+use crate::producer::{Partition, PendingAppend};
 use crate::queue::{DeclaredQueue, Queue, QueueConfig};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
@@ -66,6 +69,9 @@ pub struct Broker {
     /// (next id to hand out, first id not reserved yet).
     producer_ids: parking_lot::Mutex<(i64, i64)>,
     queues: RwLock<BTreeMap<String, Arc<DeclaredQueue>>>,
+    /// Exchanges and bindings (one virtual host); changes go through the
+    /// catalog lock, routing only reads.
+    router: RwLock<Router>,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -99,6 +105,7 @@ impl Broker {
         }
         remove_orphans(&topics_dir, &topics.values().map(|topic| topic.id.to_string()).collect());
         let queues = open_queues(data_dir, &catalog, &config, &clock)?;
+        let router = Router::from_definitions(&catalog.state().routing)?;
         // Start above everything reserved before: ids handed out before a crash are never reused.
         let reserved = catalog.state().producer_ids_reserved;
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
@@ -112,6 +119,7 @@ impl Broker {
             groups,
             producer_ids: parking_lot::Mutex::new((reserved, reserved)),
             queues: RwLock::new(queues),
+            router: RwLock::new(router),
         })
     }
 
@@ -419,6 +427,7 @@ impl Broker {
                 .await?;
         }
         self.queues.write().remove(name);
+        self.router.write().remove_queue(name);
         declared.notify_available();
         let dir = declared.queue.dir().to_owned();
         blocking(move || {
@@ -428,6 +437,134 @@ impl Broker {
         .await?;
         info!(queue = name, "queue deleted");
         Ok(held)
+    }
+
+    /// Where a message published to `exchange` goes.
+    pub fn route(&self, exchange: &str, routing_key: &str, headers: &FieldTable) -> Result<RouteResult> {
+        let mut routed = self.router.read().route(exchange, routing_key, headers)?;
+        // The default exchange names queues without checking they exist.
+        routed.queues.retain(|name| self.queue(name).is_some());
+        Ok(routed)
+    }
+
+    pub fn exchange(&self, name: &str) -> Option<Exchange> {
+        self.router.read().exchange(name).cloned()
+    }
+
+    /// Declares an exchange (no-op when it exists the same way). Durable
+    /// exchanges are recorded in the catalog.
+    pub async fn declare_exchange(&self, exchange: Exchange) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let mut candidate = self.router.read().clone();
+        let created = candidate.declare_exchange(exchange.clone())?;
+        if created && exchange.durable {
+            catalog
+                .append(
+                    Event::ExchangeDeclared {
+                        exchange: exchange.clone(),
+                    },
+                    self.clock.now_ms(),
+                )
+                .await?;
+        }
+        *self.router.write() = candidate;
+        Ok(())
+    }
+
+    pub async fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let mut candidate = self.router.read().clone();
+        let durable = candidate.exchange(name).is_some_and(|exchange| exchange.durable);
+        if candidate.delete_exchange(name, if_unused)?.is_some() && durable {
+            catalog
+                .append(Event::ExchangeDeleted { name: name.to_owned() }, self.clock.now_ms())
+                .await?;
+        }
+        *self.router.write() = candidate;
+        Ok(())
+    }
+
+    /// Binds `binding.destination` to exchange `source`. The destination
+    /// must exist (a queue, an exchange, or a Kafka topic).
+    pub async fn bind(&self, source: &str, binding: Binding) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let mut candidate = self.router.read().clone();
+        let destination_durable = match &binding.destination {
+            Destination::Queue(name) => {
+                self.queue(name)
+                    .ok_or_else(|| CoreError::UnknownQueue(name.clone()))?
+                    .definition
+                    .durable
+            }
+            Destination::Exchange(name) => candidate
+                .exchange(name)
+                .map(|exchange| exchange.durable || name.starts_with("amq."))
+                .ok_or_else(|| CoreError::Exchange(ExchangeError::UnknownExchange(name.clone())))?,
+            Destination::Topic(name) => {
+                self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.clone()))?;
+                true
+            }
+        };
+        let source_durable = candidate
+            .exchange(source)
+            .is_some_and(|exchange| exchange.durable || source.starts_with("amq."));
+        if candidate.bind(source, binding.clone())? && source_durable && destination_durable {
+            catalog
+                .append(
+                    Event::BindingAdded {
+                        source: source.to_owned(),
+                        binding,
+                    },
+                    self.clock.now_ms(),
+                )
+                .await?;
+        }
+        *self.router.write() = candidate;
+        Ok(())
+    }
+
+    pub async fn unbind(&self, source: &str, binding: Binding) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let mut candidate = self.router.read().clone();
+        let removal = candidate.unbind(source, &binding)?;
+        if !removal.bindings.is_empty()
+            && catalog
+                .state()
+                .routing
+                .bindings
+                .iter()
+                .any(|defined| defined.source == source && defined.binding == binding)
+        {
+            catalog
+                .append(
+                    Event::BindingRemoved {
+                        source: source.to_owned(),
+                        binding,
+                    },
+                    self.clock.now_ms(),
+                )
+                .await?;
+        }
+        *self.router.write() = candidate;
+        Ok(())
+    }
+
+    /// Appends `record` to Kafka topic `name` (routed there by an exchange),
+    /// in the partition a Kafka producer would pick for its key.
+    pub fn publish_to_topic(&self, name: &str, record: Record) -> Result<PendingAppend> {
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let partitions = topic.partition_count();
+        let index = record
+            .key
+            .as_deref()
+            .map_or(0, |key| partitioner::partition_for_key(key, partitions));
+        let partition = topic.partition_handle(index).ok_or_else(|| CoreError::UnknownPartition {
+            topic: name.to_owned(),
+            partition: index,
+        })?;
+        let mut builder = BatchBuilder::new(self.clock.now_ms());
+        builder.push(record);
+        Ok(partition.append(builder.build()))
     }
 
     /// A producer id never handed out before (Kafka's InitProducerId).

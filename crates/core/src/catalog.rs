@@ -1,5 +1,5 @@
-//! The metadata catalog: every change to what exists (topics and queues now;
-//! exchanges and bindings later) is an event appended to a log of its own,
+//! The metadata catalog: every change to what exists (topics, queues,
+//! exchanges and bindings) is an event appended to a log of its own,
 //! and the catalog's state is the replay of those events on top of the latest
 //! snapshot. Knows events and their replay; nothing about partitions' data.
 //!
@@ -17,6 +17,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
+use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
 
 /// Take a snapshot after this many events, so a restart replays at most that many.
 const EVENTS_PER_SNAPSHOT: u64 = 1000;
@@ -65,6 +66,23 @@ pub enum Event {
         id: Uuid,
         name: String,
     },
+    /// A durable exchange (transient ones are never recorded).
+    ExchangeDeclared {
+        exchange: Exchange,
+    },
+    /// Its bindings, as source or destination, go with it.
+    ExchangeDeleted {
+        name: String,
+    },
+    /// A binding whose source and destination both survive a restart.
+    BindingAdded {
+        source: String,
+        binding: Binding,
+    },
+    BindingRemoved {
+        source: String,
+        binding: Binding,
+    },
 }
 
 /// How a queue was declared: its flags and arguments (AMQP's `x-…`
@@ -105,6 +123,9 @@ pub struct CatalogState {
     pub producer_ids_reserved: i64,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueRecord>,
+    /// Durable exchanges and bindings.
+    #[serde(default)]
+    pub routing: Definitions,
 }
 
 impl CatalogState {
@@ -167,7 +188,34 @@ impl CatalogState {
             Event::QueueDeleted { id, name } => {
                 if self.queues.get(name).is_some_and(|queue| queue.id == *id) {
                     self.queues.remove(name);
+                    let gone = Destination::Queue(name.clone());
+                    self.routing.bindings.retain(|defined| defined.binding.destination != gone);
                 }
+            }
+            Event::ExchangeDeclared { exchange } => {
+                self.routing.exchanges.retain(|existing| existing.name != exchange.name);
+                self.routing.exchanges.push(exchange.clone());
+            }
+            Event::ExchangeDeleted { name } => {
+                self.routing.exchanges.retain(|existing| existing.name != *name);
+                let gone = Destination::Exchange(name.clone());
+                self.routing
+                    .bindings
+                    .retain(|defined| defined.source != *name && defined.binding.destination != gone);
+            }
+            Event::BindingAdded { source, binding } => {
+                let defined = BindingDefinition {
+                    source: source.clone(),
+                    binding: binding.clone(),
+                };
+                if !self.routing.bindings.contains(&defined) {
+                    self.routing.bindings.push(defined);
+                }
+            }
+            Event::BindingRemoved { source, binding } => {
+                self.routing
+                    .bindings
+                    .retain(|defined| !(defined.source == *source && defined.binding == *binding));
             }
         }
     }

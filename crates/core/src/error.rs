@@ -52,6 +52,8 @@ pub enum CoreError {
     QueueInUse { name: String, reason: String },
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Exchange(#[from] crate::exchange::ExchangeError),
 }
 
 impl CoreError {

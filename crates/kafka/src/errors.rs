@@ -22,9 +22,11 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
         CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
         // Queues are not reachable through the Kafka API.
-        CoreError::UnknownQueue(_) | CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } | CoreError::Queue(_) => {
-            ResponseError::UnknownServerError
-        }
+        CoreError::UnknownQueue(_)
+        | CoreError::QueueMismatch { .. }
+        | CoreError::QueueInUse { .. }
+        | CoreError::Queue(_)
+        | CoreError::Exchange(_) => ResponseError::UnknownServerError,
     }
 }
 
