@@ -15,8 +15,7 @@ use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{AMQPClass, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -32,10 +31,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection waits for the client's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn run(stream: TcpStream, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let connection_id = context.next_connection.fetch_add(1, Ordering::Relaxed);
     debug!(%peer, connection_id, "AMQP connection opened");
-    let (read_half, mut write_half) = stream.into_split();
+    let (read_half, mut write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     match frame::read_protocol_header(&mut reader).await {
         Ok(Ok(())) => {}
@@ -379,7 +381,7 @@ impl Connection {
 }
 
 /// Writes outgoing frames; sends a heartbeat after a quiet half-interval.
-async fn write_frames(mut writer: tokio::net::tcp::OwnedWriteHalf, mut outbox: mpsc::Receiver<Bytes>, heartbeat: watch::Receiver<u16>) {
+async fn write_frames<S: AsyncWrite>(mut writer: WriteHalf<S>, mut outbox: mpsc::Receiver<Bytes>, heartbeat: watch::Receiver<u16>) {
     let heartbeat_frame = frame::encode(&[AMQPFrame::Heartbeat]);
     loop {
         let interval_s = *heartbeat.borrow();

@@ -68,6 +68,15 @@ impl Context {
     }
 }
 
+/// Serves one connection over any byte stream (the fuzz target and tests
+/// use in-memory pipes); `peer` decides what loopback-only logins allow.
+pub async fn serve_connection<S>(stream: S, peer: SocketAddr, context: Arc<Context>, shutdown: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    connection::run(stream, peer, context, shutdown).await;
+}
+
 /// How long connections get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
