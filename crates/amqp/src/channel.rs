@@ -13,9 +13,12 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
 use bytes::Bytes;
+use conveyor_core::Broker;
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use conveyor_core::messaging::{DeathReason, Storing};
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable};
+use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, warn};
@@ -41,6 +44,7 @@ pub type Outbox = mpsc::Sender<Bytes>;
 #[derive(Debug)]
 struct Shared {
     id: u16,
+    broker: Arc<Broker>,
     out: Outbox,
     frame_max: usize,
     next_tag: AtomicU64,
@@ -54,6 +58,9 @@ struct Unacked {
     queue: Arc<DeclaredQueue>,
     consumer: ConsumerId,
     offset: u64,
+    delivery_count: u32,
+    /// Kept only when the queue dead-letters: a reject without requeue sends it on.
+    record: Option<Record>,
     /// The consumer whose window the delivery counts in (none for basic.get).
     window: Option<Arc<Window>>,
 }
@@ -114,6 +121,10 @@ pub struct Channel {
 /// One append of a published message (to a queue's or a topic's log).
 type Stored = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
+fn stored(storing: Storing) -> Stored {
+    Box::pin(async move { storing.await.map_err(|error| error.to_string()) })
+}
+
 /// What a publisher confirm waits for.
 enum Confirm {
     /// Every queue and topic the message was routed to.
@@ -123,9 +134,10 @@ enum Confirm {
 }
 
 impl Channel {
-    pub fn new(id: u16, out: Outbox, frame_max: usize) -> Channel {
+    pub fn new(id: u16, broker: Arc<Broker>, out: Outbox, frame_max: usize) -> Channel {
         let shared = Arc::new(Shared {
             id,
+            broker,
             out,
             frame_max,
             next_tag: AtomicU64::new(1),
@@ -366,12 +378,14 @@ impl Channel {
             }
             AMQPClass::Basic(basic::AMQPMethod::Nack(nack)) => {
                 let unacked = self.take_unacked(nack.delivery_tag, nack.multiple).map_err(fail)?;
-                settle_refused(unacked, nack.requeue);
+                let dead = settle_refused(&self.shared.broker, unacked, nack.requeue);
+                self.track_appends(dead);
                 self.shared.room.notify_waiters();
             }
             AMQPClass::Basic(basic::AMQPMethod::Reject(reject)) => {
                 let unacked = self.take_unacked(reject.delivery_tag, false).map_err(fail)?;
-                settle_refused(unacked, reject.requeue);
+                let dead = settle_refused(&self.shared.broker, unacked, reject.requeue);
+                self.track_appends(dead);
                 self.shared.room.notify_waiters();
             }
             AMQPClass::Basic(basic::AMQPMethod::Recover(_)) => {
@@ -470,10 +484,13 @@ impl Channel {
             let mut appends: Vec<Stored> = Vec::with_capacity(routed.queues.len() + routed.topics.len());
             for name in &routed.queues {
                 if let Some(target) = context.broker.queue(name) {
-                    let appending = target.queue.publish(vec![record.clone()]);
-                    appends.push(Box::pin(
-                        async move { appending.await.map(drop).map_err(|error| error.to_string()) },
-                    ));
+                    let published = context.broker.publish_to_queue(&target, record.clone());
+                    appends.extend(published.appends.into_iter().map(stored));
+                    if published.refused {
+                        appends.push(Box::pin(std::future::ready(Err(format!(
+                            "queue '{name}' is full (x-overflow reject-publish)"
+                        )))));
+                    }
                 }
             }
             for name in &routed.topics {
@@ -593,11 +610,18 @@ impl Channel {
         check_access(context, connection_id, &name)?;
         let consumer = declared.new_consumer();
         let acquiring = Arc::clone(&declared);
-        let deliveries = tokio::task::spawn_blocking(move || acquiring.queue.acquire(consumer, 1, DELIVERY_LOCK_MS))
+        let broker = Arc::clone(&context.broker);
+        let deliveries = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, 1, DELIVERY_LOCK_MS))
             .await
             .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
             .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
-        let Some(delivery) = deliveries.messages.into_iter().next() else {
+        let (deliveries, dead) = deliveries;
+        for append in dead {
+            if let Err(error) = append.await {
+                warn!(%error, "a dead-lettered message could not be stored");
+            }
+        }
+        let Some(delivery) = deliveries.into_iter().next() else {
             self.reply(AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))).await;
             return Ok(());
         };
@@ -611,6 +635,8 @@ impl Channel {
                     queue: Arc::clone(&declared),
                     consumer,
                     offset: delivery.offset,
+                    delivery_count: delivery.delivery_count,
+                    record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                     window: None,
                 },
             );
@@ -627,6 +653,18 @@ impl Channel {
         });
         self.send(&content_frames(&self.shared, method, &message)).await;
         Ok(())
+    }
+
+    /// Appends the client did not publish (dead letters) but that later
+    /// synchronous methods on the channel must see stored.
+    fn track_appends(&mut self, appends: Vec<Storing>) {
+        if appends.is_empty() {
+            return;
+        }
+        self.published += 1;
+        let _ = self
+            .stores
+            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect())));
     }
 
     /// Removes the deliveries an ack, nack or reject names.
@@ -662,7 +700,7 @@ impl Channel {
                 window.wake.notify_one();
             }
         }
-        settle_refused(unacked.into_values().collect(), true);
+        let _ = settle_refused(&self.shared.broker, unacked.into_values().collect(), true);
     }
 
     /// Ends the channel: consumers stop, unacked deliveries go back to their queues.
@@ -680,18 +718,26 @@ impl Channel {
 }
 
 /// Nack/reject: back to the queue (`requeue`) or settled for good. Dead-lettering comes with exchanges.
-fn settle_refused(unacked: Vec<Unacked>, requeue: bool) {
+fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, requeue: bool) -> Vec<Storing> {
+    let mut appends = Vec::new();
     for one in unacked {
         let result = if requeue {
             one.queue.queue.release(one.consumer, one.offset, 0).map(|_| ())
         } else {
-            one.queue.queue.reject(one.consumer, one.offset).map(|_| ())
+            let rejected = one.queue.queue.reject(one.consumer, one.offset).map(|_| ());
+            if rejected.is_ok()
+                && let Some(record) = one.record
+            {
+                appends.extend(broker.dead_letter(&one.queue, record, DeathReason::Rejected, one.delivery_count));
+            }
+            rejected
         };
         if let Err(error) = result {
             debug!(%error, "settling a delivery the queue no longer holds for this consumer");
         }
         one.queue.notify_available();
     }
+    appends
 }
 
 /// What `queue.bind` names: a queue, or else a Kafka topic of that name (so
@@ -835,23 +881,30 @@ async fn deliver(
             prefetch.saturating_sub(in_flight).min(ACQUIRE_BATCH)
         };
         if room > 0 {
-            let acquiring = Arc::clone(&declared);
-            let acquired = tokio::task::spawn_blocking(move || acquiring.queue.acquire(consumer, room, DELIVERY_LOCK_MS)).await;
+            let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
+            let acquired = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS)).await;
             let deliveries = match acquired {
-                Ok(Ok(deliveries)) => deliveries,
+                Ok(Ok((deliveries, dead))) => {
+                    for append in dead {
+                        if let Err(error) = append.await {
+                            warn!(%error, "a dead-lettered message could not be stored");
+                        }
+                    }
+                    deliveries
+                }
                 Ok(Err(error)) => {
                     warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
                     return;
                 }
                 Err(_) => return,
             };
-            if !deliveries.messages.is_empty() {
+            if !deliveries.is_empty() {
                 if window.cancelled.load(Ordering::SeqCst) {
                     declared.queue.release_all(consumer);
                     declared.notify_available();
                     return;
                 }
-                for delivery in deliveries.messages {
+                for delivery in deliveries {
                     send_delivery(&shared, &declared, consumer, &window, &tag, no_ack, delivery).await;
                 }
                 continue;
@@ -889,6 +942,8 @@ async fn send_delivery(
                 queue: Arc::clone(declared),
                 consumer,
                 offset: delivery.offset,
+                delivery_count: delivery.delivery_count,
+                record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                 window: Some(Arc::clone(window)),
             },
         );

@@ -281,7 +281,10 @@ impl Connection {
                         format!("channel {id} is above channel_max {}", self.channel_max),
                     )));
                 }
-                self.channels.insert(id, Channel::new(id, self.out.clone(), self.frame_max));
+                self.channels.insert(
+                    id,
+                    Channel::new(id, Arc::clone(&self.context.broker), self.out.clone(), self.frame_max),
+                );
                 self.send_method(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})))
                     .await;
                 None

@@ -7,14 +7,18 @@
 //! | routing key | key |
 //! | exchange published to | header `amqp.exchange` |
 //! | content properties (content type, headers, delivery mode, …) | header `amqp.properties`: the properties as encoded on the wire |
+//! | `expiration` property (per-message TTL) | also header `conveyor.ttl-ms`, which the core reads |
+//! | (dead-lettered by the core: headers `conveyor.death-*`) | `x-death` and `x-first-death-*` headers on delivery |
 //!
 //! Also here: AMQP field tables as the core's exchanges see them.
 
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::protocol::basic::{gen_properties, parse_properties};
+use amq_protocol::types::ShortString;
 use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable};
 use conveyor_core::exchange::{FieldTable, HeaderValue};
+use conveyor_core::queue::policy::headers;
 use conveyor_log::record::Record;
 
 pub const EXCHANGE_HEADER: &str = "amqp.exchange";
@@ -31,12 +35,22 @@ pub struct Message {
 
 impl Message {
     pub fn into_record(self) -> Record {
-        let properties = gen_properties(&self.properties)(WriteContext::from(Vec::new()))
+        let properties_bytes = gen_properties(&self.properties)(WriteContext::from(Vec::new()))
             .map(|context| context.write)
             .unwrap_or_default();
-        Record::new(Some(self.routing_key.into_bytes()), Some(self.body))
+        let record = Record::new(Some(self.routing_key.into_bytes()), Some(self.body))
             .with_header(EXCHANGE_HEADER, Some(self.exchange.into_bytes()))
-            .with_header(PROPERTIES_HEADER, Some(properties))
+            .with_header(PROPERTIES_HEADER, Some(properties_bytes));
+        // The per-message TTL, in the header the core reads.
+        match self
+            .properties
+            .expiration()
+            .as_ref()
+            .and_then(|ttl| ttl.as_str().trim().parse::<u64>().ok())
+        {
+            Some(ttl_ms) => record.with_header(headers::TTL_MS, Some(ttl_ms.to_string().into_bytes())),
+            None => record,
+        }
     }
 
     /// The message a record holds. Records written by other front doors (a
@@ -52,9 +66,24 @@ impl Message {
         let exchange = header(EXCHANGE_HEADER)
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
-        let properties = header(PROPERTIES_HEADER)
+        let mut properties = header(PROPERTIES_HEADER)
             .and_then(|bytes| parse_properties(bytes.as_slice()).ok().map(|(_, properties)| properties))
             .unwrap_or_default();
+        if let Some(reason) = header(headers::DEATH_REASON) {
+            let text = |name: &str| {
+                header(name)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default()
+            };
+            properties = with_death(
+                properties,
+                &String::from_utf8_lossy(&reason),
+                &text(headers::DEATH_QUEUE),
+                &exchange,
+                &text(headers::DEATH_ROUTING_KEY),
+                text(headers::DEATH_TIME_MS).parse::<i64>().unwrap_or(0),
+            );
+        }
         Message {
             exchange,
             routing_key: record.key.map(|key| String::from_utf8_lossy(&key).into_owned()).unwrap_or_default(),
@@ -62,6 +91,56 @@ impl Message {
             body: record.value.unwrap_or_default(),
         }
     }
+}
+
+/// Adds RabbitMQ's dead-lettering headers: an `x-death` entry (incremented
+/// when the message died the same way in the same queue before) and the
+/// `x-first-death-*` headers.
+fn with_death(properties: BasicProperties, reason: &str, queue: &str, exchange: &str, routing_key: &str, time_ms: i64) -> BasicProperties {
+    let mut table = properties.headers().clone().unwrap_or_default();
+    let mut deaths: Vec<AMQPValue> = match table.inner().get("x-death") {
+        Some(AMQPValue::FieldArray(array)) => array.as_slice().to_vec(),
+        _ => Vec::new(),
+    };
+    let same = |entry: &AMQPValue| match entry {
+        AMQPValue::FieldTable(entry) => {
+            matches!(entry.inner().get("queue"), Some(AMQPValue::LongString(q)) if q.as_bytes() == queue.as_bytes())
+                && matches!(entry.inner().get("reason"), Some(AMQPValue::LongString(r)) if r.as_bytes() == reason.as_bytes())
+        }
+        _ => false,
+    };
+    let count = match deaths.iter().position(same) {
+        Some(index) => {
+            let previous = match &deaths[index] {
+                AMQPValue::FieldTable(entry) => match entry.inner().get("count") {
+                    Some(AMQPValue::LongLongInt(count)) => *count,
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            deaths.remove(index);
+            previous + 1
+        }
+        None => 1,
+    };
+    let mut entry = AmqpTable::default();
+    entry.insert(ShortString::from("count"), AMQPValue::LongLongInt(count));
+    entry.insert(ShortString::from("reason"), AMQPValue::LongString(reason.into()));
+    entry.insert(ShortString::from("queue"), AMQPValue::LongString(queue.into()));
+    entry.insert(ShortString::from("time"), AMQPValue::Timestamp((time_ms / 1000).max(0) as u64));
+    entry.insert(ShortString::from("exchange"), AMQPValue::LongString(exchange.into()));
+    entry.insert(
+        ShortString::from("routing-keys"),
+        AMQPValue::FieldArray(vec![AMQPValue::LongString(routing_key.into())].into()),
+    );
+    deaths.insert(0, AMQPValue::FieldTable(entry));
+    if !table.contains_key("x-first-death-reason") {
+        table.insert(ShortString::from("x-first-death-reason"), AMQPValue::LongString(reason.into()));
+        table.insert(ShortString::from("x-first-death-queue"), AMQPValue::LongString(queue.into()));
+        table.insert(ShortString::from("x-first-death-exchange"), AMQPValue::LongString(exchange.into()));
+    }
+    table.insert(ShortString::from("x-death"), AMQPValue::FieldArray(deaths.into()));
+    properties.with_headers(table)
 }
 
 /// A field table as the core's exchanges see it (headers routing, binding arguments).
@@ -105,7 +184,7 @@ fn header_value(value: &AMQPValue) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
+    use amq_protocol::types::FieldTable;
 
     #[test]
     fn a_message_survives_the_round_trip_through_a_record() {

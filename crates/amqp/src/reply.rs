@@ -129,7 +129,7 @@ pub fn core_exception(error: &CoreError) -> Exception {
             | ExchangeError::DefaultExchangeBinding
             | ExchangeError::TooLong { .. } => PRECONDITION_FAILED,
         },
-        CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } => PRECONDITION_FAILED,
+        CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } | CoreError::InvalidQueueArgument { .. } => PRECONDITION_FAILED,
         CoreError::ShuttingDown => CONNECTION_FORCED,
         _ => INTERNAL_ERROR,
     };

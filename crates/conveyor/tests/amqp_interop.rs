@@ -45,3 +45,9 @@ fn pika_routes_through_direct_topic_headers_exchange_bindings_alternate_exchange
     let (_dir, server) = server();
     run_script(&server, "amqp/routing_pika.py", &[&server.kafka_addr.to_string()]);
 }
+
+#[test]
+fn pika_dead_letters_rejected_expired_over_limit_and_overflowing_messages() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/dead_letters_pika.py", &[]);
+}

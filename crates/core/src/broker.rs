@@ -25,7 +25,7 @@ use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable,
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::partitioner;
 use crate::producer::{Partition, PendingAppend};
-use crate::queue::{DeclaredQueue, Queue, QueueConfig};
+use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
@@ -374,9 +374,13 @@ impl Broker {
             }
             return Ok((existing, false));
         }
+        let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
+            name: name.to_owned(),
+            reason,
+        })?;
         let id = Uuid::new_v4();
         let dir = queue_dir(&self.config.data_dir, id, definition.durable);
-        let config = queue_config(&self.config, &definition);
+        let config = queue_config(&self.config, &definition, &policy);
         let queue = {
             let (dir, clock) = (dir.clone(), Arc::clone(&self.clock));
             blocking(move || Queue::open(dir, config, clock).map_err(CoreError::from)).await?
@@ -397,7 +401,7 @@ impl Broker {
                 return Err(error);
             }
         }
-        let declared = Arc::new(DeclaredQueue::new(id, name.to_owned(), definition, queue));
+        let declared = Arc::new(DeclaredQueue::new(id, name.to_owned(), definition, policy, queue));
         self.queues.write().insert(name.to_owned(), Arc::clone(&declared));
         info!(queue = name, durable = declared.definition.durable, %id, "queue declared");
         Ok((declared, true))
@@ -656,8 +660,9 @@ fn queue_dir(data_dir: &Path, id: Uuid, durable: bool) -> PathBuf {
 
 /// A queue's settings: the broker's log defaults (without retention: a
 /// queue keeps a message until it is settled); transient queues never fsync.
-fn queue_config(config: &BrokerConfig, definition: &QueueDefinition) -> QueueConfig {
+fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
     let mut queue = QueueConfig::default();
+    queue.cursor.delivery_limit = policy.delivery_limit;
     queue.log.durability = if definition.durable {
         config.topic_defaults.log.durability
     } else {
@@ -682,12 +687,14 @@ fn open_queues(
     fs::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
     let mut queues = BTreeMap::new();
     for record in catalog.state().queues.values() {
+        // Validated when declared; a policy that no longer parses is ignored, not fatal.
+        let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
         let queue = Queue::open(
             queue_dir(data_dir, record.id, true),
-            queue_config(config, &record.definition),
+            queue_config(config, &record.definition, &policy),
             Arc::clone(clock),
         )?;
-        let declared = DeclaredQueue::new(record.id, record.name.clone(), record.definition.clone(), queue);
+        let declared = DeclaredQueue::new(record.id, record.name.clone(), record.definition.clone(), policy, queue);
         queues.insert(record.name.clone(), Arc::new(declared));
     }
     remove_orphans(

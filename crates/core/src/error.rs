@@ -46,6 +46,8 @@ pub enum CoreError {
     TransactionsUnsupported,
     #[error("no queue {0:?}")]
     UnknownQueue(String),
+    #[error("queue {name:?}: {reason}")]
+    InvalidQueueArgument { name: String, reason: String },
     #[error("queue {name:?} exists with different settings: {reason}")]
     QueueMismatch { name: String, reason: String },
     #[error("queue {name:?} {reason}")]

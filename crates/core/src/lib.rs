@@ -7,6 +7,7 @@ pub mod catalog;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod messaging;
 pub mod partitioner;
 pub mod producer;
 pub mod queue;

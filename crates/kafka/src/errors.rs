@@ -23,6 +23,7 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
         // Queues are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
+        | CoreError::InvalidQueueArgument { .. }
         | CoreError::QueueMismatch { .. }
         | CoreError::QueueInUse { .. }
         | CoreError::Queue(_)

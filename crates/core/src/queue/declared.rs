@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{ConsumerId, Queue};
+use super::{ConsumerId, Queue, QueuePolicy};
 use crate::catalog::QueueDefinition;
 
 #[derive(Debug)]
@@ -14,22 +14,29 @@ pub struct DeclaredQueue {
     pub id: Uuid,
     pub name: String,
     pub definition: QueueDefinition,
+    /// What the definition's arguments ask for (TTL, limits, dead-lettering).
+    pub policy: QueuePolicy,
     pub queue: Queue,
     /// Notified whenever messages may have become available without the
     /// log growing: a release, a consumer leaving, an expired lock.
     available: Notify,
     next_consumer: AtomicU64,
+    /// Publishes appended but not yet committed: counted against length
+    /// limits, which the committed count alone would let a burst overrun.
+    publishing: AtomicU64,
 }
 
 impl DeclaredQueue {
-    pub fn new(id: Uuid, name: String, definition: QueueDefinition, queue: Queue) -> DeclaredQueue {
+    pub fn new(id: Uuid, name: String, definition: QueueDefinition, policy: QueuePolicy, queue: Queue) -> DeclaredQueue {
         DeclaredQueue {
             id,
             name,
             definition,
+            policy,
             queue,
             available: Notify::new(),
             next_consumer: AtomicU64::new(1),
+            publishing: AtomicU64::new(0),
         }
     }
 
@@ -37,6 +44,17 @@ impl DeclaredQueue {
     /// holdings do not survive a restart, so neither need ids).
     pub fn new_consumer(&self) -> ConsumerId {
         ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Messages waiting to be delivered, counting publishes not yet committed.
+    pub fn backlog(&self) -> u64 {
+        self.queue.available_count() + self.publishing.load(Ordering::SeqCst)
+    }
+
+    /// Marks a publish in flight until the returned guard is dropped.
+    pub fn publishing(self: &std::sync::Arc<Self>) -> PublishGuard {
+        self.publishing.fetch_add(1, Ordering::SeqCst);
+        PublishGuard(std::sync::Arc::clone(self))
     }
 
     /// Wakes consumers parked in [`DeclaredQueue::changed`].
@@ -48,5 +66,15 @@ impl DeclaredQueue {
     /// grew) or given back. Register interest before checking the queue.
     pub fn available(&self) -> tokio::sync::futures::Notified<'_> {
         self.available.notified()
+    }
+}
+
+/// A publish in flight (see [`DeclaredQueue::publishing`]).
+#[derive(Debug)]
+pub struct PublishGuard(std::sync::Arc<DeclaredQueue>);
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        self.0.publishing.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -7,6 +7,7 @@
 
 mod declared;
 mod journal;
+pub mod policy;
 #[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
 mod queue;
 mod share_cursor;
@@ -14,6 +15,7 @@ mod share_cursor;
 use std::path::PathBuf;
 
 pub use declared::DeclaredQueue;
+pub use policy::{Overflow, QueuePolicy};
 pub use queue::{Deliveries, Delivery, Durable, Queue, QueueConfig};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, JournalEvent, ShareCursor, ShareCursorConfig,
