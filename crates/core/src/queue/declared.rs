@@ -15,6 +15,9 @@ pub struct DeclaredQueue {
     pub name: String,
     pub definition: QueueDefinition,
     pub queue: Queue,
+    /// When it was declared (ms since the epoch); for a durable queue the
+    /// catalog's record of it, so a restart keeps it (SQS's CreatedTimestamp).
+    pub created_ms: i64,
     /// Notified whenever messages may have become available without the
     /// log growing: a release, a consumer leaving, an expired lock.
     available: Notify,
@@ -22,12 +25,13 @@ pub struct DeclaredQueue {
 }
 
 impl DeclaredQueue {
-    pub fn new(id: Uuid, name: String, definition: QueueDefinition, queue: Queue) -> DeclaredQueue {
+    pub fn new(id: Uuid, name: String, definition: QueueDefinition, queue: Queue, created_ms: i64) -> DeclaredQueue {
         DeclaredQueue {
             id,
             name,
             definition,
             queue,
+            created_ms,
             available: Notify::new(),
             next_consumer: AtomicU64::new(1),
         }
