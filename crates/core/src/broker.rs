@@ -385,12 +385,13 @@ impl Broker {
             let (dir, clock) = (dir.clone(), Arc::clone(&self.clock));
             blocking(move || Queue::open(dir, config, clock).map_err(CoreError::from)).await?
         };
+        let created_ms = self.clock.now_ms();
         if definition.durable {
             let event = Event::QueueDeclared {
                 id,
                 name: name.to_owned(),
                 definition: definition.clone(),
-                created_ms: self.clock.now_ms(),
+                created_ms,
             };
             if let Err(error) = catalog.append(event, self.clock.now_ms()).await {
                 let _ = blocking(move || {
@@ -401,7 +402,7 @@ impl Broker {
                 return Err(error);
             }
         }
-        let declared = Arc::new(DeclaredQueue::new(id, name.to_owned(), definition, policy, queue));
+        let declared = Arc::new(DeclaredQueue::new(id, name.to_owned(), definition, policy, queue, created_ms));
         self.queues.write().insert(name.to_owned(), Arc::clone(&declared));
         info!(queue = name, durable = declared.definition.durable, %id, "queue declared");
         Ok((declared, true))
@@ -694,7 +695,14 @@ fn open_queues(
             queue_config(config, &record.definition, &policy),
             Arc::clone(clock),
         )?;
-        let declared = DeclaredQueue::new(record.id, record.name.clone(), record.definition.clone(), policy, queue);
+        let declared = DeclaredQueue::new(
+            record.id,
+            record.name.clone(),
+            record.definition.clone(),
+            policy,
+            queue,
+            record.created_ms,
+        );
         queues.insert(record.name.clone(), Arc::new(declared));
     }
     remove_orphans(

@@ -1,6 +1,7 @@
 //! Conveyor's HTTP front door, served by axum on the HTTP listener: `/health`
-//! today; the SQS-compatible API, the REST admin API under `/api/v1`,
-//! Prometheus `/metrics` and the web console join it as they land. Like every
+//! and the SQS-compatible API (`POST` with `X-Amz-Target: AmazonSQS.*`, in
+//! `sqs/`); the REST admin API under `/api/v1`, Prometheus `/metrics` and
+//! the web console join it as they land. Like every
 //! front door it only translates: state and rules live in the core.
 
 use std::sync::Arc;
@@ -9,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use conveyor_core::Broker;
+
+pub mod sqs;
 
 /// What the HTTP handlers share.
 #[derive(Debug)]
@@ -35,7 +38,13 @@ impl HttpState {
 
 /// Every HTTP route of the broker.
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new().route("/health", get(health)).with_state(state)
+    // AWS SDKs post to the queue URL's origin or to the queue URL itself
+    // (`/000000000000/NAME`); either way the action is in X-Amz-Target.
+    Router::new()
+        .route("/health", get(health))
+        .route("/", post(sqs::handle))
+        .route("/{*path}", post(sqs::handle))
+        .with_state(state)
 }
 
 /// 200 once every listener is up; 503 while starting or stopping.

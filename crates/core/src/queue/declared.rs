@@ -17,6 +17,9 @@ pub struct DeclaredQueue {
     /// What the definition's arguments ask for (TTL, limits, dead-lettering).
     pub policy: QueuePolicy,
     pub queue: Queue,
+    /// When it was declared (ms since the epoch); for a durable queue the
+    /// catalog's record of it, so a restart keeps it (SQS's CreatedTimestamp).
+    pub created_ms: i64,
     /// Notified whenever messages may have become available without the
     /// log growing: a release, a consumer leaving, an expired lock.
     available: Notify,
@@ -27,13 +30,14 @@ pub struct DeclaredQueue {
 }
 
 impl DeclaredQueue {
-    pub fn new(id: Uuid, name: String, definition: QueueDefinition, policy: QueuePolicy, queue: Queue) -> DeclaredQueue {
+    pub fn new(id: Uuid, name: String, definition: QueueDefinition, policy: QueuePolicy, queue: Queue, created_ms: i64) -> DeclaredQueue {
         DeclaredQueue {
             id,
             name,
             definition,
             policy,
             queue,
+            created_ms,
             available: Notify::new(),
             next_consumer: AtomicU64::new(1),
             publishing: AtomicU64::new(0),

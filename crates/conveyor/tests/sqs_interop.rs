@@ -1,0 +1,36 @@
+//! SQS interop: the AWS SDK v3 for JavaScript and boto3 against a spawned
+//! `conveyor serve`, and pika on the same queues over AMQP.
+
+mod support;
+
+use support::{Server, run_script};
+
+fn server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    (dir, server)
+}
+
+#[test]
+fn aws_sdk_v3_seed_snippet_sends_then_long_polls_the_message_back() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/seed_sdk_v3.js", &[]);
+}
+
+#[test]
+fn boto3_creates_lists_describes_purges_and_deletes_queues_with_modeled_errors() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/queues_boto3.py", &[]);
+}
+
+#[test]
+fn boto3_sends_receives_deletes_batches_redelivers_after_visibility_timeout_and_long_polls() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/messages_boto3.py", &[]);
+}
+
+#[test]
+fn a_message_sent_over_sqs_is_consumed_over_amqp_and_the_other_way_round() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/amqp_bridge_pika.py", &[]);
+}

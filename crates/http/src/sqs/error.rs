@@ -1,0 +1,182 @@
+//! SQS errors and the one table that maps them onto the wire: the JSON
+//! `__type`, the `x-amzn-query-error` code (boto3 and the AWS SDKs map a
+//! response to a modeled exception through it) and the HTTP status.
+
+use conveyor_core::CoreError;
+
+/// Why an SQS request failed. Each variant carries the message the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum SqsError {
+    #[error("{0}")]
+    QueueDoesNotExist(String),
+    #[error("{0}")]
+    QueueNameExists(String),
+    #[error("{0}")]
+    ReceiptHandleIsInvalid(String),
+    #[error("{0}")]
+    MessageNotInflight(String),
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    #[error("{0}")]
+    MissingParameter(String),
+    #[error("{0}")]
+    InvalidAttributeName(String),
+    #[error("{0}")]
+    InvalidAttributeValue(String),
+    #[error("{0}")]
+    InvalidMessageContents(String),
+    #[error("{0}")]
+    TooManyEntriesInBatchRequest(String),
+    #[error("{0}")]
+    EmptyBatchRequest(String),
+    #[error("{0}")]
+    BatchEntryIdsNotDistinct(String),
+    #[error("{0}")]
+    InvalidBatchEntryId(String),
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    /// The body is not the JSON the action expects.
+    #[error("{0}")]
+    Serialization(String),
+    #[error("{0}")]
+    UnknownOperation(String),
+    #[error("{0}")]
+    RequestTooLarge(String),
+    /// The broker failed (storage); not the client's fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How one error goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireError {
+    /// `__type` in the JSON body.
+    pub type_name: &'static str,
+    /// `x-amzn-query-error`: the legacy query code and the fault side.
+    pub query_error: &'static str,
+    pub status: u16,
+}
+
+impl SqsError {
+    /// The one table of SQS error codes.
+    pub fn wire(&self) -> WireError {
+        let (type_name, query_error, status) = match self {
+            SqsError::QueueDoesNotExist(_) => (
+                "com.amazonaws.sqs#QueueDoesNotExist",
+                "AWS.SimpleQueueService.NonExistentQueue;Sender",
+                400,
+            ),
+            SqsError::QueueNameExists(_) => ("com.amazonaws.sqs#QueueNameExists", "QueueAlreadyExists;Sender", 400),
+            SqsError::ReceiptHandleIsInvalid(_) => ("com.amazonaws.sqs#ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid;Sender", 400),
+            SqsError::MessageNotInflight(_) => (
+                "com.amazonaws.sqs#MessageNotInflight",
+                "AWS.SimpleQueueService.MessageNotInflight;Sender",
+                400,
+            ),
+            SqsError::InvalidParameterValue(_) => (
+                "com.amazonaws.sqs#InvalidParameterValueException",
+                "InvalidParameterValue;Sender",
+                400,
+            ),
+            SqsError::MissingParameter(_) => (
+                "com.amazonaws.sqs#MissingRequiredParameterException",
+                "MissingParameter;Sender",
+                400,
+            ),
+            SqsError::InvalidAttributeName(_) => ("com.amazonaws.sqs#InvalidAttributeName", "InvalidAttributeName;Sender", 400),
+            SqsError::InvalidAttributeValue(_) => ("com.amazonaws.sqs#InvalidAttributeValue", "InvalidAttributeValue;Sender", 400),
+            SqsError::InvalidMessageContents(_) => ("com.amazonaws.sqs#InvalidMessageContents", "InvalidMessageContents;Sender", 400),
+            SqsError::TooManyEntriesInBatchRequest(_) => (
+                "com.amazonaws.sqs#TooManyEntriesInBatchRequest",
+                "AWS.SimpleQueueService.TooManyEntriesInBatchRequest;Sender",
+                400,
+            ),
+            SqsError::EmptyBatchRequest(_) => (
+                "com.amazonaws.sqs#EmptyBatchRequest",
+                "AWS.SimpleQueueService.EmptyBatchRequest;Sender",
+                400,
+            ),
+            SqsError::BatchEntryIdsNotDistinct(_) => (
+                "com.amazonaws.sqs#BatchEntryIdsNotDistinct",
+                "AWS.SimpleQueueService.BatchEntryIdsNotDistinct;Sender",
+                400,
+            ),
+            SqsError::InvalidBatchEntryId(_) => (
+                "com.amazonaws.sqs#InvalidBatchEntryId",
+                "AWS.SimpleQueueService.InvalidBatchEntryId;Sender",
+                400,
+            ),
+            SqsError::UnsupportedOperation(_) => (
+                "com.amazonaws.sqs#UnsupportedOperation",
+                "AWS.SimpleQueueService.UnsupportedOperation;Sender",
+                400,
+            ),
+            SqsError::Serialization(_) => (
+                "com.amazon.coral.service#SerializationException",
+                "SerializationException;Sender",
+                400,
+            ),
+            SqsError::UnknownOperation(_) => ("com.amazon.coral.service#UnknownOperationException", "InvalidAction;Sender", 400),
+            SqsError::RequestTooLarge(_) => ("com.amazonaws.sqs#RequestTooLarge", "RequestTooLarge;Sender", 413),
+            SqsError::Internal(_) => ("com.amazonaws.sqs#InternalError", "InternalError;Receiver", 500),
+        };
+        WireError {
+            type_name,
+            query_error,
+            status,
+        }
+    }
+
+    /// The short code a batch result entry carries (`Failed[].Code`).
+    pub fn batch_code(&self) -> &'static str {
+        let query_error = self.wire().query_error;
+        let code = query_error.split(';').next().unwrap_or(query_error);
+        code.rsplit('.').next().unwrap_or(code)
+    }
+
+    pub fn sender_fault(&self) -> bool {
+        self.wire().status < 500
+    }
+}
+
+/// Core errors as SQS sees them.
+impl From<CoreError> for SqsError {
+    fn from(error: CoreError) -> SqsError {
+        match error {
+            CoreError::UnknownQueue(_) => SqsError::QueueDoesNotExist("The specified queue does not exist.".to_owned()),
+            CoreError::QueueMismatch { name, reason } => {
+                SqsError::QueueNameExists(format!("A queue named {name} already exists with different attributes ({reason})."))
+            }
+            CoreError::QueueInUse { name, reason } => SqsError::InvalidParameterValue(format!("queue {name} {reason}")),
+            other => SqsError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<conveyor_core::queue::QueueError> for SqsError {
+    fn from(error: conveyor_core::queue::QueueError) -> SqsError {
+        SqsError::Internal(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_does_not_exist_carries_the_legacy_query_code_boto3_maps() {
+        let wire = SqsError::QueueDoesNotExist(String::new()).wire();
+        assert_eq!(wire.type_name, "com.amazonaws.sqs#QueueDoesNotExist");
+        assert_eq!(wire.query_error, "AWS.SimpleQueueService.NonExistentQueue;Sender");
+        assert_eq!(wire.status, 400);
+    }
+
+    #[test]
+    fn batch_codes_are_the_short_query_codes() {
+        assert_eq!(
+            SqsError::ReceiptHandleIsInvalid(String::new()).batch_code(),
+            "ReceiptHandleIsInvalid"
+        );
+        assert_eq!(SqsError::MessageNotInflight(String::new()).batch_code(), "MessageNotInflight");
+    }
+}

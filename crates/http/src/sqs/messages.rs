@@ -1,0 +1,524 @@
+//! SQS message actions: SendMessage(Batch), ReceiveMessage with long
+//! polling, DeleteMessage(Batch), ChangeMessageVisibility(Batch). A receive
+//! is one share-cursor consumer (fresh each time) acquiring with the
+//! visibility timeout as its lock; a receipt handle names that consumer.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, QueueError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::error::SqsError;
+use super::message::{self, IncomingMessage, MessageAttributes, OutgoingMessage};
+use super::receipt::ReceiptHandle;
+use super::{ACCOUNT_ID, Context, queue_attributes};
+
+const BATCH_ENTRIES_MAX: usize = 10;
+const BATCH_ID_CHARS_MAX: usize = 80;
+const RECEIVE_MESSAGES_MAX: i64 = 10;
+const WAIT_SECONDS_MAX: i64 = 20;
+const VISIBILITY_SECONDS_MAX: i64 = 43_200;
+const DELAY_SECONDS_MAX: i64 = 900;
+/// A long poll re-checks the queue at most this often per request: it wakes
+/// on publishes, releases and lock deadlines, and ends at its wait time anyway.
+const WAKEUPS_MAX: usize = 100_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendMessageInput {
+    queue_url: Option<String>,
+    #[serde(flatten)]
+    entry: SendEntry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendEntry {
+    #[serde(default)]
+    id: Option<String>,
+    message_body: Option<String>,
+    delay_seconds: Option<i64>,
+    #[serde(default)]
+    message_attributes: MessageAttributes,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendMessageBatchInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    entries: Vec<SendEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReceiveMessageInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    attribute_names: Vec<String>,
+    #[serde(default)]
+    message_system_attribute_names: Vec<String>,
+    #[serde(default)]
+    message_attribute_names: Vec<String>,
+    max_number_of_messages: Option<i64>,
+    visibility_timeout: Option<i64>,
+    wait_time_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteMessageInput {
+    queue_url: Option<String>,
+    receipt_handle: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HandleEntry {
+    id: Option<String>,
+    receipt_handle: Option<String>,
+    visibility_timeout: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HandleBatchInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    entries: Vec<HandleEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChangeVisibilityInput {
+    queue_url: Option<String>,
+    receipt_handle: Option<String>,
+    visibility_timeout: Option<i64>,
+}
+
+fn in_range(name: &str, value: i64, min: i64, max: i64) -> Result<i64, SqsError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(SqsError::InvalidParameterValue(format!(
+            "Value {value} for parameter {name} is invalid. Reason: Must be between {min} and {max}."
+        )))
+    }
+}
+
+/// XML 1.0 characters, the only ones SQS accepts in a body.
+fn valid_body_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+}
+
+/// Checks one entry against the queue's limits and turns it into a message.
+fn outgoing(queue: &DeclaredQueue, entry: SendEntry, now_ms: i64) -> Result<OutgoingMessage, SqsError> {
+    let body = entry
+        .message_body
+        .filter(|body| !body.is_empty())
+        .ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter MessageBody.".to_owned()))?;
+    if !body.chars().all(valid_body_char) {
+        return Err(SqsError::InvalidMessageContents(
+            "Invalid characters found in the message body.".to_owned(),
+        ));
+    }
+    let attribute_bytes = message::check_attributes(&entry.message_attributes)?;
+    let size_max = queue_attributes::value(&queue.definition, "MaximumMessageSize");
+    let size = body.len().saturating_add(attribute_bytes);
+    if size as i64 > size_max {
+        return Err(SqsError::InvalidParameterValue(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {size_max} bytes."
+        )));
+    }
+    let delay_seconds = match entry.delay_seconds {
+        Some(delay) => in_range("DelaySeconds", delay, 0, DELAY_SECONDS_MAX)?,
+        None => queue_attributes::value(&queue.definition, "DelaySeconds"),
+    };
+    Ok(OutgoingMessage {
+        message_id: Uuid::new_v4(),
+        body,
+        attributes: entry.message_attributes,
+        not_before_ms: (delay_seconds > 0).then(|| now_ms.saturating_add(delay_seconds * 1000)),
+    })
+}
+
+fn sent(message: &OutgoingMessage) -> Map<String, Value> {
+    let mut output = Map::new();
+    output.insert("MessageId".to_owned(), message.message_id.to_string().into());
+    output.insert("MD5OfMessageBody".to_owned(), message::md5_of_body(&message.body).into());
+    if let Some(md5) = message::md5_of_attributes(&message.attributes) {
+        output.insert("MD5OfMessageAttributes".to_owned(), md5.into());
+    }
+    output
+}
+
+/// Appends the messages as one batch and waits until they are durable.
+async fn publish(queue: &DeclaredQueue, messages: &[OutgoingMessage]) -> Result<(), SqsError> {
+    let records = messages.iter().cloned().map(OutgoingMessage::into_record).collect();
+    queue
+        .queue
+        .publish(records)
+        .await
+        .map(drop)
+        .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))
+}
+
+pub async fn send_message(context: &Context, input: SendMessageInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let message = outgoing(&queue, input.entry, context.state.broker.clock().now_ms())?;
+    publish(&queue, std::slice::from_ref(&message)).await?;
+    Ok(Value::Object(sent(&message)))
+}
+
+/// Checks a batch's entry ids as SQS does: 1 to 10 entries, ids distinct and well formed.
+fn check_batch_ids<'a>(ids: impl Iterator<Item = Option<&'a str>>) -> Result<(), SqsError> {
+    let ids: Vec<Option<&str>> = ids.collect();
+    if ids.is_empty() {
+        return Err(SqsError::EmptyBatchRequest(
+            "There should be at least one entry in the request.".to_owned(),
+        ));
+    }
+    if ids.len() > BATCH_ENTRIES_MAX {
+        return Err(SqsError::TooManyEntriesInBatchRequest(format!(
+            "Maximum number of entries per request are {BATCH_ENTRIES_MAX}. You have sent {}.",
+            ids.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for id in ids {
+        let id = id.unwrap_or_default();
+        let valid =
+            !id.is_empty() && id.len() <= BATCH_ID_CHARS_MAX && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(SqsError::InvalidBatchEntryId(format!(
+                "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most {BATCH_ID_CHARS_MAX} letters long (got {id:?})."
+            )));
+        }
+        if !seen.insert(id) {
+            return Err(SqsError::BatchEntryIdsNotDistinct(format!("Id {id} repeated.")));
+        }
+    }
+    Ok(())
+}
+
+fn failed(id: &str, error: &SqsError) -> Value {
+    json!({ "Id": id, "SenderFault": error.sender_fault(), "Code": error.batch_code(), "Message": error.to_string() })
+}
+
+pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    check_batch_ids(input.entries.iter().map(|entry| entry.id.as_deref()))?;
+    let now_ms = context.state.broker.clock().now_ms();
+    let mut accepted = Vec::new();
+    let mut failures = Vec::new();
+    for entry in input.entries {
+        let id = entry.id.clone().unwrap_or_default();
+        match outgoing(&queue, entry, now_ms) {
+            Ok(message) => accepted.push((id, message)),
+            Err(error) => failures.push(failed(&id, &error)),
+        }
+    }
+    let size_max = queue_attributes::value(&queue.definition, "MaximumMessageSize");
+    let total: usize = accepted.iter().map(|(_, message)| message.body.len()).sum();
+    if total as i64 > size_max {
+        return Err(SqsError::InvalidParameterValue(format!(
+            "Batch requests cannot be longer than {size_max} bytes. You have sent {total} bytes."
+        )));
+    }
+    let messages: Vec<OutgoingMessage> = accepted.iter().map(|(_, message)| message.clone()).collect();
+    if !messages.is_empty() {
+        publish(&queue, &messages).await?;
+    }
+    let successful: Vec<Value> = accepted
+        .iter()
+        .map(|(id, message)| {
+            let mut entry = sent(message);
+            entry.insert("Id".to_owned(), id.clone().into());
+            Value::Object(entry)
+        })
+        .collect();
+    Ok(json!({ "Successful": successful, "Failed": failures }))
+}
+
+/// One message handed out by a receive.
+struct Received {
+    offset: u64,
+    delivery_count: u32,
+    message: IncomingMessage,
+}
+
+/// One acquire: messages whose `DelaySeconds` has not passed go back with
+/// the rest of their delay. Waits until the delivery counts are durable.
+async fn acquire_visible(
+    context: &Context,
+    queue: &Arc<DeclaredQueue>,
+    consumer: ConsumerId,
+    max: usize,
+    lock_ms: i64,
+) -> Result<Vec<Received>, SqsError> {
+    let acquiring = Arc::clone(queue);
+    let deliveries = tokio::task::spawn_blocking(move || acquiring.queue.acquire(consumer, max, lock_ms))
+        .await
+        .map_err(|error| SqsError::Internal(format!("receive failed: {error}")))??;
+    let now_ms = context.state.broker.clock().now_ms();
+    let mut received = Vec::with_capacity(deliveries.messages.len());
+    for delivery in deliveries.messages {
+        let message = IncomingMessage::from_record(&delivery.record, queue.id, delivery.offset);
+        match message.not_before_ms {
+            Some(not_before_ms) if not_before_ms > now_ms => {
+                queue.queue.release(consumer, delivery.offset, not_before_ms - now_ms)?;
+            }
+            _ => received.push(Received {
+                offset: delivery.offset,
+                delivery_count: delivery.delivery_count,
+                message,
+            }),
+        }
+    }
+    deliveries.durable.await?;
+    Ok(received)
+}
+
+pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let max = in_range(
+        "MaxNumberOfMessages",
+        input.max_number_of_messages.unwrap_or(1),
+        1,
+        RECEIVE_MESSAGES_MAX,
+    )? as usize;
+    let wait_seconds = match input.wait_time_seconds {
+        Some(wait) => in_range("WaitTimeSeconds", wait, 0, WAIT_SECONDS_MAX)?,
+        None => queue_attributes::value(&queue.definition, "ReceiveMessageWaitTimeSeconds"),
+    };
+    let visibility_seconds = match input.visibility_timeout {
+        Some(visibility) => in_range("VisibilityTimeout", visibility, 0, VISIBILITY_SECONDS_MAX)?,
+        None => queue_attributes::value(&queue.definition, "VisibilityTimeout"),
+    };
+    let consumer = queue.new_consumer();
+    let deadline = Instant::now() + Duration::from_secs(wait_seconds as u64);
+    let mut high_watermark = queue.queue.subscribe();
+    let mut received = Vec::new();
+    for _ in 0..WAKEUPS_MAX {
+        // Interest first, then the check: nothing that happens in between is missed.
+        let available = queue.available();
+        tokio::pin!(available);
+        available.as_mut().enable();
+        high_watermark.borrow_and_update();
+        received = acquire_visible(context, &queue, consumer, max, visibility_seconds * 1000).await?;
+        let now = Instant::now();
+        if !received.is_empty() || now >= deadline {
+            break;
+        }
+        if context.state.broker.queue(&queue.name).is_none_or(|current| current.id != queue.id) {
+            break; // Deleted while we waited.
+        }
+        // Expired visibility timeouts and elapsed delays make messages
+        // available without any notification: wake for the next one.
+        let wake_at = match queue.queue.next_deadline_ms() {
+            Some(deadline_ms) => {
+                let in_ms = deadline_ms.saturating_sub(context.state.broker.clock().now_ms()).clamp(1, i64::MAX) as u64;
+                deadline.min(now + Duration::from_millis(in_ms))
+            }
+            None => deadline,
+        };
+        tokio::select! {
+            () = &mut available => {}
+            changed = high_watermark.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(wake_at) => {}
+        }
+    }
+    let system_names: Vec<&String> = input.attribute_names.iter().chain(&input.message_system_attribute_names).collect();
+    let messages: Vec<Value> = received
+        .into_iter()
+        .map(|received| received_json(&queue, consumer, received, &system_names, &input.message_attribute_names))
+        .collect();
+    if messages.is_empty() {
+        return Ok(json!({}));
+    }
+    Ok(json!({ "Messages": messages }))
+}
+
+fn received_json(
+    queue: &DeclaredQueue,
+    consumer: ConsumerId,
+    received: Received,
+    system_names: &[&String],
+    attribute_names: &[String],
+) -> Value {
+    let handle = ReceiptHandle {
+        queue_id: queue.id,
+        offset: received.offset,
+        consumer,
+    };
+    let message = received.message;
+    let wants = |name: &str| system_names.iter().any(|wanted| *wanted == "All" || *wanted == name);
+    let mut system = Map::new();
+    if wants("SenderId") {
+        system.insert("SenderId".to_owned(), ACCOUNT_ID.into());
+    }
+    if wants("SentTimestamp") {
+        system.insert("SentTimestamp".to_owned(), message.sent_timestamp_ms.to_string().into());
+    }
+    if wants("ApproximateReceiveCount") {
+        system.insert("ApproximateReceiveCount".to_owned(), received.delivery_count.to_string().into());
+    }
+    let mut output = Map::new();
+    output.insert("MessageId".to_owned(), message.message_id.into());
+    output.insert("ReceiptHandle".to_owned(), handle.encode().into());
+    output.insert("MD5OfBody".to_owned(), message::md5_of_body(&message.body).into());
+    output.insert("Body".to_owned(), message.body.into());
+    if !system.is_empty() {
+        output.insert("Attributes".to_owned(), Value::Object(system));
+    }
+    let attributes = message::select_attributes(&message.attributes, attribute_names);
+    if let Some(md5) = message::md5_of_attributes(&attributes) {
+        output.insert("MD5OfMessageAttributes".to_owned(), md5.into());
+        output.insert(
+            "MessageAttributes".to_owned(),
+            serde_json::to_value(&attributes).unwrap_or_default(),
+        );
+    }
+    Value::Object(output)
+}
+
+/// The receipt handle, if it names a message of this queue.
+fn handle_for(queue: &DeclaredQueue, text: Option<&str>) -> Result<ReceiptHandle, SqsError> {
+    let text = text.ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter ReceiptHandle.".to_owned()))?;
+    ReceiptHandle::decode(text)
+        .filter(|handle| handle.queue_id == queue.id)
+        .ok_or_else(|| SqsError::ReceiptHandleIsInvalid(format!("The input receipt handle \"{text}\" is not a valid receipt handle.")))
+}
+
+/// Deletes the message if this receive still holds it. As in SQS, a handle
+/// from an earlier receive of a message received again since (or already
+/// deleted) succeeds without deleting anything.
+async fn delete(queue: &Arc<DeclaredQueue>, handle: ReceiptHandle) -> Result<(), SqsError> {
+    let deleting = Arc::clone(queue);
+    let acked = tokio::task::spawn_blocking(move || deleting.queue.ack(handle.consumer, handle.offset))
+        .await
+        .map_err(|error| SqsError::Internal(format!("delete failed: {error}")))?;
+    match acked {
+        Ok(durable) => Ok(durable.await?),
+        Err(QueueError::Cursor(_)) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn delete_message(context: &Context, input: DeleteMessageInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let handle = handle_for(&queue, input.receipt_handle.as_deref())?;
+    delete(&queue, handle).await?;
+    Ok(json!({}))
+}
+
+pub async fn delete_message_batch(context: &Context, input: HandleBatchInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    check_batch_ids(input.entries.iter().map(|entry| entry.id.as_deref()))?;
+    let mut successful = Vec::new();
+    let mut failures = Vec::new();
+    for entry in &input.entries {
+        let id = entry.id.clone().unwrap_or_default();
+        let result = match handle_for(&queue, entry.receipt_handle.as_deref()) {
+            Ok(handle) => delete(&queue, handle).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => successful.push(json!({ "Id": id })),
+            Err(error) => failures.push(failed(&id, &error)),
+        }
+    }
+    Ok(json!({ "Successful": successful, "Failed": failures }))
+}
+
+/// Moves the message's visibility deadline to `seconds` from now; 0 makes
+/// it visible at once (and wakes waiting receivers and AMQP consumers).
+fn change_visibility(queue: &DeclaredQueue, handle: ReceiptHandle, seconds: Option<i64>) -> Result<(), SqsError> {
+    let seconds =
+        seconds.ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter VisibilityTimeout.".to_owned()))?;
+    let seconds = in_range("VisibilityTimeout", seconds, 0, VISIBILITY_SECONDS_MAX)?;
+    let result = if seconds == 0 {
+        queue.queue.release(handle.consumer, handle.offset, 0)
+    } else {
+        queue.queue.renew(handle.consumer, handle.offset, seconds * 1000)
+    };
+    match result {
+        Ok(()) => {
+            if seconds == 0 {
+                queue.notify_available();
+            }
+            Ok(())
+        }
+        Err(QueueError::Cursor(CursorError::UnknownOffset { .. } | CursorError::NotAcquired { .. } | CursorError::NotHolder { .. })) => {
+            Err(SqsError::MessageNotInflight(
+                "The message referred to isn't in flight (deleted, or received again since).".to_owned(),
+            ))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub fn change_message_visibility(context: &Context, input: ChangeVisibilityInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let handle = handle_for(&queue, input.receipt_handle.as_deref())?;
+    change_visibility(&queue, handle, input.visibility_timeout)?;
+    Ok(json!({}))
+}
+
+pub fn change_message_visibility_batch(context: &Context, input: HandleBatchInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    check_batch_ids(input.entries.iter().map(|entry| entry.id.as_deref()))?;
+    let mut successful = Vec::new();
+    let mut failures = Vec::new();
+    for entry in &input.entries {
+        let id = entry.id.clone().unwrap_or_default();
+        let result = handle_for(&queue, entry.receipt_handle.as_deref())
+            .and_then(|handle| change_visibility(&queue, handle, entry.visibility_timeout));
+        match result {
+            Ok(()) => successful.push(json!({ "Id": id })),
+            Err(error) => failures.push(failed(&id, &error)),
+        }
+    }
+    Ok(json!({ "Successful": successful, "Failed": failures }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_must_be_present_distinct_well_formed_and_at_most_ten() {
+        assert!(matches!(check_batch_ids([].into_iter()), Err(SqsError::EmptyBatchRequest(_))));
+        assert!(matches!(
+            check_batch_ids([Some("a"), Some("a")].into_iter()),
+            Err(SqsError::BatchEntryIdsNotDistinct(_))
+        ));
+        assert!(matches!(
+            check_batch_ids([Some("a b")].into_iter()),
+            Err(SqsError::InvalidBatchEntryId(_))
+        ));
+        assert!(matches!(check_batch_ids([None].into_iter()), Err(SqsError::InvalidBatchEntryId(_))));
+        let eleven: Vec<String> = (0..11).map(|i| i.to_string()).collect();
+        assert!(matches!(
+            check_batch_ids(eleven.iter().map(|id| Some(id.as_str()))),
+            Err(SqsError::TooManyEntriesInBatchRequest(_))
+        ));
+        assert!(check_batch_ids([Some("a"), Some("b-1_")].into_iter()).is_ok());
+    }
+
+    #[test]
+    fn bodies_take_only_xml_characters() {
+        assert!("hello\n\tworld ✓ 🦀".chars().all(valid_body_char));
+        assert!(!valid_body_char('\u{0}'));
+        assert!(!valid_body_char('\u{fffe}'));
+    }
+}

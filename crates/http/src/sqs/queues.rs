@@ -1,0 +1,226 @@
+//! SQS queue actions: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue,
+//! GetQueueAttributes, PurgeQueue — each a call or two on the broker's queues.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use conveyor_core::CoreError;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::SqsError;
+use super::{Context, queue_arn, queue_attributes};
+
+const QUEUE_NAME_CHARS_MAX: usize = 80;
+const LIST_RESULTS_MAX: usize = 1000;
+/// PurgeQueue takes this many messages per pass (each pass is bounded, and so is the number of passes).
+const PURGE_BATCH: usize = 1000;
+const PURGE_LOCK_MS: i64 = 60_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateQueueInput {
+    queue_name: Option<String>,
+    #[serde(default)]
+    attributes: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueueNameInput {
+    queue_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListQueuesInput {
+    queue_name_prefix: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueueUrlInput {
+    queue_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetQueueAttributesInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    attribute_names: Vec<String>,
+}
+
+fn check_queue_name(name: Option<&str>) -> Result<&str, SqsError> {
+    let name = name.ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter QueueName.".to_owned()))?;
+    if name.ends_with(".fifo") {
+        return Err(SqsError::InvalidParameterValue(
+            "FIFO queues are not supported by Conveyor yet.".to_owned(),
+        ));
+    }
+    let valid =
+        !name.is_empty() && name.len() <= QUEUE_NAME_CHARS_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(name)
+    } else {
+        Err(SqsError::InvalidParameterValue(format!(
+            "Can only include alphanumeric characters, hyphens, or underscores. 1 to {QUEUE_NAME_CHARS_MAX} in length (got {name:?})."
+        )))
+    }
+}
+
+pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<Value, SqsError> {
+    let name = check_queue_name(input.queue_name.as_deref())?;
+    let requested = queue_attributes::parse(&input.attributes)?;
+    let exists_differently = || SqsError::QueueNameExists(format!("A queue already exists with the name {name} and different attributes."));
+    if let Some(existing) = context.state.broker.queue(name) {
+        // Declared before (over SQS or AMQP): same attributes, same queue.
+        return if queue_attributes::matches(&existing.definition, &requested) {
+            Ok(json!({ "QueueUrl": context.queue_url(name) }))
+        } else {
+            Err(exists_differently())
+        };
+    }
+    match context
+        .state
+        .broker
+        .declare_queue(name, queue_attributes::definition(&requested))
+        .await
+    {
+        Ok(_) => Ok(json!({ "QueueUrl": context.queue_url(name) })),
+        Err(CoreError::QueueMismatch { .. }) => {
+            // Declared concurrently by someone else.
+            match context.state.broker.queue(name) {
+                Some(existing) if queue_attributes::matches(&existing.definition, &requested) => {
+                    Ok(json!({ "QueueUrl": context.queue_url(name) }))
+                }
+                _ => Err(exists_differently()),
+            }
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub fn get_queue_url(context: &Context, input: QueueNameInput) -> Result<Value, SqsError> {
+    let name = input
+        .queue_name
+        .ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter QueueName.".to_owned()))?;
+    match context.state.broker.queue(&name) {
+        Some(_) => Ok(json!({ "QueueUrl": context.queue_url(&name) })),
+        None => Err(SqsError::QueueDoesNotExist("The specified queue does not exist.".to_owned())),
+    }
+}
+
+/// Queues in name order; with MaxResults, pages continue after the name in NextToken.
+pub fn list_queues(context: &Context, input: ListQueuesInput) -> Result<Value, SqsError> {
+    let limit = match input.max_results {
+        None => LIST_RESULTS_MAX,
+        Some(max) if (1..=LIST_RESULTS_MAX as i64).contains(&max) => max as usize,
+        Some(max) => {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Value {max} for parameter MaxResults is invalid. Reason: must be between 1 and {LIST_RESULTS_MAX}."
+            )));
+        }
+    };
+    let prefix = input.queue_name_prefix.unwrap_or_default();
+    let mut names: Vec<String> = context
+        .state
+        .broker
+        .queues()
+        .iter()
+        .map(|queue| queue.name.clone())
+        .filter(|name| name.starts_with(&prefix))
+        .filter(|name| input.next_token.as_ref().is_none_or(|after| name > after))
+        .collect();
+    names.sort_unstable();
+    let more = names.len() > limit;
+    names.truncate(limit);
+    let mut output = Map::new();
+    if more
+        && input.max_results.is_some()
+        && let Some(last) = names.last()
+    {
+        output.insert("NextToken".to_owned(), Value::String(last.clone()));
+    }
+    let urls: Vec<Value> = names.iter().map(|name| Value::String(context.queue_url(name))).collect();
+    output.insert("QueueUrls".to_owned(), Value::Array(urls));
+    Ok(Value::Object(output))
+}
+
+pub async fn delete_queue(context: &Context, input: QueueUrlInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    context.state.broker.delete_queue(&queue.name, false).await?;
+    Ok(json!({}))
+}
+
+pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let mut all = Map::new();
+    all.insert(
+        "ApproximateNumberOfMessages".to_owned(),
+        queue.queue.available_count().to_string().into(),
+    );
+    all.insert(
+        "ApproximateNumberOfMessagesNotVisible".to_owned(),
+        queue.queue.acquired_count().to_string().into(),
+    );
+    all.insert("ApproximateNumberOfMessagesDelayed".to_owned(), "0".into());
+    let created_seconds = (queue.created_ms / 1000).to_string();
+    all.insert("CreatedTimestamp".to_owned(), created_seconds.clone().into());
+    all.insert("LastModifiedTimestamp".to_owned(), created_seconds.into());
+    all.insert("QueueArn".to_owned(), queue_arn(&queue.name).into());
+    for name in queue_attributes::setting_names() {
+        all.insert(name.to_owned(), queue_attributes::value(&queue.definition, name).to_string().into());
+    }
+    all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
+    let wanted = &input.attribute_names;
+    let attributes: Map<String, Value> = if wanted.iter().any(|name| name == "All") {
+        all
+    } else {
+        let mut selected = Map::new();
+        for name in wanted {
+            let value = all
+                .get(name)
+                .cloned()
+                .ok_or_else(|| SqsError::InvalidAttributeName(format!("Unknown Attribute {name}.")))?;
+            selected.insert(name.clone(), value);
+        }
+        selected
+    };
+    if attributes.is_empty() {
+        return Ok(json!({}));
+    }
+    Ok(json!({ "Attributes": attributes }))
+}
+
+/// Settles every message available now. Messages in flight stay (their
+/// receivers may still delete them); SQS purges those too, eventually.
+pub async fn purge_queue(context: &Context, input: QueueUrlInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let purging = Arc::clone(&queue);
+    let result = tokio::task::spawn_blocking(move || -> Result<(), SqsError> {
+        let consumer = purging.new_consumer();
+        let passes_max = purging.queue.available_count() as usize / PURGE_BATCH + 1;
+        let mut last = None;
+        for _ in 0..passes_max {
+            let deliveries = purging.queue.acquire(consumer, PURGE_BATCH, PURGE_LOCK_MS)?;
+            if deliveries.messages.is_empty() {
+                break;
+            }
+            for delivery in &deliveries.messages {
+                last = Some(purging.queue.ack(consumer, delivery.offset)?);
+            }
+        }
+        if let Some(durable) = last {
+            durable.wait()?;
+        }
+        Ok(())
+    })
+    .await;
+    match result {
+        Ok(result) => result.map(|()| json!({})),
+        Err(error) => Err(SqsError::Internal(format!("purge failed: {error}"))),
+    }
+}
