@@ -615,7 +615,7 @@ impl Channel {
             .await
             .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
             .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
-        let (deliveries, dead) = deliveries;
+        let (deliveries, dead) = (deliveries.messages, deliveries.dead_letters);
         for append in dead {
             if let Err(error) = append.await {
                 warn!(%error, "a dead-lettered message could not be stored");
@@ -884,7 +884,8 @@ async fn deliver(
             let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
             let acquired = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS)).await;
             let deliveries = match acquired {
-                Ok(Ok((deliveries, dead))) => {
+                Ok(Ok(live)) => {
+                    let (deliveries, dead) = (live.messages, live.dead_letters);
                     for append in dead {
                         if let Err(error) = append.await {
                             warn!(%error, "a dead-lettered message could not be stored");

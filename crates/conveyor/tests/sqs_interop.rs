@@ -34,3 +34,9 @@ fn a_message_sent_over_sqs_is_consumed_over_amqp_and_the_other_way_round() {
     let (_dir, server) = server();
     run_script(&server, "sqs/amqp_bridge_pika.py", &[]);
 }
+
+#[test]
+fn boto3_redrive_policy_moves_a_message_to_the_dead_letter_queue_after_max_receive_count() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/redrive_boto3.py", &[]);
+}

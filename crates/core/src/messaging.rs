@@ -16,7 +16,7 @@ use crate::broker::Broker;
 use crate::error::{CoreError, Result};
 use crate::exchange::FieldTable;
 use crate::queue::policy::headers;
-use crate::queue::{ConsumerId, DeclaredQueue, Delivery, Overflow};
+use crate::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Overflow};
 
 /// A lock long enough for the broker's own short-lived acquisitions.
 const INTERNAL_LOCK_MS: i64 = 60_000;
@@ -41,6 +41,26 @@ impl std::fmt::Debug for Published {
             .debug_struct("Published")
             .field("refused", &self.refused)
             .field("appends", &self.appends.len())
+            .finish()
+    }
+}
+
+/// What [`Broker::acquire_live`] handed out.
+pub struct Live {
+    /// Acquired by the consumer, lowest offset first.
+    pub messages: Vec<Delivery>,
+    /// Resolves when the delivery counts (and settlements) are durable.
+    pub durable: Option<Durable>,
+    /// The appends of messages dead-lettered on the way.
+    pub dead_letters: Vec<Storing>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Live")
+            .field("messages", &self.messages.len())
+            .field("dead_letters", &self.dead_letters.len())
             .finish()
     }
 }
@@ -124,39 +144,45 @@ impl Broker {
 
     /// Acquires up to `max` messages for `consumer`, dead-lettering those
     /// past their TTL or the delivery limit instead of handing them out.
-    /// Returns the live messages and the dead-letter appends. Blocking
-    /// (reads the log).
-    pub fn acquire_live(
-        self: &Arc<Self>,
-        declared: &Arc<DeclaredQueue>,
-        consumer: ConsumerId,
-        max: usize,
-        lock_ms: i64,
-    ) -> Result<(Vec<Delivery>, Vec<Storing>)> {
-        let mut appends = Vec::new();
+    /// Blocking (reads the log).
+    pub fn acquire_live(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, consumer: ConsumerId, max: usize, lock_ms: i64) -> Result<Live> {
+        let mut dead_letters = Vec::new();
+        let mut last_durable = None;
         for _ in 0..EXPIRED_ROUNDS_MAX {
             let deliveries = declared.queue.acquire(consumer, max, lock_ms)?;
+            // A queue's journal appends complete in order: the latest stands for all.
+            last_durable = Some(deliveries.durable);
             let mut dead = 0;
             for dead_letter in deliveries.dead_letters {
                 dead += 1;
-                appends.extend(self.dead_letter(declared, dead_letter.record, DeathReason::DeliveryLimit, dead_letter.delivery_count));
+                dead_letters.extend(self.dead_letter(declared, dead_letter.record, DeathReason::DeliveryLimit, dead_letter.delivery_count));
             }
             let now_ms = self.clock().now_ms();
-            let mut live = Vec::with_capacity(deliveries.messages.len());
+            let mut messages = Vec::with_capacity(deliveries.messages.len());
             for delivery in deliveries.messages {
                 if is_expired(declared, &delivery.record, now_ms) {
                     dead += 1;
-                    let _ = declared.queue.reject(consumer, delivery.offset);
-                    appends.extend(self.dead_letter(declared, delivery.record, DeathReason::Expired, delivery.delivery_count));
+                    if let Ok((_, durable)) = declared.queue.reject(consumer, delivery.offset) {
+                        last_durable = Some(durable);
+                    }
+                    dead_letters.extend(self.dead_letter(declared, delivery.record, DeathReason::Expired, delivery.delivery_count));
                 } else {
-                    live.push(delivery);
+                    messages.push(delivery);
                 }
             }
-            if !live.is_empty() || dead == 0 {
-                return Ok((live, appends));
+            if !messages.is_empty() || dead == 0 {
+                return Ok(Live {
+                    messages,
+                    durable: last_durable,
+                    dead_letters,
+                });
             }
         }
-        Ok((Vec::new(), appends))
+        Ok(Live {
+            messages: Vec::new(),
+            durable: last_durable,
+            dead_letters,
+        })
     }
 
     /// Sends a dead message to its queue's dead-letter exchange, if it has

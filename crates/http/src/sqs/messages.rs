@@ -261,10 +261,15 @@ async fn acquire_visible(
     max: usize,
     lock_ms: i64,
 ) -> Result<Vec<Received>, SqsError> {
-    let acquiring = Arc::clone(queue);
-    let deliveries = tokio::task::spawn_blocking(move || acquiring.queue.acquire(consumer, max, lock_ms))
+    let (acquiring, broker) = (Arc::clone(queue), Arc::clone(&context.state.broker));
+    // Messages past the queue's delivery limit (RedrivePolicy's maxReceiveCount)
+    // move to its dead-letter queue instead of being received.
+    let deliveries = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, max, lock_ms))
         .await
         .map_err(|error| SqsError::Internal(format!("receive failed: {error}")))??;
+    for moved in deliveries.dead_letters {
+        moved.await?;
+    }
     let now_ms = context.state.broker.clock().now_ms();
     let mut received = Vec::with_capacity(deliveries.messages.len());
     for delivery in deliveries.messages {
@@ -280,7 +285,9 @@ async fn acquire_visible(
             }),
         }
     }
-    deliveries.durable.await?;
+    if let Some(durable) = deliveries.durable {
+        durable.await?;
+    }
     Ok(received)
 }
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::queue::policy::arguments;
 
 use super::error::SqsError;
 
@@ -57,7 +58,6 @@ const SETTINGS: &[Setting] = &[
 const NOT_YET: &[&str] = &[
     "FifoQueue",
     "ContentBasedDeduplication",
-    "RedrivePolicy",
     "RedriveAllowPolicy",
     "Policy",
     "KmsMasterKeyId",
@@ -66,11 +66,82 @@ const NOT_YET: &[&str] = &[
     "FifoThroughputLimit",
 ];
 
+/// CreateQueue's attributes, checked: the numeric settings (normalized) and
+/// the redrive policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requested {
+    pub settings: BTreeMap<String, i64>,
+    pub redrive: Option<Redrive>,
+}
+
+/// RedrivePolicy: after `max_receive_count` receives a message moves to the
+/// dead-letter queue. Kept in the core as the queue's dead-letter route
+/// (the default exchange, routing key = the DLQ's name) and delivery limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redrive {
+    pub dead_letter_queue: String,
+    pub max_receive_count: u32,
+}
+
+const REDRIVE_POLICY: &str = "RedrivePolicy";
+
+impl Redrive {
+    fn parse(value: &str) -> Result<Redrive, SqsError> {
+        let invalid =
+            |why: &str| SqsError::InvalidAttributeValue(format!("Value {value} for parameter RedrivePolicy is invalid. Reason: {why}"));
+        let policy: serde_json::Value = serde_json::from_str(value).map_err(|_| invalid("Redrive policy is not a valid JSON map."))?;
+        let arn = policy
+            .get("deadLetterTargetArn")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| invalid("Redrive policy does not contain mandatory attribute: deadLetterTargetArn."))?;
+        let count = match policy.get("maxReceiveCount") {
+            Some(serde_json::Value::Number(number)) => number.as_u64(),
+            Some(serde_json::Value::String(text)) => text.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|count| (1..=1000).contains(count))
+        .ok_or_else(|| invalid("Invalid value for maxReceiveCount: must be an integer from 1 to 1000."))?;
+        let name = arn
+            .rsplit(':')
+            .next()
+            .filter(|name| !name.is_empty() && arn.starts_with("arn:"))
+            .ok_or_else(|| invalid("Invalid value for deadLetterTargetArn."))?;
+        Ok(Redrive {
+            dead_letter_queue: name.to_owned(),
+            max_receive_count: count as u32,
+        })
+    }
+
+    /// The policy as SQS shows it.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "deadLetterTargetArn": format!("arn:aws:sqs:us-east-1:000000000000:{}", self.dead_letter_queue),
+            "maxReceiveCount": self.max_receive_count,
+        })
+        .to_string()
+    }
+
+    /// The queue's redrive policy, if it has one.
+    pub fn of(definition: &QueueDefinition) -> Option<Redrive> {
+        let queue = definition.arguments.get(arguments::DEAD_LETTER_ROUTING_KEY)?;
+        let count = definition.arguments.get(arguments::DELIVERY_LIMIT)?.parse().ok()?;
+        (definition.arguments.get(arguments::DEAD_LETTER_EXCHANGE).map(String::as_str) == Some("")).then(|| Redrive {
+            dead_letter_queue: queue.clone(),
+            max_receive_count: count,
+        })
+    }
+}
+
 /// Checks CreateQueue's attributes; returns them normalized (numbers without
 /// sign or leading zeros), keyed by attribute name.
-pub fn parse(attributes: &HashMap<String, String>) -> Result<BTreeMap<String, i64>, SqsError> {
+pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError> {
     let mut parsed = BTreeMap::new();
+    let mut redrive = None;
     for (name, value) in attributes {
+        if name == REDRIVE_POLICY {
+            redrive = Some(Redrive::parse(value)?);
+            continue;
+        }
         if let Some(setting) = SETTINGS.iter().find(|setting| setting.name == name) {
             let number = value
                 .trim()
@@ -94,18 +165,25 @@ pub fn parse(attributes: &HashMap<String, String>) -> Result<BTreeMap<String, i6
             return Err(SqsError::InvalidAttributeName(format!("Unknown Attribute {name}.")));
         }
     }
-    Ok(parsed)
+    Ok(Requested { settings: parsed, redrive })
 }
 
 /// The core definition of a new SQS queue: durable, with the attributes set.
-pub fn definition(attributes: &BTreeMap<String, i64>) -> QueueDefinition {
+pub fn definition(requested: &Requested) -> QueueDefinition {
+    let mut arguments: BTreeMap<String, String> = requested
+        .settings
+        .iter()
+        .map(|(name, value)| (format!("{ARGUMENT_PREFIX}{name}"), value.to_string()))
+        .collect();
+    if let Some(redrive) = &requested.redrive {
+        arguments.insert(arguments::DEAD_LETTER_EXCHANGE.to_owned(), String::new());
+        arguments.insert(arguments::DEAD_LETTER_ROUTING_KEY.to_owned(), redrive.dead_letter_queue.clone());
+        arguments.insert(arguments::DELIVERY_LIMIT.to_owned(), redrive.max_receive_count.to_string());
+    }
     QueueDefinition {
         durable: true,
         auto_delete: false,
-        arguments: attributes
-            .iter()
-            .map(|(name, value)| (format!("{ARGUMENT_PREFIX}{name}"), value.to_string()))
-            .collect(),
+        arguments,
     }
 }
 
@@ -125,8 +203,12 @@ pub fn value(definition: &QueueDefinition, name: &str) -> i64 {
 
 /// True if every attribute in `requested` has that value on the queue
 /// (SQS's rule for an idempotent CreateQueue).
-pub fn matches(definition: &QueueDefinition, requested: &BTreeMap<String, i64>) -> bool {
-    requested.iter().all(|(name, wanted)| value(definition, name) == *wanted)
+pub fn matches(definition: &QueueDefinition, requested: &Requested) -> bool {
+    requested.settings.iter().all(|(name, wanted)| value(definition, name) == *wanted)
+        && requested
+            .redrive
+            .as_ref()
+            .is_none_or(|wanted| Redrive::of(definition).as_ref() == Some(wanted))
 }
 
 /// The names of the settable attributes, as GetQueueAttributes lists them.
@@ -148,6 +230,7 @@ mod tests {
     #[test]
     fn settings_are_range_checked_and_kept_as_arguments() {
         let parsed = parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "0")])).expect("valid");
+        assert_eq!(parsed.redrive, None);
         let definition = definition(&parsed);
         assert_eq!(definition.arguments.get("sqs.VisibilityTimeout").map(String::as_str), Some("5"));
         assert_eq!(value(&definition, "VisibilityTimeout"), 5);
@@ -162,5 +245,27 @@ mod tests {
         assert!(parse(&attributes(&[("Nonsense", "1")])).is_err());
         assert!(parse(&attributes(&[("FifoQueue", "true")])).is_err());
         assert!(parse(&attributes(&[("FifoQueue", "false")])).is_ok());
+    }
+
+    #[test]
+    fn a_redrive_policy_becomes_the_queues_dead_letter_route_and_delivery_limit() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:orders-dlq","maxReceiveCount":"3"}"#;
+        let parsed = parse(&attributes(&[("RedrivePolicy", policy)])).expect("valid");
+        let definition = definition(&parsed);
+        assert_eq!(definition.arguments.get("x-dead-letter-exchange").map(String::as_str), Some(""));
+        assert_eq!(
+            definition.arguments.get("x-dead-letter-routing-key").map(String::as_str),
+            Some("orders-dlq")
+        );
+        assert_eq!(definition.arguments.get("x-delivery-limit").map(String::as_str), Some("3"));
+        assert_eq!(Redrive::of(&definition), parsed.redrive);
+        assert!(matches(&definition, &parsed));
+        for bad in [
+            r#"{"maxReceiveCount":3}"#,
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:0:q","maxReceiveCount":0}"#,
+            "nope",
+        ] {
+            assert!(parse(&attributes(&[("RedrivePolicy", bad)])).is_err(), "{bad}");
+        }
     }
 }

@@ -74,6 +74,14 @@ fn check_queue_name(name: Option<&str>) -> Result<&str, SqsError> {
 pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<Value, SqsError> {
     let name = check_queue_name(input.queue_name.as_deref())?;
     let requested = queue_attributes::parse(&input.attributes)?;
+    if let Some(redrive) = &requested.redrive
+        && context.state.broker.queue(&redrive.dead_letter_queue).is_none()
+    {
+        return Err(SqsError::InvalidAttributeValue(format!(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
+            redrive.dead_letter_queue
+        )));
+    }
     let exists_differently = || SqsError::QueueNameExists(format!("A queue already exists with the name {name} and different attributes."));
     if let Some(existing) = context.state.broker.queue(name) {
         // Declared before (over SQS or AMQP): same attributes, same queue.
@@ -175,6 +183,9 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
         all.insert(name.to_owned(), queue_attributes::value(&queue.definition, name).to_string().into());
     }
     all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
+    if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition) {
+        all.insert("RedrivePolicy".to_owned(), redrive.to_json().into());
+    }
     let wanted = &input.attribute_names;
     let attributes: Map<String, Value> = if wanted.iter().any(|name| name == "All") {
         all

@@ -1,0 +1,36 @@
+"""boto3: a queue with a RedrivePolicy moves a message to its dead-letter
+queue once it has been received maxReceiveCount times; the policy reads
+back; a policy naming a missing queue is refused."""
+import json
+
+from botocore.exceptions import ClientError
+
+from common import check, client, unique
+
+sqs = client()
+dlq_name = unique("orders-dlq")
+dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
+url = sqs.create_queue(QueueName=unique("orders"), Attributes={"RedrivePolicy": policy})["QueueUrl"]
+shown = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
+check(shown["deadLetterTargetArn"] == dlq_arn and int(shown["maxReceiveCount"]) == 2, f"RedrivePolicy read back: {shown}")
+
+sqs.send_message(QueueUrl=url, MessageBody="poison")
+for attempt in (1, 2):
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5, AttributeNames=["All"])["Messages"][0]
+    check(got["Attributes"]["ApproximateReceiveCount"] == str(attempt), f"receive {attempt}: {got}")
+    # Give it back at once, as a failed consumer's visibility timeout would.
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=got["ReceiptHandle"], VisibilityTimeout=0)
+third = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+check("Messages" not in third, f"a message past maxReceiveCount was received again: {third}")
+moved = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=5)["Messages"]
+check([message["Body"] for message in moved] == ["poison"], f"dead-letter queue holds {moved}")
+
+try:
+    missing = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:" + unique("nowhere"), "maxReceiveCount": 1})
+    sqs.create_queue(QueueName=unique("broken"), Attributes={"RedrivePolicy": missing})
+    check(False, "a RedrivePolicy naming a missing queue was accepted")
+except ClientError as error:
+    check(error.response["Error"]["Code"] in ("InvalidAttributeValue", "InvalidParameterValue"), f"{error.response['Error']}")
+print("redrive: ok")
