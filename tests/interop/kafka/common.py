@@ -5,13 +5,5 @@ import sys
 
 BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 
-
-def check(condition, message):
-    if not condition:
-        print(f"FAILED: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
-def unique(prefix):
-    """A topic or group name no other test run uses."""
-    return f"{prefix}-{os.getpid()}-{os.urandom(3).hex()}"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, unique  # noqa: E402,F401  (re-exported)

@@ -21,13 +21,5 @@ def client():
         config=Config(read_timeout=30, retries={"max_attempts": 1}),
     )
 
-
-def check(condition, message):
-    if not condition:
-        print(f"FAILED: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
-def unique(prefix):
-    """A queue name no other test run uses."""
-    return f"{prefix}-{os.getpid()}-{os.urandom(3).hex()}"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, unique  # noqa: E402,F401  (re-exported)
