@@ -323,6 +323,25 @@ impl Channel {
                     .map_err(|error| fail(reply::core_exception(&error)))?;
                 self.reply(AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {}))).await;
             }
+            AMQPClass::Queue(queue::AMQPMethod::Purge(purge)) => {
+                let name = purge.queue.to_string();
+                let declared = context
+                    .broker
+                    .queue(&name)
+                    .ok_or_else(|| fail(Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'"))))?;
+                check_access(context, connection_id, &name).map_err(fail)?;
+                let broker = Arc::clone(&context.broker);
+                let purged = tokio::task::spawn_blocking(move || broker.purge_queue(&declared))
+                    .await
+                    .map_err(|error| fail(Exception::new(reply::INTERNAL_ERROR, error.to_string())))?
+                    .map_err(|error| fail(reply::core_exception(&error)))?;
+                if !purge.nowait {
+                    self.reply(AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
+                        message_count: purged.min(u64::from(u32::MAX)) as LongUInt,
+                    })))
+                    .await;
+                }
+            }
             AMQPClass::Basic(basic::AMQPMethod::Qos(qos)) => {
                 self.prefetch_count = usize::from(qos.prefetch_count);
                 self.reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))).await;

@@ -185,6 +185,32 @@ impl Broker {
         })
     }
 
+    /// Settles every message available now (AMQP's `queue.purge`, SQS's
+    /// PurgeQueue); messages held by consumers stay theirs. Returns how many
+    /// were purged, once that is durable. Blocking.
+    pub fn purge_queue(&self, declared: &DeclaredQueue) -> Result<u64> {
+        const BATCH: usize = 1024;
+        let consumer = declared.new_consumer();
+        // Bounded: each pass settles a batch of what was available at the start.
+        let passes_max = declared.queue.available_count() as usize / BATCH + 1;
+        let mut purged = 0;
+        let mut last = None;
+        for _ in 0..passes_max {
+            let deliveries = declared.queue.acquire(consumer, BATCH, INTERNAL_LOCK_MS)?;
+            if deliveries.messages.is_empty() {
+                break;
+            }
+            for delivery in &deliveries.messages {
+                last = Some(declared.queue.ack(consumer, delivery.offset)?);
+                purged += 1;
+            }
+        }
+        if let Some(durable) = last {
+            durable.wait()?;
+        }
+        Ok(purged)
+    }
+
     /// Sends a dead message to its queue's dead-letter exchange, if it has
     /// one (otherwise it is dropped, as in RabbitMQ).
     /// Returns the appends it made.

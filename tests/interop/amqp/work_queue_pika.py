@@ -2,7 +2,8 @@
 what a consumer holds; two consumers share the queue with nothing lost or
 duplicated; nack with requeue redelivers with the redelivered flag, reject
 without requeue drops; unacked messages come back after the channel closes;
-basic.get; a passive declare of a missing queue is a 404 channel close."""
+basic.get; queue.purge; a passive declare of a missing queue is a 404
+channel close."""
 import pika
 
 from common import URL, check, unique
@@ -75,6 +76,12 @@ channel.basic_publish("", queue, b"{}", properties)
 method, got, body = channel.basic_get(queue, auto_ack=True)
 check(got.content_type == "application/json" and got.headers == {"attempt": 3, "source": "pika"}
       and got.correlation_id == "abc" and got.delivery_mode == 2, f"properties: {got}")
+
+# queue.purge settles what is available and says how many.
+for index in range(3):
+    channel.basic_publish("", queue, f"purge-{index}".encode())
+check(channel.queue_purge(queue).method.message_count == 3, "purge count")
+check(channel.queue_declare(queue, passive=True).method.message_count == 0, "empty after purge")
 
 # A passive declare of a missing queue closes the channel with 404.
 try:

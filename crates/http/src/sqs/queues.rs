@@ -13,9 +13,6 @@ use super::{Context, queue_arn, queue_attributes};
 
 const QUEUE_NAME_CHARS_MAX: usize = 80;
 const LIST_RESULTS_MAX: usize = 1000;
-/// PurgeQueue takes this many messages per pass (each pass is bounded, and so is the number of passes).
-const PURGE_BATCH: usize = 1000;
-const PURGE_LOCK_MS: i64 = 60_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -210,28 +207,9 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
 /// receivers may still delete them); SQS purges those too, eventually.
 pub async fn purge_queue(context: &Context, input: QueueUrlInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
-    let purging = Arc::clone(&queue);
-    let result = tokio::task::spawn_blocking(move || -> Result<(), SqsError> {
-        let consumer = purging.new_consumer();
-        let passes_max = purging.queue.available_count() as usize / PURGE_BATCH + 1;
-        let mut last = None;
-        for _ in 0..passes_max {
-            let deliveries = purging.queue.acquire(consumer, PURGE_BATCH, PURGE_LOCK_MS)?;
-            if deliveries.messages.is_empty() {
-                break;
-            }
-            for delivery in &deliveries.messages {
-                last = Some(purging.queue.ack(consumer, delivery.offset)?);
-            }
-        }
-        if let Some(durable) = last {
-            durable.wait()?;
-        }
-        Ok(())
-    })
-    .await;
-    match result {
-        Ok(result) => result.map(|()| json!({})),
+    let broker = Arc::clone(&context.state.broker);
+    match tokio::task::spawn_blocking(move || broker.purge_queue(&queue)).await {
+        Ok(result) => result.map(|_| json!({})).map_err(SqsError::from),
         Err(error) => Err(SqsError::Internal(format!("purge failed: {error}"))),
     }
 }
