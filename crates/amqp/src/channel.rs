@@ -370,9 +370,10 @@ impl Channel {
                 self.consume(context, connection_id, consume).await.map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)) => {
-                if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str()) {
-                    consumer.window.cancelled.store(true, Ordering::SeqCst);
-                    consumer.window.wake.notify_one();
+                if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
+                    && let Some(unused) = detach(consumer)
+                {
+                    delete_auto_deleted(context, vec![unused]).await;
                 }
                 if !cancel.nowait {
                     self.reply(AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
@@ -568,7 +569,7 @@ impl Channel {
             self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
                 queue: short(declared.name.clone()),
                 message_count: declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt,
-                consumer_count: 0,
+                consumer_count: declared.consumer_count().min(u32::MAX as usize) as LongUInt,
             })))
             .await;
         }
@@ -592,6 +593,9 @@ impl Channel {
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
         }
+        declared
+            .add_consumer(consume.exclusive)
+            .map_err(|why| Exception::new(reply::ACCESS_REFUSED, format!("queue '{name}' in vhost '/' {why}")))?;
         if !consume.nowait {
             self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
                 consumer_tag: short(tag.clone()),
@@ -722,17 +726,39 @@ impl Channel {
         let _ = settle_refused(&self.shared.broker, unacked.into_values().collect(), true);
     }
 
-    /// Ends the channel: consumers stop, unacked deliveries go back to their queues.
-    pub fn close(&mut self) {
+    /// Ends the channel: consumers stop, unacked deliveries go back to their
+    /// queues. Returns the auto-delete queues left without consumers, for
+    /// the caller to delete.
+    #[must_use]
+    pub fn close(&mut self) -> Vec<Arc<DeclaredQueue>> {
         self.release_unacked();
-        for (_, consumer) in self.consumers.drain() {
-            consumer.window.cancelled.store(true, Ordering::SeqCst);
-            consumer.window.wake.notify_one();
-            // Whatever the delivery task acquired but had not sent yet.
-            consumer.queue.queue.release_all(consumer.id);
-            consumer.queue.notify_available();
-        }
+        let unused = self.consumers.drain().filter_map(|(_, consumer)| detach(consumer)).collect();
         self.publishing = None;
+        unused
+    }
+}
+
+/// Stops a consumer and gives back what its task acquired but had not sent;
+/// returns its queue if that was an auto-delete queue's last consumer.
+fn detach(consumer: Consumer) -> Option<Arc<DeclaredQueue>> {
+    consumer.window.cancelled.store(true, Ordering::SeqCst);
+    consumer.window.wake.notify_one();
+    consumer.queue.queue.release_all(consumer.id);
+    consumer.queue.notify_available();
+    let remaining = consumer.queue.remove_consumer();
+    (remaining == 0 && consumer.queue.definition.auto_delete).then_some(consumer.queue)
+}
+
+/// Deletes auto-delete queues whose last consumer went away (RabbitMQ's rule).
+pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueue>>) {
+    for declared in queues {
+        // Still the same queue, and nobody attached meanwhile.
+        let current = context.broker.queue(&declared.name);
+        if current.is_some_and(|current| current.id == declared.id && current.consumer_count() == 0)
+            && let Err(error) = context.broker.delete_queue(&declared.name, false).await
+        {
+            debug!(queue = declared.name, %error, "deleting an auto-delete queue");
+        }
     }
 }
 

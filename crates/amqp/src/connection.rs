@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
-use crate::channel::{Channel, OUTBOX_FRAMES, Outbox};
+use crate::channel::{Channel, OUTBOX_FRAMES, Outbox, delete_auto_deleted};
 use crate::frame::{self, FrameError};
 use crate::reply::{self, Exception, short};
 use crate::{AmqpConfig, Context};
@@ -291,7 +291,7 @@ impl Connection {
             }
             AMQPFrame::Method(id, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
                 if let Some(mut channel) = self.channels.remove(&id) {
-                    channel.close();
+                    delete_auto_deleted(&self.context, channel.close()).await;
                 }
                 self.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})))
                     .await;
@@ -300,7 +300,7 @@ impl Connection {
             AMQPFrame::Method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
                 // Our channel.close was acknowledged: the channel id is free again.
                 if let Some(mut channel) = self.channels.remove(&id) {
-                    channel.close();
+                    delete_auto_deleted(&self.context, channel.close()).await;
                 }
                 None
             }
@@ -330,8 +330,9 @@ impl Connection {
                         return Some(End::Exception(exception));
                     }
                     debug!(peer = %self.peer, channel = id, code = exception.code, text = exception.text, "channel exception");
-                    channel.close();
+                    let unused = channel.close();
                     channel.closing = true;
+                    delete_auto_deleted(&self.context, unused).await;
                     self.send(&[exception.channel_close(id)]).await;
                 }
                 None
@@ -360,9 +361,11 @@ impl Connection {
                 .await;
             }
         }
+        let mut unused = Vec::new();
         for (_, mut channel) in self.channels.drain() {
-            channel.close();
+            unused.extend(channel.close());
         }
+        delete_auto_deleted(&self.context, unused).await;
         let exclusive: Vec<String> = {
             let mut owners = self.context.exclusive_owners.lock();
             let mine: Vec<String> = owners

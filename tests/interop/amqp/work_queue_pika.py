@@ -2,7 +2,7 @@
 what a consumer holds; two consumers share the queue with nothing lost or
 duplicated; nack with requeue redelivers with the redelivered flag, reject
 without requeue drops; unacked messages come back after the channel closes;
-basic.get; queue.purge; a passive declare of a missing queue is a 404
+basic.get; queue.purge; exclusive consumers and auto-delete queues; a passive declare of a missing queue is a 404
 channel close."""
 import pika
 
@@ -82,6 +82,27 @@ for index in range(3):
     channel.basic_publish("", queue, f"purge-{index}".encode())
 check(channel.queue_purge(queue).method.message_count == 3, "purge count")
 check(channel.queue_declare(queue, passive=True).method.message_count == 0, "empty after purge")
+
+# Consumers are counted; an exclusive consumer keeps others out (403).
+watched = unique("watched")
+channel.queue_declare(watched, auto_delete=True)
+exclusive = connection.channel()
+exclusive_tag = exclusive.basic_consume(watched, lambda *_: None, exclusive=True)
+check(channel.queue_declare(watched, passive=True).method.consumer_count == 1, "consumer count")
+intruder = connection.channel()
+try:
+    intruder.basic_consume(watched, lambda *_: None)
+    check(False, "a second consumer joined a queue with an exclusive consumer")
+except pika.exceptions.ChannelClosedByBroker as error:
+    check(error.reply_code == 403, f"exclusive consumer: {error}")
+# An auto-delete queue goes away when its last consumer does.
+exclusive.basic_cancel(exclusive_tag)
+try:
+    channel.queue_declare(watched, passive=True)
+    check(False, "an auto-delete queue outlived its last consumer")
+except pika.exceptions.ChannelClosedByBroker as error:
+    check(error.reply_code == 404, f"auto-delete: {error}")
+channel = connection.channel()
 
 # A passive declare of a missing queue closes the channel with 404.
 try:

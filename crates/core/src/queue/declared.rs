@@ -27,6 +27,9 @@ pub struct DeclaredQueue {
     /// Publishes appended but not yet committed: counted against length
     /// limits, which the committed count alone would let a burst overrun.
     publishing: AtomicU64,
+    /// Consumers attached through any front door, and whether one of them
+    /// holds the queue exclusively.
+    consumers: parking_lot::Mutex<(usize, bool)>,
 }
 
 impl DeclaredQueue {
@@ -41,6 +44,7 @@ impl DeclaredQueue {
             available: Notify::new(),
             next_consumer: AtomicU64::new(1),
             publishing: AtomicU64::new(0),
+            consumers: parking_lot::Mutex::new((0, false)),
         }
     }
 
@@ -48,6 +52,31 @@ impl DeclaredQueue {
     /// holdings do not survive a restart, so neither need ids).
     pub fn new_consumer(&self) -> ConsumerId {
         ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Attaches a consumer; an exclusive one only to a queue without
+    /// consumers, and none while an exclusive one is attached.
+    pub fn add_consumer(&self, exclusive: bool) -> Result<(), &'static str> {
+        let mut consumers = self.consumers.lock();
+        if consumers.1 {
+            return Err("has an exclusive consumer");
+        }
+        if exclusive && consumers.0 > 0 {
+            return Err("has consumers: an exclusive one cannot join");
+        }
+        *consumers = (consumers.0 + 1, exclusive);
+        Ok(())
+    }
+
+    /// Detaches a consumer; returns how many remain.
+    pub fn remove_consumer(&self) -> usize {
+        let mut consumers = self.consumers.lock();
+        *consumers = (consumers.0.saturating_sub(1), false);
+        consumers.0
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.lock().0
     }
 
     /// Messages waiting to be delivered, counting publishes not yet committed.
