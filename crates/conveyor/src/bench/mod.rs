@@ -2,6 +2,7 @@
 //! protocol, so Conveyor can be compared with Kafka, RabbitMQ or SQS on the
 //! same machine with the same client.
 
+pub mod amqp;
 pub mod disk;
 pub mod kafka;
 pub mod report;
@@ -12,12 +13,15 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Kafka producer and consumer throughput and end-to-end latency against any Kafka-protocol broker.
     Kafka(kafka::KafkaBenchArgs),
+    /// AMQP 0-9-1 publish (with confirms), consume, work-queue throughput and end-to-end latency against any AMQP 0-9-1 broker.
+    Amqp(amqp::AmqpBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match command {
         BenchCommand::Kafka(args) => runtime.block_on(kafka::run(args)),
+        BenchCommand::Amqp(args) => runtime.block_on(amqp::run(args)),
     }
 }
 
