@@ -6,9 +6,7 @@ mod support;
 use support::{Server, run_script};
 
 fn server() -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    (dir, server)
+    Server::start_in_tempdir()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use lapin::message::DeliveryResult;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
@@ -168,17 +168,7 @@ async fn delete(channel: &Channel, queue: &str) -> anyhow::Result<()> {
 }
 
 fn progress(args: &AmqpBenchArgs, total: u64, label: &str) -> ProgressBar {
-    if args.quiet || args.json {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} msgs {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(label.to_owned());
-    bar
+    report::progress(args.quiet || args.json, total, label)
 }
 
 /// A body of `message_bytes` that starts with the send time.

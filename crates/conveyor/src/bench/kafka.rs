@@ -18,7 +18,7 @@ use conveyor_kafka::client::Client;
 use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
 use conveyor_log::record::{BatchBuilder, Record, decode_records};
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -303,17 +303,7 @@ fn check_produced(reply: &ProduceResponse) -> anyhow::Result<()> {
 }
 
 fn progress(args: &KafkaBenchArgs, total: u64, label: &str) -> ProgressBar {
-    if args.quiet || args.json {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} msgs {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(label.to_owned());
-    bar
+    report::progress(args.quiet || args.json, total, label)
 }
 
 async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {

@@ -35,6 +35,13 @@ impl Server {
         Server::start_with(data_dir, &[], &[])
     }
 
+    /// A broker on a fresh temporary data directory (deleted with the guard).
+    pub fn start_in_tempdir() -> (tempfile::TempDir, Server) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start(dir.path());
+        (dir, server)
+    }
+
     pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(binary());
         command.arg("serve").arg("--data-dir").arg(data_dir);
