@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
 
+pub mod metrics;
 pub mod sqs;
 
 /// What the HTTP handlers share.
@@ -42,9 +43,23 @@ pub fn router(state: Arc<HttpState>) -> Router {
     // (`/000000000000/NAME`); either way the action is in X-Amz-Target.
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/", post(sqs::handle))
         .route("/{*path}", post(sqs::handle))
         .with_state(state)
+}
+
+/// Prometheus text exposition of the broker's state.
+async fn metrics(State(state): State<Arc<HttpState>>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    let broker = Arc::clone(&state.broker);
+    // Reading every log's bounds is quick but touches many locks: off the reactor.
+    let body = tokio::task::spawn_blocking(move || metrics::render(&broker))
+        .await
+        .unwrap_or_default();
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
 }
 
 /// 200 once every listener is up; 503 while starting or stopping.
