@@ -1,6 +1,6 @@
 """boto3: a queue with a RedrivePolicy moves a message to its dead-letter
 queue once it has been received maxReceiveCount times; the policy reads
-back; a policy naming a missing queue is refused."""
+back and ListDeadLetterSourceQueues names the source; a policy naming a missing queue is refused."""
 import json
 
 from botocore.exceptions import ClientError
@@ -15,6 +15,9 @@ policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
 url = sqs.create_queue(QueueName=unique("orders"), Attributes={"RedrivePolicy": policy})["QueueUrl"]
 shown = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
 check(shown["deadLetterTargetArn"] == dlq_arn and int(shown["maxReceiveCount"]) == 2, f"RedrivePolicy read back: {shown}")
+
+sources = sqs.list_dead_letter_source_queues(QueueUrl=dlq_url)["queueUrls"]
+check(sources == [url], f"dead-letter source queues of the DLQ: {sources}")
 
 sqs.send_message(QueueUrl=url, MessageBody="poison")
 for attempt in (1, 2):

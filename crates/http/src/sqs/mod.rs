@@ -121,6 +121,7 @@ async fn dispatch(context: &Context, headers: &HeaderMap, body: &[u8]) -> Result
         "DeleteQueue" => queues::delete_queue(context, parse(body)?).await,
         "GetQueueAttributes" => queues::get_queue_attributes(context, parse(body)?),
         "PurgeQueue" => queues::purge_queue(context, parse(body)?).await,
+        "ListDeadLetterSourceQueues" => queues::list_dead_letter_source_queues(context, parse(body)?),
         "SendMessage" => messages::send_message(context, parse(body)?).await,
         "SendMessageBatch" => messages::send_message_batch(context, parse(body)?).await,
         "ReceiveMessage" => messages::receive_message(context, parse(body)?).await,

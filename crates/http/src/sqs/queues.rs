@@ -119,6 +119,22 @@ pub fn get_queue_url(context: &Context, input: QueueNameInput) -> Result<Value, 
 }
 
 /// Queues in name order; with MaxResults, pages continue after the name in NextToken.
+/// ListDeadLetterSourceQueues: the queues whose RedrivePolicy names this one.
+pub fn list_dead_letter_source_queues(context: &Context, input: QueueUrlInput) -> Result<Value, SqsError> {
+    let target = context.queue(input.queue_url.as_deref())?;
+    let mut names: Vec<String> = context
+        .state
+        .broker
+        .queues()
+        .iter()
+        .filter(|queue| queue_attributes::Redrive::of(&queue.definition).is_some_and(|redrive| redrive.dead_letter_queue == target.name))
+        .map(|queue| queue.name.clone())
+        .collect();
+    names.sort_unstable();
+    let urls: Vec<Value> = names.iter().map(|name| Value::String(context.queue_url(name))).collect();
+    Ok(json!({ "queueUrls": urls }))
+}
+
 pub fn list_queues(context: &Context, input: ListQueuesInput) -> Result<Value, SqsError> {
     let limit = match input.max_results {
         None => LIST_RESULTS_MAX,
