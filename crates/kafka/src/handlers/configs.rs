@@ -163,7 +163,9 @@ fn synonym(name: &'static str, value: &str, source: i8) -> DescribeConfigsSynony
 /// STATIC_BROKER_CONFIG when `conveyor serve`'s settings changed a topic
 /// default, DEFAULT_CONFIG when it is the built-in one.
 fn broker_source(name: &str, value: &str) -> i8 {
-    let built_in = TopicConfig::default().entries(&TopicDefaults::default());
+    // The built-in defaults never change: worked out once, not per entry and request.
+    static BUILT_IN: std::sync::OnceLock<Vec<ConfigEntry>> = std::sync::OnceLock::new();
+    let built_in = BUILT_IN.get_or_init(|| TopicConfig::default().entries(&TopicDefaults::default()));
     let unchanged = built_in.iter().any(|entry| entry.name == name && entry.value == value);
     if unchanged { SOURCE_DEFAULT } else { SOURCE_STATIC_BROKER }
 }
