@@ -398,13 +398,13 @@ impl Channel {
             }
             AMQPClass::Basic(basic::AMQPMethod::Nack(nack)) => {
                 let unacked = self.take_unacked(nack.delivery_tag, nack.multiple).map_err(fail)?;
-                let dead = settle_refused(&self.shared.broker, unacked, nack.requeue);
+                let dead = settle_refused(&self.shared.broker, unacked, Refusal::by_consumer(nack.requeue));
                 self.track_appends(dead);
                 self.shared.room.notify_waiters();
             }
             AMQPClass::Basic(basic::AMQPMethod::Reject(reject)) => {
                 let unacked = self.take_unacked(reject.delivery_tag, false).map_err(fail)?;
-                let dead = settle_refused(&self.shared.broker, unacked, reject.requeue);
+                let dead = settle_refused(&self.shared.broker, unacked, Refusal::by_consumer(reject.requeue));
                 self.track_appends(dead);
                 self.shared.room.notify_waiters();
             }
@@ -723,7 +723,7 @@ impl Channel {
                 window.wake.notify_one();
             }
         }
-        let _ = settle_refused(&self.shared.broker, unacked.into_values().collect(), true);
+        let _ = settle_refused(&self.shared.broker, unacked.into_values().collect(), Refusal::GiveBack);
     }
 
     /// Ends the channel: consumers stop, unacked deliveries go back to their
@@ -762,12 +762,33 @@ pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueu
     }
 }
 
-/// Nack/reject: back to the queue (`requeue`) or settled for good. Dead-lettering comes with exchanges.
-fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, requeue: bool) -> Vec<Storing> {
+/// What becomes of deliveries that were not acked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Nack/reject with requeue: back to the queue after its retry delay.
+    Retry,
+    /// Nack/reject without requeue: settled for good and dead-lettered.
+    DeadLetter,
+    /// Recover, channel close, connection loss: back to the queue at once.
+    GiveBack,
+}
+
+impl Refusal {
+    fn by_consumer(requeue: bool) -> Refusal {
+        if requeue { Refusal::Retry } else { Refusal::DeadLetter }
+    }
+}
+
+/// Settles deliveries that were not acked; returns the dead-letter appends.
+fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal) -> Vec<Storing> {
     let mut appends = Vec::new();
     for one in unacked {
-        let result = if requeue {
-            one.queue.queue.release(one.consumer, one.offset, 0).map(|_| ())
+        let result = if refusal != Refusal::DeadLetter {
+            let delay_ms = match refusal {
+                Refusal::Retry => one.queue.policy.requeue_delay_ms(one.delivery_count),
+                _ => 0,
+            };
+            one.queue.queue.release(one.consumer, one.offset, delay_ms).map(|_| ())
         } else {
             let rejected = one.queue.queue.reject(one.consumer, one.offset).map(|_| ());
             if rejected.is_ok()
@@ -956,6 +977,13 @@ async fn deliver(
                 continue;
             }
         }
+        // Retry delays and expired locks make messages available without
+        // a notification: wake for the next one.
+        let wake_in_ms = declared
+            .queue
+            .next_deadline_ms()
+            .map_or(DELIVERY_LOCK_MS, |deadline_ms| deadline_ms - shared.broker.clock().now_ms())
+            .clamp(1, DELIVERY_LOCK_MS);
         tokio::select! {
             () = &mut available => {}
             () = &mut woken => {}
@@ -964,6 +992,7 @@ async fn deliver(
                     return;
                 }
             }
+            () = tokio::time::sleep(std::time::Duration::from_millis(wake_in_ms as u64)) => {}
         }
     }
 }

@@ -49,3 +49,9 @@ fn pika_dead_letters_rejected_expired_over_limit_and_overflowing_messages() {
     let (_dir, server) = server();
     run_script(&server, "amqp/dead_letters_pika.py", &[]);
 }
+
+#[test]
+fn pika_nacked_messages_come_back_after_exponential_backoff_then_go_to_the_dead_letter_queue() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/retry_backoff_pika.py", &[]);
+}

@@ -13,6 +13,14 @@ pub mod arguments {
     pub const DEAD_LETTER_EXCHANGE: &str = "x-dead-letter-exchange";
     pub const DEAD_LETTER_ROUTING_KEY: &str = "x-dead-letter-routing-key";
     pub const DELIVERY_LIMIT: &str = "x-delivery-limit";
+    /// Conveyor's own: a message given back with requeue (AMQP nack or
+    /// reject) is delivered again no sooner than this many milliseconds
+    /// later, growing by `x-retry-backoff` each time, up to
+    /// `x-retry-delay-max-ms` — retries with exponential backoff, and with
+    /// `x-delivery-limit` and a dead-letter exchange, then the DLQ.
+    pub const RETRY_DELAY: &str = "x-retry-delay-ms";
+    pub const RETRY_BACKOFF: &str = "x-retry-backoff";
+    pub const RETRY_DELAY_MAX: &str = "x-retry-delay-max-ms";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -52,6 +60,39 @@ pub struct QueuePolicy {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub delivery_limit: Option<u32>,
+    pub retry: Option<RetryBackoff>,
+}
+
+/// Delays before redelivering a requeued message (see [`arguments::RETRY_DELAY`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBackoff {
+    pub delay_ms: i64,
+    /// Each further retry waits this many times longer (1 = a fixed delay).
+    pub multiplier: f64,
+    pub delay_max_ms: i64,
+}
+
+impl Eq for RetryBackoff {}
+
+impl RetryBackoff {
+    /// Without `x-retry-backoff`, each delay doubles.
+    pub const MULTIPLIER_DEFAULT: f64 = 2.0;
+    /// Without `x-retry-delay-max-ms`, no retry waits longer than an hour.
+    pub const DELAY_MAX_MS_DEFAULT: i64 = 3_600_000;
+    /// A multiplier above this is refused (it would only be a typo).
+    const MULTIPLIER_MAX: f64 = 1000.0;
+
+    /// How long a message that has been delivered `delivery_count` times
+    /// waits before it is delivered again.
+    pub fn delay_ms(&self, delivery_count: u32) -> i64 {
+        let retries = i32::try_from(delivery_count.saturating_sub(1)).unwrap_or(i32::MAX);
+        let delay = self.delay_ms as f64 * self.multiplier.powi(retries);
+        if delay.is_finite() && delay < self.delay_max_ms as f64 {
+            delay as i64
+        } else {
+            self.delay_max_ms
+        }
+    }
 }
 
 impl QueuePolicy {
@@ -77,6 +118,32 @@ impl QueuePolicy {
             Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
             Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::OVERFLOW)),
         };
+        let retry = match number(arguments::RETRY_DELAY)? {
+            None => None,
+            Some(delay_ms) => {
+                let multiplier = match arguments.get(arguments::RETRY_BACKOFF) {
+                    None => RetryBackoff::MULTIPLIER_DEFAULT,
+                    Some(value) => value
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|multiplier| (1.0..=RetryBackoff::MULTIPLIER_MAX).contains(multiplier))
+                        .ok_or_else(|| {
+                            format!(
+                                "invalid arg '{}': {value:?} is not a number from 1 to {}",
+                                arguments::RETRY_BACKOFF,
+                                RetryBackoff::MULTIPLIER_MAX
+                            )
+                        })?,
+                };
+                let delay_max_ms = number(arguments::RETRY_DELAY_MAX)?.unwrap_or(RetryBackoff::DELAY_MAX_MS_DEFAULT);
+                Some(RetryBackoff {
+                    delay_ms,
+                    multiplier,
+                    delay_max_ms,
+                })
+            }
+        };
         Ok(QueuePolicy {
             message_ttl_ms: number(arguments::MESSAGE_TTL)?,
             max_length: number(arguments::MAX_LENGTH)?.map(|length| length as u64),
@@ -84,7 +151,14 @@ impl QueuePolicy {
             dead_letter_exchange: arguments.get(arguments::DEAD_LETTER_EXCHANGE).cloned(),
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
             delivery_limit: number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
+            retry,
         })
+    }
+
+    /// How long a message requeued by its consumer after `delivery_count`
+    /// deliveries waits before it is available again (0: at once).
+    pub fn requeue_delay_ms(&self, delivery_count: u32) -> i64 {
+        self.retry.map_or(0, |retry| retry.delay_ms(delivery_count))
     }
 }
 
@@ -115,5 +189,30 @@ mod tests {
         assert!(QueuePolicy::from_arguments(&bad).is_err());
         let bad: BTreeMap<String, String> = [("x-overflow".to_owned(), "explode".to_owned())].into_iter().collect();
         assert!(QueuePolicy::from_arguments(&bad).is_err());
+        assert_eq!(
+            policy.requeue_delay_ms(3),
+            0,
+            "no retry policy: requeued messages come back at once"
+        );
+    }
+
+    #[test]
+    fn retry_delays_grow_by_the_backoff_up_to_the_maximum() {
+        let policy = |pairs: &[(&str, &str)]| {
+            let arguments: BTreeMap<String, String> = pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+            QueuePolicy::from_arguments(&arguments)
+        };
+        let doubling = policy(&[("x-retry-delay-ms", "100"), ("x-retry-delay-max-ms", "1000")]).expect("valid");
+        let delays: Vec<i64> = (1..=6).map(|count| doubling.requeue_delay_ms(count)).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(doubling.requeue_delay_ms(u32::MAX), 1000, "no overflow on huge counts");
+        let fixed = policy(&[("x-retry-delay-ms", "250"), ("x-retry-backoff", "1")]).expect("valid");
+        assert_eq!(fixed.requeue_delay_ms(1), 250);
+        assert_eq!(fixed.requeue_delay_ms(40), 250);
+        let tripling = policy(&[("x-retry-delay-ms", "10"), ("x-retry-backoff", "3")]).expect("valid");
+        assert_eq!(tripling.requeue_delay_ms(3), 90);
+        assert!(policy(&[("x-retry-delay-ms", "10"), ("x-retry-backoff", "0.5")]).is_err());
+        assert!(policy(&[("x-retry-delay-ms", "10"), ("x-retry-backoff", "NaN")]).is_err());
+        assert!(policy(&[("x-retry-delay-ms", "soon")]).is_err());
     }
 }
