@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue, tx};
 use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
 use bytes::Bytes;
 use conveyor_core::Broker;
@@ -20,12 +20,13 @@ use conveyor_core::messaging::{DeathReason, Storing};
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable};
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::Context;
 use crate::frame;
 use crate::message::{Message, header_table};
+use crate::prefetch::Window;
 use crate::reply::{self, Exception, short};
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
@@ -49,8 +50,26 @@ struct Shared {
     frame_max: usize,
     next_tag: AtomicU64,
     unacked: Mutex<BTreeMap<u64, Unacked>>,
-    /// Woken when an ack, nack or reject frees room in a prefetch window.
-    room: Notify,
+    /// The channel's global prefetch window: every consumer's deliveries count in it.
+    global: Window,
+}
+
+impl Shared {
+    /// A delivery to a consumer now counts in its windows.
+    fn occupy(&self, one: &Unacked) {
+        if let Some(window) = &one.window {
+            window.occupy();
+            self.global.occupy();
+        }
+    }
+
+    /// A delivery to a consumer no longer counts in its windows.
+    fn free(&self, one: &Unacked) {
+        if let Some(window) = &one.window {
+            window.free();
+            self.global.free();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -63,14 +82,6 @@ struct Unacked {
     record: Option<Record>,
     /// The consumer whose window the delivery counts in (none for basic.get).
     window: Option<Arc<Window>>,
-}
-
-/// A consumer's prefetch window and cancellation flag.
-#[derive(Debug)]
-struct Window {
-    in_flight: AtomicUsize,
-    cancelled: AtomicBool,
-    wake: Notify,
 }
 
 #[derive(Debug)]
@@ -106,7 +117,8 @@ pub struct Channel {
     /// With publisher confirms on: the next confirm sequence number.
     confirm_next: Option<u64>,
     consumers: HashMap<String, Consumer>,
-    prefetch_count: usize,
+    /// The prefetch limit of consumers started from now on (a non-global `basic.qos`).
+    prefetch: usize,
     next_consumer_tag: u64,
     /// After a channel exception: frames are ignored until close-ok.
     pub closing: bool,
@@ -116,6 +128,23 @@ pub struct Channel {
     /// One per queue: a queue's journal appends complete in order, so the
     /// latest stands for every earlier one.
     pending_acks: HashMap<uuid::Uuid, Durable>,
+    /// After `tx.select`: publishes and settlements held until `tx.commit`.
+    tx: Option<Transaction>,
+}
+
+/// What a transactional channel has done since its last commit or rollback.
+#[derive(Debug, Default)]
+struct Transaction {
+    publishes: Vec<(Message, bool)>,
+    /// Deliveries settled (by tag), applied at commit, unsettled again at rollback.
+    settlements: Vec<(Vec<(u64, Unacked)>, Settlement)>,
+}
+
+/// What an ack, nack or reject does to the deliveries it names.
+#[derive(Debug, Clone, Copy)]
+enum Settlement {
+    Ack,
+    Refuse(Refusal),
 }
 
 /// One append of a published message (to a queue's or a topic's log).
@@ -142,7 +171,7 @@ impl Channel {
             frame_max,
             next_tag: AtomicU64::new(1),
             unacked: Mutex::new(BTreeMap::new()),
-            room: Notify::new(),
+            global: Window::default(),
         });
         let (stores, pending) = mpsc::unbounded_channel();
         let (stored_tx, stored) = watch::channel(0);
@@ -155,10 +184,11 @@ impl Channel {
             stored,
             confirm_next: None,
             consumers: HashMap::new(),
-            prefetch_count: 0,
+            prefetch: 0,
             next_consumer_tag: 1,
             closing: false,
             pending_acks: HashMap::new(),
+            tx: None,
         }
     }
 
@@ -194,13 +224,7 @@ impl Channel {
             )
         );
         if !asynchronous {
-            let published = self.published;
-            let _ = self.stored.wait_for(|stored| *stored >= published).await;
-            for (_, durable) in self.pending_acks.drain() {
-                if let Err(error) = durable.await {
-                    warn!(%error, "an acknowledgement could not be stored");
-                }
-            }
+            self.settle_pending().await;
         }
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => {
@@ -343,7 +367,12 @@ impl Channel {
                 }
             }
             AMQPClass::Basic(basic::AMQPMethod::Qos(qos)) => {
-                self.prefetch_count = usize::from(qos.prefetch_count);
+                let limit = usize::from(qos.prefetch_count);
+                if qos.global {
+                    self.shared.global.set_limit(limit);
+                } else {
+                    self.prefetch = limit;
+                }
                 self.reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))).await;
             }
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
@@ -386,27 +415,16 @@ impl Channel {
                 self.get(context, connection_id, get).await.map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Ack(ack)) => {
-                for unacked in self.take_unacked(ack.delivery_tag, ack.multiple).map_err(fail)? {
-                    match unacked.queue.queue.ack(unacked.consumer, unacked.offset) {
-                        Ok(durable) => {
-                            self.pending_acks.insert(unacked.queue.id, durable);
-                        }
-                        Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
-                    }
-                }
-                self.shared.room.notify_waiters();
+                let unacked = self.take_unacked(ack.delivery_tag, ack.multiple).map_err(fail)?;
+                self.settle(unacked, Settlement::Ack);
             }
             AMQPClass::Basic(basic::AMQPMethod::Nack(nack)) => {
                 let unacked = self.take_unacked(nack.delivery_tag, nack.multiple).map_err(fail)?;
-                let dead = settle_refused(&self.shared.broker, unacked, Refusal::by_consumer(nack.requeue));
-                self.track_appends(dead);
-                self.shared.room.notify_waiters();
+                self.settle(unacked, Settlement::Refuse(Refusal::by_consumer(nack.requeue)));
             }
             AMQPClass::Basic(basic::AMQPMethod::Reject(reject)) => {
                 let unacked = self.take_unacked(reject.delivery_tag, false).map_err(fail)?;
-                let dead = settle_refused(&self.shared.broker, unacked, Refusal::by_consumer(reject.requeue));
-                self.track_appends(dead);
-                self.shared.room.notify_waiters();
+                self.settle(unacked, Settlement::Refuse(Refusal::by_consumer(reject.requeue)));
             }
             AMQPClass::Basic(basic::AMQPMethod::Recover(_)) => {
                 self.release_unacked();
@@ -414,7 +432,47 @@ impl Channel {
                     .await;
             }
             AMQPClass::Basic(basic::AMQPMethod::RecoverAsync(_)) => self.release_unacked(),
+            AMQPClass::Tx(tx::AMQPMethod::Select(_)) => {
+                if self.confirm_next.is_some() {
+                    return Err(fail(Exception::new(
+                        reply::PRECONDITION_FAILED,
+                        "cannot switch from confirm to tx mode",
+                    )));
+                }
+                self.tx.get_or_insert_with(Transaction::default);
+                self.reply(AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {}))).await;
+            }
+            AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => {
+                let transaction = self.tx.replace(Transaction::default()).ok_or_else(|| fail(not_transactional()))?;
+                for (message, mandatory) in transaction.publishes {
+                    self.publish(context, message, mandatory).await;
+                }
+                for (unacked, settlement) in transaction.settlements {
+                    self.apply(unacked.into_iter().map(|(_, one)| one).collect(), settlement);
+                }
+                self.settle_pending().await;
+                self.reply(AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}))).await;
+            }
+            AMQPClass::Tx(tx::AMQPMethod::Rollback(_)) => {
+                let transaction = self.tx.replace(Transaction::default()).ok_or_else(|| fail(not_transactional()))?;
+                // Published messages are dropped; settled deliveries are
+                // unacknowledged again, as in RabbitMQ (not redelivered).
+                {
+                    let mut unacked = self.shared.unacked.lock();
+                    for (tag, one) in transaction.settlements.into_iter().flat_map(|(unacked, _)| unacked) {
+                        self.shared.occupy(&one);
+                        unacked.insert(tag, one);
+                    }
+                }
+                self.reply(AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {}))).await;
+            }
             AMQPClass::Confirm(confirm::AMQPMethod::Select(select)) => {
+                if self.tx.is_some() {
+                    return Err(fail(Exception::new(
+                        reply::PRECONDITION_FAILED,
+                        "cannot switch from tx to confirm mode",
+                    )));
+                }
                 if self.confirm_next.is_none() {
                     self.confirm_next = Some(1);
                 }
@@ -483,13 +541,60 @@ impl Channel {
             properties: publishing.properties.unwrap_or_default(),
             body: publishing.body,
         };
+        match self.tx.as_mut() {
+            Some(transaction) => transaction.publishes.push((message, publishing.mandatory)),
+            None => self.publish(context, message, publishing.mandatory).await,
+        }
+    }
+
+    /// Waits until every publish handed to the store task is stored and
+    /// every ack is durable: what a synchronous method promises.
+    async fn settle_pending(&mut self) {
+        let published = self.published;
+        let _ = self.stored.wait_for(|stored| *stored >= published).await;
+        for (_, durable) in self.pending_acks.drain() {
+            if let Err(error) = durable.await {
+                warn!(%error, "an acknowledgement could not be stored");
+            }
+        }
+    }
+
+    /// Settles deliveries now, or at commit on a transactional channel.
+    fn settle(&mut self, unacked: Vec<(u64, Unacked)>, settlement: Settlement) {
+        match self.tx.as_mut() {
+            Some(transaction) => transaction.settlements.push((unacked, settlement)),
+            None => self.apply(unacked.into_iter().map(|(_, one)| one).collect(), settlement),
+        }
+    }
+
+    fn apply(&mut self, unacked: Vec<Unacked>, settlement: Settlement) {
+        match settlement {
+            Settlement::Ack => {
+                for one in unacked {
+                    match one.queue.queue.ack(one.consumer, one.offset) {
+                        Ok(durable) => {
+                            self.pending_acks.insert(one.queue.id, durable);
+                        }
+                        Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
+                    }
+                }
+            }
+            Settlement::Refuse(refusal) => {
+                let dead = settle_refused(&self.shared.broker, unacked, refusal);
+                self.track_appends(dead);
+            }
+        }
+    }
+
+    /// Routes a complete message and hands its appends to the store task.
+    async fn publish(&mut self, context: &Context, message: Message, mandatory: bool) {
         let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
         let routed = context
             .broker
             .route(&message.exchange, &message.routing_key, &headers)
             .unwrap_or_default();
         let confirm = if routed.is_empty() {
-            if publishing.mandatory {
+            if mandatory {
                 let method = basic::AMQPMethod::Return(basic::Return {
                     reply_code: reply::NO_ROUTE,
                     reply_text: short("NO_ROUTE"),
@@ -605,11 +710,7 @@ impl Channel {
         let consumer = Consumer {
             id: declared.new_consumer(),
             queue: declared,
-            window: Arc::new(Window {
-                in_flight: AtomicUsize::new(0),
-                cancelled: AtomicBool::new(false),
-                wake: Notify::new(),
-            }),
+            window: Arc::new(Window::new(self.prefetch)),
         };
         tokio::spawn(deliver(
             Arc::clone(&self.shared),
@@ -617,7 +718,6 @@ impl Channel {
             consumer.id,
             Arc::clone(&consumer.window),
             tag.clone(),
-            self.prefetch_count,
             consume.no_ack,
         ));
         self.consumers.insert(tag, consumer);
@@ -691,24 +791,23 @@ impl Channel {
     }
 
     /// Removes the deliveries an ack, nack or reject names.
-    fn take_unacked(&self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, Exception> {
+    fn take_unacked(&self, tag: u64, multiple: bool) -> Result<Vec<(u64, Unacked)>, Exception> {
         let mut unacked = self.shared.unacked.lock();
-        let taken: Vec<Unacked> = if multiple {
+        let taken: Vec<(u64, Unacked)> = if multiple {
             // Tag 0 with `multiple` means everything outstanding.
             let up_to = if tag == 0 { u64::MAX } else { tag };
             let tags: Vec<u64> = unacked.range(..=up_to).map(|(tag, _)| *tag).collect();
-            tags.into_iter().filter_map(|tag| unacked.remove(&tag)).collect()
+            tags.into_iter()
+                .filter_map(|tag| unacked.remove(&tag).map(|one| (tag, one)))
+                .collect()
         } else {
             match unacked.remove(&tag) {
-                Some(one) => vec![one],
+                Some(one) => vec![(tag, one)],
                 None => return Err(Exception::new(reply::PRECONDITION_FAILED, format!("unknown delivery tag {tag}"))),
             }
         };
-        for one in &taken {
-            if let Some(window) = &one.window {
-                window.in_flight.fetch_sub(1, Ordering::SeqCst);
-                window.wake.notify_one();
-            }
+        for (_, one) in &taken {
+            self.shared.free(one);
         }
         Ok(taken)
     }
@@ -718,10 +817,7 @@ impl Channel {
     fn release_unacked(&self) {
         let unacked = std::mem::take(&mut *self.shared.unacked.lock());
         for one in unacked.values() {
-            if let Some(window) = &one.window {
-                window.in_flight.fetch_sub(1, Ordering::SeqCst);
-                window.wake.notify_one();
-            }
+            self.shared.free(one);
         }
         let _ = settle_refused(&self.shared.broker, unacked.into_values().collect(), Refusal::GiveBack);
     }
@@ -760,6 +856,10 @@ pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueu
             debug!(queue = declared.name, %error, "deleting an auto-delete queue");
         }
     }
+}
+
+fn not_transactional() -> Exception {
+    Exception::new(reply::PRECONDITION_FAILED, "channel is not transactional")
 }
 
 /// What becomes of deliveries that were not acked.
@@ -918,15 +1018,7 @@ async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiv
 
 /// A consumer's delivery loop: acquires what its prefetch window allows and
 /// sends it; parks until messages arrive, room frees up or it is cancelled.
-async fn deliver(
-    shared: Arc<Shared>,
-    declared: Arc<DeclaredQueue>,
-    consumer: ConsumerId,
-    window: Arc<Window>,
-    tag: String,
-    prefetch: usize,
-    no_ack: bool,
-) {
+async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: ConsumerId, window: Arc<Window>, tag: String, no_ack: bool) {
     let mut high_watermark = declared.queue.subscribe();
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
@@ -936,15 +1028,18 @@ async fn deliver(
         let woken = window.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        let roomier = shared.global.wake.notified();
+        tokio::pin!(roomier);
+        roomier.as_mut().enable();
         high_watermark.borrow_and_update();
         if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
             return;
         }
-        let in_flight = window.in_flight.load(Ordering::SeqCst);
-        let room = if no_ack || prefetch == 0 {
+        // No-ack consumers are not limited by prefetch (as in RabbitMQ).
+        let room = if no_ack {
             ACQUIRE_BATCH
         } else {
-            prefetch.saturating_sub(in_flight).min(ACQUIRE_BATCH)
+            window.room(shared.global.room(ACQUIRE_BATCH))
         };
         if room > 0 {
             let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
@@ -987,6 +1082,7 @@ async fn deliver(
         tokio::select! {
             () = &mut available => {}
             () = &mut woken => {}
+            () = &mut roomier => {}
             changed = high_watermark.changed() => {
                 if changed.is_err() {
                     return;
@@ -1010,18 +1106,16 @@ async fn send_delivery(
     if no_ack {
         let _ = declared.queue.ack(consumer, delivery.offset);
     } else {
-        window.in_flight.fetch_add(1, Ordering::SeqCst);
-        shared.unacked.lock().insert(
-            delivery_tag,
-            Unacked {
-                queue: Arc::clone(declared),
-                consumer,
-                offset: delivery.offset,
-                delivery_count: delivery.delivery_count,
-                record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
-                window: Some(Arc::clone(window)),
-            },
-        );
+        let one = Unacked {
+            queue: Arc::clone(declared),
+            consumer,
+            offset: delivery.offset,
+            delivery_count: delivery.delivery_count,
+            record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
+            window: Some(Arc::clone(window)),
+        };
+        shared.occupy(&one);
+        shared.unacked.lock().insert(delivery_tag, one);
     }
     let redelivered = delivery.redelivered();
     let message = Message::from_record(delivery.record);

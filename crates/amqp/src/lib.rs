@@ -8,6 +8,7 @@ mod channel;
 mod connection;
 pub mod frame;
 pub mod message;
+mod prefetch;
 mod reply;
 
 use std::collections::HashMap;

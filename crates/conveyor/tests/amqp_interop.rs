@@ -55,3 +55,9 @@ fn pika_nacked_messages_come_back_after_exponential_backoff_then_go_to_the_dead_
     let (_dir, server) = server();
     run_script(&server, "amqp/retry_backoff_pika.py", &[]);
 }
+
+#[test]
+fn pika_transactions_commit_and_roll_back_publishes_and_acks_and_global_prefetch_bounds_a_channel() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/tx_qos_pika.py", &[]);
+}

@@ -1,0 +1,86 @@
+"""pika: transactions and channel-wide prefetch. On a tx channel publishes
+and acks take effect at tx.commit and are discarded by tx.rollback (rolled
+back acks leave the deliveries unacknowledged); tx and confirm mode exclude
+each other; tx.commit outside tx mode is a 406. A global basic.qos bounds
+what all consumers of the channel hold together."""
+import pika
+import pika.exceptions
+
+from common import URL, check, unique
+
+connection = pika.BlockingConnection(pika.URLParameters(URL))
+observer = connection.channel()
+suffix = unique("tx")
+
+
+def ready(queue):
+    return observer.queue_declare(queue, passive=True).method.message_count
+
+
+def refused_with(code, action):
+    channel = connection.channel()
+    try:
+        action(channel)
+    except pika.exceptions.ChannelClosedByBroker as closed:
+        check(closed.reply_code == code, f"expected {code}, got {closed.reply_code} {closed.reply_text}")
+        return
+    raise AssertionError(f"expected a {code} channel close")
+
+
+queue = f"orders-{suffix}"
+observer.queue_declare(queue, durable=True)
+tx = connection.channel()
+tx.tx_select()
+tx.basic_publish("", queue, b"first")
+tx.basic_publish("", queue, b"second")
+check(ready(queue) == 0, "uncommitted publishes are visible")
+tx.tx_commit()
+check(ready(queue) == 2, f"after commit {ready(queue)} ready, not 2")
+tx.basic_publish("", queue, b"rolled-back")
+tx.tx_rollback()
+check(ready(queue) == 2, "a rolled back publish was enqueued")
+
+# An ack inside a rolled back transaction does not settle the delivery.
+method, _properties, body = tx.basic_get(queue)
+check(body == b"first", f"got {body}")
+tx.basic_ack(method.delivery_tag)
+tx.tx_rollback()
+check(ready(queue) == 1, "one held by the tx channel, one ready")
+tx.basic_ack(method.delivery_tag)
+tx.tx_commit()
+tx.close()
+check(ready(queue) == 1, "the committed ack was lost when the channel closed")
+method, _properties, body = observer.basic_get(queue, auto_ack=True)
+check(body == b"second" and not method.redelivered, f"left in the queue: {body}")
+
+refused_with(406, lambda channel: (channel.tx_select(), channel.confirm_delivery()))
+refused_with(406, lambda channel: (channel.confirm_delivery(), channel.tx_select()))
+refused_with(406, lambda channel: channel.tx_commit())
+refused_with(406, lambda channel: channel.tx_rollback())
+
+# Global prefetch 3 over two consumers: together they hold 3.
+queues = [f"left-{suffix}", f"right-{suffix}"]
+for name in queues:
+    observer.queue_declare(name, durable=True)
+    for index in range(5):
+        observer.basic_publish("", name, f"{name}-{index}".encode())
+holder = connection.channel()
+holder.basic_qos(prefetch_count=3, global_qos=True)
+held = []
+for name in queues:
+    holder.basic_consume(name, lambda _channel, method, _properties, body: held.append((method.delivery_tag, body)))
+for _ in range(300):
+    if len(held) >= 3:
+        break
+    connection.process_data_events(time_limit=0.1)
+check(len(held) == 3, f"held {len(held)} with a global prefetch of 3")
+check(sum(ready(name) for name in queues) == 7, "the broker acquired past the channel's window")
+holder.basic_ack(held[0][0])
+for _ in range(300):
+    if len(held) >= 4:
+        break
+    connection.process_data_events(time_limit=0.1)
+check(len(held) == 4, "an ack did not make room for another delivery")
+check(sum(ready(name) for name in queues) == 6, "the window grew past 3")
+connection.close()
+print("tx and global qos ok")
