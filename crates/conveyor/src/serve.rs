@@ -82,7 +82,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
-        conveyor_amqp::AmqpConfig::default(),
+        conveyor_amqp::AmqpConfig {
+            users: settings.amqp_users.clone(),
+            ..conveyor_amqp::AmqpConfig::default()
+        },
     ));
     let amqp_task = tokio::spawn(conveyor_amqp::serve(amqp, amqp_context, shutdown_rx.clone()));
     // Session timeouts and delayed rebalances of consumer groups.

@@ -2,6 +2,7 @@
 //! then `CONVEYOR_*` environment variables (both through clap), then the TOML
 //! file given by `--config`, then the defaults of `DESIGN.md`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,18 @@ pub struct FileSettings {
     pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub topics: TopicFileSettings,
+    #[serde(default)]
+    pub amqp: AmqpFileSettings,
+}
+
+/// `[amqp]`: the AMQP front door.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpFileSettings {
+    /// `[amqp.users]`: `name = "password"` pairs accepted from any address
+    /// (the built-in guest/guest is accepted from loopback only).
+    #[serde(default)]
+    pub users: HashMap<String, String>,
 }
 
 /// `[topics]`: broker-wide topic defaults.
@@ -81,10 +94,11 @@ pub struct TopicFileSettings {
 
 /// The resolved settings of one `serve`.
 #[derive(Debug, Clone)]
-#[allow(dead_code, reason = "amqp_addr is bound once the AMQP front door lands")]
 pub struct Settings {
     pub kafka_addr: SocketAddr,
     pub amqp_addr: SocketAddr,
+    /// AMQP users besides guest, name → password.
+    pub amqp_users: HashMap<String, String>,
     pub http_addr: SocketAddr,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
@@ -128,6 +142,7 @@ impl Settings {
                 .amqp_addr
                 .or(file.amqp_addr)
                 .map_or_else(|| default_addr(DEFAULT_AMQP_ADDR), Ok)?,
+            amqp_users: file.amqp.users,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -169,7 +184,7 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp.users]\nalice = \"s3cret\"\n",
         )
         .expect("write");
         let args = ServeArgs {
@@ -183,6 +198,7 @@ mod tests {
         assert_eq!(settings.broker.data_dir, PathBuf::from("/from/file"));
         assert_eq!(settings.broker.default_partitions, 3);
         assert_eq!(settings.broker.topic_defaults.log.durability, Durability::Never);
+        assert_eq!(settings.amqp_users.get("alice").map(String::as_str), Some("s3cret"));
     }
 
     #[test]

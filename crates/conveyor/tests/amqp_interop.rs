@@ -61,3 +61,13 @@ fn pika_transactions_commit_and_roll_back_publishes_and_acks_and_global_prefetch
     let (_dir, server) = server();
     run_script(&server, "amqp/tx_qos_pika.py", &[]);
 }
+
+#[test]
+fn users_from_the_config_file_log_in_and_wrong_passwords_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conveyor.toml");
+    std::fs::write(&config, "[amqp.users]\nalice = \"s3cret\"\n").expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let server = Server::start_with(&dir.path().join("data"), &["--config", &config], &[]);
+    run_script(&server, "amqp/users_pika.py", &["alice", "s3cret"]);
+}

@@ -1,0 +1,35 @@
+"""pika: users from the config file's [amqp.users] log in; a wrong password
+is refused with ACCESS_REFUSED as RabbitMQ refuses it."""
+import sys
+
+import pika
+import pika.exceptions
+
+from common import URL, check, unique
+
+user, password = sys.argv[1], sys.argv[2]
+address = URL.removeprefix("amqp://")
+
+
+def connect(user, password):
+    return pika.BlockingConnection(pika.URLParameters(f"amqp://{user}:{password}@{address}/%2f"))
+
+
+connection = connect(user, password)
+channel = connection.channel()
+queue = unique("users")
+channel.queue_declare(queue, exclusive=True)
+channel.basic_publish("", queue, b"hello from a configured user")
+method, _properties, body = channel.basic_get(queue, auto_ack=True)
+check(body == b"hello from a configured user", f"got {body}")
+connection.close()
+
+for wrong in [(user, password + "x"), ("mallory", password)]:
+    try:
+        connect(*wrong).close()
+    except pika.exceptions.ProbableAccessDeniedError:
+        continue
+    except pika.exceptions.ProbableAuthenticationError:
+        continue
+    raise AssertionError(f"{wrong[0]} logged in with a wrong password")
+print("configured users ok")
