@@ -71,3 +71,9 @@ fn users_from_the_config_file_log_in_and_wrong_passwords_are_refused() {
     let server = Server::start_with(&dir.path().join("data"), &["--config", &config], &[]);
     run_script(&server, "amqp/users_pika.py", &["alice", "s3cret"]);
 }
+
+#[test]
+fn pika_queues_left_unused_past_x_expires_are_deleted_and_consumed_ones_stay() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/expires_pika.py", &[]);
+}

@@ -372,6 +372,7 @@ impl Broker {
                     reason,
                 });
             }
+            existing.touch(self.clock.now_ms());
             return Ok((existing, false));
         }
         let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
@@ -703,6 +704,7 @@ fn open_queues(
             queue,
             record.created_ms,
         );
+        declared.touch(clock.now_ms());
         queues.insert(record.name.clone(), Arc::new(declared));
     }
     remove_orphans(

@@ -11,6 +11,7 @@ pub mod messaging;
 pub mod partitioner;
 pub mod producer;
 pub mod queue;
+mod queue_expiry;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_name;

@@ -146,6 +146,7 @@ impl Broker {
     /// past their TTL or the delivery limit instead of handing them out.
     /// Blocking (reads the log).
     pub fn acquire_live(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, consumer: ConsumerId, max: usize, lock_ms: i64) -> Result<Live> {
+        declared.touch(self.clock().now_ms());
         let mut dead_letters = Vec::new();
         let mut last_durable = None;
         for _ in 0..EXPIRED_ROUNDS_MAX {

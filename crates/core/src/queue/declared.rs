@@ -1,7 +1,7 @@
 //! A queue as the broker holds it: its name and definition, the open
 //! [`Queue`], and what consumers waiting for messages park on.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -30,6 +30,9 @@ pub struct DeclaredQueue {
     /// Consumers attached through any front door, and whether one of them
     /// holds the queue exclusively.
     consumers: parking_lot::Mutex<(usize, bool)>,
+    /// When it was last declared, read or consumed from (ms since the
+    /// epoch), for `x-expires`; a restart counts as a use, as in RabbitMQ.
+    used_ms: AtomicI64,
 }
 
 impl DeclaredQueue {
@@ -45,7 +48,20 @@ impl DeclaredQueue {
             next_consumer: AtomicU64::new(1),
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
+            used_ms: AtomicI64::new(created_ms),
         }
+    }
+
+    /// Records a use (declare, get, receive, consume) at `now_ms`.
+    pub fn touch(&self, now_ms: i64) {
+        self.used_ms.fetch_max(now_ms, Ordering::SeqCst);
+    }
+
+    /// Whether `x-expires` has run out at `now_ms`: unused for that long and
+    /// without consumers.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        let Some(expires_ms) = self.policy.expires_ms else { return false };
+        self.consumer_count() == 0 && now_ms.saturating_sub(self.used_ms.load(Ordering::SeqCst)) >= expires_ms
     }
 
     /// A consumer id not handed out before on this queue (in this process;

@@ -13,6 +13,9 @@ pub mod arguments {
     pub const DEAD_LETTER_EXCHANGE: &str = "x-dead-letter-exchange";
     pub const DEAD_LETTER_ROUTING_KEY: &str = "x-dead-letter-routing-key";
     pub const DELIVERY_LIMIT: &str = "x-delivery-limit";
+    /// The queue is deleted after this many milliseconds unused: no
+    /// consumers, no gets or receives, not declared again.
+    pub const EXPIRES: &str = "x-expires";
     /// Conveyor's own: a message given back with requeue (AMQP nack or
     /// reject) is delivered again no sooner than this many milliseconds
     /// later, growing by `x-retry-backoff` each time, up to
@@ -61,6 +64,7 @@ pub struct QueuePolicy {
     pub dead_letter_routing_key: Option<String>,
     pub delivery_limit: Option<u32>,
     pub retry: Option<RetryBackoff>,
+    pub expires_ms: Option<i64>,
 }
 
 /// Delays before redelivering a requeued message (see [`arguments::RETRY_DELAY`]).
@@ -152,6 +156,10 @@ impl QueuePolicy {
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
             delivery_limit: number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
             retry,
+            expires_ms: match number(arguments::EXPIRES)? {
+                Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::EXPIRES)),
+                expires_ms => expires_ms,
+            },
         })
     }
 
@@ -189,6 +197,8 @@ mod tests {
         assert!(QueuePolicy::from_arguments(&bad).is_err());
         let bad: BTreeMap<String, String> = [("x-overflow".to_owned(), "explode".to_owned())].into_iter().collect();
         assert!(QueuePolicy::from_arguments(&bad).is_err());
+        let bad: BTreeMap<String, String> = [("x-expires".to_owned(), "0".to_owned())].into_iter().collect();
+        assert!(QueuePolicy::from_arguments(&bad).is_err(), "RabbitMQ refuses x-expires 0");
         assert_eq!(
             policy.requeue_delay_ms(3),
             0,

@@ -1,0 +1,119 @@
+//! Queue expiry (`x-expires`): a timer deletes queues left unused — no
+//! consumers, no gets or receives, not declared again — for their expiry
+//! time, as RabbitMQ does. Deleting is the ordinary [`Broker::delete_queue`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+
+/// How often the timer looks; expiry happens within this of its due time.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Broker {
+    /// Deletes every queue whose `x-expires` ran out; returns their names.
+    pub async fn expire_unused_queues(&self) -> Vec<String> {
+        let now_ms = self.clock().now_ms();
+        let mut expired = Vec::new();
+        for declared in self.queues() {
+            if declared.policy.expires_ms.is_none() {
+                continue;
+            }
+            if declared.consumer_count() > 0 {
+                // In use: its idle time starts when the last consumer leaves.
+                declared.touch(now_ms);
+                continue;
+            }
+            if !declared.expired(now_ms) {
+                continue;
+            }
+            // Still the same queue (not deleted and declared again meanwhile).
+            if self.queue(&declared.name).is_some_and(|current| current.id == declared.id) {
+                match self.delete_queue(&declared.name, false).await {
+                    Ok(_) => {
+                        info!(queue = declared.name, "queue expired (x-expires)");
+                        expired.push(declared.name.clone());
+                    }
+                    Err(error) => warn!(queue = declared.name, %error, "deleting an expired queue failed"),
+                }
+            }
+        }
+        expired
+    }
+
+    /// Runs [`Broker::expire_unused_queues`] until `shutdown` turns true.
+    pub async fn run_queue_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    self.expire_unused_queues().await;
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use conveyor_log::clock::ManualClock;
+
+    use crate::BrokerConfig;
+    use crate::catalog::QueueDefinition;
+
+    use super::*;
+
+    fn expiring(ms: &str) -> QueueDefinition {
+        QueueDefinition {
+            durable: true,
+            auto_delete: false,
+            arguments: BTreeMap::from([("x-expires".to_owned(), ms.to_owned())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn unused_queues_expire_and_used_ones_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        broker.declare_queue("idle", expiring("1000")).await.expect("declare");
+        let (read, _) = broker.declare_queue("read", expiring("1000")).await.expect("declare");
+        let (consumed, _) = broker.declare_queue("consumed", expiring("1000")).await.expect("declare");
+        broker.declare_queue("forever", QueueDefinition::default()).await.expect("declare");
+        consumed.add_consumer(false).expect("consumer");
+
+        clock.advance_ms(999);
+        assert!(broker.expire_unused_queues().await.is_empty(), "nothing is due yet");
+        let reader = read.new_consumer();
+        broker.acquire_live(&read, reader, 1, 1000).expect("a get counts as a use");
+        clock.advance_ms(1);
+        assert_eq!(broker.expire_unused_queues().await, ["idle"]);
+        assert!(broker.queue("idle").is_none());
+
+        // The consumer leaves: the queue's idle time starts then.
+        clock.advance_ms(5000);
+        assert_eq!(broker.expire_unused_queues().await, ["read"]);
+        consumed.remove_consumer();
+        clock.advance_ms(999);
+        assert!(broker.expire_unused_queues().await.is_empty());
+        broker
+            .declare_queue("consumed", expiring("1000"))
+            .await
+            .expect("declaring again is a use");
+        clock.advance_ms(999);
+        assert!(broker.expire_unused_queues().await.is_empty());
+        clock.advance_ms(1);
+        assert_eq!(broker.expire_unused_queues().await, ["consumed"]);
+        assert!(broker.queue("forever").is_some(), "a queue without x-expires stays");
+    }
+}
