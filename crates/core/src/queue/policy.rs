@@ -13,6 +13,9 @@ pub mod arguments {
     pub const DEAD_LETTER_EXCHANGE: &str = "x-dead-letter-exchange";
     pub const DEAD_LETTER_ROUTING_KEY: &str = "x-dead-letter-routing-key";
     pub const DELIVERY_LIMIT: &str = "x-delivery-limit";
+    /// `"true"`: messages with the same key (group) are delivered in order,
+    /// one acquisition at a time (SQS FIFO queues; see `share_cursor.rs`).
+    pub const MESSAGE_GROUPS: &str = "x-message-groups";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -52,6 +55,7 @@ pub struct QueuePolicy {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub delivery_limit: Option<u32>,
+    pub message_groups: bool,
 }
 
 impl QueuePolicy {
@@ -84,6 +88,11 @@ impl QueuePolicy {
             dead_letter_exchange: arguments.get(arguments::DEAD_LETTER_EXCHANGE).cloned(),
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
             delivery_limit: number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
+            message_groups: match arguments.get(arguments::MESSAGE_GROUPS).map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
+            },
         })
     }
 }
