@@ -38,3 +38,15 @@ fn boto3_redrive_policy_moves_a_message_to_the_dead_letter_queue_after_max_recei
     let (_dir, server) = server();
     run_script(&server, "sqs/redrive_boto3.py", &[]);
 }
+
+#[test]
+fn boto3_fifo_queue_keeps_group_order_blocks_a_group_in_flight_and_deduplicates_by_id_and_content() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/fifo_boto3.py", &[]);
+}
+
+#[test]
+fn aws_sdk_v3_fifo_queue_sends_with_sequence_numbers_deduplicates_and_keeps_group_order() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/fifo_sdk_v3.js", &[]);
+}

@@ -665,6 +665,7 @@ fn queue_dir(data_dir: &Path, id: Uuid, durable: bool) -> PathBuf {
 fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
     let mut queue = QueueConfig::default();
     queue.cursor.delivery_limit = policy.delivery_limit;
+    queue.cursor.message_groups = policy.message_groups;
     queue.log.durability = if definition.durable {
         config.topic_defaults.log.durability
     } else {

@@ -3,11 +3,13 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{ConsumerId, Queue, QueuePolicy};
+use super::{ConsumerId, Deduplication, Queue, QueuePolicy};
 use crate::catalog::QueueDefinition;
+
+/// How long a deduplication id is remembered: SQS's five minutes.
+const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Debug)]
 pub struct DeclaredQueue {
@@ -20,9 +22,9 @@ pub struct DeclaredQueue {
     /// When it was declared (ms since the epoch); for a durable queue the
     /// catalog's record of it, so a restart keeps it (SQS's CreatedTimestamp).
     pub created_ms: i64,
-    /// Notified whenever messages may have become available without the
-    /// log growing: a release, a consumer leaving, an expired lock.
-    available: Notify,
+    /// Publishes with a deduplication id seen in the last five minutes are
+    /// not enqueued again (SQS FIFO's window).
+    pub deduplication: Deduplication,
     next_consumer: AtomicU64,
     /// Publishes appended but not yet committed: counted against length
     /// limits, which the committed count alone would let a burst overrun.
@@ -44,7 +46,7 @@ impl DeclaredQueue {
             policy,
             queue,
             created_ms,
-            available: Notify::new(),
+            deduplication: Deduplication::new(DEDUPLICATION_WINDOW_MS),
             next_consumer: AtomicU64::new(1),
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
@@ -106,15 +108,16 @@ impl DeclaredQueue {
         PublishGuard(std::sync::Arc::clone(self))
     }
 
-    /// Wakes consumers parked in [`DeclaredQueue::changed`].
+    /// Wakes consumers parked in [`DeclaredQueue::available`].
     pub fn notify_available(&self) {
-        self.available.notify_waiters();
+        self.queue.notify_available();
     }
 
-    /// Resolves when messages may have become available: published (the log
-    /// grew) or given back. Register interest before checking the queue.
+    /// Resolves when messages may have become available without the log
+    /// growing (see [`Queue::available`]). Register interest before
+    /// checking the queue.
     pub fn available(&self) -> tokio::sync::futures::Notified<'_> {
-        self.available.notified()
+        self.queue.available()
     }
 }
 

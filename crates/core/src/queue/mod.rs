@@ -6,6 +6,7 @@
 //! together. No wire protocol and no broker wiring here.
 
 mod declared;
+mod deduplication;
 mod journal;
 pub mod policy;
 #[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
@@ -15,10 +16,12 @@ mod share_cursor;
 use std::path::PathBuf;
 
 pub use declared::DeclaredQueue;
+pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
 pub use policy::{Overflow, QueuePolicy};
 pub use queue::{Deliveries, Delivery, Durable, Queue, QueueConfig};
 pub use share_cursor::{
-    Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, JournalEvent, ShareCursor, ShareCursorConfig,
+    Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, GroupKey, JournalEvent, ShareCursor,
+    ShareCursorConfig,
 };
 
 /// Why a queue operation failed. A [`CursorError`] fails only that request;

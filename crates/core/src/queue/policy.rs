@@ -24,6 +24,9 @@ pub mod arguments {
     pub const RETRY_DELAY: &str = "x-retry-delay-ms";
     pub const RETRY_BACKOFF: &str = "x-retry-backoff";
     pub const RETRY_DELAY_MAX: &str = "x-retry-delay-max-ms";
+    /// `"true"`: messages with the same key (group) are delivered in order,
+    /// one acquisition at a time (SQS FIFO queues; see `share_cursor.rs`).
+    pub const MESSAGE_GROUPS: &str = "x-message-groups";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -65,6 +68,7 @@ pub struct QueuePolicy {
     pub delivery_limit: Option<u32>,
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
+    pub message_groups: bool,
 }
 
 /// Delays before redelivering a requeued message (see [`arguments::RETRY_DELAY`]).
@@ -159,6 +163,11 @@ impl QueuePolicy {
             expires_ms: match number(arguments::EXPIRES)? {
                 Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::EXPIRES)),
                 expires_ms => expires_ms,
+            },
+            message_groups: match arguments.get(arguments::MESSAGE_GROUPS).map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
             },
         })
     }

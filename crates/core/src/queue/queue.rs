@@ -4,6 +4,7 @@
 //! protocol: AMQP, SQS and Kafka share groups translate to it.
 
 use std::future::Future;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tracing::{info, warn};
 
 use super::QueueError;
 use super::journal::{CursorJournal, decode_batches};
-use super::share_cursor::{Archived, ConsumerId, ShareCursor, ShareCursorConfig};
+use super::share_cursor::{Archived, ConsumerId, GroupKey, ShareCursor, ShareCursorConfig};
 
 /// Settings of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,9 @@ impl Future for Durable {
     }
 }
 
+/// Offsets and their message groups, as read from the log.
+type Groups = Vec<(u64, GroupKey)>;
+
 #[derive(Debug)]
 struct State {
     cursor: ShareCursor,
@@ -146,6 +150,9 @@ pub struct Queue {
     state: Mutex<State>,
     /// Serializes snapshots so that a later one never loses to an earlier one.
     snapshot: Mutex<()>,
+    /// Notified whenever messages may have become available without the
+    /// log growing (see [`Queue::available`]).
+    available: tokio::sync::Notify,
 }
 
 impl Queue {
@@ -185,6 +192,7 @@ impl Queue {
                 records_since_snapshot: replayed,
             }),
             snapshot: Mutex::new(()),
+            available: tokio::sync::Notify::new(),
         };
         if ahead_of_messages {
             // The journal's events for the lost offsets would otherwise be
@@ -214,11 +222,21 @@ impl Queue {
     /// offset first, locked for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
-        let now_ms = self.clock.now_ms();
-        let (acquisition, durable) = {
+        let wanted = {
             let mut state = self.state.lock();
             state.cursor.truncate_to(self.messages.start_offset());
             state.cursor.set_end(self.messages.high_watermark());
+            state.cursor.groups_wanted()
+        };
+        if let Some(range) = wanted {
+            // Read outside the state lock; telling a range twice (two
+            // acquisitions racing here) tells the same groups.
+            let (range, groups) = self.read_groups(range)?;
+            self.state.lock().cursor.learn_groups(range, groups);
+        }
+        let now_ms = self.clock.now_ms();
+        let (acquisition, durable) = {
+            let mut state = self.state.lock();
             let acquisition = state.cursor.acquire(consumer, max_messages, lock_ms, now_ms);
             let durable = self.enqueue_events(&mut state);
             (acquisition, durable)
@@ -282,8 +300,29 @@ impl Queue {
             state.cursor.ack(consumer, offset)?;
             self.enqueue_events(&mut state)
         };
+        self.settled();
         self.maybe_snapshot();
         Ok(durable)
+    }
+
+    /// A settlement may unblock a message group: wake the consumers waiting
+    /// for one (without message groups it frees nothing).
+    fn settled(&self) {
+        if self.config.cursor.message_groups {
+            self.notify_available();
+        }
+    }
+
+    /// Wakes consumers parked in [`Queue::available`].
+    pub fn notify_available(&self) {
+        self.available.notify_waiters();
+    }
+
+    /// Resolves when messages may have become available without the log
+    /// growing: a release, a consumer leaving, an expired lock, a settled
+    /// message of a group. Register interest before checking the queue.
+    pub fn available(&self) -> tokio::sync::futures::Notified<'_> {
+        self.available.notified()
     }
 
     /// The consumer gives the message back, to be delivered again no sooner
@@ -303,6 +342,7 @@ impl Queue {
             let archived = state.cursor.reject(consumer, offset)?;
             (archived, self.enqueue_events(&mut state))
         };
+        self.settled();
         self.maybe_snapshot();
         Ok(result)
     }
@@ -404,6 +444,41 @@ impl Queue {
             self.messages.truncate_prefix(image.start.min(self.messages.high_watermark()))?;
         }
         Ok(())
+    }
+
+    /// The message groups (record keys) of the offsets in `range`, as far as
+    /// a bounded number of reads gets; returns the range covered (at least
+    /// its first offset, so a caller always makes progress).
+    fn read_groups(&self, range: Range<u64>) -> Result<(Range<u64>, Groups), QueueError> {
+        const READS_MAX: usize = 8;
+        let mut groups = Vec::new();
+        let mut next = range.start;
+        for _ in 0..READS_MAX {
+            if next >= range.end {
+                break;
+            }
+            let records = match self.messages.read(next, self.config.read_bytes_max, true) {
+                Ok(read) => decode_batches(&read.bytes).unwrap_or_default(),
+                Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => Vec::new(),
+                Err(error) => return Err(error.into()),
+            };
+            let before = next;
+            for record in records {
+                let Some(offset) = record.offset.and_then(|offset| u64::try_from(offset).ok()) else {
+                    continue;
+                };
+                if offset >= next && offset < range.end {
+                    groups.push((offset, record.key.unwrap_or_default()));
+                    next = offset + 1;
+                }
+            }
+            if next == before {
+                // Nothing readable there: it counts as the empty group.
+                next += 1;
+                break;
+            }
+        }
+        Ok((range.start..next.min(range.end), groups))
     }
 
     /// The records at `offsets` (ascending) that the log still holds.
@@ -674,6 +749,46 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(4, 2), (6, 2), (7, 2)]);
         queue.close().expect("close");
+    }
+
+    #[test]
+    fn message_groups_are_read_from_record_keys_and_relearned_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                message_groups: true,
+                ..ShareCursorConfig::default()
+            },
+            ..QueueConfig::default()
+        };
+        let keyed = |key: &str, index: u64| Record::new(Some(key.as_bytes().to_vec()), message(index).value);
+        let queue = open(dir.path(), config.clone(), &clock);
+        queue
+            .publish(vec![keyed("a", 0), keyed("b", 1), keyed("a", 2)])
+            .wait()
+            .expect("publish");
+        let first = queue.acquire(ALICE, 1, 60_000).expect("acquire");
+        assert_eq!(summary(&first.messages), vec![(0, 1, b"message 0".to_vec())]);
+        let second = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        assert_eq!(summary(&second.messages), vec![(1, 1, b"message 1".to_vec())], "a is held by ALICE");
+        queue.close().expect("close");
+        // After a restart nothing is held: a's head comes again, then its next.
+        let queue = open(dir.path(), config, &clock);
+        let again = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        let offsets: Vec<u64> = again.messages.iter().map(|delivery| delivery.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 2]);
+        let waiting = queue.available();
+        tokio::pin!(waiting);
+        waiting.as_mut().enable();
+        queue.ack(BOB, 0).expect("ack").wait().expect("durable");
+        assert!(futures_ready(waiting), "a settled message of a group wakes waiting consumers");
+        queue.close().expect("close");
+    }
+
+    fn futures_ready(future: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+        let waker = std::task::Waker::noop();
+        future.poll(&mut std::task::Context::from_waker(waker)).is_ready()
     }
 
     #[test]

@@ -9,8 +9,16 @@
 //! acknowledged or archived and forgotten, offsets at or above `fresh` that
 //! have no entry were never delivered, and only offsets with an entry in
 //! `entries` have a state other than "available, never delivered".
+//!
+//! With message groups on (SQS FIFO queues), every message belongs to the
+//! group its record key names, and a group delivers in offset order, one
+//! acquisition at a time: while any message of a group is acquired or waits
+//! out a delayed retry, no other message of that group is handed out (an
+//! acquisition may take several messages of a group, in order). The cursor
+//! learns each offset's group from the caller ([`ShareCursor::learn_groups`])
+//! before it may deliver it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +38,9 @@ pub struct ShareCursorConfig {
     /// offset (KIP-932's `group.share.partition.max.record.locks`): bounds the
     /// cursor's memory when a message at the head is never settled.
     pub in_flight_max: u64,
+    /// Deliver each message group (record key) in order, one acquisition at
+    /// a time (see the module documentation).
+    pub message_groups: bool,
 }
 
 impl Default for ShareCursorConfig {
@@ -37,9 +48,13 @@ impl Default for ShareCursorConfig {
         ShareCursorConfig {
             delivery_limit: None,
             in_flight_max: 100_000,
+            message_groups: false,
         }
     }
 }
+
+/// The group of a message: its record key (no key is the empty group).
+pub type GroupKey = Vec<u8>;
 
 /// One message handed to a consumer by [`ShareCursor::acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +194,11 @@ pub struct ShareCursor {
     held: HashMap<ConsumerId, BTreeSet<u64>>,
     /// Changes not yet taken by the journal.
     events: Vec<JournalEvent>,
+    /// With message groups: the group of every unsettled offset below
+    /// `groups_known_end` (settled ones are forgotten). Offsets at or above
+    /// it are not delivered until the caller has told their groups.
+    groups: HashMap<u64, GroupKey>,
+    groups_known_end: u64,
 }
 
 impl ShareCursor {
@@ -202,6 +222,8 @@ impl ShareCursor {
             locks: BTreeSet::new(),
             held: HashMap::new(),
             events: Vec::new(),
+            groups: HashMap::new(),
+            groups_known_end: image.start,
         };
         for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
             let state = match state {
@@ -222,6 +244,9 @@ impl ShareCursor {
             entries: self
                 .entries
                 .iter()
+                // An available entry never delivered (a message group skipped
+                // it) is the same as no entry.
+                .filter(|(_, entry)| entry.delivery_count > 0 || !matches!(entry.state, State::Available { .. }))
                 .map(|(offset, entry)| {
                     let state = match entry.state {
                         State::Available { .. } | State::Acquired { .. } => DurableState::Available,
@@ -262,6 +287,7 @@ impl ShareCursor {
         for gone in below {
             self.remove_entry(gone);
         }
+        self.groups.retain(|known, _| *known >= offset);
         self.start = offset;
         self.end = self.end.max(offset);
         self.advance_start();
@@ -294,24 +320,48 @@ impl ShareCursor {
     /// below the end, locked until `now_ms + lock_ms`, each with its delivery
     /// count incremented. Expired locks and elapsed delays are applied first.
     /// A message whose count would pass the delivery limit is archived and
-    /// reported instead of delivered.
+    /// reported instead of delivered. With message groups, messages of a
+    /// group that is held or waiting out a retry delay are passed over.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
         self.expire_locks(now_ms);
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
-        // Each pass takes one ready offset or one fresh offset, so this bounds the loop.
-        let passes_max = self.ready.len().saturating_add(max_messages);
+        let blocked = self.blocked_groups();
+        // Each pass takes or passes over one ready offset or one fresh offset;
+        // fresh offsets passed over are bounded by the in-flight window.
+        let skips_max = if self.config.message_groups {
+            self.config.in_flight_max as usize
+        } else {
+            0
+        };
+        let passes_max = self.ready.len().saturating_add(max_messages).saturating_add(skips_max);
+        // Ready offsets below this were passed over in this call.
+        let mut ready_from = 0;
         for _ in 0..passes_max {
             if acquisition.acquired.len() >= max_messages {
                 break;
             }
-            let ready = self.ready.first().copied();
+            let ready = self.ready.range(ready_from..).next().copied();
             let fresh = self.next_fresh();
             let offset = match (ready, fresh) {
                 (Some(ready), Some(fresh)) => ready.min(fresh),
                 (Some(offset), None) | (None, Some(offset)) => offset,
                 (None, None) => break,
             };
+            ready_from = offset + 1;
+            if self.config.message_groups {
+                if offset >= self.groups_known_end {
+                    break;
+                }
+                if blocked.contains(self.groups.get(&offset).map(Vec::as_slice).unwrap_or_default()) {
+                    if fresh == Some(offset) {
+                        // Remembered as available, so later calls find it among the ready ones.
+                        self.fresh = offset + 1;
+                        self.set_state(offset, State::Available { not_before_ms: i64::MIN }, 0);
+                    }
+                    continue;
+                }
+            }
             let delivery_count = self
                 .entries
                 .get(&offset)
@@ -334,6 +384,45 @@ impl ShareCursor {
         }
         self.advance_start();
         acquisition
+    }
+
+    /// With message groups: the groups that may not deliver now, because one
+    /// of their messages is acquired or waits out a retry delay.
+    fn blocked_groups(&self) -> HashSet<GroupKey> {
+        if !self.config.message_groups {
+            return HashSet::new();
+        }
+        let held = self.locks.iter().map(|(_, offset)| offset);
+        let delayed = self.delayed.iter().map(|(_, offset)| offset);
+        held.chain(delayed)
+            .map(|offset| self.groups.get(offset).cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// With message groups: the offsets whose groups the caller should tell
+    /// ([`ShareCursor::learn_groups`]) before they can be delivered, if any.
+    pub fn groups_wanted(&self) -> Option<std::ops::Range<u64>> {
+        let from = self.groups_known_end.max(self.start);
+        (self.config.message_groups && from < self.end).then_some(from..self.end)
+    }
+
+    /// Tells the cursor the groups of the offsets in `range` (which starts at
+    /// or below where [`ShareCursor::groups_wanted`] starts): `groups` lists
+    /// the offsets with a key; the others are in the empty group.
+    pub fn learn_groups(&mut self, range: std::ops::Range<u64>, groups: impl IntoIterator<Item = (u64, GroupKey)>) {
+        if !self.config.message_groups || range.start > self.groups_known_end.max(self.start) {
+            return;
+        }
+        for (offset, group) in groups {
+            let settled = self
+                .entries
+                .get(&offset)
+                .is_some_and(|entry| matches!(entry.state, State::Acknowledged | State::Archived));
+            if range.contains(&offset) && offset >= self.start && !settled && !group.is_empty() {
+                self.groups.insert(offset, group);
+            }
+        }
+        self.groups_known_end = self.groups_known_end.max(range.end);
     }
 
     /// The lowest never-delivered offset that may be delivered now, if any.
@@ -446,7 +535,8 @@ impl ShareCursor {
 
     /// The delivery count of `offset` if `consumer` holds it.
     fn held_by(&self, consumer: ConsumerId, offset: u64) -> Result<u32, CursorError> {
-        let Some(entry) = self.entries.get(&offset) else {
+        // An entry never delivered (a message group passed over it) is as good as none.
+        let Some(entry) = self.entries.get(&offset).filter(|entry| entry.delivery_count > 0) else {
             return Err(CursorError::UnknownOffset { offset });
         };
         match entry.state {
@@ -471,13 +561,16 @@ impl ShareCursor {
                 self.locks.insert((deadline_ms, offset));
                 self.held.entry(consumer).or_default().insert(offset);
             }
-            State::Acknowledged | State::Archived => {}
+            State::Acknowledged | State::Archived => {
+                self.groups.remove(&offset);
+            }
         }
         self.entries.insert(offset, Entry { state, delivery_count });
     }
 
     fn remove_entry(&mut self, offset: u64) {
         self.unindex(offset);
+        self.groups.remove(&offset);
         self.entries.remove(&offset);
     }
 
@@ -738,6 +831,7 @@ mod tests {
         let mut cursor = ShareCursor::new(ShareCursorConfig {
             delivery_limit: None,
             in_flight_max: 2,
+            message_groups: false,
         });
         cursor.set_end(10);
         assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![0, 1]);
@@ -795,6 +889,62 @@ mod tests {
         assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![3, 4]);
     }
 
+    /// A cursor with message groups whose offsets 0.. are in `groups` (b'-' = no key).
+    fn grouped(groups: &[u8]) -> ShareCursor {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            message_groups: true,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(groups.len() as u64);
+        let range = cursor.groups_wanted().expect("groups wanted");
+        assert_eq!(range, 0..groups.len() as u64);
+        let keys = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, group)| **group != b'-')
+            .map(|(offset, group)| (offset as u64, vec![*group]));
+        cursor.learn_groups(range, keys);
+        assert_eq!(cursor.groups_wanted(), None);
+        cursor
+    }
+
+    #[test]
+    fn a_message_group_delivers_in_order_and_not_while_one_of_its_messages_is_held() {
+        let mut cursor = grouped(b"aabab");
+        // One acquisition may take several messages of a group, in order.
+        assert_eq!(offsets(&cursor.acquire(ALICE, 2, 1_000, 0)), vec![0, 1]);
+        // Group a is held: only b's messages come.
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![2, 4]);
+        assert!(cursor.acquire(BOB, 10, 1_000, 0).acquired.is_empty(), "both groups held");
+        cursor.ack(ALICE, 0).expect("ack");
+        assert!(cursor.acquire(BOB, 10, 1_000, 0).acquired.is_empty(), "a is held while offset 1 is");
+        cursor.ack(ALICE, 1).expect("ack");
+        assert_eq!(
+            offsets(&cursor.acquire(ALICE, 10, 1_000, 0)),
+            vec![3],
+            "a's next once a's held messages settle"
+        );
+        // An expired lock releases the group, and its head comes again first.
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 1_000)), vec![2, 3, 4]);
+        assert_eq!(cursor.delivery_count(2), 2);
+    }
+
+    #[test]
+    fn a_message_group_waits_for_its_delayed_head_and_groups_not_yet_learned_are_not_delivered() {
+        let mut cursor = grouped(b"aa-");
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 0)), vec![0]);
+        cursor.release(ALICE, 0, 500, 0).expect("release");
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![2], "a waits for its delayed head");
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 500)), vec![0, 1]);
+        cursor.set_end(4);
+        assert!(
+            cursor.acquire(BOB, 10, 1_000, 500).acquired.is_empty(),
+            "offset 3's group is unknown"
+        );
+        cursor.learn_groups(3..4, [(3, b"c".to_vec())]);
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 500)), vec![3]);
+    }
+
     mod model {
         //! The cursor against a reference model that keeps one state per
         //! offset of the whole log and finds everything by scanning.
@@ -813,8 +963,11 @@ mod tests {
         #[derive(Debug, Default)]
         struct Model {
             states: Vec<(ModelState, u32)>,
+            /// Each offset's group (record key).
+            keys: Vec<GroupKey>,
             delivery_limit: Option<u32>,
             in_flight_max: u64,
+            message_groups: bool,
         }
 
         impl Model {
@@ -842,6 +995,19 @@ mod tests {
                 self.expire(now_ms);
                 let start = self.start();
                 let mut acquisition = Acquisition::default();
+                // A group with a message held or waiting out a delay delivers nothing.
+                let blocked: HashSet<&GroupKey> = self
+                    .states
+                    .iter()
+                    .zip(&self.keys)
+                    .filter(|((state, _), _)| match state {
+                        ModelState::Acquired { .. } => true,
+                        ModelState::Available { not_before_ms } => *not_before_ms > now_ms,
+                        _ => false,
+                    })
+                    .map(|(_, key)| key)
+                    .collect();
+                let blocked: HashSet<GroupKey> = blocked.into_iter().filter(|_| self.message_groups).cloned().collect();
                 for offset in 0..self.states.len() {
                     if acquisition.acquired.len() >= max {
                         break;
@@ -850,7 +1016,7 @@ mod tests {
                     let ModelState::Available { not_before_ms } = state else {
                         continue;
                     };
-                    if not_before_ms > now_ms {
+                    if not_before_ms > now_ms || blocked.contains(&self.keys[offset]) {
                         continue;
                     }
                     if count == 0 && offset as u64 - start >= self.in_flight_max {
@@ -911,7 +1077,7 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Op {
-            Publish(u64),
+            Publish(u64, u8),
             Acquire { consumer: u64, max: usize, lock_ms: i64 },
             Ack { consumer: u64, offset: u64 },
             Release { consumer: u64, offset: u64, delay_ms: i64 },
@@ -927,7 +1093,7 @@ mod tests {
             let consumer = 0u64..3;
             let offset = 0u64..24;
             prop_oneof![
-                2 => (0u64..4).prop_map(Op::Publish),
+                2 => (0u64..4, 0u8..3).prop_map(|(count, group)| Op::Publish(count, group)),
                 4 => (consumer.clone(), 0usize..4, 1i64..100).prop_map(|(consumer, max, lock_ms)| Op::Acquire { consumer, max, lock_ms }),
                 4 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
                 2 => (consumer.clone(), offset.clone(), 0i64..50).prop_map(|(consumer, offset, delay_ms)| Op::Release { consumer, offset, delay_ms }),
@@ -948,18 +1114,30 @@ mod tests {
                 ops in proptest::collection::vec(op(), 1..80),
                 delivery_limit in proptest::option::of(1u32..4),
                 in_flight_max in 1u64..30,
+                message_groups in any::<bool>(),
             ) {
-                let config = ShareCursorConfig { delivery_limit, in_flight_max };
+                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups };
                 let mut cursor = ShareCursor::new(config);
-                let mut model = Model { delivery_limit, in_flight_max, ..Model::default() };
+                let mut model = Model { delivery_limit, in_flight_max, message_groups, ..Model::default() };
+                // Group 0 is the empty key (no key).
+                let key = |group: u8| if group == 0 { Vec::new() } else { vec![group] };
+                // Tells the cursor every group it does not know yet, as the queue does from the log.
+                let learn = |cursor: &mut ShareCursor, model: &Model| {
+                    if let Some(range) = cursor.groups_wanted() {
+                        let groups: Vec<(u64, GroupKey)> = range.clone().map(|offset| (offset, model.keys[offset as usize].clone())).collect();
+                        cursor.learn_groups(range, groups);
+                    }
+                };
                 // What the journal would hold: every event since the beginning.
                 let mut replayed = CursorImage::default();
                 let mut now_ms = 0i64;
                 for op in ops {
                     match op {
-                        Op::Publish(count) => {
+                        Op::Publish(count, group) => {
                             model.states.extend((0..count).map(|_| (ModelState::Available { not_before_ms: i64::MIN }, 0)));
+                            model.keys.extend((0..count).map(|_| key(group)));
                             cursor.set_end(model.states.len() as u64);
+                            learn(&mut cursor, &model);
                         }
                         Op::Acquire { consumer, max, lock_ms } => {
                             let got = cursor.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
@@ -1014,6 +1192,7 @@ mod tests {
                             }
                             cursor = ShareCursor::restore(config, replayed.clone());
                             cursor.set_end(model.states.len() as u64);
+                            learn(&mut cursor, &model);
                             model.restart();
                         }
                     }

@@ -9,7 +9,9 @@
 //! | `DelaySeconds` (message or queue) | header `sqs.not_before_ms`: not received before this time (ms since the epoch) |
 //! | `SentTimestamp` | the record's timestamp |
 //! | `ApproximateReceiveCount` | the share cursor's delivery count |
-//! | key | unused (later: `MessageGroupId`) |
+//! | `MessageGroupId` | the key (the core's message group on a FIFO queue; an AMQP routing key reads as one) |
+//! | `MessageDeduplicationId` | header `sqs.deduplication_id` (FIFO queues; the SHA-256 of the body with content-based deduplication) |
+//! | `SequenceNumber` | the offset, as 20 decimal digits |
 //!
 //! Knows nothing about HTTP or queues' delivery state.
 
@@ -27,6 +29,7 @@ use super::error::SqsError;
 pub const MESSAGE_ID_HEADER: &str = "sqs.message_id";
 pub const ATTRIBUTES_HEADER: &str = "sqs.attributes";
 pub const NOT_BEFORE_HEADER: &str = "sqs.not_before_ms";
+pub const DEDUPLICATION_ID_HEADER: &str = "sqs.deduplication_id";
 
 /// At most this many message attributes per message, as in SQS.
 pub const ATTRIBUTES_MAX: usize = 10;
@@ -58,12 +61,17 @@ pub struct OutgoingMessage {
     pub body: String,
     pub attributes: MessageAttributes,
     pub not_before_ms: Option<i64>,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
 }
 
 impl OutgoingMessage {
     pub fn into_record(self) -> Record {
-        let mut record =
-            Record::new(None, Some(self.body.into_bytes())).with_header(MESSAGE_ID_HEADER, Some(self.message_id.to_string().into_bytes()));
+        let mut record = Record::new(self.group_id.map(String::into_bytes), Some(self.body.into_bytes()))
+            .with_header(MESSAGE_ID_HEADER, Some(self.message_id.to_string().into_bytes()));
+        if let Some(deduplication_id) = self.deduplication_id {
+            record = record.with_header(DEDUPLICATION_ID_HEADER, Some(deduplication_id.into_bytes()));
+        }
         if !self.attributes.is_empty() {
             // Serializing a map of strings cannot fail; an empty header would only lose the attributes.
             let json = serde_json::to_vec(&self.attributes).unwrap_or_default();
@@ -84,6 +92,8 @@ pub struct IncomingMessage {
     pub attributes: MessageAttributes,
     pub sent_timestamp_ms: i64,
     pub not_before_ms: Option<i64>,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
 }
 
 impl IncomingMessage {
@@ -108,8 +118,22 @@ impl IncomingMessage {
             attributes,
             sent_timestamp_ms: record.timestamp_ms.unwrap_or_default(),
             not_before_ms,
+            group_id: record.key.as_deref().map(|key| String::from_utf8_lossy(key).into_owned()),
+            deduplication_id: header(DEDUPLICATION_ID_HEADER).map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
         }
     }
+}
+
+/// A FIFO queue's `SequenceNumber` for the message at `offset`: increasing
+/// per queue, 20 digits as AWS's are.
+pub fn sequence_number(offset: u64) -> String {
+    format!("{offset:020}")
+}
+
+/// The deduplication id of a body under content-based deduplication: its
+/// SHA-256 in hex, as AWS computes it.
+pub fn content_deduplication_id(body: &str) -> String {
+    hex(&sha2::Sha256::digest(body.as_bytes()))
 }
 
 /// Hex MD5 of the body (`MD5OfMessageBody`, `MD5OfBody`).
@@ -343,6 +367,8 @@ mod tests {
             body: "body".to_owned(),
             attributes: attributes.clone(),
             not_before_ms: Some(5),
+            group_id: Some("group".to_owned()),
+            deduplication_id: Some("dedup".to_owned()),
         }
         .into_record();
         record.timestamp_ms = Some(42);
@@ -352,6 +378,17 @@ mod tests {
         assert_eq!(incoming.attributes, attributes);
         assert_eq!(incoming.sent_timestamp_ms, 42);
         assert_eq!(incoming.not_before_ms, Some(5));
+        assert_eq!(incoming.group_id.as_deref(), Some("group"));
+        assert_eq!(incoming.deduplication_id.as_deref(), Some("dedup"));
+    }
+
+    #[test]
+    fn content_deduplication_ids_are_the_hex_sha256_of_the_body() {
+        assert_eq!(
+            content_deduplication_id("hello"),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(sequence_number(42), "00000000000000000042");
     }
 
     #[test]

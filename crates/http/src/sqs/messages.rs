@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, QueueError};
+use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, Deduplicated, QueueError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -24,6 +24,8 @@ const RECEIVE_MESSAGES_MAX: i64 = 10;
 const WAIT_SECONDS_MAX: i64 = 20;
 const VISIBILITY_SECONDS_MAX: i64 = 43_200;
 const DELAY_SECONDS_MAX: i64 = 900;
+/// MessageGroupId and MessageDeduplicationId: at most this many characters.
+const FIFO_ID_CHARS_MAX: usize = 128;
 /// A long poll re-checks the queue at most this often per request: it wakes
 /// on publishes, releases and lock deadlines, and ends at its wait time anyway.
 const WAKEUPS_MAX: usize = 100_000;
@@ -45,6 +47,8 @@ pub struct SendEntry {
     delay_seconds: Option<i64>,
     #[serde(default)]
     message_attributes: MessageAttributes,
+    message_group_id: Option<String>,
+    message_deduplication_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,44 +139,144 @@ fn outgoing(queue: &DeclaredQueue, entry: SendEntry, now_ms: i64) -> Result<Outg
             "One or more parameters are invalid. Reason: Message must be shorter than {size_max} bytes."
         )));
     }
+    let fifo = queue_attributes::is_fifo(&queue.definition);
     let delay_seconds = match entry.delay_seconds {
+        Some(delay) if fifo && delay != 0 => {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Value {delay} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
+            )));
+        }
         Some(delay) => in_range("DelaySeconds", delay, 0, DELAY_SECONDS_MAX)?,
         None => queue_attributes::value(&queue.definition, "DelaySeconds"),
+    };
+    let group_id = entry.message_group_id.map(|id| check_fifo_id("MessageGroupId", id)).transpose()?;
+    if fifo && group_id.is_none() {
+        return Err(SqsError::MissingParameter(
+            "The request must contain the parameter MessageGroupId.".to_owned(),
+        ));
+    }
+    let deduplication_id = match entry.message_deduplication_id {
+        Some(_) if !fifo => {
+            return Err(SqsError::InvalidParameterValue(
+                "The request include parameter MessageDeduplicationId that is not valid for this queue type.".to_owned(),
+            ));
+        }
+        Some(id) => Some(check_fifo_id("MessageDeduplicationId", id)?),
+        None if fifo && queue_attributes::content_based_deduplication(&queue.definition) => Some(message::content_deduplication_id(&body)),
+        None if fifo => {
+            return Err(SqsError::InvalidParameterValue(
+                "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly.".to_owned(),
+            ));
+        }
+        None => None,
     };
     Ok(OutgoingMessage {
         message_id: Uuid::new_v4(),
         body,
         attributes: entry.message_attributes,
         not_before_ms: (delay_seconds > 0).then(|| now_ms.saturating_add(delay_seconds * 1000)),
+        group_id,
+        deduplication_id,
     })
 }
 
-fn sent(message: &OutgoingMessage) -> Map<String, Value> {
+/// MessageGroupId and MessageDeduplicationId: 1 to 128 alphanumeric or
+/// punctuation characters.
+fn check_fifo_id(name: &str, id: String) -> Result<String, SqsError> {
+    let valid =
+        !id.is_empty() && id.len() <= FIFO_ID_CHARS_MAX && id.chars().all(|c| c.is_ascii_alphanumeric() || c.is_ascii_punctuation());
+    if valid {
+        Ok(id)
+    } else {
+        Err(SqsError::InvalidParameterValue(format!(
+            "Value {id} for parameter {name} is invalid. Reason: it must be 1 to {FIFO_ID_CHARS_MAX} alphanumeric or punctuation characters."
+        )))
+    }
+}
+
+/// What a send answers for one message: its id and, on a FIFO queue, its
+/// sequence number (a duplicate gets the original's).
+#[derive(Debug, Clone)]
+struct Stored {
+    message_id: String,
+    sequence_number: Option<String>,
+}
+
+fn sent(message: &OutgoingMessage, stored: &Stored) -> Map<String, Value> {
     let mut output = Map::new();
-    output.insert("MessageId".to_owned(), message.message_id.to_string().into());
+    output.insert("MessageId".to_owned(), stored.message_id.clone().into());
+    // The body sent, not the original's: SDKs check it against what they sent.
     output.insert("MD5OfMessageBody".to_owned(), message::md5_of_body(&message.body).into());
     if let Some(md5) = message::md5_of_attributes(&message.attributes) {
         output.insert("MD5OfMessageAttributes".to_owned(), md5.into());
     }
+    if let Some(sequence_number) = &stored.sequence_number {
+        output.insert("SequenceNumber".to_owned(), sequence_number.clone().into());
+    }
     output
 }
 
-/// Appends the messages as one batch and waits until they are durable.
-async fn publish(queue: &DeclaredQueue, messages: &[OutgoingMessage]) -> Result<(), SqsError> {
-    let records = messages.iter().cloned().map(OutgoingMessage::into_record).collect();
-    queue
-        .queue
-        .publish(records)
-        .await
-        .map(drop)
-        .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))
+/// Appends the messages as one batch and waits until they are durable. On
+/// a FIFO queue, messages whose deduplication id the queue saw in the last
+/// five minutes are not appended again and answer as the original did.
+async fn store(context: &Context, queue: &DeclaredQueue, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
+    let fifo = queue_attributes::is_fifo(&queue.definition);
+    let now_ms = context.state.broker.clock().now_ms();
+    let mut duplicates = Vec::new();
+    // Messages to append, each with its claim on a deduplication id.
+    let mut fresh = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let Some(id) = message.deduplication_id.as_deref().filter(|_| fifo) else {
+            fresh.push((index, None));
+            continue;
+        };
+        match queue.deduplication.check(id, &message.message_id.to_string(), now_ms) {
+            Deduplicated::New(claim) => fresh.push((index, Some(claim))),
+            Deduplicated::Duplicate(original) => duplicates.push((index, original)),
+        }
+    }
+    let mut stored: Vec<Option<Stored>> = vec![None; messages.len()];
+    if !fresh.is_empty() {
+        let records = fresh.iter().map(|(index, _)| messages[*index].clone().into_record()).collect();
+        // On failure the claims are dropped, which forgets their ids.
+        let appended = queue
+            .queue
+            .publish(records)
+            .await
+            .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))?;
+        for (position, (index, claim)) in fresh.into_iter().enumerate() {
+            let offset = appended.base_offset + position as u64;
+            if let Some(claim) = claim {
+                claim.appended(offset);
+            }
+            stored[index] = Some(Stored {
+                message_id: messages[index].message_id.to_string(),
+                sequence_number: fifo.then(|| message::sequence_number(offset)),
+            });
+        }
+    }
+    for (index, original) in duplicates {
+        let message_id = original.token.clone();
+        let offset = original
+            .offset()
+            .await
+            .ok_or_else(|| SqsError::Internal("storing the original of this duplicate failed; send it again".to_owned()))?;
+        stored[index] = Some(Stored {
+            message_id,
+            sequence_number: Some(message::sequence_number(offset)),
+        });
+    }
+    Ok(stored.into_iter().flatten().collect())
 }
 
 pub async fn send_message(context: &Context, input: SendMessageInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let message = outgoing(&queue, input.entry, context.state.broker.clock().now_ms())?;
-    publish(&queue, std::slice::from_ref(&message)).await?;
-    Ok(Value::Object(sent(&message)))
+    let stored = store(context, &queue, std::slice::from_ref(&message)).await?;
+    let stored = stored
+        .first()
+        .ok_or_else(|| SqsError::Internal("the message was not stored".to_owned()))?;
+    Ok(Value::Object(sent(&message, stored)))
 }
 
 /// Checks a batch's entry ids as SQS does: 1 to 10 entries, ids distinct and well formed.
@@ -231,13 +335,16 @@ pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput)
         )));
     }
     let messages: Vec<OutgoingMessage> = accepted.iter().map(|(_, message)| message.clone()).collect();
-    if !messages.is_empty() {
-        publish(&queue, &messages).await?;
-    }
+    let stored = if messages.is_empty() {
+        Vec::new()
+    } else {
+        store(context, &queue, &messages).await?
+    };
     let successful: Vec<Value> = accepted
         .iter()
-        .map(|(id, message)| {
-            let mut entry = sent(message);
+        .zip(&stored)
+        .map(|((id, message), stored)| {
+            let mut entry = sent(message, stored);
             entry.insert("Id".to_owned(), id.clone().into());
             Value::Object(entry)
         })
@@ -378,6 +485,21 @@ fn received_json(
     }
     if wants("ApproximateReceiveCount") {
         system.insert("ApproximateReceiveCount".to_owned(), received.delivery_count.to_string().into());
+    }
+    if queue_attributes::is_fifo(&queue.definition) {
+        if wants("MessageGroupId")
+            && let Some(group_id) = &message.group_id
+        {
+            system.insert("MessageGroupId".to_owned(), group_id.clone().into());
+        }
+        if wants("MessageDeduplicationId")
+            && let Some(deduplication_id) = &message.deduplication_id
+        {
+            system.insert("MessageDeduplicationId".to_owned(), deduplication_id.clone().into());
+        }
+        if wants("SequenceNumber") {
+            system.insert("SequenceNumber".to_owned(), message::sequence_number(received.offset).into());
+        }
     }
     let mut output = Map::new();
     output.insert("MessageId".to_owned(), message.message_id.into());

@@ -2,6 +2,7 @@
 //! defaults, and how they are kept — as `sqs.<Name>` entries in the core
 //! queue definition's arguments (only the ones a client set), so a queue
 //! declared over AMQP is an SQS queue with every attribute at its default.
+//! A FIFO queue is a core queue with message groups (`x-message-groups`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -54,10 +55,9 @@ const SETTINGS: &[Setting] = &[
 ];
 
 /// Attributes SQS knows that this slice does not implement yet: refused
-/// clearly rather than silently ignored (except a `false` FifoQueue).
+/// clearly rather than silently ignored (except the default values of the
+/// FIFO throughput settings).
 const NOT_YET: &[&str] = &[
-    "FifoQueue",
-    "ContentBasedDeduplication",
     "RedriveAllowPolicy",
     "Policy",
     "KmsMasterKeyId",
@@ -66,12 +66,18 @@ const NOT_YET: &[&str] = &[
     "FifoThroughputLimit",
 ];
 
-/// CreateQueue's attributes, checked: the numeric settings (normalized) and
-/// the redrive policy.
+pub const FIFO_QUEUE: &str = "FifoQueue";
+pub const CONTENT_BASED_DEDUPLICATION: &str = "ContentBasedDeduplication";
+
+/// CreateQueue's attributes, checked: the numeric settings (normalized),
+/// the redrive policy and the FIFO flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requested {
     pub settings: BTreeMap<String, i64>,
     pub redrive: Option<Redrive>,
+    pub fifo: bool,
+    /// Only with `fifo`; `None` when not given.
+    pub content_based_deduplication: Option<bool>,
 }
 
 /// RedrivePolicy: after `max_receive_count` receives a message moves to the
@@ -137,7 +143,21 @@ impl Redrive {
 pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError> {
     let mut parsed = BTreeMap::new();
     let mut redrive = None;
+    let mut fifo = false;
+    let mut content_based_deduplication = None;
     for (name, value) in attributes {
+        if name == FIFO_QUEUE {
+            fifo = boolean(name, value)?;
+            continue;
+        }
+        if name == CONTENT_BASED_DEDUPLICATION {
+            content_based_deduplication = Some(boolean(name, value)?);
+            continue;
+        }
+        if (name == "DeduplicationScope" && value == "queue") || (name == "FifoThroughputLimit" && value == "perQueue") {
+            // FIFO's default throughput settings: what Conveyor does anyway.
+            continue;
+        }
         if name == REDRIVE_POLICY {
             redrive = Some(Redrive::parse(value)?);
             continue;
@@ -155,7 +175,7 @@ pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError
                     ))
                 })?;
             parsed.insert(name.clone(), number);
-        } else if name == "FifoQueue" && value.eq_ignore_ascii_case("false") || name == "SqsManagedSseEnabled" {
+        } else if name == "SqsManagedSseEnabled" {
             // The default behaviour: nothing to keep.
         } else if NOT_YET.contains(&name.as_str()) {
             return Err(SqsError::InvalidAttributeName(format!(
@@ -165,7 +185,41 @@ pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError
             return Err(SqsError::InvalidAttributeName(format!("Unknown Attribute {name}.")));
         }
     }
-    Ok(Requested { settings: parsed, redrive })
+    if content_based_deduplication.is_some() && !fifo {
+        return Err(SqsError::InvalidAttributeName(format!(
+            "Unknown Attribute {CONTENT_BASED_DEDUPLICATION}: it applies to FIFO queues only."
+        )));
+    }
+    Ok(Requested {
+        settings: parsed,
+        redrive,
+        fifo,
+        content_based_deduplication,
+    })
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, SqsError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(SqsError::InvalidAttributeValue(format!(
+            "Invalid value for the parameter {name}: {value:?} is not true or false."
+        ))),
+    }
+}
+
+/// True for a FIFO queue (declared over SQS with FifoQueue, or over AMQP
+/// with `x-message-groups`).
+pub fn is_fifo(definition: &QueueDefinition) -> bool {
+    definition.arguments.get(arguments::MESSAGE_GROUPS).map(String::as_str) == Some("true")
+}
+
+pub fn content_based_deduplication(definition: &QueueDefinition) -> bool {
+    definition
+        .arguments
+        .get(&format!("{ARGUMENT_PREFIX}{CONTENT_BASED_DEDUPLICATION}"))
+        .map(String::as_str)
+        == Some("true")
 }
 
 /// The core definition of a new SQS queue: durable, with the attributes set.
@@ -179,6 +233,12 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
         arguments.insert(arguments::DEAD_LETTER_EXCHANGE.to_owned(), String::new());
         arguments.insert(arguments::DEAD_LETTER_ROUTING_KEY.to_owned(), redrive.dead_letter_queue.clone());
         arguments.insert(arguments::DELIVERY_LIMIT.to_owned(), redrive.max_receive_count.to_string());
+    }
+    if requested.fifo {
+        arguments.insert(arguments::MESSAGE_GROUPS.to_owned(), "true".to_owned());
+        if requested.content_based_deduplication == Some(true) {
+            arguments.insert(format!("{ARGUMENT_PREFIX}{CONTENT_BASED_DEDUPLICATION}"), "true".to_owned());
+        }
     }
     QueueDefinition {
         durable: true,
@@ -209,6 +269,10 @@ pub fn matches(definition: &QueueDefinition, requested: &Requested) -> bool {
             .redrive
             .as_ref()
             .is_none_or(|wanted| Redrive::of(definition).as_ref() == Some(wanted))
+        && is_fifo(definition) == requested.fifo
+        && requested
+            .content_based_deduplication
+            .is_none_or(|wanted| content_based_deduplication(definition) == wanted)
 }
 
 /// The names of the settable attributes, as GetQueueAttributes lists them.
@@ -243,8 +307,26 @@ mod tests {
         assert!(parse(&attributes(&[("VisibilityTimeout", "43201")])).is_err());
         assert!(parse(&attributes(&[("ReceiveMessageWaitTimeSeconds", "x")])).is_err());
         assert!(parse(&attributes(&[("Nonsense", "1")])).is_err());
-        assert!(parse(&attributes(&[("FifoQueue", "true")])).is_err());
+        assert!(parse(&attributes(&[("FifoQueue", "maybe")])).is_err());
+        assert!(
+            parse(&attributes(&[("ContentBasedDeduplication", "true")])).is_err(),
+            "standard queues have no such thing"
+        );
         assert!(parse(&attributes(&[("FifoQueue", "false")])).is_ok());
+    }
+
+    #[test]
+    fn a_fifo_queue_is_a_core_queue_with_message_groups() {
+        let parsed = parse(&attributes(&[("FifoQueue", "true"), ("ContentBasedDeduplication", "true")])).expect("valid");
+        let definition = definition(&parsed);
+        assert_eq!(definition.arguments.get("x-message-groups").map(String::as_str), Some("true"));
+        assert!(is_fifo(&definition));
+        assert!(content_based_deduplication(&definition));
+        assert!(matches(&definition, &parsed));
+        assert!(
+            !matches(&definition, &parse(&attributes(&[])).expect("valid")),
+            "a FIFO queue is not a standard one"
+        );
     }
 
     #[test]

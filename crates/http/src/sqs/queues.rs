@@ -50,15 +50,26 @@ pub struct GetQueueAttributesInput {
     attribute_names: Vec<String>,
 }
 
-fn check_queue_name(name: Option<&str>) -> Result<&str, SqsError> {
+/// Checks a queue name as SQS does: a FIFO queue's ends with `.fifo`, and
+/// only a FIFO queue's does.
+fn check_queue_name(name: Option<&str>, fifo: bool) -> Result<&str, SqsError> {
     let name = name.ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter QueueName.".to_owned()))?;
-    if name.ends_with(".fifo") {
-        return Err(SqsError::InvalidParameterValue(
-            "FIFO queues are not supported by Conveyor yet.".to_owned(),
-        ));
-    }
+    let base = match name.strip_suffix(".fifo") {
+        Some(base) if fifo => base,
+        Some(_) => {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Can only end with .fifo when the FifoQueue attribute is true (got {name:?})."
+            )));
+        }
+        None if fifo => {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "The name of a FIFO queue must end with the .fifo suffix (got {name:?})."
+            )));
+        }
+        None => name,
+    };
     let valid =
-        !name.is_empty() && name.len() <= QUEUE_NAME_CHARS_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        !base.is_empty() && name.len() <= QUEUE_NAME_CHARS_MAX && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if valid {
         Ok(name)
     } else {
@@ -69,15 +80,20 @@ fn check_queue_name(name: Option<&str>) -> Result<&str, SqsError> {
 }
 
 pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<Value, SqsError> {
-    let name = check_queue_name(input.queue_name.as_deref())?;
     let requested = queue_attributes::parse(&input.attributes)?;
-    if let Some(redrive) = &requested.redrive
-        && context.state.broker.queue(&redrive.dead_letter_queue).is_none()
-    {
-        return Err(SqsError::InvalidAttributeValue(format!(
-            "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
-            redrive.dead_letter_queue
-        )));
+    let name = check_queue_name(input.queue_name.as_deref(), requested.fifo)?;
+    if let Some(redrive) = &requested.redrive {
+        let Some(target) = context.state.broker.queue(&redrive.dead_letter_queue) else {
+            return Err(SqsError::InvalidAttributeValue(format!(
+                "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
+                redrive.dead_letter_queue
+            )));
+        };
+        if queue_attributes::is_fifo(&target.definition) != requested.fifo {
+            return Err(SqsError::InvalidAttributeValue(
+                "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".to_owned(),
+            ));
+        }
     }
     let exists_differently = || SqsError::QueueNameExists(format!("A queue already exists with the name {name} and different attributes."));
     if let Some(existing) = context.state.broker.queue(name) {
@@ -198,6 +214,15 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
     all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
     if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition) {
         all.insert("RedrivePolicy".to_owned(), redrive.to_json().into());
+    }
+    if queue_attributes::is_fifo(&queue.definition) {
+        all.insert(queue_attributes::FIFO_QUEUE.to_owned(), "true".into());
+        all.insert(
+            queue_attributes::CONTENT_BASED_DEDUPLICATION.to_owned(),
+            queue_attributes::content_based_deduplication(&queue.definition).to_string().into(),
+        );
+        all.insert("DeduplicationScope".to_owned(), "queue".into());
+        all.insert("FifoThroughputLimit".to_owned(), "perQueue".into());
     }
     let wanted = &input.attribute_names;
     let attributes: Map<String, Value> = if wanted.iter().any(|name| name == "All") {
