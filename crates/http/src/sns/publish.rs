@@ -180,8 +180,9 @@ async fn deliver(context: &Context, topic: &Topic, messages: &[Published]) -> Re
             continue;
         };
         let subscription_arn = subscription_arn(&topic.name, &subscription.id);
+        let filter = subscription.filter();
         for (message, attributes) in messages.iter().zip(&matched_attributes) {
-            if !subscription.accepts(attributes, &message.message) {
+            if !filter.accepts(attributes, &message.message) {
                 continue;
             }
             let outgoing = if subscription.raw_message_delivery {

@@ -81,27 +81,18 @@ impl Subscription {
         Binding::new(Destination::Queue(self.queue.clone()), self.id.clone()).with_arguments(arguments)
     }
 
-    /// Whether a message with these attributes (as
-    /// [`attributes_as_json`](super::filter_policy::attributes_as_json) gives
-    /// them) and this body passes the subscription's filter policy.
-    pub fn accepts(&self, attributes: &Map<String, Value>, body: &str) -> bool {
+    /// The subscription's filter, parsed (once per publish, not per message).
+    pub fn filter(&self) -> Filter {
         let Some(text) = self.filter_policy.as_deref() else {
-            return true;
+            return Filter::All;
         };
         match FilterPolicy::parse(text, self.filter_policy_scope) {
-            Ok(policy) => match self.filter_policy_scope {
-                Scope::MessageAttributes => policy.matches(attributes),
-                // A body that is not a JSON object matches no body policy, as in SNS.
-                Scope::MessageBody => match serde_json::from_str(body) {
-                    Ok(Value::Object(object)) => policy.matches(&object),
-                    _ => false,
-                },
-            },
+            Ok(policy) => Filter::Policy(policy, self.filter_policy_scope),
             Err(reason) => {
                 // Policies are checked when set, so only a policy stored by
                 // another version gets here: deliver nothing rather than all.
                 warn!(subscription = self.id, %reason, "stored filter policy does not parse; delivering nothing");
-                false
+                Filter::Nothing
             }
         }
     }
@@ -157,6 +148,32 @@ impl Subscription {
     }
 }
 
+/// Which messages a subscription takes.
+#[derive(Debug)]
+pub enum Filter {
+    All,
+    Policy(FilterPolicy, Scope),
+    Nothing,
+}
+
+impl Filter {
+    /// Whether a message with these attributes (as
+    /// [`attributes_as_json`](super::filter_policy::attributes_as_json) gives
+    /// them) and this body passes.
+    pub fn accepts(&self, attributes: &Map<String, Value>, body: &str) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Nothing => false,
+            Filter::Policy(policy, Scope::MessageAttributes) => policy.matches(attributes),
+            // A body that is not a JSON object matches no body policy, as in SNS.
+            Filter::Policy(policy, Scope::MessageBody) => match serde_json::from_str(body) {
+                Ok(Value::Object(object)) => policy.matches(&object),
+                _ => false,
+            },
+        }
+    }
+}
+
 fn invalid_attribute(name: &str, reason: &str) -> SnsError {
     SnsError::InvalidParameter(format!("Invalid parameter: {name}: {reason}"))
 }
@@ -177,6 +194,24 @@ mod tests {
         assert_eq!(
             Subscription::from_binding(&Binding::new(Destination::Queue("q".to_owned()), "")),
             None
+        );
+    }
+
+    #[test]
+    fn filters_take_everything_a_policy_or_for_body_scope_json_bodies_only() {
+        let attributes: Map<String, Value> = serde_json::from_str(r#"{"a": "b"}"#).expect("json");
+        let mut subscription = Subscription::new("id".to_owned(), "q".to_owned());
+        assert!(subscription.filter().accepts(&Map::new(), "anything"));
+        subscription.set_attribute("FilterPolicy", r#"{"a": ["b"]}"#).expect("valid");
+        assert!(subscription.filter().accepts(&attributes, "x"));
+        assert!(!subscription.filter().accepts(&Map::new(), "x"));
+        subscription.set_attribute("FilterPolicyScope", "MessageBody").expect("valid");
+        assert!(subscription.filter().accepts(&Map::new(), r#"{"a": "b"}"#));
+        assert!(!subscription.filter().accepts(&attributes, "not json"));
+        subscription.filter_policy = Some("{broken".to_owned());
+        assert!(
+            !subscription.filter().accepts(&attributes, r#"{"a": "b"}"#),
+            "an unparsable stored policy delivers nothing"
         );
     }
 
