@@ -21,7 +21,7 @@ use super::notification::Envelope;
 use super::params::Params;
 use super::subscription::Subscription;
 use super::topic::Topic;
-use super::topics::topic;
+use super::topics::{topic, topic_of};
 use super::xml::Xml;
 use super::{Answer, Context};
 
@@ -266,7 +266,7 @@ fn check_batch_ids(entries: &[Params]) -> Result<(), SnsError> {
 }
 
 pub async fn publish_batch(context: &Context, params: &Params) -> Answer {
-    let topic = topic(context, super::arn::parse_topic_arn(params.required("TopicArn")?, "TopicArn")?)?;
+    let topic = topic_of(context, params)?;
     let entries = params.members("PublishBatchRequestEntries")?;
     check_batch_ids(&entries)?;
     // Accepted entries' ids, in step with their messages.
