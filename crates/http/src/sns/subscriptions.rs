@@ -4,7 +4,8 @@
 //! A subscription is a binding of the topic's exchange (`subscription.rs`);
 //! changes go through the broker, which records them in the catalog first.
 
-use conveyor_core::exchange::Binding;
+use conveyor_core::CoreError;
+use conveyor_core::exchange::{Binding, ExchangeError};
 use uuid::Uuid;
 
 use super::arn::{parse_queue_arn, parse_subscription_arn, subscription_arn, topic_arn};
@@ -193,7 +194,16 @@ pub async fn set_subscription_attributes(context: &Context, params: &Params) -> 
     subscription.set_attribute(name, value)?;
     let new = subscription.to_binding();
     if new != old {
-        context.state.broker.replace_binding(&topic.name, old, new).await?;
+        // Only a queue deleted over AMQP or SQS since `find` takes the binding away meanwhile.
+        context
+            .state
+            .broker
+            .replace_binding(&topic.name, old, new)
+            .await
+            .map_err(|error| match error {
+                CoreError::Exchange(ExchangeError::InvalidArgument { .. }) => SnsError::NotFound("Subscription does not exist".to_owned()),
+                other => SnsError::from(other),
+            })?;
     }
     Ok(None)
 }
