@@ -555,6 +555,70 @@ impl Broker {
         Ok(())
     }
 
+    /// Every exchange, the predeclared ones included, in name order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.router.read().exchanges().cloned().collect()
+    }
+
+    /// The bindings of exchange `source`.
+    pub fn bindings(&self, source: &str) -> Result<Vec<Binding>> {
+        Ok(self.router.read().bindings(source)?)
+    }
+
+    /// Replaces an exchange's declaration (same kind), keeping its bindings;
+    /// durable when this returns if the exchange is durable.
+    pub async fn redefine_exchange(&self, exchange: Exchange) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let mut candidate = self.router.read().clone();
+        candidate.redefine_exchange(exchange.clone())?;
+        if exchange.durable {
+            // Replaying a declaration of an existing exchange replaces it.
+            catalog.append(Event::ExchangeDeclared { exchange }, self.clock.now_ms()).await?;
+        }
+        *self.router.write() = candidate;
+        Ok(())
+    }
+
+    /// Replaces binding `old` of `source` with `new` (same destination) as
+    /// one catalog event. Fails if `old` does not exist.
+    pub async fn replace_binding(&self, source: &str, old: Binding, new: Binding) -> Result<()> {
+        let mut catalog = self.catalog.lock().await;
+        let mut candidate = self.router.read().clone();
+        if old.destination != new.destination {
+            return Err(CoreError::Exchange(ExchangeError::InvalidArgument {
+                exchange: source.to_owned(),
+                reason: "a replaced binding keeps its destination".to_owned(),
+            }));
+        }
+        if candidate.unbind(source, &old)?.bindings.is_empty() {
+            return Err(CoreError::Exchange(ExchangeError::InvalidArgument {
+                exchange: source.to_owned(),
+                reason: "no such binding to replace".to_owned(),
+            }));
+        }
+        candidate.bind(source, new.clone())?;
+        let recorded = catalog
+            .state()
+            .routing
+            .bindings
+            .iter()
+            .any(|defined| defined.source == source && defined.binding == old);
+        if recorded {
+            catalog
+                .append(
+                    Event::BindingReplaced {
+                        source: source.to_owned(),
+                        old,
+                        new,
+                    },
+                    self.clock.now_ms(),
+                )
+                .await?;
+        }
+        *self.router.write() = candidate;
+        Ok(())
+    }
+
     /// Appends `record` to Kafka topic `name` (routed there by an exchange),
     /// in the partition a Kafka producer would pick for its key.
     pub fn publish_to_topic(&self, name: &str, record: Record) -> Result<PendingAppend> {
@@ -827,6 +891,44 @@ mod tests {
         assert_eq!((topic.id, topic.partition_count()), (id, 3));
         assert_eq!(topic.partition(2).expect("partition").high_watermark(), 1);
         assert_eq!(topic.config().overrides().get("retention.ms").map(String::as_str), Some("60000"));
+    }
+
+    #[tokio::test]
+    async fn a_redefined_exchange_and_a_replaced_binding_survive_restart_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        broker
+            .declare_queue(
+                "q",
+                QueueDefinition {
+                    durable: true,
+                    ..QueueDefinition::default()
+                },
+            )
+            .await
+            .expect("queue");
+        let mut exchange = Exchange::new("fan", crate::exchange::ExchangeKind::Fanout);
+        broker.declare_exchange(exchange.clone()).await.expect("declare");
+        let old = Binding::new(Destination::Queue("q".to_owned()), "sub-1");
+        broker.bind("fan", old.clone()).await.expect("bind");
+        exchange.arguments.insert("k".to_owned(), "v".to_owned());
+        broker.redefine_exchange(exchange.clone()).await.expect("redefine");
+        let new = old.clone().with_arguments(FieldTable::from([(
+            "a".to_owned(),
+            crate::exchange::HeaderValue::String("b".to_owned()),
+        )]));
+        broker.replace_binding("fan", old.clone(), new.clone()).await.expect("replace");
+        assert!(
+            broker.replace_binding("fan", old.clone(), new.clone()).await.is_err(),
+            "the old binding is gone"
+        );
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let broker = open(dir.path());
+        assert_eq!(broker.exchange("fan"), Some(exchange));
+        assert_eq!(broker.bindings("fan").expect("bindings"), vec![new]);
     }
 
     #[tokio::test]

@@ -83,6 +83,14 @@ pub enum Event {
         source: String,
         binding: Binding,
     },
+    /// One binding of `source` became another in one step (an SNS
+    /// subscription's attributes, kept in its arguments, changed): a crash
+    /// leaves the old one or the new one, never both or neither.
+    BindingReplaced {
+        source: String,
+        old: Binding,
+        new: Binding,
+    },
 }
 
 /// How a queue was declared: its flags and arguments (AMQP's `x-…`
@@ -216,6 +224,18 @@ impl CatalogState {
                 self.routing
                     .bindings
                     .retain(|defined| !(defined.source == *source && defined.binding == *binding));
+            }
+            Event::BindingReplaced { source, old, new } => {
+                self.routing
+                    .bindings
+                    .retain(|defined| !(defined.source == *source && defined.binding == *old));
+                let defined = BindingDefinition {
+                    source: source.clone(),
+                    binding: new.clone(),
+                };
+                if !self.routing.bindings.contains(&defined) {
+                    self.routing.bindings.push(defined);
+                }
             }
         }
     }

@@ -1,19 +1,23 @@
-//! Conveyor's HTTP front door, served by axum on the HTTP listener: `/health`
-//! and the SQS-compatible API (`POST` with `X-Amz-Target: AmazonSQS.*`, in
-//! `sqs/`); the REST admin API under `/api/v1`, Prometheus `/metrics` and
-//! the web console join it as they land. Like every
+//! Conveyor's HTTP front door, served by axum on the HTTP listener: `/health`,
+//! Prometheus `/metrics`, the SQS-compatible API (`POST` with
+//! `X-Amz-Target: AmazonSQS.*`, in `sqs/`) and the SNS-compatible API (`POST`
+//! of a form with `Action=…`, in `sns/`); the REST admin API under `/api/v1`
+//! and the web console join them as they land. Like every
 //! front door it only translates: state and rules live in the core.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
 
 pub mod metrics;
+pub mod sns;
 pub mod sqs;
 
 /// What the HTTP handlers share.
@@ -40,13 +44,24 @@ impl HttpState {
 /// Every HTTP route of the broker.
 pub fn router(state: Arc<HttpState>) -> Router {
     // AWS SDKs post to the queue URL's origin or to the queue URL itself
-    // (`/000000000000/NAME`); either way the action is in X-Amz-Target.
+    // (`/000000000000/NAME`); `aws` tells SQS and SNS requests apart.
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/", post(sqs::handle))
-        .route("/{*path}", post(sqs::handle))
+        .route("/", post(aws))
+        .route("/{*path}", post(aws))
         .with_state(state)
+}
+
+/// An AWS API request: SQS names its action in `X-Amz-Target` (AWS JSON
+/// 1.0); SNS sends a form with `Action=` (the query protocol). Anything else
+/// goes to SQS, which answers with its error for a missing target.
+async fn aws(state: State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    if !headers.contains_key("x-amz-target") && sns::is_query_request(&headers) {
+        sns::handle(state, headers, body).await
+    } else {
+        sqs::handle(state, headers, body).await
+    }
 }
 
 /// Prometheus text exposition of the broker's state.

@@ -1,6 +1,7 @@
 //! An exchange's declaration: name, kind and flags, as AMQP's
 //! `exchange.declare` gives them. Plain data; routing lives in the router.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -65,6 +66,10 @@ pub struct Exchange {
     /// Where messages go that this exchange's bindings route nowhere
     /// (`alternate-exchange`). It need not exist: a missing one is skipped.
     pub alternate_exchange: Option<String>,
+    /// Settings a front door keeps with the exchange and the router does not
+    /// interpret (an SNS topic's attributes under `sns.*` names).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arguments: BTreeMap<String, String>,
 }
 
 impl Exchange {
@@ -77,6 +82,7 @@ impl Exchange {
             auto_delete: false,
             internal: false,
             alternate_exchange: None,
+            arguments: BTreeMap::new(),
         }
     }
 
@@ -93,6 +99,8 @@ impl Exchange {
             Some("internal")
         } else if self.alternate_exchange != other.alternate_exchange {
             Some("alternate-exchange")
+        } else if self.arguments != other.arguments {
+            Some("arguments")
         } else {
             None
         }

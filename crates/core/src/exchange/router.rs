@@ -368,6 +368,29 @@ impl Router {
         Ok(true)
     }
 
+    /// Replaces the declaration of an existing exchange of the same kind,
+    /// keeping its bindings (an SNS topic's attributes change this way).
+    pub fn redefine_exchange(&mut self, exchange: Exchange) -> Result<()> {
+        let state = self
+            .exchanges
+            .get_mut(&exchange.name)
+            .ok_or_else(|| ExchangeError::UnknownExchange(exchange.name.clone()))?;
+        if is_predeclared(&exchange.name) {
+            return Err(ExchangeError::Predeclared(exchange.name));
+        }
+        if state.exchange.kind != exchange.kind {
+            return Err(ExchangeError::Inequivalent {
+                exchange: exchange.name,
+                field: "type",
+            });
+        }
+        if let Some(alternate) = &exchange.alternate_exchange {
+            check_length("alternate exchange name", alternate, NAME_BYTES_MAX)?;
+        }
+        state.exchange = exchange;
+        Ok(())
+    }
+
     /// Deletes an exchange with its bindings as a source and as a
     /// destination. `None` if there was no such exchange (AMQP answers
     /// delete-ok all the same). With `if_unused`, refuses while the exchange

@@ -6,7 +6,7 @@
 //! `receipt.rs` receipt handles, `error.rs` the error table.
 
 mod error;
-mod message;
+pub(crate) mod message; // SNS writes its deliveries with this mapping.
 mod messages;
 mod queue_attributes;
 mod queues;
@@ -147,7 +147,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, SqsError> {
 
 /// The Host header if it looks like `host[:port]`; the URLs we build from it
 /// must not carry anything else.
-fn host(headers: &HeaderMap) -> String {
+pub(crate) fn host(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
