@@ -456,6 +456,16 @@ impl Broker {
         self.router.read().exchange(name).cloned()
     }
 
+    /// Every exchange, the predeclared ones included, in name order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.router.read().exchanges().cloned().collect()
+    }
+
+    /// The bindings whose source is exchange `name`.
+    pub fn bindings(&self, name: &str) -> Result<Vec<Binding>> {
+        Ok(self.router.read().bindings(name)?)
+    }
+
     /// Declares an exchange (no-op when it exists the same way). Durable
     /// exchanges are recorded in the catalog.
     pub async fn declare_exchange(&self, exchange: Exchange) -> Result<()> {

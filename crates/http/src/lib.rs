@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
 
+pub mod admin;
 pub mod metrics;
 pub mod sqs;
 
@@ -46,6 +47,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", post(sqs::handle))
         .route("/{*path}", post(sqs::handle))
+        .merge(admin::router())
         .with_state(state)
 }
 
