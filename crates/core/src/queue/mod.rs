@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use declared::DeclaredQueue;
 pub use policy::{Overflow, QueuePolicy};
-pub use queue::{Deliveries, Delivery, Durable, Queue, QueueConfig};
+pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, JournalEvent, ShareCursor, ShareCursorConfig,
 };
