@@ -457,6 +457,16 @@ impl Broker {
         self.router.read().exchange(name).cloned()
     }
 
+    /// Every exchange, the predeclared ones included, in name order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.router.read().exchanges().cloned().collect()
+    }
+
+    /// The bindings whose source is exchange `name`.
+    pub fn bindings(&self, name: &str) -> Result<Vec<Binding>> {
+        Ok(self.router.read().bindings(name)?)
+    }
+
     /// Declares an exchange (no-op when it exists the same way). Durable
     /// exchanges are recorded in the catalog.
     pub async fn declare_exchange(&self, exchange: Exchange) -> Result<()> {
@@ -553,16 +563,6 @@ impl Broker {
         }
         *self.router.write() = candidate;
         Ok(())
-    }
-
-    /// Every exchange, the predeclared ones included, in name order.
-    pub fn exchanges(&self) -> Vec<Exchange> {
-        self.router.read().exchanges().cloned().collect()
-    }
-
-    /// The bindings of exchange `source`.
-    pub fn bindings(&self, source: &str) -> Result<Vec<Binding>> {
-        Ok(self.router.read().bindings(source)?)
     }
 
     /// Replaces an exchange's declaration (same kind), keeping its bindings;
