@@ -659,7 +659,7 @@ impl Channel {
                     consumer,
                     offset: delivery.offset,
                     delivery_count: delivery.delivery_count,
-                    record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
+                    record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                     window: None,
                 },
             );
@@ -746,7 +746,7 @@ fn detach(consumer: Consumer) -> Option<Arc<DeclaredQueue>> {
     consumer.queue.queue.release_all(consumer.id);
     consumer.queue.notify_available();
     let remaining = consumer.queue.remove_consumer();
-    (remaining == 0 && consumer.queue.definition.auto_delete).then_some(consumer.queue)
+    (remaining == 0 && consumer.queue.definition().auto_delete).then_some(consumer.queue)
 }
 
 /// Deletes auto-delete queues whose last consumer went away (RabbitMQ's rule).
@@ -989,7 +989,7 @@ async fn send_delivery(
                 consumer,
                 offset: delivery.offset,
                 delivery_count: delivery.delivery_count,
-                record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
+                record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                 window: Some(Arc::clone(window)),
             },
         );

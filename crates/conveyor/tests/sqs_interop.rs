@@ -50,3 +50,9 @@ fn aws_sdk_v3_fifo_queue_sends_with_sequence_numbers_deduplicates_and_keeps_grou
     let (_dir, server) = server();
     run_script(&server, "sqs/fifo_sdk_v3.js", &[]);
 }
+
+#[test]
+fn boto3_set_queue_attributes_read_back_and_change_visibility_size_wait_and_redrive() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/set_attributes_boto3.py", &[]);
+}

@@ -1,7 +1,13 @@
 //! A queue as the broker holds it: its name and definition, the open
-//! [`Queue`], and what consumers waiting for messages park on.
+//! [`Queue`], and what consumers waiting for messages park on. The
+//! definition's arguments (and the policy read from them) can change while
+//! the queue is in use ([`Broker::set_queue_arguments`](crate::broker::Broker::set_queue_arguments)):
+//! readers load the current ones.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
 
 use uuid::Uuid;
 
@@ -15,9 +21,9 @@ const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
 pub struct DeclaredQueue {
     pub id: Uuid,
     pub name: String,
-    pub definition: QueueDefinition,
+    definition: ArcSwap<QueueDefinition>,
     /// What the definition's arguments ask for (TTL, limits, dead-lettering).
-    pub policy: QueuePolicy,
+    policy: ArcSwap<QueuePolicy>,
     pub queue: Queue,
     /// When it was declared (ms since the epoch); for a durable queue the
     /// catalog's record of it, so a restart keeps it (SQS's CreatedTimestamp).
@@ -39,8 +45,8 @@ impl DeclaredQueue {
         DeclaredQueue {
             id,
             name,
-            definition,
-            policy,
+            definition: ArcSwap::from_pointee(definition),
+            policy: ArcSwap::from_pointee(policy),
             queue,
             created_ms,
             deduplication: Deduplication::new(DEDUPLICATION_WINDOW_MS),
@@ -48,6 +54,25 @@ impl DeclaredQueue {
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
         }
+    }
+
+    /// How the queue is declared now.
+    pub fn definition(&self) -> Arc<QueueDefinition> {
+        self.definition.load_full()
+    }
+
+    /// What its arguments ask for now.
+    pub fn policy(&self) -> Arc<QueuePolicy> {
+        self.policy.load_full()
+    }
+
+    /// Replaces the definition and its policy (the broker does, after the
+    /// change is durable). The policy goes first: a reader that sees the new
+    /// definition sees its policy.
+    pub(crate) fn redefine(&self, definition: QueueDefinition, policy: QueuePolicy) {
+        self.queue.set_delivery_limit(policy.delivery_limit);
+        self.policy.store(Arc::new(policy));
+        self.definition.store(Arc::new(definition));
     }
 
     /// A consumer id not handed out before on this queue (in this process;

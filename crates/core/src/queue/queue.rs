@@ -347,6 +347,11 @@ impl Queue {
         Ok(result)
     }
 
+    /// Changes the delivery limit (from the next acquisition on).
+    pub fn set_delivery_limit(&self, delivery_limit: Option<u32>) {
+        self.state.lock().cursor.set_delivery_limit(delivery_limit);
+    }
+
     /// Moves the consumer's lock deadline to `lock_ms` from now.
     pub fn renew(&self, consumer: ConsumerId, offset: u64, lock_ms: i64) -> Result<(), QueueError> {
         let now_ms = self.clock.now_ms();

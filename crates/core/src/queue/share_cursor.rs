@@ -263,6 +263,12 @@ impl ShareCursor {
         self.config
     }
 
+    /// Changes the delivery limit; messages delivered more often already are
+    /// archived at their next acquisition.
+    pub fn set_delivery_limit(&mut self, delivery_limit: Option<u32>) {
+        self.config.delivery_limit = delivery_limit;
+    }
+
     /// Every offset below is acknowledged or archived.
     pub fn start(&self) -> u64 {
         self.start

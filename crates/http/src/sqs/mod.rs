@@ -120,6 +120,7 @@ async fn dispatch(context: &Context, headers: &HeaderMap, body: &[u8]) -> Result
         "ListQueues" => queues::list_queues(context, parse(body)?),
         "DeleteQueue" => queues::delete_queue(context, parse(body)?).await,
         "GetQueueAttributes" => queues::get_queue_attributes(context, parse(body)?),
+        "SetQueueAttributes" => queues::set_queue_attributes(context, parse(body)?).await,
         "PurgeQueue" => queues::purge_queue(context, parse(body)?).await,
         "ListDeadLetterSourceQueues" => queues::list_dead_letter_source_queues(context, parse(body)?),
         "SendMessage" => messages::send_message(context, parse(body)?).await,

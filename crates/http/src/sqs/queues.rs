@@ -1,5 +1,5 @@
 //! SQS queue actions: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue,
-//! GetQueueAttributes, PurgeQueue — each a call or two on the broker's queues.
+//! GetQueueAttributes, SetQueueAttributes, PurgeQueue — each a call or two on the broker's queues.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +44,14 @@ pub struct QueueUrlInput {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+pub struct SetQueueAttributesInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    attributes: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct GetQueueAttributesInput {
     queue_url: Option<String>,
     #[serde(default)]
@@ -79,26 +87,33 @@ fn check_queue_name(name: Option<&str>, fifo: bool) -> Result<&str, SqsError> {
     }
 }
 
+/// A RedrivePolicy must name an existing queue of the same kind.
+fn check_redrive(context: &Context, requested: &queue_attributes::Requested) -> Result<(), SqsError> {
+    let Some(redrive) = &requested.redrive else {
+        return Ok(());
+    };
+    let Some(target) = context.state.broker.queue(&redrive.dead_letter_queue) else {
+        return Err(SqsError::InvalidAttributeValue(format!(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
+            redrive.dead_letter_queue
+        )));
+    };
+    if queue_attributes::is_fifo(&target.definition()) != requested.fifo {
+        return Err(SqsError::InvalidAttributeValue(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<Value, SqsError> {
     let requested = queue_attributes::parse(&input.attributes)?;
     let name = check_queue_name(input.queue_name.as_deref(), requested.fifo)?;
-    if let Some(redrive) = &requested.redrive {
-        let Some(target) = context.state.broker.queue(&redrive.dead_letter_queue) else {
-            return Err(SqsError::InvalidAttributeValue(format!(
-                "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
-                redrive.dead_letter_queue
-            )));
-        };
-        if queue_attributes::is_fifo(&target.definition) != requested.fifo {
-            return Err(SqsError::InvalidAttributeValue(
-                "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".to_owned(),
-            ));
-        }
-    }
+    check_redrive(context, &requested)?;
     let exists_differently = || SqsError::QueueNameExists(format!("A queue already exists with the name {name} and different attributes."));
     if let Some(existing) = context.state.broker.queue(name) {
         // Declared before (over SQS or AMQP): same attributes, same queue.
-        return if queue_attributes::matches(&existing.definition, &requested) {
+        return if queue_attributes::matches(&existing.definition(), &requested) {
             Ok(json!({ "QueueUrl": context.queue_url(name) }))
         } else {
             Err(exists_differently())
@@ -114,7 +129,7 @@ pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<
         Err(CoreError::QueueMismatch { .. }) => {
             // Declared concurrently by someone else.
             match context.state.broker.queue(name) {
-                Some(existing) if queue_attributes::matches(&existing.definition, &requested) => {
+                Some(existing) if queue_attributes::matches(&existing.definition(), &requested) => {
                     Ok(json!({ "QueueUrl": context.queue_url(name) }))
                 }
                 _ => Err(exists_differently()),
@@ -143,7 +158,7 @@ pub fn list_dead_letter_source_queues(context: &Context, input: QueueUrlInput) -
         .broker
         .queues()
         .iter()
-        .filter(|queue| queue_attributes::Redrive::of(&queue.definition).is_some_and(|redrive| redrive.dead_letter_queue == target.name))
+        .filter(|queue| queue_attributes::Redrive::of(&queue.definition()).is_some_and(|redrive| redrive.dead_letter_queue == target.name))
         .map(|queue| queue.name.clone())
         .collect();
     names.sort_unstable();
@@ -209,17 +224,22 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
     all.insert("LastModifiedTimestamp".to_owned(), created_seconds.into());
     all.insert("QueueArn".to_owned(), queue_arn(&queue.name).into());
     for name in queue_attributes::setting_names() {
-        all.insert(name.to_owned(), queue_attributes::value(&queue.definition, name).to_string().into());
+        all.insert(
+            name.to_owned(),
+            queue_attributes::value(&queue.definition(), name).to_string().into(),
+        );
     }
     all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
-    if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition) {
+    if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition()) {
         all.insert("RedrivePolicy".to_owned(), redrive.to_json().into());
     }
-    if queue_attributes::is_fifo(&queue.definition) {
+    if queue_attributes::is_fifo(&queue.definition()) {
         all.insert(queue_attributes::FIFO_QUEUE.to_owned(), "true".into());
         all.insert(
             queue_attributes::CONTENT_BASED_DEDUPLICATION.to_owned(),
-            queue_attributes::content_based_deduplication(&queue.definition).to_string().into(),
+            queue_attributes::content_based_deduplication(&queue.definition())
+                .to_string()
+                .into(),
         );
         all.insert("DeduplicationScope".to_owned(), "queue".into());
         all.insert("FifoThroughputLimit".to_owned(), "perQueue".into());
@@ -242,6 +262,16 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
         return Ok(json!({}));
     }
     Ok(json!({ "Attributes": attributes }))
+}
+
+/// SetQueueAttributes: the queue's changeable attributes, recorded in the
+/// catalog so they survive a restart, in effect for the next request.
+pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let (arguments, requested) = queue_attributes::updated(&queue.definition(), &input.attributes)?;
+    check_redrive(context, &requested)?;
+    context.state.broker.set_queue_arguments(&queue.name, arguments).await?;
+    Ok(json!({}))
 }
 
 /// Settles every message available now. Messages in flight stay (their
