@@ -56,3 +56,16 @@ fn boto3_set_queue_attributes_read_back_and_change_visibility_size_wait_and_redr
     let (_dir, server) = server();
     run_script(&server, "sqs/set_attributes_boto3.py", &[]);
 }
+
+#[test]
+fn boto3_queue_contents_attributes_and_in_flight_messages_survive_a_broker_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("expected.json");
+    let state = state.to_str().expect("utf-8 path");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    run_script(&server, "sqs/restart_boto3.py", &["before", state]);
+    assert!(server.terminate().0.success(), "SIGTERM exits 0");
+    let server = Server::start(&data);
+    run_script(&server, "sqs/restart_boto3.py", &["after", state]);
+}

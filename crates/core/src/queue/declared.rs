@@ -50,7 +50,11 @@ impl DeclaredQueue {
             queue,
             created_ms,
             deduplication: Deduplication::new(DEDUPLICATION_WINDOW_MS),
-            next_consumer: AtomicU64::new(1),
+            // Random, not 1: a receipt handle from before a restart names
+            // a consumer of the old process, and must not name one of this
+            // process that holds the same message again. Half the range
+            // leaves room to count up without wrapping.
+            next_consumer: AtomicU64::new(Uuid::new_v4().as_u64_pair().0 >> 1),
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
         }
@@ -75,8 +79,9 @@ impl DeclaredQueue {
         self.definition.store(Arc::new(definition));
     }
 
-    /// A consumer id not handed out before on this queue (in this process;
-    /// holdings do not survive a restart, so neither need ids).
+    /// A consumer id not handed out before on this queue (in this process,
+    /// and with overwhelming likelihood not in an earlier one: ids outlive
+    /// the process in SQS receipt handles).
     pub fn new_consumer(&self) -> ConsumerId {
         ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed))
     }
