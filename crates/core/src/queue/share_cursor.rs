@@ -407,9 +407,12 @@ impl ShareCursor {
 
     /// With message groups: the offsets whose groups the caller should tell
     /// ([`ShareCursor::learn_groups`]) before they can be delivered, if any.
+    /// Only offsets inside the in-flight window are asked for, which bounds
+    /// the groups kept in memory.
     pub fn groups_wanted(&self) -> Option<std::ops::Range<u64>> {
         let from = self.groups_known_end.max(self.start);
-        (self.config.message_groups && from < self.end).then_some(from..self.end)
+        let to = self.end.min(self.start.saturating_add(self.config.in_flight_max));
+        (self.config.message_groups && from < to).then_some(from..to)
     }
 
     /// Tells the cursor the groups of the offsets in `range` (which starts at
@@ -1146,6 +1149,7 @@ mod tests {
                             learn(&mut cursor, &model);
                         }
                         Op::Acquire { consumer, max, lock_ms } => {
+                            learn(&mut cursor, &model);
                             let got = cursor.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
                             let want = model.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
                             prop_assert_eq!(got, want);
