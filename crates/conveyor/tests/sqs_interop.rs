@@ -69,3 +69,9 @@ fn boto3_queue_contents_attributes_and_in_flight_messages_survive_a_broker_resta
     let server = Server::start(&data);
     run_script(&server, "sqs/restart_boto3.py", &["after", state]);
 }
+
+#[test]
+fn boto3_tags_queues_and_reads_first_receive_timestamps_and_delayed_counts() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/tags_boto3.py", &[]);
+}

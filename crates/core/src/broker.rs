@@ -409,13 +409,24 @@ impl Broker {
         Ok((declared, true))
     }
 
-    /// Replaces a queue's arguments (SQS SetQueueAttributes): checked as at
+    /// Replaces a queue's arguments with what `update` makes of its current
+    /// definition (SQS SetQueueAttributes, TagQueue): checked as at
     /// declaration, recorded in the catalog for a durable queue (durable
     /// when this returns), then in effect for every later publish and
-    /// acquisition. Whether the queue has message groups cannot change.
-    pub async fn set_queue_arguments(&self, name: &str, arguments: BTreeMap<String, String>) -> Result<Arc<DeclaredQueue>> {
+    /// acquisition. Concurrent updates apply one after the other, each to
+    /// the result of the last. Whether the queue has message groups cannot
+    /// change. `update`'s own error comes back as the inner one.
+    pub async fn update_queue_arguments<E>(
+        &self,
+        name: &str,
+        update: impl FnOnce(&QueueDefinition) -> std::result::Result<BTreeMap<String, String>, E>,
+    ) -> Result<std::result::Result<Arc<DeclaredQueue>, E>> {
         let mut catalog = self.catalog.lock().await;
         let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
+        let arguments = match update(&declared.definition()) {
+            Ok(arguments) => arguments,
+            Err(error) => return Ok(Err(error)),
+        };
         let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
             name: name.to_owned(),
             reason,
@@ -441,7 +452,7 @@ impl Broker {
         // messages already waiting: let consumers look again.
         declared.notify_available();
         info!(queue = name, "queue arguments set");
-        Ok(declared)
+        Ok(Ok(declared))
     }
 
     /// Deletes a queue and its messages (with `if_empty`, only when nothing

@@ -1,6 +1,6 @@
 """boto3 across a broker restart, in two runs on the same data directory.
 `before STATE`: creates a standard queue (attributes set at creation and
-later, a RedrivePolicy) and a FIFO queue, sends messages, receives one of
+later, a RedrivePolicy, a tag) and a FIFO queue, sends messages, receives one of
 each without deleting it, deletes one, and writes what it expects to STATE.
 `after STATE` (against the restarted broker): the queues and their attributes
 are intact, every message not deleted comes back (the one in flight with
@@ -37,6 +37,7 @@ if phase == "before":
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     standard_name = unique("restart")
     standard = sqs.create_queue(QueueName=standard_name, Attributes={"VisibilityTimeout": "40", "MaximumMessageSize": "4096"})["QueueUrl"]
+    sqs.tag_queue(QueueUrl=standard, Tags={"team": "orders"})
     sqs.set_queue_attributes(QueueUrl=standard, Attributes={
         "VisibilityTimeout": "45",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
@@ -71,6 +72,7 @@ else:
     fifo = sqs.get_queue_url(QueueName=state["fifo"])["QueueUrl"]
     check(kept(standard) == state["standard_attributes"], f"standard attributes {kept(standard)} vs {state['standard_attributes']}")
     check(kept(fifo) == state["fifo_attributes"], f"FIFO attributes {kept(fifo)} vs {state['fifo_attributes']}")
+    check(sqs.list_queue_tags(QueueUrl=standard).get("Tags") == {"team": "orders"}, "tags survive the restart")
     count = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     check(count["ApproximateNumberOfMessages"] == "4", f"the in-flight message is available again: {count}")
 

@@ -57,6 +57,9 @@ pub struct Delivery {
     pub offset: u64,
     /// 1 on the first delivery.
     pub delivery_count: u32,
+    /// When it was first delivered (ms since the epoch; after a restart, the
+    /// first delivery since).
+    pub first_delivered_ms: i64,
     pub record: Record,
 }
 
@@ -235,11 +238,16 @@ impl Queue {
             self.state.lock().cursor.learn_groups(range, groups);
         }
         let now_ms = self.clock.now_ms();
-        let (acquisition, durable) = {
+        let (acquisition, durable, first_delivered_ms) = {
             let mut state = self.state.lock();
             let acquisition = state.cursor.acquire(consumer, max_messages, lock_ms, now_ms);
             let durable = self.enqueue_events(&mut state);
-            (acquisition, durable)
+            let first_delivered_ms: std::collections::HashMap<u64, i64> = acquisition
+                .acquired
+                .iter()
+                .map(|acquired| (acquired.offset, state.cursor.first_acquired_ms(acquired.offset).unwrap_or(now_ms)))
+                .collect();
+            (acquisition, durable, first_delivered_ms)
         };
         let mut wanted: Vec<u64> = acquisition.acquired.iter().map(|acquired| acquired.offset).collect();
         wanted.extend(acquisition.archived.iter().map(|archived| archived.offset));
@@ -252,6 +260,7 @@ impl Queue {
                 Some(record) => messages.push(Delivery {
                     offset: acquired.offset,
                     delivery_count: acquired.delivery_count,
+                    first_delivered_ms: first_delivered_ms.get(&acquired.offset).copied().unwrap_or(now_ms),
                     record,
                 }),
                 None => unreadable.push(acquired.offset),
@@ -264,6 +273,7 @@ impl Queue {
                 records.remove(&archived.offset).map(|record| Delivery {
                     offset: archived.offset,
                     delivery_count: archived.delivery_count,
+                    first_delivered_ms: now_ms,
                     record,
                 })
             })
@@ -334,6 +344,14 @@ impl Queue {
         Ok(())
     }
 
+    /// Gives back a message acquired before it was due, to be delivered no
+    /// sooner than `delay_ms` from now; its first-delivery time is forgotten.
+    pub fn defer(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.defer(consumer, offset, delay_ms, now_ms)?;
+        Ok(())
+    }
+
     /// The consumer refuses the message for good: archived; the caller
     /// dead-letters it (it has the record from the acquisition).
     pub fn reject(&self, consumer: ConsumerId, offset: u64) -> Result<(Archived, Durable), QueueError> {
@@ -390,6 +408,12 @@ impl Queue {
         let mut state = self.state.lock();
         state.cursor.set_end(self.messages.high_watermark());
         state.cursor.available_count()
+    }
+
+    /// Available messages waiting out a retry delay (SQS's
+    /// ApproximateNumberOfMessagesDelayed, as far as a receive has seen them).
+    pub fn delayed_count(&self) -> u64 {
+        self.state.lock().cursor.delayed_count()
     }
 
     /// The message log's high watermark.

@@ -199,6 +199,10 @@ pub struct ShareCursor {
     /// it are not delivered until the caller has told their groups.
     groups: HashMap<u64, GroupKey>,
     groups_known_end: u64,
+    /// When each unsettled message was first acquired (SQS's
+    /// ApproximateFirstReceiveTimestamp). Not durable: after a restart, the
+    /// first acquisition since.
+    first_acquired_ms: HashMap<u64, i64>,
 }
 
 impl ShareCursor {
@@ -224,6 +228,7 @@ impl ShareCursor {
             events: Vec::new(),
             groups: HashMap::new(),
             groups_known_end: image.start,
+            first_acquired_ms: HashMap::new(),
         };
         for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
             let state = match state {
@@ -317,6 +322,17 @@ impl ShareCursor {
         (self.ready.len() + self.delayed.len()) as u64 + never_delivered.saturating_sub(with_entry)
     }
 
+    /// Messages available but not before a retry delay ends (part of
+    /// [`ShareCursor::available_count`]).
+    pub fn delayed_count(&self) -> u64 {
+        self.delayed.len() as u64
+    }
+
+    /// When `offset` was first acquired (in this process), if it is unsettled.
+    pub fn first_acquired_ms(&self, offset: u64) -> Option<i64> {
+        self.first_acquired_ms.get(&offset).copied()
+    }
+
     /// The changes since the last call, oldest first, for the journal.
     pub fn take_events(&mut self) -> Vec<JournalEvent> {
         std::mem::take(&mut self.events)
@@ -385,6 +401,7 @@ impl ShareCursor {
                 continue;
             }
             self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
+            self.first_acquired_ms.entry(offset).or_insert(now_ms);
             self.events.push(JournalEvent::Delivered { offset, delivery_count });
             acquisition.acquired.push(Acquired { offset, delivery_count });
         }
@@ -466,6 +483,15 @@ impl ShareCursor {
         let delivery_count = self.held_by(consumer, offset)?;
         let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
         self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        Ok(())
+    }
+
+    /// Like [`ShareCursor::release`], for a message acquired before it was
+    /// due (SQS's DelaySeconds): its first-acquisition time is forgotten, as
+    /// that was no real delivery. (Its delivery count stays: it is durable.)
+    pub fn defer(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
+        self.release(consumer, offset, delay_ms, now_ms)?;
+        self.first_acquired_ms.remove(&offset);
         Ok(())
     }
 
@@ -572,6 +598,7 @@ impl ShareCursor {
             }
             State::Acknowledged | State::Archived => {
                 self.groups.remove(&offset);
+                self.first_acquired_ms.remove(&offset);
             }
         }
         self.entries.insert(offset, Entry { state, delivery_count });
@@ -580,6 +607,7 @@ impl ShareCursor {
     fn remove_entry(&mut self, offset: u64) {
         self.unindex(offset);
         self.groups.remove(&offset);
+        self.first_acquired_ms.remove(&offset);
         self.entries.remove(&offset);
     }
 

@@ -358,6 +358,7 @@ pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput)
 struct Received {
     offset: u64,
     delivery_count: u32,
+    first_received_ms: i64,
     message: IncomingMessage,
 }
 
@@ -385,11 +386,12 @@ async fn acquire_visible(
         let message = IncomingMessage::from_record(&delivery.record, queue.id, delivery.offset);
         match message.not_before_ms {
             Some(not_before_ms) if not_before_ms > now_ms => {
-                queue.queue.release(consumer, delivery.offset, not_before_ms - now_ms)?;
+                queue.queue.defer(consumer, delivery.offset, not_before_ms - now_ms)?;
             }
             _ => received.push(Received {
                 offset: delivery.offset,
                 delivery_count: delivery.delivery_count,
+                first_received_ms: delivery.first_delivered_ms,
                 message,
             }),
         }
@@ -487,6 +489,12 @@ fn received_json(
     }
     if wants("ApproximateReceiveCount") {
         system.insert("ApproximateReceiveCount".to_owned(), received.delivery_count.to_string().into());
+    }
+    if wants("ApproximateFirstReceiveTimestamp") {
+        system.insert(
+            "ApproximateFirstReceiveTimestamp".to_owned(),
+            received.first_received_ms.to_string().into(),
+        );
     }
     if queue_attributes::is_fifo(&queue.definition()) {
         if wants("MessageGroupId")

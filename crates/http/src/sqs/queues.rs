@@ -1,15 +1,16 @@
 //! SQS queue actions: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue,
-//! GetQueueAttributes, SetQueueAttributes, PurgeQueue — each a call or two on the broker's queues.
+//! GetQueueAttributes, SetQueueAttributes, PurgeQueue, TagQueue, UntagQueue, ListQueueTags — each a call or two on the broker's queues.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use conveyor_core::CoreError;
+use conveyor_core::catalog::QueueDefinition;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::SqsError;
-use super::{Context, queue_arn, queue_attributes};
+use super::{Context, queue_arn, queue_attributes, tags};
 
 const QUEUE_NAME_CHARS_MAX: usize = 80;
 const LIST_RESULTS_MAX: usize = 1000;
@@ -20,6 +21,25 @@ pub struct CreateQueueInput {
     queue_name: Option<String>,
     #[serde(default)]
     attributes: HashMap<String, String>,
+    /// Lowercase in SQS's model, unlike every other member.
+    #[serde(default, rename = "tags")]
+    tags: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagQueueInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    tags: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagQueueInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    tag_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,12 +139,10 @@ pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<
             Err(exists_differently())
         };
     }
-    match context
-        .state
-        .broker
-        .declare_queue(name, queue_attributes::definition(&requested))
-        .await
-    {
+    let mut definition = queue_attributes::definition(&requested);
+    // Tags at creation only: an existing queue keeps its own (as in SQS).
+    definition.arguments = tags::added(&definition.arguments, &input.tags)?;
+    match context.state.broker.declare_queue(name, definition).await {
         Ok(_) => Ok(json!({ "QueueUrl": context.queue_url(name) })),
         Err(CoreError::QueueMismatch { .. }) => {
             // Declared concurrently by someone else.
@@ -210,15 +228,16 @@ pub async fn delete_queue(context: &Context, input: QueueUrlInput) -> Result<Val
 pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let mut all = Map::new();
+    let delayed = queue.queue.delayed_count();
     all.insert(
         "ApproximateNumberOfMessages".to_owned(),
-        queue.queue.available_count().to_string().into(),
+        queue.queue.available_count().saturating_sub(delayed).to_string().into(),
     );
     all.insert(
         "ApproximateNumberOfMessagesNotVisible".to_owned(),
         queue.queue.acquired_count().to_string().into(),
     );
-    all.insert("ApproximateNumberOfMessagesDelayed".to_owned(), "0".into());
+    all.insert("ApproximateNumberOfMessagesDelayed".to_owned(), delayed.to_string().into());
     let created_seconds = (queue.created_ms / 1000).to_string();
     all.insert("CreatedTimestamp".to_owned(), created_seconds.clone().into());
     all.insert("LastModifiedTimestamp".to_owned(), created_seconds.into());
@@ -268,10 +287,38 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
 /// catalog so they survive a restart, in effect for the next request.
 pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
-    let (arguments, requested) = queue_attributes::updated(&queue.definition(), &input.attributes)?;
-    check_redrive(context, &requested)?;
-    context.state.broker.set_queue_arguments(&queue.name, arguments).await?;
+    let update = |definition: &QueueDefinition| -> Result<BTreeMap<String, String>, SqsError> {
+        let (arguments, requested) = queue_attributes::updated(definition, &input.attributes)?;
+        check_redrive(context, &requested)?;
+        Ok(arguments)
+    };
+    context.state.broker.update_queue_arguments(&queue.name, update).await??;
     Ok(json!({}))
+}
+
+/// TagQueue: adds tags or replaces those of the same keys.
+pub async fn tag_queue(context: &Context, input: TagQueueInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let update = |definition: &QueueDefinition| tags::added(&definition.arguments, &input.tags);
+    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    Ok(json!({}))
+}
+
+/// UntagQueue: removes the tags of the keys given.
+pub async fn untag_queue(context: &Context, input: UntagQueueInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let update = |definition: &QueueDefinition| Ok::<_, SqsError>(tags::removed(&definition.arguments, &input.tag_keys));
+    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    Ok(json!({}))
+}
+
+pub fn list_queue_tags(context: &Context, input: QueueUrlInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let tags = tags::of(&queue.definition());
+    if tags.is_empty() {
+        return Ok(json!({}));
+    }
+    Ok(json!({ "Tags": tags }))
 }
 
 /// Settles every message available now. Messages in flight stay (their
