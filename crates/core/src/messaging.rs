@@ -197,7 +197,8 @@ impl Broker {
         let mut purged = 0;
         let mut last = None;
         for _ in 0..passes_max {
-            let deliveries = declared.queue.acquire(consumer, BATCH, INTERNAL_LOCK_MS)?;
+            // Message groups order deliveries; a purge delivers nothing.
+            let deliveries = declared.queue.acquire_regardless_of_groups(consumer, BATCH, INTERNAL_LOCK_MS)?;
             if deliveries.messages.is_empty() {
                 break;
             }

@@ -225,6 +225,16 @@ impl Queue {
     /// offset first, locked for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
+        self.acquire_with(consumer, max_messages, lock_ms, true)
+    }
+
+    /// [`Queue::acquire`] without the message-group rule, for the broker's
+    /// own acquisitions that settle at once (purging a queue).
+    pub fn acquire_regardless_of_groups(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
+        self.acquire_with(consumer, max_messages, lock_ms, false)
+    }
+
+    fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
         let wanted = {
             let mut state = self.state.lock();
             state.cursor.truncate_to(self.messages.start_offset());
@@ -240,7 +250,11 @@ impl Queue {
         let now_ms = self.clock.now_ms();
         let (acquisition, durable, first_delivered_ms) = {
             let mut state = self.state.lock();
-            let acquisition = state.cursor.acquire(consumer, max_messages, lock_ms, now_ms);
+            let acquisition = if grouped {
+                state.cursor.acquire(consumer, max_messages, lock_ms, now_ms)
+            } else {
+                state.cursor.acquire_regardless_of_groups(consumer, max_messages, lock_ms, now_ms)
+            };
             let durable = self.enqueue_events(&mut state);
             let first_delivered_ms: std::collections::HashMap<u64, i64> = acquisition
                 .acquired

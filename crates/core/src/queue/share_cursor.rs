@@ -345,17 +345,23 @@ impl ShareCursor {
     /// reported instead of delivered. With message groups, messages of a
     /// group that is held or waiting out a retry delay are passed over.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups)
+    }
+
+    /// [`ShareCursor::acquire`] without the message-group rule: for the
+    /// broker's own acquisitions that settle at once (purging).
+    pub fn acquire_regardless_of_groups(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, false)
+    }
+
+    fn acquire_with(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, grouped: bool) -> Acquisition {
         self.expire_locks(now_ms);
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
-        let blocked = self.blocked_groups();
+        let blocked = if grouped { self.blocked_groups() } else { HashSet::new() };
         // Each pass takes or passes over one ready offset or one fresh offset;
         // fresh offsets passed over are bounded by the in-flight window.
-        let skips_max = if self.config.message_groups {
-            self.config.in_flight_max as usize
-        } else {
-            0
-        };
+        let skips_max = if grouped { self.config.in_flight_max as usize } else { 0 };
         let passes_max = self.ready.len().saturating_add(max_messages).saturating_add(skips_max);
         // Ready offsets below this were passed over in this call.
         let mut ready_from = 0;
@@ -371,7 +377,7 @@ impl ShareCursor {
                 (None, None) => break,
             };
             ready_from = offset + 1;
-            if self.config.message_groups {
+            if grouped {
                 if offset >= self.groups_known_end {
                     break;
                 }
@@ -964,6 +970,13 @@ mod tests {
         // An expired lock releases the group, and its head comes again first.
         assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 1_000)), vec![2, 3, 4]);
         assert_eq!(cursor.delivery_count(2), 2);
+    }
+
+    #[test]
+    fn acquiring_regardless_of_groups_takes_the_messages_of_held_groups_too() {
+        let mut cursor = grouped(b"aab");
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 0)), vec![0]);
+        assert_eq!(offsets(&cursor.acquire_regardless_of_groups(BOB, 10, 1_000, 0)), vec![1, 2]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | `DelaySeconds` (message or queue) | header `sqs.not_before_ms`: not received before this time (ms since the epoch) |
 //! | `SentTimestamp` | the record's timestamp |
 //! | `ApproximateReceiveCount` | the share cursor's delivery count |
-//! | `MessageGroupId` | the key (the core's message group on a FIFO queue; an AMQP routing key reads as one) |
+//! | `MessageGroupId` | the key (the core's message group on a FIFO queue; an AMQP routing key reads as one); in a dead-letter queue, the key it had before |
 //! | `MessageDeduplicationId` | header `sqs.deduplication_id` (FIFO queues; the SHA-256 of the body with content-based deduplication) |
 //! | `SequenceNumber` | the offset, as 20 decimal digits |
 //!
@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use conveyor_core::queue::policy::headers;
 use conveyor_log::record::Record;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -118,7 +119,12 @@ impl IncomingMessage {
             attributes,
             sent_timestamp_ms: record.timestamp_ms.unwrap_or_default(),
             not_before_ms,
-            group_id: record.key.as_deref().map(|key| String::from_utf8_lossy(key).into_owned()),
+            // Dead-lettering replaced the key with the dead-letter routing key
+            // and kept the original, the group the message was sent with.
+            group_id: header(headers::DEATH_ROUTING_KEY)
+                .filter(|key| !key.is_empty())
+                .or(record.key.as_deref())
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
             deduplication_id: header(DEDUPLICATION_ID_HEADER).map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
         }
     }
