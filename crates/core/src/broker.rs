@@ -751,6 +751,11 @@ fn open_queues(
             queue,
             record.created_ms,
         );
+        // Only queues with message groups (SQS FIFO) deduplicate; the others
+        // need not read their last five minutes.
+        if declared.policy().message_groups {
+            declared.restore_deduplication(clock.now_ms());
+        }
         queues.insert(record.name.clone(), Arc::new(declared));
     }
     remove_orphans(

@@ -5,7 +5,7 @@ each without deleting it, deletes one, and writes what it expects to STATE.
 `after STATE` (against the restarted broker): the queues and their attributes
 are intact, every message not deleted comes back (the one in flight with
 ApproximateReceiveCount 2), FIFO groups in order with their sequence numbers,
-and a receipt handle from before the restart deletes nothing."""
+a duplicate within five minutes is still recognized, and a receipt handle from before the restart deletes nothing."""
 import json
 import sys
 
@@ -52,8 +52,10 @@ if phase == "before":
     fifo_name = unique("restart") + ".fifo"
     fifo = sqs.create_queue(QueueName=fifo_name, Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
     sequence = {}
+    message_ids = {}
     for body, group in [("f0", "g1"), ("f1", "g1"), ("f2", "g2"), ("f3", "g1")]:
-        sequence[body] = sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId=group)["SequenceNumber"]
+        answer = sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId=group)
+        sequence[body], message_ids[body] = answer["SequenceNumber"], answer["MessageId"]
     fifo_head = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=1)["Messages"][0]
     check(fifo_head["Body"] == "f0", f"FIFO head {fifo_head['Body']}")
 
@@ -62,7 +64,7 @@ if phase == "before":
             "standard": standard_name, "fifo": fifo_name,
             "standard_attributes": kept(standard), "fifo_attributes": kept(fifo),
             "in_flight": in_flight["Body"], "stale_handle": in_flight["ReceiptHandle"], "deleted": deleted["Body"],
-            "sequence": sequence,
+            "sequence": sequence, "message_ids": message_ids,
         }, state)
     print("before: ok")
 else:
@@ -86,6 +88,11 @@ else:
     held = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     check(held["ApproximateNumberOfMessagesNotVisible"] == "4", f"a stale handle deleted a message received again: {held}")
 
+    # The deduplication window is rebuilt from the log: a duplicate sent
+    # after the restart answers as the original and is not enqueued.
+    again = sqs.send_message(QueueUrl=fifo, MessageBody="f2", MessageGroupId="g2")
+    check(again["MessageId"] == state["message_ids"]["f2"], f"duplicate across the restart: {again}")
+    check(again["SequenceNumber"] == state["sequence"]["f2"], f"duplicate across the restart: {again}")
     fifo_got = receive_all(fifo, 4)
     bodies = [message["Body"] for message in fifo_got]
     check(bodies == ["f0", "f1", "f2", "f3"], f"FIFO queue after the restart: {bodies}")

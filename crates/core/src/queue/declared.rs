@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use uuid::Uuid;
 
-use super::{ConsumerId, Deduplication, Queue, QueuePolicy};
+use super::{ConsumerId, Deduplication, Queue, QueuePolicy, deduplication};
 use crate::catalog::QueueDefinition;
 
 /// How long a deduplication id is remembered: SQS's five minutes.
@@ -57,6 +57,40 @@ impl DeclaredQueue {
             next_consumer: AtomicU64::new(Uuid::new_v4().as_u64_pair().0 >> 1),
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
+        }
+    }
+
+    /// Rebuilds the deduplication window from the records of its last
+    /// window (on start). Blocking (reads the log); a failure only leaves
+    /// the window emptier.
+    pub fn restore_deduplication(&self, now_ms: i64) {
+        /// Bounds what a start reads for it.
+        const BYTES_MAX: usize = 64 << 20;
+        let since_ms = now_ms.saturating_sub(self.deduplication.window_ms());
+        let records = match self.queue.records_since(since_ms, BYTES_MAX) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(queue = self.name, %error, "could not rebuild the deduplication window");
+                return;
+            }
+        };
+        let text = |record: &conveyor_log::record::Record, name: &str| {
+            record
+                .header(name)
+                .and_then(|header| header.value.as_deref())
+                .and_then(|value| std::str::from_utf8(value).ok())
+                .map(str::to_owned)
+        };
+        for record in records {
+            let (Some(id), Some(token), Some(offset), Some(published_ms)) = (
+                text(&record, deduplication::ID_HEADER),
+                text(&record, deduplication::TOKEN_HEADER),
+                record.offset.and_then(|offset| u64::try_from(offset).ok()),
+                record.timestamp_ms,
+            ) else {
+                continue;
+            };
+            self.deduplication.remember(&id, &token, offset, published_ms);
         }
     }
 

@@ -489,6 +489,44 @@ impl Queue {
         Ok(())
     }
 
+    /// The records (with their offsets) stamped at or after `timestamp_ms`,
+    /// oldest first, at most `bytes_max` of them. Blocking.
+    pub fn records_since(&self, timestamp_ms: i64, bytes_max: usize) -> Result<Vec<Record>, QueueError> {
+        let Some((mut next, _)) = self.messages.offset_for_timestamp(timestamp_ms)? else {
+            return Ok(Vec::new());
+        };
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        // Each read moves `next` past at least one record or ends the loop.
+        let reads_max = bytes_max / self.config.read_bytes_max.max(1) + 2;
+        for _ in 0..reads_max {
+            if next >= self.messages.high_watermark() || bytes >= bytes_max {
+                break;
+            }
+            let read = match self.messages.read(next, self.config.read_bytes_max, true) {
+                Ok(read) => read,
+                Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => break,
+                Err(error) => return Err(error.into()),
+            };
+            bytes += read.bytes.len();
+            let before = next;
+            for record in decode_batches(&read.bytes).unwrap_or_default() {
+                if let Some(offset) = record.offset.and_then(|offset| u64::try_from(offset).ok())
+                    && offset >= next
+                {
+                    next = offset + 1;
+                    if record.timestamp_ms.is_some_and(|at_ms| at_ms >= timestamp_ms) {
+                        records.push(record);
+                    }
+                }
+            }
+            if next == before {
+                break;
+            }
+        }
+        Ok(records)
+    }
+
     /// The message groups (record keys) of the offsets in `range`, as far as
     /// a bounded number of reads gets; returns the range covered (at least
     /// its first offset, so a caller always makes progress).
