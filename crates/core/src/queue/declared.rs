@@ -1,14 +1,13 @@
 //! A queue as the broker holds it: its name and definition, the open
 //! [`Queue`], and what consumers waiting for messages park on. The
 //! definition's arguments (and the policy read from them) can change while
-//! the queue is in use ([`Broker::set_queue_arguments`](crate::broker::Broker::set_queue_arguments)):
+//! the queue is in use ([`Broker::update_queue_arguments`](crate::broker::Broker::update_queue_arguments)):
 //! readers load the current ones.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-
 use uuid::Uuid;
 
 use super::{ConsumerId, Deduplication, Queue, QueuePolicy, deduplication};
