@@ -75,3 +75,9 @@ fn boto3_tags_queues_and_reads_first_receive_timestamps_and_delayed_counts() {
     let (_dir, server) = server();
     run_script(&server, "sqs/tags_boto3.py", &[]);
 }
+
+#[test]
+fn a_fifo_queue_keeps_its_group_rule_for_amqp_consumers_too() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/fifo_amqp_pika.py", &[]);
+}
