@@ -55,7 +55,23 @@ struct Shared {
 }
 
 impl Shared {
-    /// A delivery to a consumer now counts in its windows.
+    /// Room for up to `max` deliveries to a consumer, taken in its window
+    /// and the channel's together.
+    fn reserve(&self, window: &Window, max: usize) -> usize {
+        let reserved = window.reserve(max);
+        let both = self.global.reserve(reserved);
+        window.unreserve_quietly(reserved - both);
+        both
+    }
+
+    /// Gives back reservations a consumer did not use; the channel's other
+    /// consumers may have been waiting for them.
+    fn unreserve_unused(&self, window: &Window, count: usize) {
+        window.unreserve_quietly(count);
+        self.global.unreserve(count);
+    }
+
+    /// A delivery to a consumer counts in its windows again.
     fn occupy(&self, one: &Unacked) {
         if let Some(window) = &one.window {
             window.occupy();
@@ -66,8 +82,8 @@ impl Shared {
     /// A delivery to a consumer no longer counts in its windows.
     fn free(&self, one: &Unacked) {
         if let Some(window) = &one.window {
-            window.free();
-            self.global.free();
+            window.unreserve(1);
+            self.global.unreserve(1);
         }
     }
 }
@@ -759,7 +775,7 @@ impl Channel {
                     consumer,
                     offset: delivery.offset,
                     delivery_count: delivery.delivery_count,
-                    record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
+                    record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                     window: None,
                 },
             );
@@ -842,7 +858,7 @@ fn detach(consumer: Consumer) -> Option<Arc<DeclaredQueue>> {
     consumer.queue.queue.release_all(consumer.id);
     consumer.queue.notify_available();
     let remaining = consumer.queue.remove_consumer();
-    (remaining == 0 && consumer.queue.definition.auto_delete).then_some(consumer.queue)
+    (remaining == 0 && consumer.queue.definition().auto_delete).then_some(consumer.queue)
 }
 
 /// Deletes auto-delete queues whose last consumer went away (RabbitMQ's rule).
@@ -885,7 +901,7 @@ fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal)
     for one in unacked {
         let result = if refusal != Refusal::DeadLetter {
             let delay_ms = match refusal {
-                Refusal::Retry => one.queue.policy.requeue_delay_ms(one.delivery_count),
+                Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
                 _ => 0,
             };
             one.queue.queue.release(one.consumer, one.offset, delay_ms).map(|_| ())
@@ -1036,16 +1052,22 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: Co
             return;
         }
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
-        let room = if no_ack {
-            ACQUIRE_BATCH
-        } else {
-            window.room(shared.global.room(ACQUIRE_BATCH))
-        };
+        // Reserved in the windows before acquiring, so consumers sharing a
+        // global window cannot overrun it; what goes unused is given back.
+        let reserved = if no_ack { 0 } else { shared.reserve(&window, ACQUIRE_BATCH) };
+        let room = if no_ack { ACQUIRE_BATCH } else { reserved };
         if room > 0 {
             let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
             let acquired = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS)).await;
+            let acquired = match acquired {
+                Ok(Ok(live)) => Ok(live),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            let taken = acquired.as_ref().map_or(0, |live| live.messages.len());
+            shared.unreserve_unused(&window, reserved.saturating_sub(taken));
             let deliveries = match acquired {
-                Ok(Ok(live)) => {
+                Ok(live) => {
                     let (deliveries, dead) = (live.messages, live.dead_letters);
                     for append in dead {
                         if let Err(error) = append.await {
@@ -1054,14 +1076,16 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: Co
                     }
                     deliveries
                 }
-                Ok(Err(error)) => {
+                Err(error) => {
                     warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
                     return;
                 }
-                Err(_) => return,
             };
             if !deliveries.is_empty() {
                 if window.cancelled.load(Ordering::SeqCst) {
+                    if !no_ack {
+                        shared.unreserve_unused(&window, deliveries.len());
+                    }
                     declared.queue.release_all(consumer);
                     declared.notify_available();
                     return;
@@ -1082,7 +1106,9 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: Co
         tokio::select! {
             () = &mut available => {}
             () = &mut woken => {}
-            () = &mut roomier => {}
+            // Only a consumer without room listens for the channel's: one
+            // that had room would be woken by its own unused reservations.
+            () = &mut roomier, if reserved == 0 && !no_ack => {}
             changed = high_watermark.changed() => {
                 if changed.is_err() {
                     return;
@@ -1111,10 +1137,10 @@ async fn send_delivery(
             consumer,
             offset: delivery.offset,
             delivery_count: delivery.delivery_count,
-            record: declared.policy.dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
+            record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
             window: Some(Arc::clone(window)),
         };
-        shared.occupy(&one);
+        // Its slot in the prefetch windows was reserved before acquiring.
         shared.unacked.lock().insert(delivery_tag, one);
     }
     let redelivered = delivery.redelivered();

@@ -50,3 +50,34 @@ fn aws_sdk_v3_fifo_queue_sends_with_sequence_numbers_deduplicates_and_keeps_grou
     let (_dir, server) = server();
     run_script(&server, "sqs/fifo_sdk_v3.js", &[]);
 }
+
+#[test]
+fn boto3_set_queue_attributes_read_back_and_change_visibility_size_wait_and_redrive() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/set_attributes_boto3.py", &[]);
+}
+
+#[test]
+fn boto3_queue_contents_attributes_and_in_flight_messages_survive_a_broker_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("expected.json");
+    let state = state.to_str().expect("utf-8 path");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    run_script(&server, "sqs/restart_boto3.py", &["before", state]);
+    assert!(server.terminate().0.success(), "SIGTERM exits 0");
+    let server = Server::start(&data);
+    run_script(&server, "sqs/restart_boto3.py", &["after", state]);
+}
+
+#[test]
+fn boto3_tags_queues_and_reads_first_receive_timestamps_and_delayed_counts() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/tags_boto3.py", &[]);
+}
+
+#[test]
+fn a_fifo_queue_keeps_its_group_rule_for_amqp_consumers_too() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/fifo_amqp_pika.py", &[]);
+}

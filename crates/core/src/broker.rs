@@ -359,13 +359,14 @@ impl Broker {
     pub async fn declare_queue(&self, name: &str, definition: QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
         let mut catalog = self.catalog.lock().await;
         if let Some(existing) = self.queue(name) {
-            if existing.definition != definition {
-                let reason = if existing.definition.durable != definition.durable {
-                    format!("durable is {}, not {}", existing.definition.durable, definition.durable)
-                } else if existing.definition.auto_delete != definition.auto_delete {
-                    format!("auto_delete is {}, not {}", existing.definition.auto_delete, definition.auto_delete)
+            let current = existing.definition();
+            if *current != definition {
+                let reason = if current.durable != definition.durable {
+                    format!("durable is {}, not {}", current.durable, definition.durable)
+                } else if current.auto_delete != definition.auto_delete {
+                    format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
                 } else {
-                    format!("arguments are {:?}, not {:?}", existing.definition.arguments, definition.arguments)
+                    format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
                 };
                 return Err(CoreError::QueueMismatch {
                     name: name.to_owned(),
@@ -405,8 +406,54 @@ impl Broker {
         }
         let declared = Arc::new(DeclaredQueue::new(id, name.to_owned(), definition, policy, queue, created_ms));
         self.queues.write().insert(name.to_owned(), Arc::clone(&declared));
-        info!(queue = name, durable = declared.definition.durable, %id, "queue declared");
+        info!(queue = name, durable = declared.definition().durable, %id, "queue declared");
         Ok((declared, true))
+    }
+
+    /// Replaces a queue's arguments with what `update` makes of its current
+    /// definition (SQS SetQueueAttributes, TagQueue): checked as at
+    /// declaration, recorded in the catalog for a durable queue (durable
+    /// when this returns), then in effect for every later publish and
+    /// acquisition. Concurrent updates apply one after the other, each to
+    /// the result of the last. Whether the queue has message groups cannot
+    /// change. `update`'s own error comes back as the inner one.
+    pub async fn update_queue_arguments<E>(
+        &self,
+        name: &str,
+        update: impl FnOnce(&QueueDefinition) -> std::result::Result<BTreeMap<String, String>, E>,
+    ) -> Result<std::result::Result<Arc<DeclaredQueue>, E>> {
+        let mut catalog = self.catalog.lock().await;
+        let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
+        let arguments = match update(&declared.definition()) {
+            Ok(arguments) => arguments,
+            Err(error) => return Ok(Err(error)),
+        };
+        let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
+            name: name.to_owned(),
+            reason,
+        })?;
+        if policy.message_groups != declared.policy().message_groups {
+            return Err(CoreError::InvalidQueueArgument {
+                name: name.to_owned(),
+                reason: format!("'{}' cannot change", crate::queue::policy::arguments::MESSAGE_GROUPS),
+            });
+        }
+        let mut definition = (*declared.definition()).clone();
+        definition.arguments = arguments;
+        if definition.durable {
+            let event = Event::QueueArgumentsSet {
+                id: declared.id,
+                name: name.to_owned(),
+                arguments: definition.arguments.clone(),
+            };
+            catalog.append(event, self.clock.now_ms()).await?;
+        }
+        declared.redefine(definition, policy);
+        // A lower delivery limit or a new dead-letter route may concern
+        // messages already waiting: let consumers look again.
+        declared.notify_available();
+        info!(queue = name, "queue arguments set");
+        Ok(Ok(declared))
     }
 
     /// Deletes a queue and its messages (with `if_empty`, only when nothing
@@ -421,7 +468,7 @@ impl Broker {
                 reason: format!("holds {held} messages"),
             });
         }
-        if declared.definition.durable {
+        if declared.definition().durable {
             catalog
                 .append(
                     Event::QueueDeleted {
@@ -509,7 +556,7 @@ impl Broker {
             Destination::Queue(name) => {
                 self.queue(name)
                     .ok_or_else(|| CoreError::UnknownQueue(name.clone()))?
-                    .definition
+                    .definition()
                     .durable
             }
             Destination::Exchange(name) => candidate
@@ -770,6 +817,11 @@ fn open_queues(
             record.created_ms,
         );
         declared.touch(clock.now_ms());
+        // Only queues with message groups (SQS FIFO) deduplicate; the others
+        // need not read their last five minutes.
+        if declared.policy().message_groups {
+            declared.restore_deduplication(clock.now_ms());
+        }
         queues.insert(record.name.clone(), Arc::new(declared));
     }
     remove_orphans(

@@ -66,6 +66,12 @@ pub enum Event {
         id: Uuid,
         name: String,
     },
+    /// The durable queue's arguments are now exactly `arguments`.
+    QueueArgumentsSet {
+        id: Uuid,
+        name: String,
+        arguments: BTreeMap<String, String>,
+    },
     /// A durable exchange (transient ones are never recorded).
     ExchangeDeclared {
         exchange: Exchange,
@@ -198,6 +204,11 @@ impl CatalogState {
                     self.queues.remove(name);
                     let gone = Destination::Queue(name.clone());
                     self.routing.bindings.retain(|defined| defined.binding.destination != gone);
+                }
+            }
+            Event::QueueArgumentsSet { id, name, arguments } => {
+                if let Some(queue) = self.queues.get_mut(name).filter(|queue| queue.id == *id) {
+                    queue.definition.arguments = arguments.clone();
                 }
             }
             Event::ExchangeDeclared { exchange } => {
@@ -424,5 +435,33 @@ mod tests {
         };
         state.apply(&stale);
         assert!(state.topics.contains_key("orders"));
+    }
+
+    #[test]
+    fn queue_arguments_set_replaces_the_arguments_of_that_incarnation_only() {
+        let mut state = CatalogState::default();
+        let id = Uuid::new_v4();
+        state.apply(&Event::QueueDeclared {
+            id,
+            name: "tasks".into(),
+            definition: QueueDefinition {
+                durable: true,
+                auto_delete: false,
+                arguments: BTreeMap::from([("a".to_owned(), "1".to_owned())]),
+            },
+            created_ms: 0,
+        });
+        let set = |id| Event::QueueArgumentsSet {
+            id,
+            name: "tasks".into(),
+            arguments: BTreeMap::from([("b".to_owned(), "2".to_owned())]),
+        };
+        state.apply(&set(Uuid::new_v4()));
+        assert_eq!(state.queues["tasks"].definition.arguments.get("a").map(String::as_str), Some("1"));
+        state.apply(&set(id));
+        assert_eq!(
+            state.queues["tasks"].definition.arguments,
+            BTreeMap::from([("b".to_owned(), "2".to_owned())])
+        );
     }
 }

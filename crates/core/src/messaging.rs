@@ -92,10 +92,11 @@ impl Broker {
     /// append is committed, so every earlier publish counts).
     pub fn publish_to_queue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, record: Record) -> Published {
         let mut appends = Vec::new();
-        if let Some(max_length) = declared.policy.max_length
+        let policy = declared.policy();
+        if let Some(max_length) = policy.max_length
             && declared.backlog() >= max_length
         {
-            match declared.policy.overflow {
+            match policy.overflow {
                 Overflow::DropHead => {}
                 Overflow::RejectPublish => return Published { refused: true, appends },
                 Overflow::RejectPublishDlx => {
@@ -106,8 +107,8 @@ impl Broker {
         }
         let guard = declared.publishing();
         let appending = declared.queue.publish(vec![record]);
-        let trim = (declared.policy.overflow == Overflow::DropHead)
-            .then_some(declared.policy.max_length)
+        let trim = (policy.overflow == Overflow::DropHead)
+            .then_some(policy.max_length)
             .flatten()
             .map(|max_length| (Arc::clone(self), Arc::clone(declared), max_length));
         appends.push(Box::pin(async move {
@@ -197,7 +198,8 @@ impl Broker {
         let mut purged = 0;
         let mut last = None;
         for _ in 0..passes_max {
-            let deliveries = declared.queue.acquire(consumer, BATCH, INTERNAL_LOCK_MS)?;
+            // Message groups order deliveries; a purge delivers nothing.
+            let deliveries = declared.queue.acquire_regardless_of_groups(consumer, BATCH, INTERNAL_LOCK_MS)?;
             if deliveries.messages.is_empty() {
                 break;
             }
@@ -216,7 +218,8 @@ impl Broker {
     /// one (otherwise it is dropped, as in RabbitMQ).
     /// Returns the appends it made.
     pub fn dead_letter(self: &Arc<Self>, declared: &DeclaredQueue, record: Record, reason: DeathReason, deliveries: u32) -> Vec<Storing> {
-        let Some(exchange) = declared.policy.dead_letter_exchange.clone() else {
+        let policy = declared.policy();
+        let Some(exchange) = policy.dead_letter_exchange.clone() else {
             debug!(
                 queue = declared.name,
                 reason = reason.as_str(),
@@ -224,7 +227,7 @@ impl Broker {
             );
             return Vec::new();
         };
-        let routing_key = declared.policy.dead_letter_routing_key.clone().unwrap_or_else(|| {
+        let routing_key = policy.dead_letter_routing_key.clone().unwrap_or_else(|| {
             record
                 .key
                 .as_deref()
@@ -281,7 +284,7 @@ fn is_expired(declared: &DeclaredQueue, record: &Record, now_ms: i64) -> bool {
         .and_then(|header| header.value.as_deref())
         .and_then(|value| std::str::from_utf8(value).ok())
         .and_then(|value| value.parse::<i64>().ok());
-    let ttl = match (declared.policy.message_ttl_ms, own) {
+    let ttl = match (declared.policy().message_ttl_ms, own) {
         (Some(queue), Some(own)) => queue.min(own),
         (queue, own) => match queue.or(own) {
             Some(ttl) => ttl,

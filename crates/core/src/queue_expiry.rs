@@ -18,7 +18,7 @@ impl Broker {
         let now_ms = self.clock().now_ms();
         let mut expired = Vec::new();
         for declared in self.queues() {
-            if declared.policy.expires_ms.is_none() {
+            if declared.policy().expires_ms.is_none() {
                 continue;
             }
             if declared.consumer_count() > 0 {

@@ -4,6 +4,7 @@ messages is in flight (released by a delete or an expired visibility
 timeout) while other groups go on, and deduplication by id and by content
 (a duplicate answers with the original MessageId and SequenceNumber and is
 not enqueued again)."""
+import json
 import time
 
 from botocore.exceptions import ClientError
@@ -119,4 +120,24 @@ other = sqs.send_message(QueueUrl=content_url, MessageBody="different", MessageG
 check(one["MessageId"] == two["MessageId"] and other["MessageId"] != one["MessageId"], f"{one} {two} {other}")
 got = sqs.receive_message(QueueUrl=content_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
 check(bodies(got) == ["same", "different"], f"content-deduplicated queue holds {bodies(got)}")
+
+# PurgeQueue takes the waiting messages of a group whose head is in flight too.
+sqs.send_message(QueueUrl=content_url, MessageBody="more", MessageGroupId="g")
+sqs.purge_queue(QueueUrl=content_url)
+counts = sqs.get_queue_attributes(QueueUrl=content_url, AttributeNames=["All"])["Attributes"]
+check(counts["ApproximateNumberOfMessages"] == "0" and counts["ApproximateNumberOfMessagesNotVisible"] == "2", f"after purge {counts}")
+
+# A FIFO queue's dead-letter queue is FIFO, and a moved message keeps its group.
+dlq_url = sqs.create_queue(QueueName=unique("fifo-dlq") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+code = error_code(sqs.create_queue, QueueName=unique("standard-source"), Attributes={"RedrivePolicy": policy})
+check(code == "InvalidAttributeValue", f"a standard queue with a FIFO dead-letter queue: {code}")
+source_url = sqs.create_queue(QueueName=unique("fifo-source") + ".fifo", Attributes={"FifoQueue": "true", "RedrivePolicy": policy})["QueueUrl"]
+sqs.send_message(QueueUrl=source_url, MessageBody="poison", MessageGroupId="p", MessageDeduplicationId="poison")
+received = sqs.receive_message(QueueUrl=source_url, VisibilityTimeout=0)["Messages"]
+check(bodies(received) == ["poison"], f"{received}")
+check("Messages" not in sqs.receive_message(QueueUrl=source_url, WaitTimeSeconds=1), "received past maxReceiveCount")
+moved = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=5, MessageSystemAttributeNames=["All"])["Messages"]
+check(bodies(moved) == ["poison"] and moved[0]["Attributes"]["MessageGroupId"] == "p", f"dead-lettered {moved}")
 print("fifo: ok")

@@ -1,11 +1,16 @@
 //! A queue as the broker holds it: its name and definition, the open
-//! [`Queue`], and what consumers waiting for messages park on.
+//! [`Queue`], and what consumers waiting for messages park on. The
+//! definition's arguments (and the policy read from them) can change while
+//! the queue is in use ([`Broker::update_queue_arguments`](crate::broker::Broker::update_queue_arguments)):
+//! readers load the current ones.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use uuid::Uuid;
 
-use super::{ConsumerId, Deduplication, Queue, QueuePolicy};
+use super::{ConsumerId, Deduplication, Queue, QueuePolicy, deduplication};
 use crate::catalog::QueueDefinition;
 
 /// How long a deduplication id is remembered: SQS's five minutes.
@@ -15,9 +20,9 @@ const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
 pub struct DeclaredQueue {
     pub id: Uuid,
     pub name: String,
-    pub definition: QueueDefinition,
+    definition: ArcSwap<QueueDefinition>,
     /// What the definition's arguments ask for (TTL, limits, dead-lettering).
-    pub policy: QueuePolicy,
+    policy: ArcSwap<QueuePolicy>,
     pub queue: Queue,
     /// When it was declared (ms since the epoch); for a durable queue the
     /// catalog's record of it, so a restart keeps it (SQS's CreatedTimestamp).
@@ -42,12 +47,16 @@ impl DeclaredQueue {
         DeclaredQueue {
             id,
             name,
-            definition,
-            policy,
+            definition: ArcSwap::from_pointee(definition),
+            policy: ArcSwap::from_pointee(policy),
             queue,
             created_ms,
             deduplication: Deduplication::new(DEDUPLICATION_WINDOW_MS),
-            next_consumer: AtomicU64::new(1),
+            // Random, not 1: a receipt handle from before a restart names
+            // a consumer of the old process, and must not name one of this
+            // process that holds the same message again. Half the range
+            // leaves room to count up without wrapping.
+            next_consumer: AtomicU64::new(Uuid::new_v4().as_u64_pair().0 >> 1),
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
             used_ms: AtomicI64::new(created_ms),
@@ -62,12 +71,66 @@ impl DeclaredQueue {
     /// Whether `x-expires` has run out at `now_ms`: unused for that long and
     /// without consumers.
     pub fn expired(&self, now_ms: i64) -> bool {
-        let Some(expires_ms) = self.policy.expires_ms else { return false };
+        let Some(expires_ms) = self.policy().expires_ms else { return false };
         self.consumer_count() == 0 && now_ms.saturating_sub(self.used_ms.load(Ordering::SeqCst)) >= expires_ms
     }
 
-    /// A consumer id not handed out before on this queue (in this process;
-    /// holdings do not survive a restart, so neither need ids).
+    /// Rebuilds the deduplication window from the records of its last
+    /// window (on start). Blocking (reads the log); a failure only leaves
+    /// the window emptier.
+    pub fn restore_deduplication(&self, now_ms: i64) {
+        /// Bounds what a start reads for it.
+        const BYTES_MAX: usize = 64 << 20;
+        let since_ms = now_ms.saturating_sub(self.deduplication.window_ms());
+        let records = match self.queue.records_since(since_ms, BYTES_MAX) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(queue = self.name, %error, "could not rebuild the deduplication window");
+                return;
+            }
+        };
+        let text = |record: &conveyor_log::record::Record, name: &str| {
+            record
+                .header(name)
+                .and_then(|header| header.value.as_deref())
+                .and_then(|value| std::str::from_utf8(value).ok())
+                .map(str::to_owned)
+        };
+        for record in records {
+            let (Some(id), Some(token), Some(offset), Some(published_ms)) = (
+                text(&record, deduplication::ID_HEADER),
+                text(&record, deduplication::TOKEN_HEADER),
+                record.offset.and_then(|offset| u64::try_from(offset).ok()),
+                record.timestamp_ms,
+            ) else {
+                continue;
+            };
+            self.deduplication.remember(&id, &token, offset, published_ms);
+        }
+    }
+
+    /// How the queue is declared now.
+    pub fn definition(&self) -> Arc<QueueDefinition> {
+        self.definition.load_full()
+    }
+
+    /// What its arguments ask for now.
+    pub fn policy(&self) -> Arc<QueuePolicy> {
+        self.policy.load_full()
+    }
+
+    /// Replaces the definition and its policy (the broker does, after the
+    /// change is durable). The policy goes first: a reader that sees the new
+    /// definition sees its policy.
+    pub(crate) fn redefine(&self, definition: QueueDefinition, policy: QueuePolicy) {
+        self.queue.set_delivery_limit(policy.delivery_limit);
+        self.policy.store(Arc::new(policy));
+        self.definition.store(Arc::new(definition));
+    }
+
+    /// A consumer id not handed out before on this queue (in this process,
+    /// and with overwhelming likelihood not in an earlier one: ids outlive
+    /// the process in SQS receipt handles).
     pub fn new_consumer(&self) -> ConsumerId {
         ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed))
     }

@@ -4,15 +4,22 @@
 //! nothing about records or protocols (the front door derives the id, e.g.
 //! from the body's SHA-256).
 //!
-//! The window lives in memory only: after a restart it starts empty, so a
-//! duplicate sent across a restart is enqueued again (at-least-once, as
-//! everywhere else in a crash).
+//! The window lives in memory. A publisher that stores a message's id and
+//! token in the records' [`ID_HEADER`] and [`TOKEN_HEADER`] lets the broker
+//! rebuild it on start from the records of the last window
+//! ([`Deduplication::remember`]); a message the log no longer holds (settled
+//! and removed) is forgotten then, and its duplicate is enqueued again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
+
+/// Record headers the window is rebuilt from: a message's deduplication id
+/// and the token its duplicates are answered with.
+pub const ID_HEADER: &str = "conveyor.deduplication-id";
+pub const TOKEN_HEADER: &str = "conveyor.deduplication-token";
 
 /// At most this many ids are remembered; past it the oldest are forgotten
 /// before their window ends (bounds memory under a flood of distinct ids).
@@ -108,6 +115,34 @@ impl Deduplication {
         }
     }
 
+    /// How long an id is remembered.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+
+    /// Remembers a publish already appended at `offset` at `published_ms`
+    /// (rebuilding the window on start). Oldest first, like publishes.
+    pub fn remember(&self, id: &str, token: &str, offset: u64, published_ms: i64) {
+        let mut window = self.window.lock();
+        if window.order.len() >= IDS_MAX {
+            return;
+        }
+        window.generation += 1;
+        let generation = window.generation;
+        let expires_ms = published_ms.saturating_add(self.window_ms);
+        let (_, receiver) = watch::channel(Some(offset));
+        window.seen.insert(
+            id.to_owned(),
+            Seen {
+                token: token.to_owned(),
+                expires_ms,
+                offset: receiver,
+                generation,
+            },
+        );
+        window.order.push_back((expires_ms, id.to_owned(), generation));
+    }
+
     /// Checks `id` at `now_ms`: a duplicate of a publish within the window,
     /// or new (and then remembered with `token` until the window ends).
     pub fn check(&self, id: &str, token: &str, now_ms: i64) -> Deduplicated {
@@ -186,6 +221,16 @@ mod tests {
         assert_eq!(duplicate(deduplication.check("id", "third", 999)).offset().await, Some(7));
         new(deduplication.check("id", "fourth", 1_000)).appended(8);
         assert_eq!(duplicate(deduplication.check("id", "fifth", 1_001)).token, "fourth");
+    }
+
+    #[tokio::test]
+    async fn remembered_publishes_are_duplicates_until_their_window_ends() {
+        let deduplication = Deduplication::new(1_000);
+        deduplication.remember("id", "original", 9, 100);
+        let original = duplicate(deduplication.check("id", "again", 1_099));
+        assert_eq!(original.token, "original");
+        assert_eq!(original.offset().await, Some(9));
+        new(deduplication.check("id", "later", 1_100));
     }
 
     #[tokio::test]

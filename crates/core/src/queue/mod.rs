@@ -6,7 +6,6 @@
 //! together. No wire protocol and no broker wiring here.
 
 mod declared;
-mod deduplication;
 mod journal;
 pub mod policy;
 #[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
@@ -16,6 +15,7 @@ mod share_cursor;
 use std::path::PathBuf;
 
 pub use declared::DeclaredQueue;
+pub mod deduplication;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
 pub use policy::{Overflow, QueuePolicy};
 pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};

@@ -57,6 +57,9 @@ pub struct Delivery {
     pub offset: u64,
     /// 1 on the first delivery.
     pub delivery_count: u32,
+    /// When it was first delivered (ms since the epoch; after a restart, the
+    /// first delivery since).
+    pub first_delivered_ms: i64,
     pub record: Record,
 }
 
@@ -233,6 +236,16 @@ impl Queue {
     /// offset first, locked for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
+        self.acquire_with(consumer, max_messages, lock_ms, true)
+    }
+
+    /// [`Queue::acquire`] without the message-group rule, for the broker's
+    /// own acquisitions that settle at once (purging a queue).
+    pub fn acquire_regardless_of_groups(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
+        self.acquire_with(consumer, max_messages, lock_ms, false)
+    }
+
+    fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
         let wanted = {
             let mut state = self.state.lock();
             state.cursor.truncate_to(self.messages.start_offset());
@@ -246,11 +259,20 @@ impl Queue {
             self.state.lock().cursor.learn_groups(range, groups);
         }
         let now_ms = self.clock.now_ms();
-        let (acquisition, durable) = {
+        let (acquisition, durable, first_delivered_ms) = {
             let mut state = self.state.lock();
-            let acquisition = state.cursor.acquire(consumer, max_messages, lock_ms, now_ms);
+            let acquisition = if grouped {
+                state.cursor.acquire(consumer, max_messages, lock_ms, now_ms)
+            } else {
+                state.cursor.acquire_regardless_of_groups(consumer, max_messages, lock_ms, now_ms)
+            };
             let durable = self.enqueue_events(&mut state);
-            (acquisition, durable)
+            let first_delivered_ms: std::collections::HashMap<u64, i64> = acquisition
+                .acquired
+                .iter()
+                .map(|acquired| (acquired.offset, state.cursor.first_acquired_ms(acquired.offset).unwrap_or(now_ms)))
+                .collect();
+            (acquisition, durable, first_delivered_ms)
         };
         let mut wanted: Vec<u64> = acquisition.acquired.iter().map(|acquired| acquired.offset).collect();
         wanted.extend(acquisition.archived.iter().map(|archived| archived.offset));
@@ -263,6 +285,7 @@ impl Queue {
                 Some(record) => messages.push(Delivery {
                     offset: acquired.offset,
                     delivery_count: acquired.delivery_count,
+                    first_delivered_ms: first_delivered_ms.get(&acquired.offset).copied().unwrap_or(now_ms),
                     record,
                 }),
                 None => unreadable.push(acquired.offset),
@@ -275,6 +298,7 @@ impl Queue {
                 records.remove(&archived.offset).map(|record| Delivery {
                     offset: archived.offset,
                     delivery_count: archived.delivery_count,
+                    first_delivered_ms: now_ms,
                     record,
                 })
             })
@@ -345,6 +369,14 @@ impl Queue {
         Ok(())
     }
 
+    /// Gives back a message acquired before it was due, to be delivered no
+    /// sooner than `delay_ms` from now; its first-delivery time is forgotten.
+    pub fn defer(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<(), QueueError> {
+        let now_ms = self.clock.now_ms();
+        self.state.lock().cursor.defer(consumer, offset, delay_ms, now_ms)?;
+        Ok(())
+    }
+
     /// The consumer refuses the message for good: archived; the caller
     /// dead-letters it (it has the record from the acquisition).
     pub fn reject(&self, consumer: ConsumerId, offset: u64) -> Result<(Archived, Durable), QueueError> {
@@ -356,6 +388,11 @@ impl Queue {
         self.settled();
         self.maybe_snapshot();
         Ok(result)
+    }
+
+    /// Changes the delivery limit (from the next acquisition on).
+    pub fn set_delivery_limit(&self, delivery_limit: Option<u32>) {
+        self.state.lock().cursor.set_delivery_limit(delivery_limit);
     }
 
     /// Moves the consumer's lock deadline to `lock_ms` from now.
@@ -396,6 +433,12 @@ impl Queue {
         let mut state = self.state.lock();
         state.cursor.set_end(self.messages.high_watermark());
         state.cursor.available_count()
+    }
+
+    /// Available messages waiting out a retry delay (SQS's
+    /// ApproximateNumberOfMessagesDelayed, as far as a receive has seen them).
+    pub fn delayed_count(&self) -> u64 {
+        self.state.lock().cursor.delayed_count()
     }
 
     /// The message log's high watermark.
@@ -514,6 +557,44 @@ impl Queue {
             self.messages.truncate_prefix(image.start.min(self.messages.high_watermark()))?;
         }
         Ok(())
+    }
+
+    /// The records (with their offsets) stamped at or after `timestamp_ms`,
+    /// oldest first, at most `bytes_max` of them. Blocking.
+    pub fn records_since(&self, timestamp_ms: i64, bytes_max: usize) -> Result<Vec<Record>, QueueError> {
+        let Some((mut next, _)) = self.messages.offset_for_timestamp(timestamp_ms)? else {
+            return Ok(Vec::new());
+        };
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        // Each read moves `next` past at least one record or ends the loop.
+        let reads_max = bytes_max / self.config.read_bytes_max.max(1) + 2;
+        for _ in 0..reads_max {
+            if next >= self.messages.high_watermark() || bytes >= bytes_max {
+                break;
+            }
+            let read = match self.messages.read(next, self.config.read_bytes_max, true) {
+                Ok(read) => read,
+                Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => break,
+                Err(error) => return Err(error.into()),
+            };
+            bytes += read.bytes.len();
+            let before = next;
+            for record in decode_batches(&read.bytes).unwrap_or_default() {
+                if let Some(offset) = record.offset.and_then(|offset| u64::try_from(offset).ok())
+                    && offset >= next
+                {
+                    next = offset + 1;
+                    if record.timestamp_ms.is_some_and(|at_ms| at_ms >= timestamp_ms) {
+                        records.push(record);
+                    }
+                }
+            }
+            if next == before {
+                break;
+            }
+        }
+        Ok(records)
     }
 
     /// The message groups (record keys) of the offsets in `range`, as far as

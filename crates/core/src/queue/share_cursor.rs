@@ -199,6 +199,10 @@ pub struct ShareCursor {
     /// it are not delivered until the caller has told their groups.
     groups: HashMap<u64, GroupKey>,
     groups_known_end: u64,
+    /// When each unsettled message was first acquired (SQS's
+    /// ApproximateFirstReceiveTimestamp). Not durable: after a restart, the
+    /// first acquisition since.
+    first_acquired_ms: HashMap<u64, i64>,
 }
 
 impl ShareCursor {
@@ -224,6 +228,7 @@ impl ShareCursor {
             events: Vec::new(),
             groups: HashMap::new(),
             groups_known_end: image.start,
+            first_acquired_ms: HashMap::new(),
         };
         for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
             let state = match state {
@@ -261,6 +266,12 @@ impl ShareCursor {
 
     pub fn config(&self) -> ShareCursorConfig {
         self.config
+    }
+
+    /// Changes the delivery limit; messages delivered more often already are
+    /// archived at their next acquisition.
+    pub fn set_delivery_limit(&mut self, delivery_limit: Option<u32>) {
+        self.config.delivery_limit = delivery_limit;
     }
 
     /// Every offset below is acknowledged or archived.
@@ -311,6 +322,17 @@ impl ShareCursor {
         (self.ready.len() + self.delayed.len()) as u64 + never_delivered.saturating_sub(with_entry)
     }
 
+    /// Messages available but not before a retry delay ends (part of
+    /// [`ShareCursor::available_count`]).
+    pub fn delayed_count(&self) -> u64 {
+        self.delayed.len() as u64
+    }
+
+    /// When `offset` was first acquired (in this process), if it is unsettled.
+    pub fn first_acquired_ms(&self, offset: u64) -> Option<i64> {
+        self.first_acquired_ms.get(&offset).copied()
+    }
+
     /// The changes since the last call, oldest first, for the journal.
     pub fn take_events(&mut self) -> Vec<JournalEvent> {
         std::mem::take(&mut self.events)
@@ -323,17 +345,23 @@ impl ShareCursor {
     /// reported instead of delivered. With message groups, messages of a
     /// group that is held or waiting out a retry delay are passed over.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups)
+    }
+
+    /// [`ShareCursor::acquire`] without the message-group rule: for the
+    /// broker's own acquisitions that settle at once (purging).
+    pub fn acquire_regardless_of_groups(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, false)
+    }
+
+    fn acquire_with(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, grouped: bool) -> Acquisition {
         self.expire_locks(now_ms);
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
-        let blocked = self.blocked_groups();
+        let blocked = if grouped { self.blocked_groups() } else { HashSet::new() };
         // Each pass takes or passes over one ready offset or one fresh offset;
         // fresh offsets passed over are bounded by the in-flight window.
-        let skips_max = if self.config.message_groups {
-            self.config.in_flight_max as usize
-        } else {
-            0
-        };
+        let skips_max = if grouped { self.config.in_flight_max as usize } else { 0 };
         let passes_max = self.ready.len().saturating_add(max_messages).saturating_add(skips_max);
         // Ready offsets below this were passed over in this call.
         let mut ready_from = 0;
@@ -349,7 +377,7 @@ impl ShareCursor {
                 (None, None) => break,
             };
             ready_from = offset + 1;
-            if self.config.message_groups {
+            if grouped {
                 if offset >= self.groups_known_end {
                     break;
                 }
@@ -379,6 +407,7 @@ impl ShareCursor {
                 continue;
             }
             self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
+            self.first_acquired_ms.entry(offset).or_insert(now_ms);
             self.events.push(JournalEvent::Delivered { offset, delivery_count });
             acquisition.acquired.push(Acquired { offset, delivery_count });
         }
@@ -401,9 +430,12 @@ impl ShareCursor {
 
     /// With message groups: the offsets whose groups the caller should tell
     /// ([`ShareCursor::learn_groups`]) before they can be delivered, if any.
+    /// Only offsets inside the in-flight window are asked for, which bounds
+    /// the groups kept in memory.
     pub fn groups_wanted(&self) -> Option<std::ops::Range<u64>> {
         let from = self.groups_known_end.max(self.start);
-        (self.config.message_groups && from < self.end).then_some(from..self.end)
+        let to = self.end.min(self.start.saturating_add(self.config.in_flight_max));
+        (self.config.message_groups && from < to).then_some(from..to)
     }
 
     /// Tells the cursor the groups of the offsets in `range` (which starts at
@@ -457,6 +489,15 @@ impl ShareCursor {
         let delivery_count = self.held_by(consumer, offset)?;
         let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
         self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        Ok(())
+    }
+
+    /// Like [`ShareCursor::release`], for a message acquired before it was
+    /// due (SQS's DelaySeconds): its first-acquisition time is forgotten, as
+    /// that was no real delivery. (Its delivery count stays: it is durable.)
+    pub fn defer(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
+        self.release(consumer, offset, delay_ms, now_ms)?;
+        self.first_acquired_ms.remove(&offset);
         Ok(())
     }
 
@@ -572,6 +613,7 @@ impl ShareCursor {
             }
             State::Acknowledged | State::Archived => {
                 self.groups.remove(&offset);
+                self.first_acquired_ms.remove(&offset);
             }
         }
         self.entries.insert(offset, Entry { state, delivery_count });
@@ -580,6 +622,7 @@ impl ShareCursor {
     fn remove_entry(&mut self, offset: u64) {
         self.unindex(offset);
         self.groups.remove(&offset);
+        self.first_acquired_ms.remove(&offset);
         self.entries.remove(&offset);
     }
 
@@ -939,6 +982,13 @@ mod tests {
     }
 
     #[test]
+    fn acquiring_regardless_of_groups_takes_the_messages_of_held_groups_too() {
+        let mut cursor = grouped(b"aab");
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 0)), vec![0]);
+        assert_eq!(offsets(&cursor.acquire_regardless_of_groups(BOB, 10, 1_000, 0)), vec![1, 2]);
+    }
+
+    #[test]
     fn a_message_group_waits_for_its_delayed_head_and_groups_not_yet_learned_are_not_delivered() {
         let mut cursor = grouped(b"aa-");
         assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 0)), vec![0]);
@@ -1149,6 +1199,7 @@ mod tests {
                             learn(&mut cursor, &model);
                         }
                         Op::Acquire { consumer, max, lock_ms } => {
+                            learn(&mut cursor, &model);
                             let got = cursor.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
                             let want = model.acquire(ConsumerId(consumer), max, lock_ms, now_ms);
                             prop_assert_eq!(got, want);

@@ -87,22 +87,22 @@ pub(super) fn find(broker: &Broker, name: &str) -> Result<Arc<DeclaredQueue>, Ap
 fn summary(declared: &DeclaredQueue) -> QueueSummary {
     QueueSummary {
         name: declared.name.clone(),
-        durable: declared.definition.durable,
-        auto_delete: declared.definition.auto_delete,
+        durable: declared.definition().durable,
+        auto_delete: declared.definition().auto_delete,
         messages_ready: declared.queue.available_count(),
         messages_unacked: declared.queue.acquired_count() as u64,
         consumers: declared.consumer_count() as u64,
-        dead_letter_exchange: declared.policy.dead_letter_exchange.clone(),
+        dead_letter_exchange: declared.policy().dead_letter_exchange.clone(),
         size_bytes: declared.queue.size_bytes(),
     }
 }
 
 /// The queues `declared`'s dead letters are routed to now.
 pub(super) fn dead_letter_queues(broker: &Broker, declared: &DeclaredQueue) -> Vec<String> {
-    let Some(exchange) = &declared.policy.dead_letter_exchange else {
+    let Some(exchange) = &declared.policy().dead_letter_exchange else {
         return Vec::new();
     };
-    let routing_key = declared.policy.dead_letter_routing_key.clone().unwrap_or_default();
+    let routing_key = declared.policy().dead_letter_routing_key.clone().unwrap_or_default();
     let queues = broker
         .route(exchange, &routing_key, &FieldTable::new())
         .map(|routed| routed.queues)
@@ -138,13 +138,13 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPat
             summary: summary(&declared),
             id: declared.id.to_string(),
             created_ms: declared.created_ms,
-            arguments: declared.definition.arguments.clone(),
-            dead_letter_routing_key: declared.policy.dead_letter_routing_key.clone(),
+            arguments: declared.definition().arguments.clone(),
+            dead_letter_routing_key: declared.policy().dead_letter_routing_key.clone(),
             dead_letter_queues: dead_letter_queues(&broker, &declared),
             dead_letter_sources,
-            message_ttl_ms: declared.policy.message_ttl_ms,
-            max_length: declared.policy.max_length,
-            delivery_limit: declared.policy.delivery_limit,
+            message_ttl_ms: declared.policy().message_ttl_ms,
+            max_length: declared.policy().max_length,
+            delivery_limit: declared.policy().delivery_limit,
             settled_below: declared.queue.settled_below(),
             end_offset: declared.queue.end(),
         })

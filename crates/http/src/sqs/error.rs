@@ -148,6 +148,7 @@ impl From<CoreError> for SqsError {
                 SqsError::QueueNameExists(format!("A queue named {name} already exists with different attributes ({reason})."))
             }
             CoreError::QueueInUse { name, reason } => SqsError::InvalidParameterValue(format!("queue {name} {reason}")),
+            CoreError::InvalidQueueArgument { name, reason } => SqsError::InvalidAttributeValue(format!("queue {name}: {reason}")),
             other => SqsError::Internal(other.to_string()),
         }
     }

@@ -9,8 +9,8 @@
 //! | `DelaySeconds` (message or queue) | header `sqs.not_before_ms`: not received before this time (ms since the epoch) |
 //! | `SentTimestamp` | the record's timestamp |
 //! | `ApproximateReceiveCount` | the share cursor's delivery count |
-//! | `MessageGroupId` | the key (the core's message group on a FIFO queue; an AMQP routing key reads as one) |
-//! | `MessageDeduplicationId` | header `sqs.deduplication_id` (FIFO queues; the SHA-256 of the body with content-based deduplication) |
+//! | `MessageGroupId` | the key (the core's message group on a FIFO queue; an AMQP routing key reads as one); in a dead-letter queue, the key it had before |
+//! | `MessageDeduplicationId` | header `conveyor.deduplication-id`, with the MessageId again in `conveyor.deduplication-token` (FIFO queues; the core rebuilds its deduplication window from them on start; the id is the SHA-256 of the body with content-based deduplication) |
 //! | `SequenceNumber` | the offset, as 20 decimal digits |
 //!
 //! Knows nothing about HTTP or queues' delivery state.
@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use conveyor_core::queue::deduplication;
+use conveyor_core::queue::policy::headers;
 use conveyor_log::record::Record;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,6 @@ use super::error::SqsError;
 pub const MESSAGE_ID_HEADER: &str = "sqs.message_id";
 pub const ATTRIBUTES_HEADER: &str = "sqs.attributes";
 pub const NOT_BEFORE_HEADER: &str = "sqs.not_before_ms";
-pub const DEDUPLICATION_ID_HEADER: &str = "sqs.deduplication_id";
 
 /// At most this many message attributes per message, as in SQS.
 pub const ATTRIBUTES_MAX: usize = 10;
@@ -70,7 +71,9 @@ impl OutgoingMessage {
         let mut record = Record::new(self.group_id.map(String::into_bytes), Some(self.body.into_bytes()))
             .with_header(MESSAGE_ID_HEADER, Some(self.message_id.to_string().into_bytes()));
         if let Some(deduplication_id) = self.deduplication_id {
-            record = record.with_header(DEDUPLICATION_ID_HEADER, Some(deduplication_id.into_bytes()));
+            record = record
+                .with_header(deduplication::ID_HEADER, Some(deduplication_id.into_bytes()))
+                .with_header(deduplication::TOKEN_HEADER, Some(self.message_id.to_string().into_bytes()));
         }
         if !self.attributes.is_empty() {
             // Serializing a map of strings cannot fail; an empty header would only lose the attributes.
@@ -118,8 +121,13 @@ impl IncomingMessage {
             attributes,
             sent_timestamp_ms: record.timestamp_ms.unwrap_or_default(),
             not_before_ms,
-            group_id: record.key.as_deref().map(|key| String::from_utf8_lossy(key).into_owned()),
-            deduplication_id: header(DEDUPLICATION_ID_HEADER).map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+            // Dead-lettering replaced the key with the dead-letter routing key
+            // and kept the original, the group the message was sent with.
+            group_id: header(headers::DEATH_ROUTING_KEY)
+                .filter(|key| !key.is_empty())
+                .or(record.key.as_deref())
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
+            deduplication_id: header(deduplication::ID_HEADER).map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
         }
     }
 }

@@ -132,14 +132,14 @@ fn outgoing(queue: &DeclaredQueue, entry: SendEntry, now_ms: i64) -> Result<Outg
         ));
     }
     let attribute_bytes = message::check_attributes(&entry.message_attributes)?;
-    let size_max = queue_attributes::value(&queue.definition, "MaximumMessageSize");
+    let size_max = queue_attributes::value(&queue.definition(), "MaximumMessageSize");
     let size = body.len().saturating_add(attribute_bytes);
     if size as i64 > size_max {
         return Err(SqsError::InvalidParameterValue(format!(
             "One or more parameters are invalid. Reason: Message must be shorter than {size_max} bytes."
         )));
     }
-    let fifo = queue_attributes::is_fifo(&queue.definition);
+    let fifo = queue_attributes::is_fifo(&queue.definition());
     let delay_seconds = match entry.delay_seconds {
         Some(delay) if fifo && delay != 0 => {
             return Err(SqsError::InvalidParameterValue(format!(
@@ -147,7 +147,7 @@ fn outgoing(queue: &DeclaredQueue, entry: SendEntry, now_ms: i64) -> Result<Outg
             )));
         }
         Some(delay) => in_range("DelaySeconds", delay, 0, DELAY_SECONDS_MAX)?,
-        None => queue_attributes::value(&queue.definition, "DelaySeconds"),
+        None => queue_attributes::value(&queue.definition(), "DelaySeconds"),
     };
     let group_id = entry.message_group_id.map(|id| check_fifo_id("MessageGroupId", id)).transpose()?;
     if fifo && group_id.is_none() {
@@ -162,7 +162,9 @@ fn outgoing(queue: &DeclaredQueue, entry: SendEntry, now_ms: i64) -> Result<Outg
             ));
         }
         Some(id) => Some(check_fifo_id("MessageDeduplicationId", id)?),
-        None if fifo && queue_attributes::content_based_deduplication(&queue.definition) => Some(message::content_deduplication_id(&body)),
+        None if fifo && queue_attributes::content_based_deduplication(&queue.definition()) => {
+            Some(message::content_deduplication_id(&body))
+        }
         None if fifo => {
             return Err(SqsError::InvalidParameterValue(
                 "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly.".to_owned(),
@@ -220,7 +222,7 @@ fn sent(message: &OutgoingMessage, stored: &Stored) -> Map<String, Value> {
 /// a FIFO queue, messages whose deduplication id the queue saw in the last
 /// five minutes are not appended again and answer as the original did.
 async fn store(context: &Context, queue: &DeclaredQueue, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
-    let fifo = queue_attributes::is_fifo(&queue.definition);
+    let fifo = queue_attributes::is_fifo(&queue.definition());
     let now_ms = context.state.broker.clock().now_ms();
     let mut duplicates = Vec::new();
     // Messages to append, each with its claim on a deduplication id.
@@ -327,7 +329,7 @@ pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput)
             Err(error) => failures.push(failed(&id, &error)),
         }
     }
-    let size_max = queue_attributes::value(&queue.definition, "MaximumMessageSize");
+    let size_max = queue_attributes::value(&queue.definition(), "MaximumMessageSize");
     let total: usize = accepted.iter().map(|(_, message)| message.body.len()).sum();
     if total as i64 > size_max {
         return Err(SqsError::InvalidParameterValue(format!(
@@ -356,6 +358,7 @@ pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput)
 struct Received {
     offset: u64,
     delivery_count: u32,
+    first_received_ms: i64,
     message: IncomingMessage,
 }
 
@@ -383,11 +386,12 @@ async fn acquire_visible(
         let message = IncomingMessage::from_record(&delivery.record, queue.id, delivery.offset);
         match message.not_before_ms {
             Some(not_before_ms) if not_before_ms > now_ms => {
-                queue.queue.release(consumer, delivery.offset, not_before_ms - now_ms)?;
+                queue.queue.defer(consumer, delivery.offset, not_before_ms - now_ms)?;
             }
             _ => received.push(Received {
                 offset: delivery.offset,
                 delivery_count: delivery.delivery_count,
+                first_received_ms: delivery.first_delivered_ms,
                 message,
             }),
         }
@@ -408,11 +412,11 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
     )? as usize;
     let wait_seconds = match input.wait_time_seconds {
         Some(wait) => in_range("WaitTimeSeconds", wait, 0, WAIT_SECONDS_MAX)?,
-        None => queue_attributes::value(&queue.definition, "ReceiveMessageWaitTimeSeconds"),
+        None => queue_attributes::value(&queue.definition(), "ReceiveMessageWaitTimeSeconds"),
     };
     let visibility_seconds = match input.visibility_timeout {
         Some(visibility) => in_range("VisibilityTimeout", visibility, 0, VISIBILITY_SECONDS_MAX)?,
-        None => queue_attributes::value(&queue.definition, "VisibilityTimeout"),
+        None => queue_attributes::value(&queue.definition(), "VisibilityTimeout"),
     };
     let consumer = queue.new_consumer();
     let deadline = Instant::now() + Duration::from_secs(wait_seconds as u64);
@@ -486,7 +490,13 @@ fn received_json(
     if wants("ApproximateReceiveCount") {
         system.insert("ApproximateReceiveCount".to_owned(), received.delivery_count.to_string().into());
     }
-    if queue_attributes::is_fifo(&queue.definition) {
+    if wants("ApproximateFirstReceiveTimestamp") {
+        system.insert(
+            "ApproximateFirstReceiveTimestamp".to_owned(),
+            received.first_received_ms.to_string().into(),
+        );
+    }
+    if queue_attributes::is_fifo(&queue.definition()) {
         if wants("MessageGroupId")
             && let Some(group_id) = &message.group_id
         {

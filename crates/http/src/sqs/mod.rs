@@ -11,6 +11,7 @@ mod messages;
 mod queue_attributes;
 mod queues;
 mod receipt;
+mod tags;
 
 use std::sync::Arc;
 
@@ -120,8 +121,12 @@ async fn dispatch(context: &Context, headers: &HeaderMap, body: &[u8]) -> Result
         "ListQueues" => queues::list_queues(context, parse(body)?),
         "DeleteQueue" => queues::delete_queue(context, parse(body)?).await,
         "GetQueueAttributes" => queues::get_queue_attributes(context, parse(body)?),
+        "SetQueueAttributes" => queues::set_queue_attributes(context, parse(body)?).await,
         "PurgeQueue" => queues::purge_queue(context, parse(body)?).await,
         "ListDeadLetterSourceQueues" => queues::list_dead_letter_source_queues(context, parse(body)?),
+        "TagQueue" => queues::tag_queue(context, parse(body)?).await,
+        "UntagQueue" => queues::untag_queue(context, parse(body)?).await,
+        "ListQueueTags" => queues::list_queue_tags(context, parse(body)?),
         "SendMessage" => messages::send_message(context, parse(body)?).await,
         "SendMessageBatch" => messages::send_message_batch(context, parse(body)?).await,
         "ReceiveMessage" => messages::receive_message(context, parse(body)?).await,

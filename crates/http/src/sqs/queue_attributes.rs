@@ -224,6 +224,14 @@ pub fn content_based_deduplication(definition: &QueueDefinition) -> bool {
 
 /// The core definition of a new SQS queue: durable, with the attributes set.
 pub fn definition(requested: &Requested) -> QueueDefinition {
+    QueueDefinition {
+        durable: true,
+        auto_delete: false,
+        arguments: definition_arguments(requested),
+    }
+}
+
+fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
     let mut arguments: BTreeMap<String, String> = requested
         .settings
         .iter()
@@ -240,11 +248,68 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
             arguments.insert(format!("{ARGUMENT_PREFIX}{CONTENT_BASED_DEDUPLICATION}"), "true".to_owned());
         }
     }
-    QueueDefinition {
-        durable: true,
-        auto_delete: false,
-        arguments,
+    arguments
+}
+
+/// The queue's arguments after SetQueueAttributes: the attributes given
+/// replace those the queue has; an empty RedrivePolicy removes it. FifoQueue
+/// cannot change.
+pub fn updated(
+    definition: &QueueDefinition,
+    attributes: &HashMap<String, String>,
+) -> Result<(BTreeMap<String, String>, Requested), SqsError> {
+    let mut attributes = attributes.clone();
+    let remove_redrive = attributes.get(REDRIVE_POLICY).is_some_and(|value| value.trim().is_empty());
+    if remove_redrive {
+        attributes.remove(REDRIVE_POLICY);
     }
+    let fifo = is_fifo(definition);
+    if let Some(value) = attributes.get(FIFO_QUEUE)
+        && boolean(FIFO_QUEUE, value)? != fifo
+    {
+        return Err(SqsError::InvalidAttributeValue(format!(
+            "Invalid value for the parameter {FIFO_QUEUE}: a queue cannot change between standard and FIFO."
+        )));
+    }
+    if fifo {
+        // So that the FIFO-only attributes are accepted.
+        attributes.insert(FIFO_QUEUE.to_owned(), "true".to_owned());
+    }
+    let requested = parse(&attributes)?;
+    let mut arguments = definition.arguments.clone();
+    for (name, value) in &requested.settings {
+        arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
+    }
+    if remove_redrive {
+        for name in [
+            arguments::DEAD_LETTER_EXCHANGE,
+            arguments::DEAD_LETTER_ROUTING_KEY,
+            arguments::DELIVERY_LIMIT,
+        ] {
+            arguments.remove(name);
+        }
+    }
+    let requested_arguments = definition_arguments(&requested);
+    for name in [
+        arguments::DEAD_LETTER_EXCHANGE,
+        arguments::DEAD_LETTER_ROUTING_KEY,
+        arguments::DELIVERY_LIMIT,
+    ] {
+        if let Some(value) = requested_arguments.get(name) {
+            arguments.insert(name.to_owned(), value.clone());
+        }
+    }
+    let content_based = format!("{ARGUMENT_PREFIX}{CONTENT_BASED_DEDUPLICATION}");
+    match requested.content_based_deduplication {
+        Some(true) => {
+            arguments.insert(content_based, "true".to_owned());
+        }
+        Some(false) => {
+            arguments.remove(&content_based);
+        }
+        None => {}
+    }
+    Ok((arguments, requested))
 }
 
 /// The attribute's value for a queue: what was set, else the default.
@@ -313,6 +378,27 @@ mod tests {
             "standard queues have no such thing"
         );
         assert!(parse(&attributes(&[("FifoQueue", "false")])).is_ok());
+    }
+
+    #[test]
+    fn set_attributes_replace_given_ones_remove_an_empty_redrive_policy_and_keep_fifo() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":2}"#;
+        let standard = definition(&parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "1")])).expect("valid"));
+        let (arguments, _) = updated(&standard, &attributes(&[("VisibilityTimeout", "7"), ("RedrivePolicy", policy)])).expect("valid");
+        let changed = QueueDefinition {
+            arguments,
+            ..standard.clone()
+        };
+        assert_eq!(value(&changed, "VisibilityTimeout"), 7);
+        assert_eq!(value(&changed, "DelaySeconds"), 1, "attributes not given stay");
+        assert_eq!(Redrive::of(&changed).map(|redrive| redrive.max_receive_count), Some(2));
+        let (arguments, _) = updated(&changed, &attributes(&[("RedrivePolicy", "")])).expect("valid");
+        assert!(!arguments.contains_key("x-delivery-limit"), "an empty RedrivePolicy removes it");
+        assert!(updated(&standard, &attributes(&[("FifoQueue", "true")])).is_err());
+        assert!(updated(&standard, &attributes(&[("ContentBasedDeduplication", "true")])).is_err());
+        let fifo = definition(&parse(&attributes(&[("FifoQueue", "true")])).expect("valid"));
+        let (arguments, _) = updated(&fifo, &attributes(&[("ContentBasedDeduplication", "true")])).expect("valid");
+        assert!(content_based_deduplication(&QueueDefinition { arguments, ..fifo }));
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! SQS queue actions: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue,
-//! GetQueueAttributes, PurgeQueue — each a call or two on the broker's queues.
+//! GetQueueAttributes, SetQueueAttributes, PurgeQueue, TagQueue, UntagQueue, ListQueueTags — each a call or two on the broker's queues.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use conveyor_core::CoreError;
+use conveyor_core::catalog::QueueDefinition;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::SqsError;
-use super::{Context, queue_arn, queue_attributes};
+use super::{Context, queue_arn, queue_attributes, tags};
 
 const QUEUE_NAME_CHARS_MAX: usize = 80;
 const LIST_RESULTS_MAX: usize = 1000;
@@ -20,6 +21,25 @@ pub struct CreateQueueInput {
     queue_name: Option<String>,
     #[serde(default)]
     attributes: HashMap<String, String>,
+    /// Lowercase in SQS's model, unlike every other member.
+    #[serde(default, rename = "tags")]
+    tags: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagQueueInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    tags: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagQueueInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    tag_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +60,14 @@ pub struct ListQueuesInput {
 #[serde(rename_all = "PascalCase")]
 pub struct QueueUrlInput {
     queue_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SetQueueAttributesInput {
+    queue_url: Option<String>,
+    #[serde(default)]
+    attributes: HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,42 +107,47 @@ fn check_queue_name(name: Option<&str>, fifo: bool) -> Result<&str, SqsError> {
     }
 }
 
+/// A RedrivePolicy must name an existing queue of the same kind.
+fn check_redrive(context: &Context, requested: &queue_attributes::Requested) -> Result<(), SqsError> {
+    let Some(redrive) = &requested.redrive else {
+        return Ok(());
+    };
+    let Some(target) = context.state.broker.queue(&redrive.dead_letter_queue) else {
+        return Err(SqsError::InvalidAttributeValue(format!(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
+            redrive.dead_letter_queue
+        )));
+    };
+    if queue_attributes::is_fifo(&target.definition()) != requested.fifo {
+        return Err(SqsError::InvalidAttributeValue(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<Value, SqsError> {
     let requested = queue_attributes::parse(&input.attributes)?;
     let name = check_queue_name(input.queue_name.as_deref(), requested.fifo)?;
-    if let Some(redrive) = &requested.redrive {
-        let Some(target) = context.state.broker.queue(&redrive.dead_letter_queue) else {
-            return Err(SqsError::InvalidAttributeValue(format!(
-                "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist: {}.",
-                redrive.dead_letter_queue
-            )));
-        };
-        if queue_attributes::is_fifo(&target.definition) != requested.fifo {
-            return Err(SqsError::InvalidAttributeValue(
-                "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".to_owned(),
-            ));
-        }
-    }
+    check_redrive(context, &requested)?;
     let exists_differently = || SqsError::QueueNameExists(format!("A queue already exists with the name {name} and different attributes."));
     if let Some(existing) = context.state.broker.queue(name) {
         // Declared before (over SQS or AMQP): same attributes, same queue.
-        return if queue_attributes::matches(&existing.definition, &requested) {
+        return if queue_attributes::matches(&existing.definition(), &requested) {
             Ok(json!({ "QueueUrl": context.queue_url(name) }))
         } else {
             Err(exists_differently())
         };
     }
-    match context
-        .state
-        .broker
-        .declare_queue(name, queue_attributes::definition(&requested))
-        .await
-    {
+    let mut definition = queue_attributes::definition(&requested);
+    // Tags at creation only: an existing queue keeps its own (as in SQS).
+    definition.arguments = tags::added(&definition.arguments, &input.tags)?;
+    match context.state.broker.declare_queue(name, definition).await {
         Ok(_) => Ok(json!({ "QueueUrl": context.queue_url(name) })),
         Err(CoreError::QueueMismatch { .. }) => {
             // Declared concurrently by someone else.
             match context.state.broker.queue(name) {
-                Some(existing) if queue_attributes::matches(&existing.definition, &requested) => {
+                Some(existing) if queue_attributes::matches(&existing.definition(), &requested) => {
                     Ok(json!({ "QueueUrl": context.queue_url(name) }))
                 }
                 _ => Err(exists_differently()),
@@ -143,7 +176,7 @@ pub fn list_dead_letter_source_queues(context: &Context, input: QueueUrlInput) -
         .broker
         .queues()
         .iter()
-        .filter(|queue| queue_attributes::Redrive::of(&queue.definition).is_some_and(|redrive| redrive.dead_letter_queue == target.name))
+        .filter(|queue| queue_attributes::Redrive::of(&queue.definition()).is_some_and(|redrive| redrive.dead_letter_queue == target.name))
         .map(|queue| queue.name.clone())
         .collect();
     names.sort_unstable();
@@ -195,31 +228,37 @@ pub async fn delete_queue(context: &Context, input: QueueUrlInput) -> Result<Val
 pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let mut all = Map::new();
+    let delayed = queue.queue.delayed_count();
     all.insert(
         "ApproximateNumberOfMessages".to_owned(),
-        queue.queue.available_count().to_string().into(),
+        queue.queue.available_count().saturating_sub(delayed).to_string().into(),
     );
     all.insert(
         "ApproximateNumberOfMessagesNotVisible".to_owned(),
         queue.queue.acquired_count().to_string().into(),
     );
-    all.insert("ApproximateNumberOfMessagesDelayed".to_owned(), "0".into());
+    all.insert("ApproximateNumberOfMessagesDelayed".to_owned(), delayed.to_string().into());
     let created_seconds = (queue.created_ms / 1000).to_string();
     all.insert("CreatedTimestamp".to_owned(), created_seconds.clone().into());
     all.insert("LastModifiedTimestamp".to_owned(), created_seconds.into());
     all.insert("QueueArn".to_owned(), queue_arn(&queue.name).into());
     for name in queue_attributes::setting_names() {
-        all.insert(name.to_owned(), queue_attributes::value(&queue.definition, name).to_string().into());
+        all.insert(
+            name.to_owned(),
+            queue_attributes::value(&queue.definition(), name).to_string().into(),
+        );
     }
     all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
-    if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition) {
+    if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition()) {
         all.insert("RedrivePolicy".to_owned(), redrive.to_json().into());
     }
-    if queue_attributes::is_fifo(&queue.definition) {
+    if queue_attributes::is_fifo(&queue.definition()) {
         all.insert(queue_attributes::FIFO_QUEUE.to_owned(), "true".into());
         all.insert(
             queue_attributes::CONTENT_BASED_DEDUPLICATION.to_owned(),
-            queue_attributes::content_based_deduplication(&queue.definition).to_string().into(),
+            queue_attributes::content_based_deduplication(&queue.definition())
+                .to_string()
+                .into(),
         );
         all.insert("DeduplicationScope".to_owned(), "queue".into());
         all.insert("FifoThroughputLimit".to_owned(), "perQueue".into());
@@ -242,6 +281,44 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
         return Ok(json!({}));
     }
     Ok(json!({ "Attributes": attributes }))
+}
+
+/// SetQueueAttributes: the queue's changeable attributes, recorded in the
+/// catalog so they survive a restart, in effect for the next request.
+pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let update = |definition: &QueueDefinition| -> Result<BTreeMap<String, String>, SqsError> {
+        let (arguments, requested) = queue_attributes::updated(definition, &input.attributes)?;
+        check_redrive(context, &requested)?;
+        Ok(arguments)
+    };
+    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    Ok(json!({}))
+}
+
+/// TagQueue: adds tags or replaces those of the same keys.
+pub async fn tag_queue(context: &Context, input: TagQueueInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let update = |definition: &QueueDefinition| tags::added(&definition.arguments, &input.tags);
+    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    Ok(json!({}))
+}
+
+/// UntagQueue: removes the tags of the keys given.
+pub async fn untag_queue(context: &Context, input: UntagQueueInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let update = |definition: &QueueDefinition| Ok::<_, SqsError>(tags::removed(&definition.arguments, &input.tag_keys));
+    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    Ok(json!({}))
+}
+
+pub fn list_queue_tags(context: &Context, input: QueueUrlInput) -> Result<Value, SqsError> {
+    let queue = context.queue(input.queue_url.as_deref())?;
+    let tags = tags::of(&queue.definition());
+    if tags.is_empty() {
+        return Ok(json!({}));
+    }
+    Ok(json!({ "Tags": tags }))
 }
 
 /// Settles every message available now. Messages in flight stay (their
