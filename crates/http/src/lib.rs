@@ -16,6 +16,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
 
+pub mod admin;
 pub mod metrics;
 pub mod sns;
 pub mod sqs;
@@ -50,6 +51,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", post(aws))
         .route("/{*path}", post(aws))
+        .merge(admin::router())
         .with_state(state)
 }
 

@@ -392,6 +392,11 @@ impl Queue {
         self.messages.high_watermark()
     }
 
+    /// Committed bytes of the message log.
+    pub fn size_bytes(&self) -> u64 {
+        self.messages.size_bytes()
+    }
+
     /// A receiver that changes when messages are published; waiting consumers park on it.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.messages.subscribe()

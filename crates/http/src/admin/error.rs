@@ -1,0 +1,219 @@
+//! The admin API's one error shape, `{"error": {"code": "...", "message":
+//! "..."}}`, for every 4xx and 5xx it answers, and the one table from core
+//! errors and request rejections to HTTP statuses and codes. The extractors
+//! here wrap axum's so that a malformed body, path or query gets that shape
+//! too instead of axum's plain-text rejection.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use conveyor_core::CoreError;
+use conveyor_core::exchange::ExchangeError;
+use conveyor_core::group::GroupError;
+use conveyor_core::queue::QueueError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `bad_request`, `not_found`, `conflict`,
+    /// `unprocessable_entity`, `payload_too_large`, `unsupported_media_type`,
+    /// `method_not_allowed`, `internal_error`, `unavailable`.
+    pub code: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+/// A failed admin request: its status and what to tell the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// The code clients match on, derived from the status alone so that one
+    /// status always means one code.
+    pub fn code(&self) -> &'static str {
+        match self.status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            status if status.is_client_error() => "bad_request",
+            _ => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, message = self.message, "admin API request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The one core-error → HTTP table.
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> ApiError {
+        let status = match &error {
+            CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } | CoreError::UnknownQueue(_) => StatusCode::NOT_FOUND,
+            CoreError::TopicExists(_) | CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } => StatusCode::CONFLICT,
+            CoreError::InvalidTopicName(_)
+            | CoreError::InvalidPartitions(_)
+            | CoreError::InvalidConfig(_)
+            | CoreError::InvalidQueueArgument { .. }
+            | CoreError::TransactionsUnsupported => StatusCode::BAD_REQUEST,
+            CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
+            CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
+            CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
+                StatusCode::CONFLICT
+            }
+            CoreError::DataDirLocked { .. } | CoreError::Log(_) | CoreError::Io { .. } | CoreError::Catalog(_) | CoreError::Queue(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<ExchangeError> for ApiError {
+    fn from(error: ExchangeError) -> ApiError {
+        let status = match &error {
+            ExchangeError::UnknownExchange(_) => StatusCode::NOT_FOUND,
+            ExchangeError::Inequivalent { .. } | ExchangeError::InUse(_) | ExchangeError::Predeclared(_) => StatusCode::CONFLICT,
+            ExchangeError::UnknownKind(_)
+            | ExchangeError::ReservedName(_)
+            | ExchangeError::DefaultExchangeBinding
+            | ExchangeError::Internal(_)
+            | ExchangeError::InvalidArgument { .. }
+            | ExchangeError::TooLong { .. } => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(error: GroupError) -> ApiError {
+        let status = match &error {
+            GroupError::GroupIdNotFound(_) => StatusCode::NOT_FOUND,
+            GroupError::NonEmptyGroup(_) | GroupError::RebalanceInProgress | GroupError::UnknownMemberId => StatusCode::CONFLICT,
+            GroupError::InvalidGroupId | GroupError::OffsetMetadataTooLarge(_) => StatusCode::BAD_REQUEST,
+            GroupError::CoordinatorNotAvailable => StatusCode::SERVICE_UNAVAILABLE,
+            GroupError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> ApiError {
+        ApiError::from(CoreError::from(error))
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        // A path that does not parse names no resource that exists.
+        let status = match rejection.status() {
+            status if status.is_server_error() => status,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, rejection.body_text())
+    }
+}
+
+/// A blocking core call run off the reactor.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::internal(format!("request task failed: {error}")))?
+}
+
+/// `axum::Json`, with rejections in the admin API's error shape.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// `axum::extract::Path`, with rejections in the admin API's error shape.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(value))
+    }
+}
+
+/// Any path under `/api/v1` that names no resource.
+pub async fn unknown_path() -> ApiError {
+    ApiError::not_found("no such admin API resource; the OpenAPI document at /api/v1/openapi.json lists them")
+}
+
+/// A known path asked with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this resource does not serve that method")
+}

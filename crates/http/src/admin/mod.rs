@@ -1,0 +1,75 @@
+//! The REST admin API under `/api/v1`: JSON resources for what the broker
+//! holds (overview, topics, consumer groups, queues, exchanges), the
+//! operations an operator needs (create and delete, purge, reset offsets,
+//! peek, publish, redrive), and the OpenAPI document generated from these
+//! handlers at `/api/v1/openapi.json`. One resource family per file; every
+//! error answers with the one shape of `error.rs`. Translates only: rules
+//! and state live in the core.
+
+mod error;
+mod groups;
+mod overview;
+mod topics;
+
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::routing::any;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::HttpState;
+
+pub use error::{ApiError, ErrorBody};
+
+/// Where the admin API is mounted.
+pub const BASE_PATH: &str = "/api/v1";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Conveyor admin API", description = "Inspect and operate a Conveyor broker: topics, consumer groups, queues, exchanges."),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "overview", description = "The broker at a glance"),
+        (name = "topics", description = "Kafka topics and their partitions"),
+        (name = "groups", description = "Kafka consumer groups and their committed offsets"),
+    )
+)]
+struct ApiDoc;
+
+/// The admin API's routes and its OpenAPI document, built once.
+fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
+    let api = OpenApiRouter::new()
+        .routes(routes!(overview::overview))
+        .routes(routes!(topics::list, topics::create))
+        .routes(routes!(topics::describe, topics::delete))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::describe, groups::delete))
+        .routes(routes!(groups::reset_offsets));
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest(BASE_PATH, api)
+        .split_for_parts();
+    // Only the admin routes answer a wrong method in the JSON error shape;
+    // the rest of the listener keeps its own behaviour.
+    (router.method_not_allowed_fallback(error::method_not_allowed), openapi)
+}
+
+/// The OpenAPI document, rendered once.
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| parts().1.to_json().unwrap_or_else(|_| "{}".to_owned()));
+
+/// Every admin route, with the OpenAPI document and a JSON 404 for any
+/// other path under [`BASE_PATH`].
+pub fn router() -> Router<Arc<HttpState>> {
+    overview::mark_start();
+    parts()
+        .0
+        .route(&format!("{BASE_PATH}/openapi.json"), axum::routing::get(openapi_json))
+        .route(BASE_PATH, any(error::unknown_path))
+        .route(&format!("{BASE_PATH}/{{*rest}}"), any(error::unknown_path))
+}
+
+/// `GET /api/v1/openapi.json`.
+async fn openapi_json() -> ([(axum::http::header::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI_JSON.as_str())
+}
