@@ -18,7 +18,7 @@ use std::path::PathBuf;
 pub use declared::DeclaredQueue;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
 pub use policy::{Overflow, QueuePolicy};
-pub use queue::{Deliveries, Delivery, Durable, Queue, QueueConfig};
+pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, GroupKey, JournalEvent, ShareCursor,
     ShareCursorConfig,

@@ -67,6 +67,17 @@ impl Delivery {
     }
 }
 
+/// One message seen by [`Queue::peek`], left as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    pub offset: u64,
+    /// Deliveries so far (0: never delivered).
+    pub delivery_count: u32,
+    /// Held by a consumer right now.
+    pub acquired: bool,
+    pub record: Record,
+}
+
 /// What one [`Queue::acquire`] returned.
 #[derive(Debug)]
 pub struct Deliveries {
@@ -397,6 +408,60 @@ impl Queue {
         self.messages.size_bytes()
     }
 
+    /// Up to `max_messages` unsettled messages, lowest offset first, without
+    /// acquiring them (an operator's peek): settled ones are skipped, held
+    /// ones are included and say so. Blocking (reads the log).
+    pub fn peek(&self, max_messages: usize) -> Result<Vec<Peeked>, QueueError> {
+        const READS_MAX: usize = 64;
+        let end = self.messages.high_watermark();
+        let mut offset = self.settled_below().max(self.messages.start_offset());
+        let mut peeked = Vec::new();
+        // Bounded in reads: a long run of settled messages ends the peek early.
+        for _ in 0..READS_MAX {
+            if offset >= end || peeked.len() >= max_messages {
+                break;
+            }
+            let read = match self.messages.read(offset, self.config.read_bytes_max, true) {
+                Ok(read) => read,
+                // Settled and removed meanwhile: start again from the new start.
+                Err(conveyor_log::LogError::OffsetOutOfRange { start, .. }) if start > offset => {
+                    offset = start;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let records = decode_batches(&read.bytes).map_err(|reason| QueueError::Journal {
+                path: self.dir.join("messages"),
+                reason,
+            })?;
+            let Some(next) = records
+                .iter()
+                .filter_map(|record| record.offset.and_then(|offset| u64::try_from(offset).ok()))
+                .max()
+            else {
+                break;
+            };
+            let state = self.state.lock();
+            for record in records {
+                let Some(record_offset) = record.offset.and_then(|offset| u64::try_from(offset).ok()) else {
+                    continue;
+                };
+                if record_offset < offset || state.cursor.is_settled(record_offset) || peeked.len() >= max_messages {
+                    continue;
+                }
+                peeked.push(Peeked {
+                    offset: record_offset,
+                    delivery_count: state.cursor.delivery_count(record_offset),
+                    acquired: state.cursor.holder(record_offset).is_some(),
+                    record,
+                });
+            }
+            drop(state);
+            offset = next + 1;
+        }
+        Ok(peeked)
+    }
+
     /// A receiver that changes when messages are published; waiting consumers park on it.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.messages.subscribe()
@@ -571,6 +636,28 @@ mod tests {
                 std::fs::copy(entry.path(), target).expect("copy");
             }
         }
+    }
+
+    #[test]
+    fn peek_skips_settled_messages_shows_held_ones_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000);
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        publish(&queue, 4);
+        let held = queue.acquire(ALICE, 3, 30_000).expect("acquire");
+        queue.ack(ALICE, 0).expect("ack").wait().expect("durable");
+        queue.ack(ALICE, 2).expect("ack").wait().expect("durable");
+        let seen: Vec<(u64, u32, bool)> = queue
+            .peek(10)
+            .expect("peek")
+            .iter()
+            .map(|peeked| (peeked.offset, peeked.delivery_count, peeked.acquired))
+            .collect();
+        assert_eq!(seen, vec![(1, 1, true), (3, 0, false)]);
+        assert_eq!(queue.peek(1).expect("peek").len(), 1);
+        assert_eq!((queue.available_count(), queue.acquired_count()), (1, 1));
+        drop(held);
+        queue.close().expect("close");
     }
 
     #[test]

@@ -528,6 +528,15 @@ impl ShareCursor {
         }
     }
 
+    /// Whether `offset` is acknowledged or archived: never delivered again.
+    pub fn is_settled(&self, offset: u64) -> bool {
+        offset < self.start
+            || self
+                .entries
+                .get(&offset)
+                .is_some_and(|entry| matches!(entry.state, State::Acknowledged | State::Archived))
+    }
+
     /// The delivery count of `offset` (0 if never delivered or already forgotten).
     pub fn delivery_count(&self, offset: u64) -> u32 {
         self.entries.get(&offset).map(|entry| entry.delivery_count).unwrap_or(0)

@@ -7,8 +7,12 @@
 //! and state live in the core.
 
 mod error;
+mod exchanges;
 mod groups;
+mod messages;
 mod overview;
+mod queues;
+mod redrive;
 mod topics;
 
 use std::sync::{Arc, LazyLock};
@@ -34,6 +38,8 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "overview", description = "The broker at a glance"),
         (name = "topics", description = "Kafka topics and their partitions"),
         (name = "groups", description = "Kafka consumer groups and their committed offsets"),
+        (name = "queues", description = "Queues (AMQP and SQS), their messages and dead letters"),
+        (name = "exchanges", description = "Exchanges and their bindings"),
     )
 )]
 struct ApiDoc;
@@ -46,7 +52,18 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(groups::list))
         .routes(routes!(groups::describe, groups::delete))
-        .routes(routes!(groups::reset_offsets));
+        .routes(routes!(groups::reset_offsets))
+        .routes(routes!(messages::peek_partition))
+        .routes(routes!(messages::publish_to_topic))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::describe, queues::delete))
+        .routes(routes!(queues::purge))
+        .routes(routes!(messages::peek_queue, messages::publish_to_queue))
+        .routes(routes!(redrive::redrive))
+        .routes(routes!(exchanges::list))
+        .routes(routes!(exchanges::describe))
+        .routes(routes!(messages::publish_to_exchange))
+        .routes(routes!(exchanges::bindings));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();

@@ -1,0 +1,186 @@
+//! `/api/v1/queues`: list and describe queues (messages ready and unacked,
+//! consumers, definition and arguments, where their dead letters go and
+//! which queues dead-letter into them), purge and delete. The same core
+//! queues AMQP and SQS clients use.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use conveyor_core::Broker;
+use conveyor_core::exchange::FieldTable;
+use conveyor_core::queue::DeclaredQueue;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody, blocking};
+use crate::HttpState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueSummary {
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    /// Waiting for a consumer.
+    pub messages_ready: u64,
+    /// Held by consumers, not yet acknowledged.
+    pub messages_unacked: u64,
+    pub consumers: u64,
+    /// The exchange dead letters go to (`x-dead-letter-exchange`), if any.
+    pub dead_letter_exchange: Option<String>,
+    /// Bytes of the queue's message log.
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueDetail {
+    #[serde(flatten)]
+    pub summary: QueueSummary,
+    pub id: String,
+    pub created_ms: i64,
+    /// The declaration's arguments as given (AMQP `x-…` arguments, SQS attributes as `sqs.*`).
+    pub arguments: BTreeMap<String, String>,
+    pub dead_letter_routing_key: Option<String>,
+    /// The queues this queue's dead letters reach now (routed through the
+    /// dead-letter exchange with the dead-letter routing key, or an empty
+    /// key when it has none).
+    pub dead_letter_queues: Vec<String>,
+    /// The queues whose dead letters reach this one (the same way): a
+    /// dead-letter queue's sources.
+    pub dead_letter_sources: Vec<String>,
+    pub message_ttl_ms: Option<i64>,
+    pub max_length: Option<u64>,
+    pub delivery_limit: Option<u32>,
+    /// Every message below this offset of the queue's log is settled.
+    pub settled_below: u64,
+    /// The queue log's end offset.
+    pub end_offset: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purged {
+    /// Messages removed (those held by consumers stay theirs).
+    pub purged: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueDeleted {
+    /// Messages the queue held when deleted.
+    pub messages_deleted: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQueue {
+    /// Only delete the queue if it holds no messages (409 otherwise).
+    pub if_empty: Option<bool>,
+}
+
+/// The queue, or 404.
+pub(super) fn find(broker: &Broker, name: &str) -> Result<Arc<DeclaredQueue>, ApiError> {
+    broker
+        .queue(name)
+        .ok_or_else(|| ApiError::not_found(format!("queue {name:?} does not exist")))
+}
+
+fn summary(declared: &DeclaredQueue) -> QueueSummary {
+    QueueSummary {
+        name: declared.name.clone(),
+        durable: declared.definition.durable,
+        auto_delete: declared.definition.auto_delete,
+        messages_ready: declared.queue.available_count(),
+        messages_unacked: declared.queue.acquired_count() as u64,
+        consumers: declared.consumer_count() as u64,
+        dead_letter_exchange: declared.policy.dead_letter_exchange.clone(),
+        size_bytes: declared.queue.size_bytes(),
+    }
+}
+
+/// The queues `declared`'s dead letters are routed to now.
+pub(super) fn dead_letter_queues(broker: &Broker, declared: &DeclaredQueue) -> Vec<String> {
+    let Some(exchange) = &declared.policy.dead_letter_exchange else {
+        return Vec::new();
+    };
+    let routing_key = declared.policy.dead_letter_routing_key.clone().unwrap_or_default();
+    let queues = broker
+        .route(exchange, &routing_key, &FieldTable::new())
+        .map(|routed| routed.queues)
+        .unwrap_or_default();
+    // A queue never dead-letters into itself (the core drops such cycles).
+    queues.into_iter().filter(|name| *name != declared.name).collect()
+}
+
+/// Every queue, by name.
+#[utoipa::path(get, operation_id = "list_queues", path = "/queues", tag = "queues",
+    responses((status = 200, body = Vec<QueueSummary>), (status = 500, body = ErrorBody)))]
+pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<QueueSummary>>, ApiError> {
+    let broker = Arc::clone(&state.broker);
+    let queues = blocking(move || Ok(broker.queues().iter().map(|declared| summary(declared)).collect())).await?;
+    Ok(Json(queues))
+}
+
+/// A queue's counts, definition and dead-letter wiring.
+#[utoipa::path(get, operation_id = "describe_queue", path = "/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "queue name")),
+    responses((status = 200, body = QueueDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<Json<QueueDetail>, ApiError> {
+    let broker = Arc::clone(&state.broker);
+    let detail = blocking(move || {
+        let declared = find(&broker, &name)?;
+        let dead_letter_sources = broker
+            .queues()
+            .iter()
+            .filter(|source| dead_letter_queues(&broker, source).contains(&declared.name))
+            .map(|source| source.name.clone())
+            .collect();
+        Ok(QueueDetail {
+            summary: summary(&declared),
+            id: declared.id.to_string(),
+            created_ms: declared.created_ms,
+            arguments: declared.definition.arguments.clone(),
+            dead_letter_routing_key: declared.policy.dead_letter_routing_key.clone(),
+            dead_letter_queues: dead_letter_queues(&broker, &declared),
+            dead_letter_sources,
+            message_ttl_ms: declared.policy.message_ttl_ms,
+            max_length: declared.policy.max_length,
+            delivery_limit: declared.policy.delivery_limit,
+            settled_below: declared.queue.settled_below(),
+            end_offset: declared.queue.end(),
+        })
+    })
+    .await?;
+    Ok(Json(detail))
+}
+
+/// Removes every message waiting in the queue (AMQP's `queue.purge`).
+#[utoipa::path(post, operation_id = "purge_queue", path = "/queues/{name}/purge", tag = "queues",
+    params(("name" = String, Path, description = "queue name")),
+    responses((status = 200, body = Purged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn purge(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<Json<Purged>, ApiError> {
+    let broker = Arc::clone(&state.broker);
+    let purged = blocking(move || {
+        let declared = find(&broker, &name)?;
+        Ok(broker.purge_queue(&declared)?)
+    })
+    .await?;
+    Ok(Json(Purged { purged }))
+}
+
+/// Deletes a queue and its messages.
+#[utoipa::path(delete, operation_id = "delete_queue", path = "/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "queue name"), DeleteQueue),
+    responses(
+        (status = 200, body = QueueDeleted),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`if_empty` and the queue holds messages", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DeleteQueue>,
+) -> Result<Json<QueueDeleted>, ApiError> {
+    let messages_deleted = state.broker.delete_queue(&name, query.if_empty.unwrap_or(false)).await?;
+    Ok(Json(QueueDeleted { messages_deleted }))
+}
