@@ -1,0 +1,494 @@
+//! The REST admin API against a spawned `conveyor serve`: topics, consumer
+//! groups (with a kafka-python member), queues and dead-letter redrive (with
+//! lapin), the JSON error shape, and schemathesis fuzzing the OpenAPI
+//! document for server errors and schema violations.
+
+mod support;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, Request};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use lapin::options::{BasicGetOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::{Value, json};
+use support::{Server, run_script, spawn_script};
+
+/// Bounds every scenario.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A client for one broker's admin API.
+struct Api {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl Api {
+    fn new(server: &Server) -> Api {
+        Api {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{}/api/v1", server.http_addr),
+        }
+    }
+
+    /// Sends a request; returns the status and the body as JSON (null when empty).
+    async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: &str) -> (u16, Value) {
+        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("answered in time")
+            .expect("response");
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("{status} body is not JSON ({error}): {bytes:?}"))
+        };
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.raw(Method::GET, path, None, "").await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.raw(Method::DELETE, path, None, "").await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.raw(Method::POST, path, Some("application/json"), &body.to_string()).await
+    }
+
+    /// GET that must answer 200.
+    async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+}
+
+/// Asserts the admin API's error shape and returns the message.
+fn error_message(status: u16, body: &Value, expected_status: u16, expected_code: &str) -> String {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], expected_code, "{body}");
+    let message = body["error"]["message"].as_str().expect("an error message").to_owned();
+    assert!(!message.is_empty());
+    message
+}
+
+fn run(scenario: impl Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async { tokio::time::timeout(WAIT, scenario).await.expect("the scenario finished in time") });
+}
+
+/// Polls `probe` until it returns `Some`, at most [`WAIT`].
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn partition_end_offsets(topic: &Value) -> Vec<u64> {
+    topic["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|partition| partition["end_offset"].as_u64().expect("end offset"))
+        .collect()
+}
+
+#[test]
+fn a_topic_is_created_published_to_peeked_described_and_deleted() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    run(async {
+        let (status, created) = api
+            .post(
+                "/topics",
+                json!({"name": "orders", "partitions": 3, "configs": {"retention.ms": "60000"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(partition_end_offsets(&created), vec![0, 0, 0]);
+        let retention = created["configs"]
+            .as_array()
+            .expect("configs")
+            .iter()
+            .find(|config| config["name"] == "retention.ms")
+            .expect("retention.ms listed")
+            .clone();
+        assert_eq!(
+            (retention["value"].as_str(), retention["is_default"].as_bool()),
+            (Some("60000"), Some(false))
+        );
+
+        // Kafka's rules and messages for what it refuses.
+        let (status, body) = api.post("/topics", json!({"name": "orders"})).await;
+        assert!(error_message(status, &body, 409, "conflict").contains("already exists"));
+        let (status, body) = api.post("/topics", json!({"name": "bad name!"})).await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.post("/topics", json!({"name": "t", "partitions": 0})).await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.post("/topics", json!({"name": "t", "configs": {"retention.ms": "soon"}})).await;
+        error_message(status, &body, 400, "bad_request");
+
+        for index in 0..2 {
+            let (status, body) = api
+                .post(
+                    "/topics/orders/messages",
+                    json!({"partition": 2, "key": "k", "value": format!("order {index}"), "headers": {"source": "rest"}}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            assert_eq!((body["partition"].as_u64(), body["offset"].as_u64()), (Some(2), Some(index)));
+        }
+        let (status, body) = api
+            .post(
+                "/topics/orders/messages",
+                json!({"key": "//4=", "key_encoding": "base64", "value": "/w==", "value_encoding": "base64"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let keyed_partition = body["partition"].as_u64().expect("partition");
+
+        let described = api.ok("/topics/orders").await;
+        let mut expected = vec![0, 0, 2];
+        expected[keyed_partition as usize] += 1;
+        assert_eq!(partition_end_offsets(&described), expected);
+        let listed = api.ok("/topics").await;
+        assert_eq!(listed[0]["name"], "orders");
+        assert_eq!(listed[0]["messages"], 3);
+
+        let peeked = api.ok("/topics/orders/partitions/2/messages?offset=1&count=5").await;
+        let messages = peeked["messages"].as_array().expect("messages");
+        let last = messages.last().expect("a message");
+        assert_eq!((last["value"].as_str(), last["key"].as_str()), (Some("order 1"), Some("k")));
+        assert_eq!(
+            last["headers"][0],
+            json!({"key": "source", "value": "rest", "value_encoding": "utf8"})
+        );
+        let binary = api.ok(&format!("/topics/orders/partitions/{keyed_partition}/messages")).await;
+        let binary = binary["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .find(|message| message["value_encoding"] == "base64")
+            .expect("the binary message")
+            .clone();
+        assert_eq!((binary["value"].as_str(), binary["key"].as_str()), (Some("/w=="), Some("//4=")));
+
+        let (status, body) = api.get("/topics/orders/partitions/9/messages").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, _) = api.delete("/topics/orders").await;
+        assert_eq!(status, 204);
+        let (status, body) = api.get("/topics/orders").await;
+        assert!(error_message(status, &body, 404, "not_found").contains("orders"));
+        let overview = api.ok("/overview").await;
+        assert_eq!((overview["topics"].as_u64(), overview["partitions"].as_u64()), (Some(0), Some(0)));
+    });
+}
+
+#[test]
+fn group_lag_follows_a_kafka_python_commit_and_offsets_reset_only_while_the_group_is_empty() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    run(async {
+        let (status, body) = api.post("/topics", json!({"name": "events", "partitions": 1})).await;
+        assert_eq!(status, 201, "{body}");
+        for index in 0..5 {
+            let (status, body) = api
+                .post("/topics/events/messages", json!({"value": format!("event {index}")}))
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    });
+    run_script(&server, "admin/group_member_kafka_python.py", &["commit", "events", "readers", "3"]);
+    run(async {
+        let group = api.ok("/groups/readers").await;
+        assert_eq!(group["state"], "Empty", "{group}");
+        assert_eq!(group["offsets"][0]["committed_offset"], 3, "{group}");
+        assert_eq!(
+            (group["offsets"][0]["end_offset"].as_u64(), group["lag"].as_u64()),
+            (Some(5), Some(2))
+        );
+        let listed = api.ok("/groups").await;
+        let summary = listed
+            .as_array()
+            .expect("groups")
+            .iter()
+            .find(|group| group["group_id"] == "readers")
+            .cloned();
+        assert_eq!(summary.expect("listed")["lag"], 2);
+
+        let (status, reset) = api.post("/groups/readers/reset-offsets", json!({"to": "earliest"})).await;
+        assert_eq!(status, 200, "{reset}");
+        assert_eq!(
+            (
+                reset["offsets"][0]["committed_offset"].as_i64(),
+                reset["offsets"][0]["lag"].as_u64()
+            ),
+            (Some(0), Some(5))
+        );
+        let (_, reset) = api
+            .post(
+                "/groups/readers/reset-offsets",
+                json!({"to": "offset", "offset": 4, "topic": "events"}),
+            )
+            .await;
+        assert_eq!(reset["offsets"][0]["committed_offset"], 4, "{reset}");
+        let (_, reset) = api
+            .post("/groups/readers/reset-offsets", json!({"to": "timestamp", "timestamp_ms": 0}))
+            .await;
+        assert_eq!(reset["offsets"][0]["committed_offset"], 0, "{reset}");
+        let (_, reset) = api.post("/groups/readers/reset-offsets", json!({"to": "latest"})).await;
+        assert_eq!(api.ok("/groups/readers").await["lag"], 0, "{reset}");
+        let (status, body) = api.post("/groups/readers/reset-offsets", json!({"to": "offset"})).await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.post("/groups/nobody/reset-offsets", json!({"to": "earliest"})).await;
+        error_message(status, &body, 404, "not_found");
+    });
+
+    // With a member in the group, resetting and deleting are refused, as Kafka does.
+    let mut member = spawn_script(&server, "admin/group_member_kafka_python.py", &["hold", "events", "readers"]);
+    let stdout = member.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("assigned"), "the member joined");
+    run(async {
+        let group = eventually("a stable group with its member", || async {
+            let group = api.ok("/groups/readers").await;
+            (group["state"] == "Stable").then_some(group)
+        })
+        .await;
+        let member = &group["members"][0];
+        assert_eq!(member["client_id"], "admin-api-test", "{group}");
+        assert_eq!(member["assignments"], json!([{"topic": "events", "partitions": [0]}]), "{group}");
+        let (status, body) = api.post("/groups/readers/reset-offsets", json!({"to": "earliest"})).await;
+        error_message(status, &body, 409, "conflict");
+        let (status, body) = api.delete("/groups/readers").await;
+        error_message(status, &body, 409, "conflict");
+    });
+    drop(member.stdin.take());
+    let status = support::wait_bounded(&mut member, Duration::from_secs(30)).expect("the member left");
+    assert!(status.success(), "the member script failed");
+    run(async {
+        eventually("the group to empty", || async {
+            (api.ok("/groups/readers").await["state"] == "Empty").then_some(())
+        })
+        .await;
+        let (status, _) = api.delete("/groups/readers").await;
+        assert_eq!(status, 204);
+        let (status, body) = api.get("/groups/readers").await;
+        error_message(status, &body, 404, "not_found");
+    });
+}
+
+#[test]
+fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redrive_dead_letters_back() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
+    run(async {
+        let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare("work.dlq".into(), durable, FieldTable::default())
+            .await
+            .expect("declare the dead-letter queue");
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+        arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString("work.dlq".into()));
+        channel.queue_declare("work".into(), durable, arguments).await.expect("declare");
+        for index in 0..3 {
+            channel
+                .basic_publish(
+                    "".into(),
+                    "work".into(),
+                    BasicPublishOptions::default(),
+                    format!("job {index}").as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirmed");
+        }
+        // Two jobs rejected: dead-lettered into work.dlq.
+        for _ in 0..2 {
+            let message = channel
+                .basic_get("work".into(), BasicGetOptions::default())
+                .await
+                .expect("get")
+                .expect("a message");
+            message.reject(BasicRejectOptions { requeue: false }).await.expect("reject");
+        }
+
+        let dlq = eventually("two dead letters", || async {
+            let dlq = api.ok("/queues/work.dlq").await;
+            (dlq["messages_ready"] == 2).then_some(dlq)
+        })
+        .await;
+        assert_eq!(dlq["dead_letter_sources"], json!(["work"]), "{dlq}");
+        let work = api.ok("/queues/work").await;
+        assert_eq!(
+            (work["messages_ready"].as_u64(), work["messages_unacked"].as_u64()),
+            (Some(1), Some(0))
+        );
+        assert_eq!(work["dead_letter_queues"], json!(["work.dlq"]), "{work}");
+        assert_eq!(work["arguments"]["x-dead-letter-routing-key"], "work.dlq", "{work}");
+        let listed = api.ok("/queues").await;
+        assert_eq!(listed.as_array().expect("queues").len(), 2);
+
+        let peeked = api.ok("/queues/work.dlq/messages?count=10").await;
+        let messages = peeked["messages"].as_array().expect("messages");
+        let values: Vec<&str> = messages.iter().map(|message| message["value"].as_str().expect("value")).collect();
+        assert_eq!(values, vec!["job 0", "job 1"]);
+        let death_queue = messages[0]["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|header| header["key"] == "conveyor.death-queue")
+            .expect("the death header")
+            .clone();
+        assert_eq!(death_queue["value"], "work");
+        assert_eq!(api.ok("/queues/work.dlq").await["messages_ready"], 2, "peeking consumed nothing");
+
+        let (status, redriven) = api.post("/queues/work.dlq/redrive", json!({})).await;
+        assert_eq!(status, 200, "{redriven}");
+        assert_eq!(redriven, json!({"moved": 2, "skipped": 0, "destinations": {"work": 2}}));
+        assert_eq!(api.ok("/queues/work.dlq").await["messages_ready"], 0);
+        assert_eq!(api.ok("/queues/work").await["messages_ready"], 3);
+        let redelivered = channel
+            .basic_get("work".into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+            .expect("a message");
+        assert_eq!(redelivered.data, b"job 2");
+
+        // To an explicit destination, and publishing over REST.
+        let (status, body) = api.post("/queues/work/messages", json!({"value": "from rest"})).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, routed) = api
+            .post(
+                "/exchanges/amq.default/messages",
+                json!({"routing_key": "work.dlq", "value": "routed"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{routed}");
+        assert_eq!(routed["queues"], json!(["work.dlq"]));
+        let (status, body) = api
+            .post("/queues/work.dlq/redrive", json!({"destination": "work", "max_messages": 5}))
+            .await;
+        assert_eq!((status, body["moved"].as_u64()), (200, Some(1)), "{body}");
+        let (status, body) = api.post("/queues/work.dlq/redrive", json!({"destination": "missing"})).await;
+        error_message(status, &body, 404, "not_found");
+
+        let (status, purged) = api.post("/queues/work/purge", json!({})).await;
+        assert_eq!((status, purged["purged"].as_u64()), (200, Some(4)), "{purged}");
+        assert_eq!(api.ok("/overview").await["messages_ready"], 0);
+        api.post("/queues/work/messages", json!({"value": "keep"})).await;
+        let (status, body) = api.delete("/queues/work?if_empty=true").await;
+        error_message(status, &body, 409, "conflict");
+        let (status, body) = api.delete("/queues/work").await;
+        assert_eq!((status, body["messages_deleted"].as_u64()), (200, Some(1)), "{body}");
+        let (status, body) = api.get("/queues/work/messages").await;
+        error_message(status, &body, 404, "not_found");
+
+        let exchanges = api.ok("/exchanges").await;
+        assert!(
+            exchanges
+                .as_array()
+                .expect("exchanges")
+                .iter()
+                .any(|exchange| exchange["name"] == "amq.topic")
+        );
+        let default = api.ok("/exchanges/amq.default").await;
+        assert_eq!((default["name"].as_str(), default["kind"].as_str()), (Some(""), Some("direct")));
+        let (status, body) = api.get("/exchanges/nope").await;
+        error_message(status, &body, 404, "not_found");
+        connection.close(200, "done".into()).await.expect("close");
+    });
+}
+
+#[test]
+fn every_error_answers_with_the_json_error_shape() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    run(async {
+        let (status, body) = api.raw(Method::POST, "/topics", Some("application/json"), "{\"name\": ").await;
+        assert!(error_message(status, &body, 400, "bad_request").contains("JSON"));
+        let (status, body) = api.raw(Method::POST, "/topics", Some("application/json"), "{\"name\": 7}").await;
+        error_message(status, &body, 422, "unprocessable_entity");
+        let (status, body) = api.raw(Method::POST, "/topics", None, "{\"name\": \"x\"}").await;
+        error_message(status, &body, 415, "unsupported_media_type");
+        let (status, body) = api.get("/no/such/thing").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.raw(Method::POST, "/no/such/thing", Some("application/json"), "{}").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.raw(Method::PUT, "/topics", None, "").await;
+        error_message(status, &body, 405, "method_not_allowed");
+        let (status, body) = api.get("/topics/missing").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.get("/topics/missing/partitions/x/messages").await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.get("/queues/missing").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.get("/groups/missing").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.delete("/groups/missing").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.get("/queues/missing/messages?count=lots").await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.post("/topics", json!({"name": "t", "unknown": 1})).await;
+        error_message(status, &body, 422, "unprocessable_entity");
+        api.post("/topics", json!({"name": "t"})).await;
+        let (status, body) = api.post("/topics", json!({"name": "t"})).await;
+        error_message(status, &body, 409, "conflict");
+        let (status, body) = api.get("/topics/t/partitions/0/messages?count=0").await;
+        error_message(status, &body, 400, "bad_request");
+
+        let document = api.ok("/openapi.json").await;
+        assert!(document["openapi"].as_str().expect("version").starts_with("3."));
+        for path in [
+            "/api/v1/topics",
+            "/api/v1/groups/{group_id}/reset-offsets",
+            "/api/v1/queues/{name}/redrive",
+        ] {
+            assert!(document["paths"].get(path).is_some(), "{path} is documented");
+        }
+        assert!(document["components"]["schemas"].get("ErrorBody").is_some());
+    });
+}
+
+#[test]
+fn schemathesis_finds_no_server_errors_or_schema_violations() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    // Something to find, so describe and peek paths have real answers too.
+    run(async {
+        api.post("/topics", json!({"name": "fuzzed", "partitions": 2})).await;
+        api.post("/topics/fuzzed/messages", json!({"value": "hello"})).await;
+    });
+    run_script(&server, "admin/schemathesis_run.py", &["15"]);
+}
