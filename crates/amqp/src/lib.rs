@@ -96,7 +96,12 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::run(stream, peer, Arc::clone(&context), shutdown.clone()));
+                    let open = context.broker.stats().connection_opened("amqp");
+                    let running = connection::run(stream, peer, Arc::clone(&context), shutdown.clone());
+                    connections.spawn(async move {
+                        running.await;
+                        drop(open);
+                    });
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.

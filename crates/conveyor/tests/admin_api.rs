@@ -194,6 +194,11 @@ fn a_topic_is_created_published_to_peeked_described_and_deleted() {
             .clone();
         assert_eq!((binary["value"].as_str(), binary["key"].as_str()), (Some("/w=="), Some("//4=")));
 
+        let overview = api.ok("/overview").await;
+        assert!(overview["messages_in_total"].as_u64().expect("messages in") >= 3, "{overview}");
+        assert!(overview["bytes_in_total"].as_u64().expect("bytes in") > 0, "{overview}");
+        assert!(overview["bytes_on_disk"].as_u64().expect("bytes on disk") > 0, "{overview}");
+
         let (status, body) = api.get("/topics/orders/partitions/9/messages").await;
         error_message(status, &body, 404, "not_found");
         let (status, _) = api.delete("/topics/orders").await;

@@ -26,6 +26,7 @@ use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::partitioner;
 use crate::producer::{Partition, PendingAppend};
 use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
+use crate::stats::{Flow, Stats};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
@@ -72,6 +73,8 @@ pub struct Broker {
     /// Exchanges and bindings (one virtual host); changes go through the
     /// catalog lock, routing only reads.
     router: RwLock<Router>,
+    /// Traffic counters for operators; not state.
+    stats: Arc<Stats>,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -95,11 +98,12 @@ impl Broker {
         let topics_dir = data_dir.join("topics");
         fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
         let mut topics = BTreeMap::new();
+        let stats = Arc::new(Stats::default());
         for record in catalog.state().topics.values() {
             let config_of_topic = TopicConfig::new(record.configs.clone())?;
             let log_config = config_of_topic.log_config(&config.topic_defaults);
             let dir = topics_dir.join(record.id.to_string());
-            let logs = open_partitions(&dir, 0..record.partitions, &log_config, &clock)?;
+            let logs = open_partitions(&dir, 0..record.partitions, &log_config, &clock, &stats.topic(&record.name))?;
             let topic = Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic);
             topics.insert(record.name.clone(), Arc::new(topic));
         }
@@ -120,6 +124,7 @@ impl Broker {
             producer_ids: parking_lot::Mutex::new((reserved, reserved)),
             queues: RwLock::new(queues),
             router: RwLock::new(router),
+            stats,
         })
     }
 
@@ -130,6 +135,11 @@ impl Broker {
     /// This data directory's cluster id (Kafka clients show and compare it).
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// Traffic counters: messages and bytes in and out per topic and queue, connections.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     /// The consumer group coordinator (membership and committed offsets).
@@ -194,8 +204,8 @@ impl Broker {
         let dir = self.config.data_dir.join("topics").join(id.to_string());
         let log_config = config.log_config(&self.config.topic_defaults);
         let logs = {
-            let (dir, clock) = (dir.clone(), Arc::clone(&self.clock));
-            blocking(move || open_partitions(&dir, 0..partitions, &log_config, &clock)).await?
+            let (dir, clock, flow) = (dir.clone(), Arc::clone(&self.clock), self.stats.topic(name));
+            blocking(move || open_partitions(&dir, 0..partitions, &log_config, &clock, &flow)).await?
         };
         let event = Event::TopicCreated {
             id,
@@ -271,8 +281,8 @@ impl Broker {
         let current = topic.partition_count();
         let log_config = topic.config().log_config(&self.config.topic_defaults);
         let logs = {
-            let (dir, clock) = (topic.dir().to_owned(), Arc::clone(&self.clock));
-            blocking(move || open_partitions(&dir, current..total, &log_config, &clock)).await?
+            let (dir, clock, flow) = (topic.dir().to_owned(), Arc::clone(&self.clock), self.stats.topic(name));
+            blocking(move || open_partitions(&dir, current..total, &log_config, &clock, &flow)).await?
         };
         catalog
             .append(
@@ -754,11 +764,12 @@ fn open_partitions(
     partitions: std::ops::Range<u32>,
     config: &LogConfig,
     clock: &Arc<dyn Clock>,
+    flow: &Arc<Flow>,
 ) -> Result<Vec<Partition>> {
     partitions
         .map(|partition| {
             let log = Log::open_with_clock(Topic::partition_dir(topic_dir, partition), config.clone(), Arc::clone(clock))?;
-            Partition::new(log)
+            Ok(Partition::new(log)?.with_flow(Arc::clone(flow)))
         })
         .collect()
 }

@@ -106,6 +106,8 @@ impl Broker {
             }
         }
         let guard = declared.publishing();
+        let flow = self.stats().queue(&declared.name);
+        let bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
         let appending = declared.queue.publish(vec![record]);
         let trim = (policy.overflow == Overflow::DropHead)
             .then_some(policy.max_length)
@@ -114,6 +116,9 @@ impl Broker {
         appends.push(Box::pin(async move {
             let stored = appending.await.map(drop).map_err(CoreError::from);
             drop(guard);
+            if stored.is_ok() {
+                flow.add_in(1, bytes);
+            }
             if let Some((broker, declared, max_length)) = trim {
                 let excess = declared.queue.available_count().saturating_sub(max_length);
                 if excess > 0 {
@@ -173,6 +178,14 @@ impl Broker {
                 }
             }
             if !messages.is_empty() || dead == 0 {
+                let flow = self.stats().queue(&declared.name);
+                let bytes: usize = messages
+                    .iter()
+                    .map(|delivery| delivery.record.value.as_ref().map_or(0, Vec::len))
+                    .sum();
+                flow.add_out(messages.len() as u64, bytes as u64);
+                let redelivered = messages.iter().filter(|delivery| delivery.redelivered()).count();
+                flow.redelivered.fetch_add(redelivered as u64, std::sync::atomic::Ordering::Relaxed);
                 return Ok(Live {
                     messages,
                     durable: last_durable,
@@ -227,6 +240,10 @@ impl Broker {
             );
             return Vec::new();
         };
+        self.stats()
+            .queue(&declared.name)
+            .dead_lettered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let routing_key = policy.dead_letter_routing_key.clone().unwrap_or_else(|| {
             record
                 .key

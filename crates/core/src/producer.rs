@@ -27,6 +27,7 @@ use conveyor_log::{AppendInfo, Log};
 use parking_lot::Mutex;
 
 use crate::error::{CoreError, Result};
+use crate::stats::Flow;
 
 /// Batches remembered per producer (Kafka's `max.in.flight` bound for idempotence).
 const BATCHES_REMEMBERED: usize = 5;
@@ -203,6 +204,8 @@ impl ProducerEntry {
 pub struct Partition {
     pub log: Log,
     producers: Arc<Mutex<ProducerState>>,
+    /// The topic's traffic counters (shared by its partitions).
+    flow: Arc<Flow>,
 }
 
 /// An append in flight.
@@ -215,13 +218,32 @@ impl Partition {
         Ok(Partition {
             log,
             producers: Arc::new(Mutex::new(ProducerState::rebuild(&headers))),
+            flow: Arc::default(),
         })
+    }
+
+    /// The same partition, counting its appends in `flow`.
+    pub fn with_flow(mut self, flow: Arc<Flow>) -> Partition {
+        self.flow = flow;
+        self
     }
 
     /// Appends batches, applying idempotent-producer rules when the batch
     /// carries a producer id. The check and the enqueue happen before this
-    /// returns; the future resolves when the append is acknowledged.
+    /// returns; the future resolves when the append is acknowledged, and
+    /// the records then count as the topic's traffic in.
     pub fn append(&self, batches: Bytes) -> PendingAppend {
+        let bytes = batches.len() as u64;
+        let flow = Arc::clone(&self.flow);
+        let appending = self.append_checked(batches);
+        Box::pin(async move {
+            let info = appending.await?;
+            flow.add_in(info.last_offset.saturating_sub(info.base_offset) + 1, bytes);
+            Ok(info)
+        })
+    }
+
+    fn append_checked(&self, batches: Bytes) -> PendingAppend {
         let header = BatchHeader::parse(&batches);
         let Some(header) = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) else {
             let appending = self.log.append(batches);

@@ -1,12 +1,16 @@
 //! `GET /metrics`: the broker's state in the Prometheus text exposition
 //! format (version 0.0.4), computed from the core on each scrape — log sizes
 //! and offsets per partition, consumer-group lag per partition, queue depth
-//! by state and consumers per queue. Names and labels follow Prometheus
+//! by state and consumers per queue, the core's traffic counters per topic
+//! and queue (`stats.rs`) and open connections per protocol. Names and labels follow Prometheus
 //! conventions (`conveyor_` prefix, base units, `_bytes` suffixes).
 
 use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use conveyor_core::Broker;
+use conveyor_core::stats::Flow;
 
 /// One metric family being written: HELP and TYPE once, then its samples.
 struct Family<'a> {
@@ -15,8 +19,16 @@ struct Family<'a> {
 
 impl<'a> Family<'a> {
     fn gauge(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+        Family::new(out, name, help, "gauge")
+    }
+
+    fn counter(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+        Family::new(out, name, help, "counter")
+    }
+
+    fn new(out: &'a mut String, name: &str, help: &str, kind: &str) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         Family { out }
     }
 
@@ -132,6 +144,94 @@ pub fn render(broker: &Broker) -> String {
             &[("queue", &declared.name)],
             declared.consumer_count() as f64,
         );
+    }
+
+    // Traffic counters, for the topics and queues that exist now.
+    let stats = broker.stats();
+    let topic_flows: Vec<(String, Arc<Flow>)> = stats
+        .topics()
+        .into_iter()
+        .filter(|(name, _)| topics.iter().any(|topic| topic.name == *name))
+        .collect();
+    let queue_flows: Vec<(String, Arc<Flow>)> = stats
+        .queues()
+        .into_iter()
+        .filter(|(name, _)| queues.iter().any(|declared| declared.name == *name))
+        .collect();
+    type Counter = fn(&Flow) -> &AtomicU64;
+    let topic_counters: [(&str, &str, Counter); 4] = [
+        (
+            "conveyor_topic_messages_in_total",
+            "Records appended to a topic (Kafka produce, exchanges, the admin API).",
+            |flow| &flow.messages_in,
+        ),
+        (
+            "conveyor_topic_bytes_in_total",
+            "Bytes of record batches appended to a topic.",
+            |flow| &flow.bytes_in,
+        ),
+        (
+            "conveyor_topic_messages_out_total",
+            "Records handed out by Kafka fetches of a topic.",
+            |flow| &flow.messages_out,
+        ),
+        (
+            "conveyor_topic_bytes_out_total",
+            "Bytes of record batches handed out by Kafka fetches of a topic.",
+            |flow| &flow.bytes_out,
+        ),
+    ];
+    for (name, help, counter) in topic_counters {
+        let mut family = Family::counter(&mut out, name, help);
+        for (topic, flow) in &topic_flows {
+            family.sample(name, &[("topic", topic)], Flow::get(counter(flow)) as f64);
+        }
+    }
+    let queue_counters: [(&str, &str, Counter); 6] = [
+        (
+            "conveyor_queue_messages_in_total",
+            "Messages stored in a queue (AMQP, SQS, dead-lettering, the admin API).",
+            |flow| &flow.messages_in,
+        ),
+        (
+            "conveyor_queue_bytes_in_total",
+            "Body bytes of the messages stored in a queue.",
+            |flow| &flow.bytes_in,
+        ),
+        (
+            "conveyor_queue_messages_out_total",
+            "Deliveries from a queue to consumers (redeliveries included).",
+            |flow| &flow.messages_out,
+        ),
+        (
+            "conveyor_queue_bytes_out_total",
+            "Body bytes of the deliveries from a queue.",
+            |flow| &flow.bytes_out,
+        ),
+        (
+            "conveyor_queue_messages_redelivered_total",
+            "Deliveries of messages delivered before.",
+            |flow| &flow.redelivered,
+        ),
+        (
+            "conveyor_queue_messages_dead_lettered_total",
+            "Messages that died in a queue (rejected, expired, over a limit) and went to its dead-letter exchange.",
+            |flow| &flow.dead_lettered,
+        ),
+    ];
+    for (name, help, counter) in queue_counters {
+        let mut family = Family::counter(&mut out, name, help);
+        for (queue, flow) in &queue_flows {
+            family.sample(name, &[("queue", queue)], Flow::get(counter(flow)) as f64);
+        }
+    }
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_connections",
+        "Open client connections by protocol (kafka, amqp).",
+    );
+    for (protocol, open) in stats.connections() {
+        family.sample("conveyor_connections", &[("protocol", protocol)], open as f64);
     }
     out
 }

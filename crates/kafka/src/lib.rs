@@ -68,7 +68,12 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::run(stream, peer, Arc::clone(&context), connection_shutdown.clone()));
+                    let open = context.broker.stats().connection_opened("kafka");
+                    let running = connection::run(stream, peer, Arc::clone(&context), connection_shutdown.clone());
+                    connections.spawn(async move {
+                        running.await;
+                        drop(open);
+                    });
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.

@@ -1,6 +1,8 @@
 """/metrics parsed with the Prometheus client's text parser: partition
 offsets move after a Kafka produce, group lag after a commit, queue depth by
-state after AMQP publishes and a held delivery."""
+state after AMQP publishes and a held delivery; the traffic counters (in and
+out per topic and queue, redelivered, dead-lettered) and open connections
+per protocol move with that traffic."""
 import os
 import sys
 import urllib.request
@@ -65,6 +67,43 @@ check(value(after, "conveyor_consumer_group_lag", group=group, topic=topic, part
 check(value(after, "conveyor_queue_messages", queue=queue, state="ready") == 2, "2 ready")
 check(value(after, "conveyor_queue_messages", queue=queue, state="unacked") == 1, "1 unacked")
 check(value(after, "conveyor_queue_consumers", queue=queue) == 0, "no consumers")
-channel.basic_ack(held.delivery_tag)
+
+# Traffic counters: what went in and out of the topic and the queue.
+reader = KafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, auto_offset_reset="earliest")
+reader.assign([TopicPartition(topic, 0)])
+fetched = 0
+for _ in range(100):
+    fetched += sum(len(records) for records in reader.poll(timeout_ms=200).values())
+    if fetched >= 5:
+        break
+reader.close()
+check(fetched == 5, f"fetched {fetched} of 5 records")
+channel.basic_nack(held.delivery_tag, requeue=True)
+again, _properties, _body = channel.basic_get(queue)
+check(again.redelivered, "the nacked message comes back redelivered")
+channel.basic_ack(again.delivery_tag)
+dead = unique("metered-dead")
+dying = unique("metered-dying")
+channel.queue_declare(dead)
+channel.queue_declare(dying, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead})
+channel.basic_publish("", dying, b"doomed")
+doomed, _properties, _body = channel.basic_get(dying)
+channel.basic_reject(doomed.delivery_tag, requeue=False)
+channel.queue_declare(dead, passive=True)  # a round trip: the reject has been handled
+
+counted = scrape()
+check(value(counted, "conveyor_topic_messages_in_total", topic=topic) == 5, "5 records in")
+check(value(counted, "conveyor_topic_bytes_in_total", topic=topic) > 0, "bytes in")
+check(value(counted, "conveyor_topic_messages_out_total", topic=topic) >= 5, "at least 5 records fetched out")
+check(value(counted, "conveyor_topic_bytes_out_total", topic=topic) > 0, "bytes out")
+check(value(counted, "conveyor_queue_messages_in_total", queue=queue) == 3, "3 messages published")
+check(value(counted, "conveyor_queue_bytes_in_total", queue=queue) == 6, "3 bodies of 2 bytes")
+check(value(counted, "conveyor_queue_messages_out_total", queue=queue) == 2, "2 deliveries")
+check(value(counted, "conveyor_queue_messages_redelivered_total", queue=queue) == 1, "1 redelivery")
+check(value(counted, "conveyor_queue_messages_dead_lettered_total", queue=dying) == 1, "1 dead-lettered")
+check(value(counted, "conveyor_queue_messages_in_total", queue=dead) == 1, "the dead letter arrived")
+check(value(counted, "conveyor_connections", protocol="amqp") >= 1, "an open AMQP connection")
+check(value(counted, "conveyor_connections", protocol="kafka") >= 1, "an open Kafka connection (the admin client)")
 connection.close()
+admin.close()
 print("ok")

@@ -1,12 +1,15 @@
 //! `GET /api/v1/overview`: the broker at a glance — version, uptime, how
 //! many topics, partitions, groups, queues and exchanges exist, messages
-//! waiting in queues, and bytes stored in logs.
+//! waiting in queues, bytes stored in logs, traffic totals since the start
+//! (a client derives rates from two reads) and open connections.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
+use conveyor_core::stats::Flow;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -39,6 +42,15 @@ pub struct Overview {
     pub messages_unacked: u64,
     /// Bytes stored in topic partition logs and queue message logs.
     pub bytes_on_disk: u64,
+    /// Messages into topics and queues since the process started; the
+    /// difference between two reads over their interval is the rate.
+    pub messages_in_total: u64,
+    /// Messages handed out by Kafka fetches and queue deliveries since the process started.
+    pub messages_out_total: u64,
+    pub bytes_in_total: u64,
+    pub bytes_out_total: u64,
+    /// Open client connections by protocol (`kafka`, `amqp`).
+    pub connections: BTreeMap<String, i64>,
 }
 
 /// The broker at a glance.
@@ -64,7 +76,19 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
             messages_unacked += declared.queue.acquired_count() as u64;
             bytes_on_disk += declared.queue.size_bytes();
         }
+        let stats = broker.stats();
+        let flows: Vec<Arc<Flow>> = stats.topics().into_values().chain(stats.queues().into_values()).collect();
+        let total = |counter: fn(&Flow) -> &std::sync::atomic::AtomicU64| flows.iter().map(|flow| Flow::get(counter(flow))).sum();
         Ok(Overview {
+            messages_in_total: total(|flow| &flow.messages_in),
+            messages_out_total: total(|flow| &flow.messages_out),
+            bytes_in_total: total(|flow| &flow.bytes_in),
+            bytes_out_total: total(|flow| &flow.bytes_out),
+            connections: stats
+                .connections()
+                .into_iter()
+                .map(|(protocol, open)| (protocol.to_owned(), open))
+                .collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             cluster_id: broker.cluster_id().to_owned(),
             uptime_ms: STARTED.get().map_or(0, |started| started.elapsed().as_millis() as u64),

@@ -108,6 +108,12 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
         }
     };
 
+    // What the fetch hands out counts as the topics' traffic out.
+    for (slot, read) in slots.iter().zip(&reads) {
+        if let Some((_, _, Some(name))) = topics.get(slot.topic) {
+            context.broker.stats().topic(name).add_out_batches(&read.records);
+        }
+    }
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, topic_id, _)| {
