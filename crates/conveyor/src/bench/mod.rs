@@ -6,6 +6,7 @@ pub mod amqp;
 pub mod disk;
 pub mod kafka;
 pub mod report;
+pub mod sqs;
 
 use clap::Subcommand;
 
@@ -15,6 +16,8 @@ pub enum BenchCommand {
     Kafka(kafka::KafkaBenchArgs),
     /// AMQP 0-9-1 publish (with confirms), consume, work-queue throughput and end-to-end latency against any AMQP 0-9-1 broker.
     Amqp(amqp::AmqpBenchArgs),
+    /// SQS send and receive-and-delete throughput with batches and concurrent clients, and long-polling receive latency, against any SQS-compatible endpoint.
+    Sqs(sqs::SqsBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
@@ -22,6 +25,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Kafka(args) => runtime.block_on(kafka::run(args)),
         BenchCommand::Amqp(args) => runtime.block_on(amqp::run(args)),
+        BenchCommand::Sqs(args) => runtime.block_on(sqs::run(args)),
     }
 }
 

@@ -538,39 +538,61 @@ fn handle_for(queue: &DeclaredQueue, text: Option<&str>) -> Result<ReceiptHandle
         .ok_or_else(|| SqsError::ReceiptHandleIsInvalid(format!("The input receipt handle \"{text}\" is not a valid receipt handle.")))
 }
 
-/// Deletes the message if this receive still holds it. As in SQS, a handle
+/// Deletes each message whose receive still holds it. As in SQS, a handle
 /// from an earlier receive of a message received again since (or already
-/// deleted) succeeds without deleting anything.
-async fn delete(queue: &Arc<DeclaredQueue>, handle: ReceiptHandle) -> Result<(), SqsError> {
+/// deleted) succeeds without deleting anything. Every acknowledgement is
+/// enqueued on the journal, in one blocking call, before any is awaited, so
+/// a batch costs one group commit rather than one `fdatasync` per entry.
+async fn delete(queue: &Arc<DeclaredQueue>, handles: Vec<ReceiptHandle>) -> Result<Vec<Result<(), SqsError>>, SqsError> {
     let deleting = Arc::clone(queue);
-    let acked = tokio::task::spawn_blocking(move || deleting.queue.ack(handle.consumer, handle.offset))
-        .await
-        .map_err(|error| SqsError::Internal(format!("delete failed: {error}")))?;
-    match acked {
-        Ok(durable) => Ok(durable.await?),
-        Err(QueueError::Cursor(_)) => Ok(()),
-        Err(error) => Err(error.into()),
+    let acked = tokio::task::spawn_blocking(move || {
+        handles
+            .into_iter()
+            .map(|handle| deleting.queue.ack(handle.consumer, handle.offset))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|error| SqsError::Internal(format!("delete failed: {error}")))?;
+    let mut results = Vec::with_capacity(acked.len());
+    for ack in acked {
+        results.push(match ack {
+            Ok(durable) => durable.await.map_err(SqsError::from),
+            Err(QueueError::Cursor(_)) => Ok(()),
+            Err(error) => Err(error.into()),
+        });
     }
+    Ok(results)
 }
 
 pub async fn delete_message(context: &Context, input: DeleteMessageInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let handle = handle_for(&queue, input.receipt_handle.as_deref())?;
-    delete(&queue, handle).await?;
+    delete(&queue, vec![handle])
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(SqsError::Internal("the delete had no result".to_owned())))?;
     Ok(json!({}))
 }
 
 pub async fn delete_message_batch(context: &Context, input: HandleBatchInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     check_batch_ids(input.entries.iter().map(|entry| entry.id.as_deref()))?;
+    let handles: Vec<Result<ReceiptHandle, SqsError>> = input
+        .entries
+        .iter()
+        .map(|entry| handle_for(&queue, entry.receipt_handle.as_deref()))
+        .collect();
+    let valid = handles.iter().filter_map(|handle| handle.as_ref().ok().copied()).collect();
+    let mut deleted = delete(&queue, valid).await?.into_iter();
     let mut successful = Vec::new();
     let mut failures = Vec::new();
-    for entry in &input.entries {
+    for (entry, handle) in input.entries.iter().zip(handles) {
         let id = entry.id.clone().unwrap_or_default();
-        let result = match handle_for(&queue, entry.receipt_handle.as_deref()) {
-            Ok(handle) => delete(&queue, handle).await,
-            Err(error) => Err(error),
-        };
+        let result = handle.and_then(|_| {
+            deleted
+                .next()
+                .unwrap_or_else(|| Err(SqsError::Internal("the delete had no result".to_owned())))
+        });
         match result {
             Ok(()) => successful.push(json!({ "Id": id })),
             Err(error) => failures.push(failed(&id, &error)),
