@@ -60,12 +60,8 @@ pub struct AmqpBenchArgs {
     /// Length of the latency phase in seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: report::Output,
 }
 
 pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
@@ -125,7 +121,7 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
             redacted(&args.url)
         ),
         &phases,
-        args.json,
+        args.output.json,
     );
     Ok(())
 }
@@ -168,7 +164,7 @@ async fn delete(channel: &Channel, queue: &str) -> anyhow::Result<()> {
 }
 
 fn progress(args: &AmqpBenchArgs, total: u64, label: &str) -> ProgressBar {
-    report::progress(args.quiet || args.json, total, label)
+    args.output.progress(total, label)
 }
 
 /// A body of `message_bytes` that starts with the send time.

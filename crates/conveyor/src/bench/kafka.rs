@@ -102,12 +102,8 @@ pub struct KafkaBenchArgs {
     /// MB/s as a ratio of it. Use a directory on the broker's data disk.
     #[arg(long)]
     pub baseline_dir: Option<std::path::PathBuf>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: report::Output,
 }
 
 /// Where partitions live: this bench talks to the bootstrap broker only,
@@ -175,7 +171,7 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
             args.brokers
         ),
         &phases,
-        args.json,
+        args.output.json,
     );
     Ok(())
 }
@@ -303,7 +299,7 @@ fn check_produced(reply: &ProduceResponse) -> anyhow::Result<()> {
 }
 
 fn progress(args: &KafkaBenchArgs, total: u64, label: &str) -> ProgressBar {
-    report::progress(args.quiet || args.json, total, label)
+    args.output.progress(total, label)
 }
 
 async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {

@@ -71,7 +71,25 @@ impl Phase {
 }
 
 /// A progress bar for a phase of `total` messages, or a hidden one.
-pub fn progress(hidden: bool, total: u64, label: &str) -> indicatif::ProgressBar {
+/// How every bench reports: flags shared by `conveyor bench *`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Output {
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Output {
+    /// A progress bar, hidden with `--quiet` or `--json`.
+    pub fn progress(&self, total: u64, label: &str) -> indicatif::ProgressBar {
+        progress(self.quiet || self.json, total, label)
+    }
+}
+
+fn progress(hidden: bool, total: u64, label: &str) -> indicatif::ProgressBar {
     if hidden {
         return indicatif::ProgressBar::hidden();
     }

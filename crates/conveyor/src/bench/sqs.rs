@@ -79,12 +79,8 @@ pub struct SqsBenchArgs {
     /// the broker's data disk.
     #[arg(long)]
     pub baseline_dir: Option<std::path::PathBuf>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: report::Output,
 }
 
 pub async fn run(args: &SqsBenchArgs) -> anyhow::Result<()> {
@@ -133,7 +129,7 @@ pub async fn run(args: &SqsBenchArgs) -> anyhow::Result<()> {
         phases.push(latency);
     }
 
-    if !args.json {
+    if !args.output.json {
         println!("\nall {checked} sent messages were received and deleted exactly once; the queue was empty afterwards");
     }
     report::print(
@@ -142,7 +138,7 @@ pub async fn run(args: &SqsBenchArgs) -> anyhow::Result<()> {
             args.messages, args.message_bytes, args.batch, args.clients, args.latency_rate, args.latency_seconds, args.endpoint
         ),
         &phases,
-        args.json,
+        args.output.json,
     );
     Ok(())
 }
@@ -264,7 +260,7 @@ async fn approximate_messages(client: &mut SqsClient, queue_url: &str) -> anyhow
 }
 
 fn progress(args: &SqsBenchArgs, total: u64, label: &str) -> ProgressBar {
-    report::progress(args.quiet || args.json, total, label)
+    args.output.progress(total, label)
 }
 
 /// A body of `message_bytes` that starts with the send time and `sequence`.

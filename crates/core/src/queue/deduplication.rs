@@ -107,6 +107,25 @@ impl Original {
     }
 }
 
+impl Window {
+    /// Remembers `id` until `expires_ms`; returns the generation of this entry.
+    fn insert(&mut self, id: &str, token: &str, expires_ms: i64, offset: watch::Receiver<Option<u64>>) -> u64 {
+        self.generation += 1;
+        let generation = self.generation;
+        self.seen.insert(
+            id.to_owned(),
+            Seen {
+                token: token.to_owned(),
+                expires_ms,
+                offset,
+                generation,
+            },
+        );
+        self.order.push_back((expires_ms, id.to_owned(), generation));
+        generation
+    }
+}
+
 impl Deduplication {
     pub fn new(window_ms: i64) -> Deduplication {
         Deduplication {
@@ -127,20 +146,8 @@ impl Deduplication {
         if window.order.len() >= IDS_MAX {
             return;
         }
-        window.generation += 1;
-        let generation = window.generation;
-        let expires_ms = published_ms.saturating_add(self.window_ms);
         let (_, receiver) = watch::channel(Some(offset));
-        window.seen.insert(
-            id.to_owned(),
-            Seen {
-                token: token.to_owned(),
-                expires_ms,
-                offset: receiver,
-                generation,
-            },
-        );
-        window.order.push_back((expires_ms, id.to_owned(), generation));
+        window.insert(id, token, published_ms.saturating_add(self.window_ms), receiver);
     }
 
     /// Checks `id` at `now_ms`: a duplicate of a publish within the window,
@@ -169,20 +176,8 @@ impl Deduplication {
                 offset: seen.offset.clone(),
             });
         }
-        window.generation += 1;
-        let generation = window.generation;
-        let expires_ms = now_ms.saturating_add(self.window_ms);
         let (sender, receiver) = watch::channel(None);
-        window.seen.insert(
-            id.to_owned(),
-            Seen {
-                token: token.to_owned(),
-                expires_ms,
-                offset: receiver,
-                generation,
-            },
-        );
-        window.order.push_back((expires_ms, id.to_owned(), generation));
+        let generation = window.insert(id, token, now_ms.saturating_add(self.window_ms), receiver);
         Deduplicated::New(Claim {
             id: id.to_owned(),
             generation,
