@@ -90,7 +90,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let amqp_task = tokio::spawn(conveyor_amqp::serve(amqp, amqp_context, shutdown_rx.clone()));
     // Session timeouts and delayed rebalances of consumer groups.
     tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
-    // Queues left unused past their x-expires.
+    // Queues left unused past their x-expires; messages past their TTL.
     tokio::spawn(Arc::clone(&broker).run_queue_timers(shutdown_rx.clone()));
 
     // Every listener is bound: report readiness.

@@ -442,10 +442,19 @@ impl Broker {
             name: name.to_owned(),
             reason,
         })?;
-        if policy.message_groups != declared.policy().message_groups {
+        // Both decide what the queue's cursor keeps, fixed when it opens.
+        use crate::queue::policy::arguments::{MAX_LENGTH_BYTES, MESSAGE_GROUPS};
+        let fixed = [
+            (policy.message_groups != declared.policy().message_groups, MESSAGE_GROUPS),
+            (
+                policy.max_length_bytes.is_some() != declared.policy().max_length_bytes.is_some(),
+                MAX_LENGTH_BYTES,
+            ),
+        ];
+        if let Some((_, argument)) = fixed.iter().find(|(changed, _)| *changed) {
             return Err(CoreError::InvalidQueueArgument {
                 name: name.to_owned(),
-                reason: format!("'{}' cannot change", crate::queue::policy::arguments::MESSAGE_GROUPS),
+                reason: format!("'{argument}' cannot change"),
             });
         }
         let mut definition = (*declared.definition()).clone();
@@ -788,6 +797,7 @@ fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, policy: &Qu
     let mut queue = QueueConfig::default();
     queue.cursor.delivery_limit = policy.delivery_limit;
     queue.cursor.message_groups = policy.message_groups;
+    queue.cursor.count_bytes = policy.max_length_bytes.is_some();
     queue.log.durability = if definition.durable {
         config.topic_defaults.log.durability
     } else {

@@ -16,7 +16,7 @@ use crate::broker::Broker;
 use crate::error::{CoreError, Result};
 use crate::exchange::FieldTable;
 use crate::queue::policy::headers;
-use crate::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Overflow};
+use crate::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Overflow, QueuePolicy};
 
 /// A lock long enough for the broker's own short-lived acquisitions.
 const INTERNAL_LOCK_MS: i64 = 60_000;
@@ -86,16 +86,16 @@ impl DeathReason {
 }
 
 impl Broker {
-    /// Publishes `record` into `declared` under its length limit: a full
+    /// Publishes `record` into `declared` under its length limits (messages
+    /// and bytes, as RabbitMQ counts them: ready messages only): a full
     /// `reject-publish` queue refuses it; a full `drop-head` queue takes it
-    /// and then dead-letters its oldest messages down to the limit (once the
-    /// append is committed, so every earlier publish counts).
+    /// and then dead-letters its oldest messages down to the limits (once
+    /// the append is committed, so every earlier publish counts).
     pub fn publish_to_queue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, record: Record) -> Published {
         let mut appends = Vec::new();
         let policy = declared.policy();
-        if let Some(max_length) = policy.max_length
-            && declared.backlog() >= max_length
-        {
+        let bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
+        if would_overflow(declared, &policy, bytes) {
             match policy.overflow {
                 Overflow::DropHead => {}
                 Overflow::RejectPublish => return Published { refused: true, appends },
@@ -105,31 +105,100 @@ impl Broker {
                 }
             }
         }
+        if record.headers.iter().any(|header| header.key == headers::TTL_MS) {
+            declared.set_may_hold_own_ttls(true);
+        }
         let guard = declared.publishing();
         let flow = self.stats().queue(&declared.name);
-        let bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
         let appending = declared.queue.publish(vec![record]);
-        let trim = (policy.overflow == Overflow::DropHead)
-            .then_some(policy.max_length)
-            .flatten()
-            .map(|max_length| (Arc::clone(self), Arc::clone(declared), max_length));
+        let limited = policy.max_length.is_some() || policy.max_length_bytes.is_some();
+        let trim = (policy.overflow == Overflow::DropHead && limited).then(|| (Arc::clone(self), Arc::clone(declared)));
         appends.push(Box::pin(async move {
             let stored = appending.await.map(drop).map_err(CoreError::from);
             drop(guard);
             if stored.is_ok() {
                 flow.add_in(1, bytes);
             }
-            if let Some((broker, declared, max_length)) = trim {
-                let excess = declared.queue.available_count().saturating_sub(max_length);
-                if excess > 0 {
-                    for dead in broker.drop_head(&declared, excess) {
-                        dead.await?;
-                    }
+            if let Some((broker, declared)) = trim {
+                for dead in broker.trim_to_limits(&declared) {
+                    dead.await?;
                 }
             }
             stored
         }));
         Published { refused: false, appends }
+    }
+
+    /// Dead-letters (or drops, without a dead-letter exchange) the messages
+    /// among the oldest unsettled ones of `declared` that expired while
+    /// waiting, so no consumer has to come by first; held messages are
+    /// left to their consumers. Returns how many expired and the appends
+    /// made. Blocking (reads the log).
+    pub fn expire_waiting_messages(self: &Arc<Self>, declared: &Arc<DeclaredQueue>) -> (u64, Vec<Storing>) {
+        /// Messages looked at per round; a round that expires them all looks further.
+        const PEEK_MAX: usize = 64;
+        const ROUNDS_MAX: usize = 16;
+        let mut expired = 0;
+        let mut appends = Vec::new();
+        for _ in 0..ROUNDS_MAX {
+            let peeked = match declared.queue.peek(PEEK_MAX) {
+                Ok(peeked) => peeked,
+                Err(error) => {
+                    warn!(queue = declared.name, %error, "looking for expired messages failed");
+                    break;
+                }
+            };
+            if peeked.is_empty() {
+                declared.set_may_hold_own_ttls(false);
+                break;
+            }
+            let now_ms = self.clock().now_ms();
+            let mut expired_now = 0;
+            for message in peeked.iter().filter(|message| !message.acquired) {
+                if !is_expired(declared, &message.record, now_ms) {
+                    continue;
+                }
+                // A consumer may have taken it since the peek: then it is theirs.
+                if let Some((archived, durable)) = declared.queue.archive_available(message.offset) {
+                    expired_now += 1;
+                    appends.push(Box::pin(async move { durable.await.map_err(CoreError::from) }) as Storing);
+                    appends.extend(self.dead_letter(declared, message.record.clone(), DeathReason::Expired, archived.delivery_count));
+                }
+            }
+            expired += expired_now;
+            if expired_now < peeked.len() as u64 {
+                break;
+            }
+        }
+        (expired, appends)
+    }
+
+    /// Dead-letters the oldest available messages until the queue is within
+    /// its length limits. Blocking (reads the log).
+    fn trim_to_limits(self: &Arc<Self>, declared: &Arc<DeclaredQueue>) -> Vec<Storing> {
+        let policy = declared.policy();
+        let mut dead = Vec::new();
+        if let Some(max_length) = policy.max_length {
+            let excess = declared.queue.available_count().saturating_sub(max_length);
+            if excess > 0 {
+                dead.extend(self.drop_head(declared, excess));
+            }
+        }
+        if let Some(max_bytes) = policy.max_length_bytes {
+            // One message a pass, oldest first: sizes differ, so the count to
+            // drop is only known by dropping. Bounded by the messages ready.
+            for _ in 0..declared.queue.available_count() {
+                match declared.queue.ready_bytes() {
+                    Ok(ready_bytes) if ready_bytes > max_bytes => dead.extend(self.drop_head(declared, 1)),
+                    Ok(_) => break,
+                    Err(error) => {
+                        warn!(queue = declared.name, %error, "counting the bytes of a full queue failed");
+                        break;
+                    }
+                }
+            }
+        }
+        dead
     }
 
     /// Dead-letters the `count` oldest available messages. Blocking (reads the log).
@@ -290,6 +359,22 @@ impl Broker {
         }
         appends
     }
+}
+
+/// Whether a publish of a message with a body of `bytes` would take
+/// `declared` past a length limit (RabbitMQ's rule: the ready messages plus
+/// this one). Blocking with a byte limit (reads new messages' sizes).
+fn would_overflow(declared: &DeclaredQueue, policy: &QueuePolicy, bytes: u64) -> bool {
+    let too_long = policy.max_length.is_some_and(|max_length| declared.backlog() >= max_length);
+    too_long
+        || policy.max_length_bytes.is_some_and(|max_bytes| match declared.queue.ready_bytes() {
+            Ok(ready_bytes) => ready_bytes.saturating_add(bytes) > max_bytes,
+            // Unknown: take the message rather than lose it.
+            Err(error) => {
+                warn!(queue = declared.name, %error, "counting the bytes of a queue failed");
+                false
+            }
+        })
 }
 
 /// Past its TTL: the queue's `x-message-ttl` or the message's own, whichever is shorter.

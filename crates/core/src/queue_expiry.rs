@@ -1,6 +1,9 @@
-//! Queue expiry (`x-expires`): a timer deletes queues left unused — no
-//! consumers, no gets or receives, not declared again — for their expiry
-//! time, as RabbitMQ does. Deleting is the ordinary [`Broker::delete_queue`].
+//! Queue timers. Queue expiry (`x-expires`): deletes queues left unused —
+//! no consumers, no gets or receives, not declared again — for their expiry
+//! time, as RabbitMQ does; deleting is the ordinary [`Broker::delete_queue`].
+//! Message expiry: dead-letters messages whose TTL ran out while they
+//! waited, so a queue without consumers still empties on time; the rule is
+//! the one consumers apply ([`Broker::expire_waiting_messages`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +46,44 @@ impl Broker {
         expired
     }
 
-    /// Runs [`Broker::expire_unused_queues`] until `shutdown` turns true.
+    /// Expires the waiting messages of every queue that may hold expiring
+    /// ones; returns how many expired, once their dead letters are stored.
+    pub async fn expire_waiting_messages_everywhere(self: &Arc<Self>) -> u64 {
+        let queues: Vec<_> = self
+            .queues()
+            .into_iter()
+            .filter(|declared| declared.may_expire_messages())
+            .collect();
+        if queues.is_empty() {
+            return 0;
+        }
+        let broker = Arc::clone(self);
+        // Peeking reads the log: off the reactor.
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut expired = 0;
+            let mut appends = Vec::new();
+            for declared in queues {
+                if declared.queue.available_count() == 0 && declared.queue.acquired_count() == 0 {
+                    declared.set_may_hold_own_ttls(false);
+                    continue;
+                }
+                let (count, stored) = broker.expire_waiting_messages(&declared);
+                expired += count;
+                appends.extend(stored);
+            }
+            (expired, appends)
+        })
+        .await;
+        let Ok((expired, appends)) = swept else { return 0 };
+        for append in appends {
+            if let Err(error) = append.await {
+                warn!(%error, "storing an expired message failed");
+            }
+        }
+        expired
+    }
+
+    /// Runs the queue timers until `shutdown` turns true.
     pub async fn run_queue_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut interval = tokio::time::interval(SWEEP_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -51,6 +91,7 @@ impl Broker {
             tokio::select! {
                 _ = interval.tick() => {
                     self.expire_unused_queues().await;
+                    self.expire_waiting_messages_everywhere().await;
                 }
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {

@@ -5,7 +5,7 @@
 //! readers load the current ones.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use uuid::Uuid;
@@ -40,6 +40,10 @@ pub struct DeclaredQueue {
     /// When it was last declared, read or consumed from (ms since the
     /// epoch), for `x-expires`; a restart counts as a use, as in RabbitMQ.
     used_ms: AtomicI64,
+    /// Whether it may hold messages with their own TTL (the `expiration`
+    /// property): set by such a publish, cleared when the queue is empty.
+    /// Starts set, as a reopened queue's log may hold some.
+    may_hold_own_ttls: AtomicBool,
 }
 
 impl DeclaredQueue {
@@ -60,7 +64,20 @@ impl DeclaredQueue {
             publishing: AtomicU64::new(0),
             consumers: parking_lot::Mutex::new((0, false)),
             used_ms: AtomicI64::new(created_ms),
+            may_hold_own_ttls: AtomicBool::new(true),
         }
+    }
+
+    /// Whether a message waiting in the queue may expire: the queue has a
+    /// TTL, or may hold messages with their own.
+    pub fn may_expire_messages(&self) -> bool {
+        self.policy().message_ttl_ms.is_some() || self.may_hold_own_ttls.load(Ordering::Relaxed)
+    }
+
+    /// Notes a publish of a message with its own TTL (`true`), or that the
+    /// queue was seen empty (`false`).
+    pub fn set_may_hold_own_ttls(&self, may: bool) {
+        self.may_hold_own_ttls.store(may, Ordering::Relaxed);
     }
 
     /// Records a use (declare, get, receive, consume) at `now_ms`.

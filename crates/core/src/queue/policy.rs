@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 pub mod arguments {
     pub const MESSAGE_TTL: &str = "x-message-ttl";
     pub const MAX_LENGTH: &str = "x-max-length";
+    /// Bounds the body bytes of the messages ready for delivery.
+    pub const MAX_LENGTH_BYTES: &str = "x-max-length-bytes";
     pub const OVERFLOW: &str = "x-overflow";
     pub const DEAD_LETTER_EXCHANGE: &str = "x-dead-letter-exchange";
     pub const DEAD_LETTER_ROUTING_KEY: &str = "x-dead-letter-routing-key";
@@ -62,6 +64,7 @@ pub enum Overflow {
 pub struct QueuePolicy {
     pub message_ttl_ms: Option<i64>,
     pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
@@ -155,6 +158,7 @@ impl QueuePolicy {
         Ok(QueuePolicy {
             message_ttl_ms: number(arguments::MESSAGE_TTL)?,
             max_length: number(arguments::MAX_LENGTH)?.map(|length| length as u64),
+            max_length_bytes: number(arguments::MAX_LENGTH_BYTES)?.map(|bytes| bytes as u64),
             overflow,
             dead_letter_exchange: arguments.get(arguments::DEAD_LETTER_EXCHANGE).cloned(),
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
@@ -188,6 +192,7 @@ mod tests {
         let arguments: BTreeMap<String, String> = [
             ("x-message-ttl", "5000"),
             ("x-max-length", "10"),
+            ("x-max-length-bytes", "4096"),
             ("x-overflow", "reject-publish"),
             ("x-dead-letter-exchange", "dlx"),
             ("x-delivery-limit", "3"),
@@ -199,6 +204,7 @@ mod tests {
         let policy = QueuePolicy::from_arguments(&arguments).expect("valid");
         assert_eq!(policy.message_ttl_ms, Some(5000));
         assert_eq!(policy.max_length, Some(10));
+        assert_eq!(policy.max_length_bytes, Some(4096));
         assert_eq!(policy.overflow, Overflow::RejectPublish);
         assert_eq!(policy.dead_letter_exchange.as_deref(), Some("dlx"));
         assert_eq!(policy.delivery_limit, Some(3));

@@ -143,7 +143,9 @@ impl Future for Durable {
 const READ_BYTES_PER_OFFSET: usize = 2048;
 
 /// Offsets and their message groups, as read from the log.
-type Groups = Vec<(u64, GroupKey)>;
+/// What the cursor learns of each message from the log: its offset, its
+/// group (record key) and its body size.
+type Facts = Vec<(u64, GroupKey, u32)>;
 
 #[derive(Debug)]
 struct State {
@@ -258,7 +260,8 @@ impl Queue {
         if let Some(range) = wanted {
             // Read outside the state lock; telling a range twice (two
             // acquisitions racing here) tells the same groups.
-            let (range, groups) = self.read_groups(range)?;
+            let (range, facts) = self.read_facts(range)?;
+            let groups = facts.into_iter().map(|(offset, group, _)| (offset, group));
             self.state.lock().cursor.learn_groups(range, groups);
         }
         let now_ms = self.clock.now_ms();
@@ -393,6 +396,20 @@ impl Queue {
         Ok(result)
     }
 
+    /// Archives `offset` if no consumer holds it and it is not settled (a
+    /// message that expired while waiting); the caller dead-letters it.
+    pub fn archive_available(&self, offset: u64) -> Option<(Archived, Durable)> {
+        let result = {
+            let mut state = self.state.lock();
+            state.cursor.set_end(self.messages.high_watermark());
+            let archived = state.cursor.archive_available(offset)?;
+            (archived, self.enqueue_events(&mut state))
+        };
+        self.settled();
+        self.maybe_snapshot();
+        Some(result)
+    }
+
     /// Changes the delivery limit (from the next acquisition on).
     pub fn set_delivery_limit(&self, delivery_limit: Option<u32>) {
         self.state.lock().cursor.set_delivery_limit(delivery_limit);
@@ -429,6 +446,27 @@ impl Queue {
     /// Messages acquired by some consumer right now.
     pub fn acquired_count(&self) -> usize {
         self.state.lock().cursor.acquired_count()
+    }
+
+    /// The body bytes of the messages neither settled nor acquired, with
+    /// byte counting on (else 0). Blocking: reads the sizes of messages
+    /// published since the last call from the log.
+    pub fn ready_bytes(&self) -> Result<u64, QueueError> {
+        // Each pass covers at least one offset and usually a whole read's worth.
+        const PASSES_MAX: usize = 1024;
+        for _ in 0..PASSES_MAX {
+            let wanted = {
+                let mut state = self.state.lock();
+                state.cursor.truncate_to(self.messages.start_offset());
+                state.cursor.set_end(self.messages.high_watermark());
+                state.cursor.sizes_wanted()
+            };
+            let Some(range) = wanted else { break };
+            let (range, facts) = self.read_facts(range)?;
+            let sizes = facts.into_iter().map(|(offset, _, size)| (offset, size));
+            self.state.lock().cursor.learn_sizes(range, sizes);
+        }
+        Ok(self.state.lock().cursor.ready_bytes())
     }
 
     /// Messages neither settled nor acquired (SQS's ApproximateNumberOfMessages).
@@ -600,12 +638,12 @@ impl Queue {
         Ok(records)
     }
 
-    /// The message groups (record keys) of the offsets in `range`, as far as
-    /// a bounded number of reads gets; returns the range covered (at least
-    /// its first offset, so a caller always makes progress).
-    fn read_groups(&self, range: Range<u64>) -> Result<(Range<u64>, Groups), QueueError> {
+    /// The message groups (record keys) and body sizes of the offsets in
+    /// `range`, as far as a bounded number of reads gets; returns the range
+    /// covered (at least its first offset, so a caller always makes progress).
+    fn read_facts(&self, range: Range<u64>) -> Result<(Range<u64>, Facts), QueueError> {
         const READS_MAX: usize = 8;
-        let mut groups = Vec::new();
+        let mut facts = Vec::new();
         let mut next = range.start;
         for _ in 0..READS_MAX {
             if next >= range.end {
@@ -622,7 +660,11 @@ impl Queue {
                     continue;
                 };
                 if offset >= next && offset < range.end {
-                    groups.push((offset, record.key.unwrap_or_default()));
+                    let size = record
+                        .value
+                        .as_ref()
+                        .map_or(0, |value| u32::try_from(value.len()).unwrap_or(u32::MAX));
+                    facts.push((offset, record.key.unwrap_or_default(), size));
                     next = offset + 1;
                 }
             }
@@ -632,7 +674,7 @@ impl Queue {
                 break;
             }
         }
-        Ok((range.start..next.min(range.end), groups))
+        Ok((range.start..next.min(range.end), facts))
     }
 
     /// The records at `offsets` (ascending) that the log still holds.
@@ -934,6 +976,36 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(4, 2), (6, 2), (7, 2)]);
         queue.close().expect("close");
+    }
+
+    #[test]
+    fn ready_bytes_count_bodies_neither_acquired_nor_settled_and_are_relearned_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                count_bytes: true,
+                ..ShareCursorConfig::default()
+            },
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config.clone(), &clock);
+        // "message 0" .. "message 3": 9 bytes each.
+        publish(&queue, 4);
+        assert_eq!(queue.ready_bytes().expect("bytes"), 36);
+        let held = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        assert_eq!(queue.ready_bytes().expect("bytes"), 18, "acquired messages are not ready");
+        queue.ack(ALICE, held.messages[0].offset).expect("ack").wait().expect("durable");
+        assert_eq!(queue.ready_bytes().expect("bytes"), 18);
+        queue.release(ALICE, held.messages[1].offset, 0).expect("release");
+        assert_eq!(queue.ready_bytes().expect("bytes"), 27, "a released message is ready again");
+        queue.close().expect("close");
+        let queue = open(dir.path(), config, &clock);
+        assert_eq!(queue.ready_bytes().expect("bytes"), 27, "sizes are read again from the log");
+        let plain = tempfile::tempdir().expect("tempdir");
+        let uncounted = open(plain.path(), QueueConfig::default(), &clock);
+        publish(&uncounted, 2);
+        assert_eq!(uncounted.ready_bytes().expect("bytes"), 0, "no byte counting unless asked for");
     }
 
     #[test]

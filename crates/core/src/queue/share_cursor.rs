@@ -17,6 +17,11 @@
 //! acquisition may take several messages of a group, in order). The cursor
 //! learns each offset's group from the caller ([`ShareCursor::learn_groups`])
 //! before it may deliver it.
+//!
+//! With byte counting on (a queue with `x-max-length-bytes`), the cursor
+//! also keeps the body size of every unsettled message, learned the same
+//! way ([`ShareCursor::learn_sizes`]), so it can tell the bytes of the
+//! messages ready for delivery.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -41,6 +46,9 @@ pub struct ShareCursorConfig {
     /// Deliver each message group (record key) in order, one acquisition at
     /// a time (see the module documentation).
     pub message_groups: bool,
+    /// Keep the body size of every unsettled message (see
+    /// [`ShareCursor::ready_bytes`]).
+    pub count_bytes: bool,
 }
 
 impl Default for ShareCursorConfig {
@@ -49,6 +57,7 @@ impl Default for ShareCursorConfig {
             delivery_limit: None,
             in_flight_max: 100_000,
             message_groups: false,
+            count_bytes: false,
         }
     }
 }
@@ -203,6 +212,36 @@ pub struct ShareCursor {
     /// ApproximateFirstReceiveTimestamp). Not durable: after a restart, the
     /// first acquisition since.
     first_acquired_ms: HashMap<u64, i64>,
+    /// With byte counting: what the caller told of message sizes.
+    sizes: Sizes,
+}
+
+/// The body size of every unsettled offset below `known_end` whose size the
+/// caller told (settled ones are forgotten), and their sum.
+#[derive(Debug, Default)]
+struct Sizes {
+    by_offset: HashMap<u64, u32>,
+    known_end: u64,
+    total: u64,
+}
+
+impl Sizes {
+    fn forget(&mut self, offset: u64) {
+        if let Some(size) = self.by_offset.remove(&offset) {
+            self.total -= u64::from(size);
+        }
+    }
+
+    fn forget_below(&mut self, offset: u64) {
+        let total = &mut self.total;
+        self.by_offset.retain(|known, size| {
+            let keep = *known >= offset;
+            if !keep {
+                *total -= u64::from(*size);
+            }
+            keep
+        });
+    }
 }
 
 impl ShareCursor {
@@ -229,6 +268,10 @@ impl ShareCursor {
             groups: HashMap::new(),
             groups_known_end: image.start,
             first_acquired_ms: HashMap::new(),
+            sizes: Sizes {
+                known_end: image.start,
+                ..Sizes::default()
+            },
         };
         for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
             let state = match state {
@@ -299,6 +342,7 @@ impl ShareCursor {
             self.remove_entry(gone);
         }
         self.groups.retain(|known, _| *known >= offset);
+        self.sizes.forget_below(offset);
         self.start = offset;
         self.end = self.end.max(offset);
         self.advance_start();
@@ -457,6 +501,43 @@ impl ShareCursor {
         self.groups_known_end = self.groups_known_end.max(range.end);
     }
 
+    /// With byte counting: the offsets whose sizes the caller should tell
+    /// ([`ShareCursor::learn_sizes`]) before [`ShareCursor::ready_bytes`]
+    /// counts them, if any.
+    pub fn sizes_wanted(&self) -> Option<std::ops::Range<u64>> {
+        let from = self.sizes.known_end.max(self.start);
+        (self.config.count_bytes && from < self.end).then_some(from..self.end)
+    }
+
+    /// Tells the cursor the body sizes of the offsets in `range` (which
+    /// starts at or below where [`ShareCursor::sizes_wanted`] starts);
+    /// offsets not listed count as empty.
+    pub fn learn_sizes(&mut self, range: std::ops::Range<u64>, sizes: impl IntoIterator<Item = (u64, u32)>) {
+        if !self.config.count_bytes || range.start > self.sizes.known_end.max(self.start) {
+            return;
+        }
+        for (offset, size) in sizes {
+            if range.contains(&offset) && !self.is_settled(offset) && !self.sizes.by_offset.contains_key(&offset) {
+                self.sizes.by_offset.insert(offset, size);
+                self.sizes.total += u64::from(size);
+            }
+        }
+        self.sizes.known_end = self.sizes.known_end.max(range.end);
+    }
+
+    /// With byte counting: the body bytes of the messages neither settled
+    /// nor acquired, as far as their sizes were told (RabbitMQ's
+    /// `message_bytes_ready`, which `x-max-length-bytes` bounds).
+    pub fn ready_bytes(&self) -> u64 {
+        let acquired: u64 = self
+            .locks
+            .iter()
+            .filter_map(|(_, offset)| self.sizes.by_offset.get(offset))
+            .map(|size| u64::from(*size))
+            .sum();
+        self.sizes.total.saturating_sub(acquired)
+    }
+
     /// The lowest never-delivered offset that may be delivered now, if any.
     fn next_fresh(&mut self) -> Option<u64> {
         // After a restore, entries may sit above `fresh`; skip them (bounded by their number).
@@ -509,6 +590,27 @@ impl ShareCursor {
         self.events.push(JournalEvent::Archived { offset, delivery_count });
         self.advance_start();
         Ok(Archived { offset, delivery_count })
+    }
+
+    /// Archives `offset` if it is available (not held by anyone, not
+    /// settled, below the end): the broker's own settlement of a message
+    /// that expired while waiting. The caller dead-letters it.
+    pub fn archive_available(&mut self, offset: u64) -> Option<Archived> {
+        if offset < self.start || offset >= self.end {
+            return None;
+        }
+        let delivery_count = match self.entries.get(&offset) {
+            Some(Entry {
+                state: State::Available { .. },
+                delivery_count,
+            }) => *delivery_count,
+            Some(_) => return None,
+            None => 0,
+        };
+        self.set_state(offset, State::Archived, delivery_count);
+        self.events.push(JournalEvent::Archived { offset, delivery_count });
+        self.advance_start();
+        Some(Archived { offset, delivery_count })
     }
 
     /// Extends (or shortens) the consumer's lock to `now_ms + lock_ms`
@@ -613,6 +715,7 @@ impl ShareCursor {
             }
             State::Acknowledged | State::Archived => {
                 self.groups.remove(&offset);
+                self.sizes.forget(offset);
                 self.first_acquired_ms.remove(&offset);
             }
         }
@@ -622,6 +725,7 @@ impl ShareCursor {
     fn remove_entry(&mut self, offset: u64) {
         self.unindex(offset);
         self.groups.remove(&offset);
+        self.sizes.forget(offset);
         self.first_acquired_ms.remove(&offset);
         self.entries.remove(&offset);
     }
@@ -883,7 +987,7 @@ mod tests {
         let mut cursor = ShareCursor::new(ShareCursorConfig {
             delivery_limit: None,
             in_flight_max: 2,
-            message_groups: false,
+            ..ShareCursorConfig::default()
         });
         cursor.set_end(10);
         assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![0, 1]);
@@ -1141,6 +1245,7 @@ mod tests {
             Ack { consumer: u64, offset: u64 },
             Release { consumer: u64, offset: u64, delay_ms: i64 },
             Reject { consumer: u64, offset: u64 },
+            ArchiveAvailable { offset: u64 },
             Renew { consumer: u64, offset: u64, lock_ms: i64 },
             ReleaseAll { consumer: u64 },
             Expire,
@@ -1157,6 +1262,7 @@ mod tests {
                 4 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
                 2 => (consumer.clone(), offset.clone(), 0i64..50).prop_map(|(consumer, offset, delay_ms)| Op::Release { consumer, offset, delay_ms }),
                 1 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Reject { consumer, offset }),
+                1 => offset.clone().prop_map(|offset| Op::ArchiveAvailable { offset }),
                 1 => (consumer.clone(), offset, 0i64..100).prop_map(|(consumer, offset, lock_ms)| Op::Renew { consumer, offset, lock_ms }),
                 1 => consumer.prop_map(|consumer| Op::ReleaseAll { consumer }),
                 1 => Just(Op::Expire),
@@ -1174,10 +1280,13 @@ mod tests {
                 delivery_limit in proptest::option::of(1u32..4),
                 in_flight_max in 1u64..30,
                 message_groups in any::<bool>(),
+                count_bytes in any::<bool>(),
             ) {
-                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups };
+                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups, count_bytes };
                 let mut cursor = ShareCursor::new(config);
                 let mut model = Model { delivery_limit, in_flight_max, message_groups, ..Model::default() };
+                // Each message's body size (any spread of values will do).
+                let size_of = |offset: u64| (offset * 37 % 11) as u32;
                 // Group 0 is the empty key (no key).
                 let key = |group: u8| if group == 0 { Vec::new() } else { vec![group] };
                 // Tells the cursor every group it does not know yet, as the queue does from the log.
@@ -1185,6 +1294,10 @@ mod tests {
                     if let Some(range) = cursor.groups_wanted() {
                         let groups: Vec<(u64, GroupKey)> = range.clone().map(|offset| (offset, model.keys[offset as usize].clone())).collect();
                         cursor.learn_groups(range, groups);
+                    }
+                    if let Some(range) = cursor.sizes_wanted() {
+                        let sizes: Vec<(u64, u32)> = range.clone().map(|offset| (offset, size_of(offset))).collect();
+                        cursor.learn_sizes(range, sizes);
                     }
                 };
                 // What the journal would hold: every event since the beginning.
@@ -1220,6 +1333,17 @@ mod tests {
                             let want = model
                                 .set(ConsumerId(consumer), offset, ModelState::Archived)
                                 .map(|delivery_count| Archived { offset, delivery_count });
+                            prop_assert_eq!(got, want);
+                        }
+                        Op::ArchiveAvailable { offset } => {
+                            let got = cursor.archive_available(offset);
+                            let want = match model.states.get_mut(offset as usize) {
+                                Some((state, delivery_count)) if matches!(state, ModelState::Available { .. }) => {
+                                    *state = ModelState::Archived;
+                                    Some(Archived { offset, delivery_count: *delivery_count })
+                                }
+                                _ => None,
+                            };
                             prop_assert_eq!(got, want);
                         }
                         Op::Renew { consumer, offset, lock_ms } => {
@@ -1261,6 +1385,16 @@ mod tests {
                     prop_assert_eq!(cursor.available_count(), available);
                     let acquired = model.states.iter().filter(|(state, _)| matches!(state, ModelState::Acquired { .. })).count();
                     prop_assert_eq!(cursor.acquired_count(), acquired);
+                    if count_bytes {
+                        let ready_bytes: u64 = model
+                            .states
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (state, _))| matches!(state, ModelState::Available { .. }))
+                            .map(|(offset, _)| u64::from(size_of(offset as u64)))
+                            .sum();
+                        prop_assert_eq!(cursor.ready_bytes(), ready_bytes);
+                    }
                     for (offset, (_, count)) in model.states.iter().enumerate().skip(model.start() as usize) {
                         prop_assert_eq!(cursor.delivery_count(offset as u64), *count, "offset {}", offset);
                     }
