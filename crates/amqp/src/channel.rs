@@ -84,6 +84,9 @@ impl Shared {
         if let Some(window) = &one.window {
             window.unreserve(1);
             self.global.unreserve(1);
+            // At once, not when its task next looks: a publish right after
+            // this ack must find the consumer's priority standing again.
+            one.queue.set_room(one.consumer, true);
         }
     }
 }
@@ -714,8 +717,10 @@ impl Channel {
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
         }
+        let priority = consumer_priority(&consume.arguments)?;
+        let id = declared.new_consumer();
         declared
-            .add_consumer(consume.exclusive)
+            .add_consumer(id, priority, consume.exclusive)
             .map_err(|why| Exception::new(reply::ACCESS_REFUSED, format!("queue '{name}' in vhost '/' {why}")))?;
         if !consume.nowait {
             self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
@@ -724,17 +729,20 @@ impl Channel {
             .await;
         }
         let consumer = Consumer {
-            id: declared.new_consumer(),
+            id,
             queue: declared,
             window: Arc::new(Window::new(self.prefetch)),
         };
         tokio::spawn(deliver(
             Arc::clone(&self.shared),
             Arc::clone(&consumer.queue),
-            consumer.id,
-            Arc::clone(&consumer.window),
-            tag.clone(),
-            consume.no_ack,
+            Delivering {
+                consumer: consumer.id,
+                priority,
+                window: Arc::clone(&consumer.window),
+                tag: tag.clone(),
+                no_ack: consume.no_ack,
+            },
         ));
         self.consumers.insert(tag, consumer);
         Ok(())
@@ -857,7 +865,7 @@ fn detach(consumer: Consumer) -> Option<Arc<DeclaredQueue>> {
     consumer.window.wake.notify_one();
     consumer.queue.queue.release_all(consumer.id);
     consumer.queue.notify_available();
-    let remaining = consumer.queue.remove_consumer();
+    let remaining = consumer.queue.remove_consumer(consumer.id);
     (remaining == 0 && consumer.queue.definition().auto_delete).then_some(consumer.queue)
 }
 
@@ -941,6 +949,25 @@ fn check_access(context: &Context, connection_id: u64, name: &str) -> Result<(),
         )),
         _ => Ok(()),
     }
+}
+
+/// A consumer's `x-priority` argument (0 without one); RabbitMQ takes any
+/// integer and refuses other values with 406.
+fn consumer_priority(arguments: &FieldTable) -> Result<i64, Exception> {
+    let Some(value) = arguments.inner().get("x-priority") else {
+        return Ok(0);
+    };
+    let priority = match value {
+        AMQPValue::ShortShortInt(number) => Some(i64::from(*number)),
+        AMQPValue::ShortShortUInt(number) => Some(i64::from(*number)),
+        AMQPValue::ShortInt(number) => Some(i64::from(*number)),
+        AMQPValue::ShortUInt(number) => Some(i64::from(*number)),
+        AMQPValue::LongInt(number) => Some(i64::from(*number)),
+        AMQPValue::LongUInt(number) => Some(i64::from(*number)),
+        AMQPValue::LongLongInt(number) => Some(*number),
+        _ => None,
+    };
+    priority.ok_or_else(|| Exception::new(reply::PRECONDITION_FAILED, format!("invalid arg 'x-priority' of type {value:?}")))
 }
 
 /// Queue arguments kept as text, so a redeclaration compares them.
@@ -1034,7 +1061,24 @@ async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiv
 
 /// A consumer's delivery loop: acquires what its prefetch window allows and
 /// sends it; parks until messages arrive, room frees up or it is cancelled.
-async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: ConsumerId, window: Arc<Window>, tag: String, no_ack: bool) {
+/// A consumer as its delivery task sees it.
+struct Delivering {
+    consumer: ConsumerId,
+    /// `x-priority`: while a consumer of higher priority has room, this one waits.
+    priority: i64,
+    window: Arc<Window>,
+    tag: String,
+    no_ack: bool,
+}
+
+async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: Delivering) {
+    let Delivering {
+        consumer,
+        priority,
+        window,
+        tag,
+        no_ack,
+    } = delivering;
     let mut high_watermark = declared.queue.subscribe();
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
@@ -1054,9 +1098,17 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: Co
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
         // Reserved in the windows before acquiring, so consumers sharing a
         // global window cannot overrun it; what goes unused is given back.
-        let reserved = if no_ack { 0 } else { shared.reserve(&window, ACQUIRE_BATCH) };
+        let mut reserved = if no_ack { 0 } else { shared.reserve(&window, ACQUIRE_BATCH) };
         let room = if no_ack { ACQUIRE_BATCH } else { reserved };
-        if room > 0 {
+        declared.set_room(consumer, room > 0);
+        // A consumer of higher priority with room takes the messages; this
+        // one waits until that one is full or gone (either wakes it).
+        let outranked = room > 0 && declared.outranked(priority);
+        if outranked {
+            shared.unreserve_unused(&window, reserved);
+            reserved = 0;
+        }
+        if room > 0 && !outranked {
             let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
             let acquired = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS)).await;
             let acquired = match acquired {
@@ -1108,7 +1160,7 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, consumer: Co
             () = &mut woken => {}
             // Only a consumer without room listens for the channel's: one
             // that had room would be woken by its own unused reservations.
-            () = &mut roomier, if reserved == 0 && !no_ack => {}
+            () = &mut roomier, if reserved == 0 && !no_ack && !outranked => {}
             changed = high_watermark.changed() => {
                 if changed.is_err() {
                     return;

@@ -418,6 +418,7 @@ fn server_properties() -> FieldTable {
         "connection.blocked",
         "authentication_failure_close",
         "per_consumer_qos",
+        "consumer_priorities",
     ] {
         capabilities.insert(short(name), AMQPValue::Boolean(true));
     }

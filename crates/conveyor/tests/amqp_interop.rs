@@ -22,6 +22,12 @@ fn pika_work_queue_prefetch_competing_consumers_requeue_reject_and_confirms() {
 }
 
 #[test]
+fn pika_consumers_of_higher_priority_get_messages_while_they_have_room() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/priorities_pika.py", &[]);
+}
+
+#[test]
 fn a_durable_queue_keeps_every_confirmed_message_and_every_ack_across_a_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let queue = format!("durable-{}", std::process::id());

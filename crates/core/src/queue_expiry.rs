@@ -131,7 +131,8 @@ mod tests {
         let (read, _) = broker.declare_queue("read", expiring("1000")).await.expect("declare");
         let (consumed, _) = broker.declare_queue("consumed", expiring("1000")).await.expect("declare");
         broker.declare_queue("forever", QueueDefinition::default()).await.expect("declare");
-        consumed.add_consumer(false).expect("consumer");
+        let consumer = consumed.new_consumer();
+        consumed.add_consumer(consumer, 0, false).expect("consumer");
 
         clock.advance_ms(999);
         assert!(broker.expire_unused_queues().await.is_empty(), "nothing is due yet");
@@ -144,7 +145,7 @@ mod tests {
         // The consumer leaves: the queue's idle time starts then.
         clock.advance_ms(5000);
         assert_eq!(broker.expire_unused_queues().await, ["read"]);
-        consumed.remove_consumer();
+        consumed.remove_consumer(consumer);
         clock.advance_ms(999);
         assert!(broker.expire_unused_queues().await.is_empty());
         broker

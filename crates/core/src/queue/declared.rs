@@ -16,6 +16,22 @@ use crate::catalog::QueueDefinition;
 /// How long a deduplication id is remembered: SQS's five minutes.
 const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
 
+/// The consumers attached to a queue.
+#[derive(Debug, Default)]
+struct Consumers {
+    ranks: std::collections::HashMap<ConsumerId, Rank>,
+    /// One of them holds the queue exclusively.
+    exclusive: bool,
+}
+
+/// A consumer's priority, and whether it had room for more deliveries when
+/// it last looked (see [`DeclaredQueue::outranked`]).
+#[derive(Debug, Clone, Copy)]
+struct Rank {
+    priority: i64,
+    room: bool,
+}
+
 #[derive(Debug)]
 pub struct DeclaredQueue {
     pub id: Uuid,
@@ -34,9 +50,8 @@ pub struct DeclaredQueue {
     /// Publishes appended but not yet committed: counted against length
     /// limits, which the committed count alone would let a burst overrun.
     publishing: AtomicU64,
-    /// Consumers attached through any front door, and whether one of them
-    /// holds the queue exclusively.
-    consumers: parking_lot::Mutex<(usize, bool)>,
+    /// Consumers attached through any front door.
+    consumers: parking_lot::Mutex<Consumers>,
     /// When it was last declared, read or consumed from (ms since the
     /// epoch), for `x-expires`; a restart counts as a use, as in RabbitMQ.
     used_ms: AtomicI64,
@@ -62,7 +77,7 @@ impl DeclaredQueue {
             // leaves room to count up without wrapping.
             next_consumer: AtomicU64::new(Uuid::new_v4().as_u64_pair().0 >> 1),
             publishing: AtomicU64::new(0),
-            consumers: parking_lot::Mutex::new((0, false)),
+            consumers: parking_lot::Mutex::new(Consumers::default()),
             used_ms: AtomicI64::new(created_ms),
             may_hold_own_ttls: AtomicBool::new(true),
         }
@@ -152,29 +167,65 @@ impl DeclaredQueue {
         ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Attaches a consumer; an exclusive one only to a queue without
-    /// consumers, and none while an exclusive one is attached.
-    pub fn add_consumer(&self, exclusive: bool) -> Result<(), &'static str> {
+    /// Attaches a consumer with its priority (AMQP's `x-priority`, 0 by
+    /// default); an exclusive one only to a queue without consumers, and
+    /// none while an exclusive one is attached.
+    pub fn add_consumer(&self, consumer: ConsumerId, priority: i64, exclusive: bool) -> Result<(), &'static str> {
         let mut consumers = self.consumers.lock();
-        if consumers.1 {
+        if consumers.exclusive {
             return Err("has an exclusive consumer");
         }
-        if exclusive && consumers.0 > 0 {
+        if exclusive && !consumers.ranks.is_empty() {
             return Err("has consumers: an exclusive one cannot join");
         }
-        *consumers = (consumers.0 + 1, exclusive);
+        consumers.exclusive = exclusive;
+        consumers.ranks.insert(consumer, Rank { priority, room: true });
         Ok(())
     }
 
     /// Detaches a consumer; returns how many remain.
-    pub fn remove_consumer(&self) -> usize {
-        let mut consumers = self.consumers.lock();
-        *consumers = (consumers.0.saturating_sub(1), false);
-        consumers.0
+    pub fn remove_consumer(&self, consumer: ConsumerId) -> usize {
+        let remaining = {
+            let mut consumers = self.consumers.lock();
+            consumers.ranks.remove(&consumer);
+            consumers.exclusive = false;
+            consumers.ranks.len()
+        };
+        // Consumers it outranked may take its share now.
+        self.notify_available();
+        remaining
     }
 
     pub fn consumer_count(&self) -> usize {
-        self.consumers.lock().0
+        self.consumers.lock().ranks.len()
+    }
+
+    /// Notes whether `consumer` has room for more deliveries (prefetch). A
+    /// consumer that just ran out wakes the consumers it outranks, which
+    /// take the messages it cannot.
+    pub fn set_room(&self, consumer: ConsumerId, room: bool) {
+        let wake = {
+            let mut consumers = self.consumers.lock();
+            let Some(rank) = consumers.ranks.get_mut(&consumer) else { return };
+            let ran_out = rank.room && !room;
+            rank.room = room;
+            let priority = rank.priority;
+            ran_out && consumers.ranks.values().any(|other| other.priority < priority)
+        };
+        if wake {
+            self.notify_available();
+        }
+    }
+
+    /// Whether a consumer of `priority` leaves the messages to another: one
+    /// of higher priority has room. RabbitMQ's consumer priorities: lower
+    /// ones get messages only while every higher one is full.
+    pub fn outranked(&self, priority: i64) -> bool {
+        self.consumers
+            .lock()
+            .ranks
+            .values()
+            .any(|other| other.priority > priority && other.room)
     }
 
     /// Messages waiting to be delivered, counting publishes not yet committed.
