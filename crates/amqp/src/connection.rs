@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
-use amq_protocol::protocol::{AMQPClass, channel, connection};
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
@@ -60,6 +60,7 @@ where
         channels: HashMap::new(),
         frame_max: HANDSHAKE_FRAME_MAX,
         channel_max: context.config.channel_max,
+        hears_blocked: false,
     };
     let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.handshake(&mut reader)).await {
         Ok(Ok(heartbeat_s)) => {
@@ -94,6 +95,8 @@ struct Connection {
     channels: HashMap<u16, Channel>,
     frame_max: usize,
     channel_max: u16,
+    /// The client understands `connection.blocked` (its capabilities say so).
+    hears_blocked: bool,
 }
 
 impl Connection {
@@ -128,6 +131,11 @@ impl Connection {
                 ));
             }
         };
+        self.hears_blocked = matches!(
+            start_ok.client_properties.inner().get("capabilities"),
+            Some(AMQPValue::FieldTable(capabilities))
+                if matches!(capabilities.inner().get("connection.blocked"), Some(AMQPValue::Boolean(true)))
+        );
         let credentials = match start_ok.mechanism.as_str() {
             "PLAIN" => plain_credentials(start_ok.response.as_bytes()),
             "AMQPLAIN" => amqplain_credentials(start_ok.response.as_bytes()),
@@ -247,10 +255,56 @@ impl Connection {
                 }
                 Err(error) => return End::Broken(error),
             };
+            if matches!(frame, AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))))
+                && let Some(end) = self.hold_while_alarmed(shutdown).await
+            {
+                return end;
+            }
             if let Some(end) = self.dispatch(frame).await {
                 return end;
             }
         }
+    }
+
+    /// While a resource alarm is on, a publish waits here and the connection
+    /// reads nothing more, as RabbitMQ blocks a publishing connection; a
+    /// client that understands it hears `connection.blocked` with the
+    /// reason, then `connection.unblocked`. Nothing is refused or lost.
+    async fn hold_while_alarmed(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let mut alarms = self.context.broker.alarms().subscribe();
+        let measured = *alarms.borrow_and_update();
+        if !measured.alarms.any() {
+            return None;
+        }
+        info!(peer = %self.peer, reason = measured.alarms.reason(), "AMQP publisher blocked by a resource alarm");
+        if self.hears_blocked {
+            let reason = short(measured.alarms.reason());
+            self.send_method(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Blocked(connection::Blocked { reason })),
+            )
+            .await;
+        }
+        loop {
+            tokio::select! {
+                changed = alarms.changed() => {
+                    if changed.is_err() || !alarms.borrow_and_update().alarms.any() {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    return Some(End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown")));
+                }
+            }
+        }
+        if self.hears_blocked {
+            self.send_method(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Unblocked(connection::Unblocked {})),
+            )
+            .await;
+        }
+        None
     }
 
     /// Handles one frame; `Some` ends the connection.

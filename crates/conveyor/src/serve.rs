@@ -92,6 +92,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
     // Queues left unused past their x-expires; messages past their TTL.
     tokio::spawn(Arc::clone(&broker).run_queue_timers(shutdown_rx.clone()));
+    // Disk and memory alarms, which block publishers.
+    broker
+        .alarms()
+        .set_limits(settings.limits.disk_free_min_bytes, settings.limits.memory_max_bytes);
+    tokio::spawn(Arc::clone(broker.alarms()).run(shutdown_rx.clone()));
 
     // Every listener is bound: report readiness.
     state.set_ready(true);

@@ -66,6 +66,20 @@ pub struct FileSettings {
     pub topics: TopicFileSettings,
     #[serde(default)]
     pub amqp: AmqpFileSettings,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[limits]`: resource alarms (RabbitMQ's `disk_free_limit` and memory
+/// high watermark). While free disk is below the floor or resident memory
+/// above the ceiling, publishers are blocked.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Default 50 MB.
+    pub disk_free_min_bytes: Option<u64>,
+    /// Default 60% of the machine's memory; 0 turns the memory alarm off.
+    pub memory_max_bytes: Option<u64>,
 }
 
 /// `[amqp]`: the AMQP front door.
@@ -99,6 +113,7 @@ pub struct Settings {
     pub amqp_addr: SocketAddr,
     /// AMQP users besides guest, name → password.
     pub amqp_users: HashMap<String, String>,
+    pub limits: Limits,
     pub http_addr: SocketAddr,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
@@ -143,6 +158,7 @@ impl Settings {
                 .or(file.amqp_addr)
                 .map_or_else(|| default_addr(DEFAULT_AMQP_ADDR), Ok)?,
             amqp_users: file.amqp.users,
+            limits: file.limits,
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -184,7 +200,7 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp.users]\nalice = \"s3cret\"\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp.users]\nalice = \"s3cret\"\n[limits]\ndisk_free_min_bytes = 1000\n",
         )
         .expect("write");
         let args = ServeArgs {
@@ -199,6 +215,8 @@ mod tests {
         assert_eq!(settings.broker.default_partitions, 3);
         assert_eq!(settings.broker.topic_defaults.log.durability, Durability::Never);
         assert_eq!(settings.amqp_users.get("alice").map(String::as_str), Some("s3cret"));
+        assert_eq!(settings.limits.disk_free_min_bytes, Some(1000));
+        assert_eq!(settings.limits.memory_max_bytes, None);
     }
 
     #[test]

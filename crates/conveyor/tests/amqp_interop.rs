@@ -28,6 +28,12 @@ fn pika_consumers_of_higher_priority_get_messages_while_they_have_room() {
 }
 
 #[test]
+fn pika_publishers_are_blocked_while_a_disk_alarm_is_on_and_nothing_is_lost() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/blocked_pika.py", &[]);
+}
+
+#[test]
 fn a_durable_queue_keeps_every_confirmed_message_and_every_ack_across_a_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let queue = format!("durable-{}", std::process::id());

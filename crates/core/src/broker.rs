@@ -19,6 +19,7 @@ use parking_lot::RwLock;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::alarms::ResourceAlarms;
 use crate::catalog::{Catalog, Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router};
@@ -75,6 +76,8 @@ pub struct Broker {
     router: RwLock<Router>,
     /// Traffic counters for operators; not state.
     stats: Arc<Stats>,
+    /// Disk and memory alarms: while one is on, publishers wait.
+    alarms: Arc<ResourceAlarms>,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -113,6 +116,7 @@ impl Broker {
         // Start above everything reserved before: ids handed out before a crash are never reused.
         let reserved = catalog.state().producer_ids_reserved;
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
+        let alarms = Arc::new(ResourceAlarms::new(data_dir));
         Ok(Broker {
             config,
             clock,
@@ -125,6 +129,7 @@ impl Broker {
             queues: RwLock::new(queues),
             router: RwLock::new(router),
             stats,
+            alarms,
         })
     }
 
@@ -140,6 +145,10 @@ impl Broker {
     /// Traffic counters: messages and bytes in and out per topic and queue, connections.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    pub fn alarms(&self) -> &Arc<ResourceAlarms> {
+        &self.alarms
     }
 
     /// The consumer group coordinator (membership and committed offsets).

@@ -2,6 +2,7 @@
 //! every front door calls — topics and their partitions today; queues,
 //! consumer groups and exchanges as their issues land. Knows no wire format.
 
+pub mod alarms;
 pub mod broker;
 pub mod catalog;
 mod error;

@@ -6,6 +6,7 @@
 //! error answers with the one shape of `error.rs`. Translates only: rules
 //! and state live in the core.
 
+mod alarms;
 mod error;
 mod exchanges;
 mod groups;
@@ -48,6 +49,7 @@ struct ApiDoc;
 fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::new()
         .routes(routes!(overview::overview))
+        .routes(routes!(alarms::status, alarms::set_limits))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(groups::list))
