@@ -35,9 +35,8 @@ pub fn run(args: &ExchangeArgs) -> anyhow::Result<()> {
             let rows = render::array(&exchanges)
                 .iter()
                 .map(|exchange| {
-                    let name = render::cell(&exchange["name"]);
                     vec![
-                        if name.is_empty() { "(default)".to_owned() } else { name },
+                        render::exchange(&exchange["name"]),
                         render::cell(&exchange["kind"]),
                         render::cell(&exchange["durable"]),
                         render::cell(&exchange["internal"]),

@@ -47,7 +47,7 @@ pub fn run(args: &QueueArgs) -> anyhow::Result<()> {
                             render::cell(&queue["messages_ready"]),
                             render::cell(&queue["messages_unacked"]),
                             render::cell(&queue["consumers"]),
-                            render::cell(&queue["dead_letter_exchange"]),
+                            render::exchange(&queue["dead_letter_exchange"]),
                             render::bytes(&queue["size_bytes"]),
                         ]
                     })
@@ -110,7 +110,7 @@ fn describe(queue: &Value) {
         ("message ttl ms", render::cell(&queue["message_ttl_ms"])),
         ("max length", render::cell(&queue["max_length"])),
         ("delivery limit", render::cell(&queue["delivery_limit"])),
-        ("dead-letter exchange", render::cell(&queue["dead_letter_exchange"])),
+        ("dead-letter exchange", render::exchange(&queue["dead_letter_exchange"])),
         ("dead-letter routing key", render::cell(&queue["dead_letter_routing_key"])),
         ("dead letters go to", render::cell(&queue["dead_letter_queues"])),
         ("dead letters come from", render::cell(&queue["dead_letter_sources"])),

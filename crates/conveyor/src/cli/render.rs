@@ -73,6 +73,14 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// An exchange's name, `(default)` for the default exchange's empty one.
+pub fn exchange(name: &Value) -> String {
+    match cell(name) {
+        name if name.is_empty() => "(default)".to_owned(),
+        name => name,
+    }
+}
+
 /// A size in bytes, as people read it (`1.50 MiB`).
 pub fn bytes(value: &Value) -> String {
     value
