@@ -70,15 +70,16 @@ impl Phase {
     }
 }
 
-/// A progress bar for a phase of `total` messages, or a hidden one.
-/// How every bench reports: flags shared by `conveyor bench *`.
+/// How every bench and client command reports: flags shared by
+/// `conveyor bench *` and the admin commands (`conveyor topic …`). Global,
+/// so they may follow any subcommand of the command that flattens them.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Output {
-    /// Print the summary as JSON.
-    #[arg(long)]
+    /// Print the result as JSON, for scripts.
+    #[arg(long, global = true)]
     pub json: bool,
     /// No progress bars.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub quiet: bool,
 }
 
@@ -86,6 +87,21 @@ impl Output {
     /// A progress bar, hidden with `--quiet` or `--json`.
     pub fn progress(&self, total: u64, label: &str) -> indicatif::ProgressBar {
         progress(self.quiet || self.json, total, label)
+    }
+
+    /// A running count of messages for work of unknown length (lines read
+    /// from a pipe), hidden like [`Output::progress`].
+    pub fn counter(&self, label: &str) -> indicatif::ProgressBar {
+        if self.quiet || self.json {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::no_length();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>12} {pos} msgs {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(label.to_owned());
+        bar
     }
 }
 

@@ -2,7 +2,8 @@
 //! lag), describe (members with their assignments, committed offsets and
 //! lag per partition), reset offsets (to earliest, latest, a timestamp or an
 //! offset; only while the group has no members, as Kafka's
-//! `kafka-consumer-groups --reset-offsets` requires) and delete.
+//! `kafka-consumer-groups --reset-offsets` requires), commit given offsets
+//! (also only while empty) and delete.
 
 use std::sync::Arc;
 
@@ -99,6 +100,26 @@ pub struct ResetOffsets {
     /// Required with `"to": "timestamp"` (ms since the epoch).
     #[serde(default)]
     pub timestamp_ms: Option<i64>,
+}
+
+/// Most offsets one commit request carries.
+pub const COMMIT_OFFSETS_MAX: usize = 10_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitOffsets {
+    /// 1 to 10000 offsets.
+    pub offsets: Vec<OffsetToCommit>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: u32,
+    /// The next offset the group reads from the partition.
+    #[schema(minimum = 0)]
+    pub offset: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -230,15 +251,20 @@ pub async fn reset_offsets(
         let group_id = group_id.clone();
         blocking(move || reset_commits(&broker, &group_id, &request)).await?
     };
-    let broker = &state.broker;
-    // Refused by the coordinator (as UnknownMemberId) if a member joined since the check.
+    commit_while_empty(&state.broker, group_id, commits).await
+}
+
+/// Commits `commits` for a group with no members (the coordinator refuses
+/// them, as UnknownMemberId, if a member joined since the caller checked),
+/// and answers with every offset the group has committed.
+async fn commit_while_empty(broker: &Broker, group_id: String, commits: Vec<OffsetCommit>) -> Result<Json<ResetResult>, ApiError> {
     let results = broker
         .groups()
         .commit_offsets(&group_id, None, commits)
         .await
         .map_err(|error| match error {
             conveyor_core::group::GroupError::UnknownMemberId => ApiError::conflict(format!(
-                "group {group_id:?} has members: stop its consumers before resetting offsets"
+                "group {group_id:?} has members: stop its consumers before changing its offsets"
             )),
             other => ApiError::from(other),
         })?;
@@ -253,14 +279,7 @@ pub async fn reset_offsets(
 
 /// The commits a reset makes. Blocking (time lookups read indexes).
 fn reset_commits(broker: &Broker, group_id: &str, request: &ResetOffsets) -> Result<Vec<OffsetCommit>, ApiError> {
-    let group = broker.groups().describe(group_id);
-    if !group.members.is_empty() {
-        return Err(ApiError::conflict(format!(
-            "group {group_id:?} has {} members (state {}): offsets can only be reset while it is empty",
-            group.members.len(),
-            group.state.name()
-        )));
-    }
+    let group = empty_group(broker, group_id)?;
     let partitions: Vec<(String, u32)> = match &request.topic {
         Some(topic) => {
             let found = topics::find(broker, topic)?;
@@ -315,6 +334,69 @@ fn reset_commits(broker: &Broker, group_id: &str, request: &ResetOffsets) -> Res
         });
     }
     Ok(commits)
+}
+
+/// The group's description, or 409 while it has members: offsets a
+/// running consumer commits would overwrite any set from outside.
+fn empty_group(broker: &Broker, group_id: &str) -> Result<GroupDescription, ApiError> {
+    let group = broker.groups().describe(group_id);
+    if !group.members.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "group {group_id:?} has {} members (state {}): offsets can only be changed while it is empty",
+            group.members.len(),
+            group.state.name()
+        )));
+    }
+    Ok(group)
+}
+
+/// Commits the given offsets for a group with no members (creating the
+/// group), as a consumer outside the group protocol (`conveyor consume
+/// --group`) records its progress.
+#[utoipa::path(post, operation_id = "commit_group_offsets", path = "/groups/{group_id}/offsets", tag = "groups",
+    params(("group_id" = String, Path, description = "consumer group id")),
+    request_body = CommitOffsets,
+    responses(
+        (status = 200, body = ResetResult),
+        (status = 400, description = "an empty group id, no offsets or too many, or malformed JSON", body = ErrorBody),
+        (status = 404, description = "unknown topic or partition", body = ErrorBody),
+        (status = 409, description = "the group has members", body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn commit_offsets(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(group_id): ApiPath<String>,
+    ApiJson(request): ApiJson<CommitOffsets>,
+) -> Result<Json<ResetResult>, ApiError> {
+    if group_id.is_empty() {
+        return Err(ApiError::bad_request("the group id is empty"));
+    }
+    if request.offsets.is_empty() || request.offsets.len() > COMMIT_OFFSETS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "{} offsets: commit between 1 and {COMMIT_OFFSETS_MAX}",
+            request.offsets.len()
+        )));
+    }
+    let broker = &state.broker;
+    empty_group(broker, &group_id)?;
+    let mut commits = Vec::with_capacity(request.offsets.len());
+    for offset in request.offsets {
+        topics::find(broker, &offset.topic)?
+            .partition(offset.partition)
+            .ok_or_else(|| ApiError::not_found(format!("topic {:?} has no partition {}", offset.topic, offset.partition)))?;
+        if offset.offset < 0 {
+            return Err(ApiError::bad_request(format!("offset {} is negative", offset.offset)));
+        }
+        commits.push(OffsetCommit {
+            topic: offset.topic,
+            partition: offset.partition,
+            offset: offset.offset,
+            leader_epoch: -1,
+            metadata: None,
+        });
+    }
+    commit_while_empty(broker, group_id, commits).await
 }
 
 /// Deletes a group with no members, and its committed offsets.

@@ -1,5 +1,6 @@
 //! Messages through the admin API: peek at a topic partition or a queue
-//! without consuming, and publish to a topic, an exchange or a queue.
+//! without consuming, and publish to a topic (one record or a batch), an
+//! exchange or a queue.
 //! Keys, values and header values travel as UTF-8 text when they are, as
 //! base64 otherwise, with an `*_encoding` field that says which.
 
@@ -11,8 +12,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, FieldTable, HeaderValue};
-use conveyor_core::{Broker, partitioner};
+use conveyor_core::producer::Partition;
+use conveyor_core::{Broker, Topic, partitioner};
 use conveyor_log::batch::{HEADER_BYTES, check_batch};
 use conveyor_log::record::{BatchBuilder, Header, Record, decode_records};
 use serde::{Deserialize, Serialize};
@@ -124,6 +127,22 @@ pub struct PublishMessage {
 pub struct TopicPublished {
     pub partition: u32,
     pub offset: u64,
+}
+
+/// Most messages one batch publish carries.
+pub const PUBLISH_BATCH_MAX: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBatch {
+    /// 1 to 1000 messages, appended in this order.
+    pub messages: Vec<PublishMessage>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicBatchPublished {
+    /// Where each message went, in the request's order.
+    pub published: Vec<TopicPublished>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -310,8 +329,65 @@ pub async fn publish_to_topic(
     ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<PublishMessage>,
 ) -> Result<(StatusCode, Json<TopicPublished>), ApiError> {
-    let broker = &state.broker;
-    let topic = topics::find(broker, &name)?;
+    let topic = topics::find(&state.broker, &name)?;
+    let (partition, handle, batch) = topic_batch(&state.broker, &topic, request)?;
+    let appended = handle.append(batch).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TopicPublished {
+            partition,
+            offset: appended.base_offset,
+        }),
+    ))
+}
+
+/// Appends up to 1000 records to a topic in order, each as a publish to
+/// `/topics/{name}/messages` would, and answers once all are durable.
+#[utoipa::path(post, operation_id = "publish_batch_to_topic", path = "/topics/{name}/messages/batch", tag = "topics",
+    params(("name" = String, Path, description = "topic name")),
+    request_body = PublishBatch,
+    responses(
+        (status = 201, description = "every record durable under the topic's policy", body = TopicBatchPublished),
+        (status = 400, description = "no messages or too many, or one is invalid (then none is appended)", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn publish_batch_to_topic(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<PublishBatch>,
+) -> Result<(StatusCode, Json<TopicBatchPublished>), ApiError> {
+    if request.messages.is_empty() || request.messages.len() > PUBLISH_BATCH_MAX {
+        return Err(ApiError::bad_request(format!(
+            "{} messages: publish between 1 and {PUBLISH_BATCH_MAX}",
+            request.messages.len()
+        )));
+    }
+    let topic = topics::find(&state.broker, &name)?;
+    let batches = request
+        .messages
+        .into_iter()
+        .map(|message| topic_batch(&state.broker, &topic, message))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    // Every append is queued before any is awaited, in the request's order:
+    // the log's group commit makes them durable with one fsync.
+    let appends: Vec<_> = batches
+        .into_iter()
+        .map(|(partition, handle, batch)| (partition, handle.append(batch)))
+        .collect();
+    let mut published = Vec::with_capacity(appends.len());
+    for (partition, append) in appends {
+        published.push(TopicPublished {
+            partition,
+            offset: append.await?.base_offset,
+        });
+    }
+    Ok((StatusCode::CREATED, Json(TopicBatchPublished { published })))
+}
+
+/// The partition a publish request goes to (its own, or the one Kafka's
+/// partitioner picks for its key), that partition, and the one-record batch
+/// to append, checked against the topic's `max.message.bytes`.
+fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Result<(u32, Partition, Bytes), ApiError> {
     let key = decode("key", request.key.clone(), request.key_encoding)?;
     let partition = match request.partition {
         Some(partition) => partition,
@@ -322,7 +398,7 @@ pub async fn publish_to_topic(
     };
     let handle = topic
         .partition_handle(partition)
-        .ok_or_else(|| ApiError::not_found(format!("topic {name:?} has no partition {partition}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("topic {:?} has no partition {partition}", topic.name)))?;
     let record = record_of(request, key)?;
     let mut builder = BatchBuilder::new(broker.clock().now_ms());
     builder.push(record);
@@ -334,14 +410,7 @@ pub async fn publish_to_topic(
             batch.len()
         )));
     }
-    let appended = handle.append(batch).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TopicPublished {
-            partition,
-            offset: appended.base_offset,
-        }),
-    ))
+    Ok((partition, handle, batch))
 }
 
 /// Publishes through an exchange (`amq.default` is the default exchange),

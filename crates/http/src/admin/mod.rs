@@ -1,10 +1,10 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
 //! holds (overview, topics, consumer groups, queues, exchanges), the
-//! operations an operator needs (create and delete, purge, reset offsets,
-//! peek, publish, redrive), and the OpenAPI document generated from these
-//! handlers at `/api/v1/openapi.json`. One resource family per file; every
-//! error answers with the one shape of `error.rs`. Translates only: rules
-//! and state live in the core.
+//! operations an operator needs (create and delete, alter configs, purge,
+//! reset and commit offsets, peek, publish, redrive), and the OpenAPI
+//! document generated from these handlers at `/api/v1/openapi.json`. One
+//! resource family per file; every error answers with the one shape of
+//! `error.rs`. Translates only: rules and state live in the core.
 
 mod alarms;
 mod error;
@@ -52,11 +52,14 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(alarms::status, alarms::set_limits))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
+        .routes(routes!(topics::alter_configs))
         .routes(routes!(groups::list))
         .routes(routes!(groups::describe, groups::delete))
         .routes(routes!(groups::reset_offsets))
+        .routes(routes!(groups::commit_offsets))
         .routes(routes!(messages::peek_partition))
         .routes(routes!(messages::publish_to_topic))
+        .routes(routes!(messages::publish_batch_to_topic))
         .routes(routes!(queues::list))
         .routes(routes!(queues::describe, queues::delete))
         .routes(routes!(queues::purge))

@@ -1,7 +1,8 @@
 //! `/api/v1/topics`: list, create, describe (partitions with their offsets
-//! and sizes, effective configs) and delete Kafka topics. Creation goes
-//! through the same core validation as Kafka's CreateTopics, so names,
-//! partition counts and configs follow Kafka's rules and messages.
+//! and sizes, effective configs), alter configs and delete Kafka topics.
+//! Creation and config changes go through the same core validation as
+//! Kafka's CreateTopics and IncrementalAlterConfigs, so names, partition
+//! counts and configs follow Kafka's rules and messages.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +64,13 @@ pub struct CreateTopic {
     /// Kafka topic configs (`retention.ms`, `segment.bytes`, ...).
     #[serde(default)]
     pub configs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigs {
+    /// Kafka topic configs to set; a null value resets one to the broker's default.
+    pub configs: BTreeMap<String, Option<String>>,
 }
 
 /// The topic, or 404.
@@ -158,4 +166,27 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPat
 pub async fn delete(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<StatusCode, ApiError> {
     state.broker.delete_topic(&name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets or resets some of a topic's configs, leaving the others as they are
+/// (Kafka's IncrementalAlterConfigs); answers with the topic as it is now.
+#[utoipa::path(patch, operation_id = "alter_topic_configs", path = "/topics/{name}/configs", tag = "topics",
+    params(("name" = String, Path, description = "topic name")),
+    request_body = AlterConfigs,
+    responses(
+        (status = 200, body = TopicDetail),
+        (status = 400, description = "an unknown config or an invalid value, or malformed JSON", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn alter_configs(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<AlterConfigs>,
+) -> Result<Json<TopicDetail>, ApiError> {
+    let broker = &state.broker;
+    broker.alter_topic_config(&name, request.configs, false, false).await?;
+    let topic = find(broker, &name)?;
+    Ok(Json(detail(broker, &topic)))
 }
