@@ -8,14 +8,20 @@ const PREVIEW_CHARS = 80;
 const DEATH_REASON = 'conveyor.death-reason';
 const DEATH_QUEUE = 'conveyor.death-queue';
 
+/** Control characters as \xNN escapes, so binary-ish text stays readable. */
+function visible(value) {
+  return value.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function text(value, encoding) {
   if (value === null || value === undefined) return h('span', { class: 'muted' }, 'null');
-  return encoding === 'base64' ? [badge('base64'), ' ', value] : value;
+  if (value === '') return h('span', { class: 'muted' }, '(empty)');
+  return encoding === 'base64' ? [badge('base64'), ' ', value] : visible(value);
 }
 
 function preview(value, encoding) {
   if (value === null || value === undefined) return h('span', { class: 'muted' }, 'null');
-  const short = value.length > PREVIEW_CHARS ? value.slice(0, PREVIEW_CHARS) + '…' : value;
+  const short = visible(value.length > PREVIEW_CHARS ? value.slice(0, PREVIEW_CHARS) + '…' : value);
   return h('code', { class: 'preview' }, encoding === 'base64' ? `base64:${short}` : short);
 }
 
