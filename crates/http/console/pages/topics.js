@@ -55,7 +55,11 @@ export function topic(view, [name]) {
     const select = h('select', { 'aria-label': 'Partition', onchange: (event) => { partition = Number(event.target.value); peek(detail); } },
       detail.partitions.map((p) => h('option', { value: p.partition, selected: p.partition === partition }, `Partition ${p.partition}`)));
     replace(view,
-      header(name, { crumbs: [link('Topics', 'topics')], sub: `${format.count(detail.partitions.length)} partitions · ${format.count(total)} messages · ${format.bytes(size)} · id ${detail.id}` }),
+      header(name, {
+        crumbs: [link('Topics', 'topics')],
+        sub: `${format.count(detail.partitions.length)} partitions · ${format.count(total)} messages · ${format.bytes(size)} · id ${detail.id}`,
+        actions: [h('button', { class: 'button', type: 'button', onclick: refresh }, 'Refresh')],
+      }),
       panel('Partitions', table([
         { label: 'Partition', num: true, cell: (p) => String(p.partition) },
         { label: 'Start offset', num: true, cell: (p) => format.count(p.log_start_offset) },
@@ -73,5 +77,6 @@ export function topic(view, [name]) {
       ], detail.configs.slice().sort((a, b) => Number(a.is_default) - Number(b.is_default) || a.name.localeCompare(b.name)), { name: 'configs' })));
     await peek(detail);
   };
+  // Not refreshed on a timer: that would reset the partition picked and close opened messages.
   return { refresh, manual: true };
 }
