@@ -2,8 +2,8 @@
 //! Prometheus `/metrics`, the SQS-compatible API (`POST` with
 //! `X-Amz-Target: AmazonSQS.*`, in `sqs/`) and the SNS-compatible API (`POST`
 //! of a form with `Action=…`, in `sns/`); the REST admin API under `/api/v1`
-//! and the web console join them as they land. Like every
-//! front door it only translates: state and rules live in the core.
+//! (`admin/`) and the web console on top of it (`GET /`, `console.rs`). Like
+//! every front door it only translates: state and rules live in the core.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use conveyor_core::Broker;
 
 pub mod admin;
+pub mod console;
 pub mod metrics;
 pub mod sns;
 pub mod sqs;
@@ -52,6 +53,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/", post(aws))
         .route("/{*path}", post(aws))
         .merge(admin::router())
+        .merge(console::router())
         .with_state(state)
 }
 

@@ -1,0 +1,163 @@
+// Queues (AMQP and SQS): the list with depths, and one queue's counts,
+// definition, dead-letter wiring and messages, with purge and, for a
+// dead-letter queue, inspect and redrive.
+
+import { api, seg } from '../api.js';
+import { h, header, link, panel, replace, table, failure, badge, stats, confirmAction, toast } from '../dom.js';
+import * as format from '../format.js';
+import { messageTable } from './messages.js';
+
+const PEEK_COUNT = 50;
+const REDRIVE_DEFAULT = 100;
+
+export function queues(view) {
+  const refresh = async () => {
+    try {
+      const list = await api('/queues');
+      const ready = list.reduce((sum, q) => sum + q.messages_ready, 0);
+      replace(view,
+        header('Queues', { sub: `${format.count(list.length)} queues · ${format.count(ready)} messages ready` }),
+        panel(null, table([
+          { label: 'Name', cell: (q) => link(q.name, 'queues', q.name) },
+          { label: '', cell: (q) => [q.durable ? badge('durable') : badge('transient', 'warn'), q.auto_delete ? [' ', badge('auto-delete')] : null] },
+          { label: 'Ready', num: true, cell: (q) => format.count(q.messages_ready) },
+          { label: 'Unacked', num: true, cell: (q) => format.count(q.messages_unacked) },
+          { label: 'Consumers', num: true, cell: (q) => format.count(q.consumers) },
+          { label: 'Size', num: true, cell: (q) => format.bytes(q.size_bytes) },
+          { label: 'Dead letters to', cell: (q) => (q.dead_letter_exchange === null ? h('span', { class: 'muted' }, '—') : h('code', null, q.dead_letter_exchange || '(default exchange)')) },
+        ], list, { name: 'queues', key: (q) => q.name, empty: 'No queues yet: declare one over AMQP or create one over SQS.' })));
+    } catch (error) {
+      replace(view, header('Queues'), failure(error));
+    }
+  };
+  return { refresh };
+}
+
+function definition(q) {
+  const rows = [
+    ['Durable', q.durable ? 'yes' : 'no'],
+    ['Auto-delete', q.auto_delete ? 'yes' : 'no'],
+    ['Created', format.time(q.created_ms)],
+    ['Message TTL', q.message_ttl_ms === null ? '—' : `${format.count(q.message_ttl_ms)} ms`],
+    ['Max length', format.count(q.max_length)],
+    ['Delivery limit', format.count(q.delivery_limit)],
+    ['Dead-letter exchange', q.dead_letter_exchange === null ? '—' : q.dead_letter_exchange || '(default exchange)'],
+    ['Dead-letter routing key', q.dead_letter_routing_key ?? '—'],
+    ['Dead letters reach', q.dead_letter_queues.length ? q.dead_letter_queues.map((name, i) => [i ? ', ' : '', link(name, 'queues', name)]) : '—'],
+    ['Settled below offset', format.count(q.settled_below)],
+    ['End offset', format.count(q.end_offset)],
+  ];
+  for (const [name, value] of Object.entries(q.arguments)) rows.push([h('code', null, name), h('code', null, value)]);
+  return h('dl', { class: 'facts' }, rows.map(([label, value]) => h('div', null, h('dt', null, label), h('dd', null, value))));
+}
+
+export function queue(view, [name]) {
+  const summary = h('div');
+  const wiring = h('div');
+  const messages = h('div', { class: 'messages' }, h('p', { class: 'muted' }, 'Loading…'));
+  const redriveResult = h('div', { class: 'redrive-result', 'aria-live': 'polite' });
+  const destination = h('select', { 'aria-label': 'Redrive destination', name: 'destination' });
+  const maxMessages = h('input', { type: 'number', min: 1, max: 10000, value: REDRIVE_DEFAULT, 'aria-label': 'Most messages to move', name: 'max_messages' });
+  const redriveButton = h('button', { class: 'button primary', type: 'submit' }, 'Redrive');
+  const purgeButton = h('button', { class: 'button danger', type: 'button' }, 'Purge');
+  const redrivePanel = h('section', { class: 'panel' });
+  let current = null;
+
+  const loadMessages = async () => {
+    try {
+      const peeked = await api(`/queues/${seg(name)}/messages?count=${PEEK_COUNT}`);
+      replace(messages, messageTable(peeked.messages, { kind: 'queue' }),
+        peeked.messages.length === PEEK_COUNT ? h('p', { class: 'muted' }, `The first ${PEEK_COUNT} unsettled messages.`) : null);
+    } catch (error) {
+      replace(messages, failure(error));
+    }
+  };
+
+  const refresh = async () => {
+    let q;
+    try {
+      q = await api(`/queues/${seg(name)}`);
+    } catch (error) {
+      replace(view, header(name, { crumbs: [link('Queues', 'queues')] }), failure(error));
+      current = null;
+      return;
+    }
+    const first = current === null;
+    current = q;
+    const isDlq = q.dead_letter_sources.length > 0;
+    replace(summary, stats([
+      ['Ready', format.count(q.messages_ready)],
+      ['Unacked', format.count(q.messages_unacked), q.messages_unacked > 0 ? 'info' : null],
+      ['Consumers', format.count(q.consumers)],
+      ['Size', format.bytes(q.size_bytes)],
+    ]));
+    replace(wiring, definition(q));
+    replace(redrivePanel,
+      h('h2', null, isDlq ? 'Dead-letter queue' : 'Move messages'),
+      isDlq
+        ? h('p', null, 'Dead letters from ', q.dead_letter_sources.map((source, i) => [i ? ', ' : '', link(source, 'queues', source)]),
+          ' arrive here. Inspect them below, then redrive them: each goes back to the queue it was dead-lettered from, or to the queue you pick.')
+        : h('p', { class: 'muted' }, 'Redrive moves messages to another queue; dead-lettered ones can go back to the queue they came from.'),
+      h('form', { class: 'inline-form', onsubmit: redrive },
+        h('label', null, 'To ', destination),
+        h('label', null, 'At most ', maxMessages),
+        redriveButton),
+      redriveResult);
+    if (first) {
+      replace(view,
+        header(name, { crumbs: [link('Queues', 'queues')], sub: isDlq ? 'dead-letter queue' : null, actions: [purgeButton] }),
+        summary,
+        redrivePanel,
+        h('section', { class: 'panel' },
+          h('div', { class: 'panel-head' }, h('h2', null, 'Messages'),
+            h('button', { class: 'button', type: 'button', onclick: loadMessages }, 'Refresh')),
+          messages),
+        panel('Definition', wiring));
+      const all = await api('/queues').catch(() => []);
+      replace(destination,
+        h('option', { value: '' }, 'the queue each came from'),
+        all.filter((other) => other.name !== name).map((other) => h('option', { value: other.name }, other.name)));
+      await loadMessages();
+    }
+  };
+
+  async function redrive(event) {
+    event.preventDefault();
+    const target = destination.value;
+    const count = Number(maxMessages.value) || REDRIVE_DEFAULT;
+    const where = target ? `to ${target}` : 'back to the queues they were dead-lettered from';
+    if (!(await confirmAction(`Redrive ${name}?`, `Move up to ${count} messages out of ${name} ${where}.`, 'Redrive'))) return;
+    redriveButton.disabled = true;
+    try {
+      const body = { max_messages: count };
+      if (target) body.destination = target;
+      const result = await api(`/queues/${seg(name)}/redrive`, { method: 'POST', body });
+      const moved = Object.entries(result.destinations).map(([queueName, n]) => `${format.count(n)} to ${queueName}`).join(', ');
+      const text = `Moved ${format.count(result.moved)} message${result.moved === 1 ? '' : 's'}${moved ? ` (${moved})` : ''}` +
+        (result.skipped ? `; ${format.count(result.skipped)} left here (no known destination or it refused them)` : '') + '.';
+      replace(redriveResult, h('div', { class: `notice ${result.skipped ? 'notice-warn' : 'notice-ok'}`, dataset: { moved: result.moved, skipped: result.skipped } }, text));
+      toast(text);
+    } catch (error) {
+      replace(redriveResult, failure(error));
+    } finally {
+      redriveButton.disabled = false;
+    }
+    await refresh();
+    await loadMessages();
+  }
+
+  purgeButton.addEventListener('click', async () => {
+    if (!current) return;
+    if (!(await confirmAction(`Purge ${name}?`, `Remove the ${format.count(current.messages_ready)} messages waiting in ${name}. Messages held by consumers stay theirs. This cannot be undone.`, 'Purge'))) return;
+    try {
+      const result = await api(`/queues/${seg(name)}/purge`, { method: 'POST' });
+      toast(`Purged ${format.count(result.purged)} messages from ${name}.`);
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+    await refresh();
+    await loadMessages();
+  });
+
+  return { refresh };
+}
