@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, Event, QueueDefinition};
+use crate::connections::Connections;
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
@@ -75,6 +76,8 @@ pub struct Broker {
     router: RwLock<Router>,
     /// Traffic counters for operators; not state.
     stats: Arc<Stats>,
+    /// Open client connections of every protocol; not state.
+    connections: Arc<Connections>,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -115,7 +118,6 @@ impl Broker {
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
         Ok(Broker {
             config,
-            clock,
             _lock: lock,
             catalog: tokio::sync::Mutex::new(catalog),
             topics: RwLock::new(topics),
@@ -125,6 +127,8 @@ impl Broker {
             queues: RwLock::new(queues),
             router: RwLock::new(router),
             stats,
+            connections: Arc::new(Connections::new(Arc::clone(&clock))),
+            clock,
         })
     }
 
@@ -137,9 +141,14 @@ impl Broker {
         &self.cluster_id
     }
 
-    /// Traffic counters: messages and bytes in and out per topic and queue, connections.
+    /// Traffic counters: messages and bytes in and out per topic and queue, request latencies.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// The open client connections (Kafka, AMQP): list them, close one.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
     }
 
     /// The consumer group coordinator (membership and committed offsets).

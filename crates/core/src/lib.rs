@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod catalog;
+pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;

@@ -97,6 +97,10 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
             "The request body is larger than {REQUEST_BYTES_MAX} bytes or could not be read."
         ))),
     };
+    let served = result.as_ref().ok().map(|(action, _)| crate::Served {
+        protocol: "sns",
+        api: (*action).to_owned(),
+    });
     let (status, body) = match result {
         Ok((action, answer)) => (StatusCode::OK, success(action, answer, &request_id)),
         Err(error) => {
@@ -113,6 +117,9 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-requestid", value);
+    }
+    if let Some(served) = served {
+        response.extensions_mut().insert(served);
     }
     response
 }
