@@ -93,12 +93,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Queues left unused past their x-expires.
     tokio::spawn(Arc::clone(&broker).run_queue_timers(shutdown_rx.clone()));
 
+    // Handlers before readiness: a supervisor may signal as soon as it sees
+    // the ready line, and a signal before them would kill the process
+    // without flushing anything.
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, http_addr, kafka_addr, amqp_addr);
-
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {
         _ = terminate.recv() => info!("SIGTERM received; shutting down"),
         _ = interrupt.recv() => info!("SIGINT received; shutting down"),
