@@ -3,13 +3,14 @@ offsets move after a Kafka produce, group lag after a commit, queue depth by
 state after AMQP publishes and a held delivery; the traffic counters (in and
 out per topic and queue, redelivered, dead-lettered), open connections and
 channels per protocol, queue log sizes, and the request latency (Kafka API,
-AMQP method, SQS action, admin route) and fsync latency histograms move with
+AMQP method, SQS and SNS action, admin route) and fsync latency histograms move with
 that traffic."""
 import os
 import sys
 import urllib.request
 
 import boto3
+import botocore.exceptions
 import pika
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -146,12 +147,23 @@ sqs = boto3.client("sqs", endpoint_url=f"http://{HTTP}", region_name="us-east-1"
                    aws_access_key_id="test", aws_secret_access_key="test")
 sqs.create_queue(QueueName=unique("metered-sqs"))
 sqs.list_queues()
+sns = boto3.client("sns", endpoint_url=f"http://{HTTP}", region_name="us-east-1",
+                   aws_access_key_id="test", aws_secret_access_key="test")
+sns.list_topics()
+try:
+    sns.publish(TopicArn="arn:aws:sns:us-east-1:000000000000:" + unique("missing"), Message="lost")
+    check(False, "publishing to a missing SNS topic fails")
+except botocore.exceptions.ClientError as error:
+    status = error.response["ResponseMetadata"]["HTTPStatusCode"]
+    check(400 <= status < 500, f"a missing topic is a client error, not {status}")
 with urllib.request.urlopen(f"http://{HTTP}/api/v1/overview", timeout=10) as response:
     check(response.status == 200, "overview answered")
 timed = scrape()
 check(requests(timed, "sqs", "CreateQueue") == requests(counted, "sqs", "CreateQueue") + 1, "CreateQueue timed")
 check(requests(timed, "sqs", "ListQueues") >= 1, "ListQueues timed")
 check(requests(timed, "admin", "GET /api/v1/overview") >= 1, "the admin route timed")
+check(requests(timed, "sns", "ListTopics") >= 1, "SNS ListTopics timed")
+check(requests(timed, "sns", "Publish") >= 1, "a failed SNS Publish is timed too")
 check(histogram_count(timed, "conveyor_fsync_duration_seconds") > fsyncs, "the SQS queue's creation fsynced")
 connection.close()
 admin.close()
