@@ -280,7 +280,8 @@ pub fn render(broker: &Broker) -> String {
     let mut family = Family::histogram(
         &mut out,
         "conveyor_request_duration_seconds",
-        "Time from a request read to its answer, by protocol (kafka, amqp, sqs, sns, admin) and API          (Kafka API, AMQP method, SQS/SNS action, admin route); an AMQP basic.publish until it is stored.",
+        "Time from a request read to its answer, by protocol (kafka, amqp, sqs, sns, admin) and API \
+         (Kafka API, AMQP method, SQS/SNS action, admin route); an AMQP basic.publish until it is stored.",
     );
     for (protocol, api, histogram) in stats.request_latencies() {
         family.histogram_samples(
