@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue, tx};
@@ -127,7 +128,7 @@ pub struct Channel {
     publishing: Option<Publishing>,
     /// Publishes on their way to storage, awaited in order by the channel's
     /// store task, which sends publisher confirms when they are on.
-    stores: mpsc::UnboundedSender<(Option<u64>, Confirm)>,
+    stores: mpsc::UnboundedSender<StoreWork>,
     /// Publishes handed to the store task, and how many it has seen stored:
     /// synchronous methods wait until they are equal, so a publish is
     /// visible to everything the client does after it on the channel.
@@ -172,6 +173,11 @@ type Stored = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 fn stored(storing: Storing) -> Stored {
     Box::pin(async move { storing.await.map_err(|error| error.to_string()) })
 }
+
+/// One publish for the store task: its confirm tag (with confirms on), what
+/// it waits for, and when the client's message was complete (`None` for
+/// dead letters the broker appends itself), to time publishes to storage.
+type StoreWork = (Option<u64>, Confirm, Option<Instant>);
 
 /// What a publisher confirm waits for.
 enum Confirm {
@@ -607,6 +613,7 @@ impl Channel {
 
     /// Routes a complete message and hands its appends to the store task.
     async fn publish(&mut self, context: &Context, message: Message, mandatory: bool) {
+        let started = Instant::now();
         let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
         let routed = context
             .broker
@@ -650,7 +657,7 @@ impl Channel {
             *next += 1;
         }
         self.published += 1;
-        let _ = self.stores.send((confirm_tag, confirm));
+        let _ = self.stores.send((confirm_tag, confirm, Some(started)));
     }
 
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
@@ -811,7 +818,7 @@ impl Channel {
         self.published += 1;
         let _ = self
             .stores
-            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect())));
+            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect()), None));
     }
 
     /// Removes the deliveries an ack, nack or reject names.
@@ -1016,10 +1023,10 @@ fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message)
 }
 
 /// Awaits each publish's appends in order; sends its confirm when the
-/// channel is in confirm mode; counts it stored.
-async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<(Option<u64>, Confirm)>, stored: watch::Sender<u64>) {
+/// channel is in confirm mode; counts it stored and times it.
+async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<StoreWork>, stored: watch::Sender<u64>) {
     let mut count = 0u64;
-    while let Some((confirm_tag, confirm)) = pending.recv().await {
+    while let Some((confirm_tag, confirm, started)) = pending.recv().await {
         let durable = match confirm {
             Confirm::Now => true,
             Confirm::Durable(appends) => {
@@ -1033,6 +1040,11 @@ async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiv
                 all
             }
         };
+        if let Some(started) = started {
+            // A publish has no reply: its latency is until it is stored (and
+            // confirmed). Recorded before anything on the channel can see it stored.
+            shared.broker.stats().request_served("amqp", "basic.publish", started.elapsed());
+        }
         count += 1;
         stored.send_replace(count);
         let Some(delivery_tag) = confirm_tag else { continue };

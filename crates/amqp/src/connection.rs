@@ -3,18 +3,20 @@
 //! sends heartbeats when the connection is otherwise idle. A channel
 //! exception closes that channel; a connection exception (bad frame, frame
 //! on an unopened channel, failed login) closes the connection — after
-//! telling the client why — and nothing else.
+//! telling the client why — and nothing else. The connection is in the
+//! core's registry while it runs; an operator's close is a connection
+//! exception, 320 CONNECTION_FORCED, as in RabbitMQ.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
+use conveyor_core::connections::{Protocol, Registration};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
@@ -35,7 +37,8 @@ pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shut
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let connection_id = context.next_connection.fetch_add(1, Ordering::Relaxed);
+    let registration = context.broker.connections().register(Protocol::Amqp, peer);
+    let connection_id = registration.id;
     debug!(%peer, connection_id, "AMQP connection opened");
     let (read_half, mut write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
@@ -51,10 +54,11 @@ where
     }
     let (out, outbox) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
     let (heartbeat_tx, heartbeat_rx) = watch::channel(0u16);
-    let writer = tokio::spawn(write_frames(write_half, outbox, heartbeat_rx));
+    let mut writer = tokio::spawn(write_frames(write_half, outbox, heartbeat_rx));
     let mut connection = Connection {
         context: Arc::clone(&context),
         id: connection_id,
+        registration,
         peer,
         out: out.clone(),
         channels: HashMap::new(),
@@ -73,7 +77,11 @@ where
     connection.finish(outcome, &mut reader).await;
     drop(connection);
     drop(out);
-    let _ = writer.await;
+    // A client that stopped reading cannot hold the connection open: the
+    // last frames get a bounded time to go out.
+    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.is_err() {
+        writer.abort();
+    }
     debug!(%peer, connection_id, "AMQP connection closed");
 }
 
@@ -90,6 +98,8 @@ enum End {
 struct Connection {
     context: Arc<Context>,
     id: u64,
+    /// Listed for operators until the connection is dropped.
+    registration: Registration,
     peer: SocketAddr,
     out: Outbox,
     channels: HashMap<u16, Channel>,
@@ -141,6 +151,7 @@ impl Connection {
             "AMQPLAIN" => amqplain_credentials(start_ok.response.as_bytes()),
             _ => None,
         };
+        let user = credentials.as_ref().map(|(user, _)| user.clone());
         if !self.authenticated(config, credentials) {
             let exception = Exception::new(
                 reply::ACCESS_REFUSED,
@@ -152,6 +163,10 @@ impl Connection {
             info!(peer = %self.peer, "AMQP login refused");
             return Err(End::Exception(exception));
         }
+        if let Some(user) = user {
+            self.registration.set_user(user);
+        }
+        self.registration.set_client(client_name(&start_ok.client_properties));
         self.send_method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
@@ -232,6 +247,8 @@ impl Connection {
     ) -> End {
         // A peer silent for two heartbeat intervals is gone (the spec's rule).
         let silence_max = (heartbeat_s > 0).then(|| Duration::from_secs(u64::from(heartbeat_s) * 2));
+        let closed = self.registration.closed();
+        tokio::pin!(closed);
         loop {
             let read = async {
                 match silence_max {
@@ -245,6 +262,9 @@ impl Connection {
                 frame = read => frame,
                 _ = shutdown.changed() => {
                     return End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown"));
+                }
+                () = &mut closed => {
+                    return End::Exception(Exception::new(reply::CONNECTION_FORCED, "closed via management API"));
                 }
             };
             let frame = match frame {
@@ -260,7 +280,9 @@ impl Connection {
             {
                 return end;
             }
-            if let Some(end) = self.dispatch(frame).await {
+            let end = self.dispatch(frame).await;
+            self.registration.set_channels(self.channels.len() as u64);
+            if let Some(end) = end {
                 return end;
             }
         }
@@ -373,7 +395,15 @@ impl Connection {
                     return None;
                 }
                 let result = match frame {
-                    AMQPFrame::Method(_, method) => channel.method(&context, connection_id, method).await,
+                    AMQPFrame::Method(_, method) => {
+                        let started = Instant::now();
+                        let name = crate::method::synchronous_name(&method);
+                        let result = channel.method(&context, connection_id, method).await;
+                        if let Some(name) = name {
+                            context.broker.stats().request_served("amqp", name, started.elapsed());
+                        }
+                        result
+                    }
                     AMQPFrame::Header(_, header) => channel.content_header(&context, header).await,
                     AMQPFrame::Body(_, body) => channel.content_body(&context, body).await,
                     _ => Err(Exception::new(reply::UNEXPECTED_FRAME, "unexpected frame")),
@@ -402,7 +432,8 @@ impl Connection {
             End::Broken(error) => info!(peer = %self.peer, %error, "closing an AMQP connection: unreadable input"),
             End::Exception(exception) => {
                 info!(peer = %self.peer, code = exception.code, text = exception.text, "closing an AMQP connection");
-                self.send(&[exception.connection_close()]).await;
+                // Bounded: a client that stopped reading must not keep the connection.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.send(&[exception.connection_close()])).await;
                 // Wait (bounded) for close-ok; anything else the client sends meanwhile is dropped.
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
                     for _ in 0..1000 {
@@ -484,6 +515,24 @@ fn server_properties() -> FieldTable {
     properties
 }
 
+/// Who the client says it is: the connection name it was given (RabbitMQ
+/// clients' `connection_name`), else its library's product and version.
+fn client_name(properties: &FieldTable) -> String {
+    let text = |key: &str| match properties.inner().get(key) {
+        Some(AMQPValue::LongString(value)) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(value)) => Some(value.to_string()),
+        _ => None,
+    };
+    if let Some(name) = text("connection_name").filter(|name| !name.is_empty()) {
+        return name;
+    }
+    match (text("product"), text("version")) {
+        (Some(product), Some(version)) => format!("{product} {version}"),
+        (Some(product), None) => product,
+        _ => String::new(),
+    }
+}
+
 /// PLAIN: "\0user\0password".
 fn plain_credentials(response: &[u8]) -> Option<(String, String)> {
     let mut parts = response.split(|byte| *byte == 0);
@@ -510,6 +559,17 @@ fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_its_connection_name_or_else_its_product_and_version() {
+        let mut properties = FieldTable::default();
+        properties.insert(short("product"), AMQPValue::LongString(LongString::from("pika")));
+        properties.insert(short("version"), AMQPValue::LongString(LongString::from("1.3.2")));
+        assert_eq!(client_name(&properties), "pika 1.3.2");
+        properties.insert(short("connection_name"), AMQPValue::LongString(LongString::from("orders-app")));
+        assert_eq!(client_name(&properties), "orders-app");
+        assert_eq!(client_name(&FieldTable::default()), "");
+    }
 
     #[test]
     fn plain_credentials_split_on_nul() {

@@ -8,6 +8,7 @@ mod channel;
 mod connection;
 pub mod frame;
 pub mod message;
+mod method;
 mod prefetch;
 mod reply;
 
@@ -53,9 +54,8 @@ impl Default for AmqpConfig {
 pub struct Context {
     pub broker: Arc<Broker>,
     pub config: AmqpConfig,
-    /// Exclusive queues and the connection that owns each.
+    /// Exclusive queues and the connection (its registry id) that owns each.
     exclusive_owners: parking_lot::Mutex<HashMap<String, u64>>,
-    next_connection: std::sync::atomic::AtomicU64,
 }
 
 impl Context {
@@ -64,7 +64,6 @@ impl Context {
             broker,
             config,
             exclusive_owners: parking_lot::Mutex::new(HashMap::new()),
-            next_connection: std::sync::atomic::AtomicU64::new(1),
         }
     }
 }
@@ -96,12 +95,7 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let open = context.broker.stats().connection_opened("amqp");
-                    let running = connection::run(stream, peer, Arc::clone(&context), shutdown.clone());
-                    connections.spawn(async move {
-                        running.await;
-                        drop(open);
-                    });
+                    connections.spawn(connection::run(stream, peer, Arc::clone(&context), shutdown.clone()));
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.

@@ -98,15 +98,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .set_limits(settings.limits.disk_free_min_bytes, settings.limits.memory_max_bytes);
     tokio::spawn(Arc::clone(broker.alarms()).run(shutdown_rx.clone()));
 
-    // Before readiness is reported: a signal sent right after it must find
-    // the handlers, not the default action.
+    // Handlers before readiness: a supervisor may signal as soon as it sees
+    // the ready line, and a signal before them would kill the process
+    // without flushing anything.
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, http_addr, kafka_addr, amqp_addr);
-
     tokio::select! {
         _ = terminate.recv() => info!("SIGTERM received; shutting down"),
         _ = interrupt.recv() => info!("SIGINT received; shutting down"),

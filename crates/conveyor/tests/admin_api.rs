@@ -1,7 +1,8 @@
 //! The REST admin API against a spawned `conveyor serve`: topics, consumer
 //! groups (with a kafka-python member), queues and dead-letter redrive (with
-//! lapin), the JSON error shape, and schemathesis fuzzing the OpenAPI
-//! document for server errors and schema violations.
+//! lapin), connections (a pika client closed by an operator), the JSON error
+//! shape, and schemathesis fuzzing the OpenAPI document for server errors
+//! and schema violations.
 
 mod support;
 
@@ -11,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, Request};
 use bytes::Bytes;
+use conveyor_kafka::client::Client as KafkaClient;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kafka_protocol::messages::ApiVersionsRequest;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -436,6 +439,93 @@ fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redriv
     });
 }
 
+/// The listed connection of `protocol` whose client is `client`, if any.
+fn connection_of(listed: &Value, protocol: &str, client: &str) -> Option<Value> {
+    listed
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|connection| connection["protocol"] == protocol && connection["client"] == client)
+        .cloned()
+}
+
+#[test]
+fn connections_are_listed_with_client_and_user_and_an_operator_can_close_them() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    let mut pika = spawn_script(&server, "admin/connection_closed_pika.py", &[]);
+    let mut lines = BufReader::new(pika.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("open"), "pika connected");
+    let kafka_addr = server.kafka_addr;
+    run(async {
+        // A Kafka connection is named by its requests' client id, so it needs one request.
+        let mut kafka = KafkaClient::connect(kafka_addr).await.expect("connect");
+        let versions = kafka.send(&ApiVersionsRequest::default(), 0).await.expect("ApiVersions");
+        assert_eq!(versions.error_code, 0);
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+
+        let listed = eventually("the pika connection with its channel", || async {
+            let listed = api.ok("/connections").await;
+            connection_of(&listed, "amqp", "admin-api-pika")
+                .filter(|amqp| amqp["channels"] == 1)
+                .map(|_| listed)
+        })
+        .await;
+        let amqp = connection_of(&listed, "amqp", "admin-api-pika").expect("amqp listed");
+        assert_eq!(amqp["user"], "guest", "{amqp}");
+        let address: std::net::SocketAddr = amqp["address"].as_str().expect("address").parse().expect("ip:port");
+        assert!(address.ip().is_loopback() && address.port() > 0, "{amqp}");
+        let connected_at_ms = amqp["connected_at_ms"].as_u64().expect("connected_at_ms");
+        assert!(
+            connected_at_ms <= started_ms + 1000 && connected_at_ms + 120_000 > started_ms,
+            "{amqp}"
+        );
+        let kafka_listed = connection_of(&listed, "kafka", "conveyor-client").expect("kafka listed");
+        assert_eq!(
+            (kafka_listed["user"].clone(), kafka_listed["channels"].as_u64()),
+            (Value::Null, Some(0))
+        );
+        assert_ne!(kafka_listed["id"], amqp["id"]);
+        let overview = api.ok("/overview").await;
+        assert!(overview["connections"]["amqp"].as_i64() >= Some(1), "{overview}");
+
+        // Unknown and malformed ids.
+        let (status, body) = api.delete("/connections/987654321").await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.delete("/connections/not-a-number").await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.delete("/connections/-1").await;
+        error_message(status, &body, 400, "bad_request");
+
+        let amqp_id = amqp["id"].as_u64().expect("id");
+        let (status, body) = api.delete(&format!("/connections/{amqp_id}")).await;
+        assert_eq!((status, body), (204, Value::Null));
+        eventually("the closed AMQP connection to leave the list", || async {
+            let listed = api.ok("/connections").await;
+            let ids: Vec<u64> = listed.as_array().expect("list").iter().filter_map(|c| c["id"].as_u64()).collect();
+            (!ids.contains(&amqp_id)).then_some(())
+        })
+        .await;
+
+        // A Kafka connection is dropped: its next request finds the socket closed.
+        let kafka_id = kafka_listed["id"].as_u64().expect("id");
+        let (status, _) = api.delete(&format!("/connections/{kafka_id}")).await;
+        assert_eq!(status, 204);
+        eventually("the Kafka connection to be dropped", || async {
+            let listed = api.ok("/connections").await;
+            connection_of(&listed, "kafka", "conveyor-client").is_none().then_some(())
+        })
+        .await;
+        assert!(kafka.send(&ApiVersionsRequest::default(), 0).await.is_err(), "the socket is closed");
+    });
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("closed 320"), "pika saw 320");
+    let status = support::wait_bounded(&mut pika, Duration::from_secs(30)).expect("pika exited");
+    assert!(status.success(), "the pika script failed");
+}
+
 #[test]
 fn every_error_answers_with_the_json_error_shape() {
     let (_dir, server) = Server::start_in_tempdir();
@@ -479,6 +569,8 @@ fn every_error_answers_with_the_json_error_shape() {
             "/api/v1/topics",
             "/api/v1/groups/{group_id}/reset-offsets",
             "/api/v1/queues/{name}/redrive",
+            "/api/v1/connections",
+            "/api/v1/connections/{id}",
         ] {
             assert!(document["paths"].get(path).is_some(), "{path} is documented");
         }

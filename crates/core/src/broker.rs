@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::alarms::ResourceAlarms;
 use crate::catalog::{Catalog, Event, QueueDefinition};
+use crate::connections::Connections;
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
@@ -78,6 +79,8 @@ pub struct Broker {
     stats: Arc<Stats>,
     /// Disk and memory alarms: while one is on, publishers wait.
     alarms: Arc<ResourceAlarms>,
+    /// Open client connections of every protocol; not state.
+    connections: Arc<Connections>,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -119,7 +122,6 @@ impl Broker {
         let alarms = Arc::new(ResourceAlarms::new(data_dir));
         Ok(Broker {
             config,
-            clock,
             _lock: lock,
             catalog: tokio::sync::Mutex::new(catalog),
             topics: RwLock::new(topics),
@@ -130,6 +132,8 @@ impl Broker {
             router: RwLock::new(router),
             stats,
             alarms,
+            connections: Arc::new(Connections::new(Arc::clone(&clock))),
+            clock,
         })
     }
 
@@ -142,13 +146,18 @@ impl Broker {
         &self.cluster_id
     }
 
-    /// Traffic counters: messages and bytes in and out per topic and queue, connections.
+    /// Traffic counters: messages and bytes in and out per topic and queue, request latencies.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
     }
 
     pub fn alarms(&self) -> &Arc<ResourceAlarms> {
         &self.alarms
+    }
+
+    /// The open client connections (Kafka, AMQP): list them, close one.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
     }
 
     /// The consumer group coordinator (membership and committed offsets).

@@ -5,6 +5,7 @@
 pub mod alarms;
 pub mod broker;
 pub mod catalog;
+pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;

@@ -1,6 +1,7 @@
 //! Traffic counters for operators (Prometheus `/metrics`): messages and
 //! bytes into and out of each topic and queue, redelivered and
-//! dead-lettered messages per queue, and open connections per protocol.
+//! dead-lettered messages per queue, and request latencies per protocol and
+//! API (open connections are the registry's, `connections.rs`).
 //! Counters only grow while the process runs and start at zero on the next
 //! start, as Prometheus counters do; they are statistics, not state, so
 //! nothing here is durable. Handles are cached per name, so counting costs a
@@ -8,9 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use conveyor_log::batch::{BatchHeader, HEADER_BYTES};
+use conveyor_log::histogram::{Histogram, REQUEST_BOUNDS_S};
 use parking_lot::RwLock;
 
 /// The counters of one topic or queue.
@@ -67,11 +70,16 @@ pub fn records_in(batches: &[u8]) -> u64 {
     records
 }
 
+/// Request latencies of one protocol, by API name.
+type Latencies = BTreeMap<String, Arc<Histogram>>;
+
 #[derive(Debug, Default)]
 pub struct Stats {
     topics: RwLock<BTreeMap<String, Arc<Flow>>>,
     queues: RwLock<BTreeMap<String, Arc<Flow>>>,
-    connections: RwLock<BTreeMap<&'static str, Arc<AtomicI64>>>,
+    /// By protocol, then API. Front doors pass only names of APIs they
+    /// serve, never raw client input, so the label sets stay bounded.
+    requests: RwLock<BTreeMap<&'static str, Latencies>>,
 }
 
 impl Stats {
@@ -95,22 +103,28 @@ impl Stats {
         self.queues.read().clone()
     }
 
-    /// Counts an open connection of `protocol` until the guard is dropped.
-    pub fn connection_opened(&self, protocol: &'static str) -> ConnectionGuard {
-        let open = {
-            let mut connections = self.connections.write();
-            Arc::clone(connections.entry(protocol).or_default())
-        };
-        open.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(open)
+    /// Records how long one request of `api` over `protocol` took, from
+    /// decoded to answered. `api` must name an API the front door serves
+    /// (a Kafka API key, an AMQP method, an SQS action, an admin route).
+    pub fn request_served(&self, protocol: &'static str, api: &str, elapsed: Duration) {
+        let found = self.requests.read().get(protocol).and_then(|apis| apis.get(api)).cloned();
+        let histogram = found.unwrap_or_else(|| {
+            let mut requests = self.requests.write();
+            let apis = requests.entry(protocol).or_default();
+            Arc::clone(
+                apis.entry(api.to_owned())
+                    .or_insert_with(|| Arc::new(Histogram::new(REQUEST_BOUNDS_S))),
+            )
+        });
+        histogram.observe(elapsed);
     }
 
-    /// Open connections by protocol.
-    pub fn connections(&self) -> Vec<(&'static str, i64)> {
-        self.connections
-            .read()
+    /// Every request latency histogram: (protocol, api, histogram).
+    pub fn request_latencies(&self) -> Vec<(&'static str, String, Arc<Histogram>)> {
+        let requests = self.requests.read();
+        requests
             .iter()
-            .map(|(protocol, open)| (*protocol, open.load(Ordering::Relaxed)))
+            .flat_map(|(protocol, apis)| apis.iter().map(|(api, histogram)| (*protocol, api.clone(), Arc::clone(histogram))))
             .collect()
     }
 }
@@ -122,22 +136,12 @@ fn flow(map: &RwLock<BTreeMap<String, Arc<Flow>>>, name: &str) -> Arc<Flow> {
     Arc::clone(map.write().entry(name.to_owned()).or_default())
 }
 
-/// An open connection, counted until dropped.
-#[derive(Debug)]
-pub struct ConnectionGuard(Arc<AtomicI64>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn counters_accumulate_per_name_and_connections_are_counted_while_open() {
+    fn counters_accumulate_per_name_and_latencies_per_protocol_and_api() {
         let stats = Stats::default();
         stats.topic("orders").add_in(3, 300);
         stats.topic("orders").add_in(1, 10);
@@ -145,11 +149,18 @@ mod tests {
         let orders = &stats.topics()["orders"];
         assert_eq!((Flow::get(&orders.messages_in), Flow::get(&orders.bytes_in)), (4, 310));
         assert_eq!(Flow::get(&stats.queues()["jobs"].messages_out), 2);
-        let first = stats.connection_opened("kafka");
-        let second = stats.connection_opened("kafka");
-        assert_eq!(stats.connections(), vec![("kafka", 2)]);
-        drop((first, second));
-        assert_eq!(stats.connections(), vec![("kafka", 0)]);
+        stats.request_served("kafka", "Produce", Duration::from_millis(3));
+        stats.request_served("kafka", "Produce", Duration::from_millis(4));
+        stats.request_served("amqp", "queue.declare", Duration::from_millis(1));
+        let latencies: Vec<(&str, String, u64)> = stats
+            .request_latencies()
+            .into_iter()
+            .map(|(protocol, api, histogram)| (protocol, api, histogram.snapshot().count))
+            .collect();
+        assert_eq!(
+            latencies,
+            vec![("amqp", "queue.declare".to_owned(), 1), ("kafka", "Produce".to_owned(), 2)]
+        );
     }
 
     #[test]

@@ -4,14 +4,18 @@
 //! of a form with `Action=…`, in `sns/`); the REST admin API under `/api/v1`
 //! (`admin/`) and the web console on top of it (`GET /`, `console.rs`). Like
 //! every front door it only translates: state and rules live in the core.
+//! One middleware times every request the listener serves for the request
+//! latency histograms (`timed`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
@@ -54,7 +58,49 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/{*path}", post(aws))
         .merge(admin::router())
         .merge(console::router())
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), timed))
         .with_state(state)
+}
+
+/// What a handler served, named for the request-latency histogram: the SQS
+/// and SNS handlers put their action on the response; admin routes are
+/// named by method and route. Only names of things served, never raw
+/// client input, so the metric's label sets stay bounded.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub protocol: &'static str,
+    pub api: String,
+}
+
+/// Times each request from routed to answered (long polls included) into
+/// `conveyor_request_duration_seconds`.
+async fn timed(State(state): State<Arc<HttpState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned())
+        .filter(|route| route.starts_with(admin::BASE_PATH));
+    let response = next.run(request).await;
+    let served = response.extensions().get::<Served>().cloned().or_else(|| {
+        route.map(|route| Served {
+            protocol: "admin",
+            api: format!("{method} {route}"),
+        })
+    });
+    if let Some(served) = served {
+        state.broker.stats().request_served(served.protocol, &served.api, started.elapsed());
+    }
+    response
 }
 
 /// An AWS API request: SQS names its action in `X-Amz-Target` (AWS JSON

@@ -1,9 +1,12 @@
 //! `GET /metrics`: the broker's state in the Prometheus text exposition
 //! format (version 0.0.4), computed from the core on each scrape — log sizes
-//! and offsets per partition, consumer-group lag per partition, queue depth
-//! by state and consumers per queue, the core's traffic counters per topic
-//! and queue (`stats.rs`) and open connections per protocol. Names and labels follow Prometheus
-//! conventions (`conveyor_` prefix, base units, `_bytes` suffixes).
+//! and offsets per partition and queue, consumer-group lag per partition,
+//! queue depth by state and consumers per queue, the core's traffic
+//! counters per topic and queue (`stats.rs`), open connections and channels
+//! per protocol (`connections.rs`), request latency histograms per protocol
+//! and API, and the log writers' fsync latency histogram. Names and labels
+//! follow Prometheus conventions (`conveyor_` prefix, base units: seconds
+//! and bytes, `_total` counters, cumulative `le` buckets).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use std::sync::atomic::AtomicU64;
 
 use conveyor_core::Broker;
 use conveyor_core::stats::Flow;
+use conveyor_log::histogram::HistogramSnapshot;
 
 /// One metric family being written: HELP and TYPE once, then its samples.
 struct Family<'a> {
@@ -24,6 +28,24 @@ impl<'a> Family<'a> {
 
     fn counter(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
         Family::new(out, name, help, "counter")
+    }
+
+    fn histogram(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+        Family::new(out, name, help, "histogram")
+    }
+
+    /// One histogram's series: cumulative `_bucket`s up to `+Inf`, `_sum`, `_count`.
+    fn histogram_samples(&mut self, name: &str, labels: &[(&str, &str)], snapshot: &HistogramSnapshot) {
+        let bucket = format!("{name}_bucket");
+        for (bound, count) in &snapshot.buckets {
+            let le = bound.to_string();
+            let with_le: Vec<(&str, &str)> = labels.iter().copied().chain([("le", le.as_str())]).collect();
+            self.sample(&bucket, &with_le, *count as f64);
+        }
+        let with_le: Vec<(&str, &str)> = labels.iter().copied().chain([("le", "+Inf")]).collect();
+        self.sample(&bucket, &with_le, snapshot.count as f64);
+        self.sample(&format!("{name}_sum"), labels, snapshot.sum_s);
+        self.sample(&format!("{name}_count"), labels, snapshot.count as f64);
     }
 
     fn new(out: &'a mut String, name: &str, help: &str, kind: &str) -> Family<'a> {
@@ -137,6 +159,18 @@ pub fn render(broker: &Broker) -> String {
             declared.queue.acquired_count() as f64,
         );
     }
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_queue_log_size_bytes",
+        "Bytes stored in a queue's message log segments.",
+    );
+    for declared in &queues {
+        family.sample(
+            "conveyor_queue_log_size_bytes",
+            &[("queue", &declared.name)],
+            declared.queue.size_bytes() as f64,
+        );
+    }
     let mut family = Family::gauge(&mut out, "conveyor_queue_consumers", "Consumers attached to a queue.");
     for declared in &queues {
         family.sample(
@@ -225,20 +259,73 @@ pub fn render(broker: &Broker) -> String {
             family.sample(name, &[("queue", queue)], Flow::get(counter(flow)) as f64);
         }
     }
+    let totals = broker.connections().totals();
     let mut family = Family::gauge(
         &mut out,
         "conveyor_connections",
         "Open client connections by protocol (kafka, amqp).",
     );
-    for (protocol, open) in stats.connections() {
-        family.sample("conveyor_connections", &[("protocol", protocol)], open as f64);
+    for (protocol, open, _) in &totals {
+        family.sample("conveyor_connections", &[("protocol", protocol.name())], *open as f64);
     }
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_channels",
+        "Open channels by protocol (AMQP channels; Kafka has none).",
+    );
+    for (protocol, _, channels) in &totals {
+        family.sample("conveyor_channels", &[("protocol", protocol.name())], *channels as f64);
+    }
+
+    let mut family = Family::histogram(
+        &mut out,
+        "conveyor_request_duration_seconds",
+        "Time from a request read to its answer, by protocol (kafka, amqp, sqs, sns, admin) and API \
+         (Kafka API, AMQP method, SQS/SNS action, admin route); an AMQP basic.publish until it is stored.",
+    );
+    for (protocol, api, histogram) in stats.request_latencies() {
+        family.histogram_samples(
+            "conveyor_request_duration_seconds",
+            &[("protocol", protocol), ("api", &api)],
+            &histogram.snapshot(),
+        );
+    }
+    let mut family = Family::histogram(
+        &mut out,
+        "conveyor_fsync_duration_seconds",
+        "Time of each fdatasync of a log segment, over every log of the process.",
+    );
+    family.histogram_samples(
+        "conveyor_fsync_duration_seconds",
+        &[],
+        &conveyor_log::histogram::fsync_duration().snapshot(),
+    );
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets_up_to_inf_with_sum_and_count() {
+        let mut out = String::new();
+        let snapshot = HistogramSnapshot {
+            buckets: vec![(0.005, 1), (0.5, 3)],
+            count: 4,
+            sum_s: 2.25,
+        };
+        Family::histogram(&mut out, "x_seconds", "help").histogram_samples("x_seconds", &[("api", "Fetch")], &snapshot);
+        assert_eq!(
+            out,
+            "# HELP x_seconds help\n# TYPE x_seconds histogram\n\
+             x_seconds_bucket{api=\"Fetch\",le=\"0.005\"} 1\n\
+             x_seconds_bucket{api=\"Fetch\",le=\"0.5\"} 3\n\
+             x_seconds_bucket{api=\"Fetch\",le=\"+Inf\"} 4\n\
+             x_seconds_sum{api=\"Fetch\"} 2.25\n\
+             x_seconds_count{api=\"Fetch\"} 4\n"
+        );
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -3,13 +3,18 @@
 //! clients match replies by order as well as by correlation id). Handlers may
 //! run concurrently — several produce requests share one fsync — but anything
 //! order-sensitive (appends) is started before the next request is read.
+//! The connection is in the core's registry while it runs; an operator's
+//! close drops the socket at once, in-flight replies with it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
+use conveyor_core::connections::Registration;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -32,7 +37,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
 }
 
-pub async fn run(stream: TcpStream, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let peer = registration.peer;
     let Ok(local) = stream.local_addr() else { return };
     let connection = Arc::new(ConnectionInfo { peer, local });
     debug!(%peer, "Kafka connection opened");
@@ -69,9 +75,17 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, context: Arc<Context>, mut
                 () = crate::stopped(&mut shutdown) => break,
                 frame = frame::read_frame(&mut reader, context.config.frame_bytes_max) => frame,
             };
-            let outcome = frame
-                .and_then(frame::parse_request)
-                .and_then(|request| handlers::dispatch(&context, &connection, request));
+            let started = Instant::now();
+            let outcome = frame.and_then(frame::parse_request).and_then(|request| {
+                if registration.client_unknown()
+                    && let Some(client_id) = request.header.client_id.as_ref().filter(|id| !id.is_empty())
+                {
+                    registration.set_client(client_id.as_str());
+                }
+                let api = request.api;
+                let reply = handlers::dispatch(&context, &connection, request)?;
+                Ok(timed(reply, &context, api, started))
+            });
             match outcome {
                 Ok(reply) => {
                     if replies.send(reply).await.is_err() {
@@ -93,6 +107,18 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, context: Arc<Context>, mut
         drop(replies);
     };
     // The writer ends after the reader stops and every started reply is sent.
-    tokio::join!(read_loop, writer);
-    debug!(%peer, "Kafka connection closed");
+    tokio::select! {
+        _ = async { tokio::join!(read_loop, writer) } => debug!(%peer, "Kafka connection closed"),
+        () = registration.closed() => info!(%peer, id = registration.id, "Kafka connection closed by an operator"),
+    }
+}
+
+/// Records the request's latency, from read to reply encoded, once the reply is ready.
+fn timed(reply: Reply, context: &Arc<Context>, api: ApiKey, started: Instant) -> Reply {
+    let stats = Arc::clone(context.broker.stats());
+    Box::pin(async move {
+        let outcome = reply.await;
+        stats.request_served("kafka", crate::versions::name(api), started.elapsed());
+        outcome
+    })
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conveyor_core::Broker;
+use conveyor_core::connections::Protocol;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -68,12 +69,8 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let open = context.broker.stats().connection_opened("kafka");
-                    let running = connection::run(stream, peer, Arc::clone(&context), connection_shutdown.clone());
-                    connections.spawn(async move {
-                        running.await;
-                        drop(open);
-                    });
+                    let registration = context.broker.connections().register(Protocol::Kafka, peer);
+                    connections.spawn(connection::run(stream, registration, Arc::clone(&context), connection_shutdown.clone()));
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.

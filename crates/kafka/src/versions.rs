@@ -2,6 +2,8 @@
 //! through ApiVersions. One table: a version is listed only if every field it
 //! adds is handled, because librdkafka uses whatever the broker advertises.
 
+use std::sync::LazyLock;
+
 use kafka_protocol::messages::ApiKey;
 
 /// (API, min version, max version) for every API this broker implements.
@@ -44,9 +46,30 @@ pub fn is_supported(api: ApiKey, version: i16) -> bool {
     range(api).is_some_and(|(min, max)| (min..=max).contains(&version))
 }
 
+/// Kafka's names of the served APIs: the codec's variant names are Kafka's
+/// own (`Produce`, `FindCoordinator`), spelled out once.
+static NAMES: LazyLock<Vec<(ApiKey, String)>> = LazyLock::new(|| SUPPORTED.iter().map(|(api, _, _)| (*api, format!("{api:?}"))).collect());
+
+/// Kafka's name of `api` (`Produce`, `Fetch`), for metrics; `unknown` for an API not served.
+pub fn name(api: ApiKey) -> &'static str {
+    NAMES
+        .iter()
+        .find(|(key, _)| *key == api)
+        .map_or("unknown", |(_, name)| name.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn served_apis_are_named_as_kafka_names_them() {
+        assert_eq!(
+            (name(ApiKey::Produce), name(ApiKey::FindCoordinator)),
+            ("Produce", "FindCoordinator")
+        );
+        assert_eq!(name(ApiKey::EndTxn), "unknown");
+    }
 
     #[test]
     fn every_advertised_range_is_one_the_codec_can_decode() {

@@ -19,6 +19,7 @@ pub mod batch;
 pub mod clock;
 mod config;
 mod error;
+pub mod histogram;
 pub mod index;
 mod log;
 pub mod record;

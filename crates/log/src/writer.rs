@@ -339,7 +339,7 @@ impl Writer {
         let mut result = write_all_vectored_at(active.file(), &mut slices, self.active_bytes).map_err(|error| ("write", error));
         drop(slices);
         if result.is_ok() && self.config.durability == Durability::Always {
-            result = active.file().sync_data().map_err(|error| ("fdatasync", error));
+            result = sync_data(active.file()).map_err(|error| ("fdatasync", error));
             self.last_sync = Instant::now();
         }
         if let Err((what, cause)) = result {
@@ -377,7 +377,7 @@ impl Writer {
             return Ok(());
         }
         let active = Arc::clone(self.active());
-        match active.file().sync_data() {
+        match sync_data(active.file()) {
             Ok(()) => {
                 self.dirty = false;
                 self.last_sync = Instant::now();
@@ -414,7 +414,7 @@ impl Writer {
             return Ok(());
         }
         let active = Arc::clone(self.active());
-        if let Err(cause) = active.file().sync_data() {
+        if let Err(cause) = sync_data(active.file()) {
             self.poison("fdatasync before roll", &cause);
             return self.check_poison();
         }
@@ -533,13 +533,21 @@ impl Writer {
         self.flush();
         self.check_poison()?;
         let active = Arc::clone(self.active());
-        active.file().sync_data().map_err(|error| LogError::io(&active.path, error))?;
+        sync_data(active.file()).map_err(|error| LogError::io(&active.path, error))?;
         active.push_index(None, self.index.seal());
         active.write_index_files().map_err(|error| LogError::io(&active.path, error))?;
         let marker = self.shared.dir.join(CLEAN_SHUTDOWN_FILE);
         crate::index::write_atomically(&marker, b"").map_err(|error| LogError::io(&marker, error))?;
         Ok(())
     }
+}
+
+/// `fdatasync`, timed into the process's fsync histogram.
+fn sync_data(file: &File) -> std::io::Result<()> {
+    let started = Instant::now();
+    let result = file.sync_data();
+    crate::histogram::fsync_duration().observe(started.elapsed());
+    result
 }
 
 /// Writes every byte of `slices` at `position`, in as many `pwritev` calls as

@@ -1,12 +1,16 @@
 """/metrics parsed with the Prometheus client's text parser: partition
 offsets move after a Kafka produce, group lag after a commit, queue depth by
 state after AMQP publishes and a held delivery; the traffic counters (in and
-out per topic and queue, redelivered, dead-lettered) and open connections
-per protocol move with that traffic."""
+out per topic and queue, redelivered, dead-lettered), open connections and
+channels per protocol, queue log sizes, and the request latency (Kafka API,
+AMQP method, SQS and SNS action, admin route) and fsync latency histograms move with
+that traffic."""
 import os
 import sys
 import urllib.request
 
+import boto3
+import botocore.exceptions
 import pika
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -33,6 +37,27 @@ def scrape():
 
 def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def histogram_count(samples, name, **labels):
+    """A histogram's _count (0 when the series does not exist yet), after
+    checking its buckets are cumulative and +Inf equals the count."""
+    count = value(samples, f"{name}_count", **labels)
+    if count is None:
+        return 0
+    buckets = sorted(
+        (float(dict(key)["le"]), sample) for (sample_name, key), sample in samples.items()
+        if sample_name == f"{name}_bucket" and {k: v for k, v in key if k != "le"} == labels
+    )
+    check(len(buckets) > 1 and buckets[-1][0] == float("inf"), f"{name} {labels} has buckets up to +Inf")
+    check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), f"{name} {labels} buckets are cumulative")
+    check(buckets[-1][1] == count, f"{name} {labels}: +Inf bucket {buckets[-1][1]} != count {count}")
+    check(value(samples, f"{name}_sum", **labels) >= 0, f"{name} {labels} has a sum")
+    return count
+
+
+def requests(samples, protocol, api):
+    return histogram_count(samples, "conveyor_request_duration_seconds", protocol=protocol, api=api)
 
 
 topic = unique("metered")
@@ -104,6 +129,42 @@ check(value(counted, "conveyor_queue_messages_dead_lettered_total", queue=dying)
 check(value(counted, "conveyor_queue_messages_in_total", queue=dead) == 1, "the dead letter arrived")
 check(value(counted, "conveyor_connections", protocol="amqp") >= 1, "an open AMQP connection")
 check(value(counted, "conveyor_connections", protocol="kafka") >= 1, "an open Kafka connection (the admin client)")
+check(value(counted, "conveyor_queue_log_size_bytes", queue=queue) > 0, "the queue's log holds its messages")
+
+# Latency histograms: every front door times its requests, the log writers their fsyncs.
+check(value(counted, "conveyor_channels", protocol="amqp") >= 1, "the open AMQP channel")
+check(value(counted, "conveyor_channels", protocol="kafka") == 0, "Kafka has no channels")
+check(requests(counted, "kafka", "Produce") >= requests(before, "kafka", "Produce") + 5, "5 more Produce requests timed")
+check(requests(counted, "kafka", "Fetch") > requests(before, "kafka", "Fetch"), "Fetch requests timed")
+check(requests(counted, "kafka", "CreateTopics") >= 1, "the CreateTopics request timed")
+check(requests(counted, "amqp", "basic.publish") >= requests(before, "amqp", "basic.publish") + 4, "publishes timed to storage")
+check(requests(counted, "amqp", "queue.declare") >= 4, "queue.declare timed")
+check(requests(counted, "amqp", "basic.get") >= 3, "basic.get timed")
+fsyncs = histogram_count(counted, "conveyor_fsync_duration_seconds")
+check(fsyncs > histogram_count(before, "conveyor_fsync_duration_seconds"), "fsyncs timed under durability always")
+
+sqs = boto3.client("sqs", endpoint_url=f"http://{HTTP}", region_name="us-east-1",
+                   aws_access_key_id="test", aws_secret_access_key="test")
+sqs.create_queue(QueueName=unique("metered-sqs"))
+sqs.list_queues()
+sns = boto3.client("sns", endpoint_url=f"http://{HTTP}", region_name="us-east-1",
+                   aws_access_key_id="test", aws_secret_access_key="test")
+sns.list_topics()
+try:
+    sns.publish(TopicArn="arn:aws:sns:us-east-1:000000000000:" + unique("missing"), Message="lost")
+    check(False, "publishing to a missing SNS topic fails")
+except botocore.exceptions.ClientError as error:
+    status = error.response["ResponseMetadata"]["HTTPStatusCode"]
+    check(400 <= status < 500, f"a missing topic is a client error, not {status}")
+with urllib.request.urlopen(f"http://{HTTP}/api/v1/overview", timeout=10) as response:
+    check(response.status == 200, "overview answered")
+timed = scrape()
+check(requests(timed, "sqs", "CreateQueue") == requests(counted, "sqs", "CreateQueue") + 1, "CreateQueue timed")
+check(requests(timed, "sqs", "ListQueues") >= 1, "ListQueues timed")
+check(requests(timed, "admin", "GET /api/v1/overview") >= 1, "the admin route timed")
+check(requests(timed, "sns", "ListTopics") >= 1, "SNS ListTopics timed")
+check(requests(timed, "sns", "Publish") >= 1, "a failed SNS Publish is timed too")
+check(histogram_count(timed, "conveyor_fsync_duration_seconds") > fsyncs, "the SQS queue's creation fsynced")
 connection.close()
 admin.close()
 print("ok")

@@ -1,12 +1,15 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
-//! holds (overview, topics, consumer groups, queues, exchanges), the
-//! operations an operator needs (create and delete, alter configs, purge,
-//! reset and commit offsets, peek, publish, redrive), and the OpenAPI
-//! document generated from these handlers at `/api/v1/openapi.json`. One
-//! resource family per file; every error answers with the one shape of
-//! `error.rs`. Translates only: rules and state live in the core.
+//! holds (overview, topics, consumer groups, queues, exchanges, client
+//! connections, resource alarms), the operations an operator needs (create
+//! and delete, alter configs, purge, reset and commit offsets, peek,
+//! publish, redrive, close a connection, change alarm limits), and the
+//! OpenAPI document generated from these handlers at
+//! `/api/v1/openapi.json`. One resource family per file; every error
+//! answers with the one shape of `error.rs`. Translates only: rules and
+//! state live in the core.
 
 mod alarms;
+mod connections;
 mod error;
 mod exchanges;
 mod groups;
@@ -33,7 +36,7 @@ pub const BASE_PATH: &str = "/api/v1";
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Conveyor admin API", description = "Inspect and operate a Conveyor broker: topics, consumer groups, queues, exchanges."),
+    info(title = "Conveyor admin API", description = "Inspect and operate a Conveyor broker: topics, consumer groups, queues, exchanges, connections."),
     components(schemas(ErrorBody)),
     tags(
         (name = "overview", description = "The broker at a glance"),
@@ -41,6 +44,7 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "groups", description = "Kafka consumer groups and their committed offsets"),
         (name = "queues", description = "Queues (AMQP and SQS), their messages and dead letters"),
         (name = "exchanges", description = "Exchanges and their bindings"),
+        (name = "connections", description = "Open Kafka and AMQP client connections"),
     )
 )]
 struct ApiDoc;
@@ -68,7 +72,9 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(exchanges::list))
         .routes(routes!(exchanges::describe))
         .routes(routes!(messages::publish_to_exchange))
-        .routes(routes!(exchanges::bindings));
+        .routes(routes!(exchanges::bindings))
+        .routes(routes!(connections::list))
+        .routes(routes!(connections::close));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();

@@ -84,10 +84,11 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
             messages_out_total: total(|flow| &flow.messages_out),
             bytes_in_total: total(|flow| &flow.bytes_in),
             bytes_out_total: total(|flow| &flow.bytes_out),
-            connections: stats
+            connections: broker
                 .connections()
+                .totals()
                 .into_iter()
-                .map(|(protocol, open)| (protocol.to_owned(), open))
+                .map(|(protocol, open, _channels)| (protocol.name().to_owned(), open as i64))
                 .collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             cluster_id: broker.cluster_id().to_owned(),

@@ -82,6 +82,7 @@ type Answer = Result<Option<Xml>, SnsError>;
 /// dispatches on `Action`, writes the XML response or error.
 pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
     let request_id = Uuid::new_v4().to_string();
+    let mut served_action = None;
     let result = match axum::body::to_bytes(body, REQUEST_BYTES_MAX).await {
         Ok(bytes) => match Params::parse(&bytes) {
             Ok(params) => {
@@ -89,7 +90,7 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
                     state,
                     host: crate::sqs::host(&headers),
                 };
-                dispatch(&context, &params).await
+                dispatch(&context, &params, &mut served_action).await
             }
             Err(error) => Err(error),
         },
@@ -97,6 +98,10 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
             "The request body is larger than {REQUEST_BYTES_MAX} bytes or could not be read."
         ))),
     };
+    let served = served_action.map(|action| crate::Served {
+        protocol: "sns",
+        api: action.to_owned(),
+    });
     let (status, body) = match result {
         Ok((action, answer)) => (StatusCode::OK, success(action, answer, &request_id)),
         Err(error) => {
@@ -114,12 +119,16 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-requestid", value);
     }
+    if let Some(served) = served {
+        response.extensions_mut().insert(served);
+    }
     response
 }
 
 /// Runs the action; returns its name (a constant, used as the response's
-/// element names) with its answer.
-async fn dispatch(context: &Context, params: &Params) -> Result<(&'static str, Option<Xml>), SnsError> {
+/// element names) with its answer. `served` names the action once it is
+/// known to be one served, failed or not, for the latency metric.
+async fn dispatch(context: &Context, params: &Params, served: &mut Option<&'static str>) -> Result<(&'static str, Option<Xml>), SnsError> {
     let Some(action) = params.get("Action") else {
         return Err(SnsError::InvalidAction(
             "The request has no Action parameter. Conveyor serves SNS over the AWS query protocol and SQS over AWS JSON 1.0 \
@@ -130,7 +139,10 @@ async fn dispatch(context: &Context, params: &Params) -> Result<(&'static str, O
     macro_rules! actions {
         ($($name:literal => $call:expr),* $(,)?) => {
             match action {
-                $($name => $call.map(|answer| ($name, answer)),)*
+                $($name => {
+                    *served = Some($name);
+                    $call.map(|answer| ($name, answer))
+                })*
                 sqs if SQS_QUERY_ACTIONS.contains(&sqs) => Err(SnsError::InvalidAction(format!(
                     "{sqs} is an SQS action in the AWS query protocol, which Conveyor does not serve: use an SDK that speaks AWS JSON 1.0 \
                      (X-Amz-Target: AmazonSQS.{sqs}), as current AWS SDKs and boto3 do."

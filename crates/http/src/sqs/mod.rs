@@ -83,6 +83,18 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
             "The request body is larger than {REQUEST_BYTES_MAX} bytes or could not be read."
         ))),
     };
+    // Named only when the action is one served: the header is client input.
+    let served = match &result {
+        Err(SqsError::UnknownOperation(_) | SqsError::RequestTooLarge(_)) => None,
+        _ => headers
+            .get("x-amz-target")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|target| target.strip_prefix(TARGET_PREFIX))
+            .map(|action| crate::Served {
+                protocol: "sqs",
+                api: action.to_owned(),
+            }),
+    };
     let (status, body, query_error) = match result {
         Ok(value) => (StatusCode::OK, value, None),
         Err(error) => {
@@ -103,6 +115,9 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
     }
     if let Some(query_error) = query_error {
         headers.insert("x-amzn-query-error", HeaderValue::from_static(query_error));
+    }
+    if let Some(served) = served {
+        response.extensions_mut().insert(served);
     }
     response
 }
