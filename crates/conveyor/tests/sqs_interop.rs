@@ -81,3 +81,9 @@ fn a_fifo_queue_keeps_its_group_rule_for_amqp_consumers_too() {
     let (_dir, server) = server();
     run_script(&server, "sqs/fifo_amqp_pika.py", &[]);
 }
+
+#[test]
+fn boto3_message_move_tasks_move_dlq_messages_back_to_their_sources_or_a_destination_paced_and_cancellable() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/move_task_boto3.py", &[]);
+}

@@ -26,6 +26,7 @@ use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::partitioner;
 use crate::producer::{Partition, PendingAppend};
 use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
+use crate::redrive::RedriveTasks;
 use crate::stats::{Flow, Stats};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
@@ -75,6 +76,8 @@ pub struct Broker {
     router: RwLock<Router>,
     /// Traffic counters for operators; not state.
     stats: Arc<Stats>,
+    /// Redrives running in the background (SQS message move tasks).
+    redrive_tasks: RedriveTasks,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -125,6 +128,7 @@ impl Broker {
             queues: RwLock::new(queues),
             router: RwLock::new(router),
             stats,
+            redrive_tasks: RedriveTasks::default(),
         })
     }
 
@@ -143,6 +147,11 @@ impl Broker {
     }
 
     /// The consumer group coordinator (membership and committed offsets).
+    /// Background redrives, the latest few per source queue.
+    pub fn redrive_tasks(&self) -> &RedriveTasks {
+        &self.redrive_tasks
+    }
+
     pub fn groups(&self) -> &Arc<GroupCoordinator> {
         &self.groups
     }

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use conveyor_core::Broker;
 
 pub mod admin;
+mod arn;
 pub mod metrics;
 pub mod sns;
 pub mod sqs;

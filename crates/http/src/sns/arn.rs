@@ -3,6 +3,7 @@
 //! ARNs subscriptions deliver to. Any region and account are accepted on the
 //! way in (there is one of each); ours are handed out.
 
+use crate::arn::resource;
 use crate::sqs::{ACCOUNT_ID, REGION};
 
 use super::error::SnsError;
@@ -13,15 +14,6 @@ pub fn topic_arn(topic: &str) -> String {
 
 pub fn subscription_arn(topic: &str, subscription_id: &str) -> String {
     format!("{}:{subscription_id}", topic_arn(topic))
-}
-
-/// The resource part of `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`.
-fn resource<'a>(arn: &'a str, service: &str) -> Option<&'a str> {
-    let mut parts = arn.splitn(6, ':');
-    let valid = parts.next() == Some("arn") && parts.next().is_some() && parts.next() == Some(service);
-    let _region = parts.next()?;
-    let _account = parts.next()?;
-    valid.then(|| parts.next()).flatten().filter(|resource| !resource.is_empty())
 }
 
 /// The topic name a topic ARN names.
@@ -45,7 +37,7 @@ pub fn parse_subscription_arn(arn: &str) -> Result<(&str, &str), SnsError> {
 
 /// The queue name an SQS queue ARN (a subscription's endpoint) names.
 pub fn parse_queue_arn(arn: &str) -> Result<&str, SnsError> {
-    resource(arn, "sqs").filter(|name| !name.contains(':')).ok_or_else(|| {
+    crate::arn::queue_name(arn).ok_or_else(|| {
         SnsError::InvalidParameter(format!(
             "Invalid parameter: SQS endpoint ARN Reason: {arn:?} is not an SQS queue ARN"
         ))

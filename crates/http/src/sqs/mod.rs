@@ -2,12 +2,13 @@
 //! `X-Amz-Target: AmazonSQS.<Action>` and a JSON body, answered with JSON.
 //! Translates only: an SQS queue is the core queue of that name (the same one
 //! AMQP sees); this module owns the wire shapes, `queues.rs` and
-//! `messages.rs` the actions, `message.rs` the message ↔ record mapping,
+//! `messages.rs` the actions (`move_tasks.rs` DLQ redrive), `message.rs` the message ↔ record mapping,
 //! `receipt.rs` receipt handles, `error.rs` the error table.
 
 mod error;
 pub(crate) mod message; // SNS writes its deliveries with this mapping.
 mod messages;
+mod move_tasks;
 mod queue_attributes;
 mod queues;
 mod receipt;
@@ -134,6 +135,9 @@ async fn dispatch(context: &Context, headers: &HeaderMap, body: &[u8]) -> Result
         "DeleteMessageBatch" => messages::delete_message_batch(context, parse(body)?).await,
         "ChangeMessageVisibility" => messages::change_message_visibility(context, parse(body)?),
         "ChangeMessageVisibilityBatch" => messages::change_message_visibility_batch(context, parse(body)?),
+        "StartMessageMoveTask" => move_tasks::start_message_move_task(context, parse(body)?),
+        "ListMessageMoveTasks" => move_tasks::list_message_move_tasks(context, parse(body)?),
+        "CancelMessageMoveTask" => move_tasks::cancel_message_move_task(context, parse(body)?),
         other => Err(SqsError::UnknownOperation(format!(
             "The action {other} is not supported by Conveyor yet."
         ))),
