@@ -87,3 +87,9 @@ fn boto3_message_move_tasks_move_dlq_messages_back_to_their_sources_or_a_destina
     let (_dir, server) = server();
     run_script(&server, "sqs/move_task_boto3.py", &[]);
 }
+
+#[test]
+fn boto3_redrive_allow_policy_reads_back_and_decides_which_queues_may_name_the_dead_letter_queue() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/redrive_allow_boto3.py", &[]);
+}
