@@ -93,3 +93,9 @@ fn boto3_redrive_allow_policy_reads_back_and_decides_which_queues_may_name_the_d
     let (_dir, server) = server();
     run_script(&server, "sqs/redrive_allow_boto3.py", &[]);
 }
+
+#[test]
+fn boto3_message_retention_period_round_trips_and_is_range_checked() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/retention_boto3.py", &[]);
+}

@@ -1,5 +1,5 @@
 //! Moving messages into and out of queues under their policies: length
-//! limits on publish, TTL and the delivery limit on acquisition, and
+//! limits on publish, TTL, retention and the delivery limit on acquisition, and
 //! dead-lettering — routing a dead message through its queue's
 //! dead-letter exchange with headers that say why. Front doors call these
 //! instead of the bare [`Queue`](crate::queue::Queue) so every protocol gets
@@ -149,8 +149,8 @@ impl Broker {
     }
 
     /// Acquires up to `max` messages for `consumer`, dead-lettering those
-    /// past their TTL or the delivery limit instead of handing them out.
-    /// Blocking (reads the log).
+    /// past their TTL or the delivery limit instead of handing them out, and
+    /// removing those past the queue's retention. Blocking (reads the log).
     pub fn acquire_live(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, consumer: ConsumerId, max: usize, lock_ms: i64) -> Result<Live> {
         declared.touch(self.clock().now_ms());
         let mut dead_letters = Vec::new();
@@ -166,8 +166,15 @@ impl Broker {
             }
             let now_ms = self.clock().now_ms();
             let mut messages = Vec::with_capacity(deliveries.messages.len());
+            let retention_ms = declared.policy().retention_ms;
             for delivery in deliveries.messages {
-                if is_expired(declared, &delivery.record, now_ms) {
+                if retention_ms.is_some_and(|retention_ms| is_older(&delivery.record, retention_ms, now_ms)) {
+                    // Past retention a message is gone, as if never sent: settled, not dead-lettered.
+                    dead += 1;
+                    if let Ok(durable) = declared.queue.ack(consumer, delivery.offset) {
+                        last_durable = Some(durable);
+                    }
+                } else if is_expired(declared, &delivery.record, now_ms) {
                     dead += 1;
                     if let Ok((_, durable)) = declared.queue.reject(consumer, delivery.offset) {
                         last_durable = Some(durable);
@@ -308,6 +315,75 @@ fn is_expired(declared: &DeclaredQueue, record: &Record, now_ms: i64) -> bool {
             None => return false,
         },
     };
+    is_older(record, ttl, now_ms)
+}
+
+/// Appended `age_ms` or more before `now_ms`.
+fn is_older(record: &Record, age_ms: i64, now_ms: i64) -> bool {
     let published_ms = record.timestamp_ms.unwrap_or(now_ms);
-    now_ms >= published_ms.saturating_add(ttl)
+    now_ms >= published_ms.saturating_add(age_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use conveyor_log::clock::ManualClock;
+
+    use crate::BrokerConfig;
+    use crate::catalog::QueueDefinition;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn messages_past_the_queues_retention_are_removed_not_delivered_nor_dead_lettered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        let (dead, _) = broker.declare_queue("dead", QueueDefinition::default()).await.expect("declare");
+        let arguments = BTreeMap::from([
+            ("x-message-retention-ms".to_owned(), "60000".to_owned()),
+            ("x-dead-letter-exchange".to_owned(), String::new()),
+            ("x-dead-letter-routing-key".to_owned(), "dead".to_owned()),
+        ]);
+        let definition = QueueDefinition {
+            arguments,
+            ..QueueDefinition::default()
+        };
+        let (queue, _) = broker.declare_queue("retained", definition).await.expect("declare");
+        let publish = |value: &str| {
+            let published = broker.publish_to_queue(&queue, Record::new(None, Some(value.as_bytes().to_vec())));
+            async move {
+                for append in published.appends {
+                    append.await.expect("durable");
+                }
+            }
+        };
+        publish("old").await;
+        clock.advance_ms(30_000);
+        publish("young").await;
+        clock.advance_ms(30_000);
+
+        let consumer = queue.new_consumer();
+        let live = broker.acquire_live(&queue, consumer, 10, 1000).expect("acquire");
+        let values: Vec<&[u8]> = live
+            .messages
+            .iter()
+            .filter_map(|delivery| delivery.record.value.as_deref())
+            .collect();
+        assert_eq!(values, [b"young".as_slice()], "the message 60 s old is past retention");
+        assert!(live.dead_letters.is_empty(), "nothing is dead-lettered for its age");
+        live.durable.expect("settled").await.expect("durable");
+        assert_eq!(dead.queue.available_count(), 0);
+        assert_eq!(queue.queue.acquired_count(), 1, "only the young one is held");
+
+        queue.queue.release_all(consumer);
+        clock.advance_ms(30_000);
+        let again = broker.acquire_live(&queue, queue.new_consumer(), 10, 1000).expect("acquire");
+        assert!(again.messages.is_empty(), "now the other one is past retention too");
+        assert_eq!(queue.queue.available_count(), 0, "and removed");
+
+        let zero = BTreeMap::from([("x-message-retention-ms".to_owned(), "0".to_owned())]);
+        assert!(crate::queue::QueuePolicy::from_arguments(&zero).is_err());
+    }
 }

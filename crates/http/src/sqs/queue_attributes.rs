@@ -66,6 +66,7 @@ const NOT_YET: &[&str] = &[
 ];
 
 pub const FIFO_QUEUE: &str = "FifoQueue";
+const MESSAGE_RETENTION_PERIOD: &str = "MessageRetentionPeriod";
 pub const CONTENT_BASED_DEDUPLICATION: &str = "ContentBasedDeduplication";
 
 /// CreateQueue's attributes, checked: the numeric settings (normalized),
@@ -324,11 +325,10 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
 }
 
 fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
-    let mut arguments: BTreeMap<String, String> = requested
-        .settings
-        .iter()
-        .map(|(name, value)| (format!("{ARGUMENT_PREFIX}{name}"), value.to_string()))
-        .collect();
+    let mut arguments = BTreeMap::new();
+    for (name, value) in &requested.settings {
+        set_setting(&mut arguments, name, *value);
+    }
     if let Some(redrive) = &requested.redrive {
         arguments.insert(arguments::DEAD_LETTER_EXCHANGE.to_owned(), String::new());
         arguments.insert(arguments::DEAD_LETTER_ROUTING_KEY.to_owned(), redrive.dead_letter_queue.clone());
@@ -344,6 +344,15 @@ fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
         }
     }
     arguments
+}
+
+/// Keeps a setting as its `sqs.<Name>` argument, and MessageRetentionPeriod
+/// also as the core's retention (which the core enforces).
+fn set_setting(arguments: &mut BTreeMap<String, String>, name: &str, value: i64) {
+    arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
+    if name == MESSAGE_RETENTION_PERIOD {
+        arguments.insert(arguments::RETENTION.to_owned(), value.saturating_mul(1000).to_string());
+    }
 }
 
 /// The queue's arguments after SetQueueAttributes: the attributes given
@@ -373,7 +382,7 @@ pub fn updated(
     let requested = parse(&attributes)?;
     let mut arguments = definition.arguments.clone();
     for (name, value) in &requested.settings {
-        arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
+        set_setting(&mut arguments, name, *value);
     }
     if remove_redrive {
         for name in [
@@ -486,6 +495,18 @@ mod tests {
             "standard queues have no such thing"
         );
         assert!(parse(&attributes(&[("FifoQueue", "false")])).is_ok());
+    }
+
+    #[test]
+    fn message_retention_period_becomes_the_core_retention_in_milliseconds() {
+        let created = definition(&parse(&attributes(&[("MessageRetentionPeriod", "60")])).expect("valid"));
+        assert_eq!(created.arguments.get("x-message-retention-ms").map(String::as_str), Some("60000"));
+        let (arguments, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
+        assert_eq!(arguments.get("x-message-retention-ms").map(String::as_str), Some("120000"));
+        assert!(
+            parse(&attributes(&[("MessageRetentionPeriod", "59")])).is_err(),
+            "60 s is the least"
+        );
     }
 
     #[test]
