@@ -99,3 +99,9 @@ fn boto3_message_retention_period_round_trips_and_is_range_checked() {
     let (_dir, server) = server();
     run_script(&server, "sqs/retention_boto3.py", &[]);
 }
+
+#[test]
+fn boto3_a_twelve_digit_access_key_names_the_account_in_sqs_and_sns_urls_and_arns_over_one_namespace() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/accounts_boto3.py", &[]);
+}

@@ -4,16 +4,16 @@
 //! way in (there is one of each); ours are handed out.
 
 use crate::arn::resource;
-use crate::sqs::{ACCOUNT_ID, REGION};
+use crate::sqs::REGION;
 
 use super::error::SnsError;
 
-pub fn topic_arn(topic: &str) -> String {
-    format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{topic}")
+pub fn topic_arn(account: &str, topic: &str) -> String {
+    format!("arn:aws:sns:{REGION}:{account}:{topic}")
 }
 
-pub fn subscription_arn(topic: &str, subscription_id: &str) -> String {
-    format!("{}:{subscription_id}", topic_arn(topic))
+pub fn subscription_arn(account: &str, topic: &str, subscription_id: &str) -> String {
+    format!("{}:{subscription_id}", topic_arn(account, topic))
 }
 
 /// The topic name a topic ARN names.
@@ -50,8 +50,11 @@ mod tests {
 
     #[test]
     fn arns_round_trip_and_malformed_ones_are_invalid_parameter() {
-        assert_eq!(parse_topic_arn(&topic_arn("orders"), "TopicArn").ok(), Some("orders"));
-        let subscription = subscription_arn("orders", "abc");
+        assert_eq!(
+            parse_topic_arn(&topic_arn("000000000000", "orders"), "TopicArn").ok(),
+            Some("orders")
+        );
+        let subscription = subscription_arn("000000000000", "orders", "abc");
         assert_eq!(parse_subscription_arn(&subscription).ok(), Some(("orders", "abc")));
         assert_eq!(parse_queue_arn("arn:aws:sqs:eu-west-1:123456789012:q1").ok(), Some("q1"));
         for bad in [
@@ -63,7 +66,7 @@ mod tests {
         ] {
             assert!(parse_topic_arn(bad, "TopicArn").is_err(), "{bad}");
         }
-        assert!(parse_subscription_arn(&topic_arn("orders")).is_err());
-        assert!(parse_queue_arn(&topic_arn("orders")).is_err());
+        assert!(parse_subscription_arn(&topic_arn("000000000000", "orders")).is_err());
+        assert!(parse_queue_arn(&topic_arn("000000000000", "orders")).is_err());
     }
 }

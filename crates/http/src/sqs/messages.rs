@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::error::SqsError;
 use super::message::{self, IncomingMessage, MessageAttributes, OutgoingMessage};
 use super::receipt::ReceiptHandle;
-use super::{ACCOUNT_ID, Context, queue_attributes};
+use super::{Context, queue_attributes};
 
 const BATCH_ENTRIES_MAX: usize = 10;
 const BATCH_ID_CHARS_MAX: usize = 80;
@@ -458,7 +458,7 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
     let system_names: Vec<&String> = input.attribute_names.iter().chain(&input.message_system_attribute_names).collect();
     let messages: Vec<Value> = received
         .into_iter()
-        .map(|received| received_json(&queue, consumer, received, &system_names, &input.message_attribute_names))
+        .map(|received| received_json(context, &queue, consumer, received, &system_names, &input.message_attribute_names))
         .collect();
     if messages.is_empty() {
         return Ok(json!({}));
@@ -467,6 +467,7 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
 }
 
 fn received_json(
+    context: &Context,
     queue: &DeclaredQueue,
     consumer: ConsumerId,
     received: Received,
@@ -482,7 +483,7 @@ fn received_json(
     let wants = |name: &str| system_names.iter().any(|wanted| *wanted == "All" || *wanted == name);
     let mut system = Map::new();
     if wants("SenderId") {
-        system.insert("SenderId".to_owned(), ACCOUNT_ID.into());
+        system.insert("SenderId".to_owned(), context.account.clone().into());
     }
     if wants("SentTimestamp") {
         system.insert("SentTimestamp".to_owned(), message.sent_timestamp_ms.to_string().into());

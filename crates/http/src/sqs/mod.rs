@@ -29,8 +29,6 @@ pub use error::SqsError;
 
 use crate::HttpState;
 
-/// The account every queue belongs to (in URLs and ARNs).
-pub const ACCOUNT_ID: &str = "000000000000";
 pub const REGION: &str = "us-east-1";
 /// A request body larger than this is refused before it is parsed (a batch
 /// of ten 1 MiB-limited messages is bounded by SQS at 1 MiB in total).
@@ -44,11 +42,17 @@ pub(crate) struct Context {
     pub state: Arc<HttpState>,
     /// `host[:port]` the client addressed, for the queue URLs we hand out.
     pub host: String,
+    /// The account the request speaks for, in the URLs and ARNs we hand out.
+    pub account: String,
 }
 
 impl Context {
     pub fn queue_url(&self, name: &str) -> String {
-        format!("http://{}/{ACCOUNT_ID}/{name}", self.host)
+        format!("http://{}/{}/{name}", self.host, self.account)
+    }
+
+    pub fn queue_arn(&self, name: &str) -> String {
+        queue_arn(&self.account, name)
     }
 
     /// The queue a `QueueUrl` names: its last path segment, whatever the host.
@@ -65,8 +69,8 @@ impl Context {
     }
 }
 
-pub fn queue_arn(name: &str) -> String {
-    format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")
+pub fn queue_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{account}:{name}")
 }
 
 /// Entry point for `POST /`: reads the (bounded) body, dispatches on the target.
@@ -77,6 +81,7 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
             let context = Context {
                 state,
                 host: host(&headers),
+                account: crate::arn::account_of(&headers),
             };
             dispatch(&context, &headers, &bytes).await
         }

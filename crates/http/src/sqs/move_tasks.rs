@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::SqsError;
-use super::{Context, queue_arn, queue_attributes};
+use super::{Context, queue_attributes};
 
 const RATE_PER_SECOND_MAX: i64 = 500;
 const LIST_RESULTS_MAX: i64 = 10;
@@ -129,13 +129,13 @@ pub fn start_message_move_task(context: &Context, input: StartInput) -> Result<V
                 "There is already a task running. Only one active task is allowed for a source queue arn at a given time.".to_owned(),
             ),
         })?;
-    Ok(json!({ "TaskHandle": handle_of(&task) }))
+    Ok(json!({ "TaskHandle": handle_of(context, &task) }))
 }
 
-fn handle_of(task: &RedriveTask) -> String {
+fn handle_of(context: &Context, task: &RedriveTask) -> String {
     TaskHandle {
         task_id: task.id,
-        source_arn: queue_arn(&task.source),
+        source_arn: context.queue_arn(&task.source),
     }
     .encode()
 }
@@ -157,22 +157,22 @@ pub fn list_message_move_tasks(context: &Context, input: ListInput) -> Result<Va
         .redrive_tasks()
         .list(&source.name, max as usize)
         .iter()
-        .map(|task| entry(task))
+        .map(|task| entry(context, task))
         .collect();
     Ok(json!({ "Results": results }))
 }
 
 /// One ListMessageMoveTasks entry: optional members only when they apply, as in SQS.
-fn entry(task: &RedriveTask) -> Value {
+fn entry(context: &Context, task: &RedriveTask) -> Value {
     let status = task.status();
     let mut entry = Map::new();
     if status == TaskStatus::Running {
-        entry.insert("TaskHandle".to_owned(), handle_of(task).into());
+        entry.insert("TaskHandle".to_owned(), handle_of(context, task).into());
     }
     entry.insert("Status".to_owned(), status_name(status).into());
-    entry.insert("SourceArn".to_owned(), queue_arn(&task.source).into());
+    entry.insert("SourceArn".to_owned(), context.queue_arn(&task.source).into());
     if let Some(destination) = &task.destination {
-        entry.insert("DestinationArn".to_owned(), queue_arn(destination).into());
+        entry.insert("DestinationArn".to_owned(), context.queue_arn(destination).into());
     }
     if let Some(rate) = task.rate_per_second {
         entry.insert("MaxNumberOfMessagesPerSecond".to_owned(), rate.into());
@@ -231,7 +231,7 @@ mod tests {
     fn task_handles_are_base64_json_as_in_aws_and_garbage_is_refused() {
         let handle = TaskHandle {
             task_id: Uuid::new_v4(),
-            source_arn: queue_arn("dlq"),
+            source_arn: super::super::queue_arn("123456789012", "dlq"),
         };
         let decoded = TaskHandle::decode(&handle.encode()).expect("round trip");
         assert_eq!(

@@ -120,10 +120,10 @@ impl Redrive {
         })
     }
 
-    /// The policy as SQS shows it.
-    pub fn to_json(&self) -> String {
+    /// The policy as SQS shows it to `account`.
+    pub fn to_json(&self, account: &str) -> String {
         serde_json::json!({
-            "deadLetterTargetArn": format!("arn:aws:sqs:us-east-1:000000000000:{}", self.dead_letter_queue),
+            "deadLetterTargetArn": super::queue_arn(account, &self.dead_letter_queue),
             "maxReceiveCount": self.max_receive_count,
         })
         .to_string()
@@ -194,14 +194,14 @@ impl RedriveAllow {
         Ok(allow)
     }
 
-    /// The policy as SQS shows it.
-    pub fn to_json(&self) -> String {
+    /// The policy as SQS shows it to `account`.
+    pub fn to_json(&self, account: &str) -> String {
         match self {
             RedriveAllow::AllowAll => serde_json::json!({ "redrivePermission": "allowAll" }),
             RedriveAllow::DenyAll => serde_json::json!({ "redrivePermission": "denyAll" }),
             RedriveAllow::ByQueue(names) => serde_json::json!({
                 "redrivePermission": "byQueue",
-                "sourceQueueArns": names.iter().map(|name| super::queue_arn(name)).collect::<Vec<_>>(),
+                "sourceQueueArns": names.iter().map(|name| super::queue_arn(account, name)).collect::<Vec<_>>(),
             }),
         }
         .to_string()
@@ -335,7 +335,7 @@ fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
         arguments.insert(arguments::DELIVERY_LIMIT.to_owned(), redrive.max_receive_count.to_string());
     }
     if let Some(Some(allow)) = &requested.redrive_allow {
-        arguments.insert(redrive_allow_argument(), allow.to_json());
+        arguments.insert(redrive_allow_argument(), allow.to_json(crate::arn::DEFAULT_ACCOUNT_ID));
     }
     if requested.fifo {
         arguments.insert(arguments::MESSAGE_GROUPS.to_owned(), "true".to_owned());
@@ -405,7 +405,7 @@ pub fn updated(
     }
     match &requested.redrive_allow {
         Some(Some(allow)) => {
-            arguments.insert(redrive_allow_argument(), allow.to_json());
+            arguments.insert(redrive_allow_argument(), allow.to_json(crate::arn::DEFAULT_ACCOUNT_ID));
         }
         Some(None) => {
             arguments.remove(&redrive_allow_argument());
@@ -551,7 +551,7 @@ mod tests {
         let definition = definition(&parsed);
         let allow = RedriveAllow::of(&definition).expect("kept");
         assert!(allow.allows("orders") && !allow.allows("billing"));
-        assert_eq!(RedriveAllow::parse(&allow.to_json()).expect("round trip"), allow);
+        assert_eq!(RedriveAllow::parse(&allow.to_json("123456789012")).expect("round trip"), allow);
         assert!(matches(&definition, &parsed));
         assert!(
             !RedriveAllow::parse(r#"{"redrivePermission":"denyAll"}"#)

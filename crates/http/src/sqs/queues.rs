@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::SqsError;
-use super::{Context, queue_arn, queue_attributes, tags};
+use super::{Context, queue_attributes, tags};
 
 const QUEUE_NAME_CHARS_MAX: usize = 80;
 const LIST_RESULTS_MAX: usize = 1000;
@@ -127,9 +127,9 @@ fn check_redrive(context: &Context, source: &str, requested: &queue_attributes::
     if queue_attributes::RedriveAllow::of(&target.definition()).is_some_and(|allow| !allow.allows(source)) {
         return Err(SqsError::InvalidParameterValue(format!(
             "Value {} for parameter RedrivePolicy is invalid. Reason: The RedriveAllowPolicy of {} does not allow {} to use it as its dead-letter queue.",
-            redrive.to_json(),
-            queue_arn(&target.name),
-            queue_arn(source)
+            redrive.to_json(&context.account),
+            context.queue_arn(&target.name),
+            context.queue_arn(source)
         )));
     }
     Ok(())
@@ -250,7 +250,7 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
     let created_seconds = (queue.created_ms / 1000).to_string();
     all.insert("CreatedTimestamp".to_owned(), created_seconds.clone().into());
     all.insert("LastModifiedTimestamp".to_owned(), created_seconds.into());
-    all.insert("QueueArn".to_owned(), queue_arn(&queue.name).into());
+    all.insert("QueueArn".to_owned(), context.queue_arn(&queue.name).into());
     for name in queue_attributes::setting_names() {
         all.insert(
             name.to_owned(),
@@ -259,10 +259,10 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
     }
     all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
     if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition()) {
-        all.insert("RedrivePolicy".to_owned(), redrive.to_json().into());
+        all.insert("RedrivePolicy".to_owned(), redrive.to_json(&context.account).into());
     }
     if let Some(allow) = queue_attributes::RedriveAllow::of(&queue.definition()) {
-        all.insert("RedriveAllowPolicy".to_owned(), allow.to_json().into());
+        all.insert("RedriveAllowPolicy".to_owned(), allow.to_json(&context.account).into());
     }
     if queue_attributes::is_fifo(&queue.definition()) {
         all.insert(queue_attributes::FIFO_QUEUE.to_owned(), "true".into());
