@@ -105,3 +105,9 @@ fn boto3_a_twelve_digit_access_key_names_the_account_in_sqs_and_sns_urls_and_arn
     let (_dir, server) = server();
     run_script(&server, "sqs/accounts_boto3.py", &[]);
 }
+
+#[test]
+fn a_fifo_queue_deduplicates_sns_deliveries_admin_publishes_and_sqs_sends_in_one_window() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/dedup_paths_boto3.py", &[]);
+}

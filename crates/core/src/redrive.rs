@@ -105,7 +105,7 @@ impl Redrive {
             if let Some(key) = record.header(headers::DEATH_ROUTING_KEY).and_then(|header| header.value.clone()) {
                 record.key = (!key.is_empty()).then_some(key);
             }
-            let published = self.broker.publish_to_queue(&destination, record);
+            let published = self.broker.republish_to_queue(&destination, record);
             for append in published.appends {
                 append.await?;
             }

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, Deduplicated, QueueError};
+use conveyor_core::messaging;
+use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, QueueError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -219,56 +220,38 @@ fn sent(message: &OutgoingMessage, stored: &Stored) -> Map<String, Value> {
 }
 
 /// Appends the messages as one batch and waits until they are durable. On
-/// a FIFO queue, messages whose deduplication id the queue saw in the last
-/// five minutes are not appended again and answer as the original did.
-async fn store(context: &Context, queue: &DeclaredQueue, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
+/// a FIFO queue the core's deduplication window answers messages whose
+/// deduplication id it saw in the last five minutes with the original's
+/// MessageId and SequenceNumber, without appending them again.
+async fn store(context: &Context, queue: &Arc<DeclaredQueue>, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
     let fifo = queue_attributes::is_fifo(&queue.definition());
-    let now_ms = context.state.broker.clock().now_ms();
-    let mut duplicates = Vec::new();
-    // Messages to append, each with its claim on a deduplication id.
-    let mut fresh = Vec::new();
-    for (index, message) in messages.iter().enumerate() {
-        let Some(id) = message.deduplication_id.as_deref().filter(|_| fifo) else {
-            fresh.push((index, None));
-            continue;
-        };
-        match queue.deduplication.check(id, &message.message_id.to_string(), now_ms) {
-            Deduplicated::New(claim) => fresh.push((index, Some(claim))),
-            Deduplicated::Duplicate(original) => duplicates.push((index, original)),
-        }
-    }
-    let mut stored: Vec<Option<Stored>> = vec![None; messages.len()];
-    if !fresh.is_empty() {
-        let records = fresh.iter().map(|(index, _)| messages[*index].clone().into_record()).collect();
-        // On failure the claims are dropped, which forgets their ids.
-        let appended = queue
-            .queue
-            .publish(records)
-            .await
-            .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))?;
-        for (position, (index, claim)) in fresh.into_iter().enumerate() {
-            let offset = appended.base_offset + position as u64;
-            if let Some(claim) = claim {
-                claim.appended(offset);
-            }
-            stored[index] = Some(Stored {
-                message_id: messages[index].message_id.to_string(),
+    let records = messages.iter().map(|message| message.clone().into_record()).collect();
+    let outcomes = context
+        .state
+        .broker
+        .publish_batch_to_queue(queue, records)
+        .await
+        .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))?;
+    messages
+        .iter()
+        .zip(outcomes)
+        .map(|(message, outcome)| match outcome {
+            messaging::Stored::Appended { offset } => Ok(Stored {
+                message_id: message.message_id.to_string(),
                 sequence_number: fifo.then(|| message::sequence_number(offset)),
-            });
-        }
-    }
-    for (index, original) in duplicates {
-        let message_id = original.token.clone();
-        let offset = original
-            .offset()
-            .await
-            .ok_or_else(|| SqsError::Internal("storing the original of this duplicate failed; send it again".to_owned()))?;
-        stored[index] = Some(Stored {
-            message_id,
-            sequence_number: Some(message::sequence_number(offset)),
-        });
-    }
-    Ok(stored.into_iter().flatten().collect())
+            }),
+            messaging::Stored::Duplicate {
+                token,
+                offset: Some(offset),
+            } => Ok(Stored {
+                message_id: token,
+                sequence_number: Some(message::sequence_number(offset)),
+            }),
+            messaging::Stored::Duplicate { offset: None, .. } => Err(SqsError::Internal(
+                "storing the original of this duplicate failed; send it again".to_owned(),
+            )),
+        })
+        .collect()
 }
 
 pub async fn send_message(context: &Context, input: SendMessageInput) -> Result<Value, SqsError> {
