@@ -111,3 +111,9 @@ fn a_fifo_queue_deduplicates_sns_deliveries_admin_publishes_and_sqs_sends_in_one
     let (_dir, server) = server();
     run_script(&server, "sqs/dedup_paths_boto3.py", &[]);
 }
+
+#[test]
+fn aws_sdk_v3_start_message_move_task_moves_a_dead_letter_back_to_its_source() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/move_task_sdk_v3.js", &[]);
+}
