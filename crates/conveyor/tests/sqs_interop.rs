@@ -81,3 +81,39 @@ fn a_fifo_queue_keeps_its_group_rule_for_amqp_consumers_too() {
     let (_dir, server) = server();
     run_script(&server, "sqs/fifo_amqp_pika.py", &[]);
 }
+
+#[test]
+fn boto3_message_move_tasks_move_dlq_messages_back_to_their_sources_or_a_destination_paced_and_cancellable() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/move_task_boto3.py", &[]);
+}
+
+#[test]
+fn boto3_redrive_allow_policy_reads_back_and_decides_which_queues_may_name_the_dead_letter_queue() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/redrive_allow_boto3.py", &[]);
+}
+
+#[test]
+fn boto3_message_retention_period_round_trips_and_is_range_checked() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/retention_boto3.py", &[]);
+}
+
+#[test]
+fn boto3_a_twelve_digit_access_key_names_the_account_in_sqs_and_sns_urls_and_arns_over_one_namespace() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/accounts_boto3.py", &[]);
+}
+
+#[test]
+fn a_fifo_queue_deduplicates_sns_deliveries_admin_publishes_and_sqs_sends_in_one_window() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/dedup_paths_boto3.py", &[]);
+}
+
+#[test]
+fn aws_sdk_v3_start_message_move_task_moves_a_dead_letter_back_to_its_source() {
+    let (_dir, server) = server();
+    run_script(&server, "sqs/move_task_sdk_v3.js", &[]);
+}

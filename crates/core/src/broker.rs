@@ -28,6 +28,7 @@ use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::partitioner;
 use crate::producer::{Partition, PendingAppend};
 use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
+use crate::redrive::RedriveTasks;
 use crate::stats::{Flow, Stats};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
@@ -81,6 +82,8 @@ pub struct Broker {
     alarms: Arc<ResourceAlarms>,
     /// Open client connections of every protocol; not state.
     connections: Arc<Connections>,
+    /// Redrives running in the background (SQS message move tasks).
+    redrive_tasks: RedriveTasks,
 }
 
 /// Producer ids are reserved in the catalog this many at a time.
@@ -131,6 +134,7 @@ impl Broker {
             queues: RwLock::new(queues),
             router: RwLock::new(router),
             stats,
+            redrive_tasks: RedriveTasks::default(),
             alarms,
             connections: Arc::new(Connections::new(Arc::clone(&clock))),
             clock,
@@ -161,6 +165,11 @@ impl Broker {
     }
 
     /// The consumer group coordinator (membership and committed offsets).
+    /// Background redrives, the latest few per source queue.
+    pub fn redrive_tasks(&self) -> &RedriveTasks {
+        &self.redrive_tasks
+    }
+
     pub fn groups(&self) -> &Arc<GroupCoordinator> {
         &self.groups
     }

@@ -14,6 +14,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod queue;
 mod queue_expiry;
+pub mod redrive;
 pub mod stats;
 pub mod topic;
 pub mod topic_config;

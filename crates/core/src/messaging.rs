@@ -1,5 +1,6 @@
-//! Moving messages into and out of queues under their policies: length
-//! limits on publish, TTL and the delivery limit on acquisition, and
+//! Moving messages into and out of queues under their policies: the
+//! deduplication window and length limits on publish, TTL, retention and the
+//! delivery limit on acquisition, and
 //! dead-lettering — routing a dead message through its queue's
 //! dead-letter exchange with headers that say why. Front doors call these
 //! instead of the bare [`Queue`](crate::queue::Queue) so every protocol gets
@@ -16,7 +17,7 @@ use crate::broker::Broker;
 use crate::error::{CoreError, Result};
 use crate::exchange::FieldTable;
 use crate::queue::policy::headers;
-use crate::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Overflow, QueuePolicy};
+use crate::queue::{Claim, ConsumerId, DeclaredQueue, Deduplicated, Delivery, Durable, Original, Overflow, QueuePolicy, deduplication};
 
 /// A lock long enough for the broker's own short-lived acquisitions.
 const INTERNAL_LOCK_MS: i64 = 60_000;
@@ -28,11 +29,29 @@ pub type Storing = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// What became of a publish into a queue: the appends it caused (its own,
 /// and those of messages it pushed into dead-letter queues), which resolve
-/// once durable, and whether the message itself was refused by
-/// `x-overflow = reject-publish(-dlx)`.
+/// once durable, whether the message itself was refused by
+/// `x-overflow = reject-publish(-dlx)`, and whether it was a duplicate.
 pub struct Published {
     pub refused: bool,
     pub appends: Vec<Storing>,
+    /// Set when the queue's deduplication window had seen the message's
+    /// deduplication id: nothing was appended, and the publish counts as the
+    /// original (which this resolves to).
+    pub duplicate_of: Option<Original>,
+}
+
+/// What became of one record of [`Broker::publish_batch_to_queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Appended {
+        offset: u64,
+    },
+    /// A duplicate within the deduplication window: not appended; answered
+    /// with the original's token and offset (`None` if its append failed).
+    Duplicate {
+        token: String,
+        offset: Option<u64>,
+    },
 }
 
 impl std::fmt::Debug for Published {
@@ -41,6 +60,7 @@ impl std::fmt::Debug for Published {
             .debug_struct("Published")
             .field("refused", &self.refused)
             .field("appends", &self.appends.len())
+            .field("duplicate", &self.duplicate_of.is_some())
             .finish()
     }
 }
@@ -86,22 +106,76 @@ impl DeathReason {
 }
 
 impl Broker {
-    /// Publishes `record` into `declared` under its length limits (messages
-    /// and bytes, as RabbitMQ counts them: ready messages only): a full
+    /// Checks a record's deduplication id (its `conveyor.deduplication-*`
+    /// headers) against the queue's window, on a queue with message groups
+    /// (SQS FIFO) — the one place every publish path goes through.
+    fn deduplicate(&self, declared: &DeclaredQueue, record: &Record) -> Option<Deduplicated> {
+        if !declared.policy().message_groups {
+            return None;
+        }
+        let text = |name: &str| {
+            record
+                .header(name)
+                .and_then(|header| header.value.as_deref())
+                .and_then(|value| std::str::from_utf8(value).ok())
+        };
+        let id = text(deduplication::ID_HEADER)?;
+        let token = text(deduplication::TOKEN_HEADER).unwrap_or_default();
+        Some(declared.deduplication.check(id, token, self.clock().now_ms()))
+    }
+
+    /// Publishes `record` into `declared` under its deduplication window and
+    /// length limits (messages and bytes, as RabbitMQ counts them: ready
+    /// messages only): a duplicate within the window is not appended; a full
     /// `reject-publish` queue refuses it; a full `drop-head` queue takes it
     /// and then dead-letters its oldest messages down to the limits (once
     /// the append is committed, so every earlier publish counts).
     pub fn publish_to_queue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, record: Record) -> Published {
+        let claim = match self.deduplicate(declared, &record) {
+            Some(Deduplicated::Duplicate(original)) => {
+                return Published {
+                    refused: false,
+                    appends: Vec::new(),
+                    duplicate_of: Some(original),
+                };
+            }
+            Some(Deduplicated::New(claim)) => Some(claim),
+            None => None,
+        };
+        self.enqueue(declared, record, claim)
+    }
+
+    /// Publishes a message the broker moves (dead-lettering, redrive) under
+    /// the queue's length limit but not its deduplication window: the
+    /// message was deduplicated when first published, and moving it again
+    /// within the window must not drop it.
+    pub fn republish_to_queue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, record: Record) -> Published {
+        self.enqueue(declared, record, None)
+    }
+
+    /// Appends under the length limit; `claim` learns the offset once appended.
+    fn enqueue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, record: Record, claim: Option<Claim>) -> Published {
         let mut appends = Vec::new();
         let policy = declared.policy();
         let bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
         if would_overflow(declared, &policy, bytes) {
+            // A refused publish drops its claim: its id is forgotten.
             match policy.overflow {
                 Overflow::DropHead => {}
-                Overflow::RejectPublish => return Published { refused: true, appends },
+                Overflow::RejectPublish => {
+                    return Published {
+                        refused: true,
+                        appends,
+                        duplicate_of: None,
+                    };
+                }
                 Overflow::RejectPublishDlx => {
                     appends.extend(self.dead_letter(declared, record, DeathReason::MaxLength, 0));
-                    return Published { refused: true, appends };
+                    return Published {
+                        refused: true,
+                        appends,
+                        duplicate_of: None,
+                    };
                 }
             }
         }
@@ -114,7 +188,11 @@ impl Broker {
         let limited = policy.max_length.is_some() || policy.max_length_bytes.is_some();
         let trim = (policy.overflow == Overflow::DropHead && limited).then(|| (Arc::clone(self), Arc::clone(declared)));
         appends.push(Box::pin(async move {
-            let stored = appending.await.map(drop).map_err(CoreError::from);
+            let stored = appending.await.map_err(CoreError::from).map(|appended| {
+                if let Some(claim) = claim {
+                    claim.appended(appended.base_offset);
+                }
+            });
             drop(guard);
             if stored.is_ok() {
                 flow.add_in(1, bytes);
@@ -126,7 +204,56 @@ impl Broker {
             }
             stored
         }));
-        Published { refused: false, appends }
+        Published {
+            refused: false,
+            appends,
+            duplicate_of: None,
+        }
+    }
+
+    /// Appends `records` to `declared` as one batch (one write, one
+    /// `fdatasync`) and waits until they are durable; SQS's send path. Records
+    /// whose deduplication id the queue's window holds are not appended and
+    /// answer as their original did. Length limits do not apply (SQS queues
+    /// have none).
+    pub async fn publish_batch_to_queue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, records: Vec<Record>) -> Result<Vec<Stored>> {
+        let mut duplicates = Vec::new();
+        // Records to append, each with its claim on a deduplication id.
+        let mut fresh = Vec::new();
+        let count = records.len();
+        for (index, record) in records.into_iter().enumerate() {
+            match self.deduplicate(declared, &record) {
+                Some(Deduplicated::Duplicate(original)) => duplicates.push((index, original)),
+                Some(Deduplicated::New(claim)) => fresh.push((index, record, Some(claim))),
+                None => fresh.push((index, record, None)),
+            }
+        }
+        let mut stored: Vec<Option<Stored>> = vec![None; count];
+        if !fresh.is_empty() {
+            let mut batch = Vec::with_capacity(fresh.len());
+            let mut waiting = Vec::with_capacity(fresh.len());
+            for (index, record, claim) in fresh {
+                batch.push(record);
+                waiting.push((index, claim));
+            }
+            // On failure the claims are dropped, which forgets their ids.
+            let appended = declared.queue.publish(batch).await?;
+            for (position, (index, claim)) in waiting.into_iter().enumerate() {
+                let offset = appended.base_offset + position as u64;
+                if let Some(claim) = claim {
+                    claim.appended(offset);
+                }
+                stored[index] = Some(Stored::Appended { offset });
+            }
+        }
+        for (index, original) in duplicates {
+            let token = original.token.clone();
+            stored[index] = Some(Stored::Duplicate {
+                token,
+                offset: original.offset().await,
+            });
+        }
+        Ok(stored.into_iter().flatten().collect())
     }
 
     /// Dead-letters (or drops, without a dead-letter exchange) the messages
@@ -218,8 +345,8 @@ impl Broker {
     }
 
     /// Acquires up to `max` messages for `consumer`, dead-lettering those
-    /// past their TTL or the delivery limit instead of handing them out.
-    /// Blocking (reads the log).
+    /// past their TTL or the delivery limit instead of handing them out, and
+    /// removing those past the queue's retention. Blocking (reads the log).
     pub fn acquire_live(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, consumer: ConsumerId, max: usize, lock_ms: i64) -> Result<Live> {
         declared.touch(self.clock().now_ms());
         let mut dead_letters = Vec::new();
@@ -235,8 +362,15 @@ impl Broker {
             }
             let now_ms = self.clock().now_ms();
             let mut messages = Vec::with_capacity(deliveries.messages.len());
+            let retention_ms = declared.policy().retention_ms;
             for delivery in deliveries.messages {
-                if is_expired(declared, &delivery.record, now_ms) {
+                if retention_ms.is_some_and(|retention_ms| is_older(&delivery.record, retention_ms, now_ms)) {
+                    // Past retention a message is gone, as if never sent: settled, not dead-lettered.
+                    dead += 1;
+                    if let Ok(durable) = declared.queue.ack(consumer, delivery.offset) {
+                        last_durable = Some(durable);
+                    }
+                } else if is_expired(declared, &delivery.record, now_ms) {
                     dead += 1;
                     if let Ok((_, durable)) = declared.queue.reject(consumer, delivery.offset) {
                         last_durable = Some(durable);
@@ -347,7 +481,7 @@ impl Broker {
                 continue;
             }
             if let Some(target) = self.queue(name) {
-                appends.extend(self.publish_to_queue(&target, record.clone()).appends);
+                appends.extend(self.republish_to_queue(&target, record.clone()).appends);
                 target.notify_available();
             }
         }
@@ -393,6 +527,128 @@ fn is_expired(declared: &DeclaredQueue, record: &Record, now_ms: i64) -> bool {
             None => return false,
         },
     };
+    is_older(record, ttl, now_ms)
+}
+
+/// Appended `age_ms` or more before `now_ms`.
+fn is_older(record: &Record, age_ms: i64, now_ms: i64) -> bool {
     let published_ms = record.timestamp_ms.unwrap_or(now_ms);
-    now_ms >= published_ms.saturating_add(ttl)
+    now_ms >= published_ms.saturating_add(age_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use conveyor_log::clock::ManualClock;
+
+    use crate::BrokerConfig;
+    use crate::catalog::QueueDefinition;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn messages_past_the_queues_retention_are_removed_not_delivered_nor_dead_lettered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        let (dead, _) = broker.declare_queue("dead", QueueDefinition::default()).await.expect("declare");
+        let arguments = BTreeMap::from([
+            ("x-message-retention-ms".to_owned(), "60000".to_owned()),
+            ("x-dead-letter-exchange".to_owned(), String::new()),
+            ("x-dead-letter-routing-key".to_owned(), "dead".to_owned()),
+        ]);
+        let definition = QueueDefinition {
+            arguments,
+            ..QueueDefinition::default()
+        };
+        let (queue, _) = broker.declare_queue("retained", definition).await.expect("declare");
+        let publish = |value: &str| {
+            let published = broker.publish_to_queue(&queue, Record::new(None, Some(value.as_bytes().to_vec())));
+            async move {
+                for append in published.appends {
+                    append.await.expect("durable");
+                }
+            }
+        };
+        publish("old").await;
+        clock.advance_ms(30_000);
+        publish("young").await;
+        clock.advance_ms(30_000);
+
+        let consumer = queue.new_consumer();
+        let live = broker.acquire_live(&queue, consumer, 10, 1000).expect("acquire");
+        let values: Vec<&[u8]> = live
+            .messages
+            .iter()
+            .filter_map(|delivery| delivery.record.value.as_deref())
+            .collect();
+        assert_eq!(values, [b"young".as_slice()], "the message 60 s old is past retention");
+        assert!(live.dead_letters.is_empty(), "nothing is dead-lettered for its age");
+        live.durable.expect("settled").await.expect("durable");
+        assert_eq!(dead.queue.available_count(), 0);
+        assert_eq!(queue.queue.acquired_count(), 1, "only the young one is held");
+
+        queue.queue.release_all(consumer);
+        clock.advance_ms(30_000);
+        let again = broker.acquire_live(&queue, queue.new_consumer(), 10, 1000).expect("acquire");
+        assert!(again.messages.is_empty(), "now the other one is past retention too");
+        assert_eq!(queue.queue.available_count(), 0, "and removed");
+
+        let zero = BTreeMap::from([("x-message-retention-ms".to_owned(), "0".to_owned())]);
+        assert!(crate::queue::QueuePolicy::from_arguments(&zero).is_err());
+    }
+
+    #[tokio::test]
+    async fn every_publish_into_a_message_group_queue_is_deduplicated_but_broker_moves_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        let definition = QueueDefinition {
+            arguments: BTreeMap::from([("x-message-groups".to_owned(), "true".to_owned())]),
+            ..QueueDefinition::default()
+        };
+        let (queue, _) = broker.declare_queue("orders", definition).await.expect("declare");
+        let record = |token: &str| {
+            Record::new(Some(b"group".to_vec()), Some(b"body".to_vec()))
+                .with_header(deduplication::ID_HEADER, Some(b"id-1".to_vec()))
+                .with_header(deduplication::TOKEN_HEADER, Some(token.as_bytes().to_vec()))
+        };
+        let first = broker.publish_to_queue(&queue, record("first"));
+        assert!(first.duplicate_of.is_none());
+        for append in first.appends {
+            append.await.expect("durable");
+        }
+        let again = broker.publish_to_queue(&queue, record("second"));
+        assert!(again.appends.is_empty(), "a duplicate is not appended");
+        let original = again.duplicate_of.expect("a duplicate");
+        assert_eq!(original.token, "first");
+        assert_eq!(original.offset().await, Some(0));
+        let batch = broker
+            .publish_batch_to_queue(
+                &queue,
+                vec![record("third"), Record::new(Some(b"group".to_vec()), Some(b"other".to_vec()))],
+            )
+            .await
+            .expect("batch");
+        assert_eq!(
+            batch,
+            [
+                Stored::Duplicate {
+                    token: "first".to_owned(),
+                    offset: Some(0)
+                },
+                Stored::Appended { offset: 1 }
+            ]
+        );
+        for append in broker.republish_to_queue(&queue, record("moved")).appends {
+            append.await.expect("durable");
+        }
+        assert_eq!(queue.queue.available_count(), 3, "a message the broker moves is not a duplicate");
+        clock.advance_ms(5 * 60 * 1000);
+        assert!(
+            broker.publish_to_queue(&queue, record("later")).duplicate_of.is_none(),
+            "the window is five minutes"
+        );
+    }
 }

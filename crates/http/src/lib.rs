@@ -22,6 +22,7 @@ use conveyor_core::Broker;
 
 pub mod admin;
 pub mod console;
+mod arn;
 pub mod metrics;
 pub mod sns;
 pub mod sqs;

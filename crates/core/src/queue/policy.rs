@@ -1,4 +1,4 @@
-//! What a queue does beyond delivering: message TTL, length limits and
+//! What a queue does beyond delivering: message TTL and retention, length limits and
 //! their overflow behaviour, dead-lettering and the delivery limit. Declared
 //! with RabbitMQ's argument names (`x-message-ttl`, …), which are the
 //! canonical ones here; the SQS front door maps its attributes onto them.
@@ -26,6 +26,10 @@ pub mod arguments {
     pub const RETRY_DELAY: &str = "x-retry-delay-ms";
     pub const RETRY_BACKOFF: &str = "x-retry-backoff";
     pub const RETRY_DELAY_MAX: &str = "x-retry-delay-max-ms";
+    /// Conveyor's own: a message older than this many milliseconds (since
+    /// it was appended) is removed when a consumer reaches it, never
+    /// delivered and not dead-lettered (SQS's MessageRetentionPeriod).
+    pub const RETENTION: &str = "x-message-retention-ms";
     /// `"true"`: messages with the same key (group) are delivered in order,
     /// one acquisition at a time (SQS FIFO queues; see `share_cursor.rs`).
     pub const MESSAGE_GROUPS: &str = "x-message-groups";
@@ -63,6 +67,7 @@ pub enum Overflow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuePolicy {
     pub message_ttl_ms: Option<i64>,
+    pub retention_ms: Option<i64>,
     pub max_length: Option<u64>,
     pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
@@ -157,6 +162,10 @@ impl QueuePolicy {
         };
         Ok(QueuePolicy {
             message_ttl_ms: number(arguments::MESSAGE_TTL)?,
+            retention_ms: match number(arguments::RETENTION)? {
+                Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::RETENTION)),
+                retention_ms => retention_ms,
+            },
             max_length: number(arguments::MAX_LENGTH)?.map(|length| length as u64),
             max_length_bytes: number(arguments::MAX_LENGTH_BYTES)?.map(|bytes| bytes as u64),
             overflow,

@@ -10,12 +10,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use conveyor_core::queue::policy::headers;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, blocking};
-use super::messages::store_in_queue;
+use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
 use super::queues;
 use crate::HttpState;
 
@@ -24,8 +22,6 @@ pub const REDRIVE_MESSAGES_MAX: u32 = 10_000;
 const REDRIVE_MESSAGES_DEFAULT: u32 = 100;
 /// Messages acquired per round.
 const CHUNK: usize = 100;
-/// How long the redrive holds what it acquired: released at the end anyway.
-const LOCK_MS: i64 = 60_000;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,62 +79,19 @@ pub async fn redrive(
         Some(destination) => Some(queues::find(broker, destination)?),
         None => None,
     };
-    let consumer = source.new_consumer();
-    let mut result = Redriven {
-        moved: 0,
-        skipped: 0,
-        destinations: BTreeMap::new(),
-    };
-    // What was skipped stays acquired until the end, so later rounds move
-    // on past it; everything still held is released below, whatever happened.
-    let outcome: Result<(), ApiError> = async {
-        for _ in 0..max_messages.div_ceil(CHUNK) {
-            let wanted = (max_messages - (result.moved + result.skipped) as usize).min(CHUNK);
-            if wanted == 0 {
-                break;
-            }
-            let live = {
-                let (broker, source) = (Arc::clone(broker), Arc::clone(&source));
-                blocking(move || Ok(broker.acquire_live(&source, consumer, wanted, LOCK_MS)?)).await?
-            };
-            for dead_letter in live.dead_letters {
-                dead_letter.await?;
-            }
-            if live.messages.is_empty() {
-                break;
-            }
-            for delivery in live.messages {
-                let destination = fixed.clone().or_else(|| {
-                    delivery
-                        .record
-                        .header(headers::DEATH_QUEUE)
-                        .and_then(|header| header.value.as_deref())
-                        .and_then(|value| std::str::from_utf8(value).ok())
-                        .filter(|origin| *origin != name)
-                        .and_then(|origin| broker.queue(origin))
-                });
-                let Some(destination) = destination else {
-                    result.skipped += 1;
-                    continue;
-                };
-                let mut record = delivery.record;
-                // A fresh message in its destination: its own offset, a new TTL clock.
-                record.offset = None;
-                record.timestamp_ms = None;
-                if !store_in_queue(broker, &destination, record).await? {
-                    result.skipped += 1;
-                    continue;
-                }
-                source.queue.ack(consumer, delivery.offset)?.await?;
-                result.moved += 1;
-                *result.destinations.entry(destination.name.clone()).or_default() += 1;
-            }
+    let mut redrive = conveyor_core::redrive::Redrive::new(broker, &source, fixed);
+    for _ in 0..max_messages.div_ceil(CHUNK) {
+        let done = redrive.done();
+        let wanted = (max_messages - (done.moved + done.skipped) as usize).min(CHUNK);
+        if wanted == 0 || redrive.step(wanted).await? == 0 {
+            break;
         }
-        Ok(())
     }
-    .await;
-    source.queue.release_all(consumer);
-    source.notify_available();
-    outcome?;
+    let done = redrive.done().clone();
+    let result = Redriven {
+        moved: done.moved,
+        skipped: done.skipped,
+        destinations: done.destinations,
+    };
     Ok(Json(result))
 }

@@ -3,25 +3,17 @@
 //! ARNs subscriptions deliver to. Any region and account are accepted on the
 //! way in (there is one of each); ours are handed out.
 
-use crate::sqs::{ACCOUNT_ID, REGION};
+use crate::arn::resource;
+use crate::sqs::REGION;
 
 use super::error::SnsError;
 
-pub fn topic_arn(topic: &str) -> String {
-    format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{topic}")
+pub fn topic_arn(account: &str, topic: &str) -> String {
+    format!("arn:aws:sns:{REGION}:{account}:{topic}")
 }
 
-pub fn subscription_arn(topic: &str, subscription_id: &str) -> String {
-    format!("{}:{subscription_id}", topic_arn(topic))
-}
-
-/// The resource part of `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`.
-fn resource<'a>(arn: &'a str, service: &str) -> Option<&'a str> {
-    let mut parts = arn.splitn(6, ':');
-    let valid = parts.next() == Some("arn") && parts.next().is_some() && parts.next() == Some(service);
-    let _region = parts.next()?;
-    let _account = parts.next()?;
-    valid.then(|| parts.next()).flatten().filter(|resource| !resource.is_empty())
+pub fn subscription_arn(account: &str, topic: &str, subscription_id: &str) -> String {
+    format!("{}:{subscription_id}", topic_arn(account, topic))
 }
 
 /// The topic name a topic ARN names.
@@ -45,7 +37,7 @@ pub fn parse_subscription_arn(arn: &str) -> Result<(&str, &str), SnsError> {
 
 /// The queue name an SQS queue ARN (a subscription's endpoint) names.
 pub fn parse_queue_arn(arn: &str) -> Result<&str, SnsError> {
-    resource(arn, "sqs").filter(|name| !name.contains(':')).ok_or_else(|| {
+    crate::arn::queue_name(arn).ok_or_else(|| {
         SnsError::InvalidParameter(format!(
             "Invalid parameter: SQS endpoint ARN Reason: {arn:?} is not an SQS queue ARN"
         ))
@@ -58,8 +50,11 @@ mod tests {
 
     #[test]
     fn arns_round_trip_and_malformed_ones_are_invalid_parameter() {
-        assert_eq!(parse_topic_arn(&topic_arn("orders"), "TopicArn").ok(), Some("orders"));
-        let subscription = subscription_arn("orders", "abc");
+        assert_eq!(
+            parse_topic_arn(&topic_arn("000000000000", "orders"), "TopicArn").ok(),
+            Some("orders")
+        );
+        let subscription = subscription_arn("000000000000", "orders", "abc");
         assert_eq!(parse_subscription_arn(&subscription).ok(), Some(("orders", "abc")));
         assert_eq!(parse_queue_arn("arn:aws:sqs:eu-west-1:123456789012:q1").ok(), Some("q1"));
         for bad in [
@@ -71,7 +66,7 @@ mod tests {
         ] {
             assert!(parse_topic_arn(bad, "TopicArn").is_err(), "{bad}");
         }
-        assert!(parse_subscription_arn(&topic_arn("orders")).is_err());
-        assert!(parse_queue_arn(&topic_arn("orders")).is_err());
+        assert!(parse_subscription_arn(&topic_arn("000000000000", "orders")).is_err());
+        assert!(parse_queue_arn(&topic_arn("000000000000", "orders")).is_err());
     }
 }

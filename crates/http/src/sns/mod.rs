@@ -72,6 +72,8 @@ pub(crate) struct Context {
     pub state: Arc<HttpState>,
     /// `host[:port]` the client addressed, for the URLs in notifications.
     pub host: String,
+    /// The account the request speaks for, in the ARNs we hand out.
+    pub account: String,
 }
 
 /// What an action answers: the content of its `<ActionResult>` element, or
@@ -89,6 +91,7 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
                 let context = Context {
                     state,
                     host: crate::sqs::host(&headers),
+                    account: crate::arn::account_of(&headers),
                 };
                 dispatch(&context, &params, &mut served_action).await
             }

@@ -176,7 +176,7 @@ async fn deliver(context: &Context, topic: &Topic, messages: &[Published]) -> Re
         .iter()
         .filter_map(Subscription::from_binding)
         .collect();
-    let topic_arn = topic_arn(&topic.name);
+    let topic_arn = topic_arn(&context.account, &topic.name);
     let timestamp_ms = broker.clock().now_ms();
     let matched_attributes: Vec<Map<String, Value>> = messages.iter().map(|message| attributes_as_json(&message.attributes)).collect();
     let mut appends = Vec::new();
@@ -185,7 +185,7 @@ async fn deliver(context: &Context, topic: &Topic, messages: &[Published]) -> Re
         let Some(queue) = broker.queue(&subscription.queue) else {
             continue;
         };
-        let subscription_arn = subscription_arn(&topic.name, &subscription.id);
+        let subscription_arn = subscription_arn(&context.account, &topic.name, &subscription.id);
         let filter = subscription.filter();
         for (message, attributes) in messages.iter().zip(&matched_attributes) {
             if !filter.accepts(attributes, &message.message) {

@@ -16,7 +16,7 @@ use super::topic::Topic;
 use super::topics::{PAGE_SIZE, topic, topic_of, topics};
 use super::xml::Xml;
 use super::{Answer, CHANGES, Context};
-use crate::sqs::{ACCOUNT_ID, queue_arn};
+use crate::sqs::queue_arn;
 
 /// The subscriptions of a topic, ordered by id.
 fn subscriptions_of(context: &Context, topic: &Topic) -> Result<Vec<(Subscription, Binding)>, SnsError> {
@@ -99,7 +99,7 @@ pub async fn subscribe(context: &Context, params: &Params) -> Answer {
         }
     };
     let mut xml = Xml::new();
-    xml.element("SubscriptionArn", &subscription_arn(&topic.name, &id));
+    xml.element("SubscriptionArn", &subscription_arn(&context.account, &topic.name, &id));
     Ok(Some(xml))
 }
 
@@ -111,19 +111,19 @@ pub async fn unsubscribe(context: &Context, params: &Params) -> Answer {
     Ok(None)
 }
 
-fn write_subscription(xml: &mut Xml, topic: &str, subscription: &Subscription) {
+fn write_subscription(xml: &mut Xml, account: &str, topic: &str, subscription: &Subscription) {
     xml.open("member")
-        .element("SubscriptionArn", &subscription_arn(topic, &subscription.id))
-        .element("Owner", ACCOUNT_ID)
+        .element("SubscriptionArn", &subscription_arn(account, topic, &subscription.id))
+        .element("Owner", account)
         .element("Protocol", "sqs")
-        .element("Endpoint", &queue_arn(&subscription.queue))
-        .element("TopicArn", &topic_arn(topic))
+        .element("Endpoint", &queue_arn(account, &subscription.queue))
+        .element("TopicArn", &topic_arn(account, topic))
         .close("member");
 }
 
 /// One page of `(topic, subscription)` pairs, which are in (topic, id)
 /// order; the token is the last pair listed as `topic:id`.
-fn page(xml: &mut Xml, all: Vec<(String, Subscription)>, after: Option<&str>) {
+fn page(xml: &mut Xml, account: &str, all: Vec<(String, Subscription)>, after: Option<&str>) {
     // Compared as a pair: `a-b:x` sorts before `a:x` as a string but after it as a pair.
     let after = after.map(|token| token.split_once(':').unwrap_or((token, "")));
     let mut rest = all
@@ -132,7 +132,7 @@ fn page(xml: &mut Xml, all: Vec<(String, Subscription)>, after: Option<&str>) {
     xml.open("Subscriptions");
     let mut last = None;
     for (topic, subscription) in rest.by_ref().take(PAGE_SIZE) {
-        write_subscription(xml, &topic, &subscription);
+        write_subscription(xml, account, &topic, &subscription);
         last = Some(format!("{topic}:{}", subscription.id));
     }
     xml.close("Subscriptions");
@@ -151,7 +151,7 @@ pub fn list_subscriptions(context: &Context, params: &Params) -> Answer {
         }
     }
     let mut xml = Xml::new();
-    page(&mut xml, all, params.get("NextToken"));
+    page(&mut xml, &context.account, all, params.get("NextToken"));
     Ok(Some(xml))
 }
 
@@ -162,21 +162,21 @@ pub fn list_subscriptions_by_topic(context: &Context, params: &Params) -> Answer
         .map(|(subscription, _)| (topic.name.clone(), subscription))
         .collect();
     let mut xml = Xml::new();
-    page(&mut xml, all, params.get("NextToken"));
+    page(&mut xml, &context.account, all, params.get("NextToken"));
     Ok(Some(xml))
 }
 
 pub fn get_subscription_attributes(context: &Context, params: &Params) -> Answer {
     let arn = params.required("SubscriptionArn")?;
     let (topic, subscription, _) = find(context, arn)?;
-    let subscription_arn = subscription_arn(&topic.name, &subscription.id);
-    let topic_arn = topic_arn(&topic.name);
-    let endpoint = queue_arn(&subscription.queue);
+    let subscription_arn = subscription_arn(&context.account, &topic.name, &subscription.id);
+    let topic_arn = topic_arn(&context.account, &topic.name);
+    let endpoint = queue_arn(&context.account, &subscription.queue);
     let computed = subscription.attributes();
     let mut attributes: Vec<(&str, &str)> = vec![
         ("SubscriptionArn", &subscription_arn),
         ("TopicArn", &topic_arn),
-        ("Owner", ACCOUNT_ID),
+        ("Owner", context.account.as_str()),
         ("Endpoint", &endpoint),
     ];
     attributes.extend(computed.iter().map(|(name, value)| (*name, value.as_str())));

@@ -13,7 +13,6 @@ use super::subscription::Subscription;
 use super::topic::Topic;
 use super::xml::Xml;
 use super::{Answer, Context};
-use crate::sqs::ACCOUNT_ID;
 
 /// ListTopics and the subscription listings answer this many per page, as SNS.
 pub const PAGE_SIZE: usize = 100;
@@ -65,7 +64,7 @@ pub async fn create_topic(context: &Context, params: &Params) -> Answer {
         }
     }
     let mut xml = Xml::new();
-    xml.element("TopicArn", &topic_arn(name));
+    xml.element("TopicArn", &topic_arn(&context.account, name));
     Ok(Some(xml))
 }
 
@@ -90,7 +89,9 @@ pub fn list_topics(context: &Context, params: &Params) -> Answer {
     xml.open("Topics");
     let mut last = None;
     for name in names.by_ref().take(PAGE_SIZE) {
-        xml.open("member").element("TopicArn", &topic_arn(&name)).close("member");
+        xml.open("member")
+            .element("TopicArn", &topic_arn(&context.account, &name))
+            .close("member");
         last = Some(name);
     }
     xml.close("Topics");
@@ -118,10 +119,10 @@ pub fn get_topic_attributes(context: &Context, params: &Params) -> Answer {
         .filter_map(Subscription::from_binding)
         .count()
         .to_string();
-    let arn = topic_arn(&topic.name);
+    let arn = topic_arn(&context.account, &topic.name);
     let mut attributes: Vec<(&str, &str)> = vec![
         ("TopicArn", &arn),
-        ("Owner", ACCOUNT_ID),
+        ("Owner", context.account.as_str()),
         ("SubscriptionsConfirmed", &subscriptions),
         ("SubscriptionsPending", "0"),
         ("SubscriptionsDeleted", "0"),

@@ -35,6 +35,9 @@ pub enum SqsError {
     InvalidBatchEntryId(String),
     #[error("{0}")]
     UnsupportedOperation(String),
+    /// A queue an ARN parameter names, or a message move task, does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// The body is not the JSON the action expects.
     #[error("{0}")]
     Serialization(String),
@@ -110,6 +113,11 @@ impl SqsError {
                 "com.amazonaws.sqs#UnsupportedOperation",
                 "AWS.SimpleQueueService.UnsupportedOperation;Sender",
                 400,
+            ),
+            SqsError::ResourceNotFound(_) => (
+                "com.amazonaws.sqs#ResourceNotFoundException",
+                "ResourceNotFoundException;Sender",
+                404,
             ),
             SqsError::Serialization(_) => (
                 "com.amazon.coral.service#SerializationException",

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, Deduplicated, QueueError};
+use conveyor_core::messaging;
+use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, QueueError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use super::error::SqsError;
 use super::message::{self, IncomingMessage, MessageAttributes, OutgoingMessage};
 use super::receipt::ReceiptHandle;
-use super::{ACCOUNT_ID, Context, queue_attributes};
+use super::{Context, queue_attributes};
 
 const BATCH_ENTRIES_MAX: usize = 10;
 const BATCH_ID_CHARS_MAX: usize = 80;
@@ -219,56 +220,38 @@ fn sent(message: &OutgoingMessage, stored: &Stored) -> Map<String, Value> {
 }
 
 /// Appends the messages as one batch and waits until they are durable. On
-/// a FIFO queue, messages whose deduplication id the queue saw in the last
-/// five minutes are not appended again and answer as the original did.
-async fn store(context: &Context, queue: &DeclaredQueue, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
+/// a FIFO queue the core's deduplication window answers messages whose
+/// deduplication id it saw in the last five minutes with the original's
+/// MessageId and SequenceNumber, without appending them again.
+async fn store(context: &Context, queue: &Arc<DeclaredQueue>, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
     let fifo = queue_attributes::is_fifo(&queue.definition());
-    let now_ms = context.state.broker.clock().now_ms();
-    let mut duplicates = Vec::new();
-    // Messages to append, each with its claim on a deduplication id.
-    let mut fresh = Vec::new();
-    for (index, message) in messages.iter().enumerate() {
-        let Some(id) = message.deduplication_id.as_deref().filter(|_| fifo) else {
-            fresh.push((index, None));
-            continue;
-        };
-        match queue.deduplication.check(id, &message.message_id.to_string(), now_ms) {
-            Deduplicated::New(claim) => fresh.push((index, Some(claim))),
-            Deduplicated::Duplicate(original) => duplicates.push((index, original)),
-        }
-    }
-    let mut stored: Vec<Option<Stored>> = vec![None; messages.len()];
-    if !fresh.is_empty() {
-        let records = fresh.iter().map(|(index, _)| messages[*index].clone().into_record()).collect();
-        // On failure the claims are dropped, which forgets their ids.
-        let appended = queue
-            .queue
-            .publish(records)
-            .await
-            .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))?;
-        for (position, (index, claim)) in fresh.into_iter().enumerate() {
-            let offset = appended.base_offset + position as u64;
-            if let Some(claim) = claim {
-                claim.appended(offset);
-            }
-            stored[index] = Some(Stored {
-                message_id: messages[index].message_id.to_string(),
+    let records = messages.iter().map(|message| message.clone().into_record()).collect();
+    let outcomes = context
+        .state
+        .broker
+        .publish_batch_to_queue(queue, records)
+        .await
+        .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))?;
+    messages
+        .iter()
+        .zip(outcomes)
+        .map(|(message, outcome)| match outcome {
+            messaging::Stored::Appended { offset } => Ok(Stored {
+                message_id: message.message_id.to_string(),
                 sequence_number: fifo.then(|| message::sequence_number(offset)),
-            });
-        }
-    }
-    for (index, original) in duplicates {
-        let message_id = original.token.clone();
-        let offset = original
-            .offset()
-            .await
-            .ok_or_else(|| SqsError::Internal("storing the original of this duplicate failed; send it again".to_owned()))?;
-        stored[index] = Some(Stored {
-            message_id,
-            sequence_number: Some(message::sequence_number(offset)),
-        });
-    }
-    Ok(stored.into_iter().flatten().collect())
+            }),
+            messaging::Stored::Duplicate {
+                token,
+                offset: Some(offset),
+            } => Ok(Stored {
+                message_id: token,
+                sequence_number: Some(message::sequence_number(offset)),
+            }),
+            messaging::Stored::Duplicate { offset: None, .. } => Err(SqsError::Internal(
+                "storing the original of this duplicate failed; send it again".to_owned(),
+            )),
+        })
+        .collect()
 }
 
 pub async fn send_message(context: &Context, input: SendMessageInput) -> Result<Value, SqsError> {
@@ -458,7 +441,7 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
     let system_names: Vec<&String> = input.attribute_names.iter().chain(&input.message_system_attribute_names).collect();
     let messages: Vec<Value> = received
         .into_iter()
-        .map(|received| received_json(&queue, consumer, received, &system_names, &input.message_attribute_names))
+        .map(|received| received_json(context, &queue, consumer, received, &system_names, &input.message_attribute_names))
         .collect();
     if messages.is_empty() {
         return Ok(json!({}));
@@ -467,6 +450,7 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
 }
 
 fn received_json(
+    context: &Context,
     queue: &DeclaredQueue,
     consumer: ConsumerId,
     received: Received,
@@ -482,7 +466,7 @@ fn received_json(
     let wants = |name: &str| system_names.iter().any(|wanted| *wanted == "All" || *wanted == name);
     let mut system = Map::new();
     if wants("SenderId") {
-        system.insert("SenderId".to_owned(), ACCOUNT_ID.into());
+        system.insert("SenderId".to_owned(), context.account.clone().into());
     }
     if wants("SentTimestamp") {
         system.insert("SentTimestamp".to_owned(), message.sent_timestamp_ms.to_string().into());

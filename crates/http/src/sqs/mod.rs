@@ -2,12 +2,13 @@
 //! `X-Amz-Target: AmazonSQS.<Action>` and a JSON body, answered with JSON.
 //! Translates only: an SQS queue is the core queue of that name (the same one
 //! AMQP sees); this module owns the wire shapes, `queues.rs` and
-//! `messages.rs` the actions, `message.rs` the message ↔ record mapping,
+//! `messages.rs` the actions (`move_tasks.rs` DLQ redrive), `message.rs` the message ↔ record mapping,
 //! `receipt.rs` receipt handles, `error.rs` the error table.
 
 mod error;
 pub(crate) mod message; // SNS writes its deliveries with this mapping.
 mod messages;
+mod move_tasks;
 mod queue_attributes;
 mod queues;
 mod receipt;
@@ -28,8 +29,6 @@ pub use error::SqsError;
 
 use crate::HttpState;
 
-/// The account every queue belongs to (in URLs and ARNs).
-pub const ACCOUNT_ID: &str = "000000000000";
 pub const REGION: &str = "us-east-1";
 /// A request body larger than this is refused before it is parsed (a batch
 /// of ten 1 MiB-limited messages is bounded by SQS at 1 MiB in total).
@@ -43,11 +42,17 @@ pub(crate) struct Context {
     pub state: Arc<HttpState>,
     /// `host[:port]` the client addressed, for the queue URLs we hand out.
     pub host: String,
+    /// The account the request speaks for, in the URLs and ARNs we hand out.
+    pub account: String,
 }
 
 impl Context {
     pub fn queue_url(&self, name: &str) -> String {
-        format!("http://{}/{ACCOUNT_ID}/{name}", self.host)
+        format!("http://{}/{}/{name}", self.host, self.account)
+    }
+
+    pub fn queue_arn(&self, name: &str) -> String {
+        queue_arn(&self.account, name)
     }
 
     /// The queue a `QueueUrl` names: its last path segment, whatever the host.
@@ -64,8 +69,8 @@ impl Context {
     }
 }
 
-pub fn queue_arn(name: &str) -> String {
-    format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")
+pub fn queue_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{account}:{name}")
 }
 
 /// Entry point for `POST /`: reads the (bounded) body, dispatches on the target.
@@ -76,6 +81,7 @@ pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, bod
             let context = Context {
                 state,
                 host: host(&headers),
+                account: crate::arn::account_of(&headers),
             };
             dispatch(&context, &headers, &bytes).await
         }
@@ -149,6 +155,9 @@ async fn dispatch(context: &Context, headers: &HeaderMap, body: &[u8]) -> Result
         "DeleteMessageBatch" => messages::delete_message_batch(context, parse(body)?).await,
         "ChangeMessageVisibility" => messages::change_message_visibility(context, parse(body)?),
         "ChangeMessageVisibilityBatch" => messages::change_message_visibility_batch(context, parse(body)?),
+        "StartMessageMoveTask" => move_tasks::start_message_move_task(context, parse(body)?),
+        "ListMessageMoveTasks" => move_tasks::list_message_move_tasks(context, parse(body)?),
+        "CancelMessageMoveTask" => move_tasks::cancel_message_move_task(context, parse(body)?),
         other => Err(SqsError::UnknownOperation(format!(
             "The action {other} is not supported by Conveyor yet."
         ))),

@@ -58,7 +58,6 @@ const SETTINGS: &[Setting] = &[
 /// clearly rather than silently ignored (except the default values of the
 /// FIFO throughput settings).
 const NOT_YET: &[&str] = &[
-    "RedriveAllowPolicy",
     "Policy",
     "KmsMasterKeyId",
     "KmsDataKeyReusePeriodSeconds",
@@ -67,6 +66,7 @@ const NOT_YET: &[&str] = &[
 ];
 
 pub const FIFO_QUEUE: &str = "FifoQueue";
+const MESSAGE_RETENTION_PERIOD: &str = "MessageRetentionPeriod";
 pub const CONTENT_BASED_DEDUPLICATION: &str = "ContentBasedDeduplication";
 
 /// CreateQueue's attributes, checked: the numeric settings (normalized),
@@ -75,6 +75,8 @@ pub const CONTENT_BASED_DEDUPLICATION: &str = "ContentBasedDeduplication";
 pub struct Requested {
     pub settings: BTreeMap<String, i64>,
     pub redrive: Option<Redrive>,
+    /// `Some(None)`: RedriveAllowPolicy given empty (SetQueueAttributes removes it).
+    pub redrive_allow: Option<Option<RedriveAllow>>,
     pub fifo: bool,
     /// Only with `fifo`; `None` when not given.
     pub content_based_deduplication: Option<bool>,
@@ -118,10 +120,10 @@ impl Redrive {
         })
     }
 
-    /// The policy as SQS shows it.
-    pub fn to_json(&self) -> String {
+    /// The policy as SQS shows it to `account`.
+    pub fn to_json(&self, account: &str) -> String {
         serde_json::json!({
-            "deadLetterTargetArn": format!("arn:aws:sqs:us-east-1:000000000000:{}", self.dead_letter_queue),
+            "deadLetterTargetArn": super::queue_arn(account, &self.dead_letter_queue),
             "maxReceiveCount": self.max_receive_count,
         })
         .to_string()
@@ -138,11 +140,97 @@ impl Redrive {
     }
 }
 
+/// RedriveAllowPolicy: which queues may name this one as their dead-letter
+/// queue. Kept as the `sqs.RedriveAllowPolicy` argument, normalized; checked
+/// when a RedrivePolicy names the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveAllow {
+    AllowAll,
+    DenyAll,
+    /// Queue names (the ARNs' last part: queues are one namespace).
+    ByQueue(Vec<String>),
+}
+
+const REDRIVE_ALLOW_POLICY: &str = "RedriveAllowPolicy";
+/// At most this many source queues in a `byQueue` policy, as in SQS.
+const REDRIVE_ALLOW_SOURCES_MAX: usize = 10;
+
+fn redrive_allow_argument() -> String {
+    format!("{ARGUMENT_PREFIX}{REDRIVE_ALLOW_POLICY}")
+}
+
+impl RedriveAllow {
+    fn parse(value: &str) -> Result<RedriveAllow, SqsError> {
+        let invalid = |why: &str| {
+            SqsError::InvalidParameterValue(format!(
+                "Value {value} for parameter {REDRIVE_ALLOW_POLICY} is invalid. Reason: {why}"
+            ))
+        };
+        let policy: serde_json::Value =
+            serde_json::from_str(value).map_err(|_| invalid("Redrive allow policy is not a valid JSON map."))?;
+        let sources = policy.get("sourceQueueArns");
+        let allow = match policy.get("redrivePermission").and_then(serde_json::Value::as_str) {
+            Some("allowAll") if sources.is_none() => RedriveAllow::AllowAll,
+            Some("denyAll") if sources.is_none() => RedriveAllow::DenyAll,
+            Some("allowAll" | "denyAll") => return Err(invalid("sourceQueueArns is only allowed with redrivePermission byQueue.")),
+            Some("byQueue") => {
+                let arns = sources
+                    .and_then(serde_json::Value::as_array)
+                    .filter(|arns| (1..=REDRIVE_ALLOW_SOURCES_MAX).contains(&arns.len()))
+                    .ok_or_else(|| {
+                        invalid(&format!(
+                            "sourceQueueArns must be a list of 1 to {REDRIVE_ALLOW_SOURCES_MAX} queue ARNs with redrivePermission byQueue."
+                        ))
+                    })?;
+                let names = arns
+                    .iter()
+                    .map(|arn| arn.as_str().and_then(crate::arn::queue_name).map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or_else(|| invalid("sourceQueueArns holds something that is not an SQS queue ARN."))?;
+                RedriveAllow::ByQueue(names)
+            }
+            _ => return Err(invalid("redrivePermission must be allowAll, denyAll or byQueue.")),
+        };
+        Ok(allow)
+    }
+
+    /// The policy as SQS shows it to `account`.
+    pub fn to_json(&self, account: &str) -> String {
+        match self {
+            RedriveAllow::AllowAll => serde_json::json!({ "redrivePermission": "allowAll" }),
+            RedriveAllow::DenyAll => serde_json::json!({ "redrivePermission": "denyAll" }),
+            RedriveAllow::ByQueue(names) => serde_json::json!({
+                "redrivePermission": "byQueue",
+                "sourceQueueArns": names.iter().map(|name| super::queue_arn(account, name)).collect::<Vec<_>>(),
+            }),
+        }
+        .to_string()
+    }
+
+    /// The queue's policy, if it has one.
+    pub fn of(definition: &QueueDefinition) -> Option<RedriveAllow> {
+        definition
+            .arguments
+            .get(&redrive_allow_argument())
+            .and_then(|value| RedriveAllow::parse(value).ok())
+    }
+
+    /// Whether the queue named `source` may use this queue as its dead-letter queue.
+    pub fn allows(&self, source: &str) -> bool {
+        match self {
+            RedriveAllow::AllowAll => true,
+            RedriveAllow::DenyAll => false,
+            RedriveAllow::ByQueue(names) => names.iter().any(|name| name == source),
+        }
+    }
+}
+
 /// Checks CreateQueue's attributes; returns them normalized (numbers without
 /// sign or leading zeros), keyed by attribute name.
 pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError> {
     let mut parsed = BTreeMap::new();
     let mut redrive = None;
+    let mut redrive_allow = None;
     let mut fifo = false;
     let mut content_based_deduplication = None;
     for (name, value) in attributes {
@@ -160,6 +248,10 @@ pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError
         }
         if name == REDRIVE_POLICY {
             redrive = Some(Redrive::parse(value)?);
+            continue;
+        }
+        if name == REDRIVE_ALLOW_POLICY {
+            redrive_allow = Some((!value.trim().is_empty()).then(|| RedriveAllow::parse(value)).transpose()?);
             continue;
         }
         if let Some(setting) = SETTINGS.iter().find(|setting| setting.name == name) {
@@ -193,6 +285,7 @@ pub fn parse(attributes: &HashMap<String, String>) -> Result<Requested, SqsError
     Ok(Requested {
         settings: parsed,
         redrive,
+        redrive_allow,
         fifo,
         content_based_deduplication,
     })
@@ -232,15 +325,17 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
 }
 
 fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
-    let mut arguments: BTreeMap<String, String> = requested
-        .settings
-        .iter()
-        .map(|(name, value)| (format!("{ARGUMENT_PREFIX}{name}"), value.to_string()))
-        .collect();
+    let mut arguments = BTreeMap::new();
+    for (name, value) in &requested.settings {
+        set_setting(&mut arguments, name, *value);
+    }
     if let Some(redrive) = &requested.redrive {
         arguments.insert(arguments::DEAD_LETTER_EXCHANGE.to_owned(), String::new());
         arguments.insert(arguments::DEAD_LETTER_ROUTING_KEY.to_owned(), redrive.dead_letter_queue.clone());
         arguments.insert(arguments::DELIVERY_LIMIT.to_owned(), redrive.max_receive_count.to_string());
+    }
+    if let Some(Some(allow)) = &requested.redrive_allow {
+        arguments.insert(redrive_allow_argument(), allow.to_json(crate::arn::DEFAULT_ACCOUNT_ID));
     }
     if requested.fifo {
         arguments.insert(arguments::MESSAGE_GROUPS.to_owned(), "true".to_owned());
@@ -249,6 +344,15 @@ fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
         }
     }
     arguments
+}
+
+/// Keeps a setting as its `sqs.<Name>` argument, and MessageRetentionPeriod
+/// also as the core's retention (which the core enforces).
+fn set_setting(arguments: &mut BTreeMap<String, String>, name: &str, value: i64) {
+    arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
+    if name == MESSAGE_RETENTION_PERIOD {
+        arguments.insert(arguments::RETENTION.to_owned(), value.saturating_mul(1000).to_string());
+    }
 }
 
 /// The queue's arguments after SetQueueAttributes: the attributes given
@@ -278,7 +382,7 @@ pub fn updated(
     let requested = parse(&attributes)?;
     let mut arguments = definition.arguments.clone();
     for (name, value) in &requested.settings {
-        arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
+        set_setting(&mut arguments, name, *value);
     }
     if remove_redrive {
         for name in [
@@ -298,6 +402,15 @@ pub fn updated(
         if let Some(value) = requested_arguments.get(name) {
             arguments.insert(name.to_owned(), value.clone());
         }
+    }
+    match &requested.redrive_allow {
+        Some(Some(allow)) => {
+            arguments.insert(redrive_allow_argument(), allow.to_json(crate::arn::DEFAULT_ACCOUNT_ID));
+        }
+        Some(None) => {
+            arguments.remove(&redrive_allow_argument());
+        }
+        None => {}
     }
     let content_based = format!("{ARGUMENT_PREFIX}{CONTENT_BASED_DEDUPLICATION}");
     match requested.content_based_deduplication {
@@ -334,6 +447,10 @@ pub fn matches(definition: &QueueDefinition, requested: &Requested) -> bool {
             .redrive
             .as_ref()
             .is_none_or(|wanted| Redrive::of(definition).as_ref() == Some(wanted))
+        && requested
+            .redrive_allow
+            .as_ref()
+            .is_none_or(|wanted| RedriveAllow::of(definition) == *wanted)
         && is_fifo(definition) == requested.fifo
         && requested
             .content_based_deduplication
@@ -381,6 +498,18 @@ mod tests {
     }
 
     #[test]
+    fn message_retention_period_becomes_the_core_retention_in_milliseconds() {
+        let created = definition(&parse(&attributes(&[("MessageRetentionPeriod", "60")])).expect("valid"));
+        assert_eq!(created.arguments.get("x-message-retention-ms").map(String::as_str), Some("60000"));
+        let (arguments, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
+        assert_eq!(arguments.get("x-message-retention-ms").map(String::as_str), Some("120000"));
+        assert!(
+            parse(&attributes(&[("MessageRetentionPeriod", "59")])).is_err(),
+            "60 s is the least"
+        );
+    }
+
+    #[test]
     fn set_attributes_replace_given_ones_remove_an_empty_redrive_policy_and_keep_fifo() {
         let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":2}"#;
         let standard = definition(&parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "1")])).expect("valid"));
@@ -412,6 +541,44 @@ mod tests {
         assert!(
             !matches(&definition, &parse(&attributes(&[])).expect("valid")),
             "a FIFO queue is not a standard one"
+        );
+    }
+
+    #[test]
+    fn redrive_allow_policies_parse_round_trip_and_decide_which_sources_may_use_the_queue() {
+        let by_queue = r#"{"redrivePermission":"byQueue","sourceQueueArns":["arn:aws:sqs:us-east-1:000000000000:orders"]}"#;
+        let parsed = parse(&attributes(&[("RedriveAllowPolicy", by_queue)])).expect("valid");
+        let definition = definition(&parsed);
+        let allow = RedriveAllow::of(&definition).expect("kept");
+        assert!(allow.allows("orders") && !allow.allows("billing"));
+        assert_eq!(RedriveAllow::parse(&allow.to_json("123456789012")).expect("round trip"), allow);
+        assert!(matches(&definition, &parsed));
+        assert!(
+            !RedriveAllow::parse(r#"{"redrivePermission":"denyAll"}"#)
+                .expect("valid")
+                .allows("orders")
+        );
+        assert!(
+            RedriveAllow::parse(r#"{"redrivePermission":"allowAll"}"#)
+                .expect("valid")
+                .allows("orders")
+        );
+        let eleven: Vec<String> = (0..11).map(|i| format!("arn:aws:sqs:us-east-1:000000000000:q{i}")).collect();
+        for bad in [
+            "nope".to_owned(),
+            r#"{"redrivePermission":"maybe"}"#.to_owned(),
+            r#"{"redrivePermission":"byQueue"}"#.to_owned(),
+            r#"{"redrivePermission":"byQueue","sourceQueueArns":["orders"]}"#.to_owned(),
+            r#"{"redrivePermission":"denyAll","sourceQueueArns":["arn:aws:sqs:us-east-1:0:q"]}"#.to_owned(),
+            serde_json::json!({"redrivePermission": "byQueue", "sourceQueueArns": eleven}).to_string(),
+        ] {
+            assert!(parse(&attributes(&[("RedriveAllowPolicy", &bad)])).is_err(), "{bad}");
+        }
+        let (arguments, _) = updated(&definition, &attributes(&[("RedriveAllowPolicy", "")])).expect("valid");
+        assert_eq!(
+            RedriveAllow::of(&QueueDefinition { arguments, ..definition }),
+            None,
+            "an empty policy removes it"
         );
     }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::SqsError;
-use super::{Context, queue_arn, queue_attributes, tags};
+use super::{Context, queue_attributes, tags};
 
 const QUEUE_NAME_CHARS_MAX: usize = 80;
 const LIST_RESULTS_MAX: usize = 1000;
@@ -107,8 +107,9 @@ fn check_queue_name(name: Option<&str>, fifo: bool) -> Result<&str, SqsError> {
     }
 }
 
-/// A RedrivePolicy must name an existing queue of the same kind.
-fn check_redrive(context: &Context, requested: &queue_attributes::Requested) -> Result<(), SqsError> {
+/// A RedrivePolicy must name an existing queue of the same kind whose
+/// RedriveAllowPolicy, if it has one, lets the queue named `source` use it.
+fn check_redrive(context: &Context, source: &str, requested: &queue_attributes::Requested) -> Result<(), SqsError> {
     let Some(redrive) = &requested.redrive else {
         return Ok(());
     };
@@ -123,13 +124,21 @@ fn check_redrive(context: &Context, requested: &queue_attributes::Requested) -> 
             "Value for parameter RedrivePolicy is invalid. Reason: Dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".to_owned(),
         ));
     }
+    if queue_attributes::RedriveAllow::of(&target.definition()).is_some_and(|allow| !allow.allows(source)) {
+        return Err(SqsError::InvalidParameterValue(format!(
+            "Value {} for parameter RedrivePolicy is invalid. Reason: The RedriveAllowPolicy of {} does not allow {} to use it as its dead-letter queue.",
+            redrive.to_json(&context.account),
+            context.queue_arn(&target.name),
+            context.queue_arn(source)
+        )));
+    }
     Ok(())
 }
 
 pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<Value, SqsError> {
     let requested = queue_attributes::parse(&input.attributes)?;
     let name = check_queue_name(input.queue_name.as_deref(), requested.fifo)?;
-    check_redrive(context, &requested)?;
+    check_redrive(context, name, &requested)?;
     let exists_differently = || SqsError::QueueNameExists(format!("A queue already exists with the name {name} and different attributes."));
     if let Some(existing) = context.state.broker.queue(name) {
         // Declared before (over SQS or AMQP): same attributes, same queue.
@@ -241,7 +250,7 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
     let created_seconds = (queue.created_ms / 1000).to_string();
     all.insert("CreatedTimestamp".to_owned(), created_seconds.clone().into());
     all.insert("LastModifiedTimestamp".to_owned(), created_seconds.into());
-    all.insert("QueueArn".to_owned(), queue_arn(&queue.name).into());
+    all.insert("QueueArn".to_owned(), context.queue_arn(&queue.name).into());
     for name in queue_attributes::setting_names() {
         all.insert(
             name.to_owned(),
@@ -250,7 +259,10 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
     }
     all.insert("SqsManagedSseEnabled".to_owned(), "false".into());
     if let Some(redrive) = queue_attributes::Redrive::of(&queue.definition()) {
-        all.insert("RedrivePolicy".to_owned(), redrive.to_json().into());
+        all.insert("RedrivePolicy".to_owned(), redrive.to_json(&context.account).into());
+    }
+    if let Some(allow) = queue_attributes::RedriveAllow::of(&queue.definition()) {
+        all.insert("RedriveAllowPolicy".to_owned(), allow.to_json(&context.account).into());
     }
     if queue_attributes::is_fifo(&queue.definition()) {
         all.insert(queue_attributes::FIFO_QUEUE.to_owned(), "true".into());
@@ -289,7 +301,7 @@ pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesIn
     let queue = context.queue(input.queue_url.as_deref())?;
     let update = |definition: &QueueDefinition| -> Result<BTreeMap<String, String>, SqsError> {
         let (arguments, requested) = queue_attributes::updated(definition, &input.attributes)?;
-        check_redrive(context, &requested)?;
+        check_redrive(context, &queue.name, &requested)?;
         Ok(arguments)
     };
     context.state.broker.update_queue_arguments(&queue.name, update).await??;
