@@ -21,8 +21,8 @@ use axum::routing::{get, post};
 use conveyor_core::Broker;
 
 pub mod admin;
-pub mod console;
 mod arn;
+pub mod console;
 pub mod metrics;
 pub mod sns;
 pub mod sqs;
