@@ -97,6 +97,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .alarms()
         .set_limits(settings.limits.disk_free_min_bytes, settings.limits.memory_max_bytes);
     tokio::spawn(Arc::clone(broker.alarms()).run(shutdown_rx.clone()));
+    // Message rates for the admin API and console.
+    tokio::spawn(Arc::clone(broker.stats()).run_rate_sampler(shutdown_rx.clone()));
 
     // Handlers before readiness: a supervisor may signal as soon as it sees
     // the ready line, and a signal before them would kill the process

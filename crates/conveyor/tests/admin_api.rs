@@ -365,6 +365,17 @@ fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redriv
         );
         assert_eq!(work["dead_letter_queues"], json!(["work.dlq"]), "{work}");
         assert_eq!(work["arguments"]["x-dead-letter-routing-key"], "work.dlq", "{work}");
+        assert_eq!(work["messages_dead_lettered_total"], 2, "{work}");
+        assert_eq!(work["messages_delayed"], 0, "{work}");
+        // Rates come from the broker's 5-second samples of its counters.
+        let rated = eventually("a publish rate on the queue and the overview", || async {
+            let work = api.ok("/queues/work").await;
+            let overview = api.ok("/overview").await;
+            let positive = |value: &Value| value.as_f64().is_some_and(|rate| rate > 0.0);
+            (positive(&work["publish_per_second"]) && positive(&overview["messages_in_per_second"])).then_some(overview)
+        })
+        .await;
+        assert!(rated["messages_out_per_second"].as_f64().is_some(), "{rated}");
         let listed = api.ok("/queues").await;
         assert_eq!(listed.as_array().expect("queues").len(), 2);
 

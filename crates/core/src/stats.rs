@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conveyor_log::batch::{BatchHeader, HEADER_BYTES};
 use conveyor_log::histogram::{Histogram, REQUEST_BOUNDS_S};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 /// The counters of one topic or queue.
 #[derive(Debug, Default)]
@@ -27,6 +27,29 @@ pub struct Flow {
     pub redelivered: AtomicU64,
     /// Queues: dead messages sent to the dead-letter exchange.
     pub dead_lettered: AtomicU64,
+    /// Messages per second over the last sampling interval.
+    rates: Mutex<Rates>,
+}
+
+/// Rates from the two latest samples of a [`Flow`]'s message counters.
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    /// When the latest sample was taken, and the counters (in, out) then.
+    sampled: Option<(Instant, u64, u64)>,
+    in_per_s: f64,
+    out_per_s: f64,
+}
+
+impl Default for Rates {
+    /// A new flow's counters were 0 when it was created: its first sample
+    /// already gives a rate.
+    fn default() -> Rates {
+        Rates {
+            sampled: Some((Instant::now(), 0, 0)),
+            in_per_s: 0.0,
+            out_per_s: 0.0,
+        }
+    }
 }
 
 impl Flow {
@@ -49,6 +72,26 @@ impl Flow {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Messages per second (in, out) over the last sampling interval (the
+    /// first one starts when the flow was created); 0 before any sample.
+    pub fn rates_per_s(&self) -> (f64, f64) {
+        let rates = self.rates.lock();
+        (rates.in_per_s, rates.out_per_s)
+    }
+
+    fn sample(&self, now: Instant) {
+        let (messages_in, messages_out) = (Flow::get(&self.messages_in), Flow::get(&self.messages_out));
+        let mut rates = self.rates.lock();
+        if let Some((then, in_then, out_then)) = rates.sampled {
+            let elapsed_s = now.saturating_duration_since(then).as_secs_f64();
+            if elapsed_s > 0.0 {
+                rates.in_per_s = messages_in.saturating_sub(in_then) as f64 / elapsed_s;
+                rates.out_per_s = messages_out.saturating_sub(out_then) as f64 / elapsed_s;
+            }
+        }
+        rates.sampled = Some((now, messages_in, messages_out));
     }
 }
 
@@ -83,6 +126,32 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// How often [`Stats::run_rate_sampler`] samples: rates are averages over this long.
+    pub const RATE_INTERVAL: Duration = Duration::from_secs(5);
+
+    /// Samples every topic's and queue's counters, for [`Flow::rates_per_s`].
+    pub fn sample_rates(&self, now: Instant) {
+        for flow in self.topics.read().values().chain(self.queues.read().values()) {
+            flow.sample(now);
+        }
+    }
+
+    /// Runs [`Stats::sample_rates`] every [`Stats::RATE_INTERVAL`] until `shutdown` turns true.
+    pub async fn run_rate_sampler(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Stats::RATE_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.sample_rates(Instant::now()),
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// The counters of topic `name`.
     pub fn topic(&self, name: &str) -> Arc<Flow> {
         flow(&self.topics, name)
@@ -161,6 +230,27 @@ mod tests {
             latencies,
             vec![("amqp", "queue.declare".to_owned(), 1), ("kafka", "Produce".to_owned(), 2)]
         );
+    }
+
+    #[test]
+    fn rates_are_messages_per_second_between_the_two_latest_samples() {
+        let stats = Stats::default();
+        let flow = stats.queue("jobs");
+        flow.add_in(7, 70);
+        assert_eq!(flow.rates_per_s(), (0.0, 0.0), "no rate before a sample");
+        let start = Instant::now() + Duration::from_secs(1);
+        stats.sample_rates(start);
+        let (first_in, first_out) = flow.rates_per_s();
+        assert!(
+            first_in > 0.0 && first_out == 0.0,
+            "the first interval starts at the flow's creation"
+        );
+        flow.add_in(10, 100);
+        flow.add_out(5, 50);
+        stats.sample_rates(start + Duration::from_secs(5));
+        assert_eq!(flow.rates_per_s(), (2.0, 1.0));
+        stats.sample_rates(start + Duration::from_secs(10));
+        assert_eq!(flow.rates_per_s(), (0.0, 0.0), "no traffic since: the rate falls to 0");
     }
 
     #[test]

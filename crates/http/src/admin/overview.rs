@@ -1,7 +1,7 @@
 //! `GET /api/v1/overview`: the broker at a glance — version, uptime, how
 //! many topics, partitions, groups, queues and exchanges exist, messages
 //! waiting in queues, bytes stored in logs, traffic totals since the start
-//! (a client derives rates from two reads) and open connections.
+//! and rates over the last few seconds, and open connections.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -49,6 +49,11 @@ pub struct Overview {
     pub messages_out_total: u64,
     pub bytes_in_total: u64,
     pub bytes_out_total: u64,
+    /// Messages into topics and queues per second, averaged over the last
+    /// few seconds (the broker samples its counters every 5 s).
+    pub messages_in_per_second: f64,
+    /// Messages handed out per second, averaged the same way.
+    pub messages_out_per_second: f64,
     /// Open client connections by protocol (`kafka`, `amqp`).
     pub connections: BTreeMap<String, i64>,
 }
@@ -84,6 +89,8 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
             messages_out_total: total(|flow| &flow.messages_out),
             bytes_in_total: total(|flow| &flow.bytes_in),
             bytes_out_total: total(|flow| &flow.bytes_out),
+            messages_in_per_second: flows.iter().map(|flow| flow.rates_per_s().0).sum(),
+            messages_out_per_second: flows.iter().map(|flow| flow.rates_per_s().1).sum(),
             connections: broker
                 .connections()
                 .totals()

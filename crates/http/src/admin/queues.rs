@@ -11,6 +11,7 @@ use axum::extract::State;
 use conveyor_core::Broker;
 use conveyor_core::exchange::FieldTable;
 use conveyor_core::queue::DeclaredQueue;
+use conveyor_core::stats::Flow;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -26,6 +27,16 @@ pub struct QueueSummary {
     pub messages_ready: u64,
     /// Held by consumers, not yet acknowledged.
     pub messages_unacked: u64,
+    /// Ready, but waiting out a delay (a delayed retry, SQS's DelaySeconds).
+    pub messages_delayed: u64,
+    /// Messages dead-lettered from this queue since the broker started.
+    pub messages_dead_lettered_total: u64,
+    /// Deliveries of messages delivered before, since the broker started.
+    pub messages_redelivered_total: u64,
+    /// Messages published into the queue per second over the last few seconds.
+    pub publish_per_second: f64,
+    /// Messages delivered per second over the last few seconds.
+    pub deliver_per_second: f64,
     pub consumers: u64,
     /// The exchange dead letters go to (`x-dead-letter-exchange`), if any.
     pub dead_letter_exchange: Option<String>,
@@ -51,6 +62,7 @@ pub struct QueueDetail {
     pub dead_letter_sources: Vec<String>,
     pub message_ttl_ms: Option<i64>,
     pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
     pub delivery_limit: Option<u32>,
     /// Every message below this offset of the queue's log is settled.
     pub settled_below: u64,
@@ -84,13 +96,20 @@ pub(super) fn find(broker: &Broker, name: &str) -> Result<Arc<DeclaredQueue>, Ap
         .ok_or_else(|| ApiError::not_found(format!("queue {name:?} does not exist")))
 }
 
-fn summary(declared: &DeclaredQueue) -> QueueSummary {
+fn summary(broker: &Broker, declared: &DeclaredQueue) -> QueueSummary {
+    let flow = broker.stats().queue(&declared.name);
+    let (publish_per_second, deliver_per_second) = flow.rates_per_s();
     QueueSummary {
         name: declared.name.clone(),
         durable: declared.definition().durable,
         auto_delete: declared.definition().auto_delete,
         messages_ready: declared.queue.available_count(),
         messages_unacked: declared.queue.acquired_count() as u64,
+        messages_delayed: declared.queue.delayed_count(),
+        messages_dead_lettered_total: Flow::get(&flow.dead_lettered),
+        messages_redelivered_total: Flow::get(&flow.redelivered),
+        publish_per_second,
+        deliver_per_second,
         consumers: declared.consumer_count() as u64,
         dead_letter_exchange: declared.policy().dead_letter_exchange.clone(),
         size_bytes: declared.queue.size_bytes(),
@@ -116,7 +135,7 @@ pub(super) fn dead_letter_queues(broker: &Broker, declared: &DeclaredQueue) -> V
     responses((status = 200, body = Vec<QueueSummary>), (status = 500, body = ErrorBody)))]
 pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<QueueSummary>>, ApiError> {
     let broker = Arc::clone(&state.broker);
-    let queues = blocking(move || Ok(broker.queues().iter().map(|declared| summary(declared)).collect())).await?;
+    let queues = blocking(move || Ok(broker.queues().iter().map(|declared| summary(&broker, declared)).collect())).await?;
     Ok(Json(queues))
 }
 
@@ -135,7 +154,7 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPat
             .map(|source| source.name.clone())
             .collect();
         Ok(QueueDetail {
-            summary: summary(&declared),
+            summary: summary(&broker, &declared),
             id: declared.id.to_string(),
             created_ms: declared.created_ms,
             arguments: declared.definition().arguments.clone(),
@@ -144,6 +163,7 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPat
             dead_letter_sources,
             message_ttl_ms: declared.policy().message_ttl_ms,
             max_length: declared.policy().max_length,
+            max_length_bytes: declared.policy().max_length_bytes,
             delivery_limit: declared.policy().delivery_limit,
             settled_below: declared.queue.settled_below(),
             end_offset: declared.queue.end(),
