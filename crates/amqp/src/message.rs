@@ -143,6 +143,14 @@ fn with_death(properties: BasicProperties, reason: &str, queue: &str, exchange: 
     properties.with_headers(table)
 }
 
+/// A stored message's AMQP headers as a headers exchange matches them:
+/// the broker's `HeaderReader`, for the messages it routes itself
+/// (dead-lettering through a headers exchange).
+pub fn routing_headers(record: &Record) -> FieldTable {
+    let properties = Message::from_record(record.clone()).properties;
+    properties.headers().as_ref().map(header_table).unwrap_or_default()
+}
+
 /// A field table as the core's exchanges see it (headers routing, binding arguments).
 pub fn header_table(table: &AmqpTable) -> FieldTable {
     table

@@ -82,9 +82,16 @@ pub struct Broker {
     alarms: Arc<ResourceAlarms>,
     /// Open client connections of every protocol; not state.
     connections: Arc<Connections>,
+    /// How to read a stored message's headers for a headers exchange (the
+    /// AMQP front door knows its encoding), when the broker routes a message
+    /// itself (dead-lettering).
+    header_reader: std::sync::OnceLock<HeaderReader>,
     /// Redrives running in the background (SQS message move tasks).
     redrive_tasks: RedriveTasks,
 }
+
+/// Reads a stored message's headers for headers-exchange routing.
+pub type HeaderReader = fn(&conveyor_log::record::Record) -> FieldTable;
 
 /// Producer ids are reserved in the catalog this many at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -135,6 +142,7 @@ impl Broker {
             router: RwLock::new(router),
             stats,
             redrive_tasks: RedriveTasks::default(),
+            header_reader: std::sync::OnceLock::new(),
             alarms,
             connections: Arc::new(Connections::new(Arc::clone(&clock))),
             clock,
@@ -153,6 +161,18 @@ impl Broker {
     /// Traffic counters: messages and bytes in and out per topic and queue, request latencies.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Sets how stored messages' headers are read for headers-exchange
+    /// routing by the broker itself (once; later calls are ignored).
+    pub fn set_header_reader(&self, reader: HeaderReader) {
+        let _ = self.header_reader.set(reader);
+    }
+
+    /// A stored message's headers as a headers exchange matches them (empty
+    /// without a reader, or for a message no front door encoded).
+    pub fn routing_headers(&self, record: &conveyor_log::record::Record) -> FieldTable {
+        self.header_reader.get().map_or_else(FieldTable::new, |read| read(record))
     }
 
     pub fn alarms(&self) -> &Arc<ResourceAlarms> {

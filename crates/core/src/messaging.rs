@@ -15,7 +15,6 @@ use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::error::{CoreError, Result};
-use crate::exchange::FieldTable;
 use crate::queue::policy::headers;
 use crate::queue::{Claim, ConsumerId, DeclaredQueue, Deduplicated, Delivery, Durable, Original, Overflow, QueuePolicy, deduplication};
 
@@ -467,7 +466,9 @@ impl Broker {
             .with_header(headers::DEATH_TIME_MS, Some(self.clock().now_ms().to_string().into_bytes()))
             .with_header(headers::DEATH_DELIVERIES, Some(deliveries.to_string().into_bytes()))
             .with_header(headers::DEATH_ROUTING_KEY, Some(original_key));
-        let routed = match self.route(&exchange, &routing_key, &FieldTable::new()) {
+        // Routed as RabbitMQ does: with the dead-letter routing key and the
+        // message's own headers (a headers exchange can be the DLX).
+        let routed = match self.route(&exchange, &routing_key, &self.routing_headers(&record)) {
             Ok(routed) => routed,
             Err(error) => {
                 warn!(queue = declared.name, exchange, %error, "dead-letter exchange cannot route; the message is dropped");

@@ -141,6 +141,24 @@ method, _properties, body = channel.basic_get(refusing_bytes, auto_ack=True)
 check(body == b"12345", f"the message that fit is kept: {body}")
 confirming.basic_publish("", refusing_bytes, b"6")
 
+# A headers exchange as the dead-letter exchange routes on the message's own headers.
+by_kind = f"dlx-headers-{suffix}"
+channel.exchange_declare(by_kind, "headers", durable=True)
+invoices = f"dead-invoices-{suffix}"
+channel.queue_declare(invoices, durable=True)
+channel.queue_bind(invoices, by_kind, "", arguments={"x-match": "all", "kind": "invoice"})
+typed = f"typed-{suffix}"
+channel.queue_declare(typed, durable=True, arguments={"x-dead-letter-exchange": by_kind})
+channel.basic_publish("", typed, b"bad-invoice", pika.BasicProperties(headers={"kind": "invoice"}))
+channel.basic_publish("", typed, b"bad-receipt", pika.BasicProperties(headers={"kind": "receipt"}))
+for _ in range(2):
+    method, _properties, _body = channel.basic_get(typed)
+    channel.basic_reject(method.delivery_tag, requeue=False)
+method, properties, body = channel.basic_get(invoices, auto_ack=True)
+check(body == b"bad-invoice", f"dead-lettered by headers: {body}")
+check(properties.headers["x-death"][0]["reason"] == "rejected", f"x-death {properties.headers}")
+check(channel.basic_get(invoices, auto_ack=True)[0] is None, "a message whose headers do not match is not routed there")
+
 # A bad argument value is refused with 406.
 try:
     channel.queue_declare(f"broken-{suffix}", arguments={"x-overflow": "explode"})
