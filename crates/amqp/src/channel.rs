@@ -425,7 +425,7 @@ impl Channel {
             }
             AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)) => {
                 if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
-                    && let Some(unused) = detach(consumer)
+                    && let Some(unused) = detach(consumer, Held::KeptByChannel)
                 {
                     delete_auto_deleted(context, vec![unused]).await;
                 }
@@ -859,18 +859,34 @@ impl Channel {
     #[must_use]
     pub fn close(&mut self) -> Vec<Arc<DeclaredQueue>> {
         self.release_unacked();
-        let unused = self.consumers.drain().filter_map(|(_, consumer)| detach(consumer)).collect();
+        let unused = self
+            .consumers
+            .drain()
+            .filter_map(|(_, consumer)| detach(consumer, Held::GivenBack))
+            .collect();
         self.publishing = None;
         unused
     }
 }
 
-/// Stops a consumer and gives back what its task acquired but had not sent;
-/// returns its queue if that was an auto-delete queue's last consumer.
-fn detach(consumer: Consumer) -> Option<Arc<DeclaredQueue>> {
+/// What becomes of the deliveries a departing consumer was sent and has not settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// `basic.cancel`: they stay unacked on the channel, which may still
+    /// ack, nack or reject them (RabbitMQ's behaviour).
+    KeptByChannel,
+    /// The channel closes: everything the consumer holds goes back.
+    GivenBack,
+}
+
+/// Stops a consumer (its task gives back what it acquired but had not
+/// sent); returns its queue if that was an auto-delete queue's last consumer.
+fn detach(consumer: Consumer, held: Held) -> Option<Arc<DeclaredQueue>> {
     consumer.window.cancelled.store(true, Ordering::SeqCst);
     consumer.window.wake.notify_one();
-    consumer.queue.queue.release_all(consumer.id);
+    if held == Held::GivenBack {
+        consumer.queue.queue.release_all(consumer.id);
+    }
     consumer.queue.notify_available();
     let remaining = consumer.queue.remove_consumer(consumer.id);
     (remaining == 0 && consumer.queue.definition().auto_delete).then_some(consumer.queue)
@@ -1146,15 +1162,24 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
                 }
             };
             if !deliveries.is_empty() {
-                if window.cancelled.load(Ordering::SeqCst) {
-                    if !no_ack {
-                        shared.unreserve_unused(&window, deliveries.len());
+                let mut deliveries = deliveries.into_iter();
+                // Bounded by the deliveries acquired.
+                while let Some(delivery) = deliveries.next() {
+                    if window.cancelled.load(Ordering::SeqCst) {
+                        // Cancelled meanwhile: what was not sent goes back;
+                        // what was stays the channel's to settle.
+                        let unsent: Vec<u64> = std::iter::once(delivery.offset)
+                            .chain(deliveries.map(|unsent| unsent.offset))
+                            .collect();
+                        if !no_ack {
+                            shared.unreserve_unused(&window, unsent.len());
+                        }
+                        for offset in unsent {
+                            let _ = declared.queue.release(consumer, offset, 0);
+                        }
+                        declared.notify_available();
+                        return;
                     }
-                    declared.queue.release_all(consumer);
-                    declared.notify_available();
-                    return;
-                }
-                for delivery in deliveries {
                     send_delivery(&shared, &declared, consumer, &window, &tag, no_ack, delivery).await;
                 }
                 continue;

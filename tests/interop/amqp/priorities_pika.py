@@ -1,8 +1,9 @@
 """pika: consumer priorities (x-priority on basic.consume), as RabbitMQ has
 them — while a consumer of higher priority has room in its prefetch window
 it gets every message; a consumer of lower priority gets messages only while
-every higher one is full or gone; an x-priority that is not an integer is
-refused with 406."""
+every higher one is full or gone; a cancelled consumer's unacked deliveries
+stay with its channel; an x-priority that is not an integer is refused with
+406."""
 import time
 
 import pika
@@ -65,13 +66,16 @@ wait_for(8)
 check(bodies("high")[2:] == [b"m6", b"m7"], f"after acks, high again: {got}")
 check(len(got["low"]) == 4, f"low got nothing while high had room: {got}")
 
-# Gone: the low-priority consumer gets everything.
+# Gone: the low-priority consumer gets everything. What the cancelled
+# consumer was sent stays unacked on its channel, which still acks it
+# (RabbitMQ's behaviour): it is not delivered again.
+high.basic_cancel(high_tag)
 for tag, _body in got["high"][2:]:
     high.basic_ack(tag)
-high.basic_cancel(high_tag)
 publish(b"m8")
 wait_for(9)
-check(bodies("low")[-1] == b"m8", f"after cancel, low: {got}")
+check(bodies("low") == [b"m2", b"m3", b"m4", b"m5", b"m8"], f"after cancel, low: {got}")
+check(high.queue_declare(queue, passive=True).method.message_count == 0, "acks after the cancel took effect")
 
 try:
     low.basic_consume(queue, collect("low"), arguments={"x-priority": "ten"})
