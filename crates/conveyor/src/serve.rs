@@ -145,4 +145,5 @@ fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr, 
         amqp_addr,
         settings.broker.data_dir.display()
     );
+    println!("console http://{http_addr}/ admin API http://{http_addr}/api/v1 metrics http://{http_addr}/metrics");
 }
