@@ -11,6 +11,12 @@ fn server() -> (tempfile::TempDir, Server) {
 }
 
 #[test]
+fn kafka_python_produce_is_held_during_a_disk_alarm_and_stored_once_it_clears() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/alarm_kafka_python.py", &[]);
+}
+
+#[test]
 fn kafka_python_keyed_messages_keep_their_order_within_a_partition() {
     let (_dir, server) = server();
     run_script(&server, "kafka/keyed_order_kafka_python.py", &[]);

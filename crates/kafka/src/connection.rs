@@ -75,8 +75,15 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
                 () = crate::stopped(&mut shutdown) => break,
                 frame = frame::read_frame(&mut reader, context.config.frame_bytes_max) => frame,
             };
+            let parsed = frame.and_then(frame::parse_request);
+            if let Ok(request) = &parsed
+                && request.api == ApiKey::Produce
+                && !hold_while_alarmed(&context, &mut shutdown).await
+            {
+                break;
+            }
             let started = Instant::now();
-            let outcome = frame.and_then(frame::parse_request).and_then(|request| {
+            let outcome = parsed.and_then(|request| {
                 if registration.client_unknown()
                     && let Some(client_id) = request.header.client_id.as_ref().filter(|id| !id.is_empty())
                 {
@@ -110,6 +117,29 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
     tokio::select! {
         _ = async { tokio::join!(read_loop, writer) } => debug!(%peer, "Kafka connection closed"),
         () = registration.closed() => info!(%peer, id = registration.id, "Kafka connection closed by an operator"),
+    }
+}
+
+/// While a resource alarm is on (low disk or memory), a produce request
+/// waits here and the connection reads nothing more, as an AMQP publisher
+/// is blocked: nothing is refused or lost, and the client's request timeout
+/// and retries apply. False if the broker shuts down meanwhile.
+async fn hold_while_alarmed(context: &Context, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let mut alarms = context.broker.alarms().subscribe();
+    let measured = *alarms.borrow_and_update();
+    if !measured.alarms.any() {
+        return true;
+    }
+    info!(reason = measured.alarms.reason(), "Kafka producer held by a resource alarm");
+    loop {
+        tokio::select! {
+            changed = alarms.changed() => {
+                if changed.is_err() || !alarms.borrow_and_update().alarms.any() {
+                    return true;
+                }
+            }
+            () = crate::stopped(shutdown) => return false,
+        }
     }
 }
 
