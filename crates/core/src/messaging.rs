@@ -235,8 +235,12 @@ impl Broker {
                 batch.push(record);
                 waiting.push((index, claim));
             }
+            let messages = batch.len() as u64;
+            let bytes: u64 = batch.iter().map(|record| record.value.as_ref().map_or(0, Vec::len) as u64).sum();
             // On failure the claims are dropped, which forgets their ids.
             let appended = declared.queue.publish(batch).await?;
+            // Counted where every other publish into a queue is: in the core.
+            self.stats().queue(&declared.name).add_in(messages, bytes);
             for (position, (index, claim)) in waiting.into_iter().enumerate() {
                 let offset = appended.base_offset + position as u64;
                 if let Some(claim) = claim {
