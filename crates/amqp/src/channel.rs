@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
@@ -53,6 +53,8 @@ struct Shared {
     unacked: Mutex<BTreeMap<u64, Unacked>>,
     /// The channel's global prefetch window: every consumer's deliveries count in it.
     global: Window,
+    /// `channel.flow`: while the client has it off, consumers are sent nothing.
+    flowing: AtomicBool,
 }
 
 impl Shared {
@@ -197,6 +199,7 @@ impl Channel {
             next_tag: AtomicU64::new(1),
             unacked: Mutex::new(BTreeMap::new()),
             global: Window::default(),
+            flowing: AtomicBool::new(true),
         });
         let (stores, pending) = mpsc::unbounded_channel();
         let (stored_tx, stored) = watch::channel(0);
@@ -253,6 +256,11 @@ impl Channel {
         }
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => {
+                self.shared.flowing.store(flow.active, Ordering::SeqCst);
+                if flow.active {
+                    // Paused consumers wait on the channel's window.
+                    self.shared.global.wake.notify_waiters();
+                }
                 self.reply(AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk {
                     active: flow.active,
                 })))
@@ -1126,8 +1134,19 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
         // Reserved in the windows before acquiring, so consumers sharing a
         // global window cannot overrun it; what goes unused is given back.
-        let mut reserved = if no_ack { 0 } else { shared.reserve(&window, ACQUIRE_BATCH) };
-        let room = if no_ack { ACQUIRE_BATCH } else { reserved };
+        let paused = !shared.flowing.load(Ordering::SeqCst);
+        let mut reserved = if no_ack || paused {
+            0
+        } else {
+            shared.reserve(&window, ACQUIRE_BATCH)
+        };
+        let room = if paused {
+            0
+        } else if no_ack {
+            ACQUIRE_BATCH
+        } else {
+            reserved
+        };
         declared.set_room(consumer, room > 0);
         // A consumer of higher priority with room takes the messages; this
         // one waits until that one is full or gone (either wakes it).
@@ -1197,7 +1216,8 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
             () = &mut woken => {}
             // Only a consumer without room listens for the channel's: one
             // that had room would be woken by its own unused reservations.
-            () = &mut roomier, if reserved == 0 && !no_ack && !outranked => {}
+            // A paused one hears the flow turn back on there too.
+            () = &mut roomier, if reserved == 0 && (paused || (!no_ack && !outranked)) => {}
             changed = high_watermark.changed() => {
                 if changed.is_err() {
                     return;

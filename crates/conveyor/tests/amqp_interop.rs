@@ -69,7 +69,7 @@ fn pika_nacked_messages_come_back_after_exponential_backoff_then_go_to_the_dead_
 }
 
 #[test]
-fn pika_transactions_commit_and_roll_back_publishes_and_acks_and_global_prefetch_bounds_a_channel() {
+fn pika_transactions_commit_and_roll_back_publishes_and_acks_global_prefetch_bounds_a_channel_and_flow_pauses_it() {
     let (_dir, server) = server();
     run_script(&server, "amqp/tx_qos_pika.py", &[]);
 }

@@ -2,7 +2,9 @@
 and acks take effect at tx.commit and are discarded by tx.rollback (rolled
 back acks leave the deliveries unacknowledged); tx and confirm mode exclude
 each other; tx.commit outside tx mode is a 406. A global basic.qos bounds
-what all consumers of the channel hold together."""
+what all consumers of the channel hold together. channel.flow off pauses
+deliveries to a channel's consumers (another channel's consumer of the same
+queue gets everything meanwhile) and back on resumes them."""
 import pika
 import pika.exceptions
 
@@ -82,5 +84,31 @@ for _ in range(300):
     connection.process_data_events(time_limit=0.1)
 check(len(held) == 4, "an ack did not make room for another delivery")
 check(sum(ready(name) for name in queues) == 6, "the window grew past 3")
+
+# channel.flow: two consumers of one queue on two channels; the paused one
+# gets nothing, so round-robin hands every message to the other.
+queue = f"flow-{suffix}"
+observer.queue_declare(queue, durable=True)
+paused, flowing = connection.channel(), connection.channel()
+got = {"paused": [], "flowing": []}
+check(paused.flow(False) is False, "flow off was not confirmed")
+paused.basic_consume(queue, lambda _channel, _method, _properties, body: got["paused"].append(body), auto_ack=True)
+flowing_tag = flowing.basic_consume(queue, lambda _channel, _method, _properties, body: got["flowing"].append(body), auto_ack=True)
+for index in range(6):
+    observer.basic_publish("", queue, f"during-{index}".encode())
+for _ in range(300):
+    if len(got["flowing"]) >= 6:
+        break
+    connection.process_data_events(time_limit=0.1)
+check(len(got["flowing"]) == 6 and got["paused"] == [], f"while paused: {got}")
+flowing.basic_cancel(flowing_tag)
+check(paused.flow(True) is True, "flow on was not confirmed")
+for index in range(2):
+    observer.basic_publish("", queue, f"after-{index}".encode())
+for _ in range(300):
+    if len(got["paused"]) >= 2:
+        break
+    connection.process_data_events(time_limit=0.1)
+check(got["paused"] == [b"after-0", b"after-1"], f"after flow on: {got['paused']}")
 connection.close()
-print("tx and global qos ok")
+print("tx, global qos and flow ok")
