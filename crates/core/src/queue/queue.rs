@@ -18,7 +18,8 @@ use tracing::{info, warn};
 
 use super::QueueError;
 use super::journal::{CursorJournal, decode_batches};
-use super::share_cursor::{Archived, ConsumerId, GroupKey, ShareCursor, ShareCursorConfig};
+use super::policy::headers;
+use super::share_cursor::{Archived, ConsumerId, OrderFacts, ShareCursor, ShareCursorConfig};
 
 /// Settings of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +146,13 @@ const READ_BYTES_PER_OFFSET: usize = 2048;
 /// Offsets and their message groups, as read from the log.
 /// What the cursor learns of each message from the log: its offset, its
 /// group (record key) and its body size.
-type Facts = Vec<(u64, GroupKey, u32)>;
+/// What the cursor learns of one message from the log.
+struct Fact {
+    offset: u64,
+    order: OrderFacts,
+    /// Body bytes.
+    size: u32,
+}
 
 #[derive(Debug)]
 struct State {
@@ -251,18 +258,22 @@ impl Queue {
     }
 
     fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
-        let wanted = {
-            let mut state = self.state.lock();
-            state.cursor.truncate_to(self.messages.start_offset());
-            state.cursor.set_end(self.messages.high_watermark());
-            state.cursor.groups_wanted()
-        };
-        if let Some(range) = wanted {
+        // Each pass covers at least one offset and usually a whole read's
+        // worth; a window left partly unknown only waits for the next call.
+        const PASSES_MAX: usize = 4;
+        for _ in 0..PASSES_MAX {
+            let wanted = {
+                let mut state = self.state.lock();
+                state.cursor.truncate_to(self.messages.start_offset());
+                state.cursor.set_end(self.messages.high_watermark());
+                state.cursor.order_wanted()
+            };
+            let Some(range) = wanted else { break };
             // Read outside the state lock; telling a range twice (two
-            // acquisitions racing here) tells the same groups.
+            // acquisitions racing here) tells the same facts.
             let (range, facts) = self.read_facts(range)?;
-            let groups = facts.into_iter().map(|(offset, group, _)| (offset, group));
-            self.state.lock().cursor.learn_groups(range, groups);
+            let order = facts.into_iter().map(|fact| (fact.offset, fact.order));
+            self.state.lock().cursor.learn_order(range, order);
         }
         let now_ms = self.clock.now_ms();
         let (acquisition, durable, first_delivered_ms) = {
@@ -463,7 +474,7 @@ impl Queue {
             };
             let Some(range) = wanted else { break };
             let (range, facts) = self.read_facts(range)?;
-            let sizes = facts.into_iter().map(|(offset, _, size)| (offset, size));
+            let sizes = facts.into_iter().map(|fact| (fact.offset, fact.size));
             self.state.lock().cursor.learn_sizes(range, sizes);
         }
         Ok(self.state.lock().cursor.ready_bytes())
@@ -638,10 +649,11 @@ impl Queue {
         Ok(records)
     }
 
-    /// The message groups (record keys) and body sizes of the offsets in
-    /// `range`, as far as a bounded number of reads gets; returns the range
-    /// covered (at least its first offset, so a caller always makes progress).
-    fn read_facts(&self, range: Range<u64>) -> Result<(Range<u64>, Facts), QueueError> {
+    /// What the cursor learns of the messages at the offsets in `range`
+    /// (groups, priorities, body sizes), as far as a bounded number of reads
+    /// gets; returns the range covered (at least its first offset, so a
+    /// caller always makes progress).
+    fn read_facts(&self, range: Range<u64>) -> Result<(Range<u64>, Vec<Fact>), QueueError> {
         const READS_MAX: usize = 8;
         let mut facts = Vec::new();
         let mut next = range.start;
@@ -664,7 +676,21 @@ impl Queue {
                         .value
                         .as_ref()
                         .map_or(0, |value| u32::try_from(value.len()).unwrap_or(u32::MAX));
-                    facts.push((offset, record.key.unwrap_or_default(), size));
+                    // A priority the core cannot read counts as none.
+                    let priority = record
+                        .header(headers::PRIORITY)
+                        .and_then(|header| header.value.as_deref())
+                        .and_then(|value| std::str::from_utf8(value).ok())
+                        .and_then(|text| text.parse::<u8>().ok())
+                        .unwrap_or(0);
+                    facts.push(Fact {
+                        offset,
+                        order: OrderFacts {
+                            group: record.key.unwrap_or_default(),
+                            priority,
+                        },
+                        size,
+                    });
                     next = offset + 1;
                 }
             }
@@ -1040,6 +1066,48 @@ mod tests {
         waiting.as_mut().enable();
         queue.ack(BOB, 0).expect("ack").wait().expect("durable");
         assert!(futures_ready(waiting), "a settled message of a group wakes waiting consumers");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn priorities_are_read_from_the_priority_header_and_relearned_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                max_priority: 5,
+                ..ShareCursorConfig::default()
+            },
+            ..QueueConfig::default()
+        };
+        let with_priority = |index: u64, priority: &str| message(index).with_header(headers::PRIORITY, Some(priority.as_bytes().to_vec()));
+        let queue = open(dir.path(), config.clone(), &clock);
+        // No header, a priority, one above the maximum, one unreadable (none).
+        queue
+            .publish(vec![
+                message(0),
+                with_priority(1, "2"),
+                with_priority(2, "200"),
+                with_priority(3, "high"),
+            ])
+            .wait()
+            .expect("publish");
+        let first = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        let offsets: Vec<u64> = first.messages.iter().map(|delivery| delivery.offset).collect();
+        assert_eq!(offsets, vec![2, 1]);
+        queue.ack(ALICE, 2).expect("ack").wait().expect("durable");
+        queue.close().expect("close");
+        // After a restart offset 1 is available again and still outranks 0 and 3.
+        let queue = open(dir.path(), config, &clock);
+        let again = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        assert_eq!(
+            summary(&again.messages),
+            vec![
+                (1, 2, b"message 1".to_vec()),
+                (0, 1, b"message 0".to_vec()),
+                (3, 1, b"message 3".to_vec())
+            ]
+        );
         queue.close().expect("close");
     }
 
