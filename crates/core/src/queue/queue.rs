@@ -258,9 +258,11 @@ impl Queue {
     }
 
     fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
-        // Each pass covers at least one offset and usually a whole read's
-        // worth; a window left partly unknown only waits for the next call.
-        const PASSES_MAX: usize = 4;
+        // The whole in-flight window is learned before acquiring: a priority
+        // ranks every message there, and a message left unknown would wait
+        // for a later call that a parked consumer might never make. Each
+        // pass covers at least one offset and usually a whole read's worth.
+        const PASSES_MAX: usize = 1024;
         for _ in 0..PASSES_MAX {
             let wanted = {
                 let mut state = self.state.lock();
@@ -1108,6 +1110,32 @@ mod tests {
                 (3, 1, b"message 3".to_vec())
             ]
         );
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn the_first_acquisition_knows_the_priorities_of_the_whole_window_however_many_reads_it_takes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                max_priority: 9,
+                ..ShareCursorConfig::default()
+            },
+            // A read of the facts covers about one message.
+            read_bytes_max: 64,
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config, &clock);
+        // One batch each: a read returns whole batches.
+        for index in 0..200 {
+            queue.publish(vec![message(index)]).wait().expect("publish");
+        }
+        let last = message(200).with_header(headers::PRIORITY, Some(b"9".to_vec()));
+        queue.publish(vec![last]).wait().expect("publish");
+        let first = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        let offsets: Vec<u64> = first.messages.iter().map(|delivery| delivery.offset).collect();
+        assert_eq!(offsets, vec![200, 0]);
         queue.close().expect("close");
     }
 
