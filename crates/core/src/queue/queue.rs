@@ -1276,7 +1276,8 @@ mod tests {
         //! The queue against a whole-log model through random operations,
         //! crashes (the directory copied as it is on disk) and clean
         //! restarts, with snapshots and message-log trimming at random
-        //! intervals.
+        //! intervals; on a priority queue too, whose order the model knows
+        //! from the priority each message was published with.
 
         use super::*;
         use proptest::prelude::*;
@@ -1290,19 +1291,34 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Op {
-            Publish(u64),
-            Acquire { consumer: u64, max: usize },
-            Ack { consumer: u64, offset: u64 },
-            Release { consumer: u64, offset: u64 },
-            Reject { consumer: u64, offset: u64 },
-            ReleaseAll { consumer: u64 },
+            /// Messages, with a priority.
+            Publish(u64, u8),
+            Acquire {
+                consumer: u64,
+                max: usize,
+            },
+            Ack {
+                consumer: u64,
+                offset: u64,
+            },
+            Release {
+                consumer: u64,
+                offset: u64,
+            },
+            Reject {
+                consumer: u64,
+                offset: u64,
+            },
+            ReleaseAll {
+                consumer: u64,
+            },
             Crash,
             Restart,
         }
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                2 => (1u64..4).prop_map(Op::Publish),
+                2 => (1u64..4, 0u8..4).prop_map(|(count, priority)| Op::Publish(count, priority)),
                 3 => (0u64..2, 0usize..4).prop_map(|(consumer, max)| Op::Acquire { consumer, max }),
                 3 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
                 1 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Release { consumer, offset }),
@@ -1321,31 +1337,42 @@ mod tests {
                 ops in proptest::collection::vec(op(), 1..40),
                 snapshot_every_records in 1u64..8,
                 delivery_limit in proptest::option::of(1u32..3),
+                max_priority in prop_oneof![Just(0u8), Just(2u8)],
             ) {
                 let clock = ManualClock::new(0);
                 let config = QueueConfig {
                     log: LogConfig { segment_bytes: 128, ..QueueConfig::default().log },
-                    cursor: ShareCursorConfig { delivery_limit, ..ShareCursorConfig::default() },
+                    cursor: ShareCursorConfig { delivery_limit, max_priority, ..ShareCursorConfig::default() },
                     snapshot_every_records,
                     ..QueueConfig::default()
                 };
                 let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
                 let mut queue = Some(open(dirs[0].path(), config.clone(), &clock));
                 let mut model: Vec<(Held, u32)> = Vec::new();
+                // Each offset's priority as published.
+                let mut priorities: Vec<u8> = Vec::new();
                 for op in ops {
                     let Some(current) = queue.as_ref() else { break };
                     match op {
-                        Op::Publish(count) => {
+                        Op::Publish(count, priority) => {
                             let first = model.len() as u64;
-                            current.publish((first..first + count).map(message).collect()).wait().expect("publish");
+                            let records = (first..first + count)
+                                .map(|index| message(index).with_header(headers::PRIORITY, Some(priority.to_string().into_bytes())))
+                                .collect();
+                            current.publish(records).wait().expect("publish");
                             model.extend((0..count).map(|_| (Held::Available, 0)));
+                            priorities.extend((0..count).map(|_| priority));
                         }
                         Op::Acquire { consumer, max } => {
                             let deliveries = current.acquire(ConsumerId(consumer), max, 600_000).expect("acquire");
                             deliveries.durable.wait().expect("durable");
                             let mut want = Vec::new();
                             let mut want_dead = Vec::new();
-                            for (offset, (held, count)) in model.iter_mut().enumerate() {
+                            // Highest priority (at most the maximum) first, then by offset.
+                            let mut order: Vec<usize> = (0..model.len()).collect();
+                            order.sort_by_key(|offset| (std::cmp::Reverse(priorities[*offset].min(max_priority)), *offset));
+                            for offset in order {
+                                let (held, count) = &mut model[offset];
                                 if want.len() >= max {
                                     break;
                                 }
