@@ -85,7 +85,7 @@ pub struct Peeked {
 /// What one [`Queue::acquire`] returned.
 #[derive(Debug)]
 pub struct Deliveries {
-    /// Acquired by the consumer, lowest offset first.
+    /// Acquired by the consumer, in the cursor's delivery order.
     pub messages: Vec<Delivery>,
     /// Archived because they reached the delivery limit: the caller
     /// dead-letters them. Never delivered again.
@@ -245,7 +245,8 @@ impl Queue {
     }
 
     /// Hands `consumer` up to `max_messages` available messages, lowest
-    /// offset first, locked for `lock_ms`. Messages past the delivery limit
+    /// offset first (on a priority queue, highest priority first), locked
+    /// for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
         self.acquire_with(consumer, max_messages, lock_ms, true)

@@ -116,7 +116,8 @@ pub struct Archived {
 /// What one [`ShareCursor::acquire`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acquisition {
-    /// Handed to the consumer, lowest offset first.
+    /// Handed to the consumer, in delivery order: lowest offset first (with
+    /// priorities, highest priority first).
     pub acquired: Vec<Acquired>,
     /// Archived instead of delivered because the delivery limit was reached.
     pub archived: Vec<Archived>,
