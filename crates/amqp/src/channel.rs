@@ -687,6 +687,7 @@ impl Channel {
             ));
         }
         check_access(context, connection_id, &name)?;
+        check_integer_arguments(&declare.arguments, &name)?;
         let definition = QueueDefinition {
             durable: declare.durable,
             auto_delete: declare.auto_delete,
@@ -999,6 +1000,47 @@ fn consumer_priority(arguments: &FieldTable) -> Result<i64, Exception> {
         _ => None,
     };
     priority.ok_or_else(|| Exception::new(reply::PRECONDITION_FAILED, format!("invalid arg 'x-priority' of type {value:?}")))
+}
+
+/// Queue arguments that must be AMQP integers, as RabbitMQ checks them
+/// (their values are the core's to check; as text they lose their type).
+fn check_integer_arguments(arguments: &FieldTable, queue: &str) -> Result<(), Exception> {
+    const INTEGER_ARGUMENTS: [&str; 1] = [conveyor_core::queue::policy::arguments::MAX_PRIORITY];
+    for name in INTEGER_ARGUMENTS {
+        let Some(value) = arguments.inner().get(name) else {
+            continue;
+        };
+        let integer = matches!(
+            value,
+            AMQPValue::ShortShortInt(_)
+                | AMQPValue::ShortShortUInt(_)
+                | AMQPValue::ShortInt(_)
+                | AMQPValue::ShortUInt(_)
+                | AMQPValue::LongInt(_)
+                | AMQPValue::LongUInt(_)
+                | AMQPValue::LongLongInt(_)
+        );
+        if !integer {
+            // RabbitMQ's names of the field types.
+            let kind = match value {
+                AMQPValue::LongString(_) | AMQPValue::ShortString(_) => "longstr",
+                AMQPValue::Boolean(_) => "bool",
+                AMQPValue::Float(_) => "float",
+                AMQPValue::Double(_) => "double",
+                AMQPValue::DecimalValue(_) => "decimal",
+                AMQPValue::Timestamp(_) => "timestamp",
+                AMQPValue::FieldTable(_) => "table",
+                AMQPValue::FieldArray(_) => "array",
+                AMQPValue::ByteArray(_) => "binary",
+                _ => "void",
+            };
+            return Err(Exception::new(
+                reply::PRECONDITION_FAILED,
+                format!("invalid arg '{name}' for queue '{queue}' in vhost '/': {{unacceptable_type,{kind}}}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Queue arguments kept as text, so a redeclaration compares them.

@@ -8,6 +8,7 @@
 //! | exchange published to | header `amqp.exchange` |
 //! | content properties (content type, headers, delivery mode, …) | header `amqp.properties`: the properties as encoded on the wire |
 //! | `expiration` property (per-message TTL) | also header `conveyor.ttl-ms`, which the core reads |
+//! | `priority` property, when above 0 | also header `conveyor.priority`, which the core reads (a queue with `x-max-priority` orders by it) |
 //! | (dead-lettered by the core: headers `conveyor.death-*`) | `x-death` and `x-first-death-*` headers on delivery |
 //!
 //! Also here: AMQP field tables as the core's exchanges see them.
@@ -41,8 +42,8 @@ impl Message {
         let record = Record::new(Some(self.routing_key.into_bytes()), Some(self.body))
             .with_header(EXCHANGE_HEADER, Some(self.exchange.into_bytes()))
             .with_header(PROPERTIES_HEADER, Some(properties_bytes));
-        // The per-message TTL, in the header the core reads.
-        match self
+        // The per-message TTL and the priority, in the headers the core reads.
+        let record = match self
             .properties
             .expiration()
             .as_ref()
@@ -50,6 +51,10 @@ impl Message {
         {
             Some(ttl_ms) => record.with_header(headers::TTL_MS, Some(ttl_ms.to_string().into_bytes())),
             None => record,
+        };
+        match self.properties.priority() {
+            Some(priority) if *priority > 0 => record.with_header(headers::PRIORITY, Some(priority.to_string().into_bytes())),
+            _ => record,
         }
     }
 
@@ -212,5 +217,22 @@ mod tests {
         assert_eq!(back.routing_key, "order.placed");
         assert_eq!(back.body, b"{}");
         assert_eq!(back.properties, message.properties);
+    }
+
+    #[test]
+    fn a_priority_is_also_in_the_header_the_core_reads() {
+        let with = |properties: BasicProperties| {
+            let message = Message {
+                exchange: String::new(),
+                routing_key: "jobs".into(),
+                properties,
+                body: Vec::new(),
+            };
+            let record = message.into_record();
+            record.header(headers::PRIORITY).and_then(|header| header.value.clone())
+        };
+        assert_eq!(with(BasicProperties::default().with_priority(7)), Some(b"7".to_vec()));
+        assert_eq!(with(BasicProperties::default().with_priority(0)), None, "0 is the default");
+        assert_eq!(with(BasicProperties::default()), None);
     }
 }

@@ -28,6 +28,29 @@ fn pika_consumers_of_higher_priority_get_messages_while_they_have_room() {
 }
 
 #[test]
+fn pika_priority_queue_delivers_higher_priorities_first_keeps_them_on_requeue_and_refuses_bad_maximums() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/message_priorities_pika.py", &["behaviour"]);
+}
+
+#[test]
+fn a_priority_queue_keeps_its_delivery_order_across_a_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue = format!("priorities-{}", std::process::id());
+    let mut server = Server::start(dir.path());
+    run_script(&server, "amqp/message_priorities_pika.py", &["publish", &queue]);
+    server.kill();
+    let server = Server::start(dir.path());
+    run_script(&server, "amqp/message_priorities_pika.py", &["verify", &queue]);
+}
+
+#[test]
+fn amqplib_priority_queue_delivers_higher_priorities_first() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/message_priorities_amqplib.js", &[]);
+}
+
+#[test]
 fn pika_publishers_are_blocked_while_a_disk_alarm_is_on_and_nothing_is_lost() {
     let (_dir, server) = server();
     run_script(&server, "amqp/blocked_pika.py", &[]);

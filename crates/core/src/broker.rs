@@ -489,10 +489,11 @@ impl Broker {
             name: name.to_owned(),
             reason,
         })?;
-        // Both decide what the queue's cursor keeps, fixed when it opens.
-        use crate::queue::policy::arguments::{MAX_LENGTH_BYTES, MESSAGE_GROUPS};
+        // They decide what the queue's cursor keeps, fixed when it opens.
+        use crate::queue::policy::arguments::{MAX_LENGTH_BYTES, MAX_PRIORITY, MESSAGE_GROUPS};
         let fixed = [
             (policy.message_groups != declared.policy().message_groups, MESSAGE_GROUPS),
+            (policy.max_priority != declared.policy().max_priority, MAX_PRIORITY),
             (
                 policy.max_length_bytes.is_some() != declared.policy().max_length_bytes.is_some(),
                 MAX_LENGTH_BYTES,
@@ -845,6 +846,7 @@ fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, policy: &Qu
     queue.cursor.delivery_limit = policy.delivery_limit;
     queue.cursor.message_groups = policy.message_groups;
     queue.cursor.count_bytes = policy.max_length_bytes.is_some();
+    queue.cursor.max_priority = policy.max_priority.unwrap_or(0);
     queue.log.durability = if definition.durable {
         config.topic_defaults.log.durability
     } else {

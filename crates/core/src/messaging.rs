@@ -66,7 +66,7 @@ impl std::fmt::Debug for Published {
 
 /// What [`Broker::acquire_live`] handed out.
 pub struct Live {
-    /// Acquired by the consumer, lowest offset first.
+    /// Acquired by the consumer, in the queue's delivery order.
     pub messages: Vec<Delivery>,
     /// Resolves when the delivery counts (and settlements) are durable.
     pub durable: Option<Durable>,

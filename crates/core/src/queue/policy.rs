@@ -33,6 +33,9 @@ pub mod arguments {
     /// `"true"`: messages with the same key (group) are delivered in order,
     /// one acquisition at a time (SQS FIFO queues; see `share_cursor.rs`).
     pub const MESSAGE_GROUPS: &str = "x-message-groups";
+    /// The highest message priority, 0–255 (0: none): a priority queue
+    /// delivers the messages of higher priority first (see `share_cursor.rs`).
+    pub const MAX_PRIORITY: &str = "x-max-priority";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -50,6 +53,9 @@ pub mod headers {
     pub const DEATH_DELIVERIES: &str = "conveyor.death-deliveries";
     /// The routing key it had before dead-lettering.
     pub const DEATH_ROUTING_KEY: &str = "conveyor.death-routing-key";
+    /// The message's priority (0–255 as decimal text), from the publisher;
+    /// a queue with `x-max-priority` delivers higher ones first.
+    pub const PRIORITY: &str = "conveyor.priority";
 }
 
 /// What happens to a publish into a full queue (`x-overflow`).
@@ -77,6 +83,8 @@ pub struct QueuePolicy {
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
     pub message_groups: bool,
+    /// `x-max-priority`; 0 or none is no priorities.
+    pub max_priority: Option<u8>,
 }
 
 /// Delays before redelivering a requeued message (see [`arguments::RETRY_DELAY`]).
@@ -182,6 +190,7 @@ impl QueuePolicy {
                 Some("true") => true,
                 Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
             },
+            max_priority: max_priority(arguments)?,
         })
     }
 
@@ -190,6 +199,29 @@ impl QueuePolicy {
     pub fn requeue_delay_ms(&self, delivery_count: u32) -> i64 {
         self.retry.map_or(0, |retry| retry.delay_ms(delivery_count))
     }
+}
+
+/// `x-max-priority`, with RabbitMQ's rules and reasons: an integer from 0
+/// to 255 (0 makes no priority queue). Priorities order deliveries, as
+/// message groups do, and the two do not mix.
+fn max_priority(arguments: &BTreeMap<String, String>) -> Result<Option<u8>, String> {
+    let Some(value) = arguments.get(arguments::MAX_PRIORITY) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| format!("invalid arg '{}': {reason}", arguments::MAX_PRIORITY);
+    let number = value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| invalid(format!("{{unacceptable_type,{value:?}}}")))?;
+    let max_priority = match number {
+        ..0 => return Err(invalid(format!("{{value_negative,{number}}}"))),
+        0..=255 => number as u8,
+        _ => return Err(invalid(format!("{{max_value_exceeded,{number}}}"))),
+    };
+    if max_priority > 0 && arguments.get(arguments::MESSAGE_GROUPS).is_some_and(|groups| groups == "true") {
+        return Err(invalid(format!("not with '{}'", arguments::MESSAGE_GROUPS)));
+    }
+    Ok(Some(max_priority))
 }
 
 #[cfg(test)]
@@ -228,6 +260,33 @@ mod tests {
             0,
             "no retry policy: requeued messages come back at once"
         );
+    }
+
+    #[test]
+    fn max_priority_takes_0_to_255_with_rabbitmqs_reasons_and_not_with_message_groups() {
+        let policy = |pairs: &[(&str, &str)]| {
+            let arguments: BTreeMap<String, String> = pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+            QueuePolicy::from_arguments(&arguments)
+        };
+        assert_eq!(policy(&[]).expect("valid").max_priority, None);
+        assert_eq!(policy(&[("x-max-priority", "10")]).expect("valid").max_priority, Some(10));
+        assert_eq!(policy(&[("x-max-priority", "255")]).expect("valid").max_priority, Some(255));
+        assert_eq!(
+            policy(&[("x-max-priority", "0")]).expect("valid").max_priority,
+            Some(0),
+            "RabbitMQ takes 0 (a queue of one priority)"
+        );
+        assert_eq!(
+            policy(&[("x-max-priority", "256")]),
+            Err("invalid arg 'x-max-priority': {max_value_exceeded,256}".to_owned())
+        );
+        assert_eq!(
+            policy(&[("x-max-priority", "-1")]),
+            Err("invalid arg 'x-max-priority': {value_negative,-1}".to_owned())
+        );
+        assert!(policy(&[("x-max-priority", "ten")]).is_err());
+        assert!(policy(&[("x-max-priority", "5"), ("x-message-groups", "true")]).is_err());
+        assert!(policy(&[("x-max-priority", "0"), ("x-message-groups", "true")]).is_ok());
     }
 
     #[test]

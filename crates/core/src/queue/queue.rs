@@ -18,7 +18,8 @@ use tracing::{info, warn};
 
 use super::QueueError;
 use super::journal::{CursorJournal, decode_batches};
-use super::share_cursor::{Archived, ConsumerId, GroupKey, ShareCursor, ShareCursorConfig};
+use super::policy::headers;
+use super::share_cursor::{Archived, ConsumerId, OrderFacts, ShareCursor, ShareCursorConfig};
 
 /// Settings of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub struct Peeked {
 /// What one [`Queue::acquire`] returned.
 #[derive(Debug)]
 pub struct Deliveries {
-    /// Acquired by the consumer, lowest offset first.
+    /// Acquired by the consumer, in the cursor's delivery order.
     pub messages: Vec<Delivery>,
     /// Archived because they reached the delivery limit: the caller
     /// dead-letters them. Never delivered again.
@@ -145,7 +146,13 @@ const READ_BYTES_PER_OFFSET: usize = 2048;
 /// Offsets and their message groups, as read from the log.
 /// What the cursor learns of each message from the log: its offset, its
 /// group (record key) and its body size.
-type Facts = Vec<(u64, GroupKey, u32)>;
+/// What the cursor learns of one message from the log.
+struct Fact {
+    offset: u64,
+    order: OrderFacts,
+    /// Body bytes.
+    size: u32,
+}
 
 #[derive(Debug)]
 struct State {
@@ -238,7 +245,8 @@ impl Queue {
     }
 
     /// Hands `consumer` up to `max_messages` available messages, lowest
-    /// offset first, locked for `lock_ms`. Messages past the delivery limit
+    /// offset first (on a priority queue, highest priority first), locked
+    /// for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
         self.acquire_with(consumer, max_messages, lock_ms, true)
@@ -251,18 +259,24 @@ impl Queue {
     }
 
     fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
-        let wanted = {
-            let mut state = self.state.lock();
-            state.cursor.truncate_to(self.messages.start_offset());
-            state.cursor.set_end(self.messages.high_watermark());
-            state.cursor.groups_wanted()
-        };
-        if let Some(range) = wanted {
+        // The whole in-flight window is learned before acquiring: a priority
+        // ranks every message there, and a message left unknown would wait
+        // for a later call that a parked consumer might never make. Each
+        // pass covers at least one offset and usually a whole read's worth.
+        const PASSES_MAX: usize = 1024;
+        for _ in 0..PASSES_MAX {
+            let wanted = {
+                let mut state = self.state.lock();
+                state.cursor.truncate_to(self.messages.start_offset());
+                state.cursor.set_end(self.messages.high_watermark());
+                state.cursor.order_wanted()
+            };
+            let Some(range) = wanted else { break };
             // Read outside the state lock; telling a range twice (two
-            // acquisitions racing here) tells the same groups.
+            // acquisitions racing here) tells the same facts.
             let (range, facts) = self.read_facts(range)?;
-            let groups = facts.into_iter().map(|(offset, group, _)| (offset, group));
-            self.state.lock().cursor.learn_groups(range, groups);
+            let order = facts.into_iter().map(|fact| (fact.offset, fact.order));
+            self.state.lock().cursor.learn_order(range, order);
         }
         let now_ms = self.clock.now_ms();
         let (acquisition, durable, first_delivered_ms) = {
@@ -463,7 +477,7 @@ impl Queue {
             };
             let Some(range) = wanted else { break };
             let (range, facts) = self.read_facts(range)?;
-            let sizes = facts.into_iter().map(|(offset, _, size)| (offset, size));
+            let sizes = facts.into_iter().map(|fact| (fact.offset, fact.size));
             self.state.lock().cursor.learn_sizes(range, sizes);
         }
         Ok(self.state.lock().cursor.ready_bytes())
@@ -638,10 +652,11 @@ impl Queue {
         Ok(records)
     }
 
-    /// The message groups (record keys) and body sizes of the offsets in
-    /// `range`, as far as a bounded number of reads gets; returns the range
-    /// covered (at least its first offset, so a caller always makes progress).
-    fn read_facts(&self, range: Range<u64>) -> Result<(Range<u64>, Facts), QueueError> {
+    /// What the cursor learns of the messages at the offsets in `range`
+    /// (groups, priorities, body sizes), as far as a bounded number of reads
+    /// gets; returns the range covered (at least its first offset, so a
+    /// caller always makes progress).
+    fn read_facts(&self, range: Range<u64>) -> Result<(Range<u64>, Vec<Fact>), QueueError> {
         const READS_MAX: usize = 8;
         let mut facts = Vec::new();
         let mut next = range.start;
@@ -664,7 +679,21 @@ impl Queue {
                         .value
                         .as_ref()
                         .map_or(0, |value| u32::try_from(value.len()).unwrap_or(u32::MAX));
-                    facts.push((offset, record.key.unwrap_or_default(), size));
+                    // A priority the core cannot read counts as none.
+                    let priority = record
+                        .header(headers::PRIORITY)
+                        .and_then(|header| header.value.as_deref())
+                        .and_then(|value| std::str::from_utf8(value).ok())
+                        .and_then(|text| text.parse::<u8>().ok())
+                        .unwrap_or(0);
+                    facts.push(Fact {
+                        offset,
+                        order: OrderFacts {
+                            group: record.key.unwrap_or_default(),
+                            priority,
+                        },
+                        size,
+                    });
                     next = offset + 1;
                 }
             }
@@ -1043,6 +1072,74 @@ mod tests {
         queue.close().expect("close");
     }
 
+    #[test]
+    fn priorities_are_read_from_the_priority_header_and_relearned_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                max_priority: 5,
+                ..ShareCursorConfig::default()
+            },
+            ..QueueConfig::default()
+        };
+        let with_priority = |index: u64, priority: &str| message(index).with_header(headers::PRIORITY, Some(priority.as_bytes().to_vec()));
+        let queue = open(dir.path(), config.clone(), &clock);
+        // No header, a priority, one above the maximum, one unreadable (none).
+        queue
+            .publish(vec![
+                message(0),
+                with_priority(1, "2"),
+                with_priority(2, "200"),
+                with_priority(3, "high"),
+            ])
+            .wait()
+            .expect("publish");
+        let first = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        let offsets: Vec<u64> = first.messages.iter().map(|delivery| delivery.offset).collect();
+        assert_eq!(offsets, vec![2, 1]);
+        queue.ack(ALICE, 2).expect("ack").wait().expect("durable");
+        queue.close().expect("close");
+        // After a restart offset 1 is available again and still outranks 0 and 3.
+        let queue = open(dir.path(), config, &clock);
+        let again = queue.acquire(BOB, 10, 60_000).expect("acquire");
+        assert_eq!(
+            summary(&again.messages),
+            vec![
+                (1, 2, b"message 1".to_vec()),
+                (0, 1, b"message 0".to_vec()),
+                (3, 1, b"message 3".to_vec())
+            ]
+        );
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn the_first_acquisition_knows_the_priorities_of_the_whole_window_however_many_reads_it_takes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let config = QueueConfig {
+            cursor: ShareCursorConfig {
+                max_priority: 9,
+                ..ShareCursorConfig::default()
+            },
+            // A read of the facts covers about one message.
+            read_bytes_max: 64,
+            ..QueueConfig::default()
+        };
+        let queue = open(dir.path(), config, &clock);
+        // One batch each: a read returns whole batches.
+        for index in 0..200 {
+            queue.publish(vec![message(index)]).wait().expect("publish");
+        }
+        let last = message(200).with_header(headers::PRIORITY, Some(b"9".to_vec()));
+        queue.publish(vec![last]).wait().expect("publish");
+        let first = queue.acquire(ALICE, 2, 60_000).expect("acquire");
+        let offsets: Vec<u64> = first.messages.iter().map(|delivery| delivery.offset).collect();
+        assert_eq!(offsets, vec![200, 0]);
+        queue.close().expect("close");
+    }
+
     fn futures_ready(future: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
         let waker = std::task::Waker::noop();
         future.poll(&mut std::task::Context::from_waker(waker)).is_ready()
@@ -1180,7 +1277,8 @@ mod tests {
         //! The queue against a whole-log model through random operations,
         //! crashes (the directory copied as it is on disk) and clean
         //! restarts, with snapshots and message-log trimming at random
-        //! intervals.
+        //! intervals; on a priority queue too, whose order the model knows
+        //! from the priority each message was published with.
 
         use super::*;
         use proptest::prelude::*;
@@ -1194,19 +1292,34 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Op {
-            Publish(u64),
-            Acquire { consumer: u64, max: usize },
-            Ack { consumer: u64, offset: u64 },
-            Release { consumer: u64, offset: u64 },
-            Reject { consumer: u64, offset: u64 },
-            ReleaseAll { consumer: u64 },
+            /// Messages, with a priority.
+            Publish(u64, u8),
+            Acquire {
+                consumer: u64,
+                max: usize,
+            },
+            Ack {
+                consumer: u64,
+                offset: u64,
+            },
+            Release {
+                consumer: u64,
+                offset: u64,
+            },
+            Reject {
+                consumer: u64,
+                offset: u64,
+            },
+            ReleaseAll {
+                consumer: u64,
+            },
             Crash,
             Restart,
         }
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                2 => (1u64..4).prop_map(Op::Publish),
+                2 => (1u64..4, 0u8..4).prop_map(|(count, priority)| Op::Publish(count, priority)),
                 3 => (0u64..2, 0usize..4).prop_map(|(consumer, max)| Op::Acquire { consumer, max }),
                 3 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
                 1 => (0u64..2, 0u64..16).prop_map(|(consumer, offset)| Op::Release { consumer, offset }),
@@ -1225,31 +1338,42 @@ mod tests {
                 ops in proptest::collection::vec(op(), 1..40),
                 snapshot_every_records in 1u64..8,
                 delivery_limit in proptest::option::of(1u32..3),
+                max_priority in prop_oneof![Just(0u8), Just(2u8)],
             ) {
                 let clock = ManualClock::new(0);
                 let config = QueueConfig {
                     log: LogConfig { segment_bytes: 128, ..QueueConfig::default().log },
-                    cursor: ShareCursorConfig { delivery_limit, ..ShareCursorConfig::default() },
+                    cursor: ShareCursorConfig { delivery_limit, max_priority, ..ShareCursorConfig::default() },
                     snapshot_every_records,
                     ..QueueConfig::default()
                 };
                 let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
                 let mut queue = Some(open(dirs[0].path(), config.clone(), &clock));
                 let mut model: Vec<(Held, u32)> = Vec::new();
+                // Each offset's priority as published.
+                let mut priorities: Vec<u8> = Vec::new();
                 for op in ops {
                     let Some(current) = queue.as_ref() else { break };
                     match op {
-                        Op::Publish(count) => {
+                        Op::Publish(count, priority) => {
                             let first = model.len() as u64;
-                            current.publish((first..first + count).map(message).collect()).wait().expect("publish");
+                            let records = (first..first + count)
+                                .map(|index| message(index).with_header(headers::PRIORITY, Some(priority.to_string().into_bytes())))
+                                .collect();
+                            current.publish(records).wait().expect("publish");
                             model.extend((0..count).map(|_| (Held::Available, 0)));
+                            priorities.extend((0..count).map(|_| priority));
                         }
                         Op::Acquire { consumer, max } => {
                             let deliveries = current.acquire(ConsumerId(consumer), max, 600_000).expect("acquire");
                             deliveries.durable.wait().expect("durable");
                             let mut want = Vec::new();
                             let mut want_dead = Vec::new();
-                            for (offset, (held, count)) in model.iter_mut().enumerate() {
+                            // Highest priority (at most the maximum) first, then by offset.
+                            let mut order: Vec<usize> = (0..model.len()).collect();
+                            order.sort_by_key(|offset| (std::cmp::Reverse(priorities[*offset].min(max_priority)), *offset));
+                            for offset in order {
+                                let (held, count) = &mut model[offset];
                                 if want.len() >= max {
                                     break;
                                 }

@@ -15,14 +15,23 @@
 //! acquisition at a time: while any message of a group is acquired or waits
 //! out a delayed retry, no other message of that group is handed out (an
 //! acquisition may take several messages of a group, in order). The cursor
-//! learns each offset's group from the caller ([`ShareCursor::learn_groups`])
+//! learns each offset's group from the caller ([`ShareCursor::learn_order`])
 //! before it may deliver it.
+//!
+//! With priorities on (a queue with `x-max-priority`, and no message groups),
+//! an acquisition takes the available messages of the highest priority
+//! first, lowest offset first within a priority. Each offset's priority is
+//! learned with its group ([`ShareCursor::learn_order`]); a message whose
+//! priority is not known yet is not delivered. The in-flight window still
+//! applies: a message past it waits for the head to settle, whatever its
+//! priority.
 //!
 //! With byte counting on (a queue with `x-max-length-bytes`), the cursor
 //! also keeps the body size of every unsettled message, learned the same
 //! way ([`ShareCursor::learn_sizes`]), so it can tell the bytes of the
 //! messages ready for delivery.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +58,10 @@ pub struct ShareCursorConfig {
     /// Keep the body size of every unsettled message (see
     /// [`ShareCursor::ready_bytes`]).
     pub count_bytes: bool,
+    /// The highest message priority (`x-max-priority`); higher ones count
+    /// as this. 0 is no priorities, as is having message groups (see the
+    /// module documentation).
+    pub max_priority: u8,
 }
 
 impl Default for ShareCursorConfig {
@@ -58,12 +71,30 @@ impl Default for ShareCursorConfig {
             in_flight_max: 100_000,
             message_groups: false,
             count_bytes: false,
+            max_priority: 0,
         }
+    }
+}
+
+impl ShareCursorConfig {
+    /// Whether acquisitions go by priority.
+    fn ranked(&self) -> bool {
+        self.max_priority > 0 && !self.message_groups
     }
 }
 
 /// The group of a message: its record key (no key is the empty group).
 pub type GroupKey = Vec<u8>;
+
+/// What decides a message's place in the delivery order, which the cursor
+/// learns from the log ([`ShareCursor::learn_order`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFacts {
+    /// Its group (the empty one without a key).
+    pub group: GroupKey,
+    /// Its priority as published (0 without one).
+    pub priority: u8,
+}
 
 /// One message handed to a consumer by [`ShareCursor::acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +116,8 @@ pub struct Archived {
 /// What one [`ShareCursor::acquire`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acquisition {
-    /// Handed to the consumer, lowest offset first.
+    /// Handed to the consumer, in delivery order: lowest offset first (with
+    /// priorities, highest priority first).
     pub acquired: Vec<Acquired>,
     /// Archived instead of delivered because the delivery limit was reached.
     pub archived: Vec<Archived>,
@@ -198,16 +230,23 @@ pub struct ShareCursor {
     /// deliverable now, available entries delayed (by not-before time), and
     /// acquisitions by deadline and by consumer.
     ready: BTreeSet<u64>,
+    /// With priorities: the ready offsets whose priority is known (below
+    /// `order_known_end`), highest priority first, then lowest offset.
+    ready_ranked: BTreeSet<(Reverse<u8>, u64)>,
     delayed: BTreeSet<(i64, u64)>,
     locks: BTreeSet<(i64, u64)>,
     held: HashMap<ConsumerId, BTreeSet<u64>>,
     /// Changes not yet taken by the journal.
     events: Vec<JournalEvent>,
     /// With message groups: the group of every unsettled offset below
-    /// `groups_known_end` (settled ones are forgotten). Offsets at or above
-    /// it are not delivered until the caller has told their groups.
+    /// `order_known_end` (settled ones are forgotten). Offsets at or above
+    /// it are not delivered until the caller has told their groups (and
+    /// priorities).
     groups: HashMap<u64, GroupKey>,
-    groups_known_end: u64,
+    /// With priorities: the priority (at most the maximum) of every
+    /// unsettled offset below `order_known_end` that has one above 0.
+    priorities: HashMap<u64, u8>,
+    order_known_end: u64,
     /// When each unsettled message was first acquired (SQS's
     /// ApproximateFirstReceiveTimestamp). Not durable: after a restart, the
     /// first acquisition since.
@@ -261,12 +300,14 @@ impl ShareCursor {
             fresh: image.start,
             entries: BTreeMap::new(),
             ready: BTreeSet::new(),
+            ready_ranked: BTreeSet::new(),
             delayed: BTreeSet::new(),
             locks: BTreeSet::new(),
             held: HashMap::new(),
             events: Vec::new(),
             groups: HashMap::new(),
-            groups_known_end: image.start,
+            priorities: HashMap::new(),
+            order_known_end: image.start,
             first_acquired_ms: HashMap::new(),
             sizes: Sizes {
                 known_end: image.start,
@@ -342,6 +383,7 @@ impl ShareCursor {
             self.remove_entry(gone);
         }
         self.groups.retain(|known, _| *known >= offset);
+        self.priorities.retain(|known, _| *known >= offset);
         self.sizes.forget_below(offset);
         self.start = offset;
         self.end = self.end.max(offset);
@@ -387,7 +429,8 @@ impl ShareCursor {
     /// count incremented. Expired locks and elapsed delays are applied first.
     /// A message whose count would pass the delivery limit is archived and
     /// reported instead of delivered. With message groups, messages of a
-    /// group that is held or waiting out a retry delay are passed over.
+    /// group that is held or waiting out a retry delay are passed over. With
+    /// priorities, the highest priority comes first, then the lowest offset.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
         self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups)
     }
@@ -400,6 +443,9 @@ impl ShareCursor {
 
     fn acquire_with(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, grouped: bool) -> Acquisition {
         self.expire_locks(now_ms);
+        if self.config.ranked() {
+            return self.acquire_ranked(consumer, max_messages, lock_ms, now_ms);
+        }
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
         let blocked = if grouped { self.blocked_groups() } else { HashSet::new() };
@@ -422,7 +468,7 @@ impl ShareCursor {
             };
             ready_from = offset + 1;
             if grouped {
-                if offset >= self.groups_known_end {
+                if offset >= self.order_known_end {
                     break;
                 }
                 if blocked.contains(self.groups.get(&offset).map(Vec::as_slice).unwrap_or_default()) {
@@ -434,29 +480,69 @@ impl ShareCursor {
                     continue;
                 }
             }
-            let delivery_count = self
-                .entries
-                .get(&offset)
-                .map(|entry| entry.delivery_count)
-                .unwrap_or(0)
-                .saturating_add(1);
             if fresh == Some(offset) {
                 self.fresh = offset + 1;
             }
-            if self.config.delivery_limit.is_some_and(|limit| delivery_count > limit.max(1)) {
-                let delivery_count = delivery_count - 1;
-                self.set_state(offset, State::Archived, delivery_count);
-                self.events.push(JournalEvent::Archived { offset, delivery_count });
-                acquisition.archived.push(Archived { offset, delivery_count });
-                continue;
-            }
-            self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
-            self.first_acquired_ms.entry(offset).or_insert(now_ms);
-            self.events.push(JournalEvent::Delivered { offset, delivery_count });
-            acquisition.acquired.push(Acquired { offset, delivery_count });
+            self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
         }
         self.advance_start();
         acquisition
+    }
+
+    /// [`ShareCursor::acquire`] with priorities: every candidate is a ready
+    /// entry, ranked, so the first of the ranking is the next to go.
+    fn acquire_ranked(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+        let mut acquisition = Acquisition::default();
+        let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
+        self.rank_fresh();
+        // Each pass takes the first ranked offset out of the ranking.
+        for _ in 0..self.ready_ranked.len() {
+            if acquisition.acquired.len() >= max_messages {
+                break;
+            }
+            let Some(&(_, offset)) = self.ready_ranked.first() else {
+                break;
+            };
+            self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
+        }
+        self.advance_start();
+        acquisition
+    }
+
+    /// With priorities: makes the never-delivered offsets inside the
+    /// in-flight window whose priorities are known ready entries, so they
+    /// are ranked against the messages given back.
+    fn rank_fresh(&mut self) {
+        // `next_fresh` stops at the window's end.
+        for _ in 0..self.config.in_flight_max {
+            let Some(offset) = self.next_fresh().filter(|offset| *offset < self.order_known_end) else {
+                break;
+            };
+            self.fresh = offset + 1;
+            self.set_state(offset, State::Available { not_before_ms: i64::MIN }, 0);
+        }
+    }
+
+    /// Delivers `offset` to `consumer`, or archives it instead if this
+    /// delivery would pass the delivery limit.
+    fn take(&mut self, offset: u64, consumer: ConsumerId, deadline_ms: i64, now_ms: i64, acquisition: &mut Acquisition) {
+        let delivery_count = self
+            .entries
+            .get(&offset)
+            .map(|entry| entry.delivery_count)
+            .unwrap_or(0)
+            .saturating_add(1);
+        if self.config.delivery_limit.is_some_and(|limit| delivery_count > limit.max(1)) {
+            let delivery_count = delivery_count - 1;
+            self.set_state(offset, State::Archived, delivery_count);
+            self.events.push(JournalEvent::Archived { offset, delivery_count });
+            acquisition.archived.push(Archived { offset, delivery_count });
+            return;
+        }
+        self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
+        self.first_acquired_ms.entry(offset).or_insert(now_ms);
+        self.events.push(JournalEvent::Delivered { offset, delivery_count });
+        acquisition.acquired.push(Acquired { offset, delivery_count });
     }
 
     /// With message groups: the groups that may not deliver now, because one
@@ -472,33 +558,67 @@ impl ShareCursor {
             .collect()
     }
 
-    /// With message groups: the offsets whose groups the caller should tell
-    /// ([`ShareCursor::learn_groups`]) before they can be delivered, if any.
-    /// Only offsets inside the in-flight window are asked for, which bounds
-    /// the groups kept in memory.
-    pub fn groups_wanted(&self) -> Option<std::ops::Range<u64>> {
-        let from = self.groups_known_end.max(self.start);
-        let to = self.end.min(self.start.saturating_add(self.config.in_flight_max));
-        (self.config.message_groups && from < to).then_some(from..to)
+    /// Whether the cursor orders deliveries by what it learns of messages.
+    fn wants_order(&self) -> bool {
+        self.config.message_groups || self.config.ranked()
     }
 
-    /// Tells the cursor the groups of the offsets in `range` (which starts at
-    /// or below where [`ShareCursor::groups_wanted`] starts): `groups` lists
-    /// the offsets with a key; the others are in the empty group.
-    pub fn learn_groups(&mut self, range: std::ops::Range<u64>, groups: impl IntoIterator<Item = (u64, GroupKey)>) {
-        if !self.config.message_groups || range.start > self.groups_known_end.max(self.start) {
+    /// With message groups or priorities: the offsets whose groups and
+    /// priorities the caller should tell ([`ShareCursor::learn_order`])
+    /// before they can be delivered, if any. Only offsets inside the
+    /// in-flight window are asked for, which bounds what is kept in memory.
+    pub fn order_wanted(&self) -> Option<std::ops::Range<u64>> {
+        let from = self.order_known_end.max(self.start);
+        let to = self.end.min(self.start.saturating_add(self.config.in_flight_max));
+        (self.wants_order() && from < to).then_some(from..to)
+    }
+
+    /// Tells the cursor the groups and priorities of the offsets in `range`
+    /// (which starts at or below where [`ShareCursor::order_wanted`]
+    /// starts): `facts` lists some of them; the others have no key and
+    /// priority 0.
+    pub fn learn_order(&mut self, range: std::ops::Range<u64>, facts: impl IntoIterator<Item = (u64, OrderFacts)>) {
+        let known_end = self.order_known_end.max(self.start);
+        if !self.wants_order() || range.start > known_end {
             return;
         }
-        for (offset, group) in groups {
-            let settled = self
-                .entries
-                .get(&offset)
-                .is_some_and(|entry| matches!(entry.state, State::Acknowledged | State::Archived));
-            if range.contains(&offset) && offset >= self.start && !settled && !group.is_empty() {
+        let ranked = self.config.ranked();
+        for (offset, OrderFacts { group, priority }) in facts {
+            if !range.contains(&offset) || self.is_settled(offset) {
+                continue;
+            }
+            if self.config.message_groups && !group.is_empty() {
                 self.groups.insert(offset, group);
             }
+            // A priority once known never changes: the ranking relies on it.
+            let priority = priority.min(self.config.max_priority);
+            if ranked && priority > 0 && offset >= known_end {
+                self.priorities.insert(offset, priority);
+            }
         }
-        self.groups_known_end = self.groups_known_end.max(range.end);
+        let learned_end = self.order_known_end.max(range.end);
+        if ranked {
+            // Ready offsets whose priority is known now join the ranking
+            // (entries restored from the journal, before it was known).
+            let newly: Vec<u64> = self.ready.range(known_end..learned_end).copied().collect();
+            for offset in newly {
+                self.ready_ranked.insert((Reverse(self.priority(offset)), offset));
+            }
+        }
+        self.order_known_end = learned_end;
+    }
+
+    /// An offset's priority as learned (0 if none or not known yet).
+    fn priority(&self, offset: u64) -> u8 {
+        self.priorities.get(&offset).copied().unwrap_or(0)
+    }
+
+    /// Adds a ready offset to the ranking, with priorities on and its
+    /// priority known.
+    fn rank(&mut self, offset: u64) {
+        if self.config.ranked() && offset < self.order_known_end {
+            self.ready_ranked.insert((Reverse(self.priority(offset)), offset));
+        }
     }
 
     /// With byte counting: the offsets whose sizes the caller should tell
@@ -651,6 +771,7 @@ impl ShareCursor {
         for (not_before_ms, offset) in due {
             self.delayed.remove(&(not_before_ms, offset));
             self.ready.insert(offset);
+            self.rank(offset);
         }
         expired
     }
@@ -705,6 +826,7 @@ impl ShareCursor {
         match state {
             State::Available { not_before_ms } if not_before_ms == i64::MIN => {
                 self.ready.insert(offset);
+                self.rank(offset);
             }
             State::Available { not_before_ms } => {
                 self.delayed.insert((not_before_ms, offset));
@@ -715,6 +837,7 @@ impl ShareCursor {
             }
             State::Acknowledged | State::Archived => {
                 self.groups.remove(&offset);
+                self.priorities.remove(&offset);
                 self.sizes.forget(offset);
                 self.first_acquired_ms.remove(&offset);
             }
@@ -725,6 +848,7 @@ impl ShareCursor {
     fn remove_entry(&mut self, offset: u64) {
         self.unindex(offset);
         self.groups.remove(&offset);
+        self.priorities.remove(&offset);
         self.sizes.forget(offset);
         self.first_acquired_ms.remove(&offset);
         self.entries.remove(&offset);
@@ -736,7 +860,10 @@ impl ShareCursor {
         };
         match entry.state {
             State::Available { not_before_ms } => {
-                self.ready.remove(&offset);
+                if self.ready.remove(&offset) && self.config.ranked() {
+                    let priority = self.priority(offset);
+                    self.ready_ranked.remove(&(Reverse(priority), offset));
+                }
                 self.delayed.remove(&(not_before_ms, offset));
             }
             State::Acquired { consumer, deadline_ms } => {
@@ -1052,15 +1179,21 @@ mod tests {
             ..ShareCursorConfig::default()
         });
         cursor.set_end(groups.len() as u64);
-        let range = cursor.groups_wanted().expect("groups wanted");
+        let range = cursor.order_wanted().expect("groups wanted");
         assert_eq!(range, 0..groups.len() as u64);
         let keys = groups
             .iter()
             .enumerate()
             .filter(|(_, group)| **group != b'-')
-            .map(|(offset, group)| (offset as u64, vec![*group]));
-        cursor.learn_groups(range, keys);
-        assert_eq!(cursor.groups_wanted(), None);
+            .map(|(offset, group)| {
+                let facts = OrderFacts {
+                    group: vec![*group],
+                    priority: 0,
+                };
+                (offset as u64, facts)
+            });
+        cursor.learn_order(range, keys);
+        assert_eq!(cursor.order_wanted(), None);
         cursor
     }
 
@@ -1104,8 +1237,124 @@ mod tests {
             cursor.acquire(BOB, 10, 1_000, 500).acquired.is_empty(),
             "offset 3's group is unknown"
         );
-        cursor.learn_groups(3..4, [(3, b"c".to_vec())]);
+        let facts = OrderFacts {
+            group: b"c".to_vec(),
+            priority: 0,
+        };
+        cursor.learn_order(3..4, [(3, facts)]);
         assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 500)), vec![3]);
+    }
+
+    /// A cursor with priorities up to `max_priority` whose offsets 0.. have
+    /// the priorities in `priorities`, all of them learned.
+    fn prioritized(max_priority: u8, priorities: &[u8]) -> ShareCursor {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            max_priority,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(priorities.len() as u64);
+        learn_priorities(&mut cursor, priorities);
+        cursor
+    }
+
+    /// Tells `cursor` the priorities of every offset it asks for.
+    fn learn_priorities(cursor: &mut ShareCursor, priorities: &[u8]) {
+        if let Some(range) = cursor.order_wanted() {
+            let facts = range.clone().map(|offset| {
+                let facts = OrderFacts {
+                    group: Vec::new(),
+                    priority: priorities[offset as usize],
+                };
+                (offset, facts)
+            });
+            cursor.learn_order(range, facts);
+        }
+        assert_eq!(cursor.order_wanted(), None);
+    }
+
+    #[test]
+    fn higher_priorities_are_delivered_first_and_each_priority_in_offset_order() {
+        let mut cursor = prioritized(5, &[0, 3, 9, 3, 1, 0]);
+        // 9 counts as the maximum, 5: first.
+        assert_eq!(offsets(&cursor.acquire(ALICE, 3, 1_000, 0)), vec![2, 1, 3]);
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![4, 0, 5]);
+    }
+
+    #[test]
+    fn a_requeued_message_keeps_its_priority_and_goes_before_lower_ones() {
+        let mut cursor = prioritized(9, &[1, 0, 0, 5]);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 2, 1_000, 0)), vec![3, 0]);
+        cursor.release(ALICE, 3, 0, 0).expect("release");
+        cursor.release(ALICE, 0, 0, 0).expect("release");
+        let again = cursor.acquire(BOB, 3, 1_000, 0);
+        assert_eq!(offsets(&again), vec![3, 0, 1]);
+        assert_eq!(again.acquired[0].delivery_count, 2);
+        // A delayed retry joins its priority again once the delay is over.
+        cursor.release(BOB, 3, 100, 0).expect("release");
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 50)), vec![2]);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 100)), vec![3]);
+    }
+
+    #[test]
+    fn priorities_are_relearned_after_a_restore_and_unknown_ones_are_not_delivered() {
+        let priorities = [0, 0, 7, 2];
+        let mut cursor = prioritized(9, &priorities);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 4, 1_000, 0)), vec![2, 3, 0, 1]);
+        cursor.ack(ALICE, 0).expect("ack");
+        let mut replayed = CursorImage::default();
+        for event in cursor.take_events() {
+            replayed.apply(event);
+        }
+        let mut restored = ShareCursor::restore(cursor.config(), replayed);
+        restored.set_end(5);
+        assert!(
+            restored.acquire(BOB, 10, 1_000, 0).acquired.is_empty(),
+            "nothing goes before its priority is known"
+        );
+        learn_priorities(&mut restored, &[0, 0, 7, 2, 9]);
+        let again = restored.acquire(BOB, 10, 1_000, 0);
+        assert_eq!(offsets(&again), vec![4, 2, 3, 1]);
+        assert_eq!(again.acquired[1].delivery_count, 2, "redelivered");
+    }
+
+    #[test]
+    fn with_priorities_the_delivery_limit_still_archives_and_the_window_still_bounds() {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            delivery_limit: Some(1),
+            in_flight_max: 3,
+            max_priority: 9,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(5);
+        learn_priorities(&mut cursor, &[1, 2, 0, 9, 9]);
+        // Offsets 3 and 4 are past the window (start 0, three in flight).
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 1_000, 0)), vec![1]);
+        cursor.release(ALICE, 1, 0, 0).expect("release");
+        let next = cursor.acquire(ALICE, 1, 1_000, 0);
+        assert_eq!(
+            next.archived,
+            vec![Archived {
+                offset: 1,
+                delivery_count: 1
+            }],
+            "past the delivery limit"
+        );
+        assert_eq!(offsets(&next), vec![0]);
+        cursor.ack(ALICE, 0).expect("ack");
+        learn_priorities(&mut cursor, &[1, 2, 0, 9, 9]);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 1_000, 0)), vec![3, 4, 2], "the window moved on");
+    }
+
+    #[test]
+    fn message_groups_turn_priorities_off() {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            message_groups: true,
+            max_priority: 9,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(2);
+        learn_priorities(&mut cursor, &[0, 9]);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 2, 1_000, 0)), vec![0, 1]);
     }
 
     mod model {
@@ -1128,9 +1377,12 @@ mod tests {
             states: Vec<(ModelState, u32)>,
             /// Each offset's group (record key).
             keys: Vec<GroupKey>,
+            /// Each offset's priority as published.
+            priorities: Vec<u8>,
             delivery_limit: Option<u32>,
             in_flight_max: u64,
             message_groups: bool,
+            max_priority: u8,
         }
 
         impl Model {
@@ -1171,7 +1423,12 @@ mod tests {
                     .map(|(_, key)| key)
                     .collect();
                 let blocked: HashSet<GroupKey> = blocked.into_iter().filter(|_| self.message_groups).cloned().collect();
-                for offset in 0..self.states.len() {
+                // Priorities (without message groups): highest first, then by offset.
+                let mut order: Vec<usize> = (0..self.states.len()).collect();
+                if self.max_priority > 0 && !self.message_groups {
+                    order.sort_by_key(|offset| (std::cmp::Reverse(self.priorities[*offset].min(self.max_priority)), *offset));
+                }
+                for offset in order {
                     if acquisition.acquired.len() >= max {
                         break;
                     }
@@ -1240,14 +1497,37 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Op {
-            Publish(u64, u8),
-            Acquire { consumer: u64, max: usize, lock_ms: i64 },
-            Ack { consumer: u64, offset: u64 },
-            Release { consumer: u64, offset: u64, delay_ms: i64 },
-            Reject { consumer: u64, offset: u64 },
-            ArchiveAvailable { offset: u64 },
-            Renew { consumer: u64, offset: u64, lock_ms: i64 },
-            ReleaseAll { consumer: u64 },
+            /// Messages, of a group, with a priority.
+            Publish(u64, u8, u8),
+            Acquire {
+                consumer: u64,
+                max: usize,
+                lock_ms: i64,
+            },
+            Ack {
+                consumer: u64,
+                offset: u64,
+            },
+            Release {
+                consumer: u64,
+                offset: u64,
+                delay_ms: i64,
+            },
+            Reject {
+                consumer: u64,
+                offset: u64,
+            },
+            ArchiveAvailable {
+                offset: u64,
+            },
+            Renew {
+                consumer: u64,
+                offset: u64,
+                lock_ms: i64,
+            },
+            ReleaseAll {
+                consumer: u64,
+            },
             Expire,
             Tick(i64),
             Restart,
@@ -1257,7 +1537,7 @@ mod tests {
             let consumer = 0u64..3;
             let offset = 0u64..24;
             prop_oneof![
-                2 => (0u64..4, 0u8..3).prop_map(|(count, group)| Op::Publish(count, group)),
+                2 => (0u64..4, 0u8..3, prop_oneof![Just(0u8), 0u8..12, Just(255)]).prop_map(|(count, group, priority)| Op::Publish(count, group, priority)),
                 4 => (consumer.clone(), 0usize..4, 1i64..100).prop_map(|(consumer, max, lock_ms)| Op::Acquire { consumer, max, lock_ms }),
                 4 => (consumer.clone(), offset.clone()).prop_map(|(consumer, offset)| Op::Ack { consumer, offset }),
                 2 => (consumer.clone(), offset.clone(), 0i64..50).prop_map(|(consumer, offset, delay_ms)| Op::Release { consumer, offset, delay_ms }),
@@ -1281,19 +1561,23 @@ mod tests {
                 in_flight_max in 1u64..30,
                 message_groups in any::<bool>(),
                 count_bytes in any::<bool>(),
+                max_priority in prop_oneof![Just(0u8), 1u8..10, Just(255)],
             ) {
-                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups, count_bytes };
+                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups, count_bytes, max_priority };
                 let mut cursor = ShareCursor::new(config);
-                let mut model = Model { delivery_limit, in_flight_max, message_groups, ..Model::default() };
+                let mut model = Model { delivery_limit, in_flight_max, message_groups, max_priority, ..Model::default() };
                 // Each message's body size (any spread of values will do).
                 let size_of = |offset: u64| (offset * 37 % 11) as u32;
                 // Group 0 is the empty key (no key).
                 let key = |group: u8| if group == 0 { Vec::new() } else { vec![group] };
                 // Tells the cursor every group it does not know yet, as the queue does from the log.
                 let learn = |cursor: &mut ShareCursor, model: &Model| {
-                    if let Some(range) = cursor.groups_wanted() {
-                        let groups: Vec<(u64, GroupKey)> = range.clone().map(|offset| (offset, model.keys[offset as usize].clone())).collect();
-                        cursor.learn_groups(range, groups);
+                    if let Some(range) = cursor.order_wanted() {
+                        let facts: Vec<(u64, OrderFacts)> = range
+                            .clone()
+                            .map(|offset| (offset, OrderFacts { group: model.keys[offset as usize].clone(), priority: model.priorities[offset as usize] }))
+                            .collect();
+                        cursor.learn_order(range, facts);
                     }
                     if let Some(range) = cursor.sizes_wanted() {
                         let sizes: Vec<(u64, u32)> = range.clone().map(|offset| (offset, size_of(offset))).collect();
@@ -1305,9 +1589,10 @@ mod tests {
                 let mut now_ms = 0i64;
                 for op in ops {
                     match op {
-                        Op::Publish(count, group) => {
+                        Op::Publish(count, group, priority) => {
                             model.states.extend((0..count).map(|_| (ModelState::Available { not_before_ms: i64::MIN }, 0)));
                             model.keys.extend((0..count).map(|_| key(group)));
+                            model.priorities.extend((0..count).map(|_| priority));
                             cursor.set_end(model.states.len() as u64);
                             learn(&mut cursor, &model);
                         }
