@@ -18,7 +18,7 @@ use conveyor_core::Broker;
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::messaging::{DeathReason, Storing};
-use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable};
+use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Visibility};
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -795,10 +795,11 @@ impl Channel {
         let consumer = declared.new_consumer();
         let acquiring = Arc::clone(&declared);
         let broker = Arc::clone(&context.broker);
-        let deliveries = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, 1, DELIVERY_LOCK_MS))
-            .await
-            .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
-            .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
+        let deliveries =
+            tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, 1, DELIVERY_LOCK_MS, Visibility::Written))
+                .await
+                .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
+                .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
         let (deliveries, dead) = (deliveries.messages, deliveries.dead_letters);
         for append in dead {
             if let Err(error) = append.await {
@@ -1159,7 +1160,9 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         tag,
         no_ack,
     } = delivering;
-    let mut high_watermark = declared.queue.subscribe();
+    // Messages are delivered once written, before their fsync, as RabbitMQ
+    // does (only the publisher's confirm waits for the disk).
+    let mut high_watermark = declared.queue.subscribe_written();
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
         let available = declared.available();
@@ -1190,7 +1193,9 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         }
         if room > 0 && !outranked {
             let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
-            let acquired = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS)).await;
+            let acquired =
+                tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS, Visibility::Written))
+                    .await;
             let acquired = match acquired {
                 Ok(Ok(live)) => Ok(live),
                 Ok(Err(error)) => Err(error.to_string()),

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use conveyor_log::clock::Clock;
 use conveyor_log::record::{BatchBuilder, Record};
-use conveyor_log::{Appending, Log, LogConfig};
+use conveyor_log::{Appending, Log, LogConfig, Visibility};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
@@ -241,20 +241,50 @@ impl Queue {
     /// offset first, locked for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
-        self.acquire_with(consumer, max_messages, lock_ms, true)
+        self.acquire_with(consumer, max_messages, lock_ms, true, Visibility::Durable)
+    }
+
+    /// [`Queue::acquire`] that may also hand out messages written but not
+    /// yet durable (`Visibility::Written`), as RabbitMQ delivers a persistent
+    /// message before its fsync. Sound because publishers are confirmed only
+    /// once durable, and because reopening the queue after a crash discards
+    /// the cursor state (deliveries, acks) of offsets the message log lost,
+    /// so messages published later at those offsets are new
+    /// (`a_lost_message_tail_does_not_settle_the_messages_later_published_at_its_offsets`).
+    pub fn acquire_visible(
+        &self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        visibility: Visibility,
+    ) -> Result<Deliveries, QueueError> {
+        self.acquire_with(consumer, max_messages, lock_ms, true, visibility)
     }
 
     /// [`Queue::acquire`] without the message-group rule, for the broker's
     /// own acquisitions that settle at once (purging a queue).
     pub fn acquire_regardless_of_groups(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
-        self.acquire_with(consumer, max_messages, lock_ms, false)
+        self.acquire_with(consumer, max_messages, lock_ms, false, Visibility::Durable)
     }
 
-    fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
+    fn acquire_with(
+        &self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        grouped: bool,
+        visibility: Visibility,
+    ) -> Result<Deliveries, QueueError> {
+        // The cursor's end counts written messages (so a consumer allowed to
+        // see them can take them); `below` keeps the others to durable ones.
+        let below = match visibility {
+            Visibility::Durable => self.messages.high_watermark(),
+            Visibility::Written => u64::MAX,
+        };
         let wanted = {
             let mut state = self.state.lock();
             state.cursor.truncate_to(self.messages.start_offset());
-            state.cursor.set_end(self.messages.high_watermark());
+            state.cursor.set_end(self.messages.written());
             state.cursor.groups_wanted()
         };
         if let Some(range) = wanted {
@@ -268,7 +298,7 @@ impl Queue {
         let (acquisition, durable, first_delivered_ms) = {
             let mut state = self.state.lock();
             let acquisition = if grouped {
-                state.cursor.acquire(consumer, max_messages, lock_ms, now_ms)
+                state.cursor.acquire_below(consumer, max_messages, lock_ms, now_ms, below)
             } else {
                 state.cursor.acquire_regardless_of_groups(consumer, max_messages, lock_ms, now_ms)
             };
@@ -546,9 +576,16 @@ impl Queue {
         Ok(peeked)
     }
 
-    /// A receiver that changes when messages are published; waiting consumers park on it.
+    /// A receiver that changes when messages are published (durable);
+    /// waiting consumers park on it.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.messages.subscribe()
+    }
+
+    /// A receiver that changes when messages are written, durable or not:
+    /// for consumers that acquire with `Visibility::Written`.
+    pub fn subscribe_written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.messages.subscribe_written()
     }
 
     /// Writes a cursor snapshot (if anything changed since the last one)
@@ -649,7 +686,8 @@ impl Queue {
             if next >= range.end {
                 break;
             }
-            let records = match self.messages.read(next, self.config.read_bytes_max, true) {
+            // Written, not only durable: the cursor's end counts written messages.
+            let records = match self.messages.read_written(next, self.config.read_bytes_max, true) {
                 Ok(read) => decode_batches(&read.bytes).unwrap_or_default(),
                 Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => Vec::new(),
                 Err(error) => return Err(error.into()),
@@ -695,7 +733,9 @@ impl Queue {
             let Some(&offset) = offsets.get(next) else {
                 break;
             };
-            let records = match self.messages.read(offset, read_bytes, true) {
+            // Written, not only durable: an acquisition may have taken a
+            // message not yet fsynced (and would archive it as unreadable).
+            let records = match self.messages.read_written(offset, read_bytes, true) {
                 Ok(read) => decode_batches(&read.bytes).unwrap_or_else(|reason| {
                     warn!(queue = %self.dir.display(), offset, %reason, "undecodable message batch");
                     Vec::new()

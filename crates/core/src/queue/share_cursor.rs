@@ -389,16 +389,31 @@ impl ShareCursor {
     /// reported instead of delivered. With message groups, messages of a
     /// group that is held or waiting out a retry delay are passed over.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
-        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups)
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups, u64::MAX)
+    }
+
+    /// [`ShareCursor::acquire`] of offsets below `below` only: for a reader
+    /// that may hand out only durable messages while the end also counts
+    /// messages written but not yet durable (which another reader may take).
+    pub fn acquire_below(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, below: u64) -> Acquisition {
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups, below)
     }
 
     /// [`ShareCursor::acquire`] without the message-group rule: for the
     /// broker's own acquisitions that settle at once (purging).
     pub fn acquire_regardless_of_groups(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
-        self.acquire_with(consumer, max_messages, lock_ms, now_ms, false)
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, false, u64::MAX)
     }
 
-    fn acquire_with(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, grouped: bool) -> Acquisition {
+    fn acquire_with(
+        &mut self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        now_ms: i64,
+        grouped: bool,
+        below: u64,
+    ) -> Acquisition {
         self.expire_locks(now_ms);
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
@@ -420,6 +435,10 @@ impl ShareCursor {
                 (Some(offset), None) | (None, Some(offset)) => offset,
                 (None, None) => break,
             };
+            if offset >= below {
+                // Ready and fresh offsets are taken lowest first: none is left below.
+                break;
+            }
             ready_from = offset + 1;
             if grouped {
                 if offset >= self.groups_known_end {
@@ -788,6 +807,20 @@ mod tests {
 
     fn offsets(acquisition: &Acquisition) -> Vec<u64> {
         acquisition.acquired.iter().map(|acquired| acquired.offset).collect()
+    }
+
+    #[test]
+    fn acquire_below_leaves_offsets_at_or_above_its_bound_to_other_readers() {
+        // End 6 counts messages written but not durable (4 and 5); a reader
+        // that may only see durable ones acquires below 4.
+        let mut cursor = cursor_with(6, None);
+        assert_eq!(offsets(&cursor.acquire_below(ALICE, 10, 1_000, 0, 4)), vec![0, 1, 2, 3]);
+        assert!(cursor.acquire_below(ALICE, 10, 1_000, 0, 4).acquired.is_empty());
+        // A released message above the bound stays for a reader allowed to see it.
+        assert_eq!(offsets(&cursor.acquire(BOB, 1, 1_000, 0)), vec![4]);
+        cursor.release(BOB, 4, 0, 0).expect("release");
+        assert!(cursor.acquire_below(ALICE, 10, 1_000, 0, 4).acquired.is_empty());
+        assert_eq!(offsets(&cursor.acquire_below(ALICE, 10, 1_000, 0, 6)), vec![4, 5]);
     }
 
     #[test]
