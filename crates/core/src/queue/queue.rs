@@ -250,7 +250,7 @@ impl Queue {
     /// once durable, and because reopening the queue after a crash discards
     /// the cursor state (deliveries, acks) of offsets the message log lost,
     /// so messages published later at those offsets are new
-    /// (`a_lost_message_tail_does_not_settle_the_messages_later_published_at_its_offsets`).
+    /// (`acks_of_messages_delivered_before_their_fsync_do_not_settle_what_is_published_at_their_offsets_after_a_loss`).
     pub fn acquire_visible(
         &self,
         consumer: ConsumerId,
@@ -1213,6 +1213,65 @@ mod tests {
             .map(|delivery| (delivery.offset, delivery.delivery_count))
             .collect();
         assert_eq!(got, vec![(0, 1), (1, 1), (2, 1)], "the new messages are new");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn acks_of_messages_delivered_before_their_fsync_do_not_settle_what_is_published_at_their_offsets_after_a_loss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            for index in 0..3 {
+                queue.publish(vec![message(index)]).wait().expect("publish");
+            }
+            // A consumer that may see written messages (AMQP's) takes and acks all three.
+            let taken = queue.acquire_visible(ALICE, 3, 60_000, Visibility::Written).expect("acquire");
+            assert_eq!(taken.messages.len(), 3);
+            for offset in 0..3 {
+                queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
+            }
+            // Dropped without a snapshot: the acks live in the journal only.
+        }
+        // A power loss before the fsync of the last two messages: only the
+        // first batch is on disk, and no clean-shutdown marker or index
+        // vouches for more.
+        let messages = dir.path().join("messages");
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&messages)
+            .expect("messages dir")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        segments.retain(|path| path.extension().is_some_and(|extension| extension == "log"));
+        assert_eq!(segments.len(), 1, "one segment: {segments:?}");
+        let bytes = std::fs::read(&segments[0]).expect("read segment");
+        let first_batch_bytes = 12 + u32::from_be_bytes(bytes[8..12].try_into().expect("batch length")) as u64;
+        let file = std::fs::OpenOptions::new().write(true).open(&segments[0]).expect("open segment");
+        file.set_len(first_batch_bytes).expect("cut the unsynced tail");
+        for entry in std::fs::read_dir(&messages).expect("messages dir").filter_map(Result::ok) {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "index" || extension == "timeindex")
+                || path.file_name().is_some_and(|name| name == ".clean-shutdown")
+            {
+                std::fs::remove_file(&path).expect("remove");
+            }
+        }
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            assert_eq!(queue.end(), 1, "the log recovered its durable prefix");
+            assert_eq!(queue.settled_below(), 1, "the ack of the message that survived stands");
+            for index in 10..12 {
+                queue.publish(vec![message(index)]).wait().expect("publish");
+            }
+        }
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        let deliveries = queue.acquire_visible(BOB, 10, 60_000, Visibility::Written).expect("acquire");
+        assert_eq!(
+            summary(&deliveries.messages),
+            vec![(1, 1, b"message 10".to_vec()), (2, 1, b"message 11".to_vec())],
+            "the messages published at the lost offsets are new, not settled by the old acks"
+        );
         queue.close().expect("close");
     }
 
