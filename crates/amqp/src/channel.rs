@@ -18,7 +18,7 @@ use conveyor_core::Broker;
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::messaging::{DeathReason, Storing};
-use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable};
+use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Visibility};
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -183,10 +183,40 @@ type StoreWork = (Option<u64>, Confirm, Option<Instant>);
 
 /// What a publisher confirm waits for.
 enum Confirm {
-    /// Every queue and topic the message was routed to.
-    Durable(Vec<Stored>),
-    /// Unroutable: confirmed at once, as RabbitMQ does.
+    /// Every queue and topic the message was routed to, those not stored
+    /// yet; and whether every append so far succeeded.
+    Durable(Vec<Stored>, bool),
+    /// Unroutable: confirmed at once, as RabbitMQ does; also what a
+    /// `Durable` becomes once all its appends succeeded.
     Now,
+}
+
+impl Confirm {
+    /// Polls the appends still pending, dropping those that finished (a
+    /// failure is logged and remembered); ready with whether all succeeded.
+    fn poll_stored(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+        let Confirm::Durable(appends, all) = self else {
+            return std::task::Poll::Ready(true);
+        };
+        appends.retain_mut(|append| match append.as_mut().poll(cx) {
+            std::task::Poll::Pending => true,
+            std::task::Poll::Ready(result) => {
+                if let Err(error) = result {
+                    warn!(%error, "a published message could not be stored");
+                    *all = false;
+                }
+                false
+            }
+        });
+        if !appends.is_empty() {
+            return std::task::Poll::Pending;
+        }
+        let all = *all;
+        if all {
+            *self = Confirm::Now;
+        }
+        std::task::Poll::Ready(all)
+    }
 }
 
 impl Channel {
@@ -658,7 +688,7 @@ impl Channel {
                     Err(error) => appends.push(Box::pin(std::future::ready(Err(error.to_string())))),
                 }
             }
-            Confirm::Durable(appends)
+            Confirm::Durable(appends, true)
         };
         let confirm_tag = self.confirm_next;
         if let Some(next) = self.confirm_next.as_mut() {
@@ -774,10 +804,11 @@ impl Channel {
         let consumer = declared.new_consumer();
         let acquiring = Arc::clone(&declared);
         let broker = Arc::clone(&context.broker);
-        let deliveries = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, 1, DELIVERY_LOCK_MS))
-            .await
-            .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
-            .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
+        let deliveries =
+            tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, 1, DELIVERY_LOCK_MS, Visibility::Written))
+                .await
+                .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
+                .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
         let (deliveries, dead) = (deliveries.messages, deliveries.dead_letters);
         for append in dead {
             if let Err(error) = append.await {
@@ -827,7 +858,7 @@ impl Channel {
         self.published += 1;
         let _ = self
             .stores
-            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect()), None));
+            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect(), true), None));
     }
 
     /// Removes the deliveries an ack, nack or reject names.
@@ -1089,52 +1120,74 @@ fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message)
 }
 
 /// Awaits each publish's appends in order; sends its confirm when the
-/// channel is in confirm mode; counts it stored and times it.
+/// channel is in confirm mode; counts it stored and times it. Publishes that
+/// are already stored when the one before them is (the log group-commits
+/// them together) are confirmed with a single `basic.ack` with `multiple`
+/// set, as RabbitMQ does: one frame instead of one per publish.
 async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<StoreWork>, stored: watch::Sender<u64>) {
     let mut count = 0u64;
-    while let Some((confirm_tag, confirm, started)) = pending.recv().await {
-        let durable = match confirm {
-            Confirm::Now => true,
-            Confirm::Durable(appends) => {
-                let mut all = true;
-                for append in appends {
-                    if let Err(error) = append.await {
-                        warn!(%error, "a published message could not be stored");
-                        all = false;
-                    }
-                }
-                all
+    // A publish taken from the queue that was not stored yet: the next to await.
+    let mut held: Option<StoreWork> = None;
+    loop {
+        let next = match held.take() {
+            Some(work) => Some(work),
+            None => pending.recv().await,
+        };
+        let Some((mut confirm_tag, mut confirm, mut started)) = next else {
+            return;
+        };
+        // Acks not sent yet: the first and last confirm tag of the run.
+        let mut acks: Option<(u64, u64)> = None;
+        let mut frames = Vec::new();
+        loop {
+            let durable = std::future::poll_fn(|cx| confirm.poll_stored(cx)).await;
+            if let Some(started) = started {
+                // A publish has no reply: its latency is until it is stored (and
+                // confirmed). Recorded before anything on the channel can see it stored.
+                shared.broker.stats().request_served("amqp", "basic.publish", started.elapsed());
             }
-        };
-        if let Some(started) = started {
-            // A publish has no reply: its latency is until it is stored (and
-            // confirmed). Recorded before anything on the channel can see it stored.
-            shared.broker.stats().request_served("amqp", "basic.publish", started.elapsed());
+            count += 1;
+            match (confirm_tag, durable) {
+                (Some(tag), true) => acks = Some((acks.map_or(tag, |(first, _)| first), tag)),
+                (Some(delivery_tag), false) => {
+                    frames.extend(acks.take().map(|run| confirm_frame(&shared, run)));
+                    let nack = basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag,
+                        multiple: false,
+                        requeue: false,
+                    });
+                    frames.push(AMQPFrame::Method(shared.id, AMQPClass::Basic(nack)));
+                }
+                (None, _) => {}
+            }
+            // Take the next publish only if it is stored already.
+            let Ok(mut work) = pending.try_recv() else { break };
+            if work
+                .1
+                .poll_stored(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+                .is_pending()
+            {
+                held = Some(work);
+                break;
+            }
+            // Stored: its result is kept in `work.1`, so the await above is immediate.
+            (confirm_tag, confirm, started) = (work.0, std::mem::replace(&mut work.1, Confirm::Now), work.2);
         }
-        count += 1;
         stored.send_replace(count);
-        let Some(delivery_tag) = confirm_tag else { continue };
-        let method = if durable {
-            basic::AMQPMethod::Ack(basic::Ack {
-                delivery_tag,
-                multiple: false,
-            })
-        } else {
-            basic::AMQPMethod::Nack(basic::Nack {
-                delivery_tag,
-                multiple: false,
-                requeue: false,
-            })
-        };
-        if shared
-            .out
-            .send(frame::encode(&[AMQPFrame::Method(shared.id, AMQPClass::Basic(method))]))
-            .await
-            .is_err()
-        {
+        frames.extend(acks.map(|run| confirm_frame(&shared, run)));
+        if !frames.is_empty() && shared.out.send(frame::encode(&frames)).await.is_err() {
             return;
         }
     }
+}
+
+/// The `basic.ack` confirming the run of publishes `first..=last`.
+fn confirm_frame(shared: &Shared, (first, last): (u64, u64)) -> AMQPFrame {
+    let ack = basic::AMQPMethod::Ack(basic::Ack {
+        delivery_tag: last,
+        multiple: last > first,
+    });
+    AMQPFrame::Method(shared.id, AMQPClass::Basic(ack))
 }
 
 /// A consumer's delivery loop: acquires what its prefetch window allows and
@@ -1157,7 +1210,9 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         tag,
         no_ack,
     } = delivering;
-    let mut high_watermark = declared.queue.subscribe();
+    // Messages are delivered once written, before their fsync, as RabbitMQ
+    // does (only the publisher's confirm waits for the disk).
+    let mut high_watermark = declared.queue.subscribe_written();
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
         let available = declared.available();
@@ -1199,7 +1254,9 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         }
         if room > 0 && !outranked {
             let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
-            let acquired = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS)).await;
+            let acquired =
+                tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS, Visibility::Written))
+                    .await;
             let acquired = match acquired {
                 Ok(Ok(live)) => Ok(live),
                 Ok(Err(error)) => Err(error.to_string()),

@@ -471,9 +471,17 @@ impl Connection {
     }
 }
 
+/// Bytes of queued frames gathered into one write.
+const WRITE_BYTES_MAX: usize = 64 * 1024;
+
 /// Writes outgoing frames; sends a heartbeat after a quiet half-interval.
+/// Frames already queued when one is taken go out in the same write (up to
+/// `WRITE_BYTES_MAX`): one `send` for a burst of deliveries or confirms
+/// instead of one per frame.
 async fn write_frames<S: AsyncWrite>(mut writer: WriteHalf<S>, mut outbox: mpsc::Receiver<Bytes>, heartbeat: watch::Receiver<u16>) {
     let heartbeat_frame = frame::encode(&[AMQPFrame::Heartbeat]);
+    // Grows to what bursts need (at most about twice `WRITE_BYTES_MAX`), as the read buffer is 64 KiB.
+    let mut gathered = Vec::new();
     loop {
         let interval_s = *heartbeat.borrow();
         let next = if interval_s == 0 {
@@ -485,7 +493,18 @@ async fn write_frames<S: AsyncWrite>(mut writer: WriteHalf<S>, mut outbox: mpsc:
             }
         };
         let Some(bytes) = next else { break };
-        if writer.write_all(&bytes).await.is_err() {
+        let written = if bytes.len() >= WRITE_BYTES_MAX {
+            writer.write_all(&bytes).await
+        } else {
+            gathered.clear();
+            gathered.extend_from_slice(&bytes);
+            while gathered.len() < WRITE_BYTES_MAX {
+                let Ok(more) = outbox.try_recv() else { break };
+                gathered.extend_from_slice(&more);
+            }
+            writer.write_all(&gathered).await
+        };
+        if written.is_err() {
             return;
         }
     }

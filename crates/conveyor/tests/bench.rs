@@ -14,6 +14,11 @@ const BENCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `conveyor bench <args> --json --quiet` and returns its phases by name.
 fn bench(server: &Server, args: &[&str]) -> Vec<Value> {
+    bench_against(args, &|| server.logs().join("\n"))
+}
+
+/// [`bench`] against any server; `server_log` says what it logged, for failures.
+fn bench_against(args: &[&str], server_log: &dyn Fn() -> String) -> Vec<Value> {
     let mut child = Command::new(binary())
         .arg("bench")
         .args(args)
@@ -34,8 +39,8 @@ fn bench(server: &Server, args: &[&str]) -> Vec<Value> {
     match status {
         Some(status) if status.success() => {}
         other => panic!(
-            "conveyor bench {args:?} ended with {other:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- broker log\n{}",
-            server.logs().join("\n")
+            "conveyor bench {args:?} ended with {other:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- server log\n{}",
+            server_log()
         ),
     }
     let phases: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("bench JSON: {error}: {stdout}"));
@@ -79,4 +84,79 @@ fn bench_sqs_sends_receives_and_deletes_every_message_and_measures_long_poll_lat
     assert_eq!(latency["messages"], 50);
     assert_eq!(latency["latency_ms"]["samples"], 50);
     assert!(latency["latency_ms"]["p99"].as_f64().is_some_and(|p99| p99 > 0.0));
+}
+
+#[test]
+fn bench_amqp_publishes_consumes_and_drains_every_message_and_measures_latency() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
+    let phases = bench(
+        &server,
+        &[
+            "amqp",
+            "--url",
+            &url,
+            "--messages",
+            "300",
+            "--message-bytes",
+            "100",
+            "--in-flight",
+            "50",
+            "--consumers",
+            "2",
+            "--latency-rate",
+            "100",
+            "--latency-seconds",
+            "1",
+        ],
+    );
+    // The bench fails unless every publish is confirmed and every message consumed.
+    assert_eq!(phase(&phases, "publish")["messages"], 300);
+    assert_eq!(phase(&phases, "consume")["messages"], 300);
+    assert_eq!(phase(&phases, "work queue x2")["messages"], 300);
+    let latency = phase(&phases, "e2e @ 100/s");
+    assert_eq!(latency["latency_ms"]["samples"], 100);
+}
+
+#[test]
+fn bench_amqp_publish_only_runs_against_the_no_op_sink_which_confirms_every_publish() {
+    let port = support::free_port();
+    let mut sink = Stopped(
+        Command::new(binary())
+            .args(["bench", "amqp-sink", "--addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn conveyor bench amqp-sink"),
+    );
+    let sink_stdout = forward_lines(sink.0.stdout.take().expect("stdout"));
+    let sink_stderr = forward_lines(sink.0.stderr.take().expect("stderr"));
+    // Bounded: the sink listens within seconds or the test fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the sink did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let logs = || {
+        let lines: Vec<String> = sink_stdout.try_iter().chain(sink_stderr.try_iter()).collect();
+        lines.join("\n")
+    };
+    let phases = bench_against(
+        &["amqp", "--url", &url, "--messages", "2000", "--in-flight", "100", "--publish-only"],
+        &logs,
+    );
+    drop(sink);
+    assert_eq!(phases.len(), 1, "only the publish phase: {phases:?}");
+    assert_eq!(phase(&phases, "publish")["messages"], 2000);
+}
+
+/// A child process killed (and reaped) when dropped, even by a failing test.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

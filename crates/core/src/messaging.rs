@@ -16,7 +16,9 @@ use tracing::{debug, warn};
 use crate::broker::Broker;
 use crate::error::{CoreError, Result};
 use crate::queue::policy::headers;
-use crate::queue::{Claim, ConsumerId, DeclaredQueue, Deduplicated, Delivery, Durable, Original, Overflow, QueuePolicy, deduplication};
+use crate::queue::{
+    Claim, ConsumerId, DeclaredQueue, Deduplicated, Delivery, Durable, Original, Overflow, QueuePolicy, Visibility, deduplication,
+};
 
 /// A lock long enough for the broker's own short-lived acquisitions.
 const INTERNAL_LOCK_MS: i64 = 60_000;
@@ -350,12 +352,22 @@ impl Broker {
     /// Acquires up to `max` messages for `consumer`, dead-lettering those
     /// past their TTL or the delivery limit instead of handing them out, and
     /// removing those past the queue's retention. Blocking (reads the log).
-    pub fn acquire_live(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, consumer: ConsumerId, max: usize, lock_ms: i64) -> Result<Live> {
+    /// `visibility` says whether messages written but not yet durable may
+    /// be handed out (AMQP consumers, as in RabbitMQ) or only durable ones
+    /// (SQS receives, and the broker's own moves). See [`Queue::acquire_visible`](crate::queue::Queue::acquire_visible).
+    pub fn acquire_live(
+        self: &Arc<Self>,
+        declared: &Arc<DeclaredQueue>,
+        consumer: ConsumerId,
+        max: usize,
+        lock_ms: i64,
+        visibility: Visibility,
+    ) -> Result<Live> {
         declared.touch(self.clock().now_ms());
         let mut dead_letters = Vec::new();
         let mut last_durable = None;
         for _ in 0..EXPIRED_ROUNDS_MAX {
-            let deliveries = declared.queue.acquire(consumer, max, lock_ms)?;
+            let deliveries = declared.queue.acquire_visible(consumer, max, lock_ms, visibility)?;
             // A queue's journal appends complete in order: the latest stands for all.
             last_durable = Some(deliveries.durable);
             let mut dead = 0;
@@ -582,7 +594,9 @@ mod tests {
         clock.advance_ms(30_000);
 
         let consumer = queue.new_consumer();
-        let live = broker.acquire_live(&queue, consumer, 10, 1000).expect("acquire");
+        let live = broker
+            .acquire_live(&queue, consumer, 10, 1000, Visibility::Durable)
+            .expect("acquire");
         let values: Vec<&[u8]> = live
             .messages
             .iter()
@@ -596,7 +610,9 @@ mod tests {
 
         queue.queue.release_all(consumer);
         clock.advance_ms(30_000);
-        let again = broker.acquire_live(&queue, queue.new_consumer(), 10, 1000).expect("acquire");
+        let again = broker
+            .acquire_live(&queue, queue.new_consumer(), 10, 1000, Visibility::Durable)
+            .expect("acquire");
         assert!(again.messages.is_empty(), "now the other one is past retention too");
         assert_eq!(queue.queue.available_count(), 0, "and removed");
 

@@ -137,7 +137,9 @@ mod tests {
         clock.advance_ms(999);
         assert!(broker.expire_unused_queues().await.is_empty(), "nothing is due yet");
         let reader = read.new_consumer();
-        broker.acquire_live(&read, reader, 1, 1000).expect("a get counts as a use");
+        broker
+            .acquire_live(&read, reader, 1, 1000, crate::queue::Visibility::Durable)
+            .expect("a get counts as a use");
         clock.advance_ms(1);
         assert_eq!(broker.expire_unused_queues().await, ["idle"]);
         assert!(broker.queue("idle").is_none());

@@ -83,7 +83,7 @@ impl Redrive {
         }
         let live = {
             let (broker, source, consumer) = (Arc::clone(&self.broker), Arc::clone(&self.source), self.consumer);
-            tokio::task::spawn_blocking(move || broker.acquire_live(&source, consumer, wanted, LOCK_MS))
+            tokio::task::spawn_blocking(move || broker.acquire_live(&source, consumer, wanted, LOCK_MS, crate::queue::Visibility::Durable))
                 .await
                 .map_err(|_| CoreError::ShuttingDown)??
         };

@@ -29,4 +29,4 @@ mod writer;
 
 pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, Appending, Log, ReadOutcome};
+pub use log::{AppendInfo, Appending, Log, ReadOutcome, Visibility};

@@ -43,6 +43,15 @@ pub struct AppendInfo {
     pub log_append_time_ms: Option<i64>,
 }
 
+/// How far a read goes: durable records only, or written ones too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Up to the high watermark (under `always`, fsynced).
+    Durable,
+    /// Up to [`Log::written`]: also records not yet fsynced.
+    Written,
+}
+
 /// The result of a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadOutcome {
@@ -82,6 +91,10 @@ pub(crate) struct Shared {
     pub view: ArcSwap<LogView>,
     /// Offset after the last committed record.
     pub high_watermark: watch::Sender<u64>,
+    /// Offset after the last record written to the file, fsynced or not: the
+    /// high watermark, or ahead of it between a write and its fsync under
+    /// `always`.
+    pub written: watch::Sender<u64>,
     pub writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -132,6 +145,7 @@ impl Log {
         // shorter than its persisted start; the start never passes the end.
         let start_floor = start_floor.min(next_offset);
         let (high_watermark, _) = watch::channel(next_offset);
+        let (written, _) = watch::channel(next_offset);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             view: ArcSwap::from_pointee(LogView {
@@ -139,6 +153,7 @@ impl Log {
                 start_floor,
             }),
             high_watermark,
+            written,
             writer_thread: Mutex::new(None),
         });
         let (commands, receiver) = mpsc::channel();
@@ -185,7 +200,23 @@ impl Log {
     /// unless the first batch alone is bigger and `min_one` is set (Kafka's
     /// KIP-74 rule). Reads never wait for or block the writer.
     pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<ReadOutcome> {
-        let high_watermark = self.high_watermark();
+        self.read_up_to(offset, max_bytes, min_one, Visibility::Durable)
+    }
+
+    /// [`Log::read`] that also serves records written but not yet durable
+    /// (up to [`Log::written`] rather than the high watermark): for readers
+    /// that may hand a message out before it is on disk, as RabbitMQ does.
+    /// Whoever acknowledges such a record must cope with it being lost in a
+    /// crash (the outcome's `high_watermark` is then the written end).
+    pub fn read_written(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<ReadOutcome> {
+        self.read_up_to(offset, max_bytes, min_one, Visibility::Written)
+    }
+
+    fn read_up_to(&self, offset: u64, max_bytes: usize, min_one: bool, visibility: Visibility) -> Result<ReadOutcome> {
+        let high_watermark = match visibility {
+            Visibility::Durable => self.high_watermark(),
+            Visibility::Written => self.written(),
+        };
         let view = self.inner.shared.view.load();
         let log_start_offset = view.start_offset();
         if offset < log_start_offset || offset > high_watermark {
@@ -213,10 +244,18 @@ impl Log {
         // when its first batch exceeds `max_bytes` without `min_one`: moving
         // on would serve a later batch that does not contain `offset`.
         for segment in &view.segments[first..] {
-            if segment.next_offset() <= offset {
+            let next_offset = match visibility {
+                Visibility::Durable => segment.next_offset(),
+                Visibility::Written => segment.written_next_offset(),
+            };
+            if next_offset <= offset {
                 continue;
             }
-            outcome.bytes = segment.read(offset.max(segment.base_offset), max_bytes, min_one)?;
+            let from = offset.max(segment.base_offset);
+            outcome.bytes = match visibility {
+                Visibility::Durable => segment.read(from, max_bytes, min_one)?,
+                Visibility::Written => segment.read_written(from, max_bytes, min_one)?,
+            };
             break;
         }
         Ok(outcome)
@@ -246,6 +285,17 @@ impl Log {
     /// consumers park on it.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.shared.high_watermark.subscribe()
+    }
+
+    /// Offset after the last record written, durable or not (at least the
+    /// high watermark); what [`Log::read_written`] reads up to.
+    pub fn written(&self) -> u64 {
+        *self.inner.shared.written.borrow()
+    }
+
+    /// A receiver that changes whenever [`Log::written`] moves.
+    pub fn subscribe_written(&self) -> watch::Receiver<u64> {
+        self.inner.shared.written.subscribe()
     }
 
     pub fn start_offset(&self) -> u64 {

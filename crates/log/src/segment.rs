@@ -34,6 +34,12 @@ pub struct Segment {
     next_offset: AtomicU64,
     /// Largest batch max-timestamp committed; `i64::MIN` when empty.
     max_timestamp_ms: AtomicI64,
+    /// Bytes written to the file (in the page cache), at least
+    /// `committed_bytes`: ahead of it only between a write and its fsync
+    /// under `always`. Only [`Segment::read_written`] reads that far.
+    written_bytes: AtomicU64,
+    /// Offset after the last written batch.
+    written_next_offset: AtomicU64,
     index: RwLock<SegmentIndex>,
     /// Set once a damaged offset-index entry has been reported, so a damaged
     /// index warns once rather than on every read.
@@ -94,6 +100,8 @@ impl Segment {
             committed_bytes: AtomicU64::new(committed_bytes),
             next_offset: AtomicU64::new(next_offset),
             max_timestamp_ms: AtomicI64::new(max_timestamp_ms),
+            written_bytes: AtomicU64::new(committed_bytes),
+            written_next_offset: AtomicU64::new(next_offset),
             index: RwLock::new(index),
             index_damage_reported: AtomicBool::new(false),
         }
@@ -120,6 +128,19 @@ impl Segment {
         self.max_timestamp_ms.fetch_max(max_timestamp_ms, Ordering::AcqRel);
         self.next_offset.store(next_offset, Ordering::Release);
         self.committed_bytes.store(committed_bytes, Ordering::Release);
+        self.publish_written(committed_bytes, next_offset);
+    }
+
+    /// Publishes bytes written but not yet fsynced to [`Segment::read_written`]
+    /// only. Only the writer calls this.
+    pub fn publish_written(&self, written_bytes: u64, next_offset: u64) {
+        self.written_next_offset.fetch_max(next_offset, Ordering::AcqRel);
+        self.written_bytes.fetch_max(written_bytes, Ordering::AcqRel);
+    }
+
+    /// Offset after the last written batch (committed or not).
+    pub fn written_next_offset(&self) -> u64 {
+        self.written_next_offset.load(Ordering::Acquire)
     }
 
     pub fn push_index(&self, offset: Option<OffsetEntry>, time: Option<TimeEntry>) {
@@ -197,7 +218,11 @@ impl Segment {
     /// default), so with 100-byte batches a lookup walked up to ~25 headers,
     /// and those syscalls cost as much as a tenth of a 1 MiB sequential read.
     pub fn find(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
-        let limit = self.committed_bytes();
+        self.find_below(offset, self.committed_bytes())
+    }
+
+    /// [`Segment::find`] among the first `limit` bytes (committed or written).
+    fn find_below(&self, offset: u64, limit: u64) -> Result<Option<(u64, BatchHeader)>> {
         let entry = self.index.read().position_floor(self.relative(offset));
         let mut position = u64::from(entry.position);
         if position != 0 {
@@ -252,10 +277,18 @@ impl Segment {
     /// up to `max_bytes`; the first batch is returned whole even when larger
     /// if `min_one` is set.
     pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
-        let Some((position, first)) = self.find(offset)? else {
+        self.read_below(offset, max_bytes, min_one, self.committed_bytes())
+    }
+
+    /// [`Segment::read`] of written batches, fsynced or not.
+    pub fn read_written(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+        self.read_below(offset, max_bytes, min_one, self.written_bytes.load(Ordering::Acquire))
+    }
+
+    fn read_below(&self, offset: u64, max_bytes: usize, min_one: bool, limit: u64) -> Result<Bytes> {
+        let Some((position, first)) = self.find_below(offset, limit)? else {
             return Ok(Bytes::new());
         };
-        let limit = self.committed_bytes();
         let available = (limit - position) as usize;
         let first_bytes = first.total_bytes();
         let wanted = if first_bytes > max_bytes {
@@ -547,5 +580,51 @@ impl IndexBuilder {
     pub fn finish(mut self) -> SegmentIndex {
         self.seal();
         self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchBuilder, Record};
+
+    /// One batch of one record at offset `base_offset`.
+    fn batch(base_offset: u64) -> Bytes {
+        let mut builder = BatchBuilder::new(0);
+        builder.push(Record::new(None, Some(format!("record {base_offset}").into_bytes())));
+        let mut bytes = builder.build().to_vec();
+        batch::set_base_offset(&mut bytes, base_offset as i64);
+        Bytes::from(bytes)
+    }
+
+    #[test]
+    fn written_batches_are_read_only_by_read_written_until_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = Segment::create(dir.path(), 0).expect("create");
+        let (first, second) = (batch(0), batch(1));
+        segment.file().write_all_at(&first, 0).expect("write");
+        segment.commit(first.len() as u64, 1, 0);
+        // The second batch is in the file (the page cache) but not fsynced:
+        // written, not committed, as between the writer's write and fsync.
+        let end = (first.len() + second.len()) as u64;
+        segment.file().write_all_at(&second, first.len() as u64).expect("write");
+        segment.publish_written(end, 2);
+        assert_eq!(segment.next_offset(), 1);
+        assert_eq!(segment.written_next_offset(), 2);
+        assert_eq!(
+            segment.read(0, 1 << 20, true).expect("read"),
+            first,
+            "read stops at the committed end"
+        );
+        assert!(segment.read(1, 1 << 20, true).expect("read").is_empty());
+        let written = segment.read_written(0, 1 << 20, true).expect("read written");
+        assert_eq!(written.len() as u64, end, "read_written serves the written batch too");
+        assert_eq!(segment.read_written(1, 1 << 20, true).expect("read written"), second);
+        // Committing (after the fsync) makes it readable to everyone; the
+        // written end never moves back.
+        segment.commit(end, 2, 0);
+        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), second);
+        segment.publish_written(first.len() as u64, 1);
+        assert_eq!(segment.written_next_offset(), 2);
     }
 }

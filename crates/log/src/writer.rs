@@ -339,6 +339,10 @@ impl Writer {
         let mut result = write_all_vectored_at(active.file(), &mut slices, self.active_bytes).map_err(|error| ("write", error));
         drop(slices);
         if result.is_ok() && self.config.durability == Durability::Always {
+            // Readable by `read_written` while the fsync runs (the page
+            // cache has the bytes); acknowledged and committed only after.
+            active.publish_written(self.active_bytes + self.group_bytes as u64, self.next_offset);
+            self.shared.written.send_replace(self.next_offset);
             result = sync_data(active.file()).map_err(|error| ("fdatasync", error));
             self.last_sync = Instant::now();
         }
@@ -357,6 +361,11 @@ impl Writer {
         }
         active.commit(self.active_bytes, self.next_offset, self.buffered_max_timestamp_ms);
         self.buffered_max_timestamp_ms = i64::MIN;
+        self.shared.written.send_if_modified(|written| {
+            let moved = *written < self.next_offset;
+            *written = (*written).max(self.next_offset);
+            moved
+        });
         self.shared.high_watermark.send_replace(self.next_offset);
         let log_start_offset = self.start_offset();
         for mut pending in self.pending.drain(..) {

@@ -60,6 +60,9 @@ pub struct AmqpBenchArgs {
     /// Length of the latency phase in seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// Only the publish phase (what `conveyor bench amqp-sink`, the no-op server, can serve).
+    #[arg(long)]
+    pub publish_only: bool,
     #[command(flatten)]
     pub output: report::Output,
 }
@@ -85,6 +88,12 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
     let published = tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "publish")).await??;
     let published_count = published.messages;
     phases.push(published);
+    if args.publish_only {
+        delete(&admin_channel, &queue).await?;
+        close(&admin).await;
+        report::print(&summary(args), &phases, args.output.json);
+        return Ok(());
+    }
     let consumed = tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, 1, published_count, "consume")).await??;
     phases.push(consumed);
     delete(&admin_channel, &queue).await?;
@@ -108,22 +117,23 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
         delete(&admin_channel, &queue).await?;
     }
     close(&admin).await;
-
-    report::print(
-        &format!(
-            "conveyor bench amqp: {} persistent msgs of {} B, confirms with {} in flight x {} publisher(s), prefetch {}, per-message acks, {} work-queue consumer(s), broker {}",
-            args.messages,
-            args.message_bytes,
-            args.in_flight,
-            args.publishers,
-            args.prefetch,
-            args.consumers,
-            redacted(&args.url)
-        ),
-        &phases,
-        args.output.json,
-    );
+    report::print(&summary(args), &phases, args.output.json);
     Ok(())
+}
+
+/// The report's title: the workload and the broker.
+fn summary(args: &AmqpBenchArgs) -> String {
+    format!(
+        "conveyor bench amqp: {} persistent msgs of {} B, confirms with {} in flight x {} publisher(s), prefetch {}, per-message acks, {} work-queue consumer(s){}, broker {}",
+        args.messages,
+        args.message_bytes,
+        args.in_flight,
+        args.publishers,
+        args.prefetch,
+        args.consumers,
+        if args.publish_only { ", publish only" } else { "" },
+        redacted(&args.url)
+    )
 }
 
 /// The URL without its password, for messages.

@@ -3,6 +3,7 @@
 //! same machine with the same client.
 
 pub mod amqp;
+pub mod amqp_sink;
 pub mod disk;
 pub mod kafka;
 pub mod report;
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     Kafka(kafka::KafkaBenchArgs),
     /// AMQP 0-9-1 publish (with confirms), consume, work-queue throughput and end-to-end latency against any AMQP 0-9-1 broker.
     Amqp(amqp::AmqpBenchArgs),
+    /// A no-op AMQP 0-9-1 server that confirms every publish at once: the ceiling of `bench amqp --publish-only` on this machine.
+    AmqpSink(amqp_sink::AmqpSinkArgs),
     /// SQS send and receive-and-delete throughput with batches and concurrent clients, and long-polling receive latency, against any SQS-compatible endpoint.
     Sqs(sqs::SqsBenchArgs),
 }
@@ -25,6 +28,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Kafka(args) => runtime.block_on(kafka::run(args)),
         BenchCommand::Amqp(args) => runtime.block_on(amqp::run(args)),
+        BenchCommand::AmqpSink(args) => runtime.block_on(amqp_sink::run(args)),
         BenchCommand::Sqs(args) => runtime.block_on(sqs::run(args)),
     }
 }

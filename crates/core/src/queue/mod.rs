@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 pub use declared::DeclaredQueue;
 pub mod deduplication;
+pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
 pub use policy::{Overflow, QueuePolicy};
 pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use conveyor_log::clock::Clock;
 use conveyor_log::record::{BatchBuilder, Record};
-use conveyor_log::{Appending, Log, LogConfig};
+use conveyor_log::{Appending, Log, LogConfig, Visibility};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
@@ -249,16 +249,46 @@ impl Queue {
     /// for `lock_ms`. Messages past the delivery limit
     /// come back in `dead_letters` instead.
     pub fn acquire(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
-        self.acquire_with(consumer, max_messages, lock_ms, true)
+        self.acquire_with(consumer, max_messages, lock_ms, true, Visibility::Durable)
+    }
+
+    /// [`Queue::acquire`] that may also hand out messages written but not
+    /// yet durable (`Visibility::Written`), as RabbitMQ delivers a persistent
+    /// message before its fsync. Sound because publishers are confirmed only
+    /// once durable, and because reopening the queue after a crash discards
+    /// the cursor state (deliveries, acks) of offsets the message log lost,
+    /// so messages published later at those offsets are new
+    /// (`acks_of_messages_delivered_before_their_fsync_do_not_settle_what_is_published_at_their_offsets_after_a_loss`).
+    pub fn acquire_visible(
+        &self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        visibility: Visibility,
+    ) -> Result<Deliveries, QueueError> {
+        self.acquire_with(consumer, max_messages, lock_ms, true, visibility)
     }
 
     /// [`Queue::acquire`] without the message-group rule, for the broker's
     /// own acquisitions that settle at once (purging a queue).
     pub fn acquire_regardless_of_groups(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> Result<Deliveries, QueueError> {
-        self.acquire_with(consumer, max_messages, lock_ms, false)
+        self.acquire_with(consumer, max_messages, lock_ms, false, Visibility::Durable)
     }
 
-    fn acquire_with(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, grouped: bool) -> Result<Deliveries, QueueError> {
+    fn acquire_with(
+        &self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        grouped: bool,
+        visibility: Visibility,
+    ) -> Result<Deliveries, QueueError> {
+        // The cursor's end counts written messages (so a consumer allowed to
+        // see them can take them); `below` keeps the others to durable ones.
+        let below = match visibility {
+            Visibility::Durable => self.messages.high_watermark(),
+            Visibility::Written => u64::MAX,
+        };
         // The whole in-flight window is learned before acquiring: a priority
         // ranks every message there, and a message left unknown would wait
         // for a later call that a parked consumer might never make. Each
@@ -268,7 +298,7 @@ impl Queue {
             let wanted = {
                 let mut state = self.state.lock();
                 state.cursor.truncate_to(self.messages.start_offset());
-                state.cursor.set_end(self.messages.high_watermark());
+                state.cursor.set_end(self.messages.written());
                 state.cursor.order_wanted()
             };
             let Some(range) = wanted else { break };
@@ -282,7 +312,7 @@ impl Queue {
         let (acquisition, durable, first_delivered_ms) = {
             let mut state = self.state.lock();
             let acquisition = if grouped {
-                state.cursor.acquire(consumer, max_messages, lock_ms, now_ms)
+                state.cursor.acquire_below(consumer, max_messages, lock_ms, now_ms, below)
             } else {
                 state.cursor.acquire_regardless_of_groups(consumer, max_messages, lock_ms, now_ms)
             };
@@ -560,9 +590,16 @@ impl Queue {
         Ok(peeked)
     }
 
-    /// A receiver that changes when messages are published; waiting consumers park on it.
+    /// A receiver that changes when messages are published (durable);
+    /// waiting consumers park on it.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.messages.subscribe()
+    }
+
+    /// A receiver that changes when messages are written, durable or not:
+    /// for consumers that acquire with `Visibility::Written`.
+    pub fn subscribe_written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.messages.subscribe_written()
     }
 
     /// Writes a cursor snapshot (if anything changed since the last one)
@@ -664,7 +701,8 @@ impl Queue {
             if next >= range.end {
                 break;
             }
-            let records = match self.messages.read(next, self.config.read_bytes_max, true) {
+            // Written, not only durable: the cursor's end counts written messages.
+            let records = match self.messages.read_written(next, self.config.read_bytes_max, true) {
                 Ok(read) => decode_batches(&read.bytes).unwrap_or_default(),
                 Err(conveyor_log::LogError::OffsetOutOfRange { .. }) => Vec::new(),
                 Err(error) => return Err(error.into()),
@@ -724,7 +762,9 @@ impl Queue {
             let Some(&offset) = offsets.get(next) else {
                 break;
             };
-            let records = match self.messages.read(offset, read_bytes, true) {
+            // Written, not only durable: an acquisition may have taken a
+            // message not yet fsynced (and would archive it as unreadable).
+            let records = match self.messages.read_written(offset, read_bytes, true) {
                 Ok(read) => decode_batches(&read.bytes).unwrap_or_else(|reason| {
                     warn!(queue = %self.dir.display(), offset, %reason, "undecodable message batch");
                     Vec::new()
@@ -1270,6 +1310,65 @@ mod tests {
             .map(|delivery| (delivery.offset, delivery.delivery_count))
             .collect();
         assert_eq!(got, vec![(0, 1), (1, 1), (2, 1)], "the new messages are new");
+        queue.close().expect("close");
+    }
+
+    #[test]
+    fn acks_of_messages_delivered_before_their_fsync_do_not_settle_what_is_published_at_their_offsets_after_a_loss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            for index in 0..3 {
+                queue.publish(vec![message(index)]).wait().expect("publish");
+            }
+            // A consumer that may see written messages (AMQP's) takes and acks all three.
+            let taken = queue.acquire_visible(ALICE, 3, 60_000, Visibility::Written).expect("acquire");
+            assert_eq!(taken.messages.len(), 3);
+            for offset in 0..3 {
+                queue.ack(ALICE, offset).expect("ack").wait().expect("durable");
+            }
+            // Dropped without a snapshot: the acks live in the journal only.
+        }
+        // A power loss before the fsync of the last two messages: only the
+        // first batch is on disk, and no clean-shutdown marker or index
+        // vouches for more.
+        let messages = dir.path().join("messages");
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&messages)
+            .expect("messages dir")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        segments.retain(|path| path.extension().is_some_and(|extension| extension == "log"));
+        assert_eq!(segments.len(), 1, "one segment: {segments:?}");
+        let bytes = std::fs::read(&segments[0]).expect("read segment");
+        let first_batch_bytes = 12 + u32::from_be_bytes(bytes[8..12].try_into().expect("batch length")) as u64;
+        let file = std::fs::OpenOptions::new().write(true).open(&segments[0]).expect("open segment");
+        file.set_len(first_batch_bytes).expect("cut the unsynced tail");
+        for entry in std::fs::read_dir(&messages).expect("messages dir").filter_map(Result::ok) {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "index" || extension == "timeindex")
+                || path.file_name().is_some_and(|name| name == ".clean-shutdown")
+            {
+                std::fs::remove_file(&path).expect("remove");
+            }
+        }
+        {
+            let queue = open(dir.path(), QueueConfig::default(), &clock);
+            assert_eq!(queue.end(), 1, "the log recovered its durable prefix");
+            assert_eq!(queue.settled_below(), 1, "the ack of the message that survived stands");
+            for index in 10..12 {
+                queue.publish(vec![message(index)]).wait().expect("publish");
+            }
+        }
+        let queue = open(dir.path(), QueueConfig::default(), &clock);
+        let deliveries = queue.acquire_visible(BOB, 10, 60_000, Visibility::Written).expect("acquire");
+        assert_eq!(
+            summary(&deliveries.messages),
+            vec![(1, 1, b"message 10".to_vec()), (2, 1, b"message 11".to_vec())],
+            "the messages published at the lost offsets are new, not settled by the old acks"
+        );
         queue.close().expect("close");
     }
 

@@ -432,19 +432,34 @@ impl ShareCursor {
     /// group that is held or waiting out a retry delay are passed over. With
     /// priorities, the highest priority comes first, then the lowest offset.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
-        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups)
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups, u64::MAX)
+    }
+
+    /// [`ShareCursor::acquire`] of offsets below `below` only: for a reader
+    /// that may hand out only durable messages while the end also counts
+    /// messages written but not yet durable (which another reader may take).
+    pub fn acquire_below(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, below: u64) -> Acquisition {
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups, below)
     }
 
     /// [`ShareCursor::acquire`] without the message-group rule: for the
     /// broker's own acquisitions that settle at once (purging).
     pub fn acquire_regardless_of_groups(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
-        self.acquire_with(consumer, max_messages, lock_ms, now_ms, false)
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, false, u64::MAX)
     }
 
-    fn acquire_with(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, grouped: bool) -> Acquisition {
+    fn acquire_with(
+        &mut self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        now_ms: i64,
+        grouped: bool,
+        below: u64,
+    ) -> Acquisition {
         self.expire_locks(now_ms);
         if self.config.ranked() {
-            return self.acquire_ranked(consumer, max_messages, lock_ms, now_ms);
+            return self.acquire_ranked(consumer, max_messages, lock_ms, now_ms, below);
         }
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
@@ -466,6 +481,10 @@ impl ShareCursor {
                 (Some(offset), None) | (None, Some(offset)) => offset,
                 (None, None) => break,
             };
+            if offset >= below {
+                // Ready and fresh offsets are taken lowest first: none is left below.
+                break;
+            }
             ready_from = offset + 1;
             if grouped {
                 if offset >= self.order_known_end {
@@ -491,19 +510,27 @@ impl ShareCursor {
 
     /// [`ShareCursor::acquire`] with priorities: every candidate is a ready
     /// entry, ranked, so the first of the ranking is the next to go.
-    fn acquire_ranked(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
+    fn acquire_ranked(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, below: u64) -> Acquisition {
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
         self.rank_fresh();
-        // Each pass takes the first ranked offset out of the ranking.
-        for _ in 0..self.ready_ranked.len() {
-            if acquisition.acquired.len() >= max_messages {
+        // Each pass takes (or archives, past the delivery limit) the first
+        // ranked offsets below `below` out of the ranking.
+        for _ in 0..=self.ready_ranked.len() {
+            let wanted = max_messages.saturating_sub(acquisition.acquired.len());
+            let next: Vec<u64> = self
+                .ready_ranked
+                .iter()
+                .map(|&(_, offset)| offset)
+                .filter(|offset| *offset < below)
+                .take(wanted)
+                .collect();
+            if next.is_empty() {
                 break;
             }
-            let Some(&(_, offset)) = self.ready_ranked.first() else {
-                break;
-            };
-            self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
+            for offset in next {
+                self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
+            }
         }
         self.advance_start();
         acquisition
@@ -918,6 +945,20 @@ mod tests {
     }
 
     #[test]
+    fn acquire_below_leaves_offsets_at_or_above_its_bound_to_other_readers() {
+        // End 6 counts messages written but not durable (4 and 5); a reader
+        // that may only see durable ones acquires below 4.
+        let mut cursor = cursor_with(6, None);
+        assert_eq!(offsets(&cursor.acquire_below(ALICE, 10, 1_000, 0, 4)), vec![0, 1, 2, 3]);
+        assert!(cursor.acquire_below(ALICE, 10, 1_000, 0, 4).acquired.is_empty());
+        // A released message above the bound stays for a reader allowed to see it.
+        assert_eq!(offsets(&cursor.acquire(BOB, 1, 1_000, 0)), vec![4]);
+        cursor.release(BOB, 4, 0, 0).expect("release");
+        assert!(cursor.acquire_below(ALICE, 10, 1_000, 0, 4).acquired.is_empty());
+        assert_eq!(offsets(&cursor.acquire_below(ALICE, 10, 1_000, 0, 6)), vec![4, 5]);
+    }
+
+    #[test]
     fn acquire_hands_out_lowest_offsets_once_and_only_below_the_end() {
         let mut cursor = cursor_with(5, None);
         let first = cursor.acquire(ALICE, 3, 1_000, 0);
@@ -1278,6 +1319,16 @@ mod tests {
         // 9 counts as the maximum, 5: first.
         assert_eq!(offsets(&cursor.acquire(ALICE, 3, 1_000, 0)), vec![2, 1, 3]);
         assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![4, 0, 5]);
+    }
+
+    #[test]
+    fn a_durable_only_reader_of_a_priority_queue_takes_the_highest_priorities_below_its_bound() {
+        // 4 and 5 are written but not durable; 5 has the highest priority.
+        let mut cursor = prioritized(5, &[0, 2, 1, 0, 3, 5]);
+        assert_eq!(offsets(&cursor.acquire_below(ALICE, 2, 1_000, 0, 4)), vec![1, 2]);
+        assert_eq!(offsets(&cursor.acquire_below(ALICE, 10, 1_000, 0, 4)), vec![0, 3]);
+        assert!(cursor.acquire_below(ALICE, 10, 1_000, 0, 4).acquired.is_empty());
+        assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 0)), vec![5, 4]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conveyor_core::messaging;
-use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, QueueError};
+use conveyor_core::queue::{ConsumerId, CursorError, DeclaredQueue, QueueError, Visibility};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
@@ -357,7 +357,7 @@ async fn acquire_visible(
     let (acquiring, broker) = (Arc::clone(queue), Arc::clone(&context.state.broker));
     // Messages past the queue's delivery limit (RedrivePolicy's maxReceiveCount)
     // move to its dead-letter queue instead of being received.
-    let deliveries = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, max, lock_ms))
+    let deliveries = tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, max, lock_ms, Visibility::Durable))
         .await
         .map_err(|error| SqsError::Internal(format!("receive failed: {error}")))??;
     for moved in deliveries.dead_letters {
