@@ -4,11 +4,10 @@ it gets every message; a consumer of lower priority gets messages only while
 every higher one is full or gone; a cancelled consumer's unacked deliveries
 stay with its channel; an x-priority that is not an integer is refused with
 406."""
-import time
 
 import pika
 
-from common import URL, check, unique
+from common import URL, check, pump_until, unique
 
 connection = pika.BlockingConnection(pika.URLParameters(URL))
 publisher = connection.channel()
@@ -40,12 +39,7 @@ def publish(*bodies):
 
 
 def wait_for(total):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if len(got["high"]) + len(got["low"]) >= total:
-            return
-        connection.process_data_events(time_limit=0.05)
-    check(False, f"timed out waiting for {total} deliveries: {got}")
+    pump_until(connection, lambda: len(got["high"]) + len(got["low"]) >= total, f"{total} deliveries")
 
 
 def bodies(name):

@@ -8,7 +8,7 @@ queue gets everything meanwhile) and back on resumes them."""
 import pika
 import pika.exceptions
 
-from common import URL, check, unique
+from common import URL, check, pump_until, unique
 
 connection = pika.BlockingConnection(pika.URLParameters(URL))
 observer = connection.channel()
@@ -71,17 +71,11 @@ holder.basic_qos(prefetch_count=3, global_qos=True)
 held = []
 for name in queues:
     holder.basic_consume(name, lambda _channel, method, _properties, body: held.append((method.delivery_tag, body)))
-for _ in range(300):
-    if len(held) >= 3:
-        break
-    connection.process_data_events(time_limit=0.1)
+pump_until(connection, lambda: len(held) >= 3, "3 deliveries")
 check(len(held) == 3, f"held {len(held)} with a global prefetch of 3")
 check(sum(ready(name) for name in queues) == 7, "the broker acquired past the channel's window")
 holder.basic_ack(held[0][0])
-for _ in range(300):
-    if len(held) >= 4:
-        break
-    connection.process_data_events(time_limit=0.1)
+pump_until(connection, lambda: len(held) >= 4, "a 4th delivery")
 check(len(held) == 4, "an ack did not make room for another delivery")
 check(sum(ready(name) for name in queues) == 6, "the window grew past 3")
 
@@ -96,19 +90,13 @@ paused.basic_consume(queue, lambda _channel, _method, _properties, body: got["pa
 flowing_tag = flowing.basic_consume(queue, lambda _channel, _method, _properties, body: got["flowing"].append(body), auto_ack=True)
 for index in range(6):
     observer.basic_publish("", queue, f"during-{index}".encode())
-for _ in range(300):
-    if len(got["flowing"]) >= 6:
-        break
-    connection.process_data_events(time_limit=0.1)
+pump_until(connection, lambda: len(got["flowing"]) >= 6, "6 deliveries to the flowing channel")
 check(len(got["flowing"]) == 6 and got["paused"] == [], f"while paused: {got}")
 flowing.basic_cancel(flowing_tag)
 check(paused.flow(True) is True, "flow on was not confirmed")
 for index in range(2):
     observer.basic_publish("", queue, f"after-{index}".encode())
-for _ in range(300):
-    if len(got["paused"]) >= 2:
-        break
-    connection.process_data_events(time_limit=0.1)
+pump_until(connection, lambda: len(got["paused"]) >= 2, "2 deliveries after flow on")
 check(got["paused"] == [b"after-0", b"after-1"], f"after flow on: {got['paused']}")
 connection.close()
 print("tx, global qos and flow ok")
