@@ -89,3 +89,15 @@ fn pika_queues_left_unused_past_x_expires_are_deleted_and_consumed_ones_stay() {
     let (_dir, server) = server();
     run_script(&server, "amqp/expires_pika.py", &[]);
 }
+
+#[test]
+fn pika_vhosts_isolate_queues_and_dead_letters_survive_a_restart_and_deleting_one_removes_its_queues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path());
+    // A name with a space and a slash: both must survive the URL and the broker-wide name.
+    let vhost = "staging/eu 1";
+    run_script(&server, "amqp/vhosts_pika.py", &["before", vhost]);
+    assert!(server.terminate().0.success(), "SIGTERM exits 0");
+    let server = Server::start(dir.path());
+    run_script(&server, "amqp/vhosts_pika.py", &["after", vhost]);
+}

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use conveyor_core::Broker;
 use conveyor_core::exchange::{Binding, DEFAULT_EXCHANGE, Destination, Exchange, HeaderValue};
+use conveyor_core::vhost;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -18,8 +19,10 @@ use crate::HttpState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExchangeInfo {
-    /// `""` is the default exchange.
+    /// The exchange's name in its vhost; `""` is the default exchange.
     pub name: String,
+    /// The AMQP virtual host the exchange is in.
+    pub vhost: String,
     /// `direct`, `fanout`, `topic` or `headers`.
     pub kind: String,
     pub durable: bool,
@@ -32,6 +35,8 @@ pub struct ExchangeInfo {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BindingInfo {
+    /// The AMQP virtual host of the binding (both ends are in it; a Kafka topic is in `/`).
+    pub vhost: String,
     pub source: String,
     /// `queue`, `exchange` or `topic`.
     pub destination_kind: String,
@@ -50,8 +55,10 @@ pub struct ExchangeDetail {
 }
 
 fn info(exchange: Exchange, bindings: u64) -> ExchangeInfo {
+    let (vhost, name) = vhost::split(&exchange.name);
     ExchangeInfo {
-        name: exchange.name,
+        name: name.to_owned(),
+        vhost: vhost.into_owned(),
         kind: exchange.kind.as_str().to_owned(),
         durable: exchange.durable,
         auto_delete: exchange.auto_delete,
@@ -67,10 +74,12 @@ fn binding_info(source: &str, binding: Binding) -> BindingInfo {
         Destination::Exchange(_) => "exchange",
         Destination::Topic(_) => "topic",
     };
+    let (vhost, source) = vhost::split(source);
     BindingInfo {
+        vhost: vhost.into_owned(),
         source: source.to_owned(),
         destination_kind: destination_kind.to_owned(),
-        destination: binding.destination.name().to_owned(),
+        destination: vhost::local_name(binding.destination.name()).to_owned(),
         binding_key: binding.binding_key,
         arguments: serde_json::Value::Object(binding.arguments.into_iter().map(|(key, value)| (key, json(value))).collect()),
     }

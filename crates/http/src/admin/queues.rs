@@ -12,6 +12,7 @@ use conveyor_core::Broker;
 use conveyor_core::exchange::FieldTable;
 use conveyor_core::queue::DeclaredQueue;
 use conveyor_core::stats::Flow;
+use conveyor_core::vhost;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,7 +21,10 @@ use crate::HttpState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueSummary {
+    /// The queue's name in its vhost.
     pub name: String,
+    /// The AMQP virtual host the queue is in (`/` for SQS queues).
+    pub vhost: String,
     pub durable: bool,
     pub auto_delete: bool,
     /// Waiting for a consumer.
@@ -99,8 +103,10 @@ pub(super) fn find(broker: &Broker, name: &str) -> Result<Arc<DeclaredQueue>, Ap
 fn summary(broker: &Broker, declared: &DeclaredQueue) -> QueueSummary {
     let flow = broker.stats().queue(&declared.name);
     let (publish_per_second, deliver_per_second) = flow.rates_per_s();
+    let (vhost, name) = vhost::split(&declared.name);
     QueueSummary {
-        name: declared.name.clone(),
+        name: name.to_owned(),
+        vhost: vhost.into_owned(),
         durable: declared.definition().durable,
         auto_delete: declared.definition().auto_delete,
         messages_ready: declared.queue.available_count(),
@@ -123,7 +129,7 @@ pub(super) fn dead_letter_queues(broker: &Broker, declared: &DeclaredQueue) -> V
     };
     let routing_key = declared.policy().dead_letter_routing_key.clone().unwrap_or_default();
     let queues = broker
-        .route(exchange, &routing_key, &FieldTable::new())
+        .route(&vhost::sibling(&declared.name, exchange), &routing_key, &FieldTable::new())
         .map(|routed| routed.queues)
         .unwrap_or_default();
     // A queue never dead-letters into itself (the core drops such cycles).
