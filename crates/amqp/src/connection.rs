@@ -167,8 +167,8 @@ impl Connection {
             info!(peer = %self.peer, "AMQP login refused");
             return Err(End::Exception(exception));
         }
-        if let Some(user) = user {
-            self.registration.set_user(user);
+        if let Some(user) = &user {
+            self.registration.set_user(user.clone());
         }
         self.registration.set_client(client_name(&start_ok.client_properties));
         self.send_method(
@@ -218,6 +218,15 @@ impl Connection {
                 format!("vhost {} not found", open.virtual_host.as_str()),
             )));
         };
+        if let Some(user) = &user
+            && let Some(allowed) = config.user_vhosts.get(user)
+            && !allowed.iter().any(|name| name == vhost.name())
+        {
+            return Err(End::Exception(Exception::new(
+                reply::NOT_ALLOWED,
+                format!("access to vhost '{}' refused for user '{user}'", vhost.name()),
+            )));
+        }
         self.vhost = vhost;
         self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
             .await;

@@ -101,3 +101,15 @@ fn pika_vhosts_isolate_queues_and_dead_letters_survive_a_restart_and_deleting_on
     let server = Server::start(dir.path());
     run_script(&server, "amqp/vhosts_pika.py", &["after", vhost]);
 }
+
+#[test]
+fn vhosts_from_the_config_file_exist_and_users_limited_to_some_vhosts_are_refused_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conveyor.toml");
+    let text =
+        "[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\nbob = \"s3cret\"\n[amqp.user_vhosts]\nbob = [\"staging\"]\n";
+    std::fs::write(&config, text).expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let server = Server::start_with(&dir.path().join("data"), &["--config", &config], &[]);
+    run_script(&server, "amqp/vhost_users_pika.py", &["bob", "alice", "staging"]);
+}

@@ -53,7 +53,7 @@ def refused_with_530(name):
         connect(name).close()
     except pika.exceptions.AMQPConnectionError as error:
         # pika wraps the broker's connection.close in ProbableAccessDeniedError at this stage.
-        return f"(530) 'NOT_ALLOWED - vhost {name} not found'" in repr(error)
+        return any(f"(530) 'NOT_ALLOWED - vhost {name} not found'" in str(argument) for argument in error.args)
     return False
 
 
