@@ -227,6 +227,7 @@ impl Connection {
                 format!("access to vhost '{}' refused for user '{user}'", vhost.name()),
             )));
         }
+        self.registration.set_vhost(vhost.name());
         self.vhost = vhost;
         self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
             .await;

@@ -113,3 +113,9 @@ fn vhosts_from_the_config_file_exist_and_users_limited_to_some_vhosts_are_refuse
     let server = Server::start_with(&dir.path().join("data"), &["--config", &config], &[]);
     run_script(&server, "amqp/vhost_users_pika.py", &["bob", "alice", "staging"]);
 }
+
+#[test]
+fn amqplib_opens_a_vhost_from_the_url_and_its_queues_and_exchanges_are_its_own() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/vhosts_amqplib.js", &[]);
+}

@@ -460,6 +460,7 @@ impl Broker {
                 .append(Event::VhostDeleted { name: name.to_owned() }, self.clock.now_ms())
                 .await?;
             self.vhosts.write().remove(name);
+            self.connections.close_vhost(name);
             self.router.write().remove_vhost(&vhost);
             let mut queues = self.queues.write();
             let names: Vec<String> = queues.keys().filter(|queue| vhost.contains(queue)).cloned().collect();

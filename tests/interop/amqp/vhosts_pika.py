@@ -10,9 +10,9 @@ admin API lists each queue with its vhost. One persistent message is left
 in the vhost's queue.
 
 `after VHOST` (after the restart): the vhost, its queue and the message are
-still there; deleting the vhost through the admin API removes its queue,
-and connecting to it is refused again, while `/`'s queue of the same name
-stays."""
+still there; deleting the vhost through the admin API closes its open
+connection (320) and removes its queue, and connecting to it is refused
+again, while `/`'s queue of the same name stays."""
 import json
 import os
 import sys
@@ -161,10 +161,18 @@ inner = connect(vhost)
 channel = inner.channel()
 body = get_one(channel, QUEUE)[1]
 check(body == b"kept", f"the vhost's queue after the restart: {body}")
-inner.close()
 
 status, _ = admin("DELETE", vhost_path(vhost))
 check(status == 204, f"DELETE vhost: {status}")
+# The vhost's open connection is closed, as RabbitMQ closes them.
+closed_with = None
+for _ in range(100):
+    try:
+        inner.process_data_events(time_limit=0.1)
+    except pika.exceptions.ConnectionClosedByBroker as error:
+        closed_with = error.reply_code
+        break
+check(closed_with == 320, f"the connection to the deleted vhost: {closed_with}")
 status, _ = admin("DELETE", vhost_path(vhost))
 check(status == 404, f"DELETE of a deleted vhost: {status}")
 status, _ = admin("DELETE", vhost_path("/"))
