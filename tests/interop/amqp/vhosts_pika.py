@@ -6,7 +6,7 @@ never reaches the other (default exchange and amq.fanout alike); a
 dead-letter exchange named as declared resolves in the vhost and x-death
 shows the names as declared; errors name the vhost; a client of `/` cannot
 name the vhost's resources; an unknown vhost is refused with 530; the
-admin API lists each queue with its vhost. One persistent message is left
+admin API lists each queue with its vhost, SQS only `/`'s. One persistent message is left
 in the vhost's queue.
 
 `after VHOST` (after the restart): the vhost, its queue and the message are
@@ -20,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import boto3
 import pika
 
 from common import URL, check
@@ -147,6 +148,10 @@ if mode == "before":
 
     queues = listed_queues()
     check({("/", QUEUE), (vhost, QUEUE), (vhost, "dead"), (vhost, "work")} <= queues, f"admin queues: {queues}")
+    # SQS sees `/`'s queues only.
+    sqs = boto3.client("sqs", endpoint_url=HTTP, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    names = [url.rsplit("/", 1)[-1] for url in sqs.list_queues().get("QueueUrls", [])]
+    check(names == [QUEUE], f"SQS ListQueues: {names}")
 
     inner_channel.basic_publish("", QUEUE, b"kept", pika.BasicProperties(delivery_mode=2))
     root.close()
