@@ -148,6 +148,15 @@ if mode == "before":
 
     queues = listed_queues()
     check({("/", QUEUE), (vhost, QUEUE), (vhost, "dead"), (vhost, "work")} <= queues, f"admin queues: {queues}")
+    # The admin API's endpoints for one queue take ?vhost=.
+    status, detail = admin("GET", f"/queues/work?vhost={urllib.parse.quote(vhost, safe='')}")
+    check(status == 200 and detail["vhost"] == vhost and detail["dead_letter_queues"] == ["dead"], f"{status} {detail}")
+    status, detail = admin("GET", f"/queues/dead?vhost={urllib.parse.quote(vhost, safe='')}")
+    check(status == 200 and detail["dead_letter_sources"] == ["work"], f"{status} {detail}")
+    status, _ = admin("GET", "/queues/dead")
+    check(status == 404, f"GET /queues/dead without ?vhost= looks in /: {status}")
+    status, _ = admin("GET", "/queues/dead?vhost=no-such-vhost")
+    check(status == 404, f"an unknown ?vhost=: {status}")
     # SQS sees `/`'s queues only.
     sqs = boto3.client("sqs", endpoint_url=HTTP, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
     names = [url.rsplit("/", 1)[-1] for url in sqs.list_queues().get("QueueUrls", [])]

@@ -13,8 +13,9 @@ use conveyor_core::vhost;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::messages::DEFAULT_EXCHANGE_ALIAS;
+use super::vhosts::InVhost;
 use crate::HttpState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,19 +137,20 @@ pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<Exchan
 
 /// An exchange and its bindings.
 #[utoipa::path(get, operation_id = "describe_exchange", path = "/exchanges/{name}", tag = "exchanges",
-    params(("name" = String, Path, description = "exchange name; amq.default for the default exchange")),
+    params(("name" = String, Path, description = "exchange name; amq.default for the default exchange"), InVhost),
     responses((status = 200, body = ExchangeDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<Json<ExchangeDetail>, ApiError> {
+pub async fn describe(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+) -> Result<Json<ExchangeDetail>, ApiError> {
     let broker = &state.broker;
-    let name = if name == DEFAULT_EXCHANGE_ALIAS {
-        DEFAULT_EXCHANGE.to_owned()
-    } else {
-        name
-    };
+    let name = if name == DEFAULT_EXCHANGE_ALIAS { DEFAULT_EXCHANGE } else { &name };
+    let resource = in_vhost.resource(broker, name)?;
     let exchange = broker
-        .exchange(&name)
+        .exchange(&resource)
         .ok_or_else(|| ApiError::not_found(format!("exchange {name:?} does not exist")))?;
-    let bindings_from = bindings_of(broker, &name);
+    let bindings_from = bindings_of(broker, &resource);
     Ok(Json(ExchangeDetail {
         exchange: info(exchange, bindings_from.len() as u64),
         bindings_from,

@@ -1,16 +1,19 @@
 //! `/api/v1/vhosts`: list, create and delete AMQP virtual hosts. `/`
 //! always exists (SQS queues, SNS topics and the other endpoints' names are
 //! in it); deleting another vhost deletes its queues (with their messages)
-//! and exchanges. In paths, `/` is `%2F`, as in RabbitMQ's API.
+//! and exchanges. In paths, `/` is `%2F`, as in RabbitMQ's API. Also
+//! [`InVhost`], the `?vhost=` of the endpoints that name one queue or
+//! exchange.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use conveyor_core::{Broker, VirtualHost};
-use serde::Serialize;
-use utoipa::ToSchema;
+use conveyor_core::vhost::DEFAULT_VHOST;
+use conveyor_core::{Broker, CoreError, VirtualHost};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiPath, ErrorBody};
 use crate::HttpState;
@@ -22,6 +25,25 @@ pub struct VhostInfo {
     pub queues: u64,
     /// Exchanges in the vhost, the predeclared ones included.
     pub exchanges: u64,
+}
+
+/// `?vhost=`: the vhost of the queue or exchange a path names.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InVhost {
+    /// The AMQP vhost the queue or exchange is in; `/` when absent.
+    pub vhost: Option<String>,
+}
+
+impl InVhost {
+    /// The broker-wide name of `name` in this vhost (404 for an unknown vhost).
+    pub(super) fn resource(&self, broker: &Broker, name: &str) -> Result<String, ApiError> {
+        let vhost_name = self.vhost.as_deref().unwrap_or(DEFAULT_VHOST);
+        let vhost = broker
+            .vhost(vhost_name)
+            .ok_or_else(|| ApiError::not_found(format!("vhost {vhost_name:?} does not exist")))?;
+        Ok(vhost.resource(name).map_err(CoreError::from)?)
+    }
 }
 
 fn info(broker: &Broker, vhost: &VirtualHost) -> VhostInfo {
