@@ -19,6 +19,7 @@ use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::messaging::{DeathReason, Storing};
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Visibility};
+use conveyor_core::vhost::{self, VirtualHost};
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -152,6 +153,9 @@ pub struct Channel {
     pending_acks: HashMap<uuid::Uuid, Durable>,
     /// After `tx.select`: publishes and settlements held until `tx.commit`.
     tx: Option<Transaction>,
+    /// The connection's vhost: every queue and exchange name the client
+    /// sends is this vhost's (`resource`), every name it gets back its local one.
+    vhost: VirtualHost,
 }
 
 /// What a transactional channel has done since its last commit or rollback.
@@ -220,7 +224,7 @@ impl Confirm {
 }
 
 impl Channel {
-    pub fn new(id: u16, broker: Arc<Broker>, out: Outbox, frame_max: usize) -> Channel {
+    pub fn new(id: u16, broker: Arc<Broker>, vhost: VirtualHost, out: Outbox, frame_max: usize) -> Channel {
         let shared = Arc::new(Shared {
             id,
             broker,
@@ -247,11 +251,17 @@ impl Channel {
             closing: false,
             pending_acks: HashMap::new(),
             tx: None,
+            vhost,
         }
     }
 
     fn id(&self) -> u16 {
         self.shared.id
+    }
+
+    /// The broker-wide name of the queue or exchange the client calls `name`.
+    fn resource(&self, name: &str) -> Result<String, Exception> {
+        self.vhost.resource(name).map_err(|error| reply::vhost_exception(&error))
     }
 
     async fn send(&self, frames: &[AMQPFrame]) {
@@ -300,13 +310,14 @@ impl Channel {
                 self.declare_queue(context, connection_id, declare).await.map_err(fail)?;
             }
             AMQPClass::Queue(queue::AMQPMethod::Delete(delete)) => {
-                check_access(context, connection_id, delete.queue.as_str()).map_err(fail)?;
+                let name = self.resource(delete.queue.as_str()).map_err(fail)?;
+                check_access(context, connection_id, &self.vhost, &name).map_err(fail)?;
                 let count = context
                     .broker
-                    .delete_queue(delete.queue.as_str(), delete.if_empty)
+                    .delete_queue(&name, delete.if_empty)
                     .await
                     .map_err(|error| fail(reply::core_exception(&error)))?;
-                context.exclusive_owners.lock().remove(delete.queue.as_str());
+                context.exclusive_owners.lock().remove(&name);
                 if !delete.nowait {
                     self.reply(AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
                         message_count: count.min(u64::from(u32::MAX)) as LongUInt,
@@ -316,8 +327,12 @@ impl Channel {
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Declare(declare)) => {
                 let name = declare.exchange.to_string();
+                let resource = self.resource(&name).map_err(fail)?;
                 if declare.passive {
-                    context.broker.exchange(&name).ok_or_else(|| fail(reply::no_exchange(&name)))?;
+                    context
+                        .broker
+                        .exchange(&resource)
+                        .ok_or_else(|| fail(reply::no_exchange(&name, &self.vhost)))?;
                 } else {
                     let kind: ExchangeKind = declare
                         .kind
@@ -331,7 +346,7 @@ impl Channel {
                         Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
                         _ => None,
                     };
-                    let mut definition = Exchange::new(name, kind);
+                    let mut definition = Exchange::new(resource, kind);
                     definition.durable = declare.durable;
                     definition.auto_delete = declare.auto_delete;
                     definition.internal = declare.internal;
@@ -348,9 +363,10 @@ impl Channel {
                 }
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Delete(delete)) => {
+                let name = self.resource(delete.exchange.as_str()).map_err(fail)?;
                 context
                     .broker
-                    .delete_exchange(delete.exchange.as_str(), delete.if_unused)
+                    .delete_exchange(&name, delete.if_unused)
                     .await
                     .map_err(|error| fail(reply::core_exception(&error)))?;
                 if !delete.nowait {
@@ -359,11 +375,15 @@ impl Channel {
                 }
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Bind(bind)) => {
-                let binding = Binding::new(Destination::Exchange(bind.destination.to_string()), bind.routing_key.to_string())
+                let (source, destination) = (
+                    self.resource(bind.source.as_str()).map_err(fail)?,
+                    self.resource(bind.destination.as_str()).map_err(fail)?,
+                );
+                let binding = Binding::new(Destination::Exchange(destination), bind.routing_key.to_string())
                     .with_arguments(header_table(&bind.arguments));
                 context
                     .broker
-                    .bind(bind.source.as_str(), binding)
+                    .bind(&source, binding)
                     .await
                     .map_err(|error| fail(reply::core_exception(&error)))?;
                 if !bind.nowait {
@@ -372,14 +392,15 @@ impl Channel {
                 }
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Unbind(unbind)) => {
-                let binding = Binding::new(
-                    Destination::Exchange(unbind.destination.to_string()),
-                    unbind.routing_key.to_string(),
-                )
-                .with_arguments(header_table(&unbind.arguments));
+                let (source, destination) = (
+                    self.resource(unbind.source.as_str()).map_err(fail)?,
+                    self.resource(unbind.destination.as_str()).map_err(fail)?,
+                );
+                let binding = Binding::new(Destination::Exchange(destination), unbind.routing_key.to_string())
+                    .with_arguments(header_table(&unbind.arguments));
                 context
                     .broker
-                    .unbind(unbind.source.as_str(), binding)
+                    .unbind(&source, binding)
                     .await
                     .map_err(|error| fail(reply::core_exception(&error)))?;
                 if !unbind.nowait {
@@ -388,12 +409,16 @@ impl Channel {
                 }
             }
             AMQPClass::Queue(queue::AMQPMethod::Bind(bind)) => {
-                check_access(context, connection_id, bind.queue.as_str()).map_err(fail)?;
-                let binding = Binding::new(binding_destination(context, bind.queue.as_str()), bind.routing_key.to_string())
+                let (queue, exchange) = (
+                    self.resource(bind.queue.as_str()).map_err(fail)?,
+                    self.resource(bind.exchange.as_str()).map_err(fail)?,
+                );
+                check_access(context, connection_id, &self.vhost, &queue).map_err(fail)?;
+                let binding = Binding::new(binding_destination(context, &self.vhost, queue), bind.routing_key.to_string())
                     .with_arguments(header_table(&bind.arguments));
                 context
                     .broker
-                    .bind(bind.exchange.as_str(), binding)
+                    .bind(&exchange, binding)
                     .await
                     .map_err(|error| fail(reply::core_exception(&error)))?;
                 if !bind.nowait {
@@ -401,22 +426,27 @@ impl Channel {
                 }
             }
             AMQPClass::Queue(queue::AMQPMethod::Unbind(unbind)) => {
-                let binding = Binding::new(binding_destination(context, unbind.queue.as_str()), unbind.routing_key.to_string())
+                let (queue, exchange) = (
+                    self.resource(unbind.queue.as_str()).map_err(fail)?,
+                    self.resource(unbind.exchange.as_str()).map_err(fail)?,
+                );
+                let binding = Binding::new(binding_destination(context, &self.vhost, queue), unbind.routing_key.to_string())
                     .with_arguments(header_table(&unbind.arguments));
                 context
                     .broker
-                    .unbind(unbind.exchange.as_str(), binding)
+                    .unbind(&exchange, binding)
                     .await
                     .map_err(|error| fail(reply::core_exception(&error)))?;
                 self.reply(AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {}))).await;
             }
             AMQPClass::Queue(queue::AMQPMethod::Purge(purge)) => {
                 let name = purge.queue.to_string();
+                let resource = self.resource(&name).map_err(fail)?;
                 let declared = context
                     .broker
-                    .queue(&name)
-                    .ok_or_else(|| fail(Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'"))))?;
-                check_access(context, connection_id, &name).map_err(fail)?;
+                    .queue(&resource)
+                    .ok_or_else(|| fail(reply::no_queue(&name, &self.vhost)))?;
+                check_access(context, connection_id, &self.vhost, &resource).map_err(fail)?;
                 let broker = Arc::clone(&context.broker);
                 let purged = tokio::task::spawn_blocking(move || broker.purge_queue(&declared))
                     .await
@@ -439,12 +469,16 @@ impl Channel {
                 self.reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))).await;
             }
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
-                match context.broker.exchange(publish.exchange.as_str()) {
-                    None => return Err(fail(reply::no_exchange(publish.exchange.as_str()))),
+                match context.broker.exchange(&self.resource(publish.exchange.as_str()).map_err(fail)?) {
+                    None => return Err(fail(reply::no_exchange(publish.exchange.as_str(), &self.vhost))),
                     Some(exchange) if exchange.internal => {
                         return Err(fail(Exception::new(
                             reply::ACCESS_REFUSED,
-                            format!("cannot publish to internal exchange '{}' in vhost '/'", exchange.name),
+                            format!(
+                                "cannot publish to internal exchange '{}' in vhost '{}'",
+                                publish.exchange.as_str(),
+                                self.vhost.name()
+                            ),
                         )));
                     }
                     Some(_) => {}
@@ -653,9 +687,12 @@ impl Channel {
     async fn publish(&mut self, context: &Context, message: Message, mandatory: bool) {
         let started = Instant::now();
         let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
-        let routed = context
-            .broker
-            .route(&message.exchange, &message.routing_key, &headers)
+        // The message keeps the exchange as the client named it (deliveries show it).
+        let routed = self
+            .vhost
+            .resource(&message.exchange)
+            .ok()
+            .and_then(|exchange| context.broker.route(&exchange, &message.routing_key, &headers).ok())
             .unwrap_or_default();
         let confirm = if routed.is_empty() {
             if mandatory {
@@ -677,7 +714,8 @@ impl Channel {
                     appends.extend(published.appends.into_iter().map(stored));
                     if published.refused {
                         appends.push(Box::pin(std::future::ready(Err(format!(
-                            "queue '{name}' is full (x-overflow reject-publish)"
+                            "queue '{}' is full (x-overflow reject-publish)",
+                            vhost::local_name(name)
                         )))));
                     }
                 }
@@ -701,11 +739,9 @@ impl Channel {
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
         let mut name = declare.queue.to_string();
         if declare.passive {
-            let declared = context
-                .broker
-                .queue(&name)
-                .ok_or_else(|| Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'")))?;
-            check_access(context, connection_id, &name)?;
+            let resource = self.resource(&name)?;
+            let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
+            check_access(context, connection_id, &self.vhost, &resource)?;
             return self.declare_ok(&declared, declare.nowait).await;
         }
         if name.is_empty() {
@@ -716,8 +752,9 @@ impl Channel {
                 format!("queue name '{name}' contains reserved prefix 'amq.*'"),
             ));
         }
-        check_access(context, connection_id, &name)?;
         check_integer_arguments(&declare.arguments, &name)?;
+        let name = self.resource(&name)?;
+        check_access(context, connection_id, &self.vhost, &name)?;
         let definition = QueueDefinition {
             durable: declare.durable,
             auto_delete: declare.auto_delete,
@@ -737,7 +774,7 @@ impl Channel {
     async fn declare_ok(&self, declared: &DeclaredQueue, nowait: bool) -> Result<(), Exception> {
         if !nowait {
             self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
-                queue: short(declared.name.clone()),
+                queue: short(vhost::local_name(&declared.name)),
                 message_count: declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt,
                 consumer_count: declared.consumer_count().min(u32::MAX as usize) as LongUInt,
             })))
@@ -748,11 +785,9 @@ impl Channel {
 
     async fn consume(&mut self, context: &Context, connection_id: u64, consume: basic::Consume) -> Result<(), Exception> {
         let name = consume.queue.to_string();
-        let declared = context
-            .broker
-            .queue(&name)
-            .ok_or_else(|| Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'")))?;
-        check_access(context, connection_id, &name)?;
+        let resource = self.resource(&name)?;
+        let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
+        check_access(context, connection_id, &self.vhost, &resource)?;
         let tag = if consume.consumer_tag.as_str().is_empty() {
             let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
             self.next_consumer_tag += 1;
@@ -765,9 +800,12 @@ impl Channel {
         }
         let priority = consumer_priority(&consume.arguments)?;
         let id = declared.new_consumer();
-        declared
-            .add_consumer(id, priority, consume.exclusive)
-            .map_err(|why| Exception::new(reply::ACCESS_REFUSED, format!("queue '{name}' in vhost '/' {why}")))?;
+        declared.add_consumer(id, priority, consume.exclusive).map_err(|why| {
+            Exception::new(
+                reply::ACCESS_REFUSED,
+                format!("queue '{name}' in vhost '{}' {why}", self.vhost.name()),
+            )
+        })?;
         if !consume.nowait {
             self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
                 consumer_tag: short(tag.clone()),
@@ -796,11 +834,9 @@ impl Channel {
 
     async fn get(&mut self, context: &Context, connection_id: u64, get: basic::Get) -> Result<(), Exception> {
         let name = get.queue.to_string();
-        let declared = context
-            .broker
-            .queue(&name)
-            .ok_or_else(|| Exception::new(reply::NOT_FOUND, format!("no queue '{name}' in vhost '/'")))?;
-        check_access(context, connection_id, &name)?;
+        let resource = self.resource(&name)?;
+        let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
+        check_access(context, connection_id, &self.vhost, &resource)?;
         let consumer = declared.new_consumer();
         let acquiring = Arc::clone(&declared);
         let broker = Arc::clone(&context.broker);
@@ -993,22 +1029,28 @@ fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal)
     appends
 }
 
-/// What `queue.bind` names: a queue, or else a Kafka topic of that name (so
-/// AMQP-published messages can be read by Kafka consumers).
-fn binding_destination(context: &Context, name: &str) -> Destination {
-    if context.broker.queue(name).is_none() && context.broker.topic(name).is_some() {
-        Destination::Topic(name.to_owned())
+/// What `queue.bind` names (broker-wide): a queue, or else a Kafka topic of
+/// that name (so AMQP-published messages can be read by Kafka consumers).
+/// Kafka topics have no vhost: they are reachable from `/` only, so the
+/// other vhosts stay isolated.
+fn binding_destination(context: &Context, vhost: &VirtualHost, resource: String) -> Destination {
+    if vhost.is_default() && context.broker.queue(&resource).is_none() && context.broker.topic(&resource).is_some() {
+        Destination::Topic(resource)
     } else {
-        Destination::Queue(name.to_owned())
+        Destination::Queue(resource)
     }
 }
 
-/// Exclusive queues belong to the connection that declared them.
-fn check_access(context: &Context, connection_id: u64, name: &str) -> Result<(), Exception> {
-    match context.exclusive_owners.lock().get(name) {
+/// Exclusive queues (by broker-wide name) belong to the connection that declared them.
+fn check_access(context: &Context, connection_id: u64, vhost: &VirtualHost, resource: &str) -> Result<(), Exception> {
+    match context.exclusive_owners.lock().get(resource) {
         Some(owner) if *owner != connection_id => Err(Exception::new(
             reply::RESOURCE_LOCKED,
-            format!("cannot obtain exclusive access to locked queue '{name}' in vhost '/'"),
+            format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'",
+                vhost::local_name(resource),
+                vhost.name()
+            ),
         )),
         _ => Ok(()),
     }

@@ -16,6 +16,7 @@ use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
+use conveyor_core::VirtualHost;
 use conveyor_core::connections::{Protocol, Registration};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
@@ -65,6 +66,7 @@ where
         frame_max: HANDSHAKE_FRAME_MAX,
         channel_max: context.config.channel_max,
         hears_blocked: false,
+        vhost: VirtualHost::default(),
     };
     let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.handshake(&mut reader)).await {
         Ok(Ok(heartbeat_s)) => {
@@ -107,6 +109,8 @@ struct Connection {
     channel_max: u16,
     /// The client understands `connection.blocked` (its capabilities say so).
     hears_blocked: bool,
+    /// The vhost `connection.open` named (`/` until then).
+    vhost: VirtualHost,
 }
 
 impl Connection {
@@ -163,8 +167,8 @@ impl Connection {
             info!(peer = %self.peer, "AMQP login refused");
             return Err(End::Exception(exception));
         }
-        if let Some(user) = user {
-            self.registration.set_user(user);
+        if let Some(user) = &user {
+            self.registration.set_user(user.clone());
         }
         self.registration.set_client(client_name(&start_ok.client_properties));
         self.send_method(
@@ -207,12 +211,24 @@ impl Connection {
                 ));
             }
         };
-        if open.virtual_host.as_str() != "/" {
+        // RabbitMQ's answer (rabbit_reader) to a vhost that does not exist.
+        let Some(vhost) = self.context.broker.vhost(open.virtual_host.as_str()) else {
             return Err(End::Exception(Exception::new(
                 reply::NOT_ALLOWED,
-                format!("vhost '{}' not found", open.virtual_host.as_str()),
+                format!("vhost {} not found", open.virtual_host.as_str()),
+            )));
+        };
+        if let Some(user) = &user
+            && let Some(allowed) = config.user_vhosts.get(user)
+            && !allowed.iter().any(|name| name == vhost.name())
+        {
+            return Err(End::Exception(Exception::new(
+                reply::NOT_ALLOWED,
+                format!("access to vhost '{}' refused for user '{user}'", vhost.name()),
             )));
         }
+        self.registration.set_vhost(vhost.name());
+        self.vhost = vhost;
         self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
             .await;
         Ok(tune_ok.heartbeat)
@@ -359,7 +375,13 @@ impl Connection {
                 }
                 self.channels.insert(
                     id,
-                    Channel::new(id, Arc::clone(&self.context.broker), self.out.clone(), self.frame_max),
+                    Channel::new(
+                        id,
+                        Arc::clone(&self.context.broker),
+                        self.vhost.clone(),
+                        self.out.clone(),
+                        self.frame_max,
+                    ),
                 );
                 self.send_method(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})))
                     .await;

@@ -35,6 +35,8 @@ pub struct AmqpConfig {
     pub message_bytes_max: u64,
     /// Users other than the default `guest`/`guest` (which only loopback clients may use).
     pub users: HashMap<String, String>,
+    /// Users who may open only some vhosts, name → those vhosts; the others may open every vhost.
+    pub user_vhosts: HashMap<String, Vec<String>>,
 }
 
 impl Default for AmqpConfig {
@@ -45,6 +47,7 @@ impl Default for AmqpConfig {
             heartbeat_s: 60,
             message_bytes_max: 128 * 1024 * 1024,
             users: HashMap::new(),
+            user_vhosts: HashMap::new(),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! | content properties (content type, headers, delivery mode, …) | header `amqp.properties`: the properties as encoded on the wire |
 //! | `expiration` property (per-message TTL) | also header `conveyor.ttl-ms`, which the core reads |
 //! | `priority` property, when above 0 | also header `conveyor.priority`, which the core reads (a queue with `x-max-priority` orders by it) |
-//! | (dead-lettered by the core: headers `conveyor.death-*`) | `x-death` and `x-first-death-*` headers on delivery |
+//! | (dead-lettered by the core: headers `conveyor.death-*`) | `x-death` and `x-first-death-*` headers on delivery (the queue by its name in its vhost) |
 //!
 //! Also here: AMQP field tables as the core's exchanges see them.
 
@@ -20,6 +20,7 @@ use amq_protocol::types::ShortString;
 use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable};
 use conveyor_core::exchange::{FieldTable, HeaderValue};
 use conveyor_core::queue::policy::headers;
+use conveyor_core::vhost;
 use conveyor_log::record::Record;
 
 pub const EXCHANGE_HEADER: &str = "amqp.exchange";
@@ -83,7 +84,8 @@ impl Message {
             properties = with_death(
                 properties,
                 &String::from_utf8_lossy(&reason),
-                &text(headers::DEATH_QUEUE),
+                // The core names the queue broker-wide; the client knows it by its name in the vhost.
+                vhost::local_name(&text(headers::DEATH_QUEUE)),
                 &exchange,
                 &text(headers::DEATH_ROUTING_KEY),
                 text(headers::DEATH_TIME_MS).parse::<i64>().unwrap_or(0),

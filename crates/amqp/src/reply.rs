@@ -6,6 +6,7 @@ use amq_protocol::protocol::{AMQPClass, channel, connection};
 use amq_protocol::types::ShortString;
 use conveyor_core::CoreError;
 use conveyor_core::exchange::ExchangeError;
+use conveyor_core::vhost::{self, VhostError, VirtualHost};
 
 pub const REPLY_SUCCESS: u16 = 200;
 pub const CONTENT_TOO_LARGE: u16 = 311;
@@ -131,12 +132,29 @@ pub fn core_exception(error: &CoreError) -> Exception {
         },
         CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } | CoreError::InvalidQueueArgument { .. } => PRECONDITION_FAILED,
         CoreError::ShuttingDown => CONNECTION_FORCED,
+        CoreError::Vhost(error) => return vhost_exception(error),
         _ => INTERNAL_ERROR,
     };
-    Exception::new(code, error.to_string())
+    // Core errors name queues and exchanges broker-wide: the client knows them by their names in its vhost.
+    Exception::new(code, vhost::local_text(&error.to_string()))
 }
 
-/// "no exchange 'x' in vhost '/'", RabbitMQ's wording.
-pub fn no_exchange(name: &str) -> Exception {
-    Exception::new(NOT_FOUND, format!("no exchange '{name}' in vhost '/'"))
+/// "no exchange 'x' in vhost 'v'", RabbitMQ's wording (`name` as the client gave it).
+pub fn no_exchange(name: &str, vhost: &VirtualHost) -> Exception {
+    Exception::new(NOT_FOUND, format!("no exchange '{name}' in vhost '{}'", vhost.name()))
+}
+
+/// "no queue 'q' in vhost 'v'", RabbitMQ's wording (`name` as the client gave it).
+pub fn no_queue(name: &str, vhost: &VirtualHost) -> Exception {
+    Exception::new(NOT_FOUND, format!("no queue '{name}' in vhost '{}'", vhost.name()))
+}
+
+/// A name a client may not use in its vhost (one of another vhost's, seen from `/`).
+pub fn vhost_exception(error: &VhostError) -> Exception {
+    let code = match error {
+        VhostError::NotFound(_) => NOT_FOUND,
+        VhostError::InvalidName { .. } => PRECONDITION_FAILED,
+        VhostError::ReservedName(_) | VhostError::Undeletable(_) => ACCESS_REFUSED,
+    };
+    Exception::new(code, error.to_string())
 }

@@ -47,6 +47,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("opening the broker's state")?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
+    for name in &settings.amqp_vhosts {
+        broker
+            .create_vhost(name)
+            .await
+            .with_context(|| format!("creating vhost {name:?} from the config file"))?;
+    }
 
     let state = HttpState::new(Arc::clone(&broker));
     let http = TcpListener::bind(settings.http_addr)
@@ -84,6 +90,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
             users: settings.amqp_users.clone(),
+            user_vhosts: settings.amqp_user_vhosts.clone(),
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));

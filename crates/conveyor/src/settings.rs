@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use conveyor_core::topic_config::parse_durability;
-use conveyor_core::{BrokerConfig, TopicDefaults};
+use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
@@ -90,6 +90,14 @@ pub struct AmqpFileSettings {
     /// (the built-in guest/guest is accepted from loopback only).
     #[serde(default)]
     pub users: HashMap<String, String>,
+    /// Virtual hosts besides `/` to create at startup when missing (a vhost
+    /// taken off this list is not deleted: the admin API does that).
+    #[serde(default)]
+    pub vhosts: Vec<String>,
+    /// `[amqp.user_vhosts]`: `name = ["vhost", ...]`, the only vhosts that
+    /// user may open; a user not listed may open every vhost.
+    #[serde(default)]
+    pub user_vhosts: HashMap<String, Vec<String>>,
 }
 
 /// `[topics]`: broker-wide topic defaults.
@@ -113,6 +121,10 @@ pub struct Settings {
     pub amqp_addr: SocketAddr,
     /// AMQP users besides guest, name → password.
     pub amqp_users: HashMap<String, String>,
+    /// Vhosts created at startup when missing.
+    pub amqp_vhosts: Vec<String>,
+    /// Users limited to some vhosts, name → the vhosts they may open.
+    pub amqp_user_vhosts: HashMap<String, Vec<String>>,
     pub limits: Limits,
     pub http_addr: SocketAddr,
     pub log_format: LogFormat,
@@ -148,6 +160,9 @@ impl Settings {
         if default_partitions == 0 {
             bail!("topics.default_partitions must be at least 1");
         }
+        for name in file.amqp.vhosts.iter().chain(file.amqp.user_vhosts.values().flatten()) {
+            VirtualHost::new(name).with_context(|| "in [amqp]")?;
+        }
         Ok(Settings {
             kafka_addr: args
                 .kafka_addr
@@ -158,6 +173,8 @@ impl Settings {
                 .or(file.amqp_addr)
                 .map_or_else(|| default_addr(DEFAULT_AMQP_ADDR), Ok)?,
             amqp_users: file.amqp.users,
+            amqp_vhosts: file.amqp.vhosts,
+            amqp_user_vhosts: file.amqp.user_vhosts,
             limits: file.limits,
             http_addr: args
                 .http_addr
@@ -200,7 +217,7 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp.users]\nalice = \"s3cret\"\n[limits]\ndisk_free_min_bytes = 1000\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\n",
         )
         .expect("write");
         let args = ServeArgs {
@@ -215,6 +232,8 @@ mod tests {
         assert_eq!(settings.broker.default_partitions, 3);
         assert_eq!(settings.broker.topic_defaults.log.durability, Durability::Never);
         assert_eq!(settings.amqp_users.get("alice").map(String::as_str), Some("s3cret"));
+        assert_eq!(settings.amqp_vhosts, ["staging"]);
+        assert_eq!(settings.amqp_user_vhosts.get("alice"), Some(&vec!["staging".to_owned()]));
         assert_eq!(settings.limits.disk_free_min_bytes, Some(1000));
         assert_eq!(settings.limits.memory_max_bytes, None);
     }

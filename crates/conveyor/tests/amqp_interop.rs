@@ -112,3 +112,33 @@ fn pika_queues_left_unused_past_x_expires_are_deleted_and_consumed_ones_stay() {
     let (_dir, server) = server();
     run_script(&server, "amqp/expires_pika.py", &[]);
 }
+
+#[test]
+fn pika_vhosts_isolate_queues_and_dead_letters_survive_a_restart_and_deleting_one_removes_its_queues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path());
+    // A name with a space and a slash: both must survive the URL and the broker-wide name.
+    let vhost = "staging/eu 1";
+    run_script(&server, "amqp/vhosts_pika.py", &["before", vhost]);
+    assert!(server.terminate().0.success(), "SIGTERM exits 0");
+    let server = Server::start(dir.path());
+    run_script(&server, "amqp/vhosts_pika.py", &["after", vhost]);
+}
+
+#[test]
+fn vhosts_from_the_config_file_exist_and_users_limited_to_some_vhosts_are_refused_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conveyor.toml");
+    let text =
+        "[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\nbob = \"s3cret\"\n[amqp.user_vhosts]\nbob = [\"staging\"]\n";
+    std::fs::write(&config, text).expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let server = Server::start_with(&dir.path().join("data"), &["--config", &config], &[]);
+    run_script(&server, "amqp/vhost_users_pika.py", &["bob", "alice", "staging"]);
+}
+
+#[test]
+fn amqplib_opens_a_vhost_from_the_url_and_its_queues_and_exchanges_are_its_own() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/vhosts_amqplib.js", &[]);
+}

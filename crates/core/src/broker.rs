@@ -23,7 +23,7 @@ use crate::alarms::ResourceAlarms;
 use crate::catalog::{Catalog, Event, QueueDefinition};
 use crate::connections::Connections;
 use crate::error::{CoreError, Result};
-use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router, is_predeclared};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::partitioner;
 use crate::producer::{Partition, PendingAppend};
@@ -33,6 +33,7 @@ use crate::stats::{Flow, Stats};
 use crate::topic::Topic;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
+use crate::vhost::{self, VhostError, VirtualHost};
 
 /// Most partitions one topic may have; bounds what one request can create.
 pub const PARTITIONS_MAX: u32 = 10_000;
@@ -73,9 +74,11 @@ pub struct Broker {
     /// (next id to hand out, first id not reserved yet).
     producer_ids: parking_lot::Mutex<(i64, i64)>,
     queues: RwLock<BTreeMap<String, Arc<DeclaredQueue>>>,
-    /// Exchanges and bindings (one virtual host); changes go through the
+    /// Exchanges and bindings of every virtual host; changes go through the
     /// catalog lock, routing only reads.
     router: RwLock<Router>,
+    /// The virtual hosts besides `/`, by name; changes go through the catalog lock.
+    vhosts: RwLock<BTreeMap<String, VirtualHost>>,
     /// Traffic counters for operators; not state.
     stats: Arc<Stats>,
     /// Disk and memory alarms: while one is on, publishers wait.
@@ -125,7 +128,13 @@ impl Broker {
         }
         remove_orphans(&topics_dir, &topics.values().map(|topic| topic.id.to_string()).collect());
         let queues = open_queues(data_dir, &catalog, &config, &clock)?;
-        let router = Router::from_definitions(&catalog.state().routing)?;
+        let vhosts: BTreeMap<String, VirtualHost> = catalog
+            .state()
+            .vhosts
+            .iter()
+            .filter_map(|name| VirtualHost::new(name).ok().map(|vhost| (name.clone(), vhost)))
+            .collect();
+        let router = Router::from_definitions(&catalog.state().routing, vhosts.values())?;
         // Start above everything reserved before: ids handed out before a crash are never reused.
         let reserved = catalog.state().producer_ids_reserved;
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
@@ -140,6 +149,7 @@ impl Broker {
             producer_ids: parking_lot::Mutex::new((reserved, reserved)),
             queues: RwLock::new(queues),
             router: RwLock::new(router),
+            vhosts: RwLock::new(vhosts),
             stats,
             redrive_tasks: RedriveTasks::default(),
             header_reader: std::sync::OnceLock::new(),
@@ -401,6 +411,87 @@ impl Broker {
         Ok(config)
     }
 
+    /// The virtual host named `name`, if it exists (`/` always does).
+    pub fn vhost(&self, name: &str) -> Option<VirtualHost> {
+        if name == vhost::DEFAULT_VHOST {
+            return Some(VirtualHost::default());
+        }
+        self.vhosts.read().get(name).cloned()
+    }
+
+    /// Every virtual host, `/` first.
+    pub fn vhosts(&self) -> Vec<VirtualHost> {
+        std::iter::once(VirtualHost::default())
+            .chain(self.vhosts.read().values().cloned())
+            .collect()
+    }
+
+    /// Creates a virtual host with its predeclared exchanges; `false` if it
+    /// existed. Durable when this returns.
+    pub async fn create_vhost(&self, name: &str) -> Result<(VirtualHost, bool)> {
+        let vhost = VirtualHost::new(name)?;
+        let mut catalog = self.catalog.lock().await;
+        if self.vhost(name).is_some() {
+            return Ok((vhost, false));
+        }
+        catalog
+            .append(Event::VhostCreated { name: name.to_owned() }, self.clock.now_ms())
+            .await?;
+        self.router.write().add_vhost(&vhost);
+        self.vhosts.write().insert(name.to_owned(), vhost.clone());
+        info!(vhost = name, "vhost created");
+        Ok((vhost, true))
+    }
+
+    /// Deletes a virtual host with everything in it: its queues (and their
+    /// messages), exchanges and bindings, as one catalog event. `/` cannot
+    /// be deleted. Returns how many queues went with it.
+    pub async fn delete_vhost(&self, name: &str) -> Result<usize> {
+        let vhost = VirtualHost::new(name)?;
+        if vhost.is_default() {
+            return Err(VhostError::Undeletable(name.to_owned()).into());
+        }
+        let deleted: Vec<Arc<DeclaredQueue>> = {
+            let mut catalog = self.catalog.lock().await;
+            if self.vhost(name).is_none() {
+                return Err(VhostError::NotFound(name.to_owned()).into());
+            }
+            catalog
+                .append(Event::VhostDeleted { name: name.to_owned() }, self.clock.now_ms())
+                .await?;
+            self.vhosts.write().remove(name);
+            self.connections.close_vhost(name);
+            self.router.write().remove_vhost(&vhost);
+            let mut queues = self.queues.write();
+            let names: Vec<String> = queues.keys().filter(|queue| vhost.contains(queue)).cloned().collect();
+            names.iter().filter_map(|queue| queues.remove(queue)).collect()
+        };
+        info!(vhost = name, queues = deleted.len(), "vhost deleted");
+        let count = deleted.len();
+        // The deletion is recorded; files left behind by a crash here are
+        // removed as orphans on the next start.
+        for declared in deleted {
+            declared.notify_available();
+            let dir = declared.queue.dir().to_owned();
+            blocking(move || {
+                let _ = declared.queue.close();
+                fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+            })
+            .await?;
+        }
+        Ok(count)
+    }
+
+    /// Refuses a queue or exchange (broker-wide name) in a vhost that does
+    /// not exist (any more: a connection may outlive its vhost).
+    fn check_vhost_of(&self, resource: &str) -> Result<()> {
+        let (name, _) = vhost::split(resource);
+        match self.vhost(&name) {
+            Some(_) => Ok(()),
+            None => Err(VhostError::NotFound(name.into_owned()).into()),
+        }
+    }
+
     pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
         self.queues.read().get(name).cloned()
     }
@@ -433,6 +524,7 @@ impl Broker {
             existing.touch(self.clock.now_ms());
             return Ok((existing, false));
         }
+        self.check_vhost_of(name)?;
         let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
             name: name.to_owned(),
             reason,
@@ -585,6 +677,7 @@ impl Broker {
     /// exchanges are recorded in the catalog.
     pub async fn declare_exchange(&self, exchange: Exchange) -> Result<()> {
         let mut catalog = self.catalog.lock().await;
+        self.check_vhost_of(&exchange.name)?;
         let mut candidate = self.router.read().clone();
         let created = candidate.declare_exchange(exchange.clone())?;
         if created && exchange.durable {
@@ -628,7 +721,7 @@ impl Broker {
             }
             Destination::Exchange(name) => candidate
                 .exchange(name)
-                .map(|exchange| exchange.durable || name.starts_with("amq."))
+                .map(|exchange| exchange.durable || is_predeclared(name))
                 .ok_or_else(|| CoreError::Exchange(ExchangeError::UnknownExchange(name.clone())))?,
             Destination::Topic(name) => {
                 self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.clone()))?;
@@ -637,7 +730,7 @@ impl Broker {
         };
         let source_durable = candidate
             .exchange(source)
-            .is_some_and(|exchange| exchange.durable || source.starts_with("amq."));
+            .is_some_and(|exchange| exchange.durable || is_predeclared(source));
         if candidate.bind(source, binding.clone())? && source_durable && destination_durable {
             catalog
                 .append(
@@ -1051,6 +1144,82 @@ mod tests {
         let broker = open(dir.path());
         assert_eq!(broker.exchange("fan"), Some(exchange));
         assert_eq!(broker.bindings("fan").expect("bindings"), vec![new]);
+    }
+
+    #[tokio::test]
+    async fn a_vhost_isolates_its_names_survives_restart_and_takes_its_queues_when_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        let durable = QueueDefinition {
+            durable: true,
+            ..QueueDefinition::default()
+        };
+        let (staging, created) = broker.create_vhost("staging").await.expect("create");
+        assert!(created);
+        assert!(!broker.create_vhost("staging").await.expect("again").1, "creating twice is a no-op");
+        let queue = staging.resource("orders").expect("name");
+        broker.declare_queue("orders", durable.clone()).await.expect("root queue");
+        broker.declare_queue(&queue, durable.clone()).await.expect("staging queue");
+        let routed = |exchange: &str, key: &str| broker.route(exchange, key, &FieldTable::new()).map(|routed| routed.queues);
+        assert_eq!(routed("", "orders").expect("route"), ["orders".to_owned()].into());
+        let default = staging.resource("").expect("name");
+        assert_eq!(routed(&default, "orders").expect("route"), [queue.clone()].into());
+        // An alternate exchange named as declared resolves within the vhost.
+        let mut with_alternate = Exchange::new(staging.resource("events").expect("name"), crate::exchange::ExchangeKind::Direct);
+        with_alternate.alternate_exchange = Some("amq.fanout".to_owned());
+        broker.declare_exchange(with_alternate).await.expect("declare");
+        let fanout = staging.resource("amq.fanout").expect("name");
+        broker
+            .bind(&fanout, Binding::new(Destination::Queue(queue.clone()), ""))
+            .await
+            .expect("bind");
+        assert_eq!(
+            routed(&staging.resource("events").expect("name"), "x").expect("route"),
+            [queue.clone()].into()
+        );
+        assert!(
+            routed("amq.fanout", "x").expect("route").is_empty(),
+            "the root vhost's amq.fanout is another exchange"
+        );
+
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let broker = open(dir.path());
+        assert_eq!(broker.vhosts().iter().map(VirtualHost::name).collect::<Vec<_>>(), ["/", "staging"]);
+        assert!(broker.queue(&queue).is_some() && broker.queue("orders").is_some());
+        assert_eq!(
+            broker
+                .route(&staging.resource("events").expect("name"), "x", &FieldTable::new())
+                .expect("route")
+                .queues,
+            [queue.clone()].into()
+        );
+
+        assert_eq!(broker.delete_vhost("staging").await.expect("delete"), 1);
+        assert!(broker.queue(&queue).is_none() && broker.queue("orders").is_some());
+        assert!(broker.exchange(&fanout).is_none());
+        assert!(matches!(
+            broker.declare_queue(&queue, durable.clone()).await,
+            Err(CoreError::Vhost(VhostError::NotFound(_)))
+        ));
+        assert!(matches!(
+            broker.delete_vhost("/").await,
+            Err(CoreError::Vhost(VhostError::Undeletable(_)))
+        ));
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let broker = open(dir.path());
+        assert_eq!(broker.vhosts().len(), 1);
+        assert!(broker.queue(&queue).is_none() && broker.exchange(&fanout).is_none());
+        assert_eq!(
+            fs::read_dir(dir.path().join("queues")).expect("queues").count(),
+            1,
+            "the staging queue's files are gone"
+        );
     }
 
     #[tokio::test]

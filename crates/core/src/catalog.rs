@@ -6,7 +6,7 @@
 //! Layout under `<data>/meta/`: `log/` is a partition log whose records' values
 //! are JSON events; `snapshot.json` holds the state up to an offset of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
+use crate::vhost::VirtualHost;
 
 /// Take a snapshot after this many events, so a restart replays at most that many.
 const EVENTS_PER_SNAPSHOT: u64 = 1000;
@@ -97,6 +98,14 @@ pub enum Event {
         old: Binding,
         new: Binding,
     },
+    /// A virtual host besides `/`, with its predeclared exchanges.
+    VhostCreated {
+        name: String,
+    },
+    /// Everything in the vhost goes with it: queues, exchanges, bindings.
+    VhostDeleted {
+        name: String,
+    },
 }
 
 /// How a queue was declared: its flags and arguments (AMQP's `x-…`
@@ -140,6 +149,9 @@ pub struct CatalogState {
     /// Durable exchanges and bindings.
     #[serde(default)]
     pub routing: Definitions,
+    /// The virtual hosts besides `/`, by name.
+    #[serde(default)]
+    pub vhosts: BTreeSet<String>,
 }
 
 impl CatalogState {
@@ -247,6 +259,19 @@ impl CatalogState {
                 if !self.routing.bindings.contains(&defined) {
                     self.routing.bindings.push(defined);
                 }
+            }
+            Event::VhostCreated { name } => {
+                self.vhosts.insert(name.clone());
+            }
+            Event::VhostDeleted { name } => {
+                if !self.vhosts.remove(name) {
+                    return;
+                }
+                let Ok(vhost) = VirtualHost::new(name) else { return };
+                self.queues.retain(|queue, _| !vhost.contains(queue));
+                self.routing.exchanges.retain(|exchange| !vhost.contains(&exchange.name));
+                // A binding never crosses vhosts: its source tells.
+                self.routing.bindings.retain(|defined| !vhost.contains(&defined.source));
             }
         }
     }

@@ -55,6 +55,7 @@ pub struct ClientConnection {
 struct Identity {
     client: String,
     user: Option<String>,
+    vhost: Option<String>,
 }
 
 /// A connection at one moment, for listing.
@@ -68,6 +69,8 @@ pub struct ConnectionInfo {
     pub client: String,
     /// AMQP: the login; Kafka: none (no SASL yet).
     pub user: Option<String>,
+    /// AMQP: the vhost the connection opened; Kafka: none.
+    pub vhost: Option<String>,
     pub connected_at_ms: u64,
     pub channels: u64,
 }
@@ -84,6 +87,10 @@ impl ClientConnection {
 
     pub fn set_user(&self, user: impl Into<String>) {
         self.identity.lock().user = Some(user.into());
+    }
+
+    pub fn set_vhost(&self, vhost: impl Into<String>) {
+        self.identity.lock().vhost = Some(vhost.into());
     }
 
     pub fn set_channels(&self, open: u64) {
@@ -120,6 +127,7 @@ impl ClientConnection {
             peer: self.peer,
             client: identity.client,
             user: identity.user,
+            vhost: identity.vhost,
             connected_at_ms: self.connected_at_ms,
             channels: self.channels(),
         }
@@ -181,6 +189,20 @@ impl Connections {
             }
             None => false,
         }
+    }
+
+    /// Asks every connection in vhost `name` to close (the vhost is being
+    /// deleted, as RabbitMQ closes them); returns how many.
+    pub fn close_vhost(&self, name: &str) -> usize {
+        let open = self.open.read();
+        let mut closed = 0;
+        for connection in open.values() {
+            if connection.identity.lock().vhost.as_deref() == Some(name) {
+                connection.close();
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Open connections and their open channels, per protocol (every

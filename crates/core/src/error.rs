@@ -56,6 +56,8 @@ pub enum CoreError {
     Queue(#[from] crate::queue::QueueError),
     #[error(transparent)]
     Exchange(#[from] crate::exchange::ExchangeError),
+    #[error(transparent)]
+    Vhost(#[from] crate::vhost::VhostError),
 }
 
 impl CoreError {

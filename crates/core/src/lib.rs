@@ -19,8 +19,10 @@ pub mod stats;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_name;
+pub mod vhost;
 
 pub use broker::{Broker, BrokerConfig};
 pub use error::{CoreError, Result};
 pub use topic::Topic;
 pub use topic_config::{TopicConfig, TopicDefaults};
+pub use vhost::VirtualHost;

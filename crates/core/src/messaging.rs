@@ -450,7 +450,12 @@ impl Broker {
     /// Returns the appends it made.
     pub fn dead_letter(self: &Arc<Self>, declared: &DeclaredQueue, record: Record, reason: DeathReason, deliveries: u32) -> Vec<Storing> {
         let policy = declared.policy();
-        let Some(exchange) = policy.dead_letter_exchange.clone() else {
+        // Named as the client declared it: it is the one in the queue's vhost.
+        let Some(exchange) = policy
+            .dead_letter_exchange
+            .as_deref()
+            .map(|exchange| crate::vhost::sibling(&declared.name, exchange).into_owned())
+        else {
             debug!(
                 queue = declared.name,
                 reason = reason.as_str(),

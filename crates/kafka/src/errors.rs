@@ -21,8 +21,9 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Clients treat it as success: the original append is in progress.
         CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
         CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
-        // Queues are not reachable through the Kafka API.
+        // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
+        | CoreError::Vhost(_)
         | CoreError::InvalidQueueArgument { .. }
         | CoreError::QueueMismatch { .. }
         | CoreError::QueueInUse { .. }

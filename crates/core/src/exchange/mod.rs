@@ -1,7 +1,7 @@
 //! Exchanges: AMQP 0-9-1 routing with RabbitMQ's behaviour — direct, fanout,
 //! topic and headers exchanges, the predeclared ones (the default exchange
 //! and `amq.*`), exchange-to-exchange bindings, alternate exchanges — and
-//! Kafka topics as binding destinations. `router.rs` holds one virtual
+//! Kafka topics as binding destinations. `router.rs` holds every virtual
 //! host's exchanges and bindings and routes a routing key and headers to
 //! queue and topic names; `topic_trie.rs` and `headers_match.rs` are the
 //! matchers. A pure module: no I/O, no wire protocol, no broker wiring; the
@@ -22,7 +22,9 @@ pub use binding::{Binding, Destination};
 pub use exchange::{Exchange, ExchangeKind};
 pub use header_value::{FieldTable, HeaderValue};
 pub use headers_match::{X_MATCH, XMatch, headers_match};
-pub use router::{BindingDefinition, DEFAULT_EXCHANGE, Definitions, KEY_BYTES_MAX, NAME_BYTES_MAX, Removal, RouteResult, Router};
+pub use router::{
+    BindingDefinition, DEFAULT_EXCHANGE, Definitions, KEY_BYTES_MAX, NAME_BYTES_MAX, Removal, RouteResult, Router, is_predeclared,
+};
 
 /// Why an exchange operation was refused. Each fails only its request; the
 /// AMQP front door maps them to reply codes (NOT_FOUND, PRECONDITION_FAILED,

@@ -1,5 +1,9 @@
-//! One virtual host's exchanges and bindings, and routing through them:
+//! Every virtual host's exchanges and bindings, and routing through them:
 //! a routing key and headers in, the queue and topic names to append to out.
+//! Names are broker-wide (`vhost.rs`): a vhost's exchanges, its default
+//! exchange's rule and the alternate exchanges its exchanges name all stay
+//! within it, as no binding crosses vhosts (front doors qualify both ends
+//! in the same vhost).
 //! Follows exchange-to-exchange bindings and alternate exchanges, each
 //! exchange at most once, as RabbitMQ does. Knows nothing of which queues or
 //! topics exist, nor of the catalog: deleting a queue or exchange calls the
@@ -16,6 +20,7 @@ use super::exchange::{Exchange, ExchangeKind};
 use super::header_value::FieldTable;
 use super::headers_match::{XMatch, headers_match};
 use super::topic_trie::TopicTrie;
+use crate::vhost::{self, VirtualHost};
 
 type Result<T> = std::result::Result<T, ExchangeError>;
 
@@ -37,8 +42,16 @@ const PREDECLARED: [(&str, ExchangeKind); 6] = [
     ("amq.match", ExchangeKind::Headers),
 ];
 
-fn is_predeclared(name: &str) -> bool {
-    PREDECLARED.iter().any(|(predeclared, _)| *predeclared == name)
+/// Whether broker-wide exchange `name` is one of its vhost's predeclared
+/// exchanges (which always exist and are durable).
+pub fn is_predeclared(name: &str) -> bool {
+    let local = vhost::local_name(name);
+    PREDECLARED.iter().any(|(predeclared, _)| *predeclared == local)
+}
+
+/// Whether `name` is a default exchange (of any vhost).
+fn is_default_exchange(name: &str) -> bool {
+    vhost::local_name(name) == DEFAULT_EXCHANGE
 }
 
 /// Where a message goes: the queues and Kafka topics to append it to, each
@@ -110,7 +123,7 @@ struct ExchangeState {
 
 impl ExchangeState {
     fn new(exchange: Exchange) -> ExchangeState {
-        let index = if exchange.name == DEFAULT_EXCHANGE {
+        let index = if is_default_exchange(&exchange.name) {
             RouteIndex::Default
         } else {
             match exchange.kind {
@@ -258,7 +271,7 @@ impl ExchangeState {
     }
 }
 
-/// One virtual host's exchanges and bindings.
+/// Every virtual host's exchanges and bindings.
 #[derive(Debug, Clone)]
 pub struct Router {
     exchanges: BTreeMap<String, ExchangeState>,
@@ -275,22 +288,56 @@ impl Default for Router {
 }
 
 impl Router {
-    /// A router with the predeclared exchanges only.
+    /// A router with the default vhost's predeclared exchanges only.
     pub fn new() -> Router {
-        let exchanges = PREDECLARED
-            .iter()
-            .map(|&(name, kind)| (name.to_owned(), ExchangeState::new(Exchange::new(name, kind))))
-            .collect();
-        Router {
-            exchanges,
+        let mut router = Router {
+            exchanges: BTreeMap::new(),
             sources: BTreeMap::new(),
+        };
+        router.add_vhost(&VirtualHost::default());
+        router
+    }
+
+    /// Declares `vhost`'s predeclared exchanges (nothing if they exist).
+    pub fn add_vhost(&mut self, vhost: &VirtualHost) {
+        for (name, kind) in PREDECLARED {
+            // Predeclared names are never in the reserved namespace.
+            if let Ok(name) = vhost.resource(name) {
+                self.exchanges
+                    .entry(name.clone())
+                    .or_insert_with(|| ExchangeState::new(Exchange::new(name, kind)));
+            }
         }
     }
 
-    /// Rebuilds a router from [`Router::definitions`]. Exchanges first, so
-    /// bindings between them resolve whatever their order.
-    pub fn from_definitions(definitions: &Definitions) -> Result<Router> {
+    /// Removes every exchange of `vhost` (predeclared ones included) with
+    /// their bindings; the caller deletes its queues.
+    pub fn remove_vhost(&mut self, vhost: &VirtualHost) -> Removal {
+        let names: Vec<String> = self.exchanges.keys().filter(|name| vhost.contains(name)).cloned().collect();
+        let mut removal = Removal::default();
+        for name in names {
+            if let Some(state) = self.exchanges.remove(&name) {
+                for binding in state.all_bindings() {
+                    self.forget_source(&binding.destination, &name);
+                    removal.bindings.push(BindingDefinition {
+                        source: name.clone(),
+                        binding,
+                    });
+                }
+            }
+            self.remove_bindings_to(&Destination::Exchange(name), &mut removal);
+        }
+        removal
+    }
+
+    /// Rebuilds a router from [`Router::definitions`] and the vhosts besides
+    /// `/`. Exchanges first, so bindings between them resolve whatever their
+    /// order.
+    pub fn from_definitions<'a>(definitions: &Definitions, vhosts: impl IntoIterator<Item = &'a VirtualHost>) -> Result<Router> {
         let mut router = Router::new();
+        for vhost in vhosts {
+            router.add_vhost(vhost);
+        }
         for exchange in &definitions.exchanges {
             if is_predeclared(&exchange.name) && router.exchange(&exchange.name) == Some(exchange) {
                 continue;
@@ -348,10 +395,11 @@ impl Router {
     /// exists. Refuses reserved names (`""`, `amq.*`; RabbitMQ refuses them
     /// even when equivalent) and a redeclaration that differs in any field.
     pub fn declare_exchange(&mut self, exchange: Exchange) -> Result<bool> {
-        if exchange.name.is_empty() || exchange.name.starts_with("amq.") {
+        let local = vhost::local_name(&exchange.name);
+        if local.is_empty() || local.starts_with("amq.") {
             return Err(ExchangeError::ReservedName(exchange.name));
         }
-        check_length("exchange name", &exchange.name, NAME_BYTES_MAX)?;
+        check_length("exchange name", local, NAME_BYTES_MAX)?;
         if let Some(alternate) = &exchange.alternate_exchange {
             check_length("alternate exchange name", alternate, NAME_BYTES_MAX)?;
         }
@@ -505,9 +553,9 @@ impl Router {
         let mut matched: BTreeSet<&Destination> = BTreeSet::new();
         // Bounded: an exchange enters `pending` only when first visited.
         while let Some(state) = pending.pop() {
-            if state.exchange.name == DEFAULT_EXCHANGE {
+            if matches!(state.index, RouteIndex::Default) {
                 if !routing_key.is_empty() {
-                    result.queues.insert(routing_key.to_owned());
+                    result.queues.insert(vhost::sibling(&state.exchange.name, routing_key).into_owned());
                 }
                 continue;
             }
@@ -523,7 +571,7 @@ impl Router {
             if matched.is_empty()
                 && let Some(alternate) = &state.exchange.alternate_exchange
             {
-                visit(alternate);
+                visit(&vhost::sibling(&state.exchange.name, alternate));
             }
             for destination in &matched {
                 match destination {
@@ -541,7 +589,7 @@ impl Router {
     }
 
     fn check_binding(&self, source: &str, binding: &Binding) -> Result<()> {
-        if source == DEFAULT_EXCHANGE || binding.destination == Destination::Exchange(DEFAULT_EXCHANGE.to_owned()) {
+        if is_default_exchange(source) || matches!(&binding.destination, Destination::Exchange(name) if is_default_exchange(name)) {
             return Err(ExchangeError::DefaultExchangeBinding);
         }
         if let Destination::Exchange(destination) = &binding.destination
@@ -980,7 +1028,7 @@ mod tests {
         let json = serde_json::to_string(&definitions).expect("serialize");
         let decoded: Definitions = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(decoded, definitions);
-        let rebuilt = Router::from_definitions(&decoded).expect("rebuild");
+        let rebuilt = Router::from_definitions(&decoded, []).expect("rebuild");
         assert_eq!(rebuilt.definitions(), definitions);
         assert_eq!(route(&rebuilt, "amq.direct", "order.placed"), ["orders"]);
         let unroutable = rebuilt.route("events", "user.registered", &FieldTable::new()).expect("route");

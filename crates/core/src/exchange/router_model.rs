@@ -344,7 +344,7 @@ proptest! {
             apply(&mut router, &mut model, op)?;
         }
         check_agreement(&router, &model, &routing_keys)?;
-        let rebuilt = Router::from_definitions(&router.definitions());
+        let rebuilt = Router::from_definitions(&router.definitions(), []);
         prop_assert!(rebuilt.is_ok(), "rebuild: {:?}", rebuilt.err());
         if let Ok(rebuilt) = rebuilt {
             check_agreement(&rebuilt, &model, &routing_keys)?;

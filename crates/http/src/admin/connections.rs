@@ -36,6 +36,8 @@ pub struct Connection {
     pub client: String,
     /// AMQP: the user that logged in; Kafka: null.
     pub user: Option<String>,
+    /// AMQP: the vhost the connection opened; Kafka: null.
+    pub vhost: Option<String>,
     /// When the connection was accepted, in ms since the Unix epoch.
     pub connected_at_ms: u64,
     /// AMQP: open channels; Kafka: 0.
@@ -53,6 +55,7 @@ impl From<ConnectionInfo> for Connection {
             address: info.peer.to_string(),
             client: info.client,
             user: info.user,
+            vhost: info.vhost,
             connected_at_ms: info.connected_at_ms,
             channels: info.channels,
         }

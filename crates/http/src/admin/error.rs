@@ -13,6 +13,7 @@ use conveyor_core::CoreError;
 use conveyor_core::exchange::ExchangeError;
 use conveyor_core::group::GroupError;
 use conveyor_core::queue::QueueError;
+use conveyor_core::vhost::VhostError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
@@ -109,6 +110,10 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidQueueArgument { .. }
             | CoreError::TransactionsUnsupported => StatusCode::BAD_REQUEST,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
+            CoreError::Vhost(vhost) => match vhost {
+                VhostError::NotFound(_) => StatusCode::NOT_FOUND,
+                VhostError::InvalidName { .. } | VhostError::ReservedName(_) | VhostError::Undeletable(_) => StatusCode::BAD_REQUEST,
+            },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {

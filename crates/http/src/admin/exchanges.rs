@@ -9,17 +9,21 @@ use axum::Json;
 use axum::extract::State;
 use conveyor_core::Broker;
 use conveyor_core::exchange::{Binding, DEFAULT_EXCHANGE, Destination, Exchange, HeaderValue};
+use conveyor_core::vhost;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::messages::DEFAULT_EXCHANGE_ALIAS;
+use super::vhosts::InVhost;
 use crate::HttpState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExchangeInfo {
-    /// `""` is the default exchange.
+    /// The exchange's name in its vhost; `""` is the default exchange.
     pub name: String,
+    /// The AMQP virtual host the exchange is in.
+    pub vhost: String,
     /// `direct`, `fanout`, `topic` or `headers`.
     pub kind: String,
     pub durable: bool,
@@ -32,6 +36,8 @@ pub struct ExchangeInfo {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BindingInfo {
+    /// The AMQP virtual host of the binding (both ends are in it; a Kafka topic is in `/`).
+    pub vhost: String,
     pub source: String,
     /// `queue`, `exchange` or `topic`.
     pub destination_kind: String,
@@ -50,8 +56,10 @@ pub struct ExchangeDetail {
 }
 
 fn info(exchange: Exchange, bindings: u64) -> ExchangeInfo {
+    let (vhost, name) = vhost::split(&exchange.name);
     ExchangeInfo {
-        name: exchange.name,
+        name: name.to_owned(),
+        vhost: vhost.into_owned(),
         kind: exchange.kind.as_str().to_owned(),
         durable: exchange.durable,
         auto_delete: exchange.auto_delete,
@@ -67,10 +75,12 @@ fn binding_info(source: &str, binding: Binding) -> BindingInfo {
         Destination::Exchange(_) => "exchange",
         Destination::Topic(_) => "topic",
     };
+    let (vhost, source) = vhost::split(source);
     BindingInfo {
+        vhost: vhost.into_owned(),
         source: source.to_owned(),
         destination_kind: destination_kind.to_owned(),
-        destination: binding.destination.name().to_owned(),
+        destination: vhost::local_name(binding.destination.name()).to_owned(),
         binding_key: binding.binding_key,
         arguments: serde_json::Value::Object(binding.arguments.into_iter().map(|(key, value)| (key, json(value))).collect()),
     }
@@ -127,19 +137,20 @@ pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<Exchan
 
 /// An exchange and its bindings.
 #[utoipa::path(get, operation_id = "describe_exchange", path = "/exchanges/{name}", tag = "exchanges",
-    params(("name" = String, Path, description = "exchange name; amq.default for the default exchange")),
+    params(("name" = String, Path, description = "exchange name; amq.default for the default exchange"), InVhost),
     responses((status = 200, body = ExchangeDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<Json<ExchangeDetail>, ApiError> {
+pub async fn describe(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+) -> Result<Json<ExchangeDetail>, ApiError> {
     let broker = &state.broker;
-    let name = if name == DEFAULT_EXCHANGE_ALIAS {
-        DEFAULT_EXCHANGE.to_owned()
-    } else {
-        name
-    };
+    let name = if name == DEFAULT_EXCHANGE_ALIAS { DEFAULT_EXCHANGE } else { &name };
+    let resource = in_vhost.resource(broker, name)?;
     let exchange = broker
-        .exchange(&name)
+        .exchange(&resource)
         .ok_or_else(|| ApiError::not_found(format!("exchange {name:?} does not exist")))?;
-    let bindings_from = bindings_of(broker, &name);
+    let bindings_from = bindings_of(broker, &resource);
     Ok(Json(ExchangeDetail {
         exchange: info(exchange, bindings_from.len() as u64),
         bindings_from,

@@ -15,13 +15,14 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, FieldTable, HeaderValue};
 use conveyor_core::producer::Partition;
-use conveyor_core::{Broker, Topic, partitioner};
+use conveyor_core::{Broker, Topic, partitioner, vhost};
 use conveyor_log::batch::{HEADER_BYTES, check_batch};
 use conveyor_log::record::{BatchBuilder, Header, Record, decode_records};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, blocking};
+use super::vhosts::InVhost;
 use super::{queues, topics};
 use crate::HttpState;
 
@@ -286,15 +287,16 @@ pub async fn peek_partition(
 
 /// Peeks at a queue's unsettled messages, lowest first, without acquiring them.
 #[utoipa::path(get, operation_id = "peek_queue", path = "/queues/{name}/messages", tag = "queues",
-    params(("name" = String, Path, description = "queue name"), QueuePeek),
+    params(("name" = String, Path, description = "queue name"), QueuePeek, InVhost),
     responses((status = 200, body = QueueMessages), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn peek_queue(
     State(state): State<Arc<HttpState>>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<QueuePeek>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
 ) -> Result<Json<QueueMessages>, ApiError> {
     let count = peek_count(query.count)?;
-    let declared = queues::find(&state.broker, &name)?;
+    let declared = queues::find(&state.broker, &in_vhost, &name)?;
     let peeked = blocking(move || Ok(declared.queue.peek(count)?)).await?;
     let messages = peeked
         .into_iter()
@@ -416,7 +418,7 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
 /// Publishes through an exchange (`amq.default` is the default exchange),
 /// as an AMQP `basic.publish` with the routing key would.
 #[utoipa::path(post, operation_id = "publish_to_exchange", path = "/exchanges/{name}/messages", tag = "exchanges",
-    params(("name" = String, Path, description = "exchange name; amq.default for the default exchange")),
+    params(("name" = String, Path, description = "exchange name; amq.default for the default exchange"), InVhost),
     request_body = PublishMessage,
     responses(
         (status = 200, description = "stored in every queue and topic it was routed to", body = Routed),
@@ -425,14 +427,11 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
 pub async fn publish_to_exchange(
     State(state): State<Arc<HttpState>>,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
     ApiJson(request): ApiJson<PublishMessage>,
 ) -> Result<Json<Routed>, ApiError> {
     let broker = &state.broker;
-    let exchange = if name == DEFAULT_EXCHANGE_ALIAS {
-        DEFAULT_EXCHANGE.to_owned()
-    } else {
-        name
-    };
+    let exchange = in_vhost.resource(broker, if name == DEFAULT_EXCHANGE_ALIAS { DEFAULT_EXCHANGE } else { &name })?;
     let routing_key = request.routing_key.clone().unwrap_or_default();
     let headers: FieldTable = request
         .headers
@@ -449,6 +448,7 @@ pub async fn publish_to_exchange(
     };
     for queue in routed.queues {
         let Some(declared) = broker.queue(&queue) else { continue };
+        let queue = vhost::local_name(&queue).to_owned();
         if store_in_queue(broker, &declared, record.clone()).await? {
             result.queues.push(queue);
         } else {
@@ -464,7 +464,7 @@ pub async fn publish_to_exchange(
 
 /// Publishes straight into a queue (as through the default exchange).
 #[utoipa::path(post, operation_id = "publish_to_queue", path = "/queues/{name}/messages", tag = "queues",
-    params(("name" = String, Path, description = "queue name")),
+    params(("name" = String, Path, description = "queue name"), InVhost),
     request_body = PublishMessage,
     responses(
         (status = 201, description = "durable under the queue's policy", body = Routed),
@@ -475,10 +475,11 @@ pub async fn publish_to_exchange(
 pub async fn publish_to_queue(
     State(state): State<Arc<HttpState>>,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
     ApiJson(request): ApiJson<PublishMessage>,
 ) -> Result<(StatusCode, Json<Routed>), ApiError> {
     let broker = &state.broker;
-    let declared = queues::find(broker, &name)?;
+    let declared = queues::find(broker, &in_vhost, &name)?;
     let routing_key = request.routing_key.clone().unwrap_or_else(|| name.clone());
     let record = record_of(request, Some(routing_key.into_bytes()))?;
     if !store_in_queue(broker, &declared, record).await? {

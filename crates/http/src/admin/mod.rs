@@ -1,6 +1,6 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
 //! holds (overview, topics, consumer groups, queues, exchanges, client
-//! connections, resource alarms), the operations an operator needs (create
+//! connections, resource alarms, vhosts), the operations an operator needs (create
 //! and delete, alter configs, purge, reset and commit offsets, peek,
 //! publish, redrive, close a connection, change alarm limits), and the
 //! OpenAPI document generated from these handlers at
@@ -18,6 +18,7 @@ mod overview;
 mod queues;
 mod redrive;
 mod topics;
+mod vhosts;
 
 use std::sync::{Arc, LazyLock};
 
@@ -45,6 +46,7 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "queues", description = "Queues (AMQP and SQS), their messages and dead letters"),
         (name = "exchanges", description = "Exchanges and their bindings"),
         (name = "connections", description = "Open Kafka and AMQP client connections"),
+        (name = "vhosts", description = "AMQP virtual hosts: isolated namespaces of queues, exchanges and bindings"),
     )
 )]
 struct ApiDoc;
@@ -74,7 +76,9 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::publish_to_exchange))
         .routes(routes!(exchanges::bindings))
         .routes(routes!(connections::list))
-        .routes(routes!(connections::close));
+        .routes(routes!(connections::close))
+        .routes(routes!(vhosts::list))
+        .routes(routes!(vhosts::create, vhosts::delete));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();

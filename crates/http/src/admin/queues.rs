@@ -12,15 +12,20 @@ use conveyor_core::Broker;
 use conveyor_core::exchange::FieldTable;
 use conveyor_core::queue::DeclaredQueue;
 use conveyor_core::stats::Flow;
+use conveyor_core::vhost;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody, blocking};
+use super::vhosts::InVhost;
 use crate::HttpState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueSummary {
+    /// The queue's name in its vhost.
     pub name: String,
+    /// The AMQP virtual host the queue is in (`/` for SQS queues).
+    pub vhost: String,
     pub durable: bool,
     pub auto_delete: bool,
     /// Waiting for a consumer.
@@ -89,18 +94,20 @@ pub struct DeleteQueue {
     pub if_empty: Option<bool>,
 }
 
-/// The queue, or 404.
-pub(super) fn find(broker: &Broker, name: &str) -> Result<Arc<DeclaredQueue>, ApiError> {
+/// The queue `name` of the vhost `in_vhost` names, or 404.
+pub(super) fn find(broker: &Broker, in_vhost: &InVhost, name: &str) -> Result<Arc<DeclaredQueue>, ApiError> {
     broker
-        .queue(name)
+        .queue(&in_vhost.resource(broker, name)?)
         .ok_or_else(|| ApiError::not_found(format!("queue {name:?} does not exist")))
 }
 
 fn summary(broker: &Broker, declared: &DeclaredQueue) -> QueueSummary {
     let flow = broker.stats().queue(&declared.name);
     let (publish_per_second, deliver_per_second) = flow.rates_per_s();
+    let (vhost, name) = vhost::split(&declared.name);
     QueueSummary {
-        name: declared.name.clone(),
+        name: name.to_owned(),
+        vhost: vhost.into_owned(),
         durable: declared.definition().durable,
         auto_delete: declared.definition().auto_delete,
         messages_ready: declared.queue.available_count(),
@@ -123,7 +130,7 @@ pub(super) fn dead_letter_queues(broker: &Broker, declared: &DeclaredQueue) -> V
     };
     let routing_key = declared.policy().dead_letter_routing_key.clone().unwrap_or_default();
     let queues = broker
-        .route(exchange, &routing_key, &FieldTable::new())
+        .route(&vhost::sibling(&declared.name, exchange), &routing_key, &FieldTable::new())
         .map(|routed| routed.queues)
         .unwrap_or_default();
     // A queue never dead-letters into itself (the core drops such cycles).
@@ -141,17 +148,21 @@ pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<QueueS
 
 /// A queue's counts, definition and dead-letter wiring.
 #[utoipa::path(get, operation_id = "describe_queue", path = "/queues/{name}", tag = "queues",
-    params(("name" = String, Path, description = "queue name")),
+    params(("name" = String, Path, description = "queue name"), InVhost),
     responses((status = 200, body = QueueDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<Json<QueueDetail>, ApiError> {
+pub async fn describe(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+) -> Result<Json<QueueDetail>, ApiError> {
     let broker = Arc::clone(&state.broker);
     let detail = blocking(move || {
-        let declared = find(&broker, &name)?;
+        let declared = find(&broker, &in_vhost, &name)?;
         let dead_letter_sources = broker
             .queues()
             .iter()
             .filter(|source| dead_letter_queues(&broker, source).contains(&declared.name))
-            .map(|source| source.name.clone())
+            .map(|source| vhost::local_name(&source.name).to_owned())
             .collect();
         Ok(QueueDetail {
             summary: summary(&broker, &declared),
@@ -159,7 +170,10 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPat
             created_ms: declared.created_ms,
             arguments: declared.definition().arguments.clone(),
             dead_letter_routing_key: declared.policy().dead_letter_routing_key.clone(),
-            dead_letter_queues: dead_letter_queues(&broker, &declared),
+            dead_letter_queues: dead_letter_queues(&broker, &declared)
+                .iter()
+                .map(|queue| vhost::local_name(queue).to_owned())
+                .collect(),
             dead_letter_sources,
             message_ttl_ms: declared.policy().message_ttl_ms,
             max_length: declared.policy().max_length,
@@ -175,12 +189,16 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPat
 
 /// Removes every message waiting in the queue (AMQP's `queue.purge`).
 #[utoipa::path(post, operation_id = "purge_queue", path = "/queues/{name}/purge", tag = "queues",
-    params(("name" = String, Path, description = "queue name")),
+    params(("name" = String, Path, description = "queue name"), InVhost),
     responses((status = 200, body = Purged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn purge(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<String>) -> Result<Json<Purged>, ApiError> {
+pub async fn purge(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+) -> Result<Json<Purged>, ApiError> {
     let broker = Arc::clone(&state.broker);
     let purged = blocking(move || {
-        let declared = find(&broker, &name)?;
+        let declared = find(&broker, &in_vhost, &name)?;
         Ok(broker.purge_queue(&declared)?)
     })
     .await?;
@@ -189,7 +207,7 @@ pub async fn purge(State(state): State<Arc<HttpState>>, ApiPath(name): ApiPath<S
 
 /// Deletes a queue and its messages.
 #[utoipa::path(delete, operation_id = "delete_queue", path = "/queues/{name}", tag = "queues",
-    params(("name" = String, Path, description = "queue name"), DeleteQueue),
+    params(("name" = String, Path, description = "queue name"), DeleteQueue, InVhost),
     responses(
         (status = 200, body = QueueDeleted),
         (status = 400, body = ErrorBody),
@@ -200,7 +218,9 @@ pub async fn delete(
     State(state): State<Arc<HttpState>>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<DeleteQueue>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
 ) -> Result<Json<QueueDeleted>, ApiError> {
-    let messages_deleted = state.broker.delete_queue(&name, query.if_empty.unwrap_or(false)).await?;
+    let queue = in_vhost.resource(&state.broker, &name)?;
+    let messages_deleted = state.broker.delete_queue(&queue, query.if_empty.unwrap_or(false)).await?;
     Ok(Json(QueueDeleted { messages_deleted }))
 }

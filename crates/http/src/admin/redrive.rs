@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use conveyor_core::vhost;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::queues;
+use super::vhosts::InVhost;
 use crate::HttpState;
 
 /// Most messages one redrive moves.
@@ -49,7 +51,7 @@ pub struct Redriven {
 
 /// Moves up to `max_messages` messages to `destination` or back to their source queues.
 #[utoipa::path(post, operation_id = "redrive_queue", path = "/queues/{name}/redrive", tag = "queues",
-    params(("name" = String, Path, description = "the queue to move messages out of")),
+    params(("name" = String, Path, description = "the queue to move messages out of"), InVhost),
     request_body = Redrive,
     responses(
         (status = 200, body = Redriven),
@@ -60,6 +62,7 @@ pub struct Redriven {
 pub async fn redrive(
     State(state): State<Arc<HttpState>>,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
     ApiJson(request): ApiJson<Redrive>,
 ) -> Result<Json<Redriven>, ApiError> {
     let broker = &state.broker;
@@ -71,12 +74,13 @@ pub async fn redrive(
             )));
         }
     };
-    let source = queues::find(broker, &name)?;
+    let source = queues::find(broker, &in_vhost, &name)?;
     let fixed = match &request.destination {
         Some(destination) if *destination == name => {
             return Err(ApiError::bad_request("the destination is the queue itself"));
         }
-        Some(destination) => Some(queues::find(broker, destination)?),
+        // In the source's vhost, as dead letters never leave one.
+        Some(destination) => Some(queues::find(broker, &in_vhost, destination)?),
         None => None,
     };
     let mut redrive = conveyor_core::redrive::Redrive::new(broker, &source, fixed);
@@ -91,7 +95,11 @@ pub async fn redrive(
     let result = Redriven {
         moved: done.moved,
         skipped: done.skipped,
-        destinations: done.destinations,
+        destinations: done
+            .destinations
+            .into_iter()
+            .map(|(queue, moved)| (vhost::local_name(&queue).to_owned(), moved))
+            .collect(),
     };
     Ok(Json(result))
 }

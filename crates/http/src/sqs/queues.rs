@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use conveyor_core::CoreError;
 use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::{CoreError, VirtualHost};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -210,6 +210,8 @@ pub fn list_queues(context: &Context, input: ListQueuesInput) -> Result<Value, S
         .queues()
         .iter()
         .map(|queue| queue.name.clone())
+        // SQS queues are the default vhost's; the other AMQP vhosts' are not SQS's to list.
+        .filter(|name| VirtualHost::default().contains(name))
         .filter(|name| name.starts_with(&prefix))
         .filter(|name| input.next_token.as_ref().is_none_or(|after| name > after))
         .collect();
