@@ -97,6 +97,18 @@ enum End {
     Broken(FrameError),
 }
 
+impl From<FrameError> for End {
+    /// A frame too large or nested too deep is answered (501, as RabbitMQ
+    /// answers a frame it cannot take); other unreadable input closes the socket.
+    fn from(error: FrameError) -> End {
+        match error {
+            FrameError::Closed => End::Client,
+            FrameError::TooLarge { .. } | FrameError::TooDeep(_) => End::Exception(Exception::new(reply::FRAME_ERROR, error.to_string())),
+            error => End::Broken(error),
+        }
+    }
+}
+
 struct Connection {
     context: Arc<Context>,
     id: u64,
@@ -250,8 +262,7 @@ impl Connection {
                 reply::UNEXPECTED_FRAME,
                 "expected a method on channel 0",
             ))),
-            Err(FrameError::Closed) => Err(End::Client),
-            Err(error) => Err(End::Broken(error)),
+            Err(error) => Err(End::from(error)),
         }
     }
 
@@ -285,11 +296,7 @@ impl Connection {
             };
             let frame = match frame {
                 Ok(frame) => frame,
-                Err(FrameError::Closed) => return End::Client,
-                Err(error @ FrameError::TooLarge { .. }) => {
-                    return End::Exception(Exception::new(reply::FRAME_ERROR, error.to_string()));
-                }
-                Err(error) => return End::Broken(error),
+                Err(error) => return End::from(error),
             };
             if matches!(frame, AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))))
                 && let Some(end) = self.hold_while_alarmed(shutdown).await
@@ -588,6 +595,7 @@ fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
     let mut framed = Vec::with_capacity(response.len() + 4);
     framed.extend_from_slice(&u32::try_from(response.len()).ok()?.to_be_bytes());
     framed.extend_from_slice(response);
+    crate::nesting::check_table(&framed).ok()?;
     let (_, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
     let text = |key: &str| match table.inner().get(key) {
         Some(AMQPValue::LongString(value)) => String::from_utf8(value.as_bytes().to_vec()).ok(),

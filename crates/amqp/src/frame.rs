@@ -6,6 +6,8 @@ use amq_protocol::frame::{AMQPFrame, WriteContext, gen_frame, parse_frame};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::nesting;
+
 /// Frame type (1) + channel (2) + payload size (4).
 const FRAME_HEADER_BYTES: usize = 7;
 const FRAME_END: u8 = 0xCE;
@@ -24,6 +26,8 @@ pub enum FrameError {
     BadFrameEnd,
     #[error("undecodable frame: {0}")]
     Malformed(String),
+    #[error("frame refused: {0}")]
+    TooDeep(#[from] nesting::TooDeep),
 }
 
 /// Reads the 8-byte protocol header a client opens with; `Err(bytes)` when it
@@ -54,8 +58,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_max: usize) 
     decode(&frame)
 }
 
-/// Decodes one complete frame.
+/// Decodes one complete frame, refusing hostile nesting before the codec
+/// recurses into it.
 pub fn decode(frame: &[u8]) -> Result<AMQPFrame, FrameError> {
+    nesting::check_frame(frame)?;
     match parse_frame(frame) {
         Ok(([], frame)) => Ok(frame),
         Ok(_) => Err(FrameError::Malformed("trailing bytes".into())),

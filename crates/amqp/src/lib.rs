@@ -9,6 +9,7 @@ mod connection;
 pub mod frame;
 pub mod message;
 mod method;
+pub mod nesting;
 mod prefetch;
 mod reply;
 

@@ -23,6 +23,8 @@ use conveyor_core::queue::policy::headers;
 use conveyor_core::vhost;
 use conveyor_log::record::Record;
 
+use crate::nesting;
+
 pub const EXCHANGE_HEADER: &str = "amqp.exchange";
 pub const PROPERTIES_HEADER: &str = "amqp.properties";
 
@@ -73,6 +75,9 @@ impl Message {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         let mut properties = header(PROPERTIES_HEADER)
+            // Any front door may have written this header (a Kafka producer
+            // too): hostile nesting is refused before the codec recurses.
+            .filter(|bytes| nesting::check_properties(bytes).is_ok())
             .and_then(|bytes| parse_properties(bytes.as_slice()).ok().map(|(_, properties)| properties))
             .unwrap_or_default();
         if let Some(reason) = header(headers::DEATH_REASON) {

@@ -240,6 +240,133 @@ fn a_frame_over_frame_max_or_a_bad_frame_end_closes_only_that_connection() {
     assert_serving();
 }
 
+/// A field table nesting `depth` tables, built from the inside out.
+fn nested(depth: usize) -> FieldTable {
+    let mut table = FieldTable::default();
+    for _ in 1..depth {
+        let mut outer = FieldTable::default();
+        outer.insert(ShortString::from("a"), amq_protocol::types::AMQPValue::FieldTable(table));
+        table = outer;
+    }
+    table
+}
+
+/// Raw bytes of a field table nesting `depth` levels: the codec's own
+/// encoder would recurse as deep to build it. The outermost level is a
+/// table holding the next in an entry `a`; below it every level is a table
+/// (an entry `a` each: 7 bytes a level) or, with `arrays`, an array holding
+/// the next as its one element (5 bytes a level, so 10,000 levels fit in
+/// the 64 KiB frames allowed before the handshake's tune).
+fn nested_bytes(depth: usize, arrays: bool) -> Vec<u8> {
+    let (kind, entry_bytes) = if arrays { (b'A', 1) } else { (b'F', 3) };
+    let mut bytes = Vec::new();
+    for level in 0..depth {
+        let inner_levels = depth - level - 1;
+        let entry = if level == 0 { 3 } else { entry_bytes };
+        let content = match inner_levels {
+            0 => 0,
+            _ => entry + 4 + (inner_levels - 1) * (entry_bytes + 4),
+        };
+        bytes.extend_from_slice(&(content as u32).to_be_bytes());
+        if inner_levels > 0 {
+            if entry == 3 {
+                bytes.extend_from_slice(&[1, b'a']);
+            }
+            bytes.push(kind);
+        }
+    }
+    bytes
+}
+
+/// One frame of `kind` on `channel` around `payload`.
+fn raw_frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![kind];
+    frame.extend_from_slice(&channel.to_be_bytes());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame.push(0xCE);
+    frame
+}
+
+/// Sends `bytes` and returns the reply code of the `connection.close` the
+/// broker answers with (`None` if the socket closed without one).
+fn close_code_for(bytes: &[u8]) -> Option<u16> {
+    let harness = harness();
+    harness.runtime.block_on(async {
+        let mut stream = TcpStream::connect(harness.addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        let mut reader = BufReader::new(stream);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            for _ in 0..20 {
+                match read_frame(&mut reader, 1 << 20).await {
+                    Ok(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close)))) => {
+                        return Some(close.reply_code);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            None
+        })
+        .await
+        .expect("answered in time")
+    })
+}
+
+#[test]
+fn a_start_ok_nested_ten_thousand_deep_closes_that_connection_with_501() {
+    let mut payload = vec![0, 10, 0, 11];
+    payload.extend_from_slice(&nested_bytes(10_000, true));
+    payload.extend_from_slice(&[5, b'P', b'L', b'A', b'I', b'N', 0, 0, 0, 12]);
+    payload.extend_from_slice(b"\0guest\0guest");
+    payload.extend_from_slice(&[5, b'e', b'n', b'_', b'U', b'S']);
+    let mut bytes = PROTOCOL_HEADER.to_vec();
+    bytes.extend_from_slice(&raw_frame(1, 0, &payload));
+    assert_eq!(close_code_for(&bytes), Some(501));
+    assert_serving();
+}
+
+#[test]
+fn a_publish_whose_headers_nest_ten_thousand_deep_closes_that_connection_with_501() {
+    let mut bytes = handshake();
+    bytes.extend_from_slice(&real_frames()[0]);
+    bytes.extend_from_slice(&encode(&[method(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: ShortString::from(""),
+            routing_key: ShortString::from("hostile"),
+            mandatory: false,
+            immediate: false,
+        })),
+    )]));
+    // Class 60, weight 0, body size 1, property flags: headers only.
+    let mut header = vec![0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0b0010_0000, 0];
+    header.extend_from_slice(&nested_bytes(10_000, false));
+    bytes.extend_from_slice(&raw_frame(2, 1, &header));
+    bytes.extend_from_slice(&raw_frame(3, 1, b"x"));
+    assert_eq!(close_code_for(&bytes), Some(501));
+    assert_serving();
+}
+
+#[test]
+fn declare_arguments_one_level_too_deep_close_that_connection_with_501() {
+    let mut bytes = handshake();
+    bytes.extend_from_slice(&encode(&[method(
+        1,
+        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: ShortString::from("deep-arguments"),
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: nested(conveyor_amqp::nesting::DEPTH_MAX + 1),
+        })),
+    )]));
+    assert_eq!(close_code_for(&bytes), Some(501));
+    assert_serving();
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Flip { at: usize, bits: u8 },
