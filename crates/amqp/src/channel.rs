@@ -16,7 +16,9 @@ use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
 use bytes::Bytes;
 use conveyor_core::Broker;
 use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::connection_budget::Reservation;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use conveyor_core::limits::Limit;
 use conveyor_core::messaging::{DeathReason, Storing};
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Visibility};
 use conveyor_core::vhost::{self, VirtualHost};
@@ -123,6 +125,8 @@ struct Publishing {
     properties: Option<BasicProperties>,
     body_size: u64,
     body: Vec<u8>,
+    /// The frames' bytes in the connection's budget, held until the message is stored.
+    bytes: Option<Reservation>,
 }
 
 #[derive(Debug)]
@@ -153,6 +157,9 @@ pub struct Channel {
     pending_acks: HashMap<uuid::Uuid, Durable>,
     /// After `tx.select`: publishes and settlements held until `tx.commit`.
     tx: Option<Transaction>,
+    /// The budget reservation of the frame being handled, which a publish
+    /// takes along (`received`); dropped after any other frame.
+    frame_bytes: Option<Reservation>,
     /// The connection's vhost: every queue and exchange name the client
     /// sends is this vhost's (`resource`), every name it gets back its local one.
     vhost: VirtualHost,
@@ -161,7 +168,10 @@ pub struct Channel {
 /// What a transactional channel has done since its last commit or rollback.
 #[derive(Debug, Default)]
 struct Transaction {
-    publishes: Vec<(Message, bool)>,
+    /// With each publish, its frames' bytes in the connection's budget.
+    publishes: Vec<(Message, bool, Option<Reservation>)>,
+    /// Body bytes of `publishes`, against `amqp_transaction_bytes_max`.
+    body_bytes: u64,
     /// Deliveries settled (by tag), applied at commit, unsettled again at rollback.
     settlements: Vec<(Vec<(u64, Unacked)>, Settlement)>,
 }
@@ -181,9 +191,10 @@ fn stored(storing: Storing) -> Stored {
 }
 
 /// One publish for the store task: its confirm tag (with confirms on), what
-/// it waits for, and when the client's message was complete (`None` for
-/// dead letters the broker appends itself), to time publishes to storage.
-type StoreWork = (Option<u64>, Confirm, Option<Instant>);
+/// it waits for, when the client's message was complete (`None` for
+/// dead letters the broker appends itself), to time publishes to storage,
+/// and its bytes in the connection's budget, given back once stored.
+type StoreWork = (Option<u64>, Confirm, Option<Instant>, Option<Reservation>);
 
 /// What a publisher confirm waits for.
 enum Confirm {
@@ -251,7 +262,27 @@ impl Channel {
             closing: false,
             pending_acks: HashMap::new(),
             tx: None,
+            frame_bytes: None,
             vhost,
+        }
+    }
+
+    /// The budget reservation of the frame about to be handled: a publish
+    /// (method, content header, body) keeps it until the message is stored.
+    pub fn received(&mut self, bytes: Reservation) {
+        self.frame_bytes = Some(bytes);
+    }
+
+    /// Drops the current frame's reservation unless a publish took it.
+    pub fn handled(&mut self) {
+        self.frame_bytes = None;
+    }
+
+    /// Adds the current frame's reservation to the publish in progress.
+    fn keep_frame_bytes(&mut self) {
+        let bytes = self.frame_bytes.take();
+        if let Some(publishing) = self.publishing.as_mut() {
+            merge(&mut publishing.bytes, bytes);
         }
     }
 
@@ -490,6 +521,7 @@ impl Channel {
                     properties: None,
                     body_size: 0,
                     body: Vec::new(),
+                    bytes: self.frame_bytes.take(),
                 });
             }
             AMQPClass::Basic(basic::AMQPMethod::Consume(consume)) => {
@@ -541,8 +573,8 @@ impl Channel {
             }
             AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => {
                 let transaction = self.tx.replace(Transaction::default()).ok_or_else(|| fail(not_transactional()))?;
-                for (message, mandatory) in transaction.publishes {
-                    self.publish(context, message, mandatory).await;
+                for (message, mandatory, bytes) in transaction.publishes {
+                    self.publish(context, message, mandatory, bytes).await;
                 }
                 for (unacked, settlement) in transaction.settlements {
                     self.apply(unacked.into_iter().map(|(_, one)| one).collect(), settlement);
@@ -595,6 +627,10 @@ impl Channel {
         };
         if header.body_size > context.config.message_bytes_max {
             self.publishing = None;
+            context.broker.limits().reach(
+                Limit::AmqpMessageBytes,
+                format!("a message of {} bytes was refused", header.body_size),
+            );
             return Err(Exception::new(
                 reply::PRECONDITION_FAILED,
                 format!(
@@ -605,8 +641,9 @@ impl Channel {
         }
         publishing.properties = Some(header.properties);
         publishing.body_size = header.body_size;
+        self.keep_frame_bytes();
         if header.body_size == 0 {
-            self.finish_publish(context).await;
+            self.finish_publish(context).await?;
         }
         Ok(())
     }
@@ -622,16 +659,21 @@ impl Channel {
         if publishing.body.is_empty() {
             publishing.body = body;
         } else {
+            // Exactly what arrived: a body never waits in twice its size
+            // (the budget counts the bytes sent, not a doubled capacity).
+            publishing.body.reserve_exact(body.len());
             publishing.body.extend_from_slice(&body);
         }
-        if publishing.body.len() as u64 == publishing.body_size {
-            self.finish_publish(context).await;
+        let complete = publishing.body.len() as u64 == publishing.body_size;
+        self.keep_frame_bytes();
+        if complete {
+            self.finish_publish(context).await?;
         }
         Ok(())
     }
 
-    async fn finish_publish(&mut self, context: &Context) {
-        let Some(publishing) = self.publishing.take() else { return };
+    async fn finish_publish(&mut self, context: &Context) -> Result<(), Exception> {
+        let Some(publishing) = self.publishing.take() else { return Ok(()) };
         let message = Message {
             exchange: publishing.exchange,
             routing_key: publishing.routing_key,
@@ -639,9 +681,31 @@ impl Channel {
             body: publishing.body,
         };
         match self.tx.as_mut() {
-            Some(transaction) => transaction.publishes.push((message, publishing.mandatory)),
-            None => self.publish(context, message, publishing.mandatory).await,
+            Some(transaction) => {
+                let limits = context.broker.limits();
+                let body_bytes = transaction.body_bytes + message.body.len() as u64;
+                let messages_max = limits.config().amqp_transaction_messages_max as usize;
+                let refused = if transaction.publishes.len() >= messages_max {
+                    Some(Limit::AmqpTransactionMessages)
+                } else if body_bytes > limits.config().amqp_transaction_bytes_max {
+                    Some(Limit::AmqpTransactionBytes)
+                } else {
+                    None
+                };
+                if let Some(limit) = refused {
+                    // The channel closes and the transaction goes with it: nothing of it was stored.
+                    let reached = limits.reach(limit, "an AMQP transaction grew past its limit");
+                    return Err(Exception::new(
+                        reply::PRECONDITION_FAILED,
+                        format!("transaction too large: commit or roll back sooner ({reached})"),
+                    ));
+                }
+                transaction.body_bytes = body_bytes;
+                transaction.publishes.push((message, publishing.mandatory, publishing.bytes));
+            }
+            None => self.publish(context, message, publishing.mandatory, publishing.bytes).await,
         }
+        Ok(())
     }
 
     /// Waits until every publish handed to the store task is stored and
@@ -683,8 +747,9 @@ impl Channel {
         }
     }
 
-    /// Routes a complete message and hands its appends to the store task.
-    async fn publish(&mut self, context: &Context, message: Message, mandatory: bool) {
+    /// Routes a complete message and hands its appends to the store task
+    /// (with its bytes in the connection's budget, given back once stored).
+    async fn publish(&mut self, context: &Context, message: Message, mandatory: bool, bytes: Option<Reservation>) {
         let started = Instant::now();
         let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
         // The message keeps the exchange as the client named it (deliveries show it).
@@ -733,7 +798,7 @@ impl Channel {
             *next += 1;
         }
         self.published += 1;
-        let _ = self.stores.send((confirm_tag, confirm, Some(started)));
+        let _ = self.stores.send((confirm_tag, confirm, Some(started), bytes));
     }
 
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
@@ -797,6 +862,18 @@ impl Channel {
         };
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let consumers_max = context.broker.limits().config().amqp_consumers_per_channel_max;
+        if self.consumers.len() >= consumers_max as usize {
+            // RabbitMQ's answer past `consumer_max_per_channel`.
+            context
+                .broker
+                .limits()
+                .reach(Limit::AmqpConsumersPerChannel, format!("basic.consume on channel {}", self.id()));
+            return Err(Exception::new(
+                reply::NOT_ALLOWED,
+                format!("reached maximum ({consumers_max}) of consumers per channel"),
+            ));
         }
         let priority = consumer_priority(&consume.arguments)?;
         let id = declared.new_consumer();
@@ -894,7 +971,7 @@ impl Channel {
         self.published += 1;
         let _ = self
             .stores
-            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect(), true), None));
+            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect(), true), None, None));
     }
 
     /// Removes the deliveries an ack, nack or reject names.
@@ -941,7 +1018,19 @@ impl Channel {
             .filter_map(|(_, consumer)| detach(consumer, Held::GivenBack))
             .collect();
         self.publishing = None;
+        // An uncommitted transaction is dropped (its publishes with their budget).
+        self.tx = None;
+        self.frame_bytes = None;
         unused
+    }
+}
+
+/// Adds `more` to the reservation in `into`.
+fn merge(into: &mut Option<Reservation>, more: Option<Reservation>) {
+    match (into.as_mut(), more) {
+        (Some(held), Some(more)) => held.merge(more),
+        (None, more) => *into = more,
+        (Some(_), None) => {}
     }
 }
 
@@ -1175,7 +1264,7 @@ async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiv
             Some(work) => Some(work),
             None => pending.recv().await,
         };
-        let Some((mut confirm_tag, mut confirm, mut started)) = next else {
+        let Some((mut confirm_tag, mut confirm, mut started, mut bytes)) = next else {
             return;
         };
         // Acks not sent yet: the first and last confirm tag of the run.
@@ -1183,6 +1272,8 @@ async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiv
         let mut frames = Vec::new();
         loop {
             let durable = std::future::poll_fn(|cx| confirm.poll_stored(cx)).await;
+            // Stored: the connection may read that much more.
+            drop(bytes.take());
             if let Some(started) = started {
                 // A publish has no reply: its latency is until it is stored (and
                 // confirmed). Recorded before anything on the channel can see it stored.
@@ -1213,7 +1304,7 @@ async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiv
                 break;
             }
             // Stored: its result is kept in `work.1`, so the await above is immediate.
-            (confirm_tag, confirm, started) = (work.0, std::mem::replace(&mut work.1, Confirm::Now), work.2);
+            (confirm_tag, confirm, started, bytes) = (work.0, std::mem::replace(&mut work.1, Confirm::Now), work.2, work.3.take());
         }
         stored.send_replace(count);
         frames.extend(acks.map(|run| confirm_frame(&shared, run)));

@@ -17,7 +17,9 @@ use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
 use conveyor_core::VirtualHost;
+use conveyor_core::connection_budget::ConnectionBudget;
 use conveyor_core::connections::{Protocol, Registration};
+use conveyor_core::limits::{Limit, LimitReached};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
@@ -29,29 +31,40 @@ use crate::{AmqpConfig, Context};
 
 /// Frames before tune-ok are small; this bounds them.
 const HANDSHAKE_FRAME_MAX: usize = 64 * 1024;
-/// How long the handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection waits for the client's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>)
+/// Serves one connection. `refused` is the connection limit it was
+/// accepted past: it is told so at `connection.open` (530, as RabbitMQ
+/// does) and closed.
+pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>, refused: Option<LimitReached>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let registration = context.broker.connections().register(Protocol::Amqp, peer);
     let connection_id = registration.id;
     debug!(%peer, connection_id, "AMQP connection opened");
+    // RabbitMQ's `handshake_timeout`: from accept to connection.open, protocol header included.
+    let handshake_deadline =
+        tokio::time::Instant::now() + Duration::from_millis(context.broker.limits().config().amqp_handshake_timeout_ms);
     let (read_half, mut write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    match frame::read_protocol_header(&mut reader).await {
-        Ok(Ok(())) => {}
-        Ok(Err(header)) => {
+    match tokio::time::timeout_at(handshake_deadline, frame::read_protocol_header(&mut reader)).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(header))) => {
             // The spec's answer to a protocol it does not speak: our header, then close.
             debug!(%peer, ?header, "not an AMQP 0-9-1 protocol header");
             let _ = write_half.write_all(&frame::PROTOCOL_HEADER).await;
             return;
         }
-        Err(_) => return,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            context.broker.limits().reach(
+                Limit::AmqpHandshake,
+                format!("AMQP connection from {peer} sent no protocol header in time"),
+            );
+            return;
+        }
     }
     let (out, outbox) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
     let (heartbeat_tx, heartbeat_rx) = watch::channel(0u16);
@@ -67,14 +80,25 @@ where
         channel_max: context.config.channel_max,
         hears_blocked: false,
         vhost: VirtualHost::default(),
+        refused,
+        budget: ConnectionBudget::new(
+            context.broker.limits().config().connection_buffer_bytes_max,
+            Arc::clone(context.broker.alarms()),
+        ),
     };
-    let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.handshake(&mut reader)).await {
+    let outcome = match tokio::time::timeout_at(handshake_deadline, connection.handshake(&mut reader)).await {
         Ok(Ok(heartbeat_s)) => {
             let _ = heartbeat_tx.send(heartbeat_s);
             connection.serve(&mut reader, heartbeat_s, &mut shutdown).await
         }
         Ok(Err(end)) => end,
-        Err(_) => End::Exception(Exception::new(reply::CONNECTION_FORCED, "handshake timed out")),
+        Err(_) => {
+            let reached = context.broker.limits().reach(
+                Limit::AmqpHandshake,
+                format!("AMQP connection from {peer} did not finish its handshake in time"),
+            );
+            End::Exception(Exception::new(reply::CONNECTION_FORCED, format!("handshake timed out: {reached}")))
+        }
     };
     connection.finish(outcome, &mut reader).await;
     drop(connection);
@@ -123,6 +147,10 @@ struct Connection {
     hears_blocked: bool,
     /// The vhost `connection.open` named (`/` until then).
     vhost: VirtualHost,
+    /// The connection limit this connection was accepted past, told at `connection.open`.
+    refused: Option<LimitReached>,
+    /// Bytes held for this connection: frames of publishes until stored.
+    budget: ConnectionBudget,
 }
 
 impl Connection {
@@ -223,6 +251,17 @@ impl Connection {
                 ));
             }
         };
+        if let Some(refused) = &self.refused {
+            // RabbitMQ's answer (rabbit_reader) past its connection limits.
+            let scope = match refused.limit {
+                Limit::ConnectionsPerAddress => "connection limit per source address",
+                _ => "node connection limit",
+            };
+            return Err(End::Exception(Exception::new(
+                reply::NOT_ALLOWED,
+                format!("connection refused: {scope} ({}) is reached", refused.max),
+            )));
+        }
         // RabbitMQ's answer (rabbit_reader) to a vhost that does not exist.
         let Some(vhost) = self.context.broker.vhost(open.virtual_host.as_str()) else {
             return Err(End::Exception(Exception::new(
@@ -277,13 +316,20 @@ impl Connection {
         let closed = self.registration.closed();
         tokio::pin!(closed);
         loop {
+            let (budget, frame_max) = (self.budget.clone(), self.frame_max);
             let read = async {
-                match silence_max {
-                    Some(limit) => tokio::time::timeout(limit, frame::read_frame(reader, self.frame_max))
+                let start = match silence_max {
+                    Some(limit) => tokio::time::timeout(limit, frame::read_frame_start(reader, frame_max))
                         .await
-                        .unwrap_or(Err(FrameError::Closed)),
-                    None => frame::read_frame(reader, self.frame_max).await,
-                }
+                        .unwrap_or(Err(FrameError::Closed))?,
+                    None => frame::read_frame_start(reader, frame_max).await?,
+                };
+                // Over the budget (bodies being reassembled, publishes not
+                // stored yet), the rest waits: the socket is not read until
+                // stores give bytes back. Not client silence: no timeout.
+                let bytes = budget.reserve(start.total as u64).await;
+                let frame = frame::read_frame_rest(reader, start).await?;
+                Ok::<_, FrameError>((frame, bytes.hold_all()))
             };
             let frame = tokio::select! {
                 frame = read => frame,
@@ -294,16 +340,31 @@ impl Connection {
                     return End::Exception(Exception::new(reply::CONNECTION_FORCED, "closed via management API"));
                 }
             };
-            let frame = match frame {
-                Ok(frame) => frame,
+            let (frame, bytes) = match frame {
+                Ok(read) => read,
                 Err(error) => return End::from(error),
             };
-            if matches!(frame, AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))))
-                && let Some(end) = self.hold_while_alarmed(shutdown).await
+            // A resource alarm holds every frame of a publish: its method,
+            // its header (whose body size is admitted against the disk
+            // floor) and its body frames.
+            let admitted = match &frame {
+                AMQPFrame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))) | AMQPFrame::Body(..) => Some(0),
+                AMQPFrame::Header(_, header) => Some(header.body_size),
+                _ => None,
+            };
+            if let Some(admitted) = admitted
+                && let Some(end) = self.hold_while_alarmed(admitted, shutdown).await
             {
                 return end;
             }
+            if let Some(channel) = self.channels.get_mut(&frame.channel_id()) {
+                channel.received(bytes);
+            }
+            let id = frame.channel_id();
             let end = self.dispatch(frame).await;
+            if let Some(channel) = self.channels.get_mut(&id) {
+                channel.handled();
+            }
             self.registration.set_channels(self.channels.len() as u64);
             if let Some(end) = end {
                 return end;
@@ -311,16 +372,17 @@ impl Connection {
         }
     }
 
-    /// While a resource alarm is on, a publish waits here and the connection
-    /// reads nothing more, as RabbitMQ blocks a publishing connection; a
-    /// client that understands it hears `connection.blocked` with the
-    /// reason, then `connection.unblocked`. Nothing is refused or lost.
-    async fn hold_while_alarmed(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
-        let mut alarms = self.context.broker.alarms().subscribe();
-        let measured = *alarms.borrow_and_update();
-        if !measured.alarms.any() {
+    /// While a resource alarm is on (or `bytes` would take free disk below
+    /// its floor), a publish waits here and the connection reads nothing
+    /// more, as RabbitMQ blocks a publishing connection; a client that
+    /// understands it hears `connection.blocked` with the reason, then
+    /// `connection.unblocked`. Nothing is refused or lost.
+    async fn hold_while_alarmed(&mut self, bytes: u64, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let alarms = Arc::clone(self.context.broker.alarms());
+        if alarms.try_admit(bytes) {
             return None;
         }
+        let measured = alarms.measured();
         info!(peer = %self.peer, reason = measured.alarms.reason(), "AMQP publisher blocked by a resource alarm");
         if self.hears_blocked {
             let reason = short(measured.alarms.reason());
@@ -330,16 +392,10 @@ impl Connection {
             )
             .await;
         }
-        loop {
-            tokio::select! {
-                changed = alarms.changed() => {
-                    if changed.is_err() || !alarms.borrow_and_update().alarms.any() {
-                        break;
-                    }
-                }
-                _ = shutdown.changed() => {
-                    return Some(End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown")));
-                }
+        tokio::select! {
+            () = alarms.admit(bytes) => {}
+            _ = shutdown.changed() => {
+                return Some(End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown")));
             }
         }
         if self.hears_blocked {
@@ -374,7 +430,11 @@ impl Connection {
                         format!("second 'channel.open' seen on channel {id}"),
                     )));
                 }
-                if id > self.channel_max {
+                if id > self.channel_max || self.channels.len() >= usize::from(self.channel_max) {
+                    self.context
+                        .broker
+                        .limits()
+                        .reach(Limit::AmqpChannels, format!("channel.open of channel {id}"));
                     return Some(End::Exception(Exception::new(
                         reply::CHANNEL_ERROR,
                         format!("channel {id} is above channel_max {}", self.channel_max),

@@ -41,6 +41,21 @@ pub async fn read_protocol_header<R: AsyncRead + Unpin>(reader: &mut R) -> Resul
 /// Reads and decodes one frame, refusing one larger than `frame_max` (the
 /// whole frame, header and end octet included, as the spec counts it).
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_max: usize) -> Result<AMQPFrame, FrameError> {
+    let start = read_frame_start(reader, frame_max).await?;
+    read_frame_rest(reader, start).await
+}
+
+/// A frame's fixed header, read and checked; the rest is still on the socket.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameStart {
+    header: [u8; FRAME_HEADER_BYTES],
+    /// The whole frame's size, header and end octet included.
+    pub total: usize,
+}
+
+/// Reads a frame's header and checks its size against `frame_max` before
+/// anything more of it is read or buffered.
+pub async fn read_frame_start<R: AsyncRead + Unpin>(reader: &mut R, frame_max: usize) -> Result<FrameStart, FrameError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     read_exact(reader, &mut header).await?;
     let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
@@ -48,6 +63,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, frame_max: usize) 
     if total > frame_max {
         return Err(FrameError::TooLarge { size: total, frame_max });
     }
+    Ok(FrameStart { header, total })
+}
+
+/// Reads the rest of the frame `start` began, and decodes it.
+pub async fn read_frame_rest<R: AsyncRead + Unpin>(reader: &mut R, start: FrameStart) -> Result<AMQPFrame, FrameError> {
+    let FrameStart { header, total } = start;
     let mut frame = Vec::with_capacity(total);
     frame.extend_from_slice(&header);
     frame.resize(total, 0);

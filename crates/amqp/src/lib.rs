@@ -16,6 +16,7 @@ mod reply;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conveyor_core::Broker;
@@ -79,8 +80,13 @@ pub async fn serve_connection<S>(stream: S, peer: SocketAddr, context: Arc<Conte
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    connection::run(stream, peer, context, shutdown).await;
+    connection::run(stream, peer, context, shutdown, None).await;
 }
+
+/// AMQP connections accepted past a connection limit that may be in their
+/// handshake at once, to be told why at `connection.open`; past this many
+/// the socket is closed at once.
+const REFUSING_MAX: usize = 64;
 
 /// How long connections get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,6 +96,7 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
     let local: Option<SocketAddr> = listener.local_addr().ok();
     info!(addr = ?local, "AMQP listener up");
     let mut connections = JoinSet::new();
+    let refusing = Arc::new(AtomicUsize::new(0));
     loop {
         tokio::select! {
             changed = shutdown.changed() => {
@@ -100,7 +107,17 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::run(stream, peer, Arc::clone(&context), shutdown.clone()));
+                    let (slot, refused) = match context.broker.limits().admit_connection(peer.ip()) {
+                        Ok(slot) => (Some(slot), None),
+                        Err(_) if refusing.load(Ordering::Relaxed) >= REFUSING_MAX => continue,
+                        Err(reached) => (None, Some(reached)),
+                    };
+                    let refusing = refused.is_some().then(|| RefusingGuard::new(&refusing));
+                    let run = connection::run(stream, peer, Arc::clone(&context), shutdown.clone(), refused);
+                    connections.spawn(async move {
+                        let _held = (slot, refusing);
+                        run.await;
+                    });
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.
@@ -122,5 +139,21 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
     if drained.is_err() {
         warn!("AMQP connections still open after the drain timeout; closing them");
         connections.shutdown().await;
+    }
+}
+
+/// Counts one connection being refused while it runs.
+struct RefusingGuard(Arc<AtomicUsize>);
+
+impl RefusingGuard {
+    fn new(count: &Arc<AtomicUsize>) -> RefusingGuard {
+        count.fetch_add(1, Ordering::Relaxed);
+        RefusingGuard(Arc::clone(count))
+    }
+}
+
+impl Drop for RefusingGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

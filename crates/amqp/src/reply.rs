@@ -130,7 +130,11 @@ pub fn core_exception(error: &CoreError) -> Exception {
             | ExchangeError::DefaultExchangeBinding
             | ExchangeError::TooLong { .. } => PRECONDITION_FAILED,
         },
-        CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } | CoreError::InvalidQueueArgument { .. } => PRECONDITION_FAILED,
+        // RabbitMQ refuses a queue past its vhost or cluster queue limit with 406.
+        CoreError::QueueMismatch { .. }
+        | CoreError::QueueInUse { .. }
+        | CoreError::InvalidQueueArgument { .. }
+        | CoreError::LimitReached(_) => PRECONDITION_FAILED,
         CoreError::ShuttingDown => CONNECTION_FORCED,
         CoreError::Vhost(error) => return vhost_exception(error),
         _ => INTERNAL_ERROR,

@@ -70,20 +70,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = conveyor_http::router(Arc::clone(&state));
-    let mut http_task = tokio::spawn({
-        let mut shutdown = shutdown_rx.clone();
-        async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                })
-                .await
-        }
-    });
+    let mut http_task = tokio::spawn(conveyor_http::serve(http, app, Arc::clone(broker.limits()), shutdown_rx.clone()));
 
+    let limits = broker.limits().config().clone();
     let kafka_context = Arc::new(conveyor_kafka::Context {
         broker: Arc::clone(&broker),
-        config: conveyor_kafka::KafkaConfig::default(),
+        config: conveyor_kafka::KafkaConfig {
+            frame_bytes_max: usize::try_from(limits.kafka_request_bytes_max).unwrap_or(usize::MAX),
+            ..conveyor_kafka::KafkaConfig::default()
+        },
     });
     let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
@@ -91,6 +86,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         conveyor_amqp::AmqpConfig {
             users: settings.amqp_users.clone(),
             user_vhosts: settings.amqp_user_vhosts.clone(),
+            channel_max: limits.amqp_channel_max,
+            message_bytes_max: limits.amqp_message_bytes_max,
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));
@@ -120,8 +117,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         _ = terminate.recv() => info!("SIGTERM received; shutting down"),
         _ = interrupt.recv() => info!("SIGINT received; shutting down"),
         result = &mut http_task => {
-            // The HTTP server only ends on its own if it failed.
-            result.context("HTTP listener task")?.context("HTTP listener")?;
+            // The HTTP listener only ends on its own if its task failed.
+            result.context("HTTP listener task")?;
+            anyhow::bail!("the HTTP listener stopped");
         }
     }
     state.set_ready(false);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use conveyor_core::limits::LimitsConfig;
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
 use serde::Deserialize;
@@ -71,15 +72,78 @@ pub struct FileSettings {
 }
 
 /// `[limits]`: resource alarms (RabbitMQ's `disk_free_limit` and memory
-/// high watermark). While free disk is below the floor or resident memory
-/// above the ceiling, publishers are blocked.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// high watermark: while free disk is below the floor or memory above the
+/// ceiling, publishers are blocked) and every other limit of
+/// `conveyor_core::limits` under its own key (the README's table).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Default 50 MB.
     pub disk_free_min_bytes: Option<u64>,
     /// Default 60% of the machine's memory; 0 turns the memory alarm off.
     pub memory_max_bytes: Option<u64>,
+    pub connections_max: Option<u32>,
+    pub connections_per_address_max: Option<u32>,
+    pub connection_buffer_bytes_max: Option<u64>,
+    pub kafka_connections_max_idle_ms: Option<u64>,
+    pub kafka_request_bytes_max: Option<u64>,
+    pub kafka_message_bytes_max: Option<u64>,
+    pub fetch_max_bytes: Option<u64>,
+    pub amqp_handshake_timeout_ms: Option<u64>,
+    pub amqp_channel_max: Option<u16>,
+    pub amqp_consumers_per_channel_max: Option<u32>,
+    pub amqp_message_bytes_max: Option<u64>,
+    pub amqp_transaction_messages_max: Option<u32>,
+    pub amqp_transaction_bytes_max: Option<u64>,
+    pub http_header_read_timeout_ms: Option<u64>,
+    pub queues_max: Option<u32>,
+    pub topics_max: Option<u32>,
+    pub partitions_per_topic_max: Option<u32>,
+    pub partitions_max: Option<u32>,
+    pub groups_max: Option<u32>,
+    pub group_members_max: Option<u32>,
+    pub segment_bytes_min: Option<u64>,
+    pub segment_ms_min: Option<u64>,
+}
+
+impl Limits {
+    /// The core's limits: the defaults with the keys this file sets.
+    fn resolve(&self) -> anyhow::Result<LimitsConfig> {
+        let mut limits = LimitsConfig::default();
+        macro_rules! take {
+            ($($key:ident),* $(,)?) => {
+                $(if let Some(value) = self.$key {
+                    limits.$key = value;
+                })*
+            };
+        }
+        take!(
+            connections_max,
+            connections_per_address_max,
+            connection_buffer_bytes_max,
+            kafka_connections_max_idle_ms,
+            kafka_request_bytes_max,
+            kafka_message_bytes_max,
+            fetch_max_bytes,
+            amqp_handshake_timeout_ms,
+            amqp_channel_max,
+            amqp_consumers_per_channel_max,
+            amqp_message_bytes_max,
+            amqp_transaction_messages_max,
+            amqp_transaction_bytes_max,
+            http_header_read_timeout_ms,
+            queues_max,
+            topics_max,
+            partitions_per_topic_max,
+            partitions_max,
+            groups_max,
+            group_members_max,
+            segment_bytes_min,
+            segment_ms_min,
+        );
+        limits.validate().map_err(anyhow::Error::msg)?;
+        Ok(limits)
+    }
 }
 
 /// `[amqp]`: the AMQP front door.
@@ -156,6 +220,8 @@ impl Settings {
         if let Some(bytes) = file.topics.segment_bytes {
             topic_defaults.log.segment_bytes = bytes;
         }
+        let limits = file.limits.resolve().context("in [limits]")?;
+        topic_defaults.max_message_bytes = limits.kafka_message_bytes_max;
         let default_partitions = file.topics.default_partitions.unwrap_or(1);
         if default_partitions == 0 {
             bail!("topics.default_partitions must be at least 1");
@@ -175,7 +241,7 @@ impl Settings {
             amqp_users: file.amqp.users,
             amqp_vhosts: file.amqp.vhosts,
             amqp_user_vhosts: file.amqp.user_vhosts,
-            limits: file.limits,
+            limits: file.limits.clone(),
             http_addr: args
                 .http_addr
                 .or(file.http_addr)
@@ -186,6 +252,7 @@ impl Settings {
                 auto_create_topics: file.topics.auto_create.unwrap_or(true),
                 default_partitions,
                 topic_defaults,
+                limits,
             },
         })
     }
@@ -217,7 +284,7 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\nqueues_max = 7\n",
         )
         .expect("write");
         let args = ServeArgs {
@@ -236,6 +303,12 @@ mod tests {
         assert_eq!(settings.amqp_user_vhosts.get("alice"), Some(&vec!["staging".to_owned()]));
         assert_eq!(settings.limits.disk_free_min_bytes, Some(1000));
         assert_eq!(settings.limits.memory_max_bytes, None);
+        assert_eq!(settings.broker.limits.queues_max, 7);
+        assert_eq!(
+            settings.broker.limits.fetch_max_bytes,
+            LimitsConfig::default().fetch_max_bytes,
+            "unset keys keep their defaults"
+        );
     }
 
     #[test]

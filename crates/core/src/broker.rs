@@ -25,6 +25,7 @@ use crate::connections::Connections;
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, Router, is_predeclared};
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
+use crate::limits::{Limit, Limits, LimitsConfig};
 use crate::partitioner;
 use crate::producer::{Partition, PendingAppend};
 use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
@@ -35,8 +36,6 @@ use crate::topic_config::{TopicConfig, TopicDefaults};
 use crate::topic_name::validate_topic_name;
 use crate::vhost::{self, VhostError, VirtualHost};
 
-/// Most partitions one topic may have; bounds what one request can create.
-pub const PARTITIONS_MAX: u32 = 10_000;
 const LOCK_FILE: &str = ".lock";
 
 /// Settings of the core, filled by the binary from flags, env and TOML.
@@ -48,6 +47,8 @@ pub struct BrokerConfig {
     /// Partitions of a topic created without a count (Kafka's `num.partitions`).
     pub default_partitions: u32,
     pub topic_defaults: TopicDefaults,
+    /// `[limits]`: counts, sizes and timeouts (`limits/`).
+    pub limits: LimitsConfig,
 }
 
 impl BrokerConfig {
@@ -57,6 +58,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             topic_defaults: TopicDefaults::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -91,6 +93,8 @@ pub struct Broker {
     header_reader: std::sync::OnceLock<HeaderReader>,
     /// Redrives running in the background (SQS message move tasks).
     redrive_tasks: RedriveTasks,
+    /// What may exist and how often a limit was reached; not state.
+    limits: Arc<Limits>,
 }
 
 /// Reads a stored message's headers for headers-exchange routing.
@@ -113,7 +117,12 @@ impl Broker {
         let catalog = Catalog::open(&data_dir.join("meta"))?;
         let cluster_id = load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
-        let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), GroupConfig::default()));
+        let limits = Arc::new(Limits::new(config.limits.clone()));
+        let group_config = GroupConfig {
+            limits: Arc::clone(&limits),
+            ..GroupConfig::default()
+        };
+        let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), group_config));
         let topics_dir = data_dir.join("topics");
         fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
         let mut topics = BTreeMap::new();
@@ -155,6 +164,7 @@ impl Broker {
             header_reader: std::sync::OnceLock::new(),
             alarms,
             connections: Arc::new(Connections::new(Arc::clone(&clock))),
+            limits,
             clock,
         })
     }
@@ -187,6 +197,11 @@ impl Broker {
 
     pub fn alarms(&self) -> &Arc<ResourceAlarms> {
         &self.alarms
+    }
+
+    /// The limits in force, and how often each was reached.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     /// The open client connections (Kafka, AMQP): list them, close one.
@@ -240,15 +255,18 @@ impl Broker {
     ) -> Result<(u32, TopicConfig)> {
         validate_topic_name(name)?;
         let partitions = partitions.unwrap_or(self.config.default_partitions);
-        if partitions == 0 || partitions > PARTITIONS_MAX {
-            return Err(CoreError::InvalidPartitions(format!(
-                "{partitions} (must be between 1 and {PARTITIONS_MAX})"
-            )));
-        }
+        self.check_partitions_per_topic(name, partitions)?;
         let config = TopicConfig::new(configs.clone())?;
+        self.limits.check_topic_configs(configs.iter())?;
         if self.topic(name).is_some() {
             return Err(CoreError::TopicExists(name.to_owned()));
         }
+        let topics = self.topics.read();
+        let what = format!("topic {name:?}");
+        self.limits.check_count(Limit::Topics, topics.len() as u64, 1, &what)?;
+        let existing: u64 = topics.values().map(|topic| u64::from(topic.partition_count())).sum();
+        self.limits
+            .check_count(Limit::Partitions, existing, u64::from(partitions), &format!("{what}'s partitions"))?;
         Ok((partitions, config))
     }
 
@@ -365,10 +383,34 @@ impl Broker {
                 "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
             )));
         }
-        if total > PARTITIONS_MAX {
-            return Err(CoreError::InvalidPartitions(format!("{total} (at most {PARTITIONS_MAX})")));
-        }
+        self.check_partitions_per_topic(name, total)?;
+        let existing: u64 = self.topics.read().values().map(|topic| u64::from(topic.partition_count())).sum();
+        self.limits.check_count(
+            Limit::Partitions,
+            existing,
+            u64::from(total - current),
+            &format!("topic {name:?}'s new partitions"),
+        )?;
         Ok(topic)
+    }
+
+    /// Refuses a partition count outside 1..=`partitions_per_topic_max`
+    /// (Kafka's INVALID_PARTITIONS, not a count of what exists).
+    fn check_partitions_per_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        let max = self.limits.config().partitions_per_topic_max;
+        if partitions == 0 {
+            return Err(CoreError::InvalidPartitions(format!("{partitions} (must be between 1 and {max})")));
+        }
+        if partitions > max {
+            let reached = self.limits.reach(
+                Limit::PartitionsPerTopic,
+                format!("topic {name:?} asked for {partitions} partitions"),
+            );
+            return Err(CoreError::InvalidPartitions(format!(
+                "{partitions} (must be between 1 and {max}): {reached}"
+            )));
+        }
+        Ok(())
     }
 
     /// Applies config changes to a topic (`Some` sets, `None` resets to the
@@ -385,6 +427,8 @@ impl Broker {
         let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
         let base = if replace { TopicConfig::default() } else { topic.config() };
         let config = base.with_changes(&changes)?;
+        self.limits
+            .check_topic_configs(changes.iter().filter_map(|(key, value)| value.as_ref().map(|value| (key, value))))?;
         if validate_only {
             return Ok(config);
         }
@@ -525,6 +569,8 @@ impl Broker {
             return Ok((existing, false));
         }
         self.check_vhost_of(name)?;
+        let existing = self.queues.read().len() as u64;
+        self.limits.check_count(Limit::Queues, existing, 1, &format!("queue {name:?}"))?;
         let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
             name: name.to_owned(),
             reason,
@@ -1271,7 +1317,7 @@ mod tests {
         let broker = open(dir.path());
         broker.create_topic("t", Some(1), BTreeMap::new()).await.expect("create");
         broker.create_partitions("t", 4).await.expect("grow");
-        let changes = BTreeMap::from([("segment.bytes".to_owned(), Some("100000".to_owned()))]);
+        let changes = BTreeMap::from([("segment.bytes".to_owned(), Some("2000000".to_owned()))]);
         broker.alter_topic_config("t", changes, false, false).await.expect("alter");
         tokio::task::spawn_blocking(move || broker.close())
             .await
@@ -1280,7 +1326,61 @@ mod tests {
         let broker = open(dir.path());
         let topic = broker.topic("t").expect("exists");
         assert_eq!(topic.partition_count(), 4);
-        assert_eq!(topic.config().overrides().get("segment.bytes").map(String::as_str), Some("100000"));
+        assert_eq!(topic.config().overrides().get("segment.bytes").map(String::as_str), Some("2000000"));
+    }
+
+    #[tokio::test]
+    async fn topics_partitions_and_queues_past_their_limits_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = BrokerConfig::new(dir.path());
+        config.limits = LimitsConfig {
+            topics_max: 2,
+            partitions_per_topic_max: 8,
+            partitions_max: 10,
+            queues_max: 1,
+            ..LimitsConfig::default()
+        };
+        let broker = Broker::open(config).expect("open");
+        let too_many = broker.create_topic("wide", Some(9), BTreeMap::new()).await;
+        assert!(matches!(too_many, Err(CoreError::InvalidPartitions(_))), "{too_many:?}");
+        broker
+            .create_topic("a", Some(8), BTreeMap::new())
+            .await
+            .expect("8 of 10 partitions");
+        let over_total = broker.create_topic("b", Some(3), BTreeMap::new()).await;
+        assert!(
+            matches!(&over_total, Err(CoreError::LimitReached(reached)) if reached.limit == Limit::Partitions),
+            "{over_total:?}"
+        );
+        broker
+            .create_topic("b", Some(2), BTreeMap::new())
+            .await
+            .expect("10 of 10 partitions");
+        let over_topics = broker.create_topic("c", Some(1), BTreeMap::new()).await;
+        assert!(matches!(&over_topics, Err(CoreError::LimitReached(reached)) if reached.limit == Limit::Topics));
+        let grown = broker.create_partitions("b", 3).await;
+        assert!(matches!(&grown, Err(CoreError::LimitReached(reached)) if reached.limit == Limit::Partitions));
+        let segment = BTreeMap::from([("segment.bytes".to_owned(), Some("14".to_owned()))]);
+        let altered = broker.alter_topic_config("a", segment, false, false).await;
+        assert!(matches!(altered, Err(CoreError::InvalidConfig(_))), "{altered:?}");
+        let definition = QueueDefinition {
+            durable: false,
+            auto_delete: false,
+            arguments: BTreeMap::new(),
+        };
+        broker.declare_queue("q1", definition.clone()).await.expect("first queue");
+        broker
+            .declare_queue("q1", definition.clone())
+            .await
+            .expect("redeclaring is not a new queue");
+        let over_queues = broker.declare_queue("q2", definition).await;
+        assert!(matches!(&over_queues, Err(CoreError::LimitReached(reached)) if reached.limit == Limit::Queues));
+        let limits = broker.limits();
+        assert_eq!(limits.reached_total(Limit::PartitionsPerTopic), 1);
+        assert_eq!(limits.reached_total(Limit::Partitions), 2);
+        assert_eq!(limits.reached_total(Limit::Topics), 1);
+        assert_eq!(limits.reached_total(Limit::SegmentBytes), 1);
+        assert_eq!(limits.reached_total(Limit::Queues), 1);
     }
 
     #[tokio::test]

@@ -5,10 +5,12 @@
 pub mod alarms;
 pub mod broker;
 pub mod catalog;
+pub mod connection_budget;
 pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod limits;
 pub mod messaging;
 pub mod partitioner;
 pub mod producer;

@@ -3,7 +3,8 @@
 //! and offsets per partition and queue, consumer-group lag per partition,
 //! queue depth by state and consumers per queue, the core's traffic
 //! counters per topic and queue (`stats.rs`), open connections and channels
-//! per protocol (`connections.rs`), request latency histograms per protocol
+//! per protocol (`connections.rs`), how often each limit was reached
+//! (`limits/`), request latency histograms per protocol
 //! and API, and the log writers' fsync latency histogram. Names and labels
 //! follow Prometheus conventions (`conveyor_` prefix, base units: seconds
 //! and bytes, `_total` counters, cumulative `le` buckets).
@@ -275,6 +276,20 @@ pub fn render(broker: &Broker) -> String {
     );
     for (protocol, _, channels) in &totals {
         family.sample("conveyor_channels", &[("protocol", protocol.name())], *channels as f64);
+    }
+
+    let limits = broker.limits();
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_limit_reached_total",
+        "Times a limit of [limits] was reached (a request refused, a connection refused or closed), by limit key.",
+    );
+    for limit in conveyor_core::limits::Limit::ALL {
+        family.sample(
+            "conveyor_limit_reached_total",
+            &[("limit", limit.key())],
+            limits.reached_total(limit) as f64,
+        );
     }
 
     let mut family = Family::histogram(

@@ -4,18 +4,25 @@
 //! run concurrently — several produce requests share one fsync — but anything
 //! order-sensitive (appends) is started before the next request is read.
 //! The connection is in the core's registry while it runs; an operator's
-//! close drops the socket at once, in-flight replies with it.
+//! close drops the socket at once, in-flight replies with it. Its memory
+//! budget bounds the bytes it holds (a request until answered, a Fetch
+//! response until sent): over it, the socket is not read until replies go
+//! out. A connection with nothing read, written or in flight for
+//! `connections.max.idle.ms` is closed, as Kafka does.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use conveyor_core::connection_budget::{ConnectionBudget, Reservation};
 use conveyor_core::connections::Registration;
+use conveyor_core::limits::Limit;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -35,34 +42,93 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The address the client connected to; advertised back in metadata.
     pub local: SocketAddr,
+    /// Bytes held for this connection: requests until answered, Fetch
+    /// responses until sent. The reader waits for room before reading on.
+    pub budget: ConnectionBudget,
+}
+
+impl ConnectionInfo {
+    pub fn new(context: &Context, peer: SocketAddr, local: SocketAddr) -> ConnectionInfo {
+        let budget = ConnectionBudget::new(
+            context.broker.limits().config().connection_buffer_bytes_max,
+            Arc::clone(context.broker.alarms()),
+        );
+        ConnectionInfo { peer, local, budget }
+    }
+}
+
+/// When the connection last read a request or wrote a reply, and how many
+/// replies are still to be written: Kafka's idle connections are those
+/// with neither for `connections.max.idle.ms`.
+#[derive(Debug)]
+struct Activity {
+    opened: std::time::Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms.store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long until the connection has been idle for `idle`, or `None` if it has.
+    fn idle_in(&self, idle: Duration) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Some(idle);
+        }
+        let since = self
+            .opened
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)));
+        idle.checked_sub(since).filter(|left| !left.is_zero())
+    }
+}
+
+/// What comes next on the socket.
+enum Next {
+    /// A frame's first bytes are buffered.
+    Frame,
+    /// The peer closed, the socket failed, or the broker is shutting down.
+    Closed,
+    /// Nothing read or written for `connections.max.idle.ms`.
+    Idle,
 }
 
 pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     let peer = registration.peer;
     let Ok(local) = stream.local_addr() else { return };
-    let connection = Arc::new(ConnectionInfo { peer, local });
+    let connection = Arc::new(ConnectionInfo::new(&context, peer, local));
     debug!(%peer, "Kafka connection opened");
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    let (replies, mut pending) = mpsc::channel::<Reply>(context.config.in_flight_requests_max.max(1));
+    let (replies, mut pending) = mpsc::channel::<(Reply, Reservation)>(context.config.in_flight_requests_max.max(1));
+    let activity = Arc::new(Activity {
+        opened: std::time::Instant::now(),
+        last_ms: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+    });
+    let idle = Duration::from_millis(context.broker.limits().config().kafka_connections_max_idle_ms);
 
+    let writer_activity = Arc::clone(&activity);
     let writer = async move {
         let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
-        while let Some(reply) = pending.recv().await {
-            match reply.await {
-                Ok(Some(frame)) => {
-                    if writer.write_all(&frame).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {}
+        while let Some((reply, request_bytes)) = pending.recv().await {
+            let outcome = reply.await;
+            let written = match outcome {
+                Ok(Some(frame)) => writer.write_all(&frame).await.is_ok(),
+                Ok(None) => true,
                 Err(reason) => {
                     warn!(%peer, %reason, "could not encode a Kafka reply; closing the connection");
-                    return;
+                    false
                 }
-            }
+            };
+            // Answered: the request's bytes (and its response's, with the frame) are no longer held.
+            drop(request_bytes);
+            writer_activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+            writer_activity.touch();
             // Flush when no further reply is ready, so pipelined replies share a write.
-            if pending.is_empty() && writer.flush().await.is_err() {
+            if !written || (pending.is_empty() && writer.flush().await.is_err()) {
                 return;
             }
         }
@@ -71,34 +137,22 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
 
     let read_loop = async {
         loop {
-            let frame = tokio::select! {
-                () = crate::stopped(&mut shutdown) => break,
-                frame = frame::read_frame(&mut reader, context.config.frame_bytes_max) => frame,
-            };
-            let parsed = frame.and_then(frame::parse_request);
-            if let Ok(request) = &parsed
-                && request.api == ApiKey::Produce
-                && !hold_while_alarmed(&context, &mut shutdown).await
-            {
-                break;
+            match next_frame(&mut reader, &activity, idle, &mut shutdown).await {
+                Next::Frame => {}
+                Next::Closed => break,
+                Next::Idle => {
+                    let reached = context
+                        .broker
+                        .limits()
+                        .reach(Limit::KafkaIdle, format!("Kafka connection from {peer} was idle"));
+                    info!(%peer, %reached, "closing an idle Kafka connection");
+                    break;
+                }
             }
-            let started = Instant::now();
-            let outcome = parsed.and_then(|request| {
-                if registration.client_unknown()
-                    && let Some(client_id) = request.header.client_id.as_ref().filter(|id| !id.is_empty())
-                {
-                    registration.set_client(client_id.as_str());
-                }
-                let api = request.api;
-                let reply = handlers::dispatch(&context, &connection, request)?;
-                Ok(timed(reply, &context, api, started))
-            });
-            match outcome {
-                Ok(reply) => {
-                    if replies.send(reply).await.is_err() {
-                        break;
-                    }
-                }
+            let read = read_request(&mut reader, &connection, context.config.frame_bytes_max).await;
+            activity.touch();
+            let (request, request_bytes) = match read {
+                Ok(read) => read,
                 Err(FrameError::Eof) => break,
                 Err(FrameError::Io(reason)) => {
                     debug!(%peer, %reason, "Kafka connection ended");
@@ -109,6 +163,27 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
                     info!(%peer, %reason, "closing Kafka connection");
                     break;
                 }
+            };
+            if request.api == ApiKey::Produce && !admit_produce(&context, request_bytes.bytes(), &mut shutdown).await {
+                break;
+            }
+            let started = Instant::now();
+            if registration.client_unknown()
+                && let Some(client_id) = request.header.client_id.as_ref().filter(|id| !id.is_empty())
+            {
+                registration.set_client(client_id.as_str());
+            }
+            let api = request.api;
+            let reply = match handlers::dispatch(&context, &connection, request) {
+                Ok(reply) => timed(reply, &context, api, started),
+                Err(reason) => {
+                    info!(%peer, %reason, "closing Kafka connection");
+                    break;
+                }
+            };
+            activity.in_flight.fetch_add(1, Ordering::Relaxed);
+            if replies.send((reply, request_bytes)).await.is_err() {
+                break;
             }
         }
         drop(replies);
@@ -120,26 +195,62 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
     }
 }
 
-/// While a resource alarm is on (low disk or memory), a produce request
-/// waits here and the connection reads nothing more, as an AMQP publisher
-/// is blocked: nothing is refused or lost, and the client's request timeout
-/// and retries apply. False if the broker shuts down meanwhile.
-async fn hold_while_alarmed(context: &Context, shutdown: &mut watch::Receiver<bool>) -> bool {
-    let mut alarms = context.broker.alarms().subscribe();
-    let measured = *alarms.borrow_and_update();
-    if !measured.alarms.any() {
+/// Waits until the next frame starts arriving (without consuming it), the
+/// connection has been idle too long, or the broker shuts down.
+async fn next_frame<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    activity: &Activity,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Next {
+    loop {
+        let Some(left) = activity.idle_in(idle) else {
+            return Next::Idle;
+        };
+        tokio::select! {
+            () = crate::stopped(shutdown) => return Next::Closed,
+            // Cancel-safe: what a cancelled fill reads stays in the buffer.
+            filled = reader.fill_buf() => return match filled {
+                Ok(bytes) if !bytes.is_empty() => Next::Frame,
+                _ => Next::Closed,
+            },
+            () = tokio::time::sleep(left) => {}
+        }
+    }
+}
+
+/// Reads one request once the connection's budget has room for it: while
+/// the bytes of unanswered requests and unsent responses fill the budget,
+/// the socket is not read (backpressure). The reservation covers the
+/// request until its reply is written.
+async fn read_request<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    connection: &ConnectionInfo,
+    frame_bytes_max: usize,
+) -> Result<(frame::Request, Reservation), FrameError> {
+    let size = frame::read_frame_size(reader, frame_bytes_max).await?;
+    let mut reservation = connection.budget.reserve(size as u64).await;
+    let frame = frame::read_frame_body(reader, size, |arrived| reservation.hold(arrived as u64)).await?;
+    Ok((frame::parse_request(frame)?, reservation))
+}
+
+/// Admits a produce request's bytes against the resource alarms (the disk
+/// floor and the memory ceiling): while one is on, the request waits here
+/// and the connection reads nothing more, as an AMQP publisher is blocked;
+/// nothing is refused or lost, and the client's request timeout and
+/// retries apply. False if the broker shuts down meanwhile.
+async fn admit_produce(context: &Context, bytes: u64, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let alarms = context.broker.alarms();
+    if alarms.try_admit(bytes) {
         return true;
     }
-    info!(reason = measured.alarms.reason(), "Kafka producer held by a resource alarm");
-    loop {
-        tokio::select! {
-            changed = alarms.changed() => {
-                if changed.is_err() || !alarms.borrow_and_update().alarms.any() {
-                    return true;
-                }
-            }
-            () = crate::stopped(shutdown) => return false,
-        }
+    info!(
+        reason = alarms.measured().alarms.reason(),
+        "Kafka producer held by a resource alarm"
+    );
+    tokio::select! {
+        () = alarms.admit(bytes) => true,
+        () = crate::stopped(shutdown) => false,
     }
 }
 

@@ -21,6 +21,8 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Clients treat it as success: the original append is in progress.
         CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
         CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
+        // Not retriable: the broker's own policy refuses it until an operator raises the limit.
+        CoreError::LimitReached(_) => ResponseError::PolicyViolation,
         // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
         | CoreError::Vhost(_)
@@ -55,6 +57,8 @@ pub fn group_error(error: &GroupError) -> ResponseError {
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::OffsetMetadataTooLarge(_) => ResponseError::OffsetMetadataTooLarge,
         GroupError::GroupSubscribedToTopic(_) => ResponseError::GroupSubscribedToTopic,
+        // Not retriable: Java's consumer raises GroupMaxSizeReachedException.
+        GroupError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
         // Retriable: clients look the coordinator up again and retry.
         GroupError::CoordinatorNotAvailable | GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }

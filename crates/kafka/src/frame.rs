@@ -52,6 +52,13 @@ impl std::fmt::Display for FrameError {
 
 /// Reads one size-prefixed frame of at most `max_bytes`.
 pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin), max_bytes: usize) -> Result<Bytes, FrameError> {
+    let size = read_frame_size(reader, max_bytes).await?;
+    read_frame_body(reader, size, |_| {}).await
+}
+
+/// Reads a frame's size prefix and checks it against `max_bytes`, before
+/// anything of the frame is buffered.
+pub async fn read_frame_size(reader: &mut (impl AsyncRead + Unpin), max_bytes: usize) -> Result<usize, FrameError> {
     let size = match reader.read_i32().await {
         Ok(size) => size,
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Eof),
@@ -67,9 +74,20 @@ pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin), max_bytes: usize)
             max: max_bytes,
         });
     }
+    Ok(size)
+}
+
+/// Reads the `size` bytes of a frame whose prefix was read; `arrived` is
+/// told how many bytes each read added (what the broker now holds).
+pub async fn read_frame_body(
+    reader: &mut (impl AsyncRead + Unpin),
+    size: usize,
+    mut arrived: impl FnMut(usize),
+) -> Result<Bytes, FrameError> {
     // Read into spare capacity instead of a zeroed buffer: for large produce
-    // requests and fetch replies the memset cost as much as the copy. `take`
-    // keeps the read from running into the next frame.
+    // requests and fetch replies the memset cost as much as the copy (and
+    // pages nobody sent yet are never touched). `take` keeps the read from
+    // running into the next frame.
     let mut buffer = BytesMut::with_capacity(size);
     let mut limited = reader.take(size as u64);
     while buffer.len() < size {
@@ -83,6 +101,7 @@ pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin), max_bytes: usize)
                 buffer.len()
             )));
         }
+        arrived(read);
     }
     Ok(buffer.freeze())
 }

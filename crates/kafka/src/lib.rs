@@ -19,7 +19,7 @@ use conveyor_core::connections::Protocol;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Settings of the Kafka listener.
 #[derive(Debug, Clone)]
@@ -68,9 +68,18 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
             () = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Kafka's answer past `max.connections.per.ip`: close the new socket at once.
+                    let Ok(slot) = context.broker.limits().admit_connection(peer.ip()) else {
+                        debug!(%peer, "Kafka connection refused: connection limit");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let registration = context.broker.connections().register(Protocol::Kafka, peer);
-                    connections.spawn(connection::run(stream, registration, Arc::clone(&context), connection_shutdown.clone()));
+                    let run = connection::run(stream, registration, Arc::clone(&context), connection_shutdown.clone());
+                    connections.spawn(async move {
+                        let _slot = slot;
+                        run.await;
+                    });
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.
@@ -105,7 +114,7 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
 #[doc(hidden)]
 pub async fn handle_frame(context: &Arc<Context>, frame: bytes::Bytes) -> Result<Option<bytes::Bytes>, String> {
     let local: SocketAddr = ([127, 0, 0, 1], 9092).into();
-    let connection = Arc::new(connection::ConnectionInfo { peer: local, local });
+    let connection = Arc::new(connection::ConnectionInfo::new(context, local, local));
     let request = frame::parse_request(frame).map_err(|error| error.to_string())?;
     let reply = handlers::dispatch(context, &connection, request).map_err(|error| error.to_string())?;
     reply.await

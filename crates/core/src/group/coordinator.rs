@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::offsets::{CommittedOffset, OffsetStore};
 use crate::error::CoreError;
+use crate::limits::{Limit, Limits};
 
 /// Why a group operation failed. Each front door maps these to its codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +54,9 @@ pub enum GroupError {
     GroupSubscribedToTopic(String),
     #[error("the group coordinator is shutting down")]
     CoordinatorNotAvailable,
+    /// `group_members_max` (Kafka's `group.max.size`) or `groups_max`.
+    #[error("{0}")]
+    GroupMaxSizeReached(String),
     #[error("storing offsets failed: {0}")]
     Storage(String),
 }
@@ -75,6 +79,9 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_bytes_max: usize,
+    /// `groups_max` (groups with members or members joining) and
+    /// `group_members_max` (Kafka's `group.max.size`), counted when reached.
+    pub limits: Arc<Limits>,
 }
 
 impl Default for GroupConfig {
@@ -84,6 +91,7 @@ impl Default for GroupConfig {
             session_timeout_ms_max: 1_800_000,
             initial_rebalance_delay_ms: 300,
             offset_metadata_bytes_max: 4096,
+            limits: Arc::new(Limits::default()),
         }
     }
 }
@@ -476,6 +484,14 @@ impl GroupCoordinator {
             {
                 return Err(GroupError::InvalidSessionTimeout(request.session_timeout_ms));
             }
+            let occupied = |group: &Group| !group.members.is_empty() || !group.pending_member_ids.is_empty();
+            let limits = &self.config.limits;
+            if !groups.get(&request.group_id).is_some_and(occupied) {
+                let occupied_groups = groups.values().filter(|group| occupied(group)).count() as u64;
+                limits
+                    .check_count(Limit::Groups, occupied_groups, 1, &format!("group {:?}", request.group_id))
+                    .map_err(|reached| GroupError::GroupMaxSizeReached(reached.to_string()))?;
+            }
             let group = groups
                 .entry(request.group_id.clone())
                 .or_insert_with(|| Group::new(&request.group_id));
@@ -528,6 +544,15 @@ impl GroupCoordinator {
                     }
                 }
             } else if member_id.is_empty() {
+                let members = (group.members.len() + group.pending_member_ids.len()) as u64;
+                limits
+                    .check_count(
+                        Limit::GroupMembers,
+                        members,
+                        1,
+                        &format!("a member of group {:?}", request.group_id),
+                    )
+                    .map_err(|reached| GroupError::GroupMaxSizeReached(reached.to_string()))?;
                 member_id = new_member_id(&request.client_id);
                 if request.require_known_member_id && request.group_instance_id.is_none() {
                     group.pending_member_ids.insert(member_id.clone());
@@ -981,6 +1006,44 @@ mod tests {
     fn pass(fixture: &Fixture, ms: i64) {
         fixture.clock.advance_ms(ms);
         fixture.coordinator.tick();
+    }
+
+    #[tokio::test]
+    async fn joins_past_the_group_size_and_group_count_limits_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let offsets = OffsetStore::open(dir.path(), clock.clone()).expect("offsets");
+        let limits = Arc::new(Limits::new(crate::limits::LimitsConfig {
+            groups_max: 1,
+            group_members_max: 2,
+            ..crate::limits::LimitsConfig::default()
+        }));
+        let config = GroupConfig {
+            limits: Arc::clone(&limits),
+            ..GroupConfig::default()
+        };
+        let coordinator = GroupCoordinator::new(offsets, clock, config);
+        for _ in 0..2 {
+            let joined = coordinator.join(join_request("", &["range"])).await;
+            assert!(matches!(joined, Err(GroupError::MemberIdRequired(_))), "{joined:?}");
+        }
+        // Pending members count: a third MEMBER_ID_REQUIRED round would grow the group past 2.
+        let third = coordinator.join(join_request("", &["range"])).await;
+        assert!(
+            matches!(&third, Err(GroupError::GroupMaxSizeReached(text)) if text.contains("group_members_max")),
+            "{third:?}"
+        );
+        let other_group = JoinRequest {
+            group_id: "h".into(),
+            ..join_request("", &["range"])
+        };
+        let refused = coordinator.join(other_group).await;
+        assert!(
+            matches!(&refused, Err(GroupError::GroupMaxSizeReached(text)) if text.contains("groups_max")),
+            "{refused:?}"
+        );
+        assert_eq!(limits.reached_total(Limit::GroupMembers), 1);
+        assert_eq!(limits.reached_total(Limit::Groups), 1);
     }
 
     #[tokio::test]

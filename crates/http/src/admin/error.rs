@@ -109,6 +109,7 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidConfig(_)
             | CoreError::InvalidQueueArgument { .. }
             | CoreError::TransactionsUnsupported => StatusCode::BAD_REQUEST,
+            CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
             CoreError::Vhost(vhost) => match vhost {
                 VhostError::NotFound(_) => StatusCode::NOT_FOUND,

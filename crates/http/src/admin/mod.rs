@@ -1,6 +1,6 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
 //! holds (overview, topics, consumer groups, queues, exchanges, client
-//! connections, resource alarms, vhosts), the operations an operator needs (create
+//! connections, resource alarms, limits, vhosts), the operations an operator needs (create
 //! and delete, alter configs, purge, reset and commit offsets, peek,
 //! publish, redrive, close a connection, change alarm limits), and the
 //! OpenAPI document generated from these handlers at
@@ -13,6 +13,7 @@ mod connections;
 mod error;
 mod exchanges;
 mod groups;
+mod limits;
 mod messages;
 mod overview;
 mod queues;
@@ -56,6 +57,7 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::new()
         .routes(routes!(overview::overview))
         .routes(routes!(alarms::status, alarms::set_limits))
+        .routes(routes!(limits::status))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))

@@ -45,6 +45,9 @@ pub enum SqsError {
     UnknownOperation(String),
     #[error("{0}")]
     RequestTooLarge(String),
+    /// A broker limit (`[limits]`, e.g. `queues_max`) refuses the request.
+    #[error("{0}")]
+    OverLimit(String),
     /// The broker failed (storage); not the client's fault.
     #[error("{0}")]
     Internal(String),
@@ -126,6 +129,7 @@ impl SqsError {
             ),
             SqsError::UnknownOperation(_) => ("com.amazon.coral.service#UnknownOperationException", "InvalidAction;Sender", 400),
             SqsError::RequestTooLarge(_) => ("com.amazonaws.sqs#RequestTooLarge", "RequestTooLarge;Sender", 413),
+            SqsError::OverLimit(_) => ("com.amazonaws.sqs#OverLimit", "OverLimit;Sender", 403),
             SqsError::Internal(_) => ("com.amazonaws.sqs#InternalError", "InternalError;Receiver", 500),
         };
         WireError {
@@ -157,6 +161,7 @@ impl From<CoreError> for SqsError {
             }
             CoreError::QueueInUse { name, reason } => SqsError::InvalidParameterValue(format!("queue {name} {reason}")),
             CoreError::InvalidQueueArgument { name, reason } => SqsError::InvalidAttributeValue(format!("queue {name}: {reason}")),
+            CoreError::LimitReached(reached) => SqsError::OverLimit(reached.to_string()),
             other => SqsError::Internal(other.to_string()),
         }
     }

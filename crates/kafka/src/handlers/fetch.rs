@@ -1,11 +1,17 @@
-//! Fetch: reads stored batches as they are on disk, honouring max_bytes,
-//! per-partition limits and min_bytes, and long-polls on the partitions' high
-//! watermarks for up to max_wait_ms. Sessionless: the reply's session id is
-//! always 0, so clients keep sending full fetch requests (KIP-227 allows it).
+//! Fetch: reads stored batches as they are on disk, honouring max_bytes
+//! (within the broker's `fetch.max.bytes` and the connection's budget),
+//! per-partition limits and min_bytes, and long-polls on the partitions'
+//! high watermarks for up to max_wait_ms. A parked fetch does not read
+//! again on every append: it adds up how much its logs grew, and reads
+//! once that could satisfy min_bytes (or at the deadline). Sessionless: the
+//! reply's session id is always 0, so clients keep sending full fetch
+//! requests (KIP-227 allows it).
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use conveyor_core::connection_budget::{ConnectionBudget, Reservation};
+use conveyor_core::limits::Limit;
 use conveyor_log::{Log, LogError};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -14,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 /// Longest long poll honoured, whatever the client asks.
@@ -35,10 +42,15 @@ struct Read {
     log_start_offset: i64,
 }
 
-pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> FetchResponse {
+/// Answers a Fetch, with the reservation of its bytes in the connection's
+/// budget (to be held until the response is sent).
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: FetchRequest, version: i16) -> (FetchResponse, Reservation) {
     if version >= 7 && request.session_id != 0 {
         // We never create sessions, so a client cannot hold one.
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return (
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()),
+            Reservation::empty(&connection.budget),
+        );
     }
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut slots = Vec::new();
@@ -78,35 +90,49 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
 
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CEILING);
     let deadline = Instant::now() + max_wait;
-    let max_bytes = if request.max_bytes <= 0 {
-        i32::MAX as usize
-    } else {
-        request.max_bytes as usize
-    };
+    let max_bytes = response_bytes_max(context, &connection.budget, request.max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let mut watermarks: Vec<watch::Receiver<u64>> = slots
-        .iter()
-        .filter_map(|slot| slot.target.as_ref().ok().map(Log::subscribe))
-        .collect();
+    let logs: Vec<Log> = slots.iter().filter_map(|slot| slot.target.as_ref().ok().cloned()).collect();
+    let mut watermarks: Vec<watch::Receiver<u64>> = logs.iter().map(Log::subscribe).collect();
     let reads = loop {
         for receiver in &mut watermarks {
             receiver.borrow_and_update();
         }
+        // Taken before the read: whatever is appended after it counts as new below.
+        let mut sizes: Vec<u64> = logs.iter().map(Log::size_bytes).collect();
         let reads = read_all(&slots, max_bytes).await;
         let bytes: usize = reads.iter().map(|read| read.records.len()).sum();
         let failed = reads.iter().any(|read| read.error.is_some());
         if bytes >= min_bytes.max(1) || failed || Instant::now() >= deadline || watermarks.is_empty() {
             break reads;
         }
-        // Park until some requested partition's high watermark moves.
-        let changed = async {
-            let waits = watermarks.iter_mut().map(|receiver| Box::pin(receiver.changed()));
-            let _ = futures_select_all(waits).await;
+        // Parked: each append wakes this fetch, which only adds up how much
+        // the logs grew (no read) until that could reach min_bytes.
+        let mut estimate = bytes as u64;
+        let woken = loop {
+            let changed = async {
+                let waits = watermarks.iter_mut().map(|receiver| Box::pin(receiver.changed()));
+                futures_select_all(waits).await;
+            };
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break false;
+            }
+            for (size, log) in sizes.iter_mut().zip(&logs) {
+                let now = log.size_bytes();
+                estimate += now.saturating_sub(*size);
+                *size = now;
+            }
+            if estimate >= min_bytes as u64 {
+                break true;
+            }
         };
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+        if !woken {
             break read_all(&slots, max_bytes).await;
         }
     };
+    // The response is held until it is sent: it counts in the connection's budget.
+    let read_bytes: usize = reads.iter().map(|read| read.records.len()).sum();
+    let reservation = connection.budget.reserve_now(read_bytes as u64).hold_all();
 
     // What the fetch hands out counts as the topics' traffic out.
     for (slot, read) in slots.iter().zip(&reads) {
@@ -139,7 +165,26 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
         }
         responses[slot.topic].partitions.push(partition);
     }
-    FetchResponse::default().with_responses(responses)
+    (FetchResponse::default().with_responses(responses), reservation)
+}
+
+/// The most one response may carry: what the client asked for (Kafka's
+/// broker-side `fetch.max.bytes` when it asked for nothing, `max_bytes` ≤ 0,
+/// or for more), within the connection's budget; a single batch (KIP-74's
+/// minimum) while the memory alarm is on, so consumers shrink what the
+/// broker holds instead of growing it.
+fn response_bytes_max(context: &Context, budget: &ConnectionBudget, requested: i32) -> usize {
+    let limits = context.broker.limits();
+    let cap = limits.config().fetch_max_bytes;
+    let asked = u64::try_from(requested).ok().filter(|bytes| *bytes > 0);
+    if asked.is_none_or(|bytes| bytes > cap) {
+        limits.reach(Limit::FetchBytes, format!("a Fetch asked for max_bytes {requested}"));
+    }
+    let bytes = asked.unwrap_or(cap).min(cap).min(budget.max_bytes());
+    if context.broker.alarms().measured().alarms.memory {
+        return 0;
+    }
+    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 /// Reads every slot in one blocking task: whole batches, within the

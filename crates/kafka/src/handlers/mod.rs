@@ -16,6 +16,7 @@ mod topics;
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -52,8 +53,14 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         }
         ApiKey::Fetch => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(api, version, correlation_id, async move {
-                fetch::handle(&context, body, version).await
+            Ok(Box::pin(async move {
+                let (response, reservation) = fetch::handle(&context, &connection, body, version).await;
+                let frame = frame::encode_response(api, version, correlation_id, &response)?;
+                // The records' bytes stay reserved in the connection's budget until the frame is sent.
+                Ok(Some(Bytes::from_owner(HeldFrame {
+                    frame,
+                    _reservation: reservation,
+                })))
             }))
         }
         ApiKey::ListOffsets => {
@@ -215,6 +222,19 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         }
         // `parse_request` refuses APIs missing from the versions table.
         other => Err(FrameError::UnsupportedVersion { api: other, version }),
+    }
+}
+
+/// An encoded response that keeps its reservation in the connection's
+/// budget for as long as its bytes live.
+struct HeldFrame {
+    frame: Bytes,
+    _reservation: conveyor_core::connection_budget::Reservation,
+}
+
+impl AsRef<[u8]> for HeldFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.frame
     }
 }
 

@@ -1,0 +1,84 @@
+//! The HTTP listener's accept loop: each accepted connection takes a slot
+//! from the core's connection limits (refused past `connections_max` or
+//! `connections_per_address_max`: the socket is closed at once), is served
+//! by hyper's HTTP/1 connection with a header read timeout (a client that
+//! takes longer than `http_header_read_timeout_ms` to send a request's
+//! headers, or idles that long between requests, is disconnected: the
+//! slowloris defence axum's own `serve` lacks), and at shutdown finishes its
+//! request in flight and closes. Knows no routes: those are `router`'s.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use conveyor_core::limits::Limits;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+/// Serves `app` on `listener` until `shutdown` turns true, then stops
+/// accepting and lets every open connection finish the request it is
+/// serving (the caller bounds how long that may take).
+pub async fn serve(listener: TcpListener, app: Router, limits: Arc<Limits>, mut shutdown: watch::Receiver<bool>) {
+    info!(addr = ?listener.local_addr().ok(), "HTTP listener up");
+    let header_read_timeout = Duration::from_millis(limits.config().http_header_read_timeout_ms);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(slot) = limits.admit_connection(peer.ip()) else {
+                        debug!(%peer, "HTTP connection refused: connection limit");
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = app.clone().map_request(|request: Request<Incoming>| request.map(Body::new));
+                    let mut shutdown = shutdown.clone();
+                    connections.spawn(async move {
+                        let _slot = slot;
+                        let service = TowerToHyperService::new(service.map_err(|never: Infallible| match never {}));
+                        let mut builder = hyper::server::conn::http1::Builder::new();
+                        builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        tokio::pin!(connection);
+                        tokio::select! {
+                            result = connection.as_mut() => {
+                                if let Err(error) = result {
+                                    debug!(%peer, %error, "HTTP connection ended");
+                                }
+                                return;
+                            }
+                            _ = shutdown.wait_for(|stop| *stop) => {}
+                        }
+                        // Finish the request in flight, then close.
+                        connection.as_mut().graceful_shutdown();
+                        if let Err(error) = connection.await {
+                            debug!(%peer, %error, "HTTP connection ended during shutdown");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    warn!(%error, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
