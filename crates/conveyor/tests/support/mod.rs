@@ -323,3 +323,49 @@ pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
         .spawn()
         .unwrap_or_else(|error| panic!("starting {script}: {error}"))
 }
+
+/// Starts a broker whose config file holds `toml` (e.g. a `[limits]`
+/// table), on a fresh temporary data directory.
+pub fn start_with_config(toml: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conveyor.toml");
+    std::fs::write(&config, toml).expect("write the config file");
+    let data = dir.path().join("data");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let server = Server::start_with(&data, &["--config", &config], &[]);
+    (dir, server)
+}
+
+/// A process's resident memory (`VmRSS`), in bytes.
+pub fn rss_bytes(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS line");
+    let kibibytes: u64 = line["VmRSS:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .expect("VmRSS in kB");
+    kibibytes * 1024
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; true if it held.
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of one sample of `/metrics` (name with its labels, as printed).
+pub fn metric(server: &Server, sample: &str) -> Option<f64> {
+    let (_, body) = server.http_get("/metrics");
+    body.lines()
+        .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+}

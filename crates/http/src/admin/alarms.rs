@@ -19,13 +19,16 @@ use crate::HttpState;
 pub struct AlarmStatus {
     /// Free disk space is below `disk_free_min_bytes`: publishers are blocked.
     pub disk_alarm: bool,
-    /// Resident memory is above `memory_max_bytes`: publishers are blocked.
+    /// Memory (resident, or held for connections) is above `memory_max_bytes`: publishers are blocked.
     pub memory_alarm: bool,
     /// Free bytes on the data directory's file system (null if unknown).
     pub disk_free_bytes: Option<u64>,
     pub disk_free_min_bytes: u64,
-    /// The broker's resident memory (null if unknown).
+    /// The larger of the broker's resident memory and `held_bytes` (null if unknown).
     pub memory_used_bytes: Option<u64>,
+    /// Bytes the broker holds for client connections: requests and
+    /// message bodies not stored yet, responses not sent yet.
+    pub held_bytes: u64,
     /// 0: no memory alarm.
     pub memory_max_bytes: u64,
 }
@@ -38,6 +41,7 @@ impl From<Measured> for AlarmStatus {
             disk_free_bytes: measured.disk_free_bytes,
             disk_free_min_bytes: measured.disk_free_min_bytes,
             memory_used_bytes: measured.memory_used_bytes,
+            held_bytes: measured.held_bytes,
             memory_max_bytes: measured.memory_max_bytes,
         }
     }
