@@ -17,7 +17,7 @@ use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
 use conveyor_core::VirtualHost;
-use conveyor_core::connection_budget::ConnectionBudget;
+use conveyor_core::connection_budget::{ConnectionBudget, Reservation};
 use conveyor_core::connections::{Protocol, Registration};
 use conveyor_core::limits::{Limit, LimitReached};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
@@ -26,6 +26,7 @@ use tracing::{debug, info};
 
 use crate::channel::{Channel, OUTBOX_FRAMES, Outbox, delete_auto_deleted};
 use crate::frame::{self, FrameError};
+use crate::peer::PeerWatch;
 use crate::reply::{self, Exception, short};
 use crate::{AmqpConfig, Context};
 
@@ -36,9 +37,16 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves one connection. `refused` is the connection limit it was
 /// accepted past: it is told so at `connection.open` (530, as RabbitMQ
-/// does) and closed.
-pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>, refused: Option<LimitReached>)
-where
+/// does) and closed. `watch` tells whether a TCP peer went away while the
+/// connection is not read (over its budget).
+pub async fn run<S>(
+    stream: S,
+    peer: SocketAddr,
+    context: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+    refused: Option<LimitReached>,
+    watch: Option<PeerWatch>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let registration = context.broker.connections().register(Protocol::Amqp, peer);
@@ -85,6 +93,7 @@ where
             context.broker.limits().config().connection_buffer_bytes_max,
             Arc::clone(context.broker.alarms()),
         ),
+        peer_watch: watch,
     };
     let outcome = match tokio::time::timeout_at(handshake_deadline, connection.handshake(&mut reader)).await {
         Ok(Ok(heartbeat_s)) => {
@@ -151,6 +160,8 @@ struct Connection {
     refused: Option<LimitReached>,
     /// Bytes held for this connection: frames of publishes until stored.
     budget: ConnectionBudget,
+    /// Whether the client went away, for when the connection is not read.
+    peer_watch: Option<PeerWatch>,
 }
 
 impl Connection {
@@ -316,7 +327,7 @@ impl Connection {
         let closed = self.registration.closed();
         tokio::pin!(closed);
         loop {
-            let (budget, frame_max) = (self.budget.clone(), self.frame_max);
+            let (budget, frame_max, peer_watch) = (self.budget.clone(), self.frame_max, self.peer_watch.clone());
             let read = async {
                 let start = match silence_max {
                     Some(limit) => tokio::time::timeout(limit, frame::read_frame_start(reader, frame_max))
@@ -327,7 +338,7 @@ impl Connection {
                 // Over the budget (bodies being reassembled, publishes not
                 // stored yet), the rest waits: the socket is not read until
                 // stores give bytes back. Not client silence: no timeout.
-                let bytes = budget.reserve(start.total as u64).await;
+                let bytes = reserve_unless_gone(&budget, start.total as u64, peer_watch.as_ref()).await?;
                 let frame = frame::read_frame_rest(reader, start).await?;
                 Ok::<_, FrameError>((frame, bytes.hold_all()))
             };
@@ -557,6 +568,33 @@ impl Connection {
                 debug!(queue = name, %error, "deleting an exclusive queue");
             }
         }
+    }
+}
+
+/// How often a connection waiting for room in its budget checks that its client is still there.
+const PEER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reserves `bytes` in the budget, waiting for room; a client that goes
+/// away meanwhile ends the wait (its connection is not being read, so only
+/// the socket itself can tell).
+async fn reserve_unless_gone(budget: &ConnectionBudget, bytes: u64, watch: Option<&PeerWatch>) -> Result<Reservation, FrameError> {
+    if let Some(reservation) = budget.try_reserve(bytes) {
+        return Ok(reservation);
+    }
+    let gone = async {
+        let Some(watch) = watch else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(PEER_CHECK_INTERVAL).await;
+            if watch.gone() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        reservation = budget.reserve(bytes) => Ok(reservation),
+        () = gone => Err(FrameError::Closed),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod frame;
 pub mod message;
 mod method;
 pub mod nesting;
+mod peer;
 mod prefetch;
 mod reply;
 
@@ -80,7 +81,7 @@ pub async fn serve_connection<S>(stream: S, peer: SocketAddr, context: Arc<Conte
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    connection::run(stream, peer, context, shutdown, None).await;
+    connection::run(stream, peer, context, shutdown, None, None).await;
 }
 
 /// AMQP connections accepted past a connection limit that may be in their
@@ -113,7 +114,8 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
                         Err(reached) => (None, Some(reached)),
                     };
                     let refusing = refused.is_some().then(|| RefusingGuard::new(&refusing));
-                    let run = connection::run(stream, peer, Arc::clone(&context), shutdown.clone(), refused);
+                    let watch = peer::PeerWatch::new(&stream);
+                    let run = connection::run(stream, peer, Arc::clone(&context), shutdown.clone(), refused, watch);
                     connections.spawn(async move {
                         let _held = (slot, refusing);
                         run.await;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use conveyor_core::limits::Limits;
+use conveyor_core::limits::{Limit, Limits};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -47,6 +47,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Arc<Limits>, mut 
                     let _ = stream.set_nodelay(true);
                     let service = app.clone().map_request(|request: Request<Incoming>| request.map(Body::new));
                     let mut shutdown = shutdown.clone();
+                    let limits = Arc::clone(&limits);
                     connections.spawn(async move {
                         let _slot = slot;
                         let service = TowerToHyperService::new(service.map_err(|never: Infallible| match never {}));
@@ -57,6 +58,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Arc<Limits>, mut 
                         tokio::select! {
                             result = connection.as_mut() => {
                                 if let Err(error) = result {
+                                    if error.is_timeout() {
+                                        limits.reach(Limit::HttpHeaderRead, format!("HTTP client {peer} was too slow sending headers"));
+                                    }
                                     debug!(%peer, %error, "HTTP connection ended");
                                 }
                                 return;
