@@ -87,8 +87,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts AMQP connections until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    info!(addr = ?local, "AMQP listener up");
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "AMQP listener up");
+    }
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

@@ -23,7 +23,9 @@ macro_rules! serve_examples {
 Examples:
   conveyor serve
       Run the broker with data in ./conveyor-data; Kafka on 127.0.0.1:9092,
-      AMQP on 127.0.0.1:5672, HTTP (health, SQS, admin API) on 127.0.0.1:8080.
+      AMQP 0-9-1 on 127.0.0.1:5672, and on HTTP 127.0.0.1:8080 the SQS and
+      SNS APIs, the admin API (/api/v1), the web console (/), /metrics and
+      /health.
   conveyor serve --data-dir /var/lib/conveyor --http-addr 0.0.0.0:8080
   CONVEYOR_DATA_DIR=/srv/conveyor conveyor serve --log-format json
   conveyor serve --config conveyor.toml
@@ -46,10 +48,14 @@ const EXAMPLES: &str = concat!(
       default http://127.0.0.1:8080); --json prints JSON for scripts."
 );
 
-/// One broker for Kafka, AMQP 0-9-1 and SQS clients: everything is a durable log.
+/// One broker for Kafka, AMQP 0-9-1 (RabbitMQ), SQS and SNS clients: everything is a durable log.
 #[derive(Debug, Parser)]
 #[command(name = "conveyor", version, about, after_help = EXAMPLES)]
 struct Cli {
+    /// `--server`, `--json` and `--quiet` given before the command; each
+    /// command also takes them after its name.
+    #[command(flatten)]
+    target: cli::Target,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,9 +89,33 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The client flags a command takes, to fill in from those given before
+    /// it (`conveyor --json --server URL topic list`).
+    fn target_mut(&mut self) -> Option<&mut cli::Target> {
+        match self {
+            Command::Topic(args) => Some(&mut args.target),
+            Command::Group(args) => Some(&mut args.target),
+            Command::Queue(args) => Some(&mut args.target),
+            Command::Exchange(args) => Some(&mut args.target),
+            Command::Dlq(args) => Some(&mut args.target),
+            Command::Produce(args) => Some(&mut args.target),
+            Command::Consume(args) => Some(&mut args.target),
+            Command::Serve(_) | Command::Bench(_) | Command::Completions { .. } => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let Cli { target, mut command } = Cli::parse();
+    if let Some(own) = command.target_mut() {
+        own.inherit(&target);
+    } else if let Command::Bench(bench) = &mut command
+        && let Some(output) = bench.output_mut()
+    {
+        output.inherit(&target.output);
+    }
+    let result = match command {
         Command::Serve(args) => serve::run(&args),
         Command::Bench(command) => bench::run(&command),
         Command::Topic(args) => cli::topic::run(&args),

@@ -42,7 +42,7 @@ pub struct ServeArgs {
     /// AMQP 0-9-1 listener [default: 127.0.0.1:5672].
     #[arg(long, env = "CONVEYOR_AMQP_ADDR", value_name = "ADDR")]
     pub amqp_addr: Option<SocketAddr>,
-    /// HTTP listener: /health, later the SQS API, admin API and console [default: 127.0.0.1:8080].
+    /// HTTP listener: SQS and SNS APIs, admin API, web console, /metrics, /health [default: 127.0.0.1:8080].
     #[arg(long, env = "CONVEYOR_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
     /// Log line format [default: text].

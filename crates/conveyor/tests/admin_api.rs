@@ -122,6 +122,12 @@ fn a_topic_is_created_published_to_peeked_described_and_deleted() {
     let (_dir, server) = Server::start_in_tempdir();
     let api = Api::new(&server);
     run(async {
+        // A fresh broker moves nothing: 0 messages a second, not -0.
+        let fresh = api.ok("/overview").await;
+        for rate in ["messages_in_per_second", "messages_out_per_second"] {
+            let value = fresh[rate].as_f64().expect("a rate");
+            assert!(value == 0.0 && value.is_sign_positive(), "{rate}: {fresh}");
+        }
         let (status, created) = api
             .post(
                 "/topics",

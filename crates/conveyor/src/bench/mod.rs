@@ -23,6 +23,18 @@ pub enum BenchCommand {
     Sqs(sqs::SqsBenchArgs),
 }
 
+impl BenchCommand {
+    /// The output flags of this benchmark (the sink prints no report).
+    pub fn output_mut(&mut self) -> Option<&mut report::Output> {
+        match self {
+            BenchCommand::Kafka(args) => Some(&mut args.output),
+            BenchCommand::Amqp(args) => Some(&mut args.output),
+            BenchCommand::Sqs(args) => Some(&mut args.output),
+            BenchCommand::AmqpSink(_) => None,
+        }
+    }
+}
+
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match command {

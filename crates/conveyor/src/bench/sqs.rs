@@ -130,7 +130,7 @@ pub async fn run(args: &SqsBenchArgs) -> anyhow::Result<()> {
     }
 
     if !args.output.json {
-        println!("\nall {checked} sent messages were received and deleted exactly once; the queue was empty afterwards");
+        crate::cli::render::out!("\nall {checked} sent messages were received and deleted exactly once; the queue was empty afterwards");
     }
     report::print(
         &format!(

@@ -31,6 +31,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// Takes what `outer` (the flags before the command name) set and this
+    /// one did not.
+    pub fn inherit(&mut self, outer: &Target) {
+        if self.server.is_none() {
+            self.server.clone_from(&outer.server);
+        }
+        self.output.inherit(&outer.output);
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.server.clone().unwrap_or_else(|| format!("http://{DEFAULT_HTTP_ADDR}")))
     }
@@ -44,7 +53,12 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Prints the completion script for `shell` of the whole command line.
+/// Prints the completion script for `shell` of the whole command line. The
+/// script is built in memory first: the generator panics on a write error,
+/// and a closed stdout (`| head -1`) is not an error.
 pub fn completions(shell: clap_complete::Shell, command: &mut clap::Command) {
-    clap_complete::generate(shell, command, "conveyor", &mut std::io::stdout());
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, command, "conveyor", &mut script);
+    let _ = std::io::stdout().write_all(&script);
 }
