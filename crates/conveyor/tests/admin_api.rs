@@ -422,6 +422,16 @@ fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redriv
             .await;
         assert_eq!(status, 200, "{routed}");
         assert_eq!(routed["queues"], json!(["work.dlq"]));
+        assert_eq!(routed["routed"], true);
+        // A publish no binding matches says it went nowhere.
+        let (status, nowhere) = api
+            .post(
+                "/exchanges/amq.default/messages",
+                json!({"routing_key": "no-such-queue", "value": "lost"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{nowhere}");
+        assert_eq!(nowhere["routed"], false, "{nowhere}");
         let (status, body) = api
             .post("/queues/work.dlq/redrive", json!({"destination": "work", "max_messages": 5}))
             .await;

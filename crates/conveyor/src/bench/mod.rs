@@ -45,6 +45,19 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Messages the fixed-rate latency phase sends: `rate` a second for
+/// `seconds`, but never more than the run's `--messages`, so a small run
+/// stays small.
+pub fn latency_messages(rate: u64, seconds: u64, messages: u64) -> u64 {
+    rate.saturating_mul(seconds).min(messages)
+}
+
+/// How long that phase runs, in whole seconds (for the paced disk baseline
+/// that runs as long).
+pub fn latency_seconds(rate: u64, seconds: u64, messages: u64) -> u64 {
+    latency_messages(rate, seconds, messages).div_ceil(rate.max(1))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -56,4 +69,16 @@ pub fn now_ms() -> i64 {
 /// A short suffix that differs between runs, for resource names.
 pub fn unique_suffix() -> String {
     format!("{:x}", now_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_phase_never_sends_more_than_the_run_asks_for() {
+        assert_eq!(latency_messages(5000, 10, 200_000), 50_000);
+        assert_eq!(latency_messages(5000, 10, 5000), 5000);
+        assert_eq!(latency_messages(u64::MAX, 10, 7), 7);
+    }
 }

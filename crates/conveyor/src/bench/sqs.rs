@@ -116,7 +116,8 @@ pub async fn run(args: &SqsBenchArgs) -> anyhow::Result<()> {
         let mut latency = tokio::time::timeout(PHASE_TIMEOUT, latency_phase(args, &endpoint, &queue_url, epoch)).await??;
         delete_queue(&mut admin, &queue_url).await?;
         if let Some(dir) = args.baseline_dir.clone() {
-            let (rate, seconds, message_bytes) = (args.latency_rate, args.latency_seconds, args.message_bytes);
+            let (rate, message_bytes) = (args.latency_rate, args.message_bytes);
+            let seconds = crate::bench::latency_seconds(rate, args.latency_seconds, args.messages);
             let disk =
                 tokio::task::spawn_blocking(move || crate::bench::disk::paced_fdatasync_baseline(&dir, rate, seconds, message_bytes))
                     .await?
@@ -454,7 +455,7 @@ async fn receive_phase(args: &SqsBenchArgs, endpoint: &Arc<Endpoint>, queue_url:
 /// latency is from just before its SendMessage to when its ReceiveMessage
 /// answer arrived, so it includes the send's own round trip.
 async fn latency_phase(args: &SqsBenchArgs, endpoint: &Arc<Endpoint>, queue_url: &str, epoch: Instant) -> anyhow::Result<Phase> {
-    let total = args.latency_rate * args.latency_seconds;
+    let total = crate::bench::latency_messages(args.latency_rate, args.latency_seconds, args.messages);
     let label = format!("long poll @ {}/s", args.latency_rate);
     let bar = progress(args, total, &label);
     let (handles_tx, mut handles_rx) = mpsc::unbounded_channel::<String>();
