@@ -154,15 +154,15 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     if args.latency_rate > 0 && args.latency_seconds > 0 {
         let mut latency = latency_phase(&target, args, epoch).await?;
         if let Some(dir) = args.baseline_dir.clone() {
-            let (rate, message_bytes) = (args.latency_rate, args.message_bytes);
-            let seconds = crate::bench::latency_seconds(rate, args.latency_seconds, args.messages);
-            let disk =
-                tokio::task::spawn_blocking(move || crate::bench::disk::paced_fdatasync_baseline(&dir, rate, seconds, message_bytes))
-                    .await?
-                    .context("paced disk baseline")?;
-            if let (Some(ours), Some(floor)) = (latency.latency_ms, disk.latency_ms) {
-                latency.p99_ratio_to_baseline = Some(ours.p99 / floor.p99.max(1e-3));
-            }
+            let disk = crate::bench::disk::paced_baseline_for(
+                &mut latency,
+                dir,
+                args.latency_rate,
+                args.latency_seconds,
+                args.messages,
+                args.message_bytes,
+            )
+            .await?;
             phases.push(disk);
         }
         phases.push(latency);
