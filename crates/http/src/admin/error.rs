@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use conveyor_core::CoreError;
+use conveyor_core::auth::AuthError;
 use conveyor_core::exchange::ExchangeError;
 use conveyor_core::group::GroupError;
 use conveyor_core::queue::QueueError;
@@ -113,6 +114,18 @@ impl From<CoreError> for ApiError {
             CoreError::Vhost(vhost) => match vhost {
                 VhostError::NotFound(_) => StatusCode::NOT_FOUND,
                 VhostError::InvalidName { .. } | VhostError::ReservedName(_) | VhostError::Undeletable(_) => StatusCode::BAD_REQUEST,
+            },
+            CoreError::Auth(auth) => match auth {
+                AuthError::UnknownUser(_) => StatusCode::NOT_FOUND,
+                AuthError::AccessKeyInUse { .. } => StatusCode::CONFLICT,
+                AuthError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::InvalidUserName(_)
+                | AuthError::UnknownTag(_)
+                | AuthError::EmptyPassword
+                | AuthError::Iterations { .. }
+                | AuthError::InvalidPattern { .. }
+                | AuthError::InvalidAcl(_)
+                | AuthError::NoCredential { .. } => StatusCode::BAD_REQUEST,
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
