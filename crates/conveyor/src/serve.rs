@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use conveyor_core::Broker;
+use conveyor_core::auth::{AnonymousAccess, Permission, is_loopback};
 use conveyor_http::HttpState;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -53,6 +54,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating vhost {name:?} from the config file"))?;
     }
+    broker.authorizer().set_policy(settings.auth);
+    broker
+        .apply_configured_users(&settings.users, &alias_permissions(&settings, &broker))
+        .await
+        .context("applying the config file's users")?;
 
     let state = HttpState::new(Arc::clone(&broker));
     let http = TcpListener::bind(settings.http_addr)
@@ -89,8 +95,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
-            users: settings.amqp_users.clone(),
-            user_vhosts: settings.amqp_user_vhosts.clone(),
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));
@@ -113,6 +117,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    warn_if_open(settings.auth.anonymous, &[http_addr, kafka_addr, amqp_addr]);
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, http_addr, kafka_addr, amqp_addr);
@@ -139,6 +144,33 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("flushing and closing the logs")?;
     info!("shutdown complete: every log flushed and fsynced");
     Ok(())
+}
+
+/// `[amqp.users]` kept its first meaning: every right, on the vhosts
+/// `[amqp.user_vhosts]` lists for the user or else on every vhost there is at startup.
+fn alias_permissions(settings: &Settings, broker: &Broker) -> Vec<(String, String, Permission)> {
+    let every_vhost: Vec<String> = broker.vhosts().iter().map(|vhost| vhost.name().to_owned()).collect();
+    settings
+        .amqp_users
+        .keys()
+        .flat_map(|user| {
+            let vhosts = settings.amqp_user_vhosts.get(user).unwrap_or(&every_vhost);
+            vhosts.iter().map(move |vhost| (user.clone(), vhost.clone(), Permission::full()))
+        })
+        .collect()
+}
+
+/// Anonymous access from everywhere on a listener others can reach: say so, loudly.
+fn warn_if_open(anonymous: AnonymousAccess, listeners: &[SocketAddr]) {
+    if anonymous != AnonymousAccess::Always {
+        return;
+    }
+    for addr in listeners.iter().filter(|addr| !is_loopback(addr.ip())) {
+        warn!(
+            %addr,
+            "[auth] anonymous = \"always\": anyone who can reach {addr} has every right without credentials; set anonymous = \"loopback\" or \"never\" unless this network is trusted"
+        );
+    }
 }
 
 /// One line on stdout that people and test harnesses can read.
