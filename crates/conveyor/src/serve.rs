@@ -79,7 +79,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut http_task = tokio::spawn({
         let mut shutdown = shutdown_rx.clone();
         async move {
-            axum::serve(http, app)
+            // Connect info: the admin API's anonymous access depends on the client's address.
+            axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
                 })

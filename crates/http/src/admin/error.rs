@@ -29,7 +29,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `not_found`, `conflict`,
     /// `unprocessable_entity`, `payload_too_large`, `unsupported_media_type`,
-    /// `method_not_allowed`, `internal_error`, `unavailable`.
+    /// `method_not_allowed`, `internal_error`, `unavailable`, `unauthorized`
+    /// (no or wrong credentials), `forbidden` (a tag is missing, or a cross-site change).
     pub code: String,
     /// What is wrong, for a person.
     pub message: String,
@@ -71,6 +72,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self.status {
             StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
