@@ -44,8 +44,11 @@ const EXAMPLES: &str = concat!(
   conveyor consume orders --group billing --exit --format '%p/%o %k %s\\n'
   conveyor group describe billing
   conveyor dlq redrive jobs.dlq
+  conveyor user add alice --new-password s3cret
+  conveyor permission set alice '^alice\\..*' '.*' '.*' --vhost /
       Client commands talk to the admin API at --server (env CONVEYOR_SERVER,
-      default http://127.0.0.1:8080); --json prints JSON for scripts."
+      default http://127.0.0.1:8080) as --user/--password (CONVEYOR_USER,
+      CONVEYOR_PASSWORD); --json prints JSON for scripts."
 );
 
 /// One broker for Kafka, AMQP 0-9-1 (RabbitMQ), SQS and SNS clients: everything is a durable log.
@@ -78,6 +81,10 @@ enum Command {
     Exchange(cli::exchange::ExchangeArgs),
     /// Dead-letter queues: peek at what died and why, redrive it.
     Dlq(cli::dlq::DlqArgs),
+    /// Users: add, delete, list, change a password.
+    User(cli::user::UserArgs),
+    /// RabbitMQ permission entries of users in vhosts: set, clear, list.
+    Permission(cli::permission::PermissionArgs),
     /// Append lines from stdin to a topic, one message per line (like kcat -P).
     Produce(cli::produce::ProduceArgs),
     /// Print a topic's messages (like kcat -C).
@@ -101,6 +108,8 @@ impl Command {
             Command::Dlq(args) => Some(&mut args.target),
             Command::Produce(args) => Some(&mut args.target),
             Command::Consume(args) => Some(&mut args.target),
+            Command::User(args) => Some(&mut args.target),
+            Command::Permission(args) => Some(&mut args.target),
             Command::Serve(_) | Command::Bench(_) | Command::Completions { .. } => None,
         }
     }
@@ -123,6 +132,8 @@ fn main() -> ExitCode {
         Command::Queue(args) => cli::queue::run(&args),
         Command::Exchange(args) => cli::exchange::run(&args),
         Command::Dlq(args) => cli::dlq::run(&args),
+        Command::User(args) => cli::user::run(&args),
+        Command::Permission(args) => cli::permission::run(&args),
         Command::Produce(args) => cli::produce::run(&args),
         Command::Consume(args) => cli::consume::run(&args),
         Command::Completions { shell } => {

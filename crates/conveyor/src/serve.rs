@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use conveyor_core::Broker;
+use conveyor_core::auth::{AnonymousAccess, Permission, is_loopback};
 use conveyor_http::HttpState;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -67,6 +68,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating vhost {name:?} from the config file"))?;
     }
+    broker.authorizer().set_policy(settings.auth);
+    broker
+        .apply_configured_users(&settings.users, &alias_permissions(&settings, &broker))
+        .await
+        .context("applying the config file's users")?;
+
     let state = HttpState::new(Arc::clone(&broker));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -74,7 +81,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut http_task = tokio::spawn({
         let mut shutdown = shutdown_rx.clone();
         async move {
-            axum::serve(http, app)
+            // Connect info: the admin API's anonymous access depends on the client's address.
+            axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
                 })
@@ -90,8 +98,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
-            users: settings.amqp_users.clone(),
-            user_vhosts: settings.amqp_user_vhosts.clone(),
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));
@@ -114,6 +120,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    warn_if_open(settings.auth.anonymous, &[http_addr, kafka_addr, amqp_addr]);
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, http_addr, kafka_addr, amqp_addr);
@@ -149,6 +156,33 @@ async fn bind(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyho
             "binding the {door} listener on {addr} (is another process listening there? choose another address with {flag} or {variable})"
         )
     })
+}
+
+/// `[amqp.users]` kept its first meaning: every right, on the vhosts
+/// `[amqp.user_vhosts]` lists for the user or else on every vhost there is at startup.
+fn alias_permissions(settings: &Settings, broker: &Broker) -> Vec<(String, String, Permission)> {
+    let every_vhost: Vec<String> = broker.vhosts().iter().map(|vhost| vhost.name().to_owned()).collect();
+    settings
+        .amqp_users
+        .keys()
+        .flat_map(|user| {
+            let vhosts = settings.amqp_user_vhosts.get(user).unwrap_or(&every_vhost);
+            vhosts.iter().map(move |vhost| (user.clone(), vhost.clone(), Permission::full()))
+        })
+        .collect()
+}
+
+/// Anonymous access from everywhere on a listener others can reach: say so, loudly.
+fn warn_if_open(anonymous: AnonymousAccess, listeners: &[SocketAddr]) {
+    if anonymous != AnonymousAccess::Always {
+        return;
+    }
+    for addr in listeners.iter().filter(|addr| !is_loopback(addr.ip())) {
+        warn!(
+            %addr,
+            "[auth] anonymous = \"always\": anyone who can reach {addr} has every right without credentials; set anonymous = \"loopback\" or \"never\" unless this network is trusted"
+        );
+    }
 }
 
 /// One line on stdout that people and test harnesses can read.

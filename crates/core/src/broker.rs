@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::alarms::ResourceAlarms;
+use crate::auth::Authorizer;
 use crate::catalog::{Catalog, Event, QueueDefinition};
 use crate::connections::Connections;
 use crate::error::{CoreError, Result};
@@ -64,10 +65,12 @@ impl BrokerConfig {
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Held (locked) for the broker's lifetime; the OS releases it if the process dies.
     _lock: File,
-    catalog: tokio::sync::Mutex<Catalog>,
+    pub(crate) catalog: tokio::sync::Mutex<Catalog>,
+    /// Who may do what, derived from the catalog's users and grants (`auth/`).
+    pub(crate) authorizer: Authorizer,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     cluster_id: String,
     groups: Arc<GroupCoordinator>,
@@ -139,9 +142,11 @@ impl Broker {
         let reserved = catalog.state().producer_ids_reserved;
         info!(data_dir = %data_dir.display(), topics = topics.len(), "broker state opened");
         let alarms = Arc::new(ResourceAlarms::new(data_dir));
+        let authorizer = Authorizer::new(&catalog.state().auth);
         Ok(Broker {
             config,
             _lock: lock,
+            authorizer,
             catalog: tokio::sync::Mutex::new(catalog),
             topics: RwLock::new(topics),
             cluster_id,
@@ -459,6 +464,7 @@ impl Broker {
             catalog
                 .append(Event::VhostDeleted { name: name.to_owned() }, self.clock.now_ms())
                 .await?;
+            self.authorizer.refresh(&catalog.state().auth);
             self.vhosts.write().remove(name);
             self.connections.close_vhost(name);
             self.router.write().remove_vhost(&vhost);

@@ -1,5 +1,5 @@
 //! The metadata catalog: every change to what exists (topics, queues,
-//! exchanges and bindings) is an event appended to a log of its own,
+//! exchanges and bindings, vhosts, users and grants) is an event appended to a log of its own,
 //! and the catalog's state is the replay of those events on top of the latest
 //! snapshot. Knows events and their replay; nothing about partitions' data.
 //!
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 use uuid::Uuid;
 
+use crate::auth::{Acl, AuthState, Permission, User};
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
 use crate::vhost::VirtualHost;
@@ -102,9 +103,36 @@ pub enum Event {
     VhostCreated {
         name: String,
     },
-    /// Everything in the vhost goes with it: queues, exchanges, bindings.
+    /// Everything in the vhost goes with it: queues, exchanges, bindings,
+    /// permission entries.
     VhostDeleted {
         name: String,
+    },
+    /// A user is created or replaced whole (credentials, tags, AWS key).
+    UserSet {
+        user: User,
+    },
+    /// The user goes with its permission entries.
+    UserDeleted {
+        name: String,
+    },
+    /// `user`'s RabbitMQ permission entry in `vhost` is now `permission`.
+    PermissionSet {
+        user: String,
+        vhost: String,
+        permission: Permission,
+    },
+    PermissionCleared {
+        user: String,
+        vhost: String,
+    },
+    /// Kafka ACL bindings added.
+    AclsCreated {
+        acls: Vec<Acl>,
+    },
+    /// Kafka ACL bindings removed.
+    AclsDeleted {
+        acls: Vec<Acl>,
     },
 }
 
@@ -152,6 +180,9 @@ pub struct CatalogState {
     /// The virtual hosts besides `/`, by name.
     #[serde(default)]
     pub vhosts: BTreeSet<String>,
+    /// Users, permission entries and ACLs.
+    #[serde(default)]
+    pub auth: AuthState,
 }
 
 impl CatalogState {
@@ -267,12 +298,19 @@ impl CatalogState {
                 if !self.vhosts.remove(name) {
                     return;
                 }
+                self.auth.forget_vhost(name);
                 let Ok(vhost) = VirtualHost::new(name) else { return };
                 self.queues.retain(|queue, _| !vhost.contains(queue));
                 self.routing.exchanges.retain(|exchange| !vhost.contains(&exchange.name));
                 // A binding never crosses vhosts: its source tells.
                 self.routing.bindings.retain(|defined| !vhost.contains(&defined.source));
             }
+            Event::UserSet { user } => self.auth.set_user(user),
+            Event::UserDeleted { name } => self.auth.delete_user(name),
+            Event::PermissionSet { user, vhost, permission } => self.auth.set_permission(user, vhost, permission),
+            Event::PermissionCleared { user, vhost } => self.auth.clear_permission(user, vhost),
+            Event::AclsCreated { acls } => self.auth.add_acls(acls),
+            Event::AclsDeleted { acls } => self.auth.remove_acls(acls),
         }
     }
 }
@@ -488,5 +526,71 @@ mod tests {
             state.queues["tasks"].definition.arguments,
             BTreeMap::from([("b".to_owned(), "2".to_owned())])
         );
+    }
+
+    #[tokio::test]
+    async fn users_permissions_and_acls_survive_reopen_and_go_with_their_user_or_vhost() {
+        use crate::auth::{AclOperation, AclPermissionType, AclResourceType, PatternType};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut alice = User::new("alice").expect("user");
+        alice.set_password("s3cret").expect("password");
+        let bob = User::new("bob").expect("user");
+        let acl = Acl {
+            resource_type: AclResourceType::Topic,
+            resource_name: "orders.".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission_type: AclPermissionType::Allow,
+        };
+        let events = [
+            Event::VhostCreated { name: "staging".into() },
+            Event::UserSet { user: alice.clone() },
+            Event::UserSet { user: bob.clone() },
+            Event::PermissionSet {
+                user: "alice".into(),
+                vhost: "/".into(),
+                permission: Permission::full(),
+            },
+            Event::PermissionSet {
+                user: "alice".into(),
+                vhost: "staging".into(),
+                permission: Permission::full(),
+            },
+            Event::PermissionSet {
+                user: "bob".into(),
+                vhost: "/".into(),
+                permission: Permission::full(),
+            },
+            Event::AclsCreated { acls: vec![acl.clone()] },
+            Event::UserDeleted { name: "bob".into() },
+            Event::VhostDeleted { name: "staging".into() },
+        ];
+        {
+            let mut catalog = Catalog::open(dir.path()).expect("open");
+            for (at, event) in events.into_iter().enumerate() {
+                catalog.append(event, at as i64).await.expect("append");
+            }
+        }
+        let path = dir.path().to_owned();
+        let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
+            .await
+            .expect("join")
+            .expect("reopen");
+        let auth = &catalog.state().auth;
+        assert_eq!(auth.users.keys().collect::<Vec<_>>(), vec!["alice"]);
+        assert!(auth.users["alice"].verify_password("s3cret"), "credentials replay");
+        assert_eq!(
+            auth.permissions.keys().collect::<Vec<_>>(),
+            vec!["alice"],
+            "bob's entry went with bob"
+        );
+        assert_eq!(
+            auth.permissions["alice"].keys().collect::<Vec<_>>(),
+            vec!["/"],
+            "staging's went with staging"
+        );
+        assert!(auth.acls.contains(&acl));
     }
 }

@@ -58,6 +58,8 @@ pub enum CoreError {
     Exchange(#[from] crate::exchange::ExchangeError),
     #[error(transparent)]
     Vhost(#[from] crate::vhost::VhostError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl CoreError {

@@ -3,6 +3,7 @@
 //! consumer groups and exchanges as their issues land. Knows no wire format.
 
 pub mod alarms;
+pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod connections;

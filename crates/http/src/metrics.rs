@@ -276,6 +276,27 @@ pub fn render(broker: &Broker) -> String {
     for (protocol, _, channels) in &totals {
         family.sample("conveyor_channels", &[("protocol", protocol.name())], *channels as f64);
     }
+    let failures = broker.authorizer().failures();
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_auth_failures_total",
+        "Refused logins by protocol (amqp, http) and reason (unknown_user, bad_credentials, anonymous_refused, loopback_only, bad_mechanism).",
+    );
+    for (protocol, reason, count) in failures.login_failures() {
+        family.sample(
+            "conveyor_auth_failures_total",
+            &[("protocol", protocol), ("reason", reason)],
+            count as f64,
+        );
+    }
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_authorization_denials_total",
+        "Requests of logged-in clients the authorizer refused, by protocol.",
+    );
+    for (protocol, count) in failures.denials() {
+        family.sample("conveyor_authorization_denials_total", &[("protocol", protocol)], count as f64);
+    }
 
     let mut family = Family::histogram(
         &mut out,

@@ -29,6 +29,8 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         | CoreError::QueueInUse { .. }
         | CoreError::Queue(_)
         | CoreError::Exchange(_) => ResponseError::UnknownServerError,
+        // Users and grants are changed through the admin API for now.
+        CoreError::Auth(_) => ResponseError::InvalidRequest,
     }
 }
 

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use conveyor_core::CoreError;
+use conveyor_core::auth::AuthError;
 use conveyor_core::exchange::ExchangeError;
 use conveyor_core::group::GroupError;
 use conveyor_core::queue::QueueError;
@@ -28,7 +29,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `not_found`, `conflict`,
     /// `unprocessable_entity`, `payload_too_large`, `unsupported_media_type`,
-    /// `method_not_allowed`, `internal_error`, `unavailable`.
+    /// `method_not_allowed`, `internal_error`, `unavailable`, `unauthorized`
+    /// (no or wrong credentials), `forbidden` (a tag is missing, or a cross-site change).
     pub code: String,
     /// What is wrong, for a person.
     pub message: String,
@@ -70,6 +72,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self.status {
             StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
@@ -113,6 +117,18 @@ impl From<CoreError> for ApiError {
             CoreError::Vhost(vhost) => match vhost {
                 VhostError::NotFound(_) => StatusCode::NOT_FOUND,
                 VhostError::InvalidName { .. } | VhostError::ReservedName(_) | VhostError::Undeletable(_) => StatusCode::BAD_REQUEST,
+            },
+            CoreError::Auth(auth) => match auth {
+                AuthError::UnknownUser(_) => StatusCode::NOT_FOUND,
+                AuthError::AccessKeyInUse { .. } => StatusCode::CONFLICT,
+                AuthError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::InvalidUserName(_)
+                | AuthError::UnknownTag(_)
+                | AuthError::EmptyPassword
+                | AuthError::Iterations { .. }
+                | AuthError::InvalidPattern { .. }
+                | AuthError::InvalidAcl(_)
+                | AuthError::NoCredential { .. } => StatusCode::BAD_REQUEST,
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,

@@ -4,20 +4,28 @@
 //! and delete, alter configs, purge, reset and commit offsets, peek,
 //! publish, redrive, close a connection, change alarm limits), and the
 //! OpenAPI document generated from these handlers at
-//! `/api/v1/openapi.json`. One resource family per file; every error
+//! `/api/v1/openapi.json`; users, permission entries and ACLs, and the
+//! console's login. Every request passes `guard.rs` first (who asks, may
+//! they, from this site?). One resource family per file; every error
 //! answers with the one shape of `error.rs`. Translates only: rules and
 //! state live in the core.
 
+mod acls;
 mod alarms;
 mod connections;
 mod error;
 mod exchanges;
 mod groups;
+pub mod guard;
+mod login;
 mod messages;
 mod overview;
+mod permissions;
 mod queues;
 mod redrive;
+pub mod sessions;
 mod topics;
+mod users;
 mod vhosts;
 
 use std::sync::{Arc, LazyLock};
@@ -47,6 +55,9 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "exchanges", description = "Exchanges and their bindings"),
         (name = "connections", description = "Open Kafka and AMQP client connections"),
         (name = "vhosts", description = "AMQP virtual hosts: isolated namespaces of queues, exchanges and bindings"),
+        (name = "users", description = "Users (SCRAM credentials, tags, AWS keys), the console's login, who is asking"),
+        (name = "permissions", description = "RabbitMQ permission entries: per user and vhost, configure/write/read patterns"),
+        (name = "acls", description = "Kafka ACL bindings"),
     )
 )]
 struct ApiDoc;
@@ -78,7 +89,16 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::list))
         .routes(routes!(connections::close))
         .routes(routes!(vhosts::list))
-        .routes(routes!(vhosts::create, vhosts::delete));
+        .routes(routes!(vhosts::create, vhosts::delete))
+        .routes(routes!(users::whoami))
+        .routes(routes!(users::list))
+        .routes(routes!(users::describe, users::put, users::delete))
+        .routes(routes!(users::set_password))
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
+        .routes(routes!(permissions::list))
+        .routes(routes!(permissions::set, permissions::clear))
+        .routes(routes!(acls::list, acls::create, acls::delete));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();
