@@ -110,7 +110,7 @@ impl Broker {
         let data_dir = &config.data_dir;
         fs::create_dir_all(data_dir).map_err(|error| CoreError::io(data_dir, error))?;
         let lock = lock_data_dir(data_dir)?;
-        let catalog = Catalog::open(&data_dir.join("meta"))?;
+        let catalog = Catalog::open(&data_dir.join("meta"), Arc::clone(&clock))?;
         let cluster_id = load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
         let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), GroupConfig::default()));
@@ -271,7 +271,7 @@ impl Broker {
             configs,
             created_ms: self.clock.now_ms(),
         };
-        if let Err(error) = catalog.append(event, self.clock.now_ms()).await {
+        if let Err(error) = catalog.append(event).await {
             // Not recorded, so not created: remove what was opened.
             let _ = blocking(move || {
                 drop(logs);
@@ -308,13 +308,10 @@ impl Broker {
         let mut catalog = self.catalog.lock().await;
         let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
         catalog
-            .append(
-                Event::TopicDeleted {
-                    id: topic.id,
-                    name: name.to_owned(),
-                },
-                self.clock.now_ms(),
-            )
+            .append(Event::TopicDeleted {
+                id: topic.id,
+                name: name.to_owned(),
+            })
             .await?;
         self.topics.write().remove(name);
         info!(topic = name, id = %topic.id, "topic deleted");
@@ -342,14 +339,11 @@ impl Broker {
             blocking(move || open_partitions(&dir, current..total, &log_config, &clock, &flow)).await?
         };
         catalog
-            .append(
-                Event::PartitionsCreated {
-                    id: topic.id,
-                    name: name.to_owned(),
-                    partitions: total,
-                },
-                self.clock.now_ms(),
-            )
+            .append(Event::PartitionsCreated {
+                id: topic.id,
+                name: name.to_owned(),
+                partitions: total,
+            })
             .await?;
         topic.add_partitions(logs);
         info!(topic = name, from = current, to = total, "partitions created");
@@ -389,14 +383,11 @@ impl Broker {
             return Ok(config);
         }
         catalog
-            .append(
-                Event::TopicConfigsSet {
-                    id: topic.id,
-                    name: name.to_owned(),
-                    configs: config.overrides().clone(),
-                },
-                self.clock.now_ms(),
-            )
+            .append(Event::TopicConfigsSet {
+                id: topic.id,
+                name: name.to_owned(),
+                configs: config.overrides().clone(),
+            })
             .await?;
         topic.set_config(config.clone());
         let log_config = config.log_config(&self.config.topic_defaults);
@@ -434,9 +425,7 @@ impl Broker {
         if self.vhost(name).is_some() {
             return Ok((vhost, false));
         }
-        catalog
-            .append(Event::VhostCreated { name: name.to_owned() }, self.clock.now_ms())
-            .await?;
+        catalog.append(Event::VhostCreated { name: name.to_owned() }).await?;
         self.router.write().add_vhost(&vhost);
         self.vhosts.write().insert(name.to_owned(), vhost.clone());
         info!(vhost = name, "vhost created");
@@ -456,9 +445,7 @@ impl Broker {
             if self.vhost(name).is_none() {
                 return Err(VhostError::NotFound(name.to_owned()).into());
             }
-            catalog
-                .append(Event::VhostDeleted { name: name.to_owned() }, self.clock.now_ms())
-                .await?;
+            catalog.append(Event::VhostDeleted { name: name.to_owned() }).await?;
             self.vhosts.write().remove(name);
             self.connections.close_vhost(name);
             self.router.write().remove_vhost(&vhost);
@@ -544,7 +531,7 @@ impl Broker {
                 definition: definition.clone(),
                 created_ms,
             };
-            if let Err(error) = catalog.append(event, self.clock.now_ms()).await {
+            if let Err(error) = catalog.append(event).await {
                 let _ = blocking(move || {
                     let _ = queue.close();
                     fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
@@ -605,7 +592,7 @@ impl Broker {
                 name: name.to_owned(),
                 arguments: definition.arguments.clone(),
             };
-            catalog.append(event, self.clock.now_ms()).await?;
+            catalog.append(event).await?;
         }
         declared.redefine(definition, policy);
         // A lower delivery limit or a new dead-letter route may concern
@@ -629,13 +616,10 @@ impl Broker {
         }
         if declared.definition().durable {
             catalog
-                .append(
-                    Event::QueueDeleted {
-                        id: declared.id,
-                        name: name.to_owned(),
-                    },
-                    self.clock.now_ms(),
-                )
+                .append(Event::QueueDeleted {
+                    id: declared.id,
+                    name: name.to_owned(),
+                })
                 .await?;
         }
         self.queues.write().remove(name);
@@ -682,12 +666,9 @@ impl Broker {
         let created = candidate.declare_exchange(exchange.clone())?;
         if created && exchange.durable {
             catalog
-                .append(
-                    Event::ExchangeDeclared {
-                        exchange: exchange.clone(),
-                    },
-                    self.clock.now_ms(),
-                )
+                .append(Event::ExchangeDeclared {
+                    exchange: exchange.clone(),
+                })
                 .await?;
         }
         *self.router.write() = candidate;
@@ -699,9 +680,7 @@ impl Broker {
         let mut candidate = self.router.read().clone();
         let durable = candidate.exchange(name).is_some_and(|exchange| exchange.durable);
         if candidate.delete_exchange(name, if_unused)?.is_some() && durable {
-            catalog
-                .append(Event::ExchangeDeleted { name: name.to_owned() }, self.clock.now_ms())
-                .await?;
+            catalog.append(Event::ExchangeDeleted { name: name.to_owned() }).await?;
         }
         *self.router.write() = candidate;
         Ok(())
@@ -733,13 +712,10 @@ impl Broker {
             .is_some_and(|exchange| exchange.durable || is_predeclared(source));
         if candidate.bind(source, binding.clone())? && source_durable && destination_durable {
             catalog
-                .append(
-                    Event::BindingAdded {
-                        source: source.to_owned(),
-                        binding,
-                    },
-                    self.clock.now_ms(),
-                )
+                .append(Event::BindingAdded {
+                    source: source.to_owned(),
+                    binding,
+                })
                 .await?;
         }
         *self.router.write() = candidate;
@@ -759,13 +735,10 @@ impl Broker {
                 .any(|defined| defined.source == source && defined.binding == binding)
         {
             catalog
-                .append(
-                    Event::BindingRemoved {
-                        source: source.to_owned(),
-                        binding,
-                    },
-                    self.clock.now_ms(),
-                )
+                .append(Event::BindingRemoved {
+                    source: source.to_owned(),
+                    binding,
+                })
                 .await?;
         }
         *self.router.write() = candidate;
@@ -780,7 +753,7 @@ impl Broker {
         candidate.redefine_exchange(exchange.clone())?;
         if exchange.durable {
             // Replaying a declaration of an existing exchange replaces it.
-            catalog.append(Event::ExchangeDeclared { exchange }, self.clock.now_ms()).await?;
+            catalog.append(Event::ExchangeDeclared { exchange }).await?;
         }
         *self.router.write() = candidate;
         Ok(())
@@ -812,14 +785,11 @@ impl Broker {
             .any(|defined| defined.source == source && defined.binding == old);
         if recorded {
             catalog
-                .append(
-                    Event::BindingReplaced {
-                        source: source.to_owned(),
-                        old,
-                        new,
-                    },
-                    self.clock.now_ms(),
-                )
+                .append(Event::BindingReplaced {
+                    source: source.to_owned(),
+                    old,
+                    new,
+                })
                 .await?;
         }
         *self.router.write() = candidate;
@@ -863,7 +833,7 @@ impl Broker {
             };
             if let Some(limit) = exhausted {
                 let up_to = limit + PRODUCER_ID_BLOCK;
-                catalog.append(Event::ProducerIdsReserved { up_to }, self.clock.now_ms()).await?;
+                catalog.append(Event::ProducerIdsReserved { up_to }).await?;
                 self.producer_ids.lock().1 = up_to;
             }
         }
