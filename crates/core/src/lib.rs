@@ -17,6 +17,7 @@ pub mod queue;
 mod queue_expiry;
 mod record_batches;
 pub mod redrive;
+pub mod redrive_tasks;
 pub mod stats;
 pub mod topic;
 pub mod topic_config;

@@ -54,9 +54,15 @@ impl Metadata {
         }
     }
 
-    /// The current views.
+    /// The current views, to keep.
     pub fn views(&self) -> Arc<Views> {
         self.views.load_full()
+    }
+
+    /// The current views, for a quick look (cheaper than [`Metadata::views`];
+    /// not to be held across an await).
+    pub fn current(&self) -> arc_swap::Guard<Arc<Views>> {
+        self.views.load()
     }
 
     /// Waits for the metadata lock. Dropping the returned change before it

@@ -32,7 +32,7 @@ use crate::connections::Connections;
 use crate::error::{CoreError, Result};
 use crate::exchange::FieldTable;
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
-use crate::redrive::RedriveTasks;
+use crate::redrive_tasks::RedriveTasks;
 use crate::stats::Stats;
 use crate::topic_config::TopicDefaults;
 

@@ -19,7 +19,7 @@ use crate::queue::{DeclaredQueue, Queue, QueuePolicy};
 
 impl Broker {
     pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
-        self.meta.views().queues.get(name).cloned()
+        self.meta.current().queues.get(name).cloned()
     }
 
     pub fn queues(&self) -> Vec<Arc<DeclaredQueue>> {

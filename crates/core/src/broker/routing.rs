@@ -13,7 +13,7 @@ use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable,
 impl Broker {
     /// Where a message published to `exchange` goes.
     pub fn route(&self, exchange: &str, routing_key: &str, headers: &FieldTable) -> Result<RouteResult> {
-        let views = self.meta.views();
+        let views = self.meta.current();
         let mut routed = views.router.route(exchange, routing_key, headers)?;
         // The default exchange names queues without checking they exist.
         routed.queues.retain(|name| views.queues.contains_key(name));

@@ -30,7 +30,7 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.meta.views().topics.get(name).cloned()
+        self.meta.current().topics.get(name).cloned()
     }
 
     /// Every topic, by name.

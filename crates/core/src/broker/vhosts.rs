@@ -21,7 +21,7 @@ impl Broker {
         if name == vhost::DEFAULT_VHOST {
             return Some(VirtualHost::default());
         }
-        self.meta.views().vhosts.get(name).cloned()
+        self.meta.current().vhosts.get(name).cloned()
     }
 
     /// Every virtual host, `/` first.
