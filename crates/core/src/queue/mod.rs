@@ -2,7 +2,8 @@
 //! queues, SQS queues and Kafka share groups (KIP-932) all need — available,
 //! acquired by a consumer until a deadline, acknowledged, archived (dead) —
 //! with delivery counts that survive restarts. `share_cursor.rs` is the pure
-//! state machine, `journal.rs` its durability, `queue.rs` the two logs
+//! state machine, `journal.rs` its journal's format (a `Journaled` state
+//! machine), `queue.rs` the two logs
 //! together. No wire protocol and no broker wiring here.
 
 mod declared;
