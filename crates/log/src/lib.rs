@@ -15,18 +15,30 @@
 //! # Ok::<(), conveyor_log::LogError>(())
 //! ```
 
+mod appending;
 pub mod batch;
 pub mod clock;
 mod config;
 mod error;
+mod file_system;
+mod health;
 pub mod histogram;
 pub mod index;
 mod log;
 pub mod record;
+pub mod recovery;
 pub mod retention;
 mod segment;
+mod shared;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod storage;
 mod writer;
 
+pub use appending::{AppendInfo, Appending};
 pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, Appending, Log, ReadOutcome, Visibility};
+pub use file_system::FileSystem;
+pub use health::LogHealth;
+pub use log::{Log, ReadOutcome, Visibility};
+pub use storage::{Storage, StorageFile};
