@@ -203,10 +203,11 @@ impl Log {
             .partition_point(|segment| segment.base_offset <= offset)
             .saturating_sub(1);
         // Only a segment that holds nothing at or after `offset` (the sound
-        // prefix of a damaged sealed segment) sends the read on to the next
-        // one. A segment that holds the offset answers alone, even with nothing
-        // when its first batch exceeds `max_bytes` without `min_one`: moving
-        // on would serve a later batch that does not contain `offset`.
+        // prefix of a damaged sealed segment, or a segment followed by a gap
+        // in the offsets after a failed fsync) sends the read on to the next
+        // one. A segment that holds the offset answers alone, even with
+        // nothing when its first batch exceeds `max_bytes` without `min_one`:
+        // moving on would serve a later batch that does not contain `offset`.
         for segment in &view.segments[first..] {
             let next_offset = match visibility {
                 Visibility::Durable => segment.next_offset(),
@@ -216,11 +217,14 @@ impl Log {
                 continue;
             }
             let from = offset.max(segment.base_offset);
-            outcome.bytes = match visibility {
+            let read = match visibility {
                 Visibility::Durable => segment.read(from, max_bytes, min_one)?,
                 Visibility::Written => segment.read_written(from, max_bytes, min_one)?,
             };
-            break;
+            if let Some(bytes) = read {
+                outcome.bytes = bytes;
+                break;
+            }
         }
         Ok(outcome)
     }

@@ -282,27 +282,29 @@ impl Segment {
         }
     }
 
-    /// Whole committed batches starting with the one containing `offset`,
-    /// up to `max_bytes`; the first batch is returned whole even when larger
-    /// if `min_one` is set.
-    pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+    /// Whole committed batches starting with the one containing `offset`
+    /// (or the first after it), up to `max_bytes`; the first batch is
+    /// returned whole even when larger if `min_one` is set. `None` when the
+    /// segment holds no batch at or after `offset` (a damaged segment's
+    /// sound prefix, or a segment followed by a gap in the offsets).
+    pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Option<Bytes>> {
         self.read_below(offset, max_bytes, min_one, self.committed_bytes())
     }
 
     /// [`Segment::read`] of written batches, fsynced or not.
-    pub fn read_written(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+    pub fn read_written(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Option<Bytes>> {
         self.read_below(offset, max_bytes, min_one, self.written_bytes.load(Ordering::Acquire))
     }
 
-    fn read_below(&self, offset: u64, max_bytes: usize, min_one: bool, limit: u64) -> Result<Bytes> {
+    fn read_below(&self, offset: u64, max_bytes: usize, min_one: bool, limit: u64) -> Result<Option<Bytes>> {
         let Some((position, first)) = self.find_below(offset, limit)? else {
-            return Ok(Bytes::new());
+            return Ok(None);
         };
         let available = (limit - position) as usize;
         let first_bytes = first.total_bytes();
         let wanted = if first_bytes > max_bytes {
             if !min_one {
-                return Ok(Bytes::new());
+                return Ok(Some(Bytes::new()));
             }
             first_bytes
         } else {
@@ -314,7 +316,7 @@ impl Segment {
             .map_err(|error| LogError::io(&self.path, error))?;
         let whole = self.whole_batches_len(&buffer, position);
         buffer.truncate(whole);
-        Ok(Bytes::from(buffer))
+        Ok(Some(Bytes::from(buffer)))
     }
 
     /// Length of the whole batches at the start of `bytes`, committed bytes
@@ -640,17 +642,17 @@ mod tests {
         assert_eq!(segment.written_next_offset(), 2);
         assert_eq!(
             segment.read(0, 1 << 20, true).expect("read"),
-            first,
+            Some(first.clone()),
             "read stops at the committed end"
         );
-        assert!(segment.read(1, 1 << 20, true).expect("read").is_empty());
-        let written = segment.read_written(0, 1 << 20, true).expect("read written");
+        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), None);
+        let written = segment.read_written(0, 1 << 20, true).expect("read written").expect("a batch");
         assert_eq!(written.len() as u64, end, "read_written serves the written batch too");
-        assert_eq!(segment.read_written(1, 1 << 20, true).expect("read written"), second);
+        assert_eq!(segment.read_written(1, 1 << 20, true).expect("read written"), Some(second.clone()));
         // Committing (after the fsync) makes it readable to everyone; the
         // written end never moves back.
         segment.commit(end, 2, 0);
-        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), second);
+        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), Some(second));
         segment.publish_written(first.len() as u64, 1);
         assert_eq!(segment.written_next_offset(), 2);
     }
