@@ -108,14 +108,14 @@ impl Broker {
 
     pub fn open_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker> {
         let data_dir = &config.data_dir;
-        fs::create_dir_all(data_dir).map_err(|error| CoreError::io(data_dir, error))?;
+        conveyor_log::index::create_dir_all(data_dir).map_err(|error| CoreError::io(data_dir, error))?;
         let lock = lock_data_dir(data_dir)?;
         let catalog = Catalog::open(&data_dir.join("meta"))?;
         let cluster_id = load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
         let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), GroupConfig::default()));
         let topics_dir = data_dir.join("topics");
-        fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
+        conveyor_log::index::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
         let mut topics = BTreeMap::new();
         let stats = Arc::new(Stats::default());
         for record in catalog.state().topics.values() {
@@ -869,6 +869,12 @@ impl Broker {
         }
     }
 
+    /// The metadata catalog's log, unless a metadata change holds the
+    /// catalog right now.
+    pub(crate) fn catalog_log(&self) -> Option<Log> {
+        self.catalog.try_lock().ok().map(|catalog| catalog.log().clone())
+    }
+
     /// Closes every log and the catalog: everything acknowledged is on disk
     /// and the next open needs no recovery. Blocking.
     pub fn close(&self) -> Result<()> {
@@ -961,7 +967,7 @@ fn open_queues(
         fs::remove_dir_all(&transient).map_err(|error| CoreError::io(&transient, error))?;
     }
     let queues_dir = data_dir.join("queues");
-    fs::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
+    conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
     let mut queues = BTreeMap::new();
     for record in catalog.state().queues.values() {
         // Validated when declared; a policy that no longer parses is ignored, not fatal.

@@ -297,7 +297,7 @@ impl Catalog {
     /// Opens (or creates) the catalog under `meta_dir`: loads the snapshot and
     /// replays the events after it. Blocking.
     pub fn open(meta_dir: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(meta_dir).map_err(|error| CoreError::io(meta_dir, error))?;
+        conveyor_log::index::create_dir_all(meta_dir).map_err(|error| CoreError::io(meta_dir, error))?;
         let config = LogConfig {
             // Metadata is never lost to retention: the snapshot is what bounds replay.
             retention_ms: None,
@@ -383,10 +383,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// The metadata log, for its health.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
     /// Snapshots and closes the metadata log. Blocking.
+    /// A snapshot that cannot be written (a full file system) only makes
+    /// the next open replay more events.
     pub fn close(&mut self) -> Result<()> {
-        if self.events_since_snapshot > 0 {
-            self.write_snapshot()?;
+        if self.events_since_snapshot > 0
+            && let Err(error) = self.write_snapshot()
+        {
+            tracing::warn!(%error, "could not write the catalog snapshot on close; the next open replays its events");
         }
         self.log.close()?;
         Ok(())

@@ -9,6 +9,7 @@ pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod log_health;
 pub mod messaging;
 pub mod partitioner;
 pub mod producer;

@@ -65,14 +65,46 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &LogConfig, sta
     base_offsets.sort_unstable();
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = storage.exists(&marker).map_err(|error| LogError::io(&marker, error))?;
-    let mut segments = Vec::with_capacity(base_offsets.len().max(1));
-    for (position, &base_offset) in base_offsets.iter().enumerate() {
-        let next_base = base_offsets.get(position + 1).copied();
+    let mut files = Vec::with_capacity(base_offsets.len());
+    for base_offset in base_offsets {
         let path = Segment::log_path(dir, base_offset);
         let file = Segment::open_file(storage, &path)?;
-        let segment = match next_base {
-            Some(next_base) => open_sealed(storage, file, path, base_offset, next_base, config)?,
-            None => open_active(storage, file, path, base_offset, config, clean)?,
+        let bytes = file.len().map_err(|error| LogError::io(&path, error))?;
+        files.push((base_offset, path, file, bytes));
+    }
+    // A roll only ever seals a segment that holds something, so an empty
+    // segment file before the last one is what a roll left when it failed
+    // after creating its file: it holds nothing, and its name would cut the
+    // segment before it short.
+    let last = files.len().saturating_sub(1);
+    let mut kept = Vec::with_capacity(files.len());
+    for (position, entry) in files.into_iter().enumerate() {
+        if position < last && entry.3 == 0 {
+            remove_empty_segment(storage, &entry.1)?;
+        } else {
+            kept.push(entry);
+        }
+    }
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(kept.len().max(1));
+    let mut entries = kept.into_iter().peekable();
+    // Bounded by the number of segment files.
+    while let Some((base_offset, path, file, _)) = entries.next() {
+        let next = entries.peek().map(|(next_base, _, _, next_bytes)| (*next_base, *next_bytes));
+        let segment = match next {
+            None => open_active(storage, file, path, base_offset, config, clean, !clean)?,
+            // An empty last segment: a roll's new active segment, or one a
+            // failed roll left while appends went on before it. Which one,
+            // the end of the segment before it says (a scan from its last
+            // index entry).
+            Some((next_base, 0)) => {
+                let segment = open_active(storage, file, path, base_offset, config, true, !clean)?;
+                if segment.next_offset() > next_base {
+                    let (_, leftover, _, _) = entries.next().expect("peeked");
+                    remove_empty_segment(storage, &leftover)?;
+                }
+                segment
+            }
+            Some((next_base, _)) => open_sealed(storage, file, path, base_offset, next_base, config)?,
         };
         segments.push(Arc::new(segment));
     }
@@ -139,16 +171,22 @@ fn open_sealed(
 /// The active segment is scanned and its tail validated. After a clean
 /// shutdown the scan starts at the last index entry; otherwise at the start,
 /// since any part of an unsynced tail may be torn.
+///
+/// `trust_index`: the index files may be read (after a clean shutdown, or for
+/// a segment that was sealed); `sync`: the sound bytes may be in the page
+/// cache only (after a crash), so they are synced before anything builds on
+/// them.
 fn open_active(
     storage: &dyn Storage,
     file: Box<dyn StorageFile>,
     path: PathBuf,
     base_offset: u64,
     config: &LogConfig,
-    clean: bool,
+    trust_index: bool,
+    sync: bool,
 ) -> Result<Segment> {
     let file_bytes = file.len().map_err(|error| LogError::io(&path, error))?;
-    let trusted = clean
+    let trusted = trust_index
         .then(|| {
             SegmentIndex::read_files(
                 storage,
@@ -188,8 +226,18 @@ fn open_active(
         }
         file.set_len(scan.valid_bytes).map_err(|error| LogError::io(&path, error))?;
         file.sync_data().map_err(|error| LogError::io(&path, error))?;
-    } else if file_bytes > 0 {
-        info!(segment = %path.display(), next_offset = scan.next_offset, "recovered the active segment");
+    } else {
+        if file_bytes > 0 {
+            info!(segment = %path.display(), next_offset = scan.next_offset, "recovered the active segment");
+        }
+        if sync {
+            // After a crash the sound batches may be in the page cache only
+            // (appended under `interval` or `never`), and so may a cut of a
+            // failed append whose fsync failed: from here on what is read is
+            // served and built on, so it must be what is on disk. A clean
+            // close synced it already.
+            file.sync_data().map_err(|error| LogError::io(&path, error))?;
+        }
     }
     Ok(Segment::from_parts(
         base_offset,
@@ -200,6 +248,19 @@ fn open_active(
         scan.max_timestamp_ms,
         scan.index,
     ))
+}
+
+/// Removes an empty segment file a failed roll left, and its index files.
+fn remove_empty_segment(storage: &dyn Storage, path: &Path) -> Result<()> {
+    warn!(segment = %path.display(), "removing an empty segment file a failed roll left behind");
+    for file in [path.to_path_buf(), path.with_extension("index"), path.with_extension("timeindex")] {
+        match storage.remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(LogError::io(&file, error)),
+        }
+    }
+    Ok(())
 }
 
 /// The name of the file that keeps the bytes of `segment` from `position` on.

@@ -33,6 +33,15 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// The file's length in bytes.
     fn len(&self) -> io::Result<u64>;
 
+    /// Reserves room for `length` bytes at `position` without changing the
+    /// file's length (`fallocate` with `FALLOC_FL_KEEP_SIZE`), so that writes
+    /// there later cannot fail for want of space. A backend that cannot
+    /// reserve does nothing.
+    fn allocate(&self, position: u64, length: u64) -> io::Result<()> {
+        let _ = (position, length);
+        Ok(())
+    }
+
     /// Whether the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)

@@ -122,6 +122,14 @@ pub(crate) struct Writer {
     segments: Vec<Arc<Segment>>,
     /// Bytes written to the active segment file (committed or not).
     active_bytes: u64,
+    /// Bytes of the active segment known to be on disk: up to here a
+    /// `fdatasync` succeeded. After a failed fsync the bytes past it may be
+    /// in the page cache only, marked clean (Linux does that after a
+    /// writeback error), so no later fsync would write them: `reopen`
+    /// writes them again.
+    synced_bytes: u64,
+    /// The active segment has room reserved up to here (`reserve_bytes`).
+    reserved_end: u64,
     /// Offset the next appended record gets.
     next_offset: u64,
     /// Max timestamp of batches in `buffer`.
@@ -161,6 +169,8 @@ impl Writer {
         let next_offset = active.next_offset();
         let mut writer = Writer {
             active_bytes: 0,
+            synced_bytes: 0,
+            reserved_end: 0,
             next_offset,
             buffered_max_timestamp_ms: i64::MIN,
             index: IndexBuilder::new(config.index_interval_bytes),
@@ -196,6 +206,9 @@ impl Writer {
             IndexBuilder::resume(self.config.index_interval_bytes, active.index_snapshot(), active.max_timestamp_ms())
         };
         self.active_bytes = active.committed_bytes();
+        // Recovery synced the active segment (or the clean close did).
+        self.synced_bytes = self.active_bytes;
+        self.reserved_end = 0;
         self.next_offset = active.next_offset();
         self.written_high = self.written_high.max(self.next_offset);
         self.active_created_ms = self.clock.now_ms();
@@ -203,7 +216,27 @@ impl Writer {
         self.dirty = false;
         self.start_floor = start_floor.min(self.next_offset);
         self.segments = segments;
+        self.renew_reserve();
         Ok(())
+    }
+
+    /// Keeps `reserve_bytes` reserved past the end of the active segment:
+    /// renewed once less than half of it is left. On a full file system the
+    /// renewal fails and appends use up what is left.
+    fn renew_reserve(&mut self) {
+        let reserve = self.config.reserve_bytes;
+        if reserve == 0 || self.reserved_end >= self.active_bytes + reserve / 2 {
+            return;
+        }
+        let Some(active) = self.segments.last() else {
+            return;
+        };
+        match active.file().allocate(self.active_bytes, reserve) {
+            Ok(()) => self.reserved_end = self.active_bytes + reserve,
+            Err(cause) => {
+                tracing::debug!(log = %self.shared.dir.display(), %cause, "could not renew the reserved room");
+            }
+        }
     }
 
     fn storage(&self) -> Arc<dyn Storage> {
@@ -426,12 +459,15 @@ impl Writer {
         }
         self.active_bytes += self.group_bytes as u64;
         self.clear_group();
-        if self.config.durability != Durability::Always {
+        if self.config.durability == Durability::Always {
+            self.synced_bytes = self.active_bytes;
+        } else {
             self.dirty = true;
         }
         active.commit(self.active_bytes, self.next_offset, self.buffered_max_timestamp_ms);
         self.buffered_max_timestamp_ms = i64::MIN;
         self.publish_written();
+        self.renew_reserve();
         self.shared.high_watermark.send_replace(self.next_offset);
         let log_start_offset = self.start_offset();
         for mut pending in self.pending.drain(..) {
@@ -505,9 +541,27 @@ impl Writer {
 
     /// Cuts the active segment back to its acknowledged bytes and syncs the
     /// cut, so nothing of a failed group survives a restart.
-    fn cut_tail(&self, active: &Segment) -> std::io::Result<()> {
+    fn cut_tail(&mut self, active: &Segment) -> std::io::Result<()> {
         active.file().set_len(self.active_bytes)?;
-        sync_data(active.file())
+        sync_data(active.file())?;
+        self.synced_bytes = self.synced_bytes.min(self.active_bytes);
+        Ok(())
+    }
+
+    /// Writes the active segment's bytes past the last successful fsync
+    /// again, from the page cache, and syncs them: after a failed fsync they
+    /// may be readable but never written (see `synced_bytes`).
+    fn rewrite_unsynced(&mut self, active: &Segment) -> std::io::Result<()> {
+        if self.synced_bytes < self.active_bytes {
+            let length = usize::try_from(self.active_bytes - self.synced_bytes).map_err(std::io::Error::other)?;
+            let bytes = active.file().read_exact_vec(self.synced_bytes, length)?;
+            active.file().write_all_at(&bytes, self.synced_bytes)?;
+        }
+        // A cut whose fsync failed may not be on disk either.
+        active.file().set_len(self.active_bytes)?;
+        sync_data(active.file())?;
+        self.synced_bytes = self.active_bytes;
+        Ok(())
     }
 
     fn clear_group(&mut self) {
@@ -525,6 +579,7 @@ impl Writer {
         let active = Arc::clone(self.active());
         match sync_data(active.file()) {
             Ok(()) => {
+                self.synced_bytes = self.active_bytes;
                 self.dirty = false;
                 self.last_sync = Instant::now();
                 Ok(())
@@ -579,10 +634,7 @@ impl Writer {
             self.poison("fdatasync before roll", &cause, true);
             return self.check_poison();
         }
-        let created = Segment::create(storage.as_ref(), &dir, base).and_then(|segment| {
-            storage.sync_dir(&dir).map_err(|error| LogError::io(&dir, error))?;
-            Ok(segment)
-        });
+        let created = create_segment(storage.as_ref(), &dir, base);
         let segment = match created {
             Ok(segment) => segment,
             Err(LogError::Io { source, .. }) if is_out_of_space(&source) => {
@@ -605,17 +657,24 @@ impl Writer {
                 let _ = storage.remove_file(&offset_index);
                 let _ = storage.remove_file(&time_index);
             }
-        } else {
-            self.segments.pop();
-            self.remove_segment_files(std::slice::from_ref(&active))?;
         }
+        let replaced = (self.active_bytes == 0).then(|| self.segments.pop()).flatten();
         self.segments.push(Arc::new(segment));
         self.active_bytes = 0;
+        self.synced_bytes = 0;
+        self.reserved_end = 0;
         self.next_offset = base;
         self.dirty = false;
         self.index = IndexBuilder::new(self.config.index_interval_bytes);
         self.active_created_ms = self.clock.now_ms();
         self.publish_view();
+        self.renew_reserve();
+        if let Some(replaced) = replaced
+            && let Err(error) = self.remove_segment_files(std::slice::from_ref(&replaced))
+        {
+            // An empty segment left behind holds nothing and is read past.
+            warn!(segment = %replaced.path.display(), %error, "could not remove an empty segment");
+        }
         Ok(())
     }
 
@@ -624,14 +683,15 @@ impl Writer {
         let Some(poison) = self.poison.clone() else {
             return Ok(());
         };
+        let active = Arc::clone(self.active());
         if !poison.tail_removed {
-            let active = Arc::clone(self.active());
             self.cut_tail(&active).map_err(|error| LogError::io(&active.path, error))?;
             self.set_poison(Some(Poison {
                 tail_removed: true,
                 ..poison
             }));
         }
+        self.rewrite_unsynced(&active).map_err(|error| LogError::io(&active.path, error))?;
         let storage = self.storage();
         let dir = self.shared.dir.clone();
         let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
@@ -762,6 +822,36 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Creates the empty segment file at `base` and syncs its directory. When
+/// that fails the file is removed again if it can be; recovery removes an
+/// empty file left before the active segment's end. A file left by an
+/// earlier failed attempt is empty and is replaced.
+fn create_segment(storage: &dyn Storage, dir: &Path, base: u64) -> Result<Segment> {
+    let path = Segment::log_path(dir, base);
+    let segment = match Segment::create(storage, dir, base) {
+        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            let left = storage
+                .open(&path)
+                .and_then(|file| file.len())
+                .map_err(|error| LogError::io(&path, error))?;
+            if left != 0 {
+                return Err(LogError::io(
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a segment with data is in the way"),
+                ));
+            }
+            storage.remove_file(&path).map_err(|error| LogError::io(&path, error))?;
+            Segment::create(storage, dir, base)?
+        }
+        other => other?,
+    };
+    if let Err(error) = storage.sync_dir(dir) {
+        let _ = storage.remove_file(&path);
+        return Err(LogError::io(dir, error));
+    }
+    Ok(segment)
 }
 
 /// `fdatasync`, timed into the process's fsync histogram.

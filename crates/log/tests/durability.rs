@@ -285,3 +285,33 @@ fn unsynced_appends_under_never_may_be_lost_but_never_come_back_torn() {
         );
     }
 }
+
+#[test]
+fn reserved_room_lets_small_appends_succeed_on_a_full_file_system() {
+    let disk = SimDisk::new(10);
+    let reserved = LogConfig {
+        reserve_bytes: 4_096,
+        ..config(Durability::Always)
+    };
+    let log = open(&disk, &dir(), reserved);
+    log.append(batch(&["before"])).wait().expect("append");
+    // Nothing left but what the log reserved.
+    disk.set_capacity(Some(disk.used_bytes()));
+    let mut stored = 0;
+    for index in 0..100 {
+        match log.append(batch(&[&format!("settle {index}")])).wait() {
+            Ok(_) => stored += 1,
+            Err(LogError::StorageFull { .. }) => break,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    // Each batch is about 80 bytes: the reserve holds dozens of them, but
+    // not all hundred.
+    assert!((20..100).contains(&stored), "{stored} appends fitted in the reserve");
+    assert_eq!(log.health(), LogHealth::Healthy);
+    drop(log);
+    disk.power_loss(PowerLoss::LoseUnsynced);
+    disk.set_capacity(None);
+    let log = open(&disk, &dir(), config(Durability::Always));
+    assert_eq!(contents(&log).len(), 1 + stored);
+}

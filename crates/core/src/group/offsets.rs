@@ -58,7 +58,7 @@ pub struct OffsetStore {
 impl OffsetStore {
     /// Opens the store under `dir`, replaying the snapshot and the records after it. Blocking.
     pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<OffsetStore> {
-        std::fs::create_dir_all(dir).map_err(|error| CoreError::io(dir, error))?;
+        conveyor_log::index::create_dir_all(dir).map_err(|error| CoreError::io(dir, error))?;
         let config = LogConfig {
             // The snapshot bounds replay; nothing is deleted behind its back.
             retention_ms: None,
@@ -218,6 +218,11 @@ impl OffsetStore {
     }
 
     /// Snapshots and closes the log. Blocking.
+    /// The committed offsets' log, for its health.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
     pub fn close(&self) -> Result<()> {
         let snapshot = {
             let state = self.state.lock();

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::QueueError;
 use super::share_cursor::{CursorImage, DurableState, JournalEvent};
 
+/// Room the journal log keeps reserved past its end (`LogConfig::reserve_bytes`).
+pub const JOURNAL_RESERVE_BYTES: u64 = 1024 * 1024;
+
 /// Bytes read from the journal per step of the replay.
 const REPLAY_READ_BYTES: usize = 1 << 20;
 
@@ -41,7 +44,7 @@ impl CursorJournal {
     /// then every record after it. Returns the image and how many records
     /// were replayed past the snapshot. Blocking.
     pub fn open(dir: &Path, durability: Durability, clock: Arc<dyn Clock>) -> Result<(CursorJournal, CursorImage, u64), QueueError> {
-        std::fs::create_dir_all(dir).map_err(|source| QueueError::Io {
+        conveyor_log::index::create_dir_all(dir).map_err(|source| QueueError::Io {
             path: dir.to_owned(),
             source,
         })?;
@@ -52,6 +55,10 @@ impl CursorJournal {
             retention_bytes: None,
             segment_bytes: 16 * 1024 * 1024,
             durability,
+            // Acks and receives are journaled: with this much room kept
+            // reserved they still settle (about ten thousand of them) on a
+            // full file system, while publishers are refused.
+            reserve_bytes: JOURNAL_RESERVE_BYTES,
             ..LogConfig::default()
         };
         let log = Log::open_with_clock(dir.join("log"), config, Arc::clone(&clock))?;
@@ -146,6 +153,11 @@ impl CursorJournal {
             builder.push(Record::new(None, Some(value)));
         }
         Ok(Some(self.log.append(builder.build())))
+    }
+
+    /// The journal's log, for its health.
+    pub fn log(&self) -> &Log {
+        &self.log
     }
 
     /// The offset after the last journal record committed so far.

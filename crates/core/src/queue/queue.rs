@@ -602,11 +602,25 @@ impl Queue {
         self.messages.subscribe_written()
     }
 
+    /// The message log.
+    pub fn message_log(&self) -> &Log {
+        &self.messages
+    }
+
+    /// The cursor journal's log.
+    pub fn journal_log(&self) -> &Log {
+        self.journal.log()
+    }
+
     /// Writes a cursor snapshot (if anything changed since the last one)
-    /// and closes both logs. Blocking; a second call does nothing more.
+    /// and closes both logs. Blocking; a second call does nothing more. A
+    /// snapshot that cannot be written (a full file system) only makes the
+    /// next open replay more of the journal.
     pub fn close(&self) -> Result<(), QueueError> {
-        if self.state.lock().records_since_snapshot > 0 {
-            self.write_snapshot()?;
+        if self.state.lock().records_since_snapshot > 0
+            && let Err(error) = self.write_snapshot()
+        {
+            warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot on close; the next open replays the journal");
         }
         self.journal.close()?;
         self.messages.close()?;

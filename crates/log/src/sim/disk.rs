@@ -65,6 +65,12 @@ impl SimDisk {
         self.state.lock().power_loss(mode);
     }
 
+    /// How many failed syncs so far dropped writes that reads still see and
+    /// no later sync makes durable (see [`Faults::forget_failed_syncs`]).
+    pub fn forgotten_syncs(&self) -> u64 {
+        self.state.lock().forgotten_syncs()
+    }
+
     /// The contents of a file as readers see them now.
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.state.lock().read(path)

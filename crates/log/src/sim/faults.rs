@@ -41,10 +41,11 @@ impl SimError {
 }
 
 /// Random fault rates, in failures per million operations of each kind.
-/// Writes that fail land a random prefix of their bytes first (a torn write);
-/// a failed fsync keeps its unsynced writes pending or, half the time, drops
-/// them from what a later sync makes durable while reads still see them (as
-/// Linux marks pages clean after a writeback error).
+/// Writes that fail land a random prefix of their bytes first (a torn write).
+/// A failed fsync keeps its unsynced writes pending, or with
+/// `forget_failed_syncs`, half the time, drops them from what a later sync
+/// makes durable while reads still see them (as Linux marks pages clean after
+/// a writeback error: a later fsync then succeeds without writing them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Faults {
     pub write_per_million: u32,
@@ -53,6 +54,7 @@ pub struct Faults {
     pub metadata_per_million: u32,
     /// Of the random faults, the share (0 to 100) that is ENOSPC rather than EIO.
     pub no_space_percent: u32,
+    pub forget_failed_syncs: bool,
 }
 
 impl Faults {

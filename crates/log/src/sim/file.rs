@@ -58,4 +58,8 @@ impl StorageFile for SimFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.live()?.file_data(self.node)?.len() as u64)
     }
+
+    fn allocate(&self, position: u64, length: u64) -> io::Result<()> {
+        self.live()?.allocate(self.node, position + length)
+    }
 }

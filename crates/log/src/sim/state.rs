@@ -30,6 +30,16 @@ struct FileNode {
     durable: Vec<u8>,
     /// Changes since the last successful sync that a sync will make durable.
     unsynced: Vec<Change>,
+    /// Bytes reserved for the file (`allocate`), counted as used even past
+    /// its length; writes inside them need no free space.
+    allocated: u64,
+}
+
+impl FileNode {
+    /// The room the file takes on the disk.
+    fn footprint(&self) -> u64 {
+        (self.data.len() as u64).max(self.allocated)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +64,8 @@ pub(crate) struct DiskState {
     faults: Faults,
     scheduled: VecDeque<(SimOp, SimError)>,
     capacity_bytes: Option<u64>,
+    /// How many failed syncs dropped unsynced writes that reads still see.
+    forgotten_syncs: u64,
     trace: VecDeque<String>,
 }
 
@@ -99,6 +111,7 @@ impl DiskState {
             faults: Faults::none(),
             scheduled: VecDeque::new(),
             capacity_bytes: None,
+            forgotten_syncs: 0,
             trace: VecDeque::new(),
         }
     }
@@ -113,6 +126,10 @@ impl DiskState {
 
     pub fn set_capacity(&mut self, capacity_bytes: Option<u64>) {
         self.capacity_bytes = capacity_bytes;
+    }
+
+    pub fn forgotten_syncs(&self) -> u64 {
+        self.forgotten_syncs
     }
 
     pub fn trace(&self) -> Vec<String> {
@@ -162,7 +179,7 @@ impl DiskState {
             }
             match self.nodes.get(&id) {
                 Some(Node::Dir(dir)) => stack.extend(dir.entries.values().copied()),
-                Some(Node::File(file)) => used += file.data.len() as u64,
+                Some(Node::File(file)) => used += file.footprint(),
                 None => {}
             }
         }
@@ -352,7 +369,7 @@ impl DiskState {
             return Err(error.to_io());
         }
         if let Some(capacity) = self.capacity_bytes {
-            let current = self.file(id)?.data.len() as u64;
+            let current = self.file(id)?.footprint();
             let growth = (position + length as u64).saturating_sub(current);
             let free = capacity.saturating_sub(self.used_bytes());
             if growth > free {
@@ -381,9 +398,27 @@ impl DiskState {
         Ok(())
     }
 
+    /// Reserves room for the file up to `end` bytes.
+    pub fn allocate(&mut self, id: NodeId, end: u64) -> io::Result<()> {
+        if let Some(error) = self.fault(SimOp::Write) {
+            self.note(format!("allocate to {end} -> {error:?}"));
+            return Err(error.to_io());
+        }
+        if let Some(capacity) = self.capacity_bytes {
+            let growth = end.saturating_sub(self.file(id)?.footprint());
+            if growth > capacity.saturating_sub(self.used_bytes()) {
+                self.note(format!("allocate to {end} -> full"));
+                return Err(SimError::NoSpace.to_io());
+            }
+        }
+        let file = self.file_mut(id)?;
+        file.allocated = file.allocated.max(end);
+        Ok(())
+    }
+
     pub fn set_len(&mut self, id: NodeId, length: u64) -> io::Result<()> {
         if let Some(capacity) = self.capacity_bytes {
-            let growth = length.saturating_sub(self.file(id)?.data.len() as u64);
+            let growth = length.saturating_sub(self.file(id)?.footprint());
             if growth > capacity.saturating_sub(self.used_bytes()) {
                 return Err(SimError::NoSpace.to_io());
             }
@@ -406,11 +441,12 @@ impl DiskState {
 
     pub fn sync_file(&mut self, id: NodeId) -> io::Result<()> {
         if let Some(error) = self.fault(SimOp::Sync) {
-            let forget = self.rng.coin();
-            if forget {
+            let forget = self.faults.forget_failed_syncs && self.rng.coin();
+            if forget && !self.file(id)?.unsynced.is_empty() {
                 // Linux marks the pages clean after a writeback error: reads
                 // still see the data, no later sync writes it.
                 self.file_mut(id)?.unsynced.clear();
+                self.forgotten_syncs += 1;
             }
             self.note(format!("sync -> {error:?} (forgot unsynced: {forget})"));
             return Err(error.to_io());
