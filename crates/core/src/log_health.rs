@@ -65,7 +65,10 @@ impl Broker {
         }
         for declared in self.queues() {
             let queue = declared.name.clone();
-            logs.push((LogRole::QueueMessages { queue: queue.clone() }, declared.queue.message_log().clone()));
+            logs.push((
+                LogRole::QueueMessages { queue: queue.clone() },
+                declared.queue.message_log().clone(),
+            ));
             logs.push((LogRole::QueueCursor { queue }, declared.queue.journal_log().clone()));
         }
         logs.push((LogRole::ConsumerOffsets, self.groups().offsets().log().clone()));

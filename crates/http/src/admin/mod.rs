@@ -1,8 +1,9 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
 //! holds (overview, topics, consumer groups, queues, exchanges, client
-//! connections, resource alarms, vhosts), the operations an operator needs (create
-//! and delete, alter configs, purge, reset and commit offsets, peek,
-//! publish, redrive, close a connection, change alarm limits), and the
+//! connections, resource alarms, vhosts, poisoned logs), the operations an
+//! operator needs (create and delete, alter configs, purge, reset and commit
+//! offsets, peek, publish, redrive, close a connection, change alarm limits,
+//! reopen poisoned logs), and the
 //! OpenAPI document generated from these handlers at
 //! `/api/v1/openapi.json`. One resource family per file; every error
 //! answers with the one shape of `error.rs`. Translates only: rules and
@@ -13,6 +14,7 @@ mod connections;
 mod error;
 mod exchanges;
 mod groups;
+mod logs;
 mod messages;
 mod overview;
 mod queues;
@@ -56,6 +58,8 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::new()
         .routes(routes!(overview::overview))
         .routes(routes!(alarms::status, alarms::set_limits))
+        .routes(routes!(logs::list_poisoned))
+        .routes(routes!(logs::reopen))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
