@@ -114,6 +114,23 @@ impl Api {
     }
 }
 
+/// An AMQP connection and channel to `server`, and a durable queue `name`
+/// declared on it.
+async fn durable_queue(server: &Server, name: &str) -> (Connection, lapin::Channel) {
+    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
+    let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), durable, FieldTable::default())
+        .await
+        .expect("declare");
+    (connection, channel)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
 }
@@ -136,19 +153,11 @@ fn a_full_file_system_refuses_appends_until_space_is_freed_while_consumers_drain
     let api = Api::new(&server);
     let (status, body) = api.post("/topics", json!({"name": "events", "partitions": 1}));
     assert_eq!(status, 201, "{body}");
+    let (status, body) = api.post("/topics/events/messages", json!({"value": "stored before the disk filled"}));
+    assert_eq!(status, 201, "{body}");
     let big = "x".repeat(256 * 1024);
     runtime().block_on(async {
-        let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
-        let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel
-            .queue_declare("drain".into(), durable, FieldTable::default())
-            .await
-            .expect("declare");
+        let (connection, channel) = durable_queue(&server, "drain").await;
         for index in 0..40 {
             let (status, body) = api.post("/queues/drain/messages", json!({"value": format!("before {index}")}));
             assert_eq!(status, 201, "{body}");
@@ -161,6 +170,7 @@ fn a_full_file_system_refuses_appends_until_space_is_freed_while_consumers_drain
         assert_eq!(status, 507, "a partition append on a full disk is refused: {body}");
         let refused = run_script(&server, "kafka/disk_full_kafka_python.py", &["refused", "events"]);
         assert!(refused.stdout.contains("KAFKA_STORAGE_ERROR"), "{}", refused.stdout);
+        assert!(refused.stdout.contains("committed on a full disk"), "{}", refused.stdout);
         let (status, health) = server.http_get("/health");
         assert_eq!((status, health.as_str()), (200, "ok\n"), "a full disk poisons no log");
 
@@ -326,17 +336,7 @@ fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
     let server = Server::start_launched(data.path(), &launcher, &[], &[]);
     let api = Api::new(&server);
     runtime().block_on(async {
-        let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
-        let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel
-            .queue_declare("acks".into(), durable, FieldTable::default())
-            .await
-            .expect("declare");
+        let (_connection, channel) = durable_queue(&server, "acks").await;
         for index in 0..400 {
             let (status, body) = api.post("/queues/acks/messages", json!({"value": format!("{index}")}));
             assert_eq!(status, 201, "message {index}: {body}");

@@ -88,14 +88,17 @@ impl Log {
     pub fn open_on(storage: Arc<dyn Storage>, dir: impl Into<PathBuf>, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log> {
         let dir = dir.into();
         storage.create_dir_all(&dir).map_err(|error| LogError::io(&dir, error))?;
-        // Also when the directory already existed: a crash between its
-        // creation and the sync of its parent leaves a name that a power loss
-        // could still take away.
-        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            storage.sync_dir(parent).map_err(|error| LogError::io(parent, error))?;
-        }
         let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
         let segments = recovery::recover(storage.as_ref(), &dir, &config, start_floor)?;
+        if segments.iter().all(|segment| segment.committed_bytes() == 0)
+            && let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty())
+        {
+            // A log that holds nothing may be one whose directory a crash
+            // created without syncing its parent: the name could still be
+            // lost, so it is synced before anything is appended. A log that
+            // holds something was appended to after that sync.
+            storage.sync_dir(parent).map_err(|error| LogError::io(parent, error))?;
+        }
         let next_offset = segments.last().map(|segment| segment.next_offset()).unwrap_or(0);
         // A tail lost under a relaxed durability policy can leave the log
         // shorter than its persisted start; the start never passes the end.

@@ -65,6 +65,9 @@ impl OffsetStore {
             retention_bytes: None,
             segment_bytes: 64 * 1024 * 1024,
             durability: Durability::Always,
+            // Consumers commit offsets on a full file system too, like queue
+            // consumers settle (see `queue::journal::JOURNAL_RESERVE_BYTES`).
+            reserve_bytes: crate::queue::JOURNAL_RESERVE_BYTES,
             ..LogConfig::default()
         };
         let log = Log::open_with_clock(dir.join("log"), config, Arc::clone(&clock))?;
