@@ -1,7 +1,10 @@
 //! Conveyor's partition log: append-only segments of Kafka RecordBatch v2
 //! bytes with sparse offset and time indexes, group-committed durability,
-//! size/age rolling, retention and crash recovery. Knows batches, offsets and
-//! files; nothing about topics, queues, consumers or wire protocols.
+//! size/age rolling, retention, crash recovery, and what a failing or full
+//! disk does to it, all on a storage backend (`storage`: the real file
+//! system, or with the `sim` feature a simulated disk that fails on
+//! purpose). Knows batches, offsets and files; nothing about topics, queues,
+//! consumers or wire protocols.
 //!
 //! ```no_run
 //! use conveyor_log::{Log, LogConfig, record::{BatchBuilder, Record}};
