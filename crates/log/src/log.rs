@@ -100,17 +100,17 @@ impl Log {
             storage.sync_dir(parent).map_err(|error| LogError::io(parent, error))?;
         }
         let next_offset = segments.last().map(|segment| segment.next_offset()).unwrap_or(0);
-        // A tail lost under a relaxed durability policy can leave the log
-        // shorter than its persisted start; the start never passes the end.
-        let start_floor = start_floor.min(next_offset);
         let (high_watermark, _) = watch::channel(next_offset);
         let (written, _) = watch::channel(next_offset);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             storage,
+            // Until the writer takes over: a tail lost under a relaxed
+            // durability policy can leave the log shorter than its persisted
+            // start, and then the writer continues at that start.
             view: ArcSwap::from_pointee(LogView {
                 segments: segments.clone(),
-                start_floor,
+                start_floor: start_floor.min(next_offset),
             }),
             high_watermark,
             written,
@@ -329,7 +329,9 @@ impl Log {
     /// Moves the log start offset up to `offset` (Kafka's DeleteRecords):
     /// reads below it fail from now on, the new start survives restarts, and
     /// segments wholly below it are deleted. `offset` may not pass the high
-    /// watermark. Returns the new start offset.
+    /// watermark. Returns the new start offset. One that fails (an I/O error
+    /// writing the start) may still have persisted it: after a restart the
+    /// start may be `offset`.
     pub fn truncate_prefix(&self, offset: u64) -> Result<u64> {
         self.request(|reply| Command::TruncatePrefix { offset, reply })?
     }

@@ -192,7 +192,23 @@ impl Writer {
             start_floor,
         };
         writer.resume(segments, start_floor)?;
+        writer.continue_after(start_floor)?;
+        writer.publish_view();
+        writer.shared.high_watermark.send_replace(writer.next_offset);
+        writer.shared.written.send_replace(writer.next_offset);
         Ok(writer)
+    }
+
+    /// Starts a new segment at `floor` when the log ends before it: offsets
+    /// below it were handed out before (records a failed fsync cut, or a
+    /// tail lost under a relaxed policy below a persisted start offset) and
+    /// are never given to another record — one below a persisted start
+    /// would even be hidden by the next restart.
+    fn continue_after(&mut self, floor: u64) -> Result<()> {
+        if self.next_offset < floor {
+            self.roll_to(floor)?;
+        }
+        Ok(())
     }
 
     /// Takes over recovered segments: the last one is continued.
@@ -214,7 +230,7 @@ impl Writer {
         self.active_created_ms = self.clock.now_ms();
         self.buffered_max_timestamp_ms = i64::MIN;
         self.dirty = false;
-        self.start_floor = start_floor.min(self.next_offset);
+        self.start_floor = start_floor;
         self.segments = segments;
         self.renew_reserve();
         Ok(())
@@ -697,11 +713,9 @@ impl Writer {
         let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
         let segments = recovery::recover(storage.as_ref(), &dir, &self.config, start_floor)?;
         self.resume(segments, start_floor)?;
-        if self.next_offset < self.written_high {
-            // Readers may have seen records at these offsets before the failed
-            // fsync cut them; the next record must not take one of them.
-            self.roll_to(self.written_high)?;
-        }
+        // Readers may have seen records below `written_high` before the
+        // failed fsync cut them; the next record must not take one of them.
+        self.continue_after(self.written_high.max(start_floor))?;
         self.publish_view();
         self.set_poison(None);
         let next_offset = self.next_offset;

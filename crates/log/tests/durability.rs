@@ -315,3 +315,31 @@ fn reserved_room_lets_small_appends_succeed_on_a_full_file_system() {
     let log = open(&disk, &dir(), config(Durability::Always));
     assert_eq!(contents(&log).len(), 1 + stored);
 }
+
+#[test]
+fn appends_after_a_tail_lost_below_a_persisted_start_offset_take_offsets_after_it() {
+    let disk = SimDisk::new(11);
+    let log = open(&disk, &dir(), config(Durability::Never));
+    log.append(batch(&["a", "b"])).wait().expect("append");
+    log.sync().expect("sync");
+    for index in 0..4 {
+        log.append(batch(&[&format!("unsynced {index}")])).wait().expect("append");
+    }
+    // DeleteRecords up to offset 4: the start is persisted at once, the
+    // records before it were never synced.
+    assert_eq!(log.truncate_prefix(4).expect("truncate"), 4);
+    disk.power_loss(PowerLoss::LoseUnsynced);
+    drop(log);
+    let log = open(&disk, &dir(), config(Durability::Never));
+    assert_eq!(log.start_offset(), 4);
+    let next = log.append(batch(&["after"])).wait().expect("append");
+    assert_eq!(next.base_offset, 4, "no offset below the persisted start is given again");
+    log.sync().expect("sync");
+    drop(log);
+    let log = open(&disk, &dir(), config(Durability::Never));
+    assert_eq!(
+        contents(&log),
+        pairs(&[(4, "after")]),
+        "the persisted start hides nothing acknowledged"
+    );
+}

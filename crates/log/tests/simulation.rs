@@ -1,5 +1,6 @@
 //! Seeded simulation of the log on the simulated disk: random appends, reads,
-//! rolls, syncs, restarts, in-place reopens, full disks and power losses, with
+//! rolls, retention by size, `truncate_prefix`, syncs, restarts, in-place
+//! reopens, full disks and power losses, with
 //! EIO, ENOSPC and torn writes injected at random steps, checked against a
 //! model of what was acknowledged and what failed. After every recovery:
 //!
@@ -68,9 +69,13 @@ enum Fate {
     /// Its append failed and the log cut its bytes (or never wrote them): it
     /// must never be served.
     Failed,
-    /// Its append failed and the log said it could not cut the bytes: it may
-    /// come back.
+    /// Its append failed and the log said it could not cut the bytes: it
+    /// may come back.
     InDoubt,
+    /// Acknowledged, then below the start offset after retention or
+    /// `truncate_prefix`: not promised any more, but if a power loss brings
+    /// its segment back it must still be itself, at its offset.
+    Deleted,
 }
 
 #[derive(Debug)]
@@ -157,9 +162,11 @@ impl Run {
             segment_bytes: rng.between(400, 6_000),
             index_interval_bytes: rng.between(1, 2_000) as u32,
             durability,
+            // Retention by time is not simulated: the clock does not move.
             retention_ms: None,
             retention_check_interval_ms: 3_600_000,
             reserve_bytes: if rng.coin() { rng.between(100, 3_000) } else { 0 },
+            retention_bytes: rng.coin().then(|| rng.between(1_000, 8_000)),
             ..LogConfig::default()
         };
         let rate = |rng: &mut SimRng| rng.between(0, 40_000) as u32;
@@ -262,7 +269,7 @@ impl Run {
                     assert_eq!(base_offset, offset, "batch {id} moved from its acknowledged offset");
                 }
                 Some(Fate::Failed) => panic!("batch {id}, whose append failed, came back at {offset}"),
-                Some(Fate::InDoubt) | None => {}
+                Some(Fate::InDoubt | Fate::Deleted) | None => {}
             }
             found.insert(*offset, id);
         }
@@ -284,8 +291,9 @@ impl Run {
         let mut fates = HashMap::new();
         for (&id, fate) in &self.model.fates {
             let fate = match fate {
-                Fate::Acked { .. } | Fate::InDoubt => Fate::Failed,
-                Fate::Failed => Fate::Failed,
+                Fate::Acked { .. } | Fate::InDoubt | Fate::Failed => Fate::Failed,
+                // A removal that was not synced yet can be undone by a power loss.
+                Fate::Deleted => Fate::Deleted,
             };
             fates.insert(id, fate);
         }
@@ -295,6 +303,10 @@ impl Run {
         for (&offset, &id) in &found {
             let durable = match self.model.fates.get(&id) {
                 Some(Fate::Acked { durable, .. }) => *durable || power_lost,
+                // Served again (a power loss brought its segment back, or a
+                // failed `truncate_prefix` did not take effect yet): still
+                // not promised, as a persisted start may hide it again.
+                Some(Fate::Deleted) => continue,
                 Some(Fate::InDoubt) if !power_lost => {
                     // Readable, perhaps never durable: what follows it is not
                     // promised to survive a power loss.
@@ -320,11 +332,25 @@ impl Run {
 
     fn step(&mut self) {
         match self.rng.between(0, 99) {
-            0..=54 => self.append(),
-            55..=64 => self.read_back(),
-            65..=69 => {
+            0..=50 => self.append(),
+            51..=60 => self.read_back(),
+            61..=65 => {
                 let rolled = self.log().roll();
                 self.note(format!("roll: {rolled:?}"));
+            }
+            66..=67 => {
+                let deleted = self.log().enforce_retention();
+                self.note(format!("retention: {deleted:?}"));
+                self.forget_below(self.log().start_offset());
+            }
+            68..=69 => {
+                let (start, end) = (self.log().start_offset(), self.log().high_watermark());
+                let offset = self.rng.between(start, end);
+                let moved = self.log().truncate_prefix(offset);
+                self.note(format!("truncate_prefix({offset}): {moved:?}"));
+                // One that failed may still have persisted its new start.
+                let below = if moved.is_ok() { self.log().start_offset() } else { offset };
+                self.forget_below(below);
             }
             70..=76 => self.sync(),
             77..=81 => self.reopen_in_place(),
@@ -415,10 +441,21 @@ impl Run {
         }
     }
 
+    /// Acknowledged batches wholly below `start` are gone (or may be).
+    fn forget_below(&mut self, start: u64) {
+        for (base_offset, id) in self.model.acked() {
+            if base_offset + self.model.batches[&id].last_offset_delta < start {
+                self.model.fates.insert(id, Fate::Deleted);
+            }
+        }
+    }
+
     /// Reads every acknowledged batch of the model back.
     fn read_back(&mut self) {
+        let start = self.log().start_offset();
         for (base_offset, id) in self.model.acked() {
-            let read = self.log().read(base_offset, 1, true).expect("read");
+            // A batch that `truncate_prefix` cut through is read from the start.
+            let read = self.log().read(base_offset.max(start), 1, true).expect("read");
             assert_eq!(batch_id(&read.bytes), id, "batch {id} is not readable at {base_offset}");
         }
     }
@@ -493,7 +530,9 @@ fn read_all(log: &Log) -> Vec<(u64, Bytes)> {
                 )
             });
             let base_offset = header.base_offset as u64;
-            assert!(base_offset >= offset, "reads go forward");
+            // The first batch may begin below a start offset that
+            // `truncate_prefix` moved inside it.
+            assert!(header.last_offset() as u64 >= offset, "reads go forward");
             out.push((base_offset, read.bytes.slice(position..position + header.total_bytes())));
             offset = header.last_offset() as u64 + 1;
             position += header.total_bytes();
