@@ -18,9 +18,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use lapin::message::DeliveryResult;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use support::{Server, run_script};
 
@@ -168,6 +170,22 @@ fn a_full_file_system_refuses_appends_until_space_is_freed_while_consumers_drain
         assert_eq!(status, 507, "a queue append on a full disk is refused: {body}");
         let (status, body) = api.post("/topics/events/messages", json!({"value": big}));
         assert_eq!(status, 507, "a partition append on a full disk is refused: {body}");
+        // An AMQP publisher under confirms hears basic.nack.
+        let publisher = connection.create_channel().await.expect("channel");
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        let confirmation = publisher
+            .basic_publish(
+                "".into(),
+                "drain".into(),
+                BasicPublishOptions::default(),
+                big.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("a confirmation");
+        assert!(confirmation.is_nack(), "a publish on a full disk is nacked: {confirmation:?}");
         let refused = run_script(&server, "kafka/disk_full_kafka_python.py", &["refused", "events"]);
         assert!(refused.stdout.contains("KAFKA_STORAGE_ERROR"), "{}", refused.stdout);
         assert!(refused.stdout.contains("committed on a full disk"), "{}", refused.stdout);
@@ -389,6 +407,17 @@ fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
         let upper = closed.to_uppercase();
         assert!(upper.contains("541") || upper.contains("INTERNAL"), "{closed}");
         assert!(closed.contains("an acknowledgement could not be stored"), "{closed}");
+        let (status, health) = server.http_get("/health");
+        assert_eq!(status, 200);
+        assert!(
+            health.starts_with("degraded") && health.contains("queue \"acks\" cursor journal"),
+            "{health}"
+        );
+        let (_, metrics) = server.http_get("/metrics");
+        assert!(
+            metrics.contains("conveyor_queue_log_poisoned{queue=\"acks\",log=\"cursor\"} 1"),
+            "{metrics}"
+        );
         let logs = server.logs().join("\n");
         assert!(logs.contains("an acknowledgement could not be stored"), "{logs}");
     });
