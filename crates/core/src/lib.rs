@@ -10,6 +10,7 @@ pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod log_health;
 pub mod journal;
 pub mod messaging;
 pub mod partitioner;
