@@ -2,11 +2,14 @@
 //! to Conveyor's queues. Frames are decoded with `amq-protocol`; connections
 //! and channels are state machines in `connection.rs` and `channel.rs`; the
 //! queues themselves live in the core. No delivery logic here beyond the
-//! protocol's: acquisition, acks and redelivery are the core queue's.
+//! protocol's: acquisition, acks and redelivery are the core queue's; who
+//! may do what is the core's authorizer's (`login.rs`, `identity.rs`).
 
 mod channel;
 mod connection;
 pub mod frame;
+mod identity;
+mod login;
 pub mod message;
 mod method;
 pub mod nesting;
@@ -36,10 +39,6 @@ pub struct AmqpConfig {
     pub heartbeat_s: u16,
     /// Largest message body accepted (RabbitMQ's `max_message_size` default).
     pub message_bytes_max: u64,
-    /// Users other than the default `guest`/`guest` (which only loopback clients may use).
-    pub users: HashMap<String, String>,
-    /// Users who may open only some vhosts, name → those vhosts; the others may open every vhost.
-    pub user_vhosts: HashMap<String, Vec<String>>,
 }
 
 impl Default for AmqpConfig {
@@ -49,8 +48,6 @@ impl Default for AmqpConfig {
             channel_max: 2047,
             heartbeat_s: 60,
             message_bytes_max: 128 * 1024 * 1024,
-            users: HashMap::new(),
-            user_vhosts: HashMap::new(),
         }
     }
 }
@@ -94,8 +91,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts AMQP connections until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    info!(addr = ?local, "AMQP listener up");
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "AMQP listener up");
+    }
     let mut connections = JoinSet::new();
     let refusing = Arc::new(AtomicUsize::new(0));
     loop {

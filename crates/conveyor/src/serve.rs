@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use conveyor_core::Broker;
+use conveyor_core::auth::{AnonymousAccess, Permission, is_loopback};
 use conveyor_http::HttpState;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -32,7 +33,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVEYOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal, not in files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -40,6 +46,15 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Listeners first: a busy port fails before the data directory is
+    // created or locked, so a failed start leaves nothing behind.
+    let http = bind(settings.http_addr, "HTTP", "--http-addr", "CONVEYOR_HTTP_ADDR").await?;
+    let http_addr = http.local_addr()?;
+    let kafka = bind(settings.kafka_addr, "Kafka", "--kafka-addr", "CONVEYOR_KAFKA_ADDR").await?;
+    let kafka_addr = kafka.local_addr()?;
+    let amqp = bind(settings.amqp_addr, "AMQP", "--amqp-addr", "CONVEYOR_AMQP_ADDR").await?;
+    let amqp_addr = amqp.local_addr()?;
+
     let broker_config = settings.broker.clone();
     let data_dir = broker_config.data_dir.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
@@ -53,20 +68,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating vhost {name:?} from the config file"))?;
     }
+    broker.authorizer().set_policy(settings.auth);
+    broker
+        .apply_configured_users(&settings.users, &alias_permissions(&settings, &broker))
+        .await
+        .context("applying the config file's users")?;
 
     let state = HttpState::new(Arc::clone(&broker));
-    let http = TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("binding the HTTP listener on {}", settings.http_addr))?;
-    let http_addr = http.local_addr()?;
-    let kafka = TcpListener::bind(settings.kafka_addr)
-        .await
-        .with_context(|| format!("binding the Kafka listener on {}", settings.kafka_addr))?;
-    let kafka_addr = kafka.local_addr()?;
-    let amqp = TcpListener::bind(settings.amqp_addr)
-        .await
-        .with_context(|| format!("binding the AMQP listener on {}", settings.amqp_addr))?;
-    let amqp_addr = amqp.local_addr()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = conveyor_http::router(Arc::clone(&state));
@@ -84,8 +92,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
-            users: settings.amqp_users.clone(),
-            user_vhosts: settings.amqp_user_vhosts.clone(),
             channel_max: limits.amqp_channel_max,
             message_bytes_max: limits.amqp_message_bytes_max,
             ..conveyor_amqp::AmqpConfig::default()
@@ -110,6 +116,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    warn_if_open(settings.auth.anonymous, &[http_addr, kafka_addr, amqp_addr]);
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, http_addr, kafka_addr, amqp_addr);
@@ -139,10 +146,46 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds one listener; a failure names the flag and variable that move it.
+async fn bind(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "binding the {door} listener on {addr} (is another process listening there? choose another address with {flag} or {variable})"
+        )
+    })
+}
+
+/// `[amqp.users]` kept its first meaning: every right, on the vhosts
+/// `[amqp.user_vhosts]` lists for the user or else on every vhost there is at startup.
+fn alias_permissions(settings: &Settings, broker: &Broker) -> Vec<(String, String, Permission)> {
+    let every_vhost: Vec<String> = broker.vhosts().iter().map(|vhost| vhost.name().to_owned()).collect();
+    settings
+        .amqp_users
+        .keys()
+        .flat_map(|user| {
+            let vhosts = settings.amqp_user_vhosts.get(user).unwrap_or(&every_vhost);
+            vhosts.iter().map(move |vhost| (user.clone(), vhost.clone(), Permission::full()))
+        })
+        .collect()
+}
+
+/// Anonymous access from everywhere on a listener others can reach: say so, loudly.
+fn warn_if_open(anonymous: AnonymousAccess, listeners: &[SocketAddr]) {
+    if anonymous != AnonymousAccess::Always {
+        return;
+    }
+    for addr in listeners.iter().filter(|addr| !is_loopback(addr.ip())) {
+        warn!(
+            %addr,
+            "[auth] anonymous = \"always\": anyone who can reach {addr} has every right without credentials; set anonymous = \"loopback\" or \"never\" unless this network is trusted"
+        );
+    }
+}
+
 /// One line on stdout that people and test harnesses can read.
 fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr, amqp_addr: SocketAddr) {
     info!(%http_addr, %kafka_addr, %amqp_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
-    println!(
+    crate::cli::render::out!(
         "conveyor {} ready: http {} kafka {} amqp {} (GET /health), data in {}",
         env!("CARGO_PKG_VERSION"),
         http_addr,
@@ -150,5 +193,7 @@ fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr, 
         amqp_addr,
         settings.broker.data_dir.display()
     );
-    println!("console http://{http_addr}/ admin API http://{http_addr}/api/v1 metrics http://{http_addr}/metrics");
+    crate::cli::render::out!(
+        "SQS and SNS http://{http_addr}/ console http://{http_addr}/ admin API http://{http_addr}/api/v1 metrics http://{http_addr}/metrics"
+    );
 }

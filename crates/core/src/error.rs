@@ -60,6 +60,8 @@ pub enum CoreError {
     Vhost(#[from] crate::vhost::VhostError),
     #[error(transparent)]
     LimitReached(#[from] crate::limits::LimitReached),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl CoreError {

@@ -3,6 +3,7 @@
 //! consumer groups and exchanges as their issues land. Knows no wire format.
 
 pub mod alarms;
+pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod connection_budget;
@@ -10,13 +11,17 @@ pub mod connections;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod journal;
 pub mod limits;
+pub mod log_health;
 pub mod messaging;
 pub mod partitioner;
 pub mod producer;
 pub mod queue;
 mod queue_expiry;
+mod record_batches;
 pub mod redrive;
+pub mod redrive_tasks;
 pub mod stats;
 pub mod topic;
 pub mod topic_config;

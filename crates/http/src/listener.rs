@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use conveyor_core::limits::{Limit, Limits};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -45,7 +45,11 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Arc<Limits>, mut 
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let service = app.clone().map_request(|request: Request<Incoming>| request.map(Body::new));
+                    // Connect info: the admin API's anonymous access depends on the client's address.
+                    let service = app.clone().map_request(move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request.map(Body::new)
+                    });
                     let mut shutdown = shutdown.clone();
                     let limits = Arc::clone(&limits);
                     connections.spawn(async move {

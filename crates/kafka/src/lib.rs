@@ -59,8 +59,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Serves Kafka clients on `listener` until `shutdown` turns true, then stops
 /// accepting and gives open connections a bounded time to finish.
 pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    info!(addr = ?local, "Kafka listener up");
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "Kafka listener up");
+    }
     let mut connections = JoinSet::new();
     let connection_shutdown = shutdown.clone();
     loop {
