@@ -86,6 +86,12 @@ fn pika_dead_letters_rejected_expired_over_limit_and_overflowing_messages() {
 }
 
 #[test]
+fn pika_a_dead_letter_cycle_without_rejections_delivers_each_message_once_around() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/dead_letter_cycle_pika.py", &[]);
+}
+
+#[test]
 fn pika_nacked_messages_come_back_after_exponential_backoff_then_go_to_the_dead_letter_queue() {
     let (_dir, server) = server();
     run_script(&server, "amqp/retry_backoff_pika.py", &[]);

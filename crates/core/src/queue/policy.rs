@@ -51,6 +51,8 @@ pub mod headers {
     pub const DEATH_TIME_MS: &str = "conveyor.death-time-ms";
     /// How many times it had been delivered.
     pub const DEATH_DELIVERIES: &str = "conveyor.death-deliveries";
+    /// How many times it died this way in this queue (see `queue::deaths`).
+    pub const DEATH_COUNT: &str = "conveyor.death-count";
     /// The routing key it had before dead-lettering.
     pub const DEATH_ROUTING_KEY: &str = "conveyor.death-routing-key";
     /// The message's priority (0–255 as decimal text), from the publisher;
