@@ -28,6 +28,8 @@ use parking_lot::Mutex;
 
 use crate::error::{CoreError, Result};
 use crate::stats::Flow;
+use crate::transaction::MarkerKind;
+use crate::transaction::marker::control_batch;
 
 /// Batches remembered per producer (Kafka's `max.in.flight` bound for idempotence).
 const BATCHES_REMEMBERED: usize = 5;
@@ -80,7 +82,14 @@ impl ProducerState {
     /// Rebuilds state from batch headers in log order.
     pub fn rebuild(headers: &[BatchHeader]) -> ProducerState {
         let mut state = ProducerState::default();
-        for header in headers.iter().filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) {
+        for header in headers.iter().filter(|header| header.producer_id >= 0) {
+            if header.is_control() {
+                state.marker(header.producer_id, header.producer_epoch);
+                continue;
+            }
+            if header.base_sequence < 0 {
+                continue;
+            }
             let entry = state.producers.entry(header.producer_id).or_default();
             if header.producer_epoch != entry.epoch {
                 entry.epoch = header.producer_epoch;
@@ -134,6 +143,17 @@ impl ProducerState {
                 received: first_sequence,
             }),
             _ => Ok(Verdict::Append),
+        }
+    }
+
+    /// A transaction marker of `producer_id` at `epoch`: a higher epoch (the
+    /// coordinator fenced an older producer) restarts its sequences and
+    /// refuses the older epoch from now on.
+    fn marker(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
         }
     }
 
@@ -282,6 +302,19 @@ impl Partition {
         })
     }
 
+    /// Appends the marker that ends `producer_id`'s transaction here. The
+    /// producer state learns the marker's epoch before the enqueue, under
+    /// the lock, so no batch of an older epoch is checked in after it.
+    pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, kind: MarkerKind, now_ms: i64) -> PendingAppend {
+        let batch = control_batch(producer_id, producer_epoch, kind, 0, now_ms);
+        let appending = {
+            let mut state = self.producers.lock();
+            state.marker(producer_id, producer_epoch);
+            self.log.append(batch)
+        };
+        Box::pin(async move { appending.await.map_err(CoreError::from) })
+    }
+
     /// Active idempotent producers of this partition.
     pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
         self.producers.lock().describe()
@@ -367,6 +400,37 @@ mod tests {
             Err(CoreError::OutOfOrderSequence { expected: 4, .. })
         ));
         assert_eq!(partition.producers(), vec![(7, 0, 3, 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_marker_with_a_bumped_epoch_fences_the_older_epoch_also_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let partition = partition(dir.path());
+            partition.append(batch(7, 0, 0, 2)).await.expect("append");
+            partition.append_marker(7, 1, MarkerKind::Abort, 1).await.expect("marker");
+            assert!(matches!(
+                partition.append(batch(7, 0, 2, 1)).await,
+                Err(CoreError::InvalidProducerEpoch { epoch: 0, current: 1, .. })
+            ));
+            let log = partition.log.clone();
+            drop(partition);
+            tokio::task::spawn_blocking(move || log.close())
+                .await
+                .expect("join")
+                .expect("close");
+        }
+        let path = dir.path().to_owned();
+        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        assert!(matches!(
+            partition.append(batch(7, 0, 2, 1)).await,
+            Err(CoreError::InvalidProducerEpoch { .. })
+        ));
+        partition
+            .append(batch(7, 1, 0, 1))
+            .await
+            .expect("the new epoch starts at sequence 0");
+        assert_eq!(partition.log.high_watermark(), 4, "two records, a marker, one record");
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! Kafka transactions with real clients against a real `conveyor serve`:
+//! each scenario is a script under `tests/interop/kafka/` that asserts and
+//! exits non-zero on failure.
+
+mod support;
+
+use support::{Server, run_script};
+
+#[test]
+fn librdkafka_commits_and_aborts_and_a_second_producer_fences_the_first() {
+    let (_dir, server) = Server::start_in_tempdir();
+    run_script(&server, "kafka/transactions_confluent.py", &[]);
+}

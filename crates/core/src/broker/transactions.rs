@@ -1,0 +1,110 @@
+//! The broker's transaction operations: the coordinator's decisions
+//! (`transaction/coordinator.rs`) joined to the partitions they touch — a
+//! fresh producer id from the catalog, markers appended to the partitions'
+//! logs. Knows no wire format.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Broker;
+use crate::transaction::{MarkerKind, MarkerWriter, TopicPartition, TransactionCoordinator, TransactionError};
+
+/// Writes markers into this broker's partitions.
+struct PartitionMarkers<'a> {
+    broker: &'a Broker,
+}
+
+impl MarkerWriter for PartitionMarkers<'_> {
+    fn write_markers<'a>(
+        &'a self,
+        partitions: &'a BTreeSet<TopicPartition>,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: MarkerKind,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let now_ms = self.broker.clock().now_ms();
+            // Enqueued on every partition first, so their fsyncs overlap.
+            let pending: Vec<_> = partitions
+                .iter()
+                .filter_map(|(topic, partition)| {
+                    let handle = self.broker.topic(topic).and_then(|found| found.partition_handle(*partition));
+                    if handle.is_none() {
+                        tracing::warn!(topic, partition, "no marker for a partition that no longer exists");
+                    }
+                    handle.map(|handle| ((topic, partition), handle.append_marker(producer_id, producer_epoch, kind, now_ms)))
+                })
+                .collect();
+            let mut first_error = None;
+            for ((topic, partition), appending) in pending {
+                if let Err(error) = appending.await {
+                    first_error.get_or_insert(format!("the {kind:?} marker for {topic}-{partition}: {error}"));
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+}
+
+impl Broker {
+    /// The transaction coordinator (transactional ids and their state).
+    pub fn transactions(&self) -> &Arc<TransactionCoordinator> {
+        &self.transactions
+    }
+
+    /// InitProducerId with a transactional id: its producer id and a new
+    /// epoch that fences every older producer of the id (see
+    /// [`TransactionCoordinator::init_producer`]).
+    pub async fn init_transactional_producer(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TransactionError> {
+        let fresh_producer_id = self
+            .allocate_producer_id()
+            .await
+            .map_err(|error| TransactionError::Storage(error.to_string()))?;
+        let markers = PartitionMarkers { broker: self };
+        self.transactions
+            .init_producer(transactional_id, timeout_ms, expected, fresh_producer_id, &markers)
+            .await
+    }
+
+    /// AddPartitionsToTxn: refused as a whole, naming them, if some partition does not exist.
+    pub async fn add_partitions_to_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<(), TransactionError> {
+        let unknown: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|(topic, partition)| self.topic(topic).and_then(|found| found.partition(*partition)).is_none())
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(TransactionError::UnknownPartitions(unknown));
+        }
+        self.transactions
+            .add_partitions(transactional_id, producer_id, producer_epoch, partitions)
+            .await
+    }
+
+    /// EndTxn: commits or aborts the transaction, its markers in every partition.
+    pub async fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), TransactionError> {
+        let markers = PartitionMarkers { broker: self };
+        self.transactions
+            .end(transactional_id, producer_id, producer_epoch, commit, &markers)
+            .await
+    }
+}

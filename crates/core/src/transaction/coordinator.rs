@@ -1,0 +1,510 @@
+//! The transaction coordinator (Kafka's `TransactionCoordinator`): hands a
+//! producer id and epoch to each transactional id, bumps the epoch to fence
+//! an older producer (aborting its open transaction), records the partitions
+//! a transaction writes to, and ends a transaction in two journaled steps —
+//! Prepare{Commit,Abort}, the markers written, Complete{Commit,Abort} — so a
+//! crash between them is finished after a restart, never half-visible.
+//! Knows transactional ids and partitions by name; writing a marker into a
+//! partition is the [`MarkerWriter`]'s job (the broker's).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use conveyor_log::Durability;
+use conveyor_log::clock::Clock;
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use super::TransactionError;
+use super::marker::MarkerKind;
+use super::state::{TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
+use crate::journal::{JournalConfig, Journaled, StateMachine};
+
+/// Kafka's default `transaction.max.timeout.ms`: the longest
+/// `transaction.timeout.ms` a producer may ask for.
+pub const TRANSACTION_TIMEOUT_MS_MAX: i32 = 900_000;
+/// Snapshot the coordinator's journal after this many events.
+const EVENTS_PER_SNAPSHOT: u64 = 10_000;
+/// An epoch this high is not bumped further: the transactional id gets a new
+/// producer id at epoch 0 (Kafka's rule, keeping one epoch for fencing).
+const EPOCH_BUMP_MAX: i16 = i16::MAX - 1;
+
+type Result<T> = std::result::Result<T, TransactionError>;
+
+/// Writes a transaction's markers: one control batch per partition, each
+/// durable before the future resolves. An unknown (deleted) partition is
+/// skipped. The error is a reason to log and report as retriable.
+pub trait MarkerWriter: Send + Sync {
+    fn write_markers<'a>(
+        &'a self,
+        partitions: &'a BTreeSet<TopicPartition>,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: MarkerKind,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>>;
+}
+
+#[derive(Debug)]
+pub struct TransactionCoordinator {
+    journal: Arc<Journaled<Transactions>>,
+    /// Taken while a change is enqueued on the journal and applied, so the
+    /// in-memory order is the journal's. Never held across an await.
+    state: Mutex<Transactions>,
+    /// Serializes operations: each reads the state, may write markers and
+    /// journals the outcome, so two never interleave on one transactional id.
+    /// Lock order: before `state`.
+    operations: tokio::sync::Mutex<()>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TransactionCoordinator {
+    /// Opens (or creates) the coordinator's journal under `dir` and replays it. Blocking.
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<TransactionCoordinator> {
+        let config = JournalConfig {
+            durability: Durability::Always,
+            segment_bytes: 64 * 1024 * 1024,
+            snapshot_every_events: EVENTS_PER_SNAPSHOT,
+            reserve_bytes: crate::queue::JOURNAL_RESERVE_BYTES,
+        };
+        let (journal, replayed) = Journaled::<Transactions>::open(dir, config, Arc::clone(&clock))?;
+        info!(
+            transactional_ids = replayed.state.iter().count(),
+            replayed = replayed.events,
+            "transaction state loaded"
+        );
+        Ok(TransactionCoordinator {
+            journal: Arc::new(journal),
+            state: Mutex::new(replayed.state),
+            operations: tokio::sync::Mutex::new(()),
+            clock,
+        })
+    }
+
+    /// The metadata of one transactional id.
+    pub fn get(&self, transactional_id: &str) -> Option<TransactionMetadata> {
+        self.state.lock().get(transactional_id).cloned()
+    }
+
+    /// Every transactional id and its metadata.
+    pub fn list(&self) -> Vec<(String, TransactionMetadata)> {
+        self.state
+            .lock()
+            .iter()
+            .map(|(id, metadata)| (id.clone(), metadata.clone()))
+            .collect()
+    }
+
+    /// InitProducerId for a transactional id: a producer id (`fresh_producer_id`
+    /// for a new transactional id or an exhausted epoch) and a bumped epoch,
+    /// which fences every older producer of the id. An open transaction is
+    /// aborted first, its markers written with the new epoch. `expected` is
+    /// the producer id and epoch the client says it has (KIP-360), if any.
+    pub async fn init_producer(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        fresh_producer_id: i64,
+        markers: &dyn MarkerWriter,
+    ) -> Result<(i64, i16)> {
+        if !(1..=TRANSACTION_TIMEOUT_MS_MAX).contains(&timeout_ms) {
+            return Err(TransactionError::InvalidTransactionTimeout(timeout_ms));
+        }
+        let _operation = self.operations.lock().await;
+        let now_ms = self.clock.now_ms();
+        let Some(mut metadata) = self.get(transactional_id) else {
+            if let Some((producer_id, _)) = expected.filter(|(producer_id, _)| *producer_id >= 0) {
+                return Err(TransactionError::InvalidProducerIdMapping {
+                    transactional_id: transactional_id.to_owned(),
+                    producer_id,
+                });
+            }
+            let metadata = TransactionMetadata {
+                producer_id: fresh_producer_id,
+                producer_epoch: 0,
+                timeout_ms,
+                status: TransactionStatus::Empty,
+                partitions: BTreeSet::new(),
+                started_ms: -1,
+                updated_ms: now_ms,
+            };
+            self.record(transactional_id, Some(metadata)).await?;
+            return Ok((fresh_producer_id, 0));
+        };
+        if let Some((producer_id, epoch)) = expected.filter(|(producer_id, _)| *producer_id >= 0)
+            && (producer_id, epoch) != (metadata.producer_id, metadata.producer_epoch)
+        {
+            return Err(TransactionError::ProducerFenced {
+                transactional_id: transactional_id.to_owned(),
+                epoch,
+                current: metadata.producer_epoch,
+            });
+        }
+        // A transaction decided before a crash or a failed marker write is finished first.
+        if metadata.status.is_prepared() {
+            metadata = self.complete(transactional_id, metadata, markers).await?;
+        }
+        let bump = |metadata: &mut TransactionMetadata| {
+            if metadata.producer_epoch >= EPOCH_BUMP_MAX {
+                metadata.producer_id = fresh_producer_id;
+                metadata.producer_epoch = 0;
+            } else {
+                metadata.producer_epoch += 1;
+            }
+        };
+        if metadata.status == TransactionStatus::Ongoing {
+            // Kafka aborts the fenced producer's transaction with the new
+            // epoch, so its partitions refuse the old one from then on.
+            bump(&mut metadata);
+            metadata.status = TransactionStatus::PrepareAbort;
+            metadata.updated_ms = now_ms;
+            self.record(transactional_id, Some(metadata.clone())).await?;
+            info!(
+                transactional_id,
+                producer_id = metadata.producer_id,
+                epoch = metadata.producer_epoch,
+                "aborting the transaction of a fenced producer"
+            );
+            metadata = self.complete(transactional_id, metadata, markers).await?;
+        } else {
+            bump(&mut metadata);
+        }
+        metadata.status = TransactionStatus::Empty;
+        metadata.timeout_ms = timeout_ms;
+        metadata.updated_ms = now_ms;
+        let answer = (metadata.producer_id, metadata.producer_epoch);
+        self.record(transactional_id, Some(metadata)).await?;
+        Ok(answer)
+    }
+
+    /// AddPartitionsToTxn: the partitions join the ongoing transaction (which
+    /// begins here if none is open).
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let _operation = self.operations.lock().await;
+        let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
+        if metadata.status.is_prepared() {
+            return Err(TransactionError::ConcurrentTransactions(transactional_id.to_owned()));
+        }
+        let ongoing = metadata.status == TransactionStatus::Ongoing;
+        if ongoing && partitions.iter().all(|partition| metadata.partitions.contains(partition)) {
+            return Ok(());
+        }
+        let now_ms = self.clock.now_ms();
+        if !ongoing {
+            metadata.status = TransactionStatus::Ongoing;
+            metadata.partitions.clear();
+            metadata.started_ms = now_ms;
+        }
+        metadata.partitions.extend(partitions.iter().cloned());
+        metadata.updated_ms = now_ms;
+        self.record(transactional_id, Some(metadata)).await
+    }
+
+    /// Which of `partitions` are in the ongoing transaction of the producer
+    /// (AddPartitionsToTxn with `verify_only`, KIP-890).
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<bool>> {
+        let metadata = self.current(transactional_id, producer_id, producer_epoch)?;
+        let ongoing = metadata.status == TransactionStatus::Ongoing;
+        Ok(partitions
+            .iter()
+            .map(|partition| ongoing && metadata.partitions.contains(partition))
+            .collect())
+    }
+
+    /// EndTxn: commits or aborts the ongoing transaction — decided durably,
+    /// then the markers, then completed. A retry of an end that completed is
+    /// answered as success; one that failed half-way is finished.
+    pub async fn end(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        markers: &dyn MarkerWriter,
+    ) -> Result<()> {
+        let _operation = self.operations.lock().await;
+        let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
+        let refuse = |status: TransactionStatus| TransactionError::InvalidTxnState {
+            transactional_id: transactional_id.to_owned(),
+            status: status.kafka_name(),
+            operation: if commit { "commit" } else { "abort" },
+        };
+        match (metadata.status, commit) {
+            (TransactionStatus::Ongoing, _) => {
+                metadata.status = if commit {
+                    TransactionStatus::PrepareCommit
+                } else {
+                    TransactionStatus::PrepareAbort
+                };
+                metadata.updated_ms = self.clock.now_ms();
+                self.record(transactional_id, Some(metadata.clone())).await?;
+                self.complete(transactional_id, metadata, markers).await?;
+                Ok(())
+            }
+            (TransactionStatus::PrepareCommit, true) | (TransactionStatus::PrepareAbort, false) => {
+                self.complete(transactional_id, metadata, markers).await?;
+                Ok(())
+            }
+            (TransactionStatus::CompleteCommit, true) | (TransactionStatus::CompleteAbort, false) => Ok(()),
+            (status, _) => Err(refuse(status)),
+        }
+    }
+
+    /// Finishes every transaction decided but not completed (after a crash
+    /// or a failed marker write). Returns how many are still unfinished.
+    pub async fn complete_prepared(&self, markers: &dyn MarkerWriter) -> usize {
+        let _operation = self.operations.lock().await;
+        let prepared: Vec<(String, TransactionMetadata)> = self
+            .list()
+            .into_iter()
+            .filter(|(_, metadata)| metadata.status.is_prepared())
+            .collect();
+        let mut unfinished = 0;
+        for (transactional_id, metadata) in prepared {
+            if let Err(error) = self.complete(&transactional_id, metadata, markers).await {
+                warn!(transactional_id, %error, "could not finish a decided transaction");
+                unfinished += 1;
+            }
+        }
+        unfinished
+    }
+
+    /// The metadata of `transactional_id` if `producer_id` and `producer_epoch` are its current ones.
+    fn current(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16) -> Result<TransactionMetadata> {
+        let metadata = self
+            .get(transactional_id)
+            .filter(|metadata| metadata.producer_id == producer_id)
+            .ok_or_else(|| TransactionError::InvalidProducerIdMapping {
+                transactional_id: transactional_id.to_owned(),
+                producer_id,
+            })?;
+        if producer_epoch != metadata.producer_epoch {
+            return Err(TransactionError::ProducerFenced {
+                transactional_id: transactional_id.to_owned(),
+                epoch: producer_epoch,
+                current: metadata.producer_epoch,
+            });
+        }
+        Ok(metadata)
+    }
+
+    /// Writes the markers of a prepared transaction, then journals it complete.
+    async fn complete(
+        &self,
+        transactional_id: &str,
+        mut metadata: TransactionMetadata,
+        markers: &dyn MarkerWriter,
+    ) -> Result<TransactionMetadata> {
+        let (kind, status) = match metadata.status {
+            TransactionStatus::PrepareCommit => (MarkerKind::Commit, TransactionStatus::CompleteCommit),
+            TransactionStatus::PrepareAbort => (MarkerKind::Abort, TransactionStatus::CompleteAbort),
+            _ => return Ok(metadata),
+        };
+        markers
+            .write_markers(&metadata.partitions, metadata.producer_id, metadata.producer_epoch, kind)
+            .await
+            .map_err(TransactionError::Storage)?;
+        metadata.status = status;
+        metadata.partitions.clear();
+        metadata.started_ms = -1;
+        metadata.updated_ms = self.clock.now_ms();
+        self.record(transactional_id, Some(metadata.clone())).await?;
+        Ok(metadata)
+    }
+
+    /// Journals one transactional id's new metadata and applies it once enqueued; returns once durable.
+    async fn record(&self, transactional_id: &str, metadata: Option<TransactionMetadata>) -> Result<()> {
+        let change = TransactionChange {
+            transactional_id: transactional_id.to_owned(),
+            metadata,
+        };
+        let appended = {
+            let mut state = self.state.lock();
+            let appended = self.journal.append(std::slice::from_ref(&change))?;
+            state.apply(&change);
+            appended
+        };
+        appended.await?;
+        self.maybe_snapshot().await;
+        Ok(())
+    }
+
+    /// Writes a snapshot if one is due, off the reactor. A failure is only
+    /// logged: replay from the previous snapshot still works, only longer.
+    async fn maybe_snapshot(&self) {
+        if !self.journal.claim_snapshot() {
+            return;
+        }
+        let (snapshot, offset) = {
+            let state = self.state.lock();
+            (state.snapshot(), self.journal.end())
+        };
+        let journal = Arc::clone(&self.journal);
+        match tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "could not write the transaction state snapshot"),
+            Err(error) => warn!(%error, "the transaction state snapshot task failed"),
+        }
+    }
+
+    /// The coordinator's journal log, for its health.
+    pub fn log(&self) -> &conveyor_log::Log {
+        self.journal.log()
+    }
+
+    /// Snapshots and closes the journal. Blocking.
+    pub fn close(&self) -> Result<()> {
+        if self.journal.has_events_after_snapshot() {
+            let (snapshot, offset) = {
+                let state = self.state.lock();
+                (state.snapshot(), self.journal.end())
+            };
+            if let Err(error) = self.journal.write_snapshot(&snapshot, offset) {
+                warn!(%error, "could not write the transaction state snapshot at close");
+            }
+        }
+        self.journal.close()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conveyor_log::clock::ManualClock;
+
+    /// Records the markers it is asked to write; fails while `failing` is set.
+    #[derive(Default)]
+    struct Recorded {
+        markers: Mutex<Vec<(TopicPartition, i64, i16, MarkerKind)>>,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl MarkerWriter for Recorded {
+        fn write_markers<'a>(
+            &'a self,
+            partitions: &'a BTreeSet<TopicPartition>,
+            producer_id: i64,
+            producer_epoch: i16,
+            kind: MarkerKind,
+        ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>> {
+            Box::pin(async move {
+                if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err("disk full".to_owned());
+                }
+                let mut markers = self.markers.lock();
+                markers.extend(
+                    partitions
+                        .iter()
+                        .map(|partition| (partition.clone(), producer_id, producer_epoch, kind)),
+                );
+                Ok(())
+            })
+        }
+    }
+
+    fn partition(topic: &str, partition: u32) -> TopicPartition {
+        (topic.to_owned(), partition)
+    }
+
+    fn open(dir: &Path) -> TransactionCoordinator {
+        TransactionCoordinator::open(dir, ManualClock::new(1)).expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_new_producer_fences_the_old_one_and_aborts_its_open_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let coordinator = open(dir.path());
+        let markers = Recorded::default();
+        let (id, epoch) = coordinator.init_producer("t", 60_000, None, 7, &markers).await.expect("init");
+        assert_eq!((id, epoch), (7, 0));
+        coordinator
+            .add_partitions("t", 7, 0, &[partition("a", 0), partition("b", 1)])
+            .await
+            .expect("add");
+        let (id, epoch) = coordinator.init_producer("t", 60_000, None, 8, &markers).await.expect("fence");
+        assert_eq!((id, epoch), (7, 1), "same producer id, bumped epoch");
+        assert_eq!(
+            *markers.markers.lock(),
+            vec![
+                (partition("a", 0), 7, 1, MarkerKind::Abort),
+                (partition("b", 1), 7, 1, MarkerKind::Abort)
+            ],
+            "the open transaction is aborted with the new epoch"
+        );
+        assert!(matches!(
+            coordinator.end("t", 7, 0, true, &markers).await,
+            Err(TransactionError::ProducerFenced { epoch: 0, current: 1, .. })
+        ));
+        assert!(matches!(
+            coordinator.add_partitions("t", 7, 0, &[partition("a", 0)]).await,
+            Err(TransactionError::ProducerFenced { .. })
+        ));
+        assert!(matches!(
+            coordinator.add_partitions("t", 9, 1, &[partition("a", 0)]).await,
+            Err(TransactionError::InvalidProducerIdMapping { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn commit_writes_markers_and_a_retried_commit_succeeds_but_a_late_abort_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let coordinator = open(dir.path());
+        let markers = Recorded::default();
+        coordinator.init_producer("t", 60_000, None, 3, &markers).await.expect("init");
+        assert!(matches!(
+            coordinator.end("t", 3, 0, true, &markers).await,
+            Err(TransactionError::InvalidTxnState { status: "Empty", .. })
+        ));
+        coordinator.add_partitions("t", 3, 0, &[partition("a", 2)]).await.expect("add");
+        coordinator.end("t", 3, 0, true, &markers).await.expect("commit");
+        assert_eq!(*markers.markers.lock(), vec![(partition("a", 2), 3, 0, MarkerKind::Commit)]);
+        coordinator.end("t", 3, 0, true, &markers).await.expect("a retried commit");
+        assert_eq!(markers.markers.lock().len(), 1, "no second marker");
+        assert!(matches!(
+            coordinator.end("t", 3, 0, false, &markers).await,
+            Err(TransactionError::InvalidTxnState { .. })
+        ));
+        let metadata = coordinator.get("t").expect("known");
+        assert_eq!((metadata.status, metadata.partitions.len()), (TransactionStatus::CompleteCommit, 0));
+    }
+
+    #[tokio::test]
+    async fn a_decided_transaction_whose_markers_failed_is_finished_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let markers = Recorded::default();
+        {
+            let coordinator = open(dir.path());
+            coordinator.init_producer("t", 60_000, None, 3, &markers).await.expect("init");
+            coordinator.add_partitions("t", 3, 0, &[partition("a", 0)]).await.expect("add");
+            markers.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(matches!(
+                coordinator.end("t", 3, 0, false, &markers).await,
+                Err(TransactionError::Storage(_))
+            ));
+            // Dropped as a crash would leave it: no close, no snapshot.
+        }
+        markers.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.path().to_owned();
+        let coordinator = tokio::task::spawn_blocking(move || open(&path)).await.expect("join");
+        assert_eq!(coordinator.get("t").expect("known").status, TransactionStatus::PrepareAbort);
+        assert_eq!(coordinator.complete_prepared(&markers).await, 0);
+        assert_eq!(*markers.markers.lock(), vec![(partition("a", 0), 3, 0, MarkerKind::Abort)]);
+        assert_eq!(coordinator.get("t").expect("known").status, TransactionStatus::CompleteAbort);
+    }
+}

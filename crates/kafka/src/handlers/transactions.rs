@@ -1,0 +1,179 @@
+//! The transactional producer's APIs: InitProducerId with a
+//! `transactional.id`, AddPartitionsToTxn (v0-3 for clients, the batched
+//! v4+) and EndTxn. Translates to and from the core's transaction
+//! coordinator; every rule is the core's.
+
+use conveyor_core::transaction::{TopicPartition, TransactionError};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ProducerId, TransactionalId,
+};
+
+use crate::{Context, errors};
+
+/// InitProducerId for a request that carries a transactional id.
+pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string()).unwrap_or_default();
+    let expected = (version >= 3 && request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+    match context
+        .broker
+        .init_transactional_producer(&transactional_id, request.transaction_timeout_ms, expected)
+        .await
+    {
+        Ok((producer_id, epoch)) => response.with_producer_id(ProducerId(producer_id)).with_producer_epoch(epoch),
+        Err(error) => {
+            tracing::info!(transactional_id, %error, "InitProducerId refused");
+            // KIP-588: PRODUCER_FENCED from InitProducerId v4 on.
+            response.with_error_code(errors::transaction_error(&error, version >= 4).code())
+        }
+    }
+}
+
+pub async fn add_partitions(context: &Context, request: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+    let response = AddPartitionsToTxnResponse::default();
+    if version <= 3 {
+        let results = add_one(
+            context,
+            &request.v3_and_below_transactional_id,
+            request.v3_and_below_producer_id,
+            request.v3_and_below_producer_epoch,
+            false,
+            request.v3_and_below_topics,
+            // KIP-588: PRODUCER_FENCED from AddPartitionsToTxn v2 on.
+            version >= 2,
+        )
+        .await;
+        return response.with_results_by_topic_v3_and_below(results);
+    }
+    let mut results = Vec::with_capacity(request.transactions.len());
+    for transaction in request.transactions {
+        let topic_results = add_one(
+            context,
+            &transaction.transactional_id,
+            transaction.producer_id,
+            transaction.producer_epoch,
+            transaction.verify_only,
+            transaction.topics,
+            true,
+        )
+        .await;
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(transaction.transactional_id)
+                .with_topic_results(topic_results),
+        );
+    }
+    response.with_results_by_transaction(results)
+}
+
+/// One transaction's partitions added (or, with `verify_only`, checked): a
+/// result per partition, all carrying the error when the whole request fails.
+async fn add_one(
+    context: &Context,
+    transactional_id: &TransactionalId,
+    producer_id: ProducerId,
+    producer_epoch: i16,
+    verify_only: bool,
+    topics: Vec<AddPartitionsToTxnTopic>,
+    fenced_code: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let requested: Vec<(usize, TopicPartition)> = topics
+        .iter()
+        .enumerate()
+        .flat_map(|(index, topic)| {
+            topic.partitions.iter().filter_map(move |&partition| {
+                u32::try_from(partition)
+                    .ok()
+                    .map(|partition| (index, (topic.name.0.to_string(), partition)))
+            })
+        })
+        .collect();
+    let partitions: Vec<TopicPartition> = requested.iter().map(|(_, partition)| partition.clone()).collect();
+    let transactional_id = transactional_id.0.to_string();
+    // The error code of each requested partition, in request order.
+    let codes: Vec<i16> = if verify_only {
+        match context
+            .broker
+            .transactions()
+            .verify_partitions(&transactional_id, producer_id.0, producer_epoch, &partitions)
+        {
+            Ok(added) => added
+                .into_iter()
+                .map(|added| if added { 0 } else { ResponseError::InvalidTxnState.code() })
+                .collect(),
+            Err(error) => vec![errors::transaction_error(&error, fenced_code).code(); partitions.len()],
+        }
+    } else {
+        match context
+            .broker
+            .add_partitions_to_transaction(&transactional_id, producer_id.0, producer_epoch, &partitions)
+            .await
+        {
+            Ok(()) => vec![0; partitions.len()],
+            Err(TransactionError::UnknownPartitions(unknown)) => partitions
+                .iter()
+                .map(|partition| {
+                    if unknown.contains(partition) {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        // Kafka's answer for the partitions of a request refused as a whole.
+                        ResponseError::OperationNotAttempted.code()
+                    }
+                })
+                .collect(),
+            Err(error) => {
+                tracing::info!(transactional_id, %error, "AddPartitionsToTxn refused");
+                vec![errors::transaction_error(&error, fenced_code).code(); partitions.len()]
+            }
+        }
+    };
+    topics
+        .into_iter()
+        .enumerate()
+        .map(|(index, topic)| {
+            let results = topic
+                .partitions
+                .iter()
+                .map(|&partition| {
+                    let position = requested
+                        .iter()
+                        .position(|(at, (_, number))| *at == index && i64::from(*number) == i64::from(partition));
+                    // A negative partition number was never requested.
+                    let code = position
+                        .and_then(|position| codes.get(position).copied())
+                        .unwrap_or(ResponseError::UnknownTopicOrPartition.code());
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(partition)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(topic.name)
+                .with_results_by_partition(results)
+        })
+        .collect()
+}
+
+pub async fn end(context: &Context, request: EndTxnRequest, version: i16) -> EndTxnResponse {
+    let transactional_id = request.transactional_id.0.to_string();
+    match context
+        .broker
+        .end_transaction(&transactional_id, request.producer_id.0, request.producer_epoch, request.committed)
+        .await
+    {
+        Ok(()) => EndTxnResponse::default(),
+        Err(error) => {
+            tracing::info!(transactional_id, %error, committed = request.committed, "EndTxn refused");
+            // KIP-588: PRODUCER_FENCED from EndTxn v2 on.
+            EndTxnResponse::default().with_error_code(errors::transaction_error(&error, version >= 2).code())
+        }
+    }
+}
