@@ -11,3 +11,9 @@ fn librdkafka_commits_and_aborts_and_a_second_producer_fences_the_first() {
     let (_dir, server) = Server::start_in_tempdir();
     run_script(&server, "kafka/transactions_confluent.py", &[]);
 }
+
+#[test]
+fn librdkafka_read_committed_skips_aborted_data_and_stops_at_the_last_stable_offset() {
+    let (_dir, server) = Server::start_in_tempdir();
+    run_script(&server, "kafka/read_committed_confluent.py", &[]);
+}

@@ -28,8 +28,8 @@ use parking_lot::Mutex;
 
 use crate::error::{CoreError, Result};
 use crate::stats::Flow;
-use crate::transaction::MarkerKind;
-use crate::transaction::marker::control_batch;
+use crate::transaction::marker::{control_batch, marker_kind};
+use crate::transaction::{AbortedTransaction, MarkerKind, PartitionTransactions};
 
 /// Batches remembered per producer (Kafka's `max.in.flight` bound for idempotence).
 const BATCHES_REMEMBERED: usize = 5;
@@ -62,6 +62,9 @@ enum Verdict {
 #[derive(Debug, Default)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open and aborted transactions, for the last stable offset and
+    /// `read_committed` fetches.
+    transactions: PartitionTransactions,
 }
 
 /// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
@@ -79,13 +82,21 @@ fn next_sequence(sequence: i32) -> i32 {
 }
 
 impl ProducerState {
-    /// Rebuilds state from batch headers in log order.
-    pub fn rebuild(headers: &[BatchHeader]) -> ProducerState {
+    /// Rebuilds state from batch headers in log order; `marker_kind` reads
+    /// what a control batch's marker says.
+    pub fn rebuild(headers: &[BatchHeader], marker_kind: impl Fn(&BatchHeader) -> Option<MarkerKind>) -> ProducerState {
         let mut state = ProducerState::default();
         for header in headers.iter().filter(|header| header.producer_id >= 0) {
             if header.is_control() {
                 state.marker(header.producer_id, header.producer_epoch);
+                if let Some(kind) = marker_kind(header) {
+                    state.transactions.ended(header.producer_id, kind, header.base_offset as u64);
+                }
                 continue;
+            }
+            if header.is_transactional() {
+                state.transactions.data_enqueued(header.producer_id, header.base_offset as u64);
+                state.transactions.data_written(header.producer_id, header.base_offset as u64);
             }
             if header.base_sequence < 0 {
                 continue;
@@ -235,9 +246,14 @@ impl Partition {
     /// Opens the partition's producer state from its log's tail. Blocking.
     pub fn new(log: Log) -> Result<Partition> {
         let headers = log.tail_batch_headers(REBUILD_SCAN_BYTES)?;
+        let read_marker = |header: &BatchHeader| {
+            let read = log.read(header.base_offset as u64, header.total_bytes(), true).ok()?;
+            marker_kind(header, read.bytes.get(..header.total_bytes())?)
+        };
+        let state = ProducerState::rebuild(&headers, read_marker);
         Ok(Partition {
             log,
-            producers: Arc::new(Mutex::new(ProducerState::rebuild(&headers))),
+            producers: Arc::new(Mutex::new(state)),
             flow: Arc::default(),
         })
     }
@@ -289,6 +305,10 @@ impl Partition {
                 Ok(Verdict::Append) => {
                     // Accepted before the enqueue, under the lock: log order is check order.
                     state.accept(&header);
+                    if header.is_transactional() {
+                        // Its offset will be at or above the high watermark now.
+                        state.transactions.data_enqueued(header.producer_id, self.log.high_watermark());
+                    }
                     self.log.append(batches)
                 }
             }
@@ -297,7 +317,12 @@ impl Partition {
         Box::pin(async move {
             let outcome = appending.await;
             let offsets = outcome.as_ref().ok().map(|info| (info.base_offset, info.last_offset));
-            producers.lock().settle(&header, offsets);
+            let mut state = producers.lock();
+            state.settle(&header, offsets);
+            if let Some((base_offset, _)) = offsets.filter(|_| header.is_transactional()) {
+                state.transactions.data_written(header.producer_id, base_offset);
+            }
+            drop(state);
             outcome.map_err(CoreError::from)
         })
     }
@@ -312,7 +337,27 @@ impl Partition {
             state.marker(producer_id, producer_epoch);
             self.log.append(batch)
         };
-        Box::pin(async move { appending.await.map_err(CoreError::from) })
+        let producers = Arc::clone(&self.producers);
+        let log = self.log.clone();
+        Box::pin(async move {
+            let info = appending.await?;
+            let mut state = producers.lock();
+            state.transactions.ended(producer_id, kind, info.base_offset);
+            state.transactions.forget_below(log.start_offset());
+            Ok(info)
+        })
+    }
+
+    /// The last stable offset: below it every transaction is decided
+    /// (what a `read_committed` reader may read up to).
+    pub fn last_stable_offset(&self) -> u64 {
+        let high_watermark = self.log.high_watermark();
+        self.producers.lock().transactions.last_stable_offset(high_watermark)
+    }
+
+    /// The aborted transactions with records in `from..to`.
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        self.producers.lock().transactions.aborted_between(from, to)
     }
 
     /// Active idempotent producers of this partition.
@@ -431,6 +476,55 @@ mod tests {
             .await
             .expect("the new epoch starts at sequence 0");
         assert_eq!(partition.log.high_watermark(), 4, "two records, a marker, one record");
+    }
+
+    fn transactional(producer_id: i64, epoch: i16, sequence: i32, records: usize) -> Bytes {
+        let mut bytes = bytes::BytesMut::from(&batch(producer_id, epoch, sequence, records)[..]);
+        // Set the transactional attribute bit and re-sign the batch.
+        bytes[22] |= 0x10;
+        let crc = conveyor_log::batch::compute_crc(&bytes);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        bytes.freeze()
+    }
+
+    #[tokio::test]
+    async fn the_last_stable_offset_and_aborted_transactions_follow_markers_and_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let partition = partition(dir.path());
+            partition.append(batch(1, 0, 0, 2)).await.expect("plain data at 0..2");
+            partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 2..5");
+            assert_eq!(partition.last_stable_offset(), 2, "stops at the open transaction");
+            partition
+                .append_marker(7, 0, MarkerKind::Abort, 1)
+                .await
+                .expect("abort marker at 5");
+            partition.append(transactional(7, 0, 3, 1)).await.expect("open at 6");
+            assert_eq!((partition.last_stable_offset(), partition.log.high_watermark()), (6, 7));
+            let log = partition.log.clone();
+            drop(partition);
+            tokio::task::spawn_blocking(move || log.close())
+                .await
+                .expect("join")
+                .expect("close");
+        }
+        let path = dir.path().to_owned();
+        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        assert_eq!(partition.last_stable_offset(), 6, "the open transaction is still open");
+        let aborted = partition.aborted_transactions(0, 7);
+        assert_eq!(
+            aborted
+                .iter()
+                .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+                .collect::<Vec<_>>(),
+            vec![(7, 2, 5)]
+        );
+        partition
+            .append_marker(7, 0, MarkerKind::Commit, 1)
+            .await
+            .expect("commit marker at 7");
+        assert_eq!(partition.last_stable_offset(), 8);
+        assert_eq!(partition.aborted_transactions(6, 8), vec![], "the committed one is not listed");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 mod coordinator;
 pub mod marker;
+mod partition_index;
 mod state;
 
 pub use coordinator::{MarkerWriter, TRANSACTION_TIMEOUT_MS_MAX, TransactionCoordinator};
 pub use marker::MarkerKind;
+pub use partition_index::{AbortedTransaction, PartitionTransactions};
 pub use state::{TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
 
 use crate::journal::JournalError;
