@@ -17,3 +17,9 @@ fn librdkafka_read_committed_skips_aborted_data_and_stops_at_the_last_stable_off
     let (_dir, server) = Server::start_in_tempdir();
     run_script(&server, "kafka/read_committed_confluent.py", &[]);
 }
+
+#[test]
+fn librdkafka_consume_transform_produce_commits_offsets_with_the_transaction_and_drops_aborted_ones() {
+    let (_dir, server) = Server::start_in_tempdir();
+    run_script(&server, "kafka/consume_transform_produce_confluent.py", &[]);
+}

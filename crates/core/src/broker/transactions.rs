@@ -9,14 +9,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::Broker;
-use crate::transaction::{MarkerKind, MarkerWriter, TopicPartition, TransactionCoordinator, TransactionError};
+use crate::group::CommittedOffset;
+use crate::transaction::{MarkerKind, Participants, PendingOffset, TopicPartition, TransactionCoordinator, TransactionError};
 
-/// Writes markers into this broker's partitions.
+/// This broker's partitions and consumer groups, as a transaction touches them.
 struct PartitionMarkers<'a> {
     broker: &'a Broker,
 }
 
-impl MarkerWriter for PartitionMarkers<'_> {
+impl Participants for PartitionMarkers<'_> {
     fn write_markers<'a>(
         &'a self,
         partitions: &'a BTreeSet<TopicPartition>,
@@ -44,6 +45,31 @@ impl MarkerWriter for PartitionMarkers<'_> {
                 }
             }
             first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    fn commit_offsets<'a>(&'a self, offsets: &'a [PendingOffset]) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let commit_ms = self.broker.clock().now_ms();
+            let changes = offsets
+                .iter()
+                .map(|pending| {
+                    let key = (pending.group.clone(), pending.topic.clone(), pending.partition);
+                    let committed = CommittedOffset {
+                        offset: pending.offset,
+                        leader_epoch: pending.leader_epoch,
+                        metadata: pending.metadata.clone(),
+                        commit_ms,
+                    };
+                    (key, Some(committed))
+                })
+                .collect();
+            self.broker
+                .groups()
+                .offsets()
+                .write(changes)
+                .await
+                .map_err(|error| format!("committing the transaction's offsets: {error}"))
         })
     }
 }
@@ -91,6 +117,45 @@ impl Broker {
         }
         self.transactions
             .add_partitions(transactional_id, producer_id, producer_epoch, partitions)
+            .await
+    }
+
+    /// AddOffsetsToTxn: the group's offsets join the transaction.
+    pub async fn add_offsets_to_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+    ) -> Result<(), TransactionError> {
+        self.transactions
+            .add_offsets(transactional_id, producer_id, producer_epoch, group)
+            .await
+    }
+
+    /// TxnOffsetCommit: offsets pending until the transaction ends; those of
+    /// partitions that do not exist are refused as a whole, naming them.
+    pub async fn commit_transactional_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), TransactionError> {
+        let unknown: Vec<TopicPartition> = offsets
+            .iter()
+            .filter(|offset| {
+                self.topic(&offset.topic)
+                    .and_then(|found| found.partition(offset.partition))
+                    .is_none()
+            })
+            .map(|offset| (offset.topic.clone(), offset.partition))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(TransactionError::UnknownPartitions(unknown));
+        }
+        self.transactions
+            .commit_offsets(transactional_id, producer_id, producer_epoch, offsets)
             .await
     }
 

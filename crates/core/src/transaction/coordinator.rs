@@ -4,8 +4,9 @@
 //! a transaction writes to, and ends a transaction in two journaled steps —
 //! Prepare{Commit,Abort}, the markers written, Complete{Commit,Abort} — so a
 //! crash between them is finished after a restart, never half-visible.
-//! Knows transactional ids and partitions by name; writing a marker into a
-//! partition is the [`MarkerWriter`]'s job (the broker's).
+//! Knows transactional ids, partitions and groups by name; writing a marker
+//! into a partition and committing a group's offsets is the
+//! [`Participants`]' job (the broker's).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -20,7 +21,7 @@ use tracing::{info, warn};
 
 use super::TransactionError;
 use super::marker::MarkerKind;
-use super::state::{TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
+use super::state::{PendingOffset, TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
 use crate::journal::{JournalConfig, Journaled, StateMachine};
 
 /// Kafka's default `transaction.max.timeout.ms`: the longest
@@ -34,16 +35,23 @@ const EPOCH_BUMP_MAX: i16 = i16::MAX - 1;
 
 type Result<T> = std::result::Result<T, TransactionError>;
 
-/// Writes a transaction's markers: one control batch per partition, each
-/// durable before the future resolves. An unknown (deleted) partition is
-/// skipped. The error is a reason to log and report as retriable.
-pub trait MarkerWriter: Send + Sync {
+/// What a transaction touches outside the coordinator. Each future resolves
+/// once its writes are durable; the error is a reason to log and report as
+/// retriable, and every call may be repeated (after a crash) harmlessly.
+pub trait Participants: Send + Sync {
+    /// One control batch per partition; an unknown (deleted) partition is skipped.
     fn write_markers<'a>(
         &'a self,
         partitions: &'a BTreeSet<TopicPartition>,
         producer_id: i64,
         producer_epoch: i16,
         kind: MarkerKind,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>>;
+
+    /// The offsets of a committed transaction become the groups' committed offsets.
+    fn commit_offsets<'a>(
+        &'a self,
+        offsets: &'a [PendingOffset],
     ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>>;
 }
 
@@ -108,7 +116,7 @@ impl TransactionCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
         fresh_producer_id: i64,
-        markers: &dyn MarkerWriter,
+        participants: &dyn Participants,
     ) -> Result<(i64, i16)> {
         if !(1..=TRANSACTION_TIMEOUT_MS_MAX).contains(&timeout_ms) {
             return Err(TransactionError::InvalidTransactionTimeout(timeout_ms));
@@ -130,6 +138,8 @@ impl TransactionCoordinator {
                 partitions: BTreeSet::new(),
                 started_ms: -1,
                 updated_ms: now_ms,
+                groups: BTreeSet::new(),
+                pending_offsets: Vec::new(),
             };
             self.record(transactional_id, Some(metadata)).await?;
             return Ok((fresh_producer_id, 0));
@@ -145,7 +155,7 @@ impl TransactionCoordinator {
         }
         // A transaction decided before a crash or a failed marker write is finished first.
         if metadata.status.is_prepared() {
-            metadata = self.complete(transactional_id, metadata, markers).await?;
+            metadata = self.complete(transactional_id, metadata, participants).await?;
         }
         let bump = |metadata: &mut TransactionMetadata| {
             if metadata.producer_epoch >= EPOCH_BUMP_MAX {
@@ -168,7 +178,7 @@ impl TransactionCoordinator {
                 epoch = metadata.producer_epoch,
                 "aborting the transaction of a fenced producer"
             );
-            metadata = self.complete(transactional_id, metadata, markers).await?;
+            metadata = self.complete(transactional_id, metadata, participants).await?;
         } else {
             bump(&mut metadata);
         }
@@ -209,6 +219,58 @@ impl TransactionCoordinator {
         self.record(transactional_id, Some(metadata)).await
     }
 
+    /// AddOffsetsToTxn: `group`'s offsets join the ongoing transaction (which
+    /// begins here if none is open).
+    pub async fn add_offsets(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, group: &str) -> Result<()> {
+        let _operation = self.operations.lock().await;
+        let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
+        if metadata.status.is_prepared() {
+            return Err(TransactionError::ConcurrentTransactions(transactional_id.to_owned()));
+        }
+        let ongoing = metadata.status == TransactionStatus::Ongoing;
+        if ongoing && metadata.groups.contains(group) {
+            return Ok(());
+        }
+        let now_ms = self.clock.now_ms();
+        if !ongoing {
+            metadata.status = TransactionStatus::Ongoing;
+            metadata.partitions.clear();
+            metadata.started_ms = now_ms;
+        }
+        metadata.groups.insert(group.to_owned());
+        metadata.updated_ms = now_ms;
+        self.record(transactional_id, Some(metadata)).await
+    }
+
+    /// TxnOffsetCommit: offsets of a group added to the ongoing transaction,
+    /// pending until it ends (a later one for the same partition replaces it).
+    pub async fn commit_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<()> {
+        let _operation = self.operations.lock().await;
+        let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
+        let outside = offsets.iter().any(|offset| !metadata.groups.contains(&offset.group));
+        if metadata.status != TransactionStatus::Ongoing || outside {
+            return Err(TransactionError::InvalidTxnState {
+                transactional_id: transactional_id.to_owned(),
+                status: metadata.status.kafka_name(),
+                operation: "commit offsets of a group not added with AddOffsetsToTxn",
+            });
+        }
+        for offset in offsets {
+            metadata
+                .pending_offsets
+                .retain(|pending| (&pending.group, &pending.topic, pending.partition) != (&offset.group, &offset.topic, offset.partition));
+            metadata.pending_offsets.push(offset);
+        }
+        metadata.updated_ms = self.clock.now_ms();
+        self.record(transactional_id, Some(metadata)).await
+    }
+
     /// Which of `partitions` are in the ongoing transaction of the producer
     /// (AddPartitionsToTxn with `verify_only`, KIP-890).
     pub fn verify_partitions(
@@ -235,7 +297,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-        markers: &dyn MarkerWriter,
+        participants: &dyn Participants,
     ) -> Result<()> {
         let _operation = self.operations.lock().await;
         let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
@@ -253,11 +315,11 @@ impl TransactionCoordinator {
                 };
                 metadata.updated_ms = self.clock.now_ms();
                 self.record(transactional_id, Some(metadata.clone())).await?;
-                self.complete(transactional_id, metadata, markers).await?;
+                self.complete(transactional_id, metadata, participants).await?;
                 Ok(())
             }
             (TransactionStatus::PrepareCommit, true) | (TransactionStatus::PrepareAbort, false) => {
-                self.complete(transactional_id, metadata, markers).await?;
+                self.complete(transactional_id, metadata, participants).await?;
                 Ok(())
             }
             (TransactionStatus::CompleteCommit, true) | (TransactionStatus::CompleteAbort, false) => Ok(()),
@@ -267,7 +329,7 @@ impl TransactionCoordinator {
 
     /// Finishes every transaction decided but not completed (after a crash
     /// or a failed marker write). Returns how many are still unfinished.
-    pub async fn complete_prepared(&self, markers: &dyn MarkerWriter) -> usize {
+    pub async fn complete_prepared(&self, participants: &dyn Participants) -> usize {
         let _operation = self.operations.lock().await;
         let prepared: Vec<(String, TransactionMetadata)> = self
             .list()
@@ -276,7 +338,7 @@ impl TransactionCoordinator {
             .collect();
         let mut unfinished = 0;
         for (transactional_id, metadata) in prepared {
-            if let Err(error) = self.complete(&transactional_id, metadata, markers).await {
+            if let Err(error) = self.complete(&transactional_id, metadata, participants).await {
                 warn!(transactional_id, %error, "could not finish a decided transaction");
                 unfinished += 1;
             }
@@ -308,19 +370,27 @@ impl TransactionCoordinator {
         &self,
         transactional_id: &str,
         mut metadata: TransactionMetadata,
-        markers: &dyn MarkerWriter,
+        participants: &dyn Participants,
     ) -> Result<TransactionMetadata> {
         let (kind, status) = match metadata.status {
             TransactionStatus::PrepareCommit => (MarkerKind::Commit, TransactionStatus::CompleteCommit),
             TransactionStatus::PrepareAbort => (MarkerKind::Abort, TransactionStatus::CompleteAbort),
             _ => return Ok(metadata),
         };
-        markers
+        participants
             .write_markers(&metadata.partitions, metadata.producer_id, metadata.producer_epoch, kind)
             .await
             .map_err(TransactionError::Storage)?;
+        if kind == MarkerKind::Commit && !metadata.pending_offsets.is_empty() {
+            participants
+                .commit_offsets(&metadata.pending_offsets)
+                .await
+                .map_err(TransactionError::Storage)?;
+        }
         metadata.status = status;
         metadata.partitions.clear();
+        metadata.groups.clear();
+        metadata.pending_offsets.clear();
         metadata.started_ms = -1;
         metadata.updated_ms = self.clock.now_ms();
         self.record(transactional_id, Some(metadata.clone())).await?;
@@ -392,10 +462,11 @@ mod tests {
     #[derive(Default)]
     struct Recorded {
         markers: Mutex<Vec<(TopicPartition, i64, i16, MarkerKind)>>,
+        offsets: Mutex<Vec<PendingOffset>>,
         failing: std::sync::atomic::AtomicBool,
     }
 
-    impl MarkerWriter for Recorded {
+    impl Participants for Recorded {
         fn write_markers<'a>(
             &'a self,
             partitions: &'a BTreeSet<TopicPartition>,
@@ -413,6 +484,16 @@ mod tests {
                         .iter()
                         .map(|partition| (partition.clone(), producer_id, producer_epoch, kind)),
                 );
+                Ok(())
+            })
+        }
+
+        fn commit_offsets<'a>(
+            &'a self,
+            offsets: &'a [PendingOffset],
+        ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>> {
+            Box::pin(async move {
+                self.offsets.lock().extend(offsets.iter().cloned());
                 Ok(())
             })
         }
@@ -482,6 +563,45 @@ mod tests {
         ));
         let metadata = coordinator.get("t").expect("known");
         assert_eq!((metadata.status, metadata.partitions.len()), (TransactionStatus::CompleteCommit, 0));
+    }
+
+    fn pending(group: &str, offset: i64) -> PendingOffset {
+        PendingOffset {
+            group: group.to_owned(),
+            topic: "in".to_owned(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn transactional_offsets_are_committed_with_the_transaction_and_dropped_by_an_abort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let coordinator = open(dir.path());
+        let participants = Recorded::default();
+        coordinator.init_producer("t", 60_000, None, 3, &participants).await.expect("init");
+        assert!(
+            matches!(
+                coordinator.commit_offsets("t", 3, 0, vec![pending("g", 5)]).await,
+                Err(TransactionError::InvalidTxnState { .. })
+            ),
+            "offsets of a group not added"
+        );
+        coordinator.add_offsets("t", 3, 0, "g").await.expect("add offsets");
+        coordinator.commit_offsets("t", 3, 0, vec![pending("g", 5)]).await.expect("pending");
+        coordinator.end("t", 3, 0, false, &participants).await.expect("abort");
+        assert_eq!(*participants.offsets.lock(), vec![], "an abort commits nothing");
+        coordinator.add_offsets("t", 3, 0, "g").await.expect("add offsets");
+        coordinator.commit_offsets("t", 3, 0, vec![pending("g", 7)]).await.expect("pending");
+        coordinator
+            .commit_offsets("t", 3, 0, vec![pending("g", 9)])
+            .await
+            .expect("replaced");
+        coordinator.end("t", 3, 0, true, &participants).await.expect("commit");
+        assert_eq!(*participants.offsets.lock(), vec![pending("g", 9)]);
+        assert!(coordinator.get("t").expect("known").pending_offsets.is_empty());
     }
 
     #[tokio::test]

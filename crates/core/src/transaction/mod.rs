@@ -9,10 +9,10 @@ pub mod marker;
 mod partition_index;
 mod state;
 
-pub use coordinator::{MarkerWriter, TRANSACTION_TIMEOUT_MS_MAX, TransactionCoordinator};
+pub use coordinator::{Participants, TRANSACTION_TIMEOUT_MS_MAX, TransactionCoordinator};
 pub use marker::MarkerKind;
 pub use partition_index::{AbortedTransaction, PartitionTransactions};
-pub use state::{TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
+pub use state::{PendingOffset, TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
 
 use crate::journal::JournalError;
 

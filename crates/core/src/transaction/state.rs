@@ -61,6 +61,25 @@ pub struct TransactionMetadata {
     /// When the current transaction began (its first partition), or -1.
     pub started_ms: i64,
     pub updated_ms: i64,
+    /// Consumer groups whose offsets the current transaction commits (AddOffsetsToTxn).
+    #[serde(default)]
+    pub groups: BTreeSet<String>,
+    /// Offsets committed in the current transaction (TxnOffsetCommit): they
+    /// become the groups' committed offsets when it commits, and are
+    /// dropped when it aborts. One per (group, topic, partition).
+    #[serde(default)]
+    pub pending_offsets: Vec<PendingOffset>,
+}
+
+/// One offset committed inside a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
 }
 
 /// One event: `transactional_id` now has `metadata` (`None`: forgotten).
@@ -163,6 +182,8 @@ mod tests {
                         partitions: [("topic".to_owned(), (index % 3) as u32)].into(),
                         started_ms: index as i64,
                         updated_ms: index as i64,
+                        groups: BTreeSet::new(),
+                        pending_offsets: Vec::new(),
                     }),
                 })
                 .collect()

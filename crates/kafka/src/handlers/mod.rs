@@ -169,6 +169,18 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 transactions::add_partitions(&context, body, version).await
             }))
         }
+        ApiKey::AddOffsetsToTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::add_offsets(&context, body, version).await
+            }))
+        }
+        ApiKey::TxnOffsetCommit => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::commit_offsets(&context, body, version).await
+            }))
+        }
         ApiKey::EndTxn => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {

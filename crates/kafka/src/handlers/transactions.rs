@@ -1,17 +1,18 @@
 //! The transactional producer's APIs: InitProducerId with a
 //! `transactional.id`, AddPartitionsToTxn (v0-3 for clients, the batched
-//! v4+) and EndTxn. Translates to and from the core's transaction
+//! v4+), AddOffsetsToTxn, TxnOffsetCommit and EndTxn. Translates to and from the core's transaction
 //! coordinator; every rule is the core's.
 
-use conveyor_core::transaction::{TopicPartition, TransactionError};
+use conveyor_core::transaction::{PendingOffset, TopicPartition, TransactionError};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId, TransactionalId,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
 use crate::{Context, errors};
@@ -176,4 +177,93 @@ pub async fn end(context: &Context, request: EndTxnRequest, version: i16) -> End
             EndTxnResponse::default().with_error_code(errors::transaction_error(&error, version >= 2).code())
         }
     }
+}
+
+pub async fn add_offsets(context: &Context, request: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
+    let transactional_id = request.transactional_id.0.to_string();
+    match context
+        .broker
+        .add_offsets_to_transaction(
+            &transactional_id,
+            request.producer_id.0,
+            request.producer_epoch,
+            &request.group_id.0,
+        )
+        .await
+    {
+        Ok(()) => AddOffsetsToTxnResponse::default(),
+        Err(error) => {
+            tracing::info!(transactional_id, %error, "AddOffsetsToTxn refused");
+            // KIP-588: PRODUCER_FENCED from AddOffsetsToTxn v2 on.
+            AddOffsetsToTxnResponse::default().with_error_code(errors::transaction_error(&error, version >= 2).code())
+        }
+    }
+}
+
+pub async fn commit_offsets(context: &Context, request: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
+    let transactional_id = request.transactional_id.0.to_string();
+    let group = request.group_id.0.to_string();
+    let offsets: Vec<PendingOffset> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            let group = &group;
+            topic.partitions.iter().filter_map(move |partition| {
+                Some(PendingOffset {
+                    group: group.clone(),
+                    topic: topic.name.0.to_string(),
+                    partition: u32::try_from(partition.partition_index).ok()?,
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata: partition
+                        .committed_metadata
+                        .as_ref()
+                        .map(|metadata| metadata.to_string())
+                        .unwrap_or_default(),
+                })
+            })
+        })
+        .collect();
+    let outcome = context
+        .broker
+        .commit_transactional_offsets(&transactional_id, request.producer_id.0, request.producer_epoch, offsets)
+        .await;
+    if let Err(error) = &outcome {
+        tracing::info!(transactional_id, group, %error, "TxnOffsetCommit refused");
+    }
+    let code_of = |topic: &str, partition: i32| match &outcome {
+        Ok(()) if partition < 0 => ResponseError::UnknownTopicOrPartition.code(),
+        Ok(()) => 0,
+        Err(TransactionError::UnknownPartitions(unknown)) => {
+            if unknown
+                .iter()
+                .any(|(name, index)| name == topic && i64::from(*index) == i64::from(partition))
+            {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::OperationNotAttempted.code()
+            }
+        }
+        // KIP-588: PRODUCER_FENCED from TxnOffsetCommit v3 on.
+        Err(error) => errors::transaction_error(error, version >= 3).code(),
+    };
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(partition.partition_index)
+                        .with_error_code(code_of(&topic.name.0, partition.partition_index))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }
