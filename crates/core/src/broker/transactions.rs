@@ -12,6 +12,11 @@ use super::Broker;
 use crate::group::CommittedOffset;
 use crate::transaction::{MarkerKind, Participants, PendingOffset, TopicPartition, TransactionCoordinator, TransactionError};
 
+/// How often expired transactions are looked for (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s;
+/// shorter here, the sweep is a scan of a map).
+const TRANSACTION_TIMER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// This broker's partitions and consumer groups, as a transaction touches them.
 struct PartitionMarkers<'a> {
     broker: &'a Broker,
@@ -157,6 +162,27 @@ impl Broker {
         self.transactions
             .commit_offsets(transactional_id, producer_id, producer_epoch, offsets)
             .await
+    }
+
+    /// Finishes transactions decided before a restart and aborts those open
+    /// past their timeout, every `TRANSACTION_TIMER_INTERVAL`, until `shutdown`.
+    pub async fn run_transaction_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(TRANSACTION_TIMER_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let participants = PartitionMarkers { broker: &self };
+                    self.transactions.complete_prepared(&participants).await;
+                    self.transactions.abort_expired(&participants).await;
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// EndTxn: commits or aborts the transaction, its markers in every partition.

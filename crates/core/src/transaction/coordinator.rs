@@ -346,6 +346,46 @@ impl TransactionCoordinator {
         unfinished
     }
 
+    /// Aborts every transaction open longer than its `transaction.timeout.ms`,
+    /// bumping its epoch first so its producer is fenced (Kafka's
+    /// `abortTimedOutTransactions`). Returns how many were aborted.
+    pub async fn abort_expired(&self, participants: &dyn Participants) -> usize {
+        let _operation = self.operations.lock().await;
+        let now_ms = self.clock.now_ms();
+        let expired: Vec<(String, TransactionMetadata)> = self
+            .list()
+            .into_iter()
+            .filter(|(_, metadata)| {
+                metadata.status == TransactionStatus::Ongoing
+                    && metadata.started_ms >= 0
+                    && now_ms.saturating_sub(metadata.started_ms) > i64::from(metadata.timeout_ms)
+            })
+            .collect();
+        let mut aborted = 0;
+        for (transactional_id, mut metadata) in expired {
+            // At the last epoch there is none left to fence with: abort with it.
+            if metadata.producer_epoch < EPOCH_BUMP_MAX {
+                metadata.producer_epoch += 1;
+            }
+            metadata.status = TransactionStatus::PrepareAbort;
+            metadata.updated_ms = now_ms;
+            info!(
+                transactional_id,
+                timeout_ms = metadata.timeout_ms,
+                "aborting a transaction open past its timeout"
+            );
+            let outcome = match self.record(&transactional_id, Some(metadata.clone())).await {
+                Ok(()) => self.complete(&transactional_id, metadata, participants).await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) => aborted += 1,
+                Err(error) => warn!(transactional_id, %error, "could not abort an expired transaction"),
+            }
+        }
+        aborted
+    }
+
     /// The metadata of `transactional_id` if `producer_id` and `producer_epoch` are its current ones.
     fn current(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16) -> Result<TransactionMetadata> {
         let metadata = self
@@ -563,6 +603,26 @@ mod tests {
         ));
         let metadata = coordinator.get("t").expect("known");
         assert_eq!((metadata.status, metadata.partitions.len()), (TransactionStatus::CompleteCommit, 0));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000);
+        let coordinator = TransactionCoordinator::open(dir.path(), clock.clone()).expect("open");
+        let participants = Recorded::default();
+        coordinator.init_producer("t", 5_000, None, 3, &participants).await.expect("init");
+        coordinator.add_partitions("t", 3, 0, &[partition("a", 0)]).await.expect("add");
+        clock.advance_ms(5_000);
+        assert_eq!(coordinator.abort_expired(&participants).await, 0, "not past its timeout yet");
+        clock.advance_ms(1);
+        assert_eq!(coordinator.abort_expired(&participants).await, 1);
+        assert_eq!(*participants.markers.lock(), vec![(partition("a", 0), 3, 1, MarkerKind::Abort)]);
+        assert_eq!(coordinator.get("t").expect("known").status, TransactionStatus::CompleteAbort);
+        assert!(matches!(
+            coordinator.end("t", 3, 0, true, &participants).await,
+            Err(TransactionError::ProducerFenced { .. })
+        ));
     }
 
     fn pending(group: &str, offset: i64) -> PendingOffset {
