@@ -355,6 +355,11 @@ impl Partition {
         self.producers.lock().transactions.last_stable_offset(high_watermark)
     }
 
+    /// Where `producer_id`'s open transaction begins in this partition, if it has one.
+    pub fn open_transaction_start(&self, producer_id: i64) -> Option<u64> {
+        self.producers.lock().transactions.open_first_offset(producer_id)
+    }
+
     /// The aborted transactions with records in `from..to`.
     pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
         self.producers.lock().transactions.aborted_between(from, to)

@@ -105,6 +105,35 @@ impl TransactionCoordinator {
             .collect()
     }
 
+    /// ListTransactions: the transactional ids in one of `states` (Kafka's
+    /// names; all if empty), with one of `producer_ids` (all if empty), and,
+    /// if `running_ms_min` is not negative, open at least that long. Also
+    /// returns the state names it does not know.
+    pub fn list_matching(
+        &self,
+        states: &[String],
+        producer_ids: &[i64],
+        running_ms_min: i64,
+    ) -> (Vec<(String, TransactionMetadata)>, Vec<String>) {
+        let unknown = states
+            .iter()
+            .filter(|name| TransactionStatus::from_kafka_name(name).is_none())
+            .cloned()
+            .collect();
+        let wanted: Vec<TransactionStatus> = states.iter().filter_map(|name| TransactionStatus::from_kafka_name(name)).collect();
+        let now_ms = self.clock.now_ms();
+        let matching = self
+            .list()
+            .into_iter()
+            .filter(|(_, metadata)| states.is_empty() || wanted.contains(&metadata.status))
+            .filter(|(_, metadata)| producer_ids.is_empty() || producer_ids.contains(&metadata.producer_id))
+            .filter(|(_, metadata)| {
+                running_ms_min < 0 || (metadata.started_ms >= 0 && now_ms.saturating_sub(metadata.started_ms) >= running_ms_min)
+            })
+            .collect();
+        (matching, unknown)
+    }
+
     /// InitProducerId for a transactional id: a producer id (`fresh_producer_id`
     /// for a new transactional id or an exhausted epoch) and a bumped epoch,
     /// which fences every older producer of the id. An open transaction is

@@ -82,6 +82,11 @@ impl PartitionTransactions {
         }
     }
 
+    /// Where `producer_id`'s open transaction begins here, if it has one.
+    pub fn open_first_offset(&self, producer_id: i64) -> Option<u64> {
+        self.open.get(&producer_id).map(|open| open.first_offset)
+    }
+
     /// The offset below which every transaction is decided: the first
     /// offset of the oldest open transaction, else `high_watermark`.
     pub fn last_stable_offset(&self, high_watermark: u64) -> u64 {

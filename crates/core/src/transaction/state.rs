@@ -42,6 +42,20 @@ impl TransactionStatus {
         }
     }
 
+    /// The status Kafka calls `name`.
+    pub fn from_kafka_name(name: &str) -> Option<TransactionStatus> {
+        [
+            TransactionStatus::Empty,
+            TransactionStatus::Ongoing,
+            TransactionStatus::PrepareCommit,
+            TransactionStatus::PrepareAbort,
+            TransactionStatus::CompleteCommit,
+            TransactionStatus::CompleteAbort,
+        ]
+        .into_iter()
+        .find(|status| status.kafka_name() == name)
+    }
+
     /// Whether markers are decided but not all known to be written.
     pub fn is_prepared(self) -> bool {
         matches!(self, TransactionStatus::PrepareCommit | TransactionStatus::PrepareAbort)

@@ -181,6 +181,18 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 transactions::commit_offsets(&context, body, version).await
             }))
         }
+        ApiKey::ListTransactions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::list(&context, body, version)
+            }))
+        }
+        ApiKey::DescribeTransactions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::describe(&context, body)
+            }))
+        }
         ApiKey::EndTxn => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {

@@ -55,7 +55,9 @@ pub fn describe_producers(context: &Context, request: DescribeProducersRequest) 
                                         .with_last_sequence(last_sequence)
                                         .with_last_timestamp(-1)
                                         .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_current_txn_start_offset(
+                                            partition.open_transaction_start(producer_id).map_or(-1, |offset| offset as i64),
+                                        )
                                 })
                                 .collect(),
                         ),

@@ -1,6 +1,7 @@
 //! The transactional producer's APIs: InitProducerId with a
 //! `transactional.id`, AddPartitionsToTxn (v0-3 for clients, the batched
-//! v4+), AddOffsetsToTxn, TxnOffsetCommit and EndTxn. Translates to and from the core's transaction
+//! v4+), AddOffsetsToTxn, TxnOffsetCommit and EndTxn; the admin's
+//! ListTransactions and DescribeTransactions. Translates to and from the core's transaction
 //! coordinator; every rule is the core's.
 
 use conveyor_core::transaction::{PendingOffset, TopicPartition, TransactionError};
@@ -9,11 +10,16 @@ use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnT
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState as DescribedTransaction};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse, ListTransactionsRequest,
+    ListTransactionsResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
+
+use kafka_protocol::protocol::StrBytes;
 
 use crate::{Context, errors};
 
@@ -266,4 +272,58 @@ pub async fn commit_offsets(context: &Context, request: TxnOffsetCommitRequest, 
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+pub fn list(context: &Context, request: ListTransactionsRequest, version: i16) -> ListTransactionsResponse {
+    let states: Vec<String> = request.state_filters.iter().map(ToString::to_string).collect();
+    let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|id| id.0).collect();
+    let running_ms_min = if version >= 1 { request.duration_filter } else { -1 };
+    let (matching, unknown) = context.broker.transactions().list_matching(&states, &producer_ids, running_ms_min);
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown.into_iter().map(StrBytes::from_string).collect())
+        .with_transaction_states(
+            matching
+                .into_iter()
+                .map(|(transactional_id, metadata)| {
+                    ListedTransaction::default()
+                        .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id)))
+                        .with_producer_id(ProducerId(metadata.producer_id))
+                        .with_transaction_state(StrBytes::from_static_str(metadata.status.kafka_name()))
+                })
+                .collect(),
+        )
+}
+
+pub fn describe(context: &Context, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+    let states = request
+        .transactional_ids
+        .into_iter()
+        .map(|transactional_id| {
+            let Some(metadata) = context.broker.transactions().get(&transactional_id.0) else {
+                return DescribedTransaction::default()
+                    .with_transactional_id(transactional_id)
+                    .with_error_code(ResponseError::TransactionalIdNotFound.code());
+            };
+            let mut topics: Vec<TopicData> = Vec::new();
+            for (topic, partition) in &metadata.partitions {
+                match topics.last_mut() {
+                    Some(last) if last.topic.0.as_str() == topic.as_str() => last.partitions.push(*partition as i32),
+                    _ => topics.push(
+                        TopicData::default()
+                            .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                            .with_partitions(vec![*partition as i32]),
+                    ),
+                }
+            }
+            DescribedTransaction::default()
+                .with_transactional_id(transactional_id)
+                .with_transaction_state(StrBytes::from_static_str(metadata.status.kafka_name()))
+                .with_transaction_timeout_ms(metadata.timeout_ms)
+                .with_transaction_start_time_ms(metadata.started_ms)
+                .with_producer_id(ProducerId(metadata.producer_id))
+                .with_producer_epoch(metadata.producer_epoch)
+                .with_topics(topics)
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
 }
