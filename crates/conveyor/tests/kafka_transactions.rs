@@ -57,6 +57,8 @@ fn librdkafka_a_transaction_open_when_the_broker_is_sigkilled_is_all_or_nothing_
         errors.join("\n")
     );
     assert_eq!(rest.last().map(String::as_str), Some("ok"));
+    // Which way the transaction went (either is right): for the log.
+    eprintln!("{}", errors.join("\n"));
 }
 
 /// The admin's view of transactions, with exact requests (no Python client
@@ -196,4 +198,10 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
     assert!(described.transaction_states[0].topics.is_empty());
     let after = client.send(&producers, 0).await.expect("describe producers");
     assert_eq!(open_start(&after), Some(-1), "no open transaction after the abort");
+}
+
+#[test]
+fn kafka_python_commits_and_aborts_and_its_read_committed_consumer_sees_only_committed_data() {
+    let (_dir, server) = Server::start_in_tempdir();
+    run_script(&server, "kafka/transactions_kafka_python.py", &[]);
 }
