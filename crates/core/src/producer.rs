@@ -237,6 +237,10 @@ pub struct Partition {
     producers: Arc<Mutex<ProducerState>>,
     /// The topic's traffic counters (shared by its partitions).
     flow: Arc<Flow>,
+    /// The last stable offset as of the last marker: `read_committed`
+    /// fetches park on it, since a marker's own high-watermark move comes
+    /// before the transaction it ends is known to be decided.
+    stable: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// An append in flight.
@@ -251,10 +255,12 @@ impl Partition {
             marker_kind(header, read.bytes.get(..header.total_bytes())?)
         };
         let state = ProducerState::rebuild(&headers, read_marker);
+        let stable = state.transactions.last_stable_offset(log.high_watermark());
         Ok(Partition {
             log,
             producers: Arc::new(Mutex::new(state)),
             flow: Arc::default(),
+            stable: Arc::new(tokio::sync::watch::Sender::new(stable)),
         })
     }
 
@@ -339,13 +345,23 @@ impl Partition {
         };
         let producers = Arc::clone(&self.producers);
         let log = self.log.clone();
+        let stable = Arc::clone(&self.stable);
         Box::pin(async move {
             let info = appending.await?;
-            let mut state = producers.lock();
-            state.transactions.ended(producer_id, kind, info.base_offset);
-            state.transactions.forget_below(log.start_offset());
+            let last_stable_offset = {
+                let mut state = producers.lock();
+                state.transactions.ended(producer_id, kind, info.base_offset);
+                state.transactions.forget_below(log.start_offset());
+                state.transactions.last_stable_offset(log.high_watermark())
+            };
+            stable.send_replace(last_stable_offset);
             Ok(info)
         })
+    }
+
+    /// Changes when a marker moves the last stable offset (see `stable`).
+    pub fn subscribe_stable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.stable.subscribe()
     }
 
     /// The last stable offset: below it every transaction is decided
@@ -530,6 +546,21 @@ mod tests {
             .expect("commit marker at 7");
         assert_eq!(partition.last_stable_offset(), 8);
         assert_eq!(partition.aborted_transactions(6, 8), vec![], "the committed one is not listed");
+    }
+
+    #[tokio::test]
+    async fn a_marker_tells_read_committed_waiters_the_new_last_stable_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        let mut stable = partition.subscribe_stable();
+        partition.append(transactional(7, 0, 0, 2)).await.expect("open at 0..2");
+        assert!(!stable.has_changed().expect("sender alive"), "data alone decides nothing");
+        partition
+            .append_marker(7, 0, MarkerKind::Commit, 1)
+            .await
+            .expect("commit marker at 2");
+        assert!(stable.has_changed().expect("sender alive"));
+        assert_eq!(*stable.borrow_and_update(), 3);
     }
 
     #[test]

@@ -97,9 +97,14 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
     };
     let min_bytes = request.min_bytes.max(0) as usize;
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // Data arrives with the high watermark; for read_committed, decisions with markers too.
     let mut watermarks: Vec<watch::Receiver<u64>> = slots
         .iter()
-        .filter_map(|slot| slot.target.as_ref().ok().map(|partition| partition.log.subscribe()))
+        .filter_map(|slot| slot.target.as_ref().ok())
+        .flat_map(|partition| {
+            let stable = read_committed.then(|| partition.subscribe_stable());
+            std::iter::once(partition.log.subscribe()).chain(stable)
+        })
         .collect();
     let reads = loop {
         for receiver in &mut watermarks {
