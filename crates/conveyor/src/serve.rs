@@ -104,6 +104,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let amqp_task = tokio::spawn(conveyor_amqp::serve(amqp, amqp_context, shutdown_rx.clone()));
     // Session timeouts and delayed rebalances of consumer groups.
     tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
+    // Transactions decided before a restart finished; open ones past their timeout aborted.
+    tokio::spawn(Arc::clone(&broker).run_transaction_timers(shutdown_rx.clone()));
     // Queues left unused past their x-expires; messages past their TTL.
     tokio::spawn(Arc::clone(&broker).run_queue_timers(shutdown_rx.clone()));
     // Disk and memory alarms, which block publishers.

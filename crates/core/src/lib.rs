@@ -24,6 +24,7 @@ pub mod stats;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_name;
+pub mod transaction;
 pub mod vhost;
 
 pub use broker::{Broker, BrokerConfig};

@@ -28,6 +28,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
@@ -68,7 +74,7 @@ mod tests {
             (name(ApiKey::Produce), name(ApiKey::FindCoordinator)),
             ("Produce", "FindCoordinator")
         );
-        assert_eq!(name(ApiKey::EndTxn), "unknown");
+        assert_eq!(name(ApiKey::ElectLeaders), "unknown");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod metadata;
 mod queues;
 mod routing;
 mod topics;
+mod transactions;
 mod vhosts;
 mod views;
 
@@ -35,6 +36,7 @@ use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::redrive_tasks::RedriveTasks;
 use crate::stats::Stats;
 use crate::topic_config::TopicDefaults;
+use crate::transaction::TransactionCoordinator;
 
 pub use self::topics::PARTITIONS_MAX;
 
@@ -68,6 +70,8 @@ pub struct Broker {
     _lock: File,
     cluster_id: String,
     groups: Arc<GroupCoordinator>,
+    /// Transactional ids and their transactions.
+    transactions: Arc<TransactionCoordinator>,
     /// Disk and memory alarms: while one is on, publishers wait.
     alarms: Arc<ResourceAlarms>,
     /// How to read a stored message's headers for a headers exchange (the
@@ -97,6 +101,7 @@ impl Broker {
         let cluster_id = data_dir::load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
         let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), GroupConfig::default()));
+        let transactions = TransactionCoordinator::open(&data_dir.join("transactions"), Arc::clone(&clock))?;
         let stats = Arc::new(Stats::default());
         let state = catalog.state();
         let mut views = Views::of_catalog(state)?;
@@ -109,6 +114,7 @@ impl Broker {
             _lock: lock,
             cluster_id,
             groups,
+            transactions: Arc::new(transactions),
             redrive_tasks: RedriveTasks::default(),
             header_reader: std::sync::OnceLock::new(),
             alarms,
@@ -202,6 +208,10 @@ impl Broker {
         if let Err(error) = self.groups.offsets().close() {
             warn!(%error, "closing the consumer offsets log failed");
             first_error.get_or_insert(error);
+        }
+        if let Err(error) = self.transactions.close() {
+            warn!(%error, "closing the transaction state log failed");
+            first_error.get_or_insert(error.into());
         }
         // The front doors have stopped, so no change holds the metadata lock.
         self.meta.close()?;

@@ -116,7 +116,7 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
             | CoreError::InvalidQueueArgument { .. }
-            | CoreError::TransactionsUnsupported => StatusCode::BAD_REQUEST,
+            | CoreError::Transaction(_) => StatusCode::BAD_REQUEST,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
             CoreError::Vhost(vhost) => match vhost {
                 VhostError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -12,6 +12,7 @@ mod produce;
 mod producers;
 mod records;
 mod topics;
+mod transactions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -159,7 +160,43 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::InitProducerId => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                producers::init_producer_id(&context, body).await
+                producers::init_producer_id(&context, body, version).await
+            }))
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::add_partitions(&context, body, version).await
+            }))
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::add_offsets(&context, body, version).await
+            }))
+        }
+        ApiKey::TxnOffsetCommit => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::commit_offsets(&context, body, version).await
+            }))
+        }
+        ApiKey::ListTransactions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::list(&context, body, version)
+            }))
+        }
+        ApiKey::DescribeTransactions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::describe(&context, body)
+            }))
+        }
+        ApiKey::EndTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::end(&context, body, version).await
             }))
         }
         ApiKey::DescribeProducers => {

@@ -139,9 +139,6 @@ fn check_sizes(records: &[u8], max_message_bytes: u64) -> Result<(), (ResponseEr
                 format!("a record batch of {size} bytes exceeds max.message.bytes ({max_message_bytes})"),
             ));
         }
-        if header.is_transactional() {
-            return Err((ResponseError::InvalidRecord, "transactional batches are not supported yet".into()));
-        }
         position += size as usize;
         if position >= records.len() {
             break;

@@ -1,7 +1,6 @@
 //! InitProducerId and DescribeProducers: idempotent producers get ids that
-//! are never reused; transactional ids are refused until transactions exist.
+//! are never reused; a transactional id goes to `transactions.rs`.
 
-use conveyor_core::CoreError;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{
@@ -10,7 +9,7 @@ use kafka_protocol::messages::{
 
 use crate::{Context, errors};
 
-pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
@@ -19,8 +18,7 @@ pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest)
         return response.with_error_code(ResponseError::InvalidRequest.code());
     }
     if request.transactional_id.is_some() {
-        tracing::info!(transactional_id = ?request.transactional_id, "refusing InitProducerId: transactions are not supported yet");
-        return response.with_error_code(errors::core_error(&CoreError::TransactionsUnsupported).code());
+        return super::transactions::init_producer_id(context, request, version).await;
     }
     // Like Kafka for idempotent (non-transactional) producers: always a fresh id, epoch 0.
     match context.broker.allocate_producer_id().await {
@@ -57,7 +55,9 @@ pub fn describe_producers(context: &Context, request: DescribeProducersRequest) 
                                         .with_last_sequence(last_sequence)
                                         .with_last_timestamp(-1)
                                         .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_current_txn_start_offset(
+                                            partition.open_transaction_start(producer_id).map_or(-1, |offset| offset as i64),
+                                        )
                                 })
                                 .collect(),
                         ),
