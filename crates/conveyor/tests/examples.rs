@@ -101,7 +101,6 @@ fn backpressure() {
 }
 
 #[test]
-#[ignore = "needs Kafka transactions (issue 15); the program reports the broker's refusal until they land"]
 fn exactly_once() {
     assert_example_holds("exactly-once");
 }
