@@ -149,10 +149,13 @@ pub struct Channel {
     pub closing: bool,
     /// Journal appends of acks not yet known durable. Every synchronous
     /// method waits for them first, so a client that acks and then makes
-    /// any round trip on the channel knows its acks survive a crash.
-    /// One per queue: a queue's journal appends complete in order, so the
-    /// latest stands for every earlier one.
-    pending_acks: HashMap<uuid::Uuid, Durable>,
+    /// any round trip on the channel knows its acks survive a crash; one
+    /// that fails closes the channel with INTERNAL_ERROR (541), as does one
+    /// found failed when the next ack arrives. Each ack keeps its own: a
+    /// journal append refused for want of space fails alone, so a later
+    /// one's success says nothing of it. Completed ones are dropped as acks
+    /// arrive (`PENDING_ACKS_PRUNE_LEN`).
+    pending_acks: Vec<Durable>,
     /// After `tx.select`: publishes and settlements held until `tx.commit`.
     tx: Option<Transaction>,
     /// The connection's vhost: every queue and exchange name the client
@@ -253,7 +256,7 @@ impl Channel {
             prefetch: 0,
             next_consumer_tag: 1,
             closing: false,
-            pending_acks: HashMap::new(),
+            pending_acks: Vec::new(),
             tx: None,
             vhost,
             identity,
@@ -297,7 +300,16 @@ impl Channel {
             )
         );
         if !asynchronous {
-            self.settle_pending().await;
+            let settled = self.settle_pending().await;
+            // A client closing the channel gets its close-ok; the failure
+            // was logged.
+            let closing = matches!(
+                method,
+                AMQPClass::Channel(channel::AMQPMethod::Close(_) | channel::AMQPMethod::CloseOk(_))
+            );
+            if !closing {
+                settled.map_err(fail)?;
+            }
         }
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => {
@@ -550,6 +562,7 @@ impl Channel {
             AMQPClass::Basic(basic::AMQPMethod::Ack(ack)) => {
                 let unacked = self.take_unacked(ack.delivery_tag, ack.multiple).map_err(fail)?;
                 self.settle(unacked, Settlement::Ack);
+                self.prune_pending_acks().map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Nack(nack)) => {
                 let unacked = self.take_unacked(nack.delivery_tag, nack.multiple).map_err(fail)?;
@@ -583,7 +596,7 @@ impl Channel {
                 for (unacked, settlement) in transaction.settlements {
                     self.apply(unacked.into_iter().map(|(_, one)| one).collect(), settlement);
                 }
-                self.settle_pending().await;
+                self.settle_pending().await.map_err(fail)?;
                 self.reply(AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}))).await;
             }
             AMQPClass::Tx(tx::AMQPMethod::Rollback(_)) => {
@@ -682,13 +695,44 @@ impl Channel {
 
     /// Waits until every publish handed to the store task is stored and
     /// every ack is durable: what a synchronous method promises.
-    async fn settle_pending(&mut self) {
+    /// An ack that could not be stored closes the channel with
+    /// INTERNAL_ERROR: the client must not believe it settled.
+    async fn settle_pending(&mut self) -> Result<(), Exception> {
         let published = self.published;
         let _ = self.stored.wait_for(|stored| *stored >= published).await;
-        for (_, durable) in self.pending_acks.drain() {
+        let mut failed = None;
+        for durable in self.pending_acks.drain(..) {
             if let Err(error) = durable.await {
-                warn!(%error, "an acknowledgement could not be stored");
+                failed.get_or_insert(error);
             }
+        }
+        match failed {
+            Some(error) => Err(ack_not_stored(&error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the pending acks already durable, without waiting, once there
+    /// are more than `PENDING_ACKS_PRUNE_LEN`; one already failed closes the
+    /// channel.
+    fn prune_pending_acks(&mut self) -> Result<(), Exception> {
+        if self.pending_acks.len() <= PENDING_ACKS_PRUNE_LEN {
+            return Ok(());
+        }
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut failed = None;
+        self.pending_acks
+            .retain_mut(|durable| match std::pin::Pin::new(durable).poll(&mut context) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(Ok(())) => false,
+                std::task::Poll::Ready(Err(error)) => {
+                    failed.get_or_insert(error);
+                    false
+                }
+            });
+        match failed {
+            Some(error) => Err(ack_not_stored(&error)),
+            None => Ok(()),
         }
     }
 
@@ -705,9 +749,7 @@ impl Channel {
             Settlement::Ack => {
                 for one in unacked {
                     match one.queue.queue.ack(one.consumer, one.offset) {
-                        Ok(durable) => {
-                            self.pending_acks.insert(one.queue.id, durable);
-                        }
+                        Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
                     }
                 }
@@ -1039,6 +1081,15 @@ pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueu
             debug!(queue = declared.name, %error, "deleting an auto-delete queue");
         }
     }
+}
+
+/// Pending acks beyond this many are checked, without waiting, as acks arrive.
+const PENDING_ACKS_PRUNE_LEN: usize = 64;
+
+/// The channel exception for an ack whose journal append failed.
+fn ack_not_stored(error: &conveyor_core::queue::QueueError) -> Exception {
+    warn!(%error, "an acknowledgement could not be stored; closing the channel");
+    Exception::new(reply::INTERNAL_ERROR, format!("an acknowledgement could not be stored: {error}"))
 }
 
 fn not_transactional() -> Exception {

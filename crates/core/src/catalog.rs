@@ -384,6 +384,7 @@ impl Catalog {
             durability: Durability::Always,
             segment_bytes: 64 * 1024 * 1024,
             snapshot_every_events,
+            reserve_bytes: 0,
         };
         let (journal, replayed) = Journaled::<CatalogState>::open(meta_dir, config, clock)?;
         info!(
@@ -420,10 +421,19 @@ impl Catalog {
         Ok(())
     }
 
+    /// The metadata log, for its health.
+    pub fn log(&self) -> &conveyor_log::Log {
+        self.journal.log()
+    }
+
     /// Snapshots and closes the metadata log. Blocking.
     pub fn close(&mut self) -> Result<()> {
-        if self.journal.has_events_after_snapshot() {
-            self.journal.write_snapshot(&self.state.snapshot(), self.journal.end())?;
+        // A snapshot that cannot be written (a full file system) only makes
+        // the next open replay more events.
+        if self.journal.has_events_after_snapshot()
+            && let Err(error) = self.journal.write_snapshot(&self.state.snapshot(), self.journal.end())
+        {
+            warn!(%error, "could not write the catalog snapshot on close; the next open replays its events");
         }
         self.journal.close()?;
         Ok(())

@@ -11,6 +11,7 @@ mod error;
 pub mod exchange;
 pub mod group;
 pub mod journal;
+pub mod log_health;
 pub mod messaging;
 pub mod partitioner;
 pub mod producer;

@@ -143,11 +143,24 @@ async fn metrics(State(state): State<Arc<HttpState>>, request: Request) -> Respo
         .into_response()
 }
 
-/// 200 once every listener is up; 503 while starting or stopping.
-async fn health(State(state): State<Arc<HttpState>>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+/// 200 once every listener is up; 503 while starting or stopping. The body
+/// is `ok`, or `degraded` followed by one line per log that refuses appends
+/// (a failed write or fsync poisoned it; `POST /api/v1/logs/reopen` reopens
+/// it): the broker still serves everything else, so it stays 200.
+async fn health(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n".to_owned());
     }
+    let broker = Arc::clone(&state.broker);
+    let degraded = tokio::task::spawn_blocking(move || broker.degraded_logs())
+        .await
+        .unwrap_or_default();
+    if degraded.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let mut body = format!("degraded: {} log(s) refuse appends until reopened\n", degraded.len());
+    for status in degraded {
+        body.push_str(&format!("{} ({}): {}\n", status.role, status.dir.display(), status.health));
+    }
+    (StatusCode::OK, body)
 }

@@ -34,7 +34,7 @@ pub(crate) fn open_topics(
     stats: &Stats,
 ) -> Result<BTreeMap<String, Arc<Topic>>> {
     let topics_dir = data_dir.join("topics");
-    fs::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
+    conveyor_log::index::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
     let mut topics = BTreeMap::new();
     for record in catalog.topics.values() {
         let config_of_topic = TopicConfig::new(record.configs.clone())?;
@@ -103,7 +103,7 @@ pub(crate) fn open_queues(
         fs::remove_dir_all(&transient).map_err(|error| CoreError::io(&transient, error))?;
     }
     let queues_dir = data_dir.join("queues");
-    fs::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
+    conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
     let mut queues = BTreeMap::new();
     for record in catalog.queues.values() {
         // Validated when declared; a policy that no longer parses is ignored, not fatal.

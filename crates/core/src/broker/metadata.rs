@@ -79,6 +79,12 @@ impl Metadata {
         }
     }
 
+    /// The metadata catalog's log, unless a metadata change holds the
+    /// catalog right now.
+    pub fn catalog_log(&self) -> Option<conveyor_log::Log> {
+        self.catalog.try_lock().ok().map(|catalog| catalog.log().clone())
+    }
+
     /// Snapshots and closes the catalog. Blocking; after the front doors stopped.
     pub fn close(&self) -> Result<()> {
         match self.catalog.try_lock() {

@@ -91,7 +91,7 @@ impl Broker {
 
     pub fn open_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker> {
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|error| CoreError::io(&data_dir, error))?;
+        conveyor_log::index::create_dir_all(&data_dir).map_err(|error| CoreError::io(&data_dir, error))?;
         let lock = data_dir::lock_data_dir(&data_dir)?;
         let catalog = Catalog::open(&data_dir.join("meta"), Arc::clone(&clock))?;
         let cluster_id = data_dir::load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
@@ -118,6 +118,11 @@ impl Broker {
     /// A change to users and grants: the metadata lock, for `auth/operations.rs`.
     pub(crate) async fn auth_change(&self) -> metadata::Change {
         self.meta.change().await
+    }
+
+    /// The metadata catalog's log, unless a metadata change holds it now.
+    pub(crate) fn catalog_log(&self) -> Option<conveyor_log::Log> {
+        self.meta.catalog_log()
     }
 
     /// The authorizer, whose view the metadata change path keeps current.

@@ -121,6 +121,9 @@ impl OffsetStore {
             durability: Durability::Always,
             segment_bytes: 64 * 1024 * 1024,
             snapshot_every_events,
+            // Consumers commit offsets on a full file system too, as queue
+            // consumers settle (see `queue::JOURNAL_RESERVE_BYTES`).
+            reserve_bytes: crate::queue::JOURNAL_RESERVE_BYTES,
         };
         let (journal, replayed) = Journaled::<CommittedOffsets>::open(dir, config, clock)?;
         info!(
@@ -200,6 +203,11 @@ impl OffsetStore {
     }
 
     /// Snapshots and closes the log. Blocking.
+    /// The committed offsets' log, for its health.
+    pub fn log(&self) -> &conveyor_log::Log {
+        self.journal.log()
+    }
+
     pub fn close(&self) -> Result<()> {
         if self.journal.has_events_after_snapshot() {
             let (snapshot, offset) = {

@@ -36,6 +36,9 @@ pub struct JournalConfig {
     /// Snapshot after this many events, so a replay reads at most about
     /// this many.
     pub snapshot_every_events: u64,
+    /// Room the journal keeps reserved past its end (`LogConfig::reserve_bytes`),
+    /// so it can still append on a full file system.
+    pub reserve_bytes: u64,
 }
 
 /// What opening a journal rebuilt.
@@ -112,7 +115,8 @@ impl<M: StateMachine> Journaled<M> {
     /// rewritten to cover the journal's end, so later events are not
     /// mistaken for ones it covers. Blocking.
     pub fn open(dir: &Path, config: JournalConfig, clock: Arc<dyn Clock>) -> Result<(Journaled<M>, Replayed<M>), JournalError> {
-        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+        // Durably named: its parent is fsynced before anything in it is acknowledged.
+        conveyor_log::index::create_dir_all(dir).map_err(|source| JournalError::Io {
             path: dir.to_owned(),
             source,
         })?;
@@ -123,6 +127,7 @@ impl<M: StateMachine> Journaled<M> {
             retention_bytes: None,
             segment_bytes: config.segment_bytes,
             durability: config.durability,
+            reserve_bytes: config.reserve_bytes,
             ..LogConfig::default()
         };
         let log = Log::open_with_clock(dir.join("log"), log_config, Arc::clone(&clock))?;

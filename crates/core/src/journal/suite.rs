@@ -27,6 +27,7 @@ fn config(snapshot_every_events: u64) -> JournalConfig {
         // Small, so a few events fill several segments.
         segment_bytes: 512,
         snapshot_every_events,
+        reserve_bytes: 0,
     }
 }
 

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::share_cursor::{CursorImage, DurableState, JournalEvent};
 use crate::journal::{EncodedEvent, StateMachine};
 
+/// Room a cursor journal (and the committed offsets' journal) keeps reserved
+/// past its end (`LogConfig::reserve_bytes`).
+pub const JOURNAL_RESERVE_BYTES: u64 = 1024 * 1024;
+
 /// What a cursor snapshot holds besides its journal offset: `start` and
 /// `[offset, state, delivery_count]` entries, ascending, all at or above it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,6 +121,7 @@ mod tests {
             durability: Durability::Always,
             segment_bytes: 1 << 20,
             snapshot_every_events: 10,
+            reserve_bytes: 0,
         };
         let (journal, _) = Journaled::<CursorImage>::open(dir.path(), config, Arc::clone(&clock)).expect("open");
         let mut image = CursorImage {

@@ -19,6 +19,7 @@ pub use declared::DeclaredQueue;
 pub mod deduplication;
 pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
+pub use journal::JOURNAL_RESERVE_BYTES;
 pub use policy::{Overflow, QueuePolicy};
 pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
 pub use share_cursor::{

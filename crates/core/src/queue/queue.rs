@@ -188,6 +188,10 @@ impl Queue {
             durability: config.log.durability,
             segment_bytes: 16 * 1024 * 1024,
             snapshot_every_events: config.snapshot_every_records,
+            // Acks and receives are journaled: with this much room kept
+            // reserved they still settle (about ten thousand of them) on a
+            // full file system, while publishers are refused.
+            reserve_bytes: super::JOURNAL_RESERVE_BYTES,
         };
         let (journal, replayed) = Journaled::<CursorImage>::open(&dir.join("cursor"), journal_config, Arc::clone(&clock))?;
         let (mut image, replayed) = (replayed.state, replayed.events);
@@ -602,9 +606,23 @@ impl Queue {
 
     /// Writes a cursor snapshot (if anything changed since the last one)
     /// and closes both logs. Blocking; a second call does nothing more.
+    /// The message log.
+    pub fn message_log(&self) -> &Log {
+        &self.messages
+    }
+
+    /// The cursor journal's log.
+    pub fn journal_log(&self) -> &Log {
+        self.journal.log()
+    }
+
     pub fn close(&self) -> Result<(), QueueError> {
-        if self.journal.has_events_after_snapshot() {
-            self.write_snapshot()?;
+        // A snapshot that cannot be written (a full file system) only makes
+        // the next open replay more of the journal.
+        if self.journal.has_events_after_snapshot()
+            && let Err(error) = self.write_snapshot()
+        {
+            warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot on close; the next open replays the journal");
         }
         self.journal.close()?;
         self.messages.close()?;

@@ -329,6 +329,7 @@ fn peek_count(count: Option<usize>) -> Result<usize, ApiError> {
     responses(
         (status = 201, description = "durable under the topic's policy", body = TopicPublished),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_topic(
     State(state): State<Arc<HttpState>>,
@@ -477,6 +478,7 @@ pub async fn publish_to_exchange(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "the queue is full and refuses publishes", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_queue(
     State(state): State<Arc<HttpState>>,

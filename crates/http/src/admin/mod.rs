@@ -1,9 +1,10 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
 //! holds (overview, topics, consumer groups, queues, exchanges, bindings,
-//! client connections, resource alarms, vhosts), the operations an operator
-//! needs (create, declare and delete, bind and unbind, alter configs,
-//! purge, reset and commit offsets, peek, get (and ack or reject), publish, redrive, close a
-//! connection, change alarm limits), and the
+//! client connections, resource alarms, vhosts, poisoned logs), the
+//! operations an operator needs (create, declare and delete, bind and
+//! unbind, alter configs, purge, reset and commit offsets, peek, get (and
+//! ack or reject), publish, redrive, close a connection, change alarm
+//! limits, reopen poisoned logs), and the
 //! OpenAPI document generated from these handlers at
 //! `/api/v1/openapi.json`; users, permission entries and ACLs, and the
 //! console's login. Every request passes `guard.rs` first (who asks, may
@@ -22,6 +23,7 @@ mod field_table;
 mod groups;
 pub mod guard;
 mod login;
+mod logs;
 mod messages;
 mod overview;
 mod permissions;
@@ -71,6 +73,8 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::new()
         .routes(routes!(overview::overview))
         .routes(routes!(alarms::status, alarms::set_limits))
+        .routes(routes!(logs::list_poisoned))
+        .routes(routes!(logs::reopen))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
