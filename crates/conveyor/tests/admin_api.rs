@@ -1,8 +1,9 @@
 //! The REST admin API against a spawned `conveyor serve`: topics, consumer
 //! groups (with a kafka-python member), queues and dead-letter redrive (with
 //! lapin), connections (a pika client closed by an operator), the JSON error
-//! shape, and schemathesis fuzzing the OpenAPI document for server errors
-//! and schema violations.
+//! shape, declaring and binding over REST alone, RabbitMQ definitions from
+//! a real RabbitMQ node imported (and routing alike), and schemathesis
+//! fuzzing the OpenAPI document for server errors and schema violations.
 
 mod support;
 
@@ -571,6 +572,20 @@ fn a_dlx_backed_queue_is_declared_bound_rejected_into_and_redriven_over_rest_alo
         let (status, body) = api.put("/queues/work?vhost=nowhere", json!({})).await;
         error_message(status, &body, 404, "not_found");
     });
+}
+
+/// Needs Debian's rabbitmq-server (`./scripts/test` installs it as root);
+/// the script says what is missing otherwise.
+#[test]
+fn definitions_exported_from_a_real_rabbitmq_node_import_alike_and_route_the_same() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let binary = support::binary();
+    let output = run_script(
+        &server,
+        "admin/definitions_rabbitmq.py",
+        &[binary.to_str().expect("the binary's path is UTF-8")],
+    );
+    assert!(output.stdout.contains("routed alike"), "{}", output.stdout);
 }
 
 /// The listed connection of `protocol` whose client is `client`, if any.

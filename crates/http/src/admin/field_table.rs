@@ -59,6 +59,37 @@ pub fn json(value: &HeaderValue) -> Value {
     }
 }
 
+/// Arguments RabbitMQ takes as strings only, whatever their text looks like.
+const STRING_ARGUMENTS: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-overflow",
+    "x-queue-type",
+    "x-queue-mode",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+    "x-dead-letter-strategy",
+    "alternate-exchange",
+];
+
+/// A queue argument kept as text (the core's definitions), back as JSON
+/// for an export: an integer's text as a JSON integer, `true`/`false` as a
+/// boolean, anything else (and the arguments RabbitMQ wants as strings) as
+/// a string — what declaring it again needs.
+pub fn json_of_text(key: &str, text: &str) -> Value {
+    if STRING_ARGUMENTS.contains(&key) {
+        return Value::String(text.to_owned());
+    }
+    if let Ok(integer) = text.parse::<i64>() {
+        return integer.into();
+    }
+    match text {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(text.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -79,5 +110,14 @@ mod tests {
             HeaderValue::Array(vec![HeaderValue::I64(1), HeaderValue::String("a".into())])
         );
         assert_eq!(json_table(&table), arguments, "and back");
+    }
+
+    #[test]
+    fn text_arguments_come_back_with_the_type_a_redeclaration_needs() {
+        assert_eq!(json_of_text("x-max-length", "10"), json!(10));
+        assert_eq!(json_of_text("x-single-active-consumer", "true"), json!(true));
+        assert_eq!(json_of_text("x-dead-letter-exchange", "dlx"), json!("dlx"));
+        assert_eq!(json_of_text("x-dead-letter-routing-key", "10"), json!("10"));
+        assert_eq!(json_of_text("x-retry-backoff", "2.5"), json!("2.5"));
     }
 }

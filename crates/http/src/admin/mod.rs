@@ -4,7 +4,8 @@
 //! operations an operator needs (create, declare and delete, bind and
 //! unbind, alter configs, purge, reset and commit offsets, peek, get (and
 //! ack or reject), publish, redrive, close a connection, change alarm
-//! limits, reopen poisoned logs), and the
+//! limits, reopen poisoned logs, export and import RabbitMQ definitions),
+//! and the
 //! OpenAPI document generated from these handlers at
 //! `/api/v1/openapi.json`; users, permission entries and ACLs, and the
 //! console's login. Every request passes `guard.rs` first (who asks, may
@@ -16,6 +17,7 @@ mod acls;
 mod alarms;
 mod bindings;
 mod connections;
+mod definitions;
 mod deliveries;
 mod error;
 mod exchanges;
@@ -64,6 +66,7 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "users", description = "Users (SCRAM credentials, tags, AWS keys), the console's login, who is asking"),
         (name = "permissions", description = "RabbitMQ permission entries: per user and vhost, configure/write/read patterns"),
         (name = "acls", description = "Kafka ACL bindings"),
+        (name = "definitions", description = "The topology in RabbitMQ's definitions format: export and import"),
     )
 )]
 struct ApiDoc;
@@ -107,7 +110,8 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(login::logout))
         .routes(routes!(permissions::list))
         .routes(routes!(permissions::set, permissions::clear))
-        .routes(routes!(acls::list, acls::create, acls::delete));
+        .routes(routes!(acls::list, acls::create, acls::delete))
+        .routes(routes!(definitions::export, definitions::import));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();

@@ -11,12 +11,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use conveyor_core::Broker;
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::FieldTable;
 use conveyor_core::queue::DeclaredQueue;
 use conveyor_core::stats::Flow;
 use conveyor_core::vhost;
+use conveyor_core::{Broker, VirtualHost};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -212,6 +212,23 @@ pub async fn declare(
     ApiJson(body): ApiJson<DeclareQueue>,
 ) -> Result<Response, ApiError> {
     let broker = &state.broker;
+    let vhost = in_vhost.get(broker)?;
+    let (declared, created) = declare_in(broker, &vhost, &name, &body).await?;
+    Ok(if created {
+        (StatusCode::CREATED, Json(summary(broker, &declared))).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    })
+}
+
+/// Declares queue `name` of `vhost` as `body` says, with the AMQP door's
+/// checks; whether it was created.
+pub(super) async fn declare_in(
+    broker: &Broker,
+    vhost: &VirtualHost,
+    name: &str,
+    body: &DeclareQueue,
+) -> Result<(Arc<DeclaredQueue>, bool), ApiError> {
     if name.is_empty() || name.len() > NAME_BYTES_MAX {
         return Err(ApiError::bad_request(format!(
             "a queue name is 1 to {NAME_BYTES_MAX} bytes, not {}",
@@ -225,21 +242,15 @@ pub async fn declare(
             format!("queue name '{name}' contains reserved prefix 'amq.*'"),
         ));
     }
-    let vhost = in_vhost.get(broker)?;
-    let arguments = conveyor_core::queue::policy::arguments_from_table(&field_table::table(&body.arguments), &name, vhost.name())
+    let arguments = conveyor_core::queue::policy::arguments_from_table(&field_table::table(&body.arguments), name, vhost.name())
         .map_err(ApiError::bad_request)?;
-    let resource = vhost.resource(&name).map_err(conveyor_core::CoreError::from)?;
+    let resource = vhost.resource(name).map_err(conveyor_core::CoreError::from)?;
     let definition = QueueDefinition {
         durable: body.durable,
         auto_delete: body.auto_delete,
         arguments,
     };
-    let (declared, created) = broker.declare_queue(&resource, definition).await?;
-    Ok(if created {
-        (StatusCode::CREATED, Json(summary(broker, &declared))).into_response()
-    } else {
-        StatusCode::NO_CONTENT.into_response()
-    })
+    Ok(broker.declare_queue(&resource, definition).await?)
 }
 
 /// A queue's counts, definition and dead-letter wiring.
