@@ -4,7 +4,7 @@
 // priority and type are declared from the forms; the admin API then finds
 // them as declared; a queue link keeps its vhost (the `/` queue of the same
 // name is another queue); a refused declaration shows the broker's message;
-// a binding is removed from the page.
+// a binding is removed and a queue deleted from the page.
 //
 //   node declare_playwright.js SCREENSHOT_DIR CHROMIUM_EXECUTABLE
 const assert = require('assert');
@@ -117,6 +117,16 @@ async function main() {
     await page.locator('table[data-table="bindings"] tbody tr', { hasText: 'jobs.dlq' }).waitFor({ state: 'detached', timeout: WAIT_MS });
     const left = (await call('GET', `/bindings?vhost=${VHOST}`)).body;
     assert.ok(!left.some((b) => b.source === 'jobs.dlx'), JSON.stringify(left));
+
+    // Delete the staging dead-letter queue from its page; the list comes back in the same vhost.
+    await page.goto(`${base}/#/queues/jobs.dlq?vhost=${VHOST}`);
+    await page.locator('.view[data-page="queues"][data-view="detail"][data-loaded="true"]').waitFor({ timeout: WAIT_MS });
+    await page.click('button[data-action="delete-queue"]');
+    await page.click('#confirm-ok');
+    await page.locator('.view[data-page="queues"][data-view="list"][data-loaded="true"]').waitFor({ timeout: WAIT_MS });
+    await page.locator('.page-head p', { hasText: 'in vhost staging' }).waitFor({ timeout: WAIT_MS });
+    assert.strictEqual((await call('GET', `/queues/jobs.dlq?vhost=${VHOST}`)).status, 404);
+    assert.strictEqual((await call('GET', '/queues/jobs')).status, 200, 'the / queue of the same name stays');
 
     assert.deepStrictEqual(problems, [], 'the console logged errors');
     await page.close();

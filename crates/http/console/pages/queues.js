@@ -111,6 +111,7 @@ export function queue(view, [name]) {
   const maxMessages = h('input', { type: 'number', min: 1, max: 10000, value: REDRIVE_DEFAULT, 'aria-label': 'Most messages to move', name: 'max_messages' });
   const redriveButton = h('button', { class: 'button primary', type: 'submit' }, 'Redrive');
   const purgeButton = h('button', { class: 'button danger', type: 'button' }, 'Purge');
+  const deleteButton = h('button', { class: 'button danger', type: 'button', dataset: { action: 'delete-queue' } }, 'Delete');
   const redrivePanel = h('section', { class: 'panel' });
   let current = null;
 
@@ -156,7 +157,7 @@ export function queue(view, [name]) {
       redriveResult);
     if (first) {
       replace(view,
-        header(name, { crumbs, sub: isDlq ? 'dead-letter queue' : null, actions: [purgeButton] }),
+        header(name, { crumbs, sub: isDlq ? 'dead-letter queue' : null, actions: [purgeButton, ' ', deleteButton] }),
         summary,
         redrivePanel,
         h('section', { class: 'panel' },
@@ -208,6 +209,18 @@ export function queue(view, [name]) {
     }
     await refresh();
     await loadMessages();
+  });
+
+  deleteButton.addEventListener('click', async () => {
+    if (!current) return;
+    if (!(await confirmAction(`Delete ${name}?`, `Delete queue ${name} of vhost ${vhost} and its ${format.count(current.messages_ready + current.messages_unacked)} messages, as AMQP's queue.delete does. This cannot be undone.`, 'Delete'))) return;
+    try {
+      const result = await api(inVhost(`/queues/${seg(name)}`, vhost), { method: 'DELETE' });
+      toast(`Deleted queue ${name} with ${format.count(result.messages_deleted)} messages.`);
+      location.hash = `#/queues?vhost=${encodeURIComponent(vhost)}`;
+    } catch (error) {
+      toast(error.message, 'error');
+    }
   });
 
   return { refresh };
