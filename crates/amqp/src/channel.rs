@@ -830,7 +830,8 @@ impl Channel {
                 format!("queue name '{name}' contains reserved prefix 'amq.*'"),
             ));
         }
-        check_integer_arguments(&declare.arguments, &name)?;
+        let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
+            .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
         // RabbitMQ checks a server-named queue under its generated name.
         self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
         if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
@@ -843,7 +844,7 @@ impl Channel {
         let definition = QueueDefinition {
             durable: declare.durable,
             auto_delete: declare.auto_delete,
-            arguments: arguments(&declare.arguments),
+            arguments,
         };
         let (declared, _created) = context
             .broker
@@ -1192,72 +1193,6 @@ fn consumer_priority(arguments: &FieldTable) -> Result<i64, Exception> {
         _ => None,
     };
     priority.ok_or_else(|| Exception::new(reply::PRECONDITION_FAILED, format!("invalid arg 'x-priority' of type {value:?}")))
-}
-
-/// Queue arguments that must be AMQP integers, as RabbitMQ checks them
-/// (their values are the core's to check; as text they lose their type).
-fn check_integer_arguments(arguments: &FieldTable, queue: &str) -> Result<(), Exception> {
-    const INTEGER_ARGUMENTS: [&str; 1] = [conveyor_core::queue::policy::arguments::MAX_PRIORITY];
-    for name in INTEGER_ARGUMENTS {
-        let Some(value) = arguments.inner().get(name) else {
-            continue;
-        };
-        let integer = matches!(
-            value,
-            AMQPValue::ShortShortInt(_)
-                | AMQPValue::ShortShortUInt(_)
-                | AMQPValue::ShortInt(_)
-                | AMQPValue::ShortUInt(_)
-                | AMQPValue::LongInt(_)
-                | AMQPValue::LongUInt(_)
-                | AMQPValue::LongLongInt(_)
-        );
-        if !integer {
-            // RabbitMQ's names of the field types.
-            let kind = match value {
-                AMQPValue::LongString(_) | AMQPValue::ShortString(_) => "longstr",
-                AMQPValue::Boolean(_) => "bool",
-                AMQPValue::Float(_) => "float",
-                AMQPValue::Double(_) => "double",
-                AMQPValue::DecimalValue(_) => "decimal",
-                AMQPValue::Timestamp(_) => "timestamp",
-                AMQPValue::FieldTable(_) => "table",
-                AMQPValue::FieldArray(_) => "array",
-                AMQPValue::ByteArray(_) => "binary",
-                _ => "void",
-            };
-            return Err(Exception::new(
-                reply::PRECONDITION_FAILED,
-                format!("invalid arg '{name}' for queue '{queue}' in vhost '/': {{unacceptable_type,{kind}}}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Queue arguments kept as text, so a redeclaration compares them.
-fn arguments(table: &FieldTable) -> BTreeMap<String, String> {
-    table
-        .inner()
-        .iter()
-        .map(|(key, value)| (key.to_string(), argument_text(value)))
-        .collect()
-}
-
-fn argument_text(value: &AMQPValue) -> String {
-    match value {
-        AMQPValue::LongString(text) => String::from_utf8_lossy(text.as_bytes()).into_owned(),
-        AMQPValue::ShortString(text) => text.to_string(),
-        AMQPValue::Boolean(value) => value.to_string(),
-        AMQPValue::ShortShortInt(value) => value.to_string(),
-        AMQPValue::ShortShortUInt(value) => value.to_string(),
-        AMQPValue::ShortInt(value) => value.to_string(),
-        AMQPValue::ShortUInt(value) => value.to_string(),
-        AMQPValue::LongInt(value) => value.to_string(),
-        AMQPValue::LongUInt(value) => value.to_string(),
-        AMQPValue::LongLongInt(value) => value.to_string(),
-        other => format!("{other:?}"),
-    }
 }
 
 /// A method that carries content, its content header and its body frames

@@ -14,7 +14,7 @@ use conveyor_core::auth::AuthError;
 use conveyor_core::exchange::ExchangeError;
 use conveyor_core::group::GroupError;
 use conveyor_core::queue::QueueError;
-use conveyor_core::vhost::VhostError;
+use conveyor_core::vhost::{self, VhostError};
 use conveyor_log::LogError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -147,7 +147,8 @@ impl From<CoreError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        ApiError::new(status, error.to_string())
+        // Core errors name queues and exchanges broker-wide: the client knows them by their names in their vhost.
+        ApiError::new(status, vhost::local_text(&error.to_string()).into_owned())
     }
 }
 
@@ -163,7 +164,7 @@ impl From<ExchangeError> for ApiError {
             | ExchangeError::InvalidArgument { .. }
             | ExchangeError::TooLong { .. } => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, error.to_string())
+        ApiError::new(status, vhost::local_text(&error.to_string()).into_owned())
     }
 }
 
