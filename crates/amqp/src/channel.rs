@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::Context;
+use crate::consumer_cancel;
 use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
@@ -544,6 +545,7 @@ impl Channel {
                 self.consume(context, connection_id, consume).await.map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)) => {
+                self.forget_cancelled_by_broker();
                 if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
                     && let Some(unused) = detach(consumer, Held::KeptByChannel)
                 {
@@ -747,7 +749,8 @@ impl Channel {
     fn apply(&mut self, unacked: Vec<Unacked>, settlement: Settlement) {
         match settlement {
             Settlement::Ack => {
-                for one in unacked {
+                // A deleted queue's deliveries are settled with it.
+                for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
                     match one.queue.queue.ack(one.consumer, one.offset) {
                         Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
@@ -895,6 +898,7 @@ impl Channel {
         } else {
             consume.consumer_tag.to_string()
         };
+        self.forget_cancelled_by_broker();
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
         }
@@ -984,6 +988,13 @@ impl Channel {
         });
         self.send(&content_frames(&self.shared, method, &message)).await;
         Ok(())
+    }
+
+    /// Drops the consumers whose queue was deleted: they were sent
+    /// `basic.cancel` (`consumer_cancel.rs`) and their tags are free again.
+    fn forget_cancelled_by_broker(&mut self) {
+        self.consumers
+            .retain(|_, consumer| !consumer_cancel::gone_with_queue(&consumer.queue));
     }
 
     /// Appends the client did not publish (dead letters) but that later
@@ -1115,7 +1126,8 @@ impl Refusal {
 /// Settles deliveries that were not acked; returns the dead-letter appends.
 fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal) -> Vec<Storing> {
     let mut appends = Vec::new();
-    for one in unacked {
+    // A deleted queue's deliveries are settled with it: nothing to requeue or dead-letter.
+    for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
         let result = if refusal != Refusal::DeadLetter {
             let delay_ms = match refusal {
                 Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
@@ -1389,6 +1401,13 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
             return;
         }
+        if consumer_cancel::gone_with_queue(&declared) {
+            let _ = shared
+                .out
+                .send(frame::encode(&[consumer_cancel::notification(shared.id, &tag)]))
+                .await;
+            return;
+        }
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
         // Reserved in the windows before acquiring, so consumers sharing a
         // global window cannot overrun it; what goes unused is given back.
@@ -1435,6 +1454,8 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
                     }
                     deliveries
                 }
+                // Deleted meanwhile: the next round tells the client.
+                Err(_) if consumer_cancel::gone_with_queue(&declared) => continue,
                 Err(error) => {
                     warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
                     return;

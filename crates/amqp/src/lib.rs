@@ -7,6 +7,7 @@
 
 mod channel;
 mod connection;
+mod consumer_cancel;
 pub mod frame;
 mod identity;
 mod login;

@@ -142,3 +142,9 @@ fn amqplib_opens_a_vhost_from_the_url_and_its_queues_and_exchanges_are_its_own()
     let (_dir, server) = server();
     run_script(&server, "amqp/vhosts_amqplib.js", &[]);
 }
+
+#[test]
+fn pika_consumers_are_cancelled_when_their_queue_is_deleted_and_update_secret_keeps_the_connection() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/cancel_notify_pika.py", &[]);
+}
