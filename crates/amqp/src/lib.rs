@@ -16,6 +16,7 @@ mod method;
 pub mod nesting;
 mod prefetch;
 mod reply;
+mod reply_to;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -148,3 +148,15 @@ fn pika_consumers_are_cancelled_when_their_queue_is_deleted_and_update_secret_ke
     let (_dir, server) = server();
     run_script(&server, "amqp/cancel_notify_pika.py", &[]);
 }
+
+#[test]
+fn pika_rpc_over_direct_reply_to_and_its_misuse_errors() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/direct_reply_to_pika.py", &[]);
+}
+
+#[test]
+fn amqplib_rpc_over_direct_reply_to() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/direct_reply_to_amqplib.js", &[]);
+}
