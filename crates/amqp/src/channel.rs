@@ -27,11 +27,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::Context;
+use crate::consumer_cancel;
 use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
 use crate::prefetch::Window;
 use crate::reply::{self, Exception, short};
+use crate::reply_to::{self, DirectReplyConsumer};
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -47,12 +49,12 @@ pub type Outbox = mpsc::Sender<Bytes>;
 
 /// State a channel shares with its consumers' delivery tasks.
 #[derive(Debug)]
-struct Shared {
-    id: u16,
-    broker: Arc<Broker>,
-    out: Outbox,
+pub(crate) struct Shared {
+    pub(crate) id: u16,
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) out: Outbox,
     frame_max: usize,
-    next_tag: AtomicU64,
+    pub(crate) next_tag: AtomicU64,
     unacked: Mutex<BTreeMap<u64, Unacked>>,
     /// The channel's global prefetch window: every consumer's deliveries count in it.
     global: Window,
@@ -163,6 +165,8 @@ pub struct Channel {
     vhost: VirtualHost,
     /// Whose permissions every method is checked against (RabbitMQ's table, `identity.rs`).
     identity: Identity,
+    /// The channel's consumer of `amq.rabbitmq.reply-to` (Direct Reply-to).
+    replies: Option<DirectReplyConsumer>,
 }
 
 /// What a transactional channel has done since its last commit or rollback.
@@ -260,6 +264,7 @@ impl Channel {
             tx: None,
             vhost,
             identity,
+            replies: None,
         }
     }
 
@@ -544,7 +549,14 @@ impl Channel {
                 self.consume(context, connection_id, consume).await.map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)) => {
-                if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
+                self.forget_cancelled_by_broker();
+                if self
+                    .replies
+                    .as_ref()
+                    .is_some_and(|replies| replies.tag == cancel.consumer_tag.as_str())
+                {
+                    self.replies = None;
+                } else if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
                     && let Some(unused) = detach(consumer, Held::KeptByChannel)
                 {
                     delete_auto_deleted(context, vec![unused]).await;
@@ -655,7 +667,7 @@ impl Channel {
         publishing.properties = Some(header.properties);
         publishing.body_size = header.body_size;
         if header.body_size == 0 {
-            self.finish_publish(context).await;
+            self.finish_publish(context).await?;
         }
         Ok(())
     }
@@ -674,23 +686,26 @@ impl Channel {
             publishing.body.extend_from_slice(&body);
         }
         if publishing.body.len() as u64 == publishing.body_size {
-            self.finish_publish(context).await;
+            self.finish_publish(context).await?;
         }
         Ok(())
     }
 
-    async fn finish_publish(&mut self, context: &Context) {
-        let Some(publishing) = self.publishing.take() else { return };
+    async fn finish_publish(&mut self, context: &Context) -> Result<(), Exception> {
+        let Some(publishing) = self.publishing.take() else { return Ok(()) };
+        let mut properties = publishing.properties.unwrap_or_default();
+        reply_to::rewrite(&mut properties, self.replies.as_ref())?;
         let message = Message {
             exchange: publishing.exchange,
             routing_key: publishing.routing_key,
-            properties: publishing.properties.unwrap_or_default(),
+            properties,
             body: publishing.body,
         };
         match self.tx.as_mut() {
             Some(transaction) => transaction.publishes.push((message, publishing.mandatory)),
             None => self.publish(context, message, publishing.mandatory).await,
         }
+        Ok(())
     }
 
     /// Waits until every publish handed to the store task is stored and
@@ -747,7 +762,8 @@ impl Channel {
     fn apply(&mut self, unacked: Vec<Unacked>, settlement: Settlement) {
         match settlement {
             Settlement::Ack => {
-                for one in unacked {
+                // A deleted queue's deliveries are settled with it.
+                for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
                     match one.queue.queue.ack(one.consumer, one.offset) {
                         Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
@@ -764,6 +780,17 @@ impl Channel {
     /// Routes a complete message and hands its appends to the store task.
     async fn publish(&mut self, context: &Context, message: Message, mandatory: bool) {
         let started = Instant::now();
+        if let Some(token) = reply_to::token_of(&message.exchange, &message.routing_key) {
+            // A direct reply: straight to its consumer, confirmed at once.
+            let token = token.to_owned();
+            if let Some(returned) = reply_to::send(&context.broker, &token, message)
+                && mandatory
+            {
+                self.return_unroutable(&returned).await;
+            }
+            self.confirm_after(Confirm::Now, started);
+            return;
+        }
         let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
         // The message keeps the exchange as the client named it (deliveries show it).
         let routed = self
@@ -774,13 +801,7 @@ impl Channel {
             .unwrap_or_default();
         let confirm = if routed.is_empty() {
             if mandatory {
-                let method = basic::AMQPMethod::Return(basic::Return {
-                    reply_code: reply::NO_ROUTE,
-                    reply_text: short("NO_ROUTE"),
-                    exchange: short(message.exchange.clone()),
-                    routing_key: short(message.routing_key.clone()),
-                });
-                self.send(&content_frames(&self.shared, method, &message)).await;
+                self.return_unroutable(&message).await;
             }
             Confirm::Now
         } else {
@@ -806,6 +827,23 @@ impl Channel {
             }
             Confirm::Durable(appends, true)
         };
+        self.confirm_after(confirm, started);
+    }
+
+    /// A mandatory publish that reached nobody goes back (312 NO_ROUTE).
+    async fn return_unroutable(&self, message: &Message) {
+        let method = basic::AMQPMethod::Return(basic::Return {
+            reply_code: reply::NO_ROUTE,
+            reply_text: short("NO_ROUTE"),
+            exchange: short(message.exchange.clone()),
+            routing_key: short(message.routing_key.clone()),
+        });
+        self.send(&content_frames(&self.shared, method, message)).await;
+    }
+
+    /// Hands a publish's confirm to the store task, which sends it (in
+    /// confirm mode) once what it waits for is stored.
+    fn confirm_after(&mut self, confirm: Confirm, started: Instant) {
         let confirm_tag = self.confirm_next;
         if let Some(next) = self.confirm_next.as_mut() {
             *next += 1;
@@ -816,6 +854,18 @@ impl Channel {
 
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
         let mut name = declare.queue.to_string();
+        if declare.passive && name == reply_to::PSEUDO_QUEUE {
+            // It always exists, empty and unconsumed (FastStream checks it so).
+            if !declare.nowait {
+                self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                    queue: short(name),
+                    message_count: 0,
+                    consumer_count: 0,
+                })))
+                .await;
+            }
+            return Ok(());
+        }
         if declare.passive {
             let resource = self.resource(&name)?;
             let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
@@ -885,6 +935,9 @@ impl Channel {
 
     async fn consume(&mut self, context: &Context, connection_id: u64, consume: basic::Consume) -> Result<(), Exception> {
         let name = consume.queue.to_string();
+        if name == reply_to::PSEUDO_QUEUE {
+            return self.consume_replies(consume).await;
+        }
         let resource = self.resource(&name)?;
         let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
         check_access(context, connection_id, &self.vhost, &resource)?;
@@ -896,6 +949,7 @@ impl Channel {
         } else {
             consume.consumer_tag.to_string()
         };
+        self.forget_cancelled_by_broker();
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
         }
@@ -930,6 +984,30 @@ impl Channel {
             },
         ));
         self.consumers.insert(tag, consumer);
+        Ok(())
+    }
+
+    /// `basic.consume` of `amq.rabbitmq.reply-to` (`reply_to.rs`).
+    async fn consume_replies(&mut self, consume: basic::Consume) -> Result<(), Exception> {
+        let tag = if consume.consumer_tag.as_str().is_empty() {
+            let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
+            self.next_consumer_tag += 1;
+            tag
+        } else {
+            consume.consumer_tag.to_string()
+        };
+        self.forget_cancelled_by_broker();
+        if self.consumers.contains_key(&tag) {
+            return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let replies = reply_to::consume(&self.shared, self.replies.as_ref(), tag.clone(), consume.no_ack)?;
+        self.replies = Some(replies);
+        if !consume.nowait {
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: short(tag),
+            })))
+            .await;
+        }
         Ok(())
     }
 
@@ -985,6 +1063,13 @@ impl Channel {
         });
         self.send(&content_frames(&self.shared, method, &message)).await;
         Ok(())
+    }
+
+    /// Drops the consumers whose queue was deleted: they were sent
+    /// `basic.cancel` (`consumer_cancel.rs`) and their tags are free again.
+    fn forget_cancelled_by_broker(&mut self) {
+        self.consumers
+            .retain(|_, consumer| !consumer_cancel::gone_with_queue(&consumer.queue));
     }
 
     /// Appends the client did not publish (dead letters) but that later
@@ -1043,6 +1128,7 @@ impl Channel {
             .filter_map(|(_, consumer)| detach(consumer, Held::GivenBack))
             .collect();
         self.publishing = None;
+        self.replies = None;
         unused
     }
 }
@@ -1116,7 +1202,8 @@ impl Refusal {
 /// Settles deliveries that were not acked; returns the dead-letter appends.
 fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal) -> Vec<Storing> {
     let mut appends = Vec::new();
-    for one in unacked {
+    // A deleted queue's deliveries are settled with it: nothing to requeue or dead-letter.
+    for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
         let result = if refusal != Refusal::DeadLetter {
             let delay_ms = match refusal {
                 Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
@@ -1198,7 +1285,7 @@ fn consumer_priority(arguments: &FieldTable) -> Result<i64, Exception> {
 /// A method that carries content, its content header and its body frames
 /// (at most `frame_max` bytes each, 8 of them framing), sent as one piece so
 /// that nothing else on the channel comes between them.
-fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message) -> Vec<AMQPFrame> {
+pub(crate) fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message) -> Vec<AMQPFrame> {
     let mut frames = vec![
         AMQPFrame::Method(shared.id, AMQPClass::Basic(method)),
         AMQPFrame::Header(
@@ -1324,6 +1411,13 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
             return;
         }
+        if consumer_cancel::gone_with_queue(&declared) {
+            let _ = shared
+                .out
+                .send(frame::encode(&[consumer_cancel::notification(shared.id, &tag)]))
+                .await;
+            return;
+        }
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
         // Reserved in the windows before acquiring, so consumers sharing a
         // global window cannot overrun it; what goes unused is given back.
@@ -1370,6 +1464,8 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
                     }
                     deliveries
                 }
+                // Deleted meanwhile: the next round tells the client.
+                Err(_) if consumer_cancel::gone_with_queue(&declared) => continue,
                 Err(error) => {
                     warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
                     return;

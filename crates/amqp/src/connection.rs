@@ -357,6 +357,18 @@ impl Connection {
                 Some(End::Client)
             }
             AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => Some(End::Client),
+            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(update))) => {
+                // OAuth 2 clients refresh their token so; the connection
+                // stays open. Conveyor's users are password users, whose
+                // login is not re-checked here (README, "AMQP").
+                debug!(peer = %self.peer, reason = update.reason.as_str(), "connection.update-secret");
+                self.send_method(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})),
+                )
+                .await;
+                None
+            }
             AMQPFrame::Method(0, other) => Some(End::Exception(
                 Exception::new(reply::COMMAND_INVALID, "unexpected method on channel 0").on(&other),
             )),

@@ -7,6 +7,7 @@
 
 mod channel;
 mod connection;
+mod consumer_cancel;
 pub mod frame;
 mod identity;
 mod login;
@@ -15,6 +16,7 @@ mod method;
 pub mod nesting;
 mod prefetch;
 mod reply;
+mod reply_to;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

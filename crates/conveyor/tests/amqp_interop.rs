@@ -148,3 +148,21 @@ fn amqplib_opens_a_vhost_from_the_url_and_its_queues_and_exchanges_are_its_own()
     let (_dir, server) = server();
     run_script(&server, "amqp/vhosts_amqplib.js", &[]);
 }
+
+#[test]
+fn pika_consumers_are_cancelled_when_their_queue_is_deleted_and_update_secret_keeps_the_connection() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/cancel_notify_pika.py", &[]);
+}
+
+#[test]
+fn pika_rpc_over_direct_reply_to_and_its_misuse_errors() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/direct_reply_to_pika.py", &[]);
+}
+
+#[test]
+fn amqplib_rpc_over_direct_reply_to() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/direct_reply_to_amqplib.js", &[]);
+}

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod broker;
 pub mod catalog;
 pub mod connections;
+pub mod direct_reply;
 mod error;
 pub mod exchange;
 pub mod group;

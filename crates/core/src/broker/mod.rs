@@ -80,6 +80,8 @@ pub struct Broker {
     header_reader: std::sync::OnceLock<HeaderReader>,
     /// Redrives running in the background (SQS message move tasks).
     redrive_tasks: RedriveTasks,
+    /// Consumers of direct replies (RabbitMQ's Direct Reply-to), by token.
+    direct_replies: Arc<crate::direct_reply::DirectReplies>,
 }
 
 /// Reads a stored message's headers for headers-exchange routing.
@@ -118,6 +120,7 @@ impl Broker {
             redrive_tasks: RedriveTasks::default(),
             header_reader: std::sync::OnceLock::new(),
             alarms,
+            direct_replies: Arc::default(),
         })
     }
 
@@ -174,6 +177,12 @@ impl Broker {
     /// Background redrives, the latest few per source queue.
     pub fn redrive_tasks(&self) -> &RedriveTasks {
         &self.redrive_tasks
+    }
+
+    /// Consumers of direct replies: a message to one of their tokens goes
+    /// straight to its consumer, not through a queue.
+    pub fn direct_replies(&self) -> &Arc<crate::direct_reply::DirectReplies> {
+        &self.direct_replies
     }
 
     /// The consumer group coordinator (membership and committed offsets).
