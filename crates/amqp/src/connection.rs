@@ -34,8 +34,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection waits for the client's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>)
-where
+/// `client_common_name` is the CN of the client's verified TLS certificate,
+/// which the EXTERNAL mechanism logs in as.
+pub async fn run<S>(
+    stream: S,
+    peer: SocketAddr,
+    client_common_name: Option<String>,
+    context: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let registration = context.broker.connections().register(Protocol::Amqp, peer);
@@ -67,6 +74,7 @@ where
         channel_max: context.config.channel_max,
         hears_blocked: false,
         vhost: VirtualHost::default(),
+        client_common_name,
     };
     let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.handshake(&mut reader)).await {
         Ok(Ok(heartbeat_s)) => {
@@ -123,6 +131,8 @@ struct Connection {
     hears_blocked: bool,
     /// The vhost `connection.open` named (`/` until then).
     vhost: VirtualHost,
+    /// The CN of the client's verified TLS certificate (for EXTERNAL).
+    client_common_name: Option<String>,
 }
 
 impl Connection {
@@ -144,7 +154,7 @@ impl Connection {
                 version_major: ProtocolVersion::amqp_0_9_1().major,
                 version_minor: ProtocolVersion::amqp_0_9_1().minor,
                 server_properties: server_properties(),
-                mechanisms: LongString::from("PLAIN AMQPLAIN"),
+                mechanisms: LongString::from(self.mechanisms()),
                 locales: LongString::from("en_US"),
             })),
         )
@@ -162,13 +172,20 @@ impl Connection {
             Some(AMQPValue::FieldTable(capabilities))
                 if matches!(capabilities.inner().get("connection.blocked"), Some(AMQPValue::Boolean(true)))
         );
-        let credentials = match start_ok.mechanism.as_str() {
-            "PLAIN" => plain_credentials(start_ok.response.as_bytes()),
-            "AMQPLAIN" => amqplain_credentials(start_ok.response.as_bytes()),
-            _ => None,
+        let (user, authenticated) = if start_ok.mechanism.as_str() == "EXTERNAL" {
+            let user = self.external_user(config);
+            let authenticated = user.is_some();
+            (user, authenticated)
+        } else {
+            let credentials = match start_ok.mechanism.as_str() {
+                "PLAIN" => plain_credentials(start_ok.response.as_bytes()),
+                "AMQPLAIN" => amqplain_credentials(start_ok.response.as_bytes()),
+                _ => None,
+            };
+            let user = credentials.as_ref().map(|(user, _)| user.clone());
+            (user, self.authenticated(config, credentials))
         };
-        let user = credentials.as_ref().map(|(user, _)| user.clone());
-        if !self.authenticated(config, credentials) {
+        if !authenticated {
             let exception = Exception::new(
                 reply::ACCESS_REFUSED,
                 format!(
@@ -244,6 +261,26 @@ impl Connection {
         self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
             .await;
         Ok(tune_ok.heartbeat)
+    }
+
+    /// The mechanisms `connection.start` offers: EXTERNAL only to a client
+    /// that presented a verified certificate, as RabbitMQ's
+    /// `rabbit_auth_mechanism_ssl` offers it.
+    fn mechanisms(&self) -> &'static str {
+        if self.client_common_name.is_some() {
+            "PLAIN AMQPLAIN EXTERNAL"
+        } else {
+            "PLAIN AMQPLAIN"
+        }
+    }
+
+    /// EXTERNAL: the user is the CN of the client's verified certificate
+    /// (RabbitMQ's default `ssl_cert_login_from = common_name`); as in
+    /// RabbitMQ it must be a user the broker knows, and no password is asked.
+    fn external_user(&self, config: &AmqpConfig) -> Option<String> {
+        let common_name = self.client_common_name.as_ref()?;
+        let known = self.context.broker.authorizer().user(common_name).is_some() || config.users.contains_key(common_name);
+        known.then(|| common_name.clone())
     }
 
     /// The default guest/guest is for loopback clients only, as in RabbitMQ.

@@ -1,5 +1,6 @@
-//! `conveyor serve`: opens the broker's state, binds the listeners, reports
-//! readiness, and on SIGTERM/SIGINT stops accepting, lets in-flight requests
+//! `conveyor serve`: opens the broker's state, binds the listeners (the TLS
+//! ones when configured), reports readiness, re-reads the TLS certificate on
+//! SIGHUP, and on SIGTERM/SIGINT stops accepting, lets in-flight requests
 //! finish, flushes and fsyncs every log, and exits 0.
 
 use std::net::SocketAddr;
@@ -9,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use conveyor_core::Broker;
 use conveyor_http::HttpState;
+use conveyor_tls::{Listener, ServerTls};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::settings::{LogFormat, ServeArgs, Settings};
 
@@ -47,6 +49,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("opening the broker's state")?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
+    broker.authorizer().set_policy(settings.auth);
+    broker
+        .apply_configured_users(&settings.users, &[])
+        .await
+        .context("creating the users of the config file")?;
     for name in &settings.amqp_vhosts {
         broker
             .create_vhost(name)
@@ -55,37 +62,42 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
 
     let state = HttpState::new(Arc::clone(&broker));
-    let http = TcpListener::bind(settings.http_addr)
-        .await
-        .with_context(|| format!("binding the HTTP listener on {}", settings.http_addr))?;
-    let http_addr = http.local_addr()?;
-    let kafka = TcpListener::bind(settings.kafka_addr)
-        .await
-        .with_context(|| format!("binding the Kafka listener on {}", settings.kafka_addr))?;
-    let kafka_addr = kafka.local_addr()?;
-    let amqp = TcpListener::bind(settings.amqp_addr)
-        .await
-        .with_context(|| format!("binding the AMQP listener on {}", settings.amqp_addr))?;
-    let amqp_addr = amqp.local_addr()?;
+    let http = bind(settings.http_addr, "HTTP", "--http-addr").await?;
+    let kafka = bind(settings.kafka_addr, "Kafka", "--kafka-addr").await?;
+    let amqp = bind(settings.amqp_addr, "AMQP", "--amqp-addr").await?;
+    let server_tls = match &settings.tls {
+        Some(files) => Some(ServerTls::load(files.clone()).context("loading the [tls] certificate and key")?),
+        None => None,
+    };
+    let kafka_tls = bind_tls(settings.kafka_tls_addr, server_tls.as_ref(), "Kafka TLS", "--kafka-tls-addr").await?;
+    let amqp_tls = bind_tls(settings.amqp_tls_addr, server_tls.as_ref(), "AMQP TLS", "--amqp-tls-addr").await?;
+    let https = bind_tls(settings.https_addr, server_tls.as_ref(), "HTTPS", "--https-addr").await?;
+    let addresses = Addresses {
+        http: http.local_addr()?,
+        kafka: kafka.local_addr()?,
+        amqp: amqp.local_addr()?,
+        kafka_tls: kafka_tls.as_ref().map(Listener::local_addr).transpose()?,
+        amqp_tls: amqp_tls.as_ref().map(Listener::local_addr).transpose()?,
+        https: https.as_ref().map(Listener::local_addr).transpose()?,
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = conveyor_http::router(Arc::clone(&state));
-    let mut http_task = tokio::spawn({
-        let mut shutdown = shutdown_rx.clone();
-        async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                })
-                .await
-        }
-    });
+    let mut http_task = tokio::spawn(conveyor_http::serve(http, app.clone(), shutdown_rx.clone()));
+    let https_task = https.map(|https| tokio::spawn(conveyor_http::serve(https, app, shutdown_rx.clone())));
 
     let kafka_context = Arc::new(conveyor_kafka::Context {
         broker: Arc::clone(&broker),
         config: conveyor_kafka::KafkaConfig::default(),
     });
-    let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
+    let mut door_tasks = vec![tokio::spawn(conveyor_kafka::serve(
+        kafka,
+        Arc::clone(&kafka_context),
+        shutdown_rx.clone(),
+    ))];
+    if let Some(kafka_tls) = kafka_tls {
+        door_tasks.push(tokio::spawn(conveyor_kafka::serve(kafka_tls, kafka_context, shutdown_rx.clone())));
+    }
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
@@ -94,7 +106,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));
-    let amqp_task = tokio::spawn(conveyor_amqp::serve(amqp, amqp_context, shutdown_rx.clone()));
+    door_tasks.push(tokio::spawn(conveyor_amqp::serve(
+        amqp,
+        Arc::clone(&amqp_context),
+        shutdown_rx.clone(),
+    )));
+    if let Some(amqp_tls) = amqp_tls {
+        door_tasks.push(tokio::spawn(conveyor_amqp::serve(amqp_tls, amqp_context, shutdown_rx.clone())));
+    }
     // Session timeouts and delayed rebalances of consumer groups.
     tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
     // Queues left unused past their x-expires; messages past their TTL.
@@ -112,16 +131,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // without flushing anything.
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
     // Every listener is bound: report readiness.
     state.set_ready(true);
-    announce(&settings, http_addr, kafka_addr, amqp_addr);
-    tokio::select! {
-        _ = terminate.recv() => info!("SIGTERM received; shutting down"),
-        _ = interrupt.recv() => info!("SIGINT received; shutting down"),
-        result = &mut http_task => {
-            // The HTTP server only ends on its own if it failed.
-            result.context("HTTP listener task")?.context("HTTP listener")?;
+    announce(&settings, &addresses);
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                info!("SIGTERM received; shutting down");
+                break;
+            }
+            _ = interrupt.recv() => {
+                info!("SIGINT received; shutting down");
+                break;
+            }
+            _ = hangup.recv() => reload_tls(server_tls.as_ref()),
+            result = &mut http_task => {
+                // The HTTP server only ends on its own if it failed.
+                result.context("HTTP listener task")?.context("HTTP listener")?;
+                break;
+            }
         }
     }
     state.set_ready(false);
@@ -130,9 +160,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         warn!("in-flight HTTP requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
         http_task.abort();
     }
+    if let Some(https_task) = https_task
+        && tokio::time::timeout(DRAIN_TIMEOUT, https_task).await.is_err()
+    {
+        warn!("in-flight HTTPS requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
+    }
     // The Kafka and AMQP listeners bound their own drains.
-    let _ = kafka_task.await;
-    let _ = amqp_task.await;
+    for task in door_tasks {
+        let _ = task.await;
+    }
     tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("closing the broker")?
@@ -141,16 +177,73 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds a plain listener; a busy address names its flag.
+async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<Listener> {
+    Ok(Listener::Plain(bind_tcp(addr, what, flag).await?))
+}
+
+async fn bind_tcp(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener on {addr} ({flag})"))
+}
+
+/// Binds a TLS listener when its address is configured (settings checked
+/// that `[tls]` is there then).
+async fn bind_tls(addr: Option<SocketAddr>, tls: Option<&ServerTls>, what: &str, flag: &str) -> anyhow::Result<Option<Listener>> {
+    let (Some(addr), Some(tls)) = (addr, tls) else {
+        return Ok(None);
+    };
+    let listener = bind_tcp(addr, what, flag).await?;
+    Ok(Some(Listener::tls(listener, tls.acceptor())?))
+}
+
+/// SIGHUP: the TLS listeners present the certificate and key read now to
+/// every new connection; open connections are left alone. A file that
+/// does not load leaves the old certificate in place.
+fn reload_tls(tls: Option<&ServerTls>) {
+    match tls {
+        Some(tls) => {
+            if let Err(error) = tls.reload() {
+                error!(%error, "SIGHUP: could not reload the TLS certificate; keeping the current one");
+            }
+        }
+        None => info!("SIGHUP received; no [tls] to reload"),
+    }
+}
+
+/// Where the listeners ended up (port 0 picks a free port).
+#[derive(Debug)]
+struct Addresses {
+    http: SocketAddr,
+    kafka: SocketAddr,
+    amqp: SocketAddr,
+    kafka_tls: Option<SocketAddr>,
+    amqp_tls: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+}
+
 /// One line on stdout that people and test harnesses can read.
-fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr, amqp_addr: SocketAddr) {
-    info!(%http_addr, %kafka_addr, %amqp_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+fn announce(settings: &Settings, addresses: &Addresses) {
+    let Addresses {
+        http,
+        kafka,
+        amqp,
+        kafka_tls,
+        amqp_tls,
+        https,
+    } = addresses;
+    info!(http_addr = %http, kafka_addr = %kafka, amqp_addr = %amqp, ?kafka_tls, ?amqp_tls, ?https, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+    let mut tls = String::new();
+    for (label, addr) in [("kafka-tls", kafka_tls), ("amqp-tls", amqp_tls), ("https", https)] {
+        if let Some(addr) = addr {
+            tls.push_str(&format!(" {label} {addr}"));
+        }
+    }
     println!(
-        "conveyor {} ready: http {} kafka {} amqp {} (GET /health), data in {}",
+        "conveyor {} ready: http {http} kafka {kafka} amqp {amqp}{tls} (GET /health), data in {}",
         env!("CARGO_PKG_VERSION"),
-        http_addr,
-        kafka_addr,
-        amqp_addr,
         settings.broker.data_dir.display()
     );
-    println!("console http://{http_addr}/ admin API http://{http_addr}/api/v1 metrics http://{http_addr}/metrics");
+    println!("console http://{http}/ admin API http://{http}/api/v1 metrics http://{http}/metrics");
 }

@@ -2,14 +2,16 @@
 //! then `CONVEYOR_*` environment variables (both through clap), then the TOML
 //! file given by `--config`, then the defaults of `DESIGN.md`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
+use conveyor_tls::TlsFiles;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
@@ -45,6 +47,15 @@ pub struct ServeArgs {
     /// HTTP listener: /health, later the SQS API, admin API and console [default: 127.0.0.1:8080].
     #[arg(long, env = "CONVEYOR_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// Kafka TLS listener (clients' SSL and SASL_SSL); off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_KAFKA_TLS_ADDR", value_name = "ADDR")]
+    pub kafka_tls_addr: Option<SocketAddr>,
+    /// AMQP 0-9-1 TLS listener (amqps://); off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_AMQP_TLS_ADDR", value_name = "ADDR")]
+    pub amqp_tls_addr: Option<SocketAddr>,
+    /// HTTPS listener: what the HTTP listener serves, over TLS; off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_HTTPS_ADDR", value_name = "ADDR")]
+    pub https_addr: Option<SocketAddr>,
     /// Log line format [default: text].
     #[arg(long, env = "CONVEYOR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -61,7 +72,18 @@ pub struct FileSettings {
     pub kafka_addr: Option<SocketAddr>,
     pub amqp_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    /// `[tls]`: the certificate the TLS listeners present.
+    pub tls: Option<TlsFileSettings>,
+    /// `[auth]`: who may come without credentials.
+    #[serde(default)]
+    pub auth: AuthFileSettings,
+    /// `[users.NAME]`: users created (or updated) at startup.
+    #[serde(default)]
+    pub users: BTreeMap<String, UserFileSettings>,
     #[serde(default)]
     pub topics: TopicFileSettings,
     #[serde(default)]
@@ -80,6 +102,41 @@ pub struct Limits {
     pub disk_free_min_bytes: Option<u64>,
     /// Default 60% of the machine's memory; 0 turns the memory alarm off.
     pub memory_max_bytes: Option<u64>,
+}
+
+/// `[tls]`: PEM files of the TLS listeners. The certificate and key are
+/// read again on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileSettings {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA certificates client certificates are verified against; without
+    /// it no client certificate is asked for.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[auth]` (issue 12's contract).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFileSettings {
+    /// loopback (default) | never | always.
+    pub anonymous: Option<AnonymousAccess>,
+    /// anonymous (default) | monitoring: who may read /metrics.
+    pub metrics: Option<MetricsAccess>,
+}
+
+/// `[users.NAME]` (issue 12's contract): the password is hashed into SCRAM
+/// credentials at startup, never stored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFileSettings {
+    pub password: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<String>,
 }
 
 /// `[amqp]`: the AMQP front door.
@@ -127,6 +184,14 @@ pub struct Settings {
     pub amqp_user_vhosts: HashMap<String, Vec<String>>,
     pub limits: Limits,
     pub http_addr: SocketAddr,
+    /// The TLS listeners, each off unless configured.
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
+    pub auth: AuthPolicy,
+    /// Users created or updated at startup.
+    pub users: Vec<ConfiguredUser>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
 }
@@ -160,6 +225,24 @@ impl Settings {
         if default_partitions == 0 {
             bail!("topics.default_partitions must be at least 1");
         }
+        let kafka_tls_addr = args.kafka_tls_addr.or(file.kafka_tls_addr);
+        let amqp_tls_addr = args.amqp_tls_addr.or(file.amqp_tls_addr);
+        let https_addr = args.https_addr.or(file.https_addr);
+        let tls = file.tls.map(|tls| TlsFiles {
+            cert_file: tls.cert_file,
+            key_file: tls.key_file,
+            client_ca_file: tls.client_ca_file,
+        });
+        if tls.is_none() && (kafka_tls_addr.is_some() || amqp_tls_addr.is_some() || https_addr.is_some()) {
+            bail!(
+                "a TLS listener (kafka_tls_addr, amqp_tls_addr, https_addr) needs a [tls] table with cert_file and key_file in the config file"
+            );
+        }
+        let auth = AuthPolicy {
+            anonymous: file.auth.anonymous.unwrap_or_default(),
+            metrics: file.auth.metrics.unwrap_or_default(),
+        };
+        let users = configured_users(file.users)?;
         for name in file.amqp.vhosts.iter().chain(file.amqp.user_vhosts.values().flatten()) {
             VirtualHost::new(name).with_context(|| "in [amqp]")?;
         }
@@ -180,6 +263,12 @@ impl Settings {
                 .http_addr
                 .or(file.http_addr)
                 .map_or_else(|| default_addr(DEFAULT_HTTP_ADDR), Ok)?,
+            kafka_tls_addr,
+            amqp_tls_addr,
+            https_addr,
+            tls,
+            auth,
+            users,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             broker: BrokerConfig {
                 data_dir,
@@ -189,6 +278,34 @@ impl Settings {
             },
         })
     }
+}
+
+fn configured_users(users: BTreeMap<String, UserFileSettings>) -> anyhow::Result<Vec<ConfiguredUser>> {
+    users
+        .into_iter()
+        .map(|(name, user)| {
+            let tags = user
+                .tags
+                .iter()
+                .map(|tag| tag.parse::<Tag>())
+                .collect::<Result<BTreeSet<_>, _>>()
+                .with_context(|| format!("in [users.{name}]"))?;
+            let aws_access_key = match (user.aws_access_key_id, user.aws_secret_access_key) {
+                (Some(access_key_id), Some(secret_access_key)) => Some(AwsAccessKey {
+                    access_key_id,
+                    secret_access_key,
+                }),
+                (None, None) => None,
+                _ => bail!("[users.{name}]: aws_access_key_id and aws_secret_access_key go together"),
+            };
+            Ok(ConfiguredUser {
+                name,
+                password: user.password,
+                tags,
+                aws_access_key,
+            })
+        })
+        .collect()
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -236,6 +353,38 @@ mod tests {
         assert_eq!(settings.amqp_user_vhosts.get("alice"), Some(&vec!["staging".to_owned()]));
         assert_eq!(settings.limits.disk_free_min_bytes, Some(1000));
         assert_eq!(settings.limits.memory_max_bytes, None);
+        assert_eq!(settings.kafka_tls_addr, None, "TLS listeners are off unless configured");
+        assert_eq!(settings.tls, None);
+    }
+
+    #[test]
+    fn tls_listeners_come_from_flags_or_the_file_and_need_the_tls_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        std::fs::write(&path, "kafka_tls_addr = \"127.0.0.1:9093\"\n").expect("write");
+        let error = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect_err("no [tls]");
+        assert!(format!("{error:#}").contains("[tls]"), "{error:#}");
+        std::fs::write(
+            &path,
+            "kafka_tls_addr = \"127.0.0.1:9093\"\n[tls]\ncert_file = \"/etc/c.pem\"\nkey_file = \"/etc/c.key\"\nclient_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .expect("write");
+        let settings = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            https_addr: Some("127.0.0.1:8443".parse().expect("addr")),
+            ..ServeArgs::default()
+        })
+        .expect("resolve");
+        assert_eq!(settings.kafka_tls_addr.map(|addr| addr.port()), Some(9093));
+        assert_eq!(settings.https_addr.map(|addr| addr.port()), Some(8443));
+        assert_eq!(settings.amqp_tls_addr, None);
+        let tls = settings.tls.expect("tls");
+        assert_eq!(tls.cert_file, PathBuf::from("/etc/c.pem"));
+        assert_eq!(tls.client_ca_file, Some(PathBuf::from("/etc/ca.pem")));
     }
 
     #[test]

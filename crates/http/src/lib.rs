@@ -23,9 +23,12 @@ use conveyor_core::Broker;
 pub mod admin;
 mod arn;
 pub mod console;
+mod listener;
 pub mod metrics;
 pub mod sns;
 pub mod sqs;
+
+pub use listener::{HttpListener, serve};
 
 /// What the HTTP handlers share.
 #[derive(Debug)]

@@ -14,6 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 /// Longest long poll honoured, whatever the client asks.
@@ -35,7 +38,7 @@ struct Read {
     log_start_offset: i64,
 }
 
-pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: FetchRequest, version: i16) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
         // We never create sessions, so a client cannot hold one.
         return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
@@ -47,6 +50,11 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
             context.broker.topic_by_id(requested.topic_id)
         } else {
             context.broker.topic(&requested.topic)
+        };
+        // READ on the topic, asked by name (a topic id resolves first).
+        let refused = match &topic {
+            Some(topic) => !connection.allowed(context, &Resource::Topic(&topic.name), Operation::Read),
+            None => version < 13 && !connection.allowed(context, &Resource::Topic(&requested.topic), Operation::Read),
         };
         let missing = if version >= 13 {
             ResponseError::UnknownTopicId
@@ -60,6 +68,7 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
         ));
         for partition in &requested.partitions {
             let target = match &topic {
+                _ if refused => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(missing),
                 Some(topic) => u32::try_from(partition.partition)
                     .ok()

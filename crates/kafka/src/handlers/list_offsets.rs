@@ -5,19 +5,22 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use conveyor_core::auth::Operation;
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let requests = request
         .topics
         .iter()
         .flat_map(|topic| {
             topic.partitions.iter().map(|partition| {
                 (
-                    super::records::partition_log(context, &topic.name, partition.partition_index),
+                    super::records::partition_log(context, connection, &topic.name, partition.partition_index, Operation::Describe),
                     partition.timestamp,
                 )
             })
