@@ -56,3 +56,29 @@ fn acls_from_the_admin_client_grant_a_prefix_and_refuse_other_topics_and_groups(
     let server = support::Server::start_with(&dir.path().join("data"), &["--config", config.to_str().expect("utf-8 path")], &[]);
     run_script(&server, "tls/acls_confluent.py", &["alice", "s3cret"]);
 }
+
+#[test]
+fn a_client_certificate_without_sasl_makes_the_kafka_principal_its_common_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path());
+    let certificate = ca.server("server", "conveyor-test");
+    let carol = ca.client("carol");
+    let mallory = ca.client("mallory");
+    let server = start_with_tls(
+        dir.path(),
+        &certificate,
+        Some(&ca.ca_file),
+        "[auth]\nanonymous = \"never\"\n[users.carol]\ntags = [\"administrator\"]\n",
+    );
+    let path = |file: &std::path::Path| file.display().to_string();
+    run_script(
+        &server,
+        "tls/mtls_kafka_confluent.py",
+        &[
+            &path(&carol.cert_file),
+            &path(&carol.key_file),
+            &path(&mallory.cert_file),
+            &path(&mallory.key_file),
+        ],
+    );
+}
