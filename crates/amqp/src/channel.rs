@@ -15,6 +15,7 @@ use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm
 use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
 use bytes::Bytes;
 use conveyor_core::Broker;
+use conveyor_core::auth::Operation;
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::messaging::{DeathReason, Storing};
@@ -27,6 +28,7 @@ use tracing::{debug, warn};
 
 use crate::Context;
 use crate::frame;
+use crate::identity::Identity;
 use crate::message::{Message, header_table};
 use crate::prefetch::Window;
 use crate::reply::{self, Exception, short};
@@ -147,15 +149,20 @@ pub struct Channel {
     pub closing: bool,
     /// Journal appends of acks not yet known durable. Every synchronous
     /// method waits for them first, so a client that acks and then makes
-    /// any round trip on the channel knows its acks survive a crash.
-    /// One per queue: a queue's journal appends complete in order, so the
-    /// latest stands for every earlier one.
-    pending_acks: HashMap<uuid::Uuid, Durable>,
+    /// any round trip on the channel knows its acks survive a crash; one
+    /// that fails closes the channel with INTERNAL_ERROR (541), as does one
+    /// found failed when the next ack arrives. Each ack keeps its own: a
+    /// journal append refused for want of space fails alone, so a later
+    /// one's success says nothing of it. Completed ones are dropped as acks
+    /// arrive (`PENDING_ACKS_PRUNE_LEN`).
+    pending_acks: Vec<Durable>,
     /// After `tx.select`: publishes and settlements held until `tx.commit`.
     tx: Option<Transaction>,
     /// The connection's vhost: every queue and exchange name the client
     /// sends is this vhost's (`resource`), every name it gets back its local one.
     vhost: VirtualHost,
+    /// Whose permissions every method is checked against (RabbitMQ's table, `identity.rs`).
+    identity: Identity,
 }
 
 /// What a transactional channel has done since its last commit or rollback.
@@ -224,7 +231,7 @@ impl Confirm {
 }
 
 impl Channel {
-    pub fn new(id: u16, broker: Arc<Broker>, vhost: VirtualHost, out: Outbox, frame_max: usize) -> Channel {
+    pub fn new(id: u16, broker: Arc<Broker>, vhost: VirtualHost, identity: Identity, out: Outbox, frame_max: usize) -> Channel {
         let shared = Arc::new(Shared {
             id,
             broker,
@@ -249,9 +256,10 @@ impl Channel {
             prefetch: 0,
             next_consumer_tag: 1,
             closing: false,
-            pending_acks: HashMap::new(),
+            pending_acks: Vec::new(),
             tx: None,
             vhost,
+            identity,
         }
     }
 
@@ -292,7 +300,16 @@ impl Channel {
             )
         );
         if !asynchronous {
-            self.settle_pending().await;
+            let settled = self.settle_pending().await;
+            // A client closing the channel gets its close-ok; the failure
+            // was logged.
+            let closing = matches!(
+                method,
+                AMQPClass::Channel(channel::AMQPMethod::Close(_) | channel::AMQPMethod::CloseOk(_))
+            );
+            if !closing {
+                settled.map_err(fail)?;
+            }
         }
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Flow(flow)) => {
@@ -311,6 +328,9 @@ impl Channel {
             }
             AMQPClass::Queue(queue::AMQPMethod::Delete(delete)) => {
                 let name = self.resource(delete.queue.as_str()).map_err(fail)?;
+                self.identity
+                    .queue(&context.broker, &self.vhost, delete.queue.as_str(), Operation::Configure)
+                    .map_err(fail)?;
                 check_access(context, connection_id, &self.vhost, &name).map_err(fail)?;
                 let count = context
                     .broker
@@ -334,6 +354,9 @@ impl Channel {
                         .exchange(&resource)
                         .ok_or_else(|| fail(reply::no_exchange(&name, &self.vhost)))?;
                 } else {
+                    self.identity
+                        .exchange(&context.broker, &self.vhost, &name, Operation::Configure)
+                        .map_err(fail)?;
                     let kind: ExchangeKind = declare
                         .kind
                         .as_str()
@@ -346,6 +369,14 @@ impl Channel {
                         Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
                         _ => None,
                     };
+                    if let Some(alternate) = &alternate {
+                        self.identity
+                            .exchange(&context.broker, &self.vhost, alternate, Operation::Write)
+                            .map_err(fail)?;
+                        self.identity
+                            .exchange(&context.broker, &self.vhost, &name, Operation::Read)
+                            .map_err(fail)?;
+                    }
                     let mut definition = Exchange::new(resource, kind);
                     definition.durable = declare.durable;
                     definition.auto_delete = declare.auto_delete;
@@ -364,6 +395,9 @@ impl Channel {
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Delete(delete)) => {
                 let name = self.resource(delete.exchange.as_str()).map_err(fail)?;
+                self.identity
+                    .exchange(&context.broker, &self.vhost, delete.exchange.as_str(), Operation::Configure)
+                    .map_err(fail)?;
                 context
                     .broker
                     .delete_exchange(&name, delete.if_unused)
@@ -379,6 +413,8 @@ impl Channel {
                     self.resource(bind.source.as_str()).map_err(fail)?,
                     self.resource(bind.destination.as_str()).map_err(fail)?,
                 );
+                self.check_binding(context, bind.destination.as_str(), None, bind.source.as_str())
+                    .map_err(fail)?;
                 let binding = Binding::new(Destination::Exchange(destination), bind.routing_key.to_string())
                     .with_arguments(header_table(&bind.arguments));
                 context
@@ -396,6 +432,8 @@ impl Channel {
                     self.resource(unbind.source.as_str()).map_err(fail)?,
                     self.resource(unbind.destination.as_str()).map_err(fail)?,
                 );
+                self.check_binding(context, unbind.destination.as_str(), None, unbind.source.as_str())
+                    .map_err(fail)?;
                 let binding = Binding::new(Destination::Exchange(destination), unbind.routing_key.to_string())
                     .with_arguments(header_table(&unbind.arguments));
                 context
@@ -414,8 +452,10 @@ impl Channel {
                     self.resource(bind.exchange.as_str()).map_err(fail)?,
                 );
                 check_access(context, connection_id, &self.vhost, &queue).map_err(fail)?;
-                let binding = Binding::new(binding_destination(context, &self.vhost, queue), bind.routing_key.to_string())
-                    .with_arguments(header_table(&bind.arguments));
+                let destination = binding_destination(context, &self.vhost, queue);
+                self.check_binding(context, bind.queue.as_str(), Some(&destination), bind.exchange.as_str())
+                    .map_err(fail)?;
+                let binding = Binding::new(destination, bind.routing_key.to_string()).with_arguments(header_table(&bind.arguments));
                 context
                     .broker
                     .bind(&exchange, binding)
@@ -430,8 +470,10 @@ impl Channel {
                     self.resource(unbind.queue.as_str()).map_err(fail)?,
                     self.resource(unbind.exchange.as_str()).map_err(fail)?,
                 );
-                let binding = Binding::new(binding_destination(context, &self.vhost, queue), unbind.routing_key.to_string())
-                    .with_arguments(header_table(&unbind.arguments));
+                let destination = binding_destination(context, &self.vhost, queue);
+                self.check_binding(context, unbind.queue.as_str(), Some(&destination), unbind.exchange.as_str())
+                    .map_err(fail)?;
+                let binding = Binding::new(destination, unbind.routing_key.to_string()).with_arguments(header_table(&unbind.arguments));
                 context
                     .broker
                     .unbind(&exchange, binding)
@@ -447,6 +489,9 @@ impl Channel {
                     .queue(&resource)
                     .ok_or_else(|| fail(reply::no_queue(&name, &self.vhost)))?;
                 check_access(context, connection_id, &self.vhost, &resource).map_err(fail)?;
+                self.identity
+                    .queue(&context.broker, &self.vhost, &name, Operation::Read)
+                    .map_err(fail)?;
                 let broker = Arc::clone(&context.broker);
                 let purged = tokio::task::spawn_blocking(move || broker.purge_queue(&declared))
                     .await
@@ -469,6 +514,9 @@ impl Channel {
                 self.reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}))).await;
             }
             AMQPClass::Basic(basic::AMQPMethod::Publish(publish)) => {
+                self.identity
+                    .exchange(&context.broker, &self.vhost, publish.exchange.as_str(), Operation::Write)
+                    .map_err(fail)?;
                 match context.broker.exchange(&self.resource(publish.exchange.as_str()).map_err(fail)?) {
                     None => return Err(fail(reply::no_exchange(publish.exchange.as_str(), &self.vhost))),
                     Some(exchange) if exchange.internal => {
@@ -514,6 +562,7 @@ impl Channel {
             AMQPClass::Basic(basic::AMQPMethod::Ack(ack)) => {
                 let unacked = self.take_unacked(ack.delivery_tag, ack.multiple).map_err(fail)?;
                 self.settle(unacked, Settlement::Ack);
+                self.prune_pending_acks().map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Nack(nack)) => {
                 let unacked = self.take_unacked(nack.delivery_tag, nack.multiple).map_err(fail)?;
@@ -547,7 +596,7 @@ impl Channel {
                 for (unacked, settlement) in transaction.settlements {
                     self.apply(unacked.into_iter().map(|(_, one)| one).collect(), settlement);
                 }
-                self.settle_pending().await;
+                self.settle_pending().await.map_err(fail)?;
                 self.reply(AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}))).await;
             }
             AMQPClass::Tx(tx::AMQPMethod::Rollback(_)) => {
@@ -646,13 +695,44 @@ impl Channel {
 
     /// Waits until every publish handed to the store task is stored and
     /// every ack is durable: what a synchronous method promises.
-    async fn settle_pending(&mut self) {
+    /// An ack that could not be stored closes the channel with
+    /// INTERNAL_ERROR: the client must not believe it settled.
+    async fn settle_pending(&mut self) -> Result<(), Exception> {
         let published = self.published;
         let _ = self.stored.wait_for(|stored| *stored >= published).await;
-        for (_, durable) in self.pending_acks.drain() {
+        let mut failed = None;
+        for durable in self.pending_acks.drain(..) {
             if let Err(error) = durable.await {
-                warn!(%error, "an acknowledgement could not be stored");
+                failed.get_or_insert(error);
             }
+        }
+        match failed {
+            Some(error) => Err(ack_not_stored(&error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops the pending acks already durable, without waiting, once there
+    /// are more than `PENDING_ACKS_PRUNE_LEN`; one already failed closes the
+    /// channel.
+    fn prune_pending_acks(&mut self) -> Result<(), Exception> {
+        if self.pending_acks.len() <= PENDING_ACKS_PRUNE_LEN {
+            return Ok(());
+        }
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut failed = None;
+        self.pending_acks
+            .retain_mut(|durable| match std::pin::Pin::new(durable).poll(&mut context) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(Ok(())) => false,
+                std::task::Poll::Ready(Err(error)) => {
+                    failed.get_or_insert(error);
+                    false
+                }
+            });
+        match failed {
+            Some(error) => Err(ack_not_stored(&error)),
+            None => Ok(()),
         }
     }
 
@@ -669,9 +749,7 @@ impl Channel {
             Settlement::Ack => {
                 for one in unacked {
                     match one.queue.queue.ack(one.consumer, one.offset) {
-                        Ok(durable) => {
-                            self.pending_acks.insert(one.queue.id, durable);
-                        }
+                        Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
                     }
                 }
@@ -753,6 +831,13 @@ impl Channel {
             ));
         }
         check_integer_arguments(&declare.arguments, &name)?;
+        // RabbitMQ checks a server-named queue under its generated name.
+        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
+        if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
+            self.identity
+                .exchange(&context.broker, &self.vhost, &dead_letter_exchange, Operation::Write)?;
+            self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
+        }
         let name = self.resource(&name)?;
         check_access(context, connection_id, &self.vhost, &name)?;
         let definition = QueueDefinition {
@@ -769,6 +854,20 @@ impl Channel {
             context.exclusive_owners.lock().entry(name).or_insert(connection_id);
         }
         self.declare_ok(&declared, declare.nowait).await
+    }
+
+    /// RabbitMQ's table for `queue.bind`, `exchange.bind` and their unbinds:
+    /// write on the destination (a queue, an exchange, or a Kafka topic's
+    /// ACLs when `queue.bind` names a topic), read on the source exchange.
+    fn check_binding(&self, context: &Context, destination: &str, resolved: Option<&Destination>, source: &str) -> Result<(), Exception> {
+        match resolved {
+            Some(Destination::Topic(topic)) => self.identity.topic(&context.broker, topic, Operation::Write)?,
+            Some(_) => self.identity.queue(&context.broker, &self.vhost, destination, Operation::Write)?,
+            None => self
+                .identity
+                .exchange(&context.broker, &self.vhost, destination, Operation::Write)?,
+        }
+        self.identity.exchange(&context.broker, &self.vhost, source, Operation::Read)
     }
 
     async fn declare_ok(&self, declared: &DeclaredQueue, nowait: bool) -> Result<(), Exception> {
@@ -788,6 +887,7 @@ impl Channel {
         let resource = self.resource(&name)?;
         let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
         check_access(context, connection_id, &self.vhost, &resource)?;
+        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
         let tag = if consume.consumer_tag.as_str().is_empty() {
             let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
             self.next_consumer_tag += 1;
@@ -837,6 +937,7 @@ impl Channel {
         let resource = self.resource(&name)?;
         let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
         check_access(context, connection_id, &self.vhost, &resource)?;
+        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
         let consumer = declared.new_consumer();
         let acquiring = Arc::clone(&declared);
         let broker = Arc::clone(&context.broker);
@@ -981,6 +1082,15 @@ pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueu
     }
 }
 
+/// Pending acks beyond this many are checked, without waiting, as acks arrive.
+const PENDING_ACKS_PRUNE_LEN: usize = 64;
+
+/// The channel exception for an ack whose journal append failed.
+fn ack_not_stored(error: &conveyor_core::queue::QueueError) -> Exception {
+    warn!(%error, "an acknowledgement could not be stored; closing the channel");
+    Exception::new(reply::INTERNAL_ERROR, format!("an acknowledgement could not be stored: {error}"))
+}
+
 fn not_transactional() -> Exception {
     Exception::new(reply::PRECONDITION_FAILED, "channel is not transactional")
 }
@@ -1038,6 +1148,15 @@ fn binding_destination(context: &Context, vhost: &VirtualHost, resource: String)
         Destination::Topic(resource)
     } else {
         Destination::Queue(resource)
+    }
+}
+
+/// A queue declaration's `x-dead-letter-exchange`, as the client named it.
+fn dead_letter_exchange(arguments: &FieldTable) -> Option<String> {
+    match arguments.inner().get("x-dead-letter-exchange") {
+        Some(AMQPValue::LongString(name)) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
+        _ => None,
     }
 }
 

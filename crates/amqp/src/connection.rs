@@ -17,15 +17,19 @@ use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::Bytes;
 use conveyor_core::VirtualHost;
+use conveyor_core::auth::Principal;
 use conveyor_core::connections::{Protocol, Registration};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
+use crate::Context;
 use crate::channel::{Channel, OUTBOX_FRAMES, Outbox, delete_auto_deleted};
+use crate::external;
 use crate::frame::{self, FrameError};
+use crate::identity::{self, Identity};
+use crate::login;
 use crate::reply::{self, Exception, short};
-use crate::{AmqpConfig, Context};
 
 /// Frames before tune-ok are small; this bounds them.
 const HANDSHAKE_FRAME_MAX: usize = 64 * 1024;
@@ -75,6 +79,10 @@ pub async fn run<S>(
         hears_blocked: false,
         vhost: VirtualHost::default(),
         client_common_name,
+        identity: Identity {
+            principal: Principal::User(String::new()),
+            peer: peer.ip(),
+        },
     };
     let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.handshake(&mut reader)).await {
         Ok(Ok(heartbeat_s)) => {
@@ -133,6 +141,8 @@ struct Connection {
     vhost: VirtualHost,
     /// The CN of the client's verified TLS certificate (for EXTERNAL).
     client_common_name: Option<String>,
+    /// Who the login proved the client to be (nobody's rights until it did).
+    identity: Identity,
 }
 
 impl Connection {
@@ -154,7 +164,7 @@ impl Connection {
                 version_major: ProtocolVersion::amqp_0_9_1().major,
                 version_minor: ProtocolVersion::amqp_0_9_1().minor,
                 server_properties: server_properties(),
-                mechanisms: LongString::from(self.mechanisms()),
+                mechanisms: LongString::from(external::mechanisms(self.client_common_name.as_deref())),
                 locales: LongString::from("en_US"),
             })),
         )
@@ -172,32 +182,31 @@ impl Connection {
             Some(AMQPValue::FieldTable(capabilities))
                 if matches!(capabilities.inner().get("connection.blocked"), Some(AMQPValue::Boolean(true)))
         );
-        let (user, authenticated) = if start_ok.mechanism.as_str() == "EXTERNAL" {
-            let user = self.external_user(config);
-            let authenticated = user.is_some();
-            (user, authenticated)
+        let mechanism = start_ok.mechanism.as_str();
+        let login = if mechanism == external::MECHANISM {
+            external::login(&self.context.broker, self.client_common_name.as_deref())
         } else {
-            let credentials = match start_ok.mechanism.as_str() {
-                "PLAIN" => plain_credentials(start_ok.response.as_bytes()),
-                "AMQPLAIN" => amqplain_credentials(start_ok.response.as_bytes()),
-                _ => None,
-            };
-            let user = credentials.as_ref().map(|(user, _)| user.clone());
-            (user, self.authenticated(config, credentials))
+            login::login(&self.context.broker, self.peer, mechanism, start_ok.response.as_bytes())
         };
-        if !authenticated {
-            let exception = Exception::new(
-                reply::ACCESS_REFUSED,
-                format!(
-                    "Login was refused using authentication mechanism {}. For details see the broker logfile.",
-                    start_ok.mechanism.as_str()
-                ),
-            );
-            info!(peer = %self.peer, "AMQP login refused");
-            return Err(End::Exception(exception));
-        }
-        if let Some(user) = &user {
-            self.registration.set_user(user.clone());
+        match login {
+            Ok((principal, user)) => {
+                self.registration.set_user(user);
+                self.identity = Identity {
+                    principal,
+                    peer: self.peer.ip(),
+                };
+            }
+            Err(refused) => {
+                let failures = self.context.broker.authorizer().failures();
+                let delay = failures.login_failed(identity::PROTOCOL, refused.reason, self.peer.ip(), &refused.user);
+                // Repeated failures from one address wait longer each time:
+                // this connection's task waits, no worker is held.
+                tokio::time::sleep(delay).await;
+                return Err(End::Exception(Exception::new(
+                    reply::ACCESS_REFUSED,
+                    format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
+                )));
+            }
         }
         self.registration.set_client(client_name(&start_ok.client_properties));
         self.send_method(
@@ -247,49 +256,12 @@ impl Connection {
                 format!("vhost {} not found", open.virtual_host.as_str()),
             )));
         };
-        if let Some(user) = &user
-            && let Some(allowed) = config.user_vhosts.get(user)
-            && !allowed.iter().any(|name| name == vhost.name())
-        {
-            return Err(End::Exception(Exception::new(
-                reply::NOT_ALLOWED,
-                format!("access to vhost '{}' refused for user '{user}'", vhost.name()),
-            )));
-        }
+        self.identity.open_vhost(&self.context.broker, &vhost).map_err(End::Exception)?;
         self.registration.set_vhost(vhost.name());
         self.vhost = vhost;
         self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))
             .await;
         Ok(tune_ok.heartbeat)
-    }
-
-    /// The mechanisms `connection.start` offers: EXTERNAL only to a client
-    /// that presented a verified certificate, as RabbitMQ's
-    /// `rabbit_auth_mechanism_ssl` offers it.
-    fn mechanisms(&self) -> &'static str {
-        if self.client_common_name.is_some() {
-            "PLAIN AMQPLAIN EXTERNAL"
-        } else {
-            "PLAIN AMQPLAIN"
-        }
-    }
-
-    /// EXTERNAL: the user is the CN of the client's verified certificate
-    /// (RabbitMQ's default `ssl_cert_login_from = common_name`); as in
-    /// RabbitMQ it must be a user the broker knows, and no password is asked.
-    fn external_user(&self, config: &AmqpConfig) -> Option<String> {
-        let common_name = self.client_common_name.as_ref()?;
-        let known = self.context.broker.authorizer().user(common_name).is_some() || config.users.contains_key(common_name);
-        known.then(|| common_name.clone())
-    }
-
-    /// The default guest/guest is for loopback clients only, as in RabbitMQ.
-    fn authenticated(&self, config: &AmqpConfig, credentials: Option<(String, String)>) -> bool {
-        let Some((user, password)) = credentials else { return false };
-        if let Some(expected) = config.users.get(&user) {
-            return *expected == password;
-        }
-        user == "guest" && password == "guest" && self.peer.ip().is_loopback()
     }
 
     async fn expect_method<R: tokio::io::AsyncRead + Unpin>(&self, reader: &mut R) -> Result<AMQPClass, End> {
@@ -423,6 +395,7 @@ impl Connection {
                         id,
                         Arc::clone(&self.context.broker),
                         self.vhost.clone(),
+                        self.identity.clone(),
                         self.out.clone(),
                         self.frame_max,
                     ),
@@ -618,30 +591,6 @@ fn client_name(properties: &FieldTable) -> String {
     }
 }
 
-/// PLAIN: "\0user\0password".
-fn plain_credentials(response: &[u8]) -> Option<(String, String)> {
-    let mut parts = response.split(|byte| *byte == 0);
-    let _authzid = parts.next()?;
-    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    Some((user, password))
-}
-
-/// AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD.
-fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
-    let mut framed = Vec::with_capacity(response.len() + 4);
-    framed.extend_from_slice(&u32::try_from(response.len()).ok()?.to_be_bytes());
-    framed.extend_from_slice(response);
-    crate::nesting::check_table(&framed).ok()?;
-    let (_, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice()).ok()?;
-    let text = |key: &str| match table.inner().get(key) {
-        Some(AMQPValue::LongString(value)) => String::from_utf8(value.as_bytes().to_vec()).ok(),
-        Some(AMQPValue::ShortString(value)) => Some(value.to_string()),
-        _ => None,
-    };
-    Some((text("LOGIN")?, text("PASSWORD")?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,11 +604,5 @@ mod tests {
         properties.insert(short("connection_name"), AMQPValue::LongString(LongString::from("orders-app")));
         assert_eq!(client_name(&properties), "orders-app");
         assert_eq!(client_name(&FieldTable::default()), "");
-    }
-
-    #[test]
-    fn plain_credentials_split_on_nul() {
-        assert_eq!(plain_credentials(b"\0guest\0guest"), Some(("guest".into(), "guest".into())));
-        assert_eq!(plain_credentials(b"guest"), None);
     }
 }

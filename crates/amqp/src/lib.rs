@@ -2,11 +2,15 @@
 //! to Conveyor's queues. Frames are decoded with `amq-protocol`; connections
 //! and channels are state machines in `connection.rs` and `channel.rs`; the
 //! queues themselves live in the core. No delivery logic here beyond the
-//! protocol's: acquisition, acks and redelivery are the core queue's.
+//! protocol's: acquisition, acks and redelivery are the core queue's; who
+//! may do what is the core's authorizer's (`login.rs`, `identity.rs`).
 
 mod channel;
 mod connection;
+mod external;
 pub mod frame;
+mod identity;
+mod login;
 pub mod message;
 mod method;
 pub mod nesting;
@@ -34,10 +38,6 @@ pub struct AmqpConfig {
     pub heartbeat_s: u16,
     /// Largest message body accepted (RabbitMQ's `max_message_size` default).
     pub message_bytes_max: u64,
-    /// Users other than the default `guest`/`guest` (which only loopback clients may use).
-    pub users: HashMap<String, String>,
-    /// Users who may open only some vhosts, name → those vhosts; the others may open every vhost.
-    pub user_vhosts: HashMap<String, Vec<String>>,
 }
 
 impl Default for AmqpConfig {
@@ -47,8 +47,6 @@ impl Default for AmqpConfig {
             channel_max: 2047,
             heartbeat_s: 60,
             message_bytes_max: 128 * 1024 * 1024,
-            users: HashMap::new(),
-            user_vhosts: HashMap::new(),
         }
     }
 }

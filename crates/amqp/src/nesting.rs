@@ -196,6 +196,35 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// The encoding of a field table nesting `depth` levels, built without
+/// recursion: what a hostile client sends, for tests and fuzzing of this
+/// check. The
+/// outermost level is a table; each level holds the next through an
+/// entry named `a` (name length, name, type: 3 bytes) or, with `arrays`,
+/// every level below the first is an array holding the next as its one
+/// element (its type: 1 byte).
+pub fn nested_table_bytes(depth: usize, arrays: bool) -> Vec<u8> {
+    let (kind, entry_bytes) = if arrays { (b'A', 1) } else { (b'F', 3) };
+    let mut bytes = Vec::new();
+    for level in 0..depth {
+        let inner_levels = depth - level - 1;
+        let entry = if level == 0 { 3 } else { entry_bytes };
+        let content = match inner_levels {
+            0 => 0,
+            // The entry holding the next level, its length, then every level below it.
+            _ => entry + 4 + (inner_levels - 1) * (entry_bytes + 4),
+        };
+        bytes.extend_from_slice(&(content as u32).to_be_bytes());
+        if inner_levels > 0 {
+            if entry == 3 {
+                bytes.extend_from_slice(&[1, b'a']);
+            }
+            bytes.push(kind);
+        }
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,33 +234,6 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::frame::{decode, encode};
-
-    /// A table nesting `depth` levels, built without recursion. The
-    /// outermost level is a table; each level holds the next through an
-    /// entry named `a` (name length, name, type: 3 bytes) or, with `arrays`,
-    /// every level below the first is an array holding the next as its one
-    /// element (its type: 1 byte).
-    fn nested_table_bytes(depth: usize, arrays: bool) -> Vec<u8> {
-        let (kind, entry_bytes) = if arrays { (b'A', 1) } else { (b'F', 3) };
-        let mut bytes = Vec::new();
-        for level in 0..depth {
-            let inner_levels = depth - level - 1;
-            let entry = if level == 0 { 3 } else { entry_bytes };
-            let content = match inner_levels {
-                0 => 0,
-                // The entry holding the next level, its length, then every level below it.
-                _ => entry + 4 + (inner_levels - 1) * (entry_bytes + 4),
-            };
-            bytes.extend_from_slice(&(content as u32).to_be_bytes());
-            if inner_levels > 0 {
-                if entry == 3 {
-                    bytes.extend_from_slice(&[1, b'a']);
-                }
-                bytes.push(kind);
-            }
-        }
-        bytes
-    }
 
     fn nested(depth: usize) -> FieldTable {
         let mut table = FieldTable::default();

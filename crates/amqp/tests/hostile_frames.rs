@@ -12,6 +12,7 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, connection, exchange, queue};
 use amq_protocol::types::{FieldTable, LongString, ShortString};
 use conveyor_amqp::frame::{PROTOCOL_HEADER, encode, read_frame};
+use conveyor_amqp::nesting::nested_table_bytes;
 use conveyor_amqp::{AmqpConfig, Context};
 use conveyor_core::{Broker, BrokerConfig};
 use proptest::prelude::*;
@@ -251,33 +252,6 @@ fn nested(depth: usize) -> FieldTable {
     table
 }
 
-/// Raw bytes of a field table nesting `depth` levels: the codec's own
-/// encoder would recurse as deep to build it. The outermost level is a
-/// table holding the next in an entry `a`; below it every level is a table
-/// (an entry `a` each: 7 bytes a level) or, with `arrays`, an array holding
-/// the next as its one element (5 bytes a level, so 10,000 levels fit in
-/// the 64 KiB frames allowed before the handshake's tune).
-fn nested_bytes(depth: usize, arrays: bool) -> Vec<u8> {
-    let (kind, entry_bytes) = if arrays { (b'A', 1) } else { (b'F', 3) };
-    let mut bytes = Vec::new();
-    for level in 0..depth {
-        let inner_levels = depth - level - 1;
-        let entry = if level == 0 { 3 } else { entry_bytes };
-        let content = match inner_levels {
-            0 => 0,
-            _ => entry + 4 + (inner_levels - 1) * (entry_bytes + 4),
-        };
-        bytes.extend_from_slice(&(content as u32).to_be_bytes());
-        if inner_levels > 0 {
-            if entry == 3 {
-                bytes.extend_from_slice(&[1, b'a']);
-            }
-            bytes.push(kind);
-        }
-    }
-    bytes
-}
-
 /// One frame of `kind` on `channel` around `payload`.
 fn raw_frame(kind: u8, channel: u16, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![kind];
@@ -316,7 +290,7 @@ fn close_code_for(bytes: &[u8]) -> Option<u16> {
 #[test]
 fn a_start_ok_nested_ten_thousand_deep_closes_that_connection_with_501() {
     let mut payload = vec![0, 10, 0, 11];
-    payload.extend_from_slice(&nested_bytes(10_000, true));
+    payload.extend_from_slice(&nested_table_bytes(10_000, true));
     payload.extend_from_slice(&[5, b'P', b'L', b'A', b'I', b'N', 0, 0, 0, 12]);
     payload.extend_from_slice(b"\0guest\0guest");
     payload.extend_from_slice(&[5, b'e', b'n', b'_', b'U', b'S']);
@@ -341,7 +315,7 @@ fn a_publish_whose_headers_nest_ten_thousand_deep_closes_that_connection_with_50
     )]));
     // Class 60, weight 0, body size 1, property flags: headers only.
     let mut header = vec![0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0b0010_0000, 0];
-    header.extend_from_slice(&nested_bytes(10_000, false));
+    header.extend_from_slice(&nested_table_bytes(10_000, false));
     bytes.extend_from_slice(&raw_frame(2, 1, &header));
     bytes.extend_from_slice(&raw_frame(3, 1, b"x"));
     assert_eq!(close_code_for(&bytes), Some(501));

@@ -23,7 +23,9 @@ macro_rules! serve_examples {
 Examples:
   conveyor serve
       Run the broker with data in ./conveyor-data; Kafka on 127.0.0.1:9092,
-      AMQP on 127.0.0.1:5672, HTTP (health, SQS, admin API) on 127.0.0.1:8080.
+      AMQP 0-9-1 on 127.0.0.1:5672, and on HTTP 127.0.0.1:8080 the SQS and
+      SNS APIs, the admin API (/api/v1), the web console (/), /metrics and
+      /health.
   conveyor serve --data-dir /var/lib/conveyor --http-addr 0.0.0.0:8080
   CONVEYOR_DATA_DIR=/srv/conveyor conveyor serve --log-format json
   conveyor serve --config conveyor.toml
@@ -42,14 +44,21 @@ const EXAMPLES: &str = concat!(
   conveyor consume orders --group billing --exit --format '%p/%o %k %s\\n'
   conveyor group describe billing
   conveyor dlq redrive jobs.dlq
+  conveyor user add alice --new-password s3cret
+  conveyor permission set alice '^alice\\..*' '.*' '.*' --vhost /
       Client commands talk to the admin API at --server (env CONVEYOR_SERVER,
-      default http://127.0.0.1:8080); --json prints JSON for scripts."
+      default http://127.0.0.1:8080) as --user/--password (CONVEYOR_USER,
+      CONVEYOR_PASSWORD); --json prints JSON for scripts."
 );
 
-/// One broker for Kafka, AMQP 0-9-1 and SQS clients: everything is a durable log.
+/// One broker for Kafka, AMQP 0-9-1 (RabbitMQ), SQS and SNS clients: everything is a durable log.
 #[derive(Debug, Parser)]
 #[command(name = "conveyor", version, about, after_help = EXAMPLES)]
 struct Cli {
+    /// `--server`, `--json` and `--quiet` given before the command; each
+    /// command also takes them after its name.
+    #[command(flatten)]
+    target: cli::Target,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +81,10 @@ enum Command {
     Exchange(cli::exchange::ExchangeArgs),
     /// Dead-letter queues: peek at what died and why, redrive it.
     Dlq(cli::dlq::DlqArgs),
+    /// Users: add, delete, list, change a password.
+    User(cli::user::UserArgs),
+    /// RabbitMQ permission entries of users in vhosts: set, clear, list.
+    Permission(cli::permission::PermissionArgs),
     /// Append lines from stdin to a topic, one message per line (like kcat -P).
     Produce(cli::produce::ProduceArgs),
     /// Print a topic's messages (like kcat -C).
@@ -83,9 +96,35 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The client flags a command takes, to fill in from those given before
+    /// it (`conveyor --json --server URL topic list`).
+    fn target_mut(&mut self) -> Option<&mut cli::Target> {
+        match self {
+            Command::Topic(args) => Some(&mut args.target),
+            Command::Group(args) => Some(&mut args.target),
+            Command::Queue(args) => Some(&mut args.target),
+            Command::Exchange(args) => Some(&mut args.target),
+            Command::Dlq(args) => Some(&mut args.target),
+            Command::Produce(args) => Some(&mut args.target),
+            Command::Consume(args) => Some(&mut args.target),
+            Command::User(args) => Some(&mut args.target),
+            Command::Permission(args) => Some(&mut args.target),
+            Command::Serve(_) | Command::Bench(_) | Command::Completions { .. } => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let Cli { target, mut command } = Cli::parse();
+    if let Some(own) = command.target_mut() {
+        own.inherit(&target);
+    } else if let Command::Bench(bench) = &mut command
+        && let Some(output) = bench.output_mut()
+    {
+        output.inherit(&target.output);
+    }
+    let result = match command {
         Command::Serve(args) => serve::run(&args),
         Command::Bench(command) => bench::run(&command),
         Command::Topic(args) => cli::topic::run(&args),
@@ -93,6 +132,8 @@ fn main() -> ExitCode {
         Command::Queue(args) => cli::queue::run(&args),
         Command::Exchange(args) => cli::exchange::run(&args),
         Command::Dlq(args) => cli::dlq::run(&args),
+        Command::User(args) => cli::user::run(&args),
+        Command::Permission(args) => cli::permission::run(&args),
         Command::Produce(args) => cli::produce::run(&args),
         Command::Consume(args) => cli::consume::run(&args),
         Command::Completions { shell } => {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use conveyor_core::Broker;
+use conveyor_core::auth::{AnonymousAccess, Permission, is_loopback};
 use conveyor_http::HttpState;
 use conveyor_tls::{Listener, ServerTls};
 use tokio::net::TcpListener;
@@ -34,7 +35,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONVEYOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal, not in files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -42,36 +48,40 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let broker_config = settings.broker.clone();
-    let data_dir = broker_config.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
-        .await
-        .context("opening the broker's state")?
-        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-    let broker = Arc::new(broker);
-    broker.authorizer().set_policy(settings.auth);
-    broker
-        .apply_configured_users(&settings.users, &[])
-        .await
-        .context("creating the users of the config file")?;
-    for name in &settings.amqp_vhosts {
-        broker
-            .create_vhost(name)
-            .await
-            .with_context(|| format!("creating vhost {name:?} from the config file"))?;
-    }
-
-    let state = HttpState::new(Arc::clone(&broker));
-    let http = bind(settings.http_addr, "HTTP", "--http-addr").await?;
-    let kafka = bind(settings.kafka_addr, "Kafka", "--kafka-addr").await?;
-    let amqp = bind(settings.amqp_addr, "AMQP", "--amqp-addr").await?;
+    // Listeners first: a busy port or an unreadable certificate fails
+    // before the data directory is created or locked, so a failed start
+    // leaves nothing behind.
+    let http = bind(settings.http_addr, "HTTP", "--http-addr", "CONVEYOR_HTTP_ADDR").await?;
+    let kafka = bind(settings.kafka_addr, "Kafka", "--kafka-addr", "CONVEYOR_KAFKA_ADDR").await?;
+    let amqp = bind(settings.amqp_addr, "AMQP", "--amqp-addr", "CONVEYOR_AMQP_ADDR").await?;
     let server_tls = match &settings.tls {
         Some(files) => Some(ServerTls::load(files.clone()).context("loading the [tls] certificate and key")?),
         None => None,
     };
-    let kafka_tls = bind_tls(settings.kafka_tls_addr, server_tls.as_ref(), "Kafka TLS", "--kafka-tls-addr").await?;
-    let amqp_tls = bind_tls(settings.amqp_tls_addr, server_tls.as_ref(), "AMQP TLS", "--amqp-tls-addr").await?;
-    let https = bind_tls(settings.https_addr, server_tls.as_ref(), "HTTPS", "--https-addr").await?;
+    let kafka_tls = bind_tls(
+        settings.kafka_tls_addr,
+        server_tls.as_ref(),
+        "Kafka TLS",
+        "--kafka-tls-addr",
+        "CONVEYOR_KAFKA_TLS_ADDR",
+    )
+    .await?;
+    let amqp_tls = bind_tls(
+        settings.amqp_tls_addr,
+        server_tls.as_ref(),
+        "AMQP TLS",
+        "--amqp-tls-addr",
+        "CONVEYOR_AMQP_TLS_ADDR",
+    )
+    .await?;
+    let https = bind_tls(
+        settings.https_addr,
+        server_tls.as_ref(),
+        "HTTPS",
+        "--https-addr",
+        "CONVEYOR_HTTPS_ADDR",
+    )
+    .await?;
     let addresses = Addresses {
         http: http.local_addr()?,
         kafka: kafka.local_addr()?,
@@ -80,6 +90,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         amqp_tls: amqp_tls.as_ref().map(Listener::local_addr).transpose()?,
         https: https.as_ref().map(Listener::local_addr).transpose()?,
     };
+
+    let broker_config = settings.broker.clone();
+    let data_dir = broker_config.data_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
+        .await
+        .context("opening the broker's state")?
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    let broker = Arc::new(broker);
+    for name in &settings.amqp_vhosts {
+        broker
+            .create_vhost(name)
+            .await
+            .with_context(|| format!("creating vhost {name:?} from the config file"))?;
+    }
+    broker.authorizer().set_policy(settings.auth);
+    broker
+        .apply_configured_users(&settings.users, &alias_permissions(&settings, &broker))
+        .await
+        .context("applying the config file's users")?;
+
+    let state = HttpState::new(Arc::clone(&broker));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = conveyor_http::router(Arc::clone(&state));
@@ -101,8 +132,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
-            users: settings.amqp_users.clone(),
-            user_vhosts: settings.amqp_user_vhosts.clone(),
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));
@@ -133,6 +162,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
+    let mut exposed = vec![addresses.http, addresses.kafka, addresses.amqp];
+    exposed.extend([addresses.kafka_tls, addresses.amqp_tls, addresses.https].into_iter().flatten());
+    warn_if_open(settings.auth.anonymous, &exposed);
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, &addresses);
@@ -177,24 +209,32 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds a plain listener; a busy address names its flag.
-async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<Listener> {
-    Ok(Listener::Plain(bind_tcp(addr, what, flag).await?))
+/// Binds a plain listener; a failure names the flag and variable that move it.
+async fn bind(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyhow::Result<Listener> {
+    Ok(Listener::Plain(bind_tcp(addr, door, flag, variable).await?))
 }
 
-async fn bind_tcp(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the {what} listener on {addr} ({flag})"))
+async fn bind_tcp(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "binding the {door} listener on {addr} (is another process listening there? choose another address with {flag} or {variable})"
+        )
+    })
 }
 
 /// Binds a TLS listener when its address is configured (settings checked
 /// that `[tls]` is there then).
-async fn bind_tls(addr: Option<SocketAddr>, tls: Option<&ServerTls>, what: &str, flag: &str) -> anyhow::Result<Option<Listener>> {
+async fn bind_tls(
+    addr: Option<SocketAddr>,
+    tls: Option<&ServerTls>,
+    door: &str,
+    flag: &str,
+    variable: &str,
+) -> anyhow::Result<Option<Listener>> {
     let (Some(addr), Some(tls)) = (addr, tls) else {
         return Ok(None);
     };
-    let listener = bind_tcp(addr, what, flag).await?;
+    let listener = bind_tcp(addr, door, flag, variable).await?;
     Ok(Some(Listener::tls(listener, tls.acceptor())?))
 }
 
@@ -209,6 +249,33 @@ fn reload_tls(tls: Option<&ServerTls>) {
             }
         }
         None => info!("SIGHUP received; no [tls] to reload"),
+    }
+}
+
+/// `[amqp.users]` kept its first meaning: every right, on the vhosts
+/// `[amqp.user_vhosts]` lists for the user or else on every vhost there is at startup.
+fn alias_permissions(settings: &Settings, broker: &Broker) -> Vec<(String, String, Permission)> {
+    let every_vhost: Vec<String> = broker.vhosts().iter().map(|vhost| vhost.name().to_owned()).collect();
+    settings
+        .amqp_users
+        .keys()
+        .flat_map(|user| {
+            let vhosts = settings.amqp_user_vhosts.get(user).unwrap_or(&every_vhost);
+            vhosts.iter().map(move |vhost| (user.clone(), vhost.clone(), Permission::full()))
+        })
+        .collect()
+}
+
+/// Anonymous access from everywhere on a listener others can reach: say so, loudly.
+fn warn_if_open(anonymous: AnonymousAccess, listeners: &[SocketAddr]) {
+    if anonymous != AnonymousAccess::Always {
+        return;
+    }
+    for addr in listeners.iter().filter(|addr| !is_loopback(addr.ip())) {
+        warn!(
+            %addr,
+            "[auth] anonymous = \"always\": anyone who can reach {addr} has every right without credentials; set anonymous = \"loopback\" or \"never\" unless this network is trusted"
+        );
     }
 }
 
@@ -240,10 +307,12 @@ fn announce(settings: &Settings, addresses: &Addresses) {
             tls.push_str(&format!(" {label} {addr}"));
         }
     }
-    println!(
+    crate::cli::render::out!(
         "conveyor {} ready: http {http} kafka {kafka} amqp {amqp}{tls} (GET /health), data in {}",
         env!("CARGO_PKG_VERSION"),
         settings.broker.data_dir.display()
     );
-    println!("console http://{http}/ admin API http://{http}/api/v1 metrics http://{http}/metrics");
+    crate::cli::render::out!(
+        "SQS and SNS http://{http}/ console http://{http}/ admin API http://{http}/api/v1 metrics http://{http}/metrics"
+    );
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use conveyor_core::auth::user::validate_user_name;
 use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
@@ -44,7 +45,7 @@ pub struct ServeArgs {
     /// AMQP 0-9-1 listener [default: 127.0.0.1:5672].
     #[arg(long, env = "CONVEYOR_AMQP_ADDR", value_name = "ADDR")]
     pub amqp_addr: Option<SocketAddr>,
-    /// HTTP listener: /health, later the SQS API, admin API and console [default: 127.0.0.1:8080].
+    /// HTTP listener: SQS and SNS APIs, admin API, web console, /metrics, /health [default: 127.0.0.1:8080].
     #[arg(long, env = "CONVEYOR_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
     /// Kafka TLS listener (clients' SSL and SASL_SSL); off unless set. Needs [tls] in the config file.
@@ -78,18 +79,40 @@ pub struct FileSettings {
     pub log_format: Option<LogFormat>,
     /// `[tls]`: the certificate the TLS listeners present.
     pub tls: Option<TlsFileSettings>,
-    /// `[auth]`: who may come without credentials.
-    #[serde(default)]
-    pub auth: AuthFileSettings,
-    /// `[users.NAME]`: users created (or updated) at startup.
-    #[serde(default)]
-    pub users: BTreeMap<String, UserFileSettings>,
     #[serde(default)]
     pub topics: TopicFileSettings,
     #[serde(default)]
     pub amqp: AmqpFileSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub auth: AuthFileSettings,
+    /// `[users.NAME]`: users applied at every start.
+    #[serde(default)]
+    pub users: BTreeMap<String, UserFileSettings>,
+}
+
+/// `[auth]`: who may come without credentials, who may read `/metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFileSettings {
+    /// `loopback` (default), `never` or `always`.
+    pub anonymous: Option<AnonymousAccess>,
+    /// `anonymous` (default) or `monitoring`.
+    pub metrics: Option<MetricsAccess>,
+}
+
+/// `[users.NAME]`: one user, created or updated to this at startup.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFileSettings {
+    /// Hashed into SCRAM-SHA-256 and -512 credentials; never stored.
+    pub password: Option<String>,
+    /// `administrator`, `monitoring`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<String>,
 }
 
 /// `[limits]`: resource alarms (RabbitMQ's `disk_free_limit` and memory
@@ -117,42 +140,21 @@ pub struct TlsFileSettings {
     pub client_ca_file: Option<PathBuf>,
 }
 
-/// `[auth]` (issue 12's contract).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthFileSettings {
-    /// loopback (default) | never | always.
-    pub anonymous: Option<AnonymousAccess>,
-    /// anonymous (default) | monitoring: who may read /metrics.
-    pub metrics: Option<MetricsAccess>,
-}
-
-/// `[users.NAME]` (issue 12's contract): the password is hashed into SCRAM
-/// credentials at startup, never stored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserFileSettings {
-    pub password: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub aws_access_key_id: Option<String>,
-    pub aws_secret_access_key: Option<String>,
-}
-
 /// `[amqp]`: the AMQP front door.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpFileSettings {
-    /// `[amqp.users]`: `name = "password"` pairs accepted from any address
-    /// (the built-in guest/guest is accepted from loopback only).
+    /// `[amqp.users]`: `name = "password"` pairs, the alias of `[users.NAME]`
+    /// that Conveyor had first: such a user gets every permission on the
+    /// vhosts `[amqp.user_vhosts]` lists for it, or on every vhost that exists at startup.
     #[serde(default)]
     pub users: HashMap<String, String>,
     /// Virtual hosts besides `/` to create at startup when missing (a vhost
     /// taken off this list is not deleted: the admin API does that).
     #[serde(default)]
     pub vhosts: Vec<String>,
-    /// `[amqp.user_vhosts]`: `name = ["vhost", ...]`, the only vhosts that
-    /// user may open; a user not listed may open every vhost.
+    /// `[amqp.user_vhosts]`: `name = ["vhost", ...]`, the vhosts where an
+    /// `[amqp.users]` user gets its permission entries.
     #[serde(default)]
     pub user_vhosts: HashMap<String, Vec<String>>,
 }
@@ -176,12 +178,16 @@ pub struct TopicFileSettings {
 pub struct Settings {
     pub kafka_addr: SocketAddr,
     pub amqp_addr: SocketAddr,
-    /// AMQP users besides guest, name → password.
+    /// `[amqp.users]`, name → password (see [`Settings::users`] for the rest).
     pub amqp_users: HashMap<String, String>,
     /// Vhosts created at startup when missing.
     pub amqp_vhosts: Vec<String>,
-    /// Users limited to some vhosts, name → the vhosts they may open.
+    /// `[amqp.user_vhosts]`: the vhosts of an `[amqp.users]` user's permission entries.
     pub amqp_user_vhosts: HashMap<String, Vec<String>>,
+    /// `[auth]`.
+    pub auth: AuthPolicy,
+    /// `[users.NAME]` and `[amqp.users]`, applied at startup.
+    pub users: Vec<ConfiguredUser>,
     pub limits: Limits,
     pub http_addr: SocketAddr,
     /// The TLS listeners, each off unless configured.
@@ -189,9 +195,6 @@ pub struct Settings {
     pub amqp_tls_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
     pub tls: Option<TlsFiles>,
-    pub auth: AuthPolicy,
-    /// Users created or updated at startup.
-    pub users: Vec<ConfiguredUser>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
 }
@@ -238,15 +241,17 @@ impl Settings {
                 "a TLS listener (kafka_tls_addr, amqp_tls_addr, https_addr) needs a [tls] table with cert_file and key_file in the config file"
             );
         }
+        for name in file.amqp.vhosts.iter().chain(file.amqp.user_vhosts.values().flatten()) {
+            VirtualHost::new(name).with_context(|| "in [amqp]")?;
+        }
+        let users = configured_users(&file.users, &file.amqp.users)?;
         let auth = AuthPolicy {
             anonymous: file.auth.anonymous.unwrap_or_default(),
             metrics: file.auth.metrics.unwrap_or_default(),
         };
-        let users = configured_users(file.users)?;
-        for name in file.amqp.vhosts.iter().chain(file.amqp.user_vhosts.values().flatten()) {
-            VirtualHost::new(name).with_context(|| "in [amqp]")?;
-        }
         Ok(Settings {
+            auth,
+            users,
             kafka_addr: args
                 .kafka_addr
                 .or(file.kafka_addr)
@@ -267,8 +272,6 @@ impl Settings {
             amqp_tls_addr,
             https_addr,
             tls,
-            auth,
-            users,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             broker: BrokerConfig {
                 data_dir,
@@ -280,32 +283,50 @@ impl Settings {
     }
 }
 
-fn configured_users(users: BTreeMap<String, UserFileSettings>) -> anyhow::Result<Vec<ConfiguredUser>> {
-    users
-        .into_iter()
-        .map(|(name, user)| {
-            let tags = user
-                .tags
-                .iter()
-                .map(|tag| tag.parse::<Tag>())
-                .collect::<Result<BTreeSet<_>, _>>()
-                .with_context(|| format!("in [users.{name}]"))?;
-            let aws_access_key = match (user.aws_access_key_id, user.aws_secret_access_key) {
-                (Some(access_key_id), Some(secret_access_key)) => Some(AwsAccessKey {
-                    access_key_id,
-                    secret_access_key,
-                }),
-                (None, None) => None,
-                _ => bail!("[users.{name}]: aws_access_key_id and aws_secret_access_key go together"),
-            };
-            Ok(ConfiguredUser {
-                name,
-                password: user.password,
-                tags,
-                aws_access_key,
-            })
-        })
-        .collect()
+/// The users of `[users.NAME]` and of the `[amqp.users]` alias; a name in both is an error.
+fn configured_users(users: &BTreeMap<String, UserFileSettings>, aliases: &HashMap<String, String>) -> anyhow::Result<Vec<ConfiguredUser>> {
+    let mut configured = Vec::new();
+    for (name, user) in users {
+        let context = || format!("in [users.{name}]");
+        if aliases.contains_key(name) {
+            bail!("user {name:?} is in both [users] and [amqp.users]");
+        }
+        let tags = user
+            .tags
+            .iter()
+            .map(|tag| tag.parse::<Tag>())
+            .collect::<Result<BTreeSet<Tag>, _>>()
+            .with_context(context)?;
+        let aws_access_key = match (&user.aws_access_key_id, &user.aws_secret_access_key) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(AwsAccessKey {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+            }),
+            (None, None) => None,
+            _ => bail!("[users.{name}]: aws_access_key_id and aws_secret_access_key go together"),
+        };
+        configured.push(ConfiguredUser {
+            name: name.clone(),
+            password: user.password.clone(),
+            tags,
+            aws_access_key,
+        });
+    }
+    for (name, password) in aliases {
+        configured.push(ConfiguredUser {
+            name: name.clone(),
+            password: Some(password.clone()),
+            tags: BTreeSet::new(),
+            aws_access_key: None,
+        });
+    }
+    for user in &configured {
+        validate_user_name(&user.name).context("in the config file's users")?;
+        if user.password.as_deref() == Some("") {
+            bail!("user {:?}: the password is empty", user.name);
+        }
+    }
+    Ok(configured)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -355,6 +376,9 @@ mod tests {
         assert_eq!(settings.limits.memory_max_bytes, None);
         assert_eq!(settings.kafka_tls_addr, None, "TLS listeners are off unless configured");
         assert_eq!(settings.tls, None);
+        assert_eq!(settings.auth, AuthPolicy::default(), "anonymous from loopback, open metrics");
+        assert_eq!(settings.users.len(), 1);
+        assert_eq!(settings.users[0].name, "alice");
     }
 
     #[test]
@@ -385,6 +409,43 @@ mod tests {
         let tls = settings.tls.expect("tls");
         assert_eq!(tls.cert_file, PathBuf::from("/etc/c.pem"));
         assert_eq!(tls.client_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    }
+
+    #[test]
+    fn the_auth_section_and_users_follow_the_issue_contract() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nanonymous = \"never\"\nmetrics = \"monitoring\"\n[users.alice]\npassword = \"s3cret\"\ntags = [\"administrator\"]\naws_access_key_id = \"AKIAALICE0000000000\"\naws_secret_access_key = \"alice-secret\"\n[users.watcher]\npassword = \"w\"\ntags = [\"monitoring\"]\n",
+        )
+        .expect("write");
+        let settings = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect("resolve");
+        assert_eq!(settings.auth.anonymous, AnonymousAccess::Never);
+        assert_eq!(settings.auth.metrics, MetricsAccess::Monitoring);
+        let alice = settings.users.iter().find(|user| user.name == "alice").expect("alice");
+        assert_eq!(alice.tags, BTreeSet::from([Tag::Administrator]));
+        assert_eq!(
+            alice.aws_access_key.as_ref().map(|key| key.secret_access_key.as_str()),
+            Some("alice-secret")
+        );
+        for bad in [
+            "[users.bob]\ntags = [\"root\"]\n",
+            "[users.bob]\naws_access_key_id = \"AKIA\"\n",
+            "[auth]\nanonymous = \"sometimes\"\n",
+            "[users.bob]\npassword = \"x\"\n[amqp.users]\nbob = \"y\"\n",
+        ] {
+            std::fs::write(&path, bad).expect("write");
+            let resolved = Settings::resolve(&ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            });
+            assert!(resolved.is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

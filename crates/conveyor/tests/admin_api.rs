@@ -122,6 +122,12 @@ fn a_topic_is_created_published_to_peeked_described_and_deleted() {
     let (_dir, server) = Server::start_in_tempdir();
     let api = Api::new(&server);
     run(async {
+        // A fresh broker moves nothing: 0 messages a second, not -0.
+        let fresh = api.ok("/overview").await;
+        for rate in ["messages_in_per_second", "messages_out_per_second"] {
+            let value = fresh[rate].as_f64().expect("a rate");
+            assert!(value == 0.0 && value.is_sign_positive(), "{rate}: {fresh}");
+        }
         let (status, created) = api
             .post(
                 "/topics",
@@ -416,6 +422,16 @@ fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redriv
             .await;
         assert_eq!(status, 200, "{routed}");
         assert_eq!(routed["queues"], json!(["work.dlq"]));
+        assert_eq!(routed["routed"], true);
+        // A publish no binding matches says it went nowhere.
+        let (status, nowhere) = api
+            .post(
+                "/exchanges/amq.default/messages",
+                json!({"routing_key": "no-such-queue", "value": "lost"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{nowhere}");
+        assert_eq!(nowhere["routed"], false, "{nowhere}");
         let (status, body) = api
             .post("/queues/work.dlq/redrive", json!({"destination": "work", "max_messages": 5}))
             .await;

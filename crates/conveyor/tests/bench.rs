@@ -54,6 +54,46 @@ fn phase<'a>(phases: &'a [Value], prefix: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no phase {prefix:?} in {phases:?}"))
 }
 
+/// The names of the broker's topics, from the admin API.
+fn topic_names(server: &Server) -> Vec<String> {
+    let (status, body) = server.http_get("/api/v1/topics");
+    assert_eq!(status, 200, "{body}");
+    let topics: Value = serde_json::from_str(&body).expect("topics JSON");
+    topics
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|topic| topic["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn bench_kafka_sized_by_messages_stays_that_small_and_deletes_its_topic_unless_kept() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let brokers = server.kafka_addr.to_string();
+    // The latency phase would send 1,000/s for 10 s: --messages caps it.
+    let args = ["kafka", "--brokers", &brokers, "--messages", "300", "--latency-rate", "1000"];
+    let phases = bench(&server, &args);
+    let latency = phase(&phases, "e2e @ 1000/s");
+    assert_eq!(latency["messages"], 300, "{latency}");
+    assert_eq!(latency["latency_ms"]["samples"], 300, "{latency}");
+    assert!(
+        !topic_names(&server).iter().any(|name| name.starts_with("conveyor-bench-")),
+        "the bench left its topic behind: {:?}",
+        topic_names(&server)
+    );
+    let kept: Vec<&str> = args.iter().copied().chain(["--keep"]).collect();
+    bench(&server, &kept);
+    assert_eq!(
+        topic_names(&server)
+            .iter()
+            .filter(|name| name.starts_with("conveyor-bench-"))
+            .count(),
+        1,
+        "--keep keeps the topic"
+    );
+}
+
 #[test]
 fn bench_sqs_sends_receives_and_deletes_every_message_and_measures_long_poll_latency() {
     let (_dir, server) = Server::start_in_tempdir();

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -256,12 +256,19 @@ fn a_dead_letter_is_peeked_and_redriven_back_to_its_source_or_to_another_queue()
     let redriven = json_of(&server, &["dlq", "redrive", "jobs-dlq"], "");
     assert_eq!(redriven, json!({"moved": 1, "skipped": 0, "destinations": {"jobs": 1}}));
     assert_eq!(json_of(&server, &["queue", "describe", "jobs"], "")["messages_ready"], 1);
+    // A second message, so `--max 1` leaves one behind and says so.
+    let published = ureq::post(&format!("http://{}/api/v1/queues/jobs/messages", server.http_addr))
+        .send_json(json!({"value": "job-2"}))
+        .expect("publish to jobs");
+    assert_eq!(published.status(), 201);
+    let moved = ok(&server, &["dlq", "redrive", "jobs", "--to", "parking", "--max", "1"], "");
+    assert_eq!(moved.trim(), "moved 1 message (parking: 1); 1 left in jobs");
     let moved = ok(&server, &["dlq", "redrive", "jobs", "--to", "parking"], "");
-    assert_eq!(moved.trim(), "moved 1 messages (parking: 1); 0 left in jobs");
+    assert_eq!(moved.trim(), "moved 1 message (parking: 1); 0 left in jobs");
 
     assert_eq!(
         ok(&server, &["queue", "purge", "parking"], "").trim(),
-        "purged 1 messages from parking"
+        "purged 2 messages from parking"
     );
     assert_eq!(
         json_of(&server, &["queue", "delete", "parking", "--if-empty"], ""),
@@ -294,6 +301,53 @@ fn errors_print_the_api_message_and_exit_non_zero() {
             .starts_with(&format!("conveyor: error: could not reach the Conveyor server at {nowhere}")),
         "{run:?}"
     );
+}
+
+#[test]
+fn flags_before_the_command_work_like_flags_after_it() {
+    let (_dir, server) = Server::start_in_tempdir();
+    ok(&server, &["topic", "create", "flags"], "");
+    let url = format!("http://{}", server.http_addr);
+    // The harness's CONVEYOR_SERVER points elsewhere: the flag must win.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let run = conveyor_at(&nowhere, &["--json", "--server", &url, "topic", "list"], "");
+    assert!(run.status.success(), "{run:?}");
+    let topics: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert!(render_names(&topics).contains(&"flags".to_owned()), "{topics}");
+    let run = conveyor_at(&nowhere, &["topic", "list", "--server", &url, "--json"], "");
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(serde_json::from_str::<Value>(&run.stdout).expect("JSON"), topics);
+}
+
+fn render_names(topics: &Value) -> Vec<String> {
+    topics
+        .as_array()
+        .map(|topics| {
+            topics
+                .iter()
+                .filter_map(|topic| topic["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn completions_survive_a_reader_that_stops_after_one_line() {
+    let mut child = Command::new(binary())
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    assert!(first.starts_with("_conveyor"), "{first}");
+    // Like `| head -1`: the reader goes away with the rest unread.
+    drop(stdout);
+    let stderr = read_all(child.stderr.take().expect("stderr"));
+    let status = wait_bounded(&mut child, RUN_TIMEOUT).expect("exits");
+    assert!(status.success(), "{status:?}: {}", stderr.join().expect("stderr"));
 }
 
 #[test]

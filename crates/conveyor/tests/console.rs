@@ -52,3 +52,27 @@ fn the_console_lists_what_clients_created_charts_traffic_and_redrives_a_dead_let
         assert!(bytes.starts_with(b"\x89PNG"), "{} is not a PNG", shot.display());
     }
 }
+
+#[test]
+fn with_anonymous_access_off_the_console_shows_its_login_page_and_logs_in_with_a_session_cookie() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conveyor.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nanonymous = \"never\"\n[users.admin]\npassword = \"adminpw\"\ntags = [\"administrator\"]\n",
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let server = Server::start_with(&dir.path().join("data"), &["--config", &config], &[]);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let browser = chromium();
+    let output = run_script(
+        &server,
+        "console/login_playwright.js",
+        &[&screenshots.to_string_lossy(), &browser.to_string_lossy(), "admin", "adminpw"],
+    );
+    assert!(output.stdout.contains("ok"), "{}", output.stdout);
+    let shot = screenshots.join("login.png");
+    let bytes = std::fs::read(&shot).unwrap_or_else(|error| panic!("{}: {error}", shot.display()));
+    assert!(bytes.starts_with(b"\x89PNG"), "{} is not a PNG", shot.display());
+}

@@ -8,6 +8,46 @@ use std::time::Duration;
 
 use support::{Server, binary};
 
+/// Every listener on a free port, so tests pass while a broker runs on the defaults.
+const EPHEMERAL_PORTS: [&str; 6] = [
+    "--http-addr",
+    "127.0.0.1:0",
+    "--kafka-addr",
+    "127.0.0.1:0",
+    "--amqp-addr",
+    "127.0.0.1:0",
+];
+
+#[test]
+fn a_busy_port_names_the_flag_to_change_and_leaves_no_data_dir_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_addr = busy.local_addr().expect("addr").to_string();
+    let data_dir = dir.path().join("data");
+    let output = Command::new(binary())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--kafka-addr",
+            "127.0.0.1:0",
+            "--amqp-addr",
+            &busy_addr,
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&busy_addr), "names the address: {stderr}");
+    assert!(
+        stderr.contains("--amqp-addr") && stderr.contains("CONVEYOR_AMQP_ADDR"),
+        "names the flag and variable: {stderr}"
+    );
+    assert!(!data_dir.exists(), "a failed start creates no data directory");
+}
+
 #[test]
 fn health_answers_200_and_sigterm_exits_zero_then_a_restart_works() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -26,8 +66,9 @@ fn a_second_serve_on_the_same_data_dir_fails_fast_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = Server::start(dir.path());
     let output = Command::new(binary())
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--data-dir"])
         .arg(dir.path())
+        .args(EPHEMERAL_PORTS)
         .output()
         .expect("run second serve");
     assert!(!output.status.success());
@@ -63,7 +104,8 @@ fn environment_variables_and_the_config_file_are_honoured() {
     )
     .expect("write config");
     let output = Command::new(binary())
-        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .arg("serve")
+        .args(EPHEMERAL_PORTS)
         .env("CONVEYOR_CONFIG", &config)
         .env("CONVEYOR_DURABILITY", "sometimes")
         .output()
@@ -71,7 +113,8 @@ fn environment_variables_and_the_config_file_are_honoured() {
     assert!(!output.status.success(), "an invalid CONVEYOR_DURABILITY is refused");
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid durability"));
     let mut child = Command::new(binary())
-        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .arg("serve")
+        .args(EPHEMERAL_PORTS)
         .env("CONVEYOR_CONFIG", &config)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -107,5 +150,10 @@ fn version_and_help_describe_the_binary() {
         "Examples:",
     ] {
         assert!(help.contains(needle), "help lacks {needle}: {help}");
+    }
+    let output = Command::new(binary()).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for door in ["Kafka", "AMQP", "SQS", "SNS", "admin API", "console", "/metrics", "/health"] {
+        assert!(help.contains(door), "help does not name {door}: {help}");
     }
 }

@@ -3,22 +3,25 @@
 //! and the catalog's state is the replay of those events on top of the latest
 //! snapshot. Knows events and their replay; nothing about partitions' data.
 //!
-//! Layout under `<data>/meta/`: `log/` is a partition log whose records' values
-//! are JSON events; `snapshot.json` holds the state up to an offset of it.
+//! Layout under `<data>/meta/` (a [`Journaled`] state machine): `log/` is a
+//! partition log whose records' values are JSON events; `snapshot.json`
+//! holds the state up to an offset of it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use conveyor_log::record::{BatchBuilder, Record, decode_records};
-use conveyor_log::{Durability, Log, LogConfig};
+use conveyor_log::Durability;
+use conveyor_log::clock::Clock;
+use conveyor_log::record::Record;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth::{Acl, AuthState, Permission, User};
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
+use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
 use crate::vhost::VirtualHost;
 
 /// Take a snapshot after this many events, so a restart replays at most that many.
@@ -136,6 +139,23 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether applying it changes users, their grants or the vhosts those
+    /// grants name: the authorizer derives its view again after it.
+    pub fn changes_auth(&self) -> bool {
+        matches!(
+            self,
+            Event::UserSet { .. }
+                | Event::UserDeleted { .. }
+                | Event::PermissionSet { .. }
+                | Event::PermissionCleared { .. }
+                | Event::AclsCreated { .. }
+                | Event::AclsDeleted { .. }
+                | Event::VhostDeleted { .. }
+        )
+    }
+}
+
 /// How a queue was declared: its flags and arguments (AMQP's `x-…`
 /// arguments, SQS attributes), kept as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,10 +205,13 @@ pub struct CatalogState {
     pub auth: AuthState,
 }
 
-impl CatalogState {
+impl StateMachine for CatalogState {
+    type Event = Event;
+    type Snapshot = CatalogSnapshot;
+
     /// Applies one event. Events are validated before they are appended, so
     /// applying never fails; an event about something absent is a no-op.
-    pub fn apply(&mut self, event: &Event) {
+    fn apply(&mut self, event: &Event) {
         match event {
             Event::TopicCreated {
                 id,
@@ -313,80 +336,65 @@ impl CatalogState {
             Event::AclsDeleted { acls } => self.auth.remove_acls(acls),
         }
     }
+
+    fn encode(event: &Event) -> std::result::Result<EncodedEvent, String> {
+        let value = serde_json::to_vec(event).map_err(|error| error.to_string())?;
+        Ok((None, Some(value)))
+    }
+
+    fn decode(record: &Record) -> std::result::Result<Event, String> {
+        serde_json::from_slice(record.value.as_deref().unwrap_or_default()).map_err(|error| error.to_string())
+    }
+
+    fn snapshot(&self) -> CatalogSnapshot {
+        CatalogSnapshot { state: self.clone() }
+    }
+
+    fn restore(snapshot: CatalogSnapshot) -> CatalogState {
+        snapshot.state
+    }
 }
 
+/// What the catalog's snapshot file holds besides its offset:
+/// `{"offset": N, "state": {…}}`.
 #[derive(Debug, Serialize, Deserialize)]
-struct Snapshot {
-    /// The state includes every event before this offset of the metadata log.
-    offset: u64,
+pub struct CatalogSnapshot {
     state: CatalogState,
 }
 
-/// The catalog: its state and the log it is replayed from.
+/// The catalog: its journal and the state replayed from it. Changes are
+/// applied once durable, so the state never shows an event a crash could
+/// lose. The caller serializes changes (the broker's metadata lock).
 #[derive(Debug)]
 pub struct Catalog {
-    log: Log,
-    snapshot_path: PathBuf,
+    journal: Arc<Journaled<CatalogState>>,
     state: CatalogState,
-    events_since_snapshot: u64,
 }
 
 impl Catalog {
     /// Opens (or creates) the catalog under `meta_dir`: loads the snapshot and
     /// replays the events after it. Blocking.
-    pub fn open(meta_dir: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(meta_dir).map_err(|error| CoreError::io(meta_dir, error))?;
-        let config = LogConfig {
-            // Metadata is never lost to retention: the snapshot is what bounds replay.
-            retention_ms: None,
-            retention_bytes: None,
-            segment_bytes: 64 * 1024 * 1024,
+    pub fn open(meta_dir: &Path, clock: Arc<dyn Clock>) -> Result<Catalog> {
+        Catalog::open_with(meta_dir, clock, EVENTS_PER_SNAPSHOT)
+    }
+
+    /// [`Catalog::open`] with another snapshot cadence.
+    pub(crate) fn open_with(meta_dir: &Path, clock: Arc<dyn Clock>, snapshot_every_events: u64) -> Result<Catalog> {
+        let config = JournalConfig {
             durability: Durability::Always,
-            ..LogConfig::default()
+            segment_bytes: 64 * 1024 * 1024,
+            snapshot_every_events,
+            reserve_bytes: 0,
         };
-        let log = Log::open(meta_dir.join("log"), config)?;
-        let snapshot_path = meta_dir.join("snapshot.json");
-        let (mut offset, mut state) = match std::fs::read(&snapshot_path) {
-            Ok(bytes) => {
-                let snapshot: Snapshot = serde_json::from_slice(&bytes)
-                    .map_err(|error| CoreError::Catalog(format!("snapshot {}: {error}", snapshot_path.display())))?;
-                (snapshot.offset, snapshot.state)
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (log.start_offset(), CatalogState::default()),
-            Err(error) => return Err(CoreError::io(&snapshot_path, error)),
-        };
-        let mut replayed = 0u64;
-        while offset < log.high_watermark() {
-            let read = log.read(offset, 1 << 20, true)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            let mut position = 0;
-            while position < read.bytes.len() {
-                let header =
-                    conveyor_log::batch::check_batch(&read.bytes[position..]).map_err(|error| CoreError::Catalog(error.to_string()))?;
-                let end = position + header.total_bytes();
-                for record in decode_records(&read.bytes[position..end]).map_err(|error| CoreError::Catalog(error.to_string()))? {
-                    let record_offset = record.offset.unwrap_or_default() as u64;
-                    if record_offset < offset {
-                        continue;
-                    }
-                    let value = record.value.unwrap_or_default();
-                    let event: Event = serde_json::from_slice(&value)
-                        .map_err(|error| CoreError::Catalog(format!("metadata event at offset {record_offset}: {error}")))?;
-                    state.apply(&event);
-                    replayed += 1;
-                    offset = record_offset + 1;
-                }
-                position = end;
-            }
-        }
-        info!(topics = state.topics.len(), replayed, "metadata catalog loaded");
+        let (journal, replayed) = Journaled::<CatalogState>::open(meta_dir, config, clock)?;
+        info!(
+            topics = replayed.state.topics.len(),
+            replayed = replayed.events,
+            "metadata catalog loaded"
+        );
         Ok(Catalog {
-            log,
-            snapshot_path,
-            state,
-            events_since_snapshot: replayed,
+            journal: Arc::new(journal),
+            state: replayed.state,
         })
     }
 
@@ -395,38 +403,39 @@ impl Catalog {
     }
 
     /// Appends `event` durably, then applies it. When this returns `Ok` the
-    /// change survives a crash.
-    pub async fn append(&mut self, event: Event, now_ms: i64) -> Result<()> {
-        let value = serde_json::to_vec(&event).map_err(|error| CoreError::Catalog(error.to_string()))?;
-        let mut builder = BatchBuilder::new(now_ms);
-        builder.push(Record::new(None, Some(value)));
-        self.log.append(builder.build()).await?;
+    /// change survives a crash. A snapshot that falls due is written after
+    /// it; if that fails the change stands (the journal still has it) and the
+    /// failure is logged: the next one is tried later.
+    pub async fn append(&mut self, event: Event) -> Result<()> {
+        self.journal.append(std::slice::from_ref(&event))?.await?;
         self.state.apply(&event);
-        self.events_since_snapshot += 1;
-        if self.events_since_snapshot >= EVENTS_PER_SNAPSHOT {
-            self.write_snapshot()?;
+        if self.journal.claim_snapshot() {
+            let (journal, snapshot, offset) = (Arc::clone(&self.journal), self.state.snapshot(), self.journal.end());
+            let written = tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => warn!(%error, "could not write the catalog snapshot; replay stays longer until one is written"),
+                Err(error) => warn!(%error, "the catalog snapshot task failed"),
+            }
         }
         Ok(())
     }
 
-    /// Writes the state as of the log's end, atomically.
-    fn write_snapshot(&mut self) -> Result<()> {
-        let snapshot = Snapshot {
-            offset: self.log.high_watermark(),
-            state: self.state.clone(),
-        };
-        let bytes = Bytes::from(serde_json::to_vec(&snapshot).map_err(|error| CoreError::Catalog(error.to_string()))?);
-        conveyor_log::index::write_atomically(&self.snapshot_path, &bytes).map_err(|error| CoreError::io(&self.snapshot_path, error))?;
-        self.events_since_snapshot = 0;
-        Ok(())
+    /// The metadata log, for its health.
+    pub fn log(&self) -> &conveyor_log::Log {
+        self.journal.log()
     }
 
     /// Snapshots and closes the metadata log. Blocking.
     pub fn close(&mut self) -> Result<()> {
-        if self.events_since_snapshot > 0 {
-            self.write_snapshot()?;
+        // A snapshot that cannot be written (a full file system) only makes
+        // the next open replay more events.
+        if self.journal.has_events_after_snapshot()
+            && let Err(error) = self.journal.write_snapshot(&self.state.snapshot(), self.journal.end())
+        {
+            warn!(%error, "could not write the catalog snapshot on close; the next open replays its events");
         }
-        self.log.close()?;
+        self.journal.close()?;
         Ok(())
     }
 }
@@ -434,6 +443,47 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conveyor_log::clock::ManualClock;
+
+    fn clock() -> Arc<dyn Clock> {
+        ManualClock::new(1)
+    }
+
+    impl crate::journal::suite::Fixture for CatalogState {
+        fn events(count: usize) -> Vec<Event> {
+            // Topics, then growing, reconfiguring and deleting them, so
+            // every kind of topic event is replayed.
+            (0..count)
+                .map(|index| {
+                    let id = Uuid::from_u128(index as u128 / 4);
+                    let name = format!("topic-{}", index / 4);
+                    match index % 4 {
+                        0 => Event::TopicCreated {
+                            id,
+                            name,
+                            partitions: 1,
+                            configs: BTreeMap::new(),
+                            created_ms: index as i64,
+                        },
+                        1 => Event::PartitionsCreated { id, name, partitions: 3 },
+                        2 => Event::TopicConfigsSet {
+                            id,
+                            name,
+                            configs: BTreeMap::from([("retention.ms".to_owned(), index.to_string())]),
+                        },
+                        _ => Event::QueueDeclared {
+                            id,
+                            name,
+                            definition: QueueDefinition::default(),
+                            created_ms: index as i64,
+                        },
+                    }
+                })
+                .collect()
+        }
+    }
+
+    crate::journal::suite::journaled_suite!(CatalogState);
 
     fn created(name: &str) -> Event {
         Event::TopicCreated {
@@ -453,39 +503,73 @@ mod tests {
             unreachable!()
         };
         {
-            let mut catalog = Catalog::open(dir.path()).expect("open");
-            catalog.append(created("orders"), 1).await.expect("append");
-            catalog.append(deleted.clone(), 2).await.expect("append");
+            let mut catalog = Catalog::open(dir.path(), clock()).expect("open");
+            catalog.append(created("orders")).await.expect("append");
+            catalog.append(deleted.clone()).await.expect("append");
             catalog
-                .append(
-                    Event::TopicDeleted {
-                        id: gone_id,
-                        name: "gone".into(),
-                    },
-                    3,
-                )
+                .append(Event::TopicDeleted {
+                    id: gone_id,
+                    name: "gone".into(),
+                })
                 .await
                 .expect("append");
             // Dropped without close(): no snapshot, so the reopen replays the log.
         }
         let mut catalog = tokio::task::spawn_blocking({
             let path = dir.path().to_owned();
-            move || Catalog::open(&path)
+            move || Catalog::open(&path, clock())
         })
         .await
         .expect("join")
         .expect("reopen");
         assert_eq!(catalog.state().topics.keys().collect::<Vec<_>>(), vec!["orders"]);
         assert_eq!(catalog.state().topics["orders"].partitions, 3);
-        catalog.append(created("later"), 4).await.expect("append");
+        catalog.append(created("later")).await.expect("append");
         let path = dir.path().to_owned();
         let reopened = tokio::task::spawn_blocking(move || {
             catalog.close().expect("close");
-            Catalog::open(&path).expect("reopen after snapshot")
+            Catalog::open(&path, clock()).expect("reopen after snapshot")
         })
         .await
         .expect("join");
         assert_eq!(reopened.state().topics.keys().collect::<Vec<_>>(), vec!["later", "orders"]);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_cannot_be_written_fails_no_change_that_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The snapshot is written to `snapshot.tmp` first: a directory there
+        // makes every snapshot fail.
+        std::fs::create_dir(dir.path().join("snapshot.tmp")).expect("block the snapshot");
+        {
+            let mut catalog = Catalog::open_with(dir.path(), clock(), 1).expect("open");
+            for name in ["a", "b", "c"] {
+                catalog.append(created(name)).await.expect("durable despite the snapshot failing");
+            }
+            assert_eq!(catalog.state().topics.len(), 3);
+        }
+        assert!(!dir.path().join("snapshot.json").exists());
+        let path = dir.path().to_owned();
+        let reopened = tokio::task::spawn_blocking(move || Catalog::open(&path, clock()))
+            .await
+            .expect("join")
+            .expect("reopen");
+        assert_eq!(reopened.state().topics.keys().collect::<Vec<_>>(), vec!["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_file_keeps_its_documented_shape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut catalog = Catalog::open(dir.path(), clock()).expect("open");
+        catalog.append(Event::ProducerIdsReserved { up_to: 1000 }).await.expect("append");
+        tokio::task::spawn_blocking(move || catalog.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("snapshot.json")).expect("read")).expect("json");
+        assert_eq!(written["offset"], 1);
+        assert_eq!(written["state"]["producer_ids_reserved"], 1000);
     }
 
     #[test]
@@ -568,13 +652,13 @@ mod tests {
             Event::VhostDeleted { name: "staging".into() },
         ];
         {
-            let mut catalog = Catalog::open(dir.path()).expect("open");
-            for (at, event) in events.into_iter().enumerate() {
-                catalog.append(event, at as i64).await.expect("append");
+            let mut catalog = Catalog::open(dir.path(), clock()).expect("open");
+            for event in events {
+                catalog.append(event).await.expect("append");
             }
         }
         let path = dir.path().to_owned();
-        let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path))
+        let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path, clock()))
             .await
             .expect("join")
             .expect("reopen");

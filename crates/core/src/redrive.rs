@@ -13,6 +13,7 @@ use crate::broker::Broker;
 use crate::error::{CoreError, Result};
 use crate::queue::policy::headers;
 use crate::queue::{ConsumerId, DeclaredQueue};
+pub use crate::redrive_tasks::{CancelError, RedriveTask, RedriveTasks, StartError, TaskStatus};
 
 /// How long a redrive holds what it acquired: released at the end anyway.
 const LOCK_MS: i64 = 60_000;
@@ -144,189 +145,58 @@ impl Drop for Redrive {
 
 /// Messages a background redrive handles per step without a rate.
 const TASK_STEP_MESSAGES: usize = 100;
-/// Tasks remembered per source queue, running or finished (SQS lists up to ten).
-const TASKS_KEPT_PER_SOURCE: usize = 10;
 
-/// Where a background redrive stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskStatus {
-    Running,
-    Completed,
-    /// Asked to stop; stops before its next step.
-    Cancelling,
-    Cancelled,
-    Failed,
+/// Starts a redrive out of `source` in the background (SQS's
+/// StartMessageMoveTask), paced to `rate_per_second` when given; at most
+/// one runs per source ([`Broker::redrive_tasks`]).
+pub fn start_task(
+    broker: &Arc<Broker>,
+    source: &Arc<DeclaredQueue>,
+    destination: Option<Arc<DeclaredQueue>>,
+    rate_per_second: Option<u32>,
+) -> Result<Arc<RedriveTask>, StartError> {
+    let redrive = Redrive::new(broker, source, destination.clone());
+    broker.redrive_tasks().start(
+        &source.name,
+        destination.map(|queue| queue.name.clone()),
+        rate_per_second,
+        broker.clock().now_ms(),
+        source.queue.available_count(),
+        |task| {
+            tokio::spawn(run(task, redrive));
+        },
+    )
 }
 
-impl TaskStatus {
-    /// Running or about to stop: a source has at most one such task.
-    pub fn is_active(self) -> bool {
-        matches!(self, TaskStatus::Running | TaskStatus::Cancelling)
-    }
-}
-
-/// A redrive running in the background (SQS's message move task), paced
-/// to at most `rate_per_second` messages a second when given.
-#[derive(Debug)]
-pub struct RedriveTask {
-    pub id: uuid::Uuid,
-    pub source: String,
-    /// `None`: each message back to the queue it was dead-lettered from.
-    pub destination: Option<String>,
-    pub rate_per_second: Option<u32>,
-    pub started_ms: i64,
-    /// The source's available messages when the task started: it handles no more than these.
-    pub to_move: u64,
-    state: parking_lot::Mutex<TaskState>,
-    cancelled: tokio::sync::Notify,
-}
-
-#[derive(Debug)]
-struct TaskState {
-    status: TaskStatus,
-    moved: u64,
-    failure: Option<Arc<CoreError>>,
-}
-
-impl RedriveTask {
-    pub fn status(&self) -> TaskStatus {
-        self.state.lock().status
-    }
-
-    /// Messages moved so far.
-    pub fn moved(&self) -> u64 {
-        self.state.lock().moved
-    }
-
-    /// Why it failed (status [`TaskStatus::Failed`]).
-    pub fn failure(&self) -> Option<Arc<CoreError>> {
-        self.state.lock().failure.clone()
-    }
-
-    fn finish(&self, status: TaskStatus, failure: Option<CoreError>) {
-        let mut state = self.state.lock();
-        // A cancel that came during the last step still ends it as cancelled.
-        state.status = match (state.status, status) {
-            (TaskStatus::Cancelling, TaskStatus::Completed) => TaskStatus::Cancelled,
-            (_, status) => status,
-        };
-        state.failure = failure.map(Arc::new);
-    }
-
-    async fn run(self: Arc<Self>, mut redrive: Redrive) {
-        let step_messages = self.rate_per_second.map_or(TASK_STEP_MESSAGES, |rate| rate as usize);
-        // Bounded: every step but the last handles at least one message of `to_move`.
-        for _ in 0..=self.to_move {
-            if self.status() == TaskStatus::Cancelling {
-                return self.finish(TaskStatus::Cancelled, None);
-            }
-            let handled = redrive.done().moved + redrive.done().skipped;
-            let wanted = self.to_move.saturating_sub(handled).min(step_messages as u64) as usize;
-            if wanted == 0 {
-                break;
-            }
-            let step_started = tokio::time::Instant::now();
-            let cancelled = self.cancelled.notified();
-            tokio::pin!(cancelled);
-            cancelled.as_mut().enable();
-            match redrive.step(wanted).await {
-                Ok(0) => break,
-                Ok(_) => self.state.lock().moved = redrive.done().moved,
-                Err(error) => return self.finish(TaskStatus::Failed, Some(error)),
-            }
-            if self.rate_per_second.is_some() {
-                tokio::select! {
-                    () = tokio::time::sleep_until(step_started + std::time::Duration::from_secs(1)) => {}
-                    () = &mut cancelled => {}
-                }
+/// Runs a background redrive in steps until it has handled what was
+/// available when it started, is cancelled or fails.
+async fn run(task: Arc<RedriveTask>, mut redrive: Redrive) {
+    let step_messages = task.rate_per_second.map_or(TASK_STEP_MESSAGES, |rate| rate as usize);
+    // Bounded: every step but the last handles at least one message of `to_move`.
+    for _ in 0..=task.to_move {
+        if task.status() == TaskStatus::Cancelling {
+            return task.finish(TaskStatus::Cancelled, None);
+        }
+        let handled = redrive.done().moved + redrive.done().skipped;
+        let wanted = task.to_move.saturating_sub(handled).min(step_messages as u64) as usize;
+        if wanted == 0 {
+            break;
+        }
+        let step_started = tokio::time::Instant::now();
+        let cancelled = task.cancelled();
+        tokio::pin!(cancelled);
+        cancelled.as_mut().enable();
+        match redrive.step(wanted).await {
+            Ok(0) => break,
+            Ok(_) => task.set_moved(redrive.done().moved),
+            Err(error) => return task.finish(TaskStatus::Failed, Some(error)),
+        }
+        if task.rate_per_second.is_some() {
+            tokio::select! {
+                () = tokio::time::sleep_until(step_started + std::time::Duration::from_secs(1)) => {}
+                () = &mut cancelled => {}
             }
         }
-        self.finish(TaskStatus::Completed, None);
     }
-}
-
-/// Why [`RedriveTasks::start`] refused.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("a redrive of {0:?} is already running")]
-    AlreadyRunning(String),
-}
-
-/// Why [`RedriveTasks::cancel`] refused.
-#[derive(Debug, thiserror::Error)]
-pub enum CancelError {
-    #[error("no such redrive task")]
-    UnknownTask,
-    #[error("the redrive task is not running")]
-    NotRunning,
-}
-
-/// The broker's background redrives, the latest few per source queue. In
-/// memory: a restart ends them (what they moved stays moved).
-#[derive(Debug, Default)]
-pub struct RedriveTasks {
-    by_source: parking_lot::Mutex<BTreeMap<String, std::collections::VecDeque<Arc<RedriveTask>>>>,
-}
-
-impl RedriveTasks {
-    /// Starts a background redrive out of `source`; at most one runs per source.
-    pub fn start(
-        &self,
-        broker: &Arc<Broker>,
-        source: &Arc<DeclaredQueue>,
-        destination: Option<Arc<DeclaredQueue>>,
-        rate_per_second: Option<u32>,
-    ) -> Result<Arc<RedriveTask>, StartError> {
-        let mut by_source = self.by_source.lock();
-        let tasks = by_source.entry(source.name.clone()).or_default();
-        if tasks.iter().any(|task| task.status().is_active()) {
-            return Err(StartError::AlreadyRunning(source.name.clone()));
-        }
-        let task = Arc::new(RedriveTask {
-            id: uuid::Uuid::new_v4(),
-            source: source.name.clone(),
-            destination: destination.as_ref().map(|queue| queue.name.clone()),
-            rate_per_second,
-            started_ms: broker.clock().now_ms(),
-            to_move: source.queue.available_count(),
-            state: parking_lot::Mutex::new(TaskState {
-                status: TaskStatus::Running,
-                moved: 0,
-                failure: None,
-            }),
-            cancelled: tokio::sync::Notify::new(),
-        });
-        tasks.push_front(Arc::clone(&task));
-        tasks.truncate(TASKS_KEPT_PER_SOURCE);
-        tokio::spawn(Arc::clone(&task).run(Redrive::new(broker, source, destination)));
-        Ok(task)
-    }
-
-    /// The latest tasks out of `source`, newest first.
-    pub fn list(&self, source: &str, max: usize) -> Vec<Arc<RedriveTask>> {
-        self.by_source
-            .lock()
-            .get(source)
-            .map(|tasks| tasks.iter().take(max).cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Asks a running task to stop before its next step; returns it.
-    pub fn cancel(&self, source: &str, id: uuid::Uuid) -> Result<Arc<RedriveTask>, CancelError> {
-        let task = self
-            .by_source
-            .lock()
-            .get(source)
-            .and_then(|tasks| tasks.iter().find(|task| task.id == id).cloned())
-            .ok_or(CancelError::UnknownTask)?;
-        {
-            let mut state = task.state.lock();
-            if state.status != TaskStatus::Running {
-                return Err(CancelError::NotRunning);
-            }
-            state.status = TaskStatus::Cancelling;
-        }
-        task.cancelled.notify_one();
-        Ok(task)
-    }
+    task.finish(TaskStatus::Completed, None);
 }

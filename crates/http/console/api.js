@@ -11,7 +11,10 @@ export class ApiError extends Error {
 
 /** Calls the admin API; resolves to the decoded JSON (null for 204). */
 export async function api(path, { method = 'GET', body } = {}) {
-  const init = { method, headers: { accept: 'application/json' } };
+  // X-Requested-With: the broker answers 401 without a Basic challenge (so the
+  // browser shows no dialog over the login page), and a change with it is
+  // known not to be a cross-site form.
+  const init = { method, headers: { accept: 'application/json', 'x-requested-with': 'conveyor-console' } };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -29,6 +32,9 @@ export async function api(path, { method = 'GET', body } = {}) {
     data = text ? JSON.parse(text) : null;
   } catch {
     data = null;
+  }
+  if (response.status === 401 && path !== '/login') {
+    window.dispatchEvent(new CustomEvent('conveyor:unauthorized'));
   }
   if (!response.ok) {
     const error = data && data.error;

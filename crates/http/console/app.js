@@ -10,6 +10,8 @@ import { groups, group } from './pages/groups.js';
 import { queues, queue } from './pages/queues.js';
 import { exchanges } from './pages/exchanges.js';
 import { connections } from './pages/connections.js';
+import { login } from './pages/login.js';
+import { api } from './api.js';
 
 const REFRESH_MS = 5000;
 
@@ -21,6 +23,7 @@ const ROUTES = {
   queues: [queues, queue],
   exchanges: [exchanges, null],
   connections: [connections, null],
+  login: [login, null],
 };
 
 let page = null;
@@ -80,6 +83,40 @@ function status() {
   }
 }
 
+/** The sidebar's "who": the user and a log-out button, or nothing for the anonymous identity. */
+async function who() {
+  const slot = document.getElementById('who');
+  try {
+    const me = await api('/whoami');
+    if (me.anonymous) {
+      replace(slot);
+      return;
+    }
+    const logout = async () => {
+      await api('/logout', { method: 'POST' }).catch(() => null);
+      location.hash = '#/login';
+      replace(slot);
+    };
+    replace(slot, h('span', { dataset: { user: me.name } }, me.name), ' · ',
+      h('button', { class: 'link', type: 'button', onclick: logout }, 'Log out'));
+  } catch {
+    replace(slot);
+  }
+}
+
+// Without a login (where anonymous access is off) any call answers 401: to the login page, then back.
+window.addEventListener('conveyor:unauthorized', () => {
+  if (!location.hash.startsWith('#/login')) {
+    sessionStorage.setItem('conveyor:after-login', location.hash || '#/overview');
+    location.hash = '#/login';
+  }
+});
+window.addEventListener('conveyor:logged-in', () => {
+  who();
+  location.hash = sessionStorage.getItem('conveyor:after-login') || '#/overview';
+  sessionStorage.removeItem('conveyor:after-login');
+});
+who();
 window.addEventListener('hashchange', route);
 subscribe(status);
 start();

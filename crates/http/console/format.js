@@ -21,6 +21,8 @@ export function bytes(value) {
 
 export function rate(value, unit = 'msg/s') {
   if (value === null || value === undefined) return '—';
+  // A rate is never below zero; this also turns -0 into 0 (no "-0.0").
+  value = Math.max(0, value);
   return `${value >= 100 ? integer.format(value) : decimal.format(value)} ${unit}`;
 }
 

@@ -56,6 +56,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("pages/connections.js", JS),
     asset!("pages/exchanges.js", JS),
     asset!("pages/groups.js", JS),
+    asset!("pages/login.js", JS),
     asset!("pages/messages.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/queues.js", JS),

@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
+use conveyor_core::auth::MetricsAccess;
 use conveyor_core::auth::Principal;
 
 pub mod admin;
@@ -38,6 +39,8 @@ pub struct HttpState {
     pub broker: Arc<Broker>,
     /// True once every listener of the process is up, false again while stopping.
     pub ready: AtomicBool,
+    /// The console's login sessions.
+    pub sessions: admin::sessions::Sessions,
 }
 
 impl HttpState {
@@ -45,6 +48,7 @@ impl HttpState {
         Arc::new(HttpState {
             broker,
             ready: AtomicBool::new(false),
+            sessions: admin::sessions::Sessions::default(),
         })
     }
 
@@ -62,7 +66,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/", post(aws))
         .route("/{*path}", post(aws))
-        .merge(admin::router())
+        .merge(admin::router().route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), admin::guard::admin)))
         .merge(console::router())
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), timed))
         .with_state(state)
@@ -164,8 +168,18 @@ impl Signed {
     }
 }
 
-/// Prometheus text exposition of the broker's state.
-async fn metrics(State(state): State<Arc<HttpState>>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+/// Prometheus text exposition of the broker's state; open, unless
+/// `[auth] metrics = "monitoring"` asks for a monitoring user.
+async fn metrics(State(state): State<Arc<HttpState>>, request: Request) -> Response {
+    use axum::response::IntoResponse;
+    if state.broker.authorizer().policy().metrics == MetricsAccess::Monitoring {
+        let peer = admin::guard::peer_of(&request);
+        match admin::guard::authenticate(&state, request.headers(), peer).await {
+            Ok(principal) if state.broker.authorizer().is_monitoring(&principal) => {}
+            Ok(_) => return (StatusCode::FORBIDDEN, "the monitoring tag is needed for /metrics\n").into_response(),
+            Err(refusal) => return refusal,
+        }
+    }
     let broker = Arc::clone(&state.broker);
     // Reading every log's bounds is quick but touches many locks: off the reactor.
     let body = tokio::task::spawn_blocking(move || metrics::render(&broker))
@@ -175,13 +189,27 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> ([(axum::http::header::
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
     )
+        .into_response()
 }
 
-/// 200 once every listener is up; 503 while starting or stopping.
-async fn health(State(state): State<Arc<HttpState>>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+/// 200 once every listener is up; 503 while starting or stopping. The body
+/// is `ok`, or `degraded` followed by one line per log that refuses appends
+/// (a failed write or fsync poisoned it; `POST /api/v1/logs/reopen` reopens
+/// it): the broker still serves everything else, so it stays 200.
+async fn health(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n".to_owned());
     }
+    let broker = Arc::clone(&state.broker);
+    let degraded = tokio::task::spawn_blocking(move || broker.degraded_logs())
+        .await
+        .unwrap_or_default();
+    if degraded.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let mut body = format!("degraded: {} log(s) refuse appends until reopened\n", degraded.len());
+    for status in degraded {
+        body.push_str(&format!("{} ({}): {}\n", status.role, status.dir.display(), status.health));
+    }
+    (StatusCode::OK, body)
 }

@@ -4,7 +4,8 @@
 //! queue depth by state and consumers per queue, the core's traffic
 //! counters per topic and queue (`stats.rs`), open connections and channels
 //! per protocol (`connections.rs`), request latency histograms per protocol
-//! and API, and the log writers' fsync latency histogram. Names and labels
+//! and API, the log writers' fsync latency histogram, and whether each log
+//! is poisoned (`log_health.rs`). Names and labels
 //! follow Prometheus conventions (`conveyor_` prefix, base units: seconds
 //! and bytes, `_total` counters, cumulative `le` buckets).
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use conveyor_core::Broker;
+use conveyor_core::log_health::{LogRole, LogStatus};
 use conveyor_core::stats::Flow;
 use conveyor_log::histogram::HistogramSnapshot;
 
@@ -61,6 +63,54 @@ impl<'a> Family<'a> {
             let _ = write!(self.out, "{{{}}}", rendered.join(","));
         }
         let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// One gauge per log, 1 while it is poisoned (refuses appends after a
+/// failed write or fsync until reopened), else 0.
+fn render_log_health(out: &mut String, broker: &Broker) {
+    let statuses = broker.log_statuses();
+    let value = |status: &LogStatus| if status.health.is_healthy() { 0.0 } else { 1.0 };
+    let mut family = Family::gauge(
+        out,
+        "conveyor_partition_log_poisoned",
+        "1 while a topic partition's log refuses appends after a failed write or fsync, until reopened.",
+    );
+    for status in &statuses {
+        if let LogRole::Partition { topic, partition } = &status.role {
+            let partition = partition.to_string();
+            family.sample(
+                "conveyor_partition_log_poisoned",
+                &[("topic", topic), ("partition", &partition)],
+                value(status),
+            );
+        }
+    }
+    let mut family = Family::gauge(
+        out,
+        "conveyor_queue_log_poisoned",
+        "1 while a queue's message log or cursor journal refuses appends after a failed write or fsync, until reopened.",
+    );
+    for status in &statuses {
+        let (queue, log) = match &status.role {
+            LogRole::QueueMessages { queue } => (queue, "messages"),
+            LogRole::QueueCursor { queue } => (queue, "cursor"),
+            _ => continue,
+        };
+        family.sample("conveyor_queue_log_poisoned", &[("queue", queue), ("log", log)], value(status));
+    }
+    let mut family = Family::gauge(
+        out,
+        "conveyor_internal_log_poisoned",
+        "1 while the metadata catalog's or the committed offsets' log refuses appends, until reopened.",
+    );
+    for status in &statuses {
+        let log = match &status.role {
+            LogRole::Catalog => "catalog",
+            LogRole::ConsumerOffsets => "consumer_offsets",
+            _ => continue,
+        };
+        family.sample("conveyor_internal_log_poisoned", &[("log", log)], value(status));
     }
 }
 
@@ -140,6 +190,8 @@ pub fn render(broker: &Broker) -> String {
             );
         }
     }
+
+    render_log_health(&mut out, broker);
 
     let queues = broker.queues();
     let mut family = Family::gauge(
@@ -275,6 +327,27 @@ pub fn render(broker: &Broker) -> String {
     );
     for (protocol, _, channels) in &totals {
         family.sample("conveyor_channels", &[("protocol", protocol.name())], *channels as f64);
+    }
+    let failures = broker.authorizer().failures();
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_auth_failures_total",
+        "Refused logins by protocol (amqp, http) and reason (unknown_user, bad_credentials, anonymous_refused, loopback_only, bad_mechanism).",
+    );
+    for (protocol, reason, count) in failures.login_failures() {
+        family.sample(
+            "conveyor_auth_failures_total",
+            &[("protocol", protocol), ("reason", reason)],
+            count as f64,
+        );
+    }
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_authorization_denials_total",
+        "Requests of logged-in clients the authorizer refused, by protocol.",
+    );
+    for (protocol, count) in failures.denials() {
+        family.sample("conveyor_authorization_denials_total", &[("protocol", protocol)], count as f64);
     }
 
     let mut family = Family::histogram(

@@ -38,7 +38,10 @@ pub fn log_error(error: &LogError) -> ResponseError {
     match error {
         LogError::InvalidBatch { .. } => ResponseError::CorruptMessage,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        LogError::Poisoned { .. } | LogError::Io { .. } => ResponseError::KafkaStorageError,
+        // KAFKA_STORAGE_ERROR is retriable in Kafka's clients: a producer
+        // retries an append refused by a full file system until space is free
+        // (or its delivery timeout).
+        LogError::Poisoned { .. } | LogError::Io { .. } | LogError::StorageFull { .. } => ResponseError::KafkaStorageError,
         LogError::Closed(_) => ResponseError::NotLeaderOrFollower,
     }
 }

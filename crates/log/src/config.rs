@@ -79,6 +79,12 @@ pub struct LogConfig {
     pub log_append_time: bool,
     /// How often the writer checks retention on its own.
     pub retention_check_interval_ms: u64,
+    /// Room kept reserved past the end of the active segment (`fallocate`
+    /// without changing its length), renewed as appends use it, so that this
+    /// many bytes of appends still succeed on a full file system: what a
+    /// queue's cursor journal needs so consumers can settle when publishers
+    /// no longer can. 0 reserves nothing.
+    pub reserve_bytes: u64,
 }
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -94,6 +100,7 @@ impl Default for LogConfig {
             durability: Durability::Always,
             log_append_time: false,
             retention_check_interval_ms: 30_000,
+            reserve_bytes: 0,
         }
     }
 }

@@ -16,6 +16,11 @@ pub enum LogError {
     /// An earlier write or fsync failed; the log refuses appends until reopened.
     #[error("log {dir} is poisoned by an earlier I/O failure: {reason}")]
     Poisoned { dir: PathBuf, reason: String },
+    /// The file system had no room for the append (ENOSPC, or a quota:
+    /// EDQUOT); nothing of it was kept and the log stays healthy, so the
+    /// append may be retried once space is free.
+    #[error("log {dir}: no space left on the file system; the append was not stored")]
+    StorageFull { dir: PathBuf },
     /// The log was closed (or its writer stopped).
     #[error("log {0} is closed")]
     Closed(PathBuf),

@@ -10,9 +10,10 @@
 //! .timeindex  entry = timestamp ms i64 BE   | relative offset u32 BE   (12 bytes)
 //! ```
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
+
+use crate::file_system::FileSystem;
+use crate::storage::Storage;
 
 /// Offset index entry: the batch whose base offset is `segment base +
 /// relative_offset` starts at byte `position` of the segment.
@@ -62,7 +63,7 @@ impl SegmentIndex {
     }
 
     /// Writes both index files atomically (temp file, fsync, rename).
-    pub fn write_files(&self, offset_path: &Path, time_path: &Path) -> std::io::Result<()> {
+    pub fn write_files(&self, storage: &dyn Storage, offset_path: &Path, time_path: &Path) -> std::io::Result<()> {
         let mut offsets = Vec::with_capacity(self.offsets.len() * 8);
         for entry in &self.offsets {
             offsets.extend_from_slice(&entry.relative_offset.to_be_bytes());
@@ -73,17 +74,23 @@ impl SegmentIndex {
             times.extend_from_slice(&entry.timestamp_ms.to_be_bytes());
             times.extend_from_slice(&entry.relative_offset.to_be_bytes());
         }
-        write_atomically(offset_path, &offsets)?;
-        write_atomically(time_path, &times)
+        storage.write_atomically(offset_path, &offsets)?;
+        storage.write_atomically(time_path, &times)
     }
 
     /// Reads both index files and checks them against what is known of the
     /// segment: entries strictly increasing, positions inside the file,
     /// relative offsets inside the segment. Any doubt gives `None`, and the
     /// caller rebuilds the index by scanning.
-    pub fn read_files(offset_path: &Path, time_path: &Path, segment_bytes: u64, offset_span: u64) -> Option<SegmentIndex> {
-        let offset_bytes = fs::read(offset_path).ok()?;
-        let time_bytes = fs::read(time_path).ok()?;
+    pub fn read_files(
+        storage: &dyn Storage,
+        offset_path: &Path,
+        time_path: &Path,
+        segment_bytes: u64,
+        offset_span: u64,
+    ) -> Option<SegmentIndex> {
+        let offset_bytes = storage.read(offset_path).ok()?;
+        let time_bytes = storage.read(time_path).ok()?;
         if offset_bytes.len() % 8 != 0 || time_bytes.len() % 12 != 0 {
             return None;
         }
@@ -117,25 +124,25 @@ impl SegmentIndex {
     }
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the
-/// new contents, never a mix.
+/// Replaces `path` on the real file system with `bytes` so that a crash
+/// leaves either the old or the new contents, never a mix
+/// ([`Storage::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = path.with_extension("tmp");
-    {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-    }
-    fs::rename(&temp, path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    FileSystem.write_atomically(path, bytes)
 }
 
-/// Makes a directory's entries (created, renamed or removed files) durable.
+/// Makes a directory's entries (created, renamed or removed files) durable,
+/// on the real file system.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+    FileSystem.sync_dir(dir)
+}
+
+/// Creates a directory and its missing parents on the real file system, each
+/// durably named ([`Storage::create_dir_all`]): what everything that makes a
+/// directory in the data directory calls, so that what names it is never
+/// acknowledged before the directory itself is on disk.
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    FileSystem.create_dir_all(dir)
 }
 
 #[cfg(test)]
@@ -189,15 +196,16 @@ mod tests {
     fn files_round_trip_and_damage_is_detected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (offsets, times) = (dir.path().join("0.index"), dir.path().join("0.timeindex"));
-        index().write_files(&offsets, &times).expect("write");
-        assert_eq!(SegmentIndex::read_files(&offsets, &times, 10_000, 30), Some(index()));
+        let storage = FileSystem;
+        index().write_files(&storage, &offsets, &times).expect("write");
+        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 10_000, 30), Some(index()));
         // A position past the end of the segment file is damage.
-        assert_eq!(SegmentIndex::read_files(&offsets, &times, 5_000, 30), None);
+        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 5_000, 30), None);
         // A torn file is damage.
-        let bytes = fs::read(&offsets).expect("read");
-        fs::write(&offsets, &bytes[..bytes.len() - 3]).expect("write");
-        assert_eq!(SegmentIndex::read_files(&offsets, &times, 10_000, 30), None);
-        fs::remove_file(&offsets).expect("remove");
-        assert_eq!(SegmentIndex::read_files(&offsets, &times, 10_000, 30), None);
+        let bytes = std::fs::read(&offsets).expect("read");
+        std::fs::write(&offsets, &bytes[..bytes.len() - 3]).expect("write");
+        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 10_000, 30), None);
+        std::fs::remove_file(&offsets).expect("remove");
+        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 10_000, 30), None);
     }
 }

@@ -1,7 +1,10 @@
 //! Conveyor's partition log: append-only segments of Kafka RecordBatch v2
 //! bytes with sparse offset and time indexes, group-committed durability,
-//! size/age rolling, retention and crash recovery. Knows batches, offsets and
-//! files; nothing about topics, queues, consumers or wire protocols.
+//! size/age rolling, retention, crash recovery, and what a failing or full
+//! disk does to it, all on a storage backend (`storage`: the real file
+//! system, or with the `sim` feature a simulated disk that fails on
+//! purpose). Knows batches, offsets and files; nothing about topics, queues,
+//! consumers or wire protocols.
 //!
 //! ```no_run
 //! use conveyor_log::{Log, LogConfig, record::{BatchBuilder, Record}};
@@ -15,18 +18,30 @@
 //! # Ok::<(), conveyor_log::LogError>(())
 //! ```
 
+mod appending;
 pub mod batch;
 pub mod clock;
 mod config;
 mod error;
+mod file_system;
+mod health;
 pub mod histogram;
 pub mod index;
 mod log;
 pub mod record;
+pub mod recovery;
 pub mod retention;
 mod segment;
+mod shared;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod storage;
 mod writer;
 
+pub use appending::{AppendInfo, Appending};
 pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, Appending, Log, ReadOutcome, Visibility};
+pub use file_system::FileSystem;
+pub use health::LogHealth;
+pub use log::{Log, ReadOutcome, Visibility};
+pub use storage::{Storage, StorageFile};

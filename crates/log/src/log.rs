@@ -3,45 +3,25 @@
 //! log's single writer thread (`writer.rs`); reads go straight to the segment
 //! files through an atomically swapped view of the segment list.
 
-use std::fs;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
-use tracing::{info, warn};
 
+use crate::appending::Appending;
 use crate::batch;
 use crate::clock::{Clock, system_clock};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
-use crate::index::{SegmentIndex, sync_dir};
-use crate::segment::{self, Segment};
+use crate::health::LogHealth;
+use crate::recovery;
+use crate::shared::{LogView, Shared};
+use crate::storage::{Storage, file_system};
 use crate::writer::{Command, Writer};
-
-/// Present in a log directory only between a clean close and the next open:
-/// it says the active segment's index files can be trusted.
-pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
-
-/// What an acknowledged append learned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppendInfo {
-    /// Offset given to the first record of the first batch.
-    pub base_offset: u64,
-    /// Offset of the last record of the last batch.
-    pub last_offset: u64,
-    /// The log's start offset when the append was acknowledged.
-    pub log_start_offset: u64,
-    /// The broker time stamped on the batches when the log keeps
-    /// LogAppendTime (see `LogConfig::log_append_time`).
-    pub log_append_time_ms: Option<i64>,
-}
 
 /// How far a read goes: durable records only, or written ones too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,42 +40,6 @@ pub struct ReadOutcome {
     pub bytes: Bytes,
     pub high_watermark: u64,
     pub log_start_offset: u64,
-}
-
-/// The segments readers see. Replaced whole by the writer on roll and retention.
-#[derive(Debug)]
-pub(crate) struct LogView {
-    pub segments: Vec<Arc<Segment>>,
-    /// A start offset moved inside the first segment by `truncate_prefix`
-    /// (Kafka's DeleteRecords); 0 when only whole segments were removed.
-    pub start_floor: u64,
-}
-
-impl LogView {
-    pub fn start_offset(&self) -> u64 {
-        self.segments
-            .first()
-            .map(|segment| segment.base_offset)
-            .unwrap_or(0)
-            .max(self.start_floor)
-    }
-}
-
-/// The file holding the start offset set by `truncate_prefix`.
-pub(crate) const START_OFFSET_FILE: &str = "log-start-offset";
-
-/// State shared by every handle of one log and its writer thread.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    pub view: ArcSwap<LogView>,
-    /// Offset after the last committed record.
-    pub high_watermark: watch::Sender<u64>,
-    /// Offset after the last record written to the file, fsynced or not: the
-    /// high watermark, or ahead of it between a write and its fsync under
-    /// `always`.
-    pub written: watch::Sender<u64>,
-    pub writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// A handle to one open partition log. Cheap to clone; every clone talks to
@@ -136,24 +80,41 @@ impl Log {
     }
 
     pub fn open_with_clock(dir: impl Into<PathBuf>, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log> {
+        Log::open_on(file_system(), dir, config, clock)
+    }
+
+    /// [`Log::open`] on a storage backend other than the real file system
+    /// (a simulated disk, in tests).
+    pub fn open_on(storage: Arc<dyn Storage>, dir: impl Into<PathBuf>, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|error| LogError::io(&dir, error))?;
-        let start_floor = read_start_floor(&dir)?;
-        let segments = recover(&dir, &config, start_floor)?;
+        storage.create_dir_all(&dir).map_err(|error| LogError::io(&dir, error))?;
+        let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
+        let segments = recovery::recover(storage.as_ref(), &dir, &config, start_floor)?;
+        if segments.iter().all(|segment| segment.committed_bytes() == 0)
+            && let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty())
+        {
+            // A log that holds nothing may be one whose directory a crash
+            // created without syncing its parent: the name could still be
+            // lost, so it is synced before anything is appended. A log that
+            // holds something was appended to after that sync.
+            storage.sync_dir(parent).map_err(|error| LogError::io(parent, error))?;
+        }
         let next_offset = segments.last().map(|segment| segment.next_offset()).unwrap_or(0);
-        // A tail lost under a relaxed durability policy can leave the log
-        // shorter than its persisted start; the start never passes the end.
-        let start_floor = start_floor.min(next_offset);
         let (high_watermark, _) = watch::channel(next_offset);
         let (written, _) = watch::channel(next_offset);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
+            storage,
+            // Until the writer takes over: a tail lost under a relaxed
+            // durability policy can leave the log shorter than its persisted
+            // start, and then the writer continues at that start.
             view: ArcSwap::from_pointee(LogView {
                 segments: segments.clone(),
-                start_floor,
+                start_floor: start_floor.min(next_offset),
             }),
             high_watermark,
             written,
+            health: Mutex::new(LogHealth::Healthy),
             writer_thread: Mutex::new(None),
         });
         let (commands, receiver) = mpsc::channel();
@@ -175,6 +136,12 @@ impl Log {
 
     pub fn dir(&self) -> &Path {
         &self.inner.shared.dir
+    }
+
+    /// Whether the log accepts appends ([`LogHealth::Poisoned`] after a
+    /// failed write or fsync, until [`Log::reopen`]).
+    pub fn health(&self) -> LogHealth {
+        self.inner.shared.health.lock().clone()
     }
 
     /// Validates `batches` (one or more concatenated RecordBatch v2 batches:
@@ -239,10 +206,11 @@ impl Log {
             .partition_point(|segment| segment.base_offset <= offset)
             .saturating_sub(1);
         // Only a segment that holds nothing at or after `offset` (the sound
-        // prefix of a damaged sealed segment) sends the read on to the next
-        // one. A segment that holds the offset answers alone, even with nothing
-        // when its first batch exceeds `max_bytes` without `min_one`: moving
-        // on would serve a later batch that does not contain `offset`.
+        // prefix of a damaged sealed segment, or a segment followed by a gap
+        // in the offsets after a failed fsync) sends the read on to the next
+        // one. A segment that holds the offset answers alone, even with
+        // nothing when its first batch exceeds `max_bytes` without `min_one`:
+        // moving on would serve a later batch that does not contain `offset`.
         for segment in &view.segments[first..] {
             let next_offset = match visibility {
                 Visibility::Durable => segment.next_offset(),
@@ -252,11 +220,14 @@ impl Log {
                 continue;
             }
             let from = offset.max(segment.base_offset);
-            outcome.bytes = match visibility {
+            let read = match visibility {
                 Visibility::Durable => segment.read(from, max_bytes, min_one)?,
                 Visibility::Written => segment.read_written(from, max_bytes, min_one)?,
             };
-            break;
+            if let Some(bytes) = read {
+                outcome.bytes = bytes;
+                break;
+            }
         }
         Ok(outcome)
     }
@@ -358,7 +329,9 @@ impl Log {
     /// Moves the log start offset up to `offset` (Kafka's DeleteRecords):
     /// reads below it fail from now on, the new start survives restarts, and
     /// segments wholly below it are deleted. `offset` may not pass the high
-    /// watermark. Returns the new start offset.
+    /// watermark. Returns the new start offset. One that fails (an I/O error
+    /// writing the start) may still have persisted it: after a restart the
+    /// start may be `offset`.
     pub fn truncate_prefix(&self, offset: u64) -> Result<u64> {
         self.request(|reply| Command::TruncatePrefix { offset, reply })?
     }
@@ -393,210 +366,27 @@ impl Log {
         }
     }
 
+    /// Recovers a poisoned log from what is on disk without closing it:
+    /// the bytes of the appends that failed are cut (if the failure could not
+    /// cut them), the segments are opened again as on start, and appends are
+    /// accepted again. Offsets that readers may have seen before the failure
+    /// are never given to another record: the log continues after them.
+    /// Does nothing to a healthy log. Blocking.
+    pub fn reopen(&self) -> Result<()> {
+        self.request(|reply| Command::Reopen { reply })?
+    }
+
     /// Closes the log and removes its directory with every segment.
     pub fn delete(self) -> Result<()> {
         self.close()?;
-        fs::remove_dir_all(&self.inner.shared.dir).map_err(|error| LogError::io(&self.inner.shared.dir, error))?;
-        if let Some(parent) = self.inner.shared.dir.parent() {
-            let _ = sync_dir(parent);
+        let shared = &self.inner.shared;
+        shared
+            .storage
+            .remove_dir_all(&shared.dir)
+            .map_err(|error| LogError::io(&shared.dir, error))?;
+        if let Some(parent) = shared.dir.parent() {
+            let _ = shared.storage.sync_dir(parent);
         }
         Ok(())
     }
-}
-
-/// A pending append: a future, or [`Appending::wait`] from blocking code.
-#[derive(Debug)]
-pub enum Appending {
-    Ready(Option<Result<AppendInfo>>),
-    Waiting {
-        receiver: oneshot::Receiver<Result<AppendInfo>>,
-        dir: PathBuf,
-    },
-}
-
-impl Appending {
-    /// Blocks until the append is acknowledged. Must not be called from an
-    /// async context (use `.await` there).
-    pub fn wait(self) -> Result<AppendInfo> {
-        match self {
-            Appending::Ready(result) => result.unwrap_or_else(|| Err(LogError::Closed(PathBuf::new()))),
-            Appending::Waiting { receiver, dir } => receiver.blocking_recv().unwrap_or(Err(LogError::Closed(dir))),
-        }
-    }
-}
-
-impl Future for Appending {
-    type Output = Result<AppendInfo>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Appending::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| Err(LogError::Closed(PathBuf::new())))),
-            Appending::Waiting { receiver, dir } => match Pin::new(receiver).poll(cx) {
-                Poll::Ready(Ok(result)) => Poll::Ready(result),
-                Poll::Ready(Err(_)) => Poll::Ready(Err(LogError::Closed(dir.clone()))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-/// The start offset `truncate_prefix` persisted, or 0.
-fn read_start_floor(dir: &Path) -> Result<u64> {
-    let path = dir.join(START_OFFSET_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| {
-            LogError::io(
-                &path,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an offset: {:?}", text.trim())),
-            )
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(error) => Err(LogError::io(&path, error)),
-    }
-}
-
-/// Opens every segment in `dir`: sealed segments trust their index files if
-/// they pass checks (else rebuild them by scanning); the last segment is
-/// always scanned and truncated after its last sound batch.
-fn recover(dir: &Path, config: &LogConfig, start_floor: u64) -> Result<Vec<Arc<Segment>>> {
-    let mut base_offsets = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|error| LogError::io(dir, error))?;
-    for entry in entries {
-        let entry = entry.map_err(|error| LogError::io(dir, error))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
-            // A crash in the middle of an atomic index write; the index is rebuilt.
-            let _ = fs::remove_file(&path);
-            continue;
-        }
-        if let Some(stem) = name.strip_suffix(".log") {
-            match stem.parse::<u64>() {
-                Ok(base) if stem.len() == 20 => base_offsets.push(base),
-                _ => warn!(path = %path.display(), "ignoring a file that is not a segment"),
-            }
-        }
-    }
-    base_offsets.sort_unstable();
-    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-    let clean = marker.exists();
-    let mut segments = Vec::with_capacity(base_offsets.len().max(1));
-    for (position, &base_offset) in base_offsets.iter().enumerate() {
-        let next_base = base_offsets.get(position + 1).copied();
-        let path = Segment::log_path(dir, base_offset);
-        let file = Segment::open_file(&path)?;
-        let segment = match next_base {
-            Some(next_base) => open_sealed(file, path, base_offset, next_base, config)?,
-            None => open_active(file, path, base_offset, config, clean)?,
-        };
-        segments.push(Arc::new(segment));
-    }
-    if segments.is_empty() {
-        segments.push(Arc::new(Segment::create(dir, start_floor)?));
-    }
-    if clean {
-        // From here on the active segment changes again; a crash must not find the marker.
-        fs::remove_file(&marker).map_err(|error| LogError::io(&marker, error))?;
-    }
-    sync_dir(dir).map_err(|error| LogError::io(dir, error))?;
-    Ok(segments)
-}
-
-fn open_sealed(file: fs::File, path: PathBuf, base_offset: u64, next_base: u64, config: &LogConfig) -> Result<Segment> {
-    let file_bytes = file.metadata().map_err(|error| LogError::io(&path, error))?.len();
-    let (offset_path, time_path) = (path.with_extension("index"), path.with_extension("timeindex"));
-    let span = next_base.saturating_sub(base_offset);
-    if let Some(index) = SegmentIndex::read_files(&offset_path, &time_path, file_bytes, span) {
-        let max_timestamp_ms = index.times.last().map(|entry| entry.timestamp_ms).unwrap_or(i64::MIN);
-        return Ok(Segment::from_parts(
-            base_offset,
-            path,
-            file,
-            file_bytes,
-            next_base,
-            max_timestamp_ms,
-            index,
-        ));
-    }
-    warn!(segment = %path.display(), "index missing or damaged; rebuilding it by scanning the segment");
-    let scan = segment::scan(&file, &path, base_offset, config.index_interval_bytes)?;
-    if let Some((position, reason)) = &scan.stopped {
-        // Sealed segments were fsynced before the next one was created, so this is
-        // media damage, not a torn write. Serve only the sound prefix; readers skip
-        // to the next segment past the gap.
-        warn!(segment = %path.display(), position, offset = scan.next_offset, %reason, "sealed segment is damaged; serving only its sound prefix");
-    }
-    let segment = Segment::from_parts(
-        base_offset,
-        path.clone(),
-        file,
-        scan.valid_bytes,
-        scan.next_offset,
-        scan.max_timestamp_ms,
-        scan.index,
-    );
-    if let Err(error) = segment.write_index_files() {
-        warn!(segment = %path.display(), %error, "could not write the rebuilt index; it will be rebuilt again next time");
-    }
-    Ok(segment)
-}
-
-/// The active segment is scanned and its tail validated. After a clean
-/// shutdown the scan starts at the last index entry; otherwise at the start,
-/// since any part of an unsynced tail may be torn.
-fn open_active(file: fs::File, path: PathBuf, base_offset: u64, config: &LogConfig, clean: bool) -> Result<Segment> {
-    let file_bytes = file.metadata().map_err(|error| LogError::io(&path, error))?.len();
-    let trusted = clean
-        .then(|| {
-            SegmentIndex::read_files(
-                &path.with_extension("index"),
-                &path.with_extension("timeindex"),
-                file_bytes,
-                u64::from(u32::MAX),
-            )
-        })
-        .flatten();
-    let was_trusted = trusted.is_some();
-    let mut scan = segment::scan_from(&file, &path, base_offset, config.index_interval_bytes, trusted)?;
-    if was_trusted && (scan.stopped.is_some() || index_reaches_past(&scan.index, scan.next_offset - base_offset)) {
-        // The segment lost batches after the clean shutdown (media damage, or
-        // a file cut by hand), so the trusted index still describes them: its
-        // time entries and max timestamp would point time lookups past the
-        // batches appended in their place. Rebuild it from the sound bytes.
-        warn!(segment = %path.display(), "the active segment changed after its clean shutdown; rebuilding its index by a full scan");
-        scan = segment::scan(&file, &path, base_offset, config.index_interval_bytes)?;
-    }
-    if let Some((position, reason)) = &scan.stopped {
-        warn!(
-            segment = %path.display(),
-            position,
-            offset = scan.next_offset,
-            discarded_bytes = file_bytes - scan.valid_bytes,
-            %reason,
-            "truncating the active segment at the first torn or corrupt batch"
-        );
-        file.set_len(scan.valid_bytes).map_err(|error| LogError::io(&path, error))?;
-        file.sync_all().map_err(|error| LogError::io(&path, error))?;
-    } else if file_bytes > 0 {
-        info!(segment = %path.display(), next_offset = scan.next_offset, "recovered the active segment");
-    }
-    Ok(Segment::from_parts(
-        base_offset,
-        path,
-        file,
-        scan.valid_bytes,
-        scan.next_offset,
-        scan.max_timestamp_ms,
-        scan.index,
-    ))
-}
-
-/// Whether `index` has an entry for a relative offset at or past `offset_span`,
-/// that is, for a batch the segment no longer holds.
-fn index_reaches_past(index: &SegmentIndex, offset_span: u64) -> bool {
-    let offsets = index.offsets.iter().map(|entry| entry.relative_offset);
-    let times = index.times.iter().map(|entry| entry.relative_offset);
-    offsets
-        .chain(times)
-        .any(|relative_offset| u64::from(relative_offset) >= offset_span)
 }

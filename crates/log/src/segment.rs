@@ -4,8 +4,6 @@
 //! (which read committed bytes with positional reads and never take a lock the
 //! writer holds for more than an index push).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -16,6 +14,7 @@ use tracing::warn;
 use crate::batch::{self, BatchHeader, FramingError, HEADER_BYTES};
 use crate::error::{LogError, Result};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
+use crate::storage::{Storage, StorageFile};
 
 /// Segment file names are the base offset, zero-padded to 20 digits.
 pub fn file_stem(base_offset: u64) -> String {
@@ -26,7 +25,7 @@ pub fn file_stem(base_offset: u64) -> String {
 pub struct Segment {
     pub base_offset: u64,
     pub path: PathBuf,
-    file: File,
+    file: Box<dyn StorageFile>,
     /// Bytes readers may read; moved by the writer after a write (and its
     /// fsync, under `always`). Release/Acquire pairs with the readers.
     committed_bytes: AtomicU64,
@@ -56,14 +55,9 @@ impl Segment {
     }
 
     /// Creates an empty segment file (failing if one exists).
-    pub fn create(dir: &Path, base_offset: u64) -> Result<Segment> {
+    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: u64) -> Result<Segment> {
         let path = Segment::log_path(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|error| LogError::io(&path, error))?;
+        let file = storage.create_new(&path).map_err(|error| LogError::io(&path, error))?;
         Ok(Segment::from_parts(
             base_offset,
             path,
@@ -76,18 +70,14 @@ impl Segment {
     }
 
     /// Opens an existing segment file without looking at its contents.
-    pub fn open_file(path: &Path) -> Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|error| LogError::io(path, error))
+    pub fn open_file(storage: &dyn Storage, path: &Path) -> Result<Box<dyn StorageFile>> {
+        storage.open(path).map_err(|error| LogError::io(path, error))
     }
 
     pub fn from_parts(
         base_offset: u64,
         path: PathBuf,
-        file: File,
+        file: Box<dyn StorageFile>,
         committed_bytes: u64,
         next_offset: u64,
         max_timestamp_ms: i64,
@@ -107,8 +97,8 @@ impl Segment {
         }
     }
 
-    pub fn file(&self) -> &File {
-        &self.file
+    pub fn file(&self) -> &dyn StorageFile {
+        self.file.as_ref()
     }
 
     pub fn committed_bytes(&self) -> u64 {
@@ -156,9 +146,25 @@ impl Segment {
         self.index.read().clone()
     }
 
-    pub fn write_index_files(&self) -> std::io::Result<()> {
+    pub fn write_index_files(&self, storage: &dyn Storage) -> std::io::Result<()> {
         let (offsets, times) = self.index_paths();
-        self.index.read().write_files(&offsets, &times)
+        self.index.read().write_files(storage, &offsets, &times)
+    }
+
+    /// Forgets index entries past the first `offsets` offset entries and
+    /// `times` time entries: those of a group whose write failed. Only the
+    /// writer calls this, before anything of the group was committed.
+    pub fn truncate_index(&self, offsets: usize, times: usize) {
+        let mut index = self.index.write();
+        index.offsets.truncate(offsets);
+        index.times.truncate(times);
+    }
+
+    /// Moves the written bounds back to the committed ones, after the bytes
+    /// past them were cut from the file. Only the writer calls this.
+    pub fn withdraw_written(&self) {
+        self.written_next_offset.store(self.next_offset(), Ordering::Release);
+        self.written_bytes.store(self.committed_bytes(), Ordering::Release);
     }
 
     fn relative(&self, offset: u64) -> u32 {
@@ -254,7 +260,10 @@ impl Segment {
             if position + HEADER_BYTES as u64 > block_start + block.len() as u64 {
                 // Committed bytes only: the writer may be writing past `limit`.
                 let length = (limit - position).min(FIND_BLOCK_BYTES as u64) as usize;
-                block = read_exact_vec(&self.file, position, length).map_err(|error| LogError::io(&self.path, error))?;
+                block = self
+                    .file
+                    .read_exact_vec(position, length)
+                    .map_err(|error| LogError::io(&self.path, error))?;
                 block_start = position;
             }
             let Some(header) = BatchHeader::parse(&block[(position - block_start) as usize..]) else {
@@ -273,36 +282,41 @@ impl Segment {
         }
     }
 
-    /// Whole committed batches starting with the one containing `offset`,
-    /// up to `max_bytes`; the first batch is returned whole even when larger
-    /// if `min_one` is set.
-    pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+    /// Whole committed batches starting with the one containing `offset`
+    /// (or the first after it), up to `max_bytes`; the first batch is
+    /// returned whole even when larger if `min_one` is set. `None` when the
+    /// segment holds no batch at or after `offset` (a damaged segment's
+    /// sound prefix, or a segment followed by a gap in the offsets).
+    pub fn read(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Option<Bytes>> {
         self.read_below(offset, max_bytes, min_one, self.committed_bytes())
     }
 
     /// [`Segment::read`] of written batches, fsynced or not.
-    pub fn read_written(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+    pub fn read_written(&self, offset: u64, max_bytes: usize, min_one: bool) -> Result<Option<Bytes>> {
         self.read_below(offset, max_bytes, min_one, self.written_bytes.load(Ordering::Acquire))
     }
 
-    fn read_below(&self, offset: u64, max_bytes: usize, min_one: bool, limit: u64) -> Result<Bytes> {
+    fn read_below(&self, offset: u64, max_bytes: usize, min_one: bool, limit: u64) -> Result<Option<Bytes>> {
         let Some((position, first)) = self.find_below(offset, limit)? else {
-            return Ok(Bytes::new());
+            return Ok(None);
         };
         let available = (limit - position) as usize;
         let first_bytes = first.total_bytes();
         let wanted = if first_bytes > max_bytes {
             if !min_one {
-                return Ok(Bytes::new());
+                return Ok(Some(Bytes::new()));
             }
             first_bytes
         } else {
             max_bytes.min(available)
         };
-        let mut buffer = read_exact_vec(&self.file, position, wanted).map_err(|error| LogError::io(&self.path, error))?;
+        let mut buffer = self
+            .file
+            .read_exact_vec(position, wanted)
+            .map_err(|error| LogError::io(&self.path, error))?;
         let whole = self.whole_batches_len(&buffer, position);
         buffer.truncate(whole);
-        Ok(Bytes::from(buffer))
+        Ok(Some(Bytes::from(buffer)))
     }
 
     /// Length of the whole batches at the start of `bytes`, committed bytes
@@ -383,31 +397,6 @@ impl Segment {
 /// How many bytes [`Segment::find`] reads at a time while walking headers.
 const FIND_BLOCK_BYTES: usize = 8 * 1024;
 
-/// Reads exactly `length` bytes at `position` into a new buffer.
-///
-/// The buffer is not zero-filled first, unlike `vec![0; length]` followed by
-/// `read_exact_at`: for a 1 MiB read from the page cache the memset was about
-/// a sixth of the time of the copy it preceded (measured with `perf` on the
-/// read benchmark). `rustix` reads into the vector's spare capacity and sets
-/// its length to what the kernel wrote, so no uninitialized byte is exposed
-/// and this crate needs no `unsafe`.
-fn read_exact_vec(file: &File, position: u64, length: usize) -> std::io::Result<Vec<u8>> {
-    let mut buffer = Vec::with_capacity(length);
-    while buffer.len() < length {
-        let at = position + buffer.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buffer), at) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-    // The allocator may have given more capacity than asked for, and the
-    // reads may have filled it with bytes past `length`: drop them.
-    buffer.truncate(length);
-    Ok(buffer)
-}
-
 /// What a scan of a segment file found.
 #[derive(Debug)]
 pub struct Scan {
@@ -423,14 +412,20 @@ pub struct Scan {
 /// Scans a segment file from the start, checking each batch's framing, CRC and
 /// offset continuity, and rebuilding the sparse indexes on the way. Stops at
 /// the first batch that fails; everything before it is sound.
-pub fn scan(file: &File, path: &Path, base_offset: u64, index_interval_bytes: u32) -> Result<Scan> {
+pub fn scan(file: &dyn StorageFile, path: &Path, base_offset: u64, index_interval_bytes: u32) -> Result<Scan> {
     scan_from(file, path, base_offset, index_interval_bytes, None)
 }
 
 /// Like [`scan`], but when given a trusted index (after a clean shutdown)
 /// starts at its last offset entry instead of the start of the file.
-pub fn scan_from(file: &File, path: &Path, base_offset: u64, index_interval_bytes: u32, trusted: Option<SegmentIndex>) -> Result<Scan> {
-    let file_bytes = file.metadata().map_err(|error| LogError::io(path, error))?.len();
+pub fn scan_from(
+    file: &dyn StorageFile,
+    path: &Path,
+    base_offset: u64,
+    index_interval_bytes: u32,
+    trusted: Option<SegmentIndex>,
+) -> Result<Scan> {
+    let file_bytes = file.len().map_err(|error| LogError::io(path, error))?;
     let (mut builder, mut position, mut next_offset, mut max_timestamp_ms) = match trusted {
         Some(index) => {
             let last = index.offsets.last().copied().unwrap_or(OffsetEntry {
@@ -498,6 +493,17 @@ pub fn scan_from(file: &File, path: &Path, base_offset: u64, index_interval_byte
         index: builder.finish(),
         stopped,
     })
+}
+
+/// An [`IndexBuilder`]'s position: how many entries it had and its counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexMark {
+    pub offsets: usize,
+    pub times: usize,
+    bytes_since_offset_entry: u64,
+    bytes_since_time_entry: u64,
+    max_timestamp_ms: i64,
+    pending_time: Option<TimeEntry>,
 }
 
 /// Decides which batches get index entries, shared by the writer and the
@@ -577,6 +583,29 @@ impl IndexBuilder {
         Some(entry)
     }
 
+    /// Where the builder is now, to [`IndexBuilder::rollback`] to when the
+    /// batches added after this are not written after all.
+    pub fn mark(&self) -> IndexMark {
+        IndexMark {
+            offsets: self.index.offsets.len(),
+            times: self.index.times.len(),
+            bytes_since_offset_entry: self.bytes_since_offset_entry,
+            bytes_since_time_entry: self.bytes_since_time_entry,
+            max_timestamp_ms: self.max_timestamp_ms,
+            pending_time: self.pending_time,
+        }
+    }
+
+    /// Forgets every batch added since `mark`, as if they were never added.
+    pub fn rollback(&mut self, mark: IndexMark) {
+        self.index.offsets.truncate(mark.offsets);
+        self.index.times.truncate(mark.times);
+        self.bytes_since_offset_entry = mark.bytes_since_offset_entry;
+        self.bytes_since_time_entry = mark.bytes_since_time_entry;
+        self.max_timestamp_ms = mark.max_timestamp_ms;
+        self.pending_time = mark.pending_time;
+    }
+
     pub fn finish(mut self) -> SegmentIndex {
         self.seal();
         self.index
@@ -600,7 +629,7 @@ mod tests {
     #[test]
     fn written_batches_are_read_only_by_read_written_until_committed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let segment = Segment::create(dir.path(), 0).expect("create");
+        let segment = Segment::create(&crate::FileSystem, dir.path(), 0).expect("create");
         let (first, second) = (batch(0), batch(1));
         segment.file().write_all_at(&first, 0).expect("write");
         segment.commit(first.len() as u64, 1, 0);
@@ -613,17 +642,17 @@ mod tests {
         assert_eq!(segment.written_next_offset(), 2);
         assert_eq!(
             segment.read(0, 1 << 20, true).expect("read"),
-            first,
+            Some(first.clone()),
             "read stops at the committed end"
         );
-        assert!(segment.read(1, 1 << 20, true).expect("read").is_empty());
-        let written = segment.read_written(0, 1 << 20, true).expect("read written");
+        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), None);
+        let written = segment.read_written(0, 1 << 20, true).expect("read written").expect("a batch");
         assert_eq!(written.len() as u64, end, "read_written serves the written batch too");
-        assert_eq!(segment.read_written(1, 1 << 20, true).expect("read written"), second);
+        assert_eq!(segment.read_written(1, 1 << 20, true).expect("read written"), Some(second.clone()));
         // Committing (after the fsync) makes it readable to everyone; the
         // written end never moves back.
         segment.commit(end, 2, 0);
-        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), second);
+        assert_eq!(segment.read(1, 1 << 20, true).expect("read"), Some(second));
         segment.publish_written(first.len() as u64, 1);
         assert_eq!(segment.written_next_offset(), 2);
     }

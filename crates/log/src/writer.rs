@@ -9,10 +9,14 @@
 //! only once [`Segment::commit`] publishes them.
 //!
 //! A failed write or fsync poisons the log: the page cache may or may not hold
-//! the data, so nothing more is acknowledged until the log is reopened and
-//! recovered from what is really on disk.
+//! the data, so nothing more is acknowledged until the log is reopened
+//! (`Log::reopen`) and recovered from what is really on disk. Before that the
+//! writer cuts the failed group's bytes from the file and syncs the cut, so an
+//! append whose caller was told it failed never comes back after a restart.
+//! A write that fails because the file system is full (ENOSPC, EDQUOT) is
+//! not a failure of the disk: once its bytes are cut, the group's appends fail
+//! with `LogError::StorageFull` and the log stays healthy.
 
-use std::fs::File;
 use std::io::IoSlice;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,16 +25,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
+use crate::appending::AppendInfo;
 use crate::batch::{self, BatchHeader};
 use crate::clock::Clock;
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
-use crate::index::sync_dir;
-use crate::log::{AppendInfo, CLEAN_SHUTDOWN_FILE, LogView, Shared};
+use crate::health::LogHealth;
+use crate::recovery;
 use crate::retention::{self, SegmentStats};
-use crate::segment::{IndexBuilder, Segment};
+use crate::segment::{IndexBuilder, IndexMark, Segment};
+use crate::shared::{CLEAN_SHUTDOWN_FILE, LogView, START_OFFSET_FILE, Shared};
+use crate::storage::{Storage, StorageFile, is_out_of_space};
 
 /// Requests to the writer thread.
 #[derive(Debug)]
@@ -57,6 +64,9 @@ pub(crate) enum Command {
     Sync {
         reply: mpsc::SyncSender<Result<()>>,
     },
+    Reopen {
+        reply: mpsc::SyncSender<Result<()>>,
+    },
     Close {
         reply: mpsc::SyncSender<Result<()>>,
     },
@@ -67,6 +77,20 @@ pub(crate) enum Command {
 struct Pending {
     reply: oneshot::Sender<Result<AppendInfo>>,
     info: AppendInfo,
+}
+
+/// Where the group being gathered started: what a failed write rolls back to.
+#[derive(Debug, Clone, Copy)]
+struct GroupStart {
+    next_offset: u64,
+    index: IndexMark,
+}
+
+/// Why the log refuses appends, and whether the bytes that failed are gone.
+#[derive(Debug, Clone)]
+struct Poison {
+    reason: String,
+    tail_removed: bool,
 }
 
 /// Positions are u32 in the offset index, so a segment stays below 2 GiB.
@@ -98,6 +122,14 @@ pub(crate) struct Writer {
     segments: Vec<Arc<Segment>>,
     /// Bytes written to the active segment file (committed or not).
     active_bytes: u64,
+    /// Bytes of the active segment known to be on disk: up to here a
+    /// `fdatasync` succeeded. After a failed fsync the bytes past it may be
+    /// in the page cache only, marked clean (Linux does that after a
+    /// writeback error), so no later fsync would write them: `reopen`
+    /// writes them again.
+    synced_bytes: u64,
+    /// The active segment has room reserved up to here (`reserve_bytes`).
+    reserved_end: u64,
     /// Offset the next appended record gets.
     next_offset: u64,
     /// Max timestamp of batches in `buffer`.
@@ -110,12 +142,17 @@ pub(crate) struct Writer {
     pieces: Vec<Piece>,
     /// Bytes in the group (buffered and shared).
     group_bytes: usize,
+    group_start: Option<GroupStart>,
     pending: Vec<Pending>,
+    /// The offset after the last record readers could ever see, written or
+    /// committed: offsets below it are never given to another record, even
+    /// when a failed fsync cut the records they named.
+    written_high: u64,
     /// Written but not fsynced (only under `interval` and `never`).
     dirty: bool,
     last_sync: Instant,
     last_retention_check: Instant,
-    poisoned: Option<String>,
+    poison: Option<Poison>,
     /// The start offset set by `truncate_prefix` (see `LogView::start_floor`).
     start_floor: u64,
 }
@@ -129,34 +166,97 @@ impl Writer {
         start_floor: u64,
     ) -> Result<Writer> {
         let active = segments.last().ok_or_else(|| LogError::Closed(shared.dir.clone()))?;
-        // An empty segment starts a fresh index (its first batch gets an entry,
-        // as a rebuild scan would give it); a recovered one continues its own.
-        let index = if active.committed_bytes() == 0 {
-            IndexBuilder::new(config.index_interval_bytes)
-        } else {
-            IndexBuilder::resume(config.index_interval_bytes, active.index_snapshot(), active.max_timestamp_ms())
-        };
-        let now_ms = clock.now_ms();
-        Ok(Writer {
-            active_bytes: active.committed_bytes(),
-            next_offset: active.next_offset(),
+        let next_offset = active.next_offset();
+        let mut writer = Writer {
+            active_bytes: 0,
+            synced_bytes: 0,
+            reserved_end: 0,
+            next_offset,
             buffered_max_timestamp_ms: i64::MIN,
-            index,
-            active_created_ms: now_ms,
+            index: IndexBuilder::new(config.index_interval_bytes),
+            active_created_ms: 0,
             shared,
             config,
             clock,
-            segments,
+            segments: Vec::new(),
             buffer: Vec::new(),
             pieces: Vec::new(),
             group_bytes: 0,
+            group_start: None,
             pending: Vec::new(),
+            written_high: next_offset,
             dirty: false,
             last_sync: Instant::now(),
             last_retention_check: Instant::now(),
-            poisoned: None,
+            poison: None,
             start_floor,
-        })
+        };
+        writer.resume(segments, start_floor)?;
+        writer.continue_after(start_floor)?;
+        writer.publish_view();
+        writer.shared.high_watermark.send_replace(writer.next_offset);
+        writer.shared.written.send_replace(writer.next_offset);
+        Ok(writer)
+    }
+
+    /// Starts a new segment at `floor` when the log ends before it: offsets
+    /// below it were handed out before (records a failed fsync cut, or a
+    /// tail lost under a relaxed policy below a persisted start offset) and
+    /// are never given to another record — one below a persisted start
+    /// would even be hidden by the next restart.
+    fn continue_after(&mut self, floor: u64) -> Result<()> {
+        if self.next_offset < floor {
+            self.roll_to(floor)?;
+        }
+        Ok(())
+    }
+
+    /// Takes over recovered segments: the last one is continued.
+    fn resume(&mut self, segments: Vec<Arc<Segment>>, start_floor: u64) -> Result<()> {
+        let active = segments.last().ok_or_else(|| LogError::Closed(self.shared.dir.clone()))?;
+        // An empty segment starts a fresh index (its first batch gets an entry,
+        // as a rebuild scan would give it); a recovered one continues its own.
+        self.index = if active.committed_bytes() == 0 {
+            IndexBuilder::new(self.config.index_interval_bytes)
+        } else {
+            IndexBuilder::resume(self.config.index_interval_bytes, active.index_snapshot(), active.max_timestamp_ms())
+        };
+        self.active_bytes = active.committed_bytes();
+        // Recovery synced the active segment (or the clean close did).
+        self.synced_bytes = self.active_bytes;
+        self.reserved_end = 0;
+        self.next_offset = active.next_offset();
+        self.written_high = self.written_high.max(self.next_offset);
+        self.active_created_ms = self.clock.now_ms();
+        self.buffered_max_timestamp_ms = i64::MIN;
+        self.dirty = false;
+        self.start_floor = start_floor;
+        self.segments = segments;
+        self.renew_reserve();
+        Ok(())
+    }
+
+    /// Keeps `reserve_bytes` reserved past the end of the active segment:
+    /// renewed once less than half of it is left. On a full file system the
+    /// renewal fails and appends use up what is left.
+    fn renew_reserve(&mut self) {
+        let reserve = self.config.reserve_bytes;
+        if reserve == 0 || self.reserved_end >= self.active_bytes + reserve / 2 {
+            return;
+        }
+        let Some(active) = self.segments.last() else {
+            return;
+        };
+        match active.file().allocate(self.active_bytes, reserve) {
+            Ok(()) => self.reserved_end = self.active_bytes + reserve,
+            Err(cause) => {
+                tracing::debug!(log = %self.shared.dir.display(), %cause, "could not renew the reserved room");
+            }
+        }
+    }
+
+    fn storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.shared.storage)
     }
 
     fn active(&self) -> &Arc<Segment> {
@@ -226,6 +326,10 @@ impl Writer {
                 let result = self.check_poison().and_then(|()| self.sync());
                 let _ = reply.send(result);
             }
+            Command::Reopen { reply } => {
+                self.flush();
+                let _ = reply.send(self.reopen());
+            }
             Command::Close { reply } => {
                 let _ = reply.send(self.close());
                 return true;
@@ -235,19 +339,30 @@ impl Writer {
     }
 
     fn check_poison(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(reason) => Err(LogError::Poisoned {
+        match &self.poison {
+            Some(poison) => Err(LogError::Poisoned {
                 dir: self.shared.dir.clone(),
-                reason: reason.clone(),
+                reason: poison.reason.clone(),
             }),
             None => Ok(()),
         }
     }
 
-    fn poison(&mut self, what: &str, cause: &std::io::Error) {
+    fn poison(&mut self, what: &str, cause: &std::io::Error, tail_removed: bool) {
         let reason = format!("{what} failed: {cause}");
-        error!(log = %self.shared.dir.display(), %reason, "poisoning the log: no further appends are acknowledged");
-        self.poisoned = Some(reason);
+        error!(log = %self.shared.dir.display(), %reason, tail_removed, "poisoning the log: no further appends are acknowledged until it is reopened");
+        self.set_poison(Some(Poison { reason, tail_removed }));
+    }
+
+    fn set_poison(&mut self, poison: Option<Poison>) {
+        *self.shared.health.lock() = match &poison {
+            None => LogHealth::Healthy,
+            Some(poison) => LogHealth::Poisoned {
+                reason: poison.reason.clone(),
+                failed_tail_removed: poison.tail_removed,
+            },
+        };
+        self.poison = poison;
     }
 
     fn on_append(&mut self, batches: &Bytes, headers: &[BatchHeader], reply: oneshot::Sender<Result<AppendInfo>>) {
@@ -267,6 +382,12 @@ impl Writer {
                 let _ = reply.send(Err(error));
                 return;
             }
+        }
+        if self.group_start.is_none() {
+            self.group_start = Some(GroupStart {
+                next_offset: self.next_offset,
+                index: self.index.mark(),
+            });
         }
         let base_offset = self.next_offset;
         let segment_base = self.active().base_offset;
@@ -336,36 +457,33 @@ impl Writer {
                 Piece::Shared(bytes) => IoSlice::new(bytes),
             })
             .collect();
-        let mut result = write_all_vectored_at(active.file(), &mut slices, self.active_bytes).map_err(|error| ("write", error));
+        let written = active.file().write_all_vectored_at(&mut slices, self.active_bytes);
         drop(slices);
-        if result.is_ok() && self.config.durability == Durability::Always {
+        if let Err(cause) = written {
+            return self.fail_group("write", cause, false);
+        }
+        if self.config.durability == Durability::Always {
             // Readable by `read_written` while the fsync runs (the page
             // cache has the bytes); acknowledged and committed only after.
             active.publish_written(self.active_bytes + self.group_bytes as u64, self.next_offset);
-            self.shared.written.send_replace(self.next_offset);
-            result = sync_data(active.file()).map_err(|error| ("fdatasync", error));
+            self.publish_written();
+            let synced = sync_data(active.file());
             self.last_sync = Instant::now();
-        }
-        if let Err((what, cause)) = result {
-            self.poison(what, &cause);
-            for pending in std::mem::take(&mut self.pending) {
-                let _ = pending.reply.send(self.check_poison().map(|()| pending.info));
+            if let Err(cause) = synced {
+                return self.fail_group("fdatasync", cause, true);
             }
-            self.clear_group();
-            return;
         }
         self.active_bytes += self.group_bytes as u64;
         self.clear_group();
-        if self.config.durability != Durability::Always {
+        if self.config.durability == Durability::Always {
+            self.synced_bytes = self.active_bytes;
+        } else {
             self.dirty = true;
         }
         active.commit(self.active_bytes, self.next_offset, self.buffered_max_timestamp_ms);
         self.buffered_max_timestamp_ms = i64::MIN;
-        self.shared.written.send_if_modified(|written| {
-            let moved = *written < self.next_offset;
-            *written = (*written).max(self.next_offset);
-            moved
-        });
+        self.publish_written();
+        self.renew_reserve();
         self.shared.high_watermark.send_replace(self.next_offset);
         let log_start_offset = self.start_offset();
         for mut pending in self.pending.drain(..) {
@@ -374,7 +492,96 @@ impl Writer {
         }
     }
 
+    /// Moves the written watermark up to the next offset (never back).
+    fn publish_written(&mut self) {
+        self.written_high = self.written_high.max(self.next_offset);
+        self.shared.written.send_if_modified(|written| {
+            let moved = *written < self.next_offset;
+            *written = (*written).max(self.next_offset);
+            moved
+        });
+    }
+
+    /// The group could not be stored: its bytes are cut from the file (and
+    /// the cut synced), its appends fail, and the writer forgets it. When the
+    /// file system was full and the cut worked, that is all; otherwise the
+    /// log is poisoned. A group readers may have seen (`published`: written,
+    /// then its fsync failed) always poisons, so that its offsets are never
+    /// reused in place (`reopen` continues after them).
+    fn fail_group(&mut self, what: &str, cause: std::io::Error, published: bool) {
+        let active = Arc::clone(self.active());
+        let cut = self.cut_tail(&active);
+        if published {
+            active.withdraw_written();
+        }
+        if let Some(start) = self.group_start.take() {
+            self.next_offset = start.next_offset;
+            self.index.rollback(start.index);
+            active.truncate_index(start.index.offsets, start.index.times);
+        }
+        self.buffered_max_timestamp_ms = i64::MIN;
+        self.clear_group();
+        let full = match cut {
+            Ok(()) if is_out_of_space(&cause) && !published => {
+                warn!(log = %self.shared.dir.display(), %cause, appends = self.pending.len(), "the file system is full: appends refused, the log stays healthy");
+                true
+            }
+            Ok(()) => {
+                self.poison(what, &cause, true);
+                false
+            }
+            Err(cut_error) => {
+                error!(log = %self.shared.dir.display(), %cut_error, "could not cut the bytes of a failed write from the segment");
+                self.poison(what, &cause, false);
+                false
+            }
+        };
+        for pending in std::mem::take(&mut self.pending) {
+            let error = if full {
+                LogError::StorageFull {
+                    dir: self.shared.dir.clone(),
+                }
+            } else {
+                self.poisoned_error()
+            };
+            let _ = pending.reply.send(Err(error));
+        }
+    }
+
+    fn poisoned_error(&self) -> LogError {
+        match self.check_poison() {
+            Err(error) => error,
+            Ok(()) => LogError::Closed(self.shared.dir.clone()),
+        }
+    }
+
+    /// Cuts the active segment back to its acknowledged bytes and syncs the
+    /// cut, so nothing of a failed group survives a restart.
+    fn cut_tail(&mut self, active: &Segment) -> std::io::Result<()> {
+        active.file().set_len(self.active_bytes)?;
+        sync_data(active.file())?;
+        self.synced_bytes = self.synced_bytes.min(self.active_bytes);
+        Ok(())
+    }
+
+    /// Writes the active segment's bytes past the last successful fsync
+    /// again, from the page cache, and syncs them: after a failed fsync they
+    /// may be readable but never written (see `synced_bytes`).
+    fn rewrite_unsynced(&mut self, active: &Segment) -> std::io::Result<()> {
+        if self.synced_bytes < self.active_bytes {
+            let length = usize::try_from(self.active_bytes - self.synced_bytes).map_err(std::io::Error::other)?;
+            let bytes = active.file().read_exact_vec(self.synced_bytes, length)?;
+            active.file().write_all_at(&bytes, self.synced_bytes)?;
+        }
+        // A cut whose fsync failed may not be on disk either.
+        active.file().set_len(self.active_bytes)?;
+        sync_data(active.file())?;
+        self.synced_bytes = self.active_bytes;
+        Ok(())
+    }
+
     fn clear_group(&mut self) {
+        self.group_start = None;
         self.buffer.clear();
         // Releases the appenders' batches.
         self.pieces.clear();
@@ -388,12 +595,15 @@ impl Writer {
         let active = Arc::clone(self.active());
         match sync_data(active.file()) {
             Ok(()) => {
+                self.synced_bytes = self.active_bytes;
                 self.dirty = false;
                 self.last_sync = Instant::now();
                 Ok(())
             }
             Err(cause) => {
-                self.poison("fdatasync", &cause);
+                // What it failed to sync was acknowledged (under `interval`
+                // or `never`): nothing to cut, and no reason to believe it.
+                self.poison("fdatasync", &cause, true);
                 self.check_poison()
             }
         }
@@ -404,7 +614,7 @@ impl Writer {
         if let Durability::Interval(interval) = self.config.durability
             && self.dirty
             && self.last_sync.elapsed() >= interval
-            && self.poisoned.is_none()
+            && self.poison.is_none()
         {
             let _ = self.sync();
         }
@@ -422,38 +632,100 @@ impl Writer {
         if self.active_bytes == 0 {
             return Ok(());
         }
+        self.roll_to(self.next_offset)
+    }
+
+    /// Starts a new active segment at `base` (at least the next offset). A
+    /// non-empty active segment is sealed first; an empty one, which would
+    /// otherwise name offsets it holds nothing of, is replaced. The new file
+    /// is created before anything is sealed, so a full file system changes
+    /// nothing and leaves the log healthy.
+    fn roll_to(&mut self, base: u64) -> Result<()> {
         let active = Arc::clone(self.active());
-        if let Err(cause) = sync_data(active.file()) {
-            self.poison("fdatasync before roll", &cause);
+        let storage = self.storage();
+        let dir = self.shared.dir.clone();
+        if self.active_bytes > 0
+            && let Err(cause) = sync_data(active.file())
+        {
+            self.poison("fdatasync before roll", &cause, true);
             return self.check_poison();
         }
-        active.push_index(None, self.index.seal());
-        if let Err(cause) = active.write_index_files() {
-            // The index is a cache; recovery rebuilds a missing one. Remove
-            // whatever an earlier clean close left, so it is not trusted.
-            error!(segment = %active.path.display(), %cause, "could not write the sealed segment's index; it will be rebuilt on open");
-            let (offset_index, time_index) = active.index_paths();
-            let _ = std::fs::remove_file(offset_index);
-            let _ = std::fs::remove_file(time_index);
-        }
-        let dir = self.shared.dir.clone();
-        let segment = match Segment::create(&dir, self.next_offset).and_then(|segment| {
-            sync_dir(&dir).map_err(|error| LogError::io(&dir, error))?;
-            Ok(segment)
-        }) {
+        let created = create_segment(storage.as_ref(), &dir, base);
+        let segment = match created {
             Ok(segment) => segment,
+            Err(LogError::Io { source, .. }) if is_out_of_space(&source) => {
+                warn!(log = %dir.display(), %source, "the file system is full: could not start a new segment");
+                return Err(LogError::StorageFull { dir });
+            }
             Err(LogError::Io { source, .. }) => {
-                self.poison("creating a segment", &source);
+                self.poison("creating a segment", &source, true);
                 return self.check_poison();
             }
             Err(other) => return Err(other),
         };
+        if self.active_bytes > 0 {
+            active.push_index(None, self.index.seal());
+            if let Err(cause) = active.write_index_files(storage.as_ref()) {
+                // The index is a cache; recovery rebuilds a missing one. Remove
+                // whatever an earlier clean close left, so it is not trusted.
+                error!(segment = %active.path.display(), %cause, "could not write the sealed segment's index; it will be rebuilt on open");
+                let (offset_index, time_index) = active.index_paths();
+                let _ = storage.remove_file(&offset_index);
+                let _ = storage.remove_file(&time_index);
+            }
+        }
+        let replaced = (self.active_bytes == 0).then(|| self.segments.pop()).flatten();
         self.segments.push(Arc::new(segment));
         self.active_bytes = 0;
+        self.synced_bytes = 0;
+        self.reserved_end = 0;
+        self.next_offset = base;
         self.dirty = false;
         self.index = IndexBuilder::new(self.config.index_interval_bytes);
         self.active_created_ms = self.clock.now_ms();
         self.publish_view();
+        self.renew_reserve();
+        if let Some(replaced) = replaced
+            && let Err(error) = self.remove_segment_files(std::slice::from_ref(&replaced))
+        {
+            // An empty segment left behind holds nothing and is read past.
+            warn!(segment = %replaced.path.display(), %error, "could not remove an empty segment");
+        }
+        Ok(())
+    }
+
+    /// Recovers a poisoned log from its files (see `Log::reopen`).
+    fn reopen(&mut self) -> Result<()> {
+        let Some(poison) = self.poison.clone() else {
+            return Ok(());
+        };
+        let active = Arc::clone(self.active());
+        if !poison.tail_removed {
+            self.cut_tail(&active).map_err(|error| LogError::io(&active.path, error))?;
+            self.set_poison(Some(Poison {
+                tail_removed: true,
+                ..poison
+            }));
+        }
+        self.rewrite_unsynced(&active).map_err(|error| LogError::io(&active.path, error))?;
+        let storage = self.storage();
+        let dir = self.shared.dir.clone();
+        let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
+        let segments = recovery::recover(storage.as_ref(), &dir, &self.config, start_floor)?;
+        self.resume(segments, start_floor)?;
+        // Readers may have seen records below `written_high` before the
+        // failed fsync cut them; the next record must not take one of them.
+        self.continue_after(self.written_high.max(start_floor))?;
+        self.publish_view();
+        self.set_poison(None);
+        let next_offset = self.next_offset;
+        self.shared.high_watermark.send_if_modified(|high_watermark| {
+            let moved = *high_watermark != next_offset;
+            *high_watermark = next_offset;
+            moved
+        });
+        self.publish_written();
+        info!(log = %dir.display(), next_offset, "reopened the log after it was poisoned");
         Ok(())
     }
 
@@ -483,8 +755,11 @@ impl Writer {
         if offset <= self.start_offset() {
             return Ok(self.start_offset());
         }
-        let path = self.shared.dir.join(crate::log::START_OFFSET_FILE);
-        crate::index::write_atomically(&path, offset.to_string().as_bytes()).map_err(|error| LogError::io(&path, error))?;
+        let path = self.shared.dir.join(START_OFFSET_FILE);
+        self.shared
+            .storage
+            .write_atomically(&path, offset.to_string().as_bytes())
+            .map_err(|error| LogError::io(&path, error))?;
         self.start_floor = offset;
         // Segment i is wholly below `offset` when the next one starts at or before it.
         let below = self.segments.windows(2).take_while(|pair| pair[1].base_offset <= offset).count();
@@ -496,14 +771,17 @@ impl Writer {
     }
 
     fn remove_segment_files(&self, removed: &[Arc<Segment>]) -> Result<()> {
+        let storage = self.shared.storage.as_ref();
         for segment in removed {
             let (offset_index, time_index) = segment.index_paths();
             for path in [&segment.path, &offset_index, &time_index] {
-                remove_if_present(path)?;
+                remove_if_present(storage, path)?;
             }
         }
         if !removed.is_empty() {
-            sync_dir(&self.shared.dir).map_err(|error| LogError::io(&self.shared.dir, error))?;
+            storage
+                .sync_dir(&self.shared.dir)
+                .map_err(|error| LogError::io(&self.shared.dir, error))?;
         }
         Ok(())
     }
@@ -538,48 +816,68 @@ impl Writer {
 
     /// Flushes and fsyncs everything, writes the active segment's indexes and
     /// leaves the clean-shutdown marker that lets the next open trust them.
+    /// The index files and the marker only save the next open a scan: when
+    /// they cannot be written (a full file system) the close still succeeds,
+    /// without the marker.
     fn close(&mut self) -> Result<()> {
         self.flush();
         self.check_poison()?;
         let active = Arc::clone(self.active());
         sync_data(active.file()).map_err(|error| LogError::io(&active.path, error))?;
+        self.dirty = false;
         active.push_index(None, self.index.seal());
-        active.write_index_files().map_err(|error| LogError::io(&active.path, error))?;
+        let storage = self.storage();
         let marker = self.shared.dir.join(CLEAN_SHUTDOWN_FILE);
-        crate::index::write_atomically(&marker, b"").map_err(|error| LogError::io(&marker, error))?;
+        let saved = active
+            .write_index_files(storage.as_ref())
+            .and_then(|()| storage.write_atomically(&marker, b""));
+        if let Err(cause) = saved {
+            warn!(log = %self.shared.dir.display(), %cause, "could not write the active segment's index on close; the next open scans the segment instead");
+        }
         Ok(())
     }
 }
 
+/// Creates the empty segment file at `base` and syncs its directory. When
+/// that fails the file is removed again if it can be; recovery removes an
+/// empty file left before the active segment's end. A file left by an
+/// earlier failed attempt is empty and is replaced.
+fn create_segment(storage: &dyn Storage, dir: &Path, base: u64) -> Result<Segment> {
+    let path = Segment::log_path(dir, base);
+    let segment = match Segment::create(storage, dir, base) {
+        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            let left = storage
+                .open(&path)
+                .and_then(|file| file.len())
+                .map_err(|error| LogError::io(&path, error))?;
+            if left != 0 {
+                return Err(LogError::io(
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a segment with data is in the way"),
+                ));
+            }
+            storage.remove_file(&path).map_err(|error| LogError::io(&path, error))?;
+            Segment::create(storage, dir, base)?
+        }
+        other => other?,
+    };
+    if let Err(error) = storage.sync_dir(dir) {
+        let _ = storage.remove_file(&path);
+        return Err(LogError::io(dir, error));
+    }
+    Ok(segment)
+}
+
 /// `fdatasync`, timed into the process's fsync histogram.
-fn sync_data(file: &File) -> std::io::Result<()> {
+fn sync_data(file: &dyn StorageFile) -> std::io::Result<()> {
     let started = Instant::now();
     let result = file.sync_data();
     crate::histogram::fsync_duration().observe(started.elapsed());
     result
 }
 
-/// Writes every byte of `slices` at `position`, in as many `pwritev` calls as
-/// short writes require. rustix passes at most IOV_MAX (1024) iovecs per call,
-/// so a group of many large batches is such a short write.
-fn write_all_vectored_at(file: &File, mut slices: &mut [IoSlice<'_>], mut position: u64) -> std::io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        match rustix::io::pwritev(file, slices, position) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(written) => {
-                position += written as u64;
-                IoSlice::advance_slices(&mut slices, written);
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-    Ok(())
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
+fn remove_if_present(storage: &dyn Storage, path: &Path) -> Result<()> {
+    match storage.remove_file(path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(LogError::io(path, error)),

@@ -544,3 +544,104 @@ fn offset_index_entry_pointing_inside_a_batch_is_not_followed() {
         }
     }
 }
+
+/// The quarantine files recovery left next to the segments.
+fn quarantine_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(dir, "quarantine")
+}
+
+#[test]
+fn a_corrupt_batch_in_the_middle_of_the_active_segment_moves_the_rest_to_a_quarantine_file() {
+    let config = config();
+    // After a clean shutdown the open trusts the segment up to its last index
+    // entry and scans only past it; a crash makes it scan everything.
+    {
+        let shutdown = Shutdown::Crash;
+        let template = tempfile::tempdir().expect("tempdir");
+        let stored = write_log(template.path(), &config, 8, shutdown);
+        let batches = active_batches(&stored, template.path());
+        let segment = fs::read(active_segment(template.path())).expect("read the segment");
+        // Byte 40 is in the max timestamp (covered by the CRC), so only the
+        // CRC fails; byte 9 is in the batch length, so the next batch must be
+        // found by searching byte by byte.
+        for at in [40, 9] {
+            let (position, victim) = &batches[3];
+            let case = damaged_copy(template.path(), |dir| {
+                overwrite(&active_segment(dir), position + at, &[victim.bytes[at] ^ 0x5a]);
+            });
+            let context = format!("{shutdown:?}, byte {at} of the fourth batch damaged");
+            expect_recovered(case.path(), &config, &stored[..3], &context);
+            let quarantined = quarantine_files(case.path());
+            assert_eq!(
+                quarantined,
+                vec![case.path().join(format!("00000000000000000000.{position}.quarantine"))],
+                "{context}"
+            );
+            let mut expected = segment[*position..].to_vec();
+            expected[at] ^= 0x5a;
+            assert_eq!(
+                fs::read(&quarantined[0]).expect("read the quarantine file"),
+                expected,
+                "{context}: every byte from the corrupt batch on is kept"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_torn_tail_is_cut_without_a_quarantine_file() {
+    let config = config();
+    let template = tempfile::tempdir().expect("tempdir");
+    let stored = write_log(template.path(), &config, 5, Shutdown::Crash);
+    let (position, last) = active_batches(&stored, template.path()).pop().expect("a batch");
+    let case = damaged_copy(template.path(), |dir| {
+        let file = OpenOptions::new().write(true).open(active_segment(dir)).expect("open");
+        file.set_len((position + last.bytes.len() / 2) as u64).expect("cut");
+    });
+    expect_recovered(case.path(), &config, &stored[..4], "torn last batch");
+    assert!(quarantine_files(case.path()).is_empty(), "a torn tail is not worth keeping");
+}
+
+#[test]
+fn a_damaged_sealed_segment_keeps_its_sound_prefix_and_moves_the_rest_aside() {
+    let config = small_segments();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stored = write_log(dir.path(), &config, 30, Shutdown::Clean);
+    let segments = files_with_extension(dir.path(), "log");
+    assert!(segments.len() >= 3, "the test needs sealed segments");
+    let first = &segments[0];
+    let second_base: u64 = segments[1]
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .and_then(|stem| stem.parse().ok())
+        .expect("segment named by its base offset");
+    let in_first: Vec<&Stored> = stored.iter().filter(|batch| batch.base_offset < second_base).collect();
+    assert!(in_first.len() >= 3, "the first segment needs a middle batch");
+    let position: usize = in_first[..1].iter().map(|batch| batch.bytes.len()).sum();
+    let original = fs::read(first).expect("read the segment");
+    overwrite(first, position + 40, &[original[position + 40] ^ 0x5a]);
+    // Without its index the segment is scanned on open, which finds the damage.
+    fs::remove_file(first.with_extension("index")).expect("remove the index");
+    let log = Log::open(dir.path(), config.clone()).expect("open");
+    let read = log.read(0, 1, true).expect("read the sound prefix");
+    assert_eq!(read.bytes, in_first[0].bytes);
+    let read = log.read(in_first[1].base_offset, 1, true).expect("read in the damage");
+    assert_eq!(
+        check_batch(&read.bytes).expect("a sound batch").base_offset as u64,
+        second_base,
+        "a read past the damage gets the next segment"
+    );
+    assert_eq!(log.high_watermark(), stored.last().expect("a batch").next_offset());
+    log.close().expect("close");
+    assert_eq!(
+        fs::metadata(first).expect("stat").len(),
+        position as u64,
+        "the segment keeps only its sound prefix"
+    );
+    let mut expected = original[position..].to_vec();
+    expected[40] ^= 0x5a;
+    assert_eq!(
+        fs::read(dir.path().join(format!("00000000000000000000.{position}.quarantine"))).expect("the quarantine file"),
+        expected
+    );
+}

@@ -88,6 +88,7 @@ fn arb_config() -> impl Strategy<Value = LogConfig> {
             // real time; an hour keeps that out of the test, which enforces it
             // explicitly with the manual clock.
             retention_check_interval_ms: 3_600_000,
+            reserve_bytes: 0,
         })
 }
 

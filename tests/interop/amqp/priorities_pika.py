@@ -55,6 +55,9 @@ check(bodies("low") == [b"m2", b"m3", b"m4", b"m5"], f"low-priority consumer: {g
 # Room again (acks): new messages go to the high-priority consumer first.
 for tag, _body in got["high"]:
     high.basic_ack(tag)
+# Acks and publishes travel on different channels, so nothing orders them:
+# a synchronous round trip on the acking channel makes the room real first.
+high.queue_declare(queue, passive=True)
 publish(b"m6", b"m7")
 wait_for(8)
 check(bodies("high")[2:] == [b"m6", b"m7"], f"after acks, high again: {got}")

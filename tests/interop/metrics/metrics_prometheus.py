@@ -5,7 +5,9 @@ out per topic and queue, redelivered, dead-lettered), open connections and
 channels per protocol, queue log sizes, and the request latency (Kafka API,
 AMQP method, SQS and SNS action, admin route) and fsync latency histograms move with
 that traffic."""
+import json
 import os
+import re
 import sys
 import urllib.request
 
@@ -165,6 +167,20 @@ check(requests(timed, "admin", "GET /api/v1/overview") >= 1, "the admin route ti
 check(requests(timed, "sns", "ListTopics") >= 1, "SNS ListTopics timed")
 check(requests(timed, "sns", "Publish") >= 1, "a failed SNS Publish is timed too")
 check(histogram_count(timed, "conveyor_fsync_duration_seconds") > fsyncs, "the SQS queue's creation fsynced")
+
+# The Grafana dashboard in the repository queries only series that exist.
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+with open(os.path.join(root, "dashboards", "grafana-conveyor.json"), encoding="utf-8") as file:
+    dashboard = json.load(file)
+names = {name for name, _labels in timed}
+queried = set()
+for panel in dashboard["panels"]:
+    for target in panel["targets"]:
+        queried.update(re.findall(r"\bconveyor_[a-z_]+", target["expr"]))
+check(len(queried) >= 15, f"the dashboard queries the metric families ({sorted(queried)})")
+missing = sorted(name for name in queried if name not in names)
+check(not missing, f"the dashboard queries series /metrics does not have: {missing}")
 connection.close()
 admin.close()
 print("ok")

@@ -54,7 +54,8 @@ pub struct AmqpBenchArgs {
     /// Competing consumers in the work-queue phase, each on its own connection (0 skips it).
     #[arg(long, default_value_t = 4)]
     pub consumers: usize,
-    /// Messages per second in the latency phase (0 skips it).
+    /// Messages per second in the latency phase (0 skips it); it sends at
+    /// most --messages.
     #[arg(long, default_value_t = 5000)]
     pub latency_rate: u64,
     /// Length of the latency phase in seconds.
@@ -344,7 +345,7 @@ async fn consume(args: &AmqpBenchArgs, queue: &str, consumers: usize, total: u64
 /// rate holds while confirms are pending) and one consumer; measures the
 /// publish-to-delivery time of every message.
 async fn latency_phase(args: &AmqpBenchArgs, queue: &str, epoch: Instant) -> anyhow::Result<Phase> {
-    let total = args.latency_rate * args.latency_seconds;
+    let total = crate::bench::latency_messages(args.latency_rate, args.latency_seconds, args.messages);
     let bar = progress(args, total, "latency");
     let (sender, mut received) = mpsc::unbounded_channel();
     let (consumer_connection, _consumer_channel) = subscribe(consumer_channel(&args.url, args.prefetch).await?, queue, sender).await?;

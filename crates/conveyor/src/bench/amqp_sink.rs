@@ -41,7 +41,7 @@ pub async fn run(args: &AmqpSinkArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
-    println!("conveyor bench amqp-sink: no-op AMQP 0-9-1 server on {}", listener.local_addr()?);
+    crate::cli::render::out!("conveyor bench amqp-sink: no-op AMQP 0-9-1 server on {}", listener.local_addr()?);
     loop {
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(async move {

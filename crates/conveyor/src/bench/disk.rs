@@ -34,6 +34,29 @@ pub fn fdatasync_baseline(dir: &Path, duration: Duration, bytes_max: u64) -> std
     result
 }
 
+/// Runs the paced baseline as long as a latency phase of `rate` messages of
+/// `message_bytes` a second for `seconds` (capped by `messages`) ran, and
+/// gives `latency` its p99 as a ratio of the baseline's. Returns the
+/// baseline's phase.
+pub async fn paced_baseline_for(
+    latency: &mut Phase,
+    dir: std::path::PathBuf,
+    rate: u64,
+    seconds: u64,
+    messages: u64,
+    message_bytes: usize,
+) -> anyhow::Result<Phase> {
+    use anyhow::Context as _;
+    let seconds = super::latency_seconds(rate, seconds, messages);
+    let disk = tokio::task::spawn_blocking(move || paced_fdatasync_baseline(&dir, rate, seconds, message_bytes))
+        .await?
+        .context("paced disk baseline")?;
+    if let (Some(ours), Some(floor)) = (latency.latency_ms, disk.latency_ms) {
+        latency.p99_ratio_to_baseline = Some(ours.p99 / floor.p99.max(1e-3));
+    }
+    Ok(disk)
+}
+
 /// The latency floor of a durable broker on this disk: `rate` messages of
 /// `message_bytes` per second for `seconds`, appended by one writer that
 /// group-commits whatever is due (one `pwrite` and one `fdatasync`), as the

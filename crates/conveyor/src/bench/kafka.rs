@@ -26,7 +26,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
+    CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -37,6 +37,7 @@ const FETCH_VERSION: i16 = 11;
 const METADATA_VERSION: i16 = 9;
 const LIST_OFFSETS_VERSION: i16 = 3;
 const CREATE_TOPICS_VERSION: i16 = 5;
+const DELETE_TOPICS_VERSION: i16 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Acks {
@@ -91,7 +92,8 @@ pub struct KafkaBenchArgs {
     pub in_flight: usize,
     #[arg(long, value_enum, default_value = "all")]
     pub acks: Acks,
-    /// Messages per second in the latency phase (0 skips it).
+    /// Messages per second in the latency phase (0 skips it); it sends at
+    /// most --messages.
     #[arg(long, default_value_t = 5000)]
     pub latency_rate: u64,
     /// Length of the latency phase in seconds.
@@ -102,6 +104,10 @@ pub struct KafkaBenchArgs {
     /// MB/s as a ratio of it. Use a directory on the broker's data disk.
     #[arg(long)]
     pub baseline_dir: Option<std::path::PathBuf>,
+    /// Keep the topic the bench created (it is deleted at the end otherwise;
+    /// a topic named with --topic that existed before is always kept).
+    #[arg(long)]
+    pub keep: bool,
     #[command(flatten)]
     pub output: report::Output,
 }
@@ -112,6 +118,8 @@ struct Target {
     brokers: String,
     topic: String,
     partitions: u32,
+    /// This run created the topic (it did not exist before).
+    created: bool,
 }
 
 pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
@@ -146,17 +154,21 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     if args.latency_rate > 0 && args.latency_seconds > 0 {
         let mut latency = latency_phase(&target, args, epoch).await?;
         if let Some(dir) = args.baseline_dir.clone() {
-            let (rate, seconds, message_bytes) = (args.latency_rate, args.latency_seconds, args.message_bytes);
-            let disk =
-                tokio::task::spawn_blocking(move || crate::bench::disk::paced_fdatasync_baseline(&dir, rate, seconds, message_bytes))
-                    .await?
-                    .context("paced disk baseline")?;
-            if let (Some(ours), Some(floor)) = (latency.latency_ms, disk.latency_ms) {
-                latency.p99_ratio_to_baseline = Some(ours.p99 / floor.p99.max(1e-3));
-            }
+            let disk = crate::bench::disk::paced_baseline_for(
+                &mut latency,
+                dir,
+                args.latency_rate,
+                args.latency_seconds,
+                args.messages,
+                args.message_bytes,
+            )
+            .await?;
             phases.push(disk);
         }
         phases.push(latency);
+    }
+    if target.created && !args.keep {
+        delete_topic(&target).await?;
     }
     report::print(
         &format!(
@@ -196,13 +208,12 @@ async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<
             .with_num_partitions(partitions as i32)
             .with_replication_factor(1),
     ]);
-    let created = client.send(&create, CREATE_TOPICS_VERSION).await?;
-    if let Some(result) = created.topics.first()
-        && result.error_code != 0
-        && result.error_code != ResponseError::TopicAlreadyExists.code()
-    {
-        bail!("creating topic {topic}: error code {}", result.error_code);
+    let answer = client.send(&create, CREATE_TOPICS_VERSION).await?;
+    let error_code = answer.topics.first().map_or(0, |result| result.error_code);
+    if error_code != 0 && error_code != ResponseError::TopicAlreadyExists.code() {
+        bail!("creating topic {topic}: error code {error_code}");
     }
+    let created = error_code == 0;
     // Wait (bounded) until metadata shows the partitions with leaders.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -221,12 +232,26 @@ async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<
                 brokers: brokers.to_owned(),
                 topic: topic.to_owned(),
                 partitions: found.partitions.len() as u32,
+                created,
             });
         }
         if Instant::now() >= deadline {
             bail!("topic {topic} has no leaders after 30 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deletes the topic the run created, with its messages.
+async fn delete_topic(target: &Target) -> anyhow::Result<()> {
+    let mut client = Client::connect(&target.brokers).await?;
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topic_names(vec![topic_name(target)]);
+    let answer = client.send(&request, DELETE_TOPICS_VERSION).await?;
+    match answer.responses.first().map_or(0, |result| result.error_code) {
+        0 => Ok(()),
+        code => bail!("deleting topic {}: error code {code} (--keep keeps it)", target.topic),
     }
 }
 
@@ -454,7 +479,7 @@ fn walk_batches(records: &[u8]) -> (u64, Option<i64>, u64) {
 /// measures send-to-receive time of every record.
 async fn latency_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {
     let start = end_offsets(target).await?;
-    let total = args.latency_rate * args.latency_seconds;
+    let total = crate::bench::latency_messages(args.latency_rate, args.latency_seconds, args.messages);
     let bar = progress(args, total, "latency");
     let consumer = {
         let (target, bar) = (Arc::clone(target), bar.clone());

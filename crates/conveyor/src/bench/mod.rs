@@ -23,6 +23,18 @@ pub enum BenchCommand {
     Sqs(sqs::SqsBenchArgs),
 }
 
+impl BenchCommand {
+    /// The output flags of this benchmark (the sink prints no report).
+    pub fn output_mut(&mut self) -> Option<&mut report::Output> {
+        match self {
+            BenchCommand::Kafka(args) => Some(&mut args.output),
+            BenchCommand::Amqp(args) => Some(&mut args.output),
+            BenchCommand::Sqs(args) => Some(&mut args.output),
+            BenchCommand::AmqpSink(_) => None,
+        }
+    }
+}
+
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match command {
@@ -31,6 +43,19 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::AmqpSink(args) => runtime.block_on(amqp_sink::run(args)),
         BenchCommand::Sqs(args) => runtime.block_on(sqs::run(args)),
     }
+}
+
+/// Messages the fixed-rate latency phase sends: `rate` a second for
+/// `seconds`, but never more than the run's `--messages`, so a small run
+/// stays small.
+pub fn latency_messages(rate: u64, seconds: u64, messages: u64) -> u64 {
+    rate.saturating_mul(seconds).min(messages)
+}
+
+/// How long that phase runs, in whole seconds (for the paced disk baseline
+/// that runs as long).
+pub fn latency_seconds(rate: u64, seconds: u64, messages: u64) -> u64 {
+    latency_messages(rate, seconds, messages).div_ceil(rate.max(1))
 }
 
 /// Milliseconds since the Unix epoch.
@@ -44,4 +69,16 @@ pub fn now_ms() -> i64 {
 /// A short suffix that differs between runs, for resource names.
 pub fn unique_suffix() -> String {
     format!("{:x}", now_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_phase_never_sends_more_than_the_run_asks_for() {
+        assert_eq!(latency_messages(5000, 10, 200_000), 50_000);
+        assert_eq!(latency_messages(5000, 10, 5000), 5000);
+        assert_eq!(latency_messages(u64::MAX, 10, 7), 7);
+    }
 }

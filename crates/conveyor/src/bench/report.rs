@@ -84,6 +84,12 @@ pub struct Output {
 }
 
 impl Output {
+    /// Takes the flags `outer` (given before the command name) set.
+    pub fn inherit(&mut self, outer: &Output) {
+        self.json |= outer.json;
+        self.quiet |= outer.quiet;
+    }
+
     /// A progress bar, hidden with `--quiet` or `--json`.
     pub fn progress(&self, total: u64, label: &str) -> indicatif::ProgressBar {
         progress(self.quiet || self.json, total, label)
@@ -127,19 +133,26 @@ pub fn latency_histogram() -> Histogram<u64> {
 pub fn print(title: &str, phases: &[Phase], json: bool) {
     if json {
         match serde_json::to_string_pretty(phases) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => crate::cli::render::out!("{text}"),
             Err(error) => eprintln!("could not render JSON: {error}"),
         }
         return;
     }
-    println!("\n{title}");
-    println!(
+    crate::cli::render::out!("\n{title}");
+    crate::cli::render::out!(
         "{:<22} {:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "phase", "msgs/s", "MB/s", "messages", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+        "phase",
+        "msgs/s",
+        "MB/s",
+        "messages",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
     );
     for phase in phases {
         let latency = |value: Option<f64>| value.map(|ms| format!("{ms:.2}")).unwrap_or_else(|| "-".into());
-        println!(
+        crate::cli::render::out!(
             "{:<22} {:>12.0} {:>12.1} {:>10} {:>9} {:>9} {:>9} {:>9}",
             phase.name,
             phase.messages_per_second,
@@ -153,10 +166,10 @@ pub fn print(title: &str, phases: &[Phase], json: bool) {
     }
     for phase in phases {
         if let Some(ratio) = phase.ratio_to_baseline {
-            println!("{} MB/s is {ratio:.2} × the disk baseline measured in the same run", phase.name);
+            crate::cli::render::out!("{} MB/s is {ratio:.2} × the disk baseline measured in the same run", phase.name);
         }
         if let Some(ratio) = phase.p99_ratio_to_baseline {
-            println!(
+            crate::cli::render::out!(
                 "{} p99 is {ratio:.2} × the paced disk baseline's p99 measured in the same run",
                 phase.name
             );

@@ -116,21 +116,22 @@ pub async fn run(args: &SqsBenchArgs) -> anyhow::Result<()> {
         let mut latency = tokio::time::timeout(PHASE_TIMEOUT, latency_phase(args, &endpoint, &queue_url, epoch)).await??;
         delete_queue(&mut admin, &queue_url).await?;
         if let Some(dir) = args.baseline_dir.clone() {
-            let (rate, seconds, message_bytes) = (args.latency_rate, args.latency_seconds, args.message_bytes);
-            let disk =
-                tokio::task::spawn_blocking(move || crate::bench::disk::paced_fdatasync_baseline(&dir, rate, seconds, message_bytes))
-                    .await?
-                    .context("paced disk baseline")?;
-            if let (Some(ours), Some(floor)) = (latency.latency_ms, disk.latency_ms) {
-                latency.p99_ratio_to_baseline = Some(ours.p99 / floor.p99.max(1e-3));
-            }
+            let disk = crate::bench::disk::paced_baseline_for(
+                &mut latency,
+                dir,
+                args.latency_rate,
+                args.latency_seconds,
+                args.messages,
+                args.message_bytes,
+            )
+            .await?;
             phases.push(disk);
         }
         phases.push(latency);
     }
 
     if !args.output.json {
-        println!("\nall {checked} sent messages were received and deleted exactly once; the queue was empty afterwards");
+        crate::cli::render::out!("\nall {checked} sent messages were received and deleted exactly once; the queue was empty afterwards");
     }
     report::print(
         &format!(
@@ -454,7 +455,7 @@ async fn receive_phase(args: &SqsBenchArgs, endpoint: &Arc<Endpoint>, queue_url:
 /// latency is from just before its SendMessage to when its ReceiveMessage
 /// answer arrived, so it includes the send's own round trip.
 async fn latency_phase(args: &SqsBenchArgs, endpoint: &Arc<Endpoint>, queue_url: &str, epoch: Instant) -> anyhow::Result<Phase> {
-    let total = args.latency_rate * args.latency_seconds;
+    let total = crate::bench::latency_messages(args.latency_rate, args.latency_seconds, args.messages);
     let label = format!("long poll @ {}/s", args.latency_rate);
     let bar = progress(args, total, &label);
     let (handles_tx, mut handles_rx) = mpsc::unbounded_channel::<String>();

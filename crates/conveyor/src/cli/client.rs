@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -19,13 +21,16 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'
 pub struct Client {
     agent: ureq::Agent,
     server: String,
+    /// `Basic …` when the user gave credentials.
+    authorization: Option<String>,
 }
 
 type Answer = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
 
 impl Client {
     /// `server` is `http://host:port`; a bare `host:port` means plain HTTP.
-    pub fn new(server: String) -> Client {
+    /// `credentials` (user, password) go in every request as HTTP Basic.
+    pub fn new(server: String, credentials: Option<(String, String)>) -> Client {
         let server = server.trim_end_matches('/');
         let server = if server.contains("://") {
             server.to_owned()
@@ -38,7 +43,21 @@ impl Client {
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
             .new_agent();
-        Client { agent, server }
+        let authorization = credentials.map(|(user, password)| format!("Basic {}", STANDARD.encode(format!("{user}:{password}"))));
+        Client {
+            agent,
+            server,
+            authorization,
+        }
+    }
+
+    /// Credentials, and the header that tells the broker this is no cross-site form.
+    fn with_headers<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let request = request.header("x-requested-with", "conveyor-cli");
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -47,7 +66,7 @@ impl Client {
 
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         let url = self.url(path);
-        let mut request = self.agent.get(&url);
+        let mut request = self.with_headers(self.agent.get(&url));
         for (key, value) in query {
             request = request.query(*key, value);
         }
@@ -56,17 +75,22 @@ impl Client {
 
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let url = self.url(path);
-        self.answer(&url, self.agent.post(&url).send_json(body))
+        self.answer(&url, self.with_headers(self.agent.post(&url)).send_json(body))
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let url = self.url(path);
-        self.answer(&url, self.agent.patch(&url).send_json(body))
+        self.answer(&url, self.with_headers(self.agent.patch(&url)).send_json(body))
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = self.url(path);
+        self.answer(&url, self.with_headers(self.agent.put(&url)).send_json(body))
     }
 
     pub fn delete(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         let url = self.url(path);
-        let mut request = self.agent.delete(&url);
+        let mut request = self.with_headers(self.agent.delete(&url));
         for (key, value) in query {
             request = request.query(*key, value);
         }
@@ -95,6 +119,7 @@ impl Client {
             return Ok(body);
         }
         let message = match body.pointer("/error/message").and_then(Value::as_str) {
+            Some(message) if status.as_u16() == 401 => format!("{message} (--user and --password, or CONVEYOR_USER and CONVEYOR_PASSWORD)"),
             Some(message) => message.to_owned(),
             None => format!("{url} answered {status}: {body}"),
         };

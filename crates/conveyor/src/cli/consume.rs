@@ -24,7 +24,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     /// The topic to read.
     topic: String,
     /// Where to start: `earliest`, `latest`, an offset, or `-N` for N before the end (kcat's -o).

@@ -15,7 +15,7 @@ const CELL_CHARS_MAX: usize = 60;
 #[derive(Debug, clap::Args)]
 pub struct DlqArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     #[command(subcommand)]
     command: DlqCommand,
 }
@@ -66,15 +66,24 @@ pub fn run(args: &DlqArgs) -> anyhow::Result<()> {
                     .as_object()
                     .map(|moved| moved.iter().map(|(queue, count)| format!("{queue}: {count}")).collect())
                     .unwrap_or_default();
+                // What is still waiting in the queue, moved or not.
+                let left = client.get(&path(&["queues", queue]), &[])?;
+                let unmoved = match redriven["skipped"].as_u64() {
+                    Some(0) | None => String::new(),
+                    Some(_) => format!(
+                        "; {} had no destination that would take it",
+                        render::count(&redriven["skipped"], "message")
+                    ),
+                };
                 render::out!(
-                    "moved {} messages ({}); {} left in {queue}",
-                    render::cell(&redriven["moved"]),
+                    "moved {} ({}){unmoved}; {} left in {queue}",
+                    render::count(&redriven["moved"], "message"),
                     if destinations.is_empty() {
                         "none".to_owned()
                     } else {
                         destinations.join(", ")
                     },
-                    render::cell(&redriven["skipped"]),
+                    render::cell(&left["messages_ready"]),
                 );
             }
         }

@@ -9,7 +9,7 @@ use super::{Target, render};
 #[derive(Debug, clap::Args)]
 pub struct ExchangeArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     #[command(subcommand)]
     command: ExchangeCommand,
 }

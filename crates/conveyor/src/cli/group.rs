@@ -10,7 +10,7 @@ use super::{Target, render};
 #[derive(Debug, clap::Args)]
 pub struct GroupArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     #[command(subcommand)]
     command: GroupCommand,
 }

@@ -1,5 +1,5 @@
 //! The client commands (`conveyor topic …`, `group`, `queue`, `exchange`,
-//! `dlq`, `produce`, `consume`, `completions`): each is a few calls to a
+//! `dlq`, `produce`, `consume`, `user`, `permission`, `completions`): each is a few calls to a
 //! broker's REST admin API, printed as tables for people or, with `--json`,
 //! as the API's JSON for scripts. One file per resource family; they know
 //! the API's paths and shapes, nothing of the broker's internals.
@@ -9,10 +9,12 @@ pub mod consume;
 pub mod dlq;
 pub mod exchange;
 pub mod group;
+pub mod permission;
 pub mod produce;
 pub mod queue;
 pub mod render;
 pub mod topic;
+pub mod user;
 
 use crate::bench::report::Output;
 use crate::settings::DEFAULT_HTTP_ADDR;
@@ -26,13 +28,38 @@ pub struct Target {
     /// The broker's HTTP listener (its admin API) [default: http://127.0.0.1:8080].
     #[arg(long, global = true, env = "CONVEYOR_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    /// The user to log in as (HTTP Basic); without one, the anonymous identity (loopback only, by default).
+    #[arg(long, global = true, env = "CONVEYOR_USER", value_name = "NAME")]
+    pub user: Option<String>,
+    /// The user's password.
+    #[arg(long, global = true, env = "CONVEYOR_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     #[command(flatten)]
     pub output: Output,
 }
 
 impl Target {
+    /// Takes what `outer` (the flags before the command name) set and this
+    /// one did not.
+    pub fn inherit(&mut self, outer: &Target) {
+        if self.server.is_none() {
+            self.server.clone_from(&outer.server);
+        }
+        if self.user.is_none() {
+            self.user.clone_from(&outer.user);
+        }
+        if self.password.is_none() {
+            self.password.clone_from(&outer.password);
+        }
+        self.output.inherit(&outer.output);
+    }
+
     pub fn client(&self) -> Client {
-        Client::new(self.server.clone().unwrap_or_else(|| format!("http://{DEFAULT_HTTP_ADDR}")))
+        let credentials = self.user.clone().map(|user| (user, self.password.clone().unwrap_or_default()));
+        Client::new(
+            self.server.clone().unwrap_or_else(|| format!("http://{DEFAULT_HTTP_ADDR}")),
+            credentials,
+        )
     }
 }
 
@@ -44,7 +71,12 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Prints the completion script for `shell` of the whole command line.
+/// Prints the completion script for `shell` of the whole command line. The
+/// script is built in memory first: the generator panics on a write error,
+/// and a closed stdout (`| head -1`) is not an error.
 pub fn completions(shell: clap_complete::Shell, command: &mut clap::Command) {
-    clap_complete::generate(shell, command, "conveyor", &mut std::io::stdout());
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, command, "conveyor", &mut script);
+    let _ = std::io::stdout().write_all(&script);
 }

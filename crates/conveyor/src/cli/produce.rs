@@ -25,7 +25,7 @@ const BATCH_BYTES_MAX: usize = 1 << 20;
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     /// The topic to append to.
     topic: String,
     /// The key of every message (it picks the partition, as Kafka's partitioner does).
@@ -111,7 +111,11 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         } else {
             format!(" ({})", spans.join(", "))
         };
-        render::out!("produced {produced} messages to {}{spans}", args.topic);
+        render::out!(
+            "produced {} to {}{spans}",
+            render::count(&Value::from(produced), "message"),
+            args.topic
+        );
     }
     Ok(())
 }

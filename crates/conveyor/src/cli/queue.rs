@@ -10,7 +10,7 @@ use super::{Target, render};
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     #[command(subcommand)]
     command: QueueCommand,
 }
@@ -66,7 +66,7 @@ pub fn run(args: &QueueArgs) -> anyhow::Result<()> {
         QueueCommand::Purge { name } => {
             let purged = client.post(&path(&["queues", name, "purge"]), &Value::Null)?;
             if !json_output {
-                render::out!("purged {} messages from {name}", render::cell(&purged["purged"]));
+                render::out!("purged {} from {name}", render::count(&purged["purged"], "message"));
             }
             purged
         }
@@ -78,7 +78,10 @@ pub fn run(args: &QueueArgs) -> anyhow::Result<()> {
             };
             let deleted = client.delete(&path(&["queues", name]), &query)?;
             if !json_output {
-                render::out!("deleted queue {name} with {} messages", render::cell(&deleted["messages_deleted"]));
+                render::out!(
+                    "deleted queue {name} with {}",
+                    render::count(&deleted["messages_deleted"], "message")
+                );
             }
             deleted
         }

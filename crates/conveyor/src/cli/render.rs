@@ -98,6 +98,16 @@ pub fn shorten(text: &str, chars_max: usize) -> String {
     short
 }
 
+/// `1 message`, `2 messages`: a count of `noun`s from a JSON number (or
+/// its text when it is not one).
+pub fn count(value: &Value, noun: &str) -> String {
+    match value.as_u64() {
+        Some(1) => format!("1 {noun}"),
+        Some(n) => format!("{n} {noun}s"),
+        None => format!("{} {noun}s", cell(value)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +122,8 @@ mod tests {
         assert_eq!(bytes(&json!(2048)), "2.00 KiB");
         assert_eq!(shorten("abcdef", 4), "abc…");
         assert_eq!(shorten("abc", 4), "abc");
+        assert_eq!(count(&json!(1), "message"), "1 message");
+        assert_eq!(count(&json!(0), "message"), "0 messages");
+        assert_eq!(count(&json!(3), "message"), "3 messages");
     }
 }

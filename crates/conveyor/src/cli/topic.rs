@@ -12,7 +12,7 @@ use super::{Target, key_value, render};
 #[derive(Debug, clap::Args)]
 pub struct TopicArgs {
     #[command(flatten)]
-    target: Target,
+    pub target: Target,
     #[command(subcommand)]
     command: TopicCommand,
 }

@@ -51,7 +51,21 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(binary());
+        Server::start_launched(data_dir, &[], args, env)
+    }
+
+    /// [`Server::start_with`] through `launcher` (a program and its
+    /// arguments that runs the rest of its command line with `exec`, such as
+    /// `prlimit`), so the broker keeps the PID the test holds.
+    pub fn start_launched(data_dir: &Path, launcher: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut command = Command::new(program);
+                command.args(launcher_args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         command.arg("serve").arg("--data-dir").arg(data_dir);
         // Every listener on a free loopback port unless the caller fixes it.
         for flag in ["--http-addr", "--kafka-addr", "--amqp-addr"] {

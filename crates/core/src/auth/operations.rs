@@ -1,8 +1,8 @@
-//! The broker's operations on users and grants: each change is checked,
-//! appended to the catalog as one event (durable when the call returns),
-//! then the authorizer's view is derived again. Also the start-up
-//! bootstrap from the config file. What a user or grant is, and how
-//! decisions are made, is in the sibling modules.
+//! The broker's operations on users and grants: each change is checked and
+//! committed as one catalog event through the broker's one change path
+//! (durable when the call returns; the authorizer derives its view again in
+//! the same step). Also the start-up bootstrap from the config file. What a
+//! user or grant is, and how decisions are made, is in the sibling modules.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +14,7 @@ use super::scram::{ScramCredential, ScramMechanism};
 use super::user::{AwsAccessKey, Tag, User};
 use super::{AuthError, Authorizer};
 use crate::broker::Broker;
-use crate::catalog::{Catalog, Event};
+use crate::catalog::{CatalogState, Event};
 use crate::error::Result;
 use crate::vhost::VhostError;
 
@@ -30,14 +30,7 @@ pub struct ConfiguredUser {
 impl Broker {
     /// Who may do what: ask it before acting for a client.
     pub fn authorizer(&self) -> &Authorizer {
-        &self.authorizer
-    }
-
-    /// Appends an auth event, then derives the authorizer's view again.
-    async fn append_auth_event(&self, catalog: &mut Catalog, event: Event) -> Result<()> {
-        catalog.append(event, self.clock.now_ms()).await?;
-        self.authorizer.refresh(&catalog.state().auth);
-        Ok(())
+        self.authorizer_view()
     }
 
     /// Creates or replaces a user: `tags` and `aws_access_key` replace the
@@ -56,18 +49,18 @@ impl Broker {
         }
         user.tags = tags;
         user.aws_access_key = aws_access_key;
-        let mut catalog = self.catalog.lock().await;
-        let existing = catalog.state().auth.users.get(name).cloned();
+        let change = self.auth_change().await;
+        let existing = change.catalog().auth.users.get(name).cloned();
         if password.is_none()
             && let Some(existing) = &existing
         {
             user.credentials = existing.credentials.clone();
         }
-        check_access_key(&catalog, &user)?;
+        check_access_key(change.catalog(), &user)?;
         if existing.as_ref() == Some(&user) {
             return Ok(false);
         }
-        self.append_auth_event(&mut catalog, Event::UserSet { user }).await?;
+        change.commit_auth(Event::UserSet { user }).await?;
         info!(user = name, created = existing.is_none(), "user set");
         Ok(existing.is_none())
     }
@@ -76,10 +69,10 @@ impl Broker {
     pub async fn set_user_password(&self, name: &str, password: &str) -> Result<()> {
         let mut fresh = User::new(name)?;
         fresh.set_password(password)?;
-        let mut catalog = self.catalog.lock().await;
-        let mut user = existing_user(&catalog, name)?;
+        let change = self.auth_change().await;
+        let mut user = existing_user(change.catalog(), name)?;
         user.credentials = fresh.credentials;
-        self.append_auth_event(&mut catalog, Event::UserSet { user }).await?;
+        change.commit_auth(Event::UserSet { user }).await?;
         info!(user = name, "password changed");
         Ok(())
     }
@@ -88,19 +81,19 @@ impl Broker {
     /// if it does not exist (Kafka's AlterUserScramCredentials upsertion).
     pub async fn set_scram_credential(&self, name: &str, credential: ScramCredential) -> Result<()> {
         super::scram::checked_iterations(credential.iterations)?;
-        let mut catalog = self.catalog.lock().await;
-        let mut user = match catalog.state().auth.users.get(name) {
+        let change = self.auth_change().await;
+        let mut user = match change.catalog().auth.users.get(name) {
             Some(user) => user.clone(),
             None => User::new(name)?,
         };
         user.set_credential(credential);
-        self.append_auth_event(&mut catalog, Event::UserSet { user }).await
+        change.commit_auth(Event::UserSet { user }).await
     }
 
     /// Removes one SCRAM credential (Kafka's AlterUserScramCredentials deletion).
     pub async fn delete_scram_credential(&self, name: &str, mechanism: ScramMechanism) -> Result<()> {
-        let mut catalog = self.catalog.lock().await;
-        let mut user = existing_user(&catalog, name)?;
+        let change = self.auth_change().await;
+        let mut user = existing_user(change.catalog(), name)?;
         if user.credential(mechanism).is_none() {
             return Err(AuthError::NoCredential {
                 user: name.to_owned(),
@@ -109,16 +102,15 @@ impl Broker {
             .into());
         }
         user.credentials.retain(|credential| credential.mechanism != mechanism);
-        self.append_auth_event(&mut catalog, Event::UserSet { user }).await
+        change.commit_auth(Event::UserSet { user }).await
     }
 
     /// Deletes a user with its permission entries (its connections keep
     /// their sessions but are refused everything from now on).
     pub async fn delete_user(&self, name: &str) -> Result<()> {
-        let mut catalog = self.catalog.lock().await;
-        existing_user(&catalog, name)?;
-        self.append_auth_event(&mut catalog, Event::UserDeleted { name: name.to_owned() })
-            .await?;
+        let change = self.auth_change().await;
+        existing_user(change.catalog(), name)?;
+        change.commit_auth(Event::UserDeleted { name: name.to_owned() }).await?;
         info!(user = name, "user deleted");
         Ok(())
     }
@@ -126,13 +118,13 @@ impl Broker {
     /// Sets `user`'s permission entry in `vhost` (both must exist).
     pub async fn set_permission(&self, user: &str, vhost_name: &str, permission: Permission) -> Result<()> {
         permission.compile()?;
-        let mut catalog = self.catalog.lock().await;
-        existing_user(&catalog, user)?;
+        let change = self.auth_change().await;
+        existing_user(change.catalog(), user)?;
         if self.vhost(vhost_name).is_none() {
             return Err(VhostError::NotFound(vhost_name.to_owned()).into());
         }
-        if catalog
-            .state()
+        if change
+            .catalog()
             .auth
             .permissions
             .get(user)
@@ -146,16 +138,16 @@ impl Broker {
             vhost: vhost_name.to_owned(),
             permission,
         };
-        self.append_auth_event(&mut catalog, event).await?;
+        change.commit_auth(event).await?;
         info!(user, vhost = vhost_name, "permission set");
         Ok(())
     }
 
     /// Removes `user`'s permission entry in `vhost`; `false` if there was none.
     pub async fn clear_permission(&self, user: &str, vhost_name: &str) -> Result<bool> {
-        let mut catalog = self.catalog.lock().await;
-        if catalog
-            .state()
+        let change = self.auth_change().await;
+        if change
+            .catalog()
             .auth
             .permissions
             .get(user)
@@ -168,16 +160,16 @@ impl Broker {
             user: user.to_owned(),
             vhost: vhost_name.to_owned(),
         };
-        self.append_auth_event(&mut catalog, event).await?;
+        change.commit_auth(event).await?;
         info!(user, vhost = vhost_name, "permission cleared");
         Ok(true)
     }
 
     /// Every permission entry: (user, vhost, entry).
     pub async fn permissions(&self) -> Vec<(String, String, Permission)> {
-        let catalog = self.catalog.lock().await;
-        catalog
-            .state()
+        let change = self.auth_change().await;
+        change
+            .catalog()
             .auth
             .permissions
             .iter()
@@ -194,19 +186,19 @@ impl Broker {
         for acl in &acls {
             acl.validate()?;
         }
-        let mut catalog = self.catalog.lock().await;
-        let acls: Vec<Acl> = acls.into_iter().filter(|acl| !catalog.state().auth.acls.contains(acl)).collect();
+        let change = self.auth_change().await;
+        let acls: Vec<Acl> = acls.into_iter().filter(|acl| !change.catalog().auth.acls.contains(acl)).collect();
         if acls.is_empty() {
             return Ok(());
         }
-        self.append_auth_event(&mut catalog, Event::AclsCreated { acls }).await
+        change.commit_auth(Event::AclsCreated { acls }).await
     }
 
     /// Removes every ACL binding some filter matches; returns them.
     pub async fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Acl>> {
-        let mut catalog = self.catalog.lock().await;
-        let acls: Vec<Acl> = catalog
-            .state()
+        let change = self.auth_change().await;
+        let acls: Vec<Acl> = change
+            .catalog()
             .auth
             .acls
             .iter()
@@ -214,17 +206,16 @@ impl Broker {
             .cloned()
             .collect();
         if !acls.is_empty() {
-            self.append_auth_event(&mut catalog, Event::AclsDeleted { acls: acls.clone() })
-                .await?;
+            change.commit_auth(Event::AclsDeleted { acls: acls.clone() }).await?;
         }
         Ok(acls)
     }
 
     /// The ACL bindings `filter` matches.
     pub async fn acls(&self, filter: &AclFilter) -> Vec<Acl> {
-        let catalog = self.catalog.lock().await;
-        catalog
-            .state()
+        let change = self.auth_change().await;
+        change
+            .catalog()
             .auth
             .acls
             .iter()
@@ -240,7 +231,7 @@ impl Broker {
     /// `permissions` is set. Nothing is appended when nothing differs.
     pub async fn apply_configured_users(&self, users: &[ConfiguredUser], permissions: &[(String, String, Permission)]) -> Result<()> {
         for configured in users {
-            let existing = self.authorizer.user(&configured.name);
+            let existing = self.authorizer().user(&configured.name);
             let password_holds = match (&existing, &configured.password) {
                 (Some(user), Some(password)) => !user.credentials.is_empty() && user.verify_password(password),
                 (_, None) => true,
@@ -268,9 +259,8 @@ impl Broker {
     }
 }
 
-fn existing_user(catalog: &Catalog, name: &str) -> Result<User> {
+fn existing_user(catalog: &CatalogState, name: &str) -> Result<User> {
     catalog
-        .state()
         .auth
         .users
         .get(name)
@@ -279,9 +269,9 @@ fn existing_user(catalog: &Catalog, name: &str) -> Result<User> {
 }
 
 /// One AWS access key id names one user.
-fn check_access_key(catalog: &Catalog, user: &User) -> Result<()> {
+fn check_access_key(catalog: &CatalogState, user: &User) -> Result<()> {
     let Some(key) = &user.aws_access_key else { return Ok(()) };
-    let holder = catalog.state().auth.users.values().find(|other| {
+    let holder = catalog.auth.users.values().find(|other| {
         other.name != user.name
             && other
                 .aws_access_key

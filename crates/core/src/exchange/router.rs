@@ -395,25 +395,34 @@ impl Router {
     /// exists. Refuses reserved names (`""`, `amq.*`; RabbitMQ refuses them
     /// even when equivalent) and a redeclaration that differs in any field.
     pub fn declare_exchange(&mut self, exchange: Exchange) -> Result<bool> {
+        let created = self.check_declare(&exchange)?;
+        if created {
+            self.exchanges.insert(exchange.name.clone(), ExchangeState::new(exchange));
+        }
+        Ok(created)
+    }
+
+    /// What [`Router::declare_exchange`] would do, without doing it: true
+    /// if it would create the exchange, false if an equivalent one exists.
+    pub fn check_declare(&self, exchange: &Exchange) -> Result<bool> {
         let local = vhost::local_name(&exchange.name);
         if local.is_empty() || local.starts_with("amq.") {
-            return Err(ExchangeError::ReservedName(exchange.name));
+            return Err(ExchangeError::ReservedName(exchange.name.clone()));
         }
         check_length("exchange name", local, NAME_BYTES_MAX)?;
         if let Some(alternate) = &exchange.alternate_exchange {
             check_length("alternate exchange name", alternate, NAME_BYTES_MAX)?;
         }
-        if let Some(existing) = self.exchanges.get(&exchange.name) {
-            return match existing.exchange.difference(&exchange) {
+        match self.exchanges.get(&exchange.name) {
+            Some(existing) => match existing.exchange.difference(exchange) {
                 Some(field) => Err(ExchangeError::Inequivalent {
-                    exchange: exchange.name,
+                    exchange: exchange.name.clone(),
                     field,
                 }),
                 None => Ok(false),
-            };
+            },
+            None => Ok(true),
         }
-        self.exchanges.insert(exchange.name.clone(), ExchangeState::new(exchange));
-        Ok(true)
     }
 
     /// Replaces the declaration of an existing exchange of the same kind,

@@ -1,21 +1,23 @@
-//! Committed offsets of consumer groups, persisted in a log of their own
-//! (`<data>/groups/offsets/`): each commit is a batch of records keyed by
+//! Committed offsets of consumer groups, a [`Journaled`] state machine in
+//! `<data>/groups/offsets/`: each commit is a batch of records keyed by
 //! group, topic and partition whose JSON value is the committed offset (or
-//! null for a deletion); replay keeps the last value per key, from the latest
-//! snapshot on. Knows offsets and their durability, nothing of membership.
+//! none for a deletion); replay keeps the last value per key, from the
+//! latest snapshot on. Knows offsets and their durability, nothing of
+//! membership.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use conveyor_log::Durability;
 use conveyor_log::clock::Clock;
-use conveyor_log::record::{BatchBuilder, Record, decode_records};
-use conveyor_log::{Durability, Log, LogConfig};
+use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::error::{CoreError, Result};
+use crate::error::Result;
+use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
 
 /// Write a snapshot after this many records, so replay stays bounded.
 const RECORDS_PER_SNAPSHOT: u64 = 10_000;
@@ -32,133 +34,125 @@ pub struct CommittedOffset {
 /// (group, topic, partition).
 pub type OffsetKey = (String, String, u32);
 
+/// One record of the offsets journal: `key` is now committed at `value`,
+/// or has no committed offset any more (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetChange {
+    pub key: OffsetKey,
+    pub value: Option<CommittedOffset>,
+}
+
+/// Every committed offset: the replay of the changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommittedOffsets {
+    offsets: BTreeMap<OffsetKey, CommittedOffset>,
+}
+
+/// What the offsets' snapshot file holds besides its offset:
+/// `{"offset": N, "entries": [[key, value], …]}`.
 #[derive(Debug, Serialize, Deserialize)]
-struct Snapshot {
-    /// Every record before this offset of the offsets log is reflected.
-    offset: u64,
+pub struct OffsetsSnapshot {
     entries: Vec<(OffsetKey, CommittedOffset)>,
 }
 
-#[derive(Debug)]
-struct State {
-    offsets: BTreeMap<OffsetKey, CommittedOffset>,
-    records_since_snapshot: u64,
+impl StateMachine for CommittedOffsets {
+    type Event = OffsetChange;
+    type Snapshot = OffsetsSnapshot;
+
+    fn apply(&mut self, change: &OffsetChange) {
+        match &change.value {
+            Some(value) => {
+                self.offsets.insert(change.key.clone(), value.clone());
+            }
+            None => {
+                self.offsets.remove(&change.key);
+            }
+        }
+    }
+
+    fn encode(change: &OffsetChange) -> std::result::Result<EncodedEvent, String> {
+        let key = serde_json::to_vec(&change.key).map_err(|error| error.to_string())?;
+        let value = match &change.value {
+            Some(value) => Some(serde_json::to_vec(value).map_err(|error| error.to_string())?),
+            None => None,
+        };
+        Ok((Some(key), value))
+    }
+
+    fn decode(record: &Record) -> std::result::Result<OffsetChange, String> {
+        let key = serde_json::from_slice(record.key.as_deref().unwrap_or_default()).map_err(|error| format!("key: {error}"))?;
+        let value = match &record.value {
+            Some(value) => Some(serde_json::from_slice(value).map_err(|error| format!("value: {error}"))?),
+            None => None,
+        };
+        Ok(OffsetChange { key, value })
+    }
+
+    fn snapshot(&self) -> OffsetsSnapshot {
+        OffsetsSnapshot {
+            entries: self.offsets.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
+        }
+    }
+
+    fn restore(snapshot: OffsetsSnapshot) -> CommittedOffsets {
+        CommittedOffsets {
+            offsets: snapshot.entries.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct OffsetStore {
-    log: Log,
-    snapshot_path: PathBuf,
-    clock: Arc<dyn Clock>,
-    /// Taken while a commit is enqueued on the log and applied, so the
-    /// in-memory order is the log's order. Never held across an await.
-    state: Mutex<State>,
+    journal: Arc<Journaled<CommittedOffsets>>,
+    /// Taken while a commit is enqueued on the journal and applied, so the
+    /// in-memory order is the journal's order. Never held across an await.
+    state: Mutex<CommittedOffsets>,
 }
 
 impl OffsetStore {
     /// Opens the store under `dir`, replaying the snapshot and the records after it. Blocking.
     pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<OffsetStore> {
-        std::fs::create_dir_all(dir).map_err(|error| CoreError::io(dir, error))?;
-        let config = LogConfig {
-            // The snapshot bounds replay; nothing is deleted behind its back.
-            retention_ms: None,
-            retention_bytes: None,
-            segment_bytes: 64 * 1024 * 1024,
+        OffsetStore::open_with(dir, clock, RECORDS_PER_SNAPSHOT)
+    }
+
+    /// [`OffsetStore::open`] with another snapshot cadence.
+    pub(crate) fn open_with(dir: &Path, clock: Arc<dyn Clock>, snapshot_every_events: u64) -> Result<OffsetStore> {
+        let config = JournalConfig {
             durability: Durability::Always,
-            ..LogConfig::default()
+            segment_bytes: 64 * 1024 * 1024,
+            snapshot_every_events,
+            // Consumers commit offsets on a full file system too, as queue
+            // consumers settle (see `queue::JOURNAL_RESERVE_BYTES`).
+            reserve_bytes: crate::queue::JOURNAL_RESERVE_BYTES,
         };
-        let log = Log::open_with_clock(dir.join("log"), config, Arc::clone(&clock))?;
-        let snapshot_path = dir.join("snapshot.json");
-        let (mut offset, mut offsets) = match std::fs::read(&snapshot_path) {
-            Ok(bytes) => {
-                let snapshot: Snapshot = serde_json::from_slice(&bytes)
-                    .map_err(|error| CoreError::Catalog(format!("offsets snapshot {}: {error}", snapshot_path.display())))?;
-                (snapshot.offset, snapshot.entries.into_iter().collect())
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (log.start_offset(), BTreeMap::new()),
-            Err(error) => return Err(CoreError::io(&snapshot_path, error)),
-        };
-        let mut replayed = 0u64;
-        while offset < log.high_watermark() {
-            let read = log.read(offset, 1 << 20, true)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            let mut position = 0;
-            while position < read.bytes.len() {
-                let header =
-                    conveyor_log::batch::check_batch(&read.bytes[position..]).map_err(|error| CoreError::Catalog(error.to_string()))?;
-                let end = position + header.total_bytes();
-                for record in decode_records(&read.bytes[position..end]).map_err(|error| CoreError::Catalog(error.to_string()))? {
-                    let record_offset = record.offset.unwrap_or_default() as u64;
-                    if record_offset < offset {
-                        continue;
-                    }
-                    let key: OffsetKey = serde_json::from_slice(&record.key.unwrap_or_default())
-                        .map_err(|error| CoreError::Catalog(format!("offsets record {record_offset}: {error}")))?;
-                    match record.value {
-                        Some(value) => {
-                            let committed: CommittedOffset = serde_json::from_slice(&value)
-                                .map_err(|error| CoreError::Catalog(format!("offsets record {record_offset}: {error}")))?;
-                            offsets.insert(key, committed);
-                        }
-                        None => {
-                            offsets.remove(&key);
-                        }
-                    }
-                    replayed += 1;
-                    offset = record_offset + 1;
-                }
-                position = end;
-            }
-        }
-        info!(committed = offsets.len(), replayed, "consumer group offsets loaded");
+        let (journal, replayed) = Journaled::<CommittedOffsets>::open(dir, config, clock)?;
+        info!(
+            committed = replayed.state.offsets.len(),
+            replayed = replayed.events,
+            "consumer group offsets loaded"
+        );
         Ok(OffsetStore {
-            log,
-            snapshot_path,
-            clock,
-            state: Mutex::new(State {
-                offsets,
-                records_since_snapshot: replayed,
-            }),
+            journal: Arc::new(journal),
+            state: Mutex::new(replayed.state),
         })
     }
 
     /// Durably sets (`Some`) or deletes (`None`) offsets. The in-memory view
-    /// changes when the records are enqueued, in log order; the call returns
-    /// once they are on disk.
+    /// changes when the records are enqueued, in journal order; the call
+    /// returns once they are on disk.
     pub async fn write(&self, changes: Vec<(OffsetKey, Option<CommittedOffset>)>) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut builder = BatchBuilder::new(self.clock.now_ms());
-        for (key, value) in &changes {
-            let key = serde_json::to_vec(key).map_err(|error| CoreError::Catalog(error.to_string()))?;
-            let value = match value {
-                Some(value) => Some(serde_json::to_vec(value).map_err(|error| CoreError::Catalog(error.to_string()))?),
-                None => None,
-            };
-            builder.push(Record::new(Some(key), value));
-        }
-        let batch = builder.build();
-        let appending = {
+        let changes: Vec<OffsetChange> = changes.into_iter().map(|(key, value)| OffsetChange { key, value }).collect();
+        let appended = {
             let mut state = self.state.lock();
-            let appending = self.log.append(batch);
-            state.records_since_snapshot += changes.len() as u64;
-            for (key, value) in changes {
-                match value {
-                    Some(value) => {
-                        state.offsets.insert(key, value);
-                    }
-                    None => {
-                        state.offsets.remove(&key);
-                    }
-                }
-            }
-            appending
+            let appended = self.journal.append(&changes)?;
+            changes.iter().for_each(|change| state.apply(change));
+            appended
         };
-        appending.await?;
-        self.maybe_snapshot();
+        appended.await?;
+        self.maybe_snapshot().await;
         Ok(())
     }
 
@@ -190,46 +184,41 @@ impl OffsetStore {
         groups
     }
 
-    fn maybe_snapshot(&self) {
-        let snapshot = {
-            let mut state = self.state.lock();
-            if state.records_since_snapshot < RECORDS_PER_SNAPSHOT {
-                return;
-            }
-            state.records_since_snapshot = 0;
-            // Everything enqueued so far is reflected in memory; the snapshot
-            // covers the log up to its end, which has at least those records.
-            Snapshot {
-                offset: self.log.high_watermark(),
-                entries: state.offsets.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
-            }
+    /// Writes a snapshot if one is due, off the reactor. A failure is only
+    /// logged: replay from the previous snapshot still works, only longer.
+    async fn maybe_snapshot(&self) {
+        if !self.journal.claim_snapshot() {
+            return;
+        }
+        let (snapshot, offset) = {
+            let state = self.state.lock();
+            (state.snapshot(), self.journal.end())
         };
-        self.write_snapshot(&snapshot);
-    }
-
-    fn write_snapshot(&self, snapshot: &Snapshot) {
-        let result = serde_json::to_vec(snapshot)
-            .map_err(|error| error.to_string())
-            .and_then(|bytes| conveyor_log::index::write_atomically(&self.snapshot_path, &bytes).map_err(|error| error.to_string()));
-        if let Err(error) = result {
-            // Replay from the previous snapshot still works; only slower.
-            tracing::warn!(%error, "could not write the offsets snapshot");
+        let journal = Arc::clone(&self.journal);
+        match tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "could not write the offsets snapshot"),
+            Err(error) => warn!(%error, "the offsets snapshot task failed"),
         }
     }
 
     /// Snapshots and closes the log. Blocking.
+    /// The committed offsets' log, for its health.
+    pub fn log(&self) -> &conveyor_log::Log {
+        self.journal.log()
+    }
+
     pub fn close(&self) -> Result<()> {
-        let snapshot = {
-            let state = self.state.lock();
-            (state.records_since_snapshot > 0).then(|| Snapshot {
-                offset: self.log.high_watermark(),
-                entries: state.offsets.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
-            })
-        };
-        if let Some(snapshot) = snapshot {
-            self.write_snapshot(&snapshot);
+        if self.journal.has_events_after_snapshot() {
+            let (snapshot, offset) = {
+                let state = self.state.lock();
+                (state.snapshot(), self.journal.end())
+            };
+            if let Err(error) = self.journal.write_snapshot(&snapshot, offset) {
+                warn!(%error, "could not write the offsets snapshot at close");
+            }
         }
-        self.log.close()?;
+        self.journal.close()?;
         Ok(())
     }
 }
@@ -250,6 +239,45 @@ mod tests {
 
     fn key(group: &str, topic: &str, partition: u32) -> OffsetKey {
         (group.to_owned(), topic.to_owned(), partition)
+    }
+
+    impl crate::journal::suite::Fixture for CommittedOffsets {
+        fn events(count: usize) -> Vec<OffsetChange> {
+            // Commits to a few keys, every third one a deletion.
+            (0..count)
+                .map(|index| OffsetChange {
+                    key: key("g", "t", (index % 3) as u32),
+                    value: (index % 3 != 2 || index % 2 == 0).then(|| committed(index as i64)),
+                })
+                .collect()
+        }
+    }
+
+    crate::journal::suite::journaled_suite!(CommittedOffsets);
+
+    #[tokio::test]
+    async fn the_journal_is_truncated_once_a_snapshot_covers_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock: Arc<dyn Clock> = ManualClock::new(1);
+        let store = OffsetStore::open_with(dir.path(), Arc::clone(&clock), 3).expect("open");
+        for offset in 0..10 {
+            store
+                .write(vec![(key("g", "t", 0), Some(committed(offset)))])
+                .await
+                .expect("commit");
+        }
+        assert!(
+            store.journal.log().start_offset() >= 9,
+            "start {}",
+            store.journal.log().start_offset()
+        );
+        drop(store);
+        let path = dir.path().to_owned();
+        let store = tokio::task::spawn_blocking(move || OffsetStore::open(&path, clock))
+            .await
+            .expect("join")
+            .expect("reopen");
+        assert_eq!(store.get("g", "t", 0), Some(committed(9)));
     }
 
     #[tokio::test]

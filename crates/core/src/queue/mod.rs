@@ -2,7 +2,8 @@
 //! queues, SQS queues and Kafka share groups (KIP-932) all need — available,
 //! acquired by a consumer until a deadline, acknowledged, archived (dead) —
 //! with delivery counts that survive restarts. `share_cursor.rs` is the pure
-//! state machine, `journal.rs` its durability, `queue.rs` the two logs
+//! state machine, `journal.rs` its journal's format (a `Journaled` state
+//! machine), `queue.rs` the two logs
 //! together. No wire protocol and no broker wiring here.
 
 mod declared;
@@ -18,6 +19,7 @@ pub use declared::DeclaredQueue;
 pub mod deduplication;
 pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
+pub use journal::JOURNAL_RESERVE_BYTES;
 pub use policy::{Overflow, QueuePolicy};
 pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
 pub use share_cursor::{

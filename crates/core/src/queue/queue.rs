@@ -17,9 +17,10 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use super::QueueError;
-use super::journal::{CursorJournal, decode_batches};
 use super::policy::headers;
-use super::share_cursor::{Archived, ConsumerId, OrderFacts, ShareCursor, ShareCursorConfig};
+use super::share_cursor::{Archived, ConsumerId, CursorImage, OrderFacts, ShareCursor, ShareCursorConfig};
+use crate::journal::{Appended, JournalConfig, Journaled, StateMachine};
+use crate::record_batches::decode_batches;
 
 /// Settings of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,16 +103,14 @@ pub struct Durable(DurableInner);
 
 #[derive(Debug)]
 enum DurableInner {
-    Done,
-    Pending(Appending),
+    Pending(Appended),
     Failed(Option<QueueError>),
 }
 
 impl Durable {
-    fn from_append(result: Result<Option<Appending>, QueueError>) -> Durable {
+    fn from_append(result: Result<Appended, QueueError>) -> Durable {
         match result {
-            Ok(None) => Durable(DurableInner::Done),
-            Ok(Some(appending)) => Durable(DurableInner::Pending(appending)),
+            Ok(appended) => Durable(DurableInner::Pending(appended)),
             Err(error) => Durable(DurableInner::Failed(Some(error))),
         }
     }
@@ -119,8 +118,7 @@ impl Durable {
     /// Blocks until the change is durable. Not from an async context.
     pub fn wait(self) -> Result<(), QueueError> {
         match self.0 {
-            DurableInner::Done => Ok(()),
-            DurableInner::Pending(appending) => appending.wait().map(|_| ()).map_err(QueueError::from),
+            DurableInner::Pending(appended) => appended.wait().map_err(QueueError::from),
             DurableInner::Failed(error) => Err(error.unwrap_or(QueueError::Closed)),
         }
     }
@@ -131,10 +129,7 @@ impl Future for Durable {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().0 {
-            DurableInner::Done => Poll::Ready(Ok(())),
-            DurableInner::Pending(appending) => Pin::new(appending)
-                .poll(cx)
-                .map(|result| result.map(|_| ()).map_err(QueueError::from)),
+            DurableInner::Pending(appended) => Pin::new(appended).poll(cx).map(|result| result.map_err(QueueError::from)),
             DurableInner::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(QueueError::Closed))),
         }
     }
@@ -157,7 +152,6 @@ struct Fact {
 #[derive(Debug)]
 struct State {
     cursor: ShareCursor,
-    records_since_snapshot: u64,
 }
 
 /// A queue: a message log plus a journaled share cursor. Methods are
@@ -167,7 +161,8 @@ pub struct Queue {
     dir: PathBuf,
     config: QueueConfig,
     messages: Log,
-    journal: CursorJournal,
+    /// The cursor's journal: its events, appended under `state`.
+    journal: Journaled<CursorImage>,
     clock: Arc<dyn Clock>,
     /// Taken while the cursor changes and its events are enqueued on the
     /// journal, so the journal's order is the cursor's. Never held while
@@ -189,7 +184,17 @@ impl Queue {
     pub fn open(dir: impl Into<PathBuf>, config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Queue, QueueError> {
         let dir = dir.into();
         let messages = Log::open_with_clock(dir.join("messages"), config.log.clone(), Arc::clone(&clock))?;
-        let (journal, mut image, replayed) = CursorJournal::open(&dir.join("cursor"), config.log.durability, Arc::clone(&clock))?;
+        let journal_config = JournalConfig {
+            durability: config.log.durability,
+            segment_bytes: 16 * 1024 * 1024,
+            snapshot_every_events: config.snapshot_every_records,
+            // Acks and receives are journaled: with this much room kept
+            // reserved they still settle (about ten thousand of them) on a
+            // full file system, while publishers are refused.
+            reserve_bytes: super::JOURNAL_RESERVE_BYTES,
+        };
+        let (journal, replayed) = Journaled::<CursorImage>::open(&dir.join("cursor"), journal_config, Arc::clone(&clock))?;
+        let (mut image, replayed) = (replayed.state, replayed.events);
         let end = messages.high_watermark();
         // A journal ahead of the messages (a tail lost under a weaker
         // durability policy) must not settle messages published later at the
@@ -213,10 +218,7 @@ impl Queue {
             messages,
             journal,
             clock,
-            state: Mutex::new(State {
-                cursor,
-                records_since_snapshot: replayed,
-            }),
+            state: Mutex::new(State { cursor }),
             snapshot: Mutex::new(()),
             available: tokio::sync::Notify::new(),
         };
@@ -604,9 +606,23 @@ impl Queue {
 
     /// Writes a cursor snapshot (if anything changed since the last one)
     /// and closes both logs. Blocking; a second call does nothing more.
+    /// The message log.
+    pub fn message_log(&self) -> &Log {
+        &self.messages
+    }
+
+    /// The cursor journal's log.
+    pub fn journal_log(&self) -> &Log {
+        self.journal.log()
+    }
+
     pub fn close(&self) -> Result<(), QueueError> {
-        if self.state.lock().records_since_snapshot > 0 {
-            self.write_snapshot()?;
+        // A snapshot that cannot be written (a full file system) only makes
+        // the next open replay more of the journal.
+        if self.journal.has_events_after_snapshot()
+            && let Err(error) = self.write_snapshot()
+        {
+            warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot on close; the next open replays the journal");
         }
         self.journal.close()?;
         self.messages.close()?;
@@ -617,12 +633,11 @@ impl Queue {
     /// state lock held, which makes the journal's order the cursor's.
     fn enqueue_events(&self, state: &mut State) -> Durable {
         let events = state.cursor.take_events();
-        state.records_since_snapshot += events.len() as u64;
-        Durable::from_append(self.journal.append(&events))
+        Durable::from_append(self.journal.append(&events).map_err(QueueError::from))
     }
 
     fn maybe_snapshot(&self) {
-        if self.state.lock().records_since_snapshot < self.config.snapshot_every_records {
+        if !self.journal.claim_snapshot() {
             return;
         }
         if let Err(error) = self.write_snapshot() {
@@ -634,14 +649,12 @@ impl Queue {
     fn write_snapshot(&self) -> Result<(), QueueError> {
         let _snapshot = self.snapshot.lock();
         let (image, journal_offset) = {
-            let mut state = self.state.lock();
-            state.records_since_snapshot = 0;
-            // The image reflects every event enqueued so far, a superset of
-            // the committed journal below its end; replaying a record the
-            // image already reflects changes nothing.
+            let state = self.state.lock();
+            // Events are enqueued under this lock, so the image reflects
+            // exactly the journal below its end.
             (state.cursor.image(), self.journal.end())
         };
-        self.journal.write_snapshot(&image, journal_offset)?;
+        self.journal.write_snapshot(&image.snapshot(), journal_offset)?;
         // The snapshot is durable and says everything below its start is
         // settled, so the messages there are never read again: drop them
         // (whole segments go; the log's start offset moves).

@@ -15,6 +15,7 @@ use conveyor_core::exchange::ExchangeError;
 use conveyor_core::group::GroupError;
 use conveyor_core::queue::QueueError;
 use conveyor_core::vhost::VhostError;
+use conveyor_log::LogError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
@@ -29,7 +30,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `not_found`, `conflict`,
     /// `unprocessable_entity`, `payload_too_large`, `unsupported_media_type`,
-    /// `method_not_allowed`, `internal_error`, `unavailable`.
+    /// `method_not_allowed`, `internal_error`, `unavailable`, `unauthorized`
+    /// (no or wrong credentials), `forbidden` (a tag is missing, or a
+    /// cross-site change), `insufficient_storage` (the file system is full;
+    /// retry once space is freed).
     pub code: String,
     /// What is wrong, for a person.
     pub message: String,
@@ -71,6 +75,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self.status {
             StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
@@ -78,6 +84,7 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::INSUFFICIENT_STORAGE => "insufficient_storage",
             status if status.is_client_error() => "bad_request",
             _ => "internal_error",
         }
@@ -131,6 +138,10 @@ impl From<CoreError> for ApiError {
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
                 StatusCode::CONFLICT
+            }
+            // A full file system: the request may succeed once space is freed.
+            CoreError::Log(LogError::StorageFull { .. }) | CoreError::Queue(QueueError::Log(LogError::StorageFull { .. })) => {
+                StatusCode::INSUFFICIENT_STORAGE
             }
             CoreError::DataDirLocked { .. } | CoreError::Log(_) | CoreError::Io { .. } | CoreError::Catalog(_) | CoreError::Queue(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

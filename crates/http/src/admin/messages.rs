@@ -148,6 +148,10 @@ pub struct TopicBatchPublished {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Routed {
+    /// Whether any queue or topic stored the message. `false` means it went
+    /// nowhere (as an AMQP `mandatory` publish would be returned): no
+    /// binding matched, or every queue it matched refused it.
+    pub routed: bool,
     /// Queues that stored the message (durable when this answers).
     pub queues: Vec<String>,
     /// Kafka topics that stored it.
@@ -325,6 +329,7 @@ fn peek_count(count: Option<usize>) -> Result<usize, ApiError> {
     responses(
         (status = 201, description = "durable under the topic's policy", body = TopicPublished),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_topic(
     State(state): State<Arc<HttpState>>,
@@ -442,6 +447,7 @@ pub async fn publish_to_exchange(
     let routed = broker.route(&exchange, &routing_key, &headers)?;
     let record = record_of(request, Some(routing_key.into_bytes()))?;
     let mut result = Routed {
+        routed: false,
         queues: Vec::new(),
         topics: Vec::new(),
         refused: Vec::new(),
@@ -459,6 +465,7 @@ pub async fn publish_to_exchange(
         broker.publish_to_topic(&topic, record.clone())?.await?;
         result.topics.push(topic);
     }
+    result.routed = !result.queues.is_empty() || !result.topics.is_empty();
     Ok(Json(result))
 }
 
@@ -471,6 +478,7 @@ pub async fn publish_to_exchange(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "the queue is full and refuses publishes", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_queue(
     State(state): State<Arc<HttpState>>,
@@ -490,6 +498,7 @@ pub async fn publish_to_queue(
     Ok((
         StatusCode::CREATED,
         Json(Routed {
+            routed: true,
             queues: vec![name],
             topics: Vec::new(),
             refused: Vec::new(),

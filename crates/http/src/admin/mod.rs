@@ -1,23 +1,33 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
 //! holds (overview, topics, consumer groups, queues, exchanges, client
-//! connections, resource alarms, vhosts), the operations an operator needs (create
-//! and delete, alter configs, purge, reset and commit offsets, peek,
-//! publish, redrive, close a connection, change alarm limits), and the
+//! connections, resource alarms, vhosts, poisoned logs), the operations an
+//! operator needs (create and delete, alter configs, purge, reset and commit
+//! offsets, peek, publish, redrive, close a connection, change alarm limits,
+//! reopen poisoned logs), and the
 //! OpenAPI document generated from these handlers at
-//! `/api/v1/openapi.json`. One resource family per file; every error
+//! `/api/v1/openapi.json`; users, permission entries and ACLs, and the
+//! console's login. Every request passes `guard.rs` first (who asks, may
+//! they, from this site?). One resource family per file; every error
 //! answers with the one shape of `error.rs`. Translates only: rules and
 //! state live in the core.
 
+mod acls;
 mod alarms;
 mod connections;
 mod error;
 mod exchanges;
 mod groups;
+pub mod guard;
+mod login;
+mod logs;
 mod messages;
 mod overview;
+mod permissions;
 mod queues;
 mod redrive;
+pub mod sessions;
 mod topics;
+mod users;
 mod vhosts;
 
 use std::sync::{Arc, LazyLock};
@@ -47,6 +57,9 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "exchanges", description = "Exchanges and their bindings"),
         (name = "connections", description = "Open Kafka and AMQP client connections"),
         (name = "vhosts", description = "AMQP virtual hosts: isolated namespaces of queues, exchanges and bindings"),
+        (name = "users", description = "Users (SCRAM credentials, tags, AWS keys), the console's login, who is asking"),
+        (name = "permissions", description = "RabbitMQ permission entries: per user and vhost, configure/write/read patterns"),
+        (name = "acls", description = "Kafka ACL bindings"),
     )
 )]
 struct ApiDoc;
@@ -56,6 +69,8 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::new()
         .routes(routes!(overview::overview))
         .routes(routes!(alarms::status, alarms::set_limits))
+        .routes(routes!(logs::list_poisoned))
+        .routes(routes!(logs::reopen))
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(topics::describe, topics::delete))
         .routes(routes!(topics::alter_configs))
@@ -78,7 +93,16 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::list))
         .routes(routes!(connections::close))
         .routes(routes!(vhosts::list))
-        .routes(routes!(vhosts::create, vhosts::delete));
+        .routes(routes!(vhosts::create, vhosts::delete))
+        .routes(routes!(users::whoami))
+        .routes(routes!(users::list))
+        .routes(routes!(users::describe, users::put, users::delete))
+        .routes(routes!(users::set_password))
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
+        .routes(routes!(permissions::list))
+        .routes(routes!(permissions::set, permissions::clear))
+        .routes(routes!(acls::list, acls::create, acls::delete));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();

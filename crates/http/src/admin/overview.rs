@@ -89,8 +89,10 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
             messages_out_total: total(|flow| &flow.messages_out),
             bytes_in_total: total(|flow| &flow.bytes_in),
             bytes_out_total: total(|flow| &flow.bytes_out),
-            messages_in_per_second: flows.iter().map(|flow| flow.rates_per_s().0).sum(),
-            messages_out_per_second: flows.iter().map(|flow| flow.rates_per_s().1).sum(),
+            // Folded from +0.0: a float sum of nothing is -0.0, which a
+            // fresh broker's console would show as "-0.0 msg/s".
+            messages_in_per_second: flows.iter().fold(0.0, |sum, flow| sum + flow.rates_per_s().0),
+            messages_out_per_second: flows.iter().fold(0.0, |sum, flow| sum + flow.rates_per_s().1),
             connections: broker
                 .connections()
                 .totals()

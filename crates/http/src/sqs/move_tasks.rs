@@ -120,11 +120,8 @@ pub fn start_message_move_task(context: &Context, input: StartInput) -> Result<V
             Some(destination)
         }
     };
-    let broker = &context.state.broker;
-    let task = broker
-        .redrive_tasks()
-        .start(broker, &source, destination, rate_per_second)
-        .map_err(|error| match error {
+    let task =
+        conveyor_core::redrive::start_task(&context.state.broker, &source, destination, rate_per_second).map_err(|error| match error {
             StartError::AlreadyRunning(_) => SqsError::InvalidParameterValue(
                 "There is already a task running. Only one active task is allowed for a source queue arn at a given time.".to_owned(),
             ),

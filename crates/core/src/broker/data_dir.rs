@@ -1,0 +1,209 @@
+//! The data directory: its lock file, the cluster id, where topics and
+//! queues keep their files, opening them all at start and removing the
+//! files of those the catalog no longer names. Knows paths and files; what
+//! exists comes from the catalog.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use conveyor_log::clock::Clock;
+use conveyor_log::{Durability, Log, LogConfig};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::BrokerConfig;
+use crate::catalog::{CatalogState, QueueDefinition};
+use crate::error::{CoreError, Result};
+use crate::producer::Partition;
+use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
+use crate::stats::{Flow, Stats};
+use crate::topic::Topic;
+use crate::topic_config::TopicConfig;
+
+const LOCK_FILE: &str = ".lock";
+
+/// Opens every topic the catalog holds; removes the data of deleted ones. Blocking.
+pub(crate) fn open_topics(
+    data_dir: &Path,
+    catalog: &CatalogState,
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+    stats: &Stats,
+) -> Result<BTreeMap<String, Arc<Topic>>> {
+    let topics_dir = data_dir.join("topics");
+    conveyor_log::index::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
+    let mut topics = BTreeMap::new();
+    for record in catalog.topics.values() {
+        let config_of_topic = TopicConfig::new(record.configs.clone())?;
+        let log_config = config_of_topic.log_config(&config.topic_defaults);
+        let dir = topics_dir.join(record.id.to_string());
+        let logs = open_partitions(&dir, 0..record.partitions, &log_config, clock, &stats.topic(&record.name))?;
+        let topic = Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic);
+        topics.insert(record.name.clone(), Arc::new(topic));
+    }
+    remove_orphans(
+        &topics_dir,
+        &topics.values().map(|topic: &Arc<Topic>| topic.id.to_string()).collect(),
+    );
+    Ok(topics)
+}
+
+pub(crate) fn open_partitions(
+    topic_dir: &Path,
+    partitions: std::ops::Range<u32>,
+    config: &LogConfig,
+    clock: &Arc<dyn Clock>,
+    flow: &Arc<Flow>,
+) -> Result<Vec<Partition>> {
+    partitions
+        .map(|partition| {
+            let log = Log::open_with_clock(Topic::partition_dir(topic_dir, partition), config.clone(), Arc::clone(clock))?;
+            Ok(Partition::new(log)?.with_flow(Arc::clone(flow)))
+        })
+        .collect()
+}
+
+/// Durable queues live under `queues/`, transient ones under
+/// `queues-transient/`, which every start empties.
+pub(crate) fn queue_dir(data_dir: &Path, id: Uuid, durable: bool) -> PathBuf {
+    data_dir
+        .join(if durable { "queues" } else { "queues-transient" })
+        .join(id.to_string())
+}
+
+/// A queue's settings: the broker's log defaults (without retention: a
+/// queue keeps a message until it is settled); transient queues never fsync.
+pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
+    let mut queue = QueueConfig::default();
+    queue.cursor.delivery_limit = policy.delivery_limit;
+    queue.cursor.message_groups = policy.message_groups;
+    queue.cursor.count_bytes = policy.max_length_bytes.is_some();
+    queue.cursor.max_priority = policy.max_priority.unwrap_or(0);
+    queue.log.durability = if definition.durable {
+        config.topic_defaults.log.durability
+    } else {
+        Durability::Never
+    };
+    queue
+}
+
+/// Reopens every durable queue the catalog holds; removes transient queues
+/// and the data of deleted ones. Blocking.
+pub(crate) fn open_queues(
+    data_dir: &Path,
+    catalog: &CatalogState,
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+) -> Result<BTreeMap<String, Arc<DeclaredQueue>>> {
+    let transient = data_dir.join("queues-transient");
+    if transient.exists() {
+        fs::remove_dir_all(&transient).map_err(|error| CoreError::io(&transient, error))?;
+    }
+    let queues_dir = data_dir.join("queues");
+    conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
+    let mut queues = BTreeMap::new();
+    for record in catalog.queues.values() {
+        // Validated when declared; a policy that no longer parses is ignored, not fatal.
+        let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
+        let queue = Queue::open(
+            queue_dir(data_dir, record.id, true),
+            queue_config(config, &record.definition, &policy),
+            Arc::clone(clock),
+        )?;
+        let declared = DeclaredQueue::new(
+            record.id,
+            record.name.clone(),
+            record.definition.clone(),
+            policy,
+            queue,
+            record.created_ms,
+        );
+        declared.touch(clock.now_ms());
+        // Only queues with message groups (SQS FIFO) deduplicate; the others
+        // need not read their last five minutes.
+        if declared.policy().message_groups {
+            declared.restore_deduplication(clock.now_ms());
+        }
+        queues.insert(record.name.clone(), Arc::new(declared));
+    }
+    remove_orphans(
+        &queues_dir,
+        &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),
+    );
+    Ok(queues)
+}
+
+/// Reads the cluster id, or creates one (a UUID in Kafka's 22-character
+/// URL-safe base64 form) the first time.
+pub(crate) fn load_cluster_id(path: &Path) -> Result<String> {
+    match fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(CoreError::io(path, error)),
+    }
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let value = Uuid::new_v4().as_u128();
+    let id: String = (0..22)
+        .map(|index| ALPHABET[((value >> (index * 6)) & 63) as usize] as char)
+        .collect();
+    conveyor_log::index::write_atomically(path, id.as_bytes()).map_err(|error| CoreError::io(path, error))?;
+    Ok(id)
+}
+
+/// Takes the data directory's lock file, or explains who holds it.
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|error| CoreError::io(&path, error))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(CoreError::DataDirLocked {
+                path: data_dir.to_owned(),
+                holder,
+            });
+        }
+        Err(fs::TryLockError::Error(error)) => return Err(CoreError::io(&path, error)),
+    }
+    // Record who holds it, for the message a second broker prints.
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    written.map_err(|error| CoreError::io(&path, error))?;
+    Ok(file)
+}
+
+/// Removes topic directories the catalog does not know: topics deleted (or
+/// half-created) when the process died before their files were removed.
+fn remove_orphans(topics_dir: &Path, known: &HashSet<String>) {
+    let Ok(entries) = fs::read_dir(topics_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !known.contains(&name) {
+            let path = entry.path();
+            match fs::remove_dir_all(&path) {
+                Ok(()) => info!(dir = %path.display(), "removed the data of a deleted topic or queue"),
+                Err(error) => warn!(dir = %path.display(), %error, "could not remove the data of a deleted topic or queue"),
+            }
+        }
+    }
+}

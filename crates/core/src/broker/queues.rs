@@ -1,0 +1,192 @@
+//! The broker's queues: finding them, declaring, redefining and deleting
+//! them. A durable queue's changes are catalog events; a transient queue's
+//! are the same events applied to the views only (`metadata.rs`), so it is
+//! gone after a restart, as in RabbitMQ.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tracing::info;
+use uuid::Uuid;
+
+use super::Broker;
+use super::data_dir::{queue_config, queue_dir};
+use super::metadata::{blocking, run_to_completion};
+use super::views::Opened;
+use crate::catalog::{Event, QueueDefinition};
+use crate::error::{CoreError, Result};
+use crate::queue::{DeclaredQueue, Queue, QueuePolicy};
+
+impl Broker {
+    pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
+        self.meta.current().queues.get(name).cloned()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<DeclaredQueue>> {
+        self.meta.views().queues.values().cloned().collect()
+    }
+
+    /// Declares a queue: creates it, or returns the existing one if it was
+    /// declared the same way (`false` then). Durable queues are recorded in
+    /// the catalog (durable when this returns) and reopened after a restart;
+    /// transient ones are not, and their data is removed on the next start.
+    pub async fn declare_queue(&self, name: &str, definition: QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
+        let mut change = self.meta.change().await;
+        if let Some(existing) = self.queue(name) {
+            let current = existing.definition();
+            if *current != definition {
+                let reason = if current.durable != definition.durable {
+                    format!("durable is {}, not {}", current.durable, definition.durable)
+                } else if current.auto_delete != definition.auto_delete {
+                    format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
+                } else {
+                    format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
+                };
+                return Err(CoreError::QueueMismatch {
+                    name: name.to_owned(),
+                    reason,
+                });
+            }
+            existing.touch(self.clock().now_ms());
+            return Ok((existing, false));
+        }
+        self.check_vhost_of(name)?;
+        let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let name = name.to_owned();
+        run_to_completion(async move {
+            let meta = Arc::clone(change.meta());
+            let id = Uuid::new_v4();
+            let dir = queue_dir(&meta.config.data_dir, id, definition.durable);
+            let config = queue_config(&meta.config, &definition, &policy);
+            let queue = {
+                let (dir, clock) = (dir.clone(), Arc::clone(&meta.clock));
+                blocking(move || Queue::open(dir, config, clock).map_err(CoreError::from)).await?
+            };
+            let created_ms = meta.clock.now_ms();
+            let durable = definition.durable;
+            let declared = Arc::new(DeclaredQueue::new(id, name.clone(), definition.clone(), policy, queue, created_ms));
+            let event = Event::QueueDeclared {
+                id,
+                name: name.clone(),
+                definition,
+                created_ms,
+            };
+            if let Err(error) = change.commit(event, durable, Opened::Queue(Arc::clone(&declared))).await {
+                let _ = blocking(move || {
+                    let _ = declared.queue.close();
+                    std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+                })
+                .await;
+                return Err(error);
+            }
+            info!(queue = name, durable, %id, "queue declared");
+            Ok((declared, true))
+        })
+        .await
+    }
+
+    /// Replaces a queue's arguments with what `update` makes of its current
+    /// definition (SQS SetQueueAttributes, TagQueue): checked as at
+    /// declaration, recorded in the catalog for a durable queue (durable
+    /// when this returns), then in effect for every later publish and
+    /// acquisition. Concurrent updates apply one after the other, each to
+    /// the result of the last. Whether the queue has message groups cannot
+    /// change. `update`'s own error comes back as the inner one.
+    pub async fn update_queue_arguments<E>(
+        &self,
+        name: &str,
+        update: impl FnOnce(&QueueDefinition) -> std::result::Result<BTreeMap<String, String>, E>,
+    ) -> Result<std::result::Result<Arc<DeclaredQueue>, E>> {
+        let mut change = self.meta.change().await;
+        let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
+        let arguments = match update(&declared.definition()) {
+            Ok(arguments) => arguments,
+            Err(error) => return Ok(Err(error)),
+        };
+        let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
+            name: name.to_owned(),
+            reason,
+        })?;
+        // They decide what the queue's cursor keeps, fixed when it opens.
+        use crate::queue::policy::arguments::{MAX_LENGTH_BYTES, MAX_PRIORITY, MESSAGE_GROUPS};
+        let fixed = [
+            (policy.message_groups != declared.policy().message_groups, MESSAGE_GROUPS),
+            (policy.max_priority != declared.policy().max_priority, MAX_PRIORITY),
+            (
+                policy.max_length_bytes.is_some() != declared.policy().max_length_bytes.is_some(),
+                MAX_LENGTH_BYTES,
+            ),
+        ];
+        if let Some((_, argument)) = fixed.iter().find(|(changed, _)| *changed) {
+            return Err(CoreError::InvalidQueueArgument {
+                name: name.to_owned(),
+                reason: format!("'{argument}' cannot change"),
+            });
+        }
+        let event = Event::QueueArgumentsSet {
+            id: declared.id,
+            name: name.to_owned(),
+            arguments,
+        };
+        let durable = declared.definition().durable;
+        let name = name.to_owned();
+        run_to_completion(async move {
+            change.commit(event, durable, Opened::Nothing).await?;
+            info!(queue = name, "queue arguments set");
+            Ok(())
+        })
+        .await?;
+        Ok(Ok(declared))
+    }
+
+    /// Deletes a queue and its messages (with `if_empty`, only when nothing
+    /// is available or held). Returns how many messages it held. Once its
+    /// event is durable it finishes even if the caller goes away.
+    pub async fn delete_queue(&self, name: &str, if_empty: bool) -> Result<u64> {
+        let mut change = self.meta.change().await;
+        let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
+        let held = declared.queue.available_count() + declared.queue.acquired_count() as u64;
+        if if_empty && held > 0 {
+            return Err(CoreError::QueueInUse {
+                name: name.to_owned(),
+                reason: format!("holds {held} messages"),
+            });
+        }
+        let event = Event::QueueDeleted {
+            id: declared.id,
+            name: name.to_owned(),
+        };
+        let durable = declared.definition().durable;
+        drop(declared);
+        let name = name.to_owned();
+        run_to_completion(async move {
+            let applied = change.commit(event, durable, Opened::Nothing).await?;
+            drop(change);
+            remove_queues(applied.removed_queues).await?;
+            info!(queue = name, "queue deleted");
+            Ok(held)
+        })
+        .await
+    }
+}
+
+/// Closes queues taken out of the views and removes their files. Consumers
+/// parked on them wake up and find them gone; publishes after the close
+/// fail, so nothing acknowledges a write to a deleted queue. If removing
+/// fails or the process dies first, the next start removes the files as
+/// orphans.
+pub(crate) async fn remove_queues(queues: Vec<Arc<DeclaredQueue>>) -> Result<()> {
+    for declared in queues {
+        declared.notify_available();
+        let dir = declared.queue.dir().to_owned();
+        blocking(move || {
+            let _ = declared.queue.close();
+            std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The broker's exchanges and bindings: routing a message through the
+//! router of the current views, and declaring, redefining, binding and
+//! deleting, each one event through `metadata.rs` (journaled when what it
+//! changes survives a restart).
+
+use super::Broker;
+use super::metadata::run_to_completion;
+use super::views::Opened;
+use crate::catalog::Event;
+use crate::error::{CoreError, Result};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, is_predeclared};
+
+impl Broker {
+    /// Where a message published to `exchange` goes.
+    pub fn route(&self, exchange: &str, routing_key: &str, headers: &FieldTable) -> Result<RouteResult> {
+        let views = self.meta.current();
+        let mut routed = views.router.route(exchange, routing_key, headers)?;
+        // The default exchange names queues without checking they exist.
+        routed.queues.retain(|name| views.queues.contains_key(name));
+        Ok(routed)
+    }
+
+    pub fn exchange(&self, name: &str) -> Option<Exchange> {
+        self.meta.views().router.exchange(name).cloned()
+    }
+
+    /// Every exchange, the predeclared ones included, in name order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.meta.views().router.exchanges().cloned().collect()
+    }
+
+    /// The bindings whose source is exchange `name`.
+    pub fn bindings(&self, name: &str) -> Result<Vec<Binding>> {
+        Ok(self.meta.views().router.bindings(name)?)
+    }
+
+    /// Declares an exchange (no-op when it exists the same way). Durable
+    /// exchanges are recorded in the catalog.
+    pub async fn declare_exchange(&self, exchange: Exchange) -> Result<()> {
+        let mut change = self.meta.change().await;
+        self.check_vhost_of(&exchange.name)?;
+        if !change.views().router.check_declare(&exchange)? {
+            return Ok(());
+        }
+        let durable = exchange.durable;
+        run_to_completion(async move {
+            change
+                .commit(Event::ExchangeDeclared { exchange }, durable, Opened::Nothing)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+        let mut change = self.meta.change().await;
+        let views = change.views();
+        if is_predeclared(name) {
+            return Err(ExchangeError::Predeclared(name.to_owned()).into());
+        }
+        let Some(exchange) = views.router.exchange(name) else {
+            // AMQP answers delete-ok all the same.
+            return Ok(());
+        };
+        if if_unused && !views.router.bindings(name)?.is_empty() {
+            return Err(ExchangeError::InUse(name.to_owned()).into());
+        }
+        let durable = exchange.durable;
+        let event = Event::ExchangeDeleted { name: name.to_owned() };
+        run_to_completion(async move {
+            change.commit(event, durable, Opened::Nothing).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Binds `binding.destination` to exchange `source`. The destination
+    /// must exist (a queue, an exchange, or a Kafka topic). Recorded in the
+    /// catalog when both ends survive a restart.
+    pub async fn bind(&self, source: &str, binding: Binding) -> Result<()> {
+        let mut change = self.meta.change().await;
+        let views = change.views();
+        let destination_durable = match &binding.destination {
+            Destination::Queue(name) => {
+                views
+                    .queues
+                    .get(name)
+                    .ok_or_else(|| CoreError::UnknownQueue(name.clone()))?
+                    .definition()
+                    .durable
+            }
+            Destination::Exchange(name) => views
+                .router
+                .exchange(name)
+                .map(|exchange| exchange.durable || is_predeclared(name))
+                .ok_or_else(|| CoreError::Exchange(ExchangeError::UnknownExchange(name.clone())))?,
+            Destination::Topic(name) => {
+                views.topics.get(name).ok_or_else(|| CoreError::UnknownTopic(name.clone()))?;
+                true
+            }
+        };
+        let source_durable = views
+            .router
+            .exchange(source)
+            .is_some_and(|exchange| exchange.durable || is_predeclared(source));
+        let event = Event::BindingAdded {
+            source: source.to_owned(),
+            binding,
+        };
+        run_to_completion(async move {
+            change.commit(event, source_durable && destination_durable, Opened::Nothing).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a binding; removing one that does not exist is not an error.
+    pub async fn unbind(&self, source: &str, binding: Binding) -> Result<()> {
+        let mut change = self.meta.change().await;
+        let recorded = change
+            .catalog()
+            .routing
+            .bindings
+            .iter()
+            .any(|defined| defined.source == source && defined.binding == binding);
+        let event = Event::BindingRemoved {
+            source: source.to_owned(),
+            binding,
+        };
+        run_to_completion(async move {
+            change.commit(event, recorded, Opened::Nothing).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces an exchange's declaration (same kind), keeping its bindings;
+    /// durable when this returns if the exchange is durable.
+    pub async fn redefine_exchange(&self, exchange: Exchange) -> Result<()> {
+        let mut change = self.meta.change().await;
+        // Applying a declaration replaces an existing exchange (refusing
+        // another kind or a predeclared one) but would create a missing one.
+        if change.views().router.exchange(&exchange.name).is_none() {
+            return Err(ExchangeError::UnknownExchange(exchange.name).into());
+        }
+        let durable = exchange.durable;
+        run_to_completion(async move {
+            change
+                .commit(Event::ExchangeDeclared { exchange }, durable, Opened::Nothing)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces binding `old` of `source` with `new` (same destination) as
+    /// one catalog event. Fails if `old` does not exist.
+    pub async fn replace_binding(&self, source: &str, old: Binding, new: Binding) -> Result<()> {
+        let mut change = self.meta.change().await;
+        if old.destination != new.destination {
+            return Err(CoreError::Exchange(ExchangeError::InvalidArgument {
+                exchange: source.to_owned(),
+                reason: "a replaced binding keeps its destination".to_owned(),
+            }));
+        }
+        let recorded = change
+            .catalog()
+            .routing
+            .bindings
+            .iter()
+            .any(|defined| defined.source == source && defined.binding == old);
+        let event = Event::BindingReplaced {
+            source: source.to_owned(),
+            old,
+            new,
+        };
+        run_to_completion(async move {
+            change.commit(event, recorded, Opened::Nothing).await?;
+            Ok(())
+        })
+        .await
+    }
+}

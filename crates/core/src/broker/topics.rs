@@ -1,0 +1,280 @@
+//! The broker's Kafka topics: finding them, creating, growing, reconfiguring
+//! and deleting them (each a catalog event through `metadata.rs`), appending
+//! what an exchange routes to one, and handing out producer ids.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use conveyor_log::Log;
+use conveyor_log::record::{BatchBuilder, Record};
+use tracing::info;
+use uuid::Uuid;
+
+use super::Broker;
+use super::data_dir::open_partitions;
+use super::metadata::{blocking, run_to_completion};
+use super::views::Opened;
+use crate::catalog::Event;
+use crate::error::{CoreError, Result};
+use crate::partitioner;
+use crate::producer::PendingAppend;
+use crate::topic::Topic;
+use crate::topic_config::TopicConfig;
+use crate::topic_name::validate_topic_name;
+
+/// Most partitions one topic may have; bounds what one request can create.
+pub const PARTITIONS_MAX: u32 = 10_000;
+
+/// Producer ids are reserved in the catalog this many at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl Broker {
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.meta.current().topics.get(name).cloned()
+    }
+
+    /// Every topic, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.meta.views().topics.values().cloned().collect()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.meta.views().topics.values().find(|topic| topic.id == id).cloned()
+    }
+
+    /// The log of one partition.
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Log> {
+        let found = self.topic(topic).ok_or_else(|| CoreError::UnknownTopic(topic.to_owned()))?;
+        found.partition(partition).ok_or_else(|| CoreError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        })
+    }
+
+    /// Checks a create request without creating anything (CreateTopics'
+    /// `validate_only`).
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(u32, TopicConfig)> {
+        validate_topic_name(name)?;
+        let partitions = partitions.unwrap_or(self.config().default_partitions);
+        if partitions == 0 || partitions > PARTITIONS_MAX {
+            return Err(CoreError::InvalidPartitions(format!(
+                "{partitions} (must be between 1 and {PARTITIONS_MAX})"
+            )));
+        }
+        let config = TopicConfig::new(configs.clone())?;
+        if self.topic(name).is_some() {
+            return Err(CoreError::TopicExists(name.to_owned()));
+        }
+        Ok((partitions, config))
+    }
+
+    /// Creates a topic with `partitions` partitions (the broker default when
+    /// `None`) and explicit configs. Durable when it returns.
+    pub async fn create_topic(&self, name: &str, partitions: Option<u32>, configs: BTreeMap<String, String>) -> Result<Arc<Topic>> {
+        let mut change = self.meta.change().await;
+        let (partitions, config) = self.validate_new_topic(name, partitions, &configs)?;
+        let name = name.to_owned();
+        run_to_completion(async move {
+            let meta = Arc::clone(change.meta());
+            let id = Uuid::new_v4();
+            let dir = meta.config.data_dir.join("topics").join(id.to_string());
+            let log_config = config.log_config(&meta.config.topic_defaults);
+            let logs = {
+                let (dir, clock, flow) = (dir.clone(), Arc::clone(&meta.clock), meta.stats.topic(&name));
+                blocking(move || open_partitions(&dir, 0..partitions, &log_config, &clock, &flow)).await?
+            };
+            let topic = Arc::new(Topic::new(id, name.clone(), dir.clone(), logs, config));
+            let event = Event::TopicCreated {
+                id,
+                name: name.clone(),
+                partitions,
+                configs,
+                created_ms: meta.clock.now_ms(),
+            };
+            if let Err(error) = change.commit(event, true, Opened::Topic(Arc::clone(&topic))).await {
+                // Not recorded, so not created: remove what was opened.
+                let _ = blocking(move || {
+                    drop(topic);
+                    std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
+                })
+                .await;
+                return Err(error);
+            }
+            info!(topic = name, partitions, %id, "topic created");
+            Ok(topic)
+        })
+        .await
+    }
+
+    /// The topic, created with defaults if it does not exist and the broker
+    /// auto-creates topics. `None` when it does not exist and may not be created.
+    pub async fn topic_or_auto_create(&self, name: &str) -> Result<Option<Arc<Topic>>> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(Some(topic));
+        }
+        if !self.config().auto_create_topics {
+            return Ok(None);
+        }
+        match self.create_topic(name, None, BTreeMap::new()).await {
+            Ok(topic) => Ok(Some(topic)),
+            // Another request created it first.
+            Err(CoreError::TopicExists(_)) => Ok(self.topic(name)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Deletes a topic and all its data. Durable when it returns; once its
+    /// event is durable it finishes even if the caller goes away.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let mut change = self.meta.change().await;
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let event = Event::TopicDeleted {
+            id: topic.id,
+            name: name.to_owned(),
+        };
+        let name = name.to_owned();
+        run_to_completion(async move {
+            let applied = change.commit(event, true, Opened::Nothing).await?;
+            drop(change);
+            info!(topic = name, id = %topic.id, "topic deleted");
+            drop(topic);
+            // The deletion is recorded; if removing the files fails or the
+            // process dies first, the next start removes them as orphans.
+            blocking(move || {
+                for topic in applied.removed_topics {
+                    let dir = topic.dir().to_owned();
+                    // Appends after this fail: nothing acknowledges a write to it.
+                    for log in topic.partitions() {
+                        let _ = log.close();
+                    }
+                    drop(topic);
+                    std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))?;
+                }
+                Ok(())
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Grows a topic to `total` partitions (never shrinks, like Kafka).
+    pub async fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
+        let mut change = self.meta.change().await;
+        let topic = self.validate_partition_count(name, total)?;
+        let name = name.to_owned();
+        run_to_completion(async move {
+            let meta = Arc::clone(change.meta());
+            let current = topic.partition_count();
+            let log_config = topic.config().log_config(&meta.config.topic_defaults);
+            let logs = {
+                let (dir, clock, flow) = (topic.dir().to_owned(), Arc::clone(&meta.clock), meta.stats.topic(&name));
+                blocking(move || open_partitions(&dir, current..total, &log_config, &clock, &flow)).await?
+            };
+            let event = Event::PartitionsCreated {
+                id: topic.id,
+                name: name.clone(),
+                partitions: total,
+            };
+            change.commit(event, true, Opened::Partitions(logs)).await?;
+            info!(topic = name, from = current, to = total, "partitions created");
+            Ok(())
+        })
+        .await
+    }
+
+    /// The topic, if it exists and may grow to `total` partitions.
+    pub fn validate_partition_count(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(CoreError::InvalidPartitions(format!(
+                "topic {name:?} has {current} partitions; the new count must be larger, not {total}"
+            )));
+        }
+        if total > PARTITIONS_MAX {
+            return Err(CoreError::InvalidPartitions(format!("{total} (at most {PARTITIONS_MAX})")));
+        }
+        Ok(topic)
+    }
+
+    /// Applies config changes to a topic (`Some` sets, `None` resets to the
+    /// default) and reconfigures its logs. With `replace`, keys not named are
+    /// reset too (Kafka's non-incremental AlterConfigs).
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<TopicConfig> {
+        let mut change = self.meta.change().await;
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let base = if replace { TopicConfig::default() } else { topic.config() };
+        let config = base.with_changes(&changes)?;
+        if validate_only {
+            return Ok(config);
+        }
+        let event = Event::TopicConfigsSet {
+            id: topic.id,
+            name: name.to_owned(),
+            configs: config.overrides().clone(),
+        };
+        run_to_completion(async move {
+            change.commit(event, true, Opened::Nothing).await?;
+            Ok(config)
+        })
+        .await
+    }
+
+    /// Appends `record` to Kafka topic `name` (routed there by an exchange),
+    /// in the partition a Kafka producer would pick for its key.
+    pub fn publish_to_topic(&self, name: &str, record: Record) -> Result<PendingAppend> {
+        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let partitions = topic.partition_count();
+        let index = record
+            .key
+            .as_deref()
+            .map_or(0, |key| partitioner::partition_for_key(key, partitions));
+        let partition = topic.partition_handle(index).ok_or_else(|| CoreError::UnknownPartition {
+            topic: name.to_owned(),
+            partition: index,
+        })?;
+        let mut builder = BatchBuilder::new(self.clock().now_ms());
+        builder.push(record);
+        Ok(partition.append(builder.build()))
+    }
+
+    /// A producer id never handed out before (Kafka's InitProducerId).
+    /// Reserves a block in the catalog when the current one is used up.
+    pub async fn allocate_producer_id(&self) -> Result<i64> {
+        loop {
+            {
+                let mut ids = self.meta.producer_ids.lock();
+                if ids.0 < ids.1 {
+                    ids.0 += 1;
+                    return Ok(ids.0 - 1);
+                }
+            }
+            // Reserve the next block durably before handing any of it out.
+            let mut change = self.meta.change().await;
+            let exhausted = {
+                let ids = self.meta.producer_ids.lock();
+                (ids.0 >= ids.1).then_some(ids.1)
+            };
+            if let Some(limit) = exhausted {
+                let up_to = limit + PRODUCER_ID_BLOCK;
+                run_to_completion(async move {
+                    change.commit(Event::ProducerIdsReserved { up_to }, true, Opened::Nothing).await?;
+                    change.meta().producer_ids.lock().1 = up_to;
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+    }
+}
