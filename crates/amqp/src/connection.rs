@@ -25,6 +25,7 @@ use tracing::{debug, info};
 
 use crate::Context;
 use crate::channel::{Channel, OUTBOX_FRAMES, Outbox, delete_auto_deleted};
+use crate::external;
 use crate::frame::{self, FrameError};
 use crate::identity::{self, Identity};
 use crate::login;
@@ -37,8 +38,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection waits for the client's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn run<S>(stream: S, peer: SocketAddr, context: Arc<Context>, mut shutdown: watch::Receiver<bool>)
-where
+/// `client_common_name` is the CN of the client's verified TLS certificate,
+/// which the EXTERNAL mechanism logs in as.
+pub async fn run<S>(
+    stream: S,
+    peer: SocketAddr,
+    client_common_name: Option<String>,
+    context: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let registration = context.broker.connections().register(Protocol::Amqp, peer);
@@ -70,6 +78,7 @@ where
         channel_max: context.config.channel_max,
         hears_blocked: false,
         vhost: VirtualHost::default(),
+        client_common_name,
         identity: Identity {
             principal: Principal::User(String::new()),
             peer: peer.ip(),
@@ -130,6 +139,8 @@ struct Connection {
     hears_blocked: bool,
     /// The vhost `connection.open` named (`/` until then).
     vhost: VirtualHost,
+    /// The CN of the client's verified TLS certificate (for EXTERNAL).
+    client_common_name: Option<String>,
     /// Who the login proved the client to be (nobody's rights until it did).
     identity: Identity,
 }
@@ -153,7 +164,7 @@ impl Connection {
                 version_major: ProtocolVersion::amqp_0_9_1().major,
                 version_minor: ProtocolVersion::amqp_0_9_1().minor,
                 server_properties: server_properties(),
-                mechanisms: LongString::from(login::MECHANISMS.join(" ")),
+                mechanisms: LongString::from(external::mechanisms(self.client_common_name.as_deref())),
                 locales: LongString::from("en_US"),
             })),
         )
@@ -172,7 +183,12 @@ impl Connection {
                 if matches!(capabilities.inner().get("connection.blocked"), Some(AMQPValue::Boolean(true)))
         );
         let mechanism = start_ok.mechanism.as_str();
-        match login::login(&self.context.broker, self.peer, mechanism, start_ok.response.as_bytes()) {
+        let login = if mechanism == external::MECHANISM {
+            external::login(&self.context.broker, self.client_common_name.as_deref())
+        } else {
+            login::login(&self.context.broker, self.peer, mechanism, start_ok.response.as_bytes())
+        };
+        match login {
             Ok((principal, user)) => {
                 self.registration.set_user(user);
                 self.identity = Identity {

@@ -8,6 +8,7 @@
 mod channel;
 mod connection;
 mod consumer_cancel;
+mod external;
 pub mod frame;
 mod identity;
 mod login;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conveyor_core::Broker;
-use tokio::net::TcpListener;
+use conveyor_tls::Listener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -78,17 +79,17 @@ pub async fn serve_connection<S>(stream: S, peer: SocketAddr, context: Arc<Conte
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    connection::run(stream, peer, context, shutdown).await;
+    connection::run(stream, peer, None, context, shutdown).await;
 }
 
 /// How long connections get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts AMQP connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "AMQP listener up");
-    }
+/// Accepts AMQP connections (plain TCP or TLS, amqps) until `shutdown` turns true.
+pub async fn serve(listener: impl Into<Listener>, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = listener.into();
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    info!(addr = ?local, tls = listener.is_tls(), "AMQP listener up");
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -98,9 +99,14 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
                 }
             }
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::run(stream, peer, Arc::clone(&context), shutdown.clone()));
+                Ok(accepted) => {
+                    connections.spawn(connection::run(
+                        accepted.stream,
+                        accepted.peer,
+                        accepted.client_common_name,
+                        Arc::clone(&context),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.

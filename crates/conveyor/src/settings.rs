@@ -12,6 +12,7 @@ use conveyor_core::auth::user::validate_user_name;
 use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
+use conveyor_tls::TlsFiles;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
@@ -47,6 +48,15 @@ pub struct ServeArgs {
     /// HTTP listener: SQS and SNS APIs, admin API, web console, /metrics, /health [default: 127.0.0.1:8080].
     #[arg(long, env = "CONVEYOR_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// Kafka TLS listener (clients' SSL and SASL_SSL); off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_KAFKA_TLS_ADDR", value_name = "ADDR")]
+    pub kafka_tls_addr: Option<SocketAddr>,
+    /// AMQP 0-9-1 TLS listener (amqps://); off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_AMQP_TLS_ADDR", value_name = "ADDR")]
+    pub amqp_tls_addr: Option<SocketAddr>,
+    /// HTTPS listener: what the HTTP listener serves, over TLS; off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_HTTPS_ADDR", value_name = "ADDR")]
+    pub https_addr: Option<SocketAddr>,
     /// Log line format [default: text].
     #[arg(long, env = "CONVEYOR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -63,7 +73,12 @@ pub struct FileSettings {
     pub kafka_addr: Option<SocketAddr>,
     pub amqp_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    /// `[tls]`: the certificate the TLS listeners present.
+    pub tls: Option<TlsFileSettings>,
     #[serde(default)]
     pub topics: TopicFileSettings,
     #[serde(default)]
@@ -110,6 +125,19 @@ pub struct Limits {
     pub disk_free_min_bytes: Option<u64>,
     /// Default 60% of the machine's memory; 0 turns the memory alarm off.
     pub memory_max_bytes: Option<u64>,
+}
+
+/// `[tls]`: PEM files of the TLS listeners. The certificate and key are
+/// read again on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileSettings {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA certificates client certificates are verified against; without
+    /// it no client certificate is asked for.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `[amqp]`: the AMQP front door.
@@ -162,6 +190,11 @@ pub struct Settings {
     pub users: Vec<ConfiguredUser>,
     pub limits: Limits,
     pub http_addr: SocketAddr,
+    /// The TLS listeners, each off unless configured.
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
 }
@@ -195,6 +228,19 @@ impl Settings {
         if default_partitions == 0 {
             bail!("topics.default_partitions must be at least 1");
         }
+        let kafka_tls_addr = args.kafka_tls_addr.or(file.kafka_tls_addr);
+        let amqp_tls_addr = args.amqp_tls_addr.or(file.amqp_tls_addr);
+        let https_addr = args.https_addr.or(file.https_addr);
+        let tls = file.tls.map(|tls| TlsFiles {
+            cert_file: tls.cert_file,
+            key_file: tls.key_file,
+            client_ca_file: tls.client_ca_file,
+        });
+        if tls.is_none() && (kafka_tls_addr.is_some() || amqp_tls_addr.is_some() || https_addr.is_some()) {
+            bail!(
+                "a TLS listener (kafka_tls_addr, amqp_tls_addr, https_addr) needs a [tls] table with cert_file and key_file in the config file"
+            );
+        }
         for name in file.amqp.vhosts.iter().chain(file.amqp.user_vhosts.values().flatten()) {
             VirtualHost::new(name).with_context(|| "in [amqp]")?;
         }
@@ -222,6 +268,10 @@ impl Settings {
                 .http_addr
                 .or(file.http_addr)
                 .map_or_else(|| default_addr(DEFAULT_HTTP_ADDR), Ok)?,
+            kafka_tls_addr,
+            amqp_tls_addr,
+            https_addr,
+            tls,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             broker: BrokerConfig {
                 data_dir,
@@ -324,9 +374,41 @@ mod tests {
         assert_eq!(settings.amqp_user_vhosts.get("alice"), Some(&vec!["staging".to_owned()]));
         assert_eq!(settings.limits.disk_free_min_bytes, Some(1000));
         assert_eq!(settings.limits.memory_max_bytes, None);
+        assert_eq!(settings.kafka_tls_addr, None, "TLS listeners are off unless configured");
+        assert_eq!(settings.tls, None);
         assert_eq!(settings.auth, AuthPolicy::default(), "anonymous from loopback, open metrics");
         assert_eq!(settings.users.len(), 1);
         assert_eq!(settings.users[0].name, "alice");
+    }
+
+    #[test]
+    fn tls_listeners_come_from_flags_or_the_file_and_need_the_tls_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        std::fs::write(&path, "kafka_tls_addr = \"127.0.0.1:9093\"\n").expect("write");
+        let error = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect_err("no [tls]");
+        assert!(format!("{error:#}").contains("[tls]"), "{error:#}");
+        std::fs::write(
+            &path,
+            "kafka_tls_addr = \"127.0.0.1:9093\"\n[tls]\ncert_file = \"/etc/c.pem\"\nkey_file = \"/etc/c.key\"\nclient_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .expect("write");
+        let settings = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            https_addr: Some("127.0.0.1:8443".parse().expect("addr")),
+            ..ServeArgs::default()
+        })
+        .expect("resolve");
+        assert_eq!(settings.kafka_tls_addr.map(|addr| addr.port()), Some(9093));
+        assert_eq!(settings.https_addr.map(|addr| addr.port()), Some(8443));
+        assert_eq!(settings.amqp_tls_addr, None);
+        let tls = settings.tls.expect("tls");
+        assert_eq!(tls.cert_file, PathBuf::from("/etc/c.pem"));
+        assert_eq!(tls.client_ca_file, Some(PathBuf::from("/etc/ca.pem")));
     }
 
     #[test]

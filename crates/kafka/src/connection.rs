@@ -13,14 +13,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use conveyor_core::auth::{Operation, Principal, Resource};
 use conveyor_core::connections::Registration;
+use conveyor_tls::Accepted;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::Context;
+use crate::authentication::{Answer, Authentication};
 use crate::frame::{self, FrameError};
 use crate::handlers;
 
@@ -35,14 +37,56 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The address the client connected to; advertised back in metadata.
     pub local: SocketAddr,
+    /// Who the connection speaks for; `None` before a required SASL
+    /// authentication (no handler but ApiVersions runs then).
+    pub principal: Option<Principal>,
 }
 
-pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let peer = registration.peer;
-    let Ok(local) = stream.local_addr() else { return };
-    let connection = Arc::new(ConnectionInfo { peer, local });
-    debug!(%peer, "Kafka connection opened");
-    let (read_half, write_half) = stream.into_split();
+impl ConnectionInfo {
+    /// Whether the authorizer lets this connection do `operation` on `resource`;
+    /// a refusal is counted and logged.
+    pub fn allowed(&self, context: &Context, resource: &Resource<'_>, operation: Operation) -> bool {
+        match &self.principal {
+            Some(principal) => context
+                .broker
+                .authorizer()
+                .check("kafka", principal, Some(self.peer.ip()), resource, operation)
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether some ACL lets this connection do `operation` on some resource
+    /// of the kind of `resource` (Kafka's `authorizeByResourceType`).
+    pub fn allowed_on_any(&self, context: &Context, resource: &Resource<'_>, operation: Operation) -> bool {
+        self.principal.as_ref().is_some_and(|principal| {
+            context
+                .broker
+                .authorizer()
+                .authorize_any(principal, Some(self.peer.ip()), resource, operation)
+        })
+    }
+}
+
+/// Serves one connection, plain or TLS alike.
+pub async fn run(accepted: Accepted, tls: bool, registration: Registration, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let Accepted {
+        stream,
+        peer,
+        local,
+        client_common_name,
+    } = accepted;
+    let mut authentication = Authentication::new(&context, peer, client_common_name);
+    if let Some(Principal::User(user)) = authentication.principal() {
+        registration.set_user(user.clone());
+    }
+    let mut connection = Arc::new(ConnectionInfo {
+        peer,
+        local,
+        principal: authentication.principal().cloned(),
+    });
+    debug!(%peer, tls, "Kafka connection opened");
+    let (read_half, write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (replies, mut pending) = mpsc::channel::<Reply>(context.config.in_flight_requests_max.max(1));
 
@@ -71,10 +115,19 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
 
     let read_loop = async {
         loop {
+            let frame_bytes_max = authentication.frame_bytes_max(context.config.frame_bytes_max);
             let frame = tokio::select! {
                 () = crate::stopped(&mut shutdown) => break,
-                frame = frame::read_frame(&mut reader, context.config.frame_bytes_max) => frame,
+                frame = frame::read_frame(&mut reader, frame_bytes_max) => frame,
             };
+            if authentication.expects_raw_token() {
+                let Ok(token) = frame else { break };
+                let answer = authentication.raw_token(&context, token).await;
+                if !send_answer(&replies, answer, &mut authentication, &mut connection, &registration).await {
+                    break;
+                }
+                continue;
+            }
             let parsed = frame.and_then(frame::parse_request);
             if let Ok(request) = &parsed
                 && request.api == ApiKey::Produce
@@ -83,30 +136,53 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
                 break;
             }
             let started = Instant::now();
-            let outcome = parsed.and_then(|request| {
-                if registration.client_unknown()
-                    && let Some(client_id) = request.header.client_id.as_ref().filter(|id| !id.is_empty())
-                {
-                    registration.set_client(client_id.as_str());
+            let request = match parsed {
+                Ok(request) => request,
+                Err(error) => {
+                    log_end(peer, &error);
+                    break;
                 }
-                let api = request.api;
-                let reply = handlers::dispatch(&context, &connection, request)?;
-                Ok(timed(reply, &context, api, started))
-            });
+            };
+            if registration.client_unknown()
+                && let Some(client_id) = request.header.client_id.as_ref().filter(|id| !id.is_empty())
+            {
+                registration.set_client(client_id.as_str());
+            }
+            let answer = match request.api {
+                ApiKey::SaslHandshake => Some(authentication.handshake(&context, &request)),
+                ApiKey::SaslAuthenticate => Some(authentication.authenticate(&context, &request).await),
+                ApiKey::ApiVersions => None,
+                api if authentication.principal().is_none() => {
+                    // A Kafka broker with SASL enabled closes such a connection too.
+                    info!(%peer, api = crate::versions::name(api), "Kafka request before authentication; closing the connection");
+                    break;
+                }
+                _ => None,
+            };
+            if let Some(answer) = answer {
+                match answer {
+                    Ok(answer) => {
+                        if !send_answer(&replies, answer, &mut authentication, &mut connection, &registration).await {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        log_end(peer, &error);
+                        break;
+                    }
+                }
+                continue;
+            }
+            let api = request.api;
+            let outcome = handlers::dispatch(&context, &connection, request).map(|reply| timed(reply, &context, api, started));
             match outcome {
                 Ok(reply) => {
                     if replies.send(reply).await.is_err() {
                         break;
                     }
                 }
-                Err(FrameError::Eof) => break,
-                Err(FrameError::Io(reason)) => {
-                    debug!(%peer, %reason, "Kafka connection ended");
-                    break;
-                }
-                Err(reason) => {
-                    // Kafka's answer to a request it cannot read: close the connection.
-                    info!(%peer, %reason, "closing Kafka connection");
+                Err(error) => {
+                    log_end(peer, &error);
                     break;
                 }
             }
@@ -118,6 +194,42 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
         _ = async { tokio::join!(read_loop, writer) } => debug!(%peer, "Kafka connection closed"),
         () = registration.closed() => info!(%peer, id = registration.id, "Kafka connection closed by an operator"),
     }
+}
+
+/// Why the connection ends, logged at the level it deserves.
+fn log_end(peer: SocketAddr, error: &FrameError) {
+    match error {
+        FrameError::Eof => {}
+        FrameError::Io(reason) => debug!(%peer, %reason, "Kafka connection ended"),
+        // Kafka's answer to a request it cannot read: close the connection.
+        reason => info!(%peer, %reason, "closing Kafka connection"),
+    }
+}
+
+/// Queues a SASL answer in reply order; when it authenticated the client,
+/// later requests see the new principal. False when the connection is to close.
+async fn send_answer(
+    replies: &mpsc::Sender<Reply>,
+    answer: Answer,
+    authentication: &mut Authentication,
+    connection: &mut Arc<ConnectionInfo>,
+    registration: &Registration,
+) -> bool {
+    if let Some(frame) = answer.frame
+        && replies.send(Box::pin(async move { Ok(Some(frame)) })).await.is_err()
+    {
+        return false;
+    }
+    if authentication.principal() != connection.principal.as_ref() {
+        if let Some(Principal::User(user)) = authentication.principal() {
+            registration.set_user(user.clone());
+        }
+        *connection = Arc::new(ConnectionInfo {
+            principal: authentication.principal().cloned(),
+            ..ConnectionInfo::clone(connection)
+        });
+    }
+    !answer.close
 }
 
 /// While a resource alarm is on (low disk or memory), a produce request

@@ -19,6 +19,9 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 /// Kafka's `isolation_level` for `read_committed`.
@@ -47,7 +50,7 @@ struct Read {
     aborted: Option<Vec<(i64, i64)>>,
 }
 
-pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: FetchRequest, version: i16) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
         // We never create sessions, so a client cannot hold one.
         return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
@@ -59,6 +62,11 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
             context.broker.topic_by_id(requested.topic_id)
         } else {
             context.broker.topic(&requested.topic)
+        };
+        // READ on the topic, asked by name (a topic id resolves first).
+        let refused = match &topic {
+            Some(topic) => !connection.allowed(context, &Resource::Topic(&topic.name), Operation::Read),
+            None => version < 13 && !connection.allowed(context, &Resource::Topic(&requested.topic), Operation::Read),
         };
         let missing = if version >= 13 {
             ResponseError::UnknownTopicId
@@ -72,6 +80,7 @@ pub async fn handle(context: &Context, request: FetchRequest, version: i16) -> F
         ));
         for partition in &requested.partitions {
             let target = match &topic {
+                _ if refused => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(missing),
                 Some(topic) => u32::try_from(partition.partition)
                     .ok()

@@ -6,6 +6,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use conveyor_core::auth::Operation;
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 const LATEST: i64 = -1;
@@ -13,7 +16,7 @@ const EARLIEST: i64 = -2;
 /// Kafka's `isolation_level` for `read_committed`.
 const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
     let requests = request
         .topics
@@ -29,7 +32,7 @@ pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16
                     })
                     .flatten();
                 (
-                    super::records::partition_log(context, &topic.name, partition.partition_index),
+                    super::records::partition_log(context, connection, &topic.name, partition.partition_index, Operation::Describe),
                     (partition.timestamp, last_stable_offset),
                 )
             })

@@ -7,15 +7,36 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
-pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
+pub async fn init_producer_id(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if request.transactional_id.as_ref().is_some_and(|id| id.0.is_empty()) {
         // Kafka's answer to an empty transactional id.
         return response.with_error_code(ResponseError::InvalidRequest.code());
+    }
+    if let Some(transactional_id) = &request.transactional_id
+        && !connection.allowed(context, &Resource::TransactionalId(&transactional_id.0), Operation::Write)
+    {
+        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or, since
+    // KIP-679, WRITE on any topic.
+    if request.transactional_id.is_none()
+        && !connection.allowed_on_any(context, &Resource::Cluster, Operation::IdempotentWrite)
+        && !connection.allowed_on_any(context, &Resource::Topic(""), Operation::Write)
+    {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     if request.transactional_id.is_some() {
         return super::transactions::init_producer_id(context, request, version).await;
@@ -27,12 +48,18 @@ pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest,
     }
 }
 
-pub fn describe_producers(context: &Context, request: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn describe_producers(context: &Context, connection: &ConnectionInfo, request: DescribeProducersRequest) -> DescribeProducersResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let found = context.broker.topic(&topic.name);
+            let authorized = connection.allowed(context, &Resource::Topic(&topic.name), Operation::Read);
+            let found = context.broker.topic(&topic.name).filter(|_| authorized);
+            let missing = if authorized {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                ResponseError::TopicAuthorizationFailed
+            };
             let partitions = topic
                 .partition_indexes
                 .iter()
@@ -43,7 +70,7 @@ pub fn describe_producers(context: &Context, request: DescribeProducersRequest) 
                     match handle {
                         None => PartitionResponse::default()
                             .with_partition_index(index)
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                            .with_error_code(missing.code()),
                         Some(partition) => PartitionResponse::default().with_partition_index(index).with_active_producers(
                             partition
                                 .producers()
