@@ -12,6 +12,7 @@ use conveyor_core::auth::user::validate_user_name;
 use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
+use conveyor_log::IoPoolConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
@@ -53,6 +54,9 @@ pub struct ServeArgs {
     /// Durability of topics that do not set their own: always, interval:<ms> or never [default: always].
     #[arg(long, env = "CONVEYOR_DURABILITY", value_name = "POLICY")]
     pub durability: Option<String>,
+    /// Threads that write and fsync logs, shared by every log [default: the number of cores].
+    #[arg(long, env = "CONVEYOR_WRITER_THREADS", value_name = "N")]
+    pub writer_threads: Option<usize>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -70,6 +74,8 @@ pub struct FileSettings {
     pub amqp: AmqpFileSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub storage: StorageFileSettings,
     #[serde(default)]
     pub auth: AuthFileSettings,
     /// `[users.NAME]`: users applied at every start.
@@ -110,6 +116,16 @@ pub struct Limits {
     pub disk_free_min_bytes: Option<u64>,
     /// Default 60% of the machine's memory; 0 turns the memory alarm off.
     pub memory_max_bytes: Option<u64>,
+}
+
+/// `[storage]`: the log I/O pool shared by every topic partition and queue.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFileSettings {
+    /// Threads writing and fsyncing logs. Default: the number of cores.
+    pub writer_threads: Option<usize>,
+    /// Segment files kept open at most. Default: half the open-file limit (`ulimit -n`).
+    pub open_files_max: Option<usize>,
 }
 
 /// `[amqp]`: the AMQP front door.
@@ -164,6 +180,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
+    /// `[storage]`: the log I/O pool.
+    pub io_pool: IoPoolConfig,
 }
 
 impl Settings {
@@ -199,6 +217,19 @@ impl Settings {
             VirtualHost::new(name).with_context(|| "in [amqp]")?;
         }
         let users = configured_users(&file.users, &file.amqp.users)?;
+        let mut io_pool = IoPoolConfig::from_system();
+        if let Some(threads) = args.writer_threads.or(file.storage.writer_threads) {
+            if threads == 0 {
+                bail!("storage.writer_threads (--writer-threads) must be at least 1");
+            }
+            io_pool.writer_threads = threads;
+        }
+        if let Some(files) = file.storage.open_files_max {
+            if files == 0 {
+                bail!("storage.open_files_max must be at least 1");
+            }
+            io_pool.open_files_max = files;
+        }
         let auth = AuthPolicy {
             anonymous: file.auth.anonymous.unwrap_or_default(),
             metrics: file.auth.metrics.unwrap_or_default(),
@@ -229,6 +260,7 @@ impl Settings {
                 default_partitions,
                 topic_defaults,
             },
+            io_pool,
         })
     }
 }
@@ -305,12 +337,13 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\n[storage]\nwriter_threads = 3\nopen_files_max = 100\n",
         )
         .expect("write");
         let args = ServeArgs {
             config: Some(path),
             http_addr: Some("127.0.0.1:3333".parse().expect("addr")),
+            writer_threads: Some(5),
             ..ServeArgs::default()
         };
         let settings = Settings::resolve(&args).expect("resolve");
@@ -324,6 +357,8 @@ mod tests {
         assert_eq!(settings.amqp_user_vhosts.get("alice"), Some(&vec!["staging".to_owned()]));
         assert_eq!(settings.limits.disk_free_min_bytes, Some(1000));
         assert_eq!(settings.limits.memory_max_bytes, None);
+        assert_eq!(settings.io_pool.writer_threads, 5, "--writer-threads wins over [storage]");
+        assert_eq!(settings.io_pool.open_files_max, 100);
         assert_eq!(settings.auth, AuthPolicy::default(), "anonymous from loopback, open metrics");
         assert_eq!(settings.users.len(), 1);
         assert_eq!(settings.users[0].name, "alice");
@@ -356,6 +391,7 @@ mod tests {
             "[users.bob]\naws_access_key_id = \"AKIA\"\n",
             "[auth]\nanonymous = \"sometimes\"\n",
             "[users.bob]\npassword = \"x\"\n[amqp.users]\nbob = \"y\"\n",
+            "[storage]\nwriter_threads = 0\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             let resolved = Settings::resolve(&ServeArgs {

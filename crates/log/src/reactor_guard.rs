@@ -44,8 +44,8 @@ pub fn check(what: &'static str) {
     }
     let count = VIOLATIONS.fetch_add(1, Ordering::Relaxed) + 1;
     if count <= LOGGED_MAX {
-        let backtrace = std::backtrace::Backtrace::capture();
-        tracing::error!(operation = what, %backtrace, "a blocking call ran on an async reactor thread");
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        tracing::error!(operation = what, ?backtrace, "a blocking call ran on an async reactor thread");
     }
     if cfg!(debug_assertions) && panics() {
         panic!("blocking call on an async reactor thread: {what}");
