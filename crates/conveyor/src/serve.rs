@@ -25,9 +25,21 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_tracing(settings.log_format);
+    // Before any log opens: every log of the process is served by this pool.
+    let pool = conveyor_log::IoPool::install_default(settings.io_pool).context("starting the log I/O threads")?;
+    info!(
+        writer_threads = pool.writer_threads(),
+        open_files_max = pool.open_files_max(),
+        "log I/O pool started"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("conveyor")
+        // Only the runtime's workers park and unpark through these hooks
+        // (its blocking threads do not): they mark the threads on which a
+        // blocking file operation is a bug (`conveyor_log::reactor_guard`).
+        .on_thread_park(conveyor_log::reactor_guard::mark_reactor_thread)
+        .on_thread_unpark(conveyor_log::reactor_guard::mark_reactor_thread)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(settings))

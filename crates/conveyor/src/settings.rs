@@ -13,6 +13,7 @@ use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredU
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
 use conveyor_tls::TlsFiles;
+use conveyor_log::IoPoolConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
@@ -63,6 +64,9 @@ pub struct ServeArgs {
     /// Durability of topics that do not set their own: always, interval:<ms> or never [default: always].
     #[arg(long, env = "CONVEYOR_DURABILITY", value_name = "POLICY")]
     pub durability: Option<String>,
+    /// Threads that write and fsync logs, shared by every log [default: the number of cores].
+    #[arg(long, env = "CONVEYOR_WRITER_THREADS", value_name = "N")]
+    pub writer_threads: Option<usize>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -85,6 +89,8 @@ pub struct FileSettings {
     pub amqp: AmqpFileSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub storage: StorageFileSettings,
     #[serde(default)]
     pub auth: AuthFileSettings,
     /// `[users.NAME]`: users applied at every start.
@@ -138,6 +144,16 @@ pub struct TlsFileSettings {
     /// CA certificates client certificates are verified against; without
     /// it no client certificate is asked for.
     pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[storage]`: the log I/O pool shared by every topic partition and queue.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFileSettings {
+    /// Threads writing and fsyncing logs. Default: the number of cores.
+    pub writer_threads: Option<usize>,
+    /// Segment files kept open at most. Default: half the open-file limit (`ulimit -n`).
+    pub open_files_max: Option<usize>,
 }
 
 /// `[amqp]`: the AMQP front door.
@@ -197,6 +213,8 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
+    /// `[storage]`: the log I/O pool.
+    pub io_pool: IoPoolConfig,
 }
 
 impl Settings {
@@ -245,6 +263,19 @@ impl Settings {
             VirtualHost::new(name).with_context(|| "in [amqp]")?;
         }
         let users = configured_users(&file.users, &file.amqp.users)?;
+        let mut io_pool = IoPoolConfig::from_system();
+        if let Some(threads) = args.writer_threads.or(file.storage.writer_threads) {
+            if threads == 0 {
+                bail!("storage.writer_threads (--writer-threads) must be at least 1");
+            }
+            io_pool.writer_threads = threads;
+        }
+        if let Some(files) = file.storage.open_files_max {
+            if files == 0 {
+                bail!("storage.open_files_max must be at least 1");
+            }
+            io_pool.open_files_max = files;
+        }
         let auth = AuthPolicy {
             anonymous: file.auth.anonymous.unwrap_or_default(),
             metrics: file.auth.metrics.unwrap_or_default(),
@@ -279,6 +310,7 @@ impl Settings {
                 default_partitions,
                 topic_defaults,
             },
+            io_pool,
         })
     }
 }
@@ -355,12 +387,13 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\n[storage]\nwriter_threads = 3\nopen_files_max = 100\n",
         )
         .expect("write");
         let args = ServeArgs {
             config: Some(path),
             http_addr: Some("127.0.0.1:3333".parse().expect("addr")),
+            writer_threads: Some(5),
             ..ServeArgs::default()
         };
         let settings = Settings::resolve(&args).expect("resolve");
@@ -376,6 +409,8 @@ mod tests {
         assert_eq!(settings.limits.memory_max_bytes, None);
         assert_eq!(settings.kafka_tls_addr, None, "TLS listeners are off unless configured");
         assert_eq!(settings.tls, None);
+        assert_eq!(settings.io_pool.writer_threads, 5, "--writer-threads wins over [storage]");
+        assert_eq!(settings.io_pool.open_files_max, 100);
         assert_eq!(settings.auth, AuthPolicy::default(), "anonymous from loopback, open metrics");
         assert_eq!(settings.users.len(), 1);
         assert_eq!(settings.users[0].name, "alice");
@@ -438,6 +473,7 @@ mod tests {
             "[users.bob]\naws_access_key_id = \"AKIA\"\n",
             "[auth]\nanonymous = \"sometimes\"\n",
             "[users.bob]\npassword = \"x\"\n[amqp.users]\nbob = \"y\"\n",
+            "[storage]\nwriter_threads = 0\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             let resolved = Settings::resolve(&ServeArgs {

@@ -5,7 +5,8 @@
 //! counters per topic and queue (`stats.rs`), open connections and channels
 //! per protocol (`connections.rs`), request latency histograms per protocol
 //! and API, the log writers' fsync latency histogram, and whether each log
-//! is poisoned (`log_health.rs`). Names and labels
+//! is poisoned (`log_health.rs`), the I/O pool's open files, and blocking
+//! calls caught on an async worker thread (`reactor_guard`). Names and labels
 //! follow Prometheus conventions (`conveyor_` prefix, base units: seconds
 //! and bytes, `_total` counters, cumulative `le` buckets).
 
@@ -373,6 +374,29 @@ pub fn render(broker: &Broker) -> String {
         "conveyor_fsync_duration_seconds",
         &[],
         &conveyor_log::histogram::fsync_duration().snapshot(),
+    );
+    let pool = conveyor_log::IoPool::default_pool();
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_log_open_files",
+        "Segment files the log I/O pool's open-file cache holds open.",
+    );
+    family.sample("conveyor_log_open_files", &[], pool.open_files() as f64);
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_log_open_files_max",
+        "The open-file cache's cap ([storage] open_files_max).",
+    );
+    family.sample("conveyor_log_open_files_max", &[], pool.open_files_max() as f64);
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_blocking_calls_on_reactor_total",
+        "Blocking file operations or waits that ran on an async worker thread; stays 0 unless a call site is wrong.",
+    );
+    family.sample(
+        "conveyor_blocking_calls_on_reactor_total",
+        &[],
+        conveyor_log::reactor_guard::blocking_calls_on_reactor() as f64,
     );
     out
 }
