@@ -29,11 +29,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::Context;
+use crate::consumer_cancel;
 use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
 use crate::prefetch::Window;
 use crate::reply::{self, Exception, short};
+use crate::reply_to::{self, DirectReplyConsumer};
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -49,12 +51,12 @@ pub type Outbox = mpsc::Sender<Bytes>;
 
 /// State a channel shares with its consumers' delivery tasks.
 #[derive(Debug)]
-struct Shared {
-    id: u16,
-    broker: Arc<Broker>,
-    out: Outbox,
+pub(crate) struct Shared {
+    pub(crate) id: u16,
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) out: Outbox,
     frame_max: usize,
-    next_tag: AtomicU64,
+    pub(crate) next_tag: AtomicU64,
     unacked: Mutex<BTreeMap<u64, Unacked>>,
     /// The channel's global prefetch window: every consumer's deliveries count in it.
     global: Window,
@@ -170,6 +172,8 @@ pub struct Channel {
     vhost: VirtualHost,
     /// Whose permissions every method is checked against (RabbitMQ's table, `identity.rs`).
     identity: Identity,
+    /// The channel's consumer of `amq.rabbitmq.reply-to` (Direct Reply-to).
+    replies: Option<DirectReplyConsumer>,
 }
 
 /// What a transactional channel has done since its last commit or rollback.
@@ -272,6 +276,7 @@ impl Channel {
             frame_bytes: None,
             vhost,
             identity,
+            replies: None,
         }
     }
 
@@ -576,7 +581,14 @@ impl Channel {
                 self.consume(context, connection_id, consume).await.map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)) => {
-                if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
+                self.forget_cancelled_by_broker();
+                if self
+                    .replies
+                    .as_ref()
+                    .is_some_and(|replies| replies.tag == cancel.consumer_tag.as_str())
+                {
+                    self.replies = None;
+                } else if let Some(consumer) = self.consumers.remove(cancel.consumer_tag.as_str())
                     && let Some(unused) = detach(consumer, Held::KeptByChannel)
                 {
                     delete_auto_deleted(context, vec![unused]).await;
@@ -723,10 +735,12 @@ impl Channel {
 
     async fn finish_publish(&mut self, context: &Context) -> Result<(), Exception> {
         let Some(publishing) = self.publishing.take() else { return Ok(()) };
+        let mut properties = publishing.properties.unwrap_or_default();
+        reply_to::rewrite(&mut properties, self.replies.as_ref())?;
         let message = Message {
             exchange: publishing.exchange,
             routing_key: publishing.routing_key,
-            properties: publishing.properties.unwrap_or_default(),
+            properties,
             body: publishing.body,
         };
         match self.tx.as_mut() {
@@ -811,7 +825,8 @@ impl Channel {
     fn apply(&mut self, unacked: Vec<Unacked>, settlement: Settlement) {
         match settlement {
             Settlement::Ack => {
-                for one in unacked {
+                // A deleted queue's deliveries are settled with it.
+                for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
                     match one.queue.queue.ack(one.consumer, one.offset) {
                         Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
@@ -829,6 +844,17 @@ impl Channel {
     /// (with its bytes in the connection's budget, given back once stored).
     async fn publish(&mut self, context: &Context, message: Message, mandatory: bool, bytes: Option<Reservation>) {
         let started = Instant::now();
+        if let Some(token) = reply_to::token_of(&message.exchange, &message.routing_key) {
+            // A direct reply: straight to its consumer, confirmed at once.
+            let token = token.to_owned();
+            if let Some(returned) = reply_to::send(&context.broker, &token, message)
+                && mandatory
+            {
+                self.return_unroutable(&returned).await;
+            }
+            self.confirm_after(Confirm::Now, started, bytes);
+            return;
+        }
         let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
         // The message keeps the exchange as the client named it (deliveries show it).
         let routed = self
@@ -839,13 +865,7 @@ impl Channel {
             .unwrap_or_default();
         let confirm = if routed.is_empty() {
             if mandatory {
-                let method = basic::AMQPMethod::Return(basic::Return {
-                    reply_code: reply::NO_ROUTE,
-                    reply_text: short("NO_ROUTE"),
-                    exchange: short(message.exchange.clone()),
-                    routing_key: short(message.routing_key.clone()),
-                });
-                self.send(&content_frames(&self.shared, method, &message)).await;
+                self.return_unroutable(&message).await;
             }
             Confirm::Now
         } else {
@@ -871,6 +891,24 @@ impl Channel {
             }
             Confirm::Durable(appends, true)
         };
+        self.confirm_after(confirm, started, bytes);
+    }
+
+    /// A mandatory publish that reached nobody goes back (312 NO_ROUTE).
+    async fn return_unroutable(&self, message: &Message) {
+        let method = basic::AMQPMethod::Return(basic::Return {
+            reply_code: reply::NO_ROUTE,
+            reply_text: short("NO_ROUTE"),
+            exchange: short(message.exchange.clone()),
+            routing_key: short(message.routing_key.clone()),
+        });
+        self.send(&content_frames(&self.shared, method, message)).await;
+    }
+
+    /// Hands a publish's confirm to the store task, which sends it (in
+    /// confirm mode) once what it waits for is stored; `bytes` are held
+    /// in the connection's budget until then.
+    fn confirm_after(&mut self, confirm: Confirm, started: Instant, bytes: Option<Reservation>) {
         let confirm_tag = self.confirm_next;
         if let Some(next) = self.confirm_next.as_mut() {
             *next += 1;
@@ -881,6 +919,18 @@ impl Channel {
 
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
         let mut name = declare.queue.to_string();
+        if declare.passive && name == reply_to::PSEUDO_QUEUE {
+            // It always exists, empty and unconsumed (FastStream checks it so).
+            if !declare.nowait {
+                self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                    queue: short(name),
+                    message_count: 0,
+                    consumer_count: 0,
+                })))
+                .await;
+            }
+            return Ok(());
+        }
         if declare.passive {
             let resource = self.resource(&name)?;
             let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
@@ -895,7 +945,8 @@ impl Channel {
                 format!("queue name '{name}' contains reserved prefix 'amq.*'"),
             ));
         }
-        check_integer_arguments(&declare.arguments, &name)?;
+        let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
+            .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
         // RabbitMQ checks a server-named queue under its generated name.
         self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
         if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
@@ -908,7 +959,7 @@ impl Channel {
         let definition = QueueDefinition {
             durable: declare.durable,
             auto_delete: declare.auto_delete,
-            arguments: arguments(&declare.arguments),
+            arguments,
         };
         let (declared, _created) = context
             .broker
@@ -949,6 +1000,9 @@ impl Channel {
 
     async fn consume(&mut self, context: &Context, connection_id: u64, consume: basic::Consume) -> Result<(), Exception> {
         let name = consume.queue.to_string();
+        if name == reply_to::PSEUDO_QUEUE {
+            return self.consume_replies(consume).await;
+        }
         let resource = self.resource(&name)?;
         let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
         check_access(context, connection_id, &self.vhost, &resource)?;
@@ -960,6 +1014,7 @@ impl Channel {
         } else {
             consume.consumer_tag.to_string()
         };
+        self.forget_cancelled_by_broker();
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
         }
@@ -1006,6 +1061,30 @@ impl Channel {
             },
         ));
         self.consumers.insert(tag, consumer);
+        Ok(())
+    }
+
+    /// `basic.consume` of `amq.rabbitmq.reply-to` (`reply_to.rs`).
+    async fn consume_replies(&mut self, consume: basic::Consume) -> Result<(), Exception> {
+        let tag = if consume.consumer_tag.as_str().is_empty() {
+            let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
+            self.next_consumer_tag += 1;
+            tag
+        } else {
+            consume.consumer_tag.to_string()
+        };
+        self.forget_cancelled_by_broker();
+        if self.consumers.contains_key(&tag) {
+            return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let replies = reply_to::consume(&self.shared, self.replies.as_ref(), tag.clone(), consume.no_ack)?;
+        self.replies = Some(replies);
+        if !consume.nowait {
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: short(tag),
+            })))
+            .await;
+        }
         Ok(())
     }
 
@@ -1061,6 +1140,13 @@ impl Channel {
         });
         self.send(&content_frames(&self.shared, method, &message)).await;
         Ok(())
+    }
+
+    /// Drops the consumers whose queue was deleted: they were sent
+    /// `basic.cancel` (`consumer_cancel.rs`) and their tags are free again.
+    fn forget_cancelled_by_broker(&mut self) {
+        self.consumers
+            .retain(|_, consumer| !consumer_cancel::gone_with_queue(&consumer.queue));
     }
 
     /// Appends the client did not publish (dead letters) but that later
@@ -1122,6 +1208,7 @@ impl Channel {
         // An uncommitted transaction is dropped (its publishes with their budget).
         self.tx = None;
         self.frame_bytes = None;
+        self.replies = None;
         unused
     }
 }
@@ -1204,7 +1291,8 @@ impl Refusal {
 /// Settles deliveries that were not acked; returns the dead-letter appends.
 fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal) -> Vec<Storing> {
     let mut appends = Vec::new();
-    for one in unacked {
+    // A deleted queue's deliveries are settled with it: nothing to requeue or dead-letter.
+    for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
         let result = if refusal != Refusal::DeadLetter {
             let delay_ms = match refusal {
                 Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
@@ -1283,76 +1371,10 @@ fn consumer_priority(arguments: &FieldTable) -> Result<i64, Exception> {
     priority.ok_or_else(|| Exception::new(reply::PRECONDITION_FAILED, format!("invalid arg 'x-priority' of type {value:?}")))
 }
 
-/// Queue arguments that must be AMQP integers, as RabbitMQ checks them
-/// (their values are the core's to check; as text they lose their type).
-fn check_integer_arguments(arguments: &FieldTable, queue: &str) -> Result<(), Exception> {
-    const INTEGER_ARGUMENTS: [&str; 1] = [conveyor_core::queue::policy::arguments::MAX_PRIORITY];
-    for name in INTEGER_ARGUMENTS {
-        let Some(value) = arguments.inner().get(name) else {
-            continue;
-        };
-        let integer = matches!(
-            value,
-            AMQPValue::ShortShortInt(_)
-                | AMQPValue::ShortShortUInt(_)
-                | AMQPValue::ShortInt(_)
-                | AMQPValue::ShortUInt(_)
-                | AMQPValue::LongInt(_)
-                | AMQPValue::LongUInt(_)
-                | AMQPValue::LongLongInt(_)
-        );
-        if !integer {
-            // RabbitMQ's names of the field types.
-            let kind = match value {
-                AMQPValue::LongString(_) | AMQPValue::ShortString(_) => "longstr",
-                AMQPValue::Boolean(_) => "bool",
-                AMQPValue::Float(_) => "float",
-                AMQPValue::Double(_) => "double",
-                AMQPValue::DecimalValue(_) => "decimal",
-                AMQPValue::Timestamp(_) => "timestamp",
-                AMQPValue::FieldTable(_) => "table",
-                AMQPValue::FieldArray(_) => "array",
-                AMQPValue::ByteArray(_) => "binary",
-                _ => "void",
-            };
-            return Err(Exception::new(
-                reply::PRECONDITION_FAILED,
-                format!("invalid arg '{name}' for queue '{queue}' in vhost '/': {{unacceptable_type,{kind}}}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Queue arguments kept as text, so a redeclaration compares them.
-fn arguments(table: &FieldTable) -> BTreeMap<String, String> {
-    table
-        .inner()
-        .iter()
-        .map(|(key, value)| (key.to_string(), argument_text(value)))
-        .collect()
-}
-
-fn argument_text(value: &AMQPValue) -> String {
-    match value {
-        AMQPValue::LongString(text) => String::from_utf8_lossy(text.as_bytes()).into_owned(),
-        AMQPValue::ShortString(text) => text.to_string(),
-        AMQPValue::Boolean(value) => value.to_string(),
-        AMQPValue::ShortShortInt(value) => value.to_string(),
-        AMQPValue::ShortShortUInt(value) => value.to_string(),
-        AMQPValue::ShortInt(value) => value.to_string(),
-        AMQPValue::ShortUInt(value) => value.to_string(),
-        AMQPValue::LongInt(value) => value.to_string(),
-        AMQPValue::LongUInt(value) => value.to_string(),
-        AMQPValue::LongLongInt(value) => value.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
 /// A method that carries content, its content header and its body frames
 /// (at most `frame_max` bytes each, 8 of them framing), sent as one piece so
 /// that nothing else on the channel comes between them.
-fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message) -> Vec<AMQPFrame> {
+pub(crate) fn content_frames(shared: &Shared, method: basic::AMQPMethod, message: &Message) -> Vec<AMQPFrame> {
     let mut frames = vec![
         AMQPFrame::Method(shared.id, AMQPClass::Basic(method)),
         AMQPFrame::Header(
@@ -1480,6 +1502,13 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
             return;
         }
+        if consumer_cancel::gone_with_queue(&declared) {
+            let _ = shared
+                .out
+                .send(frame::encode(&[consumer_cancel::notification(shared.id, &tag)]))
+                .await;
+            return;
+        }
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
         // Reserved in the windows before acquiring, so consumers sharing a
         // global window cannot overrun it; what goes unused is given back.
@@ -1526,6 +1555,8 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
                     }
                     deliveries
                 }
+                // Deleted meanwhile: the next round tells the client.
+                Err(_) if consumer_cancel::gone_with_queue(&declared) => continue,
                 Err(error) => {
                     warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
                     return;

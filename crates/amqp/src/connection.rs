@@ -27,6 +27,7 @@ use tracing::{debug, info};
 
 use crate::Context;
 use crate::channel::{Channel, OUTBOX_FRAMES, Outbox, delete_auto_deleted};
+use crate::external;
 use crate::frame::{self, FrameError};
 use crate::identity::{self, Identity};
 use crate::login;
@@ -38,13 +39,16 @@ const HANDSHAKE_FRAME_MAX: usize = 64 * 1024;
 /// How long a closing connection waits for the client's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Serves one connection. `refused` is the connection limit it was
-/// accepted past: it is told so at `connection.open` (530, as RabbitMQ
-/// does) and closed. `watch` tells whether a TCP peer went away while the
-/// connection is not read (over its budget).
+/// Serves one connection. `client_common_name` is the CN of the client's
+/// verified TLS certificate, which the EXTERNAL mechanism logs in as.
+/// `refused` is the connection limit it was accepted past: it is told so
+/// at `connection.open` (530, as RabbitMQ does) and closed. `watch` tells
+/// whether a TCP peer went away while the connection is not read (over
+/// its budget).
 pub async fn run<S>(
     stream: S,
     peer: SocketAddr,
+    client_common_name: Option<String>,
     context: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
     refused: Option<LimitReached>,
@@ -97,6 +101,7 @@ pub async fn run<S>(
             Arc::clone(context.broker.alarms()),
         ),
         peer_watch: watch,
+        client_common_name,
         identity: Identity {
             principal: Principal::User(String::new()),
             peer: peer.ip(),
@@ -169,6 +174,8 @@ struct Connection {
     budget: ConnectionBudget,
     /// Whether the client went away, for when the connection is not read.
     peer_watch: Option<PeerWatch>,
+    /// The CN of the client's verified TLS certificate (for EXTERNAL).
+    client_common_name: Option<String>,
     /// Who the login proved the client to be (nobody's rights until it did).
     identity: Identity,
 }
@@ -192,7 +199,7 @@ impl Connection {
                 version_major: ProtocolVersion::amqp_0_9_1().major,
                 version_minor: ProtocolVersion::amqp_0_9_1().minor,
                 server_properties: server_properties(),
-                mechanisms: LongString::from(login::MECHANISMS.join(" ")),
+                mechanisms: LongString::from(external::mechanisms(self.client_common_name.as_deref())),
                 locales: LongString::from("en_US"),
             })),
         )
@@ -211,7 +218,12 @@ impl Connection {
                 if matches!(capabilities.inner().get("connection.blocked"), Some(AMQPValue::Boolean(true)))
         );
         let mechanism = start_ok.mechanism.as_str();
-        match login::login(&self.context.broker, self.peer, mechanism, start_ok.response.as_bytes()) {
+        let login = if mechanism == external::MECHANISM {
+            external::login(&self.context.broker, self.client_common_name.as_deref())
+        } else {
+            login::login(&self.context.broker, self.peer, mechanism, start_ok.response.as_bytes())
+        };
+        match login {
             Ok((principal, user)) => {
                 self.registration.set_user(user);
                 self.identity = Identity {
@@ -424,6 +436,18 @@ impl Connection {
                 Some(End::Client)
             }
             AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => Some(End::Client),
+            AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(update))) => {
+                // OAuth 2 clients refresh their token so; the connection
+                // stays open. Conveyor's users are password users, whose
+                // login is not re-checked here (README, "AMQP").
+                debug!(peer = %self.peer, reason = update.reason.as_str(), "connection.update-secret");
+                self.send_method(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})),
+                )
+                .await;
+                None
+            }
             AMQPFrame::Method(0, other) => Some(End::Exception(
                 Exception::new(reply::COMMAND_INVALID, "unexpected method on channel 0").on(&other),
             )),

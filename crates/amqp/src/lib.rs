@@ -7,6 +7,8 @@
 
 mod channel;
 mod connection;
+mod consumer_cancel;
+mod external;
 pub mod frame;
 mod identity;
 mod login;
@@ -16,6 +18,7 @@ pub mod nesting;
 mod peer;
 mod prefetch;
 mod reply;
+mod reply_to;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conveyor_core::Broker;
-use tokio::net::TcpListener;
+use conveyor_tls::Listener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -78,7 +81,7 @@ pub async fn serve_connection<S>(stream: S, peer: SocketAddr, context: Arc<Conte
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    connection::run(stream, peer, context, shutdown, None, None).await;
+    connection::run(stream, peer, None, context, shutdown, None, None).await;
 }
 
 /// AMQP connections accepted past a connection limit that may be in their
@@ -89,11 +92,11 @@ const REFUSING_MAX: usize = 64;
 /// How long connections get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts AMQP connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "AMQP listener up");
-    }
+/// Accepts AMQP connections (plain TCP or TLS, amqps) until `shutdown` turns true.
+pub async fn serve(listener: impl Into<Listener>, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = listener.into();
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    info!(addr = ?local, tls = listener.is_tls(), "AMQP listener up");
     let mut connections = JoinSet::new();
     let refusing = Arc::new(AtomicUsize::new(0));
     loop {
@@ -104,16 +107,24 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
                 }
             }
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                Ok(accepted) => {
+                    let peer = accepted.peer;
                     let (slot, refused) = match context.broker.limits().admit_connection(peer.ip()) {
                         Ok(slot) => (Some(slot), None),
                         Err(_) if refusing.load(Ordering::Relaxed) >= REFUSING_MAX => continue,
                         Err(reached) => (None, Some(reached)),
                     };
                     let refusing = refused.is_some().then(|| RefusingGuard::new(&refusing));
-                    let watch = peer::PeerWatch::new(&stream);
-                    let run = connection::run(stream, peer, Arc::clone(&context), shutdown.clone(), refused, watch);
+                    let watch = peer::PeerWatch::new(&accepted.stream);
+                    let run = connection::run(
+                        accepted.stream,
+                        peer,
+                        accepted.client_common_name,
+                        Arc::clone(&context),
+                        shutdown.clone(),
+                        refused,
+                        watch,
+                    );
                     connections.spawn(async move {
                         let _held = (slot, refusing);
                         run.await;

@@ -19,6 +19,7 @@ use amq_protocol::protocol::basic::{gen_properties, parse_properties};
 use amq_protocol::types::ShortString;
 use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable};
 use conveyor_core::exchange::{FieldTable, HeaderValue};
+use conveyor_core::queue::deaths::{self, Death};
 use conveyor_core::queue::policy::headers;
 use conveyor_core::vhost;
 use conveyor_log::record::Record;
@@ -80,20 +81,13 @@ impl Message {
             .filter(|bytes| nesting::check_properties(bytes).is_ok())
             .and_then(|bytes| parse_properties(bytes.as_slice()).ok().map(|(_, properties)| properties))
             .unwrap_or_default();
-        if let Some(reason) = header(headers::DEATH_REASON) {
-            let text = |name: &str| {
-                header(name)
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .unwrap_or_default()
-            };
+        for death in deaths::deaths(&record) {
             properties = with_death(
                 properties,
-                &String::from_utf8_lossy(&reason),
+                &death,
                 // The core names the queue broker-wide; the client knows it by its name in the vhost.
-                vhost::local_name(&text(headers::DEATH_QUEUE)),
+                vhost::local_name(&death.queue),
                 &exchange,
-                &text(headers::DEATH_ROUTING_KEY),
-                text(headers::DEATH_TIME_MS).parse::<i64>().unwrap_or(0),
             );
         }
         Message {
@@ -108,7 +102,8 @@ impl Message {
 /// Adds RabbitMQ's dead-lettering headers: an `x-death` entry (incremented
 /// when the message died the same way in the same queue before) and the
 /// `x-first-death-*` headers.
-fn with_death(properties: BasicProperties, reason: &str, queue: &str, exchange: &str, routing_key: &str, time_ms: i64) -> BasicProperties {
+fn with_death(properties: BasicProperties, death: &Death, queue: &str, exchange: &str) -> BasicProperties {
+    let (reason, routing_key, time_ms) = (death.reason.as_str(), death.routing_key.as_str(), death.time_ms);
     let mut table = properties.headers().clone().unwrap_or_default();
     let mut deaths: Vec<AMQPValue> = match table.inner().get("x-death") {
         Some(AMQPValue::FieldArray(array)) => array.as_slice().to_vec(),
@@ -131,9 +126,9 @@ fn with_death(properties: BasicProperties, reason: &str, queue: &str, exchange: 
                 _ => 0,
             };
             deaths.remove(index);
-            previous + 1
+            previous + death.count as i64
         }
-        None => 1,
+        None => death.count as i64,
     };
     let mut entry = AmqpTable::default();
     entry.insert(ShortString::from("count"), AMQPValue::LongLongInt(count));

@@ -43,7 +43,10 @@ const EXAMPLES: &str = concat!(
   printf 'customer-7:hello\\n' | conveyor produce orders --key-delimiter :
   conveyor consume orders --group billing --exit --format '%p/%o %k %s\\n'
   conveyor group describe billing
+  conveyor queue declare jobs --dead-letter-exchange jobs.dlx --message-ttl 60000
+  conveyor binding add jobs.dlx jobs.dlq --vhost staging
   conveyor dlq redrive jobs.dlq
+  rabbitmqctl export_definitions rabbit.json && conveyor definitions import rabbit.json
   conveyor user add alice --new-password s3cret
   conveyor permission set alice '^alice\\..*' '.*' '.*' --vhost /
       Client commands talk to the admin API at --server (env CONVEYOR_SERVER,
@@ -75,12 +78,18 @@ enum Command {
     Topic(cli::topic::TopicArgs),
     /// Consumer groups: list, describe with lag per partition, reset offsets, delete.
     Group(cli::group::GroupArgs),
-    /// Queues: list, describe, purge, delete.
+    /// Queues: declare, list, describe, publish, get (ack or reject), purge, delete.
     Queue(cli::queue::QueueArgs),
-    /// Exchanges and their bindings.
+    /// Exchanges: declare, list, describe, delete.
     Exchange(cli::exchange::ExchangeArgs),
+    /// Bindings from exchanges to queues, exchanges and topics: add, remove, list.
+    Binding(cli::binding::BindingArgs),
     /// Dead-letter queues: peek at what died and why, redrive it.
     Dlq(cli::dlq::DlqArgs),
+    /// AMQP virtual hosts: list, create, delete.
+    Vhost(cli::vhost::VhostArgs),
+    /// RabbitMQ definitions (vhosts, users, permissions, queues, exchanges, bindings): export, import.
+    Definitions(cli::definitions::DefinitionsArgs),
     /// Users: add, delete, list, change a password.
     User(cli::user::UserArgs),
     /// RabbitMQ permission entries of users in vhosts: set, clear, list.
@@ -105,9 +114,12 @@ impl Command {
             Command::Group(args) => Some(&mut args.target),
             Command::Queue(args) => Some(&mut args.target),
             Command::Exchange(args) => Some(&mut args.target),
+            Command::Binding(args) => Some(&mut args.target),
             Command::Dlq(args) => Some(&mut args.target),
             Command::Produce(args) => Some(&mut args.target),
             Command::Consume(args) => Some(&mut args.target),
+            Command::Vhost(args) => Some(&mut args.target),
+            Command::Definitions(args) => Some(&mut args.target),
             Command::User(args) => Some(&mut args.target),
             Command::Permission(args) => Some(&mut args.target),
             Command::Serve(_) | Command::Bench(_) | Command::Completions { .. } => None,
@@ -131,7 +143,10 @@ fn main() -> ExitCode {
         Command::Group(args) => cli::group::run(&args),
         Command::Queue(args) => cli::queue::run(&args),
         Command::Exchange(args) => cli::exchange::run(&args),
+        Command::Binding(args) => cli::binding::run(&args),
         Command::Dlq(args) => cli::dlq::run(&args),
+        Command::Vhost(args) => cli::vhost::run(&args),
+        Command::Definitions(args) => cli::definitions::run(&args),
         Command::User(args) => cli::user::run(&args),
         Command::Permission(args) => cli::permission::run(&args),
         Command::Produce(args) => cli::produce::run(&args),

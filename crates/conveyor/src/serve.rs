@@ -1,5 +1,6 @@
-//! `conveyor serve`: opens the broker's state, binds the listeners, reports
-//! readiness, and on SIGTERM/SIGINT stops accepting, lets in-flight requests
+//! `conveyor serve`: opens the broker's state, binds the listeners (the TLS
+//! ones when configured), reports readiness, re-reads the TLS certificate on
+//! SIGHUP, and on SIGTERM/SIGINT stops accepting, lets in-flight requests
 //! finish, flushes and fsyncs every log, and exits 0.
 
 use std::net::SocketAddr;
@@ -10,10 +11,11 @@ use anyhow::Context;
 use conveyor_core::Broker;
 use conveyor_core::auth::{AnonymousAccess, Permission, is_loopback};
 use conveyor_http::HttpState;
+use conveyor_tls::{Listener, ServerTls};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::settings::{LogFormat, ServeArgs, Settings};
 
@@ -23,9 +25,21 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     init_tracing(settings.log_format);
+    // Before any log opens: every log of the process is served by this pool.
+    let pool = conveyor_log::IoPool::install_default(settings.io_pool).context("starting the log I/O threads")?;
+    info!(
+        writer_threads = pool.writer_threads(),
+        open_files_max = pool.open_files_max(),
+        "log I/O pool started"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("conveyor")
+        // Only the runtime's workers park and unpark through these hooks
+        // (its blocking threads do not): they mark the threads on which a
+        // blocking file operation is a bug (`conveyor_log::reactor_guard`).
+        .on_thread_park(conveyor_log::reactor_guard::mark_reactor_thread)
+        .on_thread_unpark(conveyor_log::reactor_guard::mark_reactor_thread)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(settings))
@@ -46,14 +60,48 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    // Listeners first: a busy port fails before the data directory is
-    // created or locked, so a failed start leaves nothing behind.
+    // Listeners first: a busy port or an unreadable certificate fails
+    // before the data directory is created or locked, so a failed start
+    // leaves nothing behind.
     let http = bind(settings.http_addr, "HTTP", "--http-addr", "CONVEYOR_HTTP_ADDR").await?;
-    let http_addr = http.local_addr()?;
     let kafka = bind(settings.kafka_addr, "Kafka", "--kafka-addr", "CONVEYOR_KAFKA_ADDR").await?;
-    let kafka_addr = kafka.local_addr()?;
     let amqp = bind(settings.amqp_addr, "AMQP", "--amqp-addr", "CONVEYOR_AMQP_ADDR").await?;
-    let amqp_addr = amqp.local_addr()?;
+    let server_tls = match &settings.tls {
+        Some(files) => Some(ServerTls::load(files.clone()).context("loading the [tls] certificate and key")?),
+        None => None,
+    };
+    let kafka_tls = bind_tls(
+        settings.kafka_tls_addr,
+        server_tls.as_ref(),
+        "Kafka TLS",
+        "--kafka-tls-addr",
+        "CONVEYOR_KAFKA_TLS_ADDR",
+    )
+    .await?;
+    let amqp_tls = bind_tls(
+        settings.amqp_tls_addr,
+        server_tls.as_ref(),
+        "AMQP TLS",
+        "--amqp-tls-addr",
+        "CONVEYOR_AMQP_TLS_ADDR",
+    )
+    .await?;
+    let https = bind_tls(
+        settings.https_addr,
+        server_tls.as_ref(),
+        "HTTPS",
+        "--https-addr",
+        "CONVEYOR_HTTPS_ADDR",
+    )
+    .await?;
+    let addresses = Addresses {
+        http: http.local_addr()?,
+        kafka: kafka.local_addr()?,
+        amqp: amqp.local_addr()?,
+        kafka_tls: kafka_tls.as_ref().map(Listener::local_addr).transpose()?,
+        amqp_tls: amqp_tls.as_ref().map(Listener::local_addr).transpose()?,
+        https: https.as_ref().map(Listener::local_addr).transpose()?,
+    };
 
     let broker_config = settings.broker.clone();
     let data_dir = broker_config.data_dir.clone();
@@ -78,7 +126,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = conveyor_http::router(Arc::clone(&state));
-    let mut http_task = tokio::spawn(conveyor_http::serve(http, app, Arc::clone(broker.limits()), shutdown_rx.clone()));
+    let mut http_task = tokio::spawn(conveyor_http::serve(
+        http,
+        app.clone(),
+        Arc::clone(broker.limits()),
+        shutdown_rx.clone(),
+    ));
+    let https_task = https.map(|https| tokio::spawn(conveyor_http::serve(https, app, Arc::clone(broker.limits()), shutdown_rx.clone())));
 
     let limits = broker.limits().config().clone();
     let kafka_context = Arc::new(conveyor_kafka::Context {
@@ -88,7 +142,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             ..conveyor_kafka::KafkaConfig::default()
         },
     });
-    let kafka_task = tokio::spawn(conveyor_kafka::serve(kafka, kafka_context, shutdown_rx.clone()));
+    let mut door_tasks = vec![tokio::spawn(conveyor_kafka::serve(
+        kafka,
+        Arc::clone(&kafka_context),
+        shutdown_rx.clone(),
+    ))];
+    if let Some(kafka_tls) = kafka_tls {
+        door_tasks.push(tokio::spawn(conveyor_kafka::serve(kafka_tls, kafka_context, shutdown_rx.clone())));
+    }
     let amqp_context = Arc::new(conveyor_amqp::Context::new(
         Arc::clone(&broker),
         conveyor_amqp::AmqpConfig {
@@ -97,9 +158,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             ..conveyor_amqp::AmqpConfig::default()
         },
     ));
-    let amqp_task = tokio::spawn(conveyor_amqp::serve(amqp, amqp_context, shutdown_rx.clone()));
+    door_tasks.push(tokio::spawn(conveyor_amqp::serve(
+        amqp,
+        Arc::clone(&amqp_context),
+        shutdown_rx.clone(),
+    )));
+    if let Some(amqp_tls) = amqp_tls {
+        door_tasks.push(tokio::spawn(conveyor_amqp::serve(amqp_tls, amqp_context, shutdown_rx.clone())));
+    }
     // Session timeouts and delayed rebalances of consumer groups.
     tokio::spawn(Arc::clone(broker.groups()).run_timers(shutdown_rx.clone()));
+    // Transactions decided before a restart finished; open ones past their timeout aborted.
+    tokio::spawn(Arc::clone(&broker).run_transaction_timers(shutdown_rx.clone()));
     // Queues left unused past their x-expires; messages past their TTL.
     tokio::spawn(Arc::clone(&broker).run_queue_timers(shutdown_rx.clone()));
     // Disk and memory alarms, which block publishers.
@@ -115,18 +185,30 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // without flushing anything.
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
-    warn_if_open(settings.auth.anonymous, &[http_addr, kafka_addr, amqp_addr]);
+    let mut exposed = vec![addresses.http, addresses.kafka, addresses.amqp];
+    exposed.extend([addresses.kafka_tls, addresses.amqp_tls, addresses.https].into_iter().flatten());
+    warn_if_open(settings.auth.anonymous, &exposed);
     // Every listener is bound: report readiness.
     state.set_ready(true);
-    announce(&settings, http_addr, kafka_addr, amqp_addr);
-    tokio::select! {
-        _ = terminate.recv() => info!("SIGTERM received; shutting down"),
-        _ = interrupt.recv() => info!("SIGINT received; shutting down"),
-        result = &mut http_task => {
-            // The HTTP listener only ends on its own if its task failed.
-            result.context("HTTP listener task")?;
-            anyhow::bail!("the HTTP listener stopped");
+    announce(&settings, &addresses);
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                info!("SIGTERM received; shutting down");
+                break;
+            }
+            _ = interrupt.recv() => {
+                info!("SIGINT received; shutting down");
+                break;
+            }
+            _ = hangup.recv() => reload_tls(server_tls.as_ref()),
+            result = &mut http_task => {
+                // The HTTP listener only ends on its own if its task failed.
+                result.context("HTTP listener task")?;
+                anyhow::bail!("the HTTP listener stopped");
+            }
         }
     }
     state.set_ready(false);
@@ -135,9 +217,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         warn!("in-flight HTTP requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
         http_task.abort();
     }
+    if let Some(https_task) = https_task
+        && tokio::time::timeout(DRAIN_TIMEOUT, https_task).await.is_err()
+    {
+        warn!("in-flight HTTPS requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
+    }
     // The Kafka and AMQP listeners bound their own drains.
-    let _ = kafka_task.await;
-    let _ = amqp_task.await;
+    for task in door_tasks {
+        let _ = task.await;
+    }
     tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("closing the broker")?
@@ -146,13 +234,47 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds one listener; a failure names the flag and variable that move it.
-async fn bind(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyhow::Result<TcpListener> {
+/// Binds a plain listener; a failure names the flag and variable that move it.
+async fn bind(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyhow::Result<Listener> {
+    Ok(Listener::Plain(bind_tcp(addr, door, flag, variable).await?))
+}
+
+async fn bind_tcp(addr: SocketAddr, door: &str, flag: &str, variable: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
         format!(
             "binding the {door} listener on {addr} (is another process listening there? choose another address with {flag} or {variable})"
         )
     })
+}
+
+/// Binds a TLS listener when its address is configured (settings checked
+/// that `[tls]` is there then).
+async fn bind_tls(
+    addr: Option<SocketAddr>,
+    tls: Option<&ServerTls>,
+    door: &str,
+    flag: &str,
+    variable: &str,
+) -> anyhow::Result<Option<Listener>> {
+    let (Some(addr), Some(tls)) = (addr, tls) else {
+        return Ok(None);
+    };
+    let listener = bind_tcp(addr, door, flag, variable).await?;
+    Ok(Some(Listener::tls(listener, tls.acceptor())?))
+}
+
+/// SIGHUP: the TLS listeners present the certificate and key read now to
+/// every new connection; open connections are left alone. A file that
+/// does not load leaves the old certificate in place.
+fn reload_tls(tls: Option<&ServerTls>) {
+    match tls {
+        Some(tls) => {
+            if let Err(error) = tls.reload() {
+                error!(%error, "SIGHUP: could not reload the TLS certificate; keeping the current one");
+            }
+        }
+        None => info!("SIGHUP received; no [tls] to reload"),
+    }
 }
 
 /// `[amqp.users]` kept its first meaning: every right, on the vhosts
@@ -182,18 +304,40 @@ fn warn_if_open(anonymous: AnonymousAccess, listeners: &[SocketAddr]) {
     }
 }
 
+/// Where the listeners ended up (port 0 picks a free port).
+#[derive(Debug)]
+struct Addresses {
+    http: SocketAddr,
+    kafka: SocketAddr,
+    amqp: SocketAddr,
+    kafka_tls: Option<SocketAddr>,
+    amqp_tls: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+}
+
 /// One line on stdout that people and test harnesses can read.
-fn announce(settings: &Settings, http_addr: SocketAddr, kafka_addr: SocketAddr, amqp_addr: SocketAddr) {
-    info!(%http_addr, %kafka_addr, %amqp_addr, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+fn announce(settings: &Settings, addresses: &Addresses) {
+    let Addresses {
+        http,
+        kafka,
+        amqp,
+        kafka_tls,
+        amqp_tls,
+        https,
+    } = addresses;
+    info!(http_addr = %http, kafka_addr = %kafka, amqp_addr = %amqp, ?kafka_tls, ?amqp_tls, ?https, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+    let mut tls = String::new();
+    for (label, addr) in [("kafka-tls", kafka_tls), ("amqp-tls", amqp_tls), ("https", https)] {
+        if let Some(addr) = addr {
+            tls.push_str(&format!(" {label} {addr}"));
+        }
+    }
     crate::cli::render::out!(
-        "conveyor {} ready: http {} kafka {} amqp {} (GET /health), data in {}",
+        "conveyor {} ready: http {http} kafka {kafka} amqp {amqp}{tls} (GET /health), data in {}",
         env!("CARGO_PKG_VERSION"),
-        http_addr,
-        kafka_addr,
-        amqp_addr,
         settings.broker.data_dir.display()
     );
     crate::cli::render::out!(
-        "SQS and SNS http://{http_addr}/ console http://{http_addr}/ admin API http://{http_addr}/api/v1 metrics http://{http_addr}/metrics"
+        "SQS and SNS http://{http}/ console http://{http}/ admin API http://{http}/api/v1 metrics http://{http}/metrics"
     );
 }

@@ -13,6 +13,8 @@ use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredU
 use conveyor_core::limits::LimitsConfig;
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
+use conveyor_log::IoPoolConfig;
+use conveyor_tls::TlsFiles;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
@@ -48,12 +50,24 @@ pub struct ServeArgs {
     /// HTTP listener: SQS and SNS APIs, admin API, web console, /metrics, /health [default: 127.0.0.1:8080].
     #[arg(long, env = "CONVEYOR_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// Kafka TLS listener (clients' SSL and SASL_SSL); off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_KAFKA_TLS_ADDR", value_name = "ADDR")]
+    pub kafka_tls_addr: Option<SocketAddr>,
+    /// AMQP 0-9-1 TLS listener (amqps://); off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_AMQP_TLS_ADDR", value_name = "ADDR")]
+    pub amqp_tls_addr: Option<SocketAddr>,
+    /// HTTPS listener: what the HTTP listener serves, over TLS; off unless set. Needs [tls] in the config file.
+    #[arg(long, env = "CONVEYOR_HTTPS_ADDR", value_name = "ADDR")]
+    pub https_addr: Option<SocketAddr>,
     /// Log line format [default: text].
     #[arg(long, env = "CONVEYOR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Durability of topics that do not set their own: always, interval:<ms> or never [default: always].
     #[arg(long, env = "CONVEYOR_DURABILITY", value_name = "POLICY")]
     pub durability: Option<String>,
+    /// Threads that write and fsync logs, shared by every log [default: the number of cores].
+    #[arg(long, env = "CONVEYOR_WRITER_THREADS", value_name = "N")]
+    pub writer_threads: Option<usize>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -64,13 +78,20 @@ pub struct FileSettings {
     pub kafka_addr: Option<SocketAddr>,
     pub amqp_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    /// `[tls]`: the certificate the TLS listeners present.
+    pub tls: Option<TlsFileSettings>,
     #[serde(default)]
     pub topics: TopicFileSettings,
     #[serde(default)]
     pub amqp: AmqpFileSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub storage: StorageFileSettings,
     #[serde(default)]
     pub auth: AuthFileSettings,
     /// `[users.NAME]`: users applied at every start.
@@ -176,6 +197,29 @@ impl Limits {
     }
 }
 
+/// `[tls]`: PEM files of the TLS listeners. The certificate and key are
+/// read again on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileSettings {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA certificates client certificates are verified against; without
+    /// it no client certificate is asked for.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[storage]`: the log I/O pool shared by every topic partition and queue.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFileSettings {
+    /// Threads writing and fsyncing logs. Default: the number of cores.
+    pub writer_threads: Option<usize>,
+    /// Segment files kept open at most. Default: half the open-file limit (`ulimit -n`).
+    pub open_files_max: Option<usize>,
+}
+
 /// `[amqp]`: the AMQP front door.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,8 +270,15 @@ pub struct Settings {
     pub users: Vec<ConfiguredUser>,
     pub limits: Limits,
     pub http_addr: SocketAddr,
+    /// The TLS listeners, each off unless configured.
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
+    /// `[storage]`: the log I/O pool.
+    pub io_pool: IoPoolConfig,
 }
 
 impl Settings {
@@ -261,10 +312,36 @@ impl Settings {
         if default_partitions == 0 {
             bail!("topics.default_partitions must be at least 1");
         }
+        let kafka_tls_addr = args.kafka_tls_addr.or(file.kafka_tls_addr);
+        let amqp_tls_addr = args.amqp_tls_addr.or(file.amqp_tls_addr);
+        let https_addr = args.https_addr.or(file.https_addr);
+        let tls = file.tls.map(|tls| TlsFiles {
+            cert_file: tls.cert_file,
+            key_file: tls.key_file,
+            client_ca_file: tls.client_ca_file,
+        });
+        if tls.is_none() && (kafka_tls_addr.is_some() || amqp_tls_addr.is_some() || https_addr.is_some()) {
+            bail!(
+                "a TLS listener (kafka_tls_addr, amqp_tls_addr, https_addr) needs a [tls] table with cert_file and key_file in the config file"
+            );
+        }
         for name in file.amqp.vhosts.iter().chain(file.amqp.user_vhosts.values().flatten()) {
             VirtualHost::new(name).with_context(|| "in [amqp]")?;
         }
         let users = configured_users(&file.users, &file.amqp.users)?;
+        let mut io_pool = IoPoolConfig::from_system();
+        if let Some(threads) = args.writer_threads.or(file.storage.writer_threads) {
+            if threads == 0 {
+                bail!("storage.writer_threads (--writer-threads) must be at least 1");
+            }
+            io_pool.writer_threads = threads;
+        }
+        if let Some(files) = file.storage.open_files_max {
+            if files == 0 {
+                bail!("storage.open_files_max must be at least 1");
+            }
+            io_pool.open_files_max = files;
+        }
         let auth = AuthPolicy {
             anonymous: file.auth.anonymous.unwrap_or_default(),
             metrics: file.auth.metrics.unwrap_or_default(),
@@ -288,6 +365,10 @@ impl Settings {
                 .http_addr
                 .or(file.http_addr)
                 .map_or_else(|| default_addr(DEFAULT_HTTP_ADDR), Ok)?,
+            kafka_tls_addr,
+            amqp_tls_addr,
+            https_addr,
+            tls,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             broker: BrokerConfig {
                 data_dir,
@@ -296,6 +377,7 @@ impl Settings {
                 topic_defaults,
                 limits,
             },
+            io_pool,
         })
     }
 }
@@ -372,12 +454,13 @@ mod tests {
         let path = dir.path().join("conveyor.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\nqueues_max = 7\n",
+            "data_dir = \"/from/file\"\nhttp_addr = \"127.0.0.1:1111\"\nkafka_addr = \"127.0.0.1:2222\"\n[topics]\ndurability = \"never\"\ndefault_partitions = 3\n[amqp]\nvhosts = [\"staging\"]\n[amqp.users]\nalice = \"s3cret\"\n[amqp.user_vhosts]\nalice = [\"staging\"]\n[limits]\ndisk_free_min_bytes = 1000\nqueues_max = 7\n[storage]\nwriter_threads = 3\nopen_files_max = 100\n",
         )
         .expect("write");
         let args = ServeArgs {
             config: Some(path),
             http_addr: Some("127.0.0.1:3333".parse().expect("addr")),
+            writer_threads: Some(5),
             ..ServeArgs::default()
         };
         let settings = Settings::resolve(&args).expect("resolve");
@@ -397,9 +480,43 @@ mod tests {
             LimitsConfig::default().fetch_max_bytes,
             "unset keys keep their defaults"
         );
+        assert_eq!(settings.kafka_tls_addr, None, "TLS listeners are off unless configured");
+        assert_eq!(settings.tls, None);
+        assert_eq!(settings.io_pool.writer_threads, 5, "--writer-threads wins over [storage]");
+        assert_eq!(settings.io_pool.open_files_max, 100);
         assert_eq!(settings.auth, AuthPolicy::default(), "anonymous from loopback, open metrics");
         assert_eq!(settings.users.len(), 1);
         assert_eq!(settings.users[0].name, "alice");
+    }
+
+    #[test]
+    fn tls_listeners_come_from_flags_or_the_file_and_need_the_tls_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        std::fs::write(&path, "kafka_tls_addr = \"127.0.0.1:9093\"\n").expect("write");
+        let error = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .expect_err("no [tls]");
+        assert!(format!("{error:#}").contains("[tls]"), "{error:#}");
+        std::fs::write(
+            &path,
+            "kafka_tls_addr = \"127.0.0.1:9093\"\n[tls]\ncert_file = \"/etc/c.pem\"\nkey_file = \"/etc/c.key\"\nclient_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .expect("write");
+        let settings = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            https_addr: Some("127.0.0.1:8443".parse().expect("addr")),
+            ..ServeArgs::default()
+        })
+        .expect("resolve");
+        assert_eq!(settings.kafka_tls_addr.map(|addr| addr.port()), Some(9093));
+        assert_eq!(settings.https_addr.map(|addr| addr.port()), Some(8443));
+        assert_eq!(settings.amqp_tls_addr, None);
+        let tls = settings.tls.expect("tls");
+        assert_eq!(tls.cert_file, PathBuf::from("/etc/c.pem"));
+        assert_eq!(tls.client_ca_file, Some(PathBuf::from("/etc/ca.pem")));
     }
 
     #[test]
@@ -429,6 +546,7 @@ mod tests {
             "[users.bob]\naws_access_key_id = \"AKIA\"\n",
             "[auth]\nanonymous = \"sometimes\"\n",
             "[users.bob]\npassword = \"x\"\n[amqp.users]\nbob = \"y\"\n",
+            "[storage]\nwriter_threads = 0\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             let resolved = Settings::resolve(&ServeArgs {

@@ -1,8 +1,9 @@
 //! The REST admin API against a spawned `conveyor serve`: topics, consumer
 //! groups (with a kafka-python member), queues and dead-letter redrive (with
 //! lapin), connections (a pika client closed by an operator), the JSON error
-//! shape, and schemathesis fuzzing the OpenAPI document for server errors
-//! and schema violations.
+//! shape, declaring and binding over REST alone, RabbitMQ definitions from
+//! a real RabbitMQ node imported (and routing alike), and schemathesis
+//! fuzzing the OpenAPI document for server errors and schema violations.
 
 mod support;
 
@@ -72,6 +73,10 @@ impl Api {
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.raw(Method::POST, path, Some("application/json"), &body.to_string()).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.raw(Method::PUT, path, Some("application/json"), &body.to_string()).await
     }
 
     /// GET that must answer 200.
@@ -464,6 +469,123 @@ fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redriv
         error_message(status, &body, 404, "not_found");
         connection.close(200, "done".into()).await.expect("close");
     });
+}
+
+#[test]
+fn a_dlx_backed_queue_is_declared_bound_rejected_into_and_redriven_over_rest_alone() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    run(async {
+        // The dead-letter exchange and queue, bound.
+        let (status, body) = api.put("/exchanges/dlx", json!({"type": "fanout"})).await;
+        assert_eq!((status, body["kind"].as_str()), (201, Some("fanout")), "{body}");
+        assert_eq!(
+            api.put("/exchanges/dlx", json!({"type": "fanout"})).await.0,
+            204,
+            "the same declaration again"
+        );
+        let (status, body) = api.put("/exchanges/dlx", json!({"type": "direct"})).await;
+        error_message(status, &body, 409, "conflict");
+        let (status, body) = api.put("/exchanges/amq.mine", json!({"type": "direct"})).await;
+        assert!((400..500).contains(&status), "a reserved name: {status} {body}");
+        let (status, body) = api.put("/exchanges/odd", json!({"type": "x-unknown"})).await;
+        error_message(status, &body, 400, "bad_request");
+        assert_eq!(api.put("/queues/work.dlq", json!({})).await.0, 201);
+        let binding = json!({"source": "dlx", "destination": "work.dlq", "destination_type": "queue", "routing_key": ""});
+        let (status, body) = api.post("/bindings", binding.clone()).await;
+        assert_eq!((status, body["destination"].as_str()), (201, Some("work.dlq")), "{body}");
+        assert_eq!(api.post("/bindings", binding.clone()).await.0, 204, "bound already");
+        let listed = api.ok("/bindings?vhost=/").await;
+        assert!(
+            listed
+                .as_array()
+                .expect("bindings")
+                .iter()
+                .any(|listed| listed["source"] == "dlx" && listed["destination"] == "work.dlq"),
+            "{listed}"
+        );
+        let (status, body) = api.post("/bindings", json!({"source": "dlx", "destination": "missing"})).await;
+        error_message(status, &body, 404, "not_found");
+
+        // The queue: its arguments with the types RabbitMQ's management API gives JSON.
+        let arguments = json!({"x-dead-letter-exchange": "dlx", "x-message-ttl": 60000, "x-max-length": 100});
+        let (status, body) = api.put("/queues/work", json!({"arguments": arguments})).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(api.put("/queues/work", json!({"arguments": arguments})).await.0, 204);
+        let (status, body) = api.put("/queues/work", json!({"arguments": {"x-max-length": 5}})).await;
+        error_message(status, &body, 409, "conflict");
+        let described = api.ok("/queues/work").await;
+        assert_eq!(described["arguments"]["x-dead-letter-exchange"], "dlx", "{described}");
+        let (status, body) = api.put("/queues/urgent", json!({"arguments": {"x-max-priority": "9"}})).await;
+        let message = error_message(status, &body, 400, "bad_request");
+        assert_eq!(
+            message, "invalid arg 'x-max-priority' for queue 'urgent' in vhost '/': {unacceptable_type,longstr}",
+            "the AMQP door's words"
+        );
+        let (status, body) = api.put("/queues/urgent", json!({"arguments": {"x-overflow": "sideways"}})).await;
+        error_message(status, &body, 400, "bad_request");
+        let (status, body) = api.put("/queues/amq.mine", json!({})).await;
+        error_message(status, &body, 403, "forbidden");
+        let (status, body) = api.put("/queues/extra", json!({"durable": true, "colour": "red"})).await;
+        assert!((400..500).contains(&status), "an unknown field: {status} {body}");
+
+        // Publish, reject without requeue (dead-lettered), redrive back.
+        assert_eq!(api.post("/queues/work/messages", json!({"value": "job"})).await.0, 201);
+        let (status, got) = api
+            .post("/queues/work/get", json!({"count": 5, "ackmode": "reject_requeue_false"}))
+            .await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["messages"].as_array().map(Vec::len), Some(1), "{got}");
+        assert_eq!(got["messages"][0]["value"], "job");
+        assert_eq!(api.ok("/queues/work").await["messages_ready"], 0);
+        assert_eq!(api.ok("/queues/work.dlq").await["messages_ready"], 1, "dead-lettered through dlx");
+        let (status, redriven) = api.post("/queues/work.dlq/redrive", json!({})).await;
+        assert_eq!(status, 200, "{redriven}");
+        assert_eq!(redriven, json!({"moved": 1, "skipped": 0, "destinations": {"work": 1}}));
+        let (status, got) = api.post("/queues/work/get", json!({"ackmode": "ack_requeue_false"})).await;
+        assert_eq!((status, got["messages"][0]["value"].as_str()), (200, Some("job")), "{got}");
+        assert_eq!(api.ok("/queues/work").await["messages_ready"], 0, "acknowledged");
+
+        // Unbind, delete.
+        let text = binding.to_string();
+        assert_eq!(api.raw(Method::DELETE, "/bindings", Some("application/json"), &text).await.0, 204);
+        let (status, body) = api.raw(Method::DELETE, "/bindings", Some("application/json"), &text).await;
+        error_message(status, &body, 404, "not_found");
+        let (status, body) = api.delete("/exchanges/amq.topic").await;
+        error_message(status, &body, 409, "conflict");
+        assert_eq!(api.delete("/exchanges/dlx").await.0, 204);
+        let (status, body) = api.get("/exchanges/dlx").await;
+        error_message(status, &body, 404, "not_found");
+
+        // In another vhost: the same names, apart; listings filter by vhost.
+        assert_eq!(api.put("/vhosts/staging", json!({})).await.0, 201);
+        let (status, body) = api.put("/queues/work?vhost=staging", json!({"durable": false})).await;
+        assert_eq!((status, body["vhost"].as_str()), (201, Some("staging")), "{body}");
+        let staging = api.ok("/queues?vhost=staging").await;
+        let names: Vec<(&str, &str)> = staging
+            .as_array()
+            .expect("queues")
+            .iter()
+            .map(|queue| (queue["vhost"].as_str().expect("vhost"), queue["name"].as_str().expect("name")))
+            .collect();
+        assert_eq!(names, vec![("staging", "work")]);
+        let (status, body) = api.put("/queues/work?vhost=nowhere", json!({})).await;
+        error_message(status, &body, 404, "not_found");
+    });
+}
+
+/// Needs Debian's rabbitmq-server (`./scripts/test` installs it as root);
+/// the script says what is missing otherwise.
+#[test]
+fn definitions_exported_from_a_real_rabbitmq_node_import_alike_and_route_the_same() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let binary = support::binary();
+    let output = run_script(
+        &server,
+        "admin/definitions_rabbitmq.py",
+        &[binary.to_str().expect("the binary's path is UTF-8")],
+    );
+    assert!(output.stdout.contains("routed alike"), "{}", output.stdout);
 }
 
 /// The listed connection of `protocol` whose client is `client`, if any.

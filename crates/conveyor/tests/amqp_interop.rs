@@ -86,6 +86,12 @@ fn pika_dead_letters_rejected_expired_over_limit_and_overflowing_messages() {
 }
 
 #[test]
+fn pika_a_dead_letter_cycle_without_rejections_delivers_each_message_once_around() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/dead_letter_cycle_pika.py", &[]);
+}
+
+#[test]
 fn pika_nacked_messages_come_back_after_exponential_backoff_then_go_to_the_dead_letter_queue() {
     let (_dir, server) = server();
     run_script(&server, "amqp/retry_backoff_pika.py", &[]);
@@ -141,4 +147,22 @@ fn vhosts_from_the_config_file_exist_and_users_limited_to_some_vhosts_are_refuse
 fn amqplib_opens_a_vhost_from_the_url_and_its_queues_and_exchanges_are_its_own() {
     let (_dir, server) = server();
     run_script(&server, "amqp/vhosts_amqplib.js", &[]);
+}
+
+#[test]
+fn pika_consumers_are_cancelled_when_their_queue_is_deleted_and_update_secret_keeps_the_connection() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/cancel_notify_pika.py", &[]);
+}
+
+#[test]
+fn pika_rpc_over_direct_reply_to_and_its_misuse_errors() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/direct_reply_to_pika.py", &[]);
+}
+
+#[test]
+fn amqplib_rpc_over_direct_reply_to() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/direct_reply_to_amqplib.js", &[]);
 }

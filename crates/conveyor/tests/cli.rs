@@ -2,7 +2,8 @@
 //! against a spawned `conveyor serve`, lines piped into its stdin, its
 //! tables read and its `--json` parsed. A topic's round trip (create,
 //! produce, consume with a group, lag, reset offsets), a dead letter peeked
-//! and redriven, errors, and shell completions.
+//! and redriven, a DLX-backed queue declared, bound, rejected into and
+//! redriven in a vhost, errors, and shell completions.
 
 mod support;
 
@@ -276,6 +277,86 @@ fn a_dead_letter_is_peeked_and_redriven_back_to_its_source_or_to_another_queue()
     );
     let exchanges = ok(&server, &["exchange", "list"], "");
     assert!(exchanges.contains("(default)") && exchanges.contains("amq.topic"), "{exchanges}");
+}
+
+#[test]
+fn a_dlx_backed_queue_is_declared_published_rejected_and_redriven_from_the_cli_alone() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let vhost = ["--vhost", "staging"];
+    let run = |args: &[&str]| ok(&server, &[args, &vhost[..]].concat(), "");
+    let json = |args: &[&str]| json_of(&server, &[args, &vhost[..]].concat(), "");
+    assert_eq!(ok(&server, &["vhost", "create", "staging"], "").trim(), "vhost staging created");
+    assert_eq!(
+        run(&["exchange", "declare", "jobs.dlx", "--type", "fanout"]).trim(),
+        "declared fanout exchange jobs.dlx"
+    );
+    assert_eq!(run(&["queue", "declare", "jobs.dlq"]).trim(), "declared queue jobs.dlq");
+    run(&["binding", "add", "jobs.dlx", "jobs.dlq"]);
+    let declare = [
+        "queue",
+        "declare",
+        "jobs",
+        "--dead-letter-exchange",
+        "jobs.dlx",
+        "--message-ttl",
+        "60000",
+        "--max-length",
+        "100",
+    ];
+    assert_eq!(run(&declare).trim(), "declared queue jobs");
+    assert_eq!(run(&declare).trim(), "queue jobs exists, declared the same way");
+    let described = json(&["queue", "describe", "jobs"]);
+    assert_eq!(
+        (
+            described["vhost"].as_str(),
+            described["dead_letter_exchange"].as_str(),
+            described["max_length"].as_u64()
+        ),
+        (Some("staging"), Some("jobs.dlx"), Some(100)),
+        "{described}"
+    );
+    assert_eq!(described["dead_letter_queues"], json!(["jobs.dlq"]), "{described}");
+    // The AMQP door's refusal, word for word: a priority must be an integer.
+    let refused = conveyor(
+        &server,
+        &["queue", "declare", "urgent", "-a", "x-max-priority=\"9\"", "--vhost", "staging"],
+        "",
+    );
+    assert!(!refused.status.success());
+    assert_eq!(
+        refused.stderr,
+        "conveyor: error: invalid arg 'x-max-priority' for queue 'urgent' in vhost 'staging': {unacceptable_type,longstr}\n"
+    );
+    // The vhost keeps them apart: `/` has no such queue.
+    assert!(!conveyor(&server, &["queue", "describe", "jobs"], "").status.success());
+
+    assert_eq!(run(&["queue", "publish", "jobs", "job-1"]).trim(), "published to jobs");
+    let rejected = json(&["queue", "get", "jobs", "--ackmode", "reject_requeue_false"]);
+    assert_eq!(rejected["messages"][0]["value"], "job-1", "{rejected}");
+    assert_eq!(json(&["queue", "describe", "jobs"])["messages_ready"], 0);
+    let peeked = run(&["dlq", "peek", "jobs.dlq"]);
+    assert!(peeked.contains("job-1") && peeked.contains("rejected"), "{peeked}");
+    assert_eq!(
+        run(&["dlq", "redrive", "jobs.dlq"]).trim(),
+        "moved 1 message (jobs: 1); 0 left in jobs.dlq"
+    );
+    let acked = json(&["queue", "get", "jobs", "--ackmode", "ack_requeue_false"]);
+    assert_eq!(acked["messages"][0]["value"], "job-1", "{acked}");
+    assert_eq!(json(&["queue", "describe", "jobs"])["messages_ready"], 0);
+
+    let bindings = run(&["binding", "list"]);
+    assert!(bindings.contains("jobs.dlx") && bindings.contains("jobs.dlq"), "{bindings}");
+    run(&["binding", "remove", "jobs.dlx", "jobs.dlq"]);
+    let bindings = json(&["binding", "list"]);
+    assert!(
+        bindings
+            .as_array()
+            .is_some_and(|all| all.iter().all(|binding| binding["source"] != "jobs.dlx")),
+        "{bindings}"
+    );
+    assert_eq!(run(&["exchange", "delete", "jobs.dlx"]).trim(), "deleted exchange jobs.dlx");
+    let exchanges = run(&["exchange", "list"]);
+    assert!(!exchanges.contains("jobs.dlx") && exchanges.contains("staging"), "{exchanges}");
 }
 
 #[test]

@@ -54,6 +54,24 @@ fn the_console_lists_what_clients_created_charts_traffic_and_redrives_a_dead_let
 }
 
 #[test]
+fn the_consoles_forms_declare_exchanges_queues_and_bindings_in_the_vhost_picked() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-declare-screenshots");
+    let browser = chromium();
+    let output = run_script(
+        &server,
+        "console/declare_playwright.js",
+        &[&screenshots.to_string_lossy(), &browser.to_string_lossy()],
+    );
+    assert!(output.stdout.contains("ok"), "{}", output.stdout);
+    for page in ["declare-queues", "declare-exchanges", "declare-queue"] {
+        let shot = screenshots.join(format!("{page}.png"));
+        let bytes = std::fs::read(&shot).unwrap_or_else(|error| panic!("{}: {error}", shot.display()));
+        assert!(bytes.starts_with(b"\x89PNG"), "{} is not a PNG", shot.display());
+    }
+}
+
+#[test]
 fn with_anonymous_access_off_the_console_shows_its_login_page_and_logs_in_with_a_session_cookie() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("conveyor.toml");

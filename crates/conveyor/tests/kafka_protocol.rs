@@ -106,10 +106,15 @@ async fn a_duplicate_batch_resent_after_a_restart_is_not_written_twice_and_a_gap
         .await
         .expect("init");
     assert!(init.producer_id.0 > producer_id);
-    // Transactions are refused with a clear error, not half-supported.
+    // A transactional id keeps its producer id; each InitProducerId bumps its epoch.
     let transactional = InitProducerIdRequest::default()
         .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(StrBytes::from_static_str("tx"))))
         .with_transaction_timeout_ms(60_000);
-    let refused = client.send(&transactional, 4).await.expect("init transactional");
-    assert_ne!(refused.error_code, 0);
+    let first = client.send(&transactional, 4).await.expect("init transactional");
+    let second = client.send(&transactional, 4).await.expect("init transactional again");
+    assert_eq!((first.error_code, second.error_code), (0, 0));
+    assert_eq!(
+        (second.producer_id, second.producer_epoch),
+        (first.producer_id, first.producer_epoch + 1)
+    );
 }

@@ -42,8 +42,8 @@ pub enum CoreError {
     InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("a retry of a batch whose append is still in progress")]
     DuplicateSequence,
-    #[error("transactions are not supported yet")]
-    TransactionsUnsupported,
+    #[error(transparent)]
+    Transaction(#[from] crate::transaction::TransactionError),
     #[error("no queue {0:?}")]
     UnknownQueue(String),
     #[error("queue {name:?}: {reason}")]

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod catalog;
 pub mod connection_budget;
 pub mod connections;
+pub mod direct_reply;
 mod error;
 pub mod exchange;
 pub mod group;
@@ -26,6 +27,7 @@ pub mod stats;
 pub mod topic;
 pub mod topic_config;
 pub mod topic_name;
+pub mod transaction;
 pub mod vhost;
 
 pub use broker::{Broker, BrokerConfig};

@@ -1,6 +1,6 @@
 //! Which of the broker's logs refuse appends, named by what they hold
 //! (a topic partition, a queue's messages or cursor journal, the catalog,
-//! the committed offsets), and reopening them without a restart: what
+//! the committed offsets, the transaction state), and reopening them without a restart: what
 //! `/health`, `/metrics` and the admin API show and do. Knows the broker's
 //! logs; nothing of why a disk fails or how a door reports it.
 
@@ -19,6 +19,7 @@ pub enum LogRole {
     QueueCursor { queue: String },
     Catalog,
     ConsumerOffsets,
+    TransactionState,
 }
 
 impl fmt::Display for LogRole {
@@ -29,6 +30,7 @@ impl fmt::Display for LogRole {
             LogRole::QueueCursor { queue } => write!(f, "queue {queue:?} cursor journal"),
             LogRole::Catalog => f.write_str("metadata catalog"),
             LogRole::ConsumerOffsets => f.write_str("consumer group offsets"),
+            LogRole::TransactionState => f.write_str("transaction state"),
         }
     }
 }
@@ -72,6 +74,7 @@ impl Broker {
             logs.push((LogRole::QueueCursor { queue }, declared.queue.journal_log().clone()));
         }
         logs.push((LogRole::ConsumerOffsets, self.groups().offsets().log().clone()));
+        logs.push((LogRole::TransactionState, self.transactions().log().clone()));
         if let Some(catalog) = self.catalog_log() {
             logs.push((LogRole::Catalog, catalog));
         }

@@ -476,17 +476,17 @@ impl Broker {
         });
         let mut record = record;
         let original_key = record.key.take().unwrap_or_default();
-        record
-            .headers
-            .retain(|header| !header.key.starts_with("conveyor.death-") && header.key != headers::TTL_MS);
+        record.headers.retain(|header| header.key != headers::TTL_MS);
+        let death = crate::queue::deaths::Death {
+            queue: declared.name.clone(),
+            reason: reason.as_str().to_owned(),
+            count: 1,
+            time_ms: self.clock().now_ms(),
+            routing_key: String::from_utf8_lossy(&original_key).into_owned(),
+        };
+        crate::queue::deaths::record_death(&mut record, death, deliveries, original_key);
         record.key = Some(routing_key.clone().into_bytes());
         record.timestamp_ms = None;
-        let record = record
-            .with_header(headers::DEATH_REASON, Some(reason.as_str().as_bytes().to_vec()))
-            .with_header(headers::DEATH_QUEUE, Some(declared.name.as_bytes().to_vec()))
-            .with_header(headers::DEATH_TIME_MS, Some(self.clock().now_ms().to_string().into_bytes()))
-            .with_header(headers::DEATH_DELIVERIES, Some(deliveries.to_string().into_bytes()))
-            .with_header(headers::DEATH_ROUTING_KEY, Some(original_key));
         // Routed as RabbitMQ does: with the dead-letter routing key and the
         // message's own headers (a headers exchange can be the DLX).
         let routed = match self.route(&exchange, &routing_key, &self.routing_headers(&record)) {
@@ -498,8 +498,13 @@ impl Broker {
         };
         let mut appends = Vec::new();
         for name in &routed.queues {
-            // A queue never dead-letters into itself (RabbitMQ drops such cycles).
+            // A queue never dead-letters into itself, nor around a cycle no
+            // consumer took part in (RabbitMQ drops such cycles).
             if *name == declared.name {
+                continue;
+            }
+            if crate::queue::deaths::completes_automatic_cycle(&record, name) {
+                warn!(queue = declared.name, target = %name, "dropping a dead message that would cycle back into a queue it died in");
                 continue;
             }
             if let Some(target) = self.queue(name) {

@@ -28,6 +28,8 @@ use parking_lot::Mutex;
 
 use crate::error::{CoreError, Result};
 use crate::stats::Flow;
+use crate::transaction::marker::{control_batch, marker_kind};
+use crate::transaction::{AbortedTransaction, MarkerKind, PartitionTransactions};
 
 /// Batches remembered per producer (Kafka's `max.in.flight` bound for idempotence).
 const BATCHES_REMEMBERED: usize = 5;
@@ -60,6 +62,9 @@ enum Verdict {
 #[derive(Debug, Default)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open and aborted transactions, for the last stable offset and
+    /// `read_committed` fetches.
+    transactions: PartitionTransactions,
 }
 
 /// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
@@ -77,10 +82,25 @@ fn next_sequence(sequence: i32) -> i32 {
 }
 
 impl ProducerState {
-    /// Rebuilds state from batch headers in log order.
-    pub fn rebuild(headers: &[BatchHeader]) -> ProducerState {
+    /// Rebuilds state from batch headers in log order; `marker_kind` reads
+    /// what a control batch's marker says.
+    pub fn rebuild(headers: &[BatchHeader], marker_kind: impl Fn(&BatchHeader) -> Option<MarkerKind>) -> ProducerState {
         let mut state = ProducerState::default();
-        for header in headers.iter().filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) {
+        for header in headers.iter().filter(|header| header.producer_id >= 0) {
+            if header.is_control() {
+                state.marker(header.producer_id, header.producer_epoch);
+                if let Some(kind) = marker_kind(header) {
+                    state.transactions.ended(header.producer_id, kind, header.base_offset as u64);
+                }
+                continue;
+            }
+            if header.is_transactional() {
+                state.transactions.data_enqueued(header.producer_id, header.base_offset as u64);
+                state.transactions.data_written(header.producer_id, header.base_offset as u64);
+            }
+            if header.base_sequence < 0 {
+                continue;
+            }
             let entry = state.producers.entry(header.producer_id).or_default();
             if header.producer_epoch != entry.epoch {
                 entry.epoch = header.producer_epoch;
@@ -134,6 +154,17 @@ impl ProducerState {
                 received: first_sequence,
             }),
             _ => Ok(Verdict::Append),
+        }
+    }
+
+    /// A transaction marker of `producer_id` at `epoch`: a higher epoch (the
+    /// coordinator fenced an older producer) restarts its sequences and
+    /// refuses the older epoch from now on.
+    fn marker(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
         }
     }
 
@@ -206,6 +237,10 @@ pub struct Partition {
     producers: Arc<Mutex<ProducerState>>,
     /// The topic's traffic counters (shared by its partitions).
     flow: Arc<Flow>,
+    /// The last stable offset as of the last marker: `read_committed`
+    /// fetches park on it, since a marker's own high-watermark move comes
+    /// before the transaction it ends is known to be decided.
+    stable: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// An append in flight.
@@ -215,10 +250,17 @@ impl Partition {
     /// Opens the partition's producer state from its log's tail. Blocking.
     pub fn new(log: Log) -> Result<Partition> {
         let headers = log.tail_batch_headers(REBUILD_SCAN_BYTES)?;
+        let read_marker = |header: &BatchHeader| {
+            let read = log.read(header.base_offset as u64, header.total_bytes(), true).ok()?;
+            marker_kind(header, read.bytes.get(..header.total_bytes())?)
+        };
+        let state = ProducerState::rebuild(&headers, read_marker);
+        let stable = state.transactions.last_stable_offset(log.high_watermark());
         Ok(Partition {
             log,
-            producers: Arc::new(Mutex::new(ProducerState::rebuild(&headers))),
+            producers: Arc::new(Mutex::new(state)),
             flow: Arc::default(),
+            stable: Arc::new(tokio::sync::watch::Sender::new(stable)),
         })
     }
 
@@ -269,6 +311,10 @@ impl Partition {
                 Ok(Verdict::Append) => {
                     // Accepted before the enqueue, under the lock: log order is check order.
                     state.accept(&header);
+                    if header.is_transactional() {
+                        // Its offset will be at or above the high watermark now.
+                        state.transactions.data_enqueued(header.producer_id, self.log.high_watermark());
+                    }
                     self.log.append(batches)
                 }
             }
@@ -277,9 +323,62 @@ impl Partition {
         Box::pin(async move {
             let outcome = appending.await;
             let offsets = outcome.as_ref().ok().map(|info| (info.base_offset, info.last_offset));
-            producers.lock().settle(&header, offsets);
+            let mut state = producers.lock();
+            state.settle(&header, offsets);
+            if let Some((base_offset, _)) = offsets.filter(|_| header.is_transactional()) {
+                state.transactions.data_written(header.producer_id, base_offset);
+            }
+            drop(state);
             outcome.map_err(CoreError::from)
         })
+    }
+
+    /// Appends the marker that ends `producer_id`'s transaction here. The
+    /// producer state learns the marker's epoch before the enqueue, under
+    /// the lock, so no batch of an older epoch is checked in after it.
+    pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, kind: MarkerKind, now_ms: i64) -> PendingAppend {
+        let batch = control_batch(producer_id, producer_epoch, kind, 0, now_ms);
+        let appending = {
+            let mut state = self.producers.lock();
+            state.marker(producer_id, producer_epoch);
+            self.log.append(batch)
+        };
+        let producers = Arc::clone(&self.producers);
+        let log = self.log.clone();
+        let stable = Arc::clone(&self.stable);
+        Box::pin(async move {
+            let info = appending.await?;
+            let last_stable_offset = {
+                let mut state = producers.lock();
+                state.transactions.ended(producer_id, kind, info.base_offset);
+                state.transactions.forget_below(log.start_offset());
+                state.transactions.last_stable_offset(log.high_watermark())
+            };
+            stable.send_replace(last_stable_offset);
+            Ok(info)
+        })
+    }
+
+    /// Changes when a marker moves the last stable offset (see `stable`).
+    pub fn subscribe_stable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.stable.subscribe()
+    }
+
+    /// The last stable offset: below it every transaction is decided
+    /// (what a `read_committed` reader may read up to).
+    pub fn last_stable_offset(&self) -> u64 {
+        let high_watermark = self.log.high_watermark();
+        self.producers.lock().transactions.last_stable_offset(high_watermark)
+    }
+
+    /// Where `producer_id`'s open transaction begins in this partition, if it has one.
+    pub fn open_transaction_start(&self, producer_id: i64) -> Option<u64> {
+        self.producers.lock().transactions.open_first_offset(producer_id)
+    }
+
+    /// The aborted transactions with records in `from..to`.
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        self.producers.lock().transactions.aborted_between(from, to)
     }
 
     /// Active idempotent producers of this partition.
@@ -367,6 +466,101 @@ mod tests {
             Err(CoreError::OutOfOrderSequence { expected: 4, .. })
         ));
         assert_eq!(partition.producers(), vec![(7, 0, 3, 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_marker_with_a_bumped_epoch_fences_the_older_epoch_also_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let partition = partition(dir.path());
+            partition.append(batch(7, 0, 0, 2)).await.expect("append");
+            partition.append_marker(7, 1, MarkerKind::Abort, 1).await.expect("marker");
+            assert!(matches!(
+                partition.append(batch(7, 0, 2, 1)).await,
+                Err(CoreError::InvalidProducerEpoch { epoch: 0, current: 1, .. })
+            ));
+            let log = partition.log.clone();
+            drop(partition);
+            tokio::task::spawn_blocking(move || log.close())
+                .await
+                .expect("join")
+                .expect("close");
+        }
+        let path = dir.path().to_owned();
+        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        assert!(matches!(
+            partition.append(batch(7, 0, 2, 1)).await,
+            Err(CoreError::InvalidProducerEpoch { .. })
+        ));
+        partition
+            .append(batch(7, 1, 0, 1))
+            .await
+            .expect("the new epoch starts at sequence 0");
+        assert_eq!(partition.log.high_watermark(), 4, "two records, a marker, one record");
+    }
+
+    fn transactional(producer_id: i64, epoch: i16, sequence: i32, records: usize) -> Bytes {
+        let mut bytes = bytes::BytesMut::from(&batch(producer_id, epoch, sequence, records)[..]);
+        // Set the transactional attribute bit and re-sign the batch.
+        bytes[22] |= 0x10;
+        let crc = conveyor_log::batch::compute_crc(&bytes);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        bytes.freeze()
+    }
+
+    #[tokio::test]
+    async fn the_last_stable_offset_and_aborted_transactions_follow_markers_and_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let partition = partition(dir.path());
+            partition.append(batch(1, 0, 0, 2)).await.expect("plain data at 0..2");
+            partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 2..5");
+            assert_eq!(partition.last_stable_offset(), 2, "stops at the open transaction");
+            partition
+                .append_marker(7, 0, MarkerKind::Abort, 1)
+                .await
+                .expect("abort marker at 5");
+            partition.append(transactional(7, 0, 3, 1)).await.expect("open at 6");
+            assert_eq!((partition.last_stable_offset(), partition.log.high_watermark()), (6, 7));
+            let log = partition.log.clone();
+            drop(partition);
+            tokio::task::spawn_blocking(move || log.close())
+                .await
+                .expect("join")
+                .expect("close");
+        }
+        let path = dir.path().to_owned();
+        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        assert_eq!(partition.last_stable_offset(), 6, "the open transaction is still open");
+        let aborted = partition.aborted_transactions(0, 7);
+        assert_eq!(
+            aborted
+                .iter()
+                .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+                .collect::<Vec<_>>(),
+            vec![(7, 2, 5)]
+        );
+        partition
+            .append_marker(7, 0, MarkerKind::Commit, 1)
+            .await
+            .expect("commit marker at 7");
+        assert_eq!(partition.last_stable_offset(), 8);
+        assert_eq!(partition.aborted_transactions(6, 8), vec![], "the committed one is not listed");
+    }
+
+    #[tokio::test]
+    async fn a_marker_tells_read_committed_waiters_the_new_last_stable_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        let mut stable = partition.subscribe_stable();
+        partition.append(transactional(7, 0, 0, 2)).await.expect("open at 0..2");
+        assert!(!stable.has_changed().expect("sender alive"), "data alone decides nothing");
+        partition
+            .append_marker(7, 0, MarkerKind::Commit, 1)
+            .await
+            .expect("commit marker at 2");
+        assert!(stable.has_changed().expect("sender alive"));
+        assert_eq!(*stable.borrow_and_update(), 3);
     }
 
     #[test]

@@ -30,7 +30,8 @@ let page = null;
 let timer = null;
 
 function parse() {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map((part) => {
+  // `?vhost=…` after the route names the vhost (vhost.js), not a segment.
+  const parts = location.hash.replace(/^#\/?/, '').split('?')[0].split('/').filter(Boolean).map((part) => {
     try {
       return decodeURIComponent(part);
     } catch {

@@ -34,9 +34,11 @@ pub fn resource<'a>(arn: &'a str, service: &str) -> Option<&'a str> {
     valid.then(|| parts.next()).flatten().filter(|resource| !resource.is_empty())
 }
 
-/// The queue name an SQS queue ARN names.
+/// The queue name an SQS queue ARN names. A name with `/` is no SQS
+/// name: it would be a broker-wide name of another vhost's queue
+/// (`amq.vhost/<vhost>/<name>`), which SQS must not reach.
 pub fn queue_name(arn: &str) -> Option<&str> {
-    resource(arn, "sqs").filter(|name| !name.contains(':'))
+    resource(arn, "sqs").filter(|name| !name.contains([':', '/']))
 }
 
 #[cfg(test)]
@@ -69,6 +71,7 @@ mod tests {
             "arn:aws:sns:us-east-1:0:q",
             "arn:aws:sqs:us-east-1:0:",
             "arn:aws:sqs:us-east-1:0:a:b",
+            "arn:aws:sqs:us-east-1:0:amq.vhost/staging/q1",
         ] {
             assert_eq!(queue_name(bad), None, "{bad}");
         }

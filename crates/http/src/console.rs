@@ -53,6 +53,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("format.js", JS),
     asset!("live.js", JS),
+    asset!("vhost.js", JS),
     asset!("pages/connections.js", JS),
     asset!("pages/exchanges.js", JS),
     asset!("pages/groups.js", JS),

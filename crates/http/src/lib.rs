@@ -7,25 +7,27 @@
 //! One middleware times every request the listener serves for the request
 //! latency histograms (`timed`).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use conveyor_core::Broker;
 use conveyor_core::auth::MetricsAccess;
+use conveyor_core::auth::Principal;
 
 pub mod admin;
 mod arn;
 pub mod console;
 mod listener;
 pub mod metrics;
+pub mod sigv4;
 pub mod sns;
 pub mod sqs;
 
@@ -114,11 +116,55 @@ async fn timed(State(state): State<Arc<HttpState>>, request: Request, next: Next
 /// An AWS API request: SQS names its action in `X-Amz-Target` (AWS JSON
 /// 1.0); SNS sends a form with `Action=` (the query protocol). Anything else
 /// goes to SQS, which answers with its error for a missing target.
-async fn aws(state: State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    if !headers.contains_key("x-amz-target") && sns::is_query_request(&headers) {
-        sns::handle(state, headers, body).await
+async fn aws(state: State<Arc<HttpState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    // In-process callers (tests driving the router) have no peer: they are local.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+    let signed = Signed {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        peer,
+    };
+    if !parts.headers.contains_key("x-amz-target") && sns::is_query_request(&parts.headers) {
+        sns::handle(state, parts.headers, signed, body).await
     } else {
-        sqs::handle(state, headers, body).await
+        sqs::handle(state, parts.headers, signed, body).await
+    }
+}
+
+/// What SigV4 covers besides the headers and body, and who sent it.
+#[derive(Debug)]
+pub(crate) struct Signed {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub peer: IpAddr,
+}
+
+impl Signed {
+    /// Who signed the request (SigV4 against the user store), or why it is refused.
+    pub fn authenticate(
+        &self,
+        state: &HttpState,
+        protocol: &'static str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Principal, sigv4::SigV4Error> {
+        let request = sigv4::SignedRequest {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers,
+            body,
+        };
+        let now_unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+        sigv4::authenticate(state.broker.authorizer(), protocol, self.peer, &request, now_unix_s)
     }
 }
 

@@ -6,7 +6,8 @@
 //! per protocol (`connections.rs`), how often each limit was reached
 //! (`limits/`), request latency histograms per protocol and API, the log
 //! writers' fsync latency histogram, and whether each log is poisoned
-//! (`log_health.rs`). Names and labels
+//! (`log_health.rs`), the I/O pool's open files, and blocking calls caught
+//! on an async worker thread (`reactor_guard`). Names and labels
 //! follow Prometheus conventions (`conveyor_` prefix, base units: seconds
 //! and bytes, `_total` counters, cumulative `le` buckets).
 
@@ -103,12 +104,13 @@ fn render_log_health(out: &mut String, broker: &Broker) {
     let mut family = Family::gauge(
         out,
         "conveyor_internal_log_poisoned",
-        "1 while the metadata catalog's or the committed offsets' log refuses appends, until reopened.",
+        "1 while the metadata catalog's, the committed offsets' or the transaction state's log refuses appends, until reopened.",
     );
     for status in &statuses {
         let log = match &status.role {
             LogRole::Catalog => "catalog",
             LogRole::ConsumerOffsets => "consumer_offsets",
+            LogRole::TransactionState => "transaction_state",
             _ => continue,
         };
         family.sample("conveyor_internal_log_poisoned", &[("log", log)], value(status));
@@ -387,6 +389,29 @@ pub fn render(broker: &Broker) -> String {
         "conveyor_fsync_duration_seconds",
         &[],
         &conveyor_log::histogram::fsync_duration().snapshot(),
+    );
+    let pool = conveyor_log::IoPool::default_pool();
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_log_open_files",
+        "Segment files the log I/O pool's open-file cache holds open.",
+    );
+    family.sample("conveyor_log_open_files", &[], pool.open_files() as f64);
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_log_open_files_max",
+        "The open-file cache's cap ([storage] open_files_max).",
+    );
+    family.sample("conveyor_log_open_files_max", &[], pool.open_files_max() as f64);
+    let mut family = Family::counter(
+        &mut out,
+        "conveyor_blocking_calls_on_reactor_total",
+        "Blocking file operations or waits that ran on an async worker thread; stays 0 unless a call site is wrong.",
+    );
+    family.sample(
+        "conveyor_blocking_calls_on_reactor_total",
+        &[],
+        conveyor_log::reactor_guard::blocking_calls_on_reactor() as f64,
     );
     out
 }

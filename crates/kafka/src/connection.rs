@@ -18,16 +18,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use conveyor_core::auth::{Operation, Principal, Resource};
 use conveyor_core::connection_budget::{ConnectionBudget, Reservation};
 use conveyor_core::connections::Registration;
 use conveyor_core::limits::Limit;
+use conveyor_tls::Accepted;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::Context;
+use crate::authentication::{Answer, Authentication};
 use crate::frame::{self, FrameError};
 use crate::handlers;
 
@@ -42,18 +44,50 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The address the client connected to; advertised back in metadata.
     pub local: SocketAddr,
+    /// Who the connection speaks for; `None` before a required SASL
+    /// authentication (no handler but ApiVersions runs then).
+    pub principal: Option<Principal>,
     /// Bytes held for this connection: requests until answered, Fetch
     /// responses until sent. The reader waits for room before reading on.
     pub budget: ConnectionBudget,
 }
 
 impl ConnectionInfo {
-    pub fn new(context: &Context, peer: SocketAddr, local: SocketAddr) -> ConnectionInfo {
+    pub fn new(context: &Context, peer: SocketAddr, local: SocketAddr, principal: Option<Principal>) -> ConnectionInfo {
         let budget = ConnectionBudget::new(
             context.broker.limits().config().connection_buffer_bytes_max,
             Arc::clone(context.broker.alarms()),
         );
-        ConnectionInfo { peer, local, budget }
+        ConnectionInfo {
+            peer,
+            local,
+            principal,
+            budget,
+        }
+    }
+
+    /// Whether the authorizer lets this connection do `operation` on `resource`;
+    /// a refusal is counted and logged.
+    pub fn allowed(&self, context: &Context, resource: &Resource<'_>, operation: Operation) -> bool {
+        match &self.principal {
+            Some(principal) => context
+                .broker
+                .authorizer()
+                .check("kafka", principal, Some(self.peer.ip()), resource, operation)
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether some ACL lets this connection do `operation` on some resource
+    /// of the kind of `resource` (Kafka's `authorizeByResourceType`).
+    pub fn allowed_on_any(&self, context: &Context, resource: &Resource<'_>, operation: Operation) -> bool {
+        self.principal.as_ref().is_some_and(|principal| {
+            context
+                .broker
+                .authorizer()
+                .authorize_any(principal, Some(self.peer.ip()), resource, operation)
+        })
     }
 }
 
@@ -95,12 +129,21 @@ enum Next {
     Idle,
 }
 
-pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let peer = registration.peer;
-    let Ok(local) = stream.local_addr() else { return };
-    let connection = Arc::new(ConnectionInfo::new(&context, peer, local));
-    debug!(%peer, "Kafka connection opened");
-    let (read_half, write_half) = stream.into_split();
+/// Serves one connection, plain or TLS alike.
+pub async fn run(accepted: Accepted, tls: bool, registration: Registration, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let Accepted {
+        stream,
+        peer,
+        local,
+        client_common_name,
+    } = accepted;
+    let mut authentication = Authentication::new(&context, peer, client_common_name);
+    if let Some(Principal::User(user)) = authentication.principal() {
+        registration.set_user(user.clone());
+    }
+    let mut connection = Arc::new(ConnectionInfo::new(&context, peer, local, authentication.principal().cloned()));
+    debug!(%peer, tls, "Kafka connection opened");
+    let (read_half, write_half) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (replies, mut pending) = mpsc::channel::<(Reply, Reservation)>(context.config.in_flight_requests_max.max(1));
     let activity = Arc::new(Activity {
@@ -149,18 +192,37 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
                     break;
                 }
             }
-            let read = read_request(&mut reader, &connection, context.config.frame_bytes_max).await;
+            let frame_bytes_max = authentication.frame_bytes_max(context.config.frame_bytes_max);
+            let read = read_frame(&mut reader, &connection, frame_bytes_max).await;
             activity.touch();
-            let (request, request_bytes) = match read {
+            let (frame, request_bytes) = match read {
                 Ok(read) => read,
-                Err(FrameError::Eof) => break,
-                Err(FrameError::Io(reason)) => {
-                    debug!(%peer, %reason, "Kafka connection ended");
+                Err(error) => {
+                    log_end(peer, &error);
                     break;
                 }
-                Err(reason) => {
-                    // Kafka's answer to a request it cannot read: close the connection.
-                    info!(%peer, %reason, "closing Kafka connection");
+            };
+            if authentication.expects_raw_token() {
+                let answer = authentication.raw_token(&context, frame).await;
+                if !send_answer(
+                    &replies,
+                    &activity,
+                    answer,
+                    request_bytes,
+                    &mut authentication,
+                    &mut connection,
+                    &registration,
+                )
+                .await
+                {
+                    break;
+                }
+                continue;
+            }
+            let request = match frame::parse_request(frame) {
+                Ok(request) => request,
+                Err(error) => {
+                    log_end(peer, &error);
                     break;
                 }
             };
@@ -173,11 +235,46 @@ pub async fn run(stream: TcpStream, registration: Registration, context: Arc<Con
             {
                 registration.set_client(client_id.as_str());
             }
+            let answer = match request.api {
+                ApiKey::SaslHandshake => Some(authentication.handshake(&context, &request)),
+                ApiKey::SaslAuthenticate => Some(authentication.authenticate(&context, &request).await),
+                ApiKey::ApiVersions => None,
+                api if authentication.principal().is_none() => {
+                    // A Kafka broker with SASL enabled closes such a connection too.
+                    info!(%peer, api = crate::versions::name(api), "Kafka request before authentication; closing the connection");
+                    break;
+                }
+                _ => None,
+            };
+            if let Some(answer) = answer {
+                match answer {
+                    Ok(answer) => {
+                        if !send_answer(
+                            &replies,
+                            &activity,
+                            answer,
+                            request_bytes,
+                            &mut authentication,
+                            &mut connection,
+                            &registration,
+                        )
+                        .await
+                        {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        log_end(peer, &error);
+                        break;
+                    }
+                }
+                continue;
+            }
             let api = request.api;
             let reply = match handlers::dispatch(&context, &connection, request) {
                 Ok(reply) => timed(reply, &context, api, started),
-                Err(reason) => {
-                    info!(%peer, %reason, "closing Kafka connection");
+                Err(error) => {
+                    log_end(peer, &error);
                     break;
                 }
             };
@@ -219,19 +316,59 @@ async fn next_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Reads one request once the connection's budget has room for it: while
+/// Reads one frame once the connection's budget has room for it: while
 /// the bytes of unanswered requests and unsent responses fill the budget,
 /// the socket is not read (backpressure). The reservation covers the
 /// request until its reply is written.
-async fn read_request<R: AsyncRead + Unpin>(
+async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     connection: &ConnectionInfo,
     frame_bytes_max: usize,
-) -> Result<(frame::Request, Reservation), FrameError> {
+) -> Result<(Bytes, Reservation), FrameError> {
     let size = frame::read_frame_size(reader, frame_bytes_max).await?;
     let mut reservation = connection.budget.reserve(size as u64).await;
     let frame = frame::read_frame_body(reader, size, |arrived| reservation.hold(arrived as u64)).await?;
-    Ok((frame::parse_request(frame)?, reservation))
+    Ok((frame, reservation))
+}
+
+/// Why the connection ends, logged at the level it deserves.
+fn log_end(peer: SocketAddr, error: &FrameError) {
+    match error {
+        FrameError::Eof => {}
+        FrameError::Io(reason) => debug!(%peer, %reason, "Kafka connection ended"),
+        // Kafka's answer to a request it cannot read: close the connection.
+        reason => info!(%peer, %reason, "closing Kafka connection"),
+    }
+}
+
+/// Queues a SASL answer in reply order; when it authenticated the client,
+/// later requests see the new principal. False when the connection is to close.
+async fn send_answer(
+    replies: &mpsc::Sender<(Reply, Reservation)>,
+    activity: &Activity,
+    answer: Answer,
+    request_bytes: Reservation,
+    authentication: &mut Authentication,
+    connection: &mut Arc<ConnectionInfo>,
+    registration: &Registration,
+) -> bool {
+    if let Some(frame) = answer.frame {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let reply: Reply = Box::pin(async move { Ok(Some(frame)) });
+        if replies.send((reply, request_bytes)).await.is_err() {
+            return false;
+        }
+    }
+    if authentication.principal() != connection.principal.as_ref() {
+        if let Some(Principal::User(user)) = authentication.principal() {
+            registration.set_user(user.clone());
+        }
+        *connection = Arc::new(ConnectionInfo {
+            principal: authentication.principal().cloned(),
+            ..ConnectionInfo::clone(connection)
+        });
+    }
+    !answer.close
 }
 
 /// Admits a produce request's bytes against the resource alarms (the disk

@@ -2,6 +2,7 @@
 
 use conveyor_core::CoreError;
 use conveyor_core::group::GroupError;
+use conveyor_core::transaction::TransactionError;
 use conveyor_log::LogError;
 use kafka_protocol::ResponseError;
 
@@ -20,7 +21,7 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         // Clients treat it as success: the original append is in progress.
         CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
-        CoreError::TransactionsUnsupported => ResponseError::TransactionalIdAuthorizationFailed,
+        CoreError::Transaction(error) => transaction_error(error, true),
         // Not retriable: the broker's own policy refuses it until an operator raises the limit.
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
         // Queues and vhosts are not reachable through the Kafka API.
@@ -66,5 +67,21 @@ pub fn group_error(error: &GroupError) -> ResponseError {
         GroupError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
         // Retriable: clients look the coordinator up again and retry.
         GroupError::CoordinatorNotAvailable | GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+/// `fenced_code`: whether the request's version knows PRODUCER_FENCED
+/// (KIP-588); older versions get INVALID_PRODUCER_EPOCH, as Kafka answers.
+pub fn transaction_error(error: &TransactionError, fenced_code: bool) -> ResponseError {
+    match error {
+        TransactionError::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
+        TransactionError::ProducerFenced { .. } if fenced_code => ResponseError::ProducerFenced,
+        TransactionError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
+        TransactionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        TransactionError::ConcurrentTransactions(_) => ResponseError::ConcurrentTransactions,
+        TransactionError::UnknownPartitions(_) => ResponseError::UnknownTopicOrPartition,
+        TransactionError::InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
+        // Retriable: the client finds the coordinator again and retries.
+        TransactionError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }

@@ -3,11 +3,13 @@
 //! No business logic here: topics, logs and (later) groups live in the core;
 //! this crate only translates. To the clients it looks like a one-node cluster.
 
+mod authentication;
 pub mod client;
 mod connection;
 mod errors;
 pub mod frame;
 mod handlers;
+mod sasl;
 pub mod versions;
 
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use conveyor_core::Broker;
 use conveyor_core::connections::Protocol;
-use tokio::net::TcpListener;
+use conveyor_tls::Listener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -56,27 +58,29 @@ pub struct Context {
 /// How long open connections get to finish in-flight requests at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Serves Kafka clients on `listener` until `shutdown` turns true, then stops
-/// accepting and gives open connections a bounded time to finish.
-pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "Kafka listener up");
-    }
+/// Serves Kafka clients on `listener` (plain TCP or TLS) until `shutdown`
+/// turns true, then stops accepting and gives open connections a bounded
+/// time to finish.
+pub async fn serve(listener: impl Into<Listener>, context: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = listener.into();
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    let tls = listener.is_tls();
+    info!(addr = ?local, tls, "Kafka listener up");
     let mut connections = JoinSet::new();
     let connection_shutdown = shutdown.clone();
     loop {
         tokio::select! {
             () = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+                Ok(accepted) => {
+                    let peer = accepted.peer;
                     // Kafka's answer past `max.connections.per.ip`: close the new socket at once.
                     let Ok(slot) = context.broker.limits().admit_connection(peer.ip()) else {
                         debug!(%peer, "Kafka connection refused: connection limit");
                         continue;
                     };
-                    let _ = stream.set_nodelay(true);
                     let registration = context.broker.connections().register(Protocol::Kafka, peer);
-                    let run = connection::run(stream, registration, Arc::clone(&context), connection_shutdown.clone());
+                    let run = connection::run(accepted, tls, registration, Arc::clone(&context), connection_shutdown.clone());
                     connections.spawn(async move {
                         let _slot = slot;
                         run.await;
@@ -115,7 +119,12 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, mut shutdown: w
 #[doc(hidden)]
 pub async fn handle_frame(context: &Arc<Context>, frame: bytes::Bytes) -> Result<Option<bytes::Bytes>, String> {
     let local: SocketAddr = ([127, 0, 0, 1], 9092).into();
-    let connection = Arc::new(connection::ConnectionInfo::new(context, local, local));
+    let connection = Arc::new(connection::ConnectionInfo::new(
+        context,
+        local,
+        local,
+        Some(conveyor_core::auth::Principal::Anonymous),
+    ));
     let request = frame::parse_request(frame).map_err(|error| error.to_string())?;
     let reply = handlers::dispatch(context, &connection, request).map_err(|error| error.to_string())?;
     reply.await

@@ -38,6 +38,7 @@ impl Appending {
     /// Blocks until the append is acknowledged. Must not be called from an
     /// async context (use `.await` there).
     pub fn wait(self) -> Result<AppendInfo> {
+        crate::reactor_guard::check("waiting for an append");
         match self {
             Appending::Ready(result) => result.unwrap_or_else(|| Err(LogError::Closed(PathBuf::new()))),
             Appending::Waiting { receiver, dir } => receiver.blocking_recv().unwrap_or(Err(LogError::Closed(dir))),

@@ -4,7 +4,9 @@
 //! disk does to it, all on a storage backend (`storage`: the real file
 //! system, or with the `sim` feature a simulated disk that fails on
 //! purpose). Knows batches, offsets and files; nothing about topics, queues,
-//! consumers or wire protocols.
+//! consumers or wire protocols. Logs own no threads: a fixed I/O pool
+//! (`io_pool`) runs the writer of whichever log has work, and every segment
+//! file goes through its open-file cache.
 //!
 //! ```no_run
 //! use conveyor_log::{Log, LogConfig, record::{BatchBuilder, Record}};
@@ -23,11 +25,15 @@ pub mod batch;
 pub mod clock;
 mod config;
 mod error;
+mod file_cache;
 mod file_system;
 mod health;
 pub mod histogram;
 pub mod index;
+mod io_pool;
 mod log;
+mod log_cell;
+pub mod reactor_guard;
 pub mod record;
 pub mod recovery;
 pub mod retention;
@@ -43,5 +49,6 @@ pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
 pub use error::{LogError, Result};
 pub use file_system::FileSystem;
 pub use health::LogHealth;
+pub use io_pool::{IoPool, IoPoolConfig, default_open_files_max};
 pub use log::{Log, ReadOutcome, Visibility};
 pub use storage::{Storage, StorageFile};

@@ -1,7 +1,9 @@
 //! The public handle of one partition log: open (with recovery), append,
-//! read, look up by time, watch the high watermark, close. Appends go to the
-//! log's single writer thread (`writer.rs`); reads go straight to the segment
-//! files through an atomically swapped view of the segment list.
+//! read, look up by time, watch the high watermark, close. Appends and
+//! control commands go to the log's single writer (`writer.rs`), which a
+//! thread of the I/O pool (`io_pool.rs`) runs while the log has work; reads
+//! go straight to the segment files (through the open-file cache) by an
+//! atomically swapped view of the segment list.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use crate::clock::{Clock, system_clock};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::health::LogHealth;
+use crate::io_pool::{IoPool, PoolHandle};
+use crate::log_cell::LogCell;
+use crate::reactor_guard;
 use crate::recovery;
 use crate::shared::{LogView, Shared};
 use crate::storage::{Storage, file_system};
@@ -43,8 +48,8 @@ pub struct ReadOutcome {
 }
 
 /// A handle to one open partition log. Cheap to clone; every clone talks to
-/// the same writer thread. Dropping the last clone closes the log (and waits
-/// for its writer), as [`Log::close`] does.
+/// the same writer. Dropping the last clone closes the log (and waits for
+/// its writer), as [`Log::close`] does.
 #[derive(Debug, Clone)]
 pub struct Log {
     inner: Arc<Handle>,
@@ -53,7 +58,23 @@ pub struct Log {
 #[derive(Debug)]
 struct Handle {
     shared: Arc<Shared>,
-    commands: mpsc::Sender<Command>,
+    cell: Arc<LogCell>,
+    pool: Arc<PoolHandle>,
+}
+
+impl Handle {
+    /// Hands `command` to the writer; `false` when the log is closed (the
+    /// command is dropped, and with it its reply sender).
+    fn send(&self, command: Command) -> bool {
+        match self.cell.push(command) {
+            Ok(true) => {
+                self.pool.schedule(Arc::clone(&self.cell));
+                true
+            }
+            Ok(false) => true,
+            Err(()) => false,
+        }
+    }
 }
 
 impl Drop for Handle {
@@ -61,11 +82,9 @@ impl Drop for Handle {
         // Wait for the writer so that a reopen right after the drop never races
         // the old writer's final flush.
         let (reply, receiver) = mpsc::sync_channel(1);
-        if self.commands.send(Command::Close { reply }).is_ok() {
+        if self.send(Command::Close { reply }) {
+            reactor_guard::check("closing a dropped log");
             let _ = receiver.recv();
-        }
-        if let Some(thread) = self.shared.writer_thread.lock().take() {
-            let _ = thread.join();
         }
     }
 }
@@ -86,10 +105,23 @@ impl Log {
     /// [`Log::open`] on a storage backend other than the real file system
     /// (a simulated disk, in tests).
     pub fn open_on(storage: Arc<dyn Storage>, dir: impl Into<PathBuf>, config: LogConfig, clock: Arc<dyn Clock>) -> Result<Log> {
+        Log::open_on_pool(&IoPool::default_pool(), storage, dir, config, clock)
+    }
+
+    /// [`Log::open_on`] served by `pool` rather than the process's default
+    /// I/O pool.
+    pub fn open_on_pool(
+        pool: &IoPool,
+        storage: Arc<dyn Storage>,
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Log> {
         let dir = dir.into();
         storage.create_dir_all(&dir).map_err(|error| LogError::io(&dir, error))?;
         let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
-        let segments = recovery::recover(storage.as_ref(), &dir, &config, start_floor)?;
+        let files = Arc::clone(pool.files());
+        let segments = recovery::recover(&storage, &files, &dir, &config, start_floor)?;
         if segments.iter().all(|segment| segment.committed_bytes() == 0)
             && let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty())
         {
@@ -105,6 +137,7 @@ impl Log {
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             storage,
+            files,
             // Until the writer takes over: a tail lost under a relaxed
             // durability policy can leave the log shorter than its persisted
             // start, and then the writer continues at that start.
@@ -115,22 +148,18 @@ impl Log {
             high_watermark,
             written,
             health: Mutex::new(LogHealth::Healthy),
-            writer_thread: Mutex::new(None),
         });
-        let (commands, receiver) = mpsc::channel();
         let writer = Writer::new(Arc::clone(&shared), config, clock, segments, start_floor)?;
-        let name = format!(
-            "log-writer-{}",
-            dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
-        );
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .stack_size(256 * 1024)
-            .spawn(move || writer.run(receiver))
-            .map_err(|error| LogError::io(&dir, error))?;
-        *shared.writer_thread.lock() = Some(thread);
+        // A writer that owes work from the start (retention of old segments)
+        // gets a turn, which sets its timer.
+        let owes_work = writer.next_deadline().is_some();
+        let cell = LogCell::new(writer);
+        let pool = pool.handle();
+        if owes_work && cell.push_tick() == Ok(true) {
+            pool.schedule(Arc::clone(&cell));
+        }
         Ok(Log {
-            inner: Arc::new(Handle { shared, commands }),
+            inner: Arc::new(Handle { shared, cell, pool }),
         })
     }
 
@@ -154,7 +183,7 @@ impl Log {
             Err(error) => return Appending::Ready(Some(Err(error))),
         };
         let (reply, receiver) = oneshot::channel();
-        if self.inner.commands.send(Command::Append { batches, headers, reply }).is_err() {
+        if !self.inner.send(Command::Append { batches, headers, reply }) {
             return Appending::Ready(Some(Err(LogError::Closed(self.inner.shared.dir.clone()))));
         }
         Appending::Waiting {
@@ -180,6 +209,26 @@ impl Log {
     }
 
     fn read_up_to(&self, offset: u64, max_bytes: usize, min_one: bool, visibility: Visibility) -> Result<ReadOutcome> {
+        match self.read_view(offset, max_bytes, min_one, visibility) {
+            // The segment was removed (retention, a prefix truncation) after
+            // this read took its view: the offset is below the start now.
+            Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let start = self.start_offset();
+                if offset < start {
+                    Err(LogError::OffsetOutOfRange {
+                        offset,
+                        start,
+                        end: self.high_watermark(),
+                    })
+                } else {
+                    self.read_view(offset, max_bytes, min_one, visibility)
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn read_view(&self, offset: u64, max_bytes: usize, min_one: bool, visibility: Visibility) -> Result<ReadOutcome> {
         let high_watermark = match visibility {
             Visibility::Durable => self.high_watermark(),
             Visibility::Written => self.written(),
@@ -315,9 +364,12 @@ impl Log {
     /// rare (roll, retention, config, close); async callers run them in
     /// `spawn_blocking` like any other file operation.
     fn request<T>(&self, make: impl FnOnce(mpsc::SyncSender<T>) -> Command) -> Result<T> {
+        reactor_guard::check("a blocking log command");
         let (reply, receiver) = mpsc::sync_channel(1);
         let closed = || LogError::Closed(self.inner.shared.dir.clone());
-        self.inner.commands.send(make(reply)).map_err(|_| closed())?;
+        if !self.inner.send(make(reply)) {
+            return Err(closed());
+        }
         receiver.recv().map_err(|_| closed())
     }
 
@@ -355,9 +407,6 @@ impl Log {
     /// writer. Appends after this fail with [`LogError::Closed`]. Blocking.
     pub fn close(&self) -> Result<()> {
         let result = self.request(|reply| Command::Close { reply });
-        if let Some(thread) = self.inner.shared.writer_thread.lock().take() {
-            let _ = thread.join();
-        }
         match result {
             Ok(inner) => inner,
             // Already closed by another handle.

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use crate::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::file_cache::{FileCache, FileSlot};
 use crate::index::SegmentIndex;
 use crate::segment::{self, Segment};
 use crate::shared::{CLEAN_SHUTDOWN_FILE, START_OFFSET_FILE};
@@ -42,10 +43,22 @@ pub(crate) fn read_start_floor(storage: &dyn Storage, dir: &Path) -> Result<u64>
     }
 }
 
+/// Wraps a segment file recovery opened in a slot of the open-file cache.
+type MakeSlot<'a> = dyn Fn(PathBuf, Box<dyn StorageFile>) -> Arc<FileSlot> + 'a;
+
 /// Opens every segment in `dir`: sealed segments trust their index files if
 /// they pass checks (else rebuild them by scanning); the last segment is
 /// always scanned and truncated after its last sound batch.
-pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &LogConfig, start_floor: u64) -> Result<Vec<Arc<Segment>>> {
+pub(crate) fn recover(
+    storage: &Arc<dyn Storage>,
+    files: &Arc<FileCache>,
+    dir: &Path,
+    config: &LogConfig,
+    start_floor: u64,
+) -> Result<Vec<Arc<Segment>>> {
+    let storages = storage;
+    let slot = |path: PathBuf, file: Box<dyn StorageFile>| FileSlot::new(files, Arc::clone(storages), path, Some(file));
+    let storage = storage.as_ref();
     let mut base_offsets = Vec::new();
     let names = storage.list_dir(dir).map_err(|error| LogError::io(dir, error))?;
     for name in names {
@@ -65,21 +78,24 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &LogConfig, sta
     base_offsets.sort_unstable();
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = storage.exists(&marker).map_err(|error| LogError::io(&marker, error))?;
-    let mut files = Vec::with_capacity(base_offsets.len());
+    // Each file is open only while it is looked at: a log may have more
+    // segments than the open-file cache has room for.
+    let mut found = Vec::with_capacity(base_offsets.len());
     for base_offset in base_offsets {
         let path = Segment::log_path(dir, base_offset);
-        let file = Segment::open_file(storage, &path)?;
-        let bytes = file.len().map_err(|error| LogError::io(&path, error))?;
-        files.push((base_offset, path, file, bytes));
+        let bytes = Segment::open_file(storage, &path)?
+            .len()
+            .map_err(|error| LogError::io(&path, error))?;
+        found.push((base_offset, path, bytes));
     }
     // A roll only ever seals a segment that holds something, so an empty
     // segment file before the last one is what a roll left when it failed
     // after creating its file: it holds nothing, and its name would cut the
     // segment before it short.
-    let last = files.len().saturating_sub(1);
-    let mut kept = Vec::with_capacity(files.len());
-    for (position, entry) in files.into_iter().enumerate() {
-        if position < last && entry.3 == 0 {
+    let last = found.len().saturating_sub(1);
+    let mut kept = Vec::with_capacity(found.len());
+    for (position, entry) in found.into_iter().enumerate() {
+        if position < last && entry.2 == 0 {
             remove_empty_segment(storage, &entry.1)?;
         } else {
             kept.push(entry);
@@ -88,28 +104,29 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &LogConfig, sta
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(kept.len().max(1));
     let mut entries = kept.into_iter().peekable();
     // Bounded by the number of segment files.
-    while let Some((base_offset, path, file, _)) = entries.next() {
-        let next = entries.peek().map(|(next_base, _, _, next_bytes)| (*next_base, *next_bytes));
+    while let Some((base_offset, path, _)) = entries.next() {
+        let next = entries.peek().map(|(next_base, _, next_bytes)| (*next_base, *next_bytes));
+        let file = Segment::open_file(storage, &path)?;
         let segment = match next {
-            None => open_active(storage, file, path, base_offset, config, clean, !clean)?,
+            None => open_active(storage, &slot, file, path, base_offset, config, clean, !clean)?,
             // An empty last segment: a roll's new active segment, or one a
             // failed roll left while appends went on before it. Which one,
             // the end of the segment before it says (a scan from its last
             // index entry).
             Some((next_base, 0)) => {
-                let segment = open_active(storage, file, path, base_offset, config, true, !clean)?;
+                let segment = open_active(storage, &slot, file, path, base_offset, config, true, !clean)?;
                 if segment.next_offset() > next_base {
-                    let (_, leftover, _, _) = entries.next().expect("peeked");
+                    let (_, leftover, _) = entries.next().expect("peeked");
                     remove_empty_segment(storage, &leftover)?;
                 }
                 segment
             }
-            Some((next_base, _)) => open_sealed(storage, file, path, base_offset, next_base, config)?,
+            Some((next_base, _)) => open_sealed(storage, &slot, file, path, base_offset, next_base, config)?,
         };
         segments.push(Arc::new(segment));
     }
     if segments.is_empty() {
-        segments.push(Arc::new(Segment::create(storage, dir, start_floor)?));
+        segments.push(Arc::new(Segment::create(storages, files, dir, start_floor)?));
     }
     if clean {
         // From here on the active segment changes again; a crash must not find the marker.
@@ -121,6 +138,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &LogConfig, sta
 
 fn open_sealed(
     storage: &dyn Storage,
+    slot: &MakeSlot<'_>,
     file: Box<dyn StorageFile>,
     path: PathBuf,
     base_offset: u64,
@@ -134,8 +152,7 @@ fn open_sealed(
         let max_timestamp_ms = index.times.last().map(|entry| entry.timestamp_ms).unwrap_or(i64::MIN);
         return Ok(Segment::from_parts(
             base_offset,
-            path,
-            file,
+            slot(path, file),
             file_bytes,
             next_base,
             max_timestamp_ms,
@@ -155,8 +172,7 @@ fn open_sealed(
     }
     let segment = Segment::from_parts(
         base_offset,
-        path.clone(),
-        file,
+        slot(path.clone(), file),
         scan.valid_bytes,
         scan.next_offset,
         scan.max_timestamp_ms,
@@ -176,8 +192,10 @@ fn open_sealed(
 /// a segment that was sealed); `sync`: the sound bytes may be in the page
 /// cache only (after a crash), so they are synced before anything builds on
 /// them.
+#[allow(clippy::too_many_arguments)]
 fn open_active(
     storage: &dyn Storage,
+    slot: &MakeSlot<'_>,
     file: Box<dyn StorageFile>,
     path: PathBuf,
     base_offset: u64,
@@ -241,8 +259,7 @@ fn open_active(
     }
     Ok(Segment::from_parts(
         base_offset,
-        path,
-        file,
+        slot(path, file),
         scan.valid_bytes,
         scan.next_offset,
         scan.max_timestamp_ms,

@@ -5,6 +5,7 @@
 //! writer holds for more than an index push).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use tracing::warn;
 
 use crate::batch::{self, BatchHeader, FramingError, HEADER_BYTES};
 use crate::error::{LogError, Result};
+use crate::file_cache::{FileCache, FileSlot, OpenFile};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use crate::storage::{Storage, StorageFile};
 
@@ -25,7 +27,8 @@ pub fn file_stem(base_offset: u64) -> String {
 pub struct Segment {
     pub base_offset: u64,
     pub path: PathBuf,
-    file: Box<dyn StorageFile>,
+    /// The segment file, through the pool's open-file cache.
+    file: Arc<FileSlot>,
     /// Bytes readers may read; moved by the writer after a write (and its
     /// fsync, under `always`). Release/Acquire pairs with the readers.
     committed_bytes: AtomicU64,
@@ -55,13 +58,12 @@ impl Segment {
     }
 
     /// Creates an empty segment file (failing if one exists).
-    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: u64) -> Result<Segment> {
+    pub fn create(storage: &Arc<dyn Storage>, files: &Arc<FileCache>, dir: &Path, base_offset: u64) -> Result<Segment> {
         let path = Segment::log_path(dir, base_offset);
         let file = storage.create_new(&path).map_err(|error| LogError::io(&path, error))?;
         Ok(Segment::from_parts(
             base_offset,
-            path,
-            file,
+            FileSlot::new(files, Arc::clone(storage), path, Some(file)),
             0,
             base_offset,
             i64::MIN,
@@ -74,10 +76,10 @@ impl Segment {
         storage.open(path).map_err(|error| LogError::io(path, error))
     }
 
+    /// A segment of the file in `file` (whose path it takes).
     pub fn from_parts(
         base_offset: u64,
-        path: PathBuf,
-        file: Box<dyn StorageFile>,
+        file: Arc<FileSlot>,
         committed_bytes: u64,
         next_offset: u64,
         max_timestamp_ms: i64,
@@ -85,7 +87,7 @@ impl Segment {
     ) -> Segment {
         Segment {
             base_offset,
-            path,
+            path: file.path().to_owned(),
             file,
             committed_bytes: AtomicU64::new(committed_bytes),
             next_offset: AtomicU64::new(next_offset),
@@ -97,8 +99,22 @@ impl Segment {
         }
     }
 
-    pub fn file(&self) -> &dyn StorageFile {
-        self.file.as_ref()
+    /// The segment's file, opened again if the cache closed it.
+    pub fn file(&self) -> std::io::Result<OpenFile> {
+        self.file.get()
+    }
+
+    /// Keeps the file open while it holds data not yet fsynced (see
+    /// `file_cache.rs`), or lets the cache close it again.
+    pub fn set_unsynced(&self, unsynced: bool) {
+        self.file.set_pinned(unsynced);
+    }
+
+    /// The file for a read. A segment removed since the reader took its
+    /// view (retention, a prefix truncation) fails with `NotFound`, which
+    /// `Log::read` answers as an offset below the start.
+    fn read_file(&self) -> Result<OpenFile> {
+        self.file.get().map_err(|error| LogError::io(&self.path, error))
     }
 
     pub fn committed_bytes(&self) -> u64 {
@@ -177,7 +193,7 @@ impl Segment {
             return Ok(None);
         }
         let mut bytes = [0u8; HEADER_BYTES];
-        self.file
+        self.read_file()?
             .read_exact_at(&mut bytes, position)
             .map_err(|error| LogError::io(&self.path, error))?;
         Ok(BatchHeader::parse(&bytes))
@@ -261,7 +277,7 @@ impl Segment {
                 // Committed bytes only: the writer may be writing past `limit`.
                 let length = (limit - position).min(FIND_BLOCK_BYTES as u64) as usize;
                 block = self
-                    .file
+                    .read_file()?
                     .read_exact_vec(position, length)
                     .map_err(|error| LogError::io(&self.path, error))?;
                 block_start = position;
@@ -311,7 +327,7 @@ impl Segment {
             max_bytes.min(available)
         };
         let mut buffer = self
-            .file
+            .read_file()?
             .read_exact_vec(position, wanted)
             .map_err(|error| LogError::io(&self.path, error))?;
         let whole = self.whole_batches_len(&buffer, position);
@@ -373,7 +389,7 @@ impl Segment {
             if header.max_timestamp >= timestamp_ms {
                 if header.compression() == 0 {
                     let mut bytes = vec![0u8; header.total_bytes()];
-                    self.file
+                    self.read_file()?
                         .read_exact_at(&mut bytes, position)
                         .map_err(|error| LogError::io(&self.path, error))?;
                     if let Ok(records) = crate::record::decode_records(&bytes) {
@@ -629,14 +645,19 @@ mod tests {
     #[test]
     fn written_batches_are_read_only_by_read_written_until_committed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let segment = Segment::create(&crate::FileSystem, dir.path(), 0).expect("create");
+        let storage = crate::storage::file_system();
+        let segment = Segment::create(&storage, &FileCache::new(4), dir.path(), 0).expect("create");
         let (first, second) = (batch(0), batch(1));
-        segment.file().write_all_at(&first, 0).expect("write");
+        segment.file().expect("open").write_all_at(&first, 0).expect("write");
         segment.commit(first.len() as u64, 1, 0);
         // The second batch is in the file (the page cache) but not fsynced:
         // written, not committed, as between the writer's write and fsync.
         let end = (first.len() + second.len()) as u64;
-        segment.file().write_all_at(&second, first.len() as u64).expect("write");
+        segment
+            .file()
+            .expect("open")
+            .write_all_at(&second, first.len() as u64)
+            .expect("write");
         segment.publish_written(end, 2);
         assert_eq!(segment.next_offset(), 1);
         assert_eq!(segment.written_next_offset(), 2);

@@ -1,6 +1,7 @@
-//! What every handle of one log shares with its writer thread: the directory
-//! and its storage, the segment list readers see, the watermarks and the
-//! health. The writer (`writer.rs`) changes it; handles (`log.rs`) read it.
+//! What every handle of one log shares with its writer: the directory, its
+//! storage and the open-file cache, the segment list readers see, the
+//! watermarks and the health. The writer (`writer.rs`) changes it; handles
+//! (`log.rs`) read it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::file_cache::FileCache;
 use crate::health::LogHealth;
 use crate::segment::Segment;
 use crate::storage::Storage;
@@ -39,11 +41,13 @@ impl LogView {
     }
 }
 
-/// State shared by every handle of one log and its writer thread.
+/// State shared by every handle of one log and its writer.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
+    /// The I/O pool's open-file cache, which every segment file goes through.
+    pub files: Arc<FileCache>,
     pub view: ArcSwap<LogView>,
     /// Offset after the last committed record.
     pub high_watermark: watch::Sender<u64>,
@@ -53,5 +57,4 @@ pub(crate) struct Shared {
     /// counted: the writer then never gives those offsets out again.
     pub written: watch::Sender<u64>,
     pub health: Mutex<LogHealth>,
-    pub writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }

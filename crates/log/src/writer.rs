@@ -1,12 +1,16 @@
-//! The single writer of one log: a thread that owns the active segment,
+//! The single writer of one log: the state that owns the active segment,
 //! assigns offsets, writes, fsyncs per the durability policy, rolls segments,
-//! applies retention and publishes the high watermark.
+//! applies retention and publishes the high watermark. It owns no thread:
+//! the I/O pool (`io_pool.rs`) runs it, one pool thread at a time, whenever
+//! commands wait in its inbox (`log_cell.rs`) or a timer falls due.
 //!
-//! Group commit: the thread takes every append already queued, gathers them
+//! Group commit: a turn takes every append already queued, gathers them
 //! (small batches copied into one buffer, large ones referenced in place), does
-//! one vectored write and (under `always`) one `fdatasync`, then acknowledges
-//! them all. Readers never wait for this thread: they see bytes
-//! only once [`Segment::commit`] publishes them.
+//! one vectored write ([`Writer::write_group`]) and (under `always`) one
+//! `fdatasync` ([`Writer::sync_group`]), then acknowledges them all; the
+//! pool writes the groups of several logs before it fsyncs them. Readers
+//! never wait for the writer: they see bytes only once [`Segment::commit`]
+//! publishes them.
 //!
 //! A failed write or fsync poisons the log: the page cache may or may not hold
 //! the data, so nothing more is acknowledged until the log is reopened
@@ -20,7 +24,7 @@
 use std::io::IoSlice;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,6 +36,7 @@ use crate::batch::{self, BatchHeader};
 use crate::clock::Clock;
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
+use crate::file_cache::FileCache;
 use crate::health::LogHealth;
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
@@ -70,6 +75,8 @@ pub(crate) enum Command {
     Close {
         reply: mpsc::SyncSender<Result<()>>,
     },
+    /// A timer fell due: the turn's periodic work (`Writer::tick`) does it.
+    Tick,
 }
 
 /// Appends written into `buffer` but not yet acknowledged.
@@ -144,6 +151,8 @@ pub(crate) struct Writer {
     group_bytes: usize,
     group_start: Option<GroupStart>,
     pending: Vec<Pending>,
+    /// The group is written and waits for its `fdatasync` (under `always`).
+    awaiting_sync: bool,
     /// The offset after the last record readers could ever see, written or
     /// committed: offsets below it are never given to another record, even
     /// when a failed fsync cut the records they named.
@@ -184,6 +193,7 @@ impl Writer {
             group_bytes: 0,
             group_start: None,
             pending: Vec::new(),
+            awaiting_sync: false,
             written_high: next_offset,
             dirty: false,
             last_sync: Instant::now(),
@@ -247,7 +257,7 @@ impl Writer {
         let Some(active) = self.segments.last() else {
             return;
         };
-        match active.file().allocate(self.active_bytes, reserve) {
+        match active.file().and_then(|file| file.allocate(self.active_bytes, reserve)) {
             Ok(()) => self.reserved_end = self.active_bytes + reserve,
             Err(cause) => {
                 tracing::debug!(log = %self.shared.dir.display(), %cause, "could not renew the reserved room");
@@ -264,44 +274,33 @@ impl Writer {
         &self.segments[self.segments.len() - 1]
     }
 
-    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
-        loop {
-            let command = match commands.recv_timeout(self.next_wakeup()) {
-                Ok(command) => Some(command),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            if let Some(command) = command {
-                if self.handle(command) {
-                    return;
-                }
-                // Group commit: take whatever else is already queued.
-                while self.group_bytes < GROUP_BYTES_MAX {
-                    let Ok(command) = commands.try_recv() else { break };
-                    if self.handle(command) {
-                        return;
-                    }
-                }
-            }
-            self.flush();
-            self.tick();
-        }
-        // Every handle is gone: close as if asked to.
-        let _ = self.close();
+    /// Whether the group gathered so far is as large as a group gets: the
+    /// turn writes it before taking more commands.
+    pub fn group_full(&self) -> bool {
+        self.group_bytes >= GROUP_BYTES_MAX
     }
 
-    fn next_wakeup(&self) -> Duration {
-        let retention_in =
-            Duration::from_millis(self.config.retention_check_interval_ms).saturating_sub(self.last_retention_check.elapsed());
-        match (self.config.durability, self.dirty) {
-            (Durability::Interval(interval), true) => interval.saturating_sub(self.last_sync.elapsed()).min(retention_in),
-            _ => retention_in,
+    /// When the writer next owes work nobody asks for: the `interval`
+    /// policy's fsync of written data, and retention of sealed segments.
+    /// `None` when it owes none (an idle log then costs no timer either).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut next = None;
+        if let Durability::Interval(interval) = self.config.durability
+            && self.dirty
+            && self.poison.is_none()
+        {
+            next = Some(self.last_sync + interval);
         }
-        .max(Duration::from_millis(1))
+        let retains = self.config.retention_ms.is_some() || self.config.retention_bytes.is_some();
+        if retains && self.segments.len() > 1 {
+            let at = self.last_retention_check + Duration::from_millis(self.config.retention_check_interval_ms);
+            next = Some(next.map_or(at, |next: Instant| next.min(at)));
+        }
+        next
     }
 
-    /// Handles one command; returns true when the writer must stop.
-    fn handle(&mut self, command: Command) -> bool {
+    /// Handles one command; returns true when the writer has stopped.
+    pub fn handle(&mut self, command: Command) -> bool {
         match command {
             Command::Append { batches, headers, reply } => self.on_append(&batches, &headers, reply),
             Command::Roll { reply } => {
@@ -334,6 +333,7 @@ impl Writer {
                 let _ = reply.send(self.close());
                 return true;
             }
+            Command::Tick => {}
         }
         false
     }
@@ -445,10 +445,26 @@ impl Writer {
     /// Writes the group, syncs it under `always`, publishes it to readers
     /// and acknowledges it.
     fn flush(&mut self) {
-        if self.group_bytes == 0 {
+        self.write_group();
+        self.sync_group();
+    }
+
+    /// Writes the group gathered so far. Under `always` it then waits for
+    /// [`Writer::sync_group`] (readers of written records see it meanwhile);
+    /// under the other policies it is acknowledged at once.
+    pub fn write_group(&mut self) {
+        if self.group_bytes == 0 || self.awaiting_sync {
             return;
         }
         let active = Arc::clone(self.active());
+        let file = match active.file() {
+            Ok(file) => file,
+            // Nothing was written: the appends fail, the log stays as it was.
+            Err(cause) => return self.refuse_group(&cause),
+        };
+        // From the first byte written until an fsync covers it, the file
+        // stays open (see `file_cache.rs`).
+        active.set_unsynced(true);
         let mut slices: Vec<IoSlice<'_>> = self
             .pieces
             .iter()
@@ -457,26 +473,64 @@ impl Writer {
                 Piece::Shared(bytes) => IoSlice::new(bytes),
             })
             .collect();
-        let written = active.file().write_all_vectored_at(&mut slices, self.active_bytes);
+        let written = file.write_all_vectored_at(&mut slices, self.active_bytes);
         drop(slices);
         if let Err(cause) = written {
             return self.fail_group("write", cause, false);
         }
         if self.config.durability == Durability::Always {
-            // Readable by `read_written` while the fsync runs (the page
-            // cache has the bytes); acknowledged and committed only after.
+            // Readable by `read_written` while the fsync waits and runs (the
+            // page cache has the bytes); acknowledged and committed only after.
             active.publish_written(self.active_bytes + self.group_bytes as u64, self.next_offset);
             self.publish_written();
-            let synced = sync_data(active.file());
-            self.last_sync = Instant::now();
-            if let Err(cause) = synced {
-                return self.fail_group("fdatasync", cause, true);
-            }
+            self.awaiting_sync = true;
+            return;
         }
+        self.complete_group();
+    }
+
+    /// Fsyncs a group [`Writer::write_group`] wrote under `always`, then
+    /// publishes and acknowledges it.
+    pub fn sync_group(&mut self) {
+        if !self.awaiting_sync {
+            return;
+        }
+        self.awaiting_sync = false;
+        let active = Arc::clone(self.active());
+        let synced = active.file().and_then(|file| sync_data(&*file));
+        self.last_sync = Instant::now();
+        if let Err(cause) = synced {
+            return self.fail_group("fdatasync", cause, true);
+        }
+        self.complete_group();
+    }
+
+    /// Appends that never reached the file (it could not be opened) fail;
+    /// the log is unchanged and stays healthy.
+    fn refuse_group(&mut self, cause: &std::io::Error) {
+        warn!(log = %self.shared.dir.display(), %cause, appends = self.pending.len(), "could not open the active segment; appends refused");
+        if let Some(start) = self.group_start.take() {
+            self.next_offset = start.next_offset;
+            self.index.rollback(start.index);
+            self.active().truncate_index(start.index.offsets, start.index.times);
+        }
+        self.buffered_max_timestamp_ms = i64::MIN;
+        self.clear_group();
+        for pending in std::mem::take(&mut self.pending) {
+            let error = std::io::Error::new(cause.kind(), cause.to_string());
+            let _ = pending.reply.send(Err(LogError::io(&self.shared.dir, error)));
+        }
+    }
+
+    /// Publishes the group written (and under `always` synced) to readers
+    /// and acknowledges its appends.
+    fn complete_group(&mut self) {
+        let active = Arc::clone(self.active());
         self.active_bytes += self.group_bytes as u64;
         self.clear_group();
         if self.config.durability == Durability::Always {
             self.synced_bytes = self.active_bytes;
+            active.set_unsynced(false);
         } else {
             self.dirty = true;
         }
@@ -558,9 +612,13 @@ impl Writer {
     /// Cuts the active segment back to its acknowledged bytes and syncs the
     /// cut, so nothing of a failed group survives a restart.
     fn cut_tail(&mut self, active: &Segment) -> std::io::Result<()> {
-        active.file().set_len(self.active_bytes)?;
-        sync_data(active.file())?;
+        let file = active.file()?;
+        file.set_len(self.active_bytes)?;
+        sync_data(&*file)?;
         self.synced_bytes = self.synced_bytes.min(self.active_bytes);
+        if self.synced_bytes == self.active_bytes {
+            active.set_unsynced(false);
+        }
         Ok(())
     }
 
@@ -568,15 +626,17 @@ impl Writer {
     /// again, from the page cache, and syncs them: after a failed fsync they
     /// may be readable but never written (see `synced_bytes`).
     fn rewrite_unsynced(&mut self, active: &Segment) -> std::io::Result<()> {
+        let file = active.file()?;
         if self.synced_bytes < self.active_bytes {
             let length = usize::try_from(self.active_bytes - self.synced_bytes).map_err(std::io::Error::other)?;
-            let bytes = active.file().read_exact_vec(self.synced_bytes, length)?;
-            active.file().write_all_at(&bytes, self.synced_bytes)?;
+            let bytes = file.read_exact_vec(self.synced_bytes, length)?;
+            file.write_all_at(&bytes, self.synced_bytes)?;
         }
         // A cut whose fsync failed may not be on disk either.
-        active.file().set_len(self.active_bytes)?;
-        sync_data(active.file())?;
+        file.set_len(self.active_bytes)?;
+        sync_data(&*file)?;
         self.synced_bytes = self.active_bytes;
+        active.set_unsynced(false);
         Ok(())
     }
 
@@ -593,10 +653,11 @@ impl Writer {
             return Ok(());
         }
         let active = Arc::clone(self.active());
-        match sync_data(active.file()) {
+        match active.file().and_then(|file| sync_data(&*file)) {
             Ok(()) => {
                 self.synced_bytes = self.active_bytes;
                 self.dirty = false;
+                active.set_unsynced(false);
                 self.last_sync = Instant::now();
                 Ok(())
             }
@@ -610,7 +671,7 @@ impl Writer {
     }
 
     /// Periodic work: the `interval` policy's fsync and retention.
-    fn tick(&mut self) {
+    pub fn tick(&mut self) {
         if let Durability::Interval(interval) = self.config.durability
             && self.dirty
             && self.last_sync.elapsed() >= interval
@@ -645,12 +706,12 @@ impl Writer {
         let storage = self.storage();
         let dir = self.shared.dir.clone();
         if self.active_bytes > 0
-            && let Err(cause) = sync_data(active.file())
+            && let Err(cause) = active.file().and_then(|file| sync_data(&*file))
         {
             self.poison("fdatasync before roll", &cause, true);
             return self.check_poison();
         }
-        let created = create_segment(storage.as_ref(), &dir, base);
+        let created = create_segment(&storage, &self.shared.files, &dir, base);
         let segment = match created {
             Ok(segment) => segment,
             Err(LogError::Io { source, .. }) if is_out_of_space(&source) => {
@@ -674,6 +735,8 @@ impl Writer {
                 let _ = storage.remove_file(&time_index);
             }
         }
+        // Sealed and synced: the cache may close it like any other.
+        active.set_unsynced(false);
         let replaced = (self.active_bytes == 0).then(|| self.segments.pop()).flatten();
         self.segments.push(Arc::new(segment));
         self.active_bytes = 0;
@@ -711,7 +774,7 @@ impl Writer {
         let storage = self.storage();
         let dir = self.shared.dir.clone();
         let start_floor = recovery::read_start_floor(storage.as_ref(), &dir)?;
-        let segments = recovery::recover(storage.as_ref(), &dir, &self.config, start_floor)?;
+        let segments = recovery::recover(&storage, &self.shared.files, &dir, &self.config, start_floor)?;
         self.resume(segments, start_floor)?;
         // Readers may have seen records below `written_high` before the
         // failed fsync cut them; the next record must not take one of them.
@@ -823,8 +886,12 @@ impl Writer {
         self.flush();
         self.check_poison()?;
         let active = Arc::clone(self.active());
-        sync_data(active.file()).map_err(|error| LogError::io(&active.path, error))?;
+        active
+            .file()
+            .and_then(|file| sync_data(&*file))
+            .map_err(|error| LogError::io(&active.path, error))?;
         self.dirty = false;
+        active.set_unsynced(false);
         active.push_index(None, self.index.seal());
         let storage = self.storage();
         let marker = self.shared.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -842,9 +909,9 @@ impl Writer {
 /// that fails the file is removed again if it can be; recovery removes an
 /// empty file left before the active segment's end. A file left by an
 /// earlier failed attempt is empty and is replaced.
-fn create_segment(storage: &dyn Storage, dir: &Path, base: u64) -> Result<Segment> {
+fn create_segment(storage: &Arc<dyn Storage>, files: &Arc<FileCache>, dir: &Path, base: u64) -> Result<Segment> {
     let path = Segment::log_path(dir, base);
-    let segment = match Segment::create(storage, dir, base) {
+    let segment = match Segment::create(storage, files, dir, base) {
         Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
             let left = storage
                 .open(&path)
@@ -857,7 +924,7 @@ fn create_segment(storage: &dyn Storage, dir: &Path, base: u64) -> Result<Segmen
                 ));
             }
             storage.remove_file(&path).map_err(|error| LogError::io(&path, error))?;
-            Segment::create(storage, dir, base)?
+            Segment::create(storage, files, dir, base)?
         }
         other => other?,
     };

@@ -23,6 +23,9 @@ pub struct Client {
     server: String,
     /// `Basic …` when the user gave credentials.
     authorization: Option<String>,
+    /// `?vhost=` on every request (`--vhost`): the AMQP virtual host the
+    /// queues and exchanges named are in.
+    vhost: Option<String>,
 }
 
 type Answer = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
@@ -48,12 +51,23 @@ impl Client {
             agent,
             server,
             authorization,
+            vhost: None,
         }
     }
 
-    /// Credentials, and the header that tells the broker this is no cross-site form.
+    /// The same client, naming queues and exchanges in `vhost` (`/` when `None`).
+    pub fn in_vhost(mut self, vhost: Option<String>) -> Client {
+        self.vhost = vhost;
+        self
+    }
+
+    /// Credentials, the vhost, and the header that tells the broker this is no cross-site form.
     fn with_headers<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         let request = request.header("x-requested-with", "conveyor-cli");
+        let request = match &self.vhost {
+            Some(vhost) => request.query("vhost", vhost),
+            None => request,
+        };
         match &self.authorization {
             Some(value) => request.header("authorization", value),
             None => request,
@@ -95,6 +109,13 @@ impl Client {
             request = request.query(*key, value);
         }
         self.answer(&url, request.call())
+    }
+
+    /// DELETE with a JSON body (a binding names what it removes in one).
+    pub fn delete_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = self.url(path);
+        let request = self.with_headers(self.agent.delete(&url)).force_send_body();
+        self.answer(&url, request.send_json(body))
     }
 
     /// The answer's JSON (null when it has no body), or the API's error message.

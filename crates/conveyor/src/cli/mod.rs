@@ -1,11 +1,14 @@
 //! The client commands (`conveyor topic …`, `group`, `queue`, `exchange`,
-//! `dlq`, `produce`, `consume`, `user`, `permission`, `completions`): each is a few calls to a
+//! `binding`, `dlq`, `produce`, `consume`, `user`, `permission`, `vhost`, `definitions`,
+//! `completions`): each is a few calls to a
 //! broker's REST admin API, printed as tables for people or, with `--json`,
 //! as the API's JSON for scripts. One file per resource family; they know
 //! the API's paths and shapes, nothing of the broker's internals.
 
+pub mod binding;
 pub mod client;
 pub mod consume;
+pub mod definitions;
 pub mod dlq;
 pub mod exchange;
 pub mod group;
@@ -15,6 +18,7 @@ pub mod queue;
 pub mod render;
 pub mod topic;
 pub mod user;
+pub mod vhost;
 
 use crate::bench::report::Output;
 use crate::settings::DEFAULT_HTTP_ADDR;
@@ -61,6 +65,23 @@ impl Target {
             credentials,
         )
     }
+}
+
+/// `--vhost`, taken by every command that names a queue or an exchange.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VhostArg {
+    /// The AMQP virtual host the queues and exchanges named are in [default: /].
+    #[arg(long, global = true, env = "CONVEYOR_VHOST", value_name = "VHOST")]
+    pub vhost: Option<String>,
+}
+
+/// An `x-…=value` argument of a declaration (`--argument`): the value as
+/// JSON when it reads as JSON (`x-max-length=10` is an integer,
+/// `x-single-active-consumer=true` a boolean), else as a string.
+pub fn argument(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (key, value) = key_value(text)?;
+    let value = serde_json::from_str(&value).unwrap_or(serde_json::Value::String(value));
+    Ok((key, value))
 }
 
 /// A `key=value` argument (`--config`, `--set`, `--header`).

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod certs;
 pub mod raw_amqp;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,7 +27,13 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub kafka_addr: SocketAddr,
     pub amqp_addr: SocketAddr,
+    /// The TLS listeners, when the test configured them.
+    pub kafka_tls_addr: Option<SocketAddr>,
+    pub amqp_tls_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// More environment for the client scripts the test runs (a CA file, credentials).
+    pub script_env: Vec<(String, String)>,
     stderr: mpsc::Receiver<String>,
 }
 
@@ -83,7 +90,7 @@ impl Server {
         });
         let stderr = forward_lines(stderr);
         let deadline = Instant::now() + START_TIMEOUT;
-        let (http_addr, kafka_addr, amqp_addr) = loop {
+        let (http_addr, kafka_addr, amqp_addr, ready_line) = loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match ready_rx.recv_timeout(remaining) {
                 Ok(line) => {
@@ -92,7 +99,7 @@ impl Server {
                         address_after(&line, " kafka "),
                         address_after(&line, " amqp "),
                     ) {
-                        break (http, kafka, amqp);
+                        break (http, kafka, amqp, line);
                     }
                 }
                 Err(_) => {
@@ -111,7 +118,11 @@ impl Server {
             http_addr,
             kafka_addr,
             amqp_addr,
+            kafka_tls_addr: address_after(&ready_line, " kafka-tls "),
+            amqp_tls_addr: address_after(&ready_line, " amqp-tls "),
+            https_addr: address_after(&ready_line, " https "),
             data_dir: data_dir.to_owned(),
+            script_env: Vec::new(),
             stderr,
         }
     }
@@ -145,6 +156,22 @@ impl Server {
 
     pub fn http_get(&self, path: &str) -> (u16, String) {
         http_get(self.http_addr, path)
+    }
+
+    /// `CONVEYOR_KAFKA_TLS`, `CONVEYOR_AMQP_TLS` (an amqps:// URL) and
+    /// `CONVEYOR_HTTPS` for the TLS listeners that are up.
+    pub fn tls_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(addr) = self.kafka_tls_addr {
+            env.push(("CONVEYOR_KAFKA_TLS", addr.to_string()));
+        }
+        if let Some(addr) = self.amqp_tls_addr {
+            env.push(("CONVEYOR_AMQP_TLS", format!("amqps://localhost:{}", addr.port())));
+        }
+        if let Some(addr) = self.https_addr {
+            env.push(("CONVEYOR_HTTPS", format!("localhost:{}", addr.port())));
+        }
+        env
     }
 }
 
@@ -273,6 +300,8 @@ pub fn run_script(server: &Server, script: &str, args: &[&str]) -> ScriptOutput 
         .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
         .env("CONVEYOR_AMQP", format!("amqp://{}", server.amqp_addr))
         .env("CONVEYOR_HTTP", server.http_addr.to_string())
+        .envs(server.tls_env())
+        .envs(server.script_env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdout(Stdio::piped())
@@ -331,6 +360,8 @@ pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
         .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
         .env("CONVEYOR_AMQP", format!("amqp://{}", server.amqp_addr))
         .env("CONVEYOR_HTTP", server.http_addr.to_string())
+        .envs(server.tls_env())
+        .envs(server.script_env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::piped())

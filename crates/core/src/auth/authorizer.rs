@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 
-use super::acl::{Acl, AclPermissionType};
+use super::acl::{Acl, AclPermissionType, PatternType};
 use super::failures::AuthFailures;
 use super::permission::CompiledPermission;
 use super::policy::AuthPolicy;
@@ -164,12 +164,15 @@ impl Authorizer {
             return true;
         };
         let view = self.view.load();
-        let Some(user) = view.users.get(name) else {
-            // Deleted since it logged in: nothing.
-            return false;
-        };
-        if user.is_administrator() {
+        let user = view.users.get(name);
+        if user.is_some_and(User::is_administrator) {
             return true;
+        }
+        // A name not in the store (deleted since it logged in) opens no
+        // vhost; Kafka's ACLs name principals, which need not be users of
+        // the store (a client certificate's CN), so they still apply.
+        if user.is_none() && resource.kafka().is_none() {
+            return false;
         }
         match *resource {
             Resource::Vhost(vhost) => operation == Operation::Access && view.permissions.contains_key(&(name.clone(), vhost.to_owned())),
@@ -207,6 +210,40 @@ impl Authorizer {
                 allowed
             }
         }
+    }
+
+    /// Whether `operation` is allowed on at least one Kafka resource of the
+    /// type of `resource` (Kafka's `authorizeByResourceType`): an ALLOW ACL
+    /// of that type for the principal, unless a DENY of every name (`*`)
+    /// refuses it. For InitProducerId without a transactional id, which
+    /// WRITE on any topic allows.
+    pub fn authorize_any(&self, principal: &Principal, host: Option<IpAddr>, resource: &Resource<'_>, operation: Operation) -> bool {
+        let Principal::User(name) = principal else {
+            return true;
+        };
+        let view = self.view.load();
+        if view.users.get(name).is_some_and(User::is_administrator) {
+            return true;
+        }
+        let (Some((resource_type, _)), Some(asked)) = (resource.kafka(), operation.kafka()) else {
+            return false;
+        };
+        let kafka_principal = principal.kafka_principal();
+        let host = host.map(|ip| ip.to_string());
+        let applicable = view
+            .acls
+            .iter()
+            .filter(|acl| acl.resource_type == resource_type && acl.applies_to(&kafka_principal, host.as_deref()));
+        let mut allowed = false;
+        for acl in applicable {
+            let every_name = acl.pattern_type == PatternType::Literal && acl.resource_name == super::acl::WILDCARD;
+            match acl.permission_type {
+                AclPermissionType::Deny if every_name && acl.operation.denies(asked) => return false,
+                AclPermissionType::Allow if acl.operation.allows(asked) => allowed = true,
+                _ => {}
+            }
+        }
+        allowed
     }
 
     /// [`authorize`](Self::authorize), a refusal counted under `protocol`
@@ -274,6 +311,32 @@ mod tests {
         state
     }
 
+    #[test]
+    fn acls_apply_to_principals_outside_the_store_and_by_resource_type() {
+        let authorizer = Authorizer::new(&state());
+        let mut with_cert_user = state();
+        with_cert_user.add_acls(&[Acl {
+            resource_type: AclResourceType::Topic,
+            resource_name: "certs.".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:carol".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission_type: AclPermissionType::Allow,
+        }]);
+        authorizer.refresh(&with_cert_user);
+        let carol = Principal::User("carol".into());
+        assert!(
+            authorizer.authorize(&carol, None, &Resource::Topic("certs.eu"), Operation::Write),
+            "a client certificate's CN needs no user in the store"
+        );
+        assert!(!authorizer.authorize(&carol, None, &Resource::Vhost("/"), Operation::Access));
+        assert!(authorizer.authorize_any(&carol, None, &Resource::Topic(""), Operation::Write));
+        assert!(!authorizer.authorize_any(&carol, None, &Resource::Topic(""), Operation::Read));
+        assert!(!authorizer.authorize_any(&carol, None, &Resource::Cluster, Operation::IdempotentWrite));
+        assert!(authorizer.authorize_any(&alice(), None, &Resource::Topic(""), Operation::Write));
+    }
+
     fn alice() -> Principal {
         Principal::User("alice".into())
     }
@@ -292,6 +355,7 @@ mod tests {
         assert!(authorizer.authorize(&Principal::Anonymous, None, &queue, Operation::Configure));
         let ghost = Principal::User("deleted".into());
         assert!(!authorizer.authorize(&ghost, None, &Resource::Vhost("/"), Operation::Access));
+        assert!(!authorizer.authorize(&ghost, None, &Resource::Topic("orders.eu"), Operation::Write));
     }
 
     #[test]

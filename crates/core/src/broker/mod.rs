@@ -15,6 +15,7 @@ mod metadata;
 mod queues;
 mod routing;
 mod topics;
+mod transactions;
 mod vhosts;
 mod views;
 
@@ -37,6 +38,7 @@ use crate::limits::{Limits, LimitsConfig};
 use crate::redrive_tasks::RedriveTasks;
 use crate::stats::Stats;
 use crate::topic_config::TopicDefaults;
+use crate::transaction::TransactionCoordinator;
 
 /// Settings of the core, filled by the binary from flags, env and TOML.
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ pub struct Broker {
     _lock: File,
     cluster_id: String,
     groups: Arc<GroupCoordinator>,
+    /// Transactional ids and their transactions.
+    transactions: Arc<TransactionCoordinator>,
     /// Disk and memory alarms: while one is on, publishers wait.
     alarms: Arc<ResourceAlarms>,
     /// How to read a stored message's headers for a headers exchange (the
@@ -81,6 +85,8 @@ pub struct Broker {
     redrive_tasks: RedriveTasks,
     /// What may exist and how often a limit was reached; not state.
     limits: Arc<Limits>,
+    /// Consumers of direct replies (RabbitMQ's Direct Reply-to), by token.
+    direct_replies: Arc<crate::direct_reply::DirectReplies>,
 }
 
 /// Reads a stored message's headers for headers-exchange routing.
@@ -107,6 +113,7 @@ impl Broker {
             ..GroupConfig::default()
         };
         let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), group_config));
+        let transactions = TransactionCoordinator::open(&data_dir.join("transactions"), Arc::clone(&clock))?;
         let stats = Arc::new(Stats::default());
         let state = catalog.state();
         let mut views = Views::of_catalog(state)?;
@@ -119,10 +126,12 @@ impl Broker {
             _lock: lock,
             cluster_id,
             groups,
+            transactions: Arc::new(transactions),
             redrive_tasks: RedriveTasks::default(),
             header_reader: std::sync::OnceLock::new(),
             alarms,
             limits,
+            direct_replies: Arc::default(),
         })
     }
 
@@ -186,6 +195,12 @@ impl Broker {
         &self.redrive_tasks
     }
 
+    /// Consumers of direct replies: a message to one of their tokens goes
+    /// straight to its consumer, not through a queue.
+    pub fn direct_replies(&self) -> &Arc<crate::direct_reply::DirectReplies> {
+        &self.direct_replies
+    }
+
     /// The consumer group coordinator (membership and committed offsets).
     pub fn groups(&self) -> &Arc<GroupCoordinator> {
         &self.groups
@@ -218,6 +233,10 @@ impl Broker {
         if let Err(error) = self.groups.offsets().close() {
             warn!(%error, "closing the consumer offsets log failed");
             first_error.get_or_insert(error);
+        }
+        if let Err(error) = self.transactions.close() {
+            warn!(%error, "closing the transaction state log failed");
+            first_error.get_or_insert(error.into());
         }
         // The front doors have stopped, so no change holds the metadata lock.
         self.meta.close()?;

@@ -181,6 +181,7 @@ impl Broker {
 /// orphans.
 pub(crate) async fn remove_queues(queues: Vec<Arc<DeclaredQueue>>) -> Result<()> {
     for declared in queues {
+        declared.mark_deleted();
         declared.notify_available();
         let dir = declared.queue.dir().to_owned();
         blocking(move || {

@@ -105,6 +105,44 @@ impl HeaderValue {
         }
     }
 
+    /// Whether it is an AMQP integer of any width (not a timestamp).
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            HeaderValue::I8(_)
+                | HeaderValue::U8(_)
+                | HeaderValue::I16(_)
+                | HeaderValue::U16(_)
+                | HeaderValue::I32(_)
+                | HeaderValue::U32(_)
+                | HeaderValue::I64(_)
+        )
+    }
+
+    /// RabbitMQ's name of the value's field type, as its error messages
+    /// give it (`{unacceptable_type,longstr}`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            HeaderValue::Void => "void",
+            HeaderValue::Bool(_) => "bool",
+            HeaderValue::I8(_) => "byte",
+            HeaderValue::U8(_) => "unsignedbyte",
+            HeaderValue::I16(_) => "short",
+            HeaderValue::U16(_) => "unsignedshort",
+            HeaderValue::I32(_) => "signedint",
+            HeaderValue::U32(_) => "unsignedint",
+            HeaderValue::I64(_) => "long",
+            HeaderValue::F32(_) => "float",
+            HeaderValue::F64(_) => "double",
+            HeaderValue::Decimal { .. } => "decimal",
+            HeaderValue::Timestamp(_) => "timestamp",
+            HeaderValue::String(_) => "longstr",
+            HeaderValue::Bytes(_) => "binary",
+            HeaderValue::Array(_) => "array",
+            HeaderValue::Table(_) => "table",
+        }
+    }
+
     /// RabbitMQ's equality for headers matching (Erlang's `==` on decoded
     /// values): numbers compare by value whatever their width or signedness
     /// (`I8(1)` matches `I64(1)` and `F64(1.0)`; a timestamp is a number);

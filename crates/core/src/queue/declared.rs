@@ -59,6 +59,9 @@ pub struct DeclaredQueue {
     /// property): set by such a publish, cleared when the queue is empty.
     /// Starts set, as a reopened queue's log may hold some.
     may_hold_own_ttls: AtomicBool,
+    /// Taken out of the views and closed: its consumers are told (AMQP's
+    /// broker-initiated `basic.cancel`) and settlements go nowhere.
+    deleted: AtomicBool,
 }
 
 impl DeclaredQueue {
@@ -80,6 +83,7 @@ impl DeclaredQueue {
             consumers: parking_lot::Mutex::new(Consumers::default()),
             used_ms: AtomicI64::new(created_ms),
             may_hold_own_ttls: AtomicBool::new(true),
+            deleted: AtomicBool::new(false),
         }
     }
 
@@ -93,6 +97,18 @@ impl DeclaredQueue {
     /// queue was seen empty (`false`).
     pub fn set_may_hold_own_ttls(&self, may: bool) {
         self.may_hold_own_ttls.store(may, Ordering::Relaxed);
+    }
+
+    /// Whether the queue was deleted (by any door, the admin API, its
+    /// vhost's deletion or `x-expires`). Its consumers find out when they
+    /// next wake: [`Broker`](crate::broker::Broker) wakes them as it deletes.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    /// Marks the queue deleted, before its consumers are woken.
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
     }
 
     /// Records a use (declare, get, receive, consume) at `now_ms`.

@@ -6,6 +6,7 @@
 //! machine), `queue.rs` the two logs
 //! together. No wire protocol and no broker wiring here.
 
+pub mod deaths;
 mod declared;
 mod journal;
 pub mod policy;

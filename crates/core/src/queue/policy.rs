@@ -2,8 +2,13 @@
 //! their overflow behaviour, dead-lettering and the delivery limit. Declared
 //! with RabbitMQ's argument names (`x-message-ttl`, …), which are the
 //! canonical ones here; the SQS front door maps its attributes onto them.
+//! Also how a declaration's typed arguments (an AMQP field table, or the
+//! JSON of the admin API mapped onto one) become the text the definition
+//! keeps, with RabbitMQ's type checks, so every way in declares alike.
 
 use std::collections::BTreeMap;
+
+use crate::exchange::{FieldTable, HeaderValue};
 
 /// Queue argument names.
 pub mod arguments {
@@ -51,6 +56,8 @@ pub mod headers {
     pub const DEATH_TIME_MS: &str = "conveyor.death-time-ms";
     /// How many times it had been delivered.
     pub const DEATH_DELIVERIES: &str = "conveyor.death-deliveries";
+    /// How many times it died this way in this queue (see `queue::deaths`).
+    pub const DEATH_COUNT: &str = "conveyor.death-count";
     /// The routing key it had before dead-lettering.
     pub const DEATH_ROUTING_KEY: &str = "conveyor.death-routing-key";
     /// The message's priority (0–255 as decimal text), from the publisher;
@@ -224,9 +231,81 @@ fn max_priority(arguments: &BTreeMap<String, String>) -> Result<Option<u8>, Stri
     Ok(Some(max_priority))
 }
 
+/// Queue arguments that must be integers, as RabbitMQ checks their type
+/// (their values are [`QueuePolicy::from_arguments`]'s to check; as text
+/// they lose their type).
+const INTEGER_ARGUMENTS: [&str; 1] = [arguments::MAX_PRIORITY];
+
+/// A declaration's typed arguments as the text its definition keeps (so a
+/// redeclaration compares them), or RabbitMQ's refusal of an argument of
+/// the wrong type: "invalid arg 'x-max-priority' for queue 'q' in vhost
+/// '/': {unacceptable_type,longstr}" (`queue` and `vhost` as the client
+/// names them, for that message).
+pub fn arguments_from_table(table: &FieldTable, queue: &str, vhost: &str) -> Result<BTreeMap<String, String>, String> {
+    for name in INTEGER_ARGUMENTS {
+        let Some(value) = table.get(name) else { continue };
+        if !value.is_integer() {
+            return Err(format!(
+                "invalid arg '{name}' for queue '{queue}' in vhost '{vhost}': {{unacceptable_type,{}}}",
+                value.type_name()
+            ));
+        }
+    }
+    Ok(table.iter().map(|(key, value)| (key.clone(), argument_text(value))).collect())
+}
+
+/// An argument's value as text: strings as they are, numbers and booleans
+/// as written, anything else in a debugging form that no policy reads.
+fn argument_text(value: &HeaderValue) -> String {
+    match value {
+        HeaderValue::String(text) => text.clone(),
+        HeaderValue::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        HeaderValue::Bool(value) => value.to_string(),
+        HeaderValue::I8(value) => value.to_string(),
+        HeaderValue::U8(value) => value.to_string(),
+        HeaderValue::I16(value) => value.to_string(),
+        HeaderValue::U16(value) => value.to_string(),
+        HeaderValue::I32(value) => value.to_string(),
+        HeaderValue::U32(value) => value.to_string(),
+        HeaderValue::I64(value) => value.to_string(),
+        HeaderValue::F32(value) => value.to_string(),
+        HeaderValue::F64(value) => value.to_string(),
+        HeaderValue::Timestamp(value) => value.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_arguments_become_text_and_a_non_integer_priority_is_refused_as_rabbitmq_does() {
+        let table: FieldTable = [
+            ("x-message-ttl", HeaderValue::I64(5000)),
+            ("x-dead-letter-exchange", HeaderValue::String("dlx".into())),
+            ("x-retry-backoff", HeaderValue::F64(2.5)),
+            ("x-single-active-consumer", HeaderValue::Bool(true)),
+            ("x-max-priority", HeaderValue::U8(9)),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        let text = arguments_from_table(&table, "jobs", "/").expect("valid");
+        assert_eq!(text["x-message-ttl"], "5000");
+        assert_eq!(text["x-dead-letter-exchange"], "dlx");
+        assert_eq!(text["x-retry-backoff"], "2.5");
+        assert_eq!(text["x-single-active-consumer"], "true");
+        assert_eq!(text["x-max-priority"], "9");
+        assert!(QueuePolicy::from_arguments(&text).is_ok());
+        let text_priority: FieldTable = [("x-max-priority".to_owned(), HeaderValue::String("9".into()))]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            arguments_from_table(&text_priority, "jobs", "staging").expect_err("a string priority"),
+            "invalid arg 'x-max-priority' for queue 'jobs' in vhost 'staging': {unacceptable_type,longstr}"
+        );
+    }
 
     #[test]
     fn arguments_become_a_policy_and_bad_values_are_refused() {

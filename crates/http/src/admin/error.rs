@@ -14,7 +14,7 @@ use conveyor_core::auth::AuthError;
 use conveyor_core::exchange::ExchangeError;
 use conveyor_core::group::GroupError;
 use conveyor_core::queue::QueueError;
-use conveyor_core::vhost::VhostError;
+use conveyor_core::vhost::{self, VhostError};
 use conveyor_log::LogError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -116,7 +116,7 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
             | CoreError::InvalidQueueArgument { .. }
-            | CoreError::TransactionsUnsupported => StatusCode::BAD_REQUEST,
+            | CoreError::Transaction(_) => StatusCode::BAD_REQUEST,
             CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
             CoreError::Vhost(vhost) => match vhost {
@@ -148,7 +148,8 @@ impl From<CoreError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        ApiError::new(status, error.to_string())
+        // Core errors name queues and exchanges broker-wide: the client knows them by their names in their vhost.
+        ApiError::new(status, vhost::local_text(&error.to_string()).into_owned())
     }
 }
 
@@ -164,7 +165,7 @@ impl From<ExchangeError> for ApiError {
             | ExchangeError::InvalidArgument { .. }
             | ExchangeError::TooLong { .. } => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, error.to_string())
+        ApiError::new(status, vhost::local_text(&error.to_string()).into_owned())
     }
 }
 

@@ -1,22 +1,30 @@
-//! `/api/v1/exchanges` and `/api/v1/bindings`: the exchanges (the
+//! `/api/v1/exchanges`: declare, list, describe and delete exchanges (the
 //! predeclared ones included; the default exchange is `amq.default` in
-//! paths, `""` in bodies) and their bindings to queues, exchanges and Kafka
-//! topics.
+//! paths, `""` in bodies), as AMQP's `exchange.declare` and
+//! `exchange.delete` do, with the same refusals. Their bindings are
+//! `bindings.rs`'s.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use conveyor_core::Broker;
-use conveyor_core::exchange::{Binding, DEFAULT_EXCHANGE, Destination, Exchange, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use conveyor_core::exchange::{DEFAULT_EXCHANGE, Exchange, ExchangeKind, HeaderValue};
 use conveyor_core::vhost;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::bindings::{BindingInfo, bindings_of};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+use super::field_table;
 use super::messages::DEFAULT_EXCHANGE_ALIAS;
-use super::vhosts::InVhost;
+use super::vhosts::{InVhost, VhostFilter};
 use crate::HttpState;
+
+/// The argument of an exchange declaration the broker keeps (others are
+/// ignored, as the AMQP door ignores them).
+pub const ALTERNATE_EXCHANGE: &str = "alternate-exchange";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExchangeInfo {
@@ -35,27 +43,67 @@ pub struct ExchangeInfo {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BindingInfo {
-    /// The AMQP virtual host of the binding (both ends are in it; a Kafka topic is in `/`).
-    pub vhost: String,
-    pub source: String,
-    /// `queue`, `exchange` or `topic`.
-    pub destination_kind: String,
-    pub destination: String,
-    pub binding_key: String,
-    /// Binding arguments (a headers exchange matches them), as JSON values.
-    #[schema(value_type = Object)]
-    pub arguments: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct ExchangeDetail {
     #[serde(flatten)]
     pub exchange: ExchangeInfo,
     pub bindings_from: Vec<BindingInfo>,
 }
 
-fn info(exchange: Exchange, bindings: u64) -> ExchangeInfo {
+/// `PUT /exchanges/{name}`'s body: a declaration, as AMQP's `exchange.declare` carries it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareExchange {
+    /// `direct`, `fanout`, `topic` or `headers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Survives a restart (default true).
+    #[serde(default = "yes")]
+    pub durable: bool,
+    /// Deleted once its last binding goes (default false).
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// Only other exchanges route into it (default false).
+    #[serde(default)]
+    pub internal: bool,
+    /// `alternate-exchange` (a string): where messages go that its bindings route nowhere.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteExchange {
+    /// Only delete the exchange if nothing is bound from it (409 otherwise).
+    pub if_unused: Option<bool>,
+}
+
+/// The exchange a path names: `amq.default` is the default exchange.
+fn path_name(name: &str) -> &str {
+    if name == DEFAULT_EXCHANGE_ALIAS { DEFAULT_EXCHANGE } else { name }
+}
+
+/// An exchange as a declaration gives it (`resource` broker-wide), with the
+/// AMQP door's reading of its arguments.
+pub(super) fn definition(resource: String, body: &DeclareExchange) -> Result<Exchange, ApiError> {
+    let kind: ExchangeKind = body.kind.parse().map_err(ApiError::from)?;
+    let alternate_exchange = match body.arguments.get(ALTERNATE_EXCHANGE).map(field_table::field) {
+        Some(HeaderValue::String(name)) => Some(name),
+        _ => None,
+    };
+    let mut exchange = Exchange::new(resource, kind);
+    exchange.durable = body.durable;
+    exchange.auto_delete = body.auto_delete;
+    exchange.internal = body.internal;
+    exchange.alternate_exchange = alternate_exchange;
+    Ok(exchange)
+}
+
+pub(super) fn info(exchange: Exchange, bindings: u64) -> ExchangeInfo {
     let (vhost, name) = vhost::split(&exchange.name);
     ExchangeInfo {
         name: name.to_owned(),
@@ -69,64 +117,19 @@ fn info(exchange: Exchange, bindings: u64) -> ExchangeInfo {
     }
 }
 
-fn binding_info(source: &str, binding: Binding) -> BindingInfo {
-    let destination_kind = match &binding.destination {
-        Destination::Queue(_) => "queue",
-        Destination::Exchange(_) => "exchange",
-        Destination::Topic(_) => "topic",
-    };
-    let (vhost, source) = vhost::split(source);
-    BindingInfo {
-        vhost: vhost.into_owned(),
-        source: source.to_owned(),
-        destination_kind: destination_kind.to_owned(),
-        destination: vhost::local_name(binding.destination.name()).to_owned(),
-        binding_key: binding.binding_key,
-        arguments: serde_json::Value::Object(binding.arguments.into_iter().map(|(key, value)| (key, json(value))).collect()),
-    }
-}
-
-/// An AMQP field value as plain JSON.
-fn json(value: HeaderValue) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        HeaderValue::Void => Value::Null,
-        HeaderValue::Bool(value) => Value::Bool(value),
-        HeaderValue::I8(value) => value.into(),
-        HeaderValue::U8(value) => value.into(),
-        HeaderValue::I16(value) => value.into(),
-        HeaderValue::U16(value) => value.into(),
-        HeaderValue::I32(value) => value.into(),
-        HeaderValue::U32(value) => value.into(),
-        HeaderValue::I64(value) => value.into(),
-        HeaderValue::F32(value) => value.into(),
-        HeaderValue::F64(value) => value.into(),
-        HeaderValue::Decimal { scale, value } => (f64::from(value) / 10f64.powi(i32::from(scale))).into(),
-        HeaderValue::Timestamp(value) => value.into(),
-        HeaderValue::String(value) => value.into(),
-        HeaderValue::Bytes(value) => String::from_utf8_lossy(&value).into_owned().into(),
-        HeaderValue::Array(values) => Value::Array(values.into_iter().map(json).collect()),
-        HeaderValue::Table(table) => Value::Object(table.into_iter().map(|(key, value)| (key, json(value))).collect()),
-    }
-}
-
-fn bindings_of(broker: &Broker, name: &str) -> Vec<BindingInfo> {
-    broker
-        .bindings(name)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|binding| binding_info(name, binding))
-        .collect()
-}
-
-/// Every exchange, by name.
+/// Every exchange (of one vhost with `?vhost=`), by name.
 #[utoipa::path(get, operation_id = "list_exchanges", path = "/exchanges", tag = "exchanges",
-    responses((status = 200, body = Vec<ExchangeInfo>), (status = 500, body = ErrorBody)))]
-pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<ExchangeInfo>>, ApiError> {
+    params(VhostFilter),
+    responses((status = 200, body = Vec<ExchangeInfo>), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<HttpState>>,
+    ApiQuery(filter): ApiQuery<VhostFilter>,
+) -> Result<Json<Vec<ExchangeInfo>>, ApiError> {
     let broker = &state.broker;
     let exchanges = broker
         .exchanges()
         .into_iter()
+        .filter(|exchange| filter.admits(&exchange.name))
         .map(|exchange| {
             let bindings = broker.bindings(&exchange.name).map_or(0, |bindings| bindings.len() as u64);
             info(exchange, bindings)
@@ -145,7 +148,7 @@ pub async fn describe(
     ApiQuery(in_vhost): ApiQuery<InVhost>,
 ) -> Result<Json<ExchangeDetail>, ApiError> {
     let broker = &state.broker;
-    let name = if name == DEFAULT_EXCHANGE_ALIAS { DEFAULT_EXCHANGE } else { &name };
+    let name = path_name(&name);
     let resource = in_vhost.resource(broker, name)?;
     let exchange = broker
         .exchange(&resource)
@@ -157,15 +160,62 @@ pub async fn describe(
     }))
 }
 
-/// Every binding of every exchange.
-#[utoipa::path(get, operation_id = "list_bindings", path = "/bindings", tag = "exchanges",
-    responses((status = 200, body = Vec<BindingInfo>), (status = 500, body = ErrorBody)))]
-pub async fn bindings(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<BindingInfo>>, ApiError> {
+/// Declares an exchange, as AMQP's `exchange.declare` does: created (201)
+/// or, if it exists declared the same way, left as it is (204); declared
+/// otherwise, refused (409). Names starting with `amq.` are reserved (400).
+/// Durable when answered.
+#[utoipa::path(put, operation_id = "declare_exchange", path = "/exchanges/{name}", tag = "exchanges",
+    params(("name" = String, Path, description = "exchange name (1 to 255 bytes, not starting with amq.)"), InVhost),
+    request_body = DeclareExchange,
+    responses(
+        (status = 201, description = "created", body = ExchangeInfo),
+        (status = 204, description = "it existed, declared the same way"),
+        (status = 400, description = "an unknown type, a reserved or invalid name", body = ErrorBody),
+        (status = 404, description = "no such vhost", body = ErrorBody),
+        (status = 409, description = "it exists, declared otherwise", body = ErrorBody),
+    ))]
+pub async fn declare(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+    ApiJson(body): ApiJson<DeclareExchange>,
+) -> Result<Response, ApiError> {
     let broker = &state.broker;
-    let all = broker
-        .exchanges()
-        .into_iter()
-        .flat_map(|exchange| bindings_of(broker, &exchange.name))
-        .collect();
-    Ok(Json(all))
+    let resource = in_vhost.resource(broker, &name)?;
+    let exchange = definition(resource.clone(), &body)?;
+    let existed = broker.exchange(&resource).is_some();
+    broker.declare_exchange(exchange).await?;
+    if existed {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let declared = broker
+        .exchange(&resource)
+        .ok_or_else(|| ApiError::conflict(format!("exchange {name:?} was deleted meanwhile")))?;
+    Ok((StatusCode::CREATED, Json(info(declared, 0))).into_response())
+}
+
+/// Deletes an exchange and the bindings from and to it, as AMQP's
+/// `exchange.delete` does. The predeclared exchanges cannot be deleted.
+#[utoipa::path(delete, operation_id = "delete_exchange", path = "/exchanges/{name}", tag = "exchanges",
+    params(("name" = String, Path, description = "exchange name"), DeleteExchange, InVhost),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "predeclared, or `if_unused` and it has bindings", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DeleteExchange>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+) -> Result<StatusCode, ApiError> {
+    let broker = &state.broker;
+    let name = path_name(&name);
+    let resource = in_vhost.resource(broker, name)?;
+    if broker.exchange(&resource).is_none() {
+        return Err(ApiError::not_found(format!("exchange {name:?} does not exist")));
+    }
+    broker.delete_exchange(&resource, query.if_unused.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,11 @@
 //! The REST admin API under `/api/v1`: JSON resources for what the broker
-//! holds (overview, topics, consumer groups, queues, exchanges, client
-//! connections, resource alarms, limits, vhosts, poisoned logs), the operations an
-//! operator needs (create and delete, alter configs, purge, reset and commit
-//! offsets, peek, publish, redrive, close a connection, change alarm limits,
-//! reopen poisoned logs), and the
+//! holds (overview, topics, consumer groups, queues, exchanges, bindings,
+//! client connections, resource alarms, limits, vhosts, poisoned logs), the
+//! operations an operator needs (create, declare and delete, bind and
+//! unbind, alter configs, purge, reset and commit offsets, peek, get (and
+//! ack or reject), publish, redrive, close a connection, change alarm
+//! limits, reopen poisoned logs, export and import RabbitMQ definitions),
+//! and the
 //! OpenAPI document generated from these handlers at
 //! `/api/v1/openapi.json`; users, permission entries and ACLs, and the
 //! console's login. Every request passes `guard.rs` first (who asks, may
@@ -13,9 +15,13 @@
 
 mod acls;
 mod alarms;
+mod bindings;
 mod connections;
+mod definitions;
+mod deliveries;
 mod error;
 mod exchanges;
+mod field_table;
 mod groups;
 pub mod guard;
 mod limits;
@@ -61,6 +67,7 @@ pub const BASE_PATH: &str = "/api/v1";
         (name = "users", description = "Users (SCRAM credentials, tags, AWS keys), the console's login, who is asking"),
         (name = "permissions", description = "RabbitMQ permission entries: per user and vhost, configure/write/read patterns"),
         (name = "acls", description = "Kafka ACL bindings"),
+        (name = "definitions", description = "The topology in RabbitMQ's definitions format: export and import"),
     )
 )]
 struct ApiDoc;
@@ -84,14 +91,15 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::publish_to_topic))
         .routes(routes!(messages::publish_batch_to_topic))
         .routes(routes!(queues::list))
-        .routes(routes!(queues::describe, queues::delete))
+        .routes(routes!(queues::describe, queues::declare, queues::delete))
         .routes(routes!(queues::purge))
+        .routes(routes!(deliveries::get))
         .routes(routes!(messages::peek_queue, messages::publish_to_queue))
         .routes(routes!(redrive::redrive))
         .routes(routes!(exchanges::list))
-        .routes(routes!(exchanges::describe))
+        .routes(routes!(exchanges::describe, exchanges::declare, exchanges::delete))
         .routes(routes!(messages::publish_to_exchange))
-        .routes(routes!(exchanges::bindings))
+        .routes(routes!(bindings::list, bindings::add, bindings::remove))
         .routes(routes!(connections::list))
         .routes(routes!(connections::close))
         .routes(routes!(vhosts::list))
@@ -104,7 +112,8 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(login::logout))
         .routes(routes!(permissions::list))
         .routes(routes!(permissions::set, permissions::clear))
-        .routes(routes!(acls::list, acls::create, acls::delete));
+        .routes(routes!(acls::list, acls::create, acls::delete))
+        .routes(routes!(definitions::export, definitions::import));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(BASE_PATH, api)
         .split_for_parts();

@@ -1,23 +1,28 @@
-//! `/api/v1/queues`: list and describe queues (messages ready and unacked,
-//! consumers, definition and arguments, where their dead letters go and
-//! which queues dead-letter into them), purge and delete. The same core
-//! queues AMQP and SQS clients use.
+//! `/api/v1/queues`: declare queues (as AMQP's `queue.declare`, with the
+//! same checks of their `x-…` arguments), list and describe them (messages
+//! ready and unacked, consumers, definition and arguments, where their dead
+//! letters go and which queues dead-letter into them), purge and delete.
+//! The same core queues AMQP and SQS clients use.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use conveyor_core::Broker;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::FieldTable;
 use conveyor_core::queue::DeclaredQueue;
 use conveyor_core::stats::Flow;
 use conveyor_core::vhost;
+use conveyor_core::{Broker, VirtualHost};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody, blocking};
-use super::vhosts::InVhost;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, blocking};
+use super::field_table;
+use super::vhosts::{InVhost, VhostFilter};
 use crate::HttpState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,6 +92,32 @@ pub struct QueueDeleted {
     pub messages_deleted: u64,
 }
 
+/// Longest queue name: an AMQP short string, as clients name queues.
+pub const NAME_BYTES_MAX: usize = 255;
+
+/// `PUT /queues/{name}`'s body: a declaration, as AMQP's `queue.declare` carries it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareQueue {
+    /// Survives a restart (default true).
+    #[serde(default = "yes")]
+    pub durable: bool,
+    /// Deleted when its last consumer goes (default false).
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// `x-…` arguments (`x-dead-letter-exchange`, `x-dead-letter-routing-key`,
+    /// `x-message-ttl`, `x-max-length`, `x-overflow`, `x-max-priority`,
+    /// `x-queue-type`, …). JSON values are AMQP values: an integer is a
+    /// `long`, a string a `longstr`, as in RabbitMQ's management API.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteQueue {
@@ -137,13 +168,89 @@ pub(super) fn dead_letter_queues(broker: &Broker, declared: &DeclaredQueue) -> V
     queues.into_iter().filter(|name| *name != declared.name).collect()
 }
 
-/// Every queue, by name.
+/// Every queue (of one vhost with `?vhost=`), by name.
 #[utoipa::path(get, operation_id = "list_queues", path = "/queues", tag = "queues",
-    responses((status = 200, body = Vec<QueueSummary>), (status = 500, body = ErrorBody)))]
-pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<QueueSummary>>, ApiError> {
+    params(VhostFilter),
+    responses((status = 200, body = Vec<QueueSummary>), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<HttpState>>,
+    ApiQuery(filter): ApiQuery<VhostFilter>,
+) -> Result<Json<Vec<QueueSummary>>, ApiError> {
     let broker = Arc::clone(&state.broker);
-    let queues = blocking(move || Ok(broker.queues().iter().map(|declared| summary(&broker, declared)).collect())).await?;
+    let queues = blocking(move || {
+        Ok(broker
+            .queues()
+            .iter()
+            .filter(|declared| filter.admits(&declared.name))
+            .map(|declared| summary(&broker, declared))
+            .collect())
+    })
+    .await?;
     Ok(Json(queues))
+}
+
+/// Declares a queue, as AMQP's `queue.declare` does: created (201) or, if
+/// it exists declared the same way, left as it is (204); declared
+/// otherwise, refused (409). Its arguments are checked as the AMQP door
+/// checks them (an `x-max-priority` that is not an integer, an
+/// `x-overflow` it does not know: 400). Durable when answered.
+#[utoipa::path(put, operation_id = "declare_queue", path = "/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "queue name (1 to 255 bytes, not starting with amq.)"), InVhost),
+    request_body = DeclareQueue,
+    responses(
+        (status = 201, description = "created", body = QueueSummary),
+        (status = 204, description = "it existed, declared the same way"),
+        (status = 400, description = "an invalid name or argument", body = ErrorBody),
+        (status = 403, description = "a name in the reserved amq. namespace", body = ErrorBody),
+        (status = 404, description = "no such vhost", body = ErrorBody),
+        (status = 409, description = "it exists, declared otherwise", body = ErrorBody),
+    ))]
+pub async fn declare(
+    State(state): State<Arc<HttpState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(in_vhost): ApiQuery<InVhost>,
+    ApiJson(body): ApiJson<DeclareQueue>,
+) -> Result<Response, ApiError> {
+    let broker = &state.broker;
+    let vhost = in_vhost.get(broker)?;
+    let (declared, created) = declare_in(broker, &vhost, &name, &body).await?;
+    Ok(if created {
+        (StatusCode::CREATED, Json(summary(broker, &declared))).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    })
+}
+
+/// Declares queue `name` of `vhost` as `body` says, with the AMQP door's
+/// checks; whether it was created.
+pub(super) async fn declare_in(
+    broker: &Broker,
+    vhost: &VirtualHost,
+    name: &str,
+    body: &DeclareQueue,
+) -> Result<(Arc<DeclaredQueue>, bool), ApiError> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX {
+        return Err(ApiError::bad_request(format!(
+            "a queue name is 1 to {NAME_BYTES_MAX} bytes, not {}",
+            name.len()
+        )));
+    }
+    if name.starts_with("amq.") {
+        // The AMQP door's refusal (403 ACCESS_REFUSED), word for word.
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("queue name '{name}' contains reserved prefix 'amq.*'"),
+        ));
+    }
+    let arguments = conveyor_core::queue::policy::arguments_from_table(&field_table::table(&body.arguments), name, vhost.name())
+        .map_err(ApiError::bad_request)?;
+    let resource = vhost.resource(name).map_err(conveyor_core::CoreError::from)?;
+    let definition = QueueDefinition {
+        durable: body.durable,
+        auto_delete: body.auto_delete,
+        arguments,
+    };
+    Ok(broker.declare_queue(&resource, definition).await?)
 }
 
 /// A queue's counts, definition and dead-letter wiring.

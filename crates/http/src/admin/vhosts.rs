@@ -36,13 +36,34 @@ pub struct InVhost {
 }
 
 impl InVhost {
+    /// The vhost (404 for an unknown one).
+    pub(super) fn get(&self, broker: &Broker) -> Result<VirtualHost, ApiError> {
+        let vhost_name = self.vhost.as_deref().unwrap_or(DEFAULT_VHOST);
+        broker
+            .vhost(vhost_name)
+            .ok_or_else(|| ApiError::not_found(format!("vhost {vhost_name:?} does not exist")))
+    }
+
     /// The broker-wide name of `name` in this vhost (404 for an unknown vhost).
     pub(super) fn resource(&self, broker: &Broker, name: &str) -> Result<String, ApiError> {
-        let vhost_name = self.vhost.as_deref().unwrap_or(DEFAULT_VHOST);
-        let vhost = broker
-            .vhost(vhost_name)
-            .ok_or_else(|| ApiError::not_found(format!("vhost {vhost_name:?} does not exist")))?;
-        Ok(vhost.resource(name).map_err(CoreError::from)?)
+        Ok(self.get(broker)?.resource(name).map_err(CoreError::from)?)
+    }
+}
+
+/// `?vhost=` of a listing: only what is in that vhost; everything when absent.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VhostFilter {
+    /// Only the objects of this AMQP vhost; those of every vhost when absent.
+    pub vhost: Option<String>,
+}
+
+impl VhostFilter {
+    /// Whether the broker-wide name `resource` is in the vhost asked for.
+    pub(super) fn admits(&self, resource: &str) -> bool {
+        self.vhost
+            .as_deref()
+            .is_none_or(|wanted| conveyor_core::vhost::split(resource).0 == wanted)
     }
 }
 

@@ -18,8 +18,9 @@ pub fn subscription_arn(account: &str, topic: &str, subscription_id: &str) -> St
 
 /// The topic name a topic ARN names.
 pub fn parse_topic_arn<'a>(arn: &'a str, parameter: &str) -> Result<&'a str, SnsError> {
+    // No `/`: `amq.vhost/<vhost>/<name>` is another vhost's exchange.
     resource(arn, "sns")
-        .filter(|name| !name.contains(':'))
+        .filter(|name| !name.contains([':', '/']))
         .ok_or_else(|| SnsError::InvalidParameter(format!("Invalid parameter: {parameter} Reason: {arn:?} is not a topic ARN")))
 }
 
@@ -27,7 +28,7 @@ pub fn parse_topic_arn<'a>(arn: &'a str, parameter: &str) -> Result<&'a str, Sns
 pub fn parse_subscription_arn(arn: &str) -> Result<(&str, &str), SnsError> {
     resource(arn, "sns")
         .and_then(|resource| resource.split_once(':'))
-        .filter(|(topic, id)| !topic.is_empty() && !id.is_empty() && !id.contains(':'))
+        .filter(|(topic, id)| !topic.is_empty() && !topic.contains('/') && !id.is_empty() && !id.contains(':'))
         .ok_or_else(|| {
             SnsError::InvalidParameter(format!(
                 "Invalid parameter: SubscriptionArn Reason: {arn:?} is not a subscription ARN"

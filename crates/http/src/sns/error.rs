@@ -32,6 +32,12 @@ pub enum SnsError {
     #[error("{0}")]
     RequestTooLarge(String),
     /// The broker failed (storage); not the client's fault.
+    /// SigV4 refused the request.
+    #[error("{0}")]
+    Unauthenticated(crate::sigv4::SigV4Error),
+    /// The signer may not do this to the topic (RabbitMQ's permissions).
+    #[error("{0}")]
+    AuthorizationError(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -58,6 +64,8 @@ impl SnsError {
             SnsError::BatchRequestTooLong(_) => ("BatchRequestTooLong", 400),
             SnsError::InvalidAction(_) => ("InvalidAction", 400),
             SnsError::RequestTooLarge(_) => ("RequestEntityTooLarge", 413),
+            SnsError::Unauthenticated(error) => (error.code(), error.status()),
+            SnsError::AuthorizationError(_) => ("AuthorizationError", 403),
             SnsError::Internal(_) => ("InternalError", 500),
         };
         WireError { code, status }

@@ -8,6 +8,7 @@
 //! `filter_policy.rs` the matcher, `notification.rs` the JSON envelope,
 //! `arn.rs` the ARNs, `error.rs` the error table.
 
+mod access;
 mod arn;
 mod error;
 mod filter_policy;
@@ -30,7 +31,9 @@ use uuid::Uuid;
 
 pub use error::SnsError;
 
-use crate::HttpState;
+use conveyor_core::auth::Principal;
+
+use crate::{HttpState, Signed};
 use params::Params;
 use xml::Xml;
 
@@ -74,6 +77,8 @@ pub(crate) struct Context {
     pub host: String,
     /// The account the request speaks for, in the ARNs we hand out.
     pub account: String,
+    /// Who signed the request.
+    pub principal: Principal,
 }
 
 /// What an action answers: the content of its `<ActionResult>` element, or
@@ -82,20 +87,25 @@ type Answer = Result<Option<Xml>, SnsError>;
 
 /// Entry point for a form-encoded `POST`: reads the (bounded) body,
 /// dispatches on `Action`, writes the XML response or error.
-pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, signed: Signed, body: Body) -> Response {
     let request_id = Uuid::new_v4().to_string();
     let mut served_action = None;
     let result = match axum::body::to_bytes(body, REQUEST_BYTES_MAX).await {
-        Ok(bytes) => match Params::parse(&bytes) {
-            Ok(params) => {
+        Ok(bytes) => match (signed.authenticate(&state, "sns", &headers, &bytes), Params::parse(&bytes)) {
+            (Err(error), _) => Err(SnsError::Unauthenticated(error)),
+            (Ok(principal), Ok(params)) => {
                 let context = Context {
                     state,
                     host: crate::sqs::host(&headers),
                     account: crate::arn::account_of(&headers),
+                    principal,
                 };
-                dispatch(&context, &params, &mut served_action).await
+                match access::check(&context, &params) {
+                    Ok(()) => dispatch(&context, &params, &mut served_action).await,
+                    Err(error) => Err(error),
+                }
             }
-            Err(error) => Err(error),
+            (Ok(_), Err(error)) => Err(error),
         },
         Err(_) => Err(SnsError::RequestTooLarge(format!(
             "The request body is larger than {REQUEST_BYTES_MAX} bytes or could not be read."

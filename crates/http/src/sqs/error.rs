@@ -48,9 +48,38 @@ pub enum SqsError {
     /// A broker limit (`[limits]`, e.g. `queues_max`) refuses the request.
     #[error("{0}")]
     OverLimit(String),
+    /// SigV4 refused the request.
+    #[error("{0}")]
+    Unauthenticated(crate::sigv4::SigV4Error),
+    /// The signer may not do this to the queue (RabbitMQ's permissions).
+    #[error("{0}")]
+    AccessDenied(String),
     /// The broker failed (storage); not the client's fault.
     #[error("{0}")]
     Internal(String),
+}
+
+/// SigV4's refusals, named as AWS names them for the JSON protocol.
+fn unauthenticated(error: &crate::sigv4::SigV4Error) -> WireError {
+    use crate::sigv4::SigV4Error;
+    let (type_name, query_error) = match error {
+        SigV4Error::MissingAuthenticationToken => (
+            "com.amazon.coral.service#MissingAuthenticationTokenException",
+            "MissingAuthenticationToken;Sender",
+        ),
+        SigV4Error::IncompleteSignature(_) => (
+            "com.amazon.coral.service#IncompleteSignatureException",
+            "IncompleteSignature;Sender",
+        ),
+        SigV4Error::InvalidClientTokenId => ("com.amazon.coral.service#InvalidClientTokenId", "InvalidClientTokenId;Sender"),
+        SigV4Error::SignatureDoesNotMatch => ("com.amazon.coral.service#SignatureDoesNotMatch", "SignatureDoesNotMatch;Sender"),
+        SigV4Error::RequestExpired(_) => ("com.amazon.coral.service#RequestExpired", "RequestExpired;Sender"),
+    };
+    WireError {
+        type_name,
+        query_error,
+        status: error.status(),
+    }
 }
 
 /// How one error goes on the wire.
@@ -66,12 +95,18 @@ pub struct WireError {
 impl SqsError {
     /// The one table of SQS error codes.
     pub fn wire(&self) -> WireError {
+        if let SqsError::Unauthenticated(error) = self {
+            return unauthenticated(error);
+        }
         let (type_name, query_error, status) = match self {
             SqsError::QueueDoesNotExist(_) => (
                 "com.amazonaws.sqs#QueueDoesNotExist",
                 "AWS.SimpleQueueService.NonExistentQueue;Sender",
                 400,
             ),
+            // Answered above, by `unauthenticated`.
+            SqsError::Unauthenticated(_) => ("com.amazon.coral.service#InternalFailure", "InternalFailure;Receiver", 500),
+            SqsError::AccessDenied(_) => ("com.amazon.coral.service#AccessDeniedException", "AccessDenied;Sender", 403),
             SqsError::QueueNameExists(_) => ("com.amazonaws.sqs#QueueNameExists", "QueueAlreadyExists;Sender", 400),
             SqsError::ReceiptHandleIsInvalid(_) => ("com.amazonaws.sqs#ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid;Sender", 400),
             SqsError::MessageNotInflight(_) => (

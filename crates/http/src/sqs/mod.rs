@@ -5,6 +5,7 @@
 //! `messages.rs` the actions (`move_tasks.rs` DLQ redrive), `message.rs` the message ↔ record mapping,
 //! `receipt.rs` receipt handles, `error.rs` the error table.
 
+mod access;
 mod error;
 pub(crate) mod message; // SNS writes its deliveries with this mapping.
 mod messages;
@@ -27,7 +28,9 @@ use uuid::Uuid;
 
 pub use error::SqsError;
 
-use crate::HttpState;
+use conveyor_core::auth::Principal;
+
+use crate::{HttpState, Signed};
 
 pub const REGION: &str = "us-east-1";
 /// A request body larger than this is refused before it is parsed (a batch
@@ -44,6 +47,8 @@ pub(crate) struct Context {
     pub host: String,
     /// The account the request speaks for, in the URLs and ARNs we hand out.
     pub account: String,
+    /// Who signed the request.
+    pub principal: Principal,
 }
 
 impl Context {
@@ -74,24 +79,28 @@ pub fn queue_arn(account: &str, name: &str) -> String {
 }
 
 /// Entry point for `POST /`: reads the (bounded) body, dispatches on the target.
-pub async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn handle(State(state): State<Arc<HttpState>>, headers: HeaderMap, signed: Signed, body: Body) -> Response {
     let request_id = Uuid::new_v4();
     let result = match axum::body::to_bytes(body, REQUEST_BYTES_MAX).await {
-        Ok(bytes) => {
-            let context = Context {
-                state,
-                host: host(&headers),
-                account: crate::arn::account_of(&headers),
-            };
-            dispatch(&context, &headers, &bytes).await
-        }
+        Ok(bytes) => match signed.authenticate(&state, "sqs", &headers, &bytes) {
+            Ok(principal) => {
+                let context = Context {
+                    state,
+                    host: host(&headers),
+                    account: crate::arn::account_of(&headers),
+                    principal,
+                };
+                dispatch(&context, &headers, &bytes).await
+            }
+            Err(error) => Err(SqsError::Unauthenticated(error)),
+        },
         Err(_) => Err(SqsError::RequestTooLarge(format!(
             "The request body is larger than {REQUEST_BYTES_MAX} bytes or could not be read."
         ))),
     };
     // Named only when the action is one served: the header is client input.
     let served = match &result {
-        Err(SqsError::UnknownOperation(_) | SqsError::RequestTooLarge(_)) => None,
+        Err(SqsError::UnknownOperation(_) | SqsError::RequestTooLarge(_) | SqsError::Unauthenticated(_)) => None,
         _ => headers
             .get("x-amz-target")
             .and_then(|value| value.to_str().ok())
@@ -136,6 +145,7 @@ async fn dispatch(context: &Context, headers: &HeaderMap, body: &[u8]) -> Result
     let action = target
         .strip_prefix(TARGET_PREFIX)
         .ok_or_else(|| SqsError::UnknownOperation(format!("Unknown target {target:?}.")))?;
+    access::check(context, action, body)?;
     match action {
         "CreateQueue" => queues::create_queue(context, parse(body)?).await,
         "GetQueueUrl" => queues::get_queue_url(context, parse(body)?),

@@ -16,6 +16,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::message;
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 /// Resource types.
@@ -77,7 +80,7 @@ fn topic_key(name: &str) -> (i8, &'static str, &'static str) {
     }
 }
 
-pub fn describe(context: &Context, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+pub fn describe(context: &Context, connection: &ConnectionInfo, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -86,6 +89,12 @@ pub fn describe(context: &Context, request: DescribeConfigsRequest, version: i16
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let entries = match resource.resource_type {
+                RESOURCE_TOPIC if !connection.allowed(context, &Resource::Topic(&resource.resource_name), Operation::DescribeConfigs) => {
+                    Err((ResponseError::TopicAuthorizationFailed, "Topic authorization failed.".into()))
+                }
+                RESOURCE_BROKER if !connection.allowed(context, &Resource::Cluster, Operation::DescribeConfigs) => {
+                    Err((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".into()))
+                }
                 RESOURCE_TOPIC => topic_entries(context, &resource.resource_name, request.include_synonyms),
                 RESOURCE_BROKER => broker_entries(context, &resource.resource_name),
                 other => Err((ResponseError::InvalidRequest, format!("resource type {other} has no configs here"))),
@@ -234,8 +243,14 @@ fn check_broker_name(context: &Context, name: &str) -> Result<(), Failure> {
 }
 
 /// Where a config change applies, checked before the change is worked out.
-fn alter_target(context: &Context, resource_type: i8, name: &str) -> Result<(), Failure> {
+fn alter_target(context: &Context, connection: &ConnectionInfo, resource_type: i8, name: &str) -> Result<(), Failure> {
     match resource_type {
+        RESOURCE_TOPIC if !connection.allowed(context, &Resource::Topic(name), Operation::AlterConfigs) => {
+            Err((ResponseError::TopicAuthorizationFailed, "Topic authorization failed.".into()))
+        }
+        RESOURCE_BROKER if !connection.allowed(context, &Resource::Cluster, Operation::AlterConfigs) => {
+            Err((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".into()))
+        }
         RESOURCE_TOPIC => Ok(()),
         RESOURCE_BROKER => {
             check_broker_name(context, name)?;
@@ -264,11 +279,11 @@ async fn alter_topic(
 }
 
 /// AlterConfigs: the named configs replace the topic's whole set.
-pub async fn alter(context: &Context, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(context: &Context, connection: &ConnectionInfo, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match alter_target(context, resource.resource_type, &name) {
+        let outcome = match alter_target(context, connection, resource.resource_type, &name) {
             Ok(()) => {
                 let changes = resource
                     .configs
@@ -292,12 +307,16 @@ pub async fn alter(context: &Context, request: AlterConfigsRequest) -> AlterConf
 }
 
 /// IncrementalAlterConfigs: SET, DELETE, and APPEND / SUBTRACT on list configs.
-pub async fn incremental_alter(context: &Context, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn incremental_alter(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let outcome = async {
-            alter_target(context, resource.resource_type, &name)?;
+            alter_target(context, connection, resource.resource_type, &name)?;
             let current = context
                 .broker
                 .topic(&name)

@@ -5,23 +5,32 @@
 //! again on every append: it adds up how much its logs grew, and reads
 //! once that could satisfy min_bytes (or at the deadline). Sessionless: the
 //! reply's session id is always 0, so clients keep sending full fetch
-//! requests (KIP-227 allows it).
+//! requests (KIP-227 allows it). With `isolation_level=read_committed` a
+//! partition is read up to its last stable offset only (a parked fetch
+//! reads again whenever that moves), and the reply lists the aborted
+//! transactions in what it returns, which the clients drop.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use conveyor_core::auth::{Operation, Resource};
 use conveyor_core::connection_budget::{ConnectionBudget, Reservation};
 use conveyor_core::limits::Limit;
+use conveyor_core::producer::Partition;
+use conveyor_log::batch::BatchHeader;
 use conveyor_log::{Log, LogError};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
+
+/// Kafka's `isolation_level` for `read_committed`.
+const READ_COMMITTED: i8 = 1;
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_CEILING: Duration = Duration::from_secs(60);
@@ -32,14 +41,18 @@ struct Slot {
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: i32,
-    target: Result<Log, ResponseError>,
+    target: Result<Partition, ResponseError>,
 }
 
 struct Read {
     error: Option<ResponseError>,
     records: Bytes,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// For `read_committed`: (producer id, first offset) of each aborted
+    /// transaction with records in what is returned.
+    aborted: Option<Vec<(i64, i64)>>,
 }
 
 /// Answers a Fetch, with the reservation of its bytes in the connection's
@@ -60,6 +73,11 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Fet
         } else {
             context.broker.topic(&requested.topic)
         };
+        // READ on the topic, asked by name (a topic id resolves first).
+        let refused = match &topic {
+            Some(topic) => !connection.allowed(context, &Resource::Topic(&topic.name), Operation::Read),
+            None => version < 13 && !connection.allowed(context, &Resource::Topic(&requested.topic), Operation::Read),
+        };
         let missing = if version >= 13 {
             ResponseError::UnknownTopicId
         } else {
@@ -72,10 +90,11 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Fet
         ));
         for partition in &requested.partitions {
             let target = match &topic {
+                _ if refused => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(missing),
                 Some(topic) => u32::try_from(partition.partition)
                     .ok()
-                    .and_then(|index| topic.partition(index))
+                    .and_then(|index| topic.partition_handle(index))
                     .ok_or(ResponseError::UnknownTopicOrPartition),
             };
             slots.push(Slot {
@@ -92,30 +111,53 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Fet
     let deadline = Instant::now() + max_wait;
     let max_bytes = response_bytes_max(context, &connection.budget, request.max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let logs: Vec<Log> = slots.iter().filter_map(|slot| slot.target.as_ref().ok().cloned()).collect();
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let logs: Vec<Log> = slots
+        .iter()
+        .filter_map(|slot| slot.target.as_ref().ok().map(|partition| partition.log.clone()))
+        .collect();
+    // Data arrives with the high watermark; for read_committed, decisions with markers too.
     let mut watermarks: Vec<watch::Receiver<u64>> = logs.iter().map(Log::subscribe).collect();
+    let mut stables: Vec<watch::Receiver<u64>> = slots
+        .iter()
+        .filter_map(|slot| slot.target.as_ref().ok())
+        .filter(|_| read_committed)
+        .map(Partition::subscribe_stable)
+        .collect();
     let reads = loop {
         for receiver in &mut watermarks {
             receiver.borrow_and_update();
         }
+        let stable_offsets: Vec<u64> = stables.iter_mut().map(|receiver| *receiver.borrow_and_update()).collect();
         // Taken before the read: whatever is appended after it counts as new below.
         let mut sizes: Vec<u64> = logs.iter().map(Log::size_bytes).collect();
-        let reads = read_all(&slots, max_bytes).await;
+        let reads = read_all(&slots, max_bytes, read_committed).await;
         let bytes: usize = reads.iter().map(|read| read.records.len()).sum();
         let failed = reads.iter().any(|read| read.error.is_some());
         if bytes >= min_bytes.max(1) || failed || Instant::now() >= deadline || watermarks.is_empty() {
             break reads;
         }
         // Parked: each append wakes this fetch, which only adds up how much
-        // the logs grew (no read) until that could reach min_bytes.
+        // the logs grew (no read) until that could reach min_bytes. A
+        // decided transaction (the last stable offset moving) reads again.
         let mut estimate = bytes as u64;
         let woken = loop {
             let changed = async {
-                let waits = watermarks.iter_mut().map(|receiver| Box::pin(receiver.changed()));
+                let waits = watermarks
+                    .iter_mut()
+                    .chain(stables.iter_mut())
+                    .map(|receiver| Box::pin(receiver.changed()));
                 futures_select_all(waits).await;
             };
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 break false;
+            }
+            if stables
+                .iter()
+                .zip(&stable_offsets)
+                .any(|(receiver, seen)| *receiver.borrow() != *seen)
+            {
+                break true;
             }
             for (size, log) in sizes.iter_mut().zip(&logs) {
                 let now = log.size_bytes();
@@ -127,7 +169,7 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Fet
             }
         };
         if !woken {
-            break read_all(&slots, max_bytes).await;
+            break read_all(&slots, max_bytes, read_committed).await;
         }
     };
     // The response is held until it is sent: it counts in the connection's budget.
@@ -157,7 +199,17 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Fet
             .with_partition_index(slot.partition)
             .with_error_code(read.error.map_or(0, |error| error.code()))
             .with_high_watermark(read.high_watermark)
-            .with_last_stable_offset(read.high_watermark)
+            .with_last_stable_offset(read.last_stable_offset)
+            .with_aborted_transactions(read.aborted.map(|aborted| {
+                aborted
+                    .into_iter()
+                    .map(|(producer_id, first_offset)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(producer_id))
+                            .with_first_offset(first_offset)
+                    })
+                    .collect()
+            }))
             // librdkafka rejects a null records field: always send bytes, maybe empty.
             .with_records(Some(read.records));
         if version >= 5 {
@@ -190,8 +242,8 @@ fn response_bytes_max(context: &Context, budget: &ConnectionBudget, requested: i
 /// Reads every slot in one blocking task: whole batches, within the
 /// per-partition and total limits; the first data returned may exceed them
 /// by one batch (KIP-74) so a large batch never blocks a consumer.
-async fn read_all(slots: &[Slot], max_bytes: usize) -> Vec<Read> {
-    let plan: Vec<(Result<Log, ResponseError>, i64, i32)> = slots
+async fn read_all(slots: &[Slot], max_bytes: usize, read_committed: bool) -> Vec<Read> {
+    let plan: Vec<(Result<Partition, ResponseError>, i64, i32)> = slots
         .iter()
         .map(|slot| (slot.target.clone(), slot.fetch_offset, slot.partition_max_bytes))
         .collect();
@@ -199,38 +251,57 @@ async fn read_all(slots: &[Slot], max_bytes: usize) -> Vec<Read> {
         let mut remaining = max_bytes;
         plan.into_iter()
             .map(|(target, offset, partition_max)| {
-                let log = match target {
-                    Ok(log) => log,
+                let partition = match target {
+                    Ok(partition) => partition,
                     Err(error) => return failed(error),
                 };
+                let log: &Log = &partition.log;
+                // Read before the data, so no record past it is returned.
+                let last_stable_offset = partition.last_stable_offset();
                 let high_watermark = log.high_watermark() as i64;
                 let log_start_offset = log.start_offset() as i64;
+                let empty = |error: Option<ResponseError>| Read {
+                    error,
+                    records: Bytes::new(),
+                    high_watermark,
+                    last_stable_offset: last_stable_offset as i64,
+                    log_start_offset,
+                    aborted: read_committed.then(Vec::new),
+                };
                 if offset < 0 {
-                    return Read {
-                        error: Some(ResponseError::OffsetOutOfRange),
-                        records: Bytes::new(),
-                        high_watermark,
-                        log_start_offset,
-                    };
+                    return empty(Some(ResponseError::OffsetOutOfRange));
+                }
+                if read_committed && offset as u64 >= last_stable_offset && offset <= high_watermark {
+                    // Nothing decided to hand out yet.
+                    return empty(None);
                 }
                 let limit = remaining.min(partition_max.max(0) as usize);
                 let min_one = remaining == max_bytes;
                 match log.read(offset as u64, limit, min_one) {
                     Ok(outcome) => {
-                        remaining = remaining.saturating_sub(outcome.bytes.len());
+                        let (records, aborted) = if read_committed {
+                            let records = below(outcome.bytes, last_stable_offset);
+                            let end = batches_end(&records).unwrap_or(offset as u64);
+                            let aborted = partition
+                                .aborted_transactions(offset as u64, end)
+                                .into_iter()
+                                .map(|aborted| (aborted.producer_id, aborted.first_offset as i64))
+                                .collect();
+                            (records, Some(aborted))
+                        } else {
+                            (outcome.bytes, None)
+                        };
+                        remaining = remaining.saturating_sub(records.len());
                         Read {
                             error: None,
-                            records: outcome.bytes,
+                            records,
                             high_watermark: outcome.high_watermark as i64,
+                            last_stable_offset: last_stable_offset.min(outcome.high_watermark) as i64,
                             log_start_offset: outcome.log_start_offset as i64,
+                            aborted,
                         }
                     }
-                    Err(error @ LogError::OffsetOutOfRange { .. }) => Read {
-                        error: Some(errors::log_error(&error)),
-                        records: Bytes::new(),
-                        high_watermark,
-                        log_start_offset,
-                    },
+                    Err(error @ LogError::OffsetOutOfRange { .. }) => empty(Some(errors::log_error(&error))),
                     Err(error) => failed(errors::log_error(&error)),
                 }
             })
@@ -247,8 +318,36 @@ fn failed(error: ResponseError) -> Read {
         error: Some(error),
         records: Bytes::new(),
         high_watermark: -1,
+        last_stable_offset: -1,
         log_start_offset: -1,
+        aborted: None,
     }
+}
+
+/// The whole batches of `records` that begin below `offset_end`.
+fn below(records: Bytes, offset_end: u64) -> Bytes {
+    let mut position = 0;
+    while let Some(header) = BatchHeader::parse(&records[position..]) {
+        if header.base_offset < 0 || header.base_offset as u64 >= offset_end || position + header.total_bytes() > records.len() {
+            break;
+        }
+        position += header.total_bytes();
+    }
+    records.slice(..position)
+}
+
+/// The offset after the last whole batch of `records`.
+fn batches_end(records: &[u8]) -> Option<u64> {
+    let mut position = 0;
+    let mut end = None;
+    while let Some(header) = BatchHeader::parse(&records[position..]) {
+        if position + header.total_bytes() > records.len() {
+            break;
+        }
+        end = Some(header.last_offset() as u64 + 1);
+        position += header.total_bytes();
+    }
+    end
 }
 
 /// Resolves when the first of `futures` does.

@@ -17,13 +17,21 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use conveyor_core::auth::{Operation, Resource};
+use kafka_protocol::ResponseError;
+
 use super::metadata::advertised;
 use crate::Context;
 use crate::connection::ConnectionInfo;
 use crate::errors::group_error;
 
-/// All group operations (READ, DESCRIBE, DELETE): there are no ACLs yet.
-const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// The operations Kafka reports on groups: READ, DELETE, DESCRIBE.
+const GROUP_OPERATIONS: [(Operation, i32); 3] = [(Operation::Read, 3), (Operation::Delete, 6), (Operation::Describe, 8)];
+
+/// GROUP_AUTHORIZATION_FAILED's code, when `operation` on group `group` is refused.
+fn group_denied(context: &Context, connection: &ConnectionInfo, group: &str, operation: Operation) -> Option<i16> {
+    (!connection.allowed(context, &Resource::Group(group), operation)).then(|| ResponseError::GroupAuthorizationFailed.code())
+}
 
 fn text(value: impl Into<String>) -> StrBytes {
     StrBytes::from_string(value.into())
@@ -38,19 +46,37 @@ pub fn find_coordinator(
     let (host, port) = advertised(context, connection);
     let node_id = BrokerId(context.config.node_id);
     let mut response = FindCoordinatorResponse::default();
+    // DESCRIBE on the group (key type 0) or the transactional id (1), as Kafka asks.
+    let denied = |key: &str| {
+        let resource = match request.key_type {
+            1 => Resource::TransactionalId(key),
+            _ => Resource::Group(key),
+        };
+        (!connection.allowed(context, &resource, Operation::Describe)).then(|| match request.key_type {
+            1 => ResponseError::TransactionalIdAuthorizationFailed.code(),
+            _ => ResponseError::GroupAuthorizationFailed.code(),
+        })
+    };
     if version >= 4 {
         // Batched: one coordinator per key. This broker coordinates everything.
         response.coordinators = request
             .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
+            .iter()
+            .map(|key| match denied(key) {
+                Some(code) => Coordinator::default()
+                    .with_key(key.clone())
+                    .with_node_id(BrokerId(-1))
+                    .with_error_code(code),
+                None => Coordinator::default()
+                    .with_key(key.clone())
                     .with_node_id(node_id)
                     .with_host(text(host.clone()))
-                    .with_port(port)
+                    .with_port(port),
             })
             .collect();
+    } else if let Some(code) = denied(&request.key) {
+        response.error_code = code;
+        response.node_id = BrokerId(-1);
     } else {
         response.node_id = node_id;
         response.host = text(host);
@@ -93,6 +119,10 @@ pub async fn join(
         // Non-nullable before v7.
         response.protocol_name = Some(StrBytes::default());
     }
+    if let Some(code) = group_denied(context, connection, &join.group_id, Operation::Read) {
+        response.error_code = code;
+        return response;
+    }
     match context.broker.groups().join(join).await {
         Ok(result) => {
             response.generation_id = result.generation_id;
@@ -128,7 +158,10 @@ pub async fn join(
     response
 }
 
-pub async fn sync(context: &Context, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn sync(context: &Context, connection: &ConnectionInfo, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    if let Some(code) = group_denied(context, connection, &request.group_id, Operation::Read) {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let assignments = request
         .assignments
         .iter()
@@ -163,7 +196,10 @@ pub async fn sync(context: &Context, request: SyncGroupRequest, version: i16) ->
     response
 }
 
-pub fn heartbeat(context: &Context, request: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(context: &Context, connection: &ConnectionInfo, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Some(code) = group_denied(context, connection, &request.group_id, Operation::Read) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let outcome = context.broker.groups().heartbeat(
         &request.group_id.0,
         &request.member_id,
@@ -173,7 +209,10 @@ pub fn heartbeat(context: &Context, request: HeartbeatRequest) -> HeartbeatRespo
     HeartbeatResponse::default().with_error_code(outcome.err().map_or(0, |error| group_error(&error).code()))
 }
 
-pub fn leave(context: &Context, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave(context: &Context, connection: &ConnectionInfo, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if let Some(code) = group_denied(context, connection, &request.group_id, Operation::Read) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members
@@ -213,11 +252,17 @@ pub fn leave(context: &Context, request: LeaveGroupRequest, version: i16) -> Lea
     response
 }
 
-pub fn describe(context: &Context, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn describe(context: &Context, connection: &ConnectionInfo, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
     let groups = request
         .groups
         .into_iter()
         .map(|group_id| {
+            if let Some(code) = group_denied(context, connection, &group_id, Operation::Describe) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(code)
+                    .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED);
+            }
             let description = context.broker.groups().describe(&group_id.0);
             let members = description
                 .members
@@ -243,7 +288,7 @@ pub fn describe(context: &Context, request: DescribeGroupsRequest, version: i16)
                 .with_members(members);
             if version >= 3 {
                 described.authorized_operations = if request.include_authorized_operations {
-                    GROUP_OPERATIONS_ALL
+                    super::authorized_operations(context, connection, &Resource::Group(&described.group_id), &GROUP_OPERATIONS)
                 } else {
                     super::AUTHORIZED_OPERATIONS_OMITTED
                 };
@@ -254,7 +299,9 @@ pub fn describe(context: &Context, request: DescribeGroupsRequest, version: i16)
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list(context: &Context, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    // DESCRIBE on the cluster lists every group; else those the client may describe.
+    let every_group = connection.allowed(context, &Resource::Cluster, Operation::Describe);
     let states: Vec<String> = request.states_filter.iter().map(|state| state.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|kind| kind.to_lowercase()).collect();
     let groups = context
@@ -266,6 +313,7 @@ pub fn list(context: &Context, request: ListGroupsRequest, version: i16) -> List
         .filter(|group| states.is_empty() || states.contains(&group.state.name().to_lowercase()))
         // Every group here speaks the classic protocol.
         .filter(|_| types.is_empty() || types.iter().any(|kind| kind == "classic"))
+        .filter(|group| every_group || connection.allowed(context, &Resource::Group(&group.group_id), Operation::Describe))
         .map(|group| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(text(group.group_id)))
@@ -282,15 +330,17 @@ pub fn list(context: &Context, request: ListGroupsRequest, version: i16) -> List
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub async fn delete(context: &Context, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete(context: &Context, connection: &ConnectionInfo, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let outcome = context.broker.groups().delete_group(&group_id.0).await;
-        results.push(
-            DeletableGroupResult::default()
-                .with_group_id(group_id)
-                .with_error_code(outcome.err().map_or(0, |error| group_error(&error).code())),
-        );
+        let error_code = match group_denied(context, connection, &group_id, Operation::Delete) {
+            Some(code) => code,
+            None => {
+                let outcome = context.broker.groups().delete_group(&group_id.0).await;
+                outcome.err().map_or(0, |error| group_error(&error).code())
+            }
+        };
+        results.push(DeletableGroupResult::default().with_group_id(group_id).with_error_code(error_code));
     }
     DeleteGroupsResponse::default().with_results(results)
 }

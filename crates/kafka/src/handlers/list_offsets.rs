@@ -1,30 +1,45 @@
 //! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a
-//! timestamp. Latest is the high watermark: the last record's offset + 1.
+//! timestamp. Latest is the high watermark (the last record's offset + 1),
+//! or the last stable offset for `isolation_level=read_committed`.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use conveyor_core::auth::Operation;
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// Kafka's `isolation_level` for `read_committed`.
+const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(context: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(context: &Context, connection: &ConnectionInfo, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == READ_COMMITTED;
     let requests = request
         .topics
         .iter()
         .flat_map(|topic| {
             topic.partitions.iter().map(|partition| {
+                // What read_committed readers may read up to, taken before the look-up.
+                let last_stable_offset = (read_committed && partition.timestamp == LATEST)
+                    .then(|| {
+                        let topic = context.broker.topic(&topic.name)?;
+                        let index = u32::try_from(partition.partition_index).ok()?;
+                        Some(topic.partition_handle(index)?.last_stable_offset())
+                    })
+                    .flatten();
                 (
-                    super::records::partition_log(context, &topic.name, partition.partition_index),
-                    partition.timestamp,
+                    super::records::partition_log(context, connection, &topic.name, partition.partition_index, Operation::Describe),
+                    (partition.timestamp, last_stable_offset),
                 )
             })
         })
         .collect();
-    let mut results = super::records::on_partitions(requests, |log, timestamp| match timestamp {
-        LATEST => Ok((log.high_watermark() as i64, -1)),
+    let mut results = super::records::on_partitions(requests, |log, (timestamp, last_stable_offset)| match timestamp {
+        LATEST => Ok((last_stable_offset.unwrap_or_else(|| log.high_watermark()) as i64, -1)),
         EARLIEST => Ok((log.start_offset() as i64, -1)),
         timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
             Ok(Some((offset, found))) => Ok((offset as i64, found)),

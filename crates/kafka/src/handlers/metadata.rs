@@ -11,6 +11,8 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use conveyor_core::auth::{Operation, Resource};
+
 use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
@@ -36,14 +38,32 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
     let auto_create = version < 4 || request.allow_auto_topic_creation;
     let mut topics = Vec::new();
     if all {
+        // Only the topics the client may describe, as Kafka lists them.
         for topic in context.broker.topics() {
-            topics.push(describe(&topic, node_id, version));
+            if connection.allowed(context, &Resource::Topic(&topic.name), Operation::Describe) {
+                topics.push(describe(&topic, node_id, version));
+            }
         }
     } else {
         for requested in request.topics.unwrap_or_default() {
             let entry = match requested.name {
-                Some(name) => by_name(context, name, auto_create, node_id, version).await,
-                None => match context.broker.topic_by_id(requested.topic_id) {
+                Some(name) if !connection.allowed(context, &Resource::Topic(&name), Operation::Describe) => {
+                    MetadataResponseTopic::default()
+                        .with_name(Some(name))
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                }
+                Some(name) => {
+                    // Auto-creation needs CREATE on the cluster or the topic.
+                    let may_create = auto_create
+                        && (connection.allowed(context, &Resource::Cluster, Operation::Create)
+                            || connection.allowed(context, &Resource::Topic(&name), Operation::Create));
+                    by_name(context, name, may_create, node_id, version).await
+                }
+                None => match context
+                    .broker
+                    .topic_by_id(requested.topic_id)
+                    .filter(|topic| connection.allowed(context, &Resource::Topic(&topic.name), Operation::Describe))
+                {
                     Some(topic) => describe(&topic, node_id, version),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(requested.topic_id)
@@ -55,7 +75,9 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
     }
     for topic in &mut topics {
         if version >= 8 && request.include_topic_authorized_operations {
-            topic.topic_authorized_operations = super::ALL_OPERATIONS;
+            let name = topic.name.as_ref().map(|name| name.to_string()).unwrap_or_default();
+            topic.topic_authorized_operations =
+                super::authorized_operations(context, connection, &Resource::Topic(&name), &super::TOPIC_OPERATIONS);
         }
         if version < 10 {
             topic.topic_id = uuid::Uuid::nil();
@@ -69,6 +91,11 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
 const ENDPOINT_BROKERS: i8 = 1;
 
 pub fn describe_cluster(context: &Context, connection: &ConnectionInfo, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    if !connection.allowed(context, &Resource::Cluster, Operation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(super::message("Cluster authorization failed."));
+    }
     let node_id = context.config.node_id;
     let (host, port) = advertised(context, connection);
     let mut response = DescribeClusterResponse::default()
@@ -76,7 +103,7 @@ pub fn describe_cluster(context: &Context, connection: &ConnectionInfo, request:
         .with_controller_id(BrokerId(node_id))
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            super::ALL_OPERATIONS
+            super::authorized_operations(context, connection, &Resource::Cluster, &super::CLUSTER_OPERATIONS)
         } else {
             super::AUTHORIZED_OPERATIONS_OMITTED
         });

@@ -1,6 +1,7 @@
 //! Request dispatch: decodes each request body into its `kafka-protocol`
 //! type, runs its handler and encodes the reply. One module per API family.
 
+mod acls;
 mod api_versions;
 mod configs;
 mod fetch;
@@ -11,12 +12,15 @@ mod offsets;
 mod produce;
 mod producers;
 mod records;
+mod scram_credentials;
 mod topics;
+mod transactions;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use conveyor_core::auth::{Operation, Resource};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -49,7 +53,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         }
         ApiKey::Produce => {
             let body = frame::decode_body(&request)?;
-            Ok(produce::start(&context, body, version, correlation_id))
+            Ok(produce::start(&context, &connection, body, version, correlation_id))
         }
         ApiKey::Fetch => {
             let body = frame::decode_body(&request)?;
@@ -66,19 +70,19 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::ListOffsets => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                list_offsets::handle(&context, body, version).await
+                list_offsets::handle(&context, &connection, body, version).await
             }))
         }
         ApiKey::CreateTopics => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                topics::create(&context, body, version).await
+                topics::create(&context, &connection, body, version).await
             }))
         }
         ApiKey::DeleteTopics => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                topics::delete(&context, body, version).await
+                topics::delete(&context, &connection, body, version).await
             }))
         }
         ApiKey::FindCoordinator => {
@@ -97,121 +101,139 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::SyncGroup => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::sync(&context, body, version).await
+                groups::sync(&context, &connection, body, version).await
             }))
         }
         ApiKey::Heartbeat => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(
-                api,
-                version,
-                correlation_id,
-                async move { groups::heartbeat(&context, body) },
-            ))
+            Ok(reply(api, version, correlation_id, async move {
+                groups::heartbeat(&context, &connection, body)
+            }))
         }
         ApiKey::LeaveGroup => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::leave(&context, body, version)
+                groups::leave(&context, &connection, body, version)
             }))
         }
         ApiKey::DescribeGroups => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::describe(&context, body, version)
+                groups::describe(&context, &connection, body, version)
             }))
         }
         ApiKey::ListGroups => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(
-                api,
-                version,
-                correlation_id,
-                async move { groups::list(&context, body, version) },
-            ))
+            Ok(reply(api, version, correlation_id, async move {
+                groups::list(&context, &connection, body, version)
+            }))
         }
         ApiKey::DeleteGroups => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(
-                api,
-                version,
-                correlation_id,
-                async move { groups::delete(&context, body).await },
-            ))
+            Ok(reply(api, version, correlation_id, async move {
+                groups::delete(&context, &connection, body).await
+            }))
         }
         ApiKey::OffsetCommit => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(
-                api,
-                version,
-                correlation_id,
-                async move { offsets::commit(&context, body).await },
-            ))
+            Ok(reply(api, version, correlation_id, async move {
+                offsets::commit(&context, &connection, body).await
+            }))
         }
         ApiKey::OffsetFetch => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                offsets::fetch(&context, body, version)
+                offsets::fetch(&context, &connection, body, version)
             }))
         }
         ApiKey::OffsetDelete => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(
-                api,
-                version,
-                correlation_id,
-                async move { offsets::delete(&context, body).await },
-            ))
+            Ok(reply(api, version, correlation_id, async move {
+                offsets::delete(&context, &connection, body).await
+            }))
         }
         ApiKey::InitProducerId => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                producers::init_producer_id(&context, body).await
+                producers::init_producer_id(&context, &connection, body, version).await
+            }))
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::add_partitions(&context, body, version).await
+            }))
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::add_offsets(&context, body, version).await
+            }))
+        }
+        ApiKey::TxnOffsetCommit => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::commit_offsets(&context, body, version).await
+            }))
+        }
+        ApiKey::ListTransactions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::list(&context, body, version)
+            }))
+        }
+        ApiKey::DescribeTransactions => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::describe(&context, body)
+            }))
+        }
+        ApiKey::EndTxn => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                transactions::end(&context, body, version).await
             }))
         }
         ApiKey::DescribeProducers => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                producers::describe_producers(&context, body)
+                producers::describe_producers(&context, &connection, body)
             }))
         }
         ApiKey::CreatePartitions => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                topics::create_partitions(&context, body).await
+                topics::create_partitions(&context, &connection, body).await
             }))
         }
         ApiKey::DescribeConfigs => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                configs::describe(&context, body, version)
+                configs::describe(&context, &connection, body, version)
             }))
         }
         ApiKey::AlterConfigs => {
             let body = frame::decode_body(&request)?;
-            Ok(reply(
-                api,
-                version,
-                correlation_id,
-                async move { configs::alter(&context, body).await },
-            ))
+            Ok(reply(api, version, correlation_id, async move {
+                configs::alter(&context, &connection, body).await
+            }))
         }
         ApiKey::IncrementalAlterConfigs => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                configs::incremental_alter(&context, body).await
+                configs::incremental_alter(&context, &connection, body).await
             }))
         }
         ApiKey::DeleteRecords => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                records::delete_records(&context, body).await
+                records::delete_records(&context, &connection, body).await
             }))
         }
         ApiKey::OffsetForLeaderEpoch => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                records::offset_for_leader_epoch(&context, body)
+                records::offset_for_leader_epoch(&context, &connection, body)
             }))
         }
         ApiKey::DescribeCluster => {
@@ -220,7 +242,38 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 metadata::describe_cluster(&context, &connection, body)
             }))
         }
-        // `parse_request` refuses APIs missing from the versions table.
+        ApiKey::CreateAcls => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                acls::create(&context, &connection, body).await
+            }))
+        }
+        ApiKey::DescribeAcls => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                acls::describe(&context, &connection, body).await
+            }))
+        }
+        ApiKey::DeleteAcls => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                acls::delete(&context, &connection, body).await
+            }))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                scram_credentials::alter(&context, &connection, body).await
+            }))
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                scram_credentials::describe(&context, &connection, body)
+            }))
+        }
+        // `parse_request` refuses APIs missing from the versions table;
+        // the connection answers the SASL requests itself.
         other => Err(FrameError::UnsupportedVersion { api: other, version }),
     }
 }
@@ -252,9 +305,41 @@ where
 
 /// Kafka's "authorized operations were not requested".
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-/// Every operation allowed (there are no ACLs yet): bits 2..=12, READ
-/// through IDEMPOTENT_WRITE.
-const ALL_OPERATIONS: i32 = 0b1_1111_1111_1100;
+/// The operations Kafka reports on topics, with their bit (Kafka's `AclOperation` code).
+const TOPIC_OPERATIONS: [(Operation, i32); 8] = [
+    (Operation::Read, 3),
+    (Operation::Write, 4),
+    (Operation::Create, 5),
+    (Operation::Delete, 6),
+    (Operation::Alter, 7),
+    (Operation::Describe, 8),
+    (Operation::DescribeConfigs, 10),
+    (Operation::AlterConfigs, 11),
+];
+/// The operations Kafka reports on the cluster.
+const CLUSTER_OPERATIONS: [(Operation, i32); 7] = [
+    (Operation::Create, 5),
+    (Operation::Alter, 7),
+    (Operation::Describe, 8),
+    (Operation::ClusterAction, 9),
+    (Operation::DescribeConfigs, 10),
+    (Operation::AlterConfigs, 11),
+    (Operation::IdempotentWrite, 12),
+];
+
+/// The bit set of `operations` the connection may do on `resource` (Kafka's authorized operations).
+fn authorized_operations(context: &Context, connection: &ConnectionInfo, resource: &Resource<'_>, operations: &[(Operation, i32)]) -> i32 {
+    let Some(principal) = &connection.principal else { return 0 };
+    operations
+        .iter()
+        .filter(|(operation, _)| {
+            context
+                .broker
+                .authorizer()
+                .authorize(principal, Some(connection.peer.ip()), resource, *operation)
+        })
+        .fold(0, |bits, (_, bit)| bits | (1 << bit))
+}
 
 /// Error message text for a response's nullable error message field.
 fn message(text: impl ToString) -> Option<StrBytes> {

@@ -16,10 +16,15 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::groups::subscribed_topics;
+use conveyor_core::auth::{Operation, Resource};
+
 use crate::Context;
+use crate::connection::ConnectionInfo;
 use crate::errors::group_error;
 
-pub async fn commit(context: &Context, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn commit(context: &Context, connection: &ConnectionInfo, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    // READ on the group refuses the whole request; READ on each topic its partitions.
+    let group_refused = !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Read);
     let generation = request.generation_id_or_member_epoch;
     // Generation -1 with no member: a commit from outside the group protocol
     // (kafka-python's or an admin's manual commit), allowed for empty groups.
@@ -28,8 +33,11 @@ pub async fn commit(context: &Context, request: OffsetCommitRequest) -> OffsetCo
     // Which partitions exist decides each partition's error before anything is stored.
     let mut commits = Vec::new();
     let mut slots = Vec::new();
+    let mut refused_topics = Vec::new();
     for topic in &request.topics {
-        let known = context.broker.topic(&topic.name);
+        let topic_refused = group_refused || !connection.allowed(context, &Resource::Topic(&topic.name), Operation::Read);
+        refused_topics.push(topic_refused);
+        let known = context.broker.topic(&topic.name).filter(|_| !topic_refused);
         for partition in &topic.partitions {
             let exists = known
                 .as_ref()
@@ -55,12 +63,18 @@ pub async fn commit(context: &Context, request: OffsetCommitRequest) -> OffsetCo
             .into_iter(),
         Err(_) => Vec::new().into_iter(),
     };
-    let whole_request_error = outcome.as_ref().err().map(|error| group_error(error).code());
+    let whole_request_error = if group_refused {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    } else {
+        outcome.as_ref().err().map(|error| group_error(error).code())
+    };
     let mut slots = slots.into_iter();
+    let mut refused_topics = refused_topics.into_iter();
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            let topic_refused = refused_topics.next().unwrap_or(true);
             let partitions = topic
                 .partitions
                 .iter()
@@ -68,6 +82,7 @@ pub async fn commit(context: &Context, request: OffsetCommitRequest) -> OffsetCo
                     let exists = slots.next().unwrap_or(false);
                     let error_code = match (whole_request_error, exists) {
                         (Some(code), _) => code,
+                        (None, false) if topic_refused => ResponseError::TopicAuthorizationFailed.code(),
                         (None, false) => ResponseError::UnknownTopicOrPartition.code(),
                         (None, true) => stored.next().unwrap_or(0),
                     };
@@ -86,6 +101,15 @@ pub async fn commit(context: &Context, request: OffsetCommitRequest) -> OffsetCo
 
 /// One fetched partition: (index, offset, leader epoch, metadata).
 type Fetched = (i32, i64, i32, String);
+
+/// Committed offsets of topics the client may describe only, as Kafka
+/// leaves the others out.
+fn visible(context: &Context, connection: &ConnectionInfo, fetched: Vec<(TopicName, Vec<Fetched>)>) -> Vec<(TopicName, Vec<Fetched>)> {
+    fetched
+        .into_iter()
+        .filter(|(name, _)| connection.allowed(context, &Resource::Topic(name), Operation::Describe))
+        .collect()
+}
 
 /// Committed offsets of `group` for `topics` (`None`: every committed partition).
 fn fetch_group(context: &Context, group: &str, topics: Option<Vec<(TopicName, Vec<i32>)>>) -> Vec<(TopicName, Vec<Fetched>)> {
@@ -120,7 +144,7 @@ fn fetch_group(context: &Context, group: &str, topics: Option<Vec<(TopicName, Ve
     }
 }
 
-pub fn fetch(context: &Context, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
     if version >= 8 {
         response.groups = request
@@ -130,7 +154,12 @@ pub fn fetch(context: &Context, request: OffsetFetchRequest, version: i16) -> Of
                 let topics = group
                     .topics
                     .map(|topics| topics.into_iter().map(|topic| (topic.name, topic.partition_indexes)).collect());
-                let fetched = fetch_group(context, &group.group_id.0, topics);
+                if !connection.allowed(context, &Resource::Group(&group.group_id), Operation::Describe) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(group.group_id)
+                        .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                }
+                let fetched = visible(context, connection, fetch_group(context, &group.group_id.0, topics));
                 let topics = fetched
                     .into_iter()
                     .map(|(name, partitions)| {
@@ -155,10 +184,14 @@ pub fn fetch(context: &Context, request: OffsetFetchRequest, version: i16) -> Of
         return response;
     }
     // v1 lists topics explicitly; from v2 a null list means "all".
+    if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Describe) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let topics = request
         .topics
         .map(|topics| topics.into_iter().map(|topic| (topic.name, topic.partition_indexes)).collect());
-    response.topics = fetch_group(context, &request.group_id.0, topics)
+    response.topics = visible(context, connection, fetch_group(context, &request.group_id.0, topics))
         .into_iter()
         .map(|(name, partitions)| {
             let partitions = partitions
@@ -180,7 +213,10 @@ pub fn fetch(context: &Context, request: OffsetFetchRequest, version: i16) -> Of
     response
 }
 
-pub async fn delete(context: &Context, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn delete(context: &Context, connection: &ConnectionInfo, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Delete) {
+        return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let partitions: Vec<(String, u32)> = request
         .topics
         .iter()

@@ -18,7 +18,9 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use super::message;
-use crate::connection::Reply;
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::{ConnectionInfo, Reply};
 use crate::{Context, errors, frame};
 
 /// The outcome of one partition, known or pending.
@@ -40,8 +42,13 @@ struct TopicWork {
     partitions: Vec<PartitionWork>,
 }
 
-pub fn start(context: &Arc<Context>, request: ProduceRequest, version: i16, correlation_id: i32) -> Reply {
+pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: ProduceRequest, version: i16, correlation_id: i32) -> Reply {
     let acks = request.acks;
+    // A transactional produce needs WRITE on its transactional id first.
+    let transaction_refused = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !connection.allowed(context, &Resource::TransactionalId(id), Operation::Write));
     let mut work = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let (topic, name) = if version >= 13 {
@@ -54,12 +61,27 @@ pub fn start(context: &Arc<Context>, request: ProduceRequest, version: i16, corr
         } else {
             (context.broker.topic(&topic_data.name.0), topic_data.name.clone())
         };
+        let refused = if transaction_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !connection.allowed(context, &Resource::Topic(&name), Operation::Write) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
+        // Producing to a topic that does not exist creates it only with CREATE.
+        let may_create = topic.is_some()
+            || connection.allowed(context, &Resource::Cluster, Operation::Create)
+            || connection.allowed(context, &Resource::Topic(&name), Operation::Create);
         let partitions = topic_data
             .partition_data
             .into_iter()
             .map(|data| PartitionWork {
                 index: data.index,
-                outcome: if !(-1..=1).contains(&acks) {
+                outcome: if let Some(error) = refused {
+                    Outcome::Failed(error, None)
+                } else if !may_create {
+                    Outcome::Failed(ResponseError::UnknownTopicOrPartition, None)
+                } else if !(-1..=1).contains(&acks) {
                     Outcome::Failed(
                         ResponseError::InvalidRequiredAcks,
                         Some(format!("acks must be 0, 1 or -1, not {acks}")),
@@ -138,9 +160,6 @@ fn check_sizes(records: &[u8], max_message_bytes: u64) -> Result<(), (ResponseEr
                 ResponseError::MessageTooLarge,
                 format!("a record batch of {size} bytes exceeds max.message.bytes ({max_message_bytes})"),
             ));
-        }
-        if header.is_transactional() {
-            return Err((ResponseError::InvalidRecord, "transactional batches are not supported yet".into()));
         }
         position += size as usize;
         if position >= records.len() {

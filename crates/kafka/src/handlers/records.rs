@@ -8,6 +8,9 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 /// The leader epoch of every partition (Metadata reports it too).
@@ -15,17 +18,31 @@ pub const LEADER_EPOCH: i32 = 0;
 /// DeleteRecords' "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
-/// The log of partition `index` of topic `name`, if both exist.
-pub fn partition_log(context: &Context, name: &str, index: i32) -> Option<Log> {
-    let topic = context.broker.topic(name)?;
-    topic.partition(u32::try_from(index).ok()?)
+/// The log of partition `index` of topic `name`, if both exist and the
+/// connection may do `operation` on the topic (asked first, as Kafka does,
+/// so an unauthorized client cannot tell which topics exist).
+pub fn partition_log(
+    context: &Context,
+    connection: &ConnectionInfo,
+    name: &str,
+    index: i32,
+    operation: Operation,
+) -> Result<Log, ResponseError> {
+    if !connection.allowed(context, &Resource::Topic(name), operation) {
+        return Err(ResponseError::TopicAuthorizationFailed);
+    }
+    let topic = context.broker.topic(name).ok_or(ResponseError::UnknownTopicOrPartition)?;
+    u32::try_from(index)
+        .ok()
+        .and_then(|index| topic.partition(index))
+        .ok_or(ResponseError::UnknownTopicOrPartition)
 }
 
 /// Runs `work` on each requested partition's log, in request order, in one
 /// blocking task (look-ups read segment files, truncation unlinks them); a
-/// partition that does not exist is UNKNOWN_TOPIC_OR_PARTITION.
+/// partition that could not be had keeps its error.
 pub async fn on_partitions<P, T>(
-    requests: Vec<(Option<Log>, P)>,
+    requests: Vec<(Result<Log, ResponseError>, P)>,
     work: impl Fn(Log, P) -> Result<T, ResponseError> + Send + 'static,
 ) -> std::vec::IntoIter<Result<T, ResponseError>>
 where
@@ -36,7 +53,7 @@ where
     let results = tokio::task::spawn_blocking(move || {
         requests
             .into_iter()
-            .map(|(log, parameter)| work(log.ok_or(ResponseError::UnknownTopicOrPartition)?, parameter))
+            .map(|(log, parameter)| work(log?, parameter))
             .collect::<Vec<_>>()
     })
     .await
@@ -44,15 +61,17 @@ where
     results.into_iter()
 }
 
-pub async fn delete_records(context: &Context, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn delete_records(context: &Context, connection: &ConnectionInfo, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let requests = request
         .topics
         .iter()
         .flat_map(|topic| {
-            topic
-                .partitions
-                .iter()
-                .map(|partition| (partition_log(context, &topic.name, partition.partition_index), partition.offset))
+            topic.partitions.iter().map(|partition| {
+                (
+                    partition_log(context, connection, &topic.name, partition.partition_index, Operation::Delete),
+                    partition.offset,
+                )
+            })
         })
         .collect();
     let mut outcomes = on_partitions(requests, |log, offset| {
@@ -86,7 +105,11 @@ pub async fn delete_records(context: &Context, request: DeleteRecordsRequest) ->
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-pub fn offset_for_leader_epoch(context: &Context, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub fn offset_for_leader_epoch(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let topics = request
         .topics
         .into_iter()
@@ -99,8 +122,9 @@ pub fn offset_for_leader_epoch(context: &Context, request: OffsetForLeaderEpochR
                         .with_partition(partition.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(log) = partition_log(context, &topic.topic, partition.partition) else {
-                        return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let log = match partition_log(context, connection, &topic.topic, partition.partition, Operation::Describe) {
+                        Ok(log) => log,
+                        Err(error) => return result.with_error_code(error.code()),
                     };
                     // -1: the client does not know the current epoch; skip the check.
                     match partition.current_leader_epoch {

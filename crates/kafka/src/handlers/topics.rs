@@ -16,15 +16,23 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::configs::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use super::message;
+use conveyor_core::auth::{Operation, Resource};
+
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
-pub async fn create(context: &Context, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn create(context: &Context, connection: &ConnectionInfo, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    // CREATE on the cluster covers every topic; else CREATE on each one.
+    let on_cluster = connection.allowed(context, &Resource::Cluster, Operation::Create);
     let node_id = context.config.node_id;
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(topic.name.clone());
         let outcome = async {
+            if !on_cluster && !connection.allowed(context, &Resource::Topic(&name), Operation::Create) {
+                return Err((ResponseError::TopicAuthorizationFailed, "Authorization failed.".into()));
+            }
             if !matches!(topic.replication_factor, -1 | 1) {
                 return Err((
                     ResponseError::InvalidReplicationFactor,
@@ -104,7 +112,7 @@ pub async fn create(context: &Context, request: CreateTopicsRequest, version: i1
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub async fn delete(context: &Context, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn delete(context: &Context, connection: &ConnectionInfo, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     // v0-5 name topics in `topic_names`; v6 in `topics`, by name or by id.
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         request.topics.into_iter().map(|state| (state.name, state.topic_id)).collect()
@@ -127,6 +135,9 @@ pub async fn delete(context: &Context, request: DeleteTopicsRequest, version: i1
             .and_then(|name| context.broker.topic(name))
             .map(|topic| topic.id);
         let outcome = match &resolved {
+            Some(name) if !connection.allowed(context, &Resource::Topic(name), Operation::Delete) => {
+                Err((ResponseError::TopicAuthorizationFailed, "Authorization failed.".into()))
+            }
             Some(name) => context
                 .broker
                 .delete_topic(name)
@@ -149,12 +160,19 @@ pub async fn delete(context: &Context, request: DeleteTopicsRequest, version: i1
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub async fn create_partitions(context: &Context, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create_partitions(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let node_id = context.config.node_id;
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let outcome = async {
+            if !connection.allowed(context, &Resource::Topic(&name), Operation::Alter) {
+                return Err((ResponseError::TopicAuthorizationFailed, "Authorization failed.".into()));
+            }
             let total = u32::try_from(topic.count)
                 .map_err(|_| (ResponseError::InvalidPartitions, "the partition count must be positive".to_owned()))?;
             let map = |error: CoreError| (errors::core_error(&error), error.to_string());

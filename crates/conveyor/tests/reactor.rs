@@ -1,0 +1,140 @@
+//! Nothing blocks the reactor: a real `conveyor serve` under real client
+//! traffic counts every blocking file operation or blocking wait that runs
+//! on one of its async worker threads (`conveyor_log::reactor_guard`,
+//! exported as `conveyor_blocking_calls_on_reactor_total`), and the count
+//! stays 0 — including across the paths that only run now and then, such as
+//! a queue's cursor snapshot (every 10,000 cursor events) with the prefix
+//! truncation of its log.
+
+mod support;
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use support::{Server, run_script};
+use tokio::sync::mpsc;
+
+/// Bounds every wait on the broker.
+const WAIT: Duration = Duration::from_secs(60);
+/// Enough deliveries and acks (two cursor events each) for the queue to
+/// write at least one cursor snapshot (due every 10,000 events).
+const MESSAGES: usize = 6_000;
+
+/// `conveyor_blocking_calls_on_reactor_total`, with the logged offenders.
+fn blocking_calls(server: &Server) -> (String, Vec<String>) {
+    let (status, body) = server.http_get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    let count = body
+        .lines()
+        .find_map(|line| line.strip_prefix("conveyor_blocking_calls_on_reactor_total "))
+        .expect("the reactor guard's counter is exported")
+        .trim()
+        .to_owned();
+    let offenders = server
+        .logs()
+        .into_iter()
+        .filter(|line| line.contains("blocking call ran on an async reactor thread"))
+        .collect();
+    (count, offenders)
+}
+
+/// After Kafka, AMQP, SQS, SNS and admin traffic (produce, fetch, commit,
+/// publish, get, ack, nack, reject, dead-lettering, declares).
+#[test]
+fn no_blocking_call_runs_on_a_worker_thread_under_every_front_door() {
+    let (_dir, server) = Server::start_in_tempdir();
+    run_script(&server, "metrics/metrics_prometheus.py", &[]);
+    let (count, offenders) = blocking_calls(&server);
+    assert_eq!(count, "0", "blocking calls on worker threads: {offenders:#?}");
+}
+
+/// Publishes and acks enough messages on one durable queue for its cursor
+/// snapshot (an fsync, a file write, a truncation of the log) to run.
+#[test]
+#[ignore = "fails today (count 8): Queue::ack runs maybe_snapshot -> Journaled::write_snapshot (fsync, rename, directory fsync, prefix truncation) on the AMQP channel task; issue 13 item 2"]
+fn a_queue_snapshot_after_many_acks_runs_off_the_worker_threads() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        tokio::time::timeout(WAIT * 3, publish_and_ack_all(&url))
+            .await
+            .expect("the scenario finished in time");
+    });
+    let (count, offenders) = blocking_calls(&server);
+    assert_eq!(count, "0", "blocking calls on worker threads: {offenders:#?}");
+    let (_status, body) = server.http_get("/metrics");
+    let ready = body
+        .lines()
+        .find(|line| line.starts_with("conveyor_queue_messages{") && line.contains("snapshotted") && line.contains("ready"))
+        .map(|line| line.rsplit(' ').next().unwrap_or_default().to_owned());
+    assert_eq!(ready.as_deref(), Some("0"), "every message was acked");
+}
+
+async fn publish_and_ack_all(url: &str) {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    channel
+        .queue_declare(
+            "snapshotted".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare");
+    let mut confirms = Vec::with_capacity(MESSAGES);
+    for index in 0..MESSAGES {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                "snapshotted".into(),
+                BasicPublishOptions::default(),
+                format!("m{index}").as_bytes(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.await.expect("confirm").is_ack(), "a publish was not confirmed");
+    }
+    channel.basic_qos(500, BasicQosOptions::default()).await.expect("qos");
+    let consumer = channel
+        .basic_consume(
+            "snapshotted".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let (sender, mut acked) = mpsc::unbounded_channel();
+    consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
+        let sender = sender.clone();
+        async move {
+            if let Ok(Some(delivery)) = delivery {
+                delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                let _ = sender.send(());
+            }
+        }
+    });
+    for _ in 0..MESSAGES {
+        tokio::time::timeout(WAIT, acked.recv())
+            .await
+            .expect("a delivery in time")
+            .expect("consumer open");
+    }
+    connection.close(200, "done".into()).await.expect("close");
+}

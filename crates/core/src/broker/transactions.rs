@@ -1,0 +1,201 @@
+//! The broker's transaction operations: the coordinator's decisions
+//! (`transaction/coordinator.rs`) joined to the partitions they touch — a
+//! fresh producer id from the catalog, markers appended to the partitions'
+//! logs. Knows no wire format.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Broker;
+use crate::group::CommittedOffset;
+use crate::transaction::{MarkerKind, Participants, PendingOffset, TopicPartition, TransactionCoordinator, TransactionError};
+
+/// How often expired transactions are looked for (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s;
+/// shorter here, the sweep is a scan of a map).
+const TRANSACTION_TIMER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// This broker's partitions and consumer groups, as a transaction touches them.
+struct PartitionMarkers<'a> {
+    broker: &'a Broker,
+}
+
+impl Participants for PartitionMarkers<'_> {
+    fn write_markers<'a>(
+        &'a self,
+        partitions: &'a BTreeSet<TopicPartition>,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: MarkerKind,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let now_ms = self.broker.clock().now_ms();
+            // Enqueued on every partition first, so their fsyncs overlap.
+            let pending: Vec<_> = partitions
+                .iter()
+                .filter_map(|(topic, partition)| {
+                    let handle = self.broker.topic(topic).and_then(|found| found.partition_handle(*partition));
+                    if handle.is_none() {
+                        tracing::warn!(topic, partition, "no marker for a partition that no longer exists");
+                    }
+                    handle.map(|handle| ((topic, partition), handle.append_marker(producer_id, producer_epoch, kind, now_ms)))
+                })
+                .collect();
+            let mut first_error = None;
+            for ((topic, partition), appending) in pending {
+                if let Err(error) = appending.await {
+                    first_error.get_or_insert(format!("the {kind:?} marker for {topic}-{partition}: {error}"));
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    fn commit_offsets<'a>(&'a self, offsets: &'a [PendingOffset]) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let commit_ms = self.broker.clock().now_ms();
+            let changes = offsets
+                .iter()
+                .map(|pending| {
+                    let key = (pending.group.clone(), pending.topic.clone(), pending.partition);
+                    let committed = CommittedOffset {
+                        offset: pending.offset,
+                        leader_epoch: pending.leader_epoch,
+                        metadata: pending.metadata.clone(),
+                        commit_ms,
+                    };
+                    (key, Some(committed))
+                })
+                .collect();
+            self.broker
+                .groups()
+                .offsets()
+                .write(changes)
+                .await
+                .map_err(|error| format!("committing the transaction's offsets: {error}"))
+        })
+    }
+}
+
+impl Broker {
+    /// The transaction coordinator (transactional ids and their state).
+    pub fn transactions(&self) -> &Arc<TransactionCoordinator> {
+        &self.transactions
+    }
+
+    /// InitProducerId with a transactional id: its producer id and a new
+    /// epoch that fences every older producer of the id (see
+    /// [`TransactionCoordinator::init_producer`]).
+    pub async fn init_transactional_producer(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TransactionError> {
+        let fresh_producer_id = self
+            .allocate_producer_id()
+            .await
+            .map_err(|error| TransactionError::Storage(error.to_string()))?;
+        let markers = PartitionMarkers { broker: self };
+        self.transactions
+            .init_producer(transactional_id, timeout_ms, expected, fresh_producer_id, &markers)
+            .await
+    }
+
+    /// AddPartitionsToTxn: refused as a whole, naming them, if some partition does not exist.
+    pub async fn add_partitions_to_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<(), TransactionError> {
+        let unknown: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|(topic, partition)| self.topic(topic).and_then(|found| found.partition(*partition)).is_none())
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(TransactionError::UnknownPartitions(unknown));
+        }
+        self.transactions
+            .add_partitions(transactional_id, producer_id, producer_epoch, partitions)
+            .await
+    }
+
+    /// AddOffsetsToTxn: the group's offsets join the transaction.
+    pub async fn add_offsets_to_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+    ) -> Result<(), TransactionError> {
+        self.transactions
+            .add_offsets(transactional_id, producer_id, producer_epoch, group)
+            .await
+    }
+
+    /// TxnOffsetCommit: offsets pending until the transaction ends; those of
+    /// partitions that do not exist are refused as a whole, naming them.
+    pub async fn commit_transactional_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), TransactionError> {
+        let unknown: Vec<TopicPartition> = offsets
+            .iter()
+            .filter(|offset| {
+                self.topic(&offset.topic)
+                    .and_then(|found| found.partition(offset.partition))
+                    .is_none()
+            })
+            .map(|offset| (offset.topic.clone(), offset.partition))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(TransactionError::UnknownPartitions(unknown));
+        }
+        self.transactions
+            .commit_offsets(transactional_id, producer_id, producer_epoch, offsets)
+            .await
+    }
+
+    /// Finishes transactions decided before a restart and aborts those open
+    /// past their timeout, every `TRANSACTION_TIMER_INTERVAL`, until `shutdown`.
+    pub async fn run_transaction_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(TRANSACTION_TIMER_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let participants = PartitionMarkers { broker: &self };
+                    self.transactions.complete_prepared(&participants).await;
+                    self.transactions.abort_expired(&participants).await;
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// EndTxn: commits or aborts the transaction, its markers in every partition.
+    pub async fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), TransactionError> {
+        let markers = PartitionMarkers { broker: self };
+        self.transactions
+            .end(transactional_id, producer_id, producer_epoch, commit, &markers)
+            .await
+    }
+}
