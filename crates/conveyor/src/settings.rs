@@ -12,8 +12,8 @@ use conveyor_core::auth::user::validate_user_name;
 use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
-use conveyor_tls::TlsFiles;
 use conveyor_log::IoPoolConfig;
+use conveyor_tls::TlsFiles;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./conveyor-data";
