@@ -7,9 +7,18 @@ import tempfile
 
 from common import HTTP
 
+# Schemathesis steers fuzzing with hypothesis.target() (towards inputs an
+# operation accepts); the pinned Hypothesis's optimiser sometimes fails inside
+# itself on that ("IndexError: tuple index out of range" in hill_climb) and
+# schemathesis reports it as a runtime error although every case passed.
+# Without targets, generation is plain random fuzzing with the same checks.
+UNTARGETED = (
+    "import runpy, hypothesis; hypothesis.target = lambda *args, **kwargs: None; "
+    "runpy.run_module('schemathesis.cli', run_name='__main__')"
+)
 max_examples = sys.argv[1] if len(sys.argv) > 1 else "20"
 command = [
-    sys.executable, "-m", "schemathesis.cli", "run", f"http://{HTTP}/api/v1/openapi.json",
+    sys.executable, "-c", UNTARGETED, "run", f"http://{HTTP}/api/v1/openapi.json",
     "--checks", "not_a_server_error,response_schema_conformance",
     "--max-examples", max_examples,
     "--max-time", "90",
