@@ -30,7 +30,8 @@ function publishConfirmed(channel, body) {
   const consumerChannel = await connection.createChannel();
   await consumerChannel.prefetch(1);
   const received = [];
-  await consumerChannel.consume(QUEUE, async (msg) => {
+  const { consumerTag } = await consumerChannel.consume(QUEUE, async (msg) => {
+    if (msg === null) return; // the broker cancelled the consumer
     await sleep(5);
     received.push(msg.content.toString());
     consumerChannel.ack(msg);
@@ -57,6 +58,7 @@ function publishConfirmed(channel, body) {
   if (deepest > MAX_LENGTH) failures.push(`the queue held ${deepest} messages, above its bound`);
   const expected = Array.from({ length: MESSAGES }, (_, i) => `upload-${i}`);
   if (JSON.stringify(received) !== JSON.stringify(expected)) failures.push('messages were lost, duplicated or reordered');
+  await consumerChannel.cancel(consumerTag);
   await publisher.deleteQueue(QUEUE);
   await connection.close();
   if (failures.length) {

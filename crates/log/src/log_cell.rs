@@ -91,12 +91,16 @@ impl LogCell {
         };
         // Bounded by the commands taken.
         while let Some(command) = commands.pop_front() {
-            if active.handle(command) {
-                *writer = None;
+            if matches!(command, Command::Close { .. }) {
+                // Refused from now on, before the close is acknowledged: a
+                // caller woken by the reply must find the log closed.
+                // Commands after the close are refused (dropped) with it.
                 let mut inbox = self.inbox.lock();
                 inbox.closed = true;
-                // Commands after the close are refused (dropped) with it.
                 inbox.commands.clear();
+            }
+            if active.handle(command) {
+                *writer = None;
                 return;
             }
             if active.group_full() {

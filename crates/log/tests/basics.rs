@@ -50,6 +50,24 @@ fn appended_batches_get_consecutive_offsets_and_read_back() {
 }
 
 #[test]
+fn once_close_returns_the_log_refuses_appends_before_enqueuing_them() {
+    // The refusal must be decided when `append` is called, not when the
+    // writer gets to it: a caller that closed a log must not be handed a
+    // pending append that was never going to be written.
+    for _ in 0..50 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+        log.append(batch(&["a"], 1000)).wait().expect("append");
+        log.close().expect("close");
+        let appending = log.append(batch(&["b"], 1001));
+        assert!(
+            matches!(appending, conveyor_log::Appending::Ready(Some(Err(LogError::Closed(_))))),
+            "refused at once: {appending:?}"
+        );
+    }
+}
+
+#[test]
 fn offsets_continue_after_reopen_and_roll() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
