@@ -329,6 +329,10 @@ fn a_dlx_backed_queue_is_declared_published_rejected_and_redriven_from_the_cli_a
     );
     // The vhost keeps them apart: `/` has no such queue.
     assert!(!conveyor(&server, &["queue", "describe", "jobs"], "").status.success());
+    // `--vhost` is global: before the command name as well as after it.
+    let listed = ok(&server, &["--vhost", "staging", "queue", "list"], "");
+    assert!(listed.contains("jobs.dlq"), "{listed}");
+    assert!(!ok(&server, &["--vhost", "/", "queue", "list"], "").contains("jobs.dlq"));
 
     assert_eq!(run(&["queue", "publish", "jobs", "job-1"]).trim(), "published to jobs");
     let rejected = json(&["queue", "get", "jobs", "--ackmode", "reject_requeue_false"]);

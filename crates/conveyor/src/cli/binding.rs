@@ -5,14 +5,12 @@
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
-use super::{Target, VhostArg, argument, render};
+use super::{Target, argument, render};
 
 #[derive(Debug, clap::Args)]
 pub struct BindingArgs {
     #[command(flatten)]
     pub target: Target,
-    #[command(flatten)]
-    vhost: VhostArg,
     #[command(subcommand)]
     command: BindingCommand,
 }
@@ -78,7 +76,7 @@ enum BindingCommand {
 }
 
 pub fn run(args: &BindingArgs) -> anyhow::Result<()> {
-    let client = args.target.client().in_vhost(args.vhost.vhost.clone());
+    let client = args.target.client().in_vhost(args.target.vhost.clone());
     let json_output = args.target.output.json;
     let answer = match &args.command {
         BindingCommand::Add(spec) => {

@@ -7,7 +7,7 @@ use conveyor_core::queue::policy::headers::{DEATH_QUEUE, DEATH_REASON};
 use serde_json::{Value, json};
 
 use super::client::path;
-use super::{Target, VhostArg, render};
+use super::{Target, render};
 
 /// Characters of a key or value a table shows.
 const CELL_CHARS_MAX: usize = 60;
@@ -16,8 +16,6 @@ const CELL_CHARS_MAX: usize = 60;
 pub struct DlqArgs {
     #[command(flatten)]
     pub target: Target,
-    #[command(flatten)]
-    vhost: VhostArg,
     #[command(subcommand)]
     command: DlqCommand,
 }
@@ -44,7 +42,7 @@ enum DlqCommand {
 }
 
 pub fn run(args: &DlqArgs) -> anyhow::Result<()> {
-    let client = args.target.client().in_vhost(args.vhost.vhost.clone());
+    let client = args.target.client().in_vhost(args.target.vhost.clone());
     let json_output = args.target.output.json;
     match &args.command {
         DlqCommand::Peek { queue, count } => {

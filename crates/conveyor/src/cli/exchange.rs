@@ -6,14 +6,12 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use super::client::path;
-use super::{Target, VhostArg, render};
+use super::{Target, render};
 
 #[derive(Debug, clap::Args)]
 pub struct ExchangeArgs {
     #[command(flatten)]
     pub target: Target,
-    #[command(flatten)]
-    vhost: VhostArg,
     #[command(subcommand)]
     command: ExchangeCommand,
 }
@@ -53,7 +51,7 @@ enum ExchangeCommand {
 }
 
 pub fn run(args: &ExchangeArgs) -> anyhow::Result<()> {
-    let client = args.target.client().in_vhost(args.vhost.vhost.clone());
+    let client = args.target.client().in_vhost(args.target.vhost.clone());
     let json_output = args.target.output.json;
     match &args.command {
         ExchangeCommand::Declare {

@@ -38,6 +38,9 @@ pub struct Target {
     /// The user's password.
     #[arg(long, global = true, env = "CONVEYOR_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// The AMQP virtual host of the queues, exchanges, bindings and permissions named [default: /].
+    #[arg(long, global = true, env = "CONVEYOR_VHOST", value_name = "VHOST")]
+    pub vhost: Option<String>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -55,7 +58,15 @@ impl Target {
         if self.password.is_none() {
             self.password.clone_from(&outer.password);
         }
+        if self.vhost.is_none() {
+            self.vhost.clone_from(&outer.vhost);
+        }
         self.output.inherit(&outer.output);
+    }
+
+    /// The vhost named by `--vhost`, `/` when none is.
+    pub fn vhost_or_default(&self) -> &str {
+        self.vhost.as_deref().unwrap_or("/")
     }
 
     pub fn client(&self) -> Client {
@@ -65,14 +76,6 @@ impl Target {
             credentials,
         )
     }
-}
-
-/// `--vhost`, taken by every command that names a queue or an exchange.
-#[derive(Debug, Clone, clap::Args)]
-pub struct VhostArg {
-    /// The AMQP virtual host the queues and exchanges named are in [default: /].
-    #[arg(long, global = true, env = "CONVEYOR_VHOST", value_name = "VHOST")]
-    pub vhost: Option<String>,
 }
 
 /// An `x-…=value` argument of a declaration (`--argument`): the value as

@@ -29,15 +29,11 @@ enum PermissionCommand {
         write: String,
         /// Names the user may consume from, get, purge and bind from.
         read: String,
-        #[arg(long, short = 'p', default_value = "/")]
-        vhost: String,
     },
     /// Remove a user's entry in a vhost.
     Clear {
         #[arg(id = "grantee", value_name = "USER")]
         user: String,
-        #[arg(long, short = 'p', default_value = "/")]
-        vhost: String,
     },
     /// List every entry.
     List,
@@ -45,19 +41,19 @@ enum PermissionCommand {
 
 pub fn run(args: &PermissionArgs) -> anyhow::Result<()> {
     let client = args.target.client();
+    let vhost = args.target.vhost_or_default();
     match &args.command {
         PermissionCommand::Set {
             user,
             configure,
             write,
             read,
-            vhost,
         } => {
             let body = json!({ "configure": configure, "write": write, "read": read });
             client.put(&path(&["permissions", vhost, user]), &body)?;
             render::out!("permission of {user} in vhost {vhost} set");
         }
-        PermissionCommand::Clear { user, vhost } => {
+        PermissionCommand::Clear { user } => {
             client.delete(&path(&["permissions", vhost, user]), &[])?;
             render::out!("permission of {user} in vhost {vhost} cleared");
         }

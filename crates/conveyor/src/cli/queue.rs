@@ -7,14 +7,12 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use super::client::path;
-use super::{Target, VhostArg, argument, key_value, render};
+use super::{Target, argument, key_value, render};
 
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
     #[command(flatten)]
     pub target: Target,
-    #[command(flatten)]
-    vhost: VhostArg,
     #[command(subcommand)]
     command: QueueCommand,
 }
@@ -156,7 +154,7 @@ enum QueueCommand {
 }
 
 pub fn run(args: &QueueArgs) -> anyhow::Result<()> {
-    let client = args.target.client().in_vhost(args.vhost.vhost.clone());
+    let client = args.target.client().in_vhost(args.target.vhost.clone());
     let json_output = args.target.output.json;
     let answer = match &args.command {
         QueueCommand::Declare { name, declaration } => {
