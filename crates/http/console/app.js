@@ -10,6 +10,7 @@ import { groups, group } from './pages/groups.js';
 import { queues, queue } from './pages/queues.js';
 import { exchanges } from './pages/exchanges.js';
 import { connections } from './pages/connections.js';
+import { vhosts } from './pages/vhosts.js';
 import { login } from './pages/login.js';
 import { api } from './api.js';
 
@@ -22,6 +23,7 @@ const ROUTES = {
   groups: [groups, group],
   queues: [queues, queue],
   exchanges: [exchanges, null],
+  vhosts: [vhosts, null],
   connections: [connections, null],
   login: [login, null],
 };

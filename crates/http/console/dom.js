@@ -128,3 +128,27 @@ export function toast(text, tone = 'ok') {
   document.body.append(node);
   setTimeout(() => node.remove(), 4000);
 }
+
+/** A form whose submit calls `action(FormData)` (which resolves to the text
+ * to show), with its result below it, in a panel. */
+export function actionForm(name, title, fields, button, action) {
+  const result = h('div', { class: 'declare-result', 'aria-live': 'polite' });
+  const node = h('form', { class: 'inline-form', dataset: { form: name } }, fields, h('button', { class: 'button primary', type: 'submit' }, button));
+  node.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const text = await action(new FormData(node));
+      replace(result, h('div', { class: 'notice notice-ok', dataset: { done: name } }, text));
+      toast(text);
+    } catch (error) {
+      replace(result, failure(error));
+    }
+  });
+  return panel(title, node, result);
+}
+
+/** A labelled input. */
+export const field = (label, attrs) => h('label', null, label, ' ', h('input', attrs));
+
+/** A labelled select of `options`. */
+export const choice = (label, name, options) => h('label', null, label, ' ', h('select', { name }, options.map((value) => h('option', { value }, value))));

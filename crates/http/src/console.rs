@@ -61,7 +61,9 @@ pub const ASSETS: &[Asset] = &[
     asset!("pages/messages.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/queues.js", JS),
+    asset!("pages/queue_actions.js", JS),
     asset!("pages/topics.js", JS),
+    asset!("pages/vhosts.js", JS),
 ];
 
 /// Scripts, styles, images and API calls from this origin only: API data

@@ -156,7 +156,7 @@ async function main() {
     assert.ok((await page.locator('.inspect').textContent()).includes('conveyor.death-queue'), 'the death headers are listed');
     assert.strictEqual(await page.evaluate(() => window.pwned), undefined, 'API data was rendered as HTML');
     await shot('dlq');
-    await page.click('form.inline-form button[type="submit"]');
+    await page.click('form[data-form="redrive"] button[type="submit"]');
     await page.locator('#confirm[open]').waitFor({ timeout: WAIT_MS });
     await page.click('#confirm-ok');
     const result = page.locator('.redrive-result [data-moved]');

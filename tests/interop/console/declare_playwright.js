@@ -1,10 +1,12 @@
 // The console's declare forms in Debian's Chromium, driven by playwright-core:
-// in a second vhost picked with the vhost picker, an exchange, a dead-letter
+// a second vhost created from the Vhosts page; in it, picked with the vhost picker, an exchange, a dead-letter
 // queue, a binding and a queue with a dead-letter exchange, TTL, max-length,
 // priority and type are declared from the forms; the admin API then finds
 // them as declared; a queue link keeps its vhost (the `/` queue of the same
 // name is another queue); a refused declaration shows the broker's message;
-// a binding is removed and a queue deleted from the page.
+// a message is published to the queue and rejected from its page with the get
+// form, and reaches the dead-letter queue; a binding is removed and a queue
+// deleted from the page; the vhost is deleted from the Vhosts page.
 //
 //   node declare_playwright.js SCREENSHOT_DIR CHROMIUM_EXECUTABLE
 const assert = require('assert');
@@ -30,7 +32,6 @@ async function call(method, pathname, body) {
 
 async function main() {
   fs.mkdirSync(screenshots, { recursive: true });
-  assert.strictEqual((await call('PUT', `/vhosts/${VHOST}`)).status, 201);
   // A queue of the same name in `/`, which the staging queue's links must not open.
   assert.strictEqual((await call('PUT', '/queues/jobs', { durable: true })).status, 201);
 
@@ -45,8 +46,18 @@ async function main() {
     const shot = (name) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
     const loaded = (name) => page.locator(`.view[data-page="${name}"][data-loaded="true"]`).waitFor({ timeout: WAIT_MS });
 
+    // Vhosts: create the second vhost from its form.
+    await page.goto(`${base}/#/vhosts`);
+    await loaded('vhosts');
+    const vhostForm = page.locator('form[data-form="create-vhost"]');
+    await vhostForm.locator('input[name="name"]').fill(VHOST);
+    await vhostForm.locator('button[type="submit"]').click();
+    await page.locator('[data-done="create-vhost"]').waitFor({ timeout: WAIT_MS });
+    await page.locator(`table[data-table="vhosts"] tr[data-name="${VHOST}"]`).waitFor({ timeout: WAIT_MS });
+    assert.strictEqual((await call('GET', '/vhosts')).body.filter((v) => v.name === VHOST).length, 1);
+
     // Exchanges: pick the vhost, declare the dead-letter exchange.
-    await page.goto(`${base}/#/exchanges`);
+    await page.click('#nav a[data-route="exchanges"]');
     await loaded('exchanges');
     await page.locator('select[name="vhost"] option[value="staging"]').waitFor({ state: 'attached', timeout: WAIT_MS });
     await page.selectOption('select[name="vhost"]', VHOST);
@@ -109,6 +120,22 @@ async function main() {
     assert.match(await page.locator('.facts').textContent(), /x-max-priority/);
     await shot('declare-queue');
 
+    // Publish to the queue from its page, then reject it with the get form: it is dead-lettered to jobs.dlq.
+    const publishForm = page.locator('form[data-form="publish-queue"]');
+    await publishForm.locator('input[name="value"]').fill('job-1');
+    await publishForm.locator('input[name="headers"]').fill('tenant=acme');
+    await publishForm.locator('button[type="submit"]').click();
+    await page.locator('[data-done="publish-queue"]').waitFor({ timeout: WAIT_MS });
+    assert.strictEqual((await call('GET', `/queues/jobs?vhost=${VHOST}`)).body.messages_ready, 1);
+    const getForm = page.locator('form[data-form="get-queue"]');
+    await getForm.locator('select[name="ackmode"]').selectOption('reject_requeue_false');
+    await getForm.locator('button[type="submit"]').click();
+    await page.locator('[data-done="get-queue"]', { hasText: 'Got 1 message' }).waitFor({ timeout: WAIT_MS });
+    await page.locator('.got-messages table[data-table="messages"]', { hasText: 'job-1' }).waitFor({ timeout: WAIT_MS });
+    assert.strictEqual((await call('GET', `/queues/jobs?vhost=${VHOST}`)).body.messages_ready, 0);
+    const deadLetters = (await call('GET', `/queues/jobs.dlq/messages?vhost=${VHOST}`)).body.messages;
+    assert.deepStrictEqual(deadLetters.map((m) => m.value), ['job-1'], JSON.stringify(deadLetters));
+
     // Remove the binding from the page.
     await page.click('#nav a[data-route="exchanges"]');
     await loaded('exchanges');
@@ -126,6 +153,15 @@ async function main() {
     await page.locator('.view[data-page="queues"][data-view="list"][data-loaded="true"]').waitFor({ timeout: WAIT_MS });
     await page.locator('.page-head p', { hasText: 'in vhost staging' }).waitFor({ timeout: WAIT_MS });
     assert.strictEqual((await call('GET', `/queues/jobs.dlq?vhost=${VHOST}`)).status, 404);
+    assert.strictEqual((await call('GET', '/queues/jobs')).status, 200, 'the / queue of the same name stays');
+
+    // Delete the vhost from the Vhosts page: its queues go with it.
+    await page.click('#nav a[data-route="vhosts"]');
+    await loaded('vhosts');
+    await page.locator(`table[data-table="vhosts"] tr[data-name="${VHOST}"] button[data-action="delete-vhost"]`).click();
+    await page.click('#confirm-ok');
+    await page.locator(`table[data-table="vhosts"] tr[data-name="${VHOST}"]`).waitFor({ state: 'detached', timeout: WAIT_MS });
+    assert.strictEqual((await call('GET', `/queues/jobs?vhost=${VHOST}`)).status, 404);
     assert.strictEqual((await call('GET', '/queues/jobs')).status, 200, 'the / queue of the same name stays');
 
     assert.deepStrictEqual(problems, [], 'the console logged errors');

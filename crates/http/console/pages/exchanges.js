@@ -2,7 +2,7 @@
 // Kafka topics: declare and delete exchanges, add and remove bindings.
 
 import { api, seg } from '../api.js';
-import { h, header, link, panel, replace, table, failure, badge, confirmAction, toast } from '../dom.js';
+import { h, header, link, panel, replace, table, failure, badge, confirmAction, toast, actionForm, field, choice } from '../dom.js';
 import * as format from '../format.js';
 import { current, inVhost, picker, vlink } from '../vhost.js';
 
@@ -16,36 +16,16 @@ function destination(binding) {
   return [badge(kind, kind === 'topic' ? 'info' : 'neutral'), ' ', target];
 }
 
-/** A form whose submit calls `action(FormData)`, with its result below it. */
-function form(name, title, fields, button, action) {
-  const result = h('div', { class: 'declare-result', 'aria-live': 'polite' });
-  const node = h('form', { class: 'inline-form', dataset: { form: name } }, fields, h('button', { class: 'button primary', type: 'submit' }, button));
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    try {
-      const text = await action(new FormData(node));
-      replace(result, h('div', { class: 'notice notice-ok', dataset: { done: name } }, text));
-      toast(text);
-    } catch (error) {
-      replace(result, failure(error));
-    }
-  });
-  return panel(title, node, result);
-}
-
-const input = (label, attrs) => h('label', null, label, ' ', h('input', attrs));
-const select = (label, name, options) => h('label', null, label, ' ', h('select', { name }, options.map((value) => h('option', { value }, value))));
-
 export function exchanges(view) {
   let selected = null;
   let first = true;
   const listing = h('div');
-  const declareExchange = form('declare-exchange', 'Declare an exchange', [
-    input('Name', { name: 'name', required: true, maxlength: 255 }),
-    select('Type', 'type', KINDS),
+  const declareExchange = actionForm('declare-exchange', 'Declare an exchange', [
+    field('Name', { name: 'name', required: true, maxlength: 255 }),
+    choice('Type', 'type', KINDS),
     h('label', null, h('input', { type: 'checkbox', name: 'durable', checked: true }), ' Durable'),
     h('label', null, h('input', { type: 'checkbox', name: 'internal' }), ' Internal'),
-    input('Alternate exchange', { name: 'alternate-exchange' }),
+    field('Alternate exchange', { name: 'alternate-exchange' }),
   ], 'Declare exchange', async (data) => {
     const name = data.get('name');
     const args = data.get('alternate-exchange') ? { 'alternate-exchange': data.get('alternate-exchange') } : {};
@@ -54,11 +34,11 @@ export function exchanges(view) {
     refresh();
     return declared ? `Declared ${body.type} exchange ${name} in vhost ${current()}.` : `Exchange ${name} exists, declared the same way.`;
   });
-  const addBinding = form('add-binding', 'Add a binding', [
-    input('From exchange', { name: 'source', required: true }),
-    select('To', 'destination_type', ['queue', 'exchange', 'topic']),
-    input('Destination', { name: 'destination', required: true }),
-    input('Routing key', { name: 'routing_key' }),
+  const addBinding = actionForm('add-binding', 'Add a binding', [
+    field('From exchange', { name: 'source', required: true }),
+    choice('To', 'destination_type', ['queue', 'exchange', 'topic']),
+    field('Destination', { name: 'destination', required: true }),
+    field('Routing key', { name: 'routing_key' }),
   ], 'Bind', async (data) => {
     const body = Object.fromEntries(['source', 'destination', 'destination_type', 'routing_key'].map((key) => [key, data.get(key)]));
     const bound = await api(inVhost('/bindings'), { method: 'POST', body });

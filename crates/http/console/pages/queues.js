@@ -1,13 +1,15 @@
 // Queues (AMQP and SQS) of the vhost picked: the list with depths and a
 // declare form (dead-letter exchange, TTL, max-length, priority, type), and
 // one queue's counts, definition, dead-letter wiring and messages, with
-// purge and, for a dead-letter queue, inspect and redrive.
+// publish and get forms, purge and, for a dead-letter queue, inspect and
+// redrive.
 
 import { api, seg } from '../api.js';
 import { h, header, panel, replace, table, failure, badge, stats, confirmAction, toast } from '../dom.js';
 import * as format from '../format.js';
 import { current as shownVhost, inVhost, picker, vlink } from '../vhost.js';
 import { messageTable } from './messages.js';
+import { publishPanel, getPanel } from './queue_actions.js';
 
 const PEEK_COUNT = 50;
 const REDRIVE_DEFAULT = 100;
@@ -150,7 +152,7 @@ export function queue(view, [name]) {
         ? h('p', null, 'Dead letters from ', q.dead_letter_sources.map((source, i) => [i ? ', ' : '', vlink(source, vhost, 'queues', source)]),
           ' arrive here. Inspect them below, then redrive them: each goes back to the queue it was dead-lettered from, or to the queue you pick.')
         : h('p', { class: 'muted' }, 'Redrive moves messages to another queue; dead-lettered ones can go back to the queue they came from.'),
-      h('form', { class: 'inline-form', onsubmit: redrive },
+      h('form', { class: 'inline-form', dataset: { form: 'redrive' }, onsubmit: redrive },
         h('label', null, 'To ', destination),
         h('label', null, 'At most ', maxMessages),
         redriveButton),
@@ -164,6 +166,7 @@ export function queue(view, [name]) {
           h('div', { class: 'panel-head' }, h('h2', null, 'Messages'),
             h('button', { class: 'button', type: 'button', onclick: loadMessages }, 'Refresh')),
           messages),
+        h('div', { class: 'columns' }, publishPanel(name, vhost, refresh), getPanel(name, vhost, () => { refresh(); loadMessages(); })),
         panel('Definition', wiring));
       const all = await api(inVhost('/queues', vhost)).catch(() => []);
       replace(destination,
