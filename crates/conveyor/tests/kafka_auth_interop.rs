@@ -58,6 +58,15 @@ fn acls_from_the_admin_client_grant_a_prefix_and_refuse_other_topics_and_groups(
 }
 
 #[test]
+fn transactional_requests_need_write_on_their_id_and_the_topics_and_groups_they_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("conveyor.toml"), PLAIN_USER).expect("write config");
+    let config = dir.path().join("conveyor.toml");
+    let server = support::Server::start_with(&dir.path().join("data"), &["--config", config.to_str().expect("utf-8 path")], &[]);
+    run_script(&server, "tls/transaction_acls_confluent.py", &["alice", "s3cret"]);
+}
+
+#[test]
 fn a_client_certificate_without_sasl_makes_the_kafka_principal_its_common_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = TestCa::new(dir.path());

@@ -161,37 +161,37 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::AddPartitionsToTxn => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                transactions::add_partitions(&context, body, version).await
+                transactions::add_partitions(&context, &connection, body, version).await
             }))
         }
         ApiKey::AddOffsetsToTxn => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                transactions::add_offsets(&context, body, version).await
+                transactions::add_offsets(&context, &connection, body, version).await
             }))
         }
         ApiKey::TxnOffsetCommit => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                transactions::commit_offsets(&context, body, version).await
+                transactions::commit_offsets(&context, &connection, body, version).await
             }))
         }
         ApiKey::ListTransactions => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                transactions::list(&context, body, version)
+                transactions::list(&context, &connection, body, version)
             }))
         }
         ApiKey::DescribeTransactions => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                transactions::describe(&context, body)
+                transactions::describe(&context, &connection, body)
             }))
         }
         ApiKey::EndTxn => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                transactions::end(&context, body, version).await
+                transactions::end(&context, &connection, body, version).await
             }))
         }
         ApiKey::DescribeProducers => {

@@ -2,8 +2,11 @@
 //! `transactional.id`, AddPartitionsToTxn (v0-3 for clients, the batched
 //! v4+), AddOffsetsToTxn, TxnOffsetCommit and EndTxn; the admin's
 //! ListTransactions and DescribeTransactions. Translates to and from the core's transaction
-//! coordinator; every rule is the core's.
+//! coordinator; every rule is the core's. Each API is authorized as Kafka's
+//! KafkaApis does it: WRITE on the transactional id, then the group or
+//! topics the request names.
 
+use conveyor_core::auth::{Operation, Resource};
 use conveyor_core::transaction::{PendingOffset, TopicPartition, TransactionError};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -21,6 +24,7 @@ use kafka_protocol::messages::{
 
 use kafka_protocol::protocol::StrBytes;
 
+use crate::connection::ConnectionInfo;
 use crate::{Context, errors};
 
 /// InitProducerId for a request that carries a transactional id.
@@ -44,11 +48,17 @@ pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest,
     }
 }
 
-pub async fn add_partitions(context: &Context, request: AddPartitionsToTxnRequest, version: i16) -> AddPartitionsToTxnResponse {
+pub async fn add_partitions(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
     let response = AddPartitionsToTxnResponse::default();
     if version <= 3 {
         let results = add_one(
             context,
+            connection,
             &request.v3_and_below_transactional_id,
             request.v3_and_below_producer_id,
             request.v3_and_below_producer_epoch,
@@ -64,6 +74,7 @@ pub async fn add_partitions(context: &Context, request: AddPartitionsToTxnReques
     for transaction in request.transactions {
         let topic_results = add_one(
             context,
+            connection,
             &transaction.transactional_id,
             transaction.producer_id,
             transaction.producer_epoch,
@@ -83,8 +94,10 @@ pub async fn add_partitions(context: &Context, request: AddPartitionsToTxnReques
 
 /// One transaction's partitions added (or, with `verify_only`, checked): a
 /// result per partition, all carrying the error when the whole request fails.
+#[allow(clippy::too_many_arguments)]
 async fn add_one(
     context: &Context,
+    connection: &ConnectionInfo,
     transactional_id: &TransactionalId,
     producer_id: ProducerId,
     producer_epoch: i16,
@@ -106,7 +119,9 @@ async fn add_one(
     let partitions: Vec<TopicPartition> = requested.iter().map(|(_, partition)| partition.clone()).collect();
     let transactional_id = transactional_id.0.to_string();
     // The error code of each requested partition, in request order.
-    let codes: Vec<i16> = if verify_only {
+    let codes: Vec<i16> = if let Some(refused) = refused_partitions(context, connection, &transactional_id, &partitions) {
+        refused
+    } else if verify_only {
         match context
             .broker
             .transactions()
@@ -169,8 +184,47 @@ async fn add_one(
         .collect()
 }
 
-pub async fn end(context: &Context, request: EndTxnRequest, version: i16) -> EndTxnResponse {
+/// Kafka's authorization of AddPartitionsToTxn, as an error code per
+/// partition when refused: WRITE on the transactional id, then WRITE on
+/// each topic; a request naming a refused topic is refused as a whole (its
+/// other partitions: OPERATION_NOT_ATTEMPTED).
+fn refused_partitions(
+    context: &Context,
+    connection: &ConnectionInfo,
+    transactional_id: &str,
+    partitions: &[TopicPartition],
+) -> Option<Vec<i16>> {
+    if !may_write(context, connection, transactional_id) {
+        return Some(vec![ResponseError::TransactionalIdAuthorizationFailed.code(); partitions.len()]);
+    }
+    let refused: Vec<bool> = partitions
+        .iter()
+        .map(|(topic, _)| !connection.allowed(context, &Resource::Topic(topic), Operation::Write))
+        .collect();
+    refused.contains(&true).then(|| {
+        refused
+            .into_iter()
+            .map(|refused| {
+                if refused {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else {
+                    ResponseError::OperationNotAttempted.code()
+                }
+            })
+            .collect()
+    })
+}
+
+/// WRITE on the transactional id: what every transactional request needs.
+fn may_write(context: &Context, connection: &ConnectionInfo, transactional_id: &str) -> bool {
+    connection.allowed(context, &Resource::TransactionalId(transactional_id), Operation::Write)
+}
+
+pub async fn end(context: &Context, connection: &ConnectionInfo, request: EndTxnRequest, version: i16) -> EndTxnResponse {
     let transactional_id = request.transactional_id.0.to_string();
+    if !may_write(context, connection, &transactional_id) {
+        return EndTxnResponse::default().with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
     match context
         .broker
         .end_transaction(&transactional_id, request.producer_id.0, request.producer_epoch, request.committed)
@@ -185,8 +239,19 @@ pub async fn end(context: &Context, request: EndTxnRequest, version: i16) -> End
     }
 }
 
-pub async fn add_offsets(context: &Context, request: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
+pub async fn add_offsets(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
     let transactional_id = request.transactional_id.0.to_string();
+    if !may_write(context, connection, &transactional_id) {
+        return AddOffsetsToTxnResponse::default().with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !connection.allowed(context, &Resource::Group(&request.group_id.0), Operation::Read) {
+        return AddOffsetsToTxnResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     match context
         .broker
         .add_offsets_to_transaction(
@@ -206,12 +271,28 @@ pub async fn add_offsets(context: &Context, request: AddOffsetsToTxnRequest, ver
     }
 }
 
-pub async fn commit_offsets(context: &Context, request: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
+pub async fn commit_offsets(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
     let transactional_id = request.transactional_id.0.to_string();
     let group = request.group_id.0.to_string();
+    // Refused as a whole (every partition gets the code), as Kafka does.
+    let request_refused = if !may_write(context, connection, &transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    // Topics without READ are refused; the others are committed.
+    let topic_refused = |topic: &str| !connection.allowed(context, &Resource::Topic(topic), Operation::Read);
     let offsets: Vec<PendingOffset> = request
         .topics
         .iter()
+        .filter(|topic| request_refused.is_none() && !topic_refused(&topic.name.0))
         .flat_map(|topic| {
             let group = &group;
             topic.partitions.iter().filter_map(move |partition| {
@@ -230,14 +311,20 @@ pub async fn commit_offsets(context: &Context, request: TxnOffsetCommitRequest, 
             })
         })
         .collect();
-    let outcome = context
-        .broker
-        .commit_transactional_offsets(&transactional_id, request.producer_id.0, request.producer_epoch, offsets)
-        .await;
+    let outcome = if request_refused.is_some() || offsets.is_empty() {
+        Ok(())
+    } else {
+        context
+            .broker
+            .commit_transactional_offsets(&transactional_id, request.producer_id.0, request.producer_epoch, offsets)
+            .await
+    };
     if let Err(error) = &outcome {
         tracing::info!(transactional_id, group, %error, "TxnOffsetCommit refused");
     }
     let code_of = |topic: &str, partition: i32| match &outcome {
+        _ if let Some(refused) = request_refused => refused.code(),
+        _ if topic_refused(topic) => ResponseError::TopicAuthorizationFailed.code(),
         Ok(()) if partition < 0 => ResponseError::UnknownTopicOrPartition.code(),
         Ok(()) => 0,
         Err(TransactionError::UnknownPartitions(unknown)) => {
@@ -274,7 +361,8 @@ pub async fn commit_offsets(context: &Context, request: TxnOffsetCommitRequest, 
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-pub fn list(context: &Context, request: ListTransactionsRequest, version: i16) -> ListTransactionsResponse {
+/// Only the transactional ids the principal may describe are listed.
+pub fn list(context: &Context, connection: &ConnectionInfo, request: ListTransactionsRequest, version: i16) -> ListTransactionsResponse {
     let states: Vec<String> = request.state_filters.iter().map(ToString::to_string).collect();
     let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|id| id.0).collect();
     let running_ms_min = if version >= 1 { request.duration_filter } else { -1 };
@@ -284,6 +372,9 @@ pub fn list(context: &Context, request: ListTransactionsRequest, version: i16) -
         .with_transaction_states(
             matching
                 .into_iter()
+                .filter(|(transactional_id, _)| {
+                    connection.allowed(context, &Resource::TransactionalId(transactional_id), Operation::Describe)
+                })
                 .map(|(transactional_id, metadata)| {
                     ListedTransaction::default()
                         .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id)))
@@ -294,11 +385,18 @@ pub fn list(context: &Context, request: ListTransactionsRequest, version: i16) -
         )
 }
 
-pub fn describe(context: &Context, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+/// DESCRIBE on each transactional id; its partitions only of topics the
+/// principal may describe.
+pub fn describe(context: &Context, connection: &ConnectionInfo, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
     let states = request
         .transactional_ids
         .into_iter()
         .map(|transactional_id| {
+            if !connection.allowed(context, &Resource::TransactionalId(&transactional_id.0), Operation::Describe) {
+                return DescribedTransaction::default()
+                    .with_transactional_id(transactional_id)
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             let Some(metadata) = context.broker.transactions().get(&transactional_id.0) else {
                 return DescribedTransaction::default()
                     .with_transactional_id(transactional_id)
@@ -306,6 +404,9 @@ pub fn describe(context: &Context, request: DescribeTransactionsRequest) -> Desc
             };
             let mut topics: Vec<TopicData> = Vec::new();
             for (topic, partition) in &metadata.partitions {
+                if !connection.allowed(context, &Resource::Topic(topic), Operation::Describe) {
+                    continue;
+                }
                 match topics.last_mut() {
                     Some(last) if last.topic.0.as_str() == topic.as_str() => last.partitions.push(*partition as i32),
                     _ => topics.push(
