@@ -159,6 +159,51 @@ fn bench_amqp_publishes_consumes_and_drains_every_message_and_measures_latency()
 }
 
 #[test]
+fn bench_kafka_and_amqp_run_over_tls_trusting_the_ca_they_are_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = support::certs::TestCa::new(dir.path());
+    let certificate = ca.server("server", "localhost");
+    let server = support::certs::start_with_tls(dir.path(), &certificate, None, "");
+    let ca_file = ca.ca_file.to_str().expect("utf-8 path");
+    // A plain client on a TLS port gets no answer it can read: success means TLS.
+    let kafka = format!("localhost:{}", server.kafka_tls_addr.expect("Kafka TLS listener").port());
+    let phases = bench(
+        &server,
+        &[
+            "kafka",
+            "--brokers",
+            &kafka,
+            "--tls-ca-file",
+            ca_file,
+            "--messages",
+            "300",
+            "--latency-rate",
+            "0",
+        ],
+    );
+    assert_eq!(phase(&phases, "produce")["messages"], 300);
+    assert_eq!(phase(&phases, "consume")["messages"], 300);
+    let amqp = format!(
+        "amqps://guest:guest@localhost:{}/%2f",
+        server.amqp_tls_addr.expect("AMQP TLS listener").port()
+    );
+    let phases = bench(
+        &server,
+        &[
+            "amqp",
+            "--url",
+            &amqp,
+            "--tls-ca-file",
+            ca_file,
+            "--messages",
+            "300",
+            "--publish-only",
+        ],
+    );
+    assert_eq!(phase(&phases, "publish")["messages"], 300);
+}
+
+#[test]
 fn bench_amqp_publish_only_runs_against_the_no_op_sink_which_confirms_every_publish() {
     let port = support::free_port();
     let mut sink = Stopped(

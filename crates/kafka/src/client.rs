@@ -6,8 +6,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::frame::{self, FrameError};
 
@@ -34,22 +36,46 @@ impl From<FrameError> for ClientError {
     }
 }
 
+/// The byte stream a client talks over: plain TCP or TLS.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Transport for T {}
+
 #[derive(Debug)]
 pub struct Client {
-    stream: BufStream<TcpStream>,
+    stream: BufStream<Box<dyn Transport>>,
     next_correlation_id: i32,
     client_id: StrBytes,
 }
 
 impl Client {
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Client, ClientError> {
+        Ok(Client::over(Box::new(Client::tcp(addr).await?)))
+    }
+
+    /// [`Client::connect`] over TLS (Kafka's SSL security protocol): the
+    /// broker's certificate must be valid for `server_name` under `connector`'s roots.
+    pub async fn connect_tls(
+        addr: impl ToSocketAddrs,
+        connector: &TlsConnector,
+        server_name: ServerName<'static>,
+    ) -> Result<Client, ClientError> {
+        let stream = connector.connect(server_name, Client::tcp(addr).await?).await?;
+        Ok(Client::over(Box::new(stream)))
+    }
+
+    async fn tcp(addr: impl ToSocketAddrs) -> Result<TcpStream, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Client {
+        Ok(stream)
+    }
+
+    fn over(stream: Box<dyn Transport>) -> Client {
+        Client {
             stream: BufStream::new(stream),
             next_correlation_id: 1,
             client_id: StrBytes::from_static_str("conveyor-client"),
-        })
+        }
     }
 
     /// Sends `request` at `version` and waits for its reply.

@@ -3,10 +3,12 @@
 //! a certificate and key that can be re-read while connections stay open
 //! (`ServerTls::reload`, on SIGHUP), a listener that runs handshakes
 //! concurrently and yields plain or TLS streams alike, and the common name
-//! of a verified client certificate. Knows nothing of Kafka, AMQP or HTTP:
-//! a door gets a byte stream, its peer and the client's common name.
+//! of a verified client certificate; and a client connector for Conveyor's
+//! own clients. Knows nothing of Kafka, AMQP or HTTP: a door gets a byte
+//! stream, its peer and the client's common name.
 
 mod certificate;
+mod client;
 mod identity;
 mod listener;
 mod server;
@@ -14,10 +16,13 @@ mod stream;
 
 use std::path::PathBuf;
 
+pub use client::connector;
 pub use identity::common_name;
 pub use listener::{Accepted, HANDSHAKE_TIMEOUT, Listener};
+pub use rustls_pki_types::ServerName;
 pub use server::{ServerTls, TlsFiles};
 pub use stream::Stream;
+pub use tokio_rustls::TlsConnector;
 
 /// Why TLS settings could not be loaded.
 #[derive(Debug, thiserror::Error)]

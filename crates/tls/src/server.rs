@@ -48,7 +48,7 @@ impl ServerTls {
             .map_err(|error| TlsError::Config(error.to_string()))?;
         let builder = match &files.client_ca_file {
             Some(path) => {
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots(path)?), provider)
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(path)?), provider)
                     .allow_unauthenticated()
                     .build()
                     .map_err(|error| TlsError::ClientCa {
@@ -90,7 +90,8 @@ impl ServerTls {
     }
 }
 
-fn client_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+/// The certificates of a PEM file, as roots of trust.
+pub(crate) fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for certificate in certificate::certificates(path)? {
         roots.add(certificate).map_err(|error| TlsError::ClientCa {

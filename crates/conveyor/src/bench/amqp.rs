@@ -22,8 +22,9 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, PublisherConfirm};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, DefaultConnectionBuilder, PublisherConfirm};
 use tokio::sync::mpsc;
 
 use super::report::{self, Phase, latency_histogram};
@@ -61,6 +62,10 @@ pub struct AmqpBenchArgs {
     /// Length of the latency phase in seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// For an `amqps://` URL: trust the certificates in this PEM file (the
+    /// CA that signed the broker's certificate) rather than the system's.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Only the publish phase (what `conveyor bench amqp-sink`, the no-op server, can serve).
     #[arg(long)]
     pub publish_only: bool,
@@ -77,9 +82,7 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
     }
     let epoch = Instant::now();
     let prefix = format!("conveyor-bench-{}-{}", std::process::id(), crate::bench::unique_suffix());
-    let admin = Connection::connect(&args.url, ConnectionProperties::default())
-        .await
-        .with_context(|| format!("connecting to {}", redacted(&args.url)))?;
+    let admin = connect(args).await?;
     let admin_channel = admin.create_channel().await?;
     let mut phases = Vec::new();
 
@@ -197,9 +200,27 @@ async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A connection to `--url`, over TLS with `--tls-ca-file`'s roots when given.
+async fn connect(args: &AmqpBenchArgs) -> anyhow::Result<Connection> {
+    let mut builder = DefaultConnectionBuilder::new()?
+        .with_uri_str(args.url.clone())
+        .with_properties(ConnectionProperties::default());
+    if let Some(path) = &args.tls_ca_file {
+        let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        builder = builder.with_tls_config(OwnedTLSConfig {
+            identity: None,
+            cert_chain: Some(pem),
+        });
+    }
+    builder
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", redacted(&args.url)))
+}
+
 /// Confirm mode on a fresh connection's channel.
-async fn publisher(url: &str) -> anyhow::Result<(Connection, Channel)> {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+async fn publisher(args: &AmqpBenchArgs) -> anyhow::Result<(Connection, Channel)> {
+    let connection = connect(args).await?;
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok((connection, channel))
@@ -214,7 +235,7 @@ async fn publish(args: &AmqpBenchArgs, queue: &str, epoch: Instant, label: &str)
     let next = Arc::new(AtomicU64::new(0));
     let mut connections = Vec::new();
     for _ in 0..args.publishers {
-        connections.push(publisher(&args.url).await?);
+        connections.push(publisher(args).await?);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -266,8 +287,8 @@ async fn publish(args: &AmqpBenchArgs, queue: &str, epoch: Instant, label: &str)
 }
 
 /// A consumer's own connection and channel, with prefetch `prefetch`.
-async fn consumer_channel(url: &str, prefetch: u16) -> anyhow::Result<(Connection, Channel)> {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+async fn consumer_channel(args: &AmqpBenchArgs, prefetch: u16) -> anyhow::Result<(Connection, Channel)> {
+    let connection = connect(args).await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     Ok((connection, channel))
@@ -312,7 +333,7 @@ async fn consume(args: &AmqpBenchArgs, queue: &str, consumers: usize, total: u64
     let (sender, mut received) = mpsc::unbounded_channel();
     let mut channels = Vec::new();
     for _ in 0..consumers {
-        channels.push(consumer_channel(&args.url, args.prefetch).await?);
+        channels.push(consumer_channel(args, args.prefetch).await?);
     }
     let started = Instant::now();
     let mut subscribed = Vec::new();
@@ -348,7 +369,7 @@ async fn latency_phase(args: &AmqpBenchArgs, queue: &str, epoch: Instant) -> any
     let total = crate::bench::latency_messages(args.latency_rate, args.latency_seconds, args.messages);
     let bar = progress(args, total, "latency");
     let (sender, mut received) = mpsc::unbounded_channel();
-    let (consumer_connection, _consumer_channel) = subscribe(consumer_channel(&args.url, args.prefetch).await?, queue, sender).await?;
+    let (consumer_connection, _consumer_channel) = subscribe(consumer_channel(args, args.prefetch).await?, queue, sender).await?;
     let collector = {
         let bar = bar.clone();
         tokio::spawn(async move {
@@ -364,7 +385,7 @@ async fn latency_phase(args: &AmqpBenchArgs, queue: &str, epoch: Instant) -> any
             anyhow::Ok(histogram)
         })
     };
-    let (connection, channel) = publisher(&args.url).await?;
+    let (connection, channel) = publisher(args).await?;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.latency_rate as f64);
     let mut next = tokio::time::Instant::now();

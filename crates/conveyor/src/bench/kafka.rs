@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 use conveyor_kafka::client::Client;
 use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
 use conveyor_log::record::{BatchBuilder, Record, decode_records};
+use conveyor_tls::{ServerName, TlsConnector};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use kafka_protocol::ResponseError;
@@ -104,6 +105,10 @@ pub struct KafkaBenchArgs {
     /// MB/s as a ratio of it. Use a directory on the broker's data disk.
     #[arg(long)]
     pub baseline_dir: Option<std::path::PathBuf>,
+    /// Connect over TLS (Kafka's SSL), trusting the certificates in this
+    /// PEM file; the broker's certificate must name --brokers' host.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Keep the topic the bench created (it is deleted at the end otherwise;
     /// a topic named with --topic that existed before is always kept).
     #[arg(long)]
@@ -112,10 +117,42 @@ pub struct KafkaBenchArgs {
     pub output: report::Output,
 }
 
+/// The bootstrap broker and how to reach it.
+struct Endpoint {
+    brokers: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl Endpoint {
+    fn new(args: &KafkaBenchArgs) -> anyhow::Result<Endpoint> {
+        let tls = match &args.tls_ca_file {
+            Some(path) => {
+                let host = args.brokers.rsplit_once(':').map_or(args.brokers.as_str(), |(host, _)| host);
+                let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                    .with_context(|| format!("{host} as a TLS server name"))?;
+                Some((conveyor_tls::connector(path)?, name))
+            }
+            None => None,
+        };
+        Ok(Endpoint {
+            brokers: args.brokers.clone(),
+            tls,
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let client = match &self.tls {
+            Some((connector, name)) => Client::connect_tls(&self.brokers, connector, name.clone()).await,
+            None => Client::connect(&self.brokers).await,
+        };
+        client.with_context(|| format!("connecting to {}", self.brokers))
+    }
+}
+
 /// Where partitions live: this bench talks to the bootstrap broker only,
 /// which is every partition's leader on a one-node cluster.
 struct Target {
-    brokers: String,
+    endpoint: Endpoint,
     topic: String,
     partitions: u32,
     /// This run created the topic (it did not exist before).
@@ -133,7 +170,7 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
         .topic
         .clone()
         .unwrap_or_else(|| format!("conveyor-bench-{}-{}", std::process::id(), crate::bench::unique_suffix()));
-    let target = Arc::new(prepare(&args.brokers, &topic, args.partitions).await?);
+    let target = Arc::new(prepare(Endpoint::new(args)?, &topic, args.partitions).await?);
     let epoch = Instant::now();
     let mut phases = Vec::new();
 
@@ -172,7 +209,7 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     }
     report::print(
         &format!(
-            "conveyor bench kafka: {} msgs of {} B, batches of {}, {} producer(s), {} consumer(s), acks={}, {} partition(s), broker {}",
+            "conveyor bench kafka: {} msgs of {} B, batches of {}, {} producer(s), {} consumer(s), acks={}, {} partition(s), broker {}{}",
             args.messages,
             args.message_bytes,
             args.batch,
@@ -180,7 +217,8 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
             args.consumers,
             args.acks.code(),
             target.partitions,
-            args.brokers
+            args.brokers,
+            if target.endpoint.tls.is_some() { " over TLS" } else { "" }
         ),
         &phases,
         args.output.json,
@@ -199,8 +237,8 @@ async fn baseline(args: &KafkaBenchArgs) -> anyhow::Result<Option<Phase>> {
     Ok(Some(phase))
 }
 
-async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<Target> {
-    let mut client = Client::connect(brokers).await.with_context(|| format!("connecting to {brokers}"))?;
+async fn prepare(endpoint: Endpoint, topic: &str, partitions: u32) -> anyhow::Result<Target> {
+    let mut client = endpoint.connect().await?;
     let name = TopicName(StrBytes::from_string(topic.to_owned()));
     let create = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
         CreatableTopic::default()
@@ -229,7 +267,7 @@ async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<
             && found.partitions.iter().all(|partition| partition.leader_id.0 >= 0)
         {
             return Ok(Target {
-                brokers: brokers.to_owned(),
+                endpoint,
                 topic: topic.to_owned(),
                 partitions: found.partitions.len() as u32,
                 created,
@@ -244,7 +282,7 @@ async fn prepare(brokers: &str, topic: &str, partitions: u32) -> anyhow::Result<
 
 /// Deletes the topic the run created, with its messages.
 async fn delete_topic(target: &Target) -> anyhow::Result<()> {
-    let mut client = Client::connect(&target.brokers).await?;
+    let mut client = target.endpoint.connect().await?;
     let request = DeleteTopicsRequest::default()
         .with_timeout_ms(30_000)
         .with_topic_names(vec![topic_name(target)]);
@@ -261,7 +299,7 @@ fn topic_name(target: &Target) -> TopicName {
 
 /// The latest offset of every partition.
 async fn end_offsets(target: &Target) -> anyhow::Result<Vec<i64>> {
-    let mut client = Client::connect(&target.brokers).await?;
+    let mut client = target.endpoint.connect().await?;
     let partitions = (0..target.partitions as i32)
         .map(|index| ListOffsetsPartition::default().with_partition_index(index).with_timestamp(-1))
         .collect();
@@ -338,7 +376,7 @@ async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Insta
         let (acks, batch_size, message_bytes, in_flight, messages) =
             (args.acks, args.batch, args.message_bytes, args.in_flight, args.messages);
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(&target.brokers).await?;
+            let mut client = target.endpoint.connect().await?;
             let mut pending = std::collections::VecDeque::new();
             let mut sent = 0u64;
             loop {
@@ -397,7 +435,7 @@ async fn consume_phase(target: &Arc<Target>, args: &KafkaBenchArgs, start_offset
         let (target, bar) = (Arc::clone(target), bar.clone());
         let positions: Vec<(u32, i64, i64)> = owned.iter().map(|&p| (p, start_offsets[p as usize], end[p as usize])).collect();
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(&target.brokers).await?;
+            let mut client = target.endpoint.connect().await?;
             let mut positions = positions;
             let (mut messages, mut bytes) = (0u64, 0u64);
             let deadline = Instant::now() + Duration::from_secs(600);
@@ -485,7 +523,7 @@ async fn latency_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Insta
         let (target, bar) = (Arc::clone(target), bar.clone());
         let mut position = start[0];
         tokio::spawn(async move {
-            let mut client = Client::connect(&target.brokers).await?;
+            let mut client = target.endpoint.connect().await?;
             let mut histogram: Histogram<u64> = latency_histogram();
             let deadline = Instant::now() + Duration::from_secs(120);
             while histogram.len() < total {
@@ -532,7 +570,7 @@ async fn latency_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Insta
         })
     };
     let started = Instant::now();
-    let mut client = Client::connect(&target.brokers).await?;
+    let mut client = target.endpoint.connect().await?;
     let interval = Duration::from_secs_f64(1.0 / args.latency_rate as f64);
     let mut next = tokio::time::Instant::now();
     // Pipelined so that the send rate holds while acknowledgements (fsyncs) are pending.
