@@ -55,7 +55,6 @@ fn no_blocking_call_runs_on_a_worker_thread_under_every_front_door() {
 /// Publishes and acks enough messages on one durable queue for its cursor
 /// snapshot (an fsync, a file write, a truncation of the log) to run.
 #[test]
-#[ignore = "fails today (count 8): Queue::ack runs maybe_snapshot -> Journaled::write_snapshot (fsync, rename, directory fsync, prefix truncation) on the AMQP channel task; issue 13 item 2"]
 fn a_queue_snapshot_after_many_acks_runs_off_the_worker_threads() {
     let (_dir, server) = Server::start_in_tempdir();
     let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);

@@ -161,16 +161,20 @@ pub struct Queue {
     dir: PathBuf,
     config: QueueConfig,
     messages: Log,
-    /// The cursor's journal: its events, appended under `state`.
-    journal: Journaled<CursorImage>,
+    /// The cursor's journal: its events, appended under `state`. Shared
+    /// with the snapshot writer, which runs off the async reactor.
+    journal: Arc<Journaled<CursorImage>>,
     clock: Arc<dyn Clock>,
     /// Taken while the cursor changes and its events are enqueued on the
     /// journal, so the journal's order is the cursor's. Never held while
     /// reading messages or waiting for an append. Lock order: `snapshot`
     /// before `state`.
     state: Mutex<State>,
-    /// Serializes snapshots so that a later one never loses to an earlier one.
-    snapshot: Mutex<()>,
+    /// Serializes snapshots so that a later one never loses to an earlier
+    /// one; `true` once the queue is closed (a snapshot handed to a
+    /// blocking thread before the close is then dropped, not written into
+    /// closed logs).
+    snapshot: Arc<Mutex<bool>>,
     /// Notified whenever messages may have become available without the
     /// log growing (see [`Queue::available`]).
     available: tokio::sync::Notify,
@@ -216,10 +220,10 @@ impl Queue {
             dir,
             config,
             messages,
-            journal,
+            journal: Arc::new(journal),
             clock,
             state: Mutex::new(State { cursor }),
-            snapshot: Mutex::new(()),
+            snapshot: Arc::new(Mutex::new(false)),
             available: tokio::sync::Notify::new(),
         };
         if ahead_of_messages {
@@ -624,6 +628,10 @@ impl Queue {
         {
             warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot on close; the next open replays the journal");
         }
+        // Held while the logs close, so a snapshot still queued on a blocking
+        // thread finds the queue closed and skips (this one covered it).
+        let mut closed = self.snapshot.lock();
+        *closed = true;
         self.journal.close()?;
         self.messages.close()?;
         Ok(())
@@ -636,31 +644,49 @@ impl Queue {
         Durable::from_append(self.journal.append(&events).map_err(QueueError::from))
     }
 
+    /// Writes a cursor snapshot when one is due. Its image is taken here
+    /// (memory only, under the state lock); its writing (an fsync, a file
+    /// written and renamed, a directory fsync, prefix truncations of both
+    /// logs) runs on a blocking thread when called inside an async runtime
+    /// (an AMQP channel acks on its task), inline otherwise. Acks do not
+    /// wait for it: their durability is the journal append's.
     fn maybe_snapshot(&self) {
         if !self.journal.claim_snapshot() {
             return;
         }
-        if let Err(error) = self.write_snapshot() {
-            // Replay from the previous snapshot still works, only slower.
-            warn!(queue = %self.dir.display(), %error, "could not write the cursor snapshot");
+        let (image, journal_offset) = self.snapshot_image();
+        let writer = SnapshotWriter {
+            dir: self.dir.clone(),
+            journal: Arc::clone(&self.journal),
+            messages: self.messages.clone(),
+            serial: Arc::clone(&self.snapshot),
+        };
+        let write = move || {
+            if let Err(error) = writer.write(&image, journal_offset) {
+                // Replay from the previous snapshot still works, only slower.
+                warn!(queue = %writer.dir.display(), %error, "could not write the cursor snapshot");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Err(_) => write(),
         }
     }
 
+    /// The cursor's image and the journal offset it covers. Events are
+    /// enqueued under the state lock, so the image reflects exactly the
+    /// journal below that offset.
+    fn snapshot_image(&self) -> (CursorImage, u64) {
+        let state = self.state.lock();
+        (state.cursor.image(), self.journal.end())
+    }
+
+    /// Writes a snapshot of the current state now. Blocking.
     fn write_snapshot(&self) -> Result<(), QueueError> {
-        let _snapshot = self.snapshot.lock();
-        let (image, journal_offset) = {
-            let state = self.state.lock();
-            // Events are enqueued under this lock, so the image reflects
-            // exactly the journal below its end.
-            (state.cursor.image(), self.journal.end())
-        };
-        self.journal.write_snapshot(&image.snapshot(), journal_offset)?;
-        // The snapshot is durable and says everything below its start is
-        // settled, so the messages there are never read again: drop them
-        // (whole segments go; the log's start offset moves).
-        if image.start > self.messages.start_offset() {
-            self.messages.truncate_prefix(image.start.min(self.messages.high_watermark()))?;
-        }
+        let serial = self.snapshot.lock();
+        let (image, journal_offset) = self.snapshot_image();
+        SnapshotWriter::write_locked(&self.journal, &self.messages, &image, journal_offset)?;
+        drop(serial);
         Ok(())
     }
 
@@ -803,6 +829,44 @@ impl Queue {
     }
 }
 
+/// What a cursor snapshot needs to be written away from its queue (on a
+/// blocking thread): the journal, the message log, and the queue's snapshot
+/// lock with its closed flag.
+struct SnapshotWriter {
+    dir: PathBuf,
+    journal: Arc<Journaled<CursorImage>>,
+    messages: Log,
+    serial: Arc<Mutex<bool>>,
+}
+
+impl SnapshotWriter {
+    /// Writes `image` (covering the journal below `journal_offset`) unless
+    /// the queue closed meanwhile. A newer snapshot written first wins: the
+    /// journal skips an older one, and the message log is only ever cut
+    /// forward. Blocking.
+    fn write(&self, image: &CursorImage, journal_offset: u64) -> Result<(), QueueError> {
+        let closed = self.serial.lock();
+        if *closed {
+            return Ok(());
+        }
+        Self::write_locked(&self.journal, &self.messages, image, journal_offset)?;
+        drop(closed);
+        Ok(())
+    }
+
+    /// Writes the snapshot, then drops the messages it settles. The caller
+    /// holds the queue's snapshot lock. Blocking.
+    fn write_locked(journal: &Journaled<CursorImage>, messages: &Log, image: &CursorImage, journal_offset: u64) -> Result<(), QueueError> {
+        journal.write_snapshot(&image.snapshot(), journal_offset)?;
+        // The snapshot is durable and says everything below its start is
+        // settled, so the messages there are never read again: drop them
+        // (whole segments go; the log's start offset moves).
+        if image.start > messages.start_offset() {
+            messages.truncate_prefix(image.start.min(messages.high_watermark()))?;
+        }
+        Ok(())
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

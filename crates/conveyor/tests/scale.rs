@@ -1,0 +1,389 @@
+//! Bounded on one machine: a real `conveyor serve` given 10,000 durable
+//! queues (declared and published to over AMQP) and 20 topics of 100
+//! partitions (created and produced to over Kafka), one message each, keeps
+//! at most 64 threads and no more open files than its open-file cache's cap
+//! plus what it held idle (listeners, runtime, stdio); after a SIGTERM and a
+//! new `conveyor serve` on the same data directory, within the same bounds,
+//! every queue and every message is there. Clients are pipelined (raw AMQP
+//! frames, the Kafka test client), so the test's time is the broker's.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, connection, queue};
+use amq_protocol::types::{FieldTable, ShortString};
+use bytes::Bytes;
+use conveyor_kafka::client::Client;
+use conveyor_log::record::{BatchBuilder, Record, decode_records};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use support::Server;
+use support::raw_amqp::{RawAmqp, channel_open, method};
+
+const QUEUES: usize = 10_000;
+/// AMQP channels the queues are spread over.
+const CHANNELS: u16 = 32;
+const TOPICS: usize = 20;
+const PARTITIONS: i32 = 100;
+/// The issue's bound on the process's threads.
+const THREADS_MAX: usize = 64;
+/// The open-file cache's cap, set in the config so the bound does not
+/// depend on the machine's `ulimit -n`.
+const OPEN_FILES_MAX: usize = 256;
+/// Descriptors a broker may hold beyond its idle count and the cache: the
+/// test's own few connections and a file being swapped in the cache.
+const OPEN_FILES_SLACK: usize = 16;
+/// Bounds every wait on the broker (10,000 fsynced declares and publishes
+/// on a slow CI disk).
+const WAIT: Duration = Duration::from_secs(240);
+const PRODUCE_VERSION: i16 = 9;
+const FETCH_VERSION: i16 = 11;
+const CREATE_TOPICS_VERSION: i16 = 5;
+
+fn queue_name(index: usize) -> String {
+    format!("scale-q{index:05}")
+}
+
+fn topic_name(index: usize) -> String {
+    format!("scale-t{index:02}")
+}
+
+fn name(text: &str) -> TopicName {
+    TopicName(StrBytes::from_string(text.to_owned()))
+}
+
+/// `Threads:` of `/proc/PID/status`.
+fn threads(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .expect("Threads line")
+        .trim()
+        .parse()
+        .expect("a thread count")
+}
+
+/// Entries of `/proc/PID/fd`.
+fn open_files(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("read /proc fd").count()
+}
+
+fn start(data: &Path, config: &str) -> (Server, Duration) {
+    let started = Instant::now();
+    let server = Server::start_with(data, &["--config", config], &[]);
+    (server, started.elapsed())
+}
+
+/// The broker closing the channel or the connection (a refusal).
+fn closing(method: &AMQPClass) -> bool {
+    matches!(
+        method,
+        AMQPClass::Channel(channel::AMQPMethod::Close(_)) | AMQPClass::Connection(connection::AMQPMethod::Close(_))
+    )
+}
+
+fn declare(channel: u16, queue: &str, passive: bool) -> AMQPFrame {
+    method(
+        channel,
+        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: ShortString::from(queue),
+            passive,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        })),
+    )
+}
+
+/// A persistent message to the default exchange: method, header, body.
+fn publish(channel: u16, queue: &str) -> [AMQPFrame; 3] {
+    let body = queue.as_bytes().to_vec();
+    [
+        method(
+            channel,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: ShortString::from(""),
+                routing_key: ShortString::from(queue),
+                mandatory: false,
+                immediate: false,
+            })),
+        ),
+        AMQPFrame::Header(
+            channel,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties: BasicProperties::default().with_delivery_mode(2),
+            },
+        ),
+        AMQPFrame::Body(channel, body),
+    ]
+}
+
+/// Opens channels `1..=CHANNELS`.
+fn open_channels(amqp: &mut RawAmqp) {
+    let frames: Vec<AMQPFrame> = (1..=CHANNELS).map(channel_open).collect();
+    amqp.send(&frames);
+    for _ in 1..=CHANNELS {
+        let (_, method) = amqp.expect(WAIT, |_, method| {
+            closing(method) || matches!(method, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_)))
+        });
+        assert!(!closing(&method), "a channel was refused: {method:?}");
+    }
+}
+
+/// The channel queue `index` is declared and published on: spread so the
+/// broker's channels run (and its I/O pool groups their fsyncs) together.
+fn channel_of(index: usize) -> u16 {
+    1 + u16::try_from(index % usize::from(CHANNELS)).expect("a channel number")
+}
+
+/// Declares every queue durable and publishes one confirmed persistent
+/// message to each, pipelined over [`CHANNELS`] channels.
+fn declare_and_publish_queues(amqp: &mut RawAmqp) {
+    open_channels(amqp);
+    let frames: Vec<AMQPFrame> = (0..QUEUES)
+        .map(|index| declare(channel_of(index), &queue_name(index), false))
+        .collect();
+    amqp.send(&frames);
+    for _ in 0..QUEUES {
+        let (_, method) = amqp.expect(WAIT, |_, method| {
+            closing(method) || matches!(method, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+        });
+        assert!(!closing(&method), "a declare was refused: {method:?}");
+    }
+    let frames: Vec<AMQPFrame> = (1..=CHANNELS)
+        .map(|id| {
+            method(
+                id,
+                AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false })),
+            )
+        })
+        .collect();
+    amqp.send(&frames);
+    for _ in 1..=CHANNELS {
+        amqp.expect(WAIT, |_, method| {
+            matches!(method, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_)))
+        });
+    }
+    let frames: Vec<AMQPFrame> = (0..QUEUES)
+        .flat_map(|index| publish(channel_of(index), &queue_name(index)))
+        .collect();
+    amqp.send(&frames);
+    // Per channel, delivery tags 1..=its publishes; an ack with `multiple`
+    // confirms all up to it.
+    let per_channel = QUEUES.div_ceil(usize::from(CHANNELS));
+    let mut confirmed: BTreeMap<u16, (Vec<bool>, usize)> = (1..=CHANNELS).map(|id| (id, (vec![false; per_channel + 2], 1))).collect();
+    let mut outstanding = QUEUES;
+    while outstanding > 0 {
+        let (id, method) = amqp.expect(WAIT, |_, method| {
+            closing(method) || matches!(method, AMQPClass::Basic(basic::AMQPMethod::Ack(_) | basic::AMQPMethod::Nack(_)))
+        });
+        let AMQPClass::Basic(basic::AMQPMethod::Ack(ack)) = method else {
+            panic!("a publish was not confirmed: {method:?}");
+        };
+        let (tags, below) = confirmed.get_mut(&id).expect("an ack on a channel the test opened");
+        let tag = usize::try_from(ack.delivery_tag).expect("tag");
+        if ack.multiple {
+            tags[*below..=tag].fill(true);
+        } else {
+            tags[tag] = true;
+        }
+        while tags[*below] {
+            *below += 1;
+            outstanding -= 1;
+        }
+    }
+}
+
+/// Every queue is there, durable, holding one message (passive declares,
+/// pipelined), and a sample of them gives back its message's body.
+fn every_queue_holds_its_message(amqp: &mut RawAmqp) {
+    open_channels(amqp);
+    let frames: Vec<AMQPFrame> = (0..QUEUES)
+        .map(|index| declare(channel_of(index), &queue_name(index), true))
+        .collect();
+    amqp.send(&frames);
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..QUEUES {
+        let (_, method) = amqp.expect(WAIT, |_, method| {
+            closing(method) || matches!(method, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+        });
+        let AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) = method else {
+            panic!("a queue is missing after the restart: {method:?}");
+        };
+        counts.insert(ok.queue.to_string(), ok.message_count);
+    }
+    assert_eq!(counts.len(), QUEUES, "every queue answered once");
+    let wrong: Vec<_> = counts.iter().filter(|(_, count)| **count != 1).take(10).collect();
+    assert!(wrong.is_empty(), "queues without their one message: {wrong:?}");
+    for index in (0..QUEUES).step_by(997) {
+        amqp.send(&[method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: ShortString::from(queue_name(index).as_str()),
+                no_ack: false,
+            })),
+        )]);
+        let (_, method) = amqp.expect(WAIT, |_, method| {
+            closing(method)
+                || matches!(
+                    method,
+                    AMQPClass::Basic(basic::AMQPMethod::GetOk(_) | basic::AMQPMethod::GetEmpty(_))
+                )
+        });
+        assert!(
+            matches!(method, AMQPClass::Basic(basic::AMQPMethod::GetOk(ref ok)) if ok.message_count == 0),
+            "{}: {method:?}",
+            queue_name(index)
+        );
+    }
+}
+
+async fn create_and_produce_topics(client: &mut Client) {
+    let request = CreateTopicsRequest::default().with_timeout_ms(60_000).with_topics(
+        (0..TOPICS)
+            .map(|index| {
+                CreatableTopic::default()
+                    .with_name(name(&topic_name(index)))
+                    .with_num_partitions(PARTITIONS)
+                    .with_replication_factor(1)
+            })
+            .collect(),
+    );
+    let response = client.send(&request, CREATE_TOPICS_VERSION).await.expect("CreateTopics");
+    for topic in &response.topics {
+        assert_eq!(topic.error_code, 0, "{:?}: {:?}", topic.name, topic.error_message);
+    }
+    for index in 0..TOPICS {
+        let topic = topic_name(index);
+        let partitions = (0..PARTITIONS)
+            .map(|partition| {
+                let mut batch = BatchBuilder::new(1_700_000_000_000);
+                batch.push(Record::new(None, Some(format!("{topic}/{partition}").into_bytes())));
+                PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch.build()))
+            })
+            .collect();
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![
+                TopicProduceData::default().with_name(name(&topic)).with_partition_data(partitions),
+            ]);
+        let response = client.send(&request, PRODUCE_VERSION).await.expect("Produce");
+        for partition in &response.responses[0].partition_responses {
+            assert_eq!(partition.error_code, 0, "{topic}/{}", partition.index);
+        }
+    }
+}
+
+/// Every partition of every topic holds exactly its one record.
+async fn every_partition_holds_its_record(client: &mut Client) {
+    for index in 0..TOPICS {
+        let topic = topic_name(index);
+        let request = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(64 * 1024 * 1024)
+            .with_topics(vec![
+                FetchTopic::default().with_topic(name(&topic)).with_partitions(
+                    (0..PARTITIONS)
+                        .map(|partition| {
+                            FetchPartition::default()
+                                .with_partition(partition)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1024 * 1024)
+                        })
+                        .collect(),
+                ),
+            ]);
+        let response = client.send(&request, FETCH_VERSION).await.expect("Fetch");
+        let partitions = &response.responses[0].partitions;
+        assert_eq!(partitions.len(), PARTITIONS as usize, "{topic}");
+        for partition in partitions {
+            assert_eq!(partition.error_code, 0, "{topic}/{}", partition.partition_index);
+            assert_eq!(partition.high_watermark, 1, "{topic}/{}", partition.partition_index);
+            let bytes = partition.records.clone().unwrap_or_else(Bytes::new);
+            let records = decode_records(&bytes).expect("one decodable batch");
+            let values: Vec<_> = records.iter().map(|record| record.value.clone()).collect();
+            assert_eq!(
+                values,
+                vec![Some(format!("{topic}/{}", partition.partition_index).into_bytes())],
+                "{topic}/{}",
+                partition.partition_index
+            );
+        }
+    }
+}
+
+/// Threads and open files are within bounds; returns them for the log.
+fn assert_bounded(server: &Server, idle_files: usize, when: &str) -> (usize, usize) {
+    let (threads, files) = (threads(server.pid()), open_files(server.pid()));
+    assert!(threads <= THREADS_MAX, "{when}: {threads} threads (at most {THREADS_MAX})");
+    let files_max = idle_files + OPEN_FILES_MAX + OPEN_FILES_SLACK;
+    assert!(
+        files <= files_max,
+        "{when}: {files} open files (idle {idle_files} + cache cap {OPEN_FILES_MAX} + slack {OPEN_FILES_SLACK})"
+    );
+    (threads, files)
+}
+
+#[test]
+#[ignore = "fails today: declaring the 10,000 durable queues takes about 330 s (each declare runs about 11 fsyncs - catalog event, durable directory creation, two new logs - one declare after another, even over 32 channels), and after the load a SIGTERM does not exit within the 10 s the support allows (every log closed one after another); threads and open files were within bounds when loaded. Issue 13"]
+fn ten_thousand_queues_and_two_thousand_partitions_stay_within_threads_and_files_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("conveyor.toml");
+    std::fs::write(&config, format!("[storage]\nopen_files_max = {OPEN_FILES_MAX}\n")).expect("write the config file");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let data = dir.path().join("data");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+
+    let (mut server, _) = start(&data, &config);
+    let idle_files = open_files(server.pid());
+    let started = Instant::now();
+    let mut amqp = RawAmqp::connect(server.amqp_addr, CHANNELS);
+    declare_and_publish_queues(&mut amqp);
+    let queues_took = started.elapsed();
+    eprintln!("{QUEUES} queues declared and published in {queues_took:?}");
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut client = Client::connect(server.kafka_addr).await.expect("connect");
+        create_and_produce_topics(&mut client).await;
+    });
+    eprintln!("{TOPICS} topics created and produced in {:?}", started.elapsed());
+    let (threads_loaded, files_loaded) = assert_bounded(&server, idle_files, "loaded");
+    drop(amqp);
+    let (status, stopped_in) = server.terminate();
+    eprintln!("stopped in {stopped_in:?}");
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+
+    let (server, started_in) = start(&data, &config);
+    eprintln!("restarted in {started_in:?}");
+    let (threads_restarted, files_restarted) = assert_bounded(&server, idle_files, "restarted");
+    let mut amqp = RawAmqp::connect(server.amqp_addr, CHANNELS);
+    every_queue_holds_its_message(&mut amqp);
+    runtime.block_on(async {
+        let mut client = Client::connect(server.kafka_addr).await.expect("connect");
+        every_partition_holds_its_record(&mut client).await;
+    });
+    let (threads_read, files_read) = assert_bounded(&server, idle_files, "read back");
+    assert_eq!(server.http_get("/health").0, 200);
+    eprintln!(
+        "queues declared and published in {queues_took:?}; loaded: {threads_loaded} threads, {files_loaded} files \
+         (idle {idle_files}); stopped in {stopped_in:?}; restarted in {started_in:?}: {threads_restarted} threads, \
+         {files_restarted} files; read back: {threads_read} threads, {files_read} files"
+    );
+}
