@@ -34,6 +34,7 @@ use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
 use crate::prefetch::Window;
+use crate::queue_type;
 use crate::reply::{self, Exception, short};
 use crate::reply_to::{self, DirectReplyConsumer};
 
@@ -947,6 +948,14 @@ impl Channel {
         }
         let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
             .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
+        queue_type::check_declaration(
+            &arguments,
+            declare.durable,
+            declare.exclusive,
+            declare.auto_delete,
+            &name,
+            self.vhost.name(),
+        )?;
         // RabbitMQ checks a server-named queue under its generated name.
         self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
         if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
@@ -1129,7 +1138,7 @@ impl Channel {
             );
         }
         let redelivered = delivery.redelivered();
-        let message = Message::from_record(delivery.record);
+        let message = queue_type::delivered(&declared.policy(), delivery);
         let remaining = declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt;
         let method = basic::AMQPMethod::GetOk(basic::GetOk {
             delivery_tag: tag,
@@ -1635,7 +1644,7 @@ async fn send_delivery(
         shared.unacked.lock().insert(delivery_tag, one);
     }
     let redelivered = delivery.redelivered();
-    let message = Message::from_record(delivery.record);
+    let message = queue_type::delivered(&declared.policy(), delivery);
     let method = basic::AMQPMethod::Deliver(basic::Deliver {
         consumer_tag: short(tag.to_owned()),
         delivery_tag,

@@ -17,6 +17,7 @@ mod method;
 pub mod nesting;
 mod peer;
 mod prefetch;
+mod queue_type;
 mod reply;
 mod reply_to;
 

@@ -166,3 +166,9 @@ fn amqplib_rpc_over_direct_reply_to() {
     let (_dir, server) = server();
     run_script(&server, "amqp/direct_reply_to_amqplib.js", &[]);
 }
+
+#[test]
+fn pika_quorum_queue_dead_letters_after_20_returns_counting_them_and_refuses_non_durable_declarations() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/quorum_pika.py", &[]);
+}

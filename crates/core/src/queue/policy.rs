@@ -41,6 +41,13 @@ pub mod arguments {
     /// The highest message priority, 0–255 (0: none): a priority queue
     /// delivers the messages of higher priority first (see `share_cursor.rs`).
     pub const MAX_PRIORITY: &str = "x-max-priority";
+    /// `classic` (the default), `quorum` or `stream` ([`QueueType`]).
+    pub const QUEUE_TYPE: &str = "x-queue-type";
+    /// Quorum queues: `at-most-once` (the default) or `at-least-once`.
+    pub const DEAD_LETTER_STRATEGY: &str = "x-dead-letter-strategy";
+    /// Quorum queues: how many replicas to start with (a positive integer).
+    /// Accepted and kept; a single node has one.
+    pub const QUORUM_INITIAL_GROUP_SIZE: &str = "x-quorum-initial-group-size";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -77,8 +84,66 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// A queue's type (`x-queue-type`), as RabbitMQ names them. Every type is
+/// a log with a share cursor here; the type decides the rules RabbitMQ
+/// gives it (see [`QueueType::refused_property`] and the delivery limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    /// RabbitMQ's replicated FIFO queue: durable only, a delivery limit of
+    /// [`QueueType::QUORUM_DELIVERY_LIMIT_DEFAULT`] returns unless told
+    /// otherwise, redeliveries counted in a header.
+    Quorum,
+    /// RabbitMQ's append-only log with non-destructive reads.
+    Stream,
+}
+
+impl QueueType {
+    /// RabbitMQ 4's default `x-delivery-limit` for quorum queues.
+    pub const QUORUM_DELIVERY_LIMIT_DEFAULT: u32 = 20;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
+        }
+    }
+
+    /// The declaration property this type refuses, in RabbitMQ's order
+    /// and words (`invalid property '…' for queue …`): quorum queues and
+    /// streams are durable, not exclusive and not auto-delete.
+    pub fn refused_property(self, durable: bool, exclusive: bool, auto_delete: bool) -> Option<&'static str> {
+        if self == QueueType::Classic {
+            return None;
+        }
+        if auto_delete {
+            Some("auto-delete")
+        } else if exclusive {
+            Some("exclusive-owner")
+        } else if !durable {
+            Some("non-durable")
+        } else {
+            None
+        }
+    }
+}
+
+/// What a quorum queue does with a message it dead-letters
+/// (`x-dead-letter-strategy`). Both are accepted; dead letters here are
+/// appended with the settlement that produces them, so both behave as
+/// `at-least-once` does in RabbitMQ once the append is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeadLetterStrategy {
+    #[default]
+    AtMostOnce,
+    AtLeastOnce,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuePolicy {
+    pub queue_type: QueueType,
     pub message_ttl_ms: Option<i64>,
     pub retention_ms: Option<i64>,
     pub max_length: Option<u64>,
@@ -86,7 +151,13 @@ pub struct QueuePolicy {
     pub overflow: Overflow,
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
+    /// How many times a message may be delivered; past it, it is
+    /// dead-lettered. Classic queues (and SQS's maxReceiveCount) count
+    /// deliveries in `x-delivery-limit`; quorum queues count returns, as
+    /// RabbitMQ does ("returned more times than the limit"), so theirs is
+    /// `x-delivery-limit + 1` deliveries, 21 by default.
     pub delivery_limit: Option<u32>,
+    pub dead_letter_strategy: DeadLetterStrategy,
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
     pub message_groups: bool,
@@ -175,7 +246,33 @@ impl QueuePolicy {
                 })
             }
         };
+        let queue_type = match arguments.get(arguments::QUEUE_TYPE).map(String::as_str) {
+            None | Some("classic") => QueueType::Classic,
+            Some("quorum") => QueueType::Quorum,
+            Some("stream") => QueueType::Stream,
+            Some(other) => return Err(format!("invalid arg '{}': unknown queue type {other:?}", arguments::QUEUE_TYPE)),
+        };
+        let delivery_limit = match queue_type {
+            QueueType::Quorum => quorum_delivery_limit(arguments)?,
+            _ => number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
+        };
+        let mut dead_letter_strategy = DeadLetterStrategy::default();
+        if queue_type == QueueType::Quorum {
+            dead_letter_strategy = match arguments.get(arguments::DEAD_LETTER_STRATEGY).map(String::as_str) {
+                None | Some("at-most-once") => DeadLetterStrategy::AtMostOnce,
+                Some("at-least-once") => DeadLetterStrategy::AtLeastOnce,
+                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::DEAD_LETTER_STRATEGY)),
+            };
+            if number(arguments::QUORUM_INITIAL_GROUP_SIZE)? == Some(0) {
+                return Err(format!(
+                    "invalid arg '{}': 0 is not a positive integer",
+                    arguments::QUORUM_INITIAL_GROUP_SIZE
+                ));
+            }
+        }
         Ok(QueuePolicy {
+            queue_type,
+            dead_letter_strategy,
             message_ttl_ms: number(arguments::MESSAGE_TTL)?,
             retention_ms: match number(arguments::RETENTION)? {
                 Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::RETENTION)),
@@ -186,7 +283,7 @@ impl QueuePolicy {
             overflow,
             dead_letter_exchange: arguments.get(arguments::DEAD_LETTER_EXCHANGE).cloned(),
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
-            delivery_limit: number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
+            delivery_limit,
             retry,
             expires_ms: match number(arguments::EXPIRES)? {
                 Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::EXPIRES)),
@@ -206,6 +303,26 @@ impl QueuePolicy {
     pub fn requeue_delay_ms(&self, delivery_count: u32) -> i64 {
         self.retry.map_or(0, |retry| retry.delay_ms(delivery_count))
     }
+}
+
+/// A quorum queue's delivery limit in deliveries: `x-delivery-limit`
+/// returns (20 without one, none with -1, as in RabbitMQ 4) plus the first
+/// delivery.
+fn quorum_delivery_limit(arguments: &BTreeMap<String, String>) -> Result<Option<u32>, String> {
+    let returns_max = match arguments.get(arguments::DELIVERY_LIMIT) {
+        None => i64::from(QueueType::QUORUM_DELIVERY_LIMIT_DEFAULT),
+        Some(value) => match value.trim().parse::<i64>() {
+            Ok(-1) => return Ok(None),
+            Ok(returns_max) if returns_max >= 0 => returns_max,
+            _ => {
+                return Err(format!(
+                    "invalid arg '{}': {value:?} is not a non-negative integer or -1",
+                    arguments::DELIVERY_LIMIT
+                ));
+            }
+        },
+    };
+    Ok(Some(returns_max.saturating_add(1).clamp(1, i64::from(u32::MAX)) as u32))
 }
 
 /// `x-max-priority`, with RabbitMQ's rules and reasons: an integer from 0
@@ -366,6 +483,52 @@ mod tests {
         assert!(policy(&[("x-max-priority", "ten")]).is_err());
         assert!(policy(&[("x-max-priority", "5"), ("x-message-groups", "true")]).is_err());
         assert!(policy(&[("x-max-priority", "0"), ("x-message-groups", "true")]).is_ok());
+    }
+
+    #[test]
+    fn quorum_queues_count_returns_against_a_default_limit_of_20_and_refuse_what_rabbitmq_refuses() {
+        let policy = |pairs: &[(&str, &str)]| {
+            let arguments: BTreeMap<String, String> = pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+            QueuePolicy::from_arguments(&arguments)
+        };
+        let quorum = policy(&[("x-queue-type", "quorum")]).expect("valid");
+        assert_eq!(quorum.queue_type, QueueType::Quorum);
+        assert_eq!(quorum.delivery_limit, Some(21), "20 returns: 21 deliveries");
+        assert_eq!(
+            policy(&[("x-queue-type", "quorum"), ("x-delivery-limit", "3")])
+                .expect("valid")
+                .delivery_limit,
+            Some(4)
+        );
+        assert_eq!(
+            policy(&[("x-queue-type", "quorum"), ("x-delivery-limit", "-1")])
+                .expect("valid")
+                .delivery_limit,
+            None,
+            "-1: no limit"
+        );
+        assert_eq!(
+            policy(&[("x-delivery-limit", "3")]).expect("valid").delivery_limit,
+            Some(3),
+            "classic queues count deliveries"
+        );
+        assert_eq!(policy(&[]).expect("valid").delivery_limit, None, "classic queues have no default");
+        assert_eq!(
+            policy(&[("x-queue-type", "quorum"), ("x-dead-letter-strategy", "at-least-once")])
+                .expect("valid")
+                .dead_letter_strategy,
+            DeadLetterStrategy::AtLeastOnce
+        );
+        assert!(policy(&[("x-queue-type", "quorum"), ("x-dead-letter-strategy", "twice")]).is_err());
+        assert!(policy(&[("x-queue-type", "quorum"), ("x-quorum-initial-group-size", "3")]).is_ok());
+        assert!(policy(&[("x-queue-type", "quorum"), ("x-quorum-initial-group-size", "0")]).is_err());
+        assert!(policy(&[("x-queue-type", "bogus")]).is_err());
+        assert_eq!(QueueType::Quorum.refused_property(false, false, false), Some("non-durable"));
+        assert_eq!(QueueType::Quorum.refused_property(true, true, false), Some("exclusive-owner"));
+        assert_eq!(QueueType::Quorum.refused_property(false, true, true), Some("auto-delete"));
+        assert_eq!(QueueType::Stream.refused_property(false, false, false), Some("non-durable"));
+        assert_eq!(QueueType::Quorum.refused_property(true, false, false), None);
+        assert_eq!(QueueType::Classic.refused_property(false, true, true), None);
     }
 
     #[test]
