@@ -20,6 +20,7 @@ mod prefetch;
 mod queue_type;
 mod reply;
 mod reply_to;
+mod stream_consumer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

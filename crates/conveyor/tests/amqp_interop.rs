@@ -172,3 +172,9 @@ fn pika_quorum_queue_dead_letters_after_20_returns_counting_them_and_refuses_non
     let (_dir, server) = server();
     run_script(&server, "amqp/quorum_pika.py", &[]);
 }
+
+#[test]
+fn pika_stream_consumers_read_from_first_last_next_offsets_timestamps_and_intervals_without_removing_anything() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_pika.py", &[]);
+}

@@ -48,6 +48,11 @@ pub mod arguments {
     /// Quorum queues: how many replicas to start with (a positive integer).
     /// Accepted and kept; a single node has one.
     pub const QUORUM_INITIAL_GROUP_SIZE: &str = "x-quorum-initial-group-size";
+    /// Streams: messages older than this go with their segment: a number
+    /// and a unit, `Y`, `M`, `D`, `h`, `m` or `s` ("7D"), as RabbitMQ takes it.
+    pub const MAX_AGE: &str = "x-max-age";
+    /// Streams: the size a segment of the log grows to before a new one starts.
+    pub const STREAM_MAX_SEGMENT_SIZE_BYTES: &str = "x-stream-max-segment-size-bytes";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -141,6 +146,15 @@ pub enum DeadLetterStrategy {
     AtLeastOnce,
 }
 
+/// A stream's log retention: whole segments go once the log is larger than
+/// `max_bytes` or their newest message is older than `max_age_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamRetention {
+    pub max_bytes: Option<u64>,
+    pub max_age_ms: Option<i64>,
+    pub segment_bytes_max: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuePolicy {
     pub queue_type: QueueType,
@@ -158,6 +172,9 @@ pub struct QueuePolicy {
     /// `x-delivery-limit + 1` deliveries, 21 by default.
     pub delivery_limit: Option<u32>,
     pub dead_letter_strategy: DeadLetterStrategy,
+    /// Streams: how their log is kept (`x-max-length-bytes`, `x-max-age`,
+    /// `x-stream-max-segment-size-bytes`); retention drops whole segments.
+    pub stream_retention: StreamRetention,
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
     pub message_groups: bool,
@@ -270,8 +287,30 @@ impl QueuePolicy {
                 ));
             }
         }
+        let mut max_length_bytes = number(arguments::MAX_LENGTH_BYTES)?.map(|bytes| bytes as u64);
+        let mut stream_retention = StreamRetention::default();
+        if queue_type == QueueType::Stream {
+            // A stream's byte limit is its log's retention, not a limit on ready messages.
+            stream_retention = StreamRetention {
+                max_bytes: max_length_bytes.take(),
+                max_age_ms: arguments
+                    .get(arguments::MAX_AGE)
+                    .map(|age| age_ms(age).ok_or_else(|| format!("invalid arg '{}': {age:?}", arguments::MAX_AGE)))
+                    .transpose()?,
+                segment_bytes_max: match number(arguments::STREAM_MAX_SEGMENT_SIZE_BYTES)? {
+                    Some(0) => {
+                        return Err(format!(
+                            "invalid arg '{}': 0 is not a positive integer",
+                            arguments::STREAM_MAX_SEGMENT_SIZE_BYTES
+                        ));
+                    }
+                    bytes => bytes.map(|bytes| bytes as u64),
+                },
+            };
+        }
         Ok(QueuePolicy {
             queue_type,
+            stream_retention,
             dead_letter_strategy,
             message_ttl_ms: number(arguments::MESSAGE_TTL)?,
             retention_ms: match number(arguments::RETENTION)? {
@@ -279,7 +318,7 @@ impl QueuePolicy {
                 retention_ms => retention_ms,
             },
             max_length: number(arguments::MAX_LENGTH)?.map(|length| length as u64),
-            max_length_bytes: number(arguments::MAX_LENGTH_BYTES)?.map(|bytes| bytes as u64),
+            max_length_bytes,
             overflow,
             dead_letter_exchange: arguments.get(arguments::DEAD_LETTER_EXCHANGE).cloned(),
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
@@ -303,6 +342,25 @@ impl QueuePolicy {
     pub fn requeue_delay_ms(&self, delivery_count: u32) -> i64 {
         self.retry.map_or(0, |retry| retry.delay_ms(delivery_count))
     }
+}
+
+/// A duration as RabbitMQ writes `x-max-age` and `x-stream-offset`
+/// intervals, in milliseconds: a positive number and a unit, `Y` (365
+/// days), `M` (30 days), `D`, `h`, `m` or `s`: "7D", "30m".
+pub fn age_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let seconds_per_unit: i64 = match unit {
+        'Y' => 365 * 86_400,
+        'M' => 30 * 86_400,
+        'D' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return None,
+    };
+    let count: i64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|count| *count > 0)?;
+    count.checked_mul(seconds_per_unit)?.checked_mul(1000)
 }
 
 /// A quorum queue's delivery limit in deliveries: `x-delivery-limit`
@@ -529,6 +587,42 @@ mod tests {
         assert_eq!(QueueType::Stream.refused_property(false, false, false), Some("non-durable"));
         assert_eq!(QueueType::Quorum.refused_property(true, false, false), None);
         assert_eq!(QueueType::Classic.refused_property(false, true, true), None);
+    }
+
+    #[test]
+    fn streams_keep_their_log_by_bytes_age_and_segment_size_instead_of_limiting_ready_messages() {
+        let arguments: BTreeMap<String, String> = [
+            ("x-queue-type", "stream"),
+            ("x-max-length-bytes", "20000000000"),
+            ("x-max-age", "7D"),
+            ("x-stream-max-segment-size-bytes", "100000000"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let policy = QueuePolicy::from_arguments(&arguments).expect("valid");
+        assert_eq!(policy.max_length_bytes, None);
+        assert_eq!(
+            policy.stream_retention,
+            StreamRetention {
+                max_bytes: Some(20_000_000_000),
+                max_age_ms: Some(7 * 86_400_000),
+                segment_bytes_max: Some(100_000_000),
+            }
+        );
+        assert_eq!(age_ms("30m"), Some(1_800_000));
+        assert_eq!(age_ms("1h"), Some(3_600_000));
+        assert_eq!(age_ms("1Y"), Some(365 * 86_400_000));
+        assert_eq!(age_ms("10s"), Some(10_000));
+        assert_eq!(age_ms("0s"), None);
+        assert_eq!(age_ms("7"), None);
+        assert_eq!(age_ms("7w"), None);
+        assert_eq!(age_ms(""), None);
+        let bad: BTreeMap<String, String> = [("x-queue-type", "stream"), ("x-max-age", "soon")]
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        assert!(QueuePolicy::from_arguments(&bad).is_err());
     }
 
     #[test]
