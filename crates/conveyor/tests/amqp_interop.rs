@@ -178,3 +178,9 @@ fn pika_stream_consumers_read_from_first_last_next_offsets_timestamps_and_interv
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_pika.py", &[]);
 }
+
+#[test]
+fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_an_offset() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_amqplib.js", &[]);
+}
