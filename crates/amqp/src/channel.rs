@@ -1583,7 +1583,8 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         declared.set_room(consumer, room > 0);
         // A consumer of higher priority with room takes the messages; this
         // one waits until that one is full or gone (either wakes it).
-        let outranked = room > 0 && declared.outranked(priority);
+        // So does one waiting its turn behind a single active consumer.
+        let outranked = room > 0 && (declared.outranked(priority) || declared.waits_its_turn(consumer));
         if outranked {
             shared.unreserve_unused(&window, reserved);
             reserved = 0;

@@ -118,6 +118,9 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
     let mut written = declared.queue.subscribe_written();
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
+        let turn = declared.available();
+        tokio::pin!(turn);
+        turn.as_mut().enable();
         let woken = window.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
@@ -135,8 +138,9 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
                 .await;
             return;
         }
-        let paused = !shared.flowing.load(Ordering::SeqCst);
-        let reserved = if paused { 0 } else { shared.reserve(&window, READ_RECORDS_MAX) };
+        // Paused by channel.flow, or waiting behind a single active consumer.
+        let waiting = !shared.flowing.load(Ordering::SeqCst) || declared.waits_its_turn(consumer);
+        let reserved = if waiting { 0 } else { shared.reserve(&window, READ_RECORDS_MAX) };
         if reserved > 0 {
             let reading = Arc::clone(&declared);
             let read = tokio::task::spawn_blocking(move || reading.queue.read_stream(next, reserved)).await;
@@ -168,6 +172,7 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
             }
         }
         tokio::select! {
+            () = &mut turn => {}
             () = &mut woken => {}
             () = &mut roomier, if reserved == 0 => {}
             changed = written.changed() => {

@@ -184,3 +184,9 @@ fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_amqplib.js", &[]);
 }
+
+#[test]
+fn pika_single_active_consumer_hands_over_in_order_on_cancel_and_on_connection_loss() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/single_active_consumer_pika.py", &[]);
+}

@@ -53,6 +53,9 @@ pub mod arguments {
     pub const MAX_AGE: &str = "x-max-age";
     /// Streams: the size a segment of the log grows to before a new one starts.
     pub const STREAM_MAX_SEGMENT_SIZE_BYTES: &str = "x-stream-max-segment-size-bytes";
+    /// `true`: one consumer at a time gets the messages, the next (in the
+    /// order they attached) when it goes (classic and quorum queues, streams).
+    pub const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -178,6 +181,8 @@ pub struct QueuePolicy {
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
     pub message_groups: bool,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
     /// `x-max-priority`; 0 or none is no priorities.
     pub max_priority: Option<u8>,
 }
@@ -333,6 +338,11 @@ impl QueuePolicy {
                 Some("true") => true,
                 Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
             },
+            single_active_consumer: match arguments.get(arguments::SINGLE_ACTIVE_CONSUMER).map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::SINGLE_ACTIVE_CONSUMER)),
+            },
             max_priority: max_priority(arguments)?,
         })
     }
@@ -472,7 +482,7 @@ mod tests {
         assert_eq!(text["x-retry-backoff"], "2.5");
         assert_eq!(text["x-single-active-consumer"], "true");
         assert_eq!(text["x-max-priority"], "9");
-        assert!(QueuePolicy::from_arguments(&text).is_ok());
+        assert!(QueuePolicy::from_arguments(&text).expect("valid").single_active_consumer);
         let text_priority: FieldTable = [("x-max-priority".to_owned(), HeaderValue::String("9".into()))]
             .into_iter()
             .collect();
