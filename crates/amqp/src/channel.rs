@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 
 use crate::Context;
 use crate::consumer_cancel;
+use crate::consumer_timeout;
 use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
@@ -119,6 +120,8 @@ pub(crate) struct Unacked {
     pub(crate) record: Option<Record>,
     /// The consumer whose window the delivery counts in (none for basic.get).
     pub(crate) window: Option<Arc<Window>>,
+    /// When it was sent, for the consumer timeout (`consumer_timeout.rs`).
+    pub(crate) delivered: Instant,
 }
 
 impl Unacked {
@@ -1179,6 +1182,7 @@ impl Channel {
                     delivery_count: delivery.delivery_count,
                     record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                     window: None,
+                    delivered: Instant::now(),
                 },
             );
         }
@@ -1235,6 +1239,16 @@ impl Channel {
             self.shared.free(one);
         }
         Ok(taken)
+    }
+
+    /// The exception that closes this channel if a delivery it holds has
+    /// waited for its ack past the consumer timeout (`default_ms` unless
+    /// its queue says otherwise).
+    pub fn timed_out(&self, default_ms: u64) -> Option<Exception> {
+        if self.closing {
+            return None;
+        }
+        consumer_timeout::check(self.shared.unacked.lock().values(), self.id(), default_ms, Instant::now())
     }
 
     /// Gives every unacknowledged delivery back to its queue (redelivered
@@ -1686,6 +1700,7 @@ async fn send_delivery(
             delivery_count: delivery.delivery_count,
             record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
             window: Some(Arc::clone(window)),
+            delivered: Instant::now(),
         };
         // Its slot in the prefetch windows was reserved before acquiring.
         shared.unacked.lock().insert(delivery_tag, one);

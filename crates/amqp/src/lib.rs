@@ -8,6 +8,7 @@
 mod channel;
 mod connection;
 mod consumer_cancel;
+mod consumer_timeout;
 mod external;
 pub mod frame;
 mod identity;

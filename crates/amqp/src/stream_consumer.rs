@@ -206,6 +206,7 @@ async fn send(
             delivery_count: 1,
             record: None,
             window: Some(Arc::clone(window)),
+            delivered: std::time::Instant::now(),
         },
     );
     let message = with_offset(message, offset);

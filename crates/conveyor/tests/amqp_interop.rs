@@ -190,3 +190,9 @@ fn pika_single_active_consumer_hands_over_in_order_on_cancel_and_on_connection_l
     let (_dir, server) = server();
     run_script(&server, "amqp/single_active_consumer_pika.py", &[]);
 }
+
+#[test]
+fn pika_a_consumer_holding_a_delivery_past_x_consumer_timeout_loses_its_channel_and_another_gets_it() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/consumer_timeout_pika.py", &[]);
+}

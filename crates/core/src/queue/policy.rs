@@ -56,6 +56,9 @@ pub mod arguments {
     /// `true`: one consumer at a time gets the messages, the next (in the
     /// order they attached) when it goes (classic and quorum queues, streams).
     pub const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+    /// Milliseconds a consumer may hold a delivery unacknowledged before
+    /// its channel is closed (RabbitMQ's per-queue `consumer_timeout`).
+    pub const CONSUMER_TIMEOUT: &str = "x-consumer-timeout";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -183,6 +186,8 @@ pub struct QueuePolicy {
     pub message_groups: bool,
     /// `x-single-active-consumer`.
     pub single_active_consumer: bool,
+    /// `x-consumer-timeout`: overrides the broker's consumer timeout.
+    pub consumer_timeout_ms: Option<i64>,
     /// `x-max-priority`; 0 or none is no priorities.
     pub max_priority: Option<u8>,
 }
@@ -337,6 +342,15 @@ impl QueuePolicy {
                 None | Some("false") => false,
                 Some("true") => true,
                 Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
+            },
+            consumer_timeout_ms: match number(arguments::CONSUMER_TIMEOUT)? {
+                Some(0) => {
+                    return Err(format!(
+                        "invalid arg '{}': 0 is not a positive integer",
+                        arguments::CONSUMER_TIMEOUT
+                    ));
+                }
+                timeout_ms => timeout_ms,
             },
             single_active_consumer: match arguments.get(arguments::SINGLE_ACTIVE_CONSUMER).map(String::as_str) {
                 None | Some("false") => false,
