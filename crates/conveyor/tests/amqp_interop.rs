@@ -196,3 +196,9 @@ fn pika_a_consumer_holding_a_delivery_past_x_consumer_timeout_loses_its_channel_
     let (_dir, server) = server();
     run_script(&server, "amqp/consumer_timeout_pika.py", &[]);
 }
+
+#[test]
+fn aio_pika_stream_consumers_read_from_first_twice_from_an_offset_and_from_next() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_aio_pika.py", &[]);
+}
