@@ -6,7 +6,8 @@ default) gets only what is published after it starts; a timestamp and an
 interval ("30m") start by time. Without basic.qos a consumer is refused
 with 406, basic.get with 540; acks give prefetch credit back (a consumer
 with prefetch 2 reads 10 messages by acking). Retention arguments are
-accepted; a non-durable stream is refused with 406."""
+accepted; a non-durable stream is refused with 406, and so is one with an
+argument that would remove messages (x-message-ttl, x-max-length, …)."""
 import datetime
 import time
 
@@ -96,6 +97,13 @@ try:
     check(False, "a non-durable stream was accepted")
 except pika.exceptions.ChannelClosedByBroker as error:
     check(error.reply_code == 406 and "invalid property 'non-durable'" in error.reply_text, f"non-durable: {error}")
+
+probe = connection.channel()
+try:
+    probe.queue_declare(unique("ttl-stream"), durable=True, arguments={"x-queue-type": "stream", "x-message-ttl": 1000})
+    check(False, "a stream with x-message-ttl was accepted")
+except pika.exceptions.ChannelClosedByBroker as error:
+    check(error.reply_code == 406 and "invalid arg 'x-message-ttl'" in error.reply_text, f"x-message-ttl: {error}")
 
 connection.close()
 print("streams ok")

@@ -228,6 +228,17 @@ impl QueuePolicy {
     /// Reads the arguments this module knows; others are kept but ignored,
     /// as RabbitMQ does. A known argument with a bad value is an error.
     pub fn from_arguments(arguments: &BTreeMap<String, String>) -> Result<QueuePolicy, String> {
+        let queue_type = match arguments.get(arguments::QUEUE_TYPE).map(String::as_str) {
+            None | Some("classic") => QueueType::Classic,
+            Some("quorum") => QueueType::Quorum,
+            Some("stream") => QueueType::Stream,
+            Some(other) => return Err(format!("invalid arg '{}': unknown queue type {other:?}", arguments::QUEUE_TYPE)),
+        };
+        if queue_type == QueueType::Stream
+            && let Some(refused) = STREAM_REFUSED_ARGUMENTS.iter().find(|name| arguments.contains_key(**name))
+        {
+            return Err(format!("invalid arg '{refused}' of queue type stream"));
+        }
         let number = |key: &str| -> Result<Option<i64>, String> {
             arguments
                 .get(key)
@@ -272,12 +283,6 @@ impl QueuePolicy {
                     delay_max_ms,
                 })
             }
-        };
-        let queue_type = match arguments.get(arguments::QUEUE_TYPE).map(String::as_str) {
-            None | Some("classic") => QueueType::Classic,
-            Some("quorum") => QueueType::Quorum,
-            Some("stream") => QueueType::Stream,
-            Some(other) => return Err(format!("invalid arg '{}': unknown queue type {other:?}", arguments::QUEUE_TYPE)),
         };
         let delivery_limit = match queue_type {
             QueueType::Quorum => quorum_delivery_limit(arguments)?,
@@ -367,6 +372,24 @@ impl QueuePolicy {
         self.retry.map_or(0, |retry| retry.delay_ms(delivery_count))
     }
 }
+
+/// Arguments a stream refuses, as RabbitMQ's stream queues do: each would
+/// settle messages in the share cursor (expire, drop, dead-letter them),
+/// and a settled prefix of a queue's log is truncated, which a stream's
+/// readers must never see. Its retention is by bytes and age instead.
+const STREAM_REFUSED_ARGUMENTS: [&str; 11] = [
+    arguments::MESSAGE_TTL,
+    arguments::MAX_LENGTH,
+    arguments::OVERFLOW,
+    arguments::DEAD_LETTER_EXCHANGE,
+    arguments::DEAD_LETTER_ROUTING_KEY,
+    arguments::DELIVERY_LIMIT,
+    arguments::EXPIRES,
+    arguments::RETRY_DELAY,
+    arguments::RETENTION,
+    arguments::MESSAGE_GROUPS,
+    arguments::MAX_PRIORITY,
+];
 
 /// A duration as RabbitMQ writes `x-max-age` and `x-stream-offset`
 /// intervals, in milliseconds: a positive number and a unit, `Y` (365
@@ -647,6 +670,17 @@ mod tests {
             .map(|(key, value)| (key.to_owned(), value.to_owned()))
             .collect();
         assert!(QueuePolicy::from_arguments(&bad).is_err());
+        for refused in ["x-message-ttl", "x-max-length", "x-dead-letter-exchange", "x-expires", "x-overflow"] {
+            let arguments: BTreeMap<String, String> = [("x-queue-type", "stream"), (refused, "1")]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect();
+            assert_eq!(
+                QueuePolicy::from_arguments(&arguments),
+                Err(format!("invalid arg '{refused}' of queue type stream")),
+                "a stream must not settle messages"
+            );
+        }
     }
 
     #[test]
