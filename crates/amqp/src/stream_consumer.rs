@@ -146,15 +146,18 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
             let read = tokio::task::spawn_blocking(move || reading.queue.read_stream(next, reserved)).await;
             let records = match read {
                 Ok(Ok(records)) => records,
-                Err(_) | Ok(Err(_)) if consumer_cancel::gone_with_queue(&declared) => continue,
-                Ok(Err(error)) => {
-                    warn!(queue = declared.name, %error, "reading a stream failed; the consumer stops");
+                failed => {
                     shared.unreserve_unused(&window, reserved);
-                    return;
-                }
-                Err(error) => {
+                    // Deleted meanwhile: the next round tells the client.
+                    if consumer_cancel::gone_with_queue(&declared) {
+                        continue;
+                    }
+                    let error = match failed {
+                        Ok(Err(error)) => error.to_string(),
+                        Err(error) => error.to_string(),
+                        Ok(Ok(_)) => String::new(),
+                    };
                     warn!(queue = declared.name, %error, "reading a stream failed; the consumer stops");
-                    shared.unreserve_unused(&window, reserved);
                     return;
                 }
             };
