@@ -21,7 +21,7 @@ use conveyor_core::connection_budget::Reservation;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::limits::Limit;
 use conveyor_core::messaging::{DeathReason, Storing};
-use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, Visibility};
+use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, QueueType, Visibility};
 use conveyor_core::vhost::{self, VirtualHost};
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
@@ -30,12 +30,15 @@ use tracing::{debug, warn};
 
 use crate::Context;
 use crate::consumer_cancel;
+use crate::consumer_timeout;
 use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
 use crate::prefetch::Window;
+use crate::queue_type;
 use crate::reply::{self, Exception, short};
 use crate::reply_to::{self, DirectReplyConsumer};
+use crate::stream_consumer::{self, Reader};
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -59,15 +62,15 @@ pub(crate) struct Shared {
     pub(crate) next_tag: AtomicU64,
     unacked: Mutex<BTreeMap<u64, Unacked>>,
     /// The channel's global prefetch window: every consumer's deliveries count in it.
-    global: Window,
+    pub(crate) global: Window,
     /// `channel.flow`: while the client has it off, consumers are sent nothing.
-    flowing: AtomicBool,
+    pub(crate) flowing: AtomicBool,
 }
 
 impl Shared {
     /// Room for up to `max` deliveries to a consumer, taken in its window
     /// and the channel's together.
-    fn reserve(&self, window: &Window, max: usize) -> usize {
+    pub(crate) fn reserve(&self, window: &Window, max: usize) -> usize {
         let reserved = window.reserve(max);
         let both = self.global.reserve(reserved);
         window.unreserve_quietly(reserved - both);
@@ -76,9 +79,15 @@ impl Shared {
 
     /// Gives back reservations a consumer did not use; the channel's other
     /// consumers may have been waiting for them.
-    fn unreserve_unused(&self, window: &Window, count: usize) {
+    pub(crate) fn unreserve_unused(&self, window: &Window, count: usize) {
         window.unreserve_quietly(count);
         self.global.unreserve(count);
+    }
+
+    /// Remembers a delivery sent with `tag` until it is settled (its slot
+    /// in the prefetch windows was reserved before it was read).
+    pub(crate) fn track(&self, tag: u64, one: Unacked) {
+        self.unacked.lock().insert(tag, one);
     }
 
     /// A delivery to a consumer counts in its windows again.
@@ -102,15 +111,26 @@ impl Shared {
 }
 
 #[derive(Debug)]
-struct Unacked {
-    queue: Arc<DeclaredQueue>,
-    consumer: ConsumerId,
-    offset: u64,
-    delivery_count: u32,
+pub(crate) struct Unacked {
+    pub(crate) queue: Arc<DeclaredQueue>,
+    pub(crate) consumer: ConsumerId,
+    pub(crate) offset: u64,
+    pub(crate) delivery_count: u32,
     /// Kept only when the queue dead-letters: a reject without requeue sends it on.
-    record: Option<Record>,
+    pub(crate) record: Option<Record>,
     /// The consumer whose window the delivery counts in (none for basic.get).
-    window: Option<Arc<Window>>,
+    pub(crate) window: Option<Arc<Window>>,
+    /// When it was sent, for the consumer timeout (`consumer_timeout.rs`).
+    pub(crate) delivered: Instant,
+}
+
+impl Unacked {
+    /// Whether settling it changes the queue's share cursor: not for a
+    /// deleted queue (settled with it), nor for a stream, whose
+    /// consumers read without acquiring (settling only frees the window).
+    fn settles_in_cursor(&self) -> bool {
+        !consumer_cancel::gone_with_queue(&self.queue) && self.queue.policy().queue_type != QueueType::Stream
+    }
 }
 
 #[derive(Debug)]
@@ -825,8 +845,7 @@ impl Channel {
     fn apply(&mut self, unacked: Vec<Unacked>, settlement: Settlement) {
         match settlement {
             Settlement::Ack => {
-                // A deleted queue's deliveries are settled with it.
-                for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
+                for one in unacked.into_iter().filter(Unacked::settles_in_cursor) {
                     match one.queue.queue.ack(one.consumer, one.offset) {
                         Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
@@ -947,6 +966,14 @@ impl Channel {
         }
         let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
             .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
+        queue_type::check_declaration(
+            &arguments,
+            declare.durable,
+            declare.exclusive,
+            declare.auto_delete,
+            &name,
+            self.vhost.name(),
+        )?;
         // RabbitMQ checks a server-named queue under its generated name.
         self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
         if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
@@ -1031,6 +1058,21 @@ impl Channel {
             ));
         }
         let priority = consumer_priority(&consume.arguments)?;
+        let stream = declared.policy().queue_type == QueueType::Stream;
+        let stream_next = if stream {
+            stream_consumer::check_consume(consume.no_ack, self.prefetch, &name, self.vhost.name())?;
+            let start = stream_consumer::start(&consume.arguments, context.broker.clock().now_ms())?;
+            // Resolved before consume-ok: "next" means after what the client could have published before.
+            let reading = Arc::clone(&declared);
+            Some(
+                tokio::task::spawn_blocking(move || reading.queue.stream_offset(start))
+                    .await
+                    .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
+                    .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?,
+            )
+        } else {
+            None
+        };
         let id = declared.new_consumer();
         declared.add_consumer(id, priority, consume.exclusive).map_err(|why| {
             Exception::new(
@@ -1049,17 +1091,29 @@ impl Channel {
             queue: declared,
             window: Arc::new(Window::new(self.prefetch)),
         };
-        tokio::spawn(deliver(
-            Arc::clone(&self.shared),
-            Arc::clone(&consumer.queue),
-            Delivering {
-                consumer: consumer.id,
-                priority,
-                window: Arc::clone(&consumer.window),
-                tag: tag.clone(),
-                no_ack: consume.no_ack,
-            },
-        ));
+        match stream_next {
+            Some(next) => tokio::spawn(stream_consumer::deliver(
+                Arc::clone(&self.shared),
+                Arc::clone(&consumer.queue),
+                Reader {
+                    consumer: consumer.id,
+                    window: Arc::clone(&consumer.window),
+                    tag: tag.clone(),
+                    next,
+                },
+            )),
+            None => tokio::spawn(deliver(
+                Arc::clone(&self.shared),
+                Arc::clone(&consumer.queue),
+                Delivering {
+                    consumer: consumer.id,
+                    priority,
+                    window: Arc::clone(&consumer.window),
+                    tag: tag.clone(),
+                    no_ack: consume.no_ack,
+                },
+            )),
+        };
         self.consumers.insert(tag, consumer);
         Ok(())
     }
@@ -1094,6 +1148,9 @@ impl Channel {
         let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
         check_access(context, connection_id, &self.vhost, &resource)?;
         self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
+        if declared.policy().queue_type == QueueType::Stream {
+            return Err(stream_consumer::get_refused(&name, self.vhost.name()));
+        }
         let consumer = declared.new_consumer();
         let acquiring = Arc::clone(&declared);
         let broker = Arc::clone(&context.broker);
@@ -1125,11 +1182,12 @@ impl Channel {
                     delivery_count: delivery.delivery_count,
                     record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
                     window: None,
+                    delivered: Instant::now(),
                 },
             );
         }
         let redelivered = delivery.redelivered();
-        let message = Message::from_record(delivery.record);
+        let message = queue_type::delivered(&declared.policy(), delivery);
         let remaining = declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt;
         let method = basic::AMQPMethod::GetOk(basic::GetOk {
             delivery_tag: tag,
@@ -1181,6 +1239,16 @@ impl Channel {
             self.shared.free(one);
         }
         Ok(taken)
+    }
+
+    /// The exception that closes this channel if a delivery it holds has
+    /// waited for its ack past the consumer timeout (`default_ms` unless
+    /// its queue says otherwise).
+    pub fn timed_out(&self, default_ms: u64) -> Option<Exception> {
+        if self.closing {
+            return None;
+        }
+        consumer_timeout::check(self.shared.unacked.lock().values(), self.id(), default_ms, Instant::now())
     }
 
     /// Gives every unacknowledged delivery back to its queue (redelivered
@@ -1291,8 +1359,9 @@ impl Refusal {
 /// Settles deliveries that were not acked; returns the dead-letter appends.
 fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal) -> Vec<Storing> {
     let mut appends = Vec::new();
-    // A deleted queue's deliveries are settled with it: nothing to requeue or dead-letter.
-    for one in unacked.into_iter().filter(|one| !consumer_cancel::gone_with_queue(&one.queue)) {
+    // A deleted queue's deliveries are settled with it, a stream's need no
+    // settling: nothing to requeue or dead-letter.
+    for one in unacked.into_iter().filter(Unacked::settles_in_cursor) {
         let result = if refusal != Refusal::DeadLetter {
             let delay_ms = match refusal {
                 Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
@@ -1528,7 +1597,8 @@ async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: 
         declared.set_room(consumer, room > 0);
         // A consumer of higher priority with room takes the messages; this
         // one waits until that one is full or gone (either wakes it).
-        let outranked = room > 0 && declared.outranked(priority);
+        // So does one waiting its turn behind a single active consumer.
+        let outranked = room > 0 && (declared.outranked(priority) || declared.waits_its_turn(consumer));
         if outranked {
             shared.unreserve_unused(&window, reserved);
             reserved = 0;
@@ -1630,12 +1700,13 @@ async fn send_delivery(
             delivery_count: delivery.delivery_count,
             record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
             window: Some(Arc::clone(window)),
+            delivered: Instant::now(),
         };
         // Its slot in the prefetch windows was reserved before acquiring.
         shared.unacked.lock().insert(delivery_tag, one);
     }
     let redelivered = delivery.redelivered();
-    let message = Message::from_record(delivery.record);
+    let message = queue_type::delivered(&declared.policy(), delivery);
     let method = basic::AMQPMethod::Deliver(basic::Deliver {
         consumer_tag: short(tag.to_owned()),
         delivery_tag,

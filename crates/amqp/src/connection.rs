@@ -27,6 +27,7 @@ use tracing::{debug, info};
 
 use crate::Context;
 use crate::channel::{Channel, OUTBOX_FRAMES, Outbox, delete_auto_deleted};
+use crate::consumer_timeout;
 use crate::external;
 use crate::frame::{self, FrameError};
 use crate::identity::{self, Identity};
@@ -331,6 +332,8 @@ impl Connection {
         let silence_max = (heartbeat_s > 0).then(|| Duration::from_secs(u64::from(heartbeat_s) * 2));
         let closed = self.registration.closed();
         tokio::pin!(closed);
+        let mut timeouts = tokio::time::interval(consumer_timeout::CHECK_INTERVAL);
+        timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (budget, frame_max, peer_watch) = (self.budget.clone(), self.frame_max, self.peer_watch.clone());
             let read = async {
@@ -347,13 +350,18 @@ impl Connection {
                 let frame = frame::read_frame_rest(reader, start).await?;
                 Ok::<_, FrameError>((frame, bytes.hold_all()))
             };
-            let frame = tokio::select! {
-                frame = read => frame,
-                _ = shutdown.changed() => {
-                    return End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown"));
-                }
-                () = &mut closed => {
-                    return End::Exception(Exception::new(reply::CONNECTION_FORCED, "closed via management API"));
+            tokio::pin!(read);
+            // The read is polled to its end across ticks: a frame is never cut.
+            let frame = loop {
+                tokio::select! {
+                    frame = &mut read => break frame,
+                    _ = shutdown.changed() => {
+                        return End::Exception(Exception::new(reply::CONNECTION_FORCED, "broker shutdown"));
+                    }
+                    () = &mut closed => {
+                        return End::Exception(Exception::new(reply::CONNECTION_FORCED, "closed via management API"));
+                    }
+                    _ = timeouts.tick() => self.close_timed_out_channels().await,
                 }
             };
             let (frame, bytes) = match frame {
@@ -385,6 +393,25 @@ impl Connection {
             if let Some(end) = end {
                 return end;
             }
+        }
+    }
+
+    /// Closes the channels holding a delivery past the consumer timeout
+    /// (`consumer_timeout.rs`); what they held goes back to its queues.
+    async fn close_timed_out_channels(&mut self) {
+        let default_ms = self.context.broker.limits().config().amqp_consumer_timeout_ms;
+        let timed_out: Vec<(u16, Exception)> = self
+            .channels
+            .iter()
+            .filter_map(|(id, channel)| channel.timed_out(default_ms).map(|exception| (*id, exception)))
+            .collect();
+        for (id, exception) in timed_out {
+            let Some(channel) = self.channels.get_mut(&id) else { continue };
+            info!(peer = %self.peer, channel = id, text = exception.text, "closing a channel: consumer timeout");
+            let unused = channel.close();
+            channel.closing = true;
+            delete_auto_deleted(&self.context, unused).await;
+            self.send(&[exception.channel_close(id)]).await;
         }
     }
 

@@ -8,6 +8,7 @@
 mod channel;
 mod connection;
 mod consumer_cancel;
+mod consumer_timeout;
 mod external;
 pub mod frame;
 mod identity;
@@ -17,8 +18,10 @@ mod method;
 pub mod nesting;
 mod peer;
 mod prefetch;
+mod queue_type;
 mod reply;
 mod reply_to;
+mod stream_consumer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

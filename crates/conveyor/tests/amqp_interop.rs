@@ -166,3 +166,39 @@ fn amqplib_rpc_over_direct_reply_to() {
     let (_dir, server) = server();
     run_script(&server, "amqp/direct_reply_to_amqplib.js", &[]);
 }
+
+#[test]
+fn pika_quorum_queue_dead_letters_after_20_returns_counting_them_and_refuses_non_durable_declarations() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/quorum_pika.py", &[]);
+}
+
+#[test]
+fn pika_stream_consumers_read_from_first_last_next_offsets_timestamps_and_intervals_without_removing_anything() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_pika.py", &[]);
+}
+
+#[test]
+fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_an_offset() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_amqplib.js", &[]);
+}
+
+#[test]
+fn pika_single_active_consumer_hands_over_in_order_on_cancel_and_on_connection_loss() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/single_active_consumer_pika.py", &[]);
+}
+
+#[test]
+fn pika_a_consumer_holding_a_delivery_past_x_consumer_timeout_loses_its_channel_and_another_gets_it() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/consumer_timeout_pika.py", &[]);
+}
+
+#[test]
+fn aio_pika_stream_consumers_read_from_first_twice_from_an_offset_and_from_next() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_aio_pika.py", &[]);
+}

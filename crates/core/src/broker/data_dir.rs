@@ -82,6 +82,12 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
     queue.cursor.message_groups = policy.message_groups;
     queue.cursor.count_bytes = policy.max_length_bytes.is_some();
     queue.cursor.max_priority = policy.max_priority.unwrap_or(0);
+    let retention = policy.stream_retention;
+    queue.log.retention_bytes = retention.max_bytes.or(queue.log.retention_bytes);
+    queue.log.retention_ms = retention.max_age_ms.or(queue.log.retention_ms);
+    if let Some(segment_bytes) = retention.segment_bytes_max {
+        queue.log.segment_bytes = segment_bytes;
+    }
     queue.log.durability = if definition.durable {
         config.topic_defaults.log.durability
     } else {

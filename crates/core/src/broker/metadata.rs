@@ -156,7 +156,7 @@ impl Change {
                             }
                         }
                         Effect::Redefine(queue, definition, policy) => {
-                            queue.redefine(definition, policy);
+                            queue.redefine(definition, *policy);
                             // A lower delivery limit or a new dead-letter route
                             // may concern messages already waiting.
                             queue.notify_available();

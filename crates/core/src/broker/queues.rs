@@ -56,6 +56,16 @@ impl Broker {
             name: name.to_owned(),
             reason,
         })?;
+        // Exclusivity is a front door's (AMQP's) to check, with its owner.
+        if let Some(property) = policy
+            .queue_type
+            .refused_property(definition.durable, false, definition.auto_delete)
+        {
+            return Err(CoreError::InvalidQueueArgument {
+                name: name.to_owned(),
+                reason: format!("invalid property '{property}' for a {} queue", policy.queue_type.as_str()),
+            });
+        }
         let name = name.to_owned();
         run_to_completion(async move {
             let meta = Arc::clone(change.meta());

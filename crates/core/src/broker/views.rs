@@ -49,7 +49,7 @@ pub(crate) enum Opened {
 pub(crate) enum Effect {
     AddPartitions(Arc<Topic>, Vec<Partition>),
     SetTopicConfig(Arc<Topic>, TopicConfig),
-    Redefine(Arc<DeclaredQueue>, QueueDefinition, QueuePolicy),
+    Redefine(Arc<DeclaredQueue>, QueueDefinition, Box<QueuePolicy>),
 }
 
 /// What applying one event did.
@@ -138,7 +138,9 @@ impl Views {
                     })?;
                     let mut definition = (*queue.definition()).clone();
                     definition.arguments = arguments.clone();
-                    applied.effects.push(Effect::Redefine(Arc::clone(queue), definition, policy));
+                    applied
+                        .effects
+                        .push(Effect::Redefine(Arc::clone(queue), definition, Box::new(policy)));
                 }
                 None => applied.changed = false,
             },

@@ -32,6 +32,11 @@ pub struct LimitsConfig {
     pub fetch_max_bytes: u64,
     /// RabbitMQ's `handshake_timeout`: from accepting an AMQP connection to `connection.open`.
     pub amqp_handshake_timeout_ms: u64,
+    /// RabbitMQ's `consumer_timeout`: a delivery unacknowledged this long
+    /// closes its channel with 406 PRECONDITION_FAILED, and the deliveries
+    /// the channel held go back to the queue. A queue's `x-consumer-timeout`
+    /// overrides it.
+    pub amqp_consumer_timeout_ms: u64,
     /// RabbitMQ's `channel_max`, offered in `connection.tune`.
     pub amqp_channel_max: u16,
     /// RabbitMQ's `consumer_max_per_channel`.
@@ -73,6 +78,8 @@ impl Default for LimitsConfig {
             kafka_message_bytes_max: crate::topic_config::MAX_MESSAGE_BYTES_DEFAULT,
             fetch_max_bytes: 55 * MIB,
             amqp_handshake_timeout_ms: 10_000,
+            // RabbitMQ's default: 30 minutes.
+            amqp_consumer_timeout_ms: 30 * 60 * 1000,
             amqp_channel_max: 2047,
             amqp_consumers_per_channel_max: 1_000,
             amqp_message_bytes_max: 128 * MIB,

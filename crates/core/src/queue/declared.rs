@@ -20,6 +20,10 @@ const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
 #[derive(Debug, Default)]
 struct Consumers {
     ranks: std::collections::HashMap<ConsumerId, Rank>,
+    /// In the order they attached: with `x-single-active-consumer` the
+    /// first is the one that gets messages, and the next takes over when
+    /// it goes.
+    order: Vec<ConsumerId>,
     /// One of them holds the queue exclusively.
     exclusive: bool,
 }
@@ -196,6 +200,7 @@ impl DeclaredQueue {
         }
         consumers.exclusive = exclusive;
         consumers.ranks.insert(consumer, Rank { priority, room: true });
+        consumers.order.push(consumer);
         Ok(())
     }
 
@@ -204,10 +209,12 @@ impl DeclaredQueue {
         let remaining = {
             let mut consumers = self.consumers.lock();
             consumers.ranks.remove(&consumer);
+            consumers.order.retain(|attached| *attached != consumer);
             consumers.exclusive = false;
             consumers.ranks.len()
         };
-        // Consumers it outranked may take its share now.
+        // Consumers it outranked may take its share now; with a single
+        // active consumer, the next in line takes over.
         self.notify_available();
         remaining
     }
@@ -242,6 +249,14 @@ impl DeclaredQueue {
             .ranks
             .values()
             .any(|other| other.priority > priority && other.room)
+    }
+
+    /// Whether `consumer` waits while another is the queue's single active
+    /// consumer (`x-single-active-consumer`): the one attached longest
+    /// gets every message; the others wait their turn, in the order they
+    /// attached. Woken through [`DeclaredQueue::available`] when it goes.
+    pub fn waits_its_turn(&self, consumer: ConsumerId) -> bool {
+        self.policy().single_active_consumer && self.consumers.lock().order.first().is_some_and(|active| *active != consumer)
     }
 
     /// Messages waiting to be delivered, counting publishes not yet committed.

@@ -13,6 +13,7 @@ pub mod policy;
 #[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
 mod queue;
 mod share_cursor;
+mod stream;
 
 use std::path::PathBuf;
 
@@ -21,12 +22,13 @@ pub mod deduplication;
 pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
 pub use journal::JOURNAL_RESERVE_BYTES;
-pub use policy::{Overflow, QueuePolicy};
+pub use policy::{DeadLetterStrategy, Overflow, QueuePolicy, QueueType, StreamRetention};
 pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, GroupKey, JournalEvent, ShareCursor,
     ShareCursorConfig,
 };
+pub use stream::StreamStart;
 
 /// Why a queue operation failed. A [`CursorError`] fails only that request;
 /// a log error may mean the queue is poisoned until reopened.

@@ -41,6 +41,24 @@ pub mod arguments {
     /// The highest message priority, 0–255 (0: none): a priority queue
     /// delivers the messages of higher priority first (see `share_cursor.rs`).
     pub const MAX_PRIORITY: &str = "x-max-priority";
+    /// `classic` (the default), `quorum` or `stream` ([`QueueType`]).
+    pub const QUEUE_TYPE: &str = "x-queue-type";
+    /// Quorum queues: `at-most-once` (the default) or `at-least-once`.
+    pub const DEAD_LETTER_STRATEGY: &str = "x-dead-letter-strategy";
+    /// Quorum queues: how many replicas to start with (a positive integer).
+    /// Accepted and kept; a single node has one.
+    pub const QUORUM_INITIAL_GROUP_SIZE: &str = "x-quorum-initial-group-size";
+    /// Streams: messages older than this go with their segment: a number
+    /// and a unit, `Y`, `M`, `D`, `h`, `m` or `s` ("7D"), as RabbitMQ takes it.
+    pub const MAX_AGE: &str = "x-max-age";
+    /// Streams: the size a segment of the log grows to before a new one starts.
+    pub const STREAM_MAX_SEGMENT_SIZE_BYTES: &str = "x-stream-max-segment-size-bytes";
+    /// `true`: one consumer at a time gets the messages, the next (in the
+    /// order they attached) when it goes (classic and quorum queues, streams).
+    pub const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+    /// Milliseconds a consumer may hold a delivery unacknowledged before
+    /// its channel is closed (RabbitMQ's per-queue `consumer_timeout`).
+    pub const CONSUMER_TIMEOUT: &str = "x-consumer-timeout";
 }
 
 /// Record headers the core reads and writes (front doors map them to their
@@ -77,8 +95,75 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// A queue's type (`x-queue-type`), as RabbitMQ names them. Every type is
+/// a log with a share cursor here; the type decides the rules RabbitMQ
+/// gives it (see [`QueueType::refused_property`] and the delivery limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    /// RabbitMQ's replicated FIFO queue: durable only, a delivery limit of
+    /// [`QueueType::QUORUM_DELIVERY_LIMIT_DEFAULT`] returns unless told
+    /// otherwise, redeliveries counted in a header.
+    Quorum,
+    /// RabbitMQ's append-only log with non-destructive reads.
+    Stream,
+}
+
+impl QueueType {
+    /// RabbitMQ 4's default `x-delivery-limit` for quorum queues.
+    pub const QUORUM_DELIVERY_LIMIT_DEFAULT: u32 = 20;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
+        }
+    }
+
+    /// The declaration property this type refuses, in RabbitMQ's order
+    /// and words (`invalid property '…' for queue …`): quorum queues and
+    /// streams are durable, not exclusive and not auto-delete.
+    pub fn refused_property(self, durable: bool, exclusive: bool, auto_delete: bool) -> Option<&'static str> {
+        if self == QueueType::Classic {
+            return None;
+        }
+        if auto_delete {
+            Some("auto-delete")
+        } else if exclusive {
+            Some("exclusive-owner")
+        } else if !durable {
+            Some("non-durable")
+        } else {
+            None
+        }
+    }
+}
+
+/// What a quorum queue does with a message it dead-letters
+/// (`x-dead-letter-strategy`). Both are accepted; dead letters here are
+/// appended with the settlement that produces them, so both behave as
+/// `at-least-once` does in RabbitMQ once the append is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeadLetterStrategy {
+    #[default]
+    AtMostOnce,
+    AtLeastOnce,
+}
+
+/// A stream's log retention: whole segments go once the log is larger than
+/// `max_bytes` or their newest message is older than `max_age_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamRetention {
+    pub max_bytes: Option<u64>,
+    pub max_age_ms: Option<i64>,
+    pub segment_bytes_max: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueuePolicy {
+    pub queue_type: QueueType,
     pub message_ttl_ms: Option<i64>,
     pub retention_ms: Option<i64>,
     pub max_length: Option<u64>,
@@ -86,10 +171,23 @@ pub struct QueuePolicy {
     pub overflow: Overflow,
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
+    /// How many times a message may be delivered; past it, it is
+    /// dead-lettered. Classic queues (and SQS's maxReceiveCount) count
+    /// deliveries in `x-delivery-limit`; quorum queues count returns, as
+    /// RabbitMQ does ("returned more times than the limit"), so theirs is
+    /// `x-delivery-limit + 1` deliveries, 21 by default.
     pub delivery_limit: Option<u32>,
+    pub dead_letter_strategy: DeadLetterStrategy,
+    /// Streams: how their log is kept (`x-max-length-bytes`, `x-max-age`,
+    /// `x-stream-max-segment-size-bytes`); retention drops whole segments.
+    pub stream_retention: StreamRetention,
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
     pub message_groups: bool,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
+    /// `x-consumer-timeout`: overrides the broker's consumer timeout.
+    pub consumer_timeout_ms: Option<i64>,
     /// `x-max-priority`; 0 or none is no priorities.
     pub max_priority: Option<u8>,
 }
@@ -130,6 +228,17 @@ impl QueuePolicy {
     /// Reads the arguments this module knows; others are kept but ignored,
     /// as RabbitMQ does. A known argument with a bad value is an error.
     pub fn from_arguments(arguments: &BTreeMap<String, String>) -> Result<QueuePolicy, String> {
+        let queue_type = match arguments.get(arguments::QUEUE_TYPE).map(String::as_str) {
+            None | Some("classic") => QueueType::Classic,
+            Some("quorum") => QueueType::Quorum,
+            Some("stream") => QueueType::Stream,
+            Some(other) => return Err(format!("invalid arg '{}': unknown queue type {other:?}", arguments::QUEUE_TYPE)),
+        };
+        if queue_type == QueueType::Stream
+            && let Some(refused) = STREAM_REFUSED_ARGUMENTS.iter().find(|name| arguments.contains_key(**name))
+        {
+            return Err(format!("invalid arg '{refused}' of queue type stream"));
+        }
         let number = |key: &str| -> Result<Option<i64>, String> {
             arguments
                 .get(key)
@@ -175,18 +284,60 @@ impl QueuePolicy {
                 })
             }
         };
+        let delivery_limit = match queue_type {
+            QueueType::Quorum => quorum_delivery_limit(arguments)?,
+            _ => number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
+        };
+        let mut dead_letter_strategy = DeadLetterStrategy::default();
+        if queue_type == QueueType::Quorum {
+            dead_letter_strategy = match arguments.get(arguments::DEAD_LETTER_STRATEGY).map(String::as_str) {
+                None | Some("at-most-once") => DeadLetterStrategy::AtMostOnce,
+                Some("at-least-once") => DeadLetterStrategy::AtLeastOnce,
+                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::DEAD_LETTER_STRATEGY)),
+            };
+            if number(arguments::QUORUM_INITIAL_GROUP_SIZE)? == Some(0) {
+                return Err(format!(
+                    "invalid arg '{}': 0 is not a positive integer",
+                    arguments::QUORUM_INITIAL_GROUP_SIZE
+                ));
+            }
+        }
+        let mut max_length_bytes = number(arguments::MAX_LENGTH_BYTES)?.map(|bytes| bytes as u64);
+        let mut stream_retention = StreamRetention::default();
+        if queue_type == QueueType::Stream {
+            // A stream's byte limit is its log's retention, not a limit on ready messages.
+            stream_retention = StreamRetention {
+                max_bytes: max_length_bytes.take(),
+                max_age_ms: arguments
+                    .get(arguments::MAX_AGE)
+                    .map(|age| age_ms(age).ok_or_else(|| format!("invalid arg '{}': {age:?}", arguments::MAX_AGE)))
+                    .transpose()?,
+                segment_bytes_max: match number(arguments::STREAM_MAX_SEGMENT_SIZE_BYTES)? {
+                    Some(0) => {
+                        return Err(format!(
+                            "invalid arg '{}': 0 is not a positive integer",
+                            arguments::STREAM_MAX_SEGMENT_SIZE_BYTES
+                        ));
+                    }
+                    bytes => bytes.map(|bytes| bytes as u64),
+                },
+            };
+        }
         Ok(QueuePolicy {
+            queue_type,
+            stream_retention,
+            dead_letter_strategy,
             message_ttl_ms: number(arguments::MESSAGE_TTL)?,
             retention_ms: match number(arguments::RETENTION)? {
                 Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::RETENTION)),
                 retention_ms => retention_ms,
             },
             max_length: number(arguments::MAX_LENGTH)?.map(|length| length as u64),
-            max_length_bytes: number(arguments::MAX_LENGTH_BYTES)?.map(|bytes| bytes as u64),
+            max_length_bytes,
             overflow,
             dead_letter_exchange: arguments.get(arguments::DEAD_LETTER_EXCHANGE).cloned(),
             dead_letter_routing_key: arguments.get(arguments::DEAD_LETTER_ROUTING_KEY).cloned(),
-            delivery_limit: number(arguments::DELIVERY_LIMIT)?.map(|limit| limit.clamp(1, i64::from(u32::MAX)) as u32),
+            delivery_limit,
             retry,
             expires_ms: match number(arguments::EXPIRES)? {
                 Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::EXPIRES)),
@@ -197,6 +348,20 @@ impl QueuePolicy {
                 Some("true") => true,
                 Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
             },
+            consumer_timeout_ms: match number(arguments::CONSUMER_TIMEOUT)? {
+                Some(0) => {
+                    return Err(format!(
+                        "invalid arg '{}': 0 is not a positive integer",
+                        arguments::CONSUMER_TIMEOUT
+                    ));
+                }
+                timeout_ms => timeout_ms,
+            },
+            single_active_consumer: match arguments.get(arguments::SINGLE_ACTIVE_CONSUMER).map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::SINGLE_ACTIVE_CONSUMER)),
+            },
             max_priority: max_priority(arguments)?,
         })
     }
@@ -206,6 +371,63 @@ impl QueuePolicy {
     pub fn requeue_delay_ms(&self, delivery_count: u32) -> i64 {
         self.retry.map_or(0, |retry| retry.delay_ms(delivery_count))
     }
+}
+
+/// Arguments a stream refuses, as RabbitMQ's stream queues do: each would
+/// settle messages in the share cursor (expire, drop, dead-letter them),
+/// and a settled prefix of a queue's log is truncated, which a stream's
+/// readers must never see. Its retention is by bytes and age instead.
+const STREAM_REFUSED_ARGUMENTS: [&str; 11] = [
+    arguments::MESSAGE_TTL,
+    arguments::MAX_LENGTH,
+    arguments::OVERFLOW,
+    arguments::DEAD_LETTER_EXCHANGE,
+    arguments::DEAD_LETTER_ROUTING_KEY,
+    arguments::DELIVERY_LIMIT,
+    arguments::EXPIRES,
+    arguments::RETRY_DELAY,
+    arguments::RETENTION,
+    arguments::MESSAGE_GROUPS,
+    arguments::MAX_PRIORITY,
+];
+
+/// A duration as RabbitMQ writes `x-max-age` and `x-stream-offset`
+/// intervals, in milliseconds: a positive number and a unit, `Y` (365
+/// days), `M` (30 days), `D`, `h`, `m` or `s`: "7D", "30m".
+pub fn age_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let seconds_per_unit: i64 = match unit {
+        'Y' => 365 * 86_400,
+        'M' => 30 * 86_400,
+        'D' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return None,
+    };
+    let count: i64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|count| *count > 0)?;
+    count.checked_mul(seconds_per_unit)?.checked_mul(1000)
+}
+
+/// A quorum queue's delivery limit in deliveries: `x-delivery-limit`
+/// returns (20 without one, none with -1, as in RabbitMQ 4) plus the first
+/// delivery.
+fn quorum_delivery_limit(arguments: &BTreeMap<String, String>) -> Result<Option<u32>, String> {
+    let returns_max = match arguments.get(arguments::DELIVERY_LIMIT) {
+        None => i64::from(QueueType::QUORUM_DELIVERY_LIMIT_DEFAULT),
+        Some(value) => match value.trim().parse::<i64>() {
+            Ok(-1) => return Ok(None),
+            Ok(returns_max) if returns_max >= 0 => returns_max,
+            _ => {
+                return Err(format!(
+                    "invalid arg '{}': {value:?} is not a non-negative integer or -1",
+                    arguments::DELIVERY_LIMIT
+                ));
+            }
+        },
+    };
+    Ok(Some(returns_max.saturating_add(1).clamp(1, i64::from(u32::MAX)) as u32))
 }
 
 /// `x-max-priority`, with RabbitMQ's rules and reasons: an integer from 0
@@ -297,7 +519,7 @@ mod tests {
         assert_eq!(text["x-retry-backoff"], "2.5");
         assert_eq!(text["x-single-active-consumer"], "true");
         assert_eq!(text["x-max-priority"], "9");
-        assert!(QueuePolicy::from_arguments(&text).is_ok());
+        assert!(QueuePolicy::from_arguments(&text).expect("valid").single_active_consumer);
         let text_priority: FieldTable = [("x-max-priority".to_owned(), HeaderValue::String("9".into()))]
             .into_iter()
             .collect();
@@ -366,6 +588,99 @@ mod tests {
         assert!(policy(&[("x-max-priority", "ten")]).is_err());
         assert!(policy(&[("x-max-priority", "5"), ("x-message-groups", "true")]).is_err());
         assert!(policy(&[("x-max-priority", "0"), ("x-message-groups", "true")]).is_ok());
+    }
+
+    #[test]
+    fn quorum_queues_count_returns_against_a_default_limit_of_20_and_refuse_what_rabbitmq_refuses() {
+        let policy = |pairs: &[(&str, &str)]| {
+            let arguments: BTreeMap<String, String> = pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+            QueuePolicy::from_arguments(&arguments)
+        };
+        let quorum = policy(&[("x-queue-type", "quorum")]).expect("valid");
+        assert_eq!(quorum.queue_type, QueueType::Quorum);
+        assert_eq!(quorum.delivery_limit, Some(21), "20 returns: 21 deliveries");
+        assert_eq!(
+            policy(&[("x-queue-type", "quorum"), ("x-delivery-limit", "3")])
+                .expect("valid")
+                .delivery_limit,
+            Some(4)
+        );
+        assert_eq!(
+            policy(&[("x-queue-type", "quorum"), ("x-delivery-limit", "-1")])
+                .expect("valid")
+                .delivery_limit,
+            None,
+            "-1: no limit"
+        );
+        assert_eq!(
+            policy(&[("x-delivery-limit", "3")]).expect("valid").delivery_limit,
+            Some(3),
+            "classic queues count deliveries"
+        );
+        assert_eq!(policy(&[]).expect("valid").delivery_limit, None, "classic queues have no default");
+        assert_eq!(
+            policy(&[("x-queue-type", "quorum"), ("x-dead-letter-strategy", "at-least-once")])
+                .expect("valid")
+                .dead_letter_strategy,
+            DeadLetterStrategy::AtLeastOnce
+        );
+        assert!(policy(&[("x-queue-type", "quorum"), ("x-dead-letter-strategy", "twice")]).is_err());
+        assert!(policy(&[("x-queue-type", "quorum"), ("x-quorum-initial-group-size", "3")]).is_ok());
+        assert!(policy(&[("x-queue-type", "quorum"), ("x-quorum-initial-group-size", "0")]).is_err());
+        assert!(policy(&[("x-queue-type", "bogus")]).is_err());
+        assert_eq!(QueueType::Quorum.refused_property(false, false, false), Some("non-durable"));
+        assert_eq!(QueueType::Quorum.refused_property(true, true, false), Some("exclusive-owner"));
+        assert_eq!(QueueType::Quorum.refused_property(false, true, true), Some("auto-delete"));
+        assert_eq!(QueueType::Stream.refused_property(false, false, false), Some("non-durable"));
+        assert_eq!(QueueType::Quorum.refused_property(true, false, false), None);
+        assert_eq!(QueueType::Classic.refused_property(false, true, true), None);
+    }
+
+    #[test]
+    fn streams_keep_their_log_by_bytes_age_and_segment_size_instead_of_limiting_ready_messages() {
+        let arguments: BTreeMap<String, String> = [
+            ("x-queue-type", "stream"),
+            ("x-max-length-bytes", "20000000000"),
+            ("x-max-age", "7D"),
+            ("x-stream-max-segment-size-bytes", "100000000"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let policy = QueuePolicy::from_arguments(&arguments).expect("valid");
+        assert_eq!(policy.max_length_bytes, None);
+        assert_eq!(
+            policy.stream_retention,
+            StreamRetention {
+                max_bytes: Some(20_000_000_000),
+                max_age_ms: Some(7 * 86_400_000),
+                segment_bytes_max: Some(100_000_000),
+            }
+        );
+        assert_eq!(age_ms("30m"), Some(1_800_000));
+        assert_eq!(age_ms("1h"), Some(3_600_000));
+        assert_eq!(age_ms("1Y"), Some(365 * 86_400_000));
+        assert_eq!(age_ms("10s"), Some(10_000));
+        assert_eq!(age_ms("0s"), None);
+        assert_eq!(age_ms("7"), None);
+        assert_eq!(age_ms("7w"), None);
+        assert_eq!(age_ms(""), None);
+        let bad: BTreeMap<String, String> = [("x-queue-type", "stream"), ("x-max-age", "soon")]
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        assert!(QueuePolicy::from_arguments(&bad).is_err());
+        for refused in ["x-message-ttl", "x-max-length", "x-dead-letter-exchange", "x-expires", "x-overflow"] {
+            let arguments: BTreeMap<String, String> = [("x-queue-type", "stream"), (refused, "1")]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect();
+            assert_eq!(
+                QueuePolicy::from_arguments(&arguments),
+                Err(format!("invalid arg '{refused}' of queue type stream")),
+                "a stream must not settle messages"
+            );
+        }
     }
 
     #[test]
