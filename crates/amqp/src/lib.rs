@@ -1,6 +1,6 @@
 //! The AMQP 0-9-1 front door: RabbitMQ clients (amqplib, pika, lapin) talk
 //! to Conveyor's queues. Frames are decoded with `amq-protocol`; connections
-//! and channels are state machines in `connection.rs` and `channel.rs`; the
+//! and channels are state machines in `connection.rs` and `channel/`; the
 //! queues themselves live in the core. No delivery logic here beyond the
 //! protocol's: acquisition, acks and redelivery are the core queue's; who
 //! may do what is the core's authorizer's (`login.rs`, `identity.rs`).

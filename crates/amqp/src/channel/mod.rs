@@ -1,7 +1,9 @@
-//! One AMQP channel: content reassembly for publishes, publisher confirms,
-//! consumers with their prefetch windows, deliveries and their acks. The
-//! queue's own delivery state is the core's; a channel only remembers which
-//! delivery tag stands for which (queue, consumer, offset).
+//! One AMQP channel: its method dispatch, declarations and bindings, acks
+//! and transactions; publishes are `publishing.rs` (reassembly, routing,
+//! confirms handed to `publish_store.rs`'s task), consumers being set up are
+//! `consuming.rs`, and a queue consumer's delivery task is `delivery.rs`.
+//! The queue's own delivery state is the core's; a channel only remembers
+//! which delivery tag stands for which (queue, consumer, offset).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -19,14 +21,20 @@ use conveyor_core::auth::Operation;
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::connection_budget::Reservation;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
-use conveyor_core::limits::Limit;
 use conveyor_core::messaging::{DeathReason, Storing};
-use conveyor_core::queue::{ConsumerId, DeclaredQueue, Delivery, Durable, QueueType, Visibility};
+use conveyor_core::queue::{ConsumerId, DeclaredQueue, Durable, QueueType};
 use conveyor_core::vhost::{self, VirtualHost};
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
+
+mod consuming;
+mod delivery;
+mod publish_store;
+mod publishing;
+
+use publish_store::store_publishes;
 
 use crate::Context;
 use crate::consumer_cancel;
@@ -38,7 +46,6 @@ use crate::prefetch::Window;
 use crate::queue_type;
 use crate::reply::{self, Exception, short};
 use crate::reply_to::{self, DirectReplyConsumer};
-use crate::stream_consumer::{self, Reader};
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -701,96 +708,6 @@ impl Channel {
         Ok(())
     }
 
-    /// A content header: the publish's properties and body size.
-    pub async fn content_header(&mut self, context: &Context, header: AMQPContentHeader) -> Result<(), Exception> {
-        let Some(publishing) = self.publishing.as_mut().filter(|publishing| publishing.properties.is_none()) else {
-            return Err(Exception::new(reply::UNEXPECTED_FRAME, "content header without a publish"));
-        };
-        if header.body_size > context.config.message_bytes_max {
-            self.publishing = None;
-            context.broker.limits().reach(
-                Limit::AmqpMessageBytes,
-                format!("a message of {} bytes was refused", header.body_size),
-            );
-            return Err(Exception::new(
-                reply::PRECONDITION_FAILED,
-                format!(
-                    "message size {} is larger than the configured maximum {}",
-                    header.body_size, context.config.message_bytes_max
-                ),
-            ));
-        }
-        publishing.properties = Some(header.properties);
-        publishing.body_size = header.body_size;
-        self.keep_frame_bytes();
-        if header.body_size == 0 {
-            self.finish_publish(context).await?;
-        }
-        Ok(())
-    }
-
-    /// A body frame of the publish in progress.
-    pub async fn content_body(&mut self, context: &Context, body: Vec<u8>) -> Result<(), Exception> {
-        let Some(publishing) = self.publishing.as_mut().filter(|publishing| publishing.properties.is_some()) else {
-            return Err(Exception::new(reply::UNEXPECTED_FRAME, "content body without a content header"));
-        };
-        if publishing.body.len() as u64 + body.len() as u64 > publishing.body_size {
-            return Err(Exception::new(reply::FRAME_ERROR, "content body larger than the header said"));
-        }
-        if publishing.body.is_empty() {
-            publishing.body = body;
-        } else {
-            // Exactly what arrived: a body never waits in twice its size
-            // (the budget counts the bytes sent, not a doubled capacity).
-            publishing.body.reserve_exact(body.len());
-            publishing.body.extend_from_slice(&body);
-        }
-        let complete = publishing.body.len() as u64 == publishing.body_size;
-        self.keep_frame_bytes();
-        if complete {
-            self.finish_publish(context).await?;
-        }
-        Ok(())
-    }
-
-    async fn finish_publish(&mut self, context: &Context) -> Result<(), Exception> {
-        let Some(publishing) = self.publishing.take() else { return Ok(()) };
-        let mut properties = publishing.properties.unwrap_or_default();
-        reply_to::rewrite(&mut properties, self.replies.as_ref())?;
-        let message = Message {
-            exchange: publishing.exchange,
-            routing_key: publishing.routing_key,
-            properties,
-            body: publishing.body,
-        };
-        match self.tx.as_mut() {
-            Some(transaction) => {
-                let limits = context.broker.limits();
-                let body_bytes = transaction.body_bytes + message.body.len() as u64;
-                let messages_max = limits.config().amqp_transaction_messages_max as usize;
-                let refused = if transaction.publishes.len() >= messages_max {
-                    Some(Limit::AmqpTransactionMessages)
-                } else if body_bytes > limits.config().amqp_transaction_bytes_max {
-                    Some(Limit::AmqpTransactionBytes)
-                } else {
-                    None
-                };
-                if let Some(limit) = refused {
-                    // The channel closes and the transaction goes with it: nothing of it was stored.
-                    let reached = limits.reach(limit, "an AMQP transaction grew past its limit");
-                    return Err(Exception::new(
-                        reply::PRECONDITION_FAILED,
-                        format!("transaction too large: commit or roll back sooner ({reached})"),
-                    ));
-                }
-                transaction.body_bytes = body_bytes;
-                transaction.publishes.push((message, publishing.mandatory, publishing.bytes));
-            }
-            None => self.publish(context, message, publishing.mandatory, publishing.bytes).await,
-        }
-        Ok(())
-    }
-
     /// Waits until every publish handed to the store task is stored and
     /// every ack is durable: what a synchronous method promises.
     /// An ack that could not be stored closes the channel with
@@ -857,83 +774,6 @@ impl Channel {
                 self.track_appends(dead);
             }
         }
-    }
-
-    /// Routes a complete message and hands its appends to the store task
-    /// (with its bytes in the connection's budget, given back once stored).
-    async fn publish(&mut self, context: &Context, message: Message, mandatory: bool, bytes: Option<Reservation>) {
-        let started = Instant::now();
-        if let Some(token) = reply_to::token_of(&message.exchange, &message.routing_key) {
-            // A direct reply: straight to its consumer, confirmed at once.
-            let token = token.to_owned();
-            if let Some(returned) = reply_to::send(&context.broker, &token, message)
-                && mandatory
-            {
-                self.return_unroutable(&returned).await;
-            }
-            self.confirm_after(Confirm::Now, started, bytes);
-            return;
-        }
-        let headers = message.properties.headers().as_ref().map(header_table).unwrap_or_default();
-        // The message keeps the exchange as the client named it (deliveries show it).
-        let routed = self
-            .vhost
-            .resource(&message.exchange)
-            .ok()
-            .and_then(|exchange| context.broker.route(&exchange, &message.routing_key, &headers).ok())
-            .unwrap_or_default();
-        let confirm = if routed.is_empty() {
-            if mandatory {
-                self.return_unroutable(&message).await;
-            }
-            Confirm::Now
-        } else {
-            let record = message.into_record();
-            let mut appends: Vec<Stored> = Vec::with_capacity(routed.queues.len() + routed.topics.len());
-            for name in &routed.queues {
-                if let Some(target) = context.broker.queue(name) {
-                    let published = context.broker.publish_to_queue(&target, record.clone());
-                    appends.extend(published.appends.into_iter().map(stored));
-                    if published.refused {
-                        appends.push(Box::pin(std::future::ready(Err(format!(
-                            "queue '{}' is full (x-overflow reject-publish)",
-                            vhost::local_name(name)
-                        )))));
-                    }
-                }
-            }
-            for name in &routed.topics {
-                match context.broker.publish_to_topic(name, record.clone()) {
-                    Ok(pending) => appends.push(Box::pin(async move { pending.await.map(drop).map_err(|error| error.to_string()) })),
-                    Err(error) => appends.push(Box::pin(std::future::ready(Err(error.to_string())))),
-                }
-            }
-            Confirm::Durable(appends, true)
-        };
-        self.confirm_after(confirm, started, bytes);
-    }
-
-    /// A mandatory publish that reached nobody goes back (312 NO_ROUTE).
-    async fn return_unroutable(&self, message: &Message) {
-        let method = basic::AMQPMethod::Return(basic::Return {
-            reply_code: reply::NO_ROUTE,
-            reply_text: short("NO_ROUTE"),
-            exchange: short(message.exchange.clone()),
-            routing_key: short(message.routing_key.clone()),
-        });
-        self.send(&content_frames(&self.shared, method, message)).await;
-    }
-
-    /// Hands a publish's confirm to the store task, which sends it (in
-    /// confirm mode) once what it waits for is stored; `bytes` are held
-    /// in the connection's budget until then.
-    fn confirm_after(&mut self, confirm: Confirm, started: Instant, bytes: Option<Reservation>) {
-        let confirm_tag = self.confirm_next;
-        if let Some(next) = self.confirm_next.as_mut() {
-            *next += 1;
-        }
-        self.published += 1;
-        let _ = self.stores.send((confirm_tag, confirm, Some(started), bytes));
     }
 
     async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
@@ -1022,181 +862,6 @@ impl Channel {
             })))
             .await;
         }
-        Ok(())
-    }
-
-    async fn consume(&mut self, context: &Context, connection_id: u64, consume: basic::Consume) -> Result<(), Exception> {
-        let name = consume.queue.to_string();
-        if name == reply_to::PSEUDO_QUEUE {
-            return self.consume_replies(consume).await;
-        }
-        let resource = self.resource(&name)?;
-        let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
-        check_access(context, connection_id, &self.vhost, &resource)?;
-        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
-        let tag = if consume.consumer_tag.as_str().is_empty() {
-            let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
-            self.next_consumer_tag += 1;
-            tag
-        } else {
-            consume.consumer_tag.to_string()
-        };
-        self.forget_cancelled_by_broker();
-        if self.consumers.contains_key(&tag) {
-            return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
-        }
-        let consumers_max = context.broker.limits().config().amqp_consumers_per_channel_max;
-        if self.consumers.len() >= consumers_max as usize {
-            // RabbitMQ's answer past `consumer_max_per_channel`.
-            context
-                .broker
-                .limits()
-                .reach(Limit::AmqpConsumersPerChannel, format!("basic.consume on channel {}", self.id()));
-            return Err(Exception::new(
-                reply::NOT_ALLOWED,
-                format!("reached maximum ({consumers_max}) of consumers per channel"),
-            ));
-        }
-        let priority = consumer_priority(&consume.arguments)?;
-        let stream = declared.policy().queue_type == QueueType::Stream;
-        let stream_next = if stream {
-            stream_consumer::check_consume(consume.no_ack, self.prefetch, &name, self.vhost.name())?;
-            let start = stream_consumer::start(&consume.arguments, context.broker.clock().now_ms())?;
-            // Resolved before consume-ok: "next" means after what the client could have published before.
-            let reading = Arc::clone(&declared);
-            Some(
-                tokio::task::spawn_blocking(move || reading.queue.stream_offset(start))
-                    .await
-                    .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
-                    .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let id = declared.new_consumer();
-        declared.add_consumer(id, priority, consume.exclusive).map_err(|why| {
-            Exception::new(
-                reply::ACCESS_REFUSED,
-                format!("queue '{name}' in vhost '{}' {why}", self.vhost.name()),
-            )
-        })?;
-        if !consume.nowait {
-            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
-                consumer_tag: short(tag.clone()),
-            })))
-            .await;
-        }
-        let consumer = Consumer {
-            id,
-            queue: declared,
-            window: Arc::new(Window::new(self.prefetch)),
-        };
-        match stream_next {
-            Some(next) => tokio::spawn(stream_consumer::deliver(
-                Arc::clone(&self.shared),
-                Arc::clone(&consumer.queue),
-                Reader {
-                    consumer: consumer.id,
-                    window: Arc::clone(&consumer.window),
-                    tag: tag.clone(),
-                    next,
-                },
-            )),
-            None => tokio::spawn(deliver(
-                Arc::clone(&self.shared),
-                Arc::clone(&consumer.queue),
-                Delivering {
-                    consumer: consumer.id,
-                    priority,
-                    window: Arc::clone(&consumer.window),
-                    tag: tag.clone(),
-                    no_ack: consume.no_ack,
-                },
-            )),
-        };
-        self.consumers.insert(tag, consumer);
-        Ok(())
-    }
-
-    /// `basic.consume` of `amq.rabbitmq.reply-to` (`reply_to.rs`).
-    async fn consume_replies(&mut self, consume: basic::Consume) -> Result<(), Exception> {
-        let tag = if consume.consumer_tag.as_str().is_empty() {
-            let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
-            self.next_consumer_tag += 1;
-            tag
-        } else {
-            consume.consumer_tag.to_string()
-        };
-        self.forget_cancelled_by_broker();
-        if self.consumers.contains_key(&tag) {
-            return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
-        }
-        let replies = reply_to::consume(&self.shared, self.replies.as_ref(), tag.clone(), consume.no_ack)?;
-        self.replies = Some(replies);
-        if !consume.nowait {
-            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
-                consumer_tag: short(tag),
-            })))
-            .await;
-        }
-        Ok(())
-    }
-
-    async fn get(&mut self, context: &Context, connection_id: u64, get: basic::Get) -> Result<(), Exception> {
-        let name = get.queue.to_string();
-        let resource = self.resource(&name)?;
-        let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
-        check_access(context, connection_id, &self.vhost, &resource)?;
-        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
-        if declared.policy().queue_type == QueueType::Stream {
-            return Err(stream_consumer::get_refused(&name, self.vhost.name()));
-        }
-        let consumer = declared.new_consumer();
-        let acquiring = Arc::clone(&declared);
-        let broker = Arc::clone(&context.broker);
-        let deliveries =
-            tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, 1, DELIVERY_LOCK_MS, Visibility::Written))
-                .await
-                .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
-                .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?;
-        let (deliveries, dead) = (deliveries.messages, deliveries.dead_letters);
-        for append in dead {
-            if let Err(error) = append.await {
-                warn!(%error, "a dead-lettered message could not be stored");
-            }
-        }
-        let Some(delivery) = deliveries.into_iter().next() else {
-            self.reply(AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))).await;
-            return Ok(());
-        };
-        let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
-        if get.no_ack {
-            let _ = declared.queue.ack(consumer, delivery.offset);
-        } else {
-            self.shared.unacked.lock().insert(
-                tag,
-                Unacked {
-                    queue: Arc::clone(&declared),
-                    consumer,
-                    offset: delivery.offset,
-                    delivery_count: delivery.delivery_count,
-                    record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
-                    window: None,
-                    delivered: Instant::now(),
-                },
-            );
-        }
-        let redelivered = delivery.redelivered();
-        let message = queue_type::delivered(&declared.policy(), delivery);
-        let remaining = declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt;
-        let method = basic::AMQPMethod::GetOk(basic::GetOk {
-            delivery_tag: tag,
-            redelivered,
-            exchange: short(message.exchange.clone()),
-            routing_key: short(message.routing_key.clone()),
-            message_count: remaining,
-        });
-        self.send(&content_frames(&self.shared, method, &message)).await;
         Ok(())
     }
 
@@ -1421,25 +1086,6 @@ fn check_access(context: &Context, connection_id: u64, vhost: &VirtualHost, reso
     }
 }
 
-/// A consumer's `x-priority` argument (0 without one); RabbitMQ takes any
-/// integer and refuses other values with 406.
-fn consumer_priority(arguments: &FieldTable) -> Result<i64, Exception> {
-    let Some(value) = arguments.inner().get("x-priority") else {
-        return Ok(0);
-    };
-    let priority = match value {
-        AMQPValue::ShortShortInt(number) => Some(i64::from(*number)),
-        AMQPValue::ShortShortUInt(number) => Some(i64::from(*number)),
-        AMQPValue::ShortInt(number) => Some(i64::from(*number)),
-        AMQPValue::ShortUInt(number) => Some(i64::from(*number)),
-        AMQPValue::LongInt(number) => Some(i64::from(*number)),
-        AMQPValue::LongUInt(number) => Some(i64::from(*number)),
-        AMQPValue::LongLongInt(number) => Some(*number),
-        _ => None,
-    };
-    priority.ok_or_else(|| Exception::new(reply::PRECONDITION_FAILED, format!("invalid arg 'x-priority' of type {value:?}")))
-}
-
 /// A method that carries content, its content header and its body frames
 /// (at most `frame_max` bytes each, 8 of them framing), sent as one piece so
 /// that nothing else on the channel comes between them.
@@ -1458,261 +1104,4 @@ pub(crate) fn content_frames(shared: &Shared, method: basic::AMQPMethod, message
     let chunk = shared.frame_max.saturating_sub(8).max(1);
     frames.extend(message.body.chunks(chunk).map(|piece| AMQPFrame::Body(shared.id, piece.to_vec())));
     frames
-}
-
-/// Awaits each publish's appends in order; sends its confirm when the
-/// channel is in confirm mode; counts it stored and times it. Publishes that
-/// are already stored when the one before them is (the log group-commits
-/// them together) are confirmed with a single `basic.ack` with `multiple`
-/// set, as RabbitMQ does: one frame instead of one per publish.
-async fn store_publishes(shared: Arc<Shared>, mut pending: mpsc::UnboundedReceiver<StoreWork>, stored: watch::Sender<u64>) {
-    let mut count = 0u64;
-    // A publish taken from the queue that was not stored yet: the next to await.
-    let mut held: Option<StoreWork> = None;
-    loop {
-        let next = match held.take() {
-            Some(work) => Some(work),
-            None => pending.recv().await,
-        };
-        let Some((mut confirm_tag, mut confirm, mut started, mut bytes)) = next else {
-            return;
-        };
-        // Acks not sent yet: the first and last confirm tag of the run.
-        let mut acks: Option<(u64, u64)> = None;
-        let mut frames = Vec::new();
-        loop {
-            let durable = std::future::poll_fn(|cx| confirm.poll_stored(cx)).await;
-            // Stored: the connection may read that much more.
-            drop(bytes.take());
-            if let Some(started) = started {
-                // A publish has no reply: its latency is until it is stored (and
-                // confirmed). Recorded before anything on the channel can see it stored.
-                shared.broker.stats().request_served("amqp", "basic.publish", started.elapsed());
-            }
-            count += 1;
-            match (confirm_tag, durable) {
-                (Some(tag), true) => acks = Some((acks.map_or(tag, |(first, _)| first), tag)),
-                (Some(delivery_tag), false) => {
-                    frames.extend(acks.take().map(|run| confirm_frame(&shared, run)));
-                    let nack = basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag,
-                        multiple: false,
-                        requeue: false,
-                    });
-                    frames.push(AMQPFrame::Method(shared.id, AMQPClass::Basic(nack)));
-                }
-                (None, _) => {}
-            }
-            // Take the next publish only if it is stored already.
-            let Ok(mut work) = pending.try_recv() else { break };
-            if work
-                .1
-                .poll_stored(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-                .is_pending()
-            {
-                held = Some(work);
-                break;
-            }
-            // Stored: its result is kept in `work.1`, so the await above is immediate.
-            (confirm_tag, confirm, started, bytes) = (work.0, std::mem::replace(&mut work.1, Confirm::Now), work.2, work.3.take());
-        }
-        stored.send_replace(count);
-        frames.extend(acks.map(|run| confirm_frame(&shared, run)));
-        if !frames.is_empty() && shared.out.send(frame::encode(&frames)).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// The `basic.ack` confirming the run of publishes `first..=last`.
-fn confirm_frame(shared: &Shared, (first, last): (u64, u64)) -> AMQPFrame {
-    let ack = basic::AMQPMethod::Ack(basic::Ack {
-        delivery_tag: last,
-        multiple: last > first,
-    });
-    AMQPFrame::Method(shared.id, AMQPClass::Basic(ack))
-}
-
-/// A consumer's delivery loop: acquires what its prefetch window allows and
-/// sends it; parks until messages arrive, room frees up or it is cancelled.
-/// A consumer as its delivery task sees it.
-struct Delivering {
-    consumer: ConsumerId,
-    /// `x-priority`: while a consumer of higher priority has room, this one waits.
-    priority: i64,
-    window: Arc<Window>,
-    tag: String,
-    no_ack: bool,
-}
-
-async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, delivering: Delivering) {
-    let Delivering {
-        consumer,
-        priority,
-        window,
-        tag,
-        no_ack,
-    } = delivering;
-    // Messages are delivered once written, before their fsync, as RabbitMQ
-    // does (only the publisher's confirm waits for the disk).
-    let mut high_watermark = declared.queue.subscribe_written();
-    loop {
-        // Interest first, then the check: nothing that happens in between is missed.
-        let available = declared.available();
-        tokio::pin!(available);
-        available.as_mut().enable();
-        let woken = window.wake.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        let roomier = shared.global.wake.notified();
-        tokio::pin!(roomier);
-        roomier.as_mut().enable();
-        high_watermark.borrow_and_update();
-        if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
-            return;
-        }
-        if consumer_cancel::gone_with_queue(&declared) {
-            let _ = shared
-                .out
-                .send(frame::encode(&[consumer_cancel::notification(shared.id, &tag)]))
-                .await;
-            return;
-        }
-        // No-ack consumers are not limited by prefetch (as in RabbitMQ).
-        // Reserved in the windows before acquiring, so consumers sharing a
-        // global window cannot overrun it; what goes unused is given back.
-        let paused = !shared.flowing.load(Ordering::SeqCst);
-        let mut reserved = if no_ack || paused {
-            0
-        } else {
-            shared.reserve(&window, ACQUIRE_BATCH)
-        };
-        let room = if paused {
-            0
-        } else if no_ack {
-            ACQUIRE_BATCH
-        } else {
-            reserved
-        };
-        declared.set_room(consumer, room > 0);
-        // A consumer of higher priority with room takes the messages; this
-        // one waits until that one is full or gone (either wakes it).
-        // So does one waiting its turn behind a single active consumer.
-        let outranked = room > 0 && (declared.outranked(priority) || declared.waits_its_turn(consumer));
-        if outranked {
-            shared.unreserve_unused(&window, reserved);
-            reserved = 0;
-        }
-        if room > 0 && !outranked {
-            let (acquiring, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
-            let acquired =
-                tokio::task::spawn_blocking(move || broker.acquire_live(&acquiring, consumer, room, DELIVERY_LOCK_MS, Visibility::Written))
-                    .await;
-            let acquired = match acquired {
-                Ok(Ok(live)) => Ok(live),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            let taken = acquired.as_ref().map_or(0, |live| live.messages.len());
-            shared.unreserve_unused(&window, reserved.saturating_sub(taken));
-            let deliveries = match acquired {
-                Ok(live) => {
-                    let (deliveries, dead) = (live.messages, live.dead_letters);
-                    for append in dead {
-                        if let Err(error) = append.await {
-                            warn!(%error, "a dead-lettered message could not be stored");
-                        }
-                    }
-                    deliveries
-                }
-                // Deleted meanwhile: the next round tells the client.
-                Err(_) if consumer_cancel::gone_with_queue(&declared) => continue,
-                Err(error) => {
-                    warn!(queue = declared.name, %error, "acquiring messages failed; the consumer stops");
-                    return;
-                }
-            };
-            if !deliveries.is_empty() {
-                let mut deliveries = deliveries.into_iter();
-                // Bounded by the deliveries acquired.
-                while let Some(delivery) = deliveries.next() {
-                    if window.cancelled.load(Ordering::SeqCst) {
-                        // Cancelled meanwhile: what was not sent goes back;
-                        // what was stays the channel's to settle.
-                        let unsent: Vec<u64> = std::iter::once(delivery.offset)
-                            .chain(deliveries.map(|unsent| unsent.offset))
-                            .collect();
-                        if !no_ack {
-                            shared.unreserve_unused(&window, unsent.len());
-                        }
-                        for offset in unsent {
-                            let _ = declared.queue.release(consumer, offset, 0);
-                        }
-                        declared.notify_available();
-                        return;
-                    }
-                    send_delivery(&shared, &declared, consumer, &window, &tag, no_ack, delivery).await;
-                }
-                continue;
-            }
-        }
-        // Retry delays and expired locks make messages available without
-        // a notification: wake for the next one.
-        let wake_in_ms = declared
-            .queue
-            .next_deadline_ms()
-            .map_or(DELIVERY_LOCK_MS, |deadline_ms| deadline_ms - shared.broker.clock().now_ms())
-            .clamp(1, DELIVERY_LOCK_MS);
-        tokio::select! {
-            () = &mut available => {}
-            () = &mut woken => {}
-            // Only a consumer without room listens for the channel's: one
-            // that had room would be woken by its own unused reservations.
-            // A paused one hears the flow turn back on there too.
-            () = &mut roomier, if reserved == 0 && (paused || (!no_ack && !outranked)) => {}
-            changed = high_watermark.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            () = tokio::time::sleep(std::time::Duration::from_millis(wake_in_ms as u64)) => {}
-        }
-    }
-}
-
-async fn send_delivery(
-    shared: &Shared,
-    declared: &Arc<DeclaredQueue>,
-    consumer: ConsumerId,
-    window: &Arc<Window>,
-    tag: &str,
-    no_ack: bool,
-    delivery: Delivery,
-) {
-    let delivery_tag = shared.next_tag.fetch_add(1, Ordering::Relaxed);
-    if no_ack {
-        let _ = declared.queue.ack(consumer, delivery.offset);
-    } else {
-        let one = Unacked {
-            queue: Arc::clone(declared),
-            consumer,
-            offset: delivery.offset,
-            delivery_count: delivery.delivery_count,
-            record: declared.policy().dead_letter_exchange.as_ref().map(|_| delivery.record.clone()),
-            window: Some(Arc::clone(window)),
-            delivered: Instant::now(),
-        };
-        // Its slot in the prefetch windows was reserved before acquiring.
-        shared.unacked.lock().insert(delivery_tag, one);
-    }
-    let redelivered = delivery.redelivered();
-    let message = queue_type::delivered(&declared.policy(), delivery);
-    let method = basic::AMQPMethod::Deliver(basic::Deliver {
-        consumer_tag: short(tag.to_owned()),
-        delivery_tag,
-        redelivered,
-        exchange: short(message.exchange.clone()),
-        routing_key: short(message.routing_key.clone()),
-    });
-    let _ = shared.out.send(frame::encode(&content_frames(shared, method, &message))).await;
 }
