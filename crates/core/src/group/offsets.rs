@@ -14,7 +14,7 @@ use conveyor_log::clock::Clock;
 use conveyor_log::record::Record;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::error::Result;
 use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
@@ -184,41 +184,19 @@ impl OffsetStore {
         groups
     }
 
-    /// Writes a snapshot if one is due, off the reactor. A failure is only
-    /// logged: replay from the previous snapshot still works, only longer.
+    /// Writes a snapshot if one is due, off the reactor.
     async fn maybe_snapshot(&self) {
-        if !self.journal.claim_snapshot() {
-            return;
-        }
-        let (snapshot, offset) = {
-            let state = self.state.lock();
-            (state.snapshot(), self.journal.end())
-        };
-        let journal = Arc::clone(&self.journal);
-        match tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => warn!(%error, "could not write the offsets snapshot"),
-            Err(error) => warn!(%error, "the offsets snapshot task failed"),
-        }
+        self.journal.snapshot_when_due(&self.state, "committed offsets").await;
     }
 
-    /// Snapshots and closes the log. Blocking.
     /// The committed offsets' log, for its health.
     pub fn log(&self) -> &conveyor_log::Log {
         self.journal.log()
     }
 
+    /// Snapshots and closes the log. Blocking.
     pub fn close(&self) -> Result<()> {
-        if self.journal.has_events_after_snapshot() {
-            let (snapshot, offset) = {
-                let state = self.state.lock();
-                (state.snapshot(), self.journal.end())
-            };
-            if let Err(error) = self.journal.write_snapshot(&snapshot, offset) {
-                warn!(%error, "could not write the offsets snapshot at close");
-            }
-        }
-        self.journal.close()?;
+        self.journal.close_with_snapshot(&self.state, "committed offsets")?;
         Ok(())
     }
 }

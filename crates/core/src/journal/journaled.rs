@@ -311,6 +311,47 @@ impl<M: StateMachine> Journaled<M> {
         self.log.close()?;
         Ok(())
     }
+
+    /// Writes a snapshot of `state` if one is due, on a blocking thread (off
+    /// the reactor). The image is taken under `state`'s lock, under which
+    /// the caller enqueues its events, so it covers exactly the journal below
+    /// its end. A failure is only logged (`what` names the state): replay
+    /// from the previous snapshot still works, only longer.
+    pub async fn snapshot_when_due(self: &Arc<Self>, state: &Mutex<M>, what: &'static str)
+    where
+        M: Send + 'static,
+        M::Snapshot: Send + 'static,
+    {
+        if !self.claim_snapshot() {
+            return;
+        }
+        let (snapshot, offset) = self.image(state);
+        let journal = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, what, "could not write the snapshot"),
+            Err(error) => warn!(%error, what, "the snapshot task failed"),
+        }
+    }
+
+    /// Snapshots `state` (if events came after the last snapshot) and closes
+    /// the journal. A snapshot that cannot be written is only logged: the
+    /// next open replays the journal. Blocking.
+    pub fn close_with_snapshot(&self, state: &Mutex<M>, what: &'static str) -> Result<(), JournalError> {
+        if self.has_events_after_snapshot() {
+            let (snapshot, offset) = self.image(state);
+            if let Err(error) = self.write_snapshot(&snapshot, offset) {
+                warn!(%error, what, "could not write the snapshot at close");
+            }
+        }
+        self.close()
+    }
+
+    /// `state`'s snapshot and the journal offset it covers.
+    fn image(&self, state: &Mutex<M>) -> (M::Snapshot, u64) {
+        let state = state.lock();
+        (state.snapshot(), self.end())
+    }
 }
 
 /// The snapshot at `path` and the offset it covers, if there is one.

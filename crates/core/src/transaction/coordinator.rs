@@ -483,22 +483,9 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Writes a snapshot if one is due, off the reactor. A failure is only
-    /// logged: replay from the previous snapshot still works, only longer.
+    /// Writes a snapshot if one is due, off the reactor.
     async fn maybe_snapshot(&self) {
-        if !self.journal.claim_snapshot() {
-            return;
-        }
-        let (snapshot, offset) = {
-            let state = self.state.lock();
-            (state.snapshot(), self.journal.end())
-        };
-        let journal = Arc::clone(&self.journal);
-        match tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => warn!(%error, "could not write the transaction state snapshot"),
-            Err(error) => warn!(%error, "the transaction state snapshot task failed"),
-        }
+        self.journal.snapshot_when_due(&self.state, "transaction state").await;
     }
 
     /// The coordinator's journal log, for its health.
@@ -508,16 +495,7 @@ impl TransactionCoordinator {
 
     /// Snapshots and closes the journal. Blocking.
     pub fn close(&self) -> Result<()> {
-        if self.journal.has_events_after_snapshot() {
-            let (snapshot, offset) = {
-                let state = self.state.lock();
-                (state.snapshot(), self.journal.end())
-            };
-            if let Err(error) = self.journal.write_snapshot(&snapshot, offset) {
-                warn!(%error, "could not write the transaction state snapshot at close");
-            }
-        }
-        self.journal.close()?;
+        self.journal.close_with_snapshot(&self.state, "transaction state")?;
         Ok(())
     }
 }
