@@ -338,6 +338,7 @@ pub async fn publish_to_topic(
 ) -> Result<(StatusCode, Json<TopicPublished>), ApiError> {
     let topic = topics::find(&state.broker, &name)?;
     let (partition, handle, batch) = topic_batch(&state.broker, &topic, request)?;
+    crate::disk_admission::admit(state.broker.alarms(), batch.len() as u64).await?;
     let appended = handle.append(batch).await?;
     Ok((
         StatusCode::CREATED,
@@ -375,6 +376,8 @@ pub async fn publish_batch_to_topic(
         .into_iter()
         .map(|message| topic_batch(&state.broker, &topic, message))
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let bytes: usize = batches.iter().map(|(_, _, batch)| batch.len()).sum();
+    crate::disk_admission::admit(state.broker.alarms(), bytes as u64).await?;
     // Every append is queued before any is awaited, in the request's order:
     // the log's group commit makes them durable with one fsync.
     let appends: Vec<_> = batches
@@ -446,6 +449,10 @@ pub async fn publish_to_exchange(
         .collect();
     let routed = broker.route(&exchange, &routing_key, &headers)?;
     let record = record_of(request, Some(routing_key.into_bytes()))?;
+    // Each queue's copy is admitted as it is stored (`store_in_queue`); the topics' here.
+    if !routed.topics.is_empty() {
+        crate::disk_admission::admit(broker.alarms(), (record_bytes(&record) * routed.topics.len()) as u64).await?;
+    }
     let mut result = Routed {
         routed: false,
         queues: Vec::new(),
@@ -506,13 +513,25 @@ pub async fn publish_to_queue(
     ))
 }
 
-/// Publishes `record` into `declared` under its policies and waits until it
+/// What `record` adds to a log, about: its key, value and headers.
+fn record_bytes(record: &Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|header| header.key.len() + header.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len) + headers
+}
+
+/// Publishes `record` into `declared` under its policies, once the
+/// resource alarms admit it (`disk_admission.rs`), and waits until it
 /// is durable; false if the queue refused it.
 pub async fn store_in_queue(
     broker: &Arc<Broker>,
     declared: &Arc<conveyor_core::queue::DeclaredQueue>,
     record: Record,
 ) -> Result<bool, ApiError> {
+    crate::disk_admission::admit(broker.alarms(), record_bytes(&record) as u64).await?;
     let published = broker.publish_to_queue(declared, record);
     for append in published.appends {
         append.await?;
