@@ -11,7 +11,8 @@
 //! At a disk floor (`disk_free_min_bytes`) on a small tmpfs, a Kafka producer
 //! (kafka-python), an AMQP publisher with confirms (lapin) and an SQS sender
 //! (boto3) are all held before the file system fills, reads go on, and all
-//! three continue once space is freed.
+//! three continue once space is freed; an admin API publish held at the
+//! floor past the HTTP door's wait is refused with 503 and stores nothing.
 
 mod support;
 
@@ -695,4 +696,36 @@ fn producers_on_all_three_doors_are_held_at_the_disk_floor_and_free_space_never_
         eventually(Duration::from_secs(5), || server.http_get("/health").0 == 200),
         "the broker serves on"
     );
+}
+
+#[test]
+fn an_admin_publish_held_past_the_wait_at_the_disk_floor_is_refused_with_a_503_and_stores_nothing() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    let (status, body) = api.post("/topics", json!({"name": "held", "partitions": 1}));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = support::http_send(
+        server.http_addr,
+        "PUT",
+        "/api/v1/alarms",
+        r#"{"disk_free_min_bytes": 18446744073709551615}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let started = Instant::now();
+    let (status, body) = api.post("/topics/held/messages", json!({"value": "at the floor"}));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "it was held first, for {:?}",
+        started.elapsed()
+    );
+    let (_, topic) = api.get("/topics/held");
+    assert_eq!(topic["partitions"][0]["end_offset"], 0, "nothing was stored: {topic}");
+
+    let (status, body) = support::http_send(server.http_addr, "PUT", "/api/v1/alarms", r#"{"disk_free_min_bytes": 0}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post("/topics/held/messages", json!({"value": "below the floor again"}));
+    assert_eq!(status, 201, "{body}");
 }
