@@ -329,6 +329,7 @@ fn peek_count(count: Option<usize>) -> Result<usize, ApiError> {
     responses(
         (status = 201, description = "durable under the topic's policy", body = TopicPublished),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
         (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_topic(
@@ -358,6 +359,7 @@ pub async fn publish_to_topic(
         (status = 201, description = "every record durable under the topic's policy", body = TopicBatchPublished),
         (status = 400, description = "no messages or too many, or one is invalid (then none is appended)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
     ))]
 pub async fn publish_batch_to_topic(
     State(state): State<Arc<HttpState>>,
@@ -431,6 +433,7 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
     responses(
         (status = 200, description = "stored in every queue and topic it was routed to", body = Routed),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; queues it was stored in before are not undone", body = ErrorBody),
     ))]
 pub async fn publish_to_exchange(
     State(state): State<Arc<HttpState>>,
@@ -485,6 +488,7 @@ pub async fn publish_to_exchange(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "the queue is full and refuses publishes", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
         (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_queue(
