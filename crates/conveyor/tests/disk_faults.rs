@@ -8,14 +8,23 @@
 //! limit is lifted; an AMQP ack whose journal append fails closes the
 //! channel with 541. Needs root (mount) and util-linux (`prlimit`); the
 //! Kafka part drives kafka-python (`tests/interop/kafka/disk_full_kafka_python.py`).
+//! At a disk floor (`disk_free_min_bytes`) on a small tmpfs, a Kafka producer
+//! (kafka-python), an AMQP publisher with confirms (lapin) and an SQS sender
+//! (boto3) are all held before the file system fills, reads go on, and all
+//! three continue once space is freed; an admin API publish held at the
+//! floor past the HTTP door's wait is refused with 503 and stores nothing.
 
 mod support;
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use lapin::message::DeliveryResult;
 use lapin::options::{
@@ -24,7 +33,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
-use support::{Server, run_script};
+use support::{Server, eventually, forward_lines, run_script, spawn_script};
 
 /// How long the AMQP consumer waits for its next delivery before it
 /// concludes the broker stopped delivering.
@@ -38,14 +47,18 @@ struct Tmpfs {
 
 impl Tmpfs {
     fn mount(size_bytes: u64) -> Tmpfs {
+        Tmpfs::try_mount(size_bytes).expect("mount -t tmpfs failed: this test needs root")
+    }
+
+    /// None if this process may not mount (not root, or in a container without the capability).
+    fn try_mount(size_bytes: u64) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().expect("tempdir");
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_bytes}"), "tmpfs"])
             .arg(dir.path())
             .status()
             .expect("run mount");
-        assert!(status.success(), "mount -t tmpfs failed ({status}): this test needs root");
-        Tmpfs { dir }
+        status.success().then_some(Tmpfs { dir })
     }
 
     fn path(&self) -> &Path {
@@ -421,4 +434,305 @@ fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
         let logs = server.logs().join("\n");
         assert!(logs.contains("an acknowledgement could not be stored"), "{logs}");
     });
+}
+
+const FLOOR_TMPFS_BYTES: u64 = 64 * 1024 * 1024;
+const FLOOR_BYTES: u64 = 24 * 1024 * 1024;
+/// Taken before the broker starts and freed to let the held producers go on.
+const FLOOR_FILLER_BYTES: usize = 8 * 1024 * 1024;
+/// How long the producers may take to reach the floor and be held, and to
+/// go on once space is freed.
+const HOLD_WAIT: Duration = Duration::from_secs(120);
+/// A publish not confirmed for this long is held.
+const CONFIRM_WAIT: Duration = Duration::from_secs(3);
+
+/// Bytes an unprivileged writer can still use under `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let stats = rustix::fs::statvfs(path).expect("statvfs");
+    stats.f_bavail.saturating_mul(stats.f_frsize)
+}
+
+/// Samples the free space under a path every 5 ms on a thread, until
+/// stopped or for at most ten minutes; keeps the least seen.
+struct FreeSpaceWatch {
+    stop: Arc<AtomicBool>,
+    least: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FreeSpaceWatch {
+    fn start(path: &Path) -> FreeSpaceWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let least = Arc::new(AtomicU64::new(free_bytes(path)));
+        let (path, stopping, lowest) = (path.to_path_buf(), Arc::clone(&stop), Arc::clone(&least));
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !stopping.load(Ordering::SeqCst) && Instant::now() < deadline {
+                lowest.fetch_min(free_bytes(&path), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        FreeSpaceWatch {
+            stop,
+            least,
+            thread: Some(thread),
+        }
+    }
+
+    fn least_bytes(&self) -> u64 {
+        self.least.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FreeSpaceWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A client script the test talks to line by line; killed (by its PID) if the test ends early.
+struct Script {
+    child: Child,
+    name: &'static str,
+    lines: mpsc::Receiver<String>,
+    errors: mpsc::Receiver<String>,
+}
+
+impl Script {
+    fn spawn(server: &Server, name: &'static str, args: &[&str]) -> Script {
+        let mut child = spawn_script(server, name, args);
+        let lines = forward_lines(child.stdout.take().expect("stdout"));
+        let errors = forward_lines(child.stderr.take().expect("stderr"));
+        Script {
+            child,
+            name,
+            lines,
+            errors,
+        }
+    }
+
+    /// The first line that starts with `prefix`, within `timeout`.
+    fn expect_line(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        let errors: Vec<String> = self.errors.try_iter().collect();
+        panic!(
+            "{} printed no {prefix:?} line within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.name,
+            seen.join("\n"),
+            errors.join("\n")
+        );
+    }
+
+    fn send_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write to the script");
+        stdin.flush().expect("flush");
+    }
+
+    fn finish(mut self) {
+        let status = support::wait_bounded(&mut self.child, Duration::from_secs(30));
+        assert!(status.is_some_and(|status| status.success()), "{} ended with {status:?}", self.name);
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn producers_on_all_three_doors_are_held_at_the_disk_floor_and_free_space_never_reaches_zero() {
+    let Some(tmpfs) = Tmpfs::try_mount(FLOOR_TMPFS_BYTES) else {
+        eprintln!("SKIPPED: mount -t tmpfs is not permitted here (this test needs root)");
+        return;
+    };
+    let filler = tmpfs.path().join("filler");
+    fs::write(&filler, vec![0x5au8; FLOOR_FILLER_BYTES]).expect("write the filler");
+    let outside = tempfile::tempdir().expect("tempdir");
+    let config = outside.path().join("conveyor.toml");
+    fs::write(&config, format!("[limits]\ndisk_free_min_bytes = {FLOOR_BYTES}\n")).expect("write the config");
+    let server = Server::start_with(&tmpfs.path().join("data"), &["--config", config.to_str().expect("utf-8 path")], &[]);
+    let api = Api::new(&server);
+    let (status, body) = api.post("/topics", json!({"name": "floor-kafka", "partitions": 1}));
+    assert_eq!(status, 201, "{body}");
+    let watch = FreeSpaceWatch::start(tmpfs.path());
+
+    let mut kafka = Script::spawn(&server, "kafka/disk_floor_kafka_python.py", &["floor-kafka"]);
+    let mut sqs = Script::spawn(&server, "sqs/disk_floor_boto3.py", &["floor-sqs"]);
+    runtime().block_on(async {
+        let (publishing, channel) = durable_queue(&server, "floor-amqp").await;
+        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        // Publishes 64 KiB messages one at a time, each confirmed, until told to stop.
+        let confirmed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counting, stopping) = (Arc::clone(&confirmed), Arc::clone(&stop));
+        kafka.expect_line("ready", HOLD_WAIT);
+        sqs.expect_line("ready", HOLD_WAIT);
+        kafka.send_line("start");
+        sqs.send_line("start");
+        let publisher = tokio::spawn(async move {
+            let body = vec![b'a'; 64 * 1024];
+            // Bounded: the file system holds far fewer.
+            for _ in 0..2000 {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let confirmation = channel
+                    .basic_publish(
+                        "".into(),
+                        "floor-amqp".into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("a confirmation");
+                assert!(
+                    confirmation.is_ack(),
+                    "a publish at the floor is held, not refused: {confirmation:?}"
+                );
+                counting.fetch_add(1, Ordering::SeqCst);
+            }
+            channel
+        });
+
+        // All three are held: the scripts say so, and the AMQP publisher makes no progress.
+        let kafka_held = kafka.expect_line("held", HOLD_WAIT);
+        let sqs_held = sqs.expect_line("held", HOLD_WAIT);
+        let deadline = Instant::now() + HOLD_WAIT;
+        let amqp_held = loop {
+            let before = confirmed.load(Ordering::SeqCst);
+            tokio::time::sleep(CONFIRM_WAIT).await;
+            let after = confirmed.load(Ordering::SeqCst);
+            if after == before && after > 0 {
+                break after;
+            }
+            assert!(Instant::now() < deadline, "the AMQP publisher was never held ({after} confirmed)");
+        };
+        assert!(!publisher.is_finished(), "the AMQP publisher waits for its confirmation");
+        // Held at the floor, not before it: less than a few messages above it
+        // are free. (The alarm itself goes off at each measurement until a
+        // held write is tried again, so it is not asserted.)
+        let (status, alarms) = api.get("/alarms");
+        assert_eq!(status, 200, "{alarms}");
+        let free = free_bytes(tmpfs.path());
+        assert!(free < FLOOR_BYTES + 4 * 64 * 1024, "held with {free} bytes free: {alarms}");
+        assert!(watch.least_bytes() > 0, "free space reached zero");
+        eprintln!(
+            "held at the floor: kafka {kafka_held}, sqs {sqs_held}, amqp {amqp_held}; least free {} bytes",
+            watch.least_bytes()
+        );
+
+        // Reads are served meanwhile: health, the admin API, an AMQP consumer.
+        assert_eq!(server.http_get("/health"), (200, "ok\n".to_owned()));
+        let (status, topic) = api.get("/topics/floor-kafka");
+        assert_eq!(status, 200, "{topic}");
+        let stored: u64 = kafka_held["held ".len()..].parse().expect("a count");
+        assert_eq!(
+            topic["partitions"][0]["end_offset"],
+            json!(stored),
+            "the held record is not stored: {topic}"
+        );
+        let (consuming, reader) = durable_queue(&server, "floor-amqp").await;
+        let first = tokio::time::timeout(CONFIRM_WAIT, reader.basic_get("floor-amqp".into(), BasicGetOptions::default()))
+            .await
+            .expect("basic.get is answered at the floor")
+            .expect("basic.get")
+            .expect("a message");
+        assert_eq!(first.delivery.data.len(), 64 * 1024);
+        first.delivery.ack(BasicAckOptions::default()).await.expect("ack at the floor");
+
+        // Freeing space lets all three go on.
+        stop.store(true, Ordering::SeqCst);
+        fs::remove_file(&filler).expect("free the space");
+        kafka.send_line("go");
+        sqs.send_line("go");
+        let channel = tokio::time::timeout(HOLD_WAIT, publisher)
+            .await
+            .expect("the held AMQP publish is confirmed once space is freed")
+            .expect("the publisher");
+        assert_eq!(confirmed.load(Ordering::SeqCst), amqp_held + 1);
+        let confirmation = tokio::time::timeout(
+            HOLD_WAIT,
+            channel
+                .basic_publish(
+                    "".into(),
+                    "floor-amqp".into(),
+                    BasicPublishOptions::default(),
+                    b"after",
+                    BasicProperties::default(),
+                )
+                .await
+                .expect("publish"),
+        )
+        .await
+        .expect("confirmed")
+        .expect("a confirmation");
+        assert!(confirmation.is_ack());
+        kafka.expect_line("released", HOLD_WAIT);
+        sqs.expect_line("released", HOLD_WAIT);
+        consuming.close(200, "done".into()).await.expect("close");
+        publishing.close(200, "done".into()).await.expect("close");
+    });
+    kafka.finish();
+    sqs.finish();
+    let least = watch.least_bytes();
+    drop(watch);
+    assert!(least > 0, "free space reached zero");
+    // The floor itself holds, give or take index and journal overhead.
+    assert!(least > FLOOR_BYTES / 2, "free space fell to {least} bytes, far below the floor");
+    eprintln!("least free space seen: {least} bytes (floor {FLOOR_BYTES})");
+    assert!(
+        eventually(Duration::from_secs(5), || server.http_get("/health").0 == 200),
+        "the broker serves on"
+    );
+}
+
+#[test]
+fn an_admin_publish_held_past_the_wait_at_the_disk_floor_is_refused_with_a_503_and_stores_nothing() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    let (status, body) = api.post("/topics", json!({"name": "held", "partitions": 1}));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = support::http_send(
+        server.http_addr,
+        "PUT",
+        "/api/v1/alarms",
+        r#"{"disk_free_min_bytes": 18446744073709551615}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let started = Instant::now();
+    let (status, body) = api.post("/topics/held/messages", json!({"value": "at the floor"}));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "it was held first, for {:?}",
+        started.elapsed()
+    );
+    let (_, topic) = api.get("/topics/held");
+    assert_eq!(topic["partitions"][0]["end_offset"], 0, "nothing was stored: {topic}");
+
+    let (status, body) = support::http_send(server.http_addr, "PUT", "/api/v1/alarms", r#"{"disk_free_min_bytes": 0}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post("/topics/held/messages", json!({"value": "below the floor again"}));
+    assert_eq!(status, 201, "{body}");
 }

@@ -25,6 +25,7 @@ use conveyor_core::auth::Principal;
 pub mod admin;
 mod arn;
 pub mod console;
+mod disk_admission;
 mod listener;
 pub mod metrics;
 pub mod sigv4;

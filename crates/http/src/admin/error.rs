@@ -183,6 +183,13 @@ impl From<GroupError> for ApiError {
     }
 }
 
+/// A publish a resource alarm held too long: 503, retry later.
+impl From<crate::disk_admission::Held> for ApiError {
+    fn from(held: crate::disk_admission::Held) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, held.message())
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> ApiError {
         ApiError::from(CoreError::from(error))

@@ -329,6 +329,7 @@ fn peek_count(count: Option<usize>) -> Result<usize, ApiError> {
     responses(
         (status = 201, description = "durable under the topic's policy", body = TopicPublished),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
         (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_topic(
@@ -338,6 +339,7 @@ pub async fn publish_to_topic(
 ) -> Result<(StatusCode, Json<TopicPublished>), ApiError> {
     let topic = topics::find(&state.broker, &name)?;
     let (partition, handle, batch) = topic_batch(&state.broker, &topic, request)?;
+    crate::disk_admission::admit(state.broker.alarms(), batch.len() as u64).await?;
     let appended = handle.append(batch).await?;
     Ok((
         StatusCode::CREATED,
@@ -357,6 +359,7 @@ pub async fn publish_to_topic(
         (status = 201, description = "every record durable under the topic's policy", body = TopicBatchPublished),
         (status = 400, description = "no messages or too many, or one is invalid (then none is appended)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
     ))]
 pub async fn publish_batch_to_topic(
     State(state): State<Arc<HttpState>>,
@@ -375,6 +378,8 @@ pub async fn publish_batch_to_topic(
         .into_iter()
         .map(|message| topic_batch(&state.broker, &topic, message))
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let bytes: usize = batches.iter().map(|(_, _, batch)| batch.len()).sum();
+    crate::disk_admission::admit(state.broker.alarms(), bytes as u64).await?;
     // Every append is queued before any is awaited, in the request's order:
     // the log's group commit makes them durable with one fsync.
     let appends: Vec<_> = batches
@@ -428,6 +433,7 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
     responses(
         (status = 200, description = "stored in every queue and topic it was routed to", body = Routed),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; queues it was stored in before are not undone", body = ErrorBody),
     ))]
 pub async fn publish_to_exchange(
     State(state): State<Arc<HttpState>>,
@@ -446,6 +452,10 @@ pub async fn publish_to_exchange(
         .collect();
     let routed = broker.route(&exchange, &routing_key, &headers)?;
     let record = record_of(request, Some(routing_key.into_bytes()))?;
+    // Each queue's copy is admitted as it is stored (`store_in_queue`); the topics' here.
+    if !routed.topics.is_empty() {
+        crate::disk_admission::admit(broker.alarms(), (record_bytes(&record) * routed.topics.len()) as u64).await?;
+    }
     let mut result = Routed {
         routed: false,
         queues: Vec::new(),
@@ -478,6 +488,7 @@ pub async fn publish_to_exchange(
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "the queue is full and refuses publishes", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
         (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
 pub async fn publish_to_queue(
@@ -506,13 +517,25 @@ pub async fn publish_to_queue(
     ))
 }
 
-/// Publishes `record` into `declared` under its policies and waits until it
+/// What `record` adds to a log, about: its key, value and headers.
+fn record_bytes(record: &Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|header| header.key.len() + header.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len) + headers
+}
+
+/// Publishes `record` into `declared` under its policies, once the
+/// resource alarms admit it (`disk_admission.rs`), and waits until it
 /// is durable; false if the queue refused it.
 pub async fn store_in_queue(
     broker: &Arc<Broker>,
     declared: &Arc<conveyor_core::queue::DeclaredQueue>,
     record: Record,
 ) -> Result<bool, ApiError> {
+    crate::disk_admission::admit(broker.alarms(), record_bytes(&record) as u64).await?;
     let published = broker.publish_to_queue(declared, record);
     for append in published.appends {
         append.await?;

@@ -38,6 +38,10 @@ pub enum SnsError {
     /// The signer may not do this to the topic (RabbitMQ's permissions).
     #[error("{0}")]
     AuthorizationError(String),
+    /// A resource alarm (the disk floor, the memory ceiling) held a publish
+    /// too long: AWS's common `ServiceUnavailable`, 503, which every SDK retries.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -66,6 +70,7 @@ impl SnsError {
             SnsError::RequestTooLarge(_) => ("RequestEntityTooLarge", 413),
             SnsError::Unauthenticated(error) => (error.code(), error.status()),
             SnsError::AuthorizationError(_) => ("AuthorizationError", 403),
+            SnsError::ServiceUnavailable(_) => ("ServiceUnavailable", 503),
             SnsError::Internal(_) => ("InternalError", 500),
         };
         WireError { code, status }

@@ -176,6 +176,12 @@ async fn deliver(context: &Context, topic: &Topic, messages: &[Published]) -> Re
         .iter()
         .filter_map(Subscription::from_binding)
         .collect();
+    // Every subscribed queue stores a copy: admitted against the resource
+    // alarms before any is written (`disk_admission.rs`).
+    let bytes: usize = messages.iter().map(|message| message.message.len()).sum();
+    crate::disk_admission::admit(broker.alarms(), (bytes * subscriptions.len()) as u64)
+        .await
+        .map_err(|held| SnsError::ServiceUnavailable(held.message()))?;
     let topic_arn = topic_arn(&context.account, &topic.name);
     let timestamp_ms = broker.clock().now_ms();
     let matched_attributes: Vec<Map<String, Value>> = messages.iter().map(|message| attributes_as_json(&message.attributes)).collect();

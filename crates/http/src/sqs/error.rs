@@ -54,6 +54,10 @@ pub enum SqsError {
     /// The signer may not do this to the queue (RabbitMQ's permissions).
     #[error("{0}")]
     AccessDenied(String),
+    /// A resource alarm (the disk floor, the memory ceiling) held a send
+    /// too long: AWS's common `ServiceUnavailable`, 503, which every SDK retries.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// The broker failed (storage); not the client's fault.
     #[error("{0}")]
     Internal(String),
@@ -165,6 +169,11 @@ impl SqsError {
             SqsError::UnknownOperation(_) => ("com.amazon.coral.service#UnknownOperationException", "InvalidAction;Sender", 400),
             SqsError::RequestTooLarge(_) => ("com.amazonaws.sqs#RequestTooLarge", "RequestTooLarge;Sender", 413),
             SqsError::OverLimit(_) => ("com.amazonaws.sqs#OverLimit", "OverLimit;Sender", 403),
+            SqsError::ServiceUnavailable(_) => (
+                "com.amazon.coral.availability#ServiceUnavailableException",
+                "ServiceUnavailable;Receiver",
+                503,
+            ),
             SqsError::Internal(_) => ("com.amazonaws.sqs#InternalError", "InternalError;Receiver", 500),
         };
         WireError {
@@ -227,5 +236,13 @@ mod tests {
             "ReceiptHandleIsInvalid"
         );
         assert_eq!(SqsError::MessageNotInflight(String::new()).batch_code(), "MessageNotInflight");
+    }
+
+    #[test]
+    fn a_held_send_is_a_503_the_sdks_retry() {
+        let error = SqsError::ServiceUnavailable(String::new());
+        assert_eq!(error.wire().status, 503);
+        assert_eq!(error.batch_code(), "ServiceUnavailable");
+        assert!(!error.sender_fault());
     }
 }

@@ -219,13 +219,18 @@ fn sent(message: &OutgoingMessage, stored: &Stored) -> Map<String, Value> {
     output
 }
 
-/// Appends the messages as one batch and waits until they are durable. On
+/// Appends the messages as one batch and waits until they are durable,
+/// once the resource alarms admit their bytes (`disk_admission.rs`). On
 /// a FIFO queue the core's deduplication window answers messages whose
 /// deduplication id it saw in the last five minutes with the original's
 /// MessageId and SequenceNumber, without appending them again.
 async fn store(context: &Context, queue: &Arc<DeclaredQueue>, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
     let fifo = queue_attributes::is_fifo(&queue.definition());
-    let records = messages.iter().map(|message| message.clone().into_record()).collect();
+    let records: Vec<_> = messages.iter().map(|message| message.clone().into_record()).collect();
+    let bytes: usize = messages.iter().map(|message| message.body.len()).sum();
+    crate::disk_admission::admit(context.state.broker.alarms(), bytes as u64)
+        .await
+        .map_err(|held| SqsError::ServiceUnavailable(held.message()))?;
     let outcomes = context
         .state
         .broker
