@@ -1,6 +1,7 @@
-"""Runs schemathesis against the live broker's OpenAPI document: bounded
-examples per operation and a hard time budget; fails on any 5xx or any
-response that does not match the document's schema."""
+"""Runs schemathesis against the live broker's OpenAPI document (every
+operation but the alarm limits): bounded examples per operation and a hard
+time budget; fails on any 5xx or any response that does not match the
+document's schema."""
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,10 @@ command = [
     "--suppress-health-check", "all",
     "--seed", "1",
     "--generation-database", "none",
+    # Fuzzed limits switch the memory and disk alarms on for the rest of the
+    # run, and every publish after that is (rightly) held and answered 503:
+    # the alarms' endpoint has its own tests in admin_api.rs and disk_faults.rs.
+    "--exclude-operation-id", "set_alarm_limits",
 ]
 # Its cache goes to a scratch directory, not into the checkout.
 with tempfile.TemporaryDirectory(prefix="conveyor-schemathesis-") as scratch:
