@@ -31,6 +31,8 @@ from common import HTTP, check
 AMQP = os.environ.get("CONVEYOR_AMQP", "amqp://127.0.0.1:5672")
 NODE = "defs@localhost"
 BOOT_SECONDS = 120
+# Starts of the node with fresh ports when one was taken before it bound it.
+PORT_ATTEMPTS = 3
 
 
 def fail(message):
@@ -50,6 +52,57 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_node(server, epmd, work, processes):
+    """Our own epmd and a RabbitMQ node on fresh loopback ports; both are
+    appended to `processes`. Returns the node's environment, its AMQP port
+    and its process."""
+    amqp_port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    env = dict(
+        os.environ,
+        HOME=os.path.join(work, "home"),
+        ERL_EPMD_PORT=str(epmd_port),
+        RABBITMQ_NODENAME=NODE,
+        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+        RABBITMQ_NODE_PORT=str(amqp_port),
+        RABBITMQ_DIST_PORT=str(dist_port),
+        RABBITMQ_MNESIA_BASE=os.path.join(work, "mnesia"),
+        RABBITMQ_LOG_BASE=os.path.join(work, "log"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(work, "enabled_plugins"),
+        RABBITMQ_CONF_ENV_FILE=os.path.join(work, "rabbitmq-env.conf"),
+        RABBITMQ_CONFIG_FILE=os.path.join(work, "rabbitmq.conf"),
+        RABBITMQ_PID_FILE=os.path.join(work, "pid"),
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+    )
+    # Our own epmd on a free port, in the foreground, so that it is ours to stop.
+    processes.append(("epmd", subprocess.Popen([epmd, "-port", str(epmd_port), "-address", "127.0.0.1"],
+                                                env=env, start_new_session=True)))
+    log = open(os.path.join(work, "rabbitmq.log"), "w")
+    node = subprocess.Popen([server], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    processes.append(("rabbitmq-server", node))
+    return env, amqp_port, node
+
+
+def wait_listening(node, amqp_port, work, last):
+    """Waits (bounded) until the node accepts AMQP connections. Returns True
+    when it exited because a port it was given was taken (and `last` is not
+    set); fails the test on anything else."""
+    deadline = time.monotonic() + BOOT_SECONDS
+    while True:
+        if node.poll() is not None:
+            with open(os.path.join(work, "rabbitmq.log")) as output:
+                text = output.read()
+            if not last and ("already_used" in text or "eaddrinuse" in text):
+                return True
+            fail(f"rabbitmq-server exited ({node.returncode}) before listening:\n{text[-4000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", amqp_port), timeout=1).close()
+            return False
+        except OSError:
+            if time.monotonic() > deadline:
+                fail(f"rabbitmq-server did not listen on 127.0.0.1:{amqp_port} within {BOOT_SECONDS}s")
+            time.sleep(0.2)
 
 
 def stop(process, name):
@@ -74,35 +127,24 @@ def main():
     work = tempfile.mkdtemp(prefix="conveyor-defs-rabbitmq.")
     processes = []
     try:
-        amqp_port, dist_port, epmd_port = free_port(), free_port(), free_port()
         for sub in ("mnesia", "log", "home"):
             os.makedirs(os.path.join(work, sub))
         with open(os.path.join(work, "enabled_plugins"), "w") as plugins:
             plugins.write("[].")
         for empty in ("rabbitmq-env.conf", "rabbitmq.conf"):
             open(os.path.join(work, empty), "w").close()
-        env = dict(
-            os.environ,
-            HOME=os.path.join(work, "home"),
-            ERL_EPMD_PORT=str(epmd_port),
-            RABBITMQ_NODENAME=NODE,
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-            RABBITMQ_NODE_PORT=str(amqp_port),
-            RABBITMQ_DIST_PORT=str(dist_port),
-            RABBITMQ_MNESIA_BASE=os.path.join(work, "mnesia"),
-            RABBITMQ_LOG_BASE=os.path.join(work, "log"),
-            RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(work, "enabled_plugins"),
-            RABBITMQ_CONF_ENV_FILE=os.path.join(work, "rabbitmq-env.conf"),
-            RABBITMQ_CONFIG_FILE=os.path.join(work, "rabbitmq.conf"),
-            RABBITMQ_PID_FILE=os.path.join(work, "pid"),
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
-        )
-        # Our own epmd on a free port, in the foreground, so that it is ours to stop.
-        processes.append(("epmd", subprocess.Popen([epmd, "-port", str(epmd_port), "-address", "127.0.0.1"],
-                                                    env=env, start_new_session=True)))
-        log = open(os.path.join(work, "rabbitmq.log"), "w")
-        node = subprocess.Popen([server], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        processes.append(("rabbitmq-server", node))
+        started = time.monotonic()
+        # Free ports are picked, then bound by the node: another process on
+        # this machine may take one in between. Bounded retries with new ports.
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            env, amqp_port, node = start_node(server, epmd, work, processes)
+            taken = wait_listening(node, amqp_port, work, last=attempt == PORT_ATTEMPTS)
+            if not taken:
+                break
+            print(f"a port was taken before rabbitmq-server bound it (attempt {attempt}); new ports", file=sys.stderr)
+            while processes:
+                name, process = processes.pop()
+                stop(process, name)
 
         def ctl(*args):
             result = subprocess.run([rabbitmqctl, "-n", NODE, *args], env=env, capture_output=True, text=True, timeout=120)
@@ -110,20 +152,6 @@ def main():
                 fail(f"rabbitmqctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
             return result.stdout
 
-        started = time.monotonic()
-        # The CLI tools reach the node only once it has registered: wait for its AMQP port first.
-        deadline = started + BOOT_SECONDS
-        while True:
-            if node.poll() is not None:
-                with open(os.path.join(work, "rabbitmq.log")) as output:
-                    fail(f"rabbitmq-server exited ({node.returncode}) before listening:\n{output.read()[-4000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", amqp_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    fail(f"rabbitmq-server did not listen on 127.0.0.1:{amqp_port} within {BOOT_SECONDS}s")
-                time.sleep(0.2)
         ctl("await_startup", "--timeout", str(BOOT_SECONDS))
         version = ctl("version").strip()
         print(f"RabbitMQ {version} up in {time.monotonic() - started:.1f}s on 127.0.0.1:{amqp_port} (pid {node.pid})")
