@@ -14,14 +14,13 @@ use std::time::Instant;
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue, tx};
-use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
+use amq_protocol::types::{AMQPValue, LongUInt};
 use bytes::Bytes;
 use conveyor_core::Broker;
 use conveyor_core::auth::Operation;
-use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::connection_budget::Reservation;
 use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
-use conveyor_core::messaging::{DeathReason, Storing};
+use conveyor_core::messaging::Storing;
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Durable, QueueType};
 use conveyor_core::vhost::{self, VirtualHost};
 use conveyor_log::record::Record;
@@ -30,11 +29,15 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 mod consuming;
+mod declaring;
 mod delivery;
 mod publish_store;
 mod publishing;
+mod refusal;
 
+use declaring::binding_destination;
 use publish_store::store_publishes;
+use refusal::{Refusal, settle_refused};
 
 use crate::Context;
 use crate::consumer_cancel;
@@ -43,9 +46,8 @@ use crate::frame;
 use crate::identity::Identity;
 use crate::message::{Message, header_table};
 use crate::prefetch::Window;
-use crate::queue_type;
-use crate::reply::{self, Exception, short};
-use crate::reply_to::{self, DirectReplyConsumer};
+use crate::reply::{self, Exception};
+use crate::reply_to::DirectReplyConsumer;
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -776,95 +778,6 @@ impl Channel {
         }
     }
 
-    async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
-        let mut name = declare.queue.to_string();
-        if declare.passive && name == reply_to::PSEUDO_QUEUE {
-            // It always exists, empty and unconsumed (FastStream checks it so).
-            if !declare.nowait {
-                self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
-                    queue: short(name),
-                    message_count: 0,
-                    consumer_count: 0,
-                })))
-                .await;
-            }
-            return Ok(());
-        }
-        if declare.passive {
-            let resource = self.resource(&name)?;
-            let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
-            check_access(context, connection_id, &self.vhost, &resource)?;
-            return self.declare_ok(&declared, declare.nowait).await;
-        }
-        if name.is_empty() {
-            name = format!("amq.gen-{}", uuid::Uuid::new_v4().simple());
-        } else if name.starts_with("amq.") {
-            return Err(Exception::new(
-                reply::ACCESS_REFUSED,
-                format!("queue name '{name}' contains reserved prefix 'amq.*'"),
-            ));
-        }
-        let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
-            .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
-        queue_type::check_declaration(
-            &arguments,
-            declare.durable,
-            declare.exclusive,
-            declare.auto_delete,
-            &name,
-            self.vhost.name(),
-        )?;
-        // RabbitMQ checks a server-named queue under its generated name.
-        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
-        if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
-            self.identity
-                .exchange(&context.broker, &self.vhost, &dead_letter_exchange, Operation::Write)?;
-            self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
-        }
-        let name = self.resource(&name)?;
-        check_access(context, connection_id, &self.vhost, &name)?;
-        let definition = QueueDefinition {
-            durable: declare.durable,
-            auto_delete: declare.auto_delete,
-            arguments,
-        };
-        let (declared, _created) = context
-            .broker
-            .declare_queue(&name, definition)
-            .await
-            .map_err(|error| reply::core_exception(&error))?;
-        if declare.exclusive {
-            context.exclusive_owners.lock().entry(name).or_insert(connection_id);
-        }
-        self.declare_ok(&declared, declare.nowait).await
-    }
-
-    /// RabbitMQ's table for `queue.bind`, `exchange.bind` and their unbinds:
-    /// write on the destination (a queue, an exchange, or a Kafka topic's
-    /// ACLs when `queue.bind` names a topic), read on the source exchange.
-    fn check_binding(&self, context: &Context, destination: &str, resolved: Option<&Destination>, source: &str) -> Result<(), Exception> {
-        match resolved {
-            Some(Destination::Topic(topic)) => self.identity.topic(&context.broker, topic, Operation::Write)?,
-            Some(_) => self.identity.queue(&context.broker, &self.vhost, destination, Operation::Write)?,
-            None => self
-                .identity
-                .exchange(&context.broker, &self.vhost, destination, Operation::Write)?,
-        }
-        self.identity.exchange(&context.broker, &self.vhost, source, Operation::Read)
-    }
-
-    async fn declare_ok(&self, declared: &DeclaredQueue, nowait: bool) -> Result<(), Exception> {
-        if !nowait {
-            self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
-                queue: short(vhost::local_name(&declared.name)),
-                message_count: declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt,
-                consumer_count: declared.consumer_count().min(u32::MAX as usize) as LongUInt,
-            })))
-            .await;
-        }
-        Ok(())
-    }
-
     /// Drops the consumers whose queue was deleted: they were sent
     /// `basic.cancel` (`consumer_cancel.rs`) and their tags are free again.
     fn forget_cancelled_by_broker(&mut self) {
@@ -1002,73 +915,6 @@ fn ack_not_stored(error: &conveyor_core::queue::QueueError) -> Exception {
 
 fn not_transactional() -> Exception {
     Exception::new(reply::PRECONDITION_FAILED, "channel is not transactional")
-}
-
-/// What becomes of deliveries that were not acked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// Nack/reject with requeue: back to the queue after its retry delay.
-    Retry,
-    /// Nack/reject without requeue: settled for good and dead-lettered.
-    DeadLetter,
-    /// Recover, channel close, connection loss: back to the queue at once.
-    GiveBack,
-}
-
-impl Refusal {
-    fn by_consumer(requeue: bool) -> Refusal {
-        if requeue { Refusal::Retry } else { Refusal::DeadLetter }
-    }
-}
-
-/// Settles deliveries that were not acked; returns the dead-letter appends.
-fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusal: Refusal) -> Vec<Storing> {
-    let mut appends = Vec::new();
-    // A deleted queue's deliveries are settled with it, a stream's need no
-    // settling: nothing to requeue or dead-letter.
-    for one in unacked.into_iter().filter(Unacked::settles_in_cursor) {
-        let result = if refusal != Refusal::DeadLetter {
-            let delay_ms = match refusal {
-                Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
-                _ => 0,
-            };
-            one.queue.queue.release(one.consumer, one.offset, delay_ms).map(|_| ())
-        } else {
-            let rejected = one.queue.queue.reject(one.consumer, one.offset).map(|_| ());
-            if rejected.is_ok()
-                && let Some(record) = one.record
-            {
-                appends.extend(broker.dead_letter(&one.queue, record, DeathReason::Rejected, one.delivery_count));
-            }
-            rejected
-        };
-        if let Err(error) = result {
-            debug!(%error, "settling a delivery the queue no longer holds for this consumer");
-        }
-        one.queue.notify_available();
-    }
-    appends
-}
-
-/// What `queue.bind` names (broker-wide): a queue, or else a Kafka topic of
-/// that name (so AMQP-published messages can be read by Kafka consumers).
-/// Kafka topics have no vhost: they are reachable from `/` only, so the
-/// other vhosts stay isolated.
-fn binding_destination(context: &Context, vhost: &VirtualHost, resource: String) -> Destination {
-    if vhost.is_default() && context.broker.queue(&resource).is_none() && context.broker.topic(&resource).is_some() {
-        Destination::Topic(resource)
-    } else {
-        Destination::Queue(resource)
-    }
-}
-
-/// A queue declaration's `x-dead-letter-exchange`, as the client named it.
-fn dead_letter_exchange(arguments: &FieldTable) -> Option<String> {
-    match arguments.inner().get("x-dead-letter-exchange") {
-        Some(AMQPValue::LongString(name)) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
-        Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
-        _ => None,
-    }
 }
 
 /// Exclusive queues (by broker-wide name) belong to the connection that declared them.

@@ -2,6 +2,7 @@
 //! committed offsets (a log of their own). Front doors translate to it.
 
 mod coordinator;
+mod membership;
 mod offsets;
 
 pub use coordinator::{

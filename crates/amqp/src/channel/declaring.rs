@@ -1,0 +1,136 @@
+//! A channel's `queue.declare` (RabbitMQ's checks, exclusive and
+//! auto-delete queues, the queue types' rules), and what binding methods
+//! check and bind to. Knows the channel's state; routing is the core's.
+
+use amq_protocol::protocol::{AMQPClass, queue};
+use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
+use conveyor_core::auth::Operation;
+use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::exchange::Destination;
+use conveyor_core::queue::DeclaredQueue;
+use conveyor_core::vhost::{self, VirtualHost};
+
+use super::{Channel, check_access};
+use crate::Context;
+use crate::message::header_table;
+use crate::queue_type;
+use crate::reply::{self, Exception, short};
+use crate::reply_to;
+
+impl Channel {
+    pub(super) async fn declare_queue(&mut self, context: &Context, connection_id: u64, declare: queue::Declare) -> Result<(), Exception> {
+        let mut name = declare.queue.to_string();
+        if declare.passive && name == reply_to::PSEUDO_QUEUE {
+            // It always exists, empty and unconsumed (FastStream checks it so).
+            if !declare.nowait {
+                self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                    queue: short(name),
+                    message_count: 0,
+                    consumer_count: 0,
+                })))
+                .await;
+            }
+            return Ok(());
+        }
+        if declare.passive {
+            let resource = self.resource(&name)?;
+            let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
+            check_access(context, connection_id, &self.vhost, &resource)?;
+            return self.declare_ok(&declared, declare.nowait).await;
+        }
+        if name.is_empty() {
+            name = format!("amq.gen-{}", uuid::Uuid::new_v4().simple());
+        } else if name.starts_with("amq.") {
+            return Err(Exception::new(
+                reply::ACCESS_REFUSED,
+                format!("queue name '{name}' contains reserved prefix 'amq.*'"),
+            ));
+        }
+        let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
+            .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
+        queue_type::check_declaration(
+            &arguments,
+            declare.durable,
+            declare.exclusive,
+            declare.auto_delete,
+            &name,
+            self.vhost.name(),
+        )?;
+        // RabbitMQ checks a server-named queue under its generated name.
+        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
+        if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
+            self.identity
+                .exchange(&context.broker, &self.vhost, &dead_letter_exchange, Operation::Write)?;
+            self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
+        }
+        let name = self.resource(&name)?;
+        check_access(context, connection_id, &self.vhost, &name)?;
+        let definition = QueueDefinition {
+            durable: declare.durable,
+            auto_delete: declare.auto_delete,
+            arguments,
+        };
+        let (declared, _created) = context
+            .broker
+            .declare_queue(&name, definition)
+            .await
+            .map_err(|error| reply::core_exception(&error))?;
+        if declare.exclusive {
+            context.exclusive_owners.lock().entry(name).or_insert(connection_id);
+        }
+        self.declare_ok(&declared, declare.nowait).await
+    }
+
+    /// RabbitMQ's table for `queue.bind`, `exchange.bind` and their unbinds:
+    /// write on the destination (a queue, an exchange, or a Kafka topic's
+    /// ACLs when `queue.bind` names a topic), read on the source exchange.
+    pub(super) fn check_binding(
+        &self,
+        context: &Context,
+        destination: &str,
+        resolved: Option<&Destination>,
+        source: &str,
+    ) -> Result<(), Exception> {
+        match resolved {
+            Some(Destination::Topic(topic)) => self.identity.topic(&context.broker, topic, Operation::Write)?,
+            Some(_) => self.identity.queue(&context.broker, &self.vhost, destination, Operation::Write)?,
+            None => self
+                .identity
+                .exchange(&context.broker, &self.vhost, destination, Operation::Write)?,
+        }
+        self.identity.exchange(&context.broker, &self.vhost, source, Operation::Read)
+    }
+
+    async fn declare_ok(&self, declared: &DeclaredQueue, nowait: bool) -> Result<(), Exception> {
+        if !nowait {
+            self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                queue: short(vhost::local_name(&declared.name)),
+                message_count: declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt,
+                consumer_count: declared.consumer_count().min(u32::MAX as usize) as LongUInt,
+            })))
+            .await;
+        }
+        Ok(())
+    }
+}
+
+/// What `queue.bind` names (broker-wide): a queue, or else a Kafka topic of
+/// that name (so AMQP-published messages can be read by Kafka consumers).
+/// Kafka topics have no vhost: they are reachable from `/` only, so the
+/// other vhosts stay isolated.
+pub(super) fn binding_destination(context: &Context, vhost: &VirtualHost, resource: String) -> Destination {
+    if vhost.is_default() && context.broker.queue(&resource).is_none() && context.broker.topic(&resource).is_some() {
+        Destination::Topic(resource)
+    } else {
+        Destination::Queue(resource)
+    }
+}
+
+/// A queue declaration's `x-dead-letter-exchange`, as the client named it.
+fn dead_letter_exchange(arguments: &FieldTable) -> Option<String> {
+    match arguments.inner().get("x-dead-letter-exchange") {
+        Some(AMQPValue::LongString(name)) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
+        _ => None,
+    }
+}
