@@ -16,7 +16,7 @@ use conveyor_core::queue::policy::age_ms;
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, StreamStart};
 use tracing::warn;
 
-use crate::channel::{Shared, Unacked, content_frames};
+use crate::channel::{Shared, Unacked, consumer_ended, content_frames};
 use crate::consumer_cancel;
 use crate::frame;
 use crate::message::Message;
@@ -128,14 +128,7 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
         tokio::pin!(roomier);
         roomier.as_mut().enable();
         written.borrow_and_update();
-        if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
-            return;
-        }
-        if consumer_cancel::gone_with_queue(&declared) {
-            let _ = shared
-                .out
-                .send(frame::encode(&[consumer_cancel::notification(shared.id, &tag)]))
-                .await;
+        if consumer_ended(&shared, &declared, &window, &tag).await {
             return;
         }
         // Paused by channel.flow, or waiting behind a single active consumer.

@@ -33,17 +33,7 @@ impl Channel {
         let declared = context.broker.queue(&resource).ok_or_else(|| reply::no_queue(&name, &self.vhost))?;
         check_access(context, connection_id, &self.vhost, &resource)?;
         self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
-        let tag = if consume.consumer_tag.as_str().is_empty() {
-            let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
-            self.next_consumer_tag += 1;
-            tag
-        } else {
-            consume.consumer_tag.to_string()
-        };
-        self.forget_cancelled_by_broker();
-        if self.consumers.contains_key(&tag) {
-            return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
-        }
+        let tag = self.consumer_tag(&consume)?;
         let consumers_max = context.broker.limits().config().amqp_consumers_per_channel_max;
         if self.consumers.len() >= consumers_max as usize {
             // RabbitMQ's answer past `consumer_max_per_channel`.
@@ -117,8 +107,9 @@ impl Channel {
         Ok(())
     }
 
-    /// `basic.consume` of `amq.rabbitmq.reply-to` (`reply_to.rs`).
-    async fn consume_replies(&mut self, consume: basic::Consume) -> Result<(), Exception> {
+    /// The tag a `basic.consume` names, or one the server makes up
+    /// (`amq.ctag-…`); a tag the channel already uses is refused with 530.
+    fn consumer_tag(&mut self, consume: &basic::Consume) -> Result<String, Exception> {
         let tag = if consume.consumer_tag.as_str().is_empty() {
             let tag = format!("amq.ctag-{}-{}", self.id(), self.next_consumer_tag);
             self.next_consumer_tag += 1;
@@ -130,6 +121,12 @@ impl Channel {
         if self.consumers.contains_key(&tag) {
             return Err(Exception::new(reply::NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'")));
         }
+        Ok(tag)
+    }
+
+    /// `basic.consume` of `amq.rabbitmq.reply-to` (`reply_to.rs`).
+    async fn consume_replies(&mut self, consume: basic::Consume) -> Result<(), Exception> {
+        let tag = self.consumer_tag(&consume)?;
         let replies = reply_to::consume(&self.shared, self.replies.as_ref(), tag.clone(), consume.no_ack)?;
         self.replies = Some(replies);
         if !consume.nowait {

@@ -53,14 +53,7 @@ pub(super) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, d
         tokio::pin!(roomier);
         roomier.as_mut().enable();
         high_watermark.borrow_and_update();
-        if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
-            return;
-        }
-        if consumer_cancel::gone_with_queue(&declared) {
-            let _ = shared
-                .out
-                .send(frame::encode(&[consumer_cancel::notification(shared.id, &tag)]))
-                .await;
+        if consumer_ended(&shared, &declared, &window, &tag).await {
             return;
         }
         // No-ack consumers are not limited by prefetch (as in RabbitMQ).
@@ -200,4 +193,21 @@ async fn send_delivery(
         routing_key: short(message.routing_key.clone()),
     });
     let _ = shared.out.send(frame::encode(&content_frames(shared, method, &message))).await;
+}
+
+/// Whether a consumer's delivery loop ends: the consumer was cancelled, its
+/// channel closed, or its queue deleted (the client is then told with
+/// `basic.cancel`).
+pub(crate) async fn consumer_ended(shared: &Shared, declared: &DeclaredQueue, window: &Window, tag: &str) -> bool {
+    if window.cancelled.load(Ordering::SeqCst) || shared.out.is_closed() {
+        return true;
+    }
+    if consumer_cancel::gone_with_queue(declared) {
+        let _ = shared
+            .out
+            .send(frame::encode(&[consumer_cancel::notification(shared.id, tag)]))
+            .await;
+        return true;
+    }
+    false
 }

@@ -36,6 +36,7 @@ mod publishing;
 mod refusal;
 
 use declaring::binding_destination;
+pub(crate) use delivery::consumer_ended;
 use publish_store::store_publishes;
 use refusal::{Refusal, settle_refused};
 
