@@ -417,9 +417,19 @@ fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
                 .to_string(),
         };
         eprintln!("channel closed: {closed}");
-        let upper = closed.to_uppercase();
-        assert!(upper.contains("541") || upper.contains("INTERNAL"), "{closed}");
-        assert!(closed.contains("an acknowledgement could not be stored"), "{closed}");
+        if closed.contains("invalid channel state: Closed") {
+            // lapin ended the consumer's stream on the broker's channel.close
+            // and keeps no reason: the broker's log says why it closed it.
+            let logs = server.logs().join("\n");
+            assert!(
+                logs.contains("an acknowledgement could not be stored; closing the channel"),
+                "the channel closed for another reason:\n{logs}"
+            );
+        } else {
+            let upper = closed.to_uppercase();
+            assert!(upper.contains("541") || upper.contains("INTERNAL"), "{closed}");
+            assert!(closed.contains("an acknowledgement could not be stored"), "{closed}");
+        }
         let (status, health) = server.http_get("/health");
         assert_eq!(status, 200);
         assert!(
