@@ -14,6 +14,7 @@ Usage: definitions_rabbitmq.py CONVEYOR_BINARY
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,17 +49,43 @@ def rabbitmq_server():
          "(sudo apt-get install rabbitmq-server; ./scripts/test installs it when run as root)")
 
 
+def ephemeral_low():
+    """The lowest port the kernel hands out to outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port below the ephemeral range that is free now. Ports from that
+    range (what binding port 0 gives) are also handed to the outgoing
+    connections of every other test running beside this one: while the
+    admin API is being fuzzed, thousands of them, and one took the node's
+    distribution port between our pick and the node's bind. Ports below the
+    range are only ever taken by an explicit bind."""
+    high = min(ephemeral_low(), 65536)
+    for _ in range(200):
+        port = random.randrange(max(1024, high - 12000), high)
+        with socket.socket() as sock:
+            try:
+                # As RabbitMQ checks its ports: every interface.
+                sock.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+    fail("no free port below the ephemeral range after 200 tries")
 
 
 def start_node(server, epmd, work, processes):
     """Our own epmd and a RabbitMQ node on fresh loopback ports; both are
     appended to `processes`. Returns the node's environment, its AMQP port
     and its process."""
-    amqp_port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    ports = set()
+    while len(ports) < 3:
+        ports.add(free_port())
+    amqp_port, dist_port, epmd_port = sorted(ports)
     env = dict(
         os.environ,
         HOME=os.path.join(work, "home"),
