@@ -12,6 +12,7 @@ same queues on both. Every process it starts is stopped by its PID.
 
 Usage: definitions_rabbitmq.py CONVEYOR_BINARY
 """
+import base64
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -199,7 +201,7 @@ def main():
         check(imported.returncode == 0, f"conveyor definitions import failed: {imported.stdout}{imported.stderr}")
         report = json.loads(imported.stdout)
         print("imported:", json.dumps({key: report[key] for key in ("vhosts", "users", "queues", "exchanges", "bindings")}))
-        check("alice" in report["users_without_password"], f"alice has no usable password: {report}")
+        check("alice" not in report["users_without_password"], f"alice keeps her RabbitMQ password: {report}")
         check(any(skipped["kind"] == "user_tag" and skipped["name"] == "management" for skipped in report["skipped"]),
               f"the management tag is reported as skipped: {report}")
         user_exchanges = [exchange for exchange in definitions["exchanges"] if not exchange["name"].startswith("amq.")]
@@ -208,6 +210,7 @@ def main():
         check(report["bindings"] == len(definitions["bindings"]), f"every binding imported: {report}")
 
         compare_topology(definitions)
+        check_rabbitmq_password_logs_in()
         again = subprocess.run([conveyor, "definitions", "import", exported, "--server", f"http://{HTTP}"],
                                capture_output=True, text=True, timeout=60)
         check(again.returncode == 0, f"importing again changes nothing and succeeds: {again.stdout}{again.stderr}")
@@ -221,6 +224,9 @@ def main():
         check(names(definitions, "exchanges") - {(vhost, name) for vhost, name in names(definitions, "exchanges") if name.startswith("amq.")}
               <= names(ours, "exchanges"), f"the export has the exchanges: {ours['exchanges']}")
         check(len(ours["bindings"]) == len(definitions["bindings"]), f"the export has the bindings: {ours['bindings']}")
+        hashes = lambda document: {user["name"]: (user["password_hash"], user.get("hashing_algorithm")) for user in document["users"]}  # noqa: E731
+        check(hashes(ours)["alice"] == hashes(definitions)["alice"],
+              f"alice's RabbitMQ hash is exported as imported: {hashes(ours)} vs {hashes(definitions)}")
 
         base = AMQP.split("://", 1)[1]
         rabbit = route_all(f"amqp://guest:guest@127.0.0.1:{amqp_port}", definitions)
@@ -229,6 +235,7 @@ def main():
         delivered = sum(len(bodies) for bodies in rabbit.values())
         check(delivered >= 8, f"the publishes were routed somewhere: {rabbit}")
         print(f"{delivered} deliveries routed alike across {len(rabbit)} queues")
+        check_export_imports_into_rabbitmq(conveyor, ctl, work)
     finally:
         for name, process in reversed(processes):
             stop(process, name)
@@ -267,6 +274,56 @@ def declare_topology(root_url, staging_url):
     channel.queue_declare("jobs", durable=True, arguments={"x-queue-type": "classic"})
     channel.queue_bind("jobs", "amq.direct", "jobs")
     connection.close()
+
+
+def check_export_imports_into_rabbitmq(conveyor, ctl, work):
+    """The way back: Conveyor's export, an SQS queue included (its
+    attributes and tags are `sqs.*` arguments), imports into RabbitMQ."""
+    import boto3
+    sqs = boto3.client("sqs", endpoint_url=f"http://{HTTP}", region_name="us-east-1",
+                       aws_access_key_id="conveyor", aws_secret_access_key="conveyor")
+    sqs.create_queue(QueueName="sqs-orders", Attributes={"VisibilityTimeout": "5"}, tags={"team": "billing"})
+    exported = subprocess.run([conveyor, "definitions", "export", "--server", f"http://{HTTP}"],
+                              capture_output=True, text=True, timeout=60)
+    check(exported.returncode == 0, f"conveyor definitions export: {exported.stderr}")
+    document = json.loads(exported.stdout)
+    sqs_queue = next(queue for queue in document["queues"] if queue["name"] == "sqs-orders")
+    check(sqs_queue["arguments"] == {"sqs.VisibilityTimeout": 5, "sqs.tag.team": "billing"},
+          f"the SQS queue's attributes and tags are its arguments: {sqs_queue}")
+    path = os.path.join(work, "conveyor-definitions.json")
+    with open(path, "w") as file:
+        file.write(exported.stdout)
+    ctl("import_definitions", path)
+    listed = ctl("list_queues", "-p", "/", "--quiet", "--no-table-headers", "name")
+    check("sqs-orders" in listed.split(), f"RabbitMQ imported Conveyor's export: {listed}")
+    print("Conveyor's export, SQS queue included, imports into RabbitMQ")
+
+
+def check_rabbitmq_password_logs_in():
+    """alice, imported with RabbitMQ's hash of her password, logs in with it
+    over AMQP (PLAIN) and HTTP Basic; a wrong password is refused on both."""
+    base = AMQP.split("://", 1)[1]
+    connection = pika.BlockingConnection(pika.URLParameters(f"amqp://alice:s3cret@{base}/staging"))
+    channel = connection.channel()
+    channel.queue_declare("alice.inbox", durable=True)
+    channel.queue_delete("alice.inbox")
+    connection.close()
+    try:
+        pika.BlockingConnection(pika.URLParameters(f"amqp://alice:wrong@{base}/staging")).close()
+        fail("a wrong password for alice was accepted over AMQP")
+    except pika.exceptions.ProbableAuthenticationError:
+        pass
+    for password, expected in (("s3cret", 200), ("wrong", 401)):
+        request = urllib.request.Request(f"http://{HTTP}/api/v1/overview")
+        token = base64.b64encode(f"alice:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        check(status == expected, f"HTTP Basic as alice with password {password!r}: {status}, expected {expected}")
+    print("alice logs in with her RabbitMQ password over AMQP and HTTP; a wrong one is refused")
 
 
 def api(path):

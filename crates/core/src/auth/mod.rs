@@ -12,6 +12,7 @@ pub mod failures;
 mod operations;
 pub mod permission;
 pub mod policy;
+pub mod rabbit_hash;
 pub mod resource;
 pub mod scram;
 pub mod state;
@@ -23,6 +24,7 @@ pub use failures::{AuthFailures, FailureReason};
 pub use operations::ConfiguredUser;
 pub use permission::{Access, Permission};
 pub use policy::{AnonymousAccess, AuthPolicy, MetricsAccess, is_loopback};
+pub use rabbit_hash::{RabbitHashing, RabbitPasswordHash};
 pub use resource::{Operation, Principal, Resource};
 pub use scram::{ScramCredential, ScramMechanism};
 pub use state::AuthState;
@@ -51,4 +53,6 @@ pub enum AuthError {
     AccessKeyInUse { key: String, user: String },
     #[error("user {user:?} has no {mechanism} credential")]
     NoCredential { user: String, mechanism: &'static str },
+    #[error("invalid password hash for {0}: base64 of a 4-byte salt and the digest")]
+    InvalidPasswordHash(&'static str),
 }

@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::acl::{Acl, AclFilter};
 use super::permission::Permission;
+use super::rabbit_hash::RabbitPasswordHash;
 use super::scram::{ScramCredential, ScramMechanism};
 use super::user::{AwsAccessKey, Tag, User};
 use super::{AuthError, Authorizer};
@@ -55,6 +56,7 @@ impl Broker {
             && let Some(existing) = &existing
         {
             user.credentials = existing.credentials.clone();
+            user.rabbit_password_hash = existing.rabbit_password_hash.clone();
         }
         check_access_key(change.catalog(), &user)?;
         if existing.as_ref() == Some(&user) {
@@ -65,6 +67,25 @@ impl Broker {
         Ok(existing.is_none())
     }
 
+    /// Gives an existing user without SCRAM credentials a password hash
+    /// imported from RabbitMQ (it checks PLAIN logins until a password is
+    /// set). A user with credentials keeps them: its password was set here.
+    /// Returns whether the hash was taken.
+    pub async fn set_rabbit_password_hash(&self, name: &str, hash: RabbitPasswordHash) -> Result<bool> {
+        let change = self.auth_change().await;
+        let mut user = existing_user(change.catalog(), name)?;
+        if !user.credentials.is_empty() {
+            return Ok(false);
+        }
+        if user.rabbit_password_hash.as_ref() == Some(&hash) {
+            return Ok(true);
+        }
+        user.rabbit_password_hash = Some(hash);
+        change.commit_auth(Event::UserSet { user }).await?;
+        info!(user = name, "RabbitMQ password hash imported");
+        Ok(true)
+    }
+
     /// New credentials from `password` for an existing user.
     pub async fn set_user_password(&self, name: &str, password: &str) -> Result<()> {
         let mut fresh = User::new(name)?;
@@ -72,6 +93,7 @@ impl Broker {
         let change = self.auth_change().await;
         let mut user = existing_user(change.catalog(), name)?;
         user.credentials = fresh.credentials;
+        user.rabbit_password_hash = None;
         change.commit_auth(Event::UserSet { user }).await?;
         info!(user = name, "password changed");
         Ok(())

@@ -161,7 +161,7 @@ pub fn checked_iterations(iterations: u32) -> Result<u32, AuthError> {
 }
 
 /// Bytes as standard base64 in the catalog's JSON.
-mod base64_bytes {
+pub(super) mod base64_bytes {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};

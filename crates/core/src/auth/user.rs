@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::AuthError;
+use super::rabbit_hash::RabbitPasswordHash;
 use super::scram::{ITERATIONS_DEFAULT, ScramCredential, ScramMechanism};
 
 /// Longest user name accepted (RabbitMQ's and SASL's practical limit).
@@ -72,6 +73,11 @@ pub struct User {
     pub tags: BTreeSet<Tag>,
     #[serde(default)]
     pub aws_access_key: Option<AwsAccessKey>,
+    /// A password hash imported from RabbitMQ's definitions: checks PLAIN
+    /// logins while the user has no SCRAM credentials; setting a password
+    /// (any way) drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbit_password_hash: Option<RabbitPasswordHash>,
 }
 
 impl User {
@@ -83,6 +89,7 @@ impl User {
             credentials: Vec::new(),
             tags: BTreeSet::new(),
             aws_access_key: None,
+            rabbit_password_hash: None,
         })
     }
 
@@ -96,6 +103,7 @@ impl User {
             .into_iter()
             .map(|mechanism| ScramCredential::from_password(mechanism, password, ITERATIONS_DEFAULT))
             .collect::<Result<_, _>>()?;
+        self.rabbit_password_hash = None;
         Ok(())
     }
 
@@ -104,6 +112,7 @@ impl User {
         self.credentials.retain(|existing| existing.mechanism != credential.mechanism);
         self.credentials.push(credential);
         self.credentials.sort_by_key(|credential| credential.mechanism);
+        self.rabbit_password_hash = None;
     }
 
     pub fn credential(&self, mechanism: ScramMechanism) -> Option<&ScramCredential> {
@@ -111,16 +120,24 @@ impl User {
     }
 
     /// Whether `password` is this user's, checked against its first
-    /// credential in constant time; false for a user without credentials.
+    /// credential in constant time (or, without one, its imported RabbitMQ
+    /// hash); false for a user without either.
     pub fn verify_password(&self, password: &str) -> bool {
-        match self.credentials.first() {
-            Some(credential) => credential.verify(password),
-            None => {
+        match (self.credentials.first(), &self.rabbit_password_hash) {
+            (Some(credential), _) => credential.verify(password),
+            (None, Some(hash)) => hash.verify(password),
+            (None, None) => {
                 // As long as a user with a credential, so timing tells nothing.
                 let _ = ScramCredential::decoy().verify(password);
                 false
             }
         }
+    }
+
+    /// Whether some password logs this user in (SCRAM credentials or an
+    /// imported RabbitMQ hash).
+    pub fn has_password(&self) -> bool {
+        !self.credentials.is_empty() || self.rabbit_password_hash.is_some()
     }
 
     pub fn is_administrator(&self) -> bool {
@@ -162,6 +179,20 @@ mod tests {
         let json = serde_json::to_string(&user).expect("json");
         assert!(!json.contains("s3cret"));
         assert_eq!(serde_json::from_str::<User>(&json).expect("parse"), user);
+    }
+
+    #[test]
+    fn an_imported_rabbitmq_hash_logs_in_until_a_password_is_set() {
+        use crate::auth::rabbit_hash::{RabbitHashing, RabbitPasswordHash};
+        let mut user = User::new("alice").expect("user");
+        user.rabbit_password_hash = Some(RabbitPasswordHash::compute(RabbitHashing::Sha256, [9, 8, 7, 6], "from-rabbit"));
+        assert!(user.has_password());
+        assert!(user.verify_password("from-rabbit") && !user.verify_password("other"));
+        let json = serde_json::to_string(&user).expect("json");
+        assert_eq!(serde_json::from_str::<User>(&json).expect("parse"), user, "the hash replays");
+        user.set_password("new").expect("password");
+        assert!(user.rabbit_password_hash.is_none(), "a password set here replaces the hash");
+        assert!(user.verify_password("new") && !user.verify_password("from-rabbit"));
     }
 
     #[test]

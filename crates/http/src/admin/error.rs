@@ -133,7 +133,8 @@ impl From<CoreError> for ApiError {
                 | AuthError::Iterations { .. }
                 | AuthError::InvalidPattern { .. }
                 | AuthError::InvalidAcl(_)
-                | AuthError::NoCredential { .. } => StatusCode::BAD_REQUEST,
+                | AuthError::NoCredential { .. }
+                | AuthError::InvalidPasswordHash(_) => StatusCode::BAD_REQUEST,
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,

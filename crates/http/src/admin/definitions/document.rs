@@ -64,9 +64,10 @@ pub struct Definitions {
 pub struct UserDefinition {
     pub name: String,
     /// RabbitMQ's salted hash (base64 of a 4-byte salt and the digest of
-    /// salt + password). Conveyor keeps SCRAM credentials only, so it
-    /// exports `""` and imports a hash only where it can tell the password
-    /// (RabbitMQ's default user, guest/guest).
+    /// salt + password). Imported, it checks the user's PLAIN logins until
+    /// its password is set in Conveyor; exported as imported, or `""` for
+    /// a user whose password was set in Conveyor (SCRAM credentials cannot
+    /// become a RabbitMQ hash).
     #[serde(default)]
     pub password_hash: String,
     /// `rabbit_password_hashing_sha256` (RabbitMQ's default), `_sha512` or `_md5`.

@@ -1,5 +1,5 @@
 //! `/api/v1/definitions`: the broker's topology in RabbitMQ's definitions
-//! format — exported (vhosts, users without password hashes, permissions,
+//! format — exported (vhosts, users, permissions,
 //! queues with their arguments, exchanges, bindings) and imported, so a
 //! team moves from RabbitMQ with `rabbitmqctl export_definitions` or
 //! `rabbitmqadmin export`. Importing declares each object through the same
@@ -7,8 +7,9 @@
 //! checks), in dependency order; what Conveyor has no equivalent for
 //! (policies, parameters, topic permissions, tags it does not know, plugin
 //! exchange types) is reported as skipped. RabbitMQ's password hashes
-//! cannot become SCRAM credentials: such users get no password until one
-//! is set.
+//! cannot become SCRAM credentials: an imported user logs in with its
+//! RabbitMQ password over PLAIN (AMQP, HTTP Basic, Kafka SASL/PLAIN) until
+//! its password is set here, which gives it SCRAM credentials too.
 
 mod document;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use conveyor_core::auth::{Permission, Principal, Tag};
+use conveyor_core::auth::{Permission, Principal, RabbitHashing, RabbitPasswordHash, Tag};
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, ExchangeKind, is_predeclared};
 use conveyor_core::{Broker, CoreError, VirtualHost, vhost};
 use serde_json::Value;
@@ -34,11 +35,10 @@ use super::field_table;
 use super::queues::{self, DeclareQueue};
 use crate::HttpState;
 
-/// RabbitMQ's default password hashing, named on exported users.
-const HASHING_ALGORITHM: &str = "rabbit_password_hashing_sha256";
-
 /// Everything the broker defines, in RabbitMQ's definitions format
-/// (password hashes empty: Conveyor keeps SCRAM credentials only).
+/// (a user's password hash is the one imported from RabbitMQ while it has
+/// not set its password here; empty otherwise: SCRAM credentials cannot
+/// become RabbitMQ hashes).
 #[utoipa::path(get, operation_id = "export_definitions", path = "/definitions", tag = "definitions",
     responses((status = 200, body = Definitions), (status = 500, body = ErrorBody)))]
 pub async fn export(State(state): State<Arc<HttpState>>) -> Json<Definitions> {
@@ -50,8 +50,18 @@ pub async fn export(State(state): State<Arc<HttpState>>) -> Json<Definitions> {
         .into_iter()
         .map(|user| UserDefinition {
             name: user.name.clone(),
-            password_hash: String::new(),
-            hashing_algorithm: Some(HASHING_ALGORITHM.to_owned()),
+            password_hash: user
+                .rabbit_password_hash
+                .as_ref()
+                .map(RabbitPasswordHash::to_base64)
+                .unwrap_or_default(),
+            hashing_algorithm: Some(
+                user.rabbit_password_hash
+                    .as_ref()
+                    .map_or(RabbitHashing::DEFAULT, |hash| hash.hashing)
+                    .name()
+                    .to_owned(),
+            ),
             tags: Tags::List(user.tags.iter().map(|tag| tag.name().to_owned()).collect()),
             limits: None,
         })
@@ -259,18 +269,43 @@ async fn import_user(broker: &Broker, definition: &UserDefinition, imported: &mu
             ),
         }
     }
-    // An existing user keeps its credentials and AWS key; a new one has no password.
+    // An existing user keeps its credentials and AWS key.
     let existing = broker.authorizer().user(&definition.name);
     let aws_access_key = existing.as_ref().and_then(|user| user.aws_access_key.clone());
     broker
         .put_user(&definition.name, None, tags, aws_access_key)
         .await
         .map_err(|error| refused("user", &definition.name, None, error.into()))?;
-    if existing.is_none_or(|user| user.credentials.is_empty()) {
+    let has_password = match password_hash(definition, imported) {
+        Some(hash) => broker
+            .set_rabbit_password_hash(&definition.name, hash)
+            .await
+            .map_err(|error| refused("user", &definition.name, None, error.into()))?,
+        None => existing.is_some_and(|user| user.has_password()),
+    };
+    if !has_password {
         imported.users_without_password.push(definition.name.clone());
     }
     imported.users += 1;
     Ok(())
+}
+
+/// The user's RabbitMQ password hash, if it has one Conveyor can check
+/// (an unknown algorithm or a malformed hash is reported as skipped).
+fn password_hash(definition: &UserDefinition, imported: &mut Imported) -> Option<RabbitPasswordHash> {
+    if definition.password_hash.is_empty() {
+        return None;
+    }
+    let algorithm = definition.hashing_algorithm.as_deref().unwrap_or(RabbitHashing::DEFAULT.name());
+    let parsed = RabbitHashing::from_name(algorithm)
+        .ok_or_else(|| format!("unknown password hashing {algorithm:?}"))
+        .and_then(|hashing| RabbitPasswordHash::parse(hashing, &definition.password_hash).map_err(|error| error.to_string()));
+    parsed
+        .map_err(|reason| {
+            let reason = format!("user {:?}: {reason}; set its password anew", definition.name);
+            imported.skip("user_password", definition.name.clone(), None, &reason);
+        })
+        .ok()
 }
 
 async fn import_exchange(broker: &Broker, definition: &ExchangeDefinition, imported: &mut Imported) -> Result<(), ApiError> {
