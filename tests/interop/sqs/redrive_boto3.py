@@ -1,6 +1,9 @@
 """boto3: a queue with a RedrivePolicy moves a message to its dead-letter
 queue once it has been received maxReceiveCount times; the policy reads
-back and ListDeadLetterSourceQueues names the source; a policy naming a missing queue is refused."""
+back and ListDeadLetterSourceQueues names the source; a delayed message
+that a receive tries too early does not count that receive (received once,
+never dead-lettered at maxReceiveCount 1); a policy naming a missing queue
+is refused."""
 import json
 
 from botocore.exceptions import ClientError
@@ -29,6 +32,22 @@ third = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
 check("Messages" not in third, f"a message past maxReceiveCount was received again: {third}")
 moved = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=5)["Messages"]
 check([message["Body"] for message in moved] == ["poison"], f"dead-letter queue holds {moved}")
+
+# A delayed message that a receive tries too early was not delivered then:
+# with maxReceiveCount 1 it is received once, later, and never dead-lettered.
+early_dlq_url = sqs.create_queue(QueueName=unique("early-dlq"))["QueueUrl"]
+early_dlq_arn = sqs.get_queue_attributes(QueueUrl=early_dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+early_url = sqs.create_queue(QueueName=unique("early"), Attributes={
+    "RedrivePolicy": json.dumps({"deadLetterTargetArn": early_dlq_arn, "maxReceiveCount": 1})})["QueueUrl"]
+sqs.send_message(QueueUrl=early_url, MessageBody="delayed", DelaySeconds=2)
+too_early = sqs.receive_message(QueueUrl=early_url, WaitTimeSeconds=0)
+check("Messages" not in too_early, f"a delayed message was received before its delay: {too_early}")
+due = sqs.receive_message(QueueUrl=early_url, WaitTimeSeconds=10, AttributeNames=["All"]).get("Messages", [])
+check([message["Body"] for message in due] == ["delayed"], f"the delayed message is received once due: {due}")
+check(due[0]["Attributes"]["ApproximateReceiveCount"] == "1", f"the early receive did not count: {due[0]['Attributes']}")
+sqs.delete_message(QueueUrl=early_url, ReceiptHandle=due[0]["ReceiptHandle"])
+dead = sqs.receive_message(QueueUrl=early_dlq_url, WaitTimeSeconds=1)
+check("Messages" not in dead, f"a delayed message was dead-lettered for an early receive: {dead}")
 
 try:
     missing = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:" + unique("nowhere"), "maxReceiveCount": 1})

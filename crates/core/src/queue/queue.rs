@@ -426,11 +426,14 @@ impl Queue {
     }
 
     /// Gives back a message acquired before it was due, to be delivered no
-    /// sooner than `delay_ms` from now; its first-delivery time is forgotten.
-    pub fn defer(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<(), QueueError> {
+    /// sooner than `delay_ms` from now: that acquisition was no delivery,
+    /// so its count goes back (resolved once journaled) and its
+    /// first-delivery time is forgotten.
+    pub fn defer(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<Durable, QueueError> {
         let now_ms = self.clock.now_ms();
-        self.state.lock().cursor.defer(consumer, offset, delay_ms, now_ms)?;
-        Ok(())
+        let mut state = self.state.lock();
+        state.cursor.defer(consumer, offset, delay_ms, now_ms)?;
+        Ok(self.enqueue_events(&mut state))
     }
 
     /// The consumer refuses the message for good: archived; the caller

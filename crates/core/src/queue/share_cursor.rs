@@ -721,10 +721,15 @@ impl ShareCursor {
     }
 
     /// Like [`ShareCursor::release`], for a message acquired before it was
-    /// due (SQS's DelaySeconds): its first-acquisition time is forgotten, as
-    /// that was no real delivery. (Its delivery count stays: it is durable.)
+    /// due (SQS's DelaySeconds): that was no real delivery, so its delivery
+    /// count goes back (journaled) and its first-acquisition time is
+    /// forgotten — a delayed message on a queue whose delivery limit is 1
+    /// is received once, not dead-lettered for a receive that came early.
     pub fn defer(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
-        self.release(consumer, offset, delay_ms, now_ms)?;
+        let delivery_count = self.held_by(consumer, offset)?.saturating_sub(1);
+        let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
+        self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        self.events.push(JournalEvent::Delivered { offset, delivery_count });
         self.first_acquired_ms.remove(&offset);
         Ok(())
     }
@@ -1065,6 +1070,27 @@ mod tests {
         assert!(cursor.expire_locks(500).is_empty());
         assert_eq!(cursor.expire_locks(1_050), vec![0]);
         assert_eq!(cursor.renew(BOB, 0, 10, 0), Err(CursorError::NotAcquired { offset: 0 }));
+    }
+
+    #[test]
+    fn an_acquisition_deferred_before_the_message_was_due_is_no_delivery() {
+        let mut cursor = cursor_with(1, Some(1));
+        assert_eq!(offsets(&cursor.acquire(ALICE, 1, 100, 0)), vec![0]);
+        cursor.take_events();
+        cursor.defer(ALICE, 0, 500, 0).expect("defer");
+        assert_eq!(
+            cursor.take_events(),
+            vec![JournalEvent::Delivered {
+                offset: 0,
+                delivery_count: 0
+            }],
+            "the count going back is journaled"
+        );
+        assert!(offsets(&cursor.acquire(BOB, 1, 100, 499)).is_empty(), "not before it is due");
+        let due = cursor.acquire(BOB, 1, 100, 500);
+        assert_eq!(offsets(&due), vec![0], "delivered, not archived, at a delivery limit of 1");
+        assert!(due.archived.is_empty());
+        assert_eq!(due.acquired[0].delivery_count, 1, "its first real delivery");
     }
 
     #[test]

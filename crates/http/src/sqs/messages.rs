@@ -370,11 +370,12 @@ async fn acquire_visible(
     }
     let now_ms = context.state.broker.clock().now_ms();
     let mut received = Vec::with_capacity(deliveries.messages.len());
+    let mut deferred = Vec::new();
     for delivery in deliveries.messages {
         let message = IncomingMessage::from_record(&delivery.record, queue.id, delivery.offset);
         match message.not_before_ms {
             Some(not_before_ms) if not_before_ms > now_ms => {
-                queue.queue.defer(consumer, delivery.offset, not_before_ms - now_ms)?;
+                deferred.push(queue.queue.defer(consumer, delivery.offset, not_before_ms - now_ms)?);
             }
             _ => received.push(Received {
                 offset: delivery.offset,
@@ -385,6 +386,9 @@ async fn acquire_visible(
         }
     }
     if let Some(durable) = deliveries.durable {
+        durable.await?;
+    }
+    for durable in deferred {
         durable.await?;
     }
     Ok(received)
