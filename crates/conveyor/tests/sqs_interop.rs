@@ -34,6 +34,12 @@ fn a_message_sent_over_sqs_is_consumed_over_amqp_and_the_other_way_round() {
 }
 
 #[test]
+fn an_amqp_declared_length_limit_holds_for_sqs_sends_and_batches() {
+    let (_data, server) = server();
+    run_script(&server, "sqs/length_limits_pika_boto3.py", &[]);
+}
+
+#[test]
 fn boto3_redrive_policy_moves_a_message_to_the_dead_letter_queue_after_max_receive_count() {
     let (_dir, server) = server();
     run_script(&server, "sqs/redrive_boto3.py", &[]);

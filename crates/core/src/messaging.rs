@@ -53,6 +53,9 @@ pub enum Stored {
         token: String,
         offset: Option<u64>,
     },
+    /// Refused by a full queue whose `x-overflow` is `reject-publish`
+    /// (`-dlx`: dead-lettered instead); not appended.
+    Refused,
 }
 
 impl std::fmt::Debug for Published {
@@ -215,21 +218,44 @@ impl Broker {
     /// Appends `records` to `declared` as one batch (one write, one
     /// `fdatasync`) and waits until they are durable; SQS's send path. Records
     /// whose deduplication id the queue's window holds are not appended and
-    /// answer as their original did. Length limits do not apply (SQS queues
-    /// have none).
+    /// answer as their original did. A queue's length limits (a queue
+    /// declared over AMQP) apply as to every publish: in order, a full
+    /// `reject-publish` queue refuses the records past its limit, a full
+    /// `drop-head` one dead-letters its oldest messages once the batch is in.
     pub async fn publish_batch_to_queue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, records: Vec<Record>) -> Result<Vec<Stored>> {
+        let policy = declared.policy();
+        let limited = policy.max_length.is_some() || policy.max_length_bytes.is_some();
         let mut duplicates = Vec::new();
         // Records to append, each with its claim on a deduplication id.
         let mut fresh = Vec::new();
         let count = records.len();
-        for (index, record) in records.into_iter().enumerate() {
-            match self.deduplicate(declared, &record) {
-                Some(Deduplicated::Duplicate(original)) => duplicates.push((index, original)),
-                Some(Deduplicated::New(claim)) => fresh.push((index, record, Some(claim))),
-                None => fresh.push((index, record, None)),
-            }
-        }
         let mut stored: Vec<Option<Stored>> = vec![None; count];
+        // Each accepted record counts in the backlog until appended.
+        let mut guards = Vec::new();
+        let mut accepted_bytes = 0u64;
+        let mut dead_letters = Vec::new();
+        for (index, record) in records.into_iter().enumerate() {
+            let claim = match self.deduplicate(declared, &record) {
+                Some(Deduplicated::Duplicate(original)) => {
+                    duplicates.push((index, original));
+                    continue;
+                }
+                Some(Deduplicated::New(claim)) => Some(claim),
+                None => None,
+            };
+            let bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
+            if limited && policy.overflow != Overflow::DropHead && would_overflow(declared, &policy, accepted_bytes + bytes) {
+                // Refused: its claim is dropped, which forgets its id.
+                if policy.overflow == Overflow::RejectPublishDlx {
+                    dead_letters.extend(self.dead_letter(declared, record, DeathReason::MaxLength, 0));
+                }
+                stored[index] = Some(Stored::Refused);
+                continue;
+            }
+            accepted_bytes += bytes;
+            guards.push(declared.publishing());
+            fresh.push((index, record, claim));
+        }
         if !fresh.is_empty() {
             let mut batch = Vec::with_capacity(fresh.len());
             let mut waiting = Vec::with_capacity(fresh.len());
@@ -240,7 +266,9 @@ impl Broker {
             let messages = batch.len() as u64;
             let bytes: u64 = batch.iter().map(|record| record.value.as_ref().map_or(0, Vec::len) as u64).sum();
             // On failure the claims are dropped, which forgets their ids.
-            let appended = declared.queue.publish(batch).await?;
+            let appended = declared.queue.publish(batch).await;
+            drop(guards);
+            let appended = appended?;
             // Counted where every other publish into a queue is: in the core.
             self.stats().queue(&declared.name).add_in(messages, bytes);
             for (position, (index, claim)) in waiting.into_iter().enumerate() {
@@ -250,6 +278,12 @@ impl Broker {
                 }
                 stored[index] = Some(Stored::Appended { offset });
             }
+            if limited && policy.overflow == Overflow::DropHead {
+                dead_letters.extend(self.trim_to_limits(declared));
+            }
+        }
+        for dead in dead_letters {
+            dead.await?;
         }
         for (index, original) in duplicates {
             let token = original.token.clone();

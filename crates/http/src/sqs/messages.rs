@@ -224,7 +224,11 @@ fn sent(message: &OutgoingMessage, stored: &Stored) -> Map<String, Value> {
 /// a FIFO queue the core's deduplication window answers messages whose
 /// deduplication id it saw in the last five minutes with the original's
 /// MessageId and SequenceNumber, without appending them again.
-async fn store(context: &Context, queue: &Arc<DeclaredQueue>, messages: &[OutgoingMessage]) -> Result<Vec<Stored>, SqsError> {
+async fn store(
+    context: &Context,
+    queue: &Arc<DeclaredQueue>,
+    messages: &[OutgoingMessage],
+) -> Result<Vec<Result<Stored, SqsError>>, SqsError> {
     let fifo = queue_attributes::is_fifo(&queue.definition());
     let records: Vec<_> = messages.iter().map(|message| message.clone().into_record()).collect();
     let bytes: usize = messages.iter().map(|message| message.body.len()).sum();
@@ -237,7 +241,7 @@ async fn store(context: &Context, queue: &Arc<DeclaredQueue>, messages: &[Outgoi
         .publish_batch_to_queue(queue, records)
         .await
         .map_err(|error| SqsError::Internal(format!("storing the message failed: {error}")))?;
-    messages
+    Ok(messages
         .iter()
         .zip(outcomes)
         .map(|(message, outcome)| match outcome {
@@ -255,18 +259,22 @@ async fn store(context: &Context, queue: &Arc<DeclaredQueue>, messages: &[Outgoi
             messaging::Stored::Duplicate { offset: None, .. } => Err(SqsError::Internal(
                 "storing the original of this duplicate failed; send it again".to_owned(),
             )),
+            messaging::Stored::Refused => Err(SqsError::OverLimit(format!(
+                "Queue {} is full: its x-max-length or x-max-length-bytes is reached and its x-overflow refuses new messages.",
+                queue.name
+            ))),
         })
-        .collect()
+        .collect())
 }
 
 pub async fn send_message(context: &Context, input: SendMessageInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let message = outgoing(&queue, input.entry, context.state.broker.clock().now_ms())?;
-    let stored = store(context, &queue, std::slice::from_ref(&message)).await?;
-    let stored = stored
-        .first()
-        .ok_or_else(|| SqsError::Internal("the message was not stored".to_owned()))?;
-    Ok(Value::Object(sent(&message, stored)))
+    let stored = store(context, &queue, std::slice::from_ref(&message))
+        .await?
+        .pop()
+        .ok_or_else(|| SqsError::Internal("the message was not stored".to_owned()))??;
+    Ok(Value::Object(sent(&message, &stored)))
 }
 
 /// Checks a batch's entry ids as SQS does: 1 to 10 entries, ids distinct and well formed.
@@ -330,15 +338,17 @@ pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput)
     } else {
         store(context, &queue, &messages).await?
     };
-    let successful: Vec<Value> = accepted
-        .iter()
-        .zip(&stored)
-        .map(|((id, message), stored)| {
-            let mut entry = sent(message, stored);
-            entry.insert("Id".to_owned(), id.clone().into());
-            Value::Object(entry)
-        })
-        .collect();
+    let mut successful = Vec::new();
+    for ((id, message), stored) in accepted.iter().zip(stored) {
+        match stored {
+            Ok(stored) => {
+                let mut entry = sent(message, &stored);
+                entry.insert("Id".to_owned(), id.clone().into());
+                successful.push(Value::Object(entry));
+            }
+            Err(error) => failures.push(failed(id, &error)),
+        }
+    }
     Ok(json!({ "Successful": successful, "Failed": failures }))
 }
 
