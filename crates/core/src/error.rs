@@ -62,6 +62,8 @@ pub enum CoreError {
     LimitReached(#[from] crate::limits::LimitReached),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error("a record batch of {bytes} bytes exceeds topic {topic:?}'s max.message.bytes ({max_bytes})")]
+    RecordTooLarge { topic: String, bytes: u64, max_bytes: u64 },
 }
 
 impl CoreError {

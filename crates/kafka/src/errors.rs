@@ -24,6 +24,7 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::Transaction(error) => transaction_error(error, true),
         // Not retriable: the broker's own policy refuses it until an operator raises the limit.
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
+        CoreError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
         | CoreError::Vhost(_)

@@ -113,5 +113,29 @@ for _ in range(60):
 consumer.close()
 check(records == [(b"order.placed", b'{"orderId":"ORD-9"}')], f"Kafka consumer read {records}")
 
+# The topic's max.message.bytes holds for records an exchange routes into it:
+# the publish is nacked and nothing is written.
+small = f"amqp-to-small-{suffix}"
+admin = KafkaAdminClient(bootstrap_servers=kafka)
+admin.create_topics([NewTopic(small, num_partitions=1, replication_factor=1, topic_configs={"max.message.bytes": "1024"})])
+admin.close()
+channel.queue_bind(small, f"events-{suffix}", "big.#")
+try:
+    channel.basic_publish(f"events-{suffix}", "big.one", b"x" * 4096)
+    check(False, "a record over the topic's max.message.bytes routed into it was confirmed")
+except pika.exceptions.NackError:
+    pass
+channel.basic_publish(f"events-{suffix}", "big.fits", b"small enough")
+consumer = KafkaConsumer(bootstrap_servers=kafka, auto_offset_reset="earliest")
+consumer.assign([TopicPartition(small, 0)])
+records = []
+for _ in range(60):
+    for batch in consumer.poll(timeout_ms=500).values():
+        records.extend(record.value for record in batch)
+    if records:
+        break
+consumer.close()
+check(records == [b"small enough"], f"only the record that fits was written: {records}")
+
 connection.close()
 print("ok")

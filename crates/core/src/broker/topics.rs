@@ -238,7 +238,24 @@ impl Broker {
         })?;
         let mut builder = BatchBuilder::new(self.clock().now_ms());
         builder.push(record);
-        Ok(partition.append(builder.build()))
+        let batch = builder.build();
+        self.check_batch_bytes(&topic, batch.len())?;
+        Ok(partition.append(batch))
+    }
+
+    /// Kafka's `max.message.bytes`: a batch (its size on disk) larger than
+    /// the topic takes is refused, whichever door it comes through.
+    pub fn check_batch_bytes(&self, topic: &Topic, batch_bytes: usize) -> Result<()> {
+        let max_bytes = topic.config().max_message_bytes(&self.config().topic_defaults);
+        let bytes = batch_bytes as u64;
+        if bytes > max_bytes {
+            return Err(CoreError::RecordTooLarge {
+                topic: topic.name.clone(),
+                bytes,
+                max_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// A producer id never handed out before (Kafka's InitProducerId).

@@ -116,7 +116,8 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
             | CoreError::InvalidQueueArgument { .. }
-            | CoreError::Transaction(_) => StatusCode::BAD_REQUEST,
+            | CoreError::Transaction(_)
+            | CoreError::RecordTooLarge { .. } => StatusCode::BAD_REQUEST,
             CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
             CoreError::Vhost(vhost) => match vhost {

@@ -415,13 +415,7 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
     let mut builder = BatchBuilder::new(broker.clock().now_ms());
     builder.push(record);
     let batch = builder.build();
-    let max_bytes = topic.config().max_message_bytes(&broker.config().topic_defaults);
-    if batch.len() as u64 > max_bytes {
-        return Err(ApiError::bad_request(format!(
-            "the record's batch is {} bytes, more than the topic's max.message.bytes {max_bytes}",
-            batch.len()
-        )));
-    }
+    broker.check_batch_bytes(topic, batch.len())?;
     Ok((partition, handle, batch))
 }
 
