@@ -138,24 +138,11 @@ impl Channel {
             Confirm::Now
         } else {
             let record = message.into_record();
-            let mut appends: Vec<Stored> = Vec::with_capacity(routed.queues.len() + routed.topics.len());
-            for name in &routed.queues {
-                if let Some(target) = context.broker.queue(name) {
-                    let published = context.broker.publish_to_queue(&target, record.clone());
-                    appends.extend(published.appends.into_iter().map(stored));
-                    if published.refused {
-                        appends.push(Box::pin(std::future::ready(Err(format!(
-                            "queue '{}' is full (x-overflow reject-publish)",
-                            vhost::local_name(name)
-                        )))));
-                    }
-                }
-            }
-            for name in &routed.topics {
-                match context.broker.publish_to_topic(name, record.clone()) {
-                    Ok(pending) => appends.push(Box::pin(async move { pending.await.map(drop).map_err(|error| error.to_string()) })),
-                    Err(error) => appends.push(Box::pin(std::future::ready(Err(error.to_string())))),
-                }
+            let fanned = context.broker.publish_routed(&routed, &record);
+            let mut appends: Vec<Stored> = fanned.stored.into_iter().flat_map(|(_, appends)| appends).map(stored).collect();
+            for name in &fanned.refused {
+                let refusal = format!("queue '{}' is full (x-overflow reject-publish)", vhost::local_name(name));
+                appends.push(Box::pin(std::future::ready(Err(refusal))));
             }
             Confirm::Durable(appends, true)
         };

@@ -14,6 +14,7 @@ mod limited;
 mod metadata;
 mod queues;
 mod routing;
+pub use routing::{FannedOut, RouteTarget};
 mod topics;
 mod transactions;
 mod vhosts;

@@ -1,7 +1,12 @@
 //! The broker's exchanges and bindings: routing a message through the
-//! router of the current views, and declaring, redefining, binding and
+//! router of the current views and fanning it out to the queues and topics
+//! it was routed to (every door's one publish-to-exchange), and declaring, redefining, binding and
 //! deleting, each one event through `metadata.rs` (journaled when what it
 //! changes survives a restart).
+
+use std::sync::Arc;
+
+use conveyor_log::record::Record;
 
 use super::Broker;
 use super::metadata::run_to_completion;
@@ -9,6 +14,33 @@ use super::views::Opened;
 use crate::catalog::Event;
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, is_predeclared};
+use crate::messaging::Storing;
+
+/// Where one copy of a routed message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// A queue, by its broker-wide name.
+    Queue(String),
+    Topic(String),
+}
+
+/// What a routed publish became: each target's appends (resolving once
+/// durable, or failing with why it was not stored) and the queues that
+/// refused it (full, `x-overflow = reject-publish(-dlx)`).
+pub struct FannedOut {
+    pub stored: Vec<(RouteTarget, Vec<Storing>)>,
+    pub refused: Vec<String>,
+}
+
+impl std::fmt::Debug for FannedOut {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FannedOut")
+            .field("stored", &self.stored.iter().map(|(target, _)| target).collect::<Vec<_>>())
+            .field("refused", &self.refused)
+            .finish()
+    }
+}
 
 impl Broker {
     /// Where a message published to `exchange` goes.
@@ -18,6 +50,34 @@ impl Broker {
         // The default exchange names queues without checking they exist.
         routed.queues.retain(|name| views.queues.contains_key(name));
         Ok(routed)
+    }
+
+    /// Publishes `record` into every queue and topic of `routed`, each
+    /// under its own rules (a queue's deduplication window and length
+    /// limits, a topic's `max.message.bytes`); a queue deleted since the
+    /// routing is skipped. The one fan-out every door's publish to an
+    /// exchange goes through.
+    pub fn publish_routed(self: &Arc<Self>, routed: &RouteResult, record: &Record) -> FannedOut {
+        let mut fanned = FannedOut {
+            stored: Vec::with_capacity(routed.queues.len() + routed.topics.len()),
+            refused: Vec::new(),
+        };
+        for name in &routed.queues {
+            let Some(declared) = self.queue(name) else { continue };
+            let published = self.publish_to_queue(&declared, record.clone());
+            if published.refused {
+                fanned.refused.push(name.clone());
+            }
+            fanned.stored.push((RouteTarget::Queue(name.clone()), published.appends));
+        }
+        for name in &routed.topics {
+            let append: Storing = match self.publish_to_topic(name, record.clone()) {
+                Ok(pending) => Box::pin(async move { pending.await.map(drop) }),
+                Err(error) => Box::pin(std::future::ready(Err(error))),
+            };
+            fanned.stored.push((RouteTarget::Topic(name.clone()), vec![append]));
+        }
+        fanned
     }
 
     pub fn exchange(&self, name: &str) -> Option<Exchange> {

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use conveyor_core::broker::RouteTarget;
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, FieldTable, HeaderValue};
 use conveyor_core::producer::Partition;
 use conveyor_core::{Broker, Topic, partitioner, vhost};
@@ -427,7 +428,7 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
     responses(
         (status = 200, description = "stored in every queue and topic it was routed to", body = Routed),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; queues it was stored in before are not undone", body = ErrorBody),
+        (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
     ))]
 pub async fn publish_to_exchange(
     State(state): State<Arc<HttpState>>,
@@ -446,28 +447,27 @@ pub async fn publish_to_exchange(
         .collect();
     let routed = broker.route(&exchange, &routing_key, &headers)?;
     let record = record_of(request, Some(routing_key.into_bytes()))?;
-    // Each queue's copy is admitted as it is stored (`store_in_queue`); the topics' here.
-    if !routed.topics.is_empty() {
-        crate::disk_admission::admit(broker.alarms(), (record_bytes(&record) * routed.topics.len()) as u64).await?;
+    // Every copy is admitted before any is stored.
+    let copies = routed.queues.len() + routed.topics.len();
+    if copies > 0 {
+        crate::disk_admission::admit(broker.alarms(), (record_bytes(&record) * copies) as u64).await?;
     }
+    let fanned = broker.publish_routed(&routed, &record);
     let mut result = Routed {
         routed: false,
         queues: Vec::new(),
         topics: Vec::new(),
-        refused: Vec::new(),
+        refused: fanned.refused.iter().map(|queue| vhost::local_name(queue).to_owned()).collect(),
     };
-    for queue in routed.queues {
-        let Some(declared) = broker.queue(&queue) else { continue };
-        let queue = vhost::local_name(&queue).to_owned();
-        if store_in_queue(broker, &declared, record.clone()).await? {
-            result.queues.push(queue);
-        } else {
-            result.refused.push(queue);
+    for (target, appends) in fanned.stored {
+        for append in appends {
+            append.await?;
         }
-    }
-    for topic in routed.topics {
-        broker.publish_to_topic(&topic, record.clone())?.await?;
-        result.topics.push(topic);
+        match target {
+            RouteTarget::Queue(queue) if !fanned.refused.contains(&queue) => result.queues.push(vhost::local_name(&queue).to_owned()),
+            RouteTarget::Queue(_) => {}
+            RouteTarget::Topic(topic) => result.topics.push(topic),
+        }
     }
     result.routed = !result.queues.is_empty() || !result.topics.is_empty();
     Ok(Json(result))
