@@ -341,8 +341,68 @@ fn assert_bounded(server: &Server, idle_files: usize, when: &str) -> (usize, usi
     (threads, files)
 }
 
+/// Queues of the crash test: declared in one pipelined burst.
+const BURST_QUEUES: usize = 2_000;
+/// Declares the crash test waits for before it kills the broker, mid-burst.
+const BURST_ACKNOWLEDGED: usize = 500;
+
+/// Declares created side by side (their files outside the metadata lock)
+/// lose nothing to a crash: the broker is SIGKILLed in the middle of a
+/// pipelined burst of durable declares, and after a restart every queue
+/// whose `declare-ok` the client got is there; the rest may or may not be,
+/// and the broker starts and serves either way.
 #[test]
-#[ignore = "fails today: declaring the 10,000 durable queues takes about 330 s (each declare runs about 11 fsyncs - catalog event, durable directory creation, two new logs - one declare after another, even over 32 channels), and after the load a SIGTERM does not exit within the 10 s the support allows (every log closed one after another); threads and open files were within bounds when loaded. Issue 13"]
+fn every_acknowledged_declare_of_a_burst_survives_a_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path());
+    let mut amqp = RawAmqp::connect(server.amqp_addr, CHANNELS);
+    open_channels(&mut amqp);
+    let frames: Vec<AMQPFrame> = (0..BURST_QUEUES)
+        .map(|index| declare(channel_of(index), &queue_name(index), false))
+        .collect();
+    amqp.send(&frames);
+    let mut acknowledged = Vec::with_capacity(BURST_ACKNOWLEDGED);
+    while acknowledged.len() < BURST_ACKNOWLEDGED {
+        let (_, method) = amqp.expect(WAIT, |_, method| {
+            closing(method) || matches!(method, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+        });
+        let AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) = method else {
+            panic!("a declare was refused: {method:?}");
+        };
+        acknowledged.push(ok.queue.to_string());
+    }
+    server.kill();
+    drop(amqp);
+
+    let server = Server::start(dir.path());
+    let mut amqp = RawAmqp::connect(server.amqp_addr, CHANNELS);
+    open_channels(&mut amqp);
+    let frames: Vec<AMQPFrame> = acknowledged
+        .iter()
+        .enumerate()
+        .map(|(index, queue)| declare(channel_of(index), queue, true))
+        .collect();
+    amqp.send(&frames);
+    for _ in 0..acknowledged.len() {
+        let (_, method) = amqp.expect(WAIT, |_, method| {
+            closing(method) || matches!(method, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+        });
+        assert!(
+            matches!(method, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ref ok)) if ok.message_count == 0),
+            "an acknowledged queue is missing after the crash: {method:?}"
+        );
+    }
+    // The broker took every queue of the burst it had made (acknowledged
+    // or not) back, and still declares new ones.
+    amqp.send(&[declare(1, "after-the-crash", false)]);
+    amqp.expect(WAIT, |_, method| {
+        matches!(method, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+    });
+    assert_eq!(server.http_get("/health").0, 200);
+}
+
+#[test]
+#[ignore = "too slow and too big for CI yet (debug build, loaded 2-core machine): declares are fast now (1,000 durable declares with a confirmed publish each in 3.3 s; SIGTERM after that load 1.25 s, idle 0.07 s), but every start still opens every queue eagerly (1,000 queues: 2.3 s, so about 25 s for 10,000 plus 2,000 partitions, near the support's 30 s start bound), and every queue's cursor journal fallocates 1 MiB of reserved room, so 10,000 queues need about 10 GiB of free disk: the last run hit ENOSPC after 350 s with 9.7 GiB free. Needs lazy open on start and a reserve that does not grow with the number of idle queues. Issue 13"]
 fn ten_thousand_queues_and_two_thousand_partitions_stay_within_threads_and_files_and_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("conveyor.toml");

@@ -288,3 +288,49 @@ fn log_append_time_stamps_batches_with_the_clock_and_keeps_them_valid() {
     let info = plain.append(batch(&["c"], 1000)).wait().expect("append");
     assert_eq!(info.log_append_time_ms, None);
 }
+
+/// Every file in `dir` with its length and modification time.
+fn files_of(dir: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            let metadata = entry.metadata().expect("metadata");
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                metadata.len(),
+                metadata.modified().expect("mtime"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Shutting down a broker with thousands of idle logs must not cost an
+/// fsync and an index rewrite each: a log that nothing changed since it was
+/// opened closes without writing any file, and what it held is all there
+/// (and appendable) on the next open.
+#[test]
+fn a_log_unchanged_since_it_was_opened_closes_without_writing_and_keeps_its_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), LogConfig::default()).expect("open");
+    log.append(batch(&["a", "b"], 1000)).wait().expect("append");
+    log.close().expect("close");
+
+    let log = Log::open(dir.path(), LogConfig::default()).expect("reopen");
+    let before = files_of(dir.path());
+    // Coarse file-system timestamps would hide a rewrite done too soon.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    log.close().expect("close unchanged");
+    assert_eq!(files_of(dir.path()), before, "closing an unchanged log wrote files");
+
+    let log = Log::open(dir.path(), LogConfig::default()).expect("open after the quiet close");
+    assert_eq!(
+        values(&log.read(0, 1 << 20, true).expect("read").bytes),
+        vec![(0, "a".into()), (1, "b".into())]
+    );
+    let appended = log.append(batch(&["c"], 1001)).wait().expect("append");
+    assert_eq!(appended.base_offset, 2);
+    log.close().expect("close");
+}

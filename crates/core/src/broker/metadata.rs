@@ -37,6 +37,9 @@ pub(crate) struct Metadata {
     /// Who may do what: its view is derived from the catalog's users and
     /// grants after every change to them.
     pub authorizer: Authorizer,
+    /// New queues' files being created outside the metadata lock, at most
+    /// `QUEUE_OPENS_CONCURRENT_MAX` at once (`queues.rs`).
+    pub queue_opens: tokio::sync::Semaphore,
     /// The metadata lock: one change at a time.
     catalog: Arc<Mutex<Catalog>>,
     views: ArcSwap<Views>,
@@ -54,6 +57,7 @@ impl Metadata {
             config,
             clock,
             stats,
+            queue_opens: tokio::sync::Semaphore::new(super::queues::QUEUE_OPENS_CONCURRENT_MAX),
             catalog: Arc::new(Mutex::new(catalog)),
             views: ArcSwap::from_pointee(views),
         }

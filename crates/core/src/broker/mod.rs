@@ -66,6 +66,9 @@ impl BrokerConfig {
     }
 }
 
+/// Threads that close partitions and queues at shutdown.
+const CLOSING_THREADS: usize = 16;
+
 #[derive(Debug)]
 pub struct Broker {
     /// What exists, and the one way to change it.
@@ -212,24 +215,51 @@ impl Broker {
     }
 
     /// Closes every log and the catalog: everything acknowledged is on disk
-    /// and the next open needs no recovery. Blocking.
+    /// and the next open needs no recovery. Blocking. Partitions and queues
+    /// close on [`CLOSING_THREADS`] threads side by side, so the file
+    /// system groups their fsyncs rather than taking them one at a time.
     pub fn close(&self) -> Result<()> {
         let views = self.meta.views();
-        let mut first_error = None;
-        for topic in views.topics.values() {
-            for log in topic.partitions() {
-                if let Err(error) = log.close() {
-                    warn!(topic = topic.name, %error, "closing a partition log failed");
-                    first_error.get_or_insert(CoreError::from(error));
-                }
-            }
+        enum Closing<'a> {
+            Partition(&'a str, conveyor_log::Log),
+            Queue(&'a crate::queue::DeclaredQueue),
         }
-        for declared in views.queues.values() {
-            if let Err(error) = declared.queue.close() {
-                warn!(queue = declared.name, %error, "closing a queue failed");
-                first_error.get_or_insert(CoreError::from(error));
+        let closings: Vec<Closing<'_>> = views
+            .topics
+            .values()
+            .flat_map(|topic| {
+                topic
+                    .partitions()
+                    .into_iter()
+                    .map(move |log| Closing::Partition(topic.name.as_str(), log))
+            })
+            .chain(views.queues.values().map(|declared| Closing::Queue(declared)))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let first_error: parking_lot::Mutex<Option<CoreError>> = parking_lot::Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..CLOSING_THREADS.min(closings.len()) {
+                scope.spawn(|| {
+                    // Bounded by the number of logs: each index is taken once.
+                    while let Some(closing) = closings.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                        let failed = match closing {
+                            Closing::Partition(topic, log) => log.close().map_err(|error| {
+                                warn!(topic, %error, "closing a partition log failed");
+                                CoreError::from(error)
+                            }),
+                            Closing::Queue(declared) => declared.queue.close().map_err(|error| {
+                                warn!(queue = declared.name, %error, "closing a queue failed");
+                                CoreError::from(error)
+                            }),
+                        };
+                        if let Err(error) = failed {
+                            first_error.lock().get_or_insert(error);
+                        }
+                    }
+                });
             }
-        }
+        });
+        let mut first_error = first_error.into_inner();
         self.groups.shutdown();
         if let Err(error) = self.groups.offsets().close() {
             warn!(%error, "closing the consumer offsets log failed");

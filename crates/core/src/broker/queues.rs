@@ -17,6 +17,10 @@ use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::queue::{DeclaredQueue, Queue, QueuePolicy};
 
+/// Queues whose files concurrent declarations create at once (each on a
+/// blocking thread, so this bounds the threads they take).
+pub(crate) const QUEUE_OPENS_CONCURRENT_MAX: usize = 16;
+
 impl Broker {
     pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
         self.meta.current().queues.get(name).cloned()
@@ -30,26 +34,99 @@ impl Broker {
     /// declared the same way (`false` then). Durable queues are recorded in
     /// the catalog (durable when this returns) and reopened after a restart;
     /// transient ones are not, and their data is removed on the next start.
+    ///
+    /// A new queue's files (its directories, each created durably, and its
+    /// two logs) are made before the metadata lock is taken, so concurrent
+    /// declares create theirs side by side (at most
+    /// [`QUEUE_OPENS_CONCURRENT_MAX`] at once) and hold the lock only for
+    /// their catalog event. Files whose event never comes (a refusal, a
+    /// crash) belong to no queue: they are removed then, or as orphans on
+    /// the next start.
     pub async fn declare_queue(&self, name: &str, definition: QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
-        let mut change = self.meta.change().await;
         if let Some(existing) = self.queue(name) {
-            let current = existing.definition();
-            if *current != definition {
-                let reason = if current.durable != definition.durable {
-                    format!("durable is {}, not {}", current.durable, definition.durable)
-                } else if current.auto_delete != definition.auto_delete {
-                    format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
-                } else {
-                    format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
-                };
-                return Err(CoreError::QueueMismatch {
-                    name: name.to_owned(),
-                    reason,
-                });
-            }
-            existing.touch(self.clock().now_ms());
-            return Ok((existing, false));
+            return self.declared_already(&existing, &definition);
         }
+        let policy = self.check_declaration(name, &definition)?;
+        let meta = Arc::clone(&self.meta);
+        let id = Uuid::new_v4();
+        let dir = queue_dir(&meta.config.data_dir, id, definition.durable);
+        let config = queue_config(&meta.config, &definition, &policy);
+        let created_ms = meta.clock.now_ms();
+        let opened = {
+            let _opening = meta
+                .queue_opens
+                .acquire()
+                .await
+                .map_err(|_| CoreError::Catalog("the broker is shutting down".to_owned()))?;
+            let (name, definition, clock) = (name.to_owned(), definition.clone(), Arc::clone(&meta.clock));
+            // In a task of its own: a caller going away mid-open leaves no
+            // open queue behind (the guard discards it).
+            run_to_completion(async move {
+                blocking(move || {
+                    let queue = Queue::open(dir, config, clock).map_err(CoreError::from)?;
+                    let declared = DeclaredQueue::new(id, name, definition, policy, queue, created_ms);
+                    Ok(Unclaimed(Some(Arc::new(declared))))
+                })
+                .await
+            })
+            .await?
+        };
+        let mut change = meta.change().await;
+        // Another declare of the name, or a limit reached, while this one
+        // made its files: checked again under the lock.
+        if let Some(existing) = self.queue(name) {
+            return self.declared_already(&existing, &definition);
+        }
+        self.check_declaration(name, &definition)?;
+        let name = name.to_owned();
+        run_to_completion(async move {
+            let mut opened = opened;
+            let Some(declared) = opened.claim() else {
+                return Err(CoreError::Catalog(format!("queue {name:?} was opened for another declaration")));
+            };
+            let durable = definition.durable;
+            let event = Event::QueueDeclared {
+                id,
+                name: name.clone(),
+                definition,
+                created_ms,
+            };
+            if let Err(error) = change.commit(event, durable, Opened::Queue(Arc::clone(&declared))).await {
+                drop(change);
+                discard(declared).await;
+                return Err(error);
+            }
+            info!(queue = name, durable, %id, "queue declared");
+            Ok((declared, true))
+        })
+        .await
+    }
+
+    /// The answer to declaring a queue that exists: itself if `definition`
+    /// is how it was declared, else why not.
+    fn declared_already(&self, existing: &Arc<DeclaredQueue>, definition: &QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
+        let current = existing.definition();
+        if *current != *definition {
+            let reason = if current.durable != definition.durable {
+                format!("durable is {}, not {}", current.durable, definition.durable)
+            } else if current.auto_delete != definition.auto_delete {
+                format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
+            } else {
+                format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
+            };
+            return Err(CoreError::QueueMismatch {
+                name: existing.name.clone(),
+                reason,
+            });
+        }
+        existing.touch(self.clock().now_ms());
+        Ok((Arc::clone(existing), false))
+    }
+
+    /// Whether a queue that does not exist may be declared so: its vhost
+    /// exists, the queue limit is not reached and its arguments make a
+    /// policy its type accepts. Reads the views only.
+    fn check_declaration(&self, name: &str, definition: &QueueDefinition) -> Result<QueuePolicy> {
         self.check_vhost_of(name)?;
         self.check_new_queue(name)?;
         let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
@@ -66,37 +143,7 @@ impl Broker {
                 reason: format!("invalid property '{property}' for a {} queue", policy.queue_type.as_str()),
             });
         }
-        let name = name.to_owned();
-        run_to_completion(async move {
-            let meta = Arc::clone(change.meta());
-            let id = Uuid::new_v4();
-            let dir = queue_dir(&meta.config.data_dir, id, definition.durable);
-            let config = queue_config(&meta.config, &definition, &policy);
-            let queue = {
-                let (dir, clock) = (dir.clone(), Arc::clone(&meta.clock));
-                blocking(move || Queue::open(dir, config, clock).map_err(CoreError::from)).await?
-            };
-            let created_ms = meta.clock.now_ms();
-            let durable = definition.durable;
-            let declared = Arc::new(DeclaredQueue::new(id, name.clone(), definition.clone(), policy, queue, created_ms));
-            let event = Event::QueueDeclared {
-                id,
-                name: name.clone(),
-                definition,
-                created_ms,
-            };
-            if let Err(error) = change.commit(event, durable, Opened::Queue(Arc::clone(&declared))).await {
-                let _ = blocking(move || {
-                    let _ = declared.queue.close();
-                    std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
-                })
-                .await;
-                return Err(error);
-            }
-            info!(queue = name, durable, %id, "queue declared");
-            Ok((declared, true))
-        })
-        .await
+        Ok(policy)
     }
 
     /// Replaces a queue's arguments with what `update` makes of its current
@@ -181,6 +228,47 @@ impl Broker {
             Ok(held)
         })
         .await
+    }
+}
+
+/// A queue opened for a declaration whose event is not committed yet: if
+/// the declaration ends without claiming it (a refusal, a caller gone),
+/// dropping the guard closes it and removes its files on a blocking thread.
+#[derive(Debug)]
+struct Unclaimed(Option<Arc<DeclaredQueue>>);
+
+impl Unclaimed {
+    fn claim(&mut self) -> Option<Arc<DeclaredQueue>> {
+        self.0.take()
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if let Some(declared) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn_blocking(move || discard_now(&declared));
+        }
+    }
+}
+
+/// Closes a queue no event names and removes its files, off the reactor.
+/// If that fails, the next start removes them as orphans.
+async fn discard(declared: Arc<DeclaredQueue>) {
+    let _ = blocking(move || {
+        discard_now(&declared);
+        Ok(())
+    })
+    .await;
+}
+
+/// [`discard`], blocking.
+fn discard_now(declared: &DeclaredQueue) {
+    let _ = declared.queue.close();
+    let dir = declared.queue.dir();
+    if let Err(error) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), %error, "could not remove the files of a queue not declared; the next start removes them");
     }
 }
 
