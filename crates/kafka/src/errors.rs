@@ -24,6 +24,9 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::Transaction(error) => transaction_error(error, true),
         // Not retriable: the broker's own policy refuses it until an operator raises the limit.
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
+        // A stream's log is deleted, grown or reconfigured as its queue, over AMQP or the admin API.
+        CoreError::StreamTopic(_) => ResponseError::PolicyViolation,
+        CoreError::CompressedBatch(_) => ResponseError::UnsupportedCompressionType,
         // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
         | CoreError::Vhost(_)

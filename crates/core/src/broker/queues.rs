@@ -15,7 +15,18 @@ use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
-use crate::queue::{DeclaredQueue, Queue, QueuePolicy};
+use crate::queue::{DeclaredQueue, Queue, QueuePolicy, QueueType};
+use crate::topic::Topic;
+use crate::topic_name::validate_topic_name;
+use crate::vhost;
+
+/// Whether queue `name` with `policy` is also served to Kafka clients as a
+/// one-partition topic ([`Topic::of_stream`]): a stream of `/` whose name
+/// Kafka accepts. Kafka topics have no vhost, so the other vhosts' streams
+/// stay theirs.
+pub(crate) fn served_to_kafka(name: &str, policy: &QueuePolicy) -> bool {
+    policy.queue_type == QueueType::Stream && vhost::split(name).0 == vhost::DEFAULT_VHOST && validate_topic_name(name).is_ok()
+}
 
 impl Broker {
     pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
@@ -66,15 +77,31 @@ impl Broker {
                 reason: format!("invalid property '{property}' for a {} queue", policy.queue_type.as_str()),
             });
         }
+        let served_to_kafka = served_to_kafka(name, &policy);
+        if served_to_kafka && self.meta.current().topics.contains_key(name) {
+            return Err(CoreError::InvalidQueueArgument {
+                name: name.to_owned(),
+                reason: "is the name of a Kafka topic: a stream of that name would be a second log".to_owned(),
+            });
+        }
         let name = name.to_owned();
         run_to_completion(async move {
             let meta = Arc::clone(change.meta());
             let id = Uuid::new_v4();
             let dir = queue_dir(&meta.config.data_dir, id, definition.durable);
             let config = queue_config(&meta.config, &definition, &policy);
-            let queue = {
-                let (dir, clock) = (dir.clone(), Arc::clone(&meta.clock));
-                blocking(move || Queue::open(dir, config, clock).map_err(CoreError::from)).await?
+            let (queue, topic) = {
+                let (dir, clock, topic_name) = (dir.clone(), Arc::clone(&meta.clock), name.clone());
+                blocking(move || {
+                    let queue = Queue::open(&dir, config, clock)?;
+                    let topic = if served_to_kafka {
+                        Some(Topic::of_stream(id, topic_name, dir, queue.message_log().clone())?)
+                    } else {
+                        None
+                    };
+                    Ok((queue, topic))
+                })
+                .await?
             };
             let created_ms = meta.clock.now_ms();
             let durable = definition.durable;
@@ -85,7 +112,11 @@ impl Broker {
                 definition,
                 created_ms,
             };
-            if let Err(error) = change.commit(event, durable, Opened::Queue(Arc::clone(&declared))).await {
+            let opened = match topic {
+                Some(topic) => Opened::Stream(Arc::clone(&declared), Arc::new(topic)),
+                None => Opened::Queue(Arc::clone(&declared)),
+            };
+            if let Err(error) = change.commit(event, durable, opened).await {
                 let _ = blocking(move || {
                     let _ = declared.queue.close();
                     std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
@@ -201,4 +232,58 @@ pub(crate) async fn remove_queues(queues: Vec<Arc<DeclaredQueue>>) -> Result<()>
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use conveyor_log::record::Record;
+
+    use super::*;
+    use crate::BrokerConfig;
+
+    fn stream() -> QueueDefinition {
+        QueueDefinition {
+            durable: true,
+            auto_delete: false,
+            arguments: BTreeMap::from([("x-queue-type".to_owned(), "stream".to_owned())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_the_default_vhost_is_a_one_partition_topic_of_its_log_across_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
+            let (declared, _) = broker.declare_queue("events", stream()).await.expect("declare");
+            declared
+                .queue
+                .publish(vec![Record::new(None, Some(b"a".to_vec()))])
+                .await
+                .expect("stored");
+            let topic = broker.topic("events").expect("the stream as a topic");
+            assert!(topic.is_stream());
+            assert_eq!(topic.partition_count(), 1);
+            assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 1, "the queue's log");
+            broker.declare_queue("work", QueueDefinition::default()).await.expect("declare");
+            assert!(broker.topic("work").is_none(), "a classic queue is no topic");
+            assert!(matches!(broker.delete_topic("events").await, Err(CoreError::StreamTopic(_))));
+            assert!(matches!(
+                broker.create_topic("events", Some(1), BTreeMap::new()).await,
+                Err(CoreError::TopicExists(_))
+            ));
+            broker.create_topic("orders", Some(1), BTreeMap::new()).await.expect("topic");
+            assert!(matches!(
+                broker.declare_queue("orders", stream()).await,
+                Err(CoreError::InvalidQueueArgument { .. })
+            ));
+            broker.close().expect("close");
+        }
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
+        let topic = broker.topic("events").expect("still a topic after a restart");
+        assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 1);
+        broker.delete_queue("events", false).await.expect("delete");
+        assert!(broker.topic("events").is_none(), "gone with its queue");
+    }
 }
