@@ -20,6 +20,8 @@ pub enum CoreError {
     StreamTopic(String),
     #[error("compressed batches (codec {0}) are refused by a stream's log, whose records are read one by one")]
     CompressedBatch(i16),
+    #[error("queue {0:?} is a stream: retention removes its messages, a purge does not")]
+    StreamNotPurged(String),
     #[error("topic {topic:?} has no partition {partition}")]
     UnknownPartition { topic: String, partition: u32 },
     #[error(transparent)]

@@ -33,6 +33,7 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         | CoreError::InvalidQueueArgument { .. }
         | CoreError::QueueMismatch { .. }
         | CoreError::QueueInUse { .. }
+        | CoreError::StreamNotPurged(_)
         | CoreError::Queue(_)
         | CoreError::Exchange(_) => ResponseError::UnknownServerError,
         // Users and grants are changed through the admin API for now.

@@ -111,9 +111,11 @@ impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> ApiError {
         let status = match &error {
             CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } | CoreError::UnknownQueue(_) => StatusCode::NOT_FOUND,
-            CoreError::TopicExists(_) | CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } | CoreError::StreamTopic(_) => {
-                StatusCode::CONFLICT
-            }
+            CoreError::TopicExists(_)
+            | CoreError::QueueMismatch { .. }
+            | CoreError::QueueInUse { .. }
+            | CoreError::StreamTopic(_)
+            | CoreError::StreamNotPurged(_) => StatusCode::CONFLICT,
             CoreError::InvalidTopicName(_)
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
