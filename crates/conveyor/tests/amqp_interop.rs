@@ -204,6 +204,12 @@ fn pika_a_consumer_holding_a_delivery_past_x_consumer_timeout_loses_its_channel_
 }
 
 #[test]
+fn the_consumer_timeout_setting_closes_the_channel_of_a_consumer_holding_a_delivery_past_it() {
+    let (_dir, server) = support::start_with_config("consumer_timeout = 1000\n");
+    run_script(&server, "amqp/consumer_timeout_pika.py", &["broker-wide"]);
+}
+
+#[test]
 fn aio_pika_stream_consumers_read_from_first_twice_from_an_offset_and_from_next() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_aio_pika.py", &[]);
