@@ -417,13 +417,21 @@ fn an_ack_that_cannot_be_journaled_closes_the_connection_with_internal_error() {
                 .to_string(),
         };
         eprintln!("channel closed: {closed}");
-        if closed.contains("invalid channel state: Closed") || closed.contains("invalid connection state") {
-            // lapin ended the consumer's stream on the broker's close and
-            // keeps no reason: the broker's log says why it closed it.
-            let logs = server.logs().join("\n");
+        // `Server::logs` hands out each line once: keep what it gave.
+        let early_logs = server.logs().join("\n");
+        if closed.contains("invalid channel state") || closed.contains("invalid connection state") {
+            // lapin ended the consumer's stream (or errored the channel) on
+            // the broker's connection.close and keeps no reason: the
+            // broker's log says why, and with which code, it closed it.
+            let logs = &early_logs;
             assert!(
                 logs.contains("an acknowledgement could not be stored; closing the connection"),
-                "the channel closed for another reason:\n{logs}"
+                "the connection closed for another reason:\n{logs}"
+            );
+            assert!(
+                logs.lines()
+                    .any(|line| line.contains("closing an AMQP connection") && line.contains("541")),
+                "no connection.close with 541:\n{logs}"
             );
         } else {
             let upper = closed.to_uppercase();
@@ -441,7 +449,7 @@ fn an_ack_that_cannot_be_journaled_closes_the_connection_with_internal_error() {
             metrics.contains("conveyor_queue_log_poisoned{queue=\"acks\",log=\"cursor\"} 1"),
             "{metrics}"
         );
-        let logs = server.logs().join("\n");
+        let logs = format!("{early_logs}\n{}", server.logs().join("\n"));
         assert!(logs.contains("an acknowledgement could not be stored"), "{logs}");
     });
 }
