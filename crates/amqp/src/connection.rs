@@ -554,8 +554,8 @@ impl Connection {
                     _ => Err(Exception::new(reply::UNEXPECTED_FRAME, "unexpected frame")),
                 };
                 if let Err(exception) = result {
-                    // Content and framing errors are connection errors; the rest close the channel.
-                    if matches!(exception.code, reply::UNEXPECTED_FRAME | reply::FRAME_ERROR) {
+                    // Connection exceptions (framing, 503, 530, 540, …) close the connection, as in RabbitMQ; the rest the channel.
+                    if exception.closes_connection() {
                         return Some(End::Exception(exception));
                     }
                     debug!(peer = %self.peer, channel = id, code = exception.code, text = exception.text, "channel exception");

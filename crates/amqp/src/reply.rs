@@ -9,6 +9,8 @@ use conveyor_core::exchange::ExchangeError;
 use conveyor_core::vhost::{self, VhostError, VirtualHost};
 
 pub const REPLY_SUCCESS: u16 = 200;
+pub const INVALID_PATH: u16 = 402;
+pub const RESOURCE_ERROR: u16 = 506;
 pub const CONTENT_TOO_LARGE: u16 = 311;
 pub const NO_ROUTE: u16 = 312;
 pub const CONNECTION_FORCED: u16 = 320;
@@ -50,6 +52,30 @@ impl Exception {
         self.class_id = method.get_amqp_class_id();
         self.method_id = method.get_amqp_method_id();
         self
+    }
+
+    /// Whether it closes the whole connection rather than the channel: the
+    /// codes AMQP 0-9-1 makes connection exceptions, which RabbitMQ raises
+    /// as such even when a channel's method causes them (the "hard" errors
+    /// of `rabbit_framing_amqp_0_9_1:lookup_amqp_exception`: 540 for
+    /// `basic.get` or `queue.purge` on a stream, 530 for a reused consumer
+    /// tag, 503 for an unknown exchange type, …). 403, 404, 405 and 406
+    /// close the channel only.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self.code,
+            CONNECTION_FORCED
+                | INVALID_PATH
+                | FRAME_ERROR
+                | SYNTAX_ERROR
+                | COMMAND_INVALID
+                | CHANNEL_ERROR
+                | UNEXPECTED_FRAME
+                | RESOURCE_ERROR
+                | NOT_ALLOWED
+                | NOT_IMPLEMENTED
+                | INTERNAL_ERROR
+        )
     }
 
     fn text_with_name(&self) -> ShortString {
@@ -98,6 +124,8 @@ fn code_name(code: u16) -> &'static str {
         UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
         NOT_ALLOWED => "NOT_ALLOWED",
         NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+        INVALID_PATH => "INVALID_PATH",
+        RESOURCE_ERROR => "RESOURCE_ERROR",
         _ => "INTERNAL_ERROR",
     }
 }
@@ -136,6 +164,7 @@ pub fn core_exception(error: &CoreError) -> Exception {
         | CoreError::InvalidQueueArgument { .. }
         | CoreError::LimitReached(_) => PRECONDITION_FAILED,
         CoreError::ShuttingDown => CONNECTION_FORCED,
+        CoreError::StreamNotPurged(_) => NOT_IMPLEMENTED,
         CoreError::Vhost(error) => return vhost_exception(error),
         _ => INTERNAL_ERROR,
     };

@@ -59,6 +59,15 @@ pub fn get_refused(queue: &str, vhost: &str) -> Exception {
     )
 }
 
+/// RabbitMQ's refusal of `queue.purge` on a stream (540, as
+/// `rabbit_channel` answers its stream queues' `{error, not_supported}`).
+pub fn purge_refused(queue: &str, vhost: &str) -> Exception {
+    Exception::new(
+        reply::NOT_IMPLEMENTED,
+        format!("queue.purge not supported by stream queues queue '{queue}' in vhost '{vhost}'"),
+    )
+}
+
 /// Where a consumer starts, from its `x-stream-offset` argument (`next`
 /// without one): `first`, `last`, `next`, an integer offset, an AMQP
 /// timestamp (seconds) or an interval back from `now_ms` ("30m", "7D").

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Threads that write and fsync logs, shared by every log [default: the number of cores].
     #[arg(long, env = "CONVEYOR_WRITER_THREADS", value_name = "N")]
     pub writer_threads: Option<usize>,
+    /// RabbitMQ's consumer_timeout: ms an AMQP delivery may stay unacknowledged before its channel is closed [default: 1800000].
+    #[arg(long, env = "CONVEYOR_CONSUMER_TIMEOUT", value_name = "MS")]
+    pub consumer_timeout: Option<u64>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -82,6 +85,9 @@ pub struct FileSettings {
     pub amqp_tls_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    /// RabbitMQ's `consumer_timeout` (milliseconds), under its own name;
+    /// `[limits] amqp_consumer_timeout_ms` is its alias.
+    pub consumer_timeout: Option<u64>,
     /// `[tls]`: the certificate the TLS listeners present.
     pub tls: Option<TlsFileSettings>,
     #[serde(default)]
@@ -308,7 +314,16 @@ impl Settings {
         if let Some(bytes) = file.topics.segment_bytes {
             topic_defaults.log.segment_bytes = bytes;
         }
-        let limits = file.limits.resolve().context("in [limits]")?;
+        let mut limits = file.limits.resolve().context("in [limits]")?;
+        if let (Some(ms), Some(alias_ms)) = (file.consumer_timeout, file.limits.amqp_consumer_timeout_ms)
+            && ms != alias_ms
+        {
+            bail!("consumer_timeout ({ms}) and its alias [limits] amqp_consumer_timeout_ms ({alias_ms}) disagree; set one");
+        }
+        if let Some(ms) = args.consumer_timeout.or(file.consumer_timeout) {
+            limits.amqp_consumer_timeout_ms = ms;
+            limits.validate().map_err(anyhow::Error::msg).context("consumer_timeout")?;
+        }
         topic_defaults.max_message_bytes = limits.kafka_message_bytes_max;
         let default_partitions = file.topics.default_partitions.unwrap_or(1);
         if default_partitions == 0 {
@@ -577,6 +592,33 @@ mod tests {
                 ..ServeArgs::default()
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn consumer_timeout_is_rabbitmqs_key_with_its_flag_and_the_limits_alias() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        let resolve = |toml: &str, flag: Option<u64>| {
+            std::fs::write(&path, toml).expect("write");
+            Settings::resolve(&ServeArgs {
+                config: Some(path.clone()),
+                consumer_timeout: flag,
+                ..ServeArgs::default()
+            })
+            .map(|settings| settings.broker.limits.amqp_consumer_timeout_ms)
+        };
+        assert_eq!(resolve("", None).expect("default"), 30 * 60 * 1000, "RabbitMQ's 30 minutes");
+        assert_eq!(resolve("consumer_timeout = 5000\n", None).expect("key"), 5000);
+        assert_eq!(resolve("[limits]\namqp_consumer_timeout_ms = 6000\n", None).expect("alias"), 6000);
+        assert_eq!(
+            resolve("consumer_timeout = 5000\n", Some(7000)).expect("flag"),
+            7000,
+            "the flag wins"
+        );
+        assert!(
+            resolve("consumer_timeout = 5000\n[limits]\namqp_consumer_timeout_ms = 6000\n", None).is_err(),
+            "the key and its alias disagreeing"
         );
     }
 }

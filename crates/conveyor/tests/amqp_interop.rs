@@ -180,6 +180,12 @@ fn pika_stream_consumers_read_from_first_last_next_offsets_timestamps_and_interv
 }
 
 #[test]
+fn a_stream_is_a_one_partition_kafka_topic_read_and_written_by_kafka_clients_at_the_same_offsets() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_kafka.py", &[]);
+}
+
+#[test]
 fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_an_offset() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_amqplib.js", &[]);
@@ -195,6 +201,12 @@ fn pika_single_active_consumer_hands_over_in_order_on_cancel_and_on_connection_l
 fn pika_a_consumer_holding_a_delivery_past_x_consumer_timeout_loses_its_channel_and_another_gets_it() {
     let (_dir, server) = server();
     run_script(&server, "amqp/consumer_timeout_pika.py", &[]);
+}
+
+#[test]
+fn the_consumer_timeout_setting_closes_the_channel_of_a_consumer_holding_a_delivery_past_it() {
+    let (_dir, server) = support::start_with_config("consumer_timeout = 1000\n");
+    run_script(&server, "amqp/consumer_timeout_pika.py", &["broker-wide"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! failure that is not a full disk) a partition log is poisoned, shows in
 //! `/health`, `/metrics` and the admin API, and is reopened in place once the
 //! limit is lifted; an AMQP ack whose journal append fails closes the
-//! channel with 541. Needs root (mount) and util-linux (`prlimit`); the
+//! connection with 541 (a connection exception, as in RabbitMQ). Needs root (mount) and util-linux (`prlimit`); the
 //! Kafka part drives kafka-python (`tests/interop/kafka/disk_full_kafka_python.py`).
 //! At a disk floor (`disk_free_min_bytes`) on a small tmpfs, a Kafka producer
 //! (kafka-python), an AMQP publisher with confirms (lapin) and an SQS sender
@@ -358,7 +358,7 @@ fn a_poisoned_partition_log_shows_in_health_metrics_and_admin_api_and_reopens_wi
 }
 
 #[test]
-fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
+fn an_ack_that_cannot_be_journaled_closes_the_connection_with_internal_error() {
     let data = tempfile::tempdir().expect("tempdir");
     // Small messages, so that the queue's cursor journal (a delivery and an
     // ack event per message) reaches the limit long before its message log.
@@ -417,13 +417,21 @@ fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
                 .to_string(),
         };
         eprintln!("channel closed: {closed}");
-        if closed.contains("invalid channel state: Closed") {
-            // lapin ended the consumer's stream on the broker's channel.close
-            // and keeps no reason: the broker's log says why it closed it.
-            let logs = server.logs().join("\n");
+        // `Server::logs` hands out each line once: keep what it gave.
+        let early_logs = server.logs().join("\n");
+        if closed.contains("invalid channel state") || closed.contains("invalid connection state") {
+            // lapin ended the consumer's stream (or errored the channel) on
+            // the broker's connection.close and keeps no reason: the
+            // broker's log says why, and with which code, it closed it.
+            let logs = &early_logs;
             assert!(
-                logs.contains("an acknowledgement could not be stored; closing the channel"),
-                "the channel closed for another reason:\n{logs}"
+                logs.contains("an acknowledgement could not be stored; closing the connection"),
+                "the connection closed for another reason:\n{logs}"
+            );
+            assert!(
+                logs.lines()
+                    .any(|line| line.contains("closing an AMQP connection") && line.contains("541")),
+                "no connection.close with 541:\n{logs}"
             );
         } else {
             let upper = closed.to_uppercase();
@@ -441,7 +449,7 @@ fn an_ack_that_cannot_be_journaled_closes_the_channel_with_internal_error() {
             metrics.contains("conveyor_queue_log_poisoned{queue=\"acks\",log=\"cursor\"} 1"),
             "{metrics}"
         );
-        let logs = server.logs().join("\n");
+        let logs = format!("{early_logs}\n{}", server.logs().join("\n"));
         assert!(logs.contains("an acknowledgement could not be stored"), "{logs}");
     });
 }

@@ -16,6 +16,12 @@ pub enum CoreError {
     TopicExists(String),
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
+    #[error("topic {0:?} is the log of a stream queue: it is declared, changed and deleted as a queue")]
+    StreamTopic(String),
+    #[error("compressed batches (codec {0}) are refused by a stream's log, whose records are read one by one")]
+    CompressedBatch(i16),
+    #[error("queue {0:?} is a stream: retention removes its messages, a purge does not")]
+    StreamNotPurged(String),
     #[error("topic {topic:?} has no partition {partition}")]
     UnknownPartition { topic: String, partition: u32 },
     #[error(transparent)]

@@ -457,6 +457,10 @@ impl Broker {
     /// were purged, once that is durable. Blocking.
     pub fn purge_queue(&self, declared: &DeclaredQueue) -> Result<u64> {
         const BATCH: usize = 1024;
+        // Settling a stream's messages would let its log drop them for every reader.
+        if declared.policy().queue_type == crate::queue::QueueType::Stream {
+            return Err(CoreError::StreamNotPurged(declared.name.clone()));
+        }
         let consumer = declared.new_consumer();
         // Bounded: each pass settles a batch of what was available at the start.
         let passes_max = declared.queue.available_count() as usize / BATCH + 1;

@@ -241,6 +241,23 @@ pub struct Partition {
     /// fetches park on it, since a marker's own high-watermark move comes
     /// before the transaction it ends is known to be decided.
     stable: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Its records are read one by one (a stream queue's log): compressed
+    /// batches, which the core does not decode, are refused.
+    uncompressed_only: bool,
+}
+
+/// The codec of the first compressed batch among `batches`, if any.
+fn compression_of(batches: &[u8]) -> Option<i16> {
+    let mut position = 0;
+    // Each step moves past one batch of at least a header's length.
+    for _ in 0..batches.len() / conveyor_log::batch::HEADER_BYTES + 1 {
+        let header = BatchHeader::parse(batches.get(position..)?)?;
+        if header.compression() != 0 {
+            return Some(header.compression());
+        }
+        position = position.checked_add(header.total_bytes()).filter(|_| header.total_bytes() > 0)?;
+    }
+    None
 }
 
 /// An append in flight.
@@ -261,7 +278,16 @@ impl Partition {
             producers: Arc::new(Mutex::new(state)),
             flow: Arc::default(),
             stable: Arc::new(tokio::sync::watch::Sender::new(stable)),
+            uncompressed_only: false,
         })
+    }
+
+    /// The same partition, refusing compressed batches: its records are
+    /// read one by one (a stream queue's consumers), and the core decodes
+    /// uncompressed batches only.
+    pub fn uncompressed_only(mut self) -> Partition {
+        self.uncompressed_only = true;
+        self
     }
 
     /// The same partition, counting its appends in `flow`.
@@ -286,6 +312,11 @@ impl Partition {
     }
 
     fn append_checked(&self, batches: Bytes) -> PendingAppend {
+        if self.uncompressed_only
+            && let Some(codec) = compression_of(&batches)
+        {
+            return Box::pin(async move { Err(CoreError::CompressedBatch(codec)) });
+        }
         let header = BatchHeader::parse(&batches);
         let Some(header) = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) else {
             let appending = self.log.append(batches);

@@ -1,5 +1,8 @@
 //! A topic at run time: its id, its partitions' open logs and its config.
 //! The catalog says what topics exist; this holds what they need while open.
+//! A stream queue's log is also served as a one-partition topic of the
+//! queue's name ([`Topic::of_stream`]): the same log, read and written by
+//! Kafka clients, its definition and lifetime the queue's.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,9 @@ pub struct Topic {
     /// Index = partition number. Only ever grows (CreatePartitions).
     partitions: RwLock<Vec<Partition>>,
     config: RwLock<TopicConfig>,
+    /// The log of a stream queue, not a topic of the catalog: the queue
+    /// owns it (created, changed and deleted as a queue).
+    stream: bool,
 }
 
 impl Topic {
@@ -28,7 +34,27 @@ impl Topic {
             dir,
             partitions: RwLock::new(partitions),
             config: RwLock::new(config),
+            stream: false,
         }
+    }
+
+    /// The one-partition topic a stream queue's log is to Kafka clients:
+    /// same name, same offsets, the queue's id. Blocking (reads the log's
+    /// tail for its producers' state).
+    pub(crate) fn of_stream(id: Uuid, name: String, dir: PathBuf, log: Log) -> crate::error::Result<Topic> {
+        Ok(Topic {
+            id,
+            name,
+            dir,
+            partitions: RwLock::new(vec![Partition::new(log)?.uncompressed_only()]),
+            config: RwLock::new(TopicConfig::default()),
+            stream: true,
+        })
+    }
+
+    /// Whether this is a stream queue's log (see [`Topic::of_stream`]).
+    pub fn is_stream(&self) -> bool {
+        self.stream
     }
 
     /// The directory holding one sub-directory per partition.

@@ -25,12 +25,16 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Not retriable: the broker's own policy refuses it until an operator raises the limit.
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
         CoreError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        // A stream's log is deleted, grown or reconfigured as its queue, over AMQP or the admin API.
+        CoreError::StreamTopic(_) => ResponseError::PolicyViolation,
+        CoreError::CompressedBatch(_) => ResponseError::UnsupportedCompressionType,
         // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
         | CoreError::Vhost(_)
         | CoreError::InvalidQueueArgument { .. }
         | CoreError::QueueMismatch { .. }
         | CoreError::QueueInUse { .. }
+        | CoreError::StreamNotPurged(_)
         | CoreError::Queue(_)
         | CoreError::Exchange(_) => ResponseError::UnknownServerError,
         // Users and grants are changed through the admin API for now.

@@ -1,7 +1,10 @@
 """pika: a consumer that holds a delivery past its queue's
 x-consumer-timeout has its channel closed with 406 PRECONDITION_FAILED and
 RabbitMQ's text, and the delivery goes to another consumer, flagged
-redelivered. A consumer that acks in time keeps its channel."""
+redelivered. A consumer that acks in time keeps its channel. With the
+argument `broker-wide` the queue has no x-consumer-timeout: the broker's
+`consumer_timeout` setting (1000 ms for that run) applies."""
+import sys
 import time
 
 import pika
@@ -13,7 +16,8 @@ TIMEOUT_MS = 1000
 queue = unique("slow-consumers")
 holder_connection = pika.BlockingConnection(pika.URLParameters(URL))
 holder = holder_connection.channel()
-holder.queue_declare(queue, arguments={"x-consumer-timeout": TIMEOUT_MS})
+broker_wide = sys.argv[1:] == ["broker-wide"]
+holder.queue_declare(queue, arguments={} if broker_wide else {"x-consumer-timeout": TIMEOUT_MS})
 holder.basic_qos(prefetch_count=1)
 closed = []
 # The blocking adapter keeps the close reason on the underlying channel.

@@ -4,7 +4,8 @@ messages, each after the other acked; a consumer from a numeric offset gets
 the tail, every delivery's x-stream-offset header its offset; `next` (the
 default) gets only what is published after it starts; a timestamp and an
 interval ("30m") start by time. Without basic.qos a consumer is refused
-with 406, basic.get with 540; acks give prefetch credit back (a consumer
+with 406; basic.get and queue.purge close the connection with 540
+NOT_IMPLEMENTED, as RabbitMQ does; acks give prefetch credit back (a consumer
 with prefetch 2 reads 10 messages by acking). Retention arguments are
 accepted; a non-durable stream is refused with 406, and so is one with an
 argument that would remove messages (x-message-ttl, x-max-length, …)."""
@@ -84,13 +85,19 @@ try:
 except pika.exceptions.ChannelClosedByBroker as error:
     check(error.reply_code == 406, f"without qos: {error}")
     check("consumer prefetch count is not set" in error.reply_text, error.reply_text)
-probe = connection.channel()
-try:
-    probe.basic_get(stream)
-    check(False, "basic.get on a stream was accepted")
-except pika.exceptions.ChannelClosedByBroker as error:
-    check(error.reply_code == 540, f"basic.get: {error}")
-    check("basic.get not supported by stream queues" in error.reply_text, error.reply_text)
+# 540 NOT_IMPLEMENTED is a connection exception: RabbitMQ closes the
+# connection, not only the channel, for basic.get and queue.purge on a stream.
+for action, text in ((lambda probe: probe.basic_get(stream), "basic.get not supported by stream queues"),
+                     (lambda probe: probe.queue_purge(stream), "queue.purge not supported by stream queues")):
+    refused = pika.BlockingConnection(pika.URLParameters(URL))
+    try:
+        action(refused.channel())
+        check(False, f"accepted on a stream: {text}")
+    except pika.exceptions.ConnectionClosedByBroker as error:
+        check(error.reply_code == 540, f"{text}: {error}")
+        check(f"{text} queue '{stream}' in vhost '/'" in error.reply_text, error.reply_text)
+    check(refused.is_closed, f"the connection outlived {text}")
+check(read("first", count=12)[:10] == everything, "the refused purge removed nothing")
 probe = connection.channel()
 try:
     probe.queue_declare(unique("transient-stream"), arguments={"x-queue-type": "stream"})

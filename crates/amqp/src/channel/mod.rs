@@ -49,6 +49,7 @@ use crate::message::{Message, header_table};
 use crate::prefetch::Window;
 use crate::reply::{self, Exception};
 use crate::reply_to::DirectReplyConsumer;
+use crate::stream_consumer;
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -558,6 +559,9 @@ impl Channel {
                 self.identity
                     .queue(&context.broker, &self.vhost, &name, Operation::Read)
                     .map_err(fail)?;
+                if declared.policy().queue_type == QueueType::Stream {
+                    return Err(fail(stream_consumer::purge_refused(&name, self.vhost.name())));
+                }
                 let broker = Arc::clone(&context.broker);
                 let purged = tokio::task::spawn_blocking(move || broker.purge_queue(&declared))
                     .await
@@ -908,9 +912,10 @@ pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueu
 /// Pending acks beyond this many are checked, without waiting, as acks arrive.
 const PENDING_ACKS_PRUNE_LEN: usize = 64;
 
-/// The channel exception for an ack whose journal append failed.
+/// The exception for an ack whose journal append failed: 541, which
+/// closes the connection, as RabbitMQ's internal errors do.
 fn ack_not_stored(error: &conveyor_core::queue::QueueError) -> Exception {
-    warn!(%error, "an acknowledgement could not be stored; closing the channel");
+    warn!(%error, "an acknowledgement could not be stored; closing the connection");
     Exception::new(reply::INTERNAL_ERROR, format!("an acknowledgement could not be stored: {error}"))
 }
 

@@ -96,6 +96,24 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
     queue
 }
 
+/// The topics the streams among `queues` are to Kafka clients
+/// ([`Topic::of_stream`]). Blocking.
+pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Result<BTreeMap<String, Arc<Topic>>> {
+    let mut streams = BTreeMap::new();
+    for (name, declared) in queues {
+        if super::queues::served_to_kafka(name, &declared.policy()) {
+            let topic = Topic::of_stream(
+                declared.id,
+                name.clone(),
+                declared.queue.dir().to_owned(),
+                declared.queue.message_log().clone(),
+            )?;
+            streams.insert(name.clone(), Arc::new(topic));
+        }
+    }
+    Ok(streams)
+}
+
 /// Reopens every durable queue the catalog holds; removes transient queues
 /// and the data of deleted ones. Blocking.
 pub(crate) fn open_queues(

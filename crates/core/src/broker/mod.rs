@@ -123,6 +123,7 @@ impl Broker {
         let mut views = Views::of_catalog(state)?;
         views.topics = data_dir::open_topics(&data_dir, state, &config, &clock, &stats)?;
         views.queues = data_dir::open_queues(&data_dir, state, &config, &clock)?;
+        views.streams = data_dir::stream_topics(&views.queues)?;
         info!(data_dir = %data_dir.display(), topics = views.topics.len(), queues = views.queues.len(), "broker state opened");
         let alarms = Arc::new(ResourceAlarms::new(&data_dir));
         Ok(Broker {

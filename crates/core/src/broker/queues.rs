@@ -15,7 +15,18 @@ use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
-use crate::queue::{DeclaredQueue, Queue, QueuePolicy};
+use crate::queue::{DeclaredQueue, Queue, QueuePolicy, QueueType};
+use crate::topic::Topic;
+use crate::topic_name::validate_topic_name;
+use crate::vhost;
+
+/// Whether queue `name` with `policy` is also served to Kafka clients as a
+/// one-partition topic ([`Topic::of_stream`]): a stream of `/` whose name
+/// Kafka accepts. Kafka topics have no vhost, so the other vhosts' streams
+/// stay theirs.
+pub(crate) fn served_to_kafka(name: &str, policy: &QueuePolicy) -> bool {
+    policy.queue_type == QueueType::Stream && vhost::split(name).0 == vhost::DEFAULT_VHOST && validate_topic_name(name).is_ok()
+}
 
 /// Queues whose files concurrent declarations create at once (each on a
 /// blocking thread, so this bounds the threads they take).
@@ -59,18 +70,25 @@ impl Broker {
                 .await
                 .map_err(|_| CoreError::Catalog("the broker is shutting down".to_owned()))?;
             let (name, definition, clock) = (name.to_owned(), definition.clone(), Arc::clone(&meta.clock));
+            let served_to_kafka = served_to_kafka(&name, &policy);
             // In a task of its own: a caller going away mid-open leaves no
             // open queue behind (the guard discards it).
             run_to_completion(async move {
                 blocking(move || {
-                    let queue = Queue::open(dir, config, clock).map_err(CoreError::from)?;
+                    let queue = Queue::open(&dir, config, clock).map_err(CoreError::from)?;
+                    let topic = if served_to_kafka {
+                        Some(Arc::new(Topic::of_stream(id, name.clone(), dir, queue.message_log().clone())?))
+                    } else {
+                        None
+                    };
                     let declared = DeclaredQueue::new(id, name, definition, policy, queue, created_ms);
-                    Ok(Unclaimed(Some(Arc::new(declared))))
+                    Ok((Unclaimed(Some(Arc::new(declared))), topic))
                 })
                 .await
             })
             .await?
         };
+        let (opened, topic) = opened;
         let mut change = meta.change().await;
         // Another declare of the name, or a limit reached, while this one
         // made its files: checked again under the lock.
@@ -91,7 +109,11 @@ impl Broker {
                 definition,
                 created_ms,
             };
-            if let Err(error) = change.commit(event, durable, Opened::Queue(Arc::clone(&declared))).await {
+            let opened = match topic {
+                Some(topic) => Opened::Stream(Arc::clone(&declared), topic),
+                None => Opened::Queue(Arc::clone(&declared)),
+            };
+            if let Err(error) = change.commit(event, durable, opened).await {
                 drop(change);
                 discard(declared).await;
                 return Err(error);
@@ -141,6 +163,12 @@ impl Broker {
             return Err(CoreError::InvalidQueueArgument {
                 name: name.to_owned(),
                 reason: format!("invalid property '{property}' for a {} queue", policy.queue_type.as_str()),
+            });
+        }
+        if served_to_kafka(name, &policy) && self.meta.current().topics.contains_key(name) {
+            return Err(CoreError::InvalidQueueArgument {
+                name: name.to_owned(),
+                reason: "is the name of a Kafka topic: a stream of that name would be a second log".to_owned(),
             });
         }
         Ok(policy)
@@ -289,4 +317,58 @@ pub(crate) async fn remove_queues(queues: Vec<Arc<DeclaredQueue>>) -> Result<()>
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use conveyor_log::record::Record;
+
+    use super::*;
+    use crate::BrokerConfig;
+
+    fn stream() -> QueueDefinition {
+        QueueDefinition {
+            durable: true,
+            auto_delete: false,
+            arguments: BTreeMap::from([("x-queue-type".to_owned(), "stream".to_owned())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_the_default_vhost_is_a_one_partition_topic_of_its_log_across_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
+            let (declared, _) = broker.declare_queue("events", stream()).await.expect("declare");
+            declared
+                .queue
+                .publish(vec![Record::new(None, Some(b"a".to_vec()))])
+                .await
+                .expect("stored");
+            let topic = broker.topic("events").expect("the stream as a topic");
+            assert!(topic.is_stream());
+            assert_eq!(topic.partition_count(), 1);
+            assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 1, "the queue's log");
+            broker.declare_queue("work", QueueDefinition::default()).await.expect("declare");
+            assert!(broker.topic("work").is_none(), "a classic queue is no topic");
+            assert!(matches!(broker.delete_topic("events").await, Err(CoreError::StreamTopic(_))));
+            assert!(matches!(
+                broker.create_topic("events", Some(1), BTreeMap::new()).await,
+                Err(CoreError::TopicExists(_))
+            ));
+            broker.create_topic("orders", Some(1), BTreeMap::new()).await.expect("topic");
+            assert!(matches!(
+                broker.declare_queue("orders", stream()).await,
+                Err(CoreError::InvalidQueueArgument { .. })
+            ));
+            broker.close().expect("close");
+        }
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
+        let topic = broker.topic("events").expect("still a topic after a restart");
+        assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 1);
+        broker.delete_queue("events", false).await.expect("delete");
+        assert!(broker.topic("events").is_none(), "gone with its queue");
+    }
 }

@@ -26,17 +26,39 @@ use crate::topic_name::validate_topic_name;
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
+    /// A Kafka topic, or the log of a stream queue of `/` by that name
+    /// ([`Topic::is_stream`]).
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.meta.current().topics.get(name).cloned()
+        let views = self.meta.current();
+        views.topics.get(name).or_else(|| views.streams.get(name)).cloned()
     }
 
-    /// Every topic, by name.
+    /// Every topic, by name: Kafka topics and the logs of stream queues.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.meta.views().topics.values().cloned().collect()
+        let views = self.meta.views();
+        let mut topics: Vec<Arc<Topic>> = views.topics.values().chain(views.streams.values()).cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.meta.views().topics.values().find(|topic| topic.id == id).cloned()
+        let views = self.meta.views();
+        views
+            .topics
+            .values()
+            .chain(views.streams.values())
+            .find(|topic| topic.id == id)
+            .cloned()
+    }
+
+    /// A topic of the catalog, for what changes one: a stream's log is
+    /// changed as its queue.
+    fn catalog_topic(&self, name: &str) -> Result<Arc<Topic>> {
+        match self.topic(name) {
+            Some(topic) if topic.is_stream() => Err(CoreError::StreamTopic(name.to_owned())),
+            Some(topic) => Ok(topic),
+            None => Err(CoreError::UnknownTopic(name.to_owned())),
+        }
     }
 
     /// The log of one partition.
@@ -125,7 +147,7 @@ impl Broker {
     /// event is durable it finishes even if the caller goes away.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         let mut change = self.meta.change().await;
-        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let topic = self.catalog_topic(name)?;
         let event = Event::TopicDeleted {
             id: topic.id,
             name: name.to_owned(),
@@ -182,7 +204,7 @@ impl Broker {
 
     /// The topic, if it exists and may grow to `total` partitions.
     pub fn validate_partition_count(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
-        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let topic = self.catalog_topic(name)?;
         let current = topic.partition_count();
         if total <= current {
             return Err(CoreError::InvalidPartitions(format!(
@@ -204,7 +226,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<TopicConfig> {
         let mut change = self.meta.change().await;
-        let topic = self.topic(name).ok_or_else(|| CoreError::UnknownTopic(name.to_owned()))?;
+        let topic = self.catalog_topic(name)?;
         let base = if replace { TopicConfig::default() } else { topic.config() };
         let config = base.with_changes(&changes)?;
         self.check_topic_config_changes(&changes)?;

@@ -25,6 +25,11 @@ pub(crate) struct Views {
     pub topics: BTreeMap<String, Arc<Topic>>,
     /// Durable and transient queues.
     pub queues: BTreeMap<String, Arc<DeclaredQueue>>,
+    /// The stream queues of `/` whose names are valid topic names, each
+    /// as the one-partition topic Kafka clients read and write
+    /// ([`Topic::of_stream`]), by name: derived from `queues`, opened with
+    /// them and removed with them.
+    pub streams: BTreeMap<String, Arc<Topic>>,
     /// Every vhost's exchanges and bindings, durable and transient.
     pub router: Router,
     /// The virtual hosts besides `/`.
@@ -40,6 +45,8 @@ pub(crate) enum Opened {
     Topic(Arc<Topic>),
     Partitions(Vec<Partition>),
     Queue(Arc<DeclaredQueue>),
+    /// A stream queue and the topic its log is to Kafka clients.
+    Stream(Arc<DeclaredQueue>, Arc<Topic>),
 }
 
 /// A change to an object that stays open across the event (a topic's
@@ -78,6 +85,7 @@ impl Views {
         Ok(Views {
             topics: BTreeMap::new(),
             queues: BTreeMap::new(),
+            streams: BTreeMap::new(),
             router,
             vhosts,
         })
@@ -117,14 +125,19 @@ impl Views {
             },
             // Kept by the broker's producer id counter, not a view.
             Event::ProducerIdsReserved { .. } => {}
-            Event::QueueDeclared { name, .. } => {
-                let Opened::Queue(queue) = opened else {
-                    return Err(not_opened(event));
-                };
-                self.queues.insert(name.clone(), queue);
-            }
+            Event::QueueDeclared { name, .. } => match opened {
+                Opened::Queue(queue) => {
+                    self.queues.insert(name.clone(), queue);
+                }
+                Opened::Stream(queue, topic) => {
+                    self.queues.insert(name.clone(), queue);
+                    self.streams.insert(name.clone(), topic);
+                }
+                _ => return Err(not_opened(event)),
+            },
             Event::QueueDeleted { id, name } => match self.queues.get(name) {
                 Some(queue) if queue.id == *id => {
+                    self.streams.remove(name);
                     applied.removed_queues.extend(self.queues.remove(name));
                     self.router.remove_queue(name);
                 }

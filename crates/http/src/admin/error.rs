@@ -111,11 +111,16 @@ impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> ApiError {
         let status = match &error {
             CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } | CoreError::UnknownQueue(_) => StatusCode::NOT_FOUND,
-            CoreError::TopicExists(_) | CoreError::QueueMismatch { .. } | CoreError::QueueInUse { .. } => StatusCode::CONFLICT,
+            CoreError::TopicExists(_)
+            | CoreError::QueueMismatch { .. }
+            | CoreError::QueueInUse { .. }
+            | CoreError::StreamTopic(_)
+            | CoreError::StreamNotPurged(_) => StatusCode::CONFLICT,
             CoreError::InvalidTopicName(_)
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
             | CoreError::InvalidQueueArgument { .. }
+            | CoreError::CompressedBatch(_)
             | CoreError::Transaction(_)
             | CoreError::RecordTooLarge { .. } => StatusCode::BAD_REQUEST,
             CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
