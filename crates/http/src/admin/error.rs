@@ -136,6 +136,8 @@ impl From<CoreError> for ApiError {
                 | AuthError::NoCredential { .. } => StatusCode::BAD_REQUEST,
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
+            CoreError::ConditionFailed(failed) if failed.is_retriable() => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::ConditionFailed(_) => StatusCode::CONFLICT,
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
                 StatusCode::CONFLICT
