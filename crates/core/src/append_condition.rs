@@ -57,6 +57,18 @@ impl ConditionFailed {
         }
     }
 
+    /// The position of the record whose condition failed, if one did.
+    pub fn record(&self) -> Option<usize> {
+        match self {
+            ConditionFailed::Offset { record, .. }
+            | ConditionFailed::KeyOffset { record, .. }
+            | ConditionFailed::KeyUnknown { record, .. }
+            | ConditionFailed::Keyless { record }
+            | ConditionFailed::NoSuchRecord { record } => Some(*record),
+            ConditionFailed::Unsettled => None,
+        }
+    }
+
     /// Whether the same append may succeed if simply sent again (nothing
     /// about the partition's records has to change first).
     pub fn is_retriable(&self) -> bool {
