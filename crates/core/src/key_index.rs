@@ -142,6 +142,9 @@ pub struct KeyIndex {
     /// wrong until nothing is in flight and the log says where it is.
     stale: bool,
     tickets: u64,
+    /// Why the rebuild could not read the whole log, if it could not: key
+    /// conditions are then refused as unknown until the next start.
+    unreadable: Option<String>,
 }
 
 impl KeyIndex {
@@ -156,6 +159,7 @@ impl KeyIndex {
             next_offset,
             stale: false,
             tickets: 0,
+            unreadable: None,
         }
     }
 
@@ -185,6 +189,12 @@ impl KeyIndex {
             self.opaque_last = Some(self.opaque_last.map_or(last, |known| known.max(last)));
         }
         self.next_offset = self.next_offset.max(base_offset + keys.offset_count());
+    }
+
+    /// The rebuild could not read the log past some point: no key is known
+    /// for sure.
+    pub fn set_unreadable(&mut self, why: String) {
+        self.unreadable = Some(why);
     }
 
     /// Checks `conditions` against the offsets `keys`' records would get if
@@ -253,6 +263,9 @@ impl KeyIndex {
     }
 
     fn latest_of(&self, hash: u64) -> Latest {
+        if let Some(why) = &self.unreadable {
+            return Latest::Unknown(format!("the key index could not read the partition's log at start: {why}"));
+        }
         for append in self.in_flight.iter().rev() {
             let keyed = append.keys.iter().rev().find(|(_, key)| *key == hash).map(|(offset, _)| *offset);
             match (keyed, append.opaque_last) {
@@ -499,6 +512,18 @@ mod tests {
             matches!(index.latest_of(KEYS_MAX as u64), Latest::At(Some(_))),
             "a recent key is kept"
         );
+    }
+
+    #[test]
+    fn an_index_that_could_not_read_its_log_refuses_key_conditions_but_not_offset_ones() {
+        let mut index = KeyIndex::new(RandomState::new(), 4);
+        index.set_unreadable("segment 0 is gone".into());
+        let a = AppendKeys::read(&keyed(&["a"]), index.hasher());
+        assert!(matches!(
+            index.check(&a, &[key_at(0, None)], 4),
+            Err(ConditionFailed::KeyUnknown { .. })
+        ));
+        index.check(&a, &[offset_is(0, 4)], 4).expect("offsets are known");
     }
 
     #[test]

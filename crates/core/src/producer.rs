@@ -278,7 +278,7 @@ impl Partition {
             marker_kind(header, read.bytes.get(..header.total_bytes())?)
         };
         let mut state = ProducerState::rebuild(&headers, read_marker);
-        state.keys = read_key_index(&log)?;
+        state.keys = read_key_index(&log);
         let stable = state.transactions.last_stable_offset(log.high_watermark());
         Ok(Partition {
             log,
@@ -448,7 +448,7 @@ impl Partition {
 }
 
 /// Reads every batch of `log` once into a key index. Blocking.
-fn read_key_index(log: &Log) -> Result<KeyIndex> {
+fn read_key_index(log: &Log) -> KeyIndex {
     let mut index = KeyIndex::new(std::collections::hash_map::RandomState::new(), log.start_offset());
     let end = log.high_watermark();
     let mut offset = log.start_offset();
@@ -458,7 +458,16 @@ fn read_key_index(log: &Log) -> Result<KeyIndex> {
         if offset >= end {
             break;
         }
-        let read = log.read(offset, KEY_INDEX_READ_BYTES, true)?;
+        // A log that cannot be read here still opens (its appends, fetches
+        // and offset conditions work); only key conditions are refused.
+        let read = match log.read(offset, KEY_INDEX_READ_BYTES, true) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(log = %log.dir().display(), %error, offset, "the key index could not read the log; key conditions will be refused");
+                index.set_unreadable(error.to_string());
+                break;
+            }
+        };
         let mut position = 0;
         let mut moved = false;
         while let Some(header) = BatchHeader::parse(&read.bytes[position..]) {
@@ -484,7 +493,7 @@ fn read_key_index(log: &Log) -> Result<KeyIndex> {
         }
     }
     index.learn(end, &AppendKeys::default());
-    Ok(index)
+    index
 }
 
 /// How much of the log one read of the key index's rebuild takes.
