@@ -105,6 +105,11 @@ fn exactly_once() {
     assert_example_holds("exactly-once");
 }
 
+#[test]
+fn event_sourcing() {
+    assert_example_holds("event-sourcing");
+}
+
 /// Every folder under `examples/` is run by a test above and documented.
 #[test]
 fn every_example_is_run_and_documented() {

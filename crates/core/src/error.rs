@@ -48,6 +48,8 @@ pub enum CoreError {
     InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("a retry of a batch whose append is still in progress")]
     DuplicateSequence,
+    #[error("conditional append refused, nothing written: {0}")]
+    ConditionFailed(#[from] crate::append_condition::ConditionFailed),
     #[error(transparent)]
     Transaction(#[from] crate::transaction::TransactionError),
     #[error("no queue {0:?}")]

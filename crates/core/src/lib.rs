@@ -3,6 +3,7 @@
 //! consumer groups and exchanges as their issues land. Knows no wire format.
 
 pub mod alarms;
+pub mod append_condition;
 pub mod auth;
 pub mod broker;
 pub mod catalog;
@@ -13,6 +14,7 @@ mod error;
 pub mod exchange;
 pub mod group;
 pub mod journal;
+pub mod key_index;
 pub mod limits;
 pub mod log_health;
 pub mod messaging;

@@ -15,6 +15,12 @@
 //! segment; a producer silent for longer than that starts afresh (its next
 //! batch is accepted whatever its sequence), as Kafka does once the state of
 //! an expired producer is gone.
+//!
+//! Conditional appends (`Partition::append_if`) are checked against the
+//! partition's `KeyIndex` in the same critical section, and every append
+//! (plain, idempotent, marker) is enqueued under that lock too, so the
+//! offsets the index predicts are the ones the writer gives. The index is
+//! rebuilt on start by reading the whole log once.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -26,7 +32,9 @@ use conveyor_log::batch::BatchHeader;
 use conveyor_log::{AppendInfo, Log};
 use parking_lot::Mutex;
 
+use crate::append_condition::AppendCondition;
 use crate::error::{CoreError, Result};
+use crate::key_index::{AppendKeys, KeyIndex};
 use crate::stats::Flow;
 use crate::transaction::marker::{control_batch, marker_kind};
 use crate::transaction::{AbortedTransaction, MarkerKind, PartitionTransactions};
@@ -59,12 +67,25 @@ enum Verdict {
 }
 
 /// Producer state of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
     /// Open and aborted transactions, for the last stable offset and
     /// `read_committed` fetches.
     transactions: PartitionTransactions,
+    /// Each key's latest offset and the offsets appends in flight will get,
+    /// for conditional appends.
+    keys: KeyIndex,
+}
+
+impl Default for ProducerState {
+    fn default() -> ProducerState {
+        ProducerState {
+            producers: HashMap::new(),
+            transactions: PartitionTransactions::default(),
+            keys: KeyIndex::new(std::collections::hash_map::RandomState::new(), 0),
+        }
+    }
 }
 
 /// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
@@ -237,6 +258,8 @@ pub struct Partition {
     producers: Arc<Mutex<ProducerState>>,
     /// The topic's traffic counters (shared by its partitions).
     flow: Arc<Flow>,
+    /// The key index's hasher (random per process), read outside the lock.
+    key_hasher: std::collections::hash_map::RandomState,
     /// The last stable offset as of the last marker: `read_committed`
     /// fetches park on it, since a marker's own high-watermark move comes
     /// before the transaction it ends is known to be decided.
@@ -271,10 +294,12 @@ impl Partition {
             let read = log.read(header.base_offset as u64, header.total_bytes(), true).ok()?;
             marker_kind(header, read.bytes.get(..header.total_bytes())?)
         };
-        let state = ProducerState::rebuild(&headers, read_marker);
+        let mut state = ProducerState::rebuild(&headers, read_marker);
+        state.keys = read_key_index(&log);
         let stable = state.transactions.last_stable_offset(log.high_watermark());
         Ok(Partition {
             log,
+            key_hasher: state.keys.hasher().clone(),
             producers: Arc::new(Mutex::new(state)),
             flow: Arc::default(),
             stable: Arc::new(tokio::sync::watch::Sender::new(stable)),
@@ -301,9 +326,18 @@ impl Partition {
     /// returns; the future resolves when the append is acknowledged, and
     /// the records then count as the topic's traffic in.
     pub fn append(&self, batches: Bytes) -> PendingAppend {
+        self.append_if(batches, &[])
+    }
+
+    /// Appends batches only if every condition holds (checked with the
+    /// producer's sequence, before the enqueue, under the same lock);
+    /// otherwise nothing is written and the future fails with
+    /// `CoreError::ConditionFailed`. A retry of an idempotent batch already
+    /// appended is answered with its offsets without checking again.
+    pub fn append_if(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
         let bytes = batches.len() as u64;
         let flow = Arc::clone(&self.flow);
-        let appending = self.append_checked(batches);
+        let appending = self.append_checked(batches, conditions);
         Box::pin(async move {
             let info = appending.await?;
             flow.add_in(info.last_offset.saturating_sub(info.base_offset) + 1, bytes);
@@ -311,53 +345,69 @@ impl Partition {
         })
     }
 
-    fn append_checked(&self, batches: Bytes) -> PendingAppend {
+    fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
         if self.uncompressed_only
             && let Some(codec) = compression_of(&batches)
         {
             return Box::pin(async move { Err(CoreError::CompressedBatch(codec)) });
         }
         let header = BatchHeader::parse(&batches);
-        let Some(header) = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0) else {
-            let appending = self.log.append(batches);
-            return Box::pin(async move { appending.await.map_err(CoreError::from) });
-        };
-        let appending = {
+        let idempotent = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0);
+        // Read outside the lock: it only looks at the bytes.
+        let keys = AppendKeys::read(&batches, &self.key_hasher);
+        let (appending, ticket) = {
             let mut state = self.producers.lock();
-            match state.check(&header) {
-                Err(error) => return Box::pin(async move { Err(error) }),
-                Ok(Verdict::Duplicate(Some((base_offset, last_offset)))) => {
-                    let log_start_offset = self.log.start_offset();
-                    return Box::pin(async move {
-                        Ok(AppendInfo {
-                            base_offset,
-                            last_offset,
-                            log_start_offset,
-                            // Kafka answers a duplicate without the original's append time too.
-                            log_append_time_ms: None,
-                        })
-                    });
-                }
-                Ok(Verdict::Duplicate(None)) => return Box::pin(async move { Err(CoreError::DuplicateSequence) }),
-                Ok(Verdict::Append) => {
-                    // Accepted before the enqueue, under the lock: log order is check order.
-                    state.accept(&header);
-                    if header.is_transactional() {
-                        // Its offset will be at or above the high watermark now.
-                        state.transactions.data_enqueued(header.producer_id, self.log.high_watermark());
+            if let Some(header) = &idempotent {
+                match state.check(header) {
+                    Err(error) => return Box::pin(async move { Err(error) }),
+                    Ok(Verdict::Duplicate(Some((base_offset, last_offset)))) => {
+                        let log_start_offset = self.log.start_offset();
+                        return Box::pin(async move {
+                            Ok(AppendInfo {
+                                base_offset,
+                                last_offset,
+                                log_start_offset,
+                                // Kafka answers a duplicate without the original's append time too.
+                                log_append_time_ms: None,
+                            })
+                        });
                     }
-                    self.log.append(batches)
+                    Ok(Verdict::Duplicate(None)) => return Box::pin(async move { Err(CoreError::DuplicateSequence) }),
+                    Ok(Verdict::Append) => {}
                 }
             }
+            // A refused condition leaves the producer's sequence where it
+            // was, as Kafka leaves it after INVALID_RECORD.
+            if let Err(failed) = state.keys.check(&keys, conditions, self.log.high_watermark()) {
+                return Box::pin(async move { Err(CoreError::from(failed)) });
+            }
+            if let Some(header) = &idempotent {
+                // Accepted before the enqueue, under the lock: log order is check order.
+                state.accept(header);
+                if header.is_transactional() {
+                    // Its offset will be at or above the high watermark now.
+                    state.transactions.data_enqueued(header.producer_id, self.log.high_watermark());
+                }
+            }
+            let ticket = state.keys.enqueued(&keys);
+            let appending = self.log.append(batches);
+            if matches!(appending, conveyor_log::Appending::Ready(_)) {
+                // Refused before the enqueue (framing, CRC, a closed log).
+                state.keys.withdrawn(ticket);
+            }
+            (appending, ticket)
         };
         let producers = Arc::clone(&self.producers);
         Box::pin(async move {
             let outcome = appending.await;
             let offsets = outcome.as_ref().ok().map(|info| (info.base_offset, info.last_offset));
             let mut state = producers.lock();
-            state.settle(&header, offsets);
-            if let Some((base_offset, _)) = offsets.filter(|_| header.is_transactional()) {
-                state.transactions.data_written(header.producer_id, base_offset);
+            state.keys.settled(ticket, offsets.map(|(base_offset, _)| base_offset));
+            if let Some(header) = &idempotent {
+                state.settle(header, offsets);
+                if let Some((base_offset, _)) = offsets.filter(|_| header.is_transactional()) {
+                    state.transactions.data_written(header.producer_id, base_offset);
+                }
             }
             drop(state);
             outcome.map_err(CoreError::from)
@@ -369,16 +419,26 @@ impl Partition {
     /// the lock, so no batch of an older epoch is checked in after it.
     pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, kind: MarkerKind, now_ms: i64) -> PendingAppend {
         let batch = control_batch(producer_id, producer_epoch, kind, 0, now_ms);
-        let appending = {
+        let (appending, ticket) = {
             let mut state = self.producers.lock();
             state.marker(producer_id, producer_epoch);
-            self.log.append(batch)
+            let ticket = state.keys.enqueued(&AppendKeys::marker());
+            let appending = self.log.append(batch);
+            if matches!(appending, conveyor_log::Appending::Ready(_)) {
+                state.keys.withdrawn(ticket);
+            }
+            (appending, ticket)
         };
         let producers = Arc::clone(&self.producers);
         let log = self.log.clone();
         let stable = Arc::clone(&self.stable);
         Box::pin(async move {
-            let info = appending.await?;
+            let outcome = appending.await;
+            producers
+                .lock()
+                .keys
+                .settled(ticket, outcome.as_ref().ok().map(|info| info.base_offset));
+            let info = outcome?;
             let last_stable_offset = {
                 let mut state = producers.lock();
                 state.transactions.ended(producer_id, kind, info.base_offset);
@@ -417,6 +477,58 @@ impl Partition {
         self.producers.lock().describe()
     }
 }
+
+/// Reads every batch of `log` once into a key index. Blocking.
+fn read_key_index(log: &Log) -> KeyIndex {
+    let mut index = KeyIndex::new(std::collections::hash_map::RandomState::new(), log.start_offset());
+    let end = log.high_watermark();
+    let mut offset = log.start_offset();
+    // Each read returns at least one batch of at least a header's length.
+    let reads_max = log.size_bytes() / conveyor_log::batch::HEADER_BYTES as u64 + 2;
+    for _ in 0..reads_max {
+        if offset >= end {
+            break;
+        }
+        // A log that cannot be read here still opens (its appends, fetches
+        // and offset conditions work); only key conditions are refused.
+        let read = match log.read(offset, KEY_INDEX_READ_BYTES, true) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(log = %log.dir().display(), %error, offset, "the key index could not read the log; key conditions will be refused");
+                index.set_unreadable(error.to_string());
+                break;
+            }
+        };
+        let mut position = 0;
+        let mut moved = false;
+        while let Some(header) = BatchHeader::parse(&read.bytes[position..]) {
+            let batch_end = position + header.total_bytes();
+            if header.total_bytes() == 0 || batch_end > read.bytes.len() {
+                break;
+            }
+            if header.last_offset() >= offset as i64 {
+                index.learn(
+                    header.base_offset as u64,
+                    &AppendKeys::read(&read.bytes[position..batch_end], index.hasher()),
+                );
+                offset = header.last_offset() as u64 + 1;
+                moved = true;
+            }
+            position = batch_end;
+            if position >= read.bytes.len() {
+                break;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    index.learn(end, &AppendKeys::default());
+    index
+}
+
+/// How much of the log one read of the key index's rebuild takes.
+const KEY_INDEX_READ_BYTES: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -592,6 +704,78 @@ mod tests {
             .expect("commit marker at 2");
         assert!(stable.has_changed().expect("sender alive"));
         assert_eq!(*stable.borrow_and_update(), 3);
+    }
+
+    fn keyed(key: &str) -> Bytes {
+        let mut builder = BatchBuilder::new(1_700_000_000_000);
+        builder.push(Record::new(Some(key.as_bytes().to_vec()), Some(b"event".to_vec())));
+        builder.build()
+    }
+
+    fn key_at(offset: Option<u64>) -> [AppendCondition; 1] {
+        [AppendCondition {
+            record: 0,
+            expectation: crate::append_condition::Expectation::KeyOffset(offset),
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_refused_condition_writes_nothing_and_the_key_index_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let partition = partition(dir.path());
+            partition.append(keyed("order-1")).await.expect("plain append at 0");
+            partition.append(keyed("order-2")).await.expect("plain append at 1");
+            let refused = partition.append_if(keyed("order-1"), &key_at(None)).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(CoreError::ConditionFailed(crate::append_condition::ConditionFailed::KeyOffset {
+                        expected: -1,
+                        actual: 0,
+                        ..
+                    }))
+                ),
+                "{refused:?}"
+            );
+            assert_eq!(partition.log.high_watermark(), 2, "nothing of a refused append is written");
+            let info = partition.append_if(keyed("order-1"), &key_at(Some(0))).await.expect("at 0");
+            assert_eq!(info.base_offset, 2);
+            let log = partition.log.clone();
+            drop(partition);
+            tokio::task::spawn_blocking(move || log.close())
+                .await
+                .expect("join")
+                .expect("close");
+        }
+        let path = dir.path().to_owned();
+        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        assert!(
+            partition.append_if(keyed("order-1"), &key_at(Some(0))).await.is_err(),
+            "the index read back from the log knows order-1 moved to 2"
+        );
+        partition.append_if(keyed("order-2"), &key_at(Some(1))).await.expect("order-2 at 1");
+        partition.append_if(keyed("order-3"), &key_at(None)).await.expect("order-3 is new");
+        let offset_is_4 = [AppendCondition {
+            record: 0,
+            expectation: crate::append_condition::Expectation::Offset(4),
+        }];
+        partition.append_if(keyed("x"), &offset_is_4).await.expect_err("offset 4 is taken");
+        assert_eq!(partition.log.high_watermark(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_refused_condition_leaves_the_producers_sequence_where_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        partition.append(batch(7, 0, 0, 1)).await.expect("seq 0");
+        let mut builder = BatchBuilder::new(1_700_000_000_000).producer(7, 0, 1);
+        builder.push(Record::new(Some(b"k".to_vec()), Some(b"v".to_vec())));
+        let conditional = builder.build();
+        let refused = partition.append_if(conditional.clone(), &key_at(Some(9))).await;
+        assert!(matches!(refused, Err(CoreError::ConditionFailed(_))), "{refused:?}");
+        let info = partition.append_if(conditional, &key_at(None)).await.expect("seq 1 is still next");
+        assert_eq!(info.base_offset, 1);
     }
 
     #[test]

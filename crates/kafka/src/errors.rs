@@ -22,6 +22,10 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Clients treat it as success: the original append is in progress.
         CoreError::DuplicateSequence => ResponseError::DuplicateSequenceNumber,
         CoreError::Transaction(error) => transaction_error(error, true),
+        // Retriable: the same batch may pass once the appends in flight are answered.
+        CoreError::ConditionFailed(failed) if failed.is_retriable() => ResponseError::KafkaStorageError,
+        // Not retriable, as Kafka's own INVALID_RECORD: the producer must read again.
+        CoreError::ConditionFailed(_) => ResponseError::InvalidRecord,
         // Not retriable: the broker's own policy refuses it until an operator raises the limit.
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
         CoreError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,

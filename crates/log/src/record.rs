@@ -234,6 +234,67 @@ fn decode_records_unchecked(header: &BatchHeader, mut body: &[u8]) -> Result<Vec
     Ok(records)
 }
 
+/// One record of a batch as borrowed slices of it, for callers that only
+/// look at keys and headers (conditional appends) and must not copy values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The record's offset minus its batch's base offset.
+    pub offset_delta: i64,
+    pub key: Option<&'a [u8]>,
+    /// Header keys and values in the record's order (keys may repeat).
+    pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+}
+
+/// The records of one uncompressed batch, borrowed. Checks framing (not the
+/// CRC: callers have checked it or read it from a log) and every length.
+pub fn record_views(batch_bytes: &[u8]) -> Result<Vec<RecordView<'_>>, RecordError> {
+    let header = BatchHeader::parse(batch_bytes).ok_or(RecordError::Malformed("batch header truncated"))?;
+    if header.compression() != 0 {
+        return Err(RecordError::Compressed(header.compression()));
+    }
+    let end = header.total_bytes();
+    if end < HEADER_BYTES || end > batch_bytes.len() {
+        return Err(RecordError::Malformed("batch length past the bytes"));
+    }
+    let mut body = &batch_bytes[HEADER_BYTES..end];
+    let count = usize::try_from(header.records_count).map_err(|_| RecordError::Malformed("negative record count"))?;
+    // Each record takes at least 7 bytes, which bounds the allocation.
+    let mut views = Vec::with_capacity(count.min(body.len() / 7 + 1));
+    for _ in 0..count {
+        let length = usize::try_from(get_varlong(&mut body)?).map_err(|_| RecordError::Malformed("negative record length"))?;
+        let mut record = take(&mut body, length)?;
+        take(&mut record, 1)?; // attributes, unused in v2
+        get_varlong(&mut record)?; // timestamp delta
+        let offset_delta = get_varlong(&mut record)?;
+        let key = get_slice(&mut record)?;
+        get_slice(&mut record)?; // value
+        let header_count = usize::try_from(get_varlong(&mut record)?).map_err(|_| RecordError::Malformed("negative header count"))?;
+        if header_count > record.len() {
+            return Err(RecordError::Malformed("header count past the record end"));
+        }
+        let mut headers = Vec::with_capacity(header_count);
+        for _ in 0..header_count {
+            let name = get_slice(&mut record)?.ok_or(RecordError::Malformed("null header key"))?;
+            headers.push((name, get_slice(&mut record)?));
+        }
+        views.push(RecordView {
+            offset_delta,
+            key,
+            headers,
+        });
+    }
+    Ok(views)
+}
+
+fn get_slice<'a>(bytes: &mut &'a [u8]) -> Result<Option<&'a [u8]>, RecordError> {
+    let length = get_varlong(bytes)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    let length = usize::try_from(length).map_err(|_| RecordError::Malformed("length overflow"))?;
+    Ok(Some(take(bytes, length)?))
+}
+
 fn take<'a>(bytes: &mut &'a [u8], count: usize) -> Result<&'a [u8], RecordError> {
     if bytes.len() < count {
         return Err(RecordError::Malformed("record truncated"));
@@ -307,6 +368,28 @@ mod tests {
                 prop_assert_eq!(got.timestamp_ms, want.timestamp_ms);
                 prop_assert_eq!(got.offset, Some(index as i64));
             }
+        }
+
+        #[test]
+        fn record_views_see_what_decoding_sees(records in proptest::collection::vec(arb_record(), 1..20)) {
+            let mut builder = BatchBuilder::new(1_600_000_000_000);
+            for record in &records {
+                builder.push(record.clone());
+            }
+            let bytes = builder.build();
+            let views = record_views(&bytes).expect("walks");
+            prop_assert_eq!(views.len(), records.len());
+            for (index, (view, want)) in views.iter().zip(&records).enumerate() {
+                prop_assert_eq!(view.offset_delta, index as i64);
+                prop_assert_eq!(view.key, want.key.as_deref());
+                let headers: Vec<_> = want.headers.iter().map(|h| (h.key.as_bytes(), h.value.as_deref())).collect();
+                prop_assert_eq!(&view.headers, &headers);
+            }
+        }
+
+        #[test]
+        fn record_views_of_garbage_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = record_views(&bytes);
         }
 
         #[test]

@@ -37,6 +37,15 @@ pub struct ErrorDetail {
     pub code: String,
     /// What is wrong, for a person.
     pub message: String,
+    /// A refused conditional append (409): the offset it expected (-1: a
+    /// new key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_offset: Option<i64>,
+    /// A refused conditional append (409): the offset the partition has
+    /// instead — where the record would go, or where its key's latest
+    /// record is (-1: no record has the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual_offset: Option<i64>,
 }
 
 /// A failed admin request: its status and what to tell the client.
@@ -44,6 +53,8 @@ pub struct ErrorDetail {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// A refused conditional append's expected and actual offsets.
+    pub offsets: Option<(Option<i64>, Option<i64>)>,
 }
 
 impl ApiError {
@@ -51,6 +62,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            offsets: None,
         }
     }
 
@@ -96,10 +108,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, message = self.message, "admin API request failed");
         }
+        let (expected_offset, actual_offset) = self.offsets.unwrap_or_default();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code().to_owned(),
                 message: self.message,
+                expected_offset,
+                actual_offset,
             },
         };
         (self.status, axum::Json(body)).into_response()
@@ -109,6 +124,17 @@ impl IntoResponse for ApiError {
 /// The one core-error → HTTP table.
 impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> ApiError {
+        if let CoreError::ConditionFailed(failed) = &error {
+            let status = if failed.is_retriable() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::CONFLICT
+            };
+            return ApiError {
+                offsets: Some((failed.expected_offset(), failed.actual_offset())),
+                ..ApiError::new(status, error.to_string())
+            };
+        }
         let status = match &error {
             CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } | CoreError::UnknownQueue(_) => StatusCode::NOT_FOUND,
             CoreError::TopicExists(_)
@@ -143,6 +169,7 @@ impl From<CoreError> for ApiError {
                 | AuthError::InvalidPasswordHash(_) => StatusCode::BAD_REQUEST,
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
+            CoreError::ConditionFailed(_) => StatusCode::CONFLICT,
             CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
                 StatusCode::CONFLICT

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use conveyor_core::append_condition::{AppendCondition, Expectation};
 use conveyor_core::broker::RouteTarget;
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, FieldTable, HeaderValue};
 use conveyor_core::producer::Partition;
@@ -123,6 +124,59 @@ pub struct PublishMessage {
     /// Exchanges and queues: the routing key (stored as the record key).
     #[serde(default)]
     pub routing_key: Option<String>,
+    /// Topics only (`/topics/{name}/messages`), Conveyor's conditional
+    /// append: store the record only if it gets exactly this offset in its
+    /// partition; else 409 with the offset it would get.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub expected_offset: Option<u64>,
+    /// Topics only (`/topics/{name}/messages`), Conveyor's conditional
+    /// append: store the record only if the latest record with its key in
+    /// its partition is at this offset (-1: no record has the key); else
+    /// 409 with that latest offset.
+    #[serde(default)]
+    #[schema(minimum = -1)]
+    pub expected_key_offset: Option<i64>,
+}
+
+impl PublishMessage {
+    /// The conditions a topic publish asks for, on its one record.
+    fn conditions(&self) -> Result<Vec<AppendCondition>, ApiError> {
+        let mut conditions = Vec::new();
+        if let Some(offset) = self.expected_offset {
+            conditions.push(AppendCondition {
+                record: 0,
+                expectation: Expectation::Offset(offset),
+            });
+        }
+        if let Some(offset) = self.expected_key_offset {
+            let offset = match offset {
+                -1 => None,
+                offset => Some(
+                    u64::try_from(offset)
+                        .map_err(|_| ApiError::bad_request(format!("expected_key_offset must be -1 or more, not {offset}")))?,
+                ),
+            };
+            if self.key.is_none() {
+                return Err(ApiError::bad_request("expected_key_offset needs a key"));
+            }
+            conditions.push(AppendCondition {
+                record: 0,
+                expectation: Expectation::KeyOffset(offset),
+            });
+        }
+        Ok(conditions)
+    }
+
+    /// Refuses the conditional-append fields where they mean nothing.
+    fn unconditional(&self, what: &str) -> Result<(), ApiError> {
+        match self.expected_offset.is_some() || self.expected_key_offset.is_some() {
+            true => Err(ApiError::bad_request(format!(
+                "expected_offset and expected_key_offset apply to one publish to a topic, not to {what}"
+            ))),
+            false => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -330,6 +384,7 @@ fn peek_count(count: Option<usize>) -> Result<usize, ApiError> {
     responses(
         (status = 201, description = "durable under the topic's policy", body = TopicPublished),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 409, description = "a conditional append (`expected_offset`, `expected_key_offset`) was refused: nothing was stored; `expected_offset` and `actual_offset` in the error say why", body = ErrorBody),
         (status = 503, description = "a resource alarm (the disk floor, the memory ceiling) held it past 5 s; nothing was stored, retry later", body = ErrorBody),
         (status = 507, description = "the file system is full; retry once space is freed", body = ErrorBody),
     ))]
@@ -339,9 +394,10 @@ pub async fn publish_to_topic(
     ApiJson(request): ApiJson<PublishMessage>,
 ) -> Result<(StatusCode, Json<TopicPublished>), ApiError> {
     let topic = topics::find(&state.broker, &name)?;
+    let conditions = request.conditions()?;
     let (partition, handle, batch) = topic_batch(&state.broker, &topic, request)?;
     crate::disk_admission::admit(state.broker.alarms(), batch.len() as u64).await?;
-    let appended = handle.append(batch).await?;
+    let appended = handle.append_if(batch, &conditions).await?;
     Ok((
         StatusCode::CREATED,
         Json(TopicPublished {
@@ -372,6 +428,9 @@ pub async fn publish_batch_to_topic(
             "{} messages: publish between 1 and {PUBLISH_BATCH_MAX}",
             request.messages.len()
         )));
+    }
+    for message in &request.messages {
+        message.unconditional("a batch publish")?;
     }
     let topic = topics::find(&state.broker, &name)?;
     let batches = request
@@ -438,6 +497,7 @@ pub async fn publish_to_exchange(
 ) -> Result<Json<Routed>, ApiError> {
     let broker = &state.broker;
     let exchange = in_vhost.resource(broker, if name == DEFAULT_EXCHANGE_ALIAS { DEFAULT_EXCHANGE } else { &name })?;
+    request.unconditional("an exchange")?;
     let routing_key = request.routing_key.clone().unwrap_or_default();
     let headers: FieldTable = request
         .headers
@@ -492,6 +552,7 @@ pub async fn publish_to_queue(
     ApiJson(request): ApiJson<PublishMessage>,
 ) -> Result<(StatusCode, Json<Routed>), ApiError> {
     let broker = &state.broker;
+    request.unconditional("a queue")?;
     let declared = queues::find(broker, &in_vhost, &name)?;
     let routing_key = request.routing_key.clone().unwrap_or_else(|| name.clone());
     let record = record_of(request, Some(routing_key.into_bytes()))?;

@@ -3,6 +3,7 @@
 
 mod acls;
 mod api_versions;
+mod conditions;
 mod configs;
 mod fetch;
 mod groups;

@@ -3,7 +3,10 @@
 //! topics are queued before `start` returns, so pipelined requests on one
 //! connection land in order; the reply waits for the acknowledgements (durable
 //! under the topic's policy for acks=1 and acks=all alike — there are no
-//! followers to wait for).
+//! followers to wait for). Records carrying Conveyor's conditional-append
+//! headers (`conditions.rs`) are appended only if the partition meets them;
+//! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
+//! in `record_errors`.
 
 use std::sync::Arc;
 
@@ -13,11 +16,11 @@ use conveyor_core::{CoreError, Topic};
 use conveyor_log::AppendInfo;
 use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::message;
+use super::{conditions, message};
 use conveyor_core::auth::{Operation, Resource};
 
 use crate::connection::{ConnectionInfo, Reply};
@@ -144,8 +147,12 @@ fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32,
     if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
         return Outcome::Failed(code, Some(text));
     }
+    let conditions = match conditions::conditions_of(&records) {
+        Ok(conditions) => conditions,
+        Err(text) => return Outcome::Failed(ResponseError::InvalidRecord, Some(text)),
+    };
     match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
-        Some(partition) => Outcome::Appending(partition.append(records)),
+        Some(partition) => Outcome::Appending(partition.append_if(records, &conditions)),
         None => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
     }
 }
@@ -170,31 +177,56 @@ fn check_sizes(records: &[u8], max_message_bytes: u64) -> Result<(), (ResponseEr
     Ok(())
 }
 
-async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcome) -> Result<AppendInfo, (ResponseError, Option<String>)> {
+/// Why a partition's append was refused: its code, the message for
+/// Produce v8+, and the record to blame in `record_errors`.
+struct Refused {
+    code: ResponseError,
+    message: Option<String>,
+    record: Option<usize>,
+}
+
+impl From<(ResponseError, Option<String>)> for Refused {
+    fn from((code, message): (ResponseError, Option<String>)) -> Refused {
+        Refused {
+            code,
+            message,
+            record: None,
+        }
+    }
+}
+
+async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcome) -> Result<AppendInfo, Refused> {
     let appending = match outcome {
         Outcome::Appending(appending) => appending,
-        Outcome::Failed(code, text) => return Err((code, text)),
+        Outcome::Failed(code, text) => return Err((code, text).into()),
         Outcome::AfterCreate(records) => {
             let topic = match context.broker.topic_or_auto_create(&name.0).await {
                 Ok(Some(topic)) => topic,
-                Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None)),
-                Err(error) => return Err((errors::core_error(&error), Some(error.to_string()))),
+                Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
+                Err(error) => return Err((errors::core_error(&error), Some(error.to_string())).into()),
             };
             if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
-                return Err((code, Some(text)));
+                return Err((code, Some(text)).into());
             }
+            let conditions =
+                conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
             match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
-                Some(partition) => partition.append(records),
-                None => return Err((ResponseError::UnknownTopicOrPartition, None)),
+                Some(partition) => partition.append_if(records, &conditions),
+                None => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
             }
         }
     };
-    appending
-        .await
-        .map_err(|error: CoreError| (errors::core_error(&error), Some(error.to_string())))
+    appending.await.map_err(|error: CoreError| Refused {
+        code: errors::core_error(&error),
+        message: Some(error.to_string()),
+        record: match &error {
+            CoreError::ConditionFailed(failed) => failed.record(),
+            _ => None,
+        },
+    })
 }
 
-fn partition_response(index: i32, result: Result<AppendInfo, (ResponseError, Option<String>)>, version: i16) -> PartitionProduceResponse {
+fn partition_response(index: i32, result: Result<AppendInfo, Refused>, version: i16) -> PartitionProduceResponse {
     let mut response = PartitionProduceResponse::default().with_index(index);
     match result {
         Ok(info) => {
@@ -206,10 +238,20 @@ fn partition_response(index: i32, result: Result<AppendInfo, (ResponseError, Opt
                 response.log_append_time_ms = info.log_append_time_ms.unwrap_or(-1);
             }
         }
-        Err((code, text)) => {
-            response.error_code = code.code();
+        Err(refused) => {
+            response.error_code = refused.code.code();
             if version >= 8 {
-                response.error_message = text.and_then(message);
+                // Clients report the blamed record's message per record
+                // (librdkafka, kafka-python), the others of the batch as
+                // failed with it.
+                if let Some(record) = refused.record.and_then(|record| i32::try_from(record).ok()) {
+                    response.record_errors = vec![
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(record)
+                            .with_batch_index_error_message(refused.message.clone().and_then(message)),
+                    ];
+                }
+                response.error_message = refused.message.and_then(message);
             }
         }
     }
