@@ -105,6 +105,15 @@ fn exactly_once() {
     assert_example_holds("exactly-once");
 }
 
+/// Needs conditional append (`conveyor.expected-key-offset`, issue 19 item
+/// 2), built on another branch: without it both racing writers win and the
+/// example fails. Drop the `ignore` when that lands.
+#[test]
+#[ignore = "needs conditional append (issue 19 item 2), not merged yet"]
+fn event_sourcing() {
+    assert_example_holds("event-sourcing");
+}
+
 /// Every folder under `examples/` is run by a test above and documented.
 #[test]
 fn every_example_is_run_and_documented() {
