@@ -42,9 +42,8 @@ run_python() {
 run_node() {
   local modules="${CONVEYOR_TEST_NODE_MODULES:-$repo/tests/interop/js/node_modules}"
   command -v node >/dev/null || missing_clients node
-  if [ -d "$modules" ]; then
-    NODE_PATH="$modules${NODE_PATH:+:$NODE_PATH}" node "$@"
-  else
-    node "$@"
-  fi
+  if [ -d "$modules" ]; then export NODE_PATH="$modules${NODE_PATH:+:$NODE_PATH}"; fi
+  node -e 'for (const m of ["amqplib", "kafkajs", "@aws-sdk/client-sqs", "@aws-sdk/client-sns"]) require.resolve(m)' 2>/dev/null ||
+    missing_clients "amqplib, kafkajs or the AWS SDK (for node, NODE_PATH=${NODE_PATH:-})"
+  node "$@"
 }
