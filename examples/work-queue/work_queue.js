@@ -23,7 +23,7 @@ async function worker(name, completed, { crashOnFirst = false } = {}) {
       crashed(task);
       return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 5)); // "work"
+    await new Promise((resolve) => setTimeout(resolve, 20)); // "work"
     completed.push({ worker: name, task, redelivered: msg.fields.redelivered });
     channel.ack(msg);
   });
@@ -42,7 +42,7 @@ async function worker(name, completed, { crashOnFirst = false } = {}) {
   }
   await channel.waitForConfirms(); // every task is durable in the broker
   const crashedTask = await crashing.hasCrashed;
-  const workers = [await worker('worker-a', completed), await worker('worker-b', completed)];
+  const workers = await Promise.all([worker('worker-a', completed), worker('worker-b', completed)]);
 
   const deadline = Date.now() + DEADLINE_MS;
   while (completed.length < TASKS && Date.now() < deadline) {
