@@ -126,15 +126,17 @@ admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
 admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])
 store, failures = EventStore(), []
 
-alice = store.load("alice")
-store.append(alice, "credited", 100)  # -1: the account must be new
+alice, bob = store.load("alice"), store.load("bob")  # both new: version -1
+store.append(alice, "credited", 100)
 try:
     store.append(alice, "credited", 100)  # still -1: opening it again is refused
     failures.append("alice was opened twice")
 except ConcurrencyError as error:
     print(f"opening alice again was refused: {error}")
-bob = store.load("bob")
-store.append(bob, "credited", 10)  # another aggregate moves on; alice's version does not
+try:  # each account has its own version: alice's event does not make bob's -1 stale
+    store.append(bob, "credited", 10)
+except ConcurrencyError as error:
+    failures.append(f"bob's account was refused for alice's event: {error}")
 
 print("race 1: two tellers debit 30 and 50 from alice's 100")
 first = race("alice", [30, 50])
