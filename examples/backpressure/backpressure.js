@@ -6,9 +6,11 @@
 // publishes the same message again. Exits non-zero unless the publisher was
 // pushed back, the queue never held more than its bound, and the consumer got
 // every message exactly once, in order.
+const crypto = require('crypto');
 const amqp = require('amqplib');
 
-const QUEUE = `uploads-${process.pid}`;
+const RUN = crypto.randomBytes(4).toString('hex'); // unique names: runs can repeat on one broker
+const QUEUE = `uploads-${RUN}`;
 const MAX_LENGTH = 20;
 const MESSAGES = 200;
 const DEADLINE_MS = 60000;

@@ -5,11 +5,13 @@
 // point in time (the offsets for a timestamp) and reads only what came after.
 // Exits non-zero unless each replay returns exactly the events expected, in
 // order.
+const crypto = require('crypto');
 const { Kafka, logLevel } = require('kafkajs');
 
 const kafka = new Kafka({ clientId: 'replay-example', brokers: [process.env.CONVEYOR_KAFKA], logLevel: logLevel.NOTHING });
-const TOPIC = `order-events-${process.pid}`;
-const GROUP = `billing-${process.pid}`;
+const RUN = crypto.randomBytes(4).toString('hex'); // unique names: runs can repeat on one broker
+const TOPIC = `order-events-${RUN}`;
+const GROUP = `billing-${RUN}`;
 const DEADLINE_MS = 30000;
 
 // Reads `count` events with the group, from its committed position or from

@@ -2,9 +2,11 @@
 // queue, each holding one unacknowledged task at a time (prefetch 1). One
 // worker crashes mid-task; the broker redelivers its task to another worker.
 // Exits non-zero unless every task was completed exactly once.
+const crypto = require('crypto');
 const amqp = require('amqplib');
 
-const QUEUE = `tasks-${process.pid}`;
+const RUN = crypto.randomBytes(4).toString('hex'); // unique names: runs can repeat on one broker
+const QUEUE = `tasks-${RUN}`;
 const TASKS = 30;
 const DEADLINE_MS = 30000;
 
