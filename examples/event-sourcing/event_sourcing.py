@@ -57,16 +57,22 @@ class EventStore:
         self.partition = TopicPartition(TOPIC, 0)
         self.consumer.assign([self.partition])
 
-    def load(self, account_id):
-        account = Account(account_id)
-        self.consumer.seek_to_beginning(self.partition)
-        end = self.consumer.end_offsets([self.partition])[self.partition]
+    def load(self, account_id, newer_than=None):
+        """Replays the account's events. With `newer_than`, replays until an
+        event after that offset is readable: the one a conflict was about may
+        still be in flight (assigned its offset, not yet acknowledged)."""
         deadline = time.monotonic() + DEADLINE_S
-        while self.consumer.position(self.partition) < end and time.monotonic() < deadline:
-            for record in self.consumer.poll(timeout_ms=200).get(self.partition, []):
-                if record.offset < end and record.key == account_id.encode():
-                    account.apply(json.loads(record.value), record.offset)
-        return account
+        while True:
+            account = Account(account_id)
+            self.consumer.seek_to_beginning(self.partition)
+            end = self.consumer.end_offsets([self.partition])[self.partition]
+            while self.consumer.position(self.partition) < end and time.monotonic() < deadline:
+                for record in self.consumer.poll(timeout_ms=200).get(self.partition, []):
+                    if record.offset < end and record.key == account_id.encode():
+                        account.apply(json.loads(record.value), record.offset)
+            if newer_than is None or account.last_offset > newer_than or time.monotonic() > deadline:
+                return account
+            time.sleep(0.01)
 
     def append(self, account, event_type, amount):
         headers = [(EXPECTED_KEY_OFFSET, str(account.last_offset).encode())]
@@ -84,9 +90,9 @@ class EventStore:
 
 def debit(teller, account_id, amount, both_loaded, outcomes):
     """A command handler: load, check the rule, append; on a conflict, re-read and retry."""
-    store = EventStore()
+    store, stale = EventStore(), None
     for attempt in range(1, 6):
-        account = store.load(account_id)
+        account = store.load(account_id, newer_than=stale)
         if attempt == 1:
             both_loaded.wait(DEADLINE_S)  # the race: both tellers hold the same version
         if account.balance < amount:
@@ -99,6 +105,7 @@ def debit(teller, account_id, amount, both_loaded, outcomes):
         except ConcurrencyError as error:
             print(f"{teller}: conflict on attempt {attempt} ({error}); re-reading")
             outcomes.append((teller, attempt, "conflict"))
+            stale = account.last_offset
     store.close()
 
 
