@@ -6,9 +6,11 @@
 // publishes the same message again. Exits non-zero unless the publisher was
 // pushed back, the queue never held more than its bound, and the consumer got
 // every message exactly once, in order.
+const crypto = require('crypto');
 const amqp = require('amqplib');
 
-const QUEUE = `uploads-${process.pid}`;
+const RUN = crypto.randomBytes(4).toString('hex'); // unique names: runs can repeat on one broker
+const QUEUE = `uploads-${RUN}`;
 const MAX_LENGTH = 20;
 const MESSAGES = 200;
 const DEADLINE_MS = 60000;
@@ -26,16 +28,20 @@ function publishConfirmed(channel, body) {
   const publisher = await connection.createConfirmChannel();
   await publisher.assertQueue(QUEUE, { durable: true, arguments: { 'x-max-length': MAX_LENGTH, 'x-overflow': 'reject-publish' } });
 
-  // A slow consumer: one message at a time, 5 ms of "work" each.
+  // A slow consumer: one message at a time, 5 ms of "work" each. It falls
+  // behind from the start: it comes online only once the queue is full.
   const consumerChannel = await connection.createChannel();
   await consumerChannel.prefetch(1);
   const received = [];
-  const { consumerTag } = await consumerChannel.consume(QUEUE, async (msg) => {
-    if (msg === null) return; // the broker cancelled the consumer
-    await sleep(5);
-    received.push(msg.content.toString());
-    consumerChannel.ack(msg);
-  });
+  let consumerTag = null;
+  const startConsumer = async () => {
+    ({ consumerTag } = await consumerChannel.consume(QUEUE, async (msg) => {
+      if (msg === null) return; // the broker cancelled the consumer
+      await sleep(5);
+      received.push(msg.content.toString());
+      consumerChannel.ack(msg);
+    }));
+  };
 
   const deadline = Date.now() + DEADLINE_MS;
   let refusals = 0;
@@ -44,11 +50,13 @@ function publishConfirmed(channel, body) {
     let backoffMs = 1;
     while (!(await publishConfirmed(publisher, `upload-${i}`))) {
       refusals++;
+      if (consumerTag === null) await startConsumer();
       await sleep(backoffMs); // held: wait for the consumer to make room, then try again
       backoffMs = Math.min(backoffMs * 2, 50);
     }
     if (i % 10 === 0) deepest = Math.max(deepest, (await publisher.checkQueue(QUEUE)).messageCount);
   }
+  if (consumerTag === null) await startConsumer(); // never refused: read what is there
   while (received.length < MESSAGES && Date.now() < deadline) await sleep(20);
 
   console.log(`publisher was refused ${refusals} times and waited; deepest queue seen: ${deepest} (bound ${MAX_LENGTH})`);

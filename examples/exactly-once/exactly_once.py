@@ -88,11 +88,16 @@ while done < COUNT:
 
 
 def read_ledger(isolation_level):
-    reader = KafkaConsumer(
-        LEDGER, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest",
-        isolation_level=isolation_level, consumer_timeout_ms=2000,
-    )
-    values = [record.value.decode() for record in reader]
+    """Every ledger entry a reader with this isolation level sees, up to the end of the log."""
+    reader = KafkaConsumer(bootstrap_servers=BOOTSTRAP, isolation_level=isolation_level, enable_auto_commit=False)
+    ledger = TopicPartition(LEDGER, 0)
+    reader.assign([ledger])
+    reader.seek_to_beginning(ledger)
+    end = reader.end_offsets([ledger])[ledger]  # for read_committed: the last stable offset
+    values = []
+    deadline = time.monotonic() + DEADLINE_S
+    while reader.position(ledger) < end and time.monotonic() < deadline:
+        values.extend(record.value.decode() for record in reader.poll(timeout_ms=200).get(ledger, []))
     reader.close()
     return values
 

@@ -3,9 +3,11 @@
 // event, in publish order. A subscriber that binds after an event was
 // published does not get it: pub/sub delivers to whoever is subscribed now.
 // Exits non-zero unless that holds.
+const crypto = require('crypto');
 const amqp = require('amqplib');
 
-const EXCHANGE = `user-events-${process.pid}`;
+const RUN = crypto.randomBytes(4).toString('hex'); // unique names: runs can repeat on one broker
+const EXCHANGE = `user-events-${RUN}`;
 const EVENTS = 20;
 const DEADLINE_MS = 30000;
 

@@ -2,9 +2,11 @@
 // queue, each holding one unacknowledged task at a time (prefetch 1). One
 // worker crashes mid-task; the broker redelivers its task to another worker.
 // Exits non-zero unless every task was completed exactly once.
+const crypto = require('crypto');
 const amqp = require('amqplib');
 
-const QUEUE = `tasks-${process.pid}`;
+const RUN = crypto.randomBytes(4).toString('hex'); // unique names: runs can repeat on one broker
+const QUEUE = `tasks-${RUN}`;
 const TASKS = 30;
 const DEADLINE_MS = 30000;
 
@@ -23,7 +25,7 @@ async function worker(name, completed, { crashOnFirst = false } = {}) {
       crashed(task);
       return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 5)); // "work"
+    await new Promise((resolve) => setTimeout(resolve, 20)); // "work"
     completed.push({ worker: name, task, redelivered: msg.fields.redelivered });
     channel.ack(msg);
   });
@@ -42,7 +44,7 @@ async function worker(name, completed, { crashOnFirst = false } = {}) {
   }
   await channel.waitForConfirms(); // every task is durable in the broker
   const crashedTask = await crashing.hasCrashed;
-  const workers = [await worker('worker-a', completed), await worker('worker-b', completed)];
+  const workers = await Promise.all([worker('worker-a', completed), worker('worker-b', completed)]);
 
   const deadline = Date.now() + DEADLINE_MS;
   while (completed.length < TASKS && Date.now() < deadline) {
