@@ -21,6 +21,13 @@ pub struct AppendCondition {
     pub expectation: Expectation,
 }
 
+impl AppendCondition {
+    /// Whether it is on the record's key (and so needs the key index).
+    pub fn is_on_key(&self) -> bool {
+        matches!(self.expectation, Expectation::KeyOffset(_))
+    }
+}
+
 /// Why a conditional append was refused. Nothing of the append was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConditionFailed {

@@ -5,6 +5,10 @@
 //! the partition (`producer.rs`) feeds it under its lock, in enqueue order,
 //! and reads the log. Knows nothing of headers or wire formats.
 //!
+//! A partition's index remembers keys only from its first key condition
+//! on (it then reads the partition's log once): partitions nobody
+//! conditions on keys cost no memory and no read at start.
+//!
 //! Bounds: keys are kept as 64-bit SipHash values under a per-process random
 //! key (about 40 bytes a key), at most [`KEYS_MAX`] per partition. Past that
 //! the half with the oldest offsets is forgotten; a condition on a key the
@@ -145,6 +149,10 @@ pub struct KeyIndex {
     /// Why the rebuild could not read the whole log, if it could not: key
     /// conditions are then refused as unknown until the next start.
     unreadable: Option<String>,
+    /// Whether acknowledged keys are remembered. A partition's index starts
+    /// without (no memory, no read of the log at start) and is read from
+    /// the log on its first key condition ([`KeyIndex::tracks_keys`]).
+    tracking: bool,
 }
 
 impl KeyIndex {
@@ -160,7 +168,29 @@ impl KeyIndex {
             stale: false,
             tickets: 0,
             unreadable: None,
+            tracking: true,
         }
+    }
+
+    /// An index that remembers no keys until [`KeyIndex::start_tracking`]:
+    /// what a partition opens with, so that only partitions whose appends
+    /// carry key conditions pay for the index (offset conditions need none).
+    pub fn untracked(hasher: RandomState, next_offset: u64) -> KeyIndex {
+        KeyIndex {
+            tracking: false,
+            ..KeyIndex::new(hasher, next_offset)
+        }
+    }
+
+    /// Whether acknowledged keys are remembered (see [`KeyIndex::untracked`]).
+    pub fn tracks_keys(&self) -> bool {
+        self.tracking
+    }
+
+    /// Remembers keys from now on; the caller then [`KeyIndex::learn`]s the
+    /// acknowledged part of the log (appends in flight carry their keys).
+    pub fn start_tracking(&mut self) {
+        self.tracking = true;
     }
 
     pub fn hasher(&self) -> &RandomState {
@@ -341,6 +371,9 @@ impl KeyIndex {
     }
 
     fn remember(&mut self, hash: u64, offset: u64) {
+        if !self.tracking {
+            return;
+        }
         // Acknowledgements may be handled out of order: keep the latest.
         let entry = self.latest.entry(hash).or_insert(offset);
         *entry = (*entry).max(offset);

@@ -295,7 +295,7 @@ impl Partition {
             marker_kind(header, read.bytes.get(..header.total_bytes())?)
         };
         let mut state = ProducerState::rebuild(&headers, read_marker);
-        state.keys = read_key_index(&log);
+        state.keys = KeyIndex::untracked(std::collections::hash_map::RandomState::new(), log.high_watermark());
         let stable = state.transactions.last_stable_offset(log.high_watermark());
         Ok(Partition {
             log,
@@ -375,6 +375,12 @@ impl Partition {
                     Ok(Verdict::Duplicate(None)) => return Box::pin(async move { Err(CoreError::DuplicateSequence) }),
                     Ok(Verdict::Append) => {}
                 }
+            }
+            if !state.keys.tracks_keys() && conditions.iter().any(AppendCondition::is_on_key) {
+                // The first key condition here: the index reads the
+                // acknowledged log once (appends in flight carry their keys).
+                state.keys.start_tracking();
+                read_keys_into(&self.log, &mut state.keys);
             }
             // A refused condition leaves the producer's sequence where it
             // was, as Kafka leaves it after INVALID_RECORD.
@@ -478,9 +484,9 @@ impl Partition {
     }
 }
 
-/// Reads every batch of `log` once into a key index. Blocking.
-fn read_key_index(log: &Log) -> KeyIndex {
-    let mut index = KeyIndex::new(std::collections::hash_map::RandomState::new(), log.start_offset());
+/// Reads every acknowledged batch of `log` once into `index`. Blocking
+/// (once per partition and process, on its first key condition).
+fn read_keys_into(log: &Log, index: &mut KeyIndex) {
     let end = log.high_watermark();
     let mut offset = log.start_offset();
     // Each read returns at least one batch of at least a header's length.
@@ -524,7 +530,6 @@ fn read_key_index(log: &Log) -> KeyIndex {
         }
     }
     index.learn(end, &AppendKeys::default());
-    index
 }
 
 /// How much of the log one read of the key index's rebuild takes.
@@ -750,18 +755,26 @@ mod tests {
         }
         let path = dir.path().to_owned();
         let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        assert_eq!(partition.producers.lock().keys.len(), 0, "no key is read at open");
+        partition.append(keyed("order-9")).await.expect("a plain append remembers no key");
+        assert_eq!(partition.producers.lock().keys.len(), 0, "nor does a plain append");
         assert!(
             partition.append_if(keyed("order-1"), &key_at(Some(0))).await.is_err(),
             "the index read back from the log knows order-1 moved to 2"
         );
         partition.append_if(keyed("order-2"), &key_at(Some(1))).await.expect("order-2 at 1");
         partition.append_if(keyed("order-3"), &key_at(None)).await.expect("order-3 is new");
-        let offset_is_4 = [AppendCondition {
+        assert_eq!(
+            partition.producers.lock().keys.len(),
+            4,
+            "the first key condition read the log's keys"
+        );
+        let offset_is_5 = [AppendCondition {
             record: 0,
-            expectation: crate::append_condition::Expectation::Offset(4),
+            expectation: crate::append_condition::Expectation::Offset(5),
         }];
-        partition.append_if(keyed("x"), &offset_is_4).await.expect_err("offset 4 is taken");
-        assert_eq!(partition.log.high_watermark(), 5);
+        partition.append_if(keyed("x"), &offset_is_5).await.expect_err("offset 5 is taken");
+        assert_eq!(partition.log.high_watermark(), 6);
     }
 
     #[tokio::test]
