@@ -174,6 +174,12 @@ fn pika_quorum_queue_dead_letters_after_20_returns_counting_them_and_refuses_non
 }
 
 #[test]
+fn faststream_rabbit_broker_subscribes_publishes_and_answers_requests_over_direct_reply_to() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/faststream_rabbit.py", &[]);
+}
+
+#[test]
 fn pika_stream_consumers_read_from_first_last_next_offsets_timestamps_and_intervals_without_removing_anything() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_pika.py", &[]);
