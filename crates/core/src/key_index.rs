@@ -20,7 +20,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
-use conveyor_log::batch::BatchHeader;
+use conveyor_log::batch::whole_batches;
 use conveyor_log::record::record_views;
 
 use crate::append_condition::{AppendCondition, ConditionFailed, Expectation, offset_or_new};
@@ -48,32 +48,17 @@ impl AppendKeys {
     /// Reads the keys of every batch in `bytes` (whole batches, as appended
     /// or read from a log). Stops at bytes that are not a whole batch.
     pub fn read(bytes: &[u8], hasher: &RandomState) -> AppendKeys {
-        let mut batches = Vec::new();
-        let mut position = 0;
-        // Each step consumes at least one batch header.
-        for _ in 0..bytes.len() / conveyor_log::batch::HEADER_BYTES + 1 {
-            let Some(header) = BatchHeader::parse(&bytes[position..]) else {
-                break;
-            };
-            let end = position + header.total_bytes();
-            if header.total_bytes() == 0 || end > bytes.len() {
-                break;
-            }
-            let records = record_views(&bytes[position..end]).ok().map(|views| {
-                views
-                    .iter()
-                    .map(|view| (view.offset_delta.max(0) as u64, view.key.map(|key| hasher.hash_one(key))))
-                    .collect()
-            });
-            batches.push(BatchKeys {
+        let batches = whole_batches(bytes)
+            .map(|(header, batch)| BatchKeys {
                 offset_count: header.offset_count(),
-                records,
-            });
-            position = end;
-            if position >= bytes.len() {
-                break;
-            }
-        }
+                records: record_views(batch).ok().map(|views| {
+                    views
+                        .iter()
+                        .map(|view| (view.offset_delta.max(0) as u64, view.key.map(|key| hasher.hash_one(key))))
+                        .collect()
+                }),
+            })
+            .collect();
         AppendKeys { batches }
     }
 

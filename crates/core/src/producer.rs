@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use conveyor_log::batch::BatchHeader;
+use conveyor_log::batch::{BatchHeader, whole_batches};
 use conveyor_log::{AppendInfo, Log};
 use parking_lot::Mutex;
 
@@ -271,16 +271,9 @@ pub struct Partition {
 
 /// The codec of the first compressed batch among `batches`, if any.
 fn compression_of(batches: &[u8]) -> Option<i16> {
-    let mut position = 0;
-    // Each step moves past one batch of at least a header's length.
-    for _ in 0..batches.len() / conveyor_log::batch::HEADER_BYTES + 1 {
-        let header = BatchHeader::parse(batches.get(position..)?)?;
-        if header.compression() != 0 {
-            return Some(header.compression());
-        }
-        position = position.checked_add(header.total_bytes()).filter(|_| header.total_bytes() > 0)?;
-    }
-    None
+    whole_batches(batches)
+        .map(|(header, _)| header.compression())
+        .find(|&codec| codec != 0)
 }
 
 /// An append in flight.
@@ -505,24 +498,12 @@ fn read_keys_into(log: &Log, index: &mut KeyIndex) {
                 break;
             }
         };
-        let mut position = 0;
         let mut moved = false;
-        while let Some(header) = BatchHeader::parse(&read.bytes[position..]) {
-            let batch_end = position + header.total_bytes();
-            if header.total_bytes() == 0 || batch_end > read.bytes.len() {
-                break;
-            }
+        for (header, batch) in whole_batches(&read.bytes) {
             if header.last_offset() >= offset as i64 {
-                index.learn(
-                    header.base_offset as u64,
-                    &AppendKeys::read(&read.bytes[position..batch_end], index.hasher()),
-                );
+                index.learn(header.base_offset as u64, &AppendKeys::read(batch, index.hasher()));
                 offset = header.last_offset() as u64 + 1;
                 moved = true;
-            }
-            position = batch_end;
-            if position >= read.bytes.len() {
-                break;
             }
         }
         if !moved {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use conveyor_log::batch::{BatchHeader, HEADER_BYTES};
+use conveyor_log::batch::whole_batches;
 use conveyor_log::histogram::{Histogram, REQUEST_BOUNDS_S};
 use parking_lot::{Mutex, RwLock};
 
@@ -98,19 +98,9 @@ impl Flow {
 /// Records in concatenated batches, from their headers; a partial batch at
 /// the end (or anything that does not parse) ends the count.
 pub fn records_in(batches: &[u8]) -> u64 {
-    let mut records = 0;
-    let mut rest = batches;
-    // Each step consumes at least one header's bytes.
-    for _ in 0..batches.len() / HEADER_BYTES + 1 {
-        let Some(header) = BatchHeader::parse(rest) else { break };
-        let total = header.total_bytes();
-        if total < HEADER_BYTES || total > rest.len() {
-            break;
-        }
-        records += u64::try_from(header.records_count).unwrap_or(0);
-        rest = &rest[total..];
-    }
-    records
+    whole_batches(batches)
+        .map(|(header, _)| u64::try_from(header.records_count).unwrap_or(0))
+        .sum()
 }
 
 /// Request latencies of one protocol, by API name.

@@ -274,6 +274,24 @@ pub fn whole_batches_len_from(bytes: &[u8], start: usize) -> usize {
     position
 }
 
+/// The whole batches at the front of `bytes`, each with its parsed header
+/// and its bytes, in order; stops at bytes that are not a whole batch (a
+/// truncated one, or one whose length is shorter than a header). The one walk over appended or read
+/// batches for code that needs each header.
+pub fn whole_batches(bytes: &[u8]) -> impl Iterator<Item = (BatchHeader, &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let header = BatchHeader::parse(rest)?;
+        let total = header.total_bytes();
+        if total < HEADER_BYTES || total > rest.len() {
+            return None;
+        }
+        let (batch, after) = rest.split_at(total);
+        rest = after;
+        Some((header, batch))
+    })
+}
+
 /// Whether `header` (at least [`HEADER_BYTES`] long) has the magic byte and a
 /// length a batch can have.
 pub fn plausible_header(header: &[u8]) -> bool {
@@ -287,6 +305,18 @@ pub fn plausible_header(header: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::record::{BatchBuilder, Record};
+
+    #[test]
+    fn whole_batches_walks_each_batch_and_stops_at_a_partial_one() {
+        let one = sample();
+        let mut bytes = [one.clone(), one.clone(), one[..one.len() - 1].to_vec()].concat();
+        let walked: Vec<(i32, usize)> = whole_batches(&bytes)
+            .map(|(header, batch)| (header.records_count, batch.len()))
+            .collect();
+        assert_eq!(walked, vec![(2, one.len()), (2, one.len())]);
+        bytes.truncate(HEADER_BYTES - 1);
+        assert_eq!(whole_batches(&bytes).count(), 0);
+    }
 
     fn sample() -> Vec<u8> {
         let mut builder = BatchBuilder::new(1_700_000_000_000);

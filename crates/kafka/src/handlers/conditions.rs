@@ -5,7 +5,7 @@
 //! itself (and the key index) is the core's.
 
 use conveyor_core::append_condition::{AppendCondition, Expectation};
-use conveyor_log::batch::BatchHeader;
+use conveyor_log::batch::whole_batches;
 use conveyor_log::record::record_views;
 
 /// The record gets exactly this offset in its partition.
@@ -29,17 +29,8 @@ pub fn conditions_of(records: &[u8]) -> Result<Vec<AppendCondition>, String> {
     }
     let mut conditions = Vec::new();
     let mut record = 0;
-    let mut position = 0;
-    // Each step consumes at least one batch header.
-    for _ in 0..records.len() / conveyor_log::batch::HEADER_BYTES + 1 {
-        let Some(header) = BatchHeader::parse(&records[position..]) else {
-            break;
-        };
-        let end = position + header.total_bytes();
-        if header.total_bytes() == 0 || end > records.len() {
-            break;
-        }
-        if let Ok(views) = record_views(&records[position..end]) {
+    for (_, batch) in whole_batches(records) {
+        if let Ok(views) = record_views(batch) {
             for view in views {
                 for (name, value) in &view.headers {
                     let expectation = match *name {
@@ -62,10 +53,6 @@ pub fn conditions_of(records: &[u8]) -> Result<Vec<AppendCondition>, String> {
                 }
                 record += 1;
             }
-        }
-        position = end;
-        if position >= records.len() {
-            break;
         }
     }
     Ok(conditions)
