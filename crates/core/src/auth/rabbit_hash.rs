@@ -94,7 +94,9 @@ impl RabbitPasswordHash {
         Ok(RabbitPasswordHash { hashing, salted_digest })
     }
 
-    /// The hash RabbitMQ would compute for `password` with this `salt`.
+    /// The hash RabbitMQ would compute for `password` with this `salt`
+    /// (the broker only checks imported hashes; tests make them).
+    #[cfg(test)]
     pub fn compute(hashing: RabbitHashing, salt: [u8; SALT_BYTES], password: &str) -> RabbitPasswordHash {
         let mut salted_digest = salt.to_vec();
         salted_digest.extend(hashing.digest(&salt, password.as_bytes()));

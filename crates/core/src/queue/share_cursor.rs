@@ -715,8 +715,7 @@ impl ShareCursor {
     /// `now_ms + delay_ms` (a delayed retry). The delivery count stays.
     pub fn release(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
         let delivery_count = self.held_by(consumer, offset)?;
-        let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
-        self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        self.set_state(offset, available_after(delay_ms, now_ms), delivery_count);
         Ok(())
     }
 
@@ -727,8 +726,7 @@ impl ShareCursor {
     /// is received once, not dead-lettered for a receive that came early.
     pub fn defer(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
         let delivery_count = self.held_by(consumer, offset)?.saturating_sub(1);
-        let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
-        self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        self.set_state(offset, available_after(delay_ms, now_ms), delivery_count);
         self.events.push(JournalEvent::Delivered { offset, delivery_count });
         self.first_acquired_ms.remove(&offset);
         Ok(())
@@ -927,6 +925,12 @@ impl ShareCursor {
         self.fresh = self.fresh.max(self.start);
         self.end = self.end.max(self.start);
     }
+}
+
+/// Available again once `delay_ms` from `now_ms` have passed (at once without a delay).
+fn available_after(delay_ms: i64, now_ms: i64) -> State {
+    let not_before_ms = if delay_ms > 0 { now_ms.saturating_add(delay_ms) } else { i64::MIN };
+    State::Available { not_before_ms }
 }
 
 #[cfg(test)]
