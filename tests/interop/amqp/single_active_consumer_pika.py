@@ -3,7 +3,12 @@ queue, a quorum queue and a stream. Of three consumers, on three
 connections, only the first attached gets messages; when it cancels, the
 second takes over; when the second's connection is lost (closed with a
 delivery unacked), the third takes over and gets that delivery again first,
-then the rest, in order."""
+then the rest, in order.
+
+Consumer priorities: on a quorum queue (RabbitMQ 4) a consumer of higher
+`x-priority` takes over from the active one once that one has acknowledged
+what it holds, and nothing is delivered to either in between; on a classic
+queue priorities do not move the active consumer."""
 import pika
 
 from common import URL, check, pump_until, unique
@@ -90,6 +95,74 @@ def scenario(queue_type):
     publisher.close()
 
 
+def priority_takeover(queue_type):
+    queue = unique(f"sac-priority-{queue_type}")
+    arguments = {"x-single-active-consumer": True, "x-queue-type": queue_type}
+    publisher = pika.BlockingConnection(pika.URLParameters(URL))
+    publishing = publisher.channel()
+    publishing.queue_declare(queue, durable=True, arguments=arguments)
+    publishing.confirm_delivery()
+
+    connections, got, held = [], [[], []], []
+    for index, priority in enumerate((0, 10)):
+        connection = pika.BlockingConnection(pika.URLParameters(URL))
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=10)
+
+        def on_message(ch, method, properties, body, index=index):
+            got[index].append(body.decode())
+            if body.endswith(b"held"):
+                held.append((ch, method.delivery_tag))
+            else:
+                ch.basic_ack(method.delivery_tag)
+
+        connections.append(connection)
+        if index == 0:
+            channel.basic_consume(queue, on_message)
+            for name in ("a0", "a1-held"):
+                publishing.basic_publish("", queue, name.encode())
+            pump_until(publisher, lambda: connection.process_data_events(time_limit=0.02) or len(got[0]) == 2,
+                       f"{queue_type}: the first consumer's messages")
+        else:
+            channel.basic_consume(queue, on_message, arguments={"x-priority": priority})
+
+    def pump_all(condition, what):
+        def any_progress():
+            for connection in connections:
+                connection.process_data_events(time_limit=0.02)
+            return condition()
+        pump_until(publisher, any_progress, what)
+
+    def settle():
+        for _ in range(10):
+            for connection in connections:
+                connection.process_data_events(time_limit=0.02)
+
+    for name in ("b0", "b1"):
+        publishing.basic_publish("", queue, name.encode())
+    if queue_type == "classic":
+        pump_all(lambda: len(got[0]) == 4, "classic: the active consumer keeps the messages")
+        settle()
+        check(got == [["a0", "a1-held", "b0", "b1"], []], f"classic: priority does not move the active consumer: {got}")
+    else:
+        settle()
+        check(got == [["a0", "a1-held"], []],
+              f"quorum: while the active consumer holds a message, neither gets more: {got}")
+        channel, tag = held.pop()
+        channel.basic_ack(tag)
+        pump_all(lambda: len(got[1]) == 2, "quorum: the higher-priority consumer takes over")
+        settle()
+        check(got == [["a0", "a1-held"], ["b0", "b1"]], f"quorum: after the hand-over: {got}")
+    for channel, tag in held:
+        channel.basic_ack(tag)
+    for connection in connections:
+        connection.close()
+    publishing.queue_delete(queue)
+    publisher.close()
+
+
 for queue_type in ("classic", "quorum", "stream"):
     scenario(queue_type)
+for queue_type in ("quorum", "classic"):
+    priority_takeover(queue_type)
 print("single active consumer ok")

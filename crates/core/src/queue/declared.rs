@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
-use super::{ConsumerId, Deduplication, Queue, QueuePolicy, deduplication};
+use super::{ConsumerId, Deduplication, Queue, QueuePolicy, QueueType, deduplication};
 use crate::catalog::QueueDefinition;
 
 /// How long a deduplication id is remembered: SQS's five minutes.
@@ -26,6 +26,20 @@ struct Consumers {
     order: Vec<ConsumerId>,
     /// One of them holds the queue exclusively.
     exclusive: bool,
+    /// The single active consumer of a quorum queue, once chosen: it keeps
+    /// the role until it goes or hands over to one of higher priority.
+    active: Option<ConsumerId>,
+}
+
+impl Consumers {
+    /// The consumer of highest priority, the earliest attached among equals.
+    fn preferred(&self) -> Option<ConsumerId> {
+        let priority = |consumer: &ConsumerId| self.ranks.get(consumer).map_or(i64::MIN, |rank| rank.priority);
+        self.order.iter().copied().fold(None, |best, consumer| match best {
+            Some(best) if priority(&best) >= priority(&consumer) => Some(best),
+            _ => Some(consumer),
+        })
+    }
 }
 
 /// A consumer's priority, and whether it had room for more deliveries when
@@ -211,6 +225,9 @@ impl DeclaredQueue {
             consumers.ranks.remove(&consumer);
             consumers.order.retain(|attached| *attached != consumer);
             consumers.exclusive = false;
+            if consumers.active == Some(consumer) {
+                consumers.active = None;
+            }
             consumers.ranks.len()
         };
         // Consumers it outranked may take its share now; with a single
@@ -242,8 +259,13 @@ impl DeclaredQueue {
 
     /// Whether a consumer of `priority` leaves the messages to another: one
     /// of higher priority has room. RabbitMQ's consumer priorities: lower
-    /// ones get messages only while every higher one is full.
+    /// ones get messages only while every higher one is full. With a single
+    /// active consumer, priorities only choose which one is active (see
+    /// [`DeclaredQueue::waits_its_turn`]).
     pub fn outranked(&self, priority: i64) -> bool {
+        if self.policy().single_active_consumer {
+            return false;
+        }
         self.consumers
             .lock()
             .ranks
@@ -255,8 +277,30 @@ impl DeclaredQueue {
     /// consumer (`x-single-active-consumer`): the one attached longest
     /// gets every message; the others wait their turn, in the order they
     /// attached. Woken through [`DeclaredQueue::available`] when it goes.
+    ///
+    /// A quorum queue prefers the consumer of highest priority (`x-priority`),
+    /// as RabbitMQ 4 does: when one of higher priority than the active one
+    /// attaches, the active one gets nothing more and, once it holds no
+    /// unacknowledged message, hands over; meanwhile both wait.
     pub fn waits_its_turn(&self, consumer: ConsumerId) -> bool {
-        self.policy().single_active_consumer && self.consumers.lock().order.first().is_some_and(|active| *active != consumer)
+        let policy = self.policy();
+        if !policy.single_active_consumer {
+            return false;
+        }
+        let mut consumers = self.consumers.lock();
+        if policy.queue_type != QueueType::Quorum {
+            return consumers.order.first().is_some_and(|active| *active != consumer);
+        }
+        let Some(preferred) = consumers.preferred() else { return false };
+        let active = *consumers.active.get_or_insert(preferred);
+        if active == preferred || self.queue.holds_any(active) {
+            return consumer != active || active != preferred;
+        }
+        consumers.active = Some(preferred);
+        drop(consumers);
+        // The one taking over may be parked: wake it.
+        self.notify_available();
+        consumer != preferred
     }
 
     /// Messages waiting to be delivered, counting publishes not yet committed.

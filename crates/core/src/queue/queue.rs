@@ -496,6 +496,11 @@ impl Queue {
         self.state.lock().cursor.start()
     }
 
+    /// Whether `consumer` holds any message it has not settled.
+    pub fn holds_any(&self, consumer: ConsumerId) -> bool {
+        self.state.lock().cursor.holds_any(consumer)
+    }
+
     /// Messages acquired by some consumer right now.
     pub fn acquired_count(&self) -> usize {
         self.state.lock().cursor.acquired_count()

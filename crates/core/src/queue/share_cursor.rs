@@ -788,6 +788,11 @@ impl ShareCursor {
         offsets
     }
 
+    /// Whether `consumer` holds any message (acquired, not yet settled).
+    pub fn holds_any(&self, consumer: ConsumerId) -> bool {
+        self.held.get(&consumer).is_some_and(|held| !held.is_empty())
+    }
+
     /// Ends every lock whose deadline is at or before `now_ms`: those
     /// messages are available again. Returns their offsets.
     pub fn expire_locks(&mut self, now_ms: i64) -> Vec<u64> {
