@@ -11,7 +11,8 @@ use parking_lot::RwLock;
 use uuid::Uuid;
 
 use crate::producer::Partition;
-use crate::topic_config::TopicConfig;
+use crate::queue::StreamRetention;
+use crate::topic_config::{TopicConfig, keys};
 
 #[derive(Debug)]
 pub struct Topic {
@@ -39,15 +40,16 @@ impl Topic {
     }
 
     /// The one-partition topic a stream queue's log is to Kafka clients:
-    /// same name, same offsets, the queue's id. Blocking (reads the log's
-    /// tail for its producers' state).
-    pub(crate) fn of_stream(id: Uuid, name: String, dir: PathBuf, log: Log) -> crate::error::Result<Topic> {
+    /// same name, same offsets, the queue's id; its config says the
+    /// stream's retention. Blocking (reads the log's tail for its
+    /// producers' state).
+    pub(crate) fn of_stream(id: Uuid, name: String, dir: PathBuf, log: Log, retention: StreamRetention) -> crate::error::Result<Topic> {
         Ok(Topic {
             id,
             name,
             dir,
             partitions: RwLock::new(vec![Partition::new(log)?.uncompressed_only()]),
-            config: RwLock::new(TopicConfig::default()),
+            config: RwLock::new(stream_config(retention)),
             stream: true,
         })
     }
@@ -96,4 +98,18 @@ impl Topic {
     pub(crate) fn partition_dir(topic_dir: &Path, partition: u32) -> PathBuf {
         topic_dir.join(partition.to_string())
     }
+}
+
+/// What a stream's retention (`x-max-age`, `x-max-length-bytes`,
+/// `x-stream-max-segment-size-bytes`) is in Kafka's words. A stream keeps
+/// everything unless told otherwise, unlike a topic's default retention.
+fn stream_config(retention: StreamRetention) -> TopicConfig {
+    let mut overrides = std::collections::BTreeMap::new();
+    overrides.insert(keys::RETENTION_MS.to_owned(), retention.max_age_ms.unwrap_or(-1).to_string());
+    let max_bytes = retention.max_bytes.and_then(|bytes| i64::try_from(bytes).ok()).unwrap_or(-1);
+    overrides.insert(keys::RETENTION_BYTES.to_owned(), max_bytes.to_string());
+    if let Some(segment_bytes) = retention.segment_bytes_max {
+        overrides.insert(keys::SEGMENT_BYTES.to_owned(), segment_bytes.to_string());
+    }
+    TopicConfig::new(overrides).unwrap_or_default()
 }

@@ -14,6 +14,7 @@ import time
 import pika
 from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import TopicPartition as ConfluentPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import PolicyViolationError, UnsupportedCompressionTypeError
@@ -120,6 +121,20 @@ pump_until(connection, lambda: len(deliveries) >= 5, "the Kafka-produced records
 check(deliveries == [(10 + index, f"kafka-{index}".encode()) for index in range(5)], f"the stream consumer got {deliveries}")
 reading.basic_cancel(tag)
 reading.close()
+
+# The stream's retention in Kafka's words.
+retained = unique("retained-stream")
+channel.queue_declare(retained, durable=True,
+                      arguments={"x-queue-type": "stream", "x-max-age": "2h", "x-max-length-bytes": 20_000_000})
+describing = AdminClient({"bootstrap.servers": BOOTSTRAP})
+described = describing.describe_configs(
+    [ConfigResource("topic", stream), ConfigResource("topic", retained)])
+configs = {resource.name: future.result(timeout=10) for resource, future in described.items()}
+kept = {name: configs[stream][name].value for name in ("retention.ms", "retention.bytes")}
+check(kept == {"retention.ms": "-1", "retention.bytes": "-1"}, f"a stream without retention: {kept}")
+bounded = {name: configs[retained][name].value for name in ("retention.ms", "retention.bytes")}
+check(bounded == {"retention.ms": "7200000", "retention.bytes": "20000000"}, f"a stream's retention: {bounded}")
+channel.queue_delete(retained)
 
 # The log is the queue's: DeleteTopics is refused, a stream cannot take a topic's name.
 admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)

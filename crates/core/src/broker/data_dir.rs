@@ -107,6 +107,7 @@ pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Re
                 name.clone(),
                 declared.queue.dir().to_owned(),
                 declared.queue.message_log().clone(),
+                declared.policy().stream_retention,
             )?;
             streams.insert(name.clone(), Arc::new(topic));
         }

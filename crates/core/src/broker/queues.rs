@@ -71,13 +71,20 @@ impl Broker {
                 .map_err(|_| CoreError::Catalog("the broker is shutting down".to_owned()))?;
             let (name, definition, clock) = (name.to_owned(), definition.clone(), Arc::clone(&meta.clock));
             let served_to_kafka = served_to_kafka(&name, &policy);
+            let retention = policy.stream_retention;
             // In a task of its own: a caller going away mid-open leaves no
             // open queue behind (the guard discards it).
             run_to_completion(async move {
                 blocking(move || {
                     let queue = Queue::open(&dir, config, clock).map_err(CoreError::from)?;
                     let topic = if served_to_kafka {
-                        Some(Arc::new(Topic::of_stream(id, name.clone(), dir, queue.message_log().clone())?))
+                        Some(Arc::new(Topic::of_stream(
+                            id,
+                            name.clone(),
+                            dir,
+                            queue.message_log().clone(),
+                            retention,
+                        )?))
                     } else {
                         None
                     };
