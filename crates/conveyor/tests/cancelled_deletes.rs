@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,40 +30,15 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One HTTP/1.1 request on a fresh connection; the status and JSON body.
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    stream
-        .write_all(request_bytes(addr, method, path, headers, body).as_bytes())
-        .expect("write request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status code");
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn request_bytes(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    request
+    let (status, response) = support::http_exchange(addr, method, path, headers, body);
+    (status, serde_json::from_str(support::body_of(&response)).unwrap_or(Value::Null))
 }
 
 /// Sends a request and hangs up at once, without reading the answer.
 fn send_and_hang_up(addr: SocketAddr, method: &str, path: &str) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream
-        .write_all(request_bytes(addr, method, path, &[], "").as_bytes())
+        .write_all(support::http_request_bytes(addr, method, path, &[], "").as_bytes())
         .expect("write request");
     drop(stream);
 }
@@ -75,6 +50,25 @@ fn start(dir: &Path) -> Server {
     std::fs::write(&config, "[topics]\nauto_create = false\n").expect("write config");
     let data = dir.join("data");
     Server::start_with(&data, &["--config", config.to_str().expect("utf-8 path")], &[])
+}
+
+/// Checks what is left is whole, stops the broker and starts it again on
+/// the same data: exactly that is back, whole.
+async fn assert_whole_across_a_restart(
+    dir: &Path,
+    mut server: Server,
+    topics: &BTreeMap<String, String>,
+    queues: &BTreeMap<String, String>,
+) {
+    let there = assert_whole(&server, topics, queues).await;
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = start(dir);
+    assert_eq!(
+        assert_whole(&server, topics, queues).await,
+        there,
+        "a restart brings back exactly what was there"
+    );
 }
 
 fn create_topics_and_queues(server: &Server) {
@@ -210,7 +204,7 @@ async fn assert_whole(server: &Server, topics_before: &BTreeMap<String, String>,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_whose_http_client_hangs_up_leave_each_topic_and_queue_whole_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start(dir.path());
+    let server = start(dir.path());
     create_topics_and_queues(&server);
     let (topics, queues) = (topic_ids(&server), queue_ids(&server));
     assert_eq!((topics.len(), queues.len()), (ROUNDS, ROUNDS));
@@ -223,25 +217,13 @@ async fn deletes_whose_http_client_hangs_up_leave_each_topic_and_queue_whole_acr
     eventually("the deletes are done", || {
         topic_ids(&server).is_empty() && queue_ids(&server).is_empty()
     });
-    let there = assert_whole(&server, &topics, &queues).await;
-    let (status, _) = server.terminate();
-    assert!(status.success());
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", dir.path().join("conveyor.toml").to_str().expect("utf-8")],
-        &[],
-    );
-    assert_eq!(
-        assert_whole(&server, &topics, &queues).await,
-        there,
-        "a restart brings back exactly what was there"
-    );
+    assert_whole_across_a_restart(dir.path(), server, &topics, &queues).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_topics_whose_kafka_connection_closes_leaves_each_topic_whole_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start(dir.path());
+    let server = start(dir.path());
     create_topics_and_queues(&server);
     let (topics, queues) = (topic_ids(&server), queue_ids(&server));
     for round in 0..ROUNDS / 4 {
@@ -257,17 +239,5 @@ async fn a_delete_topics_whose_kafka_connection_closes_leaves_each_topic_whole_a
         drop(client);
     }
     eventually("the deletes are done", || topic_ids(&server).is_empty());
-    let there = assert_whole(&server, &topics, &queues).await;
-    let (status, _) = server.terminate();
-    assert!(status.success());
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--config", dir.path().join("conveyor.toml").to_str().expect("utf-8")],
-        &[],
-    );
-    assert_eq!(
-        assert_whole(&server, &topics, &queues).await,
-        there,
-        "a restart brings back exactly what was there"
-    );
+    assert_whole_across_a_restart(dir.path(), server, &topics, &queues).await;
 }

@@ -68,26 +68,8 @@ fn transactional_requests_need_write_on_their_id_and_the_topics_and_groups_they_
 
 #[test]
 fn a_client_certificate_without_sasl_makes_the_kafka_principal_its_common_name() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path());
-    let certificate = ca.server("server", "conveyor-test");
-    let carol = ca.client("carol");
-    let mallory = ca.client("mallory");
-    let server = start_with_tls(
-        dir.path(),
-        &certificate,
-        Some(&ca.ca_file),
-        "[auth]\nanonymous = \"never\"\n[users.carol]\ntags = [\"administrator\"]\n",
-    );
-    let path = |file: &std::path::Path| file.display().to_string();
-    run_script(
-        &server,
+    support::certs::run_with_client_certificates(
         "tls/mtls_kafka_confluent.py",
-        &[
-            &path(&carol.cert_file),
-            &path(&carol.key_file),
-            &path(&mallory.cert_file),
-            &path(&mallory.key_file),
-        ],
+        "[auth]\nanonymous = \"never\"\n[users.carol]\ntags = [\"administrator\"]\n",
     );
 }

@@ -69,19 +69,7 @@ fn a_group_consumer_resumes_from_committed_offsets_after_the_broker_restarts_und
     assert!(server.terminate().0.success(), "SIGTERM exits 0");
     let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
     writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
-    let status = support::wait_bounded(&mut client, support::SCRIPT_TIMEOUT);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let errors: Vec<String> = support::forward_lines(client.stderr.take().expect("stderr")).iter().collect();
-    if status.is_none() {
-        let _ = client.kill();
-        let _ = client.wait();
-    }
-    assert!(
-        status.is_some_and(|status| status.success()),
-        "script failed: {status:?}\nstdout: {rest:?}\nstderr:\n{}",
-        errors.join("\n")
-    );
-    assert_eq!(rest.last().map(String::as_str), Some("ok"));
+    support::expect_script_ok(&mut client, lines);
 }
 
 #[test]

@@ -44,19 +44,7 @@ fn librdkafka_a_transaction_open_when_the_broker_is_sigkilled_is_all_or_nothing_
     server.kill();
     let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
     writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
-    let status = support::wait_bounded(&mut client, support::SCRIPT_TIMEOUT);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let errors: Vec<String> = support::forward_lines(client.stderr.take().expect("stderr")).iter().collect();
-    if status.is_none() {
-        let _ = client.kill();
-        let _ = client.wait();
-    }
-    assert!(
-        status.is_some_and(|status| status.success()),
-        "script failed: {status:?}\nstdout: {rest:?}\nstderr:\n{}",
-        errors.join("\n")
-    );
-    assert_eq!(rest.last().map(String::as_str), Some("ok"));
+    let errors = support::expect_script_ok(&mut client, lines);
     // Which way the transaction went (either is right): for the log.
     eprintln!("{}", errors.join("\n"));
 }
@@ -204,4 +192,10 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
 fn kafka_python_commits_and_aborts_and_its_read_committed_consumer_sees_only_committed_data() {
     let (_dir, server) = Server::start_in_tempdir();
     run_script(&server, "kafka/transactions_kafka_python.py", &[]);
+}
+
+#[test]
+fn aiokafka_commits_aborts_and_is_fenced_and_its_read_committed_consumer_sees_only_committed_data() {
+    let (_dir, server) = Server::start_in_tempdir();
+    run_script(&server, "kafka/transactions_aiokafka.py", &[]);
 }

@@ -111,26 +111,5 @@ fn sighup_serves_a_new_certificate_to_the_next_connection_and_keeps_open_ones() 
 
 #[test]
 fn pika_logs_in_with_external_as_the_client_certificates_common_name() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path());
-    let certificate = ca.server("server", "conveyor-test");
-    let carol = ca.client("carol");
-    let mallory = ca.client("mallory");
-    let server = start_with_tls(
-        dir.path(),
-        &certificate,
-        Some(&ca.ca_file),
-        "[users.carol]\ntags = [\"administrator\"]\n",
-    );
-    let path = |file: &std::path::Path| file.display().to_string();
-    run_script(
-        &server,
-        "tls/external_pika.py",
-        &[
-            &path(&carol.cert_file),
-            &path(&carol.key_file),
-            &path(&mallory.cert_file),
-            &path(&mallory.key_file),
-        ],
-    );
+    support::certs::run_with_client_certificates("tls/external_pika.py", "[users.carol]\ntags = [\"administrator\"]\n");
 }

@@ -23,6 +23,7 @@ use conveyor_log::histogram::HistogramSnapshot;
 /// One metric family being written: HELP and TYPE once, then its samples.
 struct Family<'a> {
     out: &'a mut String,
+    name: String,
 }
 
 impl<'a> Family<'a> {
@@ -39,27 +40,34 @@ impl<'a> Family<'a> {
     }
 
     /// One histogram's series: cumulative `_bucket`s up to `+Inf`, `_sum`, `_count`.
-    fn histogram_samples(&mut self, name: &str, labels: &[(&str, &str)], snapshot: &HistogramSnapshot) {
-        let bucket = format!("{name}_bucket");
+    fn histogram_samples(&mut self, labels: &[(&str, &str)], snapshot: &HistogramSnapshot) {
         for (bound, count) in &snapshot.buckets {
             let le = bound.to_string();
             let with_le: Vec<(&str, &str)> = labels.iter().copied().chain([("le", le.as_str())]).collect();
-            self.sample(&bucket, &with_le, *count as f64);
+            self.series("_bucket", &with_le, *count as f64);
         }
         let with_le: Vec<(&str, &str)> = labels.iter().copied().chain([("le", "+Inf")]).collect();
-        self.sample(&bucket, &with_le, snapshot.count as f64);
-        self.sample(&format!("{name}_sum"), labels, snapshot.sum_s);
-        self.sample(&format!("{name}_count"), labels, snapshot.count as f64);
+        self.series("_bucket", &with_le, snapshot.count as f64);
+        self.series("_sum", labels, snapshot.sum_s);
+        self.series("_count", labels, snapshot.count as f64);
     }
 
     fn new(out: &'a mut String, name: &str, help: &str, kind: &str) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
-        Family { out }
+        Family {
+            out,
+            name: name.to_owned(),
+        }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let _ = write!(self.out, "{name}");
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.series("", labels, value);
+    }
+
+    /// A sample of the family's series named with `suffix` (a histogram's `_bucket`, `_sum`, `_count`).
+    fn series(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        let _ = write!(self.out, "{}{suffix}", self.name);
         if !labels.is_empty() {
             let rendered: Vec<String> = labels.iter().map(|(key, value)| format!("{key}=\"{}\"", escape(value))).collect();
             let _ = write!(self.out, "{{{}}}", rendered.join(","));
@@ -81,11 +89,7 @@ fn render_log_health(out: &mut String, broker: &Broker) {
     for status in &statuses {
         if let LogRole::Partition { topic, partition } = &status.role {
             let partition = partition.to_string();
-            family.sample(
-                "conveyor_partition_log_poisoned",
-                &[("topic", topic), ("partition", &partition)],
-                value(status),
-            );
+            family.sample(&[("topic", topic), ("partition", &partition)], value(status));
         }
     }
     let mut family = Family::gauge(
@@ -99,7 +103,7 @@ fn render_log_health(out: &mut String, broker: &Broker) {
             LogRole::QueueCursor { queue } => (queue, "cursor"),
             _ => continue,
         };
-        family.sample("conveyor_queue_log_poisoned", &[("queue", queue), ("log", log)], value(status));
+        family.sample(&[("queue", queue), ("log", log)], value(status));
     }
     let mut family = Family::gauge(
         out,
@@ -113,7 +117,7 @@ fn render_log_health(out: &mut String, broker: &Broker) {
             LogRole::TransactionState => "transaction_state",
             _ => continue,
         };
-        family.sample("conveyor_internal_log_poisoned", &[("log", log)], value(status));
+        family.sample(&[("log", log)], value(status));
     }
 }
 
@@ -127,49 +131,31 @@ pub fn render(broker: &Broker) -> String {
     let mut out = String::new();
     let topics = broker.topics();
 
-    let mut family = Family::gauge(
-        &mut out,
-        "conveyor_partition_high_watermark",
-        "Offset after the last committed record of a topic partition.",
-    );
-    for topic in &topics {
-        for (index, log) in topic.partitions().iter().enumerate() {
-            let partition = index.to_string();
-            family.sample(
-                "conveyor_partition_high_watermark",
-                &[("topic", &topic.name), ("partition", &partition)],
-                log.high_watermark() as f64,
-            );
-        }
-    }
-    let mut family = Family::gauge(
-        &mut out,
-        "conveyor_partition_log_start_offset",
-        "First offset still stored in a topic partition.",
-    );
-    for topic in &topics {
-        for (index, log) in topic.partitions().iter().enumerate() {
-            let partition = index.to_string();
-            family.sample(
-                "conveyor_partition_log_start_offset",
-                &[("topic", &topic.name), ("partition", &partition)],
-                log.start_offset() as f64,
-            );
-        }
-    }
-    let mut family = Family::gauge(
-        &mut out,
-        "conveyor_partition_log_size_bytes",
-        "Bytes stored in a topic partition's segments.",
-    );
-    for topic in &topics {
-        for (index, log) in topic.partitions().iter().enumerate() {
-            let partition = index.to_string();
-            family.sample(
-                "conveyor_partition_log_size_bytes",
-                &[("topic", &topic.name), ("partition", &partition)],
-                log.size_bytes() as f64,
-            );
+    type PartitionGauge = fn(&conveyor_log::Log) -> u64;
+    let partition_gauges: [(&str, &str, PartitionGauge); 3] = [
+        (
+            "conveyor_partition_high_watermark",
+            "Offset after the last committed record of a topic partition.",
+            |log| log.high_watermark(),
+        ),
+        (
+            "conveyor_partition_log_start_offset",
+            "First offset still stored in a topic partition.",
+            |log| log.start_offset(),
+        ),
+        (
+            "conveyor_partition_log_size_bytes",
+            "Bytes stored in a topic partition's segments.",
+            |log| log.size_bytes(),
+        ),
+    ];
+    for (name, help, gauge) in partition_gauges {
+        let mut family = Family::gauge(&mut out, name, help);
+        for topic in &topics {
+            for (index, log) in topic.partitions().iter().enumerate() {
+                let partition = index.to_string();
+                family.sample(&[("topic", &topic.name), ("partition", &partition)], gauge(log) as f64);
+            }
         }
     }
 
@@ -186,11 +172,7 @@ pub fn render(broker: &Broker) -> String {
             };
             let lag = (log.high_watermark() as i64).saturating_sub(committed.offset).max(0);
             let partition = partition.to_string();
-            family.sample(
-                "conveyor_consumer_group_lag",
-                &[("group", &group), ("topic", &topic), ("partition", &partition)],
-                lag as f64,
-            );
+            family.sample(&[("group", &group), ("topic", &topic), ("partition", &partition)], lag as f64);
         }
     }
 
@@ -204,12 +186,10 @@ pub fn render(broker: &Broker) -> String {
     );
     for declared in &queues {
         family.sample(
-            "conveyor_queue_messages",
             &[("queue", &declared.name), ("state", "ready")],
             declared.queue.available_count() as f64,
         );
         family.sample(
-            "conveyor_queue_messages",
             &[("queue", &declared.name), ("state", "unacked")],
             declared.queue.acquired_count() as f64,
         );
@@ -220,19 +200,11 @@ pub fn render(broker: &Broker) -> String {
         "Bytes stored in a queue's message log segments.",
     );
     for declared in &queues {
-        family.sample(
-            "conveyor_queue_log_size_bytes",
-            &[("queue", &declared.name)],
-            declared.queue.size_bytes() as f64,
-        );
+        family.sample(&[("queue", &declared.name)], declared.queue.size_bytes() as f64);
     }
     let mut family = Family::gauge(&mut out, "conveyor_queue_consumers", "Consumers attached to a queue.");
     for declared in &queues {
-        family.sample(
-            "conveyor_queue_consumers",
-            &[("queue", &declared.name)],
-            declared.consumer_count() as f64,
-        );
+        family.sample(&[("queue", &declared.name)], declared.consumer_count() as f64);
     }
 
     // Traffic counters, for the topics and queues that exist now.
@@ -273,7 +245,7 @@ pub fn render(broker: &Broker) -> String {
     for (name, help, counter) in topic_counters {
         let mut family = Family::counter(&mut out, name, help);
         for (topic, flow) in &topic_flows {
-            family.sample(name, &[("topic", topic)], Flow::get(counter(flow)) as f64);
+            family.sample(&[("topic", topic)], Flow::get(counter(flow)) as f64);
         }
     }
     let queue_counters: [(&str, &str, Counter); 6] = [
@@ -311,7 +283,7 @@ pub fn render(broker: &Broker) -> String {
     for (name, help, counter) in queue_counters {
         let mut family = Family::counter(&mut out, name, help);
         for (queue, flow) in &queue_flows {
-            family.sample(name, &[("queue", queue)], Flow::get(counter(flow)) as f64);
+            family.sample(&[("queue", queue)], Flow::get(counter(flow)) as f64);
         }
     }
     let totals = broker.connections().totals();
@@ -321,7 +293,7 @@ pub fn render(broker: &Broker) -> String {
         "Open client connections by protocol (kafka, amqp).",
     );
     for (protocol, open, _) in &totals {
-        family.sample("conveyor_connections", &[("protocol", protocol.name())], *open as f64);
+        family.sample(&[("protocol", protocol.name())], *open as f64);
     }
     let mut family = Family::gauge(
         &mut out,
@@ -329,7 +301,7 @@ pub fn render(broker: &Broker) -> String {
         "Open channels by protocol (AMQP channels; Kafka has none).",
     );
     for (protocol, _, channels) in &totals {
-        family.sample("conveyor_channels", &[("protocol", protocol.name())], *channels as f64);
+        family.sample(&[("protocol", protocol.name())], *channels as f64);
     }
     let failures = broker.authorizer().failures();
     let mut family = Family::counter(
@@ -338,11 +310,7 @@ pub fn render(broker: &Broker) -> String {
         "Refused logins by protocol (amqp, http) and reason (unknown_user, bad_credentials, anonymous_refused, loopback_only, bad_mechanism).",
     );
     for (protocol, reason, count) in failures.login_failures() {
-        family.sample(
-            "conveyor_auth_failures_total",
-            &[("protocol", protocol), ("reason", reason)],
-            count as f64,
-        );
+        family.sample(&[("protocol", protocol), ("reason", reason)], count as f64);
     }
     let mut family = Family::counter(
         &mut out,
@@ -350,7 +318,7 @@ pub fn render(broker: &Broker) -> String {
         "Requests of logged-in clients the authorizer refused, by protocol.",
     );
     for (protocol, count) in failures.denials() {
-        family.sample("conveyor_authorization_denials_total", &[("protocol", protocol)], count as f64);
+        family.sample(&[("protocol", protocol)], count as f64);
     }
 
     let limits = broker.limits();
@@ -360,11 +328,7 @@ pub fn render(broker: &Broker) -> String {
         "Times a limit of [limits] was reached (a request refused, a connection refused or closed), by limit key.",
     );
     for limit in conveyor_core::limits::Limit::ALL {
-        family.sample(
-            "conveyor_limit_reached_total",
-            &[("limit", limit.key())],
-            limits.reached_total(limit) as f64,
-        );
+        family.sample(&[("limit", limit.key())], limits.reached_total(limit) as f64);
     }
 
     let mut family = Family::histogram(
@@ -374,45 +338,33 @@ pub fn render(broker: &Broker) -> String {
          (Kafka API, AMQP method, SQS/SNS action, admin route); an AMQP basic.publish until it is stored.",
     );
     for (protocol, api, histogram) in stats.request_latencies() {
-        family.histogram_samples(
-            "conveyor_request_duration_seconds",
-            &[("protocol", protocol), ("api", &api)],
-            &histogram.snapshot(),
-        );
+        family.histogram_samples(&[("protocol", protocol), ("api", &api)], &histogram.snapshot());
     }
     let mut family = Family::histogram(
         &mut out,
         "conveyor_fsync_duration_seconds",
         "Time of each fdatasync of a log segment, over every log of the process.",
     );
-    family.histogram_samples(
-        "conveyor_fsync_duration_seconds",
-        &[],
-        &conveyor_log::histogram::fsync_duration().snapshot(),
-    );
+    family.histogram_samples(&[], &conveyor_log::histogram::fsync_duration().snapshot());
     let pool = conveyor_log::IoPool::default_pool();
     let mut family = Family::gauge(
         &mut out,
         "conveyor_log_open_files",
         "Segment files the log I/O pool's open-file cache holds open.",
     );
-    family.sample("conveyor_log_open_files", &[], pool.open_files() as f64);
+    family.sample(&[], pool.open_files() as f64);
     let mut family = Family::gauge(
         &mut out,
         "conveyor_log_open_files_max",
         "The open-file cache's cap ([storage] open_files_max).",
     );
-    family.sample("conveyor_log_open_files_max", &[], pool.open_files_max() as f64);
+    family.sample(&[], pool.open_files_max() as f64);
     let mut family = Family::counter(
         &mut out,
         "conveyor_blocking_calls_on_reactor_total",
         "Blocking file operations or waits that ran on an async worker thread; stays 0 unless a call site is wrong.",
     );
-    family.sample(
-        "conveyor_blocking_calls_on_reactor_total",
-        &[],
-        conveyor_log::reactor_guard::blocking_calls_on_reactor() as f64,
-    );
+    family.sample(&[], conveyor_log::reactor_guard::blocking_calls_on_reactor() as f64);
     out
 }
 
@@ -428,7 +380,7 @@ mod tests {
             count: 4,
             sum_s: 2.25,
         };
-        Family::histogram(&mut out, "x_seconds", "help").histogram_samples("x_seconds", &[("api", "Fetch")], &snapshot);
+        Family::histogram(&mut out, "x_seconds", "help").histogram_samples(&[("api", "Fetch")], &snapshot);
         assert_eq!(
             out,
             "# HELP x_seconds help\n# TYPE x_seconds histogram\n\

@@ -116,3 +116,26 @@ pub fn start_with_tls(dir: &Path, certificate: &CertFiles, client_ca: Option<&Pa
     server.script_env.push(("CONVEYOR_TEST_CA".into(), ca_file.display().to_string()));
     server
 }
+
+/// Starts a broker that verifies client certificates (with `extra` TOML)
+/// and runs `script` with the certificate and key of `carol` and of
+/// `mallory`, both signed by the test CA, as its four arguments.
+pub fn run_with_client_certificates(script: &str, extra: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path());
+    let certificate = ca.server("server", "conveyor-test");
+    let carol = ca.client("carol");
+    let mallory = ca.client("mallory");
+    let server = start_with_tls(dir.path(), &certificate, Some(&ca.ca_file), extra);
+    let path = |file: &Path| file.display().to_string();
+    super::run_script(
+        &server,
+        script,
+        &[
+            &path(&carol.cert_file),
+            &path(&carol.key_file),
+            &path(&mallory.cert_file),
+            &path(&mallory.key_file),
+        ],
+    );
+}

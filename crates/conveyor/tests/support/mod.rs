@@ -224,18 +224,45 @@ pub fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 
 /// A minimal HTTP/1.1 GET; returns the status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, response) = http_exchange(addr, "GET", path, &[], "");
+    (status, body_of(&response).to_owned())
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status code and the
+/// whole response (status line, headers and body) as text.
+pub fn http_exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write request");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream
+        .write_all(http_request_bytes(addr, method, path, headers, body).as_bytes())
+        .expect("write request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read response");
     let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .expect("status code");
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    (status, response)
+}
+
+/// An HTTP/1.1 request as sent (`Connection: close`), with `headers`.
+pub fn http_request_bytes(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    request
+}
+
+/// The body of a whole HTTP response.
+pub fn body_of(response: &str) -> &str {
+    response.split("\r\n\r\n").nth(1).unwrap_or_default()
 }
 
 /// The repository's root directory.
@@ -286,26 +313,8 @@ pub struct ScriptOutput {
 /// `server` and asserts it exits 0 within [`SCRIPT_TIMEOUT`]. The script gets
 /// the broker's addresses in `CONVEYOR_KAFKA`, `CONVEYOR_AMQP` (an amqp:// URL), `CONVEYOR_HTTP`.
 pub fn run_script(server: &Server, script: &str, args: &[&str]) -> ScriptOutput {
-    let path = repo_root().join("tests/interop").join(script);
-    let mut command = if script.ends_with(".py") {
-        Command::new(python())
-    } else {
-        let mut command = Command::new("node");
-        command.env("NODE_PATH", node_modules());
-        command
-    };
-    command
-        .arg(&path)
-        .args(args)
-        .env("CONVEYOR_KAFKA", server.kafka_addr.to_string())
-        .env("CONVEYOR_AMQP", format!("amqp://{}", server.amqp_addr))
-        .env("CONVEYOR_HTTP", server.http_addr.to_string())
-        .envs(server.tls_env())
-        .envs(server.script_env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
-        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = script_command(server, script, args);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().unwrap_or_else(|error| panic!("starting {script}: {error}"));
     let stdout = forward_lines(child.stdout.take().expect("stdout"));
     let stderr = forward_lines(child.stderr.take().expect("stderr"));
@@ -346,6 +355,18 @@ pub fn free_port() -> u16 {
 
 /// Starts a client script that the test talks to over stdin/stdout.
 pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
+    script_command(server, script, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {script}: {error}"))
+}
+
+/// `tests/interop/<script>` (Python or Node.js, by extension) with its
+/// arguments and the broker's addresses in `CONVEYOR_KAFKA`,
+/// `CONVEYOR_AMQP` (an amqp:// URL) and `CONVEYOR_HTTP`.
+fn script_command(server: &Server, script: &str, args: &[&str]) -> Command {
     let path = repo_root().join("tests/interop").join(script);
     let mut command = if script.ends_with(".py") {
         Command::new(python())
@@ -363,12 +384,28 @@ pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
         .envs(server.tls_env())
         .envs(server.script_env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("starting {script}: {error}"))
+        .env("PYTHONUNBUFFERED", "1");
+    command
+}
+
+/// Waits, bounded, for a script started with [`spawn_script`] (`lines`:
+/// what is left of its stdout) and asserts it exits 0 with `ok` as its
+/// last line. Returns its stderr lines.
+pub fn expect_script_ok(client: &mut Child, lines: std::io::Lines<BufReader<std::process::ChildStdout>>) -> Vec<String> {
+    let status = wait_bounded(client, SCRIPT_TIMEOUT);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let errors: Vec<String> = forward_lines(client.stderr.take().expect("stderr")).iter().collect();
+    if status.is_none() {
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "script failed: {status:?}\nstdout: {rest:?}\nstderr:\n{}",
+        errors.join("\n")
+    );
+    assert_eq!(rest.last().map(String::as_str), Some("ok"));
+    errors
 }
 
 /// Starts a broker whose config file holds `toml` (e.g. a `[limits]`
@@ -419,21 +456,6 @@ pub fn metric(server: &Server, sample: &str) -> Option<f64> {
 
 /// A minimal HTTP/1.1 request with a JSON body; returns the status code and body.
 pub fn http_send(addr: SocketAddr, method: &str, path: &str, json: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
-        json.len()
-    )
-    .expect("write request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status code");
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    let (status, response) = http_exchange(addr, method, path, &[("Content-Type", "application/json")], json);
+    (status, body_of(&response).to_owned())
 }
