@@ -1,5 +1,5 @@
-//! Produce: checks each partition's batches (size limit here, framing and
-//! CRC-32C in the log) and appends them as received. Appends to existing
+//! Produce: checks each partition's batches (size limit by the core's
+//! rule, framing and CRC-32C in the log) and appends them as received. Appends to existing
 //! topics are queued before `start` returns, so pipelined requests on one
 //! connection land in order; the reply waits for the acknowledgements (durable
 //! under the topic's policy for acks=1 and acks=all alike — there are no
@@ -14,7 +14,7 @@ use bytes::Bytes;
 use conveyor_core::producer::PendingAppend;
 use conveyor_core::{CoreError, Topic};
 use conveyor_log::AppendInfo;
-use conveyor_log::batch::{BatchHeader, LOG_OVERHEAD};
+use conveyor_log::batch::whole_batches;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
@@ -144,37 +144,28 @@ fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32,
             false => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
         };
     };
-    if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
-        return Outcome::Failed(code, Some(text));
-    }
-    let conditions = match conditions::conditions_of(&records) {
-        Ok(conditions) => conditions,
-        Err(text) => return Outcome::Failed(ResponseError::InvalidRecord, Some(text)),
-    };
-    match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
-        Some(partition) => Outcome::Appending(partition.append_if(records, &conditions)),
-        None => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
+    match append(context, topic, index, records) {
+        Ok(appending) => Outcome::Appending(appending),
+        Err(refused) => Outcome::Failed(refused.code, refused.message),
     }
 }
 
-/// Kafka's `max.message.bytes` applies to each batch (its size on disk).
-fn check_sizes(records: &[u8], max_message_bytes: u64) -> Result<(), (ResponseError, String)> {
-    let mut position = 0;
-    while let Some(header) = BatchHeader::parse(&records[position..]) {
-        let size = LOG_OVERHEAD as u64 + header.batch_length.max(0) as u64;
-        if size > max_message_bytes {
-            return Err((
-                ResponseError::MessageTooLarge,
-                format!("a record batch of {size} bytes exceeds max.message.bytes ({max_message_bytes})"),
-            ));
-        }
-        position += size as usize;
-        if position >= records.len() {
-            break;
-        }
+/// Starts the append of one partition's batches: each within the topic's
+/// `max.message.bytes` (the core's rule), appended if the partition meets
+/// the conditions they carry. Framing problems are the log's to report
+/// (CORRUPT_MESSAGE).
+fn append(context: &Context, topic: &Topic, index: i32, records: Bytes) -> Result<PendingAppend, Refused> {
+    for (_, batch) in whole_batches(&records) {
+        context
+            .broker
+            .check_batch_bytes(topic, batch.len())
+            .map_err(|error| Refused::from(&error))?;
     }
-    // Framing problems are the log's to report (CORRUPT_MESSAGE).
-    Ok(())
+    let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
+    match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
+        Some(partition) => Ok(partition.append_if(records, &conditions)),
+        None => Err((ResponseError::UnknownTopicOrPartition, None).into()),
+    }
 }
 
 /// Why a partition's append was refused: its code, the message for
@@ -205,25 +196,23 @@ async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcom
                 Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
                 Err(error) => return Err((errors::core_error(&error), Some(error.to_string())).into()),
             };
-            if let Err((code, text)) = check_sizes(&records, topic.config().max_message_bytes(&context.broker.config().topic_defaults)) {
-                return Err((code, Some(text)).into());
-            }
-            let conditions =
-                conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
-            match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
-                Some(partition) => partition.append_if(records, &conditions),
-                None => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
-            }
+            append(context, &topic, index, records)?
         }
     };
-    appending.await.map_err(|error: CoreError| Refused {
-        code: errors::core_error(&error),
-        message: Some(error.to_string()),
-        record: match &error {
-            CoreError::ConditionFailed(failed) => failed.record(),
-            _ => None,
-        },
-    })
+    appending.await.map_err(|error: CoreError| Refused::from(&error))
+}
+
+impl From<&CoreError> for Refused {
+    fn from(error: &CoreError) -> Refused {
+        Refused {
+            code: errors::core_error(error),
+            message: Some(error.to_string()),
+            record: match error {
+                CoreError::ConditionFailed(failed) => failed.record(),
+                _ => None,
+            },
+        }
+    }
 }
 
 fn partition_response(index: i32, result: Result<AppendInfo, Refused>, version: i16) -> PartitionProduceResponse {
