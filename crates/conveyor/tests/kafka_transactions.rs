@@ -50,7 +50,9 @@ fn librdkafka_a_transaction_open_when_the_broker_is_sigkilled_is_all_or_nothing_
 }
 
 /// The admin's view of transactions, with exact requests (no Python client
-/// ships ListTransactions or DescribeTransactions).
+/// ships ListTransactions or DescribeTransactions), and KIP-890's defence:
+/// transactional data for a partition outside the ongoing transaction is
+/// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_and_describe_transactions_and_describe_producers_show_an_open_transaction() {
     use conveyor_kafka::client::Client;
@@ -82,6 +84,7 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
             bytes[17..21].copy_from_slice(&crc.to_be_bytes());
         }
         ProduceRequest::default()
+            .with_transactional_id(producer.map(|_| transactional_id.clone()))
             .with_acks(-1)
             .with_timeout_ms(10_000)
             .with_topic_data(vec![TopicProduceData::default().with_name(topic.clone()).with_partition_data(
@@ -100,6 +103,17 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
         .await
         .expect("init");
     let (producer_id, epoch) = (init.producer_id, init.producer_epoch);
+    // KIP-890: transactional data for a partition not (yet) added is refused.
+    let early = client
+        .send(&produce(Some((producer_id.0, epoch))), 9)
+        .await
+        .expect("produce before AddPartitionsToTxn");
+    let refused = &early.responses[0].partition_responses[0];
+    assert_eq!(refused.error_code, kafka_protocol::ResponseError::InvalidTxnState.code());
+    assert_eq!(
+        refused.error_message.as_ref().map(|text| text.as_str()),
+        Some("Partition was not added to the transaction")
+    );
     let added = client
         .send(
             &AddPartitionsToTxnRequest::default()
@@ -186,6 +200,12 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
     assert!(described.transaction_states[0].topics.is_empty());
     let after = client.send(&producers, 0).await.expect("describe producers");
     assert_eq!(open_start(&after), Some(-1), "no open transaction after the abort");
+    // A write that arrives after its transaction ended does not join another.
+    let late = client.send(&produce(Some((producer_id.0, epoch))), 9).await.expect("late produce");
+    assert_eq!(
+        late.responses[0].partition_responses[0].error_code,
+        kafka_protocol::ResponseError::InvalidTxnState.code()
+    );
 }
 
 #[test]

@@ -125,6 +125,40 @@ impl Broker {
             .await
     }
 
+    /// KIP-890's server-side defence: transactional batches (`records`)
+    /// for a partition go in only while it is part of their producer's
+    /// ongoing transaction — a late write after the transaction ended, or one
+    /// for a partition never added, would hang or join the wrong
+    /// transaction. Other batches pass.
+    pub fn verify_transactional_append(
+        &self,
+        transactional_id: Option<&str>,
+        topic: &str,
+        partition: u32,
+        records: &[u8],
+    ) -> Result<(), TransactionError> {
+        // A produce request carries one batch per partition (Kafka: exactly one since v3).
+        let Some((header, _)) = conveyor_log::batch::whole_batches(records)
+            .next()
+            .filter(|(header, _)| header.is_transactional())
+        else {
+            return Ok(());
+        };
+        let (producer_id, producer_epoch) = (header.producer_id, header.producer_epoch);
+        let transactional_id = transactional_id.unwrap_or_default();
+        let added = self
+            .transactions
+            .verify_partitions(transactional_id, producer_id, producer_epoch, &[(topic.to_owned(), partition)])?;
+        if added.first() == Some(&true) {
+            return Ok(());
+        }
+        Err(TransactionError::InvalidTxnState {
+            transactional_id: transactional_id.to_owned(),
+            status: "not writing to this partition",
+            operation: "append to a partition not added to the ongoing transaction",
+        })
+    }
+
     /// AddOffsetsToTxn: the group's offsets join the transaction.
     pub async fn add_offsets_to_transaction(
         &self,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use conveyor_core::producer::PendingAppend;
+use conveyor_core::transaction::TransactionError;
 use conveyor_core::{CoreError, Topic};
 use conveyor_log::AppendInfo;
 use conveyor_log::batch::whole_batches;
@@ -52,6 +53,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
         .transactional_id
         .as_ref()
         .is_some_and(|id| !connection.allowed(context, &Resource::TransactionalId(id), Operation::Write));
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.to_string());
     let mut work = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let (topic, name) = if version >= 13 {
@@ -90,7 +92,14 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
                         Some(format!("acks must be 0, 1 or -1, not {acks}")),
                     )
                 } else {
-                    plan(context, topic.as_ref(), version, data.index, data.records)
+                    plan(
+                        context,
+                        topic.as_ref(),
+                        transactional_id.as_deref(),
+                        version,
+                        data.index,
+                        data.records,
+                    )
                 },
             })
             .collect();
@@ -106,7 +115,14 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
         for topic in work {
             let mut partition_responses = Vec::with_capacity(topic.partitions.len());
             for partition in topic.partitions {
-                let result = finish(&context, &topic.name, partition.index, partition.outcome).await;
+                let result = finish(
+                    &context,
+                    &topic.name,
+                    transactional_id.as_deref(),
+                    partition.index,
+                    partition.outcome,
+                )
+                .await;
                 partition_responses.push(partition_response(partition.index, result, version));
             }
             let mut response = TopicProduceResponse::default().with_partition_responses(partition_responses);
@@ -131,7 +147,14 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
     })
 }
 
-fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32, records: Option<Bytes>) -> Outcome {
+fn plan(
+    context: &Context,
+    topic: Option<&Arc<Topic>>,
+    transactional_id: Option<&str>,
+    version: i16,
+    index: i32,
+    records: Option<Bytes>,
+) -> Outcome {
     let Some(records) = records.filter(|records| !records.is_empty()) else {
         return Outcome::Failed(ResponseError::CorruptMessage, Some("the request carries no record batch".into()));
     };
@@ -144,7 +167,7 @@ fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32,
             false => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
         };
     };
-    match append(context, topic, index, records) {
+    match append(context, topic, transactional_id, index, records) {
         Ok(appending) => Outcome::Appending(appending),
         Err(refused) => Outcome::Failed(refused.code, refused.message),
     }
@@ -152,17 +175,32 @@ fn plan(context: &Context, topic: Option<&Arc<Topic>>, version: i16, index: i32,
 
 /// Starts the append of one partition's batches: each within the topic's
 /// `max.message.bytes` (the core's rule), appended if the partition meets
-/// the conditions they carry. Framing problems are the log's to report
-/// (CORRUPT_MESSAGE).
-fn append(context: &Context, topic: &Topic, index: i32, records: Bytes) -> Result<PendingAppend, Refused> {
+/// the conditions they carry; transactional ones only to a partition of
+/// their ongoing transaction (KIP-890). Framing problems are the log's to
+/// report (CORRUPT_MESSAGE).
+fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, index: i32, records: Bytes) -> Result<PendingAppend, Refused> {
     for (_, batch) in whole_batches(&records) {
         context
             .broker
             .check_batch_bytes(topic, batch.len())
             .map_err(|error| Refused::from(&error))?;
     }
+    let Some(partition) = u32::try_from(index).ok().filter(|index| *index < topic.partition_count()) else {
+        return Err((ResponseError::UnknownTopicOrPartition, None).into());
+    };
+    if let Err(error) = context
+        .broker
+        .verify_transactional_append(transactional_id, &topic.name, partition, &records)
+    {
+        let message = match &error {
+            // Kafka's words (ReplicaManager).
+            TransactionError::InvalidTxnState { .. } => "Partition was not added to the transaction".to_owned(),
+            other => other.to_string(),
+        };
+        return Err((errors::transaction_error(&error, false), Some(message)).into());
+    }
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
-    match u32::try_from(index).ok().and_then(|index| topic.partition_handle(index)) {
+    match topic.partition_handle(partition) {
         Some(partition) => Ok(partition.append_if(records, &conditions)),
         None => Err((ResponseError::UnknownTopicOrPartition, None).into()),
     }
@@ -186,7 +224,13 @@ impl From<(ResponseError, Option<String>)> for Refused {
     }
 }
 
-async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcome) -> Result<AppendInfo, Refused> {
+async fn finish(
+    context: &Context,
+    name: &TopicName,
+    transactional_id: Option<&str>,
+    index: i32,
+    outcome: Outcome,
+) -> Result<AppendInfo, Refused> {
     let appending = match outcome {
         Outcome::Appending(appending) => appending,
         Outcome::Failed(code, text) => return Err((code, text).into()),
@@ -196,7 +240,7 @@ async fn finish(context: &Context, name: &TopicName, index: i32, outcome: Outcom
                 Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
                 Err(error) => return Err((errors::core_error(&error), Some(error.to_string())).into()),
             };
-            append(context, &topic, index, records)?
+            append(context, &topic, transactional_id, index, records)?
         }
     };
     appending.await.map_err(|error: CoreError| Refused::from(&error))
