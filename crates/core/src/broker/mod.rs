@@ -579,6 +579,13 @@ mod tests {
             [queue.clone()].into()
         );
         assert!(
+            broker
+                .bind("amq.fanout", Binding::new(Destination::Queue(queue.clone()), ""))
+                .await
+                .is_err(),
+            "an exchange of / cannot be bound to a queue of staging"
+        );
+        assert!(
             routed("amq.fanout", "x").expect("route").is_empty(),
             "the root vhost's amq.fanout is another exchange"
         );

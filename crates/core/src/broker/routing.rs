@@ -15,6 +15,7 @@ use crate::catalog::Event;
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, is_predeclared};
 use crate::messaging::Storing;
+use crate::vhost;
 
 /// Where one copy of a routed message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +139,15 @@ impl Broker {
     /// must exist (a queue, an exchange, or a Kafka topic). Recorded in the
     /// catalog when both ends survive a restart.
     pub async fn bind(&self, source: &str, binding: Binding) -> Result<()> {
+        // Bindings stay within a vhost (Kafka topics have none).
+        if let Destination::Queue(name) | Destination::Exchange(name) = &binding.destination
+            && vhost::split(name).0 != vhost::split(source).0
+        {
+            return Err(CoreError::Exchange(ExchangeError::InvalidArgument {
+                exchange: source.to_owned(),
+                reason: format!("cannot bind {name:?} of another vhost"),
+            }));
+        }
         let mut change = self.meta.change().await;
         let views = change.views();
         let destination_durable = match &binding.destination {
@@ -177,12 +187,7 @@ impl Broker {
     /// Removes a binding; removing one that does not exist is not an error.
     pub async fn unbind(&self, source: &str, binding: Binding) -> Result<()> {
         let mut change = self.meta.change().await;
-        let recorded = change
-            .catalog()
-            .routing
-            .bindings
-            .iter()
-            .any(|defined| defined.source == source && defined.binding == binding);
+        let recorded = change.catalog().routing.has_binding(source, &binding);
         let event = Event::BindingRemoved {
             source: source.to_owned(),
             binding,
@@ -223,12 +228,7 @@ impl Broker {
                 reason: "a replaced binding keeps its destination".to_owned(),
             }));
         }
-        let recorded = change
-            .catalog()
-            .routing
-            .bindings
-            .iter()
-            .any(|defined| defined.source == source && defined.binding == old);
+        let recorded = change.catalog().routing.has_binding(source, &old);
         let event = Event::BindingReplaced {
             source: source.to_owned(),
             old,

@@ -86,6 +86,15 @@ pub struct Definitions {
     pub bindings: Vec<BindingDefinition>,
 }
 
+impl Definitions {
+    /// Whether `binding` of exchange `source` is among them.
+    pub fn has_binding(&self, source: &str, binding: &Binding) -> bool {
+        self.bindings
+            .iter()
+            .any(|defined| defined.source == source && defined.binding == *binding)
+    }
+}
+
 /// What a removal took away: the bindings removed, and the auto-delete
 /// exchanges left without bindings as a source, which the caller should now
 /// delete (RabbitMQ deletes them; deleting one may report more).
