@@ -53,6 +53,20 @@ fn librdkafka_groups_split_describe_and_survive_a_killed_member() {
 }
 
 #[test]
+fn librdkafka_member_killed_during_a_rebalance_is_expired_after_its_session_timeout() {
+    let (_dir, server) = server();
+    let output = run_script(&server, "kafka/group_expiry_confluent.py", &["kill"]);
+    eprintln!("{}", output.stdout);
+}
+
+#[test]
+fn after_a_storm_of_100_librdkafka_members_dying_a_new_member_gets_every_partition_within_seconds() {
+    let (_dir, server) = server();
+    let output = run_script(&server, "kafka/group_expiry_confluent.py", &["storm"]);
+    eprintln!("{}", output.stdout);
+}
+
+#[test]
 fn a_group_consumer_resumes_from_committed_offsets_after_the_broker_restarts_under_it() {
     use std::io::{BufRead, BufReader, Write};
     let dir = tempfile::tempdir().expect("tempdir");

@@ -7,8 +7,12 @@ use bytes::Bytes;
 use conveyor_kafka::client::Client;
 use conveyor_log::record::{BatchBuilder, Record};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DeleteRecordsRequest, InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use support::Server;
 
@@ -23,12 +27,16 @@ fn batch(producer_id: i64, sequence: i32, values: &[&str]) -> Bytes {
 }
 
 fn produce(records: Bytes) -> ProduceRequest {
+    produce_to("idempotence", records)
+}
+
+fn produce_to(topic: &'static str, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
             TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str("idempotence")))
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
                 .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
         ])
 }
@@ -116,5 +124,70 @@ async fn a_duplicate_batch_resent_after_a_restart_is_not_written_twice_and_a_gap
     assert_eq!(
         (second.producer_id, second.producer_epoch),
         (first.producer_id, first.producer_epoch + 1)
+    );
+}
+
+async fn create_topic(client: &mut Client, topic: &str) -> (i16, String) {
+    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let response = client.send(&request, 5).await.expect("CreateTopics");
+    let result = &response.topics[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(|text| text.to_string()).unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_and_colliding_topic_names_are_refused_and_a_partition_listed_twice_is_not_truncated() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let mut client = Client::connect(&server.kafka_addr.to_string()).await.expect("connect");
+    let invalid_topic = ResponseError::InvalidTopicException.code();
+    for internal in ["__consumer_offsets", "__transaction_state"] {
+        let (code, message) = create_topic(&mut client, internal).await;
+        assert_eq!(code, invalid_topic, "{internal}: {message}");
+    }
+    assert_eq!(create_topic(&mut client, "orders.eu").await.0, 0);
+    let (code, message) = create_topic(&mut client, "orders_eu").await;
+    assert_eq!(code, invalid_topic);
+    assert_eq!(message, "Topic 'orders_eu' collides with existing topic: orders.eu");
+    assert_eq!(
+        create_topic(&mut client, "orders.eu").await.0,
+        ResponseError::TopicAlreadyExists.code()
+    );
+
+    let mut builder = BatchBuilder::new(1_700_000_000_000);
+    for value in ["a", "b", "c"] {
+        builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
+    }
+    let produce = produce_to("orders.eu", builder.build());
+    let produced = client.send(&produce, PRODUCE_VERSION).await.expect("produce");
+    assert_eq!(outcome(&produced), (0, 0));
+    let twice = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders.eu")))
+            .with_partitions(vec![
+                DeleteRecordsPartition::default().with_partition_index(0).with_offset(1),
+                DeleteRecordsPartition::default().with_partition_index(0).with_offset(2),
+            ]),
+    ]);
+    let response = client.send(&twice, 2).await.expect("DeleteRecords");
+    let codes: Vec<i16> = response.topics[0].partitions.iter().map(|partition| partition.error_code).collect();
+    assert_eq!(codes, vec![ResponseError::InvalidRequest.code(); 2]);
+    let once = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders.eu")))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(1)]),
+    ]);
+    let response = client.send(&once, 2).await.expect("DeleteRecords");
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(
+        (partition.error_code, partition.low_watermark),
+        (0, 1),
+        "the refused request truncated nothing; this one moves the start from 0 to 1"
     );
 }

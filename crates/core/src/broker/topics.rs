@@ -20,7 +20,7 @@ use crate::partitioner;
 use crate::producer::PendingAppend;
 use crate::topic::Topic;
 use crate::topic_config::TopicConfig;
-use crate::topic_name::validate_topic_name;
+use crate::topic_name::validate_new_topic_name;
 
 /// Producer ids are reserved in the catalog this many at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -78,7 +78,11 @@ impl Broker {
         partitions: Option<u32>,
         configs: &BTreeMap<String, String>,
     ) -> Result<(u32, TopicConfig)> {
-        validate_topic_name(name)?;
+        {
+            let views = self.meta.current();
+            let existing = views.topics.keys().chain(views.streams.keys()).map(String::as_str);
+            validate_new_topic_name(name, existing)?;
+        }
         let partitions = partitions.unwrap_or(self.config().default_partitions);
         let config = TopicConfig::new(configs.clone())?;
         if self.topic(name).is_some() {

@@ -287,10 +287,12 @@ impl GroupCoordinator {
                     .map_err(|reached| GroupError::GroupMaxSizeReached(reached.to_string()))?;
                 member_id = new_member_id(&request.client_id);
                 if request.require_known_member_id && request.group_instance_id.is_none() {
-                    group.pending_member_ids.insert(member_id.clone());
+                    group
+                        .pending_member_ids
+                        .insert(member_id.clone(), now_ms + i64::from(request.session_timeout_ms));
                     return Err(GroupError::MemberIdRequired(member_id));
                 }
-            } else if !group.members.contains_key(&member_id) && !group.pending_member_ids.remove(&member_id) {
+            } else if !group.members.contains_key(&member_id) && group.pending_member_ids.remove(&member_id).is_none() {
                 return Err(GroupError::UnknownMemberId);
             }
             let join_order = group.next_join_order;
@@ -466,20 +468,9 @@ impl GroupCoordinator {
         let now_ms = self.clock.now_ms();
         let mut groups = self.groups.lock();
         for group in groups.values_mut() {
-            if matches!(group.state, GroupState::Stable | GroupState::CompletingRebalance) {
-                let expired: Vec<String> = group
-                    .members
-                    .values()
-                    .filter(|member| now_ms - member.last_heartbeat_ms > i64::from(member.session_timeout_ms))
-                    .map(|member| member.id.clone())
-                    .collect();
-                if !expired.is_empty() {
-                    tracing::info!(group = group.id, members = ?expired, "session timeout expired; rebalancing");
-                    for member_id in &expired {
-                        group.remove_member(member_id);
-                    }
-                    group.prepare_rebalance(now_ms);
-                }
+            let expired = group.expire_sessions(now_ms);
+            if !expired.is_empty() {
+                tracing::info!(group = group.id, members = ?expired, "session timeout expired; rebalancing");
             }
             group.maybe_complete_join(now_ms);
         }
@@ -856,6 +847,125 @@ mod tests {
             .expect("rejoin");
         assert_eq!(rejoined.generation_id, 2);
         assert_eq!(rejoined.members.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_member_that_does_not_rejoin_is_expired_during_a_rebalance_after_its_session_timeout() {
+        let fixture = fixture();
+        let first = join(&fixture, &["range"]).await;
+        let second = join(&fixture, &["range"]).await;
+        pass(&fixture, 400);
+        let (first, second) = (
+            first.await.expect("task").expect("join"),
+            second.await.expect("task").expect("join"),
+        );
+        fixture
+            .coordinator
+            .sync("g", &first.member_id, None, 1, Vec::new())
+            .await
+            .expect("sync");
+        // A third member starts a rebalance; the second is killed before it rejoins.
+        let third = join(&fixture, &["range"]).await;
+        assert_eq!(fixture.coordinator.describe("g").state, GroupState::PreparingRebalance);
+        let coordinator = Arc::clone(&fixture.coordinator);
+        let request = join_request(&first.member_id, &["range"]);
+        let first_again = tokio::spawn(async move { coordinator.join(request).await });
+        tokio::task::yield_now().await;
+        // The session timeout is 10 s, the rebalance timeout 30 s: the round
+        // completes without the second member after the former.
+        for _ in 0..11 {
+            assert!(!third.is_finished(), "the round waits for the second member's session");
+            pass(&fixture, 1_000);
+        }
+        for _ in 0..100 {
+            if third.is_finished() && first_again.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            third.is_finished() && first_again.is_finished(),
+            "the round completed without the member that did not rejoin"
+        );
+        let third = third.await.expect("task").expect("join");
+        let first_again = first_again.await.expect("task").expect("rejoin");
+        assert_eq!((third.generation_id, first_again.generation_id), (2, 2));
+        let leader = if first_again.members.is_empty() { &third } else { &first_again };
+        let members: Vec<&String> = leader.members.iter().map(|(id, _, _)| id).collect();
+        assert_eq!(members, vec![&first.member_id, &third.member_id]);
+        assert_eq!(
+            fixture.coordinator.heartbeat("g", &second.member_id, None, 1),
+            Err(GroupError::UnknownMemberId)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_member_id_expires_after_the_session_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let offsets = OffsetStore::open(dir.path(), clock.clone()).expect("offsets");
+        let limits = Arc::new(Limits::new(crate::limits::LimitsConfig {
+            group_members_max: 2,
+            ..crate::limits::LimitsConfig::default()
+        }));
+        let config = GroupConfig {
+            limits,
+            ..GroupConfig::default()
+        };
+        let fixture = Fixture {
+            coordinator: Arc::new(GroupCoordinator::new(offsets, clock.clone(), config)),
+            clock,
+            _dir: dir,
+        };
+        let first = join(&fixture, &["range"]).await;
+        pass(&fixture, 400);
+        let first = first.await.expect("task").expect("join");
+        fixture
+            .coordinator
+            .sync("g", &first.member_id, None, 1, Vec::new())
+            .await
+            .expect("sync");
+        // A client asks for a member id and never comes back: the group is full.
+        let abandoned = fixture.coordinator.join(join_request("", &["range"])).await;
+        assert!(matches!(abandoned, Err(GroupError::MemberIdRequired(_))), "{abandoned:?}");
+        let refused = fixture.coordinator.join(join_request("", &["range"])).await;
+        assert!(matches!(refused, Err(GroupError::GroupMaxSizeReached(_))), "{refused:?}");
+        // The first member heartbeats; after the session timeout the pending id is gone.
+        for _ in 0..11 {
+            pass(&fixture, 1_000);
+            assert_eq!(fixture.coordinator.heartbeat("g", &first.member_id, None, 1), Ok(()));
+        }
+        let again = fixture.coordinator.join(join_request("", &["range"])).await;
+        assert!(matches!(again, Err(GroupError::MemberIdRequired(_))), "room again: {again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_member_waiting_for_the_rebalance_to_complete_is_not_expired() {
+        let fixture = fixture();
+        let first = join(&fixture, &["range"]).await;
+        pass(&fixture, 400);
+        let first = first.await.expect("task").expect("join");
+        fixture
+            .coordinator
+            .sync("g", &first.member_id, None, 1, Vec::new())
+            .await
+            .expect("sync");
+        // The second member joins and waits; the first keeps heartbeating
+        // (busy, it does not rejoin) until the 30 s rebalance timeout.
+        let second = join(&fixture, &["range"]).await;
+        for _ in 0..29 {
+            pass(&fixture, 1_000);
+            assert_eq!(
+                fixture.coordinator.heartbeat("g", &first.member_id, None, 1),
+                Err(GroupError::RebalanceInProgress)
+            );
+        }
+        assert!(!second.is_finished(), "the round waits for the rebalance timeout");
+        pass(&fixture, 1_000);
+        let second = second.await.expect("task").expect("join past its session timeout");
+        assert_eq!(second.generation_id, 2);
+        assert_eq!(second.leader_id, second.member_id);
+        assert_eq!(second.members.len(), 1, "the member that did not rejoin is out");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! choosing the protocol and completing a join round. The coordinator
 //! (`coordinator.rs`) owns the groups, the clock and the offsets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -49,8 +49,10 @@ pub(super) struct Group {
     pub(super) protocol_name: Option<String>,
     pub(super) leader_id: Option<String>,
     pub(super) members: BTreeMap<String, Member>,
-    /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined with.
-    pub(super) pending_member_ids: HashSet<String>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined with, each
+    /// with the time it expires (the join's session timeout from then on, as
+    /// Kafka expires pending members).
+    pub(super) pending_member_ids: HashMap<String, i64>,
     /// group.instance.id → member id.
     pub(super) static_members: HashMap<String, String>,
     /// When the current rebalance gives up on members that have not rejoined.
@@ -72,7 +74,7 @@ impl Group {
             protocol_name: None,
             leader_id: None,
             members: BTreeMap::new(),
-            pending_member_ids: HashSet::new(),
+            pending_member_ids: HashMap::new(),
             static_members: HashMap::new(),
             rebalance_deadline_ms: 0,
             join_not_before_ms: 0,
@@ -173,6 +175,38 @@ impl Group {
         if self.leader_id.as_deref() == Some(member_id) {
             self.leader_id = None;
         }
+    }
+
+    /// Kafka's `onExpireHeartbeat`, in every state: removes the pending
+    /// member ids and the members whose session timed out, and returns the
+    /// members removed. A member that rejoined during the current rebalance
+    /// is waiting for it to complete and needs no heartbeat; every other
+    /// member, including one that has not rejoined yet, must heartbeat
+    /// within its session timeout, or a member killed during a rebalance
+    /// would hold its group in PreparingRebalance until the rebalance
+    /// timeout (`max.poll.interval.ms`). A Stable or CompletingRebalance
+    /// group that loses a member rebalances; a rebalancing one completes
+    /// without it at the next [`Group::maybe_complete_join`].
+    pub(super) fn expire_sessions(&mut self, now_ms: i64) -> Vec<String> {
+        self.pending_member_ids.retain(|_, expires_at_ms| *expires_at_ms > now_ms);
+        let rebalancing = self.state == GroupState::PreparingRebalance;
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|member| !(rebalancing && member.joined))
+            .filter(|member| now_ms - member.last_heartbeat_ms > i64::from(member.session_timeout_ms))
+            .map(|member| member.id.clone())
+            .collect();
+        if expired.is_empty() {
+            return expired;
+        }
+        for member_id in &expired {
+            self.remove_member(member_id);
+        }
+        if matches!(self.state, GroupState::Stable | GroupState::CompletingRebalance) {
+            self.prepare_rebalance(now_ms);
+        }
+        expired
     }
 
     /// Completes the rebalance if every member rejoined (and the initial

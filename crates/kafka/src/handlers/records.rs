@@ -2,6 +2,8 @@
 //! OffsetForLeaderEpoch (where an epoch ends: a one-node cluster has only
 //! epoch 0, which ends at the high watermark).
 
+use std::collections::HashMap;
+
 use conveyor_log::Log;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
@@ -62,15 +64,32 @@ where
 }
 
 pub async fn delete_records(context: &Context, connection: &ConnectionInfo, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    // A partition listed twice gets INVALID_REQUEST at each listing and is
+    // left alone: which of its offsets was meant is not ours to guess (the
+    // rule of Kafka's ListOffsets and OffsetForLeaderEpoch for duplicates).
+    let mut listings: HashMap<(&str, i32), usize> = HashMap::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            *listings.entry((topic.name.as_str(), partition.partition_index)).or_default() += 1;
+        }
+    }
     let requests = request
         .topics
         .iter()
         .flat_map(|topic| {
-            topic.partitions.iter().map(|partition| {
-                (
-                    partition_log(context, connection, &topic.name, partition.partition_index, Operation::Delete),
-                    partition.offset,
-                )
+            let listings = &listings;
+            topic.partitions.iter().map(move |partition| {
+                let log = if listings
+                    .get(&(topic.name.as_str(), partition.partition_index))
+                    .copied()
+                    .unwrap_or(0)
+                    > 1
+                {
+                    Err(ResponseError::InvalidRequest)
+                } else {
+                    partition_log(context, connection, &topic.name, partition.partition_index, Operation::Delete)
+                };
+                (log, partition.offset)
             })
         })
         .collect();
