@@ -107,3 +107,16 @@ fn librdkafka_admin_alters_configs_adds_partitions_deletes_records_and_lists_off
     let (_dir, server) = server();
     run_script(&server, "kafka/admin_confluent.py", &[]);
 }
+
+#[test]
+fn librdkafka_lists_the_offset_and_timestamp_of_the_record_with_the_largest_timestamp() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/max_timestamp_confluent.py", &[]);
+}
+
+#[test]
+fn kafka_python_describes_the_log_dir_with_partition_sizes_and_free_space() {
+    let (_dir, server) = server();
+    let data_dir = server.data_dir.to_string_lossy().into_owned();
+    run_script(&server, "kafka/log_dirs_kafka_python.py", &[&data_dir]);
+}

@@ -8,6 +8,7 @@ mod configs;
 mod fetch;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -241,6 +242,12 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
                 metadata::describe_cluster(&context, &connection, body)
+            }))
+        }
+        ApiKey::DescribeLogDirs => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                log_dirs::describe(&context, &connection, body).await
             }))
         }
         ApiKey::CreateAcls => {
