@@ -120,3 +120,9 @@ fn kafka_python_describes_the_log_dir_with_partition_sizes_and_free_space() {
     let data_dir = server.data_dir.to_string_lossy().into_owned();
     run_script(&server, "kafka/log_dirs_kafka_python.py", &[&data_dir]);
 }
+
+#[test]
+fn share_consumers_split_a_partition_and_release_redelivers_while_reject_does_not() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_groups_confluent.py", &[]);
+}

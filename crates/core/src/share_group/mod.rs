@@ -4,9 +4,11 @@
 //! members, their epochs and assignments are `membership.rs`. No wire
 //! format here; the Kafka door translates.
 
+mod coordinator;
 mod membership;
 mod share_partition;
 
+pub use coordinator::ShareGroupCoordinator;
 pub use membership::{
     HEARTBEAT_INTERVAL_MS_DEFAULT, Heartbeat, HeartbeatReply, JOIN_EPOCH, LEAVE_EPOCH, MembershipError, SESSION_TIMEOUT_MS_DEFAULT,
     ShareGroup, ShareGroups, ShareMember,

@@ -135,6 +135,17 @@ impl SharePartition {
         Ok(durable)
     }
 
+    /// Gives back acquired records `member` was never sent (they did not
+    /// fit the response): that acquisition was no delivery, so their
+    /// delivery counts go back.
+    pub fn give_back(&self, member: ConsumerId, offsets: impl IntoIterator<Item = u64>) -> Result<(), QueueError> {
+        for offset in offsets {
+            drop(self.cursor.defer(member, offset, 0)?);
+        }
+        self.cursor.notify_available();
+        Ok(())
+    }
+
     /// Makes the records whose lock ran out available again; their offsets.
     pub fn expire_locks(&self) -> Vec<u64> {
         let expired = self.cursor.expire_locks();

@@ -15,6 +15,7 @@ mod produce;
 mod producers;
 mod records;
 mod scram_credentials;
+mod share_groups;
 mod topics;
 mod transactions;
 
@@ -242,6 +243,24 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
                 metadata::describe_cluster(&context, &connection, body)
+            }))
+        }
+        ApiKey::ShareGroupHeartbeat => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::heartbeat(&context, &connection, body).await
+            }))
+        }
+        ApiKey::ShareFetch => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::fetch(&context, &connection, body).await
+            }))
+        }
+        ApiKey::ShareAcknowledge => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::acknowledge_request(&context, &connection, body).await
             }))
         }
         ApiKey::DescribeLogDirs => {
