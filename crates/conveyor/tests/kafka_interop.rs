@@ -155,3 +155,9 @@ fn a_share_groups_accepted_records_stay_accepted_and_the_rest_are_delivered_afte
     );
     assert_eq!(rest.last().map(String::as_str), Some("ok"));
 }
+
+#[test]
+fn a_share_consumers_unacknowledged_record_is_redelivered_to_another_after_the_lock_duration() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_lock_expiry_confluent.py", &[]);
+}
