@@ -161,3 +161,9 @@ fn a_share_consumers_unacknowledged_record_is_redelivered_to_another_after_the_l
     let (_dir, server) = server();
     run_script(&server, "kafka/share_lock_expiry_confluent.py", &[]);
 }
+
+#[test]
+fn a_share_group_set_to_earliest_through_incremental_alter_configs_gets_records_from_before_its_first_fetch() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_auto_offset_reset_confluent.py", &[]);
+}
