@@ -35,6 +35,7 @@ fn harness() -> &'static Harness {
         let context = Arc::new(Context {
             broker,
             config: KafkaConfig::default(),
+            share_sessions: Default::default(),
         });
         Harness { runtime, context, _dir: dir }
     })

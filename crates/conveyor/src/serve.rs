@@ -141,6 +141,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             frame_bytes_max: usize::try_from(limits.kafka_request_bytes_max).unwrap_or(usize::MAX),
             ..conveyor_kafka::KafkaConfig::default()
         },
+        share_sessions: conveyor_kafka::share_session::ShareSessions::default(),
     });
     let mut door_tasks = vec![tokio::spawn(conveyor_kafka::serve(
         kafka,

@@ -109,3 +109,63 @@ fn librdkafka_admin_alters_configs_adds_partitions_deletes_records_and_lists_off
     let (_dir, server) = server();
     run_script(&server, "kafka/admin_confluent.py", &[]);
 }
+
+#[test]
+fn librdkafka_lists_the_offset_and_timestamp_of_the_record_with_the_largest_timestamp() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/max_timestamp_confluent.py", &[]);
+}
+
+#[test]
+fn kafka_python_describes_the_log_dir_with_partition_sizes_and_free_space() {
+    let (_dir, server) = server();
+    let data_dir = server.data_dir.to_string_lossy().into_owned();
+    run_script(&server, "kafka/log_dirs_kafka_python.py", &[&data_dir]);
+}
+
+#[test]
+fn share_consumers_split_a_partition_and_release_redelivers_while_reject_does_not() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_groups_confluent.py", &[]);
+}
+
+#[test]
+fn a_share_groups_accepted_records_stay_accepted_and_the_rest_are_delivered_after_a_broker_restart() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kafka = format!("127.0.0.1:{}", support::free_port());
+    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    let mut client = support::spawn_script(&server, "kafka/share_restart_confluent.py", &[]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let accepted = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(accepted, "accepted", "expected the script to accept records first");
+    assert!(server.terminate().0.success(), "SIGTERM exits 0");
+    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
+    let status = support::wait_bounded(&mut client, support::SCRIPT_TIMEOUT);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let errors: Vec<String> = support::forward_lines(client.stderr.take().expect("stderr")).iter().collect();
+    if status.is_none() {
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "script failed: {status:?}\nstdout: {rest:?}\nstderr:\n{}",
+        errors.join("\n")
+    );
+    assert_eq!(rest.last().map(String::as_str), Some("ok"));
+}
+
+#[test]
+fn a_share_consumers_unacknowledged_record_is_redelivered_to_another_after_the_lock_duration() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_lock_expiry_confluent.py", &[]);
+}
+
+#[test]
+fn a_share_group_set_to_earliest_through_incremental_alter_configs_gets_records_from_before_its_first_fetch() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_auto_offset_reset_confluent.py", &[]);
+}

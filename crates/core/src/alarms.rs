@@ -313,8 +313,24 @@ impl ResourceAlarms {
 
 /// Bytes an unprivileged writer can still use on the file system holding `path`.
 fn disk_free_bytes(path: &Path) -> Option<u64> {
+    file_system_bytes(path).map(|bytes| bytes.usable_bytes)
+}
+
+/// The size of a file system and what of it a writer can still use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSystemBytes {
+    pub total_bytes: u64,
+    /// Free bytes an unprivileged writer can use (statvfs's `f_bavail`).
+    pub usable_bytes: u64,
+}
+
+/// The file system holding `path`, measured by statvfs (blocking).
+pub fn file_system_bytes(path: &Path) -> Option<FileSystemBytes> {
     let stats = rustix::fs::statvfs(path).ok()?;
-    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    Some(FileSystemBytes {
+        total_bytes: stats.f_blocks.saturating_mul(stats.f_frsize),
+        usable_bytes: stats.f_bavail.saturating_mul(stats.f_frsize),
+    })
 }
 
 /// The process's resident memory (Linux's `VmRSS`).

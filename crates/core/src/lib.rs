@@ -25,6 +25,7 @@ mod queue_expiry;
 mod record_batches;
 pub mod redrive;
 pub mod redrive_tasks;
+pub mod share_group;
 pub mod stats;
 pub mod topic;
 pub mod topic_config;

@@ -10,6 +10,7 @@ mod errors;
 pub mod frame;
 mod handlers;
 mod sasl;
+pub mod share_session;
 pub mod versions;
 
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ impl Default for KafkaConfig {
 pub struct Context {
     pub broker: Arc<Broker>,
     pub config: KafkaConfig,
+    /// Share consumers' fetch sessions (KIP-932).
+    pub share_sessions: share_session::ShareSessions,
 }
 
 /// How long open connections get to finish in-flight requests at shutdown.

@@ -68,6 +68,7 @@ fn harness() -> &'static Harness {
                     frame_bytes_max: 1024 * 1024,
                     ..KafkaConfig::default()
                 },
+                share_sessions: Default::default(),
             });
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {

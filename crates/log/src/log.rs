@@ -296,6 +296,23 @@ impl Log {
         Ok(None)
     }
 
+    /// The offset and timestamp of the record with the largest timestamp (the
+    /// first such record when several share it), Kafka's ListOffsets
+    /// MAX_TIMESTAMP; `None` for a log that holds no record. A compressed
+    /// batch answers with its base offset, as [`Log::offset_for_timestamp`] does.
+    pub fn max_timestamp_record(&self) -> Result<Option<(u64, i64)>> {
+        if self.high_watermark() <= self.start_offset() {
+            return Ok(None);
+        }
+        let view = self.inner.shared.view.load();
+        let max_timestamp_ms = view.segments.iter().map(|segment| segment.max_timestamp_ms()).max();
+        match max_timestamp_ms {
+            // A segment that has held no record keeps `i64::MIN`.
+            Some(max_timestamp_ms) if max_timestamp_ms > i64::MIN => self.offset_for_timestamp(max_timestamp_ms),
+            _ => Ok(None),
+        }
+    }
+
     /// Offset after the last committed record: what consumers can read up to.
     pub fn high_watermark(&self) -> u64 {
         *self.inner.shared.high_watermark.borrow()

@@ -334,3 +334,32 @@ fn a_log_unchanged_since_it_was_opened_closes_without_writing_and_keeps_its_reco
     assert_eq!(appended.base_offset, 2);
     log.close().expect("close");
 }
+
+#[test]
+fn max_timestamp_record_is_the_first_record_with_the_largest_timestamp_across_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), config.clone()).expect("open");
+    assert_eq!(log.max_timestamp_record().expect("empty log"), None);
+    // Timestamps out of order: the largest sits inside a batch, in an early segment.
+    let mut builder = BatchBuilder::new(1000);
+    for (value, timestamp_ms) in [("a", 1000), ("peak", 9000), ("b", 1500), ("peak-again", 9000)] {
+        let mut record = Record::new(None, Some(value.as_bytes().to_vec()));
+        record.timestamp_ms = Some(timestamp_ms);
+        builder.push(record);
+    }
+    log.append(builder.build()).wait().expect("append");
+    for index in 0..10 {
+        log.append(batch(&[&format!("later-{index}")], 2000 + index))
+            .wait()
+            .expect("append");
+    }
+    assert!(log.segment_count() > 2, "rolled: {}", log.segment_count());
+    assert_eq!(log.max_timestamp_record().expect("lookup"), Some((1, 9000)));
+    log.close().expect("close");
+    let log = Log::open(dir.path(), config).expect("reopen");
+    assert_eq!(log.max_timestamp_record().expect("after reopen"), Some((1, 9000)));
+}

@@ -77,6 +77,8 @@ pub struct Broker {
     _lock: File,
     cluster_id: String,
     groups: Arc<GroupCoordinator>,
+    /// Share groups (KIP-932): members and share-partitions.
+    share_groups: Arc<crate::share_group::ShareGroupCoordinator>,
     /// Transactional ids and their transactions.
     transactions: Arc<TransactionCoordinator>,
     /// Disk and memory alarms: while one is on, publishers wait.
@@ -118,6 +120,12 @@ impl Broker {
         };
         let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), group_config));
         let transactions = TransactionCoordinator::open(&data_dir.join("transactions"), Arc::clone(&clock))?;
+        let share_groups = Arc::new(crate::share_group::ShareGroupCoordinator::new(
+            data_dir.join("share-groups"),
+            Arc::clone(&clock),
+            crate::share_group::SharePartitionConfig::default(),
+            crate::share_group::SESSION_TIMEOUT_MS_DEFAULT,
+        ));
         let stats = Arc::new(Stats::default());
         let state = catalog.state();
         let mut views = Views::of_catalog(state)?;
@@ -131,6 +139,7 @@ impl Broker {
             _lock: lock,
             cluster_id,
             groups,
+            share_groups,
             transactions: Arc::new(transactions),
             redrive_tasks: RedriveTasks::default(),
             header_reader: std::sync::OnceLock::new(),
@@ -211,6 +220,11 @@ impl Broker {
         &self.groups
     }
 
+    /// Share groups (KIP-932).
+    pub fn share_groups(&self) -> &Arc<crate::share_group::ShareGroupCoordinator> {
+        &self.share_groups
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.meta.clock
     }
@@ -220,6 +234,7 @@ impl Broker {
     /// close on [`CLOSING_THREADS`] threads side by side, so the file
     /// system groups their fsyncs rather than taking them one at a time.
     pub fn close(&self) -> Result<()> {
+        self.share_groups.close();
         let views = self.meta.views();
         enum Closing<'a> {
             Partition(&'a str, conveyor_log::Log),

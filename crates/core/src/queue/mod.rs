@@ -23,7 +23,7 @@ pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
 pub use journal::JOURNAL_RESERVE_BYTES;
 pub use policy::{DeadLetterStrategy, Overflow, QueuePolicy, QueueType, StreamRetention};
-pub use queue::{Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
+pub use queue::{CursorStart, Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, GroupKey, JournalEvent, ShareCursor,
     ShareCursorConfig,

@@ -1,7 +1,9 @@
 //! One queue: its message log (`<dir>/messages/`) and its journaled share
 //! cursor (`<dir>/cursor/`). Publishes append records; acquisitions read them
 //! back with their delivery counts. Knows records and delivery state, no
-//! protocol: AMQP, SQS and Kafka share groups translate to it.
+//! protocol: AMQP, SQS and Kafka share groups translate to it. A Kafka share
+//! group's cursor runs over a partition log the queue does not own
+//! ([`Queue::open_over`]): it never cuts nor closes that log.
 
 use std::future::Future;
 use std::ops::Range;
@@ -18,9 +20,21 @@ use tracing::{info, warn};
 
 use super::QueueError;
 use super::policy::headers;
-use super::share_cursor::{Archived, ConsumerId, CursorImage, OrderFacts, ShareCursor, ShareCursorConfig};
+use super::share_cursor::{Acquisition, Archived, ConsumerId, CursorImage, OrderFacts, ShareCursor, ShareCursorConfig};
 use crate::journal::{Appended, JournalConfig, Journaled, StateMachine};
 use crate::record_batches::decode_batches;
+
+/// Where the cursor of a queue opened over someone else's log
+/// ([`Queue::open_over`]) starts the first time it is opened (KIP-932's
+/// `share.auto.offset.reset`); later opens resume from its journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CursorStart {
+    /// The log's start offset: every record still there is delivered.
+    Earliest,
+    /// The log's high watermark: only records appended from now on.
+    #[default]
+    Latest,
+}
 
 /// Settings of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +175,9 @@ pub struct Queue {
     dir: PathBuf,
     config: QueueConfig,
     messages: Log,
+    /// Whether `messages` is the queue's own (cut below the settled prefix,
+    /// closed with the queue) or a partition's log the cursor only reads.
+    owns_messages: bool,
     /// The cursor's journal: its events, appended under `state`. Shared
     /// with the snapshot writer, which runs off the async reactor.
     journal: Arc<Journaled<CursorImage>>,
@@ -188,6 +205,37 @@ impl Queue {
     pub fn open(dir: impl Into<PathBuf>, config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Queue, QueueError> {
         let dir = dir.into();
         let messages = Log::open_with_clock(dir.join("messages"), config.log.clone(), Arc::clone(&clock))?;
+        Queue::open_on(dir, messages, true, None, config, clock)
+    }
+
+    /// Opens (or creates) a share cursor in `dir` over `messages`, a log the
+    /// queue does not own (a Kafka partition's): snapshots never cut it and
+    /// closing the queue leaves it open. A cursor opened for the first time
+    /// starts at `start`, made durable before this returns. Blocking.
+    pub fn open_over(
+        dir: impl Into<PathBuf>,
+        messages: Log,
+        start: CursorStart,
+        config: QueueConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Queue, QueueError> {
+        let dir = dir.into();
+        let fresh = !dir.join("cursor").exists();
+        let first_start = fresh.then(|| match start {
+            CursorStart::Earliest => messages.start_offset(),
+            CursorStart::Latest => messages.high_watermark(),
+        });
+        Queue::open_on(dir, messages, false, first_start, config, clock)
+    }
+
+    fn open_on(
+        dir: PathBuf,
+        messages: Log,
+        owns_messages: bool,
+        first_start: Option<u64>,
+        config: QueueConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Queue, QueueError> {
         let journal_config = JournalConfig {
             durability: config.log.durability,
             segment_bytes: 16 * 1024 * 1024,
@@ -199,6 +247,9 @@ impl Queue {
         };
         let (journal, replayed) = Journaled::<CursorImage>::open(&dir.join("cursor"), journal_config, Arc::clone(&clock))?;
         let (mut image, replayed) = (replayed.state, replayed.events);
+        if let Some(first_start) = first_start {
+            image.start = first_start;
+        }
         let end = messages.high_watermark();
         // A journal ahead of the messages (a tail lost under a weaker
         // durability policy) must not settle messages published later at the
@@ -220,17 +271,21 @@ impl Queue {
             dir,
             config,
             messages,
+            owns_messages,
             journal: Arc::new(journal),
             clock,
             state: Mutex::new(State { cursor }),
             snapshot: Arc::new(Mutex::new(false)),
             available: tokio::sync::Notify::new(),
         };
-        if ahead_of_messages {
+        if ahead_of_messages || first_start.is_some() {
             // The journal's events for the lost offsets would otherwise be
             // replayed again at the next open, onto new messages. A snapshot
             // of the trimmed state covers (and hides) them.
-            warn!(queue = %queue.dir.display(), end, "cursor state past the end of the message log discarded");
+            // A first start is kept the same way.
+            if ahead_of_messages {
+                warn!(queue = %queue.dir.display(), end, "cursor state past the end of the message log discarded");
+            }
             queue.write_snapshot()?;
         }
         Ok(queue)
@@ -382,6 +437,24 @@ impl Queue {
             dead_letters,
             durable,
         })
+    }
+
+    /// [`Queue::acquire`] that reads no record: the offsets acquired (with
+    /// their delivery counts, lowest first) and those archived past the
+    /// delivery limit, for a caller that serves the log's stored batches
+    /// itself (a Kafka share fetch). Durable messages only; no message
+    /// groups or priorities (a partition's cursor has neither).
+    pub fn acquire_offsets(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> (Acquisition, Durable) {
+        let now_ms = self.clock.now_ms();
+        let mut state = self.state.lock();
+        state.cursor.truncate_to(self.messages.start_offset());
+        let end = self.messages.high_watermark();
+        state.cursor.set_end(end);
+        let acquisition = state.cursor.acquire_below(consumer, max_messages, lock_ms, now_ms, end);
+        let durable = self.enqueue_events(&mut state);
+        drop(state);
+        self.maybe_snapshot();
+        (acquisition, durable)
     }
 
     /// The consumer is done with the message; it is never delivered again.
@@ -641,7 +714,9 @@ impl Queue {
         let mut closed = self.snapshot.lock();
         *closed = true;
         self.journal.close()?;
-        self.messages.close()?;
+        if self.owns_messages {
+            self.messages.close()?;
+        }
         Ok(())
     }
 
@@ -666,7 +741,7 @@ impl Queue {
         let writer = SnapshotWriter {
             dir: self.dir.clone(),
             journal: Arc::clone(&self.journal),
-            messages: self.messages.clone(),
+            messages: self.owns_messages.then(|| self.messages.clone()),
             serial: Arc::clone(&self.snapshot),
         };
         let write = move || {
@@ -693,7 +768,8 @@ impl Queue {
     fn write_snapshot(&self) -> Result<(), QueueError> {
         let serial = self.snapshot.lock();
         let (image, journal_offset) = self.snapshot_image();
-        SnapshotWriter::write_locked(&self.journal, &self.messages, &image, journal_offset)?;
+        let messages = self.owns_messages.then_some(&self.messages);
+        SnapshotWriter::write_locked(&self.journal, messages, &image, journal_offset)?;
         drop(serial);
         Ok(())
     }
@@ -843,7 +919,8 @@ impl Queue {
 struct SnapshotWriter {
     dir: PathBuf,
     journal: Arc<Journaled<CursorImage>>,
-    messages: Log,
+    /// The message log to cut below the settled prefix, if the queue owns it.
+    messages: Option<Log>,
     serial: Arc<Mutex<bool>>,
 }
 
@@ -857,15 +934,23 @@ impl SnapshotWriter {
         if *closed {
             return Ok(());
         }
-        Self::write_locked(&self.journal, &self.messages, image, journal_offset)?;
+        Self::write_locked(&self.journal, self.messages.as_ref(), image, journal_offset)?;
         drop(closed);
         Ok(())
     }
 
     /// Writes the snapshot, then drops the messages it settles. The caller
     /// holds the queue's snapshot lock. Blocking.
-    fn write_locked(journal: &Journaled<CursorImage>, messages: &Log, image: &CursorImage, journal_offset: u64) -> Result<(), QueueError> {
+    fn write_locked(
+        journal: &Journaled<CursorImage>,
+        messages: Option<&Log>,
+        image: &CursorImage,
+        journal_offset: u64,
+    ) -> Result<(), QueueError> {
         journal.write_snapshot(&image.snapshot(), journal_offset)?;
+        let Some(messages) = messages else {
+            return Ok(());
+        };
         // The snapshot is durable and says everything below its start is
         // settled, so the messages there are never read again: drop them
         // (whole segments go; the log's start offset moves).

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use conveyor_core::queue::CursorStart;
 use conveyor_core::topic_config::{ConfigEntry, TopicConfig, TopicDefaults, keys};
 use conveyor_core::{BrokerConfig, CoreError};
 use kafka_protocol::ResponseError;
@@ -24,6 +25,10 @@ use crate::{Context, errors};
 /// Resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// KIP-848/KIP-932's GROUP config resource.
+const RESOURCE_GROUP: i8 = 32;
+/// The one group config served: where a new share-partition starts.
+const SHARE_AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 
 /// Config sources (also used in CreateTopics v5+ replies).
 pub const SOURCE_TOPIC: i8 = 1;
@@ -306,6 +311,45 @@ pub async fn alter(context: &Context, connection: &ConnectionInfo, request: Alte
     AlterConfigsResponse::default().with_responses(responses)
 }
 
+/// A group's configs: `share.auto.offset.reset` (`latest`, the default, or
+/// `earliest`), SET or DELETE, for the group's share-partitions created
+/// from now on. Kept in memory only: set it again after a restart (a
+/// share-partition, once created, resumes from its journal anyway).
+fn alter_group(
+    context: &Context,
+    connection: &ConnectionInfo,
+    group: &str,
+    changes: Vec<(String, i8, Option<String>)>,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    if !connection.allowed(context, &Resource::Group(group), Operation::AlterConfigs) {
+        return Err((ResponseError::GroupAuthorizationFailed, "Group authorization failed.".into()));
+    }
+    let mut start = None;
+    for (key, operation, value) in changes {
+        if key != SHARE_AUTO_OFFSET_RESET {
+            return Err((ResponseError::InvalidConfig, format!("group config {key} is not supported here")));
+        }
+        start = Some(match (operation, value.as_deref()) {
+            (OP_SET, Some("earliest")) => CursorStart::Earliest,
+            (OP_SET, Some("latest")) | (OP_DELETE, _) => CursorStart::Latest,
+            (OP_SET, other) => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("{SHARE_AUTO_OFFSET_RESET} must be earliest or latest, not {other:?}"),
+                ));
+            }
+            (other, _) => return Err((ResponseError::InvalidConfig, format!("operation {other} does not apply to {key}"))),
+        });
+    }
+    if let Some(start) = start
+        && !validate_only
+    {
+        context.broker.share_groups().set_auto_offset_reset(group, start);
+    }
+    Ok(())
+}
+
 /// IncrementalAlterConfigs: SET, DELETE, and APPEND / SUBTRACT on list configs.
 pub async fn incremental_alter(
     context: &Context,
@@ -316,6 +360,16 @@ pub async fn incremental_alter(
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let outcome = async {
+            if resource.resource_type == RESOURCE_GROUP {
+                let changes = resource.configs.iter().map(|config| {
+                    (
+                        config.name.to_string(),
+                        config.config_operation,
+                        config.value.as_ref().map(|value| value.to_string()),
+                    )
+                });
+                return alter_group(context, connection, &name, changes.collect(), request.validate_only);
+            }
             alter_target(context, connection, resource.resource_type, &name)?;
             let current = context
                 .broker

@@ -8,12 +8,14 @@ mod configs;
 mod fetch;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
 mod producers;
 mod records;
 mod scram_credentials;
+mod share_groups;
 mod topics;
 mod transactions;
 
@@ -241,6 +243,30 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
                 metadata::describe_cluster(&context, &connection, body)
+            }))
+        }
+        ApiKey::ShareGroupHeartbeat => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::heartbeat(&context, &connection, body).await
+            }))
+        }
+        ApiKey::ShareFetch => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::fetch(&context, &connection, body).await
+            }))
+        }
+        ApiKey::ShareAcknowledge => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::acknowledge_request(&context, &connection, body).await
+            }))
+        }
+        ApiKey::DescribeLogDirs => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                log_dirs::describe(&context, &connection, body).await
             }))
         }
         ApiKey::CreateAcls => {

@@ -1,0 +1,168 @@
+//! The share-group coordinator: every share group's membership
+//! (`membership.rs`) and the share-partitions of every group, opened on
+//! first use under `<data dir>/share-groups/<group, hex>/<topic id>/<partition>/`
+//! and kept open until the broker closes. Lock and session expiry are lazy:
+//! a share-partition ends expired locks before every acquisition, and
+//! members whose session ended are removed (their records released) at
+//! every heartbeat and fetch. Knows no wire format.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use conveyor_log::clock::Clock;
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use super::membership::{Heartbeat, HeartbeatReply, MembershipError, ShareGroup, ShareGroups};
+use super::share_partition::{SharePartition, SharePartitionConfig};
+use crate::Topic;
+use crate::queue::{ConsumerId, CursorStart, QueueError};
+
+/// A share-partition's key: group, topic id, partition.
+type PartitionKey = (String, uuid::Uuid, u32);
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct ShareGroupCoordinator {
+    root: PathBuf,
+    clock: Arc<dyn Clock>,
+    config: SharePartitionConfig,
+    /// Lock order: `membership` before `partitions`.
+    membership: Mutex<ShareGroups>,
+    partitions: Mutex<HashMap<PartitionKey, Arc<SharePartition>>>,
+    /// The cursor number of every member id seen since the broker started
+    /// (acquisitions are not durable, so the numbers need not be either).
+    consumers: Mutex<HashMap<String, ConsumerId>>,
+    /// `share.auto.offset.reset` per group (`latest` when unset).
+    auto_offset_reset: Mutex<HashMap<String, CursorStart>>,
+}
+
+impl ShareGroupCoordinator {
+    pub fn new(root: PathBuf, clock: Arc<dyn Clock>, config: SharePartitionConfig, session_timeout_ms: i64) -> ShareGroupCoordinator {
+        ShareGroupCoordinator {
+            root,
+            clock,
+            config,
+            membership: Mutex::new(ShareGroups::new(session_timeout_ms)),
+            partitions: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(HashMap::new()),
+            auto_offset_reset: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> SharePartitionConfig {
+        self.config
+    }
+
+    /// Applies a member's heartbeat (after expiring ended sessions).
+    pub fn heartbeat(&self, group: &str, heartbeat: Heartbeat) -> Result<HeartbeatReply, MembershipError> {
+        self.expire_members();
+        let leaving = heartbeat.member_epoch == super::membership::LEAVE_EPOCH;
+        let member_id = heartbeat.member_id.clone();
+        let reply = self.membership.lock().heartbeat(group, heartbeat, self.clock.now_ms())?;
+        if leaving {
+            self.release_member(group, &member_id);
+        }
+        Ok(reply)
+    }
+
+    /// Whether `member_id` is a member of `group` now.
+    pub fn is_member(&self, group: &str, member_id: &str) -> bool {
+        self.expire_members();
+        self.membership
+            .lock()
+            .group(group)
+            .is_some_and(|state| state.members.contains_key(member_id))
+    }
+
+    /// A copy of the group's members and epoch, if it exists.
+    pub fn describe(&self, group: &str) -> Option<ShareGroup> {
+        self.expire_members();
+        self.membership.lock().group(group).cloned()
+    }
+
+    /// Every share group's name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.membership.lock().names()
+    }
+
+    /// Sets the group's `share.auto.offset.reset`, for its share-partitions
+    /// opened from now on.
+    pub fn set_auto_offset_reset(&self, group: &str, start: CursorStart) {
+        self.auto_offset_reset.lock().insert(group.to_owned(), start);
+    }
+
+    /// The group's `share.auto.offset.reset`.
+    pub fn auto_offset_reset(&self, group: &str) -> CursorStart {
+        self.auto_offset_reset.lock().get(group).copied().unwrap_or_default()
+    }
+
+    /// The cursor number of a member.
+    pub fn consumer(&self, member_id: &str) -> ConsumerId {
+        let mut consumers = self.consumers.lock();
+        let next = ConsumerId(consumers.len() as u64 + 1);
+        *consumers.entry(member_id.to_owned()).or_insert(next)
+    }
+
+    /// The share-partition of `group` over partition `index` of `topic`,
+    /// opened (and created) on first use. Blocking the first time.
+    pub fn share_partition(&self, group: &str, topic: &Topic, index: u32) -> Result<Option<Arc<SharePartition>>, QueueError> {
+        let key = (group.to_owned(), topic.id, index);
+        if let Some(open) = self.partitions.lock().get(&key) {
+            return Ok(Some(Arc::clone(open)));
+        }
+        let Some(log) = topic.partition(index) else {
+            return Ok(None);
+        };
+        let dir = self.root.join(hex(group)).join(topic.id.to_string()).join(index.to_string());
+        let start = self.auto_offset_reset(group);
+        let mut partitions = self.partitions.lock();
+        if let Some(open) = partitions.get(&key) {
+            return Ok(Some(Arc::clone(open)));
+        }
+        // Opened under the lock so that two fetches never open one journal twice.
+        let opened = Arc::new(SharePartition::open(dir, log, start, self.config, Arc::clone(&self.clock))?);
+        info!(group, topic = %topic.name, partition = index, start = opened.start_offset(), "share-partition opened");
+        partitions.insert(key, Arc::clone(&opened));
+        Ok(Some(opened))
+    }
+
+    /// Removes members whose session ended and releases their records.
+    fn expire_members(&self) {
+        let expired = self.membership.lock().expire(self.clock.now_ms());
+        for (group, member_id) in expired {
+            info!(group, member_id, "share group member's session expired");
+            self.release_member(&group, &member_id);
+        }
+    }
+
+    fn release_member(&self, group: &str, member_id: &str) {
+        let consumer = self.consumer(member_id);
+        let partitions: Vec<Arc<SharePartition>> = self
+            .partitions
+            .lock()
+            .iter()
+            .filter(|((name, _, _), _)| name == group)
+            .map(|(_, partition)| Arc::clone(partition))
+            .collect();
+        for partition in partitions {
+            partition.release_member(consumer);
+        }
+    }
+
+    /// Closes every share-partition (a snapshot each). Blocking.
+    pub fn close(&self) {
+        let partitions: Vec<Arc<SharePartition>> = self.partitions.lock().drain().map(|(_, partition)| partition).collect();
+        for partition in partitions {
+            if let Err(error) = partition.close() {
+                warn!(%error, "closing a share-partition failed");
+            }
+        }
+    }
+}
+
+/// A group id as a directory name: any text, one safe name.
+fn hex(group: &str) -> String {
+    group.bytes().map(|byte| format!("{byte:02x}")).collect()
+}

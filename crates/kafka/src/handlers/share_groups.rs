@@ -1,0 +1,442 @@
+//! KIP-932 share groups on the wire: ShareGroupHeartbeat (the core's
+//! membership; the assignment is every partition of each subscribed
+//! topic), ShareFetch (acknowledgements, then acquisitions answered with
+//! the partition's stored batches and the acquired ranges) and
+//! ShareAcknowledge. Delivery rules are the core's share-partitions'.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::share_acknowledge_response::{self, ShareAcknowledgeTopicResponse};
+use kafka_protocol::messages::share_fetch_response::{
+    AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
+};
+use kafka_protocol::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{
+    BrokerId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use conveyor_core::auth::{Operation, Resource};
+use conveyor_core::queue::ConsumerId;
+use conveyor_core::share_group::{
+    AcknowledgeType, AcquiredRange, HEARTBEAT_INTERVAL_MS_DEFAULT, Heartbeat, MembershipError, SharePartition,
+};
+
+use crate::Context;
+use crate::connection::ConnectionInfo;
+use crate::share_session::CLOSE_EPOCH;
+
+/// The node every partition's leader is (Metadata's node id).
+const NODE_ID: i32 = 1;
+/// Records a ShareFetch takes when the client names no maximum.
+const MAX_RECORDS_DEFAULT: usize = 500;
+/// How often a waiting ShareFetch looks again for records released or
+/// whose lock expired (appends wake it at once).
+const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// KIP-932's GAP acknowledge type: offsets with no record, nothing to settle.
+const GAP: i8 = 0;
+
+pub async fn heartbeat(context: &Context, connection: &ConnectionInfo, request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse {
+    let group = request.group_id.0.to_string();
+    let mut response = ShareGroupHeartbeatResponse::default().with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS_DEFAULT as i32);
+    if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
+    let heartbeat = Heartbeat {
+        member_id: request.member_id.to_string(),
+        member_epoch: request.member_epoch,
+        subscribed_topics: request
+            .subscribed_topic_names
+            .map(|names| names.into_iter().map(|name| name.0.to_string()).collect()),
+    };
+    match context.broker.share_groups().heartbeat(&group, heartbeat) {
+        Ok(reply) => {
+            response.member_id = Some(StrBytes::from_string(reply.member_id));
+            response.member_epoch = reply.member_epoch;
+            if reply.member_epoch >= 0 {
+                let topic_partitions = reply
+                    .assigned_topics
+                    .iter()
+                    .filter(|name| connection.allowed(context, &Resource::Topic(name), Operation::Read))
+                    .filter_map(|name| context.broker.topic(name))
+                    .map(|topic| {
+                        TopicPartitions::default()
+                            .with_topic_id(topic.id)
+                            .with_partitions((0..topic.partition_count()).filter_map(|index| i32::try_from(index).ok()).collect())
+                    })
+                    .collect();
+                response.assignment = Some(Assignment::default().with_topic_partitions(topic_partitions));
+            }
+        }
+        Err(error) => {
+            response.error_code = match error {
+                MembershipError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+                MembershipError::UnknownMember { .. } => ResponseError::UnknownMemberId,
+                MembershipError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            }
+            .code();
+            response.error_message = Some(StrBytes::from_string(error.to_string()));
+        }
+    }
+    response
+}
+
+/// The share-partition a request names, if the topic exists and may be
+/// read (opened on a blocking thread the first time), and its log.
+async fn share_partition(
+    context: &Context,
+    connection: &ConnectionInfo,
+    group: &str,
+    topic_id: Uuid,
+    index: i32,
+) -> Result<(Arc<SharePartition>, conveyor_log::Log), ResponseError> {
+    let topic = context.broker.topic_by_id(topic_id).ok_or(ResponseError::UnknownTopicId)?;
+    if !connection.allowed(context, &Resource::Topic(&topic.name), Operation::Read) {
+        return Err(ResponseError::TopicAuthorizationFailed);
+    }
+    let index = u32::try_from(index).map_err(|_| ResponseError::UnknownTopicOrPartition)?;
+    let log = topic.partition(index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+    let coordinator = Arc::clone(context.broker.share_groups());
+    let group = group.to_owned();
+    let opened = tokio::task::spawn_blocking(move || coordinator.share_partition(&group, &topic, index)).await;
+    match opened {
+        Ok(Ok(Some(partition))) => Ok((partition, log)),
+        Ok(Ok(None)) => Err(ResponseError::UnknownTopicOrPartition),
+        Ok(Err(_)) | Err(_) => Err(ResponseError::KafkaStorageError),
+    }
+}
+
+/// Settles acknowledgement batches: one type for a whole range, or one per offset.
+fn acknowledge(partition: &SharePartition, member: ConsumerId, batches: &AckBatches) -> Result<(), ResponseError> {
+    let mut outcome = Ok(());
+    for (first_offset, last_offset, types) in batches {
+        let (Ok(first), Ok(last)) = (u64::try_from(*first_offset), u64::try_from(*last_offset)) else {
+            outcome = Err(ResponseError::InvalidRequest);
+            continue;
+        };
+        for offset in first..=last.min(first.saturating_add(100_000)) {
+            let index = usize::try_from(offset - first).unwrap_or(usize::MAX);
+            let kind = if types.len() == 1 {
+                types[0]
+            } else {
+                types.get(index).copied().unwrap_or(GAP)
+            };
+            let kind = match kind {
+                GAP => continue,
+                1 => AcknowledgeType::Accept,
+                2 => AcknowledgeType::Release,
+                3 => AcknowledgeType::Reject,
+                _ => {
+                    outcome = Err(ResponseError::InvalidRequest);
+                    continue;
+                }
+            };
+            if partition.acknowledge(member, offset, offset, kind).is_err() {
+                outcome = Err(ResponseError::InvalidRecordState);
+            }
+        }
+    }
+    outcome
+}
+
+/// One partition's acknowledgement batches: first offset, last offset, types.
+type AckBatches = Vec<(i64, i64, Vec<i8>)>;
+/// A share-partition and its log, or why it could not be had.
+type Target = Result<(Arc<SharePartition>, conveyor_log::Log), ResponseError>;
+
+/// What one partition of a ShareFetch got.
+struct Fetched {
+    records: Bytes,
+    acquired: Vec<AcquiredRange>,
+}
+
+/// Acquires up to `max_records` of `partition` for `member` and reads the
+/// stored batches that hold them (up to `max_bytes`); acquired records the
+/// read did not reach are given back. Blocking.
+fn acquire(
+    partition: &SharePartition,
+    log: &conveyor_log::Log,
+    member: ConsumerId,
+    max_records: usize,
+    max_bytes: usize,
+) -> Result<Fetched, ResponseError> {
+    partition.expire_locks();
+    let (ranges, _durable) = partition.acquire(member, max_records);
+    let Some(first) = ranges.first().map(|range| range.first_offset) else {
+        return Ok(Fetched {
+            records: Bytes::new(),
+            acquired: Vec::new(),
+        });
+    };
+    let read = log.read(first, max_bytes, true).map_err(|_| ResponseError::KafkaStorageError)?;
+    let read_end = conveyor_log::batch::whole_batches(&read.bytes)
+        .map(|(header, _)| header.last_offset())
+        .max()
+        .and_then(|last| u64::try_from(last).ok())
+        .unwrap_or(first);
+    let mut acquired = Vec::new();
+    let mut beyond = Vec::new();
+    for range in ranges {
+        if range.first_offset > read_end {
+            beyond.extend(range.first_offset..=range.last_offset);
+        } else if range.last_offset > read_end {
+            beyond.extend(read_end + 1..=range.last_offset);
+            acquired.push(AcquiredRange {
+                last_offset: read_end,
+                ..range
+            });
+        } else {
+            acquired.push(range);
+        }
+    }
+    if !beyond.is_empty() {
+        partition.give_back(member, beyond).map_err(|_| ResponseError::KafkaStorageError)?;
+    }
+    Ok(Fetched {
+        records: read.bytes,
+        acquired,
+    })
+}
+
+pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request: ShareFetchRequest) -> ShareFetchResponse {
+    let config = context.broker.share_groups().config();
+    let mut response =
+        ShareFetchResponse::default().with_acquisition_lock_timeout_ms(i32::try_from(config.record_lock_duration_ms).unwrap_or(i32::MAX));
+    let (Some(group), Some(member_id)) = (
+        request.group_id.as_ref().map(|group| group.0.to_string()),
+        request.member_id.as_ref().map(ToString::to_string),
+    ) else {
+        response.error_code = ResponseError::InvalidRequest.code();
+        return response;
+    };
+    if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
+    let coordinator = context.broker.share_groups();
+    let epoch = request.share_session_epoch;
+    // Acknowledgements are taken from whoever holds the records (a member
+    // closing may have left the group already); acquiring takes a member.
+    if epoch != CLOSE_EPOCH && !coordinator.is_member(&group, &member_id) {
+        response.error_code = ResponseError::UnknownMemberId.code();
+        return response;
+    }
+    let member = coordinator.consumer(&member_id);
+    // Acknowledgements first, on the partitions that carry them.
+    let mut partitions: BTreeMap<(Uuid, i32), PartitionData> = BTreeMap::new();
+    let acks: Vec<(Uuid, i32, AckBatches)> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|partition| {
+                let batches = partition
+                    .acknowledgement_batches
+                    .iter()
+                    .map(|batch| (batch.first_offset, batch.last_offset, batch.acknowledge_types.clone()))
+                    .collect();
+                (topic.topic_id, partition.partition_index, batches)
+            })
+        })
+        .collect();
+    let session = context.share_sessions.update(
+        &group,
+        &member_id,
+        epoch,
+        acks.iter().map(|(topic_id, index, _)| (*topic_id, *index)),
+        request
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|topic| topic.partitions.iter().map(|index| (topic.topic_id, *index))),
+    );
+    for (topic_id, index, batches) in acks {
+        if batches.is_empty() {
+            continue;
+        }
+        let mut data = PartitionData::default().with_partition_index(index);
+        match share_partition(context, connection, &group, topic_id, index).await {
+            Ok((partition, _)) => {
+                if let Err(error) = acknowledge(&partition, member, &batches) {
+                    data.acknowledge_error_code = error.code();
+                }
+            }
+            Err(error) => data.acknowledge_error_code = error.code(),
+        }
+        partitions.insert((topic_id, index), data);
+    }
+    if epoch != CLOSE_EPOCH {
+        let max_records = usize::try_from(request.max_records)
+            .ok()
+            .filter(|max| *max > 0)
+            .unwrap_or(MAX_RECORDS_DEFAULT);
+        let max_bytes = usize::try_from(request.max_bytes).ok().filter(|max| *max > 0).unwrap_or(1 << 20);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+        let mut targets: Vec<(Uuid, i32, Target)> = Vec::new();
+        for (topic_id, index) in &session {
+            targets.push((
+                *topic_id,
+                *index,
+                share_partition(context, connection, &group, *topic_id, *index).await,
+            ));
+        }
+        // Bounded: each pass waits at least until an append or the recheck interval.
+        for _ in 0..10_000 {
+            let watches: Vec<tokio::sync::watch::Receiver<u64>> = targets
+                .iter()
+                .filter_map(|(_, _, pair)| pair.as_ref().ok().map(|(_, log)| log.subscribe()))
+                .collect();
+            let mut remaining = max_records;
+            let mut got_any = false;
+            for (topic_id, index, pair) in &targets {
+                let data = partitions
+                    .entry((*topic_id, *index))
+                    .or_insert_with(|| PartitionData::default().with_partition_index(*index));
+                match pair {
+                    Err(error) => data.error_code = error.code(),
+                    Ok(_) if remaining == 0 => {}
+                    Ok((partition, log)) => {
+                        let (partition, log) = (Arc::clone(partition), log.clone());
+                        let fetched = tokio::task::spawn_blocking(move || acquire(&partition, &log, member, remaining, max_bytes))
+                            .await
+                            .unwrap_or(Err(ResponseError::UnknownServerError));
+                        match fetched {
+                            Ok(fetched) if !fetched.acquired.is_empty() => {
+                                let count: u64 = fetched
+                                    .acquired
+                                    .iter()
+                                    .map(|range| range.last_offset - range.first_offset + 1)
+                                    .sum();
+                                remaining = remaining.saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
+                                got_any = true;
+                                data.records = Some(fetched.records);
+                                data.acquired_records = fetched
+                                    .acquired
+                                    .iter()
+                                    .map(|range| {
+                                        AcquiredRecords::default()
+                                            .with_first_offset(range.first_offset as i64)
+                                            .with_last_offset(range.last_offset as i64)
+                                            .with_delivery_count(i16::try_from(range.delivery_count).unwrap_or(i16::MAX))
+                                    })
+                                    .collect();
+                            }
+                            Ok(_) => {}
+                            Err(error) => data.error_code = error.code(),
+                        }
+                    }
+                }
+            }
+            if got_any || tokio::time::Instant::now() >= deadline || watches.is_empty() {
+                break;
+            }
+            let wake = deadline.min(tokio::time::Instant::now() + RECHECK_INTERVAL);
+            let _ = tokio::time::timeout_at(wake, any_changed(watches)).await;
+        }
+    }
+    let (host, port) = super::metadata::advertised(context, connection);
+    response.node_endpoints = vec![
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(NODE_ID))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port),
+    ];
+    response.responses = by_topic(partitions.into_iter().map(|((topic_id, _), mut data)| {
+        data.current_leader = LeaderIdAndEpoch::default().with_leader_id(NODE_ID).with_leader_epoch(0);
+        if data.records.is_none() {
+            // librdkafka refuses a null record set.
+            data.records = Some(Bytes::new());
+        }
+        (topic_id, data)
+    }))
+    .into_iter()
+    .map(|(topic_id, partitions)| {
+        ShareFetchableTopicResponse::default()
+            .with_topic_id(topic_id)
+            .with_partitions(partitions)
+    })
+    .collect();
+    response
+}
+
+/// Resolves when any of `watches` changes (the others' waits are aborted
+/// when the set drops).
+async fn any_changed(watches: Vec<tokio::sync::watch::Receiver<u64>>) {
+    let mut waits = tokio::task::JoinSet::new();
+    for mut watch in watches {
+        waits.spawn(async move {
+            let _ = watch.changed().await;
+        });
+    }
+    let _ = waits.join_next().await;
+}
+
+fn by_topic<T>(items: impl Iterator<Item = (Uuid, T)>) -> BTreeMap<Uuid, Vec<T>> {
+    let mut grouped: BTreeMap<Uuid, Vec<T>> = BTreeMap::new();
+    for (topic_id, item) in items {
+        grouped.entry(topic_id).or_default().push(item);
+    }
+    grouped
+}
+
+pub async fn acknowledge_request(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: ShareAcknowledgeRequest,
+) -> ShareAcknowledgeResponse {
+    let mut response = ShareAcknowledgeResponse::default();
+    let (Some(group), Some(member_id)) = (
+        request.group_id.as_ref().map(|group| group.0.to_string()),
+        request.member_id.as_ref().map(ToString::to_string),
+    ) else {
+        response.error_code = ResponseError::InvalidRequest.code();
+        return response;
+    };
+    if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
+    // Taken from whoever holds the records: a closing member may have left
+    // the group already (its records were released then, so its late
+    // acknowledgements fail with INVALID_RECORD_STATE).
+    let member = context.broker.share_groups().consumer(&member_id);
+    let mut results = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            let batches: AckBatches = partition
+                .acknowledgement_batches
+                .iter()
+                .map(|batch| (batch.first_offset, batch.last_offset, batch.acknowledge_types.clone()))
+                .collect();
+            let mut data = share_acknowledge_response::PartitionData::default().with_partition_index(partition.partition_index);
+            data.current_leader = share_acknowledge_response::LeaderIdAndEpoch::default()
+                .with_leader_id(NODE_ID)
+                .with_leader_epoch(0);
+            let outcome = match share_partition(context, connection, &group, topic.topic_id, partition.partition_index).await {
+                Ok((share, _)) => acknowledge(&share, member, &batches),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                data.error_code = error.code();
+            }
+            results.push((topic.topic_id, data));
+        }
+    }
+    if request.share_session_epoch == CLOSE_EPOCH {
+        context.share_sessions.update(&group, &member_id, CLOSE_EPOCH, [], []);
+    }
+    response.responses = by_topic(results.into_iter())
+        .into_iter()
+        .map(|(topic_id, partitions)| {
+            ShareAcknowledgeTopicResponse::default()
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    response
+}
