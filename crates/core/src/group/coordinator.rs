@@ -492,6 +492,32 @@ impl GroupCoordinator {
         }
     }
 
+    /// TxnOffsetCommit's check of the member it names, as Kafka's
+    /// `validateOffsetCommit` for a transactional commit: one that names a
+    /// member, an instance or a generation must come from a current member
+    /// of the group's current generation (UNKNOWN_MEMBER_ID,
+    /// FENCED_INSTANCE_ID, ILLEGAL_GENERATION otherwise — a zombie of an
+    /// earlier generation cannot commit); one that names none (a producer
+    /// outside the group protocol, or TxnOffsetCommit before v3) passes.
+    pub fn check_transactional_committer(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        if generation_id < 0 && member_id.is_empty() && instance_id.is_none() {
+            return Ok(());
+        }
+        let groups = self.groups.lock();
+        let group = groups.get(group_id).ok_or(GroupError::UnknownMemberId)?;
+        group.check_member(member_id, instance_id)?;
+        if generation_id != group.generation_id {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// Commits offsets durably. `member` is `None` for a commit from outside
     /// the group protocol (generation -1), allowed only when the group has no
     /// members, as Kafka does.
@@ -808,6 +834,28 @@ mod tests {
         assert_eq!(description.state, GroupState::Stable);
         assert_eq!(description.members.len(), 2);
         assert_eq!(description.members[1].assignment, Bytes::from_static(b"b"));
+    }
+
+    #[tokio::test]
+    async fn a_transactional_commit_must_come_from_a_current_member_of_the_current_generation() {
+        let fixture = fixture();
+        let joining = join(&fixture, &["range"]).await;
+        pass(&fixture, 400);
+        let joined = joining.await.expect("task").expect("join");
+        let check = |member: &str, generation| fixture.coordinator.check_transactional_committer("g", member, None, generation);
+        assert_eq!(check(&joined.member_id, joined.generation_id), Ok(()));
+        assert_eq!(check("", -1), Ok(()), "a producer outside the group protocol names no member");
+        assert_eq!(
+            check(&joined.member_id, joined.generation_id - 1),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(check("zombie", joined.generation_id), Err(GroupError::UnknownMemberId));
+        assert_eq!(
+            fixture
+                .coordinator
+                .check_transactional_committer("nobody-here", &joined.member_id, None, 1),
+            Err(GroupError::UnknownMemberId)
+        );
     }
 
     #[tokio::test]

@@ -284,6 +284,14 @@ pub async fn commit_offsets(
         Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
         Some(ResponseError::GroupAuthorizationFailed)
+    } else if let Err(error) = context.broker.groups().check_transactional_committer(
+        &group,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+    ) {
+        tracing::info!(transactional_id, group, %error, "TxnOffsetCommit from outside the group's current generation");
+        Some(errors::group_error(&error))
     } else {
         None
     };
