@@ -23,6 +23,8 @@
 mod appending;
 pub mod batch;
 pub mod clock;
+mod compaction_config;
+pub mod compaction_plan;
 mod config;
 mod error;
 mod file_cache;
@@ -45,6 +47,7 @@ pub mod storage;
 mod writer;
 
 pub use appending::{AppendInfo, Appending};
+pub use compaction_config::{CompactionConfig, DELETE_RETENTION_MS_DEFAULT, MIN_CLEANABLE_DIRTY_RATIO_DEFAULT};
 pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
 pub use error::{LogError, Result};
 pub use file_system::FileSystem;
