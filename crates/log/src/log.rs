@@ -348,6 +348,38 @@ impl Log {
         }
     }
 
+    /// Compacts the log if a cleaning is due (`compaction_plan.rs`): keeps
+    /// the latest record per key in the sealed segments, swaps the cleaned
+    /// segments in and moves the cleaner's checkpoint. Blocking, throttled
+    /// by `throttle`; run it on a background thread, never the reactor.
+    /// `None` when nothing was due.
+    pub fn clean(
+        &self,
+        config: &crate::CompactionConfig,
+        settings: &crate::CleanerSettings,
+        throttle: &mut crate::throttle::Throttle,
+        now_ms: i64,
+    ) -> Result<Option<crate::CleanStats>> {
+        reactor_guard::check("cleaning a log");
+        let shared = &self.inner.shared;
+        let Some(prepared) = crate::cleaner::prepare(shared, config, settings, throttle, now_ms)? else {
+            return Ok(None);
+        };
+        let stats = prepared.stats;
+        if !prepared.cleaned.is_empty() {
+            let (reply, receiver) = mpsc::sync_channel(1);
+            if !self.inner.send(Command::SwapCleaned {
+                cleaned: prepared.cleaned,
+                reply,
+            }) {
+                return Err(LogError::Closed(shared.dir.clone()));
+            }
+            receiver.recv().map_err(|_| LogError::Closed(shared.dir.clone()))??;
+        }
+        crate::cleaner::write_checkpoint(shared.storage.as_ref(), &shared.dir, stats.cleaned_to_offset)?;
+        Ok(Some(stats))
+    }
+
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.inner
