@@ -39,19 +39,34 @@ pub fn filter_batch(batch_bytes: &[u8], mut keep: impl FnMut(&RecordView<'_>, u6
     if kept.is_empty() && header.producer_id < 0 {
         return Ok(Filtered::Dropped);
     }
-    let body_bytes: usize = kept.iter().map(|view| view.encoded.len()).sum();
-    let mut out = Vec::with_capacity(HEADER_BYTES + body_bytes);
+    Ok(Filtered::Rewritten(rebuild(batch_bytes, kept.iter().map(|view| view.encoded))?))
+}
+
+/// The batch's header alone, with no records: what stands for a segment
+/// whose records all went, so the segment (and with it the log's start
+/// offset) stays, as Kafka's cleaner keeps a cleaned segment's base offset.
+pub fn emptied(batch_bytes: &[u8]) -> Result<Vec<u8>, RecordError> {
+    rebuild(batch_bytes, std::iter::empty())
+}
+
+fn rebuild<'a>(batch_bytes: &[u8], records: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, RecordError> {
+    if batch_bytes.len() < HEADER_BYTES {
+        return Err(RecordError::Malformed("batch header truncated"));
+    }
+    let mut out = Vec::with_capacity(batch_bytes.len());
     out.extend_from_slice(&batch_bytes[..HEADER_BYTES]);
-    for view in &kept {
-        out.extend_from_slice(view.encoded);
+    let mut count = 0usize;
+    for record in records {
+        out.extend_from_slice(record);
+        count += 1;
     }
     let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| RecordError::Malformed("batch too large"))?;
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    let records_count = i32::try_from(kept.len()).map_err(|_| RecordError::Malformed("too many records"))?;
+    let records_count = i32::try_from(count).map_err(|_| RecordError::Malformed("too many records"))?;
     out[57..61].copy_from_slice(&records_count.to_be_bytes());
     let crc = batch::compute_crc(&out);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(Filtered::Rewritten(out))
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_BYTES};
-use crate::batch_filter::{Filtered, filter_batch};
+use crate::batch_filter::{self, Filtered, filter_batch};
 use crate::compaction_config::CompactionConfig;
 use crate::compaction_plan::{self, CompactionPlan, SegmentSummary};
 use crate::error::{LogError, Result};
@@ -228,6 +228,8 @@ fn clean_segment(
     let mut written: u64 = 0;
     let mut changed = false;
     let mut removed: u64 = 0;
+    // The last batch dropped whole, in case every batch goes.
+    let mut last_dropped: Option<Vec<u8>> = None;
     let file = storage.create_or_truncate(&path).map_err(|error| LogError::io(&path, error))?;
     let io = |error| LogError::io(&path, error);
     for_each_batch(segment, throttle, |header, bytes| {
@@ -257,7 +259,10 @@ fn clean_segment(
                 changed = true;
                 out.extend_from_slice(&batch);
             }
-            Filtered::Dropped => changed = true,
+            Filtered::Dropped => {
+                changed = true;
+                last_dropped = Some(bytes.to_vec());
+            }
         }
         if out.len() >= WRITE_BLOCK_BYTES {
             file.write_all_at(&out, written).map_err(io)?;
@@ -270,6 +275,14 @@ fn clean_segment(
         drop(file);
         let _ = storage.remove_file(&path);
         return Ok(None);
+    }
+    if written == 0
+        && out.is_empty()
+        && let Some(last) = last_dropped
+    {
+        // A segment is never cleaned to nothing: its last batch stays as a
+        // header without records (see `batch_filter::emptied`).
+        out = batch_filter::emptied(&last).map_err(|error| damaged(segment, &error))?;
     }
     file.write_all_at(&out, written).map_err(io)?;
     written += out.len() as u64;

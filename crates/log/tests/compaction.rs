@@ -136,6 +136,12 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     expected_sorted.sort();
     assert_eq!(served, expected_sorted, "only each key's latest record, at its own offset");
     assert!(log.size_bytes() < stats.bytes_before + 1_000);
+    assert_eq!(
+        log.start_offset(),
+        0,
+        "a segment cleaned of every record stays: the log start does not move"
+    );
+    assert_eq!(log.segment_count(), segments_before, "no segment removed");
     // Nothing is dirty any more: no second cleaning.
     assert!(clean(&log, &compaction(i64::MAX)).expect("clean").is_none());
     // A reopen serves the same.
