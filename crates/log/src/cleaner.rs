@@ -148,6 +148,13 @@ pub(crate) fn prepare(
     };
     let mut cleaned = Vec::new();
     for segment in cleanable {
+        if shared.deleting.load(std::sync::atomic::Ordering::Acquire) {
+            for done in cleaned {
+                let CleanedSegment { path, .. } = done;
+                let _ = shared.storage.remove_file(&path);
+            }
+            return Err(LogError::Closed(shared.dir.clone()));
+        }
         let tombstones_expire =
             segment.max_timestamp_ms() != i64::MIN && now_ms.saturating_sub(segment.max_timestamp_ms()) > config.delete_retention_ms;
         if let Some(done) = clean_segment(shared, segment, &map, tombstones_expire, throttle, &mut stats)? {

@@ -148,6 +148,8 @@ impl Log {
             high_watermark,
             written,
             health: Mutex::new(LogHealth::Healthy),
+            cleaning: Mutex::new(()),
+            deleting: std::sync::atomic::AtomicBool::new(false),
         });
         let writer = Writer::new(Arc::clone(&shared), config, clock, segments, start_floor)?;
         // A writer that owes work from the start (retention of old segments)
@@ -362,6 +364,10 @@ impl Log {
     ) -> Result<Option<crate::CleanStats>> {
         reactor_guard::check("cleaning a log");
         let shared = &self.inner.shared;
+        let _cleaning = shared.cleaning.lock();
+        if shared.deleting.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(LogError::Closed(shared.dir.clone()));
+        }
         let Some(prepared) = crate::cleaner::prepare(shared, config, settings, throttle, now_ms)? else {
             return Ok(None);
         };
@@ -459,8 +465,11 @@ impl Log {
 
     /// Closes the log and removes its directory with every segment.
     pub fn delete(self) -> Result<()> {
-        self.close()?;
         let shared = &self.inner.shared;
+        shared.deleting.store(true, std::sync::atomic::Ordering::Release);
+        self.close()?;
+        // Waits for a cleaning in progress, which stops at its next segment.
+        let _cleaning = shared.cleaning.lock();
         shared
             .storage
             .remove_dir_all(&shared.dir)

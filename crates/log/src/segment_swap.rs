@@ -1,8 +1,8 @@
 //! Swaps cleaned segments in for the ones they replace, crash-safely, on the
 //! writer's turn (the cleaner prepared and synced them off it; see
-//! `cleaner.rs`). For each segment: its index files are removed, then the
-//! synced `<base>.cleaned` is renamed over `<base>.log` in one atomic step,
-//! then the directory is synced. A crash before the rename leaves the old
+//! `cleaner.rs`). For each segment, oldest first: its index files are
+//! removed, then the synced `<base>.cleaned` is renamed over `<base>.log` in
+//! one atomic step, then the directory is synced before the next. A crash before the rename leaves the old
 //! segment (recovery rebuilds its index and deletes the `.cleaned` file); a
 //! crash after it leaves the new one, whole; never both, never half of one.
 //! Knows segment files; nothing of keys or of why records went.
@@ -39,7 +39,15 @@ pub(crate) fn swap_in(shared: &Shared, segments: &mut Vec<Arc<Segment>>, cleaned
         };
         let old = Arc::clone(&segments[index]);
         match rename_over(storage, &candidate, &old) {
-            Ok(()) => renamed.push((index, old, candidate)),
+            Ok(()) => {
+                renamed.push((index, old, candidate));
+                // Each rename is made durable before the next: segments are
+                // swapped oldest first, so after a crash a tombstone is never
+                // gone while an older value of its key came back.
+                if let Err(error) = storage.sync_dir(&shared.dir) {
+                    failure = Some(LogError::io(&shared.dir, error));
+                }
+            }
             Err(error) => {
                 let _ = storage.remove_file(&candidate.path);
                 failure = Some(error);
@@ -48,9 +56,6 @@ pub(crate) fn swap_in(shared: &Shared, segments: &mut Vec<Arc<Segment>>, cleaned
     }
     if renamed.is_empty() {
         return failure.map_or(Ok(0), Err);
-    }
-    if let Err(error) = storage.sync_dir(&shared.dir) {
-        failure.get_or_insert(LogError::io(&shared.dir, error));
     }
     let swapped = renamed.len();
     let mut emptied = Vec::new();
