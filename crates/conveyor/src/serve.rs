@@ -173,6 +173,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(Arc::clone(&broker).run_transaction_timers(shutdown_rx.clone()));
     // Queues left unused past their x-expires; messages past their TTL.
     tokio::spawn(Arc::clone(&broker).run_queue_timers(shutdown_rx.clone()));
+    // Compaction of topics with cleanup.policy=compact.
+    tokio::spawn(Arc::clone(&broker).run_log_cleaner(shutdown_rx.clone()));
     // Disk and memory alarms, which block publishers.
     broker
         .alarms()

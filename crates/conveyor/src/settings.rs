@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use conveyor_core::auth::user::validate_user_name;
 use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::limits::LimitsConfig;
+use conveyor_core::log_cleaner::LogCleanerConfig;
 use conveyor_core::topic_config::parse_durability;
 use conveyor_core::{BrokerConfig, TopicDefaults, VirtualHost};
 use conveyor_log::IoPoolConfig;
@@ -94,6 +95,9 @@ pub struct FileSettings {
     pub topics: TopicFileSettings,
     #[serde(default)]
     pub amqp: AmqpFileSettings,
+    /// `[log_cleaner]`: Kafka's `log.cleaner.*` broker settings.
+    #[serde(default)]
+    pub log_cleaner: LogCleanerFileSettings,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -261,6 +265,62 @@ pub struct TopicFileSettings {
     pub segment_bytes: Option<u64>,
 }
 
+/// `[log_cleaner]`: compaction of topics with `cleanup.policy=compact`,
+/// under Kafka's broker setting names without the `log.cleaner.` prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogCleanerFileSettings {
+    /// `log.cleaner.enable` [default: true].
+    pub enable: Option<bool>,
+    /// `log.cleaner.backoff.ms`: pause between passes [default: 15000].
+    pub backoff_ms: Option<u64>,
+    /// `log.cleaner.io.max.bytes.per.second` [default: unlimited].
+    pub io_max_bytes_per_second: Option<u64>,
+    /// `log.cleaner.dedupe.buffer.size`: memory of one cleaning's key map [default: 134217728].
+    pub dedupe_buffer_size: Option<usize>,
+    /// `log.cleaner.delete.retention.ms`: topics' default `delete.retention.ms` [default: 86400000].
+    pub delete_retention_ms: Option<i64>,
+    /// `log.cleaner.min.cleanable.ratio`: topics' default `min.cleanable.dirty.ratio` [default: 0.5].
+    pub min_cleanable_ratio: Option<f64>,
+    /// `log.cleaner.min.compaction.lag.ms` [default: 0].
+    pub min_compaction_lag_ms: Option<i64>,
+    /// `log.cleaner.max.compaction.lag.ms` [default: 9223372036854775807].
+    pub max_compaction_lag_ms: Option<i64>,
+}
+
+impl LogCleanerFileSettings {
+    fn apply(&self, cleaner: &mut LogCleanerConfig, defaults: &mut TopicDefaults) -> anyhow::Result<()> {
+        if let Some(enable) = self.enable {
+            cleaner.enabled = enable;
+        }
+        if let Some(ms) = self.backoff_ms {
+            cleaner.backoff_ms = ms.max(1);
+        }
+        if let Some(bytes) = self.io_max_bytes_per_second {
+            cleaner.settings.io_bytes_per_second_max = Some(bytes).filter(|&bytes| bytes > 0);
+        }
+        if let Some(bytes) = self.dedupe_buffer_size {
+            cleaner.settings.dedupe_buffer_bytes = bytes;
+        }
+        if let Some(ms) = self.delete_retention_ms {
+            defaults.compaction.delete_retention_ms = ms;
+        }
+        if let Some(ratio) = self.min_cleanable_ratio {
+            if !(0.0..=1.0).contains(&ratio) {
+                bail!("[log_cleaner] min_cleanable_ratio must be between 0 and 1");
+            }
+            defaults.compaction.min_cleanable_dirty_ratio = ratio;
+        }
+        if let Some(ms) = self.min_compaction_lag_ms {
+            defaults.compaction.min_compaction_lag_ms = ms;
+        }
+        if let Some(ms) = self.max_compaction_lag_ms {
+            defaults.compaction.max_compaction_lag_ms = ms;
+        }
+        Ok(())
+    }
+}
+
 /// The resolved settings of one `serve`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -314,6 +374,8 @@ impl Settings {
         if let Some(bytes) = file.topics.segment_bytes {
             topic_defaults.log.segment_bytes = bytes;
         }
+        let mut log_cleaner = LogCleanerConfig::default();
+        file.log_cleaner.apply(&mut log_cleaner, &mut topic_defaults)?;
         let mut limits = file.limits.resolve().context("in [limits]")?;
         if let (Some(ms), Some(alias_ms)) = (file.consumer_timeout, file.limits.amqp_consumer_timeout_ms)
             && ms != alias_ms
@@ -393,6 +455,7 @@ impl Settings {
                 default_partitions,
                 topic_defaults,
                 limits,
+                log_cleaner,
             },
             io_pool,
         })

@@ -245,3 +245,36 @@ impl Drop for Stopped {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn bench_kafka_compaction_measures_produce_while_the_cleaner_compacts_against_produce_without() {
+    let (_dir, server) = support::start_with_config("[log_cleaner]\nbackoff_ms = 100\n");
+    let brokers = server.kafka_addr.to_string();
+    let args = [
+        "kafka",
+        "--brokers",
+        &brokers,
+        "--messages",
+        "2000",
+        "--latency-rate",
+        "0",
+        "--compaction",
+        "--compaction-keys",
+        "10",
+    ];
+    let phases = bench(&server, &args);
+    let without = phase(&phases, "produce keyed, no compaction");
+    let during = phase(&phases, "produce keyed, while compacting");
+    assert_eq!(
+        (without["messages"].as_u64(), during["messages"].as_u64()),
+        (Some(2000), Some(2000))
+    );
+    let ratio = &during["ratio_to_phase"];
+    assert_eq!(ratio[0], "produce keyed, no compaction", "{during}");
+    assert!(ratio[1].as_f64().is_some_and(|ratio| ratio > 0.0), "{during}");
+    assert!(
+        !topic_names(&server).iter().any(|name| name.starts_with("conveyor-bench-")),
+        "the bench left its topics behind: {:?}",
+        topic_names(&server)
+    );
+}

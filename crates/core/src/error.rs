@@ -72,6 +72,10 @@ pub enum CoreError {
     Auth(#[from] crate::auth::AuthError),
     #[error("a record batch of {bytes} bytes exceeds topic {topic:?}'s max.message.bytes ({max_bytes})")]
     RecordTooLarge { topic: String, bytes: u64, max_bytes: u64 },
+    /// Kafka's rule for `cleanup.policy=compact`: every record needs a key,
+    /// the only thing compaction keeps records by.
+    #[error("Compacted topic cannot accept message without key")]
+    RecordWithoutKey,
 }
 
 impl CoreError {

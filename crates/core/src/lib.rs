@@ -16,6 +16,7 @@ pub mod group;
 pub mod journal;
 pub mod key_index;
 pub mod limits;
+pub mod log_cleaner;
 pub mod log_health;
 pub mod messaging;
 pub mod partitioner;

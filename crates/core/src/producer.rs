@@ -26,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use conveyor_log::batch::{BatchHeader, whole_batches};
@@ -267,6 +268,19 @@ pub struct Partition {
     /// Its records are read one by one (a stream queue's log): compressed
     /// batches, which the core does not decode, are refused.
     uncompressed_only: bool,
+    /// The topic is compacted (`cleanup.policy` has `compact`): a record
+    /// without a key is refused. Shared by the topic's partitions and set
+    /// by the topic when its config changes.
+    keys_required: Arc<AtomicBool>,
+}
+
+/// Whether an uncompressed, non-control batch among `batches` holds a
+/// record without a key. Compressed batches are not decoded by the core
+/// and pass unchecked.
+fn has_keyless_record(batches: &[u8]) -> bool {
+    whole_batches(batches)
+        .filter(|(header, _)| header.compression() == 0 && !header.is_control())
+        .any(|(_, bytes)| conveyor_log::record::record_views(bytes).is_ok_and(|views| views.iter().any(|view| view.key.is_none())))
 }
 
 /// The codec of the first compressed batch among `batches`, if any.
@@ -297,6 +311,7 @@ impl Partition {
             flow: Arc::default(),
             stable: Arc::new(tokio::sync::watch::Sender::new(stable)),
             uncompressed_only: false,
+            keys_required: Arc::default(),
         })
     }
 
@@ -305,6 +320,13 @@ impl Partition {
     /// uncompressed batches only.
     pub fn uncompressed_only(mut self) -> Partition {
         self.uncompressed_only = true;
+        self
+    }
+
+    /// The same partition, refusing records without a key while `required`
+    /// is set (its topic's flag: the topic is compacted).
+    pub(crate) fn with_keys_required(mut self, required: Arc<AtomicBool>) -> Partition {
+        self.keys_required = required;
         self
     }
 
@@ -343,6 +365,9 @@ impl Partition {
             && let Some(codec) = compression_of(&batches)
         {
             return Box::pin(async move { Err(CoreError::CompressedBatch(codec)) });
+        }
+        if self.keys_required.load(Ordering::Acquire) && has_keyless_record(&batches) {
+            return Box::pin(async move { Err(CoreError::RecordWithoutKey) });
         }
         let header = BatchHeader::parse(&batches);
         let idempotent = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0);
@@ -690,6 +715,20 @@ mod tests {
             .expect("commit marker at 2");
         assert!(stable.has_changed().expect("sender alive"));
         assert_eq!(*stable.borrow_and_update(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_compacted_partition_refuses_a_record_without_a_key_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let required = Arc::new(AtomicBool::new(true));
+        let partition = partition(dir.path()).with_keys_required(Arc::clone(&required));
+        let refused = partition.append(batch(-1, -1, -1, 2)).await;
+        assert!(matches!(refused, Err(CoreError::RecordWithoutKey)), "{refused:?}");
+        assert_eq!(partition.log.high_watermark(), 0, "nothing of the refused batch is written");
+        partition.append(keyed("k")).await.expect("a keyed record is taken");
+        // The topic's config changed back to delete: keyless records are fine again.
+        required.store(false, Ordering::Release);
+        partition.append(batch(-1, -1, -1, 1)).await.expect("keyless on a delete topic");
     }
 
     fn keyed(key: &str) -> Bytes {

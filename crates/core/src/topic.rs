@@ -5,6 +5,8 @@
 //! Kafka clients, its definition and lifetime the queue's.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use conveyor_log::Log;
 use parking_lot::RwLock;
@@ -22,6 +24,9 @@ pub struct Topic {
     /// Index = partition number. Only ever grows (CreatePartitions).
     partitions: RwLock<Vec<Partition>>,
     config: RwLock<TopicConfig>,
+    /// Set while the config's cleanup policy has `compact`: the partitions
+    /// then refuse records without a key (they share this flag).
+    keys_required: Arc<AtomicBool>,
     /// The log of a stream queue, not a topic of the catalog: the queue
     /// owns it (created, changed and deleted as a queue).
     stream: bool,
@@ -29,12 +34,18 @@ pub struct Topic {
 
 impl Topic {
     pub(crate) fn new(id: Uuid, name: String, dir: PathBuf, partitions: Vec<Partition>, config: TopicConfig) -> Topic {
+        let keys_required = Arc::new(AtomicBool::new(config.cleanup_policy().compact));
+        let partitions = partitions
+            .into_iter()
+            .map(|partition| partition.with_keys_required(Arc::clone(&keys_required)))
+            .collect();
         Topic {
             id,
             name,
             dir,
             partitions: RwLock::new(partitions),
             config: RwLock::new(config),
+            keys_required,
             stream: false,
         }
     }
@@ -50,6 +61,7 @@ impl Topic {
             dir,
             partitions: RwLock::new(vec![Partition::new(log)?.uncompressed_only()]),
             config: RwLock::new(stream_config(retention)),
+            keys_required: Arc::default(),
             stream: true,
         })
     }
@@ -87,11 +99,17 @@ impl Topic {
     }
 
     pub(crate) fn set_config(&self, config: TopicConfig) {
+        self.keys_required.store(config.cleanup_policy().compact, Ordering::Release);
         *self.config.write() = config;
     }
 
     pub(crate) fn add_partitions(&self, partitions: Vec<Partition>) {
-        self.partitions.write().extend(partitions);
+        let keys_required = &self.keys_required;
+        self.partitions.write().extend(
+            partitions
+                .into_iter()
+                .map(|partition| partition.with_keys_required(Arc::clone(keys_required))),
+        );
     }
 
     /// Where partition `partition` of the topic with id `id` lives.

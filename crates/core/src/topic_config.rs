@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use conveyor_log::{Durability, LogConfig};
+use conveyor_log::{CompactionConfig, Durability, LogConfig};
 
 /// Kafka's default `max.message.bytes` (1 MiB plus batch overhead).
 pub const MAX_MESSAGE_BYTES_DEFAULT: u64 = 1_048_588;
@@ -19,6 +19,10 @@ pub mod keys {
     pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
     pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
     pub const CLEANUP_POLICY: &str = "cleanup.policy";
+    pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+    pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+    pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+    pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
     pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
     /// Conveyor's own: `always`, `interval:<ms>` or `never` (see the log's `Durability`).
     pub const DURABILITY: &str = "durability";
@@ -27,10 +31,14 @@ pub mod keys {
 /// Every key a topic accepts, in the order DescribeConfigs lists them.
 pub const SUPPORTED_KEYS: &[&str] = &[
     keys::CLEANUP_POLICY,
+    keys::DELETE_RETENTION_MS,
     keys::DURABILITY,
     keys::INDEX_INTERVAL_BYTES,
+    keys::MAX_COMPACTION_LAG_MS,
     keys::MAX_MESSAGE_BYTES,
     keys::MESSAGE_TIMESTAMP_TYPE,
+    keys::MIN_CLEANABLE_DIRTY_RATIO,
+    keys::MIN_COMPACTION_LAG_MS,
     keys::RETENTION_BYTES,
     keys::RETENTION_MS,
     keys::SEGMENT_BYTES,
@@ -47,10 +55,13 @@ pub enum ConfigError {
 }
 
 /// Broker-wide defaults that topics inherit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicDefaults {
     pub log: LogConfig,
     pub max_message_bytes: u64,
+    /// Kafka's `log.cleaner.delete.retention.ms`, `log.cleaner.min.compaction.lag.ms`,
+    /// `log.cleaner.max.compaction.lag.ms` and `log.cleaner.min.cleanable.ratio`.
+    pub compaction: CompactionConfig,
 }
 
 impl Default for TopicDefaults {
@@ -58,6 +69,43 @@ impl Default for TopicDefaults {
         TopicDefaults {
             log: LogConfig::default(),
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            compaction: CompactionConfig::default(),
+        }
+    }
+}
+
+/// What happens to old records (`cleanup.policy`): deleted by time and size
+/// retention, compacted to the latest record per key, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's list: `delete`, `compact`, `compact,delete` or `delete,compact`.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.compact, self.delete) {
+            (true, true) => f.write_str("compact,delete"),
+            (true, false) => f.write_str("compact"),
+            _ => f.write_str("delete"),
         }
     }
 }
@@ -118,8 +166,57 @@ impl TopicConfig {
         Ok(TopicConfig { overrides })
     }
 
-    /// The log settings of this topic's partitions.
+    /// The log settings of this topic's partitions. Time and size retention
+    /// apply only when the cleanup policy includes `delete` (a topic that is
+    /// only `compact` keeps every key's latest record forever, as in Kafka).
     pub fn log_config(&self, defaults: &TopicDefaults) -> LogConfig {
+        let mut log = self.configured_log(defaults);
+        if !self.cleanup_policy().delete {
+            log.retention_ms = None;
+            log.retention_bytes = None;
+        }
+        log
+    }
+
+    /// The cleanup policy: `delete` unless the topic sets another.
+    pub fn cleanup_policy(&self) -> CleanupPolicy {
+        self.overrides
+            .get(keys::CLEANUP_POLICY)
+            .and_then(|value| CleanupPolicy::parse(value))
+            .unwrap_or(CleanupPolicy {
+                delete: true,
+                compact: false,
+            })
+    }
+
+    /// The compaction settings when the policy includes `compact`.
+    pub fn compaction(&self, defaults: &TopicDefaults) -> Option<CompactionConfig> {
+        self.cleanup_policy().compact.then(|| self.compaction_settings(defaults))
+    }
+
+    fn compaction_settings(&self, defaults: &TopicDefaults) -> CompactionConfig {
+        let mut compaction = defaults.compaction;
+        if let Some(value) = self.get_i64(keys::DELETE_RETENTION_MS) {
+            compaction.delete_retention_ms = value;
+        }
+        if let Some(value) = self.get_i64(keys::MIN_COMPACTION_LAG_MS) {
+            compaction.min_compaction_lag_ms = value;
+        }
+        if let Some(value) = self.get_i64(keys::MAX_COMPACTION_LAG_MS) {
+            compaction.max_compaction_lag_ms = value;
+        }
+        if let Some(value) = self
+            .overrides
+            .get(keys::MIN_CLEANABLE_DIRTY_RATIO)
+            .and_then(|value| value.trim().parse().ok())
+        {
+            compaction.min_cleanable_dirty_ratio = value;
+        }
+        compaction
+    }
+
+    /// The log settings the keys name, before the cleanup policy is applied.
+    fn configured_log(&self, defaults: &TopicDefaults) -> LogConfig {
         let mut log = defaults.log.clone();
         if let Some(value) = self.get_i64(keys::RETENTION_MS) {
             log.retention_ms = (value >= 0).then_some(value);
@@ -158,7 +255,8 @@ impl TopicConfig {
 
     /// Every supported key with its effective value.
     pub fn entries(&self, defaults: &TopicDefaults) -> Vec<ConfigEntry> {
-        let log = self.log_config(defaults);
+        let log = self.configured_log(defaults);
+        let compaction = self.compaction_settings(defaults);
         SUPPORTED_KEYS
             .iter()
             .map(|&name| {
@@ -170,7 +268,11 @@ impl TopicConfig {
                     keys::INDEX_INTERVAL_BYTES => log.index_interval_bytes.to_string(),
                     keys::DURABILITY => log.durability.to_string(),
                     keys::MAX_MESSAGE_BYTES => self.max_message_bytes(defaults).to_string(),
-                    keys::CLEANUP_POLICY => "delete".to_owned(),
+                    keys::CLEANUP_POLICY => self.cleanup_policy().to_string(),
+                    keys::DELETE_RETENTION_MS => compaction.delete_retention_ms.to_string(),
+                    keys::MIN_COMPACTION_LAG_MS => compaction.min_compaction_lag_ms.to_string(),
+                    keys::MAX_COMPACTION_LAG_MS => compaction.max_compaction_lag_ms.to_string(),
+                    keys::MIN_CLEANABLE_DIRTY_RATIO => compaction.min_cleanable_dirty_ratio.to_string(),
                     keys::MESSAGE_TIMESTAMP_TYPE => match self.timestamp_type() {
                         TimestampType::CreateTime => "CreateTime".to_owned(),
                         TimestampType::LogAppendTime => "LogAppendTime".to_owned(),
@@ -222,8 +324,24 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             }
         }
         keys::CLEANUP_POLICY => {
-            if value != "delete" {
-                return Err(invalid("only \"delete\" is supported (compaction is not implemented yet)"));
+            if CleanupPolicy::parse(value).is_none() {
+                return Err(invalid("must be delete, compact or compact,delete"));
+            }
+        }
+        keys::DELETE_RETENTION_MS | keys::MIN_COMPACTION_LAG_MS => {
+            if integer()? < 0 {
+                return Err(invalid("must be at least 0"));
+            }
+        }
+        keys::MAX_COMPACTION_LAG_MS => {
+            if integer()? < 1 {
+                return Err(invalid("must be at least 1"));
+            }
+        }
+        keys::MIN_CLEANABLE_DIRTY_RATIO => {
+            let ratio: f64 = value.trim().parse().map_err(|_| invalid("not a number"))?;
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(invalid("must be between 0 and 1"));
             }
         }
         keys::MESSAGE_TIMESTAMP_TYPE => {
@@ -294,7 +412,12 @@ mod tests {
             ("retention.ms", "soon"),
             ("retention.ms", "-2"),
             ("segment.bytes", "1"),
-            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "compact,forever"),
+            ("cleanup.policy", ""),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "dirty"),
+            ("delete.retention.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
             ("durability", "maybe"),
             ("message.timestamp.type", "Whenever"),
         ] {
@@ -303,6 +426,65 @@ mod tests {
                 "{key}={value}"
             );
         }
+    }
+
+    #[test]
+    fn cleanup_policy_takes_each_of_kafkas_lists() {
+        for (value, delete, compact) in [
+            ("delete", true, false),
+            ("compact", false, true),
+            ("compact,delete", true, true),
+            ("delete,compact", true, true),
+            ("delete, compact", true, true),
+        ] {
+            let topic = config(&[("cleanup.policy", value)]).expect(value);
+            assert_eq!(topic.cleanup_policy(), CleanupPolicy { delete, compact }, "{value}");
+            assert_eq!(topic.compaction(&TopicDefaults::default()).is_some(), compact, "{value}");
+        }
+    }
+
+    #[test]
+    fn compact_alone_turns_time_and_size_retention_off() {
+        let pairs = [("cleanup.policy", "compact"), ("retention.ms", "1000"), ("retention.bytes", "10")];
+        let topic = config(&pairs).expect("valid");
+        let log = topic.log_config(&TopicDefaults::default());
+        assert_eq!((log.retention_ms, log.retention_bytes), (None, None));
+        let both = config(&[("cleanup.policy", "compact,delete"), ("retention.ms", "1000")]).expect("valid");
+        assert_eq!(both.log_config(&TopicDefaults::default()).retention_ms, Some(1000));
+        // DescribeConfigs still shows what was set.
+        let entries = topic.entries(&TopicDefaults::default());
+        let retention = entries.iter().find(|entry| entry.name == "retention.ms").expect("listed");
+        assert_eq!(retention.value, "1000");
+    }
+
+    #[test]
+    fn compaction_keys_default_to_kafkas_values() {
+        let entries = config(&[]).expect("valid").entries(&TopicDefaults::default());
+        let value = |name: &str| entries.iter().find(|entry| entry.name == name).expect(name).value.clone();
+        assert_eq!(value("cleanup.policy"), "delete");
+        assert_eq!(value("delete.retention.ms"), "86400000");
+        assert_eq!(value("min.compaction.lag.ms"), "0");
+        assert_eq!(value("max.compaction.lag.ms"), "9223372036854775807");
+        assert_eq!(value("min.cleanable.dirty.ratio"), "0.5");
+        assert_eq!(value("segment.ms"), "604800000");
+        let set = config(&[
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "100"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "60000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ])
+        .expect("valid");
+        let compaction = set.compaction(&TopicDefaults::default()).expect("compacted");
+        assert_eq!(
+            (
+                compaction.delete_retention_ms,
+                compaction.min_compaction_lag_ms,
+                compaction.max_compaction_lag_ms
+            ),
+            (100, 5, 60_000)
+        );
+        assert!((compaction.min_cleanable_dirty_ratio - 0.01).abs() < 1e-12);
     }
 
     #[test]

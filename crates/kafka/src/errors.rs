@@ -29,6 +29,8 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Not retriable: the broker's own policy refuses it until an operator raises the limit.
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
         CoreError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        // Kafka's own answer to a keyless record on a compacted topic.
+        CoreError::RecordWithoutKey => ResponseError::InvalidRecord,
         // A stream's log is deleted, grown or reconfigured as its queue, over AMQP or the admin API.
         CoreError::StreamTopic(_) => ResponseError::PolicyViolation,
         CoreError::CompressedBatch(_) => ResponseError::UnsupportedCompressionType,

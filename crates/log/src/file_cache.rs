@@ -161,6 +161,9 @@ pub(crate) struct FileSlot {
     pinned: AtomicBool,
     /// Serializes opening, so a miss opens the file once.
     opening: Mutex<()>,
+    /// Its path names another file now (a cleaned segment renamed over
+    /// it): once closed, it is never opened again by that path.
+    retired: AtomicBool,
 }
 
 impl fmt::Debug for FileSlot {
@@ -187,6 +190,7 @@ impl FileSlot {
             referenced: AtomicBool::new(true),
             pinned: AtomicBool::new(false),
             opening: Mutex::new(()),
+            retired: AtomicBool::new(false),
         });
         if opened {
             cache.admit(&slot);
@@ -208,10 +212,22 @@ impl FileSlot {
         if let Some(file) = self.file.load_full() {
             return Ok(OpenFile(file));
         }
+        if self.retired.load(Ordering::Acquire) {
+            // As for a removed segment: the reader takes the new view.
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the segment was replaced by its cleaned version",
+            ));
+        }
         let file = Arc::new(self.storage.open(&self.path)?);
         self.file.store(Some(Arc::clone(&file)));
         self.cache.admit(self);
         Ok(OpenFile(file))
+    }
+
+    /// Marks the path as no longer this file's (see `retired`).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Pins the file open (unsynced data) or lets the cache close it again.

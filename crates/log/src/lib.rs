@@ -22,7 +22,11 @@
 
 mod appending;
 pub mod batch;
+pub mod batch_filter;
+mod cleaner;
 pub mod clock;
+mod compaction_config;
+pub mod compaction_plan;
 mod config;
 mod error;
 mod file_cache;
@@ -33,18 +37,23 @@ pub mod index;
 mod io_pool;
 mod log;
 mod log_cell;
+pub mod offset_map;
 pub mod reactor_guard;
 pub mod record;
 pub mod recovery;
 pub mod retention;
 mod segment;
+mod segment_swap;
 mod shared;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod storage;
+pub mod throttle;
 mod writer;
 
 pub use appending::{AppendInfo, Appending};
+pub use cleaner::{CleanStats, CleanerSettings};
+pub use compaction_config::{CompactionConfig, DELETE_RETENTION_MS_DEFAULT, MIN_CLEANABLE_DIRTY_RATIO_DEFAULT};
 pub use config::{DAY_MS, Durability, DurabilityParseError, LogConfig};
 pub use error::{LogError, Result};
 pub use file_system::FileSystem;

@@ -148,6 +148,8 @@ impl Log {
             high_watermark,
             written,
             health: Mutex::new(LogHealth::Healthy),
+            cleaning: Mutex::new(()),
+            deleting: std::sync::atomic::AtomicBool::new(false),
         });
         let writer = Writer::new(Arc::clone(&shared), config, clock, segments, start_floor)?;
         // A writer that owes work from the start (retention of old segments)
@@ -365,6 +367,42 @@ impl Log {
         }
     }
 
+    /// Compacts the log if a cleaning is due (`compaction_plan.rs`): keeps
+    /// the latest record per key in the sealed segments, swaps the cleaned
+    /// segments in and moves the cleaner's checkpoint. Blocking, throttled
+    /// by `throttle`; run it on a background thread, never the reactor.
+    /// `None` when nothing was due.
+    pub fn clean(
+        &self,
+        config: &crate::CompactionConfig,
+        settings: &crate::CleanerSettings,
+        throttle: &mut crate::throttle::Throttle,
+        now_ms: i64,
+    ) -> Result<Option<crate::CleanStats>> {
+        reactor_guard::check("cleaning a log");
+        let shared = &self.inner.shared;
+        let _cleaning = shared.cleaning.lock();
+        if shared.deleting.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(LogError::Closed(shared.dir.clone()));
+        }
+        let Some(prepared) = crate::cleaner::prepare(shared, config, settings, throttle, now_ms)? else {
+            return Ok(None);
+        };
+        let stats = prepared.stats;
+        if !prepared.cleaned.is_empty() {
+            let (reply, receiver) = mpsc::sync_channel(1);
+            if !self.inner.send(Command::SwapCleaned {
+                cleaned: prepared.cleaned,
+                reply,
+            }) {
+                return Err(LogError::Closed(shared.dir.clone()));
+            }
+            receiver.recv().map_err(|_| LogError::Closed(shared.dir.clone()))??;
+        }
+        crate::cleaner::write_checkpoint(shared.storage.as_ref(), &shared.dir, stats.cleaned_to_offset)?;
+        Ok(Some(stats))
+    }
+
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
         self.inner
@@ -444,8 +482,11 @@ impl Log {
 
     /// Closes the log and removes its directory with every segment.
     pub fn delete(self) -> Result<()> {
-        self.close()?;
         let shared = &self.inner.shared;
+        shared.deleting.store(true, std::sync::atomic::Ordering::Release);
+        self.close()?;
+        // Waits for a cleaning in progress, which stops at its next segment.
+        let _cleaning = shared.cleaning.lock();
         shared
             .storage
             .remove_dir_all(&shared.dir)

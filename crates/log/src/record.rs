@@ -241,8 +241,13 @@ pub struct RecordView<'a> {
     /// The record's offset minus its batch's base offset.
     pub offset_delta: i64,
     pub key: Option<&'a [u8]>,
+    /// Null for a tombstone.
+    pub value: Option<&'a [u8]>,
     /// Header keys and values in the record's order (keys may repeat).
     pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+    /// The whole encoded record, its length varint included: what a batch
+    /// rewritten with the same base offset and timestamp carries unchanged.
+    pub encoded: &'a [u8],
 }
 
 /// The records of one uncompressed batch, borrowed. Checks framing (not the
@@ -261,13 +266,15 @@ pub fn record_views(batch_bytes: &[u8]) -> Result<Vec<RecordView<'_>>, RecordErr
     // Each record takes at least 7 bytes, which bounds the allocation.
     let mut views = Vec::with_capacity(count.min(body.len() / 7 + 1));
     for _ in 0..count {
+        let before = body;
         let length = usize::try_from(get_varlong(&mut body)?).map_err(|_| RecordError::Malformed("negative record length"))?;
         let mut record = take(&mut body, length)?;
+        let encoded = &before[..before.len() - body.len()];
         take(&mut record, 1)?; // attributes, unused in v2
         get_varlong(&mut record)?; // timestamp delta
         let offset_delta = get_varlong(&mut record)?;
         let key = get_slice(&mut record)?;
-        get_slice(&mut record)?; // value
+        let value = get_slice(&mut record)?;
         let header_count = usize::try_from(get_varlong(&mut record)?).map_err(|_| RecordError::Malformed("negative header count"))?;
         if header_count > record.len() {
             return Err(RecordError::Malformed("header count past the record end"));
@@ -280,7 +287,9 @@ pub fn record_views(batch_bytes: &[u8]) -> Result<Vec<RecordView<'_>>, RecordErr
         views.push(RecordView {
             offset_delta,
             key,
+            value,
             headers,
+            encoded,
         });
     }
     Ok(views)

@@ -15,7 +15,7 @@ use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::file_cache::{FileCache, FileSlot};
 use crate::index::SegmentIndex;
-use crate::segment::{self, Segment};
+use crate::segment::{self, Gaps, Segment};
 use crate::shared::{CLEAN_SHUTDOWN_FILE, START_OFFSET_FILE};
 use crate::storage::{Storage, StorageFile};
 
@@ -63,6 +63,12 @@ pub(crate) fn recover(
     let names = storage.list_dir(dir).map_err(|error| LogError::io(dir, error))?;
     for name in names {
         let path = dir.join(&name);
+        if name.ends_with(".cleaned") {
+            // A cleaning that crashed before its swap: the segment it was
+            // to replace is still whole under its own name.
+            let _ = storage.remove_file(&path);
+            continue;
+        }
         if name.ends_with(".tmp") {
             // A crash in the middle of an atomic write; the index is rebuilt.
             let _ = storage.remove_file(&path);
@@ -108,13 +114,15 @@ pub(crate) fn recover(
         let next = entries.peek().map(|(next_base, _, next_bytes)| (*next_base, *next_bytes));
         let file = Segment::open_file(storage, &path)?;
         let segment = match next {
-            None => open_active(storage, &slot, file, path, base_offset, config, clean, !clean)?,
+            None => open_active(storage, &slot, file, path, base_offset, config, clean, !clean, Gaps::Refused)?,
             // An empty last segment: a roll's new active segment, or one a
             // failed roll left while appends went on before it. Which one,
             // the end of the segment before it says (a scan from its last
             // index entry).
             Some((next_base, 0)) => {
-                let segment = open_active(storage, &slot, file, path, base_offset, config, true, !clean)?;
+                // It may be a sealed segment the cleaner compacted: gaps are
+                // allowed.
+                let segment = open_active(storage, &slot, file, path, base_offset, config, true, !clean, Gaps::Allowed)?;
                 if segment.next_offset() > next_base {
                     let (_, leftover, _) = entries.next().expect("peeked");
                     remove_empty_segment(storage, &leftover)?;
@@ -160,7 +168,7 @@ fn open_sealed(
         ));
     }
     warn!(segment = %path.display(), "index missing or damaged; rebuilding it by scanning the segment");
-    let scan = segment::scan(file.as_ref(), &path, base_offset, config.index_interval_bytes)?;
+    let scan = segment::scan_sealed(file.as_ref(), &path, base_offset, config.index_interval_bytes)?;
     if let Some((position, reason)) = &scan.stopped {
         // Sealed segments were fsynced before the next one was created, so this
         // is media damage, not a torn write: whatever follows is kept aside.
@@ -202,6 +210,7 @@ fn open_active(
     config: &LogConfig,
     trust_index: bool,
     sync: bool,
+    gaps: Gaps,
 ) -> Result<Segment> {
     let file_bytes = file.len().map_err(|error| LogError::io(&path, error))?;
     let trusted = trust_index
@@ -216,14 +225,14 @@ fn open_active(
         })
         .flatten();
     let was_trusted = trusted.is_some();
-    let mut scan = segment::scan_from(file.as_ref(), &path, base_offset, config.index_interval_bytes, trusted)?;
+    let mut scan = segment::scan_from(file.as_ref(), &path, base_offset, config.index_interval_bytes, trusted, gaps)?;
     if was_trusted && (scan.stopped.is_some() || index_reaches_past(&scan.index, scan.next_offset - base_offset)) {
         // The segment lost batches after the clean shutdown (media damage, or
         // a file cut by hand), so the trusted index still describes them: its
         // time entries and max timestamp would point time lookups past the
         // batches appended in their place. Rebuild it from the sound bytes.
         warn!(segment = %path.display(), "the active segment changed after its clean shutdown; rebuilding its index by a full scan");
-        scan = segment::scan(file.as_ref(), &path, base_offset, config.index_interval_bytes)?;
+        scan = segment::scan_from(file.as_ref(), &path, base_offset, config.index_interval_bytes, None, gaps)?;
     }
     if let Some((position, reason)) = &scan.stopped {
         let followed = sound_batch_after(file.as_ref(), &path, *position, file_bytes)?;

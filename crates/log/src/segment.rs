@@ -104,6 +104,13 @@ impl Segment {
         self.file.get()
     }
 
+    /// Its path now names its cleaned replacement: readers still holding
+    /// this segment read the old file while it is open, and are sent to the
+    /// new view once it is closed.
+    pub fn retire(&self) {
+        self.file.retire();
+    }
+
     /// Keeps the file open while it holds data not yet fsynced (see
     /// `file_cache.rs`), or lets the cache close it again.
     pub fn set_unsynced(&self, unsynced: bool) {
@@ -425,21 +432,34 @@ pub struct Scan {
     pub stopped: Option<(u64, FramingError)>,
 }
 
-/// Scans a segment file from the start, checking each batch's framing, CRC and
-/// offset continuity, and rebuilding the sparse indexes on the way. Stops at
-/// the first batch that fails; everything before it is sound.
-pub fn scan(file: &dyn StorageFile, path: &Path, base_offset: u64, index_interval_bytes: u32) -> Result<Scan> {
-    scan_from(file, path, base_offset, index_interval_bytes, None)
+/// Whether a scan accepts a batch whose base offset is past the previous
+/// batch's end. Sealed segments may have been compacted (the cleaner drops
+/// whole batches, as Kafka's does); the active segment never has gaps, and
+/// there a base offset past the end (it is outside the CRC) is damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gaps {
+    Allowed,
+    Refused,
 }
 
-/// Like [`scan`], but when given a trusted index (after a clean shutdown)
-/// starts at its last offset entry instead of the start of the file.
+/// Scans a sealed segment file from the start, checking each batch's
+/// framing, CRC and that offsets only grow (compaction may have left gaps),
+/// and rebuilding the sparse indexes on the way. Stops at the first batch
+/// that fails; everything before it is sound.
+pub fn scan_sealed(file: &dyn StorageFile, path: &Path, base_offset: u64, index_interval_bytes: u32) -> Result<Scan> {
+    scan_from(file, path, base_offset, index_interval_bytes, None, Gaps::Allowed)
+}
+
+/// Scans a segment file (from its start, or, given a trusted index after a
+/// clean shutdown, from its last offset entry), checking framing, CRC and
+/// offsets per `gaps`, and rebuilding the sparse indexes on the way.
 pub fn scan_from(
     file: &dyn StorageFile,
     path: &Path,
     base_offset: u64,
     index_interval_bytes: u32,
     trusted: Option<SegmentIndex>,
+    gaps: Gaps,
 ) -> Result<Scan> {
     let file_bytes = file.len().map_err(|error| LogError::io(path, error))?;
     let (mut builder, mut position, mut next_offset, mut max_timestamp_ms) = match trusted {
@@ -493,7 +513,11 @@ pub fn scan_from(
             stopped = Some((position, reason));
             break;
         }
-        if header.base_offset < 0 || header.base_offset as u64 != next_offset {
+        let continues = match gaps {
+            Gaps::Allowed => header.base_offset >= 0 && header.base_offset as u64 >= next_offset,
+            Gaps::Refused => header.base_offset >= 0 && header.base_offset as u64 == next_offset,
+        };
+        if !continues {
             stopped = Some((position, FramingError::OffsetDelta(-1)));
             break;
         }

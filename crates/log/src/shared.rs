@@ -57,4 +57,10 @@ pub(crate) struct Shared {
     /// counted: the writer then never gives those offsets out again.
     pub written: watch::Sender<u64>,
     pub health: Mutex<LogHealth>,
+    /// Held by a cleaning (`Log::clean`) from its first read to its swap;
+    /// `Log::delete` takes it before removing the directory, so no cleaned
+    /// file is being written into a directory being removed.
+    pub cleaning: Mutex<()>,
+    /// Set by `Log::delete`: a cleaning in progress stops at its next segment.
+    pub deleting: std::sync::atomic::AtomicBool,
 }

@@ -75,6 +75,11 @@ pub(crate) enum Command {
     Close {
         reply: mpsc::SyncSender<Result<()>>,
     },
+    /// Swap cleaned segments in (`segment_swap.rs`).
+    SwapCleaned {
+        cleaned: Vec<crate::cleaner::CleanedSegment>,
+        reply: mpsc::SyncSender<Result<usize>>,
+    },
     /// A timer fell due: the turn's periodic work (`Writer::tick`) does it.
     Tick,
 }
@@ -337,6 +342,10 @@ impl Writer {
             Command::Close { reply } => {
                 let _ = reply.send(self.close());
                 return true;
+            }
+            Command::SwapCleaned { cleaned, reply } => {
+                self.flush();
+                let _ = reply.send(self.swap_cleaned(cleaned));
             }
             Command::Tick => {}
         }
@@ -859,6 +868,14 @@ impl Writer {
                 .map_err(|error| LogError::io(&self.shared.dir, error))?;
         }
         Ok(())
+    }
+
+    fn swap_cleaned(&mut self, cleaned: Vec<crate::cleaner::CleanedSegment>) -> Result<usize> {
+        self.check_poison()?;
+        self.changed = true;
+        let swapped = crate::segment_swap::swap_in(&self.shared, &mut self.segments, cleaned)?;
+        self.publish_view();
+        Ok(swapped)
     }
 
     fn enforce_retention(&mut self) -> Result<usize> {

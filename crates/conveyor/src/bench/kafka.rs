@@ -21,7 +21,7 @@ use conveyor_tls::{ServerName, TlsConnector};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -113,6 +113,22 @@ pub struct KafkaBenchArgs {
     /// a topic named with --topic that existed before is always kept).
     #[arg(long)]
     pub keep: bool,
+    /// Also measure produce into a compacted topic (`cleanup.policy=compact`)
+    /// while the broker's cleaner compacts it, next to the same produce into
+    /// a plain topic: both with keyed records (`--compaction-keys` keys), the
+    /// compacted topic first filled with `--messages` records so the cleaner
+    /// has work all along. Run the broker with a short `[log_cleaner]
+    /// backoff_ms` (e.g. 100) so the cleaner starts at once.
+    #[arg(long)]
+    pub compaction: bool,
+    /// Distinct keys of the compaction phases' records.
+    #[arg(long, default_value_t = 1000)]
+    pub compaction_keys: u64,
+    /// `segment.bytes` of both topics of the compaction phases (smaller
+    /// segments seal sooner, so the cleaner has more to do while the
+    /// measured produce runs).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub compaction_segment_bytes: u64,
     #[command(flatten)]
     pub output: report::Output,
 }
@@ -170,7 +186,7 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
         .topic
         .clone()
         .unwrap_or_else(|| format!("conveyor-bench-{}-{}", std::process::id(), crate::bench::unique_suffix()));
-    let target = Arc::new(prepare(Endpoint::new(args)?, &topic, args.partitions).await?);
+    let target = Arc::new(prepare(Endpoint::new(args)?, &topic, args.partitions, &[]).await?);
     let epoch = Instant::now();
     let mut phases = Vec::new();
 
@@ -203,6 +219,9 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
             phases.push(disk);
         }
         phases.push(latency);
+    }
+    if args.compaction {
+        phases.extend(compaction_phases(args, &topic, epoch).await?);
     }
     if target.created && !args.keep {
         delete_topic(&target).await?;
@@ -237,14 +256,23 @@ async fn baseline(args: &KafkaBenchArgs) -> anyhow::Result<Option<Phase>> {
     Ok(Some(phase))
 }
 
-async fn prepare(endpoint: Endpoint, topic: &str, partitions: u32) -> anyhow::Result<Target> {
+async fn prepare(endpoint: Endpoint, topic: &str, partitions: u32, configs: &[(&str, String)]) -> anyhow::Result<Target> {
     let mut client = endpoint.connect().await?;
     let name = TopicName(StrBytes::from_string(topic.to_owned()));
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string((*key).to_owned()))
+                .with_value(Some(StrBytes::from_string(value.clone())))
+        })
+        .collect();
     let create = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
         CreatableTopic::default()
             .with_name(name.clone())
             .with_num_partitions(partitions as i32)
-            .with_replication_factor(1),
+            .with_replication_factor(1)
+            .with_configs(configs),
     ]);
     let answer = client.send(&create, CREATE_TOPICS_VERSION).await?;
     let error_code = answer.topics.first().map_or(0, |result| result.error_code);
@@ -329,12 +357,19 @@ async fn end_offsets(target: &Target) -> anyhow::Result<Vec<i64>> {
 
 /// A batch of `count` records whose values start with the send time.
 fn batch(count: usize, message_bytes: usize, epoch: Instant) -> Bytes {
+    keyed_batch(count, message_bytes, epoch, None)
+}
+
+/// [`batch`], the records keyed `key-<n>` with `n` cycling through
+/// `keys.1` keys from `keys.0` when `keys` is given.
+fn keyed_batch(count: usize, message_bytes: usize, epoch: Instant, keys: Option<(u64, u64)>) -> Bytes {
     let mut builder = BatchBuilder::new(crate::bench::now_ms());
     let sent_ns = epoch.elapsed().as_nanos() as u64;
-    for _ in 0..count {
+    for index in 0..count {
         let mut value = vec![b'x'; message_bytes];
         value[..8].copy_from_slice(&sent_ns.to_be_bytes());
-        builder.push(Record::new(None, Some(value)));
+        let key = keys.map(|(first, keys)| format!("key-{}", (first + index as u64) % keys.max(1)).into_bytes());
+        builder.push(Record::new(key, Some(value)));
     }
     builder.build()
 }
@@ -366,9 +401,15 @@ fn progress(args: &KafkaBenchArgs, total: u64, label: &str) -> ProgressBar {
 }
 
 async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {
+    produce_into(target, args, epoch, "produce", None).await
+}
+
+/// Produces `--messages` records into `target`, keyed when `keys` gives
+/// how many distinct keys.
+async fn produce_into(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant, name: &str, keys: Option<u64>) -> anyhow::Result<Phase> {
     let batches_total = args.messages.div_ceil(args.batch as u64);
     let next_batch = Arc::new(AtomicU64::new(0));
-    let bar = progress(args, args.messages, "produce");
+    let bar = progress(args, args.messages, name);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.producers {
@@ -386,7 +427,9 @@ async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Insta
                 }
                 let count = (messages - index * batch_size as u64).min(batch_size as u64) as usize;
                 let partition = (index % u64::from(target.partitions)) as u32;
-                let request = produce_request(&target, partition, acks, batch(count, message_bytes, epoch));
+                let first_key = index * batch_size as u64;
+                let records = keyed_batch(count, message_bytes, epoch, keys.map(|keys| (first_key, keys)));
+                let request = produce_request(&target, partition, acks, records);
                 let correlation_id = client.write(&request, PRODUCE_VERSION).await?;
                 if acks != Acks::None {
                     pending.push_back((correlation_id, count));
@@ -414,7 +457,45 @@ async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Insta
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    Ok(Phase::new("produce", sent, sent * args.message_bytes as u64, elapsed))
+    Ok(Phase::new(name, sent, sent * args.message_bytes as u64, elapsed))
+}
+
+/// The compaction phases (`--compaction`): keyed produce into a plain
+/// topic, then into a compacted topic the cleaner is compacting (filled
+/// first, unmeasured); the second's rate is given as a ratio of the first's.
+async fn compaction_phases(args: &KafkaBenchArgs, topic: &str, epoch: Instant) -> anyhow::Result<Vec<Phase>> {
+    let keys = Some(args.compaction_keys);
+    // The same segment size for both: rolls cost fsyncs, and only the
+    // cleaner should differ.
+    let plain_configs = [("segment.bytes", args.compaction_segment_bytes.to_string())];
+    let plain = Arc::new(prepare(Endpoint::new(args)?, &format!("{topic}-keyed"), args.partitions, &plain_configs).await?);
+    let without = produce_into(&plain, args, epoch, "produce keyed, no compaction", keys).await?;
+    let compacted_configs = [
+        ("cleanup.policy", "compact".to_owned()),
+        ("segment.bytes", args.compaction_segment_bytes.to_string()),
+        ("min.cleanable.dirty.ratio", "0.01".to_owned()),
+    ];
+    let compacted = Arc::new(
+        prepare(
+            Endpoint::new(args)?,
+            &format!("{topic}-compacted"),
+            args.partitions,
+            &compacted_configs,
+        )
+        .await?,
+    );
+    let fill = produce_into(&compacted, args, epoch, "fill the compacted topic", keys).await?;
+    let mut during = produce_into(&compacted, args, epoch, "produce keyed, while compacting", keys).await?;
+    during.ratio_to_phase = Some((
+        without.name.clone(),
+        during.messages_per_second / without.messages_per_second.max(1e-9),
+    ));
+    for target in [&plain, &compacted] {
+        if target.created && !args.keep {
+            delete_topic(target).await?;
+        }
+    }
+    Ok(vec![without, fill, during])
 }
 
 /// Reads back everything produced, from `start_offsets`, with `--consumers`

@@ -26,6 +26,11 @@ pub struct Phase {
     /// p99 latency over a raw baseline's p99 measured in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p99_ratio_to_baseline: Option<f64>,
+    /// Messages per second over those of another phase of the same run
+    /// (its name, the ratio): produce while the cleaner compacts over
+    /// produce without compaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_phase: Option<(String, f64)>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -52,6 +57,7 @@ impl Phase {
             latency_ms: None,
             ratio_to_baseline: None,
             p99_ratio_to_baseline: None,
+            ratio_to_phase: None,
         }
     }
 
@@ -167,6 +173,9 @@ pub fn print(title: &str, phases: &[Phase], json: bool) {
     for phase in phases {
         if let Some(ratio) = phase.ratio_to_baseline {
             crate::cli::render::out!("{} MB/s is {ratio:.2} × the disk baseline measured in the same run", phase.name);
+        }
+        if let Some((other, ratio)) = &phase.ratio_to_phase {
+            crate::cli::render::out!("{} msg/s is {ratio:.2} × {other}'s, in the same run", phase.name);
         }
         if let Some(ratio) = phase.p99_ratio_to_baseline {
             crate::cli::render::out!(

@@ -52,6 +52,8 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicDefaults,
     /// `[limits]`: counts, sizes and timeouts (`limits/`).
     pub limits: LimitsConfig,
+    /// Kafka's `log.cleaner.*`: when and how fast compacted topics are cleaned.
+    pub log_cleaner: crate::log_cleaner::LogCleanerConfig,
 }
 
 impl BrokerConfig {
@@ -62,6 +64,7 @@ impl BrokerConfig {
             default_partitions: 1,
             topic_defaults: TopicDefaults::default(),
             limits: LimitsConfig::default(),
+            log_cleaner: crate::log_cleaner::LogCleanerConfig::default(),
         }
     }
 }

@@ -148,6 +148,7 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidQueueArgument { .. }
             | CoreError::CompressedBatch(_)
             | CoreError::Transaction(_)
+            | CoreError::RecordWithoutKey
             | CoreError::RecordTooLarge { .. } => StatusCode::BAD_REQUEST,
             CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),

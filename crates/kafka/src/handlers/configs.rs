@@ -40,6 +40,7 @@ const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
 
 /// IncrementalAlterConfigs operations.
@@ -55,7 +56,27 @@ fn topic_key(name: &str) -> (i8, &'static str, &'static str) {
         keys::CLEANUP_POLICY => (
             TYPE_LIST,
             "log.cleanup.policy",
-            "What happens to old segments: only \"delete\" is supported.",
+            "What happens to old segments: delete (time and size retention), compact (latest record per key) or both.",
+        ),
+        keys::DELETE_RETENTION_MS => (
+            TYPE_LONG,
+            "log.cleaner.delete.retention.ms",
+            "How long a tombstone stays in a compacted topic.",
+        ),
+        keys::MIN_COMPACTION_LAG_MS => (
+            TYPE_LONG,
+            "log.cleaner.min.compaction.lag.ms",
+            "The least time a record stays uncompacted.",
+        ),
+        keys::MAX_COMPACTION_LAG_MS => (
+            TYPE_LONG,
+            "log.cleaner.max.compaction.lag.ms",
+            "The most time a record stays ineligible for compaction.",
+        ),
+        keys::MIN_CLEANABLE_DIRTY_RATIO => (
+            TYPE_DOUBLE,
+            "log.cleaner.min.cleanable.ratio",
+            "Compact once the uncompacted part is at least this share of the log.",
         ),
         keys::DURABILITY => (
             TYPE_STRING,

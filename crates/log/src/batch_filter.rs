@@ -1,0 +1,131 @@
+//! Rewrites one uncompressed batch without some of its records, as Kafka's
+//! `MemoryRecords.filterTo` does for the cleaner: the base offset, base
+//! timestamp, max timestamp, last offset delta, attributes and producer
+//! id/epoch/base sequence stay as they were (so idempotent producers'
+//! sequence checks and transactions keep working, and offsets keep their
+//! gaps); the length, record count and CRC-32C are recomputed. Knows batch
+//! framing and records; nothing about keys' history or files.
+
+use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
+use crate::record::{self, RecordError, RecordView};
+
+/// What became of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filtered {
+    /// Every record kept: the batch's bytes serve unchanged.
+    Unchanged,
+    /// Some records kept (or none, for a producer's batch, whose header is
+    /// kept for its sequence and epoch): the new batch.
+    Rewritten(Vec<u8>),
+    /// No record kept and no producer state to keep: the batch goes.
+    Dropped,
+}
+
+/// Keeps the records of `batch_bytes` (one whole uncompressed batch) for
+/// which `keep` says so; `keep` gets each record and its absolute offset.
+pub fn filter_batch(batch_bytes: &[u8], mut keep: impl FnMut(&RecordView<'_>, u64) -> bool) -> Result<Filtered, RecordError> {
+    let header = BatchHeader::parse(batch_bytes).ok_or(RecordError::Malformed("batch header truncated"))?;
+    let views = record::record_views(batch_bytes)?;
+    let base_offset = u64::try_from(header.base_offset).map_err(|_| RecordError::Malformed("negative base offset"))?;
+    let kept: Vec<&RecordView<'_>> = views
+        .iter()
+        .filter(|view| keep(view, base_offset.saturating_add(view.offset_delta.max(0) as u64)))
+        .collect();
+    if kept.len() == views.len() {
+        return Ok(Filtered::Unchanged);
+    }
+    // Kafka keeps an emptied batch of an idempotent or transactional
+    // producer so its last sequence and epoch survive the cleaning.
+    if kept.is_empty() && header.producer_id < 0 {
+        return Ok(Filtered::Dropped);
+    }
+    Ok(Filtered::Rewritten(rebuild(batch_bytes, kept.iter().map(|view| view.encoded))?))
+}
+
+/// The batch's header alone, with no records: what stands for a segment
+/// whose records all went, so the segment (and with it the log's start
+/// offset) stays, as Kafka's cleaner keeps a cleaned segment's base offset.
+pub fn emptied(batch_bytes: &[u8]) -> Result<Vec<u8>, RecordError> {
+    rebuild(batch_bytes, std::iter::empty())
+}
+
+fn rebuild<'a>(batch_bytes: &[u8], records: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, RecordError> {
+    if batch_bytes.len() < HEADER_BYTES {
+        return Err(RecordError::Malformed("batch header truncated"));
+    }
+    let mut out = Vec::with_capacity(batch_bytes.len());
+    out.extend_from_slice(&batch_bytes[..HEADER_BYTES]);
+    let mut count = 0usize;
+    for record in records {
+        out.extend_from_slice(record);
+        count += 1;
+    }
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| RecordError::Malformed("batch too large"))?;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let records_count = i32::try_from(count).map_err(|_| RecordError::Malformed("too many records"))?;
+    out[57..61].copy_from_slice(&records_count.to_be_bytes());
+    let crc = batch::compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::check_batch;
+    use crate::record::{BatchBuilder, Record, decode_records};
+
+    fn batch(producer_id: i64, base_offset: i64) -> Vec<u8> {
+        let mut builder = BatchBuilder::new(1_000).producer(producer_id, 3, 40);
+        for (index, key) in ["a", "b", "a", "c"].iter().enumerate() {
+            let mut record = Record::new(Some(key.as_bytes().to_vec()), Some(format!("v{index}").into_bytes()));
+            record.timestamp_ms = Some(1_000 + index as i64);
+            builder.push(record);
+        }
+        let mut bytes = builder.build().to_vec();
+        batch::set_base_offset(&mut bytes, base_offset);
+        bytes
+    }
+
+    #[test]
+    fn a_rewritten_batch_keeps_offsets_timestamps_and_producer_fields() {
+        let original = batch(7, 100);
+        let Filtered::Rewritten(bytes) = filter_batch(&original, |_, offset| offset != 100 && offset != 102).expect("filter") else {
+            panic!("expected a rewrite");
+        };
+        let header = check_batch(&bytes).expect("a valid batch with a correct CRC");
+        let before = BatchHeader::parse(&original).expect("header");
+        assert_eq!(header.base_offset, 100);
+        assert_eq!(
+            header.last_offset_delta, before.last_offset_delta,
+            "the last offset stays for the producer's sequence"
+        );
+        assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence), (7, 3, 40));
+        assert_eq!(
+            (header.base_timestamp, header.max_timestamp),
+            (before.base_timestamp, before.max_timestamp)
+        );
+        assert_eq!(header.records_count, 2);
+        let records = decode_records(&bytes).expect("decode");
+        let kept: Vec<(i64, Option<i64>, Vec<u8>)> = records
+            .into_iter()
+            .map(|record| (record.offset.expect("offset"), record.timestamp_ms, record.value.expect("value")))
+            .collect();
+        assert_eq!(kept, vec![(101, Some(1_001), b"v1".to_vec()), (103, Some(1_003), b"v3".to_vec())]);
+    }
+
+    #[test]
+    fn keeping_everything_changes_nothing() {
+        assert_eq!(filter_batch(&batch(-1, 5), |_, _| true), Ok(Filtered::Unchanged));
+    }
+
+    #[test]
+    fn an_emptied_batch_goes_unless_a_producer_needs_its_header() {
+        assert_eq!(filter_batch(&batch(-1, 5), |_, _| false), Ok(Filtered::Dropped));
+        let Ok(Filtered::Rewritten(bytes)) = filter_batch(&batch(9, 5), |_, _| false) else {
+            panic!("an idempotent producer's batch keeps its header");
+        };
+        let header = check_batch(&bytes).expect("valid");
+        assert_eq!((header.records_count, header.last_offset(), header.producer_id), (0, 8, 9));
+    }
+}

@@ -1,0 +1,252 @@
+//! Log compaction end to end on the log: the cleaner keeps the latest record
+//! per key at its offset, removes expired tombstones, leaves the active
+//! segment and transactional batches alone, survives a reopen, and a crash
+//! at any step of a cleaning (a failed write, fsync, rename or directory
+//! sync, then a power loss on the simulated disk) leaves a log that serves
+//! either the old or the cleaned version of each segment — every key's
+//! latest record still there at its offset, nothing torn, nothing invented.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use conveyor_log::batch::{self, check_batch};
+use conveyor_log::clock::{Clock, ManualClock};
+use conveyor_log::record::{BatchBuilder, Record, decode_records};
+use conveyor_log::sim::{PowerLoss, SimDisk, SimError, SimOp};
+use conveyor_log::throttle::Throttle;
+use conveyor_log::{CleanerSettings, CompactionConfig, Log, LogConfig};
+
+const NOW_MS: i64 = 1_700_000_000_000;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1_000,
+        retention_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+fn compaction(delete_retention_ms: i64) -> CompactionConfig {
+    CompactionConfig {
+        delete_retention_ms,
+        min_cleanable_dirty_ratio: 0.0,
+        ..CompactionConfig::default()
+    }
+}
+
+fn keyed(key: &str, value: Option<&str>) -> Bytes {
+    let mut builder = BatchBuilder::new(NOW_MS);
+    builder.push(Record::new(
+        Some(key.as_bytes().to_vec()),
+        value.map(|value| value.as_bytes().to_vec()),
+    ));
+    builder.build()
+}
+
+/// Every record served from the start: (offset, key, value).
+fn read_all(log: &Log) -> Vec<(u64, String, Option<String>)> {
+    let mut records = Vec::new();
+    let mut offset = log.start_offset();
+    // Bounded: each read moves past at least one batch, and the log is small.
+    for _ in 0..10_000 {
+        if offset >= log.high_watermark() {
+            break;
+        }
+        let read = log.read(offset, 1 << 20, true).expect("read");
+        assert!(!read.bytes.is_empty(), "a read below the high watermark serves something");
+        for (header, bytes) in batch::whole_batches(&read.bytes) {
+            check_batch(bytes).expect("every served batch is whole and sound");
+            for record in decode_records(bytes).expect("records") {
+                let key = String::from_utf8(record.key.expect("keyed")).expect("utf-8");
+                let value = record.value.map(|value| String::from_utf8(value).expect("utf-8"));
+                records.push((record.offset.expect("offset") as u64, key, value));
+            }
+            offset = header.last_offset() as u64 + 1;
+        }
+    }
+    records
+}
+
+/// Appends `rounds` updates to each of `keys` keys, then a tombstone for
+/// key 0 and two records of key `last`, one batch per record, and rolls;
+/// returns what was written, by offset.
+fn fill(log: &Log, keys: usize, rounds: usize) -> BTreeMap<u64, (String, Option<String>)> {
+    let mut written = BTreeMap::new();
+    for round in 0..rounds {
+        for key in 0..keys {
+            let (key, value) = (format!("k{key}"), format!("v{round}-{key}"));
+            let info = futures_lite_block(log.append(keyed(&key, Some(&value))));
+            written.insert(info, (key, Some(value)));
+        }
+    }
+    let info = futures_lite_block(log.append(keyed("k0", None)));
+    written.insert(info, ("k0".to_owned(), None));
+    // The segment before the active one then has a record its own next
+    // record supersedes: cleaned, it has a gap, which recovery must accept.
+    for value in ["first", "second"] {
+        let info = futures_lite_block(log.append(keyed("last", Some(value))));
+        written.insert(info, ("last".to_owned(), Some(value.to_owned())));
+    }
+    log.roll().expect("roll");
+    written
+}
+
+fn futures_lite_block(appending: conveyor_log::Appending) -> u64 {
+    appending.wait().expect("append").base_offset
+}
+
+/// The latest record of each key: what compaction must keep.
+fn latest(written: &BTreeMap<u64, (String, Option<String>)>) -> BTreeMap<String, (u64, Option<String>)> {
+    let mut latest = BTreeMap::new();
+    for (offset, (key, value)) in written {
+        latest.insert(key.clone(), (*offset, value.clone()));
+    }
+    latest
+}
+
+fn clean(log: &Log, config: &CompactionConfig) -> conveyor_log::Result<Option<conveyor_log::CleanStats>> {
+    log.clean(config, &CleanerSettings::default(), &mut Throttle::new(None), NOW_MS + 10_000)
+}
+
+fn open(disk: &SimDisk, clock: &Arc<ManualClock>) -> Log {
+    let clock: Arc<dyn Clock> = clock.clone();
+    Log::open_on(disk.storage(), PathBuf::from("/data/t/0"), config(), clock).expect("open")
+}
+
+#[test]
+fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
+    let disk = SimDisk::new(1);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    let written = fill(&log, 5, 6);
+    let segments_before = log.segment_count();
+    assert!(segments_before > 3, "the test spans several segments: {segments_before}");
+    // Tombstones younger than delete.retention.ms stay.
+    let stats = clean(&log, &compaction(i64::MAX)).expect("clean").expect("a cleaning was due");
+    assert!(stats.records_removed >= 25, "{stats:?}");
+    let expected: Vec<(u64, String, Option<String>)> = latest(&written)
+        .into_iter()
+        .map(|(key, (offset, value))| (offset, key, value))
+        .collect();
+    let mut served = read_all(&log);
+    served.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(served, expected_sorted, "only each key's latest record, at its own offset");
+    assert!(log.size_bytes() < stats.bytes_before + 1_000);
+    assert_eq!(
+        log.start_offset(),
+        0,
+        "a segment cleaned of every record stays: the log start does not move"
+    );
+    assert_eq!(log.segment_count(), segments_before, "no segment removed");
+    // Nothing is dirty any more: no second cleaning.
+    assert!(clean(&log, &compaction(i64::MAX)).expect("clean").is_none());
+    // A reopen serves the same.
+    drop(log);
+    let log = open(&disk, &clock);
+    let mut reopened = read_all(&log);
+    reopened.sort();
+    assert_eq!(reopened, expected_sorted);
+    // Appends go on after the highest offset.
+    let next = futures_lite_block(log.append(keyed("k1", Some("after"))));
+    assert_eq!(next, *written.keys().last().expect("written") + 1);
+}
+
+#[test]
+fn expired_tombstones_go_and_the_active_segment_stays() {
+    let disk = SimDisk::new(2);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    let written = fill(&log, 3, 4);
+    // Unrolled records in the active segment are never cleaned.
+    let active_offset = futures_lite_block(log.append(keyed("k1", Some("active-1"))));
+    futures_lite_block(log.append(keyed("k1", Some("active-2"))));
+    clean(&log, &compaction(0)).expect("clean").expect("due");
+    let served = read_all(&log);
+    assert!(
+        served.iter().all(|(_, key, _)| key != "k0"),
+        "k0's tombstone expired, and took k0 with it: {served:?}"
+    );
+    assert!(
+        served.iter().any(|(offset, _, _)| *offset == active_offset),
+        "the active segment is untouched"
+    );
+    let sealed_k2: Vec<_> = served.iter().filter(|(_, key, _)| key == "k2").collect();
+    assert_eq!(sealed_k2.len(), 1, "{served:?}");
+    assert_eq!(sealed_k2[0].2.as_deref(), Some("v3-2"));
+    assert!(written.len() > served.len());
+}
+
+#[test]
+fn transactional_batches_are_left_alone() {
+    let disk = SimDisk::new(3);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    let mut transactional = keyed("k0", Some("in-a-transaction")).to_vec();
+    let mut header = batch::BatchHeader::parse(&transactional).expect("header");
+    header.attributes |= batch::attributes::TRANSACTIONAL;
+    transactional[21..23].copy_from_slice(&header.attributes.to_be_bytes());
+    let crc = batch::compute_crc(&transactional);
+    transactional[17..21].copy_from_slice(&crc.to_be_bytes());
+    let offset = futures_lite_block(log.append(Bytes::from(transactional)));
+    fill(&log, 2, 3);
+    clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
+    let served = read_all(&log);
+    assert!(
+        served.iter().any(|(at, _, _)| *at == offset),
+        "a transactional record is never removed: {served:?}"
+    );
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_cleaning_leaves_old_or_new_segments_never_half() {
+    let ops = [
+        SimOp::Create,
+        SimOp::Write,
+        SimOp::SetLen,
+        SimOp::Sync,
+        SimOp::Remove,
+        SimOp::Rename,
+        SimOp::SyncDir,
+    ];
+    for (round, op) in ops.iter().enumerate() {
+        for mode in [PowerLoss::LoseUnsynced, PowerLoss::KeepSome] {
+            let disk = SimDisk::new(100 + round as u64);
+            let clock = ManualClock::new(NOW_MS);
+            let log = open(&disk, &clock);
+            let written = fill(&log, 4, 5);
+            disk.fail_next(*op, SimError::Io);
+            // The cleaning may fail at the injected fault, or get past it.
+            let _ = clean(&log, &compaction(i64::MAX));
+            disk.power_loss(mode);
+            drop(log);
+            let log = open(&disk, &clock);
+            let served = read_all(&log);
+            let mut last_offset = None;
+            for (offset, key, value) in &served {
+                assert!(last_offset < Some(*offset), "offsets only grow ({op:?}, {mode:?})");
+                last_offset = Some(*offset);
+                assert_eq!(
+                    written.get(offset),
+                    Some(&(key.clone(), value.clone())),
+                    "served only what was written, at its offset ({op:?}, {mode:?})"
+                );
+            }
+            for (key, (offset, value)) in latest(&written) {
+                assert!(
+                    served.contains(&(offset, key.clone(), value.clone())),
+                    "{key}'s latest record survives ({op:?}, {mode:?})"
+                );
+            }
+            // And a cleaning after the restart finishes the job.
+            clean(&log, &compaction(i64::MAX)).expect("clean after restart");
+            let keys: Vec<_> = read_all(&log).into_iter().map(|(_, key, _)| key).collect();
+            let mut unique = keys.clone();
+            unique.dedup();
+            assert_eq!(keys.len(), latest(&written).len(), "{keys:?} ({op:?}, {mode:?})");
+        }
+    }
+}
