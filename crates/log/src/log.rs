@@ -148,6 +148,7 @@ impl Log {
             high_watermark,
             written,
             health: Mutex::new(LogHealth::Healthy),
+            group_syncs_total: std::sync::atomic::AtomicU64::new(0),
         });
         let writer = Writer::new(Arc::clone(&shared), config, clock, segments, start_floor)?;
         // A writer that owes work from the start (retention of old segments)
@@ -294,6 +295,13 @@ impl Log {
             }
         }
         Ok(None)
+    }
+
+    /// How many groups of appends were fsynced together under `always`
+    /// since the log was opened: appends that arrive while a group is
+    /// written share its fsync (group commit).
+    pub fn group_syncs_total(&self) -> u64 {
+        self.inner.shared.group_syncs_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Offset after the last committed record: what consumers can read up to.

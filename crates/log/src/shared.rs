@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -57,4 +58,7 @@ pub(crate) struct Shared {
     /// counted: the writer then never gives those offsets out again.
     pub written: watch::Sender<u64>,
     pub health: Mutex<LogHealth>,
+    /// Groups of appends fsynced together under `always` (one `fdatasync`
+    /// each): how many fsyncs this log's appends waited for.
+    pub group_syncs_total: AtomicU64,
 }

@@ -525,6 +525,7 @@ impl Writer {
         if let Err(cause) = synced {
             return self.fail_group("fdatasync", cause, true);
         }
+        self.shared.group_syncs_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.complete_group();
     }
 
