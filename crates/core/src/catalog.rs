@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth::{Acl, AuthState, Permission, User};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
 use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
 use crate::vhost::VirtualHost;
@@ -409,6 +409,40 @@ impl Catalog {
     pub async fn append(&mut self, event: Event) -> Result<()> {
         self.journal.append(std::slice::from_ref(&event))?.await?;
         self.state.apply(&event);
+        self.snapshot_if_due().await;
+        Ok(())
+    }
+
+    /// Appends `events`, each its own batch, all enqueued before any is
+    /// awaited: the log's writer takes them as one group with one fsync
+    /// (group commit). Each that is durable is applied, in order; one
+    /// result per event. A failed write or fsync poisons the log, so those
+    /// that fail are the ones after the first failure.
+    pub async fn append_each(&mut self, events: Vec<Event>) -> Vec<Result<()>> {
+        let enqueued: Vec<_> = events
+            .iter()
+            .map(|event| self.journal.append(std::slice::from_ref(event)))
+            .collect();
+        let mut results = Vec::with_capacity(events.len());
+        for (event, appended) in events.iter().zip(enqueued) {
+            let result = match appended {
+                Ok(appended) => appended.await.map_err(CoreError::from),
+                Err(error) => Err(error.into()),
+            };
+            if result.is_ok() {
+                self.state.apply(event);
+            }
+            results.push(result);
+        }
+        if !events.is_empty() {
+            self.snapshot_if_due().await;
+        }
+        results
+    }
+
+    /// Writes a snapshot if one fell due; if that fails the events stand
+    /// (the journal has them) and the failure is logged.
+    async fn snapshot_if_due(&mut self) {
         if self.journal.claim_snapshot() {
             let (journal, snapshot, offset) = (Arc::clone(&self.journal), self.state.snapshot(), self.journal.end());
             let written = tokio::task::spawn_blocking(move || journal.write_snapshot(&snapshot, offset)).await;
@@ -418,7 +452,6 @@ impl Catalog {
                 Err(error) => warn!(%error, "the catalog snapshot task failed"),
             }
         }
-        Ok(())
     }
 
     /// The metadata log, for its health.

@@ -83,7 +83,9 @@ pub struct LogConfig {
     /// without changing its length), renewed as appends use it, so that this
     /// many bytes of appends still succeed on a full file system: what a
     /// queue's cursor journal needs so consumers can settle when publishers
-    /// no longer can. 0 reserves nothing.
+    /// no longer can. 0 reserves nothing. The reserve starts smaller
+    /// ([`crate::RESERVE_FIRST_BYTES`]) and grows with the active segment
+    /// up to this, so idle logs hold little room.
     pub reserve_bytes: u64,
 }
 

@@ -61,3 +61,4 @@ pub use health::LogHealth;
 pub use io_pool::{IoPool, IoPoolConfig, default_open_files_max};
 pub use log::{Log, ReadOutcome, Visibility};
 pub use storage::{Storage, StorageFile};
+pub use writer::RESERVE_FIRST_BYTES;

@@ -150,6 +150,7 @@ impl Log {
             health: Mutex::new(LogHealth::Healthy),
             cleaning: Mutex::new(()),
             deleting: std::sync::atomic::AtomicBool::new(false),
+            group_syncs_total: std::sync::atomic::AtomicU64::new(0),
         });
         let writer = Writer::new(Arc::clone(&shared), config, clock, segments, start_floor)?;
         // A writer that owes work from the start (retention of old segments)
@@ -313,6 +314,13 @@ impl Log {
             Some(max_timestamp_ms) if max_timestamp_ms > i64::MIN => self.offset_for_timestamp(max_timestamp_ms),
             _ => Ok(None),
         }
+    }
+
+    /// How many groups of appends were fsynced together under `always`
+    /// since the log was opened: appends that arrive while a group is
+    /// written share its fsync (group commit).
+    pub fn group_syncs_total(&self) -> u64 {
+        self.inner.shared.group_syncs_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Offset after the last committed record: what consumers can read up to.

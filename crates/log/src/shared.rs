@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -63,4 +64,7 @@ pub(crate) struct Shared {
     pub cleaning: Mutex<()>,
     /// Set by `Log::delete`: a cleaning in progress stops at its next segment.
     pub deleting: std::sync::atomic::AtomicBool,
+    /// Groups of appends fsynced together under `always` (one `fdatasync`
+    /// each): how many fsyncs this log's appends waited for.
+    pub group_syncs_total: AtomicU64,
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use conveyor_log::clock::{Clock, ManualClock};
 use conveyor_log::record::{BatchBuilder, Record, decode_records};
 use conveyor_log::sim::{PowerLoss, SimDisk, SimError, SimOp};
-use conveyor_log::{Durability, Log, LogConfig, LogError, LogHealth};
+use conveyor_log::{Durability, Log, LogConfig, LogError, LogHealth, RESERVE_FIRST_BYTES};
 
 const START_MS: i64 = 1_700_000_000_000;
 
@@ -314,6 +314,39 @@ fn reserved_room_lets_small_appends_succeed_on_a_full_file_system() {
     disk.set_capacity(None);
     let log = open(&disk, &dir(), config(Durability::Always));
     assert_eq!(contents(&log).len(), 1 + stored);
+}
+
+#[test]
+fn an_idle_log_reserves_little_room_and_the_reserve_grows_with_its_appends() {
+    let disk = SimDisk::new(11);
+    let reserve_bytes = 1024 * 1024;
+    let reserved = LogConfig {
+        reserve_bytes,
+        ..config(Durability::Always)
+    };
+    let log = open(&disk, &dir(), reserved.clone());
+    let idle_bytes = disk.used_bytes();
+    // Ten thousand never-written cursor journals must not hold 10 GiB.
+    assert!(
+        idle_bytes >= RESERVE_FIRST_BYTES && idle_bytes < reserve_bytes / 4,
+        "an idle log holds {idle_bytes} bytes"
+    );
+    let value = "v".repeat(4_000);
+    for _ in 0..200 {
+        log.append(batch(&[&value])).wait().expect("append");
+    }
+    let written_bytes = log.size_bytes();
+    assert!(written_bytes > reserve_bytes / 2, "{written_bytes} bytes written");
+    // A busy log keeps the whole reserve past its end.
+    let busy_bytes = disk.used_bytes();
+    assert!(
+        busy_bytes >= written_bytes + reserve_bytes / 2,
+        "{busy_bytes} bytes held for {written_bytes} written"
+    );
+    drop(log);
+    // After a restart the reserve follows what the segment holds.
+    let log = open(&disk, &dir(), reserved);
+    assert_eq!(contents(&log).len(), 200);
 }
 
 #[test]

@@ -35,15 +35,15 @@ pub(crate) fn open_topics(
 ) -> Result<BTreeMap<String, Arc<Topic>>> {
     let topics_dir = data_dir.join("topics");
     conveyor_log::index::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
-    let mut topics = BTreeMap::new();
-    for record in catalog.topics.values() {
+    let records: Vec<_> = catalog.topics.values().collect();
+    let opened = open_each(&records, |record| {
         let config_of_topic = TopicConfig::new(record.configs.clone())?;
         let log_config = config_of_topic.log_config(&config.topic_defaults);
         let dir = topics_dir.join(record.id.to_string());
         let logs = open_partitions(&dir, 0..record.partitions, &log_config, clock, &stats.topic(&record.name))?;
-        let topic = Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic);
-        topics.insert(record.name.clone(), Arc::new(topic));
-    }
+        Ok(Arc::new(Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic)))
+    })?;
+    let topics: BTreeMap<String, Arc<Topic>> = opened.into_iter().map(|topic| (topic.name.clone(), topic)).collect();
     remove_orphans(
         &topics_dir,
         &topics.values().map(|topic: &Arc<Topic>| topic.id.to_string()).collect(),
@@ -64,6 +64,39 @@ pub(crate) fn open_partitions(
             Ok(Partition::new(log)?.with_flow(Arc::clone(flow)))
         })
         .collect()
+}
+
+/// Threads that open topics and queues at start.
+const OPENING_THREADS: usize = 16;
+
+/// Opens what `records` name on [`OPENING_THREADS`] threads at once, so
+/// the file system groups their reads and syncs (a start with thousands of
+/// queues is bound by waiting for the disk, not by the CPU); results in
+/// the order of `records`. The first failure fails the start. Blocking.
+fn open_each<T: Sync, R: Send>(records: &[T], open: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let opened: parking_lot::Mutex<Vec<(usize, Result<R>)>> = parking_lot::Mutex::new(Vec::with_capacity(records.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..OPENING_THREADS.min(records.len()) {
+            scope.spawn(|| {
+                // Bounded by the number of records: each index is taken once.
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(record) = records.get(index) else { break };
+                    let result = open(record);
+                    let failed = result.is_err();
+                    opened.lock().push((index, result));
+                    if failed {
+                        // The others stop at their next record.
+                        next.store(records.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut opened = opened.into_inner();
+    opened.sort_by_key(|(index, _)| *index);
+    opened.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Durable queues live under `queues/`, transient ones under
@@ -129,8 +162,8 @@ pub(crate) fn open_queues(
     }
     let queues_dir = data_dir.join("queues");
     conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
-    let mut queues = BTreeMap::new();
-    for record in catalog.queues.values() {
+    let records: Vec<_> = catalog.queues.values().collect();
+    let opened = open_each(&records, |record| {
         // Validated when declared; a policy that no longer parses is ignored, not fatal.
         let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
         let queue = Queue::open(
@@ -152,8 +185,9 @@ pub(crate) fn open_queues(
         if declared.policy().message_groups {
             declared.restore_deduplication(clock.now_ms());
         }
-        queues.insert(record.name.clone(), Arc::new(declared));
-    }
+        Ok(Arc::new(declared))
+    })?;
+    let queues: BTreeMap<String, Arc<DeclaredQueue>> = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
     remove_orphans(
         &queues_dir,
         &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),

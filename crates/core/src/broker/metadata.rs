@@ -40,6 +40,9 @@ pub(crate) struct Metadata {
     /// New queues' files being created outside the metadata lock, at most
     /// `QUEUE_OPENS_CONCURRENT_MAX` at once (`queues.rs`).
     pub queue_opens: tokio::sync::Semaphore,
+    /// Queue declarations waiting for the metadata lock, committed together
+    /// by the first to get it (`declarations.rs`).
+    pub declarations: super::declarations::Declarations,
     /// The metadata lock: one change at a time.
     catalog: Arc<Mutex<Catalog>>,
     views: ArcSwap<Views>,
@@ -58,6 +61,7 @@ impl Metadata {
             clock,
             stats,
             queue_opens: tokio::sync::Semaphore::new(super::queues::QUEUE_OPENS_CONCURRENT_MAX),
+            declarations: super::declarations::Declarations::default(),
             catalog: Arc::new(Mutex::new(catalog)),
             views: ArcSwap::from_pointee(views),
         }
@@ -182,6 +186,20 @@ impl Change {
 }
 
 impl Change {
+    /// Journals `events` for a caller that checked and applied them to a
+    /// copy of the views itself (queue declarations, `declarations.rs`):
+    /// all are enqueued before any is awaited, so the catalog log writes
+    /// them with one fsync. One result per event; those that are durable
+    /// are applied to the catalog's state. No effects, no auth changes.
+    pub async fn journal_each(&mut self, events: Vec<Event>) -> Vec<Result<()>> {
+        self.catalog.append_each(events).await
+    }
+
+    /// Publishes views the caller built under this change's lock.
+    pub fn publish(&self, views: Views) {
+        self.meta.views.store(Arc::new(views));
+    }
+
     /// Commits an event about users or grants (durable, nothing opened for
     /// it) to its end, even if the caller goes away.
     pub async fn commit_auth(self, event: Event) -> Result<()> {

@@ -10,6 +10,7 @@
 //! end even if its caller goes away.
 
 mod data_dir;
+mod declarations;
 mod limited;
 mod metadata;
 mod queues;
@@ -362,6 +363,62 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_durable_declares_share_catalog_fsyncs_and_all_survive_a_restart() {
+        const DECLARES: usize = 64;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Arc::new(open(dir.path()));
+        let catalog = broker.catalog_log().expect("the catalog log");
+        let syncs_before = catalog.group_syncs_total();
+        let durable = QueueDefinition {
+            durable: true,
+            ..QueueDefinition::default()
+        };
+        let declares: Vec<_> = (0..DECLARES)
+            .map(|index| {
+                let (broker, durable) = (Arc::clone(&broker), durable.clone());
+                tokio::spawn(async move { broker.declare_queue(&format!("q{index}"), durable).await })
+            })
+            .collect();
+        // The same name declared at the same time: one creates it, the
+        // others get that queue.
+        let twins: Vec<_> = (0..4)
+            .map(|_| {
+                let (broker, durable) = (Arc::clone(&broker), durable.clone());
+                tokio::spawn(async move { broker.declare_queue("twin", durable).await })
+            })
+            .collect();
+        for declare in declares {
+            let (_, created) = declare.await.expect("join").expect("declare");
+            assert!(created);
+        }
+        let mut twin_ids = std::collections::BTreeSet::new();
+        let mut created = 0;
+        for twin in twins {
+            let (queue, new) = twin.await.expect("join").expect("declare");
+            twin_ids.insert(queue.id);
+            created += usize::from(new);
+        }
+        assert_eq!((twin_ids.len(), created), (1, 1), "one twin created the queue, the others found it");
+        // Each declare was acknowledged after its event was durable, and
+        // declares waiting for the metadata lock shared a fsync.
+        let syncs = catalog.group_syncs_total() - syncs_before;
+        assert!(syncs < DECLARES as u64, "{syncs} catalog fsyncs for {} declares", DECLARES + 4);
+        let twin_id = *twin_ids.first().expect("the twin");
+        drop(catalog);
+        let broker = Arc::into_inner(broker).expect("the only handle");
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let broker = open(dir.path());
+        for index in 0..DECLARES {
+            assert!(broker.queue(&format!("q{index}")).is_some(), "q{index} after the restart");
+        }
+        assert_eq!(broker.queue("twin").map(|queue| queue.id), Some(twin_id));
+        assert_eq!(broker.queues().len(), DECLARES + 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::Broker;
 use super::data_dir::{queue_config, queue_dir};
+use super::declarations::{Declarations, QueueDeclaration, already_declared};
 use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
@@ -96,60 +97,25 @@ impl Broker {
             .await?
         };
         let (opened, topic) = opened;
-        let mut change = meta.change().await;
-        // Another declare of the name, or a limit reached, while this one
-        // made its files: checked again under the lock.
-        if let Some(existing) = self.queue(name) {
-            return self.declared_already(&existing, &definition);
-        }
-        self.check_declaration(name, &definition)?;
-        let name = name.to_owned();
-        run_to_completion(async move {
-            let mut opened = opened;
-            let Some(declared) = opened.claim() else {
-                return Err(CoreError::Catalog(format!("queue {name:?} was opened for another declaration")));
-            };
-            let durable = definition.durable;
-            let event = Event::QueueDeclared {
-                id,
-                name: name.clone(),
-                definition,
-                created_ms,
-            };
-            let opened = match topic {
-                Some(topic) => Opened::Stream(Arc::clone(&declared), topic),
-                None => Opened::Queue(Arc::clone(&declared)),
-            };
-            if let Err(error) = change.commit(event, durable, opened).await {
-                drop(change);
-                discard(declared).await;
-                return Err(error);
-            }
-            info!(queue = name, durable, %id, "queue declared");
-            Ok((declared, true))
-        })
-        .await
+        let declaration = QueueDeclaration {
+            id,
+            name: name.to_owned(),
+            definition,
+            created_ms,
+            opened,
+            topic,
+        };
+        // Committed with the declarations that wait for the lock with it
+        // (one catalog fsync for all), in a task of its own so a caller
+        // going away stops no declaration midway.
+        let limits = Arc::clone(&self.limits);
+        run_to_completion(async move { Ok(Declarations::declare(&meta, &limits, declaration).await) }).await?
     }
 
     /// The answer to declaring a queue that exists: itself if `definition`
     /// is how it was declared, else why not.
     fn declared_already(&self, existing: &Arc<DeclaredQueue>, definition: &QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
-        let current = existing.definition();
-        if *current != *definition {
-            let reason = if current.durable != definition.durable {
-                format!("durable is {}, not {}", current.durable, definition.durable)
-            } else if current.auto_delete != definition.auto_delete {
-                format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
-            } else {
-                format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
-            };
-            return Err(CoreError::QueueMismatch {
-                name: existing.name.clone(),
-                reason,
-            });
-        }
-        existing.touch(self.clock().now_ms());
-        Ok((Arc::clone(existing), false))
+        already_declared(existing, definition, self.clock().now_ms())
     }
 
     /// Whether a queue that does not exist may be declared so: its vhost
@@ -270,10 +236,10 @@ impl Broker {
 /// the declaration ends without claiming it (a refusal, a caller gone),
 /// dropping the guard closes it and removes its files on a blocking thread.
 #[derive(Debug)]
-struct Unclaimed(Option<Arc<DeclaredQueue>>);
+pub(crate) struct Unclaimed(pub(super) Option<Arc<DeclaredQueue>>);
 
 impl Unclaimed {
-    fn claim(&mut self) -> Option<Arc<DeclaredQueue>> {
+    pub(super) fn claim(&mut self) -> Option<Arc<DeclaredQueue>> {
         self.0.take()
     }
 }
@@ -290,7 +256,7 @@ impl Drop for Unclaimed {
 
 /// Closes a queue no event names and removes its files, off the reactor.
 /// If that fails, the next start removes them as orphans.
-async fn discard(declared: Arc<DeclaredQueue>) {
+pub(super) async fn discard(declared: Arc<DeclaredQueue>) {
     let _ = blocking(move || {
         discard_now(&declared);
         Ok(())

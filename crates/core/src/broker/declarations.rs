@@ -1,0 +1,226 @@
+//! Queue declarations waiting for the metadata lock, committed together
+//! (group commit): the declare that gets the lock takes every declaration
+//! waiting then, checks each against the views as the ones before it left
+//! them, enqueues the durable ones' catalog events all at once so the log
+//! writes them with one fsync, and answers each once its event is durable.
+//! Knows the views, the catalog and the queue limit; what a declaration may
+//! ask for is `queues.rs`'s.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tracing::info;
+use uuid::Uuid;
+
+use super::metadata::{Change, Metadata, blocking};
+use super::queues::{Unclaimed, discard, served_to_kafka};
+use super::views::{Opened, Views};
+use crate::catalog::{Event, QueueDefinition};
+use crate::error::{CoreError, Result};
+use crate::limits::{Limit, Limits};
+use crate::queue::DeclaredQueue;
+use crate::topic::Topic;
+use crate::vhost;
+
+/// A new queue whose files are made, waiting for its catalog event.
+#[derive(Debug)]
+pub(crate) struct QueueDeclaration {
+    pub id: Uuid,
+    pub name: String,
+    pub definition: QueueDefinition,
+    pub created_ms: i64,
+    /// Discarded (files removed) if no event ever names it.
+    pub opened: Unclaimed,
+    /// Its Kafka face, for a stream served to Kafka.
+    pub topic: Option<Arc<Topic>>,
+}
+
+/// What a declaration is answered: the queue, and whether this declaration
+/// created it (`false` for an equivalent one that existed).
+pub(crate) type Declared = Result<(Arc<DeclaredQueue>, bool)>;
+
+/// The declarations waiting for the metadata lock.
+#[derive(Debug, Default)]
+pub(crate) struct Declarations {
+    waiting: parking_lot::Mutex<Vec<(QueueDeclaration, oneshot::Sender<Declared>)>>,
+}
+
+impl Declarations {
+    /// Declares a queue whose files are made: commits it with whatever
+    /// other declarations wait for the lock, or is answered by the declare
+    /// that took it first. Run it to completion (`run_to_completion`): a
+    /// declaration taken by another declare is answered by that one.
+    pub async fn declare(meta: &Arc<Metadata>, limits: &Limits, declaration: QueueDeclaration) -> Declared {
+        let (reply, mut answer) = oneshot::channel();
+        meta.declarations.waiting.lock().push((declaration, reply));
+        let change = tokio::select! {
+            biased;
+            answered = &mut answer => return answered.unwrap_or_else(|_| Err(unanswered())),
+            change = meta.change() => change,
+        };
+        let batch = std::mem::take(&mut *meta.declarations.waiting.lock());
+        if batch.is_empty() {
+            // Another declare took this one with the lock before this got it.
+            drop(change);
+        } else {
+            commit(change, limits, batch).await;
+        }
+        answer.await.unwrap_or_else(|_| Err(unanswered()))
+    }
+}
+
+fn unanswered() -> CoreError {
+    CoreError::Catalog("the declaration was not answered: the broker is shutting down".to_owned())
+}
+
+/// A declaration that passed its checks, with what answers it.
+struct Accepted {
+    declared: Arc<DeclaredQueue>,
+    topic: Option<Arc<Topic>>,
+    event: Event,
+    durable: bool,
+    reply: oneshot::Sender<Declared>,
+}
+
+impl Accepted {
+    fn opened(&self) -> Opened {
+        match &self.topic {
+            Some(topic) => Opened::Stream(Arc::clone(&self.declared), Arc::clone(topic)),
+            None => Opened::Queue(Arc::clone(&self.declared)),
+        }
+    }
+}
+
+/// Checks, journals and publishes `batch` under the metadata lock, and
+/// answers each declaration.
+async fn commit(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaration, oneshot::Sender<Declared>)>) {
+    let base = change.views();
+    let mut next = Views::clone(&base);
+    let mut accepted = Vec::with_capacity(batch.len());
+    for (mut declaration, reply) in batch {
+        let Some(declared) = declaration.opened.claim() else {
+            let _ = reply.send(Err(CoreError::Catalog(format!(
+                "queue {:?} was opened for another declaration",
+                declaration.name
+            ))));
+            continue;
+        };
+        let answer = match next.queues.get(&declaration.name) {
+            // Declared by another declare (of this batch or before it) while
+            // this one made its files.
+            Some(existing) => Some(already_declared(existing, &declaration.definition, change.meta().clock.now_ms())),
+            None => check(&next, limits, &declaration.name, &declared).err().map(Err),
+        };
+        if let Some(answer) = answer {
+            discard(declared).await;
+            let _ = reply.send(answer);
+            continue;
+        }
+        let accepted_one = Accepted {
+            topic: declaration.topic,
+            durable: declaration.definition.durable,
+            event: Event::QueueDeclared {
+                id: declaration.id,
+                name: declaration.name,
+                definition: declaration.definition,
+                created_ms: declaration.created_ms,
+            },
+            declared,
+            reply,
+        };
+        match next.apply(&accepted_one.event, accepted_one.opened()) {
+            Ok(_) => accepted.push(accepted_one),
+            Err(error) => {
+                discard(accepted_one.declared).await;
+                let _ = accepted_one.reply.send(Err(error));
+            }
+        }
+    }
+    // Transient queues are not journaled: they stand as soon as applied.
+    let events: Vec<Event> = accepted.iter().filter(|one| one.durable).map(|one| one.event.clone()).collect();
+    let mut journaled = change.journal_each(events).await.into_iter();
+    let results: Vec<Result<()>> = accepted
+        .iter()
+        .map(|one| {
+            if one.durable {
+                journaled.next().unwrap_or_else(|| Err(unanswered()))
+            } else {
+                Ok(())
+            }
+        })
+        .collect();
+    if results.iter().any(Result::is_err) {
+        // The views show only what is durable (and the transient queues):
+        // rebuilt from the base with the declarations that stand.
+        let mut standing = Views::clone(&base);
+        for (one, result) in accepted.iter().zip(&results) {
+            if result.is_ok()
+                && let Err(error) = standing.apply(&one.event, one.opened())
+            {
+                tracing::warn!(%error, "a declaration applied once did not apply again");
+            }
+        }
+        // The copy holds the queues that failed: dropped off the reactor.
+        let _ = blocking(move || {
+            drop(next);
+            Ok(())
+        })
+        .await;
+        next = standing;
+    }
+    change.publish(next);
+    drop(change);
+    for (one, result) in accepted.into_iter().zip(results) {
+        match result {
+            Ok(()) => {
+                if let Event::QueueDeclared { name, id, .. } = &one.event {
+                    info!(queue = name, durable = one.durable, %id, "queue declared");
+                }
+                let _ = one.reply.send(Ok((one.declared, true)));
+            }
+            Err(error) => {
+                discard(one.declared).await;
+                let _ = one.reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// The answer to a declaration of a queue that exists: itself if it was
+/// declared the same way, else why not.
+pub(crate) fn already_declared(existing: &Arc<DeclaredQueue>, definition: &QueueDefinition, now_ms: i64) -> Declared {
+    let current = existing.definition();
+    if *current != *definition {
+        let reason = if current.durable != definition.durable {
+            format!("durable is {}, not {}", current.durable, definition.durable)
+        } else if current.auto_delete != definition.auto_delete {
+            format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
+        } else {
+            format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
+        };
+        return Err(CoreError::QueueMismatch {
+            name: existing.name.clone(),
+            reason,
+        });
+    }
+    existing.touch(now_ms);
+    Ok((Arc::clone(existing), false))
+}
+
+/// What may have changed since the declaration was checked before its
+/// files were made: its vhost, the queue limit (counting the queues this
+/// batch declared before it), a Kafka topic of a stream's name.
+fn check(views: &Views, limits: &Limits, name: &str, declared: &DeclaredQueue) -> Result<()> {
+    let (vhost_name, _) = vhost::split(name);
+    if vhost_name != vhost::DEFAULT_VHOST && !views.vhosts.contains_key(vhost_name.as_ref()) {
+        return Err(vhost::VhostError::NotFound(vhost_name.into_owned()).into());
+    }
+    limits.check_count(Limit::Queues, views.queues.len() as u64, 1, &format!("queue {name:?}"))?;
+    if served_to_kafka(name, &declared.policy()) && views.topics.contains_key(name) {
+        return Err(CoreError::InvalidQueueArgument {
+            name: name.to_owned(),
+            reason: "is the name of a Kafka topic: a stream of that name would be a second log".to_owned(),
+        });
+    }
+    Ok(())
+}
