@@ -146,6 +146,10 @@ pub struct Limits {
     pub kafka_request_bytes_max: Option<u64>,
     pub kafka_message_bytes_max: Option<u64>,
     pub fetch_max_bytes: Option<u64>,
+    #[serde(alias = "group.consumer.session.timeout.ms")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    #[serde(alias = "group.consumer.heartbeat.interval.ms")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
     pub amqp_handshake_timeout_ms: Option<u64>,
     pub amqp_consumer_timeout_ms: Option<u64>,
     pub amqp_channel_max: Option<u16>,
@@ -183,6 +187,8 @@ impl Limits {
             kafka_request_bytes_max,
             kafka_message_bytes_max,
             fetch_max_bytes,
+            group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms,
             amqp_handshake_timeout_ms,
             amqp_consumer_timeout_ms,
             amqp_channel_max,
