@@ -155,3 +155,117 @@ fn describe(group: &ConsumerGroup) -> GroupDescription {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use conveyor_log::clock::ManualClock;
+
+    use super::*;
+    use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
+    use crate::group::offsets::OffsetStore;
+
+    const TOPIC: Uuid = Uuid::from_u128(9);
+
+    fn resolve(name: &str) -> Option<TopicShape> {
+        (name == "t").then_some(TopicShape {
+            id: TOPIC,
+            partition_count: 4,
+        })
+    }
+
+    fn join(member_id: &str) -> ConsumerHeartbeat {
+        ConsumerHeartbeat {
+            member_id: member_id.to_owned(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".to_owned()]),
+            owned: Some(Default::default()),
+            ..ConsumerHeartbeat::default()
+        }
+    }
+
+    fn classic_join() -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: true,
+        }
+    }
+
+    fn coordinator() -> (GroupCoordinator, Arc<ManualClock>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let offsets = OffsetStore::open(dir.path(), clock.clone()).expect("offsets");
+        (GroupCoordinator::new(offsets, clock.clone(), GroupConfig::default()), clock, dir)
+    }
+
+    #[tokio::test]
+    async fn a_group_with_kip848_members_refuses_classic_joins_and_is_listed_as_a_consumer_group() {
+        let (coordinator, _clock, _dir) = coordinator();
+        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        assert_eq!(interval_ms, 5_000);
+        assert_eq!(reply.member_epoch, 1);
+        assert_eq!(coordinator.join(classic_join()).await, Err(GroupError::InconsistentGroupProtocol));
+        let listed = coordinator.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].group_type, listed[0].state), (GroupType::Consumer, GroupState::Stable));
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_to_a_classic_group_with_members_is_group_id_not_found() {
+        let (coordinator, _clock, _dir) = coordinator();
+        // The first classic join hands out a member id; the group then has a pending member.
+        assert!(matches!(
+            coordinator.join(classic_join()).await,
+            Err(GroupError::MemberIdRequired(_))
+        ));
+        assert_eq!(
+            coordinator
+                .consumer_heartbeat("g", join("a"), &resolve)
+                .map(|(reply, _)| reply.member_epoch),
+            Err(ConsumerGroupError::GroupIdNotFound("g".to_owned()))
+        );
+    }
+
+    #[tokio::test]
+    async fn offset_commits_carry_the_current_member_epoch_and_expired_members_are_gone() {
+        let (coordinator, clock, _dir) = coordinator();
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let commit = || {
+            vec![OffsetCommit {
+                topic: "t".into(),
+                partition: 0,
+                offset: 5,
+                leader_epoch: -1,
+                metadata: None,
+            }]
+        };
+        let stale = coordinator
+            .commit_consumer_offsets("g", "a", reply.member_epoch + 1, commit())
+            .await;
+        assert!(matches!(stale, Err(ConsumerGroupError::StaleMemberEpoch { .. })));
+        let stored = coordinator.commit_consumer_offsets("g", "a", reply.member_epoch, commit()).await;
+        assert_eq!(stored, Ok(vec![Ok(())]));
+        assert_eq!(coordinator.offsets().get("g", "t", 0).map(|committed| committed.offset), Some(5));
+
+        clock.advance_ms(44_999);
+        coordinator.tick();
+        assert_eq!(coordinator.check_consumer_member("g", "a", reply.member_epoch), Some(Ok(())));
+        clock.advance_ms(1);
+        coordinator.tick();
+        assert_eq!(
+            coordinator.check_consumer_member("g", "a", reply.member_epoch),
+            Some(Err(ConsumerGroupError::UnknownMemberId))
+        );
+    }
+}
