@@ -6,7 +6,7 @@ other is given all four and consumes what is produced next, from the
 offsets its peer committed."""
 import time
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, ConsumerGroupType, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import BOOTSTRAP, check, unique
@@ -59,6 +59,25 @@ wait_until(lambda: (first.poll(0.1), second.poll(0.1)) and len(first.assignment(
            "both members to hold two partitions")
 check(not set(partitions(first)) & set(partitions(second)), f"members share a partition: {partitions(first)} {partitions(second)}")
 check(sorted(partitions(first) + partitions(second)) == [0, 1, 2, 3], "every partition is assigned")
+
+# ListGroups v5 names the group's type.
+listed = {g.group_id: g for g in admin.list_consumer_groups().result(timeout=30).valid}
+check(group in listed and listed[group].type == ConsumerGroupType.CONSUMER, f"listed: {listed.get(group)}")
+
+# A classic-protocol member is refused while the group has KIP-848 members (INCONSISTENT_GROUP_PROTOCOL).
+classic = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "auto.offset.reset": "earliest"})
+classic.subscribe([topic])
+refusal = []
+def classic_refused():
+    try:
+        message = classic.poll(0.1)
+        if message is not None and message.error() is not None:
+            refusal.append(message.error().name())
+    except KafkaException as error:
+        refusal.append(error.args[0].name())
+    return "INCONSISTENT_GROUP_PROTOCOL" in refusal
+wait_until(classic_refused, "the classic member's INCONSISTENT_GROUP_PROTOCOL")
+classic.close()
 
 produce(range(200))
 values = []
