@@ -627,4 +627,34 @@ mod tests {
             "the key and its alias disagreeing"
         );
     }
+
+    #[test]
+    fn kip848_group_keys_are_read_under_their_kafka_names_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        let resolve = |toml: &str| {
+            std::fs::write(&path, toml).expect("write");
+            Settings::resolve(&ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            })
+            .map(|settings| {
+                let limits = &settings.broker.limits;
+                (
+                    limits.group_consumer_session_timeout_ms,
+                    limits.group_consumer_heartbeat_interval_ms,
+                )
+            })
+        };
+        assert_eq!(resolve("").expect("defaults"), (45_000, 5_000), "Kafka's defaults");
+        assert_eq!(
+            resolve("[limits]\ngroup_consumer_session_timeout_ms = 3000\ngroup_consumer_heartbeat_interval_ms = 500\n").expect("keys"),
+            (3_000, 500)
+        );
+        assert_eq!(
+            resolve("[limits]\n\"group.consumer.session.timeout.ms\" = 4000\n\"group.consumer.heartbeat.interval.ms\" = 700\n")
+                .expect("Kafka's names"),
+            (4_000, 700)
+        );
+    }
 }
