@@ -606,12 +606,17 @@ impl GroupCoordinator {
         let exists_with_offsets = !self.offsets.of_group(group_id).is_empty();
         {
             let mut groups = self.groups.lock();
+            // A KIP-848 group with members is not empty either; an empty one goes.
+            let was_consumer_group = self.is_consumer_group(group_id);
+            if self.consumer_group_in_use(group_id) {
+                return Err(GroupError::NonEmptyGroup(group_id.to_owned()));
+            }
             match groups.get(group_id) {
                 Some(group) if !group.members.is_empty() => return Err(GroupError::NonEmptyGroup(group_id.to_owned())),
                 Some(_) => {
                     groups.remove(group_id);
                 }
-                None if exists_with_offsets => {}
+                None if exists_with_offsets || was_consumer_group => {}
                 None => return Err(GroupError::GroupIdNotFound(group_id.to_owned())),
             }
         }

@@ -222,6 +222,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kip848_group_with_members_is_not_deleted_and_an_empty_one_is() {
+        let (coordinator, _clock, _dir) = coordinator();
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        assert_eq!(coordinator.delete_group("g").await, Err(GroupError::NonEmptyGroup("g".to_owned())));
+        let mut leave = join("a");
+        leave.member_epoch = -1;
+        leave.subscribed_topic_names = None;
+        assert_eq!(
+            coordinator
+                .consumer_heartbeat("g", leave, &resolve)
+                .map(|(left, _)| left.member_epoch),
+            Ok(-1)
+        );
+        assert!(reply.member_epoch > 0);
+        assert_eq!(coordinator.delete_group("g").await, Ok(()));
+        assert!(!coordinator.is_consumer_group("g"));
+    }
+
+    #[tokio::test]
     async fn a_heartbeat_to_a_classic_group_with_members_is_group_id_not_found() {
         let (coordinator, _clock, _dir) = coordinator();
         // The first classic join hands out a member id; the group then has a pending member.
