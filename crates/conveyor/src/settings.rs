@@ -150,6 +150,10 @@ pub struct Limits {
     pub kafka_request_bytes_max: Option<u64>,
     pub kafka_message_bytes_max: Option<u64>,
     pub fetch_max_bytes: Option<u64>,
+    #[serde(alias = "group.consumer.session.timeout.ms")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    #[serde(alias = "group.consumer.heartbeat.interval.ms")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
     pub amqp_handshake_timeout_ms: Option<u64>,
     pub amqp_consumer_timeout_ms: Option<u64>,
     pub amqp_channel_max: Option<u16>,
@@ -187,6 +191,8 @@ impl Limits {
             kafka_request_bytes_max,
             kafka_message_bytes_max,
             fetch_max_bytes,
+            group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms,
             amqp_handshake_timeout_ms,
             amqp_consumer_timeout_ms,
             amqp_channel_max,
@@ -682,6 +688,36 @@ mod tests {
         assert!(
             resolve("consumer_timeout = 5000\n[limits]\namqp_consumer_timeout_ms = 6000\n", None).is_err(),
             "the key and its alias disagreeing"
+        );
+    }
+
+    #[test]
+    fn kip848_group_keys_are_read_under_their_kafka_names_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        let resolve = |toml: &str| {
+            std::fs::write(&path, toml).expect("write");
+            Settings::resolve(&ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            })
+            .map(|settings| {
+                let limits = &settings.broker.limits;
+                (
+                    limits.group_consumer_session_timeout_ms,
+                    limits.group_consumer_heartbeat_interval_ms,
+                )
+            })
+        };
+        assert_eq!(resolve("").expect("defaults"), (45_000, 5_000), "Kafka's defaults");
+        assert_eq!(
+            resolve("[limits]\ngroup_consumer_session_timeout_ms = 3000\ngroup_consumer_heartbeat_interval_ms = 500\n").expect("keys"),
+            (3_000, 500)
+        );
+        assert_eq!(
+            resolve("[limits]\n\"group.consumer.session.timeout.ms\" = 4000\n\"group.consumer.heartbeat.interval.ms\" = 700\n")
+                .expect("Kafka's names"),
+            (4_000, 700)
         );
     }
 }

@@ -53,6 +53,13 @@ fn librdkafka_groups_split_describe_and_survive_a_killed_member() {
 }
 
 #[test]
+fn kip848_librdkafka_members_split_a_topic_and_the_survivor_takes_all_partitions_after_a_close() {
+    // A short heartbeat interval so the group settles within the test's deadlines.
+    let (_dir, server) = support::start_with_config("[limits]\ngroup_consumer_heartbeat_interval_ms = 500\n");
+    run_script(&server, "kafka/kip848_confluent.py", &[]);
+}
+
+#[test]
 fn librdkafka_member_killed_during_a_rebalance_is_expired_after_its_session_timeout() {
     let (_dir, server) = server();
     let output = run_script(&server, "kafka/group_expiry_confluent.py", &["kill"]);

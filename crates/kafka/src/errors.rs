@@ -1,7 +1,7 @@
 //! The one table that maps core and log errors onto Kafka error codes.
 
 use conveyor_core::CoreError;
-use conveyor_core::group::GroupError;
+use conveyor_core::group::{ConsumerGroupError, GroupError};
 use conveyor_core::transaction::TransactionError;
 use conveyor_log::LogError;
 use kafka_protocol::ResponseError;
@@ -78,6 +78,19 @@ pub fn group_error(error: &GroupError) -> ResponseError {
         GroupError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
         // Retriable: clients look the coordinator up again and retry.
         GroupError::CoordinatorNotAvailable | GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+pub fn consumer_group_error(error: &ConsumerGroupError) -> ResponseError {
+    match error {
+        ConsumerGroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        ConsumerGroupError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        ConsumerGroupError::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+        ConsumerGroupError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+        ConsumerGroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ConsumerGroupError::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+        ConsumerGroupError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
+        ConsumerGroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }
 

@@ -20,6 +20,7 @@ use conveyor_log::clock::Clock;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::consumer_protocol::ConsumerGroup;
 use super::membership::{Group, Member};
 use super::offsets::{CommittedOffset, OffsetStore};
 use crate::error::CoreError;
@@ -104,6 +105,27 @@ pub enum GroupState {
     CompletingRebalance,
     Stable,
     Dead,
+    /// A KIP-848 consumer group whose target assignment is being computed.
+    Assigning,
+    /// A KIP-848 consumer group whose members are moving to their targets.
+    Reconciling,
+}
+
+/// Which membership protocol a group speaks (ListGroups' group type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupType {
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`).
+    Consumer,
+}
+
+impl GroupType {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+        }
+    }
 }
 
 impl GroupState {
@@ -115,6 +137,8 @@ impl GroupState {
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
         }
     }
 }
@@ -164,6 +188,7 @@ pub struct MemberDescription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group_id: String,
+    pub group_type: GroupType,
     pub state: GroupState,
     pub protocol_type: String,
     pub protocol_name: String,
@@ -183,16 +208,21 @@ pub struct OffsetCommit {
 
 #[derive(Debug)]
 pub struct GroupCoordinator {
-    groups: Mutex<HashMap<String, Group>>,
+    /// Classic-protocol groups. Lock order: `groups` before `consumer_groups`.
+    pub(super) groups: Mutex<HashMap<String, Group>>,
+    /// KIP-848 consumer groups (`consumer_protocol/`); a group id is in one
+    /// map or the other, never both with members.
+    pub(super) consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     offsets: OffsetStore,
-    clock: Arc<dyn Clock>,
-    config: GroupConfig,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) config: GroupConfig,
 }
 
 impl GroupCoordinator {
     pub fn new(offsets: OffsetStore, clock: Arc<dyn Clock>, config: GroupConfig) -> GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
             offsets,
             clock,
             config,
@@ -210,6 +240,11 @@ impl GroupCoordinator {
             let mut groups = self.groups.lock();
             if request.group_id.is_empty() {
                 return Err(GroupError::InvalidGroupId);
+            }
+            // A group with KIP-848 members refuses classic joins, as Kafka
+            // without online migration does.
+            if self.consumer_group_in_use(&request.group_id) {
+                return Err(GroupError::InconsistentGroupProtocol);
             }
             if request.session_timeout_ms < self.config.session_timeout_ms_min
                 || request.session_timeout_ms > self.config.session_timeout_ms_max
@@ -390,7 +425,9 @@ impl GroupCoordinator {
                         .map(|member| member.assignment.clone())
                         .unwrap_or_default());
                 }
-                GroupState::Empty | GroupState::Dead => return Err(GroupError::UnknownMemberId),
+                GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {
+                    return Err(GroupError::UnknownMemberId);
+                }
                 GroupState::CompletingRebalance => {}
             }
             let (sender, receiver) = oneshot::channel();
@@ -474,6 +511,8 @@ impl GroupCoordinator {
             }
             group.maybe_complete_join(now_ms);
         }
+        drop(groups);
+        self.expire_consumer_members(now_ms);
     }
 
     /// Runs [`GroupCoordinator::tick`] every 50 ms until `shutdown` turns true.
@@ -554,6 +593,16 @@ impl GroupCoordinator {
                 }
             }
         }
+        self.write_offsets(group_id, commits).await
+    }
+
+    /// Stores checked commits of one group (the classic and the KIP-848
+    /// commit paths share it).
+    pub(super) async fn write_offsets(
+        &self,
+        group_id: &str,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let now_ms = self.clock.now_ms();
         let mut results = Vec::with_capacity(commits.len());
         let mut changes = Vec::new();
@@ -583,12 +632,17 @@ impl GroupCoordinator {
         let exists_with_offsets = !self.offsets.of_group(group_id).is_empty();
         {
             let mut groups = self.groups.lock();
+            // A KIP-848 group with members is not empty either; an empty one goes.
+            let was_consumer_group = self.is_consumer_group(group_id);
+            if self.consumer_group_in_use(group_id) {
+                return Err(GroupError::NonEmptyGroup(group_id.to_owned()));
+            }
             match groups.get(group_id) {
                 Some(group) if !group.members.is_empty() => return Err(GroupError::NonEmptyGroup(group_id.to_owned())),
                 Some(_) => {
                     groups.remove(group_id);
                 }
-                None if exists_with_offsets => {}
+                None if exists_with_offsets || was_consumer_group => {}
                 None => return Err(GroupError::GroupIdNotFound(group_id.to_owned())),
             }
         }
@@ -638,11 +692,15 @@ impl GroupCoordinator {
 
     /// A group's description; an unknown group is "Dead" with no members, as Kafka shows it.
     pub fn describe(&self, group_id: &str) -> GroupDescription {
+        if let Some(description) = self.describe_consumer_group(group_id) {
+            return description;
+        }
         let groups = self.groups.lock();
         match groups.get(group_id) {
             Some(group) => group.describe(),
             None => GroupDescription {
                 group_id: group_id.to_owned(),
+                group_type: GroupType::Classic,
                 state: if self.offsets.of_group(group_id).is_empty() {
                     GroupState::Dead
                 } else {
@@ -666,9 +724,13 @@ impl GroupCoordinator {
                 .map(|group| (group.id.clone(), group.describe()))
                 .collect()
         };
+        for description in self.list_consumer_groups() {
+            descriptions.insert(description.group_id.clone(), description);
+        }
         for group_id in self.offsets.groups() {
             descriptions.entry(group_id.clone()).or_insert_with(|| GroupDescription {
                 group_id,
+                group_type: GroupType::Classic,
                 state: GroupState::Empty,
                 protocol_type: "consumer".to_owned(),
                 protocol_name: String::new(),

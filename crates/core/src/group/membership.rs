@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::coordinator::{GroupDescription, GroupError, GroupState, JoinResult, MemberDescription};
+use super::coordinator::{GroupDescription, GroupError, GroupState, GroupType, JoinResult, MemberDescription};
 
 #[derive(Debug)]
 pub(super) struct Member {
@@ -282,6 +282,7 @@ impl Group {
         members.sort_by_key(|member| member.join_order);
         GroupDescription {
             group_id: self.id.clone(),
+            group_type: GroupType::Classic,
             state: self.state,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             // Kafka shows the protocol only once it is in use.

@@ -1,11 +1,14 @@
 //! Consumer groups: membership (the coordinator's state machine) and
 //! committed offsets (a log of their own). Front doors translate to it.
 
+mod consumer_protocol;
 mod coordinator;
 mod membership;
 mod offsets;
 
+pub use consumer_protocol::{Assignment, Assignor, ConsumerGroupError, ConsumerHeartbeat, HeartbeatReply, TopicShape};
 pub use coordinator::{
-    GroupConfig, GroupCoordinator, GroupDescription, GroupError, GroupState, JoinRequest, JoinResult, MemberDescription, OffsetCommit,
+    GroupConfig, GroupCoordinator, GroupDescription, GroupError, GroupState, GroupType, JoinRequest, JoinResult, MemberDescription,
+    OffsetCommit,
 };
 pub use offsets::{CommittedOffset, OffsetStore};

@@ -30,6 +30,12 @@ pub struct LimitsConfig {
     pub kafka_message_bytes_max: u64,
     /// Kafka's broker-side `fetch.max.bytes`: the most one Fetch response carries.
     pub fetch_max_bytes: u64,
+    /// Kafka's `group.consumer.session.timeout.ms`: a KIP-848 consumer-group
+    /// member with no heartbeat for this long is removed.
+    pub group_consumer_session_timeout_ms: u64,
+    /// Kafka's `group.consumer.heartbeat.interval.ms`: how often KIP-848
+    /// members are told to heartbeat.
+    pub group_consumer_heartbeat_interval_ms: u64,
     /// RabbitMQ's `handshake_timeout`: from accepting an AMQP connection to `connection.open`.
     pub amqp_handshake_timeout_ms: u64,
     /// RabbitMQ's `consumer_timeout`: a delivery unacknowledged this long
@@ -94,6 +100,8 @@ impl Default for LimitsConfig {
             group_members_max: 1_000,
             segment_bytes_min: MIB,
             segment_ms_min: 60_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

@@ -311,8 +311,7 @@ pub fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsR
         .into_iter()
         .filter(|group| group.state != GroupState::Dead)
         .filter(|group| states.is_empty() || states.contains(&group.state.name().to_lowercase()))
-        // Every group here speaks the classic protocol.
-        .filter(|_| types.is_empty() || types.iter().any(|kind| kind == "classic"))
+        .filter(|group| types.is_empty() || types.iter().any(|kind| kind == group.group_type.name()))
         .filter(|group| every_group || connection.allowed(context, &Resource::Group(&group.group_id), Operation::Describe))
         .map(|group| {
             let mut listed = ListedGroup::default()
@@ -322,7 +321,7 @@ pub fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsR
                 listed.group_state = text(group.state.name());
             }
             if version >= 5 {
-                listed.group_type = text("classic");
+                listed.group_type = text(group.group_type.name());
             }
             listed
         })

@@ -5,6 +5,7 @@ mod acls;
 mod api_versions;
 mod conditions;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -101,6 +102,13 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 groups::join(&context, &connection, client_id, body, version).await
             }))
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let body = frame::decode_body(&request)?;
+            let client_id = request.header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+            Ok(reply(api, version, correlation_id, async move {
+                consumer_groups::heartbeat(&context, &connection, client_id, body)
+            }))
+        }
         ApiKey::SyncGroup => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
@@ -140,7 +148,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::OffsetCommit => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                offsets::commit(&context, &connection, body).await
+                offsets::commit(&context, &connection, body, version).await
             }))
         }
         ApiKey::OffsetFetch => {

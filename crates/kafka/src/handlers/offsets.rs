@@ -20,9 +20,9 @@ use conveyor_core::auth::{Operation, Resource};
 
 use crate::Context;
 use crate::connection::ConnectionInfo;
-use crate::errors::group_error;
+use crate::errors::{consumer_group_error, group_error};
 
-pub async fn commit(context: &Context, connection: &ConnectionInfo, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn commit(context: &Context, connection: &ConnectionInfo, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
     // READ on the group refuses the whole request; READ on each topic its partitions.
     let group_refused = !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Read);
     let generation = request.generation_id_or_member_epoch;
@@ -54,7 +54,24 @@ pub async fn commit(context: &Context, connection: &ConnectionInfo, request: Off
             slots.push(exists);
         }
     }
-    let outcome = context.broker.groups().commit_offsets(&request.group_id.0, member, commits).await;
+    let groups = context.broker.groups();
+    let outcome = match member {
+        // A KIP-848 group's member sends its member epoch (v9+), checked as Kafka does.
+        Some((member_id, _, member_epoch)) if groups.is_consumer_group(&request.group_id.0) => {
+            if version < 9 {
+                Err(ResponseError::UnsupportedVersion.code())
+            } else {
+                groups
+                    .commit_consumer_offsets(&request.group_id.0, member_id, member_epoch, commits)
+                    .await
+                    .map_err(|error| consumer_group_error(&error).code())
+            }
+        }
+        _ => groups
+            .commit_offsets(&request.group_id.0, member, commits)
+            .await
+            .map_err(|error| group_error(&error).code()),
+    };
     let mut stored = match &outcome {
         Ok(results) => results
             .iter()
@@ -66,7 +83,7 @@ pub async fn commit(context: &Context, connection: &ConnectionInfo, request: Off
     let whole_request_error = if group_refused {
         Some(ResponseError::GroupAuthorizationFailed.code())
     } else {
-        outcome.as_ref().err().map(|error| group_error(error).code())
+        outcome.as_ref().err().copied()
     };
     let mut slots = slots.into_iter();
     let mut refused_topics = refused_topics.into_iter();
@@ -158,6 +175,18 @@ pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetc
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(group.group_id)
                         .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                }
+                // A KIP-848 member (v9+) must send its current member epoch.
+                if let Some(member_id) = group.member_id.as_ref().filter(|id| !id.is_empty()) {
+                    let checked = context
+                        .broker
+                        .groups()
+                        .check_consumer_member(&group.group_id.0, member_id, group.member_epoch);
+                    if let Some(Err(error)) = checked {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(group.group_id)
+                            .with_error_code(consumer_group_error(&error).code());
+                    }
                 }
                 let fetched = visible(context, connection, fetch_group(context, &group.group_id.0, topics));
                 let topics = fetched

@@ -1,0 +1,601 @@
+//! One KIP-848 consumer group as a pure state machine (heartbeats and time
+//! in, member epochs and assignments out): the group epoch, bumped when
+//! membership, subscriptions or the subscribed topics' partitions change; the
+//! target assignment computed by the group's assignor at that epoch; and each
+//! member's reconciliation towards its target, revoke before assign (a
+//! partition goes to its new owner only once the previous owner's heartbeat
+//! no longer reports it). Knows topic ids and partition numbers, nothing of
+//! the Kafka wire format, the clock or the offsets.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use super::assignor::{Assignment, Assignor, AssignorMember, TopicShape};
+use crate::group::coordinator::GroupState;
+
+/// Why a heartbeat was refused. The door maps these to Kafka's codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumerGroupError {
+    #[error("the member id is not known to the group")]
+    UnknownMemberId,
+    #[error("the member epoch {received} is fenced; the member's epoch is {current}")]
+    FencedMemberEpoch { received: i32, current: i32 },
+    #[error("the member epoch {received} is stale; the member's epoch is {current}")]
+    StaleMemberEpoch { received: i32, current: i32 },
+    #[error("assignor {0:?} is not supported")]
+    UnsupportedAssignor(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The id names a group of the classic protocol.
+    #[error("group {0} is not a consumer group")]
+    GroupIdNotFound(String),
+    /// `group_members_max` (Kafka's `group.consumer.max.size`).
+    #[error("{0}")]
+    GroupMaxSizeReached(String),
+    #[error("storing offsets failed: {0}")]
+    Storage(String),
+}
+
+/// Where a member stands in its reconciliation (KIP-848's member states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// Holds its target assignment.
+    Stable,
+    /// Must stop owning `revoking` before it gets anything new.
+    UnrevokedPartitions,
+    /// Waits for other members to release partitions of its target.
+    UnreleasedPartitions,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    pub id: String,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub state: MemberState,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed: BTreeSet<String>,
+    pub rebalance_timeout_ms: i32,
+    /// What the member may own now (revoked partitions excluded).
+    pub assigned: Assignment,
+    /// What the member must give up before anything new is assigned.
+    pub revoking: Assignment,
+    pub last_heartbeat_ms: i64,
+    /// When a member still holding `revoking` is removed (its rebalance timeout).
+    pub revocation_deadline_ms: Option<i64>,
+}
+
+/// One ConsumerGroupHeartbeat, in the core's words. `None` fields mean
+/// "unchanged since my last heartbeat", as in the protocol.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerHeartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub server_assignor: Option<String>,
+    pub owned: Option<Assignment>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// `None` after a leave.
+    pub assignment: Option<Assignment>,
+}
+
+/// The epoch a leaving member sends (and gets back).
+pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
+/// The epoch a leaving static member sends (static membership is not kept:
+/// it leaves like a dynamic one).
+pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroup {
+    pub id: String,
+    pub group_epoch: i32,
+    /// The group epoch the target assignment was computed at.
+    pub assignment_epoch: i32,
+    pub assignor: Assignor,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, Assignment>,
+    /// The subscribed topics' shapes the target was computed from.
+    pub topics: BTreeMap<String, TopicShape>,
+}
+
+impl ConsumerGroup {
+    pub fn new(id: &str, assignor: Assignor) -> ConsumerGroup {
+        ConsumerGroup {
+            id: id.to_owned(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            assignor,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            topics: BTreeMap::new(),
+        }
+    }
+
+    /// The state Kafka's admin APIs show for a consumer group.
+    pub fn state(&self) -> GroupState {
+        if self.members.is_empty() {
+            GroupState::Empty
+        } else if self.group_epoch > self.assignment_epoch {
+            GroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|member| member.epoch != self.assignment_epoch || member.state != MemberState::Stable)
+        {
+            GroupState::Reconciling
+        } else {
+            GroupState::Stable
+        }
+    }
+
+    /// Handles one heartbeat at `now_ms`. `new_member_id` names a joining
+    /// member that came without an id; `resolve` gives the shape of a topic
+    /// by name (`None` when it does not exist).
+    pub fn heartbeat(
+        &mut self,
+        request: ConsumerHeartbeat,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+        resolve: &dyn Fn(&str) -> Option<TopicShape>,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        if request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            if self.members.remove(&request.member_id).is_none() {
+                return Err(ConsumerGroupError::UnknownMemberId);
+            }
+            self.target.remove(&request.member_id);
+            self.group_epoch += 1;
+            return Ok(HeartbeatReply {
+                member_id: request.member_id,
+                member_epoch: request.member_epoch,
+                assignment: None,
+            });
+        }
+        if let Some(name) = &request.server_assignor {
+            self.assignor = Assignor::from_name(name).ok_or_else(|| ConsumerGroupError::UnsupportedAssignor(name.clone()))?;
+        }
+        // One heartbeat moves the group epoch at most once, whatever changed.
+        let mut changed = false;
+        let member_id = if request.member_epoch == 0 {
+            if request.subscribed_topic_names.is_none() {
+                return Err(ConsumerGroupError::InvalidRequest(
+                    "SubscribedTopicNames must be set in first request".to_owned(),
+                ));
+            }
+            let member_id = if request.member_id.is_empty() {
+                new_member_id()
+            } else {
+                request.member_id.clone()
+            };
+            if !self.members.contains_key(&member_id) {
+                self.members.insert(member_id.clone(), new_member(&member_id, &request, now_ms));
+                changed = true;
+            }
+            member_id
+        } else {
+            let member = self.members.get(&request.member_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
+            check_epoch(member, request.member_epoch, request.owned.as_ref())?;
+            request.member_id.clone()
+        };
+        let member = self.members.get_mut(&member_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
+        member.last_heartbeat_ms = now_ms;
+        member.client_id = request.client_id;
+        member.client_host = request.client_host;
+        if request.rebalance_timeout_ms > 0 {
+            member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        }
+        if let Some(names) = request.subscribed_topic_names {
+            let names: BTreeSet<String> = names.into_iter().collect();
+            if names != member.subscribed {
+                member.subscribed = names;
+                changed = true;
+            }
+        }
+        changed |= self.refresh_topics(resolve);
+        if changed {
+            self.group_epoch += 1;
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target();
+        }
+        self.reconcile(&member_id, request.owned.as_ref(), now_ms);
+        let member = &self.members[&member_id];
+        Ok(HeartbeatReply {
+            member_id,
+            member_epoch: member.epoch,
+            assignment: Some(member.assigned.clone()),
+        })
+    }
+
+    /// Removes members whose session expired (no heartbeat for
+    /// `session_timeout_ms`) or who held revoked partitions past their
+    /// rebalance timeout; returns their ids.
+    pub fn expire(&mut self, now_ms: i64, session_timeout_ms: i64) -> Vec<String> {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|member| {
+                now_ms - member.last_heartbeat_ms >= session_timeout_ms
+                    || member.revocation_deadline_ms.is_some_and(|deadline| now_ms >= deadline)
+            })
+            .map(|member| member.id.clone())
+            .collect();
+        for id in &expired {
+            self.members.remove(id);
+            self.target.remove(id);
+            self.group_epoch += 1;
+        }
+        expired
+    }
+
+    /// Checks a member's epoch for OffsetCommit/OffsetFetch (v9+), as
+    /// Kafka's ConsumerGroup.validateOffsetCommit: the member must exist and
+    /// send exactly its current epoch.
+    pub fn check_member_epoch(&self, member_id: &str, member_epoch: i32) -> Result<(), ConsumerGroupError> {
+        let member = self.members.get(member_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
+        if member_epoch != member.epoch {
+            return Err(ConsumerGroupError::StaleMemberEpoch {
+                received: member_epoch,
+                current: member.epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a subscribed topic appeared, vanished or changed its partition
+    /// count since the target was computed (which moves the group epoch).
+    fn refresh_topics(&mut self, resolve: &dyn Fn(&str) -> Option<TopicShape>) -> bool {
+        let names: BTreeSet<&String> = self.members.values().flat_map(|member| member.subscribed.iter()).collect();
+        let topics: BTreeMap<String, TopicShape> = names
+            .into_iter()
+            .filter_map(|name| resolve(name).map(|shape| (name.clone(), shape)))
+            .collect();
+        if topics == self.topics {
+            return false;
+        }
+        self.topics = topics;
+        true
+    }
+
+    fn compute_target(&mut self) {
+        let members: BTreeMap<String, AssignorMember<'_>> = self
+            .members
+            .iter()
+            .map(|(id, member)| {
+                (
+                    id.clone(),
+                    AssignorMember {
+                        subscribed: &member.subscribed,
+                        current: &member.assigned,
+                    },
+                )
+            })
+            .collect();
+        self.target = self.assignor.assign(&members, &self.topics);
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Whether a member other than `member_id` holds (assigned or still
+    /// revoking) this partition.
+    fn held_by_other(&self, member_id: &str, topic_id: Uuid, partition: i32) -> bool {
+        self.members.values().any(|other| {
+            other.id != member_id
+                && [&other.assigned, &other.revoking]
+                    .iter()
+                    .any(|held| held.get(&topic_id).is_some_and(|partitions| partitions.contains(&partition)))
+        })
+    }
+
+    /// Moves one member towards its target (Kafka's CurrentAssignmentBuilder).
+    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now_ms: i64) {
+        let Some(member) = self.members.get(member_id) else {
+            return;
+        };
+        match member.state {
+            MemberState::UnrevokedPartitions => {
+                // Still revoking until a heartbeat reports owning none of them.
+                let released = owned.is_some_and(|owned| intersection(owned, &member.revoking).is_empty());
+                if !released {
+                    return;
+                }
+            }
+            MemberState::Stable | MemberState::UnreleasedPartitions => {
+                if member.epoch == self.assignment_epoch && member.state == MemberState::Stable {
+                    return;
+                }
+            }
+        }
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let kept = intersection(&member.assigned, &target);
+        let to_revoke = difference(&member.assigned, &target);
+        let mut next = kept.clone();
+        let mut unreleased = false;
+        if to_revoke.is_empty() {
+            for (topic_id, partition) in difference(&target, &kept)
+                .iter()
+                .flat_map(|(id, ps)| ps.iter().map(move |p| (*id, *p)))
+            {
+                if self.held_by_other(member_id, topic_id, partition) {
+                    unreleased = true;
+                } else {
+                    next.entry(topic_id).or_default().insert(partition);
+                }
+            }
+        }
+        let assignment_epoch = self.assignment_epoch;
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        if !to_revoke.is_empty() {
+            member.assigned = kept;
+            member.revoking = to_revoke;
+            member.state = MemberState::UnrevokedPartitions;
+            member.revocation_deadline_ms = Some(now_ms + i64::from(member.rebalance_timeout_ms.max(0)));
+            return;
+        }
+        member.assigned = next;
+        member.revoking = Assignment::new();
+        member.revocation_deadline_ms = None;
+        if member.epoch != assignment_epoch {
+            member.previous_epoch = member.epoch;
+            member.epoch = assignment_epoch;
+        }
+        member.state = if unreleased {
+            MemberState::UnreleasedPartitions
+        } else {
+            MemberState::Stable
+        };
+    }
+}
+
+fn new_member(member_id: &str, request: &ConsumerHeartbeat, now_ms: i64) -> ConsumerMember {
+    ConsumerMember {
+        id: member_id.to_owned(),
+        epoch: 0,
+        previous_epoch: 0,
+        state: MemberState::Stable,
+        client_id: request.client_id.clone(),
+        client_host: request.client_host.clone(),
+        subscribed: BTreeSet::new(),
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        assigned: Assignment::new(),
+        revoking: Assignment::new(),
+        last_heartbeat_ms: now_ms,
+        revocation_deadline_ms: None,
+    }
+}
+
+/// Kafka's throwIfMemberEpochIsInvalid: a newer epoch than the member's is
+/// fenced; an older one is accepted only if it is the previous epoch and the
+/// member owns nothing beyond its assignment (it missed our last answer).
+fn check_epoch(member: &ConsumerMember, received: i32, owned: Option<&Assignment>) -> Result<(), ConsumerGroupError> {
+    let fenced = ConsumerGroupError::FencedMemberEpoch {
+        received,
+        current: member.epoch,
+    };
+    if received > member.epoch {
+        return Err(fenced);
+    }
+    if received < member.epoch {
+        let owns_only_assigned = owned.is_some_and(|owned| difference(owned, &member.assigned).is_empty());
+        if received != member.previous_epoch || !owns_only_assigned {
+            return Err(fenced);
+        }
+    }
+    Ok(())
+}
+
+fn intersection(left: &Assignment, right: &Assignment) -> Assignment {
+    left.iter()
+        .filter_map(|(id, partitions)| {
+            let common: BTreeSet<i32> = right
+                .get(id)
+                .map(|other| partitions.intersection(other).copied().collect())
+                .unwrap_or_default();
+            (!common.is_empty()).then_some((*id, common))
+        })
+        .collect()
+}
+
+fn difference(left: &Assignment, right: &Assignment) -> Assignment {
+    left.iter()
+        .filter_map(|(id, partitions)| {
+            let rest: BTreeSet<i32> = match right.get(id) {
+                Some(other) => partitions.difference(other).copied().collect(),
+                None => partitions.clone(),
+            };
+            (!rest.is_empty()).then_some((*id, rest))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPIC: Uuid = Uuid::from_u128(7);
+
+    fn resolve(name: &str) -> Option<TopicShape> {
+        (name == "t").then_some(TopicShape {
+            id: TOPIC,
+            partition_count: 4,
+        })
+    }
+
+    fn partitions(list: &[i32]) -> Assignment {
+        if list.is_empty() {
+            return Assignment::new();
+        }
+        [(TOPIC, list.iter().copied().collect())].into()
+    }
+
+    fn beat(
+        group: &mut ConsumerGroup,
+        id: &str,
+        epoch: i32,
+        owned: Option<&[i32]>,
+        now_ms: i64,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        let request = ConsumerHeartbeat {
+            member_id: id.to_owned(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_owned()]),
+            owned: owned.map(partitions),
+            ..ConsumerHeartbeat::default()
+        };
+        group.heartbeat(request, now_ms, || format!("generated-{id}"), &resolve)
+    }
+
+    fn assigned(reply: &HeartbeatReply) -> Vec<i32> {
+        reply
+            .assignment
+            .as_ref()
+            .and_then(|assignment| assignment.get(&TOPIC))
+            .map(|partitions| partitions.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn first_member_gets_every_partition_at_epoch_one() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let reply = beat(&mut group, "", 0, Some(&[]), 0).expect("heartbeat accepted");
+        assert_eq!(reply.member_id, "generated-");
+        assert_eq!(reply.member_epoch, 1);
+        assert_eq!(assigned(&reply), vec![0, 1, 2, 3]);
+        assert_eq!(group.state(), GroupState::Stable);
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_previous_owner_stops_reporting_it() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let a = beat(&mut group, "a", 0, Some(&[]), 0).expect("heartbeat accepted");
+        assert_eq!(assigned(&a), vec![0, 1, 2, 3]);
+        let a_epoch = a.member_epoch;
+
+        // b joins: the group epoch moves, but a still owns 2 and 3, so b gets nothing yet.
+        let b = beat(&mut group, "b", 0, Some(&[]), 10).expect("heartbeat accepted");
+        assert!(assigned(&b).is_empty());
+        assert!(b.member_epoch > a_epoch);
+        assert_eq!(group.state(), GroupState::Reconciling);
+
+        // a is told to keep 0 and 1 (revoke 2 and 3) at its old epoch.
+        let a = beat(&mut group, "a", a_epoch, Some(&[0, 1, 2, 3]), 20).expect("heartbeat accepted");
+        assert_eq!(assigned(&a), vec![0, 1]);
+        assert_eq!(a.member_epoch, a_epoch, "no new epoch before the revocation is done");
+
+        // While a still reports 2, b still waits.
+        let b2 = beat(&mut group, "b", b.member_epoch, Some(&[]), 30).expect("heartbeat accepted");
+        assert!(assigned(&b2).is_empty());
+        let a = beat(&mut group, "a", a_epoch, Some(&[0, 1, 2]), 40).expect("heartbeat accepted");
+        assert_eq!(a.member_epoch, a_epoch);
+
+        // a reports it revoked: it moves to the new epoch, and then b gets 2 and 3.
+        let a = beat(&mut group, "a", a_epoch, Some(&[0, 1]), 50).expect("heartbeat accepted");
+        assert_eq!(a.member_epoch, b.member_epoch);
+        let b3 = beat(&mut group, "b", b.member_epoch, Some(&[]), 60).expect("heartbeat accepted");
+        assert_eq!(assigned(&b3), vec![2, 3]);
+        assert_eq!(group.state(), GroupState::Stable);
+    }
+
+    fn two_stable_members(group: &mut ConsumerGroup) -> (HeartbeatReply, HeartbeatReply) {
+        let a = beat(group, "a", 0, Some(&[]), 0).expect("heartbeat accepted");
+        let b = beat(group, "b", 0, Some(&[]), 0).expect("heartbeat accepted");
+        beat(group, "a", a.member_epoch, Some(&[0, 1, 2, 3]), 0).expect("heartbeat accepted");
+        let a = beat(group, "a", a.member_epoch, Some(&[0, 1]), 0).expect("heartbeat accepted");
+        let b = beat(group, "b", b.member_epoch, Some(&[]), 0).expect("heartbeat accepted");
+        assert_eq!((assigned(&a), assigned(&b)), (vec![0, 1], vec![2, 3]));
+        (a, b)
+    }
+
+    #[test]
+    fn leave_with_epoch_minus_one_gives_the_partitions_to_the_rest() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (a, b) = two_stable_members(&mut group);
+        let left = beat(&mut group, "b", LEAVE_GROUP_MEMBER_EPOCH, None, 100).expect("heartbeat accepted");
+        assert_eq!(left.member_epoch, LEAVE_GROUP_MEMBER_EPOCH);
+        let a = beat(&mut group, "a", a.member_epoch, Some(&[0, 1]), 110).expect("heartbeat accepted");
+        assert_eq!(assigned(&a), vec![0, 1, 2, 3]);
+        assert!(a.member_epoch > b.member_epoch);
+        assert_eq!(
+            beat(&mut group, "b", b.member_epoch, None, 120),
+            Err(ConsumerGroupError::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn an_expired_session_removes_the_member_and_rebalances() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (a, _) = two_stable_members(&mut group);
+        beat(&mut group, "a", a.member_epoch, Some(&[0, 1]), 40_000).expect("heartbeat accepted");
+        assert!(group.expire(44_999, 45_000).is_empty());
+        assert_eq!(group.expire(45_000, 45_000), vec!["b".to_owned()]);
+        let a = beat(&mut group, "a", a.member_epoch, Some(&[0, 1]), 45_001).expect("heartbeat accepted");
+        assert_eq!(assigned(&a), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_member_that_never_revokes_is_removed_after_its_rebalance_timeout() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let a = beat(&mut group, "a", 0, Some(&[]), 0).expect("heartbeat accepted");
+        beat(&mut group, "b", 0, Some(&[]), 0).expect("heartbeat accepted");
+        beat(&mut group, "a", a.member_epoch, Some(&[0, 1, 2, 3]), 100).expect("heartbeat accepted");
+        assert!(group.expire(10_099, 45_000).is_empty());
+        assert_eq!(group.expire(10_100, 45_000), vec!["a".to_owned()]);
+    }
+
+    #[test]
+    fn epochs_are_checked_as_kafka_does() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (a, _) = two_stable_members(&mut group);
+        let ahead = beat(&mut group, "a", a.member_epoch + 1, Some(&[0, 1]), 0);
+        assert!(matches!(ahead, Err(ConsumerGroupError::FencedMemberEpoch { .. })));
+        // The previous epoch is accepted from a member that missed our answer and owns nothing more than its assignment.
+        assert_eq!(a.member_epoch, 2);
+        assert!(beat(&mut group, "a", 1, Some(&[0, 1]), 0).is_ok());
+        assert!(matches!(
+            beat(&mut group, "a", 1, Some(&[0, 1, 2]), 0),
+            Err(ConsumerGroupError::FencedMemberEpoch { .. })
+        ));
+        assert_eq!(beat(&mut group, "nobody", 3, None, 0), Err(ConsumerGroupError::UnknownMemberId));
+        assert_eq!(group.check_member_epoch("a", a.member_epoch), Ok(()));
+        assert!(matches!(
+            group.check_member_epoch("a", a.member_epoch - 1),
+            Err(ConsumerGroupError::StaleMemberEpoch { .. })
+        ));
+        assert_eq!(group.check_member_epoch("nobody", 1), Err(ConsumerGroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn an_unknown_assignor_is_refused_and_a_first_heartbeat_needs_a_subscription() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let request = ConsumerHeartbeat {
+            member_id: "a".to_owned(),
+            server_assignor: Some("sticky".to_owned()),
+            subscribed_topic_names: Some(vec!["t".to_owned()]),
+            ..ConsumerHeartbeat::default()
+        };
+        assert!(matches!(
+            group.heartbeat(request, 0, String::new, &resolve),
+            Err(ConsumerGroupError::UnsupportedAssignor(_))
+        ));
+        let request = ConsumerHeartbeat {
+            member_id: "a".to_owned(),
+            ..ConsumerHeartbeat::default()
+        };
+        assert!(matches!(
+            group.heartbeat(request, 0, String::new, &resolve),
+            Err(ConsumerGroupError::InvalidRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,290 @@
+//! The group coordinator's entry points for KIP-848 consumer groups:
+//! ConsumerGroupHeartbeat, the member-epoch checks of OffsetCommit and
+//! OffsetFetch, session expiry, and the groups as ListGroups and
+//! DescribeGroups show them. Owns the rule that a group id speaks one
+//! protocol at a time; the state machine itself is `consumer_group.rs`, and
+//! topic shapes come from the caller (the coordinator knows no topics).
+
+use uuid::Uuid;
+
+use super::assignor::{Assignor, TopicShape};
+use super::consumer_group::{ConsumerGroup, ConsumerGroupError, ConsumerHeartbeat, HeartbeatReply};
+use crate::group::coordinator::{GroupCoordinator, GroupDescription, GroupError, GroupType, MemberDescription, OffsetCommit};
+
+impl GroupCoordinator {
+    /// ConsumerGroupHeartbeat. A group id held by a classic group with
+    /// members is refused with GroupIdNotFound, as Kafka answers "not a
+    /// consumer group"; an empty classic group gives way. Returns the reply
+    /// and the heartbeat interval the member should keep.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        resolve: &dyn Fn(&str) -> Option<TopicShape>,
+    ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
+        if group_id.is_empty() {
+            return Err(ConsumerGroupError::InvalidRequest("GroupId can't be empty.".to_owned()));
+        }
+        let now_ms = self.clock.now_ms();
+        let mut classic = self.groups.lock();
+        if let Some(group) = classic.get(group_id) {
+            if !group.members.is_empty() || !group.pending_member_ids.is_empty() {
+                return Err(ConsumerGroupError::GroupIdNotFound(group_id.to_owned()));
+            }
+            classic.remove(group_id);
+        }
+        let mut groups = self.consumer_groups.lock();
+        let limits = self.config.limits.config();
+        if !groups.contains_key(group_id) {
+            if request.member_epoch != 0 {
+                return Err(ConsumerGroupError::UnknownMemberId);
+            }
+            groups.insert(group_id.to_owned(), ConsumerGroup::new(group_id, Assignor::Uniform));
+        }
+        let group = groups.get_mut(group_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
+        if request.member_epoch == 0
+            && !group.members.contains_key(&request.member_id)
+            && group.members.len() as u64 >= u64::from(limits.group_members_max)
+        {
+            return Err(ConsumerGroupError::GroupMaxSizeReached(format!(
+                "group {group_id:?} has reached group_members_max ({})",
+                limits.group_members_max
+            )));
+        }
+        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), resolve)?;
+        let interval_ms = i32::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i32::MAX);
+        Ok((reply, interval_ms))
+    }
+
+    /// Whether `group_id` is a KIP-848 group with members.
+    pub(in crate::group) fn consumer_group_in_use(&self, group_id: &str) -> bool {
+        let mut groups = self.consumer_groups.lock();
+        match groups.get(group_id) {
+            Some(group) if !group.members.is_empty() => true,
+            Some(_) => {
+                // An empty consumer group gives way to a classic one.
+                groups.remove(group_id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `group_id` is a KIP-848 consumer group (members or not).
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.consumer_groups.lock().contains_key(group_id)
+    }
+
+    /// The OffsetCommit/OffsetFetch check of a KIP-848 group's member
+    /// (`None`: not a consumer group, the classic rules apply). A request
+    /// from outside the group (empty member id, negative epoch) passes only
+    /// while the group has no members.
+    pub fn check_consumer_member(&self, group_id: &str, member_id: &str, member_epoch: i32) -> Option<Result<(), ConsumerGroupError>> {
+        let groups = self.consumer_groups.lock();
+        let group = groups.get(group_id)?;
+        if member_id.is_empty() && member_epoch < 0 {
+            return Some(if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ConsumerGroupError::UnknownMemberId)
+            });
+        }
+        Some(group.check_member_epoch(member_id, member_epoch))
+    }
+
+    /// OffsetCommit v9+ from a member of a KIP-848 group: the member and its
+    /// epoch are checked, then the offsets stored as any commit's.
+    pub async fn commit_consumer_offsets(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<Vec<Result<(), GroupError>>, ConsumerGroupError> {
+        match self.check_consumer_member(group_id, member_id, member_epoch) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => return Err(error),
+            None => return Err(ConsumerGroupError::GroupIdNotFound(group_id.to_owned())),
+        }
+        self.write_offsets(group_id, commits)
+            .await
+            .map_err(|error| ConsumerGroupError::Storage(error.to_string()))
+    }
+
+    /// Removes members whose session (`group_consumer_session_timeout_ms`)
+    /// or revocation (their rebalance timeout) expired.
+    pub(in crate::group) fn expire_consumer_members(&self, now_ms: i64) {
+        let session_timeout_ms = i64::try_from(self.config.limits.config().group_consumer_session_timeout_ms).unwrap_or(i64::MAX);
+        let mut groups = self.consumer_groups.lock();
+        for group in groups.values_mut() {
+            let expired = group.expire(now_ms, session_timeout_ms);
+            if !expired.is_empty() {
+                tracing::info!(group = group.id, members = ?expired, "consumer group session timeout expired; rebalancing");
+            }
+        }
+    }
+
+    pub(in crate::group) fn describe_consumer_group(&self, group_id: &str) -> Option<GroupDescription> {
+        self.consumer_groups.lock().get(group_id).map(describe)
+    }
+
+    pub(in crate::group) fn list_consumer_groups(&self) -> Vec<GroupDescription> {
+        self.consumer_groups.lock().values().map(describe).collect()
+    }
+}
+
+fn describe(group: &ConsumerGroup) -> GroupDescription {
+    GroupDescription {
+        group_id: group.id.clone(),
+        group_type: GroupType::Consumer,
+        state: group.state(),
+        protocol_type: "consumer".to_owned(),
+        protocol_name: group.assignor.name().to_owned(),
+        generation_id: group.group_epoch,
+        members: group
+            .members
+            .values()
+            .map(|member| MemberDescription {
+                member_id: member.id.clone(),
+                group_instance_id: None,
+                client_id: member.client_id.clone(),
+                client_host: member.client_host.clone(),
+                metadata: bytes::Bytes::new(),
+                assignment: bytes::Bytes::new(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use conveyor_log::clock::ManualClock;
+
+    use super::*;
+    use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
+    use crate::group::offsets::OffsetStore;
+
+    const TOPIC: Uuid = Uuid::from_u128(9);
+
+    fn resolve(name: &str) -> Option<TopicShape> {
+        (name == "t").then_some(TopicShape {
+            id: TOPIC,
+            partition_count: 4,
+        })
+    }
+
+    fn join(member_id: &str) -> ConsumerHeartbeat {
+        ConsumerHeartbeat {
+            member_id: member_id.to_owned(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".to_owned()]),
+            owned: Some(Default::default()),
+            ..ConsumerHeartbeat::default()
+        }
+    }
+
+    fn classic_join() -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: true,
+        }
+    }
+
+    fn coordinator() -> (GroupCoordinator, Arc<ManualClock>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let offsets = OffsetStore::open(dir.path(), clock.clone()).expect("offsets");
+        (GroupCoordinator::new(offsets, clock.clone(), GroupConfig::default()), clock, dir)
+    }
+
+    #[tokio::test]
+    async fn a_group_with_kip848_members_refuses_classic_joins_and_is_listed_as_a_consumer_group() {
+        let (coordinator, _clock, _dir) = coordinator();
+        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        assert_eq!(interval_ms, 5_000);
+        assert_eq!(reply.member_epoch, 1);
+        assert_eq!(coordinator.join(classic_join()).await, Err(GroupError::InconsistentGroupProtocol));
+        let listed = coordinator.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].group_type, listed[0].state), (GroupType::Consumer, GroupState::Stable));
+    }
+
+    #[tokio::test]
+    async fn a_kip848_group_with_members_is_not_deleted_and_an_empty_one_is() {
+        let (coordinator, _clock, _dir) = coordinator();
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        assert_eq!(coordinator.delete_group("g").await, Err(GroupError::NonEmptyGroup("g".to_owned())));
+        let mut leave = join("a");
+        leave.member_epoch = -1;
+        leave.subscribed_topic_names = None;
+        assert_eq!(
+            coordinator
+                .consumer_heartbeat("g", leave, &resolve)
+                .map(|(left, _)| left.member_epoch),
+            Ok(-1)
+        );
+        assert!(reply.member_epoch > 0);
+        assert_eq!(coordinator.delete_group("g").await, Ok(()));
+        assert!(!coordinator.is_consumer_group("g"));
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_to_a_classic_group_with_members_is_group_id_not_found() {
+        let (coordinator, _clock, _dir) = coordinator();
+        // The first classic join hands out a member id; the group then has a pending member.
+        assert!(matches!(
+            coordinator.join(classic_join()).await,
+            Err(GroupError::MemberIdRequired(_))
+        ));
+        assert_eq!(
+            coordinator
+                .consumer_heartbeat("g", join("a"), &resolve)
+                .map(|(reply, _)| reply.member_epoch),
+            Err(ConsumerGroupError::GroupIdNotFound("g".to_owned()))
+        );
+    }
+
+    #[tokio::test]
+    async fn offset_commits_carry_the_current_member_epoch_and_expired_members_are_gone() {
+        let (coordinator, clock, _dir) = coordinator();
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let commit = || {
+            vec![OffsetCommit {
+                topic: "t".into(),
+                partition: 0,
+                offset: 5,
+                leader_epoch: -1,
+                metadata: None,
+            }]
+        };
+        let stale = coordinator
+            .commit_consumer_offsets("g", "a", reply.member_epoch + 1, commit())
+            .await;
+        assert!(matches!(stale, Err(ConsumerGroupError::StaleMemberEpoch { .. })));
+        let stored = coordinator.commit_consumer_offsets("g", "a", reply.member_epoch, commit()).await;
+        assert_eq!(stored, Ok(vec![Ok(())]));
+        assert_eq!(coordinator.offsets().get("g", "t", 0).map(|committed| committed.offset), Some(5));
+
+        clock.advance_ms(44_999);
+        coordinator.tick();
+        assert_eq!(coordinator.check_consumer_member("g", "a", reply.member_epoch), Some(Ok(())));
+        clock.advance_ms(1);
+        coordinator.tick();
+        assert_eq!(
+            coordinator.check_consumer_member("g", "a", reply.member_epoch),
+            Some(Err(ConsumerGroupError::UnknownMemberId))
+        );
+    }
+}

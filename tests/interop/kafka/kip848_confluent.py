@@ -1,0 +1,99 @@
+"""KIP-848 consumer groups (group.protocol=consumer) with confluent-kafka
+(librdkafka): two members of one group on a 4-partition topic get two
+partitions each from the broker's assignor and together consume every
+message once, committing with their member epochs; when one closes, the
+other is given all four and consumes what is produced next, from the
+offsets its peer committed."""
+import time
+
+from confluent_kafka import Consumer, ConsumerGroupType, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import BOOTSTRAP, check, unique
+
+topic = unique("kip848")
+group = unique("kip848-group")
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
+    future.result(timeout=30)
+
+
+def member():
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    return consumer
+
+
+def wait_until(condition, what, seconds=45):
+    # Each condition polls the consumers for up to 100 ms, so the loop is bounded in count too.
+    deadline = time.monotonic() + seconds
+    while not condition():
+        check(time.monotonic() < deadline, f"timed out waiting for {what}")
+
+
+def partitions(consumer):
+    return sorted(tp.partition for tp in consumer.assignment())
+
+
+def produce(values):
+    producer = Producer({"bootstrap.servers": BOOTSTRAP})
+    for value in values:
+        producer.produce(topic, key=str(value).encode(), value=str(value).encode())
+    check(producer.flush(20) == 0, "unflushed messages")
+
+
+def drain(consumers, values, count):
+    def step():
+        for consumer in consumers:
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                values.append(int(message.value()))
+                consumer.commit(message=message, asynchronous=False)
+        return len(values) >= count
+    return step
+
+
+first, second = member(), member()
+wait_until(lambda: (first.poll(0.1), second.poll(0.1)) and len(first.assignment()) == 2 and len(second.assignment()) == 2,
+           "both members to hold two partitions")
+check(not set(partitions(first)) & set(partitions(second)), f"members share a partition: {partitions(first)} {partitions(second)}")
+check(sorted(partitions(first) + partitions(second)) == [0, 1, 2, 3], "every partition is assigned")
+
+# ListGroups v5 names the group's type.
+listed = {g.group_id: g for g in admin.list_consumer_groups().result(timeout=30).valid}
+check(group in listed and listed[group].type == ConsumerGroupType.CONSUMER, f"listed: {listed.get(group)}")
+
+# A classic-protocol member is refused while the group has KIP-848 members (INCONSISTENT_GROUP_PROTOCOL).
+classic = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "auto.offset.reset": "earliest"})
+classic.subscribe([topic])
+refusal = []
+def classic_refused():
+    try:
+        message = classic.poll(0.1)
+        if message is not None and message.error() is not None:
+            refusal.append(message.error().name())
+    except KafkaException as error:
+        refusal.append(error.args[0].name())
+    return "INCONSISTENT_GROUP_PROTOCOL" in refusal
+wait_until(classic_refused, "the classic member's INCONSISTENT_GROUP_PROTOCOL")
+classic.close()
+
+produce(range(200))
+values = []
+wait_until(drain([first, second], values, 200), "200 messages")
+check(sorted(values) == list(range(200)), f"duplicates or gaps: {len(values)} values, {len(set(values))} distinct")
+
+second.close()
+after = []
+def takes_over():
+    message = first.poll(0.1)
+    if message is not None and message.error() is None:
+        after.append(int(message.value()))  # a redelivery: caught by the check below
+    return partitions(first) == [0, 1, 2, 3]
+wait_until(takes_over, "the remaining member to hold all four partitions")
+produce(range(200, 300))
+wait_until(drain([first], after, 100), "100 messages after the close")
+check(sorted(after) == list(range(200, 300)), f"after the close: {len(after)} values, {sorted(set(after))[:5]}...")
+first.close()
+print("ok")
