@@ -75,22 +75,7 @@ fn after_a_storm_of_100_librdkafka_members_dying_a_new_member_gets_every_partiti
 
 #[test]
 fn a_group_consumer_resumes_from_committed_offsets_after_the_broker_restarts_under_it() {
-    use std::io::{BufRead, BufReader, Write};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kafka = format!("127.0.0.1:{}", support::free_port());
-    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
-    let mut client = support::spawn_script(&server, "kafka/restart_resume_kafka_python.py", &[]);
-    let stdout = client.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let committed = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert!(
-        committed.starts_with("committed"),
-        "expected the script to commit first, got {committed:?}"
-    );
-    assert!(server.terminate().0.success(), "SIGTERM exits 0");
-    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
-    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
-    support::expect_script_ok(&mut client, lines);
+    support::run_script_across_a_restart("kafka/restart_resume_kafka_python.py", "committed", support::Stop::Terminate);
 }
 
 #[test]
@@ -138,31 +123,7 @@ fn share_consumers_split_a_partition_and_release_redelivers_while_reject_does_no
 
 #[test]
 fn a_share_groups_accepted_records_stay_accepted_and_the_rest_are_delivered_after_a_broker_restart() {
-    use std::io::{BufRead, BufReader, Write};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kafka = format!("127.0.0.1:{}", support::free_port());
-    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
-    let mut client = support::spawn_script(&server, "kafka/share_restart_confluent.py", &[]);
-    let stdout = client.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let accepted = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(accepted, "accepted", "expected the script to accept records first");
-    assert!(server.terminate().0.success(), "SIGTERM exits 0");
-    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
-    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
-    let status = support::wait_bounded(&mut client, support::SCRIPT_TIMEOUT);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let errors: Vec<String> = support::forward_lines(client.stderr.take().expect("stderr")).iter().collect();
-    if status.is_none() {
-        let _ = client.kill();
-        let _ = client.wait();
-    }
-    assert!(
-        status.is_some_and(|status| status.success()),
-        "script failed: {status:?}\nstdout: {rest:?}\nstderr:\n{}",
-        errors.join("\n")
-    );
-    assert_eq!(rest.last().map(String::as_str), Some("ok"));
+    support::run_script_across_a_restart("kafka/share_restart_confluent.py", "accepted", support::Stop::Terminate);
 }
 
 #[test]

@@ -32,19 +32,7 @@ fn librdkafka_a_transaction_open_past_its_timeout_is_aborted_and_its_producer_fe
 
 #[test]
 fn librdkafka_a_transaction_open_when_the_broker_is_sigkilled_is_all_or_nothing_after_the_restart() {
-    use std::io::{BufRead, BufReader, Write};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kafka = format!("127.0.0.1:{}", support::free_port());
-    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
-    let mut client = support::spawn_script(&server, "kafka/transaction_crash_confluent.py", &[]);
-    let stdout = client.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let produced = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(produced, "produced", "expected the script to produce first");
-    server.kill();
-    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
-    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
-    let errors = support::expect_script_ok(&mut client, lines);
+    let errors = support::run_script_across_a_restart("kafka/transaction_crash_confluent.py", "produced", support::Stop::Kill);
     // Which way the transaction went (either is right): for the log.
     eprintln!("{}", errors.join("\n"));
 }

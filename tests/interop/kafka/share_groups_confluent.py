@@ -5,42 +5,13 @@ one never comes back."""
 import threading
 import time
 
-from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import AcknowledgeType
 
-from common import BOOTSTRAP, check, unique
+from common import check
+from share_common import ShareTopic, polled, settle
 
-topic = unique("rdk-share")
-group = unique("rdk-share-group")
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-    future.result(timeout=30)
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
-
-
-def produce(*values):
-    for value in values:
-        producer.produce(topic, value, partition=0)
-    check(producer.flush(30) == 0, "produce did not finish")
-
-
-def consumer():
-    share = ShareConsumer({"bootstrap.servers": BOOTSTRAP, "group.id": group,
-                           "share.acknowledgement.mode": "explicit", "max.poll.records": 5})
-    share.subscribe([topic])
-    return share
-
-
-def settle(share, messages, kind=AcknowledgeType.ACCEPT):
-    for message in messages:
-        share.acknowledge(message, kind)
-    share.commit_sync(30)
-
-
-def poll_values(share, timeout_s=1.0):
-    messages = [m for m in share.poll(timeout_s) if m.error() is None]
-    return messages
-
+shared = ShareTopic("rdk-share")
+produce, consumer = shared.produce, shared.consumer
 
 # A new share-partition starts at the latest offset (share.auto.offset.reset
 # defaults to latest), so each consumer first proves it fetches: warm-up
@@ -51,7 +22,7 @@ for name, share in (("alice", alice), ("bob", bob)):
     deadline = time.monotonic() + 60
     while name not in ready and time.monotonic() < deadline:
         produce(b"warm")
-        messages = poll_values(share, 0.5)
+        messages = polled(share, 0.5)
         if messages:
             ready[name] = True
             settle(share, messages)
@@ -66,7 +37,7 @@ stop = threading.Event()
 def run(name, share):
     deadline = time.monotonic() + 60
     while not stop.is_set() and time.monotonic() < deadline:
-        messages = poll_values(share, 0.2)
+        messages = polled(share, 0.2)
         seen[name].extend(m.value() for m in messages if m.value() != b"warm")
         settle(share, messages)
         if set(seen["alice"]) | set(seen["bob"]) >= expected:
@@ -89,7 +60,7 @@ bob.close()
 def next_record(share, value, timeout_s=30):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for message in poll_values(share, 0.5):
+        for message in polled(share, 0.5):
             if message.value() == value:
                 return message
             settle(share, [message])
@@ -115,7 +86,7 @@ produce(b"after")
 deadline = time.monotonic() + 30
 after = None
 while after is None and time.monotonic() < deadline:
-    for message in poll_values(alice, 0.5):
+    for message in polled(alice, 0.5):
         check(message.value() != b"rejected", "a rejected record came back")
         if message.value() == b"after":
             after = message

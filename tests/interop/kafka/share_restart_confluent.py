@@ -6,41 +6,11 @@ prints "accepted", then waits for a line on stdin."""
 import sys
 import time
 
-from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from common import check
+from share_common import ShareTopic, polled, settle
 
-from common import BOOTSTRAP, check, unique
-
-topic = unique("rdk-share-restart")
-group = unique("rdk-share-restart-group")
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-    future.result(timeout=30)
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
-
-
-def produce(*values):
-    for value in values:
-        producer.produce(topic, value, partition=0)
-    check(producer.flush(30) == 0, "produce did not finish")
-
-
-def consumer():
-    share = ShareConsumer({"bootstrap.servers": BOOTSTRAP, "group.id": group,
-                           "share.acknowledgement.mode": "explicit", "max.poll.records": 5})
-    share.subscribe([topic])
-    return share
-
-
-def polled(share, timeout_s):
-    return [m for m in share.poll(timeout_s) if m.error() is None]
-
-
-def accept(share, messages):
-    for message in messages:
-        share.acknowledge(message, AcknowledgeType.ACCEPT)
-    share.commit_sync(30)
-
+shared = ShareTopic("rdk-share-restart")
+produce, consumer = shared.produce, shared.consumer
 
 # The share-partition starts at the end: warm up until a record arrives.
 share = consumer()
@@ -50,7 +20,7 @@ while not warmed and time.monotonic() < deadline:
     produce(b"warm")
     messages = polled(share, 0.5)
     warmed = bool(messages)
-    accept(share, messages)
+    settle(share, messages)
 check(warmed, "the share consumer never received a record")
 
 records = [f"r{index}".encode() for index in range(10)]
@@ -61,7 +31,7 @@ while len(accepted) < 3 and time.monotonic() < deadline:
     messages = [m for m in polled(share, 0.5) if m.value() != b"warm"]
     # Accept the first three records only; the rest stay acquired, unsettled.
     to_accept = [m for m in messages if m.value() in records[:3]]
-    accept(share, to_accept)
+    settle(share, to_accept)
     accepted |= {m.value() for m in to_accept}
 check(accepted == set(records[:3]), f"accepted before the restart: {accepted}")
 print("accepted", flush=True)
@@ -74,7 +44,7 @@ while set(after) != set(records[3:]) and time.monotonic() < deadline:
     messages = polled(share, 0.5)
     after.extend(m.value() for m in messages if m.value() != b"warm")
     check(not any(m.value() in accepted for m in messages), f"an accepted record came back: {after}")
-    accept(share, messages)
+    settle(share, messages)
 check(sorted(after) == sorted(records[3:]), f"delivered after the restart: {after}")
 share.close()
 print("ok")

@@ -388,6 +388,41 @@ fn script_command(server: &Server, script: &str, args: &[&str]) -> Command {
     command
 }
 
+/// How [`run_script_across_a_restart`] stops the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM; the broker must exit 0.
+    Terminate,
+    /// SIGKILL.
+    Kill,
+}
+
+/// Runs `tests/interop/<script>` against a broker on a fixed Kafka port,
+/// waits for its first stdout line (which must start with `first_line`),
+/// stops the broker (`stop`), starts it again on the same data and port,
+/// tells the script `restarted` on its stdin and asserts it ends with
+/// `ok`. Returns the script's stderr lines.
+pub fn run_script_across_a_restart(script: &str, first_line: &str, stop: Stop) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kafka = format!("127.0.0.1:{}", free_port());
+    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    let mut client = spawn_script(&server, script, &[]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(
+        first.starts_with(first_line),
+        "expected {script} to say {first_line:?} first, got {first:?}"
+    );
+    match stop {
+        Stop::Terminate => assert!(server.terminate().0.success(), "SIGTERM exits 0"),
+        Stop::Kill => server.kill(),
+    }
+    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
+    expect_script_ok(&mut client, lines)
+}
+
 /// Waits, bounded, for a script started with [`spawn_script`] (`lines`:
 /// what is left of its stdout) and asserts it exits 0 with `ok` as its
 /// last line. Returns its stderr lines.

@@ -16,8 +16,8 @@ use kafka_protocol::messages::share_fetch_response::{
 };
 use kafka_protocol::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
-    BrokerId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
-    ShareGroupHeartbeatResponse,
+    BrokerId, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -205,21 +205,35 @@ fn acquire(
     })
 }
 
+/// The group and member a ShareFetch or ShareAcknowledge names, once the
+/// connection may READ the group: INVALID_REQUEST without them,
+/// GROUP_AUTHORIZATION_FAILED without the right.
+fn member_of(
+    context: &Context,
+    connection: &ConnectionInfo,
+    group: Option<&GroupId>,
+    member_id: Option<&StrBytes>,
+) -> Result<(String, String), ResponseError> {
+    let (Some(group), Some(member_id)) = (group.map(|group| group.0.to_string()), member_id.map(ToString::to_string)) else {
+        return Err(ResponseError::InvalidRequest);
+    };
+    if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    Ok((group, member_id))
+}
+
 pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request: ShareFetchRequest) -> ShareFetchResponse {
     let config = context.broker.share_groups().config();
     let mut response =
         ShareFetchResponse::default().with_acquisition_lock_timeout_ms(i32::try_from(config.record_lock_duration_ms).unwrap_or(i32::MAX));
-    let (Some(group), Some(member_id)) = (
-        request.group_id.as_ref().map(|group| group.0.to_string()),
-        request.member_id.as_ref().map(ToString::to_string),
-    ) else {
-        response.error_code = ResponseError::InvalidRequest.code();
-        return response;
+    let (group, member_id) = match member_of(context, connection, request.group_id.as_ref(), request.member_id.as_ref()) {
+        Ok(named) => named,
+        Err(code) => {
+            response.error_code = code.code();
+            return response;
+        }
     };
-    if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
-        response.error_code = ResponseError::GroupAuthorizationFailed.code();
-        return response;
-    }
     let coordinator = context.broker.share_groups();
     let epoch = request.share_session_epoch;
     // Acknowledgements are taken from whoever holds the records (a member
@@ -390,17 +404,13 @@ pub async fn acknowledge_request(
     request: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
     let mut response = ShareAcknowledgeResponse::default();
-    let (Some(group), Some(member_id)) = (
-        request.group_id.as_ref().map(|group| group.0.to_string()),
-        request.member_id.as_ref().map(ToString::to_string),
-    ) else {
-        response.error_code = ResponseError::InvalidRequest.code();
-        return response;
+    let (group, member_id) = match member_of(context, connection, request.group_id.as_ref(), request.member_id.as_ref()) {
+        Ok(named) => named,
+        Err(code) => {
+            response.error_code = code.code();
+            return response;
+        }
     };
-    if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
-        response.error_code = ResponseError::GroupAuthorizationFailed.code();
-        return response;
-    }
     // Taken from whoever holds the records: a closing member may have left
     // the group already (its records were released then, so its late
     // acknowledgements fail with INVALID_RECORD_STATE).

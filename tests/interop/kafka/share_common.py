@@ -1,0 +1,43 @@
+"""What the share-group scripts share: a fresh one-partition topic and share
+group, a producer into that partition, ShareConsumers of the group in
+explicit acknowledgement mode, and settling what they polled."""
+from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import BOOTSTRAP, check, unique
+
+
+class ShareTopic:
+    """A one-partition topic and a share group over it, both new."""
+
+    def __init__(self, prefix):
+        self.topic = unique(prefix)
+        self.group = unique(f"{prefix}-group")
+        self.admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+        created = self.admin.create_topics([NewTopic(self.topic, num_partitions=1, replication_factor=1)])
+        for future in created.values():
+            future.result(timeout=30)
+        self.producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
+
+    def produce(self, *values):
+        for value in values:
+            self.producer.produce(self.topic, value, partition=0)
+        check(self.producer.flush(30) == 0, "produce did not finish")
+
+    def consumer(self, max_poll_records=5):
+        share = ShareConsumer({"bootstrap.servers": BOOTSTRAP, "group.id": self.group,
+                               "share.acknowledgement.mode": "explicit", "max.poll.records": max_poll_records})
+        share.subscribe([self.topic])
+        return share
+
+
+def polled(share, timeout_s):
+    """The records (not errors) one poll returns."""
+    return [message for message in share.poll(timeout_s) if message.error() is None]
+
+
+def settle(share, messages, kind=AcknowledgeType.ACCEPT):
+    """Acknowledges `messages` with `kind` and commits the acknowledgements."""
+    for message in messages:
+        share.acknowledge(message, kind)
+    share.commit_sync(30)
