@@ -47,10 +47,13 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
     use conveyor_log::record::{BatchBuilder, Record};
     use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
     use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic};
     use kafka_protocol::messages::{
-        AddPartitionsToTxnRequest, DescribeProducersRequest, DescribeTransactionsRequest, EndTxnRequest, InitProducerIdRequest,
-        ListTransactionsRequest, ProduceRequest, TopicName, TransactionalId,
+        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest, DescribeTransactionsRequest, EndTxnRequest, GroupId,
+        InitProducerIdRequest, ListTransactionsRequest, OffsetFetchRequest, ProduceRequest, TopicName, TransactionalId,
+        TxnOffsetCommitRequest,
     };
     use kafka_protocol::protocol::StrBytes;
 
@@ -171,6 +174,61 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
     let before = client.send(&producers, 0).await.expect("describe producers");
     assert_eq!(open_start(&before), Some(1), "the transaction began at offset 1");
 
+    // An offset pending in the transaction is unstable to a reader that
+    // asks for stable offsets (read_committed), until the transaction ends.
+    let group = GroupId(StrBytes::from_static_str("txn-admin-group"));
+    let added_offsets = client
+        .send(
+            &AddOffsetsToTxnRequest::default()
+                .with_transactional_id(transactional_id.clone())
+                .with_producer_id(producer_id)
+                .with_producer_epoch(epoch)
+                .with_group_id(group.clone()),
+            3,
+        )
+        .await
+        .expect("add offsets");
+    assert_eq!(added_offsets.error_code, 0);
+    let committed = client
+        .send(
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(transactional_id.clone())
+                .with_group_id(group.clone())
+                .with_producer_id(producer_id)
+                .with_producer_epoch(epoch)
+                .with_topics(vec![
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(topic.clone())
+                        .with_partitions(vec![
+                            TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1),
+                        ]),
+                ]),
+            3,
+        )
+        .await
+        .expect("txn offset commit");
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+    let fetch_offsets = |require_stable| {
+        OffsetFetchRequest::default()
+            .with_group_id(group.clone())
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(topic.clone())
+                    .with_partition_indexes(vec![0]),
+            ]))
+            .with_require_stable(require_stable)
+    };
+    let stable = client.send(&fetch_offsets(true), 7).await.expect("offset fetch");
+    let answer = &stable.topics[0].partitions[0];
+    assert_eq!(
+        (answer.error_code, answer.committed_offset),
+        (kafka_protocol::ResponseError::UnstableOffsetCommit.code(), -1)
+    );
+    let unstable_ok = client.send(&fetch_offsets(false), 7).await.expect("offset fetch");
+    assert_eq!(unstable_ok.topics[0].partitions[0].error_code, 0);
+
     let ended = client
         .send(
             &EndTxnRequest::default()
@@ -188,6 +246,9 @@ async fn list_and_describe_transactions_and_describe_producers_show_an_open_tran
     assert!(described.transaction_states[0].topics.is_empty());
     let after = client.send(&producers, 0).await.expect("describe producers");
     assert_eq!(open_start(&after), Some(-1), "no open transaction after the abort");
+    let aborted = client.send(&fetch_offsets(true), 7).await.expect("offset fetch");
+    let answer = &aborted.topics[0].partitions[0];
+    assert_eq!((answer.error_code, answer.committed_offset), (0, -1), "the aborted offset is gone");
     // A write that arrives after its transaction ended does not join another.
     let late = client.send(&produce(Some((producer_id.0, epoch))), 9).await.expect("late produce");
     assert_eq!(

@@ -105,6 +105,19 @@ impl TransactionCoordinator {
             .collect()
     }
 
+    /// The partitions of `group` with an offset pending in a transaction
+    /// that has not completed (OffsetFetch's `require_stable` answers them
+    /// UNSTABLE_OFFSET_COMMIT until it does).
+    pub fn pending_offset_partitions(&self, group: &str) -> std::collections::BTreeSet<TopicPartition> {
+        self.state
+            .lock()
+            .iter()
+            .flat_map(|(_, metadata)| metadata.pending_offsets.iter())
+            .filter(|pending| pending.group == group)
+            .map(|pending| (pending.topic.clone(), pending.partition))
+            .collect()
+    }
+
     /// ListTransactions: the transactional ids in one of `states` (Kafka's
     /// names; all if empty), with one of `producer_ids` (all if empty), and,
     /// if `running_ms_min` is not negative, open at least that long. Also

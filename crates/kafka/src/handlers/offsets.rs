@@ -161,6 +161,16 @@ fn fetch_group(context: &Context, group: &str, topics: Option<Vec<(TopicName, Ve
     }
 }
 
+/// With `require_stable` (OffsetFetch v7+, a read_committed consumer's),
+/// the partitions of `group` whose offset a transaction has pending:
+/// answered UNSTABLE_OFFSET_COMMIT, which clients retry, until it ends.
+fn unstable_partitions(context: &Context, group: &str, require_stable: bool) -> std::collections::BTreeSet<(String, u32)> {
+    if !require_stable {
+        return std::collections::BTreeSet::new();
+    }
+    context.broker.transactions().pending_offset_partitions(group)
+}
+
 pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
     if version >= 8 {
@@ -189,14 +199,20 @@ pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetc
                     }
                 }
                 let fetched = visible(context, connection, fetch_group(context, &group.group_id.0, topics));
+                let unstable = unstable_partitions(context, &group.group_id.0, request.require_stable);
                 let topics = fetched
                     .into_iter()
                     .map(|(name, partitions)| {
                         let partitions = partitions
                             .into_iter()
                             .map(|(index, offset, epoch, metadata)| {
-                                OffsetFetchResponsePartitions::default()
-                                    .with_partition_index(index)
+                                let answer = OffsetFetchResponsePartitions::default().with_partition_index(index);
+                                if unstable.contains(&(name.0.to_string(), index.max(0) as u32)) {
+                                    return answer
+                                        .with_committed_offset(-1)
+                                        .with_error_code(ResponseError::UnstableOffsetCommit.code());
+                                }
+                                answer
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(StrBytes::from_string(metadata)))
@@ -220,12 +236,19 @@ pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetc
     let topics = request
         .topics
         .map(|topics| topics.into_iter().map(|topic| (topic.name, topic.partition_indexes)).collect());
+    let unstable = unstable_partitions(context, &request.group_id.0, version >= 7 && request.require_stable);
     response.topics = visible(context, connection, fetch_group(context, &request.group_id.0, topics))
         .into_iter()
         .map(|(name, partitions)| {
             let partitions = partitions
                 .into_iter()
                 .map(|(index, offset, epoch, metadata)| {
+                    if unstable.contains(&(name.0.to_string(), index.max(0) as u32)) {
+                        return OffsetFetchResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(-1)
+                            .with_error_code(ResponseError::UnstableOffsetCommit.code());
+                    }
                     let mut partition = OffsetFetchResponsePartition::default()
                         .with_partition_index(index)
                         .with_committed_offset(offset)
