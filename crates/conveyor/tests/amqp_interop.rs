@@ -186,7 +186,7 @@ fn pika_stream_consumers_read_from_first_last_next_offsets_timestamps_and_interv
 }
 
 #[test]
-fn a_stream_is_a_one_partition_kafka_topic_read_and_written_by_kafka_clients_at_the_same_offsets() {
+fn a_stream_is_a_one_partition_kafka_topic_and_a_one_partition_kafka_topic_a_stream_at_the_same_offsets() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_kafka.py", &[]);
 }

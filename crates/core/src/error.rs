@@ -18,6 +18,8 @@ pub enum CoreError {
     UnknownTopic(String),
     #[error("topic {0:?} is the log of a stream queue: it is declared, changed and deleted as a queue")]
     StreamTopic(String),
+    #[error("topic {0:?} is read as a stream queue of the same name: delete the queue first; a stream reads one partition")]
+    TopicReadAsStream(String),
     #[error("compressed batches (codec {0}) are refused by a stream's log, whose records are read one by one")]
     CompressedBatch(i16),
     #[error("queue {0:?} is a stream: retention removes its messages, a purge does not")]

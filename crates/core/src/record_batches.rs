@@ -7,6 +7,16 @@ use conveyor_log::record::{Record, decode_records};
 
 /// Every record of the whole batches in `bytes`.
 pub(crate) fn decode_batches(bytes: &Bytes) -> Result<Vec<Record>, String> {
+    decode(bytes, true)
+}
+
+/// The records of the whole data batches in `bytes`: a transaction's
+/// markers (control batches) are no messages to a reader.
+pub(crate) fn decode_data_batches(bytes: &Bytes) -> Result<Vec<Record>, String> {
+    decode(bytes, false)
+}
+
+fn decode(bytes: &Bytes, with_control: bool) -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
     let mut position = 0;
     // Each step consumes one batch of at least a header's length.
@@ -21,7 +31,9 @@ pub(crate) fn decode_batches(bytes: &Bytes) -> Result<Vec<Record>, String> {
         if total_bytes == 0 || total_bytes > rest.len() {
             return Err(format!("batch at byte {position} overruns the read"));
         }
-        records.extend(decode_records(&rest[..total_bytes]).map_err(|error| error.to_string())?);
+        if with_control || !header.is_control() {
+            records.extend(decode_records(&rest[..total_bytes]).map_err(|error| error.to_string())?);
+        }
         position += total_bytes;
     }
     Ok(records)

@@ -32,7 +32,7 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Kafka's own answer to a keyless record on a compacted topic.
         CoreError::RecordWithoutKey => ResponseError::InvalidRecord,
         // A stream's log is deleted, grown or reconfigured as its queue, over AMQP or the admin API.
-        CoreError::StreamTopic(_) => ResponseError::PolicyViolation,
+        CoreError::StreamTopic(_) | CoreError::TopicReadAsStream(_) => ResponseError::PolicyViolation,
         CoreError::CompressedBatch(_) => ResponseError::UnsupportedCompressionType,
         // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)

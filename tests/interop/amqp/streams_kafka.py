@@ -5,9 +5,10 @@ at the same offsets; a kafka-python producer writes the stream's topic and a
 pika stream consumer reads those records from an `x-stream-offset`, each
 delivery's header the offset Kafka acknowledged; a compressed batch is
 refused with UNSUPPORTED_COMPRESSION_TYPE. The stream's log is
-deleted as a queue (DeleteTopics is refused with POLICY_VIOLATION), a
-stream cannot take a Kafka topic's name, and deleting the queue takes the
-topic away."""
+deleted as a queue (DeleteTopics is refused with POLICY_VIOLATION), and
+deleting the queue takes the topic away. A stream declared with the name of
+a one-partition Kafka topic reads and writes that topic (which DeleteTopics
+then refuses); one of a wider topic is refused."""
 import os
 import time
 
@@ -143,14 +144,59 @@ try:
     check(False, "DeleteTopics of a stream was accepted")
 except PolicyViolationError:
     pass
+
+# A Kafka topic of one partition is read and written as a stream of its name.
 topic = unique("topic")
 admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+for index in range(3):
+    producer.send(topic, value=f"first-{index}".encode()).get(timeout=10)
+producer.flush()
+adopting = connection.channel()
+adopting.queue_declare(topic, durable=True, arguments={"x-queue-type": "stream"})
+adopting.basic_qos(prefetch_count=10)
+over_topic = []
+
+
+def on_topic_message(ch, method, properties, body):
+    over_topic.append((properties.headers["x-stream-offset"], body))
+    ch.basic_ack(method.delivery_tag)
+
+
+adopting.basic_consume(topic, on_topic_message, arguments={"x-stream-offset": "first"})
+pump_until(connection, lambda: len(over_topic) >= 3, "the topic's records as a stream")
+check(over_topic == [(index, f"first-{index}".encode()) for index in range(3)], f"the stream over the topic: {over_topic}")
+adopting.basic_publish("", topic, b"from amqp")
+after = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+topic_partition = TopicPartition(topic, 0)
+after.assign([topic_partition])
+after.seek(topic_partition, 3)
+read_back = []
+for _ in deadline_loop("the stream's publish in the topic"):
+    for records in after.poll(timeout_ms=200).values():
+        read_back.extend((record.offset, record.value) for record in records)
+    if read_back:
+        break
+check(read_back == [(3, b"from amqp")], f"the topic after an AMQP publish: {read_back}")
+after.close()
+try:
+    admin.delete_topics([topic])
+    check(False, "DeleteTopics of a topic a stream reads was accepted")
+except PolicyViolationError:
+    pass
+adopting.close()
+channel.queue_delete(topic)
+admin.delete_topics([topic])
+
+# A stream reads one log: a topic of several partitions is no stream.
+wide = unique("wide")
+admin.create_topics([NewTopic(wide, num_partitions=3, replication_factor=1)])
 probe = connection.channel()
 try:
-    probe.queue_declare(topic, durable=True, arguments={"x-queue-type": "stream"})
-    check(False, "a stream with a Kafka topic's name was accepted")
+    probe.queue_declare(wide, durable=True, arguments={"x-queue-type": "stream"})
+    check(False, "a stream over a three-partition topic was accepted")
 except pika.exceptions.ChannelClosedByBroker as error:
-    check(error.reply_code == 406 and "Kafka topic" in error.reply_text, f"a stream over a topic's name: {error}")
+    check(error.reply_code == 406 and "3 partitions" in error.reply_text, f"a stream over a wide topic: {error}")
 
 # Deleting the queue takes the topic away.
 channel.queue_delete(stream)

@@ -18,7 +18,7 @@ use super::BrokerConfig;
 use crate::catalog::{CatalogState, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::producer::Partition;
-use crate::queue::{DeclaredQueue, Queue, QueueConfig, QueuePolicy};
+use crate::queue::{CursorStart, DeclaredQueue, Queue, QueueConfig, QueuePolicy};
 use crate::stats::{Flow, Stats};
 use crate::topic::Topic;
 use crate::topic_config::TopicConfig;
@@ -130,11 +130,12 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
 }
 
 /// The topics the streams among `queues` are to Kafka clients
-/// ([`Topic::of_stream`]). Blocking.
+/// ([`Topic::of_stream`]); a stream over a Kafka topic's log has that
+/// topic. Blocking.
 pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Result<BTreeMap<String, Arc<Topic>>> {
     let mut streams = BTreeMap::new();
     for (name, declared) in queues {
-        if super::queues::served_to_kafka(name, &declared.policy()) {
+        if super::queues::served_to_kafka(name, &declared.policy()) && declared.queue.owns_messages() {
             let topic = Topic::of_stream(
                 declared.id,
                 name.clone(),
@@ -148,11 +149,13 @@ pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Re
     Ok(streams)
 }
 
-/// Reopens every durable queue the catalog holds; removes transient queues
-/// and the data of deleted ones. Blocking.
+/// Reopens every durable queue the catalog holds (a stream named as one of
+/// `topics` over that topic's log); removes transient queues and the data
+/// of deleted ones. Blocking.
 pub(crate) fn open_queues(
     data_dir: &Path,
     catalog: &CatalogState,
+    topics: &BTreeMap<String, Arc<Topic>>,
     config: &BrokerConfig,
     clock: &Arc<dyn Clock>,
 ) -> Result<BTreeMap<String, Arc<DeclaredQueue>>> {
@@ -166,11 +169,18 @@ pub(crate) fn open_queues(
     let opened = open_each(&records, |record| {
         // Validated when declared; a policy that no longer parses is ignored, not fatal.
         let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
-        let queue = Queue::open(
+        let (dir, queue_config) = (
             queue_dir(data_dir, record.id, true),
             queue_config(config, &record.definition, &policy),
-            Arc::clone(clock),
-        )?;
+        );
+        let over_topic = topics
+            .get(&record.name)
+            .filter(|_| super::queues::served_to_kafka(&record.name, &policy))
+            .and_then(|topic| topic.partition(0));
+        let queue = match over_topic {
+            Some(log) => Queue::open_over(dir, log, CursorStart::Earliest, queue_config, Arc::clone(clock))?,
+            None => Queue::open(dir, queue_config, Arc::clone(clock))?,
+        };
         let declared = DeclaredQueue::new(
             record.id,
             record.name.clone(),

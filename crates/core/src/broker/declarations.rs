@@ -13,7 +13,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::metadata::{Change, Metadata, blocking};
-use super::queues::{Unclaimed, discard, served_to_kafka};
+use super::queues::{Unclaimed, check_stream_over_topic, discard, served_to_kafka};
 use super::views::{Opened, Views};
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
@@ -209,18 +209,15 @@ pub(crate) fn already_declared(existing: &Arc<DeclaredQueue>, definition: &Queue
 
 /// What may have changed since the declaration was checked before its
 /// files were made: its vhost, the queue limit (counting the queues this
-/// batch declared before it), a Kafka topic of a stream's name.
+/// batch declared before it), the Kafka topic of a stream's name.
 fn check(views: &Views, limits: &Limits, name: &str, declared: &DeclaredQueue) -> Result<()> {
     let (vhost_name, _) = vhost::split(name);
     if vhost_name != vhost::DEFAULT_VHOST && !views.vhosts.contains_key(vhost_name.as_ref()) {
         return Err(vhost::VhostError::NotFound(vhost_name.into_owned()).into());
     }
     limits.check_count(Limit::Queues, views.queues.len() as u64, 1, &format!("queue {name:?}"))?;
-    if served_to_kafka(name, &declared.policy()) && views.topics.contains_key(name) {
-        return Err(CoreError::InvalidQueueArgument {
-            name: name.to_owned(),
-            reason: "is the name of a Kafka topic: a stream of that name would be a second log".to_owned(),
-        });
+    if served_to_kafka(name, &declared.policy()) {
+        check_stream_over_topic(&views.topics, name, declared)?;
     }
     Ok(())
 }

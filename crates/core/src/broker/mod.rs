@@ -134,7 +134,7 @@ impl Broker {
         let state = catalog.state();
         let mut views = Views::of_catalog(state)?;
         views.topics = data_dir::open_topics(&data_dir, state, &config, &clock, &stats)?;
-        views.queues = data_dir::open_queues(&data_dir, state, &config, &clock)?;
+        views.queues = data_dir::open_queues(&data_dir, state, &views.topics, &config, &clock)?;
         views.streams = data_dir::stream_topics(&views.queues)?;
         info!(data_dir = %data_dir.display(), topics = views.topics.len(), queues = views.queues.len(), "broker state opened");
         let alarms = Arc::new(ResourceAlarms::new(&data_dir));

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use conveyor_log::Log;
 use tracing::info;
 use uuid::Uuid;
 
@@ -16,7 +17,7 @@ use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
-use crate::queue::{DeclaredQueue, Queue, QueuePolicy, QueueType};
+use crate::queue::{CursorStart, DeclaredQueue, Queue, QueuePolicy, QueueType, StreamRetention};
 use crate::topic::Topic;
 use crate::topic_name::validate_topic_name;
 use crate::vhost;
@@ -27,6 +28,58 @@ use crate::vhost;
 /// stay theirs.
 pub(crate) fn served_to_kafka(name: &str, policy: &QueuePolicy) -> bool {
     policy.queue_type == QueueType::Stream && vhost::split(name).0 == vhost::DEFAULT_VHOST && validate_topic_name(name).is_ok()
+}
+
+/// The log a stream of `name` with `policy` reads and writes when a Kafka
+/// topic has its name: the topic's one partition. The topic stays Kafka's
+/// (created, configured and retained as a topic; deleted only once no
+/// stream reads it), so its retention is the topic's, not the stream's
+/// arguments'.
+fn stream_over(name: &str, topic: &Topic, policy: &QueuePolicy) -> Result<Log> {
+    let refused = |reason: String| CoreError::InvalidQueueArgument {
+        name: name.to_owned(),
+        reason,
+    };
+    let partitions = topic.partition_count();
+    if partitions != 1 {
+        return Err(refused(format!(
+            "is the name of a Kafka topic of {partitions} partitions: a stream reads one log"
+        )));
+    }
+    if policy.stream_retention != StreamRetention::default() {
+        return Err(refused(
+            "is the name of a Kafka topic, whose retention is the topic's (retention.ms, retention.bytes, segment.bytes): \
+             x-max-age, x-max-length-bytes and x-stream-max-segment-size-bytes do not apply"
+                .to_owned(),
+        ));
+    }
+    topic
+        .partition(0)
+        .ok_or_else(|| refused("is the name of a Kafka topic without a partition".to_owned()))
+}
+
+/// Whether `declared`, a stream of `name` served to Kafka, may stand next
+/// to `topics`: a stream over a Kafka topic's log only while that topic is
+/// there, any other stream only while no topic has its name.
+pub(crate) fn check_stream_over_topic(topics: &BTreeMap<String, Arc<Topic>>, name: &str, declared: &DeclaredQueue) -> Result<()> {
+    let refused = |reason: &str| CoreError::InvalidQueueArgument {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    match topics.get(name) {
+        Some(topic) if reads_topic(declared, topic) => Ok(()),
+        Some(_) => Err(refused("is the name of a Kafka topic created meanwhile")),
+        None if !declared.queue.owns_messages() => Err(refused("names a Kafka topic deleted meanwhile")),
+        None => Ok(()),
+    }
+}
+
+/// Whether `declared` is a stream over `topic`'s log.
+pub(crate) fn reads_topic(declared: &DeclaredQueue, topic: &Topic) -> bool {
+    !declared.queue.owns_messages()
+        && topic
+            .partition(0)
+            .is_some_and(|log| log.dir() == declared.queue.message_log().dir())
 }
 
 /// Queues whose files concurrent declarations create at once (each on a
@@ -58,7 +111,7 @@ impl Broker {
         if let Some(existing) = self.queue(name) {
             return self.declared_already(&existing, &definition);
         }
-        let policy = self.check_declaration(name, &definition)?;
+        let (policy, over_topic) = self.check_declaration(name, &definition)?;
         let meta = Arc::clone(&self.meta);
         let id = Uuid::new_v4();
         let dir = queue_dir(&meta.config.data_dir, id, definition.durable);
@@ -77,8 +130,12 @@ impl Broker {
             // open queue behind (the guard discards it).
             run_to_completion(async move {
                 blocking(move || {
-                    let queue = Queue::open(&dir, config, clock).map_err(CoreError::from)?;
-                    let topic = if served_to_kafka {
+                    let queue = match over_topic {
+                        Some(log) => Queue::open_over(&dir, log, CursorStart::Earliest, config, clock),
+                        None => Queue::open(&dir, config, clock),
+                    }
+                    .map_err(CoreError::from)?;
+                    let topic = if served_to_kafka && queue.owns_messages() {
                         Some(Arc::new(Topic::of_stream(
                             id,
                             name.clone(),
@@ -120,8 +177,9 @@ impl Broker {
 
     /// Whether a queue that does not exist may be declared so: its vhost
     /// exists, the queue limit is not reached and its arguments make a
-    /// policy its type accepts. Reads the views only.
-    fn check_declaration(&self, name: &str, definition: &QueueDefinition) -> Result<QueuePolicy> {
+    /// policy its type accepts; with the log of the Kafka topic a stream is
+    /// declared over ([`check_stream_over_topic`]). Reads the views only.
+    fn check_declaration(&self, name: &str, definition: &QueueDefinition) -> Result<(QueuePolicy, Option<Log>)> {
         self.check_vhost_of(name)?;
         self.check_new_queue(name)?;
         let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
@@ -138,13 +196,11 @@ impl Broker {
                 reason: format!("invalid property '{property}' for a {} queue", policy.queue_type.as_str()),
             });
         }
-        if served_to_kafka(name, &policy) && self.meta.current().topics.contains_key(name) {
-            return Err(CoreError::InvalidQueueArgument {
-                name: name.to_owned(),
-                reason: "is the name of a Kafka topic: a stream of that name would be a second log".to_owned(),
-            });
-        }
-        Ok(policy)
+        let over_topic = match self.meta.current().topics.get(name) {
+            Some(topic) if served_to_kafka(name, &policy) => Some(stream_over(name, topic, &policy)?),
+            _ => None,
+        };
+        Ok((policy, over_topic))
     }
 
     /// Replaces a queue's arguments with what `update` makes of its current
@@ -331,11 +387,14 @@ mod tests {
                 broker.create_topic("events", Some(1), BTreeMap::new()).await,
                 Err(CoreError::TopicExists(_))
             ));
-            broker.create_topic("orders", Some(1), BTreeMap::new()).await.expect("topic");
-            assert!(matches!(
-                broker.declare_queue("orders", stream()).await,
-                Err(CoreError::InvalidQueueArgument { .. })
-            ));
+            broker.create_topic("orders", Some(2), BTreeMap::new()).await.expect("topic");
+            assert!(
+                matches!(
+                    broker.declare_queue("orders", stream()).await,
+                    Err(CoreError::InvalidQueueArgument { .. })
+                ),
+                "a stream reads one partition"
+            );
             broker.close().expect("close");
         }
         let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
@@ -343,5 +402,66 @@ mod tests {
         assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 1);
         broker.delete_queue("events", false).await.expect("delete");
         assert!(broker.topic("events").is_none(), "gone with its queue");
+    }
+
+    fn one_record(value: &str) -> bytes::Bytes {
+        let mut builder = conveyor_log::record::BatchBuilder::new(1);
+        builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
+        builder.build()
+    }
+
+    fn values(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|record| String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_declared_with_a_one_partition_topics_name_reads_and_writes_that_topics_log_across_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
+            let topic = broker.create_topic("clicks", Some(1), BTreeMap::new()).await.expect("topic");
+            let partition = topic.partition(0).expect("partition 0");
+            partition.append(one_record("from kafka")).await.expect("append");
+            let mut retained = stream();
+            retained.arguments.insert("x-max-age".to_owned(), "1h".to_owned());
+            assert!(
+                matches!(
+                    broker.declare_queue("clicks", retained).await,
+                    Err(CoreError::InvalidQueueArgument { .. })
+                ),
+                "the topic's retention is the topic's"
+            );
+            let (declared, created) = broker.declare_queue("clicks", stream()).await.expect("a stream over the topic");
+            assert!(created);
+            assert_eq!(values(&declared.queue.read_stream(0, 10).expect("read")), ["from kafka"]);
+            declared
+                .queue
+                .publish(vec![Record::new(None, Some(b"from amqp".to_vec()))])
+                .await
+                .expect("stored");
+            assert_eq!(partition.high_watermark(), 2, "one log: the topic's");
+            let same = broker.topic("clicks").expect("the topic");
+            assert!(!same.is_stream(), "still a Kafka topic");
+            assert_eq!(same.id, topic.id);
+            assert!(matches!(broker.delete_topic("clicks").await, Err(CoreError::TopicReadAsStream(_))));
+            assert!(matches!(
+                broker.create_partitions("clicks", 2).await,
+                Err(CoreError::TopicReadAsStream(_))
+            ));
+            broker.close().expect("close");
+        }
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
+        let declared = broker.queue("clicks").expect("the stream after a restart");
+        assert_eq!(
+            values(&declared.queue.read_stream(0, 10).expect("read")),
+            ["from kafka", "from amqp"]
+        );
+        broker.delete_queue("clicks", false).await.expect("delete the stream");
+        let topic = broker.topic("clicks").expect("the topic outlives its stream");
+        assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 2, "with its records");
+        broker.delete_topic("clicks").await.expect("no stream reads it now");
     }
 }

@@ -61,6 +61,16 @@ impl Broker {
         }
     }
 
+    /// A topic of the catalog that keeps its one partition: none a stream
+    /// queue reads (see `queues::stream_over`).
+    fn catalog_topic_unread(&self, name: &str) -> Result<Arc<Topic>> {
+        let topic = self.catalog_topic(name)?;
+        match self.queue(name) {
+            Some(declared) if super::queues::reads_topic(&declared, &topic) => Err(CoreError::TopicReadAsStream(name.to_owned())),
+            _ => Ok(topic),
+        }
+    }
+
     /// The log of one partition.
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Log> {
         let found = self.topic(topic).ok_or_else(|| CoreError::UnknownTopic(topic.to_owned()))?;
@@ -151,7 +161,7 @@ impl Broker {
     /// event is durable it finishes even if the caller goes away.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         let mut change = self.meta.change().await;
-        let topic = self.catalog_topic(name)?;
+        let topic = self.catalog_topic_unread(name)?;
         let event = Event::TopicDeleted {
             id: topic.id,
             name: name.to_owned(),
@@ -208,7 +218,7 @@ impl Broker {
 
     /// The topic, if it exists and may grow to `total` partitions.
     pub fn validate_partition_count(&self, name: &str, total: u32) -> Result<Arc<Topic>> {
-        let topic = self.catalog_topic(name)?;
+        let topic = self.catalog_topic_unread(name)?;
         let current = topic.partition_count();
         if total <= current {
             return Err(CoreError::InvalidPartitions(format!(

@@ -295,6 +295,12 @@ impl Queue {
         &self.dir
     }
 
+    /// Whether the message log is the queue's own (not another's it was
+    /// opened over: a share group's partition, a stream's Kafka topic).
+    pub fn owns_messages(&self) -> bool {
+        self.owns_messages
+    }
+
     /// Appends `records` as one batch; the future resolves with their offsets
     /// once durable. Consumers see them after that.
     pub fn publish(&self, records: Vec<Record>) -> Appending {

@@ -9,7 +9,7 @@ use conveyor_log::LogError;
 use conveyor_log::record::Record;
 
 use super::{Queue, QueueError};
-use crate::record_batches::decode_batches;
+use crate::record_batches::decode_data_batches;
 
 /// Bytes one read takes from the log (at least one batch, however large).
 const READ_BYTES_MAX: usize = 1 << 20;
@@ -71,7 +71,7 @@ impl Queue {
                 }
                 Err(error) => return Err(error.into()),
             };
-            let records = decode_batches(&read.bytes).map_err(|reason| QueueError::Journal {
+            let records = decode_data_batches(&read.bytes).map_err(|reason| QueueError::Journal {
                 path: self.dir().join("messages"),
                 reason,
             })?;
@@ -124,5 +124,24 @@ mod tests {
         assert_eq!(from_b.len(), 1);
         assert_eq!(from_b[0].offset, Some(1));
         assert_eq!(queue.available_count(), 3, "reading settled nothing");
+    }
+
+    #[tokio::test]
+    async fn a_transactions_markers_are_no_messages_to_a_reader() {
+        use crate::transaction::marker::{MarkerKind, control_batch};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = Queue::open(dir.path(), QueueConfig::default(), ManualClock::new(1_000)).expect("open");
+        let publish = |text: &str| queue.publish(vec![Record::new(None, Some(text.as_bytes().to_vec()))]);
+        publish("a").await.expect("stored");
+        queue
+            .message_log()
+            .append(control_batch(7, 0, MarkerKind::of(true), 0, 1_000))
+            .await
+            .expect("marker");
+        publish("b").await.expect("stored");
+        let read = queue.read_stream(0, 10).expect("read");
+        let offsets: Vec<Option<i64>> = read.iter().map(|record| record.offset).collect();
+        assert_eq!(read.iter().map(body).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(offsets, [Some(0), Some(2)], "the marker's offset is skipped");
     }
 }

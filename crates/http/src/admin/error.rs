@@ -141,6 +141,7 @@ impl From<CoreError> for ApiError {
             | CoreError::QueueMismatch { .. }
             | CoreError::QueueInUse { .. }
             | CoreError::StreamTopic(_)
+            | CoreError::TopicReadAsStream(_)
             | CoreError::StreamNotPurged(_) => StatusCode::CONFLICT,
             CoreError::InvalidTopicName(_)
             | CoreError::InvalidPartitions(_)
