@@ -27,6 +27,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, DefaultConnectionBuilder, PublisherConfirm};
 use tokio::sync::mpsc;
 
+use super::broker_cpu::BrokerProcess;
 use super::report::{self, Phase, latency_histogram};
 
 /// Bounds every phase, so that a stuck broker ends the bench with an error.
@@ -70,6 +71,8 @@ pub struct AmqpBenchArgs {
     #[arg(long)]
     pub publish_only: bool,
     #[command(flatten)]
+    pub broker: BrokerProcess,
+    #[command(flatten)]
     pub output: report::Output,
 }
 
@@ -89,7 +92,10 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
     // Publish, then consume the same messages.
     let queue = format!("{prefix}-throughput");
     declare(&admin_channel, &queue).await?;
-    let published = tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "publish")).await??;
+    let published = args
+        .broker
+        .measure(async { tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "publish")).await? })
+        .await?;
     let published_count = published.messages;
     phases.push(published);
     if args.publish_only {
@@ -98,7 +104,10 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
         report::print(&summary(args), &phases, args.output.json);
         return Ok(());
     }
-    let consumed = tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, 1, published_count, "consume")).await??;
+    let consumed = args
+        .broker
+        .measure(async { tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, 1, published_count, "consume")).await? })
+        .await?;
     phases.push(consumed);
     delete(&admin_channel, &queue).await?;
 
@@ -108,7 +117,10 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
         declare(&admin_channel, &queue).await?;
         let filled = tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "fill")).await??;
         let name = format!("work queue x{}", args.consumers);
-        let drained = tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, args.consumers, filled.messages, &name)).await??;
+        let drained = args
+            .broker
+            .measure(async { tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, args.consumers, filled.messages, &name)).await? })
+            .await?;
         phases.push(drained);
         delete(&admin_channel, &queue).await?;
     }
@@ -116,7 +128,10 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
     if args.latency_rate > 0 && args.latency_seconds > 0 {
         let queue = format!("{prefix}-latency");
         declare(&admin_channel, &queue).await?;
-        let latency = tokio::time::timeout(PHASE_TIMEOUT, latency_phase(args, &queue, epoch)).await??;
+        let latency = args
+            .broker
+            .measure(async { tokio::time::timeout(PHASE_TIMEOUT, latency_phase(args, &queue, epoch)).await? })
+            .await?;
         phases.push(latency);
         delete(&admin_channel, &queue).await?;
     }

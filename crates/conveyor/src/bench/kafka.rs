@@ -31,6 +31,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::broker_cpu::BrokerProcess;
 use super::report::{self, Phase, latency_histogram};
 
 const PRODUCE_VERSION: i16 = 7;
@@ -130,6 +131,8 @@ pub struct KafkaBenchArgs {
     #[arg(long, default_value_t = 8 << 20)]
     pub compaction_segment_bytes: u64,
     #[command(flatten)]
+    pub broker: BrokerProcess,
+    #[command(flatten)]
     pub output: report::Output,
 }
 
@@ -192,7 +195,7 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
 
     let start_offsets = end_offsets(&target).await?;
     let before = baseline(args).await?;
-    let mut produced = produce_phase(&target, args, epoch).await?;
+    let mut produced = args.broker.measure(produce_phase(&target, args, epoch)).await?;
     let after = baseline(args).await?;
     if let (Some(before), Some(after)) = (before, after) {
         let disk = crate::bench::disk::combine(before, after);
@@ -201,11 +204,11 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     }
     phases.push(produced);
 
-    let consumed = consume_phase(&target, args, &start_offsets).await?;
+    let consumed = args.broker.measure(consume_phase(&target, args, &start_offsets)).await?;
     phases.push(consumed);
 
     if args.latency_rate > 0 && args.latency_seconds > 0 {
-        let mut latency = latency_phase(&target, args, epoch).await?;
+        let mut latency = args.broker.measure(latency_phase(&target, args, epoch)).await?;
         if let Some(dir) = args.baseline_dir.clone() {
             let disk = crate::bench::disk::paced_baseline_for(
                 &mut latency,

@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod amqp_sink;
+pub mod broker_cpu;
 pub mod disk;
 pub mod kafka;
 pub mod report;

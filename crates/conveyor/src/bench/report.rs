@@ -31,6 +31,10 @@ pub struct Phase {
     /// produce without compaction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_phase: Option<(String, f64)>,
+    /// The broker process's CPU seconds (user + system) per 100,000
+    /// messages of this phase, when its PID was given (`--broker-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_cpu_seconds_per_100k: Option<f64>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -58,7 +62,14 @@ impl Phase {
             ratio_to_baseline: None,
             p99_ratio_to_baseline: None,
             ratio_to_phase: None,
+            broker_cpu_seconds_per_100k: None,
         }
+    }
+
+    /// Notes the broker CPU seconds this phase took, per 100k of its messages.
+    pub fn with_broker_cpu_seconds(mut self, seconds: f64) -> Phase {
+        self.broker_cpu_seconds_per_100k = Some(seconds * 100_000.0 / (self.messages.max(1) as f64));
+        self
     }
 
     pub fn with_latency(mut self, histogram: &Histogram<u64>) -> Phase {
@@ -176,6 +187,9 @@ pub fn print(title: &str, phases: &[Phase], json: bool) {
         }
         if let Some((other, ratio)) = &phase.ratio_to_phase {
             crate::cli::render::out!("{} msg/s is {ratio:.2} × {other}'s, in the same run", phase.name);
+        }
+        if let Some(seconds) = phase.broker_cpu_seconds_per_100k {
+            crate::cli::render::out!("{} took {seconds:.2} s of broker CPU per 100k messages", phase.name);
         }
         if let Some(ratio) = phase.p99_ratio_to_baseline {
             crate::cli::render::out!(
