@@ -43,20 +43,26 @@ def deadline_loop(what, seconds=20):
     check(False, f"timed out waiting for {what}")
 
 
+def read_partition(reader, topic, offset, count, what):
+    """(offset, value) of `count` records of partition 0 of `topic` from `offset`, read by `reader`."""
+    partition = TopicPartition(topic, 0)
+    reader.assign([partition])
+    reader.seek(partition, offset)
+    got = []
+    for _ in deadline_loop(what):
+        for records in reader.poll(timeout_ms=200).values():
+            got.extend((record.offset, record.value) for record in records)
+        if len(got) >= count:
+            return got
+
+
 # Kafka's view: one partition, offsets 0..10.
 partition = TopicPartition(stream, 0)
 reader = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
 check(reader.partitions_for_topic(stream) == {0}, f"partitions of the stream: {reader.partitions_for_topic(stream)}")
 check(reader.beginning_offsets([partition]) == {partition: 0}, "the stream's first offset")
 check(reader.end_offsets([partition]) == {partition: 10}, f"the stream's end: {reader.end_offsets([partition])}")
-reader.assign([partition])
-reader.seek(partition, 0)
-got = []
-for _ in deadline_loop("kafka-python to read the stream"):
-    for records in reader.poll(timeout_ms=200).values():
-        got.extend((record.offset, record.value) for record in records)
-    if len(got) >= 10:
-        break
+got = read_partition(reader, stream, 0, 10, "kafka-python to read the stream")
 check(got == published, f"kafka-python read {got}")
 reader.close()
 
@@ -168,15 +174,7 @@ pump_until(connection, lambda: len(over_topic) >= 3, "the topic's records as a s
 check(over_topic == [(index, f"first-{index}".encode()) for index in range(3)], f"the stream over the topic: {over_topic}")
 adopting.basic_publish("", topic, b"from amqp")
 after = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-topic_partition = TopicPartition(topic, 0)
-after.assign([topic_partition])
-after.seek(topic_partition, 3)
-read_back = []
-for _ in deadline_loop("the stream's publish in the topic"):
-    for records in after.poll(timeout_ms=200).values():
-        read_back.extend((record.offset, record.value) for record in records)
-    if read_back:
-        break
+read_back = read_partition(after, topic, 3, 1, "the stream's publish in the topic")
 check(read_back == [(3, b"from amqp")], f"the topic after an AMQP publish: {read_back}")
 after.close()
 try:
