@@ -310,6 +310,34 @@ fn aborted_records_go_and_their_marker_follows_once_its_data_is_gone() {
 }
 
 #[test]
+fn an_aborted_compressed_batch_goes_whole_and_a_committed_one_stays_whole() {
+    let disk = SimDisk::new(6);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    // The gzip flag on records that are not really compressed: the log never
+    // decompresses, and an aborted batch needs no look inside.
+    const GZIP: i16 = 1;
+    let aborted = futures_lite_block(log.append(flagged(&transactional(7, "k0", "aborted"), GZIP)));
+    let committed = futures_lite_block(log.append(flagged(&transactional(8, "k0", "committed"), GZIP)));
+    futures_lite_block(log.append(marker(7, false)));
+    futures_lite_block(log.append(marker(8, true)));
+    futures_lite_block(log.append(transactional(7, "later", "committed")));
+    futures_lite_block(log.append(marker(7, true)));
+    // fill's k0 records supersede both; a compressed batch is not filtered.
+    fill(&log, 2, 3);
+    clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
+    let read = log.read(0, 1 << 20, true).expect("read");
+    let offsets: Vec<u64> = batch::whole_batches(&read.bytes)
+        .map(|(header, _)| header.base_offset as u64)
+        .collect();
+    assert!(!offsets.contains(&aborted), "the aborted compressed batch went: {offsets:?}");
+    assert!(
+        offsets.contains(&committed),
+        "a committed compressed batch is kept whole: {offsets:?}"
+    );
+}
+
+#[test]
 fn a_producers_last_batch_keeps_its_header_when_its_records_go() {
     let disk = SimDisk::new(5);
     let clock = ManualClock::new(NOW_MS);
