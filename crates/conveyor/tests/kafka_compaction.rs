@@ -1,7 +1,9 @@
 //! Log compaction (`cleanup.policy=compact`) with real Kafka clients against
 //! `conveyor serve`: librdkafka and kafkajs see only each key's latest value
 //! once the cleaner has run, a deleted key disappears, a keyless record is
-//! refused, and compaction holds across a restart. The broker runs its
+//! refused, an aborted transaction's records are removed, a record older
+//! than `max.compaction.lag.ms` is compacted (its segment rolled), and
+//! compaction holds across a restart. The broker runs its
 //! cleaner every 100 ms (`[log_cleaner] backoff_ms`); the scripts poll what
 //! a from-the-beginning consumer reads, with a deadline.
 
@@ -24,6 +26,18 @@ fn start_in(dir: &std::path::Path, kafka: &str) -> Server {
 fn librdkafka_reads_only_the_latest_value_per_key_of_a_compacted_topic_and_a_keyless_record_is_refused() {
     let (_dir, server) = support::start_with_config(CLEANER_CONFIG);
     run_script(&server, "kafka/compaction_confluent.py", &[]);
+}
+
+#[test]
+fn the_cleaner_removes_an_aborted_transactions_records_and_keeps_the_committed_ones() {
+    let (_dir, server) = support::start_with_config(CLEANER_CONFIG);
+    run_script(&server, "kafka/compaction_transactions_confluent.py", &[]);
+}
+
+#[test]
+fn a_record_older_than_max_compaction_lag_is_compacted_though_segment_ms_is_a_week() {
+    let (_dir, server) = support::start_with_config(CLEANER_CONFIG);
+    run_script(&server, "kafka/compaction_lag_confluent.py", &[]);
 }
 
 #[test]

@@ -169,11 +169,20 @@ impl TopicConfig {
     /// The log settings of this topic's partitions. Time and size retention
     /// apply only when the cleanup policy includes `delete` (a topic that is
     /// only `compact` keeps every key's latest record forever, as in Kafka).
+    /// On a compacted topic the active segment rolls at the latest after
+    /// `max.compaction.lag.ms` (Kafka's `LogConfig.maxSegmentMs`: the smaller
+    /// of it and `segment.ms`), since the cleaner never touches the active
+    /// segment and a record older than the lag must be compactable.
     pub fn log_config(&self, defaults: &TopicDefaults) -> LogConfig {
         let mut log = self.configured_log(defaults);
         if !self.cleanup_policy().delete {
             log.retention_ms = None;
             log.retention_bytes = None;
+        }
+        if let Some(compaction) = self.compaction(defaults)
+            && compaction.max_compaction_lag_ms > 0
+        {
+            log.segment_ms = log.segment_ms.min(compaction.max_compaction_lag_ms);
         }
         log
     }
@@ -455,6 +464,29 @@ mod tests {
         let entries = topic.entries(&TopicDefaults::default());
         let retention = entries.iter().find(|entry| entry.name == "retention.ms").expect("listed");
         assert_eq!(retention.value, "1000");
+    }
+
+    #[test]
+    fn max_compaction_lag_caps_segment_ms_on_compacted_topics_only() {
+        let defaults = TopicDefaults::default();
+        let compacted = config(&[("cleanup.policy", "compact"), ("max.compaction.lag.ms", "5000")]).expect("valid");
+        assert_eq!(compacted.log_config(&defaults).segment_ms, 5_000);
+        let shorter_segments = config(&[
+            ("cleanup.policy", "compact,delete"),
+            ("max.compaction.lag.ms", "5000"),
+            ("segment.ms", "1000"),
+        ])
+        .expect("valid");
+        assert_eq!(shorter_segments.log_config(&defaults).segment_ms, 1_000);
+        let deleted = config(&[("max.compaction.lag.ms", "5000")]).expect("valid");
+        assert_eq!(deleted.log_config(&defaults).segment_ms, defaults.log.segment_ms);
+        let entries = compacted.entries(&defaults);
+        let segment_ms = entries.iter().find(|entry| entry.name == "segment.ms").expect("listed");
+        assert_eq!(
+            segment_ms.value,
+            defaults.log.segment_ms.to_string(),
+            "DescribeConfigs shows segment.ms as set"
+        );
     }
 
     #[test]

@@ -14,16 +14,23 @@ use crate::record::{self, RecordError, RecordView};
 pub enum Filtered {
     /// Every record kept: the batch's bytes serve unchanged.
     Unchanged,
-    /// Some records kept (or none, for a producer's batch, whose header is
-    /// kept for its sequence and epoch): the new batch.
+    /// Some records kept (or none, for a batch whose header is kept for its
+    /// producer's sequence and epoch): the new batch.
     Rewritten(Vec<u8>),
-    /// No record kept and no producer state to keep: the batch goes.
+    /// No record kept and no header to keep: the batch goes.
     Dropped,
 }
 
 /// Keeps the records of `batch_bytes` (one whole uncompressed batch) for
 /// which `keep` says so; `keep` gets each record and its absolute offset.
-pub fn filter_batch(batch_bytes: &[u8], mut keep: impl FnMut(&RecordView<'_>, u64) -> bool) -> Result<Filtered, RecordError> {
+/// A batch left with no record goes, unless `retain_empty` (Kafka's
+/// `RETAIN_EMPTY`: the producer's last batch, whose sequence and epoch
+/// must survive the cleaning): then its header stays, with no records.
+pub fn filter_batch(
+    batch_bytes: &[u8],
+    retain_empty: bool,
+    mut keep: impl FnMut(&RecordView<'_>, u64) -> bool,
+) -> Result<Filtered, RecordError> {
     let header = BatchHeader::parse(batch_bytes).ok_or(RecordError::Malformed("batch header truncated"))?;
     let views = record::record_views(batch_bytes)?;
     let base_offset = u64::try_from(header.base_offset).map_err(|_| RecordError::Malformed("negative base offset"))?;
@@ -34,17 +41,17 @@ pub fn filter_batch(batch_bytes: &[u8], mut keep: impl FnMut(&RecordView<'_>, u6
     if kept.len() == views.len() {
         return Ok(Filtered::Unchanged);
     }
-    // Kafka keeps an emptied batch of an idempotent or transactional
-    // producer so its last sequence and epoch survive the cleaning.
-    if kept.is_empty() && header.producer_id < 0 {
+    if kept.is_empty() && !retain_empty {
         return Ok(Filtered::Dropped);
     }
     Ok(Filtered::Rewritten(rebuild(batch_bytes, kept.iter().map(|view| view.encoded))?))
 }
 
-/// The batch's header alone, with no records: what stands for a segment
-/// whose records all went, so the segment (and with it the log's start
-/// offset) stays, as Kafka's cleaner keeps a cleaned segment's base offset.
+/// The batch's header alone, with no records (and no compression, as
+/// Kafka writes an empty batch): what stands for a segment whose records
+/// all went, so the segment (and with it the log's start offset) stays, as
+/// Kafka's cleaner keeps a cleaned segment's base offset; and what is left
+/// of a producer's last batch whose records all went.
 pub fn emptied(batch_bytes: &[u8]) -> Result<Vec<u8>, RecordError> {
     rebuild(batch_bytes, std::iter::empty())
 }
@@ -64,6 +71,12 @@ fn rebuild<'a>(batch_bytes: &[u8], records: impl Iterator<Item = &'a [u8]>) -> R
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     let records_count = i32::try_from(count).map_err(|_| RecordError::Malformed("too many records"))?;
     out[57..61].copy_from_slice(&records_count.to_be_bytes());
+    if count == 0 {
+        // No records, so nothing compressed: a reader must not try to
+        // decompress an empty payload.
+        let attributes = i16::from_be_bytes([out[21], out[22]]) & !batch::attributes::COMPRESSION_MASK;
+        out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    }
     let crc = batch::compute_crc(&out);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
@@ -90,7 +103,7 @@ mod tests {
     #[test]
     fn a_rewritten_batch_keeps_offsets_timestamps_and_producer_fields() {
         let original = batch(7, 100);
-        let Filtered::Rewritten(bytes) = filter_batch(&original, |_, offset| offset != 100 && offset != 102).expect("filter") else {
+        let Filtered::Rewritten(bytes) = filter_batch(&original, false, |_, offset| offset != 100 && offset != 102).expect("filter") else {
             panic!("expected a rewrite");
         };
         let header = check_batch(&bytes).expect("a valid batch with a correct CRC");
@@ -116,13 +129,13 @@ mod tests {
 
     #[test]
     fn keeping_everything_changes_nothing() {
-        assert_eq!(filter_batch(&batch(-1, 5), |_, _| true), Ok(Filtered::Unchanged));
+        assert_eq!(filter_batch(&batch(-1, 5), false, |_, _| true), Ok(Filtered::Unchanged));
     }
 
     #[test]
-    fn an_emptied_batch_goes_unless_a_producer_needs_its_header() {
-        assert_eq!(filter_batch(&batch(-1, 5), |_, _| false), Ok(Filtered::Dropped));
-        let Ok(Filtered::Rewritten(bytes)) = filter_batch(&batch(9, 5), |_, _| false) else {
+    fn an_emptied_batch_goes_unless_its_header_is_retained() {
+        assert_eq!(filter_batch(&batch(9, 5), false, |_, _| false), Ok(Filtered::Dropped));
+        let Ok(Filtered::Rewritten(bytes)) = filter_batch(&batch(9, 5), true, |_, _| false) else {
             panic!("an idempotent producer's batch keeps its header");
         };
         let header = check_batch(&bytes).expect("valid");

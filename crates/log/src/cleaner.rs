@@ -1,16 +1,23 @@
 //! Log compaction (Kafka's `LogCleaner`), run by a background thread, never
 //! by the writer: reads the sealed segments a [`compaction_plan`] picks,
+//! learns how each transaction in them ended (`transaction_outcomes.rs`),
 //! maps each key to its latest offset over the dirty range, writes each
-//! segment again as `<base>.cleaned` without the superseded records and
-//! expired tombstones, fsyncs and checks it, then hands the cleaned files to
-//! the writer, which swaps them in by rename (`segment_swap.rs`). Offsets
-//! never change: batches keep their base offsets and gaps appear, as in Kafka.
+//! segment again as `<base>.cleaned` without the superseded records, expired
+//! tombstones, aborted transactions' records and markers whose transaction's
+//! data is gone, fsyncs and checks it, then hands the cleaned files to the
+//! writer, which swaps them in by rename (`segment_swap.rs`). Offsets never
+//! change: batches keep their base offsets and gaps appear, as in Kafka.
 //! Knows segments, batches and keys; nothing of topics or config names.
 //!
-//! What stays untouched: control batches and transactional batches (their
-//! records neither enter the offset map nor are removed, so an aborted
-//! transaction never hides a committed value and the aborted-transaction
-//! index stays true), and compressed batches (the log does not decompress).
+//! Kafka's transaction rules: an aborted transaction's records never enter
+//! the offset map and go when their segment is cleaned; a committed one's
+//! are compacted like any others; nothing at or past the first transaction
+//! with no marker in the cleaned segments is touched (Kafka cleans no
+//! further than the last stable offset); a marker stays until a cleaning
+//! meets none of its transaction's batches and its segment is older than
+//! `delete.retention.ms`; each producer's last batch keeps its header.
+//! Compressed batches are kept whole unless aborted (the log does not
+//! decompress).
 //!
 //! [`compaction_plan`]: crate::compaction_plan
 
@@ -28,6 +35,7 @@ use crate::segment::{self, Scan, Segment};
 use crate::shared::Shared;
 use crate::storage::{Storage, StorageFile};
 use crate::throttle::Throttle;
+use crate::transaction_outcomes::{ControlType, MarkerRetention, Outcome, TransactionOutcomes};
 
 /// Where the last cleaning ended: the first offset not yet compacted.
 pub(crate) const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
@@ -137,7 +145,13 @@ pub(crate) fn prepare(
         return Ok(None);
     };
     let cleanable = &segments[..plan.segments];
-    let (map, map_end) = build_offset_map(cleanable, &plan, settings, throttle)?;
+    let outcomes = transaction_outcomes(cleanable, throttle)?;
+    // Kafka's cleaner stops at the last stable offset: nothing of an
+    // undecided transaction, nor anything after it, is compacted.
+    let bound = outcomes
+        .first_undecided_offset()
+        .map_or(plan.end_offset, |first| first.min(plan.end_offset));
+    let (map, map_end) = build_offset_map(cleanable, &plan, bound, &outcomes, settings, throttle)?;
     let mut stats = CleanStats {
         plan,
         cleaned_to_offset: map_end,
@@ -147,6 +161,11 @@ pub(crate) fn prepare(
         records_removed: 0,
     };
     let mut cleaned = Vec::new();
+    let mut markers = MarkerRetention::default();
+    let transactions = Transactions {
+        outcomes: &outcomes,
+        bound,
+    };
     for segment in cleanable {
         if shared.deleting.load(std::sync::atomic::Ordering::Acquire) {
             for done in cleaned {
@@ -157,36 +176,76 @@ pub(crate) fn prepare(
         }
         let tombstones_expire =
             segment.max_timestamp_ms() != i64::MIN && now_ms.saturating_sub(segment.max_timestamp_ms()) > config.delete_retention_ms;
-        if let Some(done) = clean_segment(shared, segment, &map, tombstones_expire, throttle, &mut stats)? {
+        let expiry = Expiry {
+            tombstones_expire,
+            markers: &mut markers,
+        };
+        if let Some(done) = clean_segment(shared, segment, &map, &transactions, expiry, throttle, &mut stats)? {
             cleaned.push(done);
         }
     }
     Ok(Some(Prepared { cleaned, stats }))
 }
 
-/// Whether the cleaner leaves a batch as it is.
-fn untouchable(header: &BatchHeader) -> bool {
-    header.is_control() || header.is_transactional() || header.compression() != 0
+/// What the cleaning knows of transactions: their outcomes, and the offset
+/// from which nothing is touched.
+struct Transactions<'a> {
+    outcomes: &'a TransactionOutcomes,
+    bound: u64,
 }
 
-/// Maps each key to its latest offset in `[first_dirty_offset, end_offset)`,
+/// What may expire in one segment: its tombstones (and markers) once it is
+/// older than `delete.retention.ms`; markers also once their data is gone.
+struct Expiry<'a> {
+    tombstones_expire: bool,
+    markers: &'a mut MarkerRetention,
+}
+
+/// The type of the control batch `bytes` (its one record's key).
+fn control_type(segment: &Segment, bytes: &[u8]) -> Result<ControlType> {
+    let views = record::record_views(bytes).map_err(|error| damaged(segment, &error))?;
+    Ok(ControlType::of_key(views.first().and_then(|view| view.key)))
+}
+
+/// How every transaction in `segments` ended, read from their batches.
+fn transaction_outcomes(segments: &[Arc<Segment>], throttle: &mut Throttle) -> Result<TransactionOutcomes> {
+    let mut outcomes = TransactionOutcomes::default();
+    for segment in segments {
+        for_each_batch(segment, throttle, |header, bytes| {
+            let control = if header.is_control() {
+                control_type(segment, bytes)?
+            } else {
+                ControlType::Other
+            };
+            outcomes.observe(header, control);
+            Ok(())
+        })?;
+    }
+    Ok(outcomes)
+}
+
+/// Maps each key to its latest offset in `[first_dirty_offset, bound)`,
 /// stopping where the map fills up; returns the map and where it stopped.
+/// Markers, aborted records and compressed batches do not enter it.
 fn build_offset_map(
     segments: &[Arc<Segment>],
     plan: &CompactionPlan,
+    bound: u64,
+    outcomes: &TransactionOutcomes,
     settings: &CleanerSettings,
     throttle: &mut Throttle,
 ) -> Result<(OffsetMap, u64)> {
     let mut map = OffsetMap::new(settings.dedupe_buffer_bytes);
-    let mut map_end = plan.end_offset;
+    let mut map_end = bound;
     for (index, segment) in segments.iter().enumerate() {
         let segment_end = segments.get(index + 1).map_or(plan.end_offset, |next| next.base_offset);
-        if segment_end <= plan.first_dirty_offset {
+        if segment_end <= plan.first_dirty_offset || segment.base_offset >= bound {
             continue;
         }
         let mut full = false;
         for_each_batch(segment, throttle, |header, bytes| {
-            if full || header.last_offset() < plan.first_dirty_offset as i64 || untouchable(header) {
+            let skipped = header.is_control() || header.compression() != 0 || outcomes.outcome(header) != Outcome::Committed;
+            if full || header.last_offset() < plan.first_dirty_offset as i64 || header.base_offset >= bound as i64 || skipped {
                 return Ok(());
             }
             for view in record::record_views(bytes).map_err(|error| damaged(segment, &error))? {
@@ -219,13 +278,15 @@ fn damaged(segment: &Segment, error: &RecordError) -> LogError {
     )
 }
 
-/// Writes `segment` again without superseded records (and expired
-/// tombstones when `tombstones_expire`); `None` when nothing would change.
+/// Writes `segment` again without superseded records, aborted records and
+/// (when `expiry` allows) expired tombstones and markers; `None` when
+/// nothing would change.
 fn clean_segment(
     shared: &Shared,
     segment: &Segment,
     map: &OffsetMap,
-    tombstones_expire: bool,
+    transactions: &Transactions<'_>,
+    expiry: Expiry<'_>,
     throttle: &mut Throttle,
     stats: &mut CleanStats,
 ) -> Result<Option<CleanedSegment>> {
@@ -239,26 +300,60 @@ fn clean_segment(
     let mut last_dropped: Option<Vec<u8>> = None;
     let file = storage.create_or_truncate(&path).map_err(|error| LogError::io(&path, error))?;
     let io = |error| LogError::io(&path, error);
+    let Expiry {
+        tombstones_expire,
+        markers,
+    } = expiry;
     for_each_batch(segment, throttle, |header, bytes| {
-        let filtered = if untouchable(header) {
+        let last_of_producer = transactions.outcomes.is_last_of_producer(header);
+        let filtered = if header.base_offset >= transactions.bound as i64 {
             Filtered::Unchanged
+        } else if header.is_control() {
+            let control = control_type(segment, bytes)?;
+            let data_gone = markers.marker_removable(header.producer_id, control);
+            // A producer's last marker keeps its epoch, which fences zombies.
+            if data_gone && tombstones_expire && !last_of_producer {
+                removed += 1;
+                Filtered::Dropped
+            } else {
+                Filtered::Unchanged
+            }
         } else {
-            let mut dropped = 0;
-            let filtered = filter_batch(bytes, |view, offset| {
-                let Some(key) = view.key else {
-                    return true;
-                };
-                let superseded = map.latest(key).is_some_and(|latest| offset < latest);
-                let expired_tombstone = tombstones_expire && view.value.is_none();
-                let keep = !superseded && !expired_tombstone;
-                if !keep {
-                    dropped += 1;
+            let outcome = transactions.outcomes.outcome(header);
+            if header.is_transactional() {
+                markers.data(header.producer_id, outcome);
+            }
+            match outcome {
+                Outcome::Undecided => Filtered::Unchanged,
+                Outcome::Aborted if header.records_count == 0 && last_of_producer => Filtered::Unchanged,
+                Outcome::Aborted => {
+                    removed += header.records_count.max(0) as u64;
+                    if last_of_producer {
+                        Filtered::Rewritten(batch_filter::emptied(bytes).map_err(|error| damaged(segment, &error))?)
+                    } else {
+                        Filtered::Dropped
+                    }
                 }
-                keep
-            })
-            .map_err(|error| damaged(segment, &error))?;
-            removed += dropped;
-            filtered
+                Outcome::Committed if header.compression() != 0 => Filtered::Unchanged,
+                Outcome::Committed => {
+                    let mut dropped = 0;
+                    let filtered = filter_batch(bytes, last_of_producer, |view, offset| {
+                        let Some(key) = view.key else {
+                            return true;
+                        };
+                        let superseded = map.latest(key).is_some_and(|latest| offset < latest);
+                        let expired_tombstone = tombstones_expire && view.value.is_none();
+                        let keep = !superseded && !expired_tombstone;
+                        if !keep {
+                            dropped += 1;
+                        }
+                        keep
+                    })
+                    .map_err(|error| damaged(segment, &error))?;
+                    removed += dropped;
+                    filtered
+                }
+            }
         };
         match filtered {
             Filtered::Unchanged => out.extend_from_slice(bytes),
@@ -288,8 +383,21 @@ fn clean_segment(
         && let Some(last) = last_dropped
     {
         // A segment is never cleaned to nothing: its last batch stays as a
-        // header without records (see `batch_filter::emptied`).
-        out = batch_filter::emptied(&last).map_err(|error| damaged(segment, &error))?;
+        // header without records (see `batch_filter::emptied`), or whole if
+        // it is a marker (readers take an empty control batch for damage).
+        let is_control = BatchHeader::parse(&last).is_some_and(|header| header.is_control());
+        out = if is_control {
+            last
+        } else {
+            batch_filter::emptied(&last).map_err(|error| damaged(segment, &error))?
+        };
+    }
+    if written + out.len() as u64 == segment.committed_bytes() {
+        // Batches only shrink or go: the same length is the same segment
+        // (a lone marker kept whole, as it was).
+        drop(file);
+        let _ = storage.remove_file(&path);
+        return Ok(None);
     }
     file.write_all_at(&out, written).map_err(io)?;
     written += out.len() as u64;

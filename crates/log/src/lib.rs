@@ -49,6 +49,7 @@ mod shared;
 pub mod sim;
 pub mod storage;
 pub mod throttle;
+pub mod transaction_outcomes;
 mod writer;
 
 pub use appending::{AppendInfo, Appending};

@@ -1,6 +1,7 @@
 //! Log compaction end to end on the log: the cleaner keeps the latest record
 //! per key at its offset, removes expired tombstones, leaves the active
-//! segment and transactional batches alone, survives a reopen, and a crash
+//! segment and undecided transactions alone, removes aborted records and
+//! then their markers, survives a reopen, and a crash
 //! at any step of a cleaning (a failed write, fsync, rename or directory
 //! sync, then a power loss on the simulated disk) leaves a log that serves
 //! either the old or the cleaned version of each segment — every key's
@@ -180,24 +181,184 @@ fn expired_tombstones_go_and_the_active_segment_stays() {
     assert!(written.len() > served.len());
 }
 
+/// `batch` with the given attribute flags set, its CRC recomputed.
+fn flagged(batch: &[u8], flags: i16) -> Bytes {
+    let mut bytes = batch.to_vec();
+    let mut header = batch::BatchHeader::parse(&bytes).expect("header");
+    header.attributes |= flags;
+    bytes[21..23].copy_from_slice(&header.attributes.to_be_bytes());
+    let crc = batch::compute_crc(&bytes);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(bytes)
+}
+
+/// A transactional batch of `producer_id` with one record.
+fn transactional(producer_id: i64, key: &str, value: &str) -> Bytes {
+    let mut builder = BatchBuilder::new(NOW_MS).producer(producer_id, 0, 0);
+    builder.push(Record::new(Some(key.as_bytes().to_vec()), Some(value.as_bytes().to_vec())));
+    flagged(&builder.build(), batch::attributes::TRANSACTIONAL)
+}
+
+/// The COMMIT (or ABORT) marker of `producer_id`'s transaction, as a
+/// coordinator writes it (Kafka's `EndTransactionMarker`).
+fn marker(producer_id: i64, commit: bool) -> Bytes {
+    let mut builder = BatchBuilder::new(NOW_MS).producer(producer_id, 0, -1);
+    let kind: i16 = if commit { 1 } else { 0 };
+    let mut key = 0i16.to_be_bytes().to_vec();
+    key.extend_from_slice(&kind.to_be_bytes());
+    builder.push(Record::new(Some(key), Some(vec![0; 6])));
+    flagged(&builder.build(), batch::attributes::TRANSACTIONAL | batch::attributes::CONTROL)
+}
+
+/// The offsets of every batch served from the start, with whether it is a
+/// control batch and its records' keys.
+fn batches_served(log: &Log) -> Vec<(u64, bool, Vec<Vec<u8>>)> {
+    let mut batches = Vec::new();
+    let mut offset = log.start_offset();
+    // Bounded: each read moves past at least one batch, and the log is small.
+    for _ in 0..10_000 {
+        if offset >= log.high_watermark() {
+            break;
+        }
+        let read = log.read(offset, 1 << 20, true).expect("read");
+        assert!(!read.bytes.is_empty(), "a read below the high watermark serves something");
+        for (header, bytes) in batch::whole_batches(&read.bytes) {
+            check_batch(bytes).expect("every served batch is whole and sound");
+            let keys = decode_records(bytes)
+                .expect("records")
+                .into_iter()
+                .map(|record| record.key.unwrap_or_default())
+                .collect();
+            batches.push((header.base_offset as u64, header.is_control(), keys));
+            offset = header.last_offset() as u64 + 1;
+        }
+    }
+    batches
+}
+
 #[test]
-fn transactional_batches_are_left_alone() {
+fn an_undecided_transaction_and_everything_after_it_are_left_alone() {
     let disk = SimDisk::new(3);
     let clock = ManualClock::new(NOW_MS);
     let log = open(&disk, &clock);
-    let mut transactional = keyed("k0", Some("in-a-transaction")).to_vec();
-    let mut header = batch::BatchHeader::parse(&transactional).expect("header");
-    header.attributes |= batch::attributes::TRANSACTIONAL;
-    transactional[21..23].copy_from_slice(&header.attributes.to_be_bytes());
-    let crc = batch::compute_crc(&transactional);
-    transactional[17..21].copy_from_slice(&crc.to_be_bytes());
-    let offset = futures_lite_block(log.append(Bytes::from(transactional)));
-    fill(&log, 2, 3);
+    let offset = futures_lite_block(log.append(transactional(9, "k0", "in-a-transaction")));
+    let written = fill(&log, 2, 3);
     clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
     let served = read_all(&log);
     assert!(
         served.iter().any(|(at, _, _)| *at == offset),
-        "a transactional record is never removed: {served:?}"
+        "a record of a transaction with no marker is never removed: {served:?}"
+    );
+    assert_eq!(
+        served.len(),
+        written.len() + 1,
+        "nothing past the last stable offset is compacted, as in Kafka: {served:?}"
+    );
+}
+
+#[test]
+fn aborted_records_go_and_their_marker_follows_once_its_data_is_gone() {
+    let disk = SimDisk::new(4);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    let aborted: Vec<u64> = ["k0", "k1"]
+        .iter()
+        .map(|key| futures_lite_block(log.append(transactional(7, key, "aborted"))))
+        .collect();
+    let committed = futures_lite_block(log.append(transactional(8, "kept", "committed")));
+    let abort_marker = futures_lite_block(log.append(marker(7, false)));
+    let commit_marker = futures_lite_block(log.append(marker(8, true)));
+    // Producer 7 goes on with a committed transaction, so its aborted
+    // batches are not its last.
+    let later = futures_lite_block(log.append(transactional(7, "later", "committed")));
+    let later_marker = futures_lite_block(log.append(marker(7, true)));
+    fill(&log, 2, 3);
+    let served_before = batches_served(&log);
+    assert!(served_before.iter().any(|(offset, _, _)| *offset == aborted[0]));
+
+    let stats = clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
+    assert!(stats.records_removed >= 2, "{stats:?}");
+    let served = batches_served(&log);
+    let at = |offset: u64| served.iter().find(|(at, _, _)| *at == offset);
+    assert!(
+        at(aborted[0]).is_none() && at(aborted[1]).is_none(),
+        "aborted records go: {served:?}"
+    );
+    assert_eq!(at(committed).map(|batch| batch.2.clone()), Some(vec![b"kept".to_vec()]));
+    assert!(at(later).is_some());
+    assert!(
+        at(abort_marker).is_some_and(|batch| batch.1),
+        "the marker stays while this cleaning met its data"
+    );
+    assert!(at(commit_marker).is_some() && at(later_marker).is_some());
+
+    // The next cleaning meets no data of the aborted transaction, and with
+    // delete.retention.ms passed its marker goes; the commit markers stay
+    // (one's data is still there, the other is its producer's last batch).
+    fill(&log, 2, 3);
+    clean(&log, &compaction(0)).expect("clean").expect("due");
+    let served = batches_served(&log);
+    let at = |offset: u64| served.iter().find(|(at, _, _)| *at == offset);
+    assert!(at(abort_marker).is_none(), "the abort marker went: {served:?}");
+    assert!(at(commit_marker).is_some(), "its committed record is still there");
+    assert!(at(later_marker).is_some(), "producer 7's last batch keeps its epoch");
+    assert!(at(committed).is_some() && at(later).is_some());
+    // And it all holds across a reopen.
+    drop(log);
+    let log = open(&disk, &clock);
+    assert_eq!(batches_served(&log), served);
+}
+
+#[test]
+fn an_aborted_compressed_batch_goes_whole_and_a_committed_one_stays_whole() {
+    let disk = SimDisk::new(6);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    // The gzip flag on records that are not really compressed: the log never
+    // decompresses, and an aborted batch needs no look inside.
+    const GZIP: i16 = 1;
+    let aborted = futures_lite_block(log.append(flagged(&transactional(7, "k0", "aborted"), GZIP)));
+    let committed = futures_lite_block(log.append(flagged(&transactional(8, "k0", "committed"), GZIP)));
+    futures_lite_block(log.append(marker(7, false)));
+    futures_lite_block(log.append(marker(8, true)));
+    futures_lite_block(log.append(transactional(7, "later", "committed")));
+    futures_lite_block(log.append(marker(7, true)));
+    // fill's k0 records supersede both; a compressed batch is not filtered.
+    fill(&log, 2, 3);
+    clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
+    let read = log.read(0, 1 << 20, true).expect("read");
+    let offsets: Vec<u64> = batch::whole_batches(&read.bytes)
+        .map(|(header, _)| header.base_offset as u64)
+        .collect();
+    assert!(!offsets.contains(&aborted), "the aborted compressed batch went: {offsets:?}");
+    assert!(
+        offsets.contains(&committed),
+        "a committed compressed batch is kept whole: {offsets:?}"
+    );
+}
+
+#[test]
+fn a_producers_last_batch_keeps_its_header_when_its_records_go() {
+    let disk = SimDisk::new(5);
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(&disk, &clock);
+    // An idempotent producer's two batches, both superseded by fill's k0s.
+    let idempotent = |value: &str| {
+        let mut builder = BatchBuilder::new(NOW_MS).producer(9, 0, 0);
+        builder.push(Record::new(Some(b"k0".to_vec()), Some(value.as_bytes().to_vec())));
+        builder.build()
+    };
+    let first = futures_lite_block(log.append(idempotent("one")));
+    let last = futures_lite_block(log.append(idempotent("two")));
+    fill(&log, 2, 3);
+    clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
+    let served = batches_served(&log);
+    let at = |offset: u64| served.iter().find(|(at, _, _)| *at == offset);
+    assert!(at(first).is_none(), "an emptied batch goes: {served:?}");
+    assert_eq!(
+        at(last).map(|batch| batch.2.len()),
+        Some(0),
+        "the producer's last batch stays, without its records, for its sequence: {served:?}"
     );
 }
 

@@ -1,0 +1,87 @@
+"""confluent-kafka (librdkafka) transactions on a compacted topic: the
+cleaner removes an aborted transaction's records (Kafka's cleaner rule), so
+even a read_uncommitted consumer reading from the beginning stops seeing
+them, while a committed transaction's records stay at their offsets and a
+read_committed consumer reads through to the high watermark. The broker
+runs its cleaner every 100 ms; the script polls with a deadline."""
+import time
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import BOOTSTRAP, check, unique
+
+DEADLINE_SECONDS = 60
+
+topic = unique("compacted-txn")
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+configs = {
+    "cleanup.policy": "compact",
+    "segment.bytes": "1024",
+    "delete.retention.ms": "0",
+    "min.cleanable.dirty.ratio": "0.01",
+}
+for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config=configs)]).values():
+    future.result(timeout=30)
+
+transactional = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("compacted-txn-id"),
+                          "linger.ms": 0})
+transactional.init_transactions(30)
+transactional.begin_transaction()
+for index in range(5):
+    transactional.produce(topic, key=f"aborted-{index}".encode(), value=b"never committed")
+check(transactional.flush(30) == 0, "unflushed messages")
+transactional.abort_transaction(30)
+transactional.begin_transaction()
+for index in range(3):
+    transactional.produce(topic, key=f"committed-{index}".encode(), value=f"value-{index}".encode())
+check(transactional.flush(30) == 0, "unflushed messages")
+transactional.commit_transaction(30)
+
+# Plain records after the transactions push them out of the active segment.
+plain = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
+for filler in range(30):
+    plain.produce(topic, key=b"filler", value=f"filler {filler}".encode() * 4)
+    check(plain.flush(30) == 0, "unflushed messages")
+
+
+def read_all(isolation):
+    """Every record from the start up to the end: (offset, key, value)."""
+    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("reader"), "enable.auto.commit": False,
+                       "isolation.level": isolation, "enable.partition.eof": True, "fetch.wait.max.ms": 50})
+    try:
+        reader.assign([TopicPartition(topic, 0, 0)])
+        records = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = reader.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                check(message.error().code() == KafkaError._PARTITION_EOF, f"consume error: {message.error()}")
+                break
+            records.append((message.offset(), message.key().decode(), message.value().decode()))
+        return records
+    finally:
+        reader.close()
+
+
+deadline = time.monotonic() + DEADLINE_SECONDS
+records = []
+while time.monotonic() < deadline:
+    records = read_all("read_uncommitted")
+    if not any(key.startswith("aborted-") for _, key, _ in records):
+        break
+    time.sleep(0.2)
+aborted = [record for record in records if record[1].startswith("aborted-")]
+check(not aborted, f"the cleaner did not remove the aborted records within {DEADLINE_SECONDS}s: {aborted}")
+committed = [record for record in records if record[1].startswith("committed-")]
+check([(key, value) for _, key, value in committed] == [(f"committed-{index}", f"value-{index}") for index in range(3)],
+      f"the committed transaction's records stay: {records}")
+check(committed[0][0] >= 5, f"offsets are kept (the aborted records' offsets are a gap): {committed}")
+check(records[-1][1] == "filler", f"read to the end: {records[-3:]}")
+read_committed = read_all("read_committed")
+check([record for record in read_committed if not record[1].startswith("filler")] == committed,
+      f"a read_committed consumer sees the same committed records: {read_committed}")
+check(read_committed[-1][0] == records[-1][0], "and reads through to the end")
+print("ok")
