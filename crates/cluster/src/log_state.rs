@@ -15,9 +15,11 @@ use crate::type_config::{NodeId, TypeConfig};
 
 type Entry = openraft::Entry<TypeConfig>;
 
-/// One change to the Raft log's durable state.
+/// One change to the Raft log's durable state. Externally tagged: serde
+/// reads an internally tagged enum through a buffer that cannot turn a
+/// map's string keys back into integers (a membership's node ids).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum LogEvent {
     /// The entry, replacing any entry at its index or after it.
     Appended {
@@ -158,6 +160,24 @@ mod tests {
         assert_eq!(state.last_log_id().map(|id| id.leader_id.term), Some(2));
         state.apply(&LogEvent::Truncated { since: 2 });
         assert_eq!(state.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_membership_entry_decodes_as_it_was_encoded() {
+        let members = std::collections::BTreeMap::from([(1, openraft::BasicNode::new("127.0.0.1:7001"))]);
+        let membership = openraft::Membership::new(vec![std::collections::BTreeSet::from([1])], members);
+        let event = LogEvent::Appended {
+            entry: Entry {
+                log_id: entry(1, 1).log_id,
+                payload: EntryPayload::Membership(membership.clone()),
+            },
+        };
+        let (key, value) = LogState::encode(&event).expect("encode");
+        let record = Record::new(key, value);
+        let LogEvent::Appended { entry } = LogState::decode(&record).expect("decode") else {
+            panic!("another event");
+        };
+        assert_eq!(entry.payload, EntryPayload::Membership(membership));
     }
 
     #[test]
