@@ -88,6 +88,8 @@ enum Command {
     Dlq(cli::dlq::DlqArgs),
     /// AMQP virtual hosts: list, create, delete.
     Vhost(cli::vhost::VhostArgs),
+    /// The cluster's metadata group: members, leader, term, commit index, replica lag.
+    Cluster(cli::cluster::ClusterArgs),
     /// RabbitMQ definitions (vhosts, users, permissions, queues, exchanges, bindings): export, import.
     Definitions(cli::definitions::DefinitionsArgs),
     /// Users: add, delete, list, change a password.
@@ -119,6 +121,7 @@ impl Command {
             Command::Produce(args) => Some(&mut args.target),
             Command::Consume(args) => Some(&mut args.target),
             Command::Vhost(args) => Some(&mut args.target),
+            Command::Cluster(args) => Some(&mut args.target),
             Command::Definitions(args) => Some(&mut args.target),
             Command::User(args) => Some(&mut args.target),
             Command::Permission(args) => Some(&mut args.target),
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         Command::Binding(args) => cli::binding::run(&args),
         Command::Dlq(args) => cli::dlq::run(&args),
         Command::Vhost(args) => cli::vhost::run(&args),
+        Command::Cluster(args) => cli::cluster::run(&args),
         Command::Definitions(args) => cli::definitions::run(&args),
         Command::User(args) => cli::user::run(&args),
         Command::Permission(args) => cli::permission::run(&args),

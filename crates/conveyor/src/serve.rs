@@ -123,8 +123,26 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("applying the config file's users")?;
 
     let state = HttpState::new(Arc::clone(&broker));
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // A cluster node joins its metadata group once its doors are bound, so
+    // it advertises where they really are.
+    let cluster = match &settings.cluster {
+        Some(config) => {
+            let doors = conveyor_cluster::Doors {
+                kafka_addr: addresses.kafka.to_string(),
+                amqp_addr: addresses.amqp.to_string(),
+                http_addr: addresses.http.to_string(),
+            };
+            let node = conveyor_cluster::ClusterNode::start(config.clone(), &settings.broker.data_dir.join("cluster"), doors)
+                .await
+                .context("starting the cluster node")?;
+            state.set_cluster(Arc::clone(&node));
+            conveyor_cluster::catalog_link::link(&node, &broker, shutdown_rx.clone());
+            Some(node)
+        }
+        None => None,
+    };
+
     let app = conveyor_http::router(Arc::clone(&state));
     let mut http_task = tokio::spawn(conveyor_http::serve(
         http,
@@ -229,6 +247,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     for task in door_tasks {
         let _ = task.await;
     }
+    if let Some(node) = cluster {
+        node.shutdown().await;
+    }
     tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("closing the broker")?
@@ -329,6 +350,14 @@ fn announce(settings: &Settings, addresses: &Addresses) {
         https,
     } = addresses;
     info!(http_addr = %http, kafka_addr = %kafka, amqp_addr = %amqp, ?kafka_tls, ?amqp_tls, ?https, data_dir = %settings.broker.data_dir.display(), "conveyor is ready");
+    if let Some(cluster) = &settings.cluster {
+        crate::cli::render::out!(
+            "cluster node {} on {} with peers {} (GET /api/v1/cluster)",
+            cluster.node_id,
+            cluster.cluster_addr,
+            conveyor_cluster::config::format_peers(&cluster.peers)
+        );
+    }
     let mut tls = String::new();
     for (label, addr) in [("kafka-tls", kafka_tls), ("amqp-tls", amqp_tls), ("https", https)] {
         if let Some(addr) = addr {

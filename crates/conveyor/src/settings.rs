@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use conveyor_cluster::ClusterConfig;
+use conveyor_cluster::config::parse_peers;
 use conveyor_core::auth::user::validate_user_name;
 use conveyor_core::auth::{AnonymousAccess, AuthPolicy, AwsAccessKey, ConfiguredUser, MetricsAccess, Tag};
 use conveyor_core::limits::LimitsConfig;
@@ -72,6 +74,15 @@ pub struct ServeArgs {
     /// RabbitMQ's consumer_timeout: ms an AMQP delivery may stay unacknowledged before its channel is closed [default: 1800000].
     #[arg(long, env = "CONVEYOR_CONSUMER_TIMEOUT", value_name = "MS")]
     pub consumer_timeout: Option<u64>,
+    /// This node's id in a cluster (needs --peers); without it the broker runs alone.
+    #[arg(long, env = "CONVEYOR_NODE_ID", value_name = "ID")]
+    pub node_id: Option<u64>,
+    /// Where this node listens for the other nodes [default: its own entry in --peers].
+    #[arg(long, env = "CONVEYOR_CLUSTER_ADDR", value_name = "ADDR")]
+    pub cluster_addr: Option<SocketAddr>,
+    /// Every node of the cluster, this one included: ID=HOST:PORT,ID=HOST:PORT,...
+    #[arg(long, env = "CONVEYOR_PEERS", value_name = "PEERS")]
+    pub peers: Option<String>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -107,6 +118,60 @@ pub struct FileSettings {
     /// `[users.NAME]`: users applied at every start.
     #[serde(default)]
     pub users: BTreeMap<String, UserFileSettings>,
+    /// `[cluster]`: this node's place in a cluster.
+    #[serde(default)]
+    pub cluster: ClusterFileSettings,
+}
+
+/// `[cluster]`: the keys of `--node-id`, `--cluster-addr` and `--peers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFileSettings {
+    pub node_id: Option<u64>,
+    pub cluster_addr: Option<SocketAddr>,
+    /// `"1=127.0.0.1:7001,2=..."` as the flag, or a table `{ 1 = "127.0.0.1:7001", ... }`.
+    pub peers: Option<PeersSetting>,
+}
+
+/// `peers` in the file: the flag's text or a table of id → address.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PeersSetting {
+    Text(String),
+    Table(BTreeMap<String, SocketAddr>),
+}
+
+impl PeersSetting {
+    fn parse(&self) -> anyhow::Result<BTreeMap<u64, SocketAddr>> {
+        let text = match self {
+            PeersSetting::Text(text) => text.clone(),
+            PeersSetting::Table(table) => table.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(","),
+        };
+        Ok(parse_peers(&text)?)
+    }
+}
+
+/// The cluster settings: none of them (a single node), or a node id and
+/// the peers (the cluster address defaults to the node's own peer entry).
+fn resolve_cluster(args: &ServeArgs, file: &ClusterFileSettings) -> anyhow::Result<Option<ClusterConfig>> {
+    let node_id = args.node_id.or(file.node_id);
+    let peers = match (&args.peers, &file.peers) {
+        (Some(text), _) => Some(parse_peers(text).context("--peers (CONVEYOR_PEERS)")?),
+        (None, Some(setting)) => Some(setting.parse().context("[cluster] peers")?),
+        (None, None) => None,
+    };
+    let cluster_addr = args.cluster_addr.or(file.cluster_addr);
+    let (node_id, peers) = match (node_id, peers) {
+        (None, None) if cluster_addr.is_none() => return Ok(None),
+        (Some(node_id), Some(peers)) => (node_id, peers),
+        (None, _) => bail!("a cluster needs --node-id (CONVEYOR_NODE_ID, [cluster] node_id) with --peers"),
+        (Some(_), None) => bail!("a cluster needs --peers (CONVEYOR_PEERS, [cluster] peers) with --node-id"),
+    };
+    let cluster_addr = match cluster_addr.or_else(|| peers.get(&node_id).copied()) {
+        Some(addr) => addr,
+        None => bail!("--node-id {node_id} is not in --peers"),
+    };
+    Ok(Some(ClusterConfig::new(node_id, cluster_addr, peers)?))
 }
 
 /// `[auth]`: who may come without credentials, who may read `/metrics`.
@@ -353,6 +418,8 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// `[storage]`: the log I/O pool.
     pub io_pool: IoPoolConfig,
+    /// `[cluster]`: set when this node is one of a cluster.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Settings {
@@ -427,6 +494,7 @@ impl Settings {
             }
             io_pool.open_files_max = files;
         }
+        let cluster = resolve_cluster(args, &file.cluster)?;
         let auth = AuthPolicy {
             anonymous: file.auth.anonymous.unwrap_or_default(),
             metrics: file.auth.metrics.unwrap_or_default(),
@@ -464,6 +532,7 @@ impl Settings {
                 log_cleaner,
             },
             io_pool,
+            cluster,
         })
     }
 }
@@ -640,6 +709,75 @@ mod tests {
                 ..ServeArgs::default()
             });
             assert!(resolved.is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_come_from_flags_or_the_cluster_table() {
+        assert_eq!(
+            Settings::resolve(&ServeArgs::default()).expect("defaults").cluster,
+            None,
+            "single node by default"
+        );
+        let args = ServeArgs {
+            node_id: Some(2),
+            cluster_addr: Some("127.0.0.1:7002".parse().expect("addr")),
+            peers: Some("1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003".to_owned()),
+            ..ServeArgs::default()
+        };
+        let cluster = Settings::resolve(&args).expect("flags").cluster.expect("cluster");
+        assert_eq!(cluster.node_id, 2);
+        assert_eq!(cluster.cluster_addr.to_string(), "127.0.0.1:7002");
+        assert_eq!(cluster.peers.len(), 3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conveyor.toml");
+        for toml in [
+            "[cluster]\nnode_id = 3\npeers = \"1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003\"\n",
+            "[cluster]\nnode_id = 3\ncluster_addr = \"127.0.0.1:7003\"\npeers = { 1 = \"127.0.0.1:7001\", 2 = \"127.0.0.1:7002\", 3 = \"127.0.0.1:7003\" }\n",
+        ] {
+            std::fs::write(&path, toml).expect("write");
+            let cluster = Settings::resolve(&ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            })
+            .expect(toml)
+            .cluster
+            .expect("cluster");
+            assert_eq!(cluster.node_id, 3);
+            assert_eq!(cluster.cluster_addr.to_string(), "127.0.0.1:7003", "defaults to its peer entry");
+        }
+        std::fs::write(&path, "[cluster]\nnode_id = 3\npeers = \"1=127.0.0.1:7001\"\n").expect("write");
+        let flag_wins = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            node_id: Some(1),
+            ..ServeArgs::default()
+        })
+        .expect("flag over file")
+        .cluster
+        .expect("cluster");
+        assert_eq!(flag_wins.node_id, 1);
+        for bad in [
+            ServeArgs {
+                node_id: Some(1),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                peers: Some("1=127.0.0.1:7001".to_owned()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                node_id: Some(4),
+                peers: Some("1=127.0.0.1:7001".to_owned()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                node_id: Some(1),
+                peers: Some("1=127.0.0.1:7001".to_owned()),
+                cluster_addr: Some("127.0.0.1:7999".parse().expect("addr")),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(Settings::resolve(&bad).is_err(), "{bad:?} accepted");
         }
     }
 

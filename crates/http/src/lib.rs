@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
+use conveyor_cluster::ClusterNode;
 use conveyor_core::Broker;
 use conveyor_core::auth::MetricsAccess;
 use conveyor_core::auth::Principal;
@@ -42,6 +43,8 @@ pub struct HttpState {
     pub ready: AtomicBool,
     /// The console's login sessions.
     pub sessions: admin::sessions::Sessions,
+    /// This node's cluster membership, when it is one of a cluster.
+    cluster: std::sync::OnceLock<Arc<ClusterNode>>,
 }
 
 impl HttpState {
@@ -50,7 +53,18 @@ impl HttpState {
             broker,
             ready: AtomicBool::new(false),
             sessions: admin::sessions::Sessions::default(),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Makes `/health`, `/api/v1/cluster` and `/metrics` report `node`.
+    pub fn set_cluster(&self, node: Arc<ClusterNode>) {
+        let _ = self.cluster.set(node);
+    }
+
+    /// The cluster node, when this broker is one.
+    pub fn cluster(&self) -> Option<&Arc<ClusterNode>> {
+        self.cluster.get()
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -183,9 +197,12 @@ async fn metrics(State(state): State<Arc<HttpState>>, request: Request) -> Respo
     }
     let broker = Arc::clone(&state.broker);
     // Reading every log's bounds is quick but touches many locks: off the reactor.
-    let body = tokio::task::spawn_blocking(move || metrics::render(&broker))
+    let mut body = tokio::task::spawn_blocking(move || metrics::render(&broker))
         .await
         .unwrap_or_default();
+    if let Some(node) = state.cluster() {
+        metrics::render_cluster(&mut body, &node.status());
+    }
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
@@ -193,13 +210,27 @@ async fn metrics(State(state): State<Arc<HttpState>>, request: Request) -> Respo
         .into_response()
 }
 
-/// 200 once every listener is up; 503 while starting or stopping. The body
+/// 200 once every listener is up (and, on a cluster node, once it has
+/// joined a cluster that has a metadata leader); 503 while starting or
+/// stopping, or without a leader, with the reason. The body
 /// is `ok`, or `degraded` followed by one line per log that refuses appends
 /// (a failed write or fsync poisoned it; `POST /api/v1/logs/reopen` reopens
 /// it): the broker still serves everything else, so it stays 200.
 async fn health(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
     if !state.ready.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n".to_owned());
+    }
+    if let Some(node) = state.cluster() {
+        let status = node.status();
+        if !status.has_leader() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no metadata leader: node {} is a {} in term {} and knows no leader of its cluster yet\n",
+                    status.node_id, status.role, status.term
+                ),
+            );
+        }
     }
     let broker = Arc::clone(&state.broker);
     let degraded = tokio::task::spawn_blocking(move || broker.degraded_logs())

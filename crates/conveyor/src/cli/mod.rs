@@ -1,12 +1,13 @@
 //! The client commands (`conveyor topic …`, `group`, `queue`, `exchange`,
 //! `binding`, `dlq`, `produce`, `consume`, `user`, `permission`, `vhost`, `definitions`,
-//! `completions`): each is a few calls to a
+//! `cluster`, `completions`): each is a few calls to a
 //! broker's REST admin API, printed as tables for people or, with `--json`,
 //! as the API's JSON for scripts. One file per resource family; they know
 //! the API's paths and shapes, nothing of the broker's internals.
 
 pub mod binding;
 pub mod client;
+pub mod cluster;
 pub mod consume;
 pub mod definitions;
 pub mod dlq;

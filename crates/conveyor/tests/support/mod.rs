@@ -494,3 +494,58 @@ pub fn http_send(addr: SocketAddr, method: &str, path: &str, json: &str) -> (u16
     let (status, response) = http_exchange(addr, method, path, &[("Content-Type", "application/json")], json);
     (status, body_of(&response).to_owned())
 }
+
+/// `n` cluster nodes, each a `conveyor serve` with its own data directory
+/// and a free loopback cluster address, started together.
+#[derive(Debug)]
+pub struct ClusterNodes {
+    pub dirs: Vec<tempfile::TempDir>,
+    /// `--peers` as every node got it.
+    pub peers: String,
+    /// Node `i + 1`; `None` while stopped.
+    pub nodes: Vec<Option<Server>>,
+}
+
+impl ClusterNodes {
+    /// Starts nodes 1..=n; each reports ready once its listeners are up
+    /// (before a leader is elected).
+    pub fn start(n: usize) -> ClusterNodes {
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+        let peers = (1..=n)
+            .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = ClusterNodes {
+            dirs,
+            peers,
+            nodes: (0..n).map(|_| None).collect(),
+        };
+        for id in 1..=n {
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    /// Starts node `id` (again) on its data directory.
+    pub fn restart(&mut self, id: usize) {
+        let node_id = id.to_string();
+        let server = Server::start_with(self.dirs[id - 1].path(), &["--node-id", &node_id, "--peers", &self.peers], &[]);
+        self.nodes[id - 1] = Some(server);
+    }
+
+    pub fn node(&self, id: usize) -> &Server {
+        self.nodes[id - 1].as_ref().expect("node is running")
+    }
+
+    /// SIGKILL to node `id`, waited for.
+    pub fn kill(&mut self, id: usize) {
+        if let Some(mut server) = self.nodes[id - 1].take() {
+            server.kill();
+        }
+    }
+
+    /// The ids of the running nodes.
+    pub fn running(&self) -> Vec<usize> {
+        (1..=self.nodes.len()).filter(|id| self.nodes[id - 1].is_some()).collect()
+    }
+}

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::BrokerConfig;
-use crate::catalog::{CatalogState, QueueDefinition};
+use crate::catalog::{CatalogState, QueueDefinition, QueueRecord, TopicRecord};
 use crate::error::{CoreError, Result};
 use crate::producer::Partition;
 use crate::queue::{CursorStart, DeclaredQueue, Queue, QueueConfig, QueuePolicy};
@@ -36,19 +36,29 @@ pub(crate) fn open_topics(
     let topics_dir = data_dir.join("topics");
     conveyor_log::index::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
     let records: Vec<_> = catalog.topics.values().collect();
-    let opened = open_each(&records, |record| {
-        let config_of_topic = TopicConfig::new(record.configs.clone())?;
-        let log_config = config_of_topic.log_config(&config.topic_defaults);
-        let dir = topics_dir.join(record.id.to_string());
-        let logs = open_partitions(&dir, 0..record.partitions, &log_config, clock, &stats.topic(&record.name))?;
-        Ok(Arc::new(Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic)))
-    })?;
+    let opened = open_each(&records, |record| open_topic(&topics_dir, record, config, clock, stats))?;
     let topics: BTreeMap<String, Arc<Topic>> = opened.into_iter().map(|topic| (topic.name.clone(), topic)).collect();
     remove_orphans(
         &topics_dir,
         &topics.values().map(|topic: &Arc<Topic>| topic.id.to_string()).collect(),
     );
     Ok(topics)
+}
+
+/// Opens one topic the catalog records, under `topics_dir`: at start, and
+/// on a cluster node for a topic another node created. Blocking.
+pub(crate) fn open_topic(
+    topics_dir: &Path,
+    record: &TopicRecord,
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+    stats: &Stats,
+) -> Result<Arc<Topic>> {
+    let config_of_topic = TopicConfig::new(record.configs.clone())?;
+    let log_config = config_of_topic.log_config(&config.topic_defaults);
+    let dir = topics_dir.join(record.id.to_string());
+    let logs = open_partitions(&dir, 0..record.partitions, &log_config, clock, &stats.topic(&record.name))?;
+    Ok(Arc::new(Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic)))
 }
 
 pub(crate) fn open_partitions(
@@ -135,18 +145,27 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
 pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Result<BTreeMap<String, Arc<Topic>>> {
     let mut streams = BTreeMap::new();
     for (name, declared) in queues {
-        if super::queues::served_to_kafka(name, &declared.policy()) && declared.queue.owns_messages() {
-            let topic = Topic::of_stream(
-                declared.id,
-                name.clone(),
-                declared.queue.dir().to_owned(),
-                declared.queue.message_log().clone(),
-                declared.policy().stream_retention,
-            )?;
-            streams.insert(name.clone(), Arc::new(topic));
+        if let Some(topic) = stream_topic(declared)? {
+            streams.insert(name.clone(), topic);
         }
     }
     Ok(streams)
+}
+
+/// The topic a stream queue is to Kafka clients, if it is one (a stream
+/// over a Kafka topic's log has that topic). Blocking.
+pub(crate) fn stream_topic(declared: &DeclaredQueue) -> Result<Option<Arc<Topic>>> {
+    if !super::queues::served_to_kafka(&declared.name, &declared.policy()) || !declared.queue.owns_messages() {
+        return Ok(None);
+    }
+    let topic = Topic::of_stream(
+        declared.id,
+        declared.name.clone(),
+        declared.queue.dir().to_owned(),
+        declared.queue.message_log().clone(),
+        declared.policy().stream_retention,
+    )?;
+    Ok(Some(Arc::new(topic)))
 }
 
 /// Reopens every durable queue the catalog holds (a stream named as one of
@@ -166,43 +185,54 @@ pub(crate) fn open_queues(
     let queues_dir = data_dir.join("queues");
     conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
     let records: Vec<_> = catalog.queues.values().collect();
-    let opened = open_each(&records, |record| {
-        // Validated when declared; a policy that no longer parses is ignored, not fatal.
-        let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
-        let (dir, queue_config) = (
-            queue_dir(data_dir, record.id, true),
-            queue_config(config, &record.definition, &policy),
-        );
-        let over_topic = topics
-            .get(&record.name)
-            .filter(|_| super::queues::served_to_kafka(&record.name, &policy))
-            .and_then(|topic| topic.partition(0));
-        let queue = match over_topic {
-            Some(log) => Queue::open_over(dir, log, CursorStart::Earliest, queue_config, Arc::clone(clock))?,
-            None => Queue::open(dir, queue_config, Arc::clone(clock))?,
-        };
-        let declared = DeclaredQueue::new(
-            record.id,
-            record.name.clone(),
-            record.definition.clone(),
-            policy,
-            queue,
-            record.created_ms,
-        );
-        declared.touch(clock.now_ms());
-        // Only queues with message groups (SQS FIFO) deduplicate; the others
-        // need not read their last five minutes.
-        if declared.policy().message_groups {
-            declared.restore_deduplication(clock.now_ms());
-        }
-        Ok(Arc::new(declared))
-    })?;
+    let opened = open_each(&records, |record| open_queue(data_dir, record, topics, config, clock))?;
     let queues: BTreeMap<String, Arc<DeclaredQueue>> = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
     remove_orphans(
         &queues_dir,
         &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),
     );
     Ok(queues)
+}
+
+/// Opens one durable queue the catalog records (a stream named as one of
+/// `topics` over that topic's log): at start, and on a cluster node for a
+/// queue another node declared. Blocking.
+pub(crate) fn open_queue(
+    data_dir: &Path,
+    record: &QueueRecord,
+    topics: &BTreeMap<String, Arc<Topic>>,
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<DeclaredQueue>> {
+    // Validated when declared; a policy that no longer parses is ignored, not fatal.
+    let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
+    let (dir, queue_config) = (
+        queue_dir(data_dir, record.id, true),
+        queue_config(config, &record.definition, &policy),
+    );
+    let over_topic = topics
+        .get(&record.name)
+        .filter(|_| super::queues::served_to_kafka(&record.name, &policy))
+        .and_then(|topic| topic.partition(0));
+    let queue = match over_topic {
+        Some(log) => Queue::open_over(dir, log, CursorStart::Earliest, queue_config, Arc::clone(clock))?,
+        None => Queue::open(dir, queue_config, Arc::clone(clock))?,
+    };
+    let declared = DeclaredQueue::new(
+        record.id,
+        record.name.clone(),
+        record.definition.clone(),
+        policy,
+        queue,
+        record.created_ms,
+    );
+    declared.touch(clock.now_ms());
+    // Only queues with message groups (SQS FIFO) deduplicate; the others
+    // need not read their last five minutes.
+    if declared.policy().message_groups {
+        declared.restore_deduplication(clock.now_ms());
+    }
+    Ok(Arc::new(declared))
 }
 
 /// Reads the cluster id, or creates one (a UUID in Kafka's 22-character

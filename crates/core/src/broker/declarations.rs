@@ -94,6 +94,9 @@ impl Accepted {
 /// Checks, journals and publishes `batch` under the metadata lock, and
 /// answers each declaration.
 async fn commit(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaration, oneshot::Sender<Declared>)>) {
+    if change.meta().replicated.get().is_some() {
+        return commit_each(change, limits, batch).await;
+    }
     let base = change.views();
     let mut next = Views::clone(&base);
     let mut accepted = Vec::with_capacity(batch.len());
@@ -181,6 +184,56 @@ async fn commit(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaratio
             Err(error) => {
                 discard(one.declared).await;
                 let _ = one.reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// On a cluster node: each declaration committed on its own through the
+/// metadata group (`Change::commit`), which applies it here with the
+/// queue this declaration opened; no group commit of the local journal.
+async fn commit_each(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaration, oneshot::Sender<Declared>)>) {
+    for (mut declaration, reply) in batch {
+        let Some(declared) = declaration.opened.claim() else {
+            let _ = reply.send(Err(CoreError::Catalog(format!(
+                "queue {:?} was opened for another declaration",
+                declaration.name
+            ))));
+            continue;
+        };
+        let views = change.views();
+        let answer = match views.queues.get(&declaration.name) {
+            Some(existing) => Some(already_declared(existing, &declaration.definition, change.meta().clock.now_ms())),
+            None => check(&views, limits, &declaration.name, &declared).err().map(Err),
+        };
+        drop(views);
+        if let Some(answer) = answer {
+            discard(declared).await;
+            let _ = reply.send(answer);
+            continue;
+        }
+        let accepted = Accepted {
+            topic: declaration.topic,
+            durable: declaration.definition.durable,
+            event: Event::QueueDeclared {
+                id: declaration.id,
+                name: declaration.name,
+                definition: declaration.definition,
+                created_ms: declaration.created_ms,
+            },
+            declared,
+            reply,
+        };
+        match change.commit(accepted.event.clone(), accepted.durable, accepted.opened()).await {
+            Ok(_) => {
+                if let Event::QueueDeclared { name, id, .. } = &accepted.event {
+                    info!(queue = name, durable = accepted.durable, %id, "queue declared");
+                }
+                let _ = accepted.reply.send(Ok((accepted.declared, true)));
+            }
+            Err(error) => {
+                discard(accepted.declared).await;
+                let _ = accepted.reply.send(Err(error));
             }
         }
     }

@@ -43,6 +43,9 @@ pub(crate) struct Metadata {
     /// Queue declarations waiting for the metadata lock, committed together
     /// by the first to get it (`declarations.rs`).
     pub declarations: super::declarations::Declarations,
+    /// Set on a cluster node: where durable events go, and the committed
+    /// entries waiting to be applied here (`replication.rs`).
+    pub replicated: std::sync::OnceLock<Arc<super::replication::Replicated>>,
     /// The metadata lock: one change at a time.
     catalog: Arc<Mutex<Catalog>>,
     views: ArcSwap<Views>,
@@ -62,6 +65,7 @@ impl Metadata {
             stats,
             queue_opens: tokio::sync::Semaphore::new(super::queues::QUEUE_OPENS_CONCURRENT_MAX),
             declarations: super::declarations::Declarations::default(),
+            replicated: std::sync::OnceLock::new(),
             catalog: Arc::new(Mutex::new(catalog)),
             views: ArcSwap::from_pointee(views),
         }
@@ -108,8 +112,8 @@ impl Metadata {
 /// One change in progress, holding the metadata lock.
 #[derive(Debug)]
 pub(crate) struct Change {
-    meta: Arc<Metadata>,
-    catalog: OwnedMutexGuard<Catalog>,
+    pub(super) meta: Arc<Metadata>,
+    pub(super) catalog: OwnedMutexGuard<Catalog>,
 }
 
 impl Change {
@@ -134,9 +138,28 @@ impl Change {
     /// published. Returns what it took out of the views, for the caller to
     /// close. Run it in [`run_to_completion`] once its event may be durable,
     /// so that a caller going away cannot stop it halfway.
+    ///
+    /// On a cluster node a durable event goes to the cluster's metadata
+    /// group instead, and is applied here like every node applies it
+    /// (`Change::commit_replicated`); what it took out of the views is
+    /// closed there, so the returned [`Applied`] names nothing to close.
     pub async fn commit(&mut self, event: Event, durable: bool, opened: Opened) -> Result<Applied> {
+        self.commit_with(event, durable, opened, true).await
+    }
+
+    /// [`Change::commit`]; `may_replicate` false applies a committed
+    /// entry of the cluster's group here.
+    pub(super) async fn commit_with(&mut self, event: Event, durable: bool, opened: Opened, may_replicate: bool) -> Result<Applied> {
         let mut next = Views::clone(&self.meta.views.load());
         let mut applied = next.apply(&event, opened)?;
+        if may_replicate
+            && durable
+            && applied.changed
+            && let Some(replicated) = self.meta.replicated.get().cloned()
+        {
+            // Boxed: applying the entries before it calls back into this function.
+            return Box::pin(self.commit_replicated(event, next, applied, replicated)).await;
+        }
         let changes_auth = event.changes_auth();
         if durable
             && applied.changed

@@ -10,6 +10,8 @@
 //! end even if its caller goes away.
 
 mod data_dir;
+mod replication;
+pub use replication::Replication;
 mod declarations;
 mod limited;
 mod metadata;

@@ -172,21 +172,7 @@ impl Broker {
             drop(change);
             info!(topic = name, id = %topic.id, "topic deleted");
             drop(topic);
-            // The deletion is recorded; if removing the files fails or the
-            // process dies first, the next start removes them as orphans.
-            blocking(move || {
-                for topic in applied.removed_topics {
-                    let dir = topic.dir().to_owned();
-                    // Appends after this fail: nothing acknowledges a write to it.
-                    for log in topic.partitions() {
-                        let _ = log.close();
-                    }
-                    drop(topic);
-                    std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))?;
-                }
-                Ok(())
-            })
-            .await
+            remove_topics(applied.removed_topics).await
         })
         .await
     }
@@ -322,4 +308,26 @@ impl Broker {
             }
         }
     }
+}
+
+/// Closes deleted topics and removes their files. The deletion is
+/// recorded; if removing the files fails or the process dies first, the
+/// next start removes them as orphans.
+pub(crate) async fn remove_topics(topics: Vec<Arc<Topic>>) -> Result<()> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    blocking(move || {
+        for topic in topics {
+            let dir = topic.dir().to_owned();
+            // Appends after this fail: nothing acknowledges a write to it.
+            for log in topic.partitions() {
+                let _ = log.close();
+            }
+            drop(topic);
+            std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))?;
+        }
+        Ok(())
+    })
+    .await
 }

@@ -16,6 +16,7 @@
 mod acls;
 mod alarms;
 mod bindings;
+mod cluster;
 mod connections;
 mod definitions;
 mod deliveries;
@@ -78,6 +79,7 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(overview::overview))
         .routes(routes!(alarms::status, alarms::set_limits))
         .routes(routes!(limits::status))
+        .routes(routes!(cluster::status))
         .routes(routes!(logs::list_poisoned))
         .routes(routes!(logs::reopen))
         .routes(routes!(topics::list, topics::create))

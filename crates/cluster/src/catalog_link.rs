@@ -1,0 +1,45 @@
+//! Joins a broker to its node's metadata group: the broker proposes its
+//! durable catalog changes through the node (`Replication`), and every
+//! catalog entry the node applies is delivered to the broker in log order
+//! (`Broker::deliver_replicated`), which applies it through its one path
+//! of a metadata change. Knows both sides' entry points; no rules.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use conveyor_core::Broker;
+use conveyor_core::broker::Replication;
+use conveyor_core::catalog::Event;
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::node::ClusterNode;
+
+impl Replication for ClusterNode {
+    fn propose(&self, events: Vec<Event>) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
+        Box::pin(async move {
+            ClusterNode::propose(self, events)
+                .await
+                .map(|outcome| outcome.log_index)
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// Makes `broker` propose through `node` and apply what the group
+/// commits, until `shutdown`. Call before the doors serve.
+pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    broker.replicate_through(Arc::clone(node) as Arc<dyn Replication>);
+    let Some(mut applied) = node.take_applied() else {
+        warn!("the metadata group's applied entries are taken already; this broker will not apply them");
+        return;
+    };
+    let feeder = Arc::clone(broker);
+    tokio::spawn(async move {
+        while let Some(entry) = applied.recv().await {
+            feeder.deliver_replicated(entry.log_index, entry.events);
+        }
+    });
+    tokio::spawn(Arc::clone(broker).run_replicated(shutdown));
+}

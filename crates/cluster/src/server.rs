@@ -1,0 +1,75 @@
+//! The cluster listener: accepts other nodes' connections on
+//! `--cluster-addr` and answers each request with this node's Raft (a
+//! forwarded proposal is written through it when this node leads). Knows
+//! frames and the Raft handle; nothing of the catalog's meaning.
+
+use openraft::{BasicNode, Raft};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::type_config::{Command, NodeId, TypeConfig};
+use crate::wire::{ProposeRefusal, Request, Response, read_frame, write_frame};
+
+/// Serves `listener` until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let raft = raft.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = connection(stream, raft, shutdown).await {
+                            debug!(%peer, %error, "cluster connection closed");
+                        }
+                    });
+                }
+                Err(error) => warn!(%error, "accepting a cluster connection"),
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, raft: Raft<TypeConfig>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    loop {
+        let request = tokio::select! {
+            request = read_frame::<Request>(&mut stream) => request?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(request) = request else {
+            return Ok(());
+        };
+        let response = match request {
+            Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+            Request::InstallSnapshot(rpc) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
+            Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
+            Request::Propose(command) => Response::Propose(propose_here(&raft, command).await),
+        };
+        write_frame(&mut stream, &response).await?;
+    }
+}
+
+/// Writes `command` through this node's Raft: applied when this node
+/// leads, else refused with where the leader is.
+pub async fn propose_here(raft: &Raft<TypeConfig>, command: Command) -> Result<crate::Outcome, ProposeRefusal> {
+    match raft.client_write(command).await {
+        Ok(response) => Ok(response.data),
+        Err(error) => {
+            let leader_addr = error
+                .forward_to_leader::<BasicNode>()
+                .and_then(|forward| forward.leader_node.as_ref().map(|node| node.addr.clone()));
+            Err(ProposeRefusal {
+                reason: error.to_string(),
+                leader_addr,
+            })
+        }
+    }
+}
+
+/// The id of the node this one believes leads, if any.
+pub fn leader_of(raft: &Raft<TypeConfig>) -> Option<NodeId> {
+    raft.metrics().borrow().current_leader
+}

@@ -1,0 +1,99 @@
+//! The inter-node protocol on `--cluster-addr`: one request, one response,
+//! each a JSON document behind a 4-byte big-endian length, on a TCP
+//! connection a client keeps open. Knows frames and messages; nothing of
+//! what Raft does with them.
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::type_config::{Command, NodeId, Outcome, TypeConfig};
+
+/// No frame is larger (a snapshot chunk, a batch of entries).
+pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// What one node asks another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    /// A command forwarded to the node believed to lead.
+    Propose(Command),
+}
+
+/// The answer to a [`Request`] of the same name.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Applied on the leader, or why not (with the leader it knows of, if
+    /// it is not one itself).
+    Propose(Result<Outcome, ProposeRefusal>),
+}
+
+/// Why a forwarded command was not applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposeRefusal {
+    pub reason: String,
+    /// Where the leader is, when the node asked knows and is not it.
+    pub leader_addr: Option<String>,
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize>(stream: &mut (impl AsyncWrite + Unpin), message: &T) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    if bytes.len() > FRAME_BYTES_MAX {
+        return Err(std::io::Error::other(format!("a frame of {} bytes is over the limit", bytes.len())));
+    }
+    let length = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+    stream.write_all(&length.to_be_bytes()).await?;
+    stream.write_all(&bytes).await?;
+    stream.flush().await
+}
+
+/// Reads one frame; `None` when the peer closed between frames.
+pub async fn read_frame<T: DeserializeOwned>(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<T>> {
+    let mut length = [0u8; 4];
+    match stream.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > FRAME_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {length} bytes is over the limit"),
+        ));
+    }
+    let mut bytes = vec![0u8; length];
+    stream.read_exact(&mut bytes).await?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_round_trips_and_an_oversized_length_is_refused() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        let request = Request::Propose(Command::Catalog { events: Vec::new() });
+        write_frame(&mut client, &request).await.expect("write");
+        let read: Option<Request> = read_frame(&mut server).await.expect("read");
+        assert!(matches!(read, Some(Request::Propose(Command::Catalog { events })) if events.is_empty()));
+        client.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+        let error = read_frame::<Request>(&mut server).await.expect_err("oversized");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        drop(client);
+        assert!(read_frame::<Request>(&mut server).await.expect("eof").is_none());
+    }
+}

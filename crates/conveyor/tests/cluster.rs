@@ -1,0 +1,135 @@
+//! Three real `conveyor serve` processes as one cluster on loopback: every
+//! node reports healthy once the metadata group has a leader; what is
+//! declared on one node (an exchange, a queue, a binding; a user) is there
+//! on the others; the survivors of a leader killed with SIGKILL elect
+//! another and take new declarations; the killed node, restarted, catches
+//! up. Every wait is a bounded poll; every process is stopped by its PID.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{ClusterNodes, Server, eventually, http_send};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn cluster_status(server: &Server) -> serde_json::Value {
+    let (status, body) = server.http_get("/api/v1/cluster");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("cluster status JSON")
+}
+
+fn leader_of(server: &Server) -> Option<u64> {
+    let (status, body) = server.http_get("/api/v1/cluster");
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&body).ok()?["leader_id"].as_u64()
+}
+
+fn has(server: &Server, path: &str) -> bool {
+    server.http_get(path).0 == 200
+}
+
+fn declare(server: &Server, method: &str, path: &str, json: &str) {
+    let (status, body) = http_send(server.http_addr, method, path, json);
+    assert!((200..300).contains(&status), "{method} {path}: {status} {body}");
+}
+
+#[test]
+fn the_catalog_is_replicated_across_three_nodes_and_survives_a_killed_leader() {
+    let mut cluster = ClusterNodes::start(3);
+    assert!(
+        eventually(WAIT, || (1..=3).all(|id| cluster.node(id).http_get("/health").0 == 200)),
+        "every node healthy: {:?}",
+        (1..=3).map(|id| cluster.node(id).http_get("/health")).collect::<Vec<_>>()
+    );
+    assert!(
+        eventually(WAIT, || {
+            let status = cluster_status(cluster.node(1));
+            status["members"]
+                .as_array()
+                .is_some_and(|members| members.len() == 3 && members.iter().all(|member| member["http_addr"].is_string()))
+        }),
+        "every member advertises its doors: {}",
+        cluster_status(cluster.node(1))
+    );
+    let members = cluster_status(cluster.node(1))["members"].clone();
+    for id in 1..=3u64 {
+        let member = members
+            .as_array()
+            .and_then(|all| all.iter().find(|member| member["node_id"] == id))
+            .expect("member");
+        assert_eq!(
+            member["http_addr"].as_str(),
+            Some(cluster.node(id as usize).http_addr.to_string().as_str()),
+            "node {id} advertises its own HTTP address"
+        );
+    }
+
+    // Declared on node 1 and node 2, seen on node 3.
+    declare(cluster.node(1), "PUT", "/api/v1/exchanges/orders", r#"{"type":"direct"}"#);
+    declare(cluster.node(1), "PUT", "/api/v1/queues/orders.eu", r#"{"durable":true}"#);
+    declare(
+        cluster.node(1),
+        "POST",
+        "/api/v1/bindings",
+        r#"{"source":"orders","destination":"orders.eu","routing_key":"eu"}"#,
+    );
+    declare(
+        cluster.node(2),
+        "PUT",
+        "/api/v1/users/alice",
+        r#"{"password":"s3cret","tags":["monitoring"]}"#,
+    );
+    let third = cluster.node(3);
+    assert!(
+        eventually(WAIT, || {
+            has(third, "/api/v1/exchanges/orders") && has(third, "/api/v1/queues/orders.eu") && has(third, "/api/v1/users/alice")
+        }),
+        "node 3 sees what nodes 1 and 2 declared"
+    );
+    let (_, bindings) = third.http_get("/api/v1/bindings");
+    assert!(bindings.contains("orders.eu") && bindings.contains("\"eu\""), "{bindings}");
+
+    // The leader dies; the two others elect one of them and go on.
+    let leader = leader_of(cluster.node(1)).expect("a leader") as usize;
+    cluster.kill(leader);
+    let survivors = cluster.running();
+    assert!(
+        eventually(WAIT, || survivors
+            .iter()
+            .all(|id| leader_of(cluster.node(*id)).is_some_and(|new| new as usize != leader))),
+        "the survivors elect a new leader"
+    );
+    declare(cluster.node(survivors[0]), "PUT", "/api/v1/queues/invoices", r#"{"durable":true}"#);
+    assert!(eventually(WAIT, || has(cluster.node(survivors[1]), "/api/v1/queues/invoices")));
+
+    // The killed node comes back on its data and catches up.
+    cluster.restart(leader);
+    let returned = cluster.node(leader);
+    assert!(
+        eventually(WAIT, || has(returned, "/api/v1/queues/invoices")
+            && returned.http_get("/health").0 == 200),
+        "the returning node sees what was declared while it was down"
+    );
+    assert!(has(returned, "/api/v1/queues/orders.eu") && has(returned, "/api/v1/users/alice"));
+}
+
+#[test]
+fn a_lone_node_of_a_cluster_is_unhealthy_until_a_majority_elects_a_leader() {
+    let peers = format!(
+        "1=127.0.0.1:{},2=127.0.0.1:{},3=127.0.0.1:{}",
+        support::free_port(),
+        support::free_port(),
+        support::free_port()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--node-id", "1", "--peers", &peers], &[]);
+    let (status, body) = server.http_get("/health");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no metadata leader"), "{body}");
+    let status = cluster_status(&server);
+    assert_eq!(status["node_id"], 1);
+    assert!(status["leader_id"].is_null(), "{status}");
+}
