@@ -13,7 +13,7 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     CreateTopicsRequest, DeleteRecordsRequest, GroupId, InitProducerIdRequest, ListGroupsRequest, OffsetCommitRequest, ProduceRequest,
-    ProduceResponse, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
+    ProduceResponse, ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use support::Server;
@@ -333,5 +333,64 @@ async fn share_group_describe_shows_members_and_assignments_and_list_groups_filt
             workers.members.len()
         ),
         (0, "Empty", 2, 0)
+    );
+}
+
+// librdkafka follows the session epochs, so only exact requests can break them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_session_epochs_are_checked_as_kip_932_says() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let mut client = Client::connect(&server.kafka_addr.to_string()).await.expect("connect");
+    assert_eq!(create_topic(&mut client, "tasks").await.0, 0);
+    let member_id = "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let join = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text("crew")))
+        .with_member_id(text(member_id))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![TopicName(text("tasks"))]));
+    assert_eq!(client.send(&join, 1).await.expect("ShareGroupHeartbeat").error_code, 0);
+    let fetch = |epoch: i32| {
+        ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(text("crew"))))
+            .with_member_id(Some(text(member_id)))
+            .with_share_session_epoch(epoch)
+            .with_max_bytes(1 << 20)
+            .with_max_records(10)
+            .with_batch_size(10)
+    };
+    let acknowledge = |epoch: i32| {
+        ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(text("crew"))))
+            .with_member_id(Some(text(member_id)))
+            .with_share_session_epoch(epoch)
+    };
+    let not_found = ResponseError::ShareSessionNotFound.code();
+    let invalid = ResponseError::InvalidShareSessionEpoch.code();
+    let mut codes = Vec::new();
+    for epoch in [1, 0, 1, 1, 3, 2] {
+        codes.push(client.send(&fetch(epoch), 1).await.expect("ShareFetch").error_code);
+    }
+    assert_eq!(
+        codes,
+        vec![not_found, 0, 0, invalid, invalid, 0],
+        "fetches at epochs 1, 0, 1, 1, 3, 2"
+    );
+    let mut codes = Vec::new();
+    for epoch in [0, 4, 3, -1, -1, 4] {
+        codes.push(client.send(&acknowledge(epoch), 1).await.expect("ShareAcknowledge").error_code);
+    }
+    assert_eq!(
+        codes,
+        vec![invalid, invalid, 0, 0, not_found, not_found],
+        "acknowledgements at epochs 0, 4, 3, -1 (closes), -1, 4"
+    );
+    let mut codes = Vec::new();
+    for epoch in [-1, 0, -1] {
+        codes.push(client.send(&fetch(epoch), 1).await.expect("ShareFetch").error_code);
+    }
+    assert_eq!(
+        codes,
+        vec![not_found, 0, 0],
+        "a closed session is gone until epoch 0 opens a new one"
     );
 }

@@ -31,7 +31,7 @@ use conveyor_core::share_group::{
 
 use crate::Context;
 use crate::connection::ConnectionInfo;
-use crate::share_session::CLOSE_EPOCH;
+use crate::share_session::{CLOSE_EPOCH, ShareSessionError};
 
 /// The node every partition's leader is (Metadata's node id).
 const NODE_ID: i32 = 1;
@@ -82,6 +82,13 @@ pub async fn heartbeat(
         }
     }
     response
+}
+
+fn session_error(error: ShareSessionError) -> ResponseError {
+    match error {
+        ShareSessionError::NotFound => ResponseError::ShareSessionNotFound,
+        ShareSessionError::InvalidEpoch => ResponseError::InvalidShareSessionEpoch,
+    }
 }
 
 fn membership_error(error: &MembershipError) -> ResponseError {
@@ -365,6 +372,15 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
             .iter()
             .flat_map(|topic| topic.partitions.iter().map(|index| (topic.topic_id, *index))),
     );
+    // A refused session epoch refuses the whole request, acknowledgements too, as Kafka does.
+    let session = match session {
+        Ok(session) => session,
+        Err(error) => {
+            response.error_code = session_error(error).code();
+            response.error_message = Some(StrBytes::from_string(error.to_string()));
+            return response;
+        }
+    };
     for (topic_id, index, batches) in acks {
         if batches.is_empty() {
             continue;
@@ -510,6 +526,11 @@ pub async fn acknowledge_request(
     // Taken from whoever holds the records: a closing member may have left
     // the group already (its records were released then, so its late
     // acknowledgements fail with INVALID_RECORD_STATE).
+    if let Err(error) = context.share_sessions.acknowledge(&group, &member_id, request.share_session_epoch) {
+        response.error_code = session_error(error).code();
+        response.error_message = Some(StrBytes::from_string(error.to_string()));
+        return response;
+    }
     let member = context.broker.share_groups().consumer(&member_id);
     let mut results = Vec::new();
     for topic in &request.topics {
@@ -532,9 +553,6 @@ pub async fn acknowledge_request(
             }
             results.push((topic.topic_id, data));
         }
-    }
-    if request.share_session_epoch == CLOSE_EPOCH {
-        context.share_sessions.update(&group, &member_id, CLOSE_EPOCH, [], []);
     }
     response.responses = by_topic(results.into_iter())
         .into_iter()
