@@ -9,9 +9,11 @@ use conveyor_log::record::{BatchBuilder, Record};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteRecordsRequest, InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName,
+    CreateTopicsRequest, DeleteRecordsRequest, GroupId, InitProducerIdRequest, ListGroupsRequest, OffsetCommitRequest, ProduceRequest,
+    ProduceResponse, ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use support::Server;
@@ -128,10 +130,14 @@ async fn a_duplicate_batch_resent_after_a_restart_is_not_written_twice_and_a_gap
 }
 
 async fn create_topic(client: &mut Client, topic: &str) -> (i16, String) {
+    create_topic_with(client, topic, 1).await
+}
+
+async fn create_topic_with(client: &mut Client, topic: &str, partitions: i32) -> (i16, String) {
     let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
         CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-            .with_num_partitions(1)
+            .with_num_partitions(partitions)
             .with_replication_factor(1),
     ]);
     let response = client.send(&request, 5).await.expect("CreateTopics");
@@ -189,5 +195,202 @@ async fn internal_and_colliding_topic_names_are_refused_and_a_partition_listed_t
         (partition.error_code, partition.low_watermark),
         (0, 1),
         "the refused request truncated nothing; this one moves the start from 0 to 1"
+    );
+}
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+/// (group id, protocol type, group type) of each group ListGroups v5 lists
+/// with this types filter.
+async fn listed_groups(client: &mut Client, types: &[&str]) -> Vec<(String, String, String)> {
+    let request = ListGroupsRequest::default().with_types_filter(types.iter().map(|kind| text(kind)).collect());
+    let response = client.send(&request, 5).await.expect("ListGroups");
+    assert_eq!(response.error_code, 0);
+    let mut groups: Vec<(String, String, String)> = response
+        .groups
+        .iter()
+        .map(|group| {
+            (
+                group.group_id.to_string(),
+                group.protocol_type.to_string(),
+                group.group_type.to_string(),
+            )
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
+// No client library has an admin call for ShareGroupDescribe yet (librdkafka
+// 2.16 and kafka-python 3.0 do not), so it is tested with exact requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_group_describe_shows_members_and_assignments_and_list_groups_filters_share_groups_by_type() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let mut client = Client::connect(&server.kafka_addr.to_string()).await.expect("connect");
+    assert_eq!(create_topic_with(&mut client, "jobs", 2).await.0, 0);
+    let member_id = "0d0a6b3c-7f3e-4a55-9f0e-5a7d0c2e1b11";
+    let join = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text("workers")))
+        .with_member_id(text(member_id))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![TopicName(text("jobs"))]));
+    let joined = client.send(&join, 1).await.expect("ShareGroupHeartbeat");
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
+    // A simple group (committed offsets, no members) of the classic protocol.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(text("plain")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_retention_time_ms(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(text("jobs")))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(0),
+                ]),
+        ]);
+    let committed = client.send(&commit, 2).await.expect("OffsetCommit");
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+
+    let describe = ShareGroupDescribeRequest::default().with_group_ids(vec![
+        GroupId(text("workers")),
+        GroupId(text("plain")),
+        GroupId(text("nobody")),
+    ]);
+    let described = client.send(&describe, 1).await.expect("ShareGroupDescribe");
+    let workers = &described.groups[0];
+    assert_eq!(workers.error_code, 0, "{:?}", workers.error_message);
+    assert_eq!(
+        (
+            workers.group_state.as_str(),
+            workers.group_epoch,
+            workers.assignment_epoch,
+            workers.assignor_name.as_str()
+        ),
+        ("Stable", 1, 1, "simple")
+    );
+    assert_eq!(workers.members.len(), 1);
+    let member = &workers.members[0];
+    assert_eq!(
+        (
+            member.member_id.as_str(),
+            member.member_epoch,
+            member.client_id.as_str(),
+            member.client_host.as_str()
+        ),
+        (member_id, 1, "conveyor-client", "/127.0.0.1")
+    );
+    assert_eq!(member.subscribed_topic_names, vec![TopicName(text("jobs"))]);
+    let assigned: Vec<(String, Vec<i32>)> = member
+        .assignment
+        .topic_partitions
+        .iter()
+        .map(|topic| (topic.topic_name.to_string(), topic.partitions.clone()))
+        .collect();
+    assert_eq!(
+        assigned,
+        vec![("jobs".to_owned(), vec![0, 1])],
+        "a share member is assigned every partition"
+    );
+    let refused: Vec<(i16, String)> = described.groups[1..]
+        .iter()
+        .map(|group| {
+            (
+                group.error_code,
+                group.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let not_found = ResponseError::GroupIdNotFound.code();
+    assert_eq!(
+        refused,
+        vec![
+            (not_found, "Group plain is not a share group.".to_owned()),
+            (not_found, "Group nobody not found.".to_owned()),
+        ]
+    );
+
+    let share = ("workers".to_owned(), "share".to_owned(), "share".to_owned());
+    // A simple group has no protocol type, as in Kafka.
+    let classic = ("plain".to_owned(), String::new(), "classic".to_owned());
+    assert_eq!(listed_groups(&mut client, &["share"]).await, vec![share.clone()]);
+    assert_eq!(listed_groups(&mut client, &["classic"]).await, vec![classic.clone()]);
+    assert_eq!(listed_groups(&mut client, &[]).await, vec![classic, share]);
+
+    // After the member leaves, the group is still there, Empty, at a new epoch.
+    let leave = join.with_member_epoch(-1).with_subscribed_topic_names(None);
+    assert_eq!(client.send(&leave, 1).await.expect("leave").member_epoch, -1);
+    let described = client.send(&describe, 1).await.expect("ShareGroupDescribe");
+    let workers = &described.groups[0];
+    assert_eq!(
+        (
+            workers.error_code,
+            workers.group_state.as_str(),
+            workers.group_epoch,
+            workers.members.len()
+        ),
+        (0, "Empty", 2, 0)
+    );
+}
+
+// librdkafka follows the session epochs, so only exact requests can break them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_session_epochs_are_checked_as_kip_932_says() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let mut client = Client::connect(&server.kafka_addr.to_string()).await.expect("connect");
+    assert_eq!(create_topic(&mut client, "tasks").await.0, 0);
+    let member_id = "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let join = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text("crew")))
+        .with_member_id(text(member_id))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![TopicName(text("tasks"))]));
+    assert_eq!(client.send(&join, 1).await.expect("ShareGroupHeartbeat").error_code, 0);
+    let fetch = |epoch: i32| {
+        ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(text("crew"))))
+            .with_member_id(Some(text(member_id)))
+            .with_share_session_epoch(epoch)
+            .with_max_bytes(1 << 20)
+            .with_max_records(10)
+            .with_batch_size(10)
+    };
+    let acknowledge = |epoch: i32| {
+        ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(text("crew"))))
+            .with_member_id(Some(text(member_id)))
+            .with_share_session_epoch(epoch)
+    };
+    let not_found = ResponseError::ShareSessionNotFound.code();
+    let invalid = ResponseError::InvalidShareSessionEpoch.code();
+    let mut codes = Vec::new();
+    for epoch in [1, 0, 1, 1, 3, 2] {
+        codes.push(client.send(&fetch(epoch), 1).await.expect("ShareFetch").error_code);
+    }
+    assert_eq!(
+        codes,
+        vec![not_found, 0, 0, invalid, invalid, 0],
+        "fetches at epochs 1, 0, 1, 1, 3, 2"
+    );
+    let mut codes = Vec::new();
+    for epoch in [0, 4, 3, -1, -1, 4] {
+        codes.push(client.send(&acknowledge(epoch), 1).await.expect("ShareAcknowledge").error_code);
+    }
+    assert_eq!(
+        codes,
+        vec![invalid, invalid, 0, 0, not_found, not_found],
+        "acknowledgements at epochs 0, 4, 3, -1 (closes), -1, 4"
+    );
+    let mut codes = Vec::new();
+    for epoch in [-1, 0, -1] {
+        codes.push(client.send(&fetch(epoch), 1).await.expect("ShareFetch").error_code);
+    }
+    assert_eq!(
+        codes,
+        vec![not_found, 0, 0],
+        "a closed session is gone until epoch 0 opens a new one"
     );
 }

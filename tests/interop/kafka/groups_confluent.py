@@ -66,6 +66,8 @@ check(sorted(values) == list(range(200)), f"duplicates or gaps: {len(values)} va
 description = admin.describe_consumer_groups([group])[group].result(timeout=30)
 check(description.group_id == group and len(description.members) == 2, f"describe: {description}")
 check(str(description.state).endswith("STABLE"), f"state {description.state}")
+# ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for a classic group; librdkafka then describes it with DescribeGroups.
+check(str(description.type).endswith("CLASSIC"), f"type {description.type}")
 assigned = sorted(tp.partition for m in description.members for tp in m.assignment.topic_partitions)
 check(assigned == [0, 1, 2, 3], f"member assignments {assigned}")
 from confluent_kafka import ConsumerGroupTopicPartitions

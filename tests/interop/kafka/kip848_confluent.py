@@ -1,12 +1,14 @@
 """KIP-848 consumer groups (group.protocol=consumer) with confluent-kafka
 (librdkafka): two members of one group on a 4-partition topic get two
 partitions each from the broker's assignor and together consume every
-message once, committing with their member epochs; when one closes, the
+message once, committing with their member epochs; the AdminClient lists
+and describes the group as a consumer-protocol group (ConsumerGroupDescribe:
+assignor, members, their assignments and targets); when one closes, the
 other is given all four and consumes what is produced next, from the
 offsets its peer committed."""
 import time
 
-from confluent_kafka import Consumer, ConsumerGroupType, KafkaException, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import BOOTSTRAP, check, unique
@@ -63,6 +65,30 @@ check(sorted(partitions(first) + partitions(second)) == [0, 1, 2, 3], "every par
 # ListGroups v5 names the group's type.
 listed = {g.group_id: g for g in admin.list_consumer_groups().result(timeout=30).valid}
 check(group in listed and listed[group].type == ConsumerGroupType.CONSUMER, f"listed: {listed.get(group)}")
+
+# ConsumerGroupDescribe: the group's type, assignor and state, and each member's assignment (by topic name) and target.
+def describe():
+    return admin.describe_consumer_groups([group])[group].result(timeout=30)
+def settled():
+    for consumer in (first, second):
+        consumer.poll(0.1)
+    return describe().state == ConsumerGroupState.STABLE
+wait_until(settled, "the described group to be Stable")
+description = describe()
+check(description.type == ConsumerGroupType.CONSUMER, f"described type {description.type}")
+check(description.partition_assignor == "uniform", f"assignor {description.partition_assignor}")
+check(not description.is_simple_consumer_group, "a consumer-protocol group is not simple")
+check(len(description.members) == 2, f"members {[m.member_id for m in description.members]}")
+held = {first.memberid(), second.memberid()}
+check({m.member_id for m in description.members} == held, f"member ids {[m.member_id for m in description.members]} vs {held}")
+for described in description.members:
+    current = sorted((tp.topic, tp.partition) for tp in described.assignment.topic_partitions)
+    target = sorted((tp.topic, tp.partition) for tp in described.target_assignment.topic_partitions)
+    check(len(current) == 2 and {t for t, _ in current} == {topic}, f"{described.member_id} holds {current}")
+    check(current == target, f"{described.member_id}: stable, so its assignment {current} is its target {target}")
+    check(described.client_id and described.host.startswith("/127.0.0.1"), f"client {described.client_id} at {described.host}")
+check(sorted(p for m in description.members for _, p in ((tp.topic, tp.partition) for tp in m.assignment.topic_partitions))
+      == [0, 1, 2, 3], "the described assignments cover every partition once")
 
 # A classic-protocol member is refused while the group has KIP-848 members (INCONSISTENT_GROUP_PROTOCOL).
 classic = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "auto.offset.reset": "earliest"})

@@ -1,8 +1,8 @@
 //! The broker: the data directory (held with a lock file), what exists (the
 //! catalog and the views derived from it, `metadata.rs`) and the consumer
 //! groups. Front doors call its operations, grouped by what they change:
-//! `topics.rs`, `queues.rs`, `routing.rs`, `vhosts.rs`; none of them knows
-//! a wire format.
+//! `topics.rs`, `queues.rs`, `routing.rs`, `vhosts.rs`, `group_listing.rs`;
+//! none of them knows a wire format.
 //!
 //! Every change to what exists is one [`metadata::Change`]: an event, checked
 //! against the views, journaled in the catalog when it is durable, applied
@@ -13,6 +13,7 @@ mod data_dir;
 mod replication;
 pub use replication::Replication;
 mod declarations;
+mod group_listing;
 mod limited;
 mod metadata;
 mod queues;

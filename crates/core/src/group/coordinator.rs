@@ -117,6 +117,8 @@ pub enum GroupType {
     Classic,
     /// KIP-848 (`group.protocol=consumer`).
     Consumer,
+    /// KIP-932 share groups.
+    Share,
 }
 
 impl GroupType {
@@ -124,6 +126,7 @@ impl GroupType {
         match self {
             GroupType::Classic => "classic",
             GroupType::Consumer => "consumer",
+            GroupType::Share => "share",
         }
     }
 }

@@ -6,7 +6,10 @@ mod coordinator;
 mod membership;
 mod offsets;
 
-pub use consumer_protocol::{Assignment, Assignor, ConsumerGroupError, ConsumerHeartbeat, HeartbeatReply, TopicShape};
+pub use consumer_protocol::{
+    Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerHeartbeat, ConsumerMemberDescription, HeartbeatReply,
+    TopicShape,
+};
 pub use coordinator::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupError, GroupState, GroupType, JoinRequest, JoinResult, MemberDescription,
     OffsetCommit,

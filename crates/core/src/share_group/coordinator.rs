@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::membership::{Heartbeat, HeartbeatReply, MembershipError, ShareGroup, ShareGroups};
 use super::share_partition::{SharePartition, SharePartitionConfig};
 use crate::Topic;
+use crate::group::{GroupDescription, GroupState, GroupType};
 use crate::queue::{ConsumerId, CursorStart, QueueError};
 
 /// A share-partition's key: group, topic id, partition.
@@ -85,6 +86,33 @@ impl ShareGroupCoordinator {
     /// Every share group's name, sorted.
     pub fn names(&self) -> Vec<String> {
         self.membership.lock().names()
+    }
+
+    /// Every share group as ListGroups shows it (type `share`, protocol
+    /// type `share`, as Kafka lists them).
+    pub fn list(&self) -> Vec<GroupDescription> {
+        self.expire_members();
+        let membership = self.membership.lock();
+        membership
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let group = membership.group(&name)?;
+                Some(GroupDescription {
+                    group_id: name.clone(),
+                    group_type: GroupType::Share,
+                    state: if group.members.is_empty() {
+                        GroupState::Empty
+                    } else {
+                        GroupState::Stable
+                    },
+                    protocol_type: "share".to_owned(),
+                    protocol_name: String::new(),
+                    generation_id: group.group_epoch,
+                    members: Vec::new(),
+                })
+            })
+            .collect()
     }
 
     /// Sets the group's `share.auto.offset.reset`, for its share-partitions

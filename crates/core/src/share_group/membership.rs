@@ -27,6 +27,9 @@ pub struct Heartbeat {
     /// The topics it subscribes to; `None` when unchanged since the last
     /// heartbeat.
     pub subscribed_topics: Option<Vec<String>>,
+    /// The client's id and address, as ShareGroupDescribe shows them.
+    pub client_id: String,
+    pub client_host: String,
 }
 
 /// What a heartbeat is answered with.
@@ -52,6 +55,12 @@ pub enum MembershipError {
     UnknownMember { group: String, member_id: String },
     #[error("{0}")]
     InvalidRequest(&'static str),
+    /// The id names a consumer group of another protocol.
+    #[error("Group {0} is not a share group.")]
+    NotShareGroup(String),
+    /// No group of any protocol has this id.
+    #[error("Group {0} not found.")]
+    GroupNotFound(String),
 }
 
 /// One member as the group knows it.
@@ -60,6 +69,8 @@ pub struct ShareMember {
     pub member_id: String,
     pub member_epoch: i32,
     pub subscribed_topics: BTreeSet<String>,
+    pub client_id: String,
+    pub client_host: String,
     /// Its session ends unless it heartbeats before this.
     deadline_ms: i64,
 }
@@ -141,6 +152,8 @@ impl ShareGroups {
                         member_id: heartbeat.member_id.clone(),
                         member_epoch: state.group_epoch,
                         subscribed_topics,
+                        client_id: heartbeat.client_id,
+                        client_host: heartbeat.client_host,
                         deadline_ms,
                     },
                 );
@@ -234,6 +247,8 @@ mod tests {
             member_id: member_id.to_owned(),
             member_epoch: JOIN_EPOCH,
             subscribed_topics: Some(topics.iter().map(|topic| (*topic).to_owned()).collect()),
+            client_id: "client".to_owned(),
+            client_host: "/127.0.0.1".to_owned(),
         }
     }
 
@@ -242,6 +257,8 @@ mod tests {
             member_id: member_id.to_owned(),
             member_epoch,
             subscribed_topics: None,
+            client_id: "client".to_owned(),
+            client_host: "/127.0.0.1".to_owned(),
         }
     }
 

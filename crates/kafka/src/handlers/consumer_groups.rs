@@ -1,13 +1,19 @@
-//! ConsumerGroupHeartbeat (KIP-848, `group.protocol=consumer`): translates
-//! the request to the core's heartbeat and its reply back, topic ids and
-//! partitions both ways. Membership, epochs and assignments are the core's
-//! (`conveyor_core::group`); the classic protocol's handlers are `groups.rs`.
+//! ConsumerGroupHeartbeat and ConsumerGroupDescribe (KIP-848,
+//! `group.protocol=consumer`): translates the request to the core's
+//! heartbeat and its reply back, topic ids and partitions both ways, and the
+//! core's description of a group to the wire (topic ids given their names).
+//! Membership, epochs and assignments are the core's (`conveyor_core::group`);
+//! the classic protocol's handlers are `groups.rs`.
 
 use conveyor_core::auth::{Operation, Resource};
-use conveyor_core::group::{Assignment, ConsumerHeartbeat, TopicShape};
+use conveyor_core::group::{Assignment, ConsumerGroupDescription, ConsumerHeartbeat, TopicShape};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::consumer_group_describe_response::{self, DescribedGroup, Member};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as WireAssignment, TopicPartitions};
-use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::Context;
@@ -86,4 +92,91 @@ pub fn heartbeat(
                 .with_error_message(Some(StrBytes::from_string(error.to_string())))
         }
     }
+}
+
+/// KIP-1099's member type of a member that speaks the consumer protocol.
+const MEMBER_TYPE_CONSUMER: i8 = 1;
+
+/// ConsumerGroupDescribe: each group's epochs, assignor and members with
+/// their current and target assignments. A group of the classic protocol, or
+/// no group, is GROUP_ID_NOT_FOUND (clients then fall back to DescribeGroups).
+pub fn describe(context: &Context, connection: &ConnectionInfo, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+    let groups = request
+        .group_ids
+        .into_iter()
+        .map(|group_id| {
+            let failed = |code: i16, message: Option<String>| {
+                DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_error_code(code)
+                    .with_error_message(message.map(StrBytes::from_string))
+                    .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED)
+            };
+            if !connection.allowed(context, &Resource::Group(&group_id), Operation::Describe) {
+                return failed(ResponseError::GroupAuthorizationFailed.code(), None);
+            }
+            match context.broker.groups().describe_kip848_group(&group_id) {
+                Ok(description) => {
+                    let authorized_operations = if request.include_authorized_operations {
+                        super::authorized_operations(context, connection, &Resource::Group(&group_id), &super::GROUP_OPERATIONS)
+                    } else {
+                        super::AUTHORIZED_OPERATIONS_OMITTED
+                    };
+                    described(context, group_id.clone(), description).with_authorized_operations(authorized_operations)
+                }
+                Err(error) => failed(consumer_group_error(&error).code(), Some(error.to_string())),
+            }
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
+}
+
+fn described(context: &Context, group_id: GroupId, description: ConsumerGroupDescription) -> DescribedGroup {
+    let members = description
+        .members
+        .into_iter()
+        .map(|member| {
+            Member::default()
+                .with_member_id(StrBytes::from_string(member.member_id))
+                .with_instance_id(member.instance_id.map(StrBytes::from_string))
+                .with_member_epoch(member.member_epoch)
+                .with_client_id(StrBytes::from_string(member.client_id))
+                .with_client_host(StrBytes::from_string(member.client_host))
+                .with_subscribed_topic_names(
+                    member
+                        .subscribed_topic_names
+                        .into_iter()
+                        .map(|name| TopicName(StrBytes::from_string(name)))
+                        .collect(),
+                )
+                .with_assignment(named_assignment(context, member.assignment))
+                .with_target_assignment(named_assignment(context, member.target_assignment))
+                .with_member_type(MEMBER_TYPE_CONSUMER)
+        })
+        .collect();
+    DescribedGroup::default()
+        .with_group_id(group_id)
+        .with_group_state(StrBytes::from_static_str(description.state.name()))
+        .with_group_epoch(description.group_epoch)
+        .with_assignment_epoch(description.assignment_epoch)
+        .with_assignor_name(StrBytes::from_string(description.assignor_name))
+        .with_members(members)
+}
+
+/// An assignment by topic id, with each topic's name (a topic deleted since
+/// is left out: it has no name to show).
+fn named_assignment(context: &Context, assignment: Assignment) -> consumer_group_describe_response::Assignment {
+    let topic_partitions = assignment
+        .into_iter()
+        .filter_map(|(topic_id, partitions)| {
+            let topic = context.broker.topic_by_id(topic_id)?;
+            Some(
+                consumer_group_describe_response::TopicPartitions::default()
+                    .with_topic_id(topic_id)
+                    .with_topic_name(TopicName(StrBytes::from_string(topic.name.clone())))
+                    .with_partitions(partitions.into_iter().collect()),
+            )
+        })
+        .collect();
+    consumer_group_describe_response::Assignment::default().with_topic_partitions(topic_partitions)
 }

@@ -25,9 +25,6 @@ use crate::Context;
 use crate::connection::ConnectionInfo;
 use crate::errors::group_error;
 
-/// The operations Kafka reports on groups: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: [(Operation, i32); 3] = [(Operation::Read, 3), (Operation::Delete, 6), (Operation::Describe, 8)];
-
 /// GROUP_AUTHORIZATION_FAILED's code, when `operation` on group `group` is refused.
 fn group_denied(context: &Context, connection: &ConnectionInfo, group: &str, operation: Operation) -> Option<i16> {
     (!connection.allowed(context, &Resource::Group(group), operation)).then(|| ResponseError::GroupAuthorizationFailed.code())
@@ -288,7 +285,7 @@ pub fn describe(context: &Context, connection: &ConnectionInfo, request: Describ
                 .with_members(members);
             if version >= 3 {
                 described.authorized_operations = if request.include_authorized_operations {
-                    super::authorized_operations(context, connection, &Resource::Group(&described.group_id), &GROUP_OPERATIONS)
+                    super::authorized_operations(context, connection, &Resource::Group(&described.group_id), &super::GROUP_OPERATIONS)
                 } else {
                     super::AUTHORIZED_OPERATIONS_OMITTED
                 };
@@ -306,8 +303,7 @@ pub fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsR
     let types: Vec<String> = request.types_filter.iter().map(|kind| kind.to_lowercase()).collect();
     let groups = context
         .broker
-        .groups()
-        .list()
+        .list_groups()
         .into_iter()
         .filter(|group| group.state != GroupState::Dead)
         .filter(|group| states.is_empty() || states.contains(&group.state.name().to_lowercase()))

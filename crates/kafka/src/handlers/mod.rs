@@ -109,6 +109,12 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
                 consumer_groups::heartbeat(&context, &connection, client_id, body)
             }))
         }
+        ApiKey::ConsumerGroupDescribe => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                consumer_groups::describe(&context, &connection, body)
+            }))
+        }
         ApiKey::SyncGroup => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
@@ -255,8 +261,15 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         }
         ApiKey::ShareGroupHeartbeat => {
             let body = frame::decode_body(&request)?;
+            let client_id = request.header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
             Ok(reply(api, version, correlation_id, async move {
-                share_groups::heartbeat(&context, &connection, body).await
+                share_groups::heartbeat(&context, &connection, client_id, body).await
+            }))
+        }
+        ApiKey::ShareGroupDescribe => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_groups::describe(&context, &connection, body)
             }))
         }
         ApiKey::ShareFetch => {
@@ -351,6 +364,8 @@ const TOPIC_OPERATIONS: [(Operation, i32); 8] = [
     (Operation::DescribeConfigs, 10),
     (Operation::AlterConfigs, 11),
 ];
+/// The operations Kafka reports on groups: READ, DELETE, DESCRIBE.
+const GROUP_OPERATIONS: [(Operation, i32); 3] = [(Operation::Read, 3), (Operation::Delete, 6), (Operation::Describe, 8)];
 /// The operations Kafka reports on the cluster.
 const CLUSTER_OPERATIONS: [(Operation, i32); 7] = [
     (Operation::Create, 5),

@@ -1,6 +1,6 @@
 //! KIP-932 share groups on the wire: ShareGroupHeartbeat (the core's
 //! membership; the assignment is every partition of each subscribed
-//! topic), ShareFetch (acknowledgements, then acquisitions answered with
+//! topic), ShareGroupDescribe (that membership shown), ShareFetch (acknowledgements, then acquisitions answered with
 //! the partition's stored batches and the acquired ranges) and
 //! ShareAcknowledge. Delivery rules are the core's share-partitions'.
 
@@ -14,10 +14,11 @@ use kafka_protocol::messages::share_acknowledge_response::{self, ShareAcknowledg
 use kafka_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
 };
+use kafka_protocol::messages::share_group_describe_response;
 use kafka_protocol::messages::share_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
-    BrokerId, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
-    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
+    BrokerId, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -30,7 +31,7 @@ use conveyor_core::share_group::{
 
 use crate::Context;
 use crate::connection::ConnectionInfo;
-use crate::share_session::CLOSE_EPOCH;
+use crate::share_session::{CLOSE_EPOCH, ShareSessionError};
 
 /// The node every partition's leader is (Metadata's node id).
 const NODE_ID: i32 = 1;
@@ -42,7 +43,12 @@ const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// KIP-932's GAP acknowledge type: offsets with no record, nothing to settle.
 const GAP: i8 = 0;
 
-pub async fn heartbeat(context: &Context, connection: &ConnectionInfo, request: ShareGroupHeartbeatRequest) -> ShareGroupHeartbeatResponse {
+pub async fn heartbeat(
+    context: &Context,
+    connection: &ConnectionInfo,
+    client_id: String,
+    request: ShareGroupHeartbeatRequest,
+) -> ShareGroupHeartbeatResponse {
     let group = request.group_id.0.to_string();
     let mut response = ShareGroupHeartbeatResponse::default().with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS_DEFAULT as i32);
     if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
@@ -55,37 +61,134 @@ pub async fn heartbeat(context: &Context, connection: &ConnectionInfo, request: 
         subscribed_topics: request
             .subscribed_topic_names
             .map(|names| names.into_iter().map(|name| name.0.to_string()).collect()),
+        client_id,
+        client_host: format!("/{}", connection.peer.ip()),
     };
     match context.broker.share_groups().heartbeat(&group, heartbeat) {
         Ok(reply) => {
             response.member_id = Some(StrBytes::from_string(reply.member_id));
             response.member_epoch = reply.member_epoch;
             if reply.member_epoch >= 0 {
-                let topic_partitions = reply
-                    .assigned_topics
-                    .iter()
-                    .filter(|name| connection.allowed(context, &Resource::Topic(name), Operation::Read))
-                    .filter_map(|name| context.broker.topic(name))
-                    .map(|topic| {
-                        TopicPartitions::default()
-                            .with_topic_id(topic.id)
-                            .with_partitions((0..topic.partition_count()).filter_map(|index| i32::try_from(index).ok()).collect())
-                    })
+                let topic_partitions = assigned_partitions(context, connection, &reply.assigned_topics)
+                    .into_iter()
+                    .map(|(topic_id, _, partitions)| TopicPartitions::default().with_topic_id(topic_id).with_partitions(partitions))
                     .collect();
                 response.assignment = Some(Assignment::default().with_topic_partitions(topic_partitions));
             }
         }
         Err(error) => {
-            response.error_code = match error {
-                MembershipError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
-                MembershipError::UnknownMember { .. } => ResponseError::UnknownMemberId,
-                MembershipError::InvalidRequest(_) => ResponseError::InvalidRequest,
-            }
-            .code();
+            response.error_code = membership_error(&error).code();
             response.error_message = Some(StrBytes::from_string(error.to_string()));
         }
     }
     response
+}
+
+fn session_error(error: ShareSessionError) -> ResponseError {
+    match error {
+        ShareSessionError::NotFound => ResponseError::ShareSessionNotFound,
+        ShareSessionError::InvalidEpoch => ResponseError::InvalidShareSessionEpoch,
+    }
+}
+
+fn membership_error(error: &MembershipError) -> ResponseError {
+    match error {
+        MembershipError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        MembershipError::UnknownMember { .. } => ResponseError::UnknownMemberId,
+        MembershipError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        MembershipError::NotShareGroup(_) | MembershipError::GroupNotFound(_) => ResponseError::GroupIdNotFound,
+    }
+}
+
+/// A share group member's assignment: every partition of each subscribed
+/// topic that exists and the client may read, as (topic id, name, partitions).
+fn assigned_partitions<'a>(
+    context: &Context,
+    connection: &ConnectionInfo,
+    topics: impl IntoIterator<Item = &'a String>,
+) -> Vec<(Uuid, String, Vec<i32>)> {
+    topics
+        .into_iter()
+        .filter(|name| connection.allowed(context, &Resource::Topic(name), Operation::Read))
+        .filter_map(|name| context.broker.topic(name))
+        .map(|topic| {
+            let partitions = (0..topic.partition_count()).filter_map(|index| i32::try_from(index).ok()).collect();
+            (topic.id, topic.name.clone(), partitions)
+        })
+        .collect()
+}
+
+/// Kafka's share group assignor, the one this broker's assignment follows
+/// (every member gets every partition of its subscribed topics).
+const SHARE_ASSIGNOR_NAME: &str = "simple";
+
+/// ShareGroupDescribe: each share group's state, epoch and members with
+/// their subscriptions and assignments. An id of another kind of group, or
+/// of none, is GROUP_ID_NOT_FOUND with Kafka's message.
+pub fn describe(context: &Context, connection: &ConnectionInfo, request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse {
+    let groups = request
+        .group_ids
+        .into_iter()
+        .map(|group_id| {
+            let failed = |code: i16, message: Option<String>| {
+                share_group_describe_response::DescribedGroup::default()
+                    .with_group_id(group_id.clone())
+                    .with_error_code(code)
+                    .with_error_message(message.map(StrBytes::from_string))
+                    .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED)
+            };
+            if !connection.allowed(context, &Resource::Group(&group_id), Operation::Describe) {
+                return failed(ResponseError::GroupAuthorizationFailed.code(), None);
+            }
+            let group = match context.broker.share_group(&group_id) {
+                Ok(group) => group,
+                Err(error) => return failed(membership_error(&error).code(), Some(error.to_string())),
+            };
+            let members = group
+                .members
+                .values()
+                .map(|member| {
+                    let topic_partitions = assigned_partitions(context, connection, &member.subscribed_topics)
+                        .into_iter()
+                        .map(|(topic_id, name, partitions)| {
+                            share_group_describe_response::TopicPartitions::default()
+                                .with_topic_id(topic_id)
+                                .with_topic_name(TopicName(StrBytes::from_string(name)))
+                                .with_partitions(partitions)
+                        })
+                        .collect();
+                    share_group_describe_response::Member::default()
+                        .with_member_id(StrBytes::from_string(member.member_id.clone()))
+                        .with_member_epoch(member.member_epoch)
+                        .with_client_id(StrBytes::from_string(member.client_id.clone()))
+                        .with_client_host(StrBytes::from_string(member.client_host.clone()))
+                        .with_subscribed_topic_names(
+                            member
+                                .subscribed_topics
+                                .iter()
+                                .map(|name| TopicName(StrBytes::from_string(name.clone())))
+                                .collect(),
+                        )
+                        .with_assignment(share_group_describe_response::Assignment::default().with_topic_partitions(topic_partitions))
+                })
+                .collect();
+            let authorized_operations = if request.include_authorized_operations {
+                super::authorized_operations(context, connection, &Resource::Group(&group_id), &super::GROUP_OPERATIONS)
+            } else {
+                super::AUTHORIZED_OPERATIONS_OMITTED
+            };
+            share_group_describe_response::DescribedGroup::default()
+                .with_group_id(group_id.clone())
+                .with_group_state(StrBytes::from_static_str(group.state()))
+                .with_group_epoch(group.group_epoch)
+                // Assignment never waits in a share group: the target is computed at every epoch.
+                .with_assignment_epoch(group.group_epoch)
+                .with_assignor_name(StrBytes::from_static_str(SHARE_ASSIGNOR_NAME))
+                .with_members(members)
+                .with_authorized_operations(authorized_operations)
+        })
+        .collect();
+    ShareGroupDescribeResponse::default().with_groups(groups)
 }
 
 /// The share-partition a request names, if the topic exists and may be
@@ -269,6 +372,15 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
             .iter()
             .flat_map(|topic| topic.partitions.iter().map(|index| (topic.topic_id, *index))),
     );
+    // A refused session epoch refuses the whole request, acknowledgements too, as Kafka does.
+    let session = match session {
+        Ok(session) => session,
+        Err(error) => {
+            response.error_code = session_error(error).code();
+            response.error_message = Some(StrBytes::from_string(error.to_string()));
+            return response;
+        }
+    };
     for (topic_id, index, batches) in acks {
         if batches.is_empty() {
             continue;
@@ -414,6 +526,11 @@ pub async fn acknowledge_request(
     // Taken from whoever holds the records: a closing member may have left
     // the group already (its records were released then, so its late
     // acknowledgements fail with INVALID_RECORD_STATE).
+    if let Err(error) = context.share_sessions.acknowledge(&group, &member_id, request.share_session_epoch) {
+        response.error_code = session_error(error).code();
+        response.error_message = Some(StrBytes::from_string(error.to_string()));
+        return response;
+    }
     let member = context.broker.share_groups().consumer(&member_id);
     let mut results = Vec::new();
     for topic in &request.topics {
@@ -436,9 +553,6 @@ pub async fn acknowledge_request(
             }
             results.push((topic.topic_id, data));
         }
-    }
-    if request.share_session_epoch == CLOSE_EPOCH {
-        context.share_sessions.update(&group, &member_id, CLOSE_EPOCH, [], []);
     }
     response.responses = by_topic(results.into_iter())
         .into_iter()

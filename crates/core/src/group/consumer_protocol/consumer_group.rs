@@ -28,8 +28,11 @@ pub enum ConsumerGroupError {
     #[error("{0}")]
     InvalidRequest(String),
     /// The id names a group of the classic protocol.
-    #[error("group {0} is not a consumer group")]
+    #[error("Group {0} is not a consumer group.")]
     GroupIdNotFound(String),
+    /// No group of any protocol has this id.
+    #[error("Group {0} not found.")]
+    GroupNotFound(String),
     /// `group_members_max` (Kafka's `group.consumer.max.size`).
     #[error("{0}")]
     GroupMaxSizeReached(String),

@@ -1,7 +1,7 @@
 //! The group coordinator's entry points for KIP-848 consumer groups:
 //! ConsumerGroupHeartbeat, the member-epoch checks of OffsetCommit and
-//! OffsetFetch, session expiry, and the groups as ListGroups and
-//! DescribeGroups show them. Owns the rule that a group id speaks one
+//! OffsetFetch, session expiry, and the groups as ListGroups,
+//! DescribeGroups and ConsumerGroupDescribe show them. Owns the rule that a group id speaks one
 //! protocol at a time; the state machine itself is `consumer_group.rs`, and
 //! topic shapes come from the caller (the coordinator knows no topics).
 
@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::assignor::{Assignor, TopicShape};
 use super::consumer_group::{ConsumerGroup, ConsumerGroupError, ConsumerHeartbeat, HeartbeatReply};
+use super::description::ConsumerGroupDescription;
 use crate::group::coordinator::{GroupCoordinator, GroupDescription, GroupError, GroupType, MemberDescription, OffsetCommit};
 
 impl GroupCoordinator {
@@ -122,6 +123,19 @@ impl GroupCoordinator {
                 tracing::info!(group = group.id, members = ?expired, "consumer group session timeout expired; rebalancing");
             }
         }
+    }
+
+    /// ConsumerGroupDescribe of one group: GroupIdNotFound for a group of
+    /// the classic protocol (a group with members, or only committed
+    /// offsets), GroupNotFound for an id no group has, as Kafka answers.
+    pub fn describe_kip848_group(&self, group_id: &str) -> Result<ConsumerGroupDescription, ConsumerGroupError> {
+        if let Some(group) = self.consumer_groups.lock().get(group_id) {
+            return Ok(ConsumerGroupDescription::of(group));
+        }
+        if self.groups.lock().contains_key(group_id) || !self.offsets().of_group(group_id).is_empty() {
+            return Err(ConsumerGroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        Err(ConsumerGroupError::GroupNotFound(group_id.to_owned()))
     }
 
     pub(in crate::group) fn describe_consumer_group(&self, group_id: &str) -> Option<GroupDescription> {
@@ -238,6 +252,53 @@ mod tests {
         assert!(reply.member_epoch > 0);
         assert_eq!(coordinator.delete_group("g").await, Ok(()));
         assert!(!coordinator.is_consumer_group("g"));
+    }
+
+    #[tokio::test]
+    async fn consumer_group_describe_shows_epochs_assignments_and_targets_and_tells_classic_from_absent_groups() {
+        let (coordinator, _clock, _dir) = coordinator();
+        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("a joins");
+        assert_eq!(a.assignment.as_ref().map(|held| held[&TOPIC].len()), Some(4));
+        // b joins: the target splits the topic, but a still owns all four until it revokes two.
+        coordinator.consumer_heartbeat("g", join("b"), &resolve).expect("b joins");
+        let described = coordinator.describe_kip848_group("g").expect("a consumer group");
+        assert_eq!(
+            (
+                described.state,
+                described.group_epoch,
+                described.assignment_epoch,
+                described.assignor_name.as_str()
+            ),
+            (GroupState::Reconciling, 2, 2, "uniform")
+        );
+        let members: Vec<(&str, i32, usize, usize)> = described
+            .members
+            .iter()
+            .map(|member| {
+                let count = |assignment: &super::super::Assignment| assignment.values().map(|partitions| partitions.len()).sum();
+                (
+                    member.member_id.as_str(),
+                    member.member_epoch,
+                    count(&member.assignment),
+                    count(&member.target_assignment),
+                )
+            })
+            .collect();
+        assert_eq!(members, vec![("a", 1, 4, 2), ("b", 2, 0, 2)]);
+        assert_eq!(described.members[1].subscribed_topic_names, vec!["t".to_owned()]);
+
+        // A classic group (with a pending member) is "not a consumer group"; an unknown id is "not found".
+        let mut classic = classic_join();
+        classic.group_id = "classic".into();
+        assert!(matches!(coordinator.join(classic).await, Err(GroupError::MemberIdRequired(_))));
+        assert_eq!(
+            coordinator.describe_kip848_group("classic"),
+            Err(ConsumerGroupError::GroupIdNotFound("classic".to_owned()))
+        );
+        assert_eq!(
+            coordinator.describe_kip848_group("nobody"),
+            Err(ConsumerGroupError::GroupNotFound("nobody".to_owned()))
+        );
     }
 
     #[tokio::test]
