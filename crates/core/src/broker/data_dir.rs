@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::BrokerConfig;
+use super::views::QueueMap;
 use crate::catalog::{CatalogState, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::producer::Partition;
@@ -131,7 +132,7 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
 
 /// The topics the streams among `queues` are to Kafka clients
 /// ([`Topic::of_stream`]). Blocking.
-pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Result<BTreeMap<String, Arc<Topic>>> {
+pub(crate) fn stream_topics(queues: &QueueMap) -> Result<BTreeMap<String, Arc<Topic>>> {
     let mut streams = BTreeMap::new();
     for (name, declared) in queues {
         if super::queues::served_to_kafka(name, &declared.policy()) {
@@ -150,12 +151,7 @@ pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Re
 
 /// Reopens every durable queue the catalog holds; removes transient queues
 /// and the data of deleted ones. Blocking.
-pub(crate) fn open_queues(
-    data_dir: &Path,
-    catalog: &CatalogState,
-    config: &BrokerConfig,
-    clock: &Arc<dyn Clock>,
-) -> Result<BTreeMap<String, Arc<DeclaredQueue>>> {
+pub(crate) fn open_queues(data_dir: &Path, catalog: &CatalogState, config: &BrokerConfig, clock: &Arc<dyn Clock>) -> Result<QueueMap> {
     let transient = data_dir.join("queues-transient");
     if transient.exists() {
         fs::remove_dir_all(&transient).map_err(|error| CoreError::io(&transient, error))?;
@@ -187,7 +183,7 @@ pub(crate) fn open_queues(
         }
         Ok(Arc::new(declared))
     })?;
-    let queues: BTreeMap<String, Arc<DeclaredQueue>> = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
+    let queues: QueueMap = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
     remove_orphans(
         &queues_dir,
         &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),
