@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use crate::queue::DeclaredQueue;
 
 /// How often the timer looks; expiry happens within this of its due time.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -23,7 +24,7 @@ impl Broker {
         // Only queues with `x-expires`: this runs every sweep, and with
         // thousands of queues a copy of them all each time was most of an
         // idle broker's work.
-        for declared in self.queues_where(|declared| declared.policy().expires_ms.is_some()) {
+        for declared in self.queues_where(DeclaredQueue::may_expire) {
             if declared.consumer_count() > 0 {
                 // In use: its idle time starts when the last consumer leaves.
                 declared.touch(now_ms);
@@ -156,6 +157,30 @@ mod tests {
         clock.advance_ms(1);
         assert_eq!(broker.expire_unused_queues().await, ["consumed"]);
         assert!(broker.queue("forever").is_some(), "a queue without x-expires stays");
+    }
+
+    /// The sweeps' cheap flags follow the queue's arguments when they change
+    /// (SQS SetQueueAttributes), not only its declaration.
+    #[tokio::test]
+    async fn an_expiry_or_ttl_set_after_declaration_is_swept_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        let (queue, _) = broker.declare_queue("later", QueueDefinition::default()).await.expect("declare");
+        assert!(!queue.may_expire() && !queue.may_expire_messages());
+        broker
+            .update_queue_arguments("later", |_| {
+                Ok::<_, ()>(BTreeMap::from([
+                    ("x-expires".to_owned(), "1000".to_owned()),
+                    ("x-message-ttl".to_owned(), "500".to_owned()),
+                ]))
+            })
+            .await
+            .expect("updated")
+            .expect("accepted");
+        assert!(queue.may_expire() && queue.may_expire_messages());
+        clock.advance_ms(1000);
+        assert_eq!(broker.expire_unused_queues().await, ["later"]);
     }
 
     async fn publish(broker: &Arc<Broker>, declared: &Arc<crate::queue::DeclaredQueue>, record: Record) {
