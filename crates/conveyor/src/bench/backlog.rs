@@ -75,12 +75,18 @@ pub async fn run(args: &BacklogBenchArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let result = fill(args, &data_dir).await;
-    if !args.keep && (temporary || result.is_ok()) {
+    // Reported before the data directory goes: removing thousands of
+    // queues' files can take minutes on a disk that discards freed blocks.
+    let reported = result.and_then(|samples| print(args, &samples));
+    if !args.keep && (temporary || reported.is_ok()) {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    let samples = result?;
+    reported
+}
+
+fn print(args: &BacklogBenchArgs, samples: &[Sample]) -> anyhow::Result<()> {
     if args.output.json {
-        crate::cli::render::out!("{}", serde_json::to_string_pretty(&samples)?);
+        crate::cli::render::out!("{}", serde_json::to_string_pretty(samples)?);
         return Ok(());
     }
     crate::cli::render::out!(
@@ -96,7 +102,7 @@ pub async fn run(args: &BacklogBenchArgs) -> anyhow::Result<()> {
         "RssAnon MiB",
         "threads"
     );
-    for sample in &samples {
+    for sample in samples {
         crate::cli::render::out!(
             "{:<8} {:>12.0} {:>9.1} {:>9.1} {:>13.1} {:>8}",
             sample.backlog,

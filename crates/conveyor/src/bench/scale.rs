@@ -84,10 +84,16 @@ pub async fn run(args: &ScaleBenchArgs) -> anyhow::Result<()> {
         ),
     };
     let result = measure(args, &data_dir).await;
-    if !args.keep && (temporary || result.is_ok()) {
+    // Reported before the data directory goes: removing thousands of
+    // queues' files can take minutes on a disk that discards freed blocks.
+    let reported = result.and_then(|report| print(args, &report));
+    if !args.keep && (temporary || reported.is_ok()) {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    let report = result?;
+    reported
+}
+
+fn print(args: &ScaleBenchArgs, report: &ScaleReport) -> anyhow::Result<()> {
     if args.output.json {
         crate::cli::render::out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
