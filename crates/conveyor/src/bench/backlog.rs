@@ -57,8 +57,9 @@ struct Sample {
     process: ProcessSample,
 }
 
-/// Kafka batches of this many bytes (about) per Produce request.
-const BATCH_BYTES: usize = 1 << 20;
+/// Kafka batches of this many bytes (about) per Produce request: under a
+/// topic's default `max.message.bytes` (1,048,588) with its overhead.
+const BATCH_BYTES: usize = 512 << 10;
 /// Unconfirmed AMQP publishes outstanding.
 const IN_FLIGHT: usize = 256;
 
