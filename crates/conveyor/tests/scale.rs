@@ -401,8 +401,14 @@ fn every_acknowledged_declare_of_a_burst_survives_a_sigkill() {
     assert_eq!(server.http_get("/health").0, 200);
 }
 
+/// Took 553 s (then 609 s) on the loaded 2-core machine, ignored; after
+/// the sweep read only queues that may hold messages with their own TTL and
+/// the views' queue map became persistent: 358 s with the machine's CPU 98%
+/// contended by other builds (declares 195 s, topics 4.8 s, stop 5.7 s,
+/// restart 3.5 s, read back and removing the data directory the rest),
+/// 365 s at about 45%, and 33 s for this file's two tests with the machine
+/// quiet (debug build each time).
 #[test]
-#[ignore = "too slow and too big for CI yet (debug build, loaded 2-core machine): declares are fast now (1,000 durable declares with a confirmed publish each in 3.3 s; SIGTERM after that load 1.25 s, idle 0.07 s), but every start still opens every queue eagerly (1,000 queues: 2.3 s, so about 25 s for 10,000 plus 2,000 partitions, near the support's 30 s start bound), and (fixed since) every queue's cursor journal fallocated 1 MiB of reserved room, 10 GiB for 10,000 queues. The reserve now starts at 64 KiB: 1,000 durable queues take 80 MiB of disk instead of 1.0 GiB, so 10,000 take about 0.8 GiB. Start now opens topics and queues on 16 threads at once: restarting with 1,000 idle durable queues takes 0.32 s to /health (24 s opening them one by one), but every queue is still opened (two open files each). Run with --ignored after these changes it passes, in 553 s (debug build, 2 loaded cores), far above the 2 minutes CI allows. Next: lazy open on start, and find where the rest of the time goes (declares and publishes of 10,000 queues, 2,000 partitions). Issue 13"]
 fn ten_thousand_queues_and_two_thousand_partitions_stay_within_threads_and_files_and_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("conveyor.toml");

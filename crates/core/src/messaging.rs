@@ -183,7 +183,8 @@ impl Broker {
                 }
             }
         }
-        if record.headers.iter().any(|header| header.key == headers::TTL_MS) {
+        let own_ttl = record.headers.iter().any(|header| header.key == headers::TTL_MS);
+        if own_ttl {
             declared.set_may_hold_own_ttls(true);
         }
         let guard = declared.publishing();
@@ -191,12 +192,18 @@ impl Broker {
         let appending = declared.queue.publish(vec![record]);
         let limited = policy.max_length.is_some() || policy.max_length_bytes.is_some();
         let trim = (policy.overflow == Overflow::DropHead && limited).then(|| (Arc::clone(self), Arc::clone(declared)));
+        let ttl_holder = own_ttl.then(|| Arc::clone(declared));
         appends.push(Box::pin(async move {
             let stored = appending.await.map_err(CoreError::from).map(|appended| {
                 if let Some(claim) = claim {
                     claim.appended(appended.base_offset);
                 }
             });
+            // Set again once readable: a sweep that peeked before the
+            // record was (and so cleared the flag) must not miss it.
+            if let Some(declared) = ttl_holder {
+                declared.set_may_hold_own_ttls(true);
+            }
             drop(guard);
             if stored.is_ok() {
                 flow.add_in(1, bytes);
@@ -317,6 +324,20 @@ impl Broker {
             if peeked.is_empty() {
                 declared.set_may_hold_own_ttls(false);
                 break;
+            }
+            // Every message it holds was seen and none carries a TTL of its
+            // own: the sweep need not read this queue again until a publish
+            // with one (which sets the flag once its record is readable).
+            // Without this, every queue holding anything was read every
+            // sweep, forever: 10,000 reads per 100 ms with 10,000 queues.
+            let holds = declared.queue.available_count() + declared.queue.acquired_count() as u64;
+            if peeked.len() < PEEK_MAX
+                && peeked.len() as u64 >= holds
+                && !peeked
+                    .iter()
+                    .any(|message| message.record.headers.iter().any(|header| header.key == headers::TTL_MS))
+            {
+                declared.set_may_hold_own_ttls(false);
             }
             let now_ms = self.clock().now_ms();
             let mut expired_now = 0;

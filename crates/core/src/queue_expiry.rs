@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use crate::queue::DeclaredQueue;
 
 /// How often the timer looks; expiry happens within this of its due time.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -20,10 +21,10 @@ impl Broker {
     pub async fn expire_unused_queues(&self) -> Vec<String> {
         let now_ms = self.clock().now_ms();
         let mut expired = Vec::new();
-        for declared in self.queues() {
-            if declared.policy().expires_ms.is_none() {
-                continue;
-            }
+        // Only queues with `x-expires`: this runs every sweep, and with
+        // thousands of queues a copy of them all each time was most of an
+        // idle broker's work.
+        for declared in self.queues_where(DeclaredQueue::may_expire) {
             if declared.consumer_count() > 0 {
                 // In use: its idle time starts when the last consumer leaves.
                 declared.touch(now_ms);
@@ -49,11 +50,7 @@ impl Broker {
     /// Expires the waiting messages of every queue that may hold expiring
     /// ones; returns how many expired, once their dead letters are stored.
     pub async fn expire_waiting_messages_everywhere(self: &Arc<Self>) -> u64 {
-        let queues: Vec<_> = self
-            .queues()
-            .into_iter()
-            .filter(|declared| declared.may_expire_messages())
-            .collect();
+        let queues = self.queues_where(|declared| declared.may_expire_messages());
         if queues.is_empty() {
             return 0;
         }
@@ -108,6 +105,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use conveyor_log::clock::ManualClock;
+    use conveyor_log::record::Record;
 
     use crate::BrokerConfig;
     use crate::catalog::QueueDefinition;
@@ -159,5 +157,78 @@ mod tests {
         clock.advance_ms(1);
         assert_eq!(broker.expire_unused_queues().await, ["consumed"]);
         assert!(broker.queue("forever").is_some(), "a queue without x-expires stays");
+    }
+
+    /// The sweeps' cheap flags follow the queue's arguments when they change
+    /// (SQS SetQueueAttributes), not only its declaration.
+    #[tokio::test]
+    async fn an_expiry_or_ttl_set_after_declaration_is_swept_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        let (queue, _) = broker.declare_queue("later", QueueDefinition::default()).await.expect("declare");
+        assert!(!queue.may_expire() && !queue.may_expire_messages());
+        broker
+            .update_queue_arguments("later", |_| {
+                Ok::<_, ()>(BTreeMap::from([
+                    ("x-expires".to_owned(), "1000".to_owned()),
+                    ("x-message-ttl".to_owned(), "500".to_owned()),
+                ]))
+            })
+            .await
+            .expect("updated")
+            .expect("accepted");
+        assert!(queue.may_expire() && queue.may_expire_messages());
+        clock.advance_ms(1000);
+        assert_eq!(broker.expire_unused_queues().await, ["later"]);
+    }
+
+    async fn publish(broker: &Arc<Broker>, declared: &Arc<crate::queue::DeclaredQueue>, record: Record) {
+        for append in broker.publish_to_queue(declared, record).appends {
+            append.await.expect("stored");
+        }
+    }
+
+    /// The message sweep reads a queue only while it may hold a message
+    /// with a TTL of its own: not a new one, not one whose every message it
+    /// saw without one (a reopened queue is looked at once), and again
+    /// after a publish with one, which then expires on time.
+    #[tokio::test]
+    async fn the_message_sweep_reads_only_queues_that_may_hold_messages_with_their_own_ttl() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        {
+            let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+            let (plain, _) = broker
+                .declare_queue(
+                    "plain",
+                    QueueDefinition {
+                        durable: true,
+                        ..QueueDefinition::default()
+                    },
+                )
+                .await
+                .expect("declare");
+            assert!(!plain.may_expire_messages(), "a new queue holds nothing");
+            publish(&broker, &plain, Record::new(None, Some(b"kept".to_vec()))).await;
+            assert!(!plain.may_expire_messages(), "a message without a TTL");
+            broker.close().expect("close");
+        }
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("reopen"));
+        let plain = broker.queue("plain").expect("reopened");
+        assert!(plain.may_expire_messages(), "unknown after a restart until looked at");
+        assert_eq!(broker.expire_waiting_messages_everywhere().await, 0);
+        assert!(!plain.may_expire_messages(), "looked at once: it holds no message with a TTL");
+
+        let ttl = Record::new(None, Some(b"brief".to_vec())).with_header(crate::queue::policy::headers::TTL_MS, Some(b"1000".to_vec()));
+        publish(&broker, &plain, ttl).await;
+        assert!(plain.may_expire_messages(), "a message with its own TTL");
+        assert_eq!(broker.expire_waiting_messages_everywhere().await, 0, "not due yet");
+        assert!(plain.may_expire_messages(), "still held: swept again");
+        clock.advance_ms(1000);
+        assert_eq!(broker.expire_waiting_messages_everywhere().await, 1);
+        assert_eq!(plain.queue.available_count(), 1, "the message without a TTL stays");
+        assert_eq!(broker.expire_waiting_messages_everywhere().await, 0);
+        assert!(!plain.may_expire_messages(), "what is left has no TTL");
     }
 }

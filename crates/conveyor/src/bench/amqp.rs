@@ -203,11 +203,11 @@ fn body(message_bytes: usize, epoch: Instant) -> Vec<u8> {
     body
 }
 
-fn persistent() -> BasicProperties {
+pub(crate) fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)
 }
 
-async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
+pub(crate) async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
     let confirmation = confirm.await?;
     if !confirmation.is_ack() {
         bail!("the broker did not confirm a publish: {confirmation:?}");

@@ -4,10 +4,13 @@
 
 pub mod amqp;
 pub mod amqp_sink;
+pub mod backlog;
 pub mod broker_cpu;
 pub mod disk;
 pub mod kafka;
 pub mod report;
+pub mod scale;
+pub mod spawned;
 pub mod sqs;
 
 use clap::Subcommand;
@@ -22,6 +25,10 @@ pub enum BenchCommand {
     AmqpSink(amqp_sink::AmqpSinkArgs),
     /// SQS send and receive-and-delete throughput with batches and concurrent clients, and long-polling receive latency, against any SQS-compatible endpoint.
     Sqs(sqs::SqsBenchArgs),
+    /// Starts its own broker: N durable queues and M partitions, one message each, consumed after a restart; reports threads, open files, memory per queue and the start time.
+    Scale(scale::ScaleBenchArgs),
+    /// Starts its own broker: fills a Kafka topic and an AMQP queue without consumers up to --mebibytes each, reporting the broker's memory as the backlog grows.
+    Backlog(backlog::BacklogBenchArgs),
 }
 
 impl BenchCommand {
@@ -31,6 +38,8 @@ impl BenchCommand {
             BenchCommand::Kafka(args) => Some(&mut args.output),
             BenchCommand::Amqp(args) => Some(&mut args.output),
             BenchCommand::Sqs(args) => Some(&mut args.output),
+            BenchCommand::Scale(args) => Some(&mut args.output),
+            BenchCommand::Backlog(args) => Some(&mut args.output),
             BenchCommand::AmqpSink(_) => None,
         }
     }
@@ -43,6 +52,8 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Amqp(args) => runtime.block_on(amqp::run(args)),
         BenchCommand::AmqpSink(args) => runtime.block_on(amqp_sink::run(args)),
         BenchCommand::Sqs(args) => runtime.block_on(sqs::run(args)),
+        BenchCommand::Scale(args) => runtime.block_on(scale::run(args)),
+        BenchCommand::Backlog(args) => runtime.block_on(backlog::run(args)),
     }
 }
 

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::BrokerConfig;
+use super::views::QueueMap;
 use crate::catalog::{CatalogState, QueueDefinition, QueueRecord, TopicRecord};
 use crate::error::{CoreError, Result};
 use crate::producer::Partition;
@@ -142,7 +143,7 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
 /// The topics the streams among `queues` are to Kafka clients
 /// ([`Topic::of_stream`]); a stream over a Kafka topic's log has that
 /// topic. Blocking.
-pub(crate) fn stream_topics(queues: &BTreeMap<String, Arc<DeclaredQueue>>) -> Result<BTreeMap<String, Arc<Topic>>> {
+pub(crate) fn stream_topics(queues: &QueueMap) -> Result<BTreeMap<String, Arc<Topic>>> {
     let mut streams = BTreeMap::new();
     for (name, declared) in queues {
         if let Some(topic) = stream_topic(declared)? {
@@ -177,7 +178,7 @@ pub(crate) fn open_queues(
     topics: &BTreeMap<String, Arc<Topic>>,
     config: &BrokerConfig,
     clock: &Arc<dyn Clock>,
-) -> Result<BTreeMap<String, Arc<DeclaredQueue>>> {
+) -> Result<QueueMap> {
     let transient = data_dir.join("queues-transient");
     if transient.exists() {
         fs::remove_dir_all(&transient).map_err(|error| CoreError::io(&transient, error))?;
@@ -186,7 +187,7 @@ pub(crate) fn open_queues(
     conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
     let records: Vec<_> = catalog.queues.values().collect();
     let opened = open_each(&records, |record| open_queue(data_dir, record, topics, config, clock))?;
-    let queues: BTreeMap<String, Arc<DeclaredQueue>> = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
+    let queues: QueueMap = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
     remove_orphans(
         &queues_dir,
         &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),

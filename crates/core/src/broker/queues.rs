@@ -95,6 +95,17 @@ impl Broker {
         self.meta.views().queues.values().cloned().collect()
     }
 
+    /// The queues `wanted` picks, without copying the others.
+    pub fn queues_where(&self, wanted: impl Fn(&DeclaredQueue) -> bool) -> Vec<Arc<DeclaredQueue>> {
+        self.meta
+            .current()
+            .queues
+            .values()
+            .filter(|declared| wanted(declared))
+            .cloned()
+            .collect()
+    }
+
     /// Declares a queue: creates it, or returns the existing one if it was
     /// declared the same way (`false` then). Durable queues are recorded in
     /// the catalog (durable when this returns) and reopened after a restart;
@@ -147,6 +158,8 @@ impl Broker {
                         None
                     };
                     let declared = DeclaredQueue::new(id, name, definition, policy, queue, created_ms);
+                    // New and empty: nothing in it has a TTL of its own yet.
+                    declared.set_may_hold_own_ttls(false);
                     Ok((Unclaimed(Some(Arc::new(declared))), topic))
                 })
                 .await
