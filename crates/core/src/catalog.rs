@@ -140,6 +140,46 @@ pub enum Event {
 }
 
 impl Event {
+    /// The topic a `TopicCreated` records.
+    pub(crate) fn created_topic(&self) -> Option<TopicRecord> {
+        let Event::TopicCreated {
+            id,
+            name,
+            partitions,
+            configs,
+            created_ms,
+        } = self
+        else {
+            return None;
+        };
+        Some(TopicRecord {
+            id: *id,
+            name: name.clone(),
+            partitions: *partitions,
+            configs: configs.clone(),
+            created_ms: *created_ms,
+        })
+    }
+
+    /// The queue a `QueueDeclared` records.
+    pub(crate) fn declared_queue(&self) -> Option<QueueRecord> {
+        let Event::QueueDeclared {
+            id,
+            name,
+            definition,
+            created_ms,
+        } = self
+        else {
+            return None;
+        };
+        Some(QueueRecord {
+            id: *id,
+            name: name.clone(),
+            definition: definition.clone(),
+            created_ms: *created_ms,
+        })
+    }
+
     /// Whether applying it changes users, their grants or the vhosts those
     /// grants name: the authorizer derives its view again after it.
     pub fn changes_auth(&self) -> bool {
@@ -213,23 +253,10 @@ impl StateMachine for CatalogState {
     /// applying never fails; an event about something absent is a no-op.
     fn apply(&mut self, event: &Event) {
         match event {
-            Event::TopicCreated {
-                id,
-                name,
-                partitions,
-                configs,
-                created_ms,
-            } => {
-                self.topics.insert(
-                    name.clone(),
-                    TopicRecord {
-                        id: *id,
-                        name: name.clone(),
-                        partitions: *partitions,
-                        configs: configs.clone(),
-                        created_ms: *created_ms,
-                    },
-                );
+            Event::TopicCreated { name, .. } => {
+                if let Some(record) = event.created_topic() {
+                    self.topics.insert(name.clone(), record);
+                }
             }
             Event::TopicDeleted { id, name } => {
                 if self.topics.get(name).is_some_and(|topic| topic.id == *id) {
@@ -249,21 +276,10 @@ impl StateMachine for CatalogState {
             Event::ProducerIdsReserved { up_to } => {
                 self.producer_ids_reserved = self.producer_ids_reserved.max(*up_to);
             }
-            Event::QueueDeclared {
-                id,
-                name,
-                definition,
-                created_ms,
-            } => {
-                self.queues.insert(
-                    name.clone(),
-                    QueueRecord {
-                        id: *id,
-                        name: name.clone(),
-                        definition: definition.clone(),
-                        created_ms: *created_ms,
-                    },
-                );
+            Event::QueueDeclared { name, .. } => {
+                if let Some(record) = event.declared_queue() {
+                    self.queues.insert(name.clone(), record);
+                }
             }
             Event::QueueDeleted { id, name } => {
                 if self.queues.get(name).is_some_and(|queue| queue.id == *id) {

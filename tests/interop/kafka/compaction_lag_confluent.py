@@ -7,10 +7,10 @@ wait a week. The broker runs its cleaner every 100 ms; the script polls with
 a deadline."""
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, read_to_end, unique
 
 LAG_MS = 1500
 DEADLINE_SECONDS = 30
@@ -38,31 +38,11 @@ time.sleep(max(0.0, LAG_MS / 1000 + 0.5 - (time.monotonic() - started)))
 send("other", "rolls the segment")
 
 
-def read_all():
-    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("reader"), "enable.auto.commit": False,
-                       "enable.partition.eof": True, "fetch.wait.max.ms": 50})
-    try:
-        reader.assign([TopicPartition(topic, 0, 0)])
-        records = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                check(message.error().code() == KafkaError._PARTITION_EOF, f"consume error: {message.error()}")
-                break
-            records.append((message.offset(), message.key().decode(), message.value().decode()))
-        return records
-    finally:
-        reader.close()
-
-
 expected = [(2, "key", "update-2"), (3, "other", "rolls the segment")]
 deadline = time.monotonic() + DEADLINE_SECONDS
 records = []
 while time.monotonic() < deadline:
-    records = read_all()
+    records = read_to_end(topic)
     if records == expected:
         break
     time.sleep(0.2)

@@ -6,10 +6,10 @@ read_committed consumer reads through to the high watermark. The broker
 runs its cleaner every 100 ms; the script polls with a deadline."""
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, read_to_end, unique
 
 DEADLINE_SECONDS = 60
 
@@ -45,31 +45,10 @@ for filler in range(30):
     check(plain.flush(30) == 0, "unflushed messages")
 
 
-def read_all(isolation):
-    """Every record from the start up to the end: (offset, key, value)."""
-    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("reader"), "enable.auto.commit": False,
-                       "isolation.level": isolation, "enable.partition.eof": True, "fetch.wait.max.ms": 50})
-    try:
-        reader.assign([TopicPartition(topic, 0, 0)])
-        records = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                check(message.error().code() == KafkaError._PARTITION_EOF, f"consume error: {message.error()}")
-                break
-            records.append((message.offset(), message.key().decode(), message.value().decode()))
-        return records
-    finally:
-        reader.close()
-
-
 deadline = time.monotonic() + DEADLINE_SECONDS
 records = []
 while time.monotonic() < deadline:
-    records = read_all("read_uncommitted")
+    records = read_to_end(topic, "read_uncommitted")
     if not any(key.startswith("aborted-") for _, key, _ in records):
         break
     time.sleep(0.2)
@@ -80,7 +59,7 @@ check([(key, value) for _, key, value in committed] == [(f"committed-{index}", f
       f"the committed transaction's records stay: {records}")
 check(committed[0][0] >= 5, f"offsets are kept (the aborted records' offsets are a gap): {committed}")
 check(records[-1][1] == "filler", f"read to the end: {records[-3:]}")
-read_committed = read_all("read_committed")
+read_committed = read_to_end(topic, "read_committed")
 check([record for record in read_committed if not record[1].startswith("filler")] == committed,
       f"a read_committed consumer sees the same committed records: {read_committed}")
 check(read_committed[-1][0] == records[-1][0], "and reads through to the end")

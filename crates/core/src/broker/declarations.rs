@@ -83,12 +83,71 @@ struct Accepted {
 }
 
 impl Accepted {
+    /// Answers the declaration with how its event fared; a refused one's
+    /// files are discarded.
+    async fn answer(self, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                if let Event::QueueDeclared { name, id, .. } = &self.event {
+                    info!(queue = name, durable = self.durable, %id, "queue declared");
+                }
+                let _ = self.reply.send(Ok((self.declared, true)));
+            }
+            Err(error) => {
+                discard(self.declared).await;
+                let _ = self.reply.send(Err(error));
+            }
+        }
+    }
+
     fn opened(&self) -> Opened {
         match &self.topic {
             Some(topic) => Opened::Stream(Arc::clone(&self.declared), Arc::clone(topic)),
             None => Opened::Queue(Arc::clone(&self.declared)),
         }
     }
+}
+
+/// A declaration checked against `views`: accepted, or answered here (an
+/// equivalent queue declared meanwhile, a check that fails) with its files
+/// discarded.
+async fn accept(
+    views: &Views,
+    limits: &Limits,
+    now_ms: i64,
+    mut declaration: QueueDeclaration,
+    reply: oneshot::Sender<Declared>,
+) -> Option<Accepted> {
+    let Some(declared) = declaration.opened.claim() else {
+        let _ = reply.send(Err(CoreError::Catalog(format!(
+            "queue {:?} was opened for another declaration",
+            declaration.name
+        ))));
+        return None;
+    };
+    let answer = match views.queues.get(&declaration.name) {
+        // Declared by another declare (of this batch or before it) while
+        // this one made its files.
+        Some(existing) => Some(already_declared(existing, &declaration.definition, now_ms)),
+        None => check(views, limits, &declaration.name, &declared).err().map(Err),
+    };
+    if let Some(answer) = answer {
+        discard(declared).await;
+        let _ = reply.send(answer);
+        return None;
+    }
+    Some(Accepted {
+        topic: declaration.topic,
+        durable: declaration.definition.durable,
+        event: Event::QueueDeclared {
+            id: declaration.id,
+            name: declaration.name,
+            definition: declaration.definition,
+            created_ms: declaration.created_ms,
+        },
+        declared,
+        reply,
+    })
 }
 
 /// Checks, journals and publishes `batch` under the metadata lock, and
@@ -100,43 +159,14 @@ async fn commit(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaratio
     let base = change.views();
     let mut next = Views::clone(&base);
     let mut accepted = Vec::with_capacity(batch.len());
-    for (mut declaration, reply) in batch {
-        let Some(declared) = declaration.opened.claim() else {
-            let _ = reply.send(Err(CoreError::Catalog(format!(
-                "queue {:?} was opened for another declaration",
-                declaration.name
-            ))));
+    for (declaration, reply) in batch {
+        let now_ms = change.meta().clock.now_ms();
+        let Some(accepted_one) = accept(&next, limits, now_ms, declaration, reply).await else {
             continue;
-        };
-        let answer = match next.queues.get(&declaration.name) {
-            // Declared by another declare (of this batch or before it) while
-            // this one made its files.
-            Some(existing) => Some(already_declared(existing, &declaration.definition, change.meta().clock.now_ms())),
-            None => check(&next, limits, &declaration.name, &declared).err().map(Err),
-        };
-        if let Some(answer) = answer {
-            discard(declared).await;
-            let _ = reply.send(answer);
-            continue;
-        }
-        let accepted_one = Accepted {
-            topic: declaration.topic,
-            durable: declaration.definition.durable,
-            event: Event::QueueDeclared {
-                id: declaration.id,
-                name: declaration.name,
-                definition: declaration.definition,
-                created_ms: declaration.created_ms,
-            },
-            declared,
-            reply,
         };
         match next.apply(&accepted_one.event, accepted_one.opened()) {
             Ok(_) => accepted.push(accepted_one),
-            Err(error) => {
-                discard(accepted_one.declared).await;
-                let _ = accepted_one.reply.send(Err(error));
-            }
+            Err(error) => accepted_one.answer(Err(error)).await,
         }
     }
     // Transient queues are not journaled: they stand as soon as applied.
@@ -174,18 +204,7 @@ async fn commit(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaratio
     change.publish(next);
     drop(change);
     for (one, result) in accepted.into_iter().zip(results) {
-        match result {
-            Ok(()) => {
-                if let Event::QueueDeclared { name, id, .. } = &one.event {
-                    info!(queue = name, durable = one.durable, %id, "queue declared");
-                }
-                let _ = one.reply.send(Ok((one.declared, true)));
-            }
-            Err(error) => {
-                discard(one.declared).await;
-                let _ = one.reply.send(Err(error));
-            }
-        }
+        one.answer(result).await;
     }
 }
 
@@ -193,49 +212,14 @@ async fn commit(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaratio
 /// metadata group (`Change::commit`), which applies it here with the
 /// queue this declaration opened; no group commit of the local journal.
 async fn commit_each(mut change: Change, limits: &Limits, batch: Vec<(QueueDeclaration, oneshot::Sender<Declared>)>) {
-    for (mut declaration, reply) in batch {
-        let Some(declared) = declaration.opened.claim() else {
-            let _ = reply.send(Err(CoreError::Catalog(format!(
-                "queue {:?} was opened for another declaration",
-                declaration.name
-            ))));
+    for (declaration, reply) in batch {
+        let (views, now_ms) = (change.views(), change.meta().clock.now_ms());
+        let Some(accepted) = accept(&views, limits, now_ms, declaration, reply).await else {
             continue;
-        };
-        let views = change.views();
-        let answer = match views.queues.get(&declaration.name) {
-            Some(existing) => Some(already_declared(existing, &declaration.definition, change.meta().clock.now_ms())),
-            None => check(&views, limits, &declaration.name, &declared).err().map(Err),
         };
         drop(views);
-        if let Some(answer) = answer {
-            discard(declared).await;
-            let _ = reply.send(answer);
-            continue;
-        }
-        let accepted = Accepted {
-            topic: declaration.topic,
-            durable: declaration.definition.durable,
-            event: Event::QueueDeclared {
-                id: declaration.id,
-                name: declaration.name,
-                definition: declaration.definition,
-                created_ms: declaration.created_ms,
-            },
-            declared,
-            reply,
-        };
-        match change.commit(accepted.event.clone(), accepted.durable, accepted.opened()).await {
-            Ok(_) => {
-                if let Event::QueueDeclared { name, id, .. } = &accepted.event {
-                    info!(queue = name, durable = accepted.durable, %id, "queue declared");
-                }
-                let _ = accepted.reply.send(Ok((accepted.declared, true)));
-            }
-            Err(error) => {
-                discard(accepted.declared).await;
-                let _ = accepted.reply.send(Err(error));
-            }
-        }
+        let committed = change.commit(accepted.event.clone(), accepted.durable, accepted.opened()).await;
+        accepted.answer(committed.map(|_| ())).await;
     }
 }
 

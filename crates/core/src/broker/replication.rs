@@ -30,7 +30,7 @@ use super::metadata::{Change, blocking};
 use super::queues::remove_queues;
 use super::topics::remove_topics;
 use super::views::{Applied, Effect, Opened, Views};
-use crate::catalog::{CatalogState, Event, QueueRecord, TopicRecord};
+use crate::catalog::{CatalogState, Event};
 use crate::error::{CoreError, Result};
 
 /// How long a change waits for its committed entry to be applied here.
@@ -216,19 +216,9 @@ impl Change {
     async fn open_for(&self, event: &Event) -> Result<Opened> {
         let meta = Arc::clone(self.meta());
         match event {
-            Event::TopicCreated {
-                id,
-                name,
-                partitions,
-                configs,
-                created_ms,
-            } => {
-                let record = TopicRecord {
-                    id: *id,
-                    name: name.clone(),
-                    partitions: *partitions,
-                    configs: configs.clone(),
-                    created_ms: *created_ms,
+            Event::TopicCreated { .. } => {
+                let Some(record) = event.created_topic() else {
+                    return Ok(Opened::Nothing);
                 };
                 let topic = blocking(move || {
                     let topics_dir = meta.config.data_dir.join("topics");
@@ -250,17 +240,9 @@ impl Change {
                 .await?;
                 Ok(Opened::Partitions(logs))
             }
-            Event::QueueDeclared {
-                id,
-                name,
-                definition,
-                created_ms,
-            } => {
-                let record = QueueRecord {
-                    id: *id,
-                    name: name.clone(),
-                    definition: definition.clone(),
-                    created_ms: *created_ms,
+            Event::QueueDeclared { .. } => {
+                let Some(record) = event.declared_queue() else {
+                    return Ok(Opened::Nothing);
                 };
                 let topics = meta.views().topics.clone();
                 blocking(move || {
