@@ -46,9 +46,9 @@ fn keyed(key: &str, value: Option<&str>) -> Bytes {
     builder.build()
 }
 
-/// Every record served from the start: (offset, key, value).
-fn read_all(log: &Log) -> Vec<(u64, String, Option<String>)> {
-    let mut records = Vec::new();
+/// Calls `visit` with every whole batch served from the start (header and
+/// bytes), each checked sound.
+fn each_served_batch(log: &Log, mut visit: impl FnMut(&batch::BatchHeader, &[u8])) {
     let mut offset = log.start_offset();
     // Bounded: each read moves past at least one batch, and the log is small.
     for _ in 0..10_000 {
@@ -59,14 +59,22 @@ fn read_all(log: &Log) -> Vec<(u64, String, Option<String>)> {
         assert!(!read.bytes.is_empty(), "a read below the high watermark serves something");
         for (header, bytes) in batch::whole_batches(&read.bytes) {
             check_batch(bytes).expect("every served batch is whole and sound");
-            for record in decode_records(bytes).expect("records") {
-                let key = String::from_utf8(record.key.expect("keyed")).expect("utf-8");
-                let value = record.value.map(|value| String::from_utf8(value).expect("utf-8"));
-                records.push((record.offset.expect("offset") as u64, key, value));
-            }
+            visit(&header, bytes);
             offset = header.last_offset() as u64 + 1;
         }
     }
+}
+
+/// Every record served from the start: (offset, key, value).
+fn read_all(log: &Log) -> Vec<(u64, String, Option<String>)> {
+    let mut records = Vec::new();
+    each_served_batch(log, |_, bytes| {
+        for record in decode_records(bytes).expect("records") {
+            let key = String::from_utf8(record.key.expect("keyed")).expect("utf-8");
+            let value = record.value.map(|value| String::from_utf8(value).expect("utf-8"));
+            records.push((record.offset.expect("offset") as u64, key, value));
+        }
+    });
     records
 }
 
@@ -214,25 +222,14 @@ fn marker(producer_id: i64, commit: bool) -> Bytes {
 /// control batch and its records' keys.
 fn batches_served(log: &Log) -> Vec<(u64, bool, Vec<Vec<u8>>)> {
     let mut batches = Vec::new();
-    let mut offset = log.start_offset();
-    // Bounded: each read moves past at least one batch, and the log is small.
-    for _ in 0..10_000 {
-        if offset >= log.high_watermark() {
-            break;
-        }
-        let read = log.read(offset, 1 << 20, true).expect("read");
-        assert!(!read.bytes.is_empty(), "a read below the high watermark serves something");
-        for (header, bytes) in batch::whole_batches(&read.bytes) {
-            check_batch(bytes).expect("every served batch is whole and sound");
-            let keys = decode_records(bytes)
-                .expect("records")
-                .into_iter()
-                .map(|record| record.key.unwrap_or_default())
-                .collect();
-            batches.push((header.base_offset as u64, header.is_control(), keys));
-            offset = header.last_offset() as u64 + 1;
-        }
-    }
+    each_served_batch(log, |header, bytes| {
+        let keys = decode_records(bytes)
+            .expect("records")
+            .into_iter()
+            .map(|record| record.key.unwrap_or_default())
+            .collect();
+        batches.push((header.base_offset as u64, header.is_control(), keys));
+    });
     batches
 }
 

@@ -816,6 +816,20 @@ mod tests {
         handle
     }
 
+    /// The first member of group "g": joined past the initial rebalance
+    /// delay and synced (generation 1, stable).
+    async fn join_alone(fixture: &Fixture) -> JoinResult {
+        let first = join(fixture, &["range"]).await;
+        pass(fixture, 400);
+        let first = first.await.expect("task").expect("join");
+        fixture
+            .coordinator
+            .sync("g", &first.member_id, None, 1, Vec::new())
+            .await
+            .expect("sync");
+        first
+    }
+
     /// Moves time past the initial rebalance delay and runs the timers.
     fn pass(fixture: &Fixture, ms: i64) {
         fixture.clock.advance_ms(ms);
@@ -1030,14 +1044,7 @@ mod tests {
             clock,
             _dir: dir,
         };
-        let first = join(&fixture, &["range"]).await;
-        pass(&fixture, 400);
-        let first = first.await.expect("task").expect("join");
-        fixture
-            .coordinator
-            .sync("g", &first.member_id, None, 1, Vec::new())
-            .await
-            .expect("sync");
+        let first = join_alone(&fixture).await;
         // A client asks for a member id and never comes back: the group is full.
         let abandoned = fixture.coordinator.join(join_request("", &["range"])).await;
         assert!(matches!(abandoned, Err(GroupError::MemberIdRequired(_))), "{abandoned:?}");
@@ -1055,14 +1062,7 @@ mod tests {
     #[tokio::test]
     async fn a_member_waiting_for_the_rebalance_to_complete_is_not_expired() {
         let fixture = fixture();
-        let first = join(&fixture, &["range"]).await;
-        pass(&fixture, 400);
-        let first = first.await.expect("task").expect("join");
-        fixture
-            .coordinator
-            .sync("g", &first.member_id, None, 1, Vec::new())
-            .await
-            .expect("sync");
+        let first = join_alone(&fixture).await;
         // The second member joins and waits; the first keeps heartbeating
         // (busy, it does not rejoin) until the 30 s rebalance timeout.
         let second = join(&fixture, &["range"]).await;
@@ -1139,14 +1139,7 @@ mod tests {
     #[tokio::test]
     async fn commits_need_the_current_generation_and_survive_in_the_store() {
         let fixture = fixture();
-        let first = join(&fixture, &["range"]).await;
-        pass(&fixture, 400);
-        let joined = first.await.expect("task").expect("join");
-        fixture
-            .coordinator
-            .sync("g", &joined.member_id, None, 1, Vec::new())
-            .await
-            .expect("sync");
+        let joined = join_alone(&fixture).await;
         let commit = || {
             vec![OffsetCommit {
                 topic: "t".into(),

@@ -152,6 +152,13 @@ fn assign_uniform(
 mod tests {
     use super::*;
 
+    /// Members `ids`, each subscribed to `subscribed` and owning `current`.
+    fn newcomers<'a>(ids: &[&str], subscribed: &'a BTreeSet<String>, current: &'a Assignment) -> BTreeMap<String, AssignorMember<'a>> {
+        ids.iter()
+            .map(|id| ((*id).to_owned(), AssignorMember { subscribed, current }))
+            .collect()
+    }
+
     fn topic(name: &str, id: u128, partition_count: u32) -> (String, TopicShape) {
         (
             name.to_owned(),
@@ -205,18 +212,7 @@ mod tests {
         let subscribed: BTreeSet<String> = ["t".to_owned()].into();
         let topics: BTreeMap<_, _> = [topic("t", 1, 5), topic("other", 2, 3)].into();
         let none = Assignment::new();
-        let members: BTreeMap<String, AssignorMember<'_>> = ["a", "b", "c"]
-            .into_iter()
-            .map(|id| {
-                (
-                    id.to_owned(),
-                    AssignorMember {
-                        subscribed: &subscribed,
-                        current: &none,
-                    },
-                )
-            })
-            .collect();
+        let members = newcomers(&["a", "b", "c"], &subscribed, &none);
         let target = Assignor::Uniform.assign(&members, &topics);
         let mut counts: Vec<usize> = target.values().map(count).collect();
         counts.sort();
@@ -229,18 +225,7 @@ mod tests {
         let subscribed: BTreeSet<String> = ["t".to_owned()].into();
         let topics: BTreeMap<_, _> = [topic("t", 1, 5)].into();
         let none = Assignment::new();
-        let members: BTreeMap<String, AssignorMember<'_>> = ["a", "b"]
-            .into_iter()
-            .map(|id| {
-                (
-                    id.to_owned(),
-                    AssignorMember {
-                        subscribed: &subscribed,
-                        current: &none,
-                    },
-                )
-            })
-            .collect();
+        let members = newcomers(&["a", "b"], &subscribed, &none);
         let target = Assignor::Range.assign(&members, &topics);
         assert_eq!(target["a"][&Uuid::from_u128(1)], [0, 1, 2].into());
         assert_eq!(target["b"][&Uuid::from_u128(1)], [3, 4].into());
