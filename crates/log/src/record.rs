@@ -62,6 +62,7 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    transactional: bool,
     records: Vec<Record>,
 }
 
@@ -72,6 +73,7 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
             records: Vec::new(),
         }
     }
@@ -81,6 +83,13 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of its producer's ongoing transaction
+    /// (the batch's transactional attribute); needs [`BatchBuilder::producer`].
+    pub fn transactional(mut self) -> Self {
+        self.transactional = true;
         self
     }
 
@@ -119,7 +128,7 @@ impl BatchBuilder {
         out.put_i32(0);
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled below.
-        out.put_i16(0);
+        out.put_i16(if self.transactional { batch::attributes::TRANSACTIONAL } else { 0 });
         out.put_i32((count - 1).max(0));
         out.put_i64(self.base_timestamp_ms);
         out.put_i64(max_timestamp);

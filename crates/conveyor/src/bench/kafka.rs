@@ -32,6 +32,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker_cpu::BrokerProcess;
+use super::kafka_producer::{Delivery, ProducerSession};
 use super::report::{self, Phase, latency_histogram};
 
 const PRODUCE_VERSION: i16 = 7;
@@ -130,6 +131,16 @@ pub struct KafkaBenchArgs {
     /// measured produce runs).
     #[arg(long, default_value_t = 8 << 20)]
     pub compaction_segment_bytes: u64,
+    /// Also measure transactional produce (a commit every
+    /// `--commit-interval-ms`) next to idempotent produce, each into a fresh
+    /// topic; the transactional rate is given as a ratio of the idempotent
+    /// one. The bootstrap broker must coordinate transactions (true of a
+    /// one-node cluster).
+    #[arg(long)]
+    pub transactions: bool,
+    /// How old a transaction of `--transactions` is when it commits.
+    #[arg(long, default_value_t = 100)]
+    pub commit_interval_ms: u64,
     #[command(flatten)]
     pub broker: BrokerProcess,
     #[command(flatten)]
@@ -225,6 +236,9 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     }
     if args.compaction {
         phases.extend(compaction_phases(args, &topic, epoch).await?);
+    }
+    if args.transactions {
+        phases.extend(transaction_phases(args, &topic, epoch).await?);
     }
     if target.created && !args.keep {
         delete_topic(&target).await?;
@@ -360,12 +374,12 @@ async fn end_offsets(target: &Target) -> anyhow::Result<Vec<i64>> {
 
 /// A batch of `count` records whose values start with the send time.
 fn batch(count: usize, message_bytes: usize, epoch: Instant) -> Bytes {
-    keyed_batch(count, message_bytes, epoch, None)
+    keyed_builder(count, message_bytes, epoch, None).build()
 }
 
-/// [`batch`], the records keyed `key-<n>` with `n` cycling through
-/// `keys.1` keys from `keys.0` when `keys` is given.
-fn keyed_batch(count: usize, message_bytes: usize, epoch: Instant, keys: Option<(u64, u64)>) -> Bytes {
+/// [`batch`]'s records, keyed `key-<n>` with `n` cycling through `keys.1`
+/// keys from `keys.0` when `keys` is given, not yet encoded.
+fn keyed_builder(count: usize, message_bytes: usize, epoch: Instant, keys: Option<(u64, u64)>) -> BatchBuilder {
     let mut builder = BatchBuilder::new(crate::bench::now_ms());
     let sent_ns = epoch.elapsed().as_nanos() as u64;
     for index in 0..count {
@@ -374,7 +388,7 @@ fn keyed_batch(count: usize, message_bytes: usize, epoch: Instant, keys: Option<
         let key = keys.map(|(first, keys)| format!("key-{}", (first + index as u64) % keys.max(1)).into_bytes());
         builder.push(Record::new(key, Some(value)));
     }
-    builder.build()
+    builder
 }
 
 fn produce_request(target: &Target, partition: u32, acks: Acks, records: Bytes) -> ProduceRequest {
@@ -404,23 +418,32 @@ fn progress(args: &KafkaBenchArgs, total: u64, label: &str) -> ProgressBar {
 }
 
 async fn produce_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant) -> anyhow::Result<Phase> {
-    produce_into(target, args, epoch, "produce", None).await
+    produce_into(target, args, epoch, "produce", None, Delivery::Plain).await
 }
 
 /// Produces `--messages` records into `target`, keyed when `keys` gives
-/// how many distinct keys.
-async fn produce_into(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instant, name: &str, keys: Option<u64>) -> anyhow::Result<Phase> {
+/// how many distinct keys, as plain, idempotent or transactional producers.
+async fn produce_into(
+    target: &Arc<Target>,
+    args: &KafkaBenchArgs,
+    epoch: Instant,
+    name: &str,
+    keys: Option<u64>,
+    delivery: Delivery,
+) -> anyhow::Result<Phase> {
     let batches_total = args.messages.div_ceil(args.batch as u64);
     let next_batch = Arc::new(AtomicU64::new(0));
     let bar = progress(args, args.messages, name);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.producers {
+    for producer in 0..args.producers {
         let (target, next_batch, bar) = (Arc::clone(target), Arc::clone(&next_batch), bar.clone());
         let (acks, batch_size, message_bytes, in_flight, messages) =
             (args.acks, args.batch, args.message_bytes, args.in_flight, args.messages);
+        let transactional_id = format!("{}-producer-{producer}", target.topic);
         tasks.push(tokio::spawn(async move {
             let mut client = target.endpoint.connect().await?;
+            let mut session = ProducerSession::start(&mut client, delivery, &transactional_id).await?;
             let mut pending = std::collections::VecDeque::new();
             let mut sent = 0u64;
             loop {
@@ -431,36 +454,99 @@ async fn produce_into(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Instan
                 let count = (messages - index * batch_size as u64).min(batch_size as u64) as usize;
                 let partition = (index % u64::from(target.partitions)) as u32;
                 let first_key = index * batch_size as u64;
-                let records = keyed_batch(count, message_bytes, epoch, keys.map(|keys| (first_key, keys)));
-                let request = produce_request(&target, partition, acks, records);
+                session.begin(&mut client, &topic_name(&target), target.partitions).await?;
+                let builder = keyed_builder(count, message_bytes, epoch, keys.map(|keys| (first_key, keys)));
+                let records = session.stamp(partition, count, builder).build();
+                let request = produce_request(&target, partition, acks, records).with_transactional_id(session.transactional_id());
                 let correlation_id = client.write(&request, PRODUCE_VERSION).await?;
                 if acks != Acks::None {
                     pending.push_back((correlation_id, count));
-                    if pending.len() >= in_flight
-                        && let Some((correlation_id, count)) = pending.pop_front()
-                    {
-                        check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
-                        bar.inc(count as u64);
-                    }
+                    await_acks(&mut client, &mut pending, in_flight - 1, &bar).await?;
                 } else {
                     bar.inc(count as u64);
                 }
                 sent += count as u64;
+                if session.commit_due() {
+                    await_acks(&mut client, &mut pending, 0, &bar).await?;
+                    session.commit(&mut client).await?;
+                }
             }
-            while let Some((correlation_id, count)) = pending.pop_front() {
-                check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
-                bar.inc(count as u64);
-            }
-            anyhow::Ok(sent)
+            await_acks(&mut client, &mut pending, 0, &bar).await?;
+            session.commit(&mut client).await?;
+            anyhow::Ok((sent, session.committed_transactions()))
         }));
     }
-    let mut sent = 0;
+    let (mut sent, mut transactions) = (0, 0);
     for task in tasks {
-        sent += task.await??;
+        let (messages, committed) = task.await??;
+        sent += messages;
+        transactions += committed;
     }
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    Ok(Phase::new(name, sent, sent * args.message_bytes as u64, elapsed))
+    let name = match delivery {
+        Delivery::Transactional { .. } => format!("{name} ({transactions} commits)"),
+        _ => name.to_owned(),
+    };
+    Ok(Phase::new(&name, sent, sent * args.message_bytes as u64, elapsed))
+}
+
+/// Reads produce replies, oldest first, until at most `keep` are pending.
+async fn await_acks(
+    client: &mut Client,
+    pending: &mut std::collections::VecDeque<(i32, usize)>,
+    keep: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    while pending.len() > keep
+        && let Some((correlation_id, count)) = pending.pop_front()
+    {
+        check_produced(&client.read::<ProduceRequest>(PRODUCE_VERSION, correlation_id).await?)?;
+        bar.inc(count as u64);
+    }
+    Ok(())
+}
+
+/// The transaction phases (`--transactions`): idempotent produce, then the
+/// same as a transactional producer committing every
+/// `--commit-interval-ms`, each into a fresh topic; the second's rate is
+/// given as a ratio of the first's.
+async fn transaction_phases(args: &KafkaBenchArgs, topic: &str, epoch: Instant) -> anyhow::Result<Vec<Phase>> {
+    let commit_every = Duration::from_millis(args.commit_interval_ms);
+    let idempotent_target = Arc::new(prepare(Endpoint::new(args)?, &format!("{topic}-idempotent"), args.partitions, &[]).await?);
+    let idempotent = args
+        .broker
+        .measure(produce_into(
+            &idempotent_target,
+            args,
+            epoch,
+            "produce idempotent",
+            None,
+            Delivery::Idempotent,
+        ))
+        .await?;
+    let transactional_target = Arc::new(prepare(Endpoint::new(args)?, &format!("{topic}-transactional"), args.partitions, &[]).await?);
+    let mut transactional = args
+        .broker
+        .measure(produce_into(
+            &transactional_target,
+            args,
+            epoch,
+            "produce transactional",
+            None,
+            Delivery::Transactional { commit_every },
+        ))
+        .await?;
+    transactional.ratio_to_phase = Some((
+        idempotent.name.clone(),
+        transactional.messages_per_second / idempotent.messages_per_second.max(1e-9),
+    ));
+    for target in [&idempotent_target, &transactional_target] {
+        if target.created && !args.keep {
+            delete_topic(target).await?;
+        }
+    }
+    Ok(vec![idempotent, transactional])
 }
 
 /// The compaction phases (`--compaction`): keyed produce into a plain
@@ -472,7 +558,7 @@ async fn compaction_phases(args: &KafkaBenchArgs, topic: &str, epoch: Instant) -
     // cleaner should differ.
     let plain_configs = [("segment.bytes", args.compaction_segment_bytes.to_string())];
     let plain = Arc::new(prepare(Endpoint::new(args)?, &format!("{topic}-keyed"), args.partitions, &plain_configs).await?);
-    let without = produce_into(&plain, args, epoch, "produce keyed, no compaction", keys).await?;
+    let without = produce_into(&plain, args, epoch, "produce keyed, no compaction", keys, Delivery::Plain).await?;
     let compacted_configs = [
         ("cleanup.policy", "compact".to_owned()),
         ("segment.bytes", args.compaction_segment_bytes.to_string()),
@@ -487,8 +573,8 @@ async fn compaction_phases(args: &KafkaBenchArgs, topic: &str, epoch: Instant) -
         )
         .await?,
     );
-    let fill = produce_into(&compacted, args, epoch, "fill the compacted topic", keys).await?;
-    let mut during = produce_into(&compacted, args, epoch, "produce keyed, while compacting", keys).await?;
+    let fill = produce_into(&compacted, args, epoch, "fill the compacted topic", keys, Delivery::Plain).await?;
+    let mut during = produce_into(&compacted, args, epoch, "produce keyed, while compacting", keys, Delivery::Plain).await?;
     during.ratio_to_phase = Some((
         without.name.clone(),
         during.messages_per_second / without.messages_per_second.max(1e-9),

@@ -8,6 +8,7 @@ pub mod backlog;
 pub mod broker_cpu;
 pub mod disk;
 pub mod kafka;
+pub mod kafka_producer;
 pub mod report;
 pub mod scale;
 pub mod spawned;
