@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::node::ClusterNode;
+use crate::partition_link::ClusterReplication;
 
 impl Replication for ClusterNode {
     fn propose(&self, events: Vec<Event>) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
@@ -29,8 +30,17 @@ impl Replication for ClusterNode {
 
 /// Makes `broker` propose through `node` and apply what the group
 /// commits, until `shutdown`. Call before the doors serve.
+///
+/// The broker's Kafka partitions are replicated through the node's
+/// partition groups too: each group learns of its topic from the catalog
+/// entry before the broker opens the topic, so no append to a replicated
+/// partition is taken for a local one.
 pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
     broker.replicate_through(Arc::clone(node) as Arc<dyn Replication>);
+    let groups = Arc::clone(node.partition_groups());
+    groups.note_catalog(&node.applied().catalog);
+    broker.replicate_partitions_through(Arc::new(ClusterReplication::new(Arc::clone(node), Arc::clone(&groups))));
+    tokio::spawn(Arc::clone(&groups).run(Arc::clone(broker), shutdown.clone()));
     let Some(mut applied) = node.take_applied() else {
         warn!("the metadata group's applied entries are taken already; this broker will not apply them");
         return;
@@ -38,6 +48,7 @@ pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Rece
     let feeder = Arc::clone(broker);
     tokio::spawn(async move {
         while let Some(entry) = applied.recv().await {
+            groups.note(&entry.events);
             feeder.deliver_replicated(entry.log_index, entry.events);
         }
     });

@@ -18,7 +18,15 @@ pub struct ClusterConfig {
     pub cluster_addr: SocketAddr,
     /// Every member, this node included: id → cluster address.
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Replicas of each partition of a topic created without a
+    /// replication factor (Kafka's `default.replication.factor`), at most
+    /// the number of peers: [`DEFAULT_REPLICATION_FACTOR`] unless set.
+    pub default_replication_factor: u16,
 }
+
+/// The replication factor of a topic created without one, when the
+/// cluster has that many nodes (else its number of nodes).
+pub const DEFAULT_REPLICATION_FACTOR: u16 = 3;
 
 impl ClusterConfig {
     /// Checks that the node is one of the peers, under its own address.
@@ -37,11 +45,26 @@ impl ClusterConfig {
             }
             Some(_) => {}
         }
+        let default_replication_factor = u16::try_from(peers.len()).unwrap_or(u16::MAX).min(DEFAULT_REPLICATION_FACTOR);
         Ok(ClusterConfig {
             node_id,
             cluster_addr,
             peers,
+            default_replication_factor,
         })
+    }
+
+    /// The same node with `factor` as the default replication factor
+    /// (`--default-replication-factor`): from 1 to the number of peers.
+    pub fn with_default_replication_factor(mut self, factor: u16) -> Result<ClusterConfig, ClusterError> {
+        if factor == 0 || usize::from(factor) > self.peers.len() {
+            return Err(ClusterError::Config(format!(
+                "the default replication factor {factor} must be between 1 and the {} nodes of --peers",
+                self.peers.len()
+            )));
+        }
+        self.default_replication_factor = factor;
+        Ok(self)
     }
 
     /// The node that initializes the membership when no node has a log

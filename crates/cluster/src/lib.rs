@@ -1,9 +1,11 @@
 //! Conveyor's cluster: nodes that replicate the metadata catalog with
-//! openraft (one Raft group), talk to each other over TCP on their cluster
-//! addresses, forward catalog changes to the leader, and report the
-//! group's state. Knows the catalog's events and its pure `apply`; nothing
-//! of the front doors, the broker's open objects or partitions' data (data
-//! is not replicated yet).
+//! openraft (one Raft group) and each Kafka partition of a replicated
+//! topic (one Raft group per partition over its replicas, appending
+//! committed batches to the broker's partition log), talk to each other
+//! over TCP on their cluster addresses (one pool of connections per peer
+//! for every group), forward catalog changes to the leader, and report
+//! the groups' state. Knows the catalog's events and the broker's
+//! partitions; nothing of the front doors' wire formats.
 
 pub mod catalog_link;
 pub mod config;
@@ -13,6 +15,9 @@ pub mod log_store;
 pub mod machine;
 pub mod network;
 pub mod node;
+pub mod partition_groups;
+pub mod partition_link;
+pub mod partition_machine;
 pub mod server;
 pub mod status;
 pub mod type_config;

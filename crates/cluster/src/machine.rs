@@ -191,6 +191,8 @@ impl RaftStateMachine<TypeConfig> for CatalogMachine {
                 EntryPayload::Normal(Command::Advertise { node_id, doors }) => {
                     data.doors.insert(node_id, doors);
                 }
+                // Partition groups' entries never reach the metadata group.
+                EntryPayload::Normal(Command::Append { .. }) => {}
             }
             outcomes.push(Outcome { log_index });
         }

@@ -1,8 +1,12 @@
-//! openraft's network over [`wire`](crate::wire): one TCP connection per
-//! peer, opened on first use and again after a failure; every call bounded
-//! by openraft's deadline. Knows sockets and frames; the peer's answer is
-//! openraft's to judge.
+//! openraft's network over [`wire`](crate::wire): every group of a node
+//! (the metadata group and each partition's) sends through one
+//! [`PeerPool`]: idle connections per peer, taken for one call and given
+//! back, so many groups' heartbeats share a few sockets rather than one
+//! each. Every call bounded by openraft's deadline. Knows sockets and
+//! frames; the peer's answer is openraft's to judge.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -13,15 +17,57 @@ use openraft::raft::{
 };
 use tokio::net::TcpStream;
 
-use crate::type_config::{NodeId, TypeConfig};
+use crate::type_config::{GroupId, NodeId, TypeConfig};
 use crate::wire::{Request, Response, read_frame, write_frame};
 
 /// How long connecting to a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Idle connections kept per peer; more are closed when given back.
+const IDLE_CONNECTIONS_MAX: usize = 8;
 
-/// Makes a [`PeerClient`] per target.
+/// The connections of one node to its peers, shared by all its groups.
+#[derive(Debug, Default)]
+pub struct PeerPool {
+    idle: parking_lot::Mutex<HashMap<String, Vec<TcpStream>>>,
+}
+
+impl PeerPool {
+    fn take(&self, addr: &str) -> Option<TcpStream> {
+        self.idle.lock().get_mut(addr).and_then(Vec::pop)
+    }
+
+    fn give_back(&self, addr: &str, stream: TcpStream) {
+        let mut idle = self.idle.lock();
+        let streams = idle.entry(addr.to_owned()).or_default();
+        if streams.len() < IDLE_CONNECTIONS_MAX {
+            streams.push(stream);
+        }
+    }
+
+    /// Connections open and idle now, per peer address.
+    pub fn idle_counts(&self) -> HashMap<String, usize> {
+        self.idle
+            .lock()
+            .iter()
+            .map(|(addr, streams)| (addr.clone(), streams.len()))
+            .collect()
+    }
+}
+
+/// Makes a [`PeerClient`] per target for one group.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pool: Arc<PeerPool>,
+    /// `None`: the metadata group.
+    group: Option<GroupId>,
+}
+
+impl Network {
+    /// The network of `group` (`None`: the metadata group) over `pool`.
+    pub fn new(pool: Arc<PeerPool>, group: Option<GroupId>) -> Network {
+        Network { pool, group }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -30,17 +76,19 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             addr: node.addr.clone(),
-            stream: None,
+            pool: Arc::clone(&self.pool),
+            group: self.group,
         }
     }
 }
 
-/// One peer, as one node's Raft sees it.
+/// One peer, as one group's Raft sees it.
 #[derive(Debug)]
 pub struct PeerClient {
     target: NodeId,
     addr: String,
-    stream: Option<TcpStream>,
+    pool: Arc<PeerPool>,
+    group: Option<GroupId>,
 }
 
 /// Why a call reached no answer.
@@ -53,39 +101,46 @@ enum CallError {
 }
 
 impl PeerClient {
-    /// Sends `request` and reads its answer, within `deadline`.
-    async fn call(&mut self, request: &Request, deadline: Duration) -> Result<Response, CallError> {
-        match tokio::time::timeout(deadline, self.call_unbounded(request)).await {
+    /// Sends `request` (for this client's group) and reads its answer,
+    /// within `deadline`, on a connection of the pool.
+    async fn call(&mut self, request: Request, deadline: Duration) -> Result<Response, CallError> {
+        let request = match self.group {
+            Some(group) => Request::Partition {
+                group,
+                request: Box::new(request),
+            },
+            None => request,
+        };
+        match tokio::time::timeout(deadline, self.call_unbounded(&request)).await {
             Ok(result) => result,
-            Err(_) => {
-                self.stream = None;
-                Err(CallError::Network(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no answer in time",
-                )))
-            }
+            Err(_) => Err(CallError::Network(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer in time",
+            ))),
         }
     }
 
+    /// A connection broken or abandoned mid-call is dropped, never given
+    /// back: its next frame could be the late answer.
     async fn call_unbounded(&mut self, request: &Request) -> Result<Response, CallError> {
-        if self.stream.is_none() {
-            let stream = connect(&self.addr).await.map_err(CallError::Unreachable)?;
-            self.stream = Some(stream);
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(CallError::Unreachable(std::io::Error::other("not connected")));
+        let mut stream = match self.pool.take(&self.addr) {
+            Some(stream) => stream,
+            None => connect(&self.addr).await.map_err(CallError::Unreachable)?,
         };
         let answer = async {
-            write_frame(stream, request).await?;
-            read_frame::<Response>(stream)
+            write_frame(&mut stream, request).await?;
+            read_frame::<Response>(&mut stream)
                 .await?
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
         }
         .await;
-        answer.map_err(|error| {
-            self.stream = None;
-            CallError::Network(error)
-        })
+        match answer {
+            Ok(response) => {
+                self.pool.give_back(&self.addr, stream);
+                Ok(response)
+            }
+            Err(error) => Err(CallError::Network(error)),
+        }
     }
 
     fn failed<E: std::error::Error>(&self, error: CallError) -> RPCError<NodeId, BasicNode, E> {
@@ -123,7 +178,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(&Request::AppendEntries(rpc), option.hard_ttl()).await {
+        match self.call(Request::AppendEntries(rpc), option.hard_ttl()).await {
             Ok(Response::AppendEntries(Ok(response))) => Ok(response),
             Ok(Response::AppendEntries(Err(error))) => Err(self.remote(error)),
             Ok(_) => Err(self.unexpected()),
@@ -136,7 +191,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>> {
-        match self.call(&Request::InstallSnapshot(rpc), option.hard_ttl()).await {
+        match self.call(Request::InstallSnapshot(rpc), option.hard_ttl()).await {
             Ok(Response::InstallSnapshot(Ok(response))) => Ok(response),
             Ok(Response::InstallSnapshot(Err(error))) => Err(self.remote(error)),
             Ok(_) => Err(self.unexpected()),
@@ -149,7 +204,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(&Request::Vote(rpc), option.hard_ttl()).await {
+        match self.call(Request::Vote(rpc), option.hard_ttl()).await {
             Ok(Response::Vote(Ok(response))) => Ok(response),
             Ok(Response::Vote(Err(error))) => Err(self.remote(error)),
             Ok(_) => Err(self.unexpected()),

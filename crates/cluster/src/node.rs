@@ -3,7 +3,9 @@
 //! `--cluster-addr`, bootstraps the membership from `--peers` (the lowest
 //! id, when its log is empty), advertises its door addresses, and
 //! proposes catalog events (forwarded to the leader when it is not one).
-//! Knows Raft and the catalog's events; nothing of the broker.
+//! Holds the node's partition groups (`partition_groups.rs`), which share
+//! its connections. Knows Raft and the catalog's events; nothing of the
+//! broker.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +24,8 @@ use crate::config::{ClusterConfig, Doors};
 use crate::error::ClusterError;
 use crate::log_store::LogStore;
 use crate::machine::{AppliedEvents, CatalogMachine, MachineData};
-use crate::network::{Network, connect};
+use crate::network::{Network, PeerPool, connect};
+use crate::partition_groups::PartitionGroups;
 use crate::server::{propose_here, serve};
 use crate::status::ClusterStatus;
 use crate::type_config::{Command, NodeId, Outcome, TypeConfig};
@@ -46,6 +49,9 @@ pub struct ClusterNode {
     raft: Raft<TypeConfig>,
     machine: CatalogMachine,
     log_store: LogStore,
+    /// The partition groups this node is a replica of; they share the
+    /// metadata group's connections to the peers.
+    groups: Arc<PartitionGroups>,
     shutdown: watch::Sender<bool>,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -91,16 +97,30 @@ impl ClusterNode {
         }
         .validate()
         .map_err(|error| ClusterError::Config(error.to_string()))?;
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network, log_store.clone(), machine.clone())
-            .await
-            .map_err(|error| ClusterError::Raft(error.to_string()))?;
+        let pool = Arc::new(PeerPool::default());
+        let groups = Arc::new(PartitionGroups::new(
+            config.node_id,
+            config.peers.clone(),
+            dir.join("partitions"),
+            Arc::clone(&pool),
+        ));
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network::new(pool, None),
+            log_store.clone(),
+            machine.clone(),
+        )
+        .await
+        .map_err(|error| ClusterError::Raft(error.to_string()))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, raft.clone(), shutdown_rx.clone()));
+        let server = tokio::spawn(serve(listener, raft.clone(), Arc::clone(&groups), shutdown_rx.clone()));
         let node = Arc::new(ClusterNode {
             config,
             raft,
             machine,
             log_store,
+            groups,
             shutdown,
             tasks: parking_lot::Mutex::new(vec![server]),
         });
@@ -230,6 +250,16 @@ impl ClusterNode {
         self.machine.data()
     }
 
+    /// Reads the members' advertised door addresses.
+    pub fn applied_doors<T>(&self, read: impl FnOnce(&BTreeMap<NodeId, Doors>) -> T) -> T {
+        self.machine.with_data(|data| read(&data.doors))
+    }
+
+    /// The partition groups of this node.
+    pub fn partition_groups(&self) -> &Arc<PartitionGroups> {
+        &self.groups
+    }
+
     /// Catalog events as this node applies them, in log order (for the
     /// one consumer that takes them first).
     pub fn take_applied(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<AppliedEvents>> {
@@ -240,6 +270,7 @@ impl ClusterNode {
     /// not needed for safety: everything acknowledged is on disk.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+        self.groups.shutdown().await;
         if let Err(error) = self.raft.shutdown().await {
             warn!(%error, "stopping raft");
         }

@@ -1,26 +1,32 @@
 //! The cluster listener: accepts other nodes' connections on
-//! `--cluster-addr` and answers each request with this node's Raft (a
-//! forwarded proposal is written through it when this node leads). Knows
-//! frames and the Raft handle; nothing of the catalog's meaning.
+//! `--cluster-addr` and answers each request with the Raft of the group it
+//! names (the metadata group's, or a partition's from the registry; a
+//! forwarded proposal is written through the metadata group when this node
+//! leads). Knows frames and the Raft handles; nothing of the catalog's or
+//! the partitions' meaning.
+
+use std::sync::Arc;
 
 use openraft::{BasicNode, Raft};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::partition_groups::PartitionGroups;
 use crate::type_config::{Command, NodeId, TypeConfig};
 use crate::wire::{ProposeRefusal, Request, Response, read_frame, write_frame};
 
 /// Serves `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, groups: Arc<PartitionGroups>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let raft = raft.clone();
                     let shutdown = shutdown.clone();
+                    let groups = Arc::clone(&groups);
                     tokio::spawn(async move {
-                        if let Err(error) = connection(stream, raft, shutdown).await {
+                        if let Err(error) = connection(stream, raft, groups, shutdown).await {
                             debug!(%peer, %error, "cluster connection closed");
                         }
                     });
@@ -32,7 +38,12 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, mut shutdown: 
     }
 }
 
-async fn connection(mut stream: TcpStream, raft: Raft<TypeConfig>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    raft: Raft<TypeConfig>,
+    groups: Arc<PartitionGroups>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
         let request = tokio::select! {
@@ -43,12 +54,25 @@ async fn connection(mut stream: TcpStream, raft: Raft<TypeConfig>, mut shutdown:
             return Ok(());
         };
         let response = match request {
-            Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
-            Request::InstallSnapshot(rpc) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
-            Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
-            Request::Propose(command) => Response::Propose(propose_here(&raft, command).await),
+            Request::Partition { group, request } => match groups.raft(&group) {
+                Some(raft) => answer(&raft, *request).await,
+                None => Response::NoSuchGroup(group),
+            },
+            request => answer(&raft, request).await,
         };
         write_frame(&mut stream, &response).await?;
+    }
+}
+
+/// `raft`'s answer to one request.
+async fn answer(raft: &Raft<TypeConfig>, request: Request) -> Response {
+    match request {
+        Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+        Request::InstallSnapshot(rpc) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
+        Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
+        Request::Propose(command) => Response::Propose(propose_here(raft, command).await),
+        // Only the outer request names a group.
+        Request::Partition { group, .. } => Response::NoSuchGroup(group),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The metadata Raft group's types for openraft: what an entry carries
-//! (a [`Command`]), what applying it answers, node ids and nodes.
+//! The Raft groups' types for openraft (the metadata group and every
+//! partition's group share them): what an entry carries (a [`Command`]),
+//! what applying it answers, node ids and nodes, and a group's id.
 
 use std::io::Cursor;
 
@@ -32,6 +33,44 @@ pub enum Command {
     /// A node's door addresses, so every node can tell clients where the
     /// others are.
     Advertise { node_id: NodeId, doors: Doors },
+    /// Record batches for a partition's log (a partition group's entries):
+    /// every replica appends them in log order, so each gets the offsets
+    /// the leader's log gives them. `request` names the proposer's wait.
+    Append {
+        request: uuid::Uuid,
+        #[serde(with = "base64_bytes")]
+        batches: Vec<u8>,
+    },
+}
+
+/// Which Raft group a message between nodes is for: the metadata group,
+/// or one partition's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupId {
+    pub topic: uuid::Uuid,
+    pub partition: u32,
+}
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// Record batches as one base64 text in JSON (not an array of numbers).
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// What applying an entry answers its proposer.

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::type_config::{Command, NodeId, Outcome, TypeConfig};
+use crate::type_config::{Command, GroupId, NodeId, Outcome, TypeConfig};
 
 /// No frame is larger (a snapshot chunk, a batch of entries).
 pub const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -24,6 +24,12 @@ pub enum Request {
     Vote(VoteRequest<NodeId>),
     /// A command forwarded to the node believed to lead.
     Propose(Command),
+    /// A request for one partition's group (the others are the metadata
+    /// group's): every group's messages share the connections to a peer.
+    Partition {
+        group: GroupId,
+        request: Box<Request>,
+    },
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -35,6 +41,8 @@ pub enum Response {
     /// Applied on the leader, or why not (with the leader it knows of, if
     /// it is not one itself).
     Propose(Result<Outcome, ProposeRefusal>),
+    /// The node runs no such partition group (not yet, or no longer).
+    NoSuchGroup(GroupId),
 }
 
 /// Why a forwarded command was not applied.

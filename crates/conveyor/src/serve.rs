@@ -157,6 +157,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         broker: Arc::clone(&broker),
         config: conveyor_kafka::KafkaConfig {
             frame_bytes_max: usize::try_from(limits.kafka_request_bytes_max).unwrap_or(usize::MAX),
+            // A cluster node is the Kafka broker of its node id.
+            node_id: settings
+                .cluster
+                .as_ref()
+                .map_or(1, |cluster| i32::try_from(cluster.node_id).unwrap_or(i32::MAX)),
             ..conveyor_kafka::KafkaConfig::default()
         },
         share_sessions: conveyor_kafka::share_session::ShareSessions::default(),

@@ -83,6 +83,9 @@ pub struct ServeArgs {
     /// Every node of the cluster, this one included: ID=HOST:PORT,ID=HOST:PORT,...
     #[arg(long, env = "CONVEYOR_PEERS", value_name = "PEERS")]
     pub peers: Option<String>,
+    /// Replicas of each partition of a topic created without a replication factor (Kafka's default.replication.factor) [default: 3, or the number of nodes if fewer].
+    #[arg(long, env = "CONVEYOR_DEFAULT_REPLICATION_FACTOR", value_name = "N")]
+    pub default_replication_factor: Option<u16>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -131,6 +134,8 @@ pub struct ClusterFileSettings {
     pub cluster_addr: Option<SocketAddr>,
     /// `"1=127.0.0.1:7001,2=..."` as the flag, or a table `{ 1 = "127.0.0.1:7001", ... }`.
     pub peers: Option<PeersSetting>,
+    /// `--default-replication-factor`.
+    pub default_replication_factor: Option<u16>,
 }
 
 /// `peers` in the file: the flag's text or a table of id → address.
@@ -171,7 +176,14 @@ fn resolve_cluster(args: &ServeArgs, file: &ClusterFileSettings) -> anyhow::Resu
         Some(addr) => addr,
         None => bail!("--node-id {node_id} is not in --peers"),
     };
-    Ok(Some(ClusterConfig::new(node_id, cluster_addr, peers)?))
+    let config = ClusterConfig::new(node_id, cluster_addr, peers)?;
+    let config = match args.default_replication_factor.or(file.default_replication_factor) {
+        Some(factor) => config
+            .with_default_replication_factor(factor)
+            .context("--default-replication-factor (CONVEYOR_DEFAULT_REPLICATION_FACTOR, [cluster] default_replication_factor)")?,
+        None => config,
+    };
+    Ok(Some(config))
 }
 
 /// `[auth]`: who may come without credentials, who may read `/metrics`.

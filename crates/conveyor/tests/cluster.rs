@@ -3,13 +3,18 @@
 //! declared on one node (an exchange, a queue, a binding; a user) is there
 //! on the others; the survivors of a leader killed with SIGKILL elect
 //! another and take new declarations; the killed node, restarted, catches
-//! up. Every wait is a bounded poll; every process is stopped by its PID.
+//! up. A Kafka topic with replication factor 3 keeps every record a
+//! confluent-kafka producer had acknowledged (acks=all) when the leader of
+//! its partition 0 is SIGKILLed, and the restarted node's copy of every
+//! partition catches up with the leader's. Every wait is a bounded poll;
+//! every process is stopped by its PID.
 
 mod support;
 
+use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
-use support::{ClusterNodes, Server, eventually, http_send};
+use support::{ClusterNodes, Server, eventually, expect_script_ok, http_send, spawn_script};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -132,4 +137,89 @@ fn a_lone_node_of_a_cluster_is_unhealthy_until_a_majority_elects_a_leader() {
     let status = cluster_status(&server);
     assert_eq!(status["node_id"], 1);
     assert!(status["leader_id"].is_null(), "{status}");
+}
+
+/// One node's own copy of a partition: (offset, timestamp, key, value)
+/// of each record, read through the admin API (which reads the local log,
+/// leader or not).
+fn local_records(server: &Server, topic: &str, partition: u32) -> Vec<(u64, i64, String, String)> {
+    let (status, body) = server.http_get(&format!(
+        "/api/v1/topics/{topic}/partitions/{partition}/messages?offset=0&count=1000"
+    ));
+    if status != 200 {
+        return Vec::new();
+    }
+    let peeked: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    peeked["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|message| {
+                    (
+                        message["offset"].as_u64().unwrap_or(u64::MAX),
+                        message["timestamp_ms"].as_i64().unwrap_or(-1),
+                        message["key"].as_str().unwrap_or_default().to_owned(),
+                        message["value"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_replicated_topic_loses_no_acknowledged_record_when_its_leader_is_killed() {
+    let mut cluster = ClusterNodes::start(3);
+    assert!(
+        eventually(WAIT, || (1..=3).all(|id| {
+            cluster.node(id).http_get("/health").0 == 200
+                && cluster_status(cluster.node(id))["members"]
+                    .as_array()
+                    .is_some_and(|members| members.len() == 3 && members.iter().all(|member| member["kafka_addr"].is_string()))
+        })),
+        "every node healthy and every member's Kafka door known everywhere"
+    );
+    let bootstrap = (1..=3)
+        .map(|id| cluster.node(id).kafka_addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let topic = "replicated-orders";
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_failover_confluent.py", &[&bootstrap, topic]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let Some(leader) = first.strip_prefix("leader ").and_then(|id| id.parse::<usize>().ok()) else {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!("expected `leader N` first, got {first:?}");
+    };
+    assert!((1..=3).contains(&leader), "{first}");
+
+    // The leader of partition 0 dies while the producer goes on.
+    cluster.kill(leader);
+    writeln!(client.stdin.as_mut().expect("stdin"), "killed").expect("tell the script");
+    let errors = expect_script_ok(&mut client, lines);
+    let ends: Vec<(u32, u64)> = errors
+        .iter()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("end ")?.split_whitespace();
+            Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(ends.len(), 3, "one end per partition: {ends:?}");
+
+    // The killed node comes back and its copy of every partition becomes
+    // the leader's, record for record.
+    cluster.restart(leader);
+    let survivor = *cluster.running().iter().find(|id| **id != leader).expect("a survivor");
+    assert!(
+        eventually(Duration::from_secs(60), || ends.iter().all(|(partition, end)| {
+            let returned = local_records(cluster.node(leader), topic, *partition);
+            returned.len() as u64 == *end && returned == local_records(cluster.node(survivor), topic, *partition)
+        })),
+        "the restarted node caught up: {:?} vs {:?}",
+        local_records(cluster.node(leader), topic, 0).len(),
+        local_records(cluster.node(survivor), topic, 0).len()
+    );
 }

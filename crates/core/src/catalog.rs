@@ -37,6 +37,10 @@ pub enum Event {
         partitions: u32,
         configs: BTreeMap<String, String>,
         created_ms: i64,
+        /// Replicas per partition, on a cluster node; absent on a single
+        /// node (and in catalogs written before clusters replicated data).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replication_factor: Option<u16>,
     },
     TopicDeleted {
         id: Uuid,
@@ -148,6 +152,7 @@ impl Event {
             partitions,
             configs,
             created_ms,
+            replication_factor,
         } = self
         else {
             return None;
@@ -158,6 +163,7 @@ impl Event {
             partitions: *partitions,
             configs: configs.clone(),
             created_ms: *created_ms,
+            replication_factor: *replication_factor,
         })
     }
 
@@ -223,6 +229,9 @@ pub struct TopicRecord {
     pub partitions: u32,
     pub configs: BTreeMap<String, String>,
     pub created_ms: i64,
+    /// Replicas per partition (a cluster's topics); `None`: one, here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u16>,
 }
 
 /// What exists: the replay of every event.
@@ -513,6 +522,7 @@ mod tests {
                             partitions: 1,
                             configs: BTreeMap::new(),
                             created_ms: index as i64,
+                            replication_factor: None,
                         },
                         1 => Event::PartitionsCreated { id, name, partitions: 3 },
                         2 => Event::TopicConfigsSet {
@@ -541,6 +551,7 @@ mod tests {
             partitions: 3,
             configs: BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())]),
             created_ms: 1,
+            replication_factor: None,
         }
     }
 

@@ -12,6 +12,10 @@ use crate::topic_name::TopicNameError;
 pub enum CoreError {
     #[error("data directory {path} is in use by another conveyor process{holder}; stop it or choose another --data-dir")]
     DataDirLocked { path: PathBuf, holder: String },
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("this node does not lead partition {partition} of topic {topic:?}")]
+    NotLeader { topic: String, partition: u32 },
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("topic {0:?} does not exist")]

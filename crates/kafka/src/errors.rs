@@ -9,6 +9,9 @@ use kafka_protocol::ResponseError;
 pub fn core_error(error: &CoreError) -> ResponseError {
     match error {
         CoreError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        CoreError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        // Retriable: the client refreshes its metadata and finds the leader.
+        CoreError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
         CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
         CoreError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
         CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

@@ -12,6 +12,8 @@
 mod data_dir;
 mod replication;
 pub use replication::Replication;
+mod partition_replication;
+pub use partition_replication::{KafkaNode, PartitionReplication, Placement};
 mod declarations;
 mod group_listing;
 mod limited;
@@ -100,6 +102,9 @@ pub struct Broker {
     limits: Arc<Limits>,
     /// Consumers of direct replies (RabbitMQ's Direct Reply-to), by token.
     direct_replies: Arc<crate::direct_reply::DirectReplies>,
+    /// Set on a cluster node: the replication of Kafka partitions
+    /// (`partition_replication.rs`).
+    partition_replication: std::sync::OnceLock<Arc<dyn PartitionReplication>>,
 }
 
 /// Reads a stored message's headers for headers-exchange routing.
@@ -153,6 +158,7 @@ impl Broker {
             alarms,
             limits,
             direct_replies: Arc::default(),
+            partition_replication: std::sync::OnceLock::new(),
         })
     }
 

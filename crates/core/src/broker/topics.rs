@@ -105,6 +105,19 @@ impl Broker {
     /// Creates a topic with `partitions` partitions (the broker default when
     /// `None`) and explicit configs. Durable when it returns.
     pub async fn create_topic(&self, name: &str, partitions: Option<u32>, configs: BTreeMap<String, String>) -> Result<Arc<Topic>> {
+        self.create_topic_with_replicas(name, partitions, configs, None).await
+    }
+
+    /// [`Broker::create_topic`] with a replication factor (`None`: the
+    /// default, which on a cluster node is the cluster's).
+    pub async fn create_topic_with_replicas(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: BTreeMap<String, String>,
+        replication_factor: Option<u16>,
+    ) -> Result<Arc<Topic>> {
+        let replication_factor = self.replication_factor_for(replication_factor)?;
         let mut change = self.meta.change().await;
         let (partitions, config) = self.validate_new_topic(name, partitions, &configs)?;
         let name = name.to_owned();
@@ -124,6 +137,7 @@ impl Broker {
                 partitions,
                 configs,
                 created_ms: meta.clock.now_ms(),
+                replication_factor,
             };
             if let Err(error) = change.commit(event, true, Opened::Topic(Arc::clone(&topic))).await {
                 // Not recorded, so not created: remove what was opened.

@@ -150,6 +150,7 @@ impl From<CoreError> for ApiError {
             | CoreError::CompressedBatch(_)
             | CoreError::Transaction(_)
             | CoreError::RecordWithoutKey
+            | CoreError::InvalidReplicationFactor(_)
             | CoreError::RecordTooLarge { .. } => StatusCode::BAD_REQUEST,
             CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::Exchange(exchange) => return ApiError::from(exchange.clone()),
@@ -172,7 +173,7 @@ impl From<CoreError> for ApiError {
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ConditionFailed(_) => StatusCode::CONFLICT,
-            CoreError::ShuttingDown | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::ShuttingDown | CoreError::NotLeader { .. } | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
                 StatusCode::CONFLICT
             }

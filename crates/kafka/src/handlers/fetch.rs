@@ -94,8 +94,12 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Fet
                 None => Err(missing),
                 Some(topic) => u32::try_from(partition.partition)
                     .ok()
-                    .and_then(|index| topic.partition_handle(index))
-                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                    .and_then(|index| topic.partition_handle(index).map(|handle| (index, handle)))
+                    .ok_or(ResponseError::UnknownTopicOrPartition)
+                    .and_then(|(index, handle)| match context.broker.check_leads(topic, index) {
+                        Ok(()) => Ok(handle),
+                        Err(error) => Err(errors::core_error(&error)),
+                    }),
             };
             slots.push(Slot {
                 topic: topic_index,

@@ -1,10 +1,15 @@
-//! Metadata and DescribeCluster: the one broker, and every requested topic
-//! with its partitions (this broker leads them all). Unknown topics are
-//! auto-created when both the client and the broker allow it.
+//! Metadata and DescribeCluster: the brokers (this one, or on a cluster
+//! node every member with its advertised Kafka address), and every
+//! requested topic with its partitions (on a single node this broker leads
+//! them all; on a cluster node each replicated partition's leader,
+//! replicas, in-sync replicas and leader epoch are the core's
+//! `Placement`). Unknown topics are auto-created when both the client and
+//! the broker allow it.
 
 use std::sync::Arc;
 
 use conveyor_core::Topic;
+use conveyor_core::broker::{KafkaNode, Placement};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
@@ -18,15 +23,18 @@ use crate::{Context, errors};
 
 pub async fn handle(context: &Context, connection: &ConnectionInfo, request: MetadataRequest, version: i16) -> MetadataResponse {
     let node_id = context.config.node_id;
-    let (host, port) = advertised(context, connection);
-    let mut response = MetadataResponse::default()
-        .with_brokers(vec![
+    let brokers = brokers(context, connection)
+        .into_iter()
+        .map(|node| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(node_id))
-                .with_host(StrBytes::from_string(host))
-                .with_port(port),
-        ])
-        .with_controller_id(BrokerId(node_id));
+                .with_node_id(BrokerId(node.node_id))
+                .with_host(StrBytes::from_string(node.host))
+                .with_port(node.port)
+        })
+        .collect();
+    let mut response = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_controller_id(BrokerId(controller(context)));
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(context.broker.cluster_id().to_owned()));
     }
@@ -41,7 +49,7 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
         // Only the topics the client may describe, as Kafka lists them.
         for topic in context.broker.topics() {
             if connection.allowed(context, &Resource::Topic(&topic.name), Operation::Describe) {
-                topics.push(describe(&topic, node_id, version));
+                topics.push(describe(context, &topic, node_id, version));
             }
         }
     } else {
@@ -64,7 +72,7 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
                     .topic_by_id(requested.topic_id)
                     .filter(|topic| connection.allowed(context, &Resource::Topic(&topic.name), Operation::Describe))
                 {
-                    Some(topic) => describe(&topic, node_id, version),
+                    Some(topic) => describe(context, &topic, node_id, version),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(requested.topic_id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -96,11 +104,9 @@ pub fn describe_cluster(context: &Context, connection: &ConnectionInfo, request:
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
             .with_error_message(super::message("Cluster authorization failed."));
     }
-    let node_id = context.config.node_id;
-    let (host, port) = advertised(context, connection);
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(context.broker.cluster_id().to_owned()))
-        .with_controller_id(BrokerId(node_id))
+        .with_controller_id(BrokerId(controller(context)))
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             super::authorized_operations(context, connection, &Resource::Cluster, &super::CLUSTER_OPERATIONS)
@@ -112,13 +118,45 @@ pub fn describe_cluster(context: &Context, connection: &ConnectionInfo, request:
         response.error_message = super::message("this node is a broker; it has no controller endpoints");
         return response;
     }
-    response.brokers = vec![
-        DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(node_id))
-            .with_host(StrBytes::from_string(host))
-            .with_port(port),
-    ];
+    response.brokers = brokers(context, connection)
+        .into_iter()
+        .map(|node| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(node.node_id))
+                .with_host(StrBytes::from_string(node.host))
+                .with_port(node.port)
+        })
+        .collect();
     response
+}
+
+/// The brokers clients may talk to: every member of a cluster that has
+/// advertised its Kafka door (this node always), else this one.
+fn brokers(context: &Context, connection: &ConnectionInfo) -> Vec<KafkaNode> {
+    let node_id = context.config.node_id;
+    let (host, port) = advertised(context, connection);
+    let this = KafkaNode { node_id, host, port };
+    let Some(replication) = context.broker.partition_replication() else {
+        return vec![this];
+    };
+    let mut nodes: Vec<KafkaNode> = replication
+        .kafka_nodes()
+        .into_iter()
+        .filter(|node| node.node_id != node_id)
+        .collect();
+    nodes.push(this);
+    nodes.sort_by_key(|node| node.node_id);
+    nodes
+}
+
+/// Kafka's controller: the metadata group's leader on a cluster node
+/// (this node while none is known), else this node.
+fn controller(context: &Context) -> i32 {
+    context
+        .broker
+        .partition_replication()
+        .and_then(|replication| replication.controller())
+        .unwrap_or(context.config.node_id)
 }
 
 async fn by_name(context: &Context, name: TopicName, auto_create: bool, node_id: i32, version: i16) -> MetadataResponseTopic {
@@ -129,7 +167,7 @@ async fn by_name(context: &Context, name: TopicName, auto_create: bool, node_id:
         Ok(context.broker.topic(&text))
     };
     match outcome {
-        Ok(Some(topic)) => describe(&topic, node_id, version),
+        Ok(Some(topic)) => describe(context, &topic, node_id, version),
         Ok(None) => MetadataResponseTopic::default()
             .with_name(Some(name))
             .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
@@ -139,16 +177,27 @@ async fn by_name(context: &Context, name: TopicName, auto_create: bool, node_id:
     }
 }
 
-fn describe(topic: &Arc<Topic>, node_id: i32, version: i16) -> MetadataResponseTopic {
+fn describe(context: &Context, topic: &Arc<Topic>, node_id: i32, version: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count())
         .map(|index| {
+            let placement = context.broker.placement(topic, index).unwrap_or_else(|| Placement {
+                leader: Some(node_id),
+                replicas: vec![node_id],
+                in_sync: vec![node_id],
+                leader_epoch: super::records::LEADER_EPOCH,
+            });
+            let ids = |nodes: &[i32]| nodes.iter().copied().map(BrokerId).collect::<Vec<_>>();
             let mut partition = MetadataResponsePartition::default()
                 .with_partition_index(index as i32)
-                .with_leader_id(BrokerId(node_id))
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)]);
+                .with_leader_id(BrokerId(placement.leader.unwrap_or(-1)))
+                .with_replica_nodes(ids(&placement.replicas))
+                .with_isr_nodes(ids(&placement.in_sync));
+            if placement.leader.is_none() {
+                // Retriable: an election is under way.
+                partition.error_code = ResponseError::LeaderNotAvailable.code();
+            }
             if version >= 7 {
-                partition.leader_epoch = super::records::LEADER_EPOCH;
+                partition.leader_epoch = placement.leader_epoch;
             }
             partition
         })

@@ -2,8 +2,10 @@
 //! rule, framing and CRC-32C in the log) and appends them as received. Appends to existing
 //! topics are queued before `start` returns, so pipelined requests on one
 //! connection land in order; the reply waits for the acknowledgements (durable
-//! under the topic's policy for acks=1 and acks=all alike — there are no
-//! followers to wait for). Records carrying Conveyor's conditional-append
+//! under the topic's policy for acks=1 and acks=all alike on a single node;
+//! on a cluster node a replicated partition's append answers once a quorum
+//! of its replicas holds it, for both, and a node that does not lead the
+//! partition answers NOT_LEADER_OR_FOLLOWER). Records carrying Conveyor's conditional-append
 //! headers (`conditions.rs`) are appended only if the partition meets them;
 //! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
 //! in `record_errors`.
@@ -200,6 +202,16 @@ fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, inde
         return Err((errors::transaction_error(&error, false), Some(message)).into());
     }
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
+    if let Some(replicated) = context.broker.replicated_append(topic, partition, records.clone()) {
+        if !conditions.is_empty() {
+            return Err((
+                ResponseError::InvalidRecord,
+                Some("conditional appends are not supported on replicated partitions yet".to_owned()),
+            )
+                .into());
+        }
+        return Ok(replicated);
+    }
     match topic.partition_handle(partition) {
         Some(partition) => Ok(partition.append_if(records, &conditions)),
         None => Err((ResponseError::UnknownTopicOrPartition, None).into()),

@@ -1,6 +1,7 @@
 //! DeleteRecords (move a partition's start offset up) and
 //! OffsetForLeaderEpoch (where an epoch ends: a one-node cluster has only
-//! epoch 0, which ends at the high watermark).
+//! epoch 0, which ends at the high watermark; a replicated partition's
+//! epochs are its group's terms, and each ends at the log end).
 
 use std::collections::HashMap;
 
@@ -34,10 +35,14 @@ pub fn partition_log(
         return Err(ResponseError::TopicAuthorizationFailed);
     }
     let topic = context.broker.topic(name).ok_or(ResponseError::UnknownTopicOrPartition)?;
-    u32::try_from(index)
-        .ok()
-        .and_then(|index| topic.partition(index))
-        .ok_or(ResponseError::UnknownTopicOrPartition)
+    let index = u32::try_from(index).map_err(|_| ResponseError::UnknownTopicOrPartition)?;
+    let log = topic.partition(index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+    // A replicated partition is read, listed and cut on its leader.
+    context
+        .broker
+        .check_leads(&topic, index)
+        .map_err(|error| errors::core_error(&error))?;
+    Ok(log)
 }
 
 /// Runs `work` on each requested partition's log, in request order, in one
@@ -145,6 +150,29 @@ pub fn offset_for_leader_epoch(
                         Ok(log) => log,
                         Err(error) => return result.with_error_code(error.code()),
                     };
+                    // A replicated partition: answered by its leader, in its
+                    // epochs (the Raft terms). Its log holds committed
+                    // records only, so no epoch of it ever ends before the
+                    // log does: every epoch up to the current one ends at
+                    // the log end (nothing for a client to truncate).
+                    let replicated = context.broker.topic(&topic.topic).and_then(|found| {
+                        let index = u32::try_from(partition.partition).ok()?;
+                        Some((context.broker.check_leads(&found, index), context.broker.placement(&found, index)?))
+                    });
+                    if let Some((leads, placement)) = replicated {
+                        if let Err(error) = leads {
+                            return result.with_error_code(errors::core_error(&error).code());
+                        }
+                        let current = placement.leader_epoch;
+                        return match partition.current_leader_epoch {
+                            asked if asked > current => result.with_error_code(ResponseError::UnknownLeaderEpoch.code()),
+                            asked if asked < current && asked != -1 => result.with_error_code(ResponseError::FencedLeaderEpoch.code()),
+                            _ if (0..=current).contains(&partition.leader_epoch) => result
+                                .with_leader_epoch(partition.leader_epoch)
+                                .with_end_offset(log.high_watermark() as i64),
+                            _ => result,
+                        };
+                    }
                     // -1: the client does not know the current epoch; skip the check.
                     match partition.current_leader_epoch {
                         current if current > LEADER_EPOCH => result.with_error_code(ResponseError::UnknownLeaderEpoch.code()),

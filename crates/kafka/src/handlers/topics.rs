@@ -1,5 +1,6 @@
-//! CreateTopics, DeleteTopics and CreatePartitions. A one-node cluster: replication factor 1
-//! (or -1, "the default") is the only one that can be honoured.
+//! CreateTopics, DeleteTopics and CreatePartitions. A single node honours
+//! replication factor 1 (or -1, "the default") only; a cluster node up to
+//! its number of nodes (the core's rule).
 
 use std::collections::BTreeMap;
 
@@ -33,15 +34,25 @@ pub async fn create(context: &Context, connection: &ConnectionInfo, request: Cre
             if !on_cluster && !connection.allowed(context, &Resource::Topic(&name), Operation::Create) {
                 return Err((ResponseError::TopicAuthorizationFailed, "Authorization failed.".into()));
             }
-            if !matches!(topic.replication_factor, -1 | 1) {
-                return Err((
-                    ResponseError::InvalidReplicationFactor,
-                    format!(
-                        "replication factor {} cannot be reached: this cluster has 1 broker",
-                        topic.replication_factor
-                    ),
-                ));
-            }
+            // -1 is "the default"; the core says what a node can honour
+            // (1 alone, or up to the cluster's size).
+            let replication_factor = match topic.replication_factor {
+                -1 => None,
+                requested => match u16::try_from(requested) {
+                    Ok(requested) if requested > 0 => Some(requested),
+                    _ => {
+                        return Err((
+                            ResponseError::InvalidReplicationFactor,
+                            format!("replication factor {requested} cannot be reached: it must be positive or -1"),
+                        ));
+                    }
+                },
+            };
+            let replicas = context
+                .broker
+                .replication_factor_for(replication_factor)
+                .map_err(|error| (errors::core_error(&error), error.to_string()))?
+                .unwrap_or(1);
             let partitions = if topic.assignments.is_empty() {
                 (topic.num_partitions != -1).then_some(topic.num_partitions)
             } else {
@@ -73,17 +84,21 @@ pub async fn create(context: &Context, connection: &ConnectionInfo, request: Cre
             let map = |error: CoreError| (errors::core_error(&error), error.to_string());
             if request.validate_only {
                 let (count, config) = context.broker.validate_new_topic(&name, partitions, &configs).map_err(map)?;
-                return Ok((count, config, uuid::Uuid::nil()));
+                return Ok((count, config, uuid::Uuid::nil(), replicas));
             }
-            let created = context.broker.create_topic(&name, partitions, configs).await.map_err(map)?;
-            Ok((created.partition_count(), created.config(), created.id))
+            let created = context
+                .broker
+                .create_topic_with_replicas(&name, partitions, configs, replication_factor)
+                .await
+                .map_err(map)?;
+            Ok((created.partition_count(), created.config(), created.id, replicas))
         }
         .await;
         match outcome {
-            Ok((count, config, id)) => {
+            Ok((count, config, id, replicas)) => {
                 if version >= 5 {
                     result.num_partitions = count as i32;
-                    result.replication_factor = 1;
+                    result.replication_factor = i16::try_from(replicas).unwrap_or(i16::MAX);
                     let defaults = &context.broker.config().topic_defaults;
                     result.configs = Some(
                         config

@@ -1,0 +1,339 @@
+//! Every partition group this node is a replica of: which topics are
+//! replicated and how widely (learned from the catalog's events), where
+//! each partition's replicas are (a pure function of the topic id, the
+//! partition and the members), and one openraft `Raft` per local replica,
+//! its log in a `Journaled` journal under
+//! `<data>/cluster/partitions/<topic id>/<partition>/raft-log/` and its
+//! state machine the broker's partition log (`partition_machine.rs`).
+//! Groups start when their topic appears (the lowest replica initializes
+//! the membership) and stop, with their files removed, when it goes. Knows
+//! Raft and the catalog's topic events; nothing of Kafka.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use conveyor_core::Broker;
+use conveyor_core::catalog::{CatalogState, Event};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Raft};
+use parking_lot::RwLock;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::error::ClusterError;
+use crate::log_store::LogStore;
+use crate::network::{Network, PeerPool};
+use crate::partition_machine::PartitionMachine;
+use crate::type_config::{GroupId, NodeId, TypeConfig};
+
+/// Timings of a partition group: as the metadata group's.
+const HEARTBEAT_MS: u64 = 150;
+const ELECTION_TIMEOUT_MIN_MS: u64 = 750;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
+/// How often the groups are reconciled with the topics even without news.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// How one replicated topic is spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TopicReplicas {
+    partitions: u32,
+    replication_factor: u16,
+}
+
+/// One partition group running on this node.
+pub struct PartitionGroup {
+    pub raft: Raft<TypeConfig>,
+    pub machine: PartitionMachine,
+    log_store: LogStore,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for PartitionGroup {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PartitionGroup")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// This node's partition groups.
+#[derive(Debug)]
+pub struct PartitionGroups {
+    node_id: NodeId,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    dir: PathBuf,
+    pool: Arc<PeerPool>,
+    broker: OnceLock<Arc<Broker>>,
+    topics: RwLock<HashMap<Uuid, TopicReplicas>>,
+    running: RwLock<HashMap<GroupId, Arc<PartitionGroup>>>,
+    changed: Notify,
+}
+
+/// The replicas of `partition` of `topic`: `factor` consecutive members
+/// (in id order, wrapping) from a start the topic id and the partition
+/// choose, so partitions' leaders spread over the nodes.
+pub fn replicas_of(topic: Uuid, partition: u32, factor: u16, members: &[NodeId]) -> Vec<NodeId> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let seed = topic.as_u128() as u64 ^ (topic.as_u128() >> 64) as u64;
+    let start = (seed.wrapping_add(u64::from(partition)) % members.len() as u64) as usize;
+    (0..usize::from(factor).min(members.len()))
+        .map(|step| members[(start + step) % members.len()])
+        .collect()
+}
+
+impl PartitionGroups {
+    /// No group runs until [`PartitionGroups::run`] is given the broker.
+    pub fn new(node_id: NodeId, peers: BTreeMap<NodeId, SocketAddr>, dir: PathBuf, pool: Arc<PeerPool>) -> PartitionGroups {
+        PartitionGroups {
+            node_id,
+            peers,
+            dir,
+            pool,
+            broker: OnceLock::new(),
+            topics: RwLock::new(HashMap::new()),
+            running: RwLock::new(HashMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The members, in id order.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// The Raft of `group`, if it runs here.
+    pub fn raft(&self, group: &GroupId) -> Option<Raft<TypeConfig>> {
+        self.running.read().get(group).map(|running| running.raft.clone())
+    }
+
+    /// The group, if it runs here.
+    pub fn group(&self, group: &GroupId) -> Option<Arc<PartitionGroup>> {
+        self.running.read().get(group).cloned()
+    }
+
+    /// The replicas of a partition of a replicated topic; `None` when the
+    /// topic is not replicated (or unknown).
+    pub fn replicas(&self, topic: Uuid, partition: u32) -> Option<Vec<NodeId>> {
+        let replicas = *self.topics.read().get(&topic)?;
+        (partition < replicas.partitions).then(|| replicas_of(topic, partition, replicas.replication_factor, &self.members()))
+    }
+
+    /// Learns of replicated topics from catalog events applied by the
+    /// metadata group (before the broker opens what they create).
+    pub fn note(&self, events: &[Event]) {
+        let mut topics = self.topics.write();
+        for event in events {
+            match event {
+                Event::TopicCreated {
+                    id,
+                    partitions,
+                    replication_factor: Some(replication_factor),
+                    ..
+                } => {
+                    topics.insert(
+                        *id,
+                        TopicReplicas {
+                            partitions: *partitions,
+                            replication_factor: *replication_factor,
+                        },
+                    );
+                }
+                Event::PartitionsCreated { id, partitions, .. } => {
+                    if let Some(replicas) = topics.get_mut(id) {
+                        replicas.partitions = replicas.partitions.max(*partitions);
+                    }
+                }
+                Event::TopicDeleted { id, .. } => {
+                    topics.remove(id);
+                }
+                _ => {}
+            }
+        }
+        drop(topics);
+        self.changed.notify_one();
+    }
+
+    /// Learns every replicated topic of `catalog` (at start).
+    pub fn note_catalog(&self, catalog: &CatalogState) {
+        let mut topics = self.topics.write();
+        for record in catalog.topics.values() {
+            if let Some(replication_factor) = record.replication_factor {
+                topics.insert(
+                    record.id,
+                    TopicReplicas {
+                        partitions: record.partitions,
+                        replication_factor,
+                    },
+                );
+            }
+        }
+        drop(topics);
+        self.changed.notify_one();
+    }
+
+    /// Starts and stops groups as topics come and go, until `shutdown`.
+    pub async fn run(self: Arc<Self>, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+        let _ = self.broker.set(broker);
+        loop {
+            self.reconcile().await;
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Starts the groups of local replicas not running yet; stops those
+    /// whose topic is gone.
+    async fn reconcile(&self) {
+        let members = self.members();
+        let wanted: Vec<(GroupId, Vec<NodeId>)> = self
+            .topics
+            .read()
+            .iter()
+            .flat_map(|(topic, replicas)| {
+                (0..replicas.partitions).map(|partition| {
+                    (
+                        GroupId { topic: *topic, partition },
+                        replicas_of(*topic, partition, replicas.replication_factor, &members),
+                    )
+                })
+            })
+            .filter(|(_, replicas)| replicas.contains(&self.node_id))
+            .collect();
+        for (group, replicas) in &wanted {
+            if self.running.read().contains_key(group) {
+                continue;
+            }
+            match self.start_group(*group, replicas).await {
+                Ok(started) => {
+                    self.running.write().insert(*group, started);
+                }
+                Err(error) => warn!(%group, %error, "starting a partition group; trying again"),
+            }
+        }
+        let gone: Vec<GroupId> = {
+            let topics = self.topics.read();
+            self.running
+                .read()
+                .keys()
+                .filter(|group| !topics.contains_key(&group.topic))
+                .copied()
+                .collect()
+        };
+        for group in gone {
+            let Some(stopped) = self.running.write().remove(&group) else {
+                continue;
+            };
+            stop(&stopped).await;
+            let dir = stopped.dir.clone();
+            drop(stopped);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            info!(%group, "partition group removed with its topic");
+        }
+    }
+
+    async fn start_group(&self, group: GroupId, replicas: &[NodeId]) -> Result<Arc<PartitionGroup>, ClusterError> {
+        let Some(broker) = self.broker.get().cloned() else {
+            return Err(ClusterError::Raft("no broker yet".to_owned()));
+        };
+        let dir = self.dir.join(group.topic.to_string()).join(group.partition.to_string());
+        let opened_dir = dir.clone();
+        let (log_store, machine) = tokio::task::spawn_blocking(move || -> Result<_, ClusterError> {
+            conveyor_log::index::create_dir_all(&opened_dir).map_err(|error| ClusterError::Storage {
+                path: opened_dir.clone(),
+                reason: error.to_string(),
+            })?;
+            Ok((
+                LogStore::open(&opened_dir.join("raft-log"))?,
+                PartitionMachine::open(&opened_dir, group, broker)?,
+            ))
+        })
+        .await
+        .map_err(|error| ClusterError::Raft(error.to_string()))??;
+        let pristine = log_store.is_pristine();
+        let config = openraft::Config {
+            cluster_name: format!("conveyor-partition-{group}"),
+            heartbeat_interval: HEARTBEAT_MS,
+            election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+            // The partition log is the data: the Raft log is never cut
+            // for a snapshot (see ARCHITECTURE.md, its cost).
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|error| ClusterError::Config(error.to_string()))?;
+        let network = Network::new(Arc::clone(&self.pool), Some(group));
+        let raft = Raft::new(self.node_id, Arc::new(config), network, log_store.clone(), machine.clone())
+            .await
+            .map_err(|error| ClusterError::Raft(error.to_string()))?;
+        if pristine && replicas.iter().min() == Some(&self.node_id) {
+            let members: BTreeMap<NodeId, BasicNode> = replicas
+                .iter()
+                .filter_map(|id| self.peers.get(id).map(|addr| (*id, BasicNode::new(addr.to_string()))))
+                .collect();
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(error) => return Err(ClusterError::Raft(error.to_string())),
+            }
+        }
+        info!(%group, ?replicas, pristine, "partition group started");
+        Ok(Arc::new(PartitionGroup {
+            raft,
+            machine,
+            log_store,
+            dir,
+        }))
+    }
+
+    /// Stops every group (their logs are durable already).
+    pub async fn shutdown(&self) {
+        let running: Vec<Arc<PartitionGroup>> = self.running.write().drain().map(|(_, group)| group).collect();
+        for group in running {
+            stop(&group).await;
+        }
+    }
+}
+
+async fn stop(group: &PartitionGroup) {
+    if let Err(error) = group.raft.shutdown().await {
+        warn!(%error, "stopping a partition group");
+    }
+    let log_store = group.log_store.clone();
+    let _ = tokio::task::spawn_blocking(move || log_store.close()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_distinct_consecutive_members_and_leaders_spread() {
+        let members = [1, 2, 3];
+        let topic = Uuid::from_u128(7);
+        for partition in 0..6 {
+            let replicas = replicas_of(topic, partition, 3, &members);
+            let mut sorted = replicas.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted, [1, 2, 3], "{replicas:?}");
+        }
+        let firsts: std::collections::BTreeSet<NodeId> = (0..3).map(|partition| replicas_of(topic, partition, 1, &members)[0]).collect();
+        assert_eq!(firsts.len(), 3, "one partition starts on each node");
+        assert_eq!(replicas_of(topic, 0, 5, &members).len(), 3, "never more replicas than members");
+        assert!(replicas_of(topic, 0, 3, &[]).is_empty());
+    }
+}

@@ -1,0 +1,152 @@
+//! The broker's `PartitionReplication` on a cluster node: the members and
+//! their advertised Kafka doors, the replication factor rules, each
+//! partition's placement as its group's Raft metrics show it (leader,
+//! term as the leader epoch, replicas whose match index is within
+//! [`IN_SYNC_LAG_ENTRIES_MAX`] of the leader's log as the ISR), and
+//! appends written through the partition's group. Knows both sides' entry
+//! points; no rules of Kafka's wire.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use conveyor_core::broker::{KafkaNode, PartitionReplication, Placement};
+use conveyor_core::producer::PendingAppend;
+use conveyor_core::{CoreError, Topic};
+use uuid::Uuid;
+
+use crate::node::ClusterNode;
+use crate::partition_groups::PartitionGroups;
+use crate::type_config::{Command, GroupId, NodeId};
+
+/// A replica whose log is at most this many entries behind the leader's
+/// is in sync.
+pub const IN_SYNC_LAG_ENTRIES_MAX: u64 = 1000;
+
+/// Partition replication through this node's groups.
+#[derive(Debug)]
+pub struct ClusterReplication {
+    node: Arc<ClusterNode>,
+    groups: Arc<PartitionGroups>,
+}
+
+impl ClusterReplication {
+    pub fn new(node: Arc<ClusterNode>, groups: Arc<PartitionGroups>) -> ClusterReplication {
+        ClusterReplication { node, groups }
+    }
+}
+
+fn kafka_id(id: NodeId) -> i32 {
+    i32::try_from(id).unwrap_or(i32::MAX)
+}
+
+impl PartitionReplication for ClusterReplication {
+    fn node_id(&self) -> i32 {
+        kafka_id(self.node.node_id())
+    }
+
+    fn controller(&self) -> Option<i32> {
+        self.node.status().leader_id.map(kafka_id)
+    }
+
+    fn kafka_nodes(&self) -> Vec<KafkaNode> {
+        self.node.applied_doors(|doors| {
+            doors
+                .iter()
+                .filter_map(|(id, doors)| {
+                    let addr: std::net::SocketAddr = doors.kafka_addr.parse().ok()?;
+                    Some(KafkaNode {
+                        node_id: kafka_id(*id),
+                        host: addr.ip().to_string(),
+                        port: i32::from(addr.port()),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn replication_factor(&self, requested: Option<u16>) -> Result<u16, String> {
+        let nodes = self.node.config().peers.len();
+        let factor = requested.unwrap_or(self.node.config().default_replication_factor);
+        if factor == 0 || usize::from(factor) > nodes {
+            return Err(format!("Replication factor: {factor} larger than available brokers: {nodes}."));
+        }
+        Ok(factor)
+    }
+
+    fn placement(&self, topic: Uuid, partition: u32) -> Option<Placement> {
+        let replicas = self.groups.replicas(topic, partition)?;
+        let mut placement = Placement {
+            leader: None,
+            replicas: replicas.iter().copied().map(kafka_id).collect(),
+            in_sync: Vec::new(),
+            leader_epoch: 0,
+        };
+        let Some(group) = self.groups.group(&GroupId { topic, partition }) else {
+            // Not a replica here, or its group is starting: no leader known.
+            return Some(placement);
+        };
+        let metrics = group.raft.metrics().borrow().clone();
+        placement.leader = metrics.current_leader.map(kafka_id);
+        placement.leader_epoch = i32::try_from(metrics.current_term).unwrap_or(i32::MAX);
+        let last_index = metrics.last_log_index.unwrap_or(0);
+        placement.in_sync = match (&metrics.replication, metrics.current_leader) {
+            // The leader knows each replica's match index.
+            (Some(matched), _) => replicas
+                .iter()
+                .filter(|id| {
+                    **id == self.node.node_id()
+                        || matched
+                            .get(id)
+                            .and_then(|log_id| *log_id)
+                            .is_some_and(|log_id| log_id.index + IN_SYNC_LAG_ENTRIES_MAX >= last_index)
+                })
+                .copied()
+                .map(kafka_id)
+                .collect(),
+            // A follower knows the leader and itself.
+            (None, Some(leader)) => {
+                let mut in_sync = vec![kafka_id(leader)];
+                let applied = metrics.last_applied.map_or(0, |log_id| log_id.index);
+                if leader != self.node.node_id() && applied + IN_SYNC_LAG_ENTRIES_MAX >= last_index {
+                    in_sync.push(self.node_id());
+                }
+                in_sync
+            }
+            (None, None) => Vec::new(),
+        };
+        Some(placement)
+    }
+
+    fn append(&self, topic: &Topic, partition: u32, batches: Bytes) -> PendingAppend {
+        let group = self.groups.group(&GroupId {
+            topic: topic.id,
+            partition,
+        });
+        let not_leader = CoreError::NotLeader {
+            topic: topic.name.clone(),
+            partition,
+        };
+        Box::pin(async move {
+            let Some(group) = group else {
+                return Err(not_leader);
+            };
+            let request = Uuid::new_v4();
+            let outcome = group.machine.wait_for(request);
+            let command = Command::Append {
+                request,
+                batches: batches.to_vec(),
+            };
+            if let Err(error) = group.raft.client_write(command).await {
+                group.machine.forget(&request);
+                // Retriable whatever the reason (another leader, this one
+                // stopping): the client finds the leader and sends again.
+                tracing::debug!(%error, "a partition append was not committed here");
+                return Err(not_leader);
+            }
+            // Applied here before client_write returned, so answered.
+            outcome
+                .await
+                .unwrap_or_else(|_| Err(CoreError::Catalog("the partition's group dropped the append".to_owned())))
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! What a cluster node's broker asks of the replication of Kafka
+//! partitions: the nodes and their Kafka doors, a partition's leader,
+//! replicas, in-sync replicas and leader epoch, the replication factor a
+//! new topic gets, and appends that answer once a quorum of the
+//! partition's replicas holds them. The binary installs an implementation
+//! (`crates/cluster`); without one a broker is a single node and nothing
+//! here changes what it does. Knows no consensus and no sockets.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::Broker;
+use crate::error::{CoreError, Result};
+use crate::producer::PendingAppend;
+use crate::topic::Topic;
+
+/// A node as Kafka clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaNode {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// Where one partition lives now, as this node knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The node that takes appends, if one is elected and known here.
+    pub leader: Option<i32>,
+    pub replicas: Vec<i32>,
+    /// Replicas close enough to the leader's log (always the leader).
+    pub in_sync: Vec<i32>,
+    /// Raises with every new leader.
+    pub leader_epoch: i32,
+}
+
+/// The replication of partitions, as the broker sees it.
+pub trait PartitionReplication: Send + Sync + std::fmt::Debug {
+    /// This node's id.
+    fn node_id(&self) -> i32;
+    /// The node that leads the metadata (Kafka's controller), if known.
+    fn controller(&self) -> Option<i32>;
+    /// Every member with its advertised Kafka address.
+    fn kafka_nodes(&self) -> Vec<KafkaNode>;
+    /// The replication factor a new topic gets for `requested` (`None`:
+    /// the cluster's default), or why it cannot have it.
+    fn replication_factor(&self, requested: Option<u16>) -> std::result::Result<u16, String>;
+    /// Where partition `partition` of the topic with id `topic` lives;
+    /// `None` when it is not replicated (a topic made before the cluster).
+    fn placement(&self, topic: Uuid, partition: u32) -> Option<Placement>;
+    /// Appends `batches` through the partition's group: resolves once a
+    /// quorum of its replicas has them durable and this node (the leader)
+    /// has written them to the partition log, with the offsets they got
+    /// there; fails with [`CoreError::NotLeader`] on any other node.
+    fn append(&self, topic: &Topic, partition: u32, batches: Bytes) -> PendingAppend;
+}
+
+impl Broker {
+    /// Makes this broker's partitions replicated through `replication`.
+    /// Call before the doors serve; a second call changes nothing.
+    pub fn replicate_partitions_through(&self, replication: Arc<dyn PartitionReplication>) {
+        let _ = self.partition_replication.set(replication);
+    }
+
+    /// The replication of partitions, on a cluster node.
+    pub fn partition_replication(&self) -> Option<&Arc<dyn PartitionReplication>> {
+        self.partition_replication.get()
+    }
+
+    /// The replication factor a new topic gets: the cluster's rules on a
+    /// cluster node (`Some`), else one copy here (`None`; only 1 may be
+    /// asked for).
+    pub fn replication_factor_for(&self, requested: Option<u16>) -> Result<Option<u16>> {
+        match self.partition_replication() {
+            Some(replication) => replication
+                .replication_factor(requested)
+                .map(Some)
+                .map_err(CoreError::InvalidReplicationFactor),
+            None if matches!(requested, None | Some(1)) => Ok(None),
+            None => Err(CoreError::InvalidReplicationFactor(format!(
+                "replication factor {} cannot be reached: this cluster has 1 broker",
+                requested.unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Where a partition lives, when it is replicated.
+    pub fn placement(&self, topic: &Topic, partition: u32) -> Option<Placement> {
+        self.partition_replication()?.placement(topic.id, partition)
+    }
+
+    /// The append of a replicated partition (through its group), or
+    /// `None` when the partition is this node's alone.
+    pub fn replicated_append(&self, topic: &Topic, partition: u32, batches: Bytes) -> Option<PendingAppend> {
+        let replication = self.partition_replication()?;
+        replication.placement(topic.id, partition)?;
+        Some(replication.append(topic, partition, batches))
+    }
+
+    /// Refuses reads of a replicated partition this node does not lead:
+    /// clients read from the leader, which holds every committed record.
+    pub fn check_leads(&self, topic: &Topic, partition: u32) -> Result<()> {
+        let Some(replication) = self.partition_replication() else {
+            return Ok(());
+        };
+        match replication.placement(topic.id, partition) {
+            Some(placement) if placement.leader != Some(replication.node_id()) => Err(CoreError::NotLeader {
+                topic: topic.name.clone(),
+                partition,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
