@@ -90,6 +90,9 @@ pub fn consumer_group_error(error: &ConsumerGroupError) -> ResponseError {
         ConsumerGroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ConsumerGroupError::GroupIdNotFound(_) | ConsumerGroupError::GroupNotFound(_) => ResponseError::GroupIdNotFound,
         ConsumerGroupError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
+        ConsumerGroupError::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+        ConsumerGroupError::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
+        ConsumerGroupError::UnknownInstanceId(_) => ResponseError::UnknownMemberId,
         ConsumerGroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }

@@ -46,6 +46,7 @@ pub fn heartbeat(
     });
     let heartbeat = ConsumerHeartbeat {
         member_id: request.member_id.to_string(),
+        instance_id: request.instance_id.map(|instance_id| instance_id.to_string()),
         member_epoch: request.member_epoch,
         client_id,
         client_host: format!("/{}", connection.peer.ip()),

@@ -36,6 +36,19 @@ pub enum ConsumerGroupError {
     /// `group_members_max` (Kafka's `group.consumer.max.size`).
     #[error("{0}")]
     GroupMaxSizeReached(String),
+    /// A static member joined with the instance id of a member that has
+    /// not left temporarily (epoch -2): KIP-848's UNRELEASED_INSTANCE_ID.
+    #[error("Static member with instance id {0} is not released.")]
+    UnreleasedInstanceId(String),
+    /// The instance id belongs to another member id now.
+    #[error("Static member {member_id} with instance id {instance_id} was fenced by member {holder}.")]
+    FencedInstanceId {
+        member_id: String,
+        instance_id: String,
+        holder: String,
+    },
+    #[error("Instance id {0} is unknown.")]
+    UnknownInstanceId(String),
     #[error("storing offsets failed: {0}")]
     Storage(String),
 }
@@ -54,6 +67,10 @@ pub enum MemberState {
 #[derive(Debug, Clone)]
 pub struct ConsumerMember {
     pub id: String,
+    /// `group.instance.id` of a static member.
+    pub instance_id: Option<String>,
+    /// [`LEAVE_GROUP_STATIC_MEMBER_EPOCH`] while a static member is away:
+    /// it keeps its assignment until it rejoins or its session expires.
     pub epoch: i32,
     pub previous_epoch: i32,
     pub state: MemberState,
@@ -75,6 +92,8 @@ pub struct ConsumerMember {
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerHeartbeat {
     pub member_id: String,
+    /// `group.instance.id`: the member is static.
+    pub instance_id: Option<String>,
     pub member_epoch: i32,
     pub client_id: String,
     pub client_host: String,
@@ -95,8 +114,9 @@ pub struct HeartbeatReply {
 
 /// The epoch a leaving member sends (and gets back).
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
-/// The epoch a leaving static member sends (static membership is not kept:
-/// it leaves like a dynamic one).
+/// The epoch a static member sends to leave temporarily (and gets back): it
+/// stays in the group with its assignment, and a member that joins with the
+/// same instance id takes its place without a rebalance.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
 #[derive(Debug, Clone)]
@@ -134,6 +154,8 @@ impl ConsumerGroup {
         } else if self
             .members
             .values()
+            // A static member away (epoch -2) keeps its assignment: it does not hold the group in Reconciling.
+            .filter(|member| member.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH)
             .any(|member| member.epoch != self.assignment_epoch || member.state != MemberState::Stable)
         {
             GroupState::Reconciling
@@ -153,16 +175,7 @@ impl ConsumerGroup {
         resolve: &dyn Fn(&str) -> Option<TopicShape>,
     ) -> Result<HeartbeatReply, ConsumerGroupError> {
         if request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-            if self.members.remove(&request.member_id).is_none() {
-                return Err(ConsumerGroupError::UnknownMemberId);
-            }
-            self.target.remove(&request.member_id);
-            self.group_epoch += 1;
-            return Ok(HeartbeatReply {
-                member_id: request.member_id,
-                member_epoch: request.member_epoch,
-                assignment: None,
-            });
+            return self.leave(request);
         }
         if let Some(name) = &request.server_assignor {
             self.assignor = Assignor::from_name(name).ok_or_else(|| ConsumerGroupError::UnsupportedAssignor(name.clone()))?;
@@ -180,12 +193,19 @@ impl ConsumerGroup {
             } else {
                 request.member_id.clone()
             };
-            if !self.members.contains_key(&member_id) {
+            let replaced = match &request.instance_id {
+                Some(instance_id) => self.take_over_static_member(instance_id, &member_id)?,
+                None => false,
+            };
+            if !replaced && !self.members.contains_key(&member_id) {
                 self.members.insert(member_id.clone(), new_member(&member_id, &request, now_ms));
                 changed = true;
             }
             member_id
         } else {
+            if let Some(instance_id) = &request.instance_id {
+                self.static_member(instance_id, &request.member_id)?;
+            }
             let member = self.members.get(&request.member_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
             check_epoch(member, request.member_epoch, request.owned.as_ref())?;
             request.member_id.clone()
@@ -218,6 +238,91 @@ impl ConsumerGroup {
             member_epoch: member.epoch,
             assignment: Some(member.assigned.clone()),
         })
+    }
+
+    /// A heartbeat with epoch -1 or -2. A dynamic member, or a static one
+    /// sending -1, leaves for good (the group epoch moves); a static member
+    /// sending -2 leaves temporarily: it keeps its place and assignment, as
+    /// Kafka's consumerGroupStaticMemberGroupLeave does, until a member with
+    /// its instance id takes over or its session expires.
+    fn leave(&mut self, request: ConsumerHeartbeat) -> Result<HeartbeatReply, ConsumerGroupError> {
+        if let Some(instance_id) = &request.instance_id {
+            self.static_member(instance_id, &request.member_id)?;
+        }
+        let temporary = request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && request.instance_id.is_some();
+        if temporary {
+            let member = self
+                .members
+                .get_mut(&request.member_id)
+                .ok_or(ConsumerGroupError::UnknownMemberId)?;
+            member.previous_epoch = member.epoch;
+            member.epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+            member.revoking = Assignment::new();
+            member.revocation_deadline_ms = None;
+        } else {
+            if self.members.remove(&request.member_id).is_none() {
+                return Err(ConsumerGroupError::UnknownMemberId);
+            }
+            self.target.remove(&request.member_id);
+            self.group_epoch += 1;
+        }
+        Ok(HeartbeatReply {
+            member_id: request.member_id,
+            member_epoch: request.member_epoch,
+            assignment: None,
+        })
+    }
+
+    /// The member holding `instance_id`, which must be `member_id`
+    /// (Kafka's throwIfStaticMemberIsUnknown and throwIfInstanceIdIsFenced).
+    fn static_member(&self, instance_id: &str, member_id: &str) -> Result<&ConsumerMember, ConsumerGroupError> {
+        let member = self
+            .members
+            .values()
+            .find(|member| member.instance_id.as_deref() == Some(instance_id))
+            .ok_or_else(|| ConsumerGroupError::UnknownInstanceId(instance_id.to_owned()))?;
+        if member.id != member_id {
+            return Err(ConsumerGroupError::FencedInstanceId {
+                member_id: member_id.to_owned(),
+                instance_id: instance_id.to_owned(),
+                holder: member.id.clone(),
+            });
+        }
+        Ok(member)
+    }
+
+    /// A static member joining (epoch 0): if a member that left temporarily
+    /// (epoch -2) holds `instance_id`, the newcomer takes its place under
+    /// `member_id` with its subscription, assignment and target, and the
+    /// group epoch does not move (no rebalance). A holder that has not left
+    /// is UNRELEASED_INSTANCE_ID. Returns whether a member was replaced.
+    fn take_over_static_member(&mut self, instance_id: &str, member_id: &str) -> Result<bool, ConsumerGroupError> {
+        let Some(holder_id) = self
+            .members
+            .values()
+            .find(|member| member.instance_id.as_deref() == Some(instance_id))
+            .map(|member| member.id.clone())
+        else {
+            return Ok(false);
+        };
+        let Some(holder) = self.members.get(&holder_id) else {
+            return Ok(false);
+        };
+        if holder.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            return Err(ConsumerGroupError::UnreleasedInstanceId(instance_id.to_owned()));
+        }
+        let Some(mut member) = self.members.remove(&holder_id) else {
+            return Ok(false);
+        };
+        member.id = member_id.to_owned();
+        member.epoch = 0;
+        member.previous_epoch = 0;
+        member.state = MemberState::Stable;
+        if let Some(target) = self.target.remove(&holder_id) {
+            self.target.insert(member_id.to_owned(), target);
+        }
+        self.members.insert(member_id.to_owned(), member);
+        Ok(true)
     }
 
     /// Removes members whose session expired (no heartbeat for
@@ -364,6 +469,7 @@ impl ConsumerGroup {
 fn new_member(member_id: &str, request: &ConsumerHeartbeat, now_ms: i64) -> ConsumerMember {
     ConsumerMember {
         id: member_id.to_owned(),
+        instance_id: request.instance_id.clone(),
         epoch: 0,
         previous_epoch: 0,
         state: MemberState::Stable,
@@ -600,5 +706,97 @@ mod tests {
             group.heartbeat(request, 0, String::new, &resolve),
             Err(ConsumerGroupError::InvalidRequest(_))
         ));
+    }
+
+    fn static_beat(
+        group: &mut ConsumerGroup,
+        id: &str,
+        instance_id: &str,
+        epoch: i32,
+        owned: Option<&[i32]>,
+        now_ms: i64,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        let request = ConsumerHeartbeat {
+            member_id: id.to_owned(),
+            instance_id: Some(instance_id.to_owned()),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_owned()]),
+            owned: owned.map(partitions),
+            ..ConsumerHeartbeat::default()
+        };
+        group.heartbeat(request, now_ms, || format!("generated-{id}"), &resolve)
+    }
+
+    /// a (static, instance "i") and b (dynamic) hold two partitions each.
+    fn static_and_dynamic_members(group: &mut ConsumerGroup) -> (HeartbeatReply, HeartbeatReply) {
+        let a = static_beat(group, "a", "i", 0, Some(&[]), 0).expect("heartbeat accepted");
+        let b = beat(group, "b", 0, Some(&[]), 0).expect("heartbeat accepted");
+        static_beat(group, "a", "i", a.member_epoch, Some(&[0, 1, 2, 3]), 0).expect("heartbeat accepted");
+        let a = static_beat(group, "a", "i", a.member_epoch, Some(&[0, 1]), 0).expect("heartbeat accepted");
+        let b = beat(group, "b", b.member_epoch, Some(&[]), 0).expect("heartbeat accepted");
+        assert_eq!((assigned(&a), assigned(&b)), (vec![0, 1], vec![2, 3]));
+        (a, b)
+    }
+
+    #[test]
+    fn a_static_member_that_leaves_temporarily_is_replaced_by_its_instance_id_without_a_rebalance() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (a, b) = static_and_dynamic_members(&mut group);
+        let group_epoch = group.group_epoch;
+        let left = static_beat(&mut group, "a", "i", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None, 100).expect("left");
+        assert_eq!(left.member_epoch, LEAVE_GROUP_STATIC_MEMBER_EPOCH);
+        assert_eq!(group.group_epoch, group_epoch, "a temporary leave is no rebalance");
+        assert_eq!(group.state(), GroupState::Stable);
+        // b is not given a's partitions while a is away.
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 200).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![2, 3]);
+        // A new process with the same instance id takes a's place and partitions under its own member id.
+        let a2 = static_beat(&mut group, "a2", "i", 0, Some(&[]), 300).expect("took over");
+        assert_eq!((a2.member_id.as_str(), assigned(&a2)), ("a2", vec![0, 1]));
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        assert_eq!(group.group_epoch, group_epoch);
+        assert_eq!(group.members.len(), 2);
+        assert_eq!(group.members["a2"].instance_id.as_deref(), Some("i"));
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 400).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![2, 3]);
+        // The old member id is fenced off its instance id.
+        assert!(matches!(
+            static_beat(&mut group, "a", "i", a.member_epoch, Some(&[0, 1]), 500),
+            Err(ConsumerGroupError::FencedInstanceId { .. })
+        ));
+    }
+
+    #[test]
+    fn an_instance_id_in_use_is_unreleased_and_an_unknown_one_is_refused() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        static_and_dynamic_members(&mut group);
+        assert_eq!(
+            static_beat(&mut group, "a2", "i", 0, Some(&[]), 100),
+            Err(ConsumerGroupError::UnreleasedInstanceId("i".to_owned()))
+        );
+        assert_eq!(
+            static_beat(&mut group, "x", "nobody", 3, Some(&[]), 100),
+            Err(ConsumerGroupError::UnknownInstanceId("nobody".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_static_member_away_too_long_expires_and_one_leaving_for_good_rebalances() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (_, b) = static_and_dynamic_members(&mut group);
+        static_beat(&mut group, "a", "i", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None, 100).expect("left");
+        beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 40_000).expect("heartbeat accepted");
+        assert_eq!(group.expire(45_000, 45_000), vec!["a".to_owned()]);
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 45_001).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![0, 1, 2, 3]);
+
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (_, b) = static_and_dynamic_members(&mut group);
+        let group_epoch = group.group_epoch;
+        static_beat(&mut group, "a", "i", LEAVE_GROUP_MEMBER_EPOCH, None, 100).expect("left");
+        assert_eq!(group.group_epoch, group_epoch + 1);
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 200).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![0, 1, 2, 3]);
     }
 }

@@ -45,6 +45,12 @@ impl GroupCoordinator {
         let group = groups.get_mut(group_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
         if request.member_epoch == 0
             && !group.members.contains_key(&request.member_id)
+            && !request.instance_id.as_ref().is_some_and(|instance_id| {
+                group
+                    .members
+                    .values()
+                    .any(|member| member.instance_id.as_ref() == Some(instance_id))
+            })
             && group.members.len() as u64 >= u64::from(limits.group_members_max)
         {
             return Err(ConsumerGroupError::GroupMaxSizeReached(format!(
@@ -160,7 +166,7 @@ fn describe(group: &ConsumerGroup) -> GroupDescription {
             .values()
             .map(|member| MemberDescription {
                 member_id: member.id.clone(),
-                group_instance_id: None,
+                group_instance_id: member.instance_id.clone(),
                 client_id: member.client_id.clone(),
                 client_host: member.client_host.clone(),
                 metadata: bytes::Bytes::new(),

@@ -23,8 +23,7 @@ pub struct ConsumerGroupDescription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerMemberDescription {
     pub member_id: String,
-    /// `group.instance.id` of a static member (static membership is not
-    /// kept yet: always `None`).
+    /// `group.instance.id` of a static member.
     pub instance_id: Option<String>,
     pub member_epoch: i32,
     pub client_id: String,
@@ -58,7 +57,7 @@ impl ConsumerGroupDescription {
 fn describe_member(member: &ConsumerMember, target: Option<&Assignment>) -> ConsumerMemberDescription {
     ConsumerMemberDescription {
         member_id: member.id.clone(),
-        instance_id: None,
+        instance_id: member.instance_id.clone(),
         member_epoch: member.epoch,
         client_id: member.client_id.clone(),
         client_host: member.client_host.clone(),
