@@ -6,7 +6,7 @@
 //! the classic protocol's handlers are `groups.rs`.
 
 use conveyor_core::auth::{Operation, Resource};
-use conveyor_core::group::{Assignment, ConsumerGroupDescription, ConsumerHeartbeat, TopicShape};
+use conveyor_core::group::{Assignment, ConsumerGroupDescription, ConsumerHeartbeat, TopicLookup, TopicShape};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::{self, DescribedGroup, Member};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as WireAssignment, TopicPartitions};
@@ -29,14 +29,6 @@ pub fn heartbeat(
     if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Read) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
-    // An empty regex means "no regex", as Kafka reads it (librdkafka sends one with a topic-name subscription).
-    if request.subscribed_topic_regex.as_ref().is_some_and(|regex| !regex.is_empty()) {
-        return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(ResponseError::InvalidRequest.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "SubscribedTopicRegex is not supported by Conveyor yet.",
-            )));
-    }
     let owned = request.topic_partitions.map(|topics| {
         let mut owned = Assignment::new();
         for topic in topics {
@@ -54,20 +46,12 @@ pub fn heartbeat(
         subscribed_topic_names: request
             .subscribed_topic_names
             .map(|names| names.into_iter().map(|name| name.0.to_string()).collect()),
+        subscribed_topic_regex: request.subscribed_topic_regex.map(|regex| regex.to_string()),
         server_assignor: request.server_assignor.map(|name| name.to_string()),
         owned,
     };
-    // Topics the client may not describe are treated as absent, as Kafka's subscription does.
-    let resolve = |name: &str| -> Option<TopicShape> {
-        if !connection.allowed(context, &Resource::Topic(name), Operation::Describe) {
-            return None;
-        }
-        context.broker.topic(name).map(|topic| TopicShape {
-            id: topic.id,
-            partition_count: topic.partition_count(),
-        })
-    };
-    match context.broker.groups().consumer_heartbeat(&request.group_id.0, heartbeat, &resolve) {
+    let topics = DescribableTopics { context, connection };
+    match context.broker.groups().consumer_heartbeat(&request.group_id.0, heartbeat, &topics) {
         Ok((reply, heartbeat_interval_ms)) => {
             let assignment = reply.assignment.map(|assignment| {
                 let topic_partitions = assignment
@@ -92,6 +76,29 @@ pub fn heartbeat(
                 .with_error_code(consumer_group_error(&error).code())
                 .with_error_message(Some(StrBytes::from_string(error.to_string())))
         }
+    }
+}
+
+/// The broker's topics as a member's subscription sees them: topics the
+/// client may not describe are absent, as Kafka's subscription treats them.
+struct DescribableTopics<'a> {
+    context: &'a Context,
+    connection: &'a ConnectionInfo,
+}
+
+impl TopicLookup for DescribableTopics<'_> {
+    fn shape(&self, name: &str) -> Option<TopicShape> {
+        if !self.connection.allowed(self.context, &Resource::Topic(name), Operation::Describe) {
+            return None;
+        }
+        self.context.broker.topic(name).map(|topic| TopicShape {
+            id: topic.id,
+            partition_count: topic.partition_count(),
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.context.broker.topics().iter().map(|topic| topic.name.clone()).collect()
     }
 }
 
@@ -150,6 +157,7 @@ fn described(context: &Context, group_id: GroupId, description: ConsumerGroupDes
                         .map(|name| TopicName(StrBytes::from_string(name)))
                         .collect(),
                 )
+                .with_subscribed_topic_regex(member.subscribed_topic_regex.map(StrBytes::from_string))
                 .with_assignment(named_assignment(context, member.assignment))
                 .with_target_assignment(named_assignment(context, member.target_assignment))
                 .with_member_type(MEMBER_TYPE_CONSUMER)

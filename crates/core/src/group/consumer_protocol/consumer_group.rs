@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::assignor::{Assignment, Assignor, AssignorMember, TopicShape};
+use super::subscription::{SubscribedRegex, TopicLookup};
 use crate::group::coordinator::GroupState;
 
 /// Why a heartbeat was refused. The door maps these to Kafka's codes.
@@ -27,6 +28,9 @@ pub enum ConsumerGroupError {
     UnsupportedAssignor(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// SubscribedTopicRegex does not compile.
+    #[error("{0}")]
+    InvalidRegularExpression(String),
     /// The id names a group of the classic protocol.
     #[error("Group {0} is not a consumer group.")]
     GroupIdNotFound(String),
@@ -77,6 +81,10 @@ pub struct ConsumerMember {
     pub client_id: String,
     pub client_host: String,
     pub subscribed: BTreeSet<String>,
+    /// `SubscribedTopicRegex`, if the member subscribes by pattern.
+    pub subscribed_regex: Option<SubscribedRegex>,
+    /// The existing topics `subscribed_regex` matched at the last refresh.
+    pub matched: BTreeSet<String>,
     pub rebalance_timeout_ms: i32,
     /// What the member may own now (revoked partitions excluded).
     pub assigned: Assignment,
@@ -99,6 +107,8 @@ pub struct ConsumerHeartbeat {
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `Some("")` clears the member's regex, as Kafka reads an empty one.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub owned: Option<Assignment>,
 }
@@ -165,27 +175,33 @@ impl ConsumerGroup {
     }
 
     /// Handles one heartbeat at `now_ms`. `new_member_id` names a joining
-    /// member that came without an id; `resolve` gives the shape of a topic
-    /// by name (`None` when it does not exist).
+    /// member that came without an id; `topics` gives the shape of a topic
+    /// by name (`None` when it does not exist) and, for regex
+    /// subscriptions, the names of all topics.
     pub fn heartbeat(
         &mut self,
         request: ConsumerHeartbeat,
         now_ms: i64,
         new_member_id: impl FnOnce() -> String,
-        resolve: &dyn Fn(&str) -> Option<TopicShape>,
+        topics: &dyn TopicLookup,
     ) -> Result<HeartbeatReply, ConsumerGroupError> {
         if request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
             return self.leave(request);
         }
+        let regex = match request.subscribed_topic_regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(source) => Some(Some(SubscribedRegex::parse(source)?)),
+        };
         if let Some(name) = &request.server_assignor {
             self.assignor = Assignor::from_name(name).ok_or_else(|| ConsumerGroupError::UnsupportedAssignor(name.clone()))?;
         }
         // One heartbeat moves the group epoch at most once, whatever changed.
         let mut changed = false;
         let member_id = if request.member_epoch == 0 {
-            if request.subscribed_topic_names.is_none() {
+            if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
                 return Err(ConsumerGroupError::InvalidRequest(
-                    "SubscribedTopicNames must be set in first request".to_owned(),
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.".to_owned(),
                 ));
             }
             let member_id = if request.member_id.is_empty() {
@@ -224,7 +240,13 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
-        changed |= self.refresh_topics(resolve);
+        if let Some(regex) = regex
+            && regex != member.subscribed_regex
+        {
+            member.subscribed_regex = regex;
+            changed = true;
+        }
+        changed |= self.refresh_topics(topics);
         if changed {
             self.group_epoch += 1;
         }
@@ -361,32 +383,62 @@ impl ConsumerGroup {
     }
 
     /// Whether a subscribed topic appeared, vanished or changed its partition
-    /// count since the target was computed (which moves the group epoch).
-    fn refresh_topics(&mut self, resolve: &dyn Fn(&str) -> Option<TopicShape>) -> bool {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|member| member.subscribed.iter()).collect();
+    /// count since the target was computed, or a member's regex now matches
+    /// other topics (either moves the group epoch). Regexes are re-evaluated
+    /// against the topics that exist at each heartbeat, so a topic created
+    /// or deleted is seen at the next heartbeat of any member.
+    fn refresh_topics(&mut self, lookup: &dyn TopicLookup) -> bool {
+        let mut changed = false;
+        let all_names = if self.members.values().any(|member| member.subscribed_regex.is_some()) {
+            lookup.names()
+        } else {
+            Vec::new()
+        };
+        for member in self.members.values_mut() {
+            let matched = member
+                .subscribed_regex
+                .as_ref()
+                .map(|regex| regex.matching(&all_names))
+                .unwrap_or_default();
+            if matched != member.matched {
+                member.matched = matched;
+                changed = true;
+            }
+        }
+        let names: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|member| member.subscribed.iter().chain(member.matched.iter()))
+            .collect();
         let topics: BTreeMap<String, TopicShape> = names
             .into_iter()
-            .filter_map(|name| resolve(name).map(|shape| (name.clone(), shape)))
+            .filter_map(|name| lookup.shape(name).map(|shape| (name.clone(), shape)))
             .collect();
-        if topics == self.topics {
-            return false;
+        if topics != self.topics {
+            self.topics = topics;
+            changed = true;
         }
-        self.topics = topics;
-        true
+        changed
     }
 
     fn compute_target(&mut self) {
+        // A member subscribes to its names and its regex's matches.
+        let subscriptions: BTreeMap<&String, BTreeSet<String>> = self
+            .members
+            .iter()
+            .map(|(id, member)| (id, member.subscribed.union(&member.matched).cloned().collect()))
+            .collect();
         let members: BTreeMap<String, AssignorMember<'_>> = self
             .members
             .iter()
-            .map(|(id, member)| {
-                (
+            .filter_map(|(id, member)| {
+                Some((
                     id.clone(),
                     AssignorMember {
-                        subscribed: &member.subscribed,
+                        subscribed: subscriptions.get(id)?,
                         current: &member.assigned,
                     },
-                )
+                ))
             })
             .collect();
         self.target = self.assignor.assign(&members, &self.topics);
@@ -476,6 +528,8 @@ fn new_member(member_id: &str, request: &ConsumerHeartbeat, now_ms: i64) -> Cons
         client_id: request.client_id.clone(),
         client_host: request.client_host.clone(),
         subscribed: BTreeSet::new(),
+        subscribed_regex: None,
+        matched: BTreeSet::new(),
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         assigned: Assignment::new(),
         revoking: Assignment::new(),
@@ -534,11 +588,20 @@ mod tests {
 
     const TOPIC: Uuid = Uuid::from_u128(7);
 
-    fn resolve(name: &str) -> Option<TopicShape> {
-        (name == "t").then_some(TopicShape {
-            id: TOPIC,
-            partition_count: 4,
-        })
+    /// One topic, "t", with four partitions.
+    struct OneTopic;
+
+    impl TopicLookup for OneTopic {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            (name == "t").then_some(TopicShape {
+                id: TOPIC,
+                partition_count: 4,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["t".to_owned()]
+        }
     }
 
     fn partitions(list: &[i32]) -> Assignment {
@@ -563,7 +626,7 @@ mod tests {
             owned: owned.map(partitions),
             ..ConsumerHeartbeat::default()
         };
-        group.heartbeat(request, now_ms, || format!("generated-{id}"), &resolve)
+        group.heartbeat(request, now_ms, || format!("generated-{id}"), &OneTopic)
     }
 
     fn assigned(reply: &HeartbeatReply) -> Vec<i32> {
@@ -695,7 +758,7 @@ mod tests {
             ..ConsumerHeartbeat::default()
         };
         assert!(matches!(
-            group.heartbeat(request, 0, String::new, &resolve),
+            group.heartbeat(request, 0, String::new, &OneTopic),
             Err(ConsumerGroupError::UnsupportedAssignor(_))
         ));
         let request = ConsumerHeartbeat {
@@ -703,7 +766,7 @@ mod tests {
             ..ConsumerHeartbeat::default()
         };
         assert!(matches!(
-            group.heartbeat(request, 0, String::new, &resolve),
+            group.heartbeat(request, 0, String::new, &OneTopic),
             Err(ConsumerGroupError::InvalidRequest(_))
         ));
     }
@@ -725,7 +788,7 @@ mod tests {
             owned: owned.map(partitions),
             ..ConsumerHeartbeat::default()
         };
-        group.heartbeat(request, now_ms, || format!("generated-{id}"), &resolve)
+        group.heartbeat(request, now_ms, || format!("generated-{id}"), &OneTopic)
     }
 
     /// a (static, instance "i") and b (dynamic) hold two partitions each.
@@ -798,5 +861,91 @@ mod tests {
         assert_eq!(group.group_epoch, group_epoch + 1);
         let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 200).expect("heartbeat accepted");
         assert_eq!(assigned(&b), vec![0, 1, 2, 3]);
+    }
+
+    /// Topics by name, each with two partitions and an id of its own name;
+    /// its names can change between heartbeats.
+    struct Named(std::cell::RefCell<Vec<&'static str>>);
+
+    impl TopicLookup for Named {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            self.0.borrow().contains(&name).then(|| TopicShape {
+                id: Uuid::from_u128(
+                    name.bytes()
+                        .fold(0, |id: u128, byte| id.wrapping_mul(257).wrapping_add(u128::from(byte))),
+                ),
+                partition_count: 2,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            self.0.borrow().iter().map(|name| (*name).to_owned()).collect()
+        }
+    }
+
+    fn regex_beat(
+        group: &mut ConsumerGroup,
+        epoch: i32,
+        regex: Option<&str>,
+        topics: &Named,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        let request = ConsumerHeartbeat {
+            member_id: "a".to_owned(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_regex: regex.map(str::to_owned),
+            owned: Some(Assignment::new()),
+            ..ConsumerHeartbeat::default()
+        };
+        group.heartbeat(request, 0, String::new, topics)
+    }
+
+    fn partition_count(reply: &HeartbeatReply) -> usize {
+        reply
+            .assignment
+            .as_ref()
+            .map(|held| held.values().map(BTreeSet::len).sum())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_regex_subscription_follows_topics_created_and_deleted_after_it() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let topics = Named(std::cell::RefCell::new(vec!["orders-1", "payments"]));
+        let reply = regex_beat(&mut group, 0, Some("orders-.*"), &topics).expect("joined");
+        assert_eq!(partition_count(&reply), 2, "only orders-1 matches");
+        let epoch = reply.member_epoch;
+
+        topics.0.borrow_mut().push("orders-2");
+        let reply = regex_beat(&mut group, epoch, None, &topics).expect("heartbeat accepted");
+        assert_eq!(
+            partition_count(&reply),
+            4,
+            "the new matching topic is assigned at the next heartbeat"
+        );
+        assert!(reply.member_epoch > epoch);
+
+        topics.0.borrow_mut().retain(|name| *name != "orders-1");
+        let reply = regex_beat(&mut group, reply.member_epoch, None, &topics).expect("heartbeat accepted");
+        assert_eq!(partition_count(&reply), 2, "a deleted topic leaves the assignment");
+
+        // An empty regex clears the subscription.
+        let reply = regex_beat(&mut group, reply.member_epoch, Some(""), &topics).expect("heartbeat accepted");
+        assert_eq!(partition_count(&reply), 0);
+    }
+
+    #[test]
+    fn an_invalid_regex_is_refused_and_a_regex_alone_is_a_subscription() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let topics = Named(std::cell::RefCell::new(vec!["t"]));
+        assert!(matches!(
+            regex_beat(&mut group, 0, Some("t("), &topics),
+            Err(ConsumerGroupError::InvalidRegularExpression(_))
+        ));
+        assert!(group.members.is_empty());
+        assert!(matches!(
+            regex_beat(&mut group, 0, None, &topics),
+            Err(ConsumerGroupError::InvalidRequest(_))
+        ));
     }
 }

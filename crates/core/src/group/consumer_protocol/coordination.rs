@@ -7,9 +7,10 @@
 
 use uuid::Uuid;
 
-use super::assignor::{Assignor, TopicShape};
+use super::assignor::Assignor;
 use super::consumer_group::{ConsumerGroup, ConsumerGroupError, ConsumerHeartbeat, HeartbeatReply};
 use super::description::ConsumerGroupDescription;
+use super::subscription::TopicLookup;
 use crate::group::coordinator::{GroupCoordinator, GroupDescription, GroupError, GroupType, MemberDescription, OffsetCommit};
 
 impl GroupCoordinator {
@@ -21,7 +22,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         request: ConsumerHeartbeat,
-        resolve: &dyn Fn(&str) -> Option<TopicShape>,
+        topics: &dyn TopicLookup,
     ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
         if group_id.is_empty() {
             return Err(ConsumerGroupError::InvalidRequest("GroupId can't be empty.".to_owned()));
@@ -58,7 +59,7 @@ impl GroupCoordinator {
                 limits.group_members_max
             )));
         }
-        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), resolve)?;
+        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), topics)?;
         let interval_ms = i32::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i32::MAX);
         Ok((reply, interval_ms))
     }
@@ -183,17 +184,27 @@ mod tests {
     use bytes::Bytes;
     use conveyor_log::clock::ManualClock;
 
+    use super::super::TopicShape;
     use super::*;
     use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
     use crate::group::offsets::OffsetStore;
 
     const TOPIC: Uuid = Uuid::from_u128(9);
 
-    fn resolve(name: &str) -> Option<TopicShape> {
-        (name == "t").then_some(TopicShape {
-            id: TOPIC,
-            partition_count: 4,
-        })
+    /// One topic, "t", with four partitions.
+    struct OneTopic;
+
+    impl TopicLookup for OneTopic {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            (name == "t").then_some(TopicShape {
+                id: TOPIC,
+                partition_count: 4,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["t".to_owned()]
+        }
     }
 
     fn join(member_id: &str) -> ConsumerHeartbeat {
@@ -232,7 +243,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_with_kip848_members_refuses_classic_joins_and_is_listed_as_a_consumer_group() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
         assert_eq!(interval_ms, 5_000);
         assert_eq!(reply.member_epoch, 1);
         assert_eq!(coordinator.join(classic_join()).await, Err(GroupError::InconsistentGroupProtocol));
@@ -244,14 +255,14 @@ mod tests {
     #[tokio::test]
     async fn a_kip848_group_with_members_is_not_deleted_and_an_empty_one_is() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
         assert_eq!(coordinator.delete_group("g").await, Err(GroupError::NonEmptyGroup("g".to_owned())));
         let mut leave = join("a");
         leave.member_epoch = -1;
         leave.subscribed_topic_names = None;
         assert_eq!(
             coordinator
-                .consumer_heartbeat("g", leave, &resolve)
+                .consumer_heartbeat("g", leave, &OneTopic)
                 .map(|(left, _)| left.member_epoch),
             Ok(-1)
         );
@@ -263,10 +274,10 @@ mod tests {
     #[tokio::test]
     async fn consumer_group_describe_shows_epochs_assignments_and_targets_and_tells_classic_from_absent_groups() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("a joins");
+        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("a joins");
         assert_eq!(a.assignment.as_ref().map(|held| held[&TOPIC].len()), Some(4));
         // b joins: the target splits the topic, but a still owns all four until it revokes two.
-        coordinator.consumer_heartbeat("g", join("b"), &resolve).expect("b joins");
+        coordinator.consumer_heartbeat("g", join("b"), &OneTopic).expect("b joins");
         let described = coordinator.describe_kip848_group("g").expect("a consumer group");
         assert_eq!(
             (
@@ -317,7 +328,7 @@ mod tests {
         ));
         assert_eq!(
             coordinator
-                .consumer_heartbeat("g", join("a"), &resolve)
+                .consumer_heartbeat("g", join("a"), &OneTopic)
                 .map(|(reply, _)| reply.member_epoch),
             Err(ConsumerGroupError::GroupIdNotFound("g".to_owned()))
         );
@@ -326,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn offset_commits_carry_the_current_member_epoch_and_expired_members_are_gone() {
         let (coordinator, clock, _dir) = coordinator();
-        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
         let commit = || {
             vec![OffsetCommit {
                 topic: "t".into(),

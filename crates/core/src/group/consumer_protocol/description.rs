@@ -30,6 +30,8 @@ pub struct ConsumerMemberDescription {
     pub client_host: String,
     /// Sorted.
     pub subscribed_topic_names: Vec<String>,
+    /// `SubscribedTopicRegex`, as the member sent it.
+    pub subscribed_topic_regex: Option<String>,
     /// What the member may own now (partitions it must still revoke are
     /// left out, as Kafka's describe leaves them out).
     pub assignment: Assignment,
@@ -62,6 +64,7 @@ fn describe_member(member: &ConsumerMember, target: Option<&Assignment>) -> Cons
         client_id: member.client_id.clone(),
         client_host: member.client_host.clone(),
         subscribed_topic_names: member.subscribed.iter().cloned().collect(),
+        subscribed_topic_regex: member.subscribed_regex.as_ref().map(|regex| regex.source().to_owned()),
         assignment: member.assigned.clone(),
         target_assignment: target.cloned().unwrap_or_default(),
     }
