@@ -25,9 +25,17 @@ pub fn heartbeat(
     connection: &ConnectionInfo,
     client_id: String,
     request: ConsumerGroupHeartbeatRequest,
+    version: i16,
 ) -> ConsumerGroupHeartbeatResponse {
     if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Read) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    // KIP-1082: from v1 the client chooses its member id, as Kafka's
+    // throwIfConsumerGroupHeartbeatRequestIsInvalid requires.
+    if version >= CLIENT_MEMBER_ID_VERSION && request.member_id.is_empty() {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_static_str("MemberId can't be empty.")));
     }
     let owned = request.topic_partitions.map(|topics| {
         let mut owned = Assignment::new();
@@ -51,7 +59,7 @@ pub fn heartbeat(
         owned,
     };
     let topics = DescribableTopics { context, connection };
-    match context.broker.groups().consumer_heartbeat(&request.group_id.0, heartbeat, &topics) {
+    match context.broker.consumer_group_heartbeat(&request.group_id.0, heartbeat, &topics) {
         Ok((reply, heartbeat_interval_ms)) => {
             let assignment = reply.assignment.map(|assignment| {
                 let topic_partitions = assignment
@@ -101,6 +109,10 @@ impl TopicLookup for DescribableTopics<'_> {
         self.context.broker.topics().iter().map(|topic| topic.name.clone()).collect()
     }
 }
+
+/// The first ConsumerGroupHeartbeat version whose member id the client
+/// generates (KIP-1082).
+const CLIENT_MEMBER_ID_VERSION: i16 = 1;
 
 /// KIP-1099's member type of a member that speaks the consumer protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;

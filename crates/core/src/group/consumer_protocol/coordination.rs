@@ -145,6 +145,16 @@ impl GroupCoordinator {
         Err(ConsumerGroupError::GroupNotFound(group_id.to_owned()))
     }
 
+    /// DescribeGroups describes classic groups only: a KIP-848 group is
+    /// GroupIdNotFound ("not a classic group"), which Kafka answers as a
+    /// Dead group (DescribeGroups v5 and below) or with the error (v6).
+    pub fn describe_classic(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        if self.is_consumer_group(group_id) {
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        Ok(self.describe(group_id))
+    }
+
     pub(in crate::group) fn describe_consumer_group(&self, group_id: &str) -> Option<GroupDescription> {
         self.consumer_groups.lock().get(group_id).map(describe)
     }
@@ -363,6 +373,20 @@ mod tests {
         assert_eq!(
             coordinator.check_consumer_member("g", "a", reply.member_epoch),
             Some(Err(ConsumerGroupError::UnknownMemberId))
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_groups_does_not_describe_a_kip848_group() {
+        let (coordinator, _clock, _dir) = coordinator();
+        coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
+        assert_eq!(
+            coordinator.describe_classic("g").map(|described| described.state),
+            Err(GroupError::GroupIdNotFound("g".to_owned()))
+        );
+        assert_eq!(
+            coordinator.describe_classic("other").map(|described| described.state),
+            Ok(GroupState::Dead)
         );
     }
 }
