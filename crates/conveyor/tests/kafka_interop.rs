@@ -60,6 +60,18 @@ fn kip848_librdkafka_members_split_a_topic_and_the_survivor_takes_all_partitions
 }
 
 #[test]
+fn kip848_static_member_that_closes_is_replaced_by_its_instance_id_without_moving_other_partitions() {
+    let (_dir, server) = support::start_with_config("[limits]\ngroup_consumer_heartbeat_interval_ms = 500\n");
+    run_script(&server, "kafka/kip848_static_confluent.py", &[]);
+}
+
+#[test]
+fn kip848_regex_subscription_gets_matching_topics_including_one_created_after_it() {
+    let (_dir, server) = support::start_with_config("[limits]\ngroup_consumer_heartbeat_interval_ms = 500\n");
+    run_script(&server, "kafka/kip848_regex_confluent.py", &[]);
+}
+
+#[test]
 fn librdkafka_member_killed_during_a_rebalance_is_expired_after_its_session_timeout() {
     let (_dir, server) = server();
     let output = run_script(&server, "kafka/group_expiry_confluent.py", &["kill"]);

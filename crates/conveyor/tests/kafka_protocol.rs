@@ -12,8 +12,9 @@ use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, D
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteRecordsRequest, GroupId, InitProducerIdRequest, ListGroupsRequest, OffsetCommitRequest, ProduceRequest,
-    ProduceResponse, ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
+    ConsumerGroupHeartbeatRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeGroupsRequest, GroupId, InitProducerIdRequest,
+    ListGroupsRequest, OffsetCommitRequest, ProduceRequest, ProduceResponse, ShareAcknowledgeRequest, ShareFetchRequest,
+    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use support::Server;
@@ -393,4 +394,71 @@ async fn share_session_epochs_are_checked_as_kip_932_says() {
         vec![not_found, 0, 0],
         "a closed session is gone until epoch 0 opens a new one"
     );
+}
+
+fn consumer_join(group: &str, member_id: &str) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text(group)))
+        .with_member_id(text(member_id))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(text("jobs"))]))
+        .with_topic_partitions(Some(Vec::new()))
+}
+
+fn share_join(group: &str) -> ShareGroupHeartbeatRequest {
+    ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text(group)))
+        .with_member_id(text("5b0f2a8e-1c3d-4e5f-8a9b-0c1d2e3f4a5b"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![TopicName(text("jobs"))]))
+}
+
+// Kafka 4.1's answers where the protocols meet: one group id, one kind of
+// group (GroupMetadataManager's "Group g is not a share group." and "... not
+// a consumer group."); DescribeGroups (v5) shows a KIP-848 group as Dead, as
+// it does any group that is not a classic one; ConsumerGroupHeartbeat v1
+// needs the client's own member id (KIP-1082).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_and_share_groups_refuse_each_others_ids_and_describe_groups_shows_a_kip848_group_as_dead() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let mut client = Client::connect(&server.kafka_addr.to_string()).await.expect("connect");
+    assert_eq!(create_topic_with(&mut client, "jobs", 2).await.0, 0);
+
+    let anonymous = client.send(&consumer_join("kip848", ""), 1).await.expect("ConsumerGroupHeartbeat");
+    assert_eq!(anonymous.error_code, ResponseError::InvalidRequest.code());
+    assert_eq!(anonymous.error_message.as_deref(), Some("MemberId can't be empty."));
+    let joined = client
+        .send(&consumer_join("kip848", "6a1e0c52-3b7d-4f1a-9c2e-7d8f9a0b1c2d"), 1)
+        .await
+        .expect("ConsumerGroupHeartbeat");
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
+
+    let described = client
+        .send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(text("kip848"))]), 5)
+        .await
+        .expect("DescribeGroups");
+    let group = &described.groups[0];
+    assert_eq!(
+        (
+            group.error_code,
+            group.group_state.as_str(),
+            group.protocol_type.as_str(),
+            group.members.len()
+        ),
+        (0, "Dead", "", 0)
+    );
+
+    let refused = client.send(&share_join("kip848"), 1).await.expect("ShareGroupHeartbeat");
+    assert_eq!(refused.error_code, ResponseError::GroupIdNotFound.code());
+    assert_eq!(refused.error_message.as_deref(), Some("Group kip848 is not a share group."));
+
+    let shared = client.send(&share_join("shared"), 1).await.expect("ShareGroupHeartbeat");
+    assert_eq!((shared.error_code, shared.member_epoch), (0, 1));
+    let refused = client
+        .send(&consumer_join("shared", "7b2f1d63-4c8e-4a2b-8d3f-8e9a0b1c2d3e"), 1)
+        .await
+        .expect("ConsumerGroupHeartbeat");
+    assert_eq!(refused.error_code, ResponseError::GroupIdNotFound.code());
+    assert_eq!(refused.error_message.as_deref(), Some("Group shared is not a consumer group."));
 }

@@ -91,8 +91,12 @@ pub fn consumer_group_error(error: &ConsumerGroupError) -> ResponseError {
         ConsumerGroupError::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
         ConsumerGroupError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
         ConsumerGroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ConsumerGroupError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
         ConsumerGroupError::GroupIdNotFound(_) | ConsumerGroupError::GroupNotFound(_) => ResponseError::GroupIdNotFound,
         ConsumerGroupError::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
+        ConsumerGroupError::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+        ConsumerGroupError::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
+        ConsumerGroupError::UnknownInstanceId(_) => ResponseError::UnknownMemberId,
         ConsumerGroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }

@@ -1,15 +1,19 @@
 //! Every group of every protocol in one list (ListGroups): the group
 //! coordinator's classic and KIP-848 groups and the share groups, and the
 //! lookup of a share group that tells "not a share group" from "no group"
-//! (ShareGroupDescribe). A group id held by both a consumer group and a share
-//! group is listed once, as the group coordinator has it. Knows no wire
-//! format and no filters.
+//! (ShareGroupDescribe); and the rule that a group id speaks one kind of
+//! protocol, consumer or share, as Kafka 4.1 refuses the other kind's
+//! heartbeat with GROUP_ID_NOT_FOUND. A group id held by both a consumer
+//! group and a share group (from before that rule) is listed once, as the
+//! group coordinator has it. Knows no wire format and no filters. The check
+//! and the heartbeat are two steps under two coordinators' locks: two first
+//! heartbeats of different kinds racing for a new id can both be accepted.
 
 use std::collections::BTreeMap;
 
 use super::Broker;
-use crate::group::{GroupDescription, GroupState};
-use crate::share_group::{MembershipError, ShareGroup};
+use crate::group::{ConsumerGroupError, ConsumerHeartbeat, GroupDescription, GroupState, HeartbeatReply, TopicLookup};
+use crate::share_group::{self, Heartbeat, MembershipError, ShareGroup};
 
 impl Broker {
     /// Every known group, sorted by id.
@@ -37,5 +41,32 @@ impl Broker {
             return Err(MembershipError::NotShareGroup(group_id.to_owned()));
         }
         Err(MembershipError::GroupNotFound(group_id.to_owned()))
+    }
+
+    /// ShareGroupHeartbeat. An id a consumer group of either protocol holds
+    /// (members or committed offsets) is `NotShareGroup`, as Kafka's
+    /// getOrMaybeCreatePersistedShareGroup answers "Group g is not a share
+    /// group.".
+    pub fn share_group_heartbeat(&self, group_id: &str, heartbeat: Heartbeat) -> Result<share_group::HeartbeatReply, MembershipError> {
+        if self.share_groups.describe(group_id).is_none() && self.groups.describe(group_id).state != GroupState::Dead {
+            return Err(MembershipError::NotShareGroup(group_id.to_owned()));
+        }
+        self.share_groups.heartbeat(group_id, heartbeat)
+    }
+
+    /// ConsumerGroupHeartbeat. An id a share group holds is
+    /// `GroupIdNotFound` ("Group g is not a consumer group."), as Kafka's
+    /// getOrMaybeCreateConsumerGroup answers. Returns the reply and the
+    /// heartbeat interval.
+    pub fn consumer_group_heartbeat(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        topics: &dyn TopicLookup,
+    ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
+        if self.share_groups.describe(group_id).is_some() {
+            return Err(ConsumerGroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        self.groups.consumer_heartbeat(group_id, request, topics)
     }
 }

@@ -8,7 +8,7 @@ mod offsets;
 
 pub use consumer_protocol::{
     Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerHeartbeat, ConsumerMemberDescription, HeartbeatReply,
-    TopicShape,
+    SubscribedRegex, TopicLookup, TopicShape,
 };
 pub use coordinator::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupError, GroupState, GroupType, JoinRequest, JoinResult, MemberDescription,

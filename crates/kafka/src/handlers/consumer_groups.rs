@@ -6,7 +6,7 @@
 //! the classic protocol's handlers are `groups.rs`.
 
 use conveyor_core::auth::{Operation, Resource};
-use conveyor_core::group::{Assignment, ConsumerGroupDescription, ConsumerHeartbeat, TopicShape};
+use conveyor_core::group::{Assignment, ConsumerGroupDescription, ConsumerHeartbeat, TopicLookup, TopicShape};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::{self, DescribedGroup, Member};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as WireAssignment, TopicPartitions};
@@ -25,17 +25,17 @@ pub fn heartbeat(
     connection: &ConnectionInfo,
     client_id: String,
     request: ConsumerGroupHeartbeatRequest,
+    version: i16,
 ) -> ConsumerGroupHeartbeatResponse {
     if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Read) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
-    // An empty regex means "no regex", as Kafka reads it (librdkafka sends one with a topic-name subscription).
-    if request.subscribed_topic_regex.as_ref().is_some_and(|regex| !regex.is_empty()) {
+    // KIP-1082: from v1 the client chooses its member id, as Kafka's
+    // throwIfConsumerGroupHeartbeatRequestIsInvalid requires.
+    if version >= CLIENT_MEMBER_ID_VERSION && request.member_id.is_empty() {
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "SubscribedTopicRegex is not supported by Conveyor yet.",
-            )));
+            .with_error_message(Some(StrBytes::from_static_str("MemberId can't be empty.")));
     }
     let owned = request.topic_partitions.map(|topics| {
         let mut owned = Assignment::new();
@@ -46,6 +46,7 @@ pub fn heartbeat(
     });
     let heartbeat = ConsumerHeartbeat {
         member_id: request.member_id.to_string(),
+        instance_id: request.instance_id.map(|instance_id| instance_id.to_string()),
         member_epoch: request.member_epoch,
         client_id,
         client_host: format!("/{}", connection.peer.ip()),
@@ -53,20 +54,12 @@ pub fn heartbeat(
         subscribed_topic_names: request
             .subscribed_topic_names
             .map(|names| names.into_iter().map(|name| name.0.to_string()).collect()),
+        subscribed_topic_regex: request.subscribed_topic_regex.map(|regex| regex.to_string()),
         server_assignor: request.server_assignor.map(|name| name.to_string()),
         owned,
     };
-    // Topics the client may not describe are treated as absent, as Kafka's subscription does.
-    let resolve = |name: &str| -> Option<TopicShape> {
-        if !connection.allowed(context, &Resource::Topic(name), Operation::Describe) {
-            return None;
-        }
-        context.broker.topic(name).map(|topic| TopicShape {
-            id: topic.id,
-            partition_count: topic.partition_count(),
-        })
-    };
-    match context.broker.groups().consumer_heartbeat(&request.group_id.0, heartbeat, &resolve) {
+    let topics = DescribableTopics { context, connection };
+    match context.broker.consumer_group_heartbeat(&request.group_id.0, heartbeat, &topics) {
         Ok((reply, heartbeat_interval_ms)) => {
             let assignment = reply.assignment.map(|assignment| {
                 let topic_partitions = assignment
@@ -93,6 +86,33 @@ pub fn heartbeat(
         }
     }
 }
+
+/// The broker's topics as a member's subscription sees them: topics the
+/// client may not describe are absent, as Kafka's subscription treats them.
+struct DescribableTopics<'a> {
+    context: &'a Context,
+    connection: &'a ConnectionInfo,
+}
+
+impl TopicLookup for DescribableTopics<'_> {
+    fn shape(&self, name: &str) -> Option<TopicShape> {
+        if !self.connection.allowed(self.context, &Resource::Topic(name), Operation::Describe) {
+            return None;
+        }
+        self.context.broker.topic(name).map(|topic| TopicShape {
+            id: topic.id,
+            partition_count: topic.partition_count(),
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.context.broker.topics().iter().map(|topic| topic.name.clone()).collect()
+    }
+}
+
+/// The first ConsumerGroupHeartbeat version whose member id the client
+/// generates (KIP-1082).
+const CLIENT_MEMBER_ID_VERSION: i16 = 1;
 
 /// KIP-1099's member type of a member that speaks the consumer protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
@@ -149,6 +169,7 @@ fn described(context: &Context, group_id: GroupId, description: ConsumerGroupDes
                         .map(|name| TopicName(StrBytes::from_string(name)))
                         .collect(),
                 )
+                .with_subscribed_topic_regex(member.subscribed_topic_regex.map(StrBytes::from_string))
                 .with_assignment(named_assignment(context, member.assignment))
                 .with_target_assignment(named_assignment(context, member.target_assignment))
                 .with_member_type(MEMBER_TYPE_CONSUMER)

@@ -260,7 +260,13 @@ pub fn describe(context: &Context, connection: &ConnectionInfo, request: Describ
                     .with_error_code(code)
                     .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED);
             }
-            let description = context.broker.groups().describe(&group_id.0);
+            // Only classic groups are described; Kafka answers Dead for any other (v5 and below).
+            let Ok(description) = context.broker.groups().describe_classic(&group_id.0) else {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_group_state(text(GroupState::Dead.name()))
+                    .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED);
+            };
             let members = description
                 .members
                 .into_iter()

@@ -106,7 +106,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             let body = frame::decode_body(&request)?;
             let client_id = request.header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
             Ok(reply(api, version, correlation_id, async move {
-                consumer_groups::heartbeat(&context, &connection, client_id, body)
+                consumer_groups::heartbeat(&context, &connection, client_id, body, version)
             }))
         }
         ApiKey::ConsumerGroupDescribe => {

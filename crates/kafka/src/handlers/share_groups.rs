@@ -64,7 +64,7 @@ pub async fn heartbeat(
         client_id,
         client_host: format!("/{}", connection.peer.ip()),
     };
-    match context.broker.share_groups().heartbeat(&group, heartbeat) {
+    match context.broker.share_group_heartbeat(&group, heartbeat) {
         Ok(reply) => {
             response.member_id = Some(StrBytes::from_string(reply.member_id));
             response.member_epoch = reply.member_epoch;

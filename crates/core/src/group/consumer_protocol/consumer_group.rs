@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::assignor::{Assignment, Assignor, AssignorMember, TopicShape};
+use super::subscription::{SubscribedRegex, TopicLookup};
 use crate::group::coordinator::GroupState;
 
 /// Why a heartbeat was refused. The door maps these to Kafka's codes.
@@ -27,6 +28,9 @@ pub enum ConsumerGroupError {
     UnsupportedAssignor(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// SubscribedTopicRegex does not compile.
+    #[error("{0}")]
+    InvalidRegularExpression(String),
     /// The id names a group of the classic protocol.
     #[error("Group {0} is not a consumer group.")]
     GroupIdNotFound(String),
@@ -36,6 +40,19 @@ pub enum ConsumerGroupError {
     /// `group_members_max` (Kafka's `group.consumer.max.size`).
     #[error("{0}")]
     GroupMaxSizeReached(String),
+    /// A static member joined with the instance id of a member that has
+    /// not left temporarily (epoch -2): KIP-848's UNRELEASED_INSTANCE_ID.
+    #[error("Static member with instance id {0} is not released.")]
+    UnreleasedInstanceId(String),
+    /// The instance id belongs to another member id now.
+    #[error("Static member {member_id} with instance id {instance_id} was fenced by member {holder}.")]
+    FencedInstanceId {
+        member_id: String,
+        instance_id: String,
+        holder: String,
+    },
+    #[error("Instance id {0} is unknown.")]
+    UnknownInstanceId(String),
     #[error("storing offsets failed: {0}")]
     Storage(String),
 }
@@ -54,12 +71,20 @@ pub enum MemberState {
 #[derive(Debug, Clone)]
 pub struct ConsumerMember {
     pub id: String,
+    /// `group.instance.id` of a static member.
+    pub instance_id: Option<String>,
+    /// [`LEAVE_GROUP_STATIC_MEMBER_EPOCH`] while a static member is away:
+    /// it keeps its assignment until it rejoins or its session expires.
     pub epoch: i32,
     pub previous_epoch: i32,
     pub state: MemberState,
     pub client_id: String,
     pub client_host: String,
     pub subscribed: BTreeSet<String>,
+    /// `SubscribedTopicRegex`, if the member subscribes by pattern.
+    pub subscribed_regex: Option<SubscribedRegex>,
+    /// The existing topics `subscribed_regex` matched at the last refresh.
+    pub matched: BTreeSet<String>,
     pub rebalance_timeout_ms: i32,
     /// What the member may own now (revoked partitions excluded).
     pub assigned: Assignment,
@@ -75,11 +100,15 @@ pub struct ConsumerMember {
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerHeartbeat {
     pub member_id: String,
+    /// `group.instance.id`: the member is static.
+    pub instance_id: Option<String>,
     pub member_epoch: i32,
     pub client_id: String,
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `Some("")` clears the member's regex, as Kafka reads an empty one.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub owned: Option<Assignment>,
 }
@@ -95,8 +124,9 @@ pub struct HeartbeatReply {
 
 /// The epoch a leaving member sends (and gets back).
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
-/// The epoch a leaving static member sends (static membership is not kept:
-/// it leaves like a dynamic one).
+/// The epoch a static member sends to leave temporarily (and gets back): it
+/// stays in the group with its assignment, and a member that joins with the
+/// same instance id takes its place without a rebalance.
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
 #[derive(Debug, Clone)]
@@ -134,6 +164,8 @@ impl ConsumerGroup {
         } else if self
             .members
             .values()
+            // A static member away (epoch -2) keeps its assignment: it does not hold the group in Reconciling.
+            .filter(|member| member.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH)
             .any(|member| member.epoch != self.assignment_epoch || member.state != MemberState::Stable)
         {
             GroupState::Reconciling
@@ -143,36 +175,33 @@ impl ConsumerGroup {
     }
 
     /// Handles one heartbeat at `now_ms`. `new_member_id` names a joining
-    /// member that came without an id; `resolve` gives the shape of a topic
-    /// by name (`None` when it does not exist).
+    /// member that came without an id; `topics` gives the shape of a topic
+    /// by name (`None` when it does not exist) and, for regex
+    /// subscriptions, the names of all topics.
     pub fn heartbeat(
         &mut self,
         request: ConsumerHeartbeat,
         now_ms: i64,
         new_member_id: impl FnOnce() -> String,
-        resolve: &dyn Fn(&str) -> Option<TopicShape>,
+        topics: &dyn TopicLookup,
     ) -> Result<HeartbeatReply, ConsumerGroupError> {
         if request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-            if self.members.remove(&request.member_id).is_none() {
-                return Err(ConsumerGroupError::UnknownMemberId);
-            }
-            self.target.remove(&request.member_id);
-            self.group_epoch += 1;
-            return Ok(HeartbeatReply {
-                member_id: request.member_id,
-                member_epoch: request.member_epoch,
-                assignment: None,
-            });
+            return self.leave(request);
         }
+        let regex = match request.subscribed_topic_regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(source) => Some(Some(SubscribedRegex::parse(source)?)),
+        };
         if let Some(name) = &request.server_assignor {
             self.assignor = Assignor::from_name(name).ok_or_else(|| ConsumerGroupError::UnsupportedAssignor(name.clone()))?;
         }
         // One heartbeat moves the group epoch at most once, whatever changed.
         let mut changed = false;
         let member_id = if request.member_epoch == 0 {
-            if request.subscribed_topic_names.is_none() {
+            if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
                 return Err(ConsumerGroupError::InvalidRequest(
-                    "SubscribedTopicNames must be set in first request".to_owned(),
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.".to_owned(),
                 ));
             }
             let member_id = if request.member_id.is_empty() {
@@ -180,12 +209,19 @@ impl ConsumerGroup {
             } else {
                 request.member_id.clone()
             };
-            if !self.members.contains_key(&member_id) {
+            let replaced = match &request.instance_id {
+                Some(instance_id) => self.take_over_static_member(instance_id, &member_id)?,
+                None => false,
+            };
+            if !replaced && !self.members.contains_key(&member_id) {
                 self.members.insert(member_id.clone(), new_member(&member_id, &request, now_ms));
                 changed = true;
             }
             member_id
         } else {
+            if let Some(instance_id) = &request.instance_id {
+                self.static_member(instance_id, &request.member_id)?;
+            }
             let member = self.members.get(&request.member_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
             check_epoch(member, request.member_epoch, request.owned.as_ref())?;
             request.member_id.clone()
@@ -204,7 +240,13 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
-        changed |= self.refresh_topics(resolve);
+        if let Some(regex) = regex
+            && regex != member.subscribed_regex
+        {
+            member.subscribed_regex = regex;
+            changed = true;
+        }
+        changed |= self.refresh_topics(topics);
         if changed {
             self.group_epoch += 1;
         }
@@ -218,6 +260,91 @@ impl ConsumerGroup {
             member_epoch: member.epoch,
             assignment: Some(member.assigned.clone()),
         })
+    }
+
+    /// A heartbeat with epoch -1 or -2. A dynamic member, or a static one
+    /// sending -1, leaves for good (the group epoch moves); a static member
+    /// sending -2 leaves temporarily: it keeps its place and assignment, as
+    /// Kafka's consumerGroupStaticMemberGroupLeave does, until a member with
+    /// its instance id takes over or its session expires.
+    fn leave(&mut self, request: ConsumerHeartbeat) -> Result<HeartbeatReply, ConsumerGroupError> {
+        if let Some(instance_id) = &request.instance_id {
+            self.static_member(instance_id, &request.member_id)?;
+        }
+        let temporary = request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && request.instance_id.is_some();
+        if temporary {
+            let member = self
+                .members
+                .get_mut(&request.member_id)
+                .ok_or(ConsumerGroupError::UnknownMemberId)?;
+            member.previous_epoch = member.epoch;
+            member.epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+            member.revoking = Assignment::new();
+            member.revocation_deadline_ms = None;
+        } else {
+            if self.members.remove(&request.member_id).is_none() {
+                return Err(ConsumerGroupError::UnknownMemberId);
+            }
+            self.target.remove(&request.member_id);
+            self.group_epoch += 1;
+        }
+        Ok(HeartbeatReply {
+            member_id: request.member_id,
+            member_epoch: request.member_epoch,
+            assignment: None,
+        })
+    }
+
+    /// The member holding `instance_id`, which must be `member_id`
+    /// (Kafka's throwIfStaticMemberIsUnknown and throwIfInstanceIdIsFenced).
+    fn static_member(&self, instance_id: &str, member_id: &str) -> Result<&ConsumerMember, ConsumerGroupError> {
+        let member = self
+            .members
+            .values()
+            .find(|member| member.instance_id.as_deref() == Some(instance_id))
+            .ok_or_else(|| ConsumerGroupError::UnknownInstanceId(instance_id.to_owned()))?;
+        if member.id != member_id {
+            return Err(ConsumerGroupError::FencedInstanceId {
+                member_id: member_id.to_owned(),
+                instance_id: instance_id.to_owned(),
+                holder: member.id.clone(),
+            });
+        }
+        Ok(member)
+    }
+
+    /// A static member joining (epoch 0): if a member that left temporarily
+    /// (epoch -2) holds `instance_id`, the newcomer takes its place under
+    /// `member_id` with its subscription, assignment and target, and the
+    /// group epoch does not move (no rebalance). A holder that has not left
+    /// is UNRELEASED_INSTANCE_ID. Returns whether a member was replaced.
+    fn take_over_static_member(&mut self, instance_id: &str, member_id: &str) -> Result<bool, ConsumerGroupError> {
+        let Some(holder_id) = self
+            .members
+            .values()
+            .find(|member| member.instance_id.as_deref() == Some(instance_id))
+            .map(|member| member.id.clone())
+        else {
+            return Ok(false);
+        };
+        let Some(holder) = self.members.get(&holder_id) else {
+            return Ok(false);
+        };
+        if holder.epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            return Err(ConsumerGroupError::UnreleasedInstanceId(instance_id.to_owned()));
+        }
+        let Some(mut member) = self.members.remove(&holder_id) else {
+            return Ok(false);
+        };
+        member.id = member_id.to_owned();
+        member.epoch = 0;
+        member.previous_epoch = 0;
+        member.state = MemberState::Stable;
+        if let Some(target) = self.target.remove(&holder_id) {
+            self.target.insert(member_id.to_owned(), target);
+        }
+        self.members.insert(member_id.to_owned(), member);
+        Ok(true)
     }
 
     /// Removes members whose session expired (no heartbeat for
@@ -256,32 +383,62 @@ impl ConsumerGroup {
     }
 
     /// Whether a subscribed topic appeared, vanished or changed its partition
-    /// count since the target was computed (which moves the group epoch).
-    fn refresh_topics(&mut self, resolve: &dyn Fn(&str) -> Option<TopicShape>) -> bool {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|member| member.subscribed.iter()).collect();
+    /// count since the target was computed, or a member's regex now matches
+    /// other topics (either moves the group epoch). Regexes are re-evaluated
+    /// against the topics that exist at each heartbeat, so a topic created
+    /// or deleted is seen at the next heartbeat of any member.
+    fn refresh_topics(&mut self, lookup: &dyn TopicLookup) -> bool {
+        let mut changed = false;
+        let all_names = if self.members.values().any(|member| member.subscribed_regex.is_some()) {
+            lookup.names()
+        } else {
+            Vec::new()
+        };
+        for member in self.members.values_mut() {
+            let matched = member
+                .subscribed_regex
+                .as_ref()
+                .map(|regex| regex.matching(&all_names))
+                .unwrap_or_default();
+            if matched != member.matched {
+                member.matched = matched;
+                changed = true;
+            }
+        }
+        let names: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|member| member.subscribed.iter().chain(member.matched.iter()))
+            .collect();
         let topics: BTreeMap<String, TopicShape> = names
             .into_iter()
-            .filter_map(|name| resolve(name).map(|shape| (name.clone(), shape)))
+            .filter_map(|name| lookup.shape(name).map(|shape| (name.clone(), shape)))
             .collect();
-        if topics == self.topics {
-            return false;
+        if topics != self.topics {
+            self.topics = topics;
+            changed = true;
         }
-        self.topics = topics;
-        true
+        changed
     }
 
     fn compute_target(&mut self) {
+        // A member subscribes to its names and its regex's matches.
+        let subscriptions: BTreeMap<&String, BTreeSet<String>> = self
+            .members
+            .iter()
+            .map(|(id, member)| (id, member.subscribed.union(&member.matched).cloned().collect()))
+            .collect();
         let members: BTreeMap<String, AssignorMember<'_>> = self
             .members
             .iter()
-            .map(|(id, member)| {
-                (
+            .filter_map(|(id, member)| {
+                Some((
                     id.clone(),
                     AssignorMember {
-                        subscribed: &member.subscribed,
+                        subscribed: subscriptions.get(id)?,
                         current: &member.assigned,
                     },
-                )
+                ))
             })
             .collect();
         self.target = self.assignor.assign(&members, &self.topics);
@@ -364,12 +521,15 @@ impl ConsumerGroup {
 fn new_member(member_id: &str, request: &ConsumerHeartbeat, now_ms: i64) -> ConsumerMember {
     ConsumerMember {
         id: member_id.to_owned(),
+        instance_id: request.instance_id.clone(),
         epoch: 0,
         previous_epoch: 0,
         state: MemberState::Stable,
         client_id: request.client_id.clone(),
         client_host: request.client_host.clone(),
         subscribed: BTreeSet::new(),
+        subscribed_regex: None,
+        matched: BTreeSet::new(),
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         assigned: Assignment::new(),
         revoking: Assignment::new(),
@@ -428,11 +588,20 @@ mod tests {
 
     const TOPIC: Uuid = Uuid::from_u128(7);
 
-    fn resolve(name: &str) -> Option<TopicShape> {
-        (name == "t").then_some(TopicShape {
-            id: TOPIC,
-            partition_count: 4,
-        })
+    /// One topic, "t", with four partitions.
+    struct OneTopic;
+
+    impl TopicLookup for OneTopic {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            (name == "t").then_some(TopicShape {
+                id: TOPIC,
+                partition_count: 4,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["t".to_owned()]
+        }
     }
 
     fn partitions(list: &[i32]) -> Assignment {
@@ -457,7 +626,7 @@ mod tests {
             owned: owned.map(partitions),
             ..ConsumerHeartbeat::default()
         };
-        group.heartbeat(request, now_ms, || format!("generated-{id}"), &resolve)
+        group.heartbeat(request, now_ms, || format!("generated-{id}"), &OneTopic)
     }
 
     fn assigned(reply: &HeartbeatReply) -> Vec<i32> {
@@ -589,7 +758,7 @@ mod tests {
             ..ConsumerHeartbeat::default()
         };
         assert!(matches!(
-            group.heartbeat(request, 0, String::new, &resolve),
+            group.heartbeat(request, 0, String::new, &OneTopic),
             Err(ConsumerGroupError::UnsupportedAssignor(_))
         ));
         let request = ConsumerHeartbeat {
@@ -597,7 +766,185 @@ mod tests {
             ..ConsumerHeartbeat::default()
         };
         assert!(matches!(
-            group.heartbeat(request, 0, String::new, &resolve),
+            group.heartbeat(request, 0, String::new, &OneTopic),
+            Err(ConsumerGroupError::InvalidRequest(_))
+        ));
+    }
+
+    fn static_beat(
+        group: &mut ConsumerGroup,
+        id: &str,
+        instance_id: &str,
+        epoch: i32,
+        owned: Option<&[i32]>,
+        now_ms: i64,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        let request = ConsumerHeartbeat {
+            member_id: id.to_owned(),
+            instance_id: Some(instance_id.to_owned()),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_owned()]),
+            owned: owned.map(partitions),
+            ..ConsumerHeartbeat::default()
+        };
+        group.heartbeat(request, now_ms, || format!("generated-{id}"), &OneTopic)
+    }
+
+    /// a (static, instance "i") and b (dynamic) hold two partitions each.
+    fn static_and_dynamic_members(group: &mut ConsumerGroup) -> (HeartbeatReply, HeartbeatReply) {
+        let a = static_beat(group, "a", "i", 0, Some(&[]), 0).expect("heartbeat accepted");
+        let b = beat(group, "b", 0, Some(&[]), 0).expect("heartbeat accepted");
+        static_beat(group, "a", "i", a.member_epoch, Some(&[0, 1, 2, 3]), 0).expect("heartbeat accepted");
+        let a = static_beat(group, "a", "i", a.member_epoch, Some(&[0, 1]), 0).expect("heartbeat accepted");
+        let b = beat(group, "b", b.member_epoch, Some(&[]), 0).expect("heartbeat accepted");
+        assert_eq!((assigned(&a), assigned(&b)), (vec![0, 1], vec![2, 3]));
+        (a, b)
+    }
+
+    #[test]
+    fn a_static_member_that_leaves_temporarily_is_replaced_by_its_instance_id_without_a_rebalance() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (a, b) = static_and_dynamic_members(&mut group);
+        let group_epoch = group.group_epoch;
+        let left = static_beat(&mut group, "a", "i", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None, 100).expect("left");
+        assert_eq!(left.member_epoch, LEAVE_GROUP_STATIC_MEMBER_EPOCH);
+        assert_eq!(group.group_epoch, group_epoch, "a temporary leave is no rebalance");
+        assert_eq!(group.state(), GroupState::Stable);
+        // b is not given a's partitions while a is away.
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 200).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![2, 3]);
+        // A new process with the same instance id takes a's place and partitions under its own member id.
+        let a2 = static_beat(&mut group, "a2", "i", 0, Some(&[]), 300).expect("took over");
+        assert_eq!((a2.member_id.as_str(), assigned(&a2)), ("a2", vec![0, 1]));
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        assert_eq!(group.group_epoch, group_epoch);
+        assert_eq!(group.members.len(), 2);
+        assert_eq!(group.members["a2"].instance_id.as_deref(), Some("i"));
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 400).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![2, 3]);
+        // The old member id is fenced off its instance id.
+        assert!(matches!(
+            static_beat(&mut group, "a", "i", a.member_epoch, Some(&[0, 1]), 500),
+            Err(ConsumerGroupError::FencedInstanceId { .. })
+        ));
+    }
+
+    #[test]
+    fn an_instance_id_in_use_is_unreleased_and_an_unknown_one_is_refused() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        static_and_dynamic_members(&mut group);
+        assert_eq!(
+            static_beat(&mut group, "a2", "i", 0, Some(&[]), 100),
+            Err(ConsumerGroupError::UnreleasedInstanceId("i".to_owned()))
+        );
+        assert_eq!(
+            static_beat(&mut group, "x", "nobody", 3, Some(&[]), 100),
+            Err(ConsumerGroupError::UnknownInstanceId("nobody".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_static_member_away_too_long_expires_and_one_leaving_for_good_rebalances() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (_, b) = static_and_dynamic_members(&mut group);
+        static_beat(&mut group, "a", "i", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None, 100).expect("left");
+        beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 40_000).expect("heartbeat accepted");
+        assert_eq!(group.expire(45_000, 45_000), vec!["a".to_owned()]);
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 45_001).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![0, 1, 2, 3]);
+
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let (_, b) = static_and_dynamic_members(&mut group);
+        let group_epoch = group.group_epoch;
+        static_beat(&mut group, "a", "i", LEAVE_GROUP_MEMBER_EPOCH, None, 100).expect("left");
+        assert_eq!(group.group_epoch, group_epoch + 1);
+        let b = beat(&mut group, "b", b.member_epoch, Some(&[2, 3]), 200).expect("heartbeat accepted");
+        assert_eq!(assigned(&b), vec![0, 1, 2, 3]);
+    }
+
+    /// Topics by name, each with two partitions and an id of its own name;
+    /// its names can change between heartbeats.
+    struct Named(std::cell::RefCell<Vec<&'static str>>);
+
+    impl TopicLookup for Named {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            self.0.borrow().contains(&name).then(|| TopicShape {
+                id: Uuid::from_u128(
+                    name.bytes()
+                        .fold(0, |id: u128, byte| id.wrapping_mul(257).wrapping_add(u128::from(byte))),
+                ),
+                partition_count: 2,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            self.0.borrow().iter().map(|name| (*name).to_owned()).collect()
+        }
+    }
+
+    fn regex_beat(
+        group: &mut ConsumerGroup,
+        epoch: i32,
+        regex: Option<&str>,
+        topics: &Named,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        let request = ConsumerHeartbeat {
+            member_id: "a".to_owned(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_regex: regex.map(str::to_owned),
+            owned: Some(Assignment::new()),
+            ..ConsumerHeartbeat::default()
+        };
+        group.heartbeat(request, 0, String::new, topics)
+    }
+
+    fn partition_count(reply: &HeartbeatReply) -> usize {
+        reply
+            .assignment
+            .as_ref()
+            .map(|held| held.values().map(BTreeSet::len).sum())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_regex_subscription_follows_topics_created_and_deleted_after_it() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let topics = Named(std::cell::RefCell::new(vec!["orders-1", "payments"]));
+        let reply = regex_beat(&mut group, 0, Some("orders-.*"), &topics).expect("joined");
+        assert_eq!(partition_count(&reply), 2, "only orders-1 matches");
+        let epoch = reply.member_epoch;
+
+        topics.0.borrow_mut().push("orders-2");
+        let reply = regex_beat(&mut group, epoch, None, &topics).expect("heartbeat accepted");
+        assert_eq!(
+            partition_count(&reply),
+            4,
+            "the new matching topic is assigned at the next heartbeat"
+        );
+        assert!(reply.member_epoch > epoch);
+
+        topics.0.borrow_mut().retain(|name| *name != "orders-1");
+        let reply = regex_beat(&mut group, reply.member_epoch, None, &topics).expect("heartbeat accepted");
+        assert_eq!(partition_count(&reply), 2, "a deleted topic leaves the assignment");
+
+        // An empty regex clears the subscription.
+        let reply = regex_beat(&mut group, reply.member_epoch, Some(""), &topics).expect("heartbeat accepted");
+        assert_eq!(partition_count(&reply), 0);
+    }
+
+    #[test]
+    fn an_invalid_regex_is_refused_and_a_regex_alone_is_a_subscription() {
+        let mut group = ConsumerGroup::new("g", Assignor::Uniform);
+        let topics = Named(std::cell::RefCell::new(vec!["t"]));
+        assert!(matches!(
+            regex_beat(&mut group, 0, Some("t("), &topics),
+            Err(ConsumerGroupError::InvalidRegularExpression(_))
+        ));
+        assert!(group.members.is_empty());
+        assert!(matches!(
+            regex_beat(&mut group, 0, None, &topics),
             Err(ConsumerGroupError::InvalidRequest(_))
         ));
     }

@@ -7,9 +7,10 @@
 
 use uuid::Uuid;
 
-use super::assignor::{Assignor, TopicShape};
+use super::assignor::Assignor;
 use super::consumer_group::{ConsumerGroup, ConsumerGroupError, ConsumerHeartbeat, HeartbeatReply};
 use super::description::ConsumerGroupDescription;
+use super::subscription::TopicLookup;
 use crate::group::coordinator::{GroupCoordinator, GroupDescription, GroupError, GroupType, MemberDescription, OffsetCommit};
 
 impl GroupCoordinator {
@@ -21,7 +22,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         request: ConsumerHeartbeat,
-        resolve: &dyn Fn(&str) -> Option<TopicShape>,
+        topics: &dyn TopicLookup,
     ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
         if group_id.is_empty() {
             return Err(ConsumerGroupError::InvalidRequest("GroupId can't be empty.".to_owned()));
@@ -45,6 +46,12 @@ impl GroupCoordinator {
         let group = groups.get_mut(group_id).ok_or(ConsumerGroupError::UnknownMemberId)?;
         if request.member_epoch == 0
             && !group.members.contains_key(&request.member_id)
+            && !request.instance_id.as_ref().is_some_and(|instance_id| {
+                group
+                    .members
+                    .values()
+                    .any(|member| member.instance_id.as_ref() == Some(instance_id))
+            })
             && group.members.len() as u64 >= u64::from(limits.group_members_max)
         {
             return Err(ConsumerGroupError::GroupMaxSizeReached(format!(
@@ -52,7 +59,7 @@ impl GroupCoordinator {
                 limits.group_members_max
             )));
         }
-        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), resolve)?;
+        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), topics)?;
         let interval_ms = i32::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i32::MAX);
         Ok((reply, interval_ms))
     }
@@ -138,6 +145,16 @@ impl GroupCoordinator {
         Err(ConsumerGroupError::GroupNotFound(group_id.to_owned()))
     }
 
+    /// DescribeGroups describes classic groups only: a KIP-848 group is
+    /// GroupIdNotFound ("not a classic group"), which Kafka answers as a
+    /// Dead group (DescribeGroups v5 and below) or with the error (v6).
+    pub fn describe_classic(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        if self.is_consumer_group(group_id) {
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        Ok(self.describe(group_id))
+    }
+
     pub(in crate::group) fn describe_consumer_group(&self, group_id: &str) -> Option<GroupDescription> {
         self.consumer_groups.lock().get(group_id).map(describe)
     }
@@ -160,7 +177,7 @@ fn describe(group: &ConsumerGroup) -> GroupDescription {
             .values()
             .map(|member| MemberDescription {
                 member_id: member.id.clone(),
-                group_instance_id: None,
+                group_instance_id: member.instance_id.clone(),
                 client_id: member.client_id.clone(),
                 client_host: member.client_host.clone(),
                 metadata: bytes::Bytes::new(),
@@ -177,17 +194,27 @@ mod tests {
     use bytes::Bytes;
     use conveyor_log::clock::ManualClock;
 
+    use super::super::TopicShape;
     use super::*;
     use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
     use crate::group::offsets::OffsetStore;
 
     const TOPIC: Uuid = Uuid::from_u128(9);
 
-    fn resolve(name: &str) -> Option<TopicShape> {
-        (name == "t").then_some(TopicShape {
-            id: TOPIC,
-            partition_count: 4,
-        })
+    /// One topic, "t", with four partitions.
+    struct OneTopic;
+
+    impl TopicLookup for OneTopic {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            (name == "t").then_some(TopicShape {
+                id: TOPIC,
+                partition_count: 4,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["t".to_owned()]
+        }
     }
 
     fn join(member_id: &str) -> ConsumerHeartbeat {
@@ -226,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_with_kip848_members_refuses_classic_joins_and_is_listed_as_a_consumer_group() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
         assert_eq!(interval_ms, 5_000);
         assert_eq!(reply.member_epoch, 1);
         assert_eq!(coordinator.join(classic_join()).await, Err(GroupError::InconsistentGroupProtocol));
@@ -238,14 +265,14 @@ mod tests {
     #[tokio::test]
     async fn a_kip848_group_with_members_is_not_deleted_and_an_empty_one_is() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
         assert_eq!(coordinator.delete_group("g").await, Err(GroupError::NonEmptyGroup("g".to_owned())));
         let mut leave = join("a");
         leave.member_epoch = -1;
         leave.subscribed_topic_names = None;
         assert_eq!(
             coordinator
-                .consumer_heartbeat("g", leave, &resolve)
+                .consumer_heartbeat("g", leave, &OneTopic)
                 .map(|(left, _)| left.member_epoch),
             Ok(-1)
         );
@@ -257,10 +284,10 @@ mod tests {
     #[tokio::test]
     async fn consumer_group_describe_shows_epochs_assignments_and_targets_and_tells_classic_from_absent_groups() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("a joins");
+        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("a joins");
         assert_eq!(a.assignment.as_ref().map(|held| held[&TOPIC].len()), Some(4));
         // b joins: the target splits the topic, but a still owns all four until it revokes two.
-        coordinator.consumer_heartbeat("g", join("b"), &resolve).expect("b joins");
+        coordinator.consumer_heartbeat("g", join("b"), &OneTopic).expect("b joins");
         let described = coordinator.describe_kip848_group("g").expect("a consumer group");
         assert_eq!(
             (
@@ -311,7 +338,7 @@ mod tests {
         ));
         assert_eq!(
             coordinator
-                .consumer_heartbeat("g", join("a"), &resolve)
+                .consumer_heartbeat("g", join("a"), &OneTopic)
                 .map(|(reply, _)| reply.member_epoch),
             Err(ConsumerGroupError::GroupIdNotFound("g".to_owned()))
         );
@@ -320,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn offset_commits_carry_the_current_member_epoch_and_expired_members_are_gone() {
         let (coordinator, clock, _dir) = coordinator();
-        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &resolve).expect("joined");
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
         let commit = || {
             vec![OffsetCommit {
                 topic: "t".into(),
@@ -346,6 +373,20 @@ mod tests {
         assert_eq!(
             coordinator.check_consumer_member("g", "a", reply.member_epoch),
             Some(Err(ConsumerGroupError::UnknownMemberId))
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_groups_does_not_describe_a_kip848_group() {
+        let (coordinator, _clock, _dir) = coordinator();
+        coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
+        assert_eq!(
+            coordinator.describe_classic("g").map(|described| described.state),
+            Err(GroupError::GroupIdNotFound("g".to_owned()))
+        );
+        assert_eq!(
+            coordinator.describe_classic("other").map(|described| described.state),
+            Ok(GroupState::Dead)
         );
     }
 }

@@ -23,14 +23,15 @@ pub struct ConsumerGroupDescription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerMemberDescription {
     pub member_id: String,
-    /// `group.instance.id` of a static member (static membership is not
-    /// kept yet: always `None`).
+    /// `group.instance.id` of a static member.
     pub instance_id: Option<String>,
     pub member_epoch: i32,
     pub client_id: String,
     pub client_host: String,
     /// Sorted.
     pub subscribed_topic_names: Vec<String>,
+    /// `SubscribedTopicRegex`, as the member sent it.
+    pub subscribed_topic_regex: Option<String>,
     /// What the member may own now (partitions it must still revoke are
     /// left out, as Kafka's describe leaves them out).
     pub assignment: Assignment,
@@ -58,11 +59,12 @@ impl ConsumerGroupDescription {
 fn describe_member(member: &ConsumerMember, target: Option<&Assignment>) -> ConsumerMemberDescription {
     ConsumerMemberDescription {
         member_id: member.id.clone(),
-        instance_id: None,
+        instance_id: member.instance_id.clone(),
         member_epoch: member.epoch,
         client_id: member.client_id.clone(),
         client_host: member.client_host.clone(),
         subscribed_topic_names: member.subscribed.iter().cloned().collect(),
+        subscribed_topic_regex: member.subscribed_regex.as_ref().map(|regex| regex.source().to_owned()),
         assignment: member.assigned.clone(),
         target_assignment: target.cloned().unwrap_or_default(),
     }
