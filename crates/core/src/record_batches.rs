@@ -1,6 +1,8 @@
 //! Decodes the records of whole batches as a log read returns them, with
-//! every length checked against the bytes read. Knows the batch framing of
-//! `conveyor-log`; nothing of what the records mean.
+//! every length checked against the bytes read; compressed batches (a Kafka
+//! producer's) are expanded by the log's codecs, within the log's bound.
+//! Knows the batch framing of `conveyor-log`; nothing of what the records
+//! mean.
 
 use bytes::Bytes;
 use conveyor_log::record::{Record, decode_records};
@@ -43,6 +45,33 @@ fn decode(bytes: &Bytes, with_control: bool) -> Result<Vec<Record>, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn compressed_batches_decode_between_plain_ones() {
+        use conveyor_log::codec::Codec;
+        use conveyor_log::record::BatchBuilder;
+        let mut bytes = Vec::new();
+        let mut want = Vec::new();
+        for (index, codec) in [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd]
+            .into_iter()
+            .enumerate()
+        {
+            let mut builder = BatchBuilder::new(1_000).compression(codec);
+            for record in 0..3 {
+                let value = format!("{}-{record}", codec.name()).into_bytes();
+                builder.push(Record::new(None, Some(value.clone())));
+                want.push(value);
+            }
+            let mut batch = builder.build().to_vec();
+            conveyor_log::batch::set_base_offset(&mut batch, index as i64 * 3);
+            bytes.extend_from_slice(&batch);
+        }
+        let records = decode_data_batches(&Bytes::from(bytes)).expect("decodes");
+        let values: Vec<_> = records.iter().map(|record| record.value.clone().expect("value")).collect();
+        assert_eq!(values, want);
+        let offsets: Vec<_> = records.iter().map(|record| record.offset.expect("offset")).collect();
+        assert_eq!(offsets, (0..15).collect::<Vec<_>>());
+    }
 
     proptest! {
         #[test]
