@@ -5,6 +5,7 @@
 //! mean.
 
 use bytes::Bytes;
+use conveyor_log::batch::BatchHeader;
 use conveyor_log::record::{Record, decode_records};
 
 /// Every record of the whole batches in `bytes`.
@@ -12,13 +13,18 @@ pub(crate) fn decode_batches(bytes: &Bytes) -> Result<Vec<Record>, String> {
     decode(bytes, true)
 }
 
-/// The records of the whole data batches in `bytes`: a transaction's
-/// markers (control batches) are no messages to a reader.
-pub(crate) fn decode_data_batches(bytes: &Bytes) -> Result<Vec<Record>, String> {
-    decode(bytes, false)
+/// The records of the whole data batches in `bytes` whose header `keep`
+/// accepts: a transaction's markers (control batches) are no messages to a
+/// reader.
+pub(crate) fn decode_data_batches_where(bytes: &Bytes, keep: impl Fn(&BatchHeader) -> bool) -> Result<Vec<Record>, String> {
+    decode_where(bytes, |header| !header.is_control() && keep(header))
 }
 
 fn decode(bytes: &Bytes, with_control: bool) -> Result<Vec<Record>, String> {
+    decode_where(bytes, |header| with_control || !header.is_control())
+}
+
+fn decode_where(bytes: &Bytes, keep: impl Fn(&BatchHeader) -> bool) -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
     let mut position = 0;
     // Each step consumes one batch of at least a header's length.
@@ -33,7 +39,7 @@ fn decode(bytes: &Bytes, with_control: bool) -> Result<Vec<Record>, String> {
         if total_bytes == 0 || total_bytes > rest.len() {
             return Err(format!("batch at byte {position} overruns the read"));
         }
-        if with_control || !header.is_control() {
+        if keep(&header) {
             records.extend(decode_records(&rest[..total_bytes]).map_err(|error| error.to_string())?);
         }
         position += total_bytes;
@@ -66,7 +72,7 @@ mod tests {
             conveyor_log::batch::set_base_offset(&mut batch, index as i64 * 3);
             bytes.extend_from_slice(&batch);
         }
-        let records = decode_data_batches(&Bytes::from(bytes)).expect("decodes");
+        let records = decode_data_batches_where(&Bytes::from(bytes), |_| true).expect("decodes");
         let values: Vec<_> = records.iter().map(|record| record.value.clone().expect("value")).collect();
         assert_eq!(values, want);
         let offsets: Vec<_> = records.iter().map(|record| record.offset.expect("offset")).collect();
