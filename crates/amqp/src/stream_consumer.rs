@@ -144,8 +144,8 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
         let waiting = !shared.flowing.load(Ordering::SeqCst) || declared.waits_its_turn(consumer);
         let reserved = if waiting { 0 } else { shared.reserve(&window, READ_RECORDS_MAX) };
         if reserved > 0 {
-            let reading = Arc::clone(&declared);
-            let read = tokio::task::spawn_blocking(move || reading.queue.read_stream(next, reserved)).await;
+            let (reading, broker) = (Arc::clone(&declared), Arc::clone(&shared.broker));
+            let read = tokio::task::spawn_blocking(move || broker.read_stream(&reading, next, reserved)).await;
             let records = match read {
                 Ok(Ok(records)) => records,
                 failed => {

@@ -192,6 +192,18 @@ fn a_stream_is_a_one_partition_kafka_topic_and_a_one_partition_kafka_topic_a_str
 }
 
 #[test]
+fn a_stream_over_a_kafka_topic_delivers_every_record_of_its_compressed_batches() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_kafka_codecs.py", &[]);
+}
+
+#[test]
+fn a_stream_over_a_kafka_topic_delivers_committed_records_only_and_waits_at_the_last_stable_offset() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_kafka_transactions.py", &[]);
+}
+
+#[test]
 fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_an_offset() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_amqplib.js", &[]);

@@ -1,6 +1,6 @@
 //! Log compaction (`cleanup.policy=compact`) with real Kafka clients against
 //! `conveyor serve`: librdkafka and kafkajs see only each key's latest value
-//! once the cleaner has run, a deleted key disappears, a keyless record is
+//! once the cleaner has run (in batches of each of Kafka's codecs too), a deleted key disappears, a keyless record is
 //! refused, an aborted transaction's records are removed, a record older
 //! than `max.compaction.lag.ms` is compacted (its segment rolled), and
 //! compaction holds across a restart. The broker runs its
@@ -26,6 +26,12 @@ fn start_in(dir: &std::path::Path, kafka: &str) -> Server {
 fn librdkafka_reads_only_the_latest_value_per_key_of_a_compacted_topic_and_a_keyless_record_is_refused() {
     let (_dir, server) = support::start_with_config(CLEANER_CONFIG);
     run_script(&server, "kafka/compaction_confluent.py", &[]);
+}
+
+#[test]
+fn librdkafka_compressed_batches_of_every_codec_are_compacted_to_the_latest_value_per_key() {
+    let (_dir, server) = support::start_with_config(CLEANER_CONFIG);
+    run_script(&server, "kafka/compaction_codecs_confluent.py", &[]);
 }
 
 #[test]

@@ -1,13 +1,16 @@
-//! Rewrites one uncompressed batch without some of its records, as Kafka's
+//! Rewrites one batch without some of its records, as Kafka's
 //! `MemoryRecords.filterTo` does for the cleaner: the base offset, base
-//! timestamp, max timestamp, last offset delta, attributes and producer
-//! id/epoch/base sequence stay as they were (so idempotent producers'
-//! sequence checks and transactions keep working, and offsets keep their
-//! gaps); the length, record count and CRC-32C are recomputed. Knows batch
-//! framing and records; nothing about keys' history or files.
+//! timestamp, max timestamp, last offset delta, attributes (the codec
+//! among them: a compressed batch's kept records are compressed again with
+//! the same codec) and producer id/epoch/base sequence stay as they were
+//! (so idempotent producers' sequence checks and transactions keep
+//! working, and offsets keep their gaps); the length, record count and
+//! CRC-32C are recomputed. Knows batch framing, codecs and records;
+//! nothing about keys' history or files.
 
-use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
-use crate::record::{self, RecordError, RecordView};
+use crate::batch::{self, HEADER_BYTES, LOG_OVERHEAD};
+use crate::codec::{Codec, DECOMPRESSED_BYTES_MAX};
+use crate::record::{BatchRecords, RecordError, RecordView};
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +24,10 @@ pub enum Filtered {
     Dropped,
 }
 
-/// Keeps the records of `batch_bytes` (one whole uncompressed batch) for
-/// which `keep` says so; `keep` gets each record and its absolute offset.
+/// Keeps the records of `batch_bytes` (one whole batch, compressed or not)
+/// for which `keep` says so; `keep` gets each record and its absolute
+/// offset. A compressed batch expanding past the log's bound is refused
+/// ([`RecordError::DecompressedTooLarge`]).
 /// A batch left with no record goes, unless `retain_empty` (Kafka's
 /// `RETAIN_EMPTY`: the producer's last batch, whose sequence and epoch
 /// must survive the cleaning): then its header stays, with no records.
@@ -31,8 +36,9 @@ pub fn filter_batch(
     retain_empty: bool,
     mut keep: impl FnMut(&RecordView<'_>, u64) -> bool,
 ) -> Result<Filtered, RecordError> {
-    let header = BatchHeader::parse(batch_bytes).ok_or(RecordError::Malformed("batch header truncated"))?;
-    let views = record::record_views(batch_bytes)?;
+    let opened = BatchRecords::open(batch_bytes, DECOMPRESSED_BYTES_MAX)?;
+    let header = opened.header();
+    let views = opened.views()?;
     let base_offset = u64::try_from(header.base_offset).map_err(|_| RecordError::Malformed("negative base offset"))?;
     let kept: Vec<&RecordView<'_>> = views
         .iter()
@@ -44,7 +50,11 @@ pub fn filter_batch(
     if kept.is_empty() && !retain_empty {
         return Ok(Filtered::Dropped);
     }
-    Ok(Filtered::Rewritten(rebuild(batch_bytes, kept.iter().map(|view| view.encoded))?))
+    Ok(Filtered::Rewritten(rebuild(
+        batch_bytes,
+        opened.codec(),
+        kept.iter().map(|view| view.encoded),
+    )?))
 }
 
 /// The batch's header alone, with no records (and no compression, as
@@ -53,20 +63,27 @@ pub fn filter_batch(
 /// Kafka's cleaner keeps a cleaned segment's base offset; and what is left
 /// of a producer's last batch whose records all went.
 pub fn emptied(batch_bytes: &[u8]) -> Result<Vec<u8>, RecordError> {
-    rebuild(batch_bytes, std::iter::empty())
+    rebuild(batch_bytes, Codec::None, std::iter::empty())
 }
 
-fn rebuild<'a>(batch_bytes: &[u8], records: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, RecordError> {
+/// The batch's header with `records`, compressed with `codec` (the
+/// batch's own), in place of its records.
+fn rebuild<'a>(batch_bytes: &[u8], codec: Codec, records: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, RecordError> {
     if batch_bytes.len() < HEADER_BYTES {
         return Err(RecordError::Malformed("batch header truncated"));
     }
-    let mut out = Vec::with_capacity(batch_bytes.len());
-    out.extend_from_slice(&batch_bytes[..HEADER_BYTES]);
+    let mut body = Vec::with_capacity(batch_bytes.len() - HEADER_BYTES);
     let mut count = 0usize;
     for record in records {
-        out.extend_from_slice(record);
+        body.extend_from_slice(record);
         count += 1;
     }
+    if count > 0 && codec != Codec::None {
+        body = codec.compress(&body)?;
+    }
+    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
+    out.extend_from_slice(&batch_bytes[..HEADER_BYTES]);
+    out.extend_from_slice(&body);
     let batch_length = i32::try_from(out.len() - LOG_OVERHEAD).map_err(|_| RecordError::Malformed("batch too large"))?;
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     let records_count = i32::try_from(count).map_err(|_| RecordError::Malformed("too many records"))?;
@@ -85,7 +102,7 @@ fn rebuild<'a>(batch_bytes: &[u8], records: impl Iterator<Item = &'a [u8]>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::check_batch;
+    use crate::batch::{BatchHeader, check_batch};
     use crate::record::{BatchBuilder, Record, decode_records};
 
     fn batch(producer_id: i64, base_offset: i64) -> Vec<u8> {
@@ -125,6 +142,30 @@ mod tests {
             .map(|record| (record.offset.expect("offset"), record.timestamp_ms, record.value.expect("value")))
             .collect();
         assert_eq!(kept, vec![(101, Some(1_001), b"v1".to_vec()), (103, Some(1_003), b"v3".to_vec())]);
+    }
+
+    #[test]
+    fn a_compressed_batch_is_rewritten_with_its_codec() {
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let mut builder = BatchBuilder::new(1_000).producer(7, 3, 40).compression(codec);
+            for (index, key) in ["a", "b", "a", "c"].iter().enumerate() {
+                builder.push(Record::new(Some(key.as_bytes().to_vec()), Some(format!("v{index}").into_bytes())));
+            }
+            let mut original = builder.build().to_vec();
+            batch::set_base_offset(&mut original, 100);
+            let Filtered::Rewritten(bytes) = filter_batch(&original, false, |view, _| view.key != Some(b"a")).expect("filter") else {
+                panic!("expected a rewrite");
+            };
+            let header = check_batch(&bytes).expect("a valid batch with a correct CRC");
+            assert_eq!(header.compression(), codec.id(), "{codec:?} stays the batch's codec");
+            assert_eq!((header.base_offset, header.last_offset(), header.records_count), (100, 103, 2));
+            let kept: Vec<_> = decode_records(&bytes)
+                .expect("decode")
+                .into_iter()
+                .map(|record| (record.offset.expect("offset"), record.value.expect("value")))
+                .collect();
+            assert_eq!(kept, vec![(101, b"v1".to_vec()), (103, b"v3".to_vec())], "{codec:?}");
+        }
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //! further than the last stable offset); a marker stays until a cleaning
 //! meets none of its transaction's batches and its segment is older than
 //! `delete.retention.ms`; each producer's last batch keeps its header.
-//! Compressed batches are kept whole unless aborted (the log does not
-//! decompress).
+//! Compressed batches are cleaned record by record too, and rewritten with
+//! their own codec; one that cannot be decompressed within the log's bound
+//! (`codec::DECOMPRESSED_BYTES_MAX`) is kept whole and maps no key.
 //!
 //! [`compaction_plan`]: crate::compaction_plan
 
@@ -26,11 +27,12 @@ use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::batch_filter::{self, Filtered, filter_batch};
+use crate::codec::DECOMPRESSED_BYTES_MAX;
 use crate::compaction_config::CompactionConfig;
 use crate::compaction_plan::{self, CompactionPlan, SegmentSummary};
 use crate::error::{LogError, Result};
 use crate::offset_map::OffsetMap;
-use crate::record::{self, RecordError};
+use crate::record::{self, BatchRecords, RecordError};
 use crate::segment::{self, Scan, Segment};
 use crate::shared::Shared;
 use crate::storage::{Storage, StorageFile};
@@ -226,7 +228,8 @@ fn transaction_outcomes(segments: &[Arc<Segment>], throttle: &mut Throttle) -> R
 
 /// Maps each key to its latest offset in `[first_dirty_offset, bound)`,
 /// stopping where the map fills up; returns the map and where it stopped.
-/// Markers, aborted records and compressed batches do not enter it.
+/// Markers, aborted records and batches that cannot be decompressed do not
+/// enter it.
 fn build_offset_map(
     segments: &[Arc<Segment>],
     plan: &CompactionPlan,
@@ -244,11 +247,15 @@ fn build_offset_map(
         }
         let mut full = false;
         for_each_batch(segment, throttle, |header, bytes| {
-            let skipped = header.is_control() || header.compression() != 0 || outcomes.outcome(header) != Outcome::Committed;
+            let skipped = header.is_control() || outcomes.outcome(header) != Outcome::Committed;
             if full || header.last_offset() < plan.first_dirty_offset as i64 || header.base_offset >= bound as i64 || skipped {
                 return Ok(());
             }
-            for view in record::record_views(bytes).map_err(|error| damaged(segment, &error))? {
+            let opened = match BatchRecords::open(bytes, DECOMPRESSED_BYTES_MAX) {
+                Err(error) if is_undecompressable(&error) => return Ok(()),
+                opened => opened.map_err(|error| damaged(segment, &error))?,
+            };
+            for view in opened.views().map_err(|error| damaged(segment, &error))? {
                 let offset = (header.base_offset + view.offset_delta) as u64;
                 if offset < plan.first_dirty_offset {
                     continue;
@@ -269,6 +276,15 @@ fn build_offset_map(
         }
     }
     Ok((map, map_end.max(plan.first_dirty_offset)))
+}
+
+/// A compressed batch the codecs refuse (hostile or unknown): the cleaner
+/// leaves it as it is rather than stopping.
+fn is_undecompressable(error: &RecordError) -> bool {
+    matches!(
+        error,
+        RecordError::DecompressedTooLarge { .. } | RecordError::CorruptCompression { .. } | RecordError::UnknownCodec(_)
+    )
 }
 
 fn damaged(segment: &Segment, error: &RecordError) -> LogError {
@@ -334,10 +350,9 @@ fn clean_segment(
                         Filtered::Dropped
                     }
                 }
-                Outcome::Committed if header.compression() != 0 => Filtered::Unchanged,
                 Outcome::Committed => {
                     let mut dropped = 0;
-                    let filtered = filter_batch(bytes, last_of_producer, |view, offset| {
+                    let filtered = match filter_batch(bytes, last_of_producer, |view, offset| {
                         let Some(key) = view.key else {
                             return true;
                         };
@@ -348,8 +363,10 @@ fn clean_segment(
                             dropped += 1;
                         }
                         keep
-                    })
-                    .map_err(|error| damaged(segment, &error))?;
+                    }) {
+                        Err(error) if is_undecompressable(&error) => Filtered::Unchanged,
+                        filtered => filtered.map_err(|error| damaged(segment, &error))?,
+                    };
                     removed += dropped;
                     filtered
                 }

@@ -25,6 +25,7 @@ pub mod batch;
 pub mod batch_filter;
 mod cleaner;
 pub mod clock;
+pub mod codec;
 mod compaction_config;
 pub mod compaction_plan;
 mod config;

@@ -1,6 +1,8 @@
-//! Builds and reads uncompressed RecordBatch v2 records, for the messages the
-//! broker writes itself (metadata events, AMQP and SQS messages). Kafka
-//! producers' batches never pass through here: they are stored as received.
+//! Builds and reads RecordBatch v2 records: builds the batches the broker
+//! writes itself (metadata events, AMQP and SQS messages; uncompressed
+//! unless asked), and reads any stored batch, compressed ones through
+//! `codec.rs` with a bound on what they expand to. Kafka producers' batches
+//! are stored as received; this is how the broker looks inside them.
 //!
 //! Written by hand rather than taken from `kafka-protocol` so that the log
 //! crate stays free of wire-protocol dependencies; the format is small:
@@ -13,7 +15,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use std::borrow::Cow;
+
 use crate::batch::{self, BatchHeader, FramingError, HEADER_BYTES, MAGIC_V2};
+use crate::codec::{Codec, DECOMPRESSED_BYTES_MAX};
 
 /// One record header. Keys may repeat (Kafka allows it), so headers are a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,7 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     transactional: bool,
+    codec: Codec,
     records: Vec<Record>,
 }
 
@@ -74,8 +80,16 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            codec: Codec::None,
             records: Vec::new(),
         }
+    }
+
+    /// Compresses the batch's records with `codec`, as a Kafka producer
+    /// with that `compression.type` would.
+    pub fn compression(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// Marks the batch as sent by an idempotent producer.
@@ -107,6 +121,10 @@ impl BatchBuilder {
 
     /// Encodes the batch with base offset 0 (the log assigns the real one).
     /// An empty builder yields a batch with no records, which logs refuse.
+    ///
+    /// # Panics
+    /// If the builder's codec fails to compress the records, which the
+    /// codecs only do on allocation failure.
     pub fn build(&self) -> Bytes {
         let mut body = BytesMut::new();
         // The max timestamp is that of a record in the batch (Kafka's rule), not
@@ -122,13 +140,19 @@ impl BatchBuilder {
             encode_record(&mut body, record, timestamp - self.base_timestamp_ms, index as i32);
         }
         let count = self.records.len() as i32;
+        let codec = if self.records.is_empty() { Codec::None } else { self.codec };
+        let body = match codec {
+            Codec::None => body.to_vec(),
+            codec => codec.compress(&body).expect("the codecs compress whatever they are given"),
+        };
         let mut out = BytesMut::with_capacity(HEADER_BYTES + body.len());
         out.put_i64(0);
         out.put_i32((HEADER_BYTES - batch::LOG_OVERHEAD + body.len()) as i32);
         out.put_i32(0);
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled below.
-        out.put_i16(if self.transactional { batch::attributes::TRANSACTIONAL } else { 0 });
+        let transactional = if self.transactional { batch::attributes::TRANSACTIONAL } else { 0 };
+        out.put_i16(codec.id() | transactional);
         out.put_i32((count - 1).max(0));
         out.put_i64(self.base_timestamp_ms);
         out.put_i64(max_timestamp);
@@ -183,21 +207,84 @@ fn put_varlong(out: &mut BytesMut, value: i64) {
 pub enum RecordError {
     #[error(transparent)]
     Framing(#[from] FramingError),
-    #[error("compressed batches (codec {0}) are not decoded by the log")]
+    /// A borrowing reader ([`record_views`]) met a compressed batch; read
+    /// it through [`BatchRecords`].
+    #[error("compressed batches (codec {0}) are not read in place")]
     Compressed(i16),
+    /// Attribute bits 5..7: no codec Kafka defines.
+    #[error("unknown compression codec {0}")]
+    UnknownCodec(i16),
+    /// A compressed batch expands past what the reader allows: refused
+    /// rather than expanded without limit.
+    #[error("a compressed batch expands past {bytes_max} bytes")]
+    DecompressedTooLarge { bytes_max: usize },
+    /// A compressed batch's bytes are not valid for its codec.
+    #[error("corrupt {codec} data: {reason}")]
+    CorruptCompression { codec: &'static str, reason: String },
     #[error("malformed record: {0}")]
     Malformed(&'static str),
 }
 
-/// Decodes every record of one uncompressed batch. Every length is checked
-/// against the remaining bytes before use, so hostile input cannot make it
-/// allocate more than the batch holds.
+/// Decodes every record of one batch, compressed or not (expanding to at
+/// most [`DECOMPRESSED_BYTES_MAX`]). Every length is checked against the
+/// remaining bytes before use, so hostile input cannot make it allocate
+/// more than the (decompressed) batch holds.
 pub fn decode_records(batch_bytes: &[u8]) -> Result<Vec<Record>, RecordError> {
+    decode_records_within(batch_bytes, DECOMPRESSED_BYTES_MAX)
+}
+
+/// [`decode_records`] with a compressed batch refused once its records
+/// pass `decompressed_bytes_max`.
+pub fn decode_records_within(batch_bytes: &[u8], decompressed_bytes_max: usize) -> Result<Vec<Record>, RecordError> {
     let header = batch::check_batch(batch_bytes)?;
-    if header.compression() != 0 {
-        return Err(RecordError::Compressed(header.compression()));
+    let body = &batch_bytes[HEADER_BYTES..header.total_bytes()];
+    match Codec::from_attributes(header.attributes)? {
+        Codec::None => decode_records_unchecked(&header, body),
+        codec => decode_records_unchecked(&header, &codec.decompress(body, decompressed_bytes_max)?),
     }
-    decode_records_unchecked(&header, &batch_bytes[HEADER_BYTES..header.total_bytes()])
+}
+
+/// The records area of one batch, decompressed if it was compressed: what
+/// readers that need every record of any batch (the cleaner, the core's
+/// key checks) walk with [`BatchRecords::views`].
+#[derive(Debug)]
+pub struct BatchRecords<'a> {
+    header: BatchHeader,
+    codec: Codec,
+    body: Cow<'a, [u8]>,
+}
+
+impl<'a> BatchRecords<'a> {
+    /// Opens one whole batch (checks framing, not the CRC: callers have
+    /// checked it or read it from a log), decompressing its records, at
+    /// most `decompressed_bytes_max` of them.
+    pub fn open(batch_bytes: &'a [u8], decompressed_bytes_max: usize) -> Result<BatchRecords<'a>, RecordError> {
+        let header = BatchHeader::parse(batch_bytes).ok_or(RecordError::Malformed("batch header truncated"))?;
+        let end = header.total_bytes();
+        if end < HEADER_BYTES || end > batch_bytes.len() {
+            return Err(RecordError::Malformed("batch length past the bytes"));
+        }
+        let stored = &batch_bytes[HEADER_BYTES..end];
+        let codec = Codec::from_attributes(header.attributes)?;
+        let body = match codec {
+            Codec::None => Cow::Borrowed(stored),
+            codec => Cow::Owned(codec.decompress(stored, decompressed_bytes_max)?),
+        };
+        Ok(BatchRecords { header, codec, body })
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The batch's records, borrowed from the (decompressed) records area.
+    pub fn views(&self) -> Result<Vec<RecordView<'_>>, RecordError> {
+        views_of(&self.header, &self.body)
+    }
 }
 
 fn decode_records_unchecked(header: &BatchHeader, mut body: &[u8]) -> Result<Vec<Record>, RecordError> {
@@ -261,6 +348,8 @@ pub struct RecordView<'a> {
 
 /// The records of one uncompressed batch, borrowed. Checks framing (not the
 /// CRC: callers have checked it or read it from a log) and every length.
+/// A compressed batch is refused ([`RecordError::Compressed`]): read it
+/// through [`BatchRecords`].
 pub fn record_views(batch_bytes: &[u8]) -> Result<Vec<RecordView<'_>>, RecordError> {
     let header = BatchHeader::parse(batch_bytes).ok_or(RecordError::Malformed("batch header truncated"))?;
     if header.compression() != 0 {
@@ -270,7 +359,11 @@ pub fn record_views(batch_bytes: &[u8]) -> Result<Vec<RecordView<'_>>, RecordErr
     if end < HEADER_BYTES || end > batch_bytes.len() {
         return Err(RecordError::Malformed("batch length past the bytes"));
     }
-    let mut body = &batch_bytes[HEADER_BYTES..end];
+    views_of(&header, &batch_bytes[HEADER_BYTES..end])
+}
+
+/// The records of a batch's (uncompressed) records area `body`, borrowed.
+fn views_of<'a>(header: &BatchHeader, mut body: &'a [u8]) -> Result<Vec<RecordView<'a>>, RecordError> {
     let count = usize::try_from(header.records_count).map_err(|_| RecordError::Malformed("negative record count"))?;
     // Each record takes at least 7 bytes, which bounds the allocation.
     let mut views = Vec::with_capacity(count.min(body.len() / 7 + 1));
@@ -370,6 +463,30 @@ mod tests {
             })
     }
 
+    #[test]
+    fn a_compressed_batch_that_expands_past_the_bound_is_refused() {
+        // One record of 8 MiB of zeros: a few KiB compressed.
+        let mut builder = BatchBuilder::new(1_600_000_000_000).compression(Codec::Gzip);
+        builder.push(Record::new(None, Some(vec![0; 8 << 20])));
+        let bytes = builder.build();
+        assert!(bytes.len() < 64 * 1024, "the bomb is small: {} bytes", bytes.len());
+        assert_eq!(
+            decode_records_within(&bytes, 1 << 20),
+            Err(RecordError::DecompressedTooLarge { bytes_max: 1 << 20 })
+        );
+        assert_eq!(
+            BatchRecords::open(&bytes, 1 << 20).map(|_| ()),
+            Err(RecordError::DecompressedTooLarge { bytes_max: 1 << 20 })
+        );
+        assert_eq!(
+            decode_records(&bytes).expect("within the log's own bound")[0]
+                .value
+                .as_ref()
+                .map(Vec::len),
+            Some(8 << 20)
+        );
+    }
+
     proptest! {
         #[test]
         fn records_round_trip(records in proptest::collection::vec(arb_record(), 1..20)) {
@@ -402,6 +519,48 @@ mod tests {
                 prop_assert_eq!(view.key, want.key.as_deref());
                 let headers: Vec<_> = want.headers.iter().map(|h| (h.key.as_bytes(), h.value.as_deref())).collect();
                 prop_assert_eq!(&view.headers, &headers);
+            }
+        }
+
+        #[test]
+        fn compressed_batches_decode_as_their_records(
+            codec in prop::sample::select(vec![Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd]),
+            records in proptest::collection::vec(arb_record(), 1..20),
+        ) {
+            let mut plain = BatchBuilder::new(1_600_000_000_000);
+            let mut compressed = BatchBuilder::new(1_600_000_000_000).compression(codec);
+            for record in &records {
+                plain.push(record.clone());
+                compressed.push(record.clone());
+            }
+            let bytes = compressed.build();
+            prop_assert_eq!(batch::check_batch(&bytes).expect("valid").compression(), codec.id());
+            prop_assert_eq!(decode_records(&bytes).expect("decodes"), decode_records(&plain.build()).expect("decodes"));
+            let opened = BatchRecords::open(&bytes, DECOMPRESSED_BYTES_MAX).expect("opens");
+            let keys: Vec<_> = opened.views().expect("walks").iter().map(|view| view.key.map(<[u8]>::to_vec)).collect();
+            let want: Vec<_> = records.iter().map(|record| record.key.clone()).collect();
+            prop_assert_eq!(keys, want);
+        }
+
+        #[test]
+        fn decoding_mutated_compressed_batches_never_panics(
+            codec in prop::sample::select(vec![Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd]),
+            position in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            records in proptest::collection::vec(arb_record(), 1..5),
+        ) {
+            let mut builder = BatchBuilder::new(1_600_000_000_000).compression(codec);
+            for record in records {
+                builder.push(record);
+            }
+            let mut bytes = builder.build().to_vec();
+            let at = HEADER_BYTES + position.index(bytes.len() - HEADER_BYTES);
+            bytes[at] = byte;
+            let crc = batch::compute_crc(&bytes);
+            bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+            let _ = decode_records_within(&bytes, 4096);
+            if let Ok(opened) = BatchRecords::open(&bytes, 4096) {
+                let _ = opened.views();
             }
         }
 

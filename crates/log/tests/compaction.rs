@@ -1,5 +1,6 @@
 //! Log compaction end to end on the log: the cleaner keeps the latest record
-//! per key at its offset, removes expired tombstones, leaves the active
+//! per key at its offset (inside compressed batches too, rewritten with
+//! their codec), removes expired tombstones, leaves the active
 //! segment and undecided transactions alone, removes aborted records and
 //! then their markers, survives a reopen, and a crash
 //! at any step of a cleaning (a failed write, fsync, rename or directory
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use conveyor_log::batch::{self, check_batch};
 use conveyor_log::clock::{Clock, ManualClock};
+use conveyor_log::codec::Codec;
 use conveyor_log::record::{BatchBuilder, Record, decode_records};
 use conveyor_log::sim::{PowerLoss, SimDisk, SimError, SimOp};
 use conveyor_log::throttle::Throttle;
@@ -69,6 +71,22 @@ fn each_served_batch(log: &Log, mut visit: impl FnMut(&batch::BatchHeader, &[u8]
 fn read_all(log: &Log) -> Vec<(u64, String, Option<String>)> {
     let mut records = Vec::new();
     each_served_batch(log, |_, bytes| {
+        for record in decode_records(bytes).expect("records") {
+            let key = String::from_utf8(record.key.expect("keyed")).expect("utf-8");
+            let value = record.value.map(|value| String::from_utf8(value).expect("utf-8"));
+            records.push((record.offset.expect("offset") as u64, key, value));
+        }
+    });
+    records
+}
+
+/// Every data record served from the start (markers left out).
+fn read_data(log: &Log) -> Vec<(u64, String, Option<String>)> {
+    let mut records = Vec::new();
+    each_served_batch(log, |header, bytes| {
+        if header.is_control() {
+            return;
+        }
         for record in decode_records(bytes).expect("records") {
             let key = String::from_utf8(record.key.expect("keyed")).expect("utf-8");
             let value = record.value.map(|value| String::from_utf8(value).expect("utf-8"));
@@ -307,12 +325,13 @@ fn aborted_records_go_and_their_marker_follows_once_its_data_is_gone() {
 }
 
 #[test]
-fn an_aborted_compressed_batch_goes_whole_and_a_committed_one_stays_whole() {
+fn an_aborted_compressed_batch_goes_whole_and_one_the_codecs_refuse_stays_whole() {
     let disk = SimDisk::new(6);
     let clock = ManualClock::new(NOW_MS);
     let log = open(&disk, &clock);
-    // The gzip flag on records that are not really compressed: the log never
-    // decompresses, and an aborted batch needs no look inside.
+    // The gzip flag on records that are not really compressed: an aborted
+    // batch needs no look inside, and a committed one the codec refuses is
+    // left as it is rather than stopping the cleaning.
     const GZIP: i16 = 1;
     let aborted = futures_lite_block(log.append(flagged(&transactional(7, "k0", "aborted"), GZIP)));
     let committed = futures_lite_block(log.append(flagged(&transactional(8, "k0", "committed"), GZIP)));
@@ -320,7 +339,7 @@ fn an_aborted_compressed_batch_goes_whole_and_a_committed_one_stays_whole() {
     futures_lite_block(log.append(marker(8, true)));
     futures_lite_block(log.append(transactional(7, "later", "committed")));
     futures_lite_block(log.append(marker(7, true)));
-    // fill's k0 records supersede both; a compressed batch is not filtered.
+    // fill's k0 records supersede both; a batch the codec refuses is not filtered.
     fill(&log, 2, 3);
     clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
     let read = log.read(0, 1 << 20, true).expect("read");
@@ -330,8 +349,72 @@ fn an_aborted_compressed_batch_goes_whole_and_a_committed_one_stays_whole() {
     assert!(!offsets.contains(&aborted), "the aborted compressed batch went: {offsets:?}");
     assert!(
         offsets.contains(&committed),
-        "a committed compressed batch is kept whole: {offsets:?}"
+        "a committed batch that does not decompress is kept whole: {offsets:?}"
     );
+}
+
+/// One batch of `records` (key, value) compressed with `codec`, from
+/// `producer_id` (-1: none).
+fn compressed(codec: Codec, producer_id: i64, records: &[(String, Option<String>)]) -> Bytes {
+    let mut builder = BatchBuilder::new(NOW_MS).compression(codec).producer(producer_id, 0, 0);
+    for (key, value) in records {
+        builder.push(Record::new(Some(key.clone().into_bytes()), value.clone().map(String::into_bytes)));
+    }
+    builder.build()
+}
+
+#[test]
+fn compressed_batches_keep_the_latest_record_per_key_and_their_codec() {
+    for (seed, codec) in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd].into_iter().enumerate() {
+        let disk = SimDisk::new(20 + seed as u64);
+        let clock = ManualClock::new(NOW_MS);
+        let log = open(&disk, &clock);
+        let mut written = BTreeMap::new();
+        for round in 0..6 {
+            let mut records: Vec<(String, Option<String>)> =
+                (0..4).map(|key| (format!("k{key}"), Some(format!("v{round}-{key}")))).collect();
+            if round == 2 {
+                // A committed transaction's compressed batch, with a key
+                // nothing later supersedes.
+                records.push(("t".to_owned(), Some("in-txn".to_owned())));
+            }
+            if round == 4 {
+                records.push(("k0".to_owned(), None));
+            }
+            let bytes = compressed(codec, if round == 2 { 9 } else { -1 }, &records);
+            let base = if round == 2 {
+                let base = futures_lite_block(log.append(flagged(&bytes, batch::attributes::TRANSACTIONAL)));
+                futures_lite_block(log.append(marker(9, true)));
+                base
+            } else {
+                futures_lite_block(log.append(bytes))
+            };
+            for (delta, (key, value)) in records.into_iter().enumerate() {
+                written.insert(base + delta as u64, (key, value));
+            }
+        }
+        log.roll().expect("roll");
+        let stats = clean(&log, &compaction(i64::MAX)).expect("clean").expect("a cleaning was due");
+        assert!(stats.records_removed >= 20, "{codec:?}: {stats:?}");
+        let mut expected: Vec<(u64, String, Option<String>)> = latest(&written)
+            .into_iter()
+            .map(|(key, (offset, value))| (offset, key, value))
+            .collect();
+        expected.sort();
+        let mut served = read_data(&log);
+        served.sort();
+        assert_eq!(served, expected, "{codec:?}: only each key's latest record, at its own offset");
+        each_served_batch(&log, |header, _| {
+            if !header.is_control() && header.records_count > 0 {
+                assert_eq!(header.compression(), codec.id(), "a rewritten batch keeps its codec");
+            }
+        });
+        drop(log);
+        let log = open(&disk, &clock);
+        let mut reopened = read_data(&log);
+        reopened.sort();
+        assert_eq!(reopened, expected, "{codec:?}: the cleaned segments recover as written");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use conveyor_log::Log;
+use conveyor_log::record::Record;
 use tracing::info;
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
-use crate::queue::{CursorStart, DeclaredQueue, Queue, QueuePolicy, QueueType, StreamRetention};
+use crate::queue::{Committed, CursorStart, DeclaredQueue, Queue, QueueError, QueuePolicy, QueueType, StreamRetention};
 use crate::topic::Topic;
 use crate::topic_name::validate_topic_name;
 use crate::vhost;
@@ -89,6 +90,30 @@ pub(crate) const QUEUE_OPENS_CONCURRENT_MAX: usize = 16;
 impl Broker {
     pub fn queue(&self, name: &str) -> Option<Arc<DeclaredQueue>> {
         self.meta.current().queues.get(name).cloned()
+    }
+
+    /// Up to `max_records` records of stream `declared` from `offset` on,
+    /// as its consumers get them. A stream that is also a Kafka topic (a
+    /// stream of `/`, or one declared over a topic) is read as Kafka's
+    /// `read_committed` consumers read the partition: up to its last
+    /// stable offset and without the records of aborted transactions, so a
+    /// transactional producer's aborted or still open records never reach
+    /// a stream consumer. Blocking (reads the log).
+    pub fn read_stream(&self, declared: &DeclaredQueue, offset: u64, max_records: usize) -> std::result::Result<Vec<Record>, QueueError> {
+        let partition = served_to_kafka(&declared.name, &declared.policy())
+            .then(|| self.topic(&declared.name).and_then(|topic| topic.partition_handle(0)))
+            .flatten();
+        match partition {
+            Some(partition) => {
+                let last_stable_offset = partition.last_stable_offset();
+                let committed = Committed {
+                    last_stable_offset,
+                    aborted: partition.aborted_transactions(offset, last_stable_offset),
+                };
+                declared.queue.read_stream_committed(offset, max_records, &committed)
+            }
+            None => declared.queue.read_stream(offset, max_records),
+        }
     }
 
     pub fn queues(&self) -> Vec<Arc<DeclaredQueue>> {

@@ -28,7 +28,7 @@ pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, GroupKey, JournalEvent, ShareCursor,
     ShareCursorConfig,
 };
-pub use stream::StreamStart;
+pub use stream::{Committed, StreamStart};
 
 /// Why a queue operation failed. A [`CursorError`] fails only that request;
 /// a log error may mean the queue is poisoned until reopened.

@@ -4,17 +4,48 @@
 //! sees every message the log still retains, and retention (by bytes, by
 //! age) is the log's. Knows offsets and timestamps; nothing of how a front
 //! door spells a starting point (AMQP's `x-stream-offset`).
+//!
+//! A stream whose log a Kafka producer may write transactionally is read
+//! as Kafka's `read_committed` consumers read a partition
+//! ([`Queue::read_stream_committed`]): up to the last stable offset, and
+//! without the records of aborted transactions.
 
 use conveyor_log::LogError;
 use conveyor_log::record::Record;
 
 use super::{Queue, QueueError};
-use crate::record_batches::decode_data_batches;
+use crate::record_batches::decode_data_batches_where;
+use crate::transaction::AbortedTransaction;
 
 /// Bytes one read takes from the log (at least one batch, however large).
 const READ_BYTES_MAX: usize = 1 << 20;
+/// Reads of the log one call makes at most.
+const READS_MAX: usize = 16;
 /// Bytes of the active segment's tail searched for its last batch.
 const TAIL_BYTES_MAX: u64 = 1 << 20;
+
+/// What a `read_committed` reader of a partition may see: everything below
+/// its last stable offset except the batches of aborted transactions
+/// (Kafka's rule: a transactional batch of producer P at or after an
+/// aborted transaction's first offset and before its ABORT marker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub last_stable_offset: u64,
+    /// The aborted transactions with records at or after the read's offset.
+    pub aborted: Vec<AbortedTransaction>,
+}
+
+impl Committed {
+    fn aborts(&self, header: &conveyor_log::batch::BatchHeader) -> bool {
+        let Ok(base_offset) = u64::try_from(header.base_offset) else {
+            return false;
+        };
+        header.is_transactional()
+            && self.aborted.iter().any(|aborted| {
+                aborted.producer_id == header.producer_id && (aborted.first_offset..aborted.last_offset).contains(&base_offset)
+            })
+    }
+}
 
 /// Where a new reader starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +87,25 @@ impl Queue {
     /// get them from queues. A reader left behind by retention continues
     /// from the oldest retained. Empty at the end. Blocking.
     pub fn read_stream(&self, offset: u64, max_records: usize) -> Result<Vec<Record>, QueueError> {
+        self.read_stream_within(offset, max_records, None)
+    }
+
+    /// [`Queue::read_stream`] as a `read_committed` reader: nothing at or
+    /// past `committed`'s last stable offset (a reader there waits for the
+    /// open transaction to end), and no record of an aborted transaction.
+    pub fn read_stream_committed(&self, offset: u64, max_records: usize, committed: &Committed) -> Result<Vec<Record>, QueueError> {
+        self.read_stream_within(offset, max_records, Some(committed))
+    }
+
+    fn read_stream_within(&self, offset: u64, max_records: usize, committed: Option<&Committed>) -> Result<Vec<Record>, QueueError> {
         let log = self.message_log();
+        let end = committed.map_or(u64::MAX, |committed| committed.last_stable_offset);
         let mut from = offset;
-        // Twice at most: once more from the log's new start after retention.
-        for _ in 0..2 {
-            if from >= log.written() || max_records == 0 {
+        // Once more from the log's new start after retention, and once more
+        // past each read that held only skipped batches (markers, aborted
+        // records), up to a bound; a reader then comes back for the rest.
+        for _ in 0..READS_MAX {
+            if from >= log.written().min(end) || max_records == 0 {
                 return Ok(Vec::new());
             }
             let read = match log.read_written(from, READ_BYTES_MAX, true) {
@@ -71,15 +116,29 @@ impl Queue {
                 }
                 Err(error) => return Err(error.into()),
             };
-            let records = decode_data_batches(&read.bytes).map_err(|reason| QueueError::Journal {
+            let keep = |header: &conveyor_log::batch::BatchHeader| committed.is_none_or(|committed| !committed.aborts(header));
+            let records = decode_data_batches_where(&read.bytes, keep).map_err(|reason| QueueError::Journal {
                 path: self.dir().join("messages"),
                 reason,
             })?;
-            return Ok(records
+            let records: Vec<Record> = records
                 .into_iter()
-                .filter(|record| record.offset.and_then(|at| u64::try_from(at).ok()).is_some_and(|at| at >= from))
+                .filter(|record| {
+                    record
+                        .offset
+                        .and_then(|at| u64::try_from(at).ok())
+                        .is_some_and(|at| at >= from && at < end)
+                })
                 .take(max_records)
-                .collect());
+                .collect();
+            let read_end = conveyor_log::batch::whole_batches(&read.bytes)
+                .last()
+                .and_then(|(header, _)| u64::try_from(header.last_offset()).ok())
+                .map(|last| last + 1);
+            match read_end {
+                Some(read_end) if records.is_empty() && read_end > from => from = read_end,
+                _ => return Ok(records),
+            }
         }
         Ok(Vec::new())
     }
@@ -143,5 +202,50 @@ mod tests {
         let offsets: Vec<Option<i64>> = read.iter().map(|record| record.offset).collect();
         assert_eq!(read.iter().map(body).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(offsets, [Some(0), Some(2)], "the marker's offset is skipped");
+    }
+
+    #[tokio::test]
+    async fn a_committed_reader_stops_at_the_last_stable_offset_and_skips_aborted_transactions() {
+        use conveyor_log::batch::{self, attributes};
+        use conveyor_log::record::BatchBuilder;
+
+        use crate::transaction::marker::{MarkerKind, control_batch};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = Queue::open(dir.path(), QueueConfig::default(), ManualClock::new(1_000)).expect("open");
+        let log = queue.message_log();
+        let transactional = |producer_id: i64, texts: &[&str]| {
+            let mut builder = BatchBuilder::new(1_000).producer(producer_id, 0, 0);
+            for text in texts {
+                builder.push(Record::new(None, Some(text.as_bytes().to_vec())));
+            }
+            let mut bytes = builder.build().to_vec();
+            let flagged = (i16::from_be_bytes([bytes[21], bytes[22]]) | attributes::TRANSACTIONAL).to_be_bytes();
+            bytes[21..23].copy_from_slice(&flagged);
+            let crc = batch::compute_crc(&bytes);
+            bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+            bytes::Bytes::from(bytes)
+        };
+        log.append(transactional(7, &["aborted-1", "aborted-2"])).await.expect("0..2"); // 0, 1
+        log.append(transactional(8, &["committed"])).await.expect("2"); // 2
+        log.append(control_batch(7, 0, MarkerKind::of(false), 0, 1_000)).await.expect("3"); // abort
+        log.append(control_batch(8, 0, MarkerKind::of(true), 0, 1_000)).await.expect("4"); // commit
+        log.append(transactional(9, &["open"])).await.expect("5"); // 5, undecided
+        let aborted = AbortedTransaction {
+            producer_id: 7,
+            first_offset: 0,
+            last_offset: 3,
+        };
+        let committed = Committed {
+            last_stable_offset: 5,
+            aborted: vec![aborted],
+        };
+        let read = queue.read_stream_committed(0, 10, &committed).expect("read");
+        assert_eq!(read.iter().map(body).collect::<Vec<_>>(), ["committed"]);
+        assert!(
+            queue.read_stream_committed(3, 10, &committed).expect("read").is_empty(),
+            "nothing at or past the last stable offset"
+        );
+        let everything = queue.read_stream(0, 10).expect("read");
+        assert_eq!(everything.len(), 4, "an uncommitted reader sees every data record");
     }
 }
