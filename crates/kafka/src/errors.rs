@@ -111,6 +111,7 @@ pub fn transaction_error(error: &TransactionError, fenced_code: bool) -> Respons
         TransactionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         TransactionError::ConcurrentTransactions(_) => ResponseError::ConcurrentTransactions,
         TransactionError::UnknownPartitions(_) => ResponseError::UnknownTopicOrPartition,
+        TransactionError::NotGroupMember(error) => group_error(error),
         TransactionError::InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
         // Retriable: the client finds the coordinator again and retries.
         TransactionError::Storage(_) => ResponseError::CoordinatorNotAvailable,

@@ -124,6 +124,7 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
     let mut queue = QueueConfig::default();
     queue.cursor.delivery_limit = policy.delivery_limit;
     queue.cursor.message_groups = policy.message_groups;
+    queue.cursor.delays = policy.message_delays;
     queue.cursor.count_bytes = policy.max_length_bytes.is_some();
     queue.cursor.max_priority = policy.max_priority.unwrap_or(0);
     let retention = policy.stream_retention;

@@ -223,11 +223,24 @@ async fn commit_each(mut change: Change, limits: &Limits, batch: Vec<(QueueDecla
     }
 }
 
+/// Whether a declaration names the queue as it is. `x-message-delays`, set
+/// by the SQS door on its queues, need not be repeated (an AMQP client
+/// declares an SQS queue without arguments), as RabbitMQ compares only the
+/// arguments on its equivalence list.
+fn equivalent(current: &QueueDefinition, declared: &QueueDefinition) -> bool {
+    let without_delays = |definition: &QueueDefinition| {
+        let mut arguments = definition.arguments.clone();
+        arguments.remove(crate::queue::policy::arguments::MESSAGE_DELAYS);
+        (definition.durable, definition.auto_delete, arguments)
+    };
+    current == declared || without_delays(current) == without_delays(declared)
+}
+
 /// The answer to a declaration of a queue that exists: itself if it was
 /// declared the same way, else why not.
 pub(crate) fn already_declared(existing: &Arc<DeclaredQueue>, definition: &QueueDefinition, now_ms: i64) -> Declared {
     let current = existing.definition();
-    if *current != *definition {
+    if !equivalent(&current, definition) {
         let reason = if current.durable != definition.durable {
             format!("durable is {}, not {}", current.durable, definition.durable)
         } else if current.auto_delete != definition.auto_delete {

@@ -23,6 +23,7 @@ mod routing;
 pub use routing::{FannedOut, RouteTarget};
 mod topics;
 mod transactions;
+pub use transactions::TransactionalCommitter;
 mod vhosts;
 mod views;
 

@@ -79,6 +79,17 @@ impl Participants for PartitionMarkers<'_> {
     }
 }
 
+/// Who a TxnOffsetCommit says it commits for: the group and, when it is in
+/// the group protocol, its member id, static instance id and generation
+/// (none of them, generation -1, from a producer outside it).
+#[derive(Debug, Clone, Copy)]
+pub struct TransactionalCommitter<'a> {
+    pub group: &'a str,
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub generation_id: i32,
+}
+
 impl Broker {
     /// The transaction coordinator (transactional ids and their state).
     pub fn transactions(&self) -> &Arc<TransactionCoordinator> {
@@ -172,15 +183,22 @@ impl Broker {
             .await
     }
 
-    /// TxnOffsetCommit: offsets pending until the transaction ends; those of
-    /// partitions that do not exist are refused as a whole, naming them.
+    /// TxnOffsetCommit: offsets of `committer`'s group pending until the
+    /// transaction ends. A committer outside the group's current generation
+    /// is refused first (`TransactionError::NotGroupMember`), as Kafka's
+    /// `validateOffsetCommit` does; offsets of partitions that do not exist
+    /// are refused as a whole, naming them.
     pub async fn commit_transactional_offsets(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
+        committer: &TransactionalCommitter<'_>,
         offsets: Vec<PendingOffset>,
     ) -> Result<(), TransactionError> {
+        self.groups
+            .check_transactional_committer(committer.group, committer.member_id, committer.instance_id, committer.generation_id)
+            .map_err(TransactionError::NotGroupMember)?;
         let unknown: Vec<TopicPartition> = offsets
             .iter()
             .filter(|offset| {
@@ -231,5 +249,49 @@ impl Broker {
         self.transactions
             .end(transactional_id, producer_id, producer_epoch, commit, &markers)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::BrokerConfig;
+    use crate::group::GroupError;
+
+    #[tokio::test]
+    async fn a_transactional_offset_commit_from_outside_the_groups_generation_is_refused_before_the_transaction_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open broker");
+        let offset = PendingOffset {
+            group: "g".to_owned(),
+            topic: "t".to_owned(),
+            partition: 0,
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+        };
+        let zombie = TransactionalCommitter {
+            group: "g",
+            member_id: "zombie",
+            instance_id: None,
+            generation_id: 3,
+        };
+        let refused = broker
+            .commit_transactional_offsets("txn", 1, 0, &zombie, vec![offset.clone()])
+            .await;
+        assert!(
+            matches!(refused, Err(TransactionError::NotGroupMember(GroupError::UnknownMemberId))),
+            "{refused:?}"
+        );
+        // A producer outside the group protocol names no member: the
+        // transaction is what refuses it here (no producer id was handed out).
+        let outside = TransactionalCommitter {
+            member_id: "",
+            generation_id: -1,
+            ..zombie
+        };
+        let refused = broker.commit_transactional_offsets("txn", 1, 0, &outside, vec![offset]).await;
+        assert!(!matches!(refused, Err(TransactionError::NotGroupMember(_)) | Ok(())), "{refused:?}");
+        broker.close().expect("close");
     }
 }

@@ -541,7 +541,7 @@ impl GroupCoordinator {
     /// FENCED_INSTANCE_ID, ILLEGAL_GENERATION otherwise — a zombie of an
     /// earlier generation cannot commit); one that names none (a producer
     /// outside the group protocol, or TxnOffsetCommit before v3) passes.
-    pub fn check_transactional_committer(
+    pub(crate) fn check_transactional_committer(
         &self,
         group_id: &str,
         member_id: &str,

@@ -15,11 +15,15 @@ use crate::journal::{EncodedEvent, StateMachine};
 pub const JOURNAL_RESERVE_BYTES: u64 = 1024 * 1024;
 
 /// What a cursor snapshot holds besides its journal offset: `start` and
-/// `[offset, state, delivery_count]` entries, ascending, all at or above it.
+/// `[offset, state, delivery_count]` entries, ascending, all at or above it,
+/// and `[offset, not_before_ms]` for the available ones waiting out a retry
+/// delay (absent when none does).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CursorSnapshot {
     start: u64,
     entries: Vec<(u64, DurableState, u32)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    not_before: Vec<(u64, i64)>,
 }
 
 impl StateMachine for CursorImage {
@@ -46,6 +50,11 @@ impl StateMachine for CursorImage {
                 .iter()
                 .map(|(offset, (state, count))| (*offset, *state, *count))
                 .collect(),
+            not_before: self
+                .not_before
+                .iter()
+                .map(|(offset, not_before_ms)| (*offset, *not_before_ms))
+                .collect(),
         }
     }
 
@@ -57,6 +66,7 @@ impl StateMachine for CursorImage {
                 .into_iter()
                 .map(|(offset, state, count)| (offset, (state, count)))
                 .collect(),
+            not_before: snapshot.not_before.into_iter().collect(),
         }
     }
 }
@@ -110,6 +120,13 @@ mod tests {
                 },
                 r#"{"event":"archived","offset":8,"delivery_count":3}"#,
             ),
+            (
+                JournalEvent::Delayed {
+                    offset: 5,
+                    not_before_ms: 9_000,
+                },
+                r#"{"event":"delayed","offset":5,"not_before_ms":9000}"#,
+            ),
         ];
         for (event, json) in events {
             assert_eq!(serde_json::to_string(&event).expect("encode"), json);
@@ -137,6 +154,15 @@ mod tests {
             written,
             r#"{"offset":0,"start":5,"entries":[[5,"available",2],[6,"acknowledged",1]]}"#
         );
+        image.not_before.insert(5, 9_000);
+        journal.write_snapshot(&image.snapshot(), 0).expect("snapshot");
+        let written = std::fs::read_to_string(&snapshot_path).expect("read snapshot");
+        assert_eq!(
+            written,
+            r#"{"offset":0,"start":5,"entries":[[5,"available",2],[6,"acknowledged",1]],"not_before":[[5,9000]]}"#
+        );
+        let (_, replayed) = Journaled::<CursorImage>::open(dir.path(), config, Arc::clone(&clock)).expect("reopen");
+        assert_eq!(replayed.state, image, "a retry delay survives a restart");
         journal.close().expect("close");
         // Snapshots written before every journal shared one format name
         // the offset `journal_offset`; they still open.
@@ -146,6 +172,7 @@ mod tests {
         )
         .expect("write an older snapshot");
         let (_, replayed) = Journaled::<CursorImage>::open(dir.path(), config, clock).expect("reopen");
+        image.not_before.clear();
         assert_eq!(replayed.state, image);
     }
 }

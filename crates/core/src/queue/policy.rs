@@ -41,6 +41,10 @@ pub mod arguments {
     /// The highest message priority, 0–255 (0: none): a priority queue
     /// delivers the messages of higher priority first (see `share_cursor.rs`).
     pub const MAX_PRIORITY: &str = "x-max-priority";
+    /// Conveyor's own, `"true"`: messages may carry a not-before time
+    /// (header [`super::headers::NOT_BEFORE_MS`]) and are not delivered
+    /// before it (SQS queues; see `share_cursor.rs`).
+    pub const MESSAGE_DELAYS: &str = "x-message-delays";
     /// `classic` (the default), `quorum` or `stream` ([`QueueType`]).
     pub const QUEUE_TYPE: &str = "x-queue-type";
     /// Quorum queues: `at-most-once` (the default) or `at-least-once`.
@@ -81,6 +85,9 @@ pub mod headers {
     /// The message's priority (0–255 as decimal text), from the publisher;
     /// a queue with `x-max-priority` delivers higher ones first.
     pub const PRIORITY: &str = "conveyor.priority";
+    /// Not delivered before this time (ms since the epoch, decimal text),
+    /// on a queue with `x-message-delays` (SQS's DelaySeconds).
+    pub const NOT_BEFORE_MS: &str = "conveyor.not-before-ms";
 }
 
 /// What happens to a publish into a full queue (`x-overflow`).
@@ -184,6 +191,8 @@ pub struct QueuePolicy {
     pub retry: Option<RetryBackoff>,
     pub expires_ms: Option<i64>,
     pub message_groups: bool,
+    /// `x-message-delays`: messages may carry a not-before time.
+    pub message_delays: bool,
     /// `x-single-active-consumer`.
     pub single_active_consumer: bool,
     /// `x-consumer-timeout`: overrides the broker's consumer timeout.
@@ -343,11 +352,8 @@ impl QueuePolicy {
                 Some(0) => return Err(format!("invalid arg '{}': 0 is not a positive integer", arguments::EXPIRES)),
                 expires_ms => expires_ms,
             },
-            message_groups: match arguments.get(arguments::MESSAGE_GROUPS).map(String::as_str) {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::MESSAGE_GROUPS)),
-            },
+            message_groups: flag(arguments, arguments::MESSAGE_GROUPS)?,
+            message_delays: flag(arguments, arguments::MESSAGE_DELAYS)?,
             consumer_timeout_ms: match number(arguments::CONSUMER_TIMEOUT)? {
                 Some(0) => {
                     return Err(format!(
@@ -357,11 +363,7 @@ impl QueuePolicy {
                 }
                 timeout_ms => timeout_ms,
             },
-            single_active_consumer: match arguments.get(arguments::SINGLE_ACTIVE_CONSUMER).map(String::as_str) {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => return Err(format!("invalid arg '{}': {other:?}", arguments::SINGLE_ACTIVE_CONSUMER)),
-            },
+            single_active_consumer: flag(arguments, arguments::SINGLE_ACTIVE_CONSUMER)?,
             max_priority: max_priority(arguments)?,
         })
     }
@@ -433,6 +435,15 @@ fn quorum_delivery_limit(arguments: &BTreeMap<String, String>) -> Result<Option<
 /// `x-max-priority`, with RabbitMQ's rules and reasons: an integer from 0
 /// to 255 (0 makes no priority queue). Priorities order deliveries, as
 /// message groups do, and the two do not mix.
+/// A `"true"`/`"false"` argument (absent is false).
+fn flag(arguments: &BTreeMap<String, String>, name: &str) -> Result<bool, String> {
+    match arguments.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("invalid arg '{name}': {other:?}")),
+    }
+}
+
 fn max_priority(arguments: &BTreeMap<String, String>) -> Result<Option<u8>, String> {
     let Some(value) = arguments.get(arguments::MAX_PRIORITY) else {
         return Ok(None);

@@ -496,16 +496,19 @@ impl Queue {
     }
 
     /// The consumer gives the message back, to be delivered again no sooner
-    /// than `delay_ms` from now. Not journaled: after a crash the message is
-    /// available again at once.
+    /// than `delay_ms` from now. A delay is journaled without waiting: a
+    /// crash before it is durable makes the message available at once.
     pub fn release(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<(), QueueError> {
         let now_ms = self.clock.now_ms();
-        self.state.lock().cursor.release(consumer, offset, delay_ms, now_ms)?;
+        let mut state = self.state.lock();
+        state.cursor.release(consumer, offset, delay_ms, now_ms)?;
+        // Journal appends complete in order; nobody needs to wait for this one.
+        drop(self.enqueue_events(&mut state));
         Ok(())
     }
 
-    /// Gives back a message acquired before it was due, to be delivered no
-    /// sooner than `delay_ms` from now: that acquisition was no delivery,
+    /// Gives back a message acquired but never handed over, to be delivered
+    /// no sooner than `delay_ms` from now: that acquisition was no delivery,
     /// so its count goes back (resolved once journaled) and its
     /// first-delivery time is forgotten.
     pub fn defer(&self, consumer: ConsumerId, offset: u64, delay_ms: i64) -> Result<Durable, QueueError> {
@@ -853,11 +856,17 @@ impl Queue {
                         .and_then(|value| std::str::from_utf8(value).ok())
                         .and_then(|text| text.parse::<u8>().ok())
                         .unwrap_or(0);
+                    let not_before_ms = record
+                        .header(headers::NOT_BEFORE_MS)
+                        .and_then(|header| header.value.as_deref())
+                        .and_then(|value| std::str::from_utf8(value).ok())
+                        .and_then(|text| text.parse::<i64>().ok());
                     facts.push(Fact {
                         offset,
                         order: OrderFacts {
                             group: record.key.unwrap_or_default(),
                             priority,
+                            not_before_ms,
                         },
                         size,
                     });

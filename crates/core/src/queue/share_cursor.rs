@@ -26,6 +26,12 @@
 //! applies: a message past it waits for the head to settle, whatever its
 //! priority.
 //!
+//! With delays on (an SQS queue), a message may carry a not-before time,
+//! learned with its order ([`OrderFacts::not_before_ms`]): it is not
+//! acquired before then, so an early acquisition never counts as a
+//! delivery. A message given back with a retry delay waits the same way;
+//! that not-before time is journaled ([`JournalEvent::Delayed`]).
+//!
 //! With byte counting on (a queue with `x-max-length-bytes`), the cursor
 //! also keeps the body size of every unsettled message, learned the same
 //! way ([`ShareCursor::learn_sizes`]), so it can tell the bytes of the
@@ -62,6 +68,9 @@ pub struct ShareCursorConfig {
     /// as this. 0 is no priorities, as is having message groups (see the
     /// module documentation).
     pub max_priority: u8,
+    /// Messages may carry a not-before time the cursor learns before
+    /// delivering them (see the module documentation).
+    pub delays: bool,
 }
 
 impl Default for ShareCursorConfig {
@@ -72,6 +81,7 @@ impl Default for ShareCursorConfig {
             message_groups: false,
             count_bytes: false,
             max_priority: 0,
+            delays: false,
         }
     }
 }
@@ -94,6 +104,8 @@ pub struct OrderFacts {
     pub group: GroupKey,
     /// Its priority as published (0 without one).
     pub priority: u8,
+    /// Not delivered before this time (ms since the epoch), with delays on.
+    pub not_before_ms: Option<i64>,
 }
 
 /// One message handed to a consumer by [`ShareCursor::acquire`].
@@ -152,6 +164,12 @@ pub enum JournalEvent {
         offset: u64,
         delivery_count: u32,
     },
+    /// The message was given back to be delivered again no sooner than
+    /// `not_before_ms` (a retry delay).
+    Delayed {
+        offset: u64,
+        not_before_ms: i64,
+    },
 }
 
 /// How a message's state survives a restart.
@@ -171,6 +189,10 @@ pub struct CursorImage {
     pub start: u64,
     /// Offsets at or above `start` with a delivery count or a final state.
     pub entries: BTreeMap<u64, (DurableState, u32)>,
+    /// Available entries given back with a retry delay: not delivered
+    /// again before this time (ms since the epoch).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_before: BTreeMap<u64, i64>,
 }
 
 impl CursorImage {
@@ -180,17 +202,29 @@ impl CursorImage {
             JournalEvent::Delivered { offset, delivery_count } => (offset, DurableState::Available, Some(delivery_count)),
             JournalEvent::Acknowledged { offset } => (offset, DurableState::Acknowledged, None),
             JournalEvent::Archived { offset, delivery_count } => (offset, DurableState::Archived, Some(delivery_count)),
+            JournalEvent::Delayed { offset, not_before_ms } => {
+                let available = self.entries.get(&offset).is_some_and(|entry| entry.0 == DurableState::Available);
+                if offset >= self.start && available {
+                    self.not_before.insert(offset, not_before_ms);
+                }
+                return;
+            }
         };
         if offset < self.start {
             return;
         }
+        // Delivered again (its delay was over) or settled: no longer waiting.
+        self.not_before.remove(&offset);
         let entry = self.entries.entry(offset).or_insert((DurableState::Available, 0));
         // A settled message stays settled whatever a stale event says.
         if entry.0 == DurableState::Available {
             entry.0 = state;
         }
         if let Some(count) = count {
-            entry.1 = entry.1.max(count);
+            // The latest count, as the cursor journals them in order: an
+            // acquisition given back undelivered ([`ShareCursor::defer`])
+            // lowers it again.
+            entry.1 = count;
         }
     }
 }
@@ -246,6 +280,9 @@ pub struct ShareCursor {
     /// With priorities: the priority (at most the maximum) of every
     /// unsettled offset below `order_known_end` that has one above 0.
     priorities: HashMap<u64, u8>,
+    /// With delays: the not-before time of every never-acquired offset
+    /// below `order_known_end` that has one.
+    not_before: HashMap<u64, i64>,
     order_known_end: u64,
     /// When each unsettled message was first acquired (SQS's
     /// ApproximateFirstReceiveTimestamp). Not durable: after a restart, the
@@ -307,6 +344,7 @@ impl ShareCursor {
             events: Vec::new(),
             groups: HashMap::new(),
             priorities: HashMap::new(),
+            not_before: HashMap::new(),
             order_known_end: image.start,
             first_acquired_ms: HashMap::new(),
             sizes: Sizes {
@@ -316,7 +354,9 @@ impl ShareCursor {
         };
         for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
             let state = match state {
-                DurableState::Available => State::Available { not_before_ms: i64::MIN },
+                DurableState::Available => State::Available {
+                    not_before_ms: image.not_before.get(offset).copied().unwrap_or(i64::MIN),
+                },
                 DurableState::Acknowledged => State::Acknowledged,
                 DurableState::Archived => State::Archived,
             };
@@ -343,6 +383,16 @@ impl ShareCursor {
                         State::Archived => DurableState::Archived,
                     };
                     (*offset, (state, entry.delivery_count))
+                })
+                .collect(),
+            not_before: self
+                .entries
+                .iter()
+                .filter_map(|(offset, entry)| match entry.state {
+                    State::Available { not_before_ms } if not_before_ms != i64::MIN && entry.delivery_count > 0 => {
+                        Some((*offset, not_before_ms))
+                    }
+                    _ => None,
                 })
                 .collect(),
         }
@@ -384,6 +434,7 @@ impl ShareCursor {
         }
         self.groups.retain(|known, _| *known >= offset);
         self.priorities.retain(|known, _| *known >= offset);
+        self.not_before.retain(|known, _| *known >= offset);
         self.sizes.forget_below(offset);
         self.start = offset;
         self.end = self.end.max(offset);
@@ -432,18 +483,18 @@ impl ShareCursor {
     /// group that is held or waiting out a retry delay are passed over. With
     /// priorities, the highest priority comes first, then the lowest offset.
     pub fn acquire(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
-        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups, u64::MAX)
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, true, u64::MAX)
     }
 
     /// [`ShareCursor::acquire`] of offsets below `below` only: for a reader
     /// that may hand out only durable messages while the end also counts
     /// messages written but not yet durable (which another reader may take).
     pub fn acquire_below(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, below: u64) -> Acquisition {
-        self.acquire_with(consumer, max_messages, lock_ms, now_ms, self.config.message_groups, below)
+        self.acquire_with(consumer, max_messages, lock_ms, now_ms, true, below)
     }
 
-    /// [`ShareCursor::acquire`] without the message-group rule: for the
-    /// broker's own acquisitions that settle at once (purging).
+    /// [`ShareCursor::acquire`] without the message-group rule or delays:
+    /// for the broker's own acquisitions that settle at once (purging).
     pub fn acquire_regardless_of_groups(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64) -> Acquisition {
         self.acquire_with(consumer, max_messages, lock_ms, now_ms, false, u64::MAX)
     }
@@ -454,19 +505,33 @@ impl ShareCursor {
         max_messages: usize,
         lock_ms: i64,
         now_ms: i64,
-        grouped: bool,
+        ordered: bool,
         below: u64,
     ) -> Acquisition {
         self.expire_locks(now_ms);
-        if self.config.ranked() {
-            return self.acquire_ranked(consumer, max_messages, lock_ms, now_ms, below);
+        if !ordered {
+            // The broker's own acquisitions (a purge) take delayed messages too.
+            let waiting: Vec<u64> = self.delayed.iter().map(|(_, offset)| *offset).collect();
+            for offset in waiting {
+                let delivery_count = self.delivery_count(offset);
+                self.set_state(offset, State::Available { not_before_ms: i64::MIN }, delivery_count);
+            }
         }
+        let delayed = ordered && self.config.delays;
+        if self.config.ranked() {
+            return self.acquire_ranked(consumer, max_messages, lock_ms, now_ms, below, delayed);
+        }
+        let grouped = ordered && self.config.message_groups;
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
-        let blocked = if grouped { self.blocked_groups() } else { HashSet::new() };
+        let mut blocked = if grouped { self.blocked_groups() } else { HashSet::new() };
         // Each pass takes or passes over one ready offset or one fresh offset;
         // fresh offsets passed over are bounded by the in-flight window.
-        let skips_max = if grouped { self.config.in_flight_max as usize } else { 0 };
+        let skips_max = if grouped || delayed {
+            self.config.in_flight_max as usize
+        } else {
+            0
+        };
         let passes_max = self.ready.len().saturating_add(max_messages).saturating_add(skips_max);
         // Ready offsets below this were passed over in this call.
         let mut ready_from = 0;
@@ -486,18 +551,26 @@ impl ShareCursor {
                 break;
             }
             ready_from = offset + 1;
-            if grouped {
-                if offset >= self.order_known_end {
-                    break;
+            if (grouped || delayed) && offset >= self.order_known_end {
+                break;
+            }
+            if delayed && self.wait_if_early(offset, now_ms) {
+                if fresh == Some(offset) {
+                    self.fresh = offset + 1;
                 }
-                if blocked.contains(self.groups.get(&offset).map(Vec::as_slice).unwrap_or_default()) {
-                    if fresh == Some(offset) {
-                        // Remembered as available, so later calls find it among the ready ones.
-                        self.fresh = offset + 1;
-                        self.set_state(offset, State::Available { not_before_ms: i64::MIN }, 0);
-                    }
-                    continue;
+                if grouped {
+                    // Later messages of its group wait behind it.
+                    blocked.insert(self.groups.get(&offset).cloned().unwrap_or_default());
                 }
+                continue;
+            }
+            if grouped && blocked.contains(self.groups.get(&offset).map(Vec::as_slice).unwrap_or_default()) {
+                if fresh == Some(offset) {
+                    // Remembered as available, so later calls find it among the ready ones.
+                    self.fresh = offset + 1;
+                    self.set_state(offset, State::Available { not_before_ms: i64::MIN }, 0);
+                }
+                continue;
             }
             if fresh == Some(offset) {
                 self.fresh = offset + 1;
@@ -510,7 +583,15 @@ impl ShareCursor {
 
     /// [`ShareCursor::acquire`] with priorities: every candidate is a ready
     /// entry, ranked, so the first of the ranking is the next to go.
-    fn acquire_ranked(&mut self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, now_ms: i64, below: u64) -> Acquisition {
+    fn acquire_ranked(
+        &mut self,
+        consumer: ConsumerId,
+        max_messages: usize,
+        lock_ms: i64,
+        now_ms: i64,
+        below: u64,
+        delayed: bool,
+    ) -> Acquisition {
         let mut acquisition = Acquisition::default();
         let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
         self.rank_fresh();
@@ -529,7 +610,10 @@ impl ShareCursor {
                 break;
             }
             for offset in next {
-                self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
+                // A message still early leaves the ranking until it is due.
+                if !(delayed && self.wait_if_early(offset, now_ms)) {
+                    self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
+                }
             }
         }
         self.advance_start();
@@ -550,6 +634,23 @@ impl ShareCursor {
         }
     }
 
+    /// With delays: if `offset`'s not-before time is after `now_ms`, makes
+    /// it an available entry that waits until then (without counting a
+    /// delivery) and says so.
+    fn wait_if_early(&mut self, offset: u64, now_ms: i64) -> bool {
+        let Some(not_before_ms) = self
+            .not_before
+            .get(&offset)
+            .copied()
+            .filter(|not_before_ms| *not_before_ms > now_ms)
+        else {
+            return false;
+        };
+        let delivery_count = self.delivery_count(offset);
+        self.set_state(offset, State::Available { not_before_ms }, delivery_count);
+        true
+    }
+
     /// Delivers `offset` to `consumer`, or archives it instead if this
     /// delivery would pass the delivery limit.
     fn take(&mut self, offset: u64, consumer: ConsumerId, deadline_ms: i64, now_ms: i64, acquisition: &mut Acquisition) {
@@ -567,6 +668,8 @@ impl ShareCursor {
             return;
         }
         self.set_state(offset, State::Acquired { consumer, deadline_ms }, delivery_count);
+        // Due, or it would not be taken: its not-before time is spent.
+        self.not_before.remove(&offset);
         self.first_acquired_ms.entry(offset).or_insert(now_ms);
         self.events.push(JournalEvent::Delivered { offset, delivery_count });
         acquisition.acquired.push(Acquired { offset, delivery_count });
@@ -587,11 +690,11 @@ impl ShareCursor {
 
     /// Whether the cursor orders deliveries by what it learns of messages.
     fn wants_order(&self) -> bool {
-        self.config.message_groups || self.config.ranked()
+        self.config.message_groups || self.config.ranked() || self.config.delays
     }
 
-    /// With message groups or priorities: the offsets whose groups and
-    /// priorities the caller should tell ([`ShareCursor::learn_order`])
+    /// With message groups, priorities or delays: the offsets whose groups,
+    /// priorities and not-before times the caller should tell ([`ShareCursor::learn_order`])
     /// before they can be delivered, if any. Only offsets inside the
     /// in-flight window are asked for, which bounds what is kept in memory.
     pub fn order_wanted(&self) -> Option<std::ops::Range<u64>> {
@@ -610,9 +713,23 @@ impl ShareCursor {
             return;
         }
         let ranked = self.config.ranked();
-        for (offset, OrderFacts { group, priority }) in facts {
+        for (
+            offset,
+            OrderFacts {
+                group,
+                priority,
+                not_before_ms,
+            },
+        ) in facts
+        {
             if !range.contains(&offset) || self.is_settled(offset) {
                 continue;
+            }
+            // Only a message never acquired waits: one delivered was due.
+            if let Some(not_before_ms) =
+                not_before_ms.filter(|_| self.config.delays && offset >= known_end && self.delivery_count(offset) == 0)
+            {
+                self.not_before.insert(offset, not_before_ms);
             }
             if self.config.message_groups && !group.is_empty() {
                 self.groups.insert(offset, group);
@@ -713,17 +830,23 @@ impl ShareCursor {
 
     /// The consumer gives the message back: available again, but not before
     /// `now_ms + delay_ms` (a delayed retry). The delivery count stays.
+    /// A delay is journaled ([`JournalEvent::Delayed`]), so it survives a restart.
     pub fn release(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
         let delivery_count = self.held_by(consumer, offset)?;
-        self.set_state(offset, available_after(delay_ms, now_ms), delivery_count);
+        let state = available_after(delay_ms, now_ms);
+        if let State::Available { not_before_ms } = state
+            && not_before_ms != i64::MIN
+        {
+            self.events.push(JournalEvent::Delayed { offset, not_before_ms });
+        }
+        self.set_state(offset, state, delivery_count);
         Ok(())
     }
 
-    /// Like [`ShareCursor::release`], for a message acquired before it was
-    /// due (SQS's DelaySeconds): that was no real delivery, so its delivery
-    /// count goes back (journaled) and its first-acquisition time is
-    /// forgotten — a delayed message on a queue whose delivery limit is 1
-    /// is received once, not dead-lettered for a receive that came early.
+    /// Like [`ShareCursor::release`], for a message acquired but never
+    /// handed over (a Kafka share fetch's records that did not fit the
+    /// response): that was no real delivery, so its delivery count goes
+    /// back (journaled) and its first-acquisition time is forgotten.
     pub fn defer(&mut self, consumer: ConsumerId, offset: u64, delay_ms: i64, now_ms: i64) -> Result<(), CursorError> {
         let delivery_count = self.held_by(consumer, offset)?.saturating_sub(1);
         self.set_state(offset, available_after(delay_ms, now_ms), delivery_count);
@@ -873,6 +996,7 @@ impl ShareCursor {
             State::Acknowledged | State::Archived => {
                 self.groups.remove(&offset);
                 self.priorities.remove(&offset);
+                self.not_before.remove(&offset);
                 self.sizes.forget(offset);
                 self.first_acquired_ms.remove(&offset);
             }
@@ -884,6 +1008,7 @@ impl ShareCursor {
         self.unindex(offset);
         self.groups.remove(&offset);
         self.priorities.remove(&offset);
+        self.not_before.remove(&offset);
         self.sizes.forget(offset);
         self.first_acquired_ms.remove(&offset);
         self.entries.remove(&offset);
@@ -1217,7 +1342,7 @@ mod tests {
         let mut restored = ShareCursor::restore(cursor.config(), replayed);
         assert_eq!(restored.image(), cursor.image());
         restored.set_end(5);
-        let again = restored.acquire(BOB, 10, 1_000, 0);
+        let again = restored.acquire(BOB, 10, 100_000, 0);
         assert_eq!(
             again.acquired,
             vec![
@@ -1226,14 +1351,18 @@ mod tests {
                     delivery_count: 2
                 },
                 Acquired {
-                    offset: 3,
-                    delivery_count: 2
-                },
-                Acquired {
                     offset: 4,
                     delivery_count: 1
                 },
             ]
+        );
+        // Offset 3's retry delay was journaled: it waits it out.
+        assert_eq!(
+            restored.acquire(BOB, 10, 1_000, 60_000).acquired,
+            vec![Acquired {
+                offset: 3,
+                delivery_count: 2
+            }]
         );
     }
 
@@ -1265,6 +1394,7 @@ mod tests {
                 let facts = OrderFacts {
                     group: vec![*group],
                     priority: 0,
+                    not_before_ms: None,
                 };
                 (offset as u64, facts)
             });
@@ -1301,6 +1431,105 @@ mod tests {
         assert_eq!(offsets(&cursor.acquire_regardless_of_groups(BOB, 10, 1_000, 0)), vec![1, 2]);
     }
 
+    /// A cursor with delays on whose offsets 0.. have the not-before times
+    /// in `not_before_ms`, all of them learned, and a delivery limit of 1.
+    fn delayed(not_before_ms: &[Option<i64>]) -> ShareCursor {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            delivery_limit: Some(1),
+            delays: true,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(not_before_ms.len() as u64);
+        let range = cursor.order_wanted().expect("delays are learned");
+        let facts = range.clone().map(|offset| {
+            let not_before_ms = not_before_ms[offset as usize];
+            (
+                offset,
+                OrderFacts {
+                    not_before_ms,
+                    ..OrderFacts::default()
+                },
+            )
+        });
+        cursor.learn_order(range, facts);
+        assert_eq!(cursor.order_wanted(), None);
+        cursor
+    }
+
+    #[test]
+    fn a_delayed_message_is_not_acquired_before_its_time_and_an_early_try_is_no_delivery() {
+        let mut cursor = delayed(&[Some(1_000), None]);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 10, 100, 0)), vec![1], "offset 0 waits");
+        assert_eq!(cursor.delivery_count(0), 0, "trying early counts nothing");
+        assert_eq!(cursor.delayed_count(), 1);
+        assert_eq!(cursor.next_deadline_ms(), Some(100), "the lock comes first");
+        cursor.ack(ALICE, 1).expect("ack");
+        assert_eq!(cursor.next_deadline_ms(), Some(1_000), "a timer wakes when it is due");
+        assert!(cursor.acquire(ALICE, 10, 100, 999).acquired.is_empty());
+        let due = cursor.acquire(BOB, 10, 100, 1_000);
+        assert_eq!(
+            due.acquired,
+            vec![Acquired {
+                offset: 0,
+                delivery_count: 1
+            }],
+            "a delivery limit of 1 still lets it through once"
+        );
+        assert!(due.archived.is_empty());
+    }
+
+    #[test]
+    fn delayed_messages_of_a_group_hold_back_its_later_ones_and_purging_ignores_delays() {
+        let mut cursor = ShareCursor::new(ShareCursorConfig {
+            message_groups: true,
+            delays: true,
+            ..ShareCursorConfig::default()
+        });
+        cursor.set_end(3);
+        let facts = [(b"a", Some(500)), (b"a", None), (b"b", None)]
+            .into_iter()
+            .enumerate()
+            .map(|(offset, (group, not_before_ms))| {
+                (
+                    offset as u64,
+                    OrderFacts {
+                        group: group.to_vec(),
+                        priority: 0,
+                        not_before_ms,
+                    },
+                )
+            });
+        cursor.learn_order(0..3, facts);
+        assert_eq!(
+            offsets(&cursor.acquire(ALICE, 10, 100, 0)),
+            vec![2],
+            "a waits behind its delayed head"
+        );
+        assert_eq!(offsets(&cursor.acquire_regardless_of_groups(BOB, 10, 100, 0)), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_retry_delay_survives_a_restart_and_a_given_back_acquisition_does_not_count_after_one() {
+        let mut cursor = cursor_with(2, None);
+        assert_eq!(offsets(&cursor.acquire(ALICE, 2, 1_000, 0)), vec![0, 1]);
+        cursor.release(ALICE, 0, 5_000, 10).expect("release");
+        cursor.defer(ALICE, 1, 0, 10).expect("given back undelivered");
+        let mut image = CursorImage::default();
+        for event in cursor.take_events() {
+            image.apply(event);
+        }
+        assert_eq!(image.not_before, cursor.image().not_before, "replay and snapshot agree");
+        let mut restored = ShareCursor::restore(cursor.config(), image);
+        restored.set_end(2);
+        assert_eq!(
+            offsets(&restored.acquire(BOB, 10, 100_000, 20)),
+            vec![1],
+            "offset 0 still waits; 1 was never delivered"
+        );
+        assert_eq!(restored.delivery_count(1), 1);
+        assert_eq!(offsets(&restored.acquire(BOB, 10, 1_000, 5_010)), vec![0]);
+    }
+
     #[test]
     fn a_message_group_waits_for_its_delayed_head_and_groups_not_yet_learned_are_not_delivered() {
         let mut cursor = grouped(b"aa-");
@@ -1316,6 +1545,7 @@ mod tests {
         let facts = OrderFacts {
             group: b"c".to_vec(),
             priority: 0,
+            not_before_ms: None,
         };
         cursor.learn_order(3..4, [(3, facts)]);
         assert_eq!(offsets(&cursor.acquire(BOB, 10, 1_000, 500)), vec![3]);
@@ -1340,6 +1570,7 @@ mod tests {
                 let facts = OrderFacts {
                     group: Vec::new(),
                     priority: priorities[offset as usize],
+                    not_before_ms: None,
                 };
                 (offset, facts)
             });
@@ -1572,9 +1803,10 @@ mod tests {
                 Ok(count)
             }
 
+            /// Acquired messages are available again; a retry delay is journaled and stays.
             fn restart(&mut self) {
                 for (state, _) in &mut self.states {
-                    if matches!(state, ModelState::Acquired { .. } | ModelState::Available { .. }) {
+                    if matches!(state, ModelState::Acquired { .. }) {
                         *state = ModelState::Available { not_before_ms: i64::MIN };
                     }
                 }
@@ -1649,7 +1881,7 @@ mod tests {
                 count_bytes in any::<bool>(),
                 max_priority in prop_oneof![Just(0u8), 1u8..10, Just(255)],
             ) {
-                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups, count_bytes, max_priority };
+                let config = ShareCursorConfig { delivery_limit, in_flight_max, message_groups, count_bytes, max_priority, delays: false };
                 let mut cursor = ShareCursor::new(config);
                 let mut model = Model { delivery_limit, in_flight_max, message_groups, max_priority, ..Model::default() };
                 // Each message's body size (any spread of values will do).
@@ -1661,7 +1893,7 @@ mod tests {
                     if let Some(range) = cursor.order_wanted() {
                         let facts: Vec<(u64, OrderFacts)> = range
                             .clone()
-                            .map(|offset| (offset, OrderFacts { group: model.keys[offset as usize].clone(), priority: model.priorities[offset as usize] }))
+                            .map(|offset| (offset, OrderFacts { group: model.keys[offset as usize].clone(), priority: model.priorities[offset as usize], not_before_ms: None }))
                             .collect();
                         cursor.learn_order(range, facts);
                     }

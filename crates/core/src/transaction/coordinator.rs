@@ -111,9 +111,7 @@ impl TransactionCoordinator {
     pub fn pending_offset_partitions(&self, group: &str) -> std::collections::BTreeSet<TopicPartition> {
         self.state
             .lock()
-            .iter()
-            .flat_map(|(_, metadata)| metadata.pending_offsets.iter())
-            .filter(|pending| pending.group == group)
+            .pending_offsets_of(group)
             .map(|pending| (pending.topic.clone(), pending.partition))
             .collect()
     }

@@ -14,6 +14,7 @@ pub use marker::MarkerKind;
 pub use partition_index::{AbortedTransaction, PartitionTransactions};
 pub use state::{PendingOffset, TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
 
+use crate::group::GroupError;
 use crate::journal::JournalError;
 
 /// Why a transaction operation was refused or failed.
@@ -41,6 +42,10 @@ pub enum TransactionError {
     ConcurrentTransactions(String),
     #[error("no such partitions: {0:?}")]
     UnknownPartitions(Vec<TopicPartition>),
+    /// TxnOffsetCommit named a member, instance or generation that is not
+    /// the group's current one (a zombie of an earlier generation).
+    #[error("not a member of the group's current generation: {0}")]
+    NotGroupMember(GroupError),
     #[error("transaction timeout {0} ms is outside 1..={TRANSACTION_TIMEOUT_MS_MAX} ms (transaction.max.timeout.ms)")]
     InvalidTransactionTimeout(i32),
     /// The coordinator's journal or a partition's marker write failed; retriable.

@@ -107,6 +107,10 @@ pub struct TransactionChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transactions {
     by_id: BTreeMap<String, TransactionMetadata>,
+    /// The transactional ids with offsets pending for each group, derived
+    /// from `by_id` (kept in step by [`Transactions::set`]), so OffsetFetch's
+    /// `require_stable` reads one group's without scanning every id.
+    pending_by_group: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What the snapshot file holds besides its offset.
@@ -123,6 +127,40 @@ impl Transactions {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &TransactionMetadata)> {
         self.by_id.iter()
     }
+
+    /// The offsets pending for `group` in every transaction.
+    pub fn pending_offsets_of<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a PendingOffset> {
+        self.pending_by_group
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|transactional_id| self.by_id.get(transactional_id))
+            .flat_map(|metadata| metadata.pending_offsets.iter())
+            .filter(move |pending| pending.group == group)
+    }
+
+    /// Replaces (or, with `None`, forgets) one id's metadata, and its
+    /// entries in the index by group.
+    fn set(&mut self, transactional_id: &str, metadata: Option<TransactionMetadata>) {
+        let before = match &metadata {
+            Some(metadata) => self.by_id.insert(transactional_id.to_owned(), metadata.clone()),
+            None => self.by_id.remove(transactional_id),
+        };
+        for pending in before.iter().flat_map(|metadata| &metadata.pending_offsets) {
+            if let Some(ids) = self.pending_by_group.get_mut(&pending.group) {
+                ids.remove(transactional_id);
+                if ids.is_empty() {
+                    self.pending_by_group.remove(&pending.group);
+                }
+            }
+        }
+        for pending in metadata.iter().flat_map(|metadata| &metadata.pending_offsets) {
+            self.pending_by_group
+                .entry(pending.group.clone())
+                .or_default()
+                .insert(transactional_id.to_owned());
+        }
+    }
 }
 
 impl StateMachine for Transactions {
@@ -130,14 +168,7 @@ impl StateMachine for Transactions {
     type Snapshot = TransactionsSnapshot;
 
     fn apply(&mut self, change: &TransactionChange) {
-        match &change.metadata {
-            Some(metadata) => {
-                self.by_id.insert(change.transactional_id.clone(), metadata.clone());
-            }
-            None => {
-                self.by_id.remove(&change.transactional_id);
-            }
-        }
+        self.set(&change.transactional_id, change.metadata.clone());
     }
 
     fn encode(change: &TransactionChange) -> Result<EncodedEvent, String> {
@@ -168,9 +199,11 @@ impl StateMachine for Transactions {
     }
 
     fn restore(snapshot: TransactionsSnapshot) -> Transactions {
-        Transactions {
-            by_id: snapshot.transactions.into_iter().collect(),
+        let mut transactions = Transactions::default();
+        for (transactional_id, metadata) in snapshot.transactions {
+            transactions.set(&transactional_id, Some(metadata));
         }
+        transactions
     }
 }
 
@@ -205,4 +238,59 @@ mod tests {
     }
 
     crate::journal::suite::journaled_suite!(Transactions);
+
+    fn with_pending(groups: &[&str]) -> Option<TransactionMetadata> {
+        let pending_offsets = groups
+            .iter()
+            .enumerate()
+            .map(|(partition, group)| PendingOffset {
+                group: (*group).to_owned(),
+                topic: "t".to_owned(),
+                partition: partition as u32,
+                offset: 1,
+                leader_epoch: -1,
+                metadata: String::new(),
+            })
+            .collect();
+        Some(TransactionMetadata {
+            producer_id: 1,
+            producer_epoch: 0,
+            timeout_ms: 60_000,
+            status: TransactionStatus::Ongoing,
+            partitions: BTreeSet::new(),
+            started_ms: 0,
+            updated_ms: 0,
+            groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+            pending_offsets,
+        })
+    }
+
+    fn pending(transactions: &Transactions, group: &str) -> Vec<u32> {
+        transactions.pending_offsets_of(group).map(|pending| pending.partition).collect()
+    }
+
+    #[test]
+    fn pending_offsets_are_found_by_group_until_their_transaction_ends_and_after_a_restore() {
+        let mut transactions = Transactions::default();
+        let change = |id: &str, metadata| TransactionChange {
+            transactional_id: id.to_owned(),
+            metadata,
+        };
+        transactions.apply(&change("a", with_pending(&["g", "h"])));
+        transactions.apply(&change("b", with_pending(&["g"])));
+        assert_eq!(pending(&transactions, "g"), vec![0, 0]);
+        assert_eq!(pending(&transactions, "h"), vec![1]);
+        let restored = Transactions::restore(transactions.snapshot());
+        assert_eq!(restored, transactions, "the index is rebuilt from a snapshot");
+        // `a` commits (its pending offsets go), `b` is forgotten.
+        transactions.apply(&change("a", with_pending(&[])));
+        transactions.apply(&change("b", None));
+        assert!(pending(&transactions, "g").is_empty());
+        assert!(pending(&transactions, "h").is_empty());
+        assert_eq!(
+            transactions,
+            Transactions::restore(transactions.snapshot()),
+            "no stale entries left"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! | `MessageBody` | value (what an AMQP consumer or a Kafka reader sees as the body) |
 //! | `MessageId` | header `sqs.message_id` (a UUID); a record without it (published over AMQP) gets one derived from the queue id and offset |
 //! | `MessageAttributes` | header `sqs.attributes`: JSON `{name: {DataType, StringValue \| BinaryValue (base64)}}`, absent when there are none |
-//! | `DelaySeconds` (message or queue) | header `sqs.not_before_ms`: not received before this time (ms since the epoch) |
+//! | `DelaySeconds` (message or queue) | header `conveyor.not-before-ms`: not received before this time (ms since the epoch); the core holds it back |
 //! | `SentTimestamp` | the record's timestamp |
 //! | `ApproximateReceiveCount` | the share cursor's delivery count |
 //! | `MessageGroupId` | the key (the core's message group on a FIFO queue; an AMQP routing key reads as one); in a dead-letter queue, the key it had before |
@@ -30,7 +30,6 @@ use super::error::SqsError;
 
 pub const MESSAGE_ID_HEADER: &str = "sqs.message_id";
 pub const ATTRIBUTES_HEADER: &str = "sqs.attributes";
-pub const NOT_BEFORE_HEADER: &str = "sqs.not_before_ms";
 
 /// At most this many message attributes per message, as in SQS.
 pub const ATTRIBUTES_MAX: usize = 10;
@@ -81,7 +80,7 @@ impl OutgoingMessage {
             record = record.with_header(ATTRIBUTES_HEADER, Some(json));
         }
         if let Some(not_before_ms) = self.not_before_ms {
-            record = record.with_header(NOT_BEFORE_HEADER, Some(not_before_ms.to_string().into_bytes()));
+            record = record.with_header(headers::NOT_BEFORE_MS, Some(not_before_ms.to_string().into_bytes()));
         }
         record
     }
@@ -94,7 +93,6 @@ pub struct IncomingMessage {
     pub body: String,
     pub attributes: MessageAttributes,
     pub sent_timestamp_ms: i64,
-    pub not_before_ms: Option<i64>,
     pub group_id: Option<String>,
     pub deduplication_id: Option<String>,
 }
@@ -112,15 +110,11 @@ impl IncomingMessage {
         let attributes = header(ATTRIBUTES_HEADER)
             .and_then(|bytes| serde_json::from_slice(bytes).ok())
             .unwrap_or_default();
-        let not_before_ms = header(NOT_BEFORE_HEADER)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .and_then(|text| text.parse().ok());
         IncomingMessage {
             message_id,
             body: String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned(),
             attributes,
             sent_timestamp_ms: record.timestamp_ms.unwrap_or_default(),
-            not_before_ms,
             // Dead-lettering replaced the key with the dead-letter routing key
             // and kept the original, the group the message was sent with.
             group_id: header(headers::DEATH_ROUTING_KEY)
@@ -385,7 +379,11 @@ mod tests {
         assert_eq!(incoming.body, "body");
         assert_eq!(incoming.attributes, attributes);
         assert_eq!(incoming.sent_timestamp_ms, 42);
-        assert_eq!(incoming.not_before_ms, Some(5));
+        assert_eq!(
+            record.header(headers::NOT_BEFORE_MS).and_then(|header| header.value.as_deref()),
+            Some(&b"5"[..]),
+            "the core's not-before header"
+        );
         assert_eq!(incoming.group_id.as_deref(), Some("group"));
         assert_eq!(incoming.deduplication_id.as_deref(), Some("dedup"));
     }

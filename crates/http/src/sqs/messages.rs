@@ -360,8 +360,8 @@ struct Received {
     message: IncomingMessage,
 }
 
-/// One acquire: messages whose `DelaySeconds` has not passed go back with
-/// the rest of their delay. Waits until the delivery counts are durable.
+/// One acquire (the core holds back messages whose `DelaySeconds` has not
+/// passed). Waits until the delivery counts are durable.
 async fn acquire_visible(
     context: &Context,
     queue: &Arc<DeclaredQueue>,
@@ -378,27 +378,17 @@ async fn acquire_visible(
     for moved in deliveries.dead_letters {
         moved.await?;
     }
-    let now_ms = context.state.broker.clock().now_ms();
-    let mut received = Vec::with_capacity(deliveries.messages.len());
-    let mut deferred = Vec::new();
-    for delivery in deliveries.messages {
-        let message = IncomingMessage::from_record(&delivery.record, queue.id, delivery.offset);
-        match message.not_before_ms {
-            Some(not_before_ms) if not_before_ms > now_ms => {
-                deferred.push(queue.queue.defer(consumer, delivery.offset, not_before_ms - now_ms)?);
-            }
-            _ => received.push(Received {
-                offset: delivery.offset,
-                delivery_count: delivery.delivery_count,
-                first_received_ms: delivery.first_delivered_ms,
-                message,
-            }),
-        }
-    }
+    let received = deliveries
+        .messages
+        .into_iter()
+        .map(|delivery| Received {
+            offset: delivery.offset,
+            delivery_count: delivery.delivery_count,
+            first_received_ms: delivery.first_delivered_ms,
+            message: IncomingMessage::from_record(&delivery.record, queue.id, delivery.offset),
+        })
+        .collect();
     if let Some(durable) = deliveries.durable {
-        durable.await?;
-    }
-    for durable in deferred {
         durable.await?;
     }
     Ok(received)

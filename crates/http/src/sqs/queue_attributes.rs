@@ -326,6 +326,8 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
 
 fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
     let mut arguments = BTreeMap::new();
+    // DelaySeconds: the core holds a message back until its not-before time.
+    arguments.insert(arguments::MESSAGE_DELAYS.to_owned(), "true".to_owned());
     for (name, value) in &requested.settings {
         set_setting(&mut arguments, name, *value);
     }

@@ -7,6 +7,7 @@
 //! topics the request names.
 
 use conveyor_core::auth::{Operation, Resource};
+use conveyor_core::broker::TransactionalCommitter;
 use conveyor_core::transaction::{PendingOffset, TopicPartition, TransactionError};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -284,14 +285,6 @@ pub async fn commit_offsets(
         Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
         Some(ResponseError::GroupAuthorizationFailed)
-    } else if let Err(error) = context.broker.groups().check_transactional_committer(
-        &group,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        request.generation_id,
-    ) {
-        tracing::info!(transactional_id, group, %error, "TxnOffsetCommit from outside the group's current generation");
-        Some(errors::group_error(&error))
     } else {
         None
     };
@@ -319,12 +312,24 @@ pub async fn commit_offsets(
             })
         })
         .collect();
+    let committer = TransactionalCommitter {
+        group: &group,
+        member_id: &request.member_id,
+        instance_id: request.group_instance_id.as_deref(),
+        generation_id: request.generation_id,
+    };
     let outcome = if request_refused.is_some() || offsets.is_empty() {
         Ok(())
     } else {
         context
             .broker
-            .commit_transactional_offsets(&transactional_id, request.producer_id.0, request.producer_epoch, offsets)
+            .commit_transactional_offsets(
+                &transactional_id,
+                request.producer_id.0,
+                request.producer_epoch,
+                &committer,
+                offsets,
+            )
             .await
     };
     if let Err(error) = &outcome {
@@ -345,6 +350,8 @@ pub async fn commit_offsets(
                 ResponseError::OperationNotAttempted.code()
             }
         }
+        // Refused as a whole, with the group's error.
+        Err(TransactionError::NotGroupMember(error)) => errors::group_error(error).code(),
         // KIP-588: PRODUCER_FENCED from TxnOffsetCommit v3 on.
         Err(error) => errors::transaction_error(error, version >= 3).code(),
     };
