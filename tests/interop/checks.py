@@ -1,8 +1,10 @@
 """Assertions and names shared by every interop script (each protocol's
 common.py re-exports them): a failed check exits non-zero with a readable
-message; unique() gives a topic, queue or group name no other run uses."""
+message; unique() gives a topic, queue or group name no other run uses;
+wait_until() polls a condition within a deadline."""
 import os
 import sys
+import time
 
 
 def check(condition, message):
@@ -14,3 +16,12 @@ def check(condition, message):
 def unique(prefix):
     """A name no other test run uses."""
     return f"{prefix}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def wait_until(condition, what, seconds=45):
+    """Polls `condition` until it holds, failing after `seconds`; each
+    condition bounds its own wait (a poll of up to 100 ms), so the loop is
+    bounded in count too."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        check(time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}")

@@ -9,7 +9,7 @@ import pika
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import URL, check, pump_until, unique
+from common import URL, check, pump_until, unique, read_stream
 
 BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
@@ -42,18 +42,7 @@ check([offset for offset, _ in acknowledged] == list(range(PER_CODEC * len(CODEC
       f"acknowledged offsets: {[offset for offset, _ in acknowledged]}")
 
 connection = pika.BlockingConnection(pika.URLParameters(URL))
-channel = connection.channel()
-channel.queue_declare(topic, durable=True, arguments={"x-queue-type": "stream"})
-channel.basic_qos(prefetch_count=10)
-deliveries = []
-
-
-def on_message(ch, method, properties, body):
-    deliveries.append((properties.headers["x-stream-offset"], body))
-    ch.basic_ack(method.delivery_tag)
-
-
-channel.basic_consume(topic, on_message, arguments={"x-stream-offset": "first"})
+channel, deliveries = read_stream(connection, topic)
 pump_until(connection, lambda: len(deliveries) >= len(acknowledged), "every compressed record over AMQP", seconds=20)
 connection.process_data_events(time_limit=0.2)
 check(deliveries == acknowledged,

@@ -11,7 +11,7 @@ import pika
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import URL, check, pump_until, unique
+from common import URL, check, pump_until, unique, read_stream
 
 BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 
@@ -39,20 +39,15 @@ transaction(["aborted-0", "aborted-1", "aborted-2"], commit=False)
 transaction(["committed-0", "committed-1"], commit=True)
 
 connection = pika.BlockingConnection(pika.URLParameters(URL))
-channel = connection.channel()
-channel.queue_declare(topic, durable=True, arguments={"x-queue-type": "stream"})
-channel.basic_qos(prefetch_count=10)
-deliveries = []
+channel, delivered = read_stream(connection, topic)
 
 
-def on_message(ch, method, properties, body):
-    deliveries.append(body.decode())
-    ch.basic_ack(method.delivery_tag)
+def bodies():
+    return [body.decode() for _, body in delivered]
 
 
-channel.basic_consume(topic, on_message, arguments={"x-stream-offset": "first"})
-pump_until(connection, lambda: len(deliveries) >= 2, "the committed records over AMQP")
-check(deliveries == ["committed-0", "committed-1"], f"committed data only: {deliveries}")
+pump_until(connection, lambda: len(delivered) >= 2, "the committed records over AMQP")
+check(bodies() == ["committed-0", "committed-1"], f"committed data only: {bodies()}")
 
 # An open transaction holds back everything after its first record.
 producer.begin_transaction()
@@ -66,12 +61,12 @@ check(plain.flush(30) == 0, "unflushed message")
 deadline = time.monotonic() + 1.5
 while time.monotonic() < deadline:
     connection.process_data_events(time_limit=0.05)
-check(deliveries == ["committed-0", "committed-1"], f"nothing past the last stable offset: {deliveries}")
+check(bodies() == ["committed-0", "committed-1"], f"nothing past the last stable offset: {bodies()}")
 producer.commit_transaction(30)
-pump_until(connection, lambda: len(deliveries) >= 4, "the records after the commit")
-check(deliveries == ["committed-0", "committed-1", "pending", "after-pending"], f"read through after the commit: {deliveries}")
+pump_until(connection, lambda: len(delivered) >= 4, "the records after the commit")
+check(bodies() == ["committed-0", "committed-1", "pending", "after-pending"], f"read through after the commit: {bodies()}")
 connection.process_data_events(time_limit=0.2)
-check(len(deliveries) == 4, f"no marker and no aborted record delivered: {deliveries}")
+check(len(delivered) == 4, f"no marker and no aborted record delivered: {bodies()}")
 channel.close()
 connection.channel().queue_delete(topic)
 connection.close()

@@ -7,7 +7,7 @@ import sys
 BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checks import check, unique  # noqa: E402,F401  (re-exported)
+from checks import check, unique, wait_until  # noqa: E402,F401  (re-exported)
 
 
 def read_to_end(topic, isolation="read_uncommitted", seconds=20):

@@ -15,7 +15,7 @@ import time
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, unique, wait_until
 
 SESSION_TIMEOUT_MS = 6000
 # The rebalance timeout librdkafka sends: far longer than the test waits, so
@@ -33,11 +33,6 @@ def member(topic, group, **extra):
     consumer.subscribe([topic])
     return consumer
 
-
-def wait_until(condition, what, seconds):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        check(time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}")
 
 
 def say(line):

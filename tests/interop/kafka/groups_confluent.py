@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, unique, wait_until
 
 CHILD = len(sys.argv) > 1 and sys.argv[1] == "child"
 # The child process is told the parent's topic and group.
@@ -31,11 +30,6 @@ def member(**extra):
     consumer.subscribe([topic])
     return consumer
 
-
-def wait_until(condition, what, seconds=45):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
 
 
 if CHILD:

@@ -3,12 +3,11 @@ nothing duplicated or missed; a second group gets everything; a restarted
 consumer resumes right after its commit; a new group replays from earliest;
 seek; the admin client describes the group and its lag."""
 import threading
-import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, unique, wait_until
 
 topic = unique("groups")
 group = unique("workers")
@@ -24,11 +23,6 @@ def consumer(group_id, **options):
     member.subscribe([topic])
     return member
 
-
-def wait_until(condition, what, seconds=30):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
 
 
 # Two members, each polling in its own thread as applications do; produce only

@@ -6,12 +6,11 @@ and describes the group as a consumer-protocol group (ConsumerGroupDescribe:
 assignor, members, their assignments and targets); when one closes, the
 other is given all four and consumes what is produced next, from the
 offsets its peer committed."""
-import time
 
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, unique, wait_until
 
 topic = unique("kip848")
 group = unique("kip848-group")
@@ -26,12 +25,6 @@ def member():
     consumer.subscribe([topic])
     return consumer
 
-
-def wait_until(condition, what, seconds=45):
-    # Each condition polls the consumers for up to 100 ms, so the loop is bounded in count too.
-    deadline = time.monotonic() + seconds
-    while not condition():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
 
 
 def partitions(consumer):

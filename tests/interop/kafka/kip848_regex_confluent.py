@@ -3,12 +3,11 @@
 partitions of the matching topics only, then those of a matching topic
 created after it subscribed, and reads what is produced there; a topic
 deleted leaves its assignment."""
-import time
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, unique, wait_until
 
 prefix = unique("kip848-regex")
 first, other, later = f"{prefix}-a", unique("kip848-other"), f"{prefix}-b"
@@ -19,12 +18,6 @@ def create(name, partitions):
     for future in admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
         future.result(timeout=30)
 
-
-def wait_until(condition, what, seconds=45):
-    # Each condition polls the consumer for up to 100 ms, so the loop is bounded in count too.
-    deadline = time.monotonic() + seconds
-    while not condition():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
 
 
 create(first, 2)

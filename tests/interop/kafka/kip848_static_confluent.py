@@ -5,12 +5,11 @@ consumer with the same group.instance.id takes them over without a
 rebalance (the dynamic member's partitions never move); a third consumer
 with that instance id while it is in use is refused (UNRELEASED_INSTANCE_ID)
 and gets nothing."""
-import time
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, unique, wait_until
 
 topic = unique("kip848-static")
 group = unique("kip848-static-group")
@@ -32,12 +31,6 @@ def member(instance_id=None, errors=None):
     consumer.subscribe([topic])
     return consumer
 
-
-def wait_until(condition, what, seconds=45):
-    # Each condition polls the consumers for up to 100 ms, so the loop is bounded in count too.
-    deadline = time.monotonic() + seconds
-    while not condition():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
 
 
 def partitions(consumer):

@@ -586,23 +586,7 @@ fn difference(left: &Assignment, right: &Assignment) -> Assignment {
 mod tests {
     use super::*;
 
-    const TOPIC: Uuid = Uuid::from_u128(7);
-
-    /// One topic, "t", with four partitions.
-    struct OneTopic;
-
-    impl TopicLookup for OneTopic {
-        fn shape(&self, name: &str) -> Option<TopicShape> {
-            (name == "t").then_some(TopicShape {
-                id: TOPIC,
-                partition_count: 4,
-            })
-        }
-
-        fn names(&self) -> Vec<String> {
-            vec!["t".to_owned()]
-        }
-    }
+    use crate::group::consumer_protocol::subscription::fixtures::{OneTopic, TOPIC};
 
     fn partitions(list: &[i32]) -> Assignment {
         if list.is_empty() {

@@ -199,23 +199,7 @@ mod tests {
     use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
     use crate::group::offsets::OffsetStore;
 
-    const TOPIC: Uuid = Uuid::from_u128(9);
-
-    /// One topic, "t", with four partitions.
-    struct OneTopic;
-
-    impl TopicLookup for OneTopic {
-        fn shape(&self, name: &str) -> Option<TopicShape> {
-            (name == "t").then_some(TopicShape {
-                id: TOPIC,
-                partition_count: 4,
-            })
-        }
-
-        fn names(&self) -> Vec<String> {
-            vec!["t".to_owned()]
-        }
-    }
+    use crate::group::consumer_protocol::subscription::fixtures::{OneTopic, TOPIC};
 
     fn join(member_id: &str) -> ConsumerHeartbeat {
         ConsumerHeartbeat {

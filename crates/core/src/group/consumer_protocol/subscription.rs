@@ -75,6 +75,34 @@ impl SubscribedRegex {
     }
 }
 
+/// A topic lookup for tests: one topic, "t", with four partitions.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use uuid::Uuid;
+
+    use super::TopicLookup;
+    use crate::group::consumer_protocol::TopicShape;
+
+    /// The id of the one topic.
+    pub(crate) const TOPIC: Uuid = Uuid::from_u128(7);
+
+    /// One topic, "t", with four partitions.
+    pub(crate) struct OneTopic;
+
+    impl TopicLookup for OneTopic {
+        fn shape(&self, name: &str) -> Option<TopicShape> {
+            (name == "t").then_some(TopicShape {
+                id: TOPIC,
+                partition_count: 4,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            vec!["t".to_owned()]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
