@@ -124,7 +124,13 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
         tag,
         mut next,
     } = reader;
-    let mut written = declared.queue.subscribe_written();
+    let mut written = match declared.queue() {
+        Ok(queue) => queue.subscribe_written(),
+        Err(error) => {
+            tracing::warn!(queue = declared.name, %error, "a stream's log could not be opened");
+            return;
+        }
+    };
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
         let turn = declared.available();
@@ -145,7 +151,7 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
         let reserved = if waiting { 0 } else { shared.reserve(&window, READ_RECORDS_MAX) };
         if reserved > 0 {
             let reading = Arc::clone(&declared);
-            let read = tokio::task::spawn_blocking(move || reading.queue.read_stream(next, reserved)).await;
+            let read = tokio::task::spawn_blocking(move || reading.queue()?.read_stream(next, reserved)).await;
             let records = match read {
                 Ok(Ok(records)) => records,
                 failed => {
