@@ -125,6 +125,12 @@ impl Broker {
         };
         let id = text(deduplication::ID_HEADER)?;
         let token = text(deduplication::TOKEN_HEADER).unwrap_or_default();
+        // Opening the queue (its first use since the start) rebuilds its
+        // window from the log; the check must come after that. A queue that
+        // cannot open fails the append that follows.
+        if let Err(error) = declared.queue() {
+            warn!(queue = declared.name, %error, "opening a queue to check a deduplication id failed");
+        }
         Some(declared.deduplication.check(id, token, self.clock().now_ms()))
     }
 
