@@ -124,7 +124,13 @@ pub(crate) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, r
         tag,
         mut next,
     } = reader;
-    let mut written = declared.queue.subscribe_written();
+    let mut written = match declared.queue() {
+        Ok(queue) => queue.subscribe_written(),
+        Err(error) => {
+            tracing::warn!(queue = declared.name, %error, "a stream's log could not be opened");
+            return;
+        }
+    };
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
         let turn = declared.available();

@@ -137,3 +137,120 @@ async fn publish_and_ack_all(url: &str) {
     }
     connection.close(200, "done".into()).await.expect("close");
 }
+
+/// The first use of a queue after a clean restart opens its logs (lazily):
+/// from a publish, a `basic.get` and a `basic.consume`, each handled on a
+/// worker thread, the open leaves the worker first, and each queue opens
+/// once; the queues not used stay closed.
+#[test]
+fn a_queue_opened_by_its_first_use_after_a_restart_opens_off_the_worker_threads() {
+    const QUEUES: [&str; 4] = ["first-publish", "first-get", "first-consume", "unused"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = |server: &Server| format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut server = Server::start(dir.path());
+    runtime.block_on(async {
+        let connection = Connection::connect(&url(&server), ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm.select");
+        for queue in QUEUES {
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            };
+            channel
+                .queue_declare(queue.into(), durable, FieldTable::default())
+                .await
+                .expect("declare");
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    b"before",
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .expect("publish");
+            assert!(confirm.await.expect("confirm").is_ack());
+        }
+        connection.close(200, "done".into()).await.expect("close");
+    });
+    let (status, _) = server.terminate();
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+
+    let server = Server::start(dir.path());
+    assert_eq!(queues_opened(&server), 0, "a clean restart opens no queue");
+    runtime.block_on(async {
+        let connection = Connection::connect(&url(&server), ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm.select");
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                "first-publish".into(),
+                BasicPublishOptions::default(),
+                b"after",
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish");
+        assert!(confirm.await.expect("confirm").is_ack());
+        let got = channel
+            .basic_get("first-get".into(), lapin::options::BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+            .expect("the message from before the restart");
+        assert_eq!(got.delivery.data, b"before");
+        let consumer = channel
+            .basic_consume(
+                "first-consume".into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let (sender, mut delivered) = mpsc::unbounded_channel();
+        consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
+            let sender = sender.clone();
+            async move {
+                if let Ok(Some(delivery)) = delivery {
+                    delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                    let _ = sender.send(delivery.data);
+                }
+            }
+        });
+        let data = tokio::time::timeout(WAIT, delivered.recv())
+            .await
+            .expect("a delivery in time")
+            .expect("consumer open");
+        assert_eq!(data, b"before");
+        connection.close(200, "done".into()).await.expect("close");
+    });
+    let (count, offenders) = blocking_calls(&server);
+    assert_eq!(count, "0", "blocking calls on worker threads: {offenders:#?}");
+    assert_eq!(queues_opened(&server), 3, "the three queues used, not the unused one");
+}
+
+/// `conveyor_queues_opened`: queues whose logs are open.
+fn queues_opened(server: &Server) -> usize {
+    let (status, body) = server.http_get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix("conveyor_queues_opened "))
+        .expect("the conveyor_queues_opened gauge")
+        .trim()
+        .parse()
+        .expect("a count")
+}

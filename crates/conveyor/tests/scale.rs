@@ -4,8 +4,10 @@
 //! at most 64 threads and no more open files than its open-file cache's cap
 //! plus what it held idle (listeners, runtime, stdio); after a SIGTERM and a
 //! new `conveyor serve` on the same data directory, within the same bounds,
-//! every queue and every message is there. Clients are pipelined (raw AMQP
-//! frames, the Kafka test client), so the test's time is the broker's.
+//! every queue and every message is there, and the restarted broker opened
+//! only the queues that were used (a passive declare answers the counts the
+//! clean shutdown stored). Clients are pipelined (raw AMQP frames, the
+//! Kafka test client), so the test's time is the broker's.
 
 mod support;
 
@@ -206,9 +208,26 @@ fn declare_and_publish_queues(amqp: &mut RawAmqp) {
     }
 }
 
+/// Queues whose logs the broker has open (`conveyor_queues_opened`).
+fn queues_opened(server: &Server) -> usize {
+    let (status, metrics) = server.http_get("/metrics");
+    assert_eq!(status, 200);
+    let value = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("conveyor_queues_opened "))
+        .expect("the conveyor_queues_opened gauge");
+    value.trim().parse().expect("a count")
+}
+
+/// Queues [`every_queue_holds_its_message`] takes a message from.
+fn sampled() -> impl Iterator<Item = usize> {
+    (0..QUEUES).step_by(997)
+}
+
 /// Every queue is there, durable, holding one message (passive declares,
-/// pipelined), and a sample of them gives back its message's body.
-fn every_queue_holds_its_message(amqp: &mut RawAmqp) {
+/// pipelined, which open no queue), and a sample of them gives back its
+/// message's body (which opens those).
+fn every_queue_holds_its_message(amqp: &mut RawAmqp, server: &Server) {
     open_channels(amqp);
     let frames: Vec<AMQPFrame> = (0..QUEUES)
         .map(|index| declare(channel_of(index), &queue_name(index), true))
@@ -227,7 +246,8 @@ fn every_queue_holds_its_message(amqp: &mut RawAmqp) {
     assert_eq!(counts.len(), QUEUES, "every queue answered once");
     let wrong: Vec<_> = counts.iter().filter(|(_, count)| **count != 1).take(10).collect();
     assert!(wrong.is_empty(), "queues without their one message: {wrong:?}");
-    for index in (0..QUEUES).step_by(997) {
+    assert_eq!(queues_opened(server), 0, "passive declares answer stored counts");
+    for index in sampled() {
         amqp.send(&[method(
             1,
             AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
@@ -248,6 +268,7 @@ fn every_queue_holds_its_message(amqp: &mut RawAmqp) {
             queue_name(index)
         );
     }
+    assert_eq!(queues_opened(server), sampled().count(), "only the queues used are open");
 }
 
 async fn create_and_produce_topics(client: &mut Client) {
@@ -439,8 +460,9 @@ fn ten_thousand_queues_and_two_thousand_partitions_stay_within_threads_and_files
     let (server, started_in) = start(&data, &config);
     eprintln!("restarted in {started_in:?}");
     let (threads_restarted, files_restarted) = assert_bounded(&server, idle_files, "restarted");
+    assert_eq!(queues_opened(&server), 0, "a start after a clean shutdown opens no queue");
     let mut amqp = RawAmqp::connect(server.amqp_addr, CHANNELS);
-    every_queue_holds_its_message(&mut amqp);
+    every_queue_holds_its_message(&mut amqp, &server);
     runtime.block_on(async {
         let mut client = Client::connect(server.kafka_addr).await.expect("connect");
         every_partition_holds_its_record(&mut client).await;

@@ -65,13 +65,12 @@ impl Broker {
                 logs.push((role, log));
             }
         }
+        // A queue not opened since the start has no log open to be poisoned.
         for declared in self.queues() {
+            let Some(opened) = declared.opened() else { continue };
             let queue = declared.name.clone();
-            logs.push((
-                LogRole::QueueMessages { queue: queue.clone() },
-                declared.queue.message_log().clone(),
-            ));
-            logs.push((LogRole::QueueCursor { queue }, declared.queue.journal_log().clone()));
+            logs.push((LogRole::QueueMessages { queue: queue.clone() }, opened.message_log().clone()));
+            logs.push((LogRole::QueueCursor { queue }, opened.journal_log().clone()));
         }
         logs.push((LogRole::ConsumerOffsets, self.groups().offsets().log().clone()));
         logs.push((LogRole::TransactionState, self.transactions().log().clone()));

@@ -125,6 +125,12 @@ impl Broker {
         };
         let id = text(deduplication::ID_HEADER)?;
         let token = text(deduplication::TOKEN_HEADER).unwrap_or_default();
+        // Opening the queue (its first use since the start) rebuilds its
+        // window from the log; the check must come after that. A queue that
+        // cannot open fails the append that follows.
+        if let Err(error) = declared.queue() {
+            warn!(queue = declared.name, %error, "opening a queue to check a deduplication id failed");
+        }
         Some(declared.deduplication.check(id, token, self.clock().now_ms()))
     }
 
@@ -160,6 +166,18 @@ impl Broker {
     /// Appends under the length limit; `claim` learns the offset once appended.
     fn enqueue(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, record: Record, claim: Option<Claim>) -> Published {
         let mut appends = Vec::new();
+        // The first use since the start opens the queue.
+        let queue = match declared.queue() {
+            Ok(queue) => queue,
+            Err(error) => {
+                appends.push(Box::pin(std::future::ready(Err(CoreError::from(error)))) as Storing);
+                return Published {
+                    refused: false,
+                    appends,
+                    duplicate_of: None,
+                };
+            }
+        };
         let policy = declared.policy();
         let bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
         if would_overflow(declared, &policy, bytes) {
@@ -189,7 +207,7 @@ impl Broker {
         }
         let guard = declared.publishing();
         let flow = self.stats().queue(&declared.name);
-        let appending = declared.queue.publish(vec![record]);
+        let appending = queue.publish(vec![record]);
         let limited = policy.max_length.is_some() || policy.max_length_bytes.is_some();
         let trim = (policy.overflow == Overflow::DropHead && limited).then(|| (Arc::clone(self), Arc::clone(declared)));
         let ttl_holder = own_ttl.then(|| Arc::clone(declared));
@@ -273,7 +291,7 @@ impl Broker {
             let messages = batch.len() as u64;
             let bytes: u64 = batch.iter().map(|record| record.value.as_ref().map_or(0, Vec::len) as u64).sum();
             // On failure the claims are dropped, which forgets their ids.
-            let appended = declared.queue.publish(batch).await;
+            let appended = declared.queue()?.publish(batch).await;
             drop(guards);
             let appended = appended?;
             // Counted where every other publish into a queue is: in the core.
@@ -313,8 +331,17 @@ impl Broker {
         const ROUNDS_MAX: usize = 16;
         let mut expired = 0;
         let mut appends = Vec::new();
+        // A start opens the queues holding messages that may expire
+        // (`data_dir::opens_at_start`); one given a TTL since opens here.
+        let queue = match declared.queue() {
+            Ok(queue) => queue,
+            Err(error) => {
+                warn!(queue = declared.name, %error, "opening a queue to expire its messages failed");
+                return (0, appends);
+            }
+        };
         for _ in 0..ROUNDS_MAX {
-            let peeked = match declared.queue.peek(PEEK_MAX) {
+            let peeked = match queue.peek(PEEK_MAX) {
                 Ok(peeked) => peeked,
                 Err(error) => {
                     warn!(queue = declared.name, %error, "looking for expired messages failed");
@@ -330,7 +357,7 @@ impl Broker {
             // with one (which sets the flag once its record is readable).
             // Without this, every queue holding anything was read every
             // sweep, forever: 10,000 reads per 100 ms with 10,000 queues.
-            let holds = declared.queue.available_count() + declared.queue.acquired_count() as u64;
+            let holds = declared.available_count() + declared.acquired_count() as u64;
             if peeked.len() < PEEK_MAX
                 && peeked.len() as u64 >= holds
                 && !peeked
@@ -346,7 +373,7 @@ impl Broker {
                     continue;
                 }
                 // A consumer may have taken it since the peek: then it is theirs.
-                if let Some((archived, durable)) = declared.queue.archive_available(message.offset) {
+                if let Some((archived, durable)) = queue.archive_available(message.offset) {
                     expired_now += 1;
                     appends.push(Box::pin(async move { durable.await.map_err(CoreError::from) }) as Storing);
                     appends.extend(self.dead_letter(declared, message.record.clone(), DeathReason::Expired, archived.delivery_count));
@@ -366,7 +393,7 @@ impl Broker {
         let policy = declared.policy();
         let mut dead = Vec::new();
         if let Some(max_length) = policy.max_length {
-            let excess = declared.queue.available_count().saturating_sub(max_length);
+            let excess = declared.available_count().saturating_sub(max_length);
             if excess > 0 {
                 dead.extend(self.drop_head(declared, excess));
             }
@@ -374,8 +401,8 @@ impl Broker {
         if let Some(max_bytes) = policy.max_length_bytes {
             // One message a pass, oldest first: sizes differ, so the count to
             // drop is only known by dropping. Bounded by the messages ready.
-            for _ in 0..declared.queue.available_count() {
-                match declared.queue.ready_bytes() {
+            for _ in 0..declared.available_count() {
+                match declared.queue().and_then(|queue| queue.ready_bytes()) {
                     Ok(ready_bytes) if ready_bytes > max_bytes => dead.extend(self.drop_head(declared, 1)),
                     Ok(_) => break,
                     Err(error) => {
@@ -392,10 +419,17 @@ impl Broker {
     fn drop_head(self: &Arc<Self>, declared: &Arc<DeclaredQueue>, count: u64) -> Vec<Storing> {
         let consumer = declared.new_consumer();
         let mut appends = Vec::new();
-        match declared.queue.acquire(consumer, count.min(1024) as usize, INTERNAL_LOCK_MS) {
+        let queue = match declared.queue() {
+            Ok(queue) => queue,
+            Err(error) => {
+                warn!(queue = declared.name, %error, "dropping the head of a full queue failed");
+                return appends;
+            }
+        };
+        match queue.acquire(consumer, count.min(1024) as usize, INTERNAL_LOCK_MS) {
             Ok(deliveries) => {
                 for delivery in deliveries.messages {
-                    let _ = declared.queue.reject(consumer, delivery.offset);
+                    let _ = queue.reject(consumer, delivery.offset);
                     appends.extend(self.dead_letter(declared, delivery.record, DeathReason::MaxLength, delivery.delivery_count));
                 }
             }
@@ -419,10 +453,11 @@ impl Broker {
         visibility: Visibility,
     ) -> Result<Live> {
         declared.touch(self.clock().now_ms());
+        let queue = declared.queue()?;
         let mut dead_letters = Vec::new();
         let mut last_durable = None;
         for _ in 0..EXPIRED_ROUNDS_MAX {
-            let deliveries = declared.queue.acquire_visible(consumer, max, lock_ms, visibility)?;
+            let deliveries = queue.acquire_visible(consumer, max, lock_ms, visibility)?;
             // A queue's journal appends complete in order: the latest stands for all.
             last_durable = Some(deliveries.durable);
             let mut dead = 0;
@@ -437,12 +472,12 @@ impl Broker {
                 if retention_ms.is_some_and(|retention_ms| is_older(&delivery.record, retention_ms, now_ms)) {
                     // Past retention a message is gone, as if never sent: settled, not dead-lettered.
                     dead += 1;
-                    if let Ok(durable) = declared.queue.ack(consumer, delivery.offset) {
+                    if let Ok(durable) = queue.ack(consumer, delivery.offset) {
                         last_durable = Some(durable);
                     }
                 } else if is_expired(declared, &delivery.record, now_ms) {
                     dead += 1;
-                    if let Ok((_, durable)) = declared.queue.reject(consumer, delivery.offset) {
+                    if let Ok((_, durable)) = queue.reject(consumer, delivery.offset) {
                         last_durable = Some(durable);
                     }
                     dead_letters.extend(self.dead_letter(declared, delivery.record, DeathReason::Expired, delivery.delivery_count));
@@ -483,18 +518,19 @@ impl Broker {
             return Err(CoreError::StreamNotPurged(declared.name.clone()));
         }
         let consumer = declared.new_consumer();
+        let queue = declared.queue()?;
         // Bounded: each pass settles a batch of what was available at the start.
-        let passes_max = declared.queue.available_count() as usize / BATCH + 1;
+        let passes_max = declared.available_count() as usize / BATCH + 1;
         let mut purged = 0;
         let mut last = None;
         for _ in 0..passes_max {
             // Message groups order deliveries; a purge delivers nothing.
-            let deliveries = declared.queue.acquire_regardless_of_groups(consumer, BATCH, INTERNAL_LOCK_MS)?;
+            let deliveries = queue.acquire_regardless_of_groups(consumer, BATCH, INTERNAL_LOCK_MS)?;
             if deliveries.messages.is_empty() {
                 break;
             }
             for delivery in &deliveries.messages {
-                last = Some(declared.queue.ack(consumer, delivery.offset)?);
+                last = Some(queue.ack(consumer, delivery.offset)?);
                 purged += 1;
             }
         }
@@ -587,14 +623,16 @@ impl Broker {
 fn would_overflow(declared: &DeclaredQueue, policy: &QueuePolicy, bytes: u64) -> bool {
     let too_long = policy.max_length.is_some_and(|max_length| declared.backlog() >= max_length);
     too_long
-        || policy.max_length_bytes.is_some_and(|max_bytes| match declared.queue.ready_bytes() {
-            Ok(ready_bytes) => ready_bytes.saturating_add(bytes) > max_bytes,
-            // Unknown: take the message rather than lose it.
-            Err(error) => {
-                warn!(queue = declared.name, %error, "counting the bytes of a queue failed");
-                false
-            }
-        })
+        || policy
+            .max_length_bytes
+            .is_some_and(|max_bytes| match declared.queue().and_then(|queue| queue.ready_bytes()) {
+                Ok(ready_bytes) => ready_bytes.saturating_add(bytes) > max_bytes,
+                // Unknown: take the message rather than lose it.
+                Err(error) => {
+                    warn!(queue = declared.name, %error, "counting the bytes of a queue failed");
+                    false
+                }
+            })
 }
 
 /// Past its TTL: the queue's `x-message-ttl` or the message's own, whichever is shorter.
@@ -674,16 +712,16 @@ mod tests {
         assert_eq!(values, [b"young".as_slice()], "the message 60 s old is past retention");
         assert!(live.dead_letters.is_empty(), "nothing is dead-lettered for its age");
         live.durable.expect("settled").await.expect("durable");
-        assert_eq!(dead.queue.available_count(), 0);
-        assert_eq!(queue.queue.acquired_count(), 1, "only the young one is held");
+        assert_eq!(dead.available_count(), 0);
+        assert_eq!(queue.queue().expect("open").acquired_count(), 1, "only the young one is held");
 
-        queue.queue.release_all(consumer);
+        queue.queue().expect("open").release_all(consumer);
         clock.advance_ms(30_000);
         let again = broker
             .acquire_live(&queue, queue.new_consumer(), 10, 1000, Visibility::Durable)
             .expect("acquire");
         assert!(again.messages.is_empty(), "now the other one is past retention too");
-        assert_eq!(queue.queue.available_count(), 0, "and removed");
+        assert_eq!(queue.queue().expect("open").available_count(), 0, "and removed");
 
         let zero = BTreeMap::from([("x-message-retention-ms".to_owned(), "0".to_owned())]);
         assert!(crate::queue::QueuePolicy::from_arguments(&zero).is_err());
@@ -734,7 +772,11 @@ mod tests {
         for append in broker.republish_to_queue(&queue, record("moved")).appends {
             append.await.expect("durable");
         }
-        assert_eq!(queue.queue.available_count(), 3, "a message the broker moves is not a duplicate");
+        assert_eq!(
+            queue.queue().expect("open").available_count(),
+            3,
+            "a message the broker moves is not a duplicate"
+        );
         clock.advance_ms(5 * 60 * 1000);
         assert!(
             broker.publish_to_queue(&queue, record("later")).duplicate_of.is_none(),

@@ -115,7 +115,7 @@ impl Redrive {
                 self.done.skipped += 1;
                 continue;
             }
-            self.source.queue.ack(self.consumer, delivery.offset)?.await?;
+            self.source.queue()?.ack(self.consumer, delivery.offset)?.await?;
             self.done.moved += 1;
             *self.done.destinations.entry(destination.name.clone()).or_default() += 1;
         }
@@ -138,7 +138,9 @@ impl Redrive {
 
 impl Drop for Redrive {
     fn drop(&mut self) {
-        self.source.queue.release_all(self.consumer);
+        if let Some(queue) = self.source.opened() {
+            queue.release_all(self.consumer);
+        }
         self.source.notify_available();
     }
 }
@@ -161,7 +163,7 @@ pub fn start_task(
         destination.map(|queue| queue.name.clone()),
         rate_per_second,
         broker.clock().now_ms(),
-        source.queue.available_count(),
+        source.available_count(),
         |task| {
             tokio::spawn(run(task, redrive));
         },

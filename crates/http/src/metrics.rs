@@ -221,14 +221,8 @@ pub fn render(broker: &Broker) -> String {
         "Messages in a queue by state: ready (available) or unacked (held by a consumer).",
     );
     for declared in &queues {
-        family.sample(
-            &[("queue", &declared.name), ("state", "ready")],
-            declared.queue.available_count() as f64,
-        );
-        family.sample(
-            &[("queue", &declared.name), ("state", "unacked")],
-            declared.queue.acquired_count() as f64,
-        );
+        family.sample(&[("queue", &declared.name), ("state", "ready")], declared.available_count() as f64);
+        family.sample(&[("queue", &declared.name), ("state", "unacked")], declared.acquired_count() as f64);
     }
     let mut family = Family::gauge(
         &mut out,
@@ -236,8 +230,14 @@ pub fn render(broker: &Broker) -> String {
         "Bytes stored in a queue's message log segments.",
     );
     for declared in &queues {
-        family.sample(&[("queue", &declared.name)], declared.queue.size_bytes() as f64);
+        family.sample(&[("queue", &declared.name)], declared.size_bytes() as f64);
     }
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_queues_opened",
+        "Queues whose logs are open: since the start, those used (or that a timer needs); the others answer their stored counts.",
+    );
+    family.sample(&[], queues.iter().filter(|declared| declared.opened().is_some()).count() as f64);
     let mut family = Family::gauge(&mut out, "conveyor_queue_consumers", "Consumers attached to a queue.");
     for declared in &queues {
         family.sample(&[("queue", &declared.name)], declared.consumer_count() as f64);

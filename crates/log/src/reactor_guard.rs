@@ -52,6 +52,17 @@ pub fn check(what: &'static str) {
     }
 }
 
+/// Runs `blocking` with the calling thread not counted as a reactor
+/// thread, for a caller that has already handed the worker's tasks to
+/// another thread (`tokio::task::block_in_place`). The mark stays off
+/// afterwards: the thread may not get its worker back, and then ends in
+/// the blocking pool, whose tasks may block; if it does, its next unpark
+/// marks it again.
+pub fn off_reactor<R>(blocking: impl FnOnce() -> R) -> R {
+    ON_REACTOR.with(|flag| flag.set(false));
+    blocking()
+}
+
 fn panics() -> bool {
     static PANICS: OnceLock<bool> = OnceLock::new();
     *PANICS.get_or_init(|| std::env::var(GUARD_ENV).is_ok_and(|value| value == "panic"))

@@ -54,7 +54,7 @@ impl Channel {
             // Resolved before consume-ok: "next" means after what the client could have published before.
             let reading = Arc::clone(&declared);
             Some(
-                tokio::task::spawn_blocking(move || reading.queue.stream_offset(start))
+                tokio::task::spawn_blocking(move || reading.queue()?.stream_offset(start))
                     .await
                     .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?
                     .map_err(|error| Exception::new(reply::INTERNAL_ERROR, error.to_string()))?,
@@ -167,7 +167,7 @@ impl Channel {
         };
         let tag = self.shared.next_tag.fetch_add(1, Ordering::Relaxed);
         if get.no_ack {
-            let _ = declared.queue.ack(consumer, delivery.offset);
+            let _ = declared.queue().and_then(|queue| queue.ack(consumer, delivery.offset));
         } else {
             self.shared.unacked.lock().insert(
                 tag,
@@ -184,7 +184,7 @@ impl Channel {
         }
         let redelivered = delivery.redelivered();
         let message = queue_type::delivered(&declared.policy(), delivery);
-        let remaining = declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt;
+        let remaining = declared.available_count().min(u64::from(u32::MAX)) as LongUInt;
         let method = basic::AMQPMethod::GetOk(basic::GetOk {
             delivery_tag: tag,
             redelivered,

@@ -105,7 +105,7 @@ impl Channel {
         if !nowait {
             self.reply(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
                 queue: short(vhost::local_name(&declared.name)),
-                message_count: declared.queue.available_count().min(u64::from(u32::MAX)) as LongUInt,
+                message_count: declared.available_count().min(u64::from(u32::MAX)) as LongUInt,
                 consumer_count: declared.consumer_count().min(u32::MAX as usize) as LongUInt,
             })))
             .await;

@@ -40,7 +40,14 @@ pub(super) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, d
     } = delivering;
     // Messages are delivered once written, before their fsync, as RabbitMQ
     // does (only the publisher's confirm waits for the disk).
-    let mut high_watermark = declared.queue.subscribe_written();
+    // The queue opened when the consumer attached (`basic.consume`).
+    let mut high_watermark = match declared.queue() {
+        Ok(queue) => queue.subscribe_written(),
+        Err(error) => {
+            warn!(queue = declared.name, %error, "a consumer's queue could not be opened");
+            return;
+        }
+    };
     loop {
         // Interest first, then the check: nothing that happens in between is missed.
         let available = declared.available();
@@ -124,7 +131,7 @@ pub(super) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, d
                             shared.unreserve_unused(&window, unsent.len());
                         }
                         for offset in unsent {
-                            let _ = declared.queue.release(consumer, offset, 0);
+                            let _ = declared.queue().and_then(|queue| queue.release(consumer, offset, 0));
                         }
                         declared.notify_available();
                         return;
@@ -137,8 +144,8 @@ pub(super) async fn deliver(shared: Arc<Shared>, declared: Arc<DeclaredQueue>, d
         // Retry delays and expired locks make messages available without
         // a notification: wake for the next one.
         let wake_in_ms = declared
-            .queue
-            .next_deadline_ms()
+            .opened()
+            .and_then(|queue| queue.next_deadline_ms())
             .map_or(DELIVERY_LOCK_MS, |deadline_ms| deadline_ms - shared.broker.clock().now_ms())
             .clamp(1, DELIVERY_LOCK_MS);
         tokio::select! {
@@ -169,7 +176,7 @@ async fn send_delivery(
 ) {
     let delivery_tag = shared.next_tag.fetch_add(1, Ordering::Relaxed);
     if no_ack {
-        let _ = declared.queue.ack(consumer, delivery.offset);
+        let _ = declared.queue().and_then(|queue| queue.ack(consumer, delivery.offset));
     } else {
         let one = Unacked {
             queue: Arc::clone(declared),

@@ -770,7 +770,7 @@ impl Channel {
         match settlement {
             Settlement::Ack => {
                 for one in unacked.into_iter().filter(Unacked::settles_in_cursor) {
-                    match one.queue.queue.ack(one.consumer, one.offset) {
+                    match one.queue.queue().and_then(|queue| queue.ack(one.consumer, one.offset)) {
                         Ok(durable) => self.pending_acks.push(durable),
                         Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
                     }
@@ -888,8 +888,10 @@ enum Held {
 fn detach(consumer: Consumer, held: Held) -> Option<Arc<DeclaredQueue>> {
     consumer.window.cancelled.store(true, Ordering::SeqCst);
     consumer.window.wake.notify_one();
-    if held == Held::GivenBack {
-        consumer.queue.queue.release_all(consumer.id);
+    if held == Held::GivenBack
+        && let Some(queue) = consumer.queue.opened()
+    {
+        queue.release_all(consumer.id);
     }
     consumer.queue.notify_available();
     let remaining = consumer.queue.remove_consumer(consumer.id);

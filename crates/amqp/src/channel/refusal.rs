@@ -39,9 +39,16 @@ pub(super) fn settle_refused(broker: &Arc<Broker>, unacked: Vec<Unacked>, refusa
                 Refusal::Retry => one.queue.policy().requeue_delay_ms(one.delivery_count),
                 _ => 0,
             };
-            one.queue.queue.release(one.consumer, one.offset, delay_ms).map(|_| ())
+            one.queue
+                .queue()
+                .and_then(|queue| queue.release(one.consumer, one.offset, delay_ms))
+                .map(|_| ())
         } else {
-            let rejected = one.queue.queue.reject(one.consumer, one.offset).map(|_| ());
+            let rejected = one
+                .queue
+                .queue()
+                .and_then(|queue| queue.reject(one.consumer, one.offset))
+                .map(|_| ());
             if rejected.is_ok()
                 && let Some(record) = one.record
             {

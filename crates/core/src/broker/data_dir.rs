@@ -1,9 +1,10 @@
 //! The data directory: its lock file, the cluster id, where topics and
-//! queues keep their files, opening them all at start and removing the
-//! files of those the catalog no longer names. Knows paths and files; what
-//! exists comes from the catalog.
+//! queues keep their files, opening them at start (a queue whose counts
+//! the last clean shutdown stored only on first use, unless a timer needs
+//! it) and removing the files of those the catalog no longer names. Knows
+//! paths and files; what exists comes from the catalog.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use super::views::QueueMap;
 use crate::catalog::{CatalogState, QueueDefinition, QueueRecord, TopicRecord};
 use crate::error::{CoreError, Result};
 use crate::producer::Partition;
-use crate::queue::{CursorStart, DeclaredQueue, Queue, QueueConfig, QueuePolicy};
+use crate::queue::{CursorStart, DeclaredQueue, Queue, QueueConfig, QueuePolicy, QueueType, StoredCounts};
 use crate::stats::{Flow, Stats};
 use crate::topic::Topic;
 use crate::topic_config::TopicConfig;
@@ -121,6 +122,11 @@ pub(crate) fn queue_dir(data_dir: &Path, id: Uuid, durable: bool) -> PathBuf {
 /// A queue's settings: the broker's log defaults (without retention: a
 /// queue keeps a message until it is settled); transient queues never fsync.
 pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
+    queue_config_of(config.topic_defaults.log.durability, definition, policy)
+}
+
+/// [`queue_config`] with the broker's default durability.
+fn queue_config_of(durability: Durability, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
     let mut queue = QueueConfig::default();
     queue.cursor.delivery_limit = policy.delivery_limit;
     queue.cursor.message_groups = policy.message_groups;
@@ -133,11 +139,7 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
     if let Some(segment_bytes) = retention.segment_bytes_max {
         queue.log.segment_bytes = segment_bytes;
     }
-    queue.log.durability = if definition.durable {
-        config.topic_defaults.log.durability
-    } else {
-        Durability::Never
-    };
+    queue.log.durability = if definition.durable { durability } else { Durability::Never };
     queue
 }
 
@@ -157,14 +159,14 @@ pub(crate) fn stream_topics(queues: &QueueMap) -> Result<BTreeMap<String, Arc<To
 /// The topic a stream queue is to Kafka clients, if it is one (a stream
 /// over a Kafka topic's log has that topic). Blocking.
 pub(crate) fn stream_topic(declared: &DeclaredQueue) -> Result<Option<Arc<Topic>>> {
-    if !super::queues::served_to_kafka(&declared.name, &declared.policy()) || !declared.queue.owns_messages() {
+    if !super::queues::served_to_kafka(&declared.name, &declared.policy()) || !declared.owns_messages() {
         return Ok(None);
     }
     let topic = Topic::of_stream(
         declared.id,
         declared.name.clone(),
-        declared.queue.dir().to_owned(),
-        declared.queue.message_log().clone(),
+        declared.dir().to_owned(),
+        declared.queue()?.message_log().clone(),
         declared.policy().stream_retention,
     )?;
     Ok(Some(Arc::new(topic)))
@@ -172,11 +174,14 @@ pub(crate) fn stream_topic(declared: &DeclaredQueue) -> Result<Option<Arc<Topic>
 
 /// Reopens every durable queue the catalog holds (a stream named as one of
 /// `topics` over that topic's log); removes transient queues and the data
-/// of deleted ones. Blocking.
+/// of deleted ones. A queue with counts in `stored` (the last clean
+/// shutdown's) is opened on its first use instead, unless something must
+/// run on it before any use ([`opens_at_start`]). Blocking.
 pub(crate) fn open_queues(
     data_dir: &Path,
     catalog: &CatalogState,
     topics: &BTreeMap<String, Arc<Topic>>,
+    stored: Option<&HashMap<Uuid, StoredCounts>>,
     config: &BrokerConfig,
     clock: &Arc<dyn Clock>,
 ) -> Result<QueueMap> {
@@ -186,14 +191,75 @@ pub(crate) fn open_queues(
     }
     let queues_dir = data_dir.join("queues");
     conveyor_log::index::create_dir_all(&queues_dir).map_err(|error| CoreError::io(&queues_dir, error))?;
-    let records: Vec<_> = catalog.queues.values().collect();
+    let mut queues = QueueMap::default();
+    let mut records = Vec::new();
+    for record in catalog.queues.values() {
+        match stored.and_then(|stored| unopened_queue(data_dir, record, stored.get(&record.id)?, config, clock)) {
+            Some(unopened) => {
+                queues.insert(unopened.name.clone(), unopened);
+            }
+            None => records.push(record),
+        }
+    }
+    info!(opened = records.len(), unopened = queues.len(), "opening queues");
     let opened = open_each(&records, |record| open_queue(data_dir, record, topics, config, clock))?;
-    let queues: QueueMap = opened.into_iter().map(|queue| (queue.name.clone(), queue)).collect();
+    queues.extend(opened.into_iter().map(|queue| (queue.name.clone(), queue)));
     remove_orphans(
         &queues_dir,
         &queues.values().map(|queue: &Arc<DeclaredQueue>| queue.id.to_string()).collect(),
     );
     Ok(queues)
+}
+
+/// Whether a queue with `policy` and `counts` must open at start rather
+/// than on first use: a stream (its log is a topic to Kafka clients, and
+/// its retention runs on the open log), and a queue holding messages that
+/// a timer may have to dead-letter or remove before anyone uses it (a
+/// message TTL, its own or the queue's; retention).
+fn opens_at_start(policy: &QueuePolicy, counts: &StoredCounts) -> bool {
+    let retained = policy.stream_retention.max_bytes.is_some() || policy.stream_retention.max_age_ms.is_some();
+    policy.queue_type == QueueType::Stream
+        || (counts.messages > 0 && (policy.message_ttl_ms.is_some() || counts.may_hold_own_ttls || retained))
+}
+
+/// A durable queue the catalog records, to be opened on its first use,
+/// answering `counts` until then; `None` if it must open at start
+/// ([`opens_at_start`]).
+fn unopened_queue(
+    data_dir: &Path,
+    record: &QueueRecord,
+    counts: &StoredCounts,
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+) -> Option<Arc<DeclaredQueue>> {
+    let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
+    if opens_at_start(&policy, counts) {
+        return None;
+    }
+    let dir = queue_dir(data_dir, record.id, true);
+    // Settings from the definition the queue has when it opens (its
+    // arguments may change before), so the closure keeps only what the
+    // definition does not say.
+    let (opening_dir, durability, opening_clock) = (dir.clone(), config.topic_defaults.log.durability, Arc::clone(clock));
+    let opener = Box::new(move |definition: &QueueDefinition, policy: &QueuePolicy| {
+        Queue::open(
+            opening_dir.clone(),
+            queue_config_of(durability, definition, policy),
+            Arc::clone(&opening_clock),
+        )
+    });
+    let declared = DeclaredQueue::unopened(
+        record.id,
+        record.name.clone(),
+        record.definition.clone(),
+        policy,
+        dir,
+        opener,
+        *counts,
+        record.created_ms,
+    );
+    declared.touch(clock.now_ms());
+    Some(Arc::new(declared))
 }
 
 /// Opens one durable queue the catalog records (a stream named as one of
@@ -231,8 +297,10 @@ pub(crate) fn open_queue(
     declared.touch(clock.now_ms());
     // Only queues with message groups (SQS FIFO) deduplicate; the others
     // need not read their last five minutes.
-    if declared.policy().message_groups {
-        declared.restore_deduplication(clock.now_ms());
+    if declared.policy().message_groups
+        && let Some(queue) = declared.opened()
+    {
+        declared.restore_deduplication(queue, clock.now_ms());
     }
     Ok(Arc::new(declared))
 }
@@ -306,5 +374,132 @@ fn remove_orphans(topics_dir: &Path, known: &HashSet<String>) {
                 Err(error) => warn!(dir = %path.display(), %error, "could not remove the data of a deleted topic or queue"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use conveyor_log::record::Record;
+
+    use crate::queue::DeclaredQueue;
+
+    use crate::broker::{Broker, BrokerConfig};
+    use crate::catalog::QueueDefinition;
+
+    fn durable(arguments: &[(&str, &str)]) -> QueueDefinition {
+        QueueDefinition {
+            durable: true,
+            arguments: arguments
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+            ..QueueDefinition::default()
+        }
+    }
+
+    async fn publish(broker: &Arc<Broker>, declared: &Arc<DeclaredQueue>, value: &str) {
+        for append in broker
+            .publish_to_queue(declared, Record::new(None, Some(value.as_bytes().to_vec())))
+            .appends
+        {
+            append.await.expect("durable");
+        }
+    }
+
+    fn opened(broker: &Broker) -> Vec<String> {
+        broker
+            .queues()
+            .into_iter()
+            .filter(|declared| declared.opened().is_some())
+            .map(|declared| declared.name.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn after_a_clean_restart_queues_open_on_first_use_and_answer_their_stored_counts_until_then() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("open"));
+        for index in 0..20 {
+            let (declared, _) = broker.declare_queue(&format!("q{index:02}"), durable(&[])).await.expect("declare");
+            for message in 0..index % 3 {
+                publish(&broker, &declared, &format!("q{index:02}/{message}")).await;
+            }
+        }
+        let (ttl, _) = broker
+            .declare_queue("with-ttl", durable(&[("x-message-ttl", "600000")]))
+            .await
+            .expect("declare");
+        publish(&broker, &ttl, "expires one day").await;
+        let size_bytes = broker.queue("q02").expect("q02").size_bytes();
+        broker.close().expect("close");
+        drop(broker);
+
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("reopen"));
+        assert_eq!(opened(&broker), ["with-ttl"], "only the queue a timer needs is open");
+        for index in 0..20 {
+            let declared = broker.queue(&format!("q{index:02}")).expect("still declared");
+            assert_eq!(declared.available_count(), index % 3, "q{index:02}'s stored count");
+            assert_eq!(declared.acquired_count(), 0);
+        }
+        assert_eq!(broker.queue("q02").expect("q02").size_bytes(), size_bytes);
+        assert_eq!(opened(&broker), ["with-ttl"], "answering counts opened nothing");
+
+        // Two first uses at once open the queue once, and both see its messages.
+        let q02 = broker.queue("q02").expect("q02");
+        let (first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| q02.queue().map(|queue| std::ptr::from_ref(queue) as usize));
+            let second = scope.spawn(|| q02.queue().map(|queue| std::ptr::from_ref(queue) as usize));
+            (first.join().expect("first"), second.join().expect("second"))
+        });
+        assert_eq!(first.expect("opened"), second.expect("opened"), "one queue, opened once");
+        let live = broker
+            .acquire_live(&q02, q02.new_consumer(), 10, 1000, crate::queue::Visibility::Durable)
+            .expect("acquire");
+        let values: Vec<_> = live.messages.iter().filter_map(|delivery| delivery.record.value.clone()).collect();
+        assert_eq!(values, [b"q02/0".to_vec(), b"q02/1".to_vec()]);
+        let q04 = broker.queue("q04").expect("q04");
+        publish(&broker, &q04, "after the restart").await;
+        assert_eq!(q04.available_count(), 2, "a publish opens the queue and lands after what it held");
+        let mut now_open = opened(&broker);
+        now_open.sort();
+        assert_eq!(now_open, ["q02", "q04", "with-ttl"]);
+
+        // A queue used in this run stores its new counts; the others keep theirs.
+        broker.close().expect("close");
+        drop(broker);
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
+        assert_eq!(broker.queue("q04").expect("q04").available_count(), 2);
+        assert_eq!(broker.queue("q05").expect("q05").available_count(), 2);
+        assert_eq!(
+            broker.queue("q02").expect("q02").available_count(),
+            2,
+            "acquired, not settled: back on the shelf"
+        );
+        assert_eq!(opened(&broker), ["with-ttl"]);
+    }
+
+    #[tokio::test]
+    async fn a_start_without_a_clean_shutdown_before_it_opens_every_queue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("open"));
+        let (declared, _) = broker.declare_queue("kept", durable(&[])).await.expect("declare");
+        publish(&broker, &declared, "one").await;
+        broker.close().expect("close");
+        drop((broker, declared));
+
+        // This start takes the stored counts; a crash (no close) follows.
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("reopen"));
+        let kept = broker.queue("kept").expect("kept");
+        assert!(kept.opened().is_none());
+        publish(&broker, &kept, "two").await;
+        drop((broker, kept));
+
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen after a crash");
+        let kept = broker.queue("kept").expect("kept");
+        assert!(kept.opened().is_some(), "no counts to trust: opened at start");
+        assert_eq!(kept.available_count(), 2);
     }
 }

@@ -18,6 +18,7 @@ mod declarations;
 mod group_listing;
 mod limited;
 mod metadata;
+mod queue_counts;
 mod queues;
 mod routing;
 pub use routing::{FannedOut, RouteTarget};
@@ -143,7 +144,10 @@ impl Broker {
         let state = catalog.state();
         let mut views = Views::of_catalog(state)?;
         views.topics = data_dir::open_topics(&data_dir, state, &config, &clock, &stats)?;
-        views.queues = data_dir::open_queues(&data_dir, state, &views.topics, &config, &clock)?;
+        // Taken before anything changes: what a queue held at the last clean
+        // shutdown, for queues opened on first use.
+        let stored_counts = queue_counts::take(&data_dir)?;
+        views.queues = data_dir::open_queues(&data_dir, state, &views.topics, stored_counts.as_ref(), &config, &clock)?;
         views.streams = data_dir::stream_topics(&views.queues)?;
         info!(data_dir = %data_dir.display(), topics = views.topics.len(), queues = views.queues.len(), "broker state opened");
         let alarms = Arc::new(ResourceAlarms::new(&data_dir));
@@ -267,6 +271,8 @@ impl Broker {
             .collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let first_error: parking_lot::Mutex<Option<CoreError>> = parking_lot::Mutex::new(None);
+        // What each durable queue answers after the next start until it is used.
+        let counts = parking_lot::Mutex::new(std::collections::HashMap::new());
         std::thread::scope(|scope| {
             for _ in 0..CLOSING_THREADS.min(closings.len()) {
                 scope.spawn(|| {
@@ -277,10 +283,15 @@ impl Broker {
                                 warn!(topic, %error, "closing a partition log failed");
                                 CoreError::from(error)
                             }),
-                            Closing::Queue(declared) => declared.queue.close().map_err(|error| {
-                                warn!(queue = declared.name, %error, "closing a queue failed");
-                                CoreError::from(error)
-                            }),
+                            Closing::Queue(declared) => {
+                                if declared.definition().durable {
+                                    counts.lock().insert(declared.id, declared.counts_to_store());
+                                }
+                                declared.close().map_err(|error| {
+                                    warn!(queue = declared.name, %error, "closing a queue failed");
+                                    CoreError::from(error)
+                                })
+                            }
                         };
                         if let Err(error) = failed {
                             first_error.lock().get_or_insert(error);
@@ -290,6 +301,12 @@ impl Broker {
             }
         });
         let mut first_error = first_error.into_inner();
+        // Only when every queue closed: their counts are then what they hold.
+        if first_error.is_none()
+            && let Err(error) = queue_counts::store(&self.meta.config.data_dir, &counts.into_inner())
+        {
+            warn!(%error, "could not store the queue counts: the next start opens every queue");
+        }
         self.groups.shutdown();
         if let Err(error) = self.groups.offsets().close() {
             warn!(%error, "closing the consumer offsets log failed");
@@ -451,7 +468,7 @@ mod tests {
         eventually("the queue is gone", || broker.queue("q").is_none()).await;
         let topics_dir = dir.path().join("topics");
         eventually("their files are removed", || {
-            fs::read_dir(&topics_dir).expect("topics").count() == 0 && !queue.queue.dir().exists()
+            fs::read_dir(&topics_dir).expect("topics").count() == 0 && !queue.queue().expect("open").dir().exists()
         })
         .await;
         assert!(
@@ -459,7 +476,12 @@ mod tests {
             "a deleted topic acknowledges no write"
         );
         assert!(
-            queue.queue.publish(vec![Record::new(None, Some(b"late".to_vec()))]).await.is_err(),
+            queue
+                .queue()
+                .expect("open")
+                .publish(vec![Record::new(None, Some(b"late".to_vec()))])
+                .await
+                .is_err(),
             "nor does a deleted queue"
         );
         drop((partition, queue));

@@ -70,17 +70,17 @@ pub(crate) fn check_stream_over_topic(topics: &BTreeMap<String, Arc<Topic>>, nam
     match topics.get(name) {
         Some(topic) if reads_topic(declared, topic) => Ok(()),
         Some(_) => Err(refused("is the name of a Kafka topic created meanwhile")),
-        None if !declared.queue.owns_messages() => Err(refused("names a Kafka topic deleted meanwhile")),
+        None if !declared.owns_messages() => Err(refused("names a Kafka topic deleted meanwhile")),
         None => Ok(()),
     }
 }
 
 /// Whether `declared` is a stream over `topic`'s log.
 pub(crate) fn reads_topic(declared: &DeclaredQueue, topic: &Topic) -> bool {
-    !declared.queue.owns_messages()
+    !declared.owns_messages()
         && topic
             .partition(0)
-            .is_some_and(|log| log.dir() == declared.queue.message_log().dir())
+            .is_some_and(|log| declared.opened().is_some_and(|queue| log.dir() == queue.message_log().dir()))
 }
 
 /// Queues whose files concurrent declarations create at once (each on a
@@ -110,9 +110,9 @@ impl Broker {
                     last_stable_offset,
                     aborted: partition.aborted_transactions(offset, last_stable_offset),
                 };
-                declared.queue.read_stream_committed(offset, max_records, &committed)
+                declared.queue()?.read_stream_committed(offset, max_records, &committed)
             }
-            None => declared.queue.read_stream(offset, max_records),
+            None => declared.queue()?.read_stream(offset, max_records),
         }
     }
 
@@ -301,7 +301,7 @@ impl Broker {
     pub async fn delete_queue(&self, name: &str, if_empty: bool) -> Result<u64> {
         let mut change = self.meta.change().await;
         let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
-        let held = declared.queue.available_count() + declared.queue.acquired_count() as u64;
+        let held = declared.available_count() + declared.acquired_count() as u64;
         if if_empty && held > 0 {
             return Err(CoreError::QueueInUse {
                 name: name.to_owned(),
@@ -360,8 +360,8 @@ pub(super) async fn discard(declared: Arc<DeclaredQueue>) {
 
 /// [`discard`], blocking.
 fn discard_now(declared: &DeclaredQueue) {
-    let _ = declared.queue.close();
-    let dir = declared.queue.dir();
+    let _ = declared.close();
+    let dir = declared.dir();
     if let Err(error) = std::fs::remove_dir_all(dir) {
         tracing::warn!(dir = %dir.display(), %error, "could not remove the files of a queue not declared; the next start removes them");
     }
@@ -376,9 +376,9 @@ pub(crate) async fn remove_queues(queues: Vec<Arc<DeclaredQueue>>) -> Result<()>
     for declared in queues {
         declared.mark_deleted();
         declared.notify_available();
-        let dir = declared.queue.dir().to_owned();
+        let dir = declared.dir().to_owned();
         blocking(move || {
-            let _ = declared.queue.close();
+            let _ = declared.close();
             std::fs::remove_dir_all(&dir).map_err(|error| CoreError::io(&dir, error))
         })
         .await?;
@@ -410,7 +410,8 @@ mod tests {
             let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
             let (declared, _) = broker.declare_queue("events", stream()).await.expect("declare");
             declared
-                .queue
+                .queue()
+                .expect("open")
                 .publish(vec![Record::new(None, Some(b"a".to_vec()))])
                 .await
                 .expect("stored");
@@ -474,9 +475,13 @@ mod tests {
             );
             let (declared, created) = broker.declare_queue("clicks", stream()).await.expect("a stream over the topic");
             assert!(created);
-            assert_eq!(values(&declared.queue.read_stream(0, 10).expect("read")), ["from kafka"]);
+            assert_eq!(
+                values(&declared.queue().expect("open").read_stream(0, 10).expect("read")),
+                ["from kafka"]
+            );
             declared
-                .queue
+                .queue()
+                .expect("open")
                 .publish(vec![Record::new(None, Some(b"from amqp".to_vec()))])
                 .await
                 .expect("stored");
@@ -494,7 +499,7 @@ mod tests {
         let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
         let declared = broker.queue("clicks").expect("the stream after a restart");
         assert_eq!(
-            values(&declared.queue.read_stream(0, 10).expect("read")),
+            values(&declared.queue().expect("open").read_stream(0, 10).expect("read")),
             ["from kafka", "from amqp"]
         );
         broker.delete_queue("clicks", false).await.expect("delete the stream");

@@ -1,16 +1,19 @@
-//! A queue as the broker holds it: its name and definition, the open
-//! [`Queue`], and what consumers waiting for messages park on. The
-//! definition's arguments (and the policy read from them) can change while
-//! the queue is in use ([`Broker::update_queue_arguments`](crate::broker::Broker::update_queue_arguments)):
-//! readers load the current ones.
+//! A queue as the broker holds it: its name and definition, its
+//! [`Queue`] (opened on first use after a restart, see [`Opener`]), and
+//! what consumers waiting for messages park on. The definition's arguments
+//! (and the policy read from them) can change while the queue is in use
+//! ([`Broker::update_queue_arguments`](crate::broker::Broker::update_queue_arguments)):
+//! readers load the current ones. Opens no file itself (its opener does)
+//! and knows not where the counts of an unopened queue are kept.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
-use super::{ConsumerId, Deduplication, Queue, QueuePolicy, QueueType, deduplication};
+use super::{ConsumerId, Deduplication, Queue, QueueError, QueuePolicy, QueueType, deduplication};
 use crate::catalog::QueueDefinition;
 
 /// How long a deduplication id is remembered: SQS's five minutes.
@@ -50,6 +53,44 @@ struct Rank {
     room: bool,
 }
 
+/// Opens a queue's logs with its definition and policy as they are then
+/// (blocking); called at most once at a time, and again only after it failed.
+pub type Opener = Box<dyn Fn(&QueueDefinition, &QueuePolicy) -> Result<Queue, QueueError> + Send + Sync>;
+
+/// What an unopened queue answers for its counts: the figures its queue
+/// had when the broker last shut down cleanly (after a restart every
+/// acquisition is given back, so every unsettled message is ready).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredCounts {
+    /// Unsettled messages.
+    pub messages: u64,
+    /// Committed bytes of the message log.
+    pub size_bytes: u64,
+    /// Whether it may hold messages with their own TTL.
+    pub may_hold_own_ttls: bool,
+}
+
+/// The queue's logs: open, or how to open them and what to answer until then.
+struct Lazy {
+    opened: OnceLock<Queue>,
+    /// Taken by whoever opens the queue, so two first uses open it once.
+    opening: parking_lot::Mutex<Option<Opener>>,
+    stored: StoredCounts,
+    /// Woken when the queue opens: a consumer parked before that parks on
+    /// the queue's own notifications from then on.
+    unopened_wakeups: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Lazy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Lazy")
+            .field("opened", &self.opened.get().is_some())
+            .field("stored", &self.stored)
+            .finish()
+    }
+}
+
 #[derive(Debug)]
 pub struct DeclaredQueue {
     pub id: Uuid,
@@ -57,7 +98,11 @@ pub struct DeclaredQueue {
     definition: ArcSwap<QueueDefinition>,
     /// What the definition's arguments ask for (TTL, limits, dead-lettering).
     policy: ArcSwap<QueuePolicy>,
-    pub queue: Queue,
+    /// The queue's directory (`queue::Queue::dir` once open).
+    dir: PathBuf,
+    /// Whether its message log is its own (not a Kafka topic's).
+    owns_messages: bool,
+    lazy: Lazy,
     /// When it was declared (ms since the epoch); for a durable queue the
     /// catalog's record of it, so a restart keeps it (SQS's CreatedTimestamp).
     pub created_ms: i64,
@@ -89,14 +134,68 @@ pub struct DeclaredQueue {
 }
 
 impl DeclaredQueue {
+    /// A queue whose logs are open.
     pub fn new(id: Uuid, name: String, definition: QueueDefinition, policy: QueuePolicy, queue: Queue, created_ms: i64) -> DeclaredQueue {
+        let (dir, owns_messages) = (queue.dir().to_owned(), queue.owns_messages());
+        let declared = DeclaredQueue::with(
+            id,
+            name,
+            definition,
+            policy,
+            dir,
+            owns_messages,
+            None,
+            StoredCounts::default(),
+            created_ms,
+        );
+        let _ = declared.lazy.opened.set(queue);
+        declared
+    }
+
+    /// A queue (owning its message log, in `dir`) whose logs `opener` opens
+    /// on first use; until then its counts are `stored`.
+    #[allow(clippy::too_many_arguments)] // Each is one part of a queue; a builder would only rename them.
+    pub fn unopened(
+        id: Uuid,
+        name: String,
+        definition: QueueDefinition,
+        policy: QueuePolicy,
+        dir: PathBuf,
+        opener: Opener,
+        stored: StoredCounts,
+        created_ms: i64,
+    ) -> DeclaredQueue {
+        let declared = DeclaredQueue::with(id, name, definition, policy, dir, true, Some(opener), stored, created_ms);
+        declared.may_hold_own_ttls.store(stored.may_hold_own_ttls, Ordering::Relaxed);
+        declared
+    }
+
+    #[allow(clippy::too_many_arguments)] // See `unopened`.
+    fn with(
+        id: Uuid,
+        name: String,
+        definition: QueueDefinition,
+        policy: QueuePolicy,
+        dir: PathBuf,
+        owns_messages: bool,
+        opener: Option<Opener>,
+        stored: StoredCounts,
+        created_ms: i64,
+    ) -> DeclaredQueue {
         let (has_message_ttl, has_expiry) = (policy.message_ttl_ms.is_some(), policy.expires_ms.is_some());
         DeclaredQueue {
             id,
             name,
             definition: ArcSwap::from_pointee(definition),
             policy: ArcSwap::from_pointee(policy),
-            queue,
+            dir,
+            owns_messages,
+            lazy: Lazy {
+                opened: OnceLock::new(),
+                opening: parking_lot::Mutex::new(opener),
+                stored,
+                unopened_wakeups: tokio::sync::Notify::new(),
+            },
             created_ms,
             deduplication: Deduplication::new(DEDUPLICATION_WINDOW_MS),
             // Random, not 1: a receipt handle from before a restart names
@@ -111,6 +210,94 @@ impl DeclaredQueue {
             has_message_ttl: AtomicBool::new(has_message_ttl),
             has_expiry: AtomicBool::new(has_expiry),
             deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// The queue's logs, opened now if this is their first use since the
+    /// start (blocking then: it reads their files; on an async worker
+    /// thread inside `block_in_place`, which hands the worker's other tasks
+    /// to another thread first). Two first uses open it once.
+    pub fn queue(&self) -> Result<&Queue, QueueError> {
+        if let Some(queue) = self.lazy.opened.get() {
+            return Ok(queue);
+        }
+        let mut opening = self.lazy.opening.lock();
+        if let Some(queue) = self.lazy.opened.get() {
+            return Ok(queue);
+        }
+        let Some(opener) = opening.as_ref() else {
+            return Err(QueueError::Closed);
+        };
+        let queue = blocking_in_place(|| opener(&self.definition(), &self.policy()))?;
+        let queue = self.lazy.opened.get_or_init(|| queue);
+        *opening = None;
+        drop(opening);
+        queue.set_delivery_limit(self.policy().delivery_limit);
+        // Only queues with message groups (SQS FIFO) deduplicate; the
+        // others need not read their last five minutes.
+        if self.policy().message_groups {
+            blocking_in_place(|| self.restore_deduplication(queue, queue.now_ms()));
+        }
+        self.lazy.unopened_wakeups.notify_waiters();
+        Ok(queue)
+    }
+
+    /// The queue's logs if they are open; never opens them.
+    pub fn opened(&self) -> Option<&Queue> {
+        self.lazy.opened.get()
+    }
+
+    /// The queue's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the message log is the queue's own (not a Kafka topic's).
+    pub fn owns_messages(&self) -> bool {
+        self.owns_messages
+    }
+
+    /// Messages ready for delivery (of an unopened queue: its stored count).
+    pub fn available_count(&self) -> u64 {
+        self.opened().map_or(self.lazy.stored.messages, Queue::available_count)
+    }
+
+    /// Messages held by consumers (none in an unopened queue).
+    pub fn acquired_count(&self) -> usize {
+        self.opened().map_or(0, Queue::acquired_count)
+    }
+
+    /// Ready messages waiting out a retry delay (none in an unopened queue).
+    pub fn delayed_count(&self) -> u64 {
+        self.opened().map_or(0, Queue::delayed_count)
+    }
+
+    /// Committed bytes of the message log (of an unopened queue: stored).
+    pub fn size_bytes(&self) -> u64 {
+        self.opened().map_or(self.lazy.stored.size_bytes, Queue::size_bytes)
+    }
+
+    /// What an unopened queue would answer after the next start: its
+    /// counts now (every acquisition given back by then).
+    pub fn counts_to_store(&self) -> StoredCounts {
+        match self.opened() {
+            None => self.lazy.stored,
+            Some(queue) => StoredCounts {
+                messages: queue.available_count() + queue.acquired_count() as u64,
+                size_bytes: queue.size_bytes(),
+                may_hold_own_ttls: self.may_hold_own_ttls.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// Closes its logs if they are open (an unopened queue has none open).
+    pub fn close(&self) -> Result<(), QueueError> {
+        // Taken so that an open in progress finishes first, and none follows.
+        let mut opening = self.lazy.opening.lock();
+        *opening = None;
+        match self.opened() {
+            Some(queue) => queue.close(),
+            None => Ok(()),
         }
     }
 
@@ -156,13 +343,13 @@ impl DeclaredQueue {
     }
 
     /// Rebuilds the deduplication window from the records of its last
-    /// window (on start). Blocking (reads the log); a failure only leaves
-    /// the window emptier.
-    pub fn restore_deduplication(&self, now_ms: i64) {
+    /// window (when the queue opens). Blocking (reads the log); a failure
+    /// only leaves the window emptier.
+    pub(crate) fn restore_deduplication(&self, queue: &Queue, now_ms: i64) {
         /// Bounds what a start reads for it.
         const BYTES_MAX: usize = 64 << 20;
         let since_ms = now_ms.saturating_sub(self.deduplication.window_ms());
-        let records = match self.queue.records_since(since_ms, BYTES_MAX) {
+        let records = match queue.records_since(since_ms, BYTES_MAX) {
             Ok(records) => records,
             Err(error) => {
                 tracing::warn!(queue = self.name, %error, "could not rebuild the deduplication window");
@@ -203,7 +390,9 @@ impl DeclaredQueue {
     /// change is durable). The policy goes first: a reader that sees the new
     /// definition sees its policy.
     pub(crate) fn redefine(&self, definition: QueueDefinition, policy: QueuePolicy) {
-        self.queue.set_delivery_limit(policy.delivery_limit);
+        if let Some(queue) = self.opened() {
+            queue.set_delivery_limit(policy.delivery_limit);
+        }
         self.has_message_ttl.store(policy.message_ttl_ms.is_some(), Ordering::Relaxed);
         self.has_expiry.store(policy.expires_ms.is_some(), Ordering::Relaxed);
         self.policy.store(Arc::new(policy));
@@ -309,7 +498,7 @@ impl DeclaredQueue {
         }
         let Some(preferred) = consumers.preferred() else { return false };
         let active = *consumers.active.get_or_insert(preferred);
-        if active == preferred || self.queue.holds_any(active) {
+        if active == preferred || self.opened().is_some_and(|queue| queue.holds_any(active)) {
             return consumer != active || active != preferred;
         }
         consumers.active = Some(preferred);
@@ -321,7 +510,7 @@ impl DeclaredQueue {
 
     /// Messages waiting to be delivered, counting publishes not yet committed.
     pub fn backlog(&self) -> u64 {
-        self.queue.available_count() + self.publishing.load(Ordering::SeqCst)
+        self.available_count() + self.publishing.load(Ordering::SeqCst)
     }
 
     /// Marks a publish in flight until the returned guard is dropped.
@@ -332,15 +521,34 @@ impl DeclaredQueue {
 
     /// Wakes consumers parked in [`DeclaredQueue::available`].
     pub fn notify_available(&self) {
-        self.queue.notify_available();
+        match self.opened() {
+            Some(queue) => queue.notify_available(),
+            None => self.lazy.unopened_wakeups.notify_waiters(),
+        }
     }
 
     /// Resolves when messages may have become available without the log
     /// growing (see [`Queue::available`]). Register interest before
     /// checking the queue.
     pub fn available(&self) -> tokio::sync::futures::Notified<'_> {
-        self.queue.available()
+        match self.opened() {
+            Some(queue) => queue.available(),
+            None => self.lazy.unopened_wakeups.notified(),
+        }
     }
+}
+
+/// Runs `blocking` (the first use of a queue, which opens it) from any
+/// thread: on a reactor thread of a multi-threaded runtime inside
+/// `tokio::task::block_in_place`, which first hands the worker's other
+/// tasks to another thread; elsewhere directly.
+fn blocking_in_place<R>(blocking: impl FnOnce() -> R) -> R {
+    let multi_threaded =
+        tokio::runtime::Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if !conveyor_log::reactor_guard::on_reactor_thread() || !multi_threaded {
+        return blocking();
+    }
+    tokio::task::block_in_place(|| conveyor_log::reactor_guard::off_reactor(blocking))
 }
 
 /// A publish in flight (see [`DeclaredQueue::publishing`]).

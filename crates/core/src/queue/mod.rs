@@ -17,7 +17,7 @@ mod stream;
 
 use std::path::PathBuf;
 
-pub use declared::DeclaredQueue;
+pub use declared::{DeclaredQueue, Opener, StoredCounts};
 pub mod deduplication;
 pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};

@@ -295,6 +295,11 @@ impl Queue {
         &self.dir
     }
 
+    /// The queue's clock's time (ms since the epoch).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Whether the message log is the queue's own (not another's it was
     /// opened over: a share group's partition, a stream's Kafka topic).
     pub fn owns_messages(&self) -> bool {

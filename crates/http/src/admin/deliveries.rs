@@ -99,14 +99,14 @@ pub async fn get(
         let mut messages = Vec::with_capacity(live.messages.len());
         for delivery in live.messages {
             match ackmode {
-                AckMode::AckRequeueTrue => declared.queue.release(consumer, delivery.offset, 0)?,
-                AckMode::AckRequeueFalse => durables.push(declared.queue.ack(consumer, delivery.offset)?),
+                AckMode::AckRequeueTrue => declared.queue()?.release(consumer, delivery.offset, 0)?,
+                AckMode::AckRequeueFalse => durables.push(declared.queue()?.ack(consumer, delivery.offset)?),
                 AckMode::RejectRequeueTrue => {
                     let delay_ms = declared.policy().requeue_delay_ms(delivery.delivery_count);
-                    declared.queue.release(consumer, delivery.offset, delay_ms)?;
+                    declared.queue()?.release(consumer, delivery.offset, delay_ms)?;
                 }
                 AckMode::RejectRequeueFalse => {
-                    let (_, durable) = declared.queue.reject(consumer, delivery.offset)?;
+                    let (_, durable) = declared.queue()?.reject(consumer, delivery.offset)?;
                     durables.push(durable);
                     appends.extend(broker.dead_letter(&declared, delivery.record.clone(), DeathReason::Rejected, delivery.delivery_count));
                 }

@@ -356,7 +356,7 @@ pub async fn peek_queue(
 ) -> Result<Json<QueueMessages>, ApiError> {
     let count = peek_count(query.count)?;
     let declared = queues::find(&state.broker, &in_vhost, &name)?;
-    let peeked = blocking(move || Ok(declared.queue.peek(count)?)).await?;
+    let peeked = blocking(move || Ok(declared.queue()?.peek(count)?)).await?;
     let messages = peeked
         .into_iter()
         .map(|peeked| MessageView {

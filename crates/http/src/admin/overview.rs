@@ -77,9 +77,9 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
         }
         let (mut messages_ready, mut messages_unacked) = (0, 0);
         for declared in &queues {
-            messages_ready += declared.queue.available_count();
-            messages_unacked += declared.queue.acquired_count() as u64;
-            bytes_on_disk += declared.queue.size_bytes();
+            messages_ready += declared.available_count();
+            messages_unacked += declared.acquired_count() as u64;
+            bytes_on_disk += declared.size_bytes();
         }
         let stats = broker.stats();
         let flows: Vec<Arc<Flow>> = stats.topics().into_values().chain(stats.queues().into_values()).collect();

@@ -141,16 +141,16 @@ fn summary(broker: &Broker, declared: &DeclaredQueue) -> QueueSummary {
         vhost: vhost.into_owned(),
         durable: declared.definition().durable,
         auto_delete: declared.definition().auto_delete,
-        messages_ready: declared.queue.available_count(),
-        messages_unacked: declared.queue.acquired_count() as u64,
-        messages_delayed: declared.queue.delayed_count(),
+        messages_ready: declared.available_count(),
+        messages_unacked: declared.acquired_count() as u64,
+        messages_delayed: declared.delayed_count(),
         messages_dead_lettered_total: Flow::get(&flow.dead_lettered),
         messages_redelivered_total: Flow::get(&flow.redelivered),
         publish_per_second,
         deliver_per_second,
         consumers: declared.consumer_count() as u64,
         dead_letter_exchange: declared.policy().dead_letter_exchange.clone(),
-        size_bytes: declared.queue.size_bytes(),
+        size_bytes: declared.size_bytes(),
     }
 }
 
@@ -286,8 +286,8 @@ pub async fn describe(
             max_length: declared.policy().max_length,
             max_length_bytes: declared.policy().max_length_bytes,
             delivery_limit: declared.policy().delivery_limit,
-            settled_below: declared.queue.settled_below(),
-            end_offset: declared.queue.end(),
+            settled_below: declared.queue()?.settled_below(),
+            end_offset: declared.queue()?.end(),
         })
     })
     .await?;

@@ -412,7 +412,7 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
     };
     let consumer = queue.new_consumer();
     let deadline = Instant::now() + Duration::from_secs(wait_seconds as u64);
-    let mut high_watermark = queue.queue.subscribe();
+    let mut high_watermark = queue.queue()?.subscribe();
     let mut received = Vec::new();
     for _ in 0..WAKEUPS_MAX {
         // Interest first, then the check: nothing that happens in between is missed.
@@ -430,7 +430,7 @@ pub async fn receive_message(context: &Context, input: ReceiveMessageInput) -> R
         }
         // Expired visibility timeouts and elapsed delays make messages
         // available without any notification: wake for the next one.
-        let wake_at = match queue.queue.next_deadline_ms() {
+        let wake_at = match queue.queue()?.next_deadline_ms() {
             Some(deadline_ms) => {
                 let in_ms = deadline_ms.saturating_sub(context.state.broker.clock().now_ms()).clamp(1, i64::MAX) as u64;
                 deadline.min(now + Duration::from_millis(in_ms))
@@ -541,7 +541,7 @@ async fn delete(queue: &Arc<DeclaredQueue>, handles: Vec<ReceiptHandle>) -> Resu
     let acked = tokio::task::spawn_blocking(move || {
         handles
             .into_iter()
-            .map(|handle| deleting.queue.ack(handle.consumer, handle.offset))
+            .map(|handle| deleting.queue()?.ack(handle.consumer, handle.offset))
             .collect::<Vec<_>>()
     })
     .await
@@ -601,9 +601,9 @@ fn change_visibility(queue: &DeclaredQueue, handle: ReceiptHandle, seconds: Opti
         seconds.ok_or_else(|| SqsError::MissingParameter("The request must contain the parameter VisibilityTimeout.".to_owned()))?;
     let seconds = in_range("VisibilityTimeout", seconds, 0, VISIBILITY_SECONDS_MAX)?;
     let result = if seconds == 0 {
-        queue.queue.release(handle.consumer, handle.offset, 0)
+        queue.queue()?.release(handle.consumer, handle.offset, 0)
     } else {
-        queue.queue.renew(handle.consumer, handle.offset, seconds * 1000)
+        queue.queue()?.renew(handle.consumer, handle.offset, seconds * 1000)
     };
     match result {
         Ok(()) => {

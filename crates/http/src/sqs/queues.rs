@@ -239,14 +239,14 @@ pub async fn delete_queue(context: &Context, input: QueueUrlInput) -> Result<Val
 pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let mut all = Map::new();
-    let delayed = queue.queue.delayed_count();
+    let delayed = queue.delayed_count();
     all.insert(
         "ApproximateNumberOfMessages".to_owned(),
-        queue.queue.available_count().saturating_sub(delayed).to_string().into(),
+        queue.available_count().saturating_sub(delayed).to_string().into(),
     );
     all.insert(
         "ApproximateNumberOfMessagesNotVisible".to_owned(),
-        queue.queue.acquired_count().to_string().into(),
+        queue.acquired_count().to_string().into(),
     );
     all.insert("ApproximateNumberOfMessagesDelayed".to_owned(), delayed.to_string().into());
     let created_seconds = (queue.created_ms / 1000).to_string();
