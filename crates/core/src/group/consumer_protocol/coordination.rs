@@ -194,7 +194,6 @@ mod tests {
     use bytes::Bytes;
     use conveyor_log::clock::ManualClock;
 
-    use super::super::TopicShape;
     use super::*;
     use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
     use crate::group::offsets::OffsetStore;
