@@ -110,25 +110,7 @@ async fn publish_and_ack_all(url: &str) {
         assert!(confirm.await.expect("confirm").is_ack(), "a publish was not confirmed");
     }
     channel.basic_qos(500, BasicQosOptions::default()).await.expect("qos");
-    let consumer = channel
-        .basic_consume(
-            "snapshotted".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let (sender, mut acked) = mpsc::unbounded_channel();
-    consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
-        let sender = sender.clone();
-        async move {
-            if let Ok(Some(delivery)) = delivery {
-                delivery.ack(BasicAckOptions::default()).await.expect("ack");
-                let _ = sender.send(());
-            }
-        }
-    });
+    let mut acked = consume_acking(&channel, "snapshotted").await;
     for _ in 0..MESSAGES {
         tokio::time::timeout(WAIT, acked.recv())
             .await
@@ -212,25 +194,7 @@ fn a_queue_opened_by_its_first_use_after_a_restart_opens_off_the_worker_threads(
             .expect("get")
             .expect("the message from before the restart");
         assert_eq!(got.delivery.data, b"before");
-        let consumer = channel
-            .basic_consume(
-                "first-consume".into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
-        let (sender, mut delivered) = mpsc::unbounded_channel();
-        consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
-            let sender = sender.clone();
-            async move {
-                if let Ok(Some(delivery)) = delivery {
-                    delivery.ack(BasicAckOptions::default()).await.expect("ack");
-                    let _ = sender.send(delivery.data);
-                }
-            }
-        });
+        let mut delivered = consume_acking(&channel, "first-consume").await;
         let data = tokio::time::timeout(WAIT, delivered.recv())
             .await
             .expect("a delivery in time")
@@ -241,6 +205,26 @@ fn a_queue_opened_by_its_first_use_after_a_restart_opens_off_the_worker_threads(
     let (count, offenders) = blocking_calls(&server);
     assert_eq!(count, "0", "blocking calls on worker threads: {offenders:#?}");
     assert_eq!(queues_opened(&server), 3, "the three queues used, not the unused one");
+}
+
+/// Consumes `queue` on `channel`, acking each delivery; the bodies come
+/// out of the receiver once acked.
+async fn consume_acking(channel: &lapin::Channel, queue: &str) -> mpsc::UnboundedReceiver<Vec<u8>> {
+    let consumer = channel
+        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("consume");
+    let (sender, delivered) = mpsc::unbounded_channel();
+    consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
+        let sender = sender.clone();
+        async move {
+            if let Ok(Some(delivery)) = delivery {
+                delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                let _ = sender.send(delivery.data);
+            }
+        }
+    });
+    delivered
 }
 
 /// `conveyor_queues_opened`: queues whose logs are open.
