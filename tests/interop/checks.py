@@ -1,7 +1,8 @@
 """Assertions and names shared by every interop script (each protocol's
 common.py re-exports them): a failed check exits non-zero with a readable
 message; unique() gives a topic, queue or group name no other run uses;
-wait_until() polls a condition within a deadline."""
+wait_until() polls a condition within a deadline; round_trip() proves a
+pika connection works."""
 import os
 import sys
 import time
@@ -25,3 +26,16 @@ def wait_until(condition, what, seconds=45):
     deadline = time.monotonic() + seconds
     while not condition():
         check(time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}")
+
+
+def round_trip(connection, body, prefix="round-trip"):
+    """Publishes `body` to a new exclusive queue on the pika `connection`
+    and gets it back, then closes the connection: the login it made is
+    usable."""
+    channel = connection.channel()
+    queue = unique(prefix)
+    channel.queue_declare(queue, exclusive=True)
+    channel.basic_publish("", queue, body)
+    _method, _properties, got = channel.basic_get(queue, auto_ack=True)
+    check(got == body, f"sent {body!r} to {queue}, got {got!r}")
+    connection.close()

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{AMQPClass, channel, queue, tx};
-use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::BasicProperties;
+use lapin::options::BasicGetOptions;
+use support::lapin_client::{confirming_channel, declare, publish_confirmed, url};
 use support::raw_amqp::{FRAME_MAX, RawAmqp, channel_open, encode, method, publish_start, queue_declare};
 use support::{Server, eventually, http_send, metric, rss_bytes, start_with_config};
 
@@ -24,30 +24,12 @@ const MIB: u64 = 1024 * 1024;
 /// Another client is served: lapin publishes with a confirm and gets the
 /// message back; `/health` is 200.
 fn served(server: &Server, queue: &str) {
-    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         tokio::time::timeout(WAIT, async {
-            let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
-            let channel = connection.create_channel().await.expect("channel");
-            channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
-            channel
-                .queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
-                .await
-                .expect("declare");
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions::default(),
-                    b"still here",
-                    BasicProperties::default(),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
-            assert!(confirm.is_ack());
+            let (connection, channel) = confirming_channel(&url(server)).await;
+            declare(&channel, queue, false).await;
+            assert!(publish_confirmed(&channel, "", queue, b"still here", BasicProperties::default()).await);
             let got = channel
                 .basic_get(queue.into(), BasicGetOptions { no_ack: true })
                 .await

@@ -19,10 +19,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kafka_protocol::messages::ApiVersionsRequest;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::BasicProperties;
+use lapin::options::{BasicGetOptions, BasicRejectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{Value, json};
+use support::lapin_client::{confirming_channel, declare, publish_confirmed, url};
 use support::{Server, run_script, spawn_script};
 
 /// Bounds every scenario.
@@ -322,36 +323,20 @@ fn group_lag_follows_a_kafka_python_commit_and_offsets_reset_only_while_the_grou
 fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redrive_dead_letters_back() {
     let (_dir, server) = Server::start_in_tempdir();
     let api = Api::new(&server);
-    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
     run(async {
-        let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        let (connection, channel) = confirming_channel(&url(&server)).await;
+        declare(&channel, "work.dlq", true).await;
         let durable = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        channel
-            .queue_declare("work.dlq".into(), durable, FieldTable::default())
-            .await
-            .expect("declare the dead-letter queue");
         let mut arguments = FieldTable::default();
         arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
         arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString("work.dlq".into()));
         channel.queue_declare("work".into(), durable, arguments).await.expect("declare");
         for index in 0..3 {
-            channel
-                .basic_publish(
-                    "".into(),
-                    "work".into(),
-                    BasicPublishOptions::default(),
-                    format!("job {index}").as_bytes(),
-                    BasicProperties::default(),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirmed");
+            let job = format!("job {index}");
+            assert!(publish_confirmed(&channel, "", "work", job.as_bytes(), BasicProperties::default()).await);
         }
         // Two jobs rejected: dead-lettered into work.dlq.
         for _ in 0..2 {

@@ -7,12 +7,12 @@ mod support;
 use std::time::Duration;
 
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, ExchangeKind};
 use support::Server;
+use support::lapin_client::{confirming_channel, declare, publish_confirmed, url};
 use tokio::sync::mpsc;
 
 /// Bounds every wait on the broker.
@@ -22,47 +22,24 @@ const WAIT: Duration = Duration::from_secs(30);
 fn lapin_publishes_with_confirms_consumes_within_prefetch_and_routes_by_topic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
-    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        tokio::time::timeout(WAIT * 2, scenario(&url))
+        tokio::time::timeout(WAIT * 2, scenario(&url(&server)))
             .await
             .expect("the scenario finished in time");
     });
 }
 
 async fn scenario(url: &str) {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    channel
-        .queue_declare(
-            "lapin-jobs".into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare");
+    let (connection, channel) = confirming_channel(url).await;
+    declare(&channel, "lapin-jobs", true).await;
     for index in 0..10 {
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                "lapin-jobs".into(),
-                BasicPublishOptions::default(),
-                format!("job-{index}").as_bytes(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert!(confirm.is_ack(), "publish {index} was not confirmed");
+        let job = format!("job-{index}");
+        let persistent = BasicProperties::default().with_delivery_mode(2);
+        assert!(
+            publish_confirmed(&channel, "", "lapin-jobs", job.as_bytes(), persistent).await,
+            "publish {index} was not confirmed"
+        );
     }
 
     // A consumer with prefetch 4 receives everything in publish order, acking each.
@@ -102,22 +79,8 @@ async fn scenario(url: &str) {
     assert_eq!(in_delivery_order, expected, "delivered in publish order");
 
     // nack with requeue: the message comes back flagged redelivered.
-    channel
-        .queue_declare("lapin-retry".into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("declare");
-    channel
-        .basic_publish(
-            "".into(),
-            "lapin-retry".into(),
-            BasicPublishOptions::default(),
-            b"again",
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
+    declare(&channel, "lapin-retry", false).await;
+    assert!(publish_confirmed(&channel, "", "lapin-retry", b"again", BasicProperties::default()).await);
     let first = channel
         .basic_get("lapin-retry".into(), BasicGetOptions::default())
         .await
@@ -151,10 +114,7 @@ async fn scenario(url: &str) {
         )
         .await
         .expect("exchange");
-    channel
-        .queue_declare("lapin-shipped".into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("declare");
+    declare(&channel, "lapin-shipped", false).await;
     channel
         .queue_bind(
             "lapin-shipped".into(),
@@ -166,18 +126,7 @@ async fn scenario(url: &str) {
         .await
         .expect("bind");
     for key in ["order.shipped", "order.placed"] {
-        channel
-            .basic_publish(
-                "lapin-events".into(),
-                key.into(),
-                BasicPublishOptions::default(),
-                key.as_bytes(),
-                BasicProperties::default(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+        assert!(publish_confirmed(&channel, "lapin-events", key, key.as_bytes(), BasicProperties::default()).await);
     }
     let routed = channel
         .basic_get("lapin-shipped".into(), BasicGetOptions { no_ack: true })

@@ -27,12 +27,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lapin::message::DeliveryResult;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection};
 use serde_json::{Value, json};
+use support::lapin_client::{confirming_channel, declare, url};
 use support::{Server, eventually, forward_lines, run_script, spawn_script};
 
 /// How long the AMQP consumer waits for its next delivery before it
@@ -129,20 +128,11 @@ impl Api {
     }
 }
 
-/// An AMQP connection and channel to `server`, and a durable queue `name`
-/// declared on it.
+/// An AMQP connection and channel (in confirm mode) to `server`, and a
+/// durable queue `name` declared on it.
 async fn durable_queue(server: &Server, name: &str) -> (Connection, lapin::Channel) {
-    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
-    let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(name.into(), durable, FieldTable::default())
-        .await
-        .expect("declare");
+    let (connection, channel) = confirming_channel(&url(server)).await;
+    declare(&channel, name, true).await;
     (connection, channel)
 }
 
@@ -594,7 +584,6 @@ fn producers_on_all_three_doors_are_held_at_the_disk_floor_and_free_space_never_
     let mut sqs = Script::spawn(&server, "sqs/disk_floor_boto3.py", &["floor-sqs"]);
     runtime().block_on(async {
         let (publishing, channel) = durable_queue(&server, "floor-amqp").await;
-        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
         // Publishes 64 KiB messages one at a time, each confirmed, until told to stop.
         let confirmed = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));

@@ -10,13 +10,10 @@ mod support;
 
 use std::time::Duration;
 
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::BasicProperties;
+use lapin::options::{BasicPublishOptions, BasicQosOptions};
+use support::lapin_client::{confirming_channel, consume_acking, declare, publish_confirmed, url};
 use support::{Server, run_script};
-use tokio::sync::mpsc;
 
 /// Bounds every wait on the broker.
 const WAIT: Duration = Duration::from_secs(60);
@@ -57,10 +54,9 @@ fn no_blocking_call_runs_on_a_worker_thread_under_every_front_door() {
 #[test]
 fn a_queue_snapshot_after_many_acks_runs_off_the_worker_threads() {
     let (_dir, server) = Server::start_in_tempdir();
-    let url = format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        tokio::time::timeout(WAIT * 3, publish_and_ack_all(&url))
+        tokio::time::timeout(WAIT * 3, publish_and_ack_all(&url(&server)))
             .await
             .expect("the scenario finished in time");
     });
@@ -75,23 +71,8 @@ fn a_queue_snapshot_after_many_acks_runs_off_the_worker_threads() {
 }
 
 async fn publish_and_ack_all(url: &str) {
-    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    channel
-        .queue_declare(
-            "snapshotted".into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare");
+    let (connection, channel) = confirming_channel(url).await;
+    declare(&channel, "snapshotted", true).await;
     let mut confirms = Vec::with_capacity(MESSAGES);
     for index in 0..MESSAGES {
         let confirm = channel
@@ -128,38 +109,14 @@ async fn publish_and_ack_all(url: &str) {
 fn a_queue_opened_by_its_first_use_after_a_restart_opens_off_the_worker_threads() {
     const QUEUES: [&str; 4] = ["first-publish", "first-get", "first-consume", "unused"];
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = |server: &Server| format!("amqp://guest:guest@{}/%2f", server.amqp_addr);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut server = Server::start(dir.path());
     runtime.block_on(async {
-        let connection = Connection::connect(&url(&server), ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm.select");
+        let (connection, channel) = confirming_channel(&url(&server)).await;
         for queue in QUEUES {
-            let durable = QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            };
-            channel
-                .queue_declare(queue.into(), durable, FieldTable::default())
-                .await
-                .expect("declare");
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions::default(),
-                    b"before",
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await
-                .expect("publish");
-            assert!(confirm.await.expect("confirm").is_ack());
+            declare(&channel, queue, true).await;
+            let persistent = BasicProperties::default().with_delivery_mode(2);
+            assert!(publish_confirmed(&channel, "", queue, b"before", persistent).await);
         }
         connection.close(200, "done".into()).await.expect("close");
     });
@@ -169,25 +126,9 @@ fn a_queue_opened_by_its_first_use_after_a_restart_opens_off_the_worker_threads(
     let server = Server::start(dir.path());
     assert_eq!(queues_opened(&server), 0, "a clean restart opens no queue");
     runtime.block_on(async {
-        let connection = Connection::connect(&url(&server), ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm.select");
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                "first-publish".into(),
-                BasicPublishOptions::default(),
-                b"after",
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("publish");
-        assert!(confirm.await.expect("confirm").is_ack());
+        let (connection, channel) = confirming_channel(&url(&server)).await;
+        let persistent = BasicProperties::default().with_delivery_mode(2);
+        assert!(publish_confirmed(&channel, "", "first-publish", b"after", persistent).await);
         let got = channel
             .basic_get("first-get".into(), lapin::options::BasicGetOptions { no_ack: true })
             .await
@@ -205,26 +146,6 @@ fn a_queue_opened_by_its_first_use_after_a_restart_opens_off_the_worker_threads(
     let (count, offenders) = blocking_calls(&server);
     assert_eq!(count, "0", "blocking calls on worker threads: {offenders:#?}");
     assert_eq!(queues_opened(&server), 3, "the three queues used, not the unused one");
-}
-
-/// Consumes `queue` on `channel`, acking each delivery; the bodies come
-/// out of the receiver once acked.
-async fn consume_acking(channel: &lapin::Channel, queue: &str) -> mpsc::UnboundedReceiver<Vec<u8>> {
-    let consumer = channel
-        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
-        .await
-        .expect("consume");
-    let (sender, delivered) = mpsc::unbounded_channel();
-    consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
-        let sender = sender.clone();
-        async move {
-            if let Ok(Some(delivery)) = delivery {
-                delivery.ack(BasicAckOptions::default()).await.expect("ack");
-                let _ = sender.send(delivery.data);
-            }
-        }
-    });
-    delivered
 }
 
 /// `conveyor_queues_opened`: queues whose logs are open.

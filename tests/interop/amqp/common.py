@@ -8,7 +8,7 @@ import time
 URL = os.environ.get("CONVEYOR_AMQP", "amqp://127.0.0.1:5672")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checks import check, unique  # noqa: E402,F401  (re-exported)
+from checks import check, round_trip, unique  # noqa: E402,F401  (re-exported)
 
 
 def pump_until(connection, condition, what, seconds=10):

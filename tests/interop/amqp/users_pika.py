@@ -5,7 +5,7 @@ import sys
 import pika
 import pika.exceptions
 
-from common import URL, check, unique
+from common import URL, check, round_trip, unique
 
 user, password = sys.argv[1], sys.argv[2]
 address = URL.removeprefix("amqp://")
@@ -15,14 +15,7 @@ def connect(user, password):
     return pika.BlockingConnection(pika.URLParameters(f"amqp://{user}:{password}@{address}/%2f"))
 
 
-connection = connect(user, password)
-channel = connection.channel()
-queue = unique("users")
-channel.queue_declare(queue, exclusive=True)
-channel.basic_publish("", queue, b"hello from a configured user")
-method, _properties, body = channel.basic_get(queue, auto_ack=True)
-check(body == b"hello from a configured user", f"got {body}")
-connection.close()
+round_trip(connect(user, password), b"hello from a configured user", "users")
 
 for wrong in [(user, password + "x"), ("mallory", password)]:
     try:

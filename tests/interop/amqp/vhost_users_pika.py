@@ -9,7 +9,7 @@ import urllib.parse
 import pika
 import pika.exceptions
 
-from common import URL, check, unique
+from common import URL, check, round_trip, unique
 
 limited, unlimited, vhost = sys.argv[1], sys.argv[2], sys.argv[3]
 address = URL.removeprefix("amqp://")
@@ -21,14 +21,7 @@ def connect(user, name):
 
 
 def use(user, name):
-    connection = connect(user, name)
-    channel = connection.channel()
-    queue = unique("vhost-users")
-    channel.queue_declare(queue, exclusive=True)
-    channel.basic_publish("", queue, b"hello")
-    _method, _properties, body = channel.basic_get(queue, auto_ack=True)
-    check(body == b"hello", f"{user} in {name}: got {body}")
-    connection.close()
+    round_trip(connect(user, name), f"hello from {user} in {name}".encode(), "vhost-users")
 
 
 use(limited, vhost)

@@ -1,6 +1,7 @@
 """Shared helpers for the Kafka interop scripts: the broker address,
-assertions that exit non-zero with a readable message, and reading a
-partition to its end with confluent-kafka."""
+assertions that exit non-zero with a readable message, and, with
+confluent-kafka, creating topics, starting a transactional producer and
+reading a partition to its end."""
 import os
 import sys
 
@@ -8,6 +9,27 @@ BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from checks import check, unique, wait_until  # noqa: E402,F401  (re-exported)
+
+
+def create_topics(admin, names, partitions=1, config=None):
+    """Creates each of `names` with confluent-kafka's AdminClient `admin`
+    (one replica) and waits until every one exists."""
+    from confluent_kafka.admin import NewTopic
+
+    topics = [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {}) for name in names]
+    for future in admin.create_topics(topics).values():
+        future.result(timeout=30)
+
+
+def transactional_producer(transactional_id, settings=None):
+    """A confluent-kafka producer with `transactional.id`, its transactions
+    initialised (InitProducerId done); `settings` adds librdkafka's."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": transactional_id, "linger.ms": 5,
+                         **(settings or {})})
+    producer.init_transactions(30)
+    return producer
 
 
 def read_to_end(topic, isolation="read_uncommitted", seconds=20):

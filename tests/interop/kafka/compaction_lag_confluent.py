@@ -8,9 +8,9 @@ a deadline."""
 import time
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, read_to_end, unique
+from common import BOOTSTRAP, check, create_topics, read_to_end, unique
 
 LAG_MS = 1500
 DEADLINE_SECONDS = 30
@@ -18,8 +18,7 @@ DEADLINE_SECONDS = 30
 topic = unique("compacted-lag")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
 configs = {"cleanup.policy": "compact", "max.compaction.lag.ms": str(LAG_MS)}
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config=configs)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic], config=configs)
 
 producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
 

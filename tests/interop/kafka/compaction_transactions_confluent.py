@@ -7,9 +7,9 @@ runs its cleaner every 100 ms; the script polls with a deadline."""
 import time
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, read_to_end, unique
+from common import BOOTSTRAP, check, create_topics, read_to_end, transactional_producer, unique
 
 DEADLINE_SECONDS = 60
 
@@ -21,12 +21,9 @@ configs = {
     "delete.retention.ms": "0",
     "min.cleanable.dirty.ratio": "0.01",
 }
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config=configs)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic], config=configs)
 
-transactional = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("compacted-txn-id"),
-                          "linger.ms": 0})
-transactional.init_transactions(30)
+transactional = transactional_producer(unique("compacted-txn-id"), {"linger.ms": 0})
 transactional.begin_transaction()
 for index in range(5):
     transactional.produce(topic, key=f"aborted-{index}".encode(), value=b"never committed")

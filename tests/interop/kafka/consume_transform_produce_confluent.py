@@ -9,7 +9,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, transactional_producer, unique
 
 source, sink, group = unique("ctp-in"), unique("ctp-out"), unique("ctp-group")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
@@ -20,8 +20,7 @@ for i in range(30):
     plain.produce(source, value=str(i).encode())
 check(plain.flush(30) == 0, "unflushed input")
 
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("ctp-id"), "linger.ms": 5})
-producer.init_transactions(30)
+producer = transactional_producer(unique("ctp-id"))
 
 
 def worker():

@@ -13,9 +13,9 @@ import sys
 import time
 
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique, wait_until
+from common import BOOTSTRAP, check, create_topics, unique, wait_until
 
 SESSION_TIMEOUT_MS = 6000
 # The rebalance timeout librdkafka sends: far longer than the test waits, so
@@ -64,8 +64,7 @@ if mode == "swarm":
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
 topic, group = unique(f"rdk-expiry-{mode}"), unique(f"rdk-expiry-{mode}")
-for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic], partitions=4)
 
 
 def group_state():

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique, wait_until
+from common import BOOTSTRAP, check, create_topics, unique, wait_until
 
 CHILD = len(sys.argv) > 1 and sys.argv[1] == "child"
 # The child process is told the parent's topic and group.
@@ -18,8 +18,7 @@ topic = sys.argv[2] if CHILD else unique("rdk-groups")
 group = sys.argv[3] if CHILD else unique("rdk-workers")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
 if not CHILD:
-    for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
-        future.result(timeout=30)
+    create_topics(admin, [topic], partitions=4)
 
 
 def member(**extra):

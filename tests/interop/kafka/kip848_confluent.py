@@ -8,15 +8,14 @@ other is given all four and consumes what is produced next, from the
 offsets its peer committed."""
 
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique, wait_until
+from common import BOOTSTRAP, check, create_topics, unique, wait_until
 
 topic = unique("kip848")
 group = unique("kip848-group")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic], partitions=4)
 
 
 def member():

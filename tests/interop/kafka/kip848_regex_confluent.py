@@ -5,23 +5,15 @@ created after it subscribed, and reads what is produced there; a topic
 deleted leaves its assignment."""
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique, wait_until
+from common import BOOTSTRAP, check, create_topics, unique, wait_until
 
 prefix = unique("kip848-regex")
 first, other, later = f"{prefix}-a", unique("kip848-other"), f"{prefix}-b"
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-
-
-def create(name, partitions):
-    for future in admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
-        future.result(timeout=30)
-
-
-
-create(first, 2)
-create(other, 1)
+create_topics(admin, [first], partitions=2)
+create_topics(admin, [other])
 consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("kip848-regex-group"), "group.protocol": "consumer",
                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "topic.metadata.refresh.interval.ms": 1000})
 consumer.subscribe([f"^{prefix}.*"])
@@ -34,7 +26,7 @@ def held():
 wait_until(lambda: (consumer.poll(0.1), held())[1] == [(first, 0), (first, 1)],
            f"the partitions of {first} only, held {held()}")
 
-create(later, 3)
+create_topics(admin, [later], partitions=3)
 wait_until(lambda: (consumer.poll(0.1), held())[1] == [(first, 0), (first, 1), (later, 0), (later, 1), (later, 2)],
            f"the partitions of {later}, created after the subscription")
 

@@ -7,16 +7,15 @@ with that instance id while it is in use is refused (UNRELEASED_INSTANCE_ID)
 and gets nothing."""
 
 from confluent_kafka import Consumer, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique, wait_until
+from common import BOOTSTRAP, check, create_topics, unique, wait_until
 
 topic = unique("kip848-static")
 group = unique("kip848-static-group")
 instance = "static-a"
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic], partitions=4)
 
 
 def member(instance_id=None, errors=None):

@@ -2,14 +2,13 @@
 OffsetSpec.max_timestamp(): the offset and timestamp of the record with the
 largest timestamp, wherever it sits in the partition (ListOffsets v7+)."""
 from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, create_topics, unique
 
 topic = unique("rdk-max-ts")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic])
 partition = TopicPartition(topic, 0)
 
 

@@ -6,19 +6,17 @@ stable offset; a read_uncommitted consumer sees the open transaction's
 records at once."""
 import time
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, create_topics, transactional_producer, unique
 
 topic = unique("rc")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic], partitions=2)
 partitions = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
 
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("rc-id"), "linger.ms": 5})
-producer.init_transactions(30)
+producer = transactional_producer(unique("rc-id"))
 
 
 def send(values):

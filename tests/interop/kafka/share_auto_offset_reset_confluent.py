@@ -5,15 +5,14 @@ or value is refused with INVALID_CONFIG."""
 import time
 
 from confluent_kafka import AcknowledgeType, KafkaException, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, create_topics, unique
 
 topic = unique("rdk-share-reset")
 group = unique("rdk-share-reset-group")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic])
 
 
 def alter(key, value):

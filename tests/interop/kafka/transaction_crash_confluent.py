@@ -6,17 +6,15 @@ and restarts the broker when this script prints "produced"."""
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, create_topics, transactional_producer, unique
 
 topic = unique("txn-crash")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
-    future.result(timeout=30)
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("txn-crash-id"), "linger.ms": 5})
-producer.init_transactions(30)
+create_topics(admin, [topic], partitions=2)
+producer = transactional_producer(unique("txn-crash-id"))
 producer.begin_transaction()
 for i in range(10):
     producer.produce(topic, partition=i % 2, value=str(i).encode())

@@ -4,15 +4,14 @@ never see it and the last stable offset moves on), the producer's late
 commit fails, and a new producer with the same transactional.id carries on."""
 import time
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, create_topics, transactional_producer, unique
 
 topic, transactional_id = unique("txn-timeout"), unique("txn-timeout-id")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-    future.result(timeout=30)
+create_topics(admin, [topic])
 partition = TopicPartition(topic, 0)
 
 
@@ -21,10 +20,7 @@ def latest(isolation):
 
 
 def producer(timeout_ms):
-    made = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": transactional_id,
-                     "transaction.timeout.ms": timeout_ms, "linger.ms": 5})
-    made.init_transactions(30)
-    return made
+    return transactional_producer(transactional_id, {"transaction.timeout.ms": timeout_ms})
 
 
 slow = producer(3000)

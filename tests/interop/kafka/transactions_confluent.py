@@ -6,22 +6,15 @@ fences the first, whose open transaction is aborted and whose commit fails
 fatally."""
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, check, create_topics, transactional_producer, unique
 
 topic = unique("txn")
 transactional_id = unique("txn-id")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
-    future.result(timeout=30)
-
-
-def transactional_producer():
-    producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": transactional_id, "linger.ms": 5})
-    producer.init_transactions(30)
-    return producer
+create_topics(admin, [topic], partitions=2)
 
 
 def send(producer, values):
@@ -30,7 +23,7 @@ def send(producer, values):
     check(producer.flush(30) == 0, "unflushed messages")
 
 
-producer = transactional_producer()
+producer = transactional_producer(transactional_id)
 producer.begin_transaction()
 send(producer, range(0, 10))
 producer.commit_transaction(30)
@@ -81,7 +74,7 @@ for partition in (0, 1):
 # aborts the first's open transaction.
 producer.begin_transaction()
 send(producer, range(200, 203))
-successor = transactional_producer()
+successor = transactional_producer(transactional_id)
 try:
     producer.commit_transaction(30)
     check(False, "the fenced producer committed")

@@ -13,4 +13,4 @@ HTTPS = os.environ.get("CONVEYOR_HTTPS", "")
 CA_FILE = os.environ.get("CONVEYOR_TEST_CA", "")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checks import check, unique  # noqa: E402,F401  (re-exported)
+from checks import check, round_trip, unique  # noqa: E402,F401  (re-exported)

@@ -7,7 +7,7 @@ import sys
 import pika
 import pika.exceptions
 
-from common import AMQP_TLS, CA_FILE, check, unique
+from common import AMQP_TLS, CA_FILE, check, round_trip, unique
 
 known_cert, known_key, unknown_cert, unknown_key = sys.argv[1:5]
 host, port = AMQP_TLS.removeprefix("amqps://").rsplit(":", 1)
@@ -26,14 +26,7 @@ def connect(cert=None, key=None):
     return pika.BlockingConnection(parameters)
 
 
-connection = connect(known_cert, known_key)
-channel = connection.channel()
-queue = unique("external")
-channel.queue_declare(queue, exclusive=True)
-channel.basic_publish("", queue, b"logged in by certificate")
-_method, _properties, body = channel.basic_get(queue, auto_ack=True)
-check(body == b"logged in by certificate", f"got {body}")
-connection.close()
+round_trip(connect(known_cert, known_key), b"logged in by certificate", "external")
 
 for cert, key, why in [(None, None, "no certificate: EXTERNAL not offered"), (unknown_cert, unknown_key, "unknown user")]:
     try:

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 pub mod certs;
+pub mod lapin_client;
 pub mod raw_amqp;
 
 use std::io::{BufRead, BufReader, Read, Write};
