@@ -192,7 +192,13 @@ fn a_stream_is_a_one_partition_kafka_topic_and_a_one_partition_kafka_topic_a_str
 }
 
 #[test]
-fn a_stream_over_a_kafka_topic_delivers_every_record_of_its_compressed_batches() {
+fn a_streams_retention_changed_by_a_kafka_alter_configs_applies_at_once() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_retention_kafka.py", &[]);
+}
+
+#[test]
+fn a_stream_delivers_every_record_of_compressed_batches_produced_into_its_own_topic_or_its_kafka_topic() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_kafka_codecs.py", &[]);
 }
