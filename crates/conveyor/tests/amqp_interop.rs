@@ -210,7 +210,7 @@ fn a_stream_over_a_kafka_topic_delivers_committed_records_only_and_waits_at_the_
 }
 
 #[test]
-fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_an_offset() {
+fn amqplib_stream_consumers_read_from_first_offsets_next_timestamps_and_intervals_and_kafkajs_reads_and_writes_the_same_stream() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_amqplib.js", &[]);
 }
@@ -234,7 +234,7 @@ fn the_consumer_timeout_setting_closes_the_channel_of_a_consumer_holding_a_deliv
 }
 
 #[test]
-fn aio_pika_stream_consumers_read_from_first_twice_from_an_offset_and_from_next() {
+fn aio_pika_stream_consumers_read_from_first_offsets_next_timestamps_and_intervals_and_aiokafka_reads_and_writes_the_same_stream() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_aio_pika.py", &[]);
 }
