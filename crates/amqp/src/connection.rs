@@ -144,13 +144,21 @@ enum End {
 }
 
 impl From<FrameError> for End {
-    /// A frame too large or nested too deep is answered (501, as RabbitMQ
-    /// answers a frame it cannot take); other unreadable input closes the socket.
+    /// A frame the broker cannot take is answered with `connection.close`
+    /// before the socket closes, as RabbitMQ answers it: 501 FRAME_ERROR
+    /// for one too large, nested too deep, of an unknown type, not ending
+    /// in 0xCE or undecodable (a short string that is not UTF-8), 540
+    /// NOT_IMPLEMENTED for an unknown method. A socket that fails closes.
     fn from(error: FrameError) -> End {
         match error {
             FrameError::Closed => End::Client,
-            FrameError::TooLarge { .. } | FrameError::TooDeep(_) => End::Exception(Exception::new(reply::FRAME_ERROR, error.to_string())),
-            error => End::Broken(error),
+            FrameError::UnknownMethod { .. } => End::Exception(Exception::new(reply::NOT_IMPLEMENTED, error.to_string())),
+            FrameError::TooLarge { .. }
+            | FrameError::TooDeep(_)
+            | FrameError::BadFrameEnd
+            | FrameError::UnknownType(_)
+            | FrameError::Malformed(_) => End::Exception(Exception::new(reply::FRAME_ERROR, error.to_string())),
+            FrameError::Io(_) => End::Broken(error),
         }
     }
 }

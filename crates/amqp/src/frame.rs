@@ -24,6 +24,10 @@ pub enum FrameError {
     TooLarge { size: usize, frame_max: usize },
     #[error("frame does not end with 0xCE")]
     BadFrameEnd,
+    #[error("unknown frame type {0}")]
+    UnknownType(u8),
+    #[error("unknown method: class {class_id}, method {method_id}")]
+    UnknownMethod { class_id: u16, method_id: u16 },
     #[error("undecodable frame: {0}")]
     Malformed(String),
     #[error("frame refused: {0}")]
@@ -82,12 +86,53 @@ pub async fn read_frame_rest<R: AsyncRead + Unpin>(reader: &mut R, start: FrameS
 /// Decodes one complete frame, refusing hostile nesting before the codec
 /// recurses into it.
 pub fn decode(frame: &[u8]) -> Result<AMQPFrame, FrameError> {
+    check_kind(frame)?;
     nesting::check_frame(frame)?;
     match parse_frame(frame) {
         Ok(([], frame)) => Ok(frame),
         Ok(_) => Err(FrameError::Malformed("trailing bytes".into())),
         Err(error) => Err(FrameError::Malformed(format!("{error:?}").chars().take(200).collect())),
     }
+}
+
+/// Frame types of AMQP 0-9-1: method, content header, content body, heartbeat.
+const FRAME_TYPES: [u8; 4] = [1, 2, 3, 8];
+
+/// The methods of AMQP 0-9-1 (RabbitMQ's, with `confirm`), by class.
+const METHODS: [(u16, &[u16]); 8] = [
+    (10, &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61, 70, 71]),
+    (20, &[10, 11, 20, 21, 40, 41]),
+    (30, &[10, 11]),
+    (40, &[10, 11, 20, 21, 30, 31, 40, 51]),
+    (50, &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51]),
+    (60, &[10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120]),
+    (85, &[10, 11]),
+    (90, &[10, 11, 20, 21, 30, 31]),
+];
+
+/// Refuses a frame of a type AMQP 0-9-1 does not have, and a method frame
+/// naming a method it does not have, before the codec sees either: each
+/// has its own reply code, where the codec only says it could not parse.
+fn check_kind(frame: &[u8]) -> Result<(), FrameError> {
+    let Some(&kind) = frame.first() else {
+        return Err(FrameError::Malformed("empty frame".into()));
+    };
+    if !FRAME_TYPES.contains(&kind) {
+        return Err(FrameError::UnknownType(kind));
+    }
+    if kind == 1
+        && let Some(ids) = frame.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + 4)
+    {
+        let class_id = u16::from_be_bytes([ids[0], ids[1]]);
+        let method_id = u16::from_be_bytes([ids[2], ids[3]]);
+        let known = METHODS
+            .iter()
+            .any(|(class, methods)| *class == class_id && methods.contains(&method_id));
+        if !known {
+            return Err(FrameError::UnknownMethod { class_id, method_id });
+        }
+    }
+    Ok(())
 }
 
 async fn read_exact<R: AsyncRead + Unpin>(reader: &mut R, buffer: &mut [u8]) -> Result<(), FrameError> {

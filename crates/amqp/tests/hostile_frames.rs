@@ -341,6 +341,172 @@ fn declare_arguments_one_level_too_deep_close_that_connection_with_501() {
     assert_serving();
 }
 
+/// Sends `bytes` and returns the first close the broker answers with: the
+/// channel it closed (0 for the connection) and its reply code (`None` if
+/// the socket closed without one).
+fn first_close_for(bytes: &[u8]) -> Option<(u16, u16)> {
+    let harness = harness();
+    harness.runtime.block_on(async {
+        let mut stream = TcpStream::connect(harness.addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        let mut reader = BufReader::new(stream);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            for _ in 0..20 {
+                match read_frame(&mut reader, 1 << 20).await {
+                    Ok(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close)))) => {
+                        return Some((0, close.reply_code));
+                    }
+                    Ok(AMQPFrame::Method(id, AMQPClass::Channel(channel::AMQPMethod::Close(close)))) => {
+                        return Some((id, close.reply_code));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            None
+        })
+        .await
+        .expect("answered in time")
+    })
+}
+
+/// A queue declaration on channel 1, with `arguments`.
+fn declare(name: &str, arguments: FieldTable) -> Vec<u8> {
+    encode(&[method(
+        1,
+        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: ShortString::from(name),
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments,
+        })),
+    )])
+    .to_vec()
+}
+
+#[test]
+fn malformed_frames_get_rabbitmqs_connection_close_before_the_socket_closes() {
+    let after_handshake = |frame: &[u8]| {
+        let mut bytes = handshake();
+        bytes.extend_from_slice(frame);
+        first_close_for(&bytes)
+    };
+    assert_eq!(after_handshake(&raw_frame(9, 1, b"x")), Some((0, 501)), "an unknown frame type");
+    let mut bad_end = real_frames()[0].clone();
+    let last = bad_end.len() - 1;
+    bad_end[last] = 0;
+    assert_eq!(after_handshake(&bad_end), Some((0, 501)), "a frame not ending in 0xCE");
+    assert_eq!(
+        after_handshake(&raw_frame(1, 1, &[0, 60, 0, 99])),
+        Some((0, 540)),
+        "an unknown method"
+    );
+    assert_eq!(
+        after_handshake(&raw_frame(1, 1, &[0, 77, 0, 10])),
+        Some((0, 540)),
+        "an unknown class"
+    );
+    let mut not_utf8 = declare("hostile-utf8", FieldTable::default());
+    let at = not_utf8
+        .windows(b"hostile-utf8".len())
+        .position(|window| window == b"hostile-utf8")
+        .expect("the name");
+    not_utf8[at] = 0xFF;
+    assert_eq!(after_handshake(&not_utf8), Some((0, 501)), "a short string that is not UTF-8");
+    let mut longer_body = real_frames()[0].clone();
+    longer_body.extend_from_slice(&encode(&[
+        method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: ShortString::from(""),
+                routing_key: ShortString::from("hostile"),
+                mandatory: false,
+                immediate: false,
+            })),
+        ),
+        AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: 2,
+                properties: BasicProperties::default(),
+            },
+        ),
+        AMQPFrame::Body(1, b"hello".to_vec()),
+    ]));
+    assert_eq!(after_handshake(&longer_body), Some((0, 501)), "a body longer than its header says");
+    assert_serving();
+}
+
+#[test]
+fn invalid_acks_arguments_and_expirations_close_the_channel_with_406() {
+    let after_handshake = |frames: &[u8]| {
+        let mut bytes = handshake();
+        bytes.extend_from_slice(frames);
+        first_close_for(&bytes)
+    };
+    let ack_never_issued = encode(&[method(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+            delivery_tag: 7,
+            multiple: true,
+        })),
+    )]);
+    assert_eq!(
+        after_handshake(&ack_never_issued),
+        Some((1, 406)),
+        "basic.ack multiple of a tag never issued"
+    );
+    let mut bogus_type = FieldTable::default();
+    bogus_type.insert(
+        ShortString::from("x-queue-type"),
+        amq_protocol::types::AMQPValue::LongString(LongString::from("bogus")),
+    );
+    assert_eq!(
+        after_handshake(&declare("hostile-type", bogus_type)),
+        Some((1, 406)),
+        "x-queue-type bogus"
+    );
+    let mut numeric_dlx = FieldTable::default();
+    numeric_dlx.insert(
+        ShortString::from("x-dead-letter-exchange"),
+        amq_protocol::types::AMQPValue::LongInt(7),
+    );
+    assert_eq!(
+        after_handshake(&declare("hostile-dlx", numeric_dlx)),
+        Some((1, 406)),
+        "x-dead-letter-exchange as an integer"
+    );
+    for expiration in ["abc", "-1"] {
+        let mut publish = real_frames()[0].clone();
+        publish.extend_from_slice(&encode(&[
+            method(
+                1,
+                AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                    exchange: ShortString::from(""),
+                    routing_key: ShortString::from("hostile"),
+                    mandatory: false,
+                    immediate: false,
+                })),
+            ),
+            AMQPFrame::Header(
+                1,
+                AMQPContentHeader {
+                    class_id: 60,
+                    body_size: 1,
+                    properties: BasicProperties::default().with_expiration(ShortString::from(expiration)),
+                },
+            ),
+            AMQPFrame::Body(1, b"x".to_vec()),
+        ]));
+        assert_eq!(after_handshake(&publish), Some((1, 406)), "expiration {expiration:?}");
+    }
+    assert_serving();
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Flip { at: usize, bits: u8 },

@@ -192,7 +192,13 @@ fn a_stream_is_a_one_partition_kafka_topic_and_a_one_partition_kafka_topic_a_str
 }
 
 #[test]
-fn a_stream_over_a_kafka_topic_delivers_every_record_of_its_compressed_batches() {
+fn a_streams_retention_changed_by_a_kafka_alter_configs_applies_at_once() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/streams_retention_kafka.py", &[]);
+}
+
+#[test]
+fn a_stream_delivers_every_record_of_compressed_batches_produced_into_its_own_topic_or_its_kafka_topic() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_kafka_codecs.py", &[]);
 }
@@ -204,7 +210,7 @@ fn a_stream_over_a_kafka_topic_delivers_committed_records_only_and_waits_at_the_
 }
 
 #[test]
-fn amqplib_stream_consumers_read_the_same_messages_from_first_and_the_tail_from_an_offset() {
+fn amqplib_stream_consumers_read_from_first_offsets_next_timestamps_and_intervals_and_kafkajs_reads_and_writes_the_same_stream() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_amqplib.js", &[]);
 }
@@ -228,7 +234,7 @@ fn the_consumer_timeout_setting_closes_the_channel_of_a_consumer_holding_a_deliv
 }
 
 #[test]
-fn aio_pika_stream_consumers_read_from_first_twice_from_an_offset_and_from_next() {
+fn aio_pika_stream_consumers_read_from_first_offsets_next_timestamps_and_intervals_and_aiokafka_reads_and_writes_the_same_stream() {
     let (_dir, server) = server();
     run_script(&server, "amqp/streams_aio_pika.py", &[]);
 }

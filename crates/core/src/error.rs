@@ -24,8 +24,6 @@ pub enum CoreError {
     StreamTopic(String),
     #[error("topic {0:?} is read as a stream queue of the same name: delete the queue first; a stream reads one partition")]
     TopicReadAsStream(String),
-    #[error("compressed batches (codec {0}) are refused by a stream's log, whose records are read one by one")]
-    CompressedBatch(i16),
     #[error("queue {0:?} is a stream: retention removes its messages, a purge does not")]
     StreamNotPurged(String),
     #[error("topic {topic:?} has no partition {partition}")]

@@ -265,9 +265,6 @@ pub struct Partition {
     /// fetches park on it, since a marker's own high-watermark move comes
     /// before the transaction it ends is known to be decided.
     stable: Arc<tokio::sync::watch::Sender<u64>>,
-    /// Its records are read one by one (a stream queue's log): compressed
-    /// batches, which the core does not decode, are refused.
-    uncompressed_only: bool,
     /// The topic is compacted (`cleanup.policy` has `compact`): a record
     /// without a key is refused. Shared by the topic's partitions and set
     /// by the topic when its config changes.
@@ -281,13 +278,6 @@ fn has_keyless_record(batches: &[u8]) -> bool {
     whole_batches(batches)
         .filter(|(header, _)| header.compression() == 0 && !header.is_control())
         .any(|(_, bytes)| conveyor_log::record::record_views(bytes).is_ok_and(|views| views.iter().any(|view| view.key.is_none())))
-}
-
-/// The codec of the first compressed batch among `batches`, if any.
-fn compression_of(batches: &[u8]) -> Option<i16> {
-    whole_batches(batches)
-        .map(|(header, _)| header.compression())
-        .find(|&codec| codec != 0)
 }
 
 /// An append in flight.
@@ -310,17 +300,8 @@ impl Partition {
             producers: Arc::new(Mutex::new(state)),
             flow: Arc::default(),
             stable: Arc::new(tokio::sync::watch::Sender::new(stable)),
-            uncompressed_only: false,
             keys_required: Arc::default(),
         })
-    }
-
-    /// The same partition, refusing compressed batches: its records are
-    /// read one by one (a stream queue's consumers), and the core decodes
-    /// uncompressed batches only.
-    pub fn uncompressed_only(mut self) -> Partition {
-        self.uncompressed_only = true;
-        self
     }
 
     /// The same partition, refusing records without a key while `required`
@@ -361,11 +342,6 @@ impl Partition {
     }
 
     fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
-        if self.uncompressed_only
-            && let Some(codec) = compression_of(&batches)
-        {
-            return Box::pin(async move { Err(CoreError::CompressedBatch(codec)) });
-        }
         if self.keys_required.load(Ordering::Acquire) && has_keyless_record(&batches) {
             return Box::pin(async move { Err(CoreError::RecordWithoutKey) });
         }

@@ -59,7 +59,7 @@ impl Topic {
             id,
             name,
             dir,
-            partitions: RwLock::new(vec![Partition::new(log)?.uncompressed_only()]),
+            partitions: RwLock::new(vec![Partition::new(log)?]),
             config: RwLock::new(stream_config(retention)),
             keys_required: Arc::default(),
             stream: true,
@@ -121,7 +121,7 @@ impl Topic {
 /// What a stream's retention (`x-max-age`, `x-max-length-bytes`,
 /// `x-stream-max-segment-size-bytes`) is in Kafka's words. A stream keeps
 /// everything unless told otherwise, unlike a topic's default retention.
-fn stream_config(retention: StreamRetention) -> TopicConfig {
+pub(crate) fn stream_config(retention: StreamRetention) -> TopicConfig {
     let mut overrides = std::collections::BTreeMap::new();
     overrides.insert(keys::RETENTION_MS.to_owned(), retention.max_age_ms.unwrap_or(-1).to_string());
     let max_bytes = retention.max_bytes.and_then(|bytes| i64::try_from(bytes).ok()).unwrap_or(-1);
@@ -130,4 +130,56 @@ fn stream_config(retention: StreamRetention) -> TopicConfig {
         overrides.insert(keys::SEGMENT_BYTES.to_owned(), segment_bytes.to_string());
     }
     TopicConfig::new(overrides).unwrap_or_default()
+}
+
+/// A stream's arguments after Kafka config `changes` to its topic
+/// (AlterConfigs, IncrementalAlterConfigs): `retention.ms`,
+/// `retention.bytes` and `segment.bytes` are its `x-max-age` (whole
+/// seconds, as RabbitMQ writes it), `x-max-length-bytes` and
+/// `x-stream-max-segment-size-bytes`; -1 or a deletion removes the limit,
+/// and `replace` (AlterConfigs) removes those `changes` do not name. Any
+/// other key is no stream's: the topic is changed as its queue.
+pub(crate) fn stream_arguments(
+    name: &str,
+    arguments: &std::collections::BTreeMap<String, String>,
+    changes: &std::collections::BTreeMap<String, Option<String>>,
+    replace: bool,
+) -> crate::error::Result<std::collections::BTreeMap<String, String>> {
+    use crate::queue::policy::arguments::{MAX_AGE, MAX_LENGTH_BYTES, STREAM_MAX_SEGMENT_SIZE_BYTES};
+    let mut arguments = arguments.clone();
+    if replace {
+        for argument in [MAX_AGE, MAX_LENGTH_BYTES, STREAM_MAX_SEGMENT_SIZE_BYTES] {
+            arguments.remove(argument);
+        }
+    }
+    for (key, value) in changes {
+        let argument = match key.as_str() {
+            keys::RETENTION_MS => MAX_AGE,
+            keys::RETENTION_BYTES => MAX_LENGTH_BYTES,
+            keys::SEGMENT_BYTES => STREAM_MAX_SEGMENT_SIZE_BYTES,
+            _ => return Err(crate::error::CoreError::StreamTopic(name.to_owned())),
+        };
+        let Some(value) = value else {
+            arguments.remove(argument);
+            continue;
+        };
+        let invalid = |reason: &str| crate::topic_config::ConfigError::InvalidValue {
+            key: key.clone(),
+            value: value.clone(),
+            reason: reason.to_owned(),
+        };
+        let number: i64 = value.trim().parse().map_err(|_| invalid("not an integer"))?;
+        let text = match (argument, number) {
+            (MAX_AGE | MAX_LENGTH_BYTES, -1) => None,
+            (MAX_AGE, ms) if ms > 0 && ms % 1000 == 0 => Some(format!("{}s", ms / 1000)),
+            (MAX_AGE, _) => return Err(invalid("a stream's x-max-age is a positive number of whole seconds, or -1").into()),
+            (_, bytes) if bytes > 0 => Some(bytes.to_string()),
+            _ => return Err(invalid("a stream's byte limits are positive, or -1 for retention.bytes").into()),
+        };
+        match text {
+            Some(text) => arguments.insert(argument.to_owned(), text),
+            None => arguments.remove(argument),
+        };
+    }
+    Ok(arguments)
 }

@@ -34,9 +34,9 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         // Kafka's own answer to a keyless record on a compacted topic.
         CoreError::RecordWithoutKey => ResponseError::InvalidRecord,
-        // A stream's log is deleted, grown or reconfigured as its queue, over AMQP or the admin API.
+        // A stream's log is deleted or grown as its queue, over AMQP or the
+        // admin API; of its configs only the retention keys change (its arguments).
         CoreError::StreamTopic(_) | CoreError::TopicReadAsStream(_) => ResponseError::PolicyViolation,
-        CoreError::CompressedBatch(_) => ResponseError::UnsupportedCompressionType,
         // Queues and vhosts are not reachable through the Kafka API.
         CoreError::UnknownQueue(_)
         | CoreError::Vhost(_)

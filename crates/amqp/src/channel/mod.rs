@@ -806,7 +806,11 @@ impl Channel {
     fn take_unacked(&self, tag: u64, multiple: bool) -> Result<Vec<(u64, Unacked)>, Exception> {
         let mut unacked = self.shared.unacked.lock();
         let taken: Vec<(u64, Unacked)> = if multiple {
-            // Tag 0 with `multiple` means everything outstanding.
+            // Tag 0 with `multiple` means everything outstanding; any other
+            // must be outstanding itself, as RabbitMQ checks it.
+            if tag != 0 && !unacked.contains_key(&tag) {
+                return Err(Exception::new(reply::PRECONDITION_FAILED, format!("unknown delivery tag {tag}")));
+            }
             let up_to = if tag == 0 { u64::MAX } else { tag };
             let tags: Vec<u64> = unacked.range(..=up_to).map(|(tag, _)| *tag).collect();
             tags.into_iter()

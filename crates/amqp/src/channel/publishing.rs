@@ -37,6 +37,15 @@ impl Channel {
                 ),
             ));
         }
+        if let Some(expiration) = header.properties.expiration()
+            && let Err(reason) = expiration_ms(expiration.as_str())
+        {
+            self.publishing = None;
+            return Err(Exception::new(
+                reply::PRECONDITION_FAILED,
+                format!("invalid expiration '{}': {reason}", expiration.as_str()),
+            ));
+        }
         publishing.properties = Some(header.properties);
         publishing.body_size = header.body_size;
         self.keep_frame_bytes();
@@ -170,5 +179,46 @@ impl Channel {
         }
         self.published += 1;
         let _ = self.stores.send((confirm_tag, confirm, Some(started), bytes));
+    }
+}
+
+/// Longest per-message TTL RabbitMQ takes (`?MAX_EXPIRY_TIMER`, 2^32 - 1 ms).
+const EXPIRATION_MS_MAX: i64 = u32::MAX as i64;
+
+/// A publish's `expiration` as RabbitMQ reads it (`rabbit_basic:parse_expiration`):
+/// an integer of milliseconds from 0 to 2^32 - 1, or its refusal in
+/// RabbitMQ's words (`no_integer`, `{value_negative,-1}`, …).
+fn expiration_ms(text: &str) -> Result<i64, String> {
+    let digits_end = text
+        .char_indices()
+        .find(|&(at, c)| !(c.is_ascii_digit() || (at == 0 && (c == '-' || c == '+'))))
+        .map_or(text.len(), |(at, _)| at);
+    let (number, rest) = text.split_at(digits_end);
+    let Ok(value) = number.parse::<i64>() else {
+        return Err("no_integer".to_owned());
+    };
+    if !rest.is_empty() {
+        return Err(format!("{{leftover_string,{rest:?}}}"));
+    }
+    match value {
+        ..0 => Err(format!("{{value_negative,{value}}}")),
+        value if value > EXPIRATION_MS_MAX => Err(format!("{{value_too_large,{value}}}")),
+        value => Ok(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expirations_are_read_and_refused_as_rabbitmq_reads_them() {
+        assert_eq!(expiration_ms("60000"), Ok(60_000));
+        assert_eq!(expiration_ms("0"), Ok(0));
+        assert_eq!(expiration_ms("abc"), Err("no_integer".to_owned()));
+        assert_eq!(expiration_ms(""), Err("no_integer".to_owned()));
+        assert_eq!(expiration_ms("-1"), Err("{value_negative,-1}".to_owned()));
+        assert_eq!(expiration_ms("12abc"), Err("{leftover_string,\"abc\"}".to_owned()));
+        assert_eq!(expiration_ms("4294967296"), Err("{value_too_large,4294967296}".to_owned()));
     }
 }

@@ -126,7 +126,7 @@ pub(crate) fn queue_config(config: &BrokerConfig, definition: &QueueDefinition, 
 }
 
 /// [`queue_config`] with the broker's default durability.
-fn queue_config_of(durability: Durability, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
+pub(crate) fn queue_config_of(durability: Durability, definition: &QueueDefinition, policy: &QueuePolicy) -> QueueConfig {
     let mut queue = QueueConfig::default();
     queue.cursor.delivery_limit = policy.delivery_limit;
     queue.cursor.message_groups = policy.message_groups;

@@ -186,8 +186,21 @@ impl Change {
                                 log.set_config(log_config.clone())?;
                             }
                         }
-                        Effect::Redefine(queue, definition, policy) => {
+                        Effect::Redefine(queue, definition, policy, stream) => {
+                            let retained = retains_as_stream(&queue, &policy)
+                                .then(|| super::data_dir::queue_config_of(defaults.log.durability, &definition, &policy).log);
+                            let retention = policy.stream_retention;
                             queue.redefine(definition, *policy);
+                            if let (Some(log_config), Some(opened)) = (retained, queue.opened()) {
+                                // A stream's retention is its log's: in effect
+                                // now, not only once the log reopens.
+                                let log = opened.message_log();
+                                log.set_config(log_config)?;
+                                log.enforce_retention()?;
+                            }
+                            if let Some(topic) = stream {
+                                topic.set_config(crate::topic::stream_config(retention));
+                            }
                             // A lower delivery limit or a new dead-letter route
                             // may concern messages already waiting.
                             queue.notify_available();
@@ -245,4 +258,11 @@ pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T>
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| CoreError::Catalog(format!("blocking task failed: {error}")))?
+}
+
+/// Whether `queue`, redefined with `policy`, keeps its messages by its
+/// log's retention: a stream that owns its log (one over a Kafka topic's
+/// log has the topic's retention).
+fn retains_as_stream(queue: &crate::queue::DeclaredQueue, policy: &crate::queue::QueuePolicy) -> bool {
+    policy.queue_type == crate::queue::QueueType::Stream && queue.owns_messages()
 }

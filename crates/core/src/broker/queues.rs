@@ -98,7 +98,10 @@ impl Broker {
     /// `read_committed` consumers read the partition: up to its last
     /// stable offset and without the records of aborted transactions, so a
     /// transactional producer's aborted or still open records never reach
-    /// a stream consumer. Blocking (reads the log).
+    /// a stream consumer. Any other stream (of another vhost, or named as
+    /// Kafka refuses) is no topic: only its queue's publishes write it,
+    /// never transactionally, so it is read whole, which is what the filter
+    /// would leave of it. Blocking (reads the log).
     pub fn read_stream(&self, declared: &DeclaredQueue, offset: u64, max_records: usize) -> std::result::Result<Vec<Record>, QueueError> {
         let partition = served_to_kafka(&declared.name, &declared.policy())
             .then(|| self.topic(&declared.name).and_then(|topic| topic.partition_handle(0)))
@@ -441,6 +444,108 @@ mod tests {
         assert_eq!(topic.partition(0).expect("partition 0").high_watermark(), 1);
         broker.delete_queue("events", false).await.expect("delete");
         assert!(broker.topic("events").is_none(), "gone with its queue");
+    }
+
+    #[tokio::test]
+    async fn a_kafka_config_change_to_a_streams_topic_is_its_retention_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
+        let mut small_segments = stream();
+        small_segments
+            .arguments
+            .insert("x-stream-max-segment-size-bytes".to_owned(), (1 << 20).to_string());
+        let (declared, _) = broker.declare_queue("events", small_segments).await.expect("declare");
+        let queue = declared.queue().expect("open");
+        for _ in 0..30 {
+            queue
+                .publish(vec![Record::new(None, Some(vec![b'x'; 100 << 10]))])
+                .await
+                .expect("stored");
+        }
+        let log = queue.message_log().clone();
+        assert_eq!(log.start_offset(), 0, "a stream keeps everything unless told otherwise");
+        let change = |key: &str, value: Option<&str>| BTreeMap::from([(key.to_owned(), value.map(str::to_owned))]);
+
+        let config = broker
+            .alter_topic_config("events", change("retention.bytes", Some("1")), false, true)
+            .await
+            .expect("validated");
+        assert_eq!(config.overrides().get("retention.bytes").map(String::as_str), Some("1"));
+        assert_eq!(log.start_offset(), 0, "validate_only changes nothing");
+
+        let config = broker
+            .alter_topic_config("events", change("retention.bytes", Some("1")), false, false)
+            .await
+            .expect("altered");
+        assert_eq!(config.overrides().get("retention.bytes").map(String::as_str), Some("1"));
+        assert!(log.start_offset() > 0, "the sealed segments went at once, not at the next open");
+        assert_eq!(
+            declared.definition().arguments.get("x-max-length-bytes").map(String::as_str),
+            Some("1"),
+            "the stream's own argument"
+        );
+        assert_eq!(declared.policy().stream_retention.max_bytes, Some(1));
+
+        broker
+            .alter_topic_config("events", change("retention.ms", Some("3600000")), false, false)
+            .await
+            .expect("altered");
+        assert_eq!(declared.definition().arguments.get("x-max-age").map(String::as_str), Some("3600s"));
+        broker
+            .alter_topic_config("events", change("retention.bytes", None), false, false)
+            .await
+            .expect("deleted");
+        assert_eq!(declared.policy().stream_retention.max_bytes, None);
+        let topic = broker.topic("events").expect("topic");
+        assert_eq!(topic.config().overrides().get("retention.bytes").map(String::as_str), Some("-1"));
+        assert_eq!(topic.config().overrides().get("retention.ms").map(String::as_str), Some("3600000"));
+
+        assert!(matches!(
+            broker
+                .alter_topic_config("events", change("retention.ms", Some("1500")), false, false)
+                .await,
+            Err(CoreError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            broker
+                .alter_topic_config("events", change("cleanup.policy", Some("compact")), false, false)
+                .await,
+            Err(CoreError::StreamTopic(_))
+        ));
+        broker.close().expect("close");
+    }
+
+    /// Why `Broker::read_stream` reads these streams without the
+    /// `read_committed` filter: no Kafka client can name them, so their log
+    /// is written by the queue's publishes alone, which are never
+    /// transactional; the filter would keep everything.
+    #[tokio::test]
+    async fn a_stream_no_kafka_client_can_name_is_no_topic_and_its_queue_alone_writes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
+        let (staging, _) = broker.create_vhost("staging").await.expect("vhost");
+        let in_vhost = staging.resource("events").expect("name");
+        for name in [in_vhost.as_str(), "events of /, a name Kafka refuses"] {
+            let (declared, _) = broker.declare_queue(name, stream()).await.expect("declare");
+            assert!(!served_to_kafka(name, &declared.policy()));
+            assert!(validate_topic_name(name).is_err(), "{name:?}: no Kafka client can produce to it");
+            assert!(broker.topic(name).is_none(), "{name:?}: no topic over its log");
+            let queue = declared.queue().expect("open");
+            for value in ["a", "b"] {
+                queue
+                    .publish(vec![Record::new(None, Some(value.as_bytes().to_vec()))])
+                    .await
+                    .expect("stored");
+            }
+            let headers = queue.message_log().tail_batch_headers(1 << 20).expect("headers");
+            assert!(
+                headers.iter().all(|header| !header.is_transactional() && !header.is_control()),
+                "{name:?}: a queue's publishes are never transactional"
+            );
+            let read = broker.read_stream(&declared, 0, 10).expect("read");
+            assert_eq!(values(&read), ["a", "b"]);
+        }
+        broker.close().expect("close");
     }
 
     fn one_record(value: &str) -> bytes::Bytes {

@@ -14,11 +14,12 @@ use super::Broker;
 use super::data_dir::open_partitions;
 use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
-use crate::catalog::Event;
+use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::partitioner;
 use crate::producer::PendingAppend;
-use crate::topic::Topic;
+use crate::queue::QueuePolicy;
+use crate::topic::{Topic, stream_arguments, stream_config};
 use crate::topic_config::TopicConfig;
 use crate::topic_name::validate_new_topic_name;
 
@@ -239,6 +240,9 @@ impl Broker {
         replace: bool,
         validate_only: bool,
     ) -> Result<TopicConfig> {
+        if let Some(topic) = self.topic(name).filter(|topic| topic.is_stream()) {
+            return self.alter_stream_config(&topic, changes, replace, validate_only).await;
+        }
         let mut change = self.meta.change().await;
         let topic = self.catalog_topic(name)?;
         let base = if replace { TopicConfig::default() } else { topic.config() };
@@ -257,6 +261,33 @@ impl Broker {
             Ok(config)
         })
         .await
+    }
+
+    /// A config change to the topic a stream is to Kafka clients: its
+    /// retention keys change the stream's arguments (a queue event), in
+    /// effect at once on its log; any other key is refused, as the topic
+    /// is changed as its queue.
+    async fn alter_stream_config(
+        &self,
+        topic: &Topic,
+        changes: BTreeMap<String, Option<String>>,
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<TopicConfig> {
+        let name = topic.name.as_str();
+        self.check_topic_config_changes(&changes)?;
+        let arguments_of = |definition: &QueueDefinition| stream_arguments(name, &definition.arguments, &changes, replace);
+        if validate_only {
+            let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
+            let arguments = arguments_of(&declared.definition())?;
+            let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
+                name: name.to_owned(),
+                reason,
+            })?;
+            return Ok(stream_config(policy.stream_retention));
+        }
+        self.update_queue_arguments(name, arguments_of).await??;
+        Ok(topic.config())
     }
 
     /// Appends `record` to Kafka topic `name` (routed there by an exchange),

@@ -61,7 +61,9 @@ pub(crate) enum Opened {
 pub(crate) enum Effect {
     AddPartitions(Arc<Topic>, Vec<Partition>),
     SetTopicConfig(Arc<Topic>, TopicConfig),
-    Redefine(Arc<DeclaredQueue>, QueueDefinition, Box<QueuePolicy>),
+    /// A queue's new definition and policy; with the topic a stream is to
+    /// Kafka clients, whose config then says its new retention.
+    Redefine(Arc<DeclaredQueue>, QueueDefinition, Box<QueuePolicy>, Option<Arc<Topic>>),
 }
 
 /// What applying one event did.
@@ -156,9 +158,10 @@ impl Views {
                     })?;
                     let mut definition = (*queue.definition()).clone();
                     definition.arguments = arguments.clone();
+                    let stream = self.streams.get(name).filter(|topic| topic.id == *id).cloned();
                     applied
                         .effects
-                        .push(Effect::Redefine(Arc::clone(queue), definition, Box::new(policy)));
+                        .push(Effect::Redefine(Arc::clone(queue), definition, Box::new(policy), stream));
                 }
                 None => applied.changed = false,
             },

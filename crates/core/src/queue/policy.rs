@@ -469,15 +469,25 @@ fn max_priority(arguments: &BTreeMap<String, String>) -> Result<Option<u8>, Stri
 /// they lose their type).
 const INTEGER_ARGUMENTS: [&str; 1] = [arguments::MAX_PRIORITY];
 
+/// Queue arguments that must be strings (RabbitMQ's `check_dlxname_arg`,
+/// `check_dlxrk_arg`): a dead-letter exchange given as a number is refused,
+/// not read as the exchange of that name.
+const STRING_ARGUMENTS: [&str; 2] = [arguments::DEAD_LETTER_EXCHANGE, arguments::DEAD_LETTER_ROUTING_KEY];
+
 /// A declaration's typed arguments as the text its definition keeps (so a
 /// redeclaration compares them), or RabbitMQ's refusal of an argument of
 /// the wrong type: "invalid arg 'x-max-priority' for queue 'q' in vhost
 /// '/': {unacceptable_type,longstr}" (`queue` and `vhost` as the client
 /// names them, for that message).
 pub fn arguments_from_table(table: &FieldTable, queue: &str, vhost: &str) -> Result<BTreeMap<String, String>, String> {
-    for name in INTEGER_ARGUMENTS {
-        let Some(value) = table.get(name) else { continue };
-        if !value.is_integer() {
+    for name in INTEGER_ARGUMENTS.iter().chain(&STRING_ARGUMENTS) {
+        let Some(value) = table.get(*name) else { continue };
+        let typed = if INTEGER_ARGUMENTS.contains(name) {
+            value.is_integer()
+        } else {
+            matches!(value, HeaderValue::String(_))
+        };
+        if !typed {
             return Err(format!(
                 "invalid arg '{name}' for queue '{queue}' in vhost '{vhost}': {{unacceptable_type,{}}}",
                 value.type_name()
@@ -511,6 +521,21 @@ fn argument_text(value: &HeaderValue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_letter_exchange_or_routing_key_that_is_no_string_is_refused_as_rabbitmq_does() {
+        for name in ["x-dead-letter-exchange", "x-dead-letter-routing-key"] {
+            let table: FieldTable = [(name.to_owned(), HeaderValue::I32(7))].into_iter().collect();
+            assert_eq!(
+                arguments_from_table(&table, "q", "/"),
+                Err(format!(
+                    "invalid arg '{name}' for queue 'q' in vhost '/': {{unacceptable_type,signedint}}"
+                ))
+            );
+            let table: FieldTable = [(name.to_owned(), HeaderValue::String("dlx".into()))].into_iter().collect();
+            assert!(arguments_from_table(&table, "q", "/").is_ok());
+        }
+    }
 
     #[test]
     fn typed_arguments_become_text_and_a_non_integer_priority_is_refused_as_rabbitmq_does() {

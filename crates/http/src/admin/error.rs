@@ -147,7 +147,6 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
             | CoreError::InvalidQueueArgument { .. }
-            | CoreError::CompressedBatch(_)
             | CoreError::Transaction(_)
             | CoreError::RecordWithoutKey
             | CoreError::InvalidReplicationFactor(_)
