@@ -5,8 +5,8 @@
 //! plus what it held idle (listeners, runtime, stdio); after a SIGTERM and a
 //! new `conveyor serve` on the same data directory, within the same bounds,
 //! every queue and every message is there, and the restarted broker opened
-//! only the queues that were used (a passive declare answers the counts the
-//! clean shutdown stored). Clients are pipelined (raw AMQP frames, the
+//! only the queues and partitions that were used (a passive declare, and
+//! `/metrics`, answer the counts the clean shutdown stored). Clients are pipelined (raw AMQP frames, the
 //! Kafka test client), so the test's time is the broker's.
 
 mod support;
@@ -210,12 +210,22 @@ fn declare_and_publish_queues(amqp: &mut RawAmqp) {
 
 /// Queues whose logs the broker has open (`conveyor_queues_opened`).
 fn queues_opened(server: &Server) -> usize {
+    metric(server, "conveyor_queues_opened ")
+}
+
+/// Partitions whose logs the broker has open (`conveyor_partitions_opened`).
+fn partitions_opened(server: &Server) -> usize {
+    metric(server, "conveyor_partitions_opened ")
+}
+
+/// The value of the `/metrics` sample whose line starts with `sample`.
+fn metric(server: &Server, sample: &str) -> usize {
     let (status, metrics) = server.http_get("/metrics");
     assert_eq!(status, 200);
     let value = metrics
         .lines()
-        .find_map(|line| line.strip_prefix("conveyor_queues_opened "))
-        .expect("the conveyor_queues_opened gauge");
+        .find_map(|line| line.strip_prefix(sample))
+        .unwrap_or_else(|| panic!("no {sample:?} in /metrics"));
     value.trim().parse().expect("a count")
 }
 
@@ -310,9 +320,9 @@ async fn create_and_produce_topics(client: &mut Client) {
     }
 }
 
-/// Every partition of every topic holds exactly its one record.
-async fn every_partition_holds_its_record(client: &mut Client) {
-    for index in 0..TOPICS {
+/// Every partition of the topics `topics` holds exactly its one record.
+async fn every_partition_holds_its_record(client: &mut Client, topics: std::ops::Range<usize>) {
+    for index in topics {
         let topic = topic_name(index);
         let request = FetchRequest::default()
             .with_replica_id((-1).into())
@@ -461,12 +471,26 @@ fn ten_thousand_queues_and_two_thousand_partitions_stay_within_threads_and_files
     eprintln!("restarted in {started_in:?}");
     let (threads_restarted, files_restarted) = assert_bounded(&server, idle_files, "restarted");
     assert_eq!(queues_opened(&server), 0, "a start after a clean shutdown opens no queue");
+    assert_eq!(partitions_opened(&server), 0, "a start after a clean shutdown opens no partition");
+    let last = format!(
+        "conveyor_partition_high_watermark{{topic=\"{}\",partition=\"{}\"}} ",
+        topic_name(TOPICS - 1),
+        PARTITIONS - 1
+    );
+    assert_eq!(metric(&server, &last), 1, "an unopened partition's stored high watermark");
     let mut amqp = RawAmqp::connect(server.amqp_addr, CHANNELS);
     every_queue_holds_its_message(&mut amqp, &server);
     runtime.block_on(async {
         let mut client = Client::connect(server.kafka_addr).await.expect("connect");
-        every_partition_holds_its_record(&mut client).await;
+        every_partition_holds_its_record(&mut client, 0..1).await;
+        assert_eq!(
+            partitions_opened(&server),
+            PARTITIONS as usize,
+            "only the fetched topic's partitions open"
+        );
+        every_partition_holds_its_record(&mut client, 1..TOPICS).await;
     });
+    assert_eq!(partitions_opened(&server), TOPICS * PARTITIONS as usize);
     let (threads_read, files_read) = assert_bounded(&server, idle_files, "read back");
     assert_eq!(server.http_get("/health").0, 200);
     eprintln!(

@@ -76,7 +76,9 @@ impl Broker {
             let Some(compaction) = topic.config().compaction(defaults) else {
                 continue;
             };
-            for (partition, log) in topic.partitions().iter().enumerate() {
+            // An unopened partition has nothing to clean: a compacted one
+            // with sealed segments opens at start or when compaction is set.
+            for (partition, log) in topic.opened_partitions() {
                 if stop() {
                     return cleaned;
                 }

@@ -57,7 +57,8 @@ impl Broker {
     fn logs(&self) -> Vec<(LogRole, Log)> {
         let mut logs = Vec::new();
         for topic in self.topics() {
-            for (partition, log) in (0u32..).zip(topic.partitions()) {
+            // A partition not opened since the start has no log open to be poisoned.
+            for (partition, log) in topic.opened_partitions() {
                 let role = LogRole::Partition {
                     topic: topic.name.clone(),
                     partition,

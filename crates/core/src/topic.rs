@@ -2,7 +2,10 @@
 //! The catalog says what topics exist; this holds what they need while open.
 //! A stream queue's log is also served as a one-partition topic of the
 //! queue's name ([`Topic::of_stream`]): the same log, read and written by
-//! Kafka clients, its definition and lifetime the queue's.
+//! Kafka clients, its definition and lifetime the queue's. After a clean
+//! restart a partition opens on first use ([`PartitionSlot`]): the
+//! accessors that hand out a log or a partition open it; the summaries
+//! and counts never do.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use conveyor_log::Log;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use crate::partition_slot::{Opening, PartitionSlot, PartitionSummary};
 use crate::producer::Partition;
 use crate::queue::StreamRetention;
 use crate::topic_config::{TopicConfig, keys};
@@ -22,7 +26,7 @@ pub struct Topic {
     pub name: String,
     dir: PathBuf,
     /// Index = partition number. Only ever grows (CreatePartitions).
-    partitions: RwLock<Vec<Partition>>,
+    partitions: RwLock<Vec<Arc<PartitionSlot>>>,
     config: RwLock<TopicConfig>,
     /// Set while the config's cleanup policy has `compact`: the partitions
     /// then refuse records without a key (they share this flag).
@@ -34,10 +38,20 @@ pub struct Topic {
 
 impl Topic {
     pub(crate) fn new(id: Uuid, name: String, dir: PathBuf, partitions: Vec<Partition>, config: TopicConfig) -> Topic {
+        Topic::with_openings(id, name, dir, partitions.into_iter().map(Opening::Open).collect(), config)
+    }
+
+    /// A topic some of whose partitions open on first use.
+    pub(crate) fn with_openings(id: Uuid, name: String, dir: PathBuf, partitions: Vec<Opening>, config: TopicConfig) -> Topic {
         let keys_required = Arc::new(AtomicBool::new(config.cleanup_policy().compact));
         let partitions = partitions
             .into_iter()
-            .map(|partition| partition.with_keys_required(Arc::clone(&keys_required)))
+            .map(|opening| {
+                Arc::new(match opening {
+                    Opening::Open(partition) => PartitionSlot::open(partition.with_keys_required(Arc::clone(&keys_required))),
+                    Opening::Later(opener, stored) => PartitionSlot::unopened(opener, stored),
+                })
+            })
             .collect();
         Topic {
             id,
@@ -59,7 +73,7 @@ impl Topic {
             id,
             name,
             dir,
-            partitions: RwLock::new(vec![Partition::new(log)?]),
+            partitions: RwLock::new(vec![Arc::new(PartitionSlot::open(Partition::new(log)?))]),
             config: RwLock::new(stream_config(retention)),
             keys_required: Arc::default(),
             stream: true,
@@ -76,18 +90,69 @@ impl Topic {
         &self.dir
     }
 
-    /// The log of one partition (for reads and plain appends).
+    /// The log of one partition (for reads and plain appends), opened if
+    /// this is its first use (blocking then).
     pub fn partition(&self, partition: u32) -> Option<Log> {
-        self.partitions.read().get(partition as usize).map(|handle| handle.log.clone())
+        self.partition_handle(partition).map(|handle| handle.log)
     }
 
-    /// One partition with its producer state (for produce requests).
+    /// One partition with its producer state (for produce requests),
+    /// opened if this is its first use (blocking then).
     pub fn partition_handle(&self, partition: u32) -> Option<Partition> {
+        let slot = self.slot(partition)?;
+        let keys_required = &self.keys_required;
+        slot.get(|| self.config(), |opened| opened.with_keys_required(Arc::clone(keys_required)))
+            .cloned()
+    }
+
+    fn slot(&self, partition: u32) -> Option<Arc<PartitionSlot>> {
         self.partitions.read().get(partition as usize).cloned()
     }
 
+    /// Every partition's log, each opened if need be (blocking then): for
+    /// what must reach every log, which little does.
     pub fn partitions(&self) -> Vec<Log> {
-        self.partitions.read().iter().map(|handle| handle.log.clone()).collect()
+        (0..self.partition_count())
+            .filter_map(|partition| self.partition(partition))
+            .collect()
+    }
+
+    /// The partitions whose logs are open, by number; opens none.
+    pub fn opened_partitions(&self) -> Vec<(u32, Log)> {
+        (0u32..)
+            .zip(self.partitions.read().iter())
+            .filter_map(|(index, slot)| slot.opened().map(|opened| (index, opened.log.clone())))
+            .collect()
+    }
+
+    /// Every partition's figures (start offset, high watermark, size),
+    /// from its open log or as stored at the last clean shutdown; opens none.
+    pub fn partition_summaries(&self) -> Vec<PartitionSummary> {
+        self.partitions.read().iter().map(|slot| slot.summary()).collect()
+    }
+
+    /// One partition's high watermark; opens nothing.
+    pub fn high_watermark(&self, partition: u32) -> Option<u64> {
+        self.partitions.read().get(partition as usize).map(|slot| slot.high_watermark())
+    }
+
+    /// Stops every partition from opening from now on and returns the logs
+    /// that are open, for the caller to close (shutdown, deletion).
+    pub(crate) fn seal_partitions(&self) -> Vec<Log> {
+        self.partitions.read().iter().filter_map(|slot| slot.seal()).collect()
+    }
+
+    /// The logs open now plus those of unopened partitions a timer needs
+    /// under the topic's config (opened now, blocking): after a config
+    /// change, what retention and the cleaner must reach.
+    pub(crate) fn partitions_for_timers(&self, defaults: &crate::topic_config::TopicDefaults) -> Vec<Log> {
+        let config = self.config();
+        let slots: Vec<_> = self.partitions.read().iter().cloned().collect();
+        (0u32..)
+            .zip(slots)
+            .filter(|(_, slot)| slot.opened().is_some() || slot.summary().needs_timers(&config, defaults))
+            .filter_map(|(index, _)| self.partition(index))
+            .collect()
     }
 
     pub fn partition_count(&self) -> u32 {
@@ -108,7 +173,7 @@ impl Topic {
         self.partitions.write().extend(
             partitions
                 .into_iter()
-                .map(|partition| partition.with_keys_required(Arc::clone(keys_required))),
+                .map(|partition| Arc::new(PartitionSlot::open(partition.with_keys_required(Arc::clone(keys_required))))),
         );
     }
 

@@ -167,30 +167,31 @@ pub fn render(broker: &Broker) -> String {
     let mut out = String::new();
     let topics = broker.topics();
 
-    type PartitionGauge = fn(&conveyor_log::Log) -> u64;
+    type PartitionGauge = fn(&conveyor_core::partition_slot::PartitionSummary) -> u64;
     let partition_gauges: [(&str, &str, PartitionGauge); 3] = [
         (
             "conveyor_partition_high_watermark",
             "Offset after the last committed record of a topic partition.",
-            |log| log.high_watermark(),
+            |summary| summary.high_watermark,
         ),
         (
             "conveyor_partition_log_start_offset",
             "First offset still stored in a topic partition.",
-            |log| log.start_offset(),
+            |summary| summary.start_offset,
         ),
         (
             "conveyor_partition_log_size_bytes",
             "Bytes stored in a topic partition's segments.",
-            |log| log.size_bytes(),
+            |summary| summary.size_bytes,
         ),
     ];
     for (name, help, gauge) in partition_gauges {
         let mut family = Family::gauge(&mut out, name, help);
         for topic in &topics {
-            for (index, log) in topic.partitions().iter().enumerate() {
+            // Opens no log: an unopened partition's figures are the stored ones.
+            for (index, summary) in topic.partition_summaries().iter().enumerate() {
                 let partition = index.to_string();
-                family.sample(&[("topic", &topic.name), ("partition", &partition)], gauge(log) as f64);
+                family.sample(&[("topic", &topic.name), ("partition", &partition)], gauge(summary) as f64);
             }
         }
     }
@@ -203,10 +204,10 @@ pub fn render(broker: &Broker) -> String {
     );
     for group in offsets.groups() {
         for (topic, partition, committed) in offsets.of_group(&group) {
-            let Some(log) = broker.topic(&topic).and_then(|found| found.partition(partition)) else {
+            let Some(high_watermark) = broker.topic(&topic).and_then(|found| found.high_watermark(partition)) else {
                 continue;
             };
-            let lag = (log.high_watermark() as i64).saturating_sub(committed.offset).max(0);
+            let lag = (high_watermark as i64).saturating_sub(committed.offset).max(0);
             let partition = partition.to_string();
             family.sample(&[("group", &group), ("topic", &topic), ("partition", &partition)], lag as f64);
         }
@@ -238,6 +239,13 @@ pub fn render(broker: &Broker) -> String {
         "Queues whose logs are open: since the start, those used (or that a timer needs); the others answer their stored counts.",
     );
     family.sample(&[], queues.iter().filter(|declared| declared.opened().is_some()).count() as f64);
+    let mut family = Family::gauge(
+        &mut out,
+        "conveyor_partitions_opened",
+        "Topic partitions whose logs are open: since the start, those used (or that retention or the cleaner needs); the others answer their stored figures.",
+    );
+    let opened: usize = topics.iter().map(|topic| topic.opened_partitions().len()).sum();
+    family.sample(&[], opened as f64);
     let mut family = Family::gauge(&mut out, "conveyor_queue_consumers", "Consumers attached to a queue.");
     for declared in &queues {
         family.sample(&[("queue", &declared.name)], declared.consumer_count() as f64);

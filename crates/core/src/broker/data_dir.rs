@@ -1,8 +1,8 @@
 //! The data directory: its lock file, the cluster id, where topics and
-//! queues keep their files, opening them at start (a queue whose counts
-//! the last clean shutdown stored only on first use, unless a timer needs
-//! it) and removing the files of those the catalog no longer names. Knows
-//! paths and files; what exists comes from the catalog.
+//! queues keep their files, opening them at start (a partition or queue
+//! whose counts the last clean shutdown stored only on first use, unless a
+//! timer needs it) and removing the files of those the catalog no longer
+//! names. Knows paths and files; what exists comes from the catalog.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -19,6 +19,7 @@ use super::BrokerConfig;
 use super::views::QueueMap;
 use crate::catalog::{CatalogState, QueueDefinition, QueueRecord, TopicRecord};
 use crate::error::{CoreError, Result};
+use crate::partition_slot::{Opening, PartitionOpener, PartitionSummary};
 use crate::producer::Partition;
 use crate::queue::{CursorStart, DeclaredQueue, Queue, QueueConfig, QueuePolicy, QueueType, StoredCounts};
 use crate::stats::{Flow, Stats};
@@ -27,10 +28,14 @@ use crate::topic_config::TopicConfig;
 
 const LOCK_FILE: &str = ".lock";
 
-/// Opens every topic the catalog holds; removes the data of deleted ones. Blocking.
+/// Opens every topic the catalog holds; removes the data of deleted ones.
+/// A partition with figures in `stored` (the last clean shutdown's) is
+/// opened on its first use instead, unless a timer needs it
+/// ([`PartitionSummary::needs_timers`]). Blocking.
 pub(crate) fn open_topics(
     data_dir: &Path,
     catalog: &CatalogState,
+    stored: Option<&HashMap<Uuid, Vec<PartitionSummary>>>,
     config: &BrokerConfig,
     clock: &Arc<dyn Clock>,
     stats: &Stats,
@@ -38,8 +43,16 @@ pub(crate) fn open_topics(
     let topics_dir = data_dir.join("topics");
     conveyor_log::index::create_dir_all(&topics_dir).map_err(|error| CoreError::io(&topics_dir, error))?;
     let records: Vec<_> = catalog.topics.values().collect();
-    let opened = open_each(&records, |record| open_topic(&topics_dir, record, config, clock, stats))?;
+    let opened = open_each(&records, |record| {
+        let stored = stored.and_then(|stored| stored.get(&record.id)).map(Vec::as_slice);
+        open_topic_lazily(&topics_dir, record, stored.unwrap_or_default(), config, clock, stats)
+    })?;
     let topics: BTreeMap<String, Arc<Topic>> = opened.into_iter().map(|topic| (topic.name.clone(), topic)).collect();
+    let unopened: usize = topics
+        .values()
+        .map(|topic| topic.partition_count() as usize - topic.opened_partitions().len())
+        .sum();
+    info!(unopened, "partitions to open on first use");
     remove_orphans(
         &topics_dir,
         &topics.values().map(|topic: &Arc<Topic>| topic.id.to_string()).collect(),
@@ -56,11 +69,61 @@ pub(crate) fn open_topic(
     clock: &Arc<dyn Clock>,
     stats: &Stats,
 ) -> Result<Arc<Topic>> {
+    open_topic_lazily(topics_dir, record, &[], config, clock, stats)
+}
+
+/// [`open_topic`], but partition `n` opens on first use if `stored[n]`
+/// says what it holds and no timer needs it before. Blocking.
+fn open_topic_lazily(
+    topics_dir: &Path,
+    record: &TopicRecord,
+    stored: &[PartitionSummary],
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+    stats: &Stats,
+) -> Result<Arc<Topic>> {
     let config_of_topic = TopicConfig::new(record.configs.clone())?;
     let log_config = config_of_topic.log_config(&config.topic_defaults);
     let dir = topics_dir.join(record.id.to_string());
-    let logs = open_partitions(&dir, 0..record.partitions, &log_config, clock, &stats.topic(&record.name))?;
-    Ok(Arc::new(Topic::new(record.id, record.name.clone(), dir, logs, config_of_topic)))
+    let flow = stats.topic(&record.name);
+    let openings = (0..record.partitions)
+        .map(|partition| {
+            let later = stored
+                .get(partition as usize)
+                .filter(|summary| !summary.needs_timers(&config_of_topic, &config.topic_defaults));
+            match later {
+                Some(summary) => Ok(Opening::Later(
+                    partition_opener(&dir, partition, &config.topic_defaults, clock, &flow),
+                    *summary,
+                )),
+                None => open_partitions(&dir, partition..partition + 1, &log_config, clock, &flow)
+                    .map(|mut opened| Opening::Open(opened.remove(0))),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Topic::with_openings(
+        record.id,
+        record.name.clone(),
+        dir,
+        openings,
+        config_of_topic,
+    )))
+}
+
+/// Opens partition `partition` of the topic in `topic_dir` on its first
+/// use, with the topic's config as it is then.
+fn partition_opener(
+    topic_dir: &Path,
+    partition: u32,
+    defaults: &crate::topic_config::TopicDefaults,
+    clock: &Arc<dyn Clock>,
+    flow: &Arc<Flow>,
+) -> PartitionOpener {
+    let (topic_dir, defaults, clock, flow) = (topic_dir.to_owned(), defaults.clone(), Arc::clone(clock), Arc::clone(flow));
+    Box::new(move |config: &TopicConfig| {
+        let mut opened = open_partitions(&topic_dir, partition..partition + 1, &config.log_config(&defaults), &clock, &flow)?;
+        Ok(opened.remove(0))
+    })
 }
 
 pub(crate) fn open_partitions(
@@ -479,6 +542,97 @@ mod tests {
             "acquired, not settled: back on the shelf"
         );
         assert_eq!(opened(&broker), ["with-ttl"]);
+    }
+
+    fn opened_partitions(broker: &Broker) -> Vec<String> {
+        let mut opened: Vec<String> = broker
+            .topics()
+            .into_iter()
+            .flat_map(|topic| {
+                topic
+                    .opened_partitions()
+                    .into_iter()
+                    .map(move |(partition, _)| format!("{}/{partition}", topic.name))
+            })
+            .collect();
+        opened.sort();
+        opened
+    }
+
+    fn one_record(value: &str) -> bytes::Bytes {
+        let mut builder = conveyor_log::record::BatchBuilder::new(1);
+        builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
+        builder.build()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_clean_restart_partitions_open_on_first_use_unless_retention_needs_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("open"));
+        let plain = broker.create_topic("plain", Some(4), BTreeMap::new()).await.expect("create");
+        for partition in 0..3 {
+            for record in 0..=partition {
+                let log = plain.partition(partition).expect("partition");
+                log.append(one_record(&format!("plain/{partition}/{record}")))
+                    .await
+                    .expect("append");
+            }
+        }
+        let retained_config = BTreeMap::from([("retention.ms".to_owned(), "600000".to_owned())]);
+        let retained = broker.create_topic("retained", Some(2), retained_config).await.expect("create");
+        for partition in 0..2 {
+            let log = retained.partition(partition).expect("partition");
+            log.append(one_record("first")).await.expect("append");
+            if partition == 0 {
+                // A sealed segment: retention owes it a check.
+                log.roll().expect("roll");
+                log.append(one_record("second")).await.expect("append");
+            }
+        }
+        let summaries = plain.partition_summaries();
+        broker.close().expect("close");
+        drop((broker, plain, retained));
+
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("reopen"));
+        assert_eq!(
+            opened_partitions(&broker),
+            ["retained/0"],
+            "only the partition retention needs is open"
+        );
+        let plain = broker.topic("plain").expect("plain");
+        assert_eq!(plain.partition_count(), 4, "Metadata's count needs no log");
+        assert_eq!(plain.partition_summaries(), summaries, "the stored figures, exact");
+        assert_eq!(plain.high_watermark(2), Some(3));
+        assert_eq!(opened_partitions(&broker), ["retained/0"], "answering figures opened nothing");
+
+        // The first use opens the partition (off this worker), with its records.
+        let log = plain.partition(2).expect("partition 2");
+        for offset in 0..3 {
+            // Each record is a batch of its own: the first batch read is it.
+            let read = log.read(offset, 1, true).expect("read");
+            let records = conveyor_log::record::decode_records(&read.bytes).expect("records");
+            let values: Vec<_> = records.into_iter().map(|record| record.value).collect();
+            assert_eq!(values, [Some(format!("plain/2/{offset}").into_bytes())]);
+        }
+        log.append(one_record("after the restart")).await.expect("append");
+        assert_eq!(plain.high_watermark(2), Some(4));
+        assert_eq!(opened_partitions(&broker), ["plain/2", "retained/0"]);
+        broker.close().expect("close");
+        drop((broker, plain, log));
+
+        // A used partition stores its new figures; this start takes them and
+        // a crash follows, so the next start opens every partition.
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
+        assert_eq!(broker.topic("plain").expect("plain").high_watermark(2), Some(4));
+        assert_eq!(opened_partitions(&broker), ["retained/0"]);
+        drop(broker);
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen after a crash");
+        assert_eq!(
+            opened_partitions(&broker).len(),
+            6,
+            "no figures to trust: every partition opened at start"
+        );
+        assert_eq!(broker.topic("plain").expect("plain").high_watermark(2), Some(4));
     }
 
     #[tokio::test]

@@ -182,7 +182,9 @@ impl Change {
                         Effect::SetTopicConfig(topic, config) => {
                             let log_config = config.log_config(&defaults);
                             topic.set_config(config);
-                            for log in topic.partitions() {
+                            // An unopened partition opens with the new config;
+                            // one that now owes retention or cleaning opens now.
+                            for log in topic.partitions_for_timers(&defaults) {
                                 log.set_config(log_config.clone())?;
                             }
                         }

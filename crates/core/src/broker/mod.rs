@@ -18,9 +18,9 @@ mod declarations;
 mod group_listing;
 mod limited;
 mod metadata;
-mod queue_counts;
 mod queues;
 mod routing;
+mod stored_counts;
 pub use routing::{FannedOut, RouteTarget};
 mod topics;
 mod transactions;
@@ -143,10 +143,11 @@ impl Broker {
         let stats = Arc::new(Stats::default());
         let state = catalog.state();
         let mut views = Views::of_catalog(state)?;
-        views.topics = data_dir::open_topics(&data_dir, state, &config, &clock, &stats)?;
-        // Taken before anything changes: what a queue held at the last clean
-        // shutdown, for queues opened on first use.
-        let stored_counts = queue_counts::take(&data_dir)?;
+        // Taken before anything changes: what a partition and a queue held
+        // at the last clean shutdown, for those opened on first use.
+        let stored_partitions = stored_counts::take(&data_dir, stored_counts::PARTITIONS)?;
+        views.topics = data_dir::open_topics(&data_dir, state, stored_partitions.as_ref(), &config, &clock, &stats)?;
+        let stored_counts = stored_counts::take(&data_dir, stored_counts::QUEUES)?;
         views.queues = data_dir::open_queues(&data_dir, state, &views.topics, stored_counts.as_ref(), &config, &clock)?;
         views.streams = data_dir::stream_topics(&views.queues)?;
         info!(data_dir = %data_dir.display(), topics = views.topics.len(), queues = views.queues.len(), "broker state opened");
@@ -263,7 +264,7 @@ impl Broker {
             .values()
             .flat_map(|topic| {
                 topic
-                    .partitions()
+                    .seal_partitions()
                     .into_iter()
                     .map(move |log| Closing::Partition(topic.name.as_str(), log))
             })
@@ -301,11 +302,18 @@ impl Broker {
             }
         });
         let mut first_error = first_error.into_inner();
-        // Only when every queue closed: their counts are then what they hold.
-        if first_error.is_none()
-            && let Err(error) = queue_counts::store(&self.meta.config.data_dir, &counts.into_inner())
-        {
-            warn!(%error, "could not store the queue counts: the next start opens every queue");
+        // Only when every log closed: their counts are then what they hold.
+        if first_error.is_none() {
+            let data_dir = &self.meta.config.data_dir;
+            if let Err(error) = stored_counts::store(data_dir, stored_counts::QUEUES, &counts.into_inner()) {
+                warn!(%error, "could not store the queue counts: the next start opens every queue");
+            }
+            // Topics of the catalog only: a stream's log is its queue's.
+            let partitions: std::collections::HashMap<_, _> =
+                views.topics.values().map(|topic| (topic.id, topic.partition_summaries())).collect();
+            if let Err(error) = stored_counts::store(data_dir, stored_counts::PARTITIONS, &partitions) {
+                warn!(%error, "could not store the partition counts: the next start opens every partition");
+            }
         }
         self.groups.shutdown();
         if let Err(error) = self.groups.offsets().close() {

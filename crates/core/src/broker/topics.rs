@@ -365,8 +365,9 @@ pub(crate) async fn remove_topics(topics: Vec<Arc<Topic>>) -> Result<()> {
     blocking(move || {
         for topic in topics {
             let dir = topic.dir().to_owned();
-            // Appends after this fail: nothing acknowledges a write to it.
-            for log in topic.partitions() {
+            // Appends after this fail: nothing acknowledges a write to it,
+            // and no partition opens (which would make its files again).
+            for log in topic.seal_partitions() {
                 let _ = log.close();
             }
             drop(topic);

@@ -125,7 +125,7 @@ impl Broker {
     ) -> Result<(), TransactionError> {
         let unknown: Vec<TopicPartition> = partitions
             .iter()
-            .filter(|(topic, partition)| self.topic(topic).and_then(|found| found.partition(*partition)).is_none())
+            .filter(|(topic, partition)| self.topic(topic).is_none_or(|found| *partition >= found.partition_count()))
             .cloned()
             .collect();
         if !unknown.is_empty() {

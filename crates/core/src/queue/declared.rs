@@ -542,7 +542,7 @@ impl DeclaredQueue {
 /// thread: on a reactor thread of a multi-threaded runtime inside
 /// `tokio::task::block_in_place`, which first hands the worker's other
 /// tasks to another thread; elsewhere directly.
-fn blocking_in_place<R>(blocking: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking_in_place<R>(blocking: impl FnOnce() -> R) -> R {
     let multi_threaded =
         tokio::runtime::Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if !conveyor_log::reactor_guard::on_reactor_thread() || !multi_threaded {

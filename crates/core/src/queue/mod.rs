@@ -17,6 +17,7 @@ mod stream;
 
 use std::path::PathBuf;
 
+pub(crate) use declared::blocking_in_place;
 pub use declared::{DeclaredQueue, Opener, StoredCounts};
 pub mod deduplication;
 pub use conveyor_log::Visibility;

@@ -70,9 +70,9 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
         let mut bytes_on_disk = 0;
         let mut partitions = 0;
         for topic in &topics {
-            for log in topic.partitions() {
+            for summary in topic.partition_summaries() {
                 partitions += 1;
-                bytes_on_disk += log.size_bytes();
+                bytes_on_disk += summary.size_bytes;
             }
         }
         let (mut messages_ready, mut messages_unacked) = (0, 0);

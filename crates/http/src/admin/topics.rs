@@ -81,26 +81,30 @@ pub(super) fn find(broker: &Broker, name: &str) -> Result<Arc<Topic>, ApiError> 
 }
 
 fn summary(topic: &Topic) -> TopicSummary {
-    let logs = topic.partitions();
+    // Opens no log: an unopened partition's figures are the stored ones.
+    let summaries = topic.partition_summaries();
     TopicSummary {
         name: topic.name.clone(),
         id: topic.id.to_string(),
-        partitions: logs.len() as u32,
-        messages: logs.iter().map(|log| log.high_watermark().saturating_sub(log.start_offset())).sum(),
-        size_bytes: logs.iter().map(|log| log.size_bytes()).sum(),
+        partitions: summaries.len() as u32,
+        messages: summaries
+            .iter()
+            .map(|summary| summary.high_watermark.saturating_sub(summary.start_offset))
+            .sum(),
+        size_bytes: summaries.iter().map(|summary| summary.size_bytes).sum(),
     }
 }
 
 fn detail(broker: &Broker, topic: &Topic) -> TopicDetail {
     let partitions = topic
-        .partitions()
+        .partition_summaries()
         .iter()
         .enumerate()
-        .map(|(index, log)| PartitionInfo {
+        .map(|(index, summary)| PartitionInfo {
             partition: index as u32,
-            log_start_offset: log.start_offset(),
-            end_offset: log.high_watermark(),
-            size_bytes: log.size_bytes(),
+            log_start_offset: summary.start_offset,
+            end_offset: summary.high_watermark,
+            size_bytes: summary.size_bytes,
         })
         .collect();
     let configs = topic

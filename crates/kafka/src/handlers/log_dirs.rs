@@ -43,14 +43,16 @@ pub async fn describe(context: &Context, connection: &ConnectionInfo, request: D
                 None => continue,
             },
         };
+        let summaries = topic.partition_summaries();
         let partitions: Vec<DescribeLogDirsPartition> = indexes
             .into_iter()
             .filter_map(|index| {
-                let log = topic.partition(u32::try_from(index).ok()?)?;
+                // The stored size of an unopened partition: no log opens for this.
+                let summary = *summaries.get(usize::try_from(index).ok()?)?;
                 Some(
                     DescribeLogDirsPartition::default()
                         .with_partition_index(index)
-                        .with_partition_size(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX))
+                        .with_partition_size(i64::try_from(summary.size_bytes).unwrap_or(i64::MAX))
                         .with_offset_lag(0)
                         .with_is_future_key(false),
                 )
