@@ -145,6 +145,23 @@ fn a_share_consumers_unacknowledged_record_is_redelivered_to_another_after_the_l
 }
 
 #[test]
+fn a_read_committed_share_group_gets_committed_records_only_and_a_read_uncommitted_one_every_data_record() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_isolation_confluent.py", &[]);
+}
+
+#[test]
+fn group_configs_are_checked_as_kafka_checks_them_described_kept_across_a_restart_and_used() {
+    support::run_script_across_a_restart("kafka/group_configs_confluent.py", "set", support::Stop::Terminate);
+}
+
+#[test]
+fn a_classic_join_on_a_share_groups_id_is_refused_with_inconsistent_group_protocol() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_group_id_classic_join_confluent.py", &[]);
+}
+
+#[test]
 fn a_share_group_set_to_earliest_through_incremental_alter_configs_gets_records_from_before_its_first_fetch() {
     let (_dir, server) = server();
     run_script(&server, "kafka/share_auto_offset_reset_confluent.py", &[]);

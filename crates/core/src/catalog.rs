@@ -141,6 +141,12 @@ pub enum Event {
     AclsDeleted {
         acls: Vec<Acl>,
     },
+    /// The Kafka group's own configs (KIP-848, KIP-932) are now exactly
+    /// `configs`; an empty map forgets the group's entry.
+    GroupConfigsSet {
+        group: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 impl Event {
@@ -252,6 +258,9 @@ pub struct CatalogState {
     /// Users, permission entries and ACLs.
     #[serde(default)]
     pub auth: AuthState,
+    /// Kafka groups' configs set through IncrementalAlterConfigs, by group.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl StateMachine for CatalogState {
@@ -359,6 +368,13 @@ impl StateMachine for CatalogState {
             Event::PermissionCleared { user, vhost } => self.auth.clear_permission(user, vhost),
             Event::AclsCreated { acls } => self.auth.add_acls(acls),
             Event::AclsDeleted { acls } => self.auth.remove_acls(acls),
+            Event::GroupConfigsSet { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                } else {
+                    self.group_configs.insert(group.clone(), configs.clone());
+                }
+            }
         }
     }
 

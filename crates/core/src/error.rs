@@ -35,6 +35,8 @@ pub enum CoreError {
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
     #[error(transparent)]
+    InvalidGroupConfig(#[from] crate::group_config::GroupConfigError),
+    #[error(transparent)]
     Log(#[from] LogError),
     #[error("I/O error on {path}: {source}")]
     Io {

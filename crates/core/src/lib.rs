@@ -13,6 +13,7 @@ pub mod direct_reply;
 mod error;
 pub mod exchange;
 pub mod group;
+pub mod group_config;
 pub mod journal;
 pub mod key_index;
 pub mod limits;

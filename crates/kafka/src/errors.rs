@@ -15,7 +15,7 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
         CoreError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
         CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        CoreError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        CoreError::InvalidConfig(_) | CoreError::InvalidGroupConfig(_) => ResponseError::InvalidConfig,
         CoreError::Log(error) => log_error(error),
         // Retriable: the client refreshes metadata and tries again after the restart.
         CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,

@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use super::Broker;
-use crate::group::{ConsumerGroupError, ConsumerHeartbeat, GroupDescription, GroupState, HeartbeatReply, TopicLookup};
+use crate::group::{
+    ConsumerGroupError, ConsumerHeartbeat, GroupDescription, GroupError, GroupState, HeartbeatReply, JoinRequest, JoinResult, TopicLookup,
+};
 use crate::share_group::{self, Heartbeat, MembershipError, ShareGroup};
 
 impl Broker {
@@ -43,7 +45,7 @@ impl Broker {
         Err(MembershipError::GroupNotFound(group_id.to_owned()))
     }
 
-    /// ShareGroupHeartbeat. An id a consumer group of either protocol holds
+    /// ShareGroupHeartbeat, with the group's `share.session.timeout.ms`. An id a consumer group of either protocol holds
     /// (members or committed offsets) is `NotShareGroup`, as Kafka's
     /// getOrMaybeCreatePersistedShareGroup answers "Group g is not a share
     /// group.".
@@ -51,7 +53,8 @@ impl Broker {
         if self.share_groups.describe(group_id).is_none() && self.groups.describe(group_id).state != GroupState::Dead {
             return Err(MembershipError::NotShareGroup(group_id.to_owned()));
         }
-        self.share_groups.heartbeat(group_id, heartbeat)
+        let session_timeout_ms = self.group_settings(group_id).share_session_timeout_ms;
+        self.share_groups.heartbeat(group_id, heartbeat, session_timeout_ms)
     }
 
     /// ConsumerGroupHeartbeat. An id a share group holds is
@@ -67,6 +70,18 @@ impl Broker {
         if self.share_groups.describe(group_id).is_some() {
             return Err(ConsumerGroupError::GroupIdNotFound(group_id.to_owned()));
         }
-        self.groups.consumer_heartbeat(group_id, request, topics)
+        let settings = self.group_settings(group_id);
+        let timing = (settings.consumer_session_timeout_ms, settings.consumer_heartbeat_interval_ms);
+        self.groups.consumer_heartbeat_timed(group_id, request, topics, Some(timing))
+    }
+
+    /// JoinGroup of the classic protocol. An id a share group holds is
+    /// refused with `InconsistentGroupProtocol`, as Kafka 4.1's
+    /// `GroupMetadataManager.classicGroupJoin` answers a share group.
+    pub async fn join_classic_group(&self, request: JoinRequest) -> Result<JoinResult, GroupError> {
+        if self.share_groups.describe(&request.group_id).is_some() {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        self.groups.join(request).await
     }
 }

@@ -182,12 +182,20 @@ impl Broker {
             name: name.to_owned(),
         };
         let name = name.to_owned();
+        let share_groups = Arc::clone(&self.share_groups);
         run_to_completion(async move {
             let applied = change.commit(event, true, Opened::Nothing).await?;
             drop(change);
             info!(topic = name, id = %topic.id, "topic deleted");
+            let id = topic.id;
             drop(topic);
-            remove_topics(applied.removed_topics).await
+            remove_topics(applied.removed_topics).await?;
+            // Share groups' state over it goes too (KIP-932: a deleted topic's share-partitions are deleted).
+            blocking(move || {
+                share_groups.forget_topic(id);
+                Ok(())
+            })
+            .await
         })
         .await
     }
@@ -376,4 +384,44 @@ pub(crate) async fn remove_topics(topics: Vec<Arc<Topic>>) -> Result<()> {
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::BrokerConfig;
+    use crate::queue::CursorStart;
+
+    #[tokio::test]
+    async fn deleting_a_topic_removes_every_share_groups_state_over_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open broker");
+        let topic = broker.create_topic("orders", Some(1), BTreeMap::new()).await.expect("create");
+        let coordinator = Arc::clone(broker.share_groups());
+        let opened = Arc::clone(&topic);
+        tokio::task::spawn_blocking(move || coordinator.share_partition("g", &opened, 0, CursorStart::Earliest))
+            .await
+            .expect("join")
+            .expect("open")
+            .expect("a partition");
+        let state = dir.path().join("share-groups").join("67").join(topic.id.to_string());
+        assert!(state.exists(), "the share-partition's directory: {}", state.display());
+        drop(topic);
+        broker.delete_topic("orders").await.expect("delete");
+        assert!(!state.exists(), "removed with the topic");
+        let again = broker.create_topic("orders", Some(1), BTreeMap::new()).await.expect("create again");
+        let coordinator = Arc::clone(broker.share_groups());
+        let share = tokio::task::spawn_blocking(move || coordinator.share_partition("g", &again, 0, CursorStart::Latest))
+            .await
+            .expect("join")
+            .expect("open")
+            .expect("a partition");
+        assert_eq!(share.start_offset(), 0, "a new share-partition over the new topic");
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .expect("join")
+            .expect("close");
+    }
 }

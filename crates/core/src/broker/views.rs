@@ -39,6 +39,8 @@ pub(crate) struct Views {
     pub router: Router,
     /// The virtual hosts besides `/`.
     pub vhosts: BTreeMap<String, VirtualHost>,
+    /// Kafka groups' own configs, as the catalog records them.
+    pub group_configs: Arc<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// What a change opened for its event to name: files are opened before the
@@ -95,6 +97,7 @@ impl Views {
             streams: BTreeMap::new(),
             router,
             vhosts,
+            group_configs: Arc::new(state.group_configs.clone()),
         })
     }
 
@@ -206,6 +209,15 @@ impl Views {
             | Event::PermissionCleared { .. }
             | Event::AclsCreated { .. }
             | Event::AclsDeleted { .. } => {}
+            Event::GroupConfigsSet { group, configs } => {
+                let mut group_configs = (*self.group_configs).clone();
+                if configs.is_empty() {
+                    group_configs.remove(group);
+                } else {
+                    group_configs.insert(group.clone(), configs.clone());
+                }
+                self.group_configs = Arc::new(group_configs);
+            }
         }
         Ok(applied)
     }

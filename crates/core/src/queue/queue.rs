@@ -456,12 +456,19 @@ impl Queue {
     /// itself (a Kafka share fetch). Durable messages only; no message
     /// groups or priorities (a partition's cursor has neither).
     pub fn acquire_offsets(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64) -> (Acquisition, Durable) {
+        self.acquire_offsets_below(consumer, max_messages, lock_ms, u64::MAX)
+    }
+
+    /// [`Queue::acquire_offsets`] of offsets below `below` only (a reader
+    /// that has vetted the log up to there, as a share group skipping
+    /// transaction markers does).
+    pub fn acquire_offsets_below(&self, consumer: ConsumerId, max_messages: usize, lock_ms: i64, below: u64) -> (Acquisition, Durable) {
         let now_ms = self.clock.now_ms();
         let mut state = self.state.lock();
         state.cursor.truncate_to(self.messages.start_offset());
         let end = self.messages.high_watermark();
         state.cursor.set_end(end);
-        let acquisition = state.cursor.acquire_below(consumer, max_messages, lock_ms, now_ms, end);
+        let acquisition = state.cursor.acquire_below(consumer, max_messages, lock_ms, now_ms, end.min(below));
         let durable = self.enqueue_events(&mut state);
         drop(state);
         self.maybe_snapshot();

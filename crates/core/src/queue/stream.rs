@@ -36,7 +36,8 @@ pub struct Committed {
 }
 
 impl Committed {
-    fn aborts(&self, header: &conveyor_log::batch::BatchHeader) -> bool {
+    /// Whether the batch under `header` belongs to an aborted transaction.
+    pub fn aborts(&self, header: &conveyor_log::batch::BatchHeader) -> bool {
         let Ok(base_offset) = u64::try_from(header.base_offset) else {
             return false;
         };

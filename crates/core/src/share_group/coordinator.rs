@@ -35,8 +35,6 @@ pub struct ShareGroupCoordinator {
     /// The cursor number of every member id seen since the broker started
     /// (acquisitions are not durable, so the numbers need not be either).
     consumers: Mutex<HashMap<String, ConsumerId>>,
-    /// `share.auto.offset.reset` per group (`latest` when unset).
-    auto_offset_reset: Mutex<HashMap<String, CursorStart>>,
 }
 
 impl ShareGroupCoordinator {
@@ -48,7 +46,6 @@ impl ShareGroupCoordinator {
             membership: Mutex::new(ShareGroups::new(session_timeout_ms)),
             partitions: Mutex::new(HashMap::new()),
             consumers: Mutex::new(HashMap::new()),
-            auto_offset_reset: Mutex::new(HashMap::new()),
         }
     }
 
@@ -56,12 +53,16 @@ impl ShareGroupCoordinator {
         self.config
     }
 
-    /// Applies a member's heartbeat (after expiring ended sessions).
-    pub fn heartbeat(&self, group: &str, heartbeat: Heartbeat) -> Result<HeartbeatReply, MembershipError> {
+    /// Applies a member's heartbeat (after expiring ended sessions); its
+    /// session lasts `session_timeout_ms` from now.
+    pub fn heartbeat(&self, group: &str, heartbeat: Heartbeat, session_timeout_ms: i64) -> Result<HeartbeatReply, MembershipError> {
         self.expire_members();
         let leaving = heartbeat.member_epoch == super::membership::LEAVE_EPOCH;
         let member_id = heartbeat.member_id.clone();
-        let reply = self.membership.lock().heartbeat(group, heartbeat, self.clock.now_ms())?;
+        let reply = self
+            .membership
+            .lock()
+            .heartbeat_within(group, heartbeat, self.clock.now_ms(), session_timeout_ms)?;
         if leaving {
             self.release_member(group, &member_id);
         }
@@ -115,15 +116,9 @@ impl ShareGroupCoordinator {
             .collect()
     }
 
-    /// Sets the group's `share.auto.offset.reset`, for its share-partitions
-    /// opened from now on.
-    pub fn set_auto_offset_reset(&self, group: &str, start: CursorStart) {
-        self.auto_offset_reset.lock().insert(group.to_owned(), start);
-    }
-
-    /// The group's `share.auto.offset.reset`.
-    pub fn auto_offset_reset(&self, group: &str) -> CursorStart {
-        self.auto_offset_reset.lock().get(group).copied().unwrap_or_default()
+    /// The session timeout of groups that set none.
+    pub fn session_timeout_ms(&self) -> i64 {
+        self.membership.lock().session_timeout_ms()
     }
 
     /// The cursor number of a member.
@@ -134,23 +129,29 @@ impl ShareGroupCoordinator {
     }
 
     /// The share-partition of `group` over partition `index` of `topic`,
-    /// opened (and created) on first use. Blocking the first time.
-    pub fn share_partition(&self, group: &str, topic: &Topic, index: u32) -> Result<Option<Arc<SharePartition>>, QueueError> {
+    /// opened (and created, starting at `start`: the group's
+    /// `share.auto.offset.reset`) on first use. Blocking the first time.
+    pub fn share_partition(
+        &self,
+        group: &str,
+        topic: &Topic,
+        index: u32,
+        start: CursorStart,
+    ) -> Result<Option<Arc<SharePartition>>, QueueError> {
         let key = (group.to_owned(), topic.id, index);
         if let Some(open) = self.partitions.lock().get(&key) {
             return Ok(Some(Arc::clone(open)));
         }
-        let Some(log) = topic.partition(index) else {
+        let Some(partition) = topic.partition_handle(index) else {
             return Ok(None);
         };
         let dir = self.root.join(hex(group)).join(topic.id.to_string()).join(index.to_string());
-        let start = self.auto_offset_reset(group);
         let mut partitions = self.partitions.lock();
         if let Some(open) = partitions.get(&key) {
             return Ok(Some(Arc::clone(open)));
         }
         // Opened under the lock so that two fetches never open one journal twice.
-        let opened = Arc::new(SharePartition::open(dir, log, start, self.config, Arc::clone(&self.clock))?);
+        let opened = Arc::new(SharePartition::open(dir, partition, start, self.config, Arc::clone(&self.clock))?);
         info!(group, topic = %topic.name, partition = index, start = opened.start_offset(), "share-partition opened");
         partitions.insert(key, Arc::clone(&opened));
         Ok(Some(opened))
@@ -176,6 +177,34 @@ impl ShareGroupCoordinator {
             .collect();
         for partition in partitions {
             partition.release_member(consumer);
+        }
+    }
+
+    /// Forgets every group's state over the topic with id `topic_id` (the
+    /// topic was deleted): its share-partitions are closed and their
+    /// directories removed, so a topic created again under the same name
+    /// (a new id) starts with none. Blocking.
+    pub fn forget_topic(&self, topic_id: uuid::Uuid) {
+        let partitions: Vec<Arc<SharePartition>> = {
+            let mut open = self.partitions.lock();
+            let keys: Vec<PartitionKey> = open.keys().filter(|(_, id, _)| *id == topic_id).cloned().collect();
+            keys.iter().filter_map(|key| open.remove(key)).collect()
+        };
+        for partition in partitions {
+            if let Err(error) = partition.close() {
+                warn!(%error, "closing a share-partition of a deleted topic failed");
+            }
+        }
+        let Ok(groups) = std::fs::read_dir(&self.root) else {
+            return; // No share group ever fetched.
+        };
+        for group in groups.flatten() {
+            let dir = group.path().join(topic_id.to_string());
+            if dir.exists()
+                && let Err(error) = std::fs::remove_dir_all(&dir)
+            {
+                warn!(%error, dir = %dir.display(), "removing a deleted topic's share state failed");
+            }
         }
     }
 

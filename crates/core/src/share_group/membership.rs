@@ -118,10 +118,27 @@ impl ShareGroups {
     /// Applies one heartbeat of `group`: joins, renews the session and
     /// takes a new subscription, or leaves.
     pub fn heartbeat(&mut self, group: &str, heartbeat: Heartbeat, now_ms: i64) -> Result<HeartbeatReply, MembershipError> {
+        self.heartbeat_within(group, heartbeat, now_ms, self.session_timeout_ms)
+    }
+
+    /// The session timeout of groups that set none.
+    pub fn session_timeout_ms(&self) -> i64 {
+        self.session_timeout_ms
+    }
+
+    /// [`ShareGroups::heartbeat`] of a group whose sessions last
+    /// `session_timeout_ms` (its `share.session.timeout.ms`).
+    pub fn heartbeat_within(
+        &mut self,
+        group: &str,
+        heartbeat: Heartbeat,
+        now_ms: i64,
+        session_timeout_ms: i64,
+    ) -> Result<HeartbeatReply, MembershipError> {
         if heartbeat.member_id.is_empty() {
             return Err(MembershipError::InvalidRequest("a share group member must send its member id"));
         }
-        let deadline_ms = now_ms.saturating_add(self.session_timeout_ms);
+        let deadline_ms = now_ms.saturating_add(session_timeout_ms);
         if heartbeat.member_epoch == LEAVE_EPOCH {
             if let Some(state) = self.groups.get_mut(group)
                 && state.members.remove(&heartbeat.member_id).is_some()

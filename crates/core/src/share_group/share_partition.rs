@@ -3,15 +3,19 @@
 //! (`Queue::open_over`), journaled in its own directory, over a log it
 //! neither cuts nor closes. Speaks share-group semantics — acquisition
 //! locks, accept/release/reject, the delivery count limit, the start offset
-//! of `share.auto.offset.reset` — and knows no wire format, no members'
+//! of `share.auto.offset.reset`, the records `share.isolation.level` lets
+//! out (`record_filter.rs`) — and knows no wire format, no members'
 //! heartbeats and no assignment.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use conveyor_log::Log;
 use conveyor_log::clock::Clock;
+use parking_lot::Mutex;
+use tracing::warn;
 
+use super::record_filter::{IsolationLevel, RecordFilter};
+use crate::producer::Partition;
 use crate::queue::{Acquisition, ConsumerId, CursorStart, Durable, Queue, QueueConfig, QueueError, ShareCursorConfig};
 
 /// KIP-932's `group.share.record.lock.duration.ms` default.
@@ -68,16 +72,22 @@ pub struct AcquiredRange {
 pub struct SharePartition {
     cursor: Queue,
     config: SharePartitionConfig,
+    /// The partition the cursor runs over: its markers, last stable
+    /// offset and aborted transactions.
+    partition: Partition,
+    /// How far the log is known to hold records that may be handed out.
+    /// Lock order: `filter` before the cursor's state.
+    filter: Mutex<RecordFilter>,
 }
 
 impl SharePartition {
-    /// Opens the share-partition whose state lives in `dir` over `log`. A
+    /// Opens the share-partition whose state lives in `dir` over `partition`. A
     /// share-partition opened for the first time starts at `start`; later
     /// opens resume where the journal says (acquired records are available
     /// again, with their delivery counts). Blocking.
     pub fn open(
         dir: impl Into<PathBuf>,
-        log: Log,
+        partition: Partition,
         start: CursorStart,
         config: SharePartitionConfig,
         clock: Arc<dyn Clock>,
@@ -91,19 +101,50 @@ impl SharePartition {
             },
             ..QueueConfig::default()
         };
-        let cursor = Queue::open_over(dir, log, start, queue_config, clock)?;
-        Ok(SharePartition { cursor, config })
+        let cursor = Queue::open_over(dir, partition.log.clone(), start, queue_config, clock)?;
+        Ok(SharePartition {
+            cursor,
+            config,
+            partition,
+            filter: Mutex::new(RecordFilter::default()),
+        })
     }
 
-    /// Locks up to `max_records` available records to `member` for the
-    /// record lock duration, lowest offset first, as ranges; the journal
+    /// Locks up to `max_records` available records to `member` for
+    /// `lock_ms` (the group's record lock duration), lowest offset first, as ranges; the journal
     /// append of their delivery counts resolves with the returned
     /// [`Durable`]. Records past the delivery count limit are archived
-    /// instead.
-    pub fn acquire(&self, member: ConsumerId, max_records: usize) -> (Vec<AcquiredRange>, Durable) {
-        let (acquisition, durable) = self
-            .cursor
-            .acquire_offsets(member, max_records, self.config.record_lock_duration_ms);
+    /// instead. Transaction markers are archived, never acquired; under
+    /// `read_committed` so are aborted transactions' records, and nothing
+    /// at or past the last stable offset is acquired. Blocking (reads the
+    /// log's batch headers).
+    pub fn acquire(
+        &self,
+        member: ConsumerId,
+        max_records: usize,
+        isolation: IsolationLevel,
+        lock_ms: i64,
+    ) -> (Vec<AcquiredRange>, Durable) {
+        let below = {
+            let mut filter = self.filter.lock();
+            let from = self.cursor.settled_below();
+            let window_end = from.saturating_add(self.config.record_locks_max);
+            match filter.classify(&self.partition, isolation, from, window_end) {
+                Ok(classified) => {
+                    for offset in classified.skipped.into_iter().flatten() {
+                        // Journal appends complete in order: the acquisition's covers these.
+                        drop(self.cursor.archive_available(offset));
+                    }
+                    classified.below
+                }
+                Err(error) => {
+                    // Nothing unvetted is handed out: the next fetch tries again.
+                    warn!(%error, "reading a share-partition's log failed");
+                    from
+                }
+            }
+        };
+        let (acquisition, durable) = self.cursor.acquire_offsets_below(member, max_records, lock_ms, below);
         (ranges(&acquisition), durable)
     }
 
@@ -219,15 +260,16 @@ fn ranges(acquisition: &Acquisition) -> Vec<AcquiredRange> {
 mod tests {
     use std::path::Path;
 
-    use conveyor_log::LogConfig;
     use conveyor_log::clock::ManualClock;
     use conveyor_log::record::{BatchBuilder, Record};
+    use conveyor_log::{Log, LogConfig};
 
     use super::*;
     use crate::queue::CursorError;
 
     const ALICE: ConsumerId = ConsumerId(1);
     const BOB: ConsumerId = ConsumerId(2);
+    const LOCK_MS: i64 = RECORD_LOCK_DURATION_MS_DEFAULT;
 
     fn partition_log(dir: &Path, clock: &Arc<ManualClock>) -> Log {
         Log::open_with_clock(dir.join("partition"), LogConfig::default(), Arc::clone(clock) as Arc<dyn Clock>).expect("open log")
@@ -244,7 +286,7 @@ mod tests {
     fn open(dir: &Path, log: &Log, start: CursorStart, clock: &Arc<ManualClock>) -> SharePartition {
         SharePartition::open(
             dir.join("share"),
-            log.clone(),
+            Partition::new(log.clone()).expect("partition"),
             start,
             SharePartitionConfig::default(),
             Arc::clone(clock) as Arc<dyn Clock>,
@@ -267,10 +309,13 @@ mod tests {
         let log = partition_log(dir.path(), &clock);
         let share = open(dir.path(), &log, CursorStart::Earliest, &clock);
         produce(&log, 10);
-        let (alice, _) = share.acquire(ALICE, 4);
-        let (bob, _) = share.acquire(BOB, 100);
+        let (alice, _) = share.acquire(ALICE, 4, IsolationLevel::ReadUncommitted, LOCK_MS);
+        let (bob, _) = share.acquire(BOB, 100, IsolationLevel::ReadUncommitted, LOCK_MS);
         assert_eq!((alice, bob), (vec![range(0, 3, 1)], vec![range(4, 9, 1)]));
-        assert!(share.acquire(ALICE, 100).0.is_empty(), "nothing left to acquire");
+        assert!(
+            share.acquire(ALICE, 100, IsolationLevel::ReadUncommitted, LOCK_MS).0.is_empty(),
+            "nothing left to acquire"
+        );
         share.acknowledge(ALICE, 0, 3, AcknowledgeType::Accept).expect("accept");
         assert!(matches!(
             share.acknowledge(ALICE, 4, 4, AcknowledgeType::Accept),
@@ -287,13 +332,22 @@ mod tests {
         let log = partition_log(dir.path(), &clock);
         let share = open(dir.path(), &log, CursorStart::Earliest, &clock);
         produce(&log, 3);
-        assert_eq!(share.acquire(ALICE, 3).0, vec![range(0, 2, 1)]);
+        assert_eq!(
+            share.acquire(ALICE, 3, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 2, 1)]
+        );
         share.acknowledge(ALICE, 0, 0, AcknowledgeType::Release).expect("release");
         share.acknowledge(ALICE, 1, 1, AcknowledgeType::Reject).expect("reject");
         share.acknowledge(ALICE, 2, 2, AcknowledgeType::Accept).expect("accept");
-        assert_eq!(share.acquire(BOB, 10).0, vec![range(0, 0, 2)]);
+        assert_eq!(
+            share.acquire(BOB, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 0, 2)]
+        );
         share.acknowledge(BOB, 0, 0, AcknowledgeType::Accept).expect("accept");
-        assert!(share.acquire(BOB, 10).0.is_empty(), "the rejected record is never redelivered");
+        assert!(
+            share.acquire(BOB, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0.is_empty(),
+            "the rejected record is never redelivered"
+        );
         assert_eq!(share.start_offset(), 3);
         share.close().expect("close");
     }
@@ -305,20 +359,29 @@ mod tests {
         let log = partition_log(dir.path(), &clock);
         let share = open(dir.path(), &log, CursorStart::Earliest, &clock);
         produce(&log, 1);
-        assert_eq!(share.acquire(ALICE, 1).0, vec![range(0, 0, 1)]);
+        assert_eq!(
+            share.acquire(ALICE, 1, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 0, 1)]
+        );
         clock.set_ms(RECORD_LOCK_DURATION_MS_DEFAULT - 1);
         assert!(
-            share.expire_locks().is_empty() && share.acquire(BOB, 1).0.is_empty(),
+            share.expire_locks().is_empty() && share.acquire(BOB, 1, IsolationLevel::ReadUncommitted, LOCK_MS).0.is_empty(),
             "still locked"
         );
         for delivery in 2..=DELIVERY_COUNT_LIMIT_DEFAULT {
             clock.set_ms(clock.now_ms() + RECORD_LOCK_DURATION_MS_DEFAULT);
             assert_eq!(share.expire_locks(), vec![0]);
-            assert_eq!(share.acquire(BOB, 1).0, vec![range(0, 0, delivery)]);
+            assert_eq!(
+                share.acquire(BOB, 1, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+                vec![range(0, 0, delivery)]
+            );
         }
         clock.set_ms(clock.now_ms() + RECORD_LOCK_DURATION_MS_DEFAULT);
         share.expire_locks();
-        assert!(share.acquire(BOB, 1).0.is_empty(), "archived after 5 deliveries");
+        assert!(
+            share.acquire(BOB, 1, IsolationLevel::ReadUncommitted, LOCK_MS).0.is_empty(),
+            "archived after 5 deliveries"
+        );
         assert_eq!(share.start_offset(), 1);
         share.close().expect("close");
     }
@@ -330,7 +393,7 @@ mod tests {
         let log = partition_log(dir.path(), &clock);
         let share = open(dir.path(), &log, CursorStart::Earliest, &clock);
         produce(&log, 4);
-        let (acquired, durable) = share.acquire(ALICE, 4);
+        let (acquired, durable) = share.acquire(ALICE, 4, IsolationLevel::ReadUncommitted, LOCK_MS);
         assert_eq!(acquired, vec![range(0, 3, 1)]);
         durable.wait().expect("delivery counts durable");
         let accepted = share.acknowledge(ALICE, 0, 1, AcknowledgeType::Accept).expect("accept");
@@ -345,7 +408,10 @@ mod tests {
             2,
             "accepted records stay accepted; the reset applies to a new cursor only"
         );
-        assert_eq!(share.acquire(BOB, 10).0, vec![range(2, 3, 2), range(4, 4, 1)]);
+        assert_eq!(
+            share.acquire(BOB, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(2, 3, 2), range(4, 4, 1)]
+        );
         share.close().expect("close");
     }
 
@@ -356,20 +422,76 @@ mod tests {
         let log = partition_log(dir.path(), &clock);
         produce(&log, 3);
         let latest = open(dir.path(), &log, CursorStart::Latest, &clock);
-        assert!(latest.acquire(ALICE, 10).0.is_empty(), "records from before the group are skipped");
+        assert!(
+            latest.acquire(ALICE, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0.is_empty(),
+            "records from before the group are skipped"
+        );
         produce(&log, 1);
-        assert_eq!(latest.acquire(ALICE, 10).0, vec![range(3, 3, 1)]);
+        assert_eq!(
+            latest.acquire(ALICE, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(3, 3, 1)]
+        );
         latest.close().expect("close");
         let other = tempfile::tempdir().expect("tempdir");
         let earliest = SharePartition::open(
             other.path().join("share"),
-            log.clone(),
+            Partition::new(log.clone()).expect("partition"),
             CursorStart::Earliest,
             SharePartitionConfig::default(),
             Arc::clone(&clock) as Arc<dyn Clock>,
         )
         .expect("open");
-        assert_eq!(earliest.acquire(ALICE, 10).0, vec![range(0, 3, 1)]);
+        assert_eq!(
+            earliest.acquire(ALICE, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 3, 1)]
+        );
         earliest.close().expect("close");
+    }
+
+    #[tokio::test]
+    async fn markers_are_never_acquired_and_read_committed_skips_aborted_records_and_stops_at_the_last_stable_offset() {
+        use crate::share_group::record_filter::tests::{batch, partition};
+        use crate::transaction::marker::MarkerKind;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let partition = partition(dir.path());
+        partition.append(batch(1, 0, 2, false)).await.expect("plain at 0..2");
+        partition.append(batch(7, 0, 3, true)).await.expect("aborted at 2..5");
+        partition.append_marker(7, 0, MarkerKind::Abort, 1).await.expect("abort at 5");
+        partition.append(batch(8, 0, 1, true)).await.expect("committed at 6");
+        partition.append_marker(8, 0, MarkerKind::Commit, 1).await.expect("commit at 7");
+        partition.append(batch(9, 0, 2, true)).await.expect("open at 8..10");
+        let open = |name: &str| {
+            SharePartition::open(
+                dir.path().join(name),
+                partition.clone(),
+                CursorStart::Earliest,
+                SharePartitionConfig::default(),
+                Arc::clone(&clock) as Arc<dyn Clock>,
+            )
+            .expect("open share-partition")
+        };
+        let uncommitted = open("uncommitted");
+        assert_eq!(
+            uncommitted.acquire(ALICE, 100, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 4, 1), range(6, 6, 1), range(8, 9, 1)],
+            "every data record, no marker"
+        );
+        let committed = open("committed");
+        assert_eq!(
+            committed.acquire(ALICE, 100, IsolationLevel::ReadCommitted, LOCK_MS).0,
+            vec![range(0, 1, 1), range(6, 6, 1)],
+            "no aborted record, nothing of the open transaction"
+        );
+        committed.acknowledge(ALICE, 0, 1, AcknowledgeType::Accept).expect("accept");
+        assert_eq!(committed.start_offset(), 6, "the aborted records and the marker were archived");
+        partition.append_marker(9, 0, MarkerKind::Commit, 1).await.expect("commit at 10");
+        assert_eq!(
+            committed.acquire(BOB, 100, IsolationLevel::ReadCommitted, LOCK_MS).0,
+            vec![range(8, 9, 1)],
+            "the committed transaction, once decided"
+        );
+        uncommitted.close().expect("close");
+        committed.close().expect("close");
     }
 }

@@ -146,6 +146,7 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidTopicName(_)
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig(_)
+            | CoreError::InvalidGroupConfig(_)
             | CoreError::InvalidQueueArgument { .. }
             | CoreError::Transaction(_)
             | CoreError::RecordWithoutKey

@@ -1,11 +1,13 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs. Topics carry
-//! the configs in `conveyor_core::topic_config`; the broker resource shows
+//! the configs in `conveyor_core::topic_config`, groups those of
+//! `conveyor_core::group_config` (IncrementalAlterConfigs and DescribeConfigs
+//! only, as in Kafka); the broker resource shows
 //! the defaults they inherit, read-only (they come from `conveyor serve`'s
 //! settings, not from the wire).
 
 use std::collections::BTreeMap;
 
-use conveyor_core::queue::CursorStart;
+use conveyor_core::group_config;
 use conveyor_core::topic_config::{ConfigEntry, TopicConfig, TopicDefaults, keys};
 use conveyor_core::{BrokerConfig, CoreError};
 use kafka_protocol::ResponseError;
@@ -27,13 +29,13 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// KIP-848/KIP-932's GROUP config resource.
 const RESOURCE_GROUP: i8 = 32;
-/// The one group config served: where a new share-partition starts.
-const SHARE_AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
 
 /// Config sources (also used in CreateTopics v5+ replies).
 pub const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
+/// A group's own config (KIP-848's GROUP_CONFIG).
+const SOURCE_GROUP: i8 = 8;
 
 /// Config types (DescribeConfigs v3+).
 const TYPE_BOOLEAN: i8 = 1;
@@ -121,6 +123,10 @@ pub fn describe(context: &Context, connection: &ConnectionInfo, request: Describ
                 RESOURCE_BROKER if !connection.allowed(context, &Resource::Cluster, Operation::DescribeConfigs) => {
                     Err((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".into()))
                 }
+                RESOURCE_GROUP if !connection.allowed(context, &Resource::Group(&resource.resource_name), Operation::DescribeConfigs) => {
+                    Err((ResponseError::GroupAuthorizationFailed, "Group authorization failed.".into()))
+                }
+                RESOURCE_GROUP => Ok(group_entries(context, &resource.resource_name)),
                 RESOURCE_TOPIC => topic_entries(context, &resource.resource_name, request.include_synonyms),
                 RESOURCE_BROKER => broker_entries(context, &resource.resource_name),
                 other => Err((ResponseError::InvalidRequest, format!("resource type {other} has no configs here"))),
@@ -332,11 +338,9 @@ pub async fn alter(context: &Context, connection: &ConnectionInfo, request: Alte
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// A group's configs: `share.auto.offset.reset` (`latest`, the default, or
-/// `earliest`), SET or DELETE, for the group's share-partitions created
-/// from now on. Kept in memory only: set it again after a restart (a
-/// share-partition, once created, resumes from its journal anyway).
-fn alter_group(
+/// A group's own configs (KIP-848, KIP-932), SET or DELETE; the core
+/// checks them as Kafka does and keeps them in the catalog.
+async fn alter_group(
     context: &Context,
     connection: &ConnectionInfo,
     group: &str,
@@ -346,29 +350,47 @@ fn alter_group(
     if !connection.allowed(context, &Resource::Group(group), Operation::AlterConfigs) {
         return Err((ResponseError::GroupAuthorizationFailed, "Group authorization failed.".into()));
     }
-    let mut start = None;
+    let mut edits = Vec::with_capacity(changes.len());
     for (key, operation, value) in changes {
-        if key != SHARE_AUTO_OFFSET_RESET {
-            return Err((ResponseError::InvalidConfig, format!("group config {key} is not supported here")));
-        }
-        start = Some(match (operation, value.as_deref()) {
-            (OP_SET, Some("earliest")) => CursorStart::Earliest,
-            (OP_SET, Some("latest")) | (OP_DELETE, _) => CursorStart::Latest,
-            (OP_SET, other) => {
+        match operation {
+            OP_SET => edits.push((key, value)),
+            OP_DELETE => edits.push((key, None)),
+            OP_APPEND | OP_SUBTRACT => {
                 return Err((
                     ResponseError::InvalidConfig,
-                    format!("{SHARE_AUTO_OFFSET_RESET} must be earliest or latest, not {other:?}"),
+                    format!("Config value append or subtract is not allowed for config key: {key}"),
                 ));
             }
-            (other, _) => return Err((ResponseError::InvalidConfig, format!("operation {other} does not apply to {key}"))),
-        });
+            other => return Err((ResponseError::InvalidRequest, format!("unknown config operation {other}"))),
+        }
     }
-    if let Some(start) = start
-        && !validate_only
-    {
-        context.broker.share_groups().set_auto_offset_reset(group, start);
-    }
-    Ok(())
+    context
+        .broker
+        .alter_group_configs(group, edits, validate_only)
+        .await
+        .map_err(|error: CoreError| (errors::core_error(&error), error.to_string()))
+}
+
+/// A group's configs: each key its group may set, with the group's own
+/// value (GROUP_CONFIG) or the broker's default.
+fn group_entries(context: &Context, group: &str) -> Vec<DescribeConfigsResourceResult> {
+    let defaults = context.broker.group_config_defaults();
+    let overrides = context.broker.group_configs(group);
+    group_config::KEYS
+        .iter()
+        .map(|key| {
+            let (value, source) = match overrides.get(*key) {
+                Some(value) => (value.clone(), SOURCE_GROUP),
+                None => (defaults.default_value(key).unwrap_or_default(), SOURCE_DEFAULT),
+            };
+            let config_type = if key.ends_with(".ms") { TYPE_INT } else { TYPE_STRING };
+            DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_value(Some(StrBytes::from_string(value)))
+                .with_config_source(source)
+                .with_config_type(config_type)
+        })
+        .collect()
 }
 
 /// IncrementalAlterConfigs: SET, DELETE, and APPEND / SUBTRACT on list configs.
@@ -389,7 +411,7 @@ pub async fn incremental_alter(
                         config.value.as_ref().map(|value| value.to_string()),
                     )
                 });
-                return alter_group(context, connection, &name, changes.collect(), request.validate_only);
+                return alter_group(context, connection, &name, changes.collect(), request.validate_only).await;
             }
             alter_target(context, connection, resource.resource_type, &name)?;
             let current = context

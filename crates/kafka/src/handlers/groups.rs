@@ -120,7 +120,7 @@ pub async fn join(
         response.error_code = code;
         return response;
     }
-    match context.broker.groups().join(join).await {
+    match context.broker.join_classic_group(join).await {
         Ok(result) => {
             response.generation_id = result.generation_id;
             response.protocol_name = Some(text(result.protocol_name));

@@ -25,9 +25,7 @@ use uuid::Uuid;
 
 use conveyor_core::auth::{Operation, Resource};
 use conveyor_core::queue::ConsumerId;
-use conveyor_core::share_group::{
-    AcknowledgeType, AcquiredRange, HEARTBEAT_INTERVAL_MS_DEFAULT, Heartbeat, MembershipError, SharePartition,
-};
+use conveyor_core::share_group::{AcknowledgeType, AcquiredRange, Heartbeat, IsolationLevel, MembershipError, SharePartition};
 
 use crate::Context;
 use crate::connection::ConnectionInfo;
@@ -50,7 +48,8 @@ pub async fn heartbeat(
     request: ShareGroupHeartbeatRequest,
 ) -> ShareGroupHeartbeatResponse {
     let group = request.group_id.0.to_string();
-    let mut response = ShareGroupHeartbeatResponse::default().with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS_DEFAULT as i32);
+    let interval_ms = context.broker.group_settings(&group).share_heartbeat_interval_ms;
+    let mut response = ShareGroupHeartbeatResponse::default().with_heartbeat_interval_ms(i32::try_from(interval_ms).unwrap_or(i32::MAX));
     if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
         response.error_code = ResponseError::GroupAuthorizationFailed.code();
         return response;
@@ -208,7 +207,8 @@ async fn share_partition(
     let log = topic.partition(index).ok_or(ResponseError::UnknownTopicOrPartition)?;
     let coordinator = Arc::clone(context.broker.share_groups());
     let group = group.to_owned();
-    let opened = tokio::task::spawn_blocking(move || coordinator.share_partition(&group, &topic, index)).await;
+    let start = context.broker.group_settings(&group).share_auto_offset_reset;
+    let opened = tokio::task::spawn_blocking(move || coordinator.share_partition(&group, &topic, index, start)).await;
     match opened {
         Ok(Ok(Some(partition))) => Ok((partition, log)),
         Ok(Ok(None)) => Err(ResponseError::UnknownTopicOrPartition),
@@ -267,11 +267,13 @@ fn acquire(
     partition: &SharePartition,
     log: &conveyor_log::Log,
     member: ConsumerId,
-    max_records: usize,
-    max_bytes: usize,
+    limits: (usize, usize),
+    rules: (IsolationLevel, i64),
 ) -> Result<Fetched, ResponseError> {
+    let (max_records, max_bytes) = limits;
+    let (isolation, lock_ms) = rules;
     partition.expire_locks();
-    let (ranges, _durable) = partition.acquire(member, max_records);
+    let (ranges, _durable) = partition.acquire(member, max_records, isolation, lock_ms);
     let Some(first) = ranges.first().map(|range| range.first_offset) else {
         return Ok(Fetched {
             records: Bytes::new(),
@@ -327,9 +329,7 @@ fn member_of(
 }
 
 pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request: ShareFetchRequest) -> ShareFetchResponse {
-    let config = context.broker.share_groups().config();
-    let mut response =
-        ShareFetchResponse::default().with_acquisition_lock_timeout_ms(i32::try_from(config.record_lock_duration_ms).unwrap_or(i32::MAX));
+    let mut response = ShareFetchResponse::default();
     let (group, member_id) = match member_of(context, connection, request.group_id.as_ref(), request.member_id.as_ref()) {
         Ok(named) => named,
         Err(code) => {
@@ -337,6 +337,9 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
             return response;
         }
     };
+    let settings = context.broker.group_settings(&group);
+    let lock_ms = settings.share_record_lock_duration_ms;
+    response.acquisition_lock_timeout_ms = i32::try_from(lock_ms).unwrap_or(i32::MAX);
     let coordinator = context.broker.share_groups();
     let epoch = request.share_session_epoch;
     // Acknowledgements are taken from whoever holds the records (a member
@@ -428,7 +431,8 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
                     Ok(_) if remaining == 0 => {}
                     Ok((partition, log)) => {
                         let (partition, log) = (Arc::clone(partition), log.clone());
-                        let fetched = tokio::task::spawn_blocking(move || acquire(&partition, &log, member, remaining, max_bytes))
+                        let rules = (settings.share_isolation_level, lock_ms);
+                        let fetched = tokio::task::spawn_blocking(move || acquire(&partition, &log, member, (remaining, max_bytes), rules))
                             .await
                             .unwrap_or(Err(ResponseError::UnknownServerError));
                         match fetched {

@@ -140,6 +140,9 @@ pub struct ConsumerGroup {
     pub target: BTreeMap<String, Assignment>,
     /// The subscribed topics' shapes the target was computed from.
     pub topics: BTreeMap<String, TopicShape>,
+    /// The group's own `consumer.session.timeout.ms`, as of its last
+    /// heartbeat (`None`: the broker's).
+    pub session_timeout_ms: Option<i64>,
 }
 
 impl ConsumerGroup {
@@ -152,6 +155,7 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             topics: BTreeMap::new(),
+            session_timeout_ms: None,
         }
     }
 

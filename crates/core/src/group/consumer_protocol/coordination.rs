@@ -24,6 +24,19 @@ impl GroupCoordinator {
         request: ConsumerHeartbeat,
         topics: &dyn TopicLookup,
     ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
+        self.consumer_heartbeat_timed(group_id, request, topics, None)
+    }
+
+    /// [`GroupCoordinator::consumer_heartbeat`] of a group with its own
+    /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
+    /// (`timing`; `None`: the broker's).
+    pub fn consumer_heartbeat_timed(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        topics: &dyn TopicLookup,
+        timing: Option<(i64, i64)>,
+    ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
         if group_id.is_empty() {
             return Err(ConsumerGroupError::InvalidRequest("GroupId can't be empty.".to_owned()));
         }
@@ -60,7 +73,11 @@ impl GroupCoordinator {
             )));
         }
         let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), topics)?;
-        let interval_ms = i32::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i32::MAX);
+        group.session_timeout_ms = timing.map(|(session_timeout_ms, _)| session_timeout_ms);
+        let interval_ms = match timing {
+            Some((_, interval_ms)) => i32::try_from(interval_ms).unwrap_or(i32::MAX),
+            None => i32::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i32::MAX),
+        };
         Ok((reply, interval_ms))
     }
 
@@ -119,13 +136,14 @@ impl GroupCoordinator {
             .map_err(|error| ConsumerGroupError::Storage(error.to_string()))
     }
 
-    /// Removes members whose session (`group_consumer_session_timeout_ms`)
+    /// Removes members whose session (the group's
+    /// `consumer.session.timeout.ms`, else `group_consumer_session_timeout_ms`)
     /// or revocation (their rebalance timeout) expired.
     pub(in crate::group) fn expire_consumer_members(&self, now_ms: i64) {
         let session_timeout_ms = i64::try_from(self.config.limits.config().group_consumer_session_timeout_ms).unwrap_or(i64::MAX);
         let mut groups = self.consumer_groups.lock();
         for group in groups.values_mut() {
-            let expired = group.expire(now_ms, session_timeout_ms);
+            let expired = group.expire(now_ms, group.session_timeout_ms.unwrap_or(session_timeout_ms));
             if !expired.is_empty() {
                 tracing::info!(group = group.id, members = ?expired, "consumer group session timeout expired; rebalancing");
             }

@@ -1,0 +1,96 @@
+"""Group configs (KIP-848, KIP-932) through confluent-kafka's AdminClient:
+IncrementalAlterConfigs on a GROUP resource is checked as Kafka checks it
+(INVALID_CONFIG with Kafka's messages), DescribeConfigs shows the group's
+own values and the broker's defaults, and the values survive a broker
+restart and are used: after it, the group's share.isolation.level
+(read_committed) keeps an aborted transaction from its ShareConsumer.
+The test restarts the broker between the script's two halves: the script
+prints "set", then waits for a line on stdin."""
+import sys
+import time
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from common import BOOTSTRAP, check, unique
+from share_common import ShareTopic, polled, settle
+
+shared = ShareTopic("rdk-group-configs")
+admin, group = shared.admin, shared.group
+
+
+def alter(**configs):
+    entries = [ConfigEntry(key.replace("_", "."), value, incremental_operation=AlterConfigOpType.SET)
+               for key, value in configs.items()]
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+
+def refused(key, value, message):
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+        check(False, f"{key}={value} was accepted")
+    except KafkaException as error:
+        check(error.args[0].name() == "INVALID_CONFIG", f"{key}={value}: {error}")
+        check(message in error.args[0].str(), f"{key}={value}: {error.args[0].str()!r}")
+
+
+def described():
+    resource = ConfigResource(ResourceType.GROUP, group)
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: (entry.value, entry.is_default) for name, entry in entries.items()}
+
+
+refused("no.such.config", "1", "Unknown group config name: no.such.config")
+refused("share.record.lock.duration.ms", "1000",
+        "share.record.lock.duration.ms must be greater than or equal to group.share.min.record.lock.duration.ms")
+refused("consumer.heartbeat.interval.ms", "20000",
+        "consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms")
+refused("share.session.timeout.ms", "soon", "Invalid value soon for configuration share.session.timeout.ms")
+refused("share.isolation.level", "read_nothing", "Invalid value read_nothing for configuration share.isolation.level")
+
+before = described()
+check(before["share.isolation.level"] == ("read_uncommitted", True), f"default isolation: {before}")
+check(before["share.record.lock.duration.ms"] == ("30000", True), f"default lock duration: {before}")
+alter(share_isolation_level="read_committed", share_auto_offset_reset="earliest")
+alter(**{"share.record.lock.duration.ms": "15000", "consumer.session.timeout.ms": "50000"})
+expected = {
+    "share.isolation.level": ("read_committed", False),
+    "share.auto.offset.reset": ("earliest", False),
+    "share.record.lock.duration.ms": ("15000", False),
+    "consumer.session.timeout.ms": ("50000", False),
+    "share.session.timeout.ms": ("45000", True),
+}
+after = described()
+for name, value in expected.items():
+    check(after.get(name) == value, f"{name}: {after.get(name)} after the change")
+print("set", flush=True)
+
+check(sys.stdin.readline().strip() == "restarted", "expected 'restarted' on stdin")
+restarted = described()
+for name, value in expected.items():
+    check(restarted.get(name) == value, f"{name}: {restarted.get(name)} after the restart")
+
+producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("group-configs"), "linger.ms": 0})
+producer.init_transactions(30)
+for values, commit in (([b"aborted"], False), ([b"committed"], True)):
+    producer.begin_transaction()
+    for value in values:
+        producer.produce(shared.topic, value, partition=0)
+    check(producer.flush(30) == 0, "produce did not finish")
+    if commit:
+        producer.commit_transaction(30)
+    else:
+        producer.abort_transaction(30)
+share = shared.consumer()
+got = []
+deadline = time.monotonic() + 30
+while b"committed" not in got and time.monotonic() < deadline:
+    messages = polled(share, 0.5)
+    got.extend(message.value() for message in messages)
+    settle(share, messages)
+check(got == [b"committed"], f"the restarted group's read_committed share consumer got {got}")
+share.close()
+print("ok")

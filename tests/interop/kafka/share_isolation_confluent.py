@@ -1,0 +1,79 @@
+"""share.isolation.level (KIP-932) with confluent-kafka's ShareConsumer
+over a partition a transactional producer writes: a read_committed share
+group gets the committed records only, nothing of an open transaction until
+its commit, never an aborted record; a read_uncommitted group (the default)
+gets every data record once, aborted ones too. Neither ever gets a marker."""
+import time
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from common import BOOTSTRAP, check, unique
+from share_common import ShareTopic, polled, settle
+
+shared = ShareTopic("rdk-share-txn")
+committed_group, uncommitted_group = shared.group, unique("rdk-share-txn-uncommitted")
+
+
+def alter(group, key, value):
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    shared.admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+
+try:
+    alter(committed_group, "share.isolation.level", "read_nothing")
+    check(False, "share.isolation.level=read_nothing was accepted")
+except KafkaException as error:
+    check(error.args[0].name() == "INVALID_CONFIG", f"read_nothing: {error}")
+for group in (committed_group, uncommitted_group):
+    alter(group, "share.auto.offset.reset", "earliest")
+alter(committed_group, "share.isolation.level", "read_committed")
+
+producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("share-txn"), "linger.ms": 0})
+producer.init_transactions(30)
+
+
+def transaction(values, commit):
+    producer.begin_transaction()
+    for value in values:
+        producer.produce(shared.topic, value, partition=0)
+    check(producer.flush(30) == 0, "produce did not finish")
+    if commit:
+        producer.commit_transaction(30)
+
+
+transaction([b"c1", b"c2"], True)
+transaction([b"a1", b"a2"], False)
+producer.abort_transaction(30)
+transaction([b"c3"], True)
+transaction([b"o1"], False)  # left open
+
+
+def consume(share, wanted, settle_s):
+    """Records polled until `wanted` are all in, then for `settle_s` more."""
+    got, done_at = [], None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (done_at is None or time.monotonic() < done_at + settle_s):
+        messages = polled(share, 0.3)
+        got.extend(message.value() for message in messages)
+        settle(share, messages)
+        if done_at is None and set(wanted) <= set(got):
+            done_at = time.monotonic()
+    return got
+
+
+committed = shared.consumer(max_poll_records=10)
+got = consume(committed, [b"c1", b"c2", b"c3"], 2.0)
+check(got == [b"c1", b"c2", b"c3"], f"read_committed before the commit: {got}")
+producer.commit_transaction(30)
+got = consume(committed, [b"o1"], 1.0)
+check(got == [b"o1"], f"read_committed after the commit: {got}")
+committed.close()
+
+shared.group = uncommitted_group
+uncommitted = shared.consumer(max_poll_records=10)
+got = consume(uncommitted, [b"c1", b"c2", b"a1", b"a2", b"c3", b"o1"], 2.0)
+check(got == [b"c1", b"c2", b"a1", b"a2", b"c3", b"o1"], f"read_uncommitted: {got}")
+uncommitted.close()
+print("ok")
