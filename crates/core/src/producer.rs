@@ -290,6 +290,10 @@ fn compression_of(batches: &[u8]) -> Option<i16> {
         .find(|&codec| codec != 0)
 }
 
+/// Whether a transactional producer (id, epoch) may write to this
+/// partition now: `Ok` lets its batch in (see [`Partition::append_in_transaction`]).
+pub type InTransaction<'a> = dyn Fn(i64, i16) -> Result<()> + 'a;
+
 /// An append in flight.
 pub type PendingAppend = Pin<Box<dyn Future<Output = Result<AppendInfo>> + Send>>;
 
@@ -350,9 +354,23 @@ impl Partition {
     /// `CoreError::ConditionFailed`. A retry of an idempotent batch already
     /// appended is answered with its offsets without checking again.
     pub fn append_if(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
+        self.append_in_transaction(batches, conditions, &|_, _| Ok(()))
+    }
+
+    /// [`Partition::append_if`] for a produce that may be transactional:
+    /// a transactional batch goes in only if `in_transaction` accepts its
+    /// producer id and epoch (KIP-890: the partition is part of that
+    /// producer's ongoing transaction). Asked under the partition's lock,
+    /// with the one header parse the sequence check uses, before it.
+    pub fn append_in_transaction(
+        &self,
+        batches: Bytes,
+        conditions: &[AppendCondition],
+        in_transaction: &InTransaction<'_>,
+    ) -> PendingAppend {
         let bytes = batches.len() as u64;
         let flow = Arc::clone(&self.flow);
-        let appending = self.append_checked(batches, conditions);
+        let appending = self.append_checked(batches, conditions, in_transaction);
         Box::pin(async move {
             let info = appending.await?;
             flow.add_in(info.last_offset.saturating_sub(info.base_offset) + 1, bytes);
@@ -360,7 +378,7 @@ impl Partition {
         })
     }
 
-    fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
+    fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition], in_transaction: &InTransaction<'_>) -> PendingAppend {
         if self.uncompressed_only
             && let Some(codec) = compression_of(&batches)
         {
@@ -375,6 +393,13 @@ impl Partition {
         let keys = AppendKeys::read(&batches, &self.key_hasher);
         let (appending, ticket) = {
             let mut state = self.producers.lock();
+            // A request carries one batch per partition (Kafka: exactly one
+            // since Produce v3): its header speaks for the request.
+            if let Some(header) = header.as_ref().filter(|header| header.is_transactional())
+                && let Err(error) = in_transaction(header.producer_id, header.producer_epoch)
+            {
+                return Box::pin(async move { Err(error) });
+            }
             if let Some(header) = &idempotent {
                 match state.check(header) {
                     Err(error) => return Box::pin(async move { Err(error) }),
@@ -660,6 +685,39 @@ mod tests {
         let crc = conveyor_log::batch::compute_crc(&bytes);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());
         bytes.freeze()
+    }
+
+    #[tokio::test]
+    async fn a_transactional_batch_outside_its_transaction_is_refused_under_the_lock_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        let asked = parking_lot::Mutex::new(Vec::new());
+        let outside = |producer_id: i64, epoch: i16| {
+            asked.lock().push((producer_id, epoch));
+            Err(CoreError::Transaction(crate::transaction::TransactionError::InvalidTxnState {
+                transactional_id: "tx".to_owned(),
+                status: "not writing to this partition",
+                operation: "append to a partition not added to the ongoing transaction",
+            }))
+        };
+        let refused = partition.append_in_transaction(transactional(7, 3, 0, 2), &[], &outside).await;
+        assert!(matches!(refused, Err(CoreError::Transaction(_))), "{refused:?}");
+        assert_eq!(*asked.lock(), [(7, 3)], "asked with the batch's producer id and epoch");
+        assert_eq!(partition.log.high_watermark(), 0, "nothing written");
+        partition
+            .append_in_transaction(batch(8, 0, 0, 1), &[], &outside)
+            .await
+            .expect("a batch that is not transactional is not asked about");
+        assert_eq!(asked.lock().len(), 1);
+        let inside = |_: i64, _: i16| Ok(());
+        let written = partition
+            .append_in_transaction(transactional(7, 3, 0, 2), &[], &inside)
+            .await
+            .expect("in its transaction");
+        assert_eq!(
+            written.base_offset, 1,
+            "the refusal left the producer's sequence where it was: 0 is accepted"
+        );
     }
 
     #[tokio::test]
