@@ -584,6 +584,19 @@ mod tests {
         Partition::new(Log::open(dir, LogConfig::default()).expect("log")).expect("partition")
     }
 
+    /// Closes `partition`'s log as a clean shutdown does and opens the
+    /// partition in `dir` again, off the async workers.
+    async fn reopen(partition: Partition, dir: &std::path::Path) -> Partition {
+        let log = partition.log.clone();
+        drop(partition);
+        tokio::task::spawn_blocking(move || log.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let path = dir.to_owned();
+        tokio::task::spawn_blocking(move || self::partition(&path)).await.expect("join")
+    }
+
     #[tokio::test]
     async fn a_retried_batch_gets_its_original_offsets_and_is_not_written_twice() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -625,19 +638,10 @@ mod tests {
     #[tokio::test]
     async fn state_is_rebuilt_from_the_log_after_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(batch(7, 0, 0, 3)).await.expect("append");
-            partition.append(batch(7, 0, 3, 1)).await.expect("append");
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(batch(7, 0, 0, 3)).await.expect("append");
+        partition.append(batch(7, 0, 3, 1)).await.expect("append");
+        let partition = reopen(partition, dir.path()).await;
         let retry = partition.append(batch(7, 0, 3, 1)).await.expect("duplicate after restart");
         assert_eq!(retry.base_offset, 3);
         assert!(matches!(
@@ -650,23 +654,14 @@ mod tests {
     #[tokio::test]
     async fn a_marker_with_a_bumped_epoch_fences_the_older_epoch_also_after_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(batch(7, 0, 0, 2)).await.expect("append");
-            partition.append_marker(7, 1, MarkerKind::Abort, 1).await.expect("marker");
-            assert!(matches!(
-                partition.append(batch(7, 0, 2, 1)).await,
-                Err(CoreError::InvalidProducerEpoch { epoch: 0, current: 1, .. })
-            ));
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(batch(7, 0, 0, 2)).await.expect("append");
+        partition.append_marker(7, 1, MarkerKind::Abort, 1).await.expect("marker");
+        assert!(matches!(
+            partition.append(batch(7, 0, 2, 1)).await,
+            Err(CoreError::InvalidProducerEpoch { epoch: 0, current: 1, .. })
+        ));
+        let partition = reopen(partition, dir.path()).await;
         assert!(matches!(
             partition.append(batch(7, 0, 2, 1)).await,
             Err(CoreError::InvalidProducerEpoch { .. })
@@ -723,26 +718,17 @@ mod tests {
     #[tokio::test]
     async fn the_last_stable_offset_and_aborted_transactions_follow_markers_and_survive_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(batch(1, 0, 0, 2)).await.expect("plain data at 0..2");
-            partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 2..5");
-            assert_eq!(partition.last_stable_offset(), 2, "stops at the open transaction");
-            partition
-                .append_marker(7, 0, MarkerKind::Abort, 1)
-                .await
-                .expect("abort marker at 5");
-            partition.append(transactional(7, 0, 3, 1)).await.expect("open at 6");
-            assert_eq!((partition.last_stable_offset(), partition.log.high_watermark()), (6, 7));
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(batch(1, 0, 0, 2)).await.expect("plain data at 0..2");
+        partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 2..5");
+        assert_eq!(partition.last_stable_offset(), 2, "stops at the open transaction");
+        partition
+            .append_marker(7, 0, MarkerKind::Abort, 1)
+            .await
+            .expect("abort marker at 5");
+        partition.append(transactional(7, 0, 3, 1)).await.expect("open at 6");
+        assert_eq!((partition.last_stable_offset(), partition.log.high_watermark()), (6, 7));
+        let partition = reopen(partition, dir.path()).await;
         assert_eq!(partition.last_stable_offset(), 6, "the open transaction is still open");
         let aborted = partition.aborted_transactions(0, 7);
         assert_eq!(
@@ -805,34 +791,25 @@ mod tests {
     #[tokio::test]
     async fn a_refused_condition_writes_nothing_and_the_key_index_survives_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(keyed("order-1")).await.expect("plain append at 0");
-            partition.append(keyed("order-2")).await.expect("plain append at 1");
-            let refused = partition.append_if(keyed("order-1"), &key_at(None)).await;
-            assert!(
-                matches!(
-                    refused,
-                    Err(CoreError::ConditionFailed(crate::append_condition::ConditionFailed::KeyOffset {
-                        expected: -1,
-                        actual: 0,
-                        ..
-                    }))
-                ),
-                "{refused:?}"
-            );
-            assert_eq!(partition.log.high_watermark(), 2, "nothing of a refused append is written");
-            let info = partition.append_if(keyed("order-1"), &key_at(Some(0))).await.expect("at 0");
-            assert_eq!(info.base_offset, 2);
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(keyed("order-1")).await.expect("plain append at 0");
+        partition.append(keyed("order-2")).await.expect("plain append at 1");
+        let refused = partition.append_if(keyed("order-1"), &key_at(None)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(CoreError::ConditionFailed(crate::append_condition::ConditionFailed::KeyOffset {
+                    expected: -1,
+                    actual: 0,
+                    ..
+                }))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(partition.log.high_watermark(), 2, "nothing of a refused append is written");
+        let info = partition.append_if(keyed("order-1"), &key_at(Some(0))).await.expect("at 0");
+        assert_eq!(info.base_offset, 2);
+        let partition = reopen(partition, dir.path()).await;
         assert_eq!(partition.producers.lock().keys.len(), 0, "no key is read at open");
         partition.append(keyed("order-9")).await.expect("a plain append remembers no key");
         assert_eq!(partition.producers.lock().keys.len(), 0, "nor does a plain append");
