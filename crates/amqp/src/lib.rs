@@ -69,7 +69,6 @@ pub struct Context {
 
 impl Context {
     pub fn new(broker: Arc<Broker>, config: AmqpConfig) -> Context {
-        broker.set_header_reader(message::routing_headers);
         Context {
             broker,
             config,

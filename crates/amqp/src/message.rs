@@ -9,6 +9,8 @@
 //! | content properties (content type, headers, delivery mode, …) | header `amqp.properties`: the properties as encoded on the wire |
 //! | `expiration` property (per-message TTL) | also header `conveyor.ttl-ms`, which the core reads |
 //! | `priority` property, when above 0 | also header `conveyor.priority`, which the core reads (a queue with `x-max-priority` orders by it) |
+//! | `content_type` property | also header `conveyor.content-type` |
+//! | `headers` property | also header `conveyor.headers` (the core's CBOR field table), which a headers exchange matches when the core dead-letters the message |
 //! | (dead-lettered by the core: headers `conveyor.death-*`) | `x-death` and `x-first-death-*` headers on delivery (the queue by its name in its vhost) |
 //!
 //! Also here: AMQP field tables as the core's exchanges see them.
@@ -18,9 +20,9 @@ use amq_protocol::protocol::BasicProperties;
 use amq_protocol::protocol::basic::{gen_properties, parse_properties};
 use amq_protocol::types::ShortString;
 use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable};
+use conveyor_core::envelope::Envelope;
 use conveyor_core::exchange::{FieldTable, HeaderValue};
 use conveyor_core::queue::deaths::{self, Death};
-use conveyor_core::queue::policy::headers;
 use conveyor_core::vhost;
 use conveyor_log::record::Record;
 
@@ -43,23 +45,24 @@ impl Message {
         let properties_bytes = gen_properties(&self.properties)(WriteContext::from(Vec::new()))
             .map(|context| context.write)
             .unwrap_or_default();
+        let properties = &self.properties;
+        // What the core reads, in its own envelope: the per-message TTL,
+        // the priority, the content type and the headers a headers
+        // exchange matches when the core dead-letters the message.
+        let envelope = Envelope {
+            priority: properties.priority().unwrap_or(0),
+            ttl_ms: properties
+                .expiration()
+                .as_ref()
+                .and_then(|ttl| ttl.as_str().trim().parse::<u64>().ok()),
+            content_type: properties.content_type().as_ref().map(|content_type| content_type.to_string()),
+            headers: properties.headers().as_ref().map(header_table).unwrap_or_default(),
+            ..Envelope::default()
+        };
         let record = Record::new(Some(self.routing_key.into_bytes()), Some(self.body))
             .with_header(EXCHANGE_HEADER, Some(self.exchange.into_bytes()))
             .with_header(PROPERTIES_HEADER, Some(properties_bytes));
-        // The per-message TTL and the priority, in the headers the core reads.
-        let record = match self
-            .properties
-            .expiration()
-            .as_ref()
-            .and_then(|ttl| ttl.as_str().trim().parse::<u64>().ok())
-        {
-            Some(ttl_ms) => record.with_header(headers::TTL_MS, Some(ttl_ms.to_string().into_bytes())),
-            None => record,
-        };
-        match self.properties.priority() {
-            Some(priority) if *priority > 0 => record.with_header(headers::PRIORITY, Some(priority.to_string().into_bytes())),
-            _ => record,
-        }
+        envelope.stamp(record)
     }
 
     /// The message a record holds. Records written by other front doors (a
@@ -150,14 +153,6 @@ fn with_death(properties: BasicProperties, death: &Death, queue: &str, exchange:
     properties.with_headers(table)
 }
 
-/// A stored message's AMQP headers as a headers exchange matches them:
-/// the broker's `HeaderReader`, for the messages it routes itself
-/// (dead-lettering through a headers exchange).
-pub fn routing_headers(record: &Record) -> FieldTable {
-    let properties = Message::from_record(record.clone()).properties;
-    properties.headers().as_ref().map(header_table).unwrap_or_default()
-}
-
 /// A field table as the core's exchanges see it (headers routing, binding arguments).
 pub fn header_table(table: &AmqpTable) -> FieldTable {
     table
@@ -200,6 +195,7 @@ fn header_value(value: &AMQPValue) -> HeaderValue {
 mod tests {
     use super::*;
     use amq_protocol::types::FieldTable;
+    use conveyor_core::queue::policy::headers;
 
     #[test]
     fn a_message_survives_the_round_trip_through_a_record() {
@@ -219,6 +215,37 @@ mod tests {
         assert_eq!(back.routing_key, "order.placed");
         assert_eq!(back.body, b"{}");
         assert_eq!(back.properties, message.properties);
+    }
+
+    #[test]
+    fn the_core_reads_content_type_ttl_and_headers_from_the_envelope_not_the_properties() {
+        let mut headers = FieldTable::default();
+        headers.insert(ShortString::from("kind"), AMQPValue::LongString("invoice".into()));
+        headers.insert(ShortString::from("attempt"), AMQPValue::LongInt(2));
+        let message = Message {
+            exchange: String::new(),
+            routing_key: "typed".into(),
+            properties: BasicProperties::default()
+                .with_content_type(ShortString::from("application/json"))
+                .with_expiration(ShortString::from("5000"))
+                .with_headers(headers),
+            body: b"{}".to_vec(),
+        };
+        let record = message.into_record();
+        let envelope = Envelope::of(&record);
+        assert_eq!(envelope.content_type.as_deref(), Some("application/json"));
+        assert_eq!(envelope.ttl_ms, Some(5000));
+        assert_eq!(envelope.priority, 0);
+        assert_eq!(envelope.headers.get("kind"), Some(&HeaderValue::String("invoice".into())));
+        assert_eq!(envelope.headers.get("attempt"), Some(&HeaderValue::I32(2)));
+        let bare = Message {
+            exchange: String::new(),
+            routing_key: "typed".into(),
+            properties: BasicProperties::default(),
+            body: Vec::new(),
+        }
+        .into_record();
+        assert_eq!(Envelope::of(&bare), Envelope::default(), "nothing written for absent properties");
     }
 
     #[test]

@@ -219,8 +219,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Every listener is bound: report readiness.
     state.set_ready(true);
     announce(&settings, &addresses);
+    // Set when the node must stop for a reason the exit status reports.
+    let mut fatal = None;
     loop {
         tokio::select! {
+            reason = broker.replication_failed() => {
+                error!(%reason, "stopping: this cluster node cannot apply the cluster's catalog");
+                fatal = Some(reason);
+                break;
+            }
             _ = terminate.recv() => {
                 info!("SIGTERM received; shutting down");
                 break;
@@ -260,7 +267,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("closing the broker")?
         .context("flushing and closing the logs")?;
     info!("shutdown complete: every log flushed and fsynced");
-    Ok(())
+    match fatal {
+        Some(reason) => anyhow::bail!(reason),
+        None => Ok(()),
+    }
 }
 
 /// Binds a plain listener; a failure names the flag and variable that move it.

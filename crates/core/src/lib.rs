@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod connection_budget;
 pub mod connections;
 pub mod direct_reply;
+pub mod envelope;
 mod error;
 pub mod exchange;
 pub mod group;

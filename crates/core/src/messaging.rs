@@ -201,7 +201,7 @@ impl Broker {
                 }
             }
         }
-        let own_ttl = record.headers.iter().any(|header| header.key == headers::TTL_MS);
+        let own_ttl = crate::envelope::has_ttl(&record);
         if own_ttl {
             declared.set_may_hold_own_ttls(true);
         }
@@ -360,9 +360,7 @@ impl Broker {
             let holds = declared.available_count() + declared.acquired_count() as u64;
             if peeked.len() < PEEK_MAX
                 && peeked.len() as u64 >= holds
-                && !peeked
-                    .iter()
-                    .any(|message| message.record.headers.iter().any(|header| header.key == headers::TTL_MS))
+                && !peeked.iter().any(|message| crate::envelope::has_ttl(&message.record))
             {
                 declared.set_may_hold_own_ttls(false);
             }
@@ -583,8 +581,9 @@ impl Broker {
         record.key = Some(routing_key.clone().into_bytes());
         record.timestamp_ms = None;
         // Routed as RabbitMQ does: with the dead-letter routing key and the
-        // message's own headers (a headers exchange can be the DLX).
-        let routed = match self.route(&exchange, &routing_key, &self.routing_headers(&record)) {
+        // message's own headers (a headers exchange can be the DLX), which
+        // its front door wrote into the envelope at publish.
+        let routed = match self.route(&exchange, &routing_key, &crate::envelope::application_headers(&record)) {
             Ok(routed) => routed,
             Err(error) => {
                 warn!(queue = declared.name, exchange, %error, "dead-letter exchange cannot route; the message is dropped");
@@ -637,13 +636,7 @@ fn would_overflow(declared: &DeclaredQueue, policy: &QueuePolicy, bytes: u64) ->
 
 /// Past its TTL: the queue's `x-message-ttl` or the message's own, whichever is shorter.
 fn is_expired(declared: &DeclaredQueue, record: &Record, now_ms: i64) -> bool {
-    let own = record
-        .headers
-        .iter()
-        .find(|header| header.key == headers::TTL_MS)
-        .and_then(|header| header.value.as_deref())
-        .and_then(|value| std::str::from_utf8(value).ok())
-        .and_then(|value| value.parse::<i64>().ok());
+    let own = crate::envelope::ttl_ms(record).map(|ttl_ms| i64::try_from(ttl_ms).unwrap_or(i64::MAX));
     let ttl = match (declared.policy().message_ttl_ms, own) {
         (Some(queue), Some(own)) => queue.min(own),
         (queue, own) => match queue.or(own) {
@@ -725,6 +718,75 @@ mod tests {
 
         let zero = BTreeMap::from([("x-message-retention-ms".to_owned(), "0".to_owned())]);
         assert!(crate::queue::QueuePolicy::from_arguments(&zero).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_expired_message_is_dead_lettered_through_a_headers_exchange_by_its_envelope_headers() {
+        use crate::envelope::Envelope;
+        use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, HeaderValue};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(1_000_000);
+        let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
+        broker
+            .declare_exchange(Exchange::new("by-kind", ExchangeKind::Headers))
+            .await
+            .expect("exchange");
+        let (invoices, _) = broker.declare_queue("invoices", QueueDefinition::default()).await.expect("declare");
+        let invoice_only: crate::exchange::FieldTable = [
+            ("x-match".to_owned(), HeaderValue::String("all".into())),
+            ("kind".to_owned(), HeaderValue::String("invoice".into())),
+        ]
+        .into_iter()
+        .collect();
+        broker
+            .bind(
+                "by-kind",
+                Binding::new(Destination::Queue("invoices".to_owned()), "").with_arguments(invoice_only),
+            )
+            .await
+            .expect("bind");
+        let definition = QueueDefinition {
+            arguments: BTreeMap::from([
+                ("x-message-ttl".to_owned(), "1000".to_owned()),
+                ("x-dead-letter-exchange".to_owned(), "by-kind".to_owned()),
+            ]),
+            ..QueueDefinition::default()
+        };
+        let (typed, _) = broker.declare_queue("typed", definition).await.expect("declare");
+        for (kind, body) in [("invoice", "bad-invoice"), ("receipt", "bad-receipt")] {
+            let envelope = Envelope {
+                headers: [("kind".to_owned(), HeaderValue::String(kind.into()))].into_iter().collect(),
+                ..Envelope::default()
+            };
+            let record = envelope.stamp(Record::new(Some(b"typed".to_vec()), Some(body.as_bytes().to_vec())));
+            for append in broker.publish_to_queue(&typed, record).appends {
+                append.await.expect("durable");
+            }
+        }
+        clock.advance_ms(2_000);
+        // No front door is involved: the core reads the headers itself.
+        let live = broker
+            .acquire_live(&typed, typed.new_consumer(), 10, 1000, Visibility::Durable)
+            .expect("acquire");
+        assert!(live.messages.is_empty(), "both expired");
+        for append in live.dead_letters {
+            append.await.expect("durable");
+        }
+        let consumer = invoices.new_consumer();
+        let dead = broker
+            .acquire_live(&invoices, consumer, 10, 1000, Visibility::Durable)
+            .expect("acquire");
+        let values: Vec<&[u8]> = dead
+            .messages
+            .iter()
+            .filter_map(|delivery| delivery.record.value.as_deref())
+            .collect();
+        assert_eq!(
+            values,
+            [b"bad-invoice".as_slice()],
+            "routed by its kind header; the receipt matched no binding"
+        );
     }
 
     #[tokio::test]

@@ -280,6 +280,10 @@ fn has_keyless_record(batches: &[u8]) -> bool {
         .any(|(_, bytes)| conveyor_log::record::record_views(bytes).is_ok_and(|views| views.iter().any(|view| view.key.is_none())))
 }
 
+/// Whether a transactional producer (id, epoch) may write to this
+/// partition now: `Ok` lets its batch in (see [`Partition::append_in_transaction`]).
+pub type InTransaction<'a> = dyn Fn(i64, i16) -> Result<()> + 'a;
+
 /// An append in flight.
 pub type PendingAppend = Pin<Box<dyn Future<Output = Result<AppendInfo>> + Send>>;
 
@@ -331,9 +335,23 @@ impl Partition {
     /// `CoreError::ConditionFailed`. A retry of an idempotent batch already
     /// appended is answered with its offsets without checking again.
     pub fn append_if(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
+        self.append_in_transaction(batches, conditions, &|_, _| Ok(()))
+    }
+
+    /// [`Partition::append_if`] for a produce that may be transactional:
+    /// a transactional batch goes in only if `in_transaction` accepts its
+    /// producer id and epoch (KIP-890: the partition is part of that
+    /// producer's ongoing transaction). Asked under the partition's lock,
+    /// with the one header parse the sequence check uses, before it.
+    pub fn append_in_transaction(
+        &self,
+        batches: Bytes,
+        conditions: &[AppendCondition],
+        in_transaction: &InTransaction<'_>,
+    ) -> PendingAppend {
         let bytes = batches.len() as u64;
         let flow = Arc::clone(&self.flow);
-        let appending = self.append_checked(batches, conditions);
+        let appending = self.append_checked(batches, conditions, in_transaction);
         Box::pin(async move {
             let info = appending.await?;
             flow.add_in(info.last_offset.saturating_sub(info.base_offset) + 1, bytes);
@@ -341,7 +359,7 @@ impl Partition {
         })
     }
 
-    fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition]) -> PendingAppend {
+    fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition], in_transaction: &InTransaction<'_>) -> PendingAppend {
         if self.keys_required.load(Ordering::Acquire) && has_keyless_record(&batches) {
             return Box::pin(async move { Err(CoreError::RecordWithoutKey) });
         }
@@ -351,6 +369,13 @@ impl Partition {
         let keys = AppendKeys::read(&batches, &self.key_hasher);
         let (appending, ticket) = {
             let mut state = self.producers.lock();
+            // A request carries one batch per partition (Kafka: exactly one
+            // since Produce v3): its header speaks for the request.
+            if let Some(header) = header.as_ref().filter(|header| header.is_transactional())
+                && let Err(error) = in_transaction(header.producer_id, header.producer_epoch)
+            {
+                return Box::pin(async move { Err(error) });
+            }
             if let Some(header) = &idempotent {
                 match state.check(header) {
                     Err(error) => return Box::pin(async move { Err(error) }),
@@ -535,6 +560,19 @@ mod tests {
         Partition::new(Log::open(dir, LogConfig::default()).expect("log")).expect("partition")
     }
 
+    /// Closes `partition`'s log as a clean shutdown does and opens the
+    /// partition in `dir` again, off the async workers.
+    async fn reopen(partition: Partition, dir: &std::path::Path) -> Partition {
+        let log = partition.log.clone();
+        drop(partition);
+        tokio::task::spawn_blocking(move || log.close())
+            .await
+            .expect("join")
+            .expect("close");
+        let path = dir.to_owned();
+        tokio::task::spawn_blocking(move || self::partition(&path)).await.expect("join")
+    }
+
     #[tokio::test]
     async fn a_retried_batch_gets_its_original_offsets_and_is_not_written_twice() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -576,19 +614,10 @@ mod tests {
     #[tokio::test]
     async fn state_is_rebuilt_from_the_log_after_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(batch(7, 0, 0, 3)).await.expect("append");
-            partition.append(batch(7, 0, 3, 1)).await.expect("append");
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(batch(7, 0, 0, 3)).await.expect("append");
+        partition.append(batch(7, 0, 3, 1)).await.expect("append");
+        let partition = reopen(partition, dir.path()).await;
         let retry = partition.append(batch(7, 0, 3, 1)).await.expect("duplicate after restart");
         assert_eq!(retry.base_offset, 3);
         assert!(matches!(
@@ -601,23 +630,14 @@ mod tests {
     #[tokio::test]
     async fn a_marker_with_a_bumped_epoch_fences_the_older_epoch_also_after_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(batch(7, 0, 0, 2)).await.expect("append");
-            partition.append_marker(7, 1, MarkerKind::Abort, 1).await.expect("marker");
-            assert!(matches!(
-                partition.append(batch(7, 0, 2, 1)).await,
-                Err(CoreError::InvalidProducerEpoch { epoch: 0, current: 1, .. })
-            ));
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(batch(7, 0, 0, 2)).await.expect("append");
+        partition.append_marker(7, 1, MarkerKind::Abort, 1).await.expect("marker");
+        assert!(matches!(
+            partition.append(batch(7, 0, 2, 1)).await,
+            Err(CoreError::InvalidProducerEpoch { epoch: 0, current: 1, .. })
+        ));
+        let partition = reopen(partition, dir.path()).await;
         assert!(matches!(
             partition.append(batch(7, 0, 2, 1)).await,
             Err(CoreError::InvalidProducerEpoch { .. })
@@ -639,28 +659,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_transactional_batch_outside_its_transaction_is_refused_under_the_lock_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        let asked = parking_lot::Mutex::new(Vec::new());
+        let outside = |producer_id: i64, epoch: i16| {
+            asked.lock().push((producer_id, epoch));
+            Err(CoreError::Transaction(crate::transaction::TransactionError::InvalidTxnState {
+                transactional_id: "tx".to_owned(),
+                status: "not writing to this partition",
+                operation: "append to a partition not added to the ongoing transaction",
+            }))
+        };
+        let refused = partition.append_in_transaction(transactional(7, 3, 0, 2), &[], &outside).await;
+        assert!(matches!(refused, Err(CoreError::Transaction(_))), "{refused:?}");
+        assert_eq!(*asked.lock(), [(7, 3)], "asked with the batch's producer id and epoch");
+        assert_eq!(partition.log.high_watermark(), 0, "nothing written");
+        partition
+            .append_in_transaction(batch(8, 0, 0, 1), &[], &outside)
+            .await
+            .expect("a batch that is not transactional is not asked about");
+        assert_eq!(asked.lock().len(), 1);
+        let inside = |_: i64, _: i16| Ok(());
+        let written = partition
+            .append_in_transaction(transactional(7, 3, 0, 2), &[], &inside)
+            .await
+            .expect("in its transaction");
+        assert_eq!(
+            written.base_offset, 1,
+            "the refusal left the producer's sequence where it was: 0 is accepted"
+        );
+    }
+
+    #[tokio::test]
     async fn the_last_stable_offset_and_aborted_transactions_follow_markers_and_survive_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(batch(1, 0, 0, 2)).await.expect("plain data at 0..2");
-            partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 2..5");
-            assert_eq!(partition.last_stable_offset(), 2, "stops at the open transaction");
-            partition
-                .append_marker(7, 0, MarkerKind::Abort, 1)
-                .await
-                .expect("abort marker at 5");
-            partition.append(transactional(7, 0, 3, 1)).await.expect("open at 6");
-            assert_eq!((partition.last_stable_offset(), partition.log.high_watermark()), (6, 7));
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(batch(1, 0, 0, 2)).await.expect("plain data at 0..2");
+        partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 2..5");
+        assert_eq!(partition.last_stable_offset(), 2, "stops at the open transaction");
+        partition
+            .append_marker(7, 0, MarkerKind::Abort, 1)
+            .await
+            .expect("abort marker at 5");
+        partition.append(transactional(7, 0, 3, 1)).await.expect("open at 6");
+        assert_eq!((partition.last_stable_offset(), partition.log.high_watermark()), (6, 7));
+        let partition = reopen(partition, dir.path()).await;
         assert_eq!(partition.last_stable_offset(), 6, "the open transaction is still open");
         let aborted = partition.aborted_transactions(0, 7);
         assert_eq!(
@@ -723,34 +767,25 @@ mod tests {
     #[tokio::test]
     async fn a_refused_condition_writes_nothing_and_the_key_index_survives_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let partition = partition(dir.path());
-            partition.append(keyed("order-1")).await.expect("plain append at 0");
-            partition.append(keyed("order-2")).await.expect("plain append at 1");
-            let refused = partition.append_if(keyed("order-1"), &key_at(None)).await;
-            assert!(
-                matches!(
-                    refused,
-                    Err(CoreError::ConditionFailed(crate::append_condition::ConditionFailed::KeyOffset {
-                        expected: -1,
-                        actual: 0,
-                        ..
-                    }))
-                ),
-                "{refused:?}"
-            );
-            assert_eq!(partition.log.high_watermark(), 2, "nothing of a refused append is written");
-            let info = partition.append_if(keyed("order-1"), &key_at(Some(0))).await.expect("at 0");
-            assert_eq!(info.base_offset, 2);
-            let log = partition.log.clone();
-            drop(partition);
-            tokio::task::spawn_blocking(move || log.close())
-                .await
-                .expect("join")
-                .expect("close");
-        }
-        let path = dir.path().to_owned();
-        let partition = tokio::task::spawn_blocking(move || partition(&path)).await.expect("join");
+        let partition = partition(dir.path());
+        partition.append(keyed("order-1")).await.expect("plain append at 0");
+        partition.append(keyed("order-2")).await.expect("plain append at 1");
+        let refused = partition.append_if(keyed("order-1"), &key_at(None)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(CoreError::ConditionFailed(crate::append_condition::ConditionFailed::KeyOffset {
+                    expected: -1,
+                    actual: 0,
+                    ..
+                }))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(partition.log.high_watermark(), 2, "nothing of a refused append is written");
+        let info = partition.append_if(keyed("order-1"), &key_at(Some(0))).await.expect("at 0");
+        assert_eq!(info.base_offset, 2);
+        let partition = reopen(partition, dir.path()).await;
         assert_eq!(partition.producers.lock().keys.len(), 0, "no key is read at open");
         partition.append(keyed("order-9")).await.expect("a plain append remembers no key");
         assert_eq!(partition.producers.lock().keys.len(), 0, "nor does a plain append");

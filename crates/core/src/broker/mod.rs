@@ -42,7 +42,6 @@ use crate::alarms::ResourceAlarms;
 use crate::catalog::Catalog;
 use crate::connections::Connections;
 use crate::error::{CoreError, Result};
-use crate::exchange::FieldTable;
 use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 use crate::limits::{Limits, LimitsConfig};
 use crate::redrive_tasks::RedriveTasks;
@@ -95,10 +94,6 @@ pub struct Broker {
     transactions: Arc<TransactionCoordinator>,
     /// Disk and memory alarms: while one is on, publishers wait.
     alarms: Arc<ResourceAlarms>,
-    /// How to read a stored message's headers for a headers exchange (the
-    /// AMQP front door knows its encoding), when the broker routes a message
-    /// itself (dead-lettering).
-    header_reader: std::sync::OnceLock<HeaderReader>,
     /// Redrives running in the background (SQS message move tasks).
     redrive_tasks: RedriveTasks,
     /// What may exist and how often a limit was reached; not state.
@@ -109,9 +104,6 @@ pub struct Broker {
     /// (`partition_replication.rs`).
     partition_replication: std::sync::OnceLock<Arc<dyn PartitionReplication>>,
 }
-
-/// Reads a stored message's headers for headers-exchange routing.
-pub type HeaderReader = fn(&conveyor_log::record::Record) -> FieldTable;
 
 impl Broker {
     /// Opens the data directory: takes its lock, loads the catalog, opens and
@@ -161,7 +153,6 @@ impl Broker {
             share_groups,
             transactions: Arc::new(transactions),
             redrive_tasks: RedriveTasks::default(),
-            header_reader: std::sync::OnceLock::new(),
             alarms,
             limits,
             direct_replies: Arc::default(),
@@ -196,18 +187,6 @@ impl Broker {
     /// Traffic counters: messages and bytes in and out per topic and queue, request latencies.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.meta.stats
-    }
-
-    /// Sets how stored messages' headers are read for headers-exchange
-    /// routing by the broker itself (once; later calls are ignored).
-    pub fn set_header_reader(&self, reader: HeaderReader) {
-        let _ = self.header_reader.set(reader);
-    }
-
-    /// A stored message's headers as a headers exchange matches them (empty
-    /// without a reader, or for a message no front door encoded).
-    pub fn routing_headers(&self, record: &conveyor_log::record::Record) -> FieldTable {
-        self.header_reader.get().map_or_else(FieldTable::new, |read| read(record))
     }
 
     pub fn alarms(&self) -> &Arc<ResourceAlarms> {
@@ -339,7 +318,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::QueueDefinition;
-    use crate::exchange::{Binding, Destination, Exchange};
+    use crate::exchange::{Binding, Destination, Exchange, FieldTable};
     use crate::vhost::{VhostError, VirtualHost};
     use conveyor_log::record::{BatchBuilder, Record};
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::Broker;
 use super::data_dir::{open_partitions, open_queue, open_topic, stream_topic};
@@ -55,6 +55,10 @@ pub(crate) struct Replicated {
     /// The index of the last entry applied to the views.
     applied_index: AtomicU64,
     handoff: parking_lot::Mutex<HashMap<String, Opened>>,
+    /// Why a committed entry could not be applied here, once one could
+    /// not: nothing after it is applied, and the node must stop
+    /// (`Broker::replication_failed`).
+    failed: watch::Sender<Option<String>>,
 }
 
 impl Replicated {
@@ -65,6 +69,7 @@ impl Replicated {
             delivered: watch::channel(0).0,
             applied_index: AtomicU64::new(0),
             handoff: parking_lot::Mutex::new(HashMap::new()),
+            failed: watch::channel(None).0,
         }
     }
 
@@ -165,6 +170,9 @@ impl Change {
             if replicated.applied_index() >= log_index {
                 break;
             }
+            if let Some(reason) = replicated.failed.borrow().clone() {
+                return Err(CoreError::Catalog(reason));
+            }
             if tokio::time::timeout_at(deadline, delivered.changed()).await.is_err() {
                 return Err(CoreError::Catalog(format!(
                     "the cluster committed the change at {log_index}, but it was not applied here in time"
@@ -178,8 +186,16 @@ impl Change {
     }
 
     /// Applies every entry delivered so far, in order.
+    /// A committed entry this node cannot apply (a full disk, a file in
+    /// the way) stops the applying: every later entry may build on it, so
+    /// none is applied, and the node reports why
+    /// (`Broker::replication_failed`) to be stopped. The next start
+    /// applies it again.
     pub(super) async fn apply_delivered(&mut self, replicated: &Replicated) {
         loop {
+            if replicated.failed.borrow().is_some() {
+                return;
+            }
             let Some((log_index, events)) = replicated.entries.lock().pop_front() else {
                 return;
             };
@@ -188,9 +204,10 @@ impl Change {
             }
             for event in events {
                 if let Err(error) = self.apply_replicated(event, replicated).await {
-                    // The group committed it; this node could not make it
-                    // (a full disk): the next start applies it again.
-                    warn!(%error, log_index, "applying a committed catalog change on this node failed");
+                    let reason = format!("the cluster committed catalog entry {log_index}, but this node could not apply it: {error}");
+                    error!(%error, log_index, "applying a committed catalog change on this node failed; the node stops");
+                    replicated.failed.send_replace(Some(reason));
+                    return;
                 }
             }
             replicated.applied_index.store(log_index, Ordering::Release);
@@ -278,6 +295,21 @@ impl Broker {
         replicated.delivered.send_replace(log_index);
     }
 
+    /// Resolves, with why, once a committed catalog entry could not be
+    /// applied on this node: the node must stop (it would serve a catalog
+    /// that is not the cluster's). Never resolves on a single node.
+    pub async fn replication_failed(&self) -> String {
+        let Some(replicated) = self.meta.replicated.get() else {
+            return std::future::pending().await;
+        };
+        let mut failed = replicated.failed.subscribe();
+        match failed.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The sender lives as long as the broker.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Applies delivered entries while no change does, until `shutdown`.
     pub async fn run_replicated(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(replicated) = self.meta.replicated.get().cloned() else {
@@ -295,5 +327,66 @@ impl Broker {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::BrokerConfig;
+
+    /// A metadata group whose proposals never commit: the test delivers
+    /// committed entries itself, as the node does.
+    #[derive(Debug)]
+    struct Silent;
+
+    impl Replication for Silent {
+        fn propose(&self, _events: Vec<Event>) -> Pin<Box<dyn Future<Output = std::result::Result<u64, String>> + Send + '_>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    fn topic_created(name: &str) -> Event {
+        Event::TopicCreated {
+            id: uuid::Uuid::new_v4(),
+            name: name.to_owned(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+            created_ms: 0,
+            replication_factor: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_entry_this_node_cannot_apply_stops_the_applying_and_reports_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("open"));
+        broker.replicate_through(Arc::new(Silent));
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(Arc::clone(&broker).run_replicated(shutdown));
+
+        broker.deliver_replicated(1, vec![topic_created("applied")]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !broker.meta.views().topics.contains_key("applied") {
+            assert!(tokio::time::Instant::now() < deadline, "entry 1 applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A file where the topics' directories go: the next topic cannot open.
+        let topics = dir.path().join("topics");
+        std::fs::rename(&topics, dir.path().join("topics-aside")).expect("move aside");
+        std::fs::write(&topics, b"in the way").expect("file");
+        broker.deliver_replicated(2, vec![topic_created("unopenable")]);
+        broker.deliver_replicated(3, vec![topic_created("after")]);
+        let reason = tokio::time::timeout(Duration::from_secs(10), broker.replication_failed())
+            .await
+            .expect("the failure is reported");
+        assert!(reason.contains("catalog entry 2"), "names the entry: {reason}");
+        let views = broker.meta.views();
+        assert!(!views.topics.contains_key("unopenable"));
+        assert!(!views.topics.contains_key("after"), "nothing after a failed entry is applied");
+        let replicated = broker.meta.replicated.get().expect("a cluster node");
+        assert_eq!(replicated.applied_index(), 1);
     }
 }

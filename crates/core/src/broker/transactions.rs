@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::Broker;
+use crate::error::CoreError;
 use crate::group::CommittedOffset;
 use crate::transaction::{MarkerKind, Participants, PendingOffset, TopicPartition, TransactionCoordinator, TransactionError};
 
@@ -136,11 +137,27 @@ impl Broker {
             .await
     }
 
-    /// KIP-890's server-side defence: transactional batches (`records`)
-    /// for a partition go in only while it is part of their producer's
-    /// ongoing transaction — a late write after the transaction ended, or one
-    /// for a partition never added, would hang or join the wrong
-    /// transaction. Other batches pass.
+    /// KIP-890's server-side defence: a transactional batch for a partition
+    /// goes in only while the partition is part of its producer's ongoing
+    /// transaction — a late write after the transaction ended, or one for a
+    /// partition never added, would hang or join the wrong transaction.
+    /// This is the check [`crate::producer::Partition::append_in_transaction`]
+    /// asks under the partition's lock, with the header it already parsed.
+    pub fn in_transaction<'a>(
+        &'a self,
+        transactional_id: Option<&'a str>,
+        topic: &'a str,
+        partition: u32,
+    ) -> impl Fn(i64, i16) -> crate::Result<()> + 'a {
+        move |producer_id, producer_epoch| {
+            self.check_in_transaction(transactional_id.unwrap_or_default(), topic, partition, producer_id, producer_epoch)
+                .map_err(CoreError::from)
+        }
+    }
+
+    /// The same check for batches that do not go through a local
+    /// partition's producer state (a replicated partition's append, which
+    /// its leader orders): other batches pass.
     pub fn verify_transactional_append(
         &self,
         transactional_id: Option<&str>,
@@ -148,15 +165,26 @@ impl Broker {
         partition: u32,
         records: &[u8],
     ) -> Result<(), TransactionError> {
-        // A produce request carries one batch per partition (Kafka: exactly one since v3).
-        let Some((header, _)) = conveyor_log::batch::whole_batches(records)
-            .next()
-            .filter(|(header, _)| header.is_transactional())
-        else {
-            return Ok(());
-        };
-        let (producer_id, producer_epoch) = (header.producer_id, header.producer_epoch);
-        let transactional_id = transactional_id.unwrap_or_default();
+        match conveyor_log::batch::BatchHeader::parse(records).filter(|header| header.is_transactional()) {
+            Some(header) => self.check_in_transaction(
+                transactional_id.unwrap_or_default(),
+                topic,
+                partition,
+                header.producer_id,
+                header.producer_epoch,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn check_in_transaction(
+        &self,
+        transactional_id: &str,
+        topic: &str,
+        partition: u32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(), TransactionError> {
         let added = self
             .transactions
             .verify_partitions(transactional_id, producer_id, producer_epoch, &[(topic.to_owned(), partition)])?;

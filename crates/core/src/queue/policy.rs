@@ -66,7 +66,8 @@ pub mod arguments {
 }
 
 /// Record headers the core reads and writes (front doors map them to their
-/// protocol: AMQP's `expiration` property and `x-death` header).
+/// protocol: AMQP's `expiration` property and `x-death` header); the typed
+/// view of the ones a door writes at publish is `crate::envelope`.
 pub mod headers {
     /// The message's own TTL in milliseconds, from the publisher.
     pub const TTL_MS: &str = "conveyor.ttl-ms";
@@ -88,6 +89,12 @@ pub mod headers {
     /// Not delivered before this time (ms since the epoch, decimal text),
     /// on a queue with `x-message-delays` (SQS's DelaySeconds).
     pub const NOT_BEFORE_MS: &str = "conveyor.not-before-ms";
+    /// The message's content type (AMQP's `content_type` property), UTF-8.
+    pub const CONTENT_TYPE: &str = "conveyor.content-type";
+    /// The message's own headers (AMQP's `headers` property, SQS message
+    /// attributes) as a headers exchange matches them, CBOR-encoded (see
+    /// `envelope.rs`).
+    pub const APPLICATION_HEADERS: &str = "conveyor.headers";
 }
 
 /// What happens to a publish into a full queue (`x-overflow`).

@@ -19,7 +19,6 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use super::QueueError;
-use super::policy::headers;
 use super::share_cursor::{Acquisition, Archived, ConsumerId, CursorImage, OrderFacts, ShareCursor, ShareCursorConfig};
 use crate::journal::{Appended, JournalConfig, Journaled, StateMachine};
 use crate::record_batches::decode_batches;
@@ -862,17 +861,8 @@ impl Queue {
                         .as_ref()
                         .map_or(0, |value| u32::try_from(value.len()).unwrap_or(u32::MAX));
                     // A priority the core cannot read counts as none.
-                    let priority = record
-                        .header(headers::PRIORITY)
-                        .and_then(|header| header.value.as_deref())
-                        .and_then(|value| std::str::from_utf8(value).ok())
-                        .and_then(|text| text.parse::<u8>().ok())
-                        .unwrap_or(0);
-                    let not_before_ms = record
-                        .header(headers::NOT_BEFORE_MS)
-                        .and_then(|header| header.value.as_deref())
-                        .and_then(|value| std::str::from_utf8(value).ok())
-                        .and_then(|text| text.parse::<i64>().ok());
+                    let priority = crate::envelope::priority(&record);
+                    let not_before_ms = crate::envelope::not_before_ms(&record);
                     facts.push(Fact {
                         offset,
                         order: OrderFacts {
@@ -993,6 +983,7 @@ mod tests {
     use conveyor_log::clock::ManualClock;
 
     use crate::queue::CursorError;
+    use crate::queue::policy::headers;
 
     const ALICE: ConsumerId = ConsumerId(1);
     const BOB: ConsumerId = ConsumerId(2);

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use conveyor_core::append_condition::{AppendCondition, Expectation};
 use conveyor_core::broker::RouteTarget;
+use conveyor_core::envelope::Envelope;
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, FieldTable, HeaderValue};
 use conveyor_core::producer::Partition;
 use conveyor_core::{Broker, Topic, partitioner, vhost};
@@ -506,7 +507,13 @@ pub async fn publish_to_exchange(
         .map(|(key, value)| (key.clone(), HeaderValue::String(value.clone())))
         .collect();
     let routed = broker.route(&exchange, &routing_key, &headers)?;
-    let record = record_of(request, Some(routing_key.into_bytes()))?;
+    // The headers also go into the core's envelope, so a headers exchange
+    // that is a dead-letter exchange matches them later.
+    let envelope = Envelope {
+        headers,
+        ..Envelope::default()
+    };
+    let record = envelope.stamp(record_of(request, Some(routing_key.into_bytes()))?);
     // Every copy is admitted before any is stored.
     let copies = routed.queues.len() + routed.topics.len();
     if copies > 0 {

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use conveyor_core::envelope::Envelope;
 use conveyor_core::queue::deduplication;
 use conveyor_core::queue::policy::headers;
 use conveyor_log::record::Record;
@@ -69,20 +70,21 @@ impl OutgoingMessage {
     pub fn into_record(self) -> Record {
         let mut record = Record::new(self.group_id.map(String::into_bytes), Some(self.body.into_bytes()))
             .with_header(MESSAGE_ID_HEADER, Some(self.message_id.to_string().into_bytes()));
-        if let Some(deduplication_id) = self.deduplication_id {
-            record = record
-                .with_header(deduplication::ID_HEADER, Some(deduplication_id.into_bytes()))
-                .with_header(deduplication::TOKEN_HEADER, Some(self.message_id.to_string().into_bytes()));
+        if self.deduplication_id.is_some() {
+            record = record.with_header(deduplication::TOKEN_HEADER, Some(self.message_id.to_string().into_bytes()));
         }
         if !self.attributes.is_empty() {
             // Serializing a map of strings cannot fail; an empty header would only lose the attributes.
             let json = serde_json::to_vec(&self.attributes).unwrap_or_default();
             record = record.with_header(ATTRIBUTES_HEADER, Some(json));
         }
-        if let Some(not_before_ms) = self.not_before_ms {
-            record = record.with_header(headers::NOT_BEFORE_MS, Some(not_before_ms.to_string().into_bytes()));
+        // What the core reads: the not-before time and the deduplication id.
+        Envelope {
+            not_before_ms: self.not_before_ms,
+            deduplication_id: self.deduplication_id,
+            ..Envelope::default()
         }
-        record
+        .stamp(record)
     }
 }
 

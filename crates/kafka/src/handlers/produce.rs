@@ -190,18 +190,15 @@ fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, inde
     let Some(partition) = u32::try_from(index).ok().filter(|index| *index < topic.partition_count()) else {
         return Err((ResponseError::UnknownTopicOrPartition, None).into());
     };
-    if let Err(error) = context
-        .broker
-        .verify_transactional_append(transactional_id, &topic.name, partition, &records)
-    {
-        let message = match &error {
-            // Kafka's words (ReplicaManager).
-            TransactionError::InvalidTxnState { .. } => "Partition was not added to the transaction".to_owned(),
-            other => other.to_string(),
-        };
-        return Err((errors::transaction_error(&error, false), Some(message)).into());
-    }
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
+    if context.broker.partition_replication().is_some() {
+        // A replicated partition's append bypasses the local producer
+        // state, so its transaction check is made here.
+        context
+            .broker
+            .verify_transactional_append(transactional_id, &topic.name, partition, &records)
+            .map_err(|error| transaction_refused(&error))?;
+    }
     if let Some(replicated) = context.broker.replicated_append(topic, partition, records.clone()) {
         if !conditions.is_empty() {
             return Err((
@@ -213,7 +210,10 @@ fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, inde
         return Ok(replicated);
     }
     match topic.partition_handle(partition) {
-        Some(partition) => Ok(partition.append_if(records, &conditions)),
+        Some(handle) => {
+            let in_transaction = context.broker.in_transaction(transactional_id, &topic.name, partition);
+            Ok(handle.append_in_transaction(records, &conditions, &in_transaction))
+        }
         None => Err((ResponseError::UnknownTopicOrPartition, None).into()),
     }
 }
@@ -258,8 +258,21 @@ async fn finish(
     appending.await.map_err(|error: CoreError| Refused::from(&error))
 }
 
+/// A transactional batch refused (KIP-890), in Kafka's words
+/// (ReplicaManager) and with Produce's codes.
+fn transaction_refused(error: &TransactionError) -> Refused {
+    let message = match error {
+        TransactionError::InvalidTxnState { .. } => "Partition was not added to the transaction".to_owned(),
+        other => other.to_string(),
+    };
+    (errors::transaction_error(error, false), Some(message)).into()
+}
+
 impl From<&CoreError> for Refused {
     fn from(error: &CoreError) -> Refused {
+        if let CoreError::Transaction(error) = error {
+            return transaction_refused(error);
+        }
         Refused {
             code: errors::core_error(error),
             message: Some(error.to_string()),

@@ -5,6 +5,8 @@
 //! ShareAcknowledge. Delivery rules are the core's share-partitions'.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use kafka_protocol::messages::{
     ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use tokio::sync::futures::Notified;
 use uuid::Uuid;
 
 use conveyor_core::auth::{Operation, Resource};
@@ -35,9 +38,6 @@ use crate::share_session::{CLOSE_EPOCH, ShareSessionError};
 const NODE_ID: i32 = 1;
 /// Records a ShareFetch takes when the client names no maximum.
 const MAX_RECORDS_DEFAULT: usize = 500;
-/// How often a waiting ShareFetch looks again for records released or
-/// whose lock expired (appends wake it at once).
-const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// KIP-932's GAP acknowledge type: offsets with no record, nothing to settle.
 const GAP: i8 = 0;
 
@@ -414,12 +414,23 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
                 share_partition(context, connection, &group, *topic_id, *index).await,
             ));
         }
-        // Bounded: each pass waits at least until an append or the recheck interval.
+        // Bounded: each pass waits for an append, a release, a record lock
+        // running out or the request's deadline.
         for _ in 0..10_000 {
+            // Interest is registered before the pass looks, so a change
+            // between the look and the wait still wakes it.
             let watches: Vec<tokio::sync::watch::Receiver<u64>> = targets
                 .iter()
                 .filter_map(|(_, _, pair)| pair.as_ref().ok().map(|(_, log)| log.subscribe()))
                 .collect();
+            let shares: Vec<Arc<SharePartition>> = targets
+                .iter()
+                .filter_map(|(_, _, pair)| pair.as_ref().ok().map(|(share, _)| Arc::clone(share)))
+                .collect();
+            let mut released: Vec<Pin<Box<Notified<'_>>>> = shares.iter().map(|share| Box::pin(share.available())).collect();
+            for notified in &mut released {
+                notified.as_mut().enable();
+            }
             let mut remaining = max_records;
             let mut got_any = false;
             for (topic_id, index, pair) in &targets {
@@ -465,8 +476,17 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
             if got_any || tokio::time::Instant::now() >= deadline || watches.is_empty() {
                 break;
             }
-            let wake = deadline.min(tokio::time::Instant::now() + RECHECK_INTERVAL);
-            let _ = tokio::time::timeout_at(wake, any_changed(watches)).await;
+            let wake = match next_lock_deadline(context, &shares) {
+                Some(lock_deadline) => deadline.min(lock_deadline),
+                None => deadline,
+            };
+            let _ = tokio::time::timeout_at(wake, async {
+                tokio::select! {
+                    () = any_changed(watches) => {}
+                    () = any_notified(&mut released) => {}
+                }
+            })
+            .await;
         }
     }
     let (host, port) = super::metadata::advertised(context, connection);
@@ -496,6 +516,31 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
 
 /// Resolves when any of `watches` changes (the others' waits are aborted
 /// when the set drops).
+/// When the earliest record lock of `shares` runs out (at least a
+/// millisecond from now: one due already is the next pass's to expire).
+fn next_lock_deadline(context: &Context, shares: &[Arc<SharePartition>]) -> Option<tokio::time::Instant> {
+    let deadline_ms = shares.iter().filter_map(|share| share.next_lock_deadline_ms()).min()?;
+    let wait_ms = deadline_ms.saturating_sub(context.broker.clock().now_ms()).max(1);
+    Some(tokio::time::Instant::now() + Duration::from_millis(u64::try_from(wait_ms).unwrap_or(u64::MAX)))
+}
+
+/// Resolves when any share-partition says records may have become
+/// available without an append (a release, a member gone).
+async fn any_notified(released: &mut [Pin<Box<Notified<'_>>>]) {
+    if released.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|context| {
+        for notified in released.iter_mut() {
+            if notified.as_mut().poll(context).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 async fn any_changed(watches: Vec<tokio::sync::watch::Receiver<u64>>) {
     let mut waits = tokio::task::JoinSet::new();
     for mut watch in watches {
