@@ -44,6 +44,40 @@ impl PeerPool {
         }
     }
 
+    /// Sends `request` to the node at `addr` on one of its connections and
+    /// reads the answer, within `deadline`. A connection broken or
+    /// abandoned mid-call is dropped, never given back: its next frame
+    /// could be the late answer.
+    pub async fn call(&self, addr: &str, request: &Request, deadline: Duration) -> Result<Response, CallError> {
+        let exchange = async {
+            let mut stream = match self.take(addr) {
+                Some(stream) => stream,
+                None => connect(addr).await.map_err(CallError::Unreachable)?,
+            };
+            let answer = async {
+                write_frame(&mut stream, request).await?;
+                read_frame::<Response>(&mut stream)
+                    .await?
+                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
+            }
+            .await;
+            match answer {
+                Ok(response) => {
+                    self.give_back(addr, stream);
+                    Ok(response)
+                }
+                Err(error) => Err(CallError::Network(error)),
+            }
+        };
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Network(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer in time",
+            ))),
+        }
+    }
+
     /// Connections open and idle now, per peer address.
     pub fn idle_counts(&self) -> HashMap<String, usize> {
         self.idle
@@ -93,7 +127,7 @@ pub struct PeerClient {
 
 /// Why a call reached no answer.
 #[derive(Debug)]
-enum CallError {
+pub enum CallError {
     /// Could not connect: back off.
     Unreachable(std::io::Error),
     /// The connection broke mid-call.
@@ -111,36 +145,7 @@ impl PeerClient {
             },
             None => request,
         };
-        match tokio::time::timeout(deadline, self.call_unbounded(&request)).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Network(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no answer in time",
-            ))),
-        }
-    }
-
-    /// A connection broken or abandoned mid-call is dropped, never given
-    /// back: its next frame could be the late answer.
-    async fn call_unbounded(&mut self, request: &Request) -> Result<Response, CallError> {
-        let mut stream = match self.pool.take(&self.addr) {
-            Some(stream) => stream,
-            None => connect(&self.addr).await.map_err(CallError::Unreachable)?,
-        };
-        let answer = async {
-            write_frame(&mut stream, request).await?;
-            read_frame::<Response>(&mut stream)
-                .await?
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
-        }
-        .await;
-        match answer {
-            Ok(response) => {
-                self.pool.give_back(&self.addr, stream);
-                Ok(response)
-            }
-            Err(error) => Err(CallError::Network(error)),
-        }
+        self.pool.call(&self.addr, &request, deadline).await
     }
 
     fn failed<E: std::error::Error>(&self, error: CallError) -> RPCError<NodeId, BasicNode, E> {

@@ -3,20 +3,20 @@
 //! partition's placement as its group's Raft metrics show it (leader,
 //! term as the leader epoch, replicas whose match index is within
 //! [`IN_SYNC_LAG_ENTRIES_MAX`] of the leader's log as the ISR), and
-//! appends written through the partition's group. Knows both sides' entry
+//! writes through the partition's group (`partition_writes.rs`). Knows both sides' entry
 //! points; no rules of Kafka's wire.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use conveyor_core::Topic;
 use conveyor_core::broker::{KafkaNode, PartitionReplication, Placement};
+use conveyor_core::partition_write::{PartitionWrite, Reach};
 use conveyor_core::producer::PendingAppend;
-use conveyor_core::{CoreError, Topic};
 use uuid::Uuid;
 
 use crate::node::ClusterNode;
 use crate::partition_groups::PartitionGroups;
-use crate::type_config::{Command, GroupId, NodeId};
+use crate::type_config::{GroupId, NodeId};
 
 /// A replica whose log is at most this many entries behind the leader's
 /// is in sync.
@@ -117,36 +117,20 @@ impl PartitionReplication for ClusterReplication {
         Some(placement)
     }
 
-    fn append(&self, topic: &Topic, partition: u32, batches: Bytes) -> PendingAppend {
-        let group = self.groups.group(&GroupId {
+    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend {
+        let groups = Arc::clone(&self.groups);
+        let pool = Arc::clone(self.groups.pool());
+        let group = GroupId {
             topic: topic.id,
             partition,
-        });
-        let not_leader = CoreError::NotLeader {
-            topic: topic.name.clone(),
-            partition,
         };
-        Box::pin(async move {
-            let Some(group) = group else {
-                return Err(not_leader);
-            };
-            let request = Uuid::new_v4();
-            let outcome = group.machine.wait_for(request);
-            let command = Command::Append {
-                request,
-                batches: batches.to_vec(),
-            };
-            if let Err(error) = group.raft.client_write(command).await {
-                group.machine.forget(&request);
-                // Retriable whatever the reason (another leader, this one
-                // stopping): the client finds the leader and sends again.
-                tracing::debug!(%error, "a partition append was not committed here");
-                return Err(not_leader);
-            }
-            // Applied here before client_write returned, so answered.
-            outcome
-                .await
-                .unwrap_or_else(|_| Err(CoreError::Catalog("the partition's group dropped the append".to_owned())))
-        })
+        Box::pin(crate::partition_writes::write(
+            groups,
+            pool,
+            group,
+            topic.name.clone(),
+            write,
+            reach,
+        ))
     }
 }

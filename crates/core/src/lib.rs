@@ -19,6 +19,7 @@ pub mod limits;
 pub mod log_cleaner;
 pub mod log_health;
 pub mod messaging;
+pub mod partition_write;
 pub mod partitioner;
 pub mod producer;
 pub mod queue;

@@ -6,13 +6,15 @@
 //! on a cluster node a replicated partition's append answers once a quorum
 //! of its replicas holds it, for both, and a node that does not lead the
 //! partition answers NOT_LEADER_OR_FOLLOWER). Records carrying Conveyor's conditional-append
-//! headers (`conditions.rs`) are appended only if the partition meets them;
+//! headers (`conditions.rs`) are appended only if the partition meets them
+//! (on a replicated partition, checked as its group applies them);
 //! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
 //! in `record_errors`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use conveyor_core::partition_write::{PartitionWrite, Reach};
 use conveyor_core::producer::PendingAppend;
 use conveyor_core::transaction::TransactionError;
 use conveyor_core::{CoreError, Topic};
@@ -202,20 +204,13 @@ fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, inde
         return Err((errors::transaction_error(&error, false), Some(message)).into());
     }
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
-    if let Some(replicated) = context.broker.replicated_append(topic, partition, records.clone()) {
-        if !conditions.is_empty() {
-            return Err((
-                ResponseError::InvalidRecord,
-                Some("conditional appends are not supported on replicated partitions yet".to_owned()),
-            )
-                .into());
-        }
-        return Ok(replicated);
-    }
-    match topic.partition_handle(partition) {
-        Some(partition) => Ok(partition.append_if(records, &conditions)),
-        None => Err((ResponseError::UnknownTopicOrPartition, None).into()),
-    }
+    // The core's one write path: through the partition's group when it is
+    // replicated, refused on a node that does not lead it.
+    let write = PartitionWrite::Records {
+        batches: records,
+        conditions,
+    };
+    Ok(context.broker.write_partition(topic, partition, write, Reach::Leader))
 }
 
 /// Why a partition's append was refused: its code, the message for
