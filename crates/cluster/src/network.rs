@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -29,6 +29,9 @@ const IDLE_CONNECTIONS_MAX: usize = 8;
 #[derive(Debug, Default)]
 pub struct PeerPool {
     idle: parking_lot::Mutex<HashMap<String, Vec<TcpStream>>>,
+    /// When each peer last answered an AppendEntries (a heartbeat or
+    /// entries) of each group: a replica silent for long is out of sync.
+    answered: parking_lot::Mutex<HashMap<(Option<GroupId>, NodeId), Instant>>,
 }
 
 impl PeerPool {
@@ -76,6 +79,24 @@ impl PeerPool {
                 "no answer in time",
             ))),
         }
+    }
+
+    /// Notes that `node` answered an AppendEntries of `group` now.
+    fn note_answer(&self, group: Option<GroupId>, node: NodeId) {
+        self.answered.lock().insert((group, node), Instant::now());
+    }
+
+    /// Whether `node` answered an AppendEntries of `group` within `within`.
+    pub fn answered_within(&self, group: Option<GroupId>, node: NodeId, within: Duration) -> bool {
+        self.answered
+            .lock()
+            .get(&(group, node))
+            .is_some_and(|answered| answered.elapsed() <= within)
+    }
+
+    /// Forgets the answers of `group`'s replicas (its group stopped).
+    pub fn forget_group(&self, group: GroupId) {
+        self.answered.lock().retain(|(answered_group, _), _| *answered_group != Some(group));
     }
 
     /// Connections open and idle now, per peer address.
@@ -184,7 +205,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         match self.call(Request::AppendEntries(rpc), option.hard_ttl()).await {
-            Ok(Response::AppendEntries(Ok(response))) => Ok(response),
+            Ok(Response::AppendEntries(Ok(response))) => {
+                self.pool.note_answer(self.group, self.target);
+                Ok(response)
+            }
             Ok(Response::AppendEntries(Err(error))) => Err(self.remote(error)),
             Ok(_) => Err(self.unexpected()),
             Err(error) => Err(self.failed(error)),

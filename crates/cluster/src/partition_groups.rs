@@ -248,6 +248,7 @@ impl PartitionGroups {
                 continue;
             };
             stop(&stopped).await;
+            self.pool.forget_group(group);
             let dir = stopped.dir.clone();
             drop(stopped);
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;

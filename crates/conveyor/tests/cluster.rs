@@ -9,7 +9,9 @@
 //! partition catches up with the leader's. A transactional producer's
 //! markers and the admin API's publishes, sent to any node, go through the
 //! partition's group too, so a new leader serves exactly the committed
-//! records. Every wait is a bounded poll;
+//! records. An acks=all produce while fewer replicas are in sync than the
+//! topic's min.insync.replicas is refused with NOT_ENOUGH_REPLICAS and
+//! writes nothing. Every wait is a bounded poll;
 //! every process is stopped by its PID.
 
 mod support;
@@ -286,4 +288,55 @@ fn transaction_markers_are_replicated_so_a_new_leader_serves_exactly_the_committ
         "both survivors hold both admin publishes at 103 and 104: {:?}",
         survivors.iter().map(|id| tail(*id)).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas_and_writes_nothing() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_min_insync_confluent.py", &[&bootstrap, "insync"]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let leaders: Vec<usize> = first
+        .strip_prefix("leaders ")
+        .map(|rest| rest.split_whitespace().filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default();
+    if leaders.len() != 2 {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!("expected `leaders A B` first, got {first:?}");
+    }
+    let (leader_all3, leader_all2) = (leaders[0], leaders[1]);
+
+    // One node that leads neither topic stops: two replicas stay in sync.
+    let first_down = (1..=3)
+        .find(|id| *id != leader_all3 && *id != leader_all2)
+        .expect("a node leading neither");
+    cluster.kill(first_down);
+    writeln!(client.stdin.as_mut().expect("stdin"), "one-down").expect("tell the script");
+    let answer = lines.next().and_then(Result::ok).unwrap_or_default();
+    if answer != "one-down ok" {
+        // Shows the script's failure (stderr) before this test's.
+        expect_script_ok(&mut client, lines);
+        panic!("expected `one-down ok`, got {answer:?}");
+    }
+
+    // A second node, not the leader of the min.insync.replicas=2 topic, stops.
+    let second_down = (1..=3)
+        .find(|id| *id != first_down && *id != leader_all2)
+        .expect("a node not leading the second topic");
+    cluster.kill(second_down);
+    writeln!(client.stdin.as_mut().expect("stdin"), "two-down").expect("tell the script");
+    let answer = lines.next().and_then(Result::ok).unwrap_or_default();
+    if answer != "two-down ok" {
+        // Shows the script's failure (stderr) before this test's.
+        expect_script_ok(&mut client, lines);
+        panic!("expected `two-down ok`, got {answer:?}");
+    }
+
+    cluster.restart(first_down);
+    cluster.restart(second_down);
+    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
+    expect_script_ok(&mut client, lines);
 }

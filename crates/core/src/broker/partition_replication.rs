@@ -118,6 +118,34 @@ impl Broker {
         }
     }
 
+    /// Kafka's `min.insync.replicas` rule for an `acks=all` write: on the
+    /// leader of a replicated partition, fewer in-sync replicas than the
+    /// topic's `min.insync.replicas` refuse it before anything is written.
+    /// Nothing to check on a single node or a partition that is not
+    /// replicated, nor on a node that does not lead (the write answers
+    /// `NotLeader` there).
+    pub fn check_min_in_sync(&self, topic: &Topic, partition: u32) -> Result<()> {
+        let Some(replication) = self.partition_replication() else {
+            return Ok(());
+        };
+        let Some(placement) = replication.placement(topic.id, partition) else {
+            return Ok(());
+        };
+        if placement.leader != Some(replication.node_id()) {
+            return Ok(());
+        }
+        let required = topic.config().min_insync_replicas(&self.config().topic_defaults);
+        if placement.in_sync.len() < usize::from(required) {
+            return Err(CoreError::NotEnoughReplicas {
+                topic: topic.name.clone(),
+                partition,
+                in_sync: placement.in_sync.len(),
+                required,
+            });
+        }
+        Ok(())
+    }
+
     /// Whether a partition is replicated through a group (on a cluster
     /// node, a topic created with a replication factor).
     pub fn is_replicated(&self, topic: &Topic, partition: u32) -> bool {

@@ -5,7 +5,9 @@
 //! under the topic's policy for acks=1 and acks=all alike on a single node;
 //! on a cluster node a replicated partition's append answers once a quorum
 //! of its replicas holds it, for both, and a node that does not lead the
-//! partition answers NOT_LEADER_OR_FOLLOWER). Records carrying Conveyor's conditional-append
+//! partition answers NOT_LEADER_OR_FOLLOWER; acks=all answers
+//! NOT_ENOUGH_REPLICAS, writing nothing, while fewer replicas are in sync
+//! than the topic's `min.insync.replicas`). Records carrying Conveyor's conditional-append
 //! headers (`conditions.rs`) are appended only if the partition meets them
 //! (on a replicated partition, checked as its group applies them);
 //! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
@@ -100,6 +102,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
                         context,
                         topic.as_ref(),
                         transactional_id.as_deref(),
+                        acks,
                         version,
                         data.index,
                         data.records,
@@ -123,6 +126,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
                     &context,
                     &topic.name,
                     transactional_id.as_deref(),
+                    acks,
                     partition.index,
                     partition.outcome,
                 )
@@ -155,6 +159,7 @@ fn plan(
     context: &Context,
     topic: Option<&Arc<Topic>>,
     transactional_id: Option<&str>,
+    acks: i16,
     version: i16,
     index: i32,
     records: Option<Bytes>,
@@ -171,7 +176,7 @@ fn plan(
             false => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
         };
     };
-    match append(context, topic, transactional_id, index, records) {
+    match append(context, topic, transactional_id, acks, index, records) {
         Ok(appending) => Outcome::Appending(appending),
         Err(refused) => Outcome::Failed(refused.code, refused.message),
     }
@@ -182,7 +187,14 @@ fn plan(
 /// the conditions they carry; transactional ones only to a partition of
 /// their ongoing transaction (KIP-890). Framing problems are the log's to
 /// report (CORRUPT_MESSAGE).
-fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, index: i32, records: Bytes) -> Result<PendingAppend, Refused> {
+fn append(
+    context: &Context,
+    topic: &Topic,
+    transactional_id: Option<&str>,
+    acks: i16,
+    index: i32,
+    records: Bytes,
+) -> Result<PendingAppend, Refused> {
     for (_, batch) in whole_batches(&records) {
         context
             .broker
@@ -204,6 +216,13 @@ fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, inde
         return Err((errors::transaction_error(&error, false), Some(message)).into());
     }
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
+    if acks == -1 {
+        // Kafka's min.insync.replicas: NOT_ENOUGH_REPLICAS, nothing written.
+        context
+            .broker
+            .check_min_in_sync(topic, partition)
+            .map_err(|error| Refused::from(&error))?;
+    }
     // The core's one write path: through the partition's group when it is
     // replicated, refused on a node that does not lead it.
     let write = PartitionWrite::Records {
@@ -235,6 +254,7 @@ async fn finish(
     context: &Context,
     name: &TopicName,
     transactional_id: Option<&str>,
+    acks: i16,
     index: i32,
     outcome: Outcome,
 ) -> Result<AppendInfo, Refused> {
@@ -247,7 +267,7 @@ async fn finish(
                 Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
                 Err(error) => return Err((errors::core_error(&error), Some(error.to_string())).into()),
             };
-            append(context, &topic, transactional_id, index, records)?
+            append(context, &topic, transactional_id, acks, index, records)?
         }
     };
     appending.await.map_err(|error: CoreError| Refused::from(&error))
