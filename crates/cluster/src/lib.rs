@@ -18,6 +18,7 @@ pub mod node;
 pub mod partition_groups;
 pub mod partition_link;
 pub mod partition_machine;
+pub mod partition_writes;
 pub mod server;
 pub mod status;
 pub mod type_config;

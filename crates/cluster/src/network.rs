@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -29,6 +29,9 @@ const IDLE_CONNECTIONS_MAX: usize = 8;
 #[derive(Debug, Default)]
 pub struct PeerPool {
     idle: parking_lot::Mutex<HashMap<String, Vec<TcpStream>>>,
+    /// When each peer last answered an AppendEntries (a heartbeat or
+    /// entries) of each group: a replica silent for long is out of sync.
+    answered: parking_lot::Mutex<HashMap<(Option<GroupId>, NodeId), Instant>>,
 }
 
 impl PeerPool {
@@ -42,6 +45,58 @@ impl PeerPool {
         if streams.len() < IDLE_CONNECTIONS_MAX {
             streams.push(stream);
         }
+    }
+
+    /// Sends `request` to the node at `addr` on one of its connections and
+    /// reads the answer, within `deadline`. A connection broken or
+    /// abandoned mid-call is dropped, never given back: its next frame
+    /// could be the late answer.
+    pub async fn call(&self, addr: &str, request: &Request, deadline: Duration) -> Result<Response, CallError> {
+        let exchange = async {
+            let mut stream = match self.take(addr) {
+                Some(stream) => stream,
+                None => connect(addr).await.map_err(CallError::Unreachable)?,
+            };
+            let answer = async {
+                write_frame(&mut stream, request).await?;
+                read_frame::<Response>(&mut stream)
+                    .await?
+                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
+            }
+            .await;
+            match answer {
+                Ok(response) => {
+                    self.give_back(addr, stream);
+                    Ok(response)
+                }
+                Err(error) => Err(CallError::Network(error)),
+            }
+        };
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Network(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer in time",
+            ))),
+        }
+    }
+
+    /// Notes that `node` answered an AppendEntries of `group` now.
+    fn note_answer(&self, group: Option<GroupId>, node: NodeId) {
+        self.answered.lock().insert((group, node), Instant::now());
+    }
+
+    /// Whether `node` answered an AppendEntries of `group` within `within`.
+    pub fn answered_within(&self, group: Option<GroupId>, node: NodeId, within: Duration) -> bool {
+        self.answered
+            .lock()
+            .get(&(group, node))
+            .is_some_and(|answered| answered.elapsed() <= within)
+    }
+
+    /// Forgets the answers of `group`'s replicas (its group stopped).
+    pub fn forget_group(&self, group: GroupId) {
+        self.answered.lock().retain(|(answered_group, _), _| *answered_group != Some(group));
     }
 
     /// Connections open and idle now, per peer address.
@@ -93,7 +148,7 @@ pub struct PeerClient {
 
 /// Why a call reached no answer.
 #[derive(Debug)]
-enum CallError {
+pub enum CallError {
     /// Could not connect: back off.
     Unreachable(std::io::Error),
     /// The connection broke mid-call.
@@ -111,36 +166,7 @@ impl PeerClient {
             },
             None => request,
         };
-        match tokio::time::timeout(deadline, self.call_unbounded(&request)).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Network(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no answer in time",
-            ))),
-        }
-    }
-
-    /// A connection broken or abandoned mid-call is dropped, never given
-    /// back: its next frame could be the late answer.
-    async fn call_unbounded(&mut self, request: &Request) -> Result<Response, CallError> {
-        let mut stream = match self.pool.take(&self.addr) {
-            Some(stream) => stream,
-            None => connect(&self.addr).await.map_err(CallError::Unreachable)?,
-        };
-        let answer = async {
-            write_frame(&mut stream, request).await?;
-            read_frame::<Response>(&mut stream)
-                .await?
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
-        }
-        .await;
-        match answer {
-            Ok(response) => {
-                self.pool.give_back(&self.addr, stream);
-                Ok(response)
-            }
-            Err(error) => Err(CallError::Network(error)),
-        }
+        self.pool.call(&self.addr, &request, deadline).await
     }
 
     fn failed<E: std::error::Error>(&self, error: CallError) -> RPCError<NodeId, BasicNode, E> {
@@ -179,7 +205,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         match self.call(Request::AppendEntries(rpc), option.hard_ttl()).await {
-            Ok(Response::AppendEntries(Ok(response))) => Ok(response),
+            Ok(Response::AppendEntries(Ok(response))) => {
+                self.pool.note_answer(self.group, self.target);
+                Ok(response)
+            }
             Ok(Response::AppendEntries(Err(error))) => Err(self.remote(error)),
             Ok(_) => Err(self.unexpected()),
             Err(error) => Err(self.failed(error)),

@@ -107,6 +107,16 @@ impl PartitionGroups {
         self.node_id
     }
 
+    /// The cluster address of member `id`.
+    pub fn peer_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        self.peers.get(&id).copied()
+    }
+
+    /// The connections to the peers, shared by every group.
+    pub fn pool(&self) -> &Arc<PeerPool> {
+        &self.pool
+    }
+
     /// The members, in id order.
     pub fn members(&self) -> Vec<NodeId> {
         self.peers.keys().copied().collect()
@@ -238,6 +248,7 @@ impl PartitionGroups {
                 continue;
             };
             stop(&stopped).await;
+            self.pool.forget_group(group);
             let dir = stopped.dir.clone();
             drop(stopped);
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;

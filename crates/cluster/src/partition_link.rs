@@ -2,25 +2,30 @@
 //! their advertised Kafka doors, the replication factor rules, each
 //! partition's placement as its group's Raft metrics show it (leader,
 //! term as the leader epoch, replicas whose match index is within
-//! [`IN_SYNC_LAG_ENTRIES_MAX`] of the leader's log as the ISR), and
-//! appends written through the partition's group. Knows both sides' entry
+//! [`IN_SYNC_LAG_ENTRIES_MAX`] of the leader's log and that answered it
+//! within [`IN_SYNC_SILENCE_MAX`] as the ISR), and
+//! writes through the partition's group (`partition_writes.rs`). Knows both sides' entry
 //! points; no rules of Kafka's wire.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use conveyor_core::Topic;
 use conveyor_core::broker::{KafkaNode, PartitionReplication, Placement};
+use conveyor_core::partition_write::{PartitionWrite, Reach};
 use conveyor_core::producer::PendingAppend;
-use conveyor_core::{CoreError, Topic};
 use uuid::Uuid;
 
 use crate::node::ClusterNode;
 use crate::partition_groups::PartitionGroups;
-use crate::type_config::{Command, GroupId, NodeId};
+use crate::type_config::{GroupId, NodeId};
 
 /// A replica whose log is at most this many entries behind the leader's
-/// is in sync.
+/// is in sync...
 pub const IN_SYNC_LAG_ENTRIES_MAX: u64 = 1000;
+/// ...and that answered the leader's heartbeats or entries within this
+/// long (Kafka's `replica.lag.time.max.ms` is 30 s; Raft heartbeats come
+/// every 150 ms, so a replica silent this long is down or cut off).
+pub const IN_SYNC_SILENCE_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Partition replication through this node's groups.
 #[derive(Debug)]
@@ -81,7 +86,9 @@ impl PartitionReplication for ClusterReplication {
             in_sync: Vec::new(),
             leader_epoch: 0,
         };
-        let Some(group) = self.groups.group(&GroupId { topic, partition }) else {
+        let group_id = GroupId { topic, partition };
+        let pool = self.groups.pool();
+        let Some(group) = self.groups.group(&group_id) else {
             // Not a replica here, or its group is starting: no leader known.
             return Some(placement);
         };
@@ -95,10 +102,11 @@ impl PartitionReplication for ClusterReplication {
                 .iter()
                 .filter(|id| {
                     **id == self.node.node_id()
-                        || matched
+                        || (matched
                             .get(id)
                             .and_then(|log_id| *log_id)
                             .is_some_and(|log_id| log_id.index + IN_SYNC_LAG_ENTRIES_MAX >= last_index)
+                            && pool.answered_within(Some(group_id), **id, IN_SYNC_SILENCE_MAX))
                 })
                 .copied()
                 .map(kafka_id)
@@ -117,36 +125,20 @@ impl PartitionReplication for ClusterReplication {
         Some(placement)
     }
 
-    fn append(&self, topic: &Topic, partition: u32, batches: Bytes) -> PendingAppend {
-        let group = self.groups.group(&GroupId {
+    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend {
+        let groups = Arc::clone(&self.groups);
+        let pool = Arc::clone(self.groups.pool());
+        let group = GroupId {
             topic: topic.id,
             partition,
-        });
-        let not_leader = CoreError::NotLeader {
-            topic: topic.name.clone(),
-            partition,
         };
-        Box::pin(async move {
-            let Some(group) = group else {
-                return Err(not_leader);
-            };
-            let request = Uuid::new_v4();
-            let outcome = group.machine.wait_for(request);
-            let command = Command::Append {
-                request,
-                batches: batches.to_vec(),
-            };
-            if let Err(error) = group.raft.client_write(command).await {
-                group.machine.forget(&request);
-                // Retriable whatever the reason (another leader, this one
-                // stopping): the client finds the leader and sends again.
-                tracing::debug!(%error, "a partition append was not committed here");
-                return Err(not_leader);
-            }
-            // Applied here before client_write returned, so answered.
-            outcome
-                .await
-                .unwrap_or_else(|_| Err(CoreError::Catalog("the partition's group dropped the append".to_owned())))
-        })
+        Box::pin(crate::partition_writes::write(
+            groups,
+            pool,
+            group,
+            topic.name.clone(),
+            write,
+            reach,
+        ))
     }
 }

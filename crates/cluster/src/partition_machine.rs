@@ -1,7 +1,7 @@
 //! A partition group's state machine: every committed [`Command::Append`]
-//! is appended, in log order, to the partition's log in the broker (the
-//! same `Partition::append` a single node uses, idempotent-producer checks
-//! included), so every replica's log gets the same batches at the same
+//! is written, in log order, to the partition's log in the broker (the
+//! same `Partition::write` a single node uses: idempotent-producer checks,
+//! conditions, a marker's transaction state), so every replica's log gets the same batches at the same
 //! offsets. The proposer on this node (the leader) gets the append's
 //! outcome through its waiter. What was applied (the last Raft log id, the
 //! membership, the partition log's end after it) is kept in
@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use conveyor_core::producer::Partition;
 use conveyor_core::{Broker, CoreError};
 use conveyor_log::batch::whole_batches;
@@ -35,7 +34,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::error::ClusterError;
-use crate::type_config::{Command, GroupId, NodeId, Outcome, TypeConfig};
+use crate::type_config::{Command, GroupId, NodeId, Outcome, TypeConfig, partition_write};
 
 type Entry = openraft::Entry<TypeConfig>;
 
@@ -213,17 +212,25 @@ impl RaftStateMachine<TypeConfig> for PartitionMachine {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(membership) => applied.membership = StoredMembership::new(Some(entry.log_id), membership),
-                EntryPayload::Normal(Command::Append { request, batches }) => {
+                EntryPayload::Normal(Command::Append {
+                    request,
+                    batches,
+                    conditions,
+                    marker,
+                }) => {
                     let partition = self.partition().await?;
+                    let write = partition_write(batches, conditions, marker);
                     let log_end = *recovered_end.get_or_insert_with(|| partition.log.high_watermark());
                     if applied.end_offset < log_end && appending.is_empty() {
-                        if let Some(end) = already_in_log(&partition.log, applied.end_offset, &batches) {
+                        if let Some(end) = already_in_log(&partition.log, applied.end_offset, &write.batch_bytes()) {
                             applied.end_offset = end;
                         }
                         // Not there: the first apply refused it; it stays refused.
                         self.forget(&request);
                     } else {
-                        appending.push((request, partition.append(Bytes::from(batches))));
+                        // The single-node write: idempotence, conditions and
+                        // a marker's transaction state, in log order.
+                        appending.push((request, partition.write(write)));
                     }
                 }
                 // Metadata commands never reach a partition group.

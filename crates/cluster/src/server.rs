@@ -1,8 +1,8 @@
 //! The cluster listener: accepts other nodes' connections on
 //! `--cluster-addr` and answers each request with the Raft of the group it
 //! names (the metadata group's, or a partition's from the registry; a
-//! forwarded proposal is written through the metadata group when this node
-//! leads). Knows frames and the Raft handles; nothing of the catalog's or
+//! forwarded proposal is written through the metadata group, a forwarded
+//! partition write through its group, when this node leads). Knows frames and the Raft handles; nothing of the catalog's or
 //! the partitions' meaning.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::partition_groups::PartitionGroups;
+use crate::partition_writes::answer_write;
 use crate::type_config::{Command, NodeId, TypeConfig};
 use crate::wire::{ProposeRefusal, Request, Response, read_frame, write_frame};
 
@@ -54,9 +55,12 @@ async fn connection(
             return Ok(());
         };
         let response = match request {
-            Request::Partition { group, request } => match groups.raft(&group) {
-                Some(raft) => answer(&raft, *request).await,
-                None => Response::NoSuchGroup(group),
+            Request::Partition { group, request } => match *request {
+                Request::Write(command) => answer_write(&groups, group, command).await,
+                request => match groups.raft(&group) {
+                    Some(raft) => answer(&raft, request).await,
+                    None => Response::NoSuchGroup(group),
+                },
             },
             request => answer(&raft, request).await,
         };
@@ -73,6 +77,8 @@ async fn answer(raft: &Raft<TypeConfig>, request: Request) -> Response {
         Request::Propose(command) => Response::Propose(propose_here(raft, command).await),
         // Only the outer request names a group.
         Request::Partition { group, .. } => Response::NoSuchGroup(group),
+        // Partition writes come inside a group's request.
+        Request::Write(_) => Response::Written(Err(crate::wire::WriteRefusal::Failed("a write names no partition".to_owned()))),
     }
 }
 

@@ -4,7 +4,10 @@
 
 use std::io::Cursor;
 
+use conveyor_core::append_condition::AppendCondition;
 use conveyor_core::catalog::Event;
+use conveyor_core::partition_write::PartitionWrite;
+use conveyor_core::transaction::MarkerKind;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Doors;
@@ -33,14 +36,75 @@ pub enum Command {
     /// A node's door addresses, so every node can tell clients where the
     /// others are.
     Advertise { node_id: NodeId, doors: Doors },
-    /// Record batches for a partition's log (a partition group's entries):
-    /// every replica appends them in log order, so each gets the offsets
-    /// the leader's log gives them. `request` names the proposer's wait.
+    /// A write to a partition's log (a partition group's entries): every
+    /// replica applies it in log order, so each gets the offsets the
+    /// leader's log gives it. Record `batches` with the `conditions` they
+    /// carry, or (`marker`) the marker ending a transaction. `request`
+    /// names the proposer's wait.
     Append {
         request: uuid::Uuid,
         #[serde(with = "base64_bytes")]
         batches: Vec<u8>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        conditions: Vec<AppendCondition>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        marker: Option<Marker>,
     },
+}
+
+/// The marker ending a transaction in a partition, as an entry carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub kind: MarkerKind,
+    pub now_ms: i64,
+}
+
+impl Command {
+    /// The entry of `write`, waited for as `request`.
+    pub fn append(request: uuid::Uuid, write: PartitionWrite) -> Command {
+        match write {
+            PartitionWrite::Records { batches, conditions } => Command::Append {
+                request,
+                batches: batches.to_vec(),
+                conditions,
+                marker: None,
+            },
+            PartitionWrite::Marker {
+                producer_id,
+                producer_epoch,
+                kind,
+                now_ms,
+            } => Command::Append {
+                request,
+                batches: Vec::new(),
+                conditions: Vec::new(),
+                marker: Some(Marker {
+                    producer_id,
+                    producer_epoch,
+                    kind,
+                    now_ms,
+                }),
+            },
+        }
+    }
+}
+
+/// The write an append entry carries.
+pub fn partition_write(batches: Vec<u8>, conditions: Vec<AppendCondition>, marker: Option<Marker>) -> PartitionWrite {
+    match marker {
+        Some(marker) => PartitionWrite::Marker {
+            producer_id: marker.producer_id,
+            producer_epoch: marker.producer_epoch,
+            kind: marker.kind,
+            now_ms: marker.now_ms,
+        },
+        None => PartitionWrite::Records {
+            batches: bytes::Bytes::from(batches),
+            conditions,
+        },
+    }
 }
 
 /// Which Raft group a message between nodes is for: the metadata group,

@@ -3,6 +3,7 @@
 //! connection a client keeps open. Knows frames and messages; nothing of
 //! what Raft does with them.
 
+use conveyor_core::append_condition::ConditionFailed;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
@@ -24,6 +25,9 @@ pub enum Request {
     Vote(VoteRequest<NodeId>),
     /// A command forwarded to the node believed to lead.
     Propose(Command),
+    /// A partition write ([`Command::Append`]) sent to the node believed to
+    /// lead the partition's group (inside [`Request::Partition`]).
+    Write(Command),
     /// A request for one partition's group (the others are the metadata
     /// group's): every group's messages share the connections to a peer.
     Partition {
@@ -43,6 +47,31 @@ pub enum Response {
     Propose(Result<Outcome, ProposeRefusal>),
     /// The node runs no such partition group (not yet, or no longer).
     NoSuchGroup(GroupId),
+    /// A partition write applied on its leader, or why not.
+    Written(Result<Written, WriteRefusal>),
+}
+
+/// Where a partition write landed on the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub log_start_offset: u64,
+    pub log_append_time_ms: Option<i64>,
+}
+
+/// Why a partition write was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteRefusal {
+    /// The node does not lead the group; `leader` is the one it knows of.
+    /// Nothing was written.
+    NotLeader { leader: Option<NodeId> },
+    /// Fewer replicas in sync than the write needs; nothing was written.
+    NotEnoughReplicas { in_sync: usize, required: u16 },
+    /// A condition of the write failed; nothing was written.
+    Condition(ConditionFailed),
+    /// Anything else, in words.
+    Failed(String),
 }
 
 /// Why a forwarded command was not applied.

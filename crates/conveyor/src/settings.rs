@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Replicas of each partition of a topic created without a replication factor (Kafka's default.replication.factor) [default: 3, or the number of nodes if fewer].
     #[arg(long, env = "CONVEYOR_DEFAULT_REPLICATION_FACTOR", value_name = "N")]
     pub default_replication_factor: Option<u16>,
+    /// In-sync replicas an acks=all produce needs, for topics that do not set min.insync.replicas (Kafka's broker min.insync.replicas) [default: 1].
+    #[arg(long, env = "CONVEYOR_MIN_INSYNC_REPLICAS", value_name = "N")]
+    pub min_insync_replicas: Option<u16>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -136,6 +139,8 @@ pub struct ClusterFileSettings {
     pub peers: Option<PeersSetting>,
     /// `--default-replication-factor`.
     pub default_replication_factor: Option<u16>,
+    /// `--min-insync-replicas`.
+    pub min_insync_replicas: Option<u16>,
 }
 
 /// `peers` in the file: the flag's text or a table of id → address.
@@ -472,6 +477,12 @@ impl Settings {
             limits.validate().map_err(anyhow::Error::msg).context("consumer_timeout")?;
         }
         topic_defaults.max_message_bytes = limits.kafka_message_bytes_max;
+        if let Some(replicas) = args.min_insync_replicas.or(file.cluster.min_insync_replicas) {
+            if replicas == 0 {
+                bail!("--min-insync-replicas (CONVEYOR_MIN_INSYNC_REPLICAS, [cluster] min_insync_replicas) must be at least 1");
+            }
+            topic_defaults.min_insync_replicas = replicas;
+        }
         let default_partitions = file.topics.default_partitions.unwrap_or(1);
         if default_partitions == 0 {
             bail!("topics.default_partitions must be at least 1");

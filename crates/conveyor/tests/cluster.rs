@@ -6,7 +6,12 @@
 //! up. A Kafka topic with replication factor 3 keeps every record a
 //! confluent-kafka producer had acknowledged (acks=all) when the leader of
 //! its partition 0 is SIGKILLed, and the restarted node's copy of every
-//! partition catches up with the leader's. Every wait is a bounded poll;
+//! partition catches up with the leader's. A transactional producer's
+//! markers and the admin API's publishes, sent to any node, go through the
+//! partition's group too, so a new leader serves exactly the committed
+//! records. An acks=all produce while fewer replicas are in sync than the
+//! topic's min.insync.replicas is refused with NOT_ENOUGH_REPLICAS and
+//! writes nothing. Every wait is a bounded poll;
 //! every process is stopped by its PID.
 
 mod support;
@@ -168,9 +173,9 @@ fn local_records(server: &Server, topic: &str, partition: u32) -> Vec<(u64, i64,
         .unwrap_or_default()
 }
 
-#[test]
-fn a_replicated_topic_loses_no_acknowledged_record_when_its_leader_is_killed() {
-    let mut cluster = ClusterNodes::start(3);
+/// Waits until every node is healthy and knows every member's Kafka door;
+/// answers the bootstrap list of every node's Kafka address.
+fn kafka_ready(cluster: &ClusterNodes) -> String {
     assert!(
         eventually(WAIT, || (1..=3).all(|id| {
             cluster.node(id).http_get("/health").0 == 200
@@ -180,14 +185,14 @@ fn a_replicated_topic_loses_no_acknowledged_record_when_its_leader_is_killed() {
         })),
         "every node healthy and every member's Kafka door known everywhere"
     );
-    let bootstrap = (1..=3)
+    (1..=3)
         .map(|id| cluster.node(id).kafka_addr.to_string())
         .collect::<Vec<_>>()
-        .join(",");
-    let topic = "replicated-orders";
-    let mut client = spawn_script(cluster.node(1), "kafka/cluster_failover_confluent.py", &[&bootstrap, topic]);
-    let stdout = client.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
+        .join(",")
+}
+
+/// Reads the script's first line, `leader N`, and answers N.
+fn leader_line(client: &mut std::process::Child, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>) -> usize {
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     let Some(leader) = first.strip_prefix("leader ").and_then(|id| id.parse::<usize>().ok()) else {
         let _ = client.kill();
@@ -195,6 +200,18 @@ fn a_replicated_topic_loses_no_acknowledged_record_when_its_leader_is_killed() {
         panic!("expected `leader N` first, got {first:?}");
     };
     assert!((1..=3).contains(&leader), "{first}");
+    leader
+}
+
+#[test]
+fn a_replicated_topic_loses_no_acknowledged_record_when_its_leader_is_killed() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let topic = "replicated-orders";
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_failover_confluent.py", &[&bootstrap, topic]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let leader = leader_line(&mut client, &mut lines);
 
     // The leader of partition 0 dies while the producer goes on.
     cluster.kill(leader);
@@ -222,4 +239,104 @@ fn a_replicated_topic_loses_no_acknowledged_record_when_its_leader_is_killed() {
         local_records(cluster.node(leader), topic, 0).len(),
         local_records(cluster.node(survivor), topic, 0).len()
     );
+}
+
+#[test]
+fn transaction_markers_are_replicated_so_a_new_leader_serves_exactly_the_committed_records() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let topic = "replicated-payments";
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_transactions_confluent.py", &[&bootstrap, topic]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let leader = leader_line(&mut client, &mut lines);
+
+    // The leader dies after two commits and an abort: the survivors hold
+    // the markers too, so the new leader's last stable offset is past them.
+    cluster.kill(leader);
+    writeln!(client.stdin.as_mut().expect("stdin"), "killed").expect("tell the script");
+    expect_script_ok(&mut client, lines);
+
+    // A publish through the admin API on either survivor, led there or
+    // not, goes through the partition's group: both copies get both
+    // records, at the same offsets, after the 103 the producer wrote.
+    let survivors = cluster.running();
+    for (index, id) in survivors.iter().enumerate() {
+        let json = format!(r#"{{"value":"admin-{index}","partition":0}}"#);
+        let mut published = (0, String::new());
+        let accepted = eventually(WAIT, || {
+            published = http_send(
+                cluster.node(*id).http_addr,
+                "POST",
+                &format!("/api/v1/topics/{topic}/messages"),
+                &json,
+            );
+            published.0 == 201
+        });
+        assert!(accepted, "publish on node {id}: {published:?}");
+    }
+    let tail = |id: usize| -> Vec<(u64, String)> {
+        local_records(cluster.node(id), topic, 0)
+            .into_iter()
+            .filter(|(_, _, _, value)| value.starts_with("admin-"))
+            .map(|(offset, _, _, value)| (offset, value))
+            .collect()
+    };
+    let expected = vec![(103, "admin-0".to_owned()), (104, "admin-1".to_owned())];
+    assert!(
+        eventually(WAIT, || survivors.iter().all(|id| tail(*id) == expected)),
+        "both survivors hold both admin publishes at 103 and 104: {:?}",
+        survivors.iter().map(|id| tail(*id)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas_and_writes_nothing() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_min_insync_confluent.py", &[&bootstrap, "insync"]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let leaders: Vec<usize> = first
+        .strip_prefix("leaders ")
+        .map(|rest| rest.split_whitespace().filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default();
+    if leaders.len() != 2 {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!("expected `leaders A B` first, got {first:?}");
+    }
+    let (leader_all3, leader_all2) = (leaders[0], leaders[1]);
+
+    // One node that leads neither topic stops: two replicas stay in sync.
+    let first_down = (1..=3)
+        .find(|id| *id != leader_all3 && *id != leader_all2)
+        .expect("a node leading neither");
+    cluster.kill(first_down);
+    writeln!(client.stdin.as_mut().expect("stdin"), "one-down").expect("tell the script");
+    let answer = lines.next().and_then(Result::ok).unwrap_or_default();
+    if answer != "one-down ok" {
+        // Shows the script's failure (stderr) before this test's.
+        expect_script_ok(&mut client, lines);
+        panic!("expected `one-down ok`, got {answer:?}");
+    }
+
+    // A second node, not the leader of the min.insync.replicas=2 topic, stops.
+    let second_down = (1..=3)
+        .find(|id| *id != first_down && *id != leader_all2)
+        .expect("a node not leading the second topic");
+    cluster.kill(second_down);
+    writeln!(client.stdin.as_mut().expect("stdin"), "two-down").expect("tell the script");
+    let answer = lines.next().and_then(Result::ok).unwrap_or_default();
+    if answer != "two-down ok" {
+        // Shows the script's failure (stderr) before this test's.
+        expect_script_ok(&mut client, lines);
+        panic!("expected `two-down ok`, got {answer:?}");
+    }
+
+    cluster.restart(first_down);
+    cluster.restart(second_down);
+    writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
+    expect_script_ok(&mut client, lines);
 }

@@ -4,7 +4,7 @@
 //! each front door maps onto these.
 
 /// What one record of an append expects of the partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Expectation {
     /// The record gets exactly this offset.
     Offset(u64),
@@ -15,7 +15,7 @@ pub enum Expectation {
 
 /// A condition on the record at position `record` of an append (counting
 /// the records of its readable batches from 0, in order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppendCondition {
     pub record: usize,
     pub expectation: Expectation,
@@ -29,7 +29,7 @@ impl AppendCondition {
 }
 
 /// Why a conditional append was refused. Nothing of the append was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ConditionFailed {
     #[error("record {record} expected offset {expected}, it would get offset {actual}")]
     Offset { record: usize, expected: u64, actual: u64 },

@@ -16,6 +16,19 @@ pub enum CoreError {
     InvalidReplicationFactor(String),
     #[error("this node does not lead partition {partition} of topic {topic:?}")]
     NotLeader { topic: String, partition: u32 },
+    /// Fewer replicas are in sync than `min.insync.replicas` asks for a
+    /// write that waits for all of them; nothing was written.
+    #[error("partition {partition} of topic {topic:?} has {in_sync} in-sync replicas, fewer than min.insync.replicas {required}")]
+    NotEnoughReplicas {
+        topic: String,
+        partition: u32,
+        in_sync: usize,
+        required: u16,
+    },
+    /// A write sent to a partition's leader on another node failed there,
+    /// or its answer was lost on the way.
+    #[error("the partition's leader did not take the write: {0}")]
+    Replication(String),
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("topic {0:?} does not exist")]

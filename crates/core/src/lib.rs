@@ -22,6 +22,7 @@ pub mod log_cleaner;
 pub mod log_health;
 pub mod messaging;
 pub mod partition_slot;
+pub mod partition_write;
 pub mod partitioner;
 pub mod producer;
 pub mod queue;

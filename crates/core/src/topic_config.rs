@@ -10,6 +10,9 @@ use conveyor_log::{CompactionConfig, Durability, LogConfig};
 /// Kafka's default `max.message.bytes` (1 MiB plus batch overhead).
 pub const MAX_MESSAGE_BYTES_DEFAULT: u64 = 1_048_588;
 
+/// Kafka's default `min.insync.replicas`.
+pub const MIN_INSYNC_REPLICAS_DEFAULT: u16 = 1;
+
 /// The config keys a topic accepts.
 pub mod keys {
     pub const RETENTION_MS: &str = "retention.ms";
@@ -24,6 +27,9 @@ pub mod keys {
     pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
     pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
     pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+    /// Kafka's: the in-sync replicas an `acks=all` write needs (on a
+    /// cluster node's replicated partitions; a single node ignores it).
+    pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
     /// Conveyor's own: `always`, `interval:<ms>` or `never` (see the log's `Durability`).
     pub const DURABILITY: &str = "durability";
 }
@@ -39,6 +45,7 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     keys::MESSAGE_TIMESTAMP_TYPE,
     keys::MIN_CLEANABLE_DIRTY_RATIO,
     keys::MIN_COMPACTION_LAG_MS,
+    keys::MIN_INSYNC_REPLICAS,
     keys::RETENTION_BYTES,
     keys::RETENTION_MS,
     keys::SEGMENT_BYTES,
@@ -62,6 +69,8 @@ pub struct TopicDefaults {
     /// Kafka's `log.cleaner.delete.retention.ms`, `log.cleaner.min.compaction.lag.ms`,
     /// `log.cleaner.max.compaction.lag.ms` and `log.cleaner.min.cleanable.ratio`.
     pub compaction: CompactionConfig,
+    /// Kafka's broker `min.insync.replicas`: the default of topics' own.
+    pub min_insync_replicas: u16,
 }
 
 impl Default for TopicDefaults {
@@ -70,6 +79,7 @@ impl Default for TopicDefaults {
             log: LogConfig::default(),
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
             compaction: CompactionConfig::default(),
+            min_insync_replicas: MIN_INSYNC_REPLICAS_DEFAULT,
         }
     }
 }
@@ -255,6 +265,13 @@ impl TopicConfig {
             .unwrap_or(defaults.max_message_bytes)
     }
 
+    /// The in-sync replicas an `acks=all` write to a replicated partition needs.
+    pub fn min_insync_replicas(&self, defaults: &TopicDefaults) -> u16 {
+        self.get_i64(keys::MIN_INSYNC_REPLICAS)
+            .and_then(|value| u16::try_from(value).ok())
+            .unwrap_or(defaults.min_insync_replicas)
+    }
+
     pub fn timestamp_type(&self) -> TimestampType {
         match self.overrides.get(keys::MESSAGE_TIMESTAMP_TYPE).map(String::as_str) {
             Some("LogAppendTime") => TimestampType::LogAppendTime,
@@ -277,6 +294,7 @@ impl TopicConfig {
                     keys::INDEX_INTERVAL_BYTES => log.index_interval_bytes.to_string(),
                     keys::DURABILITY => log.durability.to_string(),
                     keys::MAX_MESSAGE_BYTES => self.max_message_bytes(defaults).to_string(),
+                    keys::MIN_INSYNC_REPLICAS => self.min_insync_replicas(defaults).to_string(),
                     keys::CLEANUP_POLICY => self.cleanup_policy().to_string(),
                     keys::DELETE_RETENTION_MS => compaction.delete_retention_ms.to_string(),
                     keys::MIN_COMPACTION_LAG_MS => compaction.min_compaction_lag_ms.to_string(),
@@ -360,6 +378,11 @@ fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         }
         keys::DURABILITY => {
             value.parse::<Durability>().map_err(|error| invalid(&error.to_string()))?;
+        }
+        keys::MIN_INSYNC_REPLICAS => {
+            if !(1..=i64::from(u16::MAX)).contains(&integer()?) {
+                return Err(invalid("must be at least 1"));
+            }
         }
         _ => return Err(ConfigError::UnknownKey(key.to_owned())),
     }
@@ -528,6 +551,26 @@ mod tests {
         let durability = entries.iter().find(|entry| entry.name == "durability").expect("listed");
         assert_eq!((durability.value.as_str(), durability.is_default), ("always", true));
         assert_eq!(entries.len(), SUPPORTED_KEYS.len());
+    }
+
+    #[test]
+    fn min_insync_replicas_defaults_to_the_brokers_and_is_at_least_one() {
+        let defaults = TopicDefaults {
+            min_insync_replicas: 2,
+            ..TopicDefaults::default()
+        };
+        assert_eq!(TopicDefaults::default().min_insync_replicas, 1, "Kafka's default");
+        assert_eq!(config(&[]).expect("valid").min_insync_replicas(&defaults), 2);
+        let topic = config(&[("min.insync.replicas", "3")]).expect("valid");
+        assert_eq!(topic.min_insync_replicas(&defaults), 3);
+        let listed = topic.entries(&defaults);
+        let entry = listed.iter().find(|entry| entry.name == "min.insync.replicas").expect("listed");
+        assert_eq!((entry.value.as_str(), entry.is_default), ("3", false));
+        assert!(matches!(
+            config(&[("min.insync.replicas", "0")]),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(config(&[("min.insync.replicas", "two")]).is_err());
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         // Retriable: the client refreshes its metadata and finds the leader.
         CoreError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        // Kafka's answer to acks=all below min.insync.replicas (retriable).
+        CoreError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        CoreError::Replication(_) => ResponseError::UnknownServerError,
         CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
         CoreError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
         CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

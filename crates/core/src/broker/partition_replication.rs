@@ -1,8 +1,11 @@
 //! What a cluster node's broker asks of the replication of Kafka
 //! partitions: the nodes and their Kafka doors, a partition's leader,
 //! replicas, in-sync replicas and leader epoch, the replication factor a
-//! new topic gets, and appends that answer once a quorum of the
-//! partition's replicas holds them. The binary installs an implementation
+//! new topic gets, and writes that answer once a quorum of the
+//! partition's replicas holds them. Also the broker's one write path of a
+//! partition (`Broker::write_partition`): every door and the transaction
+//! coordinator write through it, and it goes through the partition's group
+//! when the partition is replicated. The binary installs an implementation
 //! (`crates/cluster`); without one a broker is a single node and nothing
 //! here changes what it does. Knows no consensus and no sockets.
 
@@ -12,7 +15,9 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::Broker;
+use crate::append_condition::AppendCondition;
 use crate::error::{CoreError, Result};
+use crate::partition_write::{PartitionWrite, Reach};
 use crate::producer::PendingAppend;
 use crate::topic::Topic;
 
@@ -50,11 +55,12 @@ pub trait PartitionReplication: Send + Sync + std::fmt::Debug {
     /// Where partition `partition` of the topic with id `topic` lives;
     /// `None` when it is not replicated (a topic made before the cluster).
     fn placement(&self, topic: Uuid, partition: u32) -> Option<Placement>;
-    /// Appends `batches` through the partition's group: resolves once a
-    /// quorum of its replicas has them durable and this node (the leader)
-    /// has written them to the partition log, with the offsets they got
-    /// there; fails with [`CoreError::NotLeader`] on any other node.
-    fn append(&self, topic: &Topic, partition: u32, batches: Bytes) -> PendingAppend;
+    /// Writes `write` through the partition's group: resolves once a
+    /// quorum of its replicas has it durable and the leader has written it
+    /// to the partition log, with the offsets it got there. On a node that
+    /// does not lead, fails with [`CoreError::NotLeader`] when `reach` is
+    /// [`Reach::Leader`], else is sent to the leader.
+    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend;
 }
 
 impl Broker {
@@ -91,12 +97,88 @@ impl Broker {
         self.partition_replication()?.placement(topic.id, partition)
     }
 
-    /// The append of a replicated partition (through its group), or
-    /// `None` when the partition is this node's alone.
-    pub fn replicated_append(&self, topic: &Topic, partition: u32, batches: Bytes) -> Option<PendingAppend> {
-        let replication = self.partition_replication()?;
-        replication.placement(topic.id, partition)?;
-        Some(replication.append(topic, partition, batches))
+    /// The one write path of a partition: through its group when it is
+    /// replicated (see [`PartitionReplication::write`]), else straight to
+    /// its log here. Every door and the transaction coordinator write
+    /// through it, so none needs to know whether the partition is
+    /// replicated.
+    pub fn write_partition(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend {
+        if let Some(replication) = self.partition_replication()
+            && replication.placement(topic.id, partition).is_some()
+        {
+            return replication.write(topic, partition, write, reach);
+        }
+        match topic.partition_handle(partition) {
+            Some(handle) => handle.write(write),
+            None => unknown_partition(topic, partition),
+        }
+    }
+
+    /// A Kafka producer's records for `partition`, under KIP-890's rule that
+    /// a transactional batch goes only to a partition of its ongoing
+    /// transaction: on a partition that is not replicated the check runs
+    /// under the partition's lock, from the append's one header parse; on
+    /// a replicated one it runs here, then the leader writes through the
+    /// group ([`Broker::write_partition`], `Reach::Leader`).
+    pub fn write_produced(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        transactional_id: Option<&str>,
+        batches: Bytes,
+        conditions: Vec<AppendCondition>,
+    ) -> PendingAppend {
+        let replicated = self
+            .partition_replication()
+            .is_some_and(|replication| replication.placement(topic.id, partition).is_some());
+        if !replicated {
+            return match topic.partition_handle(partition) {
+                Some(handle) => {
+                    let in_transaction = self.in_transaction(transactional_id, &topic.name, partition);
+                    handle.append_in_transaction(batches, &conditions, &in_transaction)
+                }
+                None => unknown_partition(topic, partition),
+            };
+        }
+        if let Err(error) = self.verify_transactional_append(transactional_id, &topic.name, partition, &batches) {
+            let error = CoreError::from(error);
+            return Box::pin(async move { Err(error) });
+        }
+        self.write_partition(topic, partition, PartitionWrite::Records { batches, conditions }, Reach::Leader)
+    }
+
+    /// Kafka's `min.insync.replicas` rule for an `acks=all` write: on the
+    /// leader of a replicated partition, fewer in-sync replicas than the
+    /// topic's `min.insync.replicas` refuse it before anything is written.
+    /// Nothing to check on a single node or a partition that is not
+    /// replicated, nor on a node that does not lead (the write answers
+    /// `NotLeader` there).
+    pub fn check_min_in_sync(&self, topic: &Topic, partition: u32) -> Result<()> {
+        let Some(replication) = self.partition_replication() else {
+            return Ok(());
+        };
+        let Some(placement) = replication.placement(topic.id, partition) else {
+            return Ok(());
+        };
+        if placement.leader != Some(replication.node_id()) {
+            return Ok(());
+        }
+        let required = topic.config().min_insync_replicas(&self.config().topic_defaults);
+        if placement.in_sync.len() < usize::from(required) {
+            return Err(CoreError::NotEnoughReplicas {
+                topic: topic.name.clone(),
+                partition,
+                in_sync: placement.in_sync.len(),
+                required,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a partition is replicated through a group (on a cluster
+    /// node, a topic created with a replication factor).
+    pub fn is_replicated(&self, topic: &Topic, partition: u32) -> bool {
+        self.placement(topic, partition).is_some()
     }
 
     /// Refuses reads of a replicated partition this node does not lead:
@@ -113,4 +195,13 @@ impl Broker {
             _ => Ok(()),
         }
     }
+}
+
+/// The append of a partition `topic` does not have, failed.
+fn unknown_partition(topic: &Topic, partition: u32) -> PendingAppend {
+    let error = CoreError::UnknownPartition {
+        topic: topic.name.clone(),
+        partition,
+    };
+    Box::pin(async move { Err(error) })
 }

@@ -16,6 +16,7 @@ use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
+use crate::partition_write::{PartitionWrite, Reach};
 use crate::partitioner;
 use crate::producer::PendingAppend;
 use crate::queue::QueuePolicy;
@@ -307,15 +308,12 @@ impl Broker {
             .key
             .as_deref()
             .map_or(0, |key| partitioner::partition_for_key(key, partitions));
-        let partition = topic.partition_handle(index).ok_or_else(|| CoreError::UnknownPartition {
-            topic: name.to_owned(),
-            partition: index,
-        })?;
         let mut builder = BatchBuilder::new(self.clock().now_ms());
         builder.push(record);
         let batch = builder.build();
         self.check_batch_bytes(&topic, batch.len())?;
-        Ok(partition.append(batch))
+        // Any node: one that does not lead the partition sends it on.
+        Ok(self.write_partition(&topic, index, PartitionWrite::records(batch), Reach::AnyNode))
     }
 
     /// Kafka's `max.message.bytes`: a batch (its size on disk) larger than

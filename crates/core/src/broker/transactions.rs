@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::Broker;
 use crate::error::CoreError;
 use crate::group::CommittedOffset;
+use crate::partition_write::{PartitionWrite, Reach};
 use crate::transaction::{MarkerKind, Participants, PendingOffset, TopicPartition, TransactionCoordinator, TransactionError};
 
 /// How often expired transactions are looked for (Kafka's
@@ -37,11 +38,24 @@ impl Participants for PartitionMarkers<'_> {
             let pending: Vec<_> = partitions
                 .iter()
                 .filter_map(|(topic, partition)| {
-                    let handle = self.broker.topic(topic).and_then(|found| found.partition_handle(*partition));
-                    if handle.is_none() {
+                    let found = self.broker.topic(topic).filter(|found| *partition < found.partition_count());
+                    if found.is_none() {
                         tracing::warn!(topic, partition, "no marker for a partition that no longer exists");
                     }
-                    handle.map(|handle| ((topic, partition), handle.append_marker(producer_id, producer_epoch, kind, now_ms)))
+                    let marker = PartitionWrite::Marker {
+                        producer_id,
+                        producer_epoch,
+                        kind,
+                        now_ms,
+                    };
+                    // Through the partition's group when it is replicated,
+                    // sent to its leader from any node.
+                    found.map(|found| {
+                        (
+                            (topic, partition),
+                            self.broker.write_partition(&found, *partition, marker, Reach::AnyNode),
+                        )
+                    })
                 })
                 .collect();
             let mut first_error = None;
@@ -185,9 +199,18 @@ impl Broker {
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<(), TransactionError> {
-        let added = self
+        let verified = self
             .transactions
-            .verify_partitions(transactional_id, producer_id, producer_epoch, &[(topic.to_owned(), partition)])?;
+            .verify_partitions(transactional_id, producer_id, producer_epoch, &[(topic.to_owned(), partition)]);
+        let added = match verified {
+            // On a cluster node the producer's coordinator may be another
+            // node (coordinators are not replicated yet): this one cannot
+            // tell, so the partition takes the batch as a single node
+            // before KIP-890 did; the coordinator still ends the
+            // transaction with its markers here.
+            Err(TransactionError::InvalidProducerIdMapping { .. }) if self.partition_replication().is_some() => return Ok(()),
+            verified => verified?,
+        };
         if added.first() == Some(&true) {
             return Ok(());
         }

@@ -173,7 +173,11 @@ impl From<CoreError> for ApiError {
             },
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ConditionFailed(_) => StatusCode::CONFLICT,
-            CoreError::ShuttingDown | CoreError::NotLeader { .. } | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::ShuttingDown
+            | CoreError::NotLeader { .. }
+            | CoreError::NotEnoughReplicas { .. }
+            | CoreError::Replication(_)
+            | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
                 StatusCode::CONFLICT
             }

@@ -17,7 +17,7 @@ use conveyor_core::append_condition::{AppendCondition, Expectation};
 use conveyor_core::broker::RouteTarget;
 use conveyor_core::envelope::Envelope;
 use conveyor_core::exchange::{DEFAULT_EXCHANGE, FieldTable, HeaderValue};
-use conveyor_core::producer::Partition;
+use conveyor_core::partition_write::{PartitionWrite, Reach};
 use conveyor_core::{Broker, Topic, partitioner, vhost};
 use conveyor_log::batch::{HEADER_BYTES, check_batch};
 use conveyor_log::record::{BatchBuilder, Header, Record, decode_records};
@@ -396,9 +396,15 @@ pub async fn publish_to_topic(
 ) -> Result<(StatusCode, Json<TopicPublished>), ApiError> {
     let topic = topics::find(&state.broker, &name)?;
     let conditions = request.conditions()?;
-    let (partition, handle, batch) = topic_batch(&state.broker, &topic, request)?;
+    let (partition, batch) = topic_batch(&state.broker, &topic, request)?;
     crate::disk_admission::admit(state.broker.alarms(), batch.len() as u64).await?;
-    let appended = handle.append_if(batch, &conditions).await?;
+    // The core's one write path: through the partition's group (sent on to
+    // its leader) when it is replicated.
+    let write = PartitionWrite::Records {
+        batches: batch,
+        conditions,
+    };
+    let appended = state.broker.write_partition(&topic, partition, write, Reach::AnyNode).await?;
     Ok((
         StatusCode::CREATED,
         Json(TopicPublished {
@@ -439,13 +445,16 @@ pub async fn publish_batch_to_topic(
         .into_iter()
         .map(|message| topic_batch(&state.broker, &topic, message))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let bytes: usize = batches.iter().map(|(_, _, batch)| batch.len()).sum();
+    let bytes: usize = batches.iter().map(|(_, batch)| batch.len()).sum();
     crate::disk_admission::admit(state.broker.alarms(), bytes as u64).await?;
     // Every append is queued before any is awaited, in the request's order:
     // the log's group commit makes them durable with one fsync.
     let appends: Vec<_> = batches
         .into_iter()
-        .map(|(partition, handle, batch)| (partition, handle.append(batch)))
+        .map(|(partition, batch)| {
+            let write = PartitionWrite::records(batch);
+            (partition, state.broker.write_partition(&topic, partition, write, Reach::AnyNode))
+        })
         .collect();
     let mut published = Vec::with_capacity(appends.len());
     for (partition, append) in appends {
@@ -460,7 +469,7 @@ pub async fn publish_batch_to_topic(
 /// The partition a publish request goes to (its own, or the one Kafka's
 /// partitioner picks for its key), that partition, and the one-record batch
 /// to append, checked against the topic's `max.message.bytes`.
-fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Result<(u32, Partition, Bytes), ApiError> {
+fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Result<(u32, Bytes), ApiError> {
     let key = decode("key", request.key.clone(), request.key_encoding)?;
     let partition = match request.partition {
         Some(partition) => partition,
@@ -469,15 +478,15 @@ fn topic_batch(broker: &Broker, topic: &Topic, request: PublishMessage) -> Resul
             .as_deref()
             .map_or(0, |key| partitioner::partition_for_key(key, topic.partition_count())),
     };
-    let handle = topic
-        .partition_handle(partition)
-        .ok_or_else(|| ApiError::not_found(format!("topic {:?} has no partition {partition}", topic.name)))?;
+    if partition >= topic.partition_count() {
+        return Err(ApiError::not_found(format!("topic {:?} has no partition {partition}", topic.name)));
+    }
     let record = record_of(request, key)?;
     let mut builder = BatchBuilder::new(broker.clock().now_ms());
     builder.push(record);
     let batch = builder.build();
     broker.check_batch_bytes(topic, batch.len())?;
-    Ok((partition, handle, batch))
+    Ok((partition, batch))
 }
 
 /// Publishes through an exchange (`amq.default` is the default exchange),

@@ -5,8 +5,11 @@
 //! under the topic's policy for acks=1 and acks=all alike on a single node;
 //! on a cluster node a replicated partition's append answers once a quorum
 //! of its replicas holds it, for both, and a node that does not lead the
-//! partition answers NOT_LEADER_OR_FOLLOWER). Records carrying Conveyor's conditional-append
-//! headers (`conditions.rs`) are appended only if the partition meets them;
+//! partition answers NOT_LEADER_OR_FOLLOWER; acks=all answers
+//! NOT_ENOUGH_REPLICAS, writing nothing, while fewer replicas are in sync
+//! than the topic's `min.insync.replicas`). Records carrying Conveyor's conditional-append
+//! headers (`conditions.rs`) are appended only if the partition meets them
+//! (on a replicated partition, checked as its group applies them);
 //! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
 //! in `record_errors`.
 
@@ -98,6 +101,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
                         context,
                         topic.as_ref(),
                         transactional_id.as_deref(),
+                        acks,
                         version,
                         data.index,
                         data.records,
@@ -121,6 +125,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
                     &context,
                     &topic.name,
                     transactional_id.as_deref(),
+                    acks,
                     partition.index,
                     partition.outcome,
                 )
@@ -153,6 +158,7 @@ fn plan(
     context: &Context,
     topic: Option<&Arc<Topic>>,
     transactional_id: Option<&str>,
+    acks: i16,
     version: i16,
     index: i32,
     records: Option<Bytes>,
@@ -169,7 +175,7 @@ fn plan(
             false => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
         };
     };
-    match append(context, topic, transactional_id, index, records) {
+    match append(context, topic, transactional_id, acks, index, records) {
         Ok(appending) => Outcome::Appending(appending),
         Err(refused) => Outcome::Failed(refused.code, refused.message),
     }
@@ -180,7 +186,14 @@ fn plan(
 /// the conditions they carry; transactional ones only to a partition of
 /// their ongoing transaction (KIP-890). Framing problems are the log's to
 /// report (CORRUPT_MESSAGE).
-fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, index: i32, records: Bytes) -> Result<PendingAppend, Refused> {
+fn append(
+    context: &Context,
+    topic: &Topic,
+    transactional_id: Option<&str>,
+    acks: i16,
+    index: i32,
+    records: Bytes,
+) -> Result<PendingAppend, Refused> {
     for (_, batch) in whole_batches(&records) {
         context
             .broker
@@ -191,31 +204,19 @@ fn append(context: &Context, topic: &Topic, transactional_id: Option<&str>, inde
         return Err((ResponseError::UnknownTopicOrPartition, None).into());
     };
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
-    if context.broker.partition_replication().is_some() {
-        // A replicated partition's append bypasses the local producer
-        // state, so its transaction check is made here.
+    if acks == -1 {
+        // Kafka's min.insync.replicas: NOT_ENOUGH_REPLICAS, nothing written.
         context
             .broker
-            .verify_transactional_append(transactional_id, &topic.name, partition, &records)
-            .map_err(|error| transaction_refused(&error))?;
+            .check_min_in_sync(topic, partition)
+            .map_err(|error| Refused::from(&error))?;
     }
-    if let Some(replicated) = context.broker.replicated_append(topic, partition, records.clone()) {
-        if !conditions.is_empty() {
-            return Err((
-                ResponseError::InvalidRecord,
-                Some("conditional appends are not supported on replicated partitions yet".to_owned()),
-            )
-                .into());
-        }
-        return Ok(replicated);
-    }
-    match topic.partition_handle(partition) {
-        Some(handle) => {
-            let in_transaction = context.broker.in_transaction(transactional_id, &topic.name, partition);
-            Ok(handle.append_in_transaction(records, &conditions, &in_transaction))
-        }
-        None => Err((ResponseError::UnknownTopicOrPartition, None).into()),
-    }
+    // The core's one write path of a producer's records: through the
+    // partition's group when it is replicated (refused on a node that does
+    // not lead it), with KIP-890's check either way.
+    Ok(context
+        .broker
+        .write_produced(topic, partition, transactional_id, records, conditions))
 }
 
 /// Why a partition's append was refused: its code, the message for
@@ -240,6 +241,7 @@ async fn finish(
     context: &Context,
     name: &TopicName,
     transactional_id: Option<&str>,
+    acks: i16,
     index: i32,
     outcome: Outcome,
 ) -> Result<AppendInfo, Refused> {
@@ -252,7 +254,7 @@ async fn finish(
                 Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
                 Err(error) => return Err((errors::core_error(&error), Some(error.to_string())).into()),
             };
-            append(context, &topic, transactional_id, index, records)?
+            append(context, &topic, transactional_id, acks, index, records)?
         }
     };
     appending.await.map_err(|error: CoreError| Refused::from(&error))

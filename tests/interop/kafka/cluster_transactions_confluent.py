@@ -1,0 +1,120 @@
+"""confluent-kafka transactions on a three-node Conveyor cluster (issue 17).
+
+argv: BOOTSTRAP (every node's Kafka address, comma-separated) and TOPIC.
+
+Creates TOPIC with one partition and replication factor 3, waits until
+Metadata lists a leader and three in-sync replicas, then a transactional
+producer commits 50 records, aborts 20 and commits 30 more (the markers go
+through the partition's Raft group, whichever node coordinates the
+transaction). Prints `leader N` (the partition's leader) and waits for
+`killed` on stdin (the test SIGKILLs that node). A read_committed consumer
+on the survivors then reads exactly the 80 committed records, in order,
+none of the aborted ones, and the last stable offset (the high watermark a
+read_committed consumer is told) is past the last marker: 103 (100 records
+and three markers). Prints `ok`."""
+import sys
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import check, unique
+
+BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
+WAIT_SECONDS = 60
+COMMITTED_FIRST, ABORTED, COMMITTED_LAST = 50, 20, 30
+LOG_END = COMMITTED_FIRST + ABORTED + COMMITTED_LAST + 3
+
+
+def wait_for(condition, what, seconds=WAIT_SECONDS):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    check(False, f"timed out waiting for {what}")
+
+
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+for future in admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=3)]).values():
+    future.result(30)
+
+
+def leader():
+    metadata = admin.list_topics(TOPIC, timeout=10)
+    topic = metadata.topics.get(TOPIC)
+    if topic is None or topic.error is not None or 0 not in topic.partitions:
+        return None
+    partition = topic.partitions[0]
+    if partition.leader < 0 or sorted(partition.isrs) != [1, 2, 3]:
+        return None
+    return partition.leader
+
+
+wait_for(leader, "the partition led with three in-sync replicas")
+
+producer = Producer(
+    {
+        "bootstrap.servers": BOOTSTRAP,
+        "transactional.id": unique("cluster-txn"),
+        "enable.idempotence": True,
+        "acks": "all",
+    }
+)
+producer.init_transactions(30)
+
+
+def transaction(prefix, count, commit):
+    producer.begin_transaction()
+    for index in range(count):
+        producer.produce(TOPIC, value=f"{prefix}-{index}".encode(), partition=0)
+    if commit:
+        producer.commit_transaction(30)
+    else:
+        producer.flush(30)
+        producer.abort_transaction(30)
+
+
+transaction("first", COMMITTED_FIRST, True)
+transaction("aborted", ABORTED, False)
+transaction("last", COMMITTED_LAST, True)
+
+print(f"leader {leader()}", flush=True)
+check(sys.stdin.readline().strip() == "killed", "the test says the leader is killed")
+
+consumer = Consumer(
+    {
+        "bootstrap.servers": BOOTSTRAP,
+        "group.id": unique("cluster-txn-reader"),
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
+)
+partition = TopicPartition(TOPIC, 0, 0)
+consumer.assign([partition])
+expected = [f"first-{index}" for index in range(COMMITTED_FIRST)] + [f"last-{index}" for index in range(COMMITTED_LAST)]
+seen = []
+deadline = time.monotonic() + WAIT_SECONDS
+while len(seen) < len(expected) and time.monotonic() < deadline:
+    message = consumer.poll(1.0)
+    if message is None or message.error() is not None:
+        continue
+    seen.append(message.value().decode())
+# Anything after the last committed record would be a leak.
+extra = consumer.poll(2.0)
+check(extra is None or extra.error() is not None, f"nothing after the committed records: {extra and extra.value()}")
+check(seen == expected, f"exactly the committed records, in order: {seen[:5]}... ({len(seen)})")
+
+
+def stable_end():
+    """The high watermark a read_committed consumer is told is the LSO."""
+    consumer.poll(0.2)
+    _, high = consumer.get_watermark_offsets(partition, cached=True)
+    return high if high == LOG_END else None
+
+
+wait_for(stable_end, f"the last stable offset at {LOG_END} on the new leader")
+consumer.close()
+print("ok", flush=True)
