@@ -1,7 +1,8 @@
 """Assertions and names shared by every interop script (each protocol's
 common.py re-exports them): a failed check exits non-zero with a readable
 message; unique() gives a topic, queue or group name no other run uses;
-wait_until() polls a condition within a deadline; round_trip() proves a
+wait_until() polls a condition within a deadline (wait_for() one that
+answers at once, between pauses); round_trip() proves a
 pika connection works."""
 import os
 import sys
@@ -17,6 +18,19 @@ def check(condition, message):
 def unique(prefix):
     """A name no other test run uses."""
     return f"{prefix}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def wait_for(condition, what, seconds=60, interval=0.2):
+    """Asks `condition` every `interval` seconds until it returns something
+    truthy, and returns that; fails after `seconds` (for conditions that
+    answer at once, such as a metadata request)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    check(False, f"timed out after {seconds} s waiting for {what}")
 
 
 def wait_until(condition, what, seconds=45):

@@ -387,6 +387,33 @@ fn declare(name: &str, arguments: FieldTable) -> Vec<u8> {
     .to_vec()
 }
 
+/// The queue "hostile" declared on channel 1, then a `basic.publish` to it whose
+/// content header says `body_size` and whose one body frame is `body`.
+fn publish(body_size: u64, properties: BasicProperties, body: &[u8]) -> Vec<u8> {
+    let mut bytes = real_frames()[0].clone();
+    bytes.extend_from_slice(&encode(&[
+        method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: ShortString::from(""),
+                routing_key: ShortString::from("hostile"),
+                mandatory: false,
+                immediate: false,
+            })),
+        ),
+        AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size,
+                properties,
+            },
+        ),
+        AMQPFrame::Body(1, body.to_vec()),
+    ]));
+    bytes
+}
+
 #[test]
 fn malformed_frames_get_rabbitmqs_connection_close_before_the_socket_closes() {
     let after_handshake = |frame: &[u8]| {
@@ -416,27 +443,7 @@ fn malformed_frames_get_rabbitmqs_connection_close_before_the_socket_closes() {
         .expect("the name");
     not_utf8[at] = 0xFF;
     assert_eq!(after_handshake(&not_utf8), Some((0, 501)), "a short string that is not UTF-8");
-    let mut longer_body = real_frames()[0].clone();
-    longer_body.extend_from_slice(&encode(&[
-        method(
-            1,
-            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-                exchange: ShortString::from(""),
-                routing_key: ShortString::from("hostile"),
-                mandatory: false,
-                immediate: false,
-            })),
-        ),
-        AMQPFrame::Header(
-            1,
-            AMQPContentHeader {
-                class_id: 60,
-                body_size: 2,
-                properties: BasicProperties::default(),
-            },
-        ),
-        AMQPFrame::Body(1, b"hello".to_vec()),
-    ]));
+    let longer_body = publish(2, BasicProperties::default(), b"hello");
     assert_eq!(after_handshake(&longer_body), Some((0, 501)), "a body longer than its header says");
     assert_serving();
 }
@@ -481,28 +488,12 @@ fn invalid_acks_arguments_and_expirations_close_the_channel_with_406() {
         "x-dead-letter-exchange as an integer"
     );
     for expiration in ["abc", "-1"] {
-        let mut publish = real_frames()[0].clone();
-        publish.extend_from_slice(&encode(&[
-            method(
-                1,
-                AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-                    exchange: ShortString::from(""),
-                    routing_key: ShortString::from("hostile"),
-                    mandatory: false,
-                    immediate: false,
-                })),
-            ),
-            AMQPFrame::Header(
-                1,
-                AMQPContentHeader {
-                    class_id: 60,
-                    body_size: 1,
-                    properties: BasicProperties::default().with_expiration(ShortString::from(expiration)),
-                },
-            ),
-            AMQPFrame::Body(1, b"x".to_vec()),
-        ]));
-        assert_eq!(after_handshake(&publish), Some((1, 406)), "expiration {expiration:?}");
+        let expiring = BasicProperties::default().with_expiration(ShortString::from(expiration));
+        assert_eq!(
+            after_handshake(&publish(1, expiring, b"x")),
+            Some((1, 406)),
+            "expiration {expiration:?}"
+        );
     }
     assert_serving();
 }

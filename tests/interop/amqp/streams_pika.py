@@ -10,7 +10,6 @@ with prefetch 2 reads 10 messages by acking). Retention arguments are
 accepted; a non-durable stream is refused with 406, and so is one with an
 argument that would remove messages (x-message-ttl, x-max-length, …)."""
 import datetime
-import time
 
 import pika
 

@@ -5,7 +5,7 @@ import sys
 import pika
 import pika.exceptions
 
-from common import URL, check, round_trip, unique
+from common import URL, round_trip
 
 user, password = sys.argv[1], sys.argv[2]
 address = URL.removeprefix("amqp://")

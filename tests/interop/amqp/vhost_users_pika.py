@@ -9,7 +9,7 @@ import urllib.parse
 import pika
 import pika.exceptions
 
-from common import URL, check, round_trip, unique
+from common import URL, check, round_trip
 
 limited, unlimited, vhost = sys.argv[1], sys.argv[2], sys.argv[3]
 address = URL.removeprefix("amqp://")

@@ -26,23 +26,13 @@ import time
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, unique
+from common import check, unique, wait_for
 
 BOOTSTRAP, PREFIX = sys.argv[1], sys.argv[2]
 ALL3, ALL2 = f"{PREFIX}-all3", f"{PREFIX}-all2"
 WAIT_SECONDS = 60
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-
-
-def wait_for(condition, what, seconds=WAIT_SECONDS):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    check(False, f"timed out waiting for {what}")
 
 
 def partition_of(topic):

@@ -18,22 +18,12 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, unique
+from common import check, unique, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 WAIT_SECONDS = 60
 COMMITTED_FIRST, ABORTED, COMMITTED_LAST = 50, 20, 30
 LOG_END = COMMITTED_FIRST + ABORTED + COMMITTED_LAST + 3
-
-
-def wait_for(condition, what, seconds=WAIT_SECONDS):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    check(False, f"timed out waiting for {what}")
 
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})

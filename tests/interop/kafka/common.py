@@ -8,7 +8,7 @@ import sys
 BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checks import check, unique, wait_until  # noqa: E402,F401  (re-exported)
+from checks import check, unique, wait_for, wait_until  # noqa: E402,F401  (re-exported)
 
 
 def create_topics(admin, names, partitions=1, config=None):

@@ -7,13 +7,12 @@ restart and are used: after it, the group's share.isolation.level
 The test restarts the broker between the script's two halves: the script
 prints "set", then waits for a line on stdin."""
 import sys
-import time
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from common import BOOTSTRAP, check, unique
-from share_common import ShareTopic, polled, settle
+from common import check, transactional_producer, unique
+from share_common import ShareTopic, consume_until
 
 shared = ShareTopic("rdk-group-configs")
 admin, group = shared.admin, shared.group
@@ -73,8 +72,7 @@ restarted = described()
 for name, value in expected.items():
     check(restarted.get(name) == value, f"{name}: {restarted.get(name)} after the restart")
 
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("group-configs"), "linger.ms": 0})
-producer.init_transactions(30)
+producer = transactional_producer(unique("group-configs"), {"linger.ms": 0})
 for values, commit in (([b"aborted"], False), ([b"committed"], True)):
     producer.begin_transaction()
     for value in values:
@@ -85,12 +83,7 @@ for values, commit in (([b"aborted"], False), ([b"committed"], True)):
     else:
         producer.abort_transaction(30)
 share = shared.consumer()
-got = []
-deadline = time.monotonic() + 30
-while b"committed" not in got and time.monotonic() < deadline:
-    messages = polled(share, 0.5)
-    got.extend(message.value() for message in messages)
-    settle(share, messages)
+got = consume_until(share, b"committed")
 check(got == [b"committed"], f"the restarted group's read_committed share consumer got {got}")
 share.close()
 print("ok")

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from common import BOOTSTRAP, check, create_topics, unique, wait_until

@@ -6,7 +6,7 @@ stable offset; a read_uncommitted consumer sees the open transaction's
 records at once."""
 import time
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from common import BOOTSTRAP, check, create_topics, transactional_producer, unique

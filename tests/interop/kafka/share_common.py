@@ -1,10 +1,13 @@
 """What the share-group scripts share: a fresh one-partition topic and share
 group, a producer into that partition, ShareConsumers of the group in
-explicit acknowledgement mode, and settling what they polled."""
-from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, NewTopic
+explicit acknowledgement mode, settling what they polled, and consuming
+until a value comes."""
+import time
 
-from common import BOOTSTRAP, check, unique
+from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+from confluent_kafka.admin import AdminClient
+
+from common import BOOTSTRAP, check, create_topics, unique
 
 
 class ShareTopic:
@@ -14,9 +17,7 @@ class ShareTopic:
         self.topic = unique(prefix)
         self.group = unique(f"{prefix}-group")
         self.admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-        created = self.admin.create_topics([NewTopic(self.topic, num_partitions=1, replication_factor=1)])
-        for future in created.values():
-            future.result(timeout=30)
+        create_topics(self.admin, [self.topic])
         self.producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
 
     def produce(self, *values):
@@ -41,3 +42,15 @@ def settle(share, messages, kind=AcknowledgeType.ACCEPT):
     for message in messages:
         share.acknowledge(message, kind)
     share.commit_sync(30)
+
+
+def consume_until(share, value, seconds=30):
+    """Everything `share` polls (and accepts) until `value` comes, or
+    `seconds` pass: the values in the order they came."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while value not in got and time.monotonic() < deadline:
+        messages = polled(share, 0.5)
+        got.extend(message.value() for message in messages)
+        settle(share, messages)
+    return got

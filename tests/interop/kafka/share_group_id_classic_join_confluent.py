@@ -6,7 +6,7 @@ import time
 from confluent_kafka import Consumer, KafkaError
 
 from common import BOOTSTRAP, check
-from share_common import ShareTopic, polled, settle
+from share_common import ShareTopic, consume_until, polled, settle
 
 shared = ShareTopic("rdk-share-join")
 share = shared.consumer()
@@ -31,12 +31,7 @@ while refused is None and time.monotonic() < deadline:
 check(refused is not None and refused.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL, f"the classic join: {refused}")
 classic.close()
 shared.produce(b"after")
-got = []
-deadline = time.monotonic() + 30
-while b"after" not in got and time.monotonic() < deadline:
-    messages = polled(share, 0.5)
-    got.extend(message.value() for message in messages)
-    settle(share, messages)
+got = consume_until(share, b"after")
 check(b"after" in got, f"the share group goes on: {got}")
 share.close()
 print("ok")

@@ -5,10 +5,10 @@ its commit, never an aborted record; a read_uncommitted group (the default)
 gets every data record once, aborted ones too. Neither ever gets a marker."""
 import time
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from common import BOOTSTRAP, check, unique
+from common import check, transactional_producer, unique
 from share_common import ShareTopic, polled, settle
 
 shared = ShareTopic("rdk-share-txn")
@@ -30,8 +30,7 @@ for group in (committed_group, uncommitted_group):
     alter(group, "share.auto.offset.reset", "earliest")
 alter(committed_group, "share.isolation.level", "read_committed")
 
-producer = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("share-txn"), "linger.ms": 0})
-producer.init_transactions(30)
+producer = transactional_producer(unique("share-txn"), {"linger.ms": 0})
 
 
 def transaction(values, commit):

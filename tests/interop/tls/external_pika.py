@@ -7,7 +7,7 @@ import sys
 import pika
 import pika.exceptions
 
-from common import AMQP_TLS, CA_FILE, check, round_trip, unique
+from common import AMQP_TLS, CA_FILE, round_trip
 
 known_cert, known_key, unknown_cert, unknown_key = sys.argv[1:5]
 host, port = AMQP_TLS.removeprefix("amqps://").rsplit(":", 1)

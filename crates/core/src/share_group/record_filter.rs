@@ -175,16 +175,22 @@ pub(crate) mod tests {
         Bytes::from(bytes)
     }
 
-    #[tokio::test]
-    async fn markers_are_skipped_always_aborted_records_and_open_transactions_only_when_read_committed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let partition = partition(dir.path());
+    /// Plain records at 0..2, an aborted transaction at 2..5 (its marker at
+    /// 5), a committed one at 6 (marker at 7) and an open one at 8..10.
+    pub(crate) async fn append_transactions(partition: &Partition) {
         partition.append(batch(1, 0, 2, false)).await.expect("plain at 0..2");
         partition.append(batch(7, 0, 3, true)).await.expect("aborted at 2..5");
         partition.append_marker(7, 0, MarkerKind::Abort, 1).await.expect("abort at 5");
         partition.append(batch(8, 0, 1, true)).await.expect("committed at 6");
         partition.append_marker(8, 0, MarkerKind::Commit, 1).await.expect("commit at 7");
         partition.append(batch(9, 0, 2, true)).await.expect("open at 8..10");
+    }
+
+    #[tokio::test]
+    async fn markers_are_skipped_always_aborted_records_and_open_transactions_only_when_read_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        append_transactions(&partition).await;
         let uncommitted = RecordFilter::default()
             .classify(&partition, IsolationLevel::ReadUncommitted, 0, u64::MAX)
             .expect("classify");

@@ -450,17 +450,12 @@ mod tests {
 
     #[tokio::test]
     async fn markers_are_never_acquired_and_read_committed_skips_aborted_records_and_stops_at_the_last_stable_offset() {
-        use crate::share_group::record_filter::tests::{batch, partition};
+        use crate::share_group::record_filter::tests::{append_transactions, partition};
         use crate::transaction::marker::MarkerKind;
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(0);
         let partition = partition(dir.path());
-        partition.append(batch(1, 0, 2, false)).await.expect("plain at 0..2");
-        partition.append(batch(7, 0, 3, true)).await.expect("aborted at 2..5");
-        partition.append_marker(7, 0, MarkerKind::Abort, 1).await.expect("abort at 5");
-        partition.append(batch(8, 0, 1, true)).await.expect("committed at 6");
-        partition.append_marker(8, 0, MarkerKind::Commit, 1).await.expect("commit at 7");
-        partition.append(batch(9, 0, 2, true)).await.expect("open at 8..10");
+        append_transactions(&partition).await;
         let open = |name: &str| {
             SharePartition::open(
                 dir.path().join(name),
