@@ -354,6 +354,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port for a cluster node's listener, below Linux's ephemeral
+/// range (32768 and up): the nodes' own outgoing connections, and every
+/// listener bound to port 0, take ports from that range, so one of them
+/// could take a port `free_port` gave out before its node binds it.
+/// Checked free now; spread by process id so parallel test binaries differ.
+pub fn cluster_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..1_000 {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (std::process::id().wrapping_mul(7_919).wrapping_add(step.wrapping_mul(131)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
+}
+
 /// Starts a client script that the test talks to over stdin/stdout.
 pub fn spawn_script(server: &Server, script: &str, args: &[&str]) -> Child {
     script_command(server, script, args)
@@ -497,7 +515,7 @@ pub fn http_send(addr: SocketAddr, method: &str, path: &str, json: &str) -> (u16
 }
 
 /// `n` cluster nodes, each a `conveyor serve` with its own data directory
-/// and a free loopback cluster address, started together.
+/// and a free loopback cluster address (`cluster_port`), started together.
 #[derive(Debug)]
 pub struct ClusterNodes {
     pub dirs: Vec<tempfile::TempDir>,
@@ -513,7 +531,7 @@ impl ClusterNodes {
     pub fn start(n: usize) -> ClusterNodes {
         let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
         let peers = (1..=n)
-            .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+            .map(|id| format!("{id}=127.0.0.1:{}", cluster_port()))
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = ClusterNodes {
