@@ -21,6 +21,7 @@ pub mod limits;
 pub mod log_cleaner;
 pub mod log_health;
 pub mod messaging;
+pub mod open_once;
 pub mod partition_slot;
 pub mod partition_write;
 pub mod partitioner;

@@ -4,12 +4,11 @@
 //! ([`PartitionSummary`]). Opens no file itself (its opener does) and
 //! knows not where the summaries are kept.
 
-use std::sync::OnceLock;
-
 use conveyor_log::Log;
 use tracing::error;
 
 use crate::error::Result;
+use crate::open_once::OpenOnce;
 use crate::producer::Partition;
 use crate::topic_config::{TopicConfig, TopicDefaults};
 
@@ -70,32 +69,17 @@ impl std::fmt::Debug for Opening {
     }
 }
 
+#[derive(Debug)]
 pub struct PartitionSlot {
-    opened: OnceLock<Partition>,
-    /// Taken by whoever opens the partition, so two first uses open it
-    /// once; taken by closing, so nothing opens it after.
-    opening: parking_lot::Mutex<Option<PartitionOpener>>,
+    partition: OpenOnce<Partition, PartitionOpener>,
     stored: PartitionSummary,
-}
-
-impl std::fmt::Debug for PartitionSlot {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("PartitionSlot")
-            .field("opened", &self.opened.get().is_some())
-            .field("stored", &self.stored)
-            .finish()
-    }
 }
 
 impl PartitionSlot {
     /// A partition already open.
     pub fn open(partition: Partition) -> PartitionSlot {
-        let opened = OnceLock::new();
-        let _ = opened.set(partition);
         PartitionSlot {
-            opened,
-            opening: parking_lot::Mutex::new(None),
+            partition: OpenOnce::open(partition),
             stored: PartitionSummary::default(),
         }
     }
@@ -103,8 +87,7 @@ impl PartitionSlot {
     /// A partition `opener` opens on first use, answering `stored` until then.
     pub fn unopened(opener: PartitionOpener, stored: PartitionSummary) -> PartitionSlot {
         PartitionSlot {
-            opened: OnceLock::new(),
-            opening: parking_lot::Mutex::new(Some(opener)),
+            partition: OpenOnce::later(Some(opener)),
             stored,
         }
     }
@@ -116,21 +99,12 @@ impl PartitionSlot {
     /// thread first). `None` once closed, or when opening failed (logged;
     /// the next use tries again).
     pub fn get(&self, config: impl FnOnce() -> TopicConfig, finish: impl FnOnce(Partition) -> Partition) -> Option<&Partition> {
-        if let Some(partition) = self.opened.get() {
-            return Some(partition);
-        }
-        let mut opening = self.opening.lock();
-        if let Some(partition) = self.opened.get() {
-            return Some(partition);
-        }
-        let opener = opening.as_ref()?;
-        let config = config();
-        match crate::queue::blocking_in_place(|| opener(&config)) {
-            Ok(partition) => {
-                let partition = self.opened.get_or_init(|| finish(partition));
-                *opening = None;
-                Some(partition)
-            }
+        let opened = self.partition.get(|opener| {
+            let config = config();
+            crate::queue::blocking_in_place(|| opener(&config)).map(finish)
+        });
+        match opened {
+            Ok(opened) => opened.map(|(partition, _)| partition),
             Err(failure) => {
                 error!(%failure, "opening a partition log failed");
                 None
@@ -140,7 +114,7 @@ impl PartitionSlot {
 
     /// The partition if it is open; never opens it.
     pub fn opened(&self) -> Option<&Partition> {
-        self.opened.get()
+        self.partition.opened()
     }
 
     /// Its figures: the open log's, or the stored ones. Never opens it.
@@ -158,9 +132,7 @@ impl PartitionSlot {
     /// Stops it from opening from now on (an open in progress finishes
     /// first) and returns its log if it is open, for the caller to close.
     pub fn seal(&self) -> Option<Log> {
-        let mut opening = self.opening.lock();
-        *opening = None;
-        self.opened().map(|partition| partition.log.clone())
+        self.partition.seal().map(|partition| partition.log.clone())
     }
 }
 

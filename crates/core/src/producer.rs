@@ -36,6 +36,7 @@ use parking_lot::Mutex;
 use crate::append_condition::AppendCondition;
 use crate::error::{CoreError, Result};
 use crate::key_index::{AppendKeys, KeyIndex};
+use crate::queue::Committed;
 use crate::stats::Flow;
 use crate::transaction::marker::{control_batch, marker_kind};
 use crate::transaction::{AbortedTransaction, MarkerKind, PartitionTransactions};
@@ -495,6 +496,18 @@ impl Partition {
     /// The aborted transactions with records in `from..to`.
     pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
         self.producers.lock().transactions.aborted_between(from, to)
+    }
+
+    /// Kafka's `read_committed` view of this partition for a read from
+    /// `from`: its last stable offset and the aborted transactions with
+    /// records between the two (what a stream reader and a
+    /// `read_committed` share group skip).
+    pub fn committed_view(&self, from: u64) -> Committed {
+        let last_stable_offset = self.last_stable_offset();
+        Committed {
+            last_stable_offset,
+            aborted: self.aborted_transactions(from, last_stable_offset),
+        }
     }
 
     /// Active idempotent producers of this partition.

@@ -1,7 +1,7 @@
 """Shared helpers for the Kafka interop scripts: the broker address,
 assertions that exit non-zero with a readable message, and, with
-confluent-kafka, creating topics, starting a transactional producer and
-reading a partition to its end."""
+confluent-kafka, creating topics, starting a transactional producer,
+running one transaction and reading a partition to its end."""
 import os
 import sys
 
@@ -30,6 +30,20 @@ def transactional_producer(transactional_id, settings=None):
                          **(settings or {})})
     producer.init_transactions(30)
     return producer
+
+
+def in_transaction(producer, topic, values, end="commit"):
+    """One transaction of the transactional `producer`: `values` to
+    partition 0 of `topic`, then `end` it: "commit", "abort", or None to
+    leave it open."""
+    producer.begin_transaction()
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    check(producer.flush(30) == 0, "produce did not finish")
+    if end == "commit":
+        producer.commit_transaction(30)
+    elif end == "abort":
+        producer.abort_transaction(30)
 
 
 def read_to_end(topic, isolation="read_uncommitted", seconds=20):

@@ -9,27 +9,18 @@ prints "set", then waits for a line on stdin."""
 import sys
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka.admin import ConfigResource, ResourceType
 
-from common import check, transactional_producer, unique
-from share_common import ShareTopic, consume_until
+from common import check, in_transaction, transactional_producer, unique
+from share_common import ShareTopic, consume_until, set_group_configs
 
 shared = ShareTopic("rdk-group-configs")
 admin, group = shared.admin, shared.group
 
 
-def alter(**configs):
-    entries = [ConfigEntry(key.replace("_", "."), value, incremental_operation=AlterConfigOpType.SET)
-               for key, value in configs.items()]
-    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
-    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
-
-
 def refused(key, value, message):
-    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
-        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
     try:
-        admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+        set_group_configs(admin, group, {key: value})
         check(False, f"{key}={value} was accepted")
     except KafkaException as error:
         check(error.args[0].name() == "INVALID_CONFIG", f"{key}={value}: {error}")
@@ -53,8 +44,8 @@ refused("share.isolation.level", "read_nothing", "Invalid value read_nothing for
 before = described()
 check(before["share.isolation.level"] == ("read_uncommitted", True), f"default isolation: {before}")
 check(before["share.record.lock.duration.ms"] == ("30000", True), f"default lock duration: {before}")
-alter(share_isolation_level="read_committed", share_auto_offset_reset="earliest")
-alter(**{"share.record.lock.duration.ms": "15000", "consumer.session.timeout.ms": "50000"})
+set_group_configs(admin, group, {"share.isolation.level": "read_committed", "share.auto.offset.reset": "earliest"})
+set_group_configs(admin, group, {"share.record.lock.duration.ms": "15000", "consumer.session.timeout.ms": "50000"})
 expected = {
     "share.isolation.level": ("read_committed", False),
     "share.auto.offset.reset": ("earliest", False),
@@ -73,15 +64,8 @@ for name, value in expected.items():
     check(restarted.get(name) == value, f"{name}: {restarted.get(name)} after the restart")
 
 producer = transactional_producer(unique("group-configs"), {"linger.ms": 0})
-for values, commit in (([b"aborted"], False), ([b"committed"], True)):
-    producer.begin_transaction()
-    for value in values:
-        producer.produce(shared.topic, value, partition=0)
-    check(producer.flush(30) == 0, "produce did not finish")
-    if commit:
-        producer.commit_transaction(30)
-    else:
-        producer.abort_transaction(30)
+in_transaction(producer, shared.topic, [b"aborted"], "abort")
+in_transaction(producer, shared.topic, [b"committed"])
 share = shared.consumer()
 got = consume_until(share, b"committed")
 check(got == [b"committed"], f"the restarted group's read_committed share consumer got {got}")

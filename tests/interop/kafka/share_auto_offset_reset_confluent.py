@@ -5,9 +5,10 @@ or value is refused with INVALID_CONFIG."""
 import time
 
 from confluent_kafka import AcknowledgeType, KafkaException, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient
 
 from common import BOOTSTRAP, check, create_topics, unique
+from share_common import set_group_configs
 
 topic = unique("rdk-share-reset")
 group = unique("rdk-share-reset-group")
@@ -16,9 +17,7 @@ create_topics(admin, [topic])
 
 
 def alter(key, value):
-    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
-        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
-    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    set_group_configs(admin, group, {key: value})
 
 
 for key, value in (("share.auto.offset.reset", "sometimes"), ("no.such.group.config", "1")):

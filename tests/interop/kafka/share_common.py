@@ -1,11 +1,11 @@
 """What the share-group scripts share: a fresh one-partition topic and share
 group, a producer into that partition, ShareConsumers of the group in
-explicit acknowledgement mode, settling what they polled, and consuming
-until a value comes."""
+explicit acknowledgement mode, settling what they polled, consuming until
+a value comes, and setting a group's configs."""
 import time
 
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from common import BOOTSTRAP, check, create_topics, unique
 
@@ -54,3 +54,11 @@ def consume_until(share, value, seconds=30):
         got.extend(message.value() for message in messages)
         settle(share, messages)
     return got
+
+
+def set_group_configs(admin, group, configs):
+    """Sets `configs` (name to value) on `group` with IncrementalAlterConfigs
+    on its GROUP resource; raises KafkaException when the broker refuses."""
+    entries = [ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()]
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)

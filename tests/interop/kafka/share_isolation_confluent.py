@@ -6,19 +6,16 @@ gets every data record once, aborted ones too. Neither ever gets a marker."""
 import time
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from common import check, transactional_producer, unique
-from share_common import ShareTopic, polled, settle
+from common import check, in_transaction, transactional_producer, unique
+from share_common import ShareTopic, polled, set_group_configs, settle
 
 shared = ShareTopic("rdk-share-txn")
 committed_group, uncommitted_group = shared.group, unique("rdk-share-txn-uncommitted")
 
 
 def alter(group, key, value):
-    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
-        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
-    shared.admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    set_group_configs(shared.admin, group, {key: value})
 
 
 try:
@@ -31,22 +28,10 @@ for group in (committed_group, uncommitted_group):
 alter(committed_group, "share.isolation.level", "read_committed")
 
 producer = transactional_producer(unique("share-txn"), {"linger.ms": 0})
-
-
-def transaction(values, commit):
-    producer.begin_transaction()
-    for value in values:
-        producer.produce(shared.topic, value, partition=0)
-    check(producer.flush(30) == 0, "produce did not finish")
-    if commit:
-        producer.commit_transaction(30)
-
-
-transaction([b"c1", b"c2"], True)
-transaction([b"a1", b"a2"], False)
-producer.abort_transaction(30)
-transaction([b"c3"], True)
-transaction([b"o1"], False)  # left open
+in_transaction(producer, shared.topic, [b"c1", b"c2"])
+in_transaction(producer, shared.topic, [b"a1", b"a2"], "abort")
+in_transaction(producer, shared.topic, [b"c3"])
+in_transaction(producer, shared.topic, [b"o1"], None)  # left open
 
 
 def consume(share, wanted, settle_s):

@@ -18,7 +18,7 @@ use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
-use crate::queue::{Committed, CursorStart, DeclaredQueue, Queue, QueueError, QueuePolicy, QueueType, StreamRetention};
+use crate::queue::{CursorStart, DeclaredQueue, Queue, QueueError, QueuePolicy, QueueType, StreamRetention};
 use crate::topic::Topic;
 use crate::topic_name::validate_topic_name;
 use crate::vhost;
@@ -107,14 +107,9 @@ impl Broker {
             .then(|| self.topic(&declared.name).and_then(|topic| topic.partition_handle(0)))
             .flatten();
         match partition {
-            Some(partition) => {
-                let last_stable_offset = partition.last_stable_offset();
-                let committed = Committed {
-                    last_stable_offset,
-                    aborted: partition.aborted_transactions(offset, last_stable_offset),
-                };
-                declared.queue()?.read_stream_committed(offset, max_records, &committed)
-            }
+            Some(partition) => declared
+                .queue()?
+                .read_stream_committed(offset, max_records, &partition.committed_view(offset)),
             None => declared.queue()?.read_stream(offset, max_records),
         }
     }

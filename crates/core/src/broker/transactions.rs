@@ -172,7 +172,7 @@ impl Broker {
     /// The same check for batches that do not go through a local
     /// partition's producer state (a replicated partition's append, which
     /// its leader orders): other batches pass.
-    pub fn verify_transactional_append(
+    pub(crate) fn verify_transactional_append(
         &self,
         transactional_id: Option<&str>,
         topic: &str,

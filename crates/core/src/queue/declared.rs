@@ -7,14 +7,15 @@
 //! and knows not where the counts of an unopened queue are kept.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use uuid::Uuid;
 
 use super::{ConsumerId, Deduplication, Queue, QueueError, QueuePolicy, QueueType, deduplication};
 use crate::catalog::QueueDefinition;
+use crate::open_once::OpenOnce;
 
 /// How long a deduplication id is remembered: SQS's five minutes.
 const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -71,24 +72,13 @@ pub struct StoredCounts {
 }
 
 /// The queue's logs: open, or how to open them and what to answer until then.
+#[derive(Debug)]
 struct Lazy {
-    opened: OnceLock<Queue>,
-    /// Taken by whoever opens the queue, so two first uses open it once.
-    opening: parking_lot::Mutex<Option<Opener>>,
+    queue: OpenOnce<Queue, Opener>,
     stored: StoredCounts,
     /// Woken when the queue opens: a consumer parked before that parks on
     /// the queue's own notifications from then on.
     unopened_wakeups: tokio::sync::Notify,
-}
-
-impl std::fmt::Debug for Lazy {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("Lazy")
-            .field("opened", &self.opened.get().is_some())
-            .field("stored", &self.stored)
-            .finish()
-    }
 }
 
 #[derive(Debug)]
@@ -137,7 +127,7 @@ impl DeclaredQueue {
     /// A queue whose logs are open.
     pub fn new(id: Uuid, name: String, definition: QueueDefinition, policy: QueuePolicy, queue: Queue, created_ms: i64) -> DeclaredQueue {
         let (dir, owns_messages) = (queue.dir().to_owned(), queue.owns_messages());
-        let declared = DeclaredQueue::with(
+        let mut declared = DeclaredQueue::with(
             id,
             name,
             definition,
@@ -148,7 +138,7 @@ impl DeclaredQueue {
             StoredCounts::default(),
             created_ms,
         );
-        let _ = declared.lazy.opened.set(queue);
+        declared.lazy.queue = OpenOnce::open(queue);
         declared
     }
 
@@ -191,8 +181,7 @@ impl DeclaredQueue {
             dir,
             owns_messages,
             lazy: Lazy {
-                opened: OnceLock::new(),
-                opening: parking_lot::Mutex::new(opener),
+                queue: OpenOnce::later(opener),
                 stored,
                 unopened_wakeups: tokio::sync::Notify::new(),
             },
@@ -218,20 +207,14 @@ impl DeclaredQueue {
     /// thread inside `block_in_place`, which hands the worker's other tasks
     /// to another thread first). Two first uses open it once.
     pub fn queue(&self) -> Result<&Queue, QueueError> {
-        if let Some(queue) = self.lazy.opened.get() {
+        let opened = self
+            .lazy
+            .queue
+            .get(|opener| blocking_in_place(|| opener(&self.definition(), &self.policy())))?;
+        let (queue, now) = opened.ok_or(QueueError::Closed)?;
+        if !now {
             return Ok(queue);
         }
-        let mut opening = self.lazy.opening.lock();
-        if let Some(queue) = self.lazy.opened.get() {
-            return Ok(queue);
-        }
-        let Some(opener) = opening.as_ref() else {
-            return Err(QueueError::Closed);
-        };
-        let queue = blocking_in_place(|| opener(&self.definition(), &self.policy()))?;
-        let queue = self.lazy.opened.get_or_init(|| queue);
-        *opening = None;
-        drop(opening);
         queue.set_delivery_limit(self.policy().delivery_limit);
         // Only queues with message groups (SQS FIFO) deduplicate; the
         // others need not read their last five minutes.
@@ -244,7 +227,7 @@ impl DeclaredQueue {
 
     /// The queue's logs if they are open; never opens them.
     pub fn opened(&self) -> Option<&Queue> {
-        self.lazy.opened.get()
+        self.lazy.queue.opened()
     }
 
     /// The queue's directory.
@@ -292,10 +275,8 @@ impl DeclaredQueue {
 
     /// Closes its logs if they are open (an unopened queue has none open).
     pub fn close(&self) -> Result<(), QueueError> {
-        // Taken so that an open in progress finishes first, and none follows.
-        let mut opening = self.lazy.opening.lock();
-        *opening = None;
-        match self.opened() {
+        // Sealed so that an open in progress finishes first, and none follows.
+        match self.lazy.queue.seal() {
             Some(queue) => queue.close(),
             None => Ok(()),
         }

@@ -11,7 +11,6 @@ use conveyor_log::LogError;
 use conveyor_log::batch::{BatchHeader, whole_batches};
 
 use crate::producer::Partition;
-use crate::queue::Committed;
 
 /// Bytes one read of the partition takes (at least one batch, however large).
 const READ_BYTES_MAX: usize = 256 * 1024;
@@ -81,16 +80,7 @@ impl RecordFilter {
             self.isolation = isolation;
             self.classified_below = 0;
         }
-        let committed = match isolation {
-            IsolationLevel::ReadUncommitted => None,
-            IsolationLevel::ReadCommitted => {
-                let last_stable_offset = partition.last_stable_offset();
-                Some(Committed {
-                    last_stable_offset,
-                    aborted: partition.aborted_transactions(self.classified_below.max(from), last_stable_offset),
-                })
-            }
-        };
+        let committed = (isolation == IsolationLevel::ReadCommitted).then(|| partition.committed_view(self.classified_below.max(from)));
         let end = committed
             .as_ref()
             .map_or_else(|| partition.log.high_watermark(), |committed| committed.last_stable_offset);
