@@ -48,6 +48,13 @@ try:
     check(False, "eleven entries must be refused")
 except sqs.exceptions.TooManyEntriesInBatchRequest:
     pass
+# Each message is within the queue's 1 MiB MaximumMessageSize; together they are over SQS's 1 MiB batch payload.
+big = "x" * 600_000
+try:
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": big}, {"Id": "b", "MessageBody": big}])
+    check(False, "a batch over 1 MiB must be refused")
+except sqs.exceptions.BatchRequestTooLong:
+    pass
 
 # Message attributes round-trip, with the MD5 AWS would compute.
 attributes = {

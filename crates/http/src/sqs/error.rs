@@ -29,6 +29,9 @@ pub enum SqsError {
     TooManyEntriesInBatchRequest(String),
     #[error("{0}")]
     EmptyBatchRequest(String),
+    /// A batch's messages and attributes together are over SQS's payload maximum.
+    #[error("{0}")]
+    BatchRequestTooLong(String),
     #[error("{0}")]
     BatchEntryIdsNotDistinct(String),
     #[error("{0}")]
@@ -134,6 +137,11 @@ impl SqsError {
             SqsError::TooManyEntriesInBatchRequest(_) => (
                 "com.amazonaws.sqs#TooManyEntriesInBatchRequest",
                 "AWS.SimpleQueueService.TooManyEntriesInBatchRequest;Sender",
+                400,
+            ),
+            SqsError::BatchRequestTooLong(_) => (
+                "com.amazonaws.sqs#BatchRequestTooLong",
+                "AWS.SimpleQueueService.BatchRequestTooLong;Sender",
                 400,
             ),
             SqsError::EmptyBatchRequest(_) => (

@@ -67,6 +67,12 @@ pub struct OutgoingMessage {
 }
 
 impl OutgoingMessage {
+    /// What counts towards SQS's size limits: the body and the attributes'
+    /// names, types and values (the attributes were checked when it was built).
+    pub fn payload_bytes(&self) -> usize {
+        self.body.len() + check_attributes(&self.attributes).unwrap_or_default()
+    }
+
     pub fn into_record(self) -> Record {
         let mut record = Record::new(self.group_id.map(String::into_bytes), Some(self.body.into_bytes()))
             .with_header(MESSAGE_ID_HEADER, Some(self.message_id.to_string().into_bytes()));

@@ -21,6 +21,9 @@ use super::{Context, queue_attributes};
 
 const BATCH_ENTRIES_MAX: usize = 10;
 const BATCH_ID_CHARS_MAX: usize = 80;
+/// SQS's maximum payload of a whole batch (bodies and attributes), whatever
+/// the queue's `MaximumMessageSize`: AWS's message maximum.
+const BATCH_BYTES_MAX: usize = 1_048_576;
 const RECEIVE_MESSAGES_MAX: i64 = 10;
 const WAIT_SECONDS_MAX: i64 = 20;
 const VISIBILITY_SECONDS_MAX: i64 = 43_200;
@@ -325,11 +328,10 @@ pub async fn send_message_batch(context: &Context, input: SendMessageBatchInput)
             Err(error) => failures.push(failed(&id, &error)),
         }
     }
-    let size_max = queue_attributes::value(&queue.definition(), "MaximumMessageSize");
-    let total: usize = accepted.iter().map(|(_, message)| message.body.len()).sum();
-    if total as i64 > size_max {
-        return Err(SqsError::InvalidParameterValue(format!(
-            "Batch requests cannot be longer than {size_max} bytes. You have sent {total} bytes."
+    let total: usize = accepted.iter().map(|(_, message)| message.payload_bytes()).sum();
+    if total > BATCH_BYTES_MAX {
+        return Err(SqsError::BatchRequestTooLong(format!(
+            "Batch requests cannot be longer than {BATCH_BYTES_MAX} bytes. You have sent {total} bytes."
         )));
     }
     let messages: Vec<OutgoingMessage> = accepted.iter().map(|(_, message)| message.clone()).collect();
