@@ -18,6 +18,10 @@ use crate::node::ClusterNode;
 use crate::partition_link::ClusterReplication;
 
 impl Replication for ClusterNode {
+    fn node_id(&self) -> u64 {
+        ClusterNode::node_id(self)
+    }
+
     fn propose(&self, events: Vec<Event>) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
         Box::pin(async move {
             ClusterNode::propose(self, events)
@@ -38,9 +42,21 @@ impl Replication for ClusterNode {
 pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
     broker.replicate_through(Arc::clone(node) as Arc<dyn Replication>);
     let groups = Arc::clone(node.partition_groups());
-    groups.note_catalog(&node.applied().catalog);
+    let applied_now = node.applied();
+    groups.note_catalog(&applied_now.catalog, &applied_now.topic_voters);
     broker.replicate_partitions_through(Arc::new(ClusterReplication::new(Arc::clone(node), Arc::clone(&groups))));
     tokio::spawn(Arc::clone(&groups).run(Arc::clone(broker), shutdown.clone()));
+    tokio::spawn(crate::placement_reports::gather(Arc::clone(&groups), shutdown.clone()));
+    tokio::spawn(crate::membership::follow_members(
+        Arc::clone(node),
+        Arc::clone(&groups),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::cluster_identity::settle_cluster_id(
+        Arc::clone(node),
+        Arc::clone(broker),
+        shutdown.clone(),
+    ));
     let Some(mut applied) = node.take_applied() else {
         warn!("the metadata group's applied entries are taken already; this broker will not apply them");
         return;
@@ -48,7 +64,7 @@ pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Rece
     let feeder = Arc::clone(broker);
     tokio::spawn(async move {
         while let Some(entry) = applied.recv().await {
-            groups.note(&entry.events);
+            groups.note(&entry.events, &entry.voters);
             feeder.deliver_replicated(entry.log_index, entry.events);
         }
     });

@@ -36,6 +36,11 @@ pub struct MachineData {
     pub catalog: CatalogState,
     /// Each member's advertised door addresses.
     pub doors: BTreeMap<NodeId, Doors>,
+    /// The voters when each replicated topic was created: the nodes its
+    /// partitions' replicas are chosen from (`partition_groups.rs`), the
+    /// same on every node whatever the membership became since.
+    #[serde(default)]
+    pub topic_voters: BTreeMap<uuid::Uuid, Vec<NodeId>>,
 }
 
 /// The snapshot file: the data and the metadata openraft keeps with it.
@@ -50,6 +55,8 @@ struct SnapshotFile {
 pub struct AppliedEvents {
     pub log_index: u64,
     pub events: Vec<Event>,
+    /// The metadata group's voters when they were applied.
+    pub voters: Vec<NodeId>,
 }
 
 /// The state machine; clones share it.
@@ -182,11 +189,25 @@ impl RaftStateMachine<TypeConfig> for CatalogMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(membership) => data.membership = StoredMembership::new(Some(entry.log_id), membership),
                 EntryPayload::Normal(Command::Catalog { events }) => {
+                    let voters: Vec<NodeId> = data.membership.membership().voter_ids().collect();
                     for event in &events {
                         data.catalog.apply(event);
+                        match event {
+                            Event::TopicCreated {
+                                id,
+                                replication_factor: Some(_),
+                                ..
+                            } => {
+                                data.topic_voters.entry(*id).or_insert_with(|| voters.clone());
+                            }
+                            Event::TopicDeleted { id, .. } => {
+                                data.topic_voters.remove(id);
+                            }
+                            _ => {}
+                        }
                     }
                     // A receiver dropped at shutdown is no error: nothing to tell.
-                    let _ = self.inner.applied.send(AppliedEvents { log_index, events });
+                    let _ = self.inner.applied.send(AppliedEvents { log_index, events, voters });
                 }
                 EntryPayload::Normal(Command::Advertise { node_id, doors }) => {
                     data.doors.insert(node_id, doors);

@@ -240,6 +240,16 @@ impl ClusterNode {
         self.machine.with_data(|data| ClusterStatus::of(&metrics, &data.doors))
     }
 
+    /// The metadata group's Raft.
+    pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// The metadata group's Raft metrics as they change.
+    pub fn metrics(&self) -> watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>> {
+        self.raft.metrics()
+    }
+
     /// Whether this node has joined a group that has a leader.
     pub fn has_leader(&self) -> bool {
         self.status().has_leader()

@@ -1,7 +1,8 @@
 //! Every partition group this node is a replica of: which topics are
 //! replicated and how widely (learned from the catalog's events), where
 //! each partition's replicas are (a pure function of the topic id, the
-//! partition and the members), and one openraft `Raft` per local replica,
+//! partition and the metadata group's voters when the topic was created,
+//! so a member added or removed later moves no replica), and one openraft `Raft` per local replica,
 //! its log in a `Journaled` journal under
 //! `<data>/cluster/partitions/<topic id>/<partition>/raft-log/` and its
 //! state machine the broker's partition log (`partition_machine.rs`).
@@ -28,6 +29,7 @@ use crate::error::ClusterError;
 use crate::log_store::LogStore;
 use crate::network::{Network, PeerPool};
 use crate::partition_machine::PartitionMachine;
+use crate::placement_reports::PlacementReports;
 use crate::type_config::{GroupId, NodeId, TypeConfig};
 
 /// Timings of a partition group: as the metadata group's.
@@ -38,10 +40,14 @@ const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 /// How one replicated topic is spread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct TopicReplicas {
     partitions: u32,
     replication_factor: u16,
+    /// The nodes its replicas are chosen from: the voters of the metadata
+    /// group when it was created (`--peers` for a topic created before
+    /// those were recorded).
+    members: Vec<NodeId>,
 }
 
 /// One partition group running on this node.
@@ -65,13 +71,19 @@ impl std::fmt::Debug for PartitionGroup {
 #[derive(Debug)]
 pub struct PartitionGroups {
     node_id: NodeId,
+    /// `--peers`: the members of topics recorded without their own.
     peers: BTreeMap<NodeId, SocketAddr>,
+    /// Every node's cluster address: `--peers` and the metadata group's
+    /// members (a node added later too).
+    addresses: RwLock<BTreeMap<NodeId, SocketAddr>>,
     dir: PathBuf,
     pool: Arc<PeerPool>,
     broker: OnceLock<Arc<Broker>>,
     topics: RwLock<HashMap<Uuid, TopicReplicas>>,
     running: RwLock<HashMap<GroupId, Arc<PartitionGroup>>>,
     changed: Notify,
+    /// The placements other nodes lead, as they report them.
+    reports: PlacementReports,
 }
 
 /// The replicas of `partition` of `topic`: `factor` consecutive members
@@ -93,6 +105,7 @@ impl PartitionGroups {
     pub fn new(node_id: NodeId, peers: BTreeMap<NodeId, SocketAddr>, dir: PathBuf, pool: Arc<PeerPool>) -> PartitionGroups {
         PartitionGroups {
             node_id,
+            addresses: RwLock::new(peers.clone()),
             peers,
             dir,
             pool,
@@ -100,6 +113,7 @@ impl PartitionGroups {
             topics: RwLock::new(HashMap::new()),
             running: RwLock::new(HashMap::new()),
             changed: Notify::new(),
+            reports: PlacementReports::default(),
         }
     }
 
@@ -107,9 +121,17 @@ impl PartitionGroups {
         self.node_id
     }
 
-    /// The cluster address of member `id`.
+    /// The cluster address of node `id`.
     pub fn peer_addr(&self, id: NodeId) -> Option<SocketAddr> {
-        self.peers.get(&id).copied()
+        self.addresses.read().get(&id).copied()
+    }
+
+    /// Learns the cluster addresses of the metadata group's members.
+    pub fn note_addresses(&self, members: impl IntoIterator<Item = (NodeId, SocketAddr)>) {
+        let mut addresses = self.addresses.write();
+        for (id, addr) in members {
+            addresses.insert(id, addr);
+        }
     }
 
     /// The connections to the peers, shared by every group.
@@ -117,14 +139,34 @@ impl PartitionGroups {
         &self.pool
     }
 
-    /// The members, in id order.
-    pub fn members(&self) -> Vec<NodeId> {
-        self.peers.keys().copied().collect()
+    /// Every node whose address is known, in id order.
+    pub fn known_nodes(&self) -> Vec<NodeId> {
+        self.addresses.read().keys().copied().collect()
+    }
+
+    /// The members a new replicated topic's replicas come from: the
+    /// voters at its creation, else `--peers`.
+    fn members_or_peers(&self, voters: &[NodeId]) -> Vec<NodeId> {
+        if voters.is_empty() {
+            self.peers.keys().copied().collect()
+        } else {
+            voters.to_vec()
+        }
     }
 
     /// The Raft of `group`, if it runs here.
     pub fn raft(&self, group: &GroupId) -> Option<Raft<TypeConfig>> {
         self.running.read().get(group).map(|running| running.raft.clone())
+    }
+
+    /// The groups running here.
+    pub fn running_ids(&self) -> Vec<GroupId> {
+        self.running.read().keys().copied().collect()
+    }
+
+    /// What the leaders of other nodes report of their groups.
+    pub fn reports(&self) -> &PlacementReports {
+        &self.reports
     }
 
     /// The group, if it runs here.
@@ -135,13 +177,31 @@ impl PartitionGroups {
     /// The replicas of a partition of a replicated topic; `None` when the
     /// topic is not replicated (or unknown).
     pub fn replicas(&self, topic: Uuid, partition: u32) -> Option<Vec<NodeId>> {
-        let replicas = *self.topics.read().get(&topic)?;
-        (partition < replicas.partitions).then(|| replicas_of(topic, partition, replicas.replication_factor, &self.members()))
+        let topics = self.topics.read();
+        let replicas = topics.get(&topic)?;
+        (partition < replicas.partitions).then(|| replicas_of(topic, partition, replicas.replication_factor, &replicas.members))
+    }
+
+    /// Every partition of every replicated topic, with its replicas.
+    pub fn replicated_partitions(&self) -> Vec<(GroupId, Vec<NodeId>)> {
+        self.topics
+            .read()
+            .iter()
+            .flat_map(|(topic, replicas)| {
+                (0..replicas.partitions).map(|partition| {
+                    (
+                        GroupId { topic: *topic, partition },
+                        replicas_of(*topic, partition, replicas.replication_factor, &replicas.members),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Learns of replicated topics from catalog events applied by the
-    /// metadata group (before the broker opens what they create).
-    pub fn note(&self, events: &[Event]) {
+    /// metadata group (before the broker opens what they create), when
+    /// `voters` were its voters.
+    pub fn note(&self, events: &[Event], voters: &[NodeId]) {
         let mut topics = self.topics.write();
         for event in events {
             match event {
@@ -156,6 +216,7 @@ impl PartitionGroups {
                         TopicReplicas {
                             partitions: *partitions,
                             replication_factor: *replication_factor,
+                            members: self.members_or_peers(voters),
                         },
                     );
                 }
@@ -174,16 +235,19 @@ impl PartitionGroups {
         self.changed.notify_one();
     }
 
-    /// Learns every replicated topic of `catalog` (at start).
-    pub fn note_catalog(&self, catalog: &CatalogState) {
+    /// Learns every replicated topic of `catalog` (at start), with the
+    /// voters each was created with (`topic_voters`).
+    pub fn note_catalog(&self, catalog: &CatalogState, topic_voters: &BTreeMap<Uuid, Vec<NodeId>>) {
         let mut topics = self.topics.write();
         for record in catalog.topics.values() {
             if let Some(replication_factor) = record.replication_factor {
+                let voters = topic_voters.get(&record.id).map(Vec::as_slice).unwrap_or_default();
                 topics.insert(
                     record.id,
                     TopicReplicas {
                         partitions: record.partitions,
                         replication_factor,
+                        members: self.members_or_peers(voters),
                     },
                 );
             }
@@ -208,19 +272,9 @@ impl PartitionGroups {
     /// Starts the groups of local replicas not running yet; stops those
     /// whose topic is gone.
     async fn reconcile(&self) {
-        let members = self.members();
         let wanted: Vec<(GroupId, Vec<NodeId>)> = self
-            .topics
-            .read()
-            .iter()
-            .flat_map(|(topic, replicas)| {
-                (0..replicas.partitions).map(|partition| {
-                    (
-                        GroupId { topic: *topic, partition },
-                        replicas_of(*topic, partition, replicas.replication_factor, &members),
-                    )
-                })
-            })
+            .replicated_partitions()
+            .into_iter()
             .filter(|(_, replicas)| replicas.contains(&self.node_id))
             .collect();
         for (group, replicas) in &wanted {
@@ -236,6 +290,7 @@ impl PartitionGroups {
         }
         let gone: Vec<GroupId> = {
             let topics = self.topics.read();
+            self.reports.retain(|group| topics.contains_key(&group.topic));
             self.running
                 .read()
                 .keys()
@@ -294,7 +349,7 @@ impl PartitionGroups {
         if pristine && replicas.iter().min() == Some(&self.node_id) {
             let members: BTreeMap<NodeId, BasicNode> = replicas
                 .iter()
-                .filter_map(|id| self.peers.get(id).map(|addr| (*id, BasicNode::new(addr.to_string()))))
+                .filter_map(|id| self.peer_addr(*id).map(|addr| (*id, BasicNode::new(addr.to_string()))))
                 .collect();
             match raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}

@@ -12,8 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::membership::change_here;
 use crate::partition_groups::PartitionGroups;
 use crate::partition_writes::answer_write;
+use crate::placement_reports::leader_reports;
 use crate::type_config::{Command, NodeId, TypeConfig};
 use crate::wire::{ProposeRefusal, Request, Response, read_frame, write_frame};
 
@@ -62,6 +64,7 @@ async fn connection(
                     None => Response::NoSuchGroup(group),
                 },
             },
+            Request::LeaderReports => Response::LeaderReports(leader_reports(&groups)),
             request => answer(&raft, request).await,
         };
         write_frame(&mut stream, &response).await?;
@@ -75,8 +78,11 @@ async fn answer(raft: &Raft<TypeConfig>, request: Request) -> Response {
         Request::InstallSnapshot(rpc) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
         Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
         Request::Propose(command) => Response::Propose(propose_here(raft, command).await),
+        Request::ChangeMembership(change) => Response::ChangeMembership(change_here(raft, change).await),
         // Only the outer request names a group.
         Request::Partition { group, .. } => Response::NoSuchGroup(group),
+        // Answered by the node, not a group.
+        Request::LeaderReports => Response::LeaderReports(Vec::new()),
         // Partition writes come inside a group's request.
         Request::Write(_) => Response::Written(Err(crate::wire::WriteRefusal::Failed("a write names no partition".to_owned()))),
     }

@@ -34,6 +34,10 @@ pub enum Request {
         group: GroupId,
         request: Box<Request>,
     },
+    /// The placements of the partition groups the node leads.
+    LeaderReports,
+    /// A change of the metadata group's members, sent to its leader.
+    ChangeMembership(crate::membership::MembershipChange),
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -49,6 +53,8 @@ pub enum Response {
     NoSuchGroup(GroupId),
     /// A partition write applied on its leader, or why not.
     Written(Result<Written, WriteRefusal>),
+    LeaderReports(Vec<crate::placement_reports::LeaderReport>),
+    ChangeMembership(Result<(), crate::membership::MembershipError>),
 }
 
 /// Where a partition write landed on the leader.

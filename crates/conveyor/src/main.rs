@@ -88,7 +88,7 @@ enum Command {
     Dlq(cli::dlq::DlqArgs),
     /// AMQP virtual hosts: list, create, delete.
     Vhost(cli::vhost::VhostArgs),
-    /// The cluster's metadata group: members, leader, term, commit index, replica lag.
+    /// The cluster: its members, metadata leader and partition groups (status); adding and removing nodes.
     Cluster(cli::cluster::ClusterArgs),
     /// RabbitMQ definitions (vhosts, users, permissions, queues, exchanges, bindings): export, import.
     Definitions(cli::definitions::DefinitionsArgs),

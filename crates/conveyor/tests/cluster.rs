@@ -11,7 +11,16 @@
 //! partition's group too, so a new leader serves exactly the committed
 //! records. An acks=all produce while fewer replicas are in sync than the
 //! topic's min.insync.replicas is refused with NOT_ENOUGH_REPLICAS and
-//! writes nothing. Every wait is a bounded poll;
+//! writes nothing. Every node answers Kafka clients the one cluster id the
+//! first metadata leader set, also after a restart, and producer ids
+//! handed out by different nodes, before and after a restart, never
+//! collide. Every node, replica of a partition or not, answers Metadata
+//! for it as its leader reports it (leader, epoch, replicas, ISR), and
+//! operators see every partition's group in `/api/v1/cluster`, `conveyor
+//! cluster status` and `/metrics`. A fourth node joins (`conveyor cluster
+//! add`) and one of the first three leaves (`conveyor cluster remove`)
+//! while a confluent-kafka producer goes on without a failed record or a
+//! pause. Every wait is a bounded poll;
 //! every process is stopped by its PID.
 
 mod support;
@@ -19,6 +28,11 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
+use conveyor_kafka::client::Client;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{CreateTopicsRequest, DescribeClusterRequest, InitProducerIdRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use support::{ClusterNodes, Server, eventually, expect_script_ok, http_send, spawn_script};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -338,5 +352,343 @@ fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas_and_wr
     cluster.restart(first_down);
     cluster.restart(second_down);
     writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
+    expect_script_ok(&mut client, lines);
+}
+
+/// One exact Kafka request to `server`'s Kafka door, answered (`None`
+/// when the node could not be reached or answered nothing).
+fn kafka_call<R: kafka_protocol::protocol::Request>(server: &Server, request: &R, version: i16) -> Option<R::Response> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = Client::connect(server.kafka_addr).await.ok()?;
+        tokio::time::timeout(Duration::from_secs(20), client.send(request, version))
+            .await
+            .ok()?
+            .ok()
+    })
+}
+
+/// The cluster id `server` answers in Metadata (v12) and DescribeCluster.
+fn cluster_ids(server: &Server) -> Option<(String, String)> {
+    let metadata = kafka_call(server, &MetadataRequest::default().with_topics(Some(Vec::new())), 12)?;
+    let described = kafka_call(server, &DescribeClusterRequest::default().with_endpoint_type(1), 1)?;
+    Some((metadata.cluster_id?.to_string(), described.cluster_id.to_string()))
+}
+
+#[test]
+fn every_node_answers_the_one_cluster_id_the_first_metadata_leader_set() {
+    let mut cluster = ClusterNodes::start(3);
+    kafka_ready(&cluster);
+    let mut answers = Vec::new();
+    let agreed = eventually(WAIT, || {
+        answers = (1..=3).map(|id| cluster_ids(cluster.node(id))).collect();
+        answers
+            .iter()
+            .all(|answer| answer.as_ref().is_some_and(|(metadata, described)| metadata == described))
+            && answers.windows(2).all(|pair| pair[0] == pair[1])
+    });
+    assert!(agreed, "every node answers one cluster id: {answers:?}");
+    let (cluster_id, _) = answers[0].clone().expect("an answer");
+    assert_eq!(cluster_id.len(), 22, "Kafka's form: {cluster_id}");
+    for id in 1..=3 {
+        let (_, overview) = cluster.node(id).http_get("/api/v1/overview");
+        assert!(overview.contains(&cluster_id), "node {id}'s overview: {overview}");
+    }
+
+    // A node killed and started again answers it at once: its catalog has it.
+    cluster.kill(2);
+    cluster.restart(2);
+    assert_eq!(cluster_ids(cluster.node(2)).map(|(metadata, _)| metadata), Some(cluster_id));
+}
+
+/// A fresh idempotent producer id from `server` (retried while the node
+/// cannot reserve a block yet).
+fn producer_id(server: &Server) -> i64 {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let mut answer = None;
+    let granted = eventually(WAIT, || {
+        answer = kafka_call(server, &request, 4).map(|response| (response.error_code, response.producer_id.0));
+        answer.is_some_and(|(error_code, _)| error_code == 0)
+    });
+    assert!(granted, "InitProducerId: {answer:?}");
+    answer.expect("an answer").1
+}
+
+#[test]
+fn producer_ids_from_different_nodes_never_collide_also_after_a_restart() {
+    let mut cluster = ClusterNodes::start(3);
+    kafka_ready(&cluster);
+    let mut handed_out: Vec<(usize, i64)> = Vec::new();
+    for _ in 0..2 {
+        for id in 1..=3 {
+            handed_out.push((id, producer_id(cluster.node(id))));
+        }
+    }
+    // Node 2 comes back: it takes a new block, not the rest of its old one.
+    cluster.kill(2);
+    cluster.restart(2);
+    for id in [2, 1, 3, 2] {
+        handed_out.push((id, producer_id(cluster.node(id))));
+    }
+    let mut ids: Vec<i64> = handed_out.iter().map(|(_, producer_id)| *producer_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), handed_out.len(), "every producer id once: {handed_out:?}");
+    assert!(ids.iter().all(|producer_id| *producer_id >= 0), "{handed_out:?}");
+}
+
+/// Each partition of `topic` as `server` answers Metadata (v12):
+/// (leader, leader epoch, replicas, in-sync replicas).
+type Seen = Vec<(i32, i32, Vec<i32>, Vec<i32>)>;
+
+fn partitions_seen(server: &Server, topic: &str) -> Option<Seen> {
+    let request = MetadataRequest::default()
+        .with_allow_auto_topic_creation(false)
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_owned())))),
+        ]));
+    let response = kafka_call(server, &request, 12)?;
+    let found = response.topics.first().filter(|found| found.error_code == 0)?;
+    let mut partitions: Vec<_> = found.partitions.iter().collect();
+    partitions.sort_by_key(|partition| partition.partition_index);
+    Some(
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let ids = |nodes: &[kafka_protocol::messages::BrokerId]| nodes.iter().map(|node| node.0).collect::<Vec<i32>>();
+                (
+                    partition.leader_id.0,
+                    partition.leader_epoch,
+                    ids(&partition.replica_nodes),
+                    ids(&partition.isr_nodes),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// What every node of `nodes` answers for `topic`, when they all answer
+/// the same and `complete` holds for it.
+fn agreed(cluster: &ClusterNodes, nodes: &[usize], topic: &str, complete: impl Fn(&Seen) -> bool) -> Option<Seen> {
+    let answers: Vec<Option<Seen>> = nodes.iter().map(|id| partitions_seen(cluster.node(*id), topic)).collect();
+    let first = answers.first()?.clone()?;
+    (answers.iter().all(|answer| answer.as_ref() == Some(&first)) && complete(&first)).then_some(first)
+}
+
+fn create_topic(server: &Server, topic: &str, partitions: i32, replication_factor: i16) {
+    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor),
+    ]);
+    let response = kafka_call(server, &request, 5).expect("CreateTopics answered");
+    assert_eq!(response.topics[0].error_code, 0, "{topic}: {:?}", response.topics[0].error_message);
+}
+
+#[test]
+fn every_node_answers_metadata_for_a_partition_as_its_leader_reports_it() {
+    let mut cluster = ClusterNodes::start(3);
+    kafka_ready(&cluster);
+    // Replication factor 2 over three nodes: each partition has a node
+    // that is not its replica, which answers all the same.
+    create_topic(cluster.node(1), "spread", 3, 2);
+    create_topic(cluster.node(2), "everywhere", 1, 3);
+    let full = |seen: &Seen| {
+        seen.iter().all(|(leader, epoch, replicas, in_sync)| {
+            let mut sorted = in_sync.clone();
+            sorted.sort_unstable();
+            let mut expected = replicas.clone();
+            expected.sort_unstable();
+            *leader >= 0 && *epoch > 0 && replicas.contains(leader) && sorted == expected
+        })
+    };
+    for (topic, partitions) in [("spread", 3), ("everywhere", 1)] {
+        let mut last = Vec::new();
+        let same = eventually(WAIT, || {
+            last = (1..=3).map(|id| partitions_seen(cluster.node(id), topic)).collect();
+            agreed(&cluster, &[1, 2, 3], topic, |seen| seen.len() == partitions && full(seen)).is_some()
+        });
+        assert!(same, "every node answers {topic} the same, complete: {last:?}");
+    }
+    operators_see_the_partition_groups(&cluster);
+
+    // A follower dies: once its leader counts it out of sync, both
+    // survivors answer the leader's ISR, without it.
+    let seen = partitions_seen(cluster.node(1), "everywhere").expect("metadata");
+    let (leader, _, replicas, _) = seen[0].clone();
+    let follower = *replicas.iter().find(|id| **id != leader).expect("a follower") as usize;
+    cluster.kill(follower);
+    let survivors = cluster.running();
+    let mut last = Vec::new();
+    let shrunk = eventually(Duration::from_secs(60), || {
+        last = survivors
+            .iter()
+            .map(|id| partitions_seen(cluster.node(*id), "everywhere"))
+            .collect();
+        agreed(&cluster, &survivors, "everywhere", |seen| {
+            let (now_leader, _, _, in_sync) = &seen[0];
+            *now_leader == leader && in_sync.len() == 2 && !in_sync.contains(&(follower as i32))
+        })
+        .is_some()
+    });
+    assert!(shrunk, "the survivors answer the leader's ISR without node {follower}: {last:?}");
+}
+
+/// `/api/v1/cluster`, `conveyor cluster status` and `/metrics` show every
+/// partition's group: leader, replicas, ISR; the leader's replica lag.
+fn operators_see_the_partition_groups(cluster: &ClusterNodes) {
+    let seen = partitions_seen(cluster.node(1), "everywhere").expect("metadata");
+    let leader = seen[0].0 as usize;
+    for id in 1..=3 {
+        let status = cluster_status(cluster.node(id));
+        let groups = status["partition_groups"].as_array().cloned().unwrap_or_default();
+        let spread = groups.iter().filter(|group| group["topic"] == "spread").count();
+        assert_eq!(spread, 3, "node {id} lists every partition of spread: {status}");
+        let everywhere = groups.iter().find(|group| group["topic"] == "everywhere").expect("everywhere/0");
+        assert_eq!(everywhere["leader_id"], leader as u64, "node {id}: {everywhere}");
+        assert_eq!(everywhere["replicas"].as_array().map(Vec::len), Some(3), "{everywhere}");
+    }
+    let leading = cluster_status(cluster.node(leader));
+    let everywhere = leading["partition_groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|group| group["topic"] == "everywhere"))
+        .cloned()
+        .expect("everywhere/0");
+    assert_eq!(everywhere["role"], "leader", "{everywhere}");
+    assert!(
+        everywhere["lag"].as_array().is_some_and(|lag| lag.len() >= 2),
+        "the followers' lag: {everywhere}"
+    );
+
+    let sample = format!("conveyor_raft_leader{{group=\"everywhere/0\",node=\"{leader}\"}}");
+    assert_eq!(support::metric(cluster.node(leader), &sample), Some(1.0), "{sample}");
+    let (_, metrics) = cluster.node(leader).http_get("/metrics");
+    for name in ["conveyor_raft_term", "conveyor_raft_commit_index"] {
+        assert!(
+            metrics.contains(&format!("{name}{{group=\"everywhere/0\"}}")),
+            "{name} of everywhere/0"
+        );
+    }
+    assert!(
+        metrics.contains("conveyor_raft_replica_lag{group=\"everywhere/0\",replica="),
+        "the leader reports its replicas' lag"
+    );
+
+    let (listed, printed) = conveyor_cli(cluster.node(2), &["cluster", "status"]);
+    assert!(listed, "{printed}");
+    for expected in ["spread", "everywhere", "ISR", "LEADER"] {
+        assert!(printed.contains(expected), "{expected} in:\n{printed}");
+    }
+}
+
+/// Runs `conveyor ARGS` against `server`'s admin API; whether it exited 0, and its output.
+fn conveyor_cli(server: &Server, args: &[&str]) -> (bool, String) {
+    let mut command = std::process::Command::new(support::binary())
+        .args(args)
+        .env("CONVEYOR_SERVER", format!("http://{}", server.http_addr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("conveyor");
+    let exit = support::wait_bounded(&mut command, Duration::from_secs(90));
+    if exit.is_none() {
+        let _ = command.kill();
+        let _ = command.wait();
+    }
+    let mut printed = String::new();
+    let _ = std::io::Read::read_to_string(&mut command.stdout.take().expect("stdout"), &mut printed);
+    let _ = std::io::Read::read_to_string(&mut command.stderr.take().expect("stderr"), &mut printed);
+    (exit.is_some_and(|status| status.success()), printed)
+}
+
+/// The voters of the metadata group as `server` reports them.
+fn voters(server: &Server) -> Vec<u64> {
+    let (status, body) = server.http_get("/api/v1/cluster");
+    if status != 200 {
+        return Vec::new();
+    }
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut ids: Vec<u64> = status["members"]
+        .as_array()
+        .map(|members| {
+            members
+                .iter()
+                .filter(|member| member["voter"] == true)
+                .filter_map(|member| member["node_id"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// The brokers `server` lists in Metadata.
+fn brokers(server: &Server) -> Vec<i32> {
+    let mut ids: Vec<i32> = kafka_call(server, &MetadataRequest::default().with_topics(Some(Vec::new())), 12)
+        .map(|response| response.brokers.iter().map(|broker| broker.node_id.0).collect())
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn a_fourth_node_joins_and_one_leaves_while_a_producer_goes_on_without_downtime() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let mut client = spawn_script(
+        cluster.node(1),
+        "kafka/cluster_membership_confluent.py",
+        &[&bootstrap, "membership"],
+    );
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let partition_leader = leader_line(&mut client, &mut lines);
+
+    // A fourth node starts, is no member, and joins through node 1.
+    let (fourth, fourth_addr) = cluster.start_another();
+    let (added, printed) = conveyor_cli(cluster.node(1), &["cluster", "add", &fourth.to_string(), &fourth_addr]);
+    assert!(added, "conveyor cluster add: {printed}");
+    assert!(
+        eventually(WAIT, || voters(cluster.node(1)) == [1, 2, 3, 4]),
+        "four voters: {:?}",
+        voters(cluster.node(1))
+    );
+    let joined = cluster.node(fourth);
+    assert!(
+        eventually(WAIT, || joined.http_get("/health").0 == 200
+            && has(joined, "/api/v1/topics/membership")
+            && brokers(joined).contains(&(fourth as i32))),
+        "node {fourth} is healthy, has the catalog and lists itself: {:?} {:?}",
+        joined.http_get("/health"),
+        brokers(joined)
+    );
+
+    // A node that leads neither the metadata group nor the partition leaves,
+    // asked through the new node (which sends it to the leader), then stops.
+    let metadata_leader = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
+    let leaving = (1..=3)
+        .find(|id| *id != metadata_leader && *id != partition_leader)
+        .expect("a node leading neither");
+    let (removed, printed) = conveyor_cli(joined, &["cluster", "remove", &leaving.to_string()]);
+    assert!(removed, "conveyor cluster remove: {printed}");
+    let staying: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|id| *id != leaving as u64).collect();
+    let staying_kafka: Vec<i32> = staying.iter().map(|id| *id as i32).collect();
+    assert!(
+        eventually(WAIT, || voters(cluster.node(metadata_leader)) == staying
+            && brokers(cluster.node(metadata_leader)) == staying_kafka),
+        "node {leaving} is gone from the members and from Metadata: {:?} {:?}",
+        voters(cluster.node(metadata_leader)),
+        brokers(cluster.node(metadata_leader))
+    );
+    assert!(
+        !conveyor_cli(joined, &["cluster", "remove", &leaving.to_string()]).0,
+        "removing a node that is no member fails"
+    );
+    cluster.kill(leaving);
+
+    writeln!(client.stdin.as_mut().expect("stdin"), "done").expect("tell the script");
     expect_script_ok(&mut client, lines);
 }

@@ -63,6 +63,19 @@ pub enum Event {
     ProducerIdsReserved {
         up_to: i64,
     },
+    /// A cluster node's block of `size` producer ids, starting at the
+    /// first not reserved yet (Kafka's AllocateProducerIds): the block is
+    /// decided where the event is applied, in the metadata group's order,
+    /// so two nodes asking at once get different blocks.
+    ProducerIdsAllocated {
+        node_id: u64,
+        size: i64,
+    },
+    /// The cluster's one Kafka cluster id, proposed by the first metadata
+    /// leader (a cluster node's catalog only); once set it never changes.
+    ClusterIdSet {
+        cluster_id: String,
+    },
     /// A durable queue (transient queues are never recorded: they do not
     /// survive a restart).
     QueueDeclared {
@@ -240,6 +253,13 @@ pub struct TopicRecord {
     pub replication_factor: Option<u16>,
 }
 
+/// Producer ids `first..end`, handed out by one cluster node only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    pub first: i64,
+    pub end: i64,
+}
+
 /// What exists: the replay of every event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogState {
@@ -247,6 +267,12 @@ pub struct CatalogState {
     /// Every producer id below this has been reserved.
     #[serde(default)]
     pub producer_ids_reserved: i64,
+    /// On a cluster node: each node's latest block of producer ids.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub producer_id_blocks: BTreeMap<u64, ProducerIdBlock>,
+    /// On a cluster node: the cluster's Kafka cluster id, once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueRecord>,
     /// Durable exchanges and bindings.
@@ -293,6 +319,22 @@ impl StateMachine for CatalogState {
             }
             Event::ProducerIdsReserved { up_to } => {
                 self.producer_ids_reserved = self.producer_ids_reserved.max(*up_to);
+            }
+            Event::ProducerIdsAllocated { node_id, size } => {
+                let first = self.producer_ids_reserved;
+                self.producer_ids_reserved = first.saturating_add((*size).max(1));
+                self.producer_id_blocks.insert(
+                    *node_id,
+                    ProducerIdBlock {
+                        first,
+                        end: self.producer_ids_reserved,
+                    },
+                );
+            }
+            Event::ClusterIdSet { cluster_id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                }
             }
             Event::QueueDeclared { name, .. } => {
                 if let Some(record) = event.declared_queue() {
@@ -646,6 +688,29 @@ mod tests {
             serde_json::from_slice(&std::fs::read(dir.path().join("snapshot.json")).expect("read")).expect("json");
         assert_eq!(written["offset"], 1);
         assert_eq!(written["state"]["producer_ids_reserved"], 1000);
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap_and_the_cluster_id_is_set_once() {
+        let mut state = CatalogState::default();
+        state.apply(&Event::ProducerIdsReserved { up_to: 1000 });
+        for (node_id, size) in [(1, 1000), (2, 1000), (1, 1000)] {
+            state.apply(&Event::ProducerIdsAllocated { node_id, size });
+        }
+        assert_eq!(state.producer_id_blocks[&2], ProducerIdBlock { first: 2000, end: 3000 });
+        assert_eq!(
+            state.producer_id_blocks[&1],
+            ProducerIdBlock { first: 3000, end: 4000 },
+            "the latest block"
+        );
+        assert_eq!(state.producer_ids_reserved, 4000);
+        state.apply(&Event::ClusterIdSet {
+            cluster_id: "first".into(),
+        });
+        state.apply(&Event::ClusterIdSet {
+            cluster_id: "second".into(),
+        });
+        assert_eq!(state.cluster_id.as_deref(), Some("first"));
     }
 
     #[test]

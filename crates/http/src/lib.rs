@@ -201,7 +201,7 @@ async fn metrics(State(state): State<Arc<HttpState>>, request: Request) -> Respo
         .await
         .unwrap_or_default();
     if let Some(node) = state.cluster() {
-        metrics::render_cluster(&mut body, &node.status());
+        metrics::render_cluster(&mut body, &admin::cluster::raft_groups(&state.broker, node));
     }
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

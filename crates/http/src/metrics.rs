@@ -121,43 +121,62 @@ fn render_log_health(out: &mut String, broker: &Broker) {
     }
 }
 
-/// Label values escape backslash, double quote and newline.
-/// The Raft groups' gauges (today the one metadata group, `group="metadata"`):
-/// who leads, the term, the commit index and, on the leader, each
-/// replica's lag in entries.
-pub fn render_cluster(out: &mut String, status: &conveyor_cluster::ClusterStatus) {
-    let group = [("group", "metadata")];
-    let node = status.node_id.to_string();
+/// The Raft groups' gauges of this node, each group named by its label
+/// (`group="metadata"`, or a replicated partition's `topic/partition`):
+/// whether this node leads it, the leader it knows, the term, the commit
+/// and applied index and, on the leader, each replica's lag in entries.
+pub fn render_cluster(out: &mut String, groups: &[(String, conveyor_cluster::ClusterStatus)]) {
+    type Gauge = fn(&conveyor_cluster::ClusterStatus) -> f64;
+    let Some((_, first)) = groups.first() else {
+        return;
+    };
+    let node = first.node_id.to_string();
     let mut leader = Family::gauge(out, "conveyor_raft_leader", "1 when this node leads the Raft group, else 0.");
-    leader.sample(
-        &[("group", "metadata"), ("node", &node)],
-        f64::from(u8::from(status.role == "leader")),
-    );
-    let leader_id = status.leader_id.unwrap_or(0) as f64;
-    Family::gauge(
-        out,
-        "conveyor_raft_leader_id",
-        "The node id of the group's leader as this node knows it (0: none).",
-    )
-    .sample(&group, leader_id);
-    Family::gauge(out, "conveyor_raft_term", "The group's current Raft term on this node.").sample(&group, status.term as f64);
-    Family::gauge(out, "conveyor_raft_commit_index", "The group's commit index as this node knows it.")
-        .sample(&group, status.commit_index as f64);
-    Family::gauge(out, "conveyor_raft_applied_index", "The last entry of the group this node applied.")
-        .sample(&group, status.applied_index as f64);
+    for (group, status) in groups {
+        leader.sample(&[("group", group), ("node", &node)], f64::from(u8::from(status.role == "leader")));
+    }
+    let gauges: [(&str, &str, Gauge); 4] = [
+        (
+            "conveyor_raft_leader_id",
+            "The node id of the group's leader as this node knows it (0: none).",
+            |status| status.leader_id.unwrap_or(0) as f64,
+        ),
+        ("conveyor_raft_term", "The group's current Raft term on this node.", |status| {
+            status.term as f64
+        }),
+        (
+            "conveyor_raft_commit_index",
+            "The group's commit index as this node knows it.",
+            |status| status.commit_index as f64,
+        ),
+        (
+            "conveyor_raft_applied_index",
+            "The last entry of the group this node applied.",
+            |status| status.applied_index as f64,
+        ),
+    ];
+    for (name, help, gauge) in gauges {
+        let mut family = Family::gauge(out, name, help);
+        for (group, status) in groups {
+            family.sample(&[("group", group)], gauge(status));
+        }
+    }
     let mut lag = Family::gauge(
         out,
         "conveyor_raft_replica_lag",
         "Entries a replica is behind the leader's log (reported by the leader).",
     );
-    for member in &status.members {
-        if let Some(entries) = member.lag {
-            let replica = member.node_id.to_string();
-            lag.sample(&[("group", "metadata"), ("replica", &replica)], entries as f64);
+    for (group, status) in groups {
+        for member in &status.members {
+            if let Some(entries) = member.lag {
+                let replica = member.node_id.to_string();
+                lag.sample(&[("group", group), ("replica", &replica)], entries as f64);
+            }
         }
     }
 }
 
+/// Label values escape backslash, double quote and newline.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -14,12 +14,11 @@ the survivors: exactly once, at the offset it was acknowledged with, in
 order per partition, nothing else. Prints `ok`, and on stderr one `end P N`
 line per partition (its end offset)."""
 import sys
-import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, unique, wait_for
+from common import check, read_partitions, unique, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 3
@@ -97,25 +96,7 @@ produce(RECORDS // 2, RECORDS)
 check(len(acked) == RECORDS, f"every record acknowledged: {len(acked)} of {RECORDS}")
 
 # Read every partition to its end from the survivors.
-reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("reader"), "enable.auto.commit": False,
-                   "enable.partition.eof": True, "fetch.wait.max.ms": 50})
-reader.assign([TopicPartition(TOPIC, partition, 0) for partition in range(PARTITIONS)])
-read = {partition: [] for partition in range(PARTITIONS)}
-at_end = set()
-deadline = time.monotonic() + WAIT_SECONDS
-while len(at_end) < PARTITIONS and time.monotonic() < deadline:
-    message = reader.poll(0.5)
-    if message is None:
-        continue
-    if message.error():
-        if message.error().code() == KafkaError._PARTITION_EOF:
-            at_end.add(message.partition())
-            continue
-        check(message.error().retriable(), f"consume error: {message.error()}")
-        continue
-    read[message.partition()].append((message.offset(), message.value().decode()))
-reader.close()
-check(len(at_end) == PARTITIONS, f"every partition read to its end: {sorted(at_end)}")
+read = read_partitions(BOOTSTRAP, TOPIC, PARTITIONS, WAIT_SECONDS)
 
 for partition, records in read.items():
     offsets = [offset for offset, _ in records]

@@ -70,3 +70,35 @@ def read_to_end(topic, isolation="read_uncommitted", seconds=20):
         return records
     finally:
         reader.close()
+
+
+def read_partitions(bootstrap, topic, partitions, seconds=60):
+    """Every record of partitions 0..`partitions`-1 of `topic` from offset 0
+    to the end (librdkafka's partition EOF, which each must reach within
+    `seconds`), as {partition: [(offset, value text)]}."""
+    import time
+
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
+                       "enable.partition.eof": True, "fetch.wait.max.ms": 50})
+    try:
+        reader.assign([TopicPartition(topic, partition, 0) for partition in range(partitions)])
+        read = {partition: [] for partition in range(partitions)}
+        at_end = set()
+        deadline = time.monotonic() + seconds
+        while len(at_end) < partitions and time.monotonic() < deadline:
+            message = reader.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                    continue
+                check(message.error().retriable(), f"consume error: {message.error()}")
+                continue
+            read[message.partition()].append((message.offset(), message.value().decode()))
+        check(len(at_end) == partitions, f"every partition read to its end: {sorted(at_end)}")
+        return read
+    finally:
+        reader.close()

@@ -552,6 +552,19 @@ impl ClusterNodes {
         self.nodes[id - 1] = Some(server);
     }
 
+    /// Starts one more node (the next id) on a fresh data directory and
+    /// cluster address, with every node in its `--peers`; it is no member
+    /// until the cluster adds it. Answers its id and cluster address.
+    pub fn start_another(&mut self) -> (usize, String) {
+        let id = self.nodes.len() + 1;
+        let cluster_addr = format!("127.0.0.1:{}", cluster_port());
+        self.peers = format!("{},{id}={cluster_addr}", self.peers);
+        self.dirs.push(tempfile::tempdir().expect("tempdir"));
+        self.nodes.push(None);
+        self.restart(id);
+        (id, cluster_addr)
+    }
+
     pub fn node(&self, id: usize) -> &Server {
         self.nodes[id - 1].as_ref().expect("node is running")
     }

@@ -17,6 +17,7 @@ pub use partition_replication::{KafkaNode, PartitionReplication, Placement};
 mod declarations;
 mod group_configs;
 mod group_listing;
+mod identity;
 mod limited;
 mod metadata;
 mod queues;
@@ -86,7 +87,9 @@ pub struct Broker {
     meta: Arc<Metadata>,
     /// Held (locked) for the broker's lifetime; the OS releases it if the process dies.
     _lock: File,
-    cluster_id: String,
+    /// This data directory's cluster id (`meta/cluster.id`): the one
+    /// clients see on a single node (`identity.rs`).
+    local_cluster_id: String,
     groups: Arc<GroupCoordinator>,
     /// Share groups (KIP-932): members and share-partitions.
     share_groups: Arc<crate::share_group::ShareGroupCoordinator>,
@@ -118,7 +121,7 @@ impl Broker {
         conveyor_log::index::create_dir_all(&data_dir).map_err(|error| CoreError::io(&data_dir, error))?;
         let lock = data_dir::lock_data_dir(&data_dir)?;
         let catalog = Catalog::open(&data_dir.join("meta"), Arc::clone(&clock))?;
-        let cluster_id = data_dir::load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
+        let local_cluster_id = data_dir::load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
         let limits = Arc::new(Limits::new(config.limits.clone()));
         let group_config = GroupConfig {
@@ -148,7 +151,7 @@ impl Broker {
         Ok(Broker {
             meta: Arc::new(Metadata::new(config, clock, stats, catalog, views)),
             _lock: lock,
-            cluster_id,
+            local_cluster_id,
             groups,
             share_groups,
             transactions: Arc::new(transactions),
@@ -177,11 +180,6 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.meta.config
-    }
-
-    /// This data directory's cluster id (Kafka clients show and compare it).
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
     }
 
     /// Traffic counters: messages and bytes in and out per topic and queue, request latencies.

@@ -38,6 +38,8 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What proposes catalog events to the cluster's metadata group.
 pub trait Replication: Send + Sync + std::fmt::Debug {
+    /// This node's id in the cluster.
+    fn node_id(&self) -> u64;
     /// Proposes `events` as one entry; resolves with the entry's index
     /// once the group committed it and this node's group member applied
     /// it (and so delivered it with [`Broker::deliver_replicated`]).
@@ -75,6 +77,10 @@ impl Replicated {
 
     fn applied_index(&self) -> u64 {
         self.applied_index.load(Ordering::Acquire)
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.replication.node_id()
     }
 }
 
@@ -343,6 +349,10 @@ mod tests {
     struct Silent;
 
     impl Replication for Silent {
+        fn node_id(&self) -> u64 {
+            1
+        }
+
         fn propose(&self, _events: Vec<Event>) -> Pin<Box<dyn Future<Output = std::result::Result<u64, String>> + Send + '_>> {
             Box::pin(std::future::pending())
         }

@@ -1,6 +1,6 @@
 //! The broker's Kafka topics: finding them, creating, growing, reconfiguring
 //! and deleting them (each a catalog event through `metadata.rs`), appending
-//! what an exchange routes to one, and handing out producer ids.
+//! what an exchange routes to one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,9 +23,6 @@ use crate::queue::QueuePolicy;
 use crate::topic::{Topic, stream_arguments, stream_config};
 use crate::topic_config::TopicConfig;
 use crate::topic_name::validate_new_topic_name;
-
-/// Producer ids are reserved in the catalog this many at a time.
-const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     /// A Kafka topic, or the log of a stream queue of `/` by that name
@@ -329,35 +326,6 @@ impl Broker {
             });
         }
         Ok(())
-    }
-
-    /// A producer id never handed out before (Kafka's InitProducerId).
-    /// Reserves a block in the catalog when the current one is used up.
-    pub async fn allocate_producer_id(&self) -> Result<i64> {
-        loop {
-            {
-                let mut ids = self.meta.producer_ids.lock();
-                if ids.0 < ids.1 {
-                    ids.0 += 1;
-                    return Ok(ids.0 - 1);
-                }
-            }
-            // Reserve the next block durably before handing any of it out.
-            let mut change = self.meta.change().await;
-            let exhausted = {
-                let ids = self.meta.producer_ids.lock();
-                (ids.0 >= ids.1).then_some(ids.1)
-            };
-            if let Some(limit) = exhausted {
-                let up_to = limit + PRODUCER_ID_BLOCK;
-                run_to_completion(async move {
-                    change.commit(Event::ProducerIdsReserved { up_to }, true, Opened::Nothing).await?;
-                    change.meta().producer_ids.lock().1 = up_to;
-                    Ok(())
-                })
-                .await?;
-            }
-        }
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) struct Views {
     pub vhosts: BTreeMap<String, VirtualHost>,
     /// Kafka groups' own configs, as the catalog records them.
     pub group_configs: Arc<BTreeMap<String, BTreeMap<String, String>>>,
+    /// On a cluster node, the cluster's Kafka cluster id once set.
+    pub cluster_id: Option<Arc<str>>,
 }
 
 /// What a change opened for its event to name: files are opened before the
@@ -98,6 +100,7 @@ impl Views {
             router,
             vhosts,
             group_configs: Arc::new(state.group_configs.clone()),
+            cluster_id: state.cluster_id.as_deref().map(Arc::from),
         })
     }
 
@@ -134,7 +137,12 @@ impl Views {
                 None => applied.changed = false,
             },
             // Kept by the broker's producer id counter, not a view.
-            Event::ProducerIdsReserved { .. } => {}
+            Event::ProducerIdsReserved { .. } | Event::ProducerIdsAllocated { .. } => {}
+            // Set once: a second one changes nothing, as in the catalog.
+            Event::ClusterIdSet { cluster_id } => match self.cluster_id {
+                Some(_) => applied.changed = false,
+                None => self.cluster_id = Some(Arc::from(cluster_id.as_str())),
+            },
             Event::QueueDeclared { name, .. } => match opened {
                 Opened::Queue(queue) => {
                     self.queues.insert(name.clone(), queue);

@@ -16,7 +16,7 @@
 mod acls;
 mod alarms;
 mod bindings;
-mod cluster;
+pub(crate) mod cluster;
 mod connections;
 mod definitions;
 mod deliveries;
@@ -80,6 +80,8 @@ fn parts() -> (Router<Arc<HttpState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(alarms::status, alarms::set_limits))
         .routes(routes!(limits::status))
         .routes(routes!(cluster::status))
+        .routes(routes!(cluster::add_member))
+        .routes(routes!(cluster::remove_member))
         .routes(routes!(logs::list_poisoned))
         .routes(routes!(logs::reopen))
         .routes(routes!(topics::list, topics::create))

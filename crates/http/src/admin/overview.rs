@@ -100,7 +100,7 @@ pub async fn overview(State(state): State<Arc<HttpState>>) -> Result<Json<Overvi
                 .map(|(protocol, open, _channels)| (protocol.name().to_owned(), open as i64))
                 .collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            cluster_id: broker.cluster_id().to_owned(),
+            cluster_id: broker.cluster_id(),
             uptime_ms: STARTED.get().map_or(0, |started| started.elapsed().as_millis() as u64),
             topics: topics.len() as u64,
             partitions,

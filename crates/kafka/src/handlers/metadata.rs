@@ -36,7 +36,7 @@ pub async fn handle(context: &Context, connection: &ConnectionInfo, request: Met
         .with_brokers(brokers)
         .with_controller_id(BrokerId(controller(context)));
     if version >= 2 {
-        response.cluster_id = Some(StrBytes::from_string(context.broker.cluster_id().to_owned()));
+        response.cluster_id = Some(StrBytes::from_string(context.broker.cluster_id()));
     }
     // v0: an empty list means every topic; v1+: null means every topic.
     let all = match &request.topics {
@@ -105,7 +105,7 @@ pub fn describe_cluster(context: &Context, connection: &ConnectionInfo, request:
             .with_error_message(super::message("Cluster authorization failed."));
     }
     let mut response = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(context.broker.cluster_id().to_owned()))
+        .with_cluster_id(StrBytes::from_string(context.broker.cluster_id()))
         .with_controller_id(BrokerId(controller(context)))
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {

@@ -1,0 +1,104 @@
+"""confluent-kafka producing while a Conveyor cluster changes its members (issue 17).
+
+argv: BOOTSTRAP (the first three nodes' Kafka addresses, comma-separated)
+and TOPIC.
+
+Creates TOPIC with one partition and replication factor 3, waits until it
+has a leader and three in-sync replicas, prints `leader N` (its leader,
+which the test keeps) and then produces without pause (acks=all,
+idempotence) while the test adds a fourth node and removes one of the
+first three, until `done` on stdin. No record may fail, and no pause
+between two acknowledgements may reach PAUSE_SECONDS_MAX (no downtime).
+Every acknowledged record is then read back: exactly once, at the offset
+it was acknowledged with, in order. Prints `ok`."""
+import sys
+import threading
+import time
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import check, read_partitions, wait_for
+
+BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
+PARTITIONS = 1
+PAUSE_SECONDS_MAX = 5
+PRODUCING_SECONDS_MAX = 240
+WAIT_SECONDS = 60
+
+admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+for future in admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)]).values():
+    future.result(30)
+
+
+def placed():
+    """The topic once its partition has a leader and three replicas in sync."""
+    topic = admin.list_topics(TOPIC, timeout=10).topics.get(TOPIC)
+    if topic is None or topic.error is not None or len(topic.partitions) != PARTITIONS:
+        return None
+    if any(partition.leader < 0 or len(partition.isrs) != 3 for partition in topic.partitions.values()):
+        return None
+    return topic
+
+
+leader = wait_for(placed, "a leader and three in-sync replicas").partitions[0].leader
+
+acked = {}  # value -> (partition, offset)
+acked_at = []  # monotonic time of each acknowledgement
+failed = []
+
+
+def delivered(error, message):
+    if error is not None:
+        failed.append(f"{message.value().decode()}: {error}")
+    else:
+        acked[message.value().decode()] = (message.partition(), message.offset())
+        acked_at.append(time.monotonic())
+
+
+producer = Producer({
+    "bootstrap.servers": BOOTSTRAP,
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "message.timeout.ms": 60000,
+    "retry.backoff.ms": 100,
+    "topic.metadata.refresh.interval.ms": 1000,
+})
+
+done = threading.Event()
+
+
+def wait_for_done():
+    if sys.stdin.readline().strip() == "done":
+        done.set()
+
+
+threading.Thread(target=wait_for_done, daemon=True).start()
+print(f"leader {leader}", flush=True)
+
+started = time.monotonic()
+sent = 0
+while not done.is_set() and time.monotonic() - started < PRODUCING_SECONDS_MAX:
+    producer.produce(TOPIC, value=f"{sent}", partition=sent % PARTITIONS, on_delivery=delivered)
+    sent += 1
+    producer.poll(0.02)
+check(done.is_set(), f"the test said done within {PRODUCING_SECONDS_MAX} s")
+remaining = producer.flush(90)
+check(remaining == 0, f"{remaining} records not acknowledged in time")
+check(not failed, f"records failed: {failed[:5]}")
+check(len(acked) == sent, f"every record acknowledged: {len(acked)} of {sent}")
+pauses = [later - earlier for earlier, later in zip(acked_at, acked_at[1:])]
+longest = max(pauses, default=0)
+check(longest < PAUSE_SECONDS_MAX, f"no downtime: the longest pause between acknowledgements was {longest:.1f} s")
+
+read = read_partitions(BOOTSTRAP, TOPIC, PARTITIONS, WAIT_SECONDS)
+for partition, records in read.items():
+    values = [int(value) for _, value in records]
+    check(values == sorted(values) and len(set(values)) == len(values), f"partition {partition}: in order, none twice")
+    for offset, value in records:
+        check(acked.get(value) == (partition, offset), f"{value} read at {partition}/{offset}, acknowledged at {acked.get(value)}")
+total = sum(len(records) for records in read.values())
+check(total == sent, f"every acknowledged record read once, nothing else: {total} of {sent}")
+print(f"produced {sent}", file=sys.stderr, flush=True)
+print("ok", flush=True)
