@@ -166,3 +166,9 @@ fn a_share_group_set_to_earliest_through_incremental_alter_configs_gets_records_
     let (_dir, server) = server();
     run_script(&server, "kafka/share_auto_offset_reset_confluent.py", &[]);
 }
+
+#[test]
+fn a_share_groups_own_delivery_count_limit_archives_a_record_released_that_often() {
+    let (_dir, server) = server();
+    run_script(&server, "kafka/share_delivery_limit_confluent.py", &[]);
+}

@@ -18,15 +18,19 @@ pub mod keys {
     pub const SHARE_RECORD_LOCK_DURATION_MS: &str = "share.record.lock.duration.ms";
     pub const SHARE_AUTO_OFFSET_RESET: &str = "share.auto.offset.reset";
     pub const SHARE_ISOLATION_LEVEL: &str = "share.isolation.level";
+    pub const SHARE_DELIVERY_COUNT_LIMIT: &str = "share.delivery.count.limit";
+    pub const SHARE_PARTITION_MAX_RECORD_LOCKS: &str = "share.partition.max.record.locks";
 }
 
 /// Every key, sorted (DescribeConfigs lists them in this order).
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 9] = [
     keys::CONSUMER_HEARTBEAT_INTERVAL_MS,
     keys::CONSUMER_SESSION_TIMEOUT_MS,
     keys::SHARE_AUTO_OFFSET_RESET,
+    keys::SHARE_DELIVERY_COUNT_LIMIT,
     keys::SHARE_HEARTBEAT_INTERVAL_MS,
     keys::SHARE_ISOLATION_LEVEL,
+    keys::SHARE_PARTITION_MAX_RECORD_LOCKS,
     keys::SHARE_RECORD_LOCK_DURATION_MS,
     keys::SHARE_SESSION_TIMEOUT_MS,
 ];
@@ -53,6 +57,10 @@ pub struct GroupConfigDefaults {
     pub share_session_timeout_ms: i64,
     pub share_heartbeat_interval_ms: i64,
     pub share_record_lock_duration_ms: i64,
+    /// `group.share.delivery.count.limit`.
+    pub share_delivery_count_limit: i64,
+    /// `group.share.partition.max.record.locks`.
+    pub share_partition_max_record_locks: i64,
 }
 
 impl Default for GroupConfigDefaults {
@@ -63,6 +71,8 @@ impl Default for GroupConfigDefaults {
             share_session_timeout_ms: crate::share_group::SESSION_TIMEOUT_MS_DEFAULT,
             share_heartbeat_interval_ms: crate::share_group::HEARTBEAT_INTERVAL_MS_DEFAULT,
             share_record_lock_duration_ms: crate::share_group::RECORD_LOCK_DURATION_MS_DEFAULT,
+            share_delivery_count_limit: i64::from(crate::share_group::DELIVERY_COUNT_LIMIT_DEFAULT),
+            share_partition_max_record_locks: i64::try_from(crate::share_group::RECORD_LOCKS_MAX_DEFAULT).unwrap_or(i64::MAX),
         }
     }
 }
@@ -115,6 +125,20 @@ impl GroupConfigDefaults {
                 60_000,
                 "group.share.min.record.lock.duration.ms",
                 "group.share.max.record.lock.duration.ms",
+            ),
+            keys::SHARE_DELIVERY_COUNT_LIMIT => (
+                self.share_delivery_count_limit,
+                2,
+                10,
+                "group.share.min.delivery.count.limit",
+                "group.share.max.delivery.count.limit",
+            ),
+            keys::SHARE_PARTITION_MAX_RECORD_LOCKS => (
+                self.share_partition_max_record_locks,
+                100,
+                10_000,
+                "group.share.min.partition.max.record.locks",
+                "group.share.max.partition.max.record.locks",
             ),
             _ => return None,
         };
@@ -226,6 +250,8 @@ impl GroupConfigDefaults {
             share_session_timeout_ms: number(keys::SHARE_SESSION_TIMEOUT_MS, self.share_session_timeout_ms),
             share_heartbeat_interval_ms: number(keys::SHARE_HEARTBEAT_INTERVAL_MS, self.share_heartbeat_interval_ms),
             share_record_lock_duration_ms: number(keys::SHARE_RECORD_LOCK_DURATION_MS, self.share_record_lock_duration_ms),
+            share_delivery_count_limit: number(keys::SHARE_DELIVERY_COUNT_LIMIT, self.share_delivery_count_limit),
+            share_partition_max_record_locks: number(keys::SHARE_PARTITION_MAX_RECORD_LOCKS, self.share_partition_max_record_locks),
             share_auto_offset_reset: match overrides.get(keys::SHARE_AUTO_OFFSET_RESET).map(String::as_str) {
                 Some("earliest") => CursorStart::Earliest,
                 _ => CursorStart::Latest,
@@ -246,6 +272,11 @@ pub struct GroupSettings {
     pub share_session_timeout_ms: i64,
     pub share_heartbeat_interval_ms: i64,
     pub share_record_lock_duration_ms: i64,
+    /// A record is delivered at most this many times, then archived.
+    pub share_delivery_count_limit: i64,
+    /// At most this many records between a share-partition's start and its
+    /// newest acquired record.
+    pub share_partition_max_record_locks: i64,
     pub share_auto_offset_reset: CursorStart,
     pub share_isolation_level: IsolationLevel,
 }
@@ -304,6 +335,63 @@ mod tests {
             .with_changes(&set, &[change(keys::SHARE_ISOLATION_LEVEL, None)])
             .expect("delete");
         assert_eq!(defaults.settings(&reset).share_isolation_level, IsolationLevel::ReadUncommitted);
+    }
+
+    #[test]
+    fn a_groups_delivery_count_limit_and_record_locks_stay_within_kafkas_bounds() {
+        let defaults = GroupConfigDefaults::default();
+        let none = BTreeMap::new();
+        let refused = |key: &str, value: &str| {
+            defaults
+                .with_changes(&none, &[change(key, Some(value))])
+                .expect_err("refused")
+                .to_string()
+        };
+        for (key, value, bound) in [
+            (
+                keys::SHARE_DELIVERY_COUNT_LIMIT,
+                "1",
+                "greater than or equal to group.share.min.delivery.count.limit",
+            ),
+            (
+                keys::SHARE_DELIVERY_COUNT_LIMIT,
+                "11",
+                "less than or equal to group.share.max.delivery.count.limit",
+            ),
+            (
+                keys::SHARE_PARTITION_MAX_RECORD_LOCKS,
+                "99",
+                "greater than or equal to group.share.min.partition.max.record.locks",
+            ),
+            (
+                keys::SHARE_PARTITION_MAX_RECORD_LOCKS,
+                "10001",
+                "less than or equal to group.share.max.partition.max.record.locks",
+            ),
+        ] {
+            assert_eq!(refused(key, value), format!("{key} must be {bound}"));
+        }
+        assert_eq!(
+            (
+                defaults.default_value(keys::SHARE_DELIVERY_COUNT_LIMIT),
+                defaults.default_value(keys::SHARE_PARTITION_MAX_RECORD_LOCKS)
+            ),
+            (Some("5".to_owned()), Some("2000".to_owned()))
+        );
+        let set = defaults
+            .with_changes(
+                &none,
+                &[
+                    change(keys::SHARE_DELIVERY_COUNT_LIMIT, Some("2")),
+                    change(keys::SHARE_PARTITION_MAX_RECORD_LOCKS, Some("100")),
+                ],
+            )
+            .expect("valid");
+        let settings = defaults.settings(&set);
+        assert_eq!(
+            (settings.share_delivery_count_limit, settings.share_partition_max_record_locks),
+            (2, 100)
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn group_error(error: &GroupError) -> ResponseError {
         GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
         GroupError::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
         GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
-        GroupError::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+        GroupError::GroupIdNotFound(_) | GroupError::NotClassicGroup(_) => ResponseError::GroupIdNotFound,
         GroupError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,

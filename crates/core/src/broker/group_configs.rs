@@ -23,6 +23,8 @@ impl Broker {
             consumer_heartbeat_interval_ms: i64::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i64::MAX),
             share_session_timeout_ms: self.share_groups.session_timeout_ms(),
             share_record_lock_duration_ms: share.record_lock_duration_ms,
+            share_delivery_count_limit: i64::from(share.delivery_count_limit),
+            share_partition_max_record_locks: i64::try_from(share.record_locks_max).unwrap_or(i64::MAX),
             ..GroupConfigDefaults::default()
         }
     }

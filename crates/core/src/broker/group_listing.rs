@@ -5,11 +5,15 @@
 //! protocol, consumer or share, as Kafka 4.1 refuses the other kind's
 //! heartbeat with GROUP_ID_NOT_FOUND. A group id held by both a consumer
 //! group and a share group (from before that rule) is listed once, as the
-//! group coordinator has it. Knows no wire format and no filters. The check
-//! and the heartbeat are two steps under two coordinators' locks: two first
-//! heartbeats of different kinds racing for a new id can both be accepted.
+//! group coordinator has it. The classic APIs meet share groups here too:
+//! OffsetCommit on a share group's id is refused and DeleteGroups deletes
+//! the share group, as Kafka 4.1 answers. Knows no wire format and no
+//! filters. The check and the heartbeat are two steps under two
+//! coordinators' locks: two first heartbeats of different kinds racing for
+//! a new id can both be accepted.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::Broker;
 use crate::group::{
@@ -83,5 +87,51 @@ impl Broker {
             return Err(GroupError::InconsistentGroupProtocol);
         }
         self.groups.join(request).await
+    }
+
+    /// The check of OffsetCommit and TxnOffsetCommit: an id a share group
+    /// holds has no committed offsets, `GroupIdNotFound`, as Kafka's
+    /// `ShareGroup.validateOffsetCommit` answers ("Group g is not a
+    /// consumer group.").
+    pub fn check_offsets_group(&self, group_id: &str) -> Result<(), GroupError> {
+        match self.share_groups.describe(group_id) {
+            Some(_) => Err(GroupError::GroupIdNotFound(group_id.to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// DescribeGroups: a classic group's description. A share group's or a
+    /// KIP-848 group's id is `NotClassicGroup`, an unknown one
+    /// `GroupIdNotFound`, as Kafka's `GroupMetadataManager.describeGroups`
+    /// tells them apart (at v6; below it both are `Dead`).
+    pub fn classic_group(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        if self.share_groups.describe(group_id).is_some() {
+            return Err(GroupError::NotClassicGroup(group_id.to_owned()));
+        }
+        let description = self
+            .groups
+            .describe_classic(group_id)
+            .map_err(|_| GroupError::NotClassicGroup(group_id.to_owned()))?;
+        if description.state == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound(group_id.to_owned()));
+        }
+        Ok(description)
+    }
+
+    /// DeleteGroups: a share group's id deletes the share group and its
+    /// share-partitions (`NonEmptyGroup` while it has members), any other
+    /// the consumer group, as Kafka 4.1's `GroupCoordinatorService`
+    /// deletes share groups' state before the groups.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        if self.share_groups.describe(group_id).is_none() {
+            return self.groups.delete_group(group_id).await;
+        }
+        let (share_groups, group) = (Arc::clone(&self.share_groups), group_id.to_owned());
+        match tokio::task::spawn_blocking(move || share_groups.delete_group(&group)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(MembershipError::NonEmptyGroup(_))) => Err(GroupError::NonEmptyGroup(group_id.to_owned())),
+            Ok(Err(_)) => Err(GroupError::GroupIdNotFound(group_id.to_owned())),
+            Err(_) => Err(GroupError::CoordinatorNotAvailable),
+        }
     }
 }

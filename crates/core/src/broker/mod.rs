@@ -22,6 +22,8 @@ mod limited;
 mod metadata;
 mod queues;
 mod routing;
+mod share_offsets;
+pub use share_offsets::{ShareOffsetError, ShareTopicResult};
 mod stored_counts;
 pub use routing::{FannedOut, RouteTarget};
 mod topics;

@@ -247,6 +247,9 @@ impl Broker {
         committer: &TransactionalCommitter<'_>,
         offsets: Vec<PendingOffset>,
     ) -> Result<(), TransactionError> {
+        // A share group's id has no committed offsets (Kafka: GROUP_ID_NOT_FOUND).
+        self.check_offsets_group(committer.group)
+            .map_err(TransactionError::NotGroupMember)?;
         self.groups
             .check_transactional_committer(committer.group, committer.member_id, committer.instance_id, committer.generation_id)
             .map_err(TransactionError::NotGroupMember)?;

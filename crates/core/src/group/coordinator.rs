@@ -44,6 +44,10 @@ pub enum GroupError {
     MemberIdRequired(String),
     #[error("group {0:?} does not exist")]
     GroupIdNotFound(String),
+    /// The id is another kind of group's (a share group's, a KIP-848
+    /// group's): Kafka's GROUP_ID_NOT_FOUND text.
+    #[error("Group {0} is not a classic group.")]
+    NotClassicGroup(String),
     #[error("group {0:?} still has members")]
     NonEmptyGroup(String),
     #[error("the group instance id is used by another member")]

@@ -33,6 +33,9 @@ pub enum CursorStart {
     /// The log's high watermark: only records appended from now on.
     #[default]
     Latest,
+    /// This offset, kept within the log's start and high watermark (KIP-932's
+    /// AlterShareGroupOffsets).
+    At(u64),
 }
 
 /// Settings of one queue.
@@ -223,6 +226,7 @@ impl Queue {
         let first_start = fresh.then(|| match start {
             CursorStart::Earliest => messages.start_offset(),
             CursorStart::Latest => messages.high_watermark(),
+            CursorStart::At(offset) => offset,
         });
         Queue::open_on(dir, messages, false, first_start, config, clock)
     }
@@ -559,6 +563,11 @@ impl Queue {
     /// Changes the delivery limit (from the next acquisition on).
     pub fn set_delivery_limit(&self, delivery_limit: Option<u32>) {
         self.state.lock().cursor.set_delivery_limit(delivery_limit);
+    }
+
+    /// Changes the in-flight window (from the next acquisition on).
+    pub fn set_in_flight_max(&self, in_flight_max: u64) {
+        self.state.lock().cursor.set_in_flight_max(in_flight_max);
     }
 
     /// Moves the consumer's lock deadline to `lock_ms` from now.

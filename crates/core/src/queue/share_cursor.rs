@@ -408,6 +408,12 @@ impl ShareCursor {
         self.config.delivery_limit = delivery_limit;
     }
 
+    /// Changes the in-flight window; a smaller one delivers no new offset
+    /// until the start moves into it, what is in flight stays so.
+    pub fn set_in_flight_max(&mut self, in_flight_max: u64) {
+        self.config.in_flight_max = in_flight_max.max(1);
+    }
+
     /// Every offset below is acknowledged or archived.
     pub fn start(&self) -> u64 {
         self.start

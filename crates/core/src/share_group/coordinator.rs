@@ -4,10 +4,14 @@
 //! and kept open until the broker closes. Lock and session expiry are lazy:
 //! a share-partition ends expired locks before every acquisition, and
 //! members whose session ended are removed (their records released) at
-//! every heartbeat and fetch. Knows no wire format.
+//! every heartbeat and fetch. A group with share-partitions on disk exists
+//! (empty) after a restart. Also the share-group admin: a group deleted,
+//! its share-partitions' start offsets read, set anew or deleted (KIP-932's
+//! Describe/Alter/DeleteShareGroupOffsets), the last two only while the
+//! group has no members. Knows no wire format.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use conveyor_log::clock::Clock;
@@ -39,11 +43,15 @@ pub struct ShareGroupCoordinator {
 
 impl ShareGroupCoordinator {
     pub fn new(root: PathBuf, clock: Arc<dyn Clock>, config: SharePartitionConfig, session_timeout_ms: i64) -> ShareGroupCoordinator {
+        let mut membership = ShareGroups::new(session_timeout_ms);
+        for group in stored_groups(&root) {
+            membership.ensure(&group);
+        }
         ShareGroupCoordinator {
             root,
             clock,
             config,
-            membership: Mutex::new(ShareGroups::new(session_timeout_ms)),
+            membership: Mutex::new(membership),
             partitions: Mutex::new(HashMap::new()),
             consumers: Mutex::new(HashMap::new()),
         }
@@ -145,7 +153,7 @@ impl ShareGroupCoordinator {
         let Some(partition) = topic.partition_handle(index) else {
             return Ok(None);
         };
-        let dir = self.root.join(hex(group)).join(topic.id.to_string()).join(index.to_string());
+        let dir = self.partition_dir(group, topic.id, index);
         let mut partitions = self.partitions.lock();
         if let Some(open) = partitions.get(&key) {
             return Ok(Some(Arc::clone(open)));
@@ -185,27 +193,133 @@ impl ShareGroupCoordinator {
     /// directories removed, so a topic created again under the same name
     /// (a new id) starts with none. Blocking.
     pub fn forget_topic(&self, topic_id: uuid::Uuid) {
-        let partitions: Vec<Arc<SharePartition>> = {
-            let mut open = self.partitions.lock();
-            let keys: Vec<PartitionKey> = open.keys().filter(|(_, id, _)| *id == topic_id).cloned().collect();
-            keys.iter().filter_map(|key| open.remove(key)).collect()
-        };
-        for partition in partitions {
-            if let Err(error) = partition.close() {
-                warn!(%error, "closing a share-partition of a deleted topic failed");
-            }
-        }
+        self.close_partitions(|(_, id, _)| *id == topic_id);
         let Ok(groups) = std::fs::read_dir(&self.root) else {
             return; // No share group ever fetched.
         };
         for group in groups.flatten() {
-            let dir = group.path().join(topic_id.to_string());
-            if dir.exists()
-                && let Err(error) = std::fs::remove_dir_all(&dir)
-            {
-                warn!(%error, dir = %dir.display(), "removing a deleted topic's share state failed");
+            remove_dir(&group.path().join(topic_id.to_string()));
+        }
+    }
+
+    /// Deletes `group` (DeleteGroups) if it has no members: its
+    /// share-partitions and their state go, so a group of the same name
+    /// starts anew (at its `share.auto.offset.reset`). Blocking.
+    pub fn delete_group(&self, group: &str) -> Result<(), MembershipError> {
+        self.expire_members();
+        // Held until the state is gone: no member joins a half-deleted group.
+        let mut membership = self.membership.lock();
+        membership.remove_empty(group)?;
+        self.close_partitions(|(name, _, _)| name == group);
+        remove_dir(&self.root.join(hex(group)));
+        info!(group, "share group deleted");
+        Ok(())
+    }
+
+    /// The partitions, by topic id, `group` has share-partitions over
+    /// (KIP-932's initialized share-partitions).
+    pub fn initialized_partitions(&self, group: &str) -> BTreeMap<uuid::Uuid, BTreeSet<u32>> {
+        let mut initialized: BTreeMap<uuid::Uuid, BTreeSet<u32>> = BTreeMap::new();
+        let Ok(topics) = std::fs::read_dir(self.root.join(hex(group))) else {
+            return initialized;
+        };
+        for topic in topics.flatten() {
+            let Ok(topic_id) = topic.file_name().to_string_lossy().parse::<uuid::Uuid>() else {
+                continue;
+            };
+            let Ok(partitions) = std::fs::read_dir(topic.path()) else {
+                continue;
+            };
+            let indexes: BTreeSet<u32> = partitions
+                .flatten()
+                .filter_map(|partition| partition.file_name().to_string_lossy().parse().ok())
+                .collect();
+            if !indexes.is_empty() {
+                initialized.insert(topic_id, indexes);
             }
         }
+        initialized
+    }
+
+    /// The start offset of `group`'s share-partition over partition `index`
+    /// of `topic`; `None` if the group has none there (nothing is created).
+    /// Blocking the first time.
+    pub fn start_offset(&self, group: &str, topic: &Topic, index: u32) -> Result<Option<u64>, QueueError> {
+        if let Some(open) = self.partitions.lock().get(&(group.to_owned(), topic.id, index)) {
+            return Ok(Some(open.start_offset()));
+        }
+        if !self.partition_dir(group, topic.id, index).exists() {
+            return Ok(None);
+        }
+        // Not a new one: the start it is opened with is not used.
+        let opened = self.share_partition(group, topic, index, CursorStart::Latest)?;
+        Ok(opened.map(|partition| partition.start_offset()))
+    }
+
+    /// Makes each `(topic, partition, start)` share-partition of `group`
+    /// anew, starting at `start` (an offset is kept within the partition's
+    /// log), its delivery state dropped, as Kafka's AlterShareGroupOffsets
+    /// initializes them. The group must exist and have no members. One
+    /// result per change. Blocking.
+    pub fn alter_start_offsets(
+        &self,
+        group: &str,
+        changes: &[(Arc<Topic>, u32, CursorStart)],
+    ) -> Result<Vec<Result<(), QueueError>>, MembershipError> {
+        self.expire_members();
+        // Held until every change is made: no member joins and fetches from a half-made group.
+        let membership = self.membership.lock();
+        membership.check_empty(group)?;
+        let results: Vec<Result<(), QueueError>> = changes
+            .iter()
+            .map(|(topic, index, start)| -> Result<(), QueueError> {
+                self.close_partitions(|(name, id, at)| name == group && *id == topic.id && at == index);
+                remove_dir(&self.partition_dir(group, topic.id, *index));
+                let opened = self.share_partition(group, topic, *index, *start)?.ok_or(QueueError::Closed)?;
+                info!(group, topic = %topic.name, partition = index, start = opened.start_offset(), "share-partition start offset altered");
+                Ok(())
+            })
+            .collect();
+        drop(membership);
+        Ok(results)
+    }
+
+    /// Deletes the state of `group` over each topic of `topic_ids` (Kafka's
+    /// DeleteShareGroupOffsets): whether the group had any there. The group
+    /// must exist and have no members. Blocking.
+    pub fn delete_start_offsets(&self, group: &str, topic_ids: &[uuid::Uuid]) -> Result<Vec<bool>, MembershipError> {
+        self.expire_members();
+        let membership = self.membership.lock();
+        membership.check_empty(group)?;
+        let initialized = self.initialized_partitions(group);
+        let deleted = topic_ids
+            .iter()
+            .map(|topic_id| {
+                self.close_partitions(|(name, id, _)| name == group && id == topic_id);
+                remove_dir(&self.root.join(hex(group)).join(topic_id.to_string()));
+                initialized.contains_key(topic_id)
+            })
+            .collect();
+        drop(membership);
+        Ok(deleted)
+    }
+
+    /// Closes and forgets the open share-partitions whose key `matches`.
+    fn close_partitions(&self, matches: impl Fn(&PartitionKey) -> bool) {
+        let partitions: Vec<Arc<SharePartition>> = {
+            let mut open = self.partitions.lock();
+            let keys: Vec<PartitionKey> = open.keys().filter(|key| matches(key)).cloned().collect();
+            keys.iter().filter_map(|key| open.remove(key)).collect()
+        };
+        for partition in partitions {
+            if let Err(error) = partition.close() {
+                warn!(%error, "closing a share-partition failed");
+            }
+        }
+    }
+
+    fn partition_dir(&self, group: &str, topic_id: uuid::Uuid, index: u32) -> PathBuf {
+        self.root.join(hex(group)).join(topic_id.to_string()).join(index.to_string())
     }
 
     /// Closes every share-partition (a snapshot each). Blocking.
@@ -222,4 +336,36 @@ impl ShareGroupCoordinator {
 /// A group id as a directory name: any text, one safe name.
 fn hex(group: &str) -> String {
     group.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The group named by a directory [`hex`] named, if it is one.
+fn unhex(name: &str) -> Option<String> {
+    if !name.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..name.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(name.get(at..at + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// The groups with share-partitions under `root`.
+fn stored_groups(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new(); // No share group ever fetched.
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| unhex(&entry.file_name().to_string_lossy()))
+        .collect()
+}
+
+/// Removes `dir` and everything in it, if it is there.
+fn remove_dir(dir: &Path) {
+    if dir.exists()
+        && let Err(error) = std::fs::remove_dir_all(dir)
+    {
+        warn!(%error, dir = %dir.display(), "removing share-group state failed");
+    }
 }

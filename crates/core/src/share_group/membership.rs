@@ -43,7 +43,8 @@ pub struct HeartbeatReply {
     pub assigned_topics: Vec<String>,
 }
 
-/// Why a heartbeat was refused; nothing changed.
+/// Why a heartbeat (or an admin request on a share group) was refused;
+/// nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipError {
     /// The member sent an epoch other than its current one (a zombie).
@@ -61,6 +62,10 @@ pub enum MembershipError {
     /// No group of any protocol has this id.
     #[error("Group {0} not found.")]
     GroupNotFound(String),
+    /// The group has members: its start offsets stay, and so does it
+    /// (Kafka's NON_EMPTY_GROUP text).
+    #[error("The group is not empty.")]
+    NonEmptyGroup(String),
 }
 
 /// One member as the group knows it.
@@ -242,9 +247,34 @@ impl ShareGroups {
         expired
     }
 
-    /// The group, if it exists (it has had a member since the broker started).
+    /// The group, if it exists (it has had a member since the broker
+    /// started, or share-partitions on disk).
     pub fn group(&self, group: &str) -> Option<&ShareGroup> {
         self.groups.get(group)
+    }
+
+    /// Makes `group` known, without members, if it is not (a group whose
+    /// share-partitions the broker found at start).
+    pub fn ensure(&mut self, group: &str) {
+        self.groups.entry(group.to_owned()).or_default();
+    }
+
+    /// Removes `group` if it has no members (DeleteGroups): `GroupNotFound`
+    /// if unknown, `NonEmptyGroup` with members.
+    pub fn remove_empty(&mut self, group: &str) -> Result<(), MembershipError> {
+        self.check_empty(group)?;
+        self.groups.remove(group);
+        Ok(())
+    }
+
+    /// `GroupNotFound` if `group` is unknown, `NonEmptyGroup` if it has
+    /// members (the start offsets of a share group change only when empty).
+    pub fn check_empty(&self, group: &str) -> Result<(), MembershipError> {
+        match self.groups.get(group) {
+            None => Err(MembershipError::GroupNotFound(group.to_owned())),
+            Some(state) if !state.members.is_empty() => Err(MembershipError::NonEmptyGroup(group.to_owned())),
+            Some(_) => Ok(()),
+        }
     }
 
     /// The names of every share group, sorted.

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use conveyor_log::clock::Clock;
 use parking_lot::Mutex;
@@ -71,7 +72,9 @@ pub struct AcquiredRange {
 #[derive(Debug)]
 pub struct SharePartition {
     cursor: Queue,
-    config: SharePartitionConfig,
+    /// The in-flight window, the group's `share.partition.max.record.locks`
+    /// (see [`SharePartition::set_limits`]).
+    record_locks_max: AtomicU64,
     /// The partition the cursor runs over: its markers, last stable
     /// offset and aborted transactions.
     partition: Partition,
@@ -104,7 +107,7 @@ impl SharePartition {
         let cursor = Queue::open_over(dir, partition.log.clone(), start, queue_config, clock)?;
         Ok(SharePartition {
             cursor,
-            config,
+            record_locks_max: AtomicU64::new(config.record_locks_max),
             partition,
             filter: Mutex::new(RecordFilter::default()),
         })
@@ -128,7 +131,7 @@ impl SharePartition {
         let below = {
             let mut filter = self.filter.lock();
             let from = self.cursor.settled_below();
-            let window_end = from.saturating_add(self.config.record_locks_max);
+            let window_end = from.saturating_add(self.record_locks_max.load(Ordering::Relaxed));
             match filter.classify(&self.partition, isolation, from, window_end) {
                 Ok(classified) => {
                     for offset in classified.skipped.into_iter().flatten() {
@@ -146,6 +149,19 @@ impl SharePartition {
         };
         let (acquisition, durable) = self.cursor.acquire_offsets_below(member, max_records, lock_ms, below);
         (ranges(&acquisition), durable)
+    }
+
+    /// Takes the group's own delivery count limit and in-flight window
+    /// (`share.delivery.count.limit`, `share.partition.max.record.locks`)
+    /// from the next acquisition on: a record delivered as often as the
+    /// limit already is archived at its next acquisition, a record in
+    /// flight stays so when the window shrinks.
+    pub fn set_limits(&self, delivery_count_limit: u32, record_locks_max: u64) {
+        let record_locks_max = record_locks_max.max(1);
+        if self.record_locks_max.swap(record_locks_max, Ordering::Relaxed) != record_locks_max {
+            self.cursor.set_in_flight_max(record_locks_max);
+        }
+        self.cursor.set_delivery_limit(Some(delivery_count_limit));
     }
 
     /// Settles `first_offset..=last_offset`, every offset of which `member`
@@ -383,6 +399,39 @@ mod tests {
             "archived after 5 deliveries"
         );
         assert_eq!(share.start_offset(), 1);
+        share.close().expect("close");
+    }
+
+    #[test]
+    fn a_groups_own_delivery_count_limit_and_window_apply_from_the_next_acquisition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(0);
+        let log = partition_log(dir.path(), &clock);
+        let share = open(dir.path(), &log, CursorStart::Earliest, &clock);
+        produce(&log, 5);
+        share.set_limits(2, 2);
+        assert_eq!(
+            share.acquire(ALICE, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 1, 1)],
+            "two records in flight at most"
+        );
+        share.acknowledge(ALICE, 1, 1, AcknowledgeType::Accept).expect("accept");
+        share.acknowledge(ALICE, 0, 0, AcknowledgeType::Release).expect("release");
+        assert_eq!(
+            share.acquire(ALICE, 1, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(0, 0, 2)]
+        );
+        share.acknowledge(ALICE, 0, 0, AcknowledgeType::Release).expect("release");
+        assert!(
+            share.acquire(ALICE, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0.is_empty(),
+            "archived instead of a third delivery"
+        );
+        assert_eq!(share.start_offset(), 2);
+        assert_eq!(
+            share.acquire(ALICE, 10, IsolationLevel::ReadUncommitted, LOCK_MS).0,
+            vec![range(2, 3, 1)],
+            "the window moved on"
+        );
         share.close().expect("close");
     }
 

@@ -213,7 +213,7 @@ impl From<ExchangeError> for ApiError {
 impl From<GroupError> for ApiError {
     fn from(error: GroupError) -> ApiError {
         let status = match &error {
-            GroupError::GroupIdNotFound(_) => StatusCode::NOT_FOUND,
+            GroupError::GroupIdNotFound(_) | GroupError::NotClassicGroup(_) => StatusCode::NOT_FOUND,
             GroupError::NonEmptyGroup(_) | GroupError::RebalanceInProgress | GroupError::UnknownMemberId => StatusCode::CONFLICT,
             GroupError::InvalidGroupId | GroupError::OffsetMetadataTooLarge(_) => StatusCode::BAD_REQUEST,
             GroupError::CoordinatorNotAvailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,6 +1,7 @@
 //! Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup, DescribeGroups, ListGroups, DeleteGroups. Membership lives in
-//! the core's `GroupCoordinator`; this module translates fields and errors.
+//! the core's `GroupCoordinator` (DeleteGroups deletes share groups too);
+//! this module translates fields and errors.
 
 use bytes::Bytes;
 use conveyor_core::group::{GroupError, GroupState, JoinRequest};
@@ -260,12 +261,26 @@ pub fn describe(context: &Context, connection: &ConnectionInfo, request: Describ
                     .with_error_code(code)
                     .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED);
             }
-            // Only classic groups are described; Kafka answers Dead for any other (v5 and below).
-            let Ok(description) = context.broker.groups().describe_classic(&group_id.0) else {
-                return DescribedGroup::default()
-                    .with_group_id(group_id)
-                    .with_group_state(text(GroupState::Dead.name()))
-                    .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED);
+            // Only classic groups are described. Kafka answers Dead for any
+            // other (and an unknown id), with GROUP_ID_NOT_FOUND and why from v6 (KIP-1043).
+            let description = match context.broker.classic_group(&group_id.0) {
+                Ok(description) => description,
+                Err(error) => {
+                    let dead = DescribedGroup::default()
+                        .with_group_id(group_id.clone())
+                        .with_group_state(text(GroupState::Dead.name()))
+                        .with_authorized_operations(super::AUTHORIZED_OPERATIONS_OMITTED);
+                    if version < 6 {
+                        return dead;
+                    }
+                    let message = match &error {
+                        GroupError::GroupIdNotFound(_) => format!("Group {} not found.", group_id.0),
+                        other => other.to_string(),
+                    };
+                    return dead
+                        .with_error_code(group_error(&error).code())
+                        .with_error_message(Some(text(message)));
+                }
             };
             let members = description
                 .members
@@ -337,7 +352,7 @@ pub async fn delete(context: &Context, connection: &ConnectionInfo, request: Del
         let error_code = match group_denied(context, connection, &group_id, Operation::Delete) {
             Some(code) => code,
             None => {
-                let outcome = context.broker.groups().delete_group(&group_id.0).await;
+                let outcome = context.broker.delete_group(&group_id.0).await;
                 outcome.err().map_or(0, |error| group_error(&error).code())
             }
         };

@@ -16,6 +16,7 @@ mod produce;
 mod producers;
 mod records;
 mod scram_credentials;
+mod share_group_offsets;
 mod share_groups;
 mod topics;
 mod transactions;
@@ -282,6 +283,24 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
                 share_groups::acknowledge_request(&context, &connection, body).await
+            }))
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_group_offsets::describe(&context, &connection, body).await
+            }))
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_group_offsets::alter(&context, &connection, body).await
+            }))
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            let body = frame::decode_body(&request)?;
+            Ok(reply(api, version, correlation_id, async move {
+                share_group_offsets::delete(&context, &connection, body).await
             }))
         }
         ApiKey::DescribeLogDirs => {

@@ -56,6 +56,8 @@ pub async fn commit(context: &Context, connection: &ConnectionInfo, request: Off
     }
     let groups = context.broker.groups();
     let outcome = match member {
+        // A share group's id has no committed offsets, whoever commits.
+        _ if let Err(error) = context.broker.check_offsets_group(&request.group_id.0) => Err(group_error(&error).code()),
         // A KIP-848 group's member sends its member epoch (v9+), checked as Kafka does.
         Some((member_id, _, member_epoch)) if groups.is_consumer_group(&request.group_id.0) => {
             if version < 9 {

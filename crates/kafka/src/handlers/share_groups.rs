@@ -27,8 +27,9 @@ use tokio::sync::futures::Notified;
 use uuid::Uuid;
 
 use conveyor_core::auth::{Operation, Resource};
+use conveyor_core::group_config::GroupSettings;
 use conveyor_core::queue::ConsumerId;
-use conveyor_core::share_group::{AcknowledgeType, AcquiredRange, Heartbeat, IsolationLevel, MembershipError, SharePartition};
+use conveyor_core::share_group::{AcknowledgeType, AcquiredRange, Heartbeat, MembershipError, SharePartition};
 
 use crate::Context;
 use crate::connection::ConnectionInfo;
@@ -90,12 +91,13 @@ fn session_error(error: ShareSessionError) -> ResponseError {
     }
 }
 
-fn membership_error(error: &MembershipError) -> ResponseError {
+pub(super) fn membership_error(error: &MembershipError) -> ResponseError {
     match error {
         MembershipError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
         MembershipError::UnknownMember { .. } => ResponseError::UnknownMemberId,
         MembershipError::InvalidRequest(_) => ResponseError::InvalidRequest,
         MembershipError::NotShareGroup(_) | MembershipError::GroupNotFound(_) => ResponseError::GroupIdNotFound,
+        MembershipError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
     }
 }
 
@@ -260,18 +262,24 @@ struct Fetched {
     acquired: Vec<AcquiredRange>,
 }
 
-/// Acquires up to `max_records` of `partition` for `member` and reads the
-/// stored batches that hold them (up to `max_bytes`); acquired records the
-/// read did not reach are given back. Blocking.
+/// Acquires up to `max_records` of `partition` for `member` under the
+/// group's settings (isolation level, record lock duration, delivery count
+/// limit, in-flight window) and reads the stored batches that hold them (up
+/// to `max_bytes`); acquired records the read did not reach are given back.
+/// Blocking.
 fn acquire(
     partition: &SharePartition,
     log: &conveyor_log::Log,
     member: ConsumerId,
     limits: (usize, usize),
-    rules: (IsolationLevel, i64),
+    settings: &GroupSettings,
 ) -> Result<Fetched, ResponseError> {
     let (max_records, max_bytes) = limits;
-    let (isolation, lock_ms) = rules;
+    let (isolation, lock_ms) = (settings.share_isolation_level, settings.share_record_lock_duration_ms);
+    partition.set_limits(
+        u32::try_from(settings.share_delivery_count_limit).unwrap_or(u32::MAX),
+        u64::try_from(settings.share_partition_max_record_locks).unwrap_or(1),
+    );
     partition.expire_locks();
     let (ranges, _durable) = partition.acquire(member, max_records, isolation, lock_ms);
     let Some(first) = ranges.first().map(|range| range.first_offset) else {
@@ -442,10 +450,10 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
                     Ok(_) if remaining == 0 => {}
                     Ok((partition, log)) => {
                         let (partition, log) = (Arc::clone(partition), log.clone());
-                        let rules = (settings.share_isolation_level, lock_ms);
-                        let fetched = tokio::task::spawn_blocking(move || acquire(&partition, &log, member, (remaining, max_bytes), rules))
-                            .await
-                            .unwrap_or(Err(ResponseError::UnknownServerError));
+                        let fetched =
+                            tokio::task::spawn_blocking(move || acquire(&partition, &log, member, (remaining, max_bytes), &settings))
+                                .await
+                                .unwrap_or(Err(ResponseError::UnknownServerError));
                         match fetched {
                             Ok(fetched) if !fetched.acquired.is_empty() => {
                                 let count: u64 = fetched
