@@ -36,6 +36,9 @@ pub struct ShareTopicResult<T> {
     pub partitions: Vec<(i32, Result<T, ShareOffsetError>)>,
 }
 
+/// A topic asked about by name, found or not, with the partitions asked.
+type AskedTopic = (String, Option<Arc<crate::Topic>>, Vec<i32>);
+
 impl Broker {
     /// Each asked partition's share-partition start offset for `group`
     /// (`None`: the group has no state there, Kafka's -1); `topics: None`
@@ -45,7 +48,7 @@ impl Broker {
     pub async fn share_group_offsets(&self, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<ShareTopicResult<Option<u64>>> {
         let (coordinator, group) = (Arc::clone(&self.share_groups), group.to_owned());
         // Looked up now; the group's share-partitions are listed on the blocking thread.
-        let asked: Option<Vec<(String, Option<Arc<crate::Topic>>, Vec<i32>)>> = topics.map(|topics| {
+        let asked: Option<Vec<AskedTopic>> = topics.map(|topics| {
             topics
                 .into_iter()
                 .map(|(name, partitions)| {

@@ -47,6 +47,8 @@ fn offset_error(error: &ShareOffsetError) -> ResponseError {
     }
 }
 
+/// A topic's name and the partitions asked of it.
+type TopicPartitions = (String, Vec<i32>);
 pub async fn describe(
     context: &Context,
     connection: &ConnectionInfo,
@@ -60,7 +62,7 @@ pub async fn describe(
             continue;
         }
         let may_describe = |topic: &str| connection.allowed(context, &Resource::Topic(topic), Operation::Describe);
-        let (asked, refused): (Option<Vec<(String, Vec<i32>)>>, Vec<(String, Vec<i32>)>) = match group.topics {
+        let (asked, refused): (Option<Vec<TopicPartitions>>, Vec<TopicPartitions>) = match group.topics {
             None => (None, Vec::new()),
             Some(topics) => {
                 let (allowed, refused) = topics
