@@ -18,7 +18,7 @@ import sys
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, read_partitions, unique, wait_for
+from common import Deliveries, check, read_partitions, unique, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 3
@@ -56,15 +56,8 @@ metadata = wait_for(placed, "every partition led and replicated on three nodes")
 check(sorted(metadata.brokers) == [1, 2, 3], f"three brokers: {metadata.brokers}")
 leader = metadata.topics[TOPIC].partitions[0].leader
 
-acked = {}  # value -> (partition, offset)
-failed = []
-
-
-def delivered(error, message):
-    if error is not None:
-        failed.append(f"{message.value().decode()}: {error}")
-    else:
-        acked[message.value().decode()] = (message.partition(), message.offset())
+deliveries = Deliveries()
+acked, failed, delivered = deliveries.acked, deliveries.failed, deliveries.report
 
 
 producer = Producer({

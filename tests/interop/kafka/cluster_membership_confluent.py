@@ -18,7 +18,7 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, read_partitions, wait_for
+from common import Deliveries, check, read_partitions, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 1
@@ -43,17 +43,8 @@ def placed():
 
 leader = wait_for(placed, "a leader and three in-sync replicas").partitions[0].leader
 
-acked = {}  # value -> (partition, offset)
-acked_at = []  # monotonic time of each acknowledgement
-failed = []
-
-
-def delivered(error, message):
-    if error is not None:
-        failed.append(f"{message.value().decode()}: {error}")
-    else:
-        acked[message.value().decode()] = (message.partition(), message.offset())
-        acked_at.append(time.monotonic())
+deliveries = Deliveries()
+acked, acked_at, failed, delivered = deliveries.acked, deliveries.acked_at, deliveries.failed, deliveries.report
 
 
 producer = Producer({

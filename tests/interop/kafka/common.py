@@ -102,3 +102,24 @@ def read_partitions(bootstrap, topic, partitions, seconds=60):
         return read
     finally:
         reader.close()
+
+
+class Deliveries:
+    """A producer's delivery reports: `acked` maps each acknowledged value's
+    text to its (partition, offset), `acked_at` holds the monotonic time of
+    each acknowledgement, `failed` describes each failed record. Pass
+    `report` as `on_delivery`."""
+
+    def __init__(self):
+        self.acked = {}
+        self.acked_at = []
+        self.failed = []
+
+    def report(self, error, message):
+        import time
+
+        if error is not None:
+            self.failed.append(f"{message.value().decode()}: {error}")
+        else:
+            self.acked[message.value().decode()] = (message.partition(), message.offset())
+            self.acked_at.append(time.monotonic())

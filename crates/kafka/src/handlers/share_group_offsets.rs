@@ -49,6 +49,7 @@ fn offset_error(error: &ShareOffsetError) -> ResponseError {
 
 /// A topic's name and the partitions asked of it.
 type TopicPartitions = (String, Vec<i32>);
+
 pub async fn describe(
     context: &Context,
     connection: &ConnectionInfo,
