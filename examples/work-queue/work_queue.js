@@ -29,7 +29,7 @@ async function worker(name, completed, { crashOnFirst = false } = {}) {
     completed.push({ worker: name, task, redelivered: msg.fields.redelivered });
     channel.ack(msg);
   });
-  return { connection, hasCrashed };
+  return { connection, channel, hasCrashed };
 }
 
 (async () => {
@@ -50,7 +50,13 @@ async function worker(name, completed, { crashOnFirst = false } = {}) {
   while (completed.length < TASKS && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  for (const w of workers) await w.connection.close();
+  // The channel first: its close follows its acks on the channel's own
+  // stream, where amqplib may send a connection's close ahead of them (and
+  // an ack that arrives after the close is lost: the task is requeued).
+  for (const w of workers) {
+    await w.channel.close();
+    await w.connection.close();
+  }
 
   const byTask = new Map();
   for (const c of completed) byTask.set(c.task, (byTask.get(c.task) || 0) + 1);
