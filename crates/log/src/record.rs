@@ -126,28 +126,34 @@ impl BatchBuilder {
     /// If the builder's codec fails to compress the records, which the
     /// codecs only do on allocation failure.
     pub fn build(&self) -> Bytes {
-        let mut body = BytesMut::new();
         // The max timestamp is that of a record in the batch (Kafka's rule), not
         // the base timestamp, unless the batch is empty.
-        let mut max_timestamp = if self.records.is_empty() {
-            self.base_timestamp_ms
-        } else {
-            i64::MIN
-        };
-        for (index, record) in self.records.iter().enumerate() {
-            let timestamp = record.timestamp_ms.unwrap_or(self.base_timestamp_ms);
-            max_timestamp = max_timestamp.max(timestamp);
-            encode_record(&mut body, record, timestamp - self.base_timestamp_ms, index as i32);
-        }
+        let max_timestamp = self
+            .records
+            .iter()
+            .map(|record| record.timestamp_ms.unwrap_or(self.base_timestamp_ms))
+            .max()
+            .unwrap_or(self.base_timestamp_ms);
         let count = self.records.len() as i32;
         let codec = if self.records.is_empty() { Codec::None } else { self.codec };
-        let body = match codec {
-            Codec::None => body.to_vec(),
-            codec => codec.compress(&body).expect("the codecs compress whatever they are given"),
+        // Every size is known before anything is written: an uncompressed
+        // batch is one allocation and each record's bytes are copied once.
+        let records_bytes: usize = self
+            .encoded_records()
+            .map(|(record, deltas)| framed_len(record_len(record, deltas)))
+            .sum();
+        let compressed = match codec {
+            Codec::None => None,
+            codec => {
+                let mut body = BytesMut::with_capacity(records_bytes);
+                self.encode_records(&mut body);
+                Some(codec.compress(&body).expect("the codecs compress whatever they are given"))
+            }
         };
-        let mut out = BytesMut::with_capacity(HEADER_BYTES + body.len());
+        let body_bytes = compressed.as_ref().map_or(records_bytes, Vec::len);
+        let mut out = BytesMut::with_capacity(HEADER_BYTES + body_bytes);
         out.put_i64(0);
-        out.put_i32((HEADER_BYTES - batch::LOG_OVERHEAD + body.len()) as i32);
+        out.put_i32((HEADER_BYTES - batch::LOG_OVERHEAD + body_bytes) as i32);
         out.put_i32(0);
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled below.
@@ -160,27 +166,69 @@ impl BatchBuilder {
         out.put_i16(self.producer_epoch);
         out.put_i32(self.base_sequence);
         out.put_i32(count);
-        out.extend_from_slice(&body);
+        match compressed {
+            Some(body) => out.extend_from_slice(&body),
+            None => self.encode_records(&mut out),
+        }
+        debug_assert_eq!(out.len(), HEADER_BYTES + body_bytes, "sizes computed before writing");
         let crc = batch::compute_crc(&out);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         out.freeze()
     }
+
+    /// Each record with its timestamp and offset deltas.
+    fn encoded_records(&self) -> impl Iterator<Item = (&Record, (i64, i64))> {
+        self.records.iter().enumerate().map(|(index, record)| {
+            let timestamp = record.timestamp_ms.unwrap_or(self.base_timestamp_ms);
+            (record, (timestamp - self.base_timestamp_ms, index as i64))
+        })
+    }
+
+    fn encode_records(&self, out: &mut BytesMut) {
+        for (record, deltas) in self.encoded_records() {
+            put_varlong(out, record_len(record, deltas) as i64);
+            encode_record(out, record, deltas);
+        }
+    }
 }
 
-fn encode_record(out: &mut BytesMut, record: &Record, timestamp_delta: i64, offset_delta: i32) {
-    let mut body = BytesMut::new();
-    body.put_i8(0);
-    put_varlong(&mut body, timestamp_delta);
-    put_varlong(&mut body, i64::from(offset_delta));
-    put_bytes(&mut body, record.key.as_deref());
-    put_bytes(&mut body, record.value.as_deref());
-    put_varlong(&mut body, record.headers.len() as i64);
+/// The bytes of a record after its length prefix.
+fn record_len(record: &Record, (timestamp_delta, offset_delta): (i64, i64)) -> usize {
+    1 + varlong_len(timestamp_delta)
+        + varlong_len(offset_delta)
+        + bytes_len(record.key.as_deref())
+        + bytes_len(record.value.as_deref())
+        + varlong_len(record.headers.len() as i64)
+        + record
+            .headers
+            .iter()
+            .map(|header| bytes_len(Some(header.key.as_bytes())) + bytes_len(header.value.as_deref()))
+            .sum::<usize>()
+}
+
+/// A record's bytes with its length prefix.
+fn framed_len(record_len: usize) -> usize {
+    varlong_len(record_len as i64) + record_len
+}
+
+fn encode_record(out: &mut BytesMut, record: &Record, (timestamp_delta, offset_delta): (i64, i64)) {
+    out.put_i8(0);
+    put_varlong(out, timestamp_delta);
+    put_varlong(out, offset_delta);
+    put_bytes(out, record.key.as_deref());
+    put_bytes(out, record.value.as_deref());
+    put_varlong(out, record.headers.len() as i64);
     for header in &record.headers {
-        put_bytes(&mut body, Some(header.key.as_bytes()));
-        put_bytes(&mut body, header.value.as_deref());
+        put_bytes(out, Some(header.key.as_bytes()));
+        put_bytes(out, header.value.as_deref());
     }
-    put_varlong(out, body.len() as i64);
-    out.extend_from_slice(&body);
+}
+
+fn bytes_len(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        None => varlong_len(-1),
+        Some(bytes) => varlong_len(bytes.len() as i64) + bytes.len(),
+    }
 }
 
 fn put_bytes(out: &mut BytesMut, bytes: Option<&[u8]>) {
@@ -193,8 +241,17 @@ fn put_bytes(out: &mut BytesMut, bytes: Option<&[u8]>) {
     }
 }
 
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn varlong_len(value: i64) -> usize {
+    let bits = 64 - zigzag(value).leading_zeros() as usize;
+    bits.div_ceil(7).max(1)
+}
+
 fn put_varlong(out: &mut BytesMut, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    let mut zigzag = zigzag(value);
     while zigzag >= 0x80 {
         out.put_u8((zigzag as u8) | 0x80);
         zigzag >>= 7;
@@ -488,6 +545,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_varlong_is_as_long_as_build_computes(value in any::<i64>()) {
+            let mut written = BytesMut::new();
+            put_varlong(&mut written, value);
+            prop_assert_eq!(varlong_len(value), written.len());
+        }
+
         #[test]
         fn records_round_trip(records in proptest::collection::vec(arb_record(), 1..20)) {
             let mut builder = BatchBuilder::new(1_600_000_000_000);

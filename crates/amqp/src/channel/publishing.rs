@@ -147,7 +147,7 @@ impl Channel {
             Confirm::Now
         } else {
             let record = message.into_record();
-            let fanned = context.broker.publish_routed(&routed, &record);
+            let fanned = context.broker.publish_routed(&routed, record);
             let mut appends: Vec<Stored> = fanned.stored.into_iter().flat_map(|(_, appends)| appends).map(stored).collect();
             for name in &fanned.refused {
                 let refusal = format!("queue '{}' is full (x-overflow reject-publish)", vhost::local_name(name));

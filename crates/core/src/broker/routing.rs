@@ -57,22 +57,36 @@ impl Broker {
     /// under its own rules (a queue's deduplication window and length
     /// limits, a topic's `max.message.bytes`); a queue deleted since the
     /// routing is skipped. The one fan-out every door's publish to an
-    /// exchange goes through.
-    pub fn publish_routed(self: &Arc<Self>, routed: &RouteResult, record: &Record) -> FannedOut {
+    /// exchange goes through. The last target takes the record itself, so
+    /// a message routed to one place is never copied.
+    pub fn publish_routed(self: &Arc<Self>, routed: &RouteResult, record: Record) -> FannedOut {
         let mut fanned = FannedOut {
             stored: Vec::with_capacity(routed.queues.len() + routed.topics.len()),
             refused: Vec::new(),
         };
-        for name in &routed.queues {
-            let Some(declared) = self.queue(name) else { continue };
-            let published = self.publish_to_queue(&declared, record.clone());
-            if published.refused {
-                fanned.refused.push(name.clone());
+        let queues = routed
+            .queues
+            .iter()
+            .filter_map(|name| Some((name, self.queue(name)?)))
+            .collect::<Vec<_>>();
+        let targets = queues.len() + routed.topics.len();
+        let mut record = Some(record);
+        let mut copy = |index: usize| {
+            if index + 1 == targets {
+                record.take().expect("taken once, by the last target")
+            } else {
+                record.clone().expect("still there before the last target")
             }
-            fanned.stored.push((RouteTarget::Queue(name.clone()), published.appends));
+        };
+        for (index, (name, declared)) in queues.iter().enumerate() {
+            let published = self.publish_to_queue(declared, copy(index));
+            if published.refused {
+                fanned.refused.push((*name).clone());
+            }
+            fanned.stored.push((RouteTarget::Queue((*name).clone()), published.appends));
         }
-        for name in &routed.topics {
-            let append: Storing = match self.publish_to_topic(name, record.clone()) {
+        for (index, name) in routed.topics.iter().enumerate() {
+            let append: Storing = match self.publish_to_topic(name, copy(queues.len() + index)) {
                 Ok(pending) => Box::pin(async move { pending.await.map(drop) }),
                 Err(error) => Box::pin(std::future::ready(Err(error))),
             };

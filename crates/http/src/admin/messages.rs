@@ -528,7 +528,7 @@ pub async fn publish_to_exchange(
     if copies > 0 {
         crate::disk_admission::admit(broker.alarms(), (record_bytes(&record) * copies) as u64).await?;
     }
-    let fanned = broker.publish_routed(&routed, &record);
+    let fanned = broker.publish_routed(&routed, record);
     let mut result = Routed {
         routed: false,
         queues: Vec::new(),
