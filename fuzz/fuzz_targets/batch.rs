@@ -6,23 +6,13 @@
 
 #![no_main]
 
-use conveyor_log::batch::{BatchHeader, HEADER_BYTES, check_batch, check_batches, compute_crc, whole_batches_len};
+mod reseal;
+
+use conveyor_log::batch::{check_batch, check_batches, whole_batches_len};
 use conveyor_log::record::{RecordError, decode_records};
 use libfuzzer_sys::fuzz_target;
 
-/// Rewrites the CRC of each batch the length fields delimit.
-fn reseal(bytes: &mut [u8]) {
-    let mut position = 0;
-    while let Some(header) = BatchHeader::parse(&bytes[position..]) {
-        let end = position + header.total_bytes();
-        if header.total_bytes() < HEADER_BYTES || end > bytes.len() {
-            break;
-        }
-        let crc = compute_crc(&bytes[position..end]);
-        bytes[position + 17..position + 21].copy_from_slice(&crc.to_be_bytes());
-        position = end;
-    }
-}
+use reseal::reseal;
 
 fn check(data: &[u8]) {
     let _ = decode_records(data);

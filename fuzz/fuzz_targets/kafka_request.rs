@@ -4,40 +4,33 @@
 //! through conveyor-alloc as in the broker), every reply is a size-prefixed frame.
 #![no_main]
 
+mod tmpfs_broker;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use conveyor_core::{Broker, BrokerConfig};
 use conveyor_kafka::{Context, KafkaConfig};
 use libfuzzer_sys::fuzz_target;
+
+use tmpfs_broker::Harness;
 
 #[global_allocator]
 static ALLOCATOR: conveyor_alloc::LazyHugeAllocator = conveyor_alloc::LazyHugeAllocator;
 
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    context: Arc<Context>,
-    _dir: tempfile::TempDir,
-}
-
-fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
+/// The door's context over a broker with topic `target` (two partitions).
+fn harness() -> &'static Harness<Arc<Context>> {
+    static HARNESS: OnceLock<Harness<Arc<Context>>> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
-        let dir = tempfile::tempdir_in(base).expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let mut config = BrokerConfig::new(dir.path());
-        config.topic_defaults.log.durability = conveyor_log::Durability::Never;
-        let broker = Arc::new(Broker::open(config).expect("broker"));
-        runtime.block_on(async {
-            broker.create_topic("target", Some(2), BTreeMap::new()).await.expect("topic");
-        });
-        let context = Arc::new(Context {
-            broker,
-            config: KafkaConfig::default(),
-            share_sessions: Default::default(),
-        });
-        Harness { runtime, context, _dir: dir }
+        Harness::open(|runtime, broker| {
+            runtime.block_on(async {
+                broker.create_topic("target", Some(2), BTreeMap::new()).await.expect("topic");
+            });
+            Arc::new(Context {
+                broker,
+                config: KafkaConfig::default(),
+                share_sessions: Default::default(),
+            })
+        })
     })
 }
 
@@ -48,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
         // Long polls (Fetch max_wait, JoinGroup's rebalance delay) would make
         // every such input cost seconds; what they do after the wait is
         // covered by the inputs that do not wait.
-        tokio::time::timeout(std::time::Duration::from_millis(100), conveyor_kafka::handle_frame(&harness.context, frame)).await
+        tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            conveyor_kafka::handle_frame(&harness.door, frame),
+        )
+        .await
     });
     if let Ok(Ok(Some(reply))) = reply {
         assert!(reply.len() >= 8, "a reply frame holds at least a size and a correlation id");

@@ -10,13 +10,17 @@
 
 #![no_main]
 
+mod reseal;
+
 use std::fs;
 use std::path::Path;
 
-use conveyor_log::batch::{BatchHeader, HEADER_BYTES, check_batch, compute_crc, set_base_offset, whole_batches_len};
+use conveyor_log::batch::{check_batch, set_base_offset, whole_batches_len};
 use conveyor_log::record::{BatchBuilder, Record};
 use conveyor_log::{Durability, Log, LogConfig, LogError};
 use libfuzzer_sys::fuzz_target;
+
+use reseal::reseal;
 
 /// What `recover` looks for; written by `Log::close`.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -38,20 +42,6 @@ fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
     let (piece, rest) = rest.split_at(length);
     *data = rest;
     piece
-}
-
-/// Rewrites the CRC of each batch the length fields delimit.
-fn reseal(bytes: &mut [u8]) {
-    let mut position = 0;
-    while let Some(header) = BatchHeader::parse(&bytes[position..]) {
-        let end = position + header.total_bytes();
-        if header.total_bytes() < HEADER_BYTES || end > bytes.len() {
-            break;
-        }
-        let crc = compute_crc(&bytes[position..end]);
-        bytes[position + 17..position + 21].copy_from_slice(&crc.to_be_bytes());
-        position = end;
-    }
 }
 
 /// Sound batches with consecutive offsets, their values taken from the

@@ -55,15 +55,10 @@ async fn a_duplicate_batch_resent_after_a_restart_is_not_written_twice_and_a_gap
     let kafka = format!("127.0.0.1:{}", support::free_port());
     let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
     let mut client = Client::connect(&kafka).await.expect("connect");
-    let init = client
-        .send(
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000),
-            4,
-        )
-        .await
-        .expect("init");
+    let idempotent = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let init = client.send(&idempotent, 4).await.expect("init");
     assert_eq!(init.error_code, 0);
     let producer_id = init.producer_id.0;
     assert!(producer_id >= 0);
@@ -107,15 +102,7 @@ async fn a_duplicate_batch_resent_after_a_restart_is_not_written_twice_and_a_gap
     );
 
     // A new producer id is never one handed out before the restart.
-    let init = client
-        .send(
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000),
-            4,
-        )
-        .await
-        .expect("init");
+    let init = client.send(&idempotent, 4).await.expect("init");
     assert!(init.producer_id.0 > producer_id);
     // A transactional id keeps its producer id; each InitProducerId bumps its epoch.
     let transactional = InitProducerIdRequest::default()

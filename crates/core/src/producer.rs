@@ -124,16 +124,7 @@ impl ProducerState {
             if header.base_sequence < 0 {
                 continue;
             }
-            let entry = state.producers.entry(header.producer_id).or_default();
-            if header.producer_epoch != entry.epoch {
-                entry.epoch = header.producer_epoch;
-                entry.batches.clear();
-            }
-            entry.record(BatchMeta {
-                first_sequence: header.base_sequence,
-                last_sequence: last_sequence(header),
-                offsets: Some((header.base_offset as u64, header.last_offset() as u64)),
-            });
+            state.accept(header, Some((header.base_offset as u64, header.last_offset() as u64)));
         }
         state
     }
@@ -191,7 +182,9 @@ impl ProducerState {
         }
     }
 
-    fn accept(&mut self, header: &BatchHeader) {
+    /// Records `header`'s batch as its producer's newest (a new epoch forgets
+    /// the older epoch's batches); `offsets` once it is in the log.
+    fn accept(&mut self, header: &BatchHeader, offsets: Option<(u64, u64)>) {
         let entry = self.producers.entry(header.producer_id).or_default();
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
@@ -200,7 +193,7 @@ impl ProducerState {
         entry.record(BatchMeta {
             first_sequence: header.base_sequence,
             last_sequence: last_sequence(header),
-            offsets: None,
+            offsets,
         });
     }
 
@@ -409,7 +402,7 @@ impl Partition {
             }
             if let Some(header) = &idempotent {
                 // Accepted before the enqueue, under the lock: log order is check order.
-                state.accept(header);
+                state.accept(header, None);
                 if header.is_transactional() {
                     // Its offset will be at or above the high watermark now.
                     state.transactions.data_enqueued(header.producer_id, self.log.high_watermark());

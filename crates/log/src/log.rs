@@ -236,7 +236,7 @@ impl Log {
             Visibility::Durable => self.high_watermark(),
             Visibility::Written => self.written(),
         };
-        let view = self.inner.shared.view.load();
+        let view = self.view();
         let log_start_offset = view.start_offset();
         if offset < log_start_offset || offset > high_watermark {
             return Err(LogError::OffsetOutOfRange {
@@ -288,7 +288,7 @@ impl Log {
     /// after `timestamp_ms` (Kafka's ListOffsets by time), or `None` when
     /// every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(u64, i64)>> {
-        let view = self.inner.shared.view.load();
+        let view = self.view();
         let start = view.start_offset();
         for segment in view.segments.iter() {
             if let Some((offset, timestamp)) = segment.offset_for_timestamp(timestamp_ms)? {
@@ -307,7 +307,7 @@ impl Log {
         if self.high_watermark() <= self.start_offset() {
             return Ok(None);
         }
-        let view = self.inner.shared.view.load();
+        let view = self.view();
         let max_timestamp_ms = view.segments.iter().map(|segment| segment.max_timestamp_ms()).max();
         match max_timestamp_ms {
             // A segment that has held no record keeps `i64::MIN`.
@@ -345,30 +345,28 @@ impl Log {
         self.inner.shared.written.subscribe()
     }
 
+    /// The segments as of now (a snapshot; not to be held across an await).
+    fn view(&self) -> arc_swap::Guard<Arc<LogView>> {
+        self.inner.shared.view.load()
+    }
+
     pub fn start_offset(&self) -> u64 {
-        self.inner.shared.view.load().start_offset()
+        self.view().start_offset()
     }
 
     /// Committed bytes across all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.inner
-            .shared
-            .view
-            .load()
-            .segments
-            .iter()
-            .map(|segment| segment.committed_bytes())
-            .sum()
+        self.view().segments.iter().map(|segment| segment.committed_bytes()).sum()
     }
 
     pub fn segment_count(&self) -> usize {
-        self.inner.shared.view.load().segments.len()
+        self.view().segments.len()
     }
 
     /// Headers of the batches in about the last `max_bytes` of the active
     /// segment, oldest first (producer state is rebuilt from them on start).
     pub fn tail_batch_headers(&self, max_bytes: u64) -> Result<Vec<crate::batch::BatchHeader>> {
-        let view = self.inner.shared.view.load();
+        let view = self.view();
         match view.segments.last() {
             Some(segment) => segment.tail_headers(max_bytes),
             None => Ok(Vec::new()),
@@ -413,14 +411,7 @@ impl Log {
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<u64> {
-        self.inner
-            .shared
-            .view
-            .load()
-            .segments
-            .iter()
-            .map(|segment| segment.base_offset)
-            .collect()
+        self.view().segments.iter().map(|segment| segment.base_offset).collect()
     }
 
     /// Sends a control command and blocks for its reply. Control commands are

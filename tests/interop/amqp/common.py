@@ -11,6 +11,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from checks import check, round_trip, unique  # noqa: E402,F401  (re-exported)
 
 
+def dead_letters(channel, suffix):
+    """Declares a durable fanout dead-letter exchange `dlx-{suffix}` and
+    the queue `dead-{suffix}` bound to it; returns both names."""
+    dlx = f"dlx-{suffix}"
+    channel.exchange_declare(dlx, "fanout", durable=True)
+    dead = f"dead-{suffix}"
+    channel.queue_declare(dead, durable=True)
+    channel.queue_bind(dead, dlx, "")
+    return dlx, dead
+
+
 def pump_until(connection, condition, what, seconds=10):
     """Runs a pika BlockingConnection's I/O until condition() holds; fails
     with `what` after `seconds`."""

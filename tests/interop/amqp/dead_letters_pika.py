@@ -8,16 +8,12 @@ import time
 
 import pika
 
-from common import URL, check, unique
+from common import URL, check, dead_letters, unique
 
 connection = pika.BlockingConnection(pika.URLParameters(URL))
 channel = connection.channel()
 suffix = unique("dl")
-dlx = f"dlx-{suffix}"
-channel.exchange_declare(dlx, "fanout", durable=True)
-dead = f"dead-{suffix}"
-channel.queue_declare(dead, durable=True)
-channel.queue_bind(dead, dlx, "")
+dlx, dead = dead_letters(channel, suffix)
 
 
 def declare(name, **arguments):

@@ -7,7 +7,7 @@ import time
 
 import pika
 
-from common import URL, check, unique
+from common import URL, check, dead_letters, unique
 
 DELAY_MS = 150
 LIMIT = 3
@@ -16,11 +16,7 @@ DEADLINE_S = 30
 connection = pika.BlockingConnection(pika.URLParameters(URL))
 channel = connection.channel()
 suffix = unique("retry")
-dlx = f"dlx-{suffix}"
-channel.exchange_declare(dlx, "fanout", durable=True)
-dead = f"dead-{suffix}"
-channel.queue_declare(dead, durable=True)
-channel.queue_bind(dead, dlx, "")
+dlx, dead = dead_letters(channel, suffix)
 work = f"work-{suffix}"
 channel.queue_declare(
     work,

@@ -14,6 +14,27 @@ import pika
 from common import URL, check, pump_until, unique
 
 
+def pump_each(connections):
+    """Runs the I/O of each open connection, briefly."""
+    for connection in connections:
+        if connection.is_open:
+            connection.process_data_events(time_limit=0.02)
+
+
+def pump_all(publisher, connections, condition, what):
+    """Runs every consumer connection's I/O until condition() holds."""
+    def any_progress():
+        pump_each(connections)
+        return condition()
+    pump_until(publisher, any_progress, what)
+
+
+def settle(connections):
+    # Long enough for a wrongly active consumer to have been sent something.
+    for _ in range(10):
+        pump_each(connections)
+
+
 def scenario(queue_type):
     queue = unique(f"sac-{queue_type}")
     arguments = {"x-single-active-consumer": True}
@@ -43,25 +64,10 @@ def scenario(queue_type):
         connections.append(connection)
         channels.append((channel, tag))
 
-    def pump_all(condition, what):
-        def any_progress():
-            for connection in connections:
-                if connection.is_open:
-                    connection.process_data_events(time_limit=0.02)
-            return condition()
-        pump_until(publisher, any_progress, what)
-
-    def settle():
-        # Long enough for a wrongly active consumer to have been sent something.
-        for _ in range(10):
-            for connection in connections:
-                if connection.is_open:
-                    connection.process_data_events(time_limit=0.02)
-
     for index in range(3):
         publishing.basic_publish("", queue, f"a{index}".encode())
-    pump_all(lambda: len(got[0]) == 3, f"{queue_type}: the first consumer's messages")
-    settle()
+    pump_all(publisher, connections, lambda: len(got[0]) == 3, f"{queue_type}: the first consumer's messages")
+    settle(connections)
     check(got == [["a0", "a1", "a2"], [], []], f"{queue_type}: only the first consumer is active: {got}")
 
     # Hand-over on cancel.
@@ -73,8 +79,8 @@ def scenario(queue_type):
     # before anything was published, it reads the stream from there once
     # active. A queue's consumer gets what the queue still holds.
     expected = ["a0", "a1", "a2", "b0", "b1-held"] if queue_type == "stream" else ["b0", "b1-held"]
-    pump_all(lambda: len(got[1]) == len(expected), f"{queue_type}: the second consumer takes over after a cancel")
-    settle()
+    pump_all(publisher, connections, lambda: len(got[1]) == len(expected), f"{queue_type}: the second consumer takes over after a cancel")
+    settle(connections)
     check(got[1] == expected and got[2] == [], f"{queue_type}: after cancel: {got}")
 
     # Hand-over on connection loss.
@@ -85,7 +91,7 @@ def scenario(queue_type):
     else:
         # The delivery the lost connection held comes back first.
         expected = ["b1-held", "c0"]
-    pump_all(lambda: len(got[2]) == len(expected), f"{queue_type}: the third consumer takes over after a connection loss")
+    pump_all(publisher, connections, lambda: len(got[2]) == len(expected), f"{queue_type}: the third consumer takes over after a connection loss")
     check(got[2] == expected, f"{queue_type}: after connection loss: {got[2]}, expected {expected}")
 
     for connection in connections:
@@ -126,32 +132,20 @@ def priority_takeover(queue_type):
         else:
             channel.basic_consume(queue, on_message, arguments={"x-priority": priority})
 
-    def pump_all(condition, what):
-        def any_progress():
-            for connection in connections:
-                connection.process_data_events(time_limit=0.02)
-            return condition()
-        pump_until(publisher, any_progress, what)
-
-    def settle():
-        for _ in range(10):
-            for connection in connections:
-                connection.process_data_events(time_limit=0.02)
-
     for name in ("b0", "b1"):
         publishing.basic_publish("", queue, name.encode())
     if queue_type == "classic":
-        pump_all(lambda: len(got[0]) == 4, "classic: the active consumer keeps the messages")
-        settle()
+        pump_all(publisher, connections, lambda: len(got[0]) == 4, "classic: the active consumer keeps the messages")
+        settle(connections)
         check(got == [["a0", "a1-held", "b0", "b1"], []], f"classic: priority does not move the active consumer: {got}")
     else:
-        settle()
+        settle(connections)
         check(got == [["a0", "a1-held"], []],
               f"quorum: while the active consumer holds a message, neither gets more: {got}")
         channel, tag = held.pop()
         channel.basic_ack(tag)
-        pump_all(lambda: len(got[1]) == 2, "quorum: the higher-priority consumer takes over")
-        settle()
+        pump_all(publisher, connections, lambda: len(got[1]) == 2, "quorum: the higher-priority consumer takes over")
+        settle(connections)
         check(got == [["a0", "a1-held"], ["b0", "b1"]], f"quorum: after the hand-over: {got}")
     for channel, tag in held:
         channel.basic_ack(tag)

@@ -24,7 +24,9 @@ BOOTSTRAP = os.environ.get("CONVEYOR_KAFKA", "127.0.0.1:9092")
 WAIT_S = 10
 
 
-async def read(connection, name, offset, count):
+async def read(connection, name, offset, count, attached=None):
+    """The first `count` (body, x-stream-offset) a consumer of stream `name`
+    from `offset` gets; `attached`, if given, runs once it consumes."""
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=3)
     queue = await channel.get_queue(name, ensure=False)
@@ -38,6 +40,8 @@ async def read(connection, name, offset, count):
             done.set()
 
     tag = await queue.consume(on_message, arguments={"x-stream-offset": offset})
+    if attached is not None:
+        await attached()
     await asyncio.wait_for(done.wait(), WAIT_S)
     await queue.cancel(tag)
     await channel.close()
@@ -91,23 +95,12 @@ async def main():
     check(await read(connection, name, written.offset, 1) == [("from aiokafka", written.offset)],
           "aio-pika reads what aiokafka wrote")
 
-    later = await connection.channel()
-    await later.set_qos(prefetch_count=3)
-    queue = await later.get_queue(name, ensure=False)
-    got = []
-    arrived = asyncio.Event()
+    async def publish_later():
+        await channel.default_exchange.publish(aio_pika.Message(b"later"), routing_key=name)
 
-    async def on_later(message):
-        got.append(message.body)
-        await message.ack()
-        arrived.set()
-
-    await queue.consume(on_later, arguments={"x-stream-offset": "next"})
     # Deliveries come in offset order: an old message would arrive before this one.
-    await channel.default_exchange.publish(aio_pika.Message(b"later"), routing_key=name)
-    await asyncio.wait_for(arrived.wait(), WAIT_S)
-    check(got == [b"later"], f"next got {got}")
-    await later.close()
+    got = await read(connection, name, "next", 1, attached=publish_later)
+    check([body for body, _ in got] == ["later"], f"next got {got}")
 
     probe = await connection.channel()
     queue = await probe.get_queue(name, ensure=False)

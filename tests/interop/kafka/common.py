@@ -11,6 +11,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from checks import check, unique, wait_for, wait_until  # noqa: E402,F401  (re-exported)
 
 
+# Topic configs that make a compacted topic's records cleanable almost at
+# once: tiny segments, and any dirty ratio is enough for the cleaner.
+EAGER_COMPACTION = {"cleanup.policy": "compact", "segment.bytes": "1024", "min.cleanable.dirty.ratio": "0.01"}
+
+
 def create_topics(admin, names, partitions=1, config=None):
     """Creates each of `names` with confluent-kafka's AdminClient `admin`
     (one replica) and waits until every one exists."""

@@ -10,25 +10,14 @@ import os
 import time
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, read_to_end, unique
+from common import BOOTSTRAP, EAGER_COMPACTION, check, create_topics, read_to_end, unique
 
 DEADLINE_SECONDS = 60
 KEYS = [f"key-{index}" for index in range(4)]
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-
-
-def create(topic):
-    configs = {
-        "cleanup.policy": "compact",
-        "segment.bytes": "1024",
-        "min.cleanable.dirty.ratio": "0.01",
-    }
-    new = NewTopic(topic, num_partitions=1, replication_factor=1, config=configs)
-    for future in admin.create_topics([new]).values():
-        future.result(timeout=30)
 
 
 def produce_all(producer, topic, records):
@@ -55,7 +44,7 @@ def produce_all(producer, topic, records):
 
 def run(codec):
     topic = unique(f"compacted-{codec}")
-    create(topic)
+    create_topics(admin, [topic], config=EAGER_COMPACTION)
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "compression.type": codec, "linger.ms": 20})
     latest = {}
     for update in range(3):

@@ -14,9 +14,9 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-from common import BOOTSTRAP, check, unique
+from common import BOOTSTRAP, EAGER_COMPACTION, check, create_topics, unique
 
 DEADLINE_SECONDS = 60
 KEYS = [f"key-{index}" for index in range(4)]
@@ -27,15 +27,7 @@ producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
 
 
 def create(topic):
-    configs = {
-        "cleanup.policy": "compact",
-        "segment.bytes": "1024",
-        "delete.retention.ms": "0",
-        "min.cleanable.dirty.ratio": "0.01",
-    }
-    new = NewTopic(topic, num_partitions=1, replication_factor=1, config=configs)
-    for future in admin.create_topics([new]).values():
-        future.result(timeout=30)
+    create_topics(admin, [topic], config={**EAGER_COMPACTION, "delete.retention.ms": "0"})
 
 
 def send(topic, key, value):

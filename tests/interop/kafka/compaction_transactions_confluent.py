@@ -9,19 +9,13 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, create_topics, read_to_end, transactional_producer, unique
+from common import BOOTSTRAP, EAGER_COMPACTION, check, create_topics, read_to_end, transactional_producer, unique
 
 DEADLINE_SECONDS = 60
 
 topic = unique("compacted-txn")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-configs = {
-    "cleanup.policy": "compact",
-    "segment.bytes": "1024",
-    "delete.retention.ms": "0",
-    "min.cleanable.dirty.ratio": "0.01",
-}
-create_topics(admin, [topic], config=configs)
+create_topics(admin, [topic], config={**EAGER_COMPACTION, "delete.retention.ms": "0"})
 
 transactional = transactional_producer(unique("compacted-txn-id"), {"linger.ms": 0})
 transactional.begin_transaction()

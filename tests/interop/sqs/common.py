@@ -10,7 +10,9 @@ ENDPOINT = "http://" + os.environ.get("CONVEYOR_HTTP", "127.0.0.1:8080")
 AMQP_URL = os.environ.get("CONVEYOR_AMQP", "amqp://127.0.0.1:5672")
 
 
-def client():
+def client(retries=None):
+    """An SQS client of the broker; one attempt per call unless `retries`
+    (botocore's retry settings) says otherwise."""
     return boto3.client(
         "sqs",
         endpoint_url=ENDPOINT,
@@ -18,7 +20,7 @@ def client():
         aws_access_key_id="test",
         aws_secret_access_key="test",
         # Long polls of up to 20 s must not hit the client's read timeout.
-        config=Config(read_timeout=30, retries={"max_attempts": 1}),
+        config=Config(read_timeout=30, retries=retries or {"max_attempts": 1}),
     )
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -6,29 +6,15 @@ standard retries, which retry the 503 until the broker admits it, printing
 "released"; the queue then holds exactly the N + 1 acknowledged messages."""
 import sys
 
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-import boto3
-from common import ENDPOINT, check
+from common import check, client
 
 SENDS_MAX = 2000
 BODY = "s" * (64 * 1024)
 queue_name = sys.argv[1]
 
-
-def sqs(retries):
-    return boto3.client(
-        "sqs",
-        endpoint_url=ENDPOINT,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(read_timeout=30, retries=retries),
-    )
-
-
-once = sqs({"max_attempts": 1})
+once = client()
 url = once.create_queue(QueueName=queue_name)["QueueUrl"]
 print("ready", flush=True)
 # The test starts every producer at once.
@@ -49,7 +35,7 @@ check((code, status) == ("ServiceUnavailable", 503), f"a held send is a retryabl
 print(f"held {sent}", flush=True)
 
 sys.stdin.readline()
-retrying = sqs({"mode": "standard", "max_attempts": 10})
+retrying = client({"mode": "standard", "max_attempts": 10})
 retrying.send_message(QueueUrl=url, MessageBody=BODY)
 count = int(
     retrying.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from common import KAFKA, check, unique
+from common import KAFKA, check, sasl_plain, unique
 
 user, password = sys.argv[1], sys.argv[2]
 admin = AdminClient({"bootstrap.servers": KAFKA})  # anonymous: a loopback client without SASL
@@ -43,13 +43,7 @@ matching = admin.describe_acls(
 ).result(30)
 check(len(matching) == 2, f"MATCH finds the prefixed bindings that apply to {orders}: {matching}")
 
-sasl = {
-    "bootstrap.servers": KAFKA,
-    "security.protocol": "SASL_PLAINTEXT",
-    "sasl.mechanism": "PLAIN",
-    "sasl.username": user,
-    "sasl.password": password,
-}
+sasl = sasl_plain(user, password)
 reports = {}
 
 

@@ -9,7 +9,7 @@ import boto3
 import pika
 from confluent_kafka import Consumer, Producer
 
-from common import AMQP_TLS, CA_FILE, HTTPS, KAFKA_TLS, check, unique
+from common import AMQP_TLS, CA_FILE, HTTPS, KAFKA_TLS, check, consume_values, unique
 
 user, password = sys.argv[1], sys.argv[2]
 
@@ -28,15 +28,7 @@ consumer = Consumer(
         "auto.offset.reset": "earliest",
     }
 )
-consumer.subscribe([topic])
-values = []
-for _ in range(60):
-    message = consumer.poll(1.0)
-    if message is not None and message.error() is None:
-        values.append(message.value())
-    if len(values) == 5:
-        break
-consumer.close()
+values = consume_values(consumer, topic, 5)
 check(values == [f"over tls {i}".encode() for i in range(5)], f"consumed {values}")
 
 # AMQP over TLS as a configured user.

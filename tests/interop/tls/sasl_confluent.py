@@ -6,7 +6,7 @@ import sys
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from common import CA_FILE, KAFKA, KAFKA_TLS, check, unique
+from common import CA_FILE, KAFKA, KAFKA_TLS, check, consume_values, unique
 
 user, password = sys.argv[1], sys.argv[2]
 sasl = {
@@ -24,15 +24,7 @@ for i in range(3):
     producer.produce(topic, value=f"scram {i}".encode())
 check(producer.flush(30) == 0, "every message delivered over SASL_SSL")
 consumer = Consumer({**sasl, "group.id": unique("sasl-group"), "auto.offset.reset": "earliest"})
-consumer.subscribe([topic])
-values = []
-for _ in range(60):
-    message = consumer.poll(1.0)
-    if message is not None and message.error() is None:
-        values.append(message.value())
-    if len(values) == 3:
-        break
-consumer.close()
+values = consume_values(consumer, topic, 3)
 check(values == [f"scram {i}".encode() for i in range(3)], f"consumed {values}")
 
 # A wrong password: librdkafka reports an authentication error.

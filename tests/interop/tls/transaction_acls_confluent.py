@@ -12,7 +12,7 @@ import sys
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic, ResourcePatternType, ResourceType
 
-from common import KAFKA, check, unique
+from common import KAFKA, check, sasl_plain, unique
 
 user, password = sys.argv[1], sys.argv[2]
 admin = AdminClient({"bootstrap.servers": KAFKA})  # anonymous: a loopback client without SASL
@@ -33,13 +33,7 @@ bindings = [AclBinding(kind, name, pattern, principal, "*", operation, AclPermis
 for future in admin.create_acls(bindings).values():
     future.result(30)
 
-sasl = {
-    "bootstrap.servers": KAFKA,
-    "security.protocol": "SASL_PLAINTEXT",
-    "sasl.mechanism": "PLAIN",
-    "sasl.username": user,
-    "sasl.password": password,
-}
+sasl = sasl_plain(user, password)
 
 
 def error_code(action):

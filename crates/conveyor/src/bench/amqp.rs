@@ -432,11 +432,5 @@ async fn latency_phase(args: &AmqpBenchArgs, queue: &str, epoch: Instant) -> any
     bar.finish_and_clear();
     close(&connection).await;
     close(&consumer_connection).await;
-    Ok(Phase::new(
-        &format!("e2e @ {}/s", args.latency_rate),
-        total,
-        total * args.message_bytes as u64,
-        elapsed,
-    )
-    .with_latency(&histogram))
+    Ok(Phase::end_to_end(args.latency_rate, total, args.message_bytes, elapsed, &histogram))
 }

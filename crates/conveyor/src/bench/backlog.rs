@@ -5,7 +5,6 @@
 //! protocols' clients and `/proc`; not how the broker stores messages.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -16,14 +15,13 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{ConnectionProperties, DefaultConnectionBuilder};
 use serde::Serialize;
 
 use super::amqp::{confirmed, persistent};
 use super::report;
-use super::spawned::{ProcessSample, SpawnedBroker, mebibytes};
+use super::spawned::{DataDir, ProcessSample, SpawnedBroker, mebibytes};
 
 #[derive(Debug, Args)]
 pub struct BacklogBenchArgs {
@@ -37,12 +35,8 @@ pub struct BacklogBenchArgs {
     /// Samples of the broker's memory per backlog.
     #[arg(long, default_value_t = 10)]
     pub samples: u64,
-    /// The broker's data directory (a new one under the temporary
-    /// directory if not given); removed at the end unless --keep.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub keep: bool,
+    #[command(flatten)]
+    pub dir: DataDir,
     #[command(flatten)]
     pub output: report::Output,
 }
@@ -67,22 +61,12 @@ pub async fn run(args: &BacklogBenchArgs) -> anyhow::Result<()> {
     if args.message_bytes == 0 || args.samples == 0 {
         bail!("--message-bytes and --samples must be at least 1");
     }
-    let (data_dir, temporary) = match &args.data_dir {
-        Some(dir) => (dir.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("conveyor-bench-backlog-{}", super::unique_suffix())),
-            true,
-        ),
-    };
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let result = fill(args, &data_dir).await;
-    // Reported before the data directory goes: removing thousands of
-    // queues' files can take minutes on a disk that discards freed blocks.
-    let reported = result.and_then(|samples| print(args, &samples));
-    if !args.keep && (temporary || reported.is_ok()) {
-        let _ = std::fs::remove_dir_all(&data_dir);
-    }
-    reported
+    args.dir
+        .run("backlog", async |data_dir| {
+            std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+            print(args, &fill(args, data_dir).await?)
+        })
+        .await
 }
 
 fn print(args: &BacklogBenchArgs, samples: &[Sample]) -> anyhow::Result<()> {
@@ -174,14 +158,8 @@ async fn fill(args: &BacklogBenchArgs, data_dir: &std::path::Path) -> anyhow::Re
         }
     }
 
-    let connection = DefaultConnectionBuilder::new()?
-        .with_uri_str(broker.amqp_url())
-        .with_properties(ConnectionProperties::default())
-        .connect()
-        .await
-        .context("connecting over AMQP")?;
-    let channel = connection.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    let (connection, channels) = broker.amqp_channels(1).await?;
+    let channel = &channels[0];
     let options = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()

@@ -766,11 +766,5 @@ async fn latency_phase(target: &Arc<Target>, args: &KafkaBenchArgs, epoch: Insta
     let histogram = consumer.await??;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
-    Ok(Phase::new(
-        &format!("e2e @ {}/s", args.latency_rate),
-        total,
-        total * args.message_bytes as u64,
-        elapsed,
-    )
-    .with_latency(&histogram))
+    Ok(Phase::end_to_end(args.latency_rate, total, args.message_bytes, elapsed, &histogram))
 }

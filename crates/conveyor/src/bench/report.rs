@@ -72,6 +72,12 @@ impl Phase {
         self
     }
 
+    /// An end-to-end latency phase: `messages` of `message_bytes` each, sent
+    /// at `rate` a second, each timed from its send to its receipt.
+    pub fn end_to_end(rate: u64, messages: u64, message_bytes: usize, elapsed: Duration, histogram: &Histogram<u64>) -> Phase {
+        Phase::new(&format!("e2e @ {rate}/s"), messages, messages * message_bytes as u64, elapsed).with_latency(histogram)
+    }
+
     pub fn with_latency(mut self, histogram: &Histogram<u64>) -> Phase {
         if !histogram.is_empty() {
             let ms = |micros: u64| micros as f64 / 1000.0;

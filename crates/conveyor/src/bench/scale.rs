@@ -5,7 +5,6 @@
 //! start time after the restart. Knows the two protocols' clients and
 //! `/proc`; not how the broker keeps its queues.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -19,14 +18,14 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::Channel;
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, DefaultConnectionBuilder};
 use serde::Serialize;
 
 use super::amqp::{confirmed, persistent};
 use super::report;
-use super::spawned::{ProcessSample, SpawnedBroker, mebibytes};
+use super::spawned::{DataDir, ProcessSample, SpawnedBroker, mebibytes};
 
 #[derive(Debug, Args)]
 pub struct ScaleBenchArgs {
@@ -41,13 +40,8 @@ pub struct ScaleBenchArgs {
     /// AMQP channels the queues are spread over, each working at once.
     #[arg(long, default_value_t = 32)]
     pub channels: usize,
-    /// The broker's data directory (a new one under the temporary
-    /// directory if not given); removed at the end unless --keep.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Keep the data directory.
-    #[arg(long)]
-    pub keep: bool,
+    #[command(flatten)]
+    pub dir: DataDir,
     #[command(flatten)]
     pub output: report::Output,
 }
@@ -76,21 +70,9 @@ struct ScaleReport {
 }
 
 pub async fn run(args: &ScaleBenchArgs) -> anyhow::Result<()> {
-    let (data_dir, temporary) = match &args.data_dir {
-        Some(dir) => (dir.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("conveyor-bench-scale-{}", super::unique_suffix())),
-            true,
-        ),
-    };
-    let result = measure(args, &data_dir).await;
-    // Reported before the data directory goes: removing thousands of
-    // queues' files can take minutes on a disk that discards freed blocks.
-    let reported = result.and_then(|report| print(args, &report));
-    if !args.keep && (temporary || reported.is_ok()) {
-        let _ = std::fs::remove_dir_all(&data_dir);
-    }
-    reported
+    args.dir
+        .run("scale", async |data_dir| print(args, &measure(args, data_dir).await?))
+        .await
 }
 
 fn print(args: &ScaleBenchArgs, report: &ScaleReport) -> anyhow::Result<()> {
@@ -146,7 +128,7 @@ async fn measure(args: &ScaleBenchArgs, data_dir: &std::path::Path) -> anyhow::R
     });
 
     let started = Instant::now();
-    let (connection, channels) = amqp_channels(&broker, args.channels).await?;
+    let (connection, channels) = broker.amqp_channels(args.channels).await?;
     each_queue(args, &channels, |channel, queue| async move {
         let options = QueueDeclareOptions {
             durable: true,
@@ -194,7 +176,7 @@ async fn measure(args: &ScaleBenchArgs, data_dir: &std::path::Path) -> anyhow::R
     });
 
     let started = Instant::now();
-    let (connection, channels) = amqp_channels(&broker, args.channels).await?;
+    let (connection, channels) = broker.amqp_channels(args.channels).await?;
     each_queue(args, &channels, |channel, queue| async move {
         let Some(message) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? else {
             bail!("queue {queue} lost its message across the restart");
@@ -230,23 +212,6 @@ fn step(name: &'static str, started: Instant, broker: &SpawnedBroker) -> anyhow:
 
 fn queue_name(index: usize) -> String {
     format!("bench-scale-q{index:06}")
-}
-
-/// One connection with `count` channels in confirm mode.
-async fn amqp_channels(broker: &SpawnedBroker, count: usize) -> anyhow::Result<(Connection, Vec<Channel>)> {
-    let connection = DefaultConnectionBuilder::new()?
-        .with_uri_str(broker.amqp_url())
-        .with_properties(ConnectionProperties::default())
-        .connect()
-        .await
-        .context("connecting over AMQP")?;
-    let mut channels = Vec::with_capacity(count);
-    for _ in 0..count {
-        let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        channels.push(channel);
-    }
-    Ok((connection, channels))
 }
 
 /// Runs `work` once for every queue, the channels taking the next queue

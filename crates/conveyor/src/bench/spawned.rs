@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,40 @@ use serde::Serialize;
 /// How long a start (opening every queue and partition) or a stop may take.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The data directory of the broker a benchmark starts, as its flags give it.
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// The broker's data directory (a new one under the temporary
+    /// directory if not given); removed at the end unless --keep.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the data directory.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl DataDir {
+    /// Runs benchmark `bench` (`work`, which also reports) in the data
+    /// directory, then removes the directory unless --keep: a temporary one
+    /// always, a given one only if `work` succeeded. `work` reports before
+    /// the directory goes: removing thousands of queues' files can take
+    /// minutes on a disk that discards freed blocks.
+    pub async fn run(&self, bench: &str, work: impl AsyncFnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let (data_dir, temporary) = match &self.data_dir {
+            Some(dir) => (dir.clone(), false),
+            None => (
+                std::env::temp_dir().join(format!("conveyor-bench-{bench}-{}", super::unique_suffix())),
+                true,
+            ),
+        };
+        let reported = work(&data_dir).await;
+        if !self.keep && (temporary || reported.is_ok()) {
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+        reported
+    }
+}
 
 /// A broker this process started; killed if dropped still running.
 #[derive(Debug)]
@@ -94,6 +128,23 @@ impl SpawnedBroker {
     /// The AMQP URL of its default vhost with the default user.
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.amqp)
+    }
+
+    /// One AMQP connection to it with `count` channels in confirm mode.
+    pub async fn amqp_channels(&self, count: usize) -> anyhow::Result<(lapin::Connection, Vec<lapin::Channel>)> {
+        let connection = lapin::DefaultConnectionBuilder::new()?
+            .with_uri_str(self.amqp_url())
+            .with_properties(lapin::ConnectionProperties::default())
+            .connect()
+            .await
+            .context("connecting over AMQP")?;
+        let mut channels = Vec::with_capacity(count);
+        for _ in 0..count {
+            let channel = connection.create_channel().await?;
+            channel.confirm_select(lapin::options::ConfirmSelectOptions::default()).await?;
+            channels.push(channel);
+        }
+        Ok((connection, channels))
     }
 
     /// Its threads, open files and memory now.

@@ -62,7 +62,7 @@ impl Broker {
         if existing.as_ref() == Some(&user) {
             return Ok(false);
         }
-        change.commit_auth(Event::UserSet { user }).await?;
+        change.commit_to_end(Event::UserSet { user }, true).await?;
         info!(user = name, created = existing.is_none(), "user set");
         Ok(existing.is_none())
     }
@@ -81,7 +81,7 @@ impl Broker {
             return Ok(true);
         }
         user.rabbit_password_hash = Some(hash);
-        change.commit_auth(Event::UserSet { user }).await?;
+        change.commit_to_end(Event::UserSet { user }, true).await?;
         info!(user = name, "RabbitMQ password hash imported");
         Ok(true)
     }
@@ -94,7 +94,7 @@ impl Broker {
         let mut user = existing_user(change.catalog(), name)?;
         user.credentials = fresh.credentials;
         user.rabbit_password_hash = None;
-        change.commit_auth(Event::UserSet { user }).await?;
+        change.commit_to_end(Event::UserSet { user }, true).await?;
         info!(user = name, "password changed");
         Ok(())
     }
@@ -109,7 +109,7 @@ impl Broker {
             None => User::new(name)?,
         };
         user.set_credential(credential);
-        change.commit_auth(Event::UserSet { user }).await
+        change.commit_to_end(Event::UserSet { user }, true).await
     }
 
     /// Removes one SCRAM credential (Kafka's AlterUserScramCredentials deletion).
@@ -124,7 +124,7 @@ impl Broker {
             .into());
         }
         user.credentials.retain(|credential| credential.mechanism != mechanism);
-        change.commit_auth(Event::UserSet { user }).await
+        change.commit_to_end(Event::UserSet { user }, true).await
     }
 
     /// Deletes a user with its permission entries (its connections keep
@@ -132,7 +132,7 @@ impl Broker {
     pub async fn delete_user(&self, name: &str) -> Result<()> {
         let change = self.auth_change().await;
         existing_user(change.catalog(), name)?;
-        change.commit_auth(Event::UserDeleted { name: name.to_owned() }).await?;
+        change.commit_to_end(Event::UserDeleted { name: name.to_owned() }, true).await?;
         info!(user = name, "user deleted");
         Ok(())
     }
@@ -145,14 +145,7 @@ impl Broker {
         if self.vhost(vhost_name).is_none() {
             return Err(VhostError::NotFound(vhost_name.to_owned()).into());
         }
-        if change
-            .catalog()
-            .auth
-            .permissions
-            .get(user)
-            .and_then(|entries| entries.get(vhost_name))
-            == Some(&permission)
-        {
+        if change.catalog().auth.permission(user, vhost_name) == Some(&permission) {
             return Ok(());
         }
         let event = Event::PermissionSet {
@@ -160,7 +153,7 @@ impl Broker {
             vhost: vhost_name.to_owned(),
             permission,
         };
-        change.commit_auth(event).await?;
+        change.commit_to_end(event, true).await?;
         info!(user, vhost = vhost_name, "permission set");
         Ok(())
     }
@@ -168,21 +161,14 @@ impl Broker {
     /// Removes `user`'s permission entry in `vhost`; `false` if there was none.
     pub async fn clear_permission(&self, user: &str, vhost_name: &str) -> Result<bool> {
         let change = self.auth_change().await;
-        if change
-            .catalog()
-            .auth
-            .permissions
-            .get(user)
-            .and_then(|entries| entries.get(vhost_name))
-            .is_none()
-        {
+        if change.catalog().auth.permission(user, vhost_name).is_none() {
             return Ok(false);
         }
         let event = Event::PermissionCleared {
             user: user.to_owned(),
             vhost: vhost_name.to_owned(),
         };
-        change.commit_auth(event).await?;
+        change.commit_to_end(event, true).await?;
         info!(user, vhost = vhost_name, "permission cleared");
         Ok(true)
     }
@@ -213,7 +199,7 @@ impl Broker {
         if acls.is_empty() {
             return Ok(());
         }
-        change.commit_auth(Event::AclsCreated { acls }).await
+        change.commit_to_end(Event::AclsCreated { acls }, true).await
     }
 
     /// Removes every ACL binding some filter matches; returns them.
@@ -228,7 +214,7 @@ impl Broker {
             .cloned()
             .collect();
         if !acls.is_empty() {
-            change.commit_auth(Event::AclsDeleted { acls: acls.clone() }).await?;
+            change.commit_to_end(Event::AclsDeleted { acls: acls.clone() }, true).await?;
         }
         Ok(acls)
     }

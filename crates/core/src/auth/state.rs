@@ -35,6 +35,11 @@ impl AuthState {
         self.permissions.remove(name);
     }
 
+    /// `user`'s permission entry in `vhost`, if it has one.
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<&Permission> {
+        self.permissions.get(user).and_then(|entries| entries.get(vhost))
+    }
+
     pub fn set_permission(&mut self, user: &str, vhost: &str, permission: &Permission) {
         self.permissions
             .entry(user.to_owned())

@@ -34,14 +34,14 @@ impl Broker {
     /// set: what the metadata leader does when the cluster has none. Two
     /// leaders proposing in turn leave the first committed one.
     pub async fn propose_cluster_id(&self) -> Result<()> {
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         if change.views().cluster_id.is_some() {
             return Ok(());
         }
         let event = Event::ClusterIdSet {
             cluster_id: self.local_cluster_id.clone(),
         };
-        run_to_completion(async move { change.commit(event, true, Opened::Nothing).await.map(|_| ()) }).await
+        change.commit_to_end(event, true).await
     }
 
     /// A producer id never handed out before (Kafka's InitProducerId).

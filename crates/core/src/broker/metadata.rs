@@ -238,11 +238,12 @@ impl Change {
         self.meta.views.store(Arc::new(views));
     }
 
-    /// Commits an event about users or grants (durable, nothing opened for
-    /// it) to its end, even if the caller goes away.
-    pub async fn commit_auth(self, event: Event) -> Result<()> {
+    /// Commits an event that opens and closes nothing (users, grants,
+    /// exchanges, bindings), journaled if `durable`, to its end even if the
+    /// caller goes away.
+    pub async fn commit_to_end(self, event: Event, durable: bool) -> Result<()> {
         let mut change = self;
-        run_to_completion(async move { change.commit(event, true, Opened::Nothing).await.map(|_| ()) }).await
+        run_to_completion(async move { change.commit(event, durable, Opened::Nothing).await.map(|_| ()) }).await
     }
 }
 

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use conveyor_log::record::Record;
 
 use super::Broker;
-use super::metadata::run_to_completion;
-use super::views::Opened;
 use crate::catalog::Event;
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeError, FieldTable, RouteResult, is_predeclared};
@@ -112,23 +110,17 @@ impl Broker {
     /// Declares an exchange (no-op when it exists the same way). Durable
     /// exchanges are recorded in the catalog.
     pub async fn declare_exchange(&self, exchange: Exchange) -> Result<()> {
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         self.check_vhost_of(&exchange.name)?;
         if !change.views().router.check_declare(&exchange)? {
             return Ok(());
         }
         let durable = exchange.durable;
-        run_to_completion(async move {
-            change
-                .commit(Event::ExchangeDeclared { exchange }, durable, Opened::Nothing)
-                .await?;
-            Ok(())
-        })
-        .await
+        change.commit_to_end(Event::ExchangeDeclared { exchange }, durable).await
     }
 
     pub async fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         let views = change.views();
         if is_predeclared(name) {
             return Err(ExchangeError::Predeclared(name.to_owned()).into());
@@ -142,11 +134,7 @@ impl Broker {
         }
         let durable = exchange.durable;
         let event = Event::ExchangeDeleted { name: name.to_owned() };
-        run_to_completion(async move {
-            change.commit(event, durable, Opened::Nothing).await?;
-            Ok(())
-        })
-        .await
+        change.commit_to_end(event, durable).await
     }
 
     /// Binds `binding.destination` to exchange `source`. The destination
@@ -162,7 +150,7 @@ impl Broker {
                 reason: format!("cannot bind {name:?} of another vhost"),
             }));
         }
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         let views = change.views();
         let destination_durable = match &binding.destination {
             Destination::Queue(name) => {
@@ -191,51 +179,37 @@ impl Broker {
             source: source.to_owned(),
             binding,
         };
-        run_to_completion(async move {
-            change.commit(event, source_durable && destination_durable, Opened::Nothing).await?;
-            Ok(())
-        })
-        .await
+        change.commit_to_end(event, source_durable && destination_durable).await
     }
 
     /// Removes a binding; removing one that does not exist is not an error.
     pub async fn unbind(&self, source: &str, binding: Binding) -> Result<()> {
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         let recorded = change.catalog().routing.has_binding(source, &binding);
         let event = Event::BindingRemoved {
             source: source.to_owned(),
             binding,
         };
-        run_to_completion(async move {
-            change.commit(event, recorded, Opened::Nothing).await?;
-            Ok(())
-        })
-        .await
+        change.commit_to_end(event, recorded).await
     }
 
     /// Replaces an exchange's declaration (same kind), keeping its bindings;
     /// durable when this returns if the exchange is durable.
     pub async fn redefine_exchange(&self, exchange: Exchange) -> Result<()> {
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         // Applying a declaration replaces an existing exchange (refusing
         // another kind or a predeclared one) but would create a missing one.
         if change.views().router.exchange(&exchange.name).is_none() {
             return Err(ExchangeError::UnknownExchange(exchange.name).into());
         }
         let durable = exchange.durable;
-        run_to_completion(async move {
-            change
-                .commit(Event::ExchangeDeclared { exchange }, durable, Opened::Nothing)
-                .await?;
-            Ok(())
-        })
-        .await
+        change.commit_to_end(Event::ExchangeDeclared { exchange }, durable).await
     }
 
     /// Replaces binding `old` of `source` with `new` (same destination) as
     /// one catalog event. Fails if `old` does not exist.
     pub async fn replace_binding(&self, source: &str, old: Binding, new: Binding) -> Result<()> {
-        let mut change = self.meta.change().await;
+        let change = self.meta.change().await;
         if old.destination != new.destination {
             return Err(CoreError::Exchange(ExchangeError::InvalidArgument {
                 exchange: source.to_owned(),
@@ -248,10 +222,6 @@ impl Broker {
             old,
             new,
         };
-        run_to_completion(async move {
-            change.commit(event, recorded, Opened::Nothing).await?;
-            Ok(())
-        })
-        .await
+        change.commit_to_end(event, recorded).await
     }
 }

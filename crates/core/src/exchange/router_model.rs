@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::topic_trie::{key_words, naive_matches};
+use super::topic_trie::{key_words, naive_matches, xorshift};
 use super::*;
 
 const EXCHANGES: [&str; 7] = ["a", "b", "c", "amq.direct", "amq.fanout", "amq.topic", "amq.headers"];
@@ -27,6 +27,16 @@ impl Model {
             exchanges,
             bindings: Vec::new(),
         }
+    }
+
+    /// Whether the router accepts `binding` of `source` (it knows exchanges;
+    /// queues and topics are not modelled, so they count as existing).
+    fn binding_ends_exist(&self, source: &str, binding: &Binding) -> bool {
+        let destination_exists = match &binding.destination {
+            Destination::Exchange(x) => self.exchanges.contains_key(x),
+            _ => true,
+        };
+        self.exchanges.contains_key(source) && destination_exists
     }
 
     fn binds(&self, exchange: &Exchange, binding: &Binding, routing_key: &str, headers: &FieldTable) -> bool {
@@ -103,18 +113,8 @@ enum Op {
         alternate: Option<usize>,
         auto_delete: bool,
     },
-    Bind {
-        source: usize,
-        destination: Destination,
-        key: String,
-        arguments: usize,
-    },
-    Unbind {
-        source: usize,
-        destination: Destination,
-        key: String,
-        arguments: usize,
-    },
+    Bind(NamedBinding),
+    Unbind(NamedBinding),
     /// Unbinds one of the bindings that exist (random unbinds rarely hit one).
     UnbindExisting {
         pick: proptest::sample::Index,
@@ -126,6 +126,32 @@ enum Op {
     RemoveQueue {
         queue: usize,
     },
+}
+
+/// A binding an operation names, by indexes into `EXCHANGES` and `argument_sets()`.
+#[derive(Debug, Clone)]
+struct NamedBinding {
+    source: usize,
+    destination: Destination,
+    key: String,
+    arguments: usize,
+}
+
+impl NamedBinding {
+    /// Its source exchange and the binding itself.
+    fn resolve(&self, arguments: &[FieldTable]) -> (&'static str, Binding) {
+        let binding = Binding::new(self.destination.clone(), self.key.clone()).with_arguments(arguments[self.arguments].clone());
+        (EXCHANGES[self.source], binding)
+    }
+}
+
+fn named_binding() -> impl Strategy<Value = NamedBinding> {
+    (0..EXCHANGES.len(), destination(), key(true), 0..4_usize).prop_map(|(source, destination, key, arguments)| NamedBinding {
+        source,
+        destination,
+        key,
+        arguments,
+    })
 }
 
 fn argument_sets() -> Vec<FieldTable> {
@@ -184,10 +210,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..3_usize, kind(), proptest::option::of(0..EXCHANGES.len()), any::<bool>())
             .prop_map(|(name, kind, alternate, auto_delete)| Op::Declare { name, kind, alternate, auto_delete }),
-        6 => (0..EXCHANGES.len(), destination(), key(true), 0..4_usize)
-            .prop_map(|(source, destination, key, arguments)| Op::Bind { source, destination, key, arguments }),
-        1 => (0..EXCHANGES.len(), destination(), key(true), 0..4_usize)
-            .prop_map(|(source, destination, key, arguments)| Op::Unbind { source, destination, key, arguments }),
+        6 => named_binding().prop_map(Op::Bind),
+        1 => named_binding().prop_map(Op::Unbind),
         3 => any::<proptest::sample::Index>().prop_map(|pick| Op::UnbindExisting { pick }),
         1 => (0..3_usize, any::<bool>()).prop_map(|(name, if_unused)| Op::DeleteExchange { name, if_unused }),
         1 => (0..QUEUES.len()).prop_map(|queue| Op::RemoveQueue { queue }),
@@ -212,19 +236,9 @@ fn apply(router: &mut Router, model: &mut Model, op: &Op) -> Result<(), TestCase
             prop_assert_eq!(outcome.is_ok(), expected_ok, "declare {:?}: {:?}", exchange, outcome);
             model.exchanges.entry(exchange.name.clone()).or_insert(exchange);
         }
-        Op::Bind {
-            source,
-            destination,
-            key,
-            arguments: a,
-        } => {
-            let source = EXCHANGES[*source];
-            let binding = Binding::new(destination.clone(), key.clone()).with_arguments(arguments[*a].clone());
-            let destination_ok = match destination {
-                Destination::Exchange(x) => model.exchanges.contains_key(x),
-                _ => true,
-            };
-            let expected_ok = model.exchanges.contains_key(source) && destination_ok;
+        Op::Bind(named) => {
+            let (source, binding) = named.resolve(&arguments);
+            let expected_ok = model.binding_ends_exist(source, &binding);
             let outcome = router.bind(source, binding.clone());
             prop_assert_eq!(outcome.is_ok(), expected_ok, "bind {} {:?}: {:?}", source, binding, outcome);
             if expected_ok {
@@ -235,25 +249,10 @@ fn apply(router: &mut Router, model: &mut Model, op: &Op) -> Result<(), TestCase
                 }
             }
         }
-        Op::Unbind {
-            source,
-            destination,
-            key,
-            arguments: a,
-        } => {
-            let source = EXCHANGES[*source];
-            let binding = Binding::new(destination.clone(), key.clone()).with_arguments(arguments[*a].clone());
+        Op::Unbind(named) => {
+            let (source, binding) = named.resolve(&arguments);
             let outcome = router.unbind(source, &binding);
-            let destination_ok = match destination {
-                Destination::Exchange(x) => model.exchanges.contains_key(x),
-                _ => true,
-            };
-            prop_assert_eq!(
-                outcome.is_ok(),
-                model.exchanges.contains_key(source) && destination_ok,
-                "unbind: {:?}",
-                outcome
-            );
+            prop_assert_eq!(outcome.is_ok(), model.binding_ends_exist(source, &binding), "unbind: {:?}", outcome);
             if let Ok(removal) = outcome {
                 let unused = model.remove_bindings(|(s, b)| !(s == source && *b == binding));
                 prop_assert_eq!(removal.unused_auto_delete, unused);
@@ -356,14 +355,7 @@ proptest! {
 fn router_with_10000_topic_bindings_routes_like_a_scan() {
     let mut router = Router::new();
     let mut model = Model::new();
-    // xorshift: deterministic, no RNG dependency.
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let words = ["order", "shipped", "placed", "eu", "", "*", "#"];
     for i in 0..10_000 {
         let pattern: Vec<&str> = (0..1 + next(4)).map(|_| words[next(7) as usize]).collect();

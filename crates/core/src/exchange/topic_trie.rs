@@ -171,6 +171,19 @@ pub(crate) fn naive_matches(pattern: &[&str], key: &[&str]) -> bool {
     }
 }
 
+/// A deterministic pseudo-random source for tests (xorshift; no clock, no
+/// RNG dependency): each call gives a number below its `bound`.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,13 +272,7 @@ mod tests {
     fn topic_trie_agrees_with_naive_matcher_on_10000_bindings() {
         // Deterministic pseudo-random keys over a small alphabet so that
         // matches are common (xorshift; no clock, no RNG dependency).
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |bound: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % bound
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let pattern_words = ["a", "b", "c", "d", "", "*", "#"];
         let key_words_alphabet = ["a", "b", "c", "d", ""];
         let mut trie = TopicTrie::default();

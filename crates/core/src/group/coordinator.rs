@@ -767,7 +767,7 @@ fn new_member_id(client_id: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use conveyor_log::clock::ManualClock;
 
@@ -789,7 +789,8 @@ mod tests {
         }
     }
 
-    fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+    /// A classic-protocol JoinGroup of group "g" (metadata `meta-{member_id}`).
+    pub(crate) fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
         JoinRequest {
             group_id: "g".into(),
             member_id: member_id.into(),
@@ -832,6 +833,18 @@ mod tests {
             .await
             .expect("sync");
         first
+    }
+
+    /// Two members of group "g" joined together, past the initial
+    /// rebalance delay (generation 1, not synced yet).
+    async fn join_two(fixture: &Fixture) -> (JoinResult, JoinResult) {
+        let first = join(fixture, &["range"]).await;
+        let second = join(fixture, &["range"]).await;
+        pass(fixture, 400);
+        (
+            first.await.expect("task").expect("join"),
+            second.await.expect("task").expect("join"),
+        )
     }
 
     /// Moves time past the initial rebalance delay and runs the timers.
@@ -944,13 +957,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_session_removes_the_member_and_the_other_rebalances() {
         let fixture = fixture();
-        let first = join(&fixture, &["range"]).await;
-        let second = join(&fixture, &["range"]).await;
-        pass(&fixture, 400);
-        let (first, second) = (
-            first.await.expect("task").expect("join"),
-            second.await.expect("task").expect("join"),
-        );
+        let (first, second) = join_two(&fixture).await;
         let assignments = vec![(first.member_id.clone(), Bytes::from_static(b"a"))];
         fixture
             .coordinator
@@ -983,13 +990,7 @@ mod tests {
     #[tokio::test]
     async fn a_member_that_does_not_rejoin_is_expired_during_a_rebalance_after_its_session_timeout() {
         let fixture = fixture();
-        let first = join(&fixture, &["range"]).await;
-        let second = join(&fixture, &["range"]).await;
-        pass(&fixture, 400);
-        let (first, second) = (
-            first.await.expect("task").expect("join"),
-            second.await.expect("task").expect("join"),
-        );
+        let (first, second) = join_two(&fixture).await;
         fixture
             .coordinator
             .sync("g", &first.member_id, None, 1, Vec::new())

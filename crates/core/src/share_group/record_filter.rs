@@ -176,14 +176,17 @@ pub(crate) mod tests {
         partition.append(batch(9, 0, 2, true)).await.expect("open at 8..10");
     }
 
+    /// What `filter` makes of the whole of `partition` from offset 0.
+    fn classify_all(filter: &mut RecordFilter, partition: &Partition, isolation: IsolationLevel) -> Classified {
+        filter.classify(partition, isolation, 0, u64::MAX).expect("classify")
+    }
+
     #[tokio::test]
     async fn markers_are_skipped_always_aborted_records_and_open_transactions_only_when_read_committed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let partition = partition(dir.path());
         append_transactions(&partition).await;
-        let uncommitted = RecordFilter::default()
-            .classify(&partition, IsolationLevel::ReadUncommitted, 0, u64::MAX)
-            .expect("classify");
+        let uncommitted = classify_all(&mut RecordFilter::default(), &partition, IsolationLevel::ReadUncommitted);
         assert_eq!(
             uncommitted,
             Classified {
@@ -193,9 +196,7 @@ pub(crate) mod tests {
             "only the markers"
         );
         let mut filter = RecordFilter::default();
-        let committed = filter
-            .classify(&partition, IsolationLevel::ReadCommitted, 0, u64::MAX)
-            .expect("classify");
+        let committed = classify_all(&mut filter, &partition, IsolationLevel::ReadCommitted);
         assert_eq!(
             committed,
             Classified {
@@ -205,9 +206,7 @@ pub(crate) mod tests {
             "up to the open transaction"
         );
         partition.append_marker(9, 0, MarkerKind::Commit, 1).await.expect("commit at 10");
-        let later = filter
-            .classify(&partition, IsolationLevel::ReadCommitted, 0, u64::MAX)
-            .expect("classify");
+        let later = classify_all(&mut filter, &partition, IsolationLevel::ReadCommitted);
         assert_eq!(
             later,
             Classified {

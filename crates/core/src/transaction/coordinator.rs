@@ -239,36 +239,50 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: &[TopicPartition],
     ) -> Result<()> {
-        let _operation = self.operations.lock().await;
-        let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
-        if metadata.status.is_prepared() {
-            return Err(TransactionError::ConcurrentTransactions(transactional_id.to_owned()));
-        }
-        let ongoing = metadata.status == TransactionStatus::Ongoing;
-        if ongoing && partitions.iter().all(|partition| metadata.partitions.contains(partition)) {
-            return Ok(());
-        }
-        let now_ms = self.clock.now_ms();
-        if !ongoing {
-            metadata.status = TransactionStatus::Ongoing;
-            metadata.partitions.clear();
-            metadata.started_ms = now_ms;
-        }
-        metadata.partitions.extend(partitions.iter().cloned());
-        metadata.updated_ms = now_ms;
-        self.record(transactional_id, Some(metadata)).await
+        self.add_to_transaction(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            |metadata| partitions.iter().all(|partition| metadata.partitions.contains(partition)),
+            |metadata| metadata.partitions.extend(partitions.iter().cloned()),
+        )
+        .await
     }
 
     /// AddOffsetsToTxn: `group`'s offsets join the ongoing transaction (which
     /// begins here if none is open).
     pub async fn add_offsets(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, group: &str) -> Result<()> {
+        self.add_to_transaction(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            |metadata| metadata.groups.contains(group),
+            |metadata| {
+                metadata.groups.insert(group.to_owned());
+            },
+        )
+        .await
+    }
+
+    /// What AddPartitionsToTxn and AddOffsetsToTxn share: `add` adds to the
+    /// producer's ongoing transaction, which begins here if none is open,
+    /// unless `added` says that transaction holds it already. Refused while
+    /// a transaction is being completed.
+    async fn add_to_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        added: impl FnOnce(&TransactionMetadata) -> bool,
+        add: impl FnOnce(&mut TransactionMetadata),
+    ) -> Result<()> {
         let _operation = self.operations.lock().await;
         let mut metadata = self.current(transactional_id, producer_id, producer_epoch)?;
         if metadata.status.is_prepared() {
             return Err(TransactionError::ConcurrentTransactions(transactional_id.to_owned()));
         }
         let ongoing = metadata.status == TransactionStatus::Ongoing;
-        if ongoing && metadata.groups.contains(group) {
+        if ongoing && added(&metadata) {
             return Ok(());
         }
         let now_ms = self.clock.now_ms();
@@ -277,7 +291,7 @@ impl TransactionCoordinator {
             metadata.partitions.clear();
             metadata.started_ms = now_ms;
         }
-        metadata.groups.insert(group.to_owned());
+        add(&mut metadata);
         metadata.updated_ms = now_ms;
         self.record(transactional_id, Some(metadata)).await
     }

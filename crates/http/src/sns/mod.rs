@@ -31,8 +31,7 @@ use uuid::Uuid;
 
 pub use error::SnsError;
 
-use conveyor_core::auth::Principal;
-
+use crate::sqs::Context;
 use crate::{HttpState, Signed};
 use params::Params;
 use xml::Xml;
@@ -68,18 +67,6 @@ const SQS_QUERY_ACTIONS: [&str; 14] = [
 /// when it is made. Only CreateTopic, DeleteTopic, Subscribe, Unsubscribe
 /// and the Set*Attributes actions take it; publishes never wait for it.
 static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// What the actions need from the request besides its parameters.
-#[derive(Debug)]
-pub(crate) struct Context {
-    pub state: Arc<HttpState>,
-    /// `host[:port]` the client addressed, for the URLs in notifications.
-    pub host: String,
-    /// The account the request speaks for, in the ARNs we hand out.
-    pub account: String,
-    /// Who signed the request.
-    pub principal: Principal,
-}
 
 /// What an action answers: the content of its `<ActionResult>` element, or
 /// `None` for actions without output (their response has only metadata).

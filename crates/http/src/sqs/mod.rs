@@ -39,11 +39,13 @@ pub const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
 const TARGET_PREFIX: &str = "AmazonSQS.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
-/// What the actions need from the request besides its body.
+/// What the actions of SQS and of SNS need from a signed request besides
+/// its body.
 #[derive(Debug)]
 pub(crate) struct Context {
     pub state: Arc<HttpState>,
-    /// `host[:port]` the client addressed, for the queue URLs we hand out.
+    /// `host[:port]` the client addressed, for the queue URLs we hand out
+    /// and the URLs in SNS notifications.
     pub host: String,
     /// The account the request speaks for, in the URLs and ARNs we hand out.
     pub account: String,

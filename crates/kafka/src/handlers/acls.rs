@@ -134,6 +134,23 @@ fn binding(
     Ok(acl)
 }
 
+/// [`filter`] of the seven filter fields, which DescribeAcls's request and
+/// each of DeleteAcls's filters hold under the same names (two wire types).
+macro_rules! filter_of {
+    ($wire:expr) => {{
+        let fields = $wire;
+        filter(
+            fields.resource_type_filter,
+            fields.resource_name_filter.map(|name| name.to_string()),
+            fields.pattern_type_filter,
+            fields.principal_filter.map(|name| name.to_string()),
+            fields.host_filter.map(|name| name.to_string()),
+            fields.operation,
+            fields.permission_type,
+        )
+    }};
+}
+
 #[allow(clippy::too_many_arguments, reason = "the seven fields of Kafka's ACL filter")]
 fn filter(
     resource_type: i8,
@@ -169,15 +186,7 @@ pub async fn describe(context: &Context, connection: &ConnectionInfo, request: D
         response.error_message = message("Cluster authorization failed.");
         return response;
     }
-    let filter = match filter(
-        request.resource_type_filter,
-        request.resource_name_filter.map(|name| name.to_string()),
-        request.pattern_type_filter,
-        request.principal_filter.map(|name| name.to_string()),
-        request.host_filter.map(|name| name.to_string()),
-        request.operation,
-        request.permission_type,
-    ) {
+    let filter = match filter_of!(request) {
         Ok(filter) => filter,
         Err(reason) => {
             response.error_code = ResponseError::InvalidRequest.code();
@@ -221,16 +230,7 @@ pub async fn delete(context: &Context, connection: &ConnectionInfo, request: Del
             if !authorized {
                 return Err((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".into()));
             }
-            filter(
-                wire.resource_type_filter,
-                wire.resource_name_filter.map(|name| name.to_string()),
-                wire.pattern_type_filter,
-                wire.principal_filter.map(|name| name.to_string()),
-                wire.host_filter.map(|name| name.to_string()),
-                wire.operation,
-                wire.permission_type,
-            )
-            .map_err(|reason| (ResponseError::InvalidRequest, reason))
+            filter_of!(wire).map_err(|reason| (ResponseError::InvalidRequest, reason))
         })
         .collect();
     let filters: Vec<AclFilter> = parsed.iter().filter_map(|parsed| parsed.as_ref().ok().cloned()).collect();

@@ -599,15 +599,19 @@ mod tests {
         [(TOPIC, list.iter().copied().collect())].into()
     }
 
-    fn beat(
+    /// A heartbeat of member `id` (static with `instance_id`), subscribing
+    /// to topic `t` when it joins (epoch 0).
+    fn member_beat(
         group: &mut ConsumerGroup,
         id: &str,
+        instance_id: Option<&str>,
         epoch: i32,
         owned: Option<&[i32]>,
         now_ms: i64,
     ) -> Result<HeartbeatReply, ConsumerGroupError> {
         let request = ConsumerHeartbeat {
             member_id: id.to_owned(),
+            instance_id: instance_id.map(str::to_owned),
             member_epoch: epoch,
             rebalance_timeout_ms: 10_000,
             subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_owned()]),
@@ -615,6 +619,16 @@ mod tests {
             ..ConsumerHeartbeat::default()
         };
         group.heartbeat(request, now_ms, || format!("generated-{id}"), &OneTopic)
+    }
+
+    fn beat(
+        group: &mut ConsumerGroup,
+        id: &str,
+        epoch: i32,
+        owned: Option<&[i32]>,
+        now_ms: i64,
+    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+        member_beat(group, id, None, epoch, owned, now_ms)
     }
 
     fn assigned(reply: &HeartbeatReply) -> Vec<i32> {
@@ -669,10 +683,16 @@ mod tests {
     }
 
     fn two_stable_members(group: &mut ConsumerGroup) -> (HeartbeatReply, HeartbeatReply) {
-        let a = beat(group, "a", 0, Some(&[]), 0).expect("heartbeat accepted");
+        settled_members(group, None)
+    }
+
+    /// a (static with `a_instance`, else dynamic) and b (dynamic) hold two
+    /// partitions each: a, assigned all four first, gives two up.
+    fn settled_members(group: &mut ConsumerGroup, a_instance: Option<&str>) -> (HeartbeatReply, HeartbeatReply) {
+        let a = member_beat(group, "a", a_instance, 0, Some(&[]), 0).expect("heartbeat accepted");
         let b = beat(group, "b", 0, Some(&[]), 0).expect("heartbeat accepted");
-        beat(group, "a", a.member_epoch, Some(&[0, 1, 2, 3]), 0).expect("heartbeat accepted");
-        let a = beat(group, "a", a.member_epoch, Some(&[0, 1]), 0).expect("heartbeat accepted");
+        member_beat(group, "a", a_instance, a.member_epoch, Some(&[0, 1, 2, 3]), 0).expect("heartbeat accepted");
+        let a = member_beat(group, "a", a_instance, a.member_epoch, Some(&[0, 1]), 0).expect("heartbeat accepted");
         let b = beat(group, "b", b.member_epoch, Some(&[]), 0).expect("heartbeat accepted");
         assert_eq!((assigned(&a), assigned(&b)), (vec![0, 1], vec![2, 3]));
         (a, b)
@@ -767,27 +787,12 @@ mod tests {
         owned: Option<&[i32]>,
         now_ms: i64,
     ) -> Result<HeartbeatReply, ConsumerGroupError> {
-        let request = ConsumerHeartbeat {
-            member_id: id.to_owned(),
-            instance_id: Some(instance_id.to_owned()),
-            member_epoch: epoch,
-            rebalance_timeout_ms: 10_000,
-            subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_owned()]),
-            owned: owned.map(partitions),
-            ..ConsumerHeartbeat::default()
-        };
-        group.heartbeat(request, now_ms, || format!("generated-{id}"), &OneTopic)
+        member_beat(group, id, Some(instance_id), epoch, owned, now_ms)
     }
 
     /// a (static, instance "i") and b (dynamic) hold two partitions each.
     fn static_and_dynamic_members(group: &mut ConsumerGroup) -> (HeartbeatReply, HeartbeatReply) {
-        let a = static_beat(group, "a", "i", 0, Some(&[]), 0).expect("heartbeat accepted");
-        let b = beat(group, "b", 0, Some(&[]), 0).expect("heartbeat accepted");
-        static_beat(group, "a", "i", a.member_epoch, Some(&[0, 1, 2, 3]), 0).expect("heartbeat accepted");
-        let a = static_beat(group, "a", "i", a.member_epoch, Some(&[0, 1]), 0).expect("heartbeat accepted");
-        let b = beat(group, "b", b.member_epoch, Some(&[]), 0).expect("heartbeat accepted");
-        assert_eq!((assigned(&a), assigned(&b)), (vec![0, 1], vec![2, 3]));
-        (a, b)
+        settled_members(group, Some("i"))
     }
 
     #[test]

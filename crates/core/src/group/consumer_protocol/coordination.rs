@@ -213,6 +213,7 @@ mod tests {
     use conveyor_log::clock::ManualClock;
 
     use super::*;
+    use crate::group::coordinator::tests::join_request;
     use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
     use crate::group::offsets::OffsetStore;
 
@@ -231,16 +232,8 @@ mod tests {
 
     fn classic_join() -> JoinRequest {
         JoinRequest {
-            group_id: "g".into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "client".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 30_000,
-            protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::new())],
-            require_known_member_id: true,
+            ..join_request("", &[])
         }
     }
 
