@@ -84,7 +84,7 @@ impl TransactionIndex {
     /// an unknown version, an offset outside the segment, entries out of
     /// order) gives `None`: the caller rebuilds the index by scanning.
     pub fn decode(bytes: &[u8], base_offset: u64, end_offset: u64) -> Option<TransactionIndex> {
-        if bytes.len() % ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
             return None;
         }
         let mut index = TransactionIndex::default();
