@@ -202,24 +202,7 @@ impl TransactionTracker {
 mod tests {
     use super::*;
     use crate::batch::attributes;
-
-    fn header(producer_id: i64, base_offset: i64, records: i32, flags: i16) -> BatchHeader {
-        BatchHeader {
-            base_offset,
-            batch_length: 0,
-            partition_leader_epoch: 0,
-            magic: 2,
-            crc: 0,
-            attributes: flags,
-            last_offset_delta: records - 1,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            producer_id,
-            producer_epoch: 0,
-            base_sequence: 0,
-            records_count: records,
-        }
-    }
+    use crate::transaction_outcomes::tests::header;
 
     const DATA: i16 = attributes::TRANSACTIONAL;
     const MARKER: i16 = attributes::TRANSACTIONAL | attributes::CONTROL;

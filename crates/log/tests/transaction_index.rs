@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use conveyor_log::batch;
 use conveyor_log::record::{BatchBuilder, Record};
 use conveyor_log::transaction_index::AbortedTxn;
 use conveyor_log::{Log, LogConfig};
@@ -22,17 +21,6 @@ fn config() -> LogConfig {
     }
 }
 
-/// `batch` with the given attribute flags set, its CRC recomputed.
-fn flagged(batch: &[u8], flags: i16) -> Bytes {
-    let mut bytes = batch.to_vec();
-    let mut header = batch::BatchHeader::parse(&bytes).expect("header");
-    header.attributes |= flags;
-    bytes[21..23].copy_from_slice(&header.attributes.to_be_bytes());
-    let crc = batch::compute_crc(&bytes);
-    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(bytes)
-}
-
 fn plain(value: &str) -> Bytes {
     let mut builder = BatchBuilder::new(NOW_MS);
     builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
@@ -40,18 +28,18 @@ fn plain(value: &str) -> Bytes {
 }
 
 fn transactional(producer_id: i64, value: &str) -> Bytes {
-    let mut builder = BatchBuilder::new(NOW_MS).producer(producer_id, 0, 0);
+    let mut builder = BatchBuilder::new(NOW_MS).producer(producer_id, 0, 0).transactional();
     builder.push(Record::new(None, Some(value.as_bytes().to_vec())));
-    flagged(&builder.build(), batch::attributes::TRANSACTIONAL)
+    builder.build()
 }
 
 /// The COMMIT or ABORT marker of `producer_id` (Kafka's `EndTransactionMarker`).
 fn marker(producer_id: i64, commit: bool) -> Bytes {
-    let mut builder = BatchBuilder::new(NOW_MS).producer(producer_id, 0, -1);
+    let mut builder = BatchBuilder::new(NOW_MS).producer(producer_id, 0, -1).control();
     let mut key = 0i16.to_be_bytes().to_vec();
     key.extend_from_slice(&i16::from(commit).to_be_bytes());
     builder.push(Record::new(Some(key), Some(vec![0; 6])));
-    flagged(&builder.build(), batch::attributes::TRANSACTIONAL | batch::attributes::CONTROL)
+    builder.build()
 }
 
 fn append(log: &Log, batch: Bytes) -> u64 {

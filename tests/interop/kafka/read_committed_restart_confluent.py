@@ -7,12 +7,10 @@ then sees every committed record and no aborted one (the broker finds the
 aborted transactions in the segments' transaction indexes, however far
 back), and a read_uncommitted consumer sees both (never a marker)."""
 import sys
-import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, create_topics, transactional_producer, unique
+from common import BOOTSTRAP, check, create_topics, read_to_end, transactional_producer, unique
 
 topic = unique("rc-restart")
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
@@ -50,25 +48,9 @@ print("produced", flush=True)
 check(sys.stdin.readline().strip() == "restarted", "expected the harness to restart the broker")
 
 
-def read_all(isolation, seconds=60):
+def read_all(isolation):
     """Every record's key from offset 0 to the partition's end."""
-    reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("reader"), "enable.auto.commit": False,
-                       "isolation.level": isolation, "enable.partition.eof": True, "fetch.wait.max.ms": 100})
-    try:
-        reader.assign([TopicPartition(topic, 0, 0)])
-        keys = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                check(message.error().code() == KafkaError._PARTITION_EOF, f"consume error: {message.error()}")
-                return keys
-            keys.append(message.key().decode())
-        check(False, f"{isolation}: no end of partition within {seconds} s ({len(keys)} records)")
-    finally:
-        reader.close()
+    return [key for _, key, _ in read_to_end(topic, isolation, seconds=60)]
 
 
 seen = read_all("read_committed")
