@@ -37,6 +37,16 @@ fn librdkafka_a_transaction_open_when_the_broker_is_sigkilled_is_all_or_nothing_
     eprintln!("{}", errors.join("\n"));
 }
 
+#[test]
+fn librdkafka_read_committed_from_the_start_after_a_sigterm_restart_drops_aborts_segments_back() {
+    support::run_script_across_a_restart("kafka/read_committed_restart_confluent.py", "produced", support::Stop::Terminate);
+}
+
+#[test]
+fn librdkafka_read_committed_from_the_start_after_a_sigkill_restart_drops_aborts_segments_back() {
+    support::run_script_across_a_restart("kafka/read_committed_restart_confluent.py", "produced", support::Stop::Kill);
+}
+
 /// The admin's view of transactions, with exact requests (no Python client
 /// ships ListTransactions or DescribeTransactions), and KIP-890's defence:
 /// transactional data for a partition outside the ongoing transaction is

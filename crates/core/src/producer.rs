@@ -72,8 +72,7 @@ enum Verdict {
 #[derive(Debug)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
-    /// Open and aborted transactions, for the last stable offset and
-    /// `read_committed` fetches.
+    /// Open transactions, for the last stable offset.
     transactions: PartitionTransactions,
     /// Each key's latest offset and the offsets appends in flight will get,
     /// for conditional appends.
@@ -112,8 +111,8 @@ impl ProducerState {
         for header in headers.iter().filter(|header| header.producer_id >= 0) {
             if header.is_control() {
                 state.marker(header.producer_id, header.producer_epoch);
-                if let Some(kind) = marker_kind(header) {
-                    state.transactions.ended(header.producer_id, kind, header.base_offset as u64);
+                if marker_kind(header).is_some() {
+                    state.transactions.ended(header.producer_id, header.base_offset as u64);
                 }
                 continue;
             }
@@ -460,8 +459,7 @@ impl Partition {
             let info = outcome?;
             let last_stable_offset = {
                 let mut state = producers.lock();
-                state.transactions.ended(producer_id, kind, info.base_offset);
-                state.transactions.forget_below(log.start_offset());
+                state.transactions.ended(producer_id, info.base_offset);
                 state.transactions.last_stable_offset(log.high_watermark())
             };
             stable.send_replace(last_stable_offset);
@@ -486,9 +484,12 @@ impl Partition {
         self.producers.lock().transactions.open_first_offset(producer_id)
     }
 
-    /// The aborted transactions with records in `from..to`.
+    /// The aborted transactions with records in `from..to`, from the
+    /// transaction indexes of the log's segments (durable, and as old as
+    /// the log: a `read_committed` reader from offset 0 after a restart
+    /// still drops every aborted record).
     pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
-        self.producers.lock().transactions.aborted_between(from, to)
+        self.log.aborted_transactions(from, to)
     }
 
     /// Kafka's `read_committed` view of this partition for a read from
@@ -726,6 +727,32 @@ mod tests {
             .expect("commit marker at 7");
         assert_eq!(partition.last_stable_offset(), 8);
         assert_eq!(partition.aborted_transactions(6, 8), vec![], "the committed one is not listed");
+    }
+
+    #[tokio::test]
+    async fn an_aborted_transaction_segments_back_is_still_listed_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        partition.append(transactional(7, 0, 0, 3)).await.expect("aborted at 0..3");
+        partition
+            .append_marker(7, 0, MarkerKind::Abort, 1)
+            .await
+            .expect("abort marker at 3");
+        // Committed data in later segments: the restart rebuilds producer
+        // state from the active segment's tail only.
+        for sequence in 0..3 {
+            let log = partition.log.clone();
+            tokio::task::spawn_blocking(move || log.roll()).await.expect("join").expect("roll");
+            partition.append(batch(8, 0, sequence * 2, 2)).await.expect("committed data");
+        }
+        let partition = reopen(partition, dir.path()).await;
+        assert_eq!(partition.log.segment_count(), 4);
+        let listed: Vec<_> = partition
+            .aborted_transactions(0, partition.last_stable_offset())
+            .iter()
+            .map(|aborted| (aborted.producer_id, aborted.first_offset, aborted.last_offset))
+            .collect();
+        assert_eq!(listed, vec![(7, 0, 3)], "a read_committed reader from 0 must be told to drop 0..3");
     }
 
     #[tokio::test]

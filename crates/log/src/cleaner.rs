@@ -37,6 +37,7 @@ use crate::segment::{self, Scan, Segment};
 use crate::shared::Shared;
 use crate::storage::{Storage, StorageFile};
 use crate::throttle::Throttle;
+use crate::transaction_index::OpenTxn;
 use crate::transaction_outcomes::{ControlType, MarkerRetention, Outcome, TransactionOutcomes};
 
 /// Where the last cleaning ended: the first offset not yet compacted.
@@ -168,6 +169,9 @@ pub(crate) fn prepare(
         outcomes: &outcomes,
         bound,
     };
+    // The transactions open at the start of the segment being cleaned: its
+    // transaction index is rebuilt from them and its cleaned batches.
+    let mut open_at_start = Vec::new();
     for segment in cleanable {
         if shared.deleting.load(std::sync::atomic::Ordering::Acquire) {
             for done in cleaned {
@@ -182,8 +186,12 @@ pub(crate) fn prepare(
             tombstones_expire,
             markers: &mut markers,
         };
-        if let Some(done) = clean_segment(shared, segment, &map, &transactions, expiry, throttle, &mut stats)? {
-            cleaned.push(done);
+        match clean_segment(shared, segment, &map, &transactions, &open_at_start, expiry, throttle, &mut stats)? {
+            Some(done) => {
+                open_at_start = done.scan.index.transactions.open_at_end.clone();
+                cleaned.push(done);
+            }
+            None => open_at_start = segment.open_at_end(),
         }
     }
     Ok(Some(Prepared { cleaned, stats }))
@@ -297,11 +305,13 @@ fn damaged(segment: &Segment, error: &RecordError) -> LogError {
 /// Writes `segment` again without superseded records, aborted records and
 /// (when `expiry` allows) expired tombstones and markers; `None` when
 /// nothing would change.
+#[allow(clippy::too_many_arguments)]
 fn clean_segment(
     shared: &Shared,
     segment: &Segment,
     map: &OffsetMap,
     transactions: &Transactions<'_>,
+    open_at_start: &[OpenTxn],
     expiry: Expiry<'_>,
     throttle: &mut Throttle,
     stats: &mut CleanStats,
@@ -422,7 +432,10 @@ fn clean_segment(
     file.sync_data().map_err(io)?;
     throttle.account(written);
     // Checked as recovery would check it, before anything depends on it.
-    let scan = segment::scan_sealed(file.as_ref(), &path, segment.base_offset, INDEX_INTERVAL_BYTES)?;
+    // This also rebuilds its transaction index: an ABORT marker kept
+    // after its transaction's records went indexes nothing, and one removed
+    // leaves no entry that would hide the producer's later records.
+    let scan = segment::scan_sealed(file.as_ref(), &path, segment.base_offset, INDEX_INTERVAL_BYTES, open_at_start)?;
     if let Some((position, reason)) = &scan.stopped {
         let _ = storage.remove_file(&path);
         return Err(LogError::InvalidBatch {

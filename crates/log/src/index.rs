@@ -1,7 +1,9 @@
-//! Sparse per-segment indexes: the offset index (relative offset → byte
-//! position) and the time index (max timestamp so far → relative offset).
-//! Both live in memory while the segment is open and are written whole to
-//! `.index` / `.timeindex` files when the segment is sealed or the log closes.
+//! Per-segment indexes: the sparse offset index (relative offset → byte
+//! position), the sparse time index (max timestamp so far → relative
+//! offset) and the aborted-transactions index (`transaction_index.rs`).
+//! All live in memory while the segment is open and are written whole to
+//! `.index` / `.timeindex` / `.txnindex` files when the segment is sealed or
+//! the log closes.
 //! The files are a cache of what a scan of the segment would find: a missing or
 //! damaged file is rebuilt, never trusted blindly.
 //!
@@ -10,10 +12,17 @@
 //! .timeindex  entry = timestamp ms i64 BE   | relative offset u32 BE   (12 bytes)
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::file_system::FileSystem;
 use crate::storage::Storage;
+use crate::transaction_index::TransactionIndex;
+
+/// The index files of the segment file `segment_path`: offset, time and
+/// transaction index, in that order.
+pub fn index_paths(segment_path: &Path) -> [PathBuf; 3] {
+    ["index", "timeindex", "txnindex"].map(|extension| segment_path.with_extension(extension))
+}
 
 /// Offset index entry: the batch whose base offset is `segment base +
 /// relative_offset` starts at byte `position` of the segment.
@@ -31,11 +40,12 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// Both sparse indexes of one segment.
+/// The indexes of one segment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SegmentIndex {
     pub offsets: Vec<OffsetEntry>,
     pub times: Vec<TimeEntry>,
+    pub transactions: TransactionIndex,
 }
 
 impl SegmentIndex {
@@ -62,8 +72,10 @@ impl SegmentIndex {
         }
     }
 
-    /// Writes both index files atomically (temp file, fsync, rename).
-    pub fn write_files(&self, storage: &dyn Storage, offset_path: &Path, time_path: &Path) -> std::io::Result<()> {
+    /// Writes the index files of the segment file `segment_path`, each
+    /// atomically (temp file, fsync, rename).
+    pub fn write_files(&self, storage: &dyn Storage, segment_path: &Path) -> std::io::Result<()> {
+        let [offset_path, time_path, transaction_path] = index_paths(segment_path);
         let mut offsets = Vec::with_capacity(self.offsets.len() * 8);
         for entry in &self.offsets {
             offsets.extend_from_slice(&entry.relative_offset.to_be_bytes());
@@ -74,23 +86,32 @@ impl SegmentIndex {
             times.extend_from_slice(&entry.timestamp_ms.to_be_bytes());
             times.extend_from_slice(&entry.relative_offset.to_be_bytes());
         }
-        storage.write_atomically(offset_path, &offsets)?;
-        storage.write_atomically(time_path, &times)
+        storage.write_atomically(&offset_path, &offsets)?;
+        storage.write_atomically(&time_path, &times)?;
+        storage.write_atomically(&transaction_path, &self.transactions.encode())
     }
 
-    /// Reads both index files and checks them against what is known of the
-    /// segment: entries strictly increasing, positions inside the file,
-    /// relative offsets inside the segment. Any doubt gives `None`, and the
-    /// caller rebuilds the index by scanning.
+    /// Reads the index files of the segment file `segment_path` (holding
+    /// offsets from `base_offset`, `offset_span` of them) and checks them
+    /// against what is known of the segment: entries strictly increasing,
+    /// positions inside the file, offsets inside the segment. Any doubt
+    /// (a file missing, as after an upgrade from before `.txnindex`) gives
+    /// `None`, and the caller rebuilds the indexes by scanning.
     pub fn read_files(
         storage: &dyn Storage,
-        offset_path: &Path,
-        time_path: &Path,
+        segment_path: &Path,
         segment_bytes: u64,
+        base_offset: u64,
         offset_span: u64,
     ) -> Option<SegmentIndex> {
-        let offset_bytes = storage.read(offset_path).ok()?;
-        let time_bytes = storage.read(time_path).ok()?;
+        let [offset_path, time_path, transaction_path] = index_paths(segment_path);
+        let offset_bytes = storage.read(&offset_path).ok()?;
+        let time_bytes = storage.read(&time_path).ok()?;
+        let transactions = TransactionIndex::decode(
+            &storage.read(&transaction_path).ok()?,
+            base_offset,
+            base_offset.saturating_add(offset_span),
+        )?;
         if offset_bytes.len() % 8 != 0 || time_bytes.len() % 12 != 0 {
             return None;
         }
@@ -120,7 +141,11 @@ impl SegmentIndex {
             && times.iter().all(|entry| u64::from(entry.relative_offset) < offset_span);
         // A sealed non-empty segment always has a time entry for its max timestamp.
         let complete = segment_bytes == 0 || !times.is_empty();
-        (offsets_ok && times_ok && complete).then_some(SegmentIndex { offsets, times })
+        (offsets_ok && times_ok && complete).then_some(SegmentIndex {
+            offsets,
+            times,
+            transactions,
+        })
     }
 }
 
@@ -151,6 +176,7 @@ mod tests {
 
     fn index() -> SegmentIndex {
         SegmentIndex {
+            transactions: TransactionIndex::default(),
             offsets: vec![
                 OffsetEntry {
                     relative_offset: 10,
@@ -195,17 +221,23 @@ mod tests {
     #[test]
     fn files_round_trip_and_damage_is_detected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (offsets, times) = (dir.path().join("0.index"), dir.path().join("0.timeindex"));
+        let segment = dir.path().join("0.log");
+        let [offsets, _, transactions] = index_paths(&segment);
         let storage = FileSystem;
-        index().write_files(&storage, &offsets, &times).expect("write");
-        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 10_000, 30), Some(index()));
+        index().write_files(&storage, &segment).expect("write");
+        assert_eq!(SegmentIndex::read_files(&storage, &segment, 10_000, 0, 30), Some(index()));
         // A position past the end of the segment file is damage.
-        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 5_000, 30), None);
+        assert_eq!(SegmentIndex::read_files(&storage, &segment, 5_000, 0, 30), None);
+        // A missing transaction index (written before there was one) is rebuilt.
+        let transaction_bytes = std::fs::read(&transactions).expect("read");
+        std::fs::remove_file(&transactions).expect("remove");
+        assert_eq!(SegmentIndex::read_files(&storage, &segment, 10_000, 0, 30), None);
+        std::fs::write(&transactions, &transaction_bytes).expect("write");
         // A torn file is damage.
         let bytes = std::fs::read(&offsets).expect("read");
         std::fs::write(&offsets, &bytes[..bytes.len() - 3]).expect("write");
-        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 10_000, 30), None);
+        assert_eq!(SegmentIndex::read_files(&storage, &segment, 10_000, 0, 30), None);
         std::fs::remove_file(&offsets).expect("remove");
-        assert_eq!(SegmentIndex::read_files(&storage, &offsets, &times, 10_000, 30), None);
+        assert_eq!(SegmentIndex::read_files(&storage, &segment, 10_000, 0, 30), None);
     }
 }

@@ -1,5 +1,5 @@
 //! Conveyor's partition log: append-only segments of Kafka RecordBatch v2
-//! bytes with sparse offset and time indexes, group-committed durability,
+//! bytes with sparse offset and time indexes and an aborted-transactions index, group-committed durability,
 //! size/age rolling, retention, crash recovery, and what a failing or full
 //! disk does to it, all on a storage backend (`storage`: the real file
 //! system, or with the `sim` feature a simulated disk that fails on
@@ -50,6 +50,7 @@ mod shared;
 pub mod sim;
 pub mod storage;
 pub mod throttle;
+pub mod transaction_index;
 pub mod transaction_outcomes;
 mod writer;
 

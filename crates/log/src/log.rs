@@ -26,6 +26,7 @@ use crate::reactor_guard;
 use crate::recovery;
 use crate::shared::{LogView, Shared};
 use crate::storage::{Storage, file_system};
+use crate::transaction_index::AbortedTxn;
 use crate::writer::{Command, Writer};
 
 /// How far a read goes: durable records only, or written ones too.
@@ -282,6 +283,29 @@ impl Log {
             }
         }
         Ok(outcome)
+    }
+
+    /// The aborted transactions with records in `from..to`, from the
+    /// transaction indexes of the segments from the one holding `from` on
+    /// (Kafka's `UnifiedLog.collectAbortedTransactions`): what a
+    /// `read_committed` fetch of `from..to` returns, so clients drop those
+    /// records. A transaction is indexed in the segment of its ABORT marker,
+    /// so one that began before `from` is found too. In marker order.
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTxn> {
+        let view = self.inner.shared.view.load();
+        let first = view
+            .segments
+            .partition_point(|segment| segment.base_offset <= from)
+            .saturating_sub(1);
+        let mut aborted = Vec::new();
+        // A marker may lie past `to`, so later segments are searched until
+        // an entry shows that none later can matter (Kafka does the same).
+        for segment in &view.segments[first..] {
+            if segment.collect_aborted(from, to, &mut aborted) {
+                break;
+            }
+        }
+        aborted
     }
 
     /// The offset and timestamp of the first record with a timestamp at or

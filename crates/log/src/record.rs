@@ -68,6 +68,7 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     transactional: bool,
+    control: bool,
     codec: Codec,
     records: Vec<Record>,
 }
@@ -80,6 +81,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            control: false,
             codec: Codec::None,
             records: Vec::new(),
         }
@@ -104,6 +106,14 @@ impl BatchBuilder {
     /// (the batch's transactional attribute); needs [`BatchBuilder::producer`].
     pub fn transactional(mut self) -> Self {
         self.transactional = true;
+        self
+    }
+
+    /// Marks the batch as a control batch (a transaction marker: also
+    /// transactional); needs [`BatchBuilder::producer`].
+    pub fn control(mut self) -> Self {
+        self.transactional = true;
+        self.control = true;
         self
     }
 
@@ -158,7 +168,8 @@ impl BatchBuilder {
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled below.
         let transactional = if self.transactional { batch::attributes::TRANSACTIONAL } else { 0 };
-        out.put_i16(codec.id() | transactional);
+        let control = if self.control { batch::attributes::CONTROL } else { 0 };
+        out.put_i16(codec.id() | transactional | control);
         out.put_i32((count - 1).max(0));
         out.put_i64(self.base_timestamp_ms);
         out.put_i64(max_timestamp);

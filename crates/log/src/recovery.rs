@@ -15,9 +15,10 @@ use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::file_cache::{FileCache, FileSlot};
 use crate::index::SegmentIndex;
-use crate::segment::{self, Gaps, Segment};
+use crate::segment::{self, Gaps, Segment, Start};
 use crate::shared::{CLEAN_SHUTDOWN_FILE, START_OFFSET_FILE};
 use crate::storage::{Storage, StorageFile};
+use crate::transaction_index::OpenTxn;
 
 /// Suffix of a file holding bytes recovery moved out of a segment.
 pub const QUARANTINE_SUFFIX: &str = "quarantine";
@@ -109,12 +110,30 @@ pub(crate) fn recover(
     }
     let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(kept.len().max(1));
     let mut entries = kept.into_iter().peekable();
+    // The transactions open at the end of the segment before: where a
+    // segment's index that is rebuilt takes them from.
+    let mut open: Vec<OpenTxn> = Vec::new();
     // Bounded by the number of segment files.
     while let Some((base_offset, path, _)) = entries.next() {
         let next = entries.peek().map(|(next_base, _, next_bytes)| (*next_base, *next_bytes));
         let file = Segment::open_file(storage, &path)?;
+        let open_at_start = &open;
+        let active = |file, path, trust_index, sync, gaps| {
+            open_active(
+                storage,
+                &slot,
+                file,
+                path,
+                base_offset,
+                config,
+                open_at_start,
+                trust_index,
+                sync,
+                gaps,
+            )
+        };
         let segment = match next {
-            None => open_active(storage, &slot, file, path, base_offset, config, clean, !clean, Gaps::Refused)?,
+            None => active(file, path, clean, !clean, Gaps::Refused)?,
             // An empty last segment: a roll's new active segment, or one a
             // failed roll left while appends went on before it. Which one,
             // the end of the segment before it says (a scan from its last
@@ -122,15 +141,16 @@ pub(crate) fn recover(
             Some((next_base, 0)) => {
                 // It may be a sealed segment the cleaner compacted: gaps are
                 // allowed.
-                let segment = open_active(storage, &slot, file, path, base_offset, config, true, !clean, Gaps::Allowed)?;
+                let segment = active(file, path, true, !clean, Gaps::Allowed)?;
                 if segment.next_offset() > next_base {
                     let (_, leftover, _) = entries.next().expect("peeked");
                     remove_empty_segment(storage, &leftover)?;
                 }
                 segment
             }
-            Some((next_base, _)) => open_sealed(storage, &slot, file, path, base_offset, next_base, config)?,
+            Some((next_base, _)) => open_sealed(storage, &slot, file, path, base_offset, next_base, config, open_at_start)?,
         };
+        open = segment.index_snapshot().transactions.open_at_end;
         segments.push(Arc::new(segment));
     }
     if segments.is_empty() {
@@ -144,6 +164,7 @@ pub(crate) fn recover(
     Ok(segments)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn open_sealed(
     storage: &dyn Storage,
     slot: &MakeSlot<'_>,
@@ -152,11 +173,11 @@ fn open_sealed(
     base_offset: u64,
     next_base: u64,
     config: &LogConfig,
+    open_at_start: &[OpenTxn],
 ) -> Result<Segment> {
     let file_bytes = file.len().map_err(|error| LogError::io(&path, error))?;
-    let (offset_path, time_path) = (path.with_extension("index"), path.with_extension("timeindex"));
     let span = next_base.saturating_sub(base_offset);
-    if let Some(index) = SegmentIndex::read_files(storage, &offset_path, &time_path, file_bytes, span) {
+    if let Some(index) = SegmentIndex::read_files(storage, &path, file_bytes, base_offset, span) {
         let max_timestamp_ms = index.times.last().map(|entry| entry.timestamp_ms).unwrap_or(i64::MIN);
         return Ok(Segment::from_parts(
             base_offset,
@@ -168,7 +189,7 @@ fn open_sealed(
         ));
     }
     warn!(segment = %path.display(), "index missing or damaged; rebuilding it by scanning the segment");
-    let scan = segment::scan_sealed(file.as_ref(), &path, base_offset, config.index_interval_bytes)?;
+    let scan = segment::scan_sealed(file.as_ref(), &path, base_offset, config.index_interval_bytes, open_at_start)?;
     if let Some((position, reason)) = &scan.stopped {
         // Sealed segments were fsynced before the next one was created, so this
         // is media damage, not a torn write: whatever follows is kept aside.
@@ -208,31 +229,32 @@ fn open_active(
     path: PathBuf,
     base_offset: u64,
     config: &LogConfig,
+    open_at_start: &[OpenTxn],
     trust_index: bool,
     sync: bool,
     gaps: Gaps,
 ) -> Result<Segment> {
     let file_bytes = file.len().map_err(|error| LogError::io(&path, error))?;
     let trusted = trust_index
-        .then(|| {
-            SegmentIndex::read_files(
-                storage,
-                &path.with_extension("index"),
-                &path.with_extension("timeindex"),
-                file_bytes,
-                u64::from(u32::MAX),
-            )
-        })
+        .then(|| SegmentIndex::read_files(storage, &path, file_bytes, base_offset, u64::from(u32::MAX)))
         .flatten();
     let was_trusted = trusted.is_some();
-    let mut scan = segment::scan_from(file.as_ref(), &path, base_offset, config.index_interval_bytes, trusted, gaps)?;
+    let start = trusted.map_or(Start::Scan(open_at_start), Start::Trusted);
+    let mut scan = segment::scan_from(file.as_ref(), &path, base_offset, config.index_interval_bytes, start, gaps)?;
     if was_trusted && (scan.stopped.is_some() || index_reaches_past(&scan.index, scan.next_offset - base_offset)) {
         // The segment lost batches after the clean shutdown (media damage, or
         // a file cut by hand), so the trusted index still describes them: its
         // time entries and max timestamp would point time lookups past the
         // batches appended in their place. Rebuild it from the sound bytes.
         warn!(segment = %path.display(), "the active segment changed after its clean shutdown; rebuilding its index by a full scan");
-        scan = segment::scan_from(file.as_ref(), &path, base_offset, config.index_interval_bytes, None, gaps)?;
+        scan = segment::scan_from(
+            file.as_ref(),
+            &path,
+            base_offset,
+            config.index_interval_bytes,
+            Start::Scan(open_at_start),
+            gaps,
+        )?;
     }
     if let Some((position, reason)) = &scan.stopped {
         let followed = sound_batch_after(file.as_ref(), &path, *position, file_bytes)?;
@@ -279,7 +301,7 @@ fn open_active(
 /// Removes an empty segment file a failed roll left, and its index files.
 fn remove_empty_segment(storage: &dyn Storage, path: &Path) -> Result<()> {
     warn!(segment = %path.display(), "removing an empty segment file a failed roll left behind");
-    for file in [path.to_path_buf(), path.with_extension("index"), path.with_extension("timeindex")] {
+    for file in std::iter::once(path.to_path_buf()).chain(crate::index::index_paths(path)) {
         match storage.remove_file(&file) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}

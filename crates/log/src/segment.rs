@@ -17,6 +17,8 @@ use crate::error::{LogError, Result};
 use crate::file_cache::{FileCache, FileSlot, OpenFile};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use crate::storage::{Storage, StorageFile};
+use crate::transaction_index::{AbortedTxn, OpenTxn, TransactionTracker};
+use crate::transaction_outcomes::ControlType;
 
 /// Segment file names are the base offset, zero-padded to 20 digits.
 pub fn file_stem(base_offset: u64) -> String {
@@ -53,8 +55,9 @@ impl Segment {
         dir.join(format!("{}.log", file_stem(base_offset)))
     }
 
-    pub fn index_paths(&self) -> (PathBuf, PathBuf) {
-        (self.path.with_extension("index"), self.path.with_extension("timeindex"))
+    /// Its offset, time and transaction index files.
+    pub fn index_paths(&self) -> [PathBuf; 3] {
+        crate::index::index_paths(&self.path)
     }
 
     /// Creates an empty segment file (failing if one exists).
@@ -169,18 +172,41 @@ impl Segment {
         self.index.read().clone()
     }
 
-    pub fn write_index_files(&self, storage: &dyn Storage) -> std::io::Result<()> {
-        let (offsets, times) = self.index_paths();
-        self.index.read().write_files(storage, &offsets, &times)
+    /// Indexes an aborted transaction whose ABORT marker the writer just
+    /// added to this segment.
+    pub fn push_aborted(&self, aborted: AbortedTxn) {
+        self.index.write().transactions.aborted.push(aborted);
     }
 
-    /// Forgets index entries past the first `offsets` offset entries and
-    /// `times` time entries: those of a group whose write failed. Only the
-    /// writer calls this, before anything of the group was committed.
-    pub fn truncate_index(&self, offsets: usize, times: usize) {
+    /// Records the transactions open at the segment's end, before its index
+    /// files are written (sealing, or closing the log).
+    pub fn set_open_at_end(&self, open: Vec<OpenTxn>) {
+        self.index.write().transactions.open_at_end = open;
+    }
+
+    /// The transactions open at the segment's end (once sealed).
+    pub fn open_at_end(&self) -> Vec<OpenTxn> {
+        self.index.read().transactions.open_at_end.clone()
+    }
+
+    /// Appends to `into` the aborted transactions indexed here with records
+    /// in `from..to`; true when no later segment can hold more.
+    pub fn collect_aborted(&self, from: u64, to: u64, into: &mut Vec<AbortedTxn>) -> bool {
+        self.index.read().transactions.collect(from, to, into)
+    }
+
+    pub fn write_index_files(&self, storage: &dyn Storage) -> std::io::Result<()> {
+        self.index.read().write_files(storage, &self.path)
+    }
+
+    /// Forgets index entries added after `mark`: those of a group whose
+    /// write failed. Only the writer calls this, before anything of the
+    /// group was committed.
+    pub fn truncate_index(&self, mark: &IndexMark) {
         let mut index = self.index.write();
-        index.offsets.truncate(offsets);
-        index.times.truncate(times);
+        index.offsets.truncate(mark.offsets);
+        index.times.truncate(mark.times);
+        index.transactions.aborted.truncate(mark.aborted);
     }
 
     /// Moves the written bounds back to the committed ones, after the bytes
@@ -446,8 +472,35 @@ pub enum Gaps {
 /// framing, CRC and that offsets only grow (compaction may have left gaps),
 /// and rebuilding the sparse indexes on the way. Stops at the first batch
 /// that fails; everything before it is sound.
-pub fn scan_sealed(file: &dyn StorageFile, path: &Path, base_offset: u64, index_interval_bytes: u32) -> Result<Scan> {
-    scan_from(file, path, base_offset, index_interval_bytes, None, Gaps::Allowed)
+///
+/// `open_at_start`: the transactions open at the end of the segment before
+/// (an ABORT marker here indexes a transaction from its first offset).
+pub fn scan_sealed(
+    file: &dyn StorageFile,
+    path: &Path,
+    base_offset: u64,
+    index_interval_bytes: u32,
+    open_at_start: &[OpenTxn],
+) -> Result<Scan> {
+    scan_from(
+        file,
+        path,
+        base_offset,
+        index_interval_bytes,
+        Start::Scan(open_at_start),
+        Gaps::Allowed,
+    )
+}
+
+/// Where a scan starts from.
+#[derive(Debug)]
+pub enum Start<'a> {
+    /// From the start of the file; the transactions open at the end of the
+    /// segment before are given.
+    Scan(&'a [OpenTxn]),
+    /// From the last offset entry of an index written when the file was
+    /// last sealed or closed: it holds the whole segment's transaction index.
+    Trusted(SegmentIndex),
 }
 
 /// Scans a segment file (from its start, or, given a trusted index after a
@@ -458,12 +511,13 @@ pub fn scan_from(
     path: &Path,
     base_offset: u64,
     index_interval_bytes: u32,
-    trusted: Option<SegmentIndex>,
+    start: Start<'_>,
     gaps: Gaps,
 ) -> Result<Scan> {
     let file_bytes = file.len().map_err(|error| LogError::io(path, error))?;
-    let (mut builder, mut position, mut next_offset, mut max_timestamp_ms) = match trusted {
-        Some(index) => {
+    let trusted = matches!(start, Start::Trusted(_));
+    let (mut builder, mut position, mut next_offset, mut max_timestamp_ms) = match start {
+        Start::Trusted(index) => {
             let last = index.offsets.last().copied().unwrap_or(OffsetEntry {
                 relative_offset: 0,
                 position: 0,
@@ -476,7 +530,12 @@ pub fn scan_from(
                 max_timestamp_ms,
             )
         }
-        None => (IndexBuilder::new(index_interval_bytes), 0, base_offset, i64::MIN),
+        Start::Scan(open) => (
+            IndexBuilder::new(index_interval_bytes).with_open_transactions(open),
+            0,
+            base_offset,
+            i64::MIN,
+        ),
     };
     let mut buffer = Vec::new();
     let mut stopped = None;
@@ -522,24 +581,43 @@ pub fn scan_from(
             break;
         }
         builder.add(base_offset, position, &header);
+        if !trusted && TransactionTracker::concerns(&header) {
+            builder.add_transaction(&header, control_type(&header, &buffer));
+        }
         max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp);
         next_offset = header.last_offset() as u64 + 1;
         position += header.total_bytes() as u64;
     }
+    let mut index = builder.finish();
+    // A trusted index may name markers past a damaged tail cut here.
+    index.transactions.aborted.retain(|aborted| aborted.last_offset < next_offset);
+    index.transactions.open_at_end.retain(|open| open.first_offset < next_offset);
     Ok(Scan {
         valid_bytes: position,
         next_offset,
         max_timestamp_ms,
-        index: builder.finish(),
+        index,
         stopped,
     })
 }
 
+/// The type of the control batch `bytes` (its one record's key); `Other`
+/// for any other batch or an unreadable key.
+pub fn control_type(header: &BatchHeader, bytes: &[u8]) -> ControlType {
+    if !header.is_control() {
+        return ControlType::Other;
+    }
+    let views = crate::record::record_views(bytes);
+    ControlType::of_key(views.ok().as_ref().and_then(|views| views.first()).and_then(|view| view.key))
+}
+
 /// An [`IndexBuilder`]'s position: how many entries it had and its counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexMark {
     pub offsets: usize,
     pub times: usize,
+    pub aborted: usize,
+    transactions: TransactionTracker,
     bytes_since_offset_entry: u64,
     bytes_since_time_entry: u64,
     max_timestamp_ms: i64,
@@ -557,6 +635,8 @@ pub struct IndexBuilder {
     /// A time entry not yet recorded because the interval has not passed.
     pending_time: Option<TimeEntry>,
     index: SegmentIndex,
+    /// The log's open transactions, carried from segment to segment.
+    transactions: TransactionTracker,
 }
 
 impl IndexBuilder {
@@ -568,12 +648,42 @@ impl IndexBuilder {
             max_timestamp_ms: i64::MIN,
             pending_time: None,
             index: SegmentIndex::default(),
+            transactions: TransactionTracker::default(),
         }
     }
 
-    /// Resumes after a recovered index (the writer continues a segment).
+    /// The same builder, starting from the transactions open at the end of
+    /// the segment before.
+    pub fn with_open_transactions(mut self, open: &[OpenTxn]) -> IndexBuilder {
+        self.transactions = TransactionTracker::starting_with(open);
+        self
+    }
+
+    /// A fresh builder for the next segment, carrying the open transactions.
+    pub fn next_segment(&self) -> IndexBuilder {
+        IndexBuilder {
+            transactions: self.transactions.clone(),
+            ..IndexBuilder::new(self.interval_bytes as u32)
+        }
+    }
+
+    /// Accounts for a transactional batch (see [`TransactionTracker::concerns`]);
+    /// returns the aborted transaction an ABORT marker indexed.
+    pub fn add_transaction(&mut self, header: &BatchHeader, control: ControlType) -> Option<AbortedTxn> {
+        let aborted = self.transactions.observe(header, control)?;
+        self.index.transactions.aborted.push(aborted);
+        Some(aborted)
+    }
+
+    /// The transactions open now.
+    pub fn open_transactions(&self) -> Vec<OpenTxn> {
+        self.transactions.open()
+    }
+
+    /// Resumes after a recovered index (the writer continues a segment),
+    /// whose open transactions are those open at its end.
     pub fn resume(interval_bytes: u32, index: SegmentIndex, max_timestamp_ms: i64) -> IndexBuilder {
-        let mut builder = IndexBuilder::new(interval_bytes);
+        let mut builder = IndexBuilder::new(interval_bytes).with_open_transactions(&index.transactions.open_at_end);
         builder.bytes_since_offset_entry = 0;
         builder.bytes_since_time_entry = 0;
         builder.max_timestamp_ms = max_timestamp_ms;
@@ -617,7 +727,9 @@ impl IndexBuilder {
 
     /// Records the pending max-timestamp entry, so the time index's last
     /// entry is the segment's max timestamp. Called when sealing.
+    /// Also records the transactions open at the end.
     pub fn seal(&mut self) -> Option<TimeEntry> {
+        self.index.transactions.open_at_end = self.transactions.open();
         let entry = self.pending_time.take()?;
         self.index.times.push(entry);
         Some(entry)
@@ -629,6 +741,8 @@ impl IndexBuilder {
         IndexMark {
             offsets: self.index.offsets.len(),
             times: self.index.times.len(),
+            aborted: self.index.transactions.aborted.len(),
+            transactions: self.transactions.clone(),
             bytes_since_offset_entry: self.bytes_since_offset_entry,
             bytes_since_time_entry: self.bytes_since_time_entry,
             max_timestamp_ms: self.max_timestamp_ms,
@@ -640,6 +754,8 @@ impl IndexBuilder {
     pub fn rollback(&mut self, mark: IndexMark) {
         self.index.offsets.truncate(mark.offsets);
         self.index.times.truncate(mark.times);
+        self.index.transactions.aborted.truncate(mark.aborted);
+        self.transactions = mark.transactions;
         self.bytes_since_offset_entry = mark.bytes_since_offset_entry;
         self.bytes_since_time_entry = mark.bytes_since_time_entry;
         self.max_timestamp_ms = mark.max_timestamp_ms;

@@ -83,9 +83,8 @@ pub(crate) fn swap_in(shared: &Shared, segments: &mut Vec<Arc<Segment>>, cleaned
     // Highest index first, so the others stay where they are.
     for index in emptied.into_iter().rev() {
         let segment = segments.remove(index);
-        let (offset_index, time_index) = segment.index_paths();
-        for path in [&segment.path, &offset_index, &time_index] {
-            let _ = storage.remove_file(path);
+        for path in std::iter::once(segment.path.clone()).chain(segment.index_paths()) {
+            let _ = storage.remove_file(&path);
         }
         segment.retire();
     }
@@ -98,12 +97,11 @@ pub(crate) fn swap_in(shared: &Shared, segments: &mut Vec<Arc<Segment>>, cleaned
 /// Removes `old`'s index files (they would describe the wrong file; a
 /// missing one is rebuilt), then renames the cleaned file over it.
 fn rename_over(storage: &dyn Storage, candidate: &CleanedSegment, old: &Segment) -> Result<()> {
-    let (offset_index, time_index) = old.index_paths();
-    for path in [&offset_index, &time_index] {
-        match storage.remove_file(path) {
+    for path in old.index_paths() {
+        match storage.remove_file(&path) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(LogError::io(path, error)),
+            Err(error) => return Err(LogError::io(&path, error)),
         }
     }
     storage

@@ -152,11 +152,13 @@ impl MarkerRetention {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::batch::attributes;
 
-    fn header(producer_id: i64, base_offset: i64, records: i32, flags: i16) -> BatchHeader {
+    /// A batch header of `records` records of `producer_id` at `base_offset`
+    /// with attribute `flags`.
+    pub(crate) fn header(producer_id: i64, base_offset: i64, records: i32, flags: i16) -> BatchHeader {
         BatchHeader {
             base_offset,
             batch_length: 0,

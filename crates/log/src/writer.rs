@@ -40,9 +40,10 @@ use crate::file_cache::FileCache;
 use crate::health::LogHealth;
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
-use crate::segment::{IndexBuilder, IndexMark, Segment};
+use crate::segment::{self, IndexBuilder, IndexMark, Segment};
 use crate::shared::{CLEAN_SHUTDOWN_FILE, LogView, START_OFFSET_FILE, Shared};
 use crate::storage::{Storage, StorageFile, is_out_of_space};
+use crate::transaction_index::TransactionTracker;
 
 /// Requests to the writer thread.
 #[derive(Debug)]
@@ -92,7 +93,7 @@ struct Pending {
 }
 
 /// Where the group being gathered started: what a failed write rolls back to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct GroupStart {
     next_offset: u64,
     index: IndexMark,
@@ -251,7 +252,8 @@ impl Writer {
         // An empty segment starts a fresh index (its first batch gets an entry,
         // as a rebuild scan would give it); a recovered one continues its own.
         self.index = if active.committed_bytes() == 0 {
-            IndexBuilder::new(self.config.index_interval_bytes)
+            // Recovery gave it the transactions open at the end of the one before.
+            IndexBuilder::new(self.config.index_interval_bytes).with_open_transactions(&active.index_snapshot().transactions.open_at_end)
         } else {
             IndexBuilder::resume(self.config.index_interval_bytes, active.index_snapshot(), active.max_timestamp_ms())
         };
@@ -447,6 +449,13 @@ impl Writer {
             let position = self.active_bytes + self.group_bytes as u64;
             let (offset_entry, time_entry) = self.index.add(segment_base, position, &header);
             self.active().push_index(offset_entry, time_entry);
+            if TransactionTracker::concerns(&header)
+                && let Some(aborted) = self
+                    .index
+                    .add_transaction(&header, segment::control_type(&header, &batches[at..at + total]))
+            {
+                self.active().push_aborted(aborted);
+            }
             self.buffered_max_timestamp_ms = self.buffered_max_timestamp_ms.max(header.max_timestamp);
             self.next_offset += header.offset_count();
             self.group_bytes += total;
@@ -544,8 +553,8 @@ impl Writer {
         warn!(log = %self.shared.dir.display(), %cause, appends = self.pending.len(), "could not open the active segment; appends refused");
         if let Some(start) = self.group_start.take() {
             self.next_offset = start.next_offset;
+            self.active().truncate_index(&start.index);
             self.index.rollback(start.index);
-            self.active().truncate_index(start.index.offsets, start.index.times);
         }
         self.buffered_max_timestamp_ms = i64::MIN;
         self.clear_group();
@@ -603,8 +612,8 @@ impl Writer {
         }
         if let Some(start) = self.group_start.take() {
             self.next_offset = start.next_offset;
+            active.truncate_index(&start.index);
             self.index.rollback(start.index);
-            active.truncate_index(start.index.offsets, start.index.times);
         }
         self.buffered_max_timestamp_ms = i64::MIN;
         self.clear_group();
@@ -760,13 +769,14 @@ impl Writer {
         };
         if self.active_bytes > 0 {
             active.push_index(None, self.index.seal());
+            active.set_open_at_end(self.index.open_transactions());
             if let Err(cause) = active.write_index_files(storage.as_ref()) {
                 // The index is a cache; recovery rebuilds a missing one. Remove
                 // whatever an earlier clean close left, so it is not trusted.
                 error!(segment = %active.path.display(), %cause, "could not write the sealed segment's index; it will be rebuilt on open");
-                let (offset_index, time_index) = active.index_paths();
-                let _ = storage.remove_file(&offset_index);
-                let _ = storage.remove_file(&time_index);
+                for path in active.index_paths() {
+                    let _ = storage.remove_file(&path);
+                }
             }
         }
         // Sealed and synced: the cache may close it like any other.
@@ -778,7 +788,7 @@ impl Writer {
         self.reserved_end = 0;
         self.next_offset = base;
         self.dirty = false;
-        self.index = IndexBuilder::new(self.config.index_interval_bytes);
+        self.index = self.index.next_segment();
         self.active_created_ms = self.clock.now_ms();
         self.publish_view();
         self.renew_reserve();
@@ -875,9 +885,8 @@ impl Writer {
         }
         let storage = self.shared.storage.as_ref();
         for segment in removed {
-            let (offset_index, time_index) = segment.index_paths();
-            for path in [&segment.path, &offset_index, &time_index] {
-                remove_if_present(storage, path)?;
+            for path in std::iter::once(segment.path.clone()).chain(segment.index_paths()) {
+                remove_if_present(storage, &path)?;
             }
         }
         if !removed.is_empty() {
@@ -953,6 +962,7 @@ impl Writer {
             return Ok(());
         }
         active.push_index(None, self.index.seal());
+        active.set_open_at_end(self.index.open_transactions());
         let storage = self.storage();
         let marker = self.shared.dir.join(CLEAN_SHUTDOWN_FILE);
         let saved = active

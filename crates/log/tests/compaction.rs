@@ -290,6 +290,15 @@ fn aborted_records_go_and_their_marker_follows_once_its_data_is_gone() {
     fill(&log, 2, 3);
     let served_before = batches_served(&log);
     assert!(served_before.iter().any(|(offset, _, _)| *offset == aborted[0]));
+    let indexed = log.aborted_transactions(0, log.high_watermark());
+    assert_eq!(
+        indexed
+            .iter()
+            .map(|txn| (txn.producer_id, txn.first_offset, txn.last_offset))
+            .collect::<Vec<_>>(),
+        vec![(7, aborted[0], abort_marker)],
+        "the abort is indexed from its transaction's first batch"
+    );
 
     let stats = clean(&log, &compaction(i64::MAX)).expect("clean").expect("due");
     assert!(stats.records_removed >= 2, "{stats:?}");
@@ -315,6 +324,9 @@ fn aborted_records_go_and_their_marker_follows_once_its_data_is_gone() {
     let served = batches_served(&log);
     let at = |offset: u64| served.iter().find(|(at, _, _)| *at == offset);
     assert!(at(abort_marker).is_none(), "the abort marker went: {served:?}");
+    // Its index entry went with it: a reader told of it would drop producer
+    // 7's later committed records, never meeting the marker that ends it.
+    assert_eq!(log.aborted_transactions(0, log.high_watermark()), vec![]);
     assert!(at(commit_marker).is_some(), "its committed record is still there");
     assert!(at(later_marker).is_some(), "producer 7's last batch keeps its epoch");
     assert!(at(committed).is_some() && at(later).is_some());
@@ -322,6 +334,7 @@ fn aborted_records_go_and_their_marker_follows_once_its_data_is_gone() {
     drop(log);
     let log = open(&disk, &clock);
     assert_eq!(batches_served(&log), served);
+    assert_eq!(log.aborted_transactions(0, log.high_watermark()), vec![]);
 }
 
 #[test]

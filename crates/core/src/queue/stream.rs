@@ -235,6 +235,7 @@ mod tests {
             producer_id: 7,
             first_offset: 0,
             last_offset: 3,
+            last_stable_offset: 2,
         };
         let committed = Committed {
             last_stable_offset: 5,

@@ -9,14 +9,9 @@
 //!         value = version i16 (0) | coordinator epoch i32
 //! ```
 
-use bytes::{Bytes, BytesMut};
-use conveyor_log::batch::{self, BatchHeader, attributes};
+use bytes::Bytes;
+use conveyor_log::batch::BatchHeader;
 use conveyor_log::record::{BatchBuilder, Record, decode_records};
-
-/// Offset of the attributes field in a batch header.
-const ATTRIBUTES_AT: usize = 21;
-/// Offset of the CRC-32C field in a batch header.
-const CRC_AT: usize = 17;
 
 /// How a transaction ended in one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,14 +41,9 @@ pub fn control_batch(producer_id: i64, producer_epoch: i16, kind: MarkerKind, co
     let mut value = Vec::with_capacity(6);
     value.extend_from_slice(&0i16.to_be_bytes());
     value.extend_from_slice(&coordinator_epoch.to_be_bytes());
-    let mut builder = BatchBuilder::new(now_ms).producer(producer_id, producer_epoch, -1);
+    let mut builder = BatchBuilder::new(now_ms).producer(producer_id, producer_epoch, -1).control();
     builder.push(Record::new(Some(key), Some(value)));
-    let mut bytes = BytesMut::from(&builder.build()[..]);
-    let flags = attributes::TRANSACTIONAL | attributes::CONTROL;
-    bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&flags.to_be_bytes());
-    let crc = batch::compute_crc(&bytes);
-    bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    bytes.freeze()
+    builder.build()
 }
 
 /// The kind of the marker in `batch_bytes` (one whole control batch), if it is one.
@@ -73,6 +63,7 @@ pub fn marker_kind(header: &BatchHeader, batch_bytes: &[u8]) -> Option<MarkerKin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conveyor_log::batch;
 
     #[test]
     fn a_marker_is_a_valid_transactional_control_batch_of_one_record() {

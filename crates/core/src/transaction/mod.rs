@@ -9,9 +9,10 @@ pub mod marker;
 mod partition_index;
 mod state;
 
+pub use conveyor_log::transaction_index::AbortedTxn as AbortedTransaction;
 pub use coordinator::{Participants, TRANSACTION_TIMEOUT_MS_MAX, TransactionCoordinator};
 pub use marker::MarkerKind;
-pub use partition_index::{AbortedTransaction, PartitionTransactions};
+pub use partition_index::PartitionTransactions;
 pub use state::{PendingOffset, TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
 
 use crate::group::GroupError;

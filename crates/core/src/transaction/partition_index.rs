@@ -1,13 +1,12 @@
-//! One partition's transactions: the open transaction of each producer (its
-//! first offset, which bounds the last stable offset) and the aborted ones
-//! (producer id, first offset, marker offset), which a `read_committed`
-//! fetch returns so clients drop their records. A pure structure kept
-//! under the partition's producer-state lock; rebuilt on start from the
-//! batches of the log's tail. Knows offsets and producer ids, no files.
+//! One partition's open transactions: the first offset of each producer's
+//! transaction with no marker yet, which bounds the last stable offset. A
+//! pure structure kept under the partition's producer-state lock; rebuilt
+//! on start from the batches of the log's tail. The aborted transactions a
+//! `read_committed` fetch returns are the log's, in each segment's
+//! transaction index (`conveyor_log::transaction_index`), not kept here.
+//! Knows offsets and producer ids, no files.
 
-use std::collections::{HashMap, VecDeque};
-
-use super::marker::MarkerKind;
+use std::collections::HashMap;
 
 /// Where a producer's open transaction begins in this partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,24 +18,9 @@ struct OpenTransaction {
     exact: bool,
 }
 
-/// An aborted transaction in this partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AbortedTransaction {
-    pub producer_id: i64,
-    pub first_offset: u64,
-    /// The offset of its ABORT marker.
-    pub last_offset: u64,
-}
-
-/// Aborted transactions remembered per partition; the oldest are forgotten
-/// first (a `read_committed` reader that far behind would see their records).
-const ABORTED_REMEMBERED_MAX: usize = 100_000;
-
 #[derive(Debug, Default)]
 pub struct PartitionTransactions {
     open: HashMap<i64, OpenTransaction>,
-    /// In marker order, so by `last_offset`.
-    aborted: VecDeque<AbortedTransaction>,
 }
 
 impl PartitionTransactions {
@@ -60,26 +44,13 @@ impl PartitionTransactions {
     }
 
     /// The marker ending `producer_id`'s transaction was written at `marker_offset`.
-    pub fn ended(&mut self, producer_id: i64, kind: MarkerKind, marker_offset: u64) {
-        let Some(open) = self.open.get(&producer_id).copied() else {
-            // No data of it here (or from before the rebuilt tail): nothing to hide.
-            return;
-        };
-        if open.first_offset > marker_offset {
-            // A later transaction's data; this marker is not its end.
-            return;
+    /// (Commit or abort alike: the log's transaction index records aborts.)
+    pub fn ended(&mut self, producer_id: i64, marker_offset: u64) {
+        if self.open.get(&producer_id).is_some_and(|open| open.first_offset <= marker_offset) {
+            self.open.remove(&producer_id);
         }
-        self.open.remove(&producer_id);
-        if kind == MarkerKind::Abort {
-            if self.aborted.len() == ABORTED_REMEMBERED_MAX {
-                self.aborted.pop_front();
-            }
-            self.aborted.push_back(AbortedTransaction {
-                producer_id,
-                first_offset: open.first_offset,
-                last_offset: marker_offset,
-            });
-        }
+        // Otherwise: no data of it here, or a later transaction's data that
+        // this marker does not end.
     }
 
     /// Where `producer_id`'s open transaction begins here, if it has one.
@@ -96,23 +67,6 @@ impl PartitionTransactions {
             .min()
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
-
-    /// The aborted transactions with records in `from..to` (Kafka's rule
-    /// for a fetch's `aborted_transactions`).
-    pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
-        self.aborted
-            .iter()
-            .filter(|aborted| aborted.last_offset >= from && aborted.first_offset < to)
-            .copied()
-            .collect()
-    }
-
-    /// Forgets aborted transactions wholly below `log_start_offset`.
-    pub fn forget_below(&mut self, log_start_offset: u64) {
-        while self.aborted.front().is_some_and(|aborted| aborted.last_offset < log_start_offset) {
-            self.aborted.pop_front();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -120,7 +74,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_stable_offset_stops_at_the_oldest_open_transaction_and_aborts_are_listed() {
+    fn the_last_stable_offset_stops_at_the_oldest_open_transaction() {
         let mut transactions = PartitionTransactions::default();
         assert_eq!(transactions.last_stable_offset(10), 10);
         transactions.data_enqueued(1, 10);
@@ -130,28 +84,22 @@ mod tests {
         transactions.data_written(2, 14);
         transactions.data_written(1, 16);
         assert_eq!(transactions.last_stable_offset(20), 12, "the first batch of producer 1");
-        transactions.ended(1, MarkerKind::Commit, 20);
+        transactions.ended(1, 20);
         assert_eq!(transactions.last_stable_offset(21), 14);
-        transactions.ended(2, MarkerKind::Abort, 21);
+        transactions.ended(2, 21);
         assert_eq!(transactions.last_stable_offset(22), 22);
-        let aborted = AbortedTransaction {
-            producer_id: 2,
-            first_offset: 14,
-            last_offset: 21,
-        };
-        assert_eq!(transactions.aborted_between(0, 22), vec![aborted]);
-        assert_eq!(transactions.aborted_between(21, 22), vec![aborted]);
-        assert_eq!(transactions.aborted_between(22, 30), vec![]);
-        assert_eq!(transactions.aborted_between(0, 14), vec![]);
-        transactions.forget_below(22);
-        assert_eq!(transactions.aborted_between(0, 30), vec![]);
     }
 
     #[test]
     fn a_marker_without_data_here_changes_nothing() {
         let mut transactions = PartitionTransactions::default();
-        transactions.ended(5, MarkerKind::Abort, 3);
-        assert_eq!(transactions.aborted_between(0, 10), vec![]);
-        assert_eq!(transactions.last_stable_offset(4), 4);
+        transactions.data_written(5, 7);
+        transactions.data_enqueued(5, 7);
+        transactions.ended(5, 3);
+        assert_eq!(
+            transactions.last_stable_offset(9),
+            7,
+            "a marker before its data ends an earlier transaction"
+        );
     }
 }
