@@ -692,3 +692,30 @@ fn a_fourth_node_joins_and_one_leaves_while_a_producer_goes_on_without_downtime(
     writeln!(client.stdin.as_mut().expect("stdin"), "done").expect("tell the script");
     expect_script_ok(&mut client, lines);
 }
+
+#[test]
+fn a_consumer_group_resumes_from_its_committed_offsets_after_the_coordinator_is_killed() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let mut client = spawn_script(
+        cluster.node(1),
+        "kafka/cluster_group_failover_confluent.py",
+        &[&bootstrap, "group-failover", "resuming-readers"],
+    );
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    if first != "committed" {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!("expected `committed` first, got {first:?}");
+    }
+    // The metadata leader coordinates every group: it dies with the
+    // group's offsets committed.
+    let coordinator = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
+    cluster.kill(coordinator);
+    let survivor = *cluster.running().first().expect("a survivor");
+    let address = cluster.node(survivor).kafka_addr.to_string();
+    writeln!(client.stdin.as_mut().expect("stdin"), "killed {address}").expect("tell the script");
+    expect_script_ok(&mut client, lines);
+}

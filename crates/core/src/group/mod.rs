@@ -2,6 +2,7 @@
 //! committed offsets (a log of their own). Front doors translate to it.
 
 mod consumer_protocol;
+mod coordination;
 mod coordinator;
 mod membership;
 mod offsets;
@@ -14,4 +15,5 @@ pub use coordinator::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupError, GroupState, GroupType, JoinRequest, JoinResult, MemberDescription,
     OffsetCommit,
 };
-pub use offsets::{CommittedOffset, OffsetStore};
+pub use coordination::{Coordination, Coordinator};
+pub use offsets::{CommittedOffset, CommittedOffsets, OffsetChange, OffsetKey, OffsetStore};
