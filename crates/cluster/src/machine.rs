@@ -1,7 +1,7 @@
 //! The metadata group's state machine: applies each committed
 //! [`Command`] on every node — catalog events with the catalog's own
 //! `StateMachine::apply`, door addresses into the member table, consumer
-//! groups' committed offsets with theirs — and
+//! groups' committed offsets and the transactions' state with theirs — and
 //! snapshots as the catalog's snapshot, kept in `<data>/cluster/snapshot.json`
 //! (written atomically). Knows openraft's state-machine contract and the
 //! catalog; nothing of the broker's open objects: whoever needs to act on
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use conveyor_core::catalog::{CatalogState, Event};
 use conveyor_core::group::CommittedOffsets;
 use conveyor_core::journal::StateMachine;
+use conveyor_core::transaction::Transactions;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
@@ -46,6 +47,9 @@ pub struct MachineData {
     /// Consumer groups' committed offsets (`Command::Offsets`).
     #[serde(default)]
     pub offsets: CommittedOffsets,
+    /// The transaction coordinator's state (`Command::Transaction`).
+    #[serde(default)]
+    pub transactions: Transactions,
 }
 
 /// The snapshot file: the data and the metadata openraft keeps with it.
@@ -220,6 +224,7 @@ impl RaftStateMachine<TypeConfig> for CatalogMachine {
                 EntryPayload::Normal(Command::Offsets { changes }) => {
                     changes.iter().for_each(|change| data.offsets.apply(change));
                 }
+                EntryPayload::Normal(Command::Transaction { change }) => data.transactions.apply(&change),
                 // Partition groups' entries never reach the metadata group.
                 EntryPayload::Normal(Command::Append { .. }) => {}
             }

@@ -8,7 +8,7 @@ use conveyor_core::append_condition::AppendCondition;
 use conveyor_core::catalog::Event;
 use conveyor_core::group::OffsetChange;
 use conveyor_core::partition_write::PartitionWrite;
-use conveyor_core::transaction::MarkerKind;
+use conveyor_core::transaction::{MarkerKind, TransactionChange};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Doors;
@@ -41,6 +41,9 @@ pub enum Command {
     /// coordinates groups): every node holds them, so a new leader of the
     /// metadata group serves the same offsets.
     Offsets { changes: Vec<OffsetChange> },
+    /// One transactional id's new coordinator state (by the node that
+    /// coordinates transactions): a new leader finishes what it decided.
+    Transaction { change: TransactionChange },
     /// A write to a partition's log (a partition group's entries): every
     /// replica applies it in log order, so each gets the offsets the
     /// leader's log gives it. Record `batches` with the `conditions` they

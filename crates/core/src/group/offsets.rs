@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use super::coordination::Coordination;
+use super::coordination::{Coordination, read_through};
 use crate::error::{CoreError, Result};
 use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
 
@@ -172,17 +172,10 @@ impl OffsetStore {
     /// Reads the committed offsets: the metadata group's on a cluster
     /// node, else this store's.
     fn read<T: Default>(&self, read: impl FnOnce(&CommittedOffsets) -> T) -> T {
-        let Some(replication) = self.replication.get() else {
-            return read(&self.state.lock());
-        };
-        let mut read = Some(read);
-        let mut answer = T::default();
-        replication.read_offsets(&mut |offsets| {
-            if let Some(read) = read.take() {
-                answer = read(offsets);
-            }
-        });
-        answer
+        match self.replication.get() {
+            Some(replication) => read_through(|reader| replication.read_offsets(reader), read),
+            None => read(&self.state.lock()),
+        }
     }
 
     /// Durably sets (`Some`) or deletes (`None`) offsets. The in-memory view

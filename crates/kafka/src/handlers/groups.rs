@@ -35,11 +35,17 @@ fn group_denied(context: &Context, connection: &ConnectionInfo, group: &str, ope
 /// metadata leader), COORDINATOR_NOT_AVAILABLE while none is known: both
 /// make clients find the coordinator again (librdkafka's
 /// `rd_kafka_err_action` refreshes it on either).
+/// Transactional ids are coordinated by the same node.
 pub async fn coordinator_refusal(context: &Context) -> Option<i16> {
+    coordinator_error(context).await.map(|error| error.code())
+}
+
+/// [`coordinator_refusal`] as the error itself.
+pub async fn coordinator_error(context: &Context) -> Option<ResponseError> {
     match context.broker.groups().coordinator().await {
         Coordinator::Here => None,
-        Coordinator::Elsewhere(_) => Some(ResponseError::NotCoordinator.code()),
-        Coordinator::Unknown => Some(ResponseError::CoordinatorNotAvailable.code()),
+        Coordinator::Elsewhere(_) => Some(ResponseError::NotCoordinator),
+        Coordinator::Unknown => Some(ResponseError::CoordinatorNotAvailable),
     }
 }
 

@@ -262,7 +262,9 @@ pub async fn fetch(context: &Context, connection: &ConnectionInfo, request: Offs
                                 .with_error_code(code)
                         })
                         .collect();
-                    OffsetFetchResponseTopic::default().with_name(topic.name).with_partitions(partitions)
+                    OffsetFetchResponseTopic::default()
+                        .with_name(topic.name)
+                        .with_partitions(partitions)
                 })
                 .collect();
         }
