@@ -40,12 +40,7 @@ impl Coordination for ClusterNode {
     }
 
     fn propose_offsets(&self, changes: Vec<OffsetChange>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move {
-            self.propose_command(Command::Offsets { changes })
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
-        })
+        Box::pin(self.propose_coordinated(Command::Offsets { changes }))
     }
 
     fn read_offsets(&self, read: &mut dyn FnMut(&CommittedOffsets)) {
@@ -53,15 +48,17 @@ impl Coordination for ClusterNode {
     }
 
     fn propose_transaction(&self, change: TransactionChange) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move {
-            self.propose_command(Command::Transaction { change })
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
-        })
+        Box::pin(self.propose_coordinated(Command::Transaction { change }))
     }
 
     fn read_transactions(&self, read: &mut dyn FnMut(&Transactions)) {
         self.machine().with_data(|data| read(&data.transactions));
+    }
+}
+
+impl ClusterNode {
+    /// Writes a coordinator's `command` through the metadata group.
+    async fn propose_coordinated(&self, command: Command) -> Result<(), String> {
+        self.propose_command(command).await.map(|_| ()).map_err(|error| error.to_string())
     }
 }

@@ -210,6 +210,16 @@ fn kafka_ready(cluster: &ClusterNodes) -> String {
         .join(",")
 }
 
+/// Reads the script's first line and checks it is `expected`.
+fn first_line_is(client: &mut std::process::Child, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>, expected: &str) {
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    if first != expected {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!("expected `{expected}` first, got {first:?}");
+    }
+}
+
 /// Reads the script's first line, `leader N`, and answers N.
 fn leader_line(client: &mut std::process::Child, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>) -> usize {
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
@@ -709,12 +719,7 @@ fn a_consumer_group_resumes_from_its_committed_offsets_after_the_coordinator_is_
     );
     let stdout = client.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    if first != "committed" {
-        let _ = client.kill();
-        let _ = client.wait();
-        panic!("expected `committed` first, got {first:?}");
-    }
+    first_line_is(&mut client, &mut lines, "committed");
     // The metadata leader coordinates every group: it dies with the
     // group's offsets committed.
     let coordinator = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
@@ -736,12 +741,7 @@ fn a_transaction_in_flight_ends_through_the_next_coordinator_after_the_coordinat
     );
     let stdout = client.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    if first != "open" {
-        let _ = client.kill();
-        let _ = client.wait();
-        panic!("expected `open` first, got {first:?}");
-    }
+    first_line_is(&mut client, &mut lines, "open");
     // The metadata leader coordinates every transactional id: it dies
     // with one transaction committed and the next one open.
     let coordinator = leader_of(cluster.node(1)).expect("a metadata leader") as usize;

@@ -16,12 +16,11 @@ consumer reads every committed record exactly once, in order, and no
 record of an aborted transaction. Prints `second committed` or `second
 aborted`, then `ok`."""
 import sys
-import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, unique, wait_for
+from common import check, read_committed_values, unique, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 FIRST, SECOND, THIRD = 50, 30, 20
@@ -101,16 +100,6 @@ consumer = Consumer(
     }
 )
 consumer.assign([TopicPartition(TOPIC, 0, 0)])
-seen = []
-deadline = time.monotonic() + WAIT_SECONDS
-while len(seen) < len(expected) and time.monotonic() < deadline:
-    message = consumer.poll(1.0)
-    if message is None or message.error() is not None:
-        continue
-    seen.append(message.value().decode())
-# Anything after the last committed record would be a leak.
-extra = consumer.poll(2.0)
-check(extra is None or extra.error() is not None, f"nothing after the committed records: {extra and extra.value()}")
-check(seen == expected, f"every committed record once, in order, none aborted: {seen[:3]}... ({len(seen)} of {len(expected)})")
+read_committed_values(consumer, expected, WAIT_SECONDS)
 consumer.close()
 print("ok", flush=True)
