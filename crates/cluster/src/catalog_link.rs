@@ -33,7 +33,8 @@ impl Replication for ClusterNode {
 }
 
 /// Makes `broker` propose through `node` and apply what the group
-/// commits, until `shutdown`. Call before the doors serve.
+/// commits, until `shutdown`, and coordinate groups and transactions with
+/// it (offsets and the transactions' state in the metadata group). Call before the doors serve.
 ///
 /// The broker's Kafka partitions are replicated through the node's
 /// partition groups too: each group learns of its topic from the catalog
@@ -41,6 +42,9 @@ impl Replication for ClusterNode {
 /// partition is taken for a local one.
 pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
     broker.replicate_through(Arc::clone(node) as Arc<dyn Replication>);
+    let coordination = Arc::clone(node) as Arc<dyn conveyor_core::group::Coordination>;
+    broker.groups().coordinate_through(Arc::clone(&coordination));
+    broker.transactions().replicate_through(coordination);
     let groups = Arc::clone(node.partition_groups());
     let applied_now = node.applied();
     groups.note_catalog(&applied_now.catalog, &applied_now.topic_voters);

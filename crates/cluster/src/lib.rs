@@ -5,13 +5,16 @@
 //! over TCP on their cluster addresses (one pool of connections per peer
 //! for every group), forward catalog changes to the leader, report the
 //! groups' state (every partition's as its leader reports it), set the
-//! cluster's one Kafka cluster id, and add and remove members. Knows the catalog's events and the broker's
+//! cluster's one Kafka cluster id, keep consumer groups' committed
+//! offsets in the metadata group (its leader coordinates groups), and add
+//! and remove members. Knows the catalog's events and the broker's
 //! partitions; nothing of the front doors' wire formats.
 
 pub mod catalog_link;
 pub mod cluster_identity;
 pub mod config;
 pub mod error;
+pub mod group_coordination;
 pub mod group_status;
 pub mod log_state;
 pub mod log_store;

@@ -1,6 +1,7 @@
 //! The metadata group's state machine: applies each committed
 //! [`Command`] on every node — catalog events with the catalog's own
-//! `StateMachine::apply`, door addresses into the member table — and
+//! `StateMachine::apply`, door addresses into the member table, consumer
+//! groups' committed offsets and the transactions' state with theirs — and
 //! snapshots as the catalog's snapshot, kept in `<data>/cluster/snapshot.json`
 //! (written atomically). Knows openraft's state-machine contract and the
 //! catalog; nothing of the broker's open objects: whoever needs to act on
@@ -12,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use conveyor_core::catalog::{CatalogState, Event};
+use conveyor_core::group::CommittedOffsets;
 use conveyor_core::journal::StateMachine;
+use conveyor_core::transaction::Transactions;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
@@ -41,6 +44,12 @@ pub struct MachineData {
     /// same on every node whatever the membership became since.
     #[serde(default)]
     pub topic_voters: BTreeMap<uuid::Uuid, Vec<NodeId>>,
+    /// Consumer groups' committed offsets (`Command::Offsets`).
+    #[serde(default)]
+    pub offsets: CommittedOffsets,
+    /// The transaction coordinator's state (`Command::Transaction`).
+    #[serde(default)]
+    pub transactions: Transactions,
 }
 
 /// The snapshot file: the data and the metadata openraft keeps with it.
@@ -212,6 +221,10 @@ impl RaftStateMachine<TypeConfig> for CatalogMachine {
                 EntryPayload::Normal(Command::Advertise { node_id, doors }) => {
                     data.doors.insert(node_id, doors);
                 }
+                EntryPayload::Normal(Command::Offsets { changes }) => {
+                    changes.iter().for_each(|change| data.offsets.apply(change));
+                }
+                EntryPayload::Normal(Command::Transaction { change }) => data.transactions.apply(&change),
                 // Partition groups' entries never reach the metadata group.
                 EntryPayload::Normal(Command::Append { .. }) => {}
             }

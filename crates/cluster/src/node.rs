@@ -192,7 +192,7 @@ impl ClusterNode {
     /// else the leader's over the cluster connection; tries again while no
     /// leader is known, up to [`PROPOSE_TIMEOUT`]. Answers once the entry
     /// is applied here too.
-    async fn propose_command(&self, command: Command) -> Result<Outcome, ClusterError> {
+    pub(crate) async fn propose_command(&self, command: Command) -> Result<Outcome, ClusterError> {
         let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
         let mut last_reason = String::from("no leader yet");
         while tokio::time::Instant::now() < deadline {
@@ -238,6 +238,11 @@ impl ClusterNode {
     pub fn status(&self) -> ClusterStatus {
         let metrics = self.raft.metrics().borrow().clone();
         self.machine.with_data(|data| ClusterStatus::of(&metrics, &data.doors))
+    }
+
+    /// The metadata group's state machine.
+    pub(crate) fn machine(&self) -> &CatalogMachine {
+        &self.machine
     }
 
     /// The metadata group's Raft.

@@ -6,8 +6,9 @@ use std::io::Cursor;
 
 use conveyor_core::append_condition::AppendCondition;
 use conveyor_core::catalog::Event;
+use conveyor_core::group::OffsetChange;
 use conveyor_core::partition_write::PartitionWrite;
-use conveyor_core::transaction::MarkerKind;
+use conveyor_core::transaction::{MarkerKind, TransactionChange};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Doors;
@@ -36,6 +37,13 @@ pub enum Command {
     /// A node's door addresses, so every node can tell clients where the
     /// others are.
     Advertise { node_id: NodeId, doors: Doors },
+    /// Consumer groups' committed offsets set or deleted (by the node that
+    /// coordinates groups): every node holds them, so a new leader of the
+    /// metadata group serves the same offsets.
+    Offsets { changes: Vec<OffsetChange> },
+    /// One transactional id's new coordinator state (by the node that
+    /// coordinates transactions): a new leader finishes what it decided.
+    Transaction { change: TransactionChange },
     /// A write to a partition's log (a partition group's entries): every
     /// replica applies it in log order, so each gets the offsets the
     /// leader's log gives it. Record `batches` with the `conditions` they

@@ -20,7 +20,12 @@
 //! cluster status` and `/metrics`. A fourth node joins (`conveyor cluster
 //! add`) and one of the first three leaves (`conveyor cluster remove`)
 //! while a confluent-kafka producer goes on without a failed record or a
-//! pause. Every wait is a bounded poll;
+//! pause. The metadata leader coordinates every consumer group and
+//! transactional id, whose state is in the metadata group: when it is
+//! SIGKILLed a consumer of the group resumes, through a survivor, exactly
+//! at the committed offsets, and a transaction in flight ends through the
+//! next coordinator (a read_committed consumer sees each committed record
+//! once and nothing aborted). Every wait is a bounded poll;
 //! every process is stopped by its PID.
 
 mod support;
@@ -203,6 +208,16 @@ fn kafka_ready(cluster: &ClusterNodes) -> String {
         .map(|id| cluster.node(id).kafka_addr.to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Reads the script's first line and checks it is `expected`.
+fn first_line_is(client: &mut std::process::Child, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>, expected: &str) {
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    if first != expected {
+        let _ = client.kill();
+        let _ = client.wait();
+        panic!("expected `{expected}` first, got {first:?}");
+    }
 }
 
 /// Reads the script's first line, `leader N`, and answers N.
@@ -690,5 +705,47 @@ fn a_fourth_node_joins_and_one_leaves_while_a_producer_goes_on_without_downtime(
     cluster.kill(leaving);
 
     writeln!(client.stdin.as_mut().expect("stdin"), "done").expect("tell the script");
+    expect_script_ok(&mut client, lines);
+}
+
+#[test]
+fn a_consumer_group_resumes_from_its_committed_offsets_after_the_coordinator_is_killed() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let mut client = spawn_script(
+        cluster.node(1),
+        "kafka/cluster_group_failover_confluent.py",
+        &[&bootstrap, "group-failover", "resuming-readers"],
+    );
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    first_line_is(&mut client, &mut lines, "committed");
+    // The metadata leader coordinates every group: it dies with the
+    // group's offsets committed.
+    let coordinator = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
+    cluster.kill(coordinator);
+    let survivor = *cluster.running().first().expect("a survivor");
+    let address = cluster.node(survivor).kafka_addr.to_string();
+    writeln!(client.stdin.as_mut().expect("stdin"), "killed {address}").expect("tell the script");
+    expect_script_ok(&mut client, lines);
+}
+
+#[test]
+fn a_transaction_in_flight_ends_through_the_next_coordinator_after_the_coordinator_is_killed() {
+    let mut cluster = ClusterNodes::start(3);
+    let bootstrap = kafka_ready(&cluster);
+    let mut client = spawn_script(
+        cluster.node(1),
+        "kafka/cluster_txn_coordinator_failover_confluent.py",
+        &[&bootstrap, "coordinator-failover"],
+    );
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    first_line_is(&mut client, &mut lines, "open");
+    // The metadata leader coordinates every transactional id: it dies
+    // with one transaction committed and the next one open.
+    let coordinator = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
+    cluster.kill(coordinator);
+    writeln!(client.stdin.as_mut().expect("stdin"), "killed").expect("tell the script");
     expect_script_ok(&mut client, lines);
 }

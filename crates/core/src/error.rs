@@ -29,6 +29,10 @@ pub enum CoreError {
     /// or its answer was lost on the way.
     #[error("the partition's leader did not take the write: {0}")]
     Replication(String),
+    /// A commit of group offsets did not reach the cluster's metadata
+    /// group (its leader changed or is unknown); nothing is known stored.
+    #[error("the group coordinator's write did not commit: {0}")]
+    Coordination(String),
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("topic {0:?} does not exist")]

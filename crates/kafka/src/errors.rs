@@ -15,6 +15,8 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Kafka's answer to acks=all below min.insync.replicas (retriable).
         CoreError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         CoreError::Replication(_) => ResponseError::UnknownServerError,
+        // Retriable: the client finds the coordinator again.
+        CoreError::Coordination(_) => ResponseError::NotCoordinator,
         CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
         CoreError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
         CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

@@ -13,12 +13,11 @@ none of the aborted ones, and the last stable offset (the high watermark a
 read_committed consumer is told) is past the last marker: 103 (100 records
 and three markers). Prints `ok`."""
 import sys
-import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, unique, wait_for
+from common import check, read_committed_values, unique, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 WAIT_SECONDS = 60
@@ -85,17 +84,7 @@ consumer = Consumer(
 partition = TopicPartition(TOPIC, 0, 0)
 consumer.assign([partition])
 expected = [f"first-{index}" for index in range(COMMITTED_FIRST)] + [f"last-{index}" for index in range(COMMITTED_LAST)]
-seen = []
-deadline = time.monotonic() + WAIT_SECONDS
-while len(seen) < len(expected) and time.monotonic() < deadline:
-    message = consumer.poll(1.0)
-    if message is None or message.error() is not None:
-        continue
-    seen.append(message.value().decode())
-# Anything after the last committed record would be a leak.
-extra = consumer.poll(2.0)
-check(extra is None or extra.error() is not None, f"nothing after the committed records: {extra and extra.value()}")
-check(seen == expected, f"exactly the committed records, in order: {seen[:5]}... ({len(seen)})")
+read_committed_values(consumer, expected, WAIT_SECONDS)
 
 
 def stable_end():

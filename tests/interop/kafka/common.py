@@ -109,6 +109,25 @@ def read_partitions(bootstrap, topic, partitions, seconds=60):
         reader.close()
 
 
+def read_committed_values(consumer, expected, seconds=60):
+    """Reads values with the assigned read_committed `consumer` until it
+    has as many as `expected`, then checks that nothing follows (a record
+    past the last committed one would be a leak) and that they are
+    `expected`, in order."""
+    import time
+
+    seen = []
+    deadline = time.monotonic() + seconds
+    while len(seen) < len(expected) and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is None or message.error() is not None:
+            continue
+        seen.append(message.value().decode())
+    extra = consumer.poll(2.0)
+    check(extra is None or extra.error() is not None, f"nothing after the committed records: {extra and extra.value()}")
+    check(seen == expected, f"exactly the committed records, once, in order: {seen[:5]}... ({len(seen)} of {len(expected)})")
+
+
 class Deliveries:
     """A producer's delivery reports: `acked` maps each acknowledged value's
     text to its (partition, offset), `acked_at` holds the monotonic time of

@@ -202,16 +202,20 @@ impl Broker {
         let verified = self
             .transactions
             .verify_partitions(transactional_id, producer_id, producer_epoch, &[(topic.to_owned(), partition)]);
+        // On a cluster node that does not coordinate transactions (the
+        // metadata leader does) the coordinator's state arrives a moment
+        // after the coordinator committed it, and a produce may follow
+        // AddPartitionsToTxn sooner: such a node cannot tell, so it takes
+        // the batch as a broker before KIP-890 did; the coordinator still
+        // ends the transaction with its markers here.
+        let lagging = self
+            .partition_replication()
+            .is_some_and(|replication| replication.controller() != Some(replication.node_id()));
         let added = match verified {
-            // On a cluster node the producer's coordinator may be another
-            // node (coordinators are not replicated yet): this one cannot
-            // tell, so the partition takes the batch as a single node
-            // before KIP-890 did; the coordinator still ends the
-            // transaction with its markers here.
-            Err(TransactionError::InvalidProducerIdMapping { .. }) if self.partition_replication().is_some() => return Ok(()),
+            Err(_) if lagging => return Ok(()),
             verified => verified?,
         };
-        if added.first() == Some(&true) {
+        if added.first() == Some(&true) || lagging {
             return Ok(());
         }
         Err(TransactionError::InvalidTxnState {
@@ -270,14 +274,22 @@ impl Broker {
             .await
     }
 
-    /// Finishes transactions decided before a restart and aborts those open
-    /// past their timeout, every `TRANSACTION_TIMER_INTERVAL`, until `shutdown`.
+    /// Finishes transactions decided before a restart (or a failover) and
+    /// aborts those open past their timeout, every
+    /// `TRANSACTION_TIMER_INTERVAL`, until `shutdown`.
     pub async fn run_transaction_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut interval = tokio::time::interval(TRANSACTION_TIMER_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = interval.tick() => {
+                    // On a cluster only the coordinator (the metadata
+                    // leader) finishes and aborts: a new one finishes what
+                    // the last one decided (Kafka's coordinator does so
+                    // when it loads its partition of __transaction_state).
+                    if self.groups.coordinator().await != crate::group::Coordinator::Here {
+                        continue;
+                    }
                     let participants = PartitionMarkers { broker: &self };
                     self.transactions.complete_prepared(&participants).await;
                     self.transactions.abort_expired(&participants).await;

@@ -2,6 +2,7 @@
 //! committed offsets (a log of their own). Front doors translate to it.
 
 mod consumer_protocol;
+pub(crate) mod coordination;
 mod coordinator;
 mod membership;
 mod offsets;
@@ -10,8 +11,9 @@ pub use consumer_protocol::{
     Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerHeartbeat, ConsumerMemberDescription, HeartbeatReply,
     SubscribedRegex, TopicLookup, TopicShape,
 };
+pub use coordination::{Coordination, Coordinator};
 pub use coordinator::{
     GroupConfig, GroupCoordinator, GroupDescription, GroupError, GroupState, GroupType, JoinRequest, JoinResult, MemberDescription,
     OffsetCommit,
 };
-pub use offsets::{CommittedOffset, OffsetStore};
+pub use offsets::{CommittedOffset, CommittedOffsets, OffsetChange, OffsetKey, OffsetStore};

@@ -2,12 +2,14 @@
 //! `<data>/groups/offsets/`: each commit is a batch of records keyed by
 //! group, topic and partition whose JSON value is the committed offset (or
 //! none for a deletion); replay keeps the last value per key, from the
-//! latest snapshot on. Knows offsets and their durability, nothing of
-//! membership.
+//! latest snapshot on. On a cluster node the offsets are the metadata
+//! group's instead (`coordination.rs`): a commit is proposed there and
+//! reads see what this node applied. Knows offsets and their durability,
+//! nothing of membership.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use conveyor_log::Durability;
 use conveyor_log::clock::Clock;
@@ -16,7 +18,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::error::Result;
+use super::coordination::{Coordination, read_through};
+use crate::error::{CoreError, Result};
 use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
 
 /// Write a snapshot after this many records, so replay stays bounded.
@@ -36,14 +39,16 @@ pub type OffsetKey = (String, String, u32);
 
 /// One record of the offsets journal: `key` is now committed at `value`,
 /// or has no committed offset any more (`None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetChange {
     pub key: OffsetKey,
     pub value: Option<CommittedOffset>,
 }
 
-/// Every committed offset: the replay of the changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every committed offset: the replay of the changes. Serialized as its
+/// snapshot (a JSON object cannot have tuple keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "OffsetsSnapshot", into = "OffsetsSnapshot")]
 pub struct CommittedOffsets {
     offsets: BTreeMap<OffsetKey, CommittedOffset>,
 }
@@ -53,6 +58,18 @@ pub struct CommittedOffsets {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OffsetsSnapshot {
     entries: Vec<(OffsetKey, CommittedOffset)>,
+}
+
+impl From<OffsetsSnapshot> for CommittedOffsets {
+    fn from(snapshot: OffsetsSnapshot) -> CommittedOffsets {
+        <CommittedOffsets as StateMachine>::restore(snapshot)
+    }
+}
+
+impl From<CommittedOffsets> for OffsetsSnapshot {
+    fn from(offsets: CommittedOffsets) -> OffsetsSnapshot {
+        offsets.snapshot()
+    }
 }
 
 impl StateMachine for CommittedOffsets {
@@ -107,6 +124,9 @@ pub struct OffsetStore {
     /// Taken while a commit is enqueued on the journal and applied, so the
     /// in-memory order is the journal's order. Never held across an await.
     state: Mutex<CommittedOffsets>,
+    /// On a cluster node: where offsets are kept instead of `journal` and
+    /// `state`.
+    replication: OnceLock<Arc<dyn Coordination>>,
 }
 
 impl OffsetStore {
@@ -134,7 +154,28 @@ impl OffsetStore {
         Ok(OffsetStore {
             journal: Arc::new(journal),
             state: Mutex::new(replayed.state),
+            replication: OnceLock::new(),
         })
+    }
+
+    /// Keeps offsets in the cluster's metadata group from now on. Call
+    /// before the doors serve; a second call changes nothing.
+    pub fn replicate_through(&self, replication: Arc<dyn Coordination>) {
+        let _ = self.replication.set(replication);
+    }
+
+    /// Where groups are coordinated on a cluster node, if this is one.
+    pub fn replication(&self) -> Option<&Arc<dyn Coordination>> {
+        self.replication.get()
+    }
+
+    /// Reads the committed offsets: the metadata group's on a cluster
+    /// node, else this store's.
+    fn read<T: Default>(&self, read: impl FnOnce(&CommittedOffsets) -> T) -> T {
+        match self.replication.get() {
+            Some(replication) => read_through(|reader| replication.read_offsets(reader), read),
+            None => read(&self.state.lock()),
+        }
     }
 
     /// Durably sets (`Some`) or deletes (`None`) offsets. The in-memory view
@@ -145,6 +186,9 @@ impl OffsetStore {
             return Ok(());
         }
         let changes: Vec<OffsetChange> = changes.into_iter().map(|(key, value)| OffsetChange { key, value }).collect();
+        if let Some(replication) = self.replication.get() {
+            return replication.propose_offsets(changes).await.map_err(CoreError::Coordination);
+        }
         let appended = {
             let mut state = self.state.lock();
             let appended = self.journal.append(&changes)?;
@@ -157,29 +201,25 @@ impl OffsetStore {
     }
 
     pub fn get(&self, group: &str, topic: &str, partition: u32) -> Option<CommittedOffset> {
-        self.state
-            .lock()
-            .offsets
-            .get(&(group.to_owned(), topic.to_owned(), partition))
-            .cloned()
+        self.read(|state| state.offsets.get(&(group.to_owned(), topic.to_owned(), partition)).cloned())
     }
 
     /// Every committed offset of `group`, by topic and partition.
     pub fn of_group(&self, group: &str) -> Vec<(String, u32, CommittedOffset)> {
-        let state = self.state.lock();
         let from = (group.to_owned(), String::new(), 0);
-        state
-            .offsets
-            .range(from..)
-            .take_while(|((owner, _, _), _)| owner == group)
-            .map(|((_, topic, partition), committed)| (topic.clone(), *partition, committed.clone()))
-            .collect()
+        self.read(|state| {
+            state
+                .offsets
+                .range(from..)
+                .take_while(|((owner, _, _), _)| owner == group)
+                .map(|((_, topic, partition), committed)| (topic.clone(), *partition, committed.clone()))
+                .collect()
+        })
     }
 
     /// Groups that have at least one committed offset.
     pub fn groups(&self) -> Vec<String> {
-        let state = self.state.lock();
-        let mut groups: Vec<String> = state.offsets.keys().map(|(group, _, _)| group.clone()).collect();
+        let mut groups: Vec<String> = self.read(|state| state.offsets.keys().map(|(group, _, _)| group.clone()).collect());
         groups.dedup();
         groups
     }

@@ -6,13 +6,16 @@
 //! crash between them is finished after a restart, never half-visible.
 //! Knows transactional ids, partitions and groups by name; writing a marker
 //! into a partition and committing a group's offsets is the
-//! [`Participants`]' job (the broker's).
+//! [`Participants`]' job (the broker's). On a cluster node the state is
+//! the metadata group's instead of the journal's (`group/coordination.rs`):
+//! each change is proposed there, so a new leader finishes what the last
+//! one decided.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use conveyor_log::Durability;
 use conveyor_log::clock::Clock;
@@ -22,6 +25,8 @@ use tracing::{info, warn};
 use super::TransactionError;
 use super::marker::MarkerKind;
 use super::state::{PendingOffset, TopicPartition, TransactionChange, TransactionMetadata, TransactionStatus, Transactions};
+use crate::group::Coordination;
+use crate::group::coordination::read_through;
 use crate::journal::{JournalConfig, Journaled, StateMachine};
 
 /// Kafka's default `transaction.max.timeout.ms`: the longest
@@ -66,6 +71,9 @@ pub struct TransactionCoordinator {
     /// Lock order: before `state`.
     operations: tokio::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
+    /// On a cluster node: where the state is kept instead of `journal`
+    /// and `state`.
+    replication: OnceLock<Arc<dyn Coordination>>,
 }
 
 impl TransactionCoordinator {
@@ -88,32 +96,45 @@ impl TransactionCoordinator {
             state: Mutex::new(replayed.state),
             operations: tokio::sync::Mutex::new(()),
             clock,
+            replication: OnceLock::new(),
         })
+    }
+
+    /// Keeps the state in the cluster's metadata group from now on. Call
+    /// before the doors serve; a second call changes nothing.
+    pub fn replicate_through(&self, replication: Arc<dyn Coordination>) {
+        let _ = self.replication.set(replication);
+    }
+
+    /// Reads the state: the metadata group's on a cluster node, else this
+    /// coordinator's.
+    fn read<T: Default>(&self, read: impl FnOnce(&Transactions) -> T) -> T {
+        match self.replication.get() {
+            Some(replication) => read_through(|reader| replication.read_transactions(reader), read),
+            None => read(&self.state.lock()),
+        }
     }
 
     /// The metadata of one transactional id.
     pub fn get(&self, transactional_id: &str) -> Option<TransactionMetadata> {
-        self.state.lock().get(transactional_id).cloned()
+        self.read(|state| state.get(transactional_id).cloned())
     }
 
     /// Every transactional id and its metadata.
     pub fn list(&self) -> Vec<(String, TransactionMetadata)> {
-        self.state
-            .lock()
-            .iter()
-            .map(|(id, metadata)| (id.clone(), metadata.clone()))
-            .collect()
+        self.read(|state| state.iter().map(|(id, metadata)| (id.clone(), metadata.clone())).collect())
     }
 
     /// The partitions of `group` with an offset pending in a transaction
     /// that has not completed (OffsetFetch's `require_stable` answers them
     /// UNSTABLE_OFFSET_COMMIT until it does).
     pub fn pending_offset_partitions(&self, group: &str) -> std::collections::BTreeSet<TopicPartition> {
-        self.state
-            .lock()
-            .pending_offsets_of(group)
-            .map(|pending| (pending.topic.clone(), pending.partition))
-            .collect()
+        self.read(|state| {
+            state
+                .pending_offsets_of(group)
+                .map(|pending| (pending.topic.clone(), pending.partition))
+                .collect()
+        })
     }
 
     /// ListTransactions: the transactional ids in one of `states` (Kafka's
@@ -497,6 +518,9 @@ impl TransactionCoordinator {
             transactional_id: transactional_id.to_owned(),
             metadata,
         };
+        if let Some(replication) = self.replication.get() {
+            return replication.propose_transaction(change).await.map_err(TransactionError::Storage);
+        }
         let appended = {
             let mut state = self.state.lock();
             let appended = self.journal.append(std::slice::from_ref(&change))?;

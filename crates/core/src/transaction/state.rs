@@ -97,14 +97,16 @@ pub struct PendingOffset {
 }
 
 /// One event: `transactional_id` now has `metadata` (`None`: forgotten).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransactionChange {
     pub transactional_id: String,
     pub metadata: Option<TransactionMetadata>,
 }
 
 /// Every transactional id's metadata: the replay of the changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Serialized as its snapshot (the index by group is derived).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TransactionsSnapshot", into = "TransactionsSnapshot")]
 pub struct Transactions {
     by_id: BTreeMap<String, TransactionMetadata>,
     /// The transactional ids with offsets pending for each group, derived
@@ -117,6 +119,18 @@ pub struct Transactions {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TransactionsSnapshot {
     transactions: Vec<(String, TransactionMetadata)>,
+}
+
+impl From<TransactionsSnapshot> for Transactions {
+    fn from(snapshot: TransactionsSnapshot) -> Transactions {
+        <Transactions as StateMachine>::restore(snapshot)
+    }
+}
+
+impl From<Transactions> for TransactionsSnapshot {
+    fn from(transactions: Transactions) -> TransactionsSnapshot {
+        transactions.snapshot()
+    }
 }
 
 impl Transactions {

@@ -177,6 +177,7 @@ impl From<CoreError> for ApiError {
             | CoreError::NotLeader { .. }
             | CoreError::NotEnoughReplicas { .. }
             | CoreError::Replication(_)
+            | CoreError::Coordination(_)
             | CoreError::Queue(QueueError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::OutOfOrderSequence { .. } | CoreError::InvalidProducerEpoch { .. } | CoreError::DuplicateSequence => {
                 StatusCode::CONFLICT

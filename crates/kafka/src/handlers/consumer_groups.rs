@@ -20,7 +20,7 @@ use crate::Context;
 use crate::connection::ConnectionInfo;
 use crate::errors::consumer_group_error;
 
-pub fn heartbeat(
+pub async fn heartbeat(
     context: &Context,
     connection: &ConnectionInfo,
     client_id: String,
@@ -29,6 +29,9 @@ pub fn heartbeat(
 ) -> ConsumerGroupHeartbeatResponse {
     if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Read) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    if let Some(code) = super::groups::coordinator_refusal(context).await {
+        return ConsumerGroupHeartbeatResponse::default().with_error_code(code);
     }
     // KIP-1082: from v1 the client chooses its member id, as Kafka's
     // throwIfConsumerGroupHeartbeatRequestIsInvalid requires.

@@ -4,10 +4,10 @@
 //! this module translates fields and errors.
 
 use bytes::Bytes;
-use conveyor_core::group::{GroupError, GroupState, JoinRequest};
+use conveyor_core::group::{Coordinator, GroupError, GroupState, JoinRequest};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::find_coordinator_response::Coordinator as FoundCoordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -31,18 +31,51 @@ fn group_denied(context: &Context, connection: &ConnectionInfo, group: &str, ope
     (!connection.allowed(context, &Resource::Group(group), operation)).then(|| ResponseError::GroupAuthorizationFailed.code())
 }
 
+/// NOT_COORDINATOR when another node coordinates groups (a cluster's
+/// metadata leader), COORDINATOR_NOT_AVAILABLE while none is known: both
+/// make clients find the coordinator again (librdkafka's
+/// `rd_kafka_err_action` refreshes it on either).
+/// Transactional ids are coordinated by the same node.
+pub async fn coordinator_refusal(context: &Context) -> Option<i16> {
+    coordinator_error(context).await.map(|error| error.code())
+}
+
+/// [`coordinator_refusal`] as the error itself.
+pub async fn coordinator_error(context: &Context) -> Option<ResponseError> {
+    match context.broker.groups().coordinator().await {
+        Coordinator::Here => None,
+        Coordinator::Elsewhere(_) => Some(ResponseError::NotCoordinator),
+        Coordinator::Unknown => Some(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
 fn text(value: impl Into<String>) -> StrBytes {
     StrBytes::from_string(value.into())
 }
 
-pub fn find_coordinator(
+/// FindCoordinator: this node on a single node; on a cluster, the
+/// metadata group's leader, which coordinates every group and
+/// transactional id (COORDINATOR_NOT_AVAILABLE, retriable, while none is
+/// known or its Kafka door is not advertised yet).
+pub async fn find_coordinator(
     context: &Context,
     connection: &ConnectionInfo,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = advertised(context, connection);
-    let node_id = BrokerId(context.config.node_id);
+    let coordinator = match context.broker.groups().coordinator().await {
+        Coordinator::Here => {
+            let (host, port) = advertised(context, connection);
+            Ok((context.config.node_id, host, port))
+        }
+        Coordinator::Elsewhere(node_id) => context
+            .broker
+            .partition_replication()
+            .and_then(|replication| replication.kafka_nodes().into_iter().find(|node| node.node_id == node_id))
+            .map(|node| (node.node_id, node.host, node.port))
+            .ok_or(ResponseError::CoordinatorNotAvailable.code()),
+        Coordinator::Unknown => Err(ResponseError::CoordinatorNotAvailable.code()),
+    };
     let mut response = FindCoordinatorResponse::default();
     // DESCRIBE on the group (key type 0) or the transactional id (1), as Kafka asks.
     let denied = |key: &str| {
@@ -55,30 +88,36 @@ pub fn find_coordinator(
             _ => ResponseError::GroupAuthorizationFailed.code(),
         })
     };
+    let answer = |key: &str| denied(key).map_or_else(|| coordinator.clone(), Err);
     if version >= 4 {
-        // Batched: one coordinator per key. This broker coordinates everything.
+        // Batched: one coordinator per key, the same node for every key.
         response.coordinators = request
             .coordinator_keys
             .iter()
-            .map(|key| match denied(key) {
-                Some(code) => Coordinator::default()
+            .map(|key| match answer(key) {
+                Err(code) => FoundCoordinator::default()
                     .with_key(key.clone())
                     .with_node_id(BrokerId(-1))
                     .with_error_code(code),
-                None => Coordinator::default()
+                Ok((node_id, host, port)) => FoundCoordinator::default()
                     .with_key(key.clone())
-                    .with_node_id(node_id)
-                    .with_host(text(host.clone()))
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(text(host))
                     .with_port(port),
             })
             .collect();
-    } else if let Some(code) = denied(&request.key) {
-        response.error_code = code;
-        response.node_id = BrokerId(-1);
     } else {
-        response.node_id = node_id;
-        response.host = text(host);
-        response.port = port;
+        match answer(&request.key) {
+            Err(code) => {
+                response.error_code = code;
+                response.node_id = BrokerId(-1);
+            }
+            Ok((node_id, host, port)) => {
+                response.node_id = BrokerId(node_id);
+                response.host = text(host);
+                response.port = port;
+            }
+        }
     }
     response
 }
@@ -121,6 +160,11 @@ pub async fn join(
         response.error_code = code;
         return response;
     }
+    if let Some(code) = coordinator_refusal(context).await {
+        response.error_code = code;
+        response.member_id = request.member_id;
+        return response;
+    }
     match context.broker.join_classic_group(join).await {
         Ok(result) => {
             response.generation_id = result.generation_id;
@@ -160,6 +204,9 @@ pub async fn sync(context: &Context, connection: &ConnectionInfo, request: SyncG
     if let Some(code) = group_denied(context, connection, &request.group_id, Operation::Read) {
         return SyncGroupResponse::default().with_error_code(code);
     }
+    if let Some(code) = coordinator_refusal(context).await {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let assignments = request
         .assignments
         .iter()
@@ -194,8 +241,11 @@ pub async fn sync(context: &Context, connection: &ConnectionInfo, request: SyncG
     response
 }
 
-pub fn heartbeat(context: &Context, connection: &ConnectionInfo, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn heartbeat(context: &Context, connection: &ConnectionInfo, request: HeartbeatRequest) -> HeartbeatResponse {
     if let Some(code) = group_denied(context, connection, &request.group_id, Operation::Read) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
+    if let Some(code) = coordinator_refusal(context).await {
         return HeartbeatResponse::default().with_error_code(code);
     }
     let outcome = context.broker.groups().heartbeat(
@@ -207,8 +257,11 @@ pub fn heartbeat(context: &Context, connection: &ConnectionInfo, request: Heartb
     HeartbeatResponse::default().with_error_code(outcome.err().map_or(0, |error| group_error(&error).code()))
 }
 
-pub fn leave(context: &Context, connection: &ConnectionInfo, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn leave(context: &Context, connection: &ConnectionInfo, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     if let Some(code) = group_denied(context, connection, &request.group_id, Operation::Read) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    if let Some(code) = coordinator_refusal(context).await {
         return LeaveGroupResponse::default().with_error_code(code);
     }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
@@ -349,7 +402,11 @@ pub fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsR
 pub async fn delete(context: &Context, connection: &ConnectionInfo, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let error_code = match group_denied(context, connection, &group_id, Operation::Delete) {
+        let refused = match group_denied(context, connection, &group_id, Operation::Delete) {
+            Some(code) => Some(code),
+            None => coordinator_refusal(context).await,
+        };
+        let error_code = match refused {
             Some(code) => code,
             None => {
                 let outcome = context.broker.delete_group(&group_id.0).await;

@@ -93,7 +93,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::FindCoordinator => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::find_coordinator(&context, &connection, body, version)
+                groups::find_coordinator(&context, &connection, body, version).await
             }))
         }
         ApiKey::JoinGroup => {
@@ -107,7 +107,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
             let body = frame::decode_body(&request)?;
             let client_id = request.header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
             Ok(reply(api, version, correlation_id, async move {
-                consumer_groups::heartbeat(&context, &connection, client_id, body, version)
+                consumer_groups::heartbeat(&context, &connection, client_id, body, version).await
             }))
         }
         ApiKey::ConsumerGroupDescribe => {
@@ -125,13 +125,13 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::Heartbeat => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::heartbeat(&context, &connection, body)
+                groups::heartbeat(&context, &connection, body).await
             }))
         }
         ApiKey::LeaveGroup => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::leave(&context, &connection, body, version)
+                groups::leave(&context, &connection, body, version).await
             }))
         }
         ApiKey::DescribeGroups => {
@@ -161,7 +161,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::OffsetFetch => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                offsets::fetch(&context, &connection, body, version)
+                offsets::fetch(&context, &connection, body, version).await
             }))
         }
         ApiKey::OffsetDelete => {

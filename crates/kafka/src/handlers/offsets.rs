@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::groups::subscribed_topics;
+use super::groups::{coordinator_refusal, subscribed_topics};
 use conveyor_core::auth::{Operation, Resource};
 
 use crate::Context;
@@ -55,7 +55,9 @@ pub async fn commit(context: &Context, connection: &ConnectionInfo, request: Off
         }
     }
     let groups = context.broker.groups();
+    let refusal = if group_refused { None } else { coordinator_refusal(context).await };
     let outcome = match member {
+        _ if let Some(code) = refusal => Err(code),
         // A share group's id has no committed offsets, whoever commits.
         _ if let Err(error) = context.broker.check_offsets_group(&request.group_id.0) => Err(group_error(&error).code()),
         // A KIP-848 group's member sends its member epoch (v9+), checked as Kafka does.
@@ -173,8 +175,10 @@ fn unstable_partitions(context: &Context, group: &str, require_stable: bool) -> 
     context.broker.transactions().pending_offset_partitions(group)
 }
 
-pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub async fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
+    // One node coordinates every group: the answer is the same for each.
+    let refusal = coordinator_refusal(context).await;
     if version >= 8 {
         response.groups = request
             .groups
@@ -187,6 +191,11 @@ pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetc
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(group.group_id)
                         .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                }
+                if let Some(code) = refusal {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(group.group_id)
+                        .with_error_code(code);
                 }
                 // A KIP-848 member (v9+) must send its current member epoch.
                 if let Some(member_id) = group.member_id.as_ref().filter(|id| !id.is_empty()) {
@@ -235,6 +244,33 @@ pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetc
         response.error_code = ResponseError::GroupAuthorizationFailed.code();
         return response;
     }
+    if let Some(code) = refusal {
+        // Before v2 a response has no top-level error: each partition has it.
+        if version < 2 {
+            response.topics = request
+                .topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|topic| {
+                    let partitions = topic
+                        .partition_indexes
+                        .into_iter()
+                        .map(|index| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(-1)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(topic.name)
+                        .with_partitions(partitions)
+                })
+                .collect();
+        }
+        response.error_code = code;
+        return response;
+    }
     let topics = request
         .topics
         .map(|topics| topics.into_iter().map(|topic| (topic.name, topic.partition_indexes)).collect());
@@ -270,6 +306,9 @@ pub fn fetch(context: &Context, connection: &ConnectionInfo, request: OffsetFetc
 pub async fn delete(context: &Context, connection: &ConnectionInfo, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     if !connection.allowed(context, &Resource::Group(&request.group_id), Operation::Delete) {
         return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    if let Some(code) = coordinator_refusal(context).await {
+        return OffsetDeleteResponse::default().with_error_code(code);
     }
     let partitions: Vec<(String, u32)> = request
         .topics

@@ -6,6 +6,7 @@
 //! KafkaApis does it: WRITE on the transactional id, then the group or
 //! topics the request names.
 
+use super::groups::{coordinator_error, coordinator_refusal};
 use conveyor_core::auth::{Operation, Resource};
 use conveyor_core::broker::TransactionalCommitter;
 use conveyor_core::transaction::{PendingOffset, TopicPartition, TransactionError};
@@ -35,6 +36,9 @@ pub async fn init_producer_id(context: &Context, request: InitProducerIdRequest,
         .with_producer_epoch(-1);
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string()).unwrap_or_default();
     let expected = (version >= 3 && request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+    if let Some(code) = coordinator_refusal(context).await {
+        return response.with_error_code(code);
+    }
     match context
         .broker
         .init_transactional_producer(&transactional_id, request.transaction_timeout_ms, expected)
@@ -122,6 +126,8 @@ async fn add_one(
     // The error code of each requested partition, in request order.
     let codes: Vec<i16> = if let Some(refused) = refused_partitions(context, connection, &transactional_id, &partitions) {
         refused
+    } else if let Some(code) = coordinator_refusal(context).await {
+        vec![code; partitions.len()]
     } else if verify_only {
         match context
             .broker
@@ -226,6 +232,9 @@ pub async fn end(context: &Context, connection: &ConnectionInfo, request: EndTxn
     if !may_write(context, connection, &transactional_id) {
         return EndTxnResponse::default().with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
+    if let Some(code) = coordinator_refusal(context).await {
+        return EndTxnResponse::default().with_error_code(code);
+    }
     match context
         .broker
         .end_transaction(&transactional_id, request.producer_id.0, request.producer_epoch, request.committed)
@@ -252,6 +261,9 @@ pub async fn add_offsets(
     }
     if !connection.allowed(context, &Resource::Group(&request.group_id.0), Operation::Read) {
         return AddOffsetsToTxnResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    if let Some(code) = coordinator_refusal(context).await {
+        return AddOffsetsToTxnResponse::default().with_error_code(code);
     }
     match context
         .broker
@@ -286,7 +298,7 @@ pub async fn commit_offsets(
     } else if !connection.allowed(context, &Resource::Group(&group), Operation::Read) {
         Some(ResponseError::GroupAuthorizationFailed)
     } else {
-        None
+        coordinator_error(context).await
     };
     // Topics without READ are refused; the others are committed.
     let topic_refused = |topic: &str| !connection.allowed(context, &Resource::Topic(topic), Operation::Read);
