@@ -289,6 +289,11 @@ impl Partition {
             marker_kind(header, read.bytes.get(..header.total_bytes())?)
         };
         let mut state = ProducerState::rebuild(&headers, read_marker);
+        // The tail holds only the last batches: a transaction still open may
+        // have begun segments back, which the log's transaction index knows.
+        for open in log.open_transactions_at_open() {
+            state.transactions.open_since(open.producer_id, open.first_offset);
+        }
         state.keys = KeyIndex::untracked(std::collections::hash_map::RandomState::new(), log.high_watermark());
         let stable = state.transactions.last_stable_offset(log.high_watermark());
         Ok(Partition {
@@ -753,6 +758,30 @@ mod tests {
             .map(|aborted| (aborted.producer_id, aborted.first_offset, aborted.last_offset))
             .collect();
         assert_eq!(listed, vec![(7, 0, 3)], "a read_committed reader from 0 must be told to drop 0..3");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_open_since_segments_back_still_bounds_the_last_stable_offset_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path());
+        partition.append(transactional(7, 0, 0, 3)).await.expect("open at 0..3");
+        // Other producers' data in later segments: the restart rebuilds
+        // producer state from the active segment's tail only.
+        for sequence in 0..3 {
+            let log = partition.log.clone();
+            tokio::task::spawn_blocking(move || log.roll()).await.expect("join").expect("roll");
+            partition.append(batch(8, 0, sequence * 2, 2)).await.expect("other data");
+        }
+        assert_eq!(partition.last_stable_offset(), 0);
+        let partition = reopen(partition, dir.path()).await;
+        assert_eq!(partition.log.segment_count(), 4);
+        assert_eq!(
+            partition.last_stable_offset(),
+            0,
+            "read_committed readers must not see 0..3 before its transaction is decided"
+        );
+        partition.append_marker(7, 0, MarkerKind::Abort, 1).await.expect("abort marker");
+        assert_eq!(partition.last_stable_offset(), partition.log.high_watermark());
     }
 
     #[tokio::test]

@@ -285,6 +285,19 @@ impl Log {
         Ok(outcome)
     }
 
+    /// The transactions with no marker yet at the end of the log as its
+    /// recovery left it (each producer's first offset), from the active
+    /// segment's transaction index: what the last stable offset needs after
+    /// a restart, however far back a transaction began. Appends since the
+    /// open are not reflected: call it before the first.
+    pub fn open_transactions_at_open(&self) -> Vec<crate::transaction_index::OpenTxn> {
+        let view = self.inner.shared.view.load();
+        view.segments
+            .last()
+            .map(|segment| segment.index_snapshot().transactions.open_at_end)
+            .unwrap_or_default()
+    }
+
     /// The aborted transactions with records in `from..to`, from the
     /// transaction indexes of the segments from the one holding `from` on
     /// (Kafka's `UnifiedLog.collectAbortedTransactions`): what a

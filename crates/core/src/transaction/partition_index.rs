@@ -33,6 +33,17 @@ impl PartitionTransactions {
         });
     }
 
+    /// `producer_id` has had a transaction open since `first_offset` (at
+    /// the latest): known from the log's transaction index on open.
+    pub fn open_since(&mut self, producer_id: i64, first_offset: u64) {
+        let open = self
+            .open
+            .entry(producer_id)
+            .or_insert(OpenTransaction { first_offset, exact: true });
+        open.first_offset = open.first_offset.min(first_offset);
+        open.exact = true;
+    }
+
     /// A transactional batch of `producer_id` was written at `base_offset`.
     pub fn data_written(&mut self, producer_id: i64, base_offset: u64) {
         if let Some(open) = self.open.get_mut(&producer_id)
