@@ -44,6 +44,7 @@ pub mod record;
 pub mod recovery;
 pub mod retention;
 mod segment;
+mod segment_files;
 mod segment_swap;
 mod shared;
 #[cfg(feature = "sim")]

@@ -22,7 +22,6 @@
 //! with `LogError::StorageFull` and the log stays healthy.
 
 use std::io::IoSlice;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,11 +35,11 @@ use crate::batch::{self, BatchHeader};
 use crate::clock::Clock;
 use crate::config::{Durability, LogConfig};
 use crate::error::{LogError, Result};
-use crate::file_cache::FileCache;
 use crate::health::LogHealth;
 use crate::recovery;
 use crate::retention::{self, SegmentStats};
 use crate::segment::{self, IndexBuilder, IndexMark, Segment};
+use crate::segment_files::{create_segment, remove_if_present};
 use crate::shared::{CLEAN_SHUTDOWN_FILE, LogView, START_OFFSET_FILE, Shared};
 use crate::storage::{Storage, StorageFile, is_out_of_space};
 use crate::transaction_index::TransactionTracker;
@@ -980,48 +979,10 @@ impl Writer {
 /// (see [`Writer::close`]).
 const SCANNED_ON_OPEN_BYTES_MAX: u64 = 1024 * 1024;
 
-/// Creates the empty segment file at `base` and syncs its directory. When
-/// that fails the file is removed again if it can be; recovery removes an
-/// empty file left before the active segment's end. A file left by an
-/// earlier failed attempt is empty and is replaced.
-fn create_segment(storage: &Arc<dyn Storage>, files: &Arc<FileCache>, dir: &Path, base: u64) -> Result<Segment> {
-    let path = Segment::log_path(dir, base);
-    let segment = match Segment::create(storage, files, dir, base) {
-        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
-            let left = storage
-                .open(&path)
-                .and_then(|file| file.len())
-                .map_err(|error| LogError::io(&path, error))?;
-            if left != 0 {
-                return Err(LogError::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a segment with data is in the way"),
-                ));
-            }
-            storage.remove_file(&path).map_err(|error| LogError::io(&path, error))?;
-            Segment::create(storage, files, dir, base)?
-        }
-        other => other?,
-    };
-    if let Err(error) = storage.sync_dir(dir) {
-        let _ = storage.remove_file(&path);
-        return Err(LogError::io(dir, error));
-    }
-    Ok(segment)
-}
-
 /// `fdatasync`, timed into the process's fsync histogram.
 fn sync_data(file: &dyn StorageFile) -> std::io::Result<()> {
     let started = Instant::now();
     let result = file.sync_data();
     crate::histogram::fsync_duration().observe(started.elapsed());
     result
-}
-
-fn remove_if_present(storage: &dyn Storage, path: &Path) -> Result<()> {
-    match storage.remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(LogError::io(path, error)),
-    }
 }
