@@ -292,10 +292,7 @@ impl Log {
     /// open are not reflected: call it before the first.
     pub fn open_transactions_at_open(&self) -> Vec<crate::transaction_index::OpenTxn> {
         let view = self.inner.shared.view.load();
-        view.segments
-            .last()
-            .map(|segment| segment.index_snapshot().transactions.open_at_end)
-            .unwrap_or_default()
+        view.segments.last().map(|segment| segment.open_at_end()).unwrap_or_default()
     }
 
     /// The aborted transactions with records in `from..to`, from the

@@ -150,7 +150,7 @@ pub(crate) fn recover(
             }
             Some((next_base, _)) => open_sealed(storage, &slot, file, path, base_offset, next_base, config, open_at_start)?,
         };
-        open = segment.index_snapshot().transactions.open_at_end;
+        open = segment.open_at_end();
         segments.push(Arc::new(segment));
     }
     if segments.is_empty() {

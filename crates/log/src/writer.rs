@@ -252,7 +252,7 @@ impl Writer {
         // as a rebuild scan would give it); a recovered one continues its own.
         self.index = if active.committed_bytes() == 0 {
             // Recovery gave it the transactions open at the end of the one before.
-            IndexBuilder::new(self.config.index_interval_bytes).with_open_transactions(&active.index_snapshot().transactions.open_at_end)
+            IndexBuilder::new(self.config.index_interval_bytes).with_open_transactions(&active.open_at_end())
         } else {
             IndexBuilder::resume(self.config.index_interval_bytes, active.index_snapshot(), active.max_timestamp_ms())
         };
