@@ -9,12 +9,14 @@ use conveyor_log::record::{BatchBuilder, Record};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ConsumerGroupHeartbeatRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeGroupsRequest, GroupId, InitProducerIdRequest,
-    ListGroupsRequest, OffsetCommitRequest, ProduceRequest, ProduceResponse, ShareAcknowledgeRequest, ShareFetchRequest,
-    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
+    ConsumerGroupHeartbeatRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeGroupsRequest, FetchRequest, GroupId,
+    InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, ProduceRequest, ProduceResponse,
+    ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use support::Server;
@@ -448,4 +450,55 @@ async fn consumer_and_share_groups_refuse_each_others_ids_and_describe_groups_sh
         .expect("ConsumerGroupHeartbeat");
     assert_eq!(refused.error_code, ResponseError::GroupIdNotFound.code());
     assert_eq!(refused.error_message.as_deref(), Some("Group shared is not a consumer group."));
+}
+
+/// librdkafka pipelines its ListOffsets and its Fetch on one connection.
+/// Replies go out in request order, but one that is ready must not wait
+/// behind a Fetch parked for its `max_wait_ms`: the client would start
+/// fetching half a second late, after its assignment may have changed
+/// (it then delivered a revoked partition's records a second time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_reply_is_sent_while_a_fetch_pipelined_after_it_is_still_parked() {
+    let (_dir, server) = support::Server::start_in_tempdir();
+    let mut client = Client::connect(server.kafka_addr).await.expect("connect");
+    assert_eq!(create_topic(&mut client, "pipelined").await.0, 0);
+    let topic = || TopicName(StrBytes::from_static_str("pipelined"));
+    let list = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![
+        ListOffsetsTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-2)]),
+    ]);
+    let fetch = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(20_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default().with_topic(topic()).with_partitions(vec![
+            FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20),
+        ])]);
+    let listed_id = client.write(&list, 7).await.expect("write ListOffsets");
+    let fetch_id = client.write(&fetch, 11).await.expect("write Fetch");
+    let wait = std::time::Duration::from_secs(60);
+    let listed = tokio::time::timeout(wait, client.read::<ListOffsetsRequest>(7, listed_id))
+        .await
+        .expect("ListOffsets answered")
+        .expect("ListOffsets");
+    assert_eq!(listed.topics[0].partitions[0].offset, 0);
+
+    // The Fetch is still parked: a record produced now is what it returns.
+    let mut producer = Client::connect(server.kafka_addr).await.expect("connect");
+    let produced = producer
+        .send(&produce_to("pipelined", batch(-1, -1, &["after the reply"])), PRODUCE_VERSION)
+        .await
+        .expect("Produce");
+    assert_eq!(outcome(&produced), (0, 0));
+    let fetched = tokio::time::timeout(wait, client.read::<FetchRequest>(11, fetch_id))
+        .await
+        .expect("Fetch answered")
+        .expect("Fetch");
+    let records = fetched.responses[0].partitions[0].records.clone().unwrap_or_default();
+    assert!(
+        !records.is_empty(),
+        "the Fetch was answered before the record arrived: its reply held back the ListOffsets reply"
+    );
 }

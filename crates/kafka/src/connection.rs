@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -156,8 +157,20 @@ pub async fn run(accepted: Accepted, tls: bool, registration: Registration, cont
     let writer_activity = Arc::clone(&activity);
     let writer = async move {
         let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
-        while let Some((reply, request_bytes)) = pending.recv().await {
-            let outcome = reply.await;
+        while let Some((mut reply, request_bytes)) = pending.recv().await {
+            // Replies already written must not wait behind one that is not
+            // ready (a Fetch parked for its max_wait_ms): a client that
+            // pipelined ListOffsets before its Fetch would otherwise get
+            // them only when the Fetch returns.
+            let outcome = match std::future::poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => {
+                    if writer.flush().await.is_err() {
+                        return;
+                    }
+                    reply.await
+                }
+            };
             let written = match outcome {
                 Ok(Some(frame)) => writer.write_all(&frame).await.is_ok(),
                 Ok(None) => true,
