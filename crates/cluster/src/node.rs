@@ -28,18 +28,13 @@ use crate::network::{Network, PeerPool, connect};
 use crate::partition_groups::PartitionGroups;
 use crate::server::{propose_here, serve};
 use crate::status::ClusterStatus;
-use crate::type_config::{Command, NodeId, Outcome, TypeConfig};
+use crate::type_config::{Command, NodeId, Outcome, TypeConfig, raft_config};
 use crate::wire::{Request, Response, read_frame, write_frame};
 
 /// How long a proposal may wait for a leader to take it.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause between tries while no leader takes a proposal.
 const PROPOSE_RETRY: Duration = Duration::from_millis(100);
-/// How often a leader heartbeats, and the range an election timeout is
-/// drawn from: a machine busy with builds still keeps its leader.
-const HEARTBEAT_MS: u64 = 150;
-const ELECTION_TIMEOUT_MIN_MS: u64 = 750;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
 /// Snapshot the catalog after this many entries since the last one.
 const ENTRIES_PER_SNAPSHOT: u64 = 1000;
 
@@ -54,6 +49,10 @@ pub struct ClusterNode {
     groups: Arc<PartitionGroups>,
     shutdown: watch::Sender<bool>,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// The term and time at which this node, as the metadata leader, last
+    /// had a quorum confirm its leadership, with every earlier leader's
+    /// entries applied (`ensure_linearizable`).
+    pub(crate) confirmed_leadership: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -87,16 +86,7 @@ impl ClusterNode {
         .await
         .map_err(|error| ClusterError::Raft(error.to_string()))??;
         let pristine = log_store.is_pristine();
-        let raft_config = openraft::Config {
-            cluster_name: "conveyor-metadata".to_owned(),
-            heartbeat_interval: HEARTBEAT_MS,
-            election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
-            election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(ENTRIES_PER_SNAPSHOT),
-            ..openraft::Config::default()
-        }
-        .validate()
-        .map_err(|error| ClusterError::Config(error.to_string()))?;
+        let raft_config = raft_config("conveyor-metadata", openraft::SnapshotPolicy::LogsSinceLast(ENTRIES_PER_SNAPSHOT))?;
         let pool = Arc::new(PeerPool::default());
         let groups = Arc::new(PartitionGroups::new(
             config.node_id,
@@ -123,6 +113,7 @@ impl ClusterNode {
             groups,
             shutdown,
             tasks: parking_lot::Mutex::new(vec![server]),
+            confirmed_leadership: parking_lot::Mutex::new(None),
         });
         if pristine && node.config.node_id == node.config.bootstrapper() {
             node.bootstrap().await?;

@@ -30,12 +30,8 @@ use crate::log_store::LogStore;
 use crate::network::{Network, PeerPool};
 use crate::partition_machine::PartitionMachine;
 use crate::placement_reports::PlacementReports;
-use crate::type_config::{GroupId, NodeId, TypeConfig};
+use crate::type_config::{GroupId, NodeId, TypeConfig, raft_config};
 
-/// Timings of a partition group: as the metadata group's.
-const HEARTBEAT_MS: u64 = 150;
-const ELECTION_TIMEOUT_MIN_MS: u64 = 750;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
 /// How often the groups are reconciled with the topics even without news.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
@@ -330,18 +326,9 @@ impl PartitionGroups {
         .await
         .map_err(|error| ClusterError::Raft(error.to_string()))??;
         let pristine = log_store.is_pristine();
-        let config = openraft::Config {
-            cluster_name: format!("conveyor-partition-{group}"),
-            heartbeat_interval: HEARTBEAT_MS,
-            election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
-            election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-            // The partition log is the data: the Raft log is never cut
-            // for a snapshot (see ARCHITECTURE.md, its cost).
-            snapshot_policy: openraft::SnapshotPolicy::Never,
-            ..openraft::Config::default()
-        }
-        .validate()
-        .map_err(|error| ClusterError::Config(error.to_string()))?;
+        // The partition log is the data: the Raft log is never cut for a
+        // snapshot (see ARCHITECTURE.md, its cost).
+        let config = raft_config(&format!("conveyor-partition-{group}"), openraft::SnapshotPolicy::Never)?;
         let network = Network::new(Arc::clone(&self.pool), Some(group));
         let raft = Raft::new(self.node_id, Arc::new(config), network, log_store.clone(), machine.clone())
             .await

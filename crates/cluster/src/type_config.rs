@@ -12,6 +12,29 @@ use conveyor_core::transaction::{MarkerKind, TransactionChange};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Doors;
+use crate::error::ClusterError;
+
+/// How often a leader heartbeats, and the range an election timeout is
+/// drawn from: a machine busy with builds still keeps its leader. The
+/// metadata group and every partition group use the same.
+const HEARTBEAT_MS: u64 = 150;
+pub(crate) const ELECTION_TIMEOUT_MIN_MS: u64 = 750;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
+
+/// A group's openraft configuration: the shared timings, its own name and
+/// snapshot policy.
+pub(crate) fn raft_config(cluster_name: &str, snapshot_policy: openraft::SnapshotPolicy) -> Result<openraft::Config, ClusterError> {
+    openraft::Config {
+        cluster_name: cluster_name.to_owned(),
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy,
+        ..openraft::Config::default()
+    }
+    .validate()
+    .map_err(|error| ClusterError::Config(error.to_string()))
+}
 
 /// A node's id, as in `--node-id` and `--peers`.
 pub type NodeId = u64;
