@@ -7,17 +7,19 @@ GROUP.
 Creates TOPIC with three partitions and replication factor 3 and produces
 300 records (acks=all). A confluent-kafka consumer of GROUP reads about
 half of them, commits what it read (synchronously), checks the committed
-offsets it gets back and leaves the group. Prints `committed` and waits
+offsets it gets back and leaves the group; the group is listed once
+across the cluster (by its coordinator) and described. Prints `committed` and waits
 for `killed ADDRESS` on stdin (the test SIGKILLs the metadata leader, the
 groups' coordinator; ADDRESS is a survivor's Kafka address). A consumer of
 the same group through that survivor then starts exactly at the committed
 offsets: it reads every record not committed before and none that was,
-commits, and reads its own commit back from the new coordinator. Prints
+commits, and reads its own commit back from the new coordinator, which
+now lists and describes the group. Prints
 `ok`."""
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import Deliveries, check, wait_for
@@ -80,6 +82,18 @@ every = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
 stored = {tp.partition: tp.offset for tp in first.committed(every, timeout=30) if tp.offset >= 0}
 check(stored == committed, f"the coordinator holds the commit: {stored} vs {committed}")
 first.close()
+
+
+def listed_once(client):
+    """Every node is asked for its groups: only the coordinator lists one.
+    (Metadata still names a killed node, whose part of the answer times out.)"""
+    listed = [group.group_id for group in client.list_consumer_groups(request_timeout=10).result(timeout=30).valid]
+    check(listed.count(GROUP) == 1, f"the group is listed once across the cluster: {listed}")
+    described = client.describe_consumer_groups([GROUP])[GROUP].result(timeout=30)
+    check(described.state == ConsumerGroupState.EMPTY, f"the coordinator describes the group: {described.state}")
+
+
+listed_once(admin)
 # What was committed: every record below its partition's committed offset.
 done = {value for value, (partition, offset) in deliveries.acked.items() if offset < committed.get(partition, 0)}
 check(len(done) == len(read_first), f"the committed records are the ones read: {len(done)} vs {len(read_first)}")
@@ -114,4 +128,5 @@ second.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in ends.items()], as
 ended = {tp.partition: tp.offset for tp in second.committed(every, timeout=30)}
 check(ended == ends, f"the new coordinator holds the new commit: {ended} vs {ends}")
 second.close()
+listed_once(AdminClient({"bootstrap.servers": survivor}))
 print("ok", flush=True)

@@ -123,7 +123,13 @@ const MEMBER_TYPE_CONSUMER: i8 = 1;
 /// ConsumerGroupDescribe: each group's epochs, assignor and members with
 /// their current and target assignments. A group of the classic protocol, or
 /// no group, is GROUP_ID_NOT_FOUND (clients then fall back to DescribeGroups).
-pub fn describe(context: &Context, connection: &ConnectionInfo, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+/// On a cluster, a node that does not coordinate answers NOT_COORDINATOR.
+pub async fn describe(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let refusal = super::groups::coordinator_refusal(context).await;
     let groups = request
         .group_ids
         .into_iter()
@@ -137,6 +143,9 @@ pub fn describe(context: &Context, connection: &ConnectionInfo, request: Consume
             };
             if !connection.allowed(context, &Resource::Group(&group_id), Operation::Describe) {
                 return failed(ResponseError::GroupAuthorizationFailed.code(), None);
+            }
+            if let Some(code) = refusal {
+                return failed(code, None);
             }
             match context.broker.groups().describe_kip848_group(&group_id) {
                 Ok(description) => {

@@ -303,12 +303,21 @@ pub async fn leave(context: &Context, connection: &ConnectionInfo, request: Leav
     response
 }
 
-pub fn describe(context: &Context, connection: &ConnectionInfo, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+/// DescribeGroups: on a cluster only the coordinator (the metadata leader)
+/// knows a group's members; elsewhere each group answers NOT_COORDINATOR
+/// (COORDINATOR_NOT_AVAILABLE during an election), as Kafka's do.
+pub async fn describe(
+    context: &Context,
+    connection: &ConnectionInfo,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let refusal = coordinator_refusal(context).await;
     let groups = request
         .groups
         .into_iter()
         .map(|group_id| {
-            if let Some(code) = group_denied(context, connection, &group_id, Operation::Describe) {
+            if let Some(code) = group_denied(context, connection, &group_id, Operation::Describe).or(refusal) {
                 return DescribedGroup::default()
                     .with_group_id(group_id)
                     .with_error_code(code)
@@ -370,7 +379,16 @@ pub fn describe(context: &Context, connection: &ConnectionInfo, request: Describ
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+/// ListGroups: the groups this node coordinates. On a cluster that is every
+/// group on the metadata leader and none elsewhere (an admin client asks
+/// every node and merges the answers); COORDINATOR_NOT_AVAILABLE during
+/// an election.
+pub async fn list(context: &Context, connection: &ConnectionInfo, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    match coordinator_error(context).await {
+        None => {}
+        Some(ResponseError::NotCoordinator) => return ListGroupsResponse::default(),
+        Some(error) => return ListGroupsResponse::default().with_error_code(error.code()),
+    }
     // DESCRIBE on the cluster lists every group; else those the client may describe.
     let every_group = connection.allowed(context, &Resource::Cluster, Operation::Describe);
     let states: Vec<String> = request.states_filter.iter().map(|state| state.to_lowercase()).collect();

@@ -113,7 +113,7 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::ConsumerGroupDescribe => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                consumer_groups::describe(&context, &connection, body)
+                consumer_groups::describe(&context, &connection, body).await
             }))
         }
         ApiKey::SyncGroup => {
@@ -137,13 +137,13 @@ pub fn dispatch(context: &Arc<Context>, connection: &Arc<ConnectionInfo>, reques
         ApiKey::DescribeGroups => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::describe(&context, &connection, body, version)
+                groups::describe(&context, &connection, body, version).await
             }))
         }
         ApiKey::ListGroups => {
             let body = frame::decode_body(&request)?;
             Ok(reply(api, version, correlation_id, async move {
-                groups::list(&context, &connection, body, version)
+                groups::list(&context, &connection, body, version).await
             }))
         }
         ApiKey::DeleteGroups => {
