@@ -46,8 +46,16 @@ impl PartitionReplication for ClusterReplication {
     }
 
     fn kafka_nodes(&self) -> Vec<KafkaNode> {
-        // The members now: a removed node's doors stay advertised.
-        let members: Vec<NodeId> = self.node.status().members.iter().map(|member| member.node_id).collect();
+        // The members now (a removed node's doors stay advertised) that
+        // are not down: clients that ask every broker would wait on one.
+        let members: Vec<NodeId> = self
+            .node
+            .status()
+            .members
+            .iter()
+            .map(|member| member.node_id)
+            .filter(|id| !self.groups.reports().is_down(*id))
+            .collect();
         self.node.applied_doors(|doors| {
             doors
                 .iter()

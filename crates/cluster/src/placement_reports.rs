@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use parking_lot::RwLock;
@@ -34,6 +34,11 @@ pub const IN_SYNC_SILENCE_MAX: Duration = Duration::from_secs(5);
 pub const REPORT_EVERY: Duration = Duration::from_millis(250);
 /// How long one peer may take to answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+/// A peer that has answered none of these asks for this long is down:
+/// Metadata no longer lists it (Kafka fences a broker whose heartbeats
+/// stop for `broker.session.timeout.ms`, 9 s), so clients that ask every
+/// broker (ListGroups, DescribeCluster) do not wait on it.
+pub const DOWN_AFTER: Duration = IN_SYNC_SILENCE_MAX;
 
 /// One partition group's placement as its leader reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,10 +51,12 @@ pub struct LeaderReport {
     pub in_sync: Vec<NodeId>,
 }
 
-/// The latest leader report of every group this node knows of.
+/// The latest leader report of every group this node knows of, and since
+/// when each silent peer has not answered.
 #[derive(Debug, Default)]
 pub struct PlacementReports {
     by_group: RwLock<HashMap<GroupId, LeaderReport>>,
+    silent_since: RwLock<HashMap<NodeId, Instant>>,
 }
 
 impl PlacementReports {
@@ -57,6 +64,7 @@ impl PlacementReports {
     /// reported before goes; a group's report of a higher term than
     /// `peer`'s (another leader's, elected since) stays.
     pub fn take(&self, peer: NodeId, reports: Vec<LeaderReport>) {
+        self.silent_since.write().remove(&peer);
         let mut by_group = self.by_group.write();
         by_group.retain(|_, report| report.leader != peer);
         for report in reports {
@@ -74,7 +82,17 @@ impl PlacementReports {
 
     /// Forgets what `peer` reported (it did not answer).
     pub fn forget(&self, peer: NodeId) {
+        self.silent_since.write().entry(peer).or_insert_with(Instant::now);
         self.by_group.write().retain(|_, report| report.leader != peer);
+    }
+
+    /// Whether `peer` has answered no ask for [`DOWN_AFTER`] (a peer not
+    /// asked yet, or that answered the last ask, is up).
+    pub fn is_down(&self, peer: NodeId) -> bool {
+        self.silent_since
+            .read()
+            .get(&peer)
+            .is_some_and(|since| since.elapsed() >= DOWN_AFTER)
     }
 
     /// Forgets the reports of groups no longer wanted (a deleted topic).
@@ -189,5 +207,22 @@ mod tests {
         assert_eq!(reports.get(&report(1, 0, 0).group), None);
         reports.forget(2);
         assert_eq!(reports.get(&report(0, 0, 0).group), None);
+    }
+
+    #[test]
+    fn a_peer_is_down_only_after_it_has_been_silent_for_the_whole_window() {
+        let reports = PlacementReports::default();
+        assert!(!reports.is_down(2), "a peer not asked yet is up");
+        reports.forget(2);
+        assert!(!reports.is_down(2), "one unanswered ask is not enough");
+        // Silent since before the window: down, until it answers again.
+        reports.silent_since.write().insert(
+            2,
+            Instant::now().checked_sub(DOWN_AFTER).expect("a monotonic clock past DOWN_AFTER"),
+        );
+        reports.forget(2);
+        assert!(reports.is_down(2), "a later unanswered ask keeps when the silence began");
+        reports.take(2, Vec::new());
+        assert!(!reports.is_down(2));
     }
 }

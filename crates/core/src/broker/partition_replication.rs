@@ -47,7 +47,7 @@ pub trait PartitionReplication: Send + Sync + std::fmt::Debug {
     fn node_id(&self) -> i32;
     /// The node that leads the metadata (Kafka's controller), if known.
     fn controller(&self) -> Option<i32>;
-    /// Every member with its advertised Kafka address.
+    /// Every member that is not down, with its advertised Kafka address.
     fn kafka_nodes(&self) -> Vec<KafkaNode>;
     /// The replication factor a new topic gets for `requested` (`None`:
     /// the cluster's default), or why it cannot have it.
