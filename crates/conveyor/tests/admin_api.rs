@@ -320,6 +320,54 @@ fn group_lag_follows_a_kafka_python_commit_and_offsets_reset_only_while_the_grou
 }
 
 #[test]
+fn a_share_groups_id_keeps_the_share_group_rules_over_the_admin_api() {
+    use kafka_protocol::messages::{GroupId, ShareGroupHeartbeatRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    run(async {
+        let (status, body) = api.post("/topics", json!({"name": "tasks", "partitions": 1})).await;
+        assert_eq!(status, 201, "{body}");
+        let mut kafka = KafkaClient::connect(&server.kafka_addr.to_string()).await.expect("connect");
+        let join = ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("crew")))
+            .with_member_id(StrBytes::from_static_str("3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"))
+            .with_member_epoch(0)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("tasks"))]));
+        assert_eq!(kafka.send(&join, 1).await.expect("ShareGroupHeartbeat").error_code, 0);
+
+        // A consumer group's offsets on a share group's id: refused, saying why.
+        let (status, body) = api
+            .post("/groups/crew/reset-offsets", json!({"to": "earliest", "topic": "tasks"}))
+            .await;
+        assert!(error_message(status, &body, 404, "not_found").contains("share group"), "{body}");
+        let (status, body) = api
+            .post(
+                "/groups/crew/offsets",
+                json!({"offsets": [{"topic": "tasks", "partition": 0, "offset": 0}]}),
+            )
+            .await;
+        assert!(error_message(status, &body, 404, "not_found").contains("share group"), "{body}");
+
+        // Deleting it waits until it is empty, as DeleteGroups does.
+        let (status, body) = api.delete("/groups/crew").await;
+        error_message(status, &body, 409, "conflict");
+        let leave = join.with_member_epoch(-1).with_subscribed_topic_names(None);
+        assert_eq!(kafka.send(&leave, 1).await.expect("leave").member_epoch, -1);
+        let (status, body) = api.delete("/groups/crew").await;
+        assert_eq!(status, 204, "{body}");
+        // The id is free again: a consumer group may take it.
+        let (status, body) = api
+            .post(
+                "/groups/crew/offsets",
+                json!({"offsets": [{"topic": "tasks", "partition": 0, "offset": 0}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    });
+}
+
+#[test]
 fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redrive_dead_letters_back() {
     let (_dir, server) = Server::start_in_tempdir();
     let api = Api::new(&server);

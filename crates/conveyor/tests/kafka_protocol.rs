@@ -7,7 +7,7 @@ use bytes::Bytes;
 use conveyor_kafka::client::Client;
 use conveyor_log::record::{BatchBuilder, Record};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -186,6 +186,77 @@ async fn internal_and_colliding_topic_names_are_refused_and_a_partition_listed_t
         (0, 1),
         "the refused request truncated nothing; this one moves the start from 0 to 1"
     );
+}
+
+/// A batch of `codec` with one record per key, `None` for a keyless record.
+fn compressed(codec: conveyor_log::codec::Codec, keys: &[Option<&str>]) -> Bytes {
+    let mut builder = BatchBuilder::new(1_700_000_000_000).compression(codec);
+    for key in keys {
+        builder.push(Record::new(key.map(|key| key.as_bytes().to_vec()), Some(b"value".to_vec())));
+    }
+    builder.build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_records_inside_compressed_batches_of_a_compacted_topic_are_refused_with_record_errors() {
+    use conveyor_log::codec::Codec;
+    let (_dir, server) = Server::start_in_tempdir();
+    let mut client = Client::connect(&server.kafka_addr.to_string()).await.expect("connect");
+    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("compacted")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![
+                CreatableTopicConfig::default()
+                    .with_name(text("cleanup.policy"))
+                    .with_value(Some(text("compact"))),
+            ]),
+    ]);
+    let created = client.send(&request, 5).await.expect("CreateTopics");
+    assert_eq!(created.topics[0].error_code, 0);
+    let blame = "Compacted topic cannot accept message without key in topic partition compacted-0";
+    for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+        let records = compressed(codec, &[Some("a"), None, Some("b"), None]);
+        let response = client
+            .send(&produce_to("compacted", records), PRODUCE_VERSION)
+            .await
+            .expect("produce");
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, ResponseError::InvalidRecord.code(), "{codec:?}");
+        let blamed: Vec<(i32, String)> = partition
+            .record_errors
+            .iter()
+            .map(|error| {
+                let text = error.batch_index_error_message.as_ref().map(|text| text.to_string());
+                (error.batch_index, text.unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(blamed, vec![(1, blame.to_owned()), (3, blame.to_owned())], "{codec:?}");
+        let message = partition.error_message.as_ref().map(|text| text.to_string()).unwrap_or_default();
+        assert!(
+            message.starts_with("One or more records have been rejected due to 2 record errors in total")
+                && message.contains(&format!("RecordError(batchIndex=3, message='{blame}')")),
+            "{codec:?}: {message}"
+        );
+    }
+    // A plain batch relabelled lz4 (CRC recomputed): its records area is not an LZ4 frame.
+    let mut corrupt = compressed(Codec::None, &[Some("a")]).to_vec();
+    let attributes = i16::from_be_bytes([corrupt[21], corrupt[22]]) | Codec::Lz4.id();
+    corrupt[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = conveyor_log::batch::compute_crc(&corrupt);
+    corrupt[17..21].copy_from_slice(&crc.to_be_bytes());
+    let response = client
+        .send(&produce_to("compacted", Bytes::from(corrupt)), PRODUCE_VERSION)
+        .await
+        .expect("produce on the same connection");
+    assert_eq!(outcome(&response).0, ResponseError::CorruptMessage.code());
+    // Nothing of the refused batches was written: a keyed one lands at offset 0.
+    let keyed = client
+        .send(&produce_to("compacted", compressed(Codec::Zstd, &[Some("a")])), PRODUCE_VERSION)
+        .await
+        .expect("produce on the same connection");
+    assert_eq!(outcome(&keyed), (0, 0));
 }
 
 fn text(value: &str) -> StrBytes {

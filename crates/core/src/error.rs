@@ -96,9 +96,14 @@ pub enum CoreError {
     #[error("a record batch of {bytes} bytes exceeds topic {topic:?}'s max.message.bytes ({max_bytes})")]
     RecordTooLarge { topic: String, bytes: u64, max_bytes: u64 },
     /// Kafka's rule for `cleanup.policy=compact`: every record needs a key,
-    /// the only thing compaction keeps records by.
+    /// the only thing compaction keeps records by. `records` are the
+    /// keyless ones, by their index in their batch.
     #[error("Compacted topic cannot accept message without key")]
-    RecordWithoutKey,
+    RecordWithoutKey { records: Vec<usize> },
+    /// A batch whose records the core had to read (a compacted topic's key
+    /// check) does not decompress within the log's bound or does not parse.
+    #[error("corrupt record batch: {0}")]
+    CorruptRecords(conveyor_log::record::RecordError),
 }
 
 impl CoreError {

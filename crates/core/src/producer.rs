@@ -30,6 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use conveyor_log::batch::{BatchHeader, whole_batches};
+use conveyor_log::codec::DECOMPRESSED_BYTES_MAX;
+use conveyor_log::record::BatchRecords;
 use conveyor_log::{AppendInfo, Log};
 use parking_lot::Mutex;
 
@@ -264,13 +266,29 @@ pub struct Partition {
     keys_required: Arc<AtomicBool>,
 }
 
-/// Whether an uncompressed, non-control batch among `batches` holds a
-/// record without a key. Compressed batches are not decoded by the core
-/// and pass unchecked.
-fn has_keyless_record(batches: &[u8]) -> bool {
-    whole_batches(batches)
-        .filter(|(header, _)| header.compression() == 0 && !header.is_control())
-        .any(|(_, bytes)| conveyor_log::record::record_views(bytes).is_ok_and(|views| views.iter().any(|view| view.key.is_none())))
+/// Kafka's `LogValidator.validateKey` for a compacted topic: the records
+/// without a key, by their index in their batch (Kafka's `batch_index`).
+/// Every batch but a control batch is read, a compressed one decompressed
+/// within the log's bound ([`DECOMPRESSED_BYTES_MAX`]); one that does not
+/// decompress or whose records do not parse is refused whole
+/// ([`CoreError::CorruptRecords`]), as it could hide a keyless record.
+fn keyless_records(batches: &[u8]) -> Result<Vec<usize>> {
+    let mut keyless = Vec::new();
+    for (header, bytes) in whole_batches(batches) {
+        if header.is_control() {
+            continue;
+        }
+        let records = BatchRecords::open(bytes, DECOMPRESSED_BYTES_MAX).map_err(CoreError::CorruptRecords)?;
+        let views = records.views().map_err(CoreError::CorruptRecords)?;
+        keyless.extend(
+            views
+                .iter()
+                .enumerate()
+                .filter(|(_, view)| view.key.is_none())
+                .map(|(index, _)| index),
+        );
+    }
+    Ok(keyless)
 }
 
 /// Whether a transactional producer (id, epoch) may write to this
@@ -358,8 +376,12 @@ impl Partition {
     }
 
     fn append_checked(&self, batches: Bytes, conditions: &[AppendCondition], in_transaction: &InTransaction<'_>) -> PendingAppend {
-        if self.keys_required.load(Ordering::Acquire) && has_keyless_record(&batches) {
-            return Box::pin(async move { Err(CoreError::RecordWithoutKey) });
+        if self.keys_required.load(Ordering::Acquire) {
+            match keyless_records(&batches) {
+                Ok(records) if records.is_empty() => {}
+                Ok(records) => return Box::pin(async move { Err(CoreError::RecordWithoutKey { records }) }),
+                Err(error) => return Box::pin(async move { Err(error) }),
+            }
         }
         let header = BatchHeader::parse(&batches);
         let idempotent = header.filter(|header| header.producer_id >= 0 && header.base_sequence >= 0);
@@ -805,12 +827,53 @@ mod tests {
         let required = Arc::new(AtomicBool::new(true));
         let partition = partition(dir.path()).with_keys_required(Arc::clone(&required));
         let refused = partition.append(batch(-1, -1, -1, 2)).await;
-        assert!(matches!(refused, Err(CoreError::RecordWithoutKey)), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(CoreError::RecordWithoutKey { records }) if records == &[0, 1]),
+            "{refused:?}"
+        );
         assert_eq!(partition.log.high_watermark(), 0, "nothing of the refused batch is written");
         partition.append(keyed("k")).await.expect("a keyed record is taken");
         // The topic's config changed back to delete: keyless records are fine again.
         required.store(false, Ordering::Release);
         partition.append(batch(-1, -1, -1, 1)).await.expect("keyless on a delete topic");
+    }
+
+    #[tokio::test]
+    async fn a_compacted_partition_finds_a_keyless_record_inside_a_compressed_batch_of_every_codec() {
+        use conveyor_log::codec::Codec;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path()).with_keys_required(Arc::new(AtomicBool::new(true)));
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let mut builder = BatchBuilder::new(1_700_000_000_000).compression(codec);
+            builder.push(Record::new(Some(b"k".to_vec()), Some(b"keyed".to_vec())));
+            builder.push(Record::new(None, Some(b"keyless".to_vec())));
+            let refused = partition.append(builder.build()).await;
+            assert!(
+                matches!(&refused, Err(CoreError::RecordWithoutKey { records }) if records == &[1]),
+                "{codec:?}: {refused:?}"
+            );
+            let mut builder = BatchBuilder::new(1_700_000_000_000).compression(codec);
+            builder.push(Record::new(Some(b"k".to_vec()), Some(b"keyed".to_vec())));
+            partition.append(builder.build()).await.expect("a keyed compressed batch is taken");
+        }
+        assert_eq!(partition.log.high_watermark(), 4, "only the four keyed batches are written");
+    }
+
+    #[tokio::test]
+    async fn a_compacted_partition_refuses_a_compressed_batch_that_does_not_decompress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partition = partition(dir.path()).with_keys_required(Arc::new(AtomicBool::new(true)));
+        // A plain batch relabelled lz4 (CRC recomputed, so only the codec
+        // can tell): its records area is not an LZ4 frame.
+        let mut bytes = keyed("k").to_vec();
+        let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | 3;
+        bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = conveyor_log::batch::compute_crc(&bytes);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        let refused = partition.append(Bytes::from(bytes)).await;
+        assert!(matches!(refused, Err(CoreError::CorruptRecords(_))), "{refused:?}");
+        assert_eq!(partition.log.high_watermark(), 0, "nothing of the corrupt batch is written");
+        partition.append(keyed("k")).await.expect("the partition still takes batches");
     }
 
     fn keyed(key: &str) -> Bytes {

@@ -38,7 +38,9 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         CoreError::LimitReached(_) => ResponseError::PolicyViolation,
         CoreError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         // Kafka's own answer to a keyless record on a compacted topic.
-        CoreError::RecordWithoutKey => ResponseError::InvalidRecord,
+        CoreError::RecordWithoutKey { .. } => ResponseError::InvalidRecord,
+        // Kafka's answer to a batch whose records do not decompress or parse.
+        CoreError::CorruptRecords(_) => ResponseError::CorruptMessage,
         // A stream's log is deleted or grown as its queue, over AMQP or the
         // admin API; of its configs only the retention keys change (its arguments).
         CoreError::StreamTopic(_) | CoreError::TopicReadAsStream(_) => ResponseError::PolicyViolation,

@@ -3,13 +3,15 @@ lz4 and zstd against a compacted topic (cleanup.policy=compact): several
 updates per key go in compressed batches of several records, then filler
 pushes them out of the active segment; once the cleaner has run, a
 consumer reading from the beginning sees only each key's latest value, at
-its original offset. The broker runs with a short `[log_cleaner]
+its original offset. A keyless record in a compressed batch, next to a
+keyed one, is refused with INVALID_RECORD and nothing of its batch is
+written (the keyed neighbour never shows). The broker runs with a short `[log_cleaner]
 backoff_ms`; the script polls what a from-the-beginning consumer sees,
 with a deadline."""
 import os
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from common import BOOTSTRAP, EAGER_COMPACTION, check, create_topics, read_to_end, unique
@@ -42,6 +44,26 @@ def produce_all(producer, topic, records):
     return offsets
 
 
+def keyless_is_refused(producer, topic, codec):
+    """Produces a keyed and a keyless record in one compressed batch (one
+    flush, compressible values); both fail with INVALID_RECORD."""
+    errors = {}
+
+    def delivered(name):
+        def report(error, message):
+            errors[name] = error
+        return report
+
+    value = ("compressible " * 20).encode()
+    producer.produce(topic, key=b"neighbour", value=value, on_delivery=delivered("keyed"))
+    producer.produce(topic, key=None, value=value, on_delivery=delivered("keyless"))
+    check(producer.flush(30) == 0, "unflushed messages")
+    for name in ["keyless", "keyed"]:
+        error = errors.get(name)
+        check(error is not None and error.code() == KafkaError.INVALID_RECORD,
+              f"{codec}: the {name} record of a batch with a keyless record must fail with INVALID_RECORD: {error}")
+
+
 def run(codec):
     topic = unique(f"compacted-{codec}")
     create_topics(admin, [topic], config=EAGER_COMPACTION)
@@ -51,6 +73,7 @@ def run(codec):
         records = [(key, f"{key}={codec}.{update}") for key in KEYS]
         for (key, value), offset in zip(records, produce_all(producer, topic, records)):
             latest[key] = (offset, value)
+    keyless_is_refused(producer, topic, codec)
     # Incompressible filler, one batch each, seals the segments above.
     for _ in range(30):
         produce_all(producer, topic, [("filler", os.urandom(64).hex())])

@@ -149,7 +149,8 @@ impl From<CoreError> for ApiError {
             | CoreError::InvalidGroupConfig(_)
             | CoreError::InvalidQueueArgument { .. }
             | CoreError::Transaction(_)
-            | CoreError::RecordWithoutKey
+            | CoreError::RecordWithoutKey { .. }
+            | CoreError::CorruptRecords(_)
             | CoreError::InvalidReplicationFactor(_)
             | CoreError::RecordTooLarge { .. } => StatusCode::BAD_REQUEST,
             CoreError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -233,7 +233,7 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): Ap
     responses(
         (status = 200, body = ResetResult),
         (status = 400, description = "a missing offset or timestamp, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown group (without `topic`) or topic", body = ErrorBody),
+        (status = 404, description = "unknown group (without `topic`) or topic, or a share group's id", body = ErrorBody),
         (status = 409, description = "the group has members", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
@@ -337,8 +337,15 @@ fn reset_commits(broker: &Broker, group_id: &str, request: &ResetOffsets) -> Res
 }
 
 /// The group's description, or 409 while it has members: offsets a
-/// running consumer commits would overwrite any set from outside.
+/// running consumer commits would overwrite any set from outside. A share
+/// group's id is 404: a share group has no committed offsets, by the
+/// core's rule for OffsetCommit (Kafka's GROUP_ID_NOT_FOUND).
 fn empty_group(broker: &Broker, group_id: &str) -> Result<GroupDescription, ApiError> {
+    broker.check_offsets_group(group_id).map_err(|_| {
+        ApiError::not_found(format!(
+            "group {group_id:?} is a share group, not a consumer group: it has no committed offsets to change"
+        ))
+    })?;
     let group = broker.groups().describe(group_id);
     if !group.members.is_empty() {
         return Err(ApiError::conflict(format!(
@@ -359,7 +366,7 @@ fn empty_group(broker: &Broker, group_id: &str) -> Result<GroupDescription, ApiE
     responses(
         (status = 200, body = ResetResult),
         (status = 400, description = "an empty group id, no offsets or too many, or malformed JSON", body = ErrorBody),
-        (status = 404, description = "unknown topic or partition", body = ErrorBody),
+        (status = 404, description = "unknown topic or partition, or a share group's id", body = ErrorBody),
         (status = 409, description = "the group has members", body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
@@ -399,7 +406,8 @@ pub async fn commit_offsets(
     commit_while_empty(broker, group_id, commits).await
 }
 
-/// Deletes a group with no members, and its committed offsets.
+/// Deletes a group with no members, and its committed offsets and configs;
+/// a share group's id deletes the share group (409 while it has members).
 #[utoipa::path(delete, operation_id = "delete_group", path = "/groups/{group_id}", tag = "groups",
     params(("group_id" = String, Path, description = "consumer group id")),
     responses(
@@ -409,7 +417,7 @@ pub async fn commit_offsets(
         (status = 409, description = "the group has members", body = ErrorBody),
     ))]
 pub async fn delete(State(state): State<Arc<HttpState>>, ApiPath(group_id): ApiPath<String>) -> Result<StatusCode, ApiError> {
-    state.broker.groups().delete_group(&group_id).await?;
+    state.broker.delete_group(&group_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

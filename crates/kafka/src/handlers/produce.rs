@@ -11,7 +11,11 @@
 //! headers (`conditions.rs`) are appended only if the partition meets them
 //! (on a replicated partition, checked as its group applies them);
 //! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
-//! in `record_errors`.
+//! in `record_errors`. On a compacted topic every record needs a key (the
+//! core reads each batch, compressed ones decompressed within the log's
+//! bound): keyless ones are INVALID_RECORD with each blamed in
+//! `record_errors`, in Kafka's words; a batch that does not decompress or
+//! parse is CORRUPT_MESSAGE. Nothing of a refused batch is written.
 
 use std::sync::Arc;
 
@@ -220,11 +224,12 @@ fn append(
 }
 
 /// Why a partition's append was refused: its code, the message for
-/// Produce v8+, and the record to blame in `record_errors`.
+/// Produce v8+, and the records to blame in `record_errors` (each by its
+/// index in the batch, with its own message).
 struct Refused {
     code: ResponseError,
     message: Option<String>,
-    record: Option<usize>,
+    records: Vec<(usize, Option<String>)>,
 }
 
 impl From<(ResponseError, Option<String>)> for Refused {
@@ -232,7 +237,7 @@ impl From<(ResponseError, Option<String>)> for Refused {
         Refused {
             code,
             message,
-            record: None,
+            records: Vec::new(),
         }
     }
 }
@@ -257,7 +262,32 @@ async fn finish(
             append(context, &topic, transactional_id, acks, index, records)?
         }
     };
-    appending.await.map_err(|error: CoreError| Refused::from(&error))
+    appending.await.map_err(|error: CoreError| match error {
+        CoreError::RecordWithoutKey { records } => keyless_refused(&records, &format!("{}-{index}", name.0)),
+        error => Refused::from(&error),
+    })
+}
+
+/// Kafka's answer to records without a key on a compacted topic
+/// (`LogValidator.validateKey`, then `processRecordErrors`): each record
+/// blamed with the partition's name, and the first three of them in the
+/// partition's message.
+fn keyless_refused(records: &[usize], partition: &str) -> Refused {
+    let blame = format!("Compacted topic cannot accept message without key in topic partition {partition}");
+    let shown: Vec<String> = records
+        .iter()
+        .take(3)
+        .map(|record| format!("RecordError(batchIndex={record}, message='{blame}')"))
+        .collect();
+    Refused {
+        code: ResponseError::InvalidRecord,
+        message: Some(format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            records.len(),
+            shown.join(", ")
+        )),
+        records: records.iter().map(|record| (*record, Some(blame.clone()))).collect(),
+    }
 }
 
 /// A transactional batch refused (KIP-890), in Kafka's words
@@ -278,9 +308,13 @@ impl From<&CoreError> for Refused {
         Refused {
             code: errors::core_error(error),
             message: Some(error.to_string()),
-            record: match error {
-                CoreError::ConditionFailed(failed) => failed.record(),
-                _ => None,
+            records: match error {
+                CoreError::ConditionFailed(failed) => failed
+                    .record()
+                    .map(|record| (record, Some(error.to_string())))
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
             },
         }
     }
@@ -304,13 +338,18 @@ fn partition_response(index: i32, result: Result<AppendInfo, Refused>, version: 
                 // Clients report the blamed record's message per record
                 // (librdkafka, kafka-python), the others of the batch as
                 // failed with it.
-                if let Some(record) = refused.record.and_then(|record| i32::try_from(record).ok()) {
-                    response.record_errors = vec![
-                        BatchIndexAndErrorMessage::default()
-                            .with_batch_index(record)
-                            .with_batch_index_error_message(refused.message.clone().and_then(message)),
-                    ];
-                }
+                response.record_errors = refused
+                    .records
+                    .into_iter()
+                    .filter_map(|(record, text)| {
+                        let index = i32::try_from(record).ok()?;
+                        Some(
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(index)
+                                .with_batch_index_error_message(text.and_then(message)),
+                        )
+                    })
+                    .collect();
                 response.error_message = refused.message.and_then(message);
             }
         }
