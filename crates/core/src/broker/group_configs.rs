@@ -1,7 +1,6 @@
 //! Kafka groups' own configs (IncrementalAlterConfigs on a GROUP resource):
 //! changed as a catalog event, so they survive a restart, and read from the
-//! views by the coordinators' callers; deleting the group (DeleteGroups)
-//! deletes them too. The keys, defaults and checks are
+//! views by the coordinators' callers. The keys, defaults and checks are
 //! `group_config.rs`'s; this file knows where they are kept.
 
 use std::collections::BTreeMap;
@@ -58,21 +57,6 @@ impl Broker {
         };
         run_to_completion(async move { change.commit(event, true, Opened::Nothing).await.map(drop) }).await
     }
-
-    /// Forgets `group`'s own configs (a deleted group's): a group created
-    /// again under the same id starts from the defaults. Durable when this
-    /// returns; nothing is written for a group without configs.
-    pub(super) async fn forget_group_configs(&self, group: &str) -> Result<()> {
-        let mut change = self.meta.change().await;
-        if !change.catalog().group_configs.contains_key(group) {
-            return Ok(());
-        }
-        let event = Event::GroupConfigsSet {
-            group: group.to_owned(),
-            configs: BTreeMap::new(),
-        };
-        run_to_completion(async move { change.commit(event, true, Opened::Nothing).await.map(drop) }).await
-    }
 }
 
 #[cfg(test)]
@@ -81,49 +65,6 @@ mod tests {
     use crate::BrokerConfig;
     use crate::group_config::keys;
     use crate::share_group::IsolationLevel;
-
-    #[tokio::test]
-    async fn deleting_a_group_deletes_its_configs_across_a_restart() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open broker");
-        let set = |key: &str, value: &str| (key.to_owned(), Some(value.to_owned()));
-        broker
-            .alter_group_configs("g", vec![set(keys::CONSUMER_SESSION_TIMEOUT_MS, "50000")], false)
-            .await
-            .expect("set");
-        broker
-            .alter_group_configs("kept", vec![set(keys::CONSUMER_SESSION_TIMEOUT_MS, "50000")], false)
-            .await
-            .expect("set");
-        // The group exists by its committed offsets (a commit from outside the protocol).
-        let commit = crate::group::OffsetCommit {
-            topic: "t".into(),
-            partition: 0,
-            offset: 1,
-            leader_epoch: -1,
-            metadata: None,
-        };
-        broker.groups().commit_offsets("g", None, vec![commit]).await.expect("commit");
-        broker.delete_group("g").await.expect("delete the group");
-        assert_eq!(broker.group_configs("g"), BTreeMap::new(), "its configs go with it");
-        let defaults = broker.group_config_defaults().consumer_session_timeout_ms;
-        assert_eq!(broker.group_settings("g").consumer_session_timeout_ms, defaults);
-        tokio::task::spawn_blocking(move || broker.close())
-            .await
-            .expect("join")
-            .expect("close");
-        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen broker");
-        assert_eq!(broker.group_configs("g"), BTreeMap::new(), "still gone after a restart");
-        assert_eq!(
-            broker.group_settings("kept").consumer_session_timeout_ms,
-            50_000,
-            "another group's stay"
-        );
-        tokio::task::spawn_blocking(move || broker.close())
-            .await
-            .expect("join")
-            .expect("close");
-    }
 
     #[tokio::test]
     async fn a_groups_configs_are_checked_kept_across_a_restart_and_deleted_back_to_the_defaults() {

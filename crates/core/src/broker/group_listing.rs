@@ -121,14 +121,8 @@ impl Broker {
     /// DeleteGroups: a share group's id deletes the share group and its
     /// share-partitions (`NonEmptyGroup` while it has members), any other
     /// the consumer group, as Kafka 4.1's `GroupCoordinatorService`
-    /// deletes share groups' state before the groups. The group's own
-    /// configs (IncrementalAlterConfigs on GROUP) go with it.
+    /// deletes share groups' state before the groups.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
-        self.delete_group_state(group_id).await?;
-        Ok(self.forget_group_configs(group_id).await?)
-    }
-
-    async fn delete_group_state(&self, group_id: &str) -> Result<(), GroupError> {
         if self.share_groups.describe(group_id).is_none() {
             return self.groups.delete_group(group_id).await;
         }

@@ -406,7 +406,8 @@ pub async fn commit_offsets(
     commit_while_empty(broker, group_id, commits).await
 }
 
-/// Deletes a group with no members, and its committed offsets and configs;
+/// Deletes a group with no members, and its committed offsets (its configs
+/// stay, as Kafka keeps them, KIP-1142);
 /// a share group's id deletes the share group (409 while it has members).
 #[utoipa::path(delete, operation_id = "delete_group", path = "/groups/{group_id}", tag = "groups",
     params(("group_id" = String, Path, description = "consumer group id")),
