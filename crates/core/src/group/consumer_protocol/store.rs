@@ -287,37 +287,35 @@ pub fn changes(id: &str, stored: Option<&GroupImage>, live: Option<&GroupImage>)
             metadata: Some(live.metadata.clone()),
         });
     }
-    let member = |member: &String, metadata| GroupChange::Member {
-        group: group(),
-        member: member.clone(),
-        metadata,
-    };
-    changes.extend(
-        (live.members.iter())
-            .filter(|(id, metadata)| stored_or_empty.members.get(*id) != Some(*metadata))
-            .map(|(id, metadata)| member(id, Some(metadata.clone()))),
-    );
-    changes.extend(
-        (stored_or_empty.members.keys())
-            .filter(|id| !live.members.contains_key(*id))
-            .map(|id| member(id, None)),
-    );
-    let target = |member: &String, assignment| GroupChange::Target {
-        group: group(),
-        member: member.clone(),
-        assignment,
-    };
-    changes.extend(
-        (live.target.iter())
-            .filter(|(id, assignment)| stored_or_empty.target.get(*id) != Some(*assignment))
-            .map(|(id, assignment)| target(id, Some(assignment.clone()))),
-    );
-    changes.extend(
-        (stored_or_empty.target.keys())
-            .filter(|id| !live.target.contains_key(*id))
-            .map(|id| target(id, None)),
-    );
+    changes.extend(keyed_changes(&stored_or_empty.members, &live.members, |member, metadata| {
+        GroupChange::Member {
+            group: group(),
+            member: member.clone(),
+            metadata,
+        }
+    }));
+    changes.extend(keyed_changes(&stored_or_empty.target, &live.target, |member, assignment| {
+        GroupChange::Target {
+            group: group(),
+            member: member.clone(),
+            assignment,
+        }
+    }));
     changes
+}
+
+/// The events (`change` of a key and its new value, `None` once gone) that
+/// turn the per-member values `stored` into `live`.
+fn keyed_changes<V: Clone + PartialEq>(
+    stored: &BTreeMap<String, V>,
+    live: &BTreeMap<String, V>,
+    change: impl Fn(&String, Option<V>) -> GroupChange,
+) -> Vec<GroupChange> {
+    let set = (live.iter())
+        .filter(|(key, value)| stored.get(*key) != Some(*value))
+        .map(|(key, value)| change(key, Some(value.clone())));
+    let gone = (stored.keys()).filter(|key| !live.contains_key(*key)).map(|key| change(key, None));
+    set.chain(gone).collect()
 }
 
 /// The KIP-848 groups' journal and the image it last recorded.
