@@ -11,10 +11,10 @@ import os
 import sys
 import urllib.request
 
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, create_topics, unique, wait_until
+from common import BOOTSTRAP, assigned_partitions, check, create_topics, produce_numbers, unique, wait_until
 
 HTTP = os.environ["CONVEYOR_HTTP"]
 topic = unique("kip848-restart")
@@ -36,17 +36,6 @@ def member(name):
 
     consumer.subscribe([topic], on_revoke=revoked, on_lost=lost)
     return consumer
-
-
-def partitions(consumer):
-    return sorted(tp.partition for tp in consumer.assignment())
-
-
-def produce(values):
-    producer = Producer({"bootstrap.servers": BOOTSTRAP})
-    for value in values:
-        producer.produce(topic, key=str(value).encode(), value=str(value).encode())
-    check(producer.flush(30) == 0, "unflushed messages")
 
 
 def drain(consumers, values, count):
@@ -85,10 +74,10 @@ def settled():
 
 
 wait_until(settled, "both members to hold two partitions in a Stable group")
-held = {"first": partitions(first), "second": partitions(second)}
+held = {"first": assigned_partitions(first), "second": assigned_partitions(second)}
 check(sorted(held["first"] + held["second"]) == [0, 1, 2, 3], f"every partition is assigned once: {held}")
 member_ids = sorted([first.memberid(), second.memberid()])
-produce(range(100))
+produce_numbers(topic, range(100))
 values = []
 wait_until(drain([first, second], values, 100), "100 messages before the restart")
 check(sorted(values) == list(range(100)), f"before the restart: {len(values)} values, {len(set(values))} distinct")
@@ -98,7 +87,7 @@ revocations_before = list(revocations)
 print("settled", flush=True)
 check(sys.stdin.readline().strip() == "restarted", "expected the harness to restart the broker")
 
-produce(range(100, 200))
+produce_numbers(topic, range(100, 200))
 after = []
 wait_until(drain([first, second], after, 100), "100 messages after the restart")
 check(sorted(after) == list(range(100, 200)), f"after the restart: {len(after)} values, {len(set(after))} distinct")
@@ -108,8 +97,8 @@ for _ in range(20):
         message = consumer.poll(0.1)
         check(message is None or message.error() is not None, f"a redelivery after the restart: {message and message.value()}")
 check(revocations == revocations_before, f"partitions were revoked or lost across the restart: {revocations[len(revocations_before):]}")
-check({"first": partitions(first), "second": partitions(second)} == held,
-      f"assignments moved: {held} before, {partitions(first)} {partitions(second)} after")
+check({"first": assigned_partitions(first), "second": assigned_partitions(second)} == held,
+      f"assignments moved: {held} before, {assigned_partitions(first)} {assigned_partitions(second)} after")
 check(sorted([first.memberid(), second.memberid()]) == member_ids, "the consumers' member ids changed")
 check(described() == (generation, member_ids), f"the group after the restart {described()}, before {(generation, member_ids)}")
 first.close()
