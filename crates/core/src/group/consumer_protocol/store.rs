@@ -508,6 +508,23 @@ mod tests {
         groups.iter().map(|(id, group)| (id.clone(), GroupImage::of(group))).collect()
     }
 
+    /// a holds all four partitions, b joins, a revokes two and b gets them.
+    async fn two_members_with_two_partitions_each(coordinator: &GroupCoordinator) -> (HeartbeatReply, HeartbeatReply) {
+        let beat = |member: &'static str, epoch: i32, owned: &'static [i32]| async move {
+            let reply = coordinator
+                .consumer_heartbeat("g", heartbeat(member, epoch, owned), &OneTopic)
+                .await;
+            reply.expect("heartbeat accepted").0
+        };
+        let a = beat("a", 0, &[]).await;
+        let b = beat("b", 0, &[]).await;
+        let a = beat("a", a.member_epoch, &[0, 1, 2, 3]).await;
+        let a = beat("a", a.member_epoch, &[0, 1]).await;
+        let b = beat("b", b.member_epoch, &[]).await;
+        assert_eq!((assigned(&a), assigned(&b)), (vec![0, 1], vec![2, 3]));
+        (a, b)
+    }
+
     #[tokio::test]
     async fn a_group_after_a_restart_is_the_group_before_it_and_its_members_keep_their_epochs() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -515,35 +532,13 @@ mod tests {
         let coordinator = open(dir.path(), &clock);
         // a holds all four, b joins, a revokes two, b gets them; c joins and
         // a is left revoking one (the group mid-reconciliation).
-        let a = coordinator
-            .consumer_heartbeat("g", heartbeat("a", 0, &[]), &OneTopic)
-            .await
-            .expect("a");
-        let b = coordinator
-            .consumer_heartbeat("g", heartbeat("b", 0, &[]), &OneTopic)
-            .await
-            .expect("b")
-            .0;
-        let a = (coordinator
-            .consumer_heartbeat("g", heartbeat("a", a.0.member_epoch, &[0, 1, 2, 3]), &OneTopic)
-            .await)
-            .expect("a revokes");
-        let a = (coordinator
-            .consumer_heartbeat("g", heartbeat("a", a.0.member_epoch, &[0, 1]), &OneTopic)
-            .await)
-            .expect("a");
-        let b = (coordinator
-            .consumer_heartbeat("g", heartbeat("b", b.member_epoch, &[]), &OneTopic)
-            .await)
-            .expect("b")
-            .0;
-        assert_eq!((assigned(&a.0), assigned(&b)), (vec![0, 1], vec![2, 3]));
+        let (a, b) = two_members_with_two_partitions_each(&coordinator).await;
         coordinator
             .consumer_heartbeat("g", heartbeat("c", 0, &[]), &OneTopic)
             .await
             .expect("c");
         let a = (coordinator
-            .consumer_heartbeat("g", heartbeat("a", a.0.member_epoch, &[0, 1]), &OneTopic)
+            .consumer_heartbeat("g", heartbeat("a", a.member_epoch, &[0, 1]), &OneTopic)
             .await)
             .expect("a");
         assert_eq!(assigned(&a.0).len(), 1, "a revokes one for c");
@@ -584,28 +579,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(1_000_000);
         let coordinator = open(dir.path(), &clock);
-        let a = coordinator
-            .consumer_heartbeat("g", heartbeat("a", 0, &[]), &OneTopic)
-            .await
-            .expect("a")
-            .0;
-        let b = coordinator
-            .consumer_heartbeat("g", heartbeat("b", 0, &[]), &OneTopic)
-            .await
-            .expect("b")
-            .0;
-        let a = coordinator
-            .consumer_heartbeat("g", heartbeat("a", a.member_epoch, &[0, 1, 2, 3]), &OneTopic)
-            .await;
-        let a = a.expect("a revokes").0;
-        let a = coordinator
-            .consumer_heartbeat("g", heartbeat("a", a.member_epoch, &[0, 1]), &OneTopic)
-            .await;
-        let a = a.expect("a").0;
-        coordinator
-            .consumer_heartbeat("g", heartbeat("b", b.member_epoch, &[]), &OneTopic)
-            .await
-            .expect("b");
+        let (a, b) = two_members_with_two_partitions_each(&coordinator).await;
         // Down for longer than a session: the sessions count from the load.
         drop(coordinator);
         clock.advance_ms(100_000);
