@@ -59,6 +59,30 @@ fn kip848_librdkafka_members_split_a_topic_and_the_survivor_takes_all_partitions
     run_script(&server, "kafka/kip848_confluent.py", &[]);
 }
 
+/// What `kip848_restart_confluent.py` needs of the broker: a short heartbeat
+/// interval, so the group settles within the script's deadlines.
+const KIP848_RESTART_CONFIG: &str = "[limits]\ngroup_consumer_heartbeat_interval_ms = 500\n";
+
+#[test]
+fn kip848_librdkafka_members_keep_their_ids_epochs_and_partitions_across_a_sigterm_restart() {
+    support::run_script_across_a_restart_with_config(
+        "kafka/kip848_restart_confluent.py",
+        "settled",
+        support::Stop::Terminate,
+        Some(KIP848_RESTART_CONFIG),
+    );
+}
+
+#[test]
+fn kip848_librdkafka_members_keep_their_ids_epochs_and_partitions_across_a_sigkill_restart() {
+    support::run_script_across_a_restart_with_config(
+        "kafka/kip848_restart_confluent.py",
+        "settled",
+        support::Stop::Kill,
+        Some(KIP848_RESTART_CONFIG),
+    );
+}
+
 #[test]
 fn kip848_static_member_that_closes_is_replaced_by_its_instance_id_without_moving_other_partitions() {
     let (_dir, server) = support::start_with_config("[limits]\ngroup_consumer_heartbeat_interval_ms = 500\n");

@@ -14,11 +14,20 @@ use crate::broker::Broker;
 /// What a log holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogRole {
-    Partition { topic: String, partition: u32 },
-    QueueMessages { queue: String },
-    QueueCursor { queue: String },
+    Partition {
+        topic: String,
+        partition: u32,
+    },
+    QueueMessages {
+        queue: String,
+    },
+    QueueCursor {
+        queue: String,
+    },
     Catalog,
     ConsumerOffsets,
+    /// The KIP-848 groups' journal.
+    ConsumerGroups,
     TransactionState,
 }
 
@@ -30,6 +39,7 @@ impl fmt::Display for LogRole {
             LogRole::QueueCursor { queue } => write!(f, "queue {queue:?} cursor journal"),
             LogRole::Catalog => f.write_str("metadata catalog"),
             LogRole::ConsumerOffsets => f.write_str("consumer group offsets"),
+            LogRole::ConsumerGroups => f.write_str("KIP-848 consumer groups"),
             LogRole::TransactionState => f.write_str("transaction state"),
         }
     }
@@ -74,6 +84,7 @@ impl Broker {
             logs.push((LogRole::QueueCursor { queue }, opened.journal_log().clone()));
         }
         logs.push((LogRole::ConsumerOffsets, self.groups().offsets().log().clone()));
+        logs.push((LogRole::ConsumerGroups, self.groups().consumer_group_store().log().clone()));
         logs.push((LogRole::TransactionState, self.transactions().log().clone()));
         if let Some(catalog) = self.catalog_log() {
             logs.push((LogRole::Catalog, catalog));

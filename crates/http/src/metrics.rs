@@ -108,12 +108,13 @@ fn render_log_health(out: &mut String, broker: &Broker) {
     let mut family = Family::gauge(
         out,
         "conveyor_internal_log_poisoned",
-        "1 while the metadata catalog's, the committed offsets' or the transaction state's log refuses appends, until reopened.",
+        "1 while the metadata catalog's, the committed offsets', the KIP-848 groups' or the transaction state's log refuses appends, until reopened.",
     );
     for status in &statuses {
         let log = match &status.role {
             LogRole::Catalog => "catalog",
             LogRole::ConsumerOffsets => "consumer_offsets",
+            LogRole::ConsumerGroups => "consumer_groups",
             LogRole::TransactionState => "transaction_state",
             _ => continue,
         };

@@ -26,6 +26,22 @@ def create_topics(admin, names, partitions=1, config=None):
         future.result(timeout=30)
 
 
+def assigned_partitions(consumer):
+    """The partition numbers a confluent-kafka consumer holds, sorted."""
+    return sorted(tp.partition for tp in consumer.assignment())
+
+
+def produce_numbers(topic, values):
+    """Produces each of `values` as a record whose key and value are its
+    decimal text, with a fresh confluent-kafka producer, and flushes."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": BOOTSTRAP})
+    for value in values:
+        producer.produce(topic, key=str(value).encode(), value=str(value).encode())
+    check(producer.flush(30) == 0, "unflushed messages")
+
+
 def transactional_producer(transactional_id, settings=None):
     """A confluent-kafka producer with `transactional.id`, its transactions
     initialised (InitProducerId done); `settings` adds librdkafka's."""

@@ -7,10 +7,10 @@ assignor, members, their assignments and targets); when one closes, the
 other is given all four and consumes what is produced next, from the
 offsets its peer committed."""
 
-from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, check, create_topics, unique, wait_until
+from common import BOOTSTRAP, assigned_partitions, check, create_topics, produce_numbers, unique, wait_until
 
 topic = unique("kip848")
 group = unique("kip848-group")
@@ -24,17 +24,6 @@ def member():
     consumer.subscribe([topic])
     return consumer
 
-
-
-def partitions(consumer):
-    return sorted(tp.partition for tp in consumer.assignment())
-
-
-def produce(values):
-    producer = Producer({"bootstrap.servers": BOOTSTRAP})
-    for value in values:
-        producer.produce(topic, key=str(value).encode(), value=str(value).encode())
-    check(producer.flush(20) == 0, "unflushed messages")
 
 
 def drain(consumers, values, count):
@@ -51,8 +40,8 @@ def drain(consumers, values, count):
 first, second = member(), member()
 wait_until(lambda: (first.poll(0.1), second.poll(0.1)) and len(first.assignment()) == 2 and len(second.assignment()) == 2,
            "both members to hold two partitions")
-check(not set(partitions(first)) & set(partitions(second)), f"members share a partition: {partitions(first)} {partitions(second)}")
-check(sorted(partitions(first) + partitions(second)) == [0, 1, 2, 3], "every partition is assigned")
+check(not set(assigned_partitions(first)) & set(assigned_partitions(second)), f"members share a partition: {assigned_partitions(first)} {assigned_partitions(second)}")
+check(sorted(assigned_partitions(first) + assigned_partitions(second)) == [0, 1, 2, 3], "every partition is assigned")
 
 # ListGroups v5 names the group's type.
 listed = {g.group_id: g for g in admin.list_consumer_groups().result(timeout=30).valid}
@@ -97,7 +86,7 @@ def classic_refused():
 wait_until(classic_refused, "the classic member's INCONSISTENT_GROUP_PROTOCOL")
 classic.close()
 
-produce(range(200))
+produce_numbers(topic, range(200))
 values = []
 wait_until(drain([first, second], values, 200), "200 messages")
 check(sorted(values) == list(range(200)), f"duplicates or gaps: {len(values)} values, {len(set(values))} distinct")
@@ -108,9 +97,9 @@ def takes_over():
     message = first.poll(0.1)
     if message is not None and message.error() is None:
         after.append(int(message.value()))  # a redelivery: caught by the check below
-    return partitions(first) == [0, 1, 2, 3]
+    return assigned_partitions(first) == [0, 1, 2, 3]
 wait_until(takes_over, "the remaining member to hold all four partitions")
-produce(range(200, 300))
+produce_numbers(topic, range(200, 300))
 wait_until(drain([first], after, 100), "100 messages after the close")
 check(sorted(after) == list(range(200, 300)), f"after the close: {len(after)} values, {sorted(set(after))[:5]}...")
 first.close()

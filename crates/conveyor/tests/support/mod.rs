@@ -422,9 +422,26 @@ pub enum Stop {
 /// tells the script `restarted` on its stdin and asserts it ends with
 /// `ok`. Returns the script's stderr lines.
 pub fn run_script_across_a_restart(script: &str, first_line: &str, stop: Stop) -> Vec<String> {
+    run_script_across_a_restart_with_config(script, first_line, stop, None)
+}
+
+/// [`run_script_across_a_restart`] with a config file holding `toml` (e.g.
+/// a `[limits]` table) for both runs of the broker, whose HTTP port is
+/// fixed too, so the script's `CONVEYOR_HTTP` still reaches it after the
+/// restart.
+pub fn run_script_across_a_restart_with_config(script: &str, first_line: &str, stop: Stop, toml: Option<&str>) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
     let kafka = format!("127.0.0.1:{}", free_port());
-    let mut server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("conveyor.toml");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let mut args = vec!["--kafka-addr", &kafka, "--http-addr", &http];
+    if let Some(toml) = toml {
+        std::fs::write(&config, toml).expect("write the config file");
+        args.extend(["--config", &config]);
+    }
+    let mut server = Server::start_with(&data, &args, &[]);
     let mut client = spawn_script(&server, script, &[]);
     let stdout = client.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
@@ -437,7 +454,7 @@ pub fn run_script_across_a_restart(script: &str, first_line: &str, stop: Stop) -
         Stop::Terminate => assert!(server.terminate().0.success(), "SIGTERM exits 0"),
         Stop::Kill => server.kill(),
     }
-    let _server = Server::start_with(dir.path(), &["--kafka-addr", &kafka], &[]);
+    let _server = Server::start_with(&data, &args, &[]);
     writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
     expect_script_ok(&mut client, lines)
 }

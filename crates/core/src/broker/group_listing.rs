@@ -65,18 +65,18 @@ impl Broker {
     /// `GroupIdNotFound` ("Group g is not a consumer group."), as Kafka's
     /// getOrMaybeCreateConsumerGroup answers. Returns the reply and the
     /// heartbeat interval.
-    pub fn consumer_group_heartbeat(
+    pub async fn consumer_group_heartbeat(
         &self,
         group_id: &str,
         request: ConsumerHeartbeat,
-        topics: &dyn TopicLookup,
+        topics: &(dyn TopicLookup + Sync),
     ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
         if self.share_groups.describe(group_id).is_some() {
             return Err(ConsumerGroupError::GroupIdNotFound(group_id.to_owned()));
         }
         let settings = self.group_settings(group_id);
         let timing = (settings.consumer_session_timeout_ms, settings.consumer_heartbeat_interval_ms);
-        self.groups.consumer_heartbeat_timed(group_id, request, topics, Some(timing))
+        self.groups.consumer_heartbeat_timed(group_id, request, topics, Some(timing)).await
     }
 
     /// JoinGroup of the classic protocol. An id a share group holds is

@@ -45,7 +45,7 @@ use crate::alarms::ResourceAlarms;
 use crate::catalog::Catalog;
 use crate::connections::Connections;
 use crate::error::{CoreError, Result};
-use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
+use crate::group::{ConsumerGroupStore, GroupConfig, GroupCoordinator, OffsetStore};
 use crate::limits::{Limits, LimitsConfig};
 use crate::redrive_tasks::RedriveTasks;
 use crate::stats::Stats;
@@ -130,7 +130,8 @@ impl Broker {
             limits: Arc::clone(&limits),
             ..GroupConfig::default()
         };
-        let groups = Arc::new(GroupCoordinator::new(offsets, Arc::clone(&clock), group_config));
+        let consumer_groups = ConsumerGroupStore::open(&data_dir.join("groups").join("consumer-groups"), Arc::clone(&clock))?;
+        let groups = Arc::new(GroupCoordinator::new(offsets, consumer_groups, Arc::clone(&clock), group_config));
         let transactions = TransactionCoordinator::open(&data_dir.join("transactions"), Arc::clone(&clock))?;
         let share_groups = Arc::new(crate::share_group::ShareGroupCoordinator::new(
             data_dir.join("share-groups"),
@@ -298,6 +299,10 @@ impl Broker {
         self.groups.shutdown();
         if let Err(error) = self.groups.offsets().close() {
             warn!(%error, "closing the consumer offsets log failed");
+            first_error.get_or_insert(error);
+        }
+        if let Err(error) = self.groups.consumer_group_store().close() {
+            warn!(%error, "closing the KIP-848 consumer groups' log failed");
             first_error.get_or_insert(error);
         }
         if let Err(error) = self.transactions.close() {

@@ -20,7 +20,7 @@ use conveyor_log::clock::Clock;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::consumer_protocol::ConsumerGroup;
+use super::consumer_protocol::{ConsumerGroup, ConsumerGroupStore};
 use super::membership::{Group, Member};
 use super::offsets::{CommittedOffset, OffsetStore};
 use crate::error::CoreError;
@@ -220,16 +220,21 @@ pub struct GroupCoordinator {
     /// KIP-848 consumer groups (`consumer_protocol/`); a group id is in one
     /// map or the other, never both with members.
     pub(super) consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    /// Where `consumer_groups` is kept, changed under its lock.
+    pub(super) consumer_group_store: ConsumerGroupStore,
     offsets: OffsetStore,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: GroupConfig,
 }
 
 impl GroupCoordinator {
-    pub fn new(offsets: OffsetStore, clock: Arc<dyn Clock>, config: GroupConfig) -> GroupCoordinator {
+    /// The coordinator of the groups `offsets` and `consumer_groups` hold;
+    /// the KIP-848 groups' members get a full session from now.
+    pub fn new(offsets: OffsetStore, consumer_groups: ConsumerGroupStore, clock: Arc<dyn Clock>, config: GroupConfig) -> GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
-            consumer_groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(consumer_groups.groups(clock.now_ms())),
+            consumer_group_store: consumer_groups,
             offsets,
             clock,
             config,
@@ -238,6 +243,11 @@ impl GroupCoordinator {
 
     pub fn offsets(&self) -> &OffsetStore {
         &self.offsets
+    }
+
+    /// Where the KIP-848 groups are kept.
+    pub fn consumer_group_store(&self) -> &ConsumerGroupStore {
+        &self.consumer_group_store
     }
 
     /// JoinGroup: resolves when the rebalance this join takes part in completes.
@@ -781,7 +791,12 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(1_000_000);
         let offsets = OffsetStore::open(dir.path(), clock.clone()).expect("offsets");
-        let coordinator = Arc::new(GroupCoordinator::new(offsets, clock.clone(), GroupConfig::default()));
+        let coordinator = Arc::new(GroupCoordinator::new(
+            offsets,
+            consumer_group_store(dir.path(), &clock),
+            clock.clone(),
+            GroupConfig::default(),
+        ));
         Fixture {
             coordinator,
             clock,
@@ -790,6 +805,11 @@ pub(crate) mod tests {
     }
 
     /// A classic-protocol JoinGroup of group "g" (metadata `meta-{member_id}`).
+    /// The KIP-848 groups' store of a coordinator whose offsets are in `dir`.
+    pub(crate) fn consumer_group_store(dir: &std::path::Path, clock: &Arc<ManualClock>) -> ConsumerGroupStore {
+        ConsumerGroupStore::open(&dir.join("consumer-groups"), clock.clone()).expect("consumer groups")
+    }
+
     pub(crate) fn join_request(member_id: &str, protocols: &[&str]) -> JoinRequest {
         JoinRequest {
             group_id: "g".into(),
@@ -867,7 +887,7 @@ pub(crate) mod tests {
             limits: Arc::clone(&limits),
             ..GroupConfig::default()
         };
-        let coordinator = GroupCoordinator::new(offsets, clock, config);
+        let coordinator = GroupCoordinator::new(offsets, consumer_group_store(dir.path(), &clock), clock, config);
         for _ in 0..2 {
             let joined = coordinator.join(join_request("", &["range"])).await;
             assert!(matches!(joined, Err(GroupError::MemberIdRequired(_))), "{joined:?}");
@@ -1045,7 +1065,12 @@ pub(crate) mod tests {
             ..GroupConfig::default()
         };
         let fixture = Fixture {
-            coordinator: Arc::new(GroupCoordinator::new(offsets, clock.clone(), config)),
+            coordinator: Arc::new(GroupCoordinator::new(
+                offsets,
+                consumer_group_store(dir.path(), &clock),
+                clock.clone(),
+                config,
+            )),
             clock,
             _dir: dir,
         };

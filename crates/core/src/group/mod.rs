@@ -8,8 +8,8 @@ mod membership;
 mod offsets;
 
 pub use consumer_protocol::{
-    Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerHeartbeat, ConsumerMemberDescription, HeartbeatReply,
-    SubscribedRegex, TopicLookup, TopicShape,
+    Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerGroupStore, ConsumerHeartbeat, ConsumerMemberDescription,
+    HeartbeatReply, SubscribedRegex, TopicLookup, TopicShape,
 };
 pub use coordination::{Coordination, Coordinator};
 pub use coordinator::{

@@ -18,7 +18,7 @@ use crate::HttpState;
 /// Which log: what it holds.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogName {
-    /// `partition`, `queue_messages`, `queue_cursor`, `catalog`, `consumer_offsets` or `transaction_state`.
+    /// `partition`, `queue_messages`, `queue_cursor`, `catalog`, `consumer_offsets`, `consumer_groups` or `transaction_state`.
     pub kind: &'static str,
     /// The topic, for a partition.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +54,7 @@ impl From<&LogRole> for LogName {
             }
             LogRole::Catalog => name.kind = "catalog",
             LogRole::ConsumerOffsets => name.kind = "consumer_offsets",
+            LogRole::ConsumerGroups => name.kind = "consumer_groups",
             LogRole::TransactionState => name.kind = "transaction_state",
         }
         name

@@ -62,7 +62,11 @@ pub async fn heartbeat(
         owned,
     };
     let topics = DescribableTopics { context, connection };
-    match context.broker.consumer_group_heartbeat(&request.group_id.0, heartbeat, &topics) {
+    match context
+        .broker
+        .consumer_group_heartbeat(&request.group_id.0, heartbeat, &topics)
+        .await
+    {
         Ok((reply, heartbeat_interval_ms)) => {
             let assignment = reply.assignment.map(|assignment| {
                 let topic_partitions = assignment

@@ -12,7 +12,7 @@ use uuid::Uuid;
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
 /// What the assignors know of a subscribed topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicShape {
     pub id: Uuid,
     pub partition_count: u32,

@@ -58,7 +58,8 @@ pub enum ConsumerGroupError {
 }
 
 /// Where a member stands in its reconciliation (KIP-848's member states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MemberState {
     /// Holds its target assignment.
     Stable,

@@ -12,31 +12,50 @@ use super::consumer_group::{ConsumerGroup, ConsumerGroupError, ConsumerHeartbeat
 use super::description::ConsumerGroupDescription;
 use super::subscription::TopicLookup;
 use crate::group::coordinator::{GroupCoordinator, GroupDescription, GroupError, GroupType, MemberDescription, OffsetCommit};
+use crate::journal::{Appended, JournalError};
 
 impl GroupCoordinator {
     /// ConsumerGroupHeartbeat. A group id held by a classic group with
     /// members is refused with GroupIdNotFound, as Kafka answers "not a
     /// consumer group"; an empty classic group gives way. Returns the reply
     /// and the heartbeat interval the member should keep.
-    pub fn consumer_heartbeat(
+    pub async fn consumer_heartbeat(
         &self,
         group_id: &str,
         request: ConsumerHeartbeat,
-        topics: &dyn TopicLookup,
+        topics: &(dyn TopicLookup + Sync),
     ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
-        self.consumer_heartbeat_timed(group_id, request, topics, None)
+        self.consumer_heartbeat_timed(group_id, request, topics, None).await
     }
 
     /// [`GroupCoordinator::consumer_heartbeat`] of a group with its own
     /// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`
-    /// (`timing`; `None`: the broker's).
-    pub fn consumer_heartbeat_timed(
+    /// (`timing`; `None`: the broker's). Answers once what the heartbeat
+    /// changed of the group (its epochs, members, assignments) is durable,
+    /// as Kafka answers once its records are written.
+    pub async fn consumer_heartbeat_timed(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        topics: &(dyn TopicLookup + Sync),
+        timing: Option<(i64, i64)>,
+    ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
+        let (reply, interval_ms, recorded) = self.consumer_heartbeat_now(group_id, request, topics, timing)?;
+        let storage = |error: crate::journal::JournalError| ConsumerGroupError::Storage(error.to_string());
+        recorded.map_err(storage)?.await.map_err(storage)?;
+        self.consumer_group_store.maybe_snapshot().await;
+        Ok((reply, interval_ms))
+    }
+
+    /// The heartbeat under the groups' locks, and its changes enqueued on
+    /// the groups' journal.
+    fn consumer_heartbeat_now(
         &self,
         group_id: &str,
         request: ConsumerHeartbeat,
         topics: &dyn TopicLookup,
         timing: Option<(i64, i64)>,
-    ) -> Result<(HeartbeatReply, i32), ConsumerGroupError> {
+    ) -> Result<(HeartbeatReply, i32, Result<Appended, JournalError>), ConsumerGroupError> {
         if group_id.is_empty() {
             return Err(ConsumerGroupError::InvalidRequest("GroupId can't be empty.".to_owned()));
         }
@@ -72,13 +91,19 @@ impl GroupCoordinator {
                 limits.group_members_max
             )));
         }
-        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), topics)?;
-        group.session_timeout_ms = timing.map(|(session_timeout_ms, _)| session_timeout_ms);
+        let reply = group.heartbeat(request, now_ms, || Uuid::new_v4().to_string(), topics);
+        if reply.is_ok() {
+            group.session_timeout_ms = timing.map(|(session_timeout_ms, _)| session_timeout_ms);
+        }
+        // A refused heartbeat may have changed the group too (a new empty
+        // group, the assignor): recorded, but nobody waits for it.
+        let recorded = self.consumer_group_store.record(group_id, Some(group));
+        let reply = reply?;
         let interval_ms = match timing {
             Some((_, interval_ms)) => i32::try_from(interval_ms).unwrap_or(i32::MAX),
             None => i32::try_from(limits.group_consumer_heartbeat_interval_ms).unwrap_or(i32::MAX),
         };
-        Ok((reply, interval_ms))
+        Ok((reply, interval_ms, recorded))
     }
 
     /// Whether `group_id` is a KIP-848 group with members.
@@ -89,6 +114,7 @@ impl GroupCoordinator {
             Some(_) => {
                 // An empty consumer group gives way to a classic one.
                 groups.remove(group_id);
+                self.consumer_group_store.record_in_background(group_id, None);
                 false
             }
             None => false,
@@ -146,6 +172,7 @@ impl GroupCoordinator {
             let expired = group.expire(now_ms, group.session_timeout_ms.unwrap_or(session_timeout_ms));
             if !expired.is_empty() {
                 tracing::info!(group = group.id, members = ?expired, "consumer group session timeout expired; rebalancing");
+                self.consumer_group_store.record_in_background(&group.id, Some(group));
             }
         }
     }
@@ -213,7 +240,7 @@ mod tests {
     use conveyor_log::clock::ManualClock;
 
     use super::*;
-    use crate::group::coordinator::tests::join_request;
+    use crate::group::coordinator::tests::{consumer_group_store, join_request};
     use crate::group::coordinator::{GroupConfig, GroupState, JoinRequest};
     use crate::group::offsets::OffsetStore;
 
@@ -241,13 +268,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(1_000_000);
         let offsets = OffsetStore::open(dir.path(), clock.clone()).expect("offsets");
-        (GroupCoordinator::new(offsets, clock.clone(), GroupConfig::default()), clock, dir)
+        let stored = consumer_group_store(dir.path(), &clock);
+        (
+            GroupCoordinator::new(offsets, stored, clock.clone(), GroupConfig::default()),
+            clock,
+            dir,
+        )
     }
 
     #[tokio::test]
     async fn a_group_with_kip848_members_refuses_classic_joins_and_is_listed_as_a_consumer_group() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
+        let (reply, interval_ms) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).await.expect("joined");
         assert_eq!(interval_ms, 5_000);
         assert_eq!(reply.member_epoch, 1);
         assert_eq!(coordinator.join(classic_join()).await, Err(GroupError::InconsistentGroupProtocol));
@@ -259,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn a_kip848_group_with_members_is_not_deleted_and_an_empty_one_is() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).await.expect("joined");
         assert_eq!(coordinator.delete_group("g").await, Err(GroupError::NonEmptyGroup("g".to_owned())));
         let mut leave = join("a");
         leave.member_epoch = -1;
@@ -267,6 +299,7 @@ mod tests {
         assert_eq!(
             coordinator
                 .consumer_heartbeat("g", leave, &OneTopic)
+                .await
                 .map(|(left, _)| left.member_epoch),
             Ok(-1)
         );
@@ -278,10 +311,10 @@ mod tests {
     #[tokio::test]
     async fn consumer_group_describe_shows_epochs_assignments_and_targets_and_tells_classic_from_absent_groups() {
         let (coordinator, _clock, _dir) = coordinator();
-        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("a joins");
+        let (a, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).await.expect("a joins");
         assert_eq!(a.assignment.as_ref().map(|held| held[&TOPIC].len()), Some(4));
         // b joins: the target splits the topic, but a still owns all four until it revokes two.
-        coordinator.consumer_heartbeat("g", join("b"), &OneTopic).expect("b joins");
+        coordinator.consumer_heartbeat("g", join("b"), &OneTopic).await.expect("b joins");
         let described = coordinator.describe_kip848_group("g").expect("a consumer group");
         assert_eq!(
             (
@@ -333,6 +366,7 @@ mod tests {
         assert_eq!(
             coordinator
                 .consumer_heartbeat("g", join("a"), &OneTopic)
+                .await
                 .map(|(reply, _)| reply.member_epoch),
             Err(ConsumerGroupError::GroupIdNotFound("g".to_owned()))
         );
@@ -341,7 +375,7 @@ mod tests {
     #[tokio::test]
     async fn offset_commits_carry_the_current_member_epoch_and_expired_members_are_gone() {
         let (coordinator, clock, _dir) = coordinator();
-        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
+        let (reply, _) = coordinator.consumer_heartbeat("g", join("a"), &OneTopic).await.expect("joined");
         let commit = || {
             vec![OffsetCommit {
                 topic: "t".into(),
@@ -373,7 +407,7 @@ mod tests {
     #[tokio::test]
     async fn describe_groups_does_not_describe_a_kip848_group() {
         let (coordinator, _clock, _dir) = coordinator();
-        coordinator.consumer_heartbeat("g", join("a"), &OneTopic).expect("joined");
+        coordinator.consumer_heartbeat("g", join("a"), &OneTopic).await.expect("joined");
         assert_eq!(
             coordinator.describe_classic("g").map(|described| described.state),
             Err(GroupError::GroupIdNotFound("g".to_owned()))
