@@ -22,6 +22,7 @@ use crate::auth::{Acl, AuthState, Permission, User};
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
 use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
+use crate::queue::QueuePolicy;
 use crate::vhost::VirtualHost;
 
 /// Take a snapshot after this many events, so a restart replays at most that many.
@@ -88,11 +89,15 @@ pub enum Event {
         id: Uuid,
         name: String,
     },
-    /// The durable queue's arguments are now exactly `arguments`.
+    /// The durable queue's arguments and policy are now exactly these
+    /// (`policy` is absent in catalogs written before the typed policy:
+    /// then it is read from `arguments`, see [`QueueDefinition`]).
     QueueArgumentsSet {
         id: Uuid,
         name: String,
         arguments: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<QueuePolicy>,
     },
     /// A durable exchange (transient ones are never recorded).
     ExchangeDeclared {
@@ -186,6 +191,23 @@ impl Event {
         })
     }
 
+    /// What a `QueueArgumentsSet` makes of the queue's `current`
+    /// definition (flags unchanged); `None` for any other event.
+    pub(crate) fn redefined(&self, current: &QueueDefinition) -> Option<QueueDefinition> {
+        let Event::QueueArgumentsSet { arguments, policy, .. } = self else {
+            return None;
+        };
+        let policy = match policy {
+            Some(policy) => policy.clone(),
+            None => StoredQueueDefinition::legacy_policy(arguments),
+        };
+        Some(QueueDefinition {
+            arguments: arguments.clone(),
+            policy,
+            ..current.clone()
+        })
+    }
+
     /// The queue a `QueueDeclared` records.
     pub(crate) fn declared_queue(&self) -> Option<QueueRecord> {
         let Event::QueueDeclared {
@@ -221,14 +243,69 @@ impl Event {
     }
 }
 
-/// How a queue was declared: its flags and arguments (AMQP's `x-…`
-/// arguments, SQS attributes), kept as given.
+/// How a queue was declared: its flags, the typed policy the core's rules
+/// read, and the arguments as the declaring door keeps them (AMQP's `x-…`
+/// arguments as the client sent them, SQS attributes), which the core only
+/// keeps, shows and compares.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredQueueDefinition")]
 pub struct QueueDefinition {
     pub durable: bool,
     pub auto_delete: bool,
-    #[serde(default)]
     pub arguments: BTreeMap<String, String>,
+    pub policy: QueuePolicy,
+}
+
+impl QueueDefinition {
+    /// A definition declared with RabbitMQ-style `x-…` arguments (the AMQP
+    /// door, the admin API): its policy is what they ask for, or why they
+    /// are refused for queue `name`.
+    pub fn from_arguments(name: &str, durable: bool, auto_delete: bool, arguments: BTreeMap<String, String>) -> Result<QueueDefinition> {
+        let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
+            name: name.to_owned(),
+            reason,
+        })?;
+        Ok(QueueDefinition {
+            durable,
+            auto_delete,
+            arguments,
+            policy,
+        })
+    }
+}
+
+/// A queue definition as catalogs store it. Those written before the typed
+/// policy have only the `x-…` arguments: their policy is read from them as
+/// it was then, and one that no longer parses is the default policy, as
+/// such a queue opened before.
+#[derive(Deserialize)]
+struct StoredQueueDefinition {
+    durable: bool,
+    auto_delete: bool,
+    #[serde(default)]
+    arguments: BTreeMap<String, String>,
+    #[serde(default)]
+    policy: Option<QueuePolicy>,
+}
+
+impl StoredQueueDefinition {
+    fn legacy_policy(arguments: &BTreeMap<String, String>) -> QueuePolicy {
+        QueuePolicy::from_arguments(arguments).unwrap_or_default()
+    }
+}
+
+impl From<StoredQueueDefinition> for QueueDefinition {
+    fn from(stored: StoredQueueDefinition) -> QueueDefinition {
+        let policy = stored
+            .policy
+            .unwrap_or_else(|| StoredQueueDefinition::legacy_policy(&stored.arguments));
+        QueueDefinition {
+            durable: stored.durable,
+            auto_delete: stored.auto_delete,
+            arguments: stored.arguments,
+            policy,
+        }
+    }
 }
 
 /// A durable queue as the catalog records it.
@@ -348,9 +425,9 @@ impl StateMachine for CatalogState {
                     self.routing.bindings.retain(|defined| defined.binding.destination != gone);
                 }
             }
-            Event::QueueArgumentsSet { id, name, arguments } => {
+            Event::QueueArgumentsSet { id, name, .. } => {
                 if let Some(queue) = self.queues.get_mut(name).filter(|queue| queue.id == *id) {
-                    queue.definition.arguments = arguments.clone();
+                    queue.definition = event.redefined(&queue.definition).unwrap_or_else(|| queue.definition.clone());
                 }
             }
             Event::ExchangeDeclared { exchange } => {
@@ -734,8 +811,8 @@ mod tests {
             name: "tasks".into(),
             definition: QueueDefinition {
                 durable: true,
-                auto_delete: false,
                 arguments: BTreeMap::from([("a".to_owned(), "1".to_owned())]),
+                ..QueueDefinition::default()
             },
             created_ms: 0,
         });
@@ -743,6 +820,7 @@ mod tests {
             id,
             name: "tasks".into(),
             arguments: BTreeMap::from([("b".to_owned(), "2".to_owned())]),
+            policy: None,
         };
         state.apply(&set(Uuid::new_v4()));
         assert_eq!(state.queues["tasks"].definition.arguments.get("a").map(String::as_str), Some("1"));

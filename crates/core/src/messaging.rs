@@ -675,10 +675,7 @@ mod tests {
             ("x-dead-letter-exchange".to_owned(), String::new()),
             ("x-dead-letter-routing-key".to_owned(), "dead".to_owned()),
         ]);
-        let definition = QueueDefinition {
-            arguments,
-            ..QueueDefinition::default()
-        };
+        let definition = QueueDefinition::from_arguments("retained", false, false, arguments).expect("valid");
         let (queue, _) = broker.declare_queue("retained", definition).await.expect("declare");
         let publish = |value: &str| {
             let published = broker.publish_to_queue(&queue, Record::new(None, Some(value.as_bytes().to_vec())));
@@ -746,13 +743,11 @@ mod tests {
             )
             .await
             .expect("bind");
-        let definition = QueueDefinition {
-            arguments: BTreeMap::from([
-                ("x-message-ttl".to_owned(), "1000".to_owned()),
-                ("x-dead-letter-exchange".to_owned(), "by-kind".to_owned()),
-            ]),
-            ..QueueDefinition::default()
-        };
+        let arguments = BTreeMap::from([
+            ("x-message-ttl".to_owned(), "1000".to_owned()),
+            ("x-dead-letter-exchange".to_owned(), "by-kind".to_owned()),
+        ]);
+        let definition = QueueDefinition::from_arguments("typed", false, false, arguments).expect("valid");
         let (typed, _) = broker.declare_queue("typed", definition).await.expect("declare");
         for (kind, body) in [("invoice", "bad-invoice"), ("receipt", "bad-receipt")] {
             let envelope = Envelope {
@@ -794,10 +789,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(1_000_000);
         let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
-        let definition = QueueDefinition {
-            arguments: BTreeMap::from([("x-message-groups".to_owned(), "true".to_owned())]),
-            ..QueueDefinition::default()
-        };
+        let arguments = BTreeMap::from([("x-message-groups".to_owned(), "true".to_owned())]);
+        let definition = QueueDefinition::from_arguments("orders", false, false, arguments).expect("valid");
         let (queue, _) = broker.declare_queue("orders", definition).await.expect("declare");
         let record = |token: &str| {
             Record::new(Some(b"group".to_vec()), Some(b"body".to_vec()))

@@ -113,11 +113,7 @@ mod tests {
     use super::*;
 
     fn expiring(ms: &str) -> QueueDefinition {
-        QueueDefinition {
-            durable: true,
-            auto_delete: false,
-            arguments: BTreeMap::from([("x-expires".to_owned(), ms.to_owned())]),
-        }
+        QueueDefinition::from_arguments("q", true, false, BTreeMap::from([("x-expires".to_owned(), ms.to_owned())])).expect("valid")
     }
 
     #[tokio::test]
@@ -169,11 +165,16 @@ mod tests {
         let (queue, _) = broker.declare_queue("later", QueueDefinition::default()).await.expect("declare");
         assert!(!queue.may_expire() && !queue.may_expire_messages());
         broker
-            .update_queue_arguments("later", |_| {
-                Ok::<_, ()>(BTreeMap::from([
-                    ("x-expires".to_owned(), "1000".to_owned()),
-                    ("x-message-ttl".to_owned(), "500".to_owned()),
-                ]))
+            .redefine_queue("later", |_| {
+                QueueDefinition::from_arguments(
+                    "later",
+                    false,
+                    false,
+                    BTreeMap::from([
+                        ("x-expires".to_owned(), "1000".to_owned()),
+                        ("x-message-ttl".to_owned(), "500".to_owned()),
+                    ]),
+                )
             })
             .await
             .expect("updated")

@@ -65,11 +65,8 @@ impl Channel {
         }
         let name = self.resource(&name)?;
         check_access(context, connection_id, &self.vhost, &name)?;
-        let definition = QueueDefinition {
-            durable: declare.durable,
-            auto_delete: declare.auto_delete,
-            arguments,
-        };
+        let definition = QueueDefinition::from_arguments(&name, declare.durable, declare.auto_delete, arguments)
+            .map_err(|error| reply::core_exception(&error))?;
         let (declared, _created) = context
             .broker
             .declare_queue(&name, definition)

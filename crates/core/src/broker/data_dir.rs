@@ -295,8 +295,7 @@ fn unopened_queue(
     config: &BrokerConfig,
     clock: &Arc<dyn Clock>,
 ) -> Option<Arc<DeclaredQueue>> {
-    let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
-    if opens_at_start(&policy, counts) {
+    if opens_at_start(&record.definition.policy, counts) {
         return None;
     }
     let dir = queue_dir(data_dir, record.id, true);
@@ -315,7 +314,6 @@ fn unopened_queue(
         record.id,
         record.name.clone(),
         record.definition.clone(),
-        policy,
         dir,
         opener,
         *counts,
@@ -335,28 +333,20 @@ pub(crate) fn open_queue(
     config: &BrokerConfig,
     clock: &Arc<dyn Clock>,
 ) -> Result<Arc<DeclaredQueue>> {
-    // Validated when declared; a policy that no longer parses is ignored, not fatal.
-    let policy = QueuePolicy::from_arguments(&record.definition.arguments).unwrap_or_default();
+    let policy = &record.definition.policy;
     let (dir, queue_config) = (
         queue_dir(data_dir, record.id, true),
-        queue_config(config, &record.definition, &policy),
+        queue_config(config, &record.definition, policy),
     );
     let over_topic = topics
         .get(&record.name)
-        .filter(|_| super::queues::served_to_kafka(&record.name, &policy))
+        .filter(|_| super::queues::served_to_kafka(&record.name, policy))
         .and_then(|topic| topic.partition(0));
     let queue = match over_topic {
         Some(log) => Queue::open_over(dir, log, CursorStart::Earliest, queue_config, Arc::clone(clock))?,
         None => Queue::open(dir, queue_config, Arc::clone(clock))?,
     };
-    let declared = DeclaredQueue::new(
-        record.id,
-        record.name.clone(),
-        record.definition.clone(),
-        policy,
-        queue,
-        record.created_ms,
-    );
+    let declared = DeclaredQueue::new(record.id, record.name.clone(), record.definition.clone(), queue, record.created_ms);
     declared.touch(clock.now_ms());
     // Only queues with message groups (SQS FIFO) deduplicate; the others
     // need not read their last five minutes.
@@ -453,14 +443,11 @@ mod tests {
     use crate::catalog::QueueDefinition;
 
     fn durable(arguments: &[(&str, &str)]) -> QueueDefinition {
-        QueueDefinition {
-            durable: true,
-            arguments: arguments
-                .iter()
-                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
-            ..QueueDefinition::default()
-        }
+        let arguments = arguments
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect::<BTreeMap<_, _>>();
+        QueueDefinition::from_arguments("q", true, false, arguments).expect("valid")
     }
 
     async fn publish(broker: &Arc<Broker>, declared: &Arc<DeclaredQueue>, value: &str) {
@@ -479,6 +466,70 @@ mod tests {
             .filter(|declared| declared.opened().is_some())
             .map(|declared| declared.name.clone())
             .collect()
+    }
+
+    /// A data dir written before queue definitions kept a typed policy
+    /// (only the `x-…` arguments, in the declaration and in a later
+    /// arguments change) opens with the policy those arguments made, and
+    /// keeps the arguments as they were declared.
+    #[tokio::test]
+    async fn a_catalog_from_before_the_typed_policy_opens_with_the_policy_its_arguments_made() {
+        use conveyor_log::record::BatchBuilder;
+
+        use crate::queue::{Overflow, QueueType};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = uuid::Uuid::new_v4();
+        let declared = serde_json::json!({
+            "event": "queue_declared",
+            "id": id,
+            "name": "legacy",
+            "definition": {
+                "durable": true,
+                "auto_delete": false,
+                "arguments": {"x-message-ttl": "5000", "x-max-length": "10", "x-dead-letter-exchange": "dlx"},
+            },
+            "created_ms": 0,
+        });
+        let arguments_set = serde_json::json!({
+            "event": "queue_arguments_set",
+            "id": id,
+            "name": "legacy",
+            "arguments": {"x-message-ttl": "5000", "x-max-length": "20", "x-overflow": "reject-publish", "x-dead-letter-exchange": "dlx"},
+        });
+        let quorum = serde_json::json!({
+            "event": "queue_declared",
+            "id": uuid::Uuid::new_v4(),
+            "name": "votes",
+            "definition": {"durable": true, "auto_delete": false, "arguments": {"x-queue-type": "quorum"}},
+            "created_ms": 0,
+        });
+        {
+            let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
+            let mut batch = BatchBuilder::new(0);
+            for event in [&declared, &arguments_set, &quorum] {
+                batch.push(Record::new(None, Some(event.to_string().into_bytes())));
+            }
+            let catalog = broker.catalog_log().expect("the catalog log");
+            catalog.append(batch.build()).await.expect("stored as the old broker stored them");
+            // No close: its snapshot would be of the state without them.
+        }
+        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
+        let legacy = broker.queue("legacy").expect("declared by the old catalog");
+        let policy = legacy.policy();
+        assert_eq!(policy.message_ttl_ms, Some(5000));
+        assert_eq!(policy.max_length, Some(20), "the later arguments change");
+        assert_eq!(policy.overflow, Overflow::RejectPublish);
+        assert_eq!(policy.dead_letter_exchange.as_deref(), Some("dlx"));
+        assert_eq!(*policy, legacy.definition().policy);
+        assert_eq!(
+            legacy.definition().arguments.get("x-max-length").map(String::as_str),
+            Some("20"),
+            "the arguments as declared, for the admin API and redeclarations"
+        );
+        let votes = broker.queue("votes").expect("declared by the old catalog").policy();
+        assert_eq!(votes.queue_type, QueueType::Quorum);
+        assert_eq!(votes.delivery_limit, Some(21), "a quorum queue's default limit, as before");
     }
 
     #[tokio::test]

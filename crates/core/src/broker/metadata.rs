@@ -188,11 +188,12 @@ impl Change {
                                 log.set_config(log_config.clone())?;
                             }
                         }
-                        Effect::Redefine(queue, definition, policy, stream) => {
-                            let retained = retains_as_stream(&queue, &policy)
-                                .then(|| super::data_dir::queue_config_of(defaults.log.durability, &definition, &policy).log);
+                        Effect::Redefine(queue, definition, stream) => {
+                            let policy = &definition.policy;
+                            let retained = retains_as_stream(&queue, policy)
+                                .then(|| super::data_dir::queue_config_of(defaults.log.durability, &definition, policy).log);
                             let retention = policy.stream_retention;
-                            queue.redefine(definition, *policy);
+                            queue.redefine(*definition);
                             if let (Some(log_config), Some(opened)) = (retained, queue.opened()) {
                                 // A stream's retention is its log's: in effect
                                 // now, not only once the log reopens.

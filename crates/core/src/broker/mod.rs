@@ -542,8 +542,13 @@ mod tests {
         broker.declare_queue("tasks", durable.clone()).await.expect("queue");
         broker.declare_queue("dropped", durable.clone()).await.expect("queue");
         broker
-            .update_queue_arguments("tasks", |_| {
-                Ok::<_, ()>(BTreeMap::from([("x-message-ttl".to_owned(), "1000".to_owned())]))
+            .redefine_queue("tasks", |_| {
+                QueueDefinition::from_arguments(
+                    "tasks",
+                    true,
+                    false,
+                    BTreeMap::from([("x-message-ttl".to_owned(), "1000".to_owned())]),
+                )
             })
             .await
             .expect("update")

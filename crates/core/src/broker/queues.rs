@@ -180,7 +180,7 @@ impl Broker {
                     } else {
                         None
                     };
-                    let declared = DeclaredQueue::new(id, name, definition, policy, queue, created_ms);
+                    let declared = DeclaredQueue::new(id, name, definition, queue, created_ms);
                     // New and empty: nothing in it has a TTL of its own yet.
                     declared.set_may_hold_own_ttls(false);
                     Ok((Unclaimed(Some(Arc::new(declared))), topic))
@@ -218,10 +218,7 @@ impl Broker {
     fn check_declaration(&self, name: &str, definition: &QueueDefinition) -> Result<(QueuePolicy, Option<Log>)> {
         self.check_vhost_of(name)?;
         self.check_new_queue(name)?;
-        let policy = QueuePolicy::from_arguments(&definition.arguments).map_err(|reason| CoreError::InvalidQueueArgument {
-            name: name.to_owned(),
-            reason,
-        })?;
+        let policy = definition.policy.clone();
         // Exclusivity is a front door's (AMQP's) to check, with its owner.
         if let Some(property) = policy
             .queue_type
@@ -239,48 +236,47 @@ impl Broker {
         Ok((policy, over_topic))
     }
 
-    /// Replaces a queue's arguments with what `update` makes of its current
-    /// definition (SQS SetQueueAttributes, TagQueue): checked as at
+    /// Replaces a queue's arguments and policy with what `update` makes of
+    /// its current definition (SQS SetQueueAttributes, TagQueue, a Kafka
+    /// config change to a stream; its flags stay): checked as at
     /// declaration, recorded in the catalog for a durable queue (durable
     /// when this returns), then in effect for every later publish and
     /// acquisition. Concurrent updates apply one after the other, each to
-    /// the result of the last. Whether the queue has message groups cannot
-    /// change. `update`'s own error comes back as the inner one.
-    pub async fn update_queue_arguments<E>(
+    /// the result of the last. Whether the queue has message groups, its
+    /// priorities and whether it counts bytes cannot change. `update`'s own
+    /// error comes back as the inner one.
+    pub async fn redefine_queue<E>(
         &self,
         name: &str,
-        update: impl FnOnce(&QueueDefinition) -> std::result::Result<BTreeMap<String, String>, E>,
+        update: impl FnOnce(&QueueDefinition) -> std::result::Result<QueueDefinition, E>,
     ) -> Result<std::result::Result<Arc<DeclaredQueue>, E>> {
         let mut change = self.meta.change().await;
         let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
-        let arguments = match update(&declared.definition()) {
-            Ok(arguments) => arguments,
+        let QueueDefinition { arguments, policy, .. } = match update(&declared.definition()) {
+            Ok(definition) => definition,
             Err(error) => return Ok(Err(error)),
         };
-        let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
-            name: name.to_owned(),
-            reason,
-        })?;
         // They decide what the queue's cursor keeps, fixed when it opens.
-        use crate::queue::policy::arguments::{MAX_LENGTH_BYTES, MAX_PRIORITY, MESSAGE_GROUPS};
+        let current = declared.policy();
         let fixed = [
-            (policy.message_groups != declared.policy().message_groups, MESSAGE_GROUPS),
-            (policy.max_priority != declared.policy().max_priority, MAX_PRIORITY),
+            (policy.message_groups != current.message_groups, "message groups"),
+            (policy.max_priority != current.max_priority, "the maximum priority"),
             (
-                policy.max_length_bytes.is_some() != declared.policy().max_length_bytes.is_some(),
-                MAX_LENGTH_BYTES,
+                policy.max_length_bytes.is_some() != current.max_length_bytes.is_some(),
+                "whether it has a byte limit",
             ),
         ];
-        if let Some((_, argument)) = fixed.iter().find(|(changed, _)| *changed) {
+        if let Some((_, what)) = fixed.iter().find(|(changed, _)| *changed) {
             return Err(CoreError::InvalidQueueArgument {
                 name: name.to_owned(),
-                reason: format!("'{argument}' cannot change"),
+                reason: format!("{what} cannot change"),
             });
         }
         let event = Event::QueueArgumentsSet {
             id: declared.id,
             name: name.to_owned(),
             arguments,
+            policy: Some(policy),
         };
         let durable = declared.definition().durable;
         let name = name.to_owned();
@@ -394,11 +390,16 @@ mod tests {
     use crate::BrokerConfig;
 
     fn stream() -> QueueDefinition {
-        QueueDefinition {
-            durable: true,
-            auto_delete: false,
-            arguments: BTreeMap::from([("x-queue-type".to_owned(), "stream".to_owned())]),
-        }
+        stream_with("x-queue-type", "stream")
+    }
+
+    /// A stream with one more argument.
+    fn stream_with(argument: &str, value: &str) -> QueueDefinition {
+        let arguments = BTreeMap::from([
+            ("x-queue-type".to_owned(), "stream".to_owned()),
+            (argument.to_owned(), value.to_owned()),
+        ]);
+        QueueDefinition::from_arguments("s", true, false, arguments).expect("valid")
     }
 
     #[tokio::test]
@@ -445,10 +446,7 @@ mod tests {
     async fn a_kafka_config_change_to_a_streams_topic_is_its_retention_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
-        let mut small_segments = stream();
-        small_segments
-            .arguments
-            .insert("x-stream-max-segment-size-bytes".to_owned(), (1 << 20).to_string());
+        let small_segments = stream_with("x-stream-max-segment-size-bytes", &(1 << 20).to_string());
         let (declared, _) = broker.declare_queue("events", small_segments).await.expect("declare");
         let queue = declared.queue().expect("open");
         for _ in 0..30 {
@@ -564,8 +562,7 @@ mod tests {
             let topic = broker.create_topic("clicks", Some(1), BTreeMap::new()).await.expect("topic");
             let partition = topic.partition(0).expect("partition 0");
             partition.append(one_record("from kafka")).await.expect("append");
-            let mut retained = stream();
-            retained.arguments.insert("x-max-age".to_owned(), "1h".to_owned());
+            let retained = stream_with("x-max-age", "1h");
             assert!(
                 matches!(
                     broker.declare_queue("clicks", retained).await,

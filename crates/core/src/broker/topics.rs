@@ -19,7 +19,6 @@ use crate::error::{CoreError, Result};
 use crate::partition_write::{PartitionWrite, Reach};
 use crate::partitioner;
 use crate::producer::PendingAppend;
-use crate::queue::QueuePolicy;
 use crate::topic::{Topic, stream_arguments, stream_config};
 use crate::topic_config::TopicConfig;
 use crate::topic_name::validate_new_topic_name;
@@ -282,17 +281,15 @@ impl Broker {
     ) -> Result<TopicConfig> {
         let name = topic.name.as_str();
         self.check_topic_config_changes(&changes)?;
-        let arguments_of = |definition: &QueueDefinition| stream_arguments(name, &definition.arguments, &changes, replace);
+        let redefined = |definition: &QueueDefinition| {
+            let arguments = stream_arguments(name, &definition.arguments, &changes, replace)?;
+            QueueDefinition::from_arguments(name, definition.durable, definition.auto_delete, arguments)
+        };
         if validate_only {
             let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
-            let arguments = arguments_of(&declared.definition())?;
-            let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
-                name: name.to_owned(),
-                reason,
-            })?;
-            return Ok(stream_config(policy.stream_retention));
+            return Ok(stream_config(redefined(&declared.definition())?.policy.stream_retention));
         }
-        self.update_queue_arguments(name, arguments_of).await??;
+        self.redefine_queue(name, redefined).await??;
         Ok(topic.config())
     }
 

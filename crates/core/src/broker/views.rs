@@ -13,7 +13,7 @@ use crate::catalog::{CatalogState, Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::exchange::{ExchangeError, Router};
 use crate::producer::Partition;
-use crate::queue::{DeclaredQueue, QueuePolicy};
+use crate::queue::DeclaredQueue;
 use crate::topic::Topic;
 use crate::topic_config::TopicConfig;
 use crate::vhost::VirtualHost;
@@ -65,9 +65,9 @@ pub(crate) enum Opened {
 pub(crate) enum Effect {
     AddPartitions(Arc<Topic>, Vec<Partition>),
     SetTopicConfig(Arc<Topic>, TopicConfig),
-    /// A queue's new definition and policy; with the topic a stream is to
-    /// Kafka clients, whose config then says its new retention.
-    Redefine(Arc<DeclaredQueue>, QueueDefinition, Box<QueuePolicy>, Option<Arc<Topic>>),
+    /// A queue's new definition (and so policy); with the topic a stream is
+    /// to Kafka clients, whose config then says its new retention.
+    Redefine(Arc<DeclaredQueue>, Box<QueueDefinition>, Option<Arc<Topic>>),
 }
 
 /// What applying one event did.
@@ -161,18 +161,15 @@ impl Views {
                 }
                 _ => applied.changed = false,
             },
-            Event::QueueArgumentsSet { id, name, arguments } => match self.queues.get(name).filter(|queue| queue.id == *id) {
+            Event::QueueArgumentsSet { id, name, .. } => match self.queues.get(name).filter(|queue| queue.id == *id) {
                 Some(queue) => {
-                    let policy = QueuePolicy::from_arguments(arguments).map_err(|reason| CoreError::InvalidQueueArgument {
-                        name: name.clone(),
-                        reason,
-                    })?;
-                    let mut definition = (*queue.definition()).clone();
-                    definition.arguments = arguments.clone();
+                    let definition = event
+                        .redefined(&queue.definition())
+                        .ok_or_else(|| CoreError::Catalog("a queue's arguments set without a definition".to_owned()))?;
                     let stream = self.streams.get(name).filter(|topic| topic.id == *id).cloned();
                     applied
                         .effects
-                        .push(Effect::Redefine(Arc::clone(queue), definition, Box::new(policy), stream));
+                        .push(Effect::Redefine(Arc::clone(queue), Box::new(definition), stream));
                 }
                 None => applied.changed = false,
             },

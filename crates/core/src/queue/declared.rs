@@ -2,7 +2,7 @@
 //! [`Queue`] (opened on first use after a restart, see [`Opener`]), and
 //! what consumers waiting for messages park on. The definition's arguments
 //! (and the policy read from them) can change while the queue is in use
-//! ([`Broker::update_queue_arguments`](crate::broker::Broker::update_queue_arguments)):
+//! ([`Broker::redefine_queue`](crate::broker::Broker::redefine_queue)):
 //! readers load the current ones. Opens no file itself (its opener does)
 //! and knows not where the counts of an unopened queue are kept.
 
@@ -125,19 +125,9 @@ pub struct DeclaredQueue {
 
 impl DeclaredQueue {
     /// A queue whose logs are open.
-    pub fn new(id: Uuid, name: String, definition: QueueDefinition, policy: QueuePolicy, queue: Queue, created_ms: i64) -> DeclaredQueue {
+    pub fn new(id: Uuid, name: String, definition: QueueDefinition, queue: Queue, created_ms: i64) -> DeclaredQueue {
         let (dir, owns_messages) = (queue.dir().to_owned(), queue.owns_messages());
-        let mut declared = DeclaredQueue::with(
-            id,
-            name,
-            definition,
-            policy,
-            dir,
-            owns_messages,
-            None,
-            StoredCounts::default(),
-            created_ms,
-        );
+        let mut declared = DeclaredQueue::with(id, name, definition, dir, owns_messages, None, StoredCounts::default(), created_ms);
         declared.lazy.queue = OpenOnce::open(queue);
         declared
     }
@@ -149,13 +139,12 @@ impl DeclaredQueue {
         id: Uuid,
         name: String,
         definition: QueueDefinition,
-        policy: QueuePolicy,
         dir: PathBuf,
         opener: Opener,
         stored: StoredCounts,
         created_ms: i64,
     ) -> DeclaredQueue {
-        let declared = DeclaredQueue::with(id, name, definition, policy, dir, true, Some(opener), stored, created_ms);
+        let declared = DeclaredQueue::with(id, name, definition, dir, true, Some(opener), stored, created_ms);
         declared.may_hold_own_ttls.store(stored.may_hold_own_ttls, Ordering::Relaxed);
         declared
     }
@@ -165,13 +154,13 @@ impl DeclaredQueue {
         id: Uuid,
         name: String,
         definition: QueueDefinition,
-        policy: QueuePolicy,
         dir: PathBuf,
         owns_messages: bool,
         opener: Option<Opener>,
         stored: StoredCounts,
         created_ms: i64,
     ) -> DeclaredQueue {
+        let policy = definition.policy.clone();
         let (has_message_ttl, has_expiry) = (policy.message_ttl_ms.is_some(), policy.expires_ms.is_some());
         DeclaredQueue {
             id,
@@ -362,7 +351,8 @@ impl DeclaredQueue {
         self.definition.load_full()
     }
 
-    /// What its arguments ask for now.
+    /// What its definition's policy is now (kept beside the definition so
+    /// the hot paths load it alone).
     pub fn policy(&self) -> Arc<QueuePolicy> {
         self.policy.load_full()
     }
@@ -370,7 +360,8 @@ impl DeclaredQueue {
     /// Replaces the definition and its policy (the broker does, after the
     /// change is durable). The policy goes first: a reader that sees the new
     /// definition sees its policy.
-    pub(crate) fn redefine(&self, definition: QueueDefinition, policy: QueuePolicy) {
+    pub(crate) fn redefine(&self, definition: QueueDefinition) {
+        let policy = definition.policy.clone();
         if let Some(queue) = self.opened() {
             queue.set_delivery_limit(policy.delivery_limit);
         }

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::exchange::{FieldTable, HeaderValue};
 
 /// Queue argument names.
@@ -98,7 +100,8 @@ pub mod headers {
 }
 
 /// What happens to a publish into a full queue (`x-overflow`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Overflow {
     /// The oldest available message is dropped (dead-lettered).
     #[default]
@@ -112,7 +115,8 @@ pub enum Overflow {
 /// A queue's type (`x-queue-type`), as RabbitMQ names them. Every type is
 /// a log with a share cursor here; the type decides the rules RabbitMQ
 /// gives it (see [`QueueType::refused_property`] and the delivery limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum QueueType {
     #[default]
     Classic,
@@ -159,7 +163,8 @@ impl QueueType {
 /// (`x-dead-letter-strategy`). Both are accepted; dead letters here are
 /// appended with the settlement that produces them, so both behave as
 /// `at-least-once` does in RabbitMQ once the append is stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DeadLetterStrategy {
     #[default]
     AtMostOnce,
@@ -168,14 +173,16 @@ pub enum DeadLetterStrategy {
 
 /// A stream's log retention: whole segments go once the log is larger than
 /// `max_bytes` or their newest message is older than `max_age_ms`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StreamRetention {
     pub max_bytes: Option<u64>,
     pub max_age_ms: Option<i64>,
     pub segment_bytes_max: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QueuePolicy {
     pub queue_type: QueueType,
     pub message_ttl_ms: Option<i64>,
@@ -209,7 +216,7 @@ pub struct QueuePolicy {
 }
 
 /// Delays before redelivering a requeued message (see [`arguments::RETRY_DELAY`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RetryBackoff {
     pub delay_ms: i64,
     /// Each further retry waits this many times longer (1 = a fixed delay).

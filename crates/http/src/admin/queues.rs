@@ -245,11 +245,7 @@ pub(super) async fn declare_in(
     let arguments = conveyor_core::queue::policy::arguments_from_table(&field_table::table(&body.arguments), name, vhost.name())
         .map_err(ApiError::bad_request)?;
     let resource = vhost.resource(name).map_err(conveyor_core::CoreError::from)?;
-    let definition = QueueDefinition {
-        durable: body.durable,
-        auto_delete: body.auto_delete,
-        arguments,
-    };
+    let definition = QueueDefinition::from_arguments(&resource, body.durable, body.auto_delete, arguments)?;
     Ok(broker.declare_queue(&resource, definition).await?)
 }
 

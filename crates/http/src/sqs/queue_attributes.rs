@@ -129,11 +129,14 @@ impl Redrive {
         .to_string()
     }
 
-    /// The queue's redrive policy, if it has one.
+    /// The queue's redrive policy, if its policy has one: dead letters
+    /// routed by the default exchange to a queue, after a delivery limit
+    /// (whichever door declared it).
     pub fn of(definition: &QueueDefinition) -> Option<Redrive> {
-        let queue = definition.arguments.get(arguments::DEAD_LETTER_ROUTING_KEY)?;
-        let count = definition.arguments.get(arguments::DELIVERY_LIMIT)?.parse().ok()?;
-        (definition.arguments.get(arguments::DEAD_LETTER_EXCHANGE).map(String::as_str) == Some("")).then(|| Redrive {
+        let policy = &definition.policy;
+        let queue = policy.dead_letter_routing_key.as_ref()?;
+        let count = policy.delivery_limit?;
+        (policy.dead_letter_exchange.as_deref() == Some("")).then(|| Redrive {
             dead_letter_queue: queue.clone(),
             max_receive_count: count,
         })
@@ -301,10 +304,10 @@ fn boolean(name: &str, value: &str) -> Result<bool, SqsError> {
     }
 }
 
-/// True for a FIFO queue (declared over SQS with FifoQueue, or over AMQP
-/// with `x-message-groups`).
+/// True for a FIFO queue: one with message groups (declared over SQS with
+/// FifoQueue, or over AMQP with `x-message-groups`).
 pub fn is_fifo(definition: &QueueDefinition) -> bool {
-    definition.arguments.get(arguments::MESSAGE_GROUPS).map(String::as_str) == Some("true")
+    definition.policy.message_groups
 }
 
 pub fn content_based_deduplication(definition: &QueueDefinition) -> bool {
@@ -315,13 +318,9 @@ pub fn content_based_deduplication(definition: &QueueDefinition) -> bool {
         == Some("true")
 }
 
-/// The core definition of a new SQS queue: durable, with the attributes set.
-pub fn definition(requested: &Requested) -> QueueDefinition {
-    QueueDefinition {
-        durable: true,
-        auto_delete: false,
-        arguments: definition_arguments(requested),
-    }
+/// The core definition of new SQS queue `name`: durable, with the attributes set.
+pub fn definition(name: &str, requested: &Requested) -> Result<QueueDefinition, SqsError> {
+    Ok(QueueDefinition::from_arguments(name, true, false, definition_arguments(requested))?)
 }
 
 fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
@@ -428,7 +427,13 @@ pub fn updated(
 }
 
 /// The attribute's value for a queue: what was set, else the default.
+/// MessageRetentionPeriod is the core's retention, whichever door set it.
 pub fn value(definition: &QueueDefinition, name: &str) -> i64 {
+    if name == MESSAGE_RETENTION_PERIOD
+        && let Some(retention_ms) = definition.policy.retention_ms
+    {
+        return retention_ms / 1000;
+    }
     let default = SETTINGS
         .iter()
         .find(|setting| setting.name == name)
@@ -479,7 +484,7 @@ mod tests {
     fn settings_are_range_checked_and_kept_as_arguments() {
         let parsed = parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "0")])).expect("valid");
         assert_eq!(parsed.redrive, None);
-        let definition = definition(&parsed);
+        let definition = definition("q", &parsed).expect("valid");
         assert_eq!(definition.arguments.get("sqs.VisibilityTimeout").map(String::as_str), Some("5"));
         assert_eq!(value(&definition, "VisibilityTimeout"), 5);
         assert_eq!(value(&definition, "ReceiveMessageWaitTimeSeconds"), 0);
@@ -501,7 +506,7 @@ mod tests {
 
     #[test]
     fn message_retention_period_becomes_the_core_retention_in_milliseconds() {
-        let created = definition(&parse(&attributes(&[("MessageRetentionPeriod", "60")])).expect("valid"));
+        let created = definition("q", &parse(&attributes(&[("MessageRetentionPeriod", "60")])).expect("valid")).expect("valid");
         assert_eq!(created.arguments.get("x-message-retention-ms").map(String::as_str), Some("60000"));
         let (arguments, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
         assert_eq!(arguments.get("x-message-retention-ms").map(String::as_str), Some("120000"));
@@ -514,12 +519,13 @@ mod tests {
     #[test]
     fn set_attributes_replace_given_ones_remove_an_empty_redrive_policy_and_keep_fifo() {
         let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":2}"#;
-        let standard = definition(&parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "1")])).expect("valid"));
+        let standard = definition(
+            "q",
+            &parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "1")])).expect("valid"),
+        )
+        .expect("valid");
         let (arguments, _) = updated(&standard, &attributes(&[("VisibilityTimeout", "7"), ("RedrivePolicy", policy)])).expect("valid");
-        let changed = QueueDefinition {
-            arguments,
-            ..standard.clone()
-        };
+        let changed = QueueDefinition::from_arguments("q", true, false, arguments).expect("valid");
         assert_eq!(value(&changed, "VisibilityTimeout"), 7);
         assert_eq!(value(&changed, "DelaySeconds"), 1, "attributes not given stay");
         assert_eq!(Redrive::of(&changed).map(|redrive| redrive.max_receive_count), Some(2));
@@ -527,7 +533,7 @@ mod tests {
         assert!(!arguments.contains_key("x-delivery-limit"), "an empty RedrivePolicy removes it");
         assert!(updated(&standard, &attributes(&[("FifoQueue", "true")])).is_err());
         assert!(updated(&standard, &attributes(&[("ContentBasedDeduplication", "true")])).is_err());
-        let fifo = definition(&parse(&attributes(&[("FifoQueue", "true")])).expect("valid"));
+        let fifo = definition("q", &parse(&attributes(&[("FifoQueue", "true")])).expect("valid")).expect("valid");
         let (arguments, _) = updated(&fifo, &attributes(&[("ContentBasedDeduplication", "true")])).expect("valid");
         assert!(content_based_deduplication(&QueueDefinition { arguments, ..fifo }));
     }
@@ -535,7 +541,7 @@ mod tests {
     #[test]
     fn a_fifo_queue_is_a_core_queue_with_message_groups() {
         let parsed = parse(&attributes(&[("FifoQueue", "true"), ("ContentBasedDeduplication", "true")])).expect("valid");
-        let definition = definition(&parsed);
+        let definition = definition("q", &parsed).expect("valid");
         assert_eq!(definition.arguments.get("x-message-groups").map(String::as_str), Some("true"));
         assert!(is_fifo(&definition));
         assert!(content_based_deduplication(&definition));
@@ -550,7 +556,7 @@ mod tests {
     fn redrive_allow_policies_parse_round_trip_and_decide_which_sources_may_use_the_queue() {
         let by_queue = r#"{"redrivePermission":"byQueue","sourceQueueArns":["arn:aws:sqs:us-east-1:000000000000:orders"]}"#;
         let parsed = parse(&attributes(&[("RedriveAllowPolicy", by_queue)])).expect("valid");
-        let definition = definition(&parsed);
+        let definition = definition("q", &parsed).expect("valid");
         let allow = RedriveAllow::of(&definition).expect("kept");
         assert!(allow.allows("orders") && !allow.allows("billing"));
         assert_eq!(RedriveAllow::parse(&allow.to_json("123456789012")).expect("round trip"), allow);
@@ -588,7 +594,7 @@ mod tests {
     fn a_redrive_policy_becomes_the_queues_dead_letter_route_and_delivery_limit() {
         let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:orders-dlq","maxReceiveCount":"3"}"#;
         let parsed = parse(&attributes(&[("RedrivePolicy", policy)])).expect("valid");
-        let definition = definition(&parsed);
+        let definition = definition("q", &parsed).expect("valid");
         assert_eq!(definition.arguments.get("x-dead-letter-exchange").map(String::as_str), Some(""));
         assert_eq!(
             definition.arguments.get("x-dead-letter-routing-key").map(String::as_str),

@@ -1,7 +1,7 @@
 //! SQS queue actions: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue,
 //! GetQueueAttributes, SetQueueAttributes, PurgeQueue, TagQueue, UntagQueue, ListQueueTags — each a call or two on the broker's queues.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use conveyor_core::catalog::QueueDefinition;
@@ -148,7 +148,7 @@ pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<
             Err(exists_differently())
         };
     }
-    let mut definition = queue_attributes::definition(&requested);
+    let mut definition = queue_attributes::definition(name, &requested)?;
     // Tags at creation only: an existing queue keeps its own (as in SQS).
     definition.arguments = tags::added(&definition.arguments, &input.tags)?;
     match context.state.broker.declare_queue(name, definition).await {
@@ -301,28 +301,43 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
 /// catalog so they survive a restart, in effect for the next request.
 pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
-    let update = |definition: &QueueDefinition| -> Result<BTreeMap<String, String>, SqsError> {
+    let update = |definition: &QueueDefinition| -> Result<QueueDefinition, SqsError> {
         let (arguments, requested) = queue_attributes::updated(definition, &input.attributes)?;
         check_redrive(context, &queue.name, &requested)?;
-        Ok(arguments)
+        Ok(QueueDefinition::from_arguments(
+            &queue.name,
+            definition.durable,
+            definition.auto_delete,
+            arguments,
+        )?)
     };
-    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    context.state.broker.redefine_queue(&queue.name, update).await??;
     Ok(json!({}))
 }
 
 /// TagQueue: adds tags or replaces those of the same keys.
 pub async fn tag_queue(context: &Context, input: TagQueueInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
-    let update = |definition: &QueueDefinition| tags::added(&definition.arguments, &input.tags);
-    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    let update = |definition: &QueueDefinition| {
+        Ok::<_, SqsError>(QueueDefinition {
+            arguments: tags::added(&definition.arguments, &input.tags)?,
+            ..definition.clone()
+        })
+    };
+    context.state.broker.redefine_queue(&queue.name, update).await??;
     Ok(json!({}))
 }
 
 /// UntagQueue: removes the tags of the keys given.
 pub async fn untag_queue(context: &Context, input: UntagQueueInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
-    let update = |definition: &QueueDefinition| Ok::<_, SqsError>(tags::removed(&definition.arguments, &input.tag_keys));
-    context.state.broker.update_queue_arguments(&queue.name, update).await??;
+    let update = |definition: &QueueDefinition| {
+        Ok::<_, SqsError>(QueueDefinition {
+            arguments: tags::removed(&definition.arguments, &input.tag_keys),
+            ..definition.clone()
+        })
+    };
+    context.state.broker.redefine_queue(&queue.name, update).await??;
     Ok(json!({}))
 }
 
