@@ -31,6 +31,27 @@ def assigned_partitions(consumer):
     return sorted(tp.partition for tp in consumer.assignment())
 
 
+def consume_committing(consumers, values, count):
+    """A step for `wait_until`: polls each confluent-kafka consumer once,
+    appends each record's value as an int to `values` and commits it
+    synchronously; true once `values` holds `count`. A failed commit (the
+    coordinator may be moving or restarting) is reported on stderr: the
+    consumer's position still moves on."""
+    from confluent_kafka import KafkaException
+
+    def step():
+        for consumer in consumers:
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                values.append(int(message.value()))
+                try:
+                    consumer.commit(message=message, asynchronous=False)
+                except KafkaException as error:
+                    print(f"commit failed: {error}", file=sys.stderr)
+        return len(values) >= count
+    return step
+
+
 def produce_numbers(topic, values):
     """Produces each of `values` as a record whose key and value are its
     decimal text, with a fresh confluent-kafka producer, and flushes."""

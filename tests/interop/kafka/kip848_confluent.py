@@ -10,7 +10,7 @@ offsets its peer committed."""
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, assigned_partitions, check, create_topics, produce_numbers, unique, wait_until
+from common import BOOTSTRAP, assigned_partitions, check, consume_committing, create_topics, produce_numbers, unique, wait_until
 
 topic = unique("kip848")
 group = unique("kip848-group")
@@ -23,18 +23,6 @@ def member():
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     return consumer
-
-
-
-def drain(consumers, values, count):
-    def step():
-        for consumer in consumers:
-            message = consumer.poll(0.1)
-            if message is not None and message.error() is None:
-                values.append(int(message.value()))
-                consumer.commit(message=message, asynchronous=False)
-        return len(values) >= count
-    return step
 
 
 first, second = member(), member()
@@ -88,7 +76,7 @@ classic.close()
 
 produce_numbers(topic, range(200))
 values = []
-wait_until(drain([first, second], values, 200), "200 messages")
+wait_until(consume_committing([first, second], values, 200), "200 messages")
 check(sorted(values) == list(range(200)), f"duplicates or gaps: {len(values)} values, {len(set(values))} distinct")
 
 second.close()
@@ -100,7 +88,7 @@ def takes_over():
     return assigned_partitions(first) == [0, 1, 2, 3]
 wait_until(takes_over, "the remaining member to hold all four partitions")
 produce_numbers(topic, range(200, 300))
-wait_until(drain([first], after, 100), "100 messages after the close")
+wait_until(consume_committing([first], after, 100), "100 messages after the close")
 check(sorted(after) == list(range(200, 300)), f"after the close: {len(after)} values, {sorted(set(after))[:5]}...")
 first.close()
 print("ok")

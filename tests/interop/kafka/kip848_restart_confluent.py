@@ -11,10 +11,10 @@ import os
 import sys
 import urllib.request
 
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaException
+from confluent_kafka import Consumer, ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from common import BOOTSTRAP, assigned_partitions, check, create_topics, produce_numbers, unique, wait_until
+from common import BOOTSTRAP, assigned_partitions, check, consume_committing, create_topics, produce_numbers, unique, wait_until
 
 HTTP = os.environ["CONVEYOR_HTTP"]
 topic = unique("kip848-restart")
@@ -36,22 +36,6 @@ def member(name):
 
     consumer.subscribe([topic], on_revoke=revoked, on_lost=lost)
     return consumer
-
-
-def drain(consumers, values, count):
-    def step():
-        for consumer in consumers:
-            message = consumer.poll(0.1)
-            if message is not None and message.error() is None:
-                values.append(int(message.value()))
-                try:
-                    consumer.commit(message=message, asynchronous=False)
-                except KafkaException as error:
-                    # A commit may find the coordinator reconnecting; the
-                    # position the consumer holds still moves on.
-                    print(f"commit failed: {error}", file=sys.stderr)
-        return len(values) >= count
-    return step
 
 
 def described():
@@ -79,7 +63,7 @@ check(sorted(held["first"] + held["second"]) == [0, 1, 2, 3], f"every partition 
 member_ids = sorted([first.memberid(), second.memberid()])
 produce_numbers(topic, range(100))
 values = []
-wait_until(drain([first, second], values, 100), "100 messages before the restart")
+wait_until(consume_committing([first, second], values, 100), "100 messages before the restart")
 check(sorted(values) == list(range(100)), f"before the restart: {len(values)} values, {len(set(values))} distinct")
 generation, described_ids = described()
 check(described_ids == member_ids, f"described members {described_ids}, the consumers are {member_ids}")
@@ -89,7 +73,7 @@ check(sys.stdin.readline().strip() == "restarted", "expected the harness to rest
 
 produce_numbers(topic, range(100, 200))
 after = []
-wait_until(drain([first, second], after, 100), "100 messages after the restart")
+wait_until(consume_committing([first, second], after, 100), "100 messages after the restart")
 check(sorted(after) == list(range(100, 200)), f"after the restart: {len(after)} values, {len(set(after))} distinct")
 # A few more heartbeats, so a rebalance the restart caused would show.
 for _ in range(20):
