@@ -6,6 +6,7 @@
 //! frames; the peer's answer is openraft's to judge.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
 };
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::type_config::{GroupId, NodeId, TypeConfig};
 use crate::wire::{Request, Response, read_frame, write_frame};
@@ -28,6 +29,10 @@ const IDLE_CONNECTIONS_MAX: usize = 8;
 /// The connections of one node to its peers, shared by all its groups.
 #[derive(Debug, Default)]
 pub struct PeerPool {
+    /// The address every connection leaves from: `--cluster-addr`'s, so a
+    /// peer (or a firewall between nodes) sees which node calls; `None`
+    /// when that is the unspecified address (the system picks).
+    source: Option<IpAddr>,
     idle: parking_lot::Mutex<HashMap<String, Vec<TcpStream>>>,
     /// When each peer last answered an AppendEntries (a heartbeat or
     /// entries) of each group: a replica silent for long is out of sync.
@@ -35,6 +40,45 @@ pub struct PeerPool {
 }
 
 impl PeerPool {
+    /// A pool whose connections leave from `cluster_addr`'s address.
+    pub fn from(cluster_addr: SocketAddr) -> PeerPool {
+        let source = cluster_addr.ip();
+        PeerPool {
+            source: (!source.is_unspecified()).then_some(source),
+            ..PeerPool::default()
+        }
+    }
+
+    /// A connection of its own to the peer at `addr`, within [`CONNECT_TIMEOUT`].
+    pub async fn connect(&self, addr: &str) -> std::io::Result<TcpStream> {
+        let connecting = async {
+            let Some(source) = self.source else {
+                return TcpStream::connect(addr).await;
+            };
+            let mut last_error = None;
+            for target in tokio::net::lookup_host(addr).await? {
+                let socket = if target.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                if target.is_ipv4() == source.is_ipv4() {
+                    socket.bind(SocketAddr::new(source, 0))?;
+                }
+                match socket.connect(target).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(error) => last_error = Some(error),
+                }
+            }
+            Err(last_error.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"))))
+        };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
     fn take(&self, addr: &str) -> Option<TcpStream> {
         self.idle.lock().get_mut(addr).and_then(Vec::pop)
     }
@@ -55,7 +99,7 @@ impl PeerPool {
         let exchange = async {
             let mut stream = match self.take(addr) {
                 Some(stream) => stream,
-                None => connect(addr).await.map_err(CallError::Unreachable)?,
+                None => self.connect(addr).await.map_err(CallError::Unreachable)?,
             };
             let answer = async {
                 write_frame(&mut stream, request).await?;
@@ -187,15 +231,6 @@ impl PeerClient {
     fn remote<E: std::error::Error>(&self, error: E) -> RPCError<NodeId, BasicNode, E> {
         RPCError::RemoteError(RemoteError::new(self.target, error))
     }
-}
-
-/// Connects to a peer's cluster address, within [`CONNECT_TIMEOUT`].
-pub async fn connect(addr: &str) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {

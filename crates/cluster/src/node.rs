@@ -24,7 +24,7 @@ use crate::config::{ClusterConfig, Doors};
 use crate::error::ClusterError;
 use crate::log_store::LogStore;
 use crate::machine::{AppliedEvents, CatalogMachine, MachineData};
-use crate::network::{Network, PeerPool, connect};
+use crate::network::{Network, PeerPool};
 use crate::partition_groups::PartitionGroups;
 use crate::server::{propose_here, serve};
 use crate::status::ClusterStatus;
@@ -87,7 +87,7 @@ impl ClusterNode {
         .map_err(|error| ClusterError::Raft(error.to_string()))??;
         let pristine = log_store.is_pristine();
         let raft_config = raft_config("conveyor-metadata", openraft::SnapshotPolicy::LogsSinceLast(ENTRIES_PER_SNAPSHOT))?;
-        let pool = Arc::new(PeerPool::default());
+        let pool = Arc::new(PeerPool::from(config.cluster_addr));
         let groups = Arc::new(PartitionGroups::new(
             config.node_id,
             config.peers.clone(),
@@ -193,7 +193,7 @@ impl ClusterNode {
             };
             last_reason = refusal.reason.clone();
             if let Some(leader_addr) = refusal.leader_addr {
-                match forward(&leader_addr, &command).await {
+                match forward(self.groups.pool(), &leader_addr, &command).await {
                     Ok(Ok(outcome)) => {
                         self.wait_applied(outcome.log_index, deadline).await?;
                         return Ok(outcome);
@@ -290,8 +290,8 @@ impl ClusterNode {
 }
 
 /// Sends `command` to the node at `addr` on a connection of its own.
-async fn forward(addr: &str, command: &Command) -> std::io::Result<Result<Outcome, crate::wire::ProposeRefusal>> {
-    let mut stream = connect(addr).await?;
+async fn forward(pool: &PeerPool, addr: &str, command: &Command) -> std::io::Result<Result<Outcome, crate::wire::ProposeRefusal>> {
+    let mut stream = pool.connect(addr).await?;
     let exchange = async {
         write_frame(&mut stream, &Request::Propose(command.clone())).await?;
         read_frame::<Response>(&mut stream).await

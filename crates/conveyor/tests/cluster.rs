@@ -9,7 +9,10 @@
 //! partition catches up with the leader's. A transactional producer's
 //! markers and the admin API's publishes, sent to any node, go through the
 //! partition's group too, so a new leader serves exactly the committed
-//! records. An acks=all produce while fewer replicas are in sync than the
+//! records. A partition's leader cut off from both other nodes (a proxy
+//! between the nodes) acknowledges nothing while the majority elects a
+//! leader of its own and goes on; healed, its copy becomes the majority's,
+//! every acknowledged record once, gap-free. An acks=all produce while fewer replicas are in sync than the
 //! topic's min.insync.replicas is refused with NOT_ENOUGH_REPLICAS and
 //! writes nothing. Every node answers Kafka clients the one cluster id the
 //! first metadata leader set, also after a restart, and producer ids
@@ -368,6 +371,125 @@ fn acks_all_below_min_insync_replicas_is_refused_with_not_enough_replicas_and_wr
     cluster.restart(second_down);
     writeln!(client.stdin.as_mut().expect("stdin"), "restarted").expect("tell the script");
     expect_script_ok(&mut client, lines);
+}
+
+/// A publish through `addr`'s admin API that may never be answered:
+/// its status, or `None` when the connection failed or `wait` ran out.
+fn publish_waiting(addr: std::net::SocketAddr, path: &str, json: &str, wait: Duration) -> Option<u16> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(wait)).ok()?;
+    stream
+        .write_all(support::http_request_bytes(addr, "POST", path, &[("Content-Type", "application/json")], json).as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_partitioned_minority_stops_acknowledging_and_catches_up_after_healing() {
+    let (cluster, proxy) = ClusterNodes::start_behind_proxy(3);
+    kafka_ready(&cluster);
+    let topic = "partitioned";
+    create_topic(cluster.node(1), topic, 1, 3);
+    let path = format!("/api/v1/topics/{topic}/messages");
+    let publish = |id: usize, value: &str| {
+        let json = format!(r#"{{"value":"{value}","partition":0}}"#);
+        http_send(cluster.node(id).http_addr, "POST", &path, &json).0
+    };
+    let mut seen = None;
+    let placed = eventually(WAIT, || {
+        seen = agreed(&cluster, &[1, 2, 3], topic, |seen| {
+            seen.len() == 1 && seen[0].0 > 0 && seen[0].3.len() == 3
+        });
+        seen.is_some()
+    });
+    assert!(placed, "every node agrees on a leader and three in-sync replicas");
+    let leader = seen.expect("placement")[0].0 as usize;
+    // Every value sent, and those acknowledged (201).
+    let mut sent: Vec<String> = Vec::new();
+    let mut acknowledged: Vec<String> = Vec::new();
+    for index in 0..10 {
+        let value = format!("before-{index}");
+        sent.push(value.clone());
+        assert_eq!(publish(leader, &value), 201, "{value} through the leader");
+        acknowledged.push(value);
+    }
+
+    // The leader is cut off from both others: a publish it takes is not
+    // acknowledged while it is alone.
+    proxy.isolate(leader, 3);
+    let (minority_addr, minority_path) = (cluster.node(leader).http_addr, path.clone());
+    sent.push("minority".to_owned());
+    let (answer, minority) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(publish_waiting(
+            minority_addr,
+            &minority_path,
+            r#"{"value":"minority","partition":0}"#,
+            Duration::from_secs(90),
+        ));
+    });
+
+    // The majority elects a leader of its own and goes on acknowledging.
+    let majority: Vec<usize> = (1..=3).filter(|id| *id != leader).collect();
+    let moved = eventually(Duration::from_secs(60), || {
+        agreed(&cluster, &majority, topic, |seen| seen[0].0 > 0 && seen[0].0 as usize != leader).is_some()
+    });
+    assert!(moved, "the majority agrees on a new leader");
+    for index in 0..10 {
+        let through = majority[index % 2];
+        // A value per attempt: an attempt without an answer may be in the
+        // log, so its retry must not be the same record.
+        let mut attempt = 0;
+        let taken = eventually(WAIT, || {
+            attempt += 1;
+            let value = format!("during-{index}-{attempt}");
+            sent.push(value.clone());
+            let taken = publish(through, &value) == 201;
+            if taken {
+                acknowledged.push(value);
+            }
+            taken
+        });
+        assert!(taken, "the majority acknowledges during-{index}");
+    }
+    let early = minority.try_recv().ok();
+    assert_ne!(
+        early,
+        Some(Some(201)),
+        "the isolated node acknowledged a publish while cut off from the majority"
+    );
+
+    // Healed, the old leader follows the new one: its uncommitted entry is
+    // replaced, and its copy becomes the majority's, record for record.
+    proxy.heal();
+    let minority_answer = early.or_else(|| minority.recv_timeout(Duration::from_secs(120)).ok()).flatten();
+    if minority_answer == Some(201) {
+        acknowledged.push("minority".to_owned());
+    }
+    let copies = |id: usize| local_records(cluster.node(id), topic, 0);
+    let mut last = Vec::new();
+    let caught_up = eventually(Duration::from_secs(60), || {
+        last = (1..=3).map(copies).collect();
+        last.iter().all(|copy| copy == &last[0]) && acknowledged.iter().all(|value| last[0].iter().any(|record| &record.3 == value))
+    });
+    assert!(caught_up, "every copy holds every acknowledged record: {last:?}");
+    let values: Vec<&String> = last[0].iter().map(|record| &record.3).collect();
+    let offsets: Vec<u64> = last[0].iter().map(|record| record.0).collect();
+    assert_eq!(offsets, (0..values.len() as u64).collect::<Vec<_>>(), "offsets gap-free from 0");
+    for value in &values {
+        assert!(sent.contains(value), "{value} was never sent");
+        let count = values.iter().filter(|other| *other == value).count();
+        assert_eq!(count, 1, "{value} is in the log {count} times");
+    }
+    let order: Vec<&String> = values.iter().copied().filter(|value| value.starts_with("before-")).collect();
+    assert_eq!(
+        order,
+        acknowledged[..10].iter().collect::<Vec<_>>(),
+        "the first records in the order acknowledged"
+    );
 }
 
 /// One exact Kafka request to `server`'s Kafka door, answered (`None`

@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod lapin_client;
+pub mod net_proxy;
 pub mod raw_amqp;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -538,6 +539,8 @@ pub struct ClusterNodes {
     pub dirs: Vec<tempfile::TempDir>,
     /// `--peers` as every node got it.
     pub peers: String,
+    /// Node `i + 1`'s `--cluster-addr` when it is not its `--peers` entry.
+    pub cluster_addrs: Vec<Option<String>>,
     /// Node `i + 1`; `None` while stopped.
     pub nodes: Vec<Option<Server>>,
 }
@@ -551,12 +554,33 @@ impl ClusterNodes {
             .map(|id| format!("{id}=127.0.0.1:{}", cluster_port()))
             .collect::<Vec<_>>()
             .join(",");
+        ClusterNodes::started(dirs, peers, vec![None; n])
+    }
+
+    /// Starts nodes 1..=n with a [`net_proxy::NetProxy`] between them,
+    /// which the test cuts and heals.
+    pub fn start_behind_proxy(n: usize) -> (ClusterNodes, net_proxy::NetProxy) {
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+        let ports: Vec<u16> = (0..n).map(|_| cluster_port()).collect();
+        let proxy = net_proxy::NetProxy::start(&ports);
+        let peers = (1..=n)
+            .map(|id| format!("{id}={}", SocketAddr::new(net_proxy::proxy_ip(id), ports[id - 1])))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cluster_addrs = (1..=n)
+            .map(|id| Some(SocketAddr::new(net_proxy::node_ip(id), ports[id - 1]).to_string()))
+            .collect();
+        (ClusterNodes::started(dirs, peers, cluster_addrs), proxy)
+    }
+
+    fn started(dirs: Vec<tempfile::TempDir>, peers: String, cluster_addrs: Vec<Option<String>>) -> ClusterNodes {
         let mut cluster = ClusterNodes {
+            nodes: (0..dirs.len()).map(|_| None).collect(),
             dirs,
             peers,
-            nodes: (0..n).map(|_| None).collect(),
+            cluster_addrs,
         };
-        for id in 1..=n {
+        for id in 1..=cluster.nodes.len() {
             cluster.restart(id);
         }
         cluster
@@ -565,7 +589,11 @@ impl ClusterNodes {
     /// Starts node `id` (again) on its data directory.
     pub fn restart(&mut self, id: usize) {
         let node_id = id.to_string();
-        let server = Server::start_with(self.dirs[id - 1].path(), &["--node-id", &node_id, "--peers", &self.peers], &[]);
+        let mut args = vec!["--node-id", &node_id, "--peers", &self.peers];
+        if let Some(cluster_addr) = &self.cluster_addrs[id - 1] {
+            args.extend(["--cluster-addr", cluster_addr]);
+        }
+        let server = Server::start_with(self.dirs[id - 1].path(), &args, &[]);
         self.nodes[id - 1] = Some(server);
     }
 
@@ -577,6 +605,7 @@ impl ClusterNodes {
         let cluster_addr = format!("127.0.0.1:{}", cluster_port());
         self.peers = format!("{},{id}={cluster_addr}", self.peers);
         self.dirs.push(tempfile::tempdir().expect("tempdir"));
+        self.cluster_addrs.push(None);
         self.nodes.push(None);
         self.restart(id);
         (id, cluster_addr)
