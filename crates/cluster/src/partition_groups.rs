@@ -339,7 +339,14 @@ impl PartitionGroups {
                     None => Some((*group, true)),
                     Some(replicas) => {
                         let moved_off = !replicas.of(group.topic, group.partition).contains(&self.node_id)
-                            && !running.raft.metrics().borrow().membership_config.membership().nodes().any(|(id, _)| *id == self.node_id);
+                            && !running
+                                .raft
+                                .metrics()
+                                .borrow()
+                                .membership_config
+                                .membership()
+                                .nodes()
+                                .any(|(id, _)| *id == self.node_id);
                         moved_off.then_some((*group, false))
                     }
                 })

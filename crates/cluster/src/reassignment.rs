@@ -103,9 +103,8 @@ pub fn moves(topics: &[PlacedTopic], voters: &BTreeSet<NodeId>) -> Vec<Event> {
 /// While this node leads the metadata group, proposes the moves the
 /// voters call for, until `shutdown`.
 pub async fn propose_moves(node: Arc<ClusterNode>, groups: Arc<PartitionGroups>, mut shutdown: watch::Receiver<bool>) {
-    let mut metrics = node.metrics();
     loop {
-        let leads = metrics.borrow_and_update().current_leader == Some(node.node_id());
+        let leads = node.metrics().borrow().current_leader == Some(node.node_id());
         // A new leader first applies what earlier leaders committed (a
         // move one of them proposed included), then decides.
         if leads && !pending_moves(&node, &groups).is_empty() && node.raft().ensure_linearizable().await.is_ok() {
@@ -118,8 +117,9 @@ pub async fn propose_moves(node: Arc<ClusterNode>, groups: Arc<PartitionGroups>,
                 }
             }
         }
+        // Looked at every LOOK_EVERY, not at every change of the metadata
+        // group's metrics (each commit): a removal waits at most that long.
         tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(LOOK_EVERY) => {}
             _ = shutdown.changed() => return,
         }
@@ -231,7 +231,9 @@ mod tests {
         events
             .iter()
             .map(|event| match event {
-                Event::PartitionReplicasSet { id, partition, replicas, .. } => (*id, *partition, replicas.clone()),
+                Event::PartitionReplicasSet {
+                    id, partition, replicas, ..
+                } => (*id, *partition, replicas.clone()),
                 other => panic!("not a move: {other:?}"),
             })
             .collect()

@@ -759,11 +759,7 @@ fn a_removed_node_s_partition_replicas_move_to_the_others_and_keep_the_quorum() 
     let mut cluster = ClusterNodes::start(4);
     let bootstrap = kafka_ready(&cluster);
     let topic = "reassigned";
-    let mut client = spawn_script(
-        cluster.node(1),
-        "kafka/cluster_reassignment_confluent.py",
-        &[&bootstrap, topic],
-    );
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_reassignment_confluent.py", &[&bootstrap, topic]);
     let stdout = client.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     first_line_is(&mut client, &mut lines, "produced");
@@ -805,7 +801,10 @@ fn a_removed_node_s_partition_replicas_move_to_the_others_and_keep_the_quorum() 
         last = survivors.iter().map(|id| partitions_seen(cluster.node(*id), topic)).collect();
         agreed(&cluster, &survivors, topic, moved).is_some()
     });
-    assert!(settled, "every partition's replicas moved off node {leaving}: before {before:?}, now {last:?}");
+    assert!(
+        settled,
+        "every partition's replicas moved off node {leaving}: before {before:?}, now {last:?}"
+    );
     for id in &survivors {
         let status = cluster_status(cluster.node(*id));
         let groups = status["partition_groups"].as_array().cloned().unwrap_or_default();

@@ -416,7 +416,11 @@ impl StateMachine for CatalogState {
                 partition,
                 replicas,
             } => {
-                if let Some(topic) = self.topics.get_mut(name).filter(|topic| topic.id == *id && *partition < topic.partitions) {
+                if let Some(topic) = self
+                    .topics
+                    .get_mut(name)
+                    .filter(|topic| topic.id == *id && *partition < topic.partitions)
+                {
                     topic.replicas.insert(*partition, replicas.clone());
                 }
             }
@@ -841,14 +845,21 @@ mod tests {
         };
         state.apply(&set(Uuid::new_v4(), 0));
         state.apply(&set(id, 99));
-        assert!(state.topics["orders"].replicas.is_empty(), "another incarnation's, or no such partition");
+        assert!(
+            state.topics["orders"].replicas.is_empty(),
+            "another incarnation's, or no such partition"
+        );
         state.apply(&set(id, 0));
         assert_eq!(state.topics["orders"].replicas, BTreeMap::from([(0, vec![1, 2, 4])]));
 
-        let older = r#"{"id":"00000000-0000-0000-0000-000000000007","name":"t","partitions":2,"configs":{},"created_ms":1,"replication_factor":3}"#;
+        let older =
+            r#"{"id":"00000000-0000-0000-0000-000000000007","name":"t","partitions":2,"configs":{},"created_ms":1,"replication_factor":3}"#;
         let record: TopicRecord = serde_json::from_str(older).expect("a record written before replicas were set");
         assert!(record.replicas.is_empty());
-        assert!(!serde_json::to_string(&record).expect("json").contains("replicas\""), "written as before");
+        assert!(
+            !serde_json::to_string(&record).expect("json").contains("replicas\""),
+            "written as before"
+        );
     }
 
     #[test]

@@ -16,31 +16,16 @@ order. Prints `ok`."""
 import sys
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import Deliveries, check, read_partitions, wait_for
+from common import Deliveries, check, check_read_back, replicated_topic
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 4
 RECORDS = 50
 WAIT_SECONDS = 90
 
-admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)]).values():
-    future.result(30)
-
-
-def placed():
-    """The topic once each partition has a leader and three replicas in sync."""
-    topic = admin.list_topics(TOPIC, timeout=10).topics.get(TOPIC)
-    if topic is None or topic.error is not None or len(topic.partitions) != PARTITIONS:
-        return None
-    if any(partition.leader < 0 or len(partition.isrs) != 3 for partition in topic.partitions.values()):
-        return None
-    return topic
-
-
-wait_for(placed, "a leader and three in-sync replicas for every partition", WAIT_SECONDS)
+replicated_topic(AdminClient({"bootstrap.servers": BOOTSTRAP}), TOPIC, PARTITIONS, WAIT_SECONDS)
 
 deliveries = Deliveries()
 acked, failed = deliveries.acked, deliveries.failed
@@ -78,13 +63,6 @@ line = sys.stdin.readline().strip()
 check(line == "go", f"the test said go, not {line!r}")
 produce_round()
 
-read = read_partitions(BOOTSTRAP, TOPIC, PARTITIONS, WAIT_SECONDS)
-for partition, records in read.items():
-    values = [int(value) for _, value in records]
-    check(values == sorted(values) and len(set(values)) == len(values), f"partition {partition}: in order, none twice")
-    for offset, value in records:
-        check(acked.get(value) == (partition, offset), f"{value} read at {partition}/{offset}, acknowledged at {acked.get(value)}")
-total = sum(len(records) for records in read.values())
-check(total == sent, f"every acknowledged record read once, nothing else: {total} of {sent}")
+check_read_back(BOOTSTRAP, TOPIC, PARTITIONS, acked, sent, WAIT_SECONDS)
 print(f"produced {sent}", file=sys.stderr, flush=True)
 print("ok", flush=True)
