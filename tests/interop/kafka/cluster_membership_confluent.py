@@ -15,10 +15,9 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from common import Deliveries, check, check_read_back, replicated_topic
+from common import Deliveries, check, check_read_back, failover_producer, replicated_topic
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 1
@@ -33,15 +32,7 @@ deliveries = Deliveries()
 acked, acked_at, failed, delivered = deliveries.acked, deliveries.acked_at, deliveries.failed, deliveries.report
 
 
-producer = Producer({
-    "bootstrap.servers": BOOTSTRAP,
-    "acks": "all",
-    "enable.idempotence": True,
-    "linger.ms": 5,
-    "message.timeout.ms": 60000,
-    "retry.backoff.ms": 100,
-    "topic.metadata.refresh.interval.ms": 1000,
-})
+producer = failover_producer(BOOTSTRAP)
 
 done = threading.Event()
 

@@ -15,10 +15,9 @@ then read back: exactly once, at the offset it was acknowledged with, in
 order. Prints `ok`."""
 import sys
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from common import Deliveries, check, check_read_back, replicated_topic
+from common import Deliveries, check, check_read_back, failover_producer, replicated_topic
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 4
@@ -29,15 +28,7 @@ replicated_topic(AdminClient({"bootstrap.servers": BOOTSTRAP}), TOPIC, PARTITION
 
 deliveries = Deliveries()
 acked, failed = deliveries.acked, deliveries.failed
-producer = Producer({
-    "bootstrap.servers": BOOTSTRAP,
-    "acks": "all",
-    "enable.idempotence": True,
-    "linger.ms": 5,
-    "message.timeout.ms": 60000,
-    "retry.backoff.ms": 100,
-    "topic.metadata.refresh.interval.ms": 1000,
-})
+producer = failover_producer(BOOTSTRAP)
 sent = 0
 
 

@@ -164,6 +164,23 @@ def replicated_topic(admin, topic, partitions, seconds=60):
     return wait_for(placed, f"a leader and three in-sync replicas for every partition of {topic}", seconds)
 
 
+def failover_producer(bootstrap):
+    """An idempotent confluent-kafka producer with acks=all that rides out
+    a cluster's leader changes: a minute per record, metadata refreshed
+    every second."""
+    from confluent_kafka import Producer
+
+    return Producer({
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": 60000,
+        "retry.backoff.ms": 100,
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
+
+
 def check_read_back(bootstrap, topic, partitions, acked, sent, seconds=60):
     """Reads `topic` back and checks that every one of the `sent` records,
     `acked` (value text -> (partition, offset), as `Deliveries` keeps it),
