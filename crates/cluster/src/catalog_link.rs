@@ -56,6 +56,12 @@ pub fn link(node: &Arc<ClusterNode>, broker: &Arc<Broker>, shutdown: watch::Rece
         Arc::clone(&groups),
         shutdown.clone(),
     ));
+    tokio::spawn(crate::reassignment::propose_moves(
+        Arc::clone(node),
+        Arc::clone(&groups),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::reassignment::carry_out(Arc::clone(&groups), shutdown.clone()));
     tokio::spawn(crate::cluster_identity::settle_cluster_id(
         Arc::clone(node),
         Arc::clone(broker),

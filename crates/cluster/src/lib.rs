@@ -7,7 +7,8 @@
 //! groups' state (every partition's as its leader reports it), set the
 //! cluster's one Kafka cluster id, keep consumer groups' committed
 //! offsets in the metadata group (its leader coordinates groups), and add
-//! and remove members. Knows the catalog's events and the broker's
+//! and remove members (a removed node's partition replicas move to the
+//! others). Knows the catalog's events and the broker's
 //! partitions; nothing of the front doors' wire formats.
 
 pub mod catalog_link;
@@ -27,6 +28,7 @@ pub mod partition_link;
 pub mod partition_machine;
 pub mod partition_writes;
 pub mod placement_reports;
+pub mod reassignment;
 pub mod server;
 pub mod status;
 pub mod type_config;

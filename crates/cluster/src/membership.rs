@@ -4,11 +4,11 @@
 //! (a node that does not lead sends the change there). A new node, started
 //! with its own `--node-id` and `--peers`, first joins as a learner and is
 //! caught up with the log, then becomes a voter; a removed node leaves the
-//! voters and gets no more entries. Partition groups keep the replicas
-//! their topics got (chosen from the voters at each topic's creation): a
-//! removed node's replicas are not moved, a new node gets replicas of the
-//! topics created after it joined. Knows Raft's membership API; nothing of
-//! the broker.
+//! voters and gets no more entries, and its partition replicas then move
+//! to the remaining members (`reassignment.rs`). A new node gets replicas
+//! of the topics created after it joined (the others keep the replicas
+//! chosen from the voters at their creation). Knows Raft's membership API;
+//! nothing of the broker.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

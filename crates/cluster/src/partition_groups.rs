@@ -2,12 +2,16 @@
 //! replicated and how widely (learned from the catalog's events), where
 //! each partition's replicas are (a pure function of the topic id, the
 //! partition and the metadata group's voters when the topic was created,
-//! so a member added or removed later moves no replica), and one openraft `Raft` per local replica,
+//! until a `PartitionReplicasSet` moves them off a removed node:
+//! `reassignment.rs`), and one openraft `Raft` per local replica,
 //! its log in a `Journaled` journal under
 //! `<data>/cluster/partitions/<topic id>/<partition>/raft-log/` and its
 //! state machine the broker's partition log (`partition_machine.rs`).
 //! Groups start when their topic appears (the lowest replica initializes
-//! the membership) and stop, with their files removed, when it goes. Knows
+//! the membership of a partition never moved; a moved-to replica waits to
+//! be added by the group's leader) and stop, with their files removed,
+//! when their topic goes; a replica moved off this node stops, files
+//! kept, once the group's own membership no longer has it. Knows
 //! Raft and the catalog's topic events; nothing of Kafka.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use conveyor_core::Broker;
-use conveyor_core::catalog::{CatalogState, Event};
+use conveyor_core::catalog::{CatalogState, Event, TopicRecord};
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Raft};
 use parking_lot::RwLock;
@@ -37,13 +41,41 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 /// How one replicated topic is spread.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TopicReplicas {
-    partitions: u32,
-    replication_factor: u16,
+pub struct TopicReplicas {
+    pub partitions: u32,
+    pub replication_factor: u16,
     /// The nodes its replicas are chosen from: the voters of the metadata
     /// group when it was created (`--peers` for a topic created before
     /// those were recorded).
     members: Vec<NodeId>,
+    /// The partitions whose replicas were set since (`PartitionReplicasSet`).
+    moved: BTreeMap<u32, Vec<NodeId>>,
+}
+
+impl TopicReplicas {
+    /// A topic of `partitions` whose replicas are chosen from `members`.
+    pub fn new(partitions: u32, replication_factor: u16, members: Vec<NodeId>) -> TopicReplicas {
+        TopicReplicas {
+            partitions,
+            replication_factor,
+            members,
+            moved: BTreeMap::new(),
+        }
+    }
+
+    /// The replicas of `partition` now: as set last, else as chosen at
+    /// the topic's creation.
+    pub fn of(&self, topic: Uuid, partition: u32) -> Vec<NodeId> {
+        match self.moved.get(&partition) {
+            Some(replicas) => replicas.clone(),
+            None => replicas_of(topic, partition, self.replication_factor, &self.members),
+        }
+    }
+
+    /// Whether `partition`'s replicas were set since the topic's creation.
+    pub fn moved(&self, partition: u32) -> bool {
+        self.moved.contains_key(&partition)
+    }
 }
 
 /// One partition group running on this node.
@@ -150,6 +182,17 @@ impl PartitionGroups {
         }
     }
 
+    /// How the catalog's `record` is spread, if it is replicated, with
+    /// the voters it was created with (`topic_voters`).
+    pub fn topic_replicas(&self, record: &TopicRecord, topic_voters: &BTreeMap<Uuid, Vec<NodeId>>) -> Option<TopicReplicas> {
+        let replication_factor = record.replication_factor?;
+        let voters = topic_voters.get(&record.id).map(Vec::as_slice).unwrap_or_default();
+        Some(TopicReplicas {
+            moved: record.replicas.clone(),
+            ..TopicReplicas::new(record.partitions, replication_factor, self.members_or_peers(voters))
+        })
+    }
+
     /// The Raft of `group`, if it runs here.
     pub fn raft(&self, group: &GroupId) -> Option<Raft<TypeConfig>> {
         self.running.read().get(group).map(|running| running.raft.clone())
@@ -175,7 +218,7 @@ impl PartitionGroups {
     pub fn replicas(&self, topic: Uuid, partition: u32) -> Option<Vec<NodeId>> {
         let topics = self.topics.read();
         let replicas = topics.get(&topic)?;
-        (partition < replicas.partitions).then(|| replicas_of(topic, partition, replicas.replication_factor, &replicas.members))
+        (partition < replicas.partitions).then(|| replicas.of(topic, partition))
     }
 
     /// Every partition of every replicated topic, with its replicas.
@@ -184,12 +227,7 @@ impl PartitionGroups {
             .read()
             .iter()
             .flat_map(|(topic, replicas)| {
-                (0..replicas.partitions).map(|partition| {
-                    (
-                        GroupId { topic: *topic, partition },
-                        replicas_of(*topic, partition, replicas.replication_factor, &replicas.members),
-                    )
-                })
+                (0..replicas.partitions).map(|partition| (GroupId { topic: *topic, partition }, replicas.of(*topic, partition)))
             })
             .collect()
     }
@@ -209,12 +247,15 @@ impl PartitionGroups {
                 } => {
                     topics.insert(
                         *id,
-                        TopicReplicas {
-                            partitions: *partitions,
-                            replication_factor: *replication_factor,
-                            members: self.members_or_peers(voters),
-                        },
+                        TopicReplicas::new(*partitions, *replication_factor, self.members_or_peers(voters)),
                     );
+                }
+                Event::PartitionReplicasSet {
+                    id, partition, replicas, ..
+                } => {
+                    if let Some(topic) = topics.get_mut(id).filter(|topic| *partition < topic.partitions) {
+                        topic.moved.insert(*partition, replicas.clone());
+                    }
                 }
                 Event::PartitionsCreated { id, partitions, .. } => {
                     if let Some(replicas) = topics.get_mut(id) {
@@ -236,16 +277,8 @@ impl PartitionGroups {
     pub fn note_catalog(&self, catalog: &CatalogState, topic_voters: &BTreeMap<Uuid, Vec<NodeId>>) {
         let mut topics = self.topics.write();
         for record in catalog.topics.values() {
-            if let Some(replication_factor) = record.replication_factor {
-                let voters = topic_voters.get(&record.id).map(Vec::as_slice).unwrap_or_default();
-                topics.insert(
-                    record.id,
-                    TopicReplicas {
-                        partitions: record.partitions,
-                        replication_factor,
-                        members: self.members_or_peers(voters),
-                    },
-                );
+            if let Some(replicas) = self.topic_replicas(record, topic_voters) {
+                topics.insert(record.id, replicas);
             }
         }
         drop(topics);
@@ -266,40 +299,71 @@ impl PartitionGroups {
     }
 
     /// Starts the groups of local replicas not running yet; stops those
-    /// whose topic is gone.
+    /// whose topic is gone, and those this node was moved off once their
+    /// own membership no longer has it (until then it may be needed for
+    /// their quorum).
     async fn reconcile(&self) {
-        let wanted: Vec<(GroupId, Vec<NodeId>)> = self
-            .replicated_partitions()
-            .into_iter()
-            .filter(|(_, replicas)| replicas.contains(&self.node_id))
+        let wanted: Vec<(GroupId, Vec<NodeId>, bool)> = self
+            .topics
+            .read()
+            .iter()
+            .flat_map(|(topic, replicas)| {
+                (0..replicas.partitions).map(|partition| {
+                    let group = GroupId { topic: *topic, partition };
+                    (group, replicas.of(*topic, partition), replicas.moved(partition))
+                })
+            })
+            .filter(|(_, replicas, _)| replicas.contains(&self.node_id))
             .collect();
-        for (group, replicas) in &wanted {
+        for (group, replicas, moved) in &wanted {
             if self.running.read().contains_key(group) {
                 continue;
             }
-            match self.start_group(*group, replicas).await {
+            // A replica a partition was moved to is added by the group's
+            // leader; initializing would found a second group.
+            match self.start_group(*group, replicas, !moved).await {
                 Ok(started) => {
                     self.running.write().insert(*group, started);
                 }
                 Err(error) => warn!(%group, %error, "starting a partition group; trying again"),
             }
         }
-        let gone: Vec<GroupId> = {
+        // Each with whether its topic is gone (its files go too).
+        let gone: Vec<(GroupId, bool)> = {
             let topics = self.topics.read();
             self.reports.retain(|group| topics.contains_key(&group.topic));
             self.running
                 .read()
-                .keys()
-                .filter(|group| !topics.contains_key(&group.topic))
-                .copied()
+                .iter()
+                .filter_map(|(group, running)| match topics.get(&group.topic) {
+                    None => Some((*group, true)),
+                    Some(replicas) => {
+                        let moved_off = !replicas.of(group.topic, group.partition).contains(&self.node_id)
+                            && !running
+                                .raft
+                                .metrics()
+                                .borrow()
+                                .membership_config
+                                .membership()
+                                .nodes()
+                                .any(|(id, _)| *id == self.node_id);
+                        moved_off.then_some((*group, false))
+                    }
+                })
                 .collect()
         };
-        for group in gone {
+        for (group, topic_gone) in gone {
             let Some(stopped) = self.running.write().remove(&group) else {
                 continue;
             };
             stop(&stopped).await;
             self.pool.forget_group(group);
+            if !topic_gone {
+                // Its Raft log and applied state stay with the partition
+                // log they describe, should the partition come back here.
+                info!(%group, "partition group stopped: its replica moved off this node");
+                continue;
+            }
             let dir = stopped.dir.clone();
             drop(stopped);
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
@@ -307,7 +371,7 @@ impl PartitionGroups {
         }
     }
 
-    async fn start_group(&self, group: GroupId, replicas: &[NodeId]) -> Result<Arc<PartitionGroup>, ClusterError> {
+    async fn start_group(&self, group: GroupId, replicas: &[NodeId], initialize: bool) -> Result<Arc<PartitionGroup>, ClusterError> {
         let Some(broker) = self.broker.get().cloned() else {
             return Err(ClusterError::Raft("no broker yet".to_owned()));
         };
@@ -333,7 +397,7 @@ impl PartitionGroups {
         let raft = Raft::new(self.node_id, Arc::new(config), network, log_store.clone(), machine.clone())
             .await
             .map_err(|error| ClusterError::Raft(error.to_string()))?;
-        if pristine && replicas.iter().min() == Some(&self.node_id) {
+        if initialize && pristine && replicas.iter().min() == Some(&self.node_id) {
             let members: BTreeMap<NodeId, BasicNode> = replicas
                 .iter()
                 .filter_map(|id| self.peer_addr(*id).map(|addr| (*id, BasicNode::new(addr.to_string()))))

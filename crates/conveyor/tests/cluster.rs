@@ -28,7 +28,9 @@
 //! SIGKILLed a consumer of the group resumes, through a survivor, exactly
 //! at the committed offsets, and a transaction in flight ends through the
 //! next coordinator (a read_committed consumer sees each committed record
-//! once and nothing aborted). Every wait is a bounded poll;
+//! once and nothing aborted). A removed node's partition replicas move to
+//! the other nodes and catch up, so the partitions keep a quorum when one
+//! more of their first replicas dies. Every wait is a bounded poll;
 //! every process is stopped by its PID.
 
 mod support;
@@ -199,15 +201,17 @@ fn local_records(server: &Server, topic: &str, partition: u32) -> Vec<(u64, i64,
 /// answers the bootstrap list of every node's Kafka address.
 fn kafka_ready(cluster: &ClusterNodes) -> String {
     assert!(
-        eventually(WAIT, || (1..=3).all(|id| {
+        eventually(WAIT, || cluster.running().into_iter().all(|id| {
             cluster.node(id).http_get("/health").0 == 200
-                && cluster_status(cluster.node(id))["members"]
-                    .as_array()
-                    .is_some_and(|members| members.len() == 3 && members.iter().all(|member| member["kafka_addr"].is_string()))
+                && cluster_status(cluster.node(id))["members"].as_array().is_some_and(|members| {
+                    members.len() == cluster.running().len() && members.iter().all(|member| member["kafka_addr"].is_string())
+                })
         })),
         "every node healthy and every member's Kafka door known everywhere"
     );
-    (1..=3)
+    cluster
+        .running()
+        .into_iter()
         .map(|id| cluster.node(id).kafka_addr.to_string())
         .collect::<Vec<_>>()
         .join(",")
@@ -869,5 +873,89 @@ fn a_transaction_in_flight_ends_through_the_next_coordinator_after_the_coordinat
     let coordinator = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
     cluster.kill(coordinator);
     writeln!(client.stdin.as_mut().expect("stdin"), "killed").expect("tell the script");
+    expect_script_ok(&mut client, lines);
+}
+
+#[test]
+fn a_removed_node_s_partition_replicas_move_to_the_others_and_keep_the_quorum() {
+    let mut cluster = ClusterNodes::start(4);
+    let bootstrap = kafka_ready(&cluster);
+    let topic = "reassigned";
+    let mut client = spawn_script(cluster.node(1), "kafka/cluster_reassignment_confluent.py", &[&bootstrap, topic]);
+    let stdout = client.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    first_line_is(&mut client, &mut lines, "produced");
+
+    // A node that does not lead the metadata group, with replicas, leaves.
+    let before = partitions_seen(cluster.node(1), topic).expect("metadata");
+    let metadata_leader = leader_of(cluster.node(1)).expect("a metadata leader") as usize;
+    let leaving = (1..=4)
+        .find(|id| *id != metadata_leader && before.iter().any(|(_, _, replicas, _)| replicas.contains(&(*id as i32))))
+        .expect("a node with replicas that does not lead the metadata group");
+    let asked = (1..=4).find(|id| *id != leaving).expect("another node");
+    let (removed, printed) = conveyor_cli(cluster.node(asked), &["cluster", "remove", &leaving.to_string()]);
+    assert!(removed, "conveyor cluster remove: {printed}");
+    let staying: Vec<u64> = (1..=4u64).filter(|id| *id != leaving as u64).collect();
+    assert!(
+        eventually(WAIT, || voters(cluster.node(asked)) == staying),
+        "node {leaving} left the voters: {:?}",
+        voters(cluster.node(asked))
+    );
+    cluster.kill(leaving);
+
+    // Every survivor answers every partition with three replicas, all in
+    // sync, none of them the removed node: the new replica caught up.
+    let survivors = cluster.running();
+    let gone = leaving as i32;
+    let moved = |seen: &Seen| {
+        seen.len() == before.len()
+            && seen.iter().all(|(leader, _, replicas, in_sync)| {
+                let mut sorted = replicas.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                let mut synced = in_sync.clone();
+                synced.sort_unstable();
+                *leader >= 0 && replicas.len() == 3 && sorted.len() == 3 && !replicas.contains(&gone) && synced == sorted
+            })
+    };
+    let mut last = Vec::new();
+    let settled = eventually(Duration::from_secs(90), || {
+        last = survivors.iter().map(|id| partitions_seen(cluster.node(*id), topic)).collect();
+        agreed(&cluster, &survivors, topic, moved).is_some()
+    });
+    assert!(
+        settled,
+        "every partition's replicas moved off node {leaving}: before {before:?}, now {last:?}"
+    );
+    for id in &survivors {
+        let status = cluster_status(cluster.node(*id));
+        let groups = status["partition_groups"].as_array().cloned().unwrap_or_default();
+        let listed: Vec<&serde_json::Value> = groups.iter().filter(|group| group["topic"] == topic).collect();
+        assert_eq!(listed.len(), before.len(), "node {id}: {status}");
+        for group in listed {
+            let replicas = group["replicas"].as_array().cloned().unwrap_or_default();
+            assert!(
+                replicas.len() == 3 && !replicas.contains(&serde_json::json!(leaving)),
+                "node {id} shows the new replicas: {group}"
+            );
+        }
+    }
+    let (listed, printed) = conveyor_cli(cluster.node(survivors[0]), &["cluster", "status"]);
+    assert!(listed && printed.contains(topic), "{printed}");
+
+    // One more of the first replicas of a partition the removed node held
+    // dies: with the moved replica that partition still has a quorum.
+    let (_, _, first_replicas, _) = before
+        .iter()
+        .find(|(_, _, replicas, _)| replicas.contains(&gone))
+        .cloned()
+        .expect("a partition on the removed node");
+    let second = first_replicas
+        .iter()
+        .map(|id| *id as usize)
+        .find(|id| *id != leaving)
+        .expect("another first replica");
+    cluster.kill(second);
+    writeln!(client.stdin.as_mut().expect("stdin"), "go").expect("tell the script");
     expect_script_ok(&mut client, lines);
 }

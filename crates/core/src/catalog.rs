@@ -53,6 +53,16 @@ pub enum Event {
         name: String,
         partitions: u32,
     },
+    /// On a cluster node: the replicas of the topic's `partition` are now
+    /// exactly `replicas` (node ids), moved off a node that left the
+    /// cluster. A partition without one keeps the replicas its topic was
+    /// created with.
+    PartitionReplicasSet {
+        id: Uuid,
+        name: String,
+        partition: u32,
+        replicas: Vec<u64>,
+    },
     /// The topic's explicit configs are now exactly `configs`.
     TopicConfigsSet {
         id: Uuid,
@@ -188,6 +198,7 @@ impl Event {
             configs: configs.clone(),
             created_ms: *created_ms,
             replication_factor: *replication_factor,
+            replicas: BTreeMap::new(),
         })
     }
 
@@ -328,6 +339,11 @@ pub struct TopicRecord {
     /// Replicas per partition (a cluster's topics); `None`: one, here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_factor: Option<u16>,
+    /// The partitions whose replicas were set since the topic's creation
+    /// (`PartitionReplicasSet`), by partition; the others keep the
+    /// replicas the topic was created with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<u32, Vec<u64>>,
 }
 
 /// Producer ids `first..end`, handed out by one cluster node only.
@@ -392,6 +408,20 @@ impl StateMachine for CatalogState {
             Event::TopicConfigsSet { id, name, configs } => {
                 if let Some(topic) = self.topics.get_mut(name).filter(|topic| topic.id == *id) {
                     topic.configs = configs.clone();
+                }
+            }
+            Event::PartitionReplicasSet {
+                id,
+                name,
+                partition,
+                replicas,
+            } => {
+                if let Some(topic) = self
+                    .topics
+                    .get_mut(name)
+                    .filter(|topic| topic.id == *id && *partition < topic.partitions)
+                {
+                    topic.replicas.insert(*partition, replicas.clone());
                 }
             }
             Event::ProducerIdsReserved { up_to } => {
@@ -800,6 +830,36 @@ mod tests {
         };
         state.apply(&stale);
         assert!(state.topics.contains_key("orders"));
+    }
+
+    #[test]
+    fn a_partition_s_replicas_are_set_for_that_incarnation_and_an_older_record_loads_without_any() {
+        let mut state = CatalogState::default();
+        state.apply(&created("orders"));
+        let id = state.topics["orders"].id;
+        let set = |id, partition| Event::PartitionReplicasSet {
+            id,
+            name: "orders".into(),
+            partition,
+            replicas: vec![1, 2, 4],
+        };
+        state.apply(&set(Uuid::new_v4(), 0));
+        state.apply(&set(id, 99));
+        assert!(
+            state.topics["orders"].replicas.is_empty(),
+            "another incarnation's, or no such partition"
+        );
+        state.apply(&set(id, 0));
+        assert_eq!(state.topics["orders"].replicas, BTreeMap::from([(0, vec![1, 2, 4])]));
+
+        let older =
+            r#"{"id":"00000000-0000-0000-0000-000000000007","name":"t","partitions":2,"configs":{},"created_ms":1,"replication_factor":3}"#;
+        let record: TopicRecord = serde_json::from_str(older).expect("a record written before replicas were set");
+        assert!(record.replicas.is_empty());
+        assert!(
+            !serde_json::to_string(&record).expect("json").contains("replicas\""),
+            "written as before"
+        );
     }
 
     #[test]

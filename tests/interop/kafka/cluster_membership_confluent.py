@@ -15,10 +15,9 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import Deliveries, check, read_partitions, wait_for
+from common import Deliveries, check, check_read_back, failover_producer, replicated_topic
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 PARTITIONS = 1
@@ -27,35 +26,13 @@ PRODUCING_SECONDS_MAX = 240
 WAIT_SECONDS = 60
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)]).values():
-    future.result(30)
-
-
-def placed():
-    """The topic once its partition has a leader and three replicas in sync."""
-    topic = admin.list_topics(TOPIC, timeout=10).topics.get(TOPIC)
-    if topic is None or topic.error is not None or len(topic.partitions) != PARTITIONS:
-        return None
-    if any(partition.leader < 0 or len(partition.isrs) != 3 for partition in topic.partitions.values()):
-        return None
-    return topic
-
-
-leader = wait_for(placed, "a leader and three in-sync replicas").partitions[0].leader
+leader = replicated_topic(admin, TOPIC, PARTITIONS, WAIT_SECONDS).partitions[0].leader
 
 deliveries = Deliveries()
 acked, acked_at, failed, delivered = deliveries.acked, deliveries.acked_at, deliveries.failed, deliveries.report
 
 
-producer = Producer({
-    "bootstrap.servers": BOOTSTRAP,
-    "acks": "all",
-    "enable.idempotence": True,
-    "linger.ms": 5,
-    "message.timeout.ms": 60000,
-    "retry.backoff.ms": 100,
-    "topic.metadata.refresh.interval.ms": 1000,
-})
+producer = failover_producer(BOOTSTRAP)
 
 done = threading.Event()
 
@@ -83,13 +60,6 @@ pauses = [later - earlier for earlier, later in zip(acked_at, acked_at[1:])]
 longest = max(pauses, default=0)
 check(longest < PAUSE_SECONDS_MAX, f"no downtime: the longest pause between acknowledgements was {longest:.1f} s")
 
-read = read_partitions(BOOTSTRAP, TOPIC, PARTITIONS, WAIT_SECONDS)
-for partition, records in read.items():
-    values = [int(value) for _, value in records]
-    check(values == sorted(values) and len(set(values)) == len(values), f"partition {partition}: in order, none twice")
-    for offset, value in records:
-        check(acked.get(value) == (partition, offset), f"{value} read at {partition}/{offset}, acknowledged at {acked.get(value)}")
-total = sum(len(records) for records in read.values())
-check(total == sent, f"every acknowledged record read once, nothing else: {total} of {sent}")
+check_read_back(BOOTSTRAP, TOPIC, PARTITIONS, acked, sent, WAIT_SECONDS)
 print(f"produced {sent}", file=sys.stderr, flush=True)
 print("ok", flush=True)

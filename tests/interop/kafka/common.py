@@ -165,6 +165,58 @@ def read_committed_values(consumer, expected, seconds=60):
     check(seen == expected, f"exactly the committed records, once, in order: {seen[:5]}... ({len(seen)} of {len(expected)})")
 
 
+def replicated_topic(admin, topic, partitions, seconds=60):
+    """Creates `topic` with `partitions` partitions and replication factor 3
+    through confluent-kafka's AdminClient `admin`, and waits until each
+    partition has a leader and three in-sync replicas; answers its metadata."""
+    from confluent_kafka.admin import NewTopic
+
+    for future in admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=3)]).values():
+        future.result(30)
+
+    def placed():
+        found = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None or len(found.partitions) != partitions:
+            return None
+        if any(partition.leader < 0 or len(partition.isrs) != 3 for partition in found.partitions.values()):
+            return None
+        return found
+
+    return wait_for(placed, f"a leader and three in-sync replicas for every partition of {topic}", seconds)
+
+
+def failover_producer(bootstrap):
+    """An idempotent confluent-kafka producer with acks=all that rides out
+    a cluster's leader changes: a minute per record, metadata refreshed
+    every second."""
+    from confluent_kafka import Producer
+
+    return Producer({
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": 60000,
+        "retry.backoff.ms": 100,
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
+
+
+def check_read_back(bootstrap, topic, partitions, acked, sent, seconds=60):
+    """Reads `topic` back and checks that every one of the `sent` records,
+    `acked` (value text -> (partition, offset), as `Deliveries` keeps it),
+    is there exactly once, at the offset it was acknowledged with, in
+    order, and nothing else is."""
+    read = read_partitions(bootstrap, topic, partitions, seconds)
+    for partition, records in read.items():
+        values = [int(value) for _, value in records]
+        check(values == sorted(values) and len(set(values)) == len(values), f"partition {partition}: in order, none twice")
+        for offset, value in records:
+            check(acked.get(value) == (partition, offset), f"{value} read at {partition}/{offset}, acknowledged at {acked.get(value)}")
+    total = sum(len(records) for records in read.values())
+    check(total == sent, f"every acknowledged record read once, nothing else: {total} of {sent}")
+
+
 class Deliveries:
     """A producer's delivery reports: `acked` maps each acknowledged value's
     text to its (partition, offset), `acked_at` holds the monotonic time of

@@ -136,8 +136,9 @@ impl Views {
                 }
                 None => applied.changed = false,
             },
-            // Kept by the broker's producer id counter, not a view.
-            Event::ProducerIdsReserved { .. } | Event::ProducerIdsAllocated { .. } => {}
+            // Kept by the broker's producer id counter, not a view; where a
+            // partition's replicas are is the cluster's partition groups' to act on.
+            Event::ProducerIdsReserved { .. } | Event::ProducerIdsAllocated { .. } | Event::PartitionReplicasSet { .. } => {}
             // Set once: a second one changes nothing, as in the catalog.
             Event::ClusterIdSet { cluster_id } => match self.cluster_id {
                 Some(_) => applied.changed = false,
