@@ -278,3 +278,33 @@ fn bench_kafka_compaction_measures_produce_while_the_cleaner_compacts_against_pr
         topic_names(&server)
     );
 }
+
+#[test]
+fn bench_kafka_and_amqp_latency_only_run_the_latency_phase_alone_with_the_broker_cpu() {
+    let (_dir, server) = Server::start_in_tempdir();
+    let (brokers, url) = (
+        server.kafka_addr.to_string(),
+        format!("amqp://guest:guest@{}/%2f", server.amqp_addr),
+    );
+    let pid = server.pid().to_string();
+    let runs = [
+        ("kafka", vec!["kafka", "--brokers", &brokers, "--messages", "200"]),
+        ("amqp", vec!["amqp", "--url", &url, "--messages", "200", "--message-bytes", "100"]),
+    ];
+    for (protocol, mut args) in runs {
+        args.extend([
+            "--latency-rate",
+            "200",
+            "--latency-seconds",
+            "1",
+            "--latency-only",
+            "--broker-pid",
+            &pid,
+        ]);
+        let phases = bench(&server, &args);
+        assert_eq!(phases.len(), 1, "{protocol}: only the latency phase: {phases:?}");
+        let latency = phase(&phases, "e2e @ 200/s");
+        assert_eq!(latency["latency_ms"]["samples"], 200, "{protocol}: {latency}");
+        assert!(latency["broker_cpu_seconds_per_100k"].is_number(), "{protocol}: {latency}");
+    }
+}

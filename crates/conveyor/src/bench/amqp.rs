@@ -70,6 +70,9 @@ pub struct AmqpBenchArgs {
     /// Only the publish phase (what `conveyor bench amqp-sink`, the no-op server, can serve).
     #[arg(long)]
     pub publish_only: bool,
+    /// Only the latency phase, e.g. to profile the broker at a steady modest rate.
+    #[arg(long, conflicts_with = "publish_only")]
+    pub latency_only: bool,
     #[command(flatten)]
     pub broker: BrokerProcess,
     #[command(flatten)]
@@ -89,42 +92,14 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
     let admin_channel = admin.create_channel().await?;
     let mut phases = Vec::new();
 
-    // Publish, then consume the same messages.
-    let queue = format!("{prefix}-throughput");
-    declare(&admin_channel, &queue).await?;
-    let published = args
-        .broker
-        .measure(async { tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "publish")).await? })
-        .await?;
-    let published_count = published.messages;
-    phases.push(published);
-    if args.publish_only {
-        delete(&admin_channel, &queue).await?;
-        close(&admin).await;
-        report::print(&summary(args), &phases, args.output.json);
-        return Ok(());
+    if !args.latency_only {
+        throughput_phases(args, &admin_channel, &prefix, epoch, &mut phases).await?;
+        if args.publish_only {
+            close(&admin).await;
+            report::print(&summary(args), &phases, args.output.json);
+            return Ok(());
+        }
     }
-    let consumed = args
-        .broker
-        .measure(async { tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, 1, published_count, "consume")).await? })
-        .await?;
-    phases.push(consumed);
-    delete(&admin_channel, &queue).await?;
-
-    // The work queue: pre-filled (not timed), then drained by competing consumers.
-    if args.consumers > 0 {
-        let queue = format!("{prefix}-work");
-        declare(&admin_channel, &queue).await?;
-        let filled = tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "fill")).await??;
-        let name = format!("work queue x{}", args.consumers);
-        let drained = args
-            .broker
-            .measure(async { tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, args.consumers, filled.messages, &name)).await? })
-            .await?;
-        phases.push(drained);
-        delete(&admin_channel, &queue).await?;
-    }
-
     if args.latency_rate > 0 && args.latency_seconds > 0 {
         let queue = format!("{prefix}-latency");
         declare(&admin_channel, &queue).await?;
@@ -137,6 +112,50 @@ pub async fn run(args: &AmqpBenchArgs) -> anyhow::Result<()> {
     }
     close(&admin).await;
     report::print(&summary(args), &phases, args.output.json);
+    Ok(())
+}
+
+/// The publish, consume and work-queue phases (only publish with `--publish-only`).
+async fn throughput_phases(
+    args: &AmqpBenchArgs,
+    admin_channel: &Channel,
+    prefix: &str,
+    epoch: Instant,
+    phases: &mut Vec<Phase>,
+) -> anyhow::Result<()> {
+    // Publish, then consume the same messages.
+    let queue = format!("{prefix}-throughput");
+    declare(admin_channel, &queue).await?;
+    let published = args
+        .broker
+        .measure(async { tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "publish")).await? })
+        .await?;
+    let published_count = published.messages;
+    phases.push(published);
+    if args.publish_only {
+        delete(admin_channel, &queue).await?;
+        return Ok(());
+    }
+    let consumed = args
+        .broker
+        .measure(async { tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, 1, published_count, "consume")).await? })
+        .await?;
+    phases.push(consumed);
+    delete(admin_channel, &queue).await?;
+
+    // The work queue: pre-filled (not timed), then drained by competing consumers.
+    if args.consumers > 0 {
+        let queue = format!("{prefix}-work");
+        declare(admin_channel, &queue).await?;
+        let filled = tokio::time::timeout(PHASE_TIMEOUT, publish(args, &queue, epoch, "fill")).await??;
+        let name = format!("work queue x{}", args.consumers);
+        let drained = args
+            .broker
+            .measure(async { tokio::time::timeout(PHASE_TIMEOUT, consume(args, &queue, args.consumers, filled.messages, &name)).await? })
+            .await?;
+        phases.push(drained);
+        delete(admin_channel, &queue).await?;
+    }
     Ok(())
 }
 

@@ -102,6 +102,10 @@ pub struct KafkaBenchArgs {
     /// Length of the latency phase in seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_seconds: u64,
+    /// Only the latency phase (with its disk baseline), e.g. to profile the
+    /// broker at a steady modest rate.
+    #[arg(long)]
+    pub latency_only: bool,
     /// Measure the disk's raw baseline (1 MiB write + fdatasync) in this
     /// directory right before and after the produce phase, and give produce
     /// MB/s as a ratio of it. Use a directory on the broker's data disk.
@@ -204,19 +208,21 @@ pub async fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     let epoch = Instant::now();
     let mut phases = Vec::new();
 
-    let start_offsets = end_offsets(&target).await?;
-    let before = baseline(args).await?;
-    let mut produced = args.broker.measure(produce_phase(&target, args, epoch)).await?;
-    let after = baseline(args).await?;
-    if let (Some(before), Some(after)) = (before, after) {
-        let disk = crate::bench::disk::combine(before, after);
-        produced.ratio_to_baseline = Some(produced.megabytes_per_second / disk.megabytes_per_second.max(1e-9));
-        phases.push(disk);
-    }
-    phases.push(produced);
+    if !args.latency_only {
+        let start_offsets = end_offsets(&target).await?;
+        let before = baseline(args).await?;
+        let mut produced = args.broker.measure(produce_phase(&target, args, epoch)).await?;
+        let after = baseline(args).await?;
+        if let (Some(before), Some(after)) = (before, after) {
+            let disk = crate::bench::disk::combine(before, after);
+            produced.ratio_to_baseline = Some(produced.megabytes_per_second / disk.megabytes_per_second.max(1e-9));
+            phases.push(disk);
+        }
+        phases.push(produced);
 
-    let consumed = args.broker.measure(consume_phase(&target, args, &start_offsets)).await?;
-    phases.push(consumed);
+        let consumed = args.broker.measure(consume_phase(&target, args, &start_offsets)).await?;
+        phases.push(consumed);
+    }
 
     if args.latency_rate > 0 && args.latency_seconds > 0 {
         let mut latency = args.broker.measure(latency_phase(&target, args, epoch)).await?;

@@ -247,6 +247,9 @@ fn response_bytes_max(context: &Context, budget: &ConnectionBudget, requested: i
 /// per-partition and total limits; the first data returned may exceed them
 /// by one batch (KIP-74) so a large batch never blocks a consumer.
 async fn read_all(slots: &[Slot], max_bytes: usize, read_committed: bool) -> Vec<Read> {
+    if let Some(reads) = caught_up(slots, read_committed) {
+        return reads;
+    }
     let plan: Vec<(Result<Partition, ResponseError>, i64, i32)> = slots
         .iter()
         .map(|slot| (slot.target.clone(), slot.fetch_offset, slot.partition_max_bytes))
@@ -315,6 +318,37 @@ async fn read_all(slots: &[Slot], max_bytes: usize, read_committed: bool) -> Vec
         Ok(reads) => reads,
         Err(_) => slots.iter().map(|_| failed(ResponseError::UnknownServerError)).collect(),
     }
+}
+
+/// What [`read_all`] returns when every partition is caught up (asked
+/// from its high watermark, where a read finds nothing without touching a
+/// file), computed on the caller's thread: a consumer that keeps up
+/// long-polls from there on every fetch, and handing such a read to a
+/// blocking thread cost two thread wake-ups per fetch (issue 18). `None`
+/// when any partition has something to read, is in error, or is read
+/// committed (whose aborted transactions come from index files).
+fn caught_up(slots: &[Slot], read_committed: bool) -> Option<Vec<Read>> {
+    if read_committed {
+        return None;
+    }
+    slots
+        .iter()
+        .map(|slot| {
+            let partition = slot.target.as_ref().ok()?;
+            // Read before the high watermark, as `read_all` does.
+            let last_stable_offset = partition.last_stable_offset();
+            let high_watermark = partition.log.high_watermark();
+            let log_start_offset = partition.log.start_offset();
+            (u64::try_from(slot.fetch_offset).ok()? == high_watermark).then(|| Read {
+                error: None,
+                records: Bytes::new(),
+                high_watermark: high_watermark as i64,
+                last_stable_offset: last_stable_offset.min(high_watermark) as i64,
+                log_start_offset: log_start_offset as i64,
+                aborted: None,
+            })
+        })
+        .collect()
 }
 
 fn failed(error: ResponseError) -> Read {
