@@ -64,7 +64,7 @@ pub async fn heartbeat(
         client_id,
         client_host: format!("/{}", connection.peer.ip()),
     };
-    match context.broker.share_group_heartbeat(&group, heartbeat) {
+    match context.broker.share_group_heartbeat(&group, heartbeat).await {
         Ok(reply) => {
             response.member_id = Some(StrBytes::from_string(reply.member_id));
             response.member_epoch = reply.member_epoch;
@@ -98,6 +98,7 @@ pub(super) fn membership_error(error: &MembershipError) -> ResponseError {
         MembershipError::InvalidRequest(_) => ResponseError::InvalidRequest,
         MembershipError::NotShareGroup(_) | MembershipError::GroupNotFound(_) => ResponseError::GroupIdNotFound,
         MembershipError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
+        MembershipError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }
 
