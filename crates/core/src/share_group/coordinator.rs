@@ -24,7 +24,7 @@ use super::membership::{Heartbeat, HeartbeatReply, MembershipError, ShareGroup, 
 use super::share_partition::{SharePartition, SharePartitionConfig};
 use super::store::ShareGroupStore;
 use crate::Topic;
-use crate::group::{GroupDescription, GroupState, GroupType};
+use crate::group::{GroupDescription, GroupState, GroupType, MemberDescription};
 use crate::queue::{ConsumerId, CursorStart, QueueError};
 
 /// A share-partition's key: group, topic id, partition.
@@ -146,7 +146,16 @@ impl ShareGroupCoordinator {
                     protocol_type: "share".to_owned(),
                     protocol_name: String::new(),
                     generation_id: group.group_epoch,
-                    members: Vec::new(),
+                    members: (group.members.values())
+                        .map(|member| MemberDescription {
+                            member_id: member.member_id.clone(),
+                            group_instance_id: None,
+                            client_id: member.client_id.clone(),
+                            client_host: member.client_host.clone(),
+                            metadata: bytes::Bytes::new(),
+                            assignment: bytes::Bytes::new(),
+                        })
+                        .collect(),
                 })
             })
             .collect()
