@@ -398,14 +398,22 @@ fn share_groups_are_listed_and_described_with_their_type_members_epochs_and_star
 
         let listed = api.ok("/groups").await;
         let summary = |id: &str| {
-            let group = listed.as_array().expect("groups").iter().find(|group| group["group_id"] == id).cloned();
+            let group = listed
+                .as_array()
+                .expect("groups")
+                .iter()
+                .find(|group| group["group_id"] == id)
+                .cloned();
             group.map(|group| (group["group_type"].clone(), group["state"].clone(), group["members"].clone()))
         };
         assert_eq!(summary("crew"), Some((json!("share"), json!("Stable"), json!(1))), "{listed}");
         assert_eq!(summary("billing"), Some((json!("classic"), json!("Empty"), json!(0))), "{listed}");
 
         let crew = api.ok("/groups/crew").await;
-        assert_eq!((&crew["group_type"], &crew["state"], &crew["generation_id"]), (&json!("share"), &json!("Stable"), &json!(1)));
+        assert_eq!(
+            (&crew["group_type"], &crew["state"], &crew["generation_id"]),
+            (&json!("share"), &json!("Stable"), &json!(1))
+        );
         assert_eq!(
             crew["members"],
             json!([{"member_id": MEMBER, "member_epoch": 1, "group_instance_id": null, "client_id": crew["members"][0]["client_id"],
@@ -431,7 +439,10 @@ fn share_groups_are_listed_and_described_with_their_type_members_epochs_and_star
         assert_eq!(kafka.send(&alter, 0).await.expect("AlterShareGroupOffsets").error_code, 0);
         let crew = api.ok("/groups/crew").await;
         assert_eq!((&crew["state"], &crew["members"]), (&json!("Empty"), &json!([])));
-        assert_eq!(crew["share_offsets"], json!([{"topic": "tasks", "partition": 1, "start_offset": 0}]));
+        assert_eq!(
+            crew["share_offsets"],
+            json!([{"topic": "tasks", "partition": 1, "start_offset": 0}])
+        );
     });
 }
 

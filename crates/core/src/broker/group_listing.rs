@@ -53,7 +53,11 @@ impl Broker {
     /// (members or committed offsets) is `NotShareGroup`, as Kafka's
     /// getOrMaybeCreatePersistedShareGroup answers "Group g is not a share
     /// group.".
-    pub async fn share_group_heartbeat(&self, group_id: &str, heartbeat: Heartbeat) -> Result<share_group::HeartbeatReply, MembershipError> {
+    pub async fn share_group_heartbeat(
+        &self,
+        group_id: &str,
+        heartbeat: Heartbeat,
+    ) -> Result<share_group::HeartbeatReply, MembershipError> {
         if self.share_groups.describe(group_id).is_none() && self.groups.describe(group_id).state != GroupState::Dead {
             return Err(MembershipError::NotShareGroup(group_id.to_owned()));
         }

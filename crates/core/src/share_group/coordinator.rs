@@ -377,7 +377,6 @@ impl ShareGroupCoordinator {
             warn!(%error, "closing the share groups' journal failed");
         }
     }
-
 }
 
 /// A group id as a directory name: any text, one safe name.

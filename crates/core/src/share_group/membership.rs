@@ -127,7 +127,10 @@ impl ShareGroups {
 
     /// The membership of `groups` (as they were loaded after a restart).
     pub fn of(groups: HashMap<String, ShareGroup>, session_timeout_ms: i64) -> ShareGroups {
-        ShareGroups { groups, session_timeout_ms }
+        ShareGroups {
+            groups,
+            session_timeout_ms,
+        }
     }
 
     /// Applies one heartbeat of `group`: joins, renews the session and

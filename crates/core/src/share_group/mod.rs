@@ -17,8 +17,8 @@ pub use membership::{
     ShareGroup, ShareGroups, ShareMember,
 };
 pub use record_filter::IsolationLevel;
-pub use store::ShareGroupStore;
 pub use share_partition::{
     AcknowledgeType, AcquiredRange, DELIVERY_COUNT_LIMIT_DEFAULT, RECORD_LOCK_DURATION_MS_DEFAULT, RECORD_LOCKS_MAX_DEFAULT,
     SharePartition, SharePartitionConfig,
 };
+pub use store::ShareGroupStore;

@@ -175,7 +175,11 @@ mod tests {
     /// a and b in group g (b on two topics), c in group h: each at its epoch.
     async fn three_members(coordinator: &ShareGroupCoordinator) -> (i32, i32, i32) {
         let beat = |group: &'static str, heartbeat: Heartbeat| async move {
-            coordinator.heartbeat(group, heartbeat, SESSION_MS).await.expect("accepted").member_epoch
+            coordinator
+                .heartbeat(group, heartbeat, SESSION_MS)
+                .await
+                .expect("accepted")
+                .member_epoch
         };
         beat("g", heartbeat("a", JOIN_EPOCH, Some(&["t"]))).await;
         let b = beat("g", heartbeat("b", JOIN_EPOCH, Some(&["t", "u"]))).await;
@@ -191,11 +195,20 @@ mod tests {
         let coordinator = open(dir.path(), &clock);
         let (a, b, _) = three_members(&coordinator).await;
         // d joins and leaves: gone from the journal too.
-        coordinator.heartbeat("g", heartbeat("d", JOIN_EPOCH, Some(&["t"])), SESSION_MS).await.expect("d joins");
-        coordinator.heartbeat("g", heartbeat("d", -1, None), SESSION_MS).await.expect("d leaves");
+        coordinator
+            .heartbeat("g", heartbeat("d", JOIN_EPOCH, Some(&["t"])), SESSION_MS)
+            .await
+            .expect("d joins");
+        coordinator
+            .heartbeat("g", heartbeat("d", -1, None), SESSION_MS)
+            .await
+            .expect("d leaves");
         // a and b take the group's epoch.
         let beat = |member: &'static str, epoch: i32| coordinator.heartbeat("g", heartbeat(member, epoch, None), SESSION_MS);
-        let (a, b) = (beat("a", a).await.expect("a").member_epoch, beat("b", b).await.expect("b").member_epoch);
+        let (a, b) = (
+            beat("a", a).await.expect("a").member_epoch,
+            beat("b", b).await.expect("b").member_epoch,
+        );
         assert_eq!((a, b), (4, 4), "three joins and a leave");
         let before = images(&coordinator);
         assert_eq!(before["g"].members.keys().collect::<Vec<_>>(), ["a", "b"]);
@@ -208,11 +221,24 @@ mod tests {
         assert_eq!(images(&coordinator), before, "the replayed groups are the groups before");
 
         // a and b heartbeat with their epochs: not fenced, and no epoch moves.
-        let again = coordinator.heartbeat("g", heartbeat("b", b, None), SESSION_MS).await.expect("b is still a member");
-        assert_eq!((again.member_epoch, again.assigned_topics), (b, vec!["t".to_owned(), "u".to_owned()]));
-        let again = coordinator.heartbeat("g", heartbeat("a", a, None), SESSION_MS).await.expect("a is still a member");
+        let again = coordinator
+            .heartbeat("g", heartbeat("b", b, None), SESSION_MS)
+            .await
+            .expect("b is still a member");
+        assert_eq!(
+            (again.member_epoch, again.assigned_topics),
+            (b, vec!["t".to_owned(), "u".to_owned()])
+        );
+        let again = coordinator
+            .heartbeat("g", heartbeat("a", a, None), SESSION_MS)
+            .await
+            .expect("a is still a member");
         assert_eq!(again.member_epoch, a);
-        assert_eq!(images(&coordinator), before, "heartbeats that only show liveness change nothing kept");
+        assert_eq!(
+            images(&coordinator),
+            before,
+            "heartbeats that only show liveness change nothing kept"
+        );
 
         // And from its snapshot (as after a SIGTERM).
         coordinator.close();
@@ -232,7 +258,10 @@ mod tests {
         clock.advance_ms(3 * SESSION_MS);
         let coordinator = open(dir.path(), &clock);
         clock.advance_ms(SESSION_MS - 1);
-        coordinator.heartbeat("g", heartbeat("a", a, None), SESSION_MS).await.expect("a came back in time");
+        coordinator
+            .heartbeat("g", heartbeat("a", a, None), SESSION_MS)
+            .await
+            .expect("a came back in time");
         assert!(coordinator.is_member("g", "b"), "b still has time");
         clock.advance_ms(1);
         assert!(!coordinator.is_member("g", "b"));
@@ -254,7 +283,10 @@ mod tests {
         let clock = ManualClock::new(1_000_000);
         let coordinator = Arc::new(open(dir.path(), &clock));
         three_members(&coordinator).await;
-        coordinator.heartbeat("h", heartbeat("c", -1, None), SESSION_MS).await.expect("c leaves");
+        coordinator
+            .heartbeat("h", heartbeat("c", -1, None), SESSION_MS)
+            .await
+            .expect("c leaves");
         let deleting = Arc::clone(&coordinator);
         let deleted = tokio::task::spawn_blocking(move || deleting.delete_group("h")).await;
         deleted.expect("joined").expect("h is empty");
@@ -271,11 +303,16 @@ mod tests {
         groups.heartbeat("g", heartbeat("a", 1, None), 5_000).expect("a is alive");
         let alive = ShareGroupRecords::image(groups.group("g").expect("g"));
         assert_eq!(changes("g", Some(&image), Some(&alive)), Vec::new());
-        groups.heartbeat("g", heartbeat("b", JOIN_EPOCH, Some(&["t"])), 5_000).expect("b joins");
+        groups
+            .heartbeat("g", heartbeat("b", JOIN_EPOCH, Some(&["t"])), 5_000)
+            .expect("b joins");
         let joined = ShareGroupRecords::image(groups.group("g").expect("g"));
         assert!(matches!(
             changes("g", Some(&alive), Some(&joined)).as_slice(),
-            [GroupChange::Group { metadata: Some(_), .. }, GroupChange::Member { metadata: Some(_), .. }]
+            [
+                GroupChange::Group { metadata: Some(_), .. },
+                GroupChange::Member { metadata: Some(_), .. }
+            ]
         ));
     }
 }

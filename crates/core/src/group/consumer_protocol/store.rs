@@ -151,10 +151,10 @@ mod tests {
     use conveyor_log::clock::ManualClock;
 
     use super::*;
-    use crate::group::store::{GroupChange, StoredGroups, changes};
     use crate::group::consumer_protocol::consumer_group::{ConsumerHeartbeat, HeartbeatReply};
     use crate::group::consumer_protocol::subscription::fixtures::{OneTopic, TOPIC};
     use crate::group::coordinator::tests::consumer_group_store;
+    use crate::group::store::{GroupChange, StoredGroups, changes};
     use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 
     fn member(epoch: i32) -> MemberMetadata {
@@ -245,7 +245,10 @@ mod tests {
     /// Every KIP-848 group as the coordinator holds it.
     fn images(coordinator: &GroupCoordinator) -> BTreeMap<String, GroupImage<ConsumerGroupRecords>> {
         let groups = coordinator.consumer_groups.lock();
-        groups.iter().map(|(id, group)| (id.clone(), ConsumerGroupRecords::image(group))).collect()
+        groups
+            .iter()
+            .map(|(id, group)| (id.clone(), ConsumerGroupRecords::image(group)))
+            .collect()
     }
 
     /// a holds all four partitions, b joins, a revokes two and b gets them.
