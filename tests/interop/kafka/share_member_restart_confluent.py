@@ -2,8 +2,9 @@
 share groups in __consumer_offsets (KIP-932): a ShareConsumer (confluent-
 kafka) consumes and accepts what was produced; the harness stops the broker
 (SIGTERM or SIGKILL) when this script prints "consumed" and starts it again
-on the same data. The member keeps its member id and epoch and the group
-epoch does not move (the admin API's describe before and after), and the
+on the same data. The member keeps its member id and epoch (3: a second
+member joined and left first, so a member that had to join again after the
+restart would show epoch 1) and the group epoch does not move (the admin API's describe before and after), and the
 same consumer goes on with what is produced after the restart, each record
 once: everything before the restart was accepted, so nothing comes again."""
 import json
@@ -12,7 +13,7 @@ import sys
 import time
 import urllib.request
 
-from common import check
+from common import check, wait_until
 from share_common import ShareTopic, polled, settle, warm_up
 
 HTTP = os.environ["CONVEYOR_HTTP"]
@@ -42,6 +43,22 @@ def consume(values, seconds):
 
 
 check(warm_up(shared, share), "the share consumer never received a record")
+
+
+def one_member_at(epoch):
+    """Whether the group has one member, at `epoch` (polling `share` meanwhile)."""
+    polled(share, 0.1)
+    _, group_epoch, members = described()
+    return group_epoch == epoch and [member_epoch for _, member_epoch in members] == [epoch]
+
+
+# A second member joins and leaves: the group epoch moves to 3, and the
+# first member takes it at its next heartbeat.
+wait_until(lambda: one_member_at(1), "the first member at epoch 1")
+other = shared.consumer()
+wait_until(lambda: polled(other, 0.1) is not None and len(described()[2]) == 2, "a second member")
+other.close()
+wait_until(lambda: one_member_at(3), "the first member alone at epoch 3", seconds=60)
 
 before = [f"before-{index}".encode() for index in range(5)]
 produce(*before)
