@@ -368,6 +368,85 @@ fn a_share_groups_id_keeps_the_share_group_rules_over_the_admin_api() {
 }
 
 #[test]
+fn share_groups_are_listed_and_described_with_their_type_members_epochs_and_start_offsets() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::{AlterShareGroupOffsetsRequest, GroupId, ShareGroupHeartbeatRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    const MEMBER: &str = "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let (_dir, server) = Server::start_in_tempdir();
+    let api = Api::new(&server);
+    run(async {
+        let (status, body) = api.post("/topics", json!({"name": "tasks", "partitions": 2})).await;
+        assert_eq!(status, 201, "{body}");
+        // A classic group (committed offsets only) beside the share group.
+        let (status, body) = api
+            .post(
+                "/groups/billing/offsets",
+                json!({"offsets": [{"topic": "tasks", "partition": 0, "offset": 0}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let mut kafka = KafkaClient::connect(&server.kafka_addr.to_string()).await.expect("connect");
+        let join = ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("crew")))
+            .with_member_id(StrBytes::from_static_str(MEMBER))
+            .with_member_epoch(0)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("tasks"))]));
+        assert_eq!(kafka.send(&join, 1).await.expect("ShareGroupHeartbeat").member_epoch, 1);
+
+        let listed = api.ok("/groups").await;
+        let summary = |id: &str| {
+            let group = listed
+                .as_array()
+                .expect("groups")
+                .iter()
+                .find(|group| group["group_id"] == id)
+                .cloned();
+            group.map(|group| (group["group_type"].clone(), group["state"].clone(), group["members"].clone()))
+        };
+        assert_eq!(summary("crew"), Some((json!("share"), json!("Stable"), json!(1))), "{listed}");
+        assert_eq!(summary("billing"), Some((json!("classic"), json!("Empty"), json!(0))), "{listed}");
+
+        let crew = api.ok("/groups/crew").await;
+        assert_eq!(
+            (&crew["group_type"], &crew["state"], &crew["generation_id"]),
+            (&json!("share"), &json!("Stable"), &json!(1))
+        );
+        assert_eq!(
+            crew["members"],
+            json!([{"member_id": MEMBER, "member_epoch": 1, "group_instance_id": null, "client_id": crew["members"][0]["client_id"],
+                    "client_host": "/127.0.0.1", "assignments": [{"topic": "tasks", "partitions": [0, 1]}]}])
+        );
+        assert_eq!(crew["share_offsets"], json!([]), "no share-partition yet");
+        assert_eq!(api.ok("/groups/billing").await["group_type"], "classic");
+
+        // Empty, its start offset set: described with it.
+        let leave = join.with_member_epoch(-1).with_subscribed_topic_names(None);
+        assert_eq!(kafka.send(&leave, 1).await.expect("leave").member_epoch, -1);
+        let alter = AlterShareGroupOffsetsRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("crew")))
+            .with_topics(vec![
+                AlterShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("tasks")))
+                    .with_partitions(vec![
+                        AlterShareGroupOffsetsRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_start_offset(0),
+                    ]),
+            ]);
+        assert_eq!(kafka.send(&alter, 0).await.expect("AlterShareGroupOffsets").error_code, 0);
+        let crew = api.ok("/groups/crew").await;
+        assert_eq!((&crew["state"], &crew["members"]), (&json!("Empty"), &json!([])));
+        assert_eq!(
+            crew["share_offsets"],
+            json!([{"topic": "tasks", "partition": 1, "start_offset": 0}])
+        );
+    });
+}
+
+#[test]
 fn queues_declared_over_amqp_show_counts_peek_without_consuming_purge_and_redrive_dead_letters_back() {
     let (_dir, server) = Server::start_in_tempdir();
     let api = Api::new(&server);

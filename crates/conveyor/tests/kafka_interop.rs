@@ -163,6 +163,16 @@ fn a_share_groups_accepted_records_stay_accepted_and_the_rest_are_delivered_afte
 }
 
 #[test]
+fn a_share_consumer_keeps_its_member_id_and_epoch_and_consumes_on_across_a_sigterm_restart() {
+    support::run_script_across_a_restart("kafka/share_member_restart_confluent.py", "consumed", support::Stop::Terminate);
+}
+
+#[test]
+fn a_share_consumer_keeps_its_member_id_and_epoch_and_consumes_on_across_a_sigkill_restart() {
+    support::run_script_across_a_restart("kafka/share_member_restart_confluent.py", "consumed", support::Stop::Kill);
+}
+
+#[test]
 fn a_share_consumers_unacknowledged_record_is_redelivered_to_another_after_the_lock_duration() {
     let (_dir, server) = server();
     run_script(&server, "kafka/share_lock_expiry_confluent.py", &[]);

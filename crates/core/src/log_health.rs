@@ -28,6 +28,8 @@ pub enum LogRole {
     ConsumerOffsets,
     /// The KIP-848 groups' journal.
     ConsumerGroups,
+    /// The share groups' journal.
+    ShareGroups,
     TransactionState,
 }
 
@@ -40,6 +42,7 @@ impl fmt::Display for LogRole {
             LogRole::Catalog => f.write_str("metadata catalog"),
             LogRole::ConsumerOffsets => f.write_str("consumer group offsets"),
             LogRole::ConsumerGroups => f.write_str("KIP-848 consumer groups"),
+            LogRole::ShareGroups => f.write_str("KIP-932 share groups"),
             LogRole::TransactionState => f.write_str("transaction state"),
         }
     }
@@ -85,6 +88,7 @@ impl Broker {
         }
         logs.push((LogRole::ConsumerOffsets, self.groups().offsets().log().clone()));
         logs.push((LogRole::ConsumerGroups, self.groups().consumer_group_store().log().clone()));
+        logs.push((LogRole::ShareGroups, self.share_groups().store().log().clone()));
         logs.push((LogRole::TransactionState, self.transactions().log().clone()));
         if let Some(catalog) = self.catalog_log() {
             logs.push((LogRole::Catalog, catalog));

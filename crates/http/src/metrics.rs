@@ -115,6 +115,7 @@ fn render_log_health(out: &mut String, broker: &Broker) {
             LogRole::Catalog => "catalog",
             LogRole::ConsumerOffsets => "consumer_offsets",
             LogRole::ConsumerGroups => "consumer_groups",
+            LogRole::ShareGroups => "share_groups",
             LogRole::TransactionState => "transaction_state",
             _ => continue,
         };

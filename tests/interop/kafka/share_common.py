@@ -32,6 +32,20 @@ class ShareTopic:
         return share
 
 
+def warm_up(shared, share, seconds=60):
+    """A new share-partition starts at the end: produces "warm" into
+    `shared`'s topic until `share` receives a record (settling what it
+    gets). Whether one came."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        shared.produce(b"warm")
+        messages = polled(share, 0.5)
+        settle(share, messages)
+        if messages:
+            return True
+    return False
+
+
 def polled(share, timeout_s):
     """The records (not errors) one poll returns."""
     return [message for message in share.poll(timeout_s) if message.error() is None]

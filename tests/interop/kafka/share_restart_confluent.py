@@ -7,21 +7,13 @@ import sys
 import time
 
 from common import check
-from share_common import ShareTopic, polled, settle
+from share_common import ShareTopic, polled, settle, warm_up
 
 shared = ShareTopic("rdk-share-restart")
 produce, consumer = shared.produce, shared.consumer
 
-# The share-partition starts at the end: warm up until a record arrives.
 share = consumer()
-deadline = time.monotonic() + 60
-warmed = False
-while not warmed and time.monotonic() < deadline:
-    produce(b"warm")
-    messages = polled(share, 0.5)
-    warmed = bool(messages)
-    settle(share, messages)
-check(warmed, "the share consumer never received a record")
+check(warm_up(shared, share), "the share consumer never received a record")
 
 records = [f"r{index}".encode() for index in range(10)]
 produce(*records)

@@ -1,5 +1,6 @@
-//! `conveyor group list|describe|reset-offsets|delete`: Kafka consumer
-//! groups, their committed offsets and lag, through `/api/v1/groups`.
+//! `conveyor group list|describe|reset-offsets|delete`: Kafka groups of
+//! every kind (classic, consumer, share), their committed offsets and lag,
+//! and a share group's share-partition start offsets, through `/api/v1/groups`.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -17,9 +18,10 @@ pub struct GroupArgs {
 
 #[derive(Debug, Subcommand)]
 enum GroupCommand {
-    /// List consumer groups with their state, members and total lag.
+    /// List groups with their type, state, members and total lag.
     List,
-    /// A group's committed offsets and lag per partition, and its members.
+    /// A group's committed offsets and lag per partition (a share group's
+    /// share-partition start offsets), and its members.
     Describe { group: String },
     /// Move a group's committed offsets; only while it has no members.
     ResetOffsets {
@@ -78,7 +80,13 @@ pub fn run(args: &GroupArgs) -> anyhow::Result<()> {
             } else {
                 render::items(
                     &groups,
-                    &[("GROUP", "group_id"), ("STATE", "state"), ("MEMBERS", "members"), ("LAG", "lag")],
+                    &[
+                        ("GROUP", "group_id"),
+                        ("TYPE", "group_type"),
+                        ("STATE", "state"),
+                        ("MEMBERS", "members"),
+                        ("LAG", "lag"),
+                    ],
                 );
             }
         }
@@ -111,13 +119,22 @@ pub fn run(args: &GroupArgs) -> anyhow::Result<()> {
 fn describe(detail: &Value) {
     let members = render::array(&detail["members"]);
     render::out!(
-        "group {}  state {}  members {}  lag {}",
+        "group {}  type {}  state {}  epoch {}  members {}  lag {}",
         render::cell(&detail["group_id"]),
+        render::cell(&detail["group_type"]),
         render::cell(&detail["state"]),
+        render::cell(&detail["generation_id"]),
         members.len(),
         render::cell(&detail["lag"]),
     );
-    offsets(&detail["offsets"]);
+    if detail["group_type"] == "share" {
+        render::items(
+            &detail["share_offsets"],
+            &[("TOPIC", "topic"), ("PARTITION", "partition"), ("START", "start_offset")],
+        );
+    } else {
+        offsets(&detail["offsets"]);
+    }
     if !members.is_empty() {
         let rows = members
             .iter()
@@ -134,13 +151,14 @@ fn describe(detail: &Value) {
                     .collect();
                 vec![
                     render::cell(&member["member_id"]),
+                    render::cell(&member["member_epoch"]),
                     render::cell(&member["client_id"]),
                     render::cell(&member["client_host"]),
                     assigned.join(" "),
                 ]
             })
             .collect();
-        render::table(&["MEMBER", "CLIENT", "HOST", "ASSIGNED"], rows);
+        render::table(&["MEMBER", "EPOCH", "CLIENT", "HOST", "ASSIGNED"], rows);
     }
 }
 

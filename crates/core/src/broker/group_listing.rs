@@ -53,12 +53,16 @@ impl Broker {
     /// (members or committed offsets) is `NotShareGroup`, as Kafka's
     /// getOrMaybeCreatePersistedShareGroup answers "Group g is not a share
     /// group.".
-    pub fn share_group_heartbeat(&self, group_id: &str, heartbeat: Heartbeat) -> Result<share_group::HeartbeatReply, MembershipError> {
+    pub async fn share_group_heartbeat(
+        &self,
+        group_id: &str,
+        heartbeat: Heartbeat,
+    ) -> Result<share_group::HeartbeatReply, MembershipError> {
         if self.share_groups.describe(group_id).is_none() && self.groups.describe(group_id).state != GroupState::Dead {
             return Err(MembershipError::NotShareGroup(group_id.to_owned()));
         }
         let session_timeout_ms = self.group_settings(group_id).share_session_timeout_ms;
-        self.share_groups.heartbeat(group_id, heartbeat, session_timeout_ms)
+        self.share_groups.heartbeat(group_id, heartbeat, session_timeout_ms).await
     }
 
     /// ConsumerGroupHeartbeat. An id a share group holds is
@@ -130,6 +134,7 @@ impl Broker {
         match tokio::task::spawn_blocking(move || share_groups.delete_group(&group)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(MembershipError::NonEmptyGroup(_))) => Err(GroupError::NonEmptyGroup(group_id.to_owned())),
+            Ok(Err(MembershipError::Storage(_))) => Err(GroupError::CoordinatorNotAvailable),
             Ok(Err(_)) => Err(GroupError::GroupIdNotFound(group_id.to_owned())),
             Err(_) => Err(GroupError::CoordinatorNotAvailable),
         }

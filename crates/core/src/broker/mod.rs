@@ -133,8 +133,11 @@ impl Broker {
         let consumer_groups = ConsumerGroupStore::open(&data_dir.join("groups").join("consumer-groups"), Arc::clone(&clock))?;
         let groups = Arc::new(GroupCoordinator::new(offsets, consumer_groups, Arc::clone(&clock), group_config));
         let transactions = TransactionCoordinator::open(&data_dir.join("transactions"), Arc::clone(&clock))?;
+        let share_group_store =
+            crate::share_group::ShareGroupStore::open(&data_dir.join("groups").join("share-groups"), Arc::clone(&clock))?;
         let share_groups = Arc::new(crate::share_group::ShareGroupCoordinator::new(
             data_dir.join("share-groups"),
+            share_group_store,
             Arc::clone(&clock),
             crate::share_group::SharePartitionConfig::default(),
             crate::share_group::SESSION_TIMEOUT_MS_DEFAULT,

@@ -1,11 +1,13 @@
 //! Consumer groups: membership (the coordinator's state machine) and
-//! committed offsets (a log of their own). Front doors translate to it.
+//! committed offsets (a log of their own); what of a kind of group survives
+//! a restart (`store.rs`, also the share groups'). Front doors translate to it.
 
 mod consumer_protocol;
 pub(crate) mod coordination;
 mod coordinator;
 mod membership;
 mod offsets;
+pub(crate) mod store;
 
 pub use consumer_protocol::{
     Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerGroupStore, ConsumerHeartbeat, ConsumerMemberDescription,

@@ -4,8 +4,10 @@
 //! and kept open until the broker closes. Lock and session expiry are lazy:
 //! a share-partition ends expired locks before every acquisition, and
 //! members whose session ended are removed (their records released) at
-//! every heartbeat and fetch. A group with share-partitions on disk exists
-//! (empty) after a restart. Also the share-group admin: a group deleted,
+//! every heartbeat and fetch. The groups' members are kept in a journal
+//! (`store.rs`): a heartbeat is answered once what it changed is durable,
+//! and after a restart every member carries on with its id and epoch; a
+//! group with share-partitions on disk and no stored members exists (empty). Also the share-group admin: a group deleted,
 //! its share-partitions' start offsets read, set anew or deleted (KIP-932's
 //! Describe/Alter/DeleteShareGroupOffsets), the last two only while the
 //! group has no members. Knows no wire format.
@@ -20,8 +22,9 @@ use tracing::{info, warn};
 
 use super::membership::{Heartbeat, HeartbeatReply, MembershipError, ShareGroup, ShareGroups};
 use super::share_partition::{SharePartition, SharePartitionConfig};
+use super::store::ShareGroupStore;
 use crate::Topic;
-use crate::group::{GroupDescription, GroupState, GroupType};
+use crate::group::{GroupDescription, GroupState, GroupType, MemberDescription};
 use crate::queue::{ConsumerId, CursorStart, QueueError};
 
 /// A share-partition's key: group, topic id, partition.
@@ -33,8 +36,10 @@ pub struct ShareGroupCoordinator {
     root: PathBuf,
     clock: Arc<dyn Clock>,
     config: SharePartitionConfig,
-    /// Lock order: `membership` before `partitions`.
+    /// Lock order: `membership` before `partitions`, and before `store`'s.
     membership: Mutex<ShareGroups>,
+    /// Where `membership` is kept, changed under its lock.
+    store: ShareGroupStore,
     partitions: Mutex<HashMap<PartitionKey, Arc<SharePartition>>>,
     /// The cursor number of every member id seen since the broker started
     /// (acquisitions are not durable, so the numbers need not be either).
@@ -42,8 +47,16 @@ pub struct ShareGroupCoordinator {
 }
 
 impl ShareGroupCoordinator {
-    pub fn new(root: PathBuf, clock: Arc<dyn Clock>, config: SharePartitionConfig, session_timeout_ms: i64) -> ShareGroupCoordinator {
-        let mut membership = ShareGroups::new(session_timeout_ms);
+    /// The coordinator of the groups `store` holds, whose members get a
+    /// full session from now, and of the share-partitions under `root`.
+    pub fn new(
+        root: PathBuf,
+        store: ShareGroupStore,
+        clock: Arc<dyn Clock>,
+        config: SharePartitionConfig,
+        session_timeout_ms: i64,
+    ) -> ShareGroupCoordinator {
+        let mut membership = ShareGroups::of(store.groups(clock.now_ms()), session_timeout_ms);
         for group in stored_groups(&root) {
             membership.ensure(&group);
         }
@@ -52,6 +65,7 @@ impl ShareGroupCoordinator {
             clock,
             config,
             membership: Mutex::new(membership),
+            store,
             partitions: Mutex::new(HashMap::new()),
             consumers: Mutex::new(HashMap::new()),
         }
@@ -62,19 +76,33 @@ impl ShareGroupCoordinator {
     }
 
     /// Applies a member's heartbeat (after expiring ended sessions); its
-    /// session lasts `session_timeout_ms` from now.
-    pub fn heartbeat(&self, group: &str, heartbeat: Heartbeat, session_timeout_ms: i64) -> Result<HeartbeatReply, MembershipError> {
+    /// session lasts `session_timeout_ms` from now. Answers once what it
+    /// changed of the group (members, epochs, subscriptions) is durable, as
+    /// Kafka answers once its records are written.
+    pub async fn heartbeat(&self, group: &str, heartbeat: Heartbeat, session_timeout_ms: i64) -> Result<HeartbeatReply, MembershipError> {
         self.expire_members();
         let leaving = heartbeat.member_epoch == super::membership::LEAVE_EPOCH;
         let member_id = heartbeat.member_id.clone();
-        let reply = self
-            .membership
-            .lock()
-            .heartbeat_within(group, heartbeat, self.clock.now_ms(), session_timeout_ms)?;
+        let (reply, recorded) = {
+            let mut membership = self.membership.lock();
+            let reply = membership.heartbeat_within(group, heartbeat, self.clock.now_ms(), session_timeout_ms);
+            // A refused heartbeat may have changed the group too (a new
+            // empty group): recorded, but nobody waits for it.
+            let recorded = self.store.record(group, membership.group(group));
+            (reply?, recorded)
+        };
         if leaving {
             self.release_member(group, &member_id);
         }
+        let storage = |error: crate::journal::JournalError| MembershipError::Storage(error.to_string());
+        recorded.map_err(storage)?.await.map_err(storage)?;
+        self.store.maybe_snapshot().await;
         Ok(reply)
+    }
+
+    /// Where the groups' members are kept.
+    pub fn store(&self) -> &ShareGroupStore {
+        &self.store
     }
 
     /// Whether `member_id` is a member of `group` now.
@@ -118,7 +146,16 @@ impl ShareGroupCoordinator {
                     protocol_type: "share".to_owned(),
                     protocol_name: String::new(),
                     generation_id: group.group_epoch,
-                    members: Vec::new(),
+                    members: (group.members.values())
+                        .map(|member| MemberDescription {
+                            member_id: member.member_id.clone(),
+                            group_instance_id: None,
+                            client_id: member.client_id.clone(),
+                            client_host: member.client_host.clone(),
+                            metadata: bytes::Bytes::new(),
+                            assignment: bytes::Bytes::new(),
+                        })
+                        .collect(),
                 })
             })
             .collect()
@@ -167,7 +204,15 @@ impl ShareGroupCoordinator {
 
     /// Removes members whose session ended and releases their records.
     fn expire_members(&self) {
-        let expired = self.membership.lock().expire(self.clock.now_ms());
+        let expired = {
+            let mut membership = self.membership.lock();
+            let expired = membership.expire(self.clock.now_ms());
+            let groups: BTreeSet<&String> = expired.iter().map(|(group, _)| group).collect();
+            for group in groups {
+                self.store.record_in_background(group, membership.group(group));
+            }
+            expired
+        };
         for (group, member_id) in expired {
             info!(group, member_id, "share group member's session expired");
             self.release_member(&group, &member_id);
@@ -210,6 +255,8 @@ impl ShareGroupCoordinator {
         // Held until the state is gone: no member joins a half-deleted group.
         let mut membership = self.membership.lock();
         membership.remove_empty(group)?;
+        let recorded = self.store.record(group, None).and_then(|appended| appended.wait());
+        recorded.map_err(|error| MembershipError::Storage(error.to_string()))?;
         self.close_partitions(|(name, _, _)| name == group);
         remove_dir(&self.root.join(hex(group)));
         info!(group, "share group deleted");
@@ -322,13 +369,12 @@ impl ShareGroupCoordinator {
         self.root.join(hex(group)).join(topic_id.to_string()).join(index.to_string())
     }
 
-    /// Closes every share-partition (a snapshot each). Blocking.
+    /// Closes every share-partition (a snapshot each), then the groups'
+    /// journal (with a snapshot). Blocking.
     pub fn close(&self) {
-        let partitions: Vec<Arc<SharePartition>> = self.partitions.lock().drain().map(|(_, partition)| partition).collect();
-        for partition in partitions {
-            if let Err(error) = partition.close() {
-                warn!(%error, "closing a share-partition failed");
-            }
+        self.close_partitions(|_| true);
+        if let Err(error) = self.store.close() {
+            warn!(%error, "closing the share groups' journal failed");
         }
     }
 }

@@ -66,6 +66,10 @@ pub enum MembershipError {
     /// (Kafka's NON_EMPTY_GROUP text).
     #[error("The group is not empty.")]
     NonEmptyGroup(String),
+    /// The change could not be made durable (the groups' journal failed):
+    /// the member tries again, as after Kafka's COORDINATOR_NOT_AVAILABLE.
+    #[error("the share groups' journal failed: {0}")]
+    Storage(String),
 }
 
 /// One member as the group knows it.
@@ -77,7 +81,7 @@ pub struct ShareMember {
     pub client_id: String,
     pub client_host: String,
     /// Its session ends unless it heartbeats before this.
-    deadline_ms: i64,
+    pub(super) deadline_ms: i64,
 }
 
 /// One share group: its epoch (bumped by every change of its members or
@@ -86,6 +90,10 @@ pub struct ShareMember {
 pub struct ShareGroup {
     pub group_epoch: i32,
     pub members: BTreeMap<String, ShareMember>,
+    /// The session timeout its members last heartbeated with (its
+    /// `share.session.timeout.ms`), which their sessions get after a
+    /// restart; `None` before any heartbeat.
+    pub session_timeout_ms: Option<i64>,
 }
 
 impl ShareGroup {
@@ -114,8 +122,13 @@ pub struct ShareGroups {
 
 impl ShareGroups {
     pub fn new(session_timeout_ms: i64) -> ShareGroups {
+        ShareGroups::of(HashMap::new(), session_timeout_ms)
+    }
+
+    /// The membership of `groups` (as they were loaded after a restart).
+    pub fn of(groups: HashMap<String, ShareGroup>, session_timeout_ms: i64) -> ShareGroups {
         ShareGroups {
-            groups: HashMap::new(),
+            groups,
             session_timeout_ms,
         }
     }
@@ -218,6 +231,7 @@ impl ShareGroups {
                 }
             }
         }
+        state.session_timeout_ms = Some(session_timeout_ms);
         let member = &state.members[&heartbeat.member_id];
         Ok(HeartbeatReply {
             member_id: member.member_id.clone(),

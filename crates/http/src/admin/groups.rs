@@ -1,6 +1,7 @@
-//! `/api/v1/groups`: Kafka consumer groups — list (state, members, total
-//! lag), describe (members with their assignments, committed offsets and
-//! lag per partition), reset offsets (to earliest, latest, a timestamp or an
+//! `/api/v1/groups`: Kafka groups of every kind (classic, KIP-848
+//! consumer, KIP-932 share) — list (type, state, members, total lag),
+//! describe (members with their assignments, committed offsets and lag per
+//! partition; a share group's share-partition start offsets), reset offsets (to earliest, latest, a timestamp or an
 //! offset; only while the group has no members, as Kafka's
 //! `kafka-consumer-groups --reset-offsets` requires), commit given offsets
 //! (also only while empty) and delete.
@@ -11,7 +12,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use conveyor_core::Broker;
-use conveyor_core::group::{GroupDescription, GroupState, OffsetCommit};
+use conveyor_core::group::{GroupDescription, GroupState, GroupType, OffsetCommit};
+use conveyor_core::share_group::ShareGroup;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,11 +24,15 @@ use crate::HttpState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupSummary {
     pub group_id: String,
-    /// Kafka's group state: Empty, PreparingRebalance, CompletingRebalance, Stable.
+    /// `classic`, `consumer` (KIP-848) or `share` (KIP-932).
+    pub group_type: String,
+    /// Kafka's group state: Empty, PreparingRebalance, CompletingRebalance,
+    /// Reconciling, Assigning, Stable.
     pub state: String,
     pub protocol_type: String,
     pub members: u64,
-    /// Records between the committed offsets and the end offsets, over every partition.
+    /// Records between the committed offsets and the end offsets, over
+    /// every partition (0 for a share group, which commits no offsets).
     pub lag: u64,
 }
 
@@ -42,9 +48,22 @@ pub struct MemberInfo {
     pub group_instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
-    /// The partitions assigned to the member (consumer protocol groups;
-    /// empty when the assignment is not in that format).
+    /// The member's epoch (share groups; null for the other kinds).
+    pub member_epoch: Option<i32>,
+    /// The partitions assigned to the member (consumer protocol groups,
+    /// empty when the assignment is not in that format; for a share group
+    /// every partition of the topics it subscribes to).
     pub assignments: Vec<TopicPartitions>,
+}
+
+/// Where a share group's share-partition starts: below it every record is
+/// settled for the group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareStartOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// Null when the group has no state over the partition any more.
+    pub start_offset: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,14 +81,20 @@ pub struct CommittedOffsetInfo {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupDetail {
     pub group_id: String,
+    /// `classic`, `consumer` (KIP-848) or `share` (KIP-932).
+    pub group_type: String,
     pub state: String,
     pub protocol_type: String,
-    /// The assignor the members agreed on (e.g. `range`).
+    /// The assignor the members agreed on (e.g. `range`; `simple` for a share group).
     pub protocol: String,
+    /// The generation (classic) or group epoch (consumer and share groups).
     pub generation_id: i32,
     pub members: Vec<MemberInfo>,
     pub offsets: Vec<CommittedOffsetInfo>,
     pub lag: u64,
+    /// A share group's share-partitions and where each starts (empty for
+    /// the other kinds).
+    pub share_offsets: Vec<ShareStartOffset>,
 }
 
 /// Where [`ResetOffsets`] moves the committed offsets.
@@ -165,18 +190,21 @@ fn find(broker: &Broker, group_id: &str) -> Result<GroupDescription, ApiError> {
     Ok(description)
 }
 
-/// Every consumer group, by id.
+/// Every group of every kind, by id.
 #[utoipa::path(get, operation_id = "list_groups", path = "/groups", tag = "groups",
     responses((status = 200, body = Vec<GroupSummary>), (status = 500, body = ErrorBody)))]
 pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<GroupSummary>>, ApiError> {
     let broker = Arc::clone(&state.broker);
     let groups = blocking(move || {
         Ok(broker
-            .groups()
-            .list()
+            .list_groups()
             .into_iter()
             .map(|group| GroupSummary {
-                lag: total_lag(&committed_offsets(&broker, &group.group_id)),
+                lag: match group.group_type {
+                    GroupType::Share => 0,
+                    _ => total_lag(&committed_offsets(&broker, &group.group_id)),
+                },
+                group_type: group.group_type.name().to_owned(),
                 state: group.state.name().to_owned(),
                 protocol_type: group.protocol_type,
                 members: group.members.len() as u64,
@@ -188,11 +216,15 @@ pub async fn list(State(state): State<Arc<HttpState>>) -> Result<Json<Vec<GroupS
     Ok(Json(groups))
 }
 
-/// A group's members and assignments, committed offsets and lag per partition.
+/// A group's members and assignments, committed offsets and lag per
+/// partition; a share group's share-partition start offsets.
 #[utoipa::path(get, operation_id = "describe_group", path = "/groups/{group_id}", tag = "groups",
     params(("group_id" = String, Path, description = "consumer group id")),
     responses((status = 200, body = GroupDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): ApiPath<String>) -> Result<Json<GroupDetail>, ApiError> {
+    if let Ok(group) = state.broker.share_group(&group_id) {
+        return Ok(Json(share_detail(&state.broker, group_id, group).await));
+    }
     let broker = Arc::clone(&state.broker);
     let detail = blocking(move || {
         let group = find(&broker, &group_id)?;
@@ -200,6 +232,8 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): Ap
         Ok(GroupDetail {
             lag: total_lag(&offsets),
             offsets,
+            share_offsets: Vec::new(),
+            group_type: group.group_type.name().to_owned(),
             state: group.state.name().to_owned(),
             protocol: group.protocol_name,
             generation_id: group.generation_id,
@@ -213,6 +247,7 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): Ap
                         Vec::new()
                     },
                     member_id: member.member_id,
+                    member_epoch: None,
                     group_instance_id: member.group_instance_id,
                     client_id: member.client_id,
                     client_host: member.client_host,
@@ -224,6 +259,51 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): Ap
     })
     .await?;
     Ok(Json(detail))
+}
+
+/// What `describe` shows of a share group: its members with their epochs
+/// and assignments (every partition of each topic they subscribe to that
+/// exists), and where each of its share-partitions starts.
+async fn share_detail(broker: &Broker, group_id: String, group: ShareGroup) -> GroupDetail {
+    let share_offsets = (broker.share_group_offsets(&group_id, None).await.into_iter())
+        .flat_map(|topic| {
+            let name = topic.name;
+            (topic.partitions.into_iter()).map(move |(partition, start)| ShareStartOffset {
+                topic: name.clone(),
+                partition,
+                start_offset: start.ok().flatten(),
+            })
+        })
+        .collect();
+    let members = (group.members.values())
+        .map(|member| MemberInfo {
+            member_id: member.member_id.clone(),
+            group_instance_id: None,
+            client_id: member.client_id.clone(),
+            client_host: member.client_host.clone(),
+            member_epoch: Some(member.member_epoch),
+            assignments: (member.subscribed_topics.iter())
+                .filter_map(|name| broker.topic(name))
+                .map(|topic| TopicPartitions {
+                    topic: topic.name.clone(),
+                    partitions: (0..topic.partition_count()).filter_map(|index| i32::try_from(index).ok()).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    GroupDetail {
+        group_id,
+        group_type: GroupType::Share.name().to_owned(),
+        state: group.state().to_owned(),
+        protocol_type: "share".to_owned(),
+        // Kafka's share group assignor, the one the assignment follows.
+        protocol: "simple".to_owned(),
+        generation_id: group.group_epoch,
+        members,
+        offsets: Vec::new(),
+        lag: 0,
+        share_offsets,
+    }
 }
 
 /// Moves the group's committed offsets; only while the group has no members.

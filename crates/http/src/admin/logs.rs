@@ -55,6 +55,7 @@ impl From<&LogRole> for LogName {
             LogRole::Catalog => name.kind = "catalog",
             LogRole::ConsumerOffsets => name.kind = "consumer_offsets",
             LogRole::ConsumerGroups => name.kind = "consumer_groups",
+            LogRole::ShareGroups => name.kind = "share_groups",
             LogRole::TransactionState => name.kind = "transaction_state",
         }
         name

@@ -60,7 +60,7 @@ pub const BASE_PATH: &str = "/api/v1";
     tags(
         (name = "overview", description = "The broker at a glance"),
         (name = "topics", description = "Kafka topics and their partitions"),
-        (name = "groups", description = "Kafka consumer groups and their committed offsets"),
+        (name = "groups", description = "Kafka consumer and share groups, their committed offsets and share-partition start offsets"),
         (name = "queues", description = "Queues (AMQP and SQS), their messages and dead letters"),
         (name = "exchanges", description = "Exchanges and their bindings"),
         (name = "connections", description = "Open Kafka and AMQP client connections"),

@@ -64,7 +64,7 @@ pub async fn heartbeat(
         client_id,
         client_host: format!("/{}", connection.peer.ip()),
     };
-    match context.broker.share_group_heartbeat(&group, heartbeat) {
+    match context.broker.share_group_heartbeat(&group, heartbeat).await {
         Ok(reply) => {
             response.member_id = Some(StrBytes::from_string(reply.member_id));
             response.member_epoch = reply.member_epoch;
@@ -98,6 +98,7 @@ pub(super) fn membership_error(error: &MembershipError) -> ResponseError {
         MembershipError::InvalidRequest(_) => ResponseError::InvalidRequest,
         MembershipError::NotShareGroup(_) | MembershipError::GroupNotFound(_) => ResponseError::GroupIdNotFound,
         MembershipError::NonEmptyGroup(_) => ResponseError::NonEmptyGroup,
+        MembershipError::Storage(_) => ResponseError::CoordinatorNotAvailable,
     }
 }
 
@@ -218,9 +219,14 @@ async fn share_partition(
     }
 }
 
-/// Settles acknowledgement batches: one type for a whole range, or one per offset.
-fn acknowledge(partition: &SharePartition, member: ConsumerId, batches: &AckBatches) -> Result<(), ResponseError> {
+/// Settles acknowledgement batches: one type for a whole range, or one per
+/// offset. Answers once the settlements are journaled, as Kafka answers
+/// once the share-group state is written: an accepted record is never
+/// delivered again, even after a crash.
+async fn acknowledge(partition: &SharePartition, member: ConsumerId, batches: &AckBatches) -> Result<(), ResponseError> {
     let mut outcome = Ok(());
+    // Journal appends complete in order: the last settlement covers the others.
+    let mut durable = None;
     for (first_offset, last_offset, types) in batches {
         let (Ok(first), Ok(last)) = (u64::try_from(*first_offset), u64::try_from(*last_offset)) else {
             outcome = Err(ResponseError::InvalidRequest);
@@ -243,10 +249,17 @@ fn acknowledge(partition: &SharePartition, member: ConsumerId, batches: &AckBatc
                     continue;
                 }
             };
-            if partition.acknowledge(member, offset, offset, kind).is_err() {
-                outcome = Err(ResponseError::InvalidRecordState);
+            match partition.acknowledge(member, offset, offset, kind) {
+                Ok(Some(settled)) => durable = Some(settled),
+                Ok(None) => {}
+                Err(_) => outcome = Err(ResponseError::InvalidRecordState),
             }
         }
+    }
+    if let Some(durable) = durable
+        && durable.await.is_err()
+    {
+        return Err(ResponseError::KafkaStorageError);
     }
     outcome
 }
@@ -399,7 +412,7 @@ pub async fn fetch(context: &Arc<Context>, connection: &ConnectionInfo, request:
         let mut data = PartitionData::default().with_partition_index(index);
         match share_partition(context, connection, &group, topic_id, index).await {
             Ok((partition, _)) => {
-                if let Err(error) = acknowledge(&partition, member, &batches) {
+                if let Err(error) = acknowledge(&partition, member, &batches).await {
                     data.acknowledge_error_code = error.code();
                 }
             }
@@ -602,7 +615,7 @@ pub async fn acknowledge_request(
                 .with_leader_id(NODE_ID)
                 .with_leader_epoch(0);
             let outcome = match share_partition(context, connection, &group, topic.topic_id, partition.partition_index).await {
-                Ok((share, _)) => acknowledge(&share, member, &batches),
+                Ok((share, _)) => acknowledge(&share, member, &batches).await,
                 Err(error) => Err(error),
             };
             if let Err(error) = outcome {

@@ -1,39 +1,24 @@
-//! What of the KIP-848 groups survives a restart, a [`Journaled`] state
-//! machine in `<data>/groups/consumer-groups/`, as Kafka keeps them in
-//! `__consumer_offsets`: per group its metadata (group epoch, the target's
-//! assignment epoch, assignor, subscribed topics' shapes, session timeout),
-//! each member (epochs, reconciliation state, subscription, current and
-//! revoking partitions: Kafka's ConsumerGroupMemberMetadata and
-//! ConsumerGroupCurrentMemberAssignment records) and each member's target
-//! (ConsumerGroupTargetAssignmentMember). Each event sets or deletes one
-//! of those by key; replay keeps the last value per key, from the latest
-//! snapshot on. The events are the difference between a group as the
-//! coordinator holds it and as the journal last recorded it, so a
-//! heartbeat that changes nothing but the member's liveness writes nothing.
-//! Liveness is not kept: a group loaded after a restart gives every member
-//! a full session (and a member still revoking its rebalance timeout) from
-//! the load, as Kafka's coordinator does on loading. Knows groups and
-//! their durability, nothing of the wire format.
+//! What of the KIP-848 groups survives a restart, in
+//! `<data>/groups/consumer-groups/` (a [`GroupStore`], `../store.rs`), as
+//! Kafka keeps them in `__consumer_offsets`: per group its metadata (group
+//! epoch, the target's assignment epoch, assignor, subscribed topics'
+//! shapes, session timeout), each member (epochs, reconciliation state,
+//! subscription, current and revoking partitions: Kafka's
+//! ConsumerGroupMemberMetadata and ConsumerGroupCurrentMemberAssignment
+//! records) and each member's target (ConsumerGroupTargetAssignmentMember).
+//! A group loaded after a restart gives every member a full session (and a
+//! member still revoking its rebalance timeout) from the load, as Kafka's
+//! coordinator does on loading. Knows these records, nothing of the wire
+//! format.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 
-use conveyor_log::Durability;
-use conveyor_log::clock::Clock;
-use conveyor_log::record::Record;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
 
 use super::assignor::{Assignment, Assignor, TopicShape};
 use super::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
 use super::subscription::SubscribedRegex;
-use crate::error::Result;
-use crate::journal::{Appended, EncodedEvent, JournalConfig, JournalError, Journaled, StateMachine};
-
-/// Write a snapshot after this many events, so replay stays bounded.
-const EVENTS_PER_SNAPSHOT: u64 = 10_000;
+use crate::group::store::{GroupImage, GroupKind, GroupStore};
 
 /// A group's own fields (Kafka's ConsumerGroupMetadata, target assignment
 /// metadata and partition metadata records in one).
@@ -63,128 +48,21 @@ pub struct MemberMetadata {
     pub revoking: Assignment,
 }
 
-/// One event: one key of one group set (`Some`) or deleted (`None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupChange {
-    /// `None`: the group is gone, with its members and targets.
-    Group { group: String, metadata: Option<GroupMetadata> },
-    Member {
-        group: String,
-        member: String,
-        metadata: Option<MemberMetadata>,
-    },
-    Target {
-        group: String,
-        member: String,
-        assignment: Option<Assignment>,
-    },
-}
+/// The KIP-848 groups' records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerGroupRecords;
 
-/// One group as the journal holds it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupImage {
-    pub metadata: GroupMetadata,
-    pub members: BTreeMap<String, MemberMetadata>,
-    pub target: BTreeMap<String, Assignment>,
-}
+/// Where the KIP-848 groups are kept.
+pub type ConsumerGroupStore = GroupStore<ConsumerGroupRecords>;
 
-/// Every KIP-848 group: the replay of the changes. Also its snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredGroups {
-    groups: BTreeMap<String, GroupImage>,
-}
+impl GroupKind for ConsumerGroupRecords {
+    type Metadata = GroupMetadata;
+    type Member = MemberMetadata;
+    type Target = Assignment;
+    type Live = ConsumerGroup;
+    const NAME: &'static str = "KIP-848 consumer groups";
 
-/// The journal's record key: `[group, kind, member]`, kind one of
-/// `group`, `member`, `target` (member empty for `group`).
-type ChangeKey = (String, String, String);
-
-impl StateMachine for StoredGroups {
-    type Event = GroupChange;
-    type Snapshot = StoredGroups;
-
-    fn apply(&mut self, change: &GroupChange) {
-        match change {
-            GroupChange::Group { group, metadata: None } => {
-                self.groups.remove(group);
-            }
-            GroupChange::Group {
-                group,
-                metadata: Some(metadata),
-            } => self.groups.entry(group.clone()).or_default().metadata = metadata.clone(),
-            GroupChange::Member { group, member, metadata } => {
-                let image = self.groups.entry(group.clone()).or_default();
-                match metadata {
-                    Some(metadata) => image.members.insert(member.clone(), metadata.clone()),
-                    None => image.members.remove(member),
-                };
-            }
-            GroupChange::Target { group, member, assignment } => {
-                let image = self.groups.entry(group.clone()).or_default();
-                match assignment {
-                    Some(assignment) => image.target.insert(member.clone(), assignment.clone()),
-                    None => image.target.remove(member),
-                };
-            }
-        }
-    }
-
-    fn encode(change: &GroupChange) -> std::result::Result<EncodedEvent, String> {
-        fn value<T: Serialize>(value: &Option<T>) -> std::result::Result<Option<Vec<u8>>, String> {
-            value
-                .as_ref()
-                .map(|value| serde_json::to_vec(value).map_err(|error| error.to_string()))
-                .transpose()
-        }
-        let (key, value): (ChangeKey, _) = match change {
-            GroupChange::Group { group, metadata } => ((group.clone(), "group".into(), String::new()), value(metadata)?),
-            GroupChange::Member { group, member, metadata } => ((group.clone(), "member".into(), member.clone()), value(metadata)?),
-            GroupChange::Target { group, member, assignment } => ((group.clone(), "target".into(), member.clone()), value(assignment)?),
-        };
-        let key = serde_json::to_vec(&key).map_err(|error| error.to_string())?;
-        Ok((Some(key), value))
-    }
-
-    fn decode(record: &Record) -> std::result::Result<GroupChange, String> {
-        fn value<T: serde::de::DeserializeOwned>(record: &Record) -> std::result::Result<Option<T>, String> {
-            record
-                .value
-                .as_ref()
-                .map(|value| serde_json::from_slice(value).map_err(|error| format!("value: {error}")))
-                .transpose()
-        }
-        let (group, kind, member): ChangeKey =
-            serde_json::from_slice(record.key.as_deref().unwrap_or_default()).map_err(|error| format!("key: {error}"))?;
-        match kind.as_str() {
-            "group" => Ok(GroupChange::Group {
-                group,
-                metadata: value(record)?,
-            }),
-            "member" => Ok(GroupChange::Member {
-                group,
-                member,
-                metadata: value(record)?,
-            }),
-            "target" => Ok(GroupChange::Target {
-                group,
-                member,
-                assignment: value(record)?,
-            }),
-            other => Err(format!("key: unknown kind {other:?}")),
-        }
-    }
-
-    fn snapshot(&self) -> StoredGroups {
-        self.clone()
-    }
-
-    fn restore(snapshot: StoredGroups) -> StoredGroups {
-        snapshot
-    }
-}
-
-impl GroupImage {
-    /// What of `group` is kept.
-    pub fn of(group: &ConsumerGroup) -> GroupImage {
+    fn image(group: &ConsumerGroup) -> GroupImage<ConsumerGroupRecords> {
         GroupImage {
             metadata: GroupMetadata {
                 group_epoch: group.group_epoch,
@@ -202,17 +80,16 @@ impl GroupImage {
         }
     }
 
-    /// The group again, loaded at `now_ms`: each member's session (and
-    /// revocation, if it was revoking) starts now.
-    pub fn group(&self, id: &str, now_ms: i64) -> ConsumerGroup {
-        let metadata = &self.metadata;
+    /// Each member's session (and revocation, if it was revoking) starts at `now_ms`.
+    fn load(id: &str, image: &GroupImage<ConsumerGroupRecords>, now_ms: i64) -> ConsumerGroup {
+        let metadata = &image.metadata;
         let mut group = ConsumerGroup::new(id, Assignor::from_name(&metadata.assignor).unwrap_or(Assignor::Uniform));
         group.group_epoch = metadata.group_epoch;
         group.assignment_epoch = metadata.assignment_epoch;
         group.topics = metadata.topics.clone();
         group.session_timeout_ms = metadata.session_timeout_ms;
-        group.target = self.target.clone();
-        group.members = self
+        group.target = image.target.clone();
+        group.members = image
             .members
             .iter()
             .map(|(member_id, member)| (member_id.clone(), member.member(member_id, now_ms)))
@@ -265,149 +142,11 @@ impl MemberMetadata {
     }
 }
 
-/// The events that turn `stored` (the journal's image of group `id`, if
-/// any) into `live` (the group as the coordinator holds it, if any).
-pub fn changes(id: &str, stored: Option<&GroupImage>, live: Option<&GroupImage>) -> Vec<GroupChange> {
-    let group = || id.to_owned();
-    let Some(live) = live else {
-        return match stored {
-            Some(_) => vec![GroupChange::Group {
-                group: group(),
-                metadata: None,
-            }],
-            None => Vec::new(),
-        };
-    };
-    let empty = GroupImage::default();
-    let stored_or_empty = stored.unwrap_or(&empty);
-    let mut changes = Vec::new();
-    if stored.is_none() || stored_or_empty.metadata != live.metadata {
-        changes.push(GroupChange::Group {
-            group: group(),
-            metadata: Some(live.metadata.clone()),
-        });
-    }
-    changes.extend(keyed_changes(&stored_or_empty.members, &live.members, |member, metadata| {
-        GroupChange::Member {
-            group: group(),
-            member: member.clone(),
-            metadata,
-        }
-    }));
-    changes.extend(keyed_changes(&stored_or_empty.target, &live.target, |member, assignment| {
-        GroupChange::Target {
-            group: group(),
-            member: member.clone(),
-            assignment,
-        }
-    }));
-    changes
-}
-
-/// The events (`change` of a key and its new value, `None` once gone) that
-/// turn the per-member values `stored` into `live`.
-fn keyed_changes<V: Clone + PartialEq>(
-    stored: &BTreeMap<String, V>,
-    live: &BTreeMap<String, V>,
-    change: impl Fn(&String, Option<V>) -> GroupChange,
-) -> Vec<GroupChange> {
-    let set = (live.iter())
-        .filter(|(key, value)| stored.get(*key) != Some(*value))
-        .map(|(key, value)| change(key, Some(value.clone())));
-    let gone = (stored.keys()).filter(|key| !live.contains_key(*key)).map(|key| change(key, None));
-    set.chain(gone).collect()
-}
-
-/// The KIP-848 groups' journal and the image it last recorded.
-#[derive(Debug)]
-pub struct ConsumerGroupStore {
-    journal: Arc<Journaled<StoredGroups>>,
-    /// Taken while changes are enqueued on the journal and applied, so the
-    /// image's order is the journal's. Lock order: after the coordinator's
-    /// `consumer_groups`. Never held across an await.
-    state: Mutex<StoredGroups>,
-}
-
-impl ConsumerGroupStore {
-    /// Opens the store under `dir`, replaying the snapshot and the events after it. Blocking.
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<ConsumerGroupStore> {
-        ConsumerGroupStore::open_with(dir, clock, EVENTS_PER_SNAPSHOT)
-    }
-
-    /// [`ConsumerGroupStore::open`] with another snapshot cadence.
-    pub(crate) fn open_with(dir: &Path, clock: Arc<dyn Clock>, snapshot_every_events: u64) -> Result<ConsumerGroupStore> {
-        let config = JournalConfig {
-            durability: Durability::Always,
-            segment_bytes: 64 * 1024 * 1024,
-            snapshot_every_events,
-            // Members heartbeat on a full file system too, as consumers commit offsets.
-            reserve_bytes: crate::queue::JOURNAL_RESERVE_BYTES,
-        };
-        let (journal, replayed) = Journaled::<StoredGroups>::open(dir, config, clock)?;
-        info!(
-            groups = replayed.state.groups.len(),
-            replayed = replayed.events,
-            "KIP-848 consumer groups loaded"
-        );
-        Ok(ConsumerGroupStore {
-            journal: Arc::new(journal),
-            state: Mutex::new(replayed.state),
-        })
-    }
-
-    /// Every stored group, loaded at `now_ms`.
-    pub(in crate::group) fn groups(&self, now_ms: i64) -> HashMap<String, ConsumerGroup> {
-        (self.state.lock().groups.iter())
-            .map(|(id, image)| (id.clone(), image.group(id, now_ms)))
-            .collect()
-    }
-
-    /// Journals what changed of group `id` (`live`: as the coordinator holds
-    /// it now, `None` once it is gone) since it was last recorded. Call under
-    /// the lock that orders the group's changes; what it returns resolves
-    /// once the changes are durable.
-    pub(in crate::group) fn record(&self, id: &str, live: Option<&ConsumerGroup>) -> std::result::Result<Appended, JournalError> {
-        let mut state = self.state.lock();
-        let live = live.map(GroupImage::of);
-        let changes = changes(id, state.groups.get(id), live.as_ref());
-        if changes.is_empty() {
-            return Ok(Appended::done());
-        }
-        let appended = self.journal.append(&changes)?;
-        changes.iter().for_each(|change| state.apply(change));
-        Ok(appended)
-    }
-
-    /// [`ConsumerGroupStore::record`] where nobody waits for the answer (a
-    /// session expired, an empty group gave way): a failure is logged, and
-    /// the next change of the group records it again.
-    pub(in crate::group) fn record_in_background(&self, id: &str, live: Option<&ConsumerGroup>) {
-        match self.record(id, live) {
-            Ok(appended) => drop(appended),
-            Err(error) => warn!(%error, group = id, "could not journal the KIP-848 group's change"),
-        }
-    }
-
-    /// Writes a snapshot if one is due, off the reactor.
-    pub(in crate::group) async fn maybe_snapshot(&self) {
-        self.journal.snapshot_when_due(&self.state, "KIP-848 consumer groups").await;
-    }
-
-    /// The groups' journal, for its health.
-    pub fn log(&self) -> &conveyor_log::Log {
-        self.journal.log()
-    }
-
-    /// Snapshots and closes the journal. Blocking.
-    pub fn close(&self) -> Result<()> {
-        self.journal.close_with_snapshot(&self.state, "KIP-848 consumer groups")?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::path::Path;
+    use std::sync::Arc;
 
     use conveyor_log::clock::ManualClock;
 
@@ -415,6 +154,7 @@ mod tests {
     use crate::group::consumer_protocol::consumer_group::{ConsumerHeartbeat, HeartbeatReply};
     use crate::group::consumer_protocol::subscription::fixtures::{OneTopic, TOPIC};
     use crate::group::coordinator::tests::consumer_group_store;
+    use crate::group::store::{GroupChange, StoredGroups, changes};
     use crate::group::{GroupConfig, GroupCoordinator, OffsetStore};
 
     fn member(epoch: i32) -> MemberMetadata {
@@ -434,8 +174,8 @@ mod tests {
         }
     }
 
-    impl crate::journal::suite::Fixture for StoredGroups {
-        fn events(count: usize) -> Vec<GroupChange> {
+    impl crate::journal::suite::Fixture for StoredGroups<ConsumerGroupRecords> {
+        fn events(count: usize) -> Vec<GroupChange<ConsumerGroupRecords>> {
             // Members set with a new epoch each time; every seventh event
             // removes the member set just before, every fifth sets the
             // group's epochs, every third a target.
@@ -477,7 +217,7 @@ mod tests {
         }
     }
 
-    crate::journal::suite::journaled_suite!(StoredGroups);
+    crate::journal::suite::journaled_suite!(StoredGroups<ConsumerGroupRecords>);
 
     fn heartbeat(member_id: &str, epoch: i32, owned: &[i32]) -> ConsumerHeartbeat {
         ConsumerHeartbeat {
@@ -503,9 +243,12 @@ mod tests {
     }
 
     /// Every KIP-848 group as the coordinator holds it.
-    fn images(coordinator: &GroupCoordinator) -> BTreeMap<String, GroupImage> {
+    fn images(coordinator: &GroupCoordinator) -> BTreeMap<String, GroupImage<ConsumerGroupRecords>> {
         let groups = coordinator.consumer_groups.lock();
-        groups.iter().map(|(id, group)| (id.clone(), GroupImage::of(group))).collect()
+        groups
+            .iter()
+            .map(|(id, group)| (id.clone(), ConsumerGroupRecords::image(group)))
+            .collect()
     }
 
     /// a holds all four partitions, b joins, a revokes two and b gets them.
@@ -615,10 +358,10 @@ mod tests {
     #[test]
     fn a_group_gone_is_one_event_and_an_unchanged_group_none() {
         let mut group = ConsumerGroup::new("g", Assignor::Range);
-        let image = GroupImage::of(&group);
+        let image = ConsumerGroupRecords::image(&group);
         assert_eq!(changes("g", Some(&image), Some(&image)), Vec::new());
         group.group_epoch = 3;
-        let moved = GroupImage::of(&group);
+        let moved = ConsumerGroupRecords::image(&group);
         assert!(matches!(
             changes("g", Some(&image), Some(&moved)).as_slice(),
             [GroupChange::Group { metadata: Some(_), .. }]
