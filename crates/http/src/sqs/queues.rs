@@ -148,7 +148,7 @@ pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<
             Err(exists_differently())
         };
     }
-    let mut definition = queue_attributes::definition(name, &requested)?;
+    let mut definition = queue_attributes::definition(&requested);
     // Tags at creation only: an existing queue keeps its own (as in SQS).
     definition.arguments = tags::added(&definition.arguments, &input.tags)?;
     match context.state.broker.declare_queue(name, definition).await {
@@ -302,14 +302,9 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
 pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let update = |definition: &QueueDefinition| -> Result<QueueDefinition, SqsError> {
-        let (arguments, requested) = queue_attributes::updated(definition, &input.attributes)?;
+        let (updated, requested) = queue_attributes::updated(definition, &input.attributes)?;
         check_redrive(context, &queue.name, &requested)?;
-        Ok(QueueDefinition::from_arguments(
-            &queue.name,
-            definition.durable,
-            definition.auto_delete,
-            arguments,
-        )?)
+        Ok(updated)
     };
     context.state.broker.redefine_queue(&queue.name, update).await??;
     Ok(json!({}))
