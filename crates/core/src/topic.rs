@@ -15,9 +15,9 @@ use conveyor_log::Log;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use crate::catalog::QueueDefinition;
 use crate::partition_slot::{Opening, PartitionSlot, PartitionSummary};
 use crate::producer::Partition;
-use crate::catalog::QueueDefinition;
 use crate::queue::{QueuePolicy, StreamRetention};
 use crate::topic_config::{TopicConfig, keys};
 

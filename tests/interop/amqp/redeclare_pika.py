@@ -24,27 +24,16 @@ channel = connection.channel()
 limited = unique("limited")
 channel.queue_declare(limited, durable=True, arguments={"x-max-length": 10})
 
-# An invalid value over a valid one is inequivalent, not invalid.
-refused(
-    limited,
-    f"inequivalent arg 'x-max-length' for queue '{limited}' in vhost '/': "
-    "received the value 'abc' of type 'longstr' but current is '10'",
-    durable=True,
-    arguments={"x-max-length": "abc"},
-)
-# Left out: received none.
-refused(
-    limited,
-    f"inequivalent arg 'x-max-length' for queue '{limited}' in vhost '/': received none but current is '10'",
-    durable=True,
-)
-# The flags come first.
-refused(
-    limited,
-    f"inequivalent arg 'durable' for queue '{limited}' in vhost '/': received 'false' but current is 'true'",
-    durable=False,
-    arguments={"x-max-length": "abc"},
-)
+inequivalent = f"inequivalent arg '{{}}' for queue '{limited}' in vhost '/': received {{}} but current is {{}}"
+for what, expected, declare in [
+    # An invalid value over a valid one is inequivalent, not invalid.
+    ("an invalid value", ("x-max-length", "the value 'abc' of type 'longstr'", "'10'"), {"arguments": {"x-max-length": "abc"}}),
+    ("left out", ("x-max-length", "none", "'10'"), {}),
+    # The flags come first.
+    ("the flags first", ("durable", "'false'", "'true'"), {"durable": False, "arguments": {"x-max-length": "abc"}}),
+]:
+    refused(limited, inequivalent.format(*expected), **{"durable": True, **declare})
+    print(f"refused: {what}")
 
 # Arguments RabbitMQ does not compare, an x-queue-type of classic where
 # none was given, and a passive declare's arguments do not matter.

@@ -129,9 +129,9 @@ async fn accept(
     let answer = match views.queues.get(&declaration.name) {
         // Declared by another declare (of this batch or before it) while
         // this one made its files.
-        Some(existing) => Some(
-            already_declared(existing, &Redeclaration::of(&declaration.definition), now_ms).map(|existing| (existing, false)),
-        ),
+        Some(existing) => {
+            Some(already_declared(existing, &Redeclaration::of(&declaration.definition), now_ms).map(|existing| (existing, false)))
+        }
         None => check(views, limits, &declaration.name, &declared).err().map(Err),
     };
     if let Some(answer) = answer {

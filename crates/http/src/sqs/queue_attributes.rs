@@ -598,11 +598,7 @@ mod tests {
             assert!(parse(&attributes(&[("RedriveAllowPolicy", &bad)])).is_err(), "{bad}");
         }
         let (changed, _) = updated(&definition, &attributes(&[("RedriveAllowPolicy", "")])).expect("valid");
-        assert_eq!(
-            RedriveAllow::of(&changed),
-            None,
-            "an empty policy removes it"
-        );
+        assert_eq!(RedriveAllow::of(&changed), None, "an empty policy removes it");
     }
 
     #[test]
