@@ -1,10 +1,11 @@
 //! SQS queue attributes: which ones CreateQueue takes, their ranges and
 //! defaults, and how they are kept — the core queue policy's fields where
-//! the core enforces them (retention, the redrive policy, FIFO), and as
-//! `sqs.<Name>` entries in the definition's arguments (only the ones a
-//! client set), so a queue declared over AMQP is an SQS queue with every
-//! attribute at its default. A FIFO queue is a core queue with message
-//! groups.
+//! the core enforces them (retention, the redrive policy, FIFO, delays),
+//! filled here, with the `x-…` arguments that say the same to RabbitMQ
+//! clients; and as `sqs.<Name>` entries in the definition's arguments
+//! (only the ones a client set), so a queue declared over AMQP is an SQS
+//! queue with every attribute at its default. A FIFO queue is a core queue
+//! with message groups.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -337,6 +338,10 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
             ..QueuePolicy::default()
         },
     };
+    definition.arguments.insert(arguments::MESSAGE_DELAYS.to_owned(), "true".to_owned());
+    if requested.fifo {
+        definition.arguments.insert(arguments::MESSAGE_GROUPS.to_owned(), "true".to_owned());
+    }
     set(&mut definition, requested);
     definition
 }
@@ -345,24 +350,27 @@ pub fn definition(requested: &Requested) -> QueueDefinition {
 /// arguments, MessageRetentionPeriod also as the policy's retention (which
 /// the core enforces), a RedrivePolicy as the policy's dead-letter route
 /// (the default exchange, routing key = the DLQ's name) and delivery limit,
-/// RedriveAllowPolicy and ContentBasedDeduplication as arguments. An `x-…`
-/// argument that said what a policy field set here was (an AMQP
-/// declaration's, or an SQS queue's from before the typed policy) goes: it
-/// would no longer say what the queue does.
+/// RedriveAllowPolicy and ContentBasedDeduplication as arguments. The
+/// `x-…` arguments of the policy fields set here say the same, for what
+/// RabbitMQ clients see of the queue (a definitions export, which an
+/// import declares again; a redeclaration's comparison); the core reads
+/// only the policy.
 fn set(definition: &mut QueueDefinition, requested: &Requested) {
     let (arguments, policy) = (&mut definition.arguments, &mut definition.policy);
     for (name, value) in &requested.settings {
         arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
         if name == MESSAGE_RETENTION_PERIOD {
             policy.retention_ms = Some(value.saturating_mul(1000));
-            arguments.remove(arguments::RETENTION);
+            arguments.insert(arguments::RETENTION.to_owned(), value.saturating_mul(1000).to_string());
         }
     }
     if let Some(redrive) = &requested.redrive {
         policy.dead_letter_exchange = Some(String::new());
         policy.dead_letter_routing_key = Some(redrive.dead_letter_queue.clone());
         policy.delivery_limit = Some(redrive.max_receive_count);
-        remove_redrive_arguments(arguments);
+        arguments.insert(arguments::DEAD_LETTER_EXCHANGE.to_owned(), String::new());
+        arguments.insert(arguments::DEAD_LETTER_ROUTING_KEY.to_owned(), redrive.dead_letter_queue.clone());
+        arguments.insert(arguments::DELIVERY_LIMIT.to_owned(), redrive.max_receive_count.to_string());
     }
     match &requested.redrive_allow {
         Some(Some(allow)) => {
@@ -514,7 +522,7 @@ mod tests {
         assert_eq!(value(&created, "MessageRetentionPeriod"), 60);
         let (changed, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
         assert_eq!(changed.policy.retention_ms, Some(120_000));
-        // An SQS queue from before the typed policy: its x-… retention goes.
+        // An SQS queue from before the typed policy.
         let legacy = QueueDefinition::from_arguments(
             "q",
             true,
@@ -527,7 +535,11 @@ mod tests {
         .expect("valid");
         let (changed, _) = updated(&legacy, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
         assert_eq!(changed.policy.retention_ms, Some(120_000));
-        assert!(!changed.arguments.contains_key("x-message-retention-ms"), "{:?}", changed.arguments);
+        assert_eq!(
+            changed.arguments.get("x-message-retention-ms").map(String::as_str),
+            Some("120000"),
+            "the arguments say what the policy does"
+        );
         assert!(
             parse(&attributes(&[("MessageRetentionPeriod", "59")])).is_err(),
             "60 s is the least"
@@ -609,10 +621,10 @@ mod tests {
         assert_eq!(definition.policy.dead_letter_exchange.as_deref(), Some(""));
         assert_eq!(definition.policy.dead_letter_routing_key.as_deref(), Some("orders-dlq"));
         assert_eq!(definition.policy.delivery_limit, Some(3));
-        assert!(
-            !definition.arguments.keys().any(|name| name.starts_with("x-")),
-            "the SQS door's vocabulary only: {:?}",
-            definition.arguments
+        assert_eq!(
+            QueuePolicy::from_arguments(&definition.arguments).expect("valid"),
+            definition.policy,
+            "the arguments RabbitMQ clients see say what the policy does"
         );
         assert_eq!(Redrive::of(&definition), parsed.redrive);
         assert!(matches(&definition, &parsed));

@@ -151,18 +151,19 @@ pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<
     let mut definition = queue_attributes::definition(&requested);
     // Tags at creation only: an existing queue keeps its own (as in SQS).
     definition.arguments = tags::added(&definition.arguments, &input.tags)?;
-    match context.state.broker.declare_queue(name, definition).await {
-        Ok(_) => Ok(json!({ "QueueUrl": context.queue_url(name) })),
-        Err(CoreError::QueueMismatch { .. }) => {
-            // Declared concurrently by someone else.
-            match context.state.broker.queue(name) {
-                Some(existing) if queue_attributes::matches(&existing.definition(), &requested) => {
-                    Ok(json!({ "QueueUrl": context.queue_url(name) }))
-                }
-                _ => Err(exists_differently()),
-            }
+    // Declared concurrently by someone else (the core compares no SQS
+    // attributes): the same queue only if its attributes match.
+    let declared_meanwhile = match context.state.broker.declare_queue(name, definition).await {
+        Ok((_, true)) => return Ok(json!({ "QueueUrl": context.queue_url(name) })),
+        Ok((existing, false)) => Some(existing),
+        Err(CoreError::QueueMismatch { .. }) => context.state.broker.queue(name),
+        Err(error) => return Err(error.into()),
+    };
+    match declared_meanwhile {
+        Some(existing) if queue_attributes::matches(&existing.definition(), &requested) => {
+            Ok(json!({ "QueueUrl": context.queue_url(name) }))
         }
-        Err(error) => Err(error.into()),
+        _ => Err(exists_differently()),
     }
 }
 
