@@ -631,7 +631,7 @@ fn a_dlx_backed_queue_is_declared_bound_rejected_into_and_redriven_over_rest_alo
         let (status, body) = api.put("/queues/urgent", json!({"arguments": {"x-max-priority": "9"}})).await;
         let message = error_message(status, &body, 400, "bad_request");
         assert_eq!(
-            message, "invalid arg 'x-max-priority' for queue 'urgent' in vhost '/': {unacceptable_type,longstr}",
+            message, "invalid arg 'x-max-priority' for queue 'urgent' in vhost '/': \"expected integer, got longstr\"",
             "the AMQP door's words"
         );
         let (status, body) = api.put("/queues/urgent", json!({"arguments": {"x-overflow": "sideways"}})).await;

@@ -80,6 +80,12 @@ fn pika_routes_through_direct_topic_headers_exchange_bindings_alternate_exchange
 }
 
 #[test]
+fn pika_a_queue_that_exists_is_compared_before_its_arguments_are_checked_as_rabbitmq_does() {
+    let (_dir, server) = server();
+    run_script(&server, "amqp/redeclare_pika.py", &[]);
+}
+
+#[test]
 fn pika_dead_letters_rejected_expired_over_limit_and_overflowing_messages() {
     let (_dir, server) = server();
     run_script(&server, "amqp/dead_letters_pika.py", &[]);

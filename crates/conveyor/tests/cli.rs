@@ -325,7 +325,7 @@ fn a_dlx_backed_queue_is_declared_published_rejected_and_redriven_from_the_cli_a
     assert!(!refused.status.success());
     assert_eq!(
         refused.stderr,
-        "conveyor: error: invalid arg 'x-max-priority' for queue 'urgent' in vhost 'staging': {unacceptable_type,longstr}\n"
+        "conveyor: error: invalid arg 'x-max-priority' for queue 'urgent' in vhost 'staging': \"expected integer, got longstr\"\n"
     );
     // The vhost keeps them apart: `/` has no such queue.
     assert!(!conveyor(&server, &["queue", "describe", "jobs"], "").status.success());

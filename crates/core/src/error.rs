@@ -79,8 +79,21 @@ pub enum CoreError {
     UnknownQueue(String),
     #[error("queue {name:?}: {reason}")]
     InvalidQueueArgument { name: String, reason: String },
-    #[error("queue {name:?} exists with different settings: {reason}")]
-    QueueMismatch { name: String, reason: String },
+    /// A declaration of an existing queue that is not how it was declared:
+    /// the first field that differs (`durable`, `auto_delete` or an
+    /// argument, in RabbitMQ's order) and its values (`None`: not given),
+    /// in RabbitMQ's words.
+    #[error(
+        "inequivalent arg '{field}' for queue {name:?}: received {} but current is {}",
+        shown(.received.as_deref()),
+        shown(.current.as_deref())
+    )]
+    QueueMismatch {
+        name: String,
+        field: String,
+        received: Option<String>,
+        current: Option<String>,
+    },
     #[error("queue {name:?} {reason}")]
     QueueInUse { name: String, reason: String },
     #[error(transparent)]
@@ -113,3 +126,9 @@ impl CoreError {
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// A declared value as RabbitMQ shows it in an equivalence failure: quoted,
+/// or `none` when not given.
+pub fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "none".to_owned(), |value| format!("'{value}'"))
+}

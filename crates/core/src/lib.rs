@@ -11,7 +11,7 @@ pub mod connection_budget;
 pub mod connections;
 pub mod direct_reply;
 pub mod envelope;
-mod error;
+pub mod error;
 pub mod exchange;
 pub mod group;
 pub mod group_config;

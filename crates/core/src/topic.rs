@@ -15,9 +15,10 @@ use conveyor_log::Log;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use crate::catalog::QueueDefinition;
 use crate::partition_slot::{Opening, PartitionSlot, PartitionSummary};
 use crate::producer::Partition;
-use crate::queue::StreamRetention;
+use crate::queue::{QueuePolicy, StreamRetention};
 use crate::topic_config::{TopicConfig, keys};
 
 #[derive(Debug)]
@@ -197,22 +198,26 @@ pub(crate) fn stream_config(retention: StreamRetention) -> TopicConfig {
     TopicConfig::new(overrides).unwrap_or_default()
 }
 
-/// A stream's arguments after Kafka config `changes` to its topic
+/// A stream's definition after Kafka config `changes` to its topic
 /// (AlterConfigs, IncrementalAlterConfigs): `retention.ms`,
-/// `retention.bytes` and `segment.bytes` are its `x-max-age` (whole
-/// seconds, as RabbitMQ writes it), `x-max-length-bytes` and
-/// `x-stream-max-segment-size-bytes`; -1 or a deletion removes the limit,
-/// and `replace` (AlterConfigs) removes those `changes` do not name. Any
-/// other key is no stream's: the topic is changed as its queue.
-pub(crate) fn stream_arguments(
+/// `retention.bytes` and `segment.bytes` are its policy's retention by age,
+/// by bytes and its segment size; -1 or a deletion removes the limit, and
+/// `replace` (AlterConfigs) removes those `changes` do not name. Its
+/// arguments say the same to RabbitMQ clients (`x-max-age` in whole
+/// seconds, as RabbitMQ writes it, `x-max-length-bytes`,
+/// `x-stream-max-segment-size-bytes`). Any other key is no stream's: the
+/// topic is changed as its queue.
+pub(crate) fn stream_redefined(
     name: &str,
-    arguments: &std::collections::BTreeMap<String, String>,
+    definition: &QueueDefinition,
     changes: &std::collections::BTreeMap<String, Option<String>>,
     replace: bool,
-) -> crate::error::Result<std::collections::BTreeMap<String, String>> {
+) -> crate::error::Result<QueueDefinition> {
     use crate::queue::policy::arguments::{MAX_AGE, MAX_LENGTH_BYTES, STREAM_MAX_SEGMENT_SIZE_BYTES};
-    let mut arguments = arguments.clone();
+    let mut arguments = definition.arguments.clone();
+    let mut retention = definition.policy.stream_retention;
     if replace {
+        retention = StreamRetention::default();
         for argument in [MAX_AGE, MAX_LENGTH_BYTES, STREAM_MAX_SEGMENT_SIZE_BYTES] {
             arguments.remove(argument);
         }
@@ -224,27 +229,97 @@ pub(crate) fn stream_arguments(
             keys::SEGMENT_BYTES => STREAM_MAX_SEGMENT_SIZE_BYTES,
             _ => return Err(crate::error::CoreError::StreamTopic(name.to_owned())),
         };
-        let Some(value) = value else {
-            arguments.remove(argument);
-            continue;
+        let limit = match value {
+            None => None,
+            Some(value) => {
+                let invalid = |reason: &str| crate::topic_config::ConfigError::InvalidValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    reason: reason.to_owned(),
+                };
+                match (argument, value.trim().parse::<i64>().map_err(|_| invalid("not an integer"))?) {
+                    (MAX_AGE | MAX_LENGTH_BYTES, -1) => None,
+                    (MAX_AGE, ms) if ms > 0 && ms % 1000 == 0 => Some(ms),
+                    (MAX_AGE, _) => return Err(invalid("a stream's x-max-age is a positive number of whole seconds, or -1").into()),
+                    (_, bytes) if bytes > 0 => Some(bytes),
+                    _ => return Err(invalid("a stream's byte limits are positive, or -1 for retention.bytes").into()),
+                }
+            }
         };
-        let invalid = |reason: &str| crate::topic_config::ConfigError::InvalidValue {
-            key: key.clone(),
-            value: value.clone(),
-            reason: reason.to_owned(),
-        };
-        let number: i64 = value.trim().parse().map_err(|_| invalid("not an integer"))?;
-        let text = match (argument, number) {
-            (MAX_AGE | MAX_LENGTH_BYTES, -1) => None,
-            (MAX_AGE, ms) if ms > 0 && ms % 1000 == 0 => Some(format!("{}s", ms / 1000)),
-            (MAX_AGE, _) => return Err(invalid("a stream's x-max-age is a positive number of whole seconds, or -1").into()),
-            (_, bytes) if bytes > 0 => Some(bytes.to_string()),
-            _ => return Err(invalid("a stream's byte limits are positive, or -1 for retention.bytes").into()),
-        };
-        match text {
-            Some(text) => arguments.insert(argument.to_owned(), text),
+        match argument {
+            MAX_AGE => retention.max_age_ms = limit,
+            MAX_LENGTH_BYTES => retention.max_bytes = limit.map(|bytes| bytes as u64),
+            _ => retention.segment_bytes_max = limit.map(|bytes| bytes as u64),
+        }
+        match limit {
+            Some(ms) if argument == MAX_AGE => arguments.insert(argument.to_owned(), format!("{}s", ms / 1000)),
+            Some(bytes) => arguments.insert(argument.to_owned(), bytes.to_string()),
             None => arguments.remove(argument),
         };
     }
-    Ok(arguments)
+    Ok(QueueDefinition {
+        arguments,
+        policy: QueuePolicy {
+            stream_retention: retention,
+            ..definition.policy.clone()
+        },
+        ..definition.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn changes(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.map(str::to_owned)))
+            .collect()
+    }
+
+    #[test]
+    fn a_kafka_config_change_to_a_stream_sets_its_policys_retention_and_the_arguments_rabbitmq_clients_see() {
+        let arguments: BTreeMap<String, String> = [("x-queue-type", "stream"), ("x-max-age", "7D"), ("x-max-length-bytes", "5000")]
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        let stream = QueueDefinition::from_arguments("s", true, false, arguments).expect("valid");
+        let altered = stream_redefined(
+            "s",
+            &stream,
+            &changes(&[("retention.ms", Some("3600000")), ("retention.bytes", Some("-1"))]),
+            false,
+        )
+        .expect("valid");
+        assert_eq!(
+            altered.policy.stream_retention,
+            StreamRetention {
+                max_age_ms: Some(3_600_000),
+                max_bytes: None,
+                segment_bytes_max: None,
+            }
+        );
+        assert_eq!(altered.arguments.get("x-max-age").map(String::as_str), Some("3600s"));
+        assert_eq!(altered.arguments.get("x-max-length-bytes"), None);
+        assert_eq!(
+            QueuePolicy::from_arguments(&altered.arguments).expect("valid"),
+            altered.policy,
+            "the arguments say what the policy does"
+        );
+        let replaced = stream_redefined("s", &altered, &changes(&[("segment.bytes", Some("1048576"))]), true).expect("valid");
+        assert_eq!(
+            replaced.policy.stream_retention,
+            StreamRetention {
+                segment_bytes_max: Some(1_048_576),
+                ..StreamRetention::default()
+            },
+            "AlterConfigs replaces: the age limit goes"
+        );
+        assert_eq!(replaced.arguments.get("x-max-age"), None);
+        assert!(stream_redefined("s", &stream, &changes(&[("retention.ms", Some("1500"))]), false).is_err());
+        assert!(stream_redefined("s", &stream, &changes(&[("cleanup.policy", Some("compact"))]), false).is_err());
+    }
 }

@@ -3,11 +3,16 @@
 //! check and bind to. Knows the channel's state; routing is the core's.
 
 use amq_protocol::protocol::{AMQPClass, queue};
-use amq_protocol::types::{AMQPValue, FieldTable, LongUInt};
+use std::collections::BTreeMap;
+
+use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable, LongUInt};
+use conveyor_core::CoreError;
 use conveyor_core::auth::Operation;
+use conveyor_core::broker::Redeclaration;
 use conveyor_core::catalog::QueueDefinition;
-use conveyor_core::exchange::Destination;
-use conveyor_core::queue::DeclaredQueue;
+use conveyor_core::error::shown;
+use conveyor_core::exchange::{Destination, FieldTable};
+use conveyor_core::queue::{DeclaredQueue, policy};
 use conveyor_core::vhost::{self, VirtualHost};
 
 use super::{Channel, check_access};
@@ -46,36 +51,96 @@ impl Channel {
                 format!("queue name '{name}' contains reserved prefix 'amq.*'"),
             ));
         }
-        let arguments = conveyor_core::queue::policy::arguments_from_table(&header_table(&declare.arguments), &name, self.vhost.name())
+        // RabbitMQ checks a server-named queue under its generated name.
+        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
+        let resource = self.resource(&name)?;
+        check_access(context, connection_id, &self.vhost, &resource)?;
+        let table = header_table(&declare.arguments);
+        let texts = policy::argument_texts(&table);
+        // As RabbitMQ: a queue that exists is compared with the declaration
+        // first; the arguments are checked only for a new queue.
+        let redeclaration = Redeclaration {
+            durable: declare.durable,
+            auto_delete: declare.auto_delete,
+            arguments: &texts,
+        };
+        let declared = match context.broker.redeclare_queue(&resource, &redeclaration) {
+            Some(existing) => existing.map_err(|error| self.declare_exception(&error, &table))?,
+            None => {
+                let arguments = self.check_new_queue(context, &declare, &name, &table)?;
+                let definition = QueueDefinition::from_arguments(&resource, declare.durable, declare.auto_delete, arguments)
+                    .map_err(|error| reply::core_exception(&error))?;
+                let (declared, _created) = context
+                    .broker
+                    .declare_queue(&resource, definition)
+                    .await
+                    .map_err(|error| self.declare_exception(&error, &table))?;
+                declared
+            }
+        };
+        if declare.exclusive {
+            context.exclusive_owners.lock().entry(resource).or_insert(connection_id);
+        }
+        self.declare_ok(&declared, declare.nowait).await
+    }
+
+    /// What RabbitMQ checks of a declaration only when its queue is new
+    /// (`rabbit_channel`, `rabbit_amqqueue:declare`): read on the queue and
+    /// write on its dead-letter exchange, then its arguments' types and its
+    /// type's properties. The arguments as the definition keeps them.
+    fn check_new_queue(
+        &self,
+        context: &Context,
+        declare: &queue::Declare,
+        name: &str,
+        table: &FieldTable,
+    ) -> Result<BTreeMap<String, String>, Exception> {
+        if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
+            self.identity
+                .exchange(&context.broker, &self.vhost, &dead_letter_exchange, Operation::Write)?;
+            self.identity.queue(&context.broker, &self.vhost, name, Operation::Read)?;
+        }
+        let arguments = policy::arguments_from_table(table, name, self.vhost.name())
             .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
         queue_type::check_declaration(
             &arguments,
             declare.durable,
             declare.exclusive,
             declare.auto_delete,
-            &name,
+            name,
             self.vhost.name(),
         )?;
-        // RabbitMQ checks a server-named queue under its generated name.
-        self.identity.queue(&context.broker, &self.vhost, &name, Operation::Configure)?;
-        if let Some(dead_letter_exchange) = dead_letter_exchange(&declare.arguments) {
-            self.identity
-                .exchange(&context.broker, &self.vhost, &dead_letter_exchange, Operation::Write)?;
-            self.identity.queue(&context.broker, &self.vhost, &name, Operation::Read)?;
-        }
-        let name = self.resource(&name)?;
-        check_access(context, connection_id, &self.vhost, &name)?;
-        let definition = QueueDefinition::from_arguments(&name, declare.durable, declare.auto_delete, arguments)
-            .map_err(|error| reply::core_exception(&error))?;
-        let (declared, _created) = context
-            .broker
-            .declare_queue(&name, definition)
-            .await
-            .map_err(|error| reply::core_exception(&error))?;
-        if declare.exclusive {
-            context.exclusive_owners.lock().entry(name).or_insert(connection_id);
-        }
-        self.declare_ok(&declared, declare.nowait).await
+        Ok(arguments)
+    }
+
+    /// A refused declaration as RabbitMQ answers it: a queue that exists
+    /// differently is "inequivalent arg 'x-max-length' for queue 'q' in
+    /// vhost '/': received the value 'abc' of type 'longstr' but current is
+    /// '10'" (the value given with its type from `table`; the current one's
+    /// type is not kept).
+    fn declare_exception(&self, error: &CoreError, table: &FieldTable) -> Exception {
+        let CoreError::QueueMismatch {
+            name,
+            field,
+            received,
+            current,
+        } = error
+        else {
+            return reply::core_exception(error);
+        };
+        let received = match (table.get(field.as_str()), received) {
+            (Some(value), Some(text)) => format!("the value '{text}' of type '{}'", value.type_name()),
+            (_, received) => shown(received.as_deref()),
+        };
+        Exception::new(
+            reply::PRECONDITION_FAILED,
+            format!(
+                "inequivalent arg '{field}' for queue '{}' in vhost '{}': received {received} but current is {}",
+                vhost::local_name(name),
+                self.vhost.name(),
+                shown(current.as_deref())
+            ),
+        )
     }
 
     /// RabbitMQ's table for `queue.bind`, `exchange.bind` and their unbinds:
@@ -124,7 +189,7 @@ pub(super) fn binding_destination(context: &Context, vhost: &VirtualHost, resour
 }
 
 /// A queue declaration's `x-dead-letter-exchange`, as the client named it.
-fn dead_letter_exchange(arguments: &FieldTable) -> Option<String> {
+fn dead_letter_exchange(arguments: &AmqpTable) -> Option<String> {
     match arguments.inner().get("x-dead-letter-exchange") {
         Some(AMQPValue::LongString(name)) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
         Some(AMQPValue::ShortString(name)) => Some(name.to_string()),

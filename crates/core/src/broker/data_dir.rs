@@ -504,10 +504,29 @@ mod tests {
             "definition": {"durable": true, "auto_delete": false, "arguments": {"x-queue-type": "quorum"}},
             "created_ms": 0,
         });
+        // As the SQS door declared a FIFO queue with MessageRetentionPeriod
+        // and a RedrivePolicy: its attributes as `sqs.…` arguments and the
+        // `x-…` arguments the core read then.
+        let sqs = serde_json::json!({
+            "event": "queue_declared",
+            "id": uuid::Uuid::new_v4(),
+            "name": "orders.fifo",
+            "definition": {"durable": true, "auto_delete": false, "arguments": {
+                "x-message-delays": "true",
+                "sqs.MessageRetentionPeriod": "120",
+                "x-message-retention-ms": "120000",
+                "sqs.VisibilityTimeout": "45",
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": "orders-dlq.fifo",
+                "x-delivery-limit": "3",
+                "x-message-groups": "true",
+            }},
+            "created_ms": 0,
+        });
         {
             let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
             let mut batch = BatchBuilder::new(0);
-            for event in [&declared, &arguments_set, &quorum] {
+            for event in [&declared, &arguments_set, &quorum, &sqs] {
                 batch.push(Record::new(None, Some(event.to_string().into_bytes())));
             }
             let catalog = broker.catalog_log().expect("the catalog log");
@@ -530,6 +549,12 @@ mod tests {
         let votes = broker.queue("votes").expect("declared by the old catalog").policy();
         assert_eq!(votes.queue_type, QueueType::Quorum);
         assert_eq!(votes.delivery_limit, Some(21), "a quorum queue's default limit, as before");
+        let orders = broker.queue("orders.fifo").expect("declared over SQS by the old catalog").policy();
+        assert!(orders.message_delays && orders.message_groups, "{orders:?}");
+        assert_eq!(orders.retention_ms, Some(120_000));
+        assert_eq!(orders.dead_letter_exchange.as_deref(), Some(""));
+        assert_eq!(orders.dead_letter_routing_key.as_deref(), Some("orders-dlq.fifo"));
+        assert_eq!(orders.delivery_limit, Some(3), "maxReceiveCount, as before");
     }
 
     #[tokio::test]

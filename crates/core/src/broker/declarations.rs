@@ -6,6 +6,7 @@
 //! Knows the views, the catalog and the queue limit; what a declaration may
 //! ask for is `queues.rs`'s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -18,7 +19,7 @@ use super::views::{Opened, Views};
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::limits::{Limit, Limits};
-use crate::queue::DeclaredQueue;
+use crate::queue::{DeclaredQueue, policy};
 use crate::topic::Topic;
 use crate::vhost;
 
@@ -128,7 +129,9 @@ async fn accept(
     let answer = match views.queues.get(&declaration.name) {
         // Declared by another declare (of this batch or before it) while
         // this one made its files.
-        Some(existing) => Some(already_declared(existing, &declaration.definition, now_ms)),
+        Some(existing) => {
+            Some(already_declared(existing, &Redeclaration::of(&declaration.definition), now_ms).map(|existing| (existing, false)))
+        }
         None => check(views, limits, &declaration.name, &declared).err().map(Err),
     };
     if let Some(answer) = answer {
@@ -223,38 +226,57 @@ async fn commit_each(mut change: Change, limits: &Limits, batch: Vec<(QueueDecla
     }
 }
 
-/// Whether a declaration names the queue as it is. `x-message-delays`, set
-/// by the SQS door on its queues, need not be repeated (an AMQP client
-/// declares an SQS queue without arguments), as RabbitMQ compares only the
-/// arguments on its equivalence list.
-fn equivalent(current: &QueueDefinition, declared: &QueueDefinition) -> bool {
-    let without_delays = |definition: &QueueDefinition| {
-        let mut arguments = definition.arguments.clone();
-        arguments.remove(crate::queue::policy::arguments::MESSAGE_DELAYS);
-        (definition.durable, definition.auto_delete, arguments)
-    };
-    current == declared || without_delays(current) == without_delays(declared)
+/// A declaration of a queue that exists, as RabbitMQ compares it with the
+/// queue (`rabbit_amqqueue:assert_equivalence`) before anything checks its
+/// arguments: its flags, then the arguments its type compares
+/// ([`policy::compared_arguments`]).
+#[derive(Debug)]
+pub struct Redeclaration<'a> {
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub arguments: &'a BTreeMap<String, String>,
+}
+
+impl Redeclaration<'_> {
+    pub(crate) fn of(definition: &QueueDefinition) -> Redeclaration<'_> {
+        Redeclaration {
+            durable: definition.durable,
+            auto_delete: definition.auto_delete,
+            arguments: &definition.arguments,
+        }
+    }
+
+    /// The first field in which it differs from `current`, with the values
+    /// it gives and `current` has, or `None` if it is equivalent.
+    fn difference(&self, current: &QueueDefinition) -> Option<(String, Option<String>, Option<String>)> {
+        let flag = |field: &str, received: bool, current: bool| {
+            (received != current).then(|| (field.to_owned(), Some(received.to_string()), Some(current.to_string())))
+        };
+        flag("durable", self.durable, current.durable)
+            .or_else(|| flag("auto_delete", self.auto_delete, current.auto_delete))
+            .or_else(|| {
+                policy::compared_arguments(current.policy.queue_type).into_iter().find_map(|name| {
+                    let (received, current) = (self.arguments.get(name), current.arguments.get(name));
+                    (!policy::equivalent_argument(name, current.map(String::as_str), received.map(String::as_str)))
+                        .then(|| (name.to_owned(), received.cloned(), current.cloned()))
+                })
+            })
+    }
 }
 
 /// The answer to a declaration of a queue that exists: itself if it was
-/// declared the same way, else why not.
-pub(crate) fn already_declared(existing: &Arc<DeclaredQueue>, definition: &QueueDefinition, now_ms: i64) -> Declared {
-    let current = existing.definition();
-    if !equivalent(&current, definition) {
-        let reason = if current.durable != definition.durable {
-            format!("durable is {}, not {}", current.durable, definition.durable)
-        } else if current.auto_delete != definition.auto_delete {
-            format!("auto_delete is {}, not {}", current.auto_delete, definition.auto_delete)
-        } else {
-            format!("arguments are {:?}, not {:?}", current.arguments, definition.arguments)
-        };
+/// declared the same way (counting as a use of it), else why not.
+pub(crate) fn already_declared(existing: &Arc<DeclaredQueue>, redeclaration: &Redeclaration, now_ms: i64) -> Result<Arc<DeclaredQueue>> {
+    if let Some((field, received, current)) = redeclaration.difference(&existing.definition()) {
         return Err(CoreError::QueueMismatch {
             name: existing.name.clone(),
-            reason,
+            field,
+            received,
+            current,
         });
     }
     existing.touch(now_ms);
-    Ok((Arc::clone(existing), false))
+    Ok(Arc::clone(existing))
 }
 
 /// What may have changed since the declaration was checked before its

@@ -15,6 +15,7 @@ pub use replication::Replication;
 mod partition_replication;
 pub use partition_replication::{KafkaNode, PartitionReplication, Placement};
 mod declarations;
+pub use declarations::Redeclaration;
 mod group_configs;
 mod group_listing;
 mod identity;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Broker;
 use super::data_dir::{queue_config, queue_dir};
-use super::declarations::{Declarations, QueueDeclaration, already_declared};
+use super::declarations::{Declarations, QueueDeclaration, Redeclaration, already_declared};
 use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
@@ -142,8 +142,8 @@ impl Broker {
     /// crash) belong to no queue: they are removed then, or as orphans on
     /// the next start.
     pub async fn declare_queue(&self, name: &str, definition: QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
-        if let Some(existing) = self.queue(name) {
-            return self.declared_already(&existing, &definition);
+        if let Some(redeclared) = self.redeclare_queue(name, &Redeclaration::of(&definition)) {
+            return redeclared.map(|existing| (existing, false));
         }
         let (policy, over_topic) = self.check_declaration(name, &definition)?;
         let meta = Arc::clone(&self.meta);
@@ -205,10 +205,15 @@ impl Broker {
         run_to_completion(async move { Ok(Declarations::declare(&meta, &limits, declaration).await) }).await?
     }
 
-    /// The answer to declaring a queue that exists: itself if `definition`
-    /// is how it was declared, else why not.
-    fn declared_already(&self, existing: &Arc<DeclaredQueue>, definition: &QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
-        already_declared(existing, definition, self.clock().now_ms())
+    /// RabbitMQ's first step of a declaration: if queue `name` exists,
+    /// itself when `redeclaration` is equivalent (a use of it), else why not;
+    /// `None` if there is no such queue. A door calls it before it checks the
+    /// declaration's arguments, which RabbitMQ checks only for a new queue
+    /// (then [`Broker::declare_queue`], which compares again with a queue
+    /// declared meanwhile).
+    pub fn redeclare_queue(&self, name: &str, redeclaration: &Redeclaration) -> Option<Result<Arc<DeclaredQueue>>> {
+        let existing = self.queue(name)?;
+        Some(already_declared(&existing, redeclaration, self.clock().now_ms()))
     }
 
     /// Whether a queue that does not exist may be declared so: its vhost

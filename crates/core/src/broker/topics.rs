@@ -19,7 +19,7 @@ use crate::error::{CoreError, Result};
 use crate::partition_write::{PartitionWrite, Reach};
 use crate::partitioner;
 use crate::producer::PendingAppend;
-use crate::topic::{Topic, stream_arguments, stream_config};
+use crate::topic::{Topic, stream_config, stream_redefined};
 use crate::topic_config::TopicConfig;
 use crate::topic_name::validate_new_topic_name;
 
@@ -281,10 +281,7 @@ impl Broker {
     ) -> Result<TopicConfig> {
         let name = topic.name.as_str();
         self.check_topic_config_changes(&changes)?;
-        let redefined = |definition: &QueueDefinition| {
-            let arguments = stream_arguments(name, &definition.arguments, &changes, replace)?;
-            QueueDefinition::from_arguments(name, definition.durable, definition.auto_delete, arguments)
-        };
+        let redefined = |definition: &QueueDefinition| stream_redefined(name, definition, &changes, replace);
         if validate_only {
             let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
             return Ok(stream_config(redefined(&declared.definition())?.policy.stream_retention));

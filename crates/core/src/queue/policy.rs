@@ -407,6 +407,87 @@ const STREAM_REFUSED_ARGUMENTS: [&str; 11] = [
     arguments::MAX_PRIORITY,
 ];
 
+/// The arguments a declaration of an existing queue of `queue_type` must
+/// repeat, in the order RabbitMQ compares them (its queue type's
+/// `queue_arguments`, `rabbit_amqqueue:assert_args_equivalence`), then the
+/// ones Conveyor's own rules read for that type. Others are not compared, as
+/// in RabbitMQ: unknown arguments, `x-message-delays` (set by the SQS door,
+/// which an AMQP client does not repeat), a door's own entries (`sqs.…`).
+pub fn compared_arguments(queue_type: QueueType) -> Vec<&'static str> {
+    let rabbitmq: &[&'static str] = match queue_type {
+        QueueType::Classic => &[
+            arguments::EXPIRES,
+            arguments::MESSAGE_TTL,
+            arguments::DEAD_LETTER_EXCHANGE,
+            arguments::DEAD_LETTER_ROUTING_KEY,
+            arguments::MAX_LENGTH,
+            arguments::MAX_LENGTH_BYTES,
+            arguments::MAX_PRIORITY,
+            arguments::OVERFLOW,
+            "x-queue-mode",
+            "x-queue-version",
+            arguments::SINGLE_ACTIVE_CONSUMER,
+            arguments::QUEUE_TYPE,
+            "x-queue-master-locator",
+            "x-queue-leader-locator",
+        ],
+        QueueType::Quorum => &[
+            arguments::DEAD_LETTER_EXCHANGE,
+            arguments::DEAD_LETTER_ROUTING_KEY,
+            arguments::DEAD_LETTER_STRATEGY,
+            arguments::EXPIRES,
+            arguments::MAX_LENGTH,
+            arguments::MAX_LENGTH_BYTES,
+            "x-max-in-memory-length",
+            "x-max-in-memory-bytes",
+            arguments::OVERFLOW,
+            arguments::SINGLE_ACTIVE_CONSUMER,
+            arguments::QUEUE_TYPE,
+            arguments::QUORUM_INITIAL_GROUP_SIZE,
+            "x-member-placement-tag",
+            arguments::DELIVERY_LIMIT,
+            arguments::MESSAGE_TTL,
+            "x-queue-leader-locator",
+            "x-consumer-disconnected-timeout",
+            arguments::CONSUMER_TIMEOUT,
+            "x-delayed-retry-type",
+            "x-delayed-retry-min",
+            "x-delayed-retry-max",
+        ],
+        QueueType::Stream => &[
+            arguments::MAX_LENGTH_BYTES,
+            arguments::QUEUE_TYPE,
+            arguments::MAX_AGE,
+            arguments::STREAM_MAX_SEGMENT_SIZE_BYTES,
+            "x-stream-filter-size-bytes",
+            "x-initial-cluster-size",
+            "x-queue-leader-locator",
+        ],
+    };
+    let conveyor: &[&'static str] = match queue_type {
+        QueueType::Stream => &[],
+        _ => &[
+            arguments::DELIVERY_LIMIT,
+            arguments::CONSUMER_TIMEOUT,
+            arguments::RETRY_DELAY,
+            arguments::RETRY_BACKOFF,
+            arguments::RETRY_DELAY_MAX,
+            arguments::RETENTION,
+            arguments::MESSAGE_GROUPS,
+        ],
+    };
+    let mut names = rabbitmq.to_vec();
+    names.extend(conveyor.iter().filter(|name| !rabbitmq.contains(name)));
+    names
+}
+
+/// Whether two values of argument `name` (`None`: not given) are the same
+/// to RabbitMQ: equal, or a classic queue's type given and not given.
+pub fn equivalent_argument(name: &str, current: Option<&str>, received: Option<&str>) -> bool {
+    let classic = |value: Option<&str>| name == arguments::QUEUE_TYPE && value.is_none_or(|value| value == "classic");
+    current == received || (classic(current) && classic(received))
+}
+
 /// A duration as RabbitMQ writes `x-max-age` and `x-stream-offset`
 /// intervals, in milliseconds: a positive number and a unit, `Y` (365
 /// days), `M` (30 days), `D`, `h`, `m` or `s`: "7D", "30m".
@@ -479,9 +560,18 @@ fn max_priority(arguments: &BTreeMap<String, String>) -> Result<Option<u8>, Stri
 }
 
 /// Queue arguments that must be integers, as RabbitMQ checks their type
-/// (their values are [`QueuePolicy::from_arguments`]'s to check; as text
-/// they lose their type).
-const INTEGER_ARGUMENTS: [&str; 1] = [arguments::MAX_PRIORITY];
+/// (`check_int_arg`; their values are [`QueuePolicy::from_arguments`]'s to
+/// check; as text they lose their type).
+const INTEGER_ARGUMENTS: [&str; 8] = [
+    arguments::EXPIRES,
+    arguments::MESSAGE_TTL,
+    arguments::MAX_LENGTH,
+    arguments::MAX_LENGTH_BYTES,
+    arguments::MAX_PRIORITY,
+    arguments::CONSUMER_TIMEOUT,
+    arguments::QUORUM_INITIAL_GROUP_SIZE,
+    arguments::STREAM_MAX_SEGMENT_SIZE_BYTES,
+];
 
 /// Queue arguments that must be strings (RabbitMQ's `check_dlxname_arg`,
 /// `check_dlxrk_arg`): a dead-letter exchange given as a number is refused,
@@ -490,25 +580,30 @@ const STRING_ARGUMENTS: [&str; 2] = [arguments::DEAD_LETTER_EXCHANGE, arguments:
 
 /// A declaration's typed arguments as the text its definition keeps (so a
 /// redeclaration compares them), or RabbitMQ's refusal of an argument of
-/// the wrong type: "invalid arg 'x-max-priority' for queue 'q' in vhost
-/// '/': {unacceptable_type,longstr}" (`queue` and `vhost` as the client
-/// names them, for that message).
+/// the wrong type (`queue` and `vhost` as the client names them): "invalid
+/// arg 'x-max-length' for queue 'q' in vhost '/': "expected integer, got
+/// longstr"" (RabbitMQ 3.10 on), "invalid arg 'x-dead-letter-exchange' for
+/// queue 'q' in vhost '/': {unacceptable_type,signedint}".
 pub fn arguments_from_table(table: &FieldTable, queue: &str, vhost: &str) -> Result<BTreeMap<String, String>, String> {
     for name in INTEGER_ARGUMENTS.iter().chain(&STRING_ARGUMENTS) {
         let Some(value) = table.get(*name) else { continue };
-        let typed = if INTEGER_ARGUMENTS.contains(name) {
-            value.is_integer()
+        let refusal = if INTEGER_ARGUMENTS.contains(name) {
+            (!value.is_integer()).then(|| format!("\"expected integer, got {}\"", value.type_name()))
         } else {
-            matches!(value, HeaderValue::String(_))
+            (!matches!(value, HeaderValue::String(_))).then(|| format!("{{unacceptable_type,{}}}", value.type_name()))
         };
-        if !typed {
-            return Err(format!(
-                "invalid arg '{name}' for queue '{queue}' in vhost '{vhost}': {{unacceptable_type,{}}}",
-                value.type_name()
-            ));
+        if let Some(refusal) = refusal {
+            return Err(format!("invalid arg '{name}' for queue '{queue}' in vhost '{vhost}': {refusal}"));
         }
     }
-    Ok(table.iter().map(|(key, value)| (key.clone(), argument_text(value))).collect())
+    Ok(argument_texts(table))
+}
+
+/// A declaration's typed arguments as text, unchecked: what a declaration
+/// of an existing queue is compared with it by, before (and without) the
+/// checks of [`arguments_from_table`], as RabbitMQ compares first.
+pub fn argument_texts(table: &FieldTable) -> BTreeMap<String, String> {
+    table.iter().map(|(key, value)| (key.clone(), argument_text(value))).collect()
 }
 
 /// An argument's value as text: strings as they are, numbers and booleans
@@ -575,7 +670,7 @@ mod tests {
             .collect();
         assert_eq!(
             arguments_from_table(&text_priority, "jobs", "staging").expect_err("a string priority"),
-            "invalid arg 'x-max-priority' for queue 'jobs' in vhost 'staging': {unacceptable_type,longstr}"
+            "invalid arg 'x-max-priority' for queue 'jobs' in vhost 'staging': \"expected integer, got longstr\""
         );
     }
 

@@ -208,8 +208,8 @@ impl From<CoreError> for SqsError {
     fn from(error: CoreError) -> SqsError {
         match error {
             CoreError::UnknownQueue(_) => SqsError::QueueDoesNotExist("The specified queue does not exist.".to_owned()),
-            CoreError::QueueMismatch { name, reason } => {
-                SqsError::QueueNameExists(format!("A queue named {name} already exists with different attributes ({reason})."))
+            mismatch @ CoreError::QueueMismatch { .. } => {
+                SqsError::QueueNameExists(format!("A queue already exists with different attributes ({mismatch})."))
             }
             CoreError::QueueInUse { name, reason } => SqsError::InvalidParameterValue(format!("queue {name} {reason}")),
             CoreError::InvalidQueueArgument { name, reason } => SqsError::InvalidAttributeValue(format!("queue {name}: {reason}")),

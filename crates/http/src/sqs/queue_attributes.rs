@@ -1,12 +1,16 @@
 //! SQS queue attributes: which ones CreateQueue takes, their ranges and
-//! defaults, and how they are kept — as `sqs.<Name>` entries in the core
-//! queue definition's arguments (only the ones a client set), so a queue
-//! declared over AMQP is an SQS queue with every attribute at its default.
-//! A FIFO queue is a core queue with message groups (`x-message-groups`).
+//! defaults, and how they are kept — the core queue policy's fields where
+//! the core enforces them (retention, the redrive policy, FIFO, delays),
+//! filled here, with the `x-…` arguments that say the same to RabbitMQ
+//! clients; and as `sqs.<Name>` entries in the definition's arguments
+//! (only the ones a client set), so a queue declared over AMQP is an SQS
+//! queue with every attribute at its default. A FIFO queue is a core queue
+//! with message groups.
 
 use std::collections::{BTreeMap, HashMap};
 
 use conveyor_core::catalog::QueueDefinition;
+use conveyor_core::queue::QueuePolicy;
 use conveyor_core::queue::policy::arguments;
 
 use super::error::SqsError;
@@ -318,91 +322,55 @@ pub fn content_based_deduplication(definition: &QueueDefinition) -> bool {
         == Some("true")
 }
 
-/// The core definition of new SQS queue `name`: durable, with the attributes set.
-pub fn definition(name: &str, requested: &Requested) -> Result<QueueDefinition, SqsError> {
-    Ok(QueueDefinition::from_arguments(name, true, false, definition_arguments(requested))?)
+/// The core definition of a new SQS queue: durable, its policy what the
+/// attributes set (a queue whose messages may be delayed, with message
+/// groups if FIFO), the attributes themselves kept as `sqs.<Name>`
+/// arguments for GetQueueAttributes.
+pub fn definition(requested: &Requested) -> QueueDefinition {
+    let mut definition = QueueDefinition {
+        durable: true,
+        auto_delete: false,
+        arguments: BTreeMap::new(),
+        policy: QueuePolicy {
+            // DelaySeconds: the core holds a message back until its not-before time.
+            message_delays: true,
+            message_groups: requested.fifo,
+            ..QueuePolicy::default()
+        },
+    };
+    definition.arguments.insert(arguments::MESSAGE_DELAYS.to_owned(), "true".to_owned());
+    if requested.fifo {
+        definition.arguments.insert(arguments::MESSAGE_GROUPS.to_owned(), "true".to_owned());
+    }
+    set(&mut definition, requested);
+    definition
 }
 
-fn definition_arguments(requested: &Requested) -> BTreeMap<String, String> {
-    let mut arguments = BTreeMap::new();
-    // DelaySeconds: the core holds a message back until its not-before time.
-    arguments.insert(arguments::MESSAGE_DELAYS.to_owned(), "true".to_owned());
+/// Sets what `requested` gives on `definition`: its settings as `sqs.<Name>`
+/// arguments, MessageRetentionPeriod also as the policy's retention (which
+/// the core enforces), a RedrivePolicy as the policy's dead-letter route
+/// (the default exchange, routing key = the DLQ's name) and delivery limit,
+/// RedriveAllowPolicy and ContentBasedDeduplication as arguments. The
+/// `x-…` arguments of the policy fields set here say the same, for what
+/// RabbitMQ clients see of the queue (a definitions export, which an
+/// import declares again; a redeclaration's comparison); the core reads
+/// only the policy.
+fn set(definition: &mut QueueDefinition, requested: &Requested) {
+    let (arguments, policy) = (&mut definition.arguments, &mut definition.policy);
     for (name, value) in &requested.settings {
-        set_setting(&mut arguments, name, *value);
+        arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
+        if name == MESSAGE_RETENTION_PERIOD {
+            policy.retention_ms = Some(value.saturating_mul(1000));
+            arguments.insert(arguments::RETENTION.to_owned(), value.saturating_mul(1000).to_string());
+        }
     }
     if let Some(redrive) = &requested.redrive {
+        policy.dead_letter_exchange = Some(String::new());
+        policy.dead_letter_routing_key = Some(redrive.dead_letter_queue.clone());
+        policy.delivery_limit = Some(redrive.max_receive_count);
         arguments.insert(arguments::DEAD_LETTER_EXCHANGE.to_owned(), String::new());
         arguments.insert(arguments::DEAD_LETTER_ROUTING_KEY.to_owned(), redrive.dead_letter_queue.clone());
         arguments.insert(arguments::DELIVERY_LIMIT.to_owned(), redrive.max_receive_count.to_string());
-    }
-    if let Some(Some(allow)) = &requested.redrive_allow {
-        arguments.insert(redrive_allow_argument(), allow.to_json(crate::arn::DEFAULT_ACCOUNT_ID));
-    }
-    if requested.fifo {
-        arguments.insert(arguments::MESSAGE_GROUPS.to_owned(), "true".to_owned());
-        if requested.content_based_deduplication == Some(true) {
-            arguments.insert(format!("{ARGUMENT_PREFIX}{CONTENT_BASED_DEDUPLICATION}"), "true".to_owned());
-        }
-    }
-    arguments
-}
-
-/// Keeps a setting as its `sqs.<Name>` argument, and MessageRetentionPeriod
-/// also as the core's retention (which the core enforces).
-fn set_setting(arguments: &mut BTreeMap<String, String>, name: &str, value: i64) {
-    arguments.insert(format!("{ARGUMENT_PREFIX}{name}"), value.to_string());
-    if name == MESSAGE_RETENTION_PERIOD {
-        arguments.insert(arguments::RETENTION.to_owned(), value.saturating_mul(1000).to_string());
-    }
-}
-
-/// The queue's arguments after SetQueueAttributes: the attributes given
-/// replace those the queue has; an empty RedrivePolicy removes it. FifoQueue
-/// cannot change.
-pub fn updated(
-    definition: &QueueDefinition,
-    attributes: &HashMap<String, String>,
-) -> Result<(BTreeMap<String, String>, Requested), SqsError> {
-    let mut attributes = attributes.clone();
-    let remove_redrive = attributes.get(REDRIVE_POLICY).is_some_and(|value| value.trim().is_empty());
-    if remove_redrive {
-        attributes.remove(REDRIVE_POLICY);
-    }
-    let fifo = is_fifo(definition);
-    if let Some(value) = attributes.get(FIFO_QUEUE)
-        && boolean(FIFO_QUEUE, value)? != fifo
-    {
-        return Err(SqsError::InvalidAttributeValue(format!(
-            "Invalid value for the parameter {FIFO_QUEUE}: a queue cannot change between standard and FIFO."
-        )));
-    }
-    if fifo {
-        // So that the FIFO-only attributes are accepted.
-        attributes.insert(FIFO_QUEUE.to_owned(), "true".to_owned());
-    }
-    let requested = parse(&attributes)?;
-    let mut arguments = definition.arguments.clone();
-    for (name, value) in &requested.settings {
-        set_setting(&mut arguments, name, *value);
-    }
-    if remove_redrive {
-        for name in [
-            arguments::DEAD_LETTER_EXCHANGE,
-            arguments::DEAD_LETTER_ROUTING_KEY,
-            arguments::DELIVERY_LIMIT,
-        ] {
-            arguments.remove(name);
-        }
-    }
-    let requested_arguments = definition_arguments(&requested);
-    for name in [
-        arguments::DEAD_LETTER_EXCHANGE,
-        arguments::DEAD_LETTER_ROUTING_KEY,
-        arguments::DELIVERY_LIMIT,
-    ] {
-        if let Some(value) = requested_arguments.get(name) {
-            arguments.insert(name.to_owned(), value.clone());
-        }
     }
     match &requested.redrive_allow {
         Some(Some(allow)) => {
@@ -423,7 +391,50 @@ pub fn updated(
         }
         None => {}
     }
-    Ok((arguments, requested))
+}
+
+/// The `x-…` arguments a redrive policy is in the policy's terms.
+fn remove_redrive_arguments(arguments: &mut BTreeMap<String, String>) {
+    for name in [
+        arguments::DEAD_LETTER_EXCHANGE,
+        arguments::DEAD_LETTER_ROUTING_KEY,
+        arguments::DELIVERY_LIMIT,
+    ] {
+        arguments.remove(name);
+    }
+}
+
+/// The queue's definition after SetQueueAttributes: the attributes given
+/// replace those the queue has; an empty RedrivePolicy removes it. FifoQueue
+/// cannot change.
+pub fn updated(definition: &QueueDefinition, attributes: &HashMap<String, String>) -> Result<(QueueDefinition, Requested), SqsError> {
+    let mut attributes = attributes.clone();
+    let remove_redrive = attributes.get(REDRIVE_POLICY).is_some_and(|value| value.trim().is_empty());
+    if remove_redrive {
+        attributes.remove(REDRIVE_POLICY);
+    }
+    let fifo = is_fifo(definition);
+    if let Some(value) = attributes.get(FIFO_QUEUE)
+        && boolean(FIFO_QUEUE, value)? != fifo
+    {
+        return Err(SqsError::InvalidAttributeValue(format!(
+            "Invalid value for the parameter {FIFO_QUEUE}: a queue cannot change between standard and FIFO."
+        )));
+    }
+    if fifo {
+        // So that the FIFO-only attributes are accepted.
+        attributes.insert(FIFO_QUEUE.to_owned(), "true".to_owned());
+    }
+    let requested = parse(&attributes)?;
+    let mut updated = definition.clone();
+    if remove_redrive {
+        updated.policy.dead_letter_exchange = None;
+        updated.policy.dead_letter_routing_key = None;
+        updated.policy.delivery_limit = None;
+        remove_redrive_arguments(&mut updated.arguments);
+    }
+    set(&mut updated, &requested);
+    Ok((updated, requested))
 }
 
 /// The attribute's value for a queue: what was set, else the default.
@@ -484,7 +495,7 @@ mod tests {
     fn settings_are_range_checked_and_kept_as_arguments() {
         let parsed = parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "0")])).expect("valid");
         assert_eq!(parsed.redrive, None);
-        let definition = definition("q", &parsed).expect("valid");
+        let definition = definition(&parsed);
         assert_eq!(definition.arguments.get("sqs.VisibilityTimeout").map(String::as_str), Some("5"));
         assert_eq!(value(&definition, "VisibilityTimeout"), 5);
         assert_eq!(value(&definition, "ReceiveMessageWaitTimeSeconds"), 0);
@@ -506,10 +517,29 @@ mod tests {
 
     #[test]
     fn message_retention_period_becomes_the_core_retention_in_milliseconds() {
-        let created = definition("q", &parse(&attributes(&[("MessageRetentionPeriod", "60")])).expect("valid")).expect("valid");
-        assert_eq!(created.arguments.get("x-message-retention-ms").map(String::as_str), Some("60000"));
-        let (arguments, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
-        assert_eq!(arguments.get("x-message-retention-ms").map(String::as_str), Some("120000"));
+        let created = definition(&parse(&attributes(&[("MessageRetentionPeriod", "60")])).expect("valid"));
+        assert_eq!(created.policy.retention_ms, Some(60_000));
+        assert_eq!(value(&created, "MessageRetentionPeriod"), 60);
+        let (changed, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
+        assert_eq!(changed.policy.retention_ms, Some(120_000));
+        // An SQS queue from before the typed policy.
+        let legacy = QueueDefinition::from_arguments(
+            "q",
+            true,
+            false,
+            [("x-message-retention-ms", "60000"), ("sqs.MessageRetentionPeriod", "60")]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
+        )
+        .expect("valid");
+        let (changed, _) = updated(&legacy, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
+        assert_eq!(changed.policy.retention_ms, Some(120_000));
+        assert_eq!(
+            changed.arguments.get("x-message-retention-ms").map(String::as_str),
+            Some("120000"),
+            "the arguments say what the policy does"
+        );
         assert!(
             parse(&attributes(&[("MessageRetentionPeriod", "59")])).is_err(),
             "60 s is the least"
@@ -519,30 +549,27 @@ mod tests {
     #[test]
     fn set_attributes_replace_given_ones_remove_an_empty_redrive_policy_and_keep_fifo() {
         let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":2}"#;
-        let standard = definition(
-            "q",
-            &parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "1")])).expect("valid"),
-        )
-        .expect("valid");
-        let (arguments, _) = updated(&standard, &attributes(&[("VisibilityTimeout", "7"), ("RedrivePolicy", policy)])).expect("valid");
-        let changed = QueueDefinition::from_arguments("q", true, false, arguments).expect("valid");
+        let standard = definition(&parse(&attributes(&[("VisibilityTimeout", "5"), ("DelaySeconds", "1")])).expect("valid"));
+        let (changed, _) = updated(&standard, &attributes(&[("VisibilityTimeout", "7"), ("RedrivePolicy", policy)])).expect("valid");
         assert_eq!(value(&changed, "VisibilityTimeout"), 7);
         assert_eq!(value(&changed, "DelaySeconds"), 1, "attributes not given stay");
         assert_eq!(Redrive::of(&changed).map(|redrive| redrive.max_receive_count), Some(2));
-        let (arguments, _) = updated(&changed, &attributes(&[("RedrivePolicy", "")])).expect("valid");
-        assert!(!arguments.contains_key("x-delivery-limit"), "an empty RedrivePolicy removes it");
+        let (removed, _) = updated(&changed, &attributes(&[("RedrivePolicy", "")])).expect("valid");
+        assert_eq!(Redrive::of(&removed), None, "an empty RedrivePolicy removes it");
+        assert_eq!(removed.policy.delivery_limit, None);
         assert!(updated(&standard, &attributes(&[("FifoQueue", "true")])).is_err());
         assert!(updated(&standard, &attributes(&[("ContentBasedDeduplication", "true")])).is_err());
-        let fifo = definition("q", &parse(&attributes(&[("FifoQueue", "true")])).expect("valid")).expect("valid");
-        let (arguments, _) = updated(&fifo, &attributes(&[("ContentBasedDeduplication", "true")])).expect("valid");
-        assert!(content_based_deduplication(&QueueDefinition { arguments, ..fifo }));
+        let fifo = definition(&parse(&attributes(&[("FifoQueue", "true")])).expect("valid"));
+        let (changed, _) = updated(&fifo, &attributes(&[("ContentBasedDeduplication", "true")])).expect("valid");
+        assert!(content_based_deduplication(&changed));
+        assert!(is_fifo(&changed));
     }
 
     #[test]
     fn a_fifo_queue_is_a_core_queue_with_message_groups() {
         let parsed = parse(&attributes(&[("FifoQueue", "true"), ("ContentBasedDeduplication", "true")])).expect("valid");
-        let definition = definition("q", &parsed).expect("valid");
-        assert_eq!(definition.arguments.get("x-message-groups").map(String::as_str), Some("true"));
+        let definition = definition(&parsed);
+        assert!(definition.policy.message_groups && definition.policy.message_delays);
         assert!(is_fifo(&definition));
         assert!(content_based_deduplication(&definition));
         assert!(matches(&definition, &parsed));
@@ -556,7 +583,7 @@ mod tests {
     fn redrive_allow_policies_parse_round_trip_and_decide_which_sources_may_use_the_queue() {
         let by_queue = r#"{"redrivePermission":"byQueue","sourceQueueArns":["arn:aws:sqs:us-east-1:000000000000:orders"]}"#;
         let parsed = parse(&attributes(&[("RedriveAllowPolicy", by_queue)])).expect("valid");
-        let definition = definition("q", &parsed).expect("valid");
+        let definition = definition(&parsed);
         let allow = RedriveAllow::of(&definition).expect("kept");
         assert!(allow.allows("orders") && !allow.allows("billing"));
         assert_eq!(RedriveAllow::parse(&allow.to_json("123456789012")).expect("round trip"), allow);
@@ -582,25 +609,23 @@ mod tests {
         ] {
             assert!(parse(&attributes(&[("RedriveAllowPolicy", &bad)])).is_err(), "{bad}");
         }
-        let (arguments, _) = updated(&definition, &attributes(&[("RedriveAllowPolicy", "")])).expect("valid");
-        assert_eq!(
-            RedriveAllow::of(&QueueDefinition { arguments, ..definition }),
-            None,
-            "an empty policy removes it"
-        );
+        let (changed, _) = updated(&definition, &attributes(&[("RedriveAllowPolicy", "")])).expect("valid");
+        assert_eq!(RedriveAllow::of(&changed), None, "an empty policy removes it");
     }
 
     #[test]
     fn a_redrive_policy_becomes_the_queues_dead_letter_route_and_delivery_limit() {
         let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:orders-dlq","maxReceiveCount":"3"}"#;
         let parsed = parse(&attributes(&[("RedrivePolicy", policy)])).expect("valid");
-        let definition = definition("q", &parsed).expect("valid");
-        assert_eq!(definition.arguments.get("x-dead-letter-exchange").map(String::as_str), Some(""));
+        let definition = definition(&parsed);
+        assert_eq!(definition.policy.dead_letter_exchange.as_deref(), Some(""));
+        assert_eq!(definition.policy.dead_letter_routing_key.as_deref(), Some("orders-dlq"));
+        assert_eq!(definition.policy.delivery_limit, Some(3));
         assert_eq!(
-            definition.arguments.get("x-dead-letter-routing-key").map(String::as_str),
-            Some("orders-dlq")
+            QueuePolicy::from_arguments(&definition.arguments).expect("valid"),
+            definition.policy,
+            "the arguments RabbitMQ clients see say what the policy does"
         );
-        assert_eq!(definition.arguments.get("x-delivery-limit").map(String::as_str), Some("3"));
         assert_eq!(Redrive::of(&definition), parsed.redrive);
         assert!(matches(&definition, &parsed));
         for bad in [

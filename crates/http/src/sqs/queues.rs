@@ -148,21 +148,22 @@ pub async fn create_queue(context: &Context, input: CreateQueueInput) -> Result<
             Err(exists_differently())
         };
     }
-    let mut definition = queue_attributes::definition(name, &requested)?;
+    let mut definition = queue_attributes::definition(&requested);
     // Tags at creation only: an existing queue keeps its own (as in SQS).
     definition.arguments = tags::added(&definition.arguments, &input.tags)?;
-    match context.state.broker.declare_queue(name, definition).await {
-        Ok(_) => Ok(json!({ "QueueUrl": context.queue_url(name) })),
-        Err(CoreError::QueueMismatch { .. }) => {
-            // Declared concurrently by someone else.
-            match context.state.broker.queue(name) {
-                Some(existing) if queue_attributes::matches(&existing.definition(), &requested) => {
-                    Ok(json!({ "QueueUrl": context.queue_url(name) }))
-                }
-                _ => Err(exists_differently()),
-            }
+    // Declared concurrently by someone else (the core compares no SQS
+    // attributes): the same queue only if its attributes match.
+    let declared_meanwhile = match context.state.broker.declare_queue(name, definition).await {
+        Ok((_, true)) => return Ok(json!({ "QueueUrl": context.queue_url(name) })),
+        Ok((existing, false)) => Some(existing),
+        Err(CoreError::QueueMismatch { .. }) => context.state.broker.queue(name),
+        Err(error) => return Err(error.into()),
+    };
+    match declared_meanwhile {
+        Some(existing) if queue_attributes::matches(&existing.definition(), &requested) => {
+            Ok(json!({ "QueueUrl": context.queue_url(name) }))
         }
-        Err(error) => Err(error.into()),
+        _ => Err(exists_differently()),
     }
 }
 
@@ -302,14 +303,9 @@ pub fn get_queue_attributes(context: &Context, input: GetQueueAttributesInput) -
 pub async fn set_queue_attributes(context: &Context, input: SetQueueAttributesInput) -> Result<Value, SqsError> {
     let queue = context.queue(input.queue_url.as_deref())?;
     let update = |definition: &QueueDefinition| -> Result<QueueDefinition, SqsError> {
-        let (arguments, requested) = queue_attributes::updated(definition, &input.attributes)?;
+        let (updated, requested) = queue_attributes::updated(definition, &input.attributes)?;
         check_redrive(context, &queue.name, &requested)?;
-        Ok(QueueDefinition::from_arguments(
-            &queue.name,
-            definition.durable,
-            definition.auto_delete,
-            arguments,
-        )?)
+        Ok(updated)
     };
     context.state.broker.redefine_queue(&queue.name, update).await??;
     Ok(json!({}))
