@@ -2,7 +2,8 @@
 a broker restart: two members hold two partitions each and have consumed
 what was produced; the harness stops the broker (SIGTERM or SIGKILL) when
 this script prints "settled" and starts it again on the same data. The
-group was kept: both members keep their member ids and partitions, nobody
+group was kept: both members keep their member ids, member epochs (as the
+admin API shows them) and partitions, nobody
 is told to revoke or that its partitions were lost, the group epoch (the
 admin API's generation) does not move, and what is produced after the
 restart is consumed, each message once."""
@@ -39,10 +40,11 @@ def member(name):
 
 
 def described():
-    """The group as the admin API describes it: generation (the group epoch) and member ids."""
+    """The group as the admin API describes it: generation (the group epoch)
+    and each member's id and member epoch."""
     with urllib.request.urlopen(f"http://{HTTP}/api/v1/groups/{group}", timeout=10) as response:
         body = json.loads(response.read())
-    return body["generation_id"], sorted(m["member_id"] for m in body["members"])
+    return body["generation_id"], sorted((m["member_id"], m["member_epoch"]) for m in body["members"])
 
 
 first, second = member("first"), member("second")
@@ -65,8 +67,9 @@ produce_numbers(topic, range(100))
 values = []
 wait_until(consume_committing([first, second], values, 100), "100 messages before the restart")
 check(sorted(values) == list(range(100)), f"before the restart: {len(values)} values, {len(set(values))} distinct")
-generation, described_ids = described()
-check(described_ids == member_ids, f"described members {described_ids}, the consumers are {member_ids}")
+generation, described_members = described()
+check([member for member, _ in described_members] == member_ids, f"described members {described_members}, the consumers are {member_ids}")
+check(all(isinstance(epoch, int) and epoch > 0 for _, epoch in described_members), f"member epochs: {described_members}")
 revocations_before = list(revocations)
 print("settled", flush=True)
 check(sys.stdin.readline().strip() == "restarted", "expected the harness to restart the broker")
@@ -84,7 +87,7 @@ check(revocations == revocations_before, f"partitions were revoked or lost acros
 check({"first": assigned_partitions(first), "second": assigned_partitions(second)} == held,
       f"assignments moved: {held} before, {assigned_partitions(first)} {assigned_partitions(second)} after")
 check(sorted([first.memberid(), second.memberid()]) == member_ids, "the consumers' member ids changed")
-check(described() == (generation, member_ids), f"the group after the restart {described()}, before {(generation, member_ids)}")
+check(described() == (generation, described_members), f"the group after the restart {described()}, before {(generation, described_members)}")
 first.close()
 second.close()
 print("ok")

@@ -48,7 +48,8 @@ pub struct MemberInfo {
     pub group_instance_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
-    /// The member's epoch (share groups; null for the other kinds).
+    /// The member's epoch (KIP-848 consumer groups and share groups;
+    /// null for classic groups).
     pub member_epoch: Option<i32>,
     /// The partitions assigned to the member (consumer protocol groups,
     /// empty when the assignment is not in that format; for a share group
@@ -229,6 +230,19 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): Ap
     let detail = blocking(move || {
         let group = find(&broker, &group_id)?;
         let offsets = committed_offsets(&broker, &group_id);
+        // A KIP-848 member's epoch; classic members have none.
+        let epochs: std::collections::HashMap<String, i32> = match group.group_type {
+            GroupType::Consumer => broker
+                .groups()
+                .describe_kip848_group(&group_id)
+                .map(|described| {
+                    (described.members.into_iter())
+                        .map(|member| (member.member_id, member.member_epoch))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Default::default(),
+        };
         Ok(GroupDetail {
             lag: total_lag(&offsets),
             offsets,
@@ -246,8 +260,8 @@ pub async fn describe(State(state): State<Arc<HttpState>>, ApiPath(group_id): Ap
                     } else {
                         Vec::new()
                     },
+                    member_epoch: epochs.get(&member.member_id).copied(),
                     member_id: member.member_id,
-                    member_epoch: None,
                     group_instance_id: member.group_instance_id,
                     client_id: member.client_id,
                     client_host: member.client_host,
