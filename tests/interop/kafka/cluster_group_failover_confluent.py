@@ -20,27 +20,16 @@ import sys
 import time
 
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import Deliveries, check, wait_for
+from common import Deliveries, check, replicated_topic, wait_for
 
 BOOTSTRAP, TOPIC, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 PARTITIONS, RECORDS, FIRST_READ = 3, 300, 150
 WAIT_SECONDS = 60
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)]).values():
-    future.result(30)
-
-
-def led():
-    topic = admin.list_topics(TOPIC, timeout=10).topics.get(TOPIC)
-    if topic is None or topic.error is not None or len(topic.partitions) != PARTITIONS:
-        return None
-    return all(partition.leader >= 0 for partition in topic.partitions.values()) or None
-
-
-wait_for(led, "every partition led")
+replicated_topic(admin, TOPIC, PARTITIONS, WAIT_SECONDS)
 
 deliveries = Deliveries()
 producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "enable.idempotence": True})

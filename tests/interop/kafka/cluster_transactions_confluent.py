@@ -15,9 +15,9 @@ and three markers). Prints `ok`."""
 import sys
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import check, read_committed_values, unique, wait_for
+from common import check, read_committed_values, replicated_topic, unique, wait_for
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 WAIT_SECONDS = 60
@@ -26,22 +26,13 @@ LOG_END = COMMITTED_FIRST + ABORTED + COMMITTED_LAST + 3
 
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=3)]).values():
-    future.result(30)
+replicated_topic(admin, TOPIC, 1, WAIT_SECONDS)
 
 
 def leader():
-    metadata = admin.list_topics(TOPIC, timeout=10)
-    topic = metadata.topics.get(TOPIC)
-    if topic is None or topic.error is not None or 0 not in topic.partitions:
-        return None
-    partition = topic.partitions[0]
-    if partition.leader < 0 or sorted(partition.isrs) != [1, 2, 3]:
-        return None
-    return partition.leader
-
-
-wait_for(leader, "the partition led with three in-sync replicas")
+    """The partition's leader, once it has three in-sync replicas."""
+    partition = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0]
+    return partition.leader if partition.leader >= 0 and len(partition.isrs) == 3 else None
 
 producer = Producer(
     {
@@ -69,7 +60,7 @@ transaction("first", COMMITTED_FIRST, True)
 transaction("aborted", ABORTED, False)
 transaction("last", COMMITTED_LAST, True)
 
-print(f"leader {leader()}", flush=True)
+print(f"leader {wait_for(leader, 'the partition led with three in-sync replicas')}", flush=True)
 check(sys.stdin.readline().strip() == "killed", "the test says the leader is killed")
 
 consumer = Consumer(

@@ -18,9 +18,9 @@ aborted`, then `ok`."""
 import sys
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from common import check, read_committed_values, unique, wait_for
+from common import check, read_committed_values, replicated_topic, unique
 
 BOOTSTRAP, TOPIC = sys.argv[1], sys.argv[2]
 FIRST, SECOND, THIRD = 50, 30, 20
@@ -28,18 +28,7 @@ WAIT_SECONDS = 60
 TRANSACTIONAL_ID = unique("coordinator-failover")
 
 admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-for future in admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=3)]).values():
-    future.result(30)
-
-
-def led():
-    topic = admin.list_topics(TOPIC, timeout=10).topics.get(TOPIC)
-    if topic is None or topic.error is not None or 0 not in topic.partitions:
-        return None
-    return topic.partitions[0].leader >= 0 or None
-
-
-wait_for(led, "the partition led")
+replicated_topic(admin, TOPIC, 1, WAIT_SECONDS)
 
 
 def producer():
