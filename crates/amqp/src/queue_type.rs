@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use amq_protocol::types::AMQPValue;
 use conveyor_core::queue::{Delivery, QueuePolicy, QueueType};
+use conveyor_rabbit_args::policy;
 
 use crate::message::Message;
 use crate::reply::{self, Exception};
@@ -28,7 +29,7 @@ pub fn check_declaration(
     queue: &str,
     vhost: &str,
 ) -> Result<(), Exception> {
-    let Ok(policy) = QueuePolicy::from_arguments(arguments) else {
+    let Ok(policy) = policy(arguments) else {
         return Ok(());
     };
     match policy.queue_type.refused_property(durable, exclusive, auto_delete) {
@@ -79,7 +80,7 @@ mod tests {
 
     fn policy(queue_type: &str) -> QueuePolicy {
         let arguments: BTreeMap<String, String> = [("x-queue-type".to_owned(), queue_type.to_owned())].into_iter().collect();
-        QueuePolicy::from_arguments(&arguments).expect("valid")
+        conveyor_rabbit_args::policy(&arguments).expect("valid")
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 
 use amq_protocol::protocol::basic;
 use amq_protocol::types::{AMQPValue, FieldTable};
-use conveyor_core::queue::policy::age_ms;
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, StreamStart};
+use conveyor_rabbit_args::age_ms;
 use tracing::warn;
 
 use crate::channel::{Shared, Unacked, consumer_ended, content_frames};

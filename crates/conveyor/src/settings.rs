@@ -553,6 +553,8 @@ impl Settings {
                 topic_defaults,
                 limits,
                 log_cleaner,
+                // The core reads no `x-…` argument; RabbitMQ's vocabulary is this crate's.
+                argument_vocabulary: Some(conveyor_rabbit_args::VOCABULARY),
             },
             io_pool,
             cluster,

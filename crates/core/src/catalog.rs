@@ -22,7 +22,7 @@ use crate::auth::{Acl, AuthState, Permission, User};
 use crate::error::{CoreError, Result};
 use crate::exchange::{Binding, BindingDefinition, Definitions, Destination, Exchange};
 use crate::journal::{EncodedEvent, JournalConfig, Journaled, StateMachine};
-use crate::queue::QueuePolicy;
+use crate::queue::{QueuePolicy, StreamRetention};
 use crate::vhost::VirtualHost;
 
 /// Take a snapshot after this many events, so a restart replays at most that many.
@@ -267,28 +267,49 @@ pub struct QueueDefinition {
     pub policy: QueuePolicy,
 }
 
+#[cfg(test)]
 impl QueueDefinition {
-    /// A definition declared with RabbitMQ-style `x-…` arguments (the AMQP
-    /// door, the admin API): its policy is what they ask for, or why they
-    /// are refused for queue `name`.
-    pub fn from_arguments(name: &str, durable: bool, auto_delete: bool, arguments: BTreeMap<String, String>) -> Result<QueueDefinition> {
-        let policy = QueuePolicy::from_arguments(&arguments).map_err(|reason| CoreError::InvalidQueueArgument {
-            name: name.to_owned(),
-            reason,
-        })?;
-        Ok(QueueDefinition {
+    /// A definition with `policy` and no arguments (the core's tests
+    /// declare in the core's words).
+    pub(crate) fn of_policy(durable: bool, policy: QueuePolicy) -> QueueDefinition {
+        QueueDefinition {
             durable,
-            auto_delete,
-            arguments,
             policy,
-        })
+            ..QueueDefinition::default()
+        }
     }
 }
 
+/// What the core cannot say about a queue's arguments itself: they are in
+/// the words of the door that declared it (RabbitMQ's `x-…` arguments,
+/// whose vocabulary is `conveyor-rabbit-args`); the binary passes it in
+/// `BrokerConfig`. Without one, a queue recorded before the typed policy
+/// has the default policy and a stream's arguments do not follow a Kafka
+/// config change.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgumentVocabulary {
+    /// The policy `arguments` make, or why they make none: for the queues
+    /// a catalog recorded before definitions kept a typed policy.
+    pub policy: fn(&BTreeMap<String, String>) -> std::result::Result<QueuePolicy, String>,
+    /// `arguments` showing a stream's retention changed from the first to
+    /// the second (by a Kafka config change), for the clients that read
+    /// and redeclare them.
+    pub stream_retention_shown: fn(&BTreeMap<String, String>, &StreamRetention, &StreamRetention) -> BTreeMap<String, String>,
+}
+
+thread_local! {
+    /// How a catalog opening on this thread reads the policy of a queue
+    /// recorded without one ([`Catalog::open`] sets it around its replay):
+    /// serde gives the stored definition no other way to ask.
+    static LEGACY_POLICY: std::cell::Cell<Option<fn(&BTreeMap<String, String>) -> std::result::Result<QueuePolicy, String>>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// A queue definition as catalogs store it. Those written before the typed
-/// policy have only the `x-…` arguments: their policy is read from them as
-/// it was then, and one that no longer parses is the default policy, as
-/// such a queue opened before.
+/// policy have only the `x-…` arguments: their policy is what the opening
+/// catalog's [`ArgumentVocabulary`] reads from them, and one that does not
+/// parse (or with no vocabulary) is the default policy, as such a queue
+/// opened before.
 #[derive(Deserialize)]
 struct StoredQueueDefinition {
     durable: bool,
@@ -301,7 +322,7 @@ struct StoredQueueDefinition {
 
 impl StoredQueueDefinition {
     fn legacy_policy(arguments: &BTreeMap<String, String>) -> QueuePolicy {
-        QueuePolicy::from_arguments(arguments).unwrap_or_default()
+        LEGACY_POLICY.get().and_then(|read| read(arguments).ok()).unwrap_or_default()
     }
 }
 
@@ -564,19 +585,37 @@ pub struct Catalog {
 impl Catalog {
     /// Opens (or creates) the catalog under `meta_dir`: loads the snapshot and
     /// replays the events after it. Blocking.
-    pub fn open(meta_dir: &Path, clock: Arc<dyn Clock>) -> Result<Catalog> {
-        Catalog::open_with(meta_dir, clock, EVENTS_PER_SNAPSHOT)
+    /// The policy of a queue recorded before definitions kept a typed one
+    /// is what `vocabulary` reads from its arguments.
+    pub fn open(meta_dir: &Path, clock: Arc<dyn Clock>, vocabulary: Option<&ArgumentVocabulary>) -> Result<Catalog> {
+        Catalog::open_with(meta_dir, clock, EVENTS_PER_SNAPSHOT, vocabulary)
     }
 
     /// [`Catalog::open`] with another snapshot cadence.
-    pub(crate) fn open_with(meta_dir: &Path, clock: Arc<dyn Clock>, snapshot_every_events: u64) -> Result<Catalog> {
+    pub(crate) fn open_with(
+        meta_dir: &Path,
+        clock: Arc<dyn Clock>,
+        snapshot_every_events: u64,
+        vocabulary: Option<&ArgumentVocabulary>,
+    ) -> Result<Catalog> {
         let config = JournalConfig {
             durability: Durability::Always,
             segment_bytes: 64 * 1024 * 1024,
             snapshot_every_events,
             reserve_bytes: 0,
         };
-        let (journal, replayed) = Journaled::<CatalogState>::open(meta_dir, config, clock)?;
+        /// Unsets [`LEGACY_POLICY`] however the replay ends.
+        struct Reading;
+        impl Drop for Reading {
+            fn drop(&mut self) {
+                LEGACY_POLICY.set(None);
+            }
+        }
+        let reading = Reading;
+        LEGACY_POLICY.set(vocabulary.map(|vocabulary| vocabulary.policy));
+        let opened = Journaled::<CatalogState>::open(meta_dir, config, clock);
+        drop(reading);
+        let (journal, replayed) = opened?;
         info!(
             topics = replayed.state.topics.len(),
             replayed = replayed.events,
@@ -728,7 +767,7 @@ mod tests {
             unreachable!()
         };
         {
-            let mut catalog = Catalog::open(dir.path(), clock()).expect("open");
+            let mut catalog = Catalog::open(dir.path(), clock(), None).expect("open");
             catalog.append(created("orders")).await.expect("append");
             catalog.append(deleted.clone()).await.expect("append");
             catalog
@@ -742,7 +781,7 @@ mod tests {
         }
         let mut catalog = tokio::task::spawn_blocking({
             let path = dir.path().to_owned();
-            move || Catalog::open(&path, clock())
+            move || Catalog::open(&path, clock(), None)
         })
         .await
         .expect("join")
@@ -753,7 +792,7 @@ mod tests {
         let path = dir.path().to_owned();
         let reopened = tokio::task::spawn_blocking(move || {
             catalog.close().expect("close");
-            Catalog::open(&path, clock()).expect("reopen after snapshot")
+            Catalog::open(&path, clock(), None).expect("reopen after snapshot")
         })
         .await
         .expect("join");
@@ -767,7 +806,7 @@ mod tests {
         // makes every snapshot fail.
         std::fs::create_dir(dir.path().join("snapshot.tmp")).expect("block the snapshot");
         {
-            let mut catalog = Catalog::open_with(dir.path(), clock(), 1).expect("open");
+            let mut catalog = Catalog::open_with(dir.path(), clock(), 1, None).expect("open");
             for name in ["a", "b", "c"] {
                 catalog.append(created(name)).await.expect("durable despite the snapshot failing");
             }
@@ -775,7 +814,7 @@ mod tests {
         }
         assert!(!dir.path().join("snapshot.json").exists());
         let path = dir.path().to_owned();
-        let reopened = tokio::task::spawn_blocking(move || Catalog::open(&path, clock()))
+        let reopened = tokio::task::spawn_blocking(move || Catalog::open(&path, clock(), None))
             .await
             .expect("join")
             .expect("reopen");
@@ -785,7 +824,7 @@ mod tests {
     #[tokio::test]
     async fn the_snapshot_file_keeps_its_documented_shape() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut catalog = Catalog::open(dir.path(), clock()).expect("open");
+        let mut catalog = Catalog::open(dir.path(), clock(), None).expect("open");
         catalog.append(Event::ProducerIdsReserved { up_to: 1000 }).await.expect("append");
         tokio::task::spawn_blocking(move || catalog.close())
             .await
@@ -931,13 +970,13 @@ mod tests {
             Event::VhostDeleted { name: "staging".into() },
         ];
         {
-            let mut catalog = Catalog::open(dir.path(), clock()).expect("open");
+            let mut catalog = Catalog::open(dir.path(), clock(), None).expect("open");
             for event in events {
                 catalog.append(event).await.expect("append");
             }
         }
         let path = dir.path().to_owned();
-        let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path, clock()))
+        let catalog = tokio::task::spawn_blocking(move || Catalog::open(&path, clock(), None))
             .await
             .expect("join")
             .expect("reopen");

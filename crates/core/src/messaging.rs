@@ -655,7 +655,6 @@ fn is_older(record: &Record, age_ms: i64, now_ms: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use conveyor_log::clock::ManualClock;
 
@@ -670,12 +669,13 @@ mod tests {
         let clock = ManualClock::new(1_000_000);
         let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
         let (dead, _) = broker.declare_queue("dead", QueueDefinition::default()).await.expect("declare");
-        let arguments = BTreeMap::from([
-            ("x-message-retention-ms".to_owned(), "60000".to_owned()),
-            ("x-dead-letter-exchange".to_owned(), String::new()),
-            ("x-dead-letter-routing-key".to_owned(), "dead".to_owned()),
-        ]);
-        let definition = QueueDefinition::from_arguments("retained", false, false, arguments).expect("valid");
+        let policy = crate::queue::QueuePolicy {
+            retention_ms: Some(60_000),
+            dead_letter_exchange: Some(String::new()),
+            dead_letter_routing_key: Some("dead".to_owned()),
+            ..Default::default()
+        };
+        let definition = QueueDefinition::of_policy(false, policy);
         let (queue, _) = broker.declare_queue("retained", definition).await.expect("declare");
         let publish = |value: &str| {
             let published = broker.publish_to_queue(&queue, Record::new(None, Some(value.as_bytes().to_vec())));
@@ -712,9 +712,6 @@ mod tests {
             .expect("acquire");
         assert!(again.messages.is_empty(), "now the other one is past retention too");
         assert_eq!(queue.queue().expect("open").available_count(), 0, "and removed");
-
-        let zero = BTreeMap::from([("x-message-retention-ms".to_owned(), "0".to_owned())]);
-        assert!(crate::queue::QueuePolicy::from_arguments(&zero).is_err());
     }
 
     #[tokio::test]
@@ -743,11 +740,12 @@ mod tests {
             )
             .await
             .expect("bind");
-        let arguments = BTreeMap::from([
-            ("x-message-ttl".to_owned(), "1000".to_owned()),
-            ("x-dead-letter-exchange".to_owned(), "by-kind".to_owned()),
-        ]);
-        let definition = QueueDefinition::from_arguments("typed", false, false, arguments).expect("valid");
+        let policy = crate::queue::QueuePolicy {
+            message_ttl_ms: Some(1000),
+            dead_letter_exchange: Some("by-kind".to_owned()),
+            ..Default::default()
+        };
+        let definition = QueueDefinition::of_policy(false, policy);
         let (typed, _) = broker.declare_queue("typed", definition).await.expect("declare");
         for (kind, body) in [("invoice", "bad-invoice"), ("receipt", "bad-receipt")] {
             let envelope = Envelope {
@@ -789,8 +787,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(1_000_000);
         let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
-        let arguments = BTreeMap::from([("x-message-groups".to_owned(), "true".to_owned())]);
-        let definition = QueueDefinition::from_arguments("orders", false, false, arguments).expect("valid");
+        let policy = crate::queue::QueuePolicy {
+            message_groups: true,
+            ..Default::default()
+        };
+        let definition = QueueDefinition::of_policy(false, policy);
         let (queue, _) = broker.declare_queue("orders", definition).await.expect("declare");
         let record = |token: &str| {
             Record::new(Some(b"group".to_vec()), Some(b"body".to_vec()))

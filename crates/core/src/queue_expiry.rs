@@ -102,7 +102,6 @@ impl Broker {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use conveyor_log::clock::ManualClock;
     use conveyor_log::record::Record;
@@ -112,8 +111,12 @@ mod tests {
 
     use super::*;
 
-    fn expiring(ms: &str) -> QueueDefinition {
-        QueueDefinition::from_arguments("q", true, false, BTreeMap::from([("x-expires".to_owned(), ms.to_owned())])).expect("valid")
+    fn expiring(ms: i64) -> QueueDefinition {
+        let policy = crate::queue::QueuePolicy {
+            expires_ms: Some(ms),
+            ..Default::default()
+        };
+        QueueDefinition::of_policy(true, policy)
     }
 
     #[tokio::test]
@@ -121,9 +124,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(1_000_000);
         let broker = Arc::new(Broker::open_with_clock(BrokerConfig::new(dir.path()), clock.clone()).expect("open"));
-        broker.declare_queue("idle", expiring("1000")).await.expect("declare");
-        let (read, _) = broker.declare_queue("read", expiring("1000")).await.expect("declare");
-        let (consumed, _) = broker.declare_queue("consumed", expiring("1000")).await.expect("declare");
+        broker.declare_queue("idle", expiring(1000)).await.expect("declare");
+        let (read, _) = broker.declare_queue("read", expiring(1000)).await.expect("declare");
+        let (consumed, _) = broker.declare_queue("consumed", expiring(1000)).await.expect("declare");
         broker.declare_queue("forever", QueueDefinition::default()).await.expect("declare");
         let consumer = consumed.new_consumer();
         consumed.add_consumer(consumer, 0, false).expect("consumer");
@@ -145,7 +148,7 @@ mod tests {
         clock.advance_ms(999);
         assert!(broker.expire_unused_queues().await.is_empty());
         broker
-            .declare_queue("consumed", expiring("1000"))
+            .declare_queue("consumed", expiring(1000))
             .await
             .expect("declaring again is a use");
         clock.advance_ms(999);
@@ -166,15 +169,12 @@ mod tests {
         assert!(!queue.may_expire() && !queue.may_expire_messages());
         broker
             .redefine_queue("later", |_| {
-                QueueDefinition::from_arguments(
-                    "later",
-                    false,
-                    false,
-                    BTreeMap::from([
-                        ("x-expires".to_owned(), "1000".to_owned()),
-                        ("x-message-ttl".to_owned(), "500".to_owned()),
-                    ]),
-                )
+                let policy = crate::queue::QueuePolicy {
+                    expires_ms: Some(1000),
+                    message_ttl_ms: Some(500),
+                    ..Default::default()
+                };
+                Ok::<_, crate::CoreError>(QueueDefinition::of_policy(false, policy))
             })
             .await
             .expect("updated")

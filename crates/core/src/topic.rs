@@ -15,7 +15,7 @@ use conveyor_log::Log;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
-use crate::catalog::QueueDefinition;
+use crate::catalog::{ArgumentVocabulary, QueueDefinition};
 use crate::partition_slot::{Opening, PartitionSlot, PartitionSummary};
 use crate::producer::Partition;
 use crate::queue::{QueuePolicy, StreamRetention};
@@ -200,35 +200,25 @@ pub(crate) fn stream_config(retention: StreamRetention) -> TopicConfig {
 
 /// A stream's definition after Kafka config `changes` to its topic
 /// (AlterConfigs, IncrementalAlterConfigs): `retention.ms`,
-/// `retention.bytes` and `segment.bytes` are its policy's retention by age,
-/// by bytes and its segment size; -1 or a deletion removes the limit, and
-/// `replace` (AlterConfigs) removes those `changes` do not name. Its
-/// arguments say the same to RabbitMQ clients (`x-max-age` in whole
-/// seconds, as RabbitMQ writes it, `x-max-length-bytes`,
-/// `x-stream-max-segment-size-bytes`). Any other key is no stream's: the
-/// topic is changed as its queue.
+/// `retention.bytes` and `segment.bytes` are its policy's retention by age
+/// (in whole seconds, as RabbitMQ's `x-max-age` says it), by bytes and
+/// its segment size; -1 or a deletion removes the limit, and `replace`
+/// (AlterConfigs) removes those `changes` do not name. Its arguments say
+/// the same to the clients that read them, in `vocabulary`'s words. Any
+/// other key is no stream's: the topic is changed as its queue.
 pub(crate) fn stream_redefined(
     name: &str,
     definition: &QueueDefinition,
     changes: &std::collections::BTreeMap<String, Option<String>>,
     replace: bool,
+    vocabulary: Option<&ArgumentVocabulary>,
 ) -> crate::error::Result<QueueDefinition> {
-    use crate::queue::policy::arguments::{MAX_AGE, MAX_LENGTH_BYTES, STREAM_MAX_SEGMENT_SIZE_BYTES};
-    let mut arguments = definition.arguments.clone();
-    let mut retention = definition.policy.stream_retention;
-    if replace {
-        retention = StreamRetention::default();
-        for argument in [MAX_AGE, MAX_LENGTH_BYTES, STREAM_MAX_SEGMENT_SIZE_BYTES] {
-            arguments.remove(argument);
-        }
-    }
+    let before = definition.policy.stream_retention;
+    let mut retention = if replace { StreamRetention::default() } else { before };
     for (key, value) in changes {
-        let argument = match key.as_str() {
-            keys::RETENTION_MS => MAX_AGE,
-            keys::RETENTION_BYTES => MAX_LENGTH_BYTES,
-            keys::SEGMENT_BYTES => STREAM_MAX_SEGMENT_SIZE_BYTES,
-            _ => return Err(crate::error::CoreError::StreamTopic(name.to_owned())),
-        };
+        if ![keys::RETENTION_MS, keys::RETENTION_BYTES, keys::SEGMENT_BYTES].contains(&key.as_str()) {
+            return Err(crate::error::CoreError::StreamTopic(name.to_owned()));
+        }
         let limit = match value {
             None => None,
             Some(value) => {
@@ -237,26 +227,27 @@ pub(crate) fn stream_redefined(
                     value: value.clone(),
                     reason: reason.to_owned(),
                 };
-                match (argument, value.trim().parse::<i64>().map_err(|_| invalid("not an integer"))?) {
-                    (MAX_AGE | MAX_LENGTH_BYTES, -1) => None,
-                    (MAX_AGE, ms) if ms > 0 && ms % 1000 == 0 => Some(ms),
-                    (MAX_AGE, _) => return Err(invalid("a stream's x-max-age is a positive number of whole seconds, or -1").into()),
+                match (key.as_str(), value.trim().parse::<i64>().map_err(|_| invalid("not an integer"))?) {
+                    (keys::RETENTION_MS | keys::RETENTION_BYTES, -1) => None,
+                    (keys::RETENTION_MS, ms) if ms > 0 && ms % 1000 == 0 => Some(ms),
+                    (keys::RETENTION_MS, _) => {
+                        return Err(invalid("a stream's x-max-age is a positive number of whole seconds, or -1").into());
+                    }
                     (_, bytes) if bytes > 0 => Some(bytes),
                     _ => return Err(invalid("a stream's byte limits are positive, or -1 for retention.bytes").into()),
                 }
             }
         };
-        match argument {
-            MAX_AGE => retention.max_age_ms = limit,
-            MAX_LENGTH_BYTES => retention.max_bytes = limit.map(|bytes| bytes as u64),
+        match key.as_str() {
+            keys::RETENTION_MS => retention.max_age_ms = limit,
+            keys::RETENTION_BYTES => retention.max_bytes = limit.map(|bytes| bytes as u64),
             _ => retention.segment_bytes_max = limit.map(|bytes| bytes as u64),
         }
-        match limit {
-            Some(ms) if argument == MAX_AGE => arguments.insert(argument.to_owned(), format!("{}s", ms / 1000)),
-            Some(bytes) => arguments.insert(argument.to_owned(), bytes.to_string()),
-            None => arguments.remove(argument),
-        };
     }
+    let arguments = match vocabulary {
+        Some(vocabulary) => (vocabulary.stream_retention_shown)(&definition.arguments, &before, &retention),
+        None => definition.arguments.clone(),
+    };
     Ok(QueueDefinition {
         arguments,
         policy: QueuePolicy {
@@ -281,17 +272,26 @@ mod tests {
     }
 
     #[test]
-    fn a_kafka_config_change_to_a_stream_sets_its_policys_retention_and_the_arguments_rabbitmq_clients_see() {
-        let arguments: BTreeMap<String, String> = [("x-queue-type", "stream"), ("x-max-age", "7D"), ("x-max-length-bytes", "5000")]
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        let stream = QueueDefinition::from_arguments("s", true, false, arguments).expect("valid");
+    fn a_kafka_config_change_to_a_stream_sets_its_policys_retention() {
+        let stream = QueueDefinition {
+            durable: true,
+            policy: QueuePolicy {
+                queue_type: crate::queue::QueueType::Stream,
+                stream_retention: StreamRetention {
+                    max_age_ms: Some(7 * 86_400_000),
+                    max_bytes: Some(5000),
+                    segment_bytes_max: None,
+                },
+                ..QueuePolicy::default()
+            },
+            ..QueueDefinition::default()
+        };
         let altered = stream_redefined(
             "s",
             &stream,
             &changes(&[("retention.ms", Some("3600000")), ("retention.bytes", Some("-1"))]),
             false,
+            None,
         )
         .expect("valid");
         assert_eq!(
@@ -302,14 +302,7 @@ mod tests {
                 segment_bytes_max: None,
             }
         );
-        assert_eq!(altered.arguments.get("x-max-age").map(String::as_str), Some("3600s"));
-        assert_eq!(altered.arguments.get("x-max-length-bytes"), None);
-        assert_eq!(
-            QueuePolicy::from_arguments(&altered.arguments).expect("valid"),
-            altered.policy,
-            "the arguments say what the policy does"
-        );
-        let replaced = stream_redefined("s", &altered, &changes(&[("segment.bytes", Some("1048576"))]), true).expect("valid");
+        let replaced = stream_redefined("s", &altered, &changes(&[("segment.bytes", Some("1048576"))]), true, None).expect("valid");
         assert_eq!(
             replaced.policy.stream_retention,
             StreamRetention {
@@ -318,8 +311,7 @@ mod tests {
             },
             "AlterConfigs replaces: the age limit goes"
         );
-        assert_eq!(replaced.arguments.get("x-max-age"), None);
-        assert!(stream_redefined("s", &stream, &changes(&[("retention.ms", Some("1500"))]), false).is_err());
-        assert!(stream_redefined("s", &stream, &changes(&[("cleanup.policy", Some("compact"))]), false).is_err());
+        assert!(stream_redefined("s", &stream, &changes(&[("retention.ms", Some("1500"))]), false, None).is_err());
+        assert!(stream_redefined("s", &stream, &changes(&[("cleanup.policy", Some("compact"))]), false, None).is_err());
     }
 }

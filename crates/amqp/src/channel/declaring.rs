@@ -9,10 +9,9 @@ use amq_protocol::types::{AMQPValue, FieldTable as AmqpTable, LongUInt};
 use conveyor_core::CoreError;
 use conveyor_core::auth::Operation;
 use conveyor_core::broker::Redeclaration;
-use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::error::shown;
 use conveyor_core::exchange::{Destination, FieldTable};
-use conveyor_core::queue::{DeclaredQueue, policy};
+use conveyor_core::queue::DeclaredQueue;
 use conveyor_core::vhost::{self, VirtualHost};
 
 use super::{Channel, check_access};
@@ -56,23 +55,24 @@ impl Channel {
         let resource = self.resource(&name)?;
         check_access(context, connection_id, &self.vhost, &resource)?;
         let table = header_table(&declare.arguments);
-        let texts = policy::argument_texts(&table);
+        let texts = conveyor_rabbit_args::argument_texts(&table);
         // As RabbitMQ: a queue that exists is compared with the declaration
         // first; the arguments are checked only for a new queue.
         let redeclaration = Redeclaration {
             durable: declare.durable,
             auto_delete: declare.auto_delete,
             arguments: &texts,
+            compare: conveyor_rabbit_args::differing_argument,
         };
         let declared = match context.broker.redeclare_queue(&resource, &redeclaration) {
             Some(existing) => existing.map_err(|error| self.declare_exception(&error, &table))?,
             None => {
                 let arguments = self.check_new_queue(context, &declare, &name, &table)?;
-                let definition = QueueDefinition::from_arguments(&resource, declare.durable, declare.auto_delete, arguments)
+                let definition = conveyor_rabbit_args::definition(&resource, declare.durable, declare.auto_delete, arguments)
                     .map_err(|error| reply::core_exception(&error))?;
                 let (declared, _created) = context
                     .broker
-                    .declare_queue(&resource, definition)
+                    .declare_queue_compared(&resource, definition, conveyor_rabbit_args::differing_argument)
                     .await
                     .map_err(|error| self.declare_exception(&error, &table))?;
                 declared
@@ -100,7 +100,7 @@ impl Channel {
                 .exchange(&context.broker, &self.vhost, &dead_letter_exchange, Operation::Write)?;
             self.identity.queue(&context.broker, &self.vhost, name, Operation::Read)?;
         }
-        let arguments = policy::arguments_from_table(table, name, self.vhost.name())
+        let arguments = conveyor_rabbit_args::arguments_from_table(table, name, self.vhost.name())
             .map_err(|reason| Exception::new(reply::PRECONDITION_FAILED, reason))?;
         queue_type::check_declaration(
             &arguments,

@@ -1,7 +1,9 @@
-//! One AMQP channel: its method dispatch, declarations and bindings, acks
-//! and transactions; publishes are `publishing.rs` (reassembly, routing,
-//! confirms handed to `publish_store.rs`'s task), consumers being set up are
-//! `consuming.rs`, and a queue consumer's delivery task is `delivery.rs`.
+//! One AMQP channel: its method dispatch and transactions; `queue.declare`
+//! is `declaring.rs`, the other topology methods `topology.rs`, acks and
+//! the other settlements `settling.rs`; publishes are `publishing.rs`
+//! (reassembly, routing, confirms handed to `publish_store.rs`'s task),
+//! consumers being set up are `consuming.rs`, and a queue consumer's
+//! delivery task is `delivery.rs`.
 //! The queue's own delivery state is the core's; a channel only remembers
 //! which delivery tag stands for which (queue, consumer, offset).
 
@@ -14,12 +16,10 @@ use std::time::Instant;
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm, exchange, queue, tx};
-use amq_protocol::types::{AMQPValue, LongUInt};
 use bytes::Bytes;
 use conveyor_core::Broker;
 use conveyor_core::auth::Operation;
 use conveyor_core::connection_budget::Reservation;
-use conveyor_core::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use conveyor_core::messaging::Storing;
 use conveyor_core::queue::{ConsumerId, DeclaredQueue, Durable, QueueType};
 use conveyor_core::vhost::{self, VirtualHost};
@@ -34,22 +34,23 @@ mod delivery;
 mod publish_store;
 mod publishing;
 mod refusal;
+mod settling;
+mod topology;
 
-use declaring::binding_destination;
 pub(crate) use delivery::consumer_ended;
 use publish_store::store_publishes;
-use refusal::{Refusal, settle_refused};
+use refusal::Refusal;
+use settling::PENDING_ACKS_PRUNE_LEN;
 
 use crate::Context;
 use crate::consumer_cancel;
 use crate::consumer_timeout;
 use crate::frame;
 use crate::identity::Identity;
-use crate::message::{Message, header_table};
+use crate::message::Message;
 use crate::prefetch::Window;
 use crate::reply::{self, Exception};
 use crate::reply_to::DirectReplyConsumer;
-use crate::stream_consumer;
 
 /// AMQP has no visibility timeout: a delivery is held until acked or the
 /// channel closes. This bounds how long a consumer that never acks can hold
@@ -401,185 +402,28 @@ impl Channel {
                 self.declare_queue(context, connection_id, declare).await.map_err(fail)?;
             }
             AMQPClass::Queue(queue::AMQPMethod::Delete(delete)) => {
-                let name = self.resource(delete.queue.as_str()).map_err(fail)?;
-                self.identity
-                    .queue(&context.broker, &self.vhost, delete.queue.as_str(), Operation::Configure)
-                    .map_err(fail)?;
-                check_access(context, connection_id, &self.vhost, &name).map_err(fail)?;
-                let count = context
-                    .broker
-                    .delete_queue(&name, delete.if_empty)
-                    .await
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                context.exclusive_owners.lock().remove(&name);
-                if !delete.nowait {
-                    self.reply(AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
-                        message_count: count.min(u64::from(u32::MAX)) as LongUInt,
-                    })))
-                    .await;
-                }
+                self.delete_queue(context, connection_id, delete).await.map_err(fail)?;
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Declare(declare)) => {
-                let name = declare.exchange.to_string();
-                let resource = self.resource(&name).map_err(fail)?;
-                if declare.passive {
-                    context
-                        .broker
-                        .exchange(&resource)
-                        .ok_or_else(|| fail(reply::no_exchange(&name, &self.vhost)))?;
-                } else {
-                    self.identity
-                        .exchange(&context.broker, &self.vhost, &name, Operation::Configure)
-                        .map_err(fail)?;
-                    let kind: ExchangeKind = declare
-                        .kind
-                        .as_str()
-                        .parse()
-                        .map_err(|error: conveyor_core::exchange::ExchangeError| {
-                            fail(Exception::new(reply::COMMAND_INVALID, error.to_string()))
-                        })?;
-                    let alternate = match declare.arguments.inner().get("alternate-exchange") {
-                        Some(AMQPValue::LongString(name)) => Some(String::from_utf8_lossy(name.as_bytes()).into_owned()),
-                        Some(AMQPValue::ShortString(name)) => Some(name.to_string()),
-                        _ => None,
-                    };
-                    if let Some(alternate) = &alternate {
-                        self.identity
-                            .exchange(&context.broker, &self.vhost, alternate, Operation::Write)
-                            .map_err(fail)?;
-                        self.identity
-                            .exchange(&context.broker, &self.vhost, &name, Operation::Read)
-                            .map_err(fail)?;
-                    }
-                    let mut definition = Exchange::new(resource, kind);
-                    definition.durable = declare.durable;
-                    definition.auto_delete = declare.auto_delete;
-                    definition.internal = declare.internal;
-                    definition.alternate_exchange = alternate;
-                    context
-                        .broker
-                        .declare_exchange(definition)
-                        .await
-                        .map_err(|error| fail(reply::core_exception(&error)))?;
-                }
-                if !declare.nowait {
-                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})))
-                        .await;
-                }
+                self.declare_exchange(context, declare).await.map_err(fail)?;
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Delete(delete)) => {
-                let name = self.resource(delete.exchange.as_str()).map_err(fail)?;
-                self.identity
-                    .exchange(&context.broker, &self.vhost, delete.exchange.as_str(), Operation::Configure)
-                    .map_err(fail)?;
-                context
-                    .broker
-                    .delete_exchange(&name, delete.if_unused)
-                    .await
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                if !delete.nowait {
-                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})))
-                        .await;
-                }
+                self.delete_exchange(context, delete).await.map_err(fail)?;
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Bind(bind)) => {
-                let (source, destination) = (
-                    self.resource(bind.source.as_str()).map_err(fail)?,
-                    self.resource(bind.destination.as_str()).map_err(fail)?,
-                );
-                self.check_binding(context, bind.destination.as_str(), None, bind.source.as_str())
-                    .map_err(fail)?;
-                let binding = Binding::new(Destination::Exchange(destination), bind.routing_key.to_string())
-                    .with_arguments(header_table(&bind.arguments));
-                context
-                    .broker
-                    .bind(&source, binding)
-                    .await
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                if !bind.nowait {
-                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})))
-                        .await;
-                }
+                self.bind_exchange(context, bind).await.map_err(fail)?;
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Unbind(unbind)) => {
-                let (source, destination) = (
-                    self.resource(unbind.source.as_str()).map_err(fail)?,
-                    self.resource(unbind.destination.as_str()).map_err(fail)?,
-                );
-                self.check_binding(context, unbind.destination.as_str(), None, unbind.source.as_str())
-                    .map_err(fail)?;
-                let binding = Binding::new(Destination::Exchange(destination), unbind.routing_key.to_string())
-                    .with_arguments(header_table(&unbind.arguments));
-                context
-                    .broker
-                    .unbind(&source, binding)
-                    .await
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                if !unbind.nowait {
-                    self.reply(AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})))
-                        .await;
-                }
+                self.unbind_exchange(context, unbind).await.map_err(fail)?;
             }
             AMQPClass::Queue(queue::AMQPMethod::Bind(bind)) => {
-                let (queue, exchange) = (
-                    self.resource(bind.queue.as_str()).map_err(fail)?,
-                    self.resource(bind.exchange.as_str()).map_err(fail)?,
-                );
-                check_access(context, connection_id, &self.vhost, &queue).map_err(fail)?;
-                let destination = binding_destination(context, &self.vhost, queue);
-                self.check_binding(context, bind.queue.as_str(), Some(&destination), bind.exchange.as_str())
-                    .map_err(fail)?;
-                let binding = Binding::new(destination, bind.routing_key.to_string()).with_arguments(header_table(&bind.arguments));
-                context
-                    .broker
-                    .bind(&exchange, binding)
-                    .await
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                if !bind.nowait {
-                    self.reply(AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {}))).await;
-                }
+                self.bind_queue(context, connection_id, bind).await.map_err(fail)?;
             }
             AMQPClass::Queue(queue::AMQPMethod::Unbind(unbind)) => {
-                let (queue, exchange) = (
-                    self.resource(unbind.queue.as_str()).map_err(fail)?,
-                    self.resource(unbind.exchange.as_str()).map_err(fail)?,
-                );
-                let destination = binding_destination(context, &self.vhost, queue);
-                self.check_binding(context, unbind.queue.as_str(), Some(&destination), unbind.exchange.as_str())
-                    .map_err(fail)?;
-                let binding = Binding::new(destination, unbind.routing_key.to_string()).with_arguments(header_table(&unbind.arguments));
-                context
-                    .broker
-                    .unbind(&exchange, binding)
-                    .await
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                self.reply(AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {}))).await;
+                self.unbind_queue(context, unbind).await.map_err(fail)?;
             }
             AMQPClass::Queue(queue::AMQPMethod::Purge(purge)) => {
-                let name = purge.queue.to_string();
-                let resource = self.resource(&name).map_err(fail)?;
-                let declared = context
-                    .broker
-                    .queue(&resource)
-                    .ok_or_else(|| fail(reply::no_queue(&name, &self.vhost)))?;
-                check_access(context, connection_id, &self.vhost, &resource).map_err(fail)?;
-                self.identity
-                    .queue(&context.broker, &self.vhost, &name, Operation::Read)
-                    .map_err(fail)?;
-                if declared.policy().queue_type == QueueType::Stream {
-                    return Err(fail(stream_consumer::purge_refused(&name, self.vhost.name())));
-                }
-                let broker = Arc::clone(&context.broker);
-                let purged = tokio::task::spawn_blocking(move || broker.purge_queue(&declared))
-                    .await
-                    .map_err(|error| fail(Exception::new(reply::INTERNAL_ERROR, error.to_string())))?
-                    .map_err(|error| fail(reply::core_exception(&error)))?;
-                if !purge.nowait {
-                    self.reply(AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
-                        message_count: purged.min(u64::from(u32::MAX)) as LongUInt,
-                    })))
-                    .await;
-                }
+                self.purge_queue(context, connection_id, purge).await.map_err(fail)?;
             }
             AMQPClass::Basic(basic::AMQPMethod::Qos(qos)) => {
                 let limit = usize::from(qos.prefetch_count);
@@ -722,119 +566,11 @@ impl Channel {
         Ok(())
     }
 
-    /// Waits until every publish handed to the store task is stored and
-    /// every ack is durable: what a synchronous method promises.
-    /// An ack that could not be stored closes the channel with
-    /// INTERNAL_ERROR: the client must not believe it settled.
-    async fn settle_pending(&mut self) -> Result<(), Exception> {
-        let published = self.published;
-        let _ = self.stored.wait_for(|stored| *stored >= published).await;
-        let mut failed = None;
-        for durable in self.pending_acks.drain(..) {
-            if let Err(error) = durable.await {
-                failed.get_or_insert(error);
-            }
-        }
-        self.prune_acks_at = PENDING_ACKS_PRUNE_LEN;
-        match failed {
-            Some(error) => Err(ack_not_stored(&error)),
-            None => Ok(()),
-        }
-    }
-
-    /// Drops the pending acks already durable, without waiting, once there
-    /// are more than `prune_acks_at`; one already failed closes the
-    /// channel.
-    fn prune_pending_acks(&mut self) -> Result<(), Exception> {
-        if self.pending_acks.len() <= self.prune_acks_at {
-            return Ok(());
-        }
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut failed = None;
-        self.pending_acks
-            .retain_mut(|durable| match std::pin::Pin::new(durable).poll(&mut context) {
-                std::task::Poll::Pending => true,
-                std::task::Poll::Ready(Ok(())) => false,
-                std::task::Poll::Ready(Err(error)) => {
-                    failed.get_or_insert(error);
-                    false
-                }
-            });
-        self.prune_acks_at = (2 * self.pending_acks.len()).max(PENDING_ACKS_PRUNE_LEN);
-        match failed {
-            Some(error) => Err(ack_not_stored(&error)),
-            None => Ok(()),
-        }
-    }
-
-    /// Settles deliveries now, or at commit on a transactional channel.
-    fn settle(&mut self, unacked: Vec<(u64, Unacked)>, settlement: Settlement) {
-        match self.tx.as_mut() {
-            Some(transaction) => transaction.settlements.push((unacked, settlement)),
-            None => self.apply(unacked.into_iter().map(|(_, one)| one).collect(), settlement),
-        }
-    }
-
-    fn apply(&mut self, unacked: Vec<Unacked>, settlement: Settlement) {
-        match settlement {
-            Settlement::Ack => {
-                for one in unacked.into_iter().filter(Unacked::settles_in_cursor) {
-                    match one.queue.queue().and_then(|queue| queue.ack(one.consumer, one.offset)) {
-                        Ok(durable) => self.pending_acks.push(durable),
-                        Err(error) => debug!(%error, "ack of a delivery the queue no longer holds for this consumer"),
-                    }
-                }
-            }
-            Settlement::Refuse(refusal) => {
-                let dead = settle_refused(&self.shared.broker, unacked, refusal);
-                self.track_appends(dead);
-            }
-        }
-    }
-
     /// Drops the consumers whose queue was deleted: they were sent
     /// `basic.cancel` (`consumer_cancel.rs`) and their tags are free again.
     fn forget_cancelled_by_broker(&mut self) {
         self.consumers
             .retain(|_, consumer| !consumer_cancel::gone_with_queue(&consumer.queue));
-    }
-
-    /// Appends the client did not publish (dead letters) but that later
-    /// synchronous methods on the channel must see stored.
-    fn track_appends(&mut self, appends: Vec<Storing>) {
-        if appends.is_empty() {
-            return;
-        }
-        self.published += 1;
-        let _ = self
-            .stores
-            .send((None, Confirm::Durable(appends.into_iter().map(stored).collect(), true), None, None));
-    }
-
-    /// Removes the deliveries an ack, nack or reject names.
-    fn take_unacked(&self, tag: u64, multiple: bool) -> Result<Vec<(u64, Unacked)>, Exception> {
-        let mut unacked = self.shared.unacked.lock();
-        let taken: Vec<(u64, Unacked)> = if multiple {
-            // Tag 0 with `multiple` means everything outstanding; any other
-            // must be outstanding itself, as RabbitMQ checks it.
-            if tag != 0 && !unacked.contains_key(&tag) {
-                return Err(Exception::new(reply::PRECONDITION_FAILED, format!("unknown delivery tag {tag}")));
-            }
-            let up_to = if tag == 0 { u64::MAX } else { tag };
-            let tags: Vec<u64> = unacked.range(..=up_to).map(|(tag, _)| *tag).collect();
-            tags.into_iter()
-                .filter_map(|tag| unacked.remove(&tag).map(|one| (tag, one)))
-                .collect()
-        } else {
-            match unacked.remove(&tag) {
-                Some(one) => vec![(tag, one)],
-                None => return Err(Exception::new(reply::PRECONDITION_FAILED, format!("unknown delivery tag {tag}"))),
-            }
-        };
-        for (_, one) in &taken {
-            self.shared.free(one);
-        }
-        Ok(taken)
     }
 
     /// The exception that closes this channel if a delivery it holds has
@@ -845,16 +581,6 @@ impl Channel {
             return None;
         }
         consumer_timeout::check(self.shared.unacked.lock().values(), self.id(), default_ms, Instant::now())
-    }
-
-    /// Gives every unacknowledged delivery back to its queue (redelivered
-    /// next time): basic.recover, channel close, connection loss.
-    fn release_unacked(&self) {
-        let unacked = std::mem::take(&mut *self.shared.unacked.lock());
-        for one in unacked.values() {
-            self.shared.free(one);
-        }
-        let _ = settle_refused(&self.shared.broker, unacked.into_values().collect(), Refusal::GiveBack);
     }
 
     /// Ends the channel: consumers stop, unacked deliveries go back to their
@@ -922,16 +648,6 @@ pub async fn delete_auto_deleted(context: &Context, queues: Vec<Arc<DeclaredQueu
             debug!(queue = declared.name, %error, "deleting an auto-delete queue");
         }
     }
-}
-
-/// Pending acks beyond this many are checked, without waiting, as acks arrive.
-const PENDING_ACKS_PRUNE_LEN: usize = 64;
-
-/// The exception for an ack whose journal append failed: 541, which
-/// closes the connection, as RabbitMQ's internal errors do.
-fn ack_not_stored(error: &conveyor_core::queue::QueueError) -> Exception {
-    warn!(%error, "an acknowledgement could not be stored; closing the connection");
-    Exception::new(reply::INTERNAL_ERROR, format!("an acknowledgement could not be stored: {error}"))
 }
 
 fn not_transactional() -> Exception {

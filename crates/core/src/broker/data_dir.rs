@@ -442,12 +442,12 @@ mod tests {
     use crate::broker::{Broker, BrokerConfig};
     use crate::catalog::QueueDefinition;
 
-    fn durable(arguments: &[(&str, &str)]) -> QueueDefinition {
-        let arguments = arguments
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect::<BTreeMap<_, _>>();
-        QueueDefinition::from_arguments("q", true, false, arguments).expect("valid")
+    fn durable(message_ttl_ms: Option<i64>) -> QueueDefinition {
+        let policy = crate::queue::QueuePolicy {
+            message_ttl_ms,
+            ..Default::default()
+        };
+        QueueDefinition::of_policy(true, policy)
     }
 
     async fn publish(broker: &Arc<Broker>, declared: &Arc<DeclaredQueue>, value: &str) {
@@ -468,109 +468,17 @@ mod tests {
             .collect()
     }
 
-    /// A data dir written before queue definitions kept a typed policy
-    /// (only the `x-…` arguments, in the declaration and in a later
-    /// arguments change) opens with the policy those arguments made, and
-    /// keeps the arguments as they were declared.
-    #[tokio::test]
-    async fn a_catalog_from_before_the_typed_policy_opens_with_the_policy_its_arguments_made() {
-        use conveyor_log::record::BatchBuilder;
-
-        use crate::queue::{Overflow, QueueType};
-
-        let dir = tempfile::tempdir().expect("tempdir");
-        let id = uuid::Uuid::new_v4();
-        let declared = serde_json::json!({
-            "event": "queue_declared",
-            "id": id,
-            "name": "legacy",
-            "definition": {
-                "durable": true,
-                "auto_delete": false,
-                "arguments": {"x-message-ttl": "5000", "x-max-length": "10", "x-dead-letter-exchange": "dlx"},
-            },
-            "created_ms": 0,
-        });
-        let arguments_set = serde_json::json!({
-            "event": "queue_arguments_set",
-            "id": id,
-            "name": "legacy",
-            "arguments": {"x-message-ttl": "5000", "x-max-length": "20", "x-overflow": "reject-publish", "x-dead-letter-exchange": "dlx"},
-        });
-        let quorum = serde_json::json!({
-            "event": "queue_declared",
-            "id": uuid::Uuid::new_v4(),
-            "name": "votes",
-            "definition": {"durable": true, "auto_delete": false, "arguments": {"x-queue-type": "quorum"}},
-            "created_ms": 0,
-        });
-        // As the SQS door declared a FIFO queue with MessageRetentionPeriod
-        // and a RedrivePolicy: its attributes as `sqs.…` arguments and the
-        // `x-…` arguments the core read then.
-        let sqs = serde_json::json!({
-            "event": "queue_declared",
-            "id": uuid::Uuid::new_v4(),
-            "name": "orders.fifo",
-            "definition": {"durable": true, "auto_delete": false, "arguments": {
-                "x-message-delays": "true",
-                "sqs.MessageRetentionPeriod": "120",
-                "x-message-retention-ms": "120000",
-                "sqs.VisibilityTimeout": "45",
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": "orders-dlq.fifo",
-                "x-delivery-limit": "3",
-                "x-message-groups": "true",
-            }},
-            "created_ms": 0,
-        });
-        {
-            let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
-            let mut batch = BatchBuilder::new(0);
-            for event in [&declared, &arguments_set, &quorum, &sqs] {
-                batch.push(Record::new(None, Some(event.to_string().into_bytes())));
-            }
-            let catalog = broker.catalog_log().expect("the catalog log");
-            catalog.append(batch.build()).await.expect("stored as the old broker stored them");
-            // No close: its snapshot would be of the state without them.
-        }
-        let broker = Broker::open(BrokerConfig::new(dir.path())).expect("reopen");
-        let legacy = broker.queue("legacy").expect("declared by the old catalog");
-        let policy = legacy.policy();
-        assert_eq!(policy.message_ttl_ms, Some(5000));
-        assert_eq!(policy.max_length, Some(20), "the later arguments change");
-        assert_eq!(policy.overflow, Overflow::RejectPublish);
-        assert_eq!(policy.dead_letter_exchange.as_deref(), Some("dlx"));
-        assert_eq!(*policy, legacy.definition().policy);
-        assert_eq!(
-            legacy.definition().arguments.get("x-max-length").map(String::as_str),
-            Some("20"),
-            "the arguments as declared, for the admin API and redeclarations"
-        );
-        let votes = broker.queue("votes").expect("declared by the old catalog").policy();
-        assert_eq!(votes.queue_type, QueueType::Quorum);
-        assert_eq!(votes.delivery_limit, Some(21), "a quorum queue's default limit, as before");
-        let orders = broker.queue("orders.fifo").expect("declared over SQS by the old catalog").policy();
-        assert!(orders.message_delays && orders.message_groups, "{orders:?}");
-        assert_eq!(orders.retention_ms, Some(120_000));
-        assert_eq!(orders.dead_letter_exchange.as_deref(), Some(""));
-        assert_eq!(orders.dead_letter_routing_key.as_deref(), Some("orders-dlq.fifo"));
-        assert_eq!(orders.delivery_limit, Some(3), "maxReceiveCount, as before");
-    }
-
     #[tokio::test]
     async fn after_a_clean_restart_queues_open_on_first_use_and_answer_their_stored_counts_until_then() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("open"));
         for index in 0..20 {
-            let (declared, _) = broker.declare_queue(&format!("q{index:02}"), durable(&[])).await.expect("declare");
+            let (declared, _) = broker.declare_queue(&format!("q{index:02}"), durable(None)).await.expect("declare");
             for message in 0..index % 3 {
                 publish(&broker, &declared, &format!("q{index:02}/{message}")).await;
             }
         }
-        let (ttl, _) = broker
-            .declare_queue("with-ttl", durable(&[("x-message-ttl", "600000")]))
-            .await
-            .expect("declare");
+        let (ttl, _) = broker.declare_queue("with-ttl", durable(Some(600_000))).await.expect("declare");
         publish(&broker, &ttl, "expires one day").await;
         let size_bytes = broker.queue("q02").expect("q02").size_bytes();
         broker.close().expect("close");
@@ -715,7 +623,7 @@ mod tests {
     async fn a_start_without_a_clean_shutdown_before_it_opens_every_queue() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).expect("open"));
-        let (declared, _) = broker.declare_queue("kept", durable(&[])).await.expect("declare");
+        let (declared, _) = broker.declare_queue("kept", durable(None)).await.expect("declare");
         publish(&broker, &declared, "one").await;
         broker.close().expect("close");
         drop((broker, declared));

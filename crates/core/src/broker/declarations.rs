@@ -19,7 +19,7 @@ use super::views::{Opened, Views};
 use crate::catalog::{Event, QueueDefinition};
 use crate::error::{CoreError, Result};
 use crate::limits::{Limit, Limits};
-use crate::queue::{DeclaredQueue, policy};
+use crate::queue::DeclaredQueue;
 use crate::topic::Topic;
 use crate::vhost;
 
@@ -34,6 +34,8 @@ pub(crate) struct QueueDeclaration {
     pub opened: Unclaimed,
     /// Its Kafka face, for a stream served to Kafka.
     pub topic: Option<Arc<Topic>>,
+    /// How the declaring door compares it with a queue declared meanwhile.
+    pub compare: ArgumentComparison,
 }
 
 /// What a declaration is answered: the queue, and whether this declaration
@@ -129,9 +131,10 @@ async fn accept(
     let answer = match views.queues.get(&declaration.name) {
         // Declared by another declare (of this batch or before it) while
         // this one made its files.
-        Some(existing) => {
-            Some(already_declared(existing, &Redeclaration::of(&declaration.definition), now_ms).map(|existing| (existing, false)))
-        }
+        Some(existing) => Some(
+            already_declared(existing, &Redeclaration::of(&declaration.definition, declaration.compare), now_ms)
+                .map(|existing| (existing, false)),
+        ),
         None => check(views, limits, &declaration.name, &declared).err().map(Err),
     };
     if let Some(answer) = answer {
@@ -226,53 +229,85 @@ async fn commit_each(mut change: Change, limits: &Limits, batch: Vec<(QueueDecla
     }
 }
 
+/// An argument in which a declaration differs from the queue it names:
+/// its name and the values given and current (`None`: not given), as the
+/// declaring door writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgumentDifference {
+    pub name: String,
+    pub received: Option<String>,
+    pub current: Option<String>,
+}
+
+/// The declaring door's rule for which of a declaration's arguments
+/// (`received`, as text) must match a queue's `current` definition, and
+/// when two values are the same: the first that differs, or `None`. The
+/// AMQP door and the admin API compare as RabbitMQ does
+/// (`conveyor_rabbit_args::differing_argument`); others use
+/// [`every_argument`].
+pub type ArgumentComparison = fn(received: &BTreeMap<String, String>, current: &QueueDefinition) -> Option<ArgumentDifference>;
+
+/// The comparison of a door without rules of its own: every argument,
+/// given or kept, must be the same text.
+pub fn every_argument(received: &BTreeMap<String, String>, current: &QueueDefinition) -> Option<ArgumentDifference> {
+    let current = &current.arguments;
+    let names: std::collections::BTreeSet<&String> = received.keys().chain(current.keys()).collect();
+    names.into_iter().find_map(|name| {
+        let (received, current) = (received.get(name), current.get(name));
+        (received != current).then(|| ArgumentDifference {
+            name: name.clone(),
+            received: received.cloned(),
+            current: current.cloned(),
+        })
+    })
+}
+
 /// A declaration of a queue that exists, as RabbitMQ compares it with the
 /// queue (`rabbit_amqqueue:assert_equivalence`) before anything checks its
-/// arguments: its flags, then the arguments its type compares
-/// ([`policy::compared_arguments`]).
+/// arguments: its flags, then its arguments by the declaring door's rule.
 #[derive(Debug)]
 pub struct Redeclaration<'a> {
     pub durable: bool,
     pub auto_delete: bool,
     pub arguments: &'a BTreeMap<String, String>,
+    pub compare: ArgumentComparison,
 }
 
 impl Redeclaration<'_> {
-    pub(crate) fn of(definition: &QueueDefinition) -> Redeclaration<'_> {
+    pub(crate) fn of(definition: &QueueDefinition, compare: ArgumentComparison) -> Redeclaration<'_> {
         Redeclaration {
             durable: definition.durable,
             auto_delete: definition.auto_delete,
             arguments: &definition.arguments,
+            compare,
         }
     }
 
     /// The first field in which it differs from `current`, with the values
     /// it gives and `current` has, or `None` if it is equivalent.
-    fn difference(&self, current: &QueueDefinition) -> Option<(String, Option<String>, Option<String>)> {
+    fn difference(&self, current: &QueueDefinition) -> Option<ArgumentDifference> {
         let flag = |field: &str, received: bool, current: bool| {
-            (received != current).then(|| (field.to_owned(), Some(received.to_string()), Some(current.to_string())))
+            (received != current).then(|| ArgumentDifference {
+                name: field.to_owned(),
+                received: Some(received.to_string()),
+                current: Some(current.to_string()),
+            })
         };
         flag("durable", self.durable, current.durable)
             .or_else(|| flag("auto_delete", self.auto_delete, current.auto_delete))
-            .or_else(|| {
-                policy::compared_arguments(current.policy.queue_type).into_iter().find_map(|name| {
-                    let (received, current) = (self.arguments.get(name), current.arguments.get(name));
-                    (!policy::equivalent_argument(name, current.map(String::as_str), received.map(String::as_str)))
-                        .then(|| (name.to_owned(), received.cloned(), current.cloned()))
-                })
-            })
+            .or_else(|| (self.compare)(self.arguments, current))
     }
 }
 
 /// The answer to a declaration of a queue that exists: itself if it was
 /// declared the same way (counting as a use of it), else why not.
 pub(crate) fn already_declared(existing: &Arc<DeclaredQueue>, redeclaration: &Redeclaration, now_ms: i64) -> Result<Arc<DeclaredQueue>> {
-    if let Some((field, received, current)) = redeclaration.difference(&existing.definition()) {
+    if let Some(difference) = redeclaration.difference(&existing.definition()) {
         return Err(CoreError::QueueMismatch {
             name: existing.name.clone(),
-            field,
-            received,
-            current,
+            field: difference.name,
+            received: difference.received,
+            current: difference.current,
         });
     }
     existing.touch(now_ms);

@@ -15,7 +15,7 @@ pub use replication::Replication;
 mod partition_replication;
 pub use partition_replication::{KafkaNode, PartitionReplication, Placement};
 mod declarations;
-pub use declarations::Redeclaration;
+pub use declarations::{ArgumentComparison, ArgumentDifference, Redeclaration, every_argument};
 mod group_configs;
 mod group_listing;
 mod identity;
@@ -43,7 +43,7 @@ use tracing::{info, warn};
 use self::metadata::Metadata;
 use self::views::Views;
 use crate::alarms::ResourceAlarms;
-use crate::catalog::Catalog;
+use crate::catalog::{ArgumentVocabulary, Catalog};
 use crate::connections::Connections;
 use crate::error::{CoreError, Result};
 use crate::group::{ConsumerGroupStore, GroupConfig, GroupCoordinator, OffsetStore};
@@ -66,6 +66,10 @@ pub struct BrokerConfig {
     pub limits: LimitsConfig,
     /// Kafka's `log.cleaner.*`: when and how fast compacted topics are cleaned.
     pub log_cleaner: crate::log_cleaner::LogCleanerConfig,
+    /// The words queue arguments are declared in (RabbitMQ's: the binary
+    /// gives `conveyor_rabbit_args::VOCABULARY`), for what the core cannot
+    /// read itself ([`ArgumentVocabulary`]).
+    pub argument_vocabulary: Option<ArgumentVocabulary>,
 }
 
 impl BrokerConfig {
@@ -77,6 +81,7 @@ impl BrokerConfig {
             topic_defaults: TopicDefaults::default(),
             limits: LimitsConfig::default(),
             log_cleaner: crate::log_cleaner::LogCleanerConfig::default(),
+            argument_vocabulary: None,
         }
     }
 }
@@ -123,7 +128,7 @@ impl Broker {
         let data_dir = config.data_dir.clone();
         conveyor_log::index::create_dir_all(&data_dir).map_err(|error| CoreError::io(&data_dir, error))?;
         let lock = data_dir::lock_data_dir(&data_dir)?;
-        let catalog = Catalog::open(&data_dir.join("meta"), Arc::clone(&clock))?;
+        let catalog = Catalog::open(&data_dir.join("meta"), Arc::clone(&clock), config.argument_vocabulary.as_ref())?;
         let local_cluster_id = data_dir::load_cluster_id(&data_dir.join("meta").join("cluster.id"))?;
         let offsets = OffsetStore::open(&data_dir.join("groups").join("offsets"), Arc::clone(&clock))?;
         let limits = Arc::new(Limits::new(config.limits.clone()));
@@ -547,12 +552,11 @@ mod tests {
         broker.declare_queue("dropped", durable.clone()).await.expect("queue");
         broker
             .redefine_queue("tasks", |_| {
-                QueueDefinition::from_arguments(
-                    "tasks",
-                    true,
-                    false,
-                    BTreeMap::from([("x-message-ttl".to_owned(), "1000".to_owned())]),
-                )
+                let policy = crate::queue::QueuePolicy {
+                    message_ttl_ms: Some(1000),
+                    ..Default::default()
+                };
+                Ok::<_, CoreError>(QueueDefinition::of_policy(true, policy))
             })
             .await
             .expect("update")

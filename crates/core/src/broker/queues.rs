@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Broker;
 use super::data_dir::{queue_config, queue_dir};
-use super::declarations::{Declarations, QueueDeclaration, Redeclaration, already_declared};
+use super::declarations::{ArgumentComparison, Declarations, QueueDeclaration, Redeclaration, already_declared, every_argument};
 use super::metadata::{blocking, run_to_completion};
 use super::views::Opened;
 use crate::catalog::{Event, QueueDefinition};
@@ -141,8 +141,22 @@ impl Broker {
     /// their catalog event. Files whose event never comes (a refusal, a
     /// crash) belong to no queue: they are removed then, or as orphans on
     /// the next start.
+    ///
+    /// An existing queue is compared with it by [`every_argument`]; a door
+    /// with rules of its own gives them to [`Broker::declare_queue_compared`].
     pub async fn declare_queue(&self, name: &str, definition: QueueDefinition) -> Result<(Arc<DeclaredQueue>, bool)> {
-        if let Some(redeclared) = self.redeclare_queue(name, &Redeclaration::of(&definition)) {
+        self.declare_queue_compared(name, definition, every_argument).await
+    }
+
+    /// [`Broker::declare_queue`], an existing queue compared with it by
+    /// `compare` (the declaring door's rule).
+    pub async fn declare_queue_compared(
+        &self,
+        name: &str,
+        definition: QueueDefinition,
+        compare: ArgumentComparison,
+    ) -> Result<(Arc<DeclaredQueue>, bool)> {
+        if let Some(redeclared) = self.redeclare_queue(name, &Redeclaration::of(&definition, compare)) {
             return redeclared.map(|existing| (existing, false));
         }
         let (policy, over_topic) = self.check_declaration(name, &definition)?;
@@ -197,6 +211,7 @@ impl Broker {
             created_ms,
             opened,
             topic,
+            compare,
         };
         // Committed with the declarations that wait for the lock with it
         // (one catalog fsync for all), in a task of its own so a caller
@@ -395,16 +410,17 @@ mod tests {
     use crate::BrokerConfig;
 
     fn stream() -> QueueDefinition {
-        stream_with("x-queue-type", "stream")
+        stream_with(StreamRetention::default())
     }
 
-    /// A stream with one more argument.
-    fn stream_with(argument: &str, value: &str) -> QueueDefinition {
-        let arguments = BTreeMap::from([
-            ("x-queue-type".to_owned(), "stream".to_owned()),
-            (argument.to_owned(), value.to_owned()),
-        ]);
-        QueueDefinition::from_arguments("s", true, false, arguments).expect("valid")
+    /// A stream kept by `retention`.
+    fn stream_with(retention: StreamRetention) -> QueueDefinition {
+        let policy = QueuePolicy {
+            queue_type: QueueType::Stream,
+            stream_retention: retention,
+            ..QueuePolicy::default()
+        };
+        QueueDefinition::of_policy(true, policy)
     }
 
     #[tokio::test]
@@ -451,7 +467,10 @@ mod tests {
     async fn a_kafka_config_change_to_a_streams_topic_is_its_retention_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = Broker::open(BrokerConfig::new(dir.path())).expect("open");
-        let small_segments = stream_with("x-stream-max-segment-size-bytes", &(1 << 20).to_string());
+        let small_segments = stream_with(StreamRetention {
+            segment_bytes_max: Some(1 << 20),
+            ..StreamRetention::default()
+        });
         let (declared, _) = broker.declare_queue("events", small_segments).await.expect("declare");
         let queue = declared.queue().expect("open");
         for _ in 0..30 {
@@ -477,18 +496,13 @@ mod tests {
             .expect("altered");
         assert_eq!(config.overrides().get("retention.bytes").map(String::as_str), Some("1"));
         assert!(log.start_offset() > 0, "the sealed segments went at once, not at the next open");
-        assert_eq!(
-            declared.definition().arguments.get("x-max-length-bytes").map(String::as_str),
-            Some("1"),
-            "the stream's own argument"
-        );
-        assert_eq!(declared.policy().stream_retention.max_bytes, Some(1));
+        assert_eq!(declared.policy().stream_retention.max_bytes, Some(1), "the stream's own retention");
 
         broker
             .alter_topic_config("events", change("retention.ms", Some("3600000")), false, false)
             .await
             .expect("altered");
-        assert_eq!(declared.definition().arguments.get("x-max-age").map(String::as_str), Some("3600s"));
+        assert_eq!(declared.policy().stream_retention.max_age_ms, Some(3_600_000));
         broker
             .alter_topic_config("events", change("retention.bytes", None), false, false)
             .await
@@ -567,7 +581,10 @@ mod tests {
             let topic = broker.create_topic("clicks", Some(1), BTreeMap::new()).await.expect("topic");
             let partition = topic.partition(0).expect("partition 0");
             partition.append(one_record("from kafka")).await.expect("append");
-            let retained = stream_with("x-max-age", "1h");
+            let retained = stream_with(StreamRetention {
+                max_age_ms: Some(3_600_000),
+                ..StreamRetention::default()
+            });
             assert!(
                 matches!(
                     broker.declare_queue("clicks", retained).await,

@@ -281,7 +281,8 @@ impl Broker {
     ) -> Result<TopicConfig> {
         let name = topic.name.as_str();
         self.check_topic_config_changes(&changes)?;
-        let redefined = |definition: &QueueDefinition| stream_redefined(name, definition, &changes, replace);
+        let vocabulary = self.config().argument_vocabulary;
+        let redefined = |definition: &QueueDefinition| stream_redefined(name, definition, &changes, replace, vocabulary.as_ref());
         if validate_only {
             let declared = self.queue(name).ok_or_else(|| CoreError::UnknownQueue(name.to_owned()))?;
             return Ok(stream_config(redefined(&declared.definition())?.policy.stream_retention));

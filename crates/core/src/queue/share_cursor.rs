@@ -36,11 +36,21 @@
 //! also keeps the body size of every unsettled message, learned the same
 //! way ([`ShareCursor::learn_sizes`]), so it can tell the bytes of the
 //! messages ready for delivery.
+//!
+//! The delivery order (groups, priorities, delays) is `share_cursor/ordering.rs`;
+//! the durable image (journal events, snapshots, restore) is
+//! `share_cursor/image.rs`.
+
+mod image;
+mod ordering;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+
+pub use image::{CursorImage, DurableState, JournalEvent};
+pub use ordering::{GroupKey, OrderFacts};
 
 /// Who holds an acquisition: an AMQP consumer (channel + consumer tag), an
 /// SQS receive, a Kafka share-group member. The front door picks the number.
@@ -93,21 +103,6 @@ impl ShareCursorConfig {
     }
 }
 
-/// The group of a message: its record key (no key is the empty group).
-pub type GroupKey = Vec<u8>;
-
-/// What decides a message's place in the delivery order, which the cursor
-/// learns from the log ([`ShareCursor::learn_order`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OrderFacts {
-    /// Its group (the empty one without a key).
-    pub group: GroupKey,
-    /// Its priority as published (0 without one).
-    pub priority: u8,
-    /// Not delivered before this time (ms since the epoch), with delays on.
-    pub not_before_ms: Option<i64>,
-}
-
 /// One message handed to a consumer by [`ShareCursor::acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Acquired {
@@ -144,89 +139,6 @@ pub enum CursorError {
     NotAcquired { offset: u64 },
     #[error("offset {offset} is not held by consumer {}", consumer.0)]
     NotHolder { offset: u64, consumer: ConsumerId },
-}
-
-/// A state change that must survive a crash, in the order it happened.
-/// Releases, renewals and lock expiries are not among them: after a restart
-/// every acquired message is available again anyway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum JournalEvent {
-    /// The message was acquired; it has now been delivered `delivery_count` times.
-    Delivered {
-        offset: u64,
-        delivery_count: u32,
-    },
-    Acknowledged {
-        offset: u64,
-    },
-    Archived {
-        offset: u64,
-        delivery_count: u32,
-    },
-    /// The message was given back to be delivered again no sooner than
-    /// `not_before_ms` (a retry delay).
-    Delayed {
-        offset: u64,
-        not_before_ms: i64,
-    },
-}
-
-/// How a message's state survives a restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DurableState {
-    /// Delivered before (acquired or released when saved): available again.
-    Available,
-    Acknowledged,
-    Archived,
-}
-
-/// The durable part of a cursor: what a snapshot holds and replay rebuilds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CursorImage {
-    /// Every offset below is acknowledged or archived.
-    pub start: u64,
-    /// Offsets at or above `start` with a delivery count or a final state.
-    pub entries: BTreeMap<u64, (DurableState, u32)>,
-    /// Available entries given back with a retry delay: not delivered
-    /// again before this time (ms since the epoch).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub not_before: BTreeMap<u64, i64>,
-}
-
-impl CursorImage {
-    /// Applies one replayed event. Events below the start are already settled.
-    pub fn apply(&mut self, event: JournalEvent) {
-        let (offset, state, count) = match event {
-            JournalEvent::Delivered { offset, delivery_count } => (offset, DurableState::Available, Some(delivery_count)),
-            JournalEvent::Acknowledged { offset } => (offset, DurableState::Acknowledged, None),
-            JournalEvent::Archived { offset, delivery_count } => (offset, DurableState::Archived, Some(delivery_count)),
-            JournalEvent::Delayed { offset, not_before_ms } => {
-                let available = self.entries.get(&offset).is_some_and(|entry| entry.0 == DurableState::Available);
-                if offset >= self.start && available {
-                    self.not_before.insert(offset, not_before_ms);
-                }
-                return;
-            }
-        };
-        if offset < self.start {
-            return;
-        }
-        // Delivered again (its delay was over) or settled: no longer waiting.
-        self.not_before.remove(&offset);
-        let entry = self.entries.entry(offset).or_insert((DurableState::Available, 0));
-        // A settled message stays settled whatever a stale event says.
-        if entry.0 == DurableState::Available {
-            entry.0 = state;
-        }
-        if let Some(count) = count {
-            // The latest count, as the cursor journals them in order: an
-            // acquisition given back undelivered ([`ShareCursor::defer`])
-            // lowers it again.
-            entry.1 = count;
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,78 +236,6 @@ impl ShareCursor {
     /// An empty cursor at offset 0.
     pub fn new(config: ShareCursorConfig) -> ShareCursor {
         ShareCursor::restore(config, CursorImage::default())
-    }
-
-    /// Rebuilds a cursor from its durable image: acknowledged and archived
-    /// messages stay so; every other message with a delivery count is
-    /// available again and keeps its count.
-    pub fn restore(config: ShareCursorConfig, image: CursorImage) -> ShareCursor {
-        let mut cursor = ShareCursor {
-            config,
-            start: image.start,
-            end: image.start,
-            fresh: image.start,
-            entries: BTreeMap::new(),
-            ready: BTreeSet::new(),
-            ready_ranked: BTreeSet::new(),
-            delayed: BTreeSet::new(),
-            locks: BTreeSet::new(),
-            held: HashMap::new(),
-            events: Vec::new(),
-            groups: HashMap::new(),
-            priorities: HashMap::new(),
-            not_before: HashMap::new(),
-            order_known_end: image.start,
-            first_acquired_ms: HashMap::new(),
-            sizes: Sizes {
-                known_end: image.start,
-                ..Sizes::default()
-            },
-        };
-        for (offset, (state, delivery_count)) in image.entries.range(image.start..) {
-            let state = match state {
-                DurableState::Available => State::Available {
-                    not_before_ms: image.not_before.get(offset).copied().unwrap_or(i64::MIN),
-                },
-                DurableState::Acknowledged => State::Acknowledged,
-                DurableState::Archived => State::Archived,
-            };
-            cursor.set_state(*offset, state, *delivery_count);
-        }
-        cursor.advance_start();
-        cursor
-    }
-
-    /// The durable part of the state, for a snapshot.
-    pub fn image(&self) -> CursorImage {
-        CursorImage {
-            start: self.start,
-            entries: self
-                .entries
-                .iter()
-                // An available entry never delivered (a message group skipped
-                // it) is the same as no entry.
-                .filter(|(_, entry)| entry.delivery_count > 0 || !matches!(entry.state, State::Available { .. }))
-                .map(|(offset, entry)| {
-                    let state = match entry.state {
-                        State::Available { .. } | State::Acquired { .. } => DurableState::Available,
-                        State::Acknowledged => DurableState::Acknowledged,
-                        State::Archived => DurableState::Archived,
-                    };
-                    (*offset, (state, entry.delivery_count))
-                })
-                .collect(),
-            not_before: self
-                .entries
-                .iter()
-                .filter_map(|(offset, entry)| match entry.state {
-                    State::Available { not_before_ms } if not_before_ms != i64::MIN && entry.delivery_count > 0 => {
-                        Some((*offset, not_before_ms))
-                    }
-                    _ => None,
-                })
-                .collect(),
-        }
     }
 
     pub fn config(&self) -> ShareCursorConfig {
@@ -587,76 +427,6 @@ impl ShareCursor {
         acquisition
     }
 
-    /// [`ShareCursor::acquire`] with priorities: every candidate is a ready
-    /// entry, ranked, so the first of the ranking is the next to go.
-    fn acquire_ranked(
-        &mut self,
-        consumer: ConsumerId,
-        max_messages: usize,
-        lock_ms: i64,
-        now_ms: i64,
-        below: u64,
-        delayed: bool,
-    ) -> Acquisition {
-        let mut acquisition = Acquisition::default();
-        let deadline_ms = now_ms.saturating_add(lock_ms.max(0));
-        self.rank_fresh();
-        // Each pass takes (or archives, past the delivery limit) the first
-        // ranked offsets below `below` out of the ranking.
-        for _ in 0..=self.ready_ranked.len() {
-            let wanted = max_messages.saturating_sub(acquisition.acquired.len());
-            let next: Vec<u64> = self
-                .ready_ranked
-                .iter()
-                .map(|&(_, offset)| offset)
-                .filter(|offset| *offset < below)
-                .take(wanted)
-                .collect();
-            if next.is_empty() {
-                break;
-            }
-            for offset in next {
-                // A message still early leaves the ranking until it is due.
-                if !(delayed && self.wait_if_early(offset, now_ms)) {
-                    self.take(offset, consumer, deadline_ms, now_ms, &mut acquisition);
-                }
-            }
-        }
-        self.advance_start();
-        acquisition
-    }
-
-    /// With priorities: makes the never-delivered offsets inside the
-    /// in-flight window whose priorities are known ready entries, so they
-    /// are ranked against the messages given back.
-    fn rank_fresh(&mut self) {
-        // `next_fresh` stops at the window's end.
-        for _ in 0..self.config.in_flight_max {
-            let Some(offset) = self.next_fresh().filter(|offset| *offset < self.order_known_end) else {
-                break;
-            };
-            self.fresh = offset + 1;
-            self.set_state(offset, State::Available { not_before_ms: i64::MIN }, 0);
-        }
-    }
-
-    /// With delays: if `offset`'s not-before time is after `now_ms`, makes
-    /// it an available entry that waits until then (without counting a
-    /// delivery) and says so.
-    fn wait_if_early(&mut self, offset: u64, now_ms: i64) -> bool {
-        let Some(not_before_ms) = self
-            .not_before
-            .get(&offset)
-            .copied()
-            .filter(|not_before_ms| *not_before_ms > now_ms)
-        else {
-            return false;
-        };
-        let delivery_count = self.delivery_count(offset);
-        self.set_state(offset, State::Available { not_before_ms }, delivery_count);
-        true
-    }
-
     /// Delivers `offset` to `consumer`, or archives it instead if this
     /// delivery would pass the delivery limit.
     fn take(&mut self, offset: u64, consumer: ConsumerId, deadline_ms: i64, now_ms: i64, acquisition: &mut Acquisition) {
@@ -679,96 +449,6 @@ impl ShareCursor {
         self.first_acquired_ms.entry(offset).or_insert(now_ms);
         self.events.push(JournalEvent::Delivered { offset, delivery_count });
         acquisition.acquired.push(Acquired { offset, delivery_count });
-    }
-
-    /// With message groups: the groups that may not deliver now, because one
-    /// of their messages is acquired or waits out a retry delay.
-    fn blocked_groups(&self) -> HashSet<GroupKey> {
-        if !self.config.message_groups {
-            return HashSet::new();
-        }
-        let held = self.locks.iter().map(|(_, offset)| offset);
-        let delayed = self.delayed.iter().map(|(_, offset)| offset);
-        held.chain(delayed)
-            .map(|offset| self.groups.get(offset).cloned().unwrap_or_default())
-            .collect()
-    }
-
-    /// Whether the cursor orders deliveries by what it learns of messages.
-    fn wants_order(&self) -> bool {
-        self.config.message_groups || self.config.ranked() || self.config.delays
-    }
-
-    /// With message groups, priorities or delays: the offsets whose groups,
-    /// priorities and not-before times the caller should tell ([`ShareCursor::learn_order`])
-    /// before they can be delivered, if any. Only offsets inside the
-    /// in-flight window are asked for, which bounds what is kept in memory.
-    pub fn order_wanted(&self) -> Option<std::ops::Range<u64>> {
-        let from = self.order_known_end.max(self.start);
-        let to = self.end.min(self.start.saturating_add(self.config.in_flight_max));
-        (self.wants_order() && from < to).then_some(from..to)
-    }
-
-    /// Tells the cursor the groups and priorities of the offsets in `range`
-    /// (which starts at or below where [`ShareCursor::order_wanted`]
-    /// starts): `facts` lists some of them; the others have no key and
-    /// priority 0.
-    pub fn learn_order(&mut self, range: std::ops::Range<u64>, facts: impl IntoIterator<Item = (u64, OrderFacts)>) {
-        let known_end = self.order_known_end.max(self.start);
-        if !self.wants_order() || range.start > known_end {
-            return;
-        }
-        let ranked = self.config.ranked();
-        for (
-            offset,
-            OrderFacts {
-                group,
-                priority,
-                not_before_ms,
-            },
-        ) in facts
-        {
-            if !range.contains(&offset) || self.is_settled(offset) {
-                continue;
-            }
-            // Only a message never acquired waits: one delivered was due.
-            if let Some(not_before_ms) =
-                not_before_ms.filter(|_| self.config.delays && offset >= known_end && self.delivery_count(offset) == 0)
-            {
-                self.not_before.insert(offset, not_before_ms);
-            }
-            if self.config.message_groups && !group.is_empty() {
-                self.groups.insert(offset, group);
-            }
-            // A priority once known never changes: the ranking relies on it.
-            let priority = priority.min(self.config.max_priority);
-            if ranked && priority > 0 && offset >= known_end {
-                self.priorities.insert(offset, priority);
-            }
-        }
-        let learned_end = self.order_known_end.max(range.end);
-        if ranked {
-            // Ready offsets whose priority is known now join the ranking
-            // (entries restored from the journal, before it was known).
-            let newly: Vec<u64> = self.ready.range(known_end..learned_end).copied().collect();
-            for offset in newly {
-                self.ready_ranked.insert((Reverse(self.priority(offset)), offset));
-            }
-        }
-        self.order_known_end = learned_end;
-    }
-
-    /// An offset's priority as learned (0 if none or not known yet).
-    fn priority(&self, offset: u64) -> u8 {
-        self.priorities.get(&offset).copied().unwrap_or(0)
-    }
-
-    /// Adds a ready offset to the ranking, with priorities on and its
-    /// priority known.
-    fn rank(&mut self, offset: u64) {
-        if self.config.ranked() && offset < self.order_known_end {
-            self.ready_ranked.insert((Reverse(self.priority(offset)), offset));
-        }
     }
 
     /// With byte counting: the offsets whose sizes the caller should tell

@@ -12,9 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use conveyor_core::broker::Redeclaration;
-use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::exchange::FieldTable;
-use conveyor_core::queue::{DeclaredQueue, policy};
+use conveyor_core::queue::DeclaredQueue;
 use conveyor_core::stats::Flow;
 use conveyor_core::vhost;
 use conveyor_core::{Broker, VirtualHost};
@@ -247,18 +246,21 @@ pub(super) async fn declare_in(
     let resource = vhost.resource(name).map_err(conveyor_core::CoreError::from)?;
     // As RabbitMQ: a queue that exists is compared with the declaration
     // first; the arguments are checked only for a new queue.
-    let texts = policy::argument_texts(&table);
+    let texts = conveyor_rabbit_args::argument_texts(&table);
     let redeclaration = Redeclaration {
         durable: body.durable,
         auto_delete: body.auto_delete,
         arguments: &texts,
+        compare: conveyor_rabbit_args::differing_argument,
     };
     if let Some(existing) = broker.redeclare_queue(&resource, &redeclaration) {
         return Ok((existing?, false));
     }
-    let arguments = policy::arguments_from_table(&table, name, vhost.name()).map_err(ApiError::bad_request)?;
-    let definition = QueueDefinition::from_arguments(&resource, body.durable, body.auto_delete, arguments)?;
-    Ok(broker.declare_queue(&resource, definition).await?)
+    let arguments = conveyor_rabbit_args::arguments_from_table(&table, name, vhost.name()).map_err(ApiError::bad_request)?;
+    let definition = conveyor_rabbit_args::definition(&resource, body.durable, body.auto_delete, arguments)?;
+    Ok(broker
+        .declare_queue_compared(&resource, definition, conveyor_rabbit_args::differing_argument)
+        .await?)
 }
 
 /// A queue's counts, definition and dead-letter wiring.

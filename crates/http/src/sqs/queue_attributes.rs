@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use conveyor_core::catalog::QueueDefinition;
 use conveyor_core::queue::QueuePolicy;
-use conveyor_core::queue::policy::arguments;
+use conveyor_rabbit_args::arguments;
 
 use super::error::SqsError;
 
@@ -523,7 +523,7 @@ mod tests {
         let (changed, _) = updated(&created, &attributes(&[("MessageRetentionPeriod", "120")])).expect("valid");
         assert_eq!(changed.policy.retention_ms, Some(120_000));
         // An SQS queue from before the typed policy.
-        let legacy = QueueDefinition::from_arguments(
+        let legacy = conveyor_rabbit_args::definition(
             "q",
             true,
             false,
@@ -622,7 +622,7 @@ mod tests {
         assert_eq!(definition.policy.dead_letter_routing_key.as_deref(), Some("orders-dlq"));
         assert_eq!(definition.policy.delivery_limit, Some(3));
         assert_eq!(
-            QueuePolicy::from_arguments(&definition.arguments).expect("valid"),
+            conveyor_rabbit_args::policy(&definition.arguments).expect("valid"),
             definition.policy,
             "the arguments RabbitMQ clients see say what the policy does"
         );
