@@ -286,22 +286,28 @@ impl QueueDefinition {
 /// `BrokerConfig`. Without one, a queue recorded before the typed policy
 /// has the default policy and a stream's arguments do not follow a Kafka
 /// config change.
+/// Reads the policy a queue's stored arguments make.
+pub type PolicyReader = fn(&BTreeMap<String, String>) -> std::result::Result<QueuePolicy, String>;
+
+/// Rewrites a stream's stored arguments for a retention change.
+pub type RetentionShown = fn(&BTreeMap<String, String>, &StreamRetention, &StreamRetention) -> BTreeMap<String, String>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ArgumentVocabulary {
     /// The policy `arguments` make, or why they make none: for the queues
     /// a catalog recorded before definitions kept a typed policy.
-    pub policy: fn(&BTreeMap<String, String>) -> std::result::Result<QueuePolicy, String>,
+    pub policy: PolicyReader,
     /// `arguments` showing a stream's retention changed from the first to
     /// the second (by a Kafka config change), for the clients that read
     /// and redeclare them.
-    pub stream_retention_shown: fn(&BTreeMap<String, String>, &StreamRetention, &StreamRetention) -> BTreeMap<String, String>,
+    pub stream_retention_shown: RetentionShown,
 }
 
 thread_local! {
     /// How a catalog opening on this thread reads the policy of a queue
     /// recorded without one ([`Catalog::open`] sets it around its replay):
     /// serde gives the stored definition no other way to ask.
-    static LEGACY_POLICY: std::cell::Cell<Option<fn(&BTreeMap<String, String>) -> std::result::Result<QueuePolicy, String>>> =
+    static LEGACY_POLICY: std::cell::Cell<Option<PolicyReader>> =
         const { std::cell::Cell::new(None) };
 }
 

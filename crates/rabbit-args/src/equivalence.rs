@@ -10,6 +10,9 @@ use conveyor_core::queue::QueueType;
 
 use crate::arguments;
 
+/// The arguments a declaration of an existing queue of `queue_type` must
+/// repeat, in the order RabbitMQ compares them (its queue type's
+/// `queue_arguments`, `rabbit_amqqueue:assert_args_equivalence`), then the
 /// ones Conveyor's own rules read for that type. Others are not compared, as
 /// in RabbitMQ: unknown arguments, `x-message-delays` (set by the SQS door,
 /// which an AMQP client does not repeat), a door's own entries (`sqs.…`).

@@ -75,9 +75,6 @@ pub mod arguments {
     pub const CONSUMER_TIMEOUT: &str = "x-consumer-timeout";
 }
 
-/// Record headers the core reads and writes (front doors map them to their
-/// protocol: AMQP's `expiration` property and `x-death` header); the typed
-
 /// What the core asks of this vocabulary without knowing it (the binary
 /// gives it in `BrokerConfig`): the policy of a queue a catalog recorded
 /// before definitions kept a typed policy, and the arguments a stream shows

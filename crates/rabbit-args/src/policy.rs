@@ -160,10 +160,6 @@ const STREAM_REFUSED_ARGUMENTS: [&str; 11] = [
     arguments::MAX_PRIORITY,
 ];
 
-/// The arguments a declaration of an existing queue of `queue_type` must
-/// repeat, in the order RabbitMQ compares them (its queue type's
-/// `queue_arguments`, `rabbit_amqqueue:assert_args_equivalence`), then the
-
 /// A duration as RabbitMQ writes `x-max-age` and `x-stream-offset`
 /// intervals, in milliseconds: a positive number and a unit, `Y` (365
 /// days), `M` (30 days), `D`, `h`, `m` or `s`: "7D", "30m".
