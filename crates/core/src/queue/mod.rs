@@ -3,16 +3,19 @@
 //! acquired by a consumer until a deadline, acknowledged, archived (dead) —
 //! with delivery counts that survive restarts. `share_cursor.rs` is the pure
 //! state machine, `journal.rs` its journal's format (a `Journaled` state
-//! machine), `queue.rs` the two logs
-//! together. No wire protocol and no broker wiring here.
+//! machine), `queue.rs` the two logs together, `queue_writes.rs` where
+//! their writes go (here, or through a replicated queue's group). No wire protocol and no broker wiring here.
 
 pub mod deaths;
 mod declared;
+mod durable;
 mod journal;
 pub mod policy;
 #[allow(clippy::module_inception)] // `queue::Queue`, one main type per file.
 mod queue;
+mod queue_writes;
 mod share_cursor;
+mod snapshot_writer;
 mod stream;
 
 use std::path::PathBuf;
@@ -22,9 +25,11 @@ pub use declared::{DeclaredQueue, Opener, StoredCounts};
 pub mod deduplication;
 pub use conveyor_log::Visibility;
 pub use deduplication::{Claim, Deduplicated, Deduplication, Original};
+pub use durable::Durable;
 pub use journal::JOURNAL_RESERVE_BYTES;
 pub use policy::{DeadLetterStrategy, Overflow, QueuePolicy, QueueType, StreamRetention};
-pub use queue::{CursorStart, Deliveries, Delivery, Durable, Peeked, Queue, QueueConfig};
+pub use queue::{CursorStart, Deliveries, Delivery, Peeked, Queue, QueueConfig};
+pub use queue_writes::{LocalWrites, QueueWrites};
 pub use share_cursor::{
     Acquired, Acquisition, Archived, ConsumerId, CursorError, CursorImage, DurableState, GroupKey, JournalEvent, ShareCursor,
     ShareCursorConfig,

@@ -5,12 +5,9 @@
 //! group's cursor runs over a partition log the queue does not own
 //! ([`Queue::open_over`]): it never cuts nor closes that log.
 
-use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use conveyor_log::clock::Clock;
 use conveyor_log::record::{BatchBuilder, Record};
@@ -19,8 +16,11 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 
 use super::QueueError;
+use super::durable::Durable;
+use super::queue_writes::{LocalWrites, QueueWrites};
 use super::share_cursor::{Acquisition, Archived, ConsumerId, CursorImage, OrderFacts, ShareCursor, ShareCursorConfig};
-use crate::journal::{Appended, JournalConfig, Journaled, StateMachine};
+use super::snapshot_writer::SnapshotWriter;
+use crate::journal::{JournalConfig, Journaled};
 use crate::record_batches::decode_batches;
 
 /// Where the cursor of a queue opened over someone else's log
@@ -113,44 +113,6 @@ pub struct Deliveries {
     pub durable: Durable,
 }
 
-/// A pending journal append: a future, or [`Durable::wait`] from blocking code.
-#[derive(Debug)]
-pub struct Durable(DurableInner);
-
-#[derive(Debug)]
-enum DurableInner {
-    Pending(Appended),
-    Failed(Option<QueueError>),
-}
-
-impl Durable {
-    fn from_append(result: Result<Appended, QueueError>) -> Durable {
-        match result {
-            Ok(appended) => Durable(DurableInner::Pending(appended)),
-            Err(error) => Durable(DurableInner::Failed(Some(error))),
-        }
-    }
-
-    /// Blocks until the change is durable. Not from an async context.
-    pub fn wait(self) -> Result<(), QueueError> {
-        match self.0 {
-            DurableInner::Pending(appended) => appended.wait().map_err(QueueError::from),
-            DurableInner::Failed(error) => Err(error.unwrap_or(QueueError::Closed)),
-        }
-    }
-}
-
-impl Future for Durable {
-    type Output = Result<(), QueueError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().0 {
-            DurableInner::Pending(appended) => Pin::new(appended).poll(cx).map(|result| result.map_err(QueueError::from)),
-            DurableInner::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(QueueError::Closed))),
-        }
-    }
-}
-
 /// Bytes [`Queue::acquire`] reads per offset it wants (see `read_records`).
 const READ_BYTES_PER_OFFSET: usize = 2048;
 
@@ -183,6 +145,9 @@ pub struct Queue {
     /// The cursor's journal: its events, appended under `state`. Shared
     /// with the snapshot writer, which runs off the async reactor.
     journal: Arc<Journaled<CursorImage>>,
+    /// Where publishes and cursor events are written: `messages` and
+    /// `journal` here, or through a replicated queue's group.
+    writes: Arc<dyn QueueWrites>,
     clock: Arc<dyn Clock>,
     /// Taken while the cursor changes and its events are enqueued on the
     /// journal, so the journal's order is the cursor's. Never held while
@@ -206,8 +171,21 @@ impl Queue {
     /// counts. Blocking.
     pub fn open(dir: impl Into<PathBuf>, config: QueueConfig, clock: Arc<dyn Clock>) -> Result<Queue, QueueError> {
         let dir = dir.into();
+        Queue::open_through(dir, config, clock, |local| Arc::new(local))
+    }
+
+    /// [`Queue::open`] whose writes go through what `through` makes of the
+    /// queue's own logs (a replicated queue's group, which writes them on
+    /// every replica). Blocking.
+    pub fn open_through(
+        dir: impl Into<PathBuf>,
+        config: QueueConfig,
+        clock: Arc<dyn Clock>,
+        through: impl FnOnce(LocalWrites) -> Arc<dyn QueueWrites>,
+    ) -> Result<Queue, QueueError> {
+        let dir = dir.into();
         let messages = Log::open_with_clock(dir.join("messages"), config.log.clone(), Arc::clone(&clock))?;
-        Queue::open_on(dir, messages, true, None, config, clock)
+        Queue::open_on(dir, messages, true, None, config, clock, through)
     }
 
     /// Opens (or creates) a share cursor in `dir` over `messages`, a log the
@@ -228,7 +206,7 @@ impl Queue {
             CursorStart::Latest => messages.high_watermark(),
             CursorStart::At(offset) => offset,
         });
-        Queue::open_on(dir, messages, false, first_start, config, clock)
+        Queue::open_on(dir, messages, false, first_start, config, clock, |local| Arc::new(local))
     }
 
     fn open_on(
@@ -238,6 +216,7 @@ impl Queue {
         first_start: Option<u64>,
         config: QueueConfig,
         clock: Arc<dyn Clock>,
+        through: impl FnOnce(LocalWrites) -> Arc<dyn QueueWrites>,
     ) -> Result<Queue, QueueError> {
         let journal_config = JournalConfig {
             durability: config.log.durability,
@@ -270,12 +249,15 @@ impl Queue {
             replayed,
             "queue opened"
         );
+        let journal = Arc::new(journal);
+        let writes = through(LocalWrites::new(messages.clone(), Arc::clone(&journal)));
         let queue = Queue {
             dir,
             config,
             messages,
             owns_messages,
-            journal: Arc::new(journal),
+            journal,
+            writes,
             clock,
             state: Mutex::new(State { cursor }),
             snapshot: Arc::new(Mutex::new(false)),
@@ -316,7 +298,7 @@ impl Queue {
         for record in records {
             builder.push(record);
         }
-        self.messages.append(builder.build())
+        self.writes.append_messages(builder.build())
     }
 
     /// Hands `consumer` up to `max_messages` available messages, lowest
@@ -749,11 +731,12 @@ impl Queue {
         Ok(())
     }
 
-    /// Enqueues the cursor's pending events on the journal. Called with the
-    /// state lock held, which makes the journal's order the cursor's.
+    /// Enqueues the cursor's pending events on the journal (through the
+    /// queue's writes). Called with the state lock held, which makes the
+    /// journal's order the cursor's.
     fn enqueue_events(&self, state: &mut State) -> Durable {
         let events = state.cursor.take_events();
-        Durable::from_append(self.journal.append(&events).map_err(QueueError::from))
+        self.writes.append_cursor(&events)
     }
 
     /// Writes a cursor snapshot when one is due. Its image is taken here
@@ -939,53 +922,6 @@ impl Queue {
     }
 }
 
-/// What a cursor snapshot needs to be written away from its queue (on a
-/// blocking thread): the journal, the message log, and the queue's snapshot
-/// lock with its closed flag.
-struct SnapshotWriter {
-    dir: PathBuf,
-    journal: Arc<Journaled<CursorImage>>,
-    /// The message log to cut below the settled prefix, if the queue owns it.
-    messages: Option<Log>,
-    serial: Arc<Mutex<bool>>,
-}
-
-impl SnapshotWriter {
-    /// Writes `image` (covering the journal below `journal_offset`) unless
-    /// the queue closed meanwhile. A newer snapshot written first wins: the
-    /// journal skips an older one, and the message log is only ever cut
-    /// forward. Blocking.
-    fn write(&self, image: &CursorImage, journal_offset: u64) -> Result<(), QueueError> {
-        let closed = self.serial.lock();
-        if *closed {
-            return Ok(());
-        }
-        Self::write_locked(&self.journal, self.messages.as_ref(), image, journal_offset)?;
-        drop(closed);
-        Ok(())
-    }
-
-    /// Writes the snapshot, then drops the messages it settles. The caller
-    /// holds the queue's snapshot lock. Blocking.
-    fn write_locked(
-        journal: &Journaled<CursorImage>,
-        messages: Option<&Log>,
-        image: &CursorImage,
-        journal_offset: u64,
-    ) -> Result<(), QueueError> {
-        journal.write_snapshot(&image.snapshot(), journal_offset)?;
-        let Some(messages) = messages else {
-            return Ok(());
-        };
-        // The snapshot is durable and says everything below its start is
-        // settled, so the messages there are never read again: drop them
-        // (whole segments go; the log's start offset moves).
-        if image.start > messages.start_offset() {
-            messages.truncate_prefix(image.start.min(messages.high_watermark()))?;
-        }
-        Ok(())
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;
