@@ -7,6 +7,7 @@
 //! Kafka's wire.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use conveyor_core::Topic;
 use conveyor_core::broker::{KafkaNode, PartitionReplication, Placement};
@@ -97,7 +98,7 @@ impl PartitionReplication for ClusterReplication {
         })
     }
 
-    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend {
+    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach, timeout: Duration) -> PendingAppend {
         let groups = Arc::clone(&self.groups);
         let pool = Arc::clone(self.groups.pool());
         let group = GroupId {
@@ -111,6 +112,7 @@ impl PartitionReplication for ClusterReplication {
             topic.name.clone(),
             write,
             reach,
+            timeout,
         ))
     }
 }

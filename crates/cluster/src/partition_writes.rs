@@ -3,8 +3,11 @@
 //! it and this node has applied it), else sent to the node that leads,
 //! which proposes it there and answers where it landed. A write whose
 //! answer was lost on the way is reported failed, never sent again (it may
-//! be in the log). Knows the groups, the peers' connections and the wire;
-//! nothing of what the write means.
+//! be in the log). Every write is bounded by the time its caller gives it:
+//! a leader cut off from its majority answers `ReplicationTimedOut` then,
+//! and the entry may still commit later (as a Kafka produce that timed
+//! out may have landed). Knows the groups, the peers' connections and the
+//! wire; nothing of what the write means.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +22,9 @@ use crate::partition_groups::{PartitionGroup, PartitionGroups};
 use crate::type_config::{Command, GroupId, NodeId};
 use crate::wire::{Request, Response, WriteRefusal, Written};
 
-/// How long a write sent on to the leader may wait for one (an election
-/// after a leader's death takes a few seconds).
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a leader waits for the commit of a write another node sent it
+/// (that node stops waiting when its caller's time runs out).
+const FORWARDED_WRITE_TIMEOUT: Duration = conveyor_core::broker::REPLICATED_WRITE_TIMEOUT;
 /// Pause between tries while no leader takes the write.
 const FORWARD_RETRY: Duration = Duration::from_millis(100);
 
@@ -32,13 +35,24 @@ pub enum Refusal {
     NotLeader(Option<NodeId>),
     /// Applied and refused by the partition, or failed.
     Core(CoreError),
+    /// Proposed, and not committed within the time given: it may be
+    /// later.
+    TimedOut,
 }
 
-/// Writes through `group` when this node leads it.
-pub async fn write_here(group: &PartitionGroup, write: PartitionWrite) -> Result<AppendInfo, Refusal> {
+/// Writes through `group` when this node leads it, waiting at most
+/// `timeout` for the commit.
+pub async fn write_here(group: &PartitionGroup, write: PartitionWrite, timeout: Duration) -> Result<AppendInfo, Refusal> {
     let request = Uuid::new_v4();
     let outcome = group.machine.wait_for(request);
-    if let Err(error) = group.raft.client_write(Command::append(request, write)).await {
+    let proposed = tokio::time::timeout(timeout, group.raft.client_write(Command::append(request, write))).await;
+    // Dropping openraft's wait leaves the entry in the leader's log: it
+    // commits once a majority takes it, or a new leader replaces it.
+    let Ok(proposed) = proposed else {
+        group.machine.forget(&request);
+        return Err(Refusal::TimedOut);
+    };
+    if let Err(error) = proposed {
         group.machine.forget(&request);
         // Retriable whatever the reason (another leader, this one
         // stopping): nothing was committed through this node.
@@ -70,7 +84,7 @@ pub async fn answer_write(groups: &PartitionGroups, group: GroupId, command: Com
         return Response::Written(Err(WriteRefusal::Failed("not a partition write".to_owned())));
     };
     let write = crate::type_config::partition_write(batches, conditions, marker);
-    Response::Written(match write_here(&running, write).await {
+    Response::Written(match write_here(&running, write, FORWARDED_WRITE_TIMEOUT).await {
         Ok(info) => Ok(Written {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -78,6 +92,7 @@ pub async fn answer_write(groups: &PartitionGroups, group: GroupId, command: Com
             log_append_time_ms: info.log_append_time_ms,
         }),
         Err(Refusal::NotLeader(leader)) => Err(WriteRefusal::NotLeader { leader }),
+        Err(Refusal::TimedOut) => Err(WriteRefusal::TimedOut),
         Err(Refusal::Core(CoreError::ConditionFailed(failed))) => Err(WriteRefusal::Condition(failed)),
         Err(Refusal::Core(CoreError::NotEnoughReplicas { in_sync, required, .. })) => {
             Err(WriteRefusal::NotEnoughReplicas { in_sync, required })
@@ -88,7 +103,7 @@ pub async fn answer_write(groups: &PartitionGroups, group: GroupId, command: Com
 
 /// Writes `write` to partition `group` of topic `topic_name`: here when
 /// this node leads, else (with [`Reach::AnyNode`]) on the leader, trying
-/// again while no leader takes it, up to [`FORWARD_TIMEOUT`].
+/// again while no leader takes it; all within `timeout`.
 pub async fn write(
     groups: Arc<PartitionGroups>,
     pool: Arc<PeerPool>,
@@ -96,12 +111,18 @@ pub async fn write(
     topic_name: String,
     write: PartitionWrite,
     reach: Reach,
+    timeout: Duration,
 ) -> Result<AppendInfo, CoreError> {
     let not_leader = || CoreError::NotLeader {
         topic: topic_name.clone(),
         partition: group.partition,
     };
-    let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+    let timed_out = || CoreError::ReplicationTimedOut {
+        topic: topic_name.clone(),
+        partition: group.partition,
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
     // The replicas to ask in turn while no leader is known.
     let replicas: Vec<NodeId> = groups
         .replicas(group.topic, group.partition)
@@ -114,9 +135,11 @@ pub async fn write(
     let mut last_reason = String::from("no leader yet");
     loop {
         if let Some(running) = groups.group(&group) {
-            match write_here(&running, write.clone()).await {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match write_here(&running, write.clone(), remaining).await {
                 Ok(info) => return Ok(info),
                 Err(Refusal::Core(error)) => return Err(error),
+                Err(Refusal::TimedOut) => return Err(timed_out()),
                 Err(Refusal::NotLeader(leader)) => {
                     if reach == Reach::Leader {
                         return Err(not_leader());
@@ -163,10 +186,13 @@ pub async fn write(
                     });
                 }
                 Ok(Response::Written(Err(WriteRefusal::Failed(reason)))) => return Err(CoreError::Replication(reason)),
+                Ok(Response::Written(Err(WriteRefusal::TimedOut))) => return Err(timed_out()),
                 Ok(Response::NoSuchGroup(_)) => last_reason = format!("node {target} runs no group for the partition"),
                 Ok(_) => return Err(CoreError::Replication(format!("node {target} answered another request"))),
                 // Nothing was sent: another try cannot write it twice.
                 Err(CallError::Unreachable(error)) => last_reason = format!("node {target} is unreachable: {error}"),
+                // Sent, and no answer in the time left: it may be in the log.
+                Err(CallError::Network(error)) if error.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
                 // Sent, and the answer lost: it may be in the log.
                 Err(CallError::Network(error)) => {
                     return Err(CoreError::Replication(format!("no answer from node {target}: {error}")));
@@ -174,6 +200,7 @@ pub async fn write(
             }
         }
         if tokio::time::Instant::now() + FORWARD_RETRY >= deadline {
+            // Nothing was proposed anywhere: no leader took it in time.
             return Err(CoreError::Replication(last_reason));
         }
         tokio::time::sleep(FORWARD_RETRY).await;

@@ -76,6 +76,8 @@ pub enum WriteRefusal {
     NotEnoughReplicas { in_sync: usize, required: u16 },
     /// A condition of the write failed; nothing was written.
     Condition(ConditionFailed),
+    /// Not committed within the time the leader waits; it may be later.
+    TimedOut,
     /// Anything else, in words.
     Failed(String),
 }

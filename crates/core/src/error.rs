@@ -29,6 +29,14 @@ pub enum CoreError {
     /// or its answer was lost on the way.
     #[error("the partition's leader did not take the write: {0}")]
     Replication(String),
+    /// A write to a replicated partition was not committed by a majority
+    /// of its replicas within the time it was given (its leader is cut
+    /// off from them, or none is elected). It may still be committed
+    /// later: the caller does not know whether it landed.
+    #[error(
+        "partition {partition} of topic {topic:?}: the write was not committed by a majority of its replicas within {timeout_ms} ms; it may still be committed"
+    )]
+    ReplicationTimedOut { topic: String, partition: u32, timeout_ms: u64 },
     /// A commit of group offsets did not reach the cluster's metadata
     /// group (its leader changed or is unknown); nothing is known stored.
     #[error("the group coordinator's write did not commit: {0}")]

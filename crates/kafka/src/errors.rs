@@ -15,6 +15,9 @@ pub fn core_error(error: &CoreError) -> ResponseError {
         // Kafka's answer to acks=all below min.insync.replicas (retriable).
         CoreError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         CoreError::Replication(_) => ResponseError::UnknownServerError,
+        // Kafka's answer to an acks=all produce its replicas did not take
+        // within the request's timeout_ms (retriable; it may have landed).
+        CoreError::ReplicationTimedOut { .. } => ResponseError::RequestTimedOut,
         // Retriable: the client finds the coordinator again.
         CoreError::Coordination(_) => ResponseError::NotCoordinator,
         CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,

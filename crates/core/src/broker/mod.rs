@@ -13,7 +13,7 @@ mod data_dir;
 mod replication;
 pub use replication::Replication;
 mod partition_replication;
-pub use partition_replication::{KafkaNode, PartitionReplication, Placement};
+pub use partition_replication::{KafkaNode, PartitionReplication, Placement, REPLICATED_WRITE_TIMEOUT};
 mod declarations;
 pub use declarations::{ArgumentComparison, ArgumentDifference, Redeclaration, every_argument};
 mod group_configs;

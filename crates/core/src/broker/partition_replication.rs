@@ -10,6 +10,7 @@
 //! here changes what it does. Knows no consensus and no sockets.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -20,6 +21,13 @@ use crate::error::{CoreError, Result};
 use crate::partition_write::{PartitionWrite, Reach};
 use crate::producer::PendingAppend;
 use crate::topic::Topic;
+
+/// How long a write to a replicated partition that is not a producer's
+/// (an exchange's routing, the admin API's publish, a transaction's
+/// marker) waits for a majority of the partition's replicas: past it, it
+/// fails with [`CoreError::ReplicationTimedOut`] and may still commit
+/// later. A producer's write waits as long as its request says.
+pub const REPLICATED_WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A node as Kafka clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +67,10 @@ pub trait PartitionReplication: Send + Sync + std::fmt::Debug {
     /// quorum of its replicas has it durable and the leader has written it
     /// to the partition log, with the offsets it got there. On a node that
     /// does not lead, fails with [`CoreError::NotLeader`] when `reach` is
-    /// [`Reach::Leader`], else is sent to the leader.
-    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend;
+    /// [`Reach::Leader`], else is sent to the leader. Not committed within
+    /// `timeout`, it fails with [`CoreError::ReplicationTimedOut`] (and may
+    /// still be committed later).
+    fn write(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach, timeout: Duration) -> PendingAppend;
 }
 
 impl Broker {
@@ -101,12 +111,27 @@ impl Broker {
     /// replicated (see [`PartitionReplication::write`]), else straight to
     /// its log here. Every door and the transaction coordinator write
     /// through it, so none needs to know whether the partition is
-    /// replicated.
+    /// replicated. A replicated write waits at most
+    /// [`REPLICATED_WRITE_TIMEOUT`] for its commit.
     pub fn write_partition(&self, topic: &Topic, partition: u32, write: PartitionWrite, reach: Reach) -> PendingAppend {
+        self.write_partition_within(topic, partition, write, reach, REPLICATED_WRITE_TIMEOUT)
+    }
+
+    /// [`Broker::write_partition`] with a replicated write waiting at most
+    /// `timeout` for its commit (a single node's append is not bounded:
+    /// it waits for its own disk only).
+    fn write_partition_within(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        write: PartitionWrite,
+        reach: Reach,
+        timeout: Duration,
+    ) -> PendingAppend {
         if let Some(replication) = self.partition_replication()
             && replication.placement(topic.id, partition).is_some()
         {
-            return replication.write(topic, partition, write, reach);
+            return replication.write(topic, partition, write, reach, timeout);
         }
         match topic.partition_handle(partition) {
             Some(handle) => handle.write(write),
@@ -119,7 +144,8 @@ impl Broker {
     /// transaction: on a partition that is not replicated the check runs
     /// under the partition's lock, from the append's one header parse; on
     /// a replicated one it runs here, then the leader writes through the
-    /// group ([`Broker::write_partition`], `Reach::Leader`).
+    /// group (`Reach::Leader`), waiting at most `timeout` (the Produce's
+    /// `timeout_ms`) for the commit.
     pub fn write_produced(
         &self,
         topic: &Topic,
@@ -127,6 +153,7 @@ impl Broker {
         transactional_id: Option<&str>,
         batches: Bytes,
         conditions: Vec<AppendCondition>,
+        timeout: Duration,
     ) -> PendingAppend {
         let replicated = self
             .partition_replication()
@@ -144,7 +171,13 @@ impl Broker {
             let error = CoreError::from(error);
             return Box::pin(async move { Err(error) });
         }
-        self.write_partition(topic, partition, PartitionWrite::Records { batches, conditions }, Reach::Leader)
+        self.write_partition_within(
+            topic,
+            partition,
+            PartitionWrite::Records { batches, conditions },
+            Reach::Leader,
+            timeout,
+        )
     }
 
     /// Kafka's `min.insync.replicas` rule for an `acks=all` write: on the

@@ -33,7 +33,8 @@ pub struct ErrorDetail {
     /// `method_not_allowed`, `internal_error`, `unavailable`, `unauthorized`
     /// (no or wrong credentials), `forbidden` (a tag is missing, or a
     /// cross-site change), `insufficient_storage` (the file system is full;
-    /// retry once space is freed).
+    /// retry once space is freed), `timeout` (a replicated write its
+    /// replicas did not commit in time; it may still be committed).
     pub code: String,
     /// What is wrong, for a person.
     pub message: String,
@@ -97,6 +98,7 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             StatusCode::INSUFFICIENT_STORAGE => "insufficient_storage",
+            StatusCode::GATEWAY_TIMEOUT => "timeout",
             status if status.is_client_error() => "bad_request",
             _ => "internal_error",
         }
@@ -172,6 +174,8 @@ impl From<CoreError> for ApiError {
                 | AuthError::NoCredential { .. }
                 | AuthError::InvalidPasswordHash(_) => StatusCode::BAD_REQUEST,
             },
+            // Its replicas did not commit it in time: it may still land.
+            CoreError::ReplicationTimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
             CoreError::Queue(QueueError::Cursor(_)) => StatusCode::CONFLICT,
             CoreError::ConditionFailed(_) => StatusCode::CONFLICT,
             CoreError::ShuttingDown

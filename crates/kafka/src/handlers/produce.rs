@@ -7,7 +7,9 @@
 //! of its replicas holds it, for both, and a node that does not lead the
 //! partition answers NOT_LEADER_OR_FOLLOWER; acks=all answers
 //! NOT_ENOUGH_REPLICAS, writing nothing, while fewer replicas are in sync
-//! than the topic's `min.insync.replicas`). Records carrying Conveyor's conditional-append
+//! than the topic's `min.insync.replicas`; a write not committed within
+//! the request's `timeout_ms` answers REQUEST_TIMED_OUT, as Kafka's
+//! acks=all does, and may still be committed later). Records carrying Conveyor's conditional-append
 //! headers (`conditions.rs`) are appended only if the partition meets them
 //! (on a replicated partition, checked as its group applies them);
 //! a mismatch is INVALID_RECORD for the whole batch, with the blamed record
@@ -18,6 +20,7 @@
 //! parse is CORRUPT_MESSAGE. Nothing of a refused batch is written.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use conveyor_core::producer::PendingAppend;
@@ -49,6 +52,33 @@ struct PartitionWork {
     outcome: Outcome,
 }
 
+/// What every partition of one Produce is written under.
+struct Terms {
+    transactional_id: Option<String>,
+    acks: i16,
+    /// How long a replicated partition's write waits for its commit.
+    timeout: Duration,
+}
+
+impl Terms {
+    /// Kafka bounds an acks=all produce's wait for its replicas by the
+    /// request's `timeout_ms`; here acks=1 waits for the commit too, so it
+    /// is bounded the same way. A `timeout_ms` that is not positive (no
+    /// client sends one; Kafka would time out at once) gets the core's
+    /// bound for other writers.
+    fn of(request: &ProduceRequest) -> Terms {
+        let timeout = u64::try_from(request.timeout_ms)
+            .ok()
+            .filter(|timeout_ms| *timeout_ms > 0)
+            .map_or(conveyor_core::broker::REPLICATED_WRITE_TIMEOUT, Duration::from_millis);
+        Terms {
+            transactional_id: request.transactional_id.as_ref().map(|id| id.to_string()),
+            acks: request.acks,
+            timeout,
+        }
+    }
+}
+
 struct TopicWork {
     name: TopicName,
     topic_id: uuid::Uuid,
@@ -56,13 +86,13 @@ struct TopicWork {
 }
 
 pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: ProduceRequest, version: i16, correlation_id: i32) -> Reply {
-    let acks = request.acks;
+    let terms = Terms::of(&request);
+    let acks = terms.acks;
     // A transactional produce needs WRITE on its transactional id first.
     let transaction_refused = request
         .transactional_id
         .as_ref()
         .is_some_and(|id| !connection.allowed(context, &Resource::TransactionalId(id), Operation::Write));
-    let transactional_id = request.transactional_id.as_ref().map(|id| id.to_string());
     let mut work = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let (topic, name) = if version >= 13 {
@@ -101,15 +131,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
                         Some(format!("acks must be 0, 1 or -1, not {acks}")),
                     )
                 } else {
-                    plan(
-                        context,
-                        topic.as_ref(),
-                        transactional_id.as_deref(),
-                        acks,
-                        version,
-                        data.index,
-                        data.records,
-                    )
+                    plan(context, topic.as_ref(), &terms, version, data.index, data.records)
                 },
             })
             .collect();
@@ -125,15 +147,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
         for topic in work {
             let mut partition_responses = Vec::with_capacity(topic.partitions.len());
             for partition in topic.partitions {
-                let result = finish(
-                    &context,
-                    &topic.name,
-                    transactional_id.as_deref(),
-                    acks,
-                    partition.index,
-                    partition.outcome,
-                )
-                .await;
+                let result = finish(&context, &topic.name, &terms, partition.index, partition.outcome).await;
                 partition_responses.push(partition_response(partition.index, result, version));
             }
             let mut response = TopicProduceResponse::default().with_partition_responses(partition_responses);
@@ -158,15 +172,7 @@ pub fn start(context: &Arc<Context>, connection: &ConnectionInfo, request: Produ
     })
 }
 
-fn plan(
-    context: &Context,
-    topic: Option<&Arc<Topic>>,
-    transactional_id: Option<&str>,
-    acks: i16,
-    version: i16,
-    index: i32,
-    records: Option<Bytes>,
-) -> Outcome {
+fn plan(context: &Context, topic: Option<&Arc<Topic>>, terms: &Terms, version: i16, index: i32, records: Option<Bytes>) -> Outcome {
     let Some(records) = records.filter(|records| !records.is_empty()) else {
         return Outcome::Failed(ResponseError::CorruptMessage, Some("the request carries no record batch".into()));
     };
@@ -179,7 +185,7 @@ fn plan(
             false => Outcome::Failed(ResponseError::UnknownTopicOrPartition, None),
         };
     };
-    match append(context, topic, transactional_id, acks, index, records) {
+    match append(context, topic, terms, index, records) {
         Ok(appending) => Outcome::Appending(appending),
         Err(refused) => Outcome::Failed(refused.code, refused.message),
     }
@@ -190,14 +196,7 @@ fn plan(
 /// the conditions they carry; transactional ones only to a partition of
 /// their ongoing transaction (KIP-890). Framing problems are the log's to
 /// report (CORRUPT_MESSAGE).
-fn append(
-    context: &Context,
-    topic: &Topic,
-    transactional_id: Option<&str>,
-    acks: i16,
-    index: i32,
-    records: Bytes,
-) -> Result<PendingAppend, Refused> {
+fn append(context: &Context, topic: &Topic, terms: &Terms, index: i32, records: Bytes) -> Result<PendingAppend, Refused> {
     for (_, batch) in whole_batches(&records) {
         context
             .broker
@@ -208,7 +207,7 @@ fn append(
         return Err((ResponseError::UnknownTopicOrPartition, None).into());
     };
     let conditions = conditions::conditions_of(&records).map_err(|text| Refused::from((ResponseError::InvalidRecord, Some(text))))?;
-    if acks == -1 {
+    if terms.acks == -1 {
         // Kafka's min.insync.replicas: NOT_ENOUGH_REPLICAS, nothing written.
         context
             .broker
@@ -218,9 +217,14 @@ fn append(
     // The core's one write path of a producer's records: through the
     // partition's group when it is replicated (refused on a node that does
     // not lead it), with KIP-890's check either way.
-    Ok(context
-        .broker
-        .write_produced(topic, partition, transactional_id, records, conditions))
+    Ok(context.broker.write_produced(
+        topic,
+        partition,
+        terms.transactional_id.as_deref(),
+        records,
+        conditions,
+        terms.timeout,
+    ))
 }
 
 /// Why a partition's append was refused: its code, the message for
@@ -242,14 +246,7 @@ impl From<(ResponseError, Option<String>)> for Refused {
     }
 }
 
-async fn finish(
-    context: &Context,
-    name: &TopicName,
-    transactional_id: Option<&str>,
-    acks: i16,
-    index: i32,
-    outcome: Outcome,
-) -> Result<AppendInfo, Refused> {
+async fn finish(context: &Context, name: &TopicName, terms: &Terms, index: i32, outcome: Outcome) -> Result<AppendInfo, Refused> {
     let appending = match outcome {
         Outcome::Appending(appending) => appending,
         Outcome::Failed(code, text) => return Err((code, text).into()),
@@ -259,7 +256,7 @@ async fn finish(
                 Ok(None) => return Err((ResponseError::UnknownTopicOrPartition, None).into()),
                 Err(error) => return Err((errors::core_error(&error), Some(error.to_string())).into()),
             };
-            append(context, &topic, transactional_id, acks, index, records)?
+            append(context, &topic, terms, index, records)?
         }
     };
     appending.await.map_err(|error: CoreError| match error {
